@@ -1,0 +1,146 @@
+# metafl build. `make` builds the three binaries under build/bin/.
+# Everything under common/, plus coordinator/*.c and site-agent/*.c other
+# than main.c, goes into one static library that the daemons, the CLI and
+# the tests link, so a test can drive the same round engine the daemon runs.
+#
+#   make [all]            build/bin/{metafl-coordinator,metafl-site-agent,metafl}
+#   make test             install missing deps, build, run unit + sanitizer + fuzz + integration tests
+#   make demo             install missing deps, build, run the main job (build/demo/)
+#   make bench            benchmarks; results in bench/results/, docs/BENCHMARKS.md
+#   make lint             cppcheck + clang-tidy
+#   make SANITIZER=address,undefined   a sanitizer build (in build/san/)
+#   make BUILD=dir        build somewhere else (parallel work trees, CI)
+
+SANITIZER ?=
+ifeq ($(SANITIZER),)
+BUILD ?= build
+else
+BUILD ?= build/san
+endif
+
+CC      ?= cc
+PKGS    := libzmq libprotobuf-c libsodium openblas yaml-0.1 zlib
+VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+        -Wpointer-arith -Wformat=2
+OPT  ?= -O2 -g
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+CPPFLAGS += -Icommon -Icoordinator -Isite-agent -I$(BUILD)/gen -DMFL_VERSION='"$(VERSION)"' \
+            -D_GNU_SOURCE -MMD -MP
+CFLAGS   += -std=c11 $(OPT) $(WARN) -fno-strict-aliasing $(PKG_CFLAGS) -march=x86-64-v2
+LDLIBS   += $(PKG_LIBS) -lm -lpthread
+ifneq ($(SANITIZER),)
+CFLAGS  += -fsanitize=$(SANITIZER) -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=$(SANITIZER)
+endif
+
+PROTOS    := $(wildcard proto/*.proto)
+PROTO_C   := $(patsubst proto/%.proto,$(BUILD)/gen/%.pb-c.c,$(PROTOS))
+PROTO_H   := $(PROTO_C:.c=.h)
+
+LIB_SRC   := $(shell find common -name '*.c' | sort) \
+             $(filter-out %/main.c,$(wildcard coordinator/*.c site-agent/*.c))
+LIB_OBJ   := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC)) \
+             $(patsubst $(BUILD)/gen/%.c,$(BUILD)/obj/gen/%.o,$(PROTO_C))
+LIB       := $(BUILD)/libmetafl.a
+
+CLI_SRC   := $(wildcard cli/*.c)
+BINS      := $(BUILD)/bin/metafl-coordinator $(BUILD)/bin/metafl-site-agent $(BUILD)/bin/metafl
+
+UNIT_SRC  := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+BENCH_SRC := $(wildcard bench/bench_*.c)
+BENCH_BINS:= $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
+
+.PHONY: all deps test unit-tests bench-bins demo bench lint clean fuzz fuzz-bins
+.DEFAULT_GOAL := all
+.SECONDARY:
+
+all: $(BINS)
+
+# Generated protobuf code: a build output, never committed. It is compiled
+# without -Wextra's unused-parameter noise, which protoc-c's output trips.
+$(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: proto/%.proto
+	@mkdir -p $(BUILD)/gen
+	protoc-c --proto_path=proto --c_out=$(BUILD)/gen $<
+
+$(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -Wno-unused-parameter -c $< -o $@
+
+# Every object waits for the generated headers, so -j2 from clean works.
+$(BUILD)/obj/%.o: %.c | $(PROTO_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(BUILD)/bin/metafl-coordinator: $(BUILD)/obj/coordinator/main.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+$(BUILD)/bin/metafl-site-agent: $(BUILD)/obj/site-agent/main.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+$(BUILD)/bin/metafl: $(patsubst %.c,$(BUILD)/obj/%.o,$(CLI_SRC)) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -lcmocka -o $@
+
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+unit-tests: $(UNIT_BINS)
+bench-bins: $(BENCH_BINS)
+
+deps:
+	@bash deploy/install-deps.sh
+
+# The README's test command: deps, a normal build, an ASan+UBSan build of
+# the unit tests, a short fuzz run, then the integration tests with the
+# real binaries. The runner prints "N passed, M failed" and fails if M > 0.
+test: deps
+	@$(MAKE) --no-print-directory all unit-tests
+	@$(MAKE) --no-print-directory SANITIZER=address,undefined unit-tests
+	@$(MAKE) --no-print-directory fuzz
+	@bash tests/run-tests.sh
+
+# libFuzzer targets: the library rebuilt with clang and
+# -fsanitize=fuzzer-no-link into build/fuzz/, one binary per decoder.
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,build/fuzz/bin/%,$(FUZZ_SRC))
+fuzz:
+	@$(MAKE) --no-print-directory BUILD=build/fuzz CC=clang \
+	  SANITIZER=fuzzer-no-link,address,undefined OPT='-O1 -g' fuzz-bins
+fuzz-bins: $(FUZZ_BINS)
+build/fuzz/bin/%: build/fuzz/obj/tests/fuzz/%.o build/fuzz/libmetafl.a
+	@mkdir -p $(dir $@)
+	$(CC) -fsanitize=fuzzer,address,undefined $^ $(LDLIBS) -o $@
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@bash deploy/demo.sh
+
+bench: deps
+	@$(MAKE) --no-print-directory all bench-bins
+	@bash bench/run.sh
+
+lint: $(PROTO_H)
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
+	  --inline-suppr --suppress=missingIncludeSystem -Icommon -Icoordinator -Isite-agent \
+	  -D_GNU_SOURCE common coordinator site-agent cli
+	clang-tidy --quiet $(LIB_SRC) $(CLI_SRC) coordinator/main.c site-agent/main.c -- \
+	  $(CPPFLAGS) -std=c11 $(PKG_CFLAGS)
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

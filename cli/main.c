@@ -1,0 +1,46 @@
+/* metafl: the operator's and auditor's tool. Dispatches to subcommands. */
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+#include "core/log.h"
+
+/* Add a subcommand: write cli/cmd_NAME.c with `int mfl_cmd_NAME(int, char **)`,
+ * declare it here and add a row to the table. */
+const mfl_command_t mfl_commands[] = {
+    {NULL, NULL, NULL},
+};
+
+static void s_usage(FILE *out)
+{
+    fprintf(out, "usage: metafl COMMAND [ARGS...]\n\n"
+                 "Federated meta-learning for hospital consortia: the operator's and\n"
+                 "auditor's tool.\n\ncommands:\n");
+    for (const mfl_command_t *c = mfl_commands; c->name; c++)
+        fprintf(out, "  %-10s %s\n", c->name, c->summary);
+    fprintf(out, "\nRun 'metafl COMMAND --help' for a command's options.\n"
+                 "  --help       this text\n  --version    print the version\n");
+}
+
+int main(int argc, char **argv)
+{
+    mfl_log_set_program("metafl");
+    if (argc < 2) {
+        s_usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        s_usage(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("metafl %s\n", MFL_VERSION);
+        return 0;
+    }
+    for (const mfl_command_t *c = mfl_commands; c->name; c++) {
+        if (strcmp(argv[1], c->name) == 0)
+            return c->run(argc - 1, argv + 1);
+    }
+    fprintf(stderr, "metafl: unknown command '%s' (see 'metafl --help')\n", argv[1]);
+    return 2;
+}

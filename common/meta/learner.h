@@ -1,0 +1,106 @@
+/* A learner: a model plus a meta-learning algorithm, seen from outside as
+ * one flat float32 state vector θ (what the coordinator aggregates and the
+ * wire carries) with named tensors.
+ *
+ * For most algorithms θ is the model's parameters. Meta-SGD appends a
+ * per-parameter inner learning-rate vector ("meta_sgd.lr.<tensor>");
+ * Relation networks append the relation module's parameters ("relation.*").
+ *
+ * Each site, each round: mfl_learner_meta_train() runs the algorithm's
+ * local meta-training from θ on tasks from a sampler and returns
+ * Δ = θ_local − θ. A new hospital: mfl_learner_evaluate() adapts θ on a
+ * support set (k gradient steps, or prototypes / attention for metric
+ * methods) and scores the query set. A learner is not thread-safe. */
+#ifndef MFL_META_LEARNER_H
+#define MFL_META_LEARNER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/rng.h"
+#include "meta/task.h"
+#include "nn/loss.h"
+#include "nn/model.h"
+#include "nn/optim.h"
+
+typedef enum {
+    MFL_ALGO_FEDAVG = 0,   /* plain local SGD on the site's rows (baseline) */
+    MFL_ALGO_REPTILE = 1,
+    MFL_ALGO_FOMAML = 2,
+    MFL_ALGO_MAML = 3,     /* second order: Hessian-vector products */
+    MFL_ALGO_META_SGD = 4,
+    MFL_ALGO_PROTONET = 5,
+    MFL_ALGO_MATCHING = 6,
+    MFL_ALGO_RELATION = 7,
+} mfl_algo_kind_t;
+
+typedef struct {
+    mfl_algo_kind_t algo;
+    char model_spec[128];     /* see mfl_model_new(); for metric methods the embedding */
+    mfl_loss_kind_t loss;     /* gradient methods; metric methods use softmax CE */
+    float pos_weight;         /* BCE positive weight */
+    int inner_steps;          /* k: inner-loop SGD steps per task */
+    float inner_lr;           /* α (Meta-SGD: initial α) */
+    int meta_batch;           /* tasks per outer step */
+    int outer_steps;          /* local outer steps per round */
+    float outer_lr;           /* local outer learning rate (Reptile ε, MAML β) */
+    mfl_optim_kind_t outer_optim;
+    size_t batch_size;        /* FedAvg / fine-tuning mini-batch (0 = full) */
+    int local_epochs;         /* FedAvg */
+    char relation_spec[128];  /* Relation nets: relation module, e.g. "mlp:128-8-1" */
+} mfl_learner_config_t;
+
+/* Fills `config` with sensible defaults for `algo` (documented in the .c). */
+void mfl_learner_config_defaults(mfl_learner_config_t *config, mfl_algo_kind_t algo);
+
+/* Parses "fedavg", "reptile", "fomaml", "maml", "meta_sgd", "protonet",
+ * "matching", "relation"; -1 otherwise. */
+int mfl_algo_parse(const char *text, mfl_algo_kind_t *algo);
+const char *mfl_algo_name(mfl_algo_kind_t algo);
+
+typedef struct {
+    double loss_before; /* mean query loss at θ before local training */
+    double loss_after;  /* mean query loss after adaptation / local training */
+    size_t n_samples;   /* rows used (the aggregation weight) */
+    size_t n_tasks;
+} mfl_train_metrics_t;
+
+typedef struct {
+    double loss;
+    double accuracy;
+    double auroc;       /* binary only; NAN otherwise */
+    double sensitivity; /* binary only */
+    double specificity; /* binary only */
+    size_t n;
+} mfl_eval_metrics_t;
+
+typedef struct mfl_learner mfl_learner_t;
+
+/* Builds a learner; NULL + err on a bad config (names the field). */
+mfl_learner_t *mfl_learner_new(const mfl_learner_config_t *config, size_t max_batch, char *err,
+                               size_t errlen);
+void mfl_learner_destroy(mfl_learner_t **self_p);
+
+const mfl_learner_config_t *mfl_learner_config(const mfl_learner_t *self);
+size_t mfl_learner_n_state(const mfl_learner_t *self);
+size_t mfl_learner_n_tensors(const mfl_learner_t *self);
+const mfl_tensor_info_t *mfl_learner_tensor(const mfl_learner_t *self, size_t index);
+
+/* A fresh θ from `seed`. */
+void mfl_learner_init_state(const mfl_learner_t *self, float *theta, uint64_t seed);
+
+/* One round of local meta-training from θ (borrowed) on tasks from
+ * `sampler`; writes Δ (n_state floats). Returns 0, -1 on failure (err). */
+int mfl_learner_meta_train(mfl_learner_t *self, const float *theta, mfl_sampler_t *sampler,
+                           mfl_rng_t *rng, float *delta, mfl_train_metrics_t *metrics,
+                           char *err, size_t errlen);
+
+/* Adapts θ on `support` with `steps` gradient steps of learning rate `lr`
+ * (metric methods ignore both) and scores `query`. If `theta_adapted` is
+ * not NULL it receives the adapted state. Returns 0 or -1 (err). */
+int mfl_learner_evaluate(mfl_learner_t *self, const float *theta, const mfl_dataset_t *support,
+                         const mfl_dataset_t *query, int steps, float lr,
+                         float *theta_adapted, mfl_eval_metrics_t *metrics, char *err,
+                         size_t errlen);
+
+#endif

@@ -1,0 +1,50 @@
+/* Tasks and task samplers for meta-learning.
+ *
+ * A task is a support set (to adapt on) and a query set (to score the
+ * adapted parameters on). Samplers draw tasks with a caller's rng, so a
+ * round is reproducible from (seed, round, site). Kinds:
+ *   - episodes: N-way K-shot from a labelled set; classes relabelled 0..N-1
+ *     per episode (a class filter keeps meta-train and meta-test disjoint);
+ *   - site-as-task: support and query batches drawn from one site's rows;
+ *   - sinusoid: the MAML regression family y = A sin(x − φ), A ∈ [0.1, 5],
+ *     φ ∈ [0, π], x ∈ [−5, 5], generated on the fly. */
+#ifndef MFL_META_TASK_H
+#define MFL_META_TASK_H
+
+#include <stddef.h>
+
+#include "core/rng.h"
+#include "data/dataset.h"
+
+typedef struct {
+    mfl_dataset_t *support; /* owned by the task */
+    mfl_dataset_t *query;   /* owned by the task */
+    size_t n_way;           /* classes in this task (0 for regression) */
+} mfl_task_t;
+
+/* Frees both sets; leaves the struct zeroed. Accepts a zeroed task. */
+void mfl_task_clear(mfl_task_t *task);
+
+typedef struct mfl_sampler mfl_sampler_t;
+
+/* N-way K-shot episodes with `q_query` query rows per class, from the rows
+ * of `data` whose class is in classes[0..n_classes) (borrowed: keep `data`
+ * alive). NULL + err if fewer than n_way classes have k_shot + q_query rows. */
+mfl_sampler_t *mfl_sampler_new_episodes(const mfl_dataset_t *data, const size_t *classes,
+                                        size_t n_classes, size_t n_way, size_t k_shot,
+                                        size_t q_query, char *err, size_t errlen);
+
+/* The site is the task: support and query batches of the given sizes drawn
+ * without replacement from `data` (borrowed). A size of 0 means all rows. */
+mfl_sampler_t *mfl_sampler_new_site(const mfl_dataset_t *data, size_t support_size,
+                                    size_t query_size, char *err, size_t errlen);
+
+/* Sinusoid regression tasks with k_shot support and q_query query points. */
+mfl_sampler_t *mfl_sampler_new_sinusoid(size_t k_shot, size_t q_query);
+
+/* Draws the next task into *task (cleared first). Returns 0, -1 on OOM. */
+int mfl_sampler_next(mfl_sampler_t *self, mfl_rng_t *rng, mfl_task_t *task);
+
+void mfl_sampler_destroy(mfl_sampler_t **self_p);
+
+#endif

@@ -1,0 +1,76 @@
+/* A small layer graph over one flat float32 parameter vector.
+ *
+ * The model object holds the architecture, the parameter layout (named,
+ * shaped tensors at offsets into the flat vector) and scratch buffers for
+ * activations; it never owns the parameters. Callers pass θ (and fast
+ * weights, for MAML) as plain float arrays of mfl_model_n_params() floats,
+ * so the same model serves the meta-initialisation, adapted copies and the
+ * wire. A model is not thread-safe: one per thread.
+ *
+ * Layouts: inputs are row-major [batch][n_inputs]; images are
+ * [batch][channels][height][width] flattened the same way. Outputs are
+ * [batch][n_outputs]. */
+#ifndef MFL_NN_MODEL_H
+#define MFL_NN_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/rng.h"
+
+#define MFL_TENSOR_MAX_DIMS 4
+#define MFL_TENSOR_NAME_MAX 64
+
+/* One named parameter tensor inside the flat vector. */
+typedef struct {
+    char name[MFL_TENSOR_NAME_MAX]; /* e.g. "block1.conv.weight", "fc2.bias" */
+    size_t ndim;
+    size_t shape[MFL_TENSOR_MAX_DIMS];
+    size_t offset; /* in floats from the start of the flat vector */
+    size_t count;  /* product of shape */
+} mfl_tensor_info_t;
+
+typedef struct mfl_model mfl_model_t;
+
+/* Builds a model from a spec string; returns NULL and fills `err` on a bad
+ * spec. Specs (canonical form is what mfl_model_spec() returns):
+ *   "mlp:13-64-64-1"        dense layers with ReLU between (none after last)
+ *   "linear:13-1"           one dense layer (logistic/linear regression)
+ *   "cnn4:1x28x28:64:5"     the 4-block CNN: c×h×w input, 64 filters per
+ *                           block (conv3x3, norm, ReLU, maxpool2), then a
+ *                           dense head to 5 outputs; head 0 = embedding only
+ * `max_batch` sizes the activation buffers; larger batches are refused. */
+mfl_model_t *mfl_model_new(const char *spec, size_t max_batch, char *err, size_t errlen);
+
+/* Frees the model and nulls the caller's pointer; accepts NULL. */
+void mfl_model_destroy(mfl_model_t **self_p);
+
+/* The canonical spec string (borrowed from the model). */
+const char *mfl_model_spec(const mfl_model_t *self);
+
+size_t mfl_model_n_params(const mfl_model_t *self);
+size_t mfl_model_n_inputs(const mfl_model_t *self);
+size_t mfl_model_n_outputs(const mfl_model_t *self);
+size_t mfl_model_max_batch(const mfl_model_t *self);
+
+/* Parameter tensors, in layout order. `index` < mfl_model_n_tensors(). */
+size_t mfl_model_n_tensors(const mfl_model_t *self);
+const mfl_tensor_info_t *mfl_model_tensor(const mfl_model_t *self, size_t index);
+
+/* Fills θ with a fresh initialisation (He-uniform weights, zero biases,
+ * unit norm scales) drawn from `rng`. */
+void mfl_model_init_params(const mfl_model_t *self, float *theta, mfl_rng_t *rng);
+
+/* Forward pass of `batch` rows of `x` with parameters `theta`; writes
+ * [batch][n_outputs] to `out` and caches activations for the next
+ * backward call. Returns 0, or -1 if batch is 0 or over max_batch. */
+int mfl_model_forward(mfl_model_t *self, const float *theta, const float *x, size_t batch,
+                      float *out);
+
+/* Backward pass for the most recent forward: given dL/dout, ADDS dL/dθ into
+ * `grad` (so callers zero it, or accumulate across batches) and, if `dx` is
+ * not NULL, writes dL/dx. */
+void mfl_model_backward(mfl_model_t *self, const float *theta, const float *dout, float *grad,
+                        float *dx);
+
+#endif
