@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "core/rng.h"
+#include "nn/loss.h"
 
 #define MFL_TENSOR_MAX_DIMS 4
 #define MFL_TENSOR_NAME_MAX 64
@@ -72,5 +73,16 @@ int mfl_model_forward(mfl_model_t *self, const float *theta, const float *x, siz
  * not NULL, writes dL/dx. */
 void mfl_model_backward(mfl_model_t *self, const float *theta, const float *dout, float *grad,
                         float *dx);
+
+/* Forward + loss + backward on one batch: returns the mean loss and, if
+ * `grad` is not NULL, OVERWRITES grad[n_params] with dL/dθ. Returns NAN if
+ * the batch is refused (0 or over max_batch). */
+float mfl_model_loss_grad(mfl_model_t *self, const float *theta, const mfl_loss_t *loss,
+                          const float *x, const float *y, size_t batch, float *grad);
+
+/* Hessian-vector product of the mean batch loss at θ: hv ← ∇²L(θ)·v
+ * (n_params floats each). Returns 0, or -1 if the batch is refused. */
+int mfl_model_hvp(mfl_model_t *self, const float *theta, const mfl_loss_t *loss,
+                  const float *x, const float *y, size_t batch, const float *v, float *hv);
 
 #endif
