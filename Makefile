@@ -137,7 +137,7 @@ lint: $(PROTO_H)
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 	  --inline-suppr --suppress=missingIncludeSystem -Icommon -Icoordinator -Isite-agent \
 	  -D_GNU_SOURCE common coordinator site-agent cli
-	clang-tidy --quiet -p=/dev/null $(LIB_SRC) $(CLI_SRC) coordinator/main.c site-agent/main.c -- \
+	clang-tidy --quiet $(LIB_SRC) $(CLI_SRC) coordinator/main.c site-agent/main.c -- \
 	  $(CPPFLAGS) -std=c11 $(PKG_CFLAGS)
 
 clean:
