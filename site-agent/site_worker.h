@@ -1,0 +1,157 @@
+/* The site worker: everything a hospital does in a round, without any
+ * transport. The daemon (agent.c) wraps it with a DEALER socket; the
+ * coordinator's `metafl simulate` runs many of them in one process.
+ *
+ * A worker owns its site's data (a training split and a held-out split,
+ * fixed at creation), a learner (rebuilt only when a task asks for a
+ * different model or algorithm) and, optionally, the site's Ed25519
+ * signing key. It has no global state: one worker per site, any number of
+ * workers per process. A worker is NOT thread-safe: call it from one
+ * thread at a time (different workers may run in different threads; the
+ * caller sets the BLAS thread count once, see nn/blas.h).
+ *
+ * Determinism: a round's Δ depends only on (θ, the RoundTask's algorithm,
+ * model, seed, round) and the site id (the worker's training stream is
+ * mfl_rng_seed(seed, mfl_site_worker_stream(site_id, round))). With
+ * privacy off, the same inputs give bit-identical Δ on the same build.
+ * With privacy on, noise comes from libsodium's CSPRNG and is not
+ * reproducible, by design.
+ *
+ * Layout on the wire: θ and Δ are the learner's flat state vector; on the
+ * wire they travel as the learner's named tensors in layout order
+ * (mfl_site_worker_n_tensors / mfl_site_worker_tensor). UpdateHeader's
+ * tensor_hashes[i] is BLAKE2b-256 (crypto_generichash, 32 bytes, no key)
+ * of tensor i's little-endian float32 bytes, exactly what TensorHeader's
+ * blake2b field carries. */
+#ifndef MFL_SITE_WORKER_H
+#define MFL_SITE_WORKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "data/dataset.h"
+#include "meta/learner.h"
+#include "metafl.pb-c.h"
+
+struct mfl_site_config; /* site-agent/config.h */
+
+#define MFL_SITE_ID_MAX 64
+#define MFL_SITE_HASH_BYTES 32        /* BLAKE2b-256 */
+#define MFL_SITE_SIGNATURE_BYTES 64   /* Ed25519 detached signature */
+#define MFL_SITE_SIGN_SK_BYTES 64     /* libsodium Ed25519 secret key (seed || pk) */
+
+typedef struct mfl_site_worker mfl_site_worker_t;
+
+/* Builds a worker from a validated site config (config.h): loads the data
+ * source, checks it (a bad CSV fails here with "FILE:LINE:COLUMN: what"),
+ * splits it into training / held-out with the config's split seed and
+ * fraction, and reads the site's signing key if the config names one.
+ * `cfg` is borrowed (copied what is needed). NULL + err on any failure. */
+mfl_site_worker_t *mfl_site_worker_new(const struct mfl_site_config *cfg, char *err,
+                                       size_t errlen);
+
+/* Builds a worker from data already in memory (for `metafl simulate` and
+ * tests): TAKES OWNERSHIP of `train` and `heldout` (both destroyed with the
+ * worker, also on failure; `heldout` may be NULL: then evaluation uses the
+ * training split as its query set). `site_id` is copied (at most
+ * MFL_SITE_ID_MAX - 1 bytes). `sign_sk` (MFL_SITE_SIGN_SK_BYTES, borrowed,
+ * copied into sodium_malloc memory) may be NULL: updates are then unsigned
+ * (signature_len 0). NULL + err on failure. */
+mfl_site_worker_t *mfl_site_worker_new_from_data(const char *site_id, mfl_dataset_t *train,
+                                                 mfl_dataset_t *heldout,
+                                                 const uint8_t *sign_sk, char *err,
+                                                 size_t errlen);
+
+/* Frees everything (wipes the key) and nulls the caller's pointer; accepts NULL. */
+void mfl_site_worker_destroy(mfl_site_worker_t **self_p);
+
+/* The site id (borrowed from the worker). */
+const char *mfl_site_worker_site(const mfl_site_worker_t *self);
+/* Training / held-out rows (Hello.n_train is the first). */
+size_t mfl_site_worker_n_train(const mfl_site_worker_t *self);
+size_t mfl_site_worker_n_heldout(const mfl_site_worker_t *self);
+/* Features per row of the site's data. */
+size_t mfl_site_worker_n_features(const mfl_site_worker_t *self);
+/* BLAKE2b-256 of the site's canonical data schema (Hello.schema_hash):
+ * features per row, number of classes and, for CSV sources, the schema's
+ * canonical text. Sites whose data the same model can read hash equal. */
+const uint8_t *mfl_site_worker_schema_hash(const mfl_site_worker_t *self);
+
+/* The per-site stream id used with the task seed: a stable 64-bit hash of
+ * the site id mixed with the round. Exposed so tests and the simulator can
+ * reproduce a site's draws. */
+uint64_t mfl_site_worker_stream(const char *site_id, uint32_t round);
+
+/* Translates a wire AlgorithmSpec + model spec into a learner config
+ * (defaults for fields left 0 / empty). Returns 0, or -1 + err naming the
+ * field (unknown algorithm, loss or optimiser, bad numbers). */
+int mfl_site_algorithm_to_config(const Metafl__AlgorithmSpec *spec, const char *model_spec,
+                                 mfl_learner_config_t *config, char *err, size_t errlen);
+
+/* What a round produced. Every pointer is OWNED BY THE WORKER and stays
+ * valid until the next mfl_site_worker_round() on the same worker or its
+ * destruction; copy what you keep. */
+typedef struct {
+    const float *delta;        /* Δ = θ_local − θ (after clipping/noise), n_delta floats */
+    size_t n_delta;            /* == n_theta */
+    const uint8_t *header;     /* serialized Metafl__UpdateHeader: the signed bytes */
+    size_t header_len;
+    uint8_t signature[MFL_SITE_SIGNATURE_BYTES]; /* Ed25519 over header */
+    size_t signature_len;      /* 64, or 0 when the worker has no key */
+    mfl_train_metrics_t metrics;
+    double delta_norm;         /* L2 norm of the Δ that is sent */
+    double pre_clip_norm;      /* L2 norm before clipping (== delta_norm without privacy) */
+} mfl_site_round_result_t;
+
+/* Runs one round: builds (or reuses) the learner for task->model_spec and
+ * task->algorithm, checks that n_theta equals the learner's state size and
+ * that θ is finite, samples tasks from the training split (gradient
+ * methods: "the site is the task" with support/query batches of
+ * algorithm.batch_size rows or all rows; metric methods: N-way K-shot
+ * episodes from algorithm.n_way/k_shot/n_query), meta-trains from θ, applies
+ * task->privacy (clip to clip_norm, add N(0, (σ·S)²) noise from the CSPRNG),
+ * fills an UpdateHeader (round, nonce, site, n_samples, per-tensor hashes,
+ * metrics, privacy record, delta_norm), serializes and signs it.
+ * `task` and `theta` are borrowed. Returns 0, or -1 + err (bad task, shape
+ * mismatch, non-finite θ, training failure); on -1 `out` is unspecified. */
+int mfl_site_worker_round(mfl_site_worker_t *self, const Metafl__RoundTask *task,
+                          const float *theta, size_t n_theta, mfl_site_round_result_t *out,
+                          char *err, size_t errlen);
+
+/* Learner layout of the most recent round or eval (for the Δ tensor frames):
+ * count, and tensor `index` (borrowed; valid until the learner is rebuilt).
+ * 0 / NULL before the first round. */
+size_t mfl_site_worker_n_tensors(const mfl_site_worker_t *self);
+const mfl_tensor_info_t *mfl_site_worker_tensor(const mfl_site_worker_t *self, size_t index);
+
+/* What an evaluation produced: plain values, no pointers. */
+typedef struct {
+    mfl_eval_metrics_t adapted;    /* θ adapted on the support set, scored on held-out */
+    mfl_eval_metrics_t before;     /* θ as received, no adaptation, same held-out rows */
+    mfl_eval_metrics_t local_only; /* a fresh model trained on the same support only */
+    size_t n_support;              /* labelled rows used to adapt */
+} mfl_site_eval_result_t;
+
+/* Evaluates θ the way a (new) hospital would use it. The support set is
+ * the first algorithm.k_shot rows of a seeded stratified shuffle of the
+ * training split (all training rows if k_shot is 0 or exceeds them); the
+ * query set is the held-out split. "adapted" = adapt_steps steps of
+ * adapt_lr from θ (metric methods: prototypes from the support set);
+ * "before" = θ scored directly (0 steps); "local_only" = a fresh θ
+ * (seed from the task nonce/round and site) trained with
+ * max(adapt_steps, 100) steps of adapt_lr on the same support: the
+ * hospital's alternative without the consortium. Deterministic given
+ * (θ, task, site). Borrowed inputs; 0 or -1 + err. */
+int mfl_site_worker_eval(mfl_site_worker_t *self, const Metafl__EvalTask *task,
+                         const float *theta, size_t n_theta, mfl_site_eval_result_t *out,
+                         char *err, size_t errlen);
+
+/* Fills a Metafl__EvalReport (already initialised with
+ * metafl__eval_report__init) from a result; report->site points into the
+ * worker and report->nonce.data into `task` (borrowed: keep both alive
+ * while the report is packed). */
+void mfl_site_worker_fill_report(const mfl_site_worker_t *self, const Metafl__EvalTask *task,
+                                 const mfl_site_eval_result_t *result,
+                                 Metafl__EvalReport *report);
+
+#endif
