@@ -1,0 +1,114 @@
+/* Multipart metafl messages: frame 0 is a protobuf Envelope (proto/metafl.proto),
+ * frames 1.. are raw little-endian float32 tensor bytes described in order by
+ * Envelope.tensors (a tensor spans TensorHeader.n_frames consecutive frames of
+ * at most `chunk_bytes` each). Sending is zero-copy when the caller supplies a
+ * release callback; receiving validates every frame against hard limits and
+ * yields a message object that owns the decoded envelope and tensor buffers.
+ *
+ * These functions work on any ZeroMQ socket; server.h and client.h wrap them
+ * with CURVE, authentication and liveness. */
+#ifndef MFL_WIRE_MESSAGE_H
+#define MFL_WIRE_MESSAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <zmq.h>
+
+#include "metafl.pb-c.h"
+
+#define MFL_WIRE_PROTOCOL_VERSION 1
+#define MFL_TENSOR_MAX_DIMS 8
+#define MFL_HASH_BYTES 32                  /* BLAKE2b-256 */
+#define MFL_WIRE_CHUNK_BYTES (64u << 20)  /* default frame size for tensor data */
+
+/* Hard caps applied on receive (and chunk size on send). */
+typedef struct {
+    size_t max_envelope_bytes; /* frame 0; default 1 MiB */
+    size_t max_frame_bytes;    /* any tensor frame; default 64 MiB; also ZMQ_MAXMSGSIZE:
+                                  a bigger frame makes ZeroMQ drop the connection */
+    uint64_t max_total_bytes;  /* all frames of one message; default 1 GiB */
+    size_t max_frames;         /* all frames incl. frame 0; default 1024 */
+    size_t max_tensors;        /* default 256 */
+    size_t chunk_bytes;        /* send side: split tensors into frames of this size
+                                  (multiple of 4); default MFL_WIRE_CHUNK_BYTES */
+} mfl_wire_limits_t;
+
+/* Fills *limits with the defaults above. */
+void mfl_wire_limits_default(mfl_wire_limits_t *limits);
+
+/* A float32 tensor view. On send everything is borrowed from the caller; on
+ * receive everything is owned by the mfl_msg_t it came from. */
+typedef struct {
+    const char *name;
+    size_t ndim;                         /* 0 means a scalar (count 1) */
+    uint64_t shape[MFL_TENSOR_MAX_DIMS];
+    uint64_t count;                      /* product of shape (elements) */
+    const float *data;                   /* count floats, 4-byte aligned */
+    /* Send side, optional: the BLAKE2b-256 of the bytes if the caller already
+     * has it (e.g. from mfl_update_sign), to skip hashing again. Receive side:
+     * the verified hash. */
+    const uint8_t *blake2b;
+} mfl_tensor_t;
+
+/* Sets name, a 1-D shape {count} and data; blake2b = NULL. */
+mfl_tensor_t mfl_tensor_vec(const char *name, const float *data, uint64_t count);
+
+/* BLAKE2b-256 of count float32 values (little-endian bytes). */
+void mfl_tensor_hash(const float *data, uint64_t count, uint8_t out[MFL_HASH_BYTES]);
+
+/* Called exactly once, from any thread (usually a ZeroMQ I/O thread), when
+ * the transport no longer reads the tensor bytes of one send. */
+typedef void(mfl_release_fn)(void *hint);
+
+/* A received, validated message. Opaque; destroy with mfl_msg_destroy. */
+typedef struct mfl_msg_t mfl_msg_t;
+
+/* Sends one message: `env` (caller-built; its kind and body set, tensors left
+ * empty: they are filled here from `tensors`) then the tensor frames.
+ * `routing_id` (ROUTER sockets) is prepended as the first frame when non-NULL.
+ * Zero-copy if `release` is non-NULL: the tensor bytes must stay unchanged
+ * until release(hint) runs (it runs even when sending fails part-way, after
+ * the frames are dropped). With release == NULL the bytes are copied before
+ * return. Returns 0, or -1 with err (timeouts say so; EHOSTUNREACH says the
+ * peer is gone). Not thread-safe per socket (ZeroMQ rule). */
+int mfl_msg_send(void *socket, const void *routing_id, size_t routing_id_len,
+                 const Metafl__Envelope *env, const mfl_tensor_t *tensors, size_t n_tensors,
+                 const mfl_wire_limits_t *limits, mfl_release_fn *release, void *hint,
+                 char *err, size_t errlen);
+
+/* Validates and takes ownership of `n` frames (each an initialised zmq_msg_t,
+ * moved out: the caller's array holds closed empty messages afterwards).
+ * frames[0] is the Envelope. Checks, in order: frame counts and sizes against
+ * `limits` (REJECT_TOO_LARGE), envelope decode and version (REJECT_BAD_MESSAGE,
+ * REJECT_VERSION), tensor headers: dims, shape product overflow, frame count
+ * and 4·product bytes (REJECT_SHAPE), hash (REJECT_HASH), NaN/Inf
+ * (REJECT_NONFINITE). Returns the message, or NULL with *reason (a
+ * Metafl__RejectReason) and err. Thread-safe (no shared state). */
+mfl_msg_t *mfl_msg_decode(zmq_msg_t *frames, size_t n, const mfl_wire_limits_t *limits,
+                          int *reason, char *err, size_t errlen);
+
+/* Frees the message, its envelope and its tensor buffers; accepts NULL. */
+void mfl_msg_destroy(mfl_msg_t **self_p);
+
+/* The decoded envelope (borrowed, valid until destroy). */
+const Metafl__Envelope *mfl_msg_envelope(const mfl_msg_t *self);
+Metafl__MessageKind mfl_msg_kind(const mfl_msg_t *self);
+
+/* Tensors in order; borrowed views valid until destroy. */
+size_t mfl_msg_tensor_count(const mfl_msg_t *self);
+const mfl_tensor_t *mfl_msg_tensor(const mfl_msg_t *self, size_t i);
+
+/* Set by the server (never by the peer): the site id ZAP admitted ("" on the
+ * client side), and the ROUTER routing id of the connection it came from. */
+const char *mfl_msg_site(const mfl_msg_t *self);
+const uint8_t *mfl_msg_routing_id(const mfl_msg_t *self, size_t *len);
+
+/* For Update messages the server has verified (see server.h): the unpacked,
+ * signature-checked UpdateHeader; NULL for other kinds. Borrowed. */
+const Metafl__UpdateHeader *mfl_msg_update_header(const mfl_msg_t *self);
+
+/* Name of a reject reason, e.g. "REJECT_HASH"; never NULL. */
+const char *mfl_reject_reason_name(int reason);
+
+#endif

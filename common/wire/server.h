@@ -1,0 +1,99 @@
+/* The coordinator's side of the wire: a ROUTER socket bound as a CURVE server.
+ *
+ * A ZAP handler (its own thread, inproc://zeromq.zap.01 in the server's own
+ * ZeroMQ context) admits only CURVE keys from the allow-list directory and
+ * sets the ZAP User-Id to the key's name, so every received message carries
+ * the authenticated site id. A message whose Hello.site, UpdateHeader.site or
+ * EvalReport.site names another site is rejected (REJECT_WRONG_SITE). An
+ * Update's signature is verified against the site's allow-listed key and its
+ * signed tensor hashes against the frames (REJECT_SIGNATURE / REJECT_HASH).
+ * Round, nonce, selection and duplicate checks belong to the coordinator
+ * (update_sign.h has the helper).
+ *
+ * One thread drives a server (ZeroMQ sockets are not thread-safe);
+ * mfl_server_reload is the exception: it may be called from any thread. */
+#ifndef MFL_WIRE_SERVER_H
+#define MFL_WIRE_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wire/keys.h"
+#include "wire/message.h"
+
+typedef struct mfl_server_t mfl_server_t;
+
+typedef struct {
+    mfl_wire_limits_t limits;  /* receive caps (mfl_wire_limits_default) */
+    uint32_t heartbeat_ms;     /* ZMTP heartbeat interval; timeout/TTL = 3x; default 2000 */
+    int send_timeout_ms;       /* ZMQ_SNDTIMEO; default 5000 */
+    int io_threads;            /* ZMQ_IO_THREADS; default 2 (CURVE runs there) */
+} mfl_server_opts_t;
+
+void mfl_server_opts_default(mfl_server_opts_t *opts);
+
+/* What mfl_server_recv returns. */
+typedef enum {
+    MFL_RECV_OK = 0,        /* *msg holds a validated message */
+    MFL_RECV_TIMEOUT = 1,   /* nothing within timeout_ms */
+    MFL_RECV_REJECTED = 2,  /* a bad message was dropped, a Reject sent back to its
+                               sender, *reason and err say why (log it, count it) */
+    MFL_RECV_ERROR = -1,    /* the socket failed (err says why) */
+} mfl_recv_result_t;
+
+/* Binds `endpoint` (e.g. "tcp://0.0.0.0:7000" or "tcp://127.0.0.1:*") as a
+ * CURVE server with `identity` (borrowed; keep it alive) and admits the keys
+ * in `allow_dir` (*.pub, stem = site id). opts NULL = defaults. Returns NULL
+ * with err naming the endpoint or file on failure. */
+mfl_server_t *mfl_server_new(const char *endpoint, const mfl_identity_t *identity,
+                             const char *allow_dir, const mfl_server_opts_t *opts,
+                             char *err, size_t errlen);
+
+/* Closes the socket (pending sends dropped), stops the ZAP thread. NULL-safe. */
+void mfl_server_destroy(mfl_server_t **self_p);
+
+/* The endpoint actually bound, e.g. "tcp://127.0.0.1:41234" (borrowed). */
+const char *mfl_server_endpoint(const mfl_server_t *self);
+
+/* Re-reads the allow-list directory. New connections see the new list;
+ * established connections stay (restart the peer's session to cut it off).
+ * On error the old list stays in force. Thread-safe. */
+int mfl_server_reload(mfl_server_t *self, char *err, size_t errlen);
+
+/* Waits up to timeout_ms (-1 forever, 0 poll) for one message. Heartbeat
+ * messages are consumed here (they only refresh liveness) and not returned.
+ * On MFL_RECV_OK the caller owns *msg. *reason may be NULL. */
+mfl_recv_result_t mfl_server_recv(mfl_server_t *self, int timeout_ms, mfl_msg_t **msg,
+                                  int *reason, char *err, size_t errlen);
+
+/* Sends to the most recent connection of `site` (as seen by recv). -1 with
+ * err if the site has not been seen or its connection is gone. Zero-copy and
+ * release semantics as mfl_msg_send. */
+int mfl_server_send(mfl_server_t *self, const char *site, const Metafl__Envelope *env,
+                    const mfl_tensor_t *tensors, size_t n_tensors, mfl_release_fn *release,
+                    void *hint, char *err, size_t errlen);
+
+/* Sends to the connection `msg` came from (even if it is not the site's
+ * latest). Same semantics as mfl_server_send. */
+int mfl_server_reply(mfl_server_t *self, const mfl_msg_t *msg, const Metafl__Envelope *env,
+                     const mfl_tensor_t *tensors, size_t n_tensors, mfl_release_fn *release,
+                     void *hint, char *err, size_t errlen);
+
+/* Sends Reject{reason, text, round} back to msg's connection. The
+ * coordinator calls this for its own checks (round, nonce, duplicate...). */
+int mfl_server_reject(mfl_server_t *self, const mfl_msg_t *msg, Metafl__RejectReason reason,
+                      uint32_t round, const char *text, char *err, size_t errlen);
+
+/* Liveness: unix ms of the last message (any kind) from `site`; 0 if never
+ * seen. */
+uint64_t mfl_server_last_seen(const mfl_server_t *self, const char *site);
+
+/* Counters since creation. */
+typedef struct {
+    uint64_t received;   /* messages returned or consumed (heartbeats) */
+    uint64_t rejected;   /* messages rejected by wire checks */
+    uint64_t sent;
+} mfl_server_stats_t;
+mfl_server_stats_t mfl_server_stats(const mfl_server_t *self);
+
+#endif
