@@ -1,0 +1,178 @@
+/* A hash-chained, signed, append-only audit log: one JSON line per event
+ * (an update sent, accepted or rejected; a round opened or closed), kept by
+ * the coordinator and by every site. docs/AUDIT.md describes the format,
+ * what `metafl audit verify` proves and what it does not.
+ *
+ * Each line is, keys in this fixed order (the writer's canonical form):
+ *   {"seq":N,"time":"2026-11-24T07:18:20.123Z","writer":"NAME","kind":"...",
+ *    "round":R,"site":"S","nonce":"hex","delta_hash":"hex","norm":X,"n":N,
+ *    "privacy":null|{"clip":C,"sigma":S,"q":Q,"steps":T,"epsilon":E,"delta":D},
+ *    "update_sig":"hex","signed_header":"hex","reason":"text",
+ *    "prev":"hex64","hash":"hex64","sig":"hex128"}
+ * hash = BLAKE2b-256 of the line's bytes before ",\"hash\"" (which include
+ * prev, the previous record's hash; the first record's prev is 64 zeros);
+ * sig = Ed25519 by the writer over "metafl-audit-v1" || hash. The writer's
+ * public key is found by name (DIR/WRITER.pub) when verifying.
+ *
+ * Appends are one write(2) of a whole line followed by fsync, so a crash
+ * loses at most the line being written; a torn last line (no newline) is
+ * reported by verify, and cut off (with a warning and a "log_opened" record
+ * saying how many bytes) when the writer reopens the log. */
+#ifndef MFL_AUDIT_AUDIT_H
+#define MFL_AUDIT_AUDIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define MFL_AUDIT_NAME_MAX     64    /* writer / site names */
+#define MFL_AUDIT_NONCE_MAX    64    /* bytes */
+#define MFL_AUDIT_SIGNED_MAX   4096  /* bytes of a site's signed header */
+#define MFL_AUDIT_REASON_MAX   255   /* printable ASCII; others become '?' */
+#define MFL_AUDIT_LINE_MAX     16384 /* a longer line is rejected */
+#define MFL_AUDIT_FILE_MAX     (4ull << 30) /* verify/show refuse bigger logs */
+
+typedef enum {
+    MFL_AUDIT_LOG_OPENED = 0,      /* the writer (re)opened the log */
+    MFL_AUDIT_UPDATE_SENT,         /* site side: an update left this site */
+    MFL_AUDIT_UPDATE_ACCEPTED,     /* coordinator: folded into the aggregate */
+    MFL_AUDIT_UPDATE_REJECTED,     /* coordinator: refused; reason says why */
+    MFL_AUDIT_ROUND_OPENED,        /* coordinator: a round was dispatched */
+    MFL_AUDIT_ROUND_CLOSED,        /* coordinator: server step applied; n = updates */
+    MFL_AUDIT_ROUND_ABANDONED,     /* coordinator: too few sites; θ unchanged */
+    MFL_AUDIT_KIND_COUNT
+} mfl_audit_kind_t;
+
+/* Differential-privacy parameters of one update (site-level DP), enough for
+ * `metafl audit privacy` to recompute the budget. */
+typedef struct {
+    double clip;     /* clipping norm S */
+    double sigma;    /* noise multiplier (std = sigma · clip) */
+    double q;        /* sampling rate */
+    uint64_t steps;  /* noisy steps in this update */
+    double epsilon;  /* the site's cumulative ε after this update, as it claims */
+    double delta;    /* δ of that ε */
+} mfl_audit_privacy_t;
+
+/* One record. Plain data (about 4.5 KB: keep off hot paths' stacks if that
+ * matters). Fields marked (writer) are filled by mfl_audit_append and
+ * ignored on input. */
+typedef struct {
+    uint64_t seq;                          /* (writer) 1-based record number */
+    uint64_t time_ms;                      /* Unix ms; 0 on append = now */
+    char writer[MFL_AUDIT_NAME_MAX + 1];   /* (writer) the log writer's key name */
+    mfl_audit_kind_t kind;
+    uint64_t round;
+    char site[MFL_AUDIT_NAME_MAX + 1];     /* "" when not about one site */
+    uint8_t nonce[MFL_AUDIT_NONCE_MAX];
+    size_t nonce_len;
+    bool has_delta_hash;
+    uint8_t delta_hash[32];                /* BLAKE2b-256 of Δ's LE float bytes */
+    double norm;                           /* L2 norm of Δ (finite, ≥ 0) */
+    uint64_t n;                            /* samples (updates for round_closed) */
+    bool has_privacy;
+    mfl_audit_privacy_t privacy;
+    bool has_update_sig;
+    uint8_t update_sig[64];                /* the site's Ed25519 signature ... */
+    uint8_t signed_header[MFL_AUDIT_SIGNED_MAX]; /* ... over these bytes (serialized */
+    size_t signed_header_len;              /* UpdateHeader); 0 if not kept */
+    char reason[MFL_AUDIT_REASON_MAX + 1]; /* rejection reason / note; "" if none */
+    uint8_t prev[32];                      /* (writer) previous record's hash */
+    uint8_t hash[32];                      /* (writer) this record's hash */
+    uint8_t sig[64];                       /* (writer) Ed25519 over tag || hash */
+} mfl_audit_record_t;
+
+/* "log_opened", "update_sent", ...; NULL for an unknown kind. */
+const char *mfl_audit_kind_name(mfl_audit_kind_t kind);
+
+/* Parses a kind name; 0, or -1 if unknown. */
+int mfl_audit_kind_parse(const char *text, mfl_audit_kind_t *kind);
+
+/* Zeroes *rec and sets kind, round and site (copied; truncated at
+ * MFL_AUDIT_NAME_MAX; NULL means ""). A convenience for callers. */
+void mfl_audit_record_init(mfl_audit_record_t *rec, mfl_audit_kind_t kind, uint64_t round,
+                           const char *site);
+
+/* BLAKE2b-256 of n floats as little-endian bytes (the same hash the wire
+ * puts in UpdateHeader.tensor_hashes) and the L2 norm (in double). */
+void mfl_audit_delta_hash(const float *delta, size_t n, uint8_t out[32]);
+double mfl_audit_l2_norm(const float *delta, size_t n);
+
+/* ---- writing -------------------------------------------------------- */
+
+typedef struct mfl_audit mfl_audit_t;
+
+/* Opens (creating if absent, mode 0644) the log at `path` for appending as
+ * writer `writer` (a key name) with the writer's Ed25519 secret key
+ * (`sign_sk`, 64 bytes, copied into sodium_malloc memory). An existing log
+ * is read and its hash chain checked (not the signatures: verify does that)
+ * so the chain continues from its last record; a torn last line is cut off
+ * (logged as a warning) and a log_opened record notes it. Appends a
+ * log_opened record. NULL with "PATH:LINE: reason" in err if the existing
+ * log is broken (the log is then left untouched) or on I/O error. */
+mfl_audit_t *mfl_audit_open(const char *path, const char *writer, const uint8_t sign_sk[64],
+                            char *err, size_t errlen);
+
+/* Closes the log and wipes the key; accepts NULL; nulls *self_p. */
+void mfl_audit_destroy(mfl_audit_t **self_p);
+
+/* Appends `rec` (borrowed; its (writer) fields are ignored): assigns seq,
+ * time (if 0), writer, prev, hash, sig, writes the line and fsyncs before
+ * returning. If `out` is non-NULL the completed record is copied there.
+ * Returns 0, or -1 with err (invalid field: non-finite norm, bad site name,
+ * oversize; or I/O: the log is then marked failed and every later append
+ * fails too, because a gap would break the chain). Thread-safe (an internal
+ * mutex serialises appends). */
+int mfl_audit_append(mfl_audit_t *self, const mfl_audit_record_t *rec, mfl_audit_record_t *out,
+                     char *err, size_t errlen);
+
+/* Records appended so far in the file (including earlier sessions). */
+uint64_t mfl_audit_count(mfl_audit_t *self);
+
+/* The hash of the last record (the chain head), 32 bytes into out. */
+void mfl_audit_head(mfl_audit_t *self, uint8_t out[32]);
+
+/* ---- reading and verifying ------------------------------------------ */
+
+/* Parses one line (without its newline; need not be NUL-terminated) into
+ * *rec. Strict: the exact key set and order above, types, hex lengths,
+ * bounds. It checks the form only (not hash or signature). 0, or -1 with
+ * "reason" in err (the caller adds FILE:LINE). Thread-safe. */
+int mfl_audit_record_parse(const char *line, size_t len, mfl_audit_record_t *rec, char *err,
+                           size_t errlen);
+
+/* Calls fn(arg, line_no, rec) for each record of the log in order (form
+ * checked, chain and signatures not). fn returns 0 to go on, non-zero to
+ * stop (returned as is). Returns 0, or -1 with "PATH:LINE: reason" in err at
+ * the first malformed line. */
+typedef int(mfl_audit_each_fn)(void *arg, size_t line_no, const mfl_audit_record_t *rec);
+int mfl_audit_foreach(const char *path, mfl_audit_each_fn *fn, void *arg, char *err,
+                      size_t errlen);
+
+/* Looks up the Ed25519 public key of key name `name` into pk. 0, or -1 with
+ * err (unknown name, unreadable key file). */
+typedef int(mfl_audit_key_fn)(void *arg, const char *name, uint8_t pk[32], char *err,
+                              size_t errlen);
+
+typedef struct {
+    size_t n_records;        /* records checked (all of them when ok) */
+    size_t n_site_sigs;      /* site update signatures verified */
+    size_t bad_line;         /* 0 when ok */
+    uint64_t bad_record;     /* record number (seq expected there); 0 when ok */
+    char message[768];       /* "FILE:LINE: record N: why", or "ok: ..." */
+} mfl_audit_report_t;
+
+/* Verifies the whole log: every line's form, seq = 1, 2, ...; the hash
+ * chain; each record's hash; each writer signature (key by writer name);
+ * and for records holding a site's signed header: the site signature (key
+ * by site name) and that the header's round, site, n, Δ hash and norm equal
+ * the record's. Stops at the first bad record. Returns 0 (report says
+ * "ok: N records, chain intact, all signatures valid") or -1 (report names
+ * FILE:LINE: record N and why). Thread-safe. */
+int mfl_audit_verify_with(const char *path, mfl_audit_key_fn *keys, void *keys_arg,
+                          mfl_audit_report_t *report);
+
+/* As mfl_audit_verify_with, with keys loaded from KEYS_DIR/NAME.pub. */
+int mfl_audit_verify(const char *path, const char *keys_dir, mfl_audit_report_t *report);
+
+#endif

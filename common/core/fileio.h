@@ -1,0 +1,52 @@
+/* Crash-safe file writes and bounded reads, for checkpoints, audit logs and
+ * anything else that must never be seen half-written.
+ *
+ * An atomic write goes to a temp file "PATH.tmp-XXXXXX" in the same
+ * directory, is fsync'd, renamed over PATH, and the directory is fsync'd,
+ * so after a crash PATH holds either the old or the new contents, never a
+ * mix. A leftover temp file (crash before the rename) is harmless: readers
+ * never look at "*.tmp-*" names. */
+#ifndef MFL_CORE_FILEIO_H
+#define MFL_CORE_FILEIO_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* The infix of temp files made by mfl_file_write_atomic; directory scanners
+ * skip names containing it. */
+#define MFL_FILE_TMP_INFIX ".tmp-"
+
+/* Writes data[0..len) to `path` atomically (see above). Borrows everything.
+ * The file gets mode 0644 (minus umask; see the _mode variant).
+ * Returns 0, or -1 with "PATH: what failed: strerror" in err; on failure
+ * the temp file is removed and `path` is untouched. Thread-safe (distinct
+ * temp names), but two writers of the same path race: the last rename wins. */
+int mfl_file_write_atomic(const char *path, const void *data, size_t len, char *err,
+                          size_t errlen);
+
+/* As mfl_file_write_atomic with an explicit file mode (e.g. 0600 for files
+ * holding secrets). */
+int mfl_file_write_atomic_mode(const char *path, const void *data, size_t len, mode_t mode,
+                               char *err, size_t errlen);
+
+/* Reads the whole file into a malloc'd buffer (caller frees *data) with a
+ * NUL appended (not counted in *len), so text can be parsed in place.
+ * Refuses a file larger than `max_bytes` before reading it (and if it grows
+ * while being read). Returns 0, or -1 with "PATH: reason" in err (*data is
+ * then NULL). Thread-safe. */
+int mfl_file_read_all(const char *path, size_t max_bytes, char **data, size_t *len, char *err,
+                      size_t errlen);
+
+/* Creates `path` and any missing parents with `mode` (like mkdir -p). An
+ * existing directory is fine; an existing non-directory is an error.
+ * Returns 0 or -1 with the failing component in err. */
+int mfl_mkdir_p(const char *path, mode_t mode, char *err, size_t errlen);
+
+/* fsyncs a directory (after creating, renaming or removing entries in it),
+ * so the entry itself survives a crash. 0 or -1 with err. */
+int mfl_fsync_dir(const char *dir, char *err, size_t errlen);
+
+/* fsyncs the directory containing `path` (its dirname; "." if none). */
+int mfl_fsync_parent(const char *path, char *err, size_t errlen);
+
+#endif

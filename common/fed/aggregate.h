@@ -1,0 +1,85 @@
+/* A streaming, order-independent weighted mean of parameter deltas:
+ *   mean = Σ wᵢ Δᵢ / Σ wᵢ
+ *
+ * Why fixed point: float or double sums depend on the order updates arrive
+ * in, so two runs of the same rounds would drift apart. Here every update is
+ * quantised on its own (a pure function of that update) and summed exactly
+ * in 64-bit integers, so the mean is bit-identical whatever the arrival
+ * order, and the representation is the one secure aggregation's modular
+ * masks need. Memory is O(P) (one int64 per parameter) for any number of
+ * sites.
+ *
+ * Quantisation (defaults; see mfl_aggregate_new_fixed):
+ *   weight:  wq = round(w · 2^8), so Σ wq is exact; the effective weight is
+ *            wq / 2^8 (e.g. sample counts are exact; 1/3 becomes 85/256).
+ *   product: pᵢⱼ = round((wqᵢ / 2^8) · Δᵢⱼ · 2^F), F = frac_bits = 30.
+ *   sum:     Sⱼ = Σᵢ pᵢⱼ, exact in int64.
+ *   mean:    Sⱼ / 2^F / (Σ wq / 2^8), computed in double, rounded to float.
+ * Error against the exact weighted mean: at most count · 2^-(F+1) / Σ w per
+ * parameter (≤ 2^-31 ≈ 4.7e-10 when every weight ≥ 1), plus the final
+ * rounding to float.
+ *
+ * Overflow bound (why it can never overflow): an update is rejected unless
+ * every |w · Δⱼ| ≤ MFL_AGGREGATE_MAX_PRODUCT = 2^(63 − F − log2 max_updates)
+ * (default 2^(63−30−12) = 2^21 ≈ 2.1e6), and at most max_updates (default
+ * 4096) updates may be added before a reset; so |Sⱼ| < 2^63 always. The
+ * weight must be finite, ≥ 2^-8 after quantisation and ≤ 2^32.
+ *
+ * Not thread-safe: the caller serialises calls on one aggregator. */
+#ifndef MFL_FED_AGGREGATE_H
+#define MFL_FED_AGGREGATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define MFL_AGGREGATE_FRAC_BITS     30       /* F: fractional bits of w·Δ */
+#define MFL_AGGREGATE_WEIGHT_BITS   8        /* fractional bits of a weight */
+#define MFL_AGGREGATE_MAX_UPDATES   4096     /* default updates per reset */
+#define MFL_AGGREGATE_MAX_WEIGHT    4294967296.0 /* 2^32 */
+#define MFL_AGGREGATE_MAX_PRODUCT   2097152.0    /* 2^21: default bound on |w·Δⱼ| */
+
+typedef struct mfl_aggregate mfl_aggregate_t;
+
+/* A new aggregator for vectors of `n_params` floats with the default
+ * quantisation above; NULL if n_params == 0 or out of memory. */
+mfl_aggregate_t *mfl_aggregate_new(size_t n_params);
+
+/* As mfl_aggregate_new with explicit `frac_bits` (F, 8..52) and
+ * `max_updates` (1..2^20); the product bound becomes
+ * 2^(63 − F − ceil(log2 max_updates)). NULL if that leaves no room (< 1) or
+ * on bad arguments. */
+mfl_aggregate_t *mfl_aggregate_new_fixed(size_t n_params, unsigned frac_bits,
+                                         uint32_t max_updates);
+
+/* Frees; accepts NULL and *self_p == NULL; nulls *self_p. */
+void mfl_aggregate_destroy(mfl_aggregate_t **self_p);
+
+/* Folds in one update: `delta` (n_params floats, borrowed, only read during
+ * the call) with `weight` (e.g. the site's sample count). All or nothing:
+ * returns 0, or -1 and leaves the aggregate unchanged if the weight is not
+ * finite / out of range, any Δⱼ is NaN or ±Inf (err names the index), any
+ * |w·Δⱼ| exceeds the product bound, or max_updates were already added. */
+int mfl_aggregate_add(mfl_aggregate_t *self, const float *delta, double weight, char *err,
+                      size_t errlen);
+
+/* Number of updates folded in since new/reset. */
+size_t mfl_aggregate_count(const mfl_aggregate_t *self);
+
+/* Σ of effective (quantised) weights since new/reset. Exact. */
+double mfl_aggregate_total_weight(const mfl_aggregate_t *self);
+
+/* Vector length given at creation. */
+size_t mfl_aggregate_n_params(const mfl_aggregate_t *self);
+
+/* The product bound |w·Δⱼ| in force (see above). */
+double mfl_aggregate_max_product(const mfl_aggregate_t *self);
+
+/* Writes the weighted mean (n_params floats) into `out` (caller's buffer).
+ * Returns 0, or -1 if nothing was added (count 0): out is then untouched.
+ * Bit-identical for the same multiset of (Δ, w), in any order. */
+int mfl_aggregate_mean(const mfl_aggregate_t *self, float *out);
+
+/* Forgets all updates (sums, count, weight); keeps the allocation. */
+void mfl_aggregate_reset(mfl_aggregate_t *self);
+
+#endif

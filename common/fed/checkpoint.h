@@ -1,0 +1,84 @@
+/* The coordinator's checkpoint: everything needed to resume a run after a
+ * crash and continue exactly as if it had not stopped.
+ *
+ * File format (version 1), all integers little-endian, see docs/AUDIT.md:
+ *   "MFLCKPT1"            8 bytes magic
+ *   u32 version = 1, u32 header_bytes (= 192 for v1)
+ *   run_id                64 bytes, NUL-padded (1..63 chars of [A-Za-z0-9._-])
+ *   u64 round             last completed round
+ *   u64 seed              the run's seed
+ *   u64 rng[4]            the coordinator's mfl_rng_t state
+ *   u32 optim_kind, u32 reserved (0)
+ *   u64 optim_steps       server-step count
+ *   u64 n_params, u64 n_optim_state
+ *   u8  model_hash[32]    BLAKE2b-256 of the model spec (caller-defined; zeros if unused)
+ *   f32 theta[n_params], f32 optim_state[n_optim_state]   raw LE
+ *   u8  checksum[32]      BLAKE2b-256 of every byte before it
+ * Written with mfl_file_write_atomic, so a crash leaves the previous file.
+ * Files in a checkpoint directory are named "round-%08llu.ckpt". */
+#ifndef MFL_FED_CHECKPOINT_H
+#define MFL_FED_CHECKPOINT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/rng.h"
+
+#define MFL_CHECKPOINT_RUN_ID_MAX 63
+#define MFL_CHECKPOINT_MAX_PARAMS (1ull << 30) /* loader cap: 4 GiB of floats */
+
+/* Plain data. Pointers are owned by whoever filled the struct: the caller
+ * when saving; mfl_checkpoint_load when loading (free with _clear). */
+typedef struct {
+    char run_id[MFL_CHECKPOINT_RUN_ID_MAX + 1];
+    uint64_t round;          /* last completed round */
+    uint64_t seed;
+    mfl_rng_t rng;           /* coordinator RNG state (site selection etc.) */
+    uint32_t optim_kind;     /* mfl_optim_kind_t of the server step */
+    uint64_t optim_steps;    /* from mfl_server_step_state_export */
+    uint8_t model_hash[32];
+    size_t n_params;
+    float *theta;            /* n_params */
+    size_t n_optim_state;
+    float *optim_state;      /* n_optim_state (may be NULL when 0) */
+} mfl_checkpoint_t;
+
+/* Writes `ck` (borrowed) to `path` atomically. Returns 0, or -1 with
+ * "PATH: reason" in err (bad run id, n_params 0 or over the cap, NaN/Inf in
+ * theta, I/O). Thread-safe for distinct paths. */
+int mfl_checkpoint_save(const char *path, const mfl_checkpoint_t *ck, char *err, size_t errlen);
+
+/* Reads and fully validates `path` into *ck (which it overwrites; the caller
+ * then owns ck->theta / ck->optim_state: free with mfl_checkpoint_clear).
+ * Strict: magic, version, header size, run id charset, sizes against the cap
+ * and the file length, checksum, finite floats. Returns 0, or -1 with
+ * "PATH: field: reason" in err (*ck zeroed). */
+int mfl_checkpoint_load(const char *path, mfl_checkpoint_t *ck, char *err, size_t errlen);
+
+/* Frees what mfl_checkpoint_load allocated and zeroes *ck. Accepts a zeroed
+ * struct. */
+void mfl_checkpoint_clear(mfl_checkpoint_t *ck);
+
+/* Writes "DIR/round-%08llu.ckpt" for `round` into buf. 0, or -1 if it does
+ * not fit. */
+int mfl_checkpoint_path(const char *dir, uint64_t round, char *buf, size_t buflen);
+
+/* Saves `ck` as DIR/round-NNNNNNNN.ckpt (ck->round), creating DIR if needed.
+ * If `path_out` is non-NULL the file name is copied there. 0 or -1 with err. */
+int mfl_checkpoint_save_dir(const char *dir, const mfl_checkpoint_t *ck, char *path_out,
+                            size_t path_len, char *err, size_t errlen);
+
+/* Finds the newest valid checkpoint in `dir` (highest round among
+ * "round-*.ckpt" files that load cleanly; temp files and corrupt files are
+ * skipped, each corrupt one with a warning in the log) and loads it into
+ * *ck. Returns 1 if one was loaded (its path in path_out if non-NULL),
+ * 0 if there is none (or dir does not exist), -1 with err if dir cannot be
+ * read. */
+int mfl_checkpoint_latest(const char *dir, mfl_checkpoint_t *ck, char *path_out, size_t path_len,
+                          char *err, size_t errlen);
+
+/* Removes all but the `keep` newest "round-*.ckpt" files in dir (keep ≥ 1).
+ * 0 or -1 with err. */
+int mfl_checkpoint_prune(const char *dir, size_t keep, char *err, size_t errlen);
+
+#endif
