@@ -1,0 +1,514 @@
+/* The evaluation harness on UCI Heart Disease (four real hospitals, the
+ * FLamby split): issue 6, goal 1.
+ *
+ *   bench_heart flamby   FLamby's rows: pooled, local, FedAvg, FedAdam,
+ *                        FedAdagrad (logistic regression, BCE)
+ *   bench_heart personal federated model, then k = 10 / 100 fine-tuning
+ *                        steps per site (FedAvg, Reptile β=1 / 0.5,
+ *                        FOMAML, MAML, Meta-SGD; linear and MLP)
+ *   bench_heart newsite  meta-train on three sites, adapt to the fourth
+ *                        from k = 5 / 10 / 20 labelled cases
+ *
+ * Options: --data DIR (default ${METAFL_SHARED:-../shared}/data/uci-heart-disease),
+ * --out FILE.json, --quick (fewer seeds / draws), --seeds N (from 42).
+ *
+ * Every site runs the production site worker (site-agent/site_worker.h:
+ * the same code a hospital's agent runs, RoundTask in, Δ out) and the
+ * server averages with common/fed/aggregate.h then steps θ. s_fed_train()
+ * is the one function to swap for the coordinator's round engine. */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "heart_data.h"
+#include "heart_fed.h"
+
+#define S_MAX_SEEDS 16
+
+typedef struct {
+    const char *data_dir;
+    const char *out;
+    int quick;
+    int n_seeds;
+} s_opts_t;
+
+/* ---- small statistics ---------------------------------------------------- */
+
+static void s_mean_std(const double *v, int n, double *mean, double *sd)
+{
+    double m = 0;
+    for (int i = 0; i < n; i++)
+        m += v[i];
+    m /= n;
+    double s = 0;
+    for (int i = 0; i < n; i++)
+        s += (v[i] - m) * (v[i] - m);
+    *mean = m;
+    *sd = n > 1 ? sqrt(s / (n - 1)) : 0.0;
+}
+
+/* acc[seed][site] → one JSON row with per-site and mean-of-4 mean ± std. */
+static void s_json_row(FILE *f, const char *name, double acc[][S_HEART_SITES], int n_seeds,
+                       const char *extra, int last)
+{
+    double v[S_MAX_SEEDS], m, sd;
+    fprintf(f, "    {\"name\": \"%s\", ", name);
+    if (extra && *extra)
+        fprintf(f, "%s, ", extra);
+    fprintf(f, "\"site_mean\": [");
+    for (int s = 0; s < S_HEART_SITES; s++) {
+        for (int k = 0; k < n_seeds; k++)
+            v[k] = acc[k][s];
+        s_mean_std(v, n_seeds, &m, &sd);
+        fprintf(f, "%s%.4f", s ? ", " : "", m);
+    }
+    fprintf(f, "], \"site_std\": [");
+    for (int s = 0; s < S_HEART_SITES; s++) {
+        for (int k = 0; k < n_seeds; k++)
+            v[k] = acc[k][s];
+        s_mean_std(v, n_seeds, &m, &sd);
+        fprintf(f, "%s%.4f", s ? ", " : "", sd);
+    }
+    for (int k = 0; k < n_seeds; k++) {
+        v[k] = 0;
+        for (int s = 0; s < S_HEART_SITES; s++)
+            v[k] += acc[k][s] / S_HEART_SITES;
+    }
+    s_mean_std(v, n_seeds, &m, &sd);
+    fprintf(f, "], \"mean4\": %.4f, \"mean4_std\": %.4f}%s\n", m, sd, last ? "" : ",");
+    printf("  %-34s %.4f ± %.4f  [", name, m, sd);
+    for (int s = 0; s < S_HEART_SITES; s++) {
+        double mm, ss;
+        for (int k = 0; k < n_seeds; k++)
+            v[k] = acc[k][s];
+        s_mean_std(v, n_seeds, &mm, &ss);
+        printf("%s%.3f", s ? " " : "", mm);
+    }
+    printf("]\n");
+    fflush(stdout);
+}
+
+static FILE *s_open_out(const s_opts_t *o, const char *bench, const char *argv0)
+{
+    FILE *f = fopen(o->out, "w");
+    if (!f) {
+        fprintf(stderr, "bench_heart: cannot write %s\n", o->out);
+        return NULL;
+    }
+    time_t now = time(NULL);
+    char when[32];
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+    fprintf(f, "{\n  \"bench\": \"%s\",\n  \"date\": \"%s\",\n  \"command\": \"%s %s%s\",\n",
+            bench, when, argv0, bench, o->quick ? " --quick" : "");
+    fprintf(f, "  \"engine\": \"%s\",\n  \"seeds\": [", S_FED_ENGINE);
+    for (int k = 0; k < o->n_seeds; k++)
+        fprintf(f, "%s%d", k ? ", " : "", 42 + k);
+    fprintf(f, "],\n");
+    return f;
+}
+
+static void s_json_majority(FILE *f, const s_heart_t *h)
+{
+    double acc[1][S_HEART_SITES];
+    for (int s = 0; s < S_HEART_SITES; s++)
+        acc[0][s] = s_heart_majority(h->train[s], h->test[s]);
+    fprintf(f, "  \"majority\": [%.4f, %.4f, %.4f, %.4f],\n", acc[0][0], acc[0][1], acc[0][2],
+            acc[0][3]);
+}
+
+/* ---- goal 1(a): FLamby's rows -------------------------------------------- */
+
+/* FLamby fed_heart_disease (common.py, config_heart_disease.json): batch 4,
+ * pooled / local: Adam lr 1e-3 for 50 epochs; federated: 50 local SGD
+ * updates per round, (486 // 4 // 4) * 50 // 50 = 30 rounds;
+ * FedAvg local lr 1e-3; FedAdam local 1e-2, server 1e-2 (β 0.9/0.999,
+ * τ 1e-8); FedAdagrad local 3.162e-3, server 0.316228. */
+static int s_run_flamby(const s_opts_t *o, const s_heart_t *h, const char *argv0)
+{
+    char err[512];
+    static double pooled[S_MAX_SEEDS][S_HEART_SITES], local[S_MAX_SEEDS][S_HEART_SITES],
+        cleve[S_MAX_SEEDS][S_HEART_SITES], fedavg[S_MAX_SEEDS][S_HEART_SITES],
+        fedadam[S_MAX_SEEDS][S_HEART_SITES], fedadagrad[S_MAX_SEEDS][S_HEART_SITES];
+    s_fed_spec_t central;
+    s_fed_spec_defaults(&central, "fedavg", "linear:13-1");
+    central.algo.local_epochs = 50;
+    central.algo.batch_size = 4;
+    central.algo.outer_optim = "adam";
+    central.algo.outer_lr = 1e-3f;
+    central.rounds = 1;
+
+    s_fed_spec_t fed[3];
+    const char *fed_name[3] = {"FedAvg", "FedAdam", "FedAdagrad"};
+    double (*fed_acc[3])[S_HEART_SITES] = {fedavg, fedadam, fedadagrad};
+    const float local_lr[3] = {1e-3f, 1e-2f, 3.162e-3f};
+    const char *server[3] = {"sgd", "adam", "adagrad"};
+    const float server_lr[3] = {1.0f, 1e-2f, 0.316228f};
+    for (int a = 0; a < 3; a++) {
+        s_fed_spec_defaults(&fed[a], "fedavg", "linear:13-1");
+        fed[a].algo.outer_steps = 50; /* local updates per round */
+        fed[a].algo.local_epochs = 0;
+        fed[a].algo.batch_size = 4;
+        fed[a].algo.outer_optim = "sgd";
+        fed[a].algo.outer_lr = local_lr[a];
+        fed[a].rounds = 30;
+        fed[a].server = server[a];
+        fed[a].server_lr = server_lr[a];
+    }
+
+    for (int k = 0; k < o->n_seeds; k++) {
+        uint64_t seed = 42 + (uint64_t)k;
+        s_fleet_t pool = {0}, own = {0};
+        if (s_fleet_pooled(&pool, h, err, sizeof err) != 0 ||
+            s_fleet_own(&own, h, 0, err, sizeof err) != 0)
+            goto fail;
+        /* Pooled: one "site" holding all 486 training rows. */
+        float *theta = NULL;
+        size_t n = 0;
+        if (s_fed_train(&central, &pool.train_worker, 1, seed, &theta, &n, err, sizeof err) != 0)
+            goto fail;
+        for (int s = 0; s < S_HEART_SITES; s++)
+            if (s_score(pool.eval[s], &central, theta, n, 0, 0, 0, 0, &pooled[k][s], NULL, err,
+                        sizeof err) != 0)
+                goto fail;
+        free(theta);
+        /* Local: each site alone; Cleveland's model also scored everywhere. */
+        for (int s = 0; s < S_HEART_SITES; s++) {
+            if (s_fed_train(&central, &own.workers[s], 1, seed, &theta, &n, err, sizeof err) != 0)
+                goto fail;
+            if (s_score(own.workers[s], &central, theta, n, 0, 0, 0, 0, &local[k][s], NULL, err,
+                        sizeof err) != 0)
+                goto fail;
+            if (s == 0)
+                for (int t = 0; t < S_HEART_SITES; t++)
+                    if (s_score(own.workers[t], &central, theta, n, 0, 0, 0, 0, &cleve[k][t], NULL,
+                                err, sizeof err) != 0)
+                        goto fail;
+            free(theta);
+        }
+        for (int a = 0; a < 3; a++) {
+            if (s_fed_train(&fed[a], own.workers, S_HEART_SITES, seed, &theta, &n, err,
+                            sizeof err) != 0)
+                goto fail;
+            for (int s = 0; s < S_HEART_SITES; s++)
+                if (s_score(own.workers[s], &fed[a], theta, n, 0, 0, 0, 0, &fed_acc[a][k][s], NULL,
+                            err, sizeof err) != 0)
+                    goto fail;
+            free(theta);
+        }
+        s_fleet_free(&pool);
+        s_fleet_free(&own);
+        printf("seed %llu done\n", (unsigned long long)seed);
+        fflush(stdout);
+        continue;
+fail:
+        fprintf(stderr, "bench_heart flamby: seed %llu: %s\n", (unsigned long long)seed, err);
+        s_fleet_free(&pool);
+        s_fleet_free(&own);
+        return -1;
+    }
+    FILE *f = s_open_out(o, "flamby", argv0);
+    if (!f)
+        return -1;
+    s_json_majority(f, h);
+    fprintf(f, "  \"settings\": {\"model\": \"linear:13-1\", \"loss\": \"bce\", \"batch\": 4, "
+               "\"central\": \"adam lr 1e-3, 50 epochs\", \"rounds\": 30, "
+               "\"local_updates\": 50, \"fedavg\": \"local sgd 1e-3, server sgd 1\", "
+               "\"fedadam\": \"local sgd 1e-2, server adam 1e-2\", "
+               "\"fedadagrad\": \"local sgd 3.162e-3, server adagrad 0.316228\"},\n");
+    fprintf(f, "  \"anchors\": {\"pooled\": [0.7827, 0.7640, 0.7500, 0.6444, 0.7353], "
+               "\"FedAvg\": [0.7308, 0.7191, 0.6500, 0.6400, 0.6850], "
+               "\"FedAdam\": [0.7519, 0.7461, 0.7375, 0.6667, 0.7255], "
+               "\"FedAdagrad\": [0.7596, 0.7528, 0.7375, 0.6756, 0.7314], "
+               "\"local Cleveland only\": [0.7462, 0.7596, 0.7250, 0.6578, 0.7221]},\n");
+    fprintf(f, "  \"rows\": [\n");
+    printf("flamby (mean of 4 ± std over seeds; per site)\n");
+    s_json_row(f, "pooled", pooled, o->n_seeds, "", 0);
+    s_json_row(f, "local Cleveland only", cleve, o->n_seeds, "", 0);
+    s_json_row(f, "local (each site its own)", local, o->n_seeds, "", 0);
+    for (int a = 0; a < 3; a++)
+        s_json_row(f, fed_name[a], fed_acc[a], o->n_seeds, "", a == 2);
+    fprintf(f, "  ]\n}\n");
+    fclose(f);
+    return 0;
+}
+
+/* ---- goal 1(b): personalisation ------------------------------------------ */
+
+typedef struct {
+    const char *label;
+    const char *algo;
+    float server_lr; /* Reptile β; 1 elsewhere */
+} s_variant_t;
+
+static const s_variant_t s_variants[] = {
+    {"FedAvg", "fedavg", 1.0f},   {"Reptile b=1", "reptile", 1.0f},
+    {"Reptile b=0.5", "reptile", 0.5f}, {"FOMAML", "fomaml", 1.0f},
+    {"MAML", "maml", 1.0f},       {"Meta-SGD", "meta_sgd", 1.0f},
+};
+#define S_N_VARIANTS (sizeof s_variants / sizeof s_variants[0])
+
+static const char *const s_models[] = {"linear:13-1", "mlp:13-32-1"};
+#define S_N_MODELS 2
+
+/* The local recipe of each variant (documented in docs/BENCHMARKS.md). */
+static void s_variant_spec(const s_variant_t *v, const char *model, s_fed_spec_t *sp)
+{
+    s_fed_spec_defaults(sp, v->algo, model);
+    sp->rounds = 30;
+    sp->server = "sgd";
+    sp->server_lr = v->server_lr;
+    if (strcmp(v->algo, "fedavg") == 0) {
+        sp->algo.outer_steps = 50;
+        sp->algo.local_epochs = 0;
+        sp->algo.batch_size = 16;
+        sp->algo.outer_optim = "sgd";
+        sp->algo.outer_lr = 0.05f;
+    } else {
+        sp->algo.inner_steps = 5;
+        sp->algo.inner_lr = 0.05f;
+        sp->algo.meta_batch = 4;
+        sp->algo.outer_steps = 10;
+        sp->algo.outer_lr = strcmp(v->algo, "reptile") == 0 ? 0.5f : 0.01f;
+        sp->algo.outer_optim = strcmp(v->algo, "reptile") == 0 ? "sgd" : "adam";
+        sp->algo.batch_size = 16; /* support and query rows per task */
+    }
+}
+
+#define S_FT_LR 0.05f
+
+static int s_run_personal(const s_opts_t *o, const s_heart_t *h, const char *argv0)
+{
+    char err[512];
+    static const int ks[2] = {10, 100};
+    /* acc[model][variant][k-index 0 = before, 1 = k10, 2 = k100][seed][site] */
+    static double acc[S_N_MODELS][S_N_VARIANTS][3][S_MAX_SEEDS][S_HEART_SITES];
+    for (int k = 0; k < o->n_seeds; k++) {
+        uint64_t seed = 42 + (uint64_t)k;
+        s_fleet_t own = {0};
+        if (s_fleet_own(&own, h, 0, err, sizeof err) != 0)
+            goto fail;
+        for (int m = 0; m < S_N_MODELS; m++) {
+            for (size_t v = 0; v < S_N_VARIANTS; v++) {
+                s_fed_spec_t sp;
+                s_variant_spec(&s_variants[v], s_models[m], &sp);
+                float *theta = NULL;
+                size_t n = 0;
+                if (s_fed_train(&sp, own.workers, S_HEART_SITES, seed, &theta, &n, err,
+                                sizeof err) != 0)
+                    goto fail;
+                for (int s = 0; s < S_HEART_SITES; s++)
+                    for (int j = 0; j < 2; j++) {
+                        double before = 0;
+                        if (s_score(own.workers[s], &sp, theta, n, ks[j], S_FT_LR, 0, 0,
+                                    &acc[m][v][j + 1][k][s], &before, err, sizeof err) != 0) {
+                            free(theta);
+                            goto fail;
+                        }
+                        acc[m][v][0][k][s] = before;
+                    }
+                free(theta);
+            }
+        }
+        s_fleet_free(&own);
+        printf("seed %llu done\n", (unsigned long long)seed);
+        fflush(stdout);
+        continue;
+fail:
+        fprintf(stderr, "bench_heart personal: seed %llu: %s\n", (unsigned long long)seed, err);
+        s_fleet_free(&own);
+        return -1;
+    }
+    FILE *f = s_open_out(o, "personal", argv0);
+    if (!f)
+        return -1;
+    s_json_majority(f, h);
+    fprintf(f, "  \"settings\": {\"rounds\": 30, \"fine_tune_lr\": %.3f, \"fine_tune_rows\": "
+               "\"all of the site's training rows (learner batch)\", "
+               "\"fedavg\": \"50 local sgd updates lr 0.05 batch 16\", "
+               "\"meta\": \"5 inner steps lr 0.05, meta-batch 4, 10 outer steps, support/query 16 "
+               "rows; reptile outer sgd 0.5, others adam 0.01\"},\n",
+            (double)S_FT_LR);
+    fprintf(f, "  \"goal\": 0.81,\n  \"rows\": [\n");
+    printf("personalisation\n");
+    for (int m = 0; m < S_N_MODELS; m++)
+        for (size_t v = 0; v < S_N_VARIANTS; v++)
+            for (int j = 0; j < 3; j++) {
+                char name[128], extra[160];
+                static const int steps[3] = {0, 10, 100};
+                snprintf(name, sizeof name, "%s %s k=%d", s_models[m], s_variants[v].label,
+                         steps[j]);
+                snprintf(extra, sizeof extra,
+                         "\"model\": \"%s\", \"algo\": \"%s\", \"steps\": %d", s_models[m],
+                         s_variants[v].label, steps[j]);
+                int last = m == S_N_MODELS - 1 && v == S_N_VARIANTS - 1 && j == 2;
+                s_json_row(f, name, acc[m][v][j], o->n_seeds, extra, last);
+            }
+    fprintf(f, "  ]\n}\n");
+    fclose(f);
+    return 0;
+}
+
+/* ---- goal 1(c): a new hospital ------------------------------------------- */
+
+static int s_run_newsite(const s_opts_t *o, const s_heart_t *h, const char *argv0)
+{
+    char err[512];
+    static const int shots[3] = {5, 10, 20};
+    static const int steps[2] = {10, 100};
+    const int draws = o->quick ? 5 : 20;
+    /* methods: the variants, then "scratch" (fresh θ, same adaptation). */
+    enum { N_METHODS = S_N_VARIANTS + 1 };
+    /* sum[model][method][shot][steps][held-out site], over seeds × draws */
+    static double sum[S_N_MODELS][N_METHODS][3][2][S_HEART_SITES];
+    /* per seed, mean over held-out sites and draws: for the std over seeds */
+    static double per_seed[S_N_MODELS][N_METHODS][3][2][S_MAX_SEEDS];
+    memset(sum, 0, sizeof sum);
+    memset(per_seed, 0, sizeof per_seed);
+    for (int k = 0; k < o->n_seeds; k++) {
+        uint64_t seed = 42 + (uint64_t)k;
+        s_fleet_t own = {0};
+        if (s_fleet_own(&own, h, 0, err, sizeof err) != 0)
+            goto fail;
+        for (int m = 0; m < S_N_MODELS; m++) {
+            for (int held = 0; held < S_HEART_SITES; held++) {
+                mfl_site_worker_t *three[S_HEART_SITES - 1];
+                for (int s = 0, j = 0; s < S_HEART_SITES; s++)
+                    if (s != held)
+                        three[j++] = own.workers[s];
+                for (size_t v = 0; v < N_METHODS; v++) {
+                    s_fed_spec_t sp;
+                    s_variant_spec(&s_variants[v < S_N_VARIANTS ? v : 0], s_models[m], &sp);
+                    float *theta = NULL;
+                    size_t n = 0;
+                    int rc = v < S_N_VARIANTS
+                                 ? s_fed_train(&sp, three, S_HEART_SITES - 1, seed, &theta, &n,
+                                               err, sizeof err)
+                                 : s_fed_init(&sp, seed, &theta, &n, err, sizeof err);
+                    if (rc != 0)
+                        goto fail;
+                    for (int a = 0; a < 3; a++)
+                        for (int b = 0; b < 2; b++) {
+                            double mean = 0;
+                            for (int d = 0; d < draws; d++) {
+                                double acc = 0;
+                                uint32_t draw_round = (uint32_t)(1000 + d);
+                                if (s_score(own.workers[held], &sp, theta, n, steps[b], S_FT_LR,
+                                            (uint32_t)shots[a], draw_round, &acc, NULL, err,
+                                            sizeof err) != 0) {
+                                    free(theta);
+                                    goto fail;
+                                }
+                                mean += acc / draws;
+                            }
+                            sum[m][v][a][b][held] += mean / o->n_seeds;
+                            per_seed[m][v][a][b][k] += mean / S_HEART_SITES;
+                        }
+                    free(theta);
+                }
+            }
+        }
+        s_fleet_free(&own);
+        printf("seed %llu done\n", (unsigned long long)seed);
+        fflush(stdout);
+        continue;
+fail:
+        fprintf(stderr, "bench_heart newsite: seed %llu: %s\n", (unsigned long long)seed, err);
+        s_fleet_free(&own);
+        return -1;
+    }
+    FILE *f = s_open_out(o, "newsite", argv0);
+    if (!f)
+        return -1;
+    fprintf(f, "  \"draws_per_seed\": %d,\n  \"goal\": 0.78,\n  \"rows\": [\n", draws);
+    printf("new hospital (mean over held-out sites, seeds, draws)\n");
+    for (int m = 0; m < S_N_MODELS; m++)
+        for (size_t v = 0; v < N_METHODS; v++)
+            for (int a = 0; a < 3; a++)
+                for (int b = 0; b < 2; b++) {
+                    const char *label = v < S_N_VARIANTS ? s_variants[v].label : "scratch";
+                    double *p = sum[m][v][a][b];
+                    double mean4 = 0, sd4 = 0;
+                    s_mean_std(per_seed[m][v][a][b], o->n_seeds, &mean4, &sd4);
+                    int last = m == S_N_MODELS - 1 && v == N_METHODS - 1 && a == 2 && b == 1;
+                    fprintf(f,
+                            "    {\"model\": \"%s\", \"algo\": \"%s\", \"k\": %d, \"steps\": %d, "
+                            "\"site_mean\": [%.4f, %.4f, %.4f, %.4f], \"mean4\": %.4f, "
+                            "\"mean4_std\": %.4f}%s\n",
+                            s_models[m], label, shots[a], steps[b], p[0], p[1], p[2], p[3], mean4,
+                            sd4, last ? "" : ",");
+                    printf("  %-12s %-14s k=%-2d steps=%-3d %.4f ± %.4f\n", s_models[m], label,
+                           shots[a], steps[b], mean4, sd4);
+                }
+    fprintf(f, "  ]\n}\n");
+    fclose(f);
+    return 0;
+}
+
+/* ---- main ----------------------------------------------------------------- */
+
+static void s_usage(void)
+{
+    fprintf(stderr, "usage: bench_heart flamby|personal|newsite [--data DIR] [--out FILE]\n"
+                    "                   [--quick] [--seeds N]\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        s_usage();
+        return 2;
+    }
+    mfl_log_set_program("bench_heart");
+    mfl_log_set_level(MFL_LOG_WARN);
+    mfl_blas_set_threads(1);
+    const char *mode = argv[1];
+    static char data_dir[1024], out[1024];
+    const char *shared = getenv("METAFL_SHARED");
+    snprintf(data_dir, sizeof data_dir, "%s/data/uci-heart-disease", shared ? shared : "../shared");
+    snprintf(out, sizeof out, "bench/results/heart_%s.json", mode);
+    s_opts_t o = {data_dir, out, 0, 5};
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--data") == 0 && i + 1 < argc)
+            o.data_dir = argv[++i];
+        else if (strcmp(argv[i], "--out") == 0 && i + 1 < argc)
+            o.out = argv[++i];
+        else if (strcmp(argv[i], "--quick") == 0)
+            o.quick = 1;
+        else if (strcmp(argv[i], "--seeds") == 0 && i + 1 < argc)
+            o.n_seeds = atoi(argv[++i]);
+        else {
+            s_usage();
+            return 2;
+        }
+    }
+    if (o.quick && o.n_seeds == 5)
+        o.n_seeds = 2;
+    if (o.n_seeds < 1 || o.n_seeds > S_MAX_SEEDS) {
+        fprintf(stderr, "bench_heart: --seeds must be 1..%d\n", S_MAX_SEEDS);
+        return 2;
+    }
+    char err[512];
+    s_heart_t h;
+    if (s_heart_load(o.data_dir, &h, err, sizeof err) != 0) {
+        fprintf(stderr, "bench_heart: UCI heart data not available: %s\n", err);
+        return 1;
+    }
+    int rc;
+    if (strcmp(mode, "flamby") == 0)
+        rc = s_run_flamby(&o, &h, argv[0]);
+    else if (strcmp(mode, "personal") == 0)
+        rc = s_run_personal(&o, &h, argv[0]);
+    else if (strcmp(mode, "newsite") == 0)
+        rc = s_run_newsite(&o, &h, argv[0]);
+    else {
+        s_usage();
+        rc = 2;
+    }
+    s_heart_free(&h);
+    if (rc == 0)
+        printf("wrote %s\n", o.out);
+    return rc == 0 ? 0 : rc == 2 ? 2 : 1;
+}

@@ -1,0 +1,292 @@
+/* The federated loop of the evaluation harness (bench_heart.c).
+ *
+ * Sites are production site workers (site-agent/site_worker.h): each round
+ * they receive a real Metafl__RoundTask and return Δ exactly as a
+ * hospital's agent would, minus the socket. The server folds the Δs into
+ * common/fed/aggregate.h (fixed-point weighted mean, weight = n_samples)
+ * and steps θ: SGD with rate β (FedAvg β = 1, Reptile β), or FedAdam /
+ * FedAdagrad through nn/optim.h with −mean(Δ) as the gradient.
+ *
+ * s_fed_train() is the swap point for the coordinator's round engine
+ * (coordinator/round_engine.h): same inputs, same θ out. S_FED_ENGINE
+ * names the path that produced a result file.
+ *
+ * Header-only (static) because every bench/bench_*.c is its own binary. */
+#ifndef MFL_BENCH_HEART_FED_H
+#define MFL_BENCH_HEART_FED_H
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fed/aggregate.h"
+#include "heart_data.h"
+#include "meta/learner.h"
+#include "nn/blas.h"
+#include "nn/optim.h"
+#include "site_worker.h"
+
+#define S_FED_ENGINE                                                                           \
+    "in-process harness loop: site-agent/site_worker (RoundTask -> delta, EvalTask -> "       \
+    "metrics) + fed/aggregate.h weighted mean + server step (nn/optim.h)"
+
+#define S_MAX_BATCH 512
+
+typedef struct {
+    struct {
+        const char *name;
+        uint32_t inner_steps;
+        float inner_lr;
+        uint32_t meta_batch;
+        uint32_t outer_steps;
+        float outer_lr;
+        uint32_t batch_size;
+        uint32_t local_epochs;
+        const char *outer_optim;
+        const char *loss;
+    } algo;
+    const char *model;
+    int rounds;
+    const char *server; /* "sgd" (θ += lr·mean Δ), "adam", "adagrad" */
+    float server_lr;
+} s_fed_spec_t;
+
+static inline void s_fed_spec_defaults(s_fed_spec_t *sp, const char *algo, const char *model)
+{
+    memset(sp, 0, sizeof *sp);
+    sp->algo.name = algo;
+    sp->algo.loss = "bce";
+    sp->algo.outer_optim = "";
+    sp->model = model;
+    sp->rounds = 1;
+    sp->server = "sgd";
+    sp->server_lr = 1.0f;
+}
+
+static inline void s_fed_pb_algo(const s_fed_spec_t *sp, uint32_t k_shot,
+                                 Metafl__AlgorithmSpec *a)
+{
+    metafl__algorithm_spec__init(a);
+    a->name = (char *)sp->algo.name;
+    a->inner_steps = sp->algo.inner_steps;
+    a->inner_lr = sp->algo.inner_lr;
+    a->meta_batch = sp->algo.meta_batch;
+    a->outer_steps = sp->algo.outer_steps;
+    a->outer_lr = sp->algo.outer_lr;
+    a->batch_size = sp->algo.batch_size;
+    a->local_epochs = sp->algo.local_epochs;
+    a->k_shot = k_shot;
+    a->loss = (char *)sp->algo.loss;
+    a->outer_optim = (char *)sp->algo.outer_optim;
+}
+
+static inline void s_fed_nonce(uint8_t nonce[16], uint64_t seed, uint32_t round)
+{
+    mfl_rng_t r;
+    mfl_rng_seed(&r, seed, 0x6e6f6e6365ULL + round);
+    uint64_t a = mfl_rng_u64(&r), b = mfl_rng_u64(&r);
+    memcpy(nonce, &a, 8);
+    memcpy(nonce + 8, &b, 8);
+}
+
+/* A fresh θ for the spec's model/algorithm from `seed` (malloc'd). */
+static inline int s_fed_init(const s_fed_spec_t *sp, uint64_t seed, float **theta_out,
+                             size_t *n_out, char *err, size_t errlen)
+{
+    Metafl__AlgorithmSpec a;
+    s_fed_pb_algo(sp, 0, &a);
+    mfl_learner_config_t cfg;
+    if (mfl_site_algorithm_to_config(&a, sp->model, &cfg, err, errlen) != 0)
+        return -1;
+    mfl_learner_t *l = mfl_learner_new(&cfg, S_MAX_BATCH, err, errlen);
+    if (!l)
+        return -1;
+    size_t n = mfl_learner_n_state(l);
+    float *theta = malloc(n * sizeof *theta);
+    if (!theta) {
+        mfl_learner_destroy(&l);
+        mfl_errf(err, errlen, "out of memory");
+        return -1;
+    }
+    mfl_learner_init_state(l, theta, seed);
+    mfl_learner_destroy(&l);
+    *theta_out = theta;
+    *n_out = n;
+    return 0;
+}
+
+/* Trains θ from a fresh init (seed) over `rounds` rounds with every worker
+ * in every round. θ is malloc'd into *theta_out. 0 or -1 + err. */
+static inline int s_fed_train(const s_fed_spec_t *sp, mfl_site_worker_t **workers,
+                              size_t n_workers, uint64_t seed, float **theta_out, size_t *n_out,
+                              char *err, size_t errlen)
+{
+    float *theta = NULL, *mean = NULL;
+    size_t n = 0;
+    mfl_aggregate_t *agg = NULL;
+    mfl_optim_t *opt = NULL;
+    if (s_fed_init(sp, seed, &theta, &n, err, errlen) != 0)
+        return -1;
+    mean = malloc(n * sizeof *mean);
+    agg = mfl_aggregate_new(n);
+    if (!mean || !agg) {
+        mfl_errf(err, errlen, "out of memory");
+        goto out_fail;
+    }
+    if (strcmp(sp->server, "sgd") != 0) {
+        mfl_optim_kind_t kind;
+        if (mfl_optim_parse(sp->server, &kind) != 0) {
+            mfl_errf(err, errlen, "unknown server optimiser '%s'", sp->server);
+            goto out_fail;
+        }
+        mfl_optim_config_t oc = mfl_optim_defaults(kind, sp->server_lr);
+        oc.eps = 1e-8f; /* FLamby's τ */
+        opt = mfl_optim_new(&oc, n);
+        if (!opt) {
+            mfl_errf(err, errlen, "out of memory");
+            goto out_fail;
+        }
+    }
+    Metafl__AlgorithmSpec a;
+    s_fed_pb_algo(sp, 0, &a);
+    Metafl__PrivacySettings priv;
+    metafl__privacy_settings__init(&priv);
+    uint8_t nonce[16];
+    for (int r = 1; r <= sp->rounds; r++) {
+        Metafl__RoundTask task;
+        metafl__round_task__init(&task);
+        task.round = (uint32_t)r;
+        s_fed_nonce(nonce, seed, (uint32_t)r);
+        task.nonce.data = nonce;
+        task.nonce.len = sizeof nonce;
+        task.model_spec = (char *)sp->model;
+        task.algorithm = &a;
+        task.privacy = &priv;
+        task.seed = seed;
+        mfl_aggregate_reset(agg);
+        for (size_t w = 0; w < n_workers; w++) {
+            mfl_site_round_result_t res;
+            if (mfl_site_worker_round(workers[w], &task, theta, n, &res, err, errlen) != 0)
+                goto out_fail;
+            if (mfl_aggregate_add(agg, res.delta, (double)res.metrics.n_samples, err, errlen) !=
+                0)
+                goto out_fail;
+        }
+        if (mfl_aggregate_mean(agg, mean) != 0) {
+            mfl_errf(err, errlen, "round %d: no update", r);
+            goto out_fail;
+        }
+        if (!opt) {
+            for (size_t i = 0; i < n; i++)
+                theta[i] += sp->server_lr * mean[i];
+        } else {
+            for (size_t i = 0; i < n; i++)
+                mean[i] = -mean[i];
+            mfl_optim_step(opt, theta, mean);
+        }
+    }
+    free(mean);
+    mfl_aggregate_destroy(&agg);
+    mfl_optim_destroy(&opt);
+    *theta_out = theta;
+    *n_out = n;
+    return 0;
+out_fail:
+    free(theta);
+    free(mean);
+    mfl_aggregate_destroy(&agg);
+    mfl_optim_destroy(&opt);
+    return -1;
+}
+
+/* Scores θ at a worker through the production EvalTask path: adapt with
+ * `steps` steps of `lr` on k_shot training rows (0 = all; the subset is a
+ * seeded stratified shuffle that `draw` varies), score the held-out rows.
+ * *adapted gets the adapted accuracy (θ as is when steps == 0); *before
+ * (optional) the unadapted one. */
+static inline int s_score(mfl_site_worker_t *w, const s_fed_spec_t *sp, const float *theta,
+                          size_t n, int steps, float lr, uint32_t k_shot, uint32_t draw,
+                          double *adapted, double *before, char *err, size_t errlen)
+{
+    Metafl__AlgorithmSpec a;
+    s_fed_pb_algo(sp, k_shot, &a);
+    Metafl__EvalTask task;
+    metafl__eval_task__init(&task);
+    uint8_t nonce[16];
+    s_fed_nonce(nonce, 0xe7a1u, draw);
+    task.round = draw;
+    task.nonce.data = nonce;
+    task.nonce.len = sizeof nonce;
+    task.model_spec = (char *)sp->model;
+    task.algorithm = &a;
+    task.adapt_steps = (uint32_t)steps;
+    task.adapt_lr = lr;
+    mfl_site_eval_result_t res;
+    if (mfl_site_worker_eval(w, &task, theta, n, &res, err, errlen) != 0)
+        return -1;
+    *adapted = steps > 0 ? res.adapted.accuracy : res.before.accuracy;
+    if (before)
+        *before = res.before.accuracy;
+    return 0;
+}
+
+/* The sites as workers. */
+typedef struct {
+    mfl_site_worker_t *workers[S_HEART_SITES]; /* own-site standardisation */
+    mfl_site_worker_t *train_worker;           /* pooled: all training rows */
+    mfl_site_worker_t *eval[S_HEART_SITES];    /* pooled stats, each site's test rows */
+} s_fleet_t;
+
+static inline void s_fleet_free(s_fleet_t *f)
+{
+    for (int s = 0; s < S_HEART_SITES; s++) {
+        mfl_site_worker_destroy(&f->workers[s]);
+        mfl_site_worker_destroy(&f->eval[s]);
+    }
+    mfl_site_worker_destroy(&f->train_worker);
+}
+
+static inline mfl_site_worker_t *s_worker(const char *id, const mfl_dataset_t *train,
+                                          const mfl_dataset_t *test, char *err, size_t errlen)
+{
+    mfl_dataset_t *tr = s_heart_copy(train);
+    mfl_dataset_t *te = test ? s_heart_copy(test) : NULL;
+    if (!tr || (test && !te)) {
+        mfl_dataset_destroy(&tr);
+        mfl_dataset_destroy(&te);
+        mfl_errf(err, errlen, "out of memory");
+        return NULL;
+    }
+    return mfl_site_worker_new_from_data(id, tr, te, NULL, err, errlen);
+}
+
+/* Workers for the four sites, each standardised with its own statistics. */
+static inline int s_fleet_own(s_fleet_t *f, const s_heart_t *h, int unused, char *err,
+                              size_t errlen)
+{
+    (void)unused;
+    for (int s = 0; s < S_HEART_SITES; s++) {
+        f->workers[s] = s_worker(s_heart_site_names[s], h->train[s], h->test[s], err, errlen);
+        if (!f->workers[s])
+            return -1;
+    }
+    return 0;
+}
+
+/* The pooled training worker and the four pooled-statistics test workers. */
+static inline int s_fleet_pooled(s_fleet_t *f, const s_heart_t *h, char *err, size_t errlen)
+{
+    f->train_worker = s_worker("pooled", h->ptrain, NULL, err, errlen);
+    if (!f->train_worker)
+        return -1;
+    for (int s = 0; s < S_HEART_SITES; s++) {
+        f->eval[s] = s_worker(s_heart_site_names[s], h->ptrain, h->ptest[s], err, errlen);
+        if (!f->eval[s])
+            return -1;
+    }
+    return 0;
+}
+
+#endif
