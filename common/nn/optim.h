@@ -1,10 +1,11 @@
 /* First-order optimisers over a flat float vector: SGD, SGD with momentum
- * and Adam. Used by inner loops, outer loops and the coordinator's server
+ * (v ← μv + g; θ ← θ − lr·v), Adam (bias-corrected) and Adagrad. Used by inner loops, outer loops and the coordinator's server
  * step (FedAvgM / FedAdam treat −Δ as the gradient). */
 #ifndef MFL_NN_OPTIM_H
 #define MFL_NN_OPTIM_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef enum {
     MFL_OPTIM_SGD = 0,
@@ -40,8 +41,20 @@ void mfl_optim_step(mfl_optim_t *self, float *theta, const float *grad);
 /* Zeroes the state (moments, step count). */
 void mfl_optim_reset(mfl_optim_t *self);
 
-/* The state as a flat vector (for checkpoints): size, pointer. */
+/* The state as a flat vector (for checkpoints): size, pointer. Layout:
+ * SGD none (size 0, pointer NULL); MOMENTUM the velocity [n]; ADAM the
+ * first then the second moment [2n]; ADAGRAD the sum of squared gradients
+ * [n]. Writable: restore a checkpoint by copying into it. */
 size_t mfl_optim_state_size(const mfl_optim_t *self);
 float *mfl_optim_state(mfl_optim_t *self);
+
+/* Steps taken since creation or reset (Adam's bias correction depends on
+ * it, so a checkpoint must carry it next to the state vector). */
+uint64_t mfl_optim_step_count(const mfl_optim_t *self);
+void mfl_optim_set_step_count(mfl_optim_t *self, uint64_t steps);
+
+/* The configuration the optimiser was created with. */
+const mfl_optim_config_t *mfl_optim_config(const mfl_optim_t *self);
+const char *mfl_optim_name(mfl_optim_kind_t kind);
 
 #endif

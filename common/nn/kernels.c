@@ -1,0 +1,309 @@
+/* Layer kernels: dense and convolution through cblas_sgemm, the rest as
+ * plain loops (they are memory-bound). See kernels.h for the contracts. */
+#include "nn/kernels.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+void mfl_nn_dense_forward(const float *x, size_t batch, size_t in, const float *w,
+                          const float *bias, size_t out, float *y, int accumulate)
+{
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)batch, (int)out, (int)in, 1.0f, x,
+                (int)in, w, (int)in, accumulate ? 1.0f : 0.0f, y, (int)out);
+    if (bias)
+        for (size_t b = 0; b < batch; b++)
+            for (size_t o = 0; o < out; o++)
+                y[b * out + o] += bias[o];
+}
+
+void mfl_nn_dense_backward(const float *x, size_t batch, size_t in, const float *w, size_t out,
+                           const float *dy, float *dw, float *db, float *dx, int accumulate_dx)
+{
+    if (dw)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)out, (int)in, (int)batch, 1.0f,
+                    dy, (int)out, x, (int)in, 1.0f, dw, (int)in);
+    if (db)
+        for (size_t b = 0; b < batch; b++)
+            for (size_t o = 0; o < out; o++)
+                db[o] += dy[b * out + o];
+    if (dx)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)batch, (int)in, (int)out, 1.0f,
+                    dy, (int)out, w, (int)in, accumulate_dx ? 1.0f : 0.0f, dx, (int)in);
+}
+
+void mfl_nn_im2col3(const float *x, size_t c, size_t h, size_t w, float *cols)
+{
+    const size_t hw = h * w;
+    for (size_t ci = 0; ci < c; ci++)
+        for (size_t ky = 0; ky < 3; ky++)
+            for (size_t kx = 0; kx < 3; kx++) {
+                float *row = cols + ((ci * 3 + ky) * 3 + kx) * hw;
+                for (size_t oy = 0; oy < h; oy++) {
+                    float *dst = row + oy * w;
+                    size_t iy = oy + ky; /* input row + 1 (padding offset) */
+                    if (iy < 1 || iy > h) {
+                        memset(dst, 0, w * sizeof *dst);
+                        continue;
+                    }
+                    const float *src = x + (ci * h + iy - 1) * w;
+                    /* Output column ox reads input column ox + kx − 1. */
+                    for (size_t ox = 0; ox < w; ox++) {
+                        size_t ix = ox + kx;
+                        dst[ox] = (ix >= 1 && ix <= w) ? src[ix - 1] : 0.0f;
+                    }
+                }
+            }
+}
+
+/* The adjoint of im2col: adds cols[C·9][H·W] back into x[C][H][W]. */
+static void s_col2im3_add(const float *cols, size_t c, size_t h, size_t w, float *x)
+{
+    const size_t hw = h * w;
+    for (size_t ci = 0; ci < c; ci++)
+        for (size_t ky = 0; ky < 3; ky++)
+            for (size_t kx = 0; kx < 3; kx++) {
+                const float *row = cols + ((ci * 3 + ky) * 3 + kx) * hw;
+                for (size_t oy = 0; oy < h; oy++) {
+                    size_t iy = oy + ky;
+                    if (iy < 1 || iy > h)
+                        continue;
+                    float *dst = x + (ci * h + iy - 1) * w;
+                    const float *src = row + oy * w;
+                    for (size_t ox = 0; ox < w; ox++) {
+                        size_t ix = ox + kx;
+                        if (ix >= 1 && ix <= w)
+                            dst[ix - 1] += src[ox];
+                    }
+                }
+            }
+}
+
+void mfl_nn_conv3_forward(const float *x, size_t batch, size_t c, size_t h, size_t w,
+                          const float *k, const float *bias, size_t f, float *y, float *cols,
+                          int accumulate)
+{
+    const size_t hw = h * w, ck = c * 9;
+    for (size_t b = 0; b < batch; b++) {
+        float *yb = y + b * f * hw;
+        mfl_nn_im2col3(x + b * c * hw, c, h, w, cols);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)f, (int)hw, (int)ck, 1.0f, k,
+                    (int)ck, cols, (int)hw, accumulate ? 1.0f : 0.0f, yb, (int)hw);
+        if (bias)
+            for (size_t fi = 0; fi < f; fi++)
+                for (size_t p = 0; p < hw; p++)
+                    yb[fi * hw + p] += bias[fi];
+    }
+}
+
+void mfl_nn_conv3_backward(const float *x, size_t batch, size_t c, size_t h, size_t w,
+                           const float *k, size_t f, const float *dy, float *dk, float *db,
+                           float *dx, int accumulate_dx, float *cols, float *dcols)
+{
+    const size_t hw = h * w, ck = c * 9;
+    for (size_t b = 0; b < batch; b++) {
+        const float *dyb = dy + b * f * hw;
+        if (dk) {
+            mfl_nn_im2col3(x + b * c * hw, c, h, w, cols);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)f, (int)ck, (int)hw, 1.0f,
+                        dyb, (int)hw, cols, (int)hw, 1.0f, dk, (int)ck);
+        }
+        if (db)
+            for (size_t fi = 0; fi < f; fi++) {
+                float s = 0.0f;
+                for (size_t p = 0; p < hw; p++)
+                    s += dyb[fi * hw + p];
+                db[fi] += s;
+            }
+        if (dx) {
+            float *dxb = dx + b * c * hw;
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)ck, (int)hw, (int)f, 1.0f, k,
+                        (int)ck, dyb, (int)hw, 0.0f, dcols, (int)hw);
+            if (!accumulate_dx)
+                memset(dxb, 0, c * hw * sizeof *dxb);
+            s_col2im3_add(dcols, c, h, w, dxb);
+        }
+    }
+}
+
+void mfl_nn_maxpool2_forward(const float *x, size_t batch, size_t c, size_t h, size_t w,
+                             float *y, uint32_t *idx)
+{
+    const size_t oh = h / 2, ow = w / 2, in_size = c * h * w, out_size = c * oh * ow;
+    for (size_t b = 0; b < batch; b++) {
+        const float *xb = x + b * in_size;
+        for (size_t ci = 0; ci < c; ci++)
+            for (size_t oy = 0; oy < oh; oy++)
+                for (size_t ox = 0; ox < ow; ox++) {
+                    size_t best = (ci * h + 2 * oy) * w + 2 * ox;
+                    const size_t cand[3] = {best + 1, best + w, best + w + 1};
+                    for (int i = 0; i < 3; i++)
+                        if (xb[cand[i]] > xb[best])
+                            best = cand[i];
+                    size_t o = b * out_size + (ci * oh + oy) * ow + ox;
+                    y[o] = xb[best];
+                    idx[o] = (uint32_t)best;
+                }
+    }
+}
+
+void mfl_nn_maxpool2_scatter(const float *dy, const uint32_t *idx, size_t batch,
+                             size_t in_size, size_t out_size, float *dx)
+{
+    memset(dx, 0, batch * in_size * sizeof *dx);
+    for (size_t b = 0; b < batch; b++)
+        for (size_t o = 0; o < out_size; o++)
+            dx[b * in_size + idx[b * out_size + o]] += dy[b * out_size + o];
+}
+
+void mfl_nn_maxpool2_gather(const float *x, const uint32_t *idx, size_t batch, size_t in_size,
+                            size_t out_size, float *y)
+{
+    for (size_t b = 0; b < batch; b++)
+        for (size_t o = 0; o < out_size; o++)
+            y[b * out_size + o] = x[b * in_size + idx[b * out_size + o]];
+}
+
+void mfl_nn_relu_forward(const float *x, size_t n, float *y)
+{
+    for (size_t i = 0; i < n; i++)
+        y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+void mfl_nn_relu_mask(const float *y, const float *in, size_t n, float *out)
+{
+    for (size_t i = 0; i < n; i++)
+        out[i] = y[i] > 0.0f ? in[i] : 0.0f;
+}
+
+void mfl_nn_norm_forward(const float *x, size_t batch, size_t c, size_t s, const float *gamma,
+                         const float *beta, float *y, float *xh, float *r)
+{
+    const size_t m = c * s;
+    for (size_t b = 0; b < batch; b++) {
+        const float *xb = x + b * m;
+        /* Two passes in double: the mean first, so the variance does not
+         * lose digits to cancellation when activations have a large mean. */
+        double sum = 0.0;
+        for (size_t i = 0; i < m; i++)
+            sum += xb[i];
+        double mean = sum / (double)m, sq = 0.0;
+        for (size_t i = 0; i < m; i++)
+            sq += (xb[i] - mean) * (xb[i] - mean);
+        double rb = 1.0 / sqrt(sq / (double)m + MFL_NN_NORM_EPS);
+        r[b] = (float)rb;
+        for (size_t ci = 0; ci < c; ci++)
+            for (size_t p = 0; p < s; p++) {
+                size_t i = b * m + ci * s + p;
+                float v = (float)((x[i] - mean) * rb);
+                xh[i] = v;
+                y[i] = gamma[ci] * v + beta[ci];
+            }
+    }
+}
+
+void mfl_nn_norm_backward(const float *xh, const float *r, size_t batch, size_t c, size_t s,
+                          const float *gamma, const float *dy, float *dgamma, float *dbeta,
+                          float *dx)
+{
+    const size_t m = c * s;
+    for (size_t b = 0; b < batch; b++) {
+        const float *xb = xh + b * m, *dyb = dy + b * m;
+        double sg = 0.0, sgx = 0.0;
+        for (size_t ci = 0; ci < c; ci++) {
+            double dg = 0.0, dbt = 0.0;
+            for (size_t p = 0; p < s; p++) {
+                size_t i = ci * s + p;
+                double g = (double)gamma[ci] * dyb[i];
+                dg += (double)dyb[i] * xb[i];
+                dbt += dyb[i];
+                sg += g;
+                sgx += g * xb[i];
+            }
+            if (dgamma)
+                dgamma[ci] += (float)dg;
+            if (dbeta)
+                dbeta[ci] += (float)dbt;
+        }
+        if (!dx)
+            continue;
+        double a = sg / (double)m, bm = sgx / (double)m;
+        for (size_t ci = 0; ci < c; ci++)
+            for (size_t p = 0; p < s; p++) {
+                size_t i = ci * s + p;
+                double g = (double)gamma[ci] * dyb[i];
+                dx[b * m + i] = (float)(r[b] * (g - a - xb[i] * bm));
+            }
+    }
+}
+
+void mfl_nn_norm_rforward(const float *xh, const float *r, size_t batch, size_t c, size_t s,
+                          const float *gamma, const float *vgamma, const float *vbeta,
+                          const float *rx, float *ry, float *rxh, float *rr)
+{
+    const size_t m = c * s;
+    for (size_t b = 0; b < batch; b++) {
+        const float *xb = xh + b * m;
+        double mrx = 0.0, mxrx = 0.0;
+        if (rx) {
+            const float *rxb = rx + b * m;
+            for (size_t i = 0; i < m; i++) {
+                mrx += rxb[i];
+                mxrx += (double)xb[i] * rxb[i];
+            }
+            mrx /= (double)m;
+            mxrx /= (double)m;
+        }
+        /* R{r} = −r²·mean(xh·Rx); R{xh} = r·(Rx − mean Rx − xh·mean(xh·Rx)). */
+        rr[b] = (float)(-(double)r[b] * r[b] * mxrx);
+        for (size_t ci = 0; ci < c; ci++)
+            for (size_t p = 0; p < s; p++) {
+                size_t i = b * m + ci * s + p;
+                double rxi = rx ? rx[i] : 0.0;
+                double rh = r[b] * (rxi - mrx - xh[i] * mxrx);
+                rxh[i] = (float)rh;
+                ry[i] = (float)((double)vgamma[ci] * xh[i] + (double)gamma[ci] * rh + vbeta[ci]);
+            }
+    }
+}
+
+void mfl_nn_norm_rbackward(const float *xh, const float *r, const float *rxh, const float *rr,
+                           size_t batch, size_t c, size_t s, const float *gamma,
+                           const float *vgamma, const float *dy, const float *rdy, float *hg,
+                           float *hb, float *rdx)
+{
+    const size_t m = c * s;
+    for (size_t b = 0; b < batch; b++) {
+        const size_t o = b * m;
+        /* g = γ·dy, Rg = γ·Rdy + vγ·dy; a = mean g, bm = mean(g·xh). */
+        double sg = 0.0, sgx = 0.0, srg = 0.0, srgx = 0.0;
+        for (size_t ci = 0; ci < c; ci++) {
+            double hgc = 0.0, hbc = 0.0;
+            for (size_t p = 0; p < s; p++) {
+                size_t i = o + ci * s + p;
+                double g = (double)gamma[ci] * dy[i];
+                double rg = (double)gamma[ci] * rdy[i] + (double)vgamma[ci] * dy[i];
+                hgc += (double)rdy[i] * xh[i] + (double)dy[i] * rxh[i];
+                hbc += rdy[i];
+                sg += g;
+                sgx += g * xh[i];
+                srg += rg;
+                srgx += rg * xh[i] + g * rxh[i];
+            }
+            hg[ci] += (float)hgc;
+            hb[ci] += (float)hbc;
+        }
+        if (!rdx)
+            continue;
+        const double a = sg / (double)m, bm = sgx / (double)m;
+        const double ra = srg / (double)m, rbm = srgx / (double)m;
+        for (size_t ci = 0; ci < c; ci++)
+            for (size_t p = 0; p < s; p++) {
+                size_t i = o + ci * s + p;
+                double g = (double)gamma[ci] * dy[i];
+                double rg = (double)gamma[ci] * rdy[i] + (double)vgamma[ci] * dy[i];
+                rdx[i] = (float)((double)rr[b] * (g - a - xh[i] * bm) +
+                                 (double)r[b] * (rg - ra - rxh[i] * bm - xh[i] * rbm));
+            }
+    }
+}

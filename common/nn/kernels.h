@@ -1,0 +1,91 @@
+/* The numeric kernels behind mfl_model: one function per layer and pass.
+ *
+ * Exposed (rather than static in model.c) so tests can hold each kernel
+ * against a naive reference. All tensors are row-major float32; images are
+ * [batch][channels][height][width]. "Accumulate" arguments ADD into the
+ * destination; everything else overwrites. Pointers marked nullable may be
+ * NULL to skip that output. The R-operator ("rforward"/"rbackward") kernels
+ * are the forward-mode directional derivatives used for exact Hessian-vector
+ * products (Pearlmutter 1994): for a direction V in parameter space, Rx is
+ * the derivative of x along V. None of these allocate. */
+#ifndef MFL_NN_KERNELS_H
+#define MFL_NN_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* y[B][out] (+)= x[B][in] · W[out][in]ᵀ (+ bias[out], nullable).
+ * With accumulate != 0, y is added to (and bias must be NULL or is added). */
+void mfl_nn_dense_forward(const float *x, size_t batch, size_t in, const float *w,
+                          const float *bias, size_t out, float *y, int accumulate);
+
+/* Gradients of a dense layer given dy[B][out]: dw[out][in] += dyᵀ·x,
+ * db[out] += Σ_b dy (both nullable), dx[B][in] (+)= dy·W (nullable;
+ * accumulate_dx selects += over =). */
+void mfl_nn_dense_backward(const float *x, size_t batch, size_t in, const float *w, size_t out,
+                           const float *dy, float *dw, float *db, float *dx, int accumulate_dx);
+
+/* 3×3 convolution, padding 1, stride 1: x[B][C][H][W] with kernels
+ * k[F][C][3][3] and bias[F] (nullable) into y[B][F][H][W]. `cols` is scratch
+ * of C·9·H·W floats (im2col of one image). */
+void mfl_nn_conv3_forward(const float *x, size_t batch, size_t c, size_t h, size_t w,
+                          const float *k, const float *bias, size_t f, float *y, float *cols,
+                          int accumulate);
+
+/* Gradients of the convolution given dy[B][F][H][W]: dk += (nullable),
+ * db += (nullable), dx (+)= (nullable). `cols` and `dcols` are scratch of
+ * C·9·H·W floats each. */
+void mfl_nn_conv3_backward(const float *x, size_t batch, size_t c, size_t h, size_t w,
+                           const float *k, size_t f, const float *dy, float *dk, float *db,
+                           float *dx, int accumulate_dx, float *cols, float *dcols);
+
+/* im2col for one image x[C][H][W] → cols[C·9][H·W] (zero padding). */
+void mfl_nn_im2col3(const float *x, size_t c, size_t h, size_t w, float *cols);
+
+/* 2×2 max-pool, stride 2 (odd trailing rows/columns are dropped, like
+ * floor mode): y[B][C][H/2][W/2], idx records each maximum's position
+ * inside its image (first maximum wins on ties). */
+void mfl_nn_maxpool2_forward(const float *x, size_t batch, size_t c, size_t h, size_t w,
+                             float *y, uint32_t *idx);
+
+/* Routes dy (or, for the R-pass, Ry ← Rx) through the recorded maxima:
+ * dx is zeroed then scattered; gather picks y[o] = x[idx[o]]. `in_size` and
+ * `out_size` are per image. */
+void mfl_nn_maxpool2_scatter(const float *dy, const uint32_t *idx, size_t batch,
+                             size_t in_size, size_t out_size, float *dx);
+void mfl_nn_maxpool2_gather(const float *x, const uint32_t *idx, size_t batch, size_t in_size,
+                            size_t out_size, float *y);
+
+/* ReLU: y = max(x, 0) (in place allowed). mask: out = in where y > 0, else
+ * 0 (in place allowed); that is both the backward pass and the R-pass. */
+void mfl_nn_relu_forward(const float *x, size_t n, float *y);
+void mfl_nn_relu_mask(const float *y, const float *in, size_t n, float *out);
+
+/* Per-sample normalisation over all C·S values of each sample (S = H·W),
+ * with a per-channel scale γ[C] and shift β[C]:
+ *   xh = (x − mean) · r,  r = 1/sqrt(var + eps),  y = γ_c·xh + β_c.
+ * Saves xh[B][C·S] and r[B] for the backward and R passes. */
+#define MFL_NN_NORM_EPS 1e-5f
+void mfl_nn_norm_forward(const float *x, size_t batch, size_t c, size_t s, const float *gamma,
+                         const float *beta, float *y, float *xh, float *r);
+
+/* Backward: dγ += Σ dy·xh, dβ += Σ dy (nullable), dx = r·(g − mean g −
+ * xh·mean(g·xh)) with g = γ_c·dy (nullable; overwrites). */
+void mfl_nn_norm_backward(const float *xh, const float *r, size_t batch, size_t c, size_t s,
+                          const float *gamma, const float *dy, float *dgamma, float *dbeta,
+                          float *dx);
+
+/* R-forward: given Rx (nullable = 0) and the direction (vγ, vβ), writes
+ * Ry, Rxh[B][C·S] and Rr[B]. */
+void mfl_nn_norm_rforward(const float *xh, const float *r, size_t batch, size_t c, size_t s,
+                          const float *gamma, const float *vgamma, const float *vbeta,
+                          const float *rx, float *ry, float *rxh, float *rr);
+
+/* R-backward: given dy and Rdy, adds R{dγ}, R{dβ} into hg, hb and writes
+ * R{dx} into rdx (nullable). */
+void mfl_nn_norm_rbackward(const float *xh, const float *r, const float *rxh, const float *rr,
+                           size_t batch, size_t c, size_t s, const float *gamma,
+                           const float *vgamma, const float *dy, const float *rdy, float *hg,
+                           float *hb, float *rdx);
+
+#endif
