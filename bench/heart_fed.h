@@ -4,8 +4,9 @@
  * they receive a real Metafl__RoundTask and return Δ exactly as a
  * hospital's agent would, minus the socket. The server folds the Δs into
  * common/fed/aggregate.h (fixed-point weighted mean, weight = n_samples)
- * and steps θ: SGD with rate β (FedAvg β = 1, Reptile β), or FedAdam /
- * FedAdagrad through nn/optim.h with −mean(Δ) as the gradient.
+ * and steps θ with common/fed/server_step.h (the coordinator's own server
+ * step): SGD with rate β (FedAvg β = 1, Reptile β), or FedAdam / FedAdagrad
+ * with −mean(Δ) as the gradient.
  *
  * s_fed_train() is the swap point for the coordinator's round engine
  * (coordinator/round_engine.h): same inputs, same θ out. S_FED_ENGINE
@@ -22,6 +23,7 @@
 #include <string.h>
 
 #include "fed/aggregate.h"
+#include "fed/server_step.h"
 #include "heart_data.h"
 #include "meta/learner.h"
 #include "nn/blas.h"
@@ -30,7 +32,7 @@
 
 #define S_FED_ENGINE                                                                           \
     "in-process harness loop: site-agent/site_worker (RoundTask -> delta, EvalTask -> "       \
-    "metrics) + fed/aggregate.h weighted mean + server step (nn/optim.h)"
+    "metrics) + fed/aggregate.h weighted mean + fed/server_step.h"
 
 #define S_MAX_BATCH 512
 
@@ -126,7 +128,7 @@ static inline int s_fed_train(const s_fed_spec_t *sp, mfl_site_worker_t **worker
     float *theta = NULL, *mean = NULL;
     size_t n = 0;
     mfl_aggregate_t *agg = NULL;
-    mfl_optim_t *opt = NULL;
+    mfl_server_step_t *step = NULL;
     if (s_fed_init(sp, seed, &theta, &n, err, errlen) != 0)
         return -1;
     mean = malloc(n * sizeof *mean);
@@ -135,19 +137,17 @@ static inline int s_fed_train(const s_fed_spec_t *sp, mfl_site_worker_t **worker
         mfl_errf(err, errlen, "out of memory");
         goto out_fail;
     }
-    if (strcmp(sp->server, "sgd") != 0) {
-        mfl_optim_kind_t kind;
-        if (mfl_optim_parse(sp->server, &kind) != 0) {
-            mfl_errf(err, errlen, "unknown server optimiser '%s'", sp->server);
-            goto out_fail;
-        }
-        mfl_optim_config_t oc = mfl_optim_defaults(kind, sp->server_lr);
-        oc.eps = 1e-8f; /* FLamby's τ */
-        opt = mfl_optim_new(&oc, n);
-        if (!opt) {
-            mfl_errf(err, errlen, "out of memory");
-            goto out_fail;
-        }
+    mfl_optim_kind_t kind;
+    if (mfl_optim_parse(sp->server, &kind) != 0) {
+        mfl_errf(err, errlen, "unknown server optimiser '%s'", sp->server);
+        goto out_fail;
+    }
+    mfl_optim_config_t oc = mfl_optim_defaults(kind, sp->server_lr);
+    oc.eps = 1e-8f; /* FLamby's τ */
+    step = mfl_server_step_new(&oc, n);
+    if (!step) {
+        mfl_errf(err, errlen, "server step: bad config or out of memory");
+        goto out_fail;
     }
     Metafl__AlgorithmSpec a;
     s_fed_pb_algo(sp, 0, &a);
@@ -178,18 +178,12 @@ static inline int s_fed_train(const s_fed_spec_t *sp, mfl_site_worker_t **worker
             mfl_errf(err, errlen, "round %d: no update", r);
             goto out_fail;
         }
-        if (!opt) {
-            for (size_t i = 0; i < n; i++)
-                theta[i] += sp->server_lr * mean[i];
-        } else {
-            for (size_t i = 0; i < n; i++)
-                mean[i] = -mean[i];
-            mfl_optim_step(opt, theta, mean);
-        }
+        if (mfl_server_step_apply(step, theta, mean, err, errlen) != 0)
+            goto out_fail;
     }
     free(mean);
     mfl_aggregate_destroy(&agg);
-    mfl_optim_destroy(&opt);
+    mfl_server_step_destroy(&step);
     *theta_out = theta;
     *n_out = n;
     return 0;
@@ -197,7 +191,7 @@ out_fail:
     free(theta);
     free(mean);
     mfl_aggregate_destroy(&agg);
-    mfl_optim_destroy(&opt);
+    mfl_server_step_destroy(&step);
     return -1;
 }
 

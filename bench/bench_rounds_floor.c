@@ -1,0 +1,301 @@
+/* The wire floor of a federated round (issue 6, goal 2a): raw ZeroMQ over
+ * CURVE on loopback moving exactly the bytes a round moves (θ, 4·P bytes,
+ * to each of N sites, and a Δ of 4·P bytes back from each), with no
+ * protobuf, no hashing, no signatures, no aggregation. A round of the real
+ * coordinator and agents is compared against this number measured in the
+ * same run (bench/run.sh), so machine noise cancels in the ratio.
+ *
+ * Shape of the floor: one ROUTER (CURVE server, its own context with
+ * `io_threads` I/O threads, as the coordinator's server.h uses) and N
+ * DEALER threads (CURVE clients, one context each, like N agent
+ * processes). θ is sent zero-copy from one buffer to every site; each site
+ * answers with its own Δ buffer, zero-copy. A round is timed from the
+ * first send to the last reply; median over `rounds` after one warm-up.
+ *
+ *   bench_rounds_floor [--params P,P,...] [--sites N,N,...] [--rounds R]
+ *                      [--io-threads T] [--plain] [--out FILE.json]
+ * Defaults: P = 10000,1000000,10000000; N = 2,4,8; R = 5; T = 2. */
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+#define S_MAX_LIST 8
+#define S_MAX_SITES 64
+#define S_MAX_ROUNDS 101
+
+typedef struct {
+    char endpoint[128];
+    char server_pub[41];
+    int plain;
+    size_t bytes;
+    int id;
+    int rc;
+} s_client_t;
+
+static double s_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void s_nofree(void *data, void *hint)
+{
+    (void)data;
+    (void)hint;
+}
+
+/* One site: echo a Δ of the same size for every θ; an empty frame ends. */
+static void *s_client_main(void *arg)
+{
+    s_client_t *c = arg;
+    c->rc = -1;
+    void *ctx = zmq_ctx_new();
+    void *sock = zmq_socket(ctx, ZMQ_DEALER);
+    char pub[41], sec[41];
+    char *delta = malloc(c->bytes ? c->bytes : 1);
+    if (!delta)
+        goto out;
+    memset(delta, 0x3c, c->bytes);
+    int hwm = 0;
+    zmq_setsockopt(sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    char ident[16];
+    int il = snprintf(ident, sizeof ident, "site%02d", c->id);
+    zmq_setsockopt(sock, ZMQ_ROUTING_ID, ident, (size_t)il);
+    if (!c->plain) {
+        zmq_curve_keypair(pub, sec);
+        zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, c->server_pub, 40);
+        zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, pub, 40);
+        zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, sec, 40);
+    }
+    if (zmq_connect(sock, c->endpoint) != 0)
+        goto out;
+    /* Announce: the server learns the routing id. */
+    zmq_send(sock, "hi", 2, 0);
+    for (;;) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, sock, 0) < 0) {
+            zmq_msg_close(&m);
+            goto out;
+        }
+        size_t got = zmq_msg_size(&m);
+        zmq_msg_close(&m);
+        if (got == 0)
+            break;
+        zmq_msg_t r;
+        zmq_msg_init_data(&r, delta, c->bytes, s_nofree, NULL);
+        if (zmq_msg_send(&r, sock, 0) < 0) {
+            zmq_msg_close(&r);
+            goto out;
+        }
+    }
+    c->rc = 0;
+out:
+    {
+        int linger = 0;
+        zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
+    }
+    zmq_close(sock);
+    zmq_ctx_term(ctx);
+    free(delta);
+    return NULL;
+}
+
+static int s_cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Runs `rounds` rounds with n sites and P params; *median in seconds. */
+static int s_floor(size_t params, int n, int rounds, int io_threads, int plain, double *median,
+                   double *min)
+{
+    size_t bytes = params * sizeof(float);
+    void *ctx = zmq_ctx_new();
+    zmq_ctx_set(ctx, ZMQ_IO_THREADS, io_threads);
+    void *sock = zmq_socket(ctx, ZMQ_ROUTER);
+    char pub[41], sec[41];
+    int hwm = 0, one = 1, rc = -1;
+    zmq_setsockopt(sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    if (!plain) {
+        zmq_curve_keypair(pub, sec);
+        zmq_setsockopt(sock, ZMQ_CURVE_SERVER, &one, sizeof one);
+        zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, sec, 40);
+    }
+    char *theta = malloc(bytes);
+    s_client_t *cl = calloc((size_t)n, sizeof *cl);
+    pthread_t *th = calloc((size_t)n, sizeof *th);
+    char (*ids)[16] = calloc((size_t)n, 16);
+    size_t *idl = calloc((size_t)n, sizeof *idl);
+    double t[S_MAX_ROUNDS];
+    int started = 0;
+    if (!theta || !cl || !th || !ids || !idl)
+        goto out;
+    memset(theta, 0x5a, bytes);
+    if (zmq_bind(sock, "tcp://127.0.0.1:*") != 0)
+        goto out;
+    char ep[128];
+    size_t epl = sizeof ep;
+    zmq_getsockopt(sock, ZMQ_LAST_ENDPOINT, ep, &epl);
+    for (int i = 0; i < n; i++) {
+        snprintf(cl[i].endpoint, sizeof cl[i].endpoint, "%s", ep);
+        memcpy(cl[i].server_pub, pub, 41);
+        cl[i].plain = plain;
+        cl[i].bytes = bytes;
+        cl[i].id = i;
+        if (pthread_create(&th[i], NULL, s_client_main, &cl[i]) != 0)
+            goto out_join;
+        started++;
+    }
+    for (int i = 0; i < n; i++) {
+        char buf[8];
+        int l = zmq_recv(sock, ids[i], sizeof ids[i], 0);
+        if (l < 0)
+            goto out_join;
+        idl[i] = (size_t)l;
+        zmq_recv(sock, buf, sizeof buf, 0);
+    }
+    for (int r = 0; r <= rounds; r++) {
+        double t0 = s_now();
+        for (int i = 0; i < n; i++) {
+            zmq_send(sock, ids[i], idl[i], ZMQ_SNDMORE);
+            zmq_msg_t m;
+            zmq_msg_init_data(&m, theta, bytes, s_nofree, NULL);
+            if (zmq_msg_send(&m, sock, 0) < 0)
+                goto out_join;
+        }
+        for (int i = 0; i < n; i++) {
+            zmq_msg_t id, d;
+            zmq_msg_init(&id);
+            zmq_msg_init(&d);
+            int ok = zmq_msg_recv(&id, sock, 0) >= 0 && zmq_msg_recv(&d, sock, 0) >= 0 &&
+                     zmq_msg_size(&d) == bytes;
+            zmq_msg_close(&id);
+            zmq_msg_close(&d);
+            if (!ok)
+                goto out_join;
+        }
+        if (r > 0)
+            t[r - 1] = s_now() - t0;
+    }
+    qsort(t, (size_t)rounds, sizeof t[0], s_cmp);
+    *median = t[rounds / 2];
+    *min = t[0];
+    rc = 0;
+out_join:
+    for (int i = 0; i < started; i++) {
+        zmq_send(sock, ids[i], idl[i], ZMQ_SNDMORE);
+        zmq_send(sock, "", 0, 0);
+    }
+    for (int i = 0; i < started; i++)
+        pthread_join(th[i], NULL);
+out:
+    {
+        int linger = 0;
+        zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
+    }
+    zmq_close(sock);
+    zmq_ctx_term(ctx);
+    free(theta);
+    free(cl);
+    free(th);
+    free(ids);
+    free(idl);
+    return rc;
+}
+
+static int s_parse_list(const char *text, long *out, int max)
+{
+    int n = 0;
+    const char *p = text;
+    while (*p && n < max) {
+        char *end = NULL;
+        long v = strtol(p, &end, 10);
+        if (end == p || v <= 0)
+            return -1;
+        out[n++] = v;
+        p = *end == ',' ? end + 1 : end;
+        if (*end && *end != ',')
+            return -1;
+    }
+    return n;
+}
+
+int main(int argc, char **argv)
+{
+    long ps[S_MAX_LIST] = {10000, 1000000, 10000000}, ns[S_MAX_LIST] = {2, 4, 8};
+    int np = 3, nn = 3, rounds = 5, io = 2, plain = 0;
+    const char *out = "bench/results/rounds_floor.json";
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--params") == 0 && i + 1 < argc)
+            np = s_parse_list(argv[++i], ps, S_MAX_LIST);
+        else if (strcmp(argv[i], "--sites") == 0 && i + 1 < argc)
+            nn = s_parse_list(argv[++i], ns, S_MAX_LIST);
+        else if (strcmp(argv[i], "--rounds") == 0 && i + 1 < argc)
+            rounds = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--io-threads") == 0 && i + 1 < argc)
+            io = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--plain") == 0)
+            plain = 1;
+        else if (strcmp(argv[i], "--out") == 0 && i + 1 < argc)
+            out = argv[++i];
+        else {
+            fprintf(stderr, "usage: bench_rounds_floor [--params P,..] [--sites N,..] "
+                            "[--rounds R] [--io-threads T] [--plain] [--out FILE]\n");
+            return 2;
+        }
+    }
+    if (np < 1 || nn < 1 || rounds < 1 || rounds >= S_MAX_ROUNDS || io < 1) {
+        fprintf(stderr, "bench_rounds_floor: bad arguments\n");
+        return 2;
+    }
+    for (int j = 0; j < nn; j++)
+        if (ns[j] > S_MAX_SITES) {
+            fprintf(stderr, "bench_rounds_floor: at most %d sites\n", S_MAX_SITES);
+            return 2;
+        }
+    FILE *f = fopen(out, "w");
+    if (!f) {
+        fprintf(stderr, "bench_rounds_floor: cannot write %s\n", out);
+        return 1;
+    }
+    time_t now = time(NULL);
+    char when[32];
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+    fprintf(f, "{\n  \"bench\": \"rounds_floor\",\n  \"date\": \"%s\",\n", when);
+    fprintf(f, "  \"transport\": \"%s\",\n  \"io_threads\": %d,\n  \"rounds\": %d,\n",
+            plain ? "plain ZeroMQ" : "ZeroMQ CURVE", io, rounds);
+    fprintf(f, "  \"rows\": [\n");
+    printf("%-10s %-4s %12s %12s %10s\n", "params", "N", "median ms", "min ms", "MB/s");
+    int first = 1;
+    for (int i = 0; i < np; i++)
+        for (int j = 0; j < nn; j++) {
+            double med = 0, mn = 0;
+            if (s_floor((size_t)ps[i], (int)ns[j], rounds, io, plain, &med, &mn) != 0) {
+                fprintf(stderr, "bench_rounds_floor: P=%ld N=%ld failed: %s\n", ps[i], ns[j],
+                        zmq_strerror(zmq_errno()));
+                fclose(f);
+                return 1;
+            }
+            double mb = 2.0 * (double)ns[j] * 4.0 * (double)ps[i] / 1e6;
+            printf("%-10ld %-4ld %12.3f %12.3f %10.1f\n", ps[i], ns[j], med * 1e3, mn * 1e3,
+                   mb / med);
+            fflush(stdout);
+            fprintf(f, "%s    {\"params\": %ld, \"sites\": %ld, \"median_ms\": %.4f, "
+                       "\"min_ms\": %.4f, \"mbytes\": %.3f, \"mb_per_s\": %.1f}",
+                    first ? "" : ",\n", ps[i], ns[j], med * 1e3, mn * 1e3, mb, mb / med);
+            first = 0;
+        }
+    fprintf(f, "\n  ]\n}\n");
+    fclose(f);
+    printf("wrote %s\n", out);
+    return 0;
+}
