@@ -20,9 +20,10 @@
  * rounding to float.
  *
  * Overflow bound (why it can never overflow): an update is rejected unless
- * every |w · Δⱼ| ≤ MFL_AGGREGATE_MAX_PRODUCT = 2^(63 − F − log2 max_updates)
- * (default 2^(63−30−12) = 2^21 ≈ 2.1e6), and at most max_updates (default
- * 4096) updates may be added before a reset; so |Sⱼ| < 2^63 always. The
+ * every |w · Δⱼ| ≤ MFL_AGGREGATE_MAX_PRODUCT = 2^(62 − F − log2 max_updates)
+ * (default 2^(62−30−12) = 2^20 ≈ 1.05e6, e.g. 60000 samples × |Δ| ≤ 17),
+ * and at most max_updates (default 4096) updates may be added before a
+ * reset; so |Sⱼ| ≤ 2^62 + 2^12 < 2^63 always (a factor 2 to spare). The
  * weight must be finite, ≥ 2^-8 after quantisation and ≤ 2^32.
  *
  * Not thread-safe: the caller serialises calls on one aggregator. */
@@ -36,7 +37,7 @@
 #define MFL_AGGREGATE_WEIGHT_BITS   8        /* fractional bits of a weight */
 #define MFL_AGGREGATE_MAX_UPDATES   4096     /* default updates per reset */
 #define MFL_AGGREGATE_MAX_WEIGHT    4294967296.0 /* 2^32 */
-#define MFL_AGGREGATE_MAX_PRODUCT   2097152.0    /* 2^21: default bound on |w·Δⱼ| */
+#define MFL_AGGREGATE_MAX_PRODUCT   1048576.0    /* 2^20: default bound on |w·Δⱼ| */
 
 typedef struct mfl_aggregate mfl_aggregate_t;
 
@@ -46,7 +47,7 @@ mfl_aggregate_t *mfl_aggregate_new(size_t n_params);
 
 /* As mfl_aggregate_new with explicit `frac_bits` (F, 8..52) and
  * `max_updates` (1..2^20); the product bound becomes
- * 2^(63 − F − ceil(log2 max_updates)). NULL if that leaves no room (< 1) or
+ * 2^(62 − F − ceil(log2 max_updates)). NULL if that leaves no room (< 1) or
  * on bad arguments. */
 mfl_aggregate_t *mfl_aggregate_new_fixed(size_t n_params, unsigned frac_bits,
                                          uint32_t max_updates);

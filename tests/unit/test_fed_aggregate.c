@@ -1,0 +1,194 @@
+/* The fixed-point aggregator: order independence, accuracy against a double
+ * reference, and refusal of inputs that could overflow or poison it. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <math.h>
+#include <string.h>
+
+#include "core/rng.h"
+#include "fed/aggregate.h"
+
+#define P 1000
+#define K 8
+
+static float s_delta[K][P];
+static double s_weight[K];
+
+static void s_make_updates(void)
+{
+    mfl_rng_t r;
+    mfl_rng_seed(&r, 2026, 1);
+    for (int k = 0; k < K; k++) {
+        /* Mixed magnitudes, so float summation order would matter. */
+        float scale = (k % 3 == 0) ? 1e-4f : (k % 3 == 1) ? 0.5f : 30.0f;
+        for (int j = 0; j < P; j++)
+            s_delta[k][j] = scale * mfl_rng_normal(&r);
+        s_weight[k] = (double)(1 + mfl_rng_below(&r, 300)); /* sample counts */
+    }
+    s_weight[3] = 0.3; /* a non-integer weight: quantised to 77/256 */
+}
+
+static void s_mean_in_order(const size_t *order, float *out)
+{
+    mfl_aggregate_t *a = mfl_aggregate_new(P);
+    assert_non_null(a);
+    char err[256];
+    for (int i = 0; i < K; i++)
+        assert_int_equal(mfl_aggregate_add(a, s_delta[order[i]], s_weight[order[i]], err,
+                                           sizeof err), 0);
+    assert_int_equal(mfl_aggregate_count(a), K);
+    assert_int_equal(mfl_aggregate_mean(a, out), 0);
+    mfl_aggregate_destroy(&a);
+    assert_null(a);
+}
+
+static void test_any_order_gives_bit_identical_mean(void **state)
+{
+    (void)state;
+    s_make_updates();
+    size_t order[K];
+    for (int i = 0; i < K; i++)
+        order[i] = (size_t)i;
+    static float first[P], other[P];
+    s_mean_in_order(order, first);
+    mfl_rng_t r;
+    mfl_rng_seed(&r, 7, 0);
+    int float_sums_differ = 0;
+    for (int t = 0; t < 20; t++) {
+        mfl_rng_shuffle(&r, order, K);
+        s_mean_in_order(order, other);
+        assert_memory_equal(first, other, sizeof first);
+        /* Sanity: the same sums in float in this order would differ, so the
+         * test would catch an order-dependent implementation. */
+        for (int j = 0; j < P && !float_sums_differ; j++) {
+            float a = 0, b = 0;
+            for (int i = 0; i < K; i++) {
+                a += (float)s_weight[i] * s_delta[i][j];
+                b += (float)s_weight[order[i]] * s_delta[order[i]][j];
+            }
+            float_sums_differ = a != b;
+        }
+    }
+    assert_true(float_sums_differ);
+}
+
+static void test_mean_matches_double_reference(void **state)
+{
+    (void)state;
+    s_make_updates();
+    mfl_aggregate_t *a = mfl_aggregate_new(P);
+    char err[256];
+    for (int k = 0; k < K; k++)
+        assert_int_equal(mfl_aggregate_add(a, s_delta[k], s_weight[k], err, sizeof err), 0);
+    static float mean[P];
+    assert_int_equal(mfl_aggregate_mean(a, mean), 0);
+    /* Reference with the same effective (quantised) weights. */
+    double wsum = 0;
+    double weff[K];
+    for (int k = 0; k < K; k++) {
+        weff[k] = round(s_weight[k] * 256.0) / 256.0;
+        wsum += weff[k];
+    }
+    assert_true(mfl_aggregate_total_weight(a) == wsum);
+    /* Bound from aggregate.h: K · 2^-(F+1) / Σw, plus float rounding. */
+    double qstep = K * ldexp(1.0, -(MFL_AGGREGATE_FRAC_BITS + 1)) / wsum;
+    for (int j = 0; j < P; j++) {
+        double ref = 0;
+        for (int k = 0; k < K; k++)
+            ref += weff[k] * (double)s_delta[k][j];
+        ref /= wsum;
+        double tol = qstep + fabs(ref) * 6e-8;
+        assert_true(fabs((double)mean[j] - ref) <= tol);
+    }
+    mfl_aggregate_destroy(&a);
+}
+
+static void test_rejects_nan_inf_and_overflow_without_changing_state(void **state)
+{
+    (void)state;
+    mfl_aggregate_t *a = mfl_aggregate_new(4);
+    char err[256];
+    float good[4] = {1, 2, 3, 4};
+    assert_int_equal(mfl_aggregate_add(a, good, 1.0, err, sizeof err), 0);
+
+    float nan_d[4] = {1, 2, NAN, 4};
+    assert_int_equal(mfl_aggregate_add(a, nan_d, 1.0, err, sizeof err), -1);
+    assert_non_null(strstr(err, "delta[2] is NaN"));
+    float inf_d[4] = {INFINITY, 2, 3, 4};
+    assert_int_equal(mfl_aggregate_add(a, inf_d, 1.0, err, sizeof err), -1);
+    assert_non_null(strstr(err, "delta[0] is infinite"));
+    /* |w·Δ| over 2^20: the bound that keeps int64 sums from overflowing. */
+    float big[4] = {1, 2, 3, 2e4f};
+    assert_int_equal(mfl_aggregate_add(a, big, 100.0, err, sizeof err), -1);
+    assert_non_null(strstr(err, "delta[3]"));
+    assert_non_null(strstr(err, "bound"));
+    assert_true(mfl_aggregate_max_product(a) == MFL_AGGREGATE_MAX_PRODUCT);
+    assert_int_equal(mfl_aggregate_add(a, good, NAN, err, sizeof err), -1);
+    assert_int_equal(mfl_aggregate_add(a, good, 0.0, err, sizeof err), -1);
+    assert_int_equal(mfl_aggregate_add(a, good, -1.0, err, sizeof err), -1);
+    assert_int_equal(mfl_aggregate_add(a, good, 1e-4, err, sizeof err), -1); /* rounds to 0 */
+
+    /* None of the rejected updates left a trace. */
+    assert_int_equal(mfl_aggregate_count(a), 1);
+    assert_true(mfl_aggregate_total_weight(a) == 1.0);
+    float mean[4];
+    assert_int_equal(mfl_aggregate_mean(a, mean), 0);
+    assert_memory_equal(mean, good, sizeof good);
+    mfl_aggregate_destroy(&a);
+}
+
+static void test_extreme_values_at_the_bound_do_not_overflow(void **state)
+{
+    (void)state;
+    /* max_updates updates, each at +bound: the sum must still be exact. */
+    mfl_aggregate_t *a = mfl_aggregate_new_fixed(2, 30, 16);
+    assert_non_null(a);
+    double bound = mfl_aggregate_max_product(a); /* 2^(62-30-4) = 2^28 */
+    assert_true(bound == ldexp(1.0, 28));
+    float d[2] = {(float)(bound / 4), (float)(-bound / 4)};
+    char err[256];
+    for (int i = 0; i < 16; i++)
+        assert_int_equal(mfl_aggregate_add(a, d, 4.0, err, sizeof err), 0);
+    assert_int_equal(mfl_aggregate_add(a, d, 4.0, err, sizeof err), -1); /* 17th */
+    assert_non_null(strstr(err, "16 updates"));
+    float mean[2];
+    assert_int_equal(mfl_aggregate_mean(a, mean), 0);
+    assert_true(mean[0] == d[0] && mean[1] == d[1]);
+    mfl_aggregate_destroy(&a);
+    assert_null(mfl_aggregate_new_fixed(2, 52, 1u << 20)); /* no room left */
+    assert_null(mfl_aggregate_new(0));
+}
+
+static void test_reset_and_empty_mean(void **state)
+{
+    (void)state;
+    mfl_aggregate_t *a = mfl_aggregate_new(3);
+    float out[3] = {7, 7, 7}, d[3] = {1, -1, 0.5f};
+    assert_int_equal(mfl_aggregate_mean(a, out), -1);
+    assert_true(out[0] == 7);
+    assert_int_equal(mfl_aggregate_add(a, d, 2.0, NULL, 0), 0);
+    mfl_aggregate_reset(a);
+    assert_int_equal(mfl_aggregate_count(a), 0);
+    assert_int_equal(mfl_aggregate_mean(a, out), -1);
+    float e[3] = {2, 4, 6};
+    assert_int_equal(mfl_aggregate_add(a, e, 3.0, NULL, 0), 0);
+    assert_int_equal(mfl_aggregate_mean(a, out), 0);
+    assert_memory_equal(out, e, sizeof e);
+    mfl_aggregate_destroy(&a);
+    mfl_aggregate_destroy(&a); /* NULL-safe */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_any_order_gives_bit_identical_mean),
+        cmocka_unit_test(test_mean_matches_double_reference),
+        cmocka_unit_test(test_rejects_nan_inf_and_overflow_without_changing_state),
+        cmocka_unit_test(test_extreme_values_at_the_bound_do_not_overflow),
+        cmocka_unit_test(test_reset_and_empty_mean),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
