@@ -86,6 +86,11 @@ size_t mfl_learner_n_state(const mfl_learner_t *self);
 size_t mfl_learner_n_tensors(const mfl_learner_t *self);
 const mfl_tensor_info_t *mfl_learner_tensor(const mfl_learner_t *self, size_t index);
 
+/* The network's parameter count: state[0 .. n_params) are the model's
+ * parameters (the embedding for metric methods); Meta-SGD's rates or the
+ * relation module follow. */
+size_t mfl_learner_n_params(const mfl_learner_t *self);
+
 /* A fresh θ from `seed`. */
 void mfl_learner_init_state(const mfl_learner_t *self, float *theta, uint64_t seed);
 

@@ -45,6 +45,12 @@ mfl_sampler_t *mfl_sampler_new_sinusoid(size_t k_shot, size_t q_query);
 /* Draws the next task into *task (cleared first). Returns 0, -1 on OOM. */
 int mfl_sampler_next(mfl_sampler_t *self, mfl_rng_t *rng, mfl_task_t *task);
 
+/* The data set the sampler draws from (borrowed), or NULL for sinusoid
+ * tasks. FedAvg trains on these rows directly; its size is the site's
+ * aggregation weight. */
+const mfl_dataset_t *mfl_sampler_data(const mfl_sampler_t *self);
+
+/* Frees the sampler and nulls the caller's pointer; accepts NULL. */
 void mfl_sampler_destroy(mfl_sampler_t **self_p);
 
 #endif

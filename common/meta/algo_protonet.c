@@ -1,0 +1,88 @@
+/* Prototypical networks (Snell et al. 2017): a class's prototype is the
+ * mean of its support embeddings; a query's logit for class j is the
+ * negative squared Euclidean distance to prototype j. A class without
+ * support rows gets logit −1e9 (never predicted). */
+#include <string.h>
+
+#include "meta/learner_internal.h"
+
+#define S_EMPTY_LOGIT (-1e9f)
+
+static int s_logits(mfl_learner_t *self, const float *state, const float *es, const float *ys,
+                    size_t ns, const float *eq, size_t nq, size_t nw, float *logits)
+{
+    (void)state;
+    size_t d = self->n_out;
+    if (mfl_meta_class_means(self, es, ys, ns, nw))
+        return -1;
+    const float *protos = self->protos.p, *counts = self->counts.p;
+    for (size_t i = 0; i < nq; i++) {
+        for (size_t j = 0; j < nw; j++) {
+            if (counts[j] == 0) {
+                logits[i * nw + j] = S_EMPTY_LOGIT;
+                continue;
+            }
+            float dist = 0;
+            for (size_t t = 0; t < d; t++) {
+                float diff = eq[i * d + t] - protos[j * d + t];
+                dist += diff * diff;
+            }
+            logits[i * nw + j] = -dist;
+        }
+    }
+    return 0;
+}
+
+static int s_backward(mfl_learner_t *self, const float *state, const float *es, const float *ys,
+                      size_t ns, const float *eq, size_t nq, size_t nw, const float *dlogits,
+                      float *des, float *deq, float *grad_state)
+{
+    (void)state;
+    (void)es;
+    (void)grad_state;
+    size_t d = self->n_out;
+    float *dprotos = mfl_meta_buf(&self->dprotos, nw * d);
+    if (!dprotos)
+        return -1;
+    memset(dprotos, 0, nw * d * sizeof(float));
+    const float *protos = self->protos.p, *counts = self->counts.p;
+    /* logit = −Σ (e − c)²: ∂/∂e = −2 (e − c), ∂/∂c = +2 (e − c). */
+    for (size_t i = 0; i < nq; i++) {
+        for (size_t j = 0; j < nw; j++) {
+            if (counts[j] == 0)
+                continue;
+            float dl = 2.0f * dlogits[i * nw + j];
+            for (size_t t = 0; t < d; t++) {
+                float diff = eq[i * d + t] - protos[j * d + t];
+                deq[i * d + t] -= dl * diff;
+                dprotos[j * d + t] += dl * diff;
+            }
+        }
+    }
+    mfl_meta_class_means_backward(self, ys, ns, dprotos, des);
+    return 0;
+}
+
+static const mfl_metric_head_t s_head = {s_logits, s_backward};
+
+static int s_task_grad(mfl_learner_t *self, const float *state, const mfl_task_t *task,
+                       float *grad, double *loss, char *err, size_t errlen)
+{
+    return mfl_meta_metric_task_grad(self, &s_head, state, task, grad, loss, err, errlen);
+}
+
+static int s_evaluate(mfl_learner_t *self, const float *theta, const mfl_dataset_t *support,
+                      const mfl_dataset_t *query, int steps, float lr, float *theta_adapted,
+                      mfl_eval_metrics_t *m, char *err, size_t errlen)
+{
+    (void)steps;
+    (void)lr;
+    return mfl_meta_metric_evaluate(self, &s_head, theta, support, query, theta_adapted, m, err,
+                                    errlen);
+}
+
+const mfl_algo_ops_t mfl_algo_protonet = {
+    .name = "protonet",
+    .task_grad = s_task_grad,
+    .evaluate = s_evaluate,
+};

@@ -1,0 +1,111 @@
+/* Relation networks (Sung et al. 2018), with a softmax cross-entropy
+ * objective over the episode's classes instead of the paper's sigmoid +
+ * MSE. A learned relation module (an MLP, parameters "relation.*" after
+ * the embedding's in the state) scores each pair [e_q, c_j] of a query
+ * embedding and a class's mean support embedding; the scores are the
+ * logits. Gradients flow through the relation module into both the query
+ * embedding and the class means (mfl_model_backward's dx). */
+#include <string.h>
+
+#include "meta/learner_internal.h"
+
+#define S_EMPTY_LOGIT (-1e9f)
+
+/* Pairs [e_q, c_j] into self->pairs ([nq * nw][2d]). */
+static int s_pairs(mfl_learner_t *self, const float *eq, size_t nq, size_t nw)
+{
+    size_t d = self->n_out;
+    float *pairs = mfl_meta_buf(&self->pairs, nq * nw * 2 * d);
+    if (!pairs)
+        return -1;
+    for (size_t i = 0; i < nq; i++)
+        for (size_t j = 0; j < nw; j++) {
+            float *row = pairs + (i * nw + j) * 2 * d;
+            memcpy(row, eq + i * d, d * sizeof(float));
+            memcpy(row + d, self->protos.p + j * d, d * sizeof(float));
+        }
+    return 0;
+}
+
+static int s_logits(mfl_learner_t *self, const float *state, const float *es, const float *ys,
+                    size_t ns, const float *eq, size_t nq, size_t nw, float *logits)
+{
+    size_t d = self->n_out, n = nq * nw, mb = mfl_model_max_batch(self->relation);
+    if (mfl_meta_class_means(self, es, ys, ns, nw) || s_pairs(self, eq, nq, nw))
+        return -1;
+    const float *rel = state + self->n_params;
+    for (size_t i = 0; i < n; i += mb) {
+        size_t b = n - i < mb ? n - i : mb;
+        if (mfl_model_forward(self->relation, rel, self->pairs.p + i * 2 * d, b, logits + i))
+            return -1;
+    }
+    for (size_t i = 0; i < nq; i++)
+        for (size_t j = 0; j < nw; j++)
+            if (self->counts.p[j] == 0)
+                logits[i * nw + j] = S_EMPTY_LOGIT;
+    return 0;
+}
+
+static int s_backward(mfl_learner_t *self, const float *state, const float *es, const float *ys,
+                      size_t ns, const float *eq, size_t nq, size_t nw, const float *dlogits,
+                      float *des, float *deq, float *grad_state)
+{
+    (void)es;
+    (void)eq;
+    size_t d = self->n_out, n = nq * nw, mb = mfl_model_max_batch(self->relation);
+    float *dpairs = mfl_meta_buf(&self->dpairs, n * 2 * d);
+    float *dout = mfl_meta_buf(&self->rdout, n);
+    float *tmp = mfl_meta_buf(&self->rout, mb);
+    float *dprotos = mfl_meta_buf(&self->dprotos, nw * d);
+    if (!dpairs || !dout || !tmp || !dprotos)
+        return -1;
+    const float *rel = state + self->n_params;
+    float *grel = grad_state + self->n_params;
+    for (size_t i = 0; i < nq; i++)
+        for (size_t j = 0; j < nw; j++)
+            dout[i * nw + j] = self->counts.p[j] == 0 ? 0.0f : dlogits[i * nw + j];
+    for (size_t i = 0; i < n; i += mb) {
+        size_t b = n - i < mb ? n - i : mb;
+        /* Recompute the chunk's activations unless the single forward in
+         * s_logits already left them cached. */
+        if (n > mb &&
+            mfl_model_forward(self->relation, rel, self->pairs.p + i * 2 * d, b, tmp))
+            return -1;
+        mfl_model_backward(self->relation, rel, dout + i, grel, dpairs + i * 2 * d);
+    }
+    memset(dprotos, 0, nw * d * sizeof(float));
+    for (size_t i = 0; i < nq; i++)
+        for (size_t j = 0; j < nw; j++) {
+            const float *row = dpairs + (i * nw + j) * 2 * d;
+            for (size_t t = 0; t < d; t++) {
+                deq[i * d + t] += row[t];
+                dprotos[j * d + t] += row[d + t];
+            }
+        }
+    mfl_meta_class_means_backward(self, ys, ns, dprotos, des);
+    return 0;
+}
+
+static const mfl_metric_head_t s_head = {s_logits, s_backward};
+
+static int s_task_grad(mfl_learner_t *self, const float *state, const mfl_task_t *task,
+                       float *grad, double *loss, char *err, size_t errlen)
+{
+    return mfl_meta_metric_task_grad(self, &s_head, state, task, grad, loss, err, errlen);
+}
+
+static int s_evaluate(mfl_learner_t *self, const float *theta, const mfl_dataset_t *support,
+                      const mfl_dataset_t *query, int steps, float lr, float *theta_adapted,
+                      mfl_eval_metrics_t *m, char *err, size_t errlen)
+{
+    (void)steps;
+    (void)lr;
+    return mfl_meta_metric_evaluate(self, &s_head, theta, support, query, theta_adapted, m, err,
+                                    errlen);
+}
+
+const mfl_algo_ops_t mfl_algo_relation = {
+    .name = "relation",
+    .task_grad = s_task_grad,
+    .evaluate = s_evaluate,
+};

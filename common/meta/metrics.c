@@ -1,0 +1,88 @@
+/* Accuracy, AUROC with ties, sensitivity and specificity. */
+#include "meta/metrics.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+typedef struct {
+    float score;
+    float label;
+} s_pair_t;
+
+static int s_cmp_score(const void *a, const void *b)
+{
+    float x = ((const s_pair_t *)a)->score, y = ((const s_pair_t *)b)->score;
+    return (x > y) - (x < y);
+}
+
+double mfl_metrics_auroc(const float *score, const float *label, size_t n)
+{
+    if (n == 0)
+        return NAN;
+    s_pair_t *p = malloc(n * sizeof(*p));
+    if (!p)
+        return NAN;
+    size_t n_pos = 0;
+    for (size_t i = 0; i < n; i++) {
+        p[i].score = score[i];
+        p[i].label = label[i];
+        n_pos += label[i] > 0.5f;
+    }
+    size_t n_neg = n - n_pos;
+    if (n_pos == 0 || n_neg == 0) {
+        free(p);
+        return NAN;
+    }
+    qsort(p, n, sizeof(*p), s_cmp_score);
+    /* Sum of the positives' mid-ranks (1-based): a run of equal scores
+     * shares the mean of the ranks it spans. */
+    double rank_sum = 0;
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        while (j < n && p[j].score == p[i].score)
+            j++;
+        double mid = (double)(i + 1 + j) / 2.0;
+        for (size_t t = i; t < j; t++)
+            if (p[t].label > 0.5f)
+                rank_sum += mid;
+        i = j;
+    }
+    free(p);
+    double u = rank_sum - (double)n_pos * (double)(n_pos + 1) / 2.0;
+    return u / ((double)n_pos * (double)n_neg);
+}
+
+void mfl_metrics_binary(const float *score, const float *label, size_t n, float threshold,
+                        double *accuracy, double *sensitivity, double *specificity)
+{
+    size_t tp = 0, tn = 0, p = 0;
+    for (size_t i = 0; i < n; i++) {
+        int pos = label[i] > 0.5f, pred = score[i] >= threshold;
+        p += pos;
+        tp += pos && pred;
+        tn += !pos && !pred;
+    }
+    size_t neg = n - p;
+    if (accuracy)
+        *accuracy = n ? (double)(tp + tn) / (double)n : NAN;
+    if (sensitivity)
+        *sensitivity = p ? (double)tp / (double)p : NAN;
+    if (specificity)
+        *specificity = neg ? (double)tn / (double)neg : NAN;
+}
+
+double mfl_metrics_accuracy(const float *probs, const float *label, size_t n, size_t n_classes)
+{
+    if (n == 0 || n_classes == 0)
+        return NAN;
+    size_t ok = 0;
+    for (size_t i = 0; i < n; i++) {
+        const float *row = probs + i * n_classes;
+        size_t best = 0;
+        for (size_t c = 1; c < n_classes; c++)
+            if (row[c] > row[best])
+                best = c;
+        ok += (float)best == label[i];
+    }
+    return (double)ok / (double)n;
+}

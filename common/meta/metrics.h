@@ -1,0 +1,25 @@
+/* Classification metrics over scores and labels (float arrays, one per
+ * row). Binary: `score` is P(y = 1), `label` is 0 or 1. Pure functions;
+ * thread-safe. */
+#ifndef MFL_META_METRICS_H
+#define MFL_META_METRICS_H
+
+#include <stddef.h>
+
+/* Area under the ROC curve: the probability that a random positive scores
+ * above a random negative, ties counting one half (Mann-Whitney with
+ * mid-ranks). NAN if either class is absent or n is 0. Allocates n
+ * indices; NAN on OOM. */
+double mfl_metrics_auroc(const float *score, const float *label, size_t n);
+
+/* Accuracy, sensitivity (TP / P) and specificity (TN / N) of the rule
+ * score >= threshold. Any output pointer may be NULL; a rate whose
+ * denominator is 0 is NAN. */
+void mfl_metrics_binary(const float *score, const float *label, size_t n, float threshold,
+                        double *accuracy, double *sensitivity, double *specificity);
+
+/* Multi-class accuracy of argmax over probs[n][n_classes] (first maximum
+ * wins ties). NAN if n is 0. */
+double mfl_metrics_accuracy(const float *probs, const float *label, size_t n, size_t n_classes);
+
+#endif

@@ -1,0 +1,82 @@
+/* Metrics against hand-computed values. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <math.h>
+
+#include "meta/metrics.h"
+
+static void test_auroc_without_ties(void **state)
+{
+    (void)state;
+    /* Pairs (pos, neg): (.35,.1) (.35,.4)x (.8,.1) (.8,.4): 3 of 4. */
+    float s[] = {0.1f, 0.4f, 0.35f, 0.8f}, y[] = {0, 0, 1, 1};
+    assert_float_equal(mfl_metrics_auroc(s, y, 4), 0.75, 1e-12);
+    float perfect[] = {0.9f, 0.1f, 0.8f}, yp[] = {1, 0, 1};
+    assert_float_equal(mfl_metrics_auroc(perfect, yp, 3), 1.0, 1e-12);
+    float inverted[] = {0.1f, 0.9f}, yi[] = {1, 0};
+    assert_float_equal(mfl_metrics_auroc(inverted, yi, 2), 0.0, 1e-12);
+}
+
+static void test_auroc_counts_ties_as_half(void **state)
+{
+    (void)state;
+    /* pos .5 ties both negatives (2 × ½), pos .9 beats both (2): 3 / 4. */
+    float s[] = {0.5f, 0.5f, 0.5f, 0.9f}, y[] = {0, 1, 0, 1};
+    assert_float_equal(mfl_metrics_auroc(s, y, 4), 0.75, 1e-12);
+    float flat[] = {0.3f, 0.3f, 0.3f, 0.3f, 0.3f}, yf[] = {1, 0, 1, 0, 0};
+    assert_float_equal(mfl_metrics_auroc(flat, yf, 5), 0.5, 1e-12);
+    /* 3 pos, 2 neg: pos .7 > both (2), pos .4 ties .4 (½) beats .2 (1),
+     * pos .2 ties .2 (½): 4 / 6. */
+    float m[] = {0.7f, 0.4f, 0.4f, 0.2f, 0.2f}, ym[] = {1, 1, 0, 0, 1};
+    assert_float_equal(mfl_metrics_auroc(m, ym, 5), 4.0 / 6.0, 1e-12);
+}
+
+static void test_auroc_is_nan_for_one_class(void **state)
+{
+    (void)state;
+    float s[] = {0.1f, 0.2f}, y[] = {1, 1};
+    assert_true(isnan(mfl_metrics_auroc(s, y, 2)));
+    assert_true(isnan(mfl_metrics_auroc(s, y, 0)));
+}
+
+static void test_binary_rates(void **state)
+{
+    (void)state;
+    /* threshold .5: preds 1 1 0 0 1 0 ; labels 1 0 0 1 1 0
+     * TP 2, FP 1, TN 2, FN 1: acc 4/6, sens 2/3, spec 2/3. */
+    float s[] = {0.9f, 0.6f, 0.2f, 0.4f, 0.5f, 0.1f}, y[] = {1, 0, 0, 1, 1, 0};
+    double acc, sens, spec;
+    mfl_metrics_binary(s, y, 6, 0.5f, &acc, &sens, &spec);
+    assert_float_equal(acc, 4.0 / 6.0, 1e-12);
+    assert_float_equal(sens, 2.0 / 3.0, 1e-12);
+    assert_float_equal(spec, 2.0 / 3.0, 1e-12);
+    float ally[] = {1, 1};
+    mfl_metrics_binary(s, ally, 2, 0.5f, &acc, &sens, &spec);
+    assert_float_equal(sens, 1.0, 1e-12);
+    assert_true(isnan(spec));
+}
+
+static void test_multiclass_accuracy(void **state)
+{
+    (void)state;
+    float p[] = {0.1f, 0.7f, 0.2f, /* → 1 */ 0.5f, 0.2f, 0.3f, /* → 0 */
+                 0.3f, 0.3f, 0.4f /* → 2 */};
+    float y[] = {1, 2, 2};
+    assert_float_equal(mfl_metrics_accuracy(p, y, 3, 3), 2.0 / 3.0, 1e-12);
+    assert_true(isnan(mfl_metrics_accuracy(p, y, 0, 3)));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_auroc_without_ties),
+        cmocka_unit_test(test_auroc_counts_ties_as_half),
+        cmocka_unit_test(test_auroc_is_nan_for_one_class),
+        cmocka_unit_test(test_binary_rates),
+        cmocka_unit_test(test_multiclass_accuracy),
+    };
+    return cmocka_run_group_tests_name("meta_metrics", tests, NULL, NULL);
+}
