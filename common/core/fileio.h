@@ -17,7 +17,8 @@
 #define MFL_FILE_TMP_INFIX ".tmp-"
 
 /* Writes data[0..len) to `path` atomically (see above). Borrows everything.
- * The file gets mode 0644 (minus umask; see the _mode variant).
+ * The file gets mode 0644 exactly (set with fchmod, so the umask does not
+ * apply; see the _mode variant).
  * Returns 0, or -1 with "PATH: what failed: strerror" in err; on failure
  * the temp file is removed and `path` is untouched. Thread-safe (distinct
  * temp names), but two writers of the same path race: the last rename wins. */
