@@ -33,7 +33,7 @@
 #include "meta/learner.h"
 #include "metafl.pb-c.h"
 
-struct mfl_site_config; /* site-agent/config.h */
+struct mfl_site_config; /* site-agent/site_config.h */
 
 #define MFL_SITE_ID_MAX 64
 #define MFL_SITE_HASH_BYTES 32        /* BLAKE2b-256 */
@@ -42,10 +42,13 @@ struct mfl_site_config; /* site-agent/config.h */
 
 typedef struct mfl_site_worker mfl_site_worker_t;
 
-/* Builds a worker from a validated site config (config.h): loads the data
+/* Builds a worker from a validated site config (site_config.h): loads the data
  * source, checks it (a bad CSV fails here with "FILE:LINE:COLUMN: what"),
  * splits it into training / held-out with the config's split seed and
- * fraction, and reads the site's signing key if the config names one.
+ * fraction, and standardises both with the training rows' statistics
+ * (data.standardize: site). It does not read the key file: the caller sets
+ * the signing key (mfl_site_worker_set_signing_key), so simulate can run
+ * unsigned and the agent keeps one identity for transport and signing.
  * `cfg` is borrowed (copied what is needed). NULL + err on any failure. */
 mfl_site_worker_t *mfl_site_worker_new(const struct mfl_site_config *cfg, char *err,
                                        size_t errlen);
@@ -61,6 +64,11 @@ mfl_site_worker_t *mfl_site_worker_new_from_data(const char *site_id, mfl_datase
                                                  mfl_dataset_t *heldout,
                                                  const uint8_t *sign_sk, char *err,
                                                  size_t errlen);
+
+/* Sets (or replaces) the Ed25519 signing key (MFL_SITE_SIGN_SK_BYTES,
+ * borrowed, copied into sodium_malloc memory); NULL removes it. 0 or -1 on
+ * out of secure memory. The agent calls it with its identity's key. */
+int mfl_site_worker_set_signing_key(mfl_site_worker_t *self, const uint8_t *sign_sk);
 
 /* Frees everything (wipes the key) and nulls the caller's pointer; accepts NULL. */
 void mfl_site_worker_destroy(mfl_site_worker_t **self_p);

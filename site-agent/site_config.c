@@ -1,0 +1,206 @@
+/* Site YAML → mfl_site_config_t, every field checked before use. */
+#include "site_config.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void mfl_site_config_defaults(mfl_site_config_t *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->data_kind = MFL_SITE_DATA_CSV;
+    c->split_seed = 1;
+    c->train_fraction = 0.7;
+    c->standardize = MFL_SITE_STD_SITE;
+    c->eval_support = 0;
+    c->local_only_steps = 100;
+    c->threads = 1;
+    c->log_level = MFL_LOG_INFO;
+    c->max_message_bytes = 256u << 20;
+    c->max_params = 64u << 20;
+    c->heartbeat_ms = 2000;
+    c->connect_timeout_ms = 10000;
+}
+
+void mfl_site_config_clear(mfl_site_config_t *c)
+{
+    if (!c)
+        return;
+    mfl_yaml_destroy(&c->doc);
+}
+
+const char *mfl_site_data_kind_name(mfl_site_data_kind_t kind)
+{
+    switch (kind) {
+    case MFL_SITE_DATA_CSV: return "csv";
+    case MFL_SITE_DATA_WDBC: return "wdbc";
+    case MFL_SITE_DATA_HEART: return "heart";
+    }
+    return "?";
+}
+
+/* `rel` resolved against the config file's directory (absolute kept). */
+static void s_path(mfl_yaml_doc_t *doc, const mfl_site_config_t *c, const char *key, bool required,
+                   char *out, size_t outlen)
+{
+    const char *v = required ? mfl_yaml_require_string(doc, key) : mfl_yaml_get_string(doc, key, "");
+    out[0] = '\0';
+    if (!v || !*v)
+        return;
+    int n;
+    const char *slash = strrchr(c->file, '/');
+    if (v[0] == '/' || !slash)
+        n = snprintf(out, outlen, "%s", v);
+    else
+        n = snprintf(out, outlen, "%.*s/%s", (int)(slash - c->file), c->file, v);
+    if (n < 0 || (size_t)n >= outlen) {
+        out[0] = '\0';
+        mfl_yaml_fail(doc, key, "path longer than %zu characters", outlen - 1);
+    }
+}
+
+static void s_check_keys(mfl_yaml_doc_t *doc)
+{
+    mfl_yaml_check_keys(doc, "", (const char *[]){"site", "coordinator", "data", "eval",
+                                                  "runtime", "audit", "limits", NULL});
+    mfl_yaml_check_keys(doc, "site", (const char *[]){"id", "key_file", NULL});
+    mfl_yaml_check_keys(doc, "coordinator", (const char *[]){"endpoint", "public_key", NULL});
+    /* data.schema's inside belongs to the CSV loader, which checks it. */
+    mfl_yaml_check_keys(doc, "data",
+                        (const char *[]){"source", "path", "schema", "split_seed",
+                                         "train_fraction", "standardize", NULL});
+    mfl_yaml_check_keys(doc, "eval",
+                        (const char *[]){"support_cases", "local_only_steps", NULL});
+    mfl_yaml_check_keys(doc, "runtime", (const char *[]){"threads", "log_level", NULL});
+    mfl_yaml_check_keys(doc, "audit", (const char *[]){"log", NULL});
+    mfl_yaml_check_keys(doc, "limits",
+                        (const char *[]){"max_message_bytes", "max_params", "heartbeat_s",
+                                         "connect_timeout_s", NULL});
+}
+
+/* Same rule as the key files' names (wire/keys.h): 1..64 of [A-Za-z0-9._-],
+ * not starting with '.'. Checked here so a bad id fails at FILE:LINE. */
+static void s_check_site_id(mfl_yaml_doc_t *doc, const char *id)
+{
+    size_t n = strlen(id);
+    bool ok = n >= 1 && n <= 64 && id[0] != '.';
+    for (size_t i = 0; ok && i < n; i++) {
+        char ch = id[i];
+        ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+             ch == '.' || ch == '_' || ch == '-';
+    }
+    if (!ok && n)
+        mfl_yaml_fail(doc, "site.id", "'%s' is not a valid site id (1..64 of A-Z a-z 0-9 . _ -, "
+                      "not starting with '.'); it must equal the key's name", id);
+}
+
+static uint32_t s_seconds_ms(mfl_yaml_doc_t *doc, const char *key, uint32_t def_ms)
+{
+    double s = mfl_yaml_get_double(doc, key, def_ms / 1000.0);
+    if (!(s > 0 && s <= 86400.0)) {
+        mfl_yaml_fail(doc, key, "must be in (0, 86400] seconds, got %g", s);
+        return def_ms;
+    }
+    return (uint32_t)(s * 1000.0 + 0.5);
+}
+
+static void s_read(mfl_yaml_doc_t *doc, mfl_site_config_t *c)
+{
+    const char *id = mfl_yaml_require_string(doc, "site.id");
+    if (strlen(id) < sizeof(c->site_id))
+        snprintf(c->site_id, sizeof(c->site_id), "%s", id);
+    s_check_site_id(doc, id);
+    s_path(doc, c, "site.key_file", true, c->key_file, sizeof(c->key_file));
+
+    const char *ep = mfl_yaml_require_string(doc, "coordinator.endpoint");
+    if (*ep && (strncmp(ep, "tcp://", 6) != 0 || strlen(ep) >= sizeof(c->endpoint)))
+        mfl_yaml_fail(doc, "coordinator.endpoint",
+                      "'%s' must look like tcp://HOST:PORT (the agent only dials out)", ep);
+    else
+        snprintf(c->endpoint, sizeof(c->endpoint), "%s", ep);
+    s_path(doc, c, "coordinator.public_key", true, c->coordinator_key,
+           sizeof(c->coordinator_key));
+
+    const char *src = mfl_yaml_get_string(doc, "data.source", "csv");
+    if (strcmp(src, "csv") == 0)
+        c->data_kind = MFL_SITE_DATA_CSV;
+    else if (strcmp(src, "wdbc") == 0)
+        c->data_kind = MFL_SITE_DATA_WDBC;
+    else if (strcmp(src, "heart") == 0)
+        c->data_kind = MFL_SITE_DATA_HEART;
+    else
+        mfl_yaml_fail(doc, "data.source", "'%s' is not one of csv, wdbc, heart", src);
+    s_path(doc, c, "data.path", true, c->data_path, sizeof(c->data_path));
+    if (c->data_kind == MFL_SITE_DATA_CSV && mfl_yaml_kind(doc, "data.schema") != MFL_YAML_MAPPING)
+        mfl_yaml_fail(doc, "data.schema", "a csv source needs a schema mapping (columns, label)");
+    if (c->data_kind != MFL_SITE_DATA_CSV && mfl_yaml_has(doc, "data.schema"))
+        mfl_yaml_fail(doc, "data.schema", "only a csv source takes a schema; '%s' has its own",
+                      src);
+    int64_t seed = mfl_yaml_get_int(doc, "data.split_seed", (int64_t)c->split_seed);
+    if (seed < 0)
+        mfl_yaml_fail(doc, "data.split_seed", "must be >= 0, got %lld", (long long)seed);
+    else
+        c->split_seed = (uint64_t)seed;
+    double frac = mfl_yaml_get_double(doc, "data.train_fraction", c->train_fraction);
+    if (!(frac > 0 && frac <= 1))
+        mfl_yaml_fail(doc, "data.train_fraction", "must be in (0, 1], got %g", frac);
+    else
+        c->train_fraction = frac;
+    const char *std = mfl_yaml_get_string(doc, "data.standardize", "site");
+    if (strcmp(std, "site") == 0)
+        c->standardize = MFL_SITE_STD_SITE;
+    else if (strcmp(std, "none") == 0)
+        c->standardize = MFL_SITE_STD_NONE;
+    else
+        mfl_yaml_fail(doc, "data.standardize", "'%s' is not one of site, none", std);
+
+    int64_t v = mfl_yaml_get_int(doc, "eval.support_cases", c->eval_support);
+    if (mfl_yaml_check_range(doc, "eval.support_cases", v, 0, 100000000) == 0)
+        c->eval_support = (uint32_t)v;
+    v = mfl_yaml_get_int(doc, "eval.local_only_steps", c->local_only_steps);
+    if (mfl_yaml_check_range(doc, "eval.local_only_steps", v, 1, 100000) == 0)
+        c->local_only_steps = (uint32_t)v;
+
+    v = mfl_yaml_get_int(doc, "runtime.threads", c->threads);
+    if (mfl_yaml_check_range(doc, "runtime.threads", v, 1, 256) == 0)
+        c->threads = (int)v;
+    const char *lvl = mfl_yaml_get_string(doc, "runtime.log_level", "info");
+    if (mfl_log_level_parse(lvl, &c->log_level) < 0)
+        mfl_yaml_fail(doc, "runtime.log_level", "'%s' is not one of debug, info, warn, error",
+                      lvl);
+    s_path(doc, c, "audit.log", false, c->audit_log, sizeof(c->audit_log));
+
+    c->max_message_bytes = mfl_yaml_get_size(doc, "limits.max_message_bytes",
+                                             c->max_message_bytes);
+    if (c->max_message_bytes < 4096)
+        mfl_yaml_fail(doc, "limits.max_message_bytes", "must be at least 4K");
+    c->max_params = mfl_yaml_get_size(doc, "limits.max_params", c->max_params);
+    if (c->max_params < 1)
+        mfl_yaml_fail(doc, "limits.max_params", "must be at least 1");
+    c->heartbeat_ms = s_seconds_ms(doc, "limits.heartbeat_s", c->heartbeat_ms);
+    c->connect_timeout_ms = s_seconds_ms(doc, "limits.connect_timeout_s", c->connect_timeout_ms);
+}
+
+int mfl_site_config_load(const char *path, mfl_site_config_t *c, char *err, size_t errlen)
+{
+    mfl_site_config_defaults(c);
+    if (!path || strlen(path) >= sizeof(c->file))
+        return mfl_errf(err, errlen, "site config path missing or too long"), -1;
+    snprintf(c->file, sizeof(c->file), "%s", path);
+    mfl_yaml_doc_t *doc = mfl_yaml_load(path, err, errlen);
+    if (!doc)
+        return -1;
+    s_check_keys(doc);
+    s_read(doc, c);
+    if (mfl_yaml_error(doc, err, errlen) < 0) {
+        mfl_yaml_destroy(&doc);
+        mfl_site_config_defaults(c);
+        return -1;
+    }
+    if (c->data_kind == MFL_SITE_DATA_CSV)
+        c->doc = doc; /* the CSV loader reads data.schema from it */
+    else
+        mfl_yaml_destroy(&doc);
+    return 0;
+}

@@ -1,0 +1,89 @@
+/* A site agent's configuration: one YAML file per hospital, validated up
+ * front. Every error names FILE:LINE and the key; unknown keys are refused
+ * (a typo must never fall back to a default silently). Relative paths are
+ * resolved against the config file's directory, so a config, its keys and
+ * its data can move together. configs/site.yaml documents every key.
+ *
+ * The same struct drives the daemon (agent.c) and `metafl simulate`, which
+ * builds in-process workers from site configs (mfl_site_worker_new). */
+#ifndef MFL_SITE_CONFIG_H
+#define MFL_SITE_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config/yaml_doc.h"
+#include "core/log.h"
+
+#define MFL_SITE_PATH_MAX 1024
+
+typedef enum {
+    MFL_SITE_DATA_CSV = 0,  /* data.path + data.schema */
+    MFL_SITE_DATA_WDBC = 1, /* Wisconsin Diagnostic Breast Cancer, built-in loader */
+    MFL_SITE_DATA_HEART = 2 /* UCI Heart Disease (one hospital's file), built-in loader */
+} mfl_site_data_kind_t;
+
+typedef enum {
+    MFL_SITE_STD_SITE = 0, /* standardise with this site's own training rows */
+    MFL_SITE_STD_NONE = 1  /* use the features as loaded */
+} mfl_site_standardize_t;
+
+typedef struct mfl_site_config {
+    char file[MFL_SITE_PATH_MAX];            /* the config file itself */
+
+    /* site: who we are */
+    char site_id[65];                         /* = the key's name (checked at start) */
+    char key_file[MFL_SITE_PATH_MAX];         /* own secret key (metafl keygen), 0600 */
+
+    /* coordinator: where we dial out to, and whom we trust */
+    char endpoint[256];                       /* tcp://host:port */
+    char coordinator_key[MFL_SITE_PATH_MAX];  /* the coordinator's NAME.pub (pinned) */
+
+    /* data: what stays in the hospital */
+    mfl_site_data_kind_t data_kind;
+    char data_path[MFL_SITE_PATH_MAX];        /* resolved */
+    uint64_t split_seed;                      /* train / held-out split */
+    double train_fraction;                    /* (0, 1]: share of rows for training */
+    mfl_site_standardize_t standardize;
+    /* CSV only: the config doc stays open so the CSV loader can read the
+     * data.schema section with its own line-aware errors. Owned; closed by
+     * mfl_site_config_clear. NULL for built-in sources. */
+    mfl_yaml_doc_t *doc;
+
+    /* eval: how this hospital scores a model */
+    uint32_t eval_support;                    /* labelled cases to adapt on; 0 = task's k_shot */
+    uint32_t local_only_steps;                /* minimum steps of the local-only baseline */
+
+    /* runtime */
+    int threads;                              /* OpenBLAS threads, >= 1 */
+    mfl_log_level_t log_level;
+    char audit_log[MFL_SITE_PATH_MAX];        /* "" = no audit log (not recommended) */
+
+    /* limits */
+    size_t max_message_bytes;                 /* largest message accepted from the coordinator */
+    size_t max_params;                        /* largest θ (floats) we agree to train */
+    uint32_t heartbeat_ms;
+    uint32_t connect_timeout_ms;              /* first connection: warn (keep trying) after this */
+} mfl_site_config_t;
+
+/* Fills `config` with the defaults documented in configs/site.yaml. */
+void mfl_site_config_defaults(mfl_site_config_t *config);
+
+/* Loads and validates `path` into `config` (defaults first). Checks every
+ * key's type and range, refuses unknown keys, requires site.id,
+ * site.key_file, coordinator.endpoint, coordinator.public_key and a data
+ * source; resolves relative paths. It does not open keys or data: the
+ * worker and the agent do, with their own errors. Returns 0, or -1 with
+ * "FILE:LINE: key 'x': what" in err (config is then cleared). Call
+ * mfl_site_config_clear() when done with a loaded config. */
+int mfl_site_config_load(const char *path, mfl_site_config_t *config, char *err,
+                         size_t errlen);
+
+/* Frees what a load allocated (the kept YAML doc); accepts a zeroed or
+ * defaulted config. */
+void mfl_site_config_clear(mfl_site_config_t *config);
+
+/* "csv", "wdbc", "heart". */
+const char *mfl_site_data_kind_name(mfl_site_data_kind_t kind);
+
+#endif

@@ -1,0 +1,182 @@
+/* A site's data, from its config: load (CSV with the config's schema, or a
+ * built-in source), split into training / held-out rows with the config's
+ * seed, standardise with the training rows' own statistics, and build the
+ * worker. Errors name FILE:LINE (and the column) of the offending cell. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "data/csv.h"
+#include "site_config.h"
+#include "site_worker_internal.h"
+
+/* The built-in sources are plain CSV layouts, described here as schemas so
+ * they go through the same checked loader as any hospital's CSV. */
+
+/* Wisconsin Diagnostic Breast Cancer as scikit-learn ships it
+ * (breast_cancer.csv): a first line "569,30,malignant,benign", then 30
+ * numeric features and the target (0 = malignant, 1 = benign) per row. The
+ * positive class here is malignant (what a screening model must catch). */
+static int s_schema_wdbc(mfl_csv_schema_t *s, mfl_csv_column_t *cols)
+{
+    memset(s, 0, sizeof(*s));
+    for (size_t i = 0; i < 30; i++) {
+        memset(&cols[i], 0, sizeof(cols[i]));
+        cols[i].kind = MFL_CSV_NUMERIC;
+    }
+    memset(&cols[30], 0, sizeof(cols[30]));
+    cols[30].name = "malignant";
+    cols[30].kind = MFL_CSV_LABEL;
+    cols[30].label_rule = MFL_CSV_LABEL_EQUAL;
+    cols[30].threshold = 0;
+    s->header = false;
+    s->skip_rows = 1;
+    s->on_missing = MFL_CSV_MISSING_ERROR;
+    s->columns = cols;
+    s->n_columns = 31;
+    return 0;
+}
+
+/* UCI Heart Disease, one hospital's processed.*.data file: 14 columns,
+ * '?' for missing; FLamby's preprocessing (ANCHORS.md): slope, ca, thal
+ * dropped, complete cases, cp and restecg one-hot without the first level,
+ * label num > 0. */
+static const char *const s_heart_names[14] = {"age",   "sex",    "cp",     "trestbps", "chol",
+                                              "fbs",   "restecg", "thalach", "exang",   "oldpeak",
+                                              "slope", "ca",     "thal",   "num"};
+static const char *const s_cp_levels[] = {"1", "2", "3", "4"};
+static const char *const s_restecg_levels[] = {"0", "1", "2"};
+
+static int s_schema_heart(mfl_csv_schema_t *s, mfl_csv_column_t *cols)
+{
+    memset(s, 0, sizeof(*s));
+    for (size_t i = 0; i < 14; i++) {
+        memset(&cols[i], 0, sizeof(cols[i]));
+        cols[i].name = s_heart_names[i];
+        cols[i].kind = MFL_CSV_NUMERIC;
+    }
+    cols[2].kind = MFL_CSV_CATEGORICAL;
+    cols[2].levels = s_cp_levels;
+    cols[2].n_levels = 4;
+    cols[2].drop_first = true;
+    cols[6].kind = MFL_CSV_CATEGORICAL;
+    cols[6].levels = s_restecg_levels;
+    cols[6].n_levels = 3;
+    cols[6].drop_first = true;
+    cols[10].kind = cols[11].kind = cols[12].kind = MFL_CSV_IGNORE;
+    cols[13].kind = MFL_CSV_LABEL;
+    cols[13].label_rule = MFL_CSV_LABEL_GREATER;
+    cols[13].threshold = 0;
+    s->header = false;
+    s->on_missing = MFL_CSV_MISSING_DROP;
+    s->categorical_last = true;
+    s->columns = cols;
+    s->n_columns = 14;
+    return 0;
+}
+
+/* Canonical schema text for the Hello's schema hash: the feature names in
+ * order (sites whose loaders produce the same features hash equal, whatever
+ * their file layout). */
+static char *s_schema_text(const mfl_site_config_t *cfg, const mfl_csv_stats_t *st)
+{
+    size_t len = 64;
+    for (size_t i = 0; i < st->n_features; i++)
+        len += (st->feature_names && st->feature_names[i] ? strlen(st->feature_names[i]) : 8) + 1;
+    char *t = malloc(len);
+    if (!t)
+        return NULL;
+    (void)cfg;
+    size_t o = (size_t)snprintf(t, len, "table\n");
+    for (size_t i = 0; i < st->n_features && o < len; i++) {
+        const char *nm = st->feature_names && st->feature_names[i] ? st->feature_names[i] : "?";
+        o += (size_t)snprintf(t + o, len - o, "%s\n", nm);
+    }
+    return t;
+}
+
+mfl_site_worker_t *mfl_site_worker_new(const struct mfl_site_config *cfg, char *err,
+                                       size_t errlen)
+{
+    mfl_csv_schema_t schema;
+    mfl_csv_column_t cols[31];
+    memset(&schema, 0, sizeof(schema));
+    switch (cfg->data_kind) {
+    case MFL_SITE_DATA_CSV:
+        if (!cfg->doc)
+            return mfl_errf(err, errlen, "%s: data.schema was not loaded", cfg->file), NULL;
+        if (mfl_csv_schema_from_yaml(cfg->doc, "data.schema", &schema, err, errlen))
+            return NULL;
+        break;
+    case MFL_SITE_DATA_WDBC:
+        s_schema_wdbc(&schema, cols);
+        break;
+    case MFL_SITE_DATA_HEART:
+        s_schema_heart(&schema, cols);
+        break;
+    }
+    mfl_csv_stats_t stats;
+    memset(&stats, 0, sizeof(stats));
+    mfl_dataset_t *all = mfl_csv_load(cfg->data_path, &schema, &stats, err, errlen);
+    mfl_csv_schema_clear(&schema);
+    if (!all) {
+        mfl_csv_stats_clear(&stats);
+        return NULL;
+    }
+    if (all->n < 2 || all->n_classes < 2) {
+        mfl_errf(err, errlen, "%s: %zu usable rows with %zu classes; a site needs at least 2 "
+                 "rows and a classification label", cfg->data_path, all->n, all->n_classes);
+        mfl_dataset_destroy(&all);
+        mfl_csv_stats_clear(&stats);
+        return NULL;
+    }
+    char *schema_text = s_schema_text(cfg, &stats);
+    mfl_csv_stats_clear(&stats);
+
+    mfl_dataset_t *train = NULL, *heldout = NULL;
+    mfl_rng_t rng;
+    mfl_rng_seed(&rng, cfg->split_seed, 0x5157u /* "split" stream */);
+    if (cfg->train_fraction >= 1.0) {
+        train = all;
+        all = NULL;
+    } else if (mfl_dataset_split(all, cfg->train_fraction, &rng, &train, &heldout)) {
+        mfl_dataset_destroy(&all);
+        free(schema_text);
+        return mfl_errf(err, errlen, "out of memory splitting %s", cfg->data_path), NULL;
+    }
+    mfl_dataset_destroy(&all);
+    if (!train || train->n == 0) {
+        mfl_dataset_destroy(&train);
+        mfl_dataset_destroy(&heldout);
+        free(schema_text);
+        return mfl_errf(err, errlen, "%s: no training rows after the %.2f split",
+                        cfg->data_path, cfg->train_fraction), NULL;
+    }
+    if (cfg->standardize == MFL_SITE_STD_SITE) {
+        /* Statistics of the training rows only, applied to both splits: the
+         * held-out rows play the part of future patients. */
+        size_t nf = train->n_features;
+        float *mean = malloc(nf * sizeof(float)), *sd = malloc(nf * sizeof(float));
+        if (!mean || !sd) {
+            free(mean);
+            free(sd);
+            mfl_dataset_destroy(&train);
+            mfl_dataset_destroy(&heldout);
+            free(schema_text);
+            return mfl_errf(err, errlen, "out of memory"), NULL;
+        }
+        mfl_dataset_feature_stats(train, mean, sd);
+        mfl_dataset_standardize(train, mean, sd);
+        if (heldout)
+            mfl_dataset_standardize(heldout, mean, sd);
+        free(mean);
+        free(sd);
+    }
+    mfl_site_worker_opts_t opts = {.local_only_min_steps = (int)cfg->local_only_steps,
+                                   .eval_support = cfg->eval_support};
+    mfl_site_worker_t *w = mfl_site_worker_new_internal(cfg->site_id, train, heldout, NULL,
+                                                        schema_text, &opts, err, errlen);
+    free(schema_text);
+    return w;
+}

@@ -1,0 +1,301 @@
+/* The site worker: a round (θ → signed Δ) and an evaluation (θ → report),
+ * with no transport and no global state. See site_worker.h for the contract.
+ *
+ * Data loading from a site config lives in site_data.c; this file only sees
+ * data sets already in memory. */
+#include "site_worker.h"
+
+#include <math.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "site_worker_internal.h"
+
+/* Learner rows per forward pass: the learner splits larger sets into chunks
+ * of this many rows, so memory stays bounded for big sites. */
+#define S_MAX_BATCH 512
+/* A local-only model gets at least this many steps: adaptation from a good
+ * initialisation needs few steps, training from scratch needs more, and the
+ * comparison should not handicap the hospital's alternative. */
+#define S_LOCAL_ONLY_MIN_STEPS 100
+
+static mfl_site_worker_t *s_fail_new(mfl_site_worker_t *self, mfl_dataset_t *train,
+                                     mfl_dataset_t *heldout)
+{
+    mfl_dataset_destroy(&train);
+    mfl_dataset_destroy(&heldout);
+    mfl_site_worker_destroy(&self);
+    return NULL;
+}
+
+static void s_hash_schema(mfl_site_worker_t *self, const char *schema_text)
+{
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, MFL_SITE_HASH_BYTES);
+    char head[96];
+    int n = snprintf(head, sizeof(head), "metafl-schema v1 features=%zu classes=%zu\n",
+                     self->train->n_features, self->train->n_classes);
+    crypto_generichash_update(&st, (const unsigned char *)head, (size_t)n);
+    if (schema_text)
+        crypto_generichash_update(&st, (const unsigned char *)schema_text,
+                                  strlen(schema_text));
+    crypto_generichash_final(&st, self->schema_hash, MFL_SITE_HASH_BYTES);
+}
+
+mfl_site_worker_t *mfl_site_worker_new_internal(const char *site_id, mfl_dataset_t *train,
+                                                mfl_dataset_t *heldout, const uint8_t *sign_sk,
+                                                const char *schema_text,
+                                                const mfl_site_worker_opts_t *opts, char *err,
+                                                size_t errlen)
+{
+    if (sodium_init() < 0)
+        return mfl_errf(err, errlen, "libsodium failed to initialise"),
+               s_fail_new(NULL, train, heldout);
+    if (!site_id || !*site_id || strlen(site_id) >= MFL_SITE_ID_MAX)
+        return mfl_errf(err, errlen, "site id must be 1..%d characters", MFL_SITE_ID_MAX - 1),
+               s_fail_new(NULL, train, heldout);
+    if (!train || train->n == 0 || train->n_features == 0)
+        return mfl_errf(err, errlen, "site '%s': the training split is empty", site_id),
+               s_fail_new(NULL, train, heldout);
+    if (heldout && heldout->n_features != train->n_features)
+        return mfl_errf(err, errlen, "site '%s': held-out rows have %zu features, training "
+                        "rows %zu", site_id, heldout->n_features, train->n_features),
+               s_fail_new(NULL, train, heldout);
+    mfl_site_worker_t *self = calloc(1, sizeof(*self));
+    if (!self)
+        return mfl_errf(err, errlen, "out of memory"), s_fail_new(NULL, train, heldout);
+    snprintf(self->site, sizeof(self->site), "%s", site_id);
+    self->train = train;
+    self->heldout = heldout;
+    if (opts)
+        self->opts = *opts;
+    if (self->opts.local_only_min_steps <= 0)
+        self->opts.local_only_min_steps = S_LOCAL_ONLY_MIN_STEPS;
+    if (sign_sk && mfl_site_worker_set_signing_key(self, sign_sk))
+        return mfl_errf(err, errlen, "out of secure memory for the signing key"),
+               s_fail_new(self, NULL, NULL);
+    s_hash_schema(self, schema_text);
+    return self;
+}
+
+mfl_site_worker_t *mfl_site_worker_new_from_data(const char *site_id, mfl_dataset_t *train,
+                                                 mfl_dataset_t *heldout,
+                                                 const uint8_t *sign_sk, char *err,
+                                                 size_t errlen)
+{
+    return mfl_site_worker_new_internal(site_id, train, heldout, sign_sk, NULL, NULL, err,
+                                        errlen);
+}
+
+int mfl_site_worker_set_signing_key(mfl_site_worker_t *self, const uint8_t *sign_sk)
+{
+    if (self->sign_sk) {
+        sodium_free(self->sign_sk); /* wipes before freeing */
+        self->sign_sk = NULL;
+    }
+    if (!sign_sk)
+        return 0;
+    self->sign_sk = sodium_malloc(MFL_SITE_SIGN_SK_BYTES);
+    if (!self->sign_sk)
+        return -1;
+    memcpy(self->sign_sk, sign_sk, MFL_SITE_SIGN_SK_BYTES);
+    sodium_mprotect_readonly(self->sign_sk);
+    return 0;
+}
+
+void mfl_site_worker_destroy(mfl_site_worker_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    mfl_site_worker_t *self = *self_p;
+    mfl_learner_destroy(&self->learner);
+    mfl_dataset_destroy(&self->train);
+    mfl_dataset_destroy(&self->heldout);
+    if (self->sign_sk)
+        sodium_free(self->sign_sk); /* wipes before freeing */
+    free(self->delta);
+    free(self->scratch);
+    free(self->header);
+    free(self->hashes);
+    free(self);
+    *self_p = NULL;
+}
+
+const char *mfl_site_worker_site(const mfl_site_worker_t *self)
+{
+    return self->site;
+}
+
+size_t mfl_site_worker_n_train(const mfl_site_worker_t *self)
+{
+    return self->train->n;
+}
+
+size_t mfl_site_worker_n_heldout(const mfl_site_worker_t *self)
+{
+    return self->heldout ? self->heldout->n : 0;
+}
+
+size_t mfl_site_worker_n_features(const mfl_site_worker_t *self)
+{
+    return self->train->n_features;
+}
+
+const uint8_t *mfl_site_worker_schema_hash(const mfl_site_worker_t *self)
+{
+    return self->schema_hash;
+}
+
+uint64_t mfl_site_worker_stream(const char *site_id, uint32_t round)
+{
+    /* FNV-1a over the id, then a splitmix-style mix with the round, so
+     * neighbouring rounds and similar names give unrelated streams. */
+    uint64_t h = 1469598103934665603ULL;
+    for (const unsigned char *p = (const unsigned char *)site_id; p && *p; p++) {
+        h ^= *p;
+        h *= 1099511628211ULL;
+    }
+    uint64_t z = h ^ ((uint64_t)round * 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+size_t mfl_site_worker_n_tensors(const mfl_site_worker_t *self)
+{
+    return self->learner ? mfl_learner_n_tensors(self->learner) : 0;
+}
+
+const mfl_tensor_info_t *mfl_site_worker_tensor(const mfl_site_worker_t *self, size_t index)
+{
+    if (!self->learner || index >= mfl_learner_n_tensors(self->learner))
+        return NULL;
+    return mfl_learner_tensor(self->learner, index);
+}
+
+int mfl_site_algorithm_to_config(const Metafl__AlgorithmSpec *spec, const char *model_spec,
+                                 mfl_learner_config_t *config, char *err, size_t errlen)
+{
+    if (!spec)
+        return mfl_errf(err, errlen, "task has no algorithm"), -1;
+    mfl_algo_kind_t algo;
+    if (!spec->name || mfl_algo_parse(spec->name, &algo))
+        return mfl_errf(err, errlen, "algorithm.name: unknown algorithm '%s'",
+                        spec->name ? spec->name : ""), -1;
+    mfl_learner_config_defaults(config, algo);
+    if (!model_spec || !*model_spec || strlen(model_spec) >= sizeof(config->model_spec))
+        return mfl_errf(err, errlen, "model_spec: missing or longer than %zu characters",
+                        sizeof(config->model_spec) - 1), -1;
+    snprintf(config->model_spec, sizeof(config->model_spec), "%s", model_spec);
+    /* 0 / empty means "the learner's default": proto3 cannot tell unset from 0. */
+    if (spec->inner_steps) {
+        if (spec->inner_steps > 10000)
+            return mfl_errf(err, errlen, "algorithm.inner_steps: %u is over 10000",
+                            spec->inner_steps), -1;
+        config->inner_steps = (int)spec->inner_steps;
+    }
+    if (spec->inner_lr != 0.0f) {
+        if (!isfinite(spec->inner_lr) || spec->inner_lr < 0)
+            return mfl_errf(err, errlen, "algorithm.inner_lr: must be finite and >= 0"), -1;
+        config->inner_lr = spec->inner_lr;
+    }
+    if (spec->meta_batch) {
+        if (spec->meta_batch > 100000)
+            return mfl_errf(err, errlen, "algorithm.meta_batch: %u is over 100000",
+                            spec->meta_batch), -1;
+        config->meta_batch = (int)spec->meta_batch;
+    }
+    if (spec->outer_steps) {
+        if (spec->outer_steps > 1000000)
+            return mfl_errf(err, errlen, "algorithm.outer_steps: %u is over 1000000",
+                            spec->outer_steps), -1;
+        config->outer_steps = (int)spec->outer_steps;
+    }
+    if (spec->outer_lr != 0.0f) {
+        if (!isfinite(spec->outer_lr) || spec->outer_lr < 0)
+            return mfl_errf(err, errlen, "algorithm.outer_lr: must be finite and >= 0"), -1;
+        config->outer_lr = spec->outer_lr;
+    }
+    if (spec->batch_size)
+        config->batch_size = spec->batch_size;
+    if (spec->local_epochs) {
+        if (spec->local_epochs > 10000)
+            return mfl_errf(err, errlen, "algorithm.local_epochs: %u is over 10000",
+                            spec->local_epochs), -1;
+        config->local_epochs = (int)spec->local_epochs;
+    }
+    if (spec->loss && *spec->loss && mfl_loss_parse(spec->loss, &config->loss))
+        return mfl_errf(err, errlen, "algorithm.loss: unknown loss '%s'", spec->loss), -1;
+    if (spec->pos_weight != 0.0f) {
+        if (!isfinite(spec->pos_weight) || spec->pos_weight < 0)
+            return mfl_errf(err, errlen, "algorithm.pos_weight: must be finite and >= 0"), -1;
+        config->pos_weight = spec->pos_weight;
+    }
+    if (spec->relation_spec && *spec->relation_spec) {
+        if (strlen(spec->relation_spec) >= sizeof(config->relation_spec))
+            return mfl_errf(err, errlen, "algorithm.relation_spec: too long"), -1;
+        snprintf(config->relation_spec, sizeof(config->relation_spec), "%s",
+                 spec->relation_spec);
+    }
+    if (spec->outer_optim && *spec->outer_optim &&
+        mfl_optim_parse(spec->outer_optim, &config->outer_optim))
+        return mfl_errf(err, errlen, "algorithm.outer_optim: unknown optimiser '%s'",
+                        spec->outer_optim), -1;
+    return 0;
+}
+
+/* (Re)builds the learner when the task asks for another model or algorithm
+ * (a config byte-compare: the config is plain data, zeroed before filling). */
+int mfl_site_worker_prepare(mfl_site_worker_t *self, const Metafl__AlgorithmSpec *spec,
+                            const char *model_spec, size_t n_theta, char *err, size_t errlen)
+{
+    mfl_learner_config_t config;
+    memset(&config, 0, sizeof(config));
+    if (mfl_site_algorithm_to_config(spec, model_spec, &config, err, errlen))
+        return -1;
+    if (!self->learner || memcmp(&config, &self->learner_config, sizeof(config)) != 0) {
+        mfl_learner_destroy(&self->learner);
+        char sub[256];
+        self->learner = mfl_learner_new(&config, S_MAX_BATCH, sub, sizeof(sub));
+        if (!self->learner)
+            return mfl_errf(err, errlen, "site '%s': cannot build the learner: %s",
+                            self->site, sub), -1;
+        self->learner_config = config;
+        size_t ns = mfl_learner_n_state(self->learner);
+        float *d = realloc(self->delta, ns * sizeof(float));
+        if (!d)
+            return mfl_learner_destroy(&self->learner), mfl_errf(err, errlen, "out of memory"),
+                   -1;
+        self->delta = d;
+        float *s = realloc(self->scratch, ns * sizeof(float));
+        if (!s)
+            return mfl_learner_destroy(&self->learner), mfl_errf(err, errlen, "out of memory"),
+                   -1;
+        self->scratch = s;
+        self->n_state = ns;
+    }
+    if (n_theta != self->n_state)
+        return mfl_errf(err, errlen, "site '%s': θ has %zu floats but model '%s' with '%s' "
+                        "needs %zu", self->site, n_theta, model_spec, spec->name,
+                        self->n_state), -1;
+    return 0;
+}
+
+int mfl_site_check_finite(const float *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(v[i]))
+            return -1;
+    }
+    return 0;
+}
+
+double mfl_site_l2(const float *v, size_t n)
+{
+    double s = 0;
+    for (size_t i = 0; i < n; i++)
+        s += (double)v[i] * (double)v[i];
+    return sqrt(s);
+}

@@ -1,0 +1,147 @@
+/* Evaluation at one site: θ adapted on k local labelled cases, θ as
+ * received, and a local-only model on the same cases, all scored on the
+ * held-out split. See mfl_site_worker_eval() in site_worker.h. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "site_worker_internal.h"
+
+/* Picks the support rows: a seeded shuffle of the training split, then the
+ * first k, with at least one row of every class present in the split when
+ * k allows (a k-case support set with no positive cannot teach anything,
+ * and a hospital collecting k cases would make sure it has both). */
+static mfl_dataset_t *s_support(const mfl_dataset_t *train, size_t k, mfl_rng_t *rng)
+{
+    size_t n = train->n;
+    if (k == 0 || k >= n)
+        k = n;
+    size_t *idx = malloc(n * sizeof(size_t));
+    if (!idx)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        idx[i] = i;
+    mfl_rng_shuffle(rng, idx, n);
+    size_t nc = train->n_classes;
+    if (nc >= 2 && nc <= k) {
+        for (size_t c = 0; c < nc; c++) {
+            int have = 0;
+            for (size_t i = 0; i < k && !have; i++)
+                have = train->y[idx[i]] == (float)c;
+            if (have)
+                continue;
+            /* Swap the first row of class c into the prefix, replacing a
+             * row of the currently most frequent class in the prefix. */
+            size_t from = k;
+            while (from < n && train->y[idx[from]] != (float)c)
+                from++;
+            if (from == n)
+                continue;
+            size_t best = 0, best_count = 0;
+            for (size_t i = 0; i < k; i++) {
+                size_t cnt = 0;
+                for (size_t j = 0; j < k; j++)
+                    cnt += train->y[idx[j]] == train->y[idx[i]];
+                if (cnt > best_count) {
+                    best_count = cnt;
+                    best = i;
+                }
+            }
+            size_t t = idx[best];
+            idx[best] = idx[from];
+            idx[from] = t;
+        }
+    }
+    mfl_dataset_t *s = mfl_dataset_subset(train, idx, k);
+    free(idx);
+    if (s) {
+        s->n_classes = train->n_classes;
+        s->channels = train->channels;
+        s->height = train->height;
+        s->width = train->width;
+    }
+    return s;
+}
+
+static uint64_t s_nonce_seed(const Metafl__EvalTask *task)
+{
+    uint64_t s = task->round;
+    for (size_t i = 0; i < task->nonce.len && i < 8; i++)
+        s = (s << 8) ^ task->nonce.data[i] ^ (s >> 56);
+    return s;
+}
+
+int mfl_site_worker_eval(mfl_site_worker_t *self, const Metafl__EvalTask *task,
+                         const float *theta, size_t n_theta, mfl_site_eval_result_t *out,
+                         char *err, size_t errlen)
+{
+    if (!task || !theta || !out)
+        return mfl_errf(err, errlen, "eval: missing task, θ or result"), -1;
+    memset(out, 0, sizeof(*out));
+    if (mfl_site_worker_prepare(self, task->algorithm, task->model_spec, n_theta, err, errlen))
+        return -1;
+    if (mfl_site_check_finite(theta, n_theta))
+        return mfl_errf(err, errlen, "eval round %u: θ contains NaN or Inf", task->round), -1;
+    if (task->adapt_steps > 100000 || !isfinite(task->adapt_lr) || task->adapt_lr < 0)
+        return mfl_errf(err, errlen, "eval round %u: adapt_steps must be <= 100000 and "
+                        "adapt_lr finite and >= 0", task->round), -1;
+    int steps = (int)task->adapt_steps;
+    float lr = task->adapt_lr > 0 ? task->adapt_lr : self->learner_config.inner_lr;
+
+    mfl_rng_t rng;
+    uint64_t seed = s_nonce_seed(task);
+    mfl_rng_seed(&rng, seed, mfl_site_worker_stream(self->site, task->round));
+    /* The hospital's own setting wins: it knows how many labelled cases it has. */
+    size_t k = self->opts.eval_support ? self->opts.eval_support
+                                       : (task->algorithm ? task->algorithm->k_shot : 0);
+    mfl_dataset_t *support = s_support(self->train, k, &rng);
+    if (!support)
+        return mfl_errf(err, errlen, "out of memory choosing the support set"), -1;
+    const mfl_dataset_t *query = self->heldout && self->heldout->n ? self->heldout : self->train;
+    char sub[256];
+    int rc = -1;
+    if (mfl_learner_evaluate(self->learner, theta, support, query, steps, lr, NULL,
+                             &out->adapted, sub, sizeof(sub)))
+        goto out_error;
+    if (mfl_learner_evaluate(self->learner, theta, support, query, 0, lr, NULL, &out->before,
+                             sub, sizeof(sub)))
+        goto out_error;
+    /* The hospital on its own: a fresh model from a seed only it knows
+     * (site and round), trained on the same support rows. */
+    mfl_learner_init_state(self->learner, self->scratch, mfl_rng_u64(&rng));
+    int local_steps = steps > self->opts.local_only_min_steps ? steps
+                                                               : self->opts.local_only_min_steps;
+    if (mfl_learner_evaluate(self->learner, self->scratch, support, query, local_steps, lr,
+                             NULL, &out->local_only, sub, sizeof(sub)))
+        goto out_error;
+    out->n_support = support->n;
+    rc = 0;
+    goto out_free_support;
+out_error:
+    mfl_errf(err, errlen, "site '%s' eval round %u: %s", self->site, task->round, sub);
+out_free_support:
+    mfl_dataset_destroy(&support);
+    return rc;
+}
+
+void mfl_site_worker_fill_report(const mfl_site_worker_t *self, const Metafl__EvalTask *task,
+                                 const mfl_site_eval_result_t *result,
+                                 Metafl__EvalReport *report)
+{
+    report->round = task->round;
+    report->nonce = task->nonce;
+    report->site = (char *)self->site; /* protobuf-c's field is not const; never written */
+    report->loss = result->adapted.loss;
+    report->accuracy = result->adapted.accuracy;
+    report->auroc = result->adapted.auroc;
+    report->sensitivity = result->adapted.sensitivity;
+    report->specificity = result->adapted.specificity;
+    report->n = result->adapted.n;
+    report->loss_before = result->before.loss;
+    report->accuracy_before = result->before.accuracy;
+    report->auroc_before = result->before.auroc;
+    report->accuracy_local = result->local_only.accuracy;
+    report->auroc_local = result->local_only.auroc;
+    report->n_support = result->n_support;
+}

@@ -1,0 +1,51 @@
+/* Private to the site worker's files (site_worker*.c, site_data.c): the
+ * struct and shared helpers. Not a contract for other modules. */
+#ifndef MFL_SITE_WORKER_INTERNAL_H
+#define MFL_SITE_WORKER_INTERNAL_H
+
+#include "site_worker.h"
+
+typedef struct {
+    int local_only_min_steps; /* 0 = default (100) */
+    size_t eval_support;      /* support rows for eval; 0 = the task's k_shot */
+} mfl_site_worker_opts_t;
+
+struct mfl_site_worker {
+    char site[MFL_SITE_ID_MAX];
+    mfl_dataset_t *train;   /* owned */
+    mfl_dataset_t *heldout; /* owned, may be NULL */
+    uint8_t *sign_sk;       /* sodium_malloc, read-only; NULL = unsigned */
+    uint8_t schema_hash[MFL_SITE_HASH_BYTES];
+    mfl_site_worker_opts_t opts;
+
+    mfl_learner_t *learner;              /* rebuilt when the task's config changes */
+    mfl_learner_config_t learner_config; /* the config `learner` was built from */
+    size_t n_state;
+    float *delta;   /* n_state: the last round's Δ (what the result points at) */
+    float *scratch; /* n_state: eval's fresh θ / adapted copies */
+
+    uint8_t *header; /* last packed UpdateHeader */
+    size_t header_len;
+    uint8_t *hashes; /* n_tensors × 32 */
+};
+
+/* The constructor behind both public ones: takes ownership of train and
+ * heldout (also on failure); schema_text (borrowed, may be NULL) goes into
+ * the schema hash; opts may be NULL. */
+mfl_site_worker_t *mfl_site_worker_new_internal(const char *site_id, mfl_dataset_t *train,
+                                                mfl_dataset_t *heldout, const uint8_t *sign_sk,
+                                                const char *schema_text,
+                                                const mfl_site_worker_opts_t *opts, char *err,
+                                                size_t errlen);
+
+/* Ensures the learner matches (spec, model_spec) and that n_theta fits it. */
+int mfl_site_worker_prepare(mfl_site_worker_t *self, const Metafl__AlgorithmSpec *spec,
+                            const char *model_spec, size_t n_theta, char *err, size_t errlen);
+
+/* 0 if all n values are finite, else -1. */
+int mfl_site_check_finite(const float *v, size_t n);
+
+/* L2 norm in double precision. */
+double mfl_site_l2(const float *v, size_t n);
+
+#endif

@@ -1,0 +1,180 @@
+/* A round at one site: meta-train from θ, privacy (clip + noise), and the
+ * signed UpdateHeader. See mfl_site_worker_round() in site_worker.h. */
+#include <math.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "site_worker_internal.h"
+
+/* A standard normal from libsodium's CSPRNG (Box-Muller): privacy noise
+ * must not be predictable from the training seed. */
+static double s_csprng_normal(void)
+{
+    for (;;) {
+        uint64_t a, b;
+        randombytes_buf(&a, sizeof(a));
+        randombytes_buf(&b, sizeof(b));
+        double u1 = (double)(a >> 11) * 0x1.0p-53, u2 = (double)(b >> 11) * 0x1.0p-53;
+        if (u1 > 0)
+            return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
+    }
+}
+
+/* Clips Δ to norm S and adds N(0, (σS)²) per coordinate. Returns the
+ * pre-clip norm; -1 on a bad setting (err). */
+static int s_apply_privacy(mfl_site_worker_t *self, const Metafl__PrivacySettings *p,
+                           double *pre_clip, char *err, size_t errlen)
+{
+    *pre_clip = mfl_site_l2(self->delta, self->n_state);
+    if (!p || !p->enabled)
+        return 0;
+    if (!(p->clip_norm > 0) || !isfinite(p->clip_norm) || !(p->noise_multiplier >= 0) ||
+        !isfinite(p->noise_multiplier))
+        return mfl_errf(err, errlen, "privacy: clip_norm must be > 0 and noise_multiplier "
+                        ">= 0 (got %g, %g)", p->clip_norm, p->noise_multiplier), -1;
+    if (*pre_clip > p->clip_norm) {
+        float scale = (float)(p->clip_norm / *pre_clip);
+        for (size_t i = 0; i < self->n_state; i++)
+            self->delta[i] *= scale;
+    }
+    double sd = p->noise_multiplier * p->clip_norm;
+    if (sd > 0) {
+        for (size_t i = 0; i < self->n_state; i++)
+            self->delta[i] += (float)(sd * s_csprng_normal());
+    }
+    return 0;
+}
+
+/* BLAKE2b-256 of each learner tensor's float32 bytes (little-endian on
+ * every target we build for; see the static check below). */
+static int s_hash_tensors(mfl_site_worker_t *self, size_t n_tensors)
+{
+    uint8_t *h = realloc(self->hashes, (n_tensors ? n_tensors : 1) * MFL_SITE_HASH_BYTES);
+    if (!h)
+        return -1;
+    self->hashes = h;
+    for (size_t t = 0; t < n_tensors; t++) {
+        const mfl_tensor_info_t *ti = mfl_learner_tensor(self->learner, t);
+        crypto_generichash(h + t * MFL_SITE_HASH_BYTES, MFL_SITE_HASH_BYTES,
+                           (const unsigned char *)(self->delta + ti->offset),
+                           ti->count * sizeof(float), NULL, 0);
+    }
+    return 0;
+}
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+               "tensor bytes are hashed in memory order, which must be little-endian");
+
+static int s_build_header(mfl_site_worker_t *self, const Metafl__RoundTask *task,
+                          const mfl_site_round_result_t *out, char *err, size_t errlen)
+{
+    size_t nt = mfl_learner_n_tensors(self->learner);
+    if (s_hash_tensors(self, nt))
+        return mfl_errf(err, errlen, "out of memory hashing Δ"), -1;
+    ProtobufCBinaryData *hashes = calloc(nt ? nt : 1, sizeof(*hashes));
+    if (!hashes)
+        return mfl_errf(err, errlen, "out of memory"), -1;
+    for (size_t t = 0; t < nt; t++) {
+        hashes[t].data = self->hashes + t * MFL_SITE_HASH_BYTES;
+        hashes[t].len = MFL_SITE_HASH_BYTES;
+    }
+    Metafl__UpdateMetrics metrics = METAFL__UPDATE_METRICS__INIT;
+    metrics.loss_before = out->metrics.loss_before;
+    metrics.loss_after = out->metrics.loss_after;
+    metrics.n_tasks = out->metrics.n_tasks;
+    Metafl__PrivacyRecord priv = METAFL__PRIVACY_RECORD__INIT;
+    const Metafl__PrivacySettings *ps = task->privacy;
+    priv.applied = ps && ps->enabled;
+    priv.clip_norm = priv.applied ? ps->clip_norm : 0;
+    priv.noise_multiplier = priv.applied ? ps->noise_multiplier : 0;
+    priv.pre_clip_norm = out->pre_clip_norm;
+    priv.epsilon_spent = 0; /* no accountant at the site yet: see docs/SITE-AGENT.md */
+
+    Metafl__UpdateHeader hdr = METAFL__UPDATE_HEADER__INIT;
+    hdr.round = task->round;
+    hdr.nonce = task->nonce;
+    hdr.site = self->site;
+    hdr.n_samples = out->metrics.n_samples;
+    hdr.n_tensor_hashes = nt;
+    hdr.tensor_hashes = hashes;
+    hdr.metrics = &metrics;
+    hdr.privacy = &priv;
+    hdr.delta_norm = out->delta_norm;
+    size_t len = metafl__update_header__get_packed_size(&hdr);
+    uint8_t *buf = realloc(self->header, len ? len : 1);
+    if (!buf) {
+        free(hashes);
+        return mfl_errf(err, errlen, "out of memory packing the update header"), -1;
+    }
+    self->header = buf;
+    self->header_len = metafl__update_header__pack(&hdr, buf);
+    free(hashes);
+    return 0;
+}
+
+int mfl_site_worker_round(mfl_site_worker_t *self, const Metafl__RoundTask *task,
+                          const float *theta, size_t n_theta, mfl_site_round_result_t *out,
+                          char *err, size_t errlen)
+{
+    if (!task || !theta || !out)
+        return mfl_errf(err, errlen, "round: missing task, θ or result"), -1;
+    memset(out, 0, sizeof(*out));
+    if (mfl_site_worker_prepare(self, task->algorithm, task->model_spec, n_theta, err, errlen))
+        return -1;
+    if (mfl_site_check_finite(theta, n_theta))
+        return mfl_errf(err, errlen, "round %u: θ contains NaN or Inf", task->round), -1;
+
+    const mfl_learner_config_t *lc = &self->learner_config;
+    const Metafl__AlgorithmSpec *spec = task->algorithm;
+    char sub[256];
+    mfl_sampler_t *sampler;
+    if (lc->algo >= MFL_ALGO_PROTONET) {
+        size_t n_way = spec->n_way ? spec->n_way : self->train->n_classes;
+        size_t k_shot = spec->k_shot ? spec->k_shot : 5;
+        size_t n_query = spec->n_query ? spec->n_query : 5;
+        size_t nc = self->train->n_classes;
+        size_t *classes = calloc(nc ? nc : 1, sizeof(size_t));
+        if (!classes)
+            return mfl_errf(err, errlen, "out of memory"), -1;
+        for (size_t c = 0; c < nc; c++)
+            classes[c] = c;
+        sampler = mfl_sampler_new_episodes(self->train, classes, nc, n_way, k_shot, n_query,
+                                           sub, sizeof(sub));
+        free(classes);
+    } else {
+        /* The site is the task: support and query batches of batch_size rows
+         * (0 = all rows) from the training split. */
+        size_t b = spec->batch_size < self->train->n ? spec->batch_size : 0;
+        sampler = mfl_sampler_new_site(self->train, b, b, sub, sizeof(sub));
+    }
+    if (!sampler)
+        return mfl_errf(err, errlen, "site '%s' round %u: cannot sample tasks: %s", self->site,
+                        task->round, sub), -1;
+    mfl_rng_t rng;
+    mfl_rng_seed(&rng, task->seed, mfl_site_worker_stream(self->site, task->round));
+    int rc = mfl_learner_meta_train(self->learner, theta, sampler, &rng, self->delta,
+                                    &out->metrics, sub, sizeof(sub));
+    mfl_sampler_destroy(&sampler);
+    if (rc)
+        return mfl_errf(err, errlen, "site '%s' round %u: %s", self->site, task->round, sub),
+               -1;
+    if (out->metrics.n_samples == 0)
+        out->metrics.n_samples = self->train->n;
+    if (s_apply_privacy(self, task->privacy, &out->pre_clip_norm, err, errlen))
+        return -1;
+    out->delta = self->delta;
+    out->n_delta = self->n_state;
+    out->delta_norm = mfl_site_l2(self->delta, self->n_state);
+    if (s_build_header(self, task, out, err, errlen))
+        return -1;
+    out->header = self->header;
+    out->header_len = self->header_len;
+    if (self->sign_sk) {
+        unsigned long long siglen = 0;
+        crypto_sign_detached(out->signature, &siglen, self->header, self->header_len,
+                             self->sign_sk);
+        out->signature_len = (size_t)siglen;
+    }
+    return 0;
+}

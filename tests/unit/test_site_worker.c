@@ -1,0 +1,303 @@
+/* The site worker: a round is deterministic given (θ, task, site), its Δ
+ * lowers the site's own loss, the header is signed over what was sent,
+ * and evaluation reports adapted / before / local-only scores. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <math.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "site_worker.h"
+
+#define NF 4
+
+/* A separable binary problem with a little label noise: y = [w·x + b > 0]. */
+static mfl_dataset_t *s_make_data(size_t n, uint64_t seed)
+{
+    mfl_dataset_t *d = mfl_dataset_new(n, NF);
+    assert_non_null(d);
+    d->n_classes = 2;
+    mfl_rng_t r;
+    mfl_rng_seed(&r, seed, 1);
+    const float w[NF] = {1.5f, -2.0f, 0.7f, 0.0f};
+    for (size_t i = 0; i < n; i++) {
+        float s = 0.3f;
+        for (size_t j = 0; j < NF; j++) {
+            float v = mfl_rng_normal(&r);
+            d->x[i * NF + j] = v;
+            s += w[j] * v;
+        }
+        s += 0.3f * mfl_rng_normal(&r);
+        d->y[i] = s > 0 ? 1.0f : 0.0f;
+    }
+    return d;
+}
+
+static mfl_site_worker_t *s_worker(const char *site, const uint8_t *sk)
+{
+    char err[256] = "";
+    mfl_site_worker_t *w = mfl_site_worker_new_from_data(site, s_make_data(200, 7),
+                                                         s_make_data(100, 8), sk, err,
+                                                         sizeof(err));
+    if (!w)
+        fail_msg("worker: %s", err);
+    return w;
+}
+
+typedef struct {
+    Metafl__RoundTask task;
+    Metafl__AlgorithmSpec algo;
+    uint8_t nonce[16];
+} s_task_t;
+
+static void s_task_init(s_task_t *t, const char *algo, uint64_t seed)
+{
+    metafl__round_task__init(&t->task);
+    metafl__algorithm_spec__init(&t->algo);
+    t->algo.name = (char *)algo;
+    t->algo.loss = (char *)"bce";
+    t->algo.batch_size = 32;
+    for (size_t i = 0; i < sizeof(t->nonce); i++)
+        t->nonce[i] = (uint8_t)(i * 13 + 1);
+    t->task.round = 3;
+    t->task.nonce.data = t->nonce;
+    t->task.nonce.len = sizeof(t->nonce);
+    t->task.model_spec = (char *)"mlp:4-8-1";
+    t->task.algorithm = &t->algo;
+    t->task.seed = seed;
+}
+
+/* θ sized for the task's learner, from a fixed seed. */
+static float *s_theta(size_t *n)
+{
+    mfl_learner_config_t c;
+    memset(&c, 0, sizeof(c));
+    mfl_learner_config_defaults(&c, MFL_ALGO_REPTILE);
+    snprintf(c.model_spec, sizeof(c.model_spec), "mlp:4-8-1");
+    c.loss = MFL_LOSS_BCE;
+    char err[256];
+    mfl_learner_t *l = mfl_learner_new(&c, 64, err, sizeof(err));
+    assert_non_null(l);
+    *n = mfl_learner_n_state(l);
+    float *theta = malloc(*n * sizeof(float));
+    assert_non_null(theta);
+    mfl_learner_init_state(l, theta, 99);
+    mfl_learner_destroy(&l);
+    return theta;
+}
+
+static void test_same_task_and_site_give_identical_delta_bits(void **state)
+{
+    (void)state;
+    size_t n;
+    float *theta = s_theta(&n);
+    s_task_t t;
+    s_task_init(&t, "reptile", 1234);
+    mfl_site_worker_t *a = s_worker("hospital-a", NULL);
+    mfl_site_worker_t *b = s_worker("hospital-a", NULL);
+    mfl_site_worker_t *c = s_worker("hospital-b", NULL);
+    mfl_site_round_result_t ra, rb, rc;
+    char err[256] = "";
+    assert_int_equal(mfl_site_worker_round(a, &t.task, theta, n, &ra, err, sizeof(err)), 0);
+    assert_int_equal(mfl_site_worker_round(b, &t.task, theta, n, &rb, err, sizeof(err)), 0);
+    assert_int_equal(mfl_site_worker_round(c, &t.task, theta, n, &rc, err, sizeof(err)), 0);
+    assert_int_equal(ra.n_delta, n);
+    assert_memory_equal(ra.delta, rb.delta, n * sizeof(float));
+    assert_int_equal(ra.header_len, rb.header_len);
+    assert_memory_equal(ra.header, rb.header, ra.header_len);
+    /* Another site id draws another task stream from the same data. */
+    assert_true(memcmp(ra.delta, rc.delta, n * sizeof(float)) != 0);
+    /* Another round seed, too. */
+    s_task_init(&t, "reptile", 1235);
+    assert_int_equal(mfl_site_worker_round(b, &t.task, theta, n, &rb, err, sizeof(err)), 0);
+    assert_true(memcmp(ra.delta, rb.delta, n * sizeof(float)) != 0);
+    mfl_site_worker_destroy(&a);
+    mfl_site_worker_destroy(&b);
+    mfl_site_worker_destroy(&c);
+    assert_null(a);
+    free(theta);
+}
+
+/* Mean BCE loss of θ over the worker's own data, through the learner's
+ * evaluation with 0 steps (no adaptation). */
+static double s_loss(mfl_site_worker_t *w, s_task_t *t, const float *theta, size_t n)
+{
+    Metafl__EvalTask ev = METAFL__EVAL_TASK__INIT;
+    ev.round = t->task.round;
+    ev.nonce = t->task.nonce;
+    ev.model_spec = t->task.model_spec;
+    ev.algorithm = &t->algo;
+    ev.adapt_steps = 0;
+    mfl_site_eval_result_t r;
+    char err[256] = "";
+    if (mfl_site_worker_eval(w, &ev, theta, n, &r, err, sizeof(err)))
+        fail_msg("eval: %s", err);
+    return r.before.loss;
+}
+
+static void test_round_delta_lowers_the_sites_own_loss(void **state)
+{
+    (void)state;
+    const char *algos[] = {"reptile", "fomaml", "fedavg"};
+    for (size_t a = 0; a < sizeof(algos) / sizeof(algos[0]); a++) {
+        size_t n;
+        float *theta = s_theta(&n);
+        s_task_t t;
+        s_task_init(&t, algos[a], 42);
+        mfl_site_worker_t *w = s_worker("hospital-a", NULL);
+        double before = s_loss(w, &t, theta, n);
+        mfl_site_round_result_t r;
+        char err[256] = "";
+        if (mfl_site_worker_round(w, &t.task, theta, n, &r, err, sizeof(err)))
+            fail_msg("%s: %s", algos[a], err);
+        float *next = malloc(n * sizeof(float));
+        assert_non_null(next);
+        for (size_t i = 0; i < n; i++)
+            next[i] = theta[i] + r.delta[i];
+        double after = s_loss(w, &t, next, n);
+        if (!(after < before))
+            fail_msg("%s: loss %g -> %g did not go down", algos[a], before, after);
+        assert_true(r.delta_norm > 0);
+        assert_true(r.metrics.n_samples > 0);
+        free(next);
+        free(theta);
+        mfl_site_worker_destroy(&w);
+    }
+}
+
+static void test_header_is_signed_and_names_round_nonce_site(void **state)
+{
+    (void)state;
+    assert_true(sodium_init() >= 0);
+    uint8_t pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
+    crypto_sign_keypair(pk, sk);
+    size_t n;
+    float *theta = s_theta(&n);
+    s_task_t t;
+    s_task_init(&t, "reptile", 5);
+    mfl_site_worker_t *w = s_worker("hospital-c", sk);
+    mfl_site_round_result_t r;
+    char err[256] = "";
+    assert_int_equal(mfl_site_worker_round(w, &t.task, theta, n, &r, err, sizeof(err)), 0);
+    assert_int_equal(r.signature_len, 64);
+    assert_int_equal(crypto_sign_verify_detached(r.signature, r.header, r.header_len, pk), 0);
+    Metafl__UpdateHeader *h = metafl__update_header__unpack(NULL, r.header_len, r.header);
+    assert_non_null(h);
+    assert_int_equal(h->round, 3);
+    assert_string_equal(h->site, "hospital-c");
+    assert_int_equal(h->nonce.len, 16);
+    assert_memory_equal(h->nonce.data, t.nonce, 16);
+    assert_int_equal(h->n_samples, 200);
+    assert_true(fabs(h->delta_norm - r.delta_norm) < 1e-12);
+    /* One hash per tensor, over exactly the Δ bytes that are sent. */
+    assert_int_equal(h->n_tensor_hashes, mfl_site_worker_n_tensors(w));
+    for (size_t i = 0; i < h->n_tensor_hashes; i++) {
+        const mfl_tensor_info_t *ti = mfl_site_worker_tensor(w, i);
+        uint8_t want[32];
+        crypto_generichash(want, 32, (const unsigned char *)(r.delta + ti->offset),
+                           ti->count * sizeof(float), NULL, 0);
+        assert_memory_equal(h->tensor_hashes[i].data, want, 32);
+    }
+    metafl__update_header__free_unpacked(h, NULL);
+    free(theta);
+    mfl_site_worker_destroy(&w);
+}
+
+static void test_privacy_clips_delta_to_the_bound(void **state)
+{
+    (void)state;
+    size_t n;
+    float *theta = s_theta(&n);
+    s_task_t t;
+    s_task_init(&t, "reptile", 5);
+    Metafl__PrivacySettings p = METAFL__PRIVACY_SETTINGS__INIT;
+    p.enabled = 1;
+    p.clip_norm = 1e-3;
+    p.noise_multiplier = 0;
+    t.task.privacy = &p;
+    mfl_site_worker_t *w = s_worker("hospital-a", NULL);
+    mfl_site_round_result_t r;
+    char err[256] = "";
+    assert_int_equal(mfl_site_worker_round(w, &t.task, theta, n, &r, err, sizeof(err)), 0);
+    assert_true(r.pre_clip_norm > 1e-3);
+    assert_true(fabs(r.delta_norm - 1e-3) < 1e-6);
+    free(theta);
+    mfl_site_worker_destroy(&w);
+}
+
+static void test_wrong_theta_size_and_unknown_algorithm_are_refused(void **state)
+{
+    (void)state;
+    size_t n;
+    float *theta = s_theta(&n);
+    s_task_t t;
+    s_task_init(&t, "reptile", 5);
+    mfl_site_worker_t *w = s_worker("hospital-a", NULL);
+    mfl_site_round_result_t r;
+    char err[256] = "";
+    assert_int_equal(mfl_site_worker_round(w, &t.task, theta, n - 1, &r, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "needs"));
+    s_task_init(&t, "sgd-magic", 5);
+    assert_int_equal(mfl_site_worker_round(w, &t.task, theta, n, &r, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "sgd-magic"));
+    s_task_init(&t, "reptile", 5);
+    theta[0] = NAN;
+    assert_int_equal(mfl_site_worker_round(w, &t.task, theta, n, &r, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "NaN"));
+    free(theta);
+    mfl_site_worker_destroy(&w);
+}
+
+static void test_eval_reports_adapted_before_and_local_only(void **state)
+{
+    (void)state;
+    size_t n;
+    float *theta = s_theta(&n);
+    s_task_t t;
+    s_task_init(&t, "reptile", 5);
+    t.algo.k_shot = 10;
+    Metafl__EvalTask ev = METAFL__EVAL_TASK__INIT;
+    ev.round = 4;
+    ev.nonce = t.task.nonce;
+    ev.model_spec = t.task.model_spec;
+    ev.algorithm = &t.algo;
+    ev.adapt_steps = 20;
+    ev.adapt_lr = 0.1f;
+    mfl_site_worker_t *w = s_worker("hospital-e", NULL);
+    mfl_site_eval_result_t r1, r2;
+    char err[256] = "";
+    assert_int_equal(mfl_site_worker_eval(w, &ev, theta, n, &r1, err, sizeof(err)), 0);
+    assert_int_equal(mfl_site_worker_eval(w, &ev, theta, n, &r2, err, sizeof(err)), 0);
+    assert_int_equal(r1.n_support, 10);
+    assert_int_equal(r1.adapted.n, 100);
+    assert_true(r1.adapted.accuracy >= 0 && r1.adapted.accuracy <= 1);
+    assert_true(r1.local_only.auroc >= 0 && r1.local_only.auroc <= 1);
+    /* Adapting on 10 cases of a learnable problem beats an untrained θ. */
+    assert_true(r1.adapted.loss < r1.before.loss);
+    assert_memory_equal(&r1, &r2, sizeof(r1));
+    Metafl__EvalReport rep = METAFL__EVAL_REPORT__INIT;
+    mfl_site_worker_fill_report(w, &ev, &r1, &rep);
+    assert_string_equal(rep.site, "hospital-e");
+    assert_int_equal(rep.n_support, 10);
+    assert_true(rep.accuracy == r1.adapted.accuracy);
+    assert_true(rep.auroc_local == r1.local_only.auroc);
+    free(theta);
+    mfl_site_worker_destroy(&w);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_same_task_and_site_give_identical_delta_bits),
+        cmocka_unit_test(test_round_delta_lowers_the_sites_own_loss),
+        cmocka_unit_test(test_header_is_signed_and_names_round_nonce_site),
+        cmocka_unit_test(test_privacy_clips_delta_to_the_bound),
+        cmocka_unit_test(test_wrong_theta_size_and_unknown_algorithm_are_refused),
+        cmocka_unit_test(test_eval_reports_adapted_before_and_local_only),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
