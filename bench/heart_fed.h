@@ -51,6 +51,14 @@ typedef struct {
     } algo;
     const char *model;
     int rounds;
+    /* FedAvg only: > 0 sends each site local_epochs = round(local_updates ·
+     * batch_size / n_train) (at least 1), i.e. about this many mini-batch
+     * updates per round at every site, as FLamby's num_updates. */
+    uint32_t local_updates;
+    /* 1: initial θ as torch.nn.Linear's default (every dense weight and bias
+     * U(±1/√fan_in)), what FLamby's Baseline starts from; 0: the model's
+     * own He-uniform init. */
+    int torch_init;
     const char *server; /* "sgd" (θ += lr·mean Δ), "adam", "adagrad" */
     float server_lr;
 } s_fed_spec_t;
@@ -113,6 +121,21 @@ static inline int s_fed_init(const s_fed_spec_t *sp, uint64_t seed, float **thet
         return -1;
     }
     mfl_learner_init_state(l, theta, seed);
+    if (sp->torch_init) {
+        mfl_rng_t r;
+        mfl_rng_seed(&r, seed, 0x746f726368ULL);
+        double bound = 0;
+        for (size_t t = 0; t < mfl_learner_n_tensors(l); t++) {
+            const mfl_tensor_info_t *ti = mfl_learner_tensor(l, t);
+            if (strncmp(ti->name, "meta_sgd", 8) == 0)
+                continue;
+            if (ti->ndim == 2)
+                bound = 1.0 / sqrt((double)ti->shape[1]);
+            if (bound > 0)
+                for (size_t i = 0; i < ti->count; i++)
+                    theta[ti->offset + i] = mfl_rng_range(&r, (float)-bound, (float)bound);
+        }
+    }
     mfl_learner_destroy(&l);
     *theta_out = theta;
     *n_out = n;
@@ -168,6 +191,11 @@ static inline int s_fed_train(const s_fed_spec_t *sp, mfl_site_worker_t **worker
         mfl_aggregate_reset(agg);
         for (size_t w = 0; w < n_workers; w++) {
             mfl_site_round_result_t res;
+            if (sp->local_updates > 0) {
+                double nt = (double)mfl_site_worker_n_train(workers[w]);
+                double e = nt > 0 ? (double)sp->local_updates * sp->algo.batch_size / nt : 1;
+                a.local_epochs = e < 1.5 ? 1u : (uint32_t)(e + 0.5);
+            }
             if (mfl_site_worker_round(workers[w], &task, theta, n, &res, err, errlen) != 0)
                 goto out_fail;
             if (mfl_aggregate_add(agg, res.delta, (double)res.metrics.n_samples, err, errlen) !=
