@@ -1,0 +1,311 @@
+/* Coordinator YAML → mfl_coord_config_t, every field checked before use. */
+#include "config.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config/yaml_doc.h"
+#include "core/log.h"
+
+void mfl_coord_config_defaults(mfl_coord_config_t *c)
+{
+    memset(c, 0, sizeof *c);
+    snprintf(c->listen, sizeof c->listen, "tcp://0.0.0.0:7000");
+    mfl_learner_config_defaults(&c->learner, MFL_ALGO_REPTILE);
+    c->n_way = 5;
+    c->k_shot = 5;
+    c->n_query = 5;
+    c->init_seed = 1;
+    c->clip_norm = 1.0;
+    c->noise_multiplier = 1.0;
+    c->target_delta = 1e-5;
+    c->rounds = 10;
+    c->sites_fraction = 1.0;
+    c->min_sites = 1;
+    c->wait_for_sites = 1;
+    c->deadline_ms = 60000;
+    c->max_attempts = 0;
+    c->seed = 42;
+    c->server = mfl_optim_defaults(MFL_OPTIM_SGD, 1.0f);
+    c->eval_every = 0;
+    c->eval_adapt_steps = 10;
+    c->eval_adapt_lr = 0.01f;
+    c->eval_deadline_ms = 60000;
+    c->max_message_bytes = 256u << 20;
+    c->heartbeat_ms = 2000;
+    c->site_timeout_ms = 30000;
+}
+
+int mfl_coord_path_resolve(const char *base_file, const char *rel, char *out, size_t outlen)
+{
+    int n;
+    if (rel[0] == '/' || !strchr(base_file, '/')) {
+        n = snprintf(out, outlen, "%s", rel);
+    } else {
+        const char *slash = strrchr(base_file, '/');
+        n = snprintf(out, outlen, "%.*s/%s", (int)(slash - base_file), base_file, rel);
+    }
+    return n < 0 || (size_t)n >= outlen ? -1 : 0;
+}
+
+/* Reads an optional path key into out (resolved), or `def` (relative to
+ * the run dir) when absent; def NULL leaves out empty. */
+static void s_path(mfl_yaml_doc_t *doc, const mfl_coord_config_t *c, const char *key,
+                   const char *def, char *out, size_t outlen)
+{
+    const char *v = mfl_yaml_get_string(doc, key, NULL);
+    int rc = 0;
+    if (v && *v)
+        rc = mfl_coord_path_resolve(c->file, v, out, outlen);
+    else if (def && c->run_dir[0])
+        rc = snprintf(out, outlen, "%s/%s", c->run_dir, def) >= (int)outlen ? -1 : 0;
+    else
+        out[0] = '\0';
+    if (rc < 0)
+        mfl_yaml_fail(doc, key, "path too long");
+}
+
+static uint32_t s_u32(mfl_yaml_doc_t *doc, const char *key, uint32_t def, int64_t lo,
+                      int64_t hi)
+{
+    int64_t v = mfl_yaml_get_int(doc, key, def);
+    if (mfl_yaml_check_range(doc, key, v, lo, hi) < 0)
+        return def;
+    return (uint32_t)v;
+}
+
+static uint32_t s_ms(mfl_yaml_doc_t *doc, const char *key, uint32_t def_ms)
+{
+    double s = mfl_yaml_get_double(doc, key, def_ms / 1000.0);
+    if (!(s > 0 && s <= 86400.0)) {
+        mfl_yaml_fail(doc, key, "must be in (0, 86400] seconds, got %g", s);
+        return def_ms;
+    }
+    return (uint32_t)llround(s * 1000.0);
+}
+
+static float s_pos_float(mfl_yaml_doc_t *doc, const char *key, float def, bool allow_zero)
+{
+    double v = mfl_yaml_get_double(doc, key, def);
+    if (v < 0 || (!allow_zero && v == 0) || v > 1e6) {
+        mfl_yaml_fail(doc, key, "must be %s and at most 1e6, got %g",
+                      allow_zero ? "≥ 0" : "> 0", v);
+        return def;
+    }
+    return (float)v;
+}
+
+static void s_check_all_keys(mfl_yaml_doc_t *doc)
+{
+    mfl_yaml_check_keys(doc, "", (const char *[]){"coordinator", "model", "algorithm",
+                                                  "privacy", "rounds", "server", "eval",
+                                                  "output", "limits", "sites", NULL});
+    mfl_yaml_check_keys(doc, "coordinator",
+                        (const char *[]){"listen", "key", "allow_dir", "run_dir", NULL});
+    mfl_yaml_check_keys(doc, "model",
+                        (const char *[]){"spec", "loss", "pos_weight", "init_seed", NULL});
+    mfl_yaml_check_keys(doc, "algorithm",
+                        (const char *[]){"name", "inner_steps", "inner_lr", "meta_batch",
+                                         "outer_steps", "outer_lr", "outer_optim",
+                                         "batch_size", "local_epochs", "n_way", "k_shot",
+                                         "n_query", "relation_spec", NULL});
+    mfl_yaml_check_keys(doc, "privacy",
+                        (const char *[]){"enabled", "clip_norm", "noise_multiplier",
+                                         "target_delta", NULL});
+    mfl_yaml_check_keys(doc, "rounds",
+                        (const char *[]){"count", "sites_per_round", "min_sites",
+                                         "wait_for_sites", "deadline_s", "max_attempts",
+                                         "norm_bound", "seed", NULL});
+    mfl_yaml_check_keys(doc, "server",
+                        (const char *[]){"optimizer", "lr", "momentum", "beta1", "beta2",
+                                         "eps", NULL});
+    mfl_yaml_check_keys(doc, "eval",
+                        (const char *[]){"every", "adapt_steps", "adapt_lr", "deadline_s",
+                                         NULL});
+    mfl_yaml_check_keys(doc, "output",
+                        (const char *[]){"checkpoint_dir", "audit_log", "metrics", "status",
+                                         NULL});
+    mfl_yaml_check_keys(doc, "limits",
+                        (const char *[]){"max_message_bytes", "heartbeat_s", "site_timeout_s",
+                                         NULL});
+}
+
+static void s_read_model(mfl_yaml_doc_t *doc, mfl_coord_config_t *c)
+{
+    const char *algo = mfl_yaml_get_string(doc, "algorithm.name", "reptile");
+    mfl_algo_kind_t kind = MFL_ALGO_REPTILE;
+    if (mfl_algo_parse(algo, &kind) < 0)
+        mfl_yaml_fail(doc, "algorithm.name",
+                      "unknown algorithm '%s'; known: fedavg, reptile, fomaml, maml, "
+                      "meta_sgd, protonet, matching, relation", algo);
+    mfl_learner_config_defaults(&c->learner, kind);
+    mfl_learner_config_t *l = &c->learner;
+
+    const char *spec = mfl_yaml_require_string(doc, "model.spec");
+    if (strlen(spec) >= sizeof l->model_spec)
+        mfl_yaml_fail(doc, "model.spec", "longer than %zu characters",
+                      sizeof l->model_spec - 1);
+    else
+        snprintf(l->model_spec, sizeof l->model_spec, "%s", spec);
+    const char *loss = mfl_yaml_get_string(doc, "model.loss", NULL);
+    if (loss && mfl_loss_parse(loss, &l->loss) < 0)
+        mfl_yaml_fail(doc, "model.loss", "unknown loss '%s'; known: softmax_ce, bce, mse",
+                      loss);
+    l->pos_weight = s_pos_float(doc, "model.pos_weight", l->pos_weight, false);
+    c->init_seed = (uint64_t)mfl_yaml_get_int(doc, "model.init_seed", (int64_t)c->init_seed);
+
+    l->inner_steps = (int)s_u32(doc, "algorithm.inner_steps", (uint32_t)l->inner_steps, 0,
+                                100000);
+    l->inner_lr = s_pos_float(doc, "algorithm.inner_lr", l->inner_lr, true);
+    l->meta_batch = (int)s_u32(doc, "algorithm.meta_batch", (uint32_t)l->meta_batch, 1, 100000);
+    l->outer_steps = (int)s_u32(doc, "algorithm.outer_steps", (uint32_t)l->outer_steps, 1,
+                                100000);
+    l->outer_lr = s_pos_float(doc, "algorithm.outer_lr", l->outer_lr, true);
+    const char *oo = mfl_yaml_get_string(doc, "algorithm.outer_optim", NULL);
+    if (oo && mfl_optim_parse(oo, &l->outer_optim) < 0)
+        mfl_yaml_fail(doc, "algorithm.outer_optim",
+                      "unknown optimiser '%s'; known: sgd, momentum, adam, adagrad", oo);
+    l->batch_size = mfl_yaml_get_size(doc, "algorithm.batch_size", l->batch_size);
+    l->local_epochs = (int)s_u32(doc, "algorithm.local_epochs", (uint32_t)l->local_epochs, 0,
+                                 100000);
+    c->n_way = s_u32(doc, "algorithm.n_way", c->n_way, 1, 1000);
+    c->k_shot = s_u32(doc, "algorithm.k_shot", c->k_shot, 0, 100000);
+    c->n_query = s_u32(doc, "algorithm.n_query", c->n_query, 1, 100000);
+    const char *rel = mfl_yaml_get_string(doc, "algorithm.relation_spec", NULL);
+    if (rel && strlen(rel) >= sizeof l->relation_spec)
+        mfl_yaml_fail(doc, "algorithm.relation_spec", "too long");
+    else if (rel)
+        snprintf(l->relation_spec, sizeof l->relation_spec, "%s", rel);
+}
+
+static void s_read_rounds(mfl_yaml_doc_t *doc, mfl_coord_config_t *c)
+{
+    c->rounds = s_u32(doc, "rounds.count", c->rounds, 1, 1000000);
+    if (mfl_yaml_has(doc, "rounds.sites_per_round")) {
+        const char *v = mfl_yaml_get_string(doc, "rounds.sites_per_round", "all");
+        char *end = NULL;
+        double f = strcmp(v, "all") == 0 ? 1.0 : strtod(v, &end);
+        if ((end && (*end || end == v)) || !(f > 0 && f <= 1))
+            mfl_yaml_fail(doc, "rounds.sites_per_round",
+                          "must be 'all' or a fraction in (0, 1], got '%s'", v);
+        else
+            c->sites_fraction = f;
+    }
+    c->min_sites = s_u32(doc, "rounds.min_sites", c->min_sites, 1, 100000);
+    c->wait_for_sites = s_u32(doc, "rounds.wait_for_sites", c->min_sites, 1, 100000);
+    if (c->wait_for_sites < c->min_sites)
+        mfl_yaml_fail(doc, "rounds.wait_for_sites", "%u is below rounds.min_sites (%u)",
+                      c->wait_for_sites, c->min_sites);
+    c->deadline_ms = s_ms(doc, "rounds.deadline_s", c->deadline_ms);
+    c->max_attempts = s_u32(doc, "rounds.max_attempts", c->max_attempts, 0, 1000000);
+    double nb = mfl_yaml_get_double(doc, "rounds.norm_bound", 0.0);
+    if (nb < 0)
+        mfl_yaml_fail(doc, "rounds.norm_bound", "must be ≥ 0 (0 = off), got %g", nb);
+    else
+        c->norm_bound = nb;
+    c->seed = (uint64_t)mfl_yaml_get_int(doc, "rounds.seed", (int64_t)c->seed);
+}
+
+static void s_read_server(mfl_yaml_doc_t *doc, mfl_coord_config_t *c)
+{
+    const char *opt = mfl_yaml_get_string(doc, "server.optimizer", "sgd");
+    mfl_optim_kind_t kind = MFL_OPTIM_SGD;
+    if (mfl_optim_parse(opt, &kind) < 0)
+        mfl_yaml_fail(doc, "server.optimizer",
+                      "unknown optimiser '%s'; known: sgd (β step), momentum, adam, adagrad",
+                      opt);
+    float lr = s_pos_float(doc, "server.lr", 1.0f, false);
+    c->server = mfl_optim_defaults(kind, lr);
+    c->server.momentum = s_pos_float(doc, "server.momentum", c->server.momentum, true);
+    c->server.beta1 = s_pos_float(doc, "server.beta1", c->server.beta1, true);
+    c->server.beta2 = s_pos_float(doc, "server.beta2", c->server.beta2, true);
+    c->server.eps = s_pos_float(doc, "server.eps", c->server.eps, true);
+}
+
+static void s_read_privacy(mfl_yaml_doc_t *doc, mfl_coord_config_t *c)
+{
+    c->dp_enabled = mfl_yaml_get_bool(doc, "privacy.enabled", false);
+    c->clip_norm = s_pos_float(doc, "privacy.clip_norm", (float)c->clip_norm, false);
+    c->noise_multiplier = s_pos_float(doc, "privacy.noise_multiplier",
+                                      (float)c->noise_multiplier, true);
+    double d = mfl_yaml_get_double(doc, "privacy.target_delta", c->target_delta);
+    if (!(d > 0 && d < 1))
+        mfl_yaml_fail(doc, "privacy.target_delta", "must be in (0, 1), got %g", d);
+    else
+        c->target_delta = d;
+}
+
+static void s_read_sites(mfl_yaml_doc_t *doc, mfl_coord_config_t *c)
+{
+    const char **items = NULL;
+    size_t n = 0;
+    if (mfl_yaml_get_string_list(doc, "sites", &items, &n) < 0)
+        return;
+    if (n > MFL_COORD_MAX_SITES) {
+        mfl_yaml_fail(doc, "sites", "%zu sites; at most %d", n, MFL_COORD_MAX_SITES);
+        n = 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (mfl_coord_path_resolve(c->file, items[i], c->sites[i], sizeof c->sites[i]) < 0)
+            mfl_yaml_fail(doc, "sites", "path too long: %s", items[i]);
+    }
+    c->n_sites = n;
+    free(items);
+}
+
+int mfl_coord_config_load(const char *path, mfl_coord_config_t *c, char *err, size_t errlen)
+{
+    mfl_coord_config_defaults(c);
+    if (strlen(path) >= sizeof c->file) {
+        mfl_errf(err, errlen, "%s: path too long", path);
+        return -1;
+    }
+    snprintf(c->file, sizeof c->file, "%s", path);
+    mfl_yaml_doc_t *doc = mfl_yaml_load(path, err, errlen);
+    if (!doc)
+        return -1;
+    s_check_all_keys(doc);
+
+    const char *listen = mfl_yaml_get_string(doc, "coordinator.listen", c->listen);
+    if (strlen(listen) >= sizeof c->listen)
+        mfl_yaml_fail(doc, "coordinator.listen", "too long");
+    else
+        snprintf(c->listen, sizeof c->listen, "%s", listen);
+    s_path(doc, c, "coordinator.run_dir", NULL, c->run_dir, sizeof c->run_dir);
+    if (!c->run_dir[0] && mfl_coord_path_resolve(c->file, "run", c->run_dir,
+                                                  sizeof c->run_dir) < 0)
+        mfl_yaml_fail(doc, "coordinator.run_dir", "path too long");
+    s_path(doc, c, "coordinator.key", NULL, c->key_file, sizeof c->key_file);
+    s_path(doc, c, "coordinator.allow_dir", NULL, c->allow_dir, sizeof c->allow_dir);
+
+    s_read_model(doc, c);
+    s_read_privacy(doc, c);
+    s_read_rounds(doc, c);
+    s_read_server(doc, c);
+
+    c->eval_every = s_u32(doc, "eval.every", c->eval_every, 0, 1000000);
+    c->eval_adapt_steps = s_u32(doc, "eval.adapt_steps", c->eval_adapt_steps, 0, 100000);
+    c->eval_adapt_lr = s_pos_float(doc, "eval.adapt_lr", c->eval_adapt_lr, true);
+    c->eval_deadline_ms = s_ms(doc, "eval.deadline_s", c->eval_deadline_ms);
+
+    s_path(doc, c, "output.checkpoint_dir", "checkpoints", c->checkpoint_dir,
+           sizeof c->checkpoint_dir);
+    s_path(doc, c, "output.audit_log", "audit.log", c->audit_log, sizeof c->audit_log);
+    s_path(doc, c, "output.metrics", "metrics.jsonl", c->metrics_file, sizeof c->metrics_file);
+    s_path(doc, c, "output.status", "status.json", c->status_file, sizeof c->status_file);
+
+    c->max_message_bytes = mfl_yaml_get_size(doc, "limits.max_message_bytes",
+                                             c->max_message_bytes);
+    if (c->max_message_bytes < 4096)
+        mfl_yaml_fail(doc, "limits.max_message_bytes", "must be at least 4K");
+    c->heartbeat_ms = s_ms(doc, "limits.heartbeat_s", c->heartbeat_ms);
+    c->site_timeout_ms = s_ms(doc, "limits.site_timeout_s", c->site_timeout_ms);
+
+    s_read_sites(doc, c);
+
+    int rc = mfl_yaml_error(doc, err, errlen);
+    mfl_yaml_destroy(&doc);
+    return rc;
+}

@@ -1,0 +1,88 @@
+/* The coordinator's configuration: one YAML file, validated up front.
+ *
+ * Every error names FILE:LINE and the key; unknown keys are refused (a
+ * typo must not silently fall back to a default). Relative paths are
+ * resolved against the config file's directory, so a config and its keys
+ * can move together. configs/coordinator.yaml documents every key.
+ *
+ * The same file drives `metafl simulate`: its `sites:` list (site config
+ * paths) is read by the simulator and ignored by the daemon. */
+#ifndef MFL_COORD_CONFIG_H
+#define MFL_COORD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "meta/learner.h"
+#include "nn/optim.h"
+
+#define MFL_COORD_PATH_MAX 1024
+#define MFL_COORD_MAX_SITES 64
+
+typedef struct {
+    char file[MFL_COORD_PATH_MAX];        /* the config file itself */
+
+    /* coordinator: transport and identity */
+    char listen[256];                     /* e.g. tcp://0.0.0.0:7000 */
+    char key_file[MFL_COORD_PATH_MAX];    /* own secret key (metafl keygen) */
+    char allow_dir[MFL_COORD_PATH_MAX];   /* site public keys; stem = site id */
+    char run_dir[MFL_COORD_PATH_MAX];     /* status.json, control, defaults below */
+
+    /* model + algorithm (what every site runs) */
+    mfl_learner_config_t learner;
+    uint32_t n_way, k_shot, n_query;      /* episodic (metric) methods */
+    uint64_t init_seed;                   /* θ₀ = init_state(init_seed) */
+
+    /* privacy settings sent to sites */
+    bool dp_enabled;
+    double clip_norm, noise_multiplier, target_delta;
+
+    /* rounds */
+    uint32_t rounds;                      /* total rounds, ≥ 1 */
+    double sites_fraction;                /* (0, 1]; 1 = all connected sites */
+    uint32_t min_sites;                   /* ≥ 1: close at deadline with at least this */
+    uint32_t wait_for_sites;              /* first round waits for this many sites */
+    uint32_t deadline_ms;                 /* a round's deadline after it opens */
+    uint32_t max_attempts;                /* abandoned attempts of one round before giving up; 0 = forever */
+    double norm_bound;                    /* reject ‖Δ‖₂ above this; 0 = off */
+    uint64_t seed;                        /* run seed: round seeds derive from it */
+
+    /* server step (SGD with lr = β is plain Reptile / FedAvg) */
+    mfl_optim_config_t server;
+
+    /* evaluation */
+    uint32_t eval_every;                  /* EvalTask every N rounds (0 = only at the end) */
+    uint32_t eval_adapt_steps;
+    float eval_adapt_lr;
+    uint32_t eval_deadline_ms;
+
+    /* outputs (resolved paths) */
+    char checkpoint_dir[MFL_COORD_PATH_MAX];
+    char audit_log[MFL_COORD_PATH_MAX];   /* "" = no audit log */
+    char metrics_file[MFL_COORD_PATH_MAX];
+    char status_file[MFL_COORD_PATH_MAX];
+
+    /* limits and liveness */
+    size_t max_message_bytes;
+    uint32_t heartbeat_ms;
+    uint32_t site_timeout_ms;             /* a site silent this long is dropped */
+
+    /* simulate only: site config files (resolved) */
+    size_t n_sites;
+    char sites[MFL_COORD_MAX_SITES][MFL_COORD_PATH_MAX];
+} mfl_coord_config_t;
+
+/* Fills `config` with the defaults documented in configs/coordinator.yaml. */
+void mfl_coord_config_defaults(mfl_coord_config_t *config);
+
+/* Loads and validates `path`. Returns 0, or -1 with "FILE:LINE: key 'x':
+ * what" in err. `config` is overwritten (defaults first). */
+int mfl_coord_config_load(const char *path, mfl_coord_config_t *config, char *err,
+                          size_t errlen);
+
+/* Resolves `rel` against the directory of `base_file` into out[outlen]
+ * (absolute `rel` is copied). -1 if it does not fit. */
+int mfl_coord_path_resolve(const char *base_file, const char *rel, char *out, size_t outlen);
+
+#endif

@@ -1,0 +1,241 @@
+/* Closing a round: server step, atomic checkpoint, audit record, progress
+ * line and metrics line; abandoning a round; evaluation results. */
+#include <inttypes.h>
+#include <math.h>
+#include <sodium.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "fed/checkpoint.h"
+#include "round_engine_internal.h"
+
+#define CHECKPOINTS_KEPT 3
+
+static void s_hex(const uint8_t *b, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[b[i] >> 4];
+        out[2 * i + 1] = digits[b[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+void mfl_engine_audit_round(mfl_round_engine_t *self, mfl_audit_kind_t kind, const char *reason)
+{
+    if (!self->audit)
+        return;
+    mfl_audit_record_t rec;
+    char err[256];
+    mfl_audit_record_init(&rec, kind, self->round, NULL);
+    memcpy(rec.nonce, self->nonce, MFL_ENGINE_NONCE_BYTES);
+    rec.nonce_len = MFL_ENGINE_NONCE_BYTES;
+    rec.n = kind == MFL_AUDIT_ROUND_OPENED ? self->n_selected : self->n_accepted;
+    if (kind == MFL_AUDIT_ROUND_CLOSED) {
+        rec.has_delta_hash = true;
+        memcpy(rec.delta_hash, self->theta_hash, 32); /* θ after the step */
+    }
+    if (reason)
+        snprintf(rec.reason, sizeof rec.reason, "%s", reason);
+    if (mfl_audit_append(self->audit, &rec, NULL, err, sizeof err) < 0)
+        mfl_error("audit log: %s", err);
+}
+
+void mfl_engine_audit_update(mfl_round_engine_t *self, const Metafl__UpdateHeader *h,
+                             double norm, const uint8_t *signed_header, size_t signed_len,
+                             const uint8_t *sig, size_t sig_len)
+{
+    if (!self->audit)
+        return;
+    mfl_audit_record_t rec;
+    char err[256];
+    mfl_audit_record_init(&rec, MFL_AUDIT_UPDATE_ACCEPTED, self->round, h->site);
+    memcpy(rec.nonce, self->nonce, MFL_ENGINE_NONCE_BYTES);
+    rec.nonce_len = MFL_ENGINE_NONCE_BYTES;
+    rec.has_delta_hash = true;
+    mfl_audit_delta_hash(self->delta, self->n_state, rec.delta_hash);
+    rec.norm = norm;
+    rec.n = h->n_samples;
+    if (h->privacy && h->privacy->applied) {
+        rec.has_privacy = true;
+        rec.privacy.clip = h->privacy->clip_norm;
+        rec.privacy.sigma = h->privacy->noise_multiplier;
+        rec.privacy.q = 1.0;
+        rec.privacy.steps = 1;
+        rec.privacy.epsilon = h->privacy->epsilon_spent;
+        rec.privacy.delta = self->config.target_delta;
+    }
+    if (signed_header && sig && sig_len == 64 && signed_len <= MFL_AUDIT_SIGNED_MAX) {
+        rec.has_update_sig = true;
+        memcpy(rec.update_sig, sig, 64);
+        memcpy(rec.signed_header, signed_header, signed_len);
+        rec.signed_header_len = signed_len;
+    }
+    if (mfl_audit_append(self->audit, &rec, NULL, err, sizeof err) < 0)
+        mfl_error("audit log: %s", err);
+}
+
+static int s_checkpoint(mfl_round_engine_t *self)
+{
+    mfl_checkpoint_t ck;
+    char err[512];
+    memset(&ck, 0, sizeof ck);
+    snprintf(ck.run_id, sizeof ck.run_id, "seed-%" PRIu64, self->config.seed);
+    ck.round = self->rounds_done;
+    ck.seed = self->config.seed;
+    mfl_rng_seed(&ck.rng, self->config.seed, self->rounds_done);
+    ck.optim_kind = (uint32_t)self->config.server.kind;
+    memcpy(ck.model_hash, self->model_hash, 32);
+    ck.n_params = self->n_state;
+    ck.theta = self->theta;
+    ck.n_optim_state = mfl_server_step_state_size(self->step);
+    float *state = NULL;
+    if (ck.n_optim_state) {
+        state = malloc(ck.n_optim_state * sizeof(float));
+        if (!state) {
+            mfl_error("checkpoint: out of memory");
+            return -1;
+        }
+    }
+    mfl_server_step_state_export(self->step, state, &ck.optim_steps);
+    ck.optim_state = state;
+    int rc = mfl_checkpoint_save_dir(self->config.checkpoint_dir, &ck, NULL, 0, err, sizeof err);
+    free(state);
+    if (rc < 0) {
+        mfl_error("checkpoint: %s", err);
+        return -1;
+    }
+    if (mfl_checkpoint_prune(self->config.checkpoint_dir, CHECKPOINTS_KEPT, err, sizeof err) < 0)
+        mfl_warn("checkpoint: %s", err);
+    return 0;
+}
+
+static void s_metrics_line(mfl_round_engine_t *self, const mfl_round_summary_t *m)
+{
+    if (!self->metrics)
+        return;
+    char hash[65];
+    s_hex(self->theta_hash, 32, hash);
+    fprintf(self->metrics,
+            "{\"event\":\"round\",\"round\":%u,\"rounds\":%u,\"attempt\":%u,\"selected\":%zu,"
+            "\"accepted\":%zu,\"rejected\":%zu,\"loss_before\":%.9g,\"loss_after\":%.9g,"
+            "\"weight\":%.9g,\"delta_norm\":%.9g,\"seconds\":%.6f,\"at_deadline\":%s,"
+            "\"theta_blake2b\":\"%s\"}\n",
+            m->round, m->rounds, m->attempt, m->n_selected, m->n_accepted, m->n_rejected,
+            isfinite(m->loss_before) ? m->loss_before : -1.0,
+            isfinite(m->loss_after) ? m->loss_after : -1.0, m->total_weight, m->delta_norm,
+            m->seconds, m->at_deadline ? "true" : "false", hash);
+    fflush(self->metrics);
+}
+
+void mfl_engine_close_round(mfl_round_engine_t *self, uint64_t now_ms, bool at_deadline)
+{
+    char err[256];
+    mfl_round_summary_t m;
+    memset(&m, 0, sizeof m);
+    m.round = self->round;
+    m.rounds = self->config.rounds;
+    m.attempt = self->attempt;
+    m.n_selected = self->n_selected;
+    m.n_accepted = self->n_accepted;
+    m.n_rejected = self->n_rejected_round;
+    m.total_weight = self->weight_sum;
+    m.loss_before = self->weight_sum > 0 ? self->loss_before_sum / self->weight_sum : NAN;
+    m.loss_after = self->weight_sum > 0 ? self->loss_after_sum / self->weight_sum : NAN;
+    m.seconds = (double)(now_ms - self->opened_ms) / 1000.0;
+    m.at_deadline = at_deadline;
+
+    if (mfl_aggregate_mean(self->agg, self->mean) < 0 ||
+        mfl_server_step_apply(self->step, self->theta, self->mean, err, sizeof err) < 0) {
+        /* Every update passed the finiteness and bound checks, so this is
+         * a step that would make θ non-finite: keep θ, retry the round. */
+        mfl_error("round %u: server step refused (%s); θ unchanged, round retried",
+                  self->round, err);
+        mfl_engine_abandon_round(self, now_ms);
+        return;
+    }
+    double sq = 0;
+    for (size_t i = 0; i < self->n_state; i++)
+        sq += (double)self->mean[i] * self->mean[i];
+    m.delta_norm = sqrt(sq);
+    crypto_generichash(self->theta_hash, sizeof self->theta_hash,
+                       (const unsigned char *)self->theta, self->n_state * sizeof(float), NULL,
+                       0);
+    self->rounds_done = self->round;
+    /* Checkpoint first: once it is on disk the round is done, whatever
+     * happens to the lines below. */
+    if (s_checkpoint(self) < 0) {
+        self->phase = MFL_ENGINE_FAILED;
+        mfl_error("round %u: cannot write the checkpoint; stopping (θ of round %u is the "
+                  "last on disk)", self->round, self->round - 1);
+        if (self->sink.finished)
+            self->sink.finished(self->sink.ctx);
+        return;
+    }
+    mfl_engine_audit_round(self, MFL_AUDIT_ROUND_CLOSED, at_deadline ? "deadline" : NULL);
+    mfl_info("round %u/%u: %zu/%zu sites, loss before %.4g → after %.4g, %.2f s%s", m.round,
+             m.rounds, m.n_accepted, m.n_selected, m.loss_before, m.loss_after, m.seconds,
+             at_deadline ? " (closed at the deadline)" : "");
+    s_metrics_line(self, &m);
+    self->last = m;
+    self->have_summary = true;
+    self->round++;
+    self->attempt = 0;
+    for (size_t i = 0; i < self->n_sites; i++)
+        self->sites[i].selected = self->sites[i].reported = false;
+    if (self->sink.round_closed)
+        self->sink.round_closed(self->sink.ctx, &m);
+    mfl_engine_after_close(self, now_ms);
+}
+
+void mfl_engine_abandon_round(mfl_round_engine_t *self, uint64_t now_ms)
+{
+    (void)now_ms;
+    char reason[128];
+    snprintf(reason, sizeof reason, "%zu of %zu selected sites reported; min_sites is %u",
+             self->n_accepted, self->n_selected, self->config.min_sites);
+    mfl_warn("round %u/%u abandoned (attempt %u): %s; θ unchanged, retrying", self->round,
+             self->config.rounds, self->attempt, reason);
+    mfl_engine_audit_round(self, MFL_AUDIT_ROUND_ABANDONED, reason);
+    mfl_aggregate_reset(self->agg);
+    for (size_t i = 0; i < self->n_sites; i++)
+        self->sites[i].selected = self->sites[i].reported = false;
+    if (self->config.max_attempts && self->attempt >= self->config.max_attempts) {
+        mfl_error("round %u: %u attempts failed; giving up (max_attempts)", self->round,
+                  self->attempt);
+        self->phase = MFL_ENGINE_FAILED;
+        if (self->sink.finished)
+            self->sink.finished(self->sink.ctx);
+        return;
+    }
+    self->phase = MFL_ENGINE_WAITING;
+}
+
+void mfl_engine_log_eval(mfl_round_engine_t *self, const char *site, const Metafl__EvalReport *r)
+{
+    mfl_info("eval after round %u, site %s: adapted loss %.4g acc %.4f auroc %.4f (before: acc "
+             "%.4f; local-only: acc %.4f), n %llu", r->round, site, r->loss, r->accuracy,
+             r->auroc, r->accuracy_before, r->accuracy_local, (unsigned long long)r->n);
+    if (self->metrics) {
+        fprintf(self->metrics,
+                "{\"event\":\"eval\",\"round\":%u,\"site\":\"%s\",\"loss\":%.9g,"
+                "\"accuracy\":%.9g,\"auroc\":%.9g,\"sensitivity\":%.9g,\"specificity\":%.9g,"
+                "\"n\":%llu,\"loss_before\":%.9g,\"accuracy_before\":%.9g,\"auroc_before\":%.9g,"
+                "\"accuracy_local\":%.9g,\"auroc_local\":%.9g,\"n_support\":%llu}\n",
+                r->round, site, isfinite(r->loss) ? r->loss : -1.0,
+                isfinite(r->accuracy) ? r->accuracy : -1.0, isfinite(r->auroc) ? r->auroc : -1.0,
+                isfinite(r->sensitivity) ? r->sensitivity : -1.0,
+                isfinite(r->specificity) ? r->specificity : -1.0, (unsigned long long)r->n,
+                isfinite(r->loss_before) ? r->loss_before : -1.0,
+                isfinite(r->accuracy_before) ? r->accuracy_before : -1.0,
+                isfinite(r->auroc_before) ? r->auroc_before : -1.0,
+                isfinite(r->accuracy_local) ? r->accuracy_local : -1.0,
+                isfinite(r->auroc_local) ? r->auroc_local : -1.0,
+                (unsigned long long)r->n_support);
+        fflush(self->metrics);
+    }
+    if (self->sink.eval_report) {
+        mfl_eval_summary_t s = {r->round, site, r};
+        self->sink.eval_report(self->sink.ctx, &s);
+    }
+}

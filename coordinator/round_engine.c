@@ -1,0 +1,607 @@
+/* The round engine's state machine (see round_engine.h). Round closing,
+ * checkpoints and output files live in round_close.c; this file holds the
+ * sites, the round's opening and the checks on incoming updates. */
+#include "round_engine_internal.h"
+
+#include <math.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+
+uint64_t mfl_round_seed(uint64_t run_seed, uint32_t round)
+{
+    mfl_rng_t r;
+    mfl_rng_seed(&r, run_seed, 0x726f756e64ull ^ (uint64_t)round); /* "round" */
+    return mfl_rng_u64(&r);
+}
+
+const char *mfl_engine_phase_name(mfl_engine_phase_t phase)
+{
+    switch (phase) {
+    case MFL_ENGINE_WAITING: return "waiting";
+    case MFL_ENGINE_ROUND: return "round";
+    case MFL_ENGINE_EVAL: return "eval";
+    case MFL_ENGINE_DONE: return "done";
+    case MFL_ENGINE_FAILED: return "failed";
+    }
+    return "?";
+}
+
+/* ---- sites --------------------------------------------------------- */
+
+mfl_engine_site_t *mfl_engine_find_site(mfl_round_engine_t *self, const char *id)
+{
+    for (size_t i = 0; i < self->n_sites; i++) {
+        if (strcmp(self->sites[i].id, id) == 0)
+            return &self->sites[i];
+    }
+    return NULL;
+}
+
+/* Finds or adds `id`; keeps the table sorted by id so selection does not
+ * depend on connection order. NULL on OOM or an over-long id. */
+static mfl_engine_site_t *s_site_get(mfl_round_engine_t *self, const char *id)
+{
+    mfl_engine_site_t *s = mfl_engine_find_site(self, id);
+    if (s)
+        return s;
+    if (strlen(id) >= MFL_ENGINE_SITE_MAX || !*id)
+        return NULL;
+    if (self->n_sites == self->cap_sites) {
+        size_t cap = self->cap_sites ? 2 * self->cap_sites : 16;
+        mfl_engine_site_t *t = realloc(self->sites, cap * sizeof *t);
+        if (!t)
+            return NULL;
+        self->sites = t;
+        self->cap_sites = cap;
+    }
+    size_t pos = 0;
+    while (pos < self->n_sites && strcmp(self->sites[pos].id, id) < 0)
+        pos++;
+    memmove(&self->sites[pos + 1], &self->sites[pos], (self->n_sites - pos) * sizeof *self->sites);
+    self->n_sites++;
+    s = &self->sites[pos];
+    memset(s, 0, sizeof *s);
+    snprintf(s->id, sizeof s->id, "%s", id);
+    return s;
+}
+
+static size_t s_connected(const mfl_round_engine_t *self)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < self->n_sites; i++)
+        n += self->sites[i].connected;
+    return n;
+}
+
+void mfl_round_engine_site_seen(mfl_round_engine_t *self, const char *site, uint64_t now_ms)
+{
+    mfl_engine_site_t *s = s_site_get(self, site);
+    if (!s)
+        return;
+    if (!s->connected)
+        mfl_info("site %s connected", site);
+    s->connected = true;
+    s->last_seen_ms = now_ms;
+}
+
+void mfl_round_engine_site_gone(mfl_round_engine_t *self, const char *site)
+{
+    mfl_engine_site_t *s = mfl_engine_find_site(self, site);
+    if (s && s->connected) {
+        s->connected = false;
+        mfl_info("site %s left", site);
+    }
+}
+
+void mfl_round_engine_site_hello(mfl_round_engine_t *self, const char *site, uint64_t n_train,
+                                 uint64_t now_ms)
+{
+    mfl_round_engine_site_seen(self, site, now_ms);
+    mfl_engine_site_t *s = mfl_engine_find_site(self, site);
+    if (!s)
+        return;
+    s->n_train = n_train;
+    /* A restarted site lost its task: send it again (same nonce, same
+     * seed, so its answer is the one it would have sent). */
+    if (self->phase == MFL_ENGINE_ROUND && s->selected && !s->reported)
+        mfl_engine_send_round_task(self, s);
+    else if (self->phase == MFL_ENGINE_EVAL && s->eval_sent && !s->eval_reported)
+        mfl_engine_send_eval_task(self, s);
+}
+
+/* ---- tasks ------------------------------------------------------------ */
+
+void mfl_engine_fill_algorithm(const mfl_round_engine_t *self, Metafl__AlgorithmSpec *a)
+{
+    const mfl_learner_config_t *l = &self->config.learner;
+    metafl__algorithm_spec__init(a);
+    a->name = (char *)mfl_algo_name(l->algo);
+    a->inner_steps = (uint32_t)l->inner_steps;
+    a->inner_lr = l->inner_lr;
+    a->meta_batch = (uint32_t)l->meta_batch;
+    a->outer_steps = (uint32_t)l->outer_steps;
+    a->outer_lr = l->outer_lr;
+    a->batch_size = (uint32_t)l->batch_size;
+    a->local_epochs = (uint32_t)l->local_epochs;
+    a->n_way = self->config.n_way;
+    a->k_shot = self->config.k_shot;
+    a->n_query = self->config.n_query;
+    a->loss = (char *)mfl_loss_name(l->loss);
+    a->pos_weight = l->pos_weight;
+    a->relation_spec = (char *)l->relation_spec;
+    a->outer_optim = (char *)mfl_optim_name(l->outer_optim);
+}
+
+void mfl_engine_send_round_task(mfl_round_engine_t *self, mfl_engine_site_t *s)
+{
+    if (!self->sink.send_round_task)
+        return;
+    Metafl__RoundTask task;
+    Metafl__AlgorithmSpec algo;
+    Metafl__PrivacySettings privacy;
+    metafl__round_task__init(&task);
+    metafl__privacy_settings__init(&privacy);
+    mfl_engine_fill_algorithm(self, &algo);
+    privacy.enabled = self->config.dp_enabled;
+    privacy.clip_norm = self->config.clip_norm;
+    privacy.noise_multiplier = self->config.noise_multiplier;
+    privacy.target_delta = self->config.target_delta;
+    task.round = self->round;
+    task.nonce.data = self->nonce;
+    task.nonce.len = MFL_ENGINE_NONCE_BYTES;
+    task.model_spec = self->config.learner.model_spec;
+    task.model_hash.data = self->theta_hash;
+    task.model_hash.len = sizeof self->theta_hash;
+    task.algorithm = &algo;
+    task.privacy = &privacy;
+    task.deadline_unix_ms = self->deadline_ms;
+    task.seed = self->round_seed;
+    if (self->sink.send_round_task(self->sink.ctx, s->id, &task, self->views, self->n_tensors) < 0)
+        mfl_warn("round %u: could not send the task to site %s (the deadline decides)",
+                 self->round, s->id);
+}
+
+void mfl_engine_send_eval_task(mfl_round_engine_t *self, mfl_engine_site_t *s)
+{
+    if (!self->sink.send_eval_task)
+        return;
+    Metafl__EvalTask task;
+    Metafl__AlgorithmSpec algo;
+    metafl__eval_task__init(&task);
+    mfl_engine_fill_algorithm(self, &algo);
+    task.round = self->eval_round;
+    task.nonce.data = self->eval_nonce;
+    task.nonce.len = MFL_ENGINE_NONCE_BYTES;
+    task.model_spec = self->config.learner.model_spec;
+    task.model_hash.data = self->theta_hash;
+    task.model_hash.len = sizeof self->theta_hash;
+    task.algorithm = &algo;
+    task.adapt_steps = self->config.eval_adapt_steps;
+    task.adapt_lr = self->config.eval_adapt_lr;
+    if (self->sink.send_eval_task(self->sink.ctx, s->id, &task, self->views, self->n_tensors) < 0)
+        mfl_warn("eval after round %u: could not send the task to site %s", self->eval_round,
+                 s->id);
+}
+
+/* Selects sites for the round: all connected ones, or a seeded sample of
+ * ceil(fraction · n) (at least min_sites when possible) in site-id order. */
+static size_t s_select(mfl_round_engine_t *self)
+{
+    size_t n = 0;
+    size_t *idx = malloc((self->n_sites ? self->n_sites : 1) * sizeof *idx);
+    if (!idx)
+        return 0;
+    for (size_t i = 0; i < self->n_sites; i++) {
+        self->sites[i].selected = false;
+        self->sites[i].reported = false;
+        self->sites[i].reject_logged = 0;
+        if (self->sites[i].connected)
+            idx[n++] = i;
+    }
+    size_t k = n;
+    if (self->config.sites_fraction < 1.0) {
+        k = (size_t)ceil(self->config.sites_fraction * (double)n - 1e-9);
+        if (k < self->config.min_sites)
+            k = self->config.min_sites;
+        if (k > n)
+            k = n;
+        if (k == 0 && n > 0)
+            k = 1;
+        mfl_rng_t rng;
+        mfl_rng_seed(&rng, self->round_seed, 0x73656c656374ull); /* "select" */
+        mfl_rng_shuffle(&rng, idx, n);
+    }
+    for (size_t i = 0; i < k; i++)
+        self->sites[idx[i]].selected = true;
+    free(idx);
+    return k;
+}
+
+static void s_open_round(mfl_round_engine_t *self, uint64_t now_ms)
+{
+    self->round_seed = mfl_round_seed(self->config.seed, self->round);
+    randombytes_buf(self->nonce, sizeof self->nonce);
+    self->n_selected = s_select(self);
+    self->n_accepted = 0;
+    self->n_rejected_round = 0;
+    self->loss_before_sum = 0;
+    self->loss_after_sum = 0;
+    self->weight_sum = 0;
+    mfl_aggregate_reset(self->agg);
+    self->opened_ms = now_ms;
+    self->deadline_ms = now_ms + self->config.deadline_ms;
+    self->phase = MFL_ENGINE_ROUND;
+    self->attempt++;
+    mfl_debug("round %u/%u (attempt %u): %zu sites selected", self->round, self->config.rounds,
+              self->attempt, self->n_selected);
+    mfl_engine_audit_round(self, MFL_AUDIT_ROUND_OPENED, NULL);
+    for (size_t i = 0; i < self->n_sites; i++) {
+        if (self->sites[i].selected)
+            mfl_engine_send_round_task(self, &self->sites[i]);
+    }
+}
+
+static void s_open_eval(mfl_round_engine_t *self, uint64_t now_ms, bool final)
+{
+    self->eval_round = self->rounds_done;
+    self->eval_final = final;
+    randombytes_buf(self->eval_nonce, sizeof self->eval_nonce);
+    self->eval_deadline_ms = now_ms + self->config.eval_deadline_ms;
+    size_t sent = 0;
+    for (size_t i = 0; i < self->n_sites; i++) {
+        mfl_engine_site_t *s = &self->sites[i];
+        s->eval_sent = s->connected;
+        s->eval_reported = false;
+        sent += s->eval_sent;
+    }
+    self->phase = MFL_ENGINE_EVAL;
+    if (!sent) {
+        mfl_warn("evaluation after round %u: no site connected; skipped", self->eval_round);
+        mfl_engine_finish_eval(self);
+        return;
+    }
+    for (size_t i = 0; i < self->n_sites; i++) {
+        if (self->sites[i].eval_sent)
+            mfl_engine_send_eval_task(self, &self->sites[i]);
+    }
+}
+
+void mfl_engine_after_close(mfl_round_engine_t *self, uint64_t now_ms)
+{
+    uint32_t done = self->rounds_done;
+    if (done >= self->config.rounds)
+        s_open_eval(self, now_ms, true);
+    else if (self->config.eval_every && done % self->config.eval_every == 0)
+        s_open_eval(self, now_ms, false);
+    else
+        self->phase = MFL_ENGINE_WAITING;
+}
+
+void mfl_engine_finish_eval(mfl_round_engine_t *self)
+{
+    if (self->eval_final) {
+        self->phase = MFL_ENGINE_DONE;
+        mfl_info("run finished: %u rounds", self->rounds_done);
+        if (self->sink.finished)
+            self->sink.finished(self->sink.ctx);
+    } else {
+        self->phase = MFL_ENGINE_WAITING;
+    }
+}
+
+/* ---- rejections and updates ---------------------------------------- */
+
+void mfl_engine_reject(mfl_round_engine_t *self, const char *peer, Metafl__RejectReason reason,
+                       uint32_t round, const char *fmt, ...)
+{
+    char text[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    self->n_rejected_total++;
+    self->n_rejected_round++;
+    mfl_engine_site_t *s = mfl_engine_find_site(self, peer);
+    uint32_t bit = (uint32_t)1 << ((unsigned)reason & 31u);
+    /* Logged once per (site, reason, round): a misbehaving site must not
+     * flood the log, but every first occurrence names peer and reason. */
+    if (!s || !(s->reject_logged & bit)) {
+        mfl_warn("round %u: rejected message from site %s: %s: %s", round, peer,
+                 mfl_engine_reject_name(reason), text);
+        if (s)
+            s->reject_logged |= bit;
+    }
+    if (self->sink.reject)
+        self->sink.reject(self->sink.ctx, peer, reason, round, text);
+}
+
+const char *mfl_engine_reject_name(Metafl__RejectReason reason)
+{
+    const ProtobufCEnumValue *v =
+        protobuf_c_enum_descriptor_get_value(&metafl__reject_reason__descriptor, (int)reason);
+    return v ? v->name : "REJECT_UNKNOWN";
+}
+
+/* Tensor names and shapes must equal the learner's layout exactly. */
+static int s_check_shapes(mfl_round_engine_t *self, const char *peer,
+                          const mfl_engine_tensor_t *t, size_t n, uint32_t round)
+{
+    if (n != self->n_tensors) {
+        mfl_engine_reject(self, peer, METAFL__REJECT_REASON__REJECT_SHAPE, round,
+                          "%zu tensors, expected %zu", n, self->n_tensors);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const mfl_engine_tensor_t *want = &self->views[i];
+        bool same = t[i].name && strcmp(t[i].name, want->name) == 0 && t[i].ndim == want->ndim &&
+                    t[i].count == want->count && t[i].data;
+        for (size_t d = 0; same && d < want->ndim; d++)
+            same = t[i].shape[d] == want->shape[d];
+        if (!same) {
+            mfl_engine_reject(self, peer, METAFL__REJECT_REASON__REJECT_SHAPE, round,
+                              "tensor %zu ('%s', %llu elements) does not match '%s' "
+                              "(%llu elements)", i, t[i].name ? t[i].name : "",
+                              (unsigned long long)t[i].count, want->name,
+                              (unsigned long long)want->count);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Copies the tensors into the flat Δ buffer, checking finiteness, and
+ * returns ‖Δ‖₂ (or -1 if non-finite; *bad gets the index). */
+static double s_gather(mfl_round_engine_t *self, const mfl_engine_tensor_t *t, size_t *bad)
+{
+    double sq = 0;
+    for (size_t i = 0; i < self->n_tensors; i++) {
+        float *dst = self->delta + self->tensor_offset[i];
+        for (uint64_t j = 0; j < t[i].count; j++) {
+            float v = t[i].data[j];
+            if (!isfinite(v)) {
+                *bad = self->tensor_offset[i] + (size_t)j;
+                return -1;
+            }
+            dst[j] = v;
+            sq += (double)v * v;
+        }
+    }
+    return sqrt(sq);
+}
+
+int mfl_round_engine_update(mfl_round_engine_t *self, const char *peer,
+                            const Metafl__UpdateHeader *h, const mfl_engine_tensor_t *tensors,
+                            size_t n_tensors, const uint8_t *signed_header,
+                            size_t signed_header_len, const uint8_t *signature,
+                            size_t signature_len, uint64_t now_ms)
+{
+    const Metafl__RejectReason R_SITE = METAFL__REJECT_REASON__REJECT_WRONG_SITE;
+    uint32_t round = h ? h->round : 0;
+    mfl_round_engine_site_seen(self, peer, now_ms);
+    if (!h) {
+        mfl_engine_reject(self, peer, METAFL__REJECT_REASON__REJECT_BAD_MESSAGE, 0,
+                          "no update header");
+        return -1;
+    }
+    if (!h->site || strcmp(h->site, peer) != 0) {
+        mfl_engine_reject(self, peer, R_SITE, round,
+                          "header names site '%s' but the connection is site '%s'",
+                          h->site ? h->site : "", peer);
+        return -1;
+    }
+    if (self->phase != MFL_ENGINE_ROUND || h->round != self->round) {
+        mfl_engine_reject(self, peer, METAFL__REJECT_REASON__REJECT_WRONG_ROUND, round,
+                          "update for round %u, but %s", h->round,
+                          self->phase == MFL_ENGINE_ROUND ? "another round is open"
+                                                          : "no round is open");
+        return -1;
+    }
+    if (h->nonce.len != MFL_ENGINE_NONCE_BYTES ||
+        sodium_memcmp(h->nonce.data, self->nonce, MFL_ENGINE_NONCE_BYTES) != 0) {
+        mfl_engine_reject(self, peer, METAFL__REJECT_REASON__REJECT_REPLAY, round,
+                          "nonce does not match this attempt of round %u (stale or replayed)",
+                          self->round);
+        return -1;
+    }
+    mfl_engine_site_t *s = mfl_engine_find_site(self, peer);
+    if (!s || !s->selected) {
+        mfl_engine_reject(self, peer, METAFL__REJECT_REASON__REJECT_NOT_SELECTED, round,
+                          "site was not selected for round %u", self->round);
+        return -1;
+    }
+    if (s->reported) {
+        mfl_engine_reject(self, peer, METAFL__REJECT_REASON__REJECT_DUPLICATE, round,
+                          "site already reported for round %u", self->round);
+        return -1;
+    }
+    if (s_check_shapes(self, peer, tensors, n_tensors, round) < 0)
+        return -1;
+    size_t bad = 0;
+    double norm = s_gather(self, tensors, &bad);
+    if (norm < 0) {
+        mfl_engine_reject(self, peer, METAFL__REJECT_REASON__REJECT_NONFINITE, round,
+                          "Δ[%zu] is NaN or infinite", bad);
+        return -1;
+    }
+    if (self->config.norm_bound > 0 && norm > self->config.norm_bound) {
+        mfl_engine_reject(self, peer, METAFL__REJECT_REASON__REJECT_NORM, round,
+                          "‖Δ‖ = %.6g exceeds the bound %.6g", norm, self->config.norm_bound);
+        return -1;
+    }
+    if (h->n_samples == 0) {
+        mfl_engine_reject(self, peer, METAFL__REJECT_REASON__REJECT_BAD_MESSAGE, round,
+                          "n_samples is 0");
+        return -1;
+    }
+    char err[256];
+    if (mfl_aggregate_add(self->agg, self->delta, (double)h->n_samples, err, sizeof err) < 0) {
+        mfl_engine_reject(self, peer, METAFL__REJECT_REASON__REJECT_NORM, round,
+                          "aggregate refused the update: %s", err);
+        return -1;
+    }
+    s->reported = true;
+    self->n_accepted++;
+    double w = (double)h->n_samples;
+    self->weight_sum += w;
+    if (h->metrics) {
+        self->loss_before_sum += w * h->metrics->loss_before;
+        self->loss_after_sum += w * h->metrics->loss_after;
+    }
+    mfl_engine_audit_update(self, h, norm, signed_header, signed_header_len, signature,
+                            signature_len);
+    if (self->n_accepted == self->n_selected)
+        mfl_engine_close_round(self, now_ms, false);
+    return 0;
+}
+
+int mfl_round_engine_eval_report(mfl_round_engine_t *self, const char *peer,
+                                 const Metafl__EvalReport *r, uint64_t now_ms)
+{
+    mfl_round_engine_site_seen(self, peer, now_ms);
+    mfl_engine_site_t *s = mfl_engine_find_site(self, peer);
+    uint32_t round = r ? r->round : 0;
+    if (!r || !r->site || strcmp(r->site, peer) != 0) {
+        mfl_engine_reject(self, peer, METAFL__REJECT_REASON__REJECT_WRONG_SITE, round,
+                          "eval report names another site");
+        return -1;
+    }
+    if (self->phase != MFL_ENGINE_EVAL || r->round != self->eval_round ||
+        r->nonce.len != MFL_ENGINE_NONCE_BYTES ||
+        sodium_memcmp(r->nonce.data, self->eval_nonce, MFL_ENGINE_NONCE_BYTES) != 0) {
+        mfl_engine_reject(self, peer, METAFL__REJECT_REASON__REJECT_WRONG_ROUND, round,
+                          "no evaluation with this round and nonce is open");
+        return -1;
+    }
+    if (!s || !s->eval_sent || s->eval_reported) {
+        mfl_engine_reject(self, peer, METAFL__REJECT_REASON__REJECT_DUPLICATE, round,
+                          "site already reported (or was not asked) for this evaluation");
+        return -1;
+    }
+    s->eval_reported = true;
+    mfl_engine_log_eval(self, peer, r);
+    bool all = true;
+    for (size_t i = 0; i < self->n_sites; i++)
+        all = all && (!self->sites[i].eval_sent || self->sites[i].eval_reported);
+    if (all)
+        mfl_engine_finish_eval(self);
+    return 0;
+}
+
+void mfl_round_engine_tick(mfl_round_engine_t *self, uint64_t now_ms)
+{
+    for (size_t i = 0; i < self->n_sites; i++) {
+        mfl_engine_site_t *s = &self->sites[i];
+        if (s->connected && self->config.site_timeout_ms &&
+            now_ms > s->last_seen_ms + self->config.site_timeout_ms) {
+            s->connected = false;
+            mfl_warn("site %s silent for %.1f s: considered gone", s->id,
+                     (double)(now_ms - s->last_seen_ms) / 1000.0);
+        }
+    }
+    switch (self->phase) {
+    case MFL_ENGINE_ROUND:
+        if (now_ms >= self->deadline_ms) {
+            if (self->n_accepted >= self->config.min_sites)
+                mfl_engine_close_round(self, now_ms, true);
+            else
+                mfl_engine_abandon_round(self, now_ms);
+        }
+        break;
+    case MFL_ENGINE_EVAL:
+        if (now_ms >= self->eval_deadline_ms) {
+            size_t missing = 0;
+            for (size_t i = 0; i < self->n_sites; i++)
+                missing += self->sites[i].eval_sent && !self->sites[i].eval_reported;
+            mfl_warn("evaluation after round %u: deadline passed, %zu site(s) did not report",
+                     self->eval_round, missing);
+            mfl_engine_finish_eval(self);
+        }
+        break;
+    case MFL_ENGINE_WAITING: {
+        if (self->paused)
+            break;
+        if (self->rounds_done >= self->config.rounds) {
+            s_open_eval(self, now_ms, true);
+            break;
+        }
+        size_t need = self->started ? self->config.min_sites : self->config.wait_for_sites;
+        if (s_connected(self) >= need) {
+            self->started = true;
+            s_open_round(self, now_ms);
+        }
+        break;
+    }
+    case MFL_ENGINE_DONE:
+    case MFL_ENGINE_FAILED:
+        break;
+    }
+}
+
+/* ---- accessors ------------------------------------------------------- */
+
+mfl_engine_phase_t mfl_round_engine_phase(const mfl_round_engine_t *self) { return self->phase; }
+uint32_t mfl_round_engine_round(const mfl_round_engine_t *self) { return self->round; }
+uint32_t mfl_round_engine_rounds_done(const mfl_round_engine_t *self) { return self->rounds_done; }
+const float *mfl_round_engine_theta(const mfl_round_engine_t *self) { return self->theta; }
+size_t mfl_round_engine_n_state(const mfl_round_engine_t *self) { return self->n_state; }
+uint64_t mfl_round_engine_rejections(const mfl_round_engine_t *self)
+{
+    return self->n_rejected_total;
+}
+size_t mfl_round_engine_n_sites(const mfl_round_engine_t *self) { return self->n_sites; }
+bool mfl_round_engine_paused(const mfl_round_engine_t *self) { return self->paused; }
+
+void mfl_round_engine_pause(mfl_round_engine_t *self, bool paused)
+{
+    if (self->paused != paused)
+        mfl_info("run %s by the operator", paused ? "paused" : "resumed");
+    self->paused = paused;
+}
+
+void mfl_round_engine_abort(mfl_round_engine_t *self)
+{
+    if (self->phase == MFL_ENGINE_DONE || self->phase == MFL_ENGINE_FAILED)
+        return;
+    mfl_warn("run aborted by the operator after %u rounds; last checkpoint kept",
+             self->rounds_done);
+    self->phase = MFL_ENGINE_FAILED;
+    if (self->sink.finished)
+        self->sink.finished(self->sink.ctx);
+}
+
+const mfl_round_summary_t *mfl_round_engine_last_summary(const mfl_round_engine_t *self)
+{
+    return self->have_summary ? &self->last : NULL;
+}
+
+bool mfl_round_engine_is_selected(const mfl_round_engine_t *self, const char *site)
+{
+    if (self->phase != MFL_ENGINE_ROUND)
+        return false;
+    for (size_t i = 0; i < self->n_sites; i++) {
+        if (strcmp(self->sites[i].id, site) == 0)
+            return self->sites[i].selected;
+    }
+    return false;
+}
+
+const uint8_t *mfl_round_engine_nonce(const mfl_round_engine_t *self)
+{
+    return self->phase == MFL_ENGINE_ROUND ? self->nonce : NULL;
+}
+
+const char *mfl_round_engine_site_at(const mfl_round_engine_t *self, size_t i,
+                                     uint64_t *last_seen_ms, bool *connected)
+{
+    if (i >= self->n_sites)
+        return NULL;
+    if (last_seen_ms)
+        *last_seen_ms = self->sites[i].last_seen_ms;
+    if (connected)
+        *connected = self->sites[i].connected;
+    return self->sites[i].id;
+}

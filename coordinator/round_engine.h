@@ -1,0 +1,193 @@
+/* The round engine: the coordinator's federated rounds as a transport-free
+ * state machine, so the daemon (coordinator.c, over CurveZMQ), `metafl
+ * simulate` (sites in-process) and unit tests drive the SAME code.
+ *
+ * Inputs are events: a site connected (Hello accepted), a site was seen or
+ * went away, an update arrived, an eval report arrived, the clock ticked.
+ * Outputs go through a sink: send a RoundTask / EvalTask to a site, reject
+ * a site's message with a reason, a round closed, the run finished.
+ *
+ * A round: when enough sites are connected the engine selects sites (all,
+ * or a seeded fraction of the connected ones in site-id order), draws a
+ * fresh 16-byte nonce (libsodium CSPRNG), derives the round seed from (run
+ * seed, round) and sends the task. Each update is checked (authenticated
+ * site == header site, round, nonce, selected, not a duplicate, tensor
+ * names and shapes against the learner, NaN/Inf, norm bound); a rejection
+ * is logged once per (site, reason, round) and counted, and the engine
+ * keeps serving. Accepted updates are folded into the order-independent
+ * fixed-point aggregate. The round closes when every selected site
+ * reported, or at the deadline with ≥ min_sites; with fewer the attempt is
+ * abandoned (θ unchanged) and the round re-opened with a new nonce. On
+ * close: server step, atomic checkpoint, audit record, one progress line,
+ * one JSON metrics line.
+ *
+ * Signature and tensor-hash checks are the transport's job BEFORE an update
+ * reaches the engine (server.h verifies both against the allow-listed key;
+ * `metafl simulate` calls mfl_update_verify): the engine receives the
+ * verified, unpacked UpdateHeader.
+ *
+ * Determinism: the round seed depends only on (run seed, round); sites
+ * derive their streams from (round seed, site id); aggregation is
+ * order-independent; so a run (and a resumed run) is bit-reproducible when
+ * the same sites report.
+ *
+ * Not thread-safe: one thread feeds an engine. Sink callbacks run inside
+ * the event calls and must not call back into the engine (queue instead). */
+#ifndef MFL_COORD_ROUND_ENGINE_H
+#define MFL_COORD_ROUND_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "metafl.pb-c.h"
+
+#define MFL_ENGINE_NONCE_BYTES 16
+#define MFL_ENGINE_SITE_MAX 65 /* site ids are ≤ 64 characters (wire/keys.h) */
+
+typedef struct mfl_round_engine mfl_round_engine_t;
+
+/* One received tensor: borrowed views, valid during the event call. */
+typedef struct {
+    const char *name;
+    size_t ndim;
+    const uint64_t *shape; /* ndim entries */
+    uint64_t count;        /* elements */
+    const float *data;
+} mfl_engine_tensor_t;
+
+/* What a closed round reports (to the sink and the metrics file). */
+typedef struct {
+    uint32_t round;
+    uint32_t rounds;
+    uint32_t attempt;        /* 1 + abandoned attempts before this one */
+    size_t n_selected;
+    size_t n_accepted;
+    size_t n_rejected;       /* rejections during this round */
+    double loss_before;      /* n-weighted mean of the sites' loss before */
+    double loss_after;
+    double total_weight;
+    double delta_norm;       /* ‖mean Δ‖₂ */
+    double seconds;          /* open → close, wall clock */
+    bool at_deadline;
+} mfl_round_summary_t;
+
+/* One site's evaluation, as logged and written to the metrics file. */
+typedef struct {
+    uint32_t round;
+    const char *site;
+    const Metafl__EvalReport *report;
+} mfl_eval_summary_t;
+
+/* The engine's outputs. Every callback is optional (NULL = ignore). The
+ * messages and tensors passed are borrowed for the call only. */
+typedef struct {
+    void *ctx;
+    /* θ as `n_tensors` tensors in the learner's layout. Return 0, or -1 if
+     * the site cannot be reached (the engine keeps going; the deadline
+     * handles it). */
+    int (*send_round_task)(void *ctx, const char *site, const Metafl__RoundTask *task,
+                           const mfl_engine_tensor_t *tensors, size_t n_tensors);
+    int (*send_eval_task)(void *ctx, const char *site, const Metafl__EvalTask *task,
+                          const mfl_engine_tensor_t *tensors, size_t n_tensors);
+    void (*reject)(void *ctx, const char *site, Metafl__RejectReason reason, uint32_t round,
+                   const char *text);
+    void (*round_closed)(void *ctx, const mfl_round_summary_t *summary);
+    void (*eval_report)(void *ctx, const mfl_eval_summary_t *summary);
+    /* The last round closed and the final evaluation ended. */
+    void (*finished)(void *ctx);
+} mfl_engine_sink_t;
+
+/* Builds an engine: a learner from config->learner (for θ's layout and
+ * size), θ from the latest checkpoint in config->checkpoint_dir if there is
+ * one (resume: the next round is the one after it; a checkpoint of another
+ * model or seed is refused), else a fresh θ from config->init_seed. Creates
+ * the checkpoint dir and opens the metrics file (appending) and, when
+ * config->audit_log is set, the audit log signed with `audit_sk` (64-byte
+ * Ed25519 secret key, borrowed for the call) as writer `writer`; audit_sk
+ * NULL disables the audit log. `config` and `sink` are copied. NULL + err. */
+mfl_round_engine_t *mfl_round_engine_new(const mfl_coord_config_t *config,
+                                         const mfl_engine_sink_t *sink, const char *writer,
+                                         const uint8_t *audit_sk, char *err, size_t errlen);
+void mfl_round_engine_destroy(mfl_round_engine_t **self_p);
+
+/* A site joined (its Hello was accepted) at `now_ms` (unix ms). If it was
+ * selected for the open round and has not reported, the task is sent again
+ * (a restarted site rejoins the round in flight); the same for an open
+ * evaluation. `n_train` is informational. */
+void mfl_round_engine_site_hello(mfl_round_engine_t *self, const char *site, uint64_t n_train,
+                                 uint64_t now_ms);
+
+/* Liveness: any message or heartbeat from `site`. */
+void mfl_round_engine_site_seen(mfl_round_engine_t *self, const char *site, uint64_t now_ms);
+
+/* The site is gone (said Bye, or the transport says so). It stays selected
+ * in an open round (the deadline decides) but is not selected again. */
+void mfl_round_engine_site_gone(mfl_round_engine_t *self, const char *site);
+
+/* An update from the authenticated `peer` with its verified header and its
+ * Δ tensors (borrowed). `signed_header`/`signature` are the bytes the site
+ * signed and its Ed25519 signature, kept in the audit record so the record
+ * verifies on its own (both may be NULL/0). Returns 0 if accepted, or -1
+ * after rejecting it through the sink with a reason (and logging it). May
+ * close the round. */
+int mfl_round_engine_update(mfl_round_engine_t *self, const char *peer,
+                            const Metafl__UpdateHeader *header,
+                            const mfl_engine_tensor_t *tensors, size_t n_tensors,
+                            const uint8_t *signed_header, size_t signed_header_len,
+                            const uint8_t *signature, size_t signature_len, uint64_t now_ms);
+
+/* An evaluation report from the authenticated `peer`. Returns 0 if it
+ * answered the open evaluation, else -1 (rejected through the sink). */
+int mfl_round_engine_eval_report(mfl_round_engine_t *self, const char *peer,
+                                 const Metafl__EvalReport *report, uint64_t now_ms);
+
+/* Advances time: opens a round when enough sites are connected, closes or
+ * abandons at the deadline, drops sites silent for site_timeout. Call it
+ * often (every ≤ 100 ms) and after every other event. */
+void mfl_round_engine_tick(mfl_round_engine_t *self, uint64_t now_ms);
+
+/* Read-only state, for status and tests. */
+typedef enum {
+    MFL_ENGINE_WAITING = 0, /* for sites before a round */
+    MFL_ENGINE_ROUND = 1,   /* a round is open */
+    MFL_ENGINE_EVAL = 2,    /* an evaluation is open */
+    MFL_ENGINE_DONE = 3,    /* all rounds and the final evaluation are over */
+    MFL_ENGINE_FAILED = 4,  /* a round exhausted max_attempts, or a fatal I/O error */
+} mfl_engine_phase_t;
+
+mfl_engine_phase_t mfl_round_engine_phase(const mfl_round_engine_t *self);
+const char *mfl_engine_phase_name(mfl_engine_phase_t phase);
+/* The open round, or the next one to open (1-based). */
+uint32_t mfl_round_engine_round(const mfl_round_engine_t *self);
+/* Rounds completed (closed with a server step), including before a resume. */
+uint32_t mfl_round_engine_rounds_done(const mfl_round_engine_t *self);
+/* θ (borrowed; changes at each round close). */
+const float *mfl_round_engine_theta(const mfl_round_engine_t *self);
+size_t mfl_round_engine_n_state(const mfl_round_engine_t *self);
+/* Is `site` selected for the open round? */
+bool mfl_round_engine_is_selected(const mfl_round_engine_t *self, const char *site);
+/* The open round's nonce (16 bytes) or NULL. */
+const uint8_t *mfl_round_engine_nonce(const mfl_round_engine_t *self);
+/* Total rejections since start. */
+uint64_t mfl_round_engine_rejections(const mfl_round_engine_t *self);
+/* The most recent closed round's summary, or NULL before the first. */
+const mfl_round_summary_t *mfl_round_engine_last_summary(const mfl_round_engine_t *self);
+
+/* Connected sites, for status: count, and i-th id and last-seen ms. */
+size_t mfl_round_engine_n_sites(const mfl_round_engine_t *self);
+const char *mfl_round_engine_site_at(const mfl_round_engine_t *self, size_t i,
+                                     uint64_t *last_seen_ms, bool *connected);
+
+/* Run control from the operator: a paused engine closes the open round as
+ * usual but opens no new one; abort stops at once (FAILED → DONE with the
+ * last checkpoint kept). */
+void mfl_round_engine_pause(mfl_round_engine_t *self, bool paused);
+bool mfl_round_engine_paused(const mfl_round_engine_t *self);
+void mfl_round_engine_abort(mfl_round_engine_t *self);
+
+/* The round seed for (run seed, round): what RoundTask.seed carries. */
+uint64_t mfl_round_seed(uint64_t run_seed, uint32_t round);
+
+#endif

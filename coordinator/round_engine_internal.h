@@ -1,0 +1,93 @@
+/* Private state of the round engine, shared by round_engine.c (sites,
+ * opening, checks) and round_close.c (closing, checkpoints, outputs). Not
+ * for other modules. */
+#ifndef MFL_COORD_ROUND_ENGINE_INTERNAL_H
+#define MFL_COORD_ROUND_ENGINE_INTERNAL_H
+
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "audit/audit.h"
+#include "fed/aggregate.h"
+#include "fed/server_step.h"
+#include "meta/learner.h"
+#include "round_engine.h"
+
+typedef struct {
+    char id[MFL_ENGINE_SITE_MAX];
+    bool connected;
+    uint64_t last_seen_ms;
+    uint64_t n_train;
+    bool selected;        /* in the open round */
+    bool reported;        /* accepted update in the open round */
+    uint32_t reject_logged; /* reasons already logged this round (bit per reason) */
+    bool eval_sent;
+    bool eval_reported;
+} mfl_engine_site_t;
+
+struct mfl_round_engine {
+    mfl_coord_config_t config;
+    mfl_engine_sink_t sink;
+    mfl_learner_t *learner;
+    size_t n_state;
+    float *theta;
+    float *delta;             /* scratch: one update, flat */
+    float *mean;              /* scratch: the aggregate mean */
+    uint8_t theta_hash[32];   /* BLAKE2b-256 of θ bytes (RoundTask.model_hash) */
+    uint8_t model_hash[32];   /* of the model spec + algorithm (checkpoint guard) */
+    size_t n_tensors;
+    mfl_engine_tensor_t *views;   /* θ as tensors (data points into theta) */
+    uint64_t *shapes;             /* n_tensors × MFL_TENSOR_MAX_DIMS */
+    size_t *tensor_offset;
+    mfl_aggregate_t *agg;
+    mfl_server_step_t *step;
+    mfl_audit_t *audit;
+    FILE *metrics;
+
+    mfl_engine_site_t *sites;  /* sorted by id */
+    size_t n_sites, cap_sites;
+
+    mfl_engine_phase_t phase;
+    bool started;              /* the first round opened (wait_for_sites met) */
+    bool paused;
+    uint32_t round;            /* open or next round, 1-based */
+    uint32_t rounds_done;
+    uint32_t attempt;          /* attempts of `round` so far */
+    uint64_t round_seed;
+    uint8_t nonce[MFL_ENGINE_NONCE_BYTES];
+    uint64_t opened_ms, deadline_ms;
+    size_t n_selected, n_accepted, n_rejected_round;
+    uint64_t n_rejected_total;
+    double loss_before_sum, loss_after_sum, weight_sum;
+
+    uint32_t eval_round;
+    bool eval_final;
+    uint8_t eval_nonce[MFL_ENGINE_NONCE_BYTES];
+    uint64_t eval_deadline_ms;
+
+    bool have_summary;
+    mfl_round_summary_t last;
+};
+
+mfl_engine_site_t *mfl_engine_find_site(mfl_round_engine_t *self, const char *id);
+void mfl_engine_fill_algorithm(const mfl_round_engine_t *self, Metafl__AlgorithmSpec *a);
+void mfl_engine_send_round_task(mfl_round_engine_t *self, mfl_engine_site_t *s);
+void mfl_engine_send_eval_task(mfl_round_engine_t *self, mfl_engine_site_t *s);
+void mfl_engine_reject(mfl_round_engine_t *self, const char *peer, Metafl__RejectReason reason,
+                       uint32_t round, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+const char *mfl_engine_reject_name(Metafl__RejectReason reason);
+
+/* round_close.c */
+void mfl_engine_close_round(mfl_round_engine_t *self, uint64_t now_ms, bool at_deadline);
+void mfl_engine_abandon_round(mfl_round_engine_t *self, uint64_t now_ms);
+void mfl_engine_after_close(mfl_round_engine_t *self, uint64_t now_ms);
+void mfl_engine_finish_eval(mfl_round_engine_t *self);
+void mfl_engine_audit_round(mfl_round_engine_t *self, mfl_audit_kind_t kind, const char *reason);
+void mfl_engine_audit_update(mfl_round_engine_t *self, const Metafl__UpdateHeader *h,
+                             double norm, const uint8_t *signed_header, size_t signed_len,
+                             const uint8_t *sig, size_t sig_len);
+void mfl_engine_log_eval(mfl_round_engine_t *self, const char *site,
+                         const Metafl__EvalReport *r);
+
+#endif

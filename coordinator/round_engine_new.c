@@ -1,0 +1,168 @@
+/* Building the round engine: learner layout, θ (fresh or resumed from the
+ * latest checkpoint), aggregator, server step, audit log, metrics file. */
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/fileio.h"
+#include "core/log.h"
+#include "fed/checkpoint.h"
+#include "round_engine_internal.h"
+
+/* Binds a checkpoint to the model it was written for: spec, algorithm and
+ * the state size, so a config edit cannot resume into the wrong θ. */
+static void s_model_hash(const mfl_round_engine_t *self, uint8_t out[32])
+{
+    char text[512];
+    int n = snprintf(text, sizeof text, "metafl-model-v1|%s|%s|%s|%zu",
+                     self->config.learner.model_spec, mfl_algo_name(self->config.learner.algo),
+                     self->config.learner.relation_spec, self->n_state);
+    crypto_generichash(out, 32, (const unsigned char *)text, (size_t)n, NULL, 0);
+}
+
+static int s_layout(mfl_round_engine_t *self)
+{
+    size_t nt = mfl_learner_n_tensors(self->learner);
+    self->n_tensors = nt;
+    self->views = calloc(nt ? nt : 1, sizeof *self->views);
+    self->shapes = calloc((nt ? nt : 1) * MFL_TENSOR_MAX_DIMS, sizeof *self->shapes);
+    self->tensor_offset = calloc(nt ? nt : 1, sizeof *self->tensor_offset);
+    if (!self->views || !self->shapes || !self->tensor_offset)
+        return -1;
+    for (size_t i = 0; i < nt; i++) {
+        const mfl_tensor_info_t *ti = mfl_learner_tensor(self->learner, i);
+        uint64_t *shape = self->shapes + i * MFL_TENSOR_MAX_DIMS;
+        for (size_t d = 0; d < ti->ndim; d++)
+            shape[d] = ti->shape[d];
+        self->views[i].name = ti->name;
+        self->views[i].ndim = ti->ndim;
+        self->views[i].shape = shape;
+        self->views[i].count = ti->count;
+        self->views[i].data = self->theta + ti->offset;
+        self->tensor_offset[i] = ti->offset;
+    }
+    return 0;
+}
+
+static int s_resume(mfl_round_engine_t *self, char *err, size_t errlen)
+{
+    mfl_checkpoint_t ck;
+    char path[MFL_COORD_PATH_MAX];
+    memset(&ck, 0, sizeof ck);
+    int found = mfl_checkpoint_latest(self->config.checkpoint_dir, &ck, path, sizeof path, err,
+                                      errlen);
+    if (found <= 0)
+        return found;
+    int rc = -1;
+    if (ck.n_params != self->n_state || memcmp(ck.model_hash, self->model_hash, 32) != 0) {
+        mfl_errf(err, errlen, "%s: checkpoint is for another model (%zu parameters; the config "
+                 "has %s with %zu); use another output.checkpoint_dir", path, ck.n_params,
+                 self->config.learner.model_spec, self->n_state);
+        goto out_clear;
+    }
+    if (ck.seed != self->config.seed || ck.optim_kind != (uint32_t)self->config.server.kind) {
+        mfl_errf(err, errlen, "%s: checkpoint has seed %llu and server optimiser %u; the config "
+                 "has seed %llu and %s", path, (unsigned long long)ck.seed, ck.optim_kind,
+                 (unsigned long long)self->config.seed, mfl_optim_name(self->config.server.kind));
+        goto out_clear;
+    }
+    if (mfl_server_step_state_import(self->step, ck.optim_state, ck.n_optim_state,
+                                     ck.optim_steps, err, errlen) < 0)
+        goto out_clear;
+    memcpy(self->theta, ck.theta, self->n_state * sizeof(float));
+    self->rounds_done = (uint32_t)ck.round;
+    self->round = self->rounds_done + 1;
+    mfl_info("resumed from %s: %u of %u rounds done", path, self->rounds_done,
+             self->config.rounds);
+    rc = 1;
+out_clear:
+    mfl_checkpoint_clear(&ck);
+    return rc;
+}
+
+mfl_round_engine_t *mfl_round_engine_new(const mfl_coord_config_t *config,
+                                         const mfl_engine_sink_t *sink, const char *writer,
+                                         const uint8_t *audit_sk, char *err, size_t errlen)
+{
+    if (sodium_init() < 0) {
+        mfl_errf(err, errlen, "libsodium failed to initialise");
+        return NULL;
+    }
+    mfl_round_engine_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        mfl_errf(err, errlen, "out of memory");
+        return NULL;
+    }
+    self->config = *config;
+    if (sink)
+        self->sink = *sink;
+    self->learner = mfl_learner_new(&config->learner, 1, err, errlen);
+    if (!self->learner)
+        goto out_fail;
+    self->n_state = mfl_learner_n_state(self->learner);
+    self->theta = malloc(self->n_state * sizeof(float));
+    self->delta = malloc(self->n_state * sizeof(float));
+    self->mean = malloc(self->n_state * sizeof(float));
+    self->agg = mfl_aggregate_new(self->n_state);
+    self->step = mfl_server_step_new(&config->server, self->n_state);
+    if (!self->theta || !self->delta || !self->mean || !self->agg || s_layout(self) < 0) {
+        mfl_errf(err, errlen, "out of memory for a model of %zu parameters", self->n_state);
+        goto out_fail;
+    }
+    if (!self->step) {
+        mfl_errf(err, errlen, "%s: server: bad optimiser settings (lr %g)", config->file,
+                 (double)config->server.lr);
+        goto out_fail;
+    }
+    s_model_hash(self, self->model_hash);
+    mfl_learner_init_state(self->learner, self->theta, config->init_seed);
+    self->round = 1;
+    if (mfl_mkdir_p(config->checkpoint_dir, 0755, err, errlen) < 0)
+        goto out_fail;
+    if (s_resume(self, err, errlen) < 0)
+        goto out_fail;
+    crypto_generichash(self->theta_hash, sizeof self->theta_hash,
+                       (const unsigned char *)self->theta, self->n_state * sizeof(float), NULL,
+                       0);
+    if (config->metrics_file[0]) {
+        self->metrics = fopen(config->metrics_file, "a");
+        if (!self->metrics) {
+            mfl_errf(err, errlen, "%s: cannot open the metrics file for appending",
+                     config->metrics_file);
+            goto out_fail;
+        }
+    }
+    if (config->audit_log[0] && audit_sk) {
+        self->audit = mfl_audit_open(config->audit_log, writer ? writer : "coordinator",
+                                     audit_sk, err, errlen);
+        if (!self->audit)
+            goto out_fail;
+    }
+    self->phase = MFL_ENGINE_WAITING;
+    return self;
+out_fail:
+    mfl_round_engine_destroy(&self);
+    return NULL;
+}
+
+void mfl_round_engine_destroy(mfl_round_engine_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    mfl_round_engine_t *self = *self_p;
+    mfl_learner_destroy(&self->learner);
+    mfl_aggregate_destroy(&self->agg);
+    mfl_server_step_destroy(&self->step);
+    mfl_audit_destroy(&self->audit);
+    if (self->metrics)
+        fclose(self->metrics);
+    free(self->theta);
+    free(self->delta);
+    free(self->mean);
+    free(self->views);
+    free(self->shapes);
+    free(self->tensor_offset);
+    free(self->sites);
+    free(self);
+    *self_p = NULL;
+}

@@ -1,0 +1,602 @@
+/* The coordinator's round engine, driven with a fake sink and synthetic
+ * updates: selection, every rejection reason it owns, deadline close with
+ * min_sites, abandon + retry, order independence, resume, evaluation. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "core/log.h"
+#include "meta/learner.h"
+#include "round_engine.h"
+
+#define MAX_EVENTS 256
+
+typedef struct {
+    char site[80];
+    int kind; /* 'T' round task, 'E' eval task, 'R' reject */
+    uint32_t round;
+    uint8_t nonce[16];
+    uint64_t seed;
+    int reason;
+} event_t;
+
+typedef struct {
+    event_t ev[MAX_EVENTS];
+    size_t n;
+    size_t closed;
+    mfl_round_summary_t last;
+    int finished;
+    size_t evals;
+} fake_t;
+
+static int s_task(void *ctx, const char *site, const Metafl__RoundTask *task,
+                  const mfl_engine_tensor_t *t, size_t nt)
+{
+    (void)t;
+    (void)nt;
+    fake_t *f = ctx;
+    if (f->n == MAX_EVENTS)
+        return -1;
+    event_t *e = &f->ev[f->n++];
+    memset(e, 0, sizeof *e);
+    snprintf(e->site, sizeof e->site, "%s", site);
+    e->kind = 'T';
+    e->round = task->round;
+    memcpy(e->nonce, task->nonce.data, 16);
+    e->seed = task->seed;
+    return 0;
+}
+
+static int s_eval(void *ctx, const char *site, const Metafl__EvalTask *task,
+                  const mfl_engine_tensor_t *t, size_t nt)
+{
+    (void)t;
+    (void)nt;
+    fake_t *f = ctx;
+    if (f->n == MAX_EVENTS)
+        return -1;
+    event_t *e = &f->ev[f->n++];
+    memset(e, 0, sizeof *e);
+    snprintf(e->site, sizeof e->site, "%s", site);
+    e->kind = 'E';
+    e->round = task->round;
+    memcpy(e->nonce, task->nonce.data, 16);
+    return 0;
+}
+
+static void s_reject(void *ctx, const char *site, Metafl__RejectReason reason, uint32_t round,
+                     const char *text)
+{
+    (void)text;
+    fake_t *f = ctx;
+    if (f->n == MAX_EVENTS)
+        return;
+    event_t *e = &f->ev[f->n++];
+    memset(e, 0, sizeof *e);
+    snprintf(e->site, sizeof e->site, "%s", site);
+    e->kind = 'R';
+    e->round = round;
+    e->reason = (int)reason;
+}
+
+static void s_closed(void *ctx, const mfl_round_summary_t *m)
+{
+    fake_t *f = ctx;
+    f->closed++;
+    f->last = *m;
+}
+
+static void s_eval_report(void *ctx, const mfl_eval_summary_t *s)
+{
+    (void)s;
+    ((fake_t *)ctx)->evals++;
+}
+
+static void s_finished(void *ctx) { ((fake_t *)ctx)->finished++; }
+
+/* Per-test state: a temp dir, a config, a fake sink. */
+typedef struct {
+    char dir[128];
+    mfl_coord_config_t cfg;
+    fake_t fake;
+    mfl_engine_sink_t sink;
+    mfl_learner_t *learner; /* the same layout as the engine's, to build Δ */
+} fixture_t;
+
+static int setup(void **state)
+{
+    fixture_t *fx = calloc(1, sizeof *fx);
+    snprintf(fx->dir, sizeof fx->dir, "/tmp/test_coord_engine.XXXXXX");
+    if (!mkdtemp(fx->dir))
+        return -1;
+    mfl_coord_config_defaults(&fx->cfg);
+    mfl_learner_config_defaults(&fx->cfg.learner, MFL_ALGO_REPTILE);
+    snprintf(fx->cfg.learner.model_spec, sizeof fx->cfg.learner.model_spec, "mlp:3-4-1");
+    fx->cfg.learner.loss = MFL_LOSS_BCE;
+    fx->cfg.rounds = 3;
+    fx->cfg.min_sites = 2;
+    fx->cfg.wait_for_sites = 3;
+    fx->cfg.deadline_ms = 1000;
+    fx->cfg.site_timeout_ms = 0;
+    fx->cfg.eval_deadline_ms = 500;
+    snprintf(fx->cfg.checkpoint_dir, sizeof fx->cfg.checkpoint_dir, "%s/ckpt", fx->dir);
+    snprintf(fx->cfg.metrics_file, sizeof fx->cfg.metrics_file, "%s/metrics.jsonl", fx->dir);
+    fx->sink = (mfl_engine_sink_t){&fx->fake, s_task, s_eval, s_reject, s_closed,
+                                   s_eval_report, s_finished};
+    char err[256];
+    fx->learner = mfl_learner_new(&fx->cfg.learner, 1, err, sizeof err);
+    if (!fx->learner) {
+        fprintf(stderr, "learner: %s\n", err);
+        return -1;
+    }
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *fx = *state;
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", fx->dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", fx->dir);
+    mfl_learner_destroy(&fx->learner);
+    free(fx);
+    return 0;
+}
+
+static mfl_round_engine_t *s_engine(fixture_t *fx)
+{
+    char err[512] = "";
+    mfl_round_engine_t *e = mfl_round_engine_new(&fx->cfg, &fx->sink, NULL, NULL, err, sizeof err);
+    if (!e)
+        fprintf(stderr, "engine: %s\n", err);
+    assert_non_null(e);
+    return e;
+}
+
+/* A Δ for `site` in `round`: a deterministic pattern, scaled. */
+typedef struct {
+    float *flat;
+    mfl_engine_tensor_t t[8];
+    uint64_t shapes[8][4];
+    size_t n;
+} delta_t;
+
+static void s_delta(fixture_t *fx, delta_t *d, float scale)
+{
+    size_t n_state = mfl_learner_n_state(fx->learner);
+    d->flat = malloc(n_state * sizeof(float));
+    for (size_t i = 0; i < n_state; i++)
+        d->flat[i] = scale * (float)((int)(i % 7) - 3) / 16.0f;
+    d->n = mfl_learner_n_tensors(fx->learner);
+    assert_true(d->n <= 8);
+    for (size_t i = 0; i < d->n; i++) {
+        const mfl_tensor_info_t *ti = mfl_learner_tensor(fx->learner, i);
+        for (size_t k = 0; k < ti->ndim; k++)
+            d->shapes[i][k] = ti->shape[k];
+        d->t[i] = (mfl_engine_tensor_t){ti->name, ti->ndim, d->shapes[i], ti->count,
+                                        d->flat + ti->offset};
+    }
+}
+
+static void s_delta_free(delta_t *d) { free(d->flat); }
+
+typedef struct {
+    Metafl__UpdateHeader h;
+    Metafl__UpdateMetrics m;
+    uint8_t nonce[16];
+} header_t;
+
+static void s_header(header_t *hh, const char *site, uint32_t round, const uint8_t *nonce,
+                     uint64_t n)
+{
+    metafl__update_header__init(&hh->h);
+    metafl__update_metrics__init(&hh->m);
+    memcpy(hh->nonce, nonce, 16);
+    hh->h.round = round;
+    hh->h.nonce.data = hh->nonce;
+    hh->h.nonce.len = 16;
+    hh->h.site = (char *)site;
+    hh->h.n_samples = n;
+    hh->m.loss_before = 0.7;
+    hh->m.loss_after = 0.5;
+    hh->h.metrics = &hh->m;
+}
+
+static const event_t *s_last_task(const fake_t *f, const char *site)
+{
+    for (size_t i = f->n; i-- > 0;) {
+        if (f->ev[i].kind == 'T' && strcmp(f->ev[i].site, site) == 0)
+            return &f->ev[i];
+    }
+    return NULL;
+}
+
+static int s_last_reject(const fake_t *f)
+{
+    for (size_t i = f->n; i-- > 0;) {
+        if (f->ev[i].kind == 'R')
+            return f->ev[i].reason;
+    }
+    return -1;
+}
+
+static void s_join3(mfl_round_engine_t *e, uint64_t now)
+{
+    mfl_round_engine_site_hello(e, "site-c", 10, now);
+    mfl_round_engine_site_hello(e, "site-a", 10, now);
+    mfl_round_engine_site_hello(e, "site-b", 10, now);
+}
+
+static int s_send(fixture_t *fx, mfl_round_engine_t *e, const char *site, float scale,
+                  uint64_t n, uint64_t now)
+{
+    const event_t *t = s_last_task(&fx->fake, site);
+    assert_non_null(t);
+    header_t hh;
+    delta_t d;
+    s_header(&hh, site, t->round, t->nonce, n);
+    s_delta(fx, &d, scale);
+    int rc = mfl_round_engine_update(e, site, &hh.h, d.t, d.n, NULL, 0, NULL, 0, now);
+    s_delta_free(&d);
+    return rc;
+}
+
+static void test_round_opens_only_when_enough_sites_and_selects_all(void **state)
+{
+    fixture_t *fx = *state;
+    mfl_round_engine_t *e = s_engine(fx);
+    mfl_round_engine_site_hello(e, "site-a", 10, 1000);
+    mfl_round_engine_site_hello(e, "site-b", 10, 1000);
+    mfl_round_engine_tick(e, 1000);
+    assert_int_equal(mfl_round_engine_phase(e), MFL_ENGINE_WAITING);
+    assert_int_equal(fx->fake.n, 0);
+    mfl_round_engine_site_hello(e, "site-c", 10, 1001);
+    mfl_round_engine_tick(e, 1001);
+    assert_int_equal(mfl_round_engine_phase(e), MFL_ENGINE_ROUND);
+    assert_int_equal(fx->fake.n, 3);
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(fx->fake.ev[i].kind, 'T');
+        assert_int_equal(fx->fake.ev[i].round, 1);
+        assert_memory_equal(fx->fake.ev[i].nonce, fx->fake.ev[0].nonce, 16);
+        assert_true(fx->fake.ev[i].seed == mfl_round_seed(fx->cfg.seed, 1));
+    }
+    assert_true(mfl_round_engine_is_selected(e, "site-a"));
+    mfl_round_engine_destroy(&e);
+}
+
+static void test_fraction_selection_is_seeded(void **state)
+{
+    fixture_t *fx = *state;
+    fx->cfg.sites_fraction = 0.5;
+    fx->cfg.min_sites = 1;
+    fx->cfg.wait_for_sites = 6;
+    const char *names[] = {"h1", "h2", "h3", "h4", "h5", "h6"};
+    char picked[2][6];
+    for (int run = 0; run < 2; run++) {
+        char sub[256];
+        snprintf(sub, sizeof sub, "%s/ckpt%d", fx->dir, run);
+        snprintf(fx->cfg.checkpoint_dir, sizeof fx->cfg.checkpoint_dir, "%s", sub);
+        mfl_round_engine_t *e = s_engine(fx);
+        for (int i = 5; i >= 0; i--) /* connection order must not matter */
+            mfl_round_engine_site_hello(e, names[run ? 5 - i : i], 1, 10);
+        mfl_round_engine_tick(e, 10);
+        int n = 0;
+        for (int i = 0; i < 6; i++) {
+            picked[run][i] = mfl_round_engine_is_selected(e, names[i]);
+            n += picked[run][i];
+        }
+        assert_int_equal(n, 3);
+        mfl_round_engine_destroy(&e);
+    }
+    assert_memory_equal(picked[0], picked[1], 6);
+}
+
+static void test_rejections_name_their_reason_and_engine_keeps_serving(void **state)
+{
+    fixture_t *fx = *state;
+    fx->cfg.norm_bound = 5.0;
+    fx->cfg.wait_for_sites = 2;
+    mfl_round_engine_t *e = s_engine(fx);
+    mfl_round_engine_site_hello(e, "site-a", 10, 0);
+    mfl_round_engine_site_hello(e, "site-b", 10, 0);
+    mfl_round_engine_tick(e, 0);
+    const event_t *t = s_last_task(&fx->fake, "site-a");
+    assert_non_null(t);
+    uint8_t nonce[16];
+    memcpy(nonce, t->nonce, 16);
+    header_t hh;
+    delta_t d;
+    s_delta(fx, &d, 1.0f);
+
+    /* authenticated peer differs from the header's site */
+    s_header(&hh, "site-a", 1, nonce, 10);
+    assert_int_equal(mfl_round_engine_update(e, "site-b", &hh.h, d.t, d.n, NULL, 0, NULL, 0, 1),
+                     -1);
+    assert_int_equal(s_last_reject(&fx->fake), METAFL__REJECT_REASON__REJECT_WRONG_SITE);
+    /* wrong round */
+    s_header(&hh, "site-a", 2, nonce, 10);
+    assert_int_equal(mfl_round_engine_update(e, "site-a", &hh.h, d.t, d.n, NULL, 0, NULL, 0, 1),
+                     -1);
+    assert_int_equal(s_last_reject(&fx->fake), METAFL__REJECT_REASON__REJECT_WRONG_ROUND);
+    /* right round, other nonce: a replay */
+    uint8_t other[16];
+    memcpy(other, nonce, 16);
+    other[3] ^= 1;
+    s_header(&hh, "site-a", 1, other, 10);
+    assert_int_equal(mfl_round_engine_update(e, "site-a", &hh.h, d.t, d.n, NULL, 0, NULL, 0, 1),
+                     -1);
+    assert_int_equal(s_last_reject(&fx->fake), METAFL__REJECT_REASON__REJECT_REPLAY);
+    /* a site that connected after selection */
+    mfl_round_engine_site_hello(e, "site-z", 10, 1);
+    s_header(&hh, "site-z", 1, nonce, 10);
+    assert_int_equal(mfl_round_engine_update(e, "site-z", &hh.h, d.t, d.n, NULL, 0, NULL, 0, 1),
+                     -1);
+    assert_int_equal(s_last_reject(&fx->fake), METAFL__REJECT_REASON__REJECT_NOT_SELECTED);
+    /* shape: one tensor missing, then a wrong element count */
+    s_header(&hh, "site-a", 1, nonce, 10);
+    assert_int_equal(
+        mfl_round_engine_update(e, "site-a", &hh.h, d.t, d.n - 1, NULL, 0, NULL, 0, 1), -1);
+    assert_int_equal(s_last_reject(&fx->fake), METAFL__REJECT_REASON__REJECT_SHAPE);
+    d.t[0].count--;
+    assert_int_equal(mfl_round_engine_update(e, "site-a", &hh.h, d.t, d.n, NULL, 0, NULL, 0, 1),
+                     -1);
+    assert_int_equal(s_last_reject(&fx->fake), METAFL__REJECT_REASON__REJECT_SHAPE);
+    d.t[0].count++;
+    /* NaN */
+    float keep = d.flat[1];
+    d.flat[1] = NAN;
+    assert_int_equal(mfl_round_engine_update(e, "site-a", &hh.h, d.t, d.n, NULL, 0, NULL, 0, 1),
+                     -1);
+    assert_int_equal(s_last_reject(&fx->fake), METAFL__REJECT_REASON__REJECT_NONFINITE);
+    d.flat[1] = INFINITY;
+    assert_int_equal(mfl_round_engine_update(e, "site-a", &hh.h, d.t, d.n, NULL, 0, NULL, 0, 1),
+                     -1);
+    assert_int_equal(s_last_reject(&fx->fake), METAFL__REJECT_REASON__REJECT_NONFINITE);
+    d.flat[1] = keep;
+    /* norm over the bound */
+    d.flat[0] = 100.0f;
+    assert_int_equal(mfl_round_engine_update(e, "site-a", &hh.h, d.t, d.n, NULL, 0, NULL, 0, 1),
+                     -1);
+    assert_int_equal(s_last_reject(&fx->fake), METAFL__REJECT_REASON__REJECT_NORM);
+    d.flat[0] = 0.1f;
+    /* finally a good one, then the same again: duplicate */
+    assert_int_equal(mfl_round_engine_update(e, "site-a", &hh.h, d.t, d.n, NULL, 0, NULL, 0, 1),
+                     0);
+    assert_int_equal(mfl_round_engine_update(e, "site-a", &hh.h, d.t, d.n, NULL, 0, NULL, 0, 1),
+                     -1);
+    assert_int_equal(s_last_reject(&fx->fake), METAFL__REJECT_REASON__REJECT_DUPLICATE);
+    assert_int_equal(mfl_round_engine_rejections(e), 10);
+    assert_int_equal(mfl_round_engine_phase(e), MFL_ENGINE_ROUND);
+    /* and the round still completes */
+    s_header(&hh, "site-b", 1, nonce, 10);
+    assert_int_equal(mfl_round_engine_update(e, "site-b", &hh.h, d.t, d.n, NULL, 0, NULL, 0, 2),
+                     0);
+    assert_int_equal(fx->fake.closed, 1);
+    assert_int_equal(fx->fake.last.n_rejected, 10);
+    s_delta_free(&d);
+    mfl_round_engine_destroy(&e);
+}
+
+static void test_deadline_closes_with_min_sites(void **state)
+{
+    fixture_t *fx = *state;
+    mfl_round_engine_t *e = s_engine(fx);
+    s_join3(e, 100);
+    mfl_round_engine_tick(e, 100);
+    assert_int_equal(s_send(fx, e, "site-a", 1.0f, 10, 200), 0);
+    assert_int_equal(s_send(fx, e, "site-b", 1.0f, 10, 300), 0);
+    mfl_round_engine_tick(e, 1099);
+    assert_int_equal(fx->fake.closed, 0);
+    mfl_round_engine_tick(e, 1100);
+    assert_int_equal(fx->fake.closed, 1);
+    assert_true(fx->fake.last.at_deadline);
+    assert_int_equal(fx->fake.last.n_accepted, 2);
+    assert_int_equal(fx->fake.last.n_selected, 3);
+    assert_int_equal(mfl_round_engine_rounds_done(e), 1);
+    /* the next round opens with the two live sites and the silent one */
+    mfl_round_engine_tick(e, 1101);
+    assert_int_equal(mfl_round_engine_round(e), 2);
+    assert_int_equal(mfl_round_engine_phase(e), MFL_ENGINE_ROUND);
+    mfl_round_engine_destroy(&e);
+}
+
+static void test_too_few_sites_abandons_and_retries_with_theta_unchanged(void **state)
+{
+    fixture_t *fx = *state;
+    mfl_round_engine_t *e = s_engine(fx);
+    size_t n = mfl_round_engine_n_state(e);
+    float *before = malloc(n * sizeof(float));
+    memcpy(before, mfl_round_engine_theta(e), n * sizeof(float));
+    s_join3(e, 0);
+    mfl_round_engine_tick(e, 0);
+    uint8_t first_nonce[16];
+    memcpy(first_nonce, s_last_task(&fx->fake, "site-a")->nonce, 16);
+    assert_int_equal(s_send(fx, e, "site-a", 1.0f, 10, 10), 0);
+    mfl_round_engine_tick(e, 1000);
+    assert_int_equal(fx->fake.closed, 0);
+    assert_int_equal(mfl_round_engine_phase(e), MFL_ENGINE_WAITING);
+    assert_int_equal(mfl_round_engine_round(e), 1);
+    assert_memory_equal(before, mfl_round_engine_theta(e), n * sizeof(float));
+    mfl_round_engine_tick(e, 1001); /* retry: same round, fresh nonce */
+    assert_int_equal(mfl_round_engine_phase(e), MFL_ENGINE_ROUND);
+    const event_t *t = s_last_task(&fx->fake, "site-a");
+    assert_int_equal(t->round, 1);
+    assert_memory_not_equal(t->nonce, first_nonce, 16);
+    /* an answer to the abandoned attempt is a replay now */
+    header_t hh;
+    delta_t d;
+    s_header(&hh, "site-b", 1, first_nonce, 10);
+    s_delta(fx, &d, 1.0f);
+    assert_int_equal(
+        mfl_round_engine_update(e, "site-b", &hh.h, d.t, d.n, NULL, 0, NULL, 0, 1002), -1);
+    assert_int_equal(s_last_reject(&fx->fake), METAFL__REJECT_REASON__REJECT_REPLAY);
+    s_delta_free(&d);
+    for (int i = 0; i < 3; i++) {
+        const char *s = (const char *[]){"site-a", "site-b", "site-c"}[i];
+        assert_int_equal(s_send(fx, e, s, 1.0f, 10, 1003), 0);
+    }
+    assert_int_equal(fx->fake.closed, 1);
+    assert_int_equal(fx->fake.last.attempt, 2);
+    free(before);
+    mfl_round_engine_destroy(&e);
+}
+
+/* θ after a round is θ + β · Σ wᵢΔᵢ / Σ wᵢ, the same whatever the order. */
+static void test_aggregation_is_weighted_and_order_independent(void **state)
+{
+    fixture_t *fx = *state;
+    const char *sites[3] = {"site-a", "site-b", "site-c"};
+    const float scale[3] = {1.0f, -0.5f, 0.25f};
+    const uint64_t weight[3] = {10, 30, 7};
+    const int orders[2][3] = {{0, 1, 2}, {2, 0, 1}};
+    float *result[2];
+    size_t n = 0;
+    for (int run = 0; run < 2; run++) {
+        snprintf(fx->cfg.checkpoint_dir, sizeof fx->cfg.checkpoint_dir, "%s/ord%d", fx->dir, run);
+        mfl_round_engine_t *e = s_engine(fx);
+        n = mfl_round_engine_n_state(e);
+        float *theta0 = malloc(n * sizeof(float));
+        memcpy(theta0, mfl_round_engine_theta(e), n * sizeof(float));
+        s_join3(e, 0);
+        mfl_round_engine_tick(e, 0);
+        for (int k = 0; k < 3; k++) {
+            int i = orders[run][k];
+            assert_int_equal(s_send(fx, e, sites[i], scale[i], weight[i], 5), 0);
+        }
+        assert_int_equal(mfl_round_engine_rounds_done(e), 1);
+        result[run] = malloc(n * sizeof(float));
+        memcpy(result[run], mfl_round_engine_theta(e), n * sizeof(float));
+        delta_t d;
+        s_delta(fx, &d, 1.0f);
+        double wsum = 10 + 30 + 7;
+        double s = (10 * 1.0 - 30 * 0.5 + 7 * 0.25) / wsum;
+        for (size_t j = 0; j < n; j++)
+            assert_true(fabs(result[run][j] - (theta0[j] + s * d.flat[j])) < 1e-6);
+        s_delta_free(&d);
+        free(theta0);
+        mfl_round_engine_destroy(&e);
+    }
+    assert_memory_equal(result[0], result[1], n * sizeof(float));
+    free(result[0]);
+    free(result[1]);
+}
+
+static void test_resume_continues_from_the_last_checkpoint(void **state)
+{
+    fixture_t *fx = *state;
+    fx->cfg.server = mfl_optim_defaults(MFL_OPTIM_ADAM, 0.1f);
+    mfl_round_engine_t *e = s_engine(fx);
+    s_join3(e, 0);
+    uint64_t now = 0;
+    for (int r = 0; r < 2; r++) {
+        mfl_round_engine_tick(e, ++now);
+        for (int i = 0; i < 3; i++)
+            assert_int_equal(s_send(fx, e, (const char *[]){"site-a", "site-b", "site-c"}[i],
+                                    1.0f + (float)r, 10, ++now), 0);
+    }
+    assert_int_equal(mfl_round_engine_rounds_done(e), 2);
+    size_t n = mfl_round_engine_n_state(e);
+    float *theta = malloc(n * sizeof(float));
+    memcpy(theta, mfl_round_engine_theta(e), n * sizeof(float));
+    mfl_round_engine_destroy(&e);
+
+    e = s_engine(fx);
+    assert_int_equal(mfl_round_engine_rounds_done(e), 2);
+    assert_int_equal(mfl_round_engine_round(e), 3);
+    assert_memory_equal(theta, mfl_round_engine_theta(e), n * sizeof(float));
+    mfl_round_engine_destroy(&e);
+
+    /* a checkpoint written for another seed is refused, not silently used */
+    fx->cfg.seed++;
+    char err[512] = "";
+    e = mfl_round_engine_new(&fx->cfg, &fx->sink, NULL, NULL, err, sizeof err);
+    assert_null(e);
+    assert_non_null(strstr(err, "seed"));
+    free(theta);
+}
+
+static void test_run_ends_with_final_evaluation(void **state)
+{
+    fixture_t *fx = *state;
+    fx->cfg.rounds = 1;
+    mfl_round_engine_t *e = s_engine(fx);
+    s_join3(e, 0);
+    mfl_round_engine_tick(e, 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(
+            s_send(fx, e, (const char *[]){"site-a", "site-b", "site-c"}[i], 1.0f, 10, 1), 0);
+    assert_int_equal(mfl_round_engine_phase(e), MFL_ENGINE_EVAL);
+    const char *sites[3] = {"site-a", "site-b", "site-c"};
+    for (int i = 0; i < 3; i++) {
+        const event_t *ev = NULL;
+        for (size_t k = 0; k < fx->fake.n; k++) {
+            if (fx->fake.ev[k].kind == 'E' && strcmp(fx->fake.ev[k].site, sites[i]) == 0)
+                ev = &fx->fake.ev[k];
+        }
+        assert_non_null(ev);
+        Metafl__EvalReport r;
+        metafl__eval_report__init(&r);
+        r.site = (char *)sites[i];
+        r.round = ev->round;
+        r.nonce.data = (uint8_t *)ev->nonce;
+        r.nonce.len = 16;
+        r.accuracy = 0.8;
+        assert_int_equal(fx->fake.finished, 0);
+        assert_int_equal(mfl_round_engine_eval_report(e, sites[i], &r, 2), 0);
+        /* a second report from the same site is refused */
+        if (i == 0)
+            assert_int_equal(mfl_round_engine_eval_report(e, sites[i], &r, 2), -1);
+    }
+    assert_int_equal(fx->fake.evals, 3);
+    assert_int_equal(fx->fake.finished, 1);
+    assert_int_equal(mfl_round_engine_phase(e), MFL_ENGINE_DONE);
+    mfl_round_engine_destroy(&e);
+}
+
+static void test_restarted_site_gets_its_task_again(void **state)
+{
+    fixture_t *fx = *state;
+    mfl_round_engine_t *e = s_engine(fx);
+    s_join3(e, 0);
+    mfl_round_engine_tick(e, 0);
+    size_t before = fx->fake.n;
+    mfl_round_engine_site_hello(e, "site-b", 10, 50);
+    assert_int_equal(fx->fake.n, before + 1);
+    assert_int_equal(fx->fake.ev[before].kind, 'T');
+    assert_string_equal(fx->fake.ev[before].site, "site-b");
+    assert_memory_equal(fx->fake.ev[before].nonce, fx->fake.ev[0].nonce, 16);
+    mfl_round_engine_destroy(&e);
+}
+
+int main(void)
+{
+    mfl_log_set_level(MFL_LOG_ERROR);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_round_opens_only_when_enough_sites_and_selects_all,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fraction_selection_is_seeded, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_rejections_name_their_reason_and_engine_keeps_serving, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deadline_closes_with_min_sites, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_too_few_sites_abandons_and_retries_with_theta_unchanged, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_aggregation_is_weighted_and_order_independent,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resume_continues_from_the_last_checkpoint, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_run_ends_with_final_evaluation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restarted_site_gets_its_task_again, setup,
+                                        teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
