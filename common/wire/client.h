@@ -50,7 +50,7 @@ void mfl_client_destroy(mfl_client_t **self_p);
 void mfl_client_on_connect(mfl_client_t *self, mfl_client_connect_fn *fn, void *arg);
 
 /* Waits up to timeout_ms for a completed handshake. 0 when connected; -1 with
- * err otherwise, naming the cause: "coordinator refused our key (not in its
+ * err otherwise (early, at the first failed handshake), naming the cause: "coordinator refused our key (not in its
  * allow-list?)", "connection closed during the CURVE handshake: the pinned
  * coordinator key (NAME) is probably wrong", or nothing reachable at all. */
 int mfl_client_wait_connected(mfl_client_t *self, int timeout_ms, char *err, size_t errlen);

@@ -1,0 +1,598 @@
+/* Multipart message codec: envelope + raw float32 frames, validated on receive. */
+#include "wire/message.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <sodium.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/log.h"
+#include "wire/msg_internal.h"
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "metafl's wire format is little-endian float32; big-endian hosts need a byte swap here"
+#endif
+_Static_assert(sizeof(float) == 4, "float must be IEEE-754 binary32");
+
+#define S_NAME_MAX 255     /* a tensor name's bytes */
+#define S_SCAN_CHUNK 65536 /* hash + finite check per cache-sized piece */
+
+void mfl_wire_limits_default(mfl_wire_limits_t *limits)
+{
+    limits->max_envelope_bytes = 1u << 20;
+    limits->max_frame_bytes = MFL_WIRE_CHUNK_BYTES;
+    limits->max_total_bytes = (uint64_t)1 << 30;
+    limits->max_frames = 1024;
+    limits->max_tensors = 256;
+    limits->chunk_bytes = MFL_WIRE_CHUNK_BYTES;
+}
+
+mfl_tensor_t mfl_tensor_vec(const char *name, const float *data, uint64_t count)
+{
+    mfl_tensor_t t;
+    memset(&t, 0, sizeof t);
+    t.name = name;
+    t.ndim = 1;
+    t.shape[0] = count;
+    t.count = count;
+    t.data = data;
+    return t;
+}
+
+void mfl_tensor_hash(const float *data, uint64_t count, uint8_t out[MFL_HASH_BYTES])
+{
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, MFL_HASH_BYTES);
+    const unsigned char *p = (const unsigned char *)data;
+    uint64_t left = count * 4;
+    while (left > 0) { /* crypto_generichash_update takes unsigned long long; chunk anyway */
+        uint64_t n = left > ((uint64_t)1 << 30) ? ((uint64_t)1 << 30) : left;
+        crypto_generichash_update(&st, p, n);
+        p += n;
+        left -= n;
+    }
+    crypto_generichash_final(&st, out, MFL_HASH_BYTES);
+}
+
+uint64_t mfl_wire_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+const char *mfl_reject_reason_name(int reason)
+{
+    const ProtobufCEnumValue *v =
+        protobuf_c_enum_descriptor_get_value(&metafl__reject_reason__descriptor, reason);
+    return v ? v->name : "REJECT_UNKNOWN";
+}
+
+int mfl_wire_set_maxmsgsize(void *sock, const mfl_wire_limits_t *limits)
+{
+    size_t m = limits->max_frame_bytes > limits->max_envelope_bytes ? limits->max_frame_bytes
+                                                                    : limits->max_envelope_bytes;
+    int64_t v = (int64_t)m;
+    return zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &v, sizeof v);
+}
+
+/* ---- send ---------------------------------------------------------------- */
+
+/* One reference per zero-copy frame plus the sender's own; the last one out
+ * calls the caller's release. */
+typedef struct {
+    atomic_size_t refs;
+    mfl_release_fn *release;
+    void *hint;
+} s_ref_t;
+
+static void s_ref_drop(s_ref_t *r)
+{
+    if (atomic_fetch_sub(&r->refs, 1) == 1) {
+        r->release(r->hint);
+        free(r);
+    }
+}
+
+static void s_frame_free(void *data, void *hint)
+{
+    (void)data;
+    s_ref_drop(hint);
+}
+
+static void s_buf_free(void *data, void *hint)
+{
+    (void)hint;
+    free(data);
+}
+
+static int s_send_part(void *sock, zmq_msg_t *m, int more, char *err, size_t errlen)
+{
+    if (zmq_msg_send(m, sock, more ? ZMQ_SNDMORE : 0) >= 0)
+        return 0;
+    int e = errno;
+    zmq_msg_close(m);
+    if (e == EAGAIN)
+        mfl_errf(err, errlen, "send timed out (peer not connected or not reading)");
+    else if (e == EHOSTUNREACH)
+        mfl_errf(err, errlen, "send failed: the peer's connection is gone");
+    else
+        mfl_errf(err, errlen, "send failed: %s", zmq_strerror(e));
+    return -1;
+}
+
+static uint64_t s_frames_for(uint64_t bytes, size_t chunk)
+{
+    return bytes == 0 ? 1 : (bytes + chunk - 1) / chunk;
+}
+
+int mfl_msg_send(void *socket, const void *routing_id, size_t routing_id_len,
+                 const Metafl__Envelope *env, const mfl_tensor_t *tensors, size_t n_tensors,
+                 const mfl_wire_limits_t *limits, mfl_release_fn *release, void *hint,
+                 char *err, size_t errlen)
+{
+    mfl_wire_limits_t def;
+    if (!limits) {
+        mfl_wire_limits_default(&def);
+        limits = &def;
+    }
+    size_t chunk = limits->chunk_bytes & ~(size_t)3;
+    if (chunk == 0)
+        chunk = MFL_WIRE_CHUNK_BYTES;
+    int rc = -1;
+    s_ref_t *ref = NULL;
+    Metafl__TensorHeader *th = calloc(n_tensors ? n_tensors : 1, sizeof *th);
+    Metafl__TensorHeader **thp = calloc(n_tensors ? n_tensors : 1, sizeof *thp);
+    uint8_t *hashes = malloc((n_tensors ? n_tensors : 1) * MFL_HASH_BYTES);
+    uint8_t *packed = NULL;
+    if (!th || !thp || !hashes) {
+        mfl_errf(err, errlen, "out of memory");
+        goto out_free;
+    }
+    for (size_t i = 0; i < n_tensors; i++) {
+        const mfl_tensor_t *t = &tensors[i];
+        if (t->ndim > MFL_TENSOR_MAX_DIMS) {
+            mfl_errf(err, errlen, "tensor '%s': %zu dimensions (max %d)", t->name ? t->name : "",
+                     t->ndim, MFL_TENSOR_MAX_DIMS);
+            goto out_free;
+        }
+        metafl__tensor_header__init(&th[i]);
+        th[i].name = (char *)(t->name ? t->name : "");
+        th[i].n_shape = t->ndim;
+        th[i].shape = (uint64_t *)t->shape;
+        th[i].n_frames = (uint32_t)s_frames_for(t->count * 4, chunk);
+        uint8_t *h = hashes + i * MFL_HASH_BYTES;
+        if (t->blake2b)
+            memcpy(h, t->blake2b, MFL_HASH_BYTES);
+        else
+            mfl_tensor_hash(t->data, t->count, h);
+        th[i].blake2b.data = h;
+        th[i].blake2b.len = MFL_HASH_BYTES;
+        thp[i] = &th[i];
+    }
+    Metafl__Envelope e = *env;
+    e.protocol_version = MFL_WIRE_PROTOCOL_VERSION;
+    e.n_tensors = n_tensors;
+    e.tensors = thp;
+    size_t plen = metafl__envelope__get_packed_size(&e);
+    packed = malloc(plen ? plen : 1);
+    if (!packed) {
+        mfl_errf(err, errlen, "out of memory");
+        goto out_free;
+    }
+    metafl__envelope__pack(&e, packed);
+
+    zmq_msg_t m;
+    if (routing_id) {
+        zmq_msg_init_size(&m, routing_id_len);
+        memcpy(zmq_msg_data(&m), routing_id, routing_id_len);
+        if (s_send_part(socket, &m, 1, err, errlen) != 0)
+            goto out_free;
+    }
+    if (zmq_msg_init_data(&m, packed, plen, s_buf_free, NULL) != 0) {
+        mfl_errf(err, errlen, "out of memory");
+        goto out_free;
+    }
+    packed = NULL; /* owned by the message now */
+    if (s_send_part(socket, &m, n_tensors > 0, err, errlen) != 0)
+        goto out_free;
+    if (release) {
+        ref = malloc(sizeof *ref);
+        if (!ref) {
+            mfl_errf(err, errlen, "out of memory");
+            goto out_free;
+        }
+        atomic_init(&ref->refs, 1);
+        ref->release = release;
+        ref->hint = hint;
+    }
+    for (size_t i = 0; i < n_tensors; i++) {
+        const char *p = (const char *)tensors[i].data;
+        uint64_t left = tensors[i].count * 4;
+        for (uint32_t f = 0; f < th[i].n_frames; f++) {
+            size_t n = left > chunk ? chunk : (size_t)left;
+            int more = !(i + 1 == n_tensors && f + 1 == th[i].n_frames);
+            if (ref) {
+                atomic_fetch_add(&ref->refs, 1);
+                zmq_msg_init_data(&m, (void *)p, n, s_frame_free, ref);
+            } else {
+                zmq_msg_init_size(&m, n);
+                if (n)
+                    memcpy(zmq_msg_data(&m), p, n);
+            }
+            /* ZeroMQ admits the rest of a multipart once its first part
+             * went, so a failure here is a dead socket, not back-pressure. */
+            if (s_send_part(socket, &m, more, err, errlen) != 0)
+                goto out_free;
+            p += n;
+            left -= n;
+        }
+    }
+    rc = 0;
+out_free:
+    if (ref)
+        s_ref_drop(ref);
+    else if (release && rc != 0)
+        release(hint); /* never reached the zero-copy stage: release now */
+    free(packed);
+    free(hashes);
+    free(thp);
+    free(th);
+    return rc;
+}
+
+int mfl_msg_send_reject(void *sock, const void *rid, size_t rid_len, int reason, uint32_t round,
+                        const char *text, const mfl_wire_limits_t *limits, char *err,
+                        size_t errlen)
+{
+    Metafl__Reject rj = METAFL__REJECT__INIT;
+    rj.reason = (Metafl__RejectReason)reason;
+    rj.round = round;
+    rj.text = (char *)(text ? text : "");
+    Metafl__Envelope env = METAFL__ENVELOPE__INIT;
+    env.kind = METAFL__MESSAGE_KIND__REJECT;
+    env.body_case = METAFL__ENVELOPE__BODY_REJECT;
+    env.reject = &rj;
+    return mfl_msg_send(sock, rid, rid_len, &env, NULL, 0, limits, NULL, NULL, err, errlen);
+}
+
+/* ---- receive ------------------------------------------------------------- */
+
+void mfl_msg_destroy(mfl_msg_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    mfl_msg_t *self = *self_p;
+    if (self->env)
+        metafl__envelope__free_unpacked(self->env, NULL);
+    if (self->update_header)
+        metafl__update_header__free_unpacked(self->update_header, NULL);
+    for (size_t i = 0; i < self->n_frames; i++)
+        zmq_msg_close(&self->frames[i]);
+    if (self->copies)
+        for (size_t i = 0; i < self->n_tensors; i++)
+            free(self->copies[i]);
+    free(self->copies);
+    free(self->frames);
+    free(self->tensors);
+    free(self->hashes);
+    free(self);
+    *self_p = NULL;
+}
+
+static mfl_msg_t *s_reject(mfl_msg_t *self, int *reason, int why, char *err, size_t errlen,
+                           const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+static mfl_msg_t *s_reject(mfl_msg_t *self, int *reason, int why, char *err, size_t errlen,
+                           const char *fmt, ...)
+{
+    if (reason)
+        *reason = why;
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    mfl_msg_destroy(&self);
+    return NULL;
+}
+
+/* 1 if any of n floats (given as bits) is NaN or ±Inf. */
+static int s_nonfinite(const uint32_t *u, size_t n)
+{
+    uint32_t bad = 0;
+    for (size_t i = 0; i < n; i++)
+        bad |= (uint32_t)((u[i] & 0x7f800000u) == 0x7f800000u);
+    return bad != 0;
+}
+
+mfl_msg_t *mfl_msg_decode(zmq_msg_t *frames, size_t n, const mfl_wire_limits_t *limits,
+                          int *reason, char *err, size_t errlen)
+{
+    const int R_LARGE = METAFL__REJECT_REASON__REJECT_TOO_LARGE;
+    const int R_BAD = METAFL__REJECT_REASON__REJECT_BAD_MESSAGE;
+    const int R_SHAPE = METAFL__REJECT_REASON__REJECT_SHAPE;
+    mfl_wire_limits_t def;
+    if (!limits) {
+        mfl_wire_limits_default(&def);
+        limits = &def;
+    }
+    mfl_msg_t *self = calloc(1, sizeof *self);
+    zmq_msg_t *owned = calloc(n ? n : 1, sizeof *owned);
+    if (!self || !owned) {
+        free(self);
+        free(owned);
+        for (size_t i = 0; i < n; i++)
+            zmq_msg_close(&frames[i]);
+        return s_reject(NULL, reason, R_LARGE, err, errlen, "out of memory");
+    }
+    /* Take every frame first, so each exit path frees them exactly once. */
+    for (size_t i = 0; i < n; i++) {
+        zmq_msg_init(&owned[i]);
+        zmq_msg_move(&owned[i], &frames[i]);
+    }
+    self->frames = owned;
+    self->n_frames = n;
+
+    if (n == 0)
+        return s_reject(self, reason, R_BAD, err, errlen, "empty message");
+    if (n > limits->max_frames)
+        return s_reject(self, reason, R_LARGE, err, errlen, "%zu frames (limit %zu)", n,
+                        limits->max_frames);
+    uint64_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t sz = zmq_msg_size(&owned[i]);
+        size_t cap = i == 0 ? limits->max_envelope_bytes : limits->max_frame_bytes;
+        if (sz > cap)
+            return s_reject(self, reason, R_LARGE, err, errlen,
+                            "frame %zu is %zu bytes (limit %zu)", i, sz, cap);
+        total += sz;
+    }
+    if (total > limits->max_total_bytes)
+        return s_reject(self, reason, R_LARGE, err, errlen,
+                        "message is %llu bytes (limit %llu)", (unsigned long long)total,
+                        (unsigned long long)limits->max_total_bytes);
+
+    self->env = metafl__envelope__unpack(NULL, zmq_msg_size(&owned[0]), zmq_msg_data(&owned[0]));
+    if (!self->env)
+        return s_reject(self, reason, R_BAD, err, errlen, "envelope does not decode");
+    const Metafl__Envelope *env = self->env;
+    if (env->protocol_version != MFL_WIRE_PROTOCOL_VERSION)
+        return s_reject(self, reason, METAFL__REJECT_REASON__REJECT_VERSION, err, errlen,
+                        "protocol version %u (this build speaks %d)", env->protocol_version,
+                        MFL_WIRE_PROTOCOL_VERSION);
+    if (env->kind < METAFL__MESSAGE_KIND__HELLO || env->kind > METAFL__MESSAGE_KIND__BYE ||
+        (int)env->body_case != (int)env->kind + 9)
+        return s_reject(self, reason, R_BAD, err, errlen,
+                        "message kind %d does not match its body (%d)", (int)env->kind,
+                        (int)env->body_case);
+    if (env->n_tensors > limits->max_tensors)
+        return s_reject(self, reason, R_LARGE, err, errlen, "%zu tensors (limit %zu)",
+                        env->n_tensors, limits->max_tensors);
+
+    size_t nt = env->n_tensors;
+    self->tensors = calloc(nt ? nt : 1, sizeof *self->tensors);
+    self->copies = calloc(nt ? nt : 1, sizeof *self->copies);
+    self->hashes = malloc((nt ? nt : 1) * MFL_HASH_BYTES);
+    if (!self->tensors || !self->copies || !self->hashes)
+        return s_reject(self, reason, R_LARGE, err, errlen, "out of memory");
+    self->n_tensors = nt;
+
+    /* Shapes and frame accounting before touching any data. */
+    size_t next = 1;
+    for (size_t i = 0; i < nt; i++) {
+        const Metafl__TensorHeader *h = env->tensors[i];
+        const char *name = h->name ? h->name : "";
+        if (strlen(name) > S_NAME_MAX)
+            return s_reject(self, reason, R_BAD, err, errlen, "tensor %zu: name too long", i);
+        if (h->n_shape > MFL_TENSOR_MAX_DIMS)
+            return s_reject(self, reason, R_SHAPE, err, errlen,
+                            "tensor '%s': %zu dimensions (max %d)", name, h->n_shape,
+                            MFL_TENSOR_MAX_DIMS);
+        uint64_t count = 1;
+        for (size_t d = 0; d < h->n_shape; d++) {
+            if (h->shape[d] != 0 && count > UINT64_MAX / 4 / h->shape[d])
+                return s_reject(self, reason, R_SHAPE, err, errlen,
+                                "tensor '%s': shape product overflows", name);
+            count *= h->shape[d];
+        }
+        if (h->blake2b.len != MFL_HASH_BYTES)
+            return s_reject(self, reason, R_BAD, err, errlen,
+                            "tensor '%s': hash is %zu bytes, not %d", name, h->blake2b.len,
+                            MFL_HASH_BYTES);
+        if (h->n_frames == 0 || h->n_frames > n - next)
+            return s_reject(self, reason, R_SHAPE, err, errlen,
+                            "tensor '%s': %u frames but %zu remain", name, h->n_frames,
+                            n - next);
+        uint64_t bytes = 0;
+        for (size_t f = next; f < next + h->n_frames; f++)
+            bytes += zmq_msg_size(&owned[f]);
+        if (bytes != count * 4)
+            return s_reject(self, reason, R_SHAPE, err, errlen,
+                            "tensor '%s': %llu bytes for %llu floats", name,
+                            (unsigned long long)bytes, (unsigned long long)count);
+        mfl_tensor_t *t = &self->tensors[i];
+        t->name = name;
+        t->ndim = h->n_shape;
+        for (size_t d = 0; d < h->n_shape; d++)
+            t->shape[d] = h->shape[d];
+        t->count = count;
+        next += h->n_frames;
+    }
+    if (next != n)
+        return s_reject(self, reason, R_SHAPE, err, errlen,
+                        "%zu frames after the envelope, tensors describe %zu", n - 1, next - 1);
+
+    /* Data: one pass per cache-sized piece computing hash and finiteness. */
+    next = 1;
+    for (size_t i = 0; i < nt; i++) {
+        const Metafl__TensorHeader *h = env->tensors[i];
+        mfl_tensor_t *t = &self->tensors[i];
+        void *first = zmq_msg_data(&owned[next]);
+        float *dst = NULL;
+        if (h->n_frames > 1 || ((uintptr_t)first % _Alignof(float)) != 0) {
+            dst = malloc(t->count ? t->count * 4 : 1);
+            if (!dst)
+                return s_reject(self, reason, R_LARGE, err, errlen,
+                                "tensor '%s': out of memory", t->name);
+            self->copies[i] = dst;
+        }
+        crypto_generichash_state st;
+        crypto_generichash_init(&st, NULL, 0, MFL_HASH_BYTES);
+        int bad = 0, skipped = 0;
+        size_t at = 0;
+        for (size_t f = next; f < next + h->n_frames; f++) {
+            const unsigned char *p = zmq_msg_data(&owned[f]);
+            size_t sz = zmq_msg_size(&owned[f]);
+            for (size_t off = 0; off < sz; off += S_SCAN_CHUNK) {
+                size_t len = sz - off < S_SCAN_CHUNK ? sz - off : S_SCAN_CHUNK;
+                const unsigned char *src = p + off;
+                if (dst) { /* copy first: the checks then read aligned memory */
+                    memcpy((unsigned char *)dst + at, src, len);
+                    src = (const unsigned char *)dst + at;
+                }
+                crypto_generichash_update(&st, src, len);
+                if (at % 4 == 0 && len % 4 == 0)
+                    bad |= s_nonfinite((const uint32_t *)(const void *)src, len / 4);
+                else
+                    skipped = 1; /* a frame boundary split a float: rescan below */
+                at += len;
+            }
+        }
+        uint8_t *hash = self->hashes + i * MFL_HASH_BYTES;
+        crypto_generichash_final(&st, hash, MFL_HASH_BYTES);
+        if (sodium_memcmp(hash, h->blake2b.data, MFL_HASH_BYTES) != 0)
+            return s_reject(self, reason, METAFL__REJECT_REASON__REJECT_HASH, err, errlen,
+                            "tensor '%s': BLAKE2b of the data does not match its header",
+                            t->name);
+        t->data = dst ? dst : (const float *)first;
+        if (!bad && skipped)
+            bad = s_nonfinite((const uint32_t *)(const void *)t->data, t->count);
+        if (bad)
+            return s_reject(self, reason, METAFL__REJECT_REASON__REJECT_NONFINITE, err, errlen,
+                            "tensor '%s': contains NaN or Inf", t->name);
+        t->blake2b = hash;
+        if (dst) /* the copy is the data now: give the frames' memory back */
+            for (size_t f = next; f < next + h->n_frames; f++) {
+                zmq_msg_close(&owned[f]);
+                zmq_msg_init(&owned[f]);
+            }
+        next += h->n_frames;
+    }
+    return self;
+}
+
+int mfl_msg_recv_raw(void *sock, int router, const mfl_wire_limits_t *limits, mfl_msg_t **out,
+                     uint8_t *rid, size_t *rid_len, char *site, int *reason, char *err,
+                     size_t errlen)
+{
+    *out = NULL;
+    *rid_len = 0;
+    site[0] = '\0';
+    size_t cap = 8, n = 0;
+    zmq_msg_t *frames = malloc(cap * sizeof *frames);
+    if (!frames) {
+        mfl_errf(err, errlen, "out of memory");
+        return -1;
+    }
+    int first = 1, over = 0, more = 1;
+    uint64_t total = 0;
+    while (more) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, sock, first ? ZMQ_DONTWAIT : 0) < 0) {
+            int e = errno;
+            zmq_msg_close(&m);
+            for (size_t i = 0; i < n; i++)
+                zmq_msg_close(&frames[i]);
+            free(frames);
+            if (first && e == EAGAIN)
+                return 0;
+            mfl_errf(err, errlen, "receive failed: %s", zmq_strerror(e));
+            return -1;
+        }
+        more = zmq_msg_more(&m);
+        if (!(first && router) && !site[0]) {
+            /* Metadata rides on the peer's frames, not on the routing id
+             * frame the ROUTER made up. */
+            const char *uid = zmq_msg_gets(&m, "User-Id");
+            if (uid && strlen(uid) <= MFL_KEY_NAME_MAX)
+                strcpy(site, uid);
+        }
+        if (first && router) {
+            size_t sz = zmq_msg_size(&m);
+            if (sz <= 256) {
+                memcpy(rid, zmq_msg_data(&m), sz);
+                *rid_len = sz;
+            }
+            zmq_msg_close(&m);
+            first = 0;
+            continue;
+        }
+        first = 0;
+        total += zmq_msg_size(&m);
+        if (over || n >= limits->max_frames || total > limits->max_total_bytes) {
+            /* Keep reading to stay in step with the multipart boundary, but
+             * hold nothing more: the message is rejected anyway. */
+            over = 1;
+            zmq_msg_close(&m);
+            continue;
+        }
+        if (n == cap) {
+            zmq_msg_t *g = realloc(frames, 2 * cap * sizeof *frames);
+            if (!g) {
+                over = 1;
+                zmq_msg_close(&m);
+                continue;
+            }
+            frames = g;
+            cap *= 2;
+        }
+        zmq_msg_init(&frames[n]);
+        zmq_msg_move(&frames[n], &m);
+        zmq_msg_close(&m);
+        n++;
+    }
+    if (over) {
+        for (size_t i = 0; i < n; i++)
+            zmq_msg_close(&frames[i]);
+        free(frames);
+        if (reason)
+            *reason = METAFL__REJECT_REASON__REJECT_TOO_LARGE;
+        mfl_errf(err, errlen, "message over the limits (%llu bytes seen; limit %llu bytes, %zu frames)",
+                 (unsigned long long)total, (unsigned long long)limits->max_total_bytes,
+                 limits->max_frames);
+        return 1;
+    }
+    *out = mfl_msg_decode(frames, n, limits, reason, err, errlen);
+    free(frames);
+    if (*out) {
+        memcpy((*out)->routing_id, rid, *rid_len);
+        (*out)->routing_id_len = *rid_len;
+        strcpy((*out)->site, site);
+    }
+    return 1;
+}
+
+const Metafl__Envelope *mfl_msg_envelope(const mfl_msg_t *self) { return self->env; }
+Metafl__MessageKind mfl_msg_kind(const mfl_msg_t *self) { return self->env->kind; }
+size_t mfl_msg_tensor_count(const mfl_msg_t *self) { return self->n_tensors; }
+const mfl_tensor_t *mfl_msg_tensor(const mfl_msg_t *self, size_t i)
+{
+    return i < self->n_tensors ? &self->tensors[i] : NULL;
+}
+const char *mfl_msg_site(const mfl_msg_t *self) { return self->site; }
+const uint8_t *mfl_msg_routing_id(const mfl_msg_t *self, size_t *len)
+{
+    *len = self->routing_id_len;
+    return self->routing_id;
+}
+const Metafl__UpdateHeader *mfl_msg_update_header(const mfl_msg_t *self)
+{
+    return self->update_header;
+}

@@ -1,0 +1,472 @@
+/* The coordinator's ROUTER: CURVE server, ZAP allow-list, site-id binding. */
+#include "wire/server.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+#include "core/log.h"
+#include "wire/msg_internal.h"
+#include "wire/update_sign.h"
+
+#define S_ZAP_ENDPOINT "inproc://zeromq.zap.01"
+#define S_ZAP_DOMAIN "metafl"
+
+typedef struct {
+    char site[MFL_KEY_NAME_MAX + 1];
+    uint8_t rid[256];
+    size_t rid_len;
+    uint64_t last_seen_ms;
+} s_peer_t;
+
+struct mfl_server_t {
+    void *ctx;
+    void *router;
+    void *zap;                 /* owned by the ZAP thread once it runs */
+    pthread_t zap_thread;
+    int zap_running;
+    pthread_mutex_t lock;      /* guards allow */
+    mfl_allow_list_t *allow;
+    char *allow_dir;
+    const mfl_identity_t *identity;
+    mfl_server_opts_t opts;
+    char endpoint[256];
+    s_peer_t *peers;
+    size_t n_peers, cap_peers;
+    mfl_server_stats_t stats;
+};
+
+void mfl_server_opts_default(mfl_server_opts_t *opts)
+{
+    mfl_wire_limits_default(&opts->limits);
+    opts->heartbeat_ms = 2000;
+    opts->send_timeout_ms = 5000;
+    opts->io_threads = 2;
+}
+
+/* ---- ZAP ----------------------------------------------------------------- */
+
+static void s_zap_reply(void *sock, const zmq_msg_t *req_id, const char *status,
+                        const char *text, const char *user)
+{
+    zmq_send(sock, "1.0", 3, ZMQ_SNDMORE);
+    zmq_send(sock, zmq_msg_data((zmq_msg_t *)req_id), zmq_msg_size((zmq_msg_t *)req_id),
+             ZMQ_SNDMORE);
+    zmq_send(sock, status, strlen(status), ZMQ_SNDMORE);
+    zmq_send(sock, text, strlen(text), ZMQ_SNDMORE);
+    zmq_send(sock, user, strlen(user), ZMQ_SNDMORE);
+    zmq_send(sock, "", 0, 0);
+}
+
+/* One ZAP request: version, request id, domain, address, routing id,
+ * mechanism, credentials (the client's 32-byte CURVE key). */
+static int s_zap_handle(mfl_server_t *self)
+{
+    zmq_msg_t f[8];
+    size_t n = 0;
+    int more = 1;
+    while (more) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, self->zap, 0) < 0) {
+            zmq_msg_close(&m);
+            for (size_t i = 0; i < n; i++)
+                zmq_msg_close(&f[i]);
+            return -1; /* ETERM: the server is shutting down */
+        }
+        more = zmq_msg_more(&m);
+        if (n < 8) {
+            zmq_msg_init(&f[n]);
+            zmq_msg_move(&f[n], &m);
+            n++;
+        }
+        zmq_msg_close(&m);
+    }
+    if (n < 2) {
+        for (size_t i = 0; i < n; i++)
+            zmq_msg_close(&f[i]);
+        return 0; /* cannot even answer: libzmq never sends this */
+    }
+    char user[MFL_KEY_NAME_MAX + 1] = "";
+    const char *status = "400", *text = "key not in the allow-list";
+    char addr[64] = "?";
+    if (n >= 4) {
+        size_t al = zmq_msg_size(&f[3]);
+        al = al < sizeof addr - 1 ? al : sizeof addr - 1;
+        memcpy(addr, zmq_msg_data(&f[3]), al);
+        addr[al] = '\0';
+    }
+    if (n == 7 && zmq_msg_size(&f[0]) == 3 && memcmp(zmq_msg_data(&f[0]), "1.0", 3) == 0 &&
+        zmq_msg_size(&f[5]) == 5 && memcmp(zmq_msg_data(&f[5]), "CURVE", 5) == 0 &&
+        zmq_msg_size(&f[6]) == 32) {
+        pthread_mutex_lock(&self->lock);
+        const mfl_public_key_t *k = mfl_allow_list_find_curve(self->allow, zmq_msg_data(&f[6]));
+        if (k) {
+            strcpy(user, k->name);
+            status = "200";
+            text = "OK";
+        }
+        pthread_mutex_unlock(&self->lock);
+        if (!k) {
+            char z85[41] = "";
+            zmq_z85_encode(z85, zmq_msg_data(&f[6]), 32);
+            mfl_warn("refused connection from %s: CURVE key %s is not in the allow-list %s",
+                     addr, z85, self->allow_dir);
+        }
+    } else {
+        mfl_warn("refused connection from %s: not a CURVE ZAP request", addr);
+    }
+    s_zap_reply(self->zap, &f[1], status, text, user);
+    for (size_t i = 0; i < n; i++)
+        zmq_msg_close(&f[i]);
+    return 0;
+}
+
+static void *s_zap_main(void *arg)
+{
+    mfl_server_t *self = arg;
+    while (s_zap_handle(self) == 0) {
+    }
+    zmq_close(self->zap);
+    self->zap = NULL;
+    return NULL;
+}
+
+/* ---- lifecycle ----------------------------------------------------------- */
+
+static int s_setopt_int(void *s, int opt, int v) { return zmq_setsockopt(s, opt, &v, sizeof v); }
+
+mfl_server_t *mfl_server_new(const char *endpoint, const mfl_identity_t *identity,
+                             const char *allow_dir, const mfl_server_opts_t *opts,
+                             char *err, size_t errlen)
+{
+    mfl_server_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        mfl_errf(err, errlen, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&self->lock, NULL);
+    if (opts)
+        self->opts = *opts;
+    else
+        mfl_server_opts_default(&self->opts);
+    self->identity = identity;
+    self->allow_dir = strdup(allow_dir);
+    if (!self->allow_dir)
+        goto out_fail;
+    self->allow = mfl_allow_list_load(allow_dir, err, errlen);
+    if (!self->allow)
+        goto out_fail;
+    self->ctx = zmq_ctx_new();
+    if (!self->ctx) {
+        mfl_errf(err, errlen, "zmq_ctx_new failed: %s", zmq_strerror(errno));
+        goto out_fail;
+    }
+    zmq_ctx_set(self->ctx, ZMQ_IO_THREADS, self->opts.io_threads > 0 ? self->opts.io_threads : 2);
+    zmq_ctx_set(self->ctx, ZMQ_BLOCKY, 0);
+
+    /* The ZAP handler must be bound before the ROUTER accepts anything. */
+    self->zap = zmq_socket(self->ctx, ZMQ_REP);
+    if (!self->zap || zmq_bind(self->zap, S_ZAP_ENDPOINT) != 0) {
+        mfl_errf(err, errlen, "cannot bind the ZAP handler: %s", zmq_strerror(errno));
+        goto out_fail;
+    }
+    s_setopt_int(self->zap, ZMQ_LINGER, 0);
+    if (pthread_create(&self->zap_thread, NULL, s_zap_main, self) != 0) {
+        mfl_errf(err, errlen, "cannot start the ZAP thread");
+        goto out_fail;
+    }
+    self->zap_running = 1;
+
+    self->router = zmq_socket(self->ctx, ZMQ_ROUTER);
+    if (!self->router) {
+        mfl_errf(err, errlen, "zmq_socket failed: %s", zmq_strerror(errno));
+        goto out_fail;
+    }
+    const mfl_public_key_t *pub = mfl_identity_public(identity);
+    int hb = (int)self->opts.heartbeat_ms;
+    int ttl = hb * 3 > 6553599 ? 6553599 : hb * 3;
+    if (s_setopt_int(self->router, ZMQ_CURVE_SERVER, 1) != 0 ||
+        zmq_setsockopt(self->router, ZMQ_CURVE_SECRETKEY, mfl_identity_curve_sk_z85(identity),
+                       41) != 0 ||
+        zmq_setsockopt(self->router, ZMQ_CURVE_PUBLICKEY, pub->curve_pk_z85, 41) != 0 ||
+        zmq_setsockopt(self->router, ZMQ_ZAP_DOMAIN, S_ZAP_DOMAIN, strlen(S_ZAP_DOMAIN)) != 0 ||
+        s_setopt_int(self->router, ZMQ_ROUTER_MANDATORY, 1) != 0 ||
+        s_setopt_int(self->router, ZMQ_LINGER, 0) != 0 ||
+        s_setopt_int(self->router, ZMQ_SNDTIMEO, self->opts.send_timeout_ms) != 0 ||
+        (hb > 0 && (s_setopt_int(self->router, ZMQ_HEARTBEAT_IVL, hb) != 0 ||
+                    s_setopt_int(self->router, ZMQ_HEARTBEAT_TIMEOUT, 3 * hb) != 0 ||
+                    s_setopt_int(self->router, ZMQ_HEARTBEAT_TTL, ttl) != 0)) ||
+        mfl_wire_set_maxmsgsize(self->router, &self->opts.limits) != 0) {
+        mfl_errf(err, errlen, "cannot configure the ROUTER socket: %s", zmq_strerror(errno));
+        goto out_fail;
+    }
+    if (zmq_bind(self->router, endpoint) != 0) {
+        mfl_errf(err, errlen, "cannot bind %s: %s", endpoint, zmq_strerror(errno));
+        goto out_fail;
+    }
+    size_t len = sizeof self->endpoint;
+    if (zmq_getsockopt(self->router, ZMQ_LAST_ENDPOINT, self->endpoint, &len) != 0)
+        snprintf(self->endpoint, sizeof self->endpoint, "%s", endpoint);
+    return self;
+out_fail:
+    if (err && !err[0])
+        mfl_errf(err, errlen, "out of memory");
+    mfl_server_destroy(&self);
+    return NULL;
+}
+
+void mfl_server_destroy(mfl_server_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    mfl_server_t *self = *self_p;
+    if (self->router)
+        zmq_close(self->router);
+    if (self->ctx) {
+        /* Unblocks the ZAP thread's receive with ETERM; it closes its socket. */
+        zmq_ctx_shutdown(self->ctx);
+        if (self->zap_running)
+            pthread_join(self->zap_thread, NULL);
+        else if (self->zap)
+            zmq_close(self->zap);
+        zmq_ctx_term(self->ctx);
+    }
+    mfl_allow_list_destroy(&self->allow);
+    pthread_mutex_destroy(&self->lock);
+    free(self->allow_dir);
+    free(self->peers);
+    free(self);
+    *self_p = NULL;
+}
+
+const char *mfl_server_endpoint(const mfl_server_t *self) { return self->endpoint; }
+
+int mfl_server_reload(mfl_server_t *self, char *err, size_t errlen)
+{
+    mfl_allow_list_t *fresh = mfl_allow_list_load(self->allow_dir, err, errlen);
+    if (!fresh)
+        return -1;
+    pthread_mutex_lock(&self->lock);
+    mfl_allow_list_t *old = self->allow;
+    self->allow = fresh;
+    pthread_mutex_unlock(&self->lock);
+    mfl_allow_list_destroy(&old);
+    return 0;
+}
+
+/* ---- peers --------------------------------------------------------------- */
+
+static s_peer_t *s_peer_find(const mfl_server_t *self, const char *site)
+{
+    for (size_t i = 0; i < self->n_peers; i++)
+        if (strcmp(self->peers[i].site, site) == 0)
+            return &self->peers[i];
+    return NULL;
+}
+
+static void s_peer_touch(mfl_server_t *self, const char *site, const uint8_t *rid,
+                         size_t rid_len)
+{
+    s_peer_t *p = s_peer_find(self, site);
+    if (!p) {
+        if (self->n_peers == self->cap_peers) {
+            size_t cap = self->cap_peers ? 2 * self->cap_peers : 16;
+            s_peer_t *g = realloc(self->peers, cap * sizeof *g);
+            if (!g)
+                return; /* liveness is best-effort under memory pressure */
+            self->peers = g;
+            self->cap_peers = cap;
+        }
+        p = &self->peers[self->n_peers++];
+        memset(p, 0, sizeof *p);
+        strcpy(p->site, site);
+    }
+    memcpy(p->rid, rid, rid_len);
+    p->rid_len = rid_len;
+    p->last_seen_ms = mfl_wire_now_ms();
+}
+
+uint64_t mfl_server_last_seen(const mfl_server_t *self, const char *site)
+{
+    const s_peer_t *p = s_peer_find(self, site);
+    return p ? p->last_seen_ms : 0;
+}
+
+mfl_server_stats_t mfl_server_stats(const mfl_server_t *self) { return self->stats; }
+
+/* ---- receive ------------------------------------------------------------- */
+
+static int64_t s_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Site-binding and signature checks on a decoded message; 0 or a reason. */
+static int s_check(mfl_server_t *self, mfl_msg_t *msg, char *err, size_t errlen)
+{
+    const Metafl__Envelope *env = msg->env;
+    const char *claimed = NULL;
+    switch (env->kind) {
+    case METAFL__MESSAGE_KIND__HELLO:
+        claimed = env->hello->site;
+        break;
+    case METAFL__MESSAGE_KIND__EVAL_REPORT:
+        claimed = env->eval_report->site;
+        break;
+    case METAFL__MESSAGE_KIND__UPDATE: {
+        mfl_public_key_t key;
+        pthread_mutex_lock(&self->lock);
+        const mfl_public_key_t *k = mfl_allow_list_find_name(self->allow, msg->site);
+        if (k)
+            key = *k;
+        pthread_mutex_unlock(&self->lock);
+        if (!k) {
+            mfl_errf(err, errlen, "site %s: no longer in the allow-list", msg->site);
+            return METAFL__REJECT_REASON__REJECT_SIGNATURE;
+        }
+        int reason = 0;
+        msg->update_header = mfl_update_verify(env->update, &key, msg->tensors, msg->n_tensors,
+                                               &reason, err, errlen);
+        return msg->update_header ? 0 : reason;
+    }
+    case METAFL__MESSAGE_KIND__HEARTBEAT:
+    case METAFL__MESSAGE_KIND__REJECT:
+    case METAFL__MESSAGE_KIND__BYE:
+        return 0;
+    default:
+        mfl_errf(err, errlen, "site %s sent a %s, which only the coordinator sends", msg->site,
+                 protobuf_c_enum_descriptor_get_value(&metafl__message_kind__descriptor,
+                                                      env->kind)->name);
+        return METAFL__REJECT_REASON__REJECT_BAD_MESSAGE;
+    }
+    if (!claimed || strcmp(claimed, msg->site) != 0) {
+        mfl_errf(err, errlen, "connection authenticated as %s claims to be site '%.64s'",
+                 msg->site, claimed ? claimed : "");
+        return METAFL__REJECT_REASON__REJECT_WRONG_SITE;
+    }
+    return 0;
+}
+
+mfl_recv_result_t mfl_server_recv(mfl_server_t *self, int timeout_ms, mfl_msg_t **msg,
+                                  int *reason, char *err, size_t errlen)
+{
+    *msg = NULL;
+    int64_t deadline = timeout_ms < 0 ? -1 : s_mono_ms() + timeout_ms;
+    for (;;) {
+        int wait = -1;
+        if (deadline >= 0) {
+            int64_t left = deadline - s_mono_ms();
+            wait = left > 0 ? (int)left : 0;
+        }
+        zmq_pollitem_t it = {self->router, 0, ZMQ_POLLIN, 0};
+        int rc = zmq_poll(&it, 1, wait);
+        if (rc < 0) {
+            if (errno == EINTR)
+                continue;
+            mfl_errf(err, errlen, "poll failed: %s", zmq_strerror(errno));
+            return MFL_RECV_ERROR;
+        }
+        if (rc == 0)
+            return MFL_RECV_TIMEOUT;
+        uint8_t rid[256];
+        size_t rid_len = 0;
+        char site[MFL_KEY_NAME_MAX + 1];
+        mfl_msg_t *m = NULL;
+        int why = 0;
+        rc = mfl_msg_recv_raw(self->router, 1, &self->opts.limits, &m, rid, &rid_len, site,
+                              &why, err, errlen);
+        if (rc < 0)
+            return MFL_RECV_ERROR;
+        if (rc == 0)
+            continue;
+        if (site[0])
+            s_peer_touch(self, site, rid, rid_len);
+        if (m) {
+            if (!site[0]) { /* cannot happen with ZAP enforced; refuse rather than trust */
+                mfl_errf(err, errlen, "message without an authenticated site id");
+                why = METAFL__REJECT_REASON__REJECT_WRONG_SITE;
+            } else {
+                why = s_check(self, m, err, errlen);
+            }
+            if (why == 0) {
+                self->stats.received++;
+                if (m->env->kind == METAFL__MESSAGE_KIND__HEARTBEAT) {
+                    mfl_msg_destroy(&m);
+                    continue;
+                }
+                *msg = m;
+                return MFL_RECV_OK;
+            }
+            mfl_msg_destroy(&m);
+        }
+        /* Rejected: tell the sender once, count it, let the caller log it. */
+        self->stats.rejected++;
+        if (reason)
+            *reason = why;
+        char text[512];
+        snprintf(text, sizeof text, "%s", err ? err : "");
+        if (err && errlen) {
+            char tmp[512];
+            snprintf(tmp, sizeof tmp, "%s", err);
+            mfl_errf(err, errlen, "site %s: %s: %s", site[0] ? site : "?",
+                     mfl_reject_reason_name(why), tmp);
+        }
+        if (rid_len)
+            mfl_msg_send_reject(self->router, rid, rid_len, why, 0, text, &self->opts.limits,
+                                NULL, 0);
+        return MFL_RECV_REJECTED;
+    }
+}
+
+/* ---- send ---------------------------------------------------------------- */
+
+int mfl_server_send(mfl_server_t *self, const char *site, const Metafl__Envelope *env,
+                    const mfl_tensor_t *tensors, size_t n_tensors, mfl_release_fn *release,
+                    void *hint, char *err, size_t errlen)
+{
+    const s_peer_t *p = s_peer_find(self, site);
+    if (!p) {
+        mfl_errf(err, errlen, "site %s has not connected", site);
+        if (release)
+            release(hint);
+        return -1;
+    }
+    char why[256] = "";
+    if (mfl_msg_send(self->router, p->rid, p->rid_len, env, tensors, n_tensors,
+                     &self->opts.limits, release, hint, why, sizeof why) != 0) {
+        mfl_errf(err, errlen, "site %s: %s", site, why);
+        return -1;
+    }
+    self->stats.sent++;
+    return 0;
+}
+
+int mfl_server_reply(mfl_server_t *self, const mfl_msg_t *msg, const Metafl__Envelope *env,
+                     const mfl_tensor_t *tensors, size_t n_tensors, mfl_release_fn *release,
+                     void *hint, char *err, size_t errlen)
+{
+    char why[256] = "";
+    if (mfl_msg_send(self->router, msg->routing_id, msg->routing_id_len, env, tensors,
+                     n_tensors, &self->opts.limits, release, hint, why, sizeof why) != 0) {
+        mfl_errf(err, errlen, "site %s: %s", msg->site, why);
+        return -1;
+    }
+    self->stats.sent++;
+    return 0;
+}
+
+int mfl_server_reject(mfl_server_t *self, const mfl_msg_t *msg, Metafl__RejectReason reason,
+                      uint32_t round, const char *text, char *err, size_t errlen)
+{
+    if (mfl_msg_send_reject(self->router, msg->routing_id, msg->routing_id_len, reason, round,
+                            text, &self->opts.limits, err, errlen) != 0)
+        return -1;
+    self->stats.rejected++;
+    return 0;
+}
