@@ -7,7 +7,10 @@
 
 /* Add a subcommand: write cli/cmd_NAME.c with `int mfl_cmd_NAME(int, char **)`,
  * declare it here and add a row to the table. */
+int mfl_cmd_keygen(int argc, char **argv);
+
 const mfl_command_t mfl_commands[] = {
+    {"keygen", "create a site's or the coordinator's key pair", mfl_cmd_keygen},
     {NULL, NULL, NULL},
 };
 
