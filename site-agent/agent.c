@@ -1,0 +1,482 @@
+/* The site agent daemon object: the site worker behind a dial-out CURVE
+ * DEALER. See agent.h. */
+#include "agent.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "audit/audit.h"
+#include "core/log.h"
+#include "site_worker.h"
+/* nn/model.h and wire/message.h both define MFL_TENSOR_MAX_DIMS (4 and 8)
+ * for their own structs; each header's structs are laid out with its own
+ * value, so dropping the first definition before the second is safe. */
+#undef MFL_TENSOR_MAX_DIMS
+#include "wire/client.h"
+#include "wire/keys.h"
+
+struct mfl_site_agent {
+    const mfl_site_config_t *cfg;
+    mfl_site_agent_opts_t opts;
+    mfl_identity_t *identity;
+    mfl_public_key_t coord_key;
+    mfl_site_worker_t *worker;
+    mfl_audit_t *audit;
+    mfl_client_t *client;
+    int need_hello;         /* set by the handshake hook, served by step */
+    unsigned handshakes;
+    float *theta;           /* the last received θ, concatenated */
+    size_t theta_cap;
+    uint64_t updates_sent, reports_sent, hellos_sent;
+    int warned_unconnected; /* one "still trying" warning per outage */
+    uint64_t unconnected_since_ms;
+};
+
+static uint64_t s_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void s_on_connect(mfl_client_t *client, unsigned n, void *arg)
+{
+    (void)client;
+    mfl_site_agent_t *self = arg;
+    self->handshakes = n;
+    self->need_hello = 1;
+}
+
+mfl_site_agent_t *mfl_site_agent_new(const mfl_site_config_t *cfg,
+                                     const mfl_site_agent_opts_t *opts, char *err,
+                                     size_t errlen)
+{
+    mfl_site_agent_t *self = calloc(1, sizeof(*self));
+    if (!self)
+        return mfl_errf(err, errlen, "out of memory"), NULL;
+    self->cfg = cfg;
+    if (opts)
+        self->opts = *opts;
+    char sub[1024];
+    self->identity = mfl_identity_load(cfg->key_file, sub, sizeof(sub));
+    if (!self->identity) {
+        mfl_errf(err, errlen, "%s: site.key_file: %s", cfg->file, sub);
+        goto out_fail;
+    }
+    if (strcmp(mfl_identity_name(self->identity), cfg->site_id) != 0) {
+        mfl_errf(err, errlen, "%s: site.id is '%s' but the key %s belongs to '%s'; the "
+                 "coordinator admits a site by its key name, so they must match", cfg->file,
+                 cfg->site_id, cfg->key_file, mfl_identity_name(self->identity));
+        goto out_fail;
+    }
+    if (mfl_public_key_load(cfg->coordinator_key, &self->coord_key, sub, sizeof(sub))) {
+        mfl_errf(err, errlen, "%s: coordinator.public_key: %s", cfg->file, sub);
+        goto out_fail;
+    }
+    self->worker = mfl_site_worker_new(cfg, err, errlen);
+    if (!self->worker)
+        goto out_fail;
+    if (mfl_site_worker_set_signing_key(self->worker, mfl_identity_sign_sk(self->identity))) {
+        mfl_errf(err, errlen, "out of secure memory for the signing key");
+        goto out_fail;
+    }
+    if (cfg->audit_log[0]) {
+        self->audit = mfl_audit_open(cfg->audit_log, cfg->site_id,
+                                     mfl_identity_sign_sk(self->identity), sub, sizeof(sub));
+        if (!self->audit) {
+            mfl_errf(err, errlen, "%s: audit.log: %s", cfg->file, sub);
+            goto out_fail;
+        }
+    }
+    mfl_client_opts_t co;
+    mfl_client_opts_default(&co);
+    co.limits.max_total_bytes = cfg->max_message_bytes;
+    if (co.limits.max_frame_bytes > cfg->max_message_bytes)
+        co.limits.max_frame_bytes = cfg->max_message_bytes;
+    co.heartbeat_ms = cfg->heartbeat_ms;
+    co.io_threads = 1; /* one connection: the training threads need the cores */
+    self->client = mfl_client_new(cfg->endpoint, self->identity, &self->coord_key, &co, sub,
+                                  sizeof(sub));
+    if (!self->client) {
+        mfl_errf(err, errlen, "%s: coordinator.endpoint: %s", cfg->file, sub);
+        goto out_fail;
+    }
+    mfl_client_on_connect(self->client, s_on_connect, self);
+    self->unconnected_since_ms = s_now_ms();
+    mfl_info("site %s: %zu training rows, %zu held-out, %zu features; dialing %s "
+             "(coordinator key %s)", cfg->site_id, mfl_site_worker_n_train(self->worker),
+             mfl_site_worker_n_heldout(self->worker), mfl_site_worker_n_features(self->worker),
+             cfg->endpoint, self->coord_key.name);
+    return self;
+out_fail:
+    mfl_site_agent_destroy(&self);
+    return NULL;
+}
+
+static void s_send_bye(mfl_site_agent_t *self, const char *reason)
+{
+    if (!self->client || !mfl_client_connected(self->client))
+        return;
+    Metafl__Bye bye = METAFL__BYE__INIT;
+    bye.reason = (char *)reason;
+    Metafl__Envelope env = METAFL__ENVELOPE__INIT;
+    env.protocol_version = MFL_WIRE_PROTOCOL_VERSION;
+    env.kind = METAFL__MESSAGE_KIND__BYE;
+    env.body_case = METAFL__ENVELOPE__BODY_BYE;
+    env.bye = &bye;
+    (void)mfl_client_send(self->client, &env, NULL, 0, NULL, NULL, NULL, 0);
+}
+
+void mfl_site_agent_destroy(mfl_site_agent_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    mfl_site_agent_t *self = *self_p;
+    s_send_bye(self, "site agent stopping");
+    mfl_client_destroy(&self->client);
+    mfl_audit_destroy(&self->audit);
+    mfl_site_worker_destroy(&self->worker);
+    mfl_identity_destroy(&self->identity);
+    free(self->theta);
+    free(self);
+    *self_p = NULL;
+}
+
+uint64_t mfl_site_agent_updates_sent(const mfl_site_agent_t *self)
+{
+    return self->updates_sent;
+}
+
+uint64_t mfl_site_agent_reports_sent(const mfl_site_agent_t *self)
+{
+    return self->reports_sent;
+}
+
+uint64_t mfl_site_agent_hellos_sent(const mfl_site_agent_t *self)
+{
+    return self->hellos_sent;
+}
+
+static const char *const s_capabilities[] = {
+    "algo:fedavg",   "algo:reptile",  "algo:fomaml", "algo:maml",     "algo:meta_sgd",
+    "algo:protonet", "algo:matching", "algo:relation", "dp:gaussian", "eval:local_only",
+};
+
+static int s_send_hello(mfl_site_agent_t *self, char *err, size_t errlen)
+{
+    Metafl__Hello hello = METAFL__HELLO__INIT;
+    hello.site = (char *)self->cfg->site_id; /* protobuf-c fields are not const; never written */
+    hello.software_version = (char *)MFL_VERSION;
+    hello.n_train = mfl_site_worker_n_train(self->worker);
+    hello.schema_hash.data = (uint8_t *)mfl_site_worker_schema_hash(self->worker);
+    hello.schema_hash.len = MFL_SITE_HASH_BYTES;
+    hello.n_capabilities = sizeof(s_capabilities) / sizeof(s_capabilities[0]);
+    hello.capabilities = (char **)s_capabilities;
+    Metafl__Envelope env = METAFL__ENVELOPE__INIT;
+    env.protocol_version = MFL_WIRE_PROTOCOL_VERSION;
+    env.kind = METAFL__MESSAGE_KIND__HELLO;
+    env.body_case = METAFL__ENVELOPE__BODY_HELLO;
+    env.hello = &hello;
+    if (mfl_client_send(self->client, &env, NULL, 0, NULL, NULL, err, errlen))
+        return -1;
+    self->hellos_sent++;
+    return 0;
+}
+
+/* Concatenates the message's tensors into self->theta (the coordinator
+ * sends θ as the learner's tensors in layout order). */
+static int s_gather_theta(mfl_site_agent_t *self, const mfl_msg_t *msg, size_t *n, char *err,
+                          size_t errlen)
+{
+    size_t total = 0, nt = mfl_msg_tensor_count(msg);
+    for (size_t i = 0; i < nt; i++) {
+        uint64_t c = mfl_msg_tensor(msg, i)->count;
+        if (c > self->cfg->max_params || total + c > self->cfg->max_params)
+            return mfl_errf(err, errlen, "θ is larger than limits.max_params (%zu floats)",
+                            self->cfg->max_params), -1;
+        total += (size_t)c;
+    }
+    if (total == 0)
+        return mfl_errf(err, errlen, "task carries no θ tensors"), -1;
+    if (total > self->theta_cap) {
+        float *t = realloc(self->theta, total * sizeof(float));
+        if (!t)
+            return mfl_errf(err, errlen, "out of memory for θ (%zu floats)", total), -1;
+        self->theta = t;
+        self->theta_cap = total;
+    }
+    size_t off = 0;
+    for (size_t i = 0; i < nt; i++) {
+        const mfl_tensor_t *t = mfl_msg_tensor(msg, i);
+        memcpy(self->theta + off, t->data, (size_t)t->count * sizeof(float));
+        off += (size_t)t->count;
+    }
+    *n = total;
+    return 0;
+}
+
+/* The audit record goes to disk (fsync) BEFORE the update leaves: if the
+ * record cannot be written, nothing is sent, so the log never misses an
+ * update that left the hospital. */
+static int s_audit_update(mfl_site_agent_t *self, const Metafl__RoundTask *task,
+                          const mfl_site_round_result_t *r, char *err, size_t errlen)
+{
+    if (!self->audit)
+        return 0;
+    mfl_audit_record_t *rec = malloc(sizeof(*rec));
+    if (!rec)
+        return mfl_errf(err, errlen, "out of memory"), -1;
+    mfl_audit_record_init(rec, MFL_AUDIT_UPDATE_SENT, task->round, self->cfg->site_id);
+    rec->nonce_len = task->nonce.len < MFL_AUDIT_NONCE_MAX ? task->nonce.len : MFL_AUDIT_NONCE_MAX;
+    memcpy(rec->nonce, task->nonce.data, rec->nonce_len);
+    rec->has_delta_hash = true;
+    mfl_audit_delta_hash(r->delta, r->n_delta, rec->delta_hash);
+    rec->norm = r->delta_norm;
+    rec->n = r->metrics.n_samples;
+    if (task->privacy && task->privacy->enabled) {
+        rec->has_privacy = true;
+        rec->privacy.clip = task->privacy->clip_norm;
+        rec->privacy.sigma = task->privacy->noise_multiplier;
+        rec->privacy.q = 1.0;
+        rec->privacy.steps = 1;
+        rec->privacy.epsilon = 0; /* no site-side accountant yet */
+        rec->privacy.delta = task->privacy->target_delta;
+    }
+    if (r->signature_len == 64 && r->header_len <= MFL_AUDIT_SIGNED_MAX) {
+        rec->has_update_sig = true;
+        memcpy(rec->update_sig, r->signature, 64);
+        memcpy(rec->signed_header, r->header, r->header_len);
+        rec->signed_header_len = r->header_len;
+    }
+    int rc = mfl_audit_append(self->audit, rec, NULL, err, errlen);
+    free(rec);
+    return rc;
+}
+
+static mfl_agent_status_t s_round(mfl_site_agent_t *self, const mfl_msg_t *msg, char *ferr,
+                                  size_t ferrlen)
+{
+    const Metafl__RoundTask *task = mfl_msg_envelope(msg)->round_task;
+    char err[1024];
+    size_t n = 0;
+    if (!task) {
+        mfl_warn("site %s: RoundTask without a body; ignored", self->cfg->site_id);
+        return MFL_AGENT_CONTINUE;
+    }
+    if (s_gather_theta(self, msg, &n, err, sizeof(err))) {
+        mfl_warn("site %s: round %u refused: %s", self->cfg->site_id, task->round, err);
+        return MFL_AGENT_CONTINUE;
+    }
+    uint64_t t0 = s_now_ms();
+    mfl_site_round_result_t r;
+    if (mfl_site_worker_round(self->worker, task, self->theta, n, &r, err, sizeof(err))) {
+        mfl_warn("site %s: round %u failed: %s", self->cfg->site_id, task->round, err);
+        return MFL_AGENT_CONTINUE;
+    }
+    if (s_audit_update(self, task, &r, err, sizeof(err))) {
+        mfl_errf(ferr, ferrlen, "audit log %s: %s; no update is sent without its record",
+                 self->cfg->audit_log, err);
+        return MFL_AGENT_FATAL;
+    }
+    size_t nt = mfl_site_worker_n_tensors(self->worker);
+    mfl_tensor_t *tensors = calloc(nt ? nt : 1, sizeof(*tensors));
+    if (!tensors) {
+        mfl_warn("site %s: out of memory sending round %u", self->cfg->site_id, task->round);
+        return MFL_AGENT_CONTINUE;
+    }
+    for (size_t i = 0; i < nt; i++) {
+        const mfl_tensor_info_t *ti = mfl_site_worker_tensor(self->worker, i);
+        tensors[i].name = ti->name;
+        tensors[i].ndim = ti->ndim;
+        for (size_t d = 0; d < ti->ndim; d++)
+            tensors[i].shape[d] = ti->shape[d];
+        tensors[i].count = ti->count;
+        tensors[i].data = r.delta + ti->offset;
+    }
+    Metafl__Update upd = METAFL__UPDATE__INIT;
+    upd.header.data = (uint8_t *)r.header;
+    upd.header.len = r.header_len;
+    upd.signature.data = r.signature;
+    upd.signature.len = r.signature_len;
+    Metafl__Envelope env = METAFL__ENVELOPE__INIT;
+    env.protocol_version = MFL_WIRE_PROTOCOL_VERSION;
+    env.kind = METAFL__MESSAGE_KIND__UPDATE;
+    env.body_case = METAFL__ENVELOPE__BODY_UPDATE;
+    env.update = &upd;
+    /* release == NULL: the bytes are copied, so the worker may reuse Δ. */
+    int rc = mfl_client_send(self->client, &env, tensors, nt, NULL, NULL, err, sizeof(err));
+    free(tensors);
+    if (rc) {
+        mfl_warn("site %s: round %u: update not delivered: %s (the coordinator re-sends the "
+                 "task after we reconnect)", self->cfg->site_id, task->round, err);
+        return MFL_AGENT_CONTINUE;
+    }
+    self->updates_sent++;
+    mfl_info("site %s: round %u: %s on %zu rows, loss %.4f -> %.4f, |Δ| %.4g, %llu ms, "
+             "update sent", self->cfg->site_id, task->round,
+             task->algorithm && task->algorithm->name ? task->algorithm->name : "?",
+             (size_t)r.metrics.n_samples, r.metrics.loss_before, r.metrics.loss_after,
+             r.delta_norm, (unsigned long long)(s_now_ms() - t0));
+    if (self->opts.max_rounds && self->updates_sent >= self->opts.max_rounds)
+        return MFL_AGENT_DONE;
+    return MFL_AGENT_CONTINUE;
+}
+
+static mfl_agent_status_t s_eval(mfl_site_agent_t *self, const mfl_msg_t *msg)
+{
+    const Metafl__EvalTask *task = mfl_msg_envelope(msg)->eval_task;
+    char err[1024];
+    size_t n = 0;
+    if (!task) {
+        mfl_warn("site %s: EvalTask without a body; ignored", self->cfg->site_id);
+        return MFL_AGENT_CONTINUE;
+    }
+    if (s_gather_theta(self, msg, &n, err, sizeof(err))) {
+        mfl_warn("site %s: evaluation %u refused: %s", self->cfg->site_id, task->round, err);
+        return MFL_AGENT_CONTINUE;
+    }
+    mfl_site_eval_result_t r;
+    if (mfl_site_worker_eval(self->worker, task, self->theta, n, &r, err, sizeof(err))) {
+        mfl_warn("site %s: evaluation %u failed: %s", self->cfg->site_id, task->round, err);
+        return MFL_AGENT_CONTINUE;
+    }
+    Metafl__EvalReport rep = METAFL__EVAL_REPORT__INIT;
+    mfl_site_worker_fill_report(self->worker, task, &r, &rep);
+    Metafl__Envelope env = METAFL__ENVELOPE__INIT;
+    env.protocol_version = MFL_WIRE_PROTOCOL_VERSION;
+    env.kind = METAFL__MESSAGE_KIND__EVAL_REPORT;
+    env.body_case = METAFL__ENVELOPE__BODY_EVAL_REPORT;
+    env.eval_report = &rep;
+    if (mfl_client_send(self->client, &env, NULL, 0, NULL, NULL, err, sizeof(err))) {
+        mfl_warn("site %s: evaluation %u: report not delivered: %s", self->cfg->site_id,
+                 task->round, err);
+        return MFL_AGENT_CONTINUE;
+    }
+    self->reports_sent++;
+    mfl_info("site %s: evaluation after round %u on %zu held-out rows (adapted on %zu): "
+             "accuracy %.3f AUROC %.3f | global as received %.3f / %.3f | local-only "
+             "%.3f / %.3f", self->cfg->site_id, task->round, r.adapted.n, r.n_support,
+             r.adapted.accuracy, r.adapted.auroc, r.before.accuracy, r.before.auroc,
+             r.local_only.accuracy, r.local_only.auroc);
+    return self->opts.exit_after_eval ? MFL_AGENT_DONE : MFL_AGENT_CONTINUE;
+}
+
+static mfl_agent_status_t s_handle(mfl_site_agent_t *self, const mfl_msg_t *msg, char *err,
+                                   size_t errlen)
+{
+    const Metafl__Envelope *env = mfl_msg_envelope(msg);
+    switch (mfl_msg_kind(msg)) {
+    case METAFL__MESSAGE_KIND__WELCOME:
+        if (env->welcome)
+            mfl_info("site %s: welcomed by coordinator %s (run %s, round %u)",
+                     self->cfg->site_id, env->welcome->coordinator ? env->welcome->coordinator : "?",
+                     env->welcome->run_id ? env->welcome->run_id : "?",
+                     env->welcome->current_round);
+        return MFL_AGENT_CONTINUE;
+    case METAFL__MESSAGE_KIND__ROUND_TASK:
+        return s_round(self, msg, err, errlen);
+    case METAFL__MESSAGE_KIND__EVAL_TASK:
+        return s_eval(self, msg);
+    case METAFL__MESSAGE_KIND__HEARTBEAT:
+        return MFL_AGENT_CONTINUE;
+    case METAFL__MESSAGE_KIND__REJECT: {
+        const Metafl__Reject *rj = env->reject;
+        int reason = rj ? (int)rj->reason : 0;
+        const char *text = rj && rj->text ? rj->text : "";
+        if (reason == METAFL__REJECT_REASON__REJECT_SCHEMA ||
+            reason == METAFL__REJECT_REASON__REJECT_VERSION ||
+            reason == METAFL__REJECT_REASON__REJECT_WRONG_SITE) {
+            /* Retrying cannot help: the hospital's config or software must change. */
+            mfl_errf(err, errlen, "coordinator refused this site: %s: %s",
+                     mfl_reject_reason_name(reason), text);
+            return MFL_AGENT_FATAL;
+        }
+        mfl_warn("site %s: coordinator rejected our message (round %u): %s: %s",
+                 self->cfg->site_id, rj ? rj->round : 0, mfl_reject_reason_name(reason), text);
+        return MFL_AGENT_CONTINUE;
+    }
+    case METAFL__MESSAGE_KIND__BYE:
+        /* The coordinator is going away (restart, end of run). Stay up: ZeroMQ
+         * keeps redialling and the next handshake re-announces us. */
+        mfl_info("site %s: coordinator said bye (%s); waiting for it to come back",
+                 self->cfg->site_id, env->bye && env->bye->reason ? env->bye->reason : "");
+        return MFL_AGENT_CONTINUE;
+    default:
+        mfl_warn("site %s: unexpected message kind %d from the coordinator; ignored",
+                 self->cfg->site_id, (int)mfl_msg_kind(msg));
+        return MFL_AGENT_CONTINUE;
+    }
+}
+
+mfl_agent_status_t mfl_site_agent_step(mfl_site_agent_t *self, int timeout_ms, char *err,
+                                       size_t errlen)
+{
+    if (self->need_hello && mfl_client_connected(self->client)) {
+        char why[512];
+        if (s_send_hello(self, why, sizeof(why)) == 0) {
+            self->need_hello = 0;
+            self->warned_unconnected = 0;
+            mfl_info("site %s: connected to %s (handshake %u), hello sent", self->cfg->site_id,
+                     self->cfg->endpoint, self->handshakes);
+        } else {
+            mfl_warn("site %s: hello not sent: %s; retrying", self->cfg->site_id, why);
+        }
+    }
+    mfl_msg_t *msg = NULL;
+    int reason = 0;
+    char why[512] = "";
+    mfl_recv_result_t rr = mfl_client_recv(self->client, timeout_ms, &msg, &reason, why,
+                                           sizeof(why));
+    if (!mfl_client_connected(self->client)) {
+        uint64_t now = s_now_ms();
+        if (!self->warned_unconnected && self->unconnected_since_ms == 0)
+            self->unconnected_since_ms = now;
+        if (!self->warned_unconnected &&
+            now - self->unconnected_since_ms >= self->cfg->connect_timeout_ms) {
+            const char *le = mfl_client_last_error(self->client);
+            mfl_warn("site %s: no connection to %s for %u s%s%s; still trying",
+                     self->cfg->site_id, self->cfg->endpoint,
+                     self->cfg->connect_timeout_ms / 1000, *le ? ": " : "", le);
+            self->warned_unconnected = 1;
+        }
+    } else {
+        self->unconnected_since_ms = 0;
+    }
+    switch (rr) {
+    case MFL_RECV_TIMEOUT:
+        return MFL_AGENT_CONTINUE;
+    case MFL_RECV_REJECTED:
+        mfl_warn("site %s: dropped a malformed message from the coordinator: %s: %s",
+                 self->cfg->site_id, mfl_reject_reason_name(reason), why);
+        return MFL_AGENT_CONTINUE;
+    case MFL_RECV_ERROR:
+        mfl_errf(err, errlen, "transport failed: %s", why);
+        return MFL_AGENT_FATAL;
+    case MFL_RECV_OK:
+        break;
+    }
+    mfl_agent_status_t st = s_handle(self, msg, err, errlen);
+    mfl_msg_destroy(&msg);
+    return st;
+}
+
+int mfl_site_agent_run(mfl_site_agent_t *self, volatile sig_atomic_t *stop)
+{
+    char err[1024];
+    while (!stop || !*stop) {
+        mfl_agent_status_t st = mfl_site_agent_step(self, 200, err, sizeof(err));
+        if (st == MFL_AGENT_DONE)
+            return 0;
+        if (st == MFL_AGENT_FATAL) {
+            mfl_error("site %s: %s", self->cfg->site_id, err);
+            return 1;
+        }
+    }
+    mfl_info("site %s: stopping (%llu updates, %llu evaluation reports sent)",
+             self->cfg->site_id, (unsigned long long)self->updates_sent,
+             (unsigned long long)self->reports_sent);
+    return 0;
+}
