@@ -207,6 +207,10 @@ static s_node_t *s_build(yaml_parser_t *parser, const char *name, char *err, siz
             root = node;
         } else {
             char *key = top->pending_key;
+            /* A value is reported at its key's line ("data:" rather than
+             * the first line inside a block mapping). */
+            if (top->node->kind == MFL_YAML_MAPPING)
+                node->line = top->pending_line;
             if (s_node_push(top->node, node, key, top->pending_line) < 0) {
                 s_node_free(node);
                 goto out_oom_ev;

@@ -132,7 +132,7 @@ static void test_unknown_and_missing_keys(void **state)
 
     doc = s_doc("coordinator:\n  bind: x\nmodel: ~\n");
     assert_int_equal(mfl_yaml_require_int(doc, "coordinator.rounds"), 0);
-    s_expect_error(doc, "site.yaml:2: missing required key 'coordinator.rounds'");
+    s_expect_error(doc, "site.yaml:1: missing required key 'coordinator.rounds'");
     mfl_yaml_destroy(&doc);
     doc = s_doc("coordinator:\n  bind: x\nmodel: ~\n");
     assert_string_equal(mfl_yaml_require_string(doc, "model.spec"), "");
