@@ -35,6 +35,9 @@ typedef struct {
     int n_seeds;
 } s_opts_t;
 
+/* max |harness preprocessing − data/heart.h|, or -1 if unchecked/failed */
+static double s_data_check = -1;
+
 /* ---- small statistics ---------------------------------------------------- */
 
 static void s_mean_std(const double *v, int n, double *mean, double *sd)
@@ -103,7 +106,9 @@ static FILE *s_open_out(const s_opts_t *o, const char *bench, const char *argv0)
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
     fprintf(f, "{\n  \"bench\": \"%s\",\n  \"date\": \"%s\",\n  \"command\": \"%s %s%s\",\n",
             bench, when, argv0, bench, o->quick ? " --quick" : "");
-    fprintf(f, "  \"engine\": \"%s\",\n  \"seeds\": [", S_FED_ENGINE);
+    fprintf(f, "  \"engine\": \"%s\",\n  \"data_check_max_diff\": %.3g,\n", S_FED_ENGINE,
+            s_data_check);
+    fprintf(f, "  \"seeds\": [");
     for (int k = 0; k < o->n_seeds; k++)
         fprintf(f, "%s%d", k ? ", " : "", 42 + k);
     fprintf(f, "],\n");
@@ -295,6 +300,7 @@ static int s_run_personal(const s_opts_t *o, const s_heart_t *h, const char *arg
     static const int ks[2] = {10, 100};
     /* acc[model][variant][k-index 0 = before, 1 = k10, 2 = k100][seed][site] */
     static double acc[S_N_MODELS][S_N_VARIANTS][3][S_MAX_SEEDS][S_HEART_SITES];
+    static int diverged[S_N_MODELS][S_N_VARIANTS][3];
     for (int k = 0; k < o->n_seeds; k++) {
         uint64_t seed = 42 + (uint64_t)k;
         s_fleet_t own = {0};
@@ -312,12 +318,15 @@ static int s_run_personal(const s_opts_t *o, const s_heart_t *h, const char *arg
                 for (int s = 0; s < S_HEART_SITES; s++)
                     for (int j = 0; j < 2; j++) {
                         double before = 0;
-                        if (s_score(own.workers[s], &sp, theta, n, ks[j], S_FT_LR, 0, 0,
-                                    &acc[m][v][j + 1][k][s], &before, err, sizeof err) != 0) {
+                        int rc = s_score(own.workers[s], &sp, theta, n, ks[j], S_FT_LR, 0, 0,
+                                         &acc[m][v][j + 1][k][s], &before, err, sizeof err);
+                        if (rc < 0) {
                             free(theta);
                             goto fail;
                         }
-                        acc[m][v][0][k][s] = before;
+                        diverged[m][v][j + 1] += rc;
+                        if (rc == 0)
+                            acc[m][v][0][k][s] = before;
                     }
                 free(theta);
             }
@@ -351,8 +360,9 @@ fail:
                 snprintf(name, sizeof name, "%s %s k=%d", s_models[m], s_variants[v].label,
                          steps[j]);
                 snprintf(extra, sizeof extra,
-                         "\"model\": \"%s\", \"algo\": \"%s\", \"steps\": %d", s_models[m],
-                         s_variants[v].label, steps[j]);
+                         "\"model\": \"%s\", \"algo\": \"%s\", \"steps\": %d, "
+                         "\"diverged\": %d",
+                         s_models[m], s_variants[v].label, steps[j], diverged[m][v][j]);
                 int last = m == S_N_MODELS - 1 && v == S_N_VARIANTS - 1 && j == 2;
                 s_json_row(f, name, acc[m][v][j], o->n_seeds, extra, last);
             }
@@ -375,6 +385,7 @@ static int s_run_newsite(const s_opts_t *o, const s_heart_t *h, const char *argv
     static double sum[S_N_MODELS][N_METHODS][3][2][S_HEART_SITES];
     /* per seed, mean over held-out sites and draws: for the std over seeds */
     static double per_seed[S_N_MODELS][N_METHODS][3][2][S_MAX_SEEDS];
+    static int diverged[S_N_MODELS][N_METHODS][3][2];
     memset(sum, 0, sizeof sum);
     memset(per_seed, 0, sizeof per_seed);
     for (int k = 0; k < o->n_seeds; k++) {
@@ -405,12 +416,14 @@ static int s_run_newsite(const s_opts_t *o, const s_heart_t *h, const char *argv
                             for (int d = 0; d < draws; d++) {
                                 double acc = 0;
                                 uint32_t draw_round = (uint32_t)(1000 + d);
-                                if (s_score(own.workers[held], &sp, theta, n, steps[b], S_FT_LR,
-                                            (uint32_t)shots[a], draw_round, &acc, NULL, err,
-                                            sizeof err) != 0) {
+                                int src = s_score(own.workers[held], &sp, theta, n, steps[b],
+                                                 S_FT_LR, (uint32_t)shots[a], draw_round, &acc,
+                                                 NULL, err, sizeof err);
+                                if (src < 0) {
                                     free(theta);
                                     goto fail;
                                 }
+                                diverged[m][v][a][b] += src;
                                 mean += acc / draws;
                             }
                             sum[m][v][a][b][held] += mean / o->n_seeds;
@@ -432,7 +445,15 @@ fail:
     FILE *f = s_open_out(o, "newsite", argv0);
     if (!f)
         return -1;
-    fprintf(f, "  \"draws_per_seed\": %d,\n  \"goal\": 0.78,\n  \"rows\": [\n", draws);
+    fprintf(f, "  \"draws_per_seed\": %d,\n  \"goal\": 0.78,\n", draws);
+    fprintf(f, "  \"settings\": {\"rounds\": 30, \"adapt_lr\": %.3f, \"adaptation\": \"full-batch "
+               "SGD on k rows drawn by the site worker (seeded stratified shuffle of the new "
+               "site's training rows, varied by the eval round); scored on its test rows; the "
+               "new site's features scaled with its own training-row statistics (no labels "
+               "needed)\", \"scratch\": \"fresh He-uniform init, same adaptation\", "
+               "\"diverged\": \"adaptations with a non-finite loss, scored 0\"},\n",
+            (double)S_FT_LR);
+    fprintf(f, "  \"rows\": [\n");
     printf("new hospital (mean over held-out sites, seeds, draws)\n");
     for (int m = 0; m < S_N_MODELS; m++)
         for (size_t v = 0; v < N_METHODS; v++)
@@ -446,9 +467,9 @@ fail:
                     fprintf(f,
                             "    {\"model\": \"%s\", \"algo\": \"%s\", \"k\": %d, \"steps\": %d, "
                             "\"site_mean\": [%.4f, %.4f, %.4f, %.4f], \"mean4\": %.4f, "
-                            "\"mean4_std\": %.4f}%s\n",
+                            "\"mean4_std\": %.4f, \"diverged\": %d}%s\n",
                             s_models[m], label, shots[a], steps[b], p[0], p[1], p[2], p[3], mean4,
-                            sd4, last ? "" : ",");
+                            sd4, diverged[m][v][a][b], last ? "" : ",");
                     printf("  %-12s %-14s k=%-2d steps=%-3d %.4f ± %.4f\n", s_models[m], label,
                            shots[a], steps[b], mean4, sd4);
                 }
@@ -506,6 +527,18 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_heart: UCI heart data not available: %s\n", err);
         return 1;
     }
+    /* The harness reads the raw files itself; the data module must agree. */
+    char shared_dir[1024];
+    snprintf(shared_dir, sizeof shared_dir, "%s", o.data_dir);
+    char *cut = strstr(shared_dir, "/data/uci-heart-disease");
+    if (cut)
+        *cut = '\0';
+    double diff = s_heart_check_against_lib(&h, shared_dir, err, sizeof err);
+    s_data_check = diff;
+    if (diff < 0)
+        printf("data module check: FAILED (%s)\n", err);
+    else
+        printf("data module check: max |harness - data/heart.h| = %.3g\n", diff);
     int rc;
     if (strcmp(mode, "flamby") == 0)
         rc = s_run_flamby(&o, &h, argv[0]);

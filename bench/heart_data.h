@@ -21,6 +21,7 @@
 #include "core/log.h"
 #include "data/dataset.h"
 #include "data/file.h"
+#include "data/heart.h"
 
 #define S_HEART_SITES 4
 #define S_HEART_FEATURES 13
@@ -248,6 +249,46 @@ static inline double s_heart_majority(const mfl_dataset_t *train, const mfl_data
     for (size_t i = 0; i < test->n; i++)
         hit += test->y[i] == maj;
     return (double)hit / (double)test->n;
+}
+
+/* The harness's own preprocessing against the data module's FLamby loader
+ * (data/heart.h), both standardisations: the largest absolute difference
+ * over every feature and label of every site, or -1 if the module fails
+ * or a shape differs (err says why). */
+static inline double s_heart_check_against_lib(const s_heart_t *h, const char *shared_dir,
+                                               char *err, size_t errlen)
+{
+    double worst = 0;
+    for (int mode = 0; mode < 2; mode++)
+        for (int s = 0; s < S_HEART_SITES; s++) {
+            mfl_dataset_t *tr = NULL, *te = NULL;
+            int rc = mode == 0 ? mfl_heart_load_site(shared_dir, s_heart_site_names[s], &tr, &te,
+                                                     err, errlen)
+                               : mfl_heart_load_pooled(shared_dir, s_heart_site_names[s], &tr,
+                                                       &te, err, errlen);
+            if (rc != 0)
+                return -1;
+            const mfl_dataset_t *mine[2] = {mode == 0 ? h->train[s] : NULL,
+                                            mode == 0 ? h->test[s] : h->ptest[s]};
+            const mfl_dataset_t *lib[2] = {tr, te};
+            for (int j = 0; j < 2; j++) {
+                if (!mine[j])
+                    continue; /* pooled train: the harness pools all sites into one set */
+                if (mine[j]->n != lib[j]->n || mine[j]->n_features != lib[j]->n_features) {
+                    mfl_errf(err, errlen, "%s: shape differs", s_heart_site_names[s]);
+                    mfl_dataset_destroy(&tr);
+                    mfl_dataset_destroy(&te);
+                    return -1;
+                }
+                for (size_t i = 0; i < mine[j]->n * mine[j]->n_features; i++)
+                    worst = fmax(worst, fabs((double)mine[j]->x[i] - (double)lib[j]->x[i]));
+                for (size_t i = 0; i < mine[j]->n; i++)
+                    worst = fmax(worst, fabs((double)mine[j]->y[i] - (double)lib[j]->y[i]));
+            }
+            mfl_dataset_destroy(&tr);
+            mfl_dataset_destroy(&te);
+        }
+    return worst;
 }
 
 #endif

@@ -227,7 +227,8 @@ out_fail:
  * `steps` steps of `lr` on k_shot training rows (0 = all; the subset is a
  * seeded stratified shuffle that `draw` varies), score the held-out rows.
  * *adapted gets the adapted accuracy (θ as is when steps == 0); *before
- * (optional) the unadapted one. */
+ * (optional) the unadapted one. Returns 0, 1 if the adaptation diverged
+ * (non-finite loss: *adapted = 0), -1 + err on any other failure. */
 static inline int s_score(mfl_site_worker_t *w, const s_fed_spec_t *sp, const float *theta,
                           size_t n, int steps, float lr, uint32_t k_shot, uint32_t draw,
                           double *adapted, double *before, char *err, size_t errlen)
@@ -246,8 +247,17 @@ static inline int s_score(mfl_site_worker_t *w, const s_fed_spec_t *sp, const fl
     task.adapt_steps = (uint32_t)steps;
     task.adapt_lr = lr;
     mfl_site_eval_result_t res;
-    if (mfl_site_worker_eval(w, &task, theta, n, &res, err, errlen) != 0)
+    if (mfl_site_worker_eval(w, &task, theta, n, &res, err, errlen) != 0) {
+        /* A diverged adaptation is a result, not a harness failure: the
+         * model is unusable, so it scores 0 and the caller counts it. */
+        if (strstr(err, "diverged")) {
+            *adapted = 0.0;
+            if (before)
+                *before = NAN;
+            return 1;
+        }
         return -1;
+    }
     *adapted = steps > 0 ? res.adapted.accuracy : res.before.accuracy;
     if (before)
         *before = res.before.accuracy;
