@@ -1,0 +1,366 @@
+/* The frame codec without a network: chunking, and every receive-side check. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wire/message.h"
+
+/* Frames for `env` + raw data frames given as (bytes, size) pairs. */
+typedef struct {
+    zmq_msg_t f[16];
+    size_t n;
+} frames_t;
+
+static void s_add(frames_t *fr, const void *data, size_t size)
+{
+    zmq_msg_init_size(&fr->f[fr->n], size);
+    if (size)
+        memcpy(zmq_msg_data(&fr->f[fr->n]), data, size);
+    fr->n++;
+}
+
+static void s_add_env(frames_t *fr, const Metafl__Envelope *env)
+{
+    size_t n = metafl__envelope__get_packed_size(env);
+    uint8_t *buf = malloc(n + 1);
+    metafl__envelope__pack(env, buf);
+    s_add(fr, buf, n);
+    free(buf);
+}
+
+/* An envelope with one tensor header of the given shape over `data`. */
+typedef struct {
+    Metafl__Envelope env;
+    Metafl__Heartbeat hb;
+    Metafl__TensorHeader th;
+    Metafl__TensorHeader *thp;
+    uint64_t shape[MFL_TENSOR_MAX_DIMS + 2];
+    uint8_t hash[MFL_HASH_BYTES];
+} env1_t;
+
+static void s_env1(env1_t *e, const float *data, uint64_t count, uint32_t n_frames)
+{
+    metafl__envelope__init(&e->env);
+    metafl__heartbeat__init(&e->hb);
+    metafl__tensor_header__init(&e->th);
+    e->env.protocol_version = 1;
+    e->env.kind = METAFL__MESSAGE_KIND__HEARTBEAT;
+    e->env.body_case = METAFL__ENVELOPE__BODY_HEARTBEAT;
+    e->env.heartbeat = &e->hb;
+    e->shape[0] = count;
+    e->th.name = (char *)"t";
+    e->th.n_shape = 1;
+    e->th.shape = e->shape;
+    e->th.n_frames = n_frames;
+    mfl_tensor_hash(data, count, e->hash);
+    e->th.blake2b.data = e->hash;
+    e->th.blake2b.len = MFL_HASH_BYTES;
+    e->thp = &e->th;
+    e->env.n_tensors = 1;
+    e->env.tensors = &e->thp;
+}
+
+static int s_decode_reason(frames_t *fr, const mfl_wire_limits_t *lim)
+{
+    int reason = -1;
+    char err[256] = "";
+    mfl_msg_t *m = mfl_msg_decode(fr->f, fr->n, lim, &reason, err, sizeof err);
+    for (size_t i = 0; i < fr->n; i++)
+        zmq_msg_close(&fr->f[i]);
+    if (m) {
+        mfl_msg_destroy(&m);
+        return 0;
+    }
+    assert_true(strlen(err) > 0);
+    return reason;
+}
+
+static void test_send_chunks_and_decode_reassembles(void **state)
+{
+    (void)state;
+    void *ctx = zmq_ctx_new();
+    void *a = zmq_socket(ctx, ZMQ_PAIR), *b = zmq_socket(ctx, ZMQ_PAIR);
+    assert_int_equal(zmq_bind(a, "inproc://msg-test"), 0);
+    assert_int_equal(zmq_connect(b, "inproc://msg-test"), 0);
+
+    mfl_wire_limits_t lim;
+    mfl_wire_limits_default(&lim);
+    lim.chunk_bytes = 4096; /* 10,000 floats -> 10 frames */
+    float *big = malloc(10000 * sizeof *big);
+    for (int i = 0; i < 10000; i++)
+        big[i] = (float)i * 0.5f;
+    float cube[24], scalar = 3.25f;
+    for (int i = 0; i < 24; i++)
+        cube[i] = -(float)i;
+    mfl_tensor_t t[3];
+    t[0] = mfl_tensor_vec("big", big, 10000);
+    t[1] = mfl_tensor_vec("cube", cube, 24);
+    t[1].ndim = 3;
+    t[1].shape[0] = 2;
+    t[1].shape[1] = 3;
+    t[1].shape[2] = 4;
+    t[2] = mfl_tensor_vec("scalar", &scalar, 1);
+    t[2].ndim = 0;
+    Metafl__Bye bye = METAFL__BYE__INIT;
+    bye.reason = (char *)"x";
+    Metafl__Envelope env = METAFL__ENVELOPE__INIT;
+    env.kind = METAFL__MESSAGE_KIND__BYE;
+    env.body_case = METAFL__ENVELOPE__BODY_BYE;
+    env.bye = &bye;
+    char err[256] = "";
+    assert_int_equal(mfl_msg_send(a, NULL, 0, &env, t, 3, &lim, NULL, NULL, err, sizeof err), 0);
+
+    frames_t fr = {.n = 0};
+    int more = 1;
+    while (more) {
+        assert_true(fr.n < 16);
+        zmq_msg_init(&fr.f[fr.n]);
+        assert_true(zmq_msg_recv(&fr.f[fr.n], b, 0) >= 0);
+        more = zmq_msg_more(&fr.f[fr.n]);
+        fr.n++;
+    }
+    assert_int_equal(fr.n, 1 + 10 + 1 + 1);
+    int reason = 0;
+    mfl_msg_t *m = mfl_msg_decode(fr.f, fr.n, &lim, &reason, err, sizeof err);
+    if (!m)
+        fail_msg("%s", err);
+    assert_int_equal(mfl_msg_kind(m), METAFL__MESSAGE_KIND__BYE);
+    assert_int_equal(mfl_msg_tensor_count(m), 3);
+    assert_memory_equal(mfl_msg_tensor(m, 0)->data, big, 40000);
+    assert_int_equal(mfl_msg_tensor(m, 1)->ndim, 3);
+    assert_int_equal(mfl_msg_tensor(m, 1)->shape[2], 4);
+    assert_memory_equal(mfl_msg_tensor(m, 1)->data, cube, sizeof cube);
+    assert_int_equal(mfl_msg_tensor(m, 2)->count, 1);
+    assert_true(mfl_msg_tensor(m, 2)->data[0] == 3.25f);
+    assert_null(mfl_msg_tensor(m, 3));
+    mfl_msg_destroy(&m);
+    for (size_t i = 0; i < fr.n; i++)
+        zmq_msg_close(&fr.f[i]);
+    free(big);
+    zmq_close(a);
+    zmq_close(b);
+    zmq_ctx_term(ctx);
+}
+
+static void test_envelope_level_rejections(void **state)
+{
+    (void)state;
+    mfl_wire_limits_t lim;
+    mfl_wire_limits_default(&lim);
+    frames_t fr = {.n = 0};
+    s_add(&fr, "\xff\xff\xff", 3);
+    assert_int_equal(s_decode_reason(&fr, &lim), METAFL__REJECT_REASON__REJECT_BAD_MESSAGE);
+
+    float v[4] = {1, 2, 3, 4};
+    env1_t e;
+    s_env1(&e, v, 4, 1);
+    e.env.protocol_version = 2;
+    fr.n = 0;
+    s_add_env(&fr, &e.env);
+    s_add(&fr, v, sizeof v);
+    assert_int_equal(s_decode_reason(&fr, &lim), METAFL__REJECT_REASON__REJECT_VERSION);
+
+    s_env1(&e, v, 4, 1);
+    e.env.kind = METAFL__MESSAGE_KIND__HELLO; /* body is a heartbeat */
+    fr.n = 0;
+    s_add_env(&fr, &e.env);
+    s_add(&fr, v, sizeof v);
+    assert_int_equal(s_decode_reason(&fr, &lim), METAFL__REJECT_REASON__REJECT_BAD_MESSAGE);
+
+    s_env1(&e, v, 4, 1);
+    fr.n = 0;
+    s_add_env(&fr, &e.env);
+    s_add(&fr, v, sizeof v);
+    assert_int_equal(s_decode_reason(&fr, &lim), 0); /* the control: this one is fine */
+
+    fr.n = 0; /* no frames at all */
+    assert_int_equal(s_decode_reason(&fr, &lim), METAFL__REJECT_REASON__REJECT_BAD_MESSAGE);
+}
+
+static void test_shape_and_size_rejections(void **state)
+{
+    (void)state;
+    mfl_wire_limits_t lim;
+    mfl_wire_limits_default(&lim);
+    float v[4] = {1, 2, 3, 4};
+    env1_t e;
+    frames_t fr;
+
+    /* 4 floats declared, 3 sent */
+    s_env1(&e, v, 4, 1);
+    fr.n = 0;
+    s_add_env(&fr, &e.env);
+    s_add(&fr, v, 12);
+    assert_int_equal(s_decode_reason(&fr, &lim), METAFL__REJECT_REASON__REJECT_SHAPE);
+
+    /* a shape whose product overflows */
+    s_env1(&e, v, 4, 1);
+    e.th.n_shape = 3;
+    e.shape[0] = e.shape[1] = e.shape[2] = (uint64_t)1 << 30;
+    fr.n = 0;
+    s_add_env(&fr, &e.env);
+    s_add(&fr, v, sizeof v);
+    assert_int_equal(s_decode_reason(&fr, &lim), METAFL__REJECT_REASON__REJECT_SHAPE);
+
+    /* too many dimensions */
+    s_env1(&e, v, 4, 1);
+    e.th.n_shape = MFL_TENSOR_MAX_DIMS + 1;
+    for (int d = 0; d <= MFL_TENSOR_MAX_DIMS; d++)
+        e.shape[d] = 1;
+    fr.n = 0;
+    s_add_env(&fr, &e.env);
+    s_add(&fr, v, sizeof v);
+    assert_int_equal(s_decode_reason(&fr, &lim), METAFL__REJECT_REASON__REJECT_SHAPE);
+
+    /* more frames than the headers describe */
+    s_env1(&e, v, 4, 1);
+    fr.n = 0;
+    s_add_env(&fr, &e.env);
+    s_add(&fr, v, sizeof v);
+    s_add(&fr, v, sizeof v);
+    assert_int_equal(s_decode_reason(&fr, &lim), METAFL__REJECT_REASON__REJECT_SHAPE);
+
+    /* header claims more frames than exist */
+    s_env1(&e, v, 4, 3);
+    fr.n = 0;
+    s_add_env(&fr, &e.env);
+    s_add(&fr, v, sizeof v);
+    assert_int_equal(s_decode_reason(&fr, &lim), METAFL__REJECT_REASON__REJECT_SHAPE);
+
+    /* limits: frames, per-frame size, total, tensors */
+    mfl_wire_limits_t small = lim;
+    small.max_frames = 1;
+    s_env1(&e, v, 4, 1);
+    fr.n = 0;
+    s_add_env(&fr, &e.env);
+    s_add(&fr, v, sizeof v);
+    assert_int_equal(s_decode_reason(&fr, &small), METAFL__REJECT_REASON__REJECT_TOO_LARGE);
+    small = lim;
+    small.max_frame_bytes = 8;
+    fr.n = 0;
+    s_add_env(&fr, &e.env);
+    s_add(&fr, v, sizeof v);
+    assert_int_equal(s_decode_reason(&fr, &small), METAFL__REJECT_REASON__REJECT_TOO_LARGE);
+    small = lim;
+    small.max_total_bytes = 20;
+    fr.n = 0;
+    s_add_env(&fr, &e.env);
+    s_add(&fr, v, sizeof v);
+    assert_int_equal(s_decode_reason(&fr, &small), METAFL__REJECT_REASON__REJECT_TOO_LARGE);
+    small = lim;
+    small.max_tensors = 0;
+    fr.n = 0;
+    s_add_env(&fr, &e.env);
+    s_add(&fr, v, sizeof v);
+    assert_int_equal(s_decode_reason(&fr, &small), METAFL__REJECT_REASON__REJECT_TOO_LARGE);
+}
+
+static void test_hash_and_nonfinite_rejections_across_split_frames(void **state)
+{
+    (void)state;
+    mfl_wire_limits_t lim;
+    mfl_wire_limits_default(&lim);
+    float v[4] = {1, 2, 3, 4};
+    env1_t e;
+    frames_t fr;
+
+    s_env1(&e, v, 4, 1);
+    e.hash[0] ^= 1;
+    fr.n = 0;
+    s_add_env(&fr, &e.env);
+    s_add(&fr, v, sizeof v);
+    assert_int_equal(s_decode_reason(&fr, &lim), METAFL__REJECT_REASON__REJECT_HASH);
+
+    /* frames that split a float in two: data reassembled, Inf still found */
+    const float specials[3] = {INFINITY, -INFINITY, NAN};
+    for (int k = 0; k < 3; k++) {
+        v[2] = specials[k];
+        s_env1(&e, v, 4, 2);
+        fr.n = 0;
+        s_add_env(&fr, &e.env);
+        s_add(&fr, v, 6);
+        s_add(&fr, (const char *)v + 6, 10);
+        assert_int_equal(s_decode_reason(&fr, &lim), METAFL__REJECT_REASON__REJECT_NONFINITE);
+    }
+    v[2] = 3;
+    s_env1(&e, v, 4, 2);
+    fr.n = 0;
+    s_add_env(&fr, &e.env);
+    s_add(&fr, v, 6);
+    s_add(&fr, (const char *)v + 6, 10);
+    int reason = 0;
+    char err[256];
+    mfl_msg_t *m = mfl_msg_decode(fr.f, fr.n, &lim, &reason, err, sizeof err);
+    assert_non_null(m);
+    assert_memory_equal(mfl_msg_tensor(m, 0)->data, v, sizeof v);
+    mfl_msg_destroy(&m);
+    for (size_t i = 0; i < fr.n; i++)
+        zmq_msg_close(&fr.f[i]);
+}
+
+static int s_released;
+static void s_release(void *hint)
+{
+    (void)hint;
+    s_released++;
+}
+
+static void test_zero_copy_release_runs_once(void **state)
+{
+    (void)state;
+    void *ctx = zmq_ctx_new();
+    void *a = zmq_socket(ctx, ZMQ_PAIR), *b = zmq_socket(ctx, ZMQ_PAIR);
+    assert_int_equal(zmq_bind(a, "inproc://zc-test"), 0);
+    assert_int_equal(zmq_connect(b, "inproc://zc-test"), 0);
+    mfl_wire_limits_t lim;
+    mfl_wire_limits_default(&lim);
+    lim.chunk_bytes = 1024;
+    float v[1000];
+    for (int i = 0; i < 1000; i++)
+        v[i] = (float)i;
+    mfl_tensor_t t = mfl_tensor_vec("v", v, 1000);
+    Metafl__Bye bye = METAFL__BYE__INIT;
+    Metafl__Envelope env = METAFL__ENVELOPE__INIT;
+    env.kind = METAFL__MESSAGE_KIND__BYE;
+    env.body_case = METAFL__ENVELOPE__BODY_BYE;
+    env.bye = &bye;
+    char err[256];
+    s_released = 0;
+    assert_int_equal(mfl_msg_send(a, NULL, 0, &env, &t, 1, &lim, s_release, NULL, err,
+                                  sizeof err), 0);
+    /* inproc passes the frames by reference: released only when the
+     * receiver drops them */
+    assert_int_equal(s_released, 0);
+    frames_t fr = {.n = 0};
+    int more = 1;
+    while (more) {
+        zmq_msg_init(&fr.f[fr.n]);
+        assert_true(zmq_msg_recv(&fr.f[fr.n], b, 0) >= 0);
+        more = zmq_msg_more(&fr.f[fr.n]);
+        fr.n++;
+    }
+    assert_int_equal(fr.n, 1 + 4);
+    for (size_t i = 0; i < fr.n; i++)
+        zmq_msg_close(&fr.f[i]);
+    assert_int_equal(s_released, 1);
+    zmq_close(a);
+    zmq_close(b);
+    zmq_ctx_term(ctx);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_send_chunks_and_decode_reassembles),
+        cmocka_unit_test(test_envelope_level_rejections),
+        cmocka_unit_test(test_shape_and_size_rejections),
+        cmocka_unit_test(test_hash_and_nonfinite_rejections_across_split_frames),
+        cmocka_unit_test(test_zero_copy_release_runs_once),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
