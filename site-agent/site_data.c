@@ -8,6 +8,7 @@
 
 #include "core/log.h"
 #include "data/csv.h"
+#include "data/heart.h"
 #include "site_config.h"
 #include "site_worker_internal.h"
 
@@ -35,44 +36,6 @@ static int s_schema_wdbc(mfl_csv_schema_t *s, mfl_csv_column_t *cols)
     s->on_missing = MFL_CSV_MISSING_ERROR;
     s->columns = cols;
     s->n_columns = 31;
-    return 0;
-}
-
-/* UCI Heart Disease, one hospital's processed.*.data file: 14 columns,
- * '?' for missing; FLamby's preprocessing (ANCHORS.md): slope, ca, thal
- * dropped, complete cases, cp and restecg one-hot without the first level,
- * label num > 0. */
-static const char *const s_heart_names[14] = {"age",   "sex",    "cp",     "trestbps", "chol",
-                                              "fbs",   "restecg", "thalach", "exang",   "oldpeak",
-                                              "slope", "ca",     "thal",   "num"};
-static const char *const s_cp_levels[] = {"1", "2", "3", "4"};
-static const char *const s_restecg_levels[] = {"0", "1", "2"};
-
-static int s_schema_heart(mfl_csv_schema_t *s, mfl_csv_column_t *cols)
-{
-    memset(s, 0, sizeof(*s));
-    for (size_t i = 0; i < 14; i++) {
-        memset(&cols[i], 0, sizeof(cols[i]));
-        cols[i].name = s_heart_names[i];
-        cols[i].kind = MFL_CSV_NUMERIC;
-    }
-    cols[2].kind = MFL_CSV_CATEGORICAL;
-    cols[2].levels = s_cp_levels;
-    cols[2].n_levels = 4;
-    cols[2].drop_first = true;
-    cols[6].kind = MFL_CSV_CATEGORICAL;
-    cols[6].levels = s_restecg_levels;
-    cols[6].n_levels = 3;
-    cols[6].drop_first = true;
-    cols[10].kind = cols[11].kind = cols[12].kind = MFL_CSV_IGNORE;
-    cols[13].kind = MFL_CSV_LABEL;
-    cols[13].label_rule = MFL_CSV_LABEL_GREATER;
-    cols[13].threshold = 0;
-    s->header = false;
-    s->on_missing = MFL_CSV_MISSING_DROP;
-    s->categorical_last = true;
-    s->columns = cols;
-    s->n_columns = 14;
     return 0;
 }
 
@@ -113,7 +76,9 @@ mfl_site_worker_t *mfl_site_worker_new(const struct mfl_site_config *cfg, char *
         s_schema_wdbc(&schema, cols);
         break;
     case MFL_SITE_DATA_HEART:
-        s_schema_heart(&schema, cols);
+        /* FLamby's preprocessing of one raw hospital file (data/heart.h). */
+        schema = *mfl_heart_csv_schema();
+        schema.owned = NULL; /* static: never freed here */
         break;
     }
     mfl_csv_stats_t stats;

@@ -1,0 +1,194 @@
+/* Site configuration: the documented example loads, and every mistake a
+ * hospital's IT could make stops the agent with FILE:LINE and the key. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "site_config.h"
+#include "site_worker.h"
+
+static char s_dir[256];
+
+static const char *s_write(const char *name, const char *text)
+{
+    static char path[512];
+    snprintf(path, sizeof(path), "%s/%s", s_dir, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+#define S_BASE                                                                       \
+    "site:\n"                                                                        \
+    "  id: hospital-a\n"                                                             \
+    "  key_file: keys/hospital-a.key\n"                                              \
+    "coordinator:\n"                                                                 \
+    "  endpoint: tcp://127.0.0.1:7000\n"                                             \
+    "  public_key: keys/coordinator.pub\n"
+
+#define S_CSV_DATA                                                                   \
+    "data:\n"                                                                        \
+    "  source: csv\n"                                                                \
+    "  path: rows.csv\n"                                                             \
+    "  train_fraction: 0.5\n"                                                        \
+    "  schema:\n"                                                                    \
+    "    header: true\n"                                                             \
+    "    columns:\n"                                                                 \
+    "      - a\n"                                                                    \
+    "      - b\n"                                                                    \
+    "      - {name: y, kind: label, rule: class, n_classes: 2}\n"
+
+static int s_setup(void **state)
+{
+    (void)state;
+    snprintf(s_dir, sizeof(s_dir), "%s/mfl-site-config-XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    assert_non_null(mkdtemp(s_dir));
+    return 0;
+}
+
+static int s_teardown(void **state)
+{
+    (void)state;
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", s_dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static void test_documented_example_loads(void **state)
+{
+    (void)state;
+    mfl_site_config_t c;
+    char err[512] = "";
+    /* The shipped example, from the repository root (where tests run). */
+    if (mfl_site_config_load("configs/site.yaml", &c, err, sizeof(err)))
+        fail_msg("configs/site.yaml: %s", err);
+    assert_string_equal(c.site_id, "hospital-a");
+    assert_string_equal(c.endpoint, "tcp://coordinator.consortium.example:7000");
+    assert_string_equal(c.key_file, "configs/keys/hospital-a.key"); /* resolved */
+    assert_int_equal(c.data_kind, MFL_SITE_DATA_CSV);
+    assert_non_null(c.doc);
+    assert_int_equal(c.max_message_bytes, 256u << 20);
+    assert_int_equal(c.heartbeat_ms, 2000);
+    mfl_site_config_clear(&c);
+    assert_null(c.doc);
+}
+
+static void test_unknown_key_is_refused_with_file_and_line(void **state)
+{
+    (void)state;
+    const char *p = s_write("typo.yaml", S_BASE S_CSV_DATA "runtime:\n  thraeds: 2\n");
+    mfl_site_config_t c;
+    char err[512] = "";
+    assert_int_equal(mfl_site_config_load(p, &c, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "typo.yaml:18"));
+    assert_non_null(strstr(err, "thraeds"));
+    assert_non_null(strstr(err, "threads")); /* the known keys are listed */
+}
+
+static void test_bad_values_name_the_key(void **state)
+{
+    (void)state;
+    struct {
+        const char *yaml, *want;
+    } cases[] = {
+        {S_BASE S_CSV_DATA "runtime:\n  threads: 0\n", "runtime.threads"},
+        {S_BASE S_CSV_DATA "runtime:\n  log_level: loud\n", "loud"},
+        {S_BASE "data:\n  source: parquet\n  path: x\n", "parquet"},
+        {S_BASE "data:\n  source: csv\n  path: x.csv\n", "data.schema"},
+        {S_BASE "data:\n  source: wdbc\n  path: x.csv\n  train_fraction: 1.5\n",
+         "data.train_fraction"},
+        {"site:\n  id: bad/name\n  key_file: k\ncoordinator:\n  endpoint: tcp://h:1\n"
+         "  public_key: p\ndata:\n  source: wdbc\n  path: x\n", "site.id"},
+        {"site:\n  id: a\n  key_file: k\ncoordinator:\n  endpoint: http://h:1\n"
+         "  public_key: p\ndata:\n  source: wdbc\n  path: x\n", "tcp://"},
+        {"site:\n  id: a\ncoordinator:\n  endpoint: tcp://h:1\n  public_key: p\n"
+         "data:\n  source: wdbc\n  path: x\n", "site.key_file"},
+        {S_BASE "data:\n  source: wdbc\n  path: x\nlimits:\n  max_message_bytes: 12Q\n",
+         "limits.max_message_bytes"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *p = s_write("bad.yaml", cases[i].yaml);
+        mfl_site_config_t c;
+        char err[512] = "";
+        if (mfl_site_config_load(p, &c, err, sizeof(err)) != -1)
+            fail_msg("case %zu loaded but should fail (want '%s')", i, cases[i].want);
+        if (!strstr(err, "bad.yaml:") || !strstr(err, cases[i].want))
+            fail_msg("case %zu: error '%s' should name bad.yaml:LINE and '%s'", i, err,
+                     cases[i].want);
+    }
+}
+
+static void test_missing_data_file_names_the_path(void **state)
+{
+    (void)state;
+    const char *p = s_write("nofile.yaml", S_BASE S_CSV_DATA);
+    mfl_site_config_t c;
+    char err[512] = "";
+    assert_int_equal(mfl_site_config_load(p, &c, err, sizeof(err)), 0);
+    mfl_site_worker_t *w = mfl_site_worker_new(&c, err, sizeof(err));
+    assert_null(w);
+    assert_non_null(strstr(err, "rows.csv"));
+    mfl_site_config_clear(&c);
+}
+
+static void test_bad_cell_names_file_line_and_column(void **state)
+{
+    (void)state;
+    s_write("rows.csv", "a,b,y\n1,2,0\n3,4,1\n5,oops,0\n7,8,1\n");
+    const char *p = s_write("cells.yaml", S_BASE S_CSV_DATA);
+    mfl_site_config_t c;
+    char err[512] = "";
+    assert_int_equal(mfl_site_config_load(p, &c, err, sizeof(err)), 0);
+    mfl_site_worker_t *w = mfl_site_worker_new(&c, err, sizeof(err));
+    assert_null(w);
+    assert_non_null(strstr(err, "rows.csv:4"));
+    assert_non_null(strstr(err, "oops"));
+    mfl_site_config_clear(&c);
+}
+
+static void test_good_csv_builds_a_worker_with_both_splits(void **state)
+{
+    (void)state;
+    char rows[4096] = "a,b,y\n";
+    for (int i = 0; i < 40; i++) {
+        char line[64];
+        snprintf(line, sizeof(line), "%d,%d,%d\n", i, (i * 7) % 13, i % 2);
+        strcat(rows, line);
+    }
+    s_write("rows.csv", rows);
+    const char *p = s_write("good.yaml", S_BASE S_CSV_DATA);
+    mfl_site_config_t c;
+    char err[512] = "";
+    assert_int_equal(mfl_site_config_load(p, &c, err, sizeof(err)), 0);
+    mfl_site_worker_t *w = mfl_site_worker_new(&c, err, sizeof(err));
+    if (!w)
+        fail_msg("%s", err);
+    assert_int_equal(mfl_site_worker_n_train(w), 20);
+    assert_int_equal(mfl_site_worker_n_heldout(w), 20);
+    assert_int_equal(mfl_site_worker_n_features(w), 2);
+    assert_string_equal(mfl_site_worker_site(w), "hospital-a");
+    mfl_site_worker_destroy(&w);
+    mfl_site_config_clear(&c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_documented_example_loads),
+        cmocka_unit_test(test_unknown_key_is_refused_with_file_and_line),
+        cmocka_unit_test(test_bad_values_name_the_key),
+        cmocka_unit_test(test_missing_data_file_names_the_path),
+        cmocka_unit_test(test_bad_cell_names_file_line_and_column),
+        cmocka_unit_test(test_good_csv_builds_a_worker_with_both_splits),
+    };
+    return cmocka_run_group_tests(tests, s_setup, s_teardown);
+}
