@@ -1,0 +1,298 @@
+/* The audit log's writer: continues the chain of an existing log, appends
+ * one fsync'd line per record. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "audit/audit_internal.h"
+#include "core/fileio.h"
+#include "core/log.h"
+
+struct mfl_audit {
+    pthread_mutex_t lock;
+    int fd;
+    char *path;
+    char writer[MFL_AUDIT_NAME_MAX + 1];
+    uint8_t *sk;            /* 64 bytes, sodium_malloc */
+    uint64_t count;         /* records in the file */
+    uint8_t head[32];       /* hash of the last record (zeros if none) */
+    int failed;             /* an append failed mid-way: refuse the rest */
+    char line[MFL_AUDIT_LINE_MAX + 2];
+};
+
+/* Checks one existing line's form, sequence, chain link and hash (not the
+ * signature: that needs the public key, and verify does it). */
+static int s_check_line(mfl_audit_t *self, const char *line, size_t len, char *why, size_t wl)
+{
+    static _Thread_local mfl_audit_record_t rec;
+    char perr[200];
+    if (mfl_audit_record_parse(line, len, &rec, perr, sizeof perr) != 0) {
+        mfl_errf(why, wl, "malformed: %s", perr);
+        return -1;
+    }
+    if (rec.seq != self->count + 1) {
+        mfl_errf(why, wl, "sequence number is %" PRIu64 ", expected %" PRIu64, rec.seq,
+                 self->count + 1);
+        return -1;
+    }
+    if (sodium_memcmp(rec.prev, self->head, 32) != 0) {
+        mfl_errf(why, wl, "hash chain broken (prev_hash does not match record %" PRIu64 ")",
+                 self->count);
+        return -1;
+    }
+    size_t body;
+    long n = mfl_audit_format(&rec, 1, self->line, sizeof self->line, &body, perr, sizeof perr);
+    if (n < 0 || (size_t)n != len || memcmp(self->line, line, len) != 0) {
+        mfl_errf(why, wl, "not in canonical form (edited by hand?)");
+        return -1;
+    }
+    uint8_t h[32];
+    mfl_audit_hash_body(line, body, h);
+    if (sodium_memcmp(h, rec.hash, 32) != 0) {
+        mfl_errf(why, wl, "record hash does not match its contents (record altered)");
+        return -1;
+    }
+    memcpy(self->head, rec.hash, 32);
+    self->count++;
+    return 0;
+}
+
+/* Reads the existing log: chain state into self; *keep = bytes of complete
+ * lines; *torn = bytes of a torn last line. */
+static int s_scan(mfl_audit_t *self, off_t *keep, off_t *torn, char *err, size_t errlen)
+{
+    *keep = 0;
+    *torn = 0;
+    FILE *f = fopen(self->path, "r");
+    if (!f) {
+        mfl_errf(err, errlen, "%s: cannot read: %s", self->path, strerror(errno));
+        return -1;
+    }
+    static _Thread_local char buf[MFL_AUDIT_LINE_MAX + 2];
+    size_t len, line_no = 0;
+    int rc = 0;
+    for (;;) {
+        int r = mfl_audit_read_line(f, buf, sizeof buf, &len);
+        if (r == 0)
+            break;
+        line_no++;
+        if (r < 0) {
+            mfl_errf(err, errlen, "%s:%zu: record %" PRIu64 ": line too long or unreadable",
+                     self->path, line_no, self->count + 1);
+            rc = -1;
+            break;
+        }
+        if (r == 2) {
+            *torn = (off_t)len;
+            break;
+        }
+        char why[300];
+        if (s_check_line(self, buf, len, why, sizeof why) != 0) {
+            mfl_errf(err, errlen, "%s:%zu: record %" PRIu64 ": %s", self->path, line_no,
+                     self->count + 1, why);
+            rc = -1;
+            break;
+        }
+        *keep += (off_t)len + 1;
+    }
+    fclose(f);
+    return rc;
+}
+
+static uint64_t s_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+mfl_audit_t *mfl_audit_open(const char *path, const char *writer, const uint8_t sign_sk[64],
+                            char *err, size_t errlen)
+{
+    if (sodium_init() < 0) {
+        mfl_errf(err, errlen, "%s: libsodium failed to initialise", path);
+        return NULL;
+    }
+    size_t wn = strnlen(writer, MFL_AUDIT_NAME_MAX + 1);
+    if (wn == 0 || wn > MFL_AUDIT_NAME_MAX) {
+        mfl_errf(err, errlen, "%s: writer name must be 1..%d characters", path,
+                 MFL_AUDIT_NAME_MAX);
+        return NULL;
+    }
+    mfl_audit_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        mfl_errf(err, errlen, "%s: out of memory", path);
+        return NULL;
+    }
+    pthread_mutex_init(&self->lock, NULL);
+    self->fd = -1;
+    memcpy(self->writer, writer, wn + 1);
+    self->path = strdup(path);
+    self->sk = sodium_malloc(64);
+    if (!self->path || !self->sk) {
+        mfl_errf(err, errlen, "%s: out of memory", path);
+        goto fail;
+    }
+    memcpy(self->sk, sign_sk, 64);
+    sodium_mprotect_readonly(self->sk);
+
+    struct stat st;
+    int existed = stat(path, &st) == 0;
+    self->fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (self->fd < 0) {
+        mfl_errf(err, errlen, "%s: cannot open audit log: %s", path, strerror(errno));
+        goto fail;
+    }
+    off_t keep = 0, torn = 0;
+    if (existed && s_scan(self, &keep, &torn, err, errlen) != 0)
+        goto fail;
+    mfl_audit_record_t *note = calloc(1, sizeof *note);
+    if (!note) {
+        mfl_errf(err, errlen, "%s: out of memory", path);
+        goto fail;
+    }
+    mfl_audit_record_init(note, MFL_AUDIT_LOG_OPENED, 0, NULL);
+    if (torn > 0) {
+        /* The torn line was being written when the process died; its fsync
+         * never returned, so nothing acted on it. Cut it and say so. */
+        if (ftruncate(self->fd, keep) != 0 || fsync(self->fd) != 0) {
+            mfl_errf(err, errlen, "%s: cannot cut torn last line: %s", path, strerror(errno));
+            free(note);
+            goto fail;
+        }
+        mfl_warn("%s: cut a torn last line of %lld bytes after record %" PRIu64
+                 " (crash during a write)", path, (long long)torn, self->count);
+        snprintf(note->reason, sizeof note->reason,
+                 "reopened after %" PRIu64 " records; cut a torn last line of %lld bytes",
+                 self->count, (long long)torn);
+    } else if (self->count) {
+        snprintf(note->reason, sizeof note->reason, "reopened after %" PRIu64 " records",
+                 self->count);
+    } else {
+        snprintf(note->reason, sizeof note->reason, "created");
+    }
+    if (!existed && mfl_fsync_parent(path, err, errlen) != 0) {
+        free(note);
+        goto fail;
+    }
+    int rc = mfl_audit_append(self, note, NULL, err, errlen);
+    free(note);
+    if (rc != 0)
+        goto fail;
+    return self;
+
+fail:
+    mfl_audit_destroy(&self);
+    return NULL;
+}
+
+void mfl_audit_destroy(mfl_audit_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    mfl_audit_t *self = *self_p;
+    if (self->fd >= 0)
+        close(self->fd);
+    sodium_free(self->sk); /* wipes */
+    free(self->path);
+    pthread_mutex_destroy(&self->lock);
+    free(self);
+    *self_p = NULL;
+}
+
+static int s_write_full(int fd, const char *p, size_t len)
+{
+    while (len > 0) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+int mfl_audit_append(mfl_audit_t *self, const mfl_audit_record_t *rec, mfl_audit_record_t *out,
+                     char *err, size_t errlen)
+{
+    mfl_audit_record_t *r = malloc(sizeof *r);
+    if (!r) {
+        mfl_errf(err, errlen, "%s: out of memory", self->path);
+        return -1;
+    }
+    memcpy(r, rec, sizeof *r);
+    pthread_mutex_lock(&self->lock);
+    int rc = -1;
+    if (self->failed) {
+        mfl_errf(err, errlen, "%s: an earlier append failed; the log is closed for writing",
+                 self->path);
+        goto out;
+    }
+    r->seq = self->count + 1;
+    if (r->time_ms == 0)
+        r->time_ms = s_now_ms();
+    memcpy(r->writer, self->writer, sizeof r->writer);
+    memcpy(r->prev, self->head, 32);
+    memset(r->hash, 0, 32);
+    memset(r->sig, 0, 64);
+    char why[200];
+    size_t body;
+    if (mfl_audit_format(r, 0, self->line, sizeof self->line, &body, why, sizeof why) < 0) {
+        mfl_errf(err, errlen, "%s: record %" PRIu64 " not written: %s", self->path, r->seq, why);
+        goto out;
+    }
+    mfl_audit_hash_body(self->line, body, r->hash);
+    uint8_t msg[64];
+    size_t msg_len;
+    mfl_audit_sig_message(r->hash, msg, &msg_len);
+    crypto_sign_detached(r->sig, NULL, msg, msg_len, self->sk);
+    long n = mfl_audit_format(r, 1, self->line, sizeof self->line - 1, NULL, why, sizeof why);
+    if (n < 0) {
+        mfl_errf(err, errlen, "%s: record %" PRIu64 " not written: %s", self->path, r->seq, why);
+        goto out;
+    }
+    self->line[n] = '\n';
+    /* One write of the whole line (O_APPEND), then fsync: a crash leaves at
+     * most this one line torn, which reopen cuts and verify reports. */
+    if (s_write_full(self->fd, self->line, (size_t)n + 1) != 0 || fsync(self->fd) != 0) {
+        self->failed = 1;
+        mfl_errf(err, errlen, "%s: append of record %" PRIu64 " failed: %s", self->path, r->seq,
+                 strerror(errno));
+        goto out;
+    }
+    self->count = r->seq;
+    memcpy(self->head, r->hash, 32);
+    if (out)
+        memcpy(out, r, sizeof *r);
+    rc = 0;
+out:
+    pthread_mutex_unlock(&self->lock);
+    free(r);
+    return rc;
+}
+
+uint64_t mfl_audit_count(mfl_audit_t *self)
+{
+    pthread_mutex_lock(&self->lock);
+    uint64_t n = self->count;
+    pthread_mutex_unlock(&self->lock);
+    return n;
+}
+
+void mfl_audit_head(mfl_audit_t *self, uint8_t out[32])
+{
+    pthread_mutex_lock(&self->lock);
+    memcpy(out, self->head, 32);
+    pthread_mutex_unlock(&self->lock);
+}

@@ -1,0 +1,400 @@
+/* The audit log: append/verify round trip, any one flipped byte is caught
+ * and pinned to its record, torn tails after a crash, site signatures. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <math.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "audit/audit.h"
+#include "core/fileio.h"
+#include "metafl.pb-c.h"
+#include "wire/keys.h"
+
+static char s_dir[256];
+
+typedef struct {
+    char name[16];
+    uint8_t pk[32], sk[64];
+} s_id_t;
+
+static s_id_t s_ids[3]; /* coord, hospital-a, hospital-b */
+
+static int s_setup(void **state)
+{
+    (void)state;
+    if (sodium_init() < 0)
+        return -1;
+    const char *names[3] = {"coord", "hospital-a", "hospital-b"};
+    for (int i = 0; i < 3; i++) {
+        strcpy(s_ids[i].name, names[i]);
+        crypto_sign_keypair(s_ids[i].pk, s_ids[i].sk);
+    }
+    const char *tmp = getenv("TMPDIR");
+    snprintf(s_dir, sizeof s_dir, "%s/mfl-audit-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    return mkdtemp(s_dir) ? 0 : -1;
+}
+
+static int s_teardown(void **state)
+{
+    (void)state;
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", s_dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static int s_keys(void *arg, const char *name, uint8_t pk[32], char *err, size_t errlen)
+{
+    (void)arg;
+    for (int i = 0; i < 3; i++)
+        if (strcmp(s_ids[i].name, name) == 0) {
+            memcpy(pk, s_ids[i].pk, 32);
+            return 0;
+        }
+    snprintf(err, errlen, "no key for '%s'", name);
+    return -1;
+}
+
+/* A record as the coordinator writes it on accepting a real signed update
+ * from `site` (index into s_ids). `lie_n` makes the record disagree with
+ * what the site signed. */
+static void s_accepted(mfl_audit_record_t *rec, int site, uint64_t round, int lie_n)
+{
+    float delta[16];
+    for (int i = 0; i < 16; i++)
+        delta[i] = (float)(i - 8) * 0.01f * (float)(round + 1);
+    uint8_t dh[32], nonce[16];
+    mfl_audit_delta_hash(delta, 16, dh);
+    memset(nonce, (int)round, sizeof nonce);
+    double norm = mfl_audit_l2_norm(delta, 16);
+
+    Metafl__UpdateHeader h = METAFL__UPDATE_HEADER__INIT;
+    h.round = (uint32_t)round;
+    h.nonce.data = nonce;
+    h.nonce.len = sizeof nonce;
+    h.site = s_ids[site].name;
+    h.n_samples = 199;
+    ProtobufCBinaryData th = {32, dh};
+    h.n_tensor_hashes = 1;
+    h.tensor_hashes = &th;
+    h.delta_norm = norm;
+
+    mfl_audit_record_init(rec, MFL_AUDIT_UPDATE_ACCEPTED, round, s_ids[site].name);
+    memcpy(rec->nonce, nonce, sizeof nonce);
+    rec->nonce_len = sizeof nonce;
+    rec->has_delta_hash = true;
+    memcpy(rec->delta_hash, dh, 32);
+    rec->norm = norm;
+    rec->n = lie_n ? 500 : 199;
+    rec->signed_header_len = metafl__update_header__pack(&h, rec->signed_header);
+    assert_true(rec->signed_header_len < MFL_AUDIT_SIGNED_MAX);
+    rec->has_update_sig = true;
+    crypto_sign_detached(rec->update_sig, NULL, rec->signed_header, rec->signed_header_len,
+                         s_ids[site].sk);
+    rec->has_privacy = true;
+    rec->privacy = (mfl_audit_privacy_t){.clip = 1.0, .sigma = 1.1, .q = 1.0, .steps = 1,
+                                         .epsilon = 0.1 * (double)round, .delta = 1e-5};
+}
+
+/* Writes a small log: opened, round 1 (open, 2 accepted, 1 rejected, close). */
+static void s_write_log(const char *path)
+{
+    unlink(path);
+    char err[512];
+    mfl_audit_t *log = mfl_audit_open(path, "coord", s_ids[0].sk, err, sizeof err);
+    assert_non_null(log);
+    static mfl_audit_record_t rec;
+    mfl_audit_record_init(&rec, MFL_AUDIT_ROUND_OPENED, 1, NULL);
+    assert_int_equal(mfl_audit_append(log, &rec, NULL, err, sizeof err), 0);
+    s_accepted(&rec, 1, 1, 0);
+    assert_int_equal(mfl_audit_append(log, &rec, NULL, err, sizeof err), 0);
+    s_accepted(&rec, 2, 1, 0);
+    assert_int_equal(mfl_audit_append(log, &rec, NULL, err, sizeof err), 0);
+    mfl_audit_record_init(&rec, MFL_AUDIT_UPDATE_REJECTED, 1, "hospital-b");
+    strcpy(rec.reason, "duplicate update \"twice\" \\ in round 1");
+    assert_int_equal(mfl_audit_append(log, &rec, NULL, err, sizeof err), 0);
+    mfl_audit_record_init(&rec, MFL_AUDIT_ROUND_CLOSED, 1, NULL);
+    rec.n = 2;
+    rec.norm = 0.25;
+    assert_int_equal(mfl_audit_append(log, &rec, NULL, err, sizeof err), 0);
+    assert_int_equal(mfl_audit_count(log), 6);
+    mfl_audit_destroy(&log);
+    assert_null(log);
+}
+
+static void test_append_reopen_verify_round_trip(void **state)
+{
+    (void)state;
+    char path[300], err[512];
+    snprintf(path, sizeof path, "%s/coord.audit", s_dir);
+    s_write_log(path);
+    mfl_audit_report_t rep;
+    assert_int_equal(mfl_audit_verify_with(path, s_keys, NULL, &rep), 0);
+    assert_int_equal(rep.n_records, 6);
+    assert_int_equal(rep.n_site_sigs, 2);
+    assert_non_null(strstr(rep.message, "ok: 6 records, chain intact, all signatures valid"));
+
+    /* Reopen: the chain continues across sessions. */
+    mfl_audit_t *log = mfl_audit_open(path, "coord", s_ids[0].sk, err, sizeof err);
+    assert_non_null(log);
+    assert_int_equal(mfl_audit_count(log), 7); /* + log_opened */
+    static mfl_audit_record_t rec, out;
+    s_accepted(&rec, 1, 2, 0);
+    assert_int_equal(mfl_audit_append(log, &rec, &out, err, sizeof err), 0);
+    assert_int_equal(out.seq, 8);
+    uint8_t head[32];
+    mfl_audit_head(log, head);
+    assert_memory_equal(head, out.hash, 32);
+    mfl_audit_destroy(&log);
+    assert_int_equal(mfl_audit_verify_with(path, s_keys, NULL, &rep), 0);
+    assert_int_equal(rep.n_records, 8);
+}
+
+/* foreach callback: records the 4th record and counts. */
+static int s_each(void *arg, size_t line_no, const mfl_audit_record_t *rec)
+{
+    mfl_audit_record_t *keep = arg;
+    if (line_no == 4)
+        memcpy(keep, rec, sizeof *rec);
+    keep->seq = rec->seq; /* overwritten each call: ends with the last seq */
+    return 0;
+}
+
+static void test_foreach_reads_back_fields(void **state)
+{
+    (void)state;
+    char path[300], err[512];
+    snprintf(path, sizeof path, "%s/each.audit", s_dir);
+    s_write_log(path);
+    static mfl_audit_record_t keep;
+    assert_int_equal(mfl_audit_foreach(path, s_each, &keep, err, sizeof err), 0);
+    assert_int_equal(keep.seq, 6);
+    assert_int_equal(keep.kind, MFL_AUDIT_UPDATE_ACCEPTED);
+    assert_string_equal(keep.site, "hospital-b");
+    assert_int_equal(keep.n, 199);
+    assert_true(keep.has_privacy && keep.privacy.sigma == 1.1 && keep.privacy.delta == 1e-5);
+    assert_string_equal(keep.writer, "coord");
+}
+
+/* Which line (1-based) holds byte `pos`? */
+static size_t s_line_of(const char *data, size_t pos)
+{
+    size_t line = 1;
+    for (size_t i = 0; i < pos; i++)
+        line += data[i] == '\n';
+    return line;
+}
+
+static void test_any_flipped_byte_names_its_record(void **state)
+{
+    (void)state;
+    char path[300], bad[320], err[512];
+    snprintf(path, sizeof path, "%s/flip.audit", s_dir);
+    snprintf(bad, sizeof bad, "%s/flipped.audit", s_dir);
+    s_write_log(path);
+    char *data;
+    size_t len;
+    assert_int_equal(mfl_file_read_all(path, 1 << 20, &data, &len, err, sizeof err), 0);
+    mfl_audit_report_t rep;
+    const unsigned char masks[] = {0x01, 0x20, 0x80};
+    size_t tried = 0;
+    for (size_t pos = 0; pos < len; pos += 3) {
+        unsigned char m = masks[pos % 3 == 0 ? (pos / 3) % 3 : 0];
+        data[pos] = (char)(data[pos] ^ m);
+        FILE *f = fopen(bad, "wb");
+        fwrite(data, 1, len, f);
+        fclose(f);
+        int rc = mfl_audit_verify_with(bad, s_keys, NULL, &rep);
+        if (rc != -1 || rep.bad_line != s_line_of(data, pos)) {
+            fprintf(stderr, "flip at %zu (mask %#x, line %zu): rc %d, %s\n", pos, m,
+                    s_line_of(data, pos), rc, rep.message);
+            fail();
+        }
+        assert_int_equal(rep.bad_record, rep.bad_line); /* one record per line */
+        data[pos] = (char)(data[pos] ^ m);
+        tried++;
+    }
+    assert_true(tried > 1000);
+    free(data);
+}
+
+static void test_chain_and_sequence_errors_say_what_happened(void **state)
+{
+    (void)state;
+    char path[300], bad[320], err[512];
+    snprintf(path, sizeof path, "%s/chain.audit", s_dir);
+    snprintf(bad, sizeof bad, "%s/chain-bad.audit", s_dir);
+    s_write_log(path);
+    char *data;
+    size_t len;
+    assert_int_equal(mfl_file_read_all(path, 1 << 20, &data, &len, err, sizeof err), 0);
+    /* Delete record 3 (line 3). */
+    char *l3 = data;
+    for (int i = 0; i < 2; i++)
+        l3 = strchr(l3, '\n') + 1;
+    char *l4 = strchr(l3, '\n') + 1;
+    FILE *f = fopen(bad, "wb");
+    fwrite(data, 1, (size_t)(l3 - data), f);
+    fwrite(l4, 1, len - (size_t)(l4 - data), f);
+    fclose(f);
+    mfl_audit_report_t rep;
+    assert_int_equal(mfl_audit_verify_with(bad, s_keys, NULL, &rep), -1);
+    assert_int_equal(rep.bad_line, 3);
+    assert_non_null(strstr(rep.message, "chain-bad.audit:3: record 3: sequence number is 4"));
+    /* Drop record 1: the chain must start from zero. */
+    char *l2 = strchr(data, '\n') + 1;
+    f = fopen(bad, "wb");
+    fwrite(l2, 1, len - (size_t)(l2 - data), f);
+    fclose(f);
+    assert_int_equal(mfl_audit_verify_with(bad, s_keys, NULL, &rep), -1);
+    assert_int_equal(rep.bad_line, 1);
+    /* An unknown writer key, and the wrong key for a writer. */
+    f = fopen(bad, "wb");
+    fwrite(data, 1, len, f);
+    fclose(f);
+    uint8_t save[32];
+    memcpy(save, s_ids[0].pk, 32);
+    s_ids[0].pk[0] ^= 1;
+    assert_int_equal(mfl_audit_verify_with(bad, s_keys, NULL, &rep), -1);
+    assert_non_null(strstr(rep.message, "record 1: writer signature invalid (key 'coord')"));
+    memcpy(s_ids[0].pk, save, 32);
+    free(data);
+}
+
+static void test_torn_last_line_reported_then_cut_on_reopen(void **state)
+{
+    (void)state;
+    char path[300], err[512];
+    snprintf(path, sizeof path, "%s/torn.audit", s_dir);
+    s_write_log(path);
+    char *data;
+    size_t len;
+    assert_int_equal(mfl_file_read_all(path, 1 << 20, &data, &len, err, sizeof err), 0);
+    /* A crash in the middle of writing record 6. */
+    assert_int_equal(truncate(path, (off_t)(len - 40)), 0);
+    free(data);
+    mfl_audit_report_t rep;
+    assert_int_equal(mfl_audit_verify_with(path, s_keys, NULL, &rep), -1);
+    assert_int_equal(rep.bad_line, 6);
+    assert_non_null(strstr(rep.message, "record 6: truncated last line"));
+    /* The writer cuts the torn line and says so in a new record. */
+    mfl_audit_t *log = mfl_audit_open(path, "coord", s_ids[0].sk, err, sizeof err);
+    assert_non_null(log);
+    assert_int_equal(mfl_audit_count(log), 6); /* 5 intact + log_opened */
+    mfl_audit_destroy(&log);
+    assert_int_equal(mfl_audit_verify_with(path, s_keys, NULL, &rep), 0);
+    static mfl_audit_record_t last;
+    assert_int_equal(mfl_audit_foreach(path, s_each, &last, err, sizeof err), 0);
+    assert_int_equal(last.seq, 6);
+}
+
+static void test_open_refuses_a_tampered_log(void **state)
+{
+    (void)state;
+    char path[300], err[512];
+    snprintf(path, sizeof path, "%s/tampered.audit", s_dir);
+    s_write_log(path);
+    char *data;
+    size_t len;
+    assert_int_equal(mfl_file_read_all(path, 1 << 20, &data, &len, err, sizeof err), 0);
+    char *p = strstr(data, "\"n\":199");
+    p[5] = '8';
+    assert_int_equal(mfl_file_write_atomic(path, data, len, err, sizeof err), 0);
+    free(data);
+    mfl_audit_t *log = mfl_audit_open(path, "coord", s_ids[0].sk, err, sizeof err);
+    assert_null(log);
+    assert_non_null(strstr(err, "tampered.audit:3: record 3: record hash does not match"));
+}
+
+static void test_site_signature_must_match_the_record(void **state)
+{
+    (void)state;
+    char path[300], err[512];
+    snprintf(path, sizeof path, "%s/lie.audit", s_dir);
+    unlink(path);
+    mfl_audit_t *log = mfl_audit_open(path, "coord", s_ids[0].sk, err, sizeof err);
+    static mfl_audit_record_t rec;
+    /* The writer records n = 500 while the site signed n = 199: the chain
+     * and writer signature are fine, the site's signature gives it away. */
+    s_accepted(&rec, 1, 3, 1);
+    assert_int_equal(mfl_audit_append(log, &rec, NULL, err, sizeof err), 0);
+    /* A site signature from the wrong key. */
+    s_accepted(&rec, 1, 3, 0);
+    crypto_sign_detached(rec.update_sig, NULL, rec.signed_header, rec.signed_header_len,
+                         s_ids[2].sk);
+    assert_int_equal(mfl_audit_append(log, &rec, NULL, err, sizeof err), 0);
+    mfl_audit_destroy(&log);
+    mfl_audit_report_t rep;
+    assert_int_equal(mfl_audit_verify_with(path, s_keys, NULL, &rep), -1);
+    assert_non_null(strstr(rep.message, "lie.audit:2: record 2: site signed n = 199, record says 500"));
+}
+
+static void test_append_rejects_bad_fields(void **state)
+{
+    (void)state;
+    char path[300], err[512];
+    snprintf(path, sizeof path, "%s/fields.audit", s_dir);
+    unlink(path);
+    mfl_audit_t *log = mfl_audit_open(path, "coord", s_ids[0].sk, err, sizeof err);
+    static mfl_audit_record_t rec;
+    mfl_audit_record_init(&rec, MFL_AUDIT_UPDATE_SENT, 1, "bad site");
+    assert_int_equal(mfl_audit_append(log, &rec, NULL, err, sizeof err), -1);
+    mfl_audit_record_init(&rec, MFL_AUDIT_UPDATE_SENT, 1, "ok");
+    rec.norm = INFINITY;
+    assert_int_equal(mfl_audit_append(log, &rec, NULL, err, sizeof err), -1);
+    assert_non_null(strstr(err, "norm"));
+    rec.norm = 0;
+    strcpy(rec.reason, "tab\there");
+    assert_int_equal(mfl_audit_append(log, &rec, NULL, err, sizeof err), -1);
+    /* Rejections wrote nothing: the log still verifies with 1 record. */
+    assert_int_equal(mfl_audit_count(log), 1);
+    mfl_audit_destroy(&log);
+    mfl_audit_report_t rep;
+    assert_int_equal(mfl_audit_verify_with(path, s_keys, NULL, &rep), 0);
+    assert_int_equal(rep.n_records, 1);
+    assert_null(mfl_audit_open(path, "", s_ids[0].sk, err, sizeof err));
+}
+
+static void test_verify_with_key_files(void **state)
+{
+    (void)state;
+    char keys[300], path[320], err[512];
+    snprintf(keys, sizeof keys, "%s/keys", s_dir);
+    snprintf(path, sizeof path, "%s/files.audit", s_dir);
+    assert_int_equal(mfl_mkdir_p(keys, 0700, err, sizeof err), 0);
+    assert_int_equal(mfl_keys_generate(keys, "coord2", err, sizeof err), 0);
+    char kp[400];
+    snprintf(kp, sizeof kp, "%s/coord2.key", keys);
+    mfl_identity_t *id = mfl_identity_load(kp, err, sizeof err);
+    assert_non_null(id);
+    mfl_audit_t *log = mfl_audit_open(path, "coord2", mfl_identity_sign_sk(id), err, sizeof err);
+    assert_non_null(log);
+    mfl_audit_destroy(&log);
+    mfl_identity_destroy(&id);
+    mfl_audit_report_t rep;
+    assert_int_equal(mfl_audit_verify(path, keys, &rep), 0);
+    assert_int_equal(mfl_audit_verify(path, s_dir, &rep), -1); /* no coord2.pub there */
+    assert_non_null(strstr(rep.message, "record 1: cannot check writer signature"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_append_reopen_verify_round_trip),
+        cmocka_unit_test(test_foreach_reads_back_fields),
+        cmocka_unit_test(test_any_flipped_byte_names_its_record),
+        cmocka_unit_test(test_chain_and_sequence_errors_say_what_happened),
+        cmocka_unit_test(test_torn_last_line_reported_then_cut_on_reopen),
+        cmocka_unit_test(test_open_refuses_a_tampered_log),
+        cmocka_unit_test(test_site_signature_must_match_the_record),
+        cmocka_unit_test(test_append_rejects_bad_fields),
+        cmocka_unit_test(test_verify_with_key_files),
+    };
+    return cmocka_run_group_tests(tests, s_setup, s_teardown);
+}
