@@ -1,19 +1,90 @@
-/* metafl-coordinator: placeholder main until the daemon lands (issue 5). */
+/* metafl-coordinator: arguments, config, signals; the work is in
+ * coordinator.c (the daemon object) and round_engine.c (the rounds). */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "config.h"
+#include "coordinator.h"
+#include "core/log.h"
+
+static volatile sig_atomic_t s_stop = 0;
+
+static void s_on_signal(int sig)
+{
+    (void)sig;
+    s_stop = 1;
+}
+
+static void s_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: metafl-coordinator --config FILE.yaml [--log-level LEVEL]\n\n"
+            "Runs federated meta-learning rounds: sends θ to the allow-listed site agents\n"
+            "over CurveZMQ, checks and aggregates their signed updates, checkpoints after\n"
+            "every round and resumes from the latest checkpoint when restarted.\n\n"
+            "  --config FILE     coordinator YAML (see configs/coordinator.yaml)\n"
+            "  --log-level L     debug, info (default), warn or error\n"
+            "  --help            this text\n"
+            "  --version         print the version\n\n"
+            "Progress: one line per round on stderr; RUN_DIR/status.json (metafl status);\n"
+            "metrics: one JSON line per round in the metrics file.\n"
+            "SIGINT/SIGTERM stop cleanly (the last completed round is checkpointed).\n");
+}
+
 int main(int argc, char **argv)
 {
+    mfl_log_set_program("coordinator");
+    const char *config_path = NULL;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0) {
-            printf("usage: metafl-coordinator --config FILE.yaml\n");
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            s_usage(stdout);
             return 0;
         }
         if (strcmp(argv[i], "--version") == 0) {
             printf("metafl-coordinator %s\n", MFL_VERSION);
             return 0;
         }
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            config_path = argv[++i];
+        } else if (strcmp(argv[i], "--log-level") == 0 && i + 1 < argc) {
+            mfl_log_level_t level;
+            if (mfl_log_level_parse(argv[++i], &level) < 0) {
+                fprintf(stderr, "metafl-coordinator: bad --log-level '%s' (debug, info, warn, "
+                                "error)\n", argv[i]);
+                return 2;
+            }
+            mfl_log_set_level(level);
+        } else {
+            fprintf(stderr, "metafl-coordinator: unknown argument '%s'\n", argv[i]);
+            s_usage(stderr);
+            return 2;
+        }
     }
-    fprintf(stderr, "metafl-coordinator: not implemented yet\n");
-    return 1;
+    if (!config_path) {
+        s_usage(stderr);
+        return 2;
+    }
+    char err[1024];
+    mfl_coord_config_t config;
+    if (mfl_coord_config_load(config_path, &config, err, sizeof err) < 0) {
+        mfl_error("%s", err);
+        return 1;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = s_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    mfl_coordinator_t *coord = mfl_coordinator_new(&config, err, sizeof err);
+    if (!coord) {
+        mfl_error("%s", err);
+        return 1;
+    }
+    int status = mfl_coordinator_run(coord, &s_stop);
+    mfl_coordinator_destroy(&coord);
+    return status;
 }

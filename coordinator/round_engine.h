@@ -41,6 +41,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "engine_tensor.h"
 #include "metafl.pb-c.h"
 
 #define MFL_ENGINE_NONCE_BYTES 16
@@ -48,14 +49,6 @@
 
 typedef struct mfl_round_engine mfl_round_engine_t;
 
-/* One received tensor: borrowed views, valid during the event call. */
-typedef struct {
-    const char *name;
-    size_t ndim;
-    const uint64_t *shape; /* ndim entries */
-    uint64_t count;        /* elements */
-    const float *data;
-} mfl_engine_tensor_t;
 
 /* What a closed round reports (to the sink and the metrics file). */
 typedef struct {

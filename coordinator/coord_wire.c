@@ -1,0 +1,243 @@
+/* The coordinator's transport adapter over wire/server.h (see coord_wire.h). */
+#include "coord_wire.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "wire/keys.h"
+#include "wire/server.h"
+
+struct mfl_coord_wire {
+    mfl_identity_t *identity;
+    mfl_server_t *server;
+    mfl_msg_t *msg;              /* the current event's message */
+    mfl_engine_tensor_t *views;  /* its tensors as engine views */
+    size_t cap_views;
+    size_t send_cap;             /* mfl_tensor_t scratch for sends */
+    mfl_tensor_t *send;
+};
+
+uint32_t mfl_coord_wire_protocol_version(void) { return MFL_WIRE_PROTOCOL_VERSION; }
+
+mfl_coord_wire_t *mfl_coord_wire_new(const char *endpoint, const char *key_file,
+                                     const char *allow_dir, size_t max_message_bytes,
+                                     uint32_t heartbeat_ms, char *err, size_t errlen)
+{
+    mfl_coord_wire_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        mfl_errf(err, errlen, "out of memory");
+        return NULL;
+    }
+    self->identity = mfl_identity_load(key_file, err, errlen);
+    if (!self->identity)
+        goto out_fail;
+    mfl_server_opts_t opts;
+    mfl_server_opts_default(&opts);
+    opts.limits.max_total_bytes = max_message_bytes;
+    if (opts.limits.max_frame_bytes > max_message_bytes)
+        opts.limits.max_frame_bytes = max_message_bytes;
+    opts.heartbeat_ms = heartbeat_ms;
+    self->server = mfl_server_new(endpoint, self->identity, allow_dir, &opts, err, errlen);
+    if (!self->server)
+        goto out_fail;
+    return self;
+out_fail:
+    mfl_coord_wire_destroy(&self);
+    return NULL;
+}
+
+void mfl_coord_wire_destroy(mfl_coord_wire_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    mfl_coord_wire_t *self = *self_p;
+    mfl_msg_destroy(&self->msg);
+    mfl_server_destroy(&self->server);
+    mfl_identity_destroy(&self->identity);
+    free(self->views);
+    free(self->send);
+    free(self);
+    *self_p = NULL;
+}
+
+const char *mfl_coord_wire_endpoint(const mfl_coord_wire_t *self)
+{
+    return mfl_server_endpoint(self->server);
+}
+
+const char *mfl_coord_wire_name(const mfl_coord_wire_t *self)
+{
+    return mfl_identity_name(self->identity);
+}
+
+const uint8_t *mfl_coord_wire_sign_sk(const mfl_coord_wire_t *self)
+{
+    return mfl_identity_sign_sk(self->identity);
+}
+
+uint64_t mfl_coord_wire_last_seen(const mfl_coord_wire_t *self, const char *site)
+{
+    return mfl_server_last_seen(self->server, site);
+}
+
+void mfl_coord_wire_release(mfl_coord_wire_t *self) { mfl_msg_destroy(&self->msg); }
+
+int mfl_coord_wire_recv(mfl_coord_wire_t *self, int timeout_ms, mfl_wire_event_t *ev,
+                        char *err, size_t errlen)
+{
+    mfl_msg_destroy(&self->msg);
+    memset(ev, 0, sizeof *ev);
+    int reason = 0;
+    char why[512] = "";
+    mfl_recv_result_t rc = mfl_server_recv(self->server, timeout_ms, &self->msg, &reason, why,
+                                           sizeof why);
+    if (rc == MFL_RECV_TIMEOUT)
+        return 0;
+    if (rc == MFL_RECV_REJECTED) {
+        /* The server already answered with a Reject; the log names the
+         * peer and the reason (the text starts with "site X: REASON"). */
+        mfl_warn("rejected message: %s", why);
+        return 0;
+    }
+    if (rc != MFL_RECV_OK) {
+        mfl_errf(err, errlen, "%s", why);
+        return -1;
+    }
+    size_t n = mfl_msg_tensor_count(self->msg);
+    if (n > self->cap_views) {
+        mfl_engine_tensor_t *v = realloc(self->views, n * sizeof *v);
+        if (!v) {
+            mfl_msg_destroy(&self->msg);
+            mfl_errf(err, errlen, "out of memory");
+            return -1;
+        }
+        self->views = v;
+        self->cap_views = n;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const mfl_tensor_t *t = mfl_msg_tensor(self->msg, i);
+        self->views[i] = (mfl_engine_tensor_t){t->name, t->ndim, t->shape, t->count, t->data};
+    }
+    ev->site = mfl_msg_site(self->msg);
+    ev->env = mfl_msg_envelope(self->msg);
+    ev->update_header = mfl_msg_update_header(self->msg);
+    ev->tensors = self->views;
+    ev->n_tensors = n;
+    return 1;
+}
+
+/* Engine views → wire tensors (shape copied inline). */
+static mfl_tensor_t *s_tensors(mfl_coord_wire_t *self, const mfl_engine_tensor_t *t, size_t n)
+{
+    if (n > self->send_cap) {
+        mfl_tensor_t *s = realloc(self->send, n * sizeof *s);
+        if (!s)
+            return NULL;
+        self->send = s;
+        self->send_cap = n;
+    }
+    for (size_t i = 0; i < n; i++) {
+        mfl_tensor_t *w = &self->send[i];
+        memset(w, 0, sizeof *w);
+        w->name = t[i].name;
+        w->ndim = t[i].ndim < MFL_TENSOR_MAX_DIMS ? t[i].ndim : MFL_TENSOR_MAX_DIMS;
+        for (size_t d = 0; d < w->ndim; d++)
+            w->shape[d] = t[i].shape[d];
+        w->count = t[i].count;
+        w->data = t[i].data;
+    }
+    return self->send;
+}
+
+static int s_send(mfl_coord_wire_t *self, const char *site, Metafl__Envelope *env,
+                  const mfl_engine_tensor_t *tensors, size_t n, char *err, size_t errlen)
+{
+    env->protocol_version = MFL_WIRE_PROTOCOL_VERSION;
+    mfl_tensor_t *t = NULL;
+    if (n) {
+        t = s_tensors(self, tensors, n);
+        if (!t) {
+            mfl_errf(err, errlen, "out of memory");
+            return -1;
+        }
+    }
+    /* release == NULL: the bytes are copied, so θ may change right after
+     * (it does at the next round close). */
+    return mfl_server_send(self->server, site, env, t, n, NULL, NULL, err, errlen);
+}
+
+int mfl_coord_wire_send_round_task(mfl_coord_wire_t *self, const char *site,
+                                   const Metafl__RoundTask *task,
+                                   const mfl_engine_tensor_t *tensors, size_t n_tensors,
+                                   char *err, size_t errlen)
+{
+    Metafl__Envelope env;
+    metafl__envelope__init(&env);
+    env.kind = METAFL__MESSAGE_KIND__ROUND_TASK;
+    env.body_case = METAFL__ENVELOPE__BODY_ROUND_TASK;
+    env.round_task = (Metafl__RoundTask *)task;
+    return s_send(self, site, &env, tensors, n_tensors, err, errlen);
+}
+
+int mfl_coord_wire_send_eval_task(mfl_coord_wire_t *self, const char *site,
+                                  const Metafl__EvalTask *task,
+                                  const mfl_engine_tensor_t *tensors, size_t n_tensors,
+                                  char *err, size_t errlen)
+{
+    Metafl__Envelope env;
+    metafl__envelope__init(&env);
+    env.kind = METAFL__MESSAGE_KIND__EVAL_TASK;
+    env.body_case = METAFL__ENVELOPE__BODY_EVAL_TASK;
+    env.eval_task = (Metafl__EvalTask *)task;
+    return s_send(self, site, &env, tensors, n_tensors, err, errlen);
+}
+
+int mfl_coord_wire_send_reject(mfl_coord_wire_t *self, const char *site,
+                               Metafl__RejectReason reason, uint32_t round, const char *text,
+                               char *err, size_t errlen)
+{
+    Metafl__Envelope env;
+    Metafl__Reject r;
+    metafl__envelope__init(&env);
+    metafl__reject__init(&r);
+    r.reason = reason;
+    r.round = round;
+    r.text = (char *)text;
+    env.kind = METAFL__MESSAGE_KIND__REJECT;
+    env.body_case = METAFL__ENVELOPE__BODY_REJECT;
+    env.reject = &r;
+    return s_send(self, site, &env, NULL, 0, err, errlen);
+}
+
+int mfl_coord_wire_send_welcome(mfl_coord_wire_t *self, const char *site, uint32_t round,
+                                uint32_t heartbeat_ms, const char *run_id, char *err,
+                                size_t errlen)
+{
+    Metafl__Envelope env;
+    Metafl__Welcome w;
+    metafl__envelope__init(&env);
+    metafl__welcome__init(&w);
+    w.coordinator = (char *)mfl_identity_name(self->identity);
+    w.current_round = round;
+    w.heartbeat_ms = heartbeat_ms;
+    w.run_id = (char *)run_id;
+    env.kind = METAFL__MESSAGE_KIND__WELCOME;
+    env.body_case = METAFL__ENVELOPE__BODY_WELCOME;
+    env.welcome = &w;
+    return s_send(self, site, &env, NULL, 0, err, errlen);
+}
+
+int mfl_coord_wire_send_bye(mfl_coord_wire_t *self, const char *site, const char *reason,
+                            char *err, size_t errlen)
+{
+    Metafl__Envelope env;
+    Metafl__Bye b;
+    metafl__envelope__init(&env);
+    metafl__bye__init(&b);
+    b.reason = (char *)reason;
+    env.kind = METAFL__MESSAGE_KIND__BYE;
+    env.body_case = METAFL__ENVELOPE__BODY_BYE;
+    env.bye = &b;
+    return s_send(self, site, &env, NULL, 0, err, errlen);
+}

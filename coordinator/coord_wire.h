@@ -1,0 +1,78 @@
+/* The coordinator's transport adapter: the wire server (CURVE ROUTER, ZAP
+ * allow-list, signature checks) seen as a stream of plain events and a few
+ * send calls, in the terms the round engine uses (engine_tensor.h).
+ *
+ * Kept apart from coordinator.c so the daemon logic never includes
+ * wire/message.h and meta/learner.h in one translation unit (see
+ * engine_tensor.h), and so the transport could be swapped.
+ *
+ * Not thread-safe: one thread drives it (ZeroMQ sockets rule). */
+#ifndef MFL_COORD_WIRE_H
+#define MFL_COORD_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine_tensor.h"
+#include "metafl.pb-c.h"
+
+typedef struct mfl_coord_wire mfl_coord_wire_t;
+
+/* One received, wire-validated message. Everything is borrowed from the
+ * adapter and valid until the next recv or mfl_coord_wire_release(). */
+typedef struct {
+    const char *site;                       /* authenticated (ZAP) site id */
+    const Metafl__Envelope *env;
+    const Metafl__UpdateHeader *update_header; /* verified; UPDATE only */
+    const mfl_engine_tensor_t *tensors;
+    size_t n_tensors;
+} mfl_wire_event_t;
+
+/* Binds `endpoint` with the secret key in `key_file`, admitting the public
+ * keys in `allow_dir`. max_message_bytes caps one message (frames are
+ * capped at the same size); heartbeat_ms is the ZMTP heartbeat. NULL + err. */
+mfl_coord_wire_t *mfl_coord_wire_new(const char *endpoint, const char *key_file,
+                                     const char *allow_dir, size_t max_message_bytes,
+                                     uint32_t heartbeat_ms, char *err, size_t errlen);
+void mfl_coord_wire_destroy(mfl_coord_wire_t **self_p);
+
+/* The bound endpoint ("tcp://127.0.0.1:41234"). */
+const char *mfl_coord_wire_endpoint(const mfl_coord_wire_t *self);
+/* The coordinator's key name and Ed25519 secret key (64 bytes, borrowed),
+ * for the audit log. */
+const char *mfl_coord_wire_name(const mfl_coord_wire_t *self);
+const uint8_t *mfl_coord_wire_sign_sk(const mfl_coord_wire_t *self);
+
+/* Waits up to timeout_ms for a message. Returns 1 with *ev filled, 0 on
+ * timeout or after a message the wire layer rejected (already answered
+ * with a Reject and logged here), -1 if the socket failed (err). */
+int mfl_coord_wire_recv(mfl_coord_wire_t *self, int timeout_ms, mfl_wire_event_t *ev,
+                        char *err, size_t errlen);
+/* Frees the current message early (optional). */
+void mfl_coord_wire_release(mfl_coord_wire_t *self);
+
+/* Unix ms of the last message (heartbeats included) from `site`; 0 never. */
+uint64_t mfl_coord_wire_last_seen(const mfl_coord_wire_t *self, const char *site);
+
+/* Sends to the latest connection of `site`. 0 or -1 (err). */
+int mfl_coord_wire_send_round_task(mfl_coord_wire_t *self, const char *site,
+                                   const Metafl__RoundTask *task,
+                                   const mfl_engine_tensor_t *tensors, size_t n_tensors,
+                                   char *err, size_t errlen);
+int mfl_coord_wire_send_eval_task(mfl_coord_wire_t *self, const char *site,
+                                  const Metafl__EvalTask *task,
+                                  const mfl_engine_tensor_t *tensors, size_t n_tensors,
+                                  char *err, size_t errlen);
+int mfl_coord_wire_send_reject(mfl_coord_wire_t *self, const char *site,
+                               Metafl__RejectReason reason, uint32_t round, const char *text,
+                               char *err, size_t errlen);
+int mfl_coord_wire_send_welcome(mfl_coord_wire_t *self, const char *site, uint32_t round,
+                                uint32_t heartbeat_ms, const char *run_id, char *err,
+                                size_t errlen);
+int mfl_coord_wire_send_bye(mfl_coord_wire_t *self, const char *site, const char *reason,
+                            char *err, size_t errlen);
+
+/* The protocol version this build speaks (Envelope.protocol_version). */
+uint32_t mfl_coord_wire_protocol_version(void);
+
+#endif

@@ -1,0 +1,321 @@
+/* The coordinator daemon: wire events → round engine → wire sends. */
+#include "coordinator.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "coord_wire.h"
+#include "core/fileio.h"
+#include "core/log.h"
+#include "round_engine.h"
+#include "status.h"
+
+#define STATUS_EVERY_MS 1000
+#define DRAIN_MS 500 /* after the run: let the Bye messages leave */
+
+struct mfl_coordinator {
+    mfl_coord_config_t config;
+    mfl_coord_wire_t *wire;
+    mfl_round_engine_t *engine;
+    uint8_t schema_hash[64];
+    size_t schema_len;        /* 0 until the first Hello */
+    char run_id[80];
+    uint64_t last_status_ms;
+    uint64_t finished_ms;     /* 0 while running */
+    bool status_dirty;
+};
+
+static uint64_t s_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* ---- engine sink: engine decisions → wire ---------------------------- */
+
+static int s_sink_task(void *ctx, const char *site, const Metafl__RoundTask *task,
+                       const mfl_engine_tensor_t *t, size_t n)
+{
+    mfl_coordinator_t *self = ctx;
+    char err[256];
+    if (mfl_coord_wire_send_round_task(self->wire, site, task, t, n, err, sizeof err) < 0) {
+        mfl_warn("site %s: round task not sent: %s", site, err);
+        return -1;
+    }
+    return 0;
+}
+
+static int s_sink_eval(void *ctx, const char *site, const Metafl__EvalTask *task,
+                       const mfl_engine_tensor_t *t, size_t n)
+{
+    mfl_coordinator_t *self = ctx;
+    char err[256];
+    if (mfl_coord_wire_send_eval_task(self->wire, site, task, t, n, err, sizeof err) < 0) {
+        mfl_warn("site %s: eval task not sent: %s", site, err);
+        return -1;
+    }
+    return 0;
+}
+
+static void s_sink_reject(void *ctx, const char *site, Metafl__RejectReason reason,
+                          uint32_t round, const char *text)
+{
+    mfl_coordinator_t *self = ctx;
+    char err[256];
+    if (mfl_coord_wire_send_reject(self->wire, site, reason, round, text, err, sizeof err) < 0)
+        mfl_debug("site %s: reject not sent: %s", site, err);
+}
+
+static void s_sink_closed(void *ctx, const mfl_round_summary_t *m)
+{
+    (void)m;
+    ((mfl_coordinator_t *)ctx)->status_dirty = true;
+}
+
+static void s_sink_finished(void *ctx)
+{
+    mfl_coordinator_t *self = ctx;
+    self->finished_ms = s_now_ms();
+    self->status_dirty = true;
+    const char *why = mfl_round_engine_phase(self->engine) == MFL_ENGINE_DONE
+                          ? "run complete"
+                          : "run stopped";
+    for (size_t i = 0; i < mfl_round_engine_n_sites(self->engine); i++) {
+        bool connected = false;
+        const char *site = mfl_round_engine_site_at(self->engine, i, NULL, &connected);
+        char err[256];
+        if (connected && mfl_coord_wire_send_bye(self->wire, site, why, err, sizeof err) < 0)
+            mfl_debug("site %s: bye not sent: %s", site, err);
+    }
+}
+
+/* ---- wire events → engine ------------------------------------------- */
+
+static void s_on_hello(mfl_coordinator_t *self, const mfl_wire_event_t *ev, uint64_t now)
+{
+    const Metafl__Hello *h = ev->env->hello;
+    char err[256];
+    if (h->schema_hash.len > sizeof self->schema_hash) {
+        mfl_coord_wire_send_reject(self->wire, ev->site, METAFL__REJECT_REASON__REJECT_SCHEMA, 0,
+                                   "schema hash longer than 64 bytes", err, sizeof err);
+        return;
+    }
+    if (self->schema_len == 0 && h->schema_hash.len > 0) {
+        memcpy(self->schema_hash, h->schema_hash.data, h->schema_hash.len);
+        self->schema_len = h->schema_hash.len;
+    } else if (h->schema_hash.len > 0 &&
+               (h->schema_hash.len != self->schema_len ||
+                memcmp(h->schema_hash.data, self->schema_hash, self->schema_len) != 0)) {
+        char text[256];
+        snprintf(text, sizeof text,
+                 "site %s: its data schema differs from the other sites' (features, classes "
+                 "or CSV schema); fix the site's data.schema to match the consortium's",
+                 ev->site);
+        mfl_warn("refused Hello: %s", text);
+        mfl_coord_wire_send_reject(self->wire, ev->site, METAFL__REJECT_REASON__REJECT_SCHEMA, 0,
+                                   text, err, sizeof err);
+        return;
+    }
+    mfl_info("site %s says hello (software %s, %llu training rows)", ev->site,
+             h->software_version ? h->software_version : "?", (unsigned long long)h->n_train);
+    if (mfl_coord_wire_send_welcome(self->wire, ev->site, mfl_round_engine_round(self->engine),
+                                    self->config.heartbeat_ms, self->run_id, err,
+                                    sizeof err) < 0)
+        mfl_warn("site %s: welcome not sent: %s", ev->site, err);
+    mfl_round_engine_site_hello(self->engine, ev->site, h->n_train, now);
+    self->status_dirty = true;
+}
+
+static void s_on_event(mfl_coordinator_t *self, const mfl_wire_event_t *ev, uint64_t now)
+{
+    const Metafl__Envelope *env = ev->env;
+    switch (env->kind) {
+    case METAFL__MESSAGE_KIND__HELLO:
+        s_on_hello(self, ev, now);
+        break;
+    case METAFL__MESSAGE_KIND__UPDATE: {
+        const Metafl__Update *u = env->update;
+        mfl_round_engine_update(self->engine, ev->site, ev->update_header, ev->tensors,
+                                ev->n_tensors, u->header.data, u->header.len,
+                                u->signature.data, u->signature.len, now);
+        break;
+    }
+    case METAFL__MESSAGE_KIND__EVAL_REPORT:
+        mfl_round_engine_eval_report(self->engine, ev->site, env->eval_report, now);
+        break;
+    case METAFL__MESSAGE_KIND__BYE:
+        mfl_info("site %s says bye: %s", ev->site,
+                 env->bye && env->bye->reason ? env->bye->reason : "");
+        mfl_round_engine_site_gone(self->engine, ev->site);
+        self->status_dirty = true;
+        break;
+    case METAFL__MESSAGE_KIND__REJECT:
+        mfl_warn("site %s rejected our message: %s", ev->site,
+                 env->reject && env->reject->text ? env->reject->text : "");
+        mfl_round_engine_site_seen(self->engine, ev->site, now);
+        break;
+    default:
+        mfl_round_engine_site_seen(self->engine, ev->site, now);
+        break;
+    }
+}
+
+/* Heartbeats are consumed by the wire layer; carry its liveness over. */
+static void s_sync_liveness(mfl_coordinator_t *self)
+{
+    for (size_t i = 0; i < mfl_round_engine_n_sites(self->engine); i++) {
+        uint64_t seen = 0;
+        bool connected = false;
+        const char *site = mfl_round_engine_site_at(self->engine, i, &seen, &connected);
+        uint64_t wire_seen = mfl_coord_wire_last_seen(self->wire, site);
+        if (wire_seen > seen)
+            mfl_round_engine_site_seen(self->engine, site, wire_seen);
+    }
+}
+
+static void s_poll_control(mfl_coordinator_t *self)
+{
+    char path[MFL_COORD_PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/control", self->config.run_dir);
+    char *text = NULL;
+    size_t len = 0;
+    char err[256];
+    if (access(path, F_OK) != 0 || mfl_file_read_all(path, 256, &text, &len, err, sizeof err) < 0)
+        return;
+    if (unlink(path) != 0)
+        mfl_warn("%s: cannot remove after reading: %s", path, strerror(errno));
+    if (strncmp(text, "pause", 5) == 0)
+        mfl_round_engine_pause(self->engine, true);
+    else if (strncmp(text, "resume", 6) == 0)
+        mfl_round_engine_pause(self->engine, false);
+    else if (strncmp(text, "abort", 5) == 0)
+        mfl_round_engine_abort(self->engine);
+    else
+        mfl_warn("%s: unknown command '%.32s' (pause, resume, abort)", path, text);
+    free(text);
+    self->status_dirty = true;
+}
+
+int mfl_coordinator_write_status(mfl_coordinator_t *self, char *err, size_t errlen)
+{
+    char *json = mfl_status_render(self->engine, &self->config,
+                                   mfl_coord_wire_endpoint(self->wire), s_now_ms());
+    if (!json) {
+        mfl_errf(err, errlen, "out of memory rendering the status");
+        return -1;
+    }
+    int rc = mfl_file_write_atomic(self->config.status_file, json, strlen(json), err, errlen);
+    free(json);
+    return rc;
+}
+
+int mfl_coordinator_step(mfl_coordinator_t *self, int timeout_ms, char *err, size_t errlen)
+{
+    mfl_wire_event_t ev;
+    int rc = mfl_coord_wire_recv(self->wire, timeout_ms, &ev, err, errlen);
+    if (rc < 0)
+        return -1;
+    uint64_t now = s_now_ms();
+    if (rc == 1) {
+        s_on_event(self, &ev, now);
+        mfl_coord_wire_release(self->wire);
+    }
+    s_sync_liveness(self);
+    mfl_round_engine_tick(self->engine, now);
+    if (now >= self->last_status_ms + STATUS_EVERY_MS || self->status_dirty) {
+        s_poll_control(self);
+        char serr[512];
+        if (mfl_coordinator_write_status(self, serr, sizeof serr) < 0)
+            mfl_warn("status: %s", serr);
+        self->last_status_ms = now;
+        self->status_dirty = false;
+    }
+    if (self->finished_ms && now >= self->finished_ms + DRAIN_MS)
+        return 1;
+    return 0;
+}
+
+int mfl_coordinator_run(mfl_coordinator_t *self, volatile sig_atomic_t *stop)
+{
+    char err[512];
+    while (!*stop) {
+        int rc = mfl_coordinator_step(self, 100, err, sizeof err);
+        if (rc < 0) {
+            mfl_error("%s", err);
+            return 1;
+        }
+        if (rc == 1)
+            return mfl_round_engine_phase(self->engine) == MFL_ENGINE_DONE ? 0 : 1;
+    }
+    mfl_info("stopping on a signal after %u rounds (the last checkpoint is kept)",
+             mfl_round_engine_rounds_done(self->engine));
+    return mfl_round_engine_phase(self->engine) == MFL_ENGINE_DONE ? 0 : 1;
+}
+
+mfl_coordinator_t *mfl_coordinator_new(const mfl_coord_config_t *config, char *err,
+                                       size_t errlen)
+{
+    mfl_coordinator_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        mfl_errf(err, errlen, "out of memory");
+        return NULL;
+    }
+    self->config = *config;
+    snprintf(self->run_id, sizeof self->run_id, "seed-%llu", (unsigned long long)config->seed);
+    if (mfl_mkdir_p(config->run_dir, 0700, err, errlen) < 0)
+        goto out_fail;
+    if (chmod(config->run_dir, 0700) != 0) {
+        mfl_errf(err, errlen, "%s: chmod 0700: %s", config->run_dir, strerror(errno));
+        goto out_fail;
+    }
+    if (!config->key_file[0] || !config->allow_dir[0]) {
+        mfl_errf(err, errlen, "%s: coordinator.key and coordinator.allow_dir are required to "
+                 "run the daemon", config->file);
+        goto out_fail;
+    }
+    self->wire = mfl_coord_wire_new(config->listen, config->key_file, config->allow_dir,
+                                    config->max_message_bytes, config->heartbeat_ms, err,
+                                    errlen);
+    if (!self->wire)
+        goto out_fail;
+    mfl_engine_sink_t sink = {self, s_sink_task, s_sink_eval, s_sink_reject, s_sink_closed,
+                              NULL, s_sink_finished};
+    self->engine = mfl_round_engine_new(config, &sink, mfl_coord_wire_name(self->wire),
+                                        mfl_coord_wire_sign_sk(self->wire), err, errlen);
+    if (!self->engine)
+        goto out_fail;
+    mfl_info("listening on %s; %u rounds, waiting for %u site(s)",
+             mfl_coord_wire_endpoint(self->wire), config->rounds, config->wait_for_sites);
+    self->status_dirty = true;
+    return self;
+out_fail:
+    mfl_coordinator_destroy(&self);
+    return NULL;
+}
+
+void mfl_coordinator_destroy(mfl_coordinator_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    mfl_coordinator_t *self = *self_p;
+    if (self->engine) {
+        char err[256];
+        if (mfl_coordinator_write_status(self, err, sizeof err) < 0)
+            mfl_debug("status: %s", err);
+    }
+    mfl_round_engine_destroy(&self->engine);
+    mfl_coord_wire_destroy(&self->wire);
+    free(self);
+    *self_p = NULL;
+}
+
+const char *mfl_coordinator_endpoint(const mfl_coordinator_t *self)
+{
+    return mfl_coord_wire_endpoint(self->wire);
+}

@@ -1,0 +1,102 @@
+/* Renders the status document (see status.h). */
+#include "status.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct {
+    char *buf;
+    size_t len, cap;
+    int oom;
+} s_buf_t;
+
+static void s_put(s_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void s_put(s_buf_t *b, const char *fmt, ...)
+{
+    if (b->oom)
+        return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->buf + b->len, b->cap - b->len, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            b->oom = 1;
+            return;
+        }
+        if ((size_t)n < b->cap - b->len) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t cap = 2 * b->cap + (size_t)n;
+        char *t = realloc(b->buf, cap);
+        if (!t) {
+            b->oom = 1;
+            return;
+        }
+        b->buf = t;
+        b->cap = cap;
+    }
+}
+
+/* JSON has no NaN: write null for a missing number. */
+static void s_num(s_buf_t *b, const char *key, double v)
+{
+    if (isfinite(v))
+        s_put(b, "\"%s\":%.9g", key, v);
+    else
+        s_put(b, "\"%s\":null", key);
+}
+
+char *mfl_status_render(const mfl_round_engine_t *e, const mfl_coord_config_t *c,
+                        const char *endpoint, uint64_t now_ms)
+{
+    s_buf_t b = {malloc(1024), 0, 1024, 0};
+    if (!b.buf)
+        return NULL;
+    b.buf[0] = '\0';
+    /* Endpoints and site ids are plain ASCII without quotes or
+     * backslashes (keys.h name rules; ZeroMQ endpoint syntax). */
+    s_put(&b, "{\"pid\":%ld,\"endpoint\":\"%s\",\"updated_unix_ms\":%llu,\"phase\":\"%s\","
+              "\"paused\":%s,\"round\":%u,\"rounds\":%u,\"rounds_done\":%u,\"rejections\":%llu,"
+              "\"sites\":[",
+          (long)getpid(), endpoint ? endpoint : "", (unsigned long long)now_ms,
+          mfl_engine_phase_name(mfl_round_engine_phase(e)),
+          mfl_round_engine_paused(e) ? "true" : "false", mfl_round_engine_round(e), c->rounds,
+          mfl_round_engine_rounds_done(e), (unsigned long long)mfl_round_engine_rejections(e));
+    for (size_t i = 0; i < mfl_round_engine_n_sites(e); i++) {
+        uint64_t seen = 0;
+        bool connected = false;
+        const char *id = mfl_round_engine_site_at(e, i, &seen, &connected);
+        s_put(&b, "%s{\"id\":\"%s\",\"connected\":%s,\"last_seen_unix_ms\":%llu,\"selected\":%s}",
+              i ? "," : "", id, connected ? "true" : "false", (unsigned long long)seen,
+              mfl_round_engine_is_selected(e, id) ? "true" : "false");
+    }
+    s_put(&b, "],\"last_round\":");
+    const mfl_round_summary_t *m = mfl_round_engine_last_summary(e);
+    if (!m) {
+        s_put(&b, "null");
+    } else {
+        s_put(&b, "{\"round\":%u,\"attempt\":%u,\"selected\":%zu,\"accepted\":%zu,"
+                  "\"rejected\":%zu,",
+              m->round, m->attempt, m->n_selected, m->n_accepted, m->n_rejected);
+        s_num(&b, "loss_before", m->loss_before);
+        s_put(&b, ",");
+        s_num(&b, "loss_after", m->loss_after);
+        s_put(&b, ",");
+        s_num(&b, "delta_norm", m->delta_norm);
+        s_put(&b, ",");
+        s_num(&b, "seconds", m->seconds);
+        s_put(&b, ",\"at_deadline\":%s}", m->at_deadline ? "true" : "false");
+    }
+    s_put(&b, "}\n");
+    if (b.oom) {
+        free(b.buf);
+        return NULL;
+    }
+    return b.buf;
+}

@@ -1,0 +1,19 @@
+/* The coordinator's status document (RUN_DIR/status.json): what `metafl
+ * status` shows. Rendered from the engine's read-only accessors. */
+#ifndef MFL_COORD_STATUS_H
+#define MFL_COORD_STATUS_H
+
+#include <stdint.h>
+
+#include "config.h"
+#include "round_engine.h"
+
+/* A malloc'd NUL-terminated JSON object (caller frees), or NULL on OOM:
+ * {"pid", "endpoint", "updated_unix_ms", "phase", "paused", "round",
+ *  "rounds", "rounds_done", "rejections", "sites": [{"id", "connected",
+ *  "last_seen_unix_ms"}], "last_round": {...} | null}. `endpoint` may be
+ * NULL (simulate). */
+char *mfl_status_render(const mfl_round_engine_t *engine, const mfl_coord_config_t *config,
+                        const char *endpoint, uint64_t now_ms);
+
+#endif

@@ -1,0 +1,148 @@
+/* The coordinator's YAML config: values land in the struct, paths resolve
+ * against the file, and bad input is refused naming FILE:LINE and key. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+
+static char s_dir[64];
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(s_dir, sizeof s_dir, "/tmp/test_coord_config.XXXXXX");
+    return mkdtemp(s_dir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", s_dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static const char *s_write(const char *name, const char *text)
+{
+    static char path[128];
+    snprintf(path, sizeof path, "%s/%s", s_dir, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+static const char *GOOD =
+    "coordinator:\n"
+    "  listen: tcp://127.0.0.1:7777\n"
+    "  key: keys/coordinator.key\n"
+    "  allow_dir: keys/allow\n"
+    "  run_dir: run\n"
+    "model:\n"
+    "  spec: mlp:13-16-1\n"
+    "  loss: bce\n"
+    "algorithm:\n"
+    "  name: fomaml\n"
+    "  inner_steps: 3\n"
+    "  inner_lr: 0.05\n"
+    "rounds:\n"
+    "  count: 7\n"
+    "  sites_per_round: 0.5\n"
+    "  min_sites: 2\n"
+    "  wait_for_sites: 3\n"
+    "  deadline_s: 2.5\n"
+    "  seed: 99\n"
+    "server:\n"
+    "  optimizer: adam\n"
+    "  lr: 0.01\n"
+    "eval:\n"
+    "  every: 2\n"
+    "sites:\n"
+    "  - site-a.yaml\n"
+    "  - /abs/site-b.yaml\n";
+
+static void test_good_config_loads_with_resolved_paths(void **state)
+{
+    (void)state;
+    const char *path = s_write("good.yaml", GOOD);
+    mfl_coord_config_t c;
+    char err[512] = "";
+    int rc = mfl_coord_config_load(path, &c, err, sizeof err);
+    if (rc)
+        fprintf(stderr, "%s\n", err);
+    assert_int_equal(rc, 0);
+    assert_string_equal(c.listen, "tcp://127.0.0.1:7777");
+    char want[256];
+    snprintf(want, sizeof want, "%s/keys/coordinator.key", s_dir);
+    assert_string_equal(c.key_file, want);
+    snprintf(want, sizeof want, "%s/run/checkpoints", s_dir);
+    assert_string_equal(c.checkpoint_dir, want);
+    snprintf(want, sizeof want, "%s/run/status.json", s_dir);
+    assert_string_equal(c.status_file, want);
+    assert_string_equal(c.learner.model_spec, "mlp:13-16-1");
+    assert_int_equal(c.learner.algo, MFL_ALGO_FOMAML);
+    assert_int_equal(c.learner.inner_steps, 3);
+    assert_int_equal(c.rounds, 7);
+    assert_true(c.sites_fraction == 0.5);
+    assert_int_equal(c.min_sites, 2);
+    assert_int_equal(c.wait_for_sites, 3);
+    assert_int_equal(c.deadline_ms, 2500);
+    assert_true(c.seed == 99);
+    assert_int_equal(c.server.kind, MFL_OPTIM_ADAM);
+    assert_true(c.server.lr == 0.01f);
+    assert_int_equal(c.eval_every, 2);
+    assert_int_equal(c.n_sites, 2);
+    snprintf(want, sizeof want, "%s/site-a.yaml", s_dir);
+    assert_string_equal(c.sites[0], want);
+    assert_string_equal(c.sites[1], "/abs/site-b.yaml");
+}
+
+static void s_expect_error(const char *text, const char *needle, const char *line)
+{
+    const char *path = s_write("bad.yaml", text);
+    mfl_coord_config_t c;
+    char err[512] = "";
+    assert_int_equal(mfl_coord_config_load(path, &c, err, sizeof err), -1);
+    if (!strstr(err, needle) || !strstr(err, line))
+        fprintf(stderr, "unexpected error text: %s\n", err);
+    assert_non_null(strstr(err, needle));
+    assert_non_null(strstr(err, line));
+    assert_non_null(strstr(err, "bad.yaml"));
+}
+
+static void test_unknown_key_is_refused_with_its_line(void **state)
+{
+    (void)state;
+    s_expect_error("model:\n  spec: linear:3-1\nrounds:\n  cout: 3\n", "cout", ":4");
+}
+
+static void test_bad_values_are_refused_naming_the_key(void **state)
+{
+    (void)state;
+    s_expect_error("model:\n  spec: linear:3-1\nrounds:\n  sites_per_round: 1.5\n",
+                   "rounds.sites_per_round", ":4");
+    s_expect_error("model:\n  spec: linear:3-1\nalgorithm:\n  name: magic\n", "magic", ":4");
+    s_expect_error("model:\n  spec: linear:3-1\nrounds:\n  min_sites: 3\n  wait_for_sites: 2\n",
+                   "wait_for_sites", ":5");
+    s_expect_error("model:\n  spec: linear:3-1\nserver:\n  optimizer: rmsprop\n", "rmsprop",
+                   ":4");
+    s_expect_error("rounds:\n  count: 3\n", "model.spec", "bad.yaml");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_good_config_loads_with_resolved_paths),
+        cmocka_unit_test(test_unknown_key_is_refused_with_its_line),
+        cmocka_unit_test(test_bad_values_are_refused_naming_the_key),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
