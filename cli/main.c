@@ -8,9 +8,11 @@
 /* Add a subcommand: write cli/cmd_NAME.c with `int mfl_cmd_NAME(int, char **)`,
  * declare it here and add a row to the table. */
 int mfl_cmd_keygen(int argc, char **argv);
+int mfl_cmd_audit(int argc, char **argv);
 
 const mfl_command_t mfl_commands[] = {
     {"keygen", "create a site's or the coordinator's key pair", mfl_cmd_keygen},
+    {"audit", "verify or show a signed, hash-chained audit log", mfl_cmd_audit},
     {NULL, NULL, NULL},
 };
 
