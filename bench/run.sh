@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# `make bench`: runs every benchmark in bounded time, writes JSON results
+# and regenerates docs/BENCHMARKS.md with tables and gnuplot PNGs.
+#
+#   make bench                  full run (~15 min on 2 shared cores, see
+#                               docs/BENCHMARKS.md for the measured time)
+#   BENCH_QUICK=1 make bench    a quick subset (~2 min) into
+#                               build/bench-quick/ (the committed results
+#                               and docs/BENCHMARKS.md stay untouched)
+#   BUILD=dir                   where the bench binaries and daemons are
+#
+# Every $BUILD/bench/bench_* binary runs from the repository root. Ours
+# (bench_heart, bench_rounds_floor) get explicit --out paths; the others'
+# (bench_nn, bench_wire, bench_meta_*) are run without arguments and must
+# write bench/results/<name>.json themselves; they get BENCH_QUICK and
+# BENCH_RESULTS (the results folder) in the environment. A binary that fails
+# or times out is recorded as such in run.json and the report says so.
+set -u
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+BUILD=${BUILD:-build}
+QUICK=${BENCH_QUICK:-0}
+if [ "$QUICK" = 1 ]; then
+    RESULTS=${BENCH_RESULTS:-$BUILD/bench-quick/results}
+    DOC=$BUILD/bench-quick/BENCHMARKS.md
+    IMG=$BUILD/bench-quick/img
+    QFLAG=--quick
+    STEP_TIMEOUT=300
+else
+    RESULTS=${BENCH_RESULTS:-bench/results}
+    DOC=docs/BENCHMARKS.md
+    IMG=docs/img
+    QFLAG=
+    STEP_TIMEOUT=1200
+fi
+mkdir -p "$RESULTS" "$IMG" "$RESULTS/logs"
+export BENCH_QUICK=$QUICK BENCH_RESULTS=$RESULTS METAFL_BUILD=$BUILD
+export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
+
+RUN_JSON=$RESULTS/run.json
+STEPS=()
+T_ALL=$(date +%s)
+
+# step NAME CMD...: runs CMD with a timeout, logs to $RESULTS/logs/NAME.log,
+# and records status and seconds for the report.
+step() {
+    local name=$1
+    shift
+    local t0 t1 rc
+    t0=$(date +%s.%N)
+    echo "== bench: $name: $*"
+    timeout "$STEP_TIMEOUT" "$@" >"$RESULTS/logs/$name.log" 2>&1
+    rc=$?
+    t1=$(date +%s.%N)
+    tail -n 40 "$RESULTS/logs/$name.log"
+    local status=ok
+    [ $rc -eq 124 ] && status=timeout
+    [ $rc -ne 0 ] && [ $rc -ne 124 ] && status="failed (exit $rc)"
+    echo "== bench: $name: $status"
+    local cmd
+    cmd=$(printf '%s ' "$@" | sed 's/"/\\"/g; s/ $//')
+    STEPS+=("{\"name\": \"$name\", \"command\": \"$cmd\", \"status\": \"$status\", \"seconds\": $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')}")
+}
+
+have() { [ -x "$BUILD/bench/$1" ]; }
+
+# Goal 1: accuracy on UCI Heart Disease (seconds; deterministic).
+if have bench_heart; then
+    for mode in flamby personal newsite; do
+        step "heart_$mode" "$BUILD/bench/bench_heart" "$mode" $QFLAG --out "$RESULTS/heart_$mode.json"
+    done
+else
+    echo "== bench: $BUILD/bench/bench_heart missing (make BUILD=$BUILD bench-bins)"
+fi
+
+# Goal 2(a): the wire floor, then the real coordinator + agents in the same run.
+if have bench_rounds_floor; then
+    if [ "$QUICK" = 1 ]; then
+        step rounds_floor "$BUILD/bench/bench_rounds_floor" --params 10000,1000000 --sites 2,4 \
+            --rounds 5 --out "$RESULTS/rounds_floor.json"
+    else
+        step rounds_floor "$BUILD/bench/bench_rounds_floor" --rounds 7 --out "$RESULTS/rounds_floor.json"
+    fi
+fi
+if [ -x bench/rounds_engine.sh ] || [ -f bench/rounds_engine.sh ]; then
+    step rounds_engine bash bench/rounds_engine.sh "$RESULTS/rounds_engine.json"
+fi
+
+# The other engineers' benchmarks (numerics, wire, meta-learning).
+for bin in "$BUILD"/bench/bench_*; do
+    [ -x "$bin" ] || continue
+    name=$(basename "$bin")
+    case $name in
+        bench_heart | bench_rounds_floor | bench_rounds_*) continue ;;
+    esac
+    step "${name#bench_}" "$bin"
+done
+
+T_END=$(date +%s)
+{
+    echo "{"
+    echo "  \"quick\": $QUICK,"
+    echo "  \"build\": \"$BUILD\","
+    echo "  \"total_seconds\": $((T_END - T_ALL)),"
+    echo "  \"date\": \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\","
+    echo "  \"steps\": ["
+    n=${#STEPS[@]}
+    for i in "${!STEPS[@]}"; do
+        sep=,
+        [ "$i" -eq $((n - 1)) ] && sep=
+        echo "    ${STEPS[$i]}$sep"
+    done
+    echo "  ]"
+    echo "}"
+} >"$RUN_JSON"
+
+python3 bench/report.py --results "$RESULTS" --out "$DOC" --img "$IMG"
+echo "== bench: done in $((T_END - T_ALL)) s; report: $DOC"
