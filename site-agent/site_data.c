@@ -2,6 +2,7 @@
  * built-in source), split into training / held-out rows with the config's
  * seed, standardise with the training rows' own statistics, and build the
  * worker. Errors name FILE:LINE (and the column) of the offending cell. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,35 +10,12 @@
 #include "core/log.h"
 #include "data/csv.h"
 #include "data/heart.h"
+#include "data/wdbc.h"
 #include "site_config.h"
 #include "site_worker_internal.h"
 
-/* The built-in sources are plain CSV layouts, described here as schemas so
- * they go through the same checked loader as any hospital's CSV. */
-
-/* Wisconsin Diagnostic Breast Cancer as scikit-learn ships it
- * (breast_cancer.csv): a first line "569,30,malignant,benign", then 30
- * numeric features and the target (0 = malignant, 1 = benign) per row. The
- * positive class here is malignant (what a screening model must catch). */
-static int s_schema_wdbc(mfl_csv_schema_t *s, mfl_csv_column_t *cols)
-{
-    memset(s, 0, sizeof(*s));
-    for (size_t i = 0; i < 30; i++) {
-        memset(&cols[i], 0, sizeof(cols[i]));
-        cols[i].kind = MFL_CSV_NUMERIC;
-    }
-    memset(&cols[30], 0, sizeof(cols[30]));
-    cols[30].name = "malignant";
-    cols[30].kind = MFL_CSV_LABEL;
-    cols[30].label_rule = MFL_CSV_LABEL_EQUAL;
-    cols[30].threshold = 0;
-    s->header = false;
-    s->skip_rows = 1;
-    s->on_missing = MFL_CSV_MISSING_ERROR;
-    s->columns = cols;
-    s->n_columns = 31;
-    return 0;
-}
+/* The built-in sources: WDBC through its own loader (data/wdbc.h), UCI
+ * heart through the CSV loader with FLamby's schema (data/heart.h). */
 
 /* Canonical schema text for the Hello's schema hash: the feature names in
  * order (sites whose loaders produce the same features hash equal, whatever
@@ -63,8 +41,11 @@ mfl_site_worker_t *mfl_site_worker_new(const struct mfl_site_config *cfg, char *
                                        size_t errlen)
 {
     mfl_csv_schema_t schema;
-    mfl_csv_column_t cols[31];
     memset(&schema, 0, sizeof(schema));
+    mfl_csv_stats_t stats;
+    memset(&stats, 0, sizeof(stats));
+    mfl_dataset_t *all = NULL;
+    char *wdbc_names[MFL_WDBC_N_FEATURES];
     switch (cfg->data_kind) {
     case MFL_SITE_DATA_CSV:
         if (!cfg->doc)
@@ -73,7 +54,13 @@ mfl_site_worker_t *mfl_site_worker_new(const struct mfl_site_config *cfg, char *
             return NULL;
         break;
     case MFL_SITE_DATA_WDBC:
-        s_schema_wdbc(&schema, cols);
+        all = mfl_wdbc_load(cfg->data_path, err, errlen);
+        if (!all)
+            return NULL;
+        for (size_t i = 0; i < MFL_WDBC_N_FEATURES; i++)
+            wdbc_names[i] = (char *)mfl_wdbc_feature_name(i);
+        stats.feature_names = wdbc_names; /* borrowed: never cleared below */
+        stats.n_features = MFL_WDBC_N_FEATURES;
         break;
     case MFL_SITE_DATA_HEART:
         /* FLamby's preprocessing of one raw hospital file (data/heart.h). */
@@ -81,23 +68,26 @@ mfl_site_worker_t *mfl_site_worker_new(const struct mfl_site_config *cfg, char *
         schema.owned = NULL; /* static: never freed here */
         break;
     }
-    mfl_csv_stats_t stats;
-    memset(&stats, 0, sizeof(stats));
-    mfl_dataset_t *all = mfl_csv_load(cfg->data_path, &schema, &stats, err, errlen);
-    mfl_csv_schema_clear(&schema);
+    bool owned_stats = cfg->data_kind != MFL_SITE_DATA_WDBC;
     if (!all) {
-        mfl_csv_stats_clear(&stats);
-        return NULL;
+        all = mfl_csv_load(cfg->data_path, &schema, &stats, err, errlen);
+        mfl_csv_schema_clear(&schema);
+        if (!all) {
+            mfl_csv_stats_clear(&stats);
+            return NULL;
+        }
     }
     if (all->n < 2 || all->n_classes < 2) {
         mfl_errf(err, errlen, "%s: %zu usable rows with %zu classes; a site needs at least 2 "
                  "rows and a classification label", cfg->data_path, all->n, all->n_classes);
         mfl_dataset_destroy(&all);
-        mfl_csv_stats_clear(&stats);
+        if (owned_stats)
+            mfl_csv_stats_clear(&stats);
         return NULL;
     }
     char *schema_text = s_schema_text(cfg, &stats);
-    mfl_csv_stats_clear(&stats);
+    if (owned_stats)
+        mfl_csv_stats_clear(&stats);
 
     mfl_dataset_t *train = NULL, *heldout = NULL;
     mfl_rng_t rng;
