@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test metafl has and ends with one line "N passed, M failed".
+# Runs every test metafl has and ends with one line
+# "N passed, M failed, K skipped" (skips name what was absent, e.g. ../shared).
 #   unit        build/tests/test_*        (cmocka; each case counts)
 #   sanitized   build/san/tests/test_*    (the same cases under ASan+UBSan)
 #   fuzz        build/fuzz/bin/fuzz_*     (libFuzzer, FUZZ_SECONDS each; a run counts)
@@ -14,6 +15,7 @@ FILTER=${TEST_FILTER:-.}
 FUZZ_SECONDS=${FUZZ_SECONDS:-10}
 passed=0
 failed=0
+skipped=0
 failures=()
 
 s_fail() { failed=$((failed + $1)); failures+=("$2"); }
@@ -28,7 +30,10 @@ run_unit() {
   local p f
   p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -n 1)
   f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -n 1)
-  p=${p:-0}; f=${f:-0}
+  local k
+  k=$(sed -n 's/^\[  SKIPPED \] \([0-9]*\) test.*/\1/p' "$log" | tail -n 1)
+  p=${p:-0}; f=${f:-0}; k=${k:-0}
+  skipped=$((skipped + k))
   if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
   passed=$((passed + p))
   if [ "$f" -gt 0 ]; then
@@ -36,7 +41,11 @@ run_unit() {
     echo "FAIL $label ($f failed, exit $rc); last lines of $log:"
     tail -n 25 "$log" | sed 's/^/    /'
   else
-    echo "ok   $label ($p cases)"
+    if [ "$k" -gt 0 ]; then
+      echo "ok   $label ($p cases, $k SKIPPED:"; grep -iE 'skip|absent|not found' "$log" | head -n 5 | sed 's/^/       /'; echo "     )"
+    else
+      echo "ok   $label ($p cases)"
+    fi
   fi
 }
 
@@ -92,5 +101,5 @@ echo
 if [ "$failed" -gt 0 ]; then
   echo "failed: ${failures[*]}"
 fi
-echo "$passed passed, $failed failed"
+echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]
