@@ -9,10 +9,14 @@
  * declare it here and add a row to the table. */
 int mfl_cmd_keygen(int argc, char **argv);
 int mfl_cmd_audit(int argc, char **argv);
+int mfl_cmd_status(int argc, char **argv);
+int mfl_cmd_simulate(int argc, char **argv);
 
 const mfl_command_t mfl_commands[] = {
     {"keygen", "create a site's or the coordinator's key pair", mfl_cmd_keygen},
     {"audit", "verify or show a signed, hash-chained audit log", mfl_cmd_audit},
+    {"status", "show the coordinator's round, sites and metrics; pause/resume/abort", mfl_cmd_status},
+    {"simulate", "run a coordinator config with its sites in-process (no sockets)", mfl_cmd_simulate},
     {NULL, NULL, NULL},
 };
 

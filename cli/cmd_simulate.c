@@ -1,0 +1,401 @@
+/* metafl simulate: the coordinator's round engine with every site as an
+ * in-process peer (site_worker.h), no sockets. The same config as the
+ * daemon plus `sites:` (site config files); the same engine, the same
+ * checks, the same checkpoints and metrics, so one config run both ways
+ * ends with the same θ, bit for bit (tests/integration/
+ * test_federated_simulate_matches_daemons.sh). */
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "core/log.h"
+#include "nn/blas.h"
+#include "round_engine.h"
+#include "site_config.h"
+#include "site_worker.h"
+#include "wire/keys.h"
+
+int mfl_cmd_simulate(int argc, char **argv);
+
+typedef struct {
+    mfl_site_config_t cfg;
+    mfl_site_worker_t *worker;
+    mfl_public_key_t pk; /* from the coordinator's allow-list, to verify */
+    bool have_pk;
+} sim_site_t;
+
+typedef struct {
+    size_t site;
+    bool eval;
+    uint8_t *task;       /* packed RoundTask / EvalTask */
+    size_t task_len;
+    float *theta;        /* θ when the task was sent */
+} sim_job_t;
+
+typedef struct {
+    sim_site_t *sites;
+    size_t n_sites;
+    sim_job_t *jobs;
+    size_t n_jobs, cap_jobs, head;
+    mfl_round_engine_t *engine;
+    bool oom;
+} sim_t;
+
+static uint64_t s_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static long s_find(const sim_t *sim, const char *site)
+{
+    for (size_t i = 0; i < sim->n_sites; i++) {
+        if (strcmp(sim->sites[i].cfg.site_id, site) == 0)
+            return (long)i;
+    }
+    return -1;
+}
+
+/* Queues a task: the sink must not call back into the engine, and the
+ * task and θ are only borrowed, so both are copied. */
+static int s_queue(sim_t *sim, const char *site, bool eval, const ProtobufCMessage *msg)
+{
+    long i = s_find(sim, site);
+    if (i < 0)
+        return -1;
+    if (sim->n_jobs == sim->cap_jobs) {
+        size_t cap = sim->cap_jobs ? 2 * sim->cap_jobs : 16;
+        sim_job_t *j = realloc(sim->jobs, cap * sizeof *j);
+        if (!j)
+            return sim->oom = true, -1;
+        sim->jobs = j;
+        sim->cap_jobs = cap;
+    }
+    size_t n = mfl_round_engine_n_state(sim->engine);
+    sim_job_t job = {(size_t)i, eval, NULL, protobuf_c_message_get_packed_size(msg), NULL};
+    job.task = malloc(job.task_len ? job.task_len : 1);
+    job.theta = malloc(n * sizeof(float));
+    if (!job.task || !job.theta) {
+        free(job.task);
+        free(job.theta);
+        return sim->oom = true, -1;
+    }
+    protobuf_c_message_pack(msg, job.task);
+    memcpy(job.theta, mfl_round_engine_theta(sim->engine), n * sizeof(float));
+    sim->jobs[sim->n_jobs++] = job;
+    return 0;
+}
+
+static int s_sink_task(void *ctx, const char *site, const Metafl__RoundTask *task,
+                       const mfl_engine_tensor_t *t, size_t n)
+{
+    (void)t;
+    (void)n;
+    return s_queue(ctx, site, false, &task->base);
+}
+
+static int s_sink_eval(void *ctx, const char *site, const Metafl__EvalTask *task,
+                       const mfl_engine_tensor_t *t, size_t n)
+{
+    (void)t;
+    (void)n;
+    return s_queue(ctx, site, true, &task->base);
+}
+
+/* What the wire server checks before an update reaches the engine: the
+ * site's signature over the header, and the signed hashes against Δ. */
+static int s_verify(const sim_site_t *s, const mfl_site_round_result_t *res,
+                    const Metafl__UpdateHeader *h)
+{
+    if (s->have_pk) {
+        if (res->signature_len != MFL_SITE_SIGNATURE_BYTES ||
+            crypto_sign_verify_detached(res->signature, res->header, res->header_len,
+                                        s->pk.sign_pk) != 0) {
+            mfl_warn("site %s: update signature does not verify against %s.pub",
+                     s->cfg.site_id, s->cfg.site_id);
+            return -1;
+        }
+    }
+    size_t nt = mfl_site_worker_n_tensors(s->worker);
+    if (h->n_tensor_hashes != nt) {
+        mfl_warn("site %s: %zu signed hashes for %zu tensors", s->cfg.site_id,
+                 h->n_tensor_hashes, nt);
+        return -1;
+    }
+    for (size_t i = 0; i < nt; i++) {
+        const mfl_tensor_info_t *ti = mfl_site_worker_tensor(s->worker, i);
+        uint8_t hash[32];
+        crypto_generichash(hash, sizeof hash, (const unsigned char *)(res->delta + ti->offset),
+                           ti->count * sizeof(float), NULL, 0);
+        if (h->tensor_hashes[i].len != 32 || memcmp(hash, h->tensor_hashes[i].data, 32) != 0) {
+            mfl_warn("site %s: tensor %zu does not match its signed hash", s->cfg.site_id, i);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void s_run_round_job(sim_t *sim, const sim_job_t *job)
+{
+    sim_site_t *s = &sim->sites[job->site];
+    char err[512];
+    Metafl__RoundTask *task = metafl__round_task__unpack(NULL, job->task_len, job->task);
+    if (!task)
+        return;
+    mfl_site_round_result_t res;
+    if (mfl_site_worker_round(s->worker, task, job->theta,
+                              mfl_round_engine_n_state(sim->engine), &res, err, sizeof err) < 0) {
+        mfl_warn("site %s: round %u failed: %s", s->cfg.site_id, task->round, err);
+        metafl__round_task__free_unpacked(task, NULL);
+        return;
+    }
+    metafl__round_task__free_unpacked(task, NULL);
+    Metafl__UpdateHeader *h = metafl__update_header__unpack(NULL, res.header_len, res.header);
+    if (!h || s_verify(s, &res, h) < 0) {
+        if (h)
+            metafl__update_header__free_unpacked(h, NULL);
+        return;
+    }
+    size_t nt = mfl_site_worker_n_tensors(s->worker);
+    mfl_engine_tensor_t *views = calloc(nt ? nt : 1, sizeof *views);
+    uint64_t *shapes = calloc((nt ? nt : 1) * MFL_TENSOR_MAX_DIMS, sizeof *shapes);
+    if (views && shapes) {
+        for (size_t i = 0; i < nt; i++) {
+            const mfl_tensor_info_t *ti = mfl_site_worker_tensor(s->worker, i);
+            for (size_t d = 0; d < ti->ndim; d++)
+                shapes[i * MFL_TENSOR_MAX_DIMS + d] = ti->shape[d];
+            views[i] = (mfl_engine_tensor_t){ti->name, ti->ndim, shapes + i * MFL_TENSOR_MAX_DIMS,
+                                             ti->count, res.delta + ti->offset};
+        }
+        mfl_round_engine_update(sim->engine, s->cfg.site_id, h, views, nt, res.header,
+                                res.header_len, res.signature, res.signature_len, s_now_ms());
+    } else {
+        sim->oom = true;
+    }
+    free(views);
+    free(shapes);
+    metafl__update_header__free_unpacked(h, NULL);
+}
+
+static void s_run_eval_job(sim_t *sim, const sim_job_t *job)
+{
+    sim_site_t *s = &sim->sites[job->site];
+    char err[512];
+    Metafl__EvalTask *task = metafl__eval_task__unpack(NULL, job->task_len, job->task);
+    if (!task)
+        return;
+    mfl_site_eval_result_t res;
+    if (mfl_site_worker_eval(s->worker, task, job->theta, mfl_round_engine_n_state(sim->engine),
+                             &res, err, sizeof err) < 0) {
+        mfl_warn("site %s: evaluation failed: %s", s->cfg.site_id, err);
+    } else {
+        Metafl__EvalReport report;
+        metafl__eval_report__init(&report);
+        mfl_site_worker_fill_report(s->worker, task, &res, &report);
+        mfl_round_engine_eval_report(sim->engine, s->cfg.site_id, &report, s_now_ms());
+    }
+    metafl__eval_task__free_unpacked(task, NULL);
+}
+
+static void s_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: metafl simulate --config COORDINATOR.yaml [--run-dir DIR] [--threads N]\n"
+            "                       [--log-level LEVEL]\n\n"
+            "Runs the coordinator's rounds with every site of the config's `sites:` list\n"
+            "in this process (no sockets, same round engine, same checks). One JSON line\n"
+            "per round goes to the metrics file; checkpoints to the checkpoint dir.\n\n"
+            "  --config FILE   coordinator config with a `sites:` list of site configs\n"
+            "  --run-dir DIR   put checkpoints, metrics, audit log and status under DIR\n"
+            "                  (instead of the config's), e.g. to compare with a daemon run\n"
+            "  --threads N     OpenBLAS threads (default 1)\n"
+            "  --log-level L   debug, info (default), warn, error\n");
+}
+
+static int s_override_run_dir(mfl_coord_config_t *c, const char *dir)
+{
+    int bad = 0;
+    bad |= snprintf(c->run_dir, sizeof c->run_dir, "%s", dir) >= (int)sizeof c->run_dir;
+    bad |= snprintf(c->checkpoint_dir, sizeof c->checkpoint_dir, "%s/checkpoints", dir) >=
+           (int)sizeof c->checkpoint_dir;
+    bad |= snprintf(c->metrics_file, sizeof c->metrics_file, "%s/metrics.jsonl", dir) >=
+           (int)sizeof c->metrics_file;
+    bad |= snprintf(c->status_file, sizeof c->status_file, "%s/status.json", dir) >=
+           (int)sizeof c->status_file;
+    bad |= snprintf(c->audit_log, sizeof c->audit_log, "%s/audit.log", dir) >=
+           (int)sizeof c->audit_log;
+    return bad ? -1 : 0;
+}
+
+static int s_open_sites(sim_t *sim, const mfl_coord_config_t *config)
+{
+    char err[1024];
+    for (size_t i = 0; i < config->n_sites; i++) {
+        sim_site_t *s = &sim->sites[i];
+        if (mfl_site_config_load(config->sites[i], &s->cfg, err, sizeof err) < 0) {
+            mfl_error("%s", err);
+            return -1;
+        }
+        sim->n_sites = i + 1;
+        s->worker = mfl_site_worker_new(&s->cfg, err, sizeof err);
+        if (!s->worker) {
+            mfl_error("site %s: %s", s->cfg.site_id, err);
+            return -1;
+        }
+        mfl_identity_t *id = mfl_identity_load(s->cfg.key_file, err, sizeof err);
+        if (id) {
+            if (mfl_site_worker_set_signing_key(s->worker, mfl_identity_sign_sk(id)) < 0) {
+                mfl_identity_destroy(&id);
+                mfl_error("site %s: out of secure memory", s->cfg.site_id);
+                return -1;
+            }
+            mfl_identity_destroy(&id);
+        } else {
+            mfl_warn("site %s: no signing key (%s); its updates are unsigned", s->cfg.site_id,
+                     err);
+        }
+        char pub[MFL_COORD_PATH_MAX + 80];
+        snprintf(pub, sizeof pub, "%s/%s.pub", config->allow_dir, s->cfg.site_id);
+        s->have_pk = config->allow_dir[0] && mfl_public_key_load(pub, &s->pk, err, sizeof err) == 0;
+        if (!s->have_pk)
+            mfl_warn("site %s: not in the allow-list (%s): signatures not checked",
+                     s->cfg.site_id, pub);
+    }
+    return 0;
+}
+
+int mfl_cmd_simulate(int argc, char **argv)
+{
+    const char *config_path = NULL, *run_dir = NULL;
+    int threads = 1;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            s_usage(stdout);
+            return 0;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "metafl simulate: '%s' needs a value or is unknown\n", argv[i]);
+            return 2;
+        }
+        if (strcmp(argv[i], "--config") == 0) {
+            config_path = argv[++i];
+        } else if (strcmp(argv[i], "--run-dir") == 0) {
+            run_dir = argv[++i];
+        } else if (strcmp(argv[i], "--threads") == 0) {
+            threads = atoi(argv[++i]);
+            if (threads < 1 || threads > 256) {
+                fprintf(stderr, "metafl simulate: --threads must be 1..256\n");
+                return 2;
+            }
+        } else if (strcmp(argv[i], "--log-level") == 0) {
+            mfl_log_level_t level;
+            if (mfl_log_level_parse(argv[++i], &level) < 0) {
+                fprintf(stderr, "metafl simulate: bad --log-level '%s'\n", argv[i]);
+                return 2;
+            }
+            mfl_log_set_level(level);
+        } else {
+            fprintf(stderr, "metafl simulate: unknown option '%s'\n", argv[i]);
+            return 2;
+        }
+    }
+    if (!config_path) {
+        s_usage(stderr);
+        return 2;
+    }
+    mfl_log_set_program("simulate");
+    mfl_blas_set_threads(threads);
+    char err[1024];
+    static mfl_coord_config_t config; /* large: keep it off the stack */
+    if (mfl_coord_config_load(config_path, &config, err, sizeof err) < 0) {
+        mfl_error("%s", err);
+        return 1;
+    }
+    if (run_dir && s_override_run_dir(&config, run_dir) < 0) {
+        mfl_error("--run-dir: path too long");
+        return 1;
+    }
+    if (config.n_sites == 0) {
+        mfl_error("%s: simulate needs a `sites:` list of site config files", config.file);
+        return 1;
+    }
+    int status = 1;
+    sim_t sim;
+    memset(&sim, 0, sizeof sim);
+    mfl_identity_t *coord_id = NULL;
+    sim.sites = calloc(config.n_sites, sizeof *sim.sites);
+    if (!sim.sites || s_open_sites(&sim, &config) < 0)
+        goto out_free;
+    if (config.key_file[0])
+        coord_id = mfl_identity_load(config.key_file, err, sizeof err);
+    if (!coord_id && config.audit_log[0])
+        mfl_warn("no coordinator key (%s): no audit log in simulate", err);
+    mfl_engine_sink_t sink = {&sim, s_sink_task, s_sink_eval, NULL, NULL, NULL, NULL};
+    sim.engine = mfl_round_engine_new(&config, &sink,
+                                      coord_id ? mfl_identity_name(coord_id) : NULL,
+                                      coord_id ? mfl_identity_sign_sk(coord_id) : NULL, err,
+                                      sizeof err);
+    if (!sim.engine) {
+        mfl_error("%s", err);
+        goto out_free;
+    }
+    for (size_t i = 0; i < sim.n_sites; i++)
+        mfl_round_engine_site_hello(sim.engine, sim.sites[i].cfg.site_id,
+                                    mfl_site_worker_n_train(sim.sites[i].worker), s_now_ms());
+    for (;;) {
+        /* In simulate every site is always alive. */
+        for (size_t i = 0; i < sim.n_sites; i++)
+            mfl_round_engine_site_seen(sim.engine, sim.sites[i].cfg.site_id, s_now_ms());
+        mfl_round_engine_tick(sim.engine, s_now_ms());
+        mfl_engine_phase_t ph = mfl_round_engine_phase(sim.engine);
+        if (sim.oom || ph == MFL_ENGINE_DONE || ph == MFL_ENGINE_FAILED)
+            break;
+        if (sim.head < sim.n_jobs) {
+            sim_job_t job = sim.jobs[sim.head++];
+            if (job.eval)
+                s_run_eval_job(&sim, &job);
+            else
+                s_run_round_job(&sim, &job);
+            free(job.task);
+            free(job.theta);
+            if (sim.head == sim.n_jobs)
+                sim.head = sim.n_jobs = 0;
+        } else {
+            usleep(5000); /* a site failed: the deadline decides */
+        }
+    }
+    if (sim.oom)
+        mfl_error("out of memory");
+    else if (mfl_round_engine_phase(sim.engine) == MFL_ENGINE_DONE)
+        status = 0;
+    {
+        uint8_t hash[32];
+        char hex[65];
+        crypto_generichash(hash, sizeof hash,
+                           (const unsigned char *)mfl_round_engine_theta(sim.engine),
+                           mfl_round_engine_n_state(sim.engine) * sizeof(float), NULL, 0);
+        for (int i = 0; i < 32; i++)
+            snprintf(hex + 2 * i, 3, "%02x", hash[i]);
+        printf("simulate: %u rounds done, final theta blake2b %s\n",
+               mfl_round_engine_rounds_done(sim.engine), hex);
+    }
+out_free:
+    for (size_t i = sim.head; i < sim.n_jobs; i++) {
+        free(sim.jobs[i].task);
+        free(sim.jobs[i].theta);
+    }
+    free(sim.jobs);
+    mfl_round_engine_destroy(&sim.engine);
+    mfl_identity_destroy(&coord_id);
+    for (size_t i = 0; i < sim.n_sites; i++) {
+        mfl_site_worker_destroy(&sim.sites[i].worker);
+        mfl_site_config_clear(&sim.sites[i].cfg);
+    }
+    free(sim.sites);
+    return status;
+}
