@@ -8,6 +8,8 @@
 /* Add a subcommand: write cli/cmd_NAME.c with `int mfl_cmd_NAME(int, char **)`,
  * declare it here and add a row to the table. */
 int mfl_cmd_keygen(int argc, char **argv);
+int mfl_cmd_train(int argc, char **argv);
+int mfl_cmd_eval(int argc, char **argv);
 int mfl_cmd_audit(int argc, char **argv);
 int mfl_cmd_status(int argc, char **argv);
 int mfl_cmd_simulate(int argc, char **argv);
@@ -17,6 +19,8 @@ const mfl_command_t mfl_commands[] = {
     {"audit", "verify or show a signed, hash-chained audit log", mfl_cmd_audit},
     {"status", "show the coordinator's round, sites and metrics; pause/resume/abort", mfl_cmd_status},
     {"simulate", "run a coordinator config with its sites in-process (no sockets)", mfl_cmd_simulate},
+    {"train", "meta-train an experiment offline (sinusoid, Fashion-MNIST, heart)", mfl_cmd_train},
+    {"eval", "adapt saved parameters on held-out tasks and score them", mfl_cmd_eval},
     {NULL, NULL, NULL},
 };
 
