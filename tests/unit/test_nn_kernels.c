@@ -42,10 +42,9 @@ static double s_px(const float *img, size_t h, size_t w, size_t ci, long yy, lon
     return img[(ci * h + (size_t)yy) * w + (size_t)xx];
 }
 
-static void test_conv3_forward_and_backward_match_naive(void **state)
+static void s_conv_check(size_t H, size_t W)
 {
-    (void)state;
-    const size_t B = 2, C = 3, H = 7, W = 5, F = 4, HW = H * W;
+    const size_t B = 2, C = 3, F = 4, HW = H * W;
     mfl_rng_t r;
     mfl_rng_seed(&r, 7, 0);
     float *x = s_randn(&r, B * C * HW), *k = s_randn(&r, F * C * 9), *bias = s_randn(&r, F);
@@ -99,6 +98,17 @@ static void test_conv3_forward_and_backward_match_naive(void **state)
 
     free(x); free(k); free(bias); free(dy); free(y); free(dk); free(db); free(dx);
     free(cols); free(dcols); free(ry); free(rdk); free(rdb); free(rdx);
+}
+
+/* Odd, tiny and degenerate (1-pixel) images exercise the padding edges. */
+static void test_conv3_forward_and_backward_match_naive(void **state)
+{
+    (void)state;
+    s_conv_check(7, 5);
+    s_conv_check(2, 3);
+    s_conv_check(1, 1);
+    s_conv_check(1, 4);
+    s_conv_check(28, 28);
 }
 
 static void test_dense_matches_naive(void **state)
