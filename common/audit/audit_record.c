@@ -44,7 +44,7 @@ void mfl_audit_record_init(mfl_audit_record_t *rec, mfl_audit_kind_t kind, uint6
 
 void mfl_audit_delta_hash(const float *delta, size_t n, uint8_t out[32])
 {
-#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "hashes floats as raw bytes: needs a little-endian host"
 #endif
     crypto_generichash(out, 32, (const unsigned char *)delta, n * sizeof(float), NULL, 0);

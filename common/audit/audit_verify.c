@@ -156,7 +156,7 @@ static int s_check_site(s_keys_t *keys, const mfl_audit_record_t *rec, char *why
         goto out;
     }
     if (rec->nonce_len &&
-        (h->nonce.len != rec->nonce_len || memcmp(h->nonce.data, rec->nonce, rec->nonce_len))) {
+        (h->nonce.len != rec->nonce_len || memcmp(h->nonce.data, rec->nonce, rec->nonce_len) != 0)) {
         mfl_errf(why, wl, "site signed a different nonce");
         goto out;
     }

@@ -16,7 +16,7 @@
 #include "core/log.h"
 #include "nn/optim.h"
 
-#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "checkpoint.c writes floats as raw bytes and needs a little-endian host"
 #endif
 
@@ -271,11 +271,10 @@ int mfl_checkpoint_save_dir(const char *dir, const mfl_checkpoint_t *ck, char *p
     if (mfl_checkpoint_save(path, ck, err, errlen) != 0)
         return -1;
     if (path_out && path_len) {
-        if (strlen(path) >= path_len) {
+        if ((size_t)snprintf(path_out, path_len, "%s", path) >= path_len) {
             mfl_errf(err, errlen, "%s: path does not fit the caller's buffer", path);
             return -1;
         }
-        strcpy(path_out, path);
     }
     return 0;
 }
@@ -329,7 +328,8 @@ static int s_list(const char *dir, s_entry_t **out, size_t *count, char *err, si
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
         uint64_t round;
-        if (s_parse_name(e->d_name, &round) != 0 || strlen(e->d_name) >= sizeof v->name)
+        size_t name_len = strlen(e->d_name);
+        if (s_parse_name(e->d_name, &round) != 0 || name_len >= sizeof v->name)
             continue;
         if (n == cap) {
             size_t ncap = cap ? 2 * cap : 16;
@@ -344,7 +344,7 @@ static int s_list(const char *dir, s_entry_t **out, size_t *count, char *err, si
             cap = ncap;
         }
         v[n].round = round;
-        strcpy(v[n].name, e->d_name);
+        memcpy(v[n].name, e->d_name, name_len + 1);
         n++;
     }
     closedir(d);
