@@ -460,19 +460,19 @@ void mfl_model_backward(mfl_model_t *self, const float *theta, const float *dout
         const s_layer_t *l = &self->layers[i];
         const float *in = s_input(self, i);
         float *dst = i == 0 ? dx : gx; /* the first layer writes the caller's dx */
+        float *gw = grad ? grad + l->w_off : NULL, *gb = grad ? grad + l->b_off : NULL;
         switch (l->kind) {
         case S_DENSE:
-            mfl_nn_dense_backward(in, batch, l->in_size, theta + l->w_off, l->oc, gy,
-                                  grad + l->w_off, grad + l->b_off, dst, 0);
+            mfl_nn_dense_backward(in, batch, l->in_size, theta + l->w_off, l->oc, gy, gw, gb,
+                                  dst, 0);
             break;
         case S_CONV:
-            mfl_nn_conv3_backward(in, batch, l->c, l->h, l->w, theta + l->w_off, l->oc, gy,
-                                  grad + l->w_off, grad + l->b_off, dst, 0, self->cols,
-                                  self->dcols);
+            mfl_nn_conv3_backward(in, batch, l->c, l->h, l->w, theta + l->w_off, l->oc, gy, gw,
+                                  gb, dst, 0, self->cols, self->dcols);
             break;
         case S_NORM:
             mfl_nn_norm_backward(l->xh, l->r, batch, l->c, l->h * l->w, theta + l->w_off, gy,
-                                 grad + l->w_off, grad + l->b_off, dst);
+                                 gw, gb, dst);
             break;
         case S_RELU:
             if (dst)

@@ -69,8 +69,8 @@ int mfl_model_forward(mfl_model_t *self, const float *theta, const float *x, siz
                       float *out);
 
 /* Backward pass for the most recent forward: given dL/dout, ADDS dL/dθ into
- * `grad` (so callers zero it, or accumulate across batches) and, if `dx` is
- * not NULL, writes dL/dx. */
+ * `grad` (so callers zero it, or accumulate across batches; NULL when only
+ * dx is wanted) and, if `dx` is not NULL, writes dL/dx. */
 void mfl_model_backward(mfl_model_t *self, const float *theta, const float *dout, float *grad,
                         float *dx);
 

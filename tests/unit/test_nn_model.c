@@ -172,6 +172,12 @@ static void test_input_gradient(void **state)
     double e = s_norm_err(fd, dx, ni);
     print_message("  dL/dx cnn4 normalised error %.2e\n", e);
     assert_true(e < KINK_TOL);
+    /* grad may be NULL when only dx is wanted; dx is unchanged. */
+    float *dx2 = calloc(ni, sizeof(float));
+    assert_int_equal(mfl_model_forward(f.m, f.theta, f.x, 2, out), 0);
+    mfl_model_backward(f.m, f.theta, dout, NULL, dx2);
+    assert_memory_equal(dx, dx2, ni * sizeof(float));
+    free(dx2);
     free(out);
     free(dout);
     free(dx);
