@@ -76,10 +76,12 @@ fi
 # Goal 2(a): the wire floor, then the real coordinator + agents in the same run.
 if have bench_rounds_floor; then
     if [ "$QUICK" = 1 ]; then
-        step rounds_floor "$BUILD/bench/bench_rounds_floor" --params 10000,1000000 --sites 2,4 \
+        step rounds_floor "$BUILD/bench/bench_rounds_floor" --params 10012,999987 --sites 2,4 \
             --rounds 5 --out "$RESULTS/rounds_floor.json"
     else
-        step rounds_floor "$BUILD/bench/bench_rounds_floor" --rounds 7 --out "$RESULTS/rounds_floor.json"
+        # the exact P of the daemons' MLPs (bench/rounds_engine.sh): same bytes
+        step rounds_floor "$BUILD/bench/bench_rounds_floor" --params 10012,999987,9999992 \
+            --rounds 7 --out "$RESULTS/rounds_floor.json"
     fi
 fi
 if [ -x bench/rounds_engine.sh ] || [ -f bench/rounds_engine.sh ]; then

@@ -1,0 +1,256 @@
+#!/usr/bin/env bash
+# Round time of the REAL daemons (issue 6, goals 2a-2c): one
+# metafl-coordinator and N metafl-site-agent processes on loopback over
+# CurveZMQ, keys from `metafl keygen`, allow-listed, signed updates,
+# checkpoints and audit log on: the production path, nothing mocked.
+#
+#   bash bench/rounds_engine.sh OUT.json
+#   env: METAFL_BUILD (build dir, default build), BENCH_QUICK=1 (subset),
+#        ROUNDS_P (e.g. "10000 1000000"), ROUNDS_N (e.g. "2 4"), ROUNDS_R (rounds)
+#
+# Model: mlp:32-H-2 (softmax CE), P = 35H + 2: H = 286 → 10,012;
+# 28,571 → 999,987 (Flower's 1M model); 285,714 → 9,999,992.
+#
+# "No local training": the daemons have no switch to skip training, so each
+# site runs the smallest real step: FedAvg, one full-batch SGD step on its 4
+# training rows. Its cost is counted in the round (stated in the report).
+# "With training" (2b): 200 training rows per site, one local epoch, batch
+# 32, FedAvg; MLP 32-64-2 (2,242 params) and 32-28571-2 (999,987).
+#
+# Round time: the coordinator's metrics line "seconds" (round open → close:
+# θ out, local step, Δ back, checks, aggregation, server step, atomic
+# checkpoint, audit record), median over the rounds after the first.
+# Peak RSS: VmHWM of the coordinator process, polled until it exits.
+set -u
+OUT=${1:?usage: rounds_engine.sh OUT.json}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+BUILD=${METAFL_BUILD:-build}
+BIN=$BUILD/bin
+QUICK=${BENCH_QUICK:-0}
+if [ "$QUICK" = 1 ]; then
+    PS=${ROUNDS_P:-"10000 1000000"}
+    NS=${ROUNDS_N:-"2 4"}
+    R=${ROUNDS_R:-4}
+    TRAIN_NS=${ROUNDS_TRAIN_N:-"4"}
+else
+    PS=${ROUNDS_P:-"10000 1000000 10000000"}
+    NS=${ROUNDS_N:-"2 4 8"}
+    R=${ROUNDS_R:-6}
+    TRAIN_NS=${ROUNDS_TRAIN_N:-"4 8"}
+fi
+for b in metafl metafl-coordinator metafl-site-agent; do
+    if [ ! -x "$BIN/$b" ]; then
+        printf '{"bench": "rounds_engine", "_error": "%s missing (make BUILD=%s all)"}\n' \
+            "$BIN/$b" "$BUILD" >"$OUT"
+        echo "rounds_engine: $BIN/$b missing" >&2
+        exit 1
+    fi
+done
+WORK=$(mktemp -d /tmp/metafl-bench-rounds.XXXXXX)
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+    wait 2>/dev/null
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+MAXN=1
+for n in $NS $TRAIN_NS; do [ "$n" -gt "$MAXN" ] && MAXN=$n; done
+mkdir -p "$WORK/keys/allow"
+"$BIN/metafl" keygen coordinator --dir "$WORK/keys" >/dev/null || exit 1
+for i in $(seq 1 "$MAXN"); do
+    s=$(printf 'site%02d' "$i")
+    "$BIN/metafl" keygen "$s" --dir "$WORK/keys" >/dev/null || exit 1
+    cp "$WORK/keys/$s.pub" "$WORK/keys/allow/"
+done
+
+# Synthetic tables (32 features, binary label), one per site and size.
+python3 - "$WORK" "$MAXN" <<'EOF'
+import random, sys
+work, maxn = sys.argv[1], int(sys.argv[2])
+for i in range(1, maxn + 1):
+    for tag, rows in (("tiny", 8), ("train", 250)):
+        rnd = random.Random(1000 * i + rows)
+        with open(f"{work}/site{i:02d}-{tag}.csv", "w") as f:
+            f.write(",".join(f"f{j}" for j in range(32)) + ",y\n")
+            for r in range(rows):
+                y = r % 2
+                xs = [rnd.gauss(0.5 * y, 1.0) for _ in range(32)]
+                f.write(",".join(f"{x:.5f}" for x in xs) + f",{y}\n")
+EOF
+
+hidden_for() { # P -> H with 35H + 2 ≈ P
+    echo $(( ($1 - 2 + 17) / 35 ))
+}
+
+site_yaml() { # name tag train_fraction endpoint
+    local s=$1 tag=$2 frac=$3 ep=$4
+    {
+        echo "site:"
+        echo "  id: $s"
+        echo "  key_file: $WORK/keys/$s.key"
+        echo "coordinator:"
+        echo "  endpoint: $ep"
+        echo "  public_key: $WORK/keys/coordinator.pub"
+        echo "data:"
+        echo "  source: csv"
+        echo "  path: $WORK/$s-$tag.csv"
+        echo "  train_fraction: $frac"
+        echo "  split_seed: 1"
+        echo "  standardize: none"
+        echo "  schema:"
+        echo "    header: true"
+        echo "    columns:"
+        for j in $(seq 0 31); do echo "      - f$j"; done
+        echo "      - {name: y, kind: label, rule: class, n_classes: 2}"
+        echo "runtime:"
+        echo "  threads: 1"
+        echo "  log_level: warn"
+        echo "audit:"
+        echo "  log: $WORK/run/$s.audit"
+        echo "limits:"
+        echo "  max_message_bytes: 512M"
+        echo "  max_params: 64M"
+    } >"$WORK/$s.yaml"
+}
+
+coord_yaml() { # spec port rounds n batch epochs run_dir
+    {
+        echo "coordinator:"
+        echo "  listen: tcp://127.0.0.1:$2"
+        echo "  key: $WORK/keys/coordinator.key"
+        echo "  allow_dir: $WORK/keys/allow"
+        echo "  run_dir: $7"
+        echo "model:"
+        echo "  spec: $1"
+        echo "  loss: softmax_ce"
+        echo "algorithm:"
+        echo "  name: fedavg"
+        echo "  inner_lr: 0.01"
+        echo "  batch_size: $5"
+        echo "  local_epochs: $6"
+        echo "rounds:"
+        echo "  count: $3"
+        echo "  min_sites: $4"
+        echo "  wait_for_sites: $4"
+        echo "  deadline_s: 600"
+        echo "eval:"
+        echo "  adapt_steps: 1"
+        echo "  deadline_s: 600"
+        echo "limits:"
+        echo "  max_message_bytes: 512M"
+    } >"$WORK/coordinator.yaml"
+}
+
+ROWS=()
+FAILS=()
+PORT=$(( 20000 + RANDOM % 20000 ))
+
+# one_run LABEL SPEC P N TAG FRAC BATCH EPOCHS TRAINING(0/1)
+one_run() {
+    local label=$1 spec=$2 p=$3 n=$4 tag=$5 frac=$6 batch=$7 epochs=$8 training=$9
+    PORT=$((PORT + 1))
+    local run="$WORK/run-$label"
+    rm -rf "$WORK/run"
+    mkdir -p "$WORK/run"
+    coord_yaml "$spec" "$PORT" "$R" "$n" "$batch" "$epochs" "$run"
+    ${COORD_WRAP:-} "$BIN/metafl-coordinator" --config "$WORK/coordinator.yaml" --log-level warn \
+        >"$WORK/coord-$label.log" 2>&1 &
+    local cpid=$!
+    PIDS+=("$cpid")
+    local apids=()
+    for i in $(seq 1 "$n"); do
+        local s
+        s=$(printf 'site%02d' "$i")
+        site_yaml "$s" "$tag" "$frac" "tcp://127.0.0.1:$PORT"
+        "$BIN/metafl-site-agent" --config "$WORK/$s.yaml" --exit-after-eval \
+            >"$WORK/agent-$label-$s.log" 2>&1 &
+        apids+=($!)
+        PIDS+=($!)
+    done
+    # Poll the coordinator's peak RSS until it exits (bounded).
+    local hwm=0 waited=0 limit=900
+    while kill -0 "$cpid" 2>/dev/null; do
+        local h
+        h=$(awk '/VmHWM/ {print $2}' "/proc/$cpid/status" 2>/dev/null)
+        [ -n "$h" ] && [ "$h" -gt "$hwm" ] && hwm=$h
+        sleep 0.2
+        waited=$((waited + 1))
+        if [ $waited -gt $((limit * 5)) ]; then
+            kill "$cpid" 2>/dev/null
+            FAILS+=("$label: timed out after ${limit}s")
+            break
+        fi
+    done
+    wait "$cpid"
+    local crc=$?
+    for a in "${apids[@]}"; do
+        kill "$a" 2>/dev/null
+        wait "$a" 2>/dev/null
+    done
+    local metrics="$run/metrics.jsonl"
+    if [ $crc -ne 0 ] || [ ! -s "$metrics" ]; then
+        FAILS+=("$label: coordinator exit $crc; $(tail -n 3 "$WORK/coord-$label.log" | tr '"\n' "' ")")
+        echo "rounds_engine: $label failed (exit $crc)" >&2
+        tail -n 5 "$WORK/coord-$label.log" >&2
+        return
+    fi
+    local med
+    med=$(python3 - "$metrics" <<'EOF'
+import json, sys
+secs = []
+for line in open(sys.argv[1]):
+    try:
+        m = json.loads(line)
+    except ValueError:
+        continue
+    if "seconds" in m and m.get("round", 0) >= 2 and "site" not in m:
+        secs.append(m["seconds"])
+secs.sort()
+print(f"{secs[len(secs) // 2] * 1000:.3f} {len(secs)}" if secs else "nan 0")
+EOF
+)
+    set -- $med
+    echo "rounds_engine: $label P=$p N=$n median ${1} ms over $2 rounds, coordinator peak RSS ${hwm} kB"
+    ROWS+=("{\"label\": \"$label\", \"model\": \"$spec\", \"params\": $p, \"sites\": $n, \"training\": $([ "$training" = 1 ] && echo true || echo false), \"median_ms\": $1, \"rounds_timed\": $2, \"coordinator_rss_kb\": $hwm}")
+}
+
+for p in $PS; do
+    h=$(hidden_for "$p")
+    realp=$((35 * h + 2))
+    for n in $NS; do
+        one_run "overhead-P$realp-N$n" "mlp:32-$h-2" "$realp" "$n" tiny 0.5 0 1 0
+    done
+done
+for n in $TRAIN_NS; do
+    one_run "train-small-N$n" "mlp:32-64-2" 2242 "$n" train 0.8 32 1 1
+    one_run "train-1M-N$n" "mlp:32-28571-2" 999987 "$n" train 0.8 32 1 1
+done
+
+{
+    echo "{"
+    echo "  \"bench\": \"rounds_engine\","
+    echo "  \"date\": \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\","
+    echo "  \"command\": \"bash bench/rounds_engine.sh $OUT\","
+    echo "  \"how\": \"real metafl-coordinator + N metafl-site-agent processes, CurveZMQ on loopback, signed updates, checkpoints and audit on; round time = the coordinator's metrics 'seconds' (open to close, millisecond clock), median of rounds 2..$R; 'no training' = one full-batch FedAvg SGD step on 4 rows (the daemons cannot skip local training).\","
+    echo "  \"rounds\": $R,"
+    echo "  \"failures\": ["
+    for i in "${!FAILS[@]}"; do
+        sep=,
+        [ "$i" -eq $((${#FAILS[@]} - 1)) ] && sep=
+        printf '    "%s"%s\n' "$(echo "${FAILS[$i]}" | sed 's/"/'"'"'/g')" "$sep"
+    done
+    echo "  ],"
+    echo "  \"rows\": ["
+    for i in "${!ROWS[@]}"; do
+        sep=,
+        [ "$i" -eq $((${#ROWS[@]} - 1)) ] && sep=
+        echo "    ${ROWS[$i]}$sep"
+    done
+    echo "  ]"
+    echo "}"
+} >"$OUT"
+echo "wrote $OUT"
+[ ${#FAILS[@]} -eq 0 ]
