@@ -98,6 +98,21 @@ void mfl_audit_record_init(mfl_audit_record_t *rec, mfl_audit_kind_t kind, uint6
 void mfl_audit_delta_hash(const float *delta, size_t n, uint8_t out[32]);
 double mfl_audit_l2_norm(const float *delta, size_t n);
 
+/* Fills *rec (zeroing it first) for `kind` from a site's signed update as it
+ * travels on the wire: `header` is the serialized UpdateHeader (borrowed)
+ * and `signature` the site's Ed25519 signature over it. From the decoded
+ * header: round, site, nonce, n, delta_hash (its first tensor hash), norm,
+ * and privacy when applied (clip, sigma, epsilon; q = 1 and steps = 1, as
+ * one site-level Gaussian release per update; delta is left 0 for the
+ * caller to set from the round's privacy settings). The header bytes and
+ * signature are kept, so `verify` can check them against the site's key.
+ * Does not verify the signature (the wire layer does, before accepting).
+ * 0, or -1 with err if the header does not decode, is over
+ * MFL_AUDIT_SIGNED_MAX or has a bad site name or nonce. Thread-safe. */
+int mfl_audit_record_from_update(mfl_audit_record_t *rec, mfl_audit_kind_t kind,
+                                 const uint8_t *header, size_t header_len,
+                                 const uint8_t signature[64], char *err, size_t errlen);
+
 /* ---- writing -------------------------------------------------------- */
 
 typedef struct mfl_audit mfl_audit_t;

@@ -383,6 +383,55 @@ static void test_verify_with_key_files(void **state)
     assert_non_null(strstr(rep.message, "record 1: cannot check writer signature"));
 }
 
+static void test_record_from_signed_update(void **state)
+{
+    (void)state;
+    char path[300], err[512];
+    snprintf(path, sizeof path, "%s/from.audit", s_dir);
+    unlink(path);
+    uint8_t nonce[8] = {1, 2, 3, 4, 5, 6, 7, 8}, dh[32];
+    float delta[4] = {0.5f, -0.5f, 0.25f, 0};
+    mfl_audit_delta_hash(delta, 4, dh);
+    Metafl__PrivacyRecord pr = METAFL__PRIVACY_RECORD__INIT;
+    pr.applied = 1;
+    pr.clip_norm = 2.0;
+    pr.noise_multiplier = 0.9;
+    pr.epsilon_spent = 1.5;
+    Metafl__UpdateHeader h = METAFL__UPDATE_HEADER__INIT;
+    h.round = 7;
+    h.nonce.data = nonce;
+    h.nonce.len = sizeof nonce;
+    h.site = s_ids[2].name;
+    h.n_samples = 89;
+    ProtobufCBinaryData th = {32, dh};
+    h.n_tensor_hashes = 1;
+    h.tensor_hashes = &th;
+    h.privacy = &pr;
+    h.delta_norm = mfl_audit_l2_norm(delta, 4);
+    uint8_t bytes[512], sig[64];
+    size_t n = metafl__update_header__pack(&h, bytes);
+    crypto_sign_detached(sig, NULL, bytes, n, s_ids[2].sk);
+
+    static mfl_audit_record_t rec;
+    assert_int_equal(mfl_audit_record_from_update(&rec, MFL_AUDIT_UPDATE_SENT, bytes, n, sig,
+                                                  err, sizeof err), 0);
+    assert_int_equal(rec.round, 7);
+    assert_string_equal(rec.site, "hospital-b");
+    assert_int_equal(rec.n, 89);
+    assert_true(rec.has_delta_hash && memcmp(rec.delta_hash, dh, 32) == 0);
+    assert_true(rec.norm == h.delta_norm);
+    assert_true(rec.has_privacy && rec.privacy.sigma == 0.9 && rec.privacy.epsilon == 1.5);
+    /* The site keeps its own log of what it sent. */
+    mfl_audit_t *log = mfl_audit_open(path, "hospital-b", s_ids[2].sk, err, sizeof err);
+    assert_int_equal(mfl_audit_append(log, &rec, NULL, err, sizeof err), 0);
+    mfl_audit_destroy(&log);
+    mfl_audit_report_t rep;
+    assert_int_equal(mfl_audit_verify_with(path, s_keys, NULL, &rep), 0);
+    assert_int_equal(rep.n_site_sigs, 1);
+    assert_int_equal(mfl_audit_record_from_update(&rec, MFL_AUDIT_UPDATE_SENT, bytes, 3, sig,
+                                                  err, sizeof err), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -395,6 +444,7 @@ int main(void)
         cmocka_unit_test(test_site_signature_must_match_the_record),
         cmocka_unit_test(test_append_rejects_bad_fields),
         cmocka_unit_test(test_verify_with_key_files),
+        cmocka_unit_test(test_record_from_signed_update),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }
