@@ -9,6 +9,7 @@
 #include "core/log.h"
 #include "nn/blas.h"
 #include "site_config.h"
+#include "site_offline.h"
 
 static volatile sig_atomic_t s_stop = 0;
 
@@ -31,6 +32,9 @@ static void s_usage(FILE *out)
             "  --log-level LEVEL    debug, info, warn or error (overrides runtime.log_level)\n"
             "  --exit-after-eval    exit after the first evaluation report is sent\n"
             "  --max-rounds N       exit after N updates have been sent\n"
+            "  --evaluate CKPT --coordinator-config FILE\n"
+            "                       no network: adapt a published checkpoint (file or\n"
+            "                       directory) on this site's data, print one JSON line\n"
             "  --help               this text\n"
             "  --version            print the version\n\n"
             "Signals: SIGINT / SIGTERM stop the agent cleanly (a Bye is sent).\n");
@@ -39,7 +43,7 @@ static void s_usage(FILE *out)
 int main(int argc, char **argv)
 {
     mfl_log_set_program("site-agent");
-    const char *config_path = NULL, *level_text = NULL;
+    const char *config_path = NULL, *level_text = NULL, *ckpt = NULL, *coord_cfg = NULL;
     int check_only = 0;
     mfl_site_agent_opts_t opts = {0};
     for (int i = 1; i < argc; i++) {
@@ -56,6 +60,10 @@ int main(int argc, char **argv)
             check_only = 1;
         } else if (strcmp(a, "--exit-after-eval") == 0) {
             opts.exit_after_eval = true;
+        } else if (strcmp(a, "--evaluate") == 0 && i + 1 < argc) {
+            ckpt = argv[++i];
+        } else if (strcmp(a, "--coordinator-config") == 0 && i + 1 < argc) {
+            coord_cfg = argv[++i];
         } else if ((strcmp(a, "--config") == 0 || strcmp(a, "--log-level") == 0 ||
                     strcmp(a, "--max-rounds") == 0) && i + 1 < argc) {
             if (strcmp(a, "--config") == 0) {
@@ -78,7 +86,10 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (!config_path) {
+    if (!config_path || (!ckpt) != (!coord_cfg)) {
+        if (config_path)
+            fprintf(stderr, "metafl-site-agent: --evaluate and --coordinator-config go "
+                    "together\n");
         s_usage(stderr);
         return 2;
     }
@@ -95,6 +106,14 @@ int main(int argc, char **argv)
     }
     mfl_log_set_level(level_text ? level : cfg.log_level);
     mfl_blas_set_threads(cfg.threads);
+
+    if (ckpt) {
+        int rc = mfl_site_offline_eval(&cfg, coord_cfg, ckpt, stdout, err, sizeof(err));
+        if (rc < 0)
+            fprintf(stderr, "metafl-site-agent: %s\n", err);
+        mfl_site_config_clear(&cfg);
+        return rc < 0 ? 1 : 0;
+    }
 
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
