@@ -179,9 +179,10 @@ typedef struct {
 
 /* Verifies the whole log: every line's form, seq = 1, 2, ...; the hash
  * chain; each record's hash; each writer signature (key by writer name);
- * and for records holding a site's signed header: the site signature (key
- * by site name) and that the header's round, site, n, Δ hash and norm equal
- * the record's. Stops at the first bad record. Returns 0 (report says
+ * and for records holding a site's signed header (except update_rejected
+ * ones, which may hold a bad update as evidence): the site signature (key
+ * by site name) and that the header's round, site, n, nonce, Δ hash (among
+ * the signed tensor hashes) and norm (1e-4 relative) equal the record's. Stops at the first bad record. Returns 0 (report says
  * "ok: N records, chain intact, all signatures valid") or -1 (report names
  * FILE:LINE: record N and why). Thread-safe. */
 int mfl_audit_verify_with(const char *path, mfl_audit_key_fn *keys, void *keys_arg,

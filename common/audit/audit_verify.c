@@ -270,7 +270,10 @@ int mfl_audit_verify_with(const char *path, mfl_audit_key_fn *key_fn, void *keys
             mfl_errf(why, sizeof why, "writer signature invalid (key '%s')", rec->writer);
             goto bad;
         }
-        if (rec->has_update_sig && rec->signed_header_len > 0) {
+        /* A rejected update may be rejected *because* its signature or
+         * header is bad: keeping it as evidence must not fail the log. */
+        if (rec->has_update_sig && rec->signed_header_len > 0 &&
+            rec->kind != MFL_AUDIT_UPDATE_REJECTED) {
             if (s_check_site(keys, rec, why, sizeof why) != 0)
                 goto bad;
             report->n_site_sigs++;

@@ -333,6 +333,15 @@ static void test_site_signature_must_match_the_record(void **state)
     mfl_audit_report_t rep;
     assert_int_equal(mfl_audit_verify_with(path, s_keys, NULL, &rep), -1);
     assert_non_null(strstr(rep.message, "lie.audit:2: record 2: site signed n = 199, record says 500"));
+    /* The same forged update kept as evidence of a rejection is fine. */
+    unlink(path);
+    log = mfl_audit_open(path, "coord", s_ids[0].sk, err, sizeof err);
+    rec.kind = MFL_AUDIT_UPDATE_REJECTED;
+    strcpy(rec.reason, "bad signature");
+    assert_int_equal(mfl_audit_append(log, &rec, NULL, err, sizeof err), 0);
+    mfl_audit_destroy(&log);
+    assert_int_equal(mfl_audit_verify_with(path, s_keys, NULL, &rep), 0);
+    assert_int_equal(rep.n_site_sigs, 0);
 }
 
 static void test_append_rejects_bad_fields(void **state)
