@@ -407,6 +407,16 @@ static mfl_json_t *s_container(s_parser_t *ps, int depth, int is_object)
             key = s_string(ps, &key_len);
             if (!key)
                 goto out_free;
+            /* Keys are looked up as C strings: a NUL would make one
+             * unreachable (or alias a shorter key). */
+            if (memchr(key, '\0', key_len)) {
+                if (!ps->failed) {
+                    ps->failed = 1;
+                    mfl_errf(ps->err, ps->errlen, "%zu:%zu: NUL character in object key", kline, kcol);
+                }
+                free(key);
+                goto out_free;
+            }
             for (size_t i = 0; i < v->count; i++) {
                 if (v->key_lens[i] == key_len && memcmp(v->keys[i], key, key_len) == 0) {
                     if (!ps->failed) {

@@ -603,6 +603,10 @@ mfl_dataset_t *mfl_csv_parse(const char *text, size_t len, const char *name,
                 x[offset[c]] = (float)v;
             } else if (col->kind == MFL_CSV_CATEGORICAL) {
                 size_t k = (size_t)v;
+                /* A column with no observed level at all (every cell
+                 * missing, imputed) has no one-hot slot to set. */
+                if (k >= info[c].n_levels)
+                    continue;
                 if (col->drop_first) {
                     if (k > 0)
                         x[offset[c] + k - 1] = 1.0f;

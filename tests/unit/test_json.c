@@ -108,6 +108,7 @@ static void test_malformed_inputs_name_line_and_column(void **state)
         { "\"abc", "1:5: unterminated string" },
         { "[1, 2", "1:6: unterminated array" },
         { "// c\n1", "1:1: unexpected character" },
+        { "{\"a\\u0000b\": 1}", "1:2: NUL character in object key" },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char err[256] = "";
