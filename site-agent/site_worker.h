@@ -141,15 +141,17 @@ typedef struct {
 } mfl_site_eval_result_t;
 
 /* Evaluates θ the way a (new) hospital would use it. The support set is
- * the first algorithm.k_shot rows of a seeded stratified shuffle of the
- * training split (all training rows if k_shot is 0 or exceeds them); the
- * query set is the held-out split. "adapted" = adapt_steps steps of
- * adapt_lr from θ (metric methods: prototypes from the support set);
- * "before" = θ scored directly (0 steps); "local_only" = a fresh θ
- * (seed from the task nonce/round and site) trained with
- * max(adapt_steps, 100) steps of adapt_lr on the same support: the
- * hospital's alternative without the consortium. Deterministic given
- * (θ, task, site). Borrowed inputs; 0 or -1 + err. */
+ * the hospital's k labelled cases: the first k rows (k = the site's
+ * eval.support_cases, else algorithm.k_shot; all training rows if 0 or
+ * more than there are) of a shuffle of the training split seeded by the
+ * site id alone, with every class present when k allows; the same k cases
+ * at every evaluation. The query set is the held-out split. "adapted" =
+ * adapt_steps steps of adapt_lr from θ (metric methods: prototypes from
+ * the support set); "before" = θ scored directly (0 steps); "local_only" =
+ * a fresh θ (seeded by the site id) trained with max(adapt_steps,
+ * local_only_steps) steps of adapt_lr on the same support: the hospital's
+ * alternative without the consortium. Deterministic given (θ, task
+ * settings, site). Borrowed inputs; 0 or -1 + err. */
 int mfl_site_worker_eval(mfl_site_worker_t *self, const Metafl__EvalTask *task,
                          const float *theta, size_t n_theta, mfl_site_eval_result_t *out,
                          char *err, size_t errlen);

@@ -64,13 +64,11 @@ static mfl_dataset_t *s_support(const mfl_dataset_t *train, size_t k, mfl_rng_t 
     return s;
 }
 
-static uint64_t s_nonce_seed(const Metafl__EvalTask *task)
-{
-    uint64_t s = task->round;
-    for (size_t i = 0; i < task->nonce.len && i < 8; i++)
-        s = (s << 8) ^ task->nonce.data[i] ^ (s >> 56);
-    return s;
-}
+/* The hospital's k labelled cases are one fixed set (a hospital does not
+ * relabel new patients for every evaluation), and so is its local-only
+ * model's initialisation: both depend on the site id only, so evaluations
+ * of different θ compare like with like, live or offline. */
+#define S_EVAL_SEED 0x6d666c2d6576616cULL /* "mfl-eval" */
 
 int mfl_site_worker_eval(mfl_site_worker_t *self, const Metafl__EvalTask *task,
                          const float *theta, size_t n_theta, mfl_site_eval_result_t *out,
@@ -90,8 +88,7 @@ int mfl_site_worker_eval(mfl_site_worker_t *self, const Metafl__EvalTask *task,
     float lr = task->adapt_lr > 0 ? task->adapt_lr : self->learner_config.inner_lr;
 
     mfl_rng_t rng;
-    uint64_t seed = s_nonce_seed(task);
-    mfl_rng_seed(&rng, seed, mfl_site_worker_stream(self->site, task->round));
+    mfl_rng_seed(&rng, S_EVAL_SEED, mfl_site_worker_stream(self->site, 0));
     /* The hospital's own setting wins: it knows how many labelled cases it has. */
     size_t k = self->opts.eval_support ? self->opts.eval_support
                                        : (task->algorithm ? task->algorithm->k_shot : 0);
