@@ -229,28 +229,19 @@ static int s_audit_update(mfl_site_agent_t *self, const Metafl__RoundTask *task,
     mfl_audit_record_t *rec = malloc(sizeof(*rec));
     if (!rec)
         return mfl_errf(err, errlen, "out of memory"), -1;
-    mfl_audit_record_init(rec, MFL_AUDIT_UPDATE_SENT, task->round, self->cfg->site_id);
-    rec->nonce_len = task->nonce.len < MFL_AUDIT_NONCE_MAX ? task->nonce.len : MFL_AUDIT_NONCE_MAX;
-    memcpy(rec->nonce, task->nonce.data, rec->nonce_len);
-    rec->has_delta_hash = true;
-    mfl_audit_delta_hash(r->delta, r->n_delta, rec->delta_hash);
-    rec->norm = r->delta_norm;
-    rec->n = r->metrics.n_samples;
-    if (task->privacy && task->privacy->enabled) {
-        rec->has_privacy = true;
-        rec->privacy.clip = task->privacy->clip_norm;
-        rec->privacy.sigma = task->privacy->noise_multiplier;
-        rec->privacy.q = 1.0;
-        rec->privacy.steps = 1;
-        rec->privacy.epsilon = 0; /* no site-side accountant yet */
+    if (r->signature_len != 64) {
+        free(rec);
+        return mfl_errf(err, errlen, "update is not signed"), -1;
+    }
+    /* Built from the signed header itself, so the record and what the
+     * coordinator logs describe exactly the bytes that were signed. */
+    if (mfl_audit_record_from_update(rec, MFL_AUDIT_UPDATE_SENT, r->header, r->header_len,
+                                     r->signature, err, errlen)) {
+        free(rec);
+        return -1;
+    }
+    if (rec->has_privacy && task->privacy)
         rec->privacy.delta = task->privacy->target_delta;
-    }
-    if (r->signature_len == 64 && r->header_len <= MFL_AUDIT_SIGNED_MAX) {
-        rec->has_update_sig = true;
-        memcpy(rec->update_sig, r->signature, 64);
-        memcpy(rec->signed_header, r->header, r->header_len);
-        rec->signed_header_len = r->header_len;
-    }
     int rc = mfl_audit_append(self->audit, rec, NULL, err, errlen);
     free(rec);
     return rc;
