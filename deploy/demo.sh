@@ -331,7 +331,18 @@ for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
 for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
 PIDS=()
 
-# ---- 6. the table and report.json ------------------------------------------------
+# ---- 6. audit ---------------------------------------------------------------
+say "audit: every hospital's signed, hash-chained log of what left it (metafl audit verify)"
+for s in "${TRAIN_SITES[@]}"; do
+  printf '    %-11s ' "$s"
+  "$BIN/metafl" audit verify "$DEMO/run/$s.audit" --keys "$DEMO/keys" ||
+    die "the audit log of $s does not verify"
+done
+printf '    %-11s ' coordinator
+"$BIN/metafl" audit verify "$DEMO/run/coordinator.audit" --keys "$DEMO/keys" ||
+  echo "    (the coordinator's log did not verify: see docs/DEMO.md, known issues)"
+
+# ---- 7. the table and report.json ------------------------------------------------
 say "results: each hospital's held-out patients (adapted on $K labelled cases)"
 { grep -h '"event":"eval"' "$METRICS"; grep -h '"event":"eval"' "$JOIN_METRICS"; } |
 awk -v hospitals="$HOSPITALS" -v report="$DEMO/report.json" -v rounds="$ROUNDS" -v k="$K" '
