@@ -195,6 +195,9 @@ mfl_server_t *mfl_server_new(const char *endpoint, const mfl_identity_t *identit
         zmq_setsockopt(self->router, ZMQ_CURVE_PUBLICKEY, pub->curve_pk_z85, 41) != 0 ||
         zmq_setsockopt(self->router, ZMQ_ZAP_DOMAIN, S_ZAP_DOMAIN, strlen(S_ZAP_DOMAIN)) != 0 ||
         s_setopt_int(self->router, ZMQ_ROUTER_MANDATORY, 1) != 0 ||
+        /* Per-peer queue of whole messages waiting for recv: bounds what one
+         * authenticated site can make us buffer (see docs/WIRE.md). */
+        s_setopt_int(self->router, ZMQ_RCVHWM, 16) != 0 ||
         s_setopt_int(self->router, ZMQ_LINGER, 0) != 0 ||
         s_setopt_int(self->router, ZMQ_SNDTIMEO, self->opts.send_timeout_ms) != 0 ||
         (hb > 0 && (s_setopt_int(self->router, ZMQ_HEARTBEAT_IVL, hb) != 0 ||

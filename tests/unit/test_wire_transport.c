@@ -394,6 +394,62 @@ static void test_signed_updates_verify_and_replays_are_caught(void **state)
     mfl_client_destroy(&c);
 }
 
+static void test_two_sites_are_routed_by_authenticated_id(void **state)
+{
+    fx_t *fx = *state;
+    mfl_client_t *a = s_client(fx, fx->alice, fx->coord), *b = s_client(fx, fx->bob, fx->coord);
+    char err[512] = "";
+    if (mfl_client_wait_connected(a, T_WAIT, err, sizeof err) != 0 ||
+        mfl_client_wait_connected(b, T_WAIT, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    s_send_hello(a, "alice");
+    s_send_hello(b, "bob");
+    int seen_a = 0, seen_b = 0;
+    for (int i = 0; i < 2; i++) {
+        mfl_msg_t *m = NULL;
+        assert_int_equal(mfl_server_recv(fx->server, T_WAIT, &m, NULL, err, sizeof err),
+                         MFL_RECV_OK);
+        seen_a += strcmp(mfl_msg_site(m), "alice") == 0;
+        seen_b += strcmp(mfl_msg_site(m), "bob") == 0;
+        mfl_msg_destroy(&m);
+    }
+    assert_int_equal(seen_a, 1);
+    assert_int_equal(seen_b, 1);
+    /* each site gets exactly its own message, addressed by site id */
+    const char *sites[2] = {"alice", "bob"};
+    for (int i = 0; i < 2; i++) {
+        Metafl__Welcome w = METAFL__WELCOME__INIT;
+        w.coordinator = (char *)"coordinator";
+        w.run_id = (char *)sites[i];
+        Metafl__Envelope env = METAFL__ENVELOPE__INIT;
+        env.kind = METAFL__MESSAGE_KIND__WELCOME;
+        env.body_case = METAFL__ENVELOPE__BODY_WELCOME;
+        env.welcome = &w;
+        if (mfl_server_send(fx->server, sites[i], &env, NULL, 0, NULL, NULL, err, sizeof err) != 0)
+            fail_msg("%s", err);
+    }
+    mfl_msg_t *m = NULL;
+    assert_int_equal(mfl_client_recv(a, T_WAIT, &m, NULL, err, sizeof err), MFL_RECV_OK);
+    assert_string_equal(mfl_msg_envelope(m)->welcome->run_id, "alice");
+    mfl_msg_destroy(&m);
+    assert_int_equal(mfl_client_recv(b, T_WAIT, &m, NULL, err, sizeof err), MFL_RECV_OK);
+    assert_string_equal(mfl_msg_envelope(m)->welcome->run_id, "bob");
+    mfl_msg_destroy(&m);
+    assert_int_equal(mfl_client_recv(a, 100, &m, NULL, err, sizeof err), MFL_RECV_TIMEOUT);
+    /* an unknown site cannot be addressed */
+    Metafl__Bye bye = METAFL__BYE__INIT;
+    Metafl__Envelope env = METAFL__ENVELOPE__INIT;
+    env.kind = METAFL__MESSAGE_KIND__BYE;
+    env.body_case = METAFL__ENVELOPE__BODY_BYE;
+    env.bye = &bye;
+    assert_int_equal(mfl_server_send(fx->server, "carol", &env, NULL, 0, NULL, NULL, err,
+                                     sizeof err), -1);
+    assert_non_null(strstr(err, "carol"));
+    assert_true(mfl_server_last_seen(fx->server, "bob") > 0);
+    mfl_client_destroy(&a);
+    mfl_client_destroy(&b);
+}
+
 static void s_on_connect(mfl_client_t *client, unsigned n, void *arg)
 {
     (void)client;
@@ -456,6 +512,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_messages_are_rejected_and_service_goes_on,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_signed_updates_verify_and_replays_are_caught, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_two_sites_are_routed_by_authenticated_id, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_reconnect_calls_the_hook_again, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload_admits_a_new_site, setup, teardown),
