@@ -446,7 +446,8 @@ int mfl_experiment_evaluate(const mfl_experiment_t *self, mfl_learner_t *learner
     out->mean.accuracy = regression ? NAN : s_div(sum.acc, sum.n);
     double var = sum.n > 1 ? (sum.acc2 - sum.acc * sum.acc / (double)sum.n) / (double)(sum.n - 1)
                            : NAN;
-    out->accuracy_ci95 = regression ? NAN : 1.96 * sqrt(var > 0 ? var : 0) / sqrt((double)sum.n);
+    /* An interval over 4 hospitals says little: only for sampled tasks. */
+    out->accuracy_ci95 = regression || self->kind == MFL_EXP_SITES ? NAN : 1.96 * sqrt(var > 0 ? var : 0) / sqrt((double)sum.n);
     out->mean.auroc = s_div(sum.auroc, sum.n_auroc);
     out->mean.sensitivity = s_div(sum.sens, sum.n_sens);
     out->mean.specificity = s_div(sum.spec, sum.n_spec);
