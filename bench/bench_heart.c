@@ -10,7 +10,9 @@
  *                        from k = 5 / 10 / 20 labelled cases
  *
  * Options: --data DIR (default ${METAFL_SHARED:-../shared}/data/uci-heart-disease),
- * --out FILE.json, --quick (fewer seeds / draws), --seeds N (from 42).
+ * --out FILE.json, --quick (fewer seeds / draws), --seeds N (from 42),
+ * --loop engine|harness (personal / newsite: the coordinator's round engine,
+ * default, or the harness loop; flamby always uses the harness loop).
  *
  * Every site runs the production site worker (site-agent/site_worker.h:
  * the same code a hospital's agent runs, RoundTask in, Δ out) and the
@@ -24,6 +26,7 @@
 #include <time.h>
 
 #include "heart_data.h"
+#include "heart_engine.h"
 #include "heart_fed.h"
 
 #define S_MAX_SEEDS 16
@@ -34,6 +37,14 @@ typedef struct {
     int quick;
     int n_seeds;
 } s_opts_t;
+
+/* The federated training path of this run: the coordinator's round engine
+ * (default for personal / newsite) or the harness loop (FLamby's rows, which
+ * need per-site update counts and torch's init; or --loop harness). */
+typedef int (*s_train_fn)(const s_fed_spec_t *, mfl_site_worker_t **, size_t, uint64_t,
+                          float **, size_t *, char *, size_t);
+static s_train_fn s_train = s_engine_train;
+static const char *s_engine_desc = S_ENGINE_NAME;
 
 /* max |harness preprocessing − data/heart.h|, or -1 if unchecked/failed */
 static double s_data_check = -1;
@@ -106,7 +117,7 @@ static FILE *s_open_out(const s_opts_t *o, const char *bench, const char *argv0)
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
     fprintf(f, "{\n  \"bench\": \"%s\",\n  \"date\": \"%s\",\n  \"command\": \"%s %s%s\",\n",
             bench, when, argv0, bench, o->quick ? " --quick" : "");
-    fprintf(f, "  \"engine\": \"%s\",\n  \"data_check_max_diff\": %.3g,\n", S_FED_ENGINE,
+    fprintf(f, "  \"engine\": \"%s\",\n  \"data_check_max_diff\": %.3g,\n", s_engine_desc,
             s_data_check);
     fprintf(f, "  \"seeds\": [");
     for (int k = 0; k < o->n_seeds; k++)
@@ -312,8 +323,8 @@ static int s_run_personal(const s_opts_t *o, const s_heart_t *h, const char *arg
                 s_variant_spec(&s_variants[v], s_models[m], &sp);
                 float *theta = NULL;
                 size_t n = 0;
-                if (s_fed_train(&sp, own.workers, S_HEART_SITES, seed, &theta, &n, err,
-                                sizeof err) != 0)
+                if (s_train(&sp, own.workers, S_HEART_SITES, seed, &theta, &n, err, sizeof err) !=
+                    0)
                     goto fail;
                 for (int s = 0; s < S_HEART_SITES; s++)
                     for (int j = 0; j < 2; j++) {
@@ -405,8 +416,8 @@ static int s_run_newsite(const s_opts_t *o, const s_heart_t *h, const char *argv
                     float *theta = NULL;
                     size_t n = 0;
                     int rc = v < S_N_VARIANTS
-                                 ? s_fed_train(&sp, three, S_HEART_SITES - 1, seed, &theta, &n,
-                                               err, sizeof err)
+                                 ? s_train(&sp, three, S_HEART_SITES - 1, seed, &theta, &n, err,
+                                           sizeof err)
                                  : s_fed_init(&sp, seed, &theta, &n, err, sizeof err);
                     if (rc != 0)
                         goto fail;
@@ -483,7 +494,7 @@ fail:
 static void s_usage(void)
 {
     fprintf(stderr, "usage: bench_heart flamby|personal|newsite [--data DIR] [--out FILE]\n"
-                    "                   [--quick] [--seeds N]\n");
+                    "                   [--quick] [--seeds N] [--loop engine|harness]\n");
 }
 
 int main(int argc, char **argv)
@@ -506,7 +517,19 @@ int main(int argc, char **argv)
             o.data_dir = argv[++i];
         else if (strcmp(argv[i], "--out") == 0 && i + 1 < argc)
             o.out = argv[++i];
-        else if (strcmp(argv[i], "--quick") == 0)
+        else if (strcmp(argv[i], "--loop") == 0 && i + 1 < argc) {
+            i++;
+            if (strcmp(argv[i], "engine") == 0) {
+                s_train = s_engine_train;
+                s_engine_desc = S_ENGINE_NAME;
+            } else if (strcmp(argv[i], "harness") == 0) {
+                s_train = s_fed_train;
+                s_engine_desc = S_FED_ENGINE;
+            } else {
+                s_usage();
+                return 2;
+            }
+        } else if (strcmp(argv[i], "--quick") == 0)
             o.quick = 1;
         else if (strcmp(argv[i], "--seeds") == 0 && i + 1 < argc)
             o.n_seeds = atoi(argv[++i]);
@@ -540,8 +563,10 @@ int main(int argc, char **argv)
     else
         printf("data module check: max |harness - data/heart.h| = %.3g\n", diff);
     int rc;
-    if (strcmp(mode, "flamby") == 0)
+    if (strcmp(mode, "flamby") == 0) {
+        s_engine_desc = S_FED_ENGINE; /* see s_train: FLamby's rows need the harness loop */
         rc = s_run_flamby(&o, &h, argv[0]);
+    }
     else if (strcmp(mode, "personal") == 0)
         rc = s_run_personal(&o, &h, argv[0]);
     else if (strcmp(mode, "newsite") == 0)
