@@ -24,7 +24,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 BUILD=${BUILD:-build}
 BIN=$ROOT/$BUILD/bin
-DEMO=$ROOT/build/demo
+DEMO=${DEMO_DIR:-$ROOT/build/demo}
 HOSPITALS=$ROOT/configs/demo/hospitals.tsv
 if [ "${DEMO_QUICK:-0}" = 1 ]; then ROUNDS=${DEMO_ROUNDS:-4}; else ROUNDS=${DEMO_ROUNDS:-30}; fi
 K=${DEMO_K:-20}
