@@ -17,7 +17,6 @@ struct mfl_aggregate {
     size_t count;
     uint64_t weight_q;      /* Σ round(w·2^8) */
     int64_t *sum;           /* n fixed-point sums Σ round(w·Δⱼ·2^F) */
-    int64_t *scratch;       /* n quantised products of the update being added */
 };
 
 static unsigned s_ceil_log2(uint32_t v)
@@ -46,8 +45,7 @@ mfl_aggregate_t *mfl_aggregate_new_fixed(size_t n_params, unsigned frac_bits,
     self->scale = ldexp(1.0, (int)frac_bits);
     self->max_product = ldexp(1.0, room);
     self->sum = calloc(n_params, sizeof *self->sum);
-    self->scratch = malloc(n_params * sizeof *self->scratch);
-    if (!self->sum || !self->scratch) {
+    if (!self->sum) {
         mfl_aggregate_destroy(&self);
         return NULL;
     }
@@ -65,7 +63,6 @@ void mfl_aggregate_destroy(mfl_aggregate_t **self_p)
         return;
     mfl_aggregate_t *self = *self_p;
     free(self->sum);
-    free(self->scratch);
     free(self);
     *self_p = NULL;
 }
@@ -88,28 +85,42 @@ int mfl_aggregate_add(mfl_aggregate_t *self, const float *delta, double weight, 
                  MFL_AGGREGATE_WEIGHT_BITS);
         return -1;
     }
-    /* The effective weight is exactly wq / 2^8; the product is computed in
-     * double from this update alone, so its rounding cannot depend on what
-     * else was added or in what order. Quantise into scratch first: the
-     * update is all or nothing. */
-    double w_eff = ldexp(wq, -MFL_AGGREGATE_WEIGHT_BITS);
+    /* The effective weight is exactly wq / 2^8; each product is computed in
+     * double from this update alone and rounded to nearest (rint, default
+     * rounding mode), so its quantised value cannot depend on what else was
+     * added or in what order. One fused pass: NaN, ±Inf and out-of-bound
+     * values all fail the single comparison (NaN compares false) and add 0;
+     * if any failed, a second pass subtracts exactly what was added (the
+     * quantisation is a pure function of Δⱼ and w), so the update is all or
+     * nothing. */
+    const double w_eff = ldexp(wq, -MFL_AGGREGATE_WEIGHT_BITS);
+    const double scale = self->scale, max = self->max_product;
+    int64_t *restrict sum = self->sum;
+    int bad = 0;
     for (size_t j = 0; j < self->n; j++) {
-        float d = delta[j];
-        if (!isfinite(d)) {
-            mfl_errf(err, errlen, "delta[%zu] is %s", j, isnan(d) ? "NaN" : "infinite");
-            return -1;
-        }
-        double prod = w_eff * (double)d;
-        if (fabs(prod) > self->max_product) {
-            mfl_errf(err, errlen,
-                     "delta[%zu] = %g times weight %g exceeds the aggregation bound %g",
-                     j, (double)d, w_eff, self->max_product);
-            return -1;
-        }
-        self->scratch[j] = llrint(prod * self->scale);
+        double prod = w_eff * (double)delta[j];
+        int ok = fabs(prod) <= max;
+        bad |= !ok;
+        sum[j] += (int64_t)rint(ok ? prod * scale : 0.0);
     }
-    for (size_t j = 0; j < self->n; j++)
-        self->sum[j] += self->scratch[j];
+    if (bad) {
+        size_t first = self->n;
+        for (size_t j = 0; j < self->n; j++) {
+            double prod = w_eff * (double)delta[j];
+            int ok = fabs(prod) <= max;
+            if (!ok && first == self->n)
+                first = j;
+            sum[j] -= (int64_t)rint(ok ? prod * scale : 0.0);
+        }
+        float d = delta[first];
+        if (!isfinite(d))
+            mfl_errf(err, errlen, "delta[%zu] is %s", first, isnan(d) ? "NaN" : "infinite");
+        else
+            mfl_errf(err, errlen,
+                     "delta[%zu] = %g times weight %g exceeds the aggregation bound %g", first,
+                     (double)d, w_eff, max);
+        return -1;
+    }
     self->weight_q += (uint64_t)wq;
     self->count++;
     return 0;
@@ -142,8 +153,9 @@ int mfl_aggregate_mean(const mfl_aggregate_t *self, float *out)
     /* Σ w·Δ = S / 2^F and Σ w = W / 2^8, so mean = S / (W · 2^(F−8)). Both
      * conversions to double are of exact integers: deterministic. */
     double denom = ldexp((double)self->weight_q, (int)self->frac_bits - MFL_AGGREGATE_WEIGHT_BITS);
+    const double inv = 1.0 / denom; /* one rounding more than dividing: ~1e-16 relative */
     for (size_t j = 0; j < self->n; j++)
-        out[j] = (float)((double)self->sum[j] / denom);
+        out[j] = (float)((double)self->sum[j] * inv);
     return 0;
 }
 
