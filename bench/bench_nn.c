@@ -46,11 +46,11 @@ static double s_median(double *v, int n)
 typedef void (*s_fn_t)(void *ctx);
 static double s_time(s_fn_t fn, void *ctx, int max_n, double budget)
 {
-    double samples[MAX_SAMPLES];
+    double samples[MAX_SAMPLES] = {0};
     int n = 0;
     fn(ctx); /* warm-up: caches, BLAS thread start, lazy buffers */
     double start = s_now();
-    while (n < max_n && n < MAX_SAMPLES && (n < 5 || s_now() - start < budget)) {
+    while (n < 5 || (n < max_n && n < MAX_SAMPLES && s_now() - start < budget)) {
         double t0 = s_now();
         fn(ctx);
         samples[n++] = s_now() - t0;

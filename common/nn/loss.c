@@ -71,21 +71,19 @@ static int s_check(const mfl_loss_t *loss, const float *y, size_t batch, size_t 
     return 0;
 }
 
-/* Softmax of one row of logits into p (double for a well-conditioned
- * normaliser); returns log-sum-exp. */
-static double s_softmax_row(const float *z, size_t n, double *p)
+/* log Σ exp(z_j) over one row, shifted by the maximum so nothing
+ * overflows; the maximum itself contributes exactly 1 to the sum. */
+static double s_logsumexp(const float *z, size_t n)
 {
-    double mx = z[0];
+    size_t k = 0;
     for (size_t j = 1; j < n; j++)
-        if (z[j] > mx)
-            mx = z[j];
-    double sum = 0.0;
-    for (size_t j = 0; j < n; j++) {
-        p[j] = exp((double)z[j] - mx);
-        sum += p[j];
-    }
+        if (z[j] > z[k])
+            k = j;
+    const double mx = z[k];
+    double sum = 1.0;
     for (size_t j = 0; j < n; j++)
-        p[j] /= sum;
+        if (j != k)
+            sum += exp((double)z[j] - mx);
     return mx + log(sum);
 }
 
@@ -104,14 +102,7 @@ float mfl_loss_eval(const mfl_loss_t *loss, const float *out, const float *y, si
         for (size_t b = 0; b < batch; b++) {
             const float *z = out + b * n_out;
             size_t t = (size_t)y[b];
-            double mx = z[0];
-            for (size_t j = 1; j < n_out; j++)
-                if (z[j] > mx)
-                    mx = z[j];
-            double sum = 0.0;
-            for (size_t j = 0; j < n_out; j++)
-                sum += exp((double)z[j] - mx);
-            double lse = mx + log(sum);
+            double lse = s_logsumexp(z, n_out);
             total += lse - z[t];
             if (dout)
                 for (size_t j = 0; j < n_out; j++) {
@@ -153,37 +144,19 @@ int mfl_loss_hvp(const mfl_loss_t *loss, const float *out, const float *y, size_
         return -1;
     const double inv_b = 1.0 / (double)batch;
     switch (loss->kind) {
-    case MFL_LOSS_SOFTMAX_CE: {
-        /* H = (diag p − p pᵀ)/B per row: Hr = (p⊙r − p·(p·r))/B. */
-        double pbuf[64];
+    case MFL_LOSS_SOFTMAX_CE:
+        /* H = (diag p − p pᵀ)/B per row: Hr = (p⊙r − p·(p·r))/B, with p
+         * recomputed from log-sum-exp rather than buffered. */
         for (size_t b = 0; b < batch; b++) {
             const float *z = out + b * n_out, *r = rout + b * n_out;
+            const double lse = s_logsumexp(z, n_out);
             double pr = 0.0;
-            if (n_out <= 64) {
-                s_softmax_row(z, n_out, pbuf);
-                for (size_t j = 0; j < n_out; j++)
-                    pr += pbuf[j] * r[j];
-                for (size_t j = 0; j < n_out; j++)
-                    rdout[b * n_out + j] = (float)(pbuf[j] * (r[j] - pr) * inv_b);
-            } else {
-                /* Wide rows: recompute p from log-sum-exp instead of
-                 * buffering it. */
-                double mx = z[0], sum = 0.0;
-                for (size_t j = 1; j < n_out; j++)
-                    if (z[j] > mx)
-                        mx = z[j];
-                for (size_t j = 0; j < n_out; j++)
-                    sum += exp((double)z[j] - mx);
-                double lse = mx + log(sum);
-                for (size_t j = 0; j < n_out; j++)
-                    pr += exp((double)z[j] - lse) * r[j];
-                for (size_t j = 0; j < n_out; j++)
-                    rdout[b * n_out + j] =
-                        (float)(exp((double)z[j] - lse) * (r[j] - pr) * inv_b);
-            }
+            for (size_t j = 0; j < n_out; j++)
+                pr += exp((double)z[j] - lse) * r[j];
+            for (size_t j = 0; j < n_out; j++)
+                rdout[b * n_out + j] = (float)(exp((double)z[j] - lse) * (r[j] - pr) * inv_b);
         }
         return 0;
-    }
     case MFL_LOSS_BCE: {
         const double pw = loss->pos_weight;
         for (size_t b = 0; b < batch; b++) {

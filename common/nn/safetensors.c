@@ -52,7 +52,8 @@ static int s_parse_tensor(const mfl_json_t *v, const char *name, size_t data_len
     for (size_t i = 0; i < mfl_json_array_len(v); i++) {
         const char *key;
         mfl_json_object_at(v, i, &key);
-        if (strcmp(key, "dtype") && strcmp(key, "shape") && strcmp(key, "data_offsets")) {
+        if (strcmp(key, "dtype") != 0 && strcmp(key, "shape") != 0 &&
+            strcmp(key, "data_offsets") != 0) {
             mfl_errf(err, errlen, "%s: tensor '%s': unknown key '%s'", label, name, key);
             return -1;
         }
