@@ -304,26 +304,26 @@ void mfl_nn_norm_rforward(const float *xh, const float *r, size_t batch, size_t 
     const size_t m = c * s;
     for (size_t b = 0; b < batch; b++) {
         const float *xb = xh + b * m;
-        double mrx = 0.0, mxrx = 0.0;
-        if (rx) {
-            const float *rxb = rx + b * m;
-            for (size_t i = 0; i < m; i++) {
-                mrx += rxb[i];
-                mxrx += (double)xb[i] * rxb[i];
+        double srx = 0.0, sxrx = 0.0;
+        if (rx)
+            for (size_t ci = 0; ci < c; ci++) {
+                srx += s_sum(rx + b * m + ci * s, s);
+                sxrx += s_dot(xb + ci * s, rx + b * m + ci * s, s);
             }
-            mrx /= (double)m;
-            mxrx /= (double)m;
-        }
+        const float mrx = (float)(srx / (double)m), mxrx = (float)(sxrx / (double)m);
+        const float rb = r[b];
         /* R{r} = −r²·mean(xh·Rx); R{xh} = r·(Rx − mean Rx − xh·mean(xh·Rx)). */
-        rr[b] = (float)(-(double)r[b] * r[b] * mxrx);
-        for (size_t ci = 0; ci < c; ci++)
+        rr[b] = -rb * rb * mxrx;
+        for (size_t ci = 0; ci < c; ci++) {
+            const size_t o = b * m + ci * s;
+            const float g = gamma[ci], vg = vgamma[ci], vb = vbeta[ci];
             for (size_t p = 0; p < s; p++) {
-                size_t i = b * m + ci * s + p;
-                double rxi = rx ? rx[i] : 0.0;
-                double rh = r[b] * (rxi - mrx - xh[i] * mxrx);
-                rxh[i] = (float)rh;
-                ry[i] = (float)((double)vgamma[ci] * xh[i] + (double)gamma[ci] * rh + vbeta[ci]);
+                const float rxi = rx ? rx[o + p] : 0.0f;
+                const float rh = rb * (rxi - mrx - xh[o + p] * mxrx);
+                rxh[o + p] = rh;
+                ry[o + p] = vg * xh[o + p] + g * rh + vb;
             }
+        }
     }
 }
 
@@ -334,36 +334,36 @@ void mfl_nn_norm_rbackward(const float *xh, const float *r, const float *rxh, co
 {
     const size_t m = c * s;
     for (size_t b = 0; b < batch; b++) {
-        const size_t o = b * m;
-        /* g = γ·dy, Rg = γ·Rdy + vγ·dy; a = mean g, bm = mean(g·xh). */
+        /* With g = γ·dy and Rg = γ·Rdy + vγ·dy, every sum the formulas need
+         * follows from five per-channel reductions. */
         double sg = 0.0, sgx = 0.0, srg = 0.0, srgx = 0.0;
         for (size_t ci = 0; ci < c; ci++) {
-            double hgc = 0.0, hbc = 0.0;
-            for (size_t p = 0; p < s; p++) {
-                size_t i = o + ci * s + p;
-                double g = (double)gamma[ci] * dy[i];
-                double rg = (double)gamma[ci] * rdy[i] + (double)vgamma[ci] * dy[i];
-                hgc += (double)rdy[i] * xh[i] + (double)dy[i] * rxh[i];
-                hbc += rdy[i];
-                sg += g;
-                sgx += g * xh[i];
-                srg += rg;
-                srgx += rg * xh[i] + g * rxh[i];
-            }
-            hg[ci] += (float)hgc;
-            hb[ci] += (float)hbc;
+            const size_t o = b * m + ci * s;
+            const double gm = gamma[ci], vg = vgamma[ci];
+            const float sdy = s_sum(dy + o, s), srdy = s_sum(rdy + o, s);
+            const float dyxh = s_dot(dy + o, xh + o, s), rdyxh = s_dot(rdy + o, xh + o, s);
+            const float dyrxh = s_dot(dy + o, rxh + o, s);
+            hg[ci] += rdyxh + dyrxh;
+            hb[ci] += srdy;
+            sg += gm * sdy;
+            sgx += gm * dyxh;
+            srg += gm * srdy + vg * sdy;
+            srgx += gm * rdyxh + vg * dyxh + gm * dyrxh;
         }
         if (!rdx)
             continue;
-        const double a = sg / (double)m, bm = sgx / (double)m;
-        const double ra = srg / (double)m, rbm = srgx / (double)m;
-        for (size_t ci = 0; ci < c; ci++)
+        const float a = (float)(sg / (double)m), bm = (float)(sgx / (double)m);
+        const float ra = (float)(srg / (double)m), rbm = (float)(srgx / (double)m);
+        const float rb = r[b], rrb = rr[b];
+        for (size_t ci = 0; ci < c; ci++) {
+            const size_t o = b * m + ci * s;
+            const float gm = gamma[ci], vg = vgamma[ci];
             for (size_t p = 0; p < s; p++) {
-                size_t i = o + ci * s + p;
-                double g = (double)gamma[ci] * dy[i];
-                double rg = (double)gamma[ci] * rdy[i] + (double)vgamma[ci] * dy[i];
-                rdx[i] = (float)((double)rr[b] * (g - a - xh[i] * bm) +
-                                 (double)r[b] * (rg - ra - rxh[i] * bm - xh[i] * rbm));
+                const float g = gm * dy[o + p];
+                const float rg = gm * rdy[o + p] + vg * dy[o + p];
+                rdx[o + p] = rrb * (g - a - xh[o + p] * bm) +
+                             rb * (rg - ra - rxh[o + p] * bm - xh[o + p] * rbm);
             }
+        }
     }
 }
