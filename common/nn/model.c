@@ -255,7 +255,7 @@ static int s_alloc_buffers(mfl_model_t *self)
             self->max_act = l->out_size;
         if (l->kind == S_CONV && l->c * 9 * l->h * l->w > self->max_cols)
             self->max_cols = l->c * 9 * l->h * l->w;
-        total += 3 * l->out_size; /* out, xh and a share of the ping-pong */
+        total += l->in_size + 3 * l->out_size; /* out, xh, the ping-pong, tangents */
     }
     if (total > S_MAX_ACT_BYTES / sizeof(float) / mb)
         return -1;

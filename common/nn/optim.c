@@ -82,7 +82,8 @@ void mfl_optim_step(mfl_optim_t *self, float *theta, const float *grad)
     const mfl_optim_config_t *c = &self->config;
     const size_t n = self->n;
     const float lr = c->lr;
-    self->steps++;
+    if (++self->steps == 0) /* a restored count of 2^64 − 1 must not divide by 0 */
+        self->steps = 1;
     switch (c->kind) {
     case MFL_OPTIM_SGD:
         for (size_t i = 0; i < n; i++)
