@@ -450,6 +450,40 @@ static void test_two_sites_are_routed_by_authenticated_id(void **state)
     mfl_client_destroy(&b);
 }
 
+static void test_app_heartbeats_refresh_liveness_silently(void **state)
+{
+    fx_t *fx = *state;
+    mfl_client_t *c = s_client(fx, fx->alice, fx->coord); /* heartbeat_ms 500 */
+    char err[512] = "";
+    if (mfl_client_wait_connected(c, T_WAIT, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    s_expect_served(fx, c, "alice");
+    uint64_t t1 = mfl_server_last_seen(fx->server, "alice");
+    uint64_t received = mfl_server_stats(fx->server).received;
+    mfl_msg_t *m = NULL;
+    /* the site waits for work; its recv sends heartbeats meanwhile */
+    assert_int_equal(mfl_client_recv(c, 1200, &m, NULL, err, sizeof err), MFL_RECV_TIMEOUT);
+    /* the coordinator never sees them as messages, only as liveness */
+    assert_int_equal(mfl_server_recv(fx->server, 300, &m, NULL, err, sizeof err),
+                     MFL_RECV_TIMEOUT);
+    assert_true(mfl_server_stats(fx->server).received > received);
+    assert_true(mfl_server_last_seen(fx->server, "alice") > t1);
+    mfl_client_destroy(&c);
+}
+
+static void test_binding_a_taken_endpoint_fails_with_its_name(void **state)
+{
+    fx_t *fx = *state;
+    char err[512] = "";
+    mfl_server_t *again = mfl_server_new(mfl_server_endpoint(fx->server), fx->coord, fx->allow,
+                                         NULL, err, sizeof err);
+    assert_null(again);
+    assert_non_null(strstr(err, mfl_server_endpoint(fx->server)));
+    assert_null(mfl_server_new("tcp://127.0.0.1:*", fx->coord, "/nonexistent-allow-dir", NULL,
+                               err, sizeof err));
+    assert_non_null(strstr(err, "/nonexistent-allow-dir"));
+}
+
 static void s_on_connect(mfl_client_t *client, unsigned n, void *arg)
 {
     (void)client;
@@ -514,6 +548,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_signed_updates_verify_and_replays_are_caught, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_two_sites_are_routed_by_authenticated_id, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_app_heartbeats_refresh_liveness_silently, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_binding_a_taken_endpoint_fails_with_its_name, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_reconnect_calls_the_hook_again, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload_admits_a_new_site, setup, teardown),
