@@ -23,6 +23,7 @@ struct mfl_sampler {
     size_t **rows;          /* [n_eligible][count] row indices per class */
     size_t *counts;         /* [n_eligible] */
     size_t *pick;           /* [n_eligible] scratch for choosing classes */
+    size_t *scratch;        /* [largest class] scratch copy of one class's rows */
     /* site */
     size_t support_size, query_size;
     size_t *perm;           /* [data->n] */
@@ -146,6 +147,12 @@ mfl_sampler_t *mfl_sampler_new_episodes(const mfl_dataset_t *data, const size_t 
     }
     free(count);
     free(wanted);
+    size_t largest = 1;
+    for (size_t e = 0; e < self->n_eligible; e++)
+        largest = self->counts[e] > largest ? self->counts[e] : largest;
+    self->scratch = malloc(largest * sizeof(size_t));
+    if (!self->scratch)
+        goto out_oom;
     if (self->n_eligible < n_way) {
         mfl_errf(err, errlen, "episodes: only %zu of the %zu allowed classes have %zu rows "
                  "(k_shot + q_query); %zu-way needs %zu", self->n_eligible, n_classes,
@@ -221,14 +228,18 @@ static int s_next_episode(mfl_sampler_t *self, mfl_rng_t *rng, mfl_task_t *task)
         self->pick[e] = e;
     s_partial_shuffle(rng, self->pick, self->n_eligible, nw);
     /* Class j of the episode is pick[j]; rows interleaved by class so a
-     * prefix of the support set still covers every class. */
+     * prefix of the support set still covers every class. Rows are drawn
+     * from a fresh copy of the class's list, so a task depends only on the
+     * rng state, never on the tasks drawn before it. */
     for (size_t j = 0; j < nw; j++) {
         size_t e = self->pick[j];
-        s_partial_shuffle(rng, self->rows[e], self->counts[e], k + q);
+        size_t *rows = self->scratch;
+        memcpy(rows, self->rows[e], self->counts[e] * sizeof(size_t));
+        s_partial_shuffle(rng, rows, self->counts[e], k + q);
         for (size_t i = 0; i < k; i++)
-            s_copy_row(task->support, i * nw + j, d, self->rows[e][i], (float)j);
+            s_copy_row(task->support, i * nw + j, d, rows[i], (float)j);
         for (size_t i = 0; i < q; i++)
-            s_copy_row(task->query, i * nw + j, d, self->rows[e][k + i], (float)j);
+            s_copy_row(task->query, i * nw + j, d, rows[k + i], (float)j);
     }
     return 0;
 }
@@ -310,6 +321,7 @@ void mfl_sampler_destroy(mfl_sampler_t **self_p)
     free(self->eligible);
     free(self->counts);
     free(self->pick);
+    free(self->scratch);
     free(self->perm);
     free(self);
     *self_p = NULL;

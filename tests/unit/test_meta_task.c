@@ -149,6 +149,15 @@ static void test_same_seed_gives_same_tasks(void **state)
         assert_memory_equal(a.support->y, b.support->y, 10 * sizeof(float));
     }
     assert_true(differs);
+    /* A task depends only on the rng state, not on the sampler's history:
+     * redrawing from a saved rng state on a used sampler repeats it. */
+    mfl_rng_t saved = r1;
+    assert_int_equal(mfl_sampler_next(s1, &r1, &a), 0);
+    for (int it = 0; it < 5; it++)
+        assert_int_equal(mfl_sampler_next(s1, &r1, &b), 0);
+    assert_int_equal(mfl_sampler_next(s1, &saved, &b), 0);
+    assert_memory_equal(a.support->x, b.support->x, a.support->n * 3 * sizeof(float));
+    assert_memory_equal(a.query->x, b.query->x, a.query->n * 3 * sizeof(float));
     mfl_task_clear(&a);
     mfl_task_clear(&b);
     mfl_sampler_destroy(&s1);
