@@ -531,7 +531,7 @@ const mfl_public_key_t *mfl_allow_list_find_name(const mfl_allow_list_t *self, c
     mfl_public_key_t probe;
     if (!name || strlen(name) > MFL_KEY_NAME_MAX)
         return NULL;
-    strcpy(probe.name, name);
+    snprintf(probe.name, sizeof probe.name, "%s", name);
     return bsearch(&probe, self->keys, self->n, sizeof *self->keys, s_key_cmp);
 }
 

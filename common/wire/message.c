@@ -522,7 +522,7 @@ int mfl_msg_recv_raw(void *sock, int router, const mfl_wire_limits_t *limits, mf
              * frame the ROUTER made up. */
             const char *uid = zmq_msg_gets(&m, "User-Id");
             if (uid && strlen(uid) <= MFL_KEY_NAME_MAX)
-                strcpy(site, uid);
+                snprintf(site, MFL_KEY_NAME_MAX + 1, "%s", uid);
         }
         if (first && router) {
             size_t sz = zmq_msg_size(&m);
@@ -574,7 +574,7 @@ int mfl_msg_recv_raw(void *sock, int router, const mfl_wire_limits_t *limits, mf
     if (*out) {
         memcpy((*out)->routing_id, rid, *rid_len);
         (*out)->routing_id_len = *rid_len;
-        strcpy((*out)->site, site);
+        snprintf((*out)->site, sizeof (*out)->site, "%s", site);
     }
     return 1;
 }

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -105,7 +106,7 @@ static int s_zap_handle(mfl_server_t *self)
         pthread_mutex_lock(&self->lock);
         const mfl_public_key_t *k = mfl_allow_list_find_curve(self->allow, zmq_msg_data(&f[6]));
         if (k) {
-            strcpy(user, k->name);
+            snprintf(user, sizeof user, "%s", k->name);
             status = "200";
             text = "OK";
         }
@@ -286,7 +287,7 @@ static void s_peer_touch(mfl_server_t *self, const char *site, const uint8_t *ri
         }
         p = &self->peers[self->n_peers++];
         memset(p, 0, sizeof *p);
-        strcpy(p->site, site);
+        snprintf(p->site, sizeof p->site, "%s", site);
     }
     memcpy(p->rid, rid, rid_len);
     p->rid_len = rid_len;
