@@ -67,7 +67,7 @@ typedef struct {
     uint8_t nonce[MFL_AUDIT_NONCE_MAX];
     size_t nonce_len;
     bool has_delta_hash;
-    uint8_t delta_hash[32];                /* BLAKE2b-256 of Δ's LE float bytes */
+    uint8_t delta_hash[32];                /* digest of Δ: see mfl_audit_update_digest */
     double norm;                           /* L2 norm of Δ (finite, ≥ 0) */
     uint64_t n;                            /* samples (updates for round_closed) */
     bool has_privacy;
@@ -94,14 +94,24 @@ void mfl_audit_record_init(mfl_audit_record_t *rec, mfl_audit_kind_t kind, uint6
                            const char *site);
 
 /* BLAKE2b-256 of n floats as little-endian bytes (the same hash the wire
- * puts in UpdateHeader.tensor_hashes) and the L2 norm (in double). */
+ * puts in UpdateHeader.tensor_hashes for each tensor) and the L2 norm (in
+ * double). */
 void mfl_audit_delta_hash(const float *delta, size_t n, uint8_t out[32]);
 double mfl_audit_l2_norm(const float *delta, size_t n);
+
+/* The record's delta_hash for an update sent as k tensors whose BLAKE2b-256
+ * hashes are hashes[32·i .. 32·i+32) (message order): for k = 1 that hash
+ * itself (so it is BLAKE2b of Δ's bytes), for k > 1 BLAKE2b-256 of the k
+ * hashes concatenated. Computable from the signed UpdateHeader alone, so
+ * `verify` checks it against what the site signed; an auditor holding Δ
+ * recomputes it from the tensors. k = 0 gives BLAKE2b of nothing. */
+void mfl_audit_update_digest(const uint8_t *hashes, size_t k, uint8_t out[32]);
 
 /* Fills *rec (zeroing it first) for `kind` from a site's signed update as it
  * travels on the wire: `header` is the serialized UpdateHeader (borrowed)
  * and `signature` the site's Ed25519 signature over it. From the decoded
- * header: round, site, nonce, n, delta_hash (its first tensor hash), norm,
+ * header: round, site, nonce, n, delta_hash (mfl_audit_update_digest of its
+ * tensor hashes), norm,
  * and privacy when applied (clip, sigma, epsilon; q = 1 and steps = 1, as
  * one site-level Gaussian release per update; delta is left 0 for the
  * caller to set from the round's privacy settings). The header bytes and
@@ -117,7 +127,8 @@ int mfl_audit_record_from_update(mfl_audit_record_t *rec, mfl_audit_kind_t kind,
 
 typedef struct mfl_audit mfl_audit_t;
 
-/* Opens (creating if absent, mode 0644) the log at `path` for appending as
+/* Opens (creating it, mode 0644, and any missing parent directories, if
+ * absent) the log at `path` for appending as
  * writer `writer` (a key name) with the writer's Ed25519 secret key
  * (`sign_sk`, 64 bytes, copied into sodium_malloc memory). An existing log
  * is read and its hash chain checked (not the signatures: verify does that)
@@ -181,8 +192,8 @@ typedef struct {
  * chain; each record's hash; each writer signature (key by writer name);
  * and for records holding a site's signed header (except update_rejected
  * ones, which may hold a bad update as evidence): the site signature (key
- * by site name) and that the header's round, site, n, nonce, Δ hash (among
- * the signed tensor hashes) and norm (1e-4 relative) equal the record's. Stops at the first bad record. Returns 0 (report says
+ * by site name) and that the header's round, site, n, nonce, digest of the
+ * tensor hashes and norm (1e-4 relative) equal the record's. Stops at the first bad record. Returns 0 (report says
  * "ok: N records, chain intact, all signatures valid") or -1 (report names
  * FILE:LINE: record N and why). Thread-safe. */
 int mfl_audit_verify_with(const char *path, mfl_audit_key_fn *keys, void *keys_arg,

@@ -146,6 +146,22 @@ mfl_audit_t *mfl_audit_open(const char *path, const char *writer, const uint8_t 
 
     struct stat st;
     int existed = stat(path, &st) == 0;
+    if (!existed) {
+        /* A fresh run directory is normal: make the log's parents. */
+        const char *slash = strrchr(path, '/');
+        if (slash && slash != path) {
+            char dir[4096];
+            size_t dn = (size_t)(slash - path);
+            if (dn >= sizeof dir) {
+                mfl_errf(err, errlen, "%s: path too long", path);
+                goto fail;
+            }
+            memcpy(dir, path, dn);
+            dir[dn] = '\0';
+            if (mfl_mkdir_p(dir, 0755, err, errlen) != 0)
+                goto fail;
+        }
+    }
     self->fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (self->fd < 0) {
         mfl_errf(err, errlen, "%s: cannot open audit log: %s", path, strerror(errno));

@@ -50,6 +50,14 @@ void mfl_audit_delta_hash(const float *delta, size_t n, uint8_t out[32])
     crypto_generichash(out, 32, (const unsigned char *)delta, n * sizeof(float), NULL, 0);
 }
 
+void mfl_audit_update_digest(const uint8_t *hashes, size_t k, uint8_t out[32])
+{
+    if (k == 1)
+        memcpy(out, hashes, 32);
+    else
+        crypto_generichash(out, 32, hashes, 32 * k, NULL, 0);
+}
+
 double mfl_audit_l2_norm(const float *delta, size_t n)
 {
     double s = 0;

@@ -2,9 +2,30 @@
  * log exactly what was signed. */
 #include <string.h>
 
-#include "audit/audit.h"
+#include "audit/audit_internal.h"
 #include "core/log.h"
 #include "metafl.pb-c.h"
+
+int mfl_audit_digest_of_header(const Metafl__UpdateHeader *h, uint8_t out[32], char *err,
+                               size_t errlen)
+{
+    if (h->n_tensor_hashes > MFL_AUDIT_MAX_TENSORS) {
+        mfl_errf(err, errlen, "update has %zu tensors, over the audit limit of %d",
+                 h->n_tensor_hashes, MFL_AUDIT_MAX_TENSORS);
+        return -1;
+    }
+    uint8_t hashes[32 * MFL_AUDIT_MAX_TENSORS];
+    for (size_t i = 0; i < h->n_tensor_hashes; i++) {
+        if (h->tensor_hashes[i].len != 32) {
+            mfl_errf(err, errlen, "tensor hash %zu is %zu bytes, not 32", i,
+                     h->tensor_hashes[i].len);
+            return -1;
+        }
+        memcpy(hashes + 32 * i, h->tensor_hashes[i].data, 32);
+    }
+    mfl_audit_update_digest(hashes, h->n_tensor_hashes, out);
+    return 0;
+}
 
 int mfl_audit_record_from_update(mfl_audit_record_t *rec, mfl_audit_kind_t kind,
                                  const uint8_t *header, size_t header_len,
@@ -38,10 +59,10 @@ int mfl_audit_record_from_update(mfl_audit_record_t *rec, mfl_audit_kind_t kind,
     rec->nonce_len = h->nonce.len;
     rec->n = h->n_samples;
     rec->norm = h->delta_norm;
-    if (h->n_tensor_hashes > 0 && h->tensor_hashes[0].len == 32) {
-        rec->has_delta_hash = true;
-        memcpy(rec->delta_hash, h->tensor_hashes[0].data, 32);
-    }
+    if (h->n_tensor_hashes > 0 &&
+        mfl_audit_digest_of_header(h, rec->delta_hash, err, errlen) != 0)
+        goto out;
+    rec->has_delta_hash = h->n_tensor_hashes > 0;
     if (h->privacy && h->privacy->applied) {
         rec->has_privacy = true;
         rec->privacy.clip = h->privacy->clip_norm;

@@ -161,12 +161,15 @@ static int s_check_site(s_keys_t *keys, const mfl_audit_record_t *rec, char *why
         goto out;
     }
     if (rec->has_delta_hash) {
-        int found = 0;
-        for (size_t i = 0; i < h->n_tensor_hashes; i++)
-            found |= h->tensor_hashes[i].len == 32 &&
-                     memcmp(h->tensor_hashes[i].data, rec->delta_hash, 32) == 0;
-        if (!found) {
-            mfl_errf(why, wl, "delta_hash is not among the hashes the site signed");
+        uint8_t digest[32];
+        char derr[160];
+        if (mfl_audit_digest_of_header(h, digest, derr, sizeof derr) != 0) {
+            mfl_errf(why, wl, "signed header: %s", derr);
+            goto out;
+        }
+        if (memcmp(digest, rec->delta_hash, 32) != 0) {
+            mfl_errf(why, wl, "delta_hash is not the digest of the %zu tensor hash(es) the "
+                              "site signed", h->n_tensor_hashes);
             goto out;
         }
     }

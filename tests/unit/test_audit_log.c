@@ -439,6 +439,33 @@ static void test_record_from_signed_update(void **state)
     assert_int_equal(rep.n_site_sigs, 1);
     assert_int_equal(mfl_audit_record_from_update(&rec, MFL_AUDIT_UPDATE_SENT, bytes, 3, sig,
                                                   err, sizeof err), -1);
+
+    /* Δ sent as two tensors (e.g. weights and bias): delta_hash is the
+     * digest of both signed hashes; the first tensor's hash alone fails. */
+    uint8_t two[64], want[32];
+    mfl_audit_delta_hash(delta, 2, two);
+    mfl_audit_delta_hash(delta + 2, 2, two + 32);
+    crypto_generichash(want, 32, two, 64, NULL, 0);
+    ProtobufCBinaryData th2[2] = {{32, two}, {32, two + 32}};
+    h.n_tensor_hashes = 2;
+    h.tensor_hashes = th2;
+    n = metafl__update_header__pack(&h, bytes);
+    crypto_sign_detached(sig, NULL, bytes, n, s_ids[2].sk);
+    assert_int_equal(mfl_audit_record_from_update(&rec, MFL_AUDIT_UPDATE_SENT, bytes, n, sig,
+                                                  err, sizeof err), 0);
+    assert_memory_equal(rec.delta_hash, want, 32);
+    uint8_t digest[32];
+    mfl_audit_update_digest(two, 2, digest);
+    assert_memory_equal(digest, want, 32);
+    unlink(path);
+    log = mfl_audit_open(path, "hospital-b", s_ids[2].sk, err, sizeof err);
+    assert_int_equal(mfl_audit_append(log, &rec, NULL, err, sizeof err), 0);
+    memcpy(rec.delta_hash, two, 32); /* the first tensor's hash only */
+    assert_int_equal(mfl_audit_append(log, &rec, NULL, err, sizeof err), 0);
+    mfl_audit_destroy(&log);
+    assert_int_equal(mfl_audit_verify_with(path, s_keys, NULL, &rep), -1);
+    assert_int_equal(rep.bad_line, 3);
+    assert_non_null(strstr(rep.message, "not the digest of the 2 tensor hash(es)"));
 }
 
 int main(void)
