@@ -20,7 +20,7 @@
  * so the paper's α = 0.01 makes 5 steps from a random init diverge. */
 #define EVAL_LR 0.005f
 #define EVAL_STEPS 5
-#define ROUNDS 30 /* × 100 outer steps */
+#define ROUNDS 15 /* × 100 outer steps */
 
 static mfl_learner_t *s_new(mfl_algo_kind_t algo, int inner_steps, float inner_lr,
                             float outer_lr, int meta_batch)
