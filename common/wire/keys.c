@@ -93,7 +93,9 @@ static void s_stem(const char *path, const char *ext, char *out, size_t outlen)
  * With `secret`, refuses group/other permissions. */
 static char *s_read_file(const char *path, int secret, size_t *len, char *err, size_t errlen)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    /* Symlinks are followed (secret mounts often are links); the checks below
+     * apply to the file actually opened. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         mfl_errf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         return NULL;

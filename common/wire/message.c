@@ -112,7 +112,11 @@ static void s_buf_free(void *data, void *hint)
 
 static int s_send_part(void *sock, zmq_msg_t *m, int more, char *err, size_t errlen)
 {
-    if (zmq_msg_send(m, sock, more ? ZMQ_SNDMORE : 0) >= 0)
+    int rc;
+    do
+        rc = zmq_msg_send(m, sock, more ? ZMQ_SNDMORE : 0);
+    while (rc < 0 && errno == EINTR);
+    if (rc >= 0)
         return 0;
     int e = errno;
     zmq_msg_close(m);
@@ -505,13 +509,17 @@ int mfl_msg_recv_raw(void *sock, int router, const mfl_wire_limits_t *limits, mf
     while (more) {
         zmq_msg_t m;
         zmq_msg_init(&m);
-        if (zmq_msg_recv(&m, sock, first ? ZMQ_DONTWAIT : 0) < 0) {
+        int rc;
+        do /* a signal must not cut a multipart message in two */
+            rc = zmq_msg_recv(&m, sock, first ? ZMQ_DONTWAIT : 0);
+        while (rc < 0 && errno == EINTR && !first);
+        if (rc < 0) {
             int e = errno;
             zmq_msg_close(&m);
             for (size_t i = 0; i < n; i++)
                 zmq_msg_close(&frames[i]);
             free(frames);
-            if (first && e == EAGAIN)
+            if (first && (e == EAGAIN || e == EINTR))
                 return 0;
             mfl_errf(err, errlen, "receive failed: %s", zmq_strerror(e));
             return -1;
