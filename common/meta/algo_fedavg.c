@@ -64,8 +64,10 @@ static int s_meta_train(mfl_learner_t *self, const float *theta, mfl_sampler_t *
     }
     size_t rows = 0;
     for (int e = 0; e < self->config.local_epochs; e++) {
-        const mfl_dataset_t *d = data;
-        if (!d) {
+        const mfl_dataset_t *d;
+        if (data) {
+            d = data;
+        } else {
             if (mfl_sampler_next(sampler, rng, &self->task)) {
                 mfl_errf(err, errlen, "fedavg: out of memory drawing a task");
                 goto out_free_perm;
