@@ -225,10 +225,15 @@ static s_node_t *s_build(yaml_parser_t *parser, const char *name, char *err, siz
             }
             stack[depth].node = node;
             stack[depth].pending_key = NULL;
+            stack[depth].pending_line = 0;
             depth++;
         }
         yaml_event_delete(&ev);
     }
+    /* libyaml closes every collection before the stream ends; free any
+     * pending key anyway rather than rely on it. */
+    for (int i = 0; i < depth; i++)
+        free(stack[i].pending_key);
     if (!root) {
         /* An empty file is an empty mapping: every getter returns defaults. */
         root = calloc(1, sizeof *root);

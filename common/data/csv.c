@@ -258,7 +258,7 @@ static long s_level_index(const char *const *levels, size_t n, const char *cell)
 
 static int s_cmp_numeric(const void *a, const void *b)
 {
-    double x, y;
+    double x = 0, y = 0; /* only called when every level is a number */
     s_number(*(const char *const *)a, &x);
     s_number(*(const char *const *)b, &y);
     return (x > y) - (x < y);
