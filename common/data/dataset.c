@@ -64,6 +64,41 @@ mfl_dataset_t *mfl_dataset_subset(const mfl_dataset_t *self, const size_t *idx, 
     return out;
 }
 
+mfl_dataset_t *mfl_dataset_concat(const mfl_dataset_t *const *sets, size_t k)
+{
+    if (k == 0)
+        return NULL;
+    size_t n = 0, d = sets[0]->n_features, classes = 0;
+    for (size_t s = 0; s < k; s++) {
+        const mfl_dataset_t *ds = sets[s];
+        if (ds->n_features != d || ds->channels != sets[0]->channels ||
+            ds->height != sets[0]->height || ds->width != sets[0]->width)
+            return NULL;
+        if (ds->n > SIZE_MAX - n)
+            return NULL;
+        n += ds->n;
+        if (ds->n_classes > classes)
+            classes = ds->n_classes;
+    }
+    mfl_dataset_t *out = mfl_dataset_new(n, d);
+    if (!out)
+        return NULL;
+    out->channels = sets[0]->channels;
+    out->height = sets[0]->height;
+    out->width = sets[0]->width;
+    out->n_classes = classes;
+    size_t row = 0;
+    for (size_t s = 0; s < k; s++) {
+        const mfl_dataset_t *ds = sets[s];
+        if (ds->n && d)
+            memcpy(out->x + row * d, ds->x, ds->n * d * sizeof(float));
+        if (ds->n)
+            memcpy(out->y + row, ds->y, ds->n * sizeof(float));
+        row += ds->n;
+    }
+    return out;
+}
+
 int mfl_dataset_split(const mfl_dataset_t *self, double frac, mfl_rng_t *rng,
                       mfl_dataset_t **first, mfl_dataset_t **second)
 {

@@ -27,6 +27,11 @@ void mfl_dataset_destroy(mfl_dataset_t **self_p);
 /* A new data set holding copies of rows idx[0..k) of `self` (idx borrowed). */
 mfl_dataset_t *mfl_dataset_subset(const mfl_dataset_t *self, const size_t *idx, size_t k);
 
+/* A new data set with the rows of sets[0..k) in order (e.g. the pooled
+ * training set of several sites). All sets must have the same n_features
+ * and image shape; n_classes is the largest. NULL on mismatch or OOM. */
+mfl_dataset_t *mfl_dataset_concat(const mfl_dataset_t *const *sets, size_t k);
+
 /* Stratified split: each class's rows are shuffled with `rng` and the first
  * round(frac * count) go to *first, the rest to *second. Regression data is
  * split unstratified. Returns 0, or -1 on OOM. */

@@ -108,6 +108,26 @@ static void test_stats_and_standardize(void **state)
     mfl_dataset_destroy(&ds);
 }
 
+static void test_concat_stacks_rows_and_checks_shapes(void **state)
+{
+    (void)state;
+    mfl_dataset_t *a = s_make(3, 1), *b = s_make(2, 2);
+    const mfl_dataset_t *sets[2] = { a, b };
+    mfl_dataset_t *c = mfl_dataset_concat(sets, 2);
+    assert_non_null(c);
+    assert_int_equal(c->n, 5);
+    assert_int_equal(c->n_classes, 2);
+    assert_true(c->x[2 * 3] == 0.0f && c->x[2 * 4] == 1.0f && c->y[3] == 1.0f && c->y[2] == 0.0f);
+    mfl_dataset_destroy(&c);
+    mfl_dataset_t *w = mfl_dataset_new(1, 3);
+    const mfl_dataset_t *bad[2] = { a, w };
+    assert_null(mfl_dataset_concat(bad, 2));
+    assert_null(mfl_dataset_concat(bad, 0));
+    mfl_dataset_destroy(&w);
+    mfl_dataset_destroy(&a);
+    mfl_dataset_destroy(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -115,6 +135,7 @@ int main(void)
         cmocka_unit_test(test_subset_copies_rows_and_rejects_bad_index),
         cmocka_unit_test(test_split_is_stratified_and_partitions),
         cmocka_unit_test(test_stats_and_standardize),
+        cmocka_unit_test(test_concat_stacks_rows_and_checks_shapes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
