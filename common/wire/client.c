@@ -273,7 +273,14 @@ int mfl_client_heartbeat(mfl_client_t *self, char *err, size_t errlen)
     env.body_case = METAFL__ENVELOPE__BODY_HEARTBEAT;
     env.heartbeat = &hb;
     self->last_heartbeat_ms = hb.unix_ms;
-    return mfl_client_send(self, &env, NULL, 0, NULL, NULL, err, errlen);
+    /* Never block for a heartbeat: if the queue is full or the link is down
+     * the peer is not waiting for one anyway. */
+    int zero = 0;
+    zmq_setsockopt(self->dealer, ZMQ_SNDTIMEO, &zero, sizeof zero);
+    int rc = mfl_client_send(self, &env, NULL, 0, NULL, NULL, err, errlen);
+    zmq_setsockopt(self->dealer, ZMQ_SNDTIMEO, &self->opts.send_timeout_ms,
+                   sizeof self->opts.send_timeout_ms);
+    return rc;
 }
 
 mfl_recv_result_t mfl_client_recv(mfl_client_t *self, int timeout_ms, mfl_msg_t **msg,

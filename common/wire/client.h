@@ -65,8 +65,9 @@ int mfl_client_send(mfl_client_t *self, const Metafl__Envelope *env,
                     const mfl_tensor_t *tensors, size_t n_tensors, mfl_release_fn *release,
                     void *hint, char *err, size_t errlen);
 
-/* Sends an app-level Heartbeat now (also sent automatically from recv every
- * heartbeat_ms while connected). */
+/* Sends an app-level Heartbeat now, without blocking (-1 if it could not be
+ * queued). Also sent automatically from recv every heartbeat_ms while
+ * connected. */
 int mfl_client_heartbeat(mfl_client_t *self, char *err, size_t errlen);
 
 /* Waits up to timeout_ms for a message from the coordinator, handling

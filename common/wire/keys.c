@@ -344,6 +344,10 @@ int mfl_keys_generate(const char *dir, const char *name, char *err, size_t errle
         mfl_errf(err, errlen, "%s: directory path too long", dir);
         return -1;
     }
+    if (access(key_path, F_OK) == 0) {
+        mfl_errf(err, errlen, "%s: already exists; refusing to overwrite a key", key_path);
+        return -1;
+    }
     if (access(pub_path, F_OK) == 0) {
         mfl_errf(err, errlen, "%s: already exists; refusing to overwrite a key", pub_path);
         return -1;
