@@ -30,11 +30,4 @@ void mfl_audit_sig_message(const uint8_t hash[32], uint8_t *msg /* tag + 32 */, 
  * (the rest of that line is skipped) or a read error. */
 int mfl_audit_read_line(FILE *f, char *buf, size_t cap, size_t *len);
 
-/* The delta digest of a decoded UpdateHeader's tensor hashes (at most
- * MFL_AUDIT_MAX_TENSORS, each 32 bytes). 0 or -1 with err. */
-#define MFL_AUDIT_MAX_TENSORS 256
-struct Metafl__UpdateHeader;
-int mfl_audit_digest_of_header(const struct Metafl__UpdateHeader *h, uint8_t out[32], char *err,
-                               size_t errlen);
-
 #endif
