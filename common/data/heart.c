@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/json.h"
 #include "core/log.h"
@@ -56,10 +58,46 @@ const char *mfl_heart_site_name(size_t i)
     return i < MFL_HEART_N_SITES ? s_sites[i] : NULL;
 }
 
+static int s_has_heart(const char *dir)
+{
+    char path[4200];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/data/uci-heart-disease/flamby-split.json", dir);
+    return stat(path, &st) == 0;
+}
+
 const char *mfl_heart_default_shared(void)
 {
     const char *env = getenv("METAFL_SHARED");
-    return env && *env ? env : "../shared";
+    if (env && *env)
+        return env;
+    if (s_has_heart("../shared"))
+        return "../shared";
+    /* A binary in <repo>/build[/x]/{bin,tests}/ started from elsewhere: the
+     * shared folder is <repo>/../shared. Resolved once, then cached. */
+    static char found[4096];
+    static int done;
+    if (!done) {
+        done = 1;
+        char exe[4096];
+        ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+        if (n > 0) {
+            exe[n] = '\0';
+            for (int up = 0; up < 5; up++) {
+                char *slash = strrchr(exe, '/');
+                if (!slash || slash == exe)
+                    break;
+                *slash = '\0';
+                char cand[4200];
+                snprintf(cand, sizeof cand, "%s/../shared", exe);
+                if (strlen(cand) < sizeof found && s_has_heart(cand)) {
+                    strcpy(found, cand);
+                    break;
+                }
+            }
+        }
+    }
+    return found[0] ? found : "../shared";
 }
 
 #define S_SPLIT_MAX_BYTES (1u << 20)
