@@ -21,6 +21,8 @@
 # θ out, local step, Δ back, checks, aggregation, server step, atomic
 # checkpoint, audit record), median over the rounds after the first.
 # Peak RSS: VmHWM of the coordinator process, polled until it exits.
+# Each no-training run is followed at once by bench_rounds_floor for the
+# same P and N ("floor_ms"), so the ratio compares like with like.
 set -u
 OUT=${1:?usage: rounds_engine.sh OUT.json}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -213,8 +215,16 @@ print(f"{secs[len(secs) // 2] * 1000:.3f} {len(secs)}" if secs else "nan 0")
 EOF
 )
     set -- $med
-    echo "rounds_engine: $label P=$p N=$n median ${1} ms over $2 rounds, coordinator peak RSS ${hwm} kB"
-    ROWS+=("{\"label\": \"$label\", \"model\": \"$spec\", \"params\": $p, \"sites\": $n, \"training\": $([ "$training" = 1 ] && echo true || echo false), \"median_ms\": $1, \"rounds_timed\": $2, \"coordinator_rss_kb\": $hwm}")
+    # The wire floor for the same P and N, measured right after this run so
+    # both see the same machine load (the ratio is what counts).
+    local floor=null
+    if [ "$training" = 0 ] && [ -x "$BUILD/bench/bench_rounds_floor" ]; then
+        "$BUILD/bench/bench_rounds_floor" --params "$p" --sites "$n" --rounds "$R" \
+            --out "$WORK/floor.json" >/dev/null 2>&1 &&
+            floor=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["rows"][0]["median_ms"])' "$WORK/floor.json")
+    fi
+    echo "rounds_engine: $label P=$p N=$n median ${1} ms over $2 rounds (floor $floor ms), coordinator peak RSS ${hwm} kB"
+    ROWS+=("{\"label\": \"$label\", \"model\": \"$spec\", \"params\": $p, \"sites\": $n, \"training\": $([ "$training" = 1 ] && echo true || echo false), \"median_ms\": $1, \"rounds_timed\": $2, \"floor_ms\": $floor, \"coordinator_rss_kb\": $hwm}")
 }
 
 for p in $PS; do

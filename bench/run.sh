@@ -33,15 +33,15 @@ else
     QFLAG=
     STEP_TIMEOUT=1200
 fi
-mkdir -p "$RESULTS" "$IMG" "$RESULTS/logs"
+LOGS=$BUILD/bench-logs
+mkdir -p "$RESULTS" "$IMG" "$LOGS"
 export BENCH_QUICK=$QUICK BENCH_RESULTS=$RESULTS METAFL_BUILD=$BUILD
-export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
 
 RUN_JSON=$RESULTS/run.json
 STEPS=()
 T_ALL=$(date +%s)
 
-# step NAME CMD...: runs CMD with a timeout, logs to $RESULTS/logs/NAME.log,
+# step NAME CMD...: runs CMD with a timeout, logs to $BUILD/bench-logs/NAME.log,
 # and records status and seconds for the report.
 step() {
     local name=$1
@@ -49,10 +49,10 @@ step() {
     local t0 t1 rc
     t0=$(date +%s.%N)
     echo "== bench: $name: $*"
-    timeout "$STEP_TIMEOUT" "$@" >"$RESULTS/logs/$name.log" 2>&1
+    timeout "$STEP_TIMEOUT" "$@" >"$LOGS/$name.log" 2>&1
     rc=$?
     t1=$(date +%s.%N)
-    tail -n 40 "$RESULTS/logs/$name.log"
+    tail -n 40 "$LOGS/$name.log"
     local status=ok
     [ $rc -eq 124 ] && status=timeout
     [ $rc -ne 0 ] && [ $rc -ne 124 ] && status="failed (exit $rc)"
