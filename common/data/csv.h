@@ -116,7 +116,9 @@ void mfl_csv_stats_clear(mfl_csv_stats_t *stats);
  * categorical_last, max_rows, columns[]: name, kind, levels, drop_first,
  * rule, threshold, n_classes). Unknown keys and bad values are errors
  * ("FILE:LINE: ..."). Strings are borrowed from `doc`, which must outlive
- * the schema. Returns 0, or -1 with err; free with mfl_csv_schema_clear. */
+ * the schema. Returns 0, or -1 with err; free with mfl_csv_schema_clear.
+ * The doc's errors are sticky: if an earlier getter on `doc` already failed,
+ * this returns -1 with that (first) error. */
 int mfl_csv_schema_from_yaml(mfl_yaml_doc_t *doc, const char *path, mfl_csv_schema_t *schema,
                              char *err, size_t errlen);
 
