@@ -143,74 +143,69 @@ void mfl_checkpoint_clear(mfl_checkpoint_t *ck)
     memset(ck, 0, sizeof *ck);
 }
 
-int mfl_checkpoint_load(const char *path, mfl_checkpoint_t *ck, char *err, size_t errlen)
+int mfl_checkpoint_parse(const uint8_t *b, size_t len, const char *path, mfl_checkpoint_t *ck,
+                         char *err, size_t errlen)
 {
     memset(ck, 0, sizeof *ck);
-    const size_t cap = S_HEADER_BYTES + 12 * (size_t)MFL_CHECKPOINT_MAX_PARAMS + S_SUM_BYTES;
-    char *data;
-    size_t len;
-    if (mfl_file_read_all(path, cap, &data, &len, err, errlen) != 0)
-        return -1;
-    const uint8_t *b = (const uint8_t *)data;
     if (len < S_HEADER_BYTES + S_SUM_BYTES) {
         mfl_errf(err, errlen, "%s: %zu bytes, too short for a checkpoint (torn write?)", path,
                  len);
-        goto out_free;
+        return -1;
     }
     if (memcmp(b, S_MAGIC, 8) != 0) {
         mfl_errf(err, errlen, "%s: magic: not a metafl checkpoint", path);
-        goto out_free;
+        return -1;
     }
     if (s_get32(b + 8) != S_VERSION) {
         mfl_errf(err, errlen, "%s: version: %" PRIu32 " is not supported (expected %u)", path,
                  s_get32(b + 8), S_VERSION);
-        goto out_free;
+        return -1;
     }
     if (s_get32(b + 12) != S_HEADER_BYTES) {
         mfl_errf(err, errlen, "%s: header_bytes: %" PRIu32 ", expected %u", path,
                  s_get32(b + 12), S_HEADER_BYTES);
-        goto out_free;
+        return -1;
     }
     uint64_t n_params = s_get64(b + 144), n_state = s_get64(b + 152);
     if (n_params == 0 || n_params > MFL_CHECKPOINT_MAX_PARAMS) {
         mfl_errf(err, errlen, "%s: n_params: %" PRIu64 " out of range 1..%llu", path, n_params,
                  (unsigned long long)MFL_CHECKPOINT_MAX_PARAMS);
-        goto out_free;
+        return -1;
     }
     if (n_state > 2 * n_params) {
         mfl_errf(err, errlen, "%s: n_optim_state: %" PRIu64 " is more than 2 × n_params", path,
                  n_state);
-        goto out_free;
+        return -1;
     }
     size_t want = S_HEADER_BYTES + 4 * (size_t)(n_params + n_state) + S_SUM_BYTES;
     if (len != want) {
         mfl_errf(err, errlen, "%s: size: %zu bytes, header says %zu (truncated or padded)", path,
                  len, want);
-        goto out_free;
+        return -1;
     }
     uint8_t sum[S_SUM_BYTES];
     crypto_generichash(sum, sizeof sum, b, len - S_SUM_BYTES, NULL, 0);
     if (sodium_memcmp(sum, b + len - S_SUM_BYTES, S_SUM_BYTES) != 0) {
         mfl_errf(err, errlen, "%s: checksum: BLAKE2b mismatch (file corrupted)", path);
-        goto out_free;
+        return -1;
     }
     const char *id = (const char *)b + 16;
     size_t id_len = strnlen(id, 64);
     if (s_run_id_check(id, id_len) != 0) {
         mfl_errf(err, errlen, "%s: run_id: not 1..%d characters of [A-Za-z0-9._-]", path,
                  MFL_CHECKPOINT_RUN_ID_MAX);
-        goto out_free;
+        return -1;
     }
     for (size_t i = id_len; i < 64; i++)
         if (id[i] != '\0') {
             mfl_errf(err, errlen, "%s: run_id: padding is not zero", path);
-            goto out_free;
+            return -1;
         }
     uint32_t kind = s_get32(b + 128);
     if (kind > MFL_OPTIM_ADAGRAD || s_get32(b + 132) != 0) {
         mfl_errf(err, errlen, "%s: optim_kind: %" PRIu32 " unknown (or reserved not 0)", path,
                  kind);
-        goto out_free;
+        return -1;
     }
     memcpy(ck->run_id, id, id_len);
     ck->run_id[id_len] = '\0';
@@ -242,14 +237,24 @@ int mfl_checkpoint_load(const char *path, mfl_checkpoint_t *ck, char *err, size_
         mfl_errf(err, errlen, "%s: optim_state: element %zu is not finite", path, bad);
         goto out_clear;
     }
-    free(data);
     return 0;
 
 out_clear:
     mfl_checkpoint_clear(ck);
-out_free:
-    free(data);
     return -1;
+}
+
+int mfl_checkpoint_load(const char *path, mfl_checkpoint_t *ck, char *err, size_t errlen)
+{
+    memset(ck, 0, sizeof *ck);
+    const size_t cap = S_HEADER_BYTES + 12 * (size_t)MFL_CHECKPOINT_MAX_PARAMS + S_SUM_BYTES;
+    char *data;
+    size_t len;
+    if (mfl_file_read_all(path, cap, &data, &len, err, errlen) != 0)
+        return -1;
+    int rc = mfl_checkpoint_parse((const uint8_t *)data, len, path, ck, err, errlen);
+    free(data);
+    return rc;
 }
 
 int mfl_checkpoint_path(const char *dir, uint64_t round, char *buf, size_t buflen)

@@ -55,6 +55,11 @@ int mfl_checkpoint_save(const char *path, const mfl_checkpoint_t *ck, char *err,
  * "PATH: field: reason" in err (*ck zeroed). */
 int mfl_checkpoint_load(const char *path, mfl_checkpoint_t *ck, char *err, size_t errlen);
 
+/* As mfl_checkpoint_load on a file's bytes b[0..len) already in memory;
+ * `origin` names the source in errors. Same ownership rules. */
+int mfl_checkpoint_parse(const uint8_t *b, size_t len, const char *origin, mfl_checkpoint_t *ck,
+                         char *err, size_t errlen);
+
 /* Frees what mfl_checkpoint_load allocated and zeroes *ck. Accepts a zeroed
  * struct. */
 void mfl_checkpoint_clear(mfl_checkpoint_t *ck);
