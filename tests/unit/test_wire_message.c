@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "wire/message.h"
+#include "wire/snapshot.h"
 
 /* Frames for `env` + raw data frames given as (bytes, size) pairs. */
 typedef struct {
@@ -353,6 +354,65 @@ static void test_zero_copy_release_runs_once(void **state)
     zmq_ctx_term(ctx);
 }
 
+static void s_recv_all(void *sock, frames_t *fr)
+{
+    fr->n = 0;
+    int more = 1;
+    while (more) {
+        assert_true(fr->n < 16);
+        zmq_msg_init(&fr->f[fr->n]);
+        assert_true(zmq_msg_recv(&fr->f[fr->n], sock, 0) >= 0);
+        more = zmq_msg_more(&fr->f[fr->n]);
+        fr->n++;
+    }
+}
+
+static void test_snapshot_broadcast_sends_one_copy_to_many(void **state)
+{
+    (void)state;
+    void *ctx = zmq_ctx_new();
+    void *a = zmq_socket(ctx, ZMQ_PAIR), *b = zmq_socket(ctx, ZMQ_PAIR);
+    assert_int_equal(zmq_bind(a, "inproc://snap-test"), 0);
+    assert_int_equal(zmq_connect(b, "inproc://snap-test"), 0);
+    float theta[300];
+    for (int i = 0; i < 300; i++)
+        theta[i] = (float)i;
+    mfl_tensor_t t[2] = {mfl_tensor_vec("w", theta, 200), mfl_tensor_vec("b", theta + 200, 100)};
+    char err[256];
+    mfl_wire_snapshot_t *snap = mfl_wire_snapshot_new(t, 2, err, sizeof err);
+    assert_non_null(snap);
+    theta[0] = -1.0f; /* θ moves on; the snapshot keeps what was taken */
+    size_t n = 0;
+    const mfl_tensor_t *st = mfl_wire_snapshot_tensors(snap, &n);
+    assert_int_equal(n, 2);
+    assert_non_null(st[0].blake2b);
+    Metafl__Bye bye = METAFL__BYE__INIT;
+    Metafl__Envelope env = METAFL__ENVELOPE__INIT;
+    env.kind = METAFL__MESSAGE_KIND__BYE;
+    env.body_case = METAFL__ENVELOPE__BODY_BYE;
+    env.bye = &bye;
+    for (int k = 0; k < 3; k++)
+        assert_int_equal(mfl_msg_send(a, NULL, 0, &env, st, n, NULL, mfl_wire_snapshot_release,
+                                      mfl_wire_snapshot_ref(snap), err, sizeof err), 0);
+    mfl_wire_snapshot_release(snap); /* our reference; the in-flight sends keep theirs */
+    for (int k = 0; k < 3; k++) {
+        frames_t fr;
+        s_recv_all(b, &fr);
+        int reason = 0;
+        mfl_msg_t *m = mfl_msg_decode(fr.f, fr.n, NULL, &reason, err, sizeof err);
+        if (!m)
+            fail_msg("%s", err);
+        assert_true(mfl_msg_tensor(m, 0)->data[0] == 0.0f);
+        assert_memory_equal(mfl_msg_tensor(m, 1)->data, theta + 200, 100 * sizeof(float));
+        mfl_msg_destroy(&m);
+        for (size_t i = 0; i < fr.n; i++)
+            zmq_msg_close(&fr.f[i]);
+    }
+    zmq_close(a);
+    zmq_close(b);
+    zmq_ctx_term(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -361,6 +421,7 @@ int main(void)
         cmocka_unit_test(test_shape_and_size_rejections),
         cmocka_unit_test(test_hash_and_nonfinite_rejections_across_split_frames),
         cmocka_unit_test(test_zero_copy_release_runs_once),
+        cmocka_unit_test(test_snapshot_broadcast_sends_one_copy_to_many),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
