@@ -152,6 +152,9 @@ static void s_on_event(mfl_coordinator_t *self, const mfl_wire_event_t *ev, uint
     case METAFL__MESSAGE_KIND__BYE:
         mfl_info("site %s says bye: %s", ev->site,
                  env->bye && env->bye->reason ? env->bye->reason : "");
+        /* Seen first, so the wire's last-seen time of this very message
+         * does not bring the site back in s_sync_liveness. */
+        mfl_round_engine_site_seen(self->engine, ev->site, now);
         mfl_round_engine_site_gone(self->engine, ev->site);
         self->status_dirty = true;
         break;

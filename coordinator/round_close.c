@@ -49,27 +49,24 @@ void mfl_engine_audit_update(mfl_round_engine_t *self, const Metafl__UpdateHeade
         return;
     mfl_audit_record_t rec;
     char err[256];
-    mfl_audit_record_init(&rec, MFL_AUDIT_UPDATE_ACCEPTED, self->round, h->site);
-    memcpy(rec.nonce, self->nonce, MFL_ENGINE_NONCE_BYTES);
-    rec.nonce_len = MFL_ENGINE_NONCE_BYTES;
-    rec.has_delta_hash = true;
-    mfl_audit_delta_hash(self->delta, self->n_state, rec.delta_hash);
-    rec.norm = norm;
-    rec.n = h->n_samples;
-    if (h->privacy && h->privacy->applied) {
-        rec.has_privacy = true;
-        rec.privacy.clip = h->privacy->clip_norm;
-        rec.privacy.sigma = h->privacy->noise_multiplier;
-        rec.privacy.q = 1.0;
-        rec.privacy.steps = 1;
-        rec.privacy.epsilon = h->privacy->epsilon_spent;
-        rec.privacy.delta = self->config.target_delta;
-    }
-    if (signed_header && sig && sig_len == 64 && signed_len <= MFL_AUDIT_SIGNED_MAX) {
-        rec.has_update_sig = true;
-        memcpy(rec.update_sig, sig, 64);
-        memcpy(rec.signed_header, signed_header, signed_len);
-        rec.signed_header_len = signed_len;
+    if (signed_header && sig && sig_len == 64) {
+        /* The record keeps what the site signed, so it verifies on its own. */
+        if (mfl_audit_record_from_update(&rec, MFL_AUDIT_UPDATE_ACCEPTED, signed_header,
+                                         signed_len, sig, err, sizeof err) < 0) {
+            mfl_error("audit log: round %u, site %s: %s", self->round, h->site, err);
+            return;
+        }
+        if (rec.has_privacy)
+            rec.privacy.delta = self->config.target_delta;
+    } else {
+        mfl_audit_record_init(&rec, MFL_AUDIT_UPDATE_ACCEPTED, self->round, h->site);
+        memcpy(rec.nonce, self->nonce, MFL_ENGINE_NONCE_BYTES);
+        rec.nonce_len = MFL_ENGINE_NONCE_BYTES;
+        rec.has_delta_hash = true;
+        if (mfl_audit_digest_of_header(h, rec.delta_hash, err, sizeof err) < 0)
+            mfl_audit_delta_hash(self->delta, self->n_state, rec.delta_hash);
+        rec.norm = norm;
+        rec.n = h->n_samples;
     }
     if (mfl_audit_append(self->audit, &rec, NULL, err, sizeof err) < 0)
         mfl_error("audit log: %s", err);

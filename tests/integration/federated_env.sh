@@ -1,0 +1,158 @@
+# Fixture for the federated integration tests (sourced after lib.sh, never
+# run): keys, three synthetic hospitals, site configs and a coordinator
+# config, all under $TEST_TMP. Small model, short deadlines: each test
+# stays well under a minute.
+#
+#   fed_setup ROUNDS [extra coordinator YAML lines...]
+#       creates $TEST_TMP/{keys,allow,data,sites,coordinator.yaml} with a
+#       free port in $FED_PORT; sites site-a, site-b, site-c.
+#   fed_site NAME [agent args...]     starts one site agent (LAST_PID)
+#   fed_coordinator [args...]         starts the coordinator (LAST_PID)
+#   fed_rounds_done RUN_DIR           rounds closed so far (metrics lines)
+#   fed_final_hash RUN_DIR            θ BLAKE2b after the last closed round
+
+FED_SITES=(site-a site-b site-c)
+
+# A free TCP port on 127.0.0.1 (bind :0, read it back, release it).
+fed_free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# Deterministic synthetic rows: y = [x1 + 0.5 x2 − x3 + noise > 0], site
+# offset shifts the feature distribution (non-IID hospitals).
+fed_make_csv() {
+  local path=$1 seed=$2 rows=$3 shift=$4
+  awk -v seed="$seed" -v n="$rows" -v sh="$shift" 'BEGIN {
+    srand(seed); print "x1,x2,x3,y";
+    for (i = 0; i < n; i++) {
+      x1 = rand() * 4 - 2 + sh; x2 = rand() * 4 - 2; x3 = rand() * 4 - 2 - sh / 2;
+      z = x1 + 0.5 * x2 - x3 + (rand() - 0.5);
+      printf "%.4f,%.4f,%.4f,%d\n", x1, x2, x3, (z > 0) ? 1 : 0;
+    }
+  }' >"$path"
+}
+
+fed_setup() {
+  local rounds=$1; shift
+  mkdir -p "$TEST_TMP"/{keys,allow,data,sites}
+  metafl keygen coordinator --dir "$TEST_TMP/keys" >/dev/null
+  local i=0
+  for s in "${FED_SITES[@]}"; do
+    metafl keygen "$s" --dir "$TEST_TMP/keys" >/dev/null
+    cp "$TEST_TMP/keys/$s.pub" "$TEST_TMP/allow/"
+    mkdir -p "$TEST_TMP/run-$s"
+    fed_make_csv "$TEST_TMP/data/$s.csv" $((11 + i)) 240 "$(awk -v i=$i 'BEGIN{print (i-1)*0.5}')"
+    i=$((i + 1))
+  done
+  FED_PORT=$(fed_free_port)
+  for s in "${FED_SITES[@]}"; do
+    cat >"$TEST_TMP/sites/$s.yaml" <<EOF
+site:
+  id: $s
+  key_file: ../keys/$s.key
+coordinator:
+  endpoint: tcp://127.0.0.1:$FED_PORT
+  public_key: ../keys/coordinator.pub
+data:
+  source: csv
+  path: ../data/$s.csv
+  train_fraction: 0.75
+  split_seed: 3
+  standardize: site
+  schema:
+    header: true
+    columns:
+      - x1
+      - x2
+      - x3
+      - {name: y, kind: label, rule: class, n_classes: 2}
+runtime:
+  threads: 1
+audit:
+  log: ../run-$s/audit.log
+limits:
+  heartbeat_s: 0.5
+EOF
+  done
+  cat >"$TEST_TMP/coordinator.yaml" <<EOF
+coordinator:
+  listen: tcp://127.0.0.1:$FED_PORT
+  key: keys/coordinator.key
+  allow_dir: allow
+  run_dir: run
+model:
+  spec: mlp:3-8-1
+  loss: bce
+  init_seed: 5
+algorithm:
+  name: reptile
+  inner_steps: 5
+  inner_lr: 0.05
+  meta_batch: 2
+  outer_steps: 2
+  outer_lr: 1.0
+  batch_size: 32
+rounds:
+  count: $rounds
+  min_sites: 2
+  wait_for_sites: 3
+  deadline_s: 20
+  seed: 7
+server:
+  optimizer: sgd
+  lr: 1.0
+eval:
+  adapt_steps: 5
+  adapt_lr: 0.05
+  deadline_s: 10
+limits:
+  heartbeat_s: 0.5
+  site_timeout_s: 30
+sites:
+  - sites/site-a.yaml
+  - sites/site-b.yaml
+  - sites/site-c.yaml
+EOF
+  # Extra lines replace whole top-level keys: pass them as "KEY.SUB: value"
+  # pairs handled by a tiny rewriter (keeps the YAML above the single source).
+  for kv in "$@"; do
+    local key=${kv%%=*} val=${kv#*=}
+    local sect=${key%%.*} sub=${key#*.}
+    python3 - "$TEST_TMP/coordinator.yaml" "$sect" "$sub" "$val" <<'PY'
+import sys
+path, sect, sub, val = sys.argv[1:]
+lines = open(path).read().split("\n")
+out, in_sect, done = [], False, False
+for ln in lines:
+    if ln and not ln.startswith(" "):
+        if in_sect and not done:
+            out.append(f"  {sub}: {val}"); done = True
+        in_sect = ln.rstrip(":") == sect
+    if in_sect and ln.strip().startswith(sub + ":"):
+        out.append(f"  {sub}: {val}"); done = True; continue
+    out.append(ln)
+if not done:
+    out.append(f"{sect}:\n  {sub}: {val}")
+open(path, "w").write("\n".join(out))
+PY
+  done
+}
+
+fed_site() {
+  local name=$1; shift
+  start_bg "$name" metafl-site-agent --config "$TEST_TMP/sites/$name.yaml" "$@"
+}
+
+fed_coordinator() {
+  start_bg coordinator metafl-coordinator --config "$TEST_TMP/coordinator.yaml" "$@"
+}
+
+fed_rounds_done() {
+  local f=$1/metrics.jsonl
+  [ -f "$f" ] || { echo 0; return; }
+  grep -c '"event":"round"' "$f" || true
+}
+
+fed_final_hash() {
+  grep '"event":"round"' "$1/metrics.jsonl" | tail -n 1 | sed 's/.*"theta_blake2b":"\([0-9a-f]*\)".*/\1/'
+}
