@@ -209,7 +209,7 @@ mfl_dataset_t *mfl_idx_load(const char *images_path, const char *labels_path, si
 {
     s_header_t ih, lh;
     mfl_dataset_t *ds = NULL;
-    uint8_t *pix = NULL, *lab = NULL;
+    uint8_t *chunk = NULL, *lab = NULL;
     gzFile gi = NULL, gl = NULL;
     errno = 0;
     gi = s_open(images_path, 3, &ih, err, errlen);
@@ -222,21 +222,48 @@ mfl_dataset_t *mfl_idx_load(const char *images_path, const char *labels_path, si
     if (s_rows(images_path, labels_path, &ih, &lh, max_rows, &k, err, errlen) < 0)
         goto out_close;
     size_t d = (size_t)ih.dims[1] * ih.dims[2];
-    pix = malloc(k && d ? k * d : 1);
+    /* Pixels are converted chunk by chunk straight into the data set, so
+     * loading never holds a second copy of the images. */
+    size_t chunk_rows = d >= (1u << 20) ? 1 : (1u << 20) / d;
+    chunk = malloc(chunk_rows * d);
     lab = malloc(k ? k : 1);
-    if (!pix || !lab) {
-        mfl_errf(err, errlen, "%s: out of memory", images_path);
-        goto out_close;
+    ds = mfl_dataset_new(k, d);
+    if (!chunk || !lab || !ds) {
+        mfl_errf(err, errlen, "%s: out of memory for %zu images", images_path, k);
+        goto out_fail;
     }
-    if (s_gz_exact(gi, images_path, pix, k * d, "pixel data", err, errlen) < 0 ||
-        s_gz_exact(gl, labels_path, lab, k, "label data", err, errlen) < 0)
-        goto out_close;
+    for (size_t row = 0; row < k; row += chunk_rows) {
+        size_t rows = k - row < chunk_rows ? k - row : chunk_rows;
+        if (s_gz_exact(gi, images_path, chunk, rows * d, "pixel data", err, errlen) < 0) {
+            /* Name the whole payload, not just this chunk. */
+            mfl_errf(err, errlen, "%s: truncated or corrupt pixel data (image %zu of %zu)",
+                     images_path, row + 1, k);
+            goto out_fail;
+        }
+        float *x = ds->x + row * d;
+        for (size_t i = 0; i < rows * d; i++)
+            x[i] = (float)chunk[i] / 255.0f;
+    }
+    if (s_gz_exact(gl, labels_path, lab, k, "label data", err, errlen) < 0)
+        goto out_fail;
     if (k == ih.dims[0] && (s_at_end(gi, images_path, err, errlen) < 0 ||
                             s_at_end(gl, labels_path, err, errlen) < 0))
-        goto out_close;
-    ds = s_build(images_path, labels_path, &ih, pix, lab, k, err, errlen);
+        goto out_fail;
+    ds->channels = 1;
+    ds->height = ih.dims[1];
+    ds->width = ih.dims[2];
+    size_t max_label = 0;
+    for (size_t i = 0; i < k; i++) {
+        ds->y[i] = (float)lab[i];
+        if (lab[i] > max_label)
+            max_label = lab[i];
+    }
+    ds->n_classes = k ? max_label + 1 : 0;
+    goto out_close;
+out_fail:
+    mfl_dataset_destroy(&ds);
 out_close:
-    free(pix);
+    free(chunk);
     free(lab);
     if (gi)
         gzclose(gi);

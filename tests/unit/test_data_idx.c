@@ -128,6 +128,14 @@ static void test_files_plain_and_gzipped(void **state)
     assert_null(mfl_idx_load(ip, lp, 0, err, sizeof err));
     snprintf(want, sizeof want, "%s: trailing bytes after the data the header describes", lp);
     assert_string_equal(err, want);
+    /* A truncated gzipped image file. */
+    assert_int_equal(s_write(lp, s_labels, sizeof s_labels, 0), 0);
+    assert_int_equal(s_write(ip, s_images, sizeof s_images - 3, 1), 0);
+    assert_null(mfl_idx_load(ip, lp, 0, err, sizeof err));
+    snprintf(want, sizeof want, "%s: truncated or corrupt pixel data (image 1 of 3)", ip);
+    assert_string_equal(err, want);
+    assert_int_equal(s_write(ip, s_images, sizeof s_images, 1), 0);
+    assert_int_equal(s_write(lp, longer, sizeof longer, 0), 0);
     /* ...but reading only the first rows does not need the rest. */
     ds = mfl_idx_load(ip, lp, 2, err, sizeof err);
     assert_non_null(ds);
