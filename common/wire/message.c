@@ -43,8 +43,17 @@ mfl_tensor_t mfl_tensor_vec(const char *name, const float *data, uint64_t count)
     return t;
 }
 
+/* sodium_init picks libsodium's fastest BLAKE2b for this CPU (AVX2 here);
+ * without it the portable code runs. Idempotent and cheap after the first. */
+static void s_sodium(void)
+{
+    if (sodium_init() < 0)
+        MFL_ASSERT(!"libsodium failed to initialise");
+}
+
 void mfl_tensor_hash(const float *data, uint64_t count, uint8_t out[MFL_HASH_BYTES])
 {
+    s_sodium();
     crypto_generichash_state st;
     crypto_generichash_init(&st, NULL, 0, MFL_HASH_BYTES);
     const unsigned char *p = (const unsigned char *)data;
@@ -326,6 +335,7 @@ mfl_msg_t *mfl_msg_decode(zmq_msg_t *frames, size_t n, const mfl_wire_limits_t *
         mfl_wire_limits_default(&def);
         limits = &def;
     }
+    s_sodium();
     mfl_msg_t *self = calloc(1, sizeof *self);
     zmq_msg_t *owned = calloc(n ? n : 1, sizeof *owned);
     if (!self || !owned) {
