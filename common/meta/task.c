@@ -127,7 +127,7 @@ mfl_sampler_t *mfl_sampler_new_episodes(const mfl_dataset_t *data, const size_t 
             continue;
         size_t e = self->n_eligible++;
         self->eligible[e] = c;
-        self->rows[e] = malloc(count[c] * sizeof(size_t));
+        self->rows[e] = malloc((count[c] + 1) * sizeof(size_t)); /* +1: never malloc(0) */
         if (!self->rows[e]) {
             free(count);
             free(wanted);
