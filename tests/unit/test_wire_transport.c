@@ -484,6 +484,59 @@ static void test_binding_a_taken_endpoint_fails_with_its_name(void **state)
     assert_non_null(strstr(err, "/nonexistent-allow-dir"));
 }
 
+/* An allow-listed peer that speaks raw ZeroMQ, not the API: garbage and
+ * floods are rejected, and the socket stays in step for the next message. */
+static void test_raw_garbage_from_an_admitted_key_is_rejected(void **state)
+{
+    fx_t *fx = *state;
+    void *ctx = zmq_ctx_new();
+    void *d = zmq_socket(ctx, ZMQ_DEALER);
+    int zero = 0;
+    zmq_setsockopt(d, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(d, ZMQ_CURVE_SERVERKEY, mfl_identity_public(fx->coord)->curve_pk_z85, 41);
+    zmq_setsockopt(d, ZMQ_CURVE_PUBLICKEY, mfl_identity_public(fx->alice)->curve_pk_z85, 41);
+    zmq_setsockopt(d, ZMQ_CURVE_SECRETKEY, mfl_identity_curve_sk_z85(fx->alice), 41);
+    assert_int_equal(zmq_connect(d, mfl_server_endpoint(fx->server)), 0);
+
+    char err[512] = "";
+    int reason = -1;
+    mfl_msg_t *m = NULL;
+    assert_int_equal(zmq_send(d, "\xff\xff\xff", 3, 0), 3);
+    assert_int_equal(mfl_server_recv(fx->server, T_WAIT, &m, &reason, err, sizeof err),
+                     MFL_RECV_REJECTED);
+    assert_int_equal(reason, METAFL__REJECT_REASON__REJECT_BAD_MESSAGE);
+    assert_non_null(strstr(err, "alice"));
+
+    /* 1100 frames against a limit of 1024 */
+    for (int i = 0; i < 1100; i++)
+        assert_int_equal(zmq_send(d, "abcd", 4, i + 1 < 1100 ? ZMQ_SNDMORE : 0), 4);
+    assert_int_equal(mfl_server_recv(fx->server, T_WAIT, &m, &reason, err, sizeof err),
+                     MFL_RECV_REJECTED);
+    assert_int_equal(reason, METAFL__REJECT_REASON__REJECT_TOO_LARGE);
+
+    /* both rejections came back to this peer, as Reject envelopes */
+    for (int k = 0; k < 2; k++) {
+        zmq_msg_t f;
+        zmq_msg_init(&f);
+        assert_true(zmq_msg_recv(&f, d, 0) >= 0);
+        assert_false(zmq_msg_more(&f));
+        int why = 0;
+        mfl_msg_t *r = mfl_msg_decode(&f, 1, NULL, &why, err, sizeof err);
+        zmq_msg_close(&f);
+        assert_non_null(r);
+        assert_int_equal(mfl_msg_kind(r), METAFL__MESSAGE_KIND__REJECT);
+        mfl_msg_destroy(&r);
+    }
+    zmq_close(d);
+    zmq_ctx_term(ctx);
+
+    mfl_client_t *c = s_client(fx, fx->alice, fx->coord);
+    if (mfl_client_wait_connected(c, T_WAIT, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    s_expect_served(fx, c, "alice");
+    mfl_client_destroy(&c);
+}
+
 static void s_on_connect(mfl_client_t *client, unsigned n, void *arg)
 {
     (void)client;
@@ -552,6 +605,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_app_heartbeats_refresh_liveness_silently, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_binding_a_taken_endpoint_fails_with_its_name, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_raw_garbage_from_an_admitted_key_is_rejected, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_reconnect_calls_the_hook_again, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload_admits_a_new_site, setup, teardown),
