@@ -399,14 +399,65 @@ fail:
     return 0;
 }
 
+/* k rows of `train` drawn stratified by label with `rng` (both classes
+ * kept in proportion, at least one of each when k >= 2), as a new set. */
+static mfl_dataset_t *s_draw_support(const mfl_dataset_t *train, size_t k, mfl_rng_t *rng)
+{
+    size_t n = train->n, n_pos = 0;
+    size_t *pos = malloc(n * sizeof *pos), *neg = malloc(n * sizeof *neg);
+    size_t *idx = malloc((k ? k : 1) * sizeof *idx);
+    mfl_dataset_t *d = NULL;
+    if (!pos || !neg || !idx || k == 0 || k > n)
+        goto out;
+    size_t np = 0, nn = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (train->y[i] > 0.5f)
+            pos[np++] = i;
+        else
+            neg[nn++] = i;
+    }
+    n_pos = np;
+    mfl_rng_shuffle(rng, pos, np);
+    mfl_rng_shuffle(rng, neg, nn);
+    size_t kp = (size_t)((double)k * (double)n_pos / (double)n + 0.5);
+    if (k >= 2 && kp == 0 && np > 0)
+        kp = 1;
+    if (k >= 2 && kp == k && nn > 0)
+        kp = k - 1;
+    if (kp > np)
+        kp = np;
+    if (k - kp > nn)
+        kp = k - nn;
+    for (size_t i = 0; i < kp; i++)
+        idx[i] = pos[i];
+    for (size_t i = kp; i < k; i++)
+        idx[i] = neg[i - kp];
+    d = mfl_dataset_subset(train, idx, k);
+    if (d)
+        d->n_classes = train->n_classes;
+out:
+    free(pos);
+    free(neg);
+    free(idx);
+    return d;
+}
+
 /* ---- goal 1(c): a new hospital ------------------------------------------- */
+
+static void s_drawn_free(mfl_site_worker_t *drawn[S_HEART_SITES][3][20])
+{
+    for (int i = 0; i < S_HEART_SITES; i++)
+        for (int a = 0; a < 3; a++)
+            for (int d = 0; d < 20; d++)
+                mfl_site_worker_destroy(&drawn[i][a][d]);
+}
 
 static int s_run_newsite(const s_opts_t *o, const s_heart_t *h, const char *argv0)
 {
     char err[512];
     static const int shots[3] = {5, 10, 20};
     static const int steps[2] = {10, 100};
-    const int draws = o->quick ? 5 : 20;
+    const int draws = o->quick ? 5 : 20; /* ≤ S_MAX_DRAWS */
     /* methods: the variants, then "scratch" (fresh θ, same adaptation). */
     enum { N_METHODS = S_N_VARIANTS + 1 };
     /* sum[model][method][shot][steps][held-out site], over seeds × draws */
@@ -416,11 +467,35 @@ static int s_run_newsite(const s_opts_t *o, const s_heart_t *h, const char *argv
     static int diverged[S_N_MODELS][N_METHODS][3][2];
     memset(sum, 0, sizeof sum);
     memset(per_seed, 0, sizeof per_seed);
+    /* The new hospital's labelled cases: for each (held-out site, k, draw)
+     * a worker whose training split IS the k drawn rows (so the production
+     * EvalTask path adapts on exactly them; k_shot 0 = all its rows) and
+     * whose held-out split is the site's test rows. */
+    enum { S_MAX_DRAWS = 20 };
+    static mfl_site_worker_t *drawn[S_HEART_SITES][3][S_MAX_DRAWS];
     for (int k = 0; k < o->n_seeds; k++) {
         uint64_t seed = 42 + (uint64_t)k;
         s_fleet_t own = {0};
+        memset(drawn, 0, sizeof drawn);
         if (s_fleet_own(&own, h, 0, err, sizeof err) != 0)
             goto fail;
+        for (int held = 0; held < S_HEART_SITES; held++)
+            for (int a = 0; a < 3; a++)
+                for (int d = 0; d < draws; d++) {
+                    mfl_rng_t r;
+                    mfl_rng_seed(&r, seed, 0x6e6577ULL * 1000003u + (uint64_t)held * 10007u +
+                                               (uint64_t)a * 101u + (uint64_t)d);
+                    mfl_dataset_t *sup = s_draw_support(h->train[held], (size_t)shots[a], &r);
+                    if (!sup) {
+                        mfl_errf(err, sizeof err, "cannot draw %d rows", shots[a]);
+                        goto fail;
+                    }
+                    drawn[held][a][d] = s_worker(s_heart_site_names[held], sup, h->test[held],
+                                                 err, sizeof err);
+                    mfl_dataset_destroy(&sup);
+                    if (!drawn[held][a][d])
+                        goto fail;
+                }
         for (int m = 0; m < S_N_MODELS; m++) {
             for (int held = 0; held < S_HEART_SITES; held++) {
                 mfl_site_worker_t *three[S_HEART_SITES - 1];
@@ -444,9 +519,9 @@ static int s_run_newsite(const s_opts_t *o, const s_heart_t *h, const char *argv
                             for (int d = 0; d < draws; d++) {
                                 double acc = 0;
                                 uint32_t draw_round = (uint32_t)(1000 + d);
-                                int src = s_score(own.workers[held], &sp, theta, n, steps[b],
-                                                 S_FT_LR, (uint32_t)shots[a], draw_round, &acc,
-                                                 NULL, err, sizeof err);
+                                int src = s_score(drawn[held][a][d], &sp, theta, n, steps[b],
+                                                  S_FT_LR, 0, draw_round, &acc, NULL, err,
+                                                  sizeof err);
                                 if (src < 0) {
                                     free(theta);
                                     goto fail;
@@ -462,12 +537,14 @@ static int s_run_newsite(const s_opts_t *o, const s_heart_t *h, const char *argv
             }
         }
         s_fleet_free(&own);
+        s_drawn_free(drawn);
         printf("seed %llu done\n", (unsigned long long)seed);
         fflush(stdout);
         continue;
 fail:
         fprintf(stderr, "bench_heart newsite: seed %llu: %s\n", (unsigned long long)seed, err);
         s_fleet_free(&own);
+        s_drawn_free(drawn);
         return -1;
     }
     FILE *f = s_open_out(o, "newsite", argv0);
@@ -475,8 +552,9 @@ fail:
         return -1;
     fprintf(f, "  \"draws_per_seed\": %d,\n  \"goal\": 0.78,\n", draws);
     fprintf(f, "  \"settings\": {\"rounds\": 30, \"adapt_lr\": %.3f, \"adaptation\": \"full-batch "
-               "SGD on k rows drawn by the site worker (seeded stratified shuffle of the new "
-               "site's training rows, varied by the eval round); scored on its test rows; the "
+               "SGD on k rows drawn stratified from the new site's training rows (a fresh draw "
+               "per seed, site, k and draw; the site worker's EvalTask adapts on exactly "
+               "them); scored on its test rows; the "
                "new site's features scaled with its own training-row statistics (no labels "
                "needed)\", \"scratch\": \"fresh He-uniform init, same adaptation\", "
                "\"diverged\": \"adaptations with a non-finite loss, scored 0\"},\n",

@@ -88,8 +88,12 @@ if [ -x bench/rounds_engine.sh ] || [ -f bench/rounds_engine.sh ]; then
     step rounds_engine bash bench/rounds_engine.sh "$RESULTS/rounds_engine.json"
 fi
 
-# The other engineers' benchmarks (numerics, wire, meta-learning).
+# The other engineers' benchmarks (numerics, wire, meta-learning). They
+# write bench/results/<name>.json themselves, so the quick subset skips them
+# (it must not overwrite committed results).
+[ "$QUICK" = 1 ] && echo "== bench: quick: skipping the other benchmarks (they write bench/results/)"
 for bin in "$BUILD"/bench/bench_*; do
+    [ "$QUICK" = 1 ] && break
     [ -x "$bin" ] || continue
     name=$(basename "$bin")
     case $name in
