@@ -121,7 +121,7 @@ static void s_buf_free(void *data, void *hint)
 
 static int s_send_part(void *sock, zmq_msg_t *m, int more, char *err, size_t errlen)
 {
-    int rc;
+    int rc = -1;
     do
         rc = zmq_msg_send(m, sock, more ? ZMQ_SNDMORE : 0);
     while (rc < 0 && errno == EINTR);
@@ -519,7 +519,7 @@ int mfl_msg_recv_raw(void *sock, int router, const mfl_wire_limits_t *limits, mf
     while (more) {
         zmq_msg_t m;
         zmq_msg_init(&m);
-        int rc;
+        int rc = -1;
         do /* a signal must not cut a multipart message in two */
             rc = zmq_msg_recv(&m, sock, first ? ZMQ_DONTWAIT : 0);
         while (rc < 0 && errno == EINTR && !first);
