@@ -137,12 +137,33 @@ static void test_bad_values_are_refused_naming_the_key(void **state)
     s_expect_error("rounds:\n  count: 3\n", "model.spec", "bad.yaml");
 }
 
+/* The documented example must stay loadable (run from the repo root, as
+ * tests/run-tests.sh does). */
+static void test_documented_example_loads(void **state)
+{
+    (void)state;
+    if (access("configs/coordinator.yaml", R_OK) != 0) {
+        fprintf(stderr, "configs/coordinator.yaml not found: run from the repository root\n");
+        skip();
+    }
+    mfl_coord_config_t c;
+    char err[512] = "";
+    int rc = mfl_coord_config_load("configs/coordinator.yaml", &c, err, sizeof err);
+    if (rc)
+        fprintf(stderr, "%s\n", err);
+    assert_int_equal(rc, 0);
+    assert_int_equal(c.rounds, 10);
+    assert_int_equal(c.learner.algo, MFL_ALGO_REPTILE);
+    assert_int_equal(c.n_sites, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_good_config_loads_with_resolved_paths),
         cmocka_unit_test(test_unknown_key_is_refused_with_its_line),
         cmocka_unit_test(test_bad_values_are_refused_naming_the_key),
+        cmocka_unit_test(test_documented_example_loads),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
