@@ -236,10 +236,20 @@ def personal_section(d, res, img_dir, tmp, plots):
             r100 = by.get((m, a, 100))
             cells.append(" / ".join(fmt(v, 3) for v in r100["site_mean"]) if r100 else "–")
             rows.append(cells)
+    maj = res.get("majority")
+    if maj:
+        rows.append(["majority class", "–", "–", "–", fmt(sum(maj) / 4),
+                     " / ".join(fmt(v, 3) for v in maj)])
     d.table(["model", "algorithm", "before (k=0)", "k = 10", "k = 100",
              "k = 100 per site (C/H/S/V)"], rows)
     goal = res.get("goal", 0.81)
     met = best[0] >= goal
+    n_ok = sum(1 for r in res["rows"] if r["steps"] > 0 and r["mean4"] >= goal)
+    n_all = sum(1 for r in res["rows"] if r["steps"] > 0)
+    d.p(f"{n_ok} of {n_all} (model, algorithm, k) settings reach {goal}; the best is within "
+        "about one seed-to-seed standard deviation of the goal, so \"met\" is narrow. "
+        "Hyper-parameters were fixed before looking at test accuracy (no tuning on the "
+        "test rows).", "")
     d.p(f"Goal: mean personalised accuracy ≥ {goal}. Best: {fmt(best[0])} ({best[1]}) – "
         + ("**met**." if met else f"**not met**, short by {goal - best[0]:.4f}."), "",
         "FLamby's reference (ANCHORS.md): FedAvg then 100 fine-tuning steps, 0.7178 before "
@@ -319,7 +329,23 @@ def newsite_section(d, res, img_dir, tmp, plots):
             r = by.get((m, a, 10, 10))
             if r:
                 rows.append([m, a] + [fmt(v) for v in r["site_mean"]])
+    maj = [.5385, .6292, .9375, .7778]
+    rows.append(["majority class", "(of the site's training rows)"] + [fmt(v) for v in maj])
     d.table(["model", "method"] + SITES, rows)
+    bk = None
+    for m in models:
+        for a in algos:
+            r = by.get((m, a, 10, 10))
+            if r and (bk is None or r["mean4"] > bk["mean4"]):
+                bk = r
+    if bk:
+        others = [bk["site_mean"][i] for i in (0, 1, 3)]
+        d.p("Switzerland's test rows are 15 positives of 16, so a model that leans positive "
+            "scores ≈ .94 there and lifts the mean of 4. For the best method "
+            f"({bk['model']} {bk['algo']}) Cleveland / Hungary / VA score "
+            + " / ".join(fmt(v) for v in others)
+            + f" (mean of these three {fmt(sum(others) / 3)}, against {fmt((maj[0] + maj[1] + maj[3]) / 3)} "
+            "for the majority class).", "")
     d.goals.append(("1(c) new hospital, k = 10, 10 steps (best method)", f"≥ {goal}",
                     f"{fmt(best[0])} ({best[1]})",
                     "met" if met else f"NOT MET (short by {goal - best[0]:.4f})"))
