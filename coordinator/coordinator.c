@@ -97,10 +97,37 @@ static void s_sink_finished(void *ctx)
 
 /* ---- wire events → engine ------------------------------------------- */
 
+/* "MAJOR.MINOR" of a version string; -1 if it does not start that way. */
+static int s_major_minor(const char *v, unsigned *major, unsigned *minor)
+{
+    return v && sscanf(v, "%u.%u", major, minor) == 2 ? 0 : -1;
+}
+
+/* Before 1.0 a minor release may change what a round computes, so sites
+ * must run the coordinator's MAJOR.MINOR; unparsable versions are let
+ * through (the protocol version, checked by the wire layer, still holds). */
+static bool s_version_ok(const char *theirs, char *text, size_t len)
+{
+    unsigned a, b, c, d;
+    if (s_major_minor(theirs, &a, &b) < 0 || s_major_minor(MFL_VERSION, &c, &d) < 0)
+        return true;
+    if (a == c && b == d)
+        return true;
+    snprintf(text, len, "site runs metafl %s but the coordinator runs %s: install %u.%u.x on "
+             "the site", theirs, MFL_VERSION, c, d);
+    return false;
+}
+
 static void s_on_hello(mfl_coordinator_t *self, const mfl_wire_event_t *ev, uint64_t now)
 {
     const Metafl__Hello *h = ev->env->hello;
-    char err[256];
+    char err[256], vtext[256];
+    if (!s_version_ok(h->software_version, vtext, sizeof vtext)) {
+        mfl_warn("refused Hello from site %s: %s", ev->site, vtext);
+        mfl_coord_wire_send_reject(self->wire, ev->site, METAFL__REJECT_REASON__REJECT_VERSION, 0,
+                                   vtext, err, sizeof err);
+        return;
+    }
     if (h->schema_hash.len > sizeof self->schema_hash) {
         mfl_coord_wire_send_reject(self->wire, ev->site, METAFL__REJECT_REASON__REJECT_SCHEMA, 0,
                                    "schema hash longer than 64 bytes", err, sizeof err);
@@ -135,10 +162,27 @@ static void s_on_hello(mfl_coordinator_t *self, const mfl_wire_event_t *ev, uint
 static void s_on_event(mfl_coordinator_t *self, const mfl_wire_event_t *ev, uint64_t now)
 {
     const Metafl__Envelope *env = ev->env;
-    switch (env->kind) {
-    case METAFL__MESSAGE_KIND__HELLO:
+    if (env->kind == METAFL__MESSAGE_KIND__HELLO) {
         s_on_hello(self, ev, now);
-        break;
+        return;
+    }
+    /* A site takes part only after a Hello we accepted (a refused site's
+     * Bye or a stray update must not make it a member). */
+    if (!mfl_round_engine_knows(self->engine, ev->site)) {
+        char err[256];
+        if (env->kind == METAFL__MESSAGE_KIND__UPDATE ||
+            env->kind == METAFL__MESSAGE_KIND__EVAL_REPORT) {
+            mfl_warn("site %s: %s before an accepted Hello; rejected", ev->site,
+                     env->kind == METAFL__MESSAGE_KIND__UPDATE ? "update" : "eval report");
+            mfl_coord_wire_send_reject(self->wire, ev->site,
+                                       METAFL__REJECT_REASON__REJECT_BAD_MESSAGE, 0,
+                                       "send Hello first", err, sizeof err);
+        } else {
+            mfl_debug("site %s: message before an accepted Hello ignored", ev->site);
+        }
+        return;
+    }
+    switch (env->kind) {
     case METAFL__MESSAGE_KIND__UPDATE: {
         const Metafl__Update *u = env->update;
         mfl_round_engine_update(self->engine, ev->site, ev->update_header, ev->tensors,

@@ -578,6 +578,15 @@ const mfl_round_summary_t *mfl_round_engine_last_summary(const mfl_round_engine_
     return self->have_summary ? &self->last : NULL;
 }
 
+bool mfl_round_engine_knows(const mfl_round_engine_t *self, const char *site)
+{
+    for (size_t i = 0; i < self->n_sites; i++) {
+        if (strcmp(self->sites[i].id, site) == 0)
+            return true;
+    }
+    return false;
+}
+
 bool mfl_round_engine_is_selected(const mfl_round_engine_t *self, const char *site)
 {
     if (self->phase != MFL_ENGINE_ROUND)

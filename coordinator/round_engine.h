@@ -159,6 +159,8 @@ uint32_t mfl_round_engine_rounds_done(const mfl_round_engine_t *self);
 /* θ (borrowed; changes at each round close). */
 const float *mfl_round_engine_theta(const mfl_round_engine_t *self);
 size_t mfl_round_engine_n_state(const mfl_round_engine_t *self);
+/* Has `site` said hello (or otherwise been seen) since the engine started? */
+bool mfl_round_engine_knows(const mfl_round_engine_t *self, const char *site);
 /* Is `site` selected for the open round? */
 bool mfl_round_engine_is_selected(const mfl_round_engine_t *self, const char *site);
 /* The open round's nonce (16 bytes) or NULL. */
