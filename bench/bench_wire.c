@@ -249,7 +249,7 @@ int main(int argc, char **argv)
     pthread_create(&t_raw, NULL, s_raw_echo, &rs);
 
     const uint64_t sizes[3] = {10000, 1000000, 10000000};
-    const int reps[3] = {200, 20, 7};
+    const int reps[3] = {200, 40, 9};
     FILE *js = fopen(out, "w");
     if (!js)
         s_die(out, strerror(errno));
