@@ -46,6 +46,19 @@ void mfl_meta_class_means_backward(mfl_learner_t *self, const float *ys, size_t 
     }
 }
 
+void mfl_meta_mask_empty(const float *counts, float *logits, size_t nq, size_t nw)
+{
+    for (size_t i = 0; i < nq; i++) {
+        float *row = logits + i * nw, lo = INFINITY;
+        for (size_t j = 0; j < nw; j++)
+            if (counts[j] > 0 && row[j] < lo)
+                lo = row[j];
+        for (size_t j = 0; j < nw; j++)
+            if (counts[j] == 0)
+                row[j] = isfinite(lo) ? lo - 30.0f : 0.0f;
+    }
+}
+
 /* Embeds n rows of x into emb ([n][d]), chunked by max_batch. */
 static int s_embed(mfl_learner_t *self, const float *theta, const float *x, size_t n,
                    float *emb)

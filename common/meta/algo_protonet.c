@@ -1,12 +1,10 @@
 /* Prototypical networks (Snell et al. 2017): a class's prototype is the
  * mean of its support embeddings; a query's logit for class j is the
  * negative squared Euclidean distance to prototype j. A class without
- * support rows gets logit −1e9 (never predicted). */
+ * support rows is never predicted (mfl_meta_mask_empty). */
 #include <string.h>
 
 #include "meta/learner_internal.h"
-
-#define S_EMPTY_LOGIT (-1e9f)
 
 static int s_logits(mfl_learner_t *self, const float *state, const float *es, const float *ys,
                     size_t ns, const float *eq, size_t nq, size_t nw, float *logits)
@@ -18,10 +16,8 @@ static int s_logits(mfl_learner_t *self, const float *state, const float *es, co
     const float *protos = self->protos.p, *counts = self->counts.p;
     for (size_t i = 0; i < nq; i++) {
         for (size_t j = 0; j < nw; j++) {
-            if (counts[j] == 0) {
-                logits[i * nw + j] = S_EMPTY_LOGIT;
-                continue;
-            }
+            if (counts[j] == 0)
+                continue; /* masked below */
             float dist = 0;
             for (size_t t = 0; t < d; t++) {
                 float diff = eq[i * d + t] - protos[j * d + t];
@@ -30,6 +26,7 @@ static int s_logits(mfl_learner_t *self, const float *state, const float *es, co
             logits[i * nw + j] = -dist;
         }
     }
+    mfl_meta_mask_empty(counts, logits, nq, nw);
     return 0;
 }
 

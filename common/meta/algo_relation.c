@@ -9,8 +9,6 @@
 
 #include "meta/learner_internal.h"
 
-#define S_EMPTY_LOGIT (-1e9f)
-
 /* Pairs [e_q, c_j] into self->pairs ([nq * nw][2d]). */
 static int s_pairs(mfl_learner_t *self, const float *eq, size_t nq, size_t nw)
 {
@@ -39,10 +37,7 @@ static int s_logits(mfl_learner_t *self, const float *state, const float *es, co
         if (mfl_model_forward(self->relation, rel, self->pairs.p + i * 2 * d, b, logits + i))
             return -1;
     }
-    for (size_t i = 0; i < nq; i++)
-        for (size_t j = 0; j < nw; j++)
-            if (self->counts.p[j] == 0)
-                logits[i * nw + j] = S_EMPTY_LOGIT;
+    mfl_meta_mask_empty(self->counts.p, logits, nq, nw);
     return 0;
 }
 

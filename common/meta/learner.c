@@ -357,9 +357,12 @@ int mfl_meta_check_data(const mfl_learner_t *self, const mfl_dataset_t *ds, cons
         float y = ds->y[i];
         if (!isfinite(y))
             return mfl_errf(err, errlen, "%s: row %zu has a non-finite label", what, i), -1;
-        if (limit && (y < 0 || y != floorf(y) || (limit != (size_t)-1 && y >= (float)limit)))
+        if (metric && (y < 0 || y != floorf(y)))
+            return mfl_errf(err, errlen, "%s: row %zu label %g is not a class index (%s "
+                            "classifies)", what, i, (double)y, self->ops->name), -1;
+        if (limit && !metric && (y < 0 || y != floorf(y) || y >= (float)limit))
             return mfl_errf(err, errlen, "%s: row %zu label %g is not a class in 0..%zu", what,
-                            i, (double)y, limit == (size_t)-1 ? 0 : limit - 1), -1;
+                            i, (double)y, limit - 1), -1;
         if (metric && y > 1e6f)
             return mfl_errf(err, errlen, "%s: row %zu label %g is too large", what, i,
                             (double)y), -1;

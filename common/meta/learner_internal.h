@@ -104,6 +104,11 @@ int mfl_meta_metric_evaluate(mfl_learner_t *self, const mfl_metric_head_t *head,
  * and Relation nets. */
 int mfl_meta_class_means(mfl_learner_t *self, const float *es, const float *ys, size_t ns,
                          size_t nw);
+/* A class without support rows cannot be predicted: its logit becomes the
+ * row's lowest real logit − 30 (P ≈ 1e-13; a query of that class then
+ * costs ~30 nats, finite, instead of an absurd or infinite loss). Its
+ * gradient is ignored by the heads' backward passes. */
+void mfl_meta_mask_empty(const float *counts, float *logits, size_t nq, size_t nw);
 /* des[s] += dprotos[ys] / count[ys]: the class mean's backward. */
 void mfl_meta_class_means_backward(mfl_learner_t *self, const float *ys, size_t ns,
                                    const float *dprotos, float *des);
