@@ -238,6 +238,31 @@ static void test_metric_method_scores_binary_tables(void **state)
     assert_true(m.accuracy > 0.6);
     assert_true(m.auroc > 0.6);
     assert_false(isnan(m.sensitivity));
+    /* A support set without positives: the class cannot be predicted, the
+     * loss stays finite (~30 nats per positive query row), no NaN. */
+    mfl_dataset_t *neg = mfl_dataset_new(10, 5);
+    neg->n_classes = 2;
+    size_t k = 0;
+    for (size_t i = 0; i < train->n && k < 10; i++)
+        if (train->y[i] == 0) {
+            memcpy(neg->x + k * 5, train->x + i * 5, 5 * sizeof(float));
+            neg->y[k++] = 0;
+        }
+    assert_int_equal(k, 10);
+    mfl_algo_kind_t metric[] = {MFL_ALGO_PROTONET, MFL_ALGO_MATCHING, MFL_ALGO_RELATION};
+    for (size_t a = 0; a < 3; a++) {
+        mfl_learner_t *ml = s_new(metric[a], "mlp:5-16-8", MFL_LOSS_SOFTMAX_CE);
+        float *th = malloc(mfl_learner_n_state(ml) * sizeof(float));
+        mfl_learner_init_state(ml, th, 5);
+        assert_int_equal(mfl_learner_evaluate(ml, th, neg, test, 0, 0, NULL, &m, err,
+                                              sizeof(err)), 0);
+        assert_true(isfinite(m.loss) && m.loss < 40);
+        assert_float_equal(m.sensitivity, 0.0, 1e-12);
+        assert_float_equal(m.specificity, 1.0, 1e-12);
+        free(th);
+        mfl_learner_destroy(&ml);
+    }
+    mfl_dataset_destroy(&neg);
     free(theta);
     mfl_learner_destroy(&l);
     mfl_dataset_destroy(&train);
