@@ -1,6 +1,7 @@
 /* The coordinator's transport adapter over wire/server.h (see coord_wire.h). */
 #include "coord_wire.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -8,7 +9,28 @@
 #include "wire/keys.h"
 #include "wire/server.h"
 
+/* θ as sent in one round: one copy per round (not one per site), sent to
+ * every site without further copies. Reference-counted because ZeroMQ's
+ * I/O threads release each send whenever they are done with it, possibly
+ * after θ has moved on (a queued send to a slow or dead site). */
+typedef struct {
+    float *data;
+    uint64_t count;
+    uint8_t hash[32];
+    atomic_int refs;
+} s_snapshot_t;
+
+static void s_snapshot_unref(void *hint)
+{
+    s_snapshot_t *snap = hint;
+    if (snap && atomic_fetch_sub(&snap->refs, 1) == 1) {
+        free(snap->data);
+        free(snap);
+    }
+}
+
 struct mfl_coord_wire {
+    s_snapshot_t *snap;          /* the current θ (one reference held here) */
     mfl_identity_t *identity;
     mfl_server_t *server;
     mfl_msg_t *msg;              /* the current event's message */
@@ -53,7 +75,8 @@ void mfl_coord_wire_destroy(mfl_coord_wire_t **self_p)
         return;
     mfl_coord_wire_t *self = *self_p;
     mfl_msg_destroy(&self->msg);
-    mfl_server_destroy(&self->server);
+    mfl_server_destroy(&self->server); /* releases pending sends first */
+    s_snapshot_unref(self->snap);
     mfl_identity_destroy(&self->identity);
     free(self->views);
     free(self->send);
@@ -127,8 +150,44 @@ int mfl_coord_wire_recv(mfl_coord_wire_t *self, int timeout_ms, mfl_wire_event_t
     return 1;
 }
 
-/* Engine views → wire tensors (shape copied inline). */
-static mfl_tensor_t *s_tensors(mfl_coord_wire_t *self, const mfl_engine_tensor_t *t, size_t n)
+/* The snapshot for θ with BLAKE2b `hash` given as `t`: the current one if
+ * the hash matches, else a fresh copy (the old one lives on while sends
+ * still hold it). NULL on OOM. */
+static s_snapshot_t *s_snapshot(mfl_coord_wire_t *self, const uint8_t *hash, size_t hash_len,
+                                const mfl_engine_tensor_t *t, size_t n)
+{
+    uint64_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += t[i].count;
+    if (self->snap && hash_len == 32 && self->snap->count == total &&
+        memcmp(self->snap->hash, hash, 32) == 0)
+        return self->snap;
+    s_snapshot_t *snap = calloc(1, sizeof *snap);
+    if (!snap)
+        return NULL;
+    snap->data = malloc((total ? total : 1) * sizeof(float));
+    if (!snap->data) {
+        free(snap);
+        return NULL;
+    }
+    uint64_t off = 0;
+    for (size_t i = 0; i < n; i++) {
+        memcpy(snap->data + off, t[i].data, t[i].count * sizeof(float));
+        off += t[i].count;
+    }
+    snap->count = total;
+    if (hash_len == 32)
+        memcpy(snap->hash, hash, 32);
+    atomic_init(&snap->refs, 1);
+    s_snapshot_unref(self->snap);
+    self->snap = snap;
+    return snap;
+}
+
+/* Engine views → wire tensors (shape copied inline), data pointing into
+ * `base` (consecutive tensors) or into the views themselves. */
+static mfl_tensor_t *s_tensors(mfl_coord_wire_t *self, const mfl_engine_tensor_t *t, size_t n,
+                               const float *base)
 {
     if (n > self->send_cap) {
         mfl_tensor_t *s = realloc(self->send, n * sizeof *s);
@@ -137,6 +196,7 @@ static mfl_tensor_t *s_tensors(mfl_coord_wire_t *self, const mfl_engine_tensor_t
         self->send = s;
         self->send_cap = n;
     }
+    uint64_t off = 0;
     for (size_t i = 0; i < n; i++) {
         mfl_tensor_t *w = &self->send[i];
         memset(w, 0, sizeof *w);
@@ -145,26 +205,33 @@ static mfl_tensor_t *s_tensors(mfl_coord_wire_t *self, const mfl_engine_tensor_t
         for (size_t d = 0; d < w->ndim; d++)
             w->shape[d] = t[i].shape[d];
         w->count = t[i].count;
-        w->data = t[i].data;
+        w->data = base ? base + off : t[i].data;
+        off += t[i].count;
     }
     return self->send;
 }
 
-static int s_send(mfl_coord_wire_t *self, const char *site, Metafl__Envelope *env,
-                  const mfl_engine_tensor_t *tensors, size_t n, char *err, size_t errlen)
+/* Sends env + θ tensors zero-copy from the round's snapshot. */
+static int s_send_theta(mfl_coord_wire_t *self, const char *site, Metafl__Envelope *env,
+                        const ProtobufCBinaryData *hash, const mfl_engine_tensor_t *tensors,
+                        size_t n, char *err, size_t errlen)
 {
     env->protocol_version = MFL_WIRE_PROTOCOL_VERSION;
-    mfl_tensor_t *t = NULL;
-    if (n) {
-        t = s_tensors(self, tensors, n);
-        if (!t) {
-            mfl_errf(err, errlen, "out of memory");
-            return -1;
-        }
+    s_snapshot_t *snap = s_snapshot(self, hash->data, hash->len, tensors, n);
+    mfl_tensor_t *t = snap ? s_tensors(self, tensors, n, snap->data) : NULL;
+    if (!t) {
+        mfl_errf(err, errlen, "out of memory");
+        return -1;
     }
-    /* release == NULL: the bytes are copied, so θ may change right after
-     * (it does at the next round close). */
-    return mfl_server_send(self->server, site, env, t, n, NULL, NULL, err, errlen);
+    atomic_fetch_add(&snap->refs, 1); /* released exactly once by the transport */
+    return mfl_server_send(self->server, site, env, t, n, s_snapshot_unref, snap, err, errlen);
+}
+
+static int s_send(mfl_coord_wire_t *self, const char *site, Metafl__Envelope *env, char *err,
+                  size_t errlen)
+{
+    env->protocol_version = MFL_WIRE_PROTOCOL_VERSION;
+    return mfl_server_send(self->server, site, env, NULL, 0, NULL, NULL, err, errlen);
 }
 
 int mfl_coord_wire_send_round_task(mfl_coord_wire_t *self, const char *site,
@@ -177,7 +244,7 @@ int mfl_coord_wire_send_round_task(mfl_coord_wire_t *self, const char *site,
     env.kind = METAFL__MESSAGE_KIND__ROUND_TASK;
     env.body_case = METAFL__ENVELOPE__BODY_ROUND_TASK;
     env.round_task = (Metafl__RoundTask *)task;
-    return s_send(self, site, &env, tensors, n_tensors, err, errlen);
+    return s_send_theta(self, site, &env, &task->model_hash, tensors, n_tensors, err, errlen);
 }
 
 int mfl_coord_wire_send_eval_task(mfl_coord_wire_t *self, const char *site,
@@ -190,7 +257,7 @@ int mfl_coord_wire_send_eval_task(mfl_coord_wire_t *self, const char *site,
     env.kind = METAFL__MESSAGE_KIND__EVAL_TASK;
     env.body_case = METAFL__ENVELOPE__BODY_EVAL_TASK;
     env.eval_task = (Metafl__EvalTask *)task;
-    return s_send(self, site, &env, tensors, n_tensors, err, errlen);
+    return s_send_theta(self, site, &env, &task->model_hash, tensors, n_tensors, err, errlen);
 }
 
 int mfl_coord_wire_send_reject(mfl_coord_wire_t *self, const char *site,
@@ -207,7 +274,7 @@ int mfl_coord_wire_send_reject(mfl_coord_wire_t *self, const char *site,
     env.kind = METAFL__MESSAGE_KIND__REJECT;
     env.body_case = METAFL__ENVELOPE__BODY_REJECT;
     env.reject = &r;
-    return s_send(self, site, &env, NULL, 0, err, errlen);
+    return s_send(self, site, &env, err, errlen);
 }
 
 int mfl_coord_wire_send_welcome(mfl_coord_wire_t *self, const char *site, uint32_t round,
@@ -225,7 +292,7 @@ int mfl_coord_wire_send_welcome(mfl_coord_wire_t *self, const char *site, uint32
     env.kind = METAFL__MESSAGE_KIND__WELCOME;
     env.body_case = METAFL__ENVELOPE__BODY_WELCOME;
     env.welcome = &w;
-    return s_send(self, site, &env, NULL, 0, err, errlen);
+    return s_send(self, site, &env, err, errlen);
 }
 
 int mfl_coord_wire_send_bye(mfl_coord_wire_t *self, const char *site, const char *reason,
@@ -239,5 +306,5 @@ int mfl_coord_wire_send_bye(mfl_coord_wire_t *self, const char *site, const char
     env.kind = METAFL__MESSAGE_KIND__BYE;
     env.body_case = METAFL__ENVELOPE__BODY_BYE;
     env.bye = &b;
-    return s_send(self, site, &env, NULL, 0, err, errlen);
+    return s_send(self, site, &env, err, errlen);
 }
