@@ -14,8 +14,8 @@
 #include <strings.h>
 #include <yaml.h>
 
+#include "core/fileio.h"
 #include "core/log.h"
-#include "data/file.h"
 
 typedef struct s_node {
     mfl_yaml_kind_t kind;
@@ -303,7 +303,7 @@ mfl_yaml_doc_t *mfl_yaml_load(const char *path, char *err, size_t errlen)
 {
     char *buf;
     size_t len;
-    if (mfl_data_read_file(path, MFL_YAML_MAX_BYTES, &buf, &len, err, errlen) < 0)
+    if (mfl_file_read_all(path, MFL_YAML_MAX_BYTES, &buf, &len, err, errlen) < 0)
         return NULL;
     mfl_yaml_doc_t *self = mfl_yaml_parse(buf, len, path, err, errlen);
     free(buf);

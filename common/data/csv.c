@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/fileio.h"
 #include "core/log.h"
-#include "data/file.h"
 
 static const char *const s_default_missing[] = { "", "NaN", "?" };
 
@@ -689,7 +689,7 @@ mfl_dataset_t *mfl_csv_load(const char *path, const mfl_csv_schema_t *schema,
     size_t len;
     if (stats)
         memset(stats, 0, sizeof *stats);
-    if (mfl_data_read_file(path, MFL_CSV_MAX_BYTES, &buf, &len, err, errlen) < 0)
+    if (mfl_file_read_all(path, MFL_CSV_MAX_BYTES, &buf, &len, err, errlen) < 0)
         return NULL;
     mfl_dataset_t *ds = mfl_csv_parse(buf, len, path, schema, stats, err, errlen);
     free(buf);

@@ -9,9 +9,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/fileio.h"
 #include "core/json.h"
 #include "core/log.h"
-#include "data/file.h"
 
 static const char *const s_sites[MFL_HEART_N_SITES] = { "cleveland", "hungarian", "switzerland",
                                                         "va" };
@@ -264,7 +264,7 @@ int mfl_heart_load(const char *shared_dir, const char *site, mfl_heart_std_t std
     snprintf(split_path, sizeof split_path, "%s/flamby-split.json", dir);
     char *text;
     size_t len;
-    if (mfl_data_read_file(split_path, S_SPLIT_MAX_BYTES, &text, &len, err, errlen) < 0)
+    if (mfl_file_read_all(split_path, S_SPLIT_MAX_BYTES, &text, &len, err, errlen) < 0)
         return -1;
     char jerr[200];
     mfl_json_t *split = mfl_json_parse(text, len, jerr, sizeof jerr);

@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/fileio.h"
 #include "core/log.h"
 #include "data/csv.h"
-#include "data/file.h"
 
 static const char *const s_names[MFL_WDBC_N_FEATURES] = {
     "mean radius", "mean texture", "mean perimeter", "mean area", "mean smoothness",
@@ -75,7 +75,7 @@ mfl_dataset_t *mfl_wdbc_load(const char *path, char *err, size_t errlen)
     };
     char *text;
     size_t len;
-    if (mfl_data_read_file(path, 16u << 20, &text, &len, err, errlen) < 0)
+    if (mfl_file_read_all(path, 16u << 20, &text, &len, err, errlen) < 0)
         return NULL;
     size_t n_rows;
     mfl_dataset_t *ds = NULL;
