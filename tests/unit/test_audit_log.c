@@ -17,6 +17,8 @@
 #include "metafl.pb-c.h"
 #include "wire/keys.h"
 
+#include "tmpdir.h"
+
 static char s_dir[256];
 
 typedef struct {
@@ -36,17 +38,13 @@ static int s_setup(void **state)
         strcpy(s_ids[i].name, names[i]);
         crypto_sign_keypair(s_ids[i].pk, s_ids[i].sk);
     }
-    const char *tmp = getenv("TMPDIR");
-    snprintf(s_dir, sizeof s_dir, "%s/mfl-audit-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    return mkdtemp(s_dir) ? 0 : -1;
+    return s_tmpdir_make(s_dir, sizeof s_dir, "audit");
 }
 
 static int s_teardown(void **state)
 {
     (void)state;
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", s_dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return s_tmpdir_remove(s_dir);
 }
 
 static int s_keys(void *arg, const char *name, uint8_t pk[32], char *err, size_t errlen)

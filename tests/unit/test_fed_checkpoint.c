@@ -16,6 +16,8 @@
 #include "fed/checkpoint.h"
 #include "fed/server_step.h"
 
+#include "tmpdir.h"
+
 #define P 257
 
 static char s_dir[256];
@@ -23,17 +25,13 @@ static char s_dir[256];
 static int s_setup(void **state)
 {
     (void)state;
-    const char *tmp = getenv("TMPDIR");
-    snprintf(s_dir, sizeof s_dir, "%s/mfl-ckpt-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    return mkdtemp(s_dir) ? 0 : -1;
+    return s_tmpdir_make(s_dir, sizeof s_dir, "ckpt");
 }
 
 static int s_teardown(void **state)
 {
     (void)state;
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", s_dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return s_tmpdir_remove(s_dir);
 }
 
 /* Writes a test file without fsync (durability is not under test here,

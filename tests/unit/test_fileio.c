@@ -13,22 +13,20 @@
 
 #include "core/fileio.h"
 
+#include "tmpdir.h"
+
 static char s_dir[256];
 
 static int s_setup(void **state)
 {
     (void)state;
-    const char *tmp = getenv("TMPDIR");
-    snprintf(s_dir, sizeof s_dir, "%s/mfl-fileio-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    return mkdtemp(s_dir) ? 0 : -1;
+    return s_tmpdir_make(s_dir, sizeof s_dir, "fileio");
 }
 
 static int s_teardown(void **state)
 {
     (void)state;
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", s_dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return s_tmpdir_remove(s_dir);
 }
 
 static int s_count_entries(const char *dir)
