@@ -15,7 +15,9 @@
 #include "config.h"
 #include "core/log.h"
 #include "meta/learner.h"
+#include "core/json.h"
 #include "round_engine.h"
+#include "status.h"
 
 #define MAX_EVENTS 256
 
@@ -578,6 +580,42 @@ static void test_restarted_site_gets_its_task_again(void **state)
     mfl_round_engine_destroy(&e);
 }
 
+/* status.json is valid JSON and says what the engine knows. */
+static void test_status_document_is_json_with_sites_and_last_round(void **state)
+{
+    fixture_t *fx = *state;
+    mfl_round_engine_t *e = s_engine(fx);
+    s_join3(e, 0);
+    mfl_round_engine_tick(e, 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(
+            s_send(fx, e, (const char *[]){"site-a", "site-b", "site-c"}[i], 1.0f, 10, 1), 0);
+    mfl_round_engine_site_gone(e, "site-b");
+    char *text = mfl_status_render(e, &fx->cfg, "tcp://127.0.0.1:1", 5);
+    assert_non_null(text);
+    char err[128];
+    mfl_json_t *root = mfl_json_parse(text, strlen(text), err, sizeof err);
+    if (!root)
+        fprintf(stderr, "%s\n%s\n", err, text);
+    assert_non_null(root);
+    double v = 0;
+    assert_int_equal(mfl_json_number(mfl_json_get(root, "rounds_done"), &v), 0);
+    assert_true(v == 1);
+    assert_string_equal(mfl_json_string(mfl_json_get(root, "phase")), "waiting"); /* until the next tick */
+    const mfl_json_t *sites = mfl_json_get(root, "sites");
+    assert_int_equal(mfl_json_array_len(sites), 3);
+    bool connected = true;
+    assert_int_equal(mfl_json_bool(mfl_json_get(mfl_json_array_at(sites, 1), "connected"),
+                                   &connected), 0);
+    assert_false(connected); /* site-b, sorted second */
+    const mfl_json_t *last = mfl_json_get(root, "last_round");
+    assert_int_equal(mfl_json_number(mfl_json_get(last, "accepted"), &v), 0);
+    assert_true(v == 3);
+    mfl_json_destroy(&root);
+    free(text);
+    mfl_round_engine_destroy(&e);
+}
+
 int main(void)
 {
     mfl_log_set_level(MFL_LOG_ERROR);
@@ -597,6 +635,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_run_ends_with_final_evaluation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restarted_site_gets_its_task_again, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_status_document_is_json_with_sites_and_last_round,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
