@@ -76,12 +76,20 @@ void mfl_model_backward(mfl_model_t *self, const float *theta, const float *dout
 
 /* Forward + loss + backward on one batch: returns the mean loss and, if
  * `grad` is not NULL, OVERWRITES grad[n_params] with dL/dθ. Returns NAN if
- * the batch is refused (0 or over max_batch). */
+ * the batch is refused (0 or over max_batch), or NAN with grad zeroed if a
+ * target is invalid for the loss (see mfl_loss_eval). Because the norm
+ * layer is per-sample, the loss of a batch is the mean of per-row terms, so
+ * a large set may be split into chunks and the chunk results averaged with
+ * weights chunk/total. */
 float mfl_model_loss_grad(mfl_model_t *self, const float *theta, const mfl_loss_t *loss,
                           const float *x, const float *y, size_t batch, float *grad);
 
 /* Hessian-vector product of the mean batch loss at θ: hv ← ∇²L(θ)·v
- * (n_params floats each). Returns 0, or -1 if the batch is refused. */
+ * (n_params floats each; hv must not overlap θ or v). Exact for every
+ * layer (Pearlmutter's R-operator, see docs/ENGINE-NUMERICS.md); costs
+ * about 1.3-3 training steps. The first call allocates the tangent
+ * buffers once. Returns 0, or -1 if the batch is refused, a target is
+ * invalid or that allocation fails. */
 int mfl_model_hvp(mfl_model_t *self, const float *theta, const mfl_loss_t *loss,
                   const float *x, const float *y, size_t batch, const float *v, float *hv);
 
