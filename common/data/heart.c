@@ -3,6 +3,7 @@
 #include "data/heart.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +67,31 @@ static int s_has_heart(const char *dir)
     return stat(path, &st) == 0;
 }
 
+/* A binary in <repo>/build[/x]/{bin,tests}/ started from elsewhere: the
+ * shared folder is <repo>/../shared. Found once (pthread_once: the site
+ * threads of `metafl simulate` may ask at the same time). */
+static char s_found[4096];
+static pthread_once_t s_found_once = PTHREAD_ONCE_INIT;
+
+static void s_find_from_exe(void)
+{
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return;
+    exe[n] = '\0';
+    for (int up = 0; up < 5; up++) {
+        char *slash = strrchr(exe, '/');
+        if (!slash || slash == exe)
+            return;
+        *slash = '\0';
+        int len = snprintf(s_found, sizeof s_found, "%s/../shared", exe);
+        if (len > 0 && (size_t)len < sizeof s_found && s_has_heart(s_found))
+            return;
+        s_found[0] = '\0';
+    }
+}
+
 const char *mfl_heart_default_shared(void)
 {
     const char *env = getenv("METAFL_SHARED");
@@ -73,31 +99,8 @@ const char *mfl_heart_default_shared(void)
         return env;
     if (s_has_heart("../shared"))
         return "../shared";
-    /* A binary in <repo>/build[/x]/{bin,tests}/ started from elsewhere: the
-     * shared folder is <repo>/../shared. Resolved once, then cached. */
-    static char found[4096];
-    static int done;
-    if (!done) {
-        done = 1;
-        char exe[4096];
-        ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-        if (n > 0) {
-            exe[n] = '\0';
-            for (int up = 0; up < 5; up++) {
-                char *slash = strrchr(exe, '/');
-                if (!slash || slash == exe)
-                    break;
-                *slash = '\0';
-                char cand[4200];
-                snprintf(cand, sizeof cand, "%s/../shared", exe);
-                if (strlen(cand) < sizeof found && s_has_heart(cand)) {
-                    strcpy(found, cand);
-                    break;
-                }
-            }
-        }
-    }
-    return found[0] ? found : "../shared";
+    pthread_once(&s_found_once, s_find_from_exe);
+    return s_found[0] ? s_found : "../shared";
 }
 
 #define S_SPLIT_MAX_BYTES (1u << 20)

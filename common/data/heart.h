@@ -32,7 +32,7 @@ const char *mfl_heart_site_name(size_t i);
 /* The shared data folder: $METAFL_SHARED if set; else "../shared" if it
  * holds the heart data (a process started in the repo root); else the
  * repository's sibling found from the executable's path (<repo>/../shared);
- * else "../shared". Borrowed string. Not thread-safe on its first call. */
+ * else "../shared". Borrowed string. Thread-safe. */
 const char *mfl_heart_default_shared(void);
 
 /* Loads one site from `shared_dir`/data/uci-heart-disease/ into new data sets
