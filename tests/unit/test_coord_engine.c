@@ -580,6 +580,39 @@ static void test_restarted_site_gets_its_task_again(void **state)
     mfl_round_engine_destroy(&e);
 }
 
+/* eval.every: an evaluation between rounds; its deadline lets the run go
+ * on when a site does not answer. Pause holds the next round; abort ends. */
+static void test_periodic_eval_pause_and_abort(void **state)
+{
+    fixture_t *fx = *state;
+    fx->cfg.eval_every = 1;
+    mfl_round_engine_t *e = s_engine(fx);
+    s_join3(e, 0);
+    mfl_round_engine_tick(e, 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(
+            s_send(fx, e, (const char *[]){"site-a", "site-b", "site-c"}[i], 1.0f, 10, 1), 0);
+    assert_int_equal(mfl_round_engine_phase(e), MFL_ENGINE_EVAL);
+    size_t evals = 0;
+    for (size_t k = 0; k < fx->fake.n; k++)
+        evals += fx->fake.ev[k].kind == 'E';
+    assert_int_equal(evals, 3);
+    mfl_round_engine_pause(e, true);
+    mfl_round_engine_tick(e, 1 + fx->cfg.eval_deadline_ms); /* nobody reported */
+    assert_int_equal(mfl_round_engine_phase(e), MFL_ENGINE_WAITING);
+    mfl_round_engine_tick(e, 2000);
+    assert_int_equal(mfl_round_engine_phase(e), MFL_ENGINE_WAITING); /* paused */
+    mfl_round_engine_pause(e, false);
+    mfl_round_engine_tick(e, 2001);
+    assert_int_equal(mfl_round_engine_phase(e), MFL_ENGINE_ROUND);
+    assert_int_equal(mfl_round_engine_round(e), 2);
+    mfl_round_engine_abort(e);
+    assert_int_equal(mfl_round_engine_phase(e), MFL_ENGINE_FAILED);
+    assert_int_equal(fx->fake.finished, 1);
+    assert_int_equal(mfl_round_engine_rounds_done(e), 1);
+    mfl_round_engine_destroy(&e);
+}
+
 /* status.json is valid JSON and says what the engine knows. */
 static void test_status_document_is_json_with_sites_and_last_round(void **state)
 {
@@ -637,6 +670,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_status_document_is_json_with_sites_and_last_round,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_periodic_eval_pause_and_abort, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
