@@ -10,6 +10,7 @@
 #include "meta/experiment.h"
 #include "meta/learner_io.h"
 #include "meta_common.h"
+#include "nn/blas.h"
 
 int mfl_cmd_eval(int argc, char **argv);
 
@@ -17,7 +18,7 @@ static void s_usage(FILE *out)
 {
     fprintf(out,
             "usage: metafl eval --config FILE.yaml (--params FILE.safetensors | --scratch)\n"
-            "                   [--steps K] [--lr ALPHA] [--report OUT.json]\n\n"
+            "                   [--steps K] [--lr ALPHA] [--report OUT.json] [--threads N]\n\n"
             "Evaluates parameters on the experiment's held-out tasks (the same fixed\n"
             "tasks `metafl train` reports): K SGD steps of rate ALPHA on each support\n"
             "set (Meta-SGD uses its learned rates; ProtoNets, Matching and Relation nets\n"
@@ -30,13 +31,15 @@ static void s_usage(FILE *out)
             "  --steps K        adaptation steps (default: eval.steps)\n"
             "  --lr ALPHA       adaptation rate (default: eval.lr)\n"
             "  --report OUT     write the evaluation as JSON\n"
+            "  --threads N      BLAS threads (default 1; results are bit-reproducible\n"
+            "                   only at a fixed count)\n"
             "  --help           this text\n");
 }
 
 int mfl_cmd_eval(int argc, char **argv)
 {
     const char *config = NULL, *params = NULL, *report = NULL;
-    int scratch = 0, steps = -1;
+    int scratch = 0, steps = -1, threads = 1;
     float lr = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -44,6 +47,14 @@ int mfl_cmd_eval(int argc, char **argv)
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             s_usage(stdout);
             return 0;
+        } else if (strcmp(a, "--threads") == 0 && i + 1 < argc) {
+            char *tend = NULL;
+            long v = strtol(argv[++i], &tend, 10);
+            if (*tend || v < 1 || v > 256) {
+                fprintf(stderr, "metafl %s: --threads wants an integer 1..256\n", argv[0]);
+                return 2;
+            }
+            threads = (int)v;
         } else if (strcmp(a, "--config") == 0 && i + 1 < argc) {
             config = argv[++i];
         } else if (strcmp(a, "--params") == 0 && i + 1 < argc) {
@@ -77,6 +88,7 @@ int mfl_cmd_eval(int argc, char **argv)
         s_usage(stderr);
         return 2;
     }
+    mfl_blas_set_threads(threads);
     char err[1024] = "";
     int rc = 1;
     mfl_learner_t *l = NULL;

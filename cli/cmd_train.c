@@ -9,13 +9,15 @@
 #include "meta/experiment.h"
 #include "meta/learner_io.h"
 #include "meta_common.h"
+#include "nn/blas.h"
 
 int mfl_cmd_train(int argc, char **argv);
 
 static void s_usage(FILE *out)
 {
     fprintf(out,
-            "usage: metafl train --config FILE.yaml [--report OUT.json] [--save PARAMS.safetensors]\n\n"
+            "usage: metafl train --config FILE.yaml [--report OUT.json] [--save PARAMS.safetensors]\n"
+            "                    [--threads N]\n\n"
             "Meta-trains one experiment on this machine (no federation): sinusoid\n"
             "regression, Fashion-MNIST few-shot episodes or UCI Heart Disease sites,\n"
             "with any of fedavg, reptile, fomaml, maml, meta_sgd, protonet, matching,\n"
@@ -25,6 +27,8 @@ static void s_usage(FILE *out)
             "  --config FILE   the experiment (required)\n"
             "  --report OUT    write the progress and both evaluations as JSON\n"
             "  --save PARAMS   write the trained state as safetensors\n"
+            "  --threads N     BLAS threads (default 1: these models are small, and\n"
+            "                  results are bit-reproducible only at a fixed count)\n"
             "  --help          this text\n");
 }
 
@@ -54,11 +58,20 @@ static int s_write_report(const char *path, const mfl_experiment_t *exp,
 int mfl_cmd_train(int argc, char **argv)
 {
     const char *config = NULL, *report = NULL, *save = NULL;
+    int threads = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             s_usage(stdout);
             return 0;
+        } else if (strcmp(a, "--threads") == 0 && i + 1 < argc) {
+            char *tend = NULL;
+            long v = strtol(argv[++i], &tend, 10);
+            if (*tend || v < 1 || v > 256) {
+                fprintf(stderr, "metafl %s: --threads wants an integer 1..256\n", argv[0]);
+                return 2;
+            }
+            threads = (int)v;
         } else if (strcmp(a, "--config") == 0 && i + 1 < argc) {
             config = argv[++i];
         } else if (strcmp(a, "--report") == 0 && i + 1 < argc) {
@@ -76,6 +89,7 @@ int mfl_cmd_train(int argc, char **argv)
         s_usage(stderr);
         return 2;
     }
+    mfl_blas_set_threads(threads);
     char err[1024] = "";
     int rc = 1;
     mfl_learner_t *l = NULL;
