@@ -529,9 +529,16 @@ void mfl_round_engine_tick(mfl_round_engine_t *self, uint64_t now_ms)
             break;
         }
         size_t need = self->started ? self->config.min_sites : self->config.wait_for_sites;
-        if (s_connected(self) >= need) {
+        size_t have = s_connected(self);
+        if (have >= need) {
             self->started = true;
+            self->waiting_logged = 0;
             s_open_round(self, now_ms);
+        } else if (self->waiting_logged != have + 1) {
+            /* Once per change, so an operator sees why nothing happens. */
+            mfl_info("round %u/%u waits for sites: %zu connected, %zu needed", self->round,
+                     self->config.rounds, have, need);
+            self->waiting_logged = have + 1;
         }
         break;
     }

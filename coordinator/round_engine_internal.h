@@ -50,6 +50,7 @@ struct mfl_round_engine {
     mfl_engine_phase_t phase;
     bool started;              /* the first round opened (wait_for_sites met) */
     bool paused;
+    size_t waiting_logged;     /* 1 + connected count last logged while waiting; 0 none */
     uint32_t round;            /* open or next round, 1-based */
     uint32_t rounds_done;
     uint32_t attempt;          /* attempts of `round` so far */

@@ -613,6 +613,34 @@ static void test_periodic_eval_pause_and_abort(void **state)
     mfl_round_engine_destroy(&e);
 }
 
+/* A site silent for site_timeout is no longer selected; it comes back
+ * with its next message. */
+static void test_silent_site_times_out_and_comes_back(void **state)
+{
+    fixture_t *fx = *state;
+    fx->cfg.site_timeout_ms = 5000;
+    fx->cfg.rounds = 5;
+    mfl_round_engine_t *e = s_engine(fx);
+    s_join3(e, 0);
+    mfl_round_engine_tick(e, 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(
+            s_send(fx, e, (const char *[]){"site-a", "site-b", "site-c"}[i], 1.0f, 10, 10), 0);
+    mfl_round_engine_site_seen(e, "site-a", 5500);
+    mfl_round_engine_site_seen(e, "site-b", 5500);
+    mfl_round_engine_tick(e, 6000); /* site-c last seen at 10 */
+    assert_int_equal(mfl_round_engine_phase(e), MFL_ENGINE_ROUND);
+    assert_true(mfl_round_engine_is_selected(e, "site-a"));
+    assert_false(mfl_round_engine_is_selected(e, "site-c"));
+    bool connected = true;
+    assert_non_null(mfl_round_engine_site_at(e, 2, NULL, &connected));
+    assert_false(connected);
+    mfl_round_engine_site_seen(e, "site-c", 6001);
+    assert_non_null(mfl_round_engine_site_at(e, 2, NULL, &connected));
+    assert_true(connected);
+    mfl_round_engine_destroy(&e);
+}
+
 /* status.json is valid JSON and says what the engine knows. */
 static void test_status_document_is_json_with_sites_and_last_round(void **state)
 {
@@ -671,6 +699,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_status_document_is_json_with_sites_and_last_round,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_periodic_eval_pause_and_abort, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_silent_site_times_out_and_comes_back, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
