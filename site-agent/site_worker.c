@@ -6,6 +6,7 @@
 #include "site_worker.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -246,8 +247,20 @@ int mfl_site_algorithm_to_config(const Metafl__AlgorithmSpec *spec, const char *
     return 0;
 }
 
-/* (Re)builds the learner when the task asks for another model or algorithm
- * (a config byte-compare: the config is plain data, zeroed before filling). */
+/* Field by field (padding and float representations make a byte compare
+ * unreliable): true if a learner built from `a` serves `b` too. */
+static bool s_same_config(const mfl_learner_config_t *a, const mfl_learner_config_t *b)
+{
+    return a->algo == b->algo && strcmp(a->model_spec, b->model_spec) == 0 &&
+           a->loss == b->loss && a->pos_weight == b->pos_weight &&
+           a->inner_steps == b->inner_steps && a->inner_lr == b->inner_lr &&
+           a->meta_batch == b->meta_batch && a->outer_steps == b->outer_steps &&
+           a->outer_lr == b->outer_lr && a->outer_optim == b->outer_optim &&
+           a->batch_size == b->batch_size && a->local_epochs == b->local_epochs &&
+           strcmp(a->relation_spec, b->relation_spec) == 0;
+}
+
+/* (Re)builds the learner when the task asks for another model or algorithm. */
 int mfl_site_worker_prepare(mfl_site_worker_t *self, const Metafl__AlgorithmSpec *spec,
                             const char *model_spec, size_t n_theta, char *err, size_t errlen)
 {
@@ -255,7 +268,7 @@ int mfl_site_worker_prepare(mfl_site_worker_t *self, const Metafl__AlgorithmSpec
     memset(&config, 0, sizeof(config));
     if (mfl_site_algorithm_to_config(spec, model_spec, &config, err, errlen))
         return -1;
-    if (!self->learner || memcmp(&config, &self->learner_config, sizeof(config)) != 0) {
+    if (!self->learner || !s_same_config(&config, &self->learner_config)) {
         mfl_learner_destroy(&self->learner);
         char sub[256];
         self->learner = mfl_learner_new(&config, S_MAX_BATCH, sub, sizeof(sub));
