@@ -14,20 +14,24 @@
 
 #define N_ROWS 40
 
+static size_t s_nf = 4;     /* features per row (16×16 images for the cnn case) */
+static size_t s_stride = 1; /* check every s_stride-th coordinate (cnn: keeps ASan fast) */
+
 static mfl_dataset_t *s_data(size_t n_classes)
 {
-    mfl_dataset_t *d = mfl_dataset_new(N_ROWS, 4);
+    const size_t nf = s_nf;
+    mfl_dataset_t *d = mfl_dataset_new(N_ROWS, nf);
     assert_non_null(d);
     d->n_classes = n_classes;
     mfl_rng_t r;
     mfl_rng_seed(&r, 11, 0);
     for (size_t i = 0; i < N_ROWS; i++) {
-        for (size_t f = 0; f < 4; f++)
-            d->x[i * 4 + f] = mfl_rng_normal(&r);
+        for (size_t f = 0; f < nf; f++)
+            d->x[i * nf + f] = mfl_rng_normal(&r);
         if (n_classes)
             d->y[i] = (float)(i % n_classes);
         else
-            d->y[i] = d->x[i * 4] - 0.5f * d->x[i * 4 + 2] + 0.3f * mfl_rng_normal(&r);
+            d->y[i] = d->x[i * nf] - 0.5f * d->x[i * nf + 2] + 0.3f * mfl_rng_normal(&r);
     }
     return d;
 }
@@ -105,10 +109,10 @@ static void s_meta_grad(mfl_algo_kind_t algo, const char *spec, mfl_loss_kind_t 
     assert_non_null(ref.model);
     assert_float_equal(m.loss_before, s_post_loss(&ref, theta), 1e-5);
     double num = 0, den = 0;
-    const float eps = 1e-2f;
+    const float eps = s_nf > 4 ? 2e-3f : 1e-2f;
     float *t = malloc(ns * sizeof(float));
     size_t skipped = 0;
-    for (size_t i = 0; i < ns; i++) {
+    for (size_t i = 0; i < ns; i += s_stride) {
         double fd[2];
         for (int h = 0; h < 2; h++) {
             float e = h ? eps / 4 : eps;
@@ -139,10 +143,15 @@ static void s_meta_grad(mfl_algo_kind_t algo, const char *spec, mfl_loss_kind_t 
     mfl_learner_destroy(&l);
 }
 
-static void s_check_maml_vs_fomaml(const char *spec, mfl_loss_kind_t loss, size_t n_classes)
+/* tol: relative error allowed for MAML; max_skip: kinked coordinates
+ * allowed (a piecewise-linear network's central difference is unstable
+ * where some ReLU or max-pool switches within eps). */
+static void s_check_maml_vs_fomaml(const char *spec, mfl_loss_kind_t loss, size_t n_classes,
+                                   size_t nf, double tol, size_t max_skip)
 {
+    s_nf = nf;
     mfl_dataset_t *d = s_data(n_classes);
-    float theta[512], g_maml[512], g_fo[512];
+    static float theta[4096], g_maml[4096], g_fo[4096];
     double err_maml, err_fo, norm;
     size_t skipped;
     s_meta_grad(MFL_ALGO_MAML, spec, loss, d, 0.4f, 3, theta, g_maml, &err_maml, &norm,
@@ -150,37 +159,49 @@ static void s_check_maml_vs_fomaml(const char *spec, mfl_loss_kind_t loss, size_
     s_meta_grad(MFL_ALGO_FOMAML, spec, loss, d, 0.4f, 3, theta, g_fo, &err_fo, &norm, &skipped);
     print_message("%s: |fd| %.4g, relative error MAML %.3g, FOMAML %.3g (%zu kinked "
                   "coordinates skipped)\n", spec, norm, err_maml, err_fo, skipped);
-    if (strncmp(spec, "linear", 6) == 0)
-        assert_int_equal(skipped, 0);
-    assert_true(skipped <= 8); /* of 37 parameters in the mlp */
     assert_true(norm > 1e-3);
-    assert_true(err_maml < 0.01);
+    assert_true(err_maml < tol);
     assert_true(err_fo > 0.05);
     assert_true(err_fo > 10 * err_maml);
+    assert_true(skipped <= max_skip);
     mfl_dataset_destroy(&d);
 }
 
 static void test_maml_matches_fd_linear_softmax(void **state)
 {
     (void)state;
-    s_check_maml_vs_fomaml("linear:4-3", MFL_LOSS_SOFTMAX_CE, 3);
+    s_check_maml_vs_fomaml("linear:4-3", MFL_LOSS_SOFTMAX_CE, 3, 4, 0.01, 0);
 }
 
 static void test_maml_matches_fd_linear_mse(void **state)
 {
     (void)state;
-    s_check_maml_vs_fomaml("linear:4-1", MFL_LOSS_MSE, 0);
+    s_check_maml_vs_fomaml("linear:4-1", MFL_LOSS_MSE, 0, 4, 0.01, 0);
 }
 
 static void test_maml_matches_fd_mlp_bce(void **state)
 {
     (void)state;
-    s_check_maml_vs_fomaml("mlp:4-6-1", MFL_LOSS_BCE, 2);
+    s_check_maml_vs_fomaml("mlp:4-6-1", MFL_LOSS_BCE, 2, 4, 0.01, 8 /* of 37 */);
+}
+
+/* The 4-block CNN (conv, norm, ReLU, max-pool) on 16×16 images: MAML's
+ * HVPs through convolutions and normalisation. This tiny network is very
+ * non-smooth at the finite-difference scale (about a third of the 107
+ * coordinates checked, every 5th of 531, are skipped), so the check is looser: ~2% for MAML against
+ * ~90% for FOMAML on the stable coordinates. */
+static void test_maml_matches_fd_cnn4(void **state)
+{
+    (void)state;
+    s_stride = 5;
+    s_check_maml_vs_fomaml("cnn4:1x16x16:4:3", MFL_LOSS_SOFTMAX_CE, 3, 256, 0.05, 107 / 2);
+    s_stride = 1;
 }
 
 static void test_meta_sgd_matches_fd_for_theta_and_alpha(void **state)
 {
     (void)state;
+    s_nf = 4;
     mfl_dataset_t *d = s_data(3);
     float theta[512], g[512];
     double err, norm;
@@ -199,6 +220,7 @@ int main(void)
         cmocka_unit_test(test_maml_matches_fd_linear_softmax),
         cmocka_unit_test(test_maml_matches_fd_linear_mse),
         cmocka_unit_test(test_maml_matches_fd_mlp_bce),
+        cmocka_unit_test(test_maml_matches_fd_cnn4),
         cmocka_unit_test(test_meta_sgd_matches_fd_for_theta_and_alpha),
     };
     return cmocka_run_group_tests_name("meta_maml", tests, NULL, NULL);
