@@ -255,17 +255,8 @@ static void s_read_sites(mfl_yaml_doc_t *doc, mfl_coord_config_t *c)
     free(items);
 }
 
-int mfl_coord_config_load(const char *path, mfl_coord_config_t *c, char *err, size_t errlen)
+static int s_from_doc(mfl_yaml_doc_t *doc, mfl_coord_config_t *c, char *err, size_t errlen)
 {
-    mfl_coord_config_defaults(c);
-    if (strlen(path) >= sizeof c->file) {
-        mfl_errf(err, errlen, "%s: path too long", path);
-        return -1;
-    }
-    snprintf(c->file, sizeof c->file, "%s", path);
-    mfl_yaml_doc_t *doc = mfl_yaml_load(path, err, errlen);
-    if (!doc)
-        return -1;
     s_check_all_keys(doc);
 
     const char *listen = mfl_yaml_get_string(doc, "coordinator.listen", c->listen);
@@ -308,4 +299,32 @@ int mfl_coord_config_load(const char *path, mfl_coord_config_t *c, char *err, si
     int rc = mfl_yaml_error(doc, err, errlen);
     mfl_yaml_destroy(&doc);
     return rc;
+}
+
+static int s_begin(const char *path, mfl_coord_config_t *c, char *err, size_t errlen)
+{
+    mfl_coord_config_defaults(c);
+    if (strlen(path) >= sizeof c->file) {
+        mfl_errf(err, errlen, "%s: path too long", path);
+        return -1;
+    }
+    snprintf(c->file, sizeof c->file, "%s", path);
+    return 0;
+}
+
+int mfl_coord_config_load(const char *path, mfl_coord_config_t *c, char *err, size_t errlen)
+{
+    if (s_begin(path, c, err, errlen) < 0)
+        return -1;
+    mfl_yaml_doc_t *doc = mfl_yaml_load(path, err, errlen);
+    return doc ? s_from_doc(doc, c, err, errlen) : -1;
+}
+
+int mfl_coord_config_parse(const char *text, size_t len, const char *name,
+                           mfl_coord_config_t *c, char *err, size_t errlen)
+{
+    if (s_begin(name, c, err, errlen) < 0)
+        return -1;
+    mfl_yaml_doc_t *doc = mfl_yaml_parse(text, len, name, err, errlen);
+    return doc ? s_from_doc(doc, c, err, errlen) : -1;
 }

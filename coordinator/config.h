@@ -81,6 +81,11 @@ void mfl_coord_config_defaults(mfl_coord_config_t *config);
 int mfl_coord_config_load(const char *path, mfl_coord_config_t *config, char *err,
                           size_t errlen);
 
+/* As mfl_coord_config_load, from text[0..len); `name` stands for the file
+ * in messages and relative paths (for tests and fuzzing). */
+int mfl_coord_config_parse(const char *text, size_t len, const char *name,
+                           mfl_coord_config_t *config, char *err, size_t errlen);
+
 /* Resolves `rel` against the directory of `base_file` into out[outlen]
  * (absolute `rel` is copied). -1 if it does not fit. */
 int mfl_coord_path_resolve(const char *base_file, const char *rel, char *out, size_t outlen);
