@@ -426,6 +426,38 @@ static void test_rows_are_independent(void **state)
     s_fixture_free(&f);
 }
 
+/* Splitting a batch into chunks and averaging by size gives the same loss,
+ * gradient and HVP (what mfl_meta_loss_grad relies on). */
+static void test_chunks_average_to_the_full_batch(void **state)
+{
+    (void)state;
+    fixture_t f;
+    s_fixture(&f, "cnn4:1x16x16:3:4", MFL_LOSS_SOFTMAX_CE, 6, 13);
+    const size_t ni = mfl_model_n_inputs(f.m);
+    float *g = calloc(f.n, 4), *g1 = calloc(f.n, 4), *g2 = calloc(f.n, 4);
+    float *h = calloc(f.n, 4), *h1 = calloc(f.n, 4), *h2 = calloc(f.n, 4);
+    float l = mfl_model_loss_grad(f.m, f.theta, &f.loss, f.x, f.y, 6, g);
+    float l1 = mfl_model_loss_grad(f.m, f.theta, &f.loss, f.x, f.y, 2, g1);
+    float l2 = mfl_model_loss_grad(f.m, f.theta, &f.loss, f.x + 2 * ni, f.y + 2, 4, g2);
+    assert_float_equal(l, (2 * l1 + 4 * l2) / 6, 1e-5);
+    assert_int_equal(mfl_model_hvp(f.m, f.theta, &f.loss, f.x, f.y, 6, f.theta, h), 0);
+    assert_int_equal(mfl_model_hvp(f.m, f.theta, &f.loss, f.x, f.y, 2, f.theta, h1), 0);
+    assert_int_equal(mfl_model_hvp(f.m, f.theta, &f.loss, f.x + 2 * ni, f.y + 2, 4, f.theta, h2),
+                     0);
+    double dg = 0, ng = 0, dh = 0, nh = 0;
+    for (size_t i = 0; i < f.n; i++) {
+        double cg = (2.0 * g1[i] + 4.0 * g2[i]) / 6, ch = (2.0 * h1[i] + 4.0 * h2[i]) / 6;
+        dg += (g[i] - cg) * (g[i] - cg);
+        ng += cg * cg;
+        dh += (h[i] - ch) * (h[i] - ch);
+        nh += ch * ch;
+    }
+    assert_true(sqrt(dg / ng) < 1e-5);
+    assert_true(sqrt(dh / nh) < 1e-5);
+    free(g); free(g1); free(g2); free(h); free(h1); free(h2);
+    s_fixture_free(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -442,6 +474,7 @@ int main(void)
         cmocka_unit_test(test_spec_errors),
         cmocka_unit_test(test_init_params),
         cmocka_unit_test(test_rows_are_independent),
+        cmocka_unit_test(test_chunks_average_to_the_full_batch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
