@@ -60,6 +60,7 @@ static double s_train(mfl_learner_t *l, float *theta, int blocks)
     size_t ns = mfl_learner_n_state(l);
     float *delta = malloc(ns * sizeof(float));
     char err[256];
+    mfl_learner_keep_outer_state(l, 1); /* the blocks are one run */
     double t0 = s_now();
     for (int b = 0; b < blocks; b++) {
         mfl_rng_t rng;

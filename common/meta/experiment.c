@@ -305,6 +305,9 @@ int mfl_experiment_train(const mfl_experiment_t *self, mfl_learner_t *learner, f
         }
     }
     int blocks = (self->train_steps + self->log_every - 1) / self->log_every;
+    /* One θ trajectory: the blocks are one run, not separate rounds (with
+     * sites, every site shares the learner, so rounds restart instead). */
+    mfl_learner_keep_outer_state(learner, n_samplers == 1);
     double t0 = s_now();
     if (n_log)
         *n_log = 0;
@@ -339,6 +342,7 @@ int mfl_experiment_train(const mfl_experiment_t *self, mfl_learner_t *learner, f
     }
     rc = 0;
 out_free:
+    mfl_learner_keep_outer_state(learner, 0);
     for (size_t i = 0; i < n_samplers; i++)
         mfl_sampler_destroy(&samplers[i]);
     free(delta);

@@ -72,8 +72,10 @@ typedef struct {
 /* Meta-trains θ (n_state floats, in place) for train_steps outer steps in
  * blocks of log_every: each block is one mfl_learner_meta_train call per
  * sampler (heart: one per site, Δs averaged with weights n_i, as one
- * federated round with server rate 1), then θ += Δ. The outer optimiser
- * restarts each block, exactly like a federated round. After each block,
+ * federated round with server rate 1), then θ += Δ. With one sampler the
+ * outer optimiser's state carries across blocks (the blocks are one run;
+ * log_every only sets the reporting interval); with sites it restarts
+ * every block, like a federated round. After each block,
  * if `progress` is not NULL a line goes to it; if `log` is not NULL the
  * block's record is appended (it must hold ceil(steps / log_every)
  * entries) and *n_log counts them. Returns 0 or -1 with err. */

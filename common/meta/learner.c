@@ -316,6 +316,12 @@ const mfl_tensor_info_t *mfl_learner_tensor(const mfl_learner_t *self, size_t in
 
 size_t mfl_learner_n_params(const mfl_learner_t *self) { return self->n_params; }
 
+void mfl_learner_keep_outer_state(mfl_learner_t *self, int keep)
+{
+    self->keep_outer = keep != 0;
+    self->outer_started = 0; /* the next call starts from a fresh optimiser */
+}
+
 void mfl_learner_init_state(const mfl_learner_t *self, float *theta, uint64_t seed)
 {
     mfl_rng_t rng;
@@ -448,7 +454,9 @@ int mfl_learner_meta_train(mfl_learner_t *self, const float *theta, mfl_sampler_
     }
     size_t ns = self->n_state;
     memcpy(self->local, theta, ns * sizeof(float));
-    mfl_optim_reset(self->outer);
+    if (!self->keep_outer || !self->outer_started)
+        mfl_optim_reset(self->outer);
+    self->outer_started = 1;
     size_t rows = 0;
     int mb = self->config.meta_batch;
     for (int step = 0; step < self->config.outer_steps; step++) {

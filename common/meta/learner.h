@@ -100,6 +100,13 @@ int mfl_learner_meta_train(mfl_learner_t *self, const float *theta, mfl_sampler_
                            mfl_rng_t *rng, float *delta, mfl_train_metrics_t *metrics,
                            char *err, size_t errlen);
 
+/* Off (the default): every mfl_learner_meta_train call restarts the outer
+ * optimiser (momentum, Adam moments, step count), as a federated round
+ * should. On: its state carries over from call to call, for an offline
+ * trainer that calls meta_train in blocks along one θ trajectory (θ of the
+ * next call = θ + Δ of the last), so the blocks add up to one run. */
+void mfl_learner_keep_outer_state(mfl_learner_t *self, int keep);
+
 /* Adapts θ on `support` with `steps` gradient steps of learning rate `lr`
  * (metric methods ignore both) and scores `query`. If `theta_adapted` is
  * not NULL it receives the adapted state. Returns 0 or -1 (err). */

@@ -34,6 +34,8 @@ struct mfl_learner {
     mfl_tensor_info_t *tensors;
     size_t n_tensors;
     mfl_optim_t *outer;    /* local outer optimiser over the state */
+    int keep_outer;        /* mfl_learner_keep_outer_state */
+    int outer_started;     /* the optimiser has state from an earlier call */
     /* Scratch sized at construction. */
     float *local;  /* [n_state] θ_local during meta-training */
     float *acc;    /* [n_state] meta-gradient accumulated over a meta-batch */

@@ -147,6 +147,50 @@ static void test_meta_train_is_bit_reproducible(void **state)
     mfl_dataset_destroy(&d);
 }
 
+/* With the outer state kept, two calls of N outer steps follow one call of
+ * 2N steps (up to θ + Δ rounding); without it, Adam restarts and they
+ * part ways. */
+static void test_kept_outer_state_joins_blocks_into_one_run(void **state)
+{
+    (void)state;
+    mfl_dataset_t *d = s_table(120, 1);
+    mfl_sampler_t *s = mfl_sampler_new_site(d, 20, 20, NULL, 0);
+    mfl_learner_config_t c;
+    mfl_learner_config_defaults(&c, MFL_ALGO_FOMAML);
+    strcpy(c.model_spec, "linear:5-1");
+    c.loss = MFL_LOSS_BCE;
+    c.outer_lr = 0.05f;
+    char err[256];
+    float theta[6], one[6], two[6], off[6], delta[6];
+    double gap_kept = 0, gap_off = 0;
+    for (int mode = 0; mode < 3; mode++) {
+        c.outer_steps = mode == 0 ? 20 : 10;
+        mfl_learner_t *l = mfl_learner_new(&c, 32, err, sizeof(err));
+        mfl_learner_init_state(l, theta, 1);
+        mfl_learner_keep_outer_state(l, mode == 1);
+        mfl_rng_t rng;
+        mfl_rng_seed(&rng, 3, 0);
+        float *dst = mode == 0 ? one : mode == 1 ? two : off;
+        memcpy(dst, theta, sizeof(theta));
+        for (int call = 0; call < (mode == 0 ? 1 : 2); call++) {
+            assert_int_equal(mfl_learner_meta_train(l, dst, s, &rng, delta, NULL, err,
+                                                    sizeof(err)), 0);
+            for (int i = 0; i < 6; i++)
+                dst[i] += delta[i];
+        }
+        mfl_learner_destroy(&l);
+    }
+    for (int i = 0; i < 6; i++) {
+        gap_kept = fmax(gap_kept, fabs(one[i] - two[i]));
+        gap_off = fmax(gap_off, fabs(one[i] - off[i]));
+    }
+    print_message("max |θ(20) − θ(10+10)|: kept %.3g, restarted %.3g\n", gap_kept, gap_off);
+    assert_true(gap_kept < 1e-5);
+    assert_true(gap_off > 100 * gap_kept && gap_off > 1e-4);
+    mfl_sampler_destroy(&s);
+    mfl_dataset_destroy(&d);
+}
+
 static void test_fedavg_lowers_site_loss(void **state)
 {
     (void)state;
@@ -275,6 +319,7 @@ int main(void)
         cmocka_unit_test(test_state_layout_names_extra_tensors),
         cmocka_unit_test(test_bad_configs_name_the_field),
         cmocka_unit_test(test_meta_train_is_bit_reproducible),
+        cmocka_unit_test(test_kept_outer_state_joins_blocks_into_one_run),
         cmocka_unit_test(test_fedavg_lowers_site_loss),
         cmocka_unit_test(test_evaluate_from_scratch_is_the_baseline),
         cmocka_unit_test(test_metric_method_scores_binary_tables),
