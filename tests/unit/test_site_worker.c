@@ -289,6 +289,62 @@ static void test_eval_reports_adapted_before_and_local_only(void **state)
     mfl_site_worker_destroy(&w);
 }
 
+/* Every algorithm the agent advertises runs a round and an evaluation on
+ * a tabular site (metric methods: 2-way episodes, an embedding model). */
+static void test_every_algorithm_runs_a_round_and_an_eval(void **state)
+{
+    (void)state;
+    const char *algos[] = {"fedavg",   "reptile",  "fomaml",   "maml",
+                           "meta_sgd", "protonet", "matching", "relation"};
+    for (size_t a = 0; a < sizeof(algos) / sizeof(algos[0]); a++) {
+        int metric = a >= 5;
+        mfl_learner_config_t c;
+        memset(&c, 0, sizeof(c));
+        char err[256] = "";
+        mfl_site_worker_t *w = s_worker("hospital-a", NULL);
+        s_task_t t;
+        s_task_init(&t, algos[a], 9);
+        t.algo.outer_steps = 2;
+        t.algo.k_shot = 5;
+        t.algo.n_query = 5;
+        if (metric) {
+            t.task.model_spec = (char *)"mlp:4-8-4";
+            t.algo.loss = (char *)"softmax_ce";
+        }
+        if (strcmp(algos[a], "relation") == 0)
+            t.algo.relation_spec = (char *)"mlp:8-8-1";
+        if (mfl_site_algorithm_to_config(&t.algo, t.task.model_spec, &c, err, sizeof(err)))
+            fail_msg("%s: %s", algos[a], err);
+        mfl_learner_t *l = mfl_learner_new(&c, 64, err, sizeof(err));
+        if (!l)
+            fail_msg("%s: %s", algos[a], err);
+        size_t n = mfl_learner_n_state(l);
+        float *theta = malloc(n * sizeof(float));
+        assert_non_null(theta);
+        mfl_learner_init_state(l, theta, 3);
+        mfl_learner_destroy(&l);
+        mfl_site_round_result_t r;
+        if (mfl_site_worker_round(w, &t.task, theta, n, &r, err, sizeof(err)))
+            fail_msg("%s round: %s", algos[a], err);
+        assert_int_equal(r.n_delta, n);
+        assert_true(isfinite(r.delta_norm) && r.delta_norm > 0);
+        Metafl__EvalTask ev = METAFL__EVAL_TASK__INIT;
+        ev.round = 1;
+        ev.nonce = t.task.nonce;
+        ev.model_spec = t.task.model_spec;
+        ev.algorithm = &t.algo;
+        ev.adapt_steps = 5;
+        ev.adapt_lr = 0.05f;
+        mfl_site_eval_result_t e;
+        if (mfl_site_worker_eval(w, &ev, theta, n, &e, err, sizeof(err)))
+            fail_msg("%s eval: %s", algos[a], err);
+        assert_true(e.adapted.accuracy >= 0 && e.adapted.accuracy <= 1);
+        assert_int_equal(e.adapted.n, 100);
+        free(theta);
+        mfl_site_worker_destroy(&w);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -298,6 +354,7 @@ int main(void)
         cmocka_unit_test(test_privacy_clips_delta_to_the_bound),
         cmocka_unit_test(test_wrong_theta_size_and_unknown_algorithm_are_refused),
         cmocka_unit_test(test_eval_reports_adapted_before_and_local_only),
+        cmocka_unit_test(test_every_algorithm_runs_a_round_and_an_eval),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
