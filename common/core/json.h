@@ -12,7 +12,9 @@
  *
  * Errors are "LINE:COLUMN: what" (1-based; the column counts bytes); the
  * caller prefixes the file name. Thread-safety: a parsed tree is read-only,
- * so it may be read from several threads; parsing has no global state. */
+ * so it may be read from several threads; parsing may run in several
+ * threads too (its only shared state is a hash key set once). Objects of
+ * many members are hash-indexed, so parsing and mfl_json_get stay linear. */
 #ifndef MFL_CORE_JSON_H
 #define MFL_CORE_JSON_H
 

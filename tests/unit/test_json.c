@@ -158,6 +158,43 @@ static void test_not_nul_terminated_input(void **state)
     mfl_json_destroy(&j);
 }
 
+/* Big objects are hash-indexed: every key must stay reachable and a
+ * duplicate far from its twin must still be caught (a 1 MiB object of
+ * short keys used to take half a minute: n² key compares). */
+static void test_big_object_lookup_and_duplicates(void **state)
+{
+    (void)state;
+    enum { N = 5000 };
+    char *text = malloc((size_t)N * 24 + 64);
+    assert_non_null(text);
+    char *p = text;
+    *p++ = '{';
+    for (int i = 0; i < N; i++)
+        p += sprintf(p, "%s\"k%d\":%d", i ? "," : "", i, i);
+    char *close = p;
+    strcpy(p, "}");
+    char err[256] = "";
+    mfl_json_t *root = mfl_json_parse(text, strlen(text), err, sizeof err);
+    if (!root)
+        fail_msg("%s", err);
+    assert_int_equal(mfl_json_array_len(root), N);
+    for (int i = 0; i < N; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "k%d", i);
+        double v = -1;
+        assert_int_equal(mfl_json_number(mfl_json_get(root, key), &v), 0);
+        assert_true(v == i);
+    }
+    assert_null(mfl_json_get(root, "k5000"));
+    assert_null(mfl_json_get(root, "k"));
+    mfl_json_destroy(&root);
+    /* The same object with "k7" again as its last member. */
+    strcpy(close, ",\"k7\":0}");
+    assert_null(mfl_json_parse(text, strlen(text), err, sizeof err));
+    assert_non_null(strstr(err, "duplicate key 'k7'"));
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -167,6 +204,7 @@ int main(void)
         cmocka_unit_test(test_malformed_inputs_name_line_and_column),
         cmocka_unit_test(test_depth_limit_is_enforced),
         cmocka_unit_test(test_not_nul_terminated_input),
+        cmocka_unit_test(test_big_object_lookup_and_duplicates),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
