@@ -471,6 +471,16 @@ def rounds_section(d, floor, engine, img_dir, tmp, plots):
                          f"{ref / r['median_ms']:.1f}×" if ref else "–"])
         d.table(["model", "P", "N", "metafl ms (CURVE)", "Flower ms (plain)", "speed-up (goal ≥ 3×)"],
                 rows)
+        d.p("Where the time goes (measured by hand on 2026-11-24 while the machine was "
+            "shared, load average 4–9 on 2 cores): one site's local round for the 1M MLP "
+            "(`mfl_site_worker_round`: 200 rows, 7 SGD steps, Δ, BLAKE2b hashes, signature) "
+            "takes ≈ 108 ms in-process; in the daemons each agent's main thread spent "
+            "≈ 0.17–0.2 CPU-s per round and the coordinator well under 0.1 CPU-s "
+            "(`/proc/PID/task/*/stat`). Four agents on two shared cores therefore need "
+            "≥ 0.4 s of wall time per round before any wire time, so this comparison "
+            "mostly measures the sites' local work under contention; Flower's reference "
+            "numbers were taken on an otherwise idle machine. Re-run on an idle machine "
+            "before drawing conclusions.", "")
         sp = [float(r[5][:-1]) for r in rows if r[5] != "–"]
         if sp:
             d.goals.append(("2(b) full round vs Flower (worst)", "≥ 3×", f"{min(sp):.1f}×",
@@ -561,6 +571,10 @@ def main():
         ["bench run", f"{run.get('date', '?')}, {run.get('total_seconds', '?')} s total"
          + (" (quick)" if run.get("quick") else "")],
     ])
+    d.p(f"`make bench` took {run.get('total_seconds', '?')} s for this run (sum of the steps "
+        "below plus report generation); every step has a timeout (20 min, 5 min in quick "
+        "mode). `BENCH_QUICK=1 make bench` (2 seeds, 5 draws, P ≤ 1M, N ≤ 4, no other "
+        "benchmarks) took 40 s when measured on 2026-11-24.", "")
     d.p("The machine had 2 cores shared with other engineers' builds and tests while "
         "this ran: accuracy is deterministic, timings are noisy – compare ratios "
         "measured in the same run.", "")
