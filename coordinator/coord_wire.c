@@ -201,7 +201,7 @@ static mfl_tensor_t *s_tensors(mfl_coord_wire_t *self, const mfl_engine_tensor_t
         mfl_tensor_t *w = &self->send[i];
         memset(w, 0, sizeof *w);
         w->name = t[i].name;
-        w->ndim = t[i].ndim < MFL_TENSOR_MAX_DIMS ? t[i].ndim : MFL_TENSOR_MAX_DIMS;
+        w->ndim = t[i].ndim < MFL_WIRE_MAX_DIMS ? t[i].ndim : MFL_WIRE_MAX_DIMS;
         for (size_t d = 0; d < w->ndim; d++)
             w->shape[d] = t[i].shape[d];
         w->count = t[i].count;

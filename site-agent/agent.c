@@ -11,10 +11,6 @@
 #include "audit/audit.h"
 #include "core/log.h"
 #include "site_worker.h"
-/* nn/model.h and wire/message.h both define MFL_TENSOR_MAX_DIMS (4 and 8)
- * for their own structs; each header's structs are laid out with its own
- * value, so dropping the first definition before the second is safe. */
-#undef MFL_TENSOR_MAX_DIMS
 #include "wire/client.h"
 #include "wire/keys.h"
 

@@ -18,7 +18,7 @@
 #include "metafl.pb-c.h"
 
 #define MFL_WIRE_PROTOCOL_VERSION 1
-#define MFL_TENSOR_MAX_DIMS 8
+#define MFL_WIRE_MAX_DIMS 8
 #define MFL_HASH_BYTES 32                  /* BLAKE2b-256 */
 #define MFL_WIRE_CHUNK_BYTES (64u << 20)  /* default frame size for tensor data */
 
@@ -42,7 +42,7 @@ void mfl_wire_limits_default(mfl_wire_limits_t *limits);
 typedef struct {
     const char *name;
     size_t ndim;                         /* 0 means a scalar (count 1) */
-    uint64_t shape[MFL_TENSOR_MAX_DIMS];
+    uint64_t shape[MFL_WIRE_MAX_DIMS];
     uint64_t count;                      /* product of shape (elements) */
     const float *data;                   /* count floats, 4-byte aligned */
     /* Send side, optional: the BLAKE2b-256 of the bytes if the caller already

@@ -40,7 +40,7 @@ typedef struct {
     Metafl__Heartbeat hb;
     Metafl__TensorHeader th;
     Metafl__TensorHeader *thp;
-    uint64_t shape[MFL_TENSOR_MAX_DIMS + 2];
+    uint64_t shape[MFL_WIRE_MAX_DIMS + 2];
     uint8_t hash[MFL_HASH_BYTES];
 } env1_t;
 
@@ -210,8 +210,8 @@ static void test_shape_and_size_rejections(void **state)
 
     /* too many dimensions */
     s_env1(&e, v, 4, 1);
-    e.th.n_shape = MFL_TENSOR_MAX_DIMS + 1;
-    for (int d = 0; d <= MFL_TENSOR_MAX_DIMS; d++)
+    e.th.n_shape = MFL_WIRE_MAX_DIMS + 1;
+    for (int d = 0; d <= MFL_WIRE_MAX_DIMS; d++)
         e.shape[d] = 1;
     fr.n = 0;
     s_add_env(&fr, &e.env);
