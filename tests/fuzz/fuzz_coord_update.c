@@ -1,0 +1,156 @@
+/* Fuzzes the round engine's update checks with arbitrary (decoded)
+ * UpdateHeaders and tensor contents, against a live engine with a round
+ * open for three sites. Properties: never crashes; an update is either
+ * accepted or rejected through the sink with a reason (never both, never
+ * neither); θ stays finite.
+ *
+ * Input: byte 0 = flags (bit 0: use the open round's nonce, bit 1: its
+ * round number, bit 2: claim the peer's own site, bit 3: shape the tensors
+ * exactly as the learner's, bits 4-5: which peer), bytes 1-2 = header
+ * length L (LE), then L bytes of serialized UpdateHeader, then floats. */
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "core/log.h"
+#include "meta/learner.h"
+#include "round_engine.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static mfl_round_engine_t *s_engine;
+static mfl_learner_t *s_learner; /* the engine's layout, to shape tensors */
+static uint64_t s_shapes[16][4];
+static uint64_t s_now = 1000;
+static int s_rejects;
+static const char *const s_sites[4] = {"site-a", "site-b", "site-c", "site-z"};
+
+static void s_reject(void *ctx, const char *site, Metafl__RejectReason reason, uint32_t round,
+                     const char *text)
+{
+    (void)ctx, (void)site, (void)round;
+    if ((int)reason <= 0 || !text)
+        abort();
+    s_rejects++;
+}
+
+static char s_dir[64];
+
+/* The engine checkpoints every closed round: remove them at exit. */
+static void s_cleanup(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", s_dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "fuzz_coord_update: could not remove %s\n", s_dir);
+}
+
+static void s_setup(void)
+{
+    static mfl_coord_config_t c;
+    char *dir = s_dir;
+    mfl_log_set_level(MFL_LOG_ERROR);
+    snprintf(s_dir, sizeof s_dir, "/tmp/fuzz_coord_update.XXXXXX");
+    if (!mkdtemp(s_dir))
+        abort();
+    atexit(s_cleanup);
+    mfl_coord_config_defaults(&c);
+    mfl_learner_config_defaults(&c.learner, MFL_ALGO_REPTILE);
+    snprintf(c.learner.model_spec, sizeof c.learner.model_spec, "mlp:3-4-1");
+    c.learner.loss = MFL_LOSS_BCE;
+    c.rounds = 1000000;
+    c.min_sites = 2;
+    c.wait_for_sites = 3;
+    c.norm_bound = 50;
+    c.site_timeout_ms = 0;
+    snprintf(c.checkpoint_dir, sizeof c.checkpoint_dir, "%s/ckpt", dir);
+    mfl_engine_sink_t sink = {NULL, NULL, NULL, s_reject, NULL, NULL, NULL};
+    char err[256];
+    s_engine = mfl_round_engine_new(&c, &sink, NULL, NULL, err, sizeof err);
+    if (!s_engine) {
+        fprintf(stderr, "fuzz_coord_update: %s\n", err);
+        abort();
+    }
+    s_learner = mfl_learner_new(&c.learner, 1, err, sizeof err);
+    if (!s_learner || mfl_learner_n_tensors(s_learner) > 16)
+        abort();
+    for (size_t i = 0; i < mfl_learner_n_tensors(s_learner); i++) {
+        const mfl_tensor_info_t *ti = mfl_learner_tensor(s_learner, i);
+        for (size_t d = 0; d < ti->ndim; d++)
+            s_shapes[i][d] = ti->shape[d];
+    }
+    for (int i = 0; i < 3; i++)
+        mfl_round_engine_site_hello(s_engine, s_sites[i], 10, s_now);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (!s_engine)
+        s_setup();
+    if (size < 3)
+        return 0;
+    mfl_round_engine_tick(s_engine, ++s_now);
+    uint8_t flags = data[0];
+    size_t hlen = (size_t)data[1] | (size_t)data[2] << 8;
+    if (hlen > size - 3)
+        return 0;
+    Metafl__UpdateHeader *h = metafl__update_header__unpack(NULL, hlen, data + 3);
+    if (!h)
+        return 0;
+    const char *peer = s_sites[(flags >> 4) & 3];
+    const uint8_t *nonce = mfl_round_engine_nonce(s_engine);
+    uint8_t *saved_nonce = h->nonce.data;
+    size_t saved_len = h->nonce.len;
+    char *saved_site = h->site;
+    if ((flags & 1) && nonce) {
+        h->nonce.data = (uint8_t *)nonce;
+        h->nonce.len = MFL_ENGINE_NONCE_BYTES;
+    }
+    if (flags & 2)
+        h->round = mfl_round_engine_round(s_engine);
+    if (flags & 4)
+        h->site = (char *)peer;
+
+    /* Tensors: the learner's layout (flag 8) or one flat vector. */
+    const uint8_t *rest = data + 3 + hlen;
+    size_t n_floats = (size - 3 - hlen) / sizeof(float);
+    size_t n_state = mfl_round_engine_n_state(s_engine);
+    float *vals = calloc(n_state > n_floats ? n_state : (n_floats ? n_floats : 1), sizeof(float));
+    if (!vals)
+        abort();
+    memcpy(vals, rest, n_floats * sizeof(float));
+    mfl_engine_tensor_t t[16];
+    size_t nt;
+    if (flags & 8) {
+        for (nt = 0; nt < mfl_learner_n_tensors(s_learner); nt++) {
+            const mfl_tensor_info_t *ti = mfl_learner_tensor(s_learner, nt);
+            t[nt] = (mfl_engine_tensor_t){ti->name, ti->ndim, s_shapes[nt], ti->count,
+                                          vals + ti->offset};
+        }
+    } else {
+        static uint64_t flat[1];
+        flat[0] = n_floats;
+        t[0] = (mfl_engine_tensor_t){"theta", 1, flat, n_floats, vals};
+        nt = 1;
+    }
+    int before = s_rejects;
+    int rc = mfl_round_engine_update(s_engine, peer, h, t, nt, NULL, 0, NULL, 0, ++s_now);
+    if ((rc == 0) != (s_rejects == before))
+        abort(); /* accepted and rejected, or neither */
+    const float *theta = mfl_round_engine_theta(s_engine);
+    for (size_t i = 0; i < n_state; i++) {
+        if (!isfinite(theta[i]))
+            abort();
+    }
+    free(vals);
+    h->nonce.data = saved_nonce;
+    h->nonce.len = saved_len;
+    h->site = saved_site;
+    metafl__update_header__free_unpacked(h, NULL);
+    return 0;
+}
