@@ -186,7 +186,9 @@ static int s_build_cnn4(mfl_model_t *self, const char *p, char *err, size_t errl
                  "(four 2x2 pools)", self->spec);
         return -1;
     }
-    if (c * h * w > ((size_t)1 << 30) || f * h * w > ((size_t)1 << 30)) {
+    /* h·w ≤ 2^48 cannot overflow; divide rather than multiply by c or f. */
+    const size_t limit = (size_t)1 << 30, hw = h * w;
+    if (hw > limit || c > limit / hw || f > limit / hw) {
         mfl_errf(err, errlen, "model spec '%s': feature maps too large", self->spec);
         return -1;
     }

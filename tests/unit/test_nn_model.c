@@ -363,7 +363,8 @@ static void test_spec_errors(void **state)
         "mlp:013-1", "mlp:13-64x-1", "mlp:99999999999999999999-1", "linear:13-4-1",
         "cnn4:1x28x28:64", "cnn4:1x28:64:5", "cnn4:1x8x8:64:5", "cnn4:1x28x28:64:5:",
         "cnn4:1x28x28:0:5", "resnet:1-2", "mlp:1-2-3-4-5-6-7-8-9-10-11-12-13-14-15-16-17-18",
-        "mlp:16777216-16777216-1"};
+        "mlp:16777216-16777216-1", "cnn4:16777216x16777216x16777216:64:5",
+        "cnn4:1x65536x65536:64:5", "cnn4:1x28x28:16777216:5"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char err[256] = "";
         mfl_model_t *m = mfl_model_new(bad[i], 4, err, sizeof err);
