@@ -504,34 +504,53 @@ def rounds_section(d, floor, engine, img_dir, tmp, plots):
 
 # ---- others' results ---------------------------------------------------------
 
+def _cell(v):
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, list) and all(not isinstance(x, (list, dict)) for x in v):
+        return ", ".join(_cell(x) for x in v)
+    return str(v)
+
+
+def _table_of_dicts(d, rows):
+    keys = []
+    for r in rows:
+        for k, v in r.items():
+            if k not in keys and not isinstance(v, dict) and not (
+                    isinstance(v, list) and any(isinstance(x, (list, dict)) for x in v)):
+                keys.append(k)
+    keys = keys[:12]
+    d.table(keys, [[_cell(r.get(k, "")) for k in keys] for r in rows[:60]])
+
+
 def generic_section(d, name, res):
+    """Renders another engineer's result file: its scalars as a key/value
+    table, every list of objects as its own table, nested objects of
+    scalars as key/value tables; anything else as (truncated) JSON."""
     d.p(f"### {name}", "")
-    if "_error" in res:
+    if isinstance(res, dict) and "_error" in res:
         d.p(f"Could not read: {res['_error']}.", "")
         return
-    if isinstance(res, dict):
-        for key in ("command", "date", "machine", "notes", "note"):
-            if key in res and isinstance(res[key], str):
-                d.p(f"{key}: {res[key]}", "")
-    rows = res.get("rows") or res.get("results") if isinstance(res, dict) else res
-    if isinstance(rows, list) and rows and all(isinstance(r, dict) for r in rows):
-        keys = []
-        for r in rows:
-            for k in r:
-                if k not in keys and not isinstance(r[k], (list, dict)):
-                    keys.append(k)
-        keys = keys[:10]
-
-        def cell(v):
-            if isinstance(v, float):
-                return f"{v:.4g}"
-            return str(v)
-        d.table(keys, [[cell(r.get(k, "")) for k in keys] for r in rows[:60]])
-    else:
-        text = json.dumps(res, indent=1)
-        if len(text) > 3000:
-            text = text[:3000] + "\n... (truncated)"
-        d.p("```json", text, "```", "")
+    if not isinstance(res, dict):
+        res = {"rows": res}
+    scalars = [(k, v) for k, v in res.items()
+               if not isinstance(v, (dict, list)) or
+               (isinstance(v, list) and all(not isinstance(x, (list, dict)) for x in v))]
+    if scalars:
+        d.table(["key", "value"], [[k, _cell(v)] for k, v in scalars])
+    for k, v in res.items():
+        if isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+            d.p(f"`{k}`:", "")
+            _table_of_dicts(d, v)
+        elif isinstance(v, dict):
+            if all(not isinstance(x, (dict, list)) for x in v.values()):
+                d.p(f"`{k}`:", "")
+                d.table(["key", "value"], [[kk, _cell(vv)] for kk, vv in v.items()])
+            else:
+                text = json.dumps(v, indent=1)
+                if len(text) > 2000:
+                    text = text[:2000] + "\n... (truncated)"
+                d.p(f"`{k}`:", "", "```json", text, "```", "")
 
 
 def run_plots(plots, plot_dir):
