@@ -11,7 +11,6 @@
  * first-order users do not pay for them. */
 #include "nn/model.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
