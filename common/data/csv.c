@@ -81,6 +81,28 @@ static char *s_trim(char *s, char *end)
     return s;
 }
 
+/* Unescapes the quoted cell starting after the opening quote at *p, in
+ * place (""" -> '"'); on return *p is just past the closing quote. */
+static char *s_unquote(char **p, int *closed)
+{
+    char *src = *p + 1, *dst = src, *cell = src;
+    *closed = 0;
+    while (*src) {
+        if (*src == '"') {
+            if (src[1] != '"') {
+                src++;
+                *closed = 1;
+                break;
+            }
+            src++; /* "" is one quote */
+        }
+        *dst++ = *src++;
+    }
+    *dst = '\0'; /* dst ≤ src - 1 once closed: never past the quote */
+    *p = src;
+    return cell;
+}
+
 /* Splits one line (NUL-terminated, in place) into cells. */
 static int s_split_line(s_table_t *t, char *line, size_t lineno, char delim, size_t *n_fields,
                         char *err, size_t errlen)
@@ -90,70 +112,46 @@ static int s_split_line(s_table_t *t, char *line, size_t lineno, char delim, siz
     for (;;) {
         while (*p == ' ' || *p == '\t')
             p++;
-        char *cell;
+        char *cell, *end, next;
         if (*p == '"') {
-            /* Quoted: unescape "" in place. */
-            char *src = p + 1, *dst = p + 1;
-            cell = p + 1;
-            for (;;) {
-                if (*src == '\0') {
-                    mfl_errf(err, errlen, "%s:%zu: column %zu: unterminated quoted field", t->name,
-                             lineno + 1, fields + 1);
-                    return -1;
-                }
-                if (*src == '"') {
-                    if (src[1] == '"') {
-                        *dst++ = '"';
-                        src += 2;
-                        continue;
-                    }
-                    src++;
-                    break;
-                }
-                *dst++ = *src++;
+            int closed;
+            end = p;
+            cell = s_unquote(&end, &closed);
+            if (!closed) {
+                mfl_errf(err, errlen, "%s:%zu: column %zu: unterminated quoted field", t->name,
+                         lineno + 1, fields + 1);
+                return -1;
             }
-            while (*src == ' ' || *src == '\t')
-                src++;
-            if (*src != '\0' && *src != delim) {
+            while (*end == ' ' || *end == '\t')
+                end++;
+            if (*end != '\0' && *end != delim) {
                 mfl_errf(err, errlen, "%s:%zu: column %zu: text after a closing quote", t->name,
                          lineno + 1, fields + 1);
                 return -1;
             }
-            char next = *src;
-            *dst = '\0';
-            p = next ? src + 1 : src;
-            if (s_push_cell(t, cell) < 0)
-                goto out_oom;
-            fields++;
-            if (fields > MFL_CSV_MAX_COLUMNS)
-                goto out_too_many;
-            if (!next)
-                break;
-            continue;
+            next = *end;
+        } else {
+            end = p;
+            while (*end && *end != delim)
+                end++;
+            next = *end; /* before s_trim writes the terminator there */
+            cell = s_trim(p, end);
         }
-        char *end = p;
-        while (*end && *end != delim)
-            end++;
-        char next = *end;
-        cell = s_trim(p, end);
-        if (s_push_cell(t, cell) < 0)
-            goto out_oom;
-        fields++;
-        if (fields > MFL_CSV_MAX_COLUMNS)
-            goto out_too_many;
+        if (s_push_cell(t, cell) < 0) {
+            mfl_errf(err, errlen, "%s:%zu: out of memory", t->name, lineno + 1);
+            return -1;
+        }
+        if (++fields > MFL_CSV_MAX_COLUMNS) {
+            mfl_errf(err, errlen, "%s:%zu: more than %u columns", t->name, lineno + 1,
+                     (unsigned)MFL_CSV_MAX_COLUMNS);
+            return -1;
+        }
         if (!next)
             break;
         p = end + 1;
     }
     *n_fields = fields;
     return 0;
-out_oom:
-    mfl_errf(err, errlen, "%s:%zu: out of memory", t->name, lineno + 1);
-    return -1;
-out_too_many:
-    mfl_errf(err, errlen, "%s:%zu: more than %u columns", t->name, lineno + 1,
-             (unsigned)MFL_CSV_MAX_COLUMNS);
-    return -1;
 }
 
 static int s_tokenize(s_table_t *t, const mfl_csv_schema_t *schema, char *err, size_t errlen)

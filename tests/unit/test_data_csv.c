@@ -152,6 +152,13 @@ static void test_header_skip_quotes_and_inferred_levels(void **state)
     assert_true(ds->x[3 + 2] == 1.0f);
     mfl_csv_stats_clear(&st);
     mfl_dataset_destroy(&ds);
+    /* "" inside quotes is one quote; blanks around a quoted cell go. */
+    ds = s_parse("#\nsize;colour;y\n1; \"say \"\"hi\"\"\" ;0\n2;\"\";1\n", &sc, &st, err);
+    if (!ds)
+        fail_msg("%s", err);
+    assert_string_equal(st.feature_names[1], "colour_say \"hi\"");
+    mfl_csv_stats_clear(&st);
+    mfl_dataset_destroy(&ds);
     cols[1].name = "color";
     assert_null(s_parse("x\nsize;colour;y\n1;a;0\n", &sc, NULL, err));
     assert_string_equal(err, "t.csv:2: column 2: header 'colour' does not match schema name 'color'");
