@@ -20,7 +20,7 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "data/dataset.h"
-#include "data/file.h"
+#include "core/fileio.h"
 #include "data/heart.h"
 
 #define S_HEART_SITES 4
@@ -147,7 +147,7 @@ static inline int s_heart_load(const char *dir, s_heart_t *h, char *err, size_t 
     char *text = NULL;
     size_t len = 0;
     snprintf(path, sizeof path, "%s/flamby-split.json", dir);
-    if (mfl_data_read_file(path, 1u << 22, &text, &len, err, errlen) != 0)
+    if (mfl_file_read_all(path, 1u << 22, &text, &len, err, errlen) != 0)
         return -1;
     mfl_json_t *json = mfl_json_parse(text, len, err, errlen);
     free(text);
@@ -166,7 +166,7 @@ static inline int s_heart_load(const char *dir, s_heart_t *h, char *err, size_t 
         snprintf(fpath, sizeof fpath, "%s/%s", dir, file);
         char *raw = NULL;
         size_t raw_len = 0;
-        if (mfl_data_read_file(fpath, 1u << 24, &raw, &raw_len, err, errlen) != 0)
+        if (mfl_file_read_all(fpath, 1u << 24, &raw, &raw_len, err, errlen) != 0)
             goto out;
         size_t n_lines = 0, cap = 512;
         char **lp = malloc(cap * sizeof *lp);
