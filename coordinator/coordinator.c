@@ -300,9 +300,11 @@ int mfl_coordinator_run(mfl_coordinator_t *self, volatile sig_atomic_t *stop)
         if (rc == 1)
             return mfl_round_engine_phase(self->engine) == MFL_ENGINE_DONE ? 0 : 1;
     }
-    mfl_info("stopping on a signal after %u rounds (the last checkpoint is kept)",
-             mfl_round_engine_rounds_done(self->engine));
-    return mfl_round_engine_phase(self->engine) == MFL_ENGINE_DONE ? 0 : 1;
+    /* A stop asked for is a clean stop (exit 0): the last completed round
+     * is on disk and a restart resumes from it. */
+    mfl_info("stopping on a signal after %u rounds (the last checkpoint is kept; a restart "
+             "resumes from it)", mfl_round_engine_rounds_done(self->engine));
+    return 0;
 }
 
 mfl_coordinator_t *mfl_coordinator_new(const mfl_coord_config_t *config, char *err,

@@ -48,7 +48,9 @@ const char *mfl_coordinator_endpoint(const mfl_coordinator_t *self);
 int mfl_coordinator_step(mfl_coordinator_t *self, int timeout_ms, char *err, size_t errlen);
 
 /* Steps until the run is over or *stop becomes non-zero. Returns the exit
- * status: 0 when all rounds completed, 1 otherwise. */
+ * status: 0 when all rounds completed or a stop was asked for (the last
+ * completed round is checkpointed), 1 on a fatal error, an abort or a
+ * round that exhausted max_attempts. */
 int mfl_coordinator_run(mfl_coordinator_t *self, volatile sig_atomic_t *stop);
 
 /* Writes the status file now (also done by step). 0 or -1 (err). */
