@@ -224,21 +224,6 @@ void mfl_audit_destroy(mfl_audit_t **self_p)
     *self_p = NULL;
 }
 
-static int s_write_full(int fd, const char *p, size_t len)
-{
-    while (len > 0) {
-        ssize_t w = write(fd, p, len);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += w;
-        len -= (size_t)w;
-    }
-    return 0;
-}
-
 int mfl_audit_append(mfl_audit_t *self, const mfl_audit_record_t *rec, mfl_audit_record_t *out,
                      char *err, size_t errlen)
 {
@@ -281,7 +266,7 @@ int mfl_audit_append(mfl_audit_t *self, const mfl_audit_record_t *rec, mfl_audit
     self->line[n] = '\n';
     /* One write of the whole line (O_APPEND), then fsync: a crash leaves at
      * most this one line torn, which reopen cuts and verify reports. */
-    if (s_write_full(self->fd, self->line, (size_t)n + 1) != 0 || fsync(self->fd) != 0) {
+    if (mfl_file_write_full(self->fd, self->line, (size_t)n + 1) != 0 || fsync(self->fd) != 0) {
         self->failed = 1;
         mfl_errf(err, errlen, "%s: append of record %" PRIu64 " failed: %s", self->path, r->seq,
                  strerror(errno));

@@ -47,8 +47,8 @@ int mfl_fsync_parent(const char *path, char *err, size_t errlen)
     return mfl_fsync_dir(dir, err, errlen);
 }
 
-/* write(2) until done; EINTR and short writes are normal, not errors. */
-static int s_write_full(int fd, const void *data, size_t len)
+/* EINTR and short writes are normal, not errors. */
+int mfl_file_write_full(int fd, const void *data, size_t len)
 {
     const unsigned char *p = data;
     while (len > 0) {
@@ -82,7 +82,7 @@ int mfl_file_write_atomic_mode(const char *path, const void *data, size_t len, m
         mfl_errf(err, errlen, "%s: chmod failed: %s", tmp, strerror(errno));
         goto out_unlink;
     }
-    if (s_write_full(fd, data, len) != 0) {
+    if (mfl_file_write_full(fd, data, len) != 0) {
         mfl_errf(err, errlen, "%s: write failed: %s", tmp, strerror(errno));
         goto out_unlink;
     }

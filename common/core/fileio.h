@@ -38,6 +38,10 @@ int mfl_file_write_atomic_mode(const char *path, const void *data, size_t len, m
 int mfl_file_read_all(const char *path, size_t max_bytes, char **data, size_t *len, char *err,
                       size_t errlen);
 
+/* write(2)s all of data[0..len) to fd, retrying after EINTR and short
+ * writes. Returns 0, or -1 with errno set by the failing write. */
+int mfl_file_write_full(int fd, const void *data, size_t len);
+
 /* Creates `path` and any missing parents with `mode` (like mkdir -p). An
  * existing directory is fine; an existing non-directory is an error.
  * Returns 0 or -1 with the failing component in err. */
