@@ -34,8 +34,9 @@ typedef struct mfl_coordinator mfl_coordinator_t;
 mfl_coordinator_t *mfl_coordinator_new(const mfl_coord_config_t *config, char *err,
                                        size_t errlen);
 
-/* Sends Bye to connected sites if the run is not over, closes everything;
- * accepts NULL; nulls the pointer. */
+/* Writes the status one last time and closes everything; accepts NULL;
+ * nulls the pointer. Sites get no Bye here (only when the run is over):
+ * they keep dialling and rejoin a restarted coordinator on their own. */
 void mfl_coordinator_destroy(mfl_coordinator_t **self_p);
 
 /* The endpoint actually bound (useful with "tcp://127.0.0.1:*"). */
