@@ -55,6 +55,7 @@ cleanup() {
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
     wait 2>/dev/null
     rm -rf "$WORK"
+    case ${RUN_BASE:-} in /dev/shm/metafl-bench-rounds.*) rm -rf "$RUN_BASE" ;; esac
 }
 trap cleanup EXIT
 
@@ -111,7 +112,7 @@ site_yaml() { # name tag train_fraction endpoint
         echo "  threads: 1"
         echo "  log_level: warn"
         echo "audit:"
-        echo "  log: $WORK/run/$s.audit"
+        echo "  log: $RUN_BASE/run/$s.audit"
         echo "limits:"
         echo "  max_message_bytes: 512M"
         echo "  max_params: 64M"
@@ -151,12 +152,17 @@ FAILS=()
 PORT=$(( 20000 + RANDOM % 20000 ))
 
 # one_run LABEL SPEC P N TAG FRAC BATCH EPOCHS TRAINING(0/1)
+# RUN_BASE: where the coordinator's run dir (checkpoints, audit, status,
+# metrics) and the agents' audit logs go: $WORK (disk, the production
+# setting) or a tmpfs folder (fsync is free there: the diagnostic that
+# separates durable-write cost from the rest of the round).
+RUN_BASE=$WORK
 one_run() {
     local label=$1 spec=$2 p=$3 n=$4 tag=$5 frac=$6 batch=$7 epochs=$8 training=$9
     PORT=$((PORT + 1))
-    local run="$WORK/run-$label"
-    rm -rf "$WORK/run"
-    mkdir -p "$WORK/run"
+    local run="$RUN_BASE/run-$label"
+    rm -rf "$RUN_BASE/run"
+    mkdir -p "$RUN_BASE/run"
     coord_yaml "$spec" "$PORT" "$R" "$n" "$batch" "$epochs" "$run"
     ${COORD_WRAP:-} "$BIN/metafl-coordinator" --config "$WORK/coordinator.yaml" --log-level warn \
         >"$WORK/coord-$label.log" 2>&1 &
@@ -224,7 +230,9 @@ EOF
             floor=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["rows"][0]["median_ms"])' "$WORK/floor.json")
     fi
     echo "rounds_engine: $label P=$p N=$n median ${1} ms over $2 rounds (floor $floor ms), coordinator peak RSS ${hwm} kB"
-    ROWS+=("{\"label\": \"$label\", \"model\": \"$spec\", \"params\": $p, \"sites\": $n, \"training\": $([ "$training" = 1 ] && echo true || echo false), \"median_ms\": $1, \"rounds_timed\": $2, \"floor_ms\": $floor, \"coordinator_rss_kb\": $hwm}")
+    local where=disk
+    [ "$RUN_BASE" != "$WORK" ] && where=tmpfs
+    ROWS+=("{\"label\": \"$label\", \"model\": \"$spec\", \"params\": $p, \"sites\": $n, \"training\": $([ "$training" = 1 ] && echo true || echo false), \"run_dir\": \"$where\", \"median_ms\": $1, \"rounds_timed\": $2, \"floor_ms\": $floor, \"coordinator_rss_kb\": $hwm}")
 }
 
 for p in $PS; do
@@ -234,6 +242,19 @@ for p in $PS; do
         one_run "overhead-P$realp-N$n" "mlp:32-$h-2" "$realp" "$n" tiny 0.5 0 1 0
     done
 done
+# The same overhead runs with every durable write on tmpfs (diagnostic).
+if [ -d /dev/shm ] && [ -w /dev/shm ] && [ "${ROUNDS_TMPFS:-1}" = 1 ]; then
+    RUN_BASE=$(mktemp -d /dev/shm/metafl-bench-rounds.XXXXXX)
+    for p in $PS; do
+        h=$(hidden_for "$p")
+        realp=$((35 * h + 2))
+        for n in $NS; do
+            one_run "tmpfs-P$realp-N$n" "mlp:32-$h-2" "$realp" "$n" tiny 0.5 0 1 0
+        done
+    done
+    rm -rf "$RUN_BASE"
+    RUN_BASE=$WORK
+fi
 for n in $TRAIN_NS; do
     one_run "train-small-N$n" "mlp:32-64-2" 2242 "$n" train 0.8 32 1 1
     one_run "train-1M-N$n" "mlp:32-28571-2" 999987 "$n" train 0.8 32 1 1
