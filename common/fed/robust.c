@@ -57,7 +57,9 @@ int mfl_robust_median(const float *const *deltas, size_t k, size_t n, float *out
 int mfl_robust_trimmed_mean(const float *const *deltas, size_t k, size_t n, size_t trim,
                             float *out, char *err, size_t errlen)
 {
-    if (k > 0 && 2 * trim >= k) {
+    /* 2·trim ≥ k, written so a huge trim cannot wrap 2·trim to a small
+     * number (it would then index past the column). */
+    if (k > 0 && trim > (k - 1) / 2) {
         mfl_errf(err, errlen, "cannot trim %zu from each end of %zu updates", trim, k);
         return -1;
     }

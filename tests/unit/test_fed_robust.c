@@ -29,6 +29,8 @@ static void test_median_and_trimmed_mean_on_a_known_column(void **state)
     assert_true(fabsf(out[0] - 202.2f) < 1e-3f); /* plain mean */
     assert_int_equal(mfl_robust_trimmed_mean(odd, 5, 2, 3, out, err, sizeof err), -1);
     assert_int_equal(mfl_robust_trimmed_mean(odd, 4, 2, 2, out, err, sizeof err), -1);
+    /* 2·trim wraps to 0 here: must still be refused, not read past the column. */
+    assert_int_equal(mfl_robust_trimmed_mean(odd, 5, 2, SIZE_MAX / 2 + 1, out, err, sizeof err), -1);
     b[1] = NAN;
     assert_int_equal(mfl_robust_median(odd, 5, 2, out, err, sizeof err), -1);
     assert_non_null(strstr(err, "update 1: delta[1]"));
