@@ -524,16 +524,17 @@ void mfl_round_engine_tick(mfl_round_engine_t *self, uint64_t now_ms)
     case MFL_ENGINE_WAITING: {
         if (self->paused)
             break;
-        if (self->rounds_done >= self->config.rounds) {
-            s_open_eval(self, now_ms, true);
-            break;
-        }
         size_t need = self->started ? self->config.min_sites : self->config.wait_for_sites;
         size_t have = s_connected(self);
         if (have >= need) {
             self->started = true;
             self->waiting_logged = 0;
-            s_open_round(self, now_ms);
+            /* A run resumed after its last round still owes the final
+             * evaluation: it too waits for the sites. */
+            if (self->rounds_done >= self->config.rounds)
+                s_open_eval(self, now_ms, true);
+            else
+                s_open_round(self, now_ms);
         } else if (self->waiting_logged != have + 1) {
             /* Once per change, so an operator sees why nothing happens. */
             mfl_info("round %u/%u waits for sites: %zu connected, %zu needed", self->round,

@@ -641,6 +641,28 @@ static void test_silent_site_times_out_and_comes_back(void **state)
     mfl_round_engine_destroy(&e);
 }
 
+/* Restarted after its last round: the final evaluation waits for sites. */
+static void test_resumed_finished_run_waits_then_evaluates(void **state)
+{
+    fixture_t *fx = *state;
+    fx->cfg.rounds = 1;
+    mfl_round_engine_t *e = s_engine(fx);
+    s_join3(e, 0);
+    mfl_round_engine_tick(e, 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(
+            s_send(fx, e, (const char *[]){"site-a", "site-b", "site-c"}[i], 1.0f, 10, 1), 0);
+    mfl_round_engine_destroy(&e);
+    e = s_engine(fx);
+    mfl_round_engine_tick(e, 100);
+    assert_int_equal(mfl_round_engine_phase(e), MFL_ENGINE_WAITING);
+    s_join3(e, 101);
+    mfl_round_engine_tick(e, 101);
+    assert_int_equal(mfl_round_engine_phase(e), MFL_ENGINE_EVAL);
+    assert_int_equal(mfl_round_engine_rounds_done(e), 1);
+    mfl_round_engine_destroy(&e);
+}
+
 /* status.json is valid JSON and says what the engine knows. */
 static void test_status_document_is_json_with_sites_and_last_round(void **state)
 {
@@ -699,6 +721,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_status_document_is_json_with_sites_and_last_round,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_periodic_eval_pause_and_abort, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resumed_finished_run_waits_then_evaluates, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_silent_site_times_out_and_comes_back, setup,
                                         teardown),
     };
