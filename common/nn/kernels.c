@@ -214,6 +214,33 @@ void mfl_nn_maxpool2_gather(const float *x, const uint32_t *idx, size_t batch, s
             y[b * out_size + o] = x[b * in_size + idx[b * out_size + o]];
 }
 
+void mfl_nn_bias_relu(float *y, const float *bias, size_t batch, size_t out)
+{
+    for (size_t b = 0; b < batch; b++) {
+        float *row = y + b * out;
+        for (size_t o = 0; o < out; o++) {
+            float v = row[o] + bias[o];
+            row[o] = v > 0.0f ? v : 0.0f;
+        }
+    }
+}
+
+void mfl_nn_relu_mask_bias_grad(const float *y, const float *in, size_t batch, size_t n,
+                                float *out, float *db)
+{
+    for (size_t b = 0; b < batch; b++) {
+        const float *yr = y + b * n, *ir = in + b * n;
+        float *or = out + b * n;
+        for (size_t o = 0; o < n; o++) {
+            uint32_t bits, keep = (uint32_t)0 - (uint32_t)(yr[o] > 0.0f);
+            memcpy(&bits, &ir[o], sizeof bits);
+            bits &= keep;
+            memcpy(&or[o], &bits, sizeof bits);
+            db[o] += or[o];
+        }
+    }
+}
+
 void mfl_nn_relu_forward(const float *x, size_t n, float *y)
 {
     for (size_t i = 0; i < n; i++)

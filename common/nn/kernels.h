@@ -56,6 +56,16 @@ void mfl_nn_maxpool2_scatter(const float *dy, const uint32_t *idx, size_t batch,
 void mfl_nn_maxpool2_gather(const float *x, const uint32_t *idx, size_t batch, size_t in_size,
                             size_t out_size, float *y);
 
+/* Fused dense epilogue: y[B][out] = max(y + bias, 0) in one pass, for a
+ * dense layer followed by ReLU (saves a pass over the activations, which
+ * is what a wide layer's step time is made of). */
+void mfl_nn_bias_relu(float *y, const float *bias, size_t batch, size_t out);
+
+/* Fused ReLU backward and the preceding dense layer's bias gradient:
+ * out = in where y > 0 else 0 (in place allowed), db[o] += Σ_b out[b][o]. */
+void mfl_nn_relu_mask_bias_grad(const float *y, const float *in, size_t batch, size_t n,
+                                float *out, float *db);
+
 /* ReLU: y = max(x, 0) (in place allowed). mask: out = in where y > 0, else
  * 0 (in place allowed); that is both the backward pass and the R-pass. */
 void mfl_nn_relu_forward(const float *x, size_t n, float *y);

@@ -426,6 +426,15 @@ int mfl_model_forward(mfl_model_t *self, const float *theta, const float *x, siz
         const float *in = s_input(self, i);
         switch (l->kind) {
         case S_DENSE:
+            if (i + 1 < self->n_layers && self->layers[i + 1].kind == S_RELU) {
+                /* Bias and the following ReLU in one pass (the ReLU layer
+                 * shares this buffer, so skipping it leaves it done). */
+                mfl_nn_dense_forward(in, batch, l->in_size, theta + l->w_off, NULL, l->oc,
+                                     l->out, 0);
+                mfl_nn_bias_relu(l->out, theta + l->b_off, batch, l->oc);
+                i++;
+                break;
+            }
             mfl_nn_dense_forward(in, batch, l->in_size, theta + l->w_off, theta + l->b_off, l->oc,
                                  l->out, 0);
             break;
@@ -456,12 +465,16 @@ void mfl_model_backward(mfl_model_t *self, const float *theta, const float *dout
     if (batch == 0)
         return;
     float *gy = self->g0, *gx = self->g1;
+    int bias_done = 0; /* a ReLU already summed the next dense layer's db */
     memcpy(gy, dout, batch * self->n_out * sizeof *gy);
     for (size_t i = self->n_layers; i-- > 0;) {
         const s_layer_t *l = &self->layers[i];
         const float *in = s_input(self, i);
         float *dst = i == 0 ? dx : gx; /* the first layer writes the caller's dx */
         float *gw = grad ? grad + l->w_off : NULL, *gb = grad ? grad + l->b_off : NULL;
+        if (bias_done)
+            gb = NULL;
+        bias_done = 0;
         switch (l->kind) {
         case S_DENSE:
             mfl_nn_dense_backward(in, batch, l->in_size, theta + l->w_off, l->oc, gy, gw, gb,
@@ -476,8 +489,14 @@ void mfl_model_backward(mfl_model_t *self, const float *theta, const float *dout
                                  gw, gb, dst);
             break;
         case S_RELU:
-            if (dst)
+            MFL_ASSERT(dst); /* a ReLU is never the first layer */
+            if (grad && self->layers[i - 1].kind == S_DENSE) {
+                mfl_nn_relu_mask_bias_grad(l->out, gy, batch, l->in_size, dst,
+                                           grad + self->layers[i - 1].b_off);
+                bias_done = 1;
+            } else {
                 mfl_nn_relu_mask(l->out, gy, batch * l->in_size, dst);
+            }
             break;
         case S_POOL:
             if (dst)

@@ -190,6 +190,34 @@ static void test_relu(void **state)
     assert_true(x[4] == 3 && x[0] == 0);
 }
 
+/* The fused dense epilogues equal their unfused compositions exactly. */
+static void test_fused_bias_relu_kernels(void **state)
+{
+    (void)state;
+    const size_t B = 3, N = 37;
+    mfl_rng_t r;
+    mfl_rng_seed(&r, 12, 0);
+    float *y = s_randn(&r, B * N), *bias = s_randn(&r, N), *dy = s_randn(&r, B * N);
+    float *fused = malloc(B * N * 4), *plain = malloc(B * N * 4), *m1 = malloc(B * N * 4);
+    float *m2 = malloc(B * N * 4), *db = calloc(N, 4);
+    memcpy(fused, y, B * N * 4);
+    mfl_nn_bias_relu(fused, bias, B, N);
+    for (size_t i = 0; i < B * N; i++)
+        plain[i] = y[i] + bias[i % N];
+    mfl_nn_relu_forward(plain, B * N, plain);
+    assert_memory_equal(fused, plain, B * N * 4);
+    mfl_nn_relu_mask_bias_grad(fused, dy, B, N, m1, db);
+    mfl_nn_relu_mask(fused, dy, B * N, m2);
+    assert_memory_equal(m1, m2, B * N * 4);
+    for (size_t o = 0; o < N; o++) {
+        float want = 0;
+        for (size_t b = 0; b < B; b++)
+            want += m2[b * N + o];
+        assert_true(db[o] == want);
+    }
+    free(y); free(bias); free(dy); free(fused); free(plain); free(m1); free(m2); free(db);
+}
+
 /* Forward of the per-sample norm from its definition, in double. */
 static void test_norm_forward_matches_naive(void **state)
 {
@@ -228,6 +256,7 @@ int main(void)
         cmocka_unit_test(test_dense_matches_naive),
         cmocka_unit_test(test_maxpool_matches_naive),
         cmocka_unit_test(test_relu),
+        cmocka_unit_test(test_fused_bias_relu_kernels),
         cmocka_unit_test(test_norm_forward_matches_naive),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
