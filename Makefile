@@ -109,6 +109,7 @@ deps:
 # the unit tests, a short fuzz run, then the integration tests with the
 # real binaries. The runner prints "N passed, M failed" and fails if M > 0.
 test: deps
+	@bash deploy/get-wdbc.sh
 	@$(MAKE) --no-print-directory all unit-tests
 	@$(MAKE) --no-print-directory SANITIZER=address,undefined unit-tests
 	@$(MAKE) --no-print-directory fuzz

@@ -3,7 +3,7 @@
 # sleep for correctness), and clean up every process they start.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-BIN=$ROOT/build/bin
+BIN=${METAFL_BIN:-$ROOT/build/bin}   # METAFL_BIN: test another build
 export PATH="$BIN:$PATH"
 TEST_TMP=$(mktemp -d "${TMPDIR:-/tmp}/metafl-test.XXXXXX")
 _PIDS=()
