@@ -8,6 +8,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 
 #include "core/fileio.h"
 #include "core/log.h"
+#include "core/strindex.h"
 
 typedef struct s_node {
     mfl_yaml_kind_t kind;
@@ -25,6 +27,7 @@ typedef struct s_node {
     struct s_node **items;
     char **keys; /* mappings, parallel to items */
     size_t *key_lines;
+    mfl_strindex_t index; /* mappings: so duplicate checks stay O(1) */
 } s_node_t;
 
 struct mfl_yaml_doc {
@@ -46,6 +49,7 @@ static void s_node_free(s_node_t *n)
     free(n->items);
     free(n->keys);
     free(n->key_lines);
+    mfl_strindex_clear(&n->index);
     free(n->value);
     free(n);
 }
@@ -76,6 +80,11 @@ static int s_node_push(s_node_t *parent, s_node_t *child, char *key, size_t key_
         parent->key_lines[parent->count] = key_line;
     }
     parent->count++;
+    if (parent->kind == MFL_YAML_MAPPING &&
+        mfl_strindex_added(&parent->index, parent->keys, parent->count) < 0) {
+        parent->count--; /* the caller still owns child and key */
+        return -1;
+    }
     return 0;
 }
 
@@ -166,11 +175,10 @@ static s_node_t *s_build(yaml_parser_t *parser, const char *name, char *err, siz
                 mfl_errf(err, errlen, "%s:%zu: NUL byte in key", name, line);
                 goto out_fail_ev;
             }
-            for (size_t i = 0; i < top->node->count; i++) {
-                if (strcmp(top->node->keys[i], k) == 0) {
-                    mfl_errf(err, errlen, "%s:%zu: duplicate key '%s'", name, line, k);
-                    goto out_fail_ev;
-                }
+            if (mfl_strindex_find(&top->node->index, top->node->keys, top->node->count, k,
+                                  ev.data.scalar.length) != SIZE_MAX) {
+                mfl_errf(err, errlen, "%s:%zu: duplicate key '%s'", name, line, k);
+                goto out_fail_ev;
             }
             top->pending_line = line;
             top->pending_key = strdup(k);
@@ -363,13 +371,8 @@ static const s_node_t *s_resolve(const mfl_yaml_doc_t *self, const char *path,
             size_t k = strcspn(p, ".[");
             if (k == 0 || n->kind != MFL_YAML_MAPPING)
                 return NULL;
-            const s_node_t *next = NULL;
-            for (size_t i = 0; i < n->count; i++) {
-                if (strlen(n->keys[i]) == k && memcmp(n->keys[i], p, k) == 0) {
-                    next = n->items[i];
-                    break;
-                }
-            }
+            size_t at = mfl_strindex_find(&n->index, n->keys, n->count, p, k);
+            const s_node_t *next = at == SIZE_MAX ? NULL : n->items[at];
             if (!next)
                 return NULL;
             n = next;

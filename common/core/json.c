@@ -4,14 +4,13 @@
 
 #include <errno.h>
 #include <math.h>
-#include <pthread.h>
-#include <sodium.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/log.h"
+#include "core/strindex.h"
 
 struct mfl_json {
     mfl_json_type_t type;
@@ -24,14 +23,8 @@ struct mfl_json {
     mfl_json_t **items;
     char **keys;           /* objects only, parallel to items */
     size_t *key_lens;
-    size_t *index;         /* big objects: hash slots holding item index + 1 (0 = empty) */
-    size_t index_cap;      /* slots, a power of two ≥ 2 × count; 0 below S_INDEX_MIN */
+    mfl_strindex_t index;  /* objects: keys' hash index, so parsing stays linear */
 };
-
-/* Objects with at least this many members get a hash index, so duplicate
- * detection and mfl_json_get stay linear overall: without it a 1 MiB
- * object of short keys took half a minute to parse (n² key compares). */
-#define S_INDEX_MIN 16
 
 typedef struct {
     const char *p;
@@ -79,81 +72,15 @@ static void s_free(mfl_json_t *v)
     free(v->items);
     free(v->keys);
     free(v->key_lens);
-    free(v->index);
+    mfl_strindex_clear(&v->index);
     free(v->str);
     free(v);
-}
-
-/* Keyed (SipHash) so crafted keys cannot force every lookup into one
- * probe chain; the key is random per process. */
-static unsigned char s_hash_key[crypto_shorthash_KEYBYTES];
-static pthread_once_t s_hash_once = PTHREAD_ONCE_INIT;
-
-static void s_hash_init(void)
-{
-    if (sodium_init() < 0)
-        return; /* leaves the all-zero key: still correct, just unkeyed */
-    randombytes_buf(s_hash_key, sizeof s_hash_key);
-}
-
-static size_t s_hash(const char *key, size_t len)
-{
-    unsigned char h[crypto_shorthash_BYTES];
-    crypto_shorthash(h, (const unsigned char *)key, len, s_hash_key);
-    uint64_t v;
-    memcpy(&v, h, sizeof v);
-    return (size_t)v;
 }
 
 /* Item index of `key` in object v, or SIZE_MAX. */
 static size_t s_find(const mfl_json_t *v, const char *key, size_t len)
 {
-    if (!v->index) {
-        for (size_t i = 0; i < v->count; i++)
-            if (v->key_lens[i] == len && memcmp(v->keys[i], key, len) == 0)
-                return i;
-        return SIZE_MAX;
-    }
-    size_t mask = v->index_cap - 1;
-    for (size_t slot = s_hash(key, len) & mask;; slot = (slot + 1) & mask) {
-        size_t at = v->index[slot];
-        if (at == 0)
-            return SIZE_MAX;
-        if (v->key_lens[at - 1] == len && memcmp(v->keys[at - 1], key, len) == 0)
-            return at - 1;
-    }
-}
-
-static void s_index_put(mfl_json_t *v, size_t i)
-{
-    size_t mask = v->index_cap - 1;
-    size_t slot = s_hash(v->keys[i], v->key_lens[i]) & mask;
-    while (v->index[slot])
-        slot = (slot + 1) & mask;
-    v->index[slot] = i + 1;
-}
-
-/* Keeps the index at most half full after member count-1 was added;
- * builds it when the object reaches S_INDEX_MIN members. -1 if out of
- * memory. */
-static int s_index_update(mfl_json_t *v)
-{
-    if (v->count < S_INDEX_MIN)
-        return 0;
-    if (v->index && 2 * v->count <= v->index_cap) {
-        s_index_put(v, v->count - 1);
-        return 0;
-    }
-    size_t cap = v->index_cap ? 2 * v->index_cap : 4 * S_INDEX_MIN;
-    size_t *index = calloc(cap, sizeof *index);
-    if (!index)
-        return -1;
-    free(v->index);
-    v->index = index;
-    v->index_cap = cap;
-    for (size_t i = 0; i < v->count; i++)
-        s_index_put(v, i);
-    return 0;
+    return mfl_strindex_find(&v->index, v->keys, v->count, key, len);
 }
 
 static mfl_json_t *s_node(s_parser_t *ps, mfl_json_type_t type)
@@ -199,7 +126,8 @@ static int s_push(s_parser_t *ps, mfl_json_t *parent, mfl_json_t *child, char *k
         parent->key_lens[parent->count] = key_len;
     }
     parent->count++;
-    if (parent->type == MFL_JSON_OBJECT && s_index_update(parent) < 0) {
+    if (parent->type == MFL_JSON_OBJECT &&
+        mfl_strindex_added(&parent->index, parent->keys, parent->count) < 0) {
         parent->count--; /* the caller frees child and key */
         goto out_oom;
     }
@@ -620,7 +548,6 @@ static mfl_json_t *s_value(s_parser_t *ps, int depth)
 mfl_json_t *mfl_json_parse(const char *text, size_t len, char *err, size_t errlen)
 {
     s_parser_t ps = { .p = text, .len = len, .line = 1, .err = err, .errlen = errlen };
-    pthread_once(&s_hash_once, s_hash_init);
     if (!text) {
         mfl_errf(err, errlen, "1:1: no input");
         return NULL;

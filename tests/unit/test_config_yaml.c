@@ -205,6 +205,38 @@ static void test_load_from_file_and_missing_file(void **state)
     mfl_yaml_destroy(&doc);
 }
 
+/* Mappings are hash-indexed: with thousands of keys every key (also one
+ * level down) must resolve and a late duplicate must still be caught. */
+static void test_big_mapping_lookup_and_duplicates(void **state)
+{
+    (void)state;
+    enum { N = 3000 };
+    char *text = malloc((size_t)N * 24 + 64);
+    assert_non_null(text);
+    char *p = text;
+    p += sprintf(p, "sub:\n");
+    for (int i = 0; i < N; i++)
+        p += sprintf(p, "  k%d: %d\n", i, i);
+    char *end = p;
+    char err[512] = "";
+    mfl_yaml_doc_t *doc = mfl_yaml_parse(text, (size_t)(p - text), "big.yaml", err, sizeof err);
+    if (!doc)
+        fail_msg("%s", err);
+    for (int i = 0; i < N; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "sub.k%d", i);
+        assert_int_equal(mfl_yaml_get_int(doc, key, -1), i);
+    }
+    assert_int_equal(mfl_yaml_get_int(doc, "sub.k3000", -1), -1);
+    assert_int_equal(mfl_yaml_get_int(doc, "sub.k", -1), -1);
+    assert_int_equal(mfl_yaml_error(doc, err, sizeof err), 0);
+    mfl_yaml_destroy(&doc);
+    p = end + sprintf(end, "  k42: 0\n");
+    assert_null(mfl_yaml_parse(text, (size_t)(p - text), "big.yaml", err, sizeof err));
+    assert_string_equal(err, "big.yaml:3002: duplicate key 'k42'");
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -213,6 +245,7 @@ int main(void)
         cmocka_unit_test(test_unknown_and_missing_keys),
         cmocka_unit_test(test_unsafe_or_ambiguous_documents_are_refused),
         cmocka_unit_test(test_load_from_file_and_missing_file),
+        cmocka_unit_test(test_big_mapping_lookup_and_duplicates),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
