@@ -410,6 +410,7 @@ mfl_dataset_t *mfl_csv_parse(const char *text, size_t len, const char *name,
     }
 
     /* Resolve levels. */
+    MFL_ASSERT(nc > 0); /* s_check_schema refused an empty schema */
     info = calloc(nc, sizeof *info);
     if (!info)
         goto out_oom;
