@@ -50,6 +50,10 @@ static int s_check(const mfl_loss_t *loss, const float *y, size_t batch, size_t 
 {
     if (!loss || batch == 0 || n_out == 0)
         return -1;
+    /* pos_weight 0 is what a zero-initialised mfl_loss_t holds: refusing it
+     * turns a silent "positives count for nothing" into a visible NAN. */
+    if (loss->kind == MFL_LOSS_BCE && !(loss->pos_weight > 0.0f && isfinite(loss->pos_weight)))
+        return -1;
     for (size_t b = 0; b < batch; b++) {
         switch (loss->kind) {
         case MFL_LOSS_SOFTMAX_CE: {

@@ -31,7 +31,8 @@ const char *mfl_loss_name(mfl_loss_kind_t kind);
  *               (y may be a soft label in [0,1]; needs n_out = 1)
  *   mse:        mean over ALL batch·n_out elements of (out − y)²
  * Returns NAN (and zeroes dout) for batch 0, a class index that is not an
- * integer in [0, n_out), a BCE target outside [0,1] or n_out ≠ 1. */
+ * integer in [0, n_out), a BCE target outside [0,1], n_out ≠ 1 or a
+ * pos_weight that is not finite and > 0. */
 float mfl_loss_eval(const mfl_loss_t *loss, const float *out, const float *y, size_t batch,
                     size_t n_out, float *dout);
 

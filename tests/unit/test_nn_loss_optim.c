@@ -102,6 +102,10 @@ static void test_loss_refuses_bad_targets(void **state)
     float y0[2] = {0, 1};
     assert_true(isnan(mfl_loss_eval(&bce, z, y0, 2, 2, NULL))); /* BCE needs n_out 1 */
     assert_true(isnan(mfl_loss_eval(&bce, z, y0, 0, 1, NULL)));
+    mfl_loss_t zero = {MFL_LOSS_BCE, 0.0f}, inf = {MFL_LOSS_BCE, INFINITY};
+    assert_true(isnan(mfl_loss_eval(&zero, z, y0, 2, 1, NULL)));
+    assert_true(isnan(mfl_loss_eval(&inf, z, y0, 2, 1, NULL)));
+    assert_int_equal(mfl_loss_hvp(&zero, z, y0, 2, 1, r, d), -1);
 }
 
 static void test_loss_names(void **state)
