@@ -142,8 +142,11 @@ typedef struct mfl_audit mfl_audit_t;
  * is read and its hash chain checked (not the signatures: verify does that)
  * so the chain continues from its last record; a torn last line is cut off
  * (logged as a warning) and a log_opened record notes it. Appends a
- * log_opened record. NULL with "PATH:LINE: reason" in err if the existing
- * log is broken (the log is then left untouched) or on I/O error. */
+ * log_opened record. The file is locked (flock, exclusive) while open, so
+ * a second writer, e.g. a daemon started twice on one run directory, is
+ * refused instead of interleaving two chains. NULL with "PATH:LINE:
+ * reason" in err if the existing log is broken (the log is then left
+ * untouched), is held by another writer, or on I/O error. */
 mfl_audit_t *mfl_audit_open(const char *path, const char *writer, const uint8_t sign_sk[64],
                             char *err, size_t errlen);
 

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -165,6 +166,13 @@ mfl_audit_t *mfl_audit_open(const char *path, const char *writer, const uint8_t 
     self->fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (self->fd < 0) {
         mfl_errf(err, errlen, "%s: cannot open audit log: %s", path, strerror(errno));
+        goto fail;
+    }
+    /* One writer per log: a second one would fork the hash chain. The lock
+     * goes with the fd, so a crashed writer never leaves it behind. */
+    if (flock(self->fd, LOCK_EX | LOCK_NB) != 0) {
+        mfl_errf(err, errlen, "%s: audit log is in use by another writer (%s)", path,
+                 errno == EWOULDBLOCK ? "locked" : strerror(errno));
         goto fail;
     }
     off_t keep = 0, torn = 0;

@@ -347,6 +347,9 @@ static void test_site_signature_must_match_the_record(void **state)
     crypto_sign_detached(rec.update_sig, NULL, rec.signed_header, rec.signed_header_len,
                          s_ids[2].sk);
     assert_int_equal(mfl_audit_append(log, &rec, NULL, err, sizeof err), 0);
+    /* A second writer on the same log is refused while the first has it. */
+    assert_null(mfl_audit_open(path, "coord", s_ids[0].sk, err, sizeof err));
+    assert_non_null(strstr(err, "in use by another writer"));
     mfl_audit_destroy(&log);
     mfl_audit_report_t rep;
     assert_int_equal(mfl_audit_verify_with(path, s_keys, NULL, &rep), -1);
