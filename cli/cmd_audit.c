@@ -1,5 +1,7 @@
 /* metafl audit verify|show: the privacy auditor's view of the signed,
  * hash-chained audit logs (docs/AUDIT.md). */
+#include <ctype.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,8 +111,10 @@ static int s_show(int argc, char **argv)
             opt.site = argv[++i];
         } else if (strcmp(argv[i], "--round") == 0 && i + 1 < argc) {
             char *end;
+            errno = 0;
             opt.round = strtoull(argv[++i], &end, 10);
-            if (*end || !*argv[i]) {
+            /* strtoull takes "-1" (as 2^64-1) and blanks: digits only. */
+            if (*end || !isdigit((unsigned char)argv[i][0]) || errno) {
                 fprintf(stderr, "metafl audit show: --round wants a number, got '%s'\n",
                         argv[i]);
                 return 2;
