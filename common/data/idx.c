@@ -67,6 +67,21 @@ static size_t s_header(const char *name, const uint8_t *buf, size_t len, size_t 
     return hlen;
 }
 
+/* Image shape, labels and class count of a data set whose pixels are in. */
+static void s_finish(mfl_dataset_t *ds, const s_header_t *ih, const uint8_t *lab, size_t k)
+{
+    ds->channels = 1;
+    ds->height = ih->dims[1];
+    ds->width = ih->dims[2];
+    size_t max_label = 0;
+    for (size_t i = 0; i < k; i++) {
+        ds->y[i] = (float)lab[i];
+        if (lab[i] > max_label)
+            max_label = lab[i];
+    }
+    ds->n_classes = k ? max_label + 1 : 0;
+}
+
 /* Builds the data set from validated headers and payloads of k rows. */
 static mfl_dataset_t *s_build(const char *iname, const char *lname, const s_header_t *ih,
                               const uint8_t *pix, const uint8_t *lab, size_t k, char *err,
@@ -79,18 +94,9 @@ static mfl_dataset_t *s_build(const char *iname, const char *lname, const s_head
         return NULL;
     }
     (void)lname;
-    ds->channels = 1;
-    ds->height = ih->dims[1];
-    ds->width = ih->dims[2];
-    size_t max_label = 0;
     for (size_t i = 0; i < k * d; i++)
         ds->x[i] = (float)pix[i] / 255.0f;
-    for (size_t i = 0; i < k; i++) {
-        ds->y[i] = (float)lab[i];
-        if (lab[i] > max_label)
-            max_label = lab[i];
-    }
-    ds->n_classes = k ? max_label + 1 : 0;
+    s_finish(ds, ih, lab, k);
     return ds;
 }
 
@@ -249,16 +255,7 @@ mfl_dataset_t *mfl_idx_load(const char *images_path, const char *labels_path, si
     if (k == ih.dims[0] && (s_at_end(gi, images_path, err, errlen) < 0 ||
                             s_at_end(gl, labels_path, err, errlen) < 0))
         goto out_fail;
-    ds->channels = 1;
-    ds->height = ih.dims[1];
-    ds->width = ih.dims[2];
-    size_t max_label = 0;
-    for (size_t i = 0; i < k; i++) {
-        ds->y[i] = (float)lab[i];
-        if (lab[i] > max_label)
-            max_label = lab[i];
-    }
-    ds->n_classes = k ? max_label + 1 : 0;
+    s_finish(ds, &ih, lab, k);
     goto out_close;
 out_fail:
     mfl_dataset_destroy(&ds);

@@ -53,25 +53,25 @@ static void s_expect(const uint8_t *img, size_t ilen, const uint8_t *lab, size_t
 static void test_malformed_headers_are_refused(void **state)
 {
     (void)state;
+    /* One byte of the image header changed, and what must be said. */
+    static const struct {
+        size_t at;
+        uint8_t value;
+        const char *msg;
+    } cases[] = {
+        { 0, 1, "images: not an IDX file (bad magic 01000803)" },
+        { 2, 0x0D, "images: IDX data type 0x0d is not unsigned byte (0x08)" },
+        { 3, 1, "images: IDX file has 1 dimensions, expected 3" },
+        { 11, 0, "images: IDX dimension 1 is zero" },
+        { 4, 0x7f, "images: 2130706435 items exceeds the limit of 16777216" }, /* 2G images */
+        { 9, 0x10, "images: 1048578x2 images exceed the limit of 1048576 pixels" }, /* 1M x 2 */
+    };
     uint8_t b[sizeof s_images];
-    memcpy(b, s_images, sizeof b);
-    b[0] = 1;
-    s_expect(b, sizeof b, s_labels, sizeof s_labels, "images: not an IDX file (bad magic 01000803)");
-    memcpy(b, s_images, sizeof b);
-    b[2] = 0x0D;
-    s_expect(b, sizeof b, s_labels, sizeof s_labels, "images: IDX data type 0x0d is not unsigned byte (0x08)");
-    memcpy(b, s_images, sizeof b);
-    b[3] = 1;
-    s_expect(b, sizeof b, s_labels, sizeof s_labels, "images: IDX file has 1 dimensions, expected 3");
-    memcpy(b, s_images, sizeof b);
-    b[11] = 0;
-    s_expect(b, sizeof b, s_labels, sizeof s_labels, "images: IDX dimension 1 is zero");
-    memcpy(b, s_images, sizeof b);
-    b[4] = 0x7f; /* 2 billion images */
-    s_expect(b, sizeof b, s_labels, sizeof s_labels, "images: 2130706435 items exceeds the limit of 16777216");
-    memcpy(b, s_images, sizeof b);
-    b[9] = 0x10; /* 1M x 2 pixels */
-    s_expect(b, sizeof b, s_labels, sizeof s_labels, "images: 1048578x2 images exceed the limit of 1048576 pixels");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        memcpy(b, s_images, sizeof b);
+        b[cases[i].at] = cases[i].value;
+        s_expect(b, sizeof b, s_labels, sizeof s_labels, cases[i].msg);
+    }
     s_expect(s_images, sizeof s_images - 1, s_labels, sizeof s_labels, "images: 27 bytes, but the header implies 28");
     s_expect(s_images, 10, s_labels, sizeof s_labels, "images: truncated IDX header");
     uint8_t l[sizeof s_labels];
