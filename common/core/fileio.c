@@ -120,7 +120,10 @@ int mfl_file_read_all(const char *path, size_t max_bytes, char **data, size_t *l
 {
     *data = NULL;
     *len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO without a writer would otherwise block
+     * forever before fstat could refuse it; on a regular file it changes
+     * nothing. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         mfl_errf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         return -1;

@@ -33,7 +33,8 @@ int mfl_file_write_atomic_mode(const char *path, const void *data, size_t len, m
 /* Reads the whole file into a malloc'd buffer (caller frees *data) with a
  * NUL appended (not counted in *len), so text can be parsed in place.
  * Refuses a file larger than `max_bytes` before reading it (and if it grows
- * while being read). Returns 0, or -1 with "PATH: reason" in err (*data is
+ * while being read), and anything but a regular file (a FIFO or device is
+ * refused at once, without blocking). Returns 0, or -1 with "PATH: reason" in err (*data is
  * then NULL). Thread-safe. */
 int mfl_file_read_all(const char *path, size_t max_bytes, char **data, size_t *len, char *err,
                       size_t errlen);

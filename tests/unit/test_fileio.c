@@ -84,6 +84,12 @@ static void test_read_refuses_over_limit_and_names_the_file(void **state)
     assert_non_null(strstr(err, "missing"));
     assert_int_equal(mfl_file_read_all(s_dir, 10, &data, &len, err, sizeof err), -1);
     assert_non_null(strstr(err, "not a regular file"));
+    /* A FIFO with no writer: refused at once (a blocking open would hang
+     * whoever was pointed at it, e.g. a config path). */
+    snprintf(path, sizeof path, "%s/fifo", s_dir);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    assert_int_equal(mfl_file_read_all(path, 10, &data, &len, err, sizeof err), -1);
+    assert_non_null(strstr(err, "not a regular file"));
 }
 
 static void test_failed_write_leaves_old_file(void **state)
