@@ -140,6 +140,14 @@ static void test_files_plain_and_gzipped(void **state)
     ds = mfl_idx_load(ip, lp, 2, err, sizeof err);
     assert_non_null(ds);
     mfl_dataset_destroy(&ds);
+    /* A FIFO for the labels: refused, not waited on. */
+    char fifo[80];
+    snprintf(fifo, sizeof fifo, "%s/fifo", dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    assert_null(mfl_idx_load(ip, fifo, 0, err, sizeof err));
+    snprintf(want, sizeof want, "%s: not a regular file", fifo);
+    assert_string_equal(err, want);
+    unlink(fifo);
     unlink(ip);
     unlink(lp);
     rmdir(dir);
