@@ -168,6 +168,10 @@ mfl_audit_t *mfl_audit_open(const char *path, const char *writer, const uint8_t 
         mfl_errf(err, errlen, "%s: cannot open audit log: %s", path, strerror(errno));
         goto fail;
     }
+    if (fstat(self->fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        mfl_errf(err, errlen, "%s: audit log is not a regular file", path);
+        goto fail;
+    }
     /* One writer per log: a second one would fork the hash chain. The lock
      * goes with the fd, so a crashed writer never leaves it behind. */
     if (flock(self->fd, LOCK_EX | LOCK_NB) != 0) {

@@ -1,6 +1,7 @@
 /* Reading and verifying an audit log: form, sequence, chain, hashes, the
  * writer's signatures and the sites' update signatures. */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
 #include <sodium.h>
@@ -8,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "audit/audit_internal.h"
 #include "core/log.h"
@@ -17,9 +19,13 @@
 /* A log opened for reading with its size checked against the cap. */
 static FILE *s_open(const char *path, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "r");
+    /* O_NONBLOCK so a FIFO is refused below instead of blocking open(). */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    FILE *f = fd < 0 ? NULL : fdopen(fd, "r");
     if (!f) {
         mfl_errf(err, errlen, "%s: cannot open audit log: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
         return NULL;
     }
     struct stat st;

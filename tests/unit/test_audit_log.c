@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "audit/audit.h"
@@ -489,6 +490,22 @@ static void test_record_from_signed_update(void **state)
     assert_non_null(strstr(rep.message, "not the digest of the 2 tensor hash(es)"));
 }
 
+/* A log path naming a FIFO is refused by the writer and by verify, at
+ * once: neither may block waiting for a peer that never comes. */
+static void test_fifo_log_is_refused_without_blocking(void **state)
+{
+    (void)state;
+    char path[300], err[512];
+    snprintf(path, sizeof path, "%s/fifo.audit", s_dir);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    assert_null(mfl_audit_open(path, "coord", s_ids[0].sk, err, sizeof err));
+    assert_non_null(strstr(err, "not a regular file"));
+    mfl_audit_report_t rep;
+    assert_int_equal(mfl_audit_verify_with(path, s_keys, NULL, &rep), -1);
+    assert_non_null(strstr(rep.message, "not a regular file"));
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -502,6 +519,7 @@ int main(void)
         cmocka_unit_test(test_append_rejects_bad_fields),
         cmocka_unit_test(test_verify_with_key_files),
         cmocka_unit_test(test_record_from_signed_update),
+        cmocka_unit_test(test_fifo_log_is_refused_without_blocking),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }
