@@ -107,10 +107,18 @@ void mfl_round_engine_site_hello(mfl_round_engine_t *self, const char *site, uin
     s->n_train = n_train;
     /* A restarted site lost its task: send it again (same nonce, same
      * seed, so its answer is the one it would have sent). */
-    if (self->phase == MFL_ENGINE_ROUND && s->selected && !s->reported)
+    if (self->phase == MFL_ENGINE_ROUND && s->selected && !s->reported) {
         mfl_engine_send_round_task(self, s);
-    else if (self->phase == MFL_ENGINE_EVAL && s->eval_sent && !s->eval_reported)
+    } else if (self->phase == MFL_ENGINE_EVAL && !s->eval_reported) {
+        /* A site that joins while an evaluation is open is evaluated too:
+         * a hospital that never trained can join for the evaluation only.
+         * The evaluation's deadline does not move for it. */
+        if (!s->eval_sent)
+            mfl_info("eval after round %u: site %s joined late; evaluating it too",
+                     self->eval_round, site);
+        s->eval_sent = true;
         mfl_engine_send_eval_task(self, s);
+    }
 }
 
 /* ---- tasks ------------------------------------------------------------ */
@@ -537,8 +545,12 @@ void mfl_round_engine_tick(mfl_round_engine_t *self, uint64_t now_ms)
                 s_open_round(self, now_ms);
         } else if (self->waiting_logged != have + 1) {
             /* Once per change, so an operator sees why nothing happens. */
-            mfl_info("round %u/%u waits for sites: %zu connected, %zu needed", self->round,
-                     self->config.rounds, have, need);
+            if (self->rounds_done >= self->config.rounds)
+                mfl_info("final evaluation after round %u waits for sites: %zu connected, "
+                         "%zu needed", self->rounds_done, have, need);
+            else
+                mfl_info("round %u/%u waits for sites: %zu connected, %zu needed", self->round,
+                         self->config.rounds, have, need);
             self->waiting_logged = have + 1;
         }
         break;

@@ -107,8 +107,11 @@ void mfl_round_engine_destroy(mfl_round_engine_t **self_p);
 
 /* A site joined (its Hello was accepted) at `now_ms` (unix ms). If it was
  * selected for the open round and has not reported, the task is sent again
- * (a restarted site rejoins the round in flight); the same for an open
- * evaluation. `n_train` is informational. */
+ * (a restarted site rejoins the round in flight). If an evaluation is open
+ * and the site has not reported for it, it gets the EvalTask, whether it
+ * was asked before (restart) or joins late: a site that never trained can
+ * join for evaluation only (the evaluation's deadline does not move).
+ * `n_train` is informational. */
 void mfl_round_engine_site_hello(mfl_round_engine_t *self, const char *site, uint64_t n_train,
                                  uint64_t now_ms);
 
@@ -137,8 +140,11 @@ int mfl_round_engine_eval_report(mfl_round_engine_t *self, const char *peer,
                                  const Metafl__EvalReport *report, uint64_t now_ms);
 
 /* Advances time: opens a round when enough sites are connected, closes or
- * abandons at the deadline, drops sites silent for site_timeout. Call it
- * often (every ≤ 100 ms) and after every other event. */
+ * abandons at the deadline, drops sites silent for site_timeout. A run
+ * resumed with every round done opens its final evaluation the same way:
+ * once wait_for_sites sites are connected (however long that takes), then
+ * eval_deadline_ms for their reports. Call it often (every ≤ 100 ms) and
+ * after every other event. */
 void mfl_round_engine_tick(mfl_round_engine_t *self, uint64_t now_ms);
 
 /* Read-only state, for status and tests. */

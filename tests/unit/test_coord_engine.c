@@ -663,6 +663,116 @@ static void test_resumed_finished_run_waits_then_evaluates(void **state)
     mfl_round_engine_destroy(&e);
 }
 
+/* The number of EvalTasks sent to `site` so far. */
+static size_t s_evals_sent(const fake_t *f, const char *site)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < f->n; i++)
+        n += f->ev[i].kind == 'E' && strcmp(f->ev[i].site, site) == 0;
+    return n;
+}
+
+/* Answers the last EvalTask sent to `site`; returns the engine's verdict. */
+static int s_eval_answer(fixture_t *fx, mfl_round_engine_t *e, const char *site, uint64_t now)
+{
+    const event_t *ev = NULL;
+    for (size_t k = 0; k < fx->fake.n; k++) {
+        if (fx->fake.ev[k].kind == 'E' && strcmp(fx->fake.ev[k].site, site) == 0)
+            ev = &fx->fake.ev[k];
+    }
+    assert_non_null(ev);
+    Metafl__EvalReport r;
+    metafl__eval_report__init(&r);
+    r.site = (char *)site;
+    r.round = ev->round;
+    r.nonce.data = (uint8_t *)ev->nonce;
+    r.nonce.len = 16;
+    r.accuracy = 0.9;
+    return mfl_round_engine_eval_report(e, site, &r, now);
+}
+
+/* Trains `rounds` rounds with the three fixture sites, then destroys the
+ * engine without answering the final evaluation (a coordinator stopped
+ * after its last round). */
+static void s_train_and_stop(fixture_t *fx, uint32_t rounds)
+{
+    fx->cfg.rounds = rounds;
+    mfl_round_engine_t *e = s_engine(fx);
+    s_join3(e, 0);
+    for (uint32_t r = 0; r < rounds; r++) {
+        mfl_round_engine_tick(e, 1 + r);
+        for (int i = 0; i < 3; i++)
+            assert_int_equal(s_send(fx, e, (const char *[]){"site-a", "site-b", "site-c"}[i],
+                                    1.0f, 10, 1 + r), 0);
+    }
+    assert_int_equal(mfl_round_engine_rounds_done(e), rounds);
+    mfl_round_engine_destroy(&e);
+    memset(&fx->fake, 0, sizeof fx->fake);
+}
+
+/* The demo's join session: a run resumed with every round done waits for
+ * wait_for_sites connected sites (one is not enough for two), sends them
+ * the final θ, evaluates a site that joins late (one that never trained)
+ * too, and finishes once all of them reported. */
+static void test_resumed_final_eval_waits_for_wait_for_sites_and_late_joiner(void **state)
+{
+    fixture_t *fx = *state;
+    s_train_and_stop(fx, 2);
+    fx->cfg.wait_for_sites = 2;
+    mfl_round_engine_t *e = s_engine(fx);
+    assert_int_equal(mfl_round_engine_rounds_done(e), 2);
+    mfl_round_engine_tick(e, 1000);
+    mfl_round_engine_site_hello(e, "site-a", 10, 1001);
+    mfl_round_engine_tick(e, 1001);
+    mfl_round_engine_tick(e, 60000); /* waiting has no deadline, like the first round */
+    assert_int_equal(mfl_round_engine_phase(e), MFL_ENGINE_WAITING);
+    assert_int_equal(s_evals_sent(&fx->fake, "site-a"), 0);
+    mfl_round_engine_site_hello(e, "site-b", 10, 60001);
+    mfl_round_engine_tick(e, 60001);
+    assert_int_equal(mfl_round_engine_phase(e), MFL_ENGINE_EVAL);
+    assert_int_equal(s_evals_sent(&fx->fake, "site-a"), 1);
+    assert_int_equal(s_evals_sent(&fx->fake, "site-b"), 1);
+    assert_int_equal(fx->fake.ev[0].round, 2); /* evaluates θ after round 2 */
+    /* a hospital that never trained joins while the evaluation is open */
+    mfl_round_engine_site_hello(e, "site-new", 10, 60002);
+    assert_int_equal(s_evals_sent(&fx->fake, "site-new"), 1);
+    assert_int_equal(s_eval_answer(fx, e, "site-a", 60003), 0);
+    assert_int_equal(s_eval_answer(fx, e, "site-b", 60003), 0);
+    assert_int_equal(fx->fake.finished, 0); /* site-new has not answered */
+    assert_int_equal(s_eval_answer(fx, e, "site-new", 60004), 0);
+    assert_int_equal(fx->fake.evals, 3);
+    assert_int_equal(fx->fake.finished, 1);
+    assert_int_equal(mfl_round_engine_phase(e), MFL_ENGINE_DONE);
+    assert_int_equal(mfl_round_engine_rounds_done(e), 2);
+    /* no round was opened for the late joiner */
+    for (size_t k = 0; k < fx->fake.n; k++)
+        assert_int_not_equal(fx->fake.ev[k].kind, 'T');
+    mfl_round_engine_destroy(&e);
+}
+
+/* The resumed final evaluation has the rounds' deadline semantics: once
+ * open, a site that does not answer within eval_deadline_ms does not hold
+ * the run; the run finishes at the deadline. */
+static void test_resumed_final_eval_ends_at_its_deadline(void **state)
+{
+    fixture_t *fx = *state;
+    s_train_and_stop(fx, 1);
+    fx->cfg.wait_for_sites = 1;
+    mfl_round_engine_t *e = s_engine(fx);
+    mfl_round_engine_site_hello(e, "site-c", 10, 500);
+    mfl_round_engine_tick(e, 500);
+    assert_int_equal(mfl_round_engine_phase(e), MFL_ENGINE_EVAL);
+    mfl_round_engine_tick(e, 500 + fx->cfg.eval_deadline_ms - 1);
+    assert_int_equal(mfl_round_engine_phase(e), MFL_ENGINE_EVAL);
+    mfl_round_engine_tick(e, 500 + fx->cfg.eval_deadline_ms);
+    assert_int_equal(mfl_round_engine_phase(e), MFL_ENGINE_DONE);
+    assert_int_equal(fx->fake.finished, 1);
+    assert_int_equal(fx->fake.evals, 0);
+    /* a report after the evaluation closed is refused */
+    assert_int_equal(s_eval_answer(fx, e, "site-c", 500 + fx->cfg.eval_deadline_ms), -1);
+    mfl_round_engine_destroy(&e);
+}
+
 /* status.json is valid JSON and says what the engine knows. */
 static void test_status_document_is_json_with_sites_and_last_round(void **state)
 {
@@ -722,6 +832,10 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_periodic_eval_pause_and_abort, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resumed_finished_run_waits_then_evaluates, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(
+            test_resumed_final_eval_waits_for_wait_for_sites_and_late_joiner, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resumed_final_eval_ends_at_its_deadline, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_silent_site_times_out_and_comes_back, setup,
                                         teardown),
