@@ -39,6 +39,12 @@ void mfl_log(mfl_log_level_t level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
+    /* Messages quote input (a config value, a peer's name): a newline or
+     * terminal escape in it must not forge a log line or drive the
+     * terminal, so control characters become '?'. */
+    for (char *p = text; *p; p++)
+        if ((unsigned char)*p < 0x20 ? *p != '\t' : *p == 0x7f)
+            *p = '?';
     fprintf(stderr, "%s %s %s: %s\n", stamp, s_program, s_level_names[level], text);
 }
 

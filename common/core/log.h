@@ -2,8 +2,10 @@
  *
  * One line per event on stderr: "2026-11-24T07:10:26Z coordinator warn: text".
  * Messages about bad input name the file, line, key or peer themselves; the
- * logger only adds time, program and level. Thread-safe (one fprintf per
- * line, stdio locks the stream). */
+ * logger only adds time, program and level, and replaces control
+ * characters (newlines, escapes; not tabs) with '?' so quoted input cannot
+ * forge a line. Thread-safe (one fprintf per line, stdio locks the
+ * stream). */
 #ifndef MFL_CORE_LOG_H
 #define MFL_CORE_LOG_H
 
