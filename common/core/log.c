@@ -9,6 +9,16 @@ static mfl_log_level_t s_level = MFL_LOG_INFO;
 
 static const char *s_level_names[] = {"debug", "info", "warn", "error"};
 
+/* Messages quote input (a config value, a peer's name): a newline or
+ * terminal escape in it must not forge a log line or drive the terminal,
+ * so control characters (not tabs) become '?'. */
+static void s_one_line(char *text)
+{
+    for (char *p = text; *p; p++)
+        if ((unsigned char)*p < 0x20 ? *p != '\t' : *p == 0x7f)
+            *p = '?';
+}
+
 void mfl_log_set_program(const char *program) { s_program = program; }
 
 void mfl_log_set_level(mfl_log_level_t level) { s_level = level; }
@@ -39,12 +49,7 @@ void mfl_log(mfl_log_level_t level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
-    /* Messages quote input (a config value, a peer's name): a newline or
-     * terminal escape in it must not forge a log line or drive the
-     * terminal, so control characters become '?'. */
-    for (char *p = text; *p; p++)
-        if ((unsigned char)*p < 0x20 ? *p != '\t' : *p == 0x7f)
-            *p = '?';
+    s_one_line(text);
     fprintf(stderr, "%s %s %s: %s\n", stamp, s_program, s_level_names[level], text);
 }
 
@@ -56,4 +61,5 @@ void mfl_errf(char *err, size_t errlen, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(err, errlen, fmt, ap);
     va_end(ap);
+    s_one_line(err); /* errors end up in logs and on terminals too */
 }

@@ -48,7 +48,8 @@ void mfl_log(mfl_log_level_t level, const char *fmt, ...)
         }                                                                       \
     } while (0)
 
-/* Writes a formatted message into a caller's error buffer (may be NULL). */
+/* Writes a formatted message into a caller's error buffer (may be NULL),
+ * control characters replaced with '?' as in mfl_log: one line. */
 void mfl_errf(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

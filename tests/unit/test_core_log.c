@@ -48,10 +48,20 @@ static void test_control_characters_cannot_forge_a_line(void **state)
     assert_non_null(strstr(out, "got 'a\tb'"));
 }
 
+static void test_error_messages_are_one_line_too(void **state)
+{
+    (void)state;
+    char err[64];
+    mfl_errf(err, sizeof err, "%s:%d: bad value '%s'", "c.yaml", 3, "x\r\n\x1b]0;t\x07");
+    assert_string_equal(err, "c.yaml:3: bad value 'x???]0;t?'");
+    mfl_errf(NULL, 0, "ignored");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_control_characters_cannot_forge_a_line),
+        cmocka_unit_test(test_error_messages_are_one_line_too),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
