@@ -10,20 +10,26 @@
 #      Reptile rounds (progress shown), then every hospital scores the
 #      result on its own held-out patients.
 #   4. The FIFTH hospital, which never trained, joins a second coordinator
-#      session that serves the finished meta-initialisation, adapts it with
-#      K labelled cases of its own and reports.
+#      session LIVE over CurveZMQ: that session resumes from the training
+#      run's last checkpoint with every round done, waits for the hospital
+#      (rounds.wait_for_sites) and sends it the final meta-initialisation as
+#      an EvalTask; the hospital adapts it with K labelled cases of its own
+#      and reports.
 #   5. A table per hospital: the adapted meta-initialisation vs a model
 #      trained locally on the same K cases vs the global model without
-#      adaptation, also written to build/demo/report.json.
+#      adaptation, also written to build/demo/report.json (which says, per
+#      hospital, how it was evaluated: "live" = the coordinator's EvalTask).
 #
 # Environment: DEMO_QUICK=1 (few rounds, for CI), DEMO_ROUNDS, DEMO_K
-# (labelled cases per hospital, default 20), BUILD (binaries dir root,
-# default build). Every process started here is stopped on exit.
+# (labelled cases per hospital, default 20), DEMO_DIR (default build/demo),
+# BUILD (build dir whose bin/ holds the binaries, default build) or
+# METAFL_BIN (the binaries' dir itself, as for the integration tests).
+# Every process started here is stopped on exit.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 BUILD=${BUILD:-build}
-BIN=$ROOT/$BUILD/bin
+BIN=${METAFL_BIN:-$ROOT/$BUILD/bin}
 DEMO=${DEMO_DIR:-$ROOT/build/demo}
 HOSPITALS=$ROOT/configs/demo/hospitals.tsv
 if [ "${DEMO_QUICK:-0}" = 1 ]; then ROUNDS=${DEMO_ROUNDS:-4}; else ROUNDS=${DEMO_ROUNDS:-30}; fi
@@ -311,20 +317,36 @@ for s in "${NEW_SITES[@]}"; do
   PIDS+=("$!")
 done
 JOIN_METRICS=$DEMO/run-join/metrics.jsonl
-# Wait for the new hospital's report, or for the join session to end
-# without it: a coordinator that finishes a resumed run before the new
-# hospital has connected (see docs/DEMO.md). Then the hospital adapts the
-# same published checkpoint offline (metafl-site-agent --evaluate), scored
-# exactly as the EvalTask would have been.
+# Live path: the join coordinator waits for the new hospital, sends it the
+# final θ as an EvalTask, logs its report to run-join/metrics.jsonl and
+# exits when the evaluation is over; the agent exits after its evaluation.
+# Fallback (a coordinator that ends the resumed run before the hospital
+# connects, as before the round engine waited for wait_for_sites): the
+# hospital adapts the same checkpoint offline with the identical code
+# (metafl-site-agent --evaluate), and report.json says "offline".
 joined() { grep -q '"event":"eval"' "$JOIN_METRICS" 2>/dev/null || ! kill -0 "$COORD" 2>/dev/null; }
 wait_for 60 joined || die "the join session neither evaluated nor ended within 60 s"
-if ! grep -q '"event":"eval"' "$JOIN_METRICS" 2>/dev/null; then
+declare -A EVAL_PATH=()
+for s in "${NEW_SITES[@]}"; do
+  if grep -q "\"event\":\"eval\".*\"site\":\"$s\"" "$JOIN_METRICS" 2>/dev/null; then
+    EVAL_PATH[$s]=live
+  fi
+done
+if [ "${#EVAL_PATH[@]}" -eq "${#NEW_SITES[@]}" ]; then
+  wait_for 30 eval '! kill -0 "$COORD"' || die "the join coordinator did not stop after its evaluation"
+  wait "$COORD" || die "the join coordinator exited with an error (see $DEMO/logs/coordinator-join.log)"
+  for s in "${NEW_SITES[@]}"; do
+    printf '    %-11s connected over CurveZMQ, received the final θ (EvalTask), adapted, reported\n' "$s"
+  done
+else
   echo "    (the join session closed before ${NEW_SITES[*]} connected; adapting the published"
   echo "     checkpoint offline instead: metafl-site-agent --evaluate)"
   for s in "${NEW_SITES[@]}"; do
+    [ -n "${EVAL_PATH[$s]:-}" ] && continue
     "$BIN/metafl-site-agent" --config "$DEMO/site-$s.yaml" --evaluate "$DEMO/run/checkpoints" \
       --coordinator-config "$DEMO/coordinator.yaml" >>"$JOIN_METRICS" 2>>"$DEMO/logs/$s.log" ||
       die "offline evaluation at $s failed (see $DEMO/logs/$s.log)"
+    EVAL_PATH[$s]=offline
   done
 fi
 for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
@@ -340,17 +362,21 @@ for s in "${TRAIN_SITES[@]}"; do
 done
 printf '    %-11s ' coordinator
 "$BIN/metafl" audit verify "$DEMO/run/coordinator.audit" --keys "$DEMO/keys" ||
-  echo "    (the coordinator's log did not verify: see docs/DEMO.md, known issues)"
+  die "the coordinator's audit log does not verify"
 
 # ---- 7. the table and report.json ------------------------------------------------
 say "results: each hospital's held-out patients (adapted on $K labelled cases)"
 { grep -h '"event":"eval"' "$METRICS"; grep -h '"event":"eval"' "$JOIN_METRICS"; } |
-awk -v hospitals="$HOSPITALS" -v report="$DEMO/report.json" -v rounds="$ROUNDS" -v k="$K" '
+awk -v hospitals="$HOSPITALS" -v report="$DEMO/report.json" -v rounds="$ROUNDS" -v k="$K" \
+    -v newpaths="$(for s in "${NEW_SITES[@]}"; do printf '%s=%s ' "$s" "${EVAL_PATH[$s]}"; done)" '
 function num(key,   v) { v = $0; if (!sub(".*\"" key "\":", "", v)) return -1; sub(/[,}].*/, "", v); return v + 0 }
 function str(key,   v) { v = $0; sub(".*\"" key "\":\"", "", v); sub(/".*/, "", v); return v }
 function fmt(x) { return x < 0 ? "  n/a" : sprintf("%.3f", x) }
 function js(x) { return x < 0 ? "null" : sprintf("%.6f", x) }
 BEGIN { FS = "\t"
+  # how each hospital was evaluated: the training hospitals by the training
+  # session final EvalTask (live); the new ones as the join step recorded
+  np = split(newpaths, kv, " "); for (i = 1; i <= np; i++) { split(kv[i], p, "="); path[p[1]] = p[2] }
   while ((getline l < hospitals) > 0) { if (l ~ /^#/) continue; split(l, f, "\t"); if (f[1] == "") continue
     nh++; order[nh] = f[1]; kind[f[1]] = f[2]; role[f[1]] = f[9] } }
 { s = str("site"); seen[s] = 1
@@ -362,19 +388,25 @@ END {
   printf "  %-11s %-23s %-5s %5s %5s | %6s %6s | %6s %6s | %6s %6s\n", "", "", "", "", "", \
          "acc", "AUROC", "acc", "AUROC", "acc", "AUROC"
   printf "{\n  \"rounds\": %d,\n  \"k\": %d,\n  \"hospitals\": [\n", rounds, k > report
+  for (i = 1; i <= nh; i++) if (!(order[i] in path)) path[order[i]] = "live"
   first = 1; missing = 0
   for (i = 1; i <= nh; i++) { s = order[i]
     if (!(s in seen)) { missing++; printf "  %-11s (no report)\n", s; continue }
     printf "  %-11s %-23s %-5s %5d %5d | %6s %6s | %6s %6s | %6s %6s\n", s, kind[s], role[s], ns[s], n[s], \
            fmt(acc[s]), fmt(au[s]), fmt(accl[s]), fmt(aul[s]), fmt(accb[s]), fmt(aub[s])
-    printf "%s    {\"site\": \"%s\", \"kind\": \"%s\", \"role\": \"%s\", \"n_support\": %d, \"n_test\": %d,\n" \
+    printf "%s    {\"site\": \"%s\", \"kind\": \"%s\", \"role\": \"%s\", \"evaluation\": \"%s\", \"n_support\": %d, \"n_test\": %d,\n" \
            "     \"adapted\": {\"accuracy\": %s, \"auroc\": %s},\n" \
            "     \"local_only\": {\"accuracy\": %s, \"auroc\": %s},\n" \
-           "     \"global\": {\"accuracy\": %s, \"auroc\": %s}}", first ? "" : ",\n", s, kind[s], role[s], ns[s], n[s], \
+           "     \"global\": {\"accuracy\": %s, \"auroc\": %s}}", first ? "" : ",\n", s, kind[s], role[s], path[s], ns[s], n[s], \
            js(acc[s]), js(au[s]), js(accl[s]), js(aul[s]), js(accb[s]), js(aub[s]) > report
     first = 0 }
   printf "\n  ]\n}\n" > report
   close(report)
+  live = ""; off = ""
+  for (i = 1; i <= nh; i++) { s = order[i]; if (!(s in seen)) continue
+    if (path[s] == "live") live = live " " s; else off = off " " s }
+  printf "\n  evaluated live (the coordinator'"'"'s EvalTask over CurveZMQ):%s\n", live
+  if (off != "") printf "  evaluated OFFLINE (metafl-site-agent --evaluate, same code):%s\n", off
   if (missing) exit 3
 }'
 echo
