@@ -363,6 +363,12 @@ done
 printf '    %-11s ' coordinator
 "$BIN/metafl" audit verify "$DEMO/run/coordinator.audit" --keys "$DEMO/keys" ||
   die "the coordinator's audit log does not verify"
+# The new hospital's log verifies too, and holds no update: it never trained.
+for s in "${NEW_SITES[@]}"; do
+  printf '    %-11s ' "$s"
+  "$BIN/metafl" audit verify "$DEMO/run/$s.audit" --keys "$DEMO/keys" ||
+    die "the audit log of $s does not verify"
+done
 
 # ---- 7. the table and report.json ------------------------------------------------
 say "results: each hospital's held-out patients (adapted on $K labelled cases)"
