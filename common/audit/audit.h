@@ -156,6 +156,7 @@ void mfl_audit_destroy(mfl_audit_t **self_p);
 /* Appends `rec` (borrowed; its (writer) fields are ignored): assigns seq,
  * time (if 0), writer, prev, hash, sig, writes the line and fsyncs before
  * returning. If `out` is non-NULL the completed record is copied there.
+ * Bytes of `reason` outside printable ASCII are written as '?'.
  * Returns 0, or -1 with err (invalid field: non-finite norm, bad site name,
  * oversize; or I/O: the log is then marked failed and every later append
  * fails too, because a gap would break the chain). Thread-safe (an internal

@@ -245,6 +245,13 @@ int mfl_audit_append(mfl_audit_t *self, const mfl_audit_record_t *rec, mfl_audit
         return -1;
     }
     memcpy(r, rec, sizeof *r);
+    /* Reasons are often error messages ("≥", "×", a peer's text): as
+     * audit.h promises, bytes outside printable ASCII become '?' rather than
+     * losing the record. */
+    r->reason[MFL_AUDIT_REASON_MAX] = '\0';
+    for (char *p = r->reason; *p; p++)
+        if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
+            *p = '?';
     pthread_mutex_lock(&self->lock);
     int rc = -1;
     if (self->failed) {
