@@ -197,6 +197,13 @@ static s_node_t *s_build(yaml_parser_t *parser, const char *name, char *err, siz
             goto out_oom_ev;
         node->line = line;
         if (t == YAML_SCALAR_EVENT) {
+            /* "\0" in a quoted value would silently cut it short as a C
+             * string (a path "a\0b" read as "a"): refuse, as for keys. */
+            if (strlen((const char *)ev.data.scalar.value) != ev.data.scalar.length) {
+                free(node);
+                mfl_errf(err, errlen, "%s:%zu: NUL byte in value", name, line);
+                goto out_fail_ev;
+            }
             node->kind = s_is_null(&ev) ? MFL_YAML_NULL : MFL_YAML_SCALAR;
             node->value = strdup((const char *)ev.data.scalar.value);
             if (!node->value) {

@@ -163,6 +163,8 @@ static void test_unsafe_or_ambiguous_documents_are_refused(void **state)
     s_expect_parse_error("a: 1\n---\nb: 2\n", "c.yaml:2: only one YAML document per file");
     s_expect_parse_error("? [a, b]\n: 1\n", "c.yaml:1: mapping keys must be scalars");
     s_expect_parse_error("a: [1, 2\nb: 3\n", "c.yaml:");
+    s_expect_parse_error("a: 1\npath: \"data\\0.csv\"\n", "c.yaml:2: NUL byte in value");
+    s_expect_parse_error("\"k\\0x\": 1\n", "c.yaml:1: NUL byte in key");
     char deep[200];
     size_t n = 0;
     for (int i = 0; i < MFL_YAML_MAX_DEPTH + 1; i++)
