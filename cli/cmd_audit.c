@@ -43,8 +43,12 @@ static int s_verify(int argc, char **argv)
             keys = argv[++i];
         } else if (strncmp(argv[i], "--keys=", 7) == 0) {
             keys = argv[i] + 7;
-        } else if (argv[i][0] == '-' || n_files == 256) {
+        } else if (argv[i][0] == '-') {
             fprintf(stderr, "metafl audit verify: unexpected argument '%s'\n", argv[i]);
+            return 2;
+        } else if (n_files == (int)(sizeof files / sizeof files[0])) {
+            fprintf(stderr, "metafl audit verify: more than %zu files; verify them in batches\n",
+                    sizeof files / sizeof files[0]);
             return 2;
         } else {
             files[n_files++] = argv[i];
