@@ -180,8 +180,9 @@ static int s_check_site(s_keys_t *keys, const mfl_audit_record_t *rec, char *why
         }
     }
     /* The norm may be computed on either side (float vs double): allow
-     * rounding, not a different delta. */
-    if (fabs(h->delta_norm - rec->norm) > 1e-4 * fmax(1.0, fabs(rec->norm))) {
+     * rounding, not a different delta. Written so a NaN the site signed
+     * fails the check (a NaN compares false either way). */
+    if (!(fabs(h->delta_norm - rec->norm) <= 1e-4 * fmax(1.0, fabs(rec->norm)))) {
         mfl_errf(why, wl, "site signed norm %.9g, record says %.9g", h->delta_norm, rec->norm);
         goto out;
     }

@@ -526,6 +526,33 @@ static void test_reason_outside_ascii_is_kept_as_question_marks(void **state)
     assert_int_equal(mfl_audit_verify_with(path, s_keys, NULL, &rep), 0);
 }
 
+/* A site that signed a NaN norm did not sign the finite norm the record
+ * shows: verify must say so (NaN slipped through a "> tolerance" test). */
+static void test_site_signed_nan_norm_does_not_verify(void **state)
+{
+    (void)state;
+    char path[300], err[512];
+    snprintf(path, sizeof path, "%s/nan.audit", s_dir);
+    unlink(path);
+    static mfl_audit_record_t rec;
+    s_accepted(&rec, 1, 4, 0);
+    Metafl__UpdateHeader *h =
+        metafl__update_header__unpack(NULL, rec.signed_header_len, rec.signed_header);
+    assert_non_null(h);
+    h->delta_norm = NAN;
+    rec.signed_header_len = metafl__update_header__pack(h, rec.signed_header);
+    metafl__update_header__free_unpacked(h, NULL);
+    crypto_sign_detached(rec.update_sig, NULL, rec.signed_header, rec.signed_header_len,
+                         s_ids[1].sk);
+    mfl_audit_t *log = mfl_audit_open(path, "coord", s_ids[0].sk, err, sizeof err);
+    assert_non_null(log);
+    assert_int_equal(mfl_audit_append(log, &rec, NULL, err, sizeof err), 0);
+    mfl_audit_destroy(&log);
+    mfl_audit_report_t rep;
+    assert_int_equal(mfl_audit_verify_with(path, s_keys, NULL, &rep), -1);
+    assert_non_null(strstr(rep.message, "nan.audit:2: record 2: site signed norm nan"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -541,6 +568,7 @@ int main(void)
         cmocka_unit_test(test_record_from_signed_update),
         cmocka_unit_test(test_fifo_log_is_refused_without_blocking),
         cmocka_unit_test(test_reason_outside_ascii_is_kept_as_question_marks),
+        cmocka_unit_test(test_site_signed_nan_norm_does_not_verify),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }
