@@ -1,7 +1,6 @@
 /* Reading and verifying an audit log: form, sequence, chain, hashes, the
  * writer's signatures and the sites' update signatures. */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
 #include <sodium.h>
@@ -12,6 +11,7 @@
 #include <unistd.h>
 
 #include "audit/audit_internal.h"
+#include "core/fileio.h"
 #include "core/log.h"
 #include "metafl.pb-c.h"
 #include "wire/keys.h"
@@ -19,22 +19,20 @@
 /* A log opened for reading with its size checked against the cap. */
 static FILE *s_open(const char *path, char *err, size_t errlen)
 {
-    /* O_NONBLOCK so a FIFO is refused below instead of blocking open(). */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    FILE *f = fd < 0 ? NULL : fdopen(fd, "r");
-    if (!f) {
-        mfl_errf(err, errlen, "%s: cannot open audit log: %s", path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
+    struct stat st;
+    int fd = mfl_file_open_regular(path, &st, err, errlen);
+    if (fd < 0)
+        return NULL;
+    if ((uint64_t)st.st_size > MFL_AUDIT_FILE_MAX) {
+        mfl_errf(err, errlen, "%s: audit log larger than %llu bytes", path,
+                 (unsigned long long)MFL_AUDIT_FILE_MAX);
+        close(fd);
         return NULL;
     }
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) ||
-        (uint64_t)st.st_size > MFL_AUDIT_FILE_MAX) {
-        mfl_errf(err, errlen, "%s: not a regular file or larger than %llu bytes", path,
-                 (unsigned long long)MFL_AUDIT_FILE_MAX);
-        fclose(f);
-        return NULL;
+    FILE *f = fdopen(fd, "r");
+    if (!f) {
+        mfl_errf(err, errlen, "%s: cannot open audit log: %s", path, strerror(errno));
+        close(fd);
     }
     return f;
 }

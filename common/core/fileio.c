@@ -115,28 +115,40 @@ int mfl_file_write_atomic(const char *path, const void *data, size_t len, char *
     return mfl_file_write_atomic_mode(path, data, len, 0644, err, errlen);
 }
 
-int mfl_file_read_all(const char *path, size_t max_bytes, char **data, size_t *len, char *err,
-                      size_t errlen)
+int mfl_file_open_regular(const char *path, struct stat *st, char *err, size_t errlen)
 {
-    *data = NULL;
-    *len = 0;
     /* O_NONBLOCK: opening a FIFO without a writer would otherwise block
-     * forever before fstat could refuse it; on a regular file it changes
-     * nothing. */
+     * forever before fstat could refuse it. */
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         mfl_errf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         return -1;
     }
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
+    struct stat local;
+    if (!st)
+        st = &local;
+    if (fstat(fd, st) != 0) {
         mfl_errf(err, errlen, "%s: cannot stat: %s", path, strerror(errno));
-        goto out_close;
+        close(fd);
+        return -1;
     }
-    if (!S_ISREG(st.st_mode)) {
+    if (!S_ISREG(st->st_mode)) {
         mfl_errf(err, errlen, "%s: not a regular file", path);
-        goto out_close;
+        close(fd);
+        return -1;
     }
+    return fd;
+}
+
+int mfl_file_read_all(const char *path, size_t max_bytes, char **data, size_t *len, char *err,
+                      size_t errlen)
+{
+    *data = NULL;
+    *len = 0;
+    struct stat st;
+    int fd = mfl_file_open_regular(path, &st, err, errlen);
+    if (fd < 0)
+        return -1;
     if ((uint64_t)st.st_size > (uint64_t)max_bytes) {
         mfl_errf(err, errlen, "%s: file is %lld bytes, more than the limit of %zu", path,
                  (long long)st.st_size, max_bytes);

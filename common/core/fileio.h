@@ -10,6 +10,7 @@
 #define MFL_CORE_FILEIO_H
 
 #include <stddef.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 /* The infix of temp files made by mfl_file_write_atomic; directory scanners
@@ -42,6 +43,13 @@ int mfl_file_read_all(const char *path, size_t max_bytes, char **data, size_t *l
 /* write(2)s all of data[0..len) to fd, retrying after EINTR and short
  * writes. Returns 0, or -1 with errno set by the failing write. */
 int mfl_file_write_full(int fd, const void *data, size_t len);
+
+/* Opens `path` read-only (O_CLOEXEC) and checks it is a regular file; its
+ * stat into *st if st is non-NULL. Opens with O_NONBLOCK, so a FIFO or
+ * device is refused at once instead of blocking open() (on a regular file
+ * the flag changes nothing). Returns the fd, or -1 with "PATH: cannot
+ * open: why" or "PATH: not a regular file" in err. Thread-safe. */
+int mfl_file_open_regular(const char *path, struct stat *st, char *err, size_t errlen);
 
 /* Creates `path` and any missing parents with `mode` (like mkdir -p). An
  * existing directory is fine; an existing non-directory is an error.

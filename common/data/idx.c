@@ -3,13 +3,12 @@
 #include "data/idx.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
+#include "core/fileio.h"
 #include "core/log.h"
 
 typedef struct {
@@ -178,19 +177,9 @@ static int s_gz_exact(gzFile gz, const char *path, uint8_t *buf, size_t n, const
 /* Opens an IDX file and reads and validates its header. */
 static gzFile s_open(const char *path, size_t ndims, s_header_t *h, char *err, size_t errlen)
 {
-    /* O_NONBLOCK so a FIFO is refused by the check below instead of
-     * blocking open(); it changes nothing for a regular file. */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) {
-        mfl_errf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    int fd = mfl_file_open_regular(path, NULL, err, errlen);
+    if (fd < 0)
         return NULL;
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        mfl_errf(err, errlen, "%s: not a regular file", path);
-        close(fd);
-        return NULL;
-    }
     gzFile gz = gzdopen(fd, "rb"); /* owns fd from here */
     if (!gz) {
         mfl_errf(err, errlen, "%s: cannot open: out of memory", path);
