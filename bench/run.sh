@@ -2,9 +2,9 @@
 # `make bench`: runs every benchmark in bounded time, writes JSON results
 # and regenerates docs/BENCHMARKS.md with tables and gnuplot PNGs.
 #
-#   make bench                  full run (~15 min on 2 shared cores, see
+#   make bench                  full run (~7-8 min on 2 shared cores, see
 #                               docs/BENCHMARKS.md for the measured time)
-#   BENCH_QUICK=1 make bench    a quick subset (~2 min) into
+#   BENCH_QUICK=1 make bench    a quick subset (~30-40 s) into
 #                               build/bench-quick/ (the committed results
 #                               and docs/BENCHMARKS.md stay untouched)
 #   BUILD=dir                   where the bench binaries and daemons are
