@@ -180,6 +180,11 @@ static int s_run_flamby(const s_opts_t *o, const s_heart_t *h, const char *argv0
         fed[a].server_lr = server_lr[a];
     }
 
+    /* FLamby's own FedOpt server rule (no bias correction; harness only). */
+    s_fed_spec_t fed_fl[2] = {fed[1], fed[2]};
+    fed_fl[0].server = "flamby_adam";
+    fed_fl[1].server = "flamby_adagrad";
+    static double fl_acc[2][S_MAX_SEEDS][S_HEART_SITES];
     s_fed_spec_t fed_eng = fed[0];
     fed_eng.local_updates = 0;
     fed_eng.algo.local_epochs = 2;
@@ -229,6 +234,16 @@ static int s_run_flamby(const s_opts_t *o, const s_heart_t *h, const char *argv0
                     goto fail;
             free(theta);
         }
+        for (int a = 0; a < 2; a++) {
+            if (s_fed_train(&fed_fl[a], own.workers, S_HEART_SITES, seed, &theta, &n, err,
+                            sizeof err) != 0)
+                goto fail;
+            for (int s = 0; s < S_HEART_SITES; s++)
+                if (s_score(own.workers[s], &fed_fl[a], theta, n, 0, 0, 0, 0, &fl_acc[a][k][s],
+                            NULL, err, sizeof err) != 0)
+                    goto fail;
+            free(theta);
+        }
         /* Cross-check through the production round engine: FedAvg with one
          * task for all sites (2 local epochs) and the engine's own θ₀. */
         if (s_engine_train(&fed_eng, own.workers, S_HEART_SITES, seed, &theta, &n, err,
@@ -273,6 +288,10 @@ fail:
     s_json_row(f, "local (each site its own)", local, o->n_seeds, "", 0);
     for (int a = 0; a < 3; a++)
         s_json_row(f, fed_name[a], fed_acc[a], o->n_seeds, "", 0);
+    s_json_row(f, "FedAdam with FLamby's server rule (no bias correction; harness only)",
+               fl_acc[0], o->n_seeds, "", 0);
+    s_json_row(f, "FedAdagrad with FLamby's server rule (harness only)", fl_acc[1], o->n_seeds,
+               "", 0);
     s_json_row(f, "FedAvg via the round engine (2 epochs at every site, engine init)",
                fedavg_eng, o->n_seeds, "", 1);
     fprintf(f, "  ]\n}\n");

@@ -149,6 +149,7 @@ static inline int s_fed_train(const s_fed_spec_t *sp, mfl_site_worker_t **worker
                               char *err, size_t errlen)
 {
     float *theta = NULL, *mean = NULL;
+    double *fm = NULL, *fv = NULL; /* FLamby's server moments (flamby_* only) */
     size_t n = 0;
     mfl_aggregate_t *agg = NULL;
     mfl_server_step_t *step = NULL;
@@ -160,17 +161,32 @@ static inline int s_fed_train(const s_fed_spec_t *sp, mfl_site_worker_t **worker
         mfl_errf(err, errlen, "out of memory");
         goto out_fail;
     }
-    mfl_optim_kind_t kind;
-    if (mfl_optim_parse(sp->server, &kind) != 0) {
-        mfl_errf(err, errlen, "unknown server optimiser '%s'", sp->server);
-        goto out_fail;
-    }
-    mfl_optim_config_t oc = mfl_optim_defaults(kind, sp->server_lr);
-    oc.eps = 1e-8f; /* FLamby's τ */
-    step = mfl_server_step_new(&oc, n);
-    if (!step) {
-        mfl_errf(err, errlen, "server step: bad config or out of memory");
-        goto out_fail;
+    /* "flamby_adam" / "flamby_adagrad": FLamby's own FedOpt server rule
+     * (flamby/strategies/fed_opt.py: m ← β1·m + (1−β1)·Δ; v ← β2·v + (1−β2)·Δ²
+     * or v ← v + Δ²; θ ← θ + lr·m / (√v + τ), no bias correction), kept
+     * here only to explain the gap to FLamby's FedAdam row; production
+     * uses fed/server_step.h. */
+    int flamby = strncmp(sp->server, "flamby_", 7) == 0;
+    if (flamby) {
+        fm = calloc(n, sizeof *fm);
+        fv = calloc(n, sizeof *fv);
+        if (!fm || !fv) {
+            mfl_errf(err, errlen, "out of memory");
+            goto out_fail;
+        }
+    } else {
+        mfl_optim_kind_t kind;
+        if (mfl_optim_parse(sp->server, &kind) != 0) {
+            mfl_errf(err, errlen, "unknown server optimiser '%s'", sp->server);
+            goto out_fail;
+        }
+        mfl_optim_config_t oc = mfl_optim_defaults(kind, sp->server_lr);
+        oc.eps = 1e-8f; /* FLamby's τ */
+        step = mfl_server_step_new(&oc, n);
+        if (!step) {
+            mfl_errf(err, errlen, "server step: bad config or out of memory");
+            goto out_fail;
+        }
     }
     Metafl__AlgorithmSpec a;
     s_fed_pb_algo(sp, 0, &a);
@@ -206,10 +222,21 @@ static inline int s_fed_train(const s_fed_spec_t *sp, mfl_site_worker_t **worker
             mfl_errf(err, errlen, "round %d: no update", r);
             goto out_fail;
         }
-        if (mfl_server_step_apply(step, theta, mean, err, errlen) != 0)
+        if (flamby) {
+            int adam = strcmp(sp->server, "flamby_adam") == 0;
+            for (size_t i = 0; i < n; i++) {
+                double g = mean[i];
+                fm[i] = 0.9 * fm[i] + 0.1 * g;
+                fv[i] = adam ? 0.999 * fv[i] + 0.001 * g * g : fv[i] + g * g;
+                theta[i] += (float)(sp->server_lr * fm[i] / (sqrt(fv[i]) + 1e-8));
+            }
+        } else if (mfl_server_step_apply(step, theta, mean, err, errlen) != 0) {
             goto out_fail;
+        }
     }
     free(mean);
+    free(fm);
+    free(fv);
     mfl_aggregate_destroy(&agg);
     mfl_server_step_destroy(&step);
     *theta_out = theta;
@@ -218,6 +245,8 @@ static inline int s_fed_train(const s_fed_spec_t *sp, mfl_site_worker_t **worker
 out_fail:
     free(theta);
     free(mean);
+    free(fm);
+    free(fv);
     mfl_aggregate_destroy(&agg);
     mfl_server_step_destroy(&step);
     return -1;

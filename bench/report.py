@@ -173,7 +173,10 @@ def flamby_section(d, res):
         "step ≈ 3.2 × lr); metafl's server Adam is bias-corrected (first step ≈ lr), "
         "so with FLamby's server lr 0.01 over 15 rounds θ moves less from its "
         "initialisation; this is the main reason FedAdam's mean sits below FLamby's "
-        "and its seed-to-seed spread is large.",
+        "and its seed-to-seed spread is large. The two `with FLamby's server rule` rows "
+        "check this: the same runs with FLamby's un-corrected update (coded in the "
+        "harness only, not in production) land on FLamby's numbers. A server-side lr "
+        "for metafl's bias-corrected Adam should be chosen for it, not copied from FLamby.",
         "- These rows use the harness loop (site workers + `fed/aggregate.h` + "
         "`fed/server_step.h`) because the round engine sends one task to every site and "
         "initialises θ itself. The last row runs FedAvg through the production round "
