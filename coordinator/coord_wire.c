@@ -9,14 +9,20 @@
 #include "wire/keys.h"
 #include "wire/server.h"
 
-/* θ as sent in one round: one copy per round (not one per site), sent to
- * every site without further copies. Reference-counted because ZeroMQ's
- * I/O threads release each send whenever they are done with it, possibly
- * after θ has moved on (a queued send to a slow or dead site). */
+/* θ as sent in one round: one copy and one BLAKE2b per tensor per round
+ * (not one per site), sent to every site without further copies or hashes.
+ * Hashing θ again for each site's TensorHeaders cost one 4 MB BLAKE2b per
+ * site on the coordinator's thread before that site's send (about 5-15 ms
+ * each for 1M parameters here), serialising the broadcast.
+ * Reference-counted because ZeroMQ's I/O threads release each send whenever
+ * they are done with it, possibly after θ has moved on (a queued send to a
+ * slow or dead site). */
 typedef struct {
     float *data;
     uint64_t count;
-    uint8_t hash[32];
+    uint8_t hash[32];     /* of all of θ (the engine's key) */
+    uint8_t *tensor_hash; /* n_tensors × MFL_HASH_BYTES, as TensorHeader.blake2b */
+    size_t n_tensors;
     atomic_int refs;
 } s_snapshot_t;
 
@@ -24,6 +30,7 @@ static void s_snapshot_unref(void *hint)
 {
     s_snapshot_t *snap = hint;
     if (snap && atomic_fetch_sub(&snap->refs, 1) == 1) {
+        free(snap->tensor_hash);
         free(snap->data);
         free(snap);
     }
@@ -160,21 +167,26 @@ static s_snapshot_t *s_snapshot(mfl_coord_wire_t *self, const uint8_t *hash, siz
     for (size_t i = 0; i < n; i++)
         total += t[i].count;
     if (self->snap && hash_len == 32 && self->snap->count == total &&
-        memcmp(self->snap->hash, hash, 32) == 0)
+        self->snap->n_tensors == n && memcmp(self->snap->hash, hash, 32) == 0)
         return self->snap;
     s_snapshot_t *snap = calloc(1, sizeof *snap);
     if (!snap)
         return NULL;
     snap->data = malloc((total ? total : 1) * sizeof(float));
-    if (!snap->data) {
+    snap->tensor_hash = malloc((n ? n : 1) * MFL_HASH_BYTES);
+    if (!snap->data || !snap->tensor_hash) {
+        free(snap->data);
+        free(snap->tensor_hash);
         free(snap);
         return NULL;
     }
     uint64_t off = 0;
     for (size_t i = 0; i < n; i++) {
         memcpy(snap->data + off, t[i].data, t[i].count * sizeof(float));
+        mfl_tensor_hash(snap->data + off, t[i].count, snap->tensor_hash + i * MFL_HASH_BYTES);
         off += t[i].count;
     }
+    snap->n_tensors = n;
     snap->count = total;
     if (hash_len == 32)
         memcpy(snap->hash, hash, 32);
@@ -185,9 +197,11 @@ static s_snapshot_t *s_snapshot(mfl_coord_wire_t *self, const uint8_t *hash, siz
 }
 
 /* Engine views → wire tensors (shape copied inline), data pointing into
- * `base` (consecutive tensors) or into the views themselves. */
+ * `base` (consecutive tensors) or into the views themselves; `hashes`
+ * (n × MFL_HASH_BYTES, may be NULL) are the tensors' BLAKE2b, so the wire
+ * does not hash them again. */
 static mfl_tensor_t *s_tensors(mfl_coord_wire_t *self, const mfl_engine_tensor_t *t, size_t n,
-                               const float *base)
+                               const float *base, const uint8_t *hashes)
 {
     if (n > self->send_cap) {
         mfl_tensor_t *s = realloc(self->send, n * sizeof *s);
@@ -206,6 +220,7 @@ static mfl_tensor_t *s_tensors(mfl_coord_wire_t *self, const mfl_engine_tensor_t
             w->shape[d] = t[i].shape[d];
         w->count = t[i].count;
         w->data = base ? base + off : t[i].data;
+        w->blake2b = hashes ? hashes + i * MFL_HASH_BYTES : NULL;
         off += t[i].count;
     }
     return self->send;
@@ -218,7 +233,7 @@ static int s_send_theta(mfl_coord_wire_t *self, const char *site, Metafl__Envelo
 {
     env->protocol_version = MFL_WIRE_PROTOCOL_VERSION;
     s_snapshot_t *snap = s_snapshot(self, hash->data, hash->len, tensors, n);
-    mfl_tensor_t *t = snap ? s_tensors(self, tensors, n, snap->data) : NULL;
+    mfl_tensor_t *t = snap ? s_tensors(self, tensors, n, snap->data, snap->tensor_hash) : NULL;
     if (!t) {
         mfl_errf(err, errlen, "out of memory");
         return -1;
