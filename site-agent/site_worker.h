@@ -109,6 +109,9 @@ typedef struct {
     mfl_train_metrics_t metrics;
     double delta_norm;         /* L2 norm of the Δ that is sent */
     double pre_clip_norm;      /* L2 norm before clipping (== delta_norm without privacy) */
+    const uint8_t *tensor_hashes; /* BLAKE2b-256 of each Δ tensor (learner layout order),
+                                   * 32 bytes each, exactly as signed in the header: pass
+                                   * them to the wire so it does not hash Δ again */
 } mfl_site_round_result_t;
 
 /* Runs one round: builds (or reuses) the learner for task->model_spec and

@@ -165,9 +165,13 @@ int mfl_site_worker_round(mfl_site_worker_t *self, const Metafl__RoundTask *task
         return -1;
     out->delta = self->delta;
     out->n_delta = self->n_state;
-    out->delta_norm = mfl_site_l2(self->delta, self->n_state);
+    /* Without privacy Δ is unchanged since the pre-clip norm: skip a pass. */
+    out->delta_norm = task->privacy && task->privacy->enabled
+                          ? mfl_site_l2(self->delta, self->n_state)
+                          : out->pre_clip_norm;
     if (s_build_header(self, task, out, err, errlen))
         return -1;
+    out->tensor_hashes = self->hashes;
     out->header = self->header;
     out->header_len = self->header_len;
     if (self->sign_sk) {
