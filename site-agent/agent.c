@@ -93,6 +93,9 @@ mfl_site_agent_t *mfl_site_agent_new(const mfl_site_config_t *cfg,
     if (co.limits.max_frame_bytes > cfg->max_message_bytes)
         co.limits.max_frame_bytes = cfg->max_message_bytes;
     co.heartbeat_ms = cfg->heartbeat_ms;
+    /* Pipelined frames: Δ is encrypted, sent and decrypted frame by frame
+     * (see MFL_WIRE_PIPELINE_CHUNK_BYTES). */
+    co.limits.chunk_bytes = MFL_WIRE_PIPELINE_CHUNK_BYTES;
     co.io_threads = 1; /* one connection: the training threads need the cores */
     self->client = mfl_client_new(cfg->endpoint, self->identity, &self->coord_key, &co, sub,
                                   sizeof(sub));

@@ -156,6 +156,16 @@ int mfl_msg_send(void *socket, const void *routing_id, size_t routing_id_len,
     size_t chunk = limits->chunk_bytes & ~(size_t)3;
     if (chunk == 0)
         chunk = MFL_WIRE_CHUNK_BYTES;
+    /* Small frames must not make a big message exceed the frame count a
+     * peer with the same limits accepts: grow the frames until it fits. */
+    for (;;) {
+        uint64_t frames = 1;
+        for (size_t i = 0; i < n_tensors; i++)
+            frames += s_frames_for(tensors[i].count * 4, chunk);
+        if (frames <= limits->max_frames || chunk >= limits->max_frame_bytes / 2)
+            break;
+        chunk *= 2;
+    }
     int rc = -1;
     s_ref_t *ref = NULL;
     Metafl__TensorHeader *th = calloc(n_tensors ? n_tensors : 1, sizeof *th);

@@ -21,6 +21,13 @@
 #define MFL_WIRE_MAX_DIMS 8
 #define MFL_HASH_BYTES 32                  /* BLAKE2b-256 */
 #define MFL_WIRE_CHUNK_BYTES (64u << 20)  /* default frame size for tensor data */
+/* The frame size the daemons send with: a big tensor in 1 MiB frames lets
+ * CurveZMQ encrypt frame k+1 while frame k is on the socket and being
+ * decrypted by the peer, instead of encrypting, sending and decrypting one
+ * 4 MB frame back to back (for P = 1M a site's update arrived in 2-5 ms after
+ * its send instead of 20-25 ms; docs/PERFORMANCE.md). The receiver then
+ * reassembles the tensor in its hashing pass (one copy). */
+#define MFL_WIRE_PIPELINE_CHUNK_BYTES (1u << 20)
 
 /* Hard caps applied on receive (and chunk size on send). */
 typedef struct {
@@ -31,7 +38,8 @@ typedef struct {
     size_t max_frames;         /* all frames incl. frame 0; default 1024 */
     size_t max_tensors;        /* default 256 */
     size_t chunk_bytes;        /* send side: split tensors into frames of this size
-                                  (multiple of 4); default MFL_WIRE_CHUNK_BYTES */
+                                  (multiple of 4); default MFL_WIRE_CHUNK_BYTES; raised
+                                  for a message that would exceed max_frames */
 } mfl_wire_limits_t;
 
 /* Fills *limits with the defaults above. */

@@ -304,6 +304,54 @@ static void test_hash_and_nonfinite_rejections_across_split_frames(void **state)
         zmq_msg_close(&fr.f[i]);
 }
 
+
+/* Frames small enough to pipeline must not push a big message past the
+ * frame count the peer accepts: the sender grows them to fit. */
+static void test_send_grows_chunks_to_fit_max_frames(void **state)
+{
+    (void)state;
+    void *ctx = zmq_ctx_new();
+    void *a = zmq_socket(ctx, ZMQ_PAIR), *b = zmq_socket(ctx, ZMQ_PAIR);
+    assert_int_equal(zmq_bind(a, "inproc://grow-test"), 0);
+    assert_int_equal(zmq_connect(b, "inproc://grow-test"), 0);
+    mfl_wire_limits_t lim;
+    mfl_wire_limits_default(&lim);
+    lim.chunk_bytes = 1024; /* 40,000 bytes would be 40 frames */
+    lim.max_frames = 8;
+    float *big = malloc(10000 * sizeof *big);
+    for (int i = 0; i < 10000; i++)
+        big[i] = (float)i - 5000.0f;
+    mfl_tensor_t t = mfl_tensor_vec("big", big, 10000);
+    Metafl__Bye bye = METAFL__BYE__INIT;
+    Metafl__Envelope env = METAFL__ENVELOPE__INIT;
+    env.kind = METAFL__MESSAGE_KIND__BYE;
+    env.body_case = METAFL__ENVELOPE__BODY_BYE;
+    env.bye = &bye;
+    char err[256] = "";
+    assert_int_equal(mfl_msg_send(a, NULL, 0, &env, &t, 1, &lim, NULL, NULL, err, sizeof err), 0);
+    frames_t fr = {.n = 0};
+    int more = 1;
+    while (more) {
+        assert_true(fr.n < 16);
+        zmq_msg_init(&fr.f[fr.n]);
+        assert_true(zmq_msg_recv(&fr.f[fr.n], b, 0) >= 0);
+        more = zmq_msg_more(&fr.f[fr.n]);
+        fr.n++;
+    }
+    assert_true(fr.n > 2);              /* still split */
+    assert_true(fr.n <= lim.max_frames); /* but within the peer's limit */
+    int reason = 0;
+    mfl_msg_t *m = mfl_msg_decode(fr.f, fr.n, &lim, &reason, err, sizeof err);
+    if (!m)
+        fail_msg("%s", err);
+    assert_memory_equal(mfl_msg_tensor(m, 0)->data, big, 40000);
+    mfl_msg_destroy(&m);
+    free(big);
+    zmq_close(a);
+    zmq_close(b);
+    zmq_ctx_term(ctx);
+}
+
 static int s_released;
 static void s_release(void *hint)
 {
@@ -420,6 +468,7 @@ int main(void)
         cmocka_unit_test(test_envelope_level_rejections),
         cmocka_unit_test(test_shape_and_size_rejections),
         cmocka_unit_test(test_hash_and_nonfinite_rejections_across_split_frames),
+        cmocka_unit_test(test_send_grows_chunks_to_fit_max_frames),
         cmocka_unit_test(test_zero_copy_release_runs_once),
         cmocka_unit_test(test_snapshot_broadcast_sends_one_copy_to_many),
     };
