@@ -8,6 +8,7 @@
 #include "agent.h"
 #include "core/log.h"
 #include "nn/blas.h"
+#include "site_check.h"
 #include "site_config.h"
 #include "site_offline.h"
 
@@ -28,7 +29,8 @@ static void s_usage(FILE *out)
             "evaluation metrics. Patient rows never leave this machine.\n\n"
             "options:\n"
             "  --config FILE        site configuration (see configs/site.yaml)\n"
-            "  --check              load and validate the config, keys and data, then exit\n"
+            "  --check              validate the config, keys, data, audit log and endpoint\n"
+            "                       without connecting; print a summary; exit 0 if usable\n"
             "  --log-level LEVEL    debug, info, warn or error (overrides runtime.log_level)\n"
             "  --exit-after-eval    exit after the first evaluation report is sent\n"
             "  --max-rounds N       exit after N updates have been sent\n"
@@ -37,7 +39,10 @@ static void s_usage(FILE *out)
             "                       directory) on this site's data, print one JSON line\n"
             "  --help               this text\n"
             "  --version            print the version\n\n"
-            "Signals: SIGINT / SIGTERM stop the agent cleanly (a Bye is sent).\n");
+            "Exit status: 0 done (or --check passed), 1 a config, key, data or audit\n"
+            "problem (one line naming the file, the key and the fix), 2 bad arguments.\n"
+            "Signals: SIGINT / SIGTERM stop the agent cleanly (a Bye is sent).\n"
+            "Guide for hospital IT: docs/SITE-AGENT.md.\n");
 }
 
 int main(int argc, char **argv)
@@ -90,6 +95,8 @@ int main(int argc, char **argv)
         if (config_path)
             fprintf(stderr, "metafl-site-agent: --evaluate and --coordinator-config go "
                     "together\n");
+        else
+            fprintf(stderr, "metafl-site-agent: --config FILE is required\n\n");
         s_usage(stderr);
         return 2;
     }
@@ -115,6 +122,22 @@ int main(int argc, char **argv)
         return rc < 0 ? 1 : 0;
     }
 
+    if (check_only) {
+        /* Never builds the agent: its client would start dialing. */
+        int crc = mfl_site_check(&cfg, stdout, err, sizeof(err));
+        if (crc < 0)
+            fprintf(stderr, "metafl-site-agent: %s\n", err);
+        else
+            printf("metafl-site-agent: %s: config, keys and data are valid\n", config_path);
+        mfl_site_config_clear(&cfg);
+        return crc < 0 ? 1 : 0;
+    }
+    if (mfl_site_check_files(&cfg, err, sizeof(err)) < 0) {
+        fprintf(stderr, "metafl-site-agent: %s\n", err);
+        mfl_site_config_clear(&cfg);
+        return 1;
+    }
+
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = s_on_signal;
@@ -125,15 +148,12 @@ int main(int argc, char **argv)
 
     mfl_site_agent_t *agent = mfl_site_agent_new(&cfg, &opts, err, sizeof(err));
     if (!agent) {
+        mfl_site_check_prefix(&cfg, err, sizeof(err));
         fprintf(stderr, "metafl-site-agent: %s\n", err);
         mfl_site_config_clear(&cfg);
         return 1;
     }
-    int rc = 0;
-    if (check_only)
-        printf("metafl-site-agent: %s: config, keys and data are valid\n", config_path);
-    else
-        rc = mfl_site_agent_run(agent, &s_stop);
+    int rc = mfl_site_agent_run(agent, &s_stop);
     mfl_site_agent_destroy(&agent);
     mfl_site_config_clear(&cfg);
     return rc;
