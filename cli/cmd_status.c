@@ -1,10 +1,14 @@
 /* metafl status: what the coordinator is doing, read from its run dir's
  * status.json (rewritten atomically by the daemon every second), and the
  * operator's pause / resume / abort, written to RUN_DIR/control. */
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "core/fileio.h"
@@ -19,11 +23,18 @@ static void s_usage(FILE *out)
             "usage: metafl status (--config COORDINATOR.yaml | --run-dir DIR)\n"
             "                     [--json | --pause | --resume | --abort]\n\n"
             "Shows the coordinator's phase, round, connected sites (last seen) and the\n"
-            "last round's metrics, from RUN_DIR/status.json.\n\n"
+            "last round's metrics, from RUN_DIR/status.json (rewritten every second by\n"
+            "the coordinator on this host). Says so when that coordinator is no longer\n"
+            "running.\n\n"
             "  --json     print the status document as is\n"
             "  --pause    finish the open round, then open no new one\n"
             "  --resume   continue after --pause\n"
-            "  --abort    stop the run now (the last checkpoint is kept)\n");
+            "  --abort    stop the run now (the last checkpoint is kept; starting the\n"
+            "             coordinator again resumes from it)\n\n"
+            "--pause/--resume/--abort write RUN_DIR/control and wait (up to 5 s) until\n"
+            "the running coordinator has taken it; they refuse when no coordinator runs,\n"
+            "so no command is left behind for a later start.\n"
+            "Exit status: 0 ok, 1 no status / coordinator not running / not taken, 2 usage.\n");
 }
 
 static double s_num(const mfl_json_t *o, const char *key)
@@ -40,6 +51,55 @@ static const char *s_str(const mfl_json_t *o, const char *key)
     return s ? s : "?";
 }
 
+/* 1 if the pid that wrote the status still exists, 0 if it has exited, -1
+ * if unknown (no pid). status.json lives in the coordinator's run dir on
+ * its own host, so a local kill(pid, 0) answers the question. */
+static int s_alive(double pid)
+{
+    if (!(pid > 1) || pid > 4194304.0)
+        return -1;
+    if (kill((pid_t)pid, 0) == 0 || errno == EPERM)
+        return 1;
+    return errno == ESRCH ? 0 : -1;
+}
+
+static uint64_t s_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* "round 12 of 300 (11 done)" reads wrong once the run is over: say what
+ * the phase means instead of its internal name. */
+static void s_headline(const mfl_json_t *root, bool paused, int alive)
+{
+    const char *phase = s_str(root, "phase");
+    double round = s_num(root, "round"), rounds = s_num(root, "rounds");
+    double done = s_num(root, "rounds_done");
+    printf("coordinator pid %.0f on %s: ", s_num(root, "pid"), s_str(root, "endpoint"));
+    if (strcmp(phase, "done") == 0)
+        printf("finished, %.0f of %.0f rounds done", done, rounds);
+    else if (strcmp(phase, "failed") == 0)
+        printf("stopped (aborted by the operator or failed; see its log) after %.0f of %.0f "
+               "rounds", done, rounds);
+    else if (strcmp(phase, "waiting") == 0)
+        printf("%s round %.0f of %.0f (%.0f done)",
+               paused ? "paused before" : "waiting for sites for", round, rounds, done);
+    else if (strcmp(phase, "round") == 0)
+        printf("running round %.0f of %.0f (%.0f done)%s", round, rounds, done,
+               paused ? ", pausing after it" : "");
+    else if (strcmp(phase, "eval") == 0)
+        printf("sites are evaluating the model after %.0f of %.0f rounds", done, rounds);
+    else
+        printf("%s, round %.0f of %.0f (%.0f done)", phase, round, rounds, done);
+    printf(", %.0f updates rejected\n", s_num(root, "rejections"));
+    if (alive == 0)
+        printf("  NOT RUNNING: process %.0f has exited; this is its last status. Start the "
+               "coordinator again to resume from its last checkpoint.\n",
+               s_num(root, "pid"));
+}
+
 static int s_show(const char *path, const char *text, size_t len, uint64_t now_ms)
 {
     char err[256];
@@ -52,13 +112,11 @@ static int s_show(const char *path, const char *text, size_t len, uint64_t now_m
     bool paused = false;
     mfl_json_bool(mfl_json_get(root, "paused"), &paused);
     double age = updated > 0 ? ((double)now_ms - updated) / 1000.0 : -1;
-    printf("coordinator pid %.0f on %s: %s%s, round %.0f of %.0f (%.0f done), %.0f rejections\n",
-           s_num(root, "pid"), s_str(root, "endpoint"), s_str(root, "phase"),
-           paused ? " (paused)" : "",
-           s_num(root, "round"), s_num(root, "rounds"), s_num(root, "rounds_done"),
-           s_num(root, "rejections"));
-    if (age > 5)
-        printf("  status is %.0f s old: the coordinator may be stopped or hung\n", age);
+    int alive = s_alive(s_num(root, "pid"));
+    s_headline(root, paused, alive);
+    if (alive != 0 && age > 5)
+        printf("  status is %.0f s old: the coordinator may be hung (it rewrites the status "
+               "every second)\n", age);
     const mfl_json_t *sites = mfl_json_get(root, "sites");
     printf("sites (%zu):\n", mfl_json_array_len(sites));
     for (size_t i = 0; i < mfl_json_array_len(sites); i++) {
@@ -68,17 +126,75 @@ static int s_show(const char *path, const char *text, size_t len, uint64_t now_m
         mfl_json_bool(mfl_json_get(s, "selected"), &selected);
         double seen = s_num(s, "last_seen_unix_ms");
         printf("  %-24s %-12s last seen %6.1f s ago%s\n", s_str(s, "id"),
-               connected ? "connected" : "gone", seen > 0 ? ((double)now_ms - seen) / 1000.0 : -1,
+               connected && alive != 0 ? "connected" : "gone", seen > 0 ? ((double)now_ms - seen) / 1000.0 : -1,
                selected ? "  (in this round)" : "");
     }
     const mfl_json_t *last = mfl_json_get(root, "last_round");
     if (mfl_json_type(last) == MFL_JSON_OBJECT)
-        printf("last round %.0f: %.0f/%.0f sites, loss before %.4g -> after %.4g, %.2f s\n",
+        printf("last round %.0f: %.0f of %.0f selected sites' updates accepted; their mean "
+               "training loss %.4g -> %.4g; %.2f s\n",
                s_num(last, "round"), s_num(last, "accepted"), s_num(last, "selected"),
                s_num(last, "loss_before"), s_num(last, "loss_after"), s_num(last, "seconds"));
     else
         printf("no round completed yet\n");
     mfl_json_destroy(&root);
+    return 0;
+}
+
+/* Hands `command` to the running coordinator through RUN_DIR/control and
+ * waits until it has taken the file (it unlinks it after reading, within
+ * a second). Refuses when the coordinator is not running: a command left
+ * behind would be acted on by the next start, e.g. an old 'abort' would
+ * stop a restarted run at once. */
+static int s_control(const char *dir, const char *command, const char *status_path,
+                     const char *text, size_t len)
+{
+    char err[1024];
+    mfl_json_t *root = mfl_json_parse(text, len, err, sizeof err);
+    if (!root) {
+        fprintf(stderr, "metafl status: %s:%s; nothing sent\n", status_path, err);
+        return 1;
+    }
+    double pid = s_num(root, "pid");
+    const char *phase_s = s_str(root, "phase");
+    char phase[16];
+    snprintf(phase, sizeof phase, "%s", phase_s);
+    mfl_json_destroy(&root);
+    if (s_alive(pid) == 0) {
+        fprintf(stderr, "metafl status: the coordinator (pid %.0f, from %s) is not running; "
+                "nothing sent. Start it again (it resumes from its last checkpoint) and "
+                "retry.\n", pid, status_path);
+        return 1;
+    }
+    if (strcmp(phase, "done") == 0 || strcmp(phase, "failed") == 0) {
+        fprintf(stderr, "metafl status: the run is already over (phase '%s'); nothing sent\n",
+                phase);
+        return 1;
+    }
+    char path[MFL_COORD_PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/control", dir);
+    if (mfl_file_write_atomic_mode(path, command, strlen(command), 0600, err, sizeof err) < 0) {
+        fprintf(stderr, "metafl status: %s\n", err);
+        return 1;
+    }
+    uint64_t deadline = s_now_ms() + 5000;
+    while (access(path, F_OK) == 0 && s_now_ms() < deadline) {
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    if (access(path, F_OK) == 0 && unlink(path) == 0) {
+        fprintf(stderr, "metafl status: the coordinator (pid %.0f) did not take '%s' within "
+                "5 s (hung?); withdrawn, nothing changed\n", pid, command);
+        return 1;
+    }
+    const char *what = strcmp(command, "pause") == 0
+                           ? "it finishes the open round, then opens no new one until "
+                             "--resume"
+                       : strcmp(command, "resume") == 0 ? "it opens rounds again"
+                                                        : "it stops now; the last checkpoint "
+                                                          "is kept and a restart resumes "
+                                                          "from it";
+    printf("coordinator pid %.0f took '%s': %s\n", pid, command, what);
     return 0;
 }
 
@@ -124,23 +240,18 @@ int mfl_cmd_status(int argc, char **argv)
         snprintf(status_path, sizeof status_path, "%s/status.json", run_dir);
         snprintf(dir, sizeof dir, "%s", run_dir);
     }
-    if (command) {
-        char path[MFL_COORD_PATH_MAX + 16];
-        snprintf(path, sizeof path, "%s/control", dir);
-        if (mfl_file_write_atomic_mode(path, command, strlen(command), 0600, err, sizeof err) <
-            0) {
-            fprintf(stderr, "metafl status: %s\n", err);
-            return 1;
-        }
-        printf("sent '%s' to the coordinator (acted on within a second)\n", command);
-        return 0;
-    }
     char *text = NULL;
     size_t len = 0;
     if (mfl_file_read_all(status_path, 1u << 20, &text, &len, err, sizeof err) < 0) {
-        fprintf(stderr, "metafl status: %s (is the coordinator running with this run dir?)\n",
-                err);
+        fprintf(stderr, "metafl status: %s (is a coordinator running with this run dir? it "
+                "writes the file within a second of starting)%s\n", err,
+                command ? "; nothing sent" : "");
         return 1;
+    }
+    if (command) {
+        int rc = s_control(dir, command, status_path, text, len);
+        free(text);
+        return rc;
     }
     int rc = 0;
     if (json) {

@@ -1,8 +1,10 @@
 /* metafl-coordinator: arguments, config, signals; the work is in
  * coordinator.c (the daemon object) and round_engine.c (the rounds). */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "coordinator.h"
@@ -29,7 +31,33 @@ static void s_usage(FILE *out)
             "  --version         print the version\n\n"
             "Progress: one line per round on stderr; RUN_DIR/status.json (metafl status);\n"
             "metrics: one JSON line per round in the metrics file.\n"
-            "SIGINT/SIGTERM stop cleanly (the last completed round is checkpointed).\n");
+            "SIGINT/SIGTERM stop cleanly (the last completed round is checkpointed);\n"
+            "starting again with the same config resumes from that checkpoint and says\n"
+            "so. Pause, resume or abort a running coordinator with metafl status.\n"
+            "Exit status: 0 run finished or stopped on a signal, 1 config/key/run error\n"
+            "or aborted (metafl status --abort), 2 bad arguments.\n");
+}
+
+/* RUN_DIR/control is meant for the running process (metafl status). One
+ * found at start was left by an earlier run or written while none ran; an
+ * old 'abort' would stop this run at once, so it is dropped, loudly. */
+static void s_drop_stale_control(const mfl_coord_config_t *config)
+{
+    char path[MFL_COORD_PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/control", config->run_dir);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    char cmd[32] = "";
+    if (!fgets(cmd, sizeof cmd, f))
+        cmd[0] = '\0';
+    fclose(f);
+    cmd[strcspn(cmd, "\r\n")] = '\0';
+    if (unlink(path) != 0)
+        mfl_warn("%s: cannot remove a stale control file: %s", path, strerror(errno));
+    else
+        mfl_warn("ignored '%s' in %s: it was written before this start (use metafl status "
+                 "--pause/--resume/--abort while the coordinator runs)", cmd, path);
 }
 
 int main(int argc, char **argv)
@@ -56,12 +84,14 @@ int main(int argc, char **argv)
             }
             mfl_log_set_level(level);
         } else {
-            fprintf(stderr, "metafl-coordinator: unknown argument '%s'\n", argv[i]);
+            fprintf(stderr, "metafl-coordinator: unknown or incomplete argument '%s'\n",
+                    argv[i]);
             s_usage(stderr);
             return 2;
         }
     }
     if (!config_path) {
+        fprintf(stderr, "metafl-coordinator: --config FILE is required\n\n");
         s_usage(stderr);
         return 2;
     }
@@ -71,6 +101,7 @@ int main(int argc, char **argv)
         mfl_error("%s", err);
         return 1;
     }
+    s_drop_stale_control(&config);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = s_on_signal;
