@@ -26,8 +26,27 @@ static void s_usage(FILE *out)
             "           (DIR/SITE.pub) and that the header says what the record says.\n"
             "           Exit 0: \"ok: N records, ...\"; exit 1: the first bad record,\n"
             "           as FILE:LINE: record N: why.\n"
-            "  show     prints the records as a table (form checked, not signatures).\n\n"
+            "  show     prints the records as a table (form checked, not signatures),\n"
+            "           optionally only one site's or one round's, and a legend.\n\n"
+            "Keys: DIR/NAME.pub for the log's writer (coordinator or site) and for every\n"
+            "site named in it; the .pub files the parties exchanged at keygen time.\n\n"
             "  --help   this text\n");
+}
+
+/* What the auditor does next depends on why verification stopped: a
+ * missing key is the auditor's setup, anything else is the log itself. */
+static void s_advise(const char *file, const char *keys, const mfl_audit_report_t *rep)
+{
+    if (strstr(rep->message, "cannot check")) {
+        fprintf(stderr, "  -> not a verdict on the log: %s needs NAME.pub of the log's writer "
+                "and of every site in it (the coordinator's and each hospital's)\n", keys);
+    } else if (rep->bad_record > 0) {
+        fprintf(stderr, "  -> %s is NOT intact: record %llu (line %zu) fails and the records "
+                "after it were not checked. Keep the file unchanged as evidence; every update "
+                "is recorded by both its site and the coordinator, so compare with the other "
+                "side's log (metafl audit show FILE --round N).\n",
+                file, (unsigned long long)rep->bad_record, rep->bad_line);
+    }
 }
 
 static int s_verify(int argc, char **argv)
@@ -67,6 +86,7 @@ static int s_verify(int argc, char **argv)
             printf("%s\n", rep.message);
         } else {
             fprintf(stderr, "%s\n", rep.message);
+            s_advise(files[i], keys, &rep);
             bad = 1;
         }
     }
@@ -77,13 +97,15 @@ typedef struct {
     const char *site;
     int has_round;
     uint64_t round;
-    size_t shown;
+    size_t shown, total;
+    uint64_t first_round, last_round;
 } s_show_t;
 
 static int s_show_row(void *arg, size_t line_no, const mfl_audit_record_t *r)
 {
     (void)line_no;
     s_show_t *opt = arg;
+    opt->total++;
     if (opt->site && strcmp(opt->site, r->site) != 0)
         return 0;
     if (opt->has_round && opt->round != r->round)
@@ -99,6 +121,10 @@ static int s_show_row(void *arg, size_t line_no, const mfl_audit_record_t *r)
     printf("%6" PRIu64 "  %s  %5" PRIu64 "  %-16.16s  %-15s  %8" PRIu64 "  %10.4g  %s%s%s\n",
            r->seq, when, r->round, r->site[0] ? r->site : "-", mfl_audit_kind_name(r->kind),
            r->n, r->norm, hash, r->reason[0] ? "  " : "", r->reason);
+    if (r->round && (!opt->first_round || r->round < opt->first_round))
+        opt->first_round = r->round;
+    if (r->round > opt->last_round)
+        opt->last_round = r->round;
     opt->shown++;
     return 0;
 }
@@ -135,14 +161,21 @@ static int s_show(int argc, char **argv)
         fprintf(stderr, "metafl audit show: need FILE (see --help)\n");
         return 2;
     }
-    printf("%6s  %-19s  %5s  %-16s  %-15s  %8s  %10s  %s\n", "seq", "time (UTC)", "round",
-           "site", "kind", "n", "norm", "hash");
+    printf("%6s  %-19s  %5s  %-16s  %-15s  %8s  %10s  %-12s  %s\n", "seq", "time (UTC)",
+           "round", "site", "kind", "n", "norm", "hash", "note");
     char err[1024];
     if (mfl_audit_foreach(file, s_show_row, &opt, err, sizeof err) != 0) {
         fflush(stdout);
         fprintf(stderr, "metafl audit show: %s\n", err);
         return 1;
     }
+    printf("\n%zu of %zu records shown", opt.shown, opt.total);
+    if (opt.last_round)
+        printf(", rounds %llu..%llu", (unsigned long long)opt.first_round,
+               (unsigned long long)opt.last_round);
+    printf(".\nn: rows the site trained on (round_opened: sites asked); norm: |delta|;\n"
+           "hash: the record's chain hash (first 12 hex). 'show' checks each record's\n"
+           "form only; 'metafl audit verify FILE --keys DIR' checks chain and signatures.\n");
     return 0;
 }
 

@@ -1,7 +1,10 @@
 /* metafl keygen NAME [--dir DIR]: one identity for a site or the coordinator. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "core/fileio.h"
 #include "core/log.h"
 #include "wire/keys.h"
 
@@ -17,7 +20,8 @@ static void s_usage(FILE *out)
             "Existing files are never overwritten. Give NAME.pub to the other side:\n"
             "sites put the coordinator's in their config, the coordinator puts each\n"
             "site's in its allow-list directory.\n\n"
-            "  --dir DIR   where to write (default: the current directory; must exist)\n"
+            "  --dir DIR   where to write (default: the current directory; created with\n"
+            "              mode 0700 if missing)\n"
             "  --help      this text\n",
             MFL_KEY_NAME_MAX);
 }
@@ -46,6 +50,15 @@ int mfl_cmd_keygen(int argc, char **argv)
         return 2;
     }
     char err[1024] = "";
+    struct stat st;
+    if (stat(dir, &st) != 0 && errno == ENOENT) {
+        /* A key directory is private: only its owner lists it. */
+        if (mfl_mkdir_p(dir, 0700, err, sizeof err) != 0) {
+            fprintf(stderr, "metafl keygen: %s\n", err);
+            return 1;
+        }
+        printf("created %s (mode 0700)\n", dir);
+    }
     if (mfl_keys_generate(dir, name, err, sizeof err) != 0) {
         fprintf(stderr, "metafl keygen: %s\n", err);
         return 1;
@@ -57,7 +70,15 @@ int mfl_cmd_keygen(int argc, char **argv)
         fprintf(stderr, "metafl keygen: %s\n", err);
         return 1;
     }
-    printf("wrote %s/%s.key (secret, mode 0600) and %s\ncurve public key: %s\n", dir, name,
-           path, pk.curve_pk_z85);
+    char hex[65];
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", pk.sign_pk[i]);
+    printf("wrote %s/%s.key (secret, mode 0600: keep it on this host, never send it)\n"
+           "  and %s (public: give it to the other side)\n"
+           "signing key %s\n"
+           "  (the .pub's 'sign:' line: read it to the other side by phone so they can\n"
+           "  check the .pub arrived unchanged)\n"
+           "curve public key: %s\n",
+           dir, name, path, hex, pk.curve_pk_z85);
     return 0;
 }
