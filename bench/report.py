@@ -379,7 +379,9 @@ def rounds_section(d, floor, engine, img_dir, tmp, plots):
             f"{floor.get('io_threads')} I/O threads, as the coordinator's server) and N "
             "DEALER sites (one context each), θ (4·P bytes) zero-copy to every site and a "
             "Δ of 4·P bytes back from each; no protobuf, hashing, signatures or "
-            f"aggregation. Median of {floor.get('rounds')} rounds after one warm-up. "
+            "aggregation; both framings measured (one frame per message, and 1 MiB frames "
+            "as the daemons send since f3d1d46) and the faster one is the floor. "
+            f"Median of {floor.get('rounds')} rounds after one warm-up. "
             f"Command: `bench_rounds_floor --rounds {floor.get('rounds')}` ({floor.get('date')}).",
             "")
     eng, tmpfs = {}, {}
