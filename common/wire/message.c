@@ -511,11 +511,12 @@ mfl_msg_t *mfl_msg_decode(zmq_msg_t *frames, size_t n, const mfl_wire_limits_t *
     return self;
 }
 
-int mfl_msg_recv_raw(void *sock, int router, const mfl_wire_limits_t *limits, mfl_msg_t **out,
-                     uint8_t *rid, size_t *rid_len, char *site, int *reason, char *err,
-                     size_t errlen)
+int mfl_msg_recv_frames(void *sock, int router, const mfl_wire_limits_t *limits,
+                        zmq_msg_t **out, size_t *n_out, uint8_t *rid, size_t *rid_len,
+                        char *site, int *reason, char *err, size_t errlen)
 {
     *out = NULL;
+    *n_out = 0;
     *rid_len = 0;
     site[0] = '\0';
     size_t cap = 8, n = 0;
@@ -597,14 +598,37 @@ int mfl_msg_recv_raw(void *sock, int router, const mfl_wire_limits_t *limits, mf
                  limits->max_frames);
         return 1;
     }
-    *out = mfl_msg_decode(frames, n, limits, reason, err, errlen);
-    free(frames);
-    if (*out) {
-        memcpy((*out)->routing_id, rid, *rid_len);
-        (*out)->routing_id_len = *rid_len;
-        snprintf((*out)->site, sizeof (*out)->site, "%s", site);
-    }
+    *out = frames;
+    *n_out = n;
     return 1;
+}
+
+mfl_msg_t *mfl_msg_decode_from(zmq_msg_t *frames, size_t n, const mfl_wire_limits_t *limits,
+                               const uint8_t *rid, size_t rid_len, const char *site,
+                               int *reason, char *err, size_t errlen)
+{
+    mfl_msg_t *m = mfl_msg_decode(frames, n, limits, reason, err, errlen);
+    free(frames);
+    if (m) {
+        memcpy(m->routing_id, rid, rid_len);
+        m->routing_id_len = rid_len;
+        snprintf(m->site, sizeof m->site, "%s", site);
+    }
+    return m;
+}
+
+int mfl_msg_recv_raw(void *sock, int router, const mfl_wire_limits_t *limits, mfl_msg_t **out,
+                     uint8_t *rid, size_t *rid_len, char *site, int *reason, char *err,
+                     size_t errlen)
+{
+    zmq_msg_t *frames = NULL;
+    size_t n = 0;
+    *out = NULL;
+    int rc = mfl_msg_recv_frames(sock, router, limits, &frames, &n, rid, rid_len, site, reason,
+                                 err, errlen);
+    if (rc == 1 && frames)
+        *out = mfl_msg_decode_from(frames, n, limits, rid, *rid_len, site, reason, err, errlen);
+    return rc;
 }
 
 const Metafl__Envelope *mfl_msg_envelope(const mfl_msg_t *self) { return self->env; }

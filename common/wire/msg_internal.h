@@ -29,6 +29,19 @@ int mfl_msg_recv_raw(void *sock, int router, const mfl_wire_limits_t *limits, mf
                      uint8_t *rid, size_t *rid_len, char *site, int *reason, char *err,
                      size_t errlen);
 
+/* mfl_msg_recv_raw in two steps, so the server can decode (hash) two
+ * messages at once: recv_frames reads one whole message's frames (same
+ * return values; on 1, *frames/n_frames hold them, or NULL after a message
+ * over the limits, with *reason/err); decode_from takes ownership of the
+ * frames array and returns the decoded message (routing id and site set)
+ * or NULL + reason/err. decode_from touches no shared state: any thread. */
+int mfl_msg_recv_frames(void *sock, int router, const mfl_wire_limits_t *limits,
+                        zmq_msg_t **frames, size_t *n_frames, uint8_t *rid, size_t *rid_len,
+                        char *site, int *reason, char *err, size_t errlen);
+mfl_msg_t *mfl_msg_decode_from(zmq_msg_t *frames, size_t n, const mfl_wire_limits_t *limits,
+                               const uint8_t *rid, size_t rid_len, const char *site,
+                               int *reason, char *err, size_t errlen);
+
 /* Sets ZMQ_MAXMSGSIZE from the limits. */
 int mfl_wire_set_maxmsgsize(void *sock, const mfl_wire_limits_t *limits);
 

@@ -394,6 +394,55 @@ static void test_signed_updates_verify_and_replays_are_caught(void **state)
     mfl_client_destroy(&c);
 }
 
+/* Big updates queued back to back are decoded two at a time (the second on
+ * a helper thread, handed out by the next recv): each is still verified on
+ * its own, a bad one in the middle is rejected, and the order is kept. */
+static void test_queued_big_updates_keep_order_and_checks(void **state)
+{
+    fx_t *fx = *state;
+    mfl_client_t *c = s_client(fx, fx->alice, fx->coord);
+    char err[512] = "";
+    if (mfl_client_wait_connected(c, T_WAIT, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    uint8_t nonce[16];
+    memset(nonce, 0x33, 16);
+    const uint64_t n = 300000; /* 1.2 MB: above the server's parallel-decode size */
+    float *d = malloc(n * sizeof *d);
+    for (uint64_t i = 0; i < n; i++)
+        d[i] = 1e-6f * (float)i;
+    s_send_update(c, fx->alice, 1, nonce, d, n, 0);
+    s_send_update(c, fx->alice, 2, nonce, d, n, 1); /* broken signature */
+    s_send_update(c, fx->alice, 3, nonce, d, n, 0);
+    s_send_update(c, fx->alice, 4, nonce, d, n, 0);
+    mfl_msg_t *m = NULL;
+    int reason = 0;
+    assert_int_equal(mfl_server_recv(fx->server, T_WAIT, &m, &reason, err, sizeof err),
+                     MFL_RECV_OK);
+    assert_int_equal(mfl_msg_update_header(m)->round, 1);
+    assert_memory_equal(mfl_msg_tensor(m, 0)->data, d, n * sizeof *d);
+    mfl_msg_destroy(&m);
+    assert_int_equal(mfl_server_recv(fx->server, T_WAIT, &m, &reason, err, sizeof err),
+                     MFL_RECV_REJECTED);
+    assert_null(m);
+    assert_int_equal(reason, METAFL__REJECT_REASON__REJECT_SIGNATURE);
+    assert_non_null(strstr(err, "alice"));
+    for (uint32_t round = 3; round <= 4; round++) {
+        assert_int_equal(mfl_server_recv(fx->server, T_WAIT, &m, &reason, err, sizeof err),
+                         MFL_RECV_OK);
+        assert_int_equal(mfl_msg_update_header(m)->round, round);
+        assert_string_equal(mfl_msg_site(m), "alice");
+        assert_memory_equal(mfl_msg_tensor(m, 0)->data, d, n * sizeof *d);
+        mfl_msg_destroy(&m);
+    }
+    /* the rejection reached the site */
+    assert_int_equal(mfl_client_recv(c, T_WAIT, &m, NULL, err, sizeof err), MFL_RECV_OK);
+    assert_int_equal(mfl_msg_envelope(m)->reject->reason,
+                     METAFL__REJECT_REASON__REJECT_SIGNATURE);
+    mfl_msg_destroy(&m);
+    free(d);
+    mfl_client_destroy(&c);
+}
+
 static void test_two_sites_are_routed_by_authenticated_id(void **state)
 {
     fx_t *fx = *state;
@@ -599,6 +648,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_messages_are_rejected_and_service_goes_on,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_signed_updates_verify_and_replays_are_caught, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_queued_big_updates_keep_order_and_checks, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_two_sites_are_routed_by_authenticated_id, setup,
                                         teardown),
