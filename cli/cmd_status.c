@@ -32,8 +32,9 @@ static void s_usage(FILE *out)
             "  --abort    stop the run now (the last checkpoint is kept; starting the\n"
             "             coordinator again resumes from it)\n\n"
             "--pause/--resume/--abort write RUN_DIR/control and wait (up to 5 s) until\n"
-            "the running coordinator has taken it; they refuse when no coordinator runs,\n"
-            "so no command is left behind for a later start.\n"
+            "the running coordinator has taken it. With no coordinator running, --pause\n"
+            "makes its next start wait before the first round; --resume and --abort are\n"
+            "refused, so no command is left behind for a later start.\n"
             "Exit status: 0 ok, 1 no status / coordinator not running / not taken, 2 usage.\n");
 }
 
@@ -135,9 +136,32 @@ static int s_show(const char *path, const char *text, size_t len, uint64_t now_m
                "training loss %.4g -> %.4g; %.2f s\n",
                s_num(last, "round"), s_num(last, "accepted"), s_num(last, "selected"),
                s_num(last, "loss_before"), s_num(last, "loss_after"), s_num(last, "seconds"));
+    else if (s_num(root, "rounds_done") > 0)
+        printf("no round completed since this coordinator started (it resumed after %.0f)\n",
+               s_num(root, "rounds_done"));
     else
         printf("no round completed yet\n");
     mfl_json_destroy(&root);
+    return 0;
+}
+
+/* A 'pause' written while no coordinator runs makes the next start wait
+ * before its first round (the coordinator keeps it; it drops any other
+ * command found at start). */
+static int s_pause_next_start(const char *dir, double pid)
+{
+    char path[MFL_COORD_PATH_MAX + 16], err[1024];
+    snprintf(path, sizeof path, "%s/control", dir);
+    if (mfl_file_write_atomic_mode(path, "pause", 5, 0600, err, sizeof err) < 0) {
+        fprintf(stderr, "metafl status: %s\n", err);
+        return 1;
+    }
+    if (pid > 0)
+        printf("the coordinator (pid %.0f) is not running; its next start will wait, paused, "
+               "before opening a round (metafl status --resume then)\n", pid);
+    else
+        printf("no coordinator has run here yet; its first start will wait, paused, before "
+               "opening a round (metafl status --resume then)\n");
     return 0;
 }
 
@@ -160,6 +184,8 @@ static int s_control(const char *dir, const char *command, const char *status_pa
     char phase[16];
     snprintf(phase, sizeof phase, "%s", phase_s);
     mfl_json_destroy(&root);
+    if (s_alive(pid) == 0 && strcmp(command, "pause") == 0)
+        return s_pause_next_start(dir, pid);
     if (s_alive(pid) == 0) {
         fprintf(stderr, "metafl status: the coordinator (pid %.0f, from %s) is not running; "
                 "nothing sent. Start it again (it resumes from its last checkpoint) and "
@@ -243,6 +269,8 @@ int mfl_cmd_status(int argc, char **argv)
     char *text = NULL;
     size_t len = 0;
     if (mfl_file_read_all(status_path, 1u << 20, &text, &len, err, sizeof err) < 0) {
+        if (command && strcmp(command, "pause") == 0 && access(dir, W_OK) == 0)
+            return s_pause_next_start(dir, 0);
         fprintf(stderr, "metafl status: %s (is a coordinator running with this run dir? it "
                 "writes the file within a second of starting)%s\n", err,
                 command ? "; nothing sent" : "");

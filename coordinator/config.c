@@ -262,6 +262,12 @@ static int s_from_doc(mfl_yaml_doc_t *doc, mfl_coord_config_t *c, char *err, siz
     const char *listen = mfl_yaml_get_string(doc, "coordinator.listen", c->listen);
     if (strlen(listen) >= sizeof c->listen)
         mfl_yaml_fail(doc, "coordinator.listen", "too long");
+    else if (strncmp(listen, "tcp://", 6) != 0 || !strchr(listen + 6, ':'))
+        /* Caught here, at FILE:LINE, rather than as ZeroMQ's bare "Invalid
+         * argument" from bind. */
+        mfl_yaml_fail(doc, "coordinator.listen",
+                      "'%s' must look like tcp://HOST:PORT (e.g. tcp://0.0.0.0:7000, or "
+                      "tcp://127.0.0.1:* for any free port)", listen);
     else
         snprintf(c->listen, sizeof c->listen, "%s", listen);
     s_path(doc, c, "coordinator.run_dir", NULL, c->run_dir, sizeof c->run_dir);

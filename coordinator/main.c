@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "coord_check.h"
 #include "coordinator.h"
 #include "core/log.h"
 
@@ -38,10 +39,12 @@ static void s_usage(FILE *out)
             "or aborted (metafl status --abort), 2 bad arguments.\n");
 }
 
-/* RUN_DIR/control is meant for the running process (metafl status). One
- * found at start was left by an earlier run or written while none ran; an
- * old 'abort' would stop this run at once, so it is dropped, loudly. */
-static void s_drop_stale_control(const mfl_coord_config_t *config)
+/* RUN_DIR/control is read by the running process (metafl status). One
+ * found at start was written while no coordinator ran: 'pause' there means
+ * "start paused" (tests and cautious operators stage a run that way) and is
+ * kept; an old 'abort' would stop this run at once, so it is dropped,
+ * loudly. */
+static void s_check_control(const mfl_coord_config_t *config)
 {
     char path[MFL_COORD_PATH_MAX + 16];
     snprintf(path, sizeof path, "%s/control", config->run_dir);
@@ -53,11 +56,15 @@ static void s_drop_stale_control(const mfl_coord_config_t *config)
         cmd[0] = '\0';
     fclose(f);
     cmd[strcspn(cmd, "\r\n")] = '\0';
-    if (unlink(path) != 0)
+    if (strcmp(cmd, "pause") == 0) {
+        mfl_info("%s says 'pause': starting paused (metafl status --resume starts the rounds)",
+                 path);
+    } else if (unlink(path) != 0) {
         mfl_warn("%s: cannot remove a stale control file: %s", path, strerror(errno));
-    else
-        mfl_warn("ignored '%s' in %s: it was written before this start (use metafl status "
-                 "--pause/--resume/--abort while the coordinator runs)", cmd, path);
+    } else {
+        mfl_warn("ignored '%s' in %s: it was written while no coordinator ran (use metafl "
+                 "status --resume/--abort while the coordinator runs)", cmd, path);
+    }
 }
 
 int main(int argc, char **argv)
@@ -101,7 +108,11 @@ int main(int argc, char **argv)
         mfl_error("%s", err);
         return 1;
     }
-    s_drop_stale_control(&config);
+    if (mfl_coord_check_start(&config, err, sizeof err) < 0) {
+        mfl_error("%s", err);
+        return 1;
+    }
+    s_check_control(&config);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = s_on_signal;
@@ -112,6 +123,7 @@ int main(int argc, char **argv)
 
     mfl_coordinator_t *coord = mfl_coordinator_new(&config, err, sizeof err);
     if (!coord) {
+        mfl_coord_check_explain(&config, err, sizeof err);
         mfl_error("%s", err);
         return 1;
     }
