@@ -41,6 +41,31 @@ static int s_first_line(const char *path, char *line, size_t len)
     return 0;
 }
 
+/* tcp://HOST:PORT → host, port; the config loader checked only "tcp://". */
+static int s_split_endpoint(const mfl_site_config_t *c, char *host, size_t hostlen, char *port,
+                            size_t portlen, char *err, size_t errlen)
+{
+    const char *hp = c->endpoint + 6;
+    const char *colon = strrchr(hp, ':');
+    if (!colon || colon == hp || (size_t)(colon - hp) >= hostlen || !colon[1])
+        return mfl_errf(err, errlen, "%s: coordinator.endpoint: '%s' must be tcp://HOST:PORT",
+                        c->file, c->endpoint), -1;
+    char *end = NULL;
+    long p = strtol(colon + 1, &end, 10);
+    if (!end || *end || p < 1 || p > 65535)
+        return mfl_errf(err, errlen, "%s: coordinator.endpoint: port '%s' is not a number in "
+                        "1..65535", c->file, colon + 1), -1;
+    const char *h = hp;
+    size_t hl = (size_t)(colon - hp);
+    if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') { /* [IPv6] */
+        h++;
+        hl -= 2;
+    }
+    snprintf(host, hostlen, "%.*s", (int)hl, h);
+    snprintf(port, portlen, "%s", colon + 1);
+    return 0;
+}
+
 int mfl_site_check_files(const mfl_site_config_t *c, char *err, size_t errlen)
 {
     char line[64];
@@ -77,7 +102,8 @@ int mfl_site_check_files(const mfl_site_config_t *c, char *err, size_t errlen)
                         errno == ENOENT ? " (relative paths are resolved against the config "
                                           "file's directory)"
                                         : " (the agent's user must be able to read it)"), -1;
-    return 0;
+    char host[256], port[16];
+    return s_split_endpoint(c, host, sizeof host, port, sizeof port, err, errlen);
 }
 
 /* The audit log must be creatable or appendable by this user. */
@@ -114,31 +140,6 @@ static int s_check_audit(const mfl_site_config_t *c, char *err, size_t errlen)
         return mfl_errf(err, errlen, "%s: audit.log: cannot create %s: directory %s is not "
                         "writable by this user (%s)", c->file, c->audit_log, dir,
                         strerror(errno)), -1;
-    return 0;
-}
-
-/* tcp://HOST:PORT → host, port; the config loader checked only "tcp://". */
-static int s_split_endpoint(const mfl_site_config_t *c, char *host, size_t hostlen, char *port,
-                            size_t portlen, char *err, size_t errlen)
-{
-    const char *hp = c->endpoint + 6;
-    const char *colon = strrchr(hp, ':');
-    if (!colon || colon == hp || (size_t)(colon - hp) >= hostlen || !colon[1])
-        return mfl_errf(err, errlen, "%s: coordinator.endpoint: '%s' must be tcp://HOST:PORT",
-                        c->file, c->endpoint), -1;
-    char *end = NULL;
-    long p = strtol(colon + 1, &end, 10);
-    if (!end || *end || p < 1 || p > 65535)
-        return mfl_errf(err, errlen, "%s: coordinator.endpoint: port '%s' is not a number in "
-                        "1..65535", c->file, colon + 1), -1;
-    const char *h = hp;
-    size_t hl = (size_t)(colon - hp);
-    if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') { /* [IPv6] */
-        h++;
-        hl -= 2;
-    }
-    snprintf(host, hostlen, "%.*s", (int)hl, h);
-    snprintf(port, portlen, "%s", colon + 1);
     return 0;
 }
 

@@ -14,7 +14,8 @@
 /* The file-level mistakes a person makes while writing site.yaml: a
  * missing key / data file, a public key where the secret one belongs, a
  * secret key where the coordinator's public key belongs, a data file the
- * agent's user cannot read. Returns 0, or -1 with
+ * agent's user cannot read, an endpoint that is not tcp://HOST:PORT with a
+ * port in 1..65535. Returns 0, or -1 with
  * "CONFIG: KEY: PATH: what is wrong; what to do" in err. Opens files only
  * to read their first line. */
 int mfl_site_check_files(const mfl_site_config_t *cfg, char *err, size_t errlen);
