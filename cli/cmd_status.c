@@ -52,12 +52,17 @@ static const char *s_str(const mfl_json_t *o, const char *key)
     return s ? s : "?";
 }
 
-/* 1 if the pid that wrote the status still exists, 0 if it has exited, -1
- * if unknown (no pid). status.json lives in the coordinator's run dir on
- * its own host, so a local kill(pid, 0) answers the question. */
-static int s_alive(double pid)
+/* 1 if the coordinator that wrote the status still exists, 0 if it has
+ * exited, -1 if unknown (no pid, or written on another host or in a
+ * container: a local kill(pid, 0) says nothing about that pid). */
+static int s_alive(const mfl_json_t *root)
 {
+    double pid = s_num(root, "pid");
     if (!(pid > 1) || pid > 4194304.0)
+        return -1;
+    const char *host = mfl_json_string(mfl_json_get(root, "host"));
+    char here[128] = "";
+    if (!host || gethostname(here, sizeof here - 1) != 0 || strncmp(host, here, 127) != 0)
         return -1;
     if (kill((pid_t)pid, 0) == 0 || errno == EPERM)
         return 1;
@@ -113,7 +118,7 @@ static int s_show(const char *path, const char *text, size_t len, uint64_t now_m
     bool paused = false;
     mfl_json_bool(mfl_json_get(root, "paused"), &paused);
     double age = updated > 0 ? ((double)now_ms - updated) / 1000.0 : -1;
-    int alive = s_alive(s_num(root, "pid"));
+    int alive = s_alive(root);
     s_headline(root, paused, alive);
     if (alive != 0 && age > 5)
         printf("  status is %.0f s old: the coordinator may be hung (it rewrites the status "
@@ -183,10 +188,11 @@ static int s_control(const char *dir, const char *command, const char *status_pa
     const char *phase_s = s_str(root, "phase");
     char phase[16];
     snprintf(phase, sizeof phase, "%s", phase_s);
+    int alive = s_alive(root);
     mfl_json_destroy(&root);
-    if (s_alive(pid) == 0 && strcmp(command, "pause") == 0)
+    if (alive == 0 && strcmp(command, "pause") == 0)
         return s_pause_next_start(dir, pid);
-    if (s_alive(pid) == 0) {
+    if (alive == 0) {
         fprintf(stderr, "metafl status: the coordinator (pid %.0f, from %s) is not running; "
                 "nothing sent. Start it again (it resumes from its last checkpoint) and "
                 "retry.\n", pid, status_path);

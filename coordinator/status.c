@@ -61,10 +61,19 @@ char *mfl_status_render(const mfl_round_engine_t *e, const mfl_coord_config_t *c
     b.buf[0] = '\0';
     /* Endpoints and site ids are plain ASCII without quotes or
      * backslashes (keys.h name rules; ZeroMQ endpoint syntax). */
-    s_put(&b, "{\"pid\":%ld,\"endpoint\":\"%s\",\"updated_unix_ms\":%llu,\"phase\":\"%s\","
+    /* The host lets `metafl status` tell whether a local kill(pid, 0) is
+     * meaningful (not for a run dir shared out of a container or host). */
+    char host[128] = "";
+    if (gethostname(host, sizeof host - 1) != 0)
+        host[0] = '\0';
+    for (char *p = host; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '.' || *p == '-'))
+            *p = '_';
+    s_put(&b, "{\"pid\":%ld,\"host\":\"%s\",\"endpoint\":\"%s\",\"updated_unix_ms\":%llu,\"phase\":\"%s\","
               "\"paused\":%s,\"round\":%u,\"rounds\":%u,\"rounds_done\":%u,\"rejections\":%llu,"
               "\"sites\":[",
-          (long)getpid(), endpoint ? endpoint : "", (unsigned long long)now_ms,
+          (long)getpid(), host, endpoint ? endpoint : "", (unsigned long long)now_ms,
           mfl_engine_phase_name(mfl_round_engine_phase(e)),
           mfl_round_engine_paused(e) ? "true" : "false", mfl_round_engine_round(e), c->rounds,
           mfl_round_engine_rounds_done(e), (unsigned long long)mfl_round_engine_rejections(e));

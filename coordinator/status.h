@@ -9,7 +9,7 @@
 #include "round_engine.h"
 
 /* A malloc'd NUL-terminated JSON object (caller frees), or NULL on OOM:
- * {"pid", "endpoint", "updated_unix_ms", "phase", "paused", "round",
+ * {"pid", "host", "endpoint", "updated_unix_ms", "phase", "paused", "round",
  *  "rounds", "rounds_done", "rejections", "sites": [{"id", "connected",
  *  "last_seen_unix_ms"}], "last_round": {...} | null}. `endpoint` may be
  * NULL (simulate). */
