@@ -173,7 +173,7 @@ static int s_show(int argc, char **argv)
     if (opt.last_round)
         printf(", rounds %llu..%llu", (unsigned long long)opt.first_round,
                (unsigned long long)opt.last_round);
-    printf(".\nn: rows the site trained on (round_opened: sites asked); norm: |delta|;\n"
+    printf(".\nn: rows the site trained on (round_* records: sites); norm: |delta|;\n"
            "hash: the record's chain hash (first 12 hex). 'show' checks each record's\n"
            "form only; 'metafl audit verify FILE --keys DIR' checks chain and signatures.\n");
     return 0;
