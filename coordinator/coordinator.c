@@ -78,6 +78,12 @@ static void s_sink_closed(void *ctx, const mfl_round_summary_t *m)
     ((mfl_coordinator_t *)ctx)->status_dirty = true;
 }
 
+static void s_sink_theta(void *ctx, const mfl_engine_tensor_t *t, size_t n)
+{
+    mfl_coordinator_t *self = ctx;
+    mfl_coord_wire_prepare_theta(self->wire, t, n);
+}
+
 static void s_sink_finished(void *ctx)
 {
     mfl_coordinator_t *self = ctx;
@@ -339,6 +345,7 @@ mfl_coordinator_t *mfl_coordinator_new(const mfl_coord_config_t *config, char *e
                                         mfl_coord_wire_sign_sk(self->wire), err, errlen);
     if (!self->engine)
         goto out_fail;
+    mfl_round_engine_on_theta(self->engine, s_sink_theta, self);
     mfl_info("listening on %s; %u rounds, waiting for %u site(s)",
              mfl_coord_wire_endpoint(self->wire), config->rounds, config->wait_for_sites);
     self->status_dirty = true;

@@ -151,6 +151,8 @@ void mfl_engine_close_round(mfl_round_engine_t *self, uint64_t now_ms, bool at_d
         mfl_engine_abandon_round(self, now_ms);
         return;
     }
+    if (self->on_theta)
+        self->on_theta(self->on_theta_ctx, self->views, self->n_tensors);
     double sq = 0;
     for (size_t i = 0; i < self->n_state; i++)
         sq += (double)self->mean[i] * self->mean[i];
@@ -183,6 +185,12 @@ void mfl_engine_close_round(mfl_round_engine_t *self, uint64_t now_ms, bool at_d
     if (self->sink.round_closed)
         self->sink.round_closed(self->sink.ctx, &m);
     mfl_engine_after_close(self, now_ms);
+}
+
+void mfl_round_engine_on_theta(mfl_round_engine_t *self, mfl_engine_theta_fn *fn, void *ctx)
+{
+    self->on_theta = fn;
+    self->on_theta_ctx = ctx;
 }
 
 void mfl_engine_abandon_round(mfl_round_engine_t *self, uint64_t now_ms)

@@ -191,4 +191,12 @@ void mfl_round_engine_abort(mfl_round_engine_t *self);
 /* The round seed for (run seed, round): what RoundTask.seed carries. */
 uint64_t mfl_round_seed(uint64_t run_seed, uint32_t round);
 
+/* Optional: `fn(ctx, θ tensors, n)` is called right after a server step
+ * changed θ, before the engine hashes and checkpoints it; θ stays as passed
+ * until the next call. Lets the transport prepare the next broadcast (copy,
+ * per-tensor hashes) while the checkpoint is written. NULL removes it. */
+typedef void(mfl_engine_theta_fn)(void *ctx, const mfl_engine_tensor_t *tensors,
+                                  size_t n_tensors);
+void mfl_round_engine_on_theta(mfl_round_engine_t *self, mfl_engine_theta_fn *fn, void *ctx);
+
 #endif

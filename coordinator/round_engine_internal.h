@@ -28,6 +28,8 @@ typedef struct {
 struct mfl_round_engine {
     mfl_coord_config_t config;
     mfl_engine_sink_t sink;
+    mfl_engine_theta_fn *on_theta; /* see mfl_round_engine_on_theta */
+    void *on_theta_ctx;
     mfl_learner_t *learner;
     size_t n_state;
     float *theta;

@@ -453,6 +453,55 @@ static void test_too_few_sites_abandons_and_retries_with_theta_unchanged(void **
     mfl_round_engine_destroy(&e);
 }
 
+/* The θ hook sees θ right after each server step (what the next tasks
+ * carry), and only when θ changed: not on an abandoned round. */
+typedef struct {
+    int calls;
+    float *copy;
+    size_t n;
+} theta_seen_t;
+
+static void s_on_theta(void *ctx, const mfl_engine_tensor_t *t, size_t n)
+{
+    theta_seen_t *ts = ctx;
+    ts->calls++;
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += t[i].count;
+    free(ts->copy);
+    ts->copy = malloc(total * sizeof(float));
+    ts->n = total;
+    size_t off = 0;
+    for (size_t i = 0; i < n; i++) {
+        memcpy(ts->copy + off, t[i].data, t[i].count * sizeof(float));
+        off += t[i].count;
+    }
+}
+
+static void test_theta_hook_sees_each_new_theta(void **state)
+{
+    fixture_t *fx = *state;
+    mfl_round_engine_t *e = s_engine(fx);
+    theta_seen_t ts = {0, NULL, 0};
+    mfl_round_engine_on_theta(e, s_on_theta, &ts);
+    s_join3(e, 0);
+    mfl_round_engine_tick(e, 0);
+    assert_int_equal(s_send(fx, e, "site-a", 1.0f, 10, 10), 0);
+    mfl_round_engine_tick(e, 1000); /* deadline with one of min_sites: abandoned */
+    assert_int_equal(ts.calls, 0);
+    mfl_round_engine_tick(e, 1001);
+    for (int i = 0; i < 3; i++) {
+        const char *site = (const char *[]){"site-a", "site-b", "site-c"}[i];
+        assert_int_equal(s_send(fx, e, site, 1.0f, 10, 1002), 0);
+    }
+    assert_int_equal(fx->fake.closed, 1);
+    assert_int_equal(ts.calls, 1);
+    assert_int_equal(ts.n, mfl_round_engine_n_state(e));
+    assert_memory_equal(ts.copy, mfl_round_engine_theta(e), ts.n * sizeof(float));
+    free(ts.copy);
+    mfl_round_engine_destroy(&e);
+}
+
 /* θ after a round is θ + β · Σ wᵢΔᵢ / Σ wᵢ, the same whatever the order. */
 static void test_aggregation_is_weighted_and_order_independent(void **state)
 {
@@ -821,6 +870,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_deadline_closes_with_min_sites, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_too_few_sites_abandons_and_retries_with_theta_unchanged, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_theta_hook_sees_each_new_theta, setup, teardown),
         cmocka_unit_test_setup_teardown(test_aggregation_is_weighted_and_order_independent,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_resume_continues_from_the_last_checkpoint, setup,
