@@ -425,7 +425,8 @@ def rounds_section(d, floor, engine, img_dir, tmp, plots):
         d.p(f"metafl rounds: {engine.get('how', '')} Command: `{engine.get('command', '')}`.", "")
         if engine.get("failures"):
             d.p("Runs that failed: " + "; ".join(engine["failures"]) + ".", "")
-        d.p("Where the time goes at small P (measured by hand once, `COORD_WRAP=\"strace -f "
+        d.p("Where the time goes at small P (measured by hand once at 07:30 on 2026-11-24, "
+            "on an earlier commit, `COORD_WRAP=\"strace -f "
             "-T -e trace=fsync,rename\" bash bench/rounds_engine.sh` with P = 10,012, N = 2, "
             "4 rounds): the coordinator made 49 fsync calls (about 10 per round: "
             "status.json rewritten atomically after every event, one audit record fsync per "
@@ -433,9 +434,11 @@ def rounds_section(d, floor, engine, img_dir, tmp, plots):
             "≈ 22 ms of a ≈ 23 ms round; the wire floor for the same bytes is < 1 ms. So "
             "for small models the round is bound by durable writes, not by the wire; "
             "writing status.json without fsync and syncing the audit log once per round "
-            "would remove most of it. The last column confirms it in the same run: the "
-            "identical rounds with the coordinator's run dir and the agents' audit logs on "
-            "tmpfs (where fsync costs nothing). The metrics clock has 1 ms resolution.", "")
+            "would remove most of it. The last column repeats every point with the "
+            "coordinator's run dir and the agents' audit logs on tmpfs (where fsync costs "
+            "nothing), in the same run: where it is much faster than the disk column, "
+            "durable writes still dominate. The metrics clock has 1 ms resolution, so "
+            "ratios at P = 10k are coarse.", "")
         if worst is not None:
             big = [e["median_ms"] / e["floor_ms"] for k_, e in eng.items()
                    if k_[0] >= 999987 and e.get("floor_ms")]
