@@ -132,7 +132,7 @@ demo: deps
 
 bench: deps
 	@$(MAKE) --no-print-directory all bench-bins
-	@bash bench/run.sh
+	@BUILD=$(BUILD) bash bench/run.sh
 
 lint: $(PROTO_H)
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
