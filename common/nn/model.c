@@ -171,13 +171,21 @@ too_big:
 static int s_build_cnn4(mfl_model_t *self, const char *p, char *err, size_t errlen)
 {
     size_t c, h, w, f, k = 0;
+    int pools = 4;
     if (s_parse_dim(&p, &c) || *p++ != 'x' || s_parse_dim(&p, &h) || *p++ != 'x' ||
         s_parse_dim(&p, &w) || *p++ != ':' || s_parse_dim(&p, &f) || *p++ != ':')
         goto bad;
-    if (p[0] == '0' && p[1] == '\0')
+    if (p[0] == '0' && (p[1] == '\0' || p[1] == ':'))
         p++;
     else if (s_parse_dim(&p, &k) != 0)
         goto bad;
+    /* ":p3": no pool after block 4, so a 28x28 image keeps a 3x3 map and
+     * the embedding is 9F wide instead of F (few-shot metric heads need
+     * more than F = 16..32 numbers per image; the convolutions cost the same) */
+    if (strcmp(p, ":p3") == 0) {
+        pools = 3;
+        p += 3;
+    }
     if (*p != '\0')
         goto bad;
     if (h < 16 || w < 16) {
@@ -191,7 +199,8 @@ static int s_build_cnn4(mfl_model_t *self, const char *p, char *err, size_t errl
         mfl_errf(err, errlen, "model spec '%s': feature maps too large", self->spec);
         return -1;
     }
-    snprintf(self->spec, sizeof self->spec, "cnn4:%zux%zux%zu:%zu:%zu", c, h, w, f, k);
+    snprintf(self->spec, sizeof self->spec, "cnn4:%zux%zux%zu:%zu:%zu%s", c, h, w, f, k,
+             pools == 3 ? ":p3" : "");
     self->n_in = c * h * w;
     size_t ch = c;
     for (int b = 1; b <= 4; b++) {
@@ -212,6 +221,9 @@ static int s_build_cnn4(mfl_model_t *self, const char *p, char *err, size_t errl
         if (s_add_tensor(self, name, 1, (size_t[]){f}, &l->b_off))
             goto too_big;
         s_push(self, S_RELU, f, h, w);
+        ch = f;
+        if (b > pools)
+            break;
         l = s_push(self, S_POOL, f, h, w);
         l->oh = h / 2;
         l->ow = w / 2;
@@ -227,8 +239,9 @@ static int s_build_cnn4(mfl_model_t *self, const char *p, char *err, size_t errl
     }
     return 0;
 bad:
-    mfl_errf(err, errlen, "model spec '%s': expected cnn4:CxHxW:FILTERS:CLASSES "
-             "(e.g. cnn4:1x28x28:64:5; CLASSES 0 = embedding only)", self->spec);
+    mfl_errf(err, errlen, "model spec '%s': expected cnn4:CxHxW:FILTERS:CLASSES[:p3] "
+             "(e.g. cnn4:1x28x28:64:5; CLASSES 0 = embedding only; :p3 = no 4th pool)",
+             self->spec);
     return -1;
 too_big:
     mfl_errf(err, errlen, "model spec '%s': more than %zu parameters", self->spec, S_MAX_PARAMS);

@@ -40,6 +40,8 @@ typedef struct mfl_model mfl_model_t;
  *   "cnn4:1x28x28:64:5"     the 4-block CNN: c×h×w input, 64 filters per
  *                           block (conv3x3, norm, ReLU, maxpool2), then a
  *                           dense head to 5 outputs; head 0 = embedding only
+ *   "cnn4:1x28x28:16:0:p3"  the same without the 4th pool: the last block's
+ *                           3x3 map (9F numbers) is the embedding / head input
  * `max_batch` sizes the activation buffers; larger batches are refused. */
 mfl_model_t *mfl_model_new(const char *spec, size_t max_batch, char *err, size_t errlen);
 

@@ -145,6 +145,7 @@ static void test_gradients_cnn4_every_layer(void **state)
     s_grad_check("cnn4:2x16x16:4:3", MFL_LOSS_SOFTMAX_CE, 3, KINK_TOL);
     s_grad_check("cnn4:1x17x19:3:2", MFL_LOSS_MSE, 2, KINK_TOL); /* odd sides: floor pooling */
     s_grad_check("cnn4:1x16x16:3:1", MFL_LOSS_BCE, 3, KINK_TOL);
+    s_grad_check("cnn4:1x16x16:3:2:p3", MFL_LOSS_SOFTMAX_CE, 3, KINK_TOL); /* no 4th pool */
 }
 
 /* dL/dx through every layer (the first layer's input gradient). */
@@ -240,6 +241,11 @@ static void test_hvp_cnn4(void **state)
     (void)state;
     s_hvp_check("cnn4:2x16x16:4:3", MFL_LOSS_SOFTMAX_CE, 3, 1e-4f, KINK_TOL);
     s_hvp_check("cnn4:1x16x16:3:2", MFL_LOSS_MSE, 2, 1e-4f, KINK_TOL);
+    /* without the 4th pool (":p3"); with 3 filters a ReLU of the last block
+     * sits within h = 1e-4 of its kink at this seed, so that one uses 1e-5 */
+    s_hvp_check("cnn4:1x16x16:3:2:p3", MFL_LOSS_MSE, 2, 1e-5f, KINK_TOL);
+    s_hvp_check("cnn4:1x16x16:4:2:p3", MFL_LOSS_MSE, 2, 1e-4f, KINK_TOL);
+    s_hvp_check("cnn4:2x16x16:4:3:p3", MFL_LOSS_SOFTMAX_CE, 3, 1e-4f, KINK_TOL);
     s_hvp_check("cnn4:1x16x16:3:1", MFL_LOSS_BCE, 3, 1e-4f, KINK_TOL);
 }
 
@@ -521,6 +527,19 @@ static void test_spec_layout_and_names(void **state)
     assert_int_equal(mfl_model_n_tensors(m), 16);
     mfl_model_destroy(&m);
 
+    /* ":p3" skips the 4th pool: 28→14→7→3, the 3×3 map is the embedding. */
+    m = mfl_model_new("cnn4:1x28x28:16:0:p3", 2, err, sizeof err);
+    assert_non_null(m);
+    assert_string_equal(mfl_model_spec(m), "cnn4:1x28x28:16:0:p3");
+    assert_int_equal(mfl_model_n_outputs(m), 16 * 3 * 3);
+    mfl_model_destroy(&m);
+    m = mfl_model_new("cnn4:1x28x28:16:5:p3", 2, err, sizeof err);
+    assert_non_null(m);
+    assert_int_equal(mfl_model_n_outputs(m), 5);
+    assert_int_equal(mfl_model_n_params(m), (16 * 9 + 16 + 32) + 3 * (16 * 16 * 9 + 16 + 32) +
+                                                 144 * 5 + 5);
+    mfl_model_destroy(&m);
+
     m = mfl_model_new("linear:13-1", 1, err, sizeof err);
     assert_non_null(m);
     assert_int_equal(mfl_model_n_params(m), 14);
@@ -534,7 +553,7 @@ static void test_spec_errors(void **state)
     static const char *const bad[] = {
         "", "mlp", "mlp:", "mlp:13", "mlp:13-", "mlp:-13-1", "mlp:13--1", "mlp:13-0-1",
         "mlp:013-1", "mlp:13-64x-1", "mlp:99999999999999999999-1", "linear:13-4-1",
-        "cnn4:1x28x28:64", "cnn4:1x28:64:5", "cnn4:1x8x8:64:5", "cnn4:1x28x28:64:5:",
+        "cnn4:1x28x28:64", "cnn4:1x28:64:5", "cnn4:1x8x8:64:5", "cnn4:1x28x28:64:5:", "cnn4:1x28x28:64:5:p4", "cnn4:1x28x28:64:5:p3x",
         "cnn4:1x28x28:0:5", "resnet:1-2", "mlp:1-2-3-4-5-6-7-8-9-10-11-12-13-14-15-16-17-18",
         "mlp:16777216-16777216-1", "cnn4:16777216x16777216x16777216:64:5",
         "cnn4:1x65536x65536:64:5", "cnn4:1x28x28:16777216:5"};
