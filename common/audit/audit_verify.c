@@ -292,8 +292,9 @@ int mfl_audit_verify_with(const char *path, mfl_audit_key_fn *key_fn, void *keys
     }
     rc = 0;
     snprintf(report->message, sizeof report->message,
-             "ok: %zu records, chain intact, all signatures valid (%zu site update signatures "
-             "checked)", report->n_records, report->n_site_sigs);
+             "ok: %zu record%s, chain intact, all signatures valid (%zu site update "
+             "signature%s checked)", report->n_records, report->n_records == 1 ? "" : "s",
+             report->n_site_sigs, report->n_site_sigs == 1 ? "" : "s");
     goto out;
 
 bad:

@@ -553,6 +553,24 @@ static void test_site_signed_nan_norm_does_not_verify(void **state)
     assert_non_null(strstr(rep.message, "nan.audit:2: record 2: site signed norm nan"));
 }
 
+/* "ok: 1 records" reads like a bug to an auditor: singular for one. */
+static void test_verify_message_says_one_record(void **state)
+{
+    (void)state;
+    char path[300], err[512];
+    snprintf(path, sizeof path, "%s/one.audit", s_dir);
+    unlink(path);
+    mfl_audit_t *log = mfl_audit_open(path, "coord", s_ids[0].sk, err, sizeof err);
+    assert_non_null(log);
+    assert_int_equal(mfl_audit_count(log), 1); /* log_opened */
+    mfl_audit_destroy(&log);
+    mfl_audit_report_t rep;
+    assert_int_equal(mfl_audit_verify_with(path, s_keys, NULL, &rep), 0);
+    assert_int_equal(rep.n_records, 1);
+    assert_non_null(strstr(rep.message, "ok: 1 record, chain intact"));
+    assert_non_null(strstr(rep.message, "(0 site update signatures checked)"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -569,6 +587,7 @@ int main(void)
         cmocka_unit_test(test_fifo_log_is_refused_without_blocking),
         cmocka_unit_test(test_reason_outside_ascii_is_kept_as_question_marks),
         cmocka_unit_test(test_site_signed_nan_norm_does_not_verify),
+        cmocka_unit_test(test_verify_message_says_one_record),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }
