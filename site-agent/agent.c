@@ -3,6 +3,7 @@
 #include "agent.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,12 @@ struct mfl_site_agent {
     unsigned handshakes;
     float *theta;           /* the last received θ, concatenated */
     size_t theta_cap;
+    /* Δ as handed to ZeroMQ (zero-copy): a warm buffer of our own, so a send
+     * is one memcpy instead of a fresh allocation per frame (page faults)
+     * plus the copy; busy until ZeroMQ releases it (then a send copies). */
+    float *send_buf;
+    size_t send_cap;
+    atomic_int send_busy;
     uint64_t updates_sent, reports_sent, hellos_sent;
     int warned_unconnected; /* one "still trying" warning per outage */
     uint64_t unconnected_since_ms;
@@ -140,8 +147,31 @@ void mfl_site_agent_destroy(mfl_site_agent_t **self_p)
     mfl_site_worker_destroy(&self->worker);
     mfl_identity_destroy(&self->identity);
     free(self->theta);
+    free(self->send_buf); /* the client is gone: ZeroMQ released it */
     free(self);
     *self_p = NULL;
+}
+
+static void s_send_buf_release(void *hint)
+{
+    atomic_store(&((mfl_site_agent_t *)hint)->send_busy, 0);
+}
+
+/* Δ in the agent's own send buffer, or NULL if that buffer is still queued
+ * in ZeroMQ (or cannot grow): the caller then sends with a copy. */
+static const float *s_send_copy(mfl_site_agent_t *self, const float *delta, size_t n)
+{
+    if (atomic_load(&self->send_busy))
+        return NULL;
+    if (n > self->send_cap) {
+        float *b = realloc(self->send_buf, n * sizeof(float));
+        if (!b)
+            return NULL;
+        self->send_buf = b;
+        self->send_cap = n;
+    }
+    memcpy(self->send_buf, delta, n * sizeof(float));
+    return self->send_buf;
 }
 
 uint64_t mfl_site_agent_updates_sent(const mfl_site_agent_t *self)
@@ -272,6 +302,7 @@ static mfl_agent_status_t s_round(mfl_site_agent_t *self, const mfl_msg_t *msg, 
         return MFL_AGENT_FATAL;
     }
     size_t nt = mfl_site_worker_n_tensors(self->worker);
+    const float *zc = s_send_copy(self, r.delta, r.n_delta);
     mfl_tensor_t *tensors = calloc(nt ? nt : 1, sizeof(*tensors));
     if (!tensors) {
         mfl_warn("site %s: out of memory sending round %u", self->cfg->site_id, task->round);
@@ -284,7 +315,7 @@ static mfl_agent_status_t s_round(mfl_site_agent_t *self, const mfl_msg_t *msg, 
         for (size_t d = 0; d < ti->ndim; d++)
             tensors[i].shape[d] = ti->shape[d];
         tensors[i].count = ti->count;
-        tensors[i].data = r.delta + ti->offset;
+        tensors[i].data = (zc ? zc : r.delta) + ti->offset;
         /* The hashes the worker signed: hashing Δ again in the send cost
          * one more 4 MB BLAKE2b per round for 1M parameters. */
         tensors[i].blake2b = r.tensor_hashes ? r.tensor_hashes + MFL_SITE_HASH_BYTES * i : NULL;
@@ -299,8 +330,13 @@ static mfl_agent_status_t s_round(mfl_site_agent_t *self, const mfl_msg_t *msg, 
     env.kind = METAFL__MESSAGE_KIND__UPDATE;
     env.body_case = METAFL__ENVELOPE__BODY_UPDATE;
     env.update = &upd;
-    /* release == NULL: the bytes are copied, so the worker may reuse Δ. */
-    int rc = mfl_client_send(self->client, &env, tensors, nt, NULL, NULL, err, sizeof(err));
+    /* Zero-copy from our send buffer (released by ZeroMQ), or, while that
+     * is still queued, release == NULL: the wire copies. Either way the
+     * worker may reuse Δ. */
+    if (zc)
+        atomic_store(&self->send_busy, 1);
+    int rc = mfl_client_send(self->client, &env, tensors, nt, zc ? s_send_buf_release : NULL,
+                             zc ? self : NULL, err, sizeof(err));
     free(tensors);
     if (rc) {
         mfl_warn("site %s: round %u: update not delivered: %s (the coordinator re-sends the "
