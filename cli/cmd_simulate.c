@@ -353,7 +353,8 @@ int mfl_cmd_simulate(int argc, char **argv)
             mfl_round_engine_site_seen(sim.engine, sim.sites[i].cfg.site_id, s_now_ms());
         mfl_round_engine_tick(sim.engine, s_now_ms());
         mfl_engine_phase_t ph = mfl_round_engine_phase(sim.engine);
-        if (sim.oom || ph == MFL_ENGINE_DONE || ph == MFL_ENGINE_FAILED)
+        if (sim.oom || ph == MFL_ENGINE_DONE || ph == MFL_ENGINE_FAILED ||
+            ph == MFL_ENGINE_ABORTED)
             break;
         if (sim.head < sim.n_jobs) {
             sim_job_t job = sim.jobs[sim.head++];

@@ -86,9 +86,12 @@ static void s_headline(const mfl_json_t *root, bool paused, int alive)
     printf("coordinator pid %.0f on %s: ", s_num(root, "pid"), s_str(root, "endpoint"));
     if (strcmp(phase, "done") == 0)
         printf("finished, %.0f of %.0f rounds done", done, rounds);
+    else if (strcmp(phase, "aborted") == 0)
+        printf("aborted by operator after %.0f of %.0f rounds (last checkpoint kept; starting "
+               "the coordinator again resumes from it)", done, rounds);
     else if (strcmp(phase, "failed") == 0)
-        printf("stopped (aborted by the operator or failed; see its log) after %.0f of %.0f "
-               "rounds", done, rounds);
+        printf("FAILED after %.0f of %.0f rounds (a round ran out of attempts or a fatal "
+               "error; see the coordinator's log)", done, rounds);
     else if (strcmp(phase, "waiting") == 0)
         printf("%s round %.0f of %.0f (%.0f done)",
                paused ? "paused before" : "waiting for sites for", round, rounds, done);
@@ -198,7 +201,8 @@ static int s_control(const char *dir, const char *command, const char *status_pa
                 "retry.\n", pid, status_path);
         return 1;
     }
-    if (strcmp(phase, "done") == 0 || strcmp(phase, "failed") == 0) {
+    if (strcmp(phase, "done") == 0 || strcmp(phase, "failed") == 0 ||
+        strcmp(phase, "aborted") == 0) {
         fprintf(stderr, "metafl status: the run is already over (phase '%s'); nothing sent\n",
                 phase);
         return 1;

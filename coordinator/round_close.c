@@ -30,7 +30,9 @@ void mfl_engine_audit_round(mfl_round_engine_t *self, mfl_audit_kind_t kind, con
     mfl_audit_record_init(&rec, kind, self->round, NULL);
     memcpy(rec.nonce, self->nonce, MFL_ENGINE_NONCE_BYTES);
     rec.nonce_len = MFL_ENGINE_NONCE_BYTES;
-    rec.n = kind == MFL_AUDIT_ROUND_OPENED ? self->n_selected : self->n_accepted;
+    rec.n = kind == MFL_AUDIT_ROUND_OPENED  ? self->n_selected
+            : kind == MFL_AUDIT_RUN_ABORTED ? 0 /* no round closed: reason says */
+                                            : self->n_accepted;
     if (kind == MFL_AUDIT_ROUND_CLOSED) {
         rec.has_delta_hash = true;
         memcpy(rec.delta_hash, self->theta_hash, 32); /* θ after the step */

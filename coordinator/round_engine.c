@@ -26,6 +26,7 @@ const char *mfl_engine_phase_name(mfl_engine_phase_t phase)
     case MFL_ENGINE_EVAL: return "eval";
     case MFL_ENGINE_DONE: return "done";
     case MFL_ENGINE_FAILED: return "failed";
+    case MFL_ENGINE_ABORTED: return "aborted";
     }
     return "?";
 }
@@ -401,6 +402,20 @@ int mfl_round_engine_update(mfl_round_engine_t *self, const char *peer,
                           h->site ? h->site : "", peer);
         return -1;
     }
+    if (self->phase == MFL_ENGINE_ABORTED) {
+        /* Sites finishing the round in flight when the operator aborted:
+         * expected, not a fault, so info (once per site) rather than warn,
+         * not counted as a rejection, and no Reject sent (the Bye already
+         * told the site why; a Reject would make it log a warning). */
+        mfl_engine_site_t *late = mfl_engine_find_site(self, peer);
+        uint32_t bit = (uint32_t)1 << ((unsigned)METAFL__REJECT_REASON__REJECT_WRONG_ROUND & 31u);
+        if (!late || !(late->reject_logged & bit))
+            mfl_info("site %s: update for round %u arrived after the operator aborted the "
+                     "run; dropped", peer, h->round);
+        if (late)
+            late->reject_logged |= bit;
+        return -1;
+    }
     if (self->phase != MFL_ENGINE_ROUND || h->round != self->round) {
         mfl_engine_reject(self, peer, METAFL__REJECT_REASON__REJECT_WRONG_ROUND, round,
                           "update for round %u, but %s", h->round,
@@ -557,6 +572,7 @@ void mfl_round_engine_tick(mfl_round_engine_t *self, uint64_t now_ms)
     }
     case MFL_ENGINE_DONE:
     case MFL_ENGINE_FAILED:
+    case MFL_ENGINE_ABORTED:
         break;
     }
 }
@@ -584,11 +600,17 @@ void mfl_round_engine_pause(mfl_round_engine_t *self, bool paused)
 
 void mfl_round_engine_abort(mfl_round_engine_t *self)
 {
-    if (self->phase == MFL_ENGINE_DONE || self->phase == MFL_ENGINE_FAILED)
+    if (self->phase == MFL_ENGINE_DONE || self->phase == MFL_ENGINE_FAILED ||
+        self->phase == MFL_ENGINE_ABORTED)
         return;
-    mfl_warn("run aborted by the operator after %u rounds; last checkpoint kept",
-             self->rounds_done);
-    self->phase = MFL_ENGINE_FAILED;
+    /* An operator's decision, not a fault: info, and its own phase and
+     * audit record so neither status nor an auditor takes it for a failure. */
+    char why[128];
+    snprintf(why, sizeof why, "aborted by the operator after %u of %u rounds",
+             self->rounds_done, self->config.rounds);
+    mfl_info("run %s; last checkpoint kept (a restart resumes from it)", why);
+    self->phase = MFL_ENGINE_ABORTED;
+    mfl_engine_audit_round(self, MFL_AUDIT_RUN_ABORTED, why);
     if (self->sink.finished)
         self->sink.finished(self->sink.ctx);
 }

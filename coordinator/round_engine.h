@@ -154,6 +154,7 @@ typedef enum {
     MFL_ENGINE_EVAL = 2,    /* an evaluation is open */
     MFL_ENGINE_DONE = 3,    /* all rounds and the final evaluation are over */
     MFL_ENGINE_FAILED = 4,  /* a round exhausted max_attempts, or a fatal I/O error */
+    MFL_ENGINE_ABORTED = 5, /* the operator stopped the run (metafl status --abort) */
 } mfl_engine_phase_t;
 
 mfl_engine_phase_t mfl_round_engine_phase(const mfl_round_engine_t *self);
@@ -182,8 +183,9 @@ const char *mfl_round_engine_site_at(const mfl_round_engine_t *self, size_t i,
                                      uint64_t *last_seen_ms, bool *connected);
 
 /* Run control from the operator: a paused engine closes the open round as
- * usual but opens no new one; abort stops at once (FAILED → DONE with the
- * last checkpoint kept). */
+ * usual but opens no new one; abort stops at once (phase ABORTED, distinct
+ * from FAILED so status can say who stopped it; a run_aborted audit
+ * record; the last checkpoint kept; a later start resumes from it). */
 void mfl_round_engine_pause(mfl_round_engine_t *self, bool paused);
 bool mfl_round_engine_paused(const mfl_round_engine_t *self);
 void mfl_round_engine_abort(mfl_round_engine_t *self);

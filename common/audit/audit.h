@@ -40,6 +40,10 @@ typedef enum {
     MFL_AUDIT_ROUND_OPENED,        /* coordinator: a round was dispatched */
     MFL_AUDIT_ROUND_CLOSED,        /* coordinator: server step applied; n = updates */
     MFL_AUDIT_ROUND_ABANDONED,     /* coordinator: too few sites; θ unchanged */
+    /* coordinator: the operator stopped the run (metafl status --abort);
+     * round = the round open or next, reason says how many were done.
+     * Appended last so older logs keep their meaning and still verify. */
+    MFL_AUDIT_RUN_ABORTED,
     MFL_AUDIT_KIND_COUNT
 } mfl_audit_kind_t;
 

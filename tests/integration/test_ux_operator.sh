@@ -89,6 +89,6 @@ wait_for 20 running || { metafl status --config "$CFG"; fail "restarted coordina
 out=$(metafl status --config "$CFG" --abort) || fail "--abort: $out"
 echo "$out" | grep -q "took 'abort': it stops now" || fail "--abort not confirmed"
 wait_for 20 metafl status --config "$CFG" --json >/dev/null
-stopped() { metafl status --config "$CFG" | grep -q "stopped (aborted by the operator or failed"; }
+stopped() { metafl status --config "$CFG" | grep -q "coordinator pid $C_PID on .*: aborted by operator after"; }
 wait_for 20 stopped || fail "abort not shown"
 echo "ok"

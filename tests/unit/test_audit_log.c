@@ -571,6 +571,31 @@ static void test_verify_message_says_one_record(void **state)
     assert_non_null(strstr(rep.message, "(0 site update signatures checked)"));
 }
 
+/* An operator abort is its own record kind, and a log holding one
+ * verifies and reads back. */
+static void test_run_aborted_record_round_trips(void **state)
+{
+    (void)state;
+    char path[300], err[512];
+    snprintf(path, sizeof path, "%s/abort.audit", s_dir);
+    unlink(path);
+    assert_string_equal(mfl_audit_kind_name(MFL_AUDIT_RUN_ABORTED), "run_aborted");
+    mfl_audit_kind_t k;
+    assert_int_equal(mfl_audit_kind_parse("run_aborted", &k), 0);
+    assert_int_equal(k, MFL_AUDIT_RUN_ABORTED);
+    mfl_audit_t *log = mfl_audit_open(path, "coord", s_ids[0].sk, err, sizeof err);
+    assert_non_null(log);
+    static mfl_audit_record_t rec;
+    mfl_audit_record_init(&rec, MFL_AUDIT_RUN_ABORTED, 3, NULL);
+    snprintf(rec.reason, sizeof rec.reason, "aborted by the operator after 2 rounds");
+    assert_int_equal(mfl_audit_append(log, &rec, NULL, err, sizeof err), 0);
+    mfl_audit_destroy(&log);
+    mfl_audit_report_t rep;
+    assert_int_equal(mfl_audit_verify_with(path, s_keys, NULL, &rep), 0);
+    assert_int_equal(rep.n_records, 2);
+    assert_non_null(strstr(rep.message, "ok: 2 records, chain intact"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -588,6 +613,7 @@ int main(void)
         cmocka_unit_test(test_reason_outside_ascii_is_kept_as_question_marks),
         cmocka_unit_test(test_site_signed_nan_norm_does_not_verify),
         cmocka_unit_test(test_verify_message_says_one_record),
+        cmocka_unit_test(test_run_aborted_record_round_trips),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }

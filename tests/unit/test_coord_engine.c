@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <math.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include "config.h"
 #include "core/log.h"
 #include "meta/learner.h"
+#include "audit/audit.h"
 #include "core/json.h"
 #include "round_engine.h"
 #include "status.h"
@@ -656,7 +658,7 @@ static void test_periodic_eval_pause_and_abort(void **state)
     assert_int_equal(mfl_round_engine_phase(e), MFL_ENGINE_ROUND);
     assert_int_equal(mfl_round_engine_round(e), 2);
     mfl_round_engine_abort(e);
-    assert_int_equal(mfl_round_engine_phase(e), MFL_ENGINE_FAILED);
+    assert_int_equal(mfl_round_engine_phase(e), MFL_ENGINE_ABORTED);
     assert_int_equal(fx->fake.finished, 1);
     assert_int_equal(mfl_round_engine_rounds_done(e), 1);
     mfl_round_engine_destroy(&e);
@@ -858,6 +860,74 @@ static void test_status_document_is_json_with_sites_and_last_round(void **state)
     mfl_round_engine_destroy(&e);
 }
 
+/* An operator abort is not a failure: its own phase (status says
+ * "aborted"), a run_aborted audit record, and an update from the round in
+ * flight is dropped without counting as a rejection. */
+static int s_collect_kinds(void *arg, size_t line_no, const mfl_audit_record_t *rec)
+{
+    (void)line_no;
+    char *kinds = arg;
+    size_t len = strlen(kinds);
+    snprintf(kinds + len, 512 - len, "%s,", mfl_audit_kind_name(rec->kind));
+    if (rec->kind == MFL_AUDIT_RUN_ABORTED)
+        assert_non_null(strstr(rec->reason, "aborted by the operator after 0 of 3 rounds"));
+    return 0;
+}
+
+static int s_one_key(void *arg, const char *name, uint8_t pk[32], char *err, size_t errlen)
+{
+    if (strcmp(name, "coord") != 0) {
+        snprintf(err, errlen, "no key for '%s'", name);
+        return -1;
+    }
+    memcpy(pk, arg, 32);
+    return 0;
+}
+
+static void test_abort_is_its_own_phase_and_audited(void **state)
+{
+    fixture_t *fx = *state;
+    assert_true(sodium_init() >= 0);
+    uint8_t pk[32], sk[64];
+    crypto_sign_keypair(pk, sk);
+    snprintf(fx->cfg.audit_log, sizeof fx->cfg.audit_log, "%s/coord.audit", fx->dir);
+    char err[512] = "";
+    mfl_round_engine_t *e = mfl_round_engine_new(&fx->cfg, &fx->sink, "coord", sk, err,
+                                                 sizeof err);
+    assert_non_null(e);
+    s_join3(e, 0);
+    mfl_round_engine_tick(e, 0);
+    assert_int_equal(mfl_round_engine_phase(e), MFL_ENGINE_ROUND);
+    assert_int_equal(s_send(fx, e, "site-a", 1.0f, 10, 1), 0);
+    mfl_round_engine_abort(e);
+    assert_int_equal(mfl_round_engine_phase(e), MFL_ENGINE_ABORTED);
+    assert_string_equal(mfl_engine_phase_name(MFL_ENGINE_ABORTED), "aborted");
+    assert_int_equal(fx->fake.finished, 1);
+    mfl_round_engine_abort(e); /* a second abort changes nothing */
+    assert_int_equal(fx->fake.finished, 1);
+    /* site-b finishes the round it was given after the abort */
+    size_t sent = fx->fake.n;
+    assert_int_equal(s_send(fx, e, "site-b", 1.0f, 10, 2), -1);
+    assert_int_equal(fx->fake.n, sent); /* dropped: no Reject, the Bye said why */
+    assert_int_equal(mfl_round_engine_rejections(e), 0);
+    mfl_round_engine_tick(e, 5000); /* no round opens after an abort */
+    assert_int_equal(mfl_round_engine_phase(e), MFL_ENGINE_ABORTED);
+    assert_int_equal(mfl_round_engine_rounds_done(e), 0);
+
+    char *text = mfl_status_render(e, &fx->cfg, "tcp://127.0.0.1:1", 5);
+    assert_non_null(text);
+    assert_non_null(strstr(text, "\"phase\":\"aborted\""));
+    free(text);
+    mfl_round_engine_destroy(&e);
+
+    char kinds[512] = "";
+    assert_int_equal(mfl_audit_foreach(fx->cfg.audit_log, s_collect_kinds, kinds, err,
+                                       sizeof err), 0);
+    assert_non_null(strstr(kinds, "round_opened,update_accepted,run_aborted,"));
+    mfl_audit_report_t rep;
+    assert_int_equal(mfl_audit_verify_with(fx->cfg.audit_log, s_one_key, pk, &rep), 0);
+}
+
 int main(void)
 {
     mfl_log_set_level(MFL_LOG_ERROR);
@@ -881,6 +951,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_status_document_is_json_with_sites_and_last_round,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_periodic_eval_pause_and_abort, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_abort_is_its_own_phase_and_audited, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_resumed_finished_run_waits_then_evaluates, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(
