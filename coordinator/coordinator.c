@@ -84,14 +84,11 @@ static void s_sink_theta(void *ctx, const mfl_engine_tensor_t *t, size_t n)
     mfl_coord_wire_prepare_theta(self->wire, t, n);
 }
 
-static void s_sink_finished(void *ctx)
+/* Bye to every connected site, so its log says why the coordinator went
+ * away instead of a bare lost connection. Sites stay up on Bye and rejoin
+ * a restarted coordinator on their own. */
+static void s_bye_all(mfl_coordinator_t *self, const char *why)
 {
-    mfl_coordinator_t *self = ctx;
-    self->finished_ms = s_now_ms();
-    self->status_dirty = true;
-    const char *why = mfl_round_engine_phase(self->engine) == MFL_ENGINE_DONE
-                          ? "run complete"
-                          : "run stopped";
     for (size_t i = 0; i < mfl_round_engine_n_sites(self->engine); i++) {
         bool connected = false;
         const char *site = mfl_round_engine_site_at(self->engine, i, NULL, &connected);
@@ -99,6 +96,17 @@ static void s_sink_finished(void *ctx)
         if (connected && mfl_coord_wire_send_bye(self->wire, site, why, err, sizeof err) < 0)
             mfl_debug("site %s: bye not sent: %s", site, err);
     }
+}
+
+static void s_sink_finished(void *ctx)
+{
+    mfl_coordinator_t *self = ctx;
+    self->finished_ms = s_now_ms();
+    self->status_dirty = true;
+    mfl_engine_phase_t ph = mfl_round_engine_phase(self->engine);
+    s_bye_all(self, ph == MFL_ENGINE_DONE      ? "run complete"
+                    : ph == MFL_ENGINE_ABORTED ? "run aborted by the operator"
+                                               : "run stopped");
 }
 
 /* ---- wire events → engine ------------------------------------------- */
@@ -310,6 +318,20 @@ int mfl_coordinator_run(mfl_coordinator_t *self, volatile sig_atomic_t *stop)
      * is on disk and a restart resumes from it. */
     mfl_info("stopping on a signal after %u rounds (the last checkpoint is kept; a restart "
              "resumes from it)", mfl_round_engine_rounds_done(self->engine));
+    /* Tell the sites, then give the Byes DRAIN_MS to leave (the socket
+     * drops queued sends when closed). Messages arriving meanwhile are
+     * dropped unread: the engine is not ticked again. */
+    s_bye_all(self, "coordinator stopped (signal); it resumes from its last checkpoint when "
+                    "restarted");
+    uint64_t until = s_now_ms() + DRAIN_MS;
+    for (uint64_t now = s_now_ms(); now < until; now = s_now_ms()) {
+        mfl_wire_event_t ev;
+        int rc = mfl_coord_wire_recv(self->wire, (int)(until - now), &ev, err, sizeof err);
+        if (rc < 0)
+            break;
+        if (rc == 1)
+            mfl_coord_wire_release(self->wire);
+    }
     return 0;
 }
 

@@ -48,7 +48,9 @@ const char *mfl_coordinator_endpoint(const mfl_coordinator_t *self);
  * error (err). */
 int mfl_coordinator_step(mfl_coordinator_t *self, int timeout_ms, char *err, size_t errlen);
 
-/* Steps until the run is over or *stop becomes non-zero. Returns the exit
+/* Steps until the run is over or *stop becomes non-zero; on a stop, tells
+ * every connected site Bye ("coordinator stopped") and waits up to 0.5 s
+ * for the Byes to leave. Returns the exit
  * status: 0 when all rounds completed or a stop was asked for (the last
  * completed round is checkpointed), 1 on a fatal error, an abort or a
  * round that exhausted max_attempts. */
