@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "core/fileio.h"
 #include "core/log.h"
 
 #define S_PUB_MAGIC "metafl-public-key v1"
@@ -89,31 +90,43 @@ static void s_stem(const char *path, const char *ext, char *out, size_t outlen)
     out[n - e] = '\0';
 }
 
+/* A public key file loaded where the secret half belongs is the usual
+ * slip (both files sit side by side after keygen, and a .pub is 0644):
+ * name the mix-up instead of complaining about the mode. */
+static int s_is_public_text(const char *text, size_t len, char name[MFL_KEY_NAME_MAX + 1])
+{
+    size_t m = strlen(S_PUB_MAGIC);
+    name[0] = '\0';
+    if (len < m || memcmp(text, S_PUB_MAGIC, m) != 0 ||
+        (len > m && text[m] != '\n' && text[m] != '\r'))
+        return 0;
+    const char *n = strstr(text, "\nname:");
+    if (n) {
+        n += 7;
+        while (*n == ' ')
+            n++;
+        size_t k = 0;
+        while (k < MFL_KEY_NAME_MAX && n[k] && n[k] != '\n' && n[k] != '\r' && n[k] != ' ')
+            k++;
+        memcpy(name, n, k);
+        name[k] = '\0';
+        if (mfl_key_name_check(name, NULL, 0) != 0)
+            name[0] = '\0';
+    }
+    return 1;
+}
+
 /* Reads a whole small file into a sodium_malloc'd, NUL-terminated buffer.
- * With `secret`, refuses group/other permissions. */
+ * With `secret`, refuses a public key file and group/other permissions. */
 static char *s_read_file(const char *path, int secret, size_t *len, char *err, size_t errlen)
 {
     /* Symlinks are followed (secret mounts often are links); the checks below
-     * apply to the file actually opened. */
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        mfl_errf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
+     * apply to the file actually opened. Non-blocking open: a FIFO in the
+     * key's place is refused at once instead of hanging the daemon. */
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        mfl_errf(err, errlen, "%s: not a regular file", path);
-        close(fd);
+    int fd = mfl_file_open_regular(path, &st, err, errlen);
+    if (fd < 0)
         return NULL;
-    }
-    if (secret && (st.st_mode & 077)) {
-        mfl_errf(err, errlen,
-                 "%s: secret key is %s by others (mode %04o); run chmod 600 %s",
-                 path, (st.st_mode & 044) ? "readable" : "accessible",
-                 (unsigned)(st.st_mode & 07777), path);
-        close(fd);
-        return NULL;
-    }
     if (st.st_size > MFL_KEY_FILE_MAX) {
         mfl_errf(err, errlen, "%s: %lld bytes, more than a key file's %d", path,
                  (long long)st.st_size, MFL_KEY_FILE_MAX);
@@ -133,9 +146,7 @@ static char *s_read_file(const char *path, int secret, size_t *len, char *err, s
             continue;
         if (r < 0) {
             mfl_errf(err, errlen, "%s: read failed: %s", path, strerror(errno));
-            sodium_free(buf);
-            close(fd);
-            return NULL;
+            goto out_fail;
         }
         if (r == 0)
             break;
@@ -143,15 +154,38 @@ static char *s_read_file(const char *path, int secret, size_t *len, char *err, s
         if (got > MFL_KEY_FILE_MAX) {
             mfl_errf(err, errlen, "%s: larger than a key file's %d bytes", path,
                      MFL_KEY_FILE_MAX);
-            sodium_free(buf);
-            close(fd);
-            return NULL;
+            goto out_fail;
         }
     }
     close(fd);
+    fd = -1;
     buf[got] = '\0';
+    char name[MFL_KEY_NAME_MAX + 1];
+    if (secret && s_is_public_text(buf, got, name)) {
+        if (name[0])
+            mfl_errf(err, errlen, "%s is a public key file; the key file setting (site.key_file, "
+                     "coordinator.key) needs the secret key (%s.key, made next to it by "
+                     "`metafl keygen %s`)", path, name, name);
+        else
+            mfl_errf(err, errlen, "%s is a public key file; the key file setting (site.key_file, "
+                     "coordinator.key) needs the secret key (NAME.key, made by `metafl "
+                     "keygen`)", path);
+        goto out_fail;
+    }
+    if (secret && (st.st_mode & 077)) {
+        mfl_errf(err, errlen,
+                 "%s: secret key is %s by others (mode %04o); run chmod 600 %s",
+                 path, (st.st_mode & 044) ? "readable" : "accessible",
+                 (unsigned)(st.st_mode & 07777), path);
+        goto out_fail;
+    }
     *len = got;
     return buf;
+out_fail:
+    sodium_free(buf);
+    if (fd >= 0)
+        close(fd);
+    return NULL;
 }
 
 /* Parses "magic\nname: X\n<field>: <64 hex>\n" (optional extra "curve:" line
@@ -292,20 +326,6 @@ int mfl_public_key_load(const char *pub_path, mfl_public_key_t *pk, char *err, s
     return 0;
 }
 
-static int s_write_all(int fd, const char *buf, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, buf, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        buf += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 /* Creates `path` exclusively with `mode` and writes `text`; on failure leaves
  * nothing behind. */
 static int s_create(const char *path, mode_t mode, const char *text, char *err, size_t errlen)
@@ -320,7 +340,7 @@ static int s_create(const char *path, mode_t mode, const char *text, char *err, 
     }
     /* open() applied the umask, which can only remove bits; fchmod makes the
      * mode exact without ever having been wider. */
-    if (fchmod(fd, mode) != 0 || s_write_all(fd, text, strlen(text)) != 0 || fsync(fd) != 0) {
+    if (fchmod(fd, mode) != 0 || mfl_file_write_full(fd, text, strlen(text)) != 0 || fsync(fd) != 0) {
         mfl_errf(err, errlen, "%s: write failed: %s", path, strerror(errno));
         close(fd);
         unlink(path);

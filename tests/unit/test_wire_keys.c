@@ -258,6 +258,41 @@ static void test_update_signature_binds_header_and_tensors(void **state)
     mfl_identity_destroy(&bob);
 }
 
+/* The .pub sits next to the .key after keygen and is 0644: loading it as
+ * the secret key must say "public key file", not "readable by others". */
+static void test_public_key_as_secret_is_named_as_such(void **state)
+{
+    (void)state;
+    char err[512] = "", p[512];
+    assert_int_equal(mfl_keys_generate(s_dir, "site-b", err, sizeof err), 0);
+    s_path(p, sizeof p, "site-b.pub");
+    assert_null(mfl_identity_load(p, err, sizeof err));
+    assert_non_null(strstr(err, "site-b.pub is a public key file"));
+    assert_non_null(strstr(err, "needs the secret key (site-b.key"));
+    assert_null(strstr(err, "readable by others"));
+    /* also when its mode is already 0600 */
+    assert_int_equal(chmod(p, 0600), 0);
+    assert_null(mfl_identity_load(p, err, sizeof err));
+    assert_non_null(strstr(err, "is a public key file"));
+}
+
+/* A FIFO (no writer) where the key file should be is refused at once
+ * instead of blocking open() forever. */
+static void test_fifo_key_file_is_refused_without_blocking(void **state)
+{
+    (void)state;
+    char err[512] = "", p[512];
+    s_path(p, sizeof p, "fifo.key");
+    assert_int_equal(mkfifo(p, 0600), 0);
+    assert_null(mfl_identity_load(p, err, sizeof err));
+    assert_non_null(strstr(err, "not a regular file"));
+    mfl_public_key_t pk;
+    s_path(p, sizeof p, "fifo.pub");
+    assert_int_equal(mkfifo(p, 0644), 0);
+    assert_int_equal(mfl_public_key_load(p, &pk, err, sizeof err), -1);
+    assert_non_null(strstr(err, "not a regular file"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -269,6 +304,10 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_allow_list_loads_every_pub_and_rejects_duplicates,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_public_key_as_secret_is_named_as_such, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_fifo_key_file_is_refused_without_blocking, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_update_signature_binds_header_and_tensors, setup,
                                         teardown),
     };
