@@ -270,6 +270,8 @@ done
 
 METRICS=$DEMO/run/metrics.jsonl
 shown=0
+echo "    (query loss: the hospitals' mean loss on each task's query cases after adapting"
+echo "     on its support cases; at the round's θ -> after their local meta-training)"
 while kill -0 "$COORD" 2>/dev/null; do
   if [ -f "$METRICS" ]; then
     n=$(grep -c '"event":"round"' "$METRICS" || true)
@@ -280,7 +282,7 @@ while kill -0 "$COORD" 2>/dev/null; do
           a = $0; sub(/.*"accepted":/, "", a); sub(/,.*/, "", a)
           lb = $0; sub(/.*"loss_before":/, "", lb); sub(/,.*/, "", lb)
           la = $0; sub(/.*"loss_after":/, "", la); sub(/,.*/, "", la)
-          printf "    round %3d/%d: %d hospitals, site loss %.4f -> %.4f\n", r, t, a, lb, la }'
+          printf "    round %3d/%d: %d hospitals, mean query loss %.4f at θ -> %.4f after local meta-training\n", r, t, a, lb, la }'
       shown=$n
     fi
   fi
@@ -355,20 +357,26 @@ PIDS=()
 
 # ---- 6. audit ---------------------------------------------------------------
 say "audit: every hospital's signed, hash-chained log of what left it (metafl audit verify)"
-for s in "${TRAIN_SITES[@]}"; do
-  printf '    %-11s ' "$s"
-  "$BIN/metafl" audit verify "$DEMO/run/$s.audit" --keys "$DEMO/keys" ||
-    die "the audit log of $s does not verify"
-done
-printf '    %-11s ' coordinator
-"$BIN/metafl" audit verify "$DEMO/run/coordinator.audit" --keys "$DEMO/keys" ||
-  die "the coordinator's audit log does not verify"
+# One line per log: the verifier's "ok: N records, ... (M site update
+# signatures checked)" as two numbers; the full message only on failure.
+audit_line() { # NAME LOG NOTE
+  local out n sigs
+  out=$("$BIN/metafl" audit verify "$2" --keys "$DEMO/keys" 2>&1) ||
+    { printf '    %-11s NOT INTACT\n%s\n' "$1" "$out" >&2; die "the audit log of $1 does not verify"; }
+  n=$(sed -n 's/^ok: \([0-9]*\) record.*/\1/p' <<<"$out")
+  sigs=$(sed -n 's/.*(\([0-9]*\) site update signature.*/\1/p' <<<"$out")
+  local rw=records, uw=updates
+  [ "$n" = 1 ] && rw=record,
+  [ "$sigs" = 1 ] && uw=update
+  printf '    %-11s ok  %4s %-8s %4s site-signed %s checked%s\n' "$1" "$n" "$rw" "$sigs" "$uw" "$3"
+}
+for s in "${TRAIN_SITES[@]}"; do audit_line "$s" "$DEMO/run/$s.audit" ""; done
+audit_line coordinator "$DEMO/run/coordinator.audit" "  (every accepted update)"
 # The new hospital's log verifies too, and holds no update: it never trained.
 for s in "${NEW_SITES[@]}"; do
-  printf '    %-11s ' "$s"
-  "$BIN/metafl" audit verify "$DEMO/run/$s.audit" --keys "$DEMO/keys" ||
-    die "the audit log of $s does not verify"
+  audit_line "$s" "$DEMO/run/$s.audit" "  (joined after training: nothing sent)"
 done
+echo "    all $(( ${#TRAIN_SITES[@]} + ${#NEW_SITES[@]} + 1 )) logs: hash chains intact, every record signed by its writer"
 
 # ---- 7. the table and report.json ------------------------------------------------
 say "results: each hospital's held-out patients (adapted on $K labelled cases)"
@@ -389,16 +397,16 @@ BEGIN { FS = "\t"
   acc[s] = num("accuracy"); au[s] = num("auroc"); accl[s] = num("accuracy_local"); aul[s] = num("auroc_local")
   accb[s] = num("accuracy_before"); aub[s] = num("auroc_before"); n[s] = num("n"); ns[s] = num("n_support") }
 END {
-  printf "\n  %-11s %-23s %-5s %5s %5s | %-13s | %-13s | %-13s\n", "hospital", "", "role", "k", "test", \
+  printf "\n  %-11s %-23s %-5s %5s %8s | %-13s | %-13s | %-13s\n", "hospital", "", "role", "k", "held-out", \
          "adapted meta", "local only", "global as-is"
-  printf "  %-11s %-23s %-5s %5s %5s | %6s %6s | %6s %6s | %6s %6s\n", "", "", "", "", "", \
+  printf "  %-11s %-23s %-5s %5s %8s | %6s %6s | %6s %6s | %6s %6s\n", "", "", "", "", "", \
          "acc", "AUROC", "acc", "AUROC", "acc", "AUROC"
   printf "{\n  \"rounds\": %d,\n  \"k\": %d,\n  \"hospitals\": [\n", rounds, k > report
   for (i = 1; i <= nh; i++) if (!(order[i] in path)) path[order[i]] = "live"
   first = 1; missing = 0
   for (i = 1; i <= nh; i++) { s = order[i]
     if (!(s in seen)) { missing++; printf "  %-11s (no report)\n", s; continue }
-    printf "  %-11s %-23s %-5s %5d %5d | %6s %6s | %6s %6s | %6s %6s\n", s, kind[s], role[s], ns[s], n[s], \
+    printf "  %-11s %-23s %-5s %5d %8d | %6s %6s | %6s %6s | %6s %6s\n", s, kind[s], role[s], ns[s], n[s], \
            fmt(acc[s]), fmt(au[s]), fmt(accl[s]), fmt(aul[s]), fmt(accb[s]), fmt(aub[s])
     printf "%s    {\"site\": \"%s\", \"kind\": \"%s\", \"role\": \"%s\", \"evaluation\": \"%s\", \"n_support\": %d, \"n_test\": %d,\n" \
            "     \"adapted\": {\"accuracy\": %s, \"auroc\": %s},\n" \
