@@ -197,6 +197,11 @@ void mfl_coord_wire_destroy(mfl_coord_wire_t **self_p)
     *self_p = NULL;
 }
 
+int mfl_coord_wire_reload(mfl_coord_wire_t *self, char *err, size_t errlen)
+{
+    return mfl_server_reload(self->server, err, errlen);
+}
+
 const char *mfl_coord_wire_endpoint(const mfl_coord_wire_t *self)
 {
     return mfl_server_endpoint(self->server);

@@ -46,6 +46,11 @@ void mfl_coord_wire_prepare_theta(mfl_coord_wire_t *self, const mfl_engine_tenso
 
 /* The bound endpoint ("tcp://127.0.0.1:41234"). */
 const char *mfl_coord_wire_endpoint(const mfl_coord_wire_t *self);
+
+/* Re-reads the allow-list directory (SIGHUP): new connections see the new
+ * list, established sessions stay. On error the old list stays in force
+ * and err says why. Returns 0 or -1. */
+int mfl_coord_wire_reload(mfl_coord_wire_t *self, char *err, size_t errlen);
 /* The coordinator's key name and Ed25519 secret key (64 bytes, borrowed),
  * for the audit log. */
 const char *mfl_coord_wire_name(const mfl_coord_wire_t *self);

@@ -14,6 +14,7 @@
 #include "core/log.h"
 #include "round_engine.h"
 #include "status.h"
+#include "wire/keys.h"
 
 #define STATUS_EVERY_MS 1000
 #define DRAIN_MS 500 /* after the run: let the Bye messages leave */
@@ -302,10 +303,40 @@ int mfl_coordinator_step(mfl_coordinator_t *self, int timeout_ms, char *err, siz
     return 0;
 }
 
-int mfl_coordinator_run(mfl_coordinator_t *self, volatile sig_atomic_t *stop)
+/* SIGHUP: re-read the allow-list directory and say who is admitted now, so
+ * an operator adding or revoking a hospital sees the effect in the log. */
+static void s_reload_allow_list(mfl_coordinator_t *self)
+{
+    char err[512];
+    if (mfl_coord_wire_reload(self->wire, err, sizeof err) < 0) {
+        mfl_error("allow-list reload failed, the previous list stays in force: %s", err);
+        return;
+    }
+    mfl_allow_list_t *list = mfl_allow_list_load(self->config.allow_dir, err, sizeof err);
+    if (!list) {
+        mfl_info("allow-list reloaded from %s", self->config.allow_dir);
+        return;
+    }
+    char names[1024] = "";
+    size_t used = 0, n = mfl_allow_list_size(list);
+    for (size_t i = 0; i < n && used < sizeof names; i++)
+        used += (size_t)snprintf(names + used, sizeof names - used, "%s%s", i ? ", " : "",
+                                 mfl_allow_list_at(list, i)->name);
+    mfl_info("allow-list reloaded from %s: %zu site(s) admitted for new connections: %s "
+             "(sites already connected keep their session until they reconnect)",
+             self->config.allow_dir, n, n ? names : "none");
+    mfl_allow_list_destroy(&list);
+}
+
+int mfl_coordinator_run(mfl_coordinator_t *self, volatile sig_atomic_t *stop,
+                        volatile sig_atomic_t *reload)
 {
     char err[512];
     while (!*stop) {
+        if (reload && *reload) {
+            *reload = 0;
+            s_reload_allow_list(self);
+        }
         int rc = mfl_coordinator_step(self, 100, err, sizeof err);
         if (rc < 0) {
             mfl_error("%s", err);

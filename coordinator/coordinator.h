@@ -54,7 +54,8 @@ int mfl_coordinator_step(mfl_coordinator_t *self, int timeout_ms, char *err, siz
  * status: 0 when all rounds completed or a stop was asked for (the last
  * completed round is checkpointed), 1 on a fatal error, an abort or a
  * round that exhausted max_attempts. */
-int mfl_coordinator_run(mfl_coordinator_t *self, volatile sig_atomic_t *stop);
+int mfl_coordinator_run(mfl_coordinator_t *self, volatile sig_atomic_t *stop,
+                        volatile sig_atomic_t *reload);
 
 /* Writes the status file now (also done by step). 0 or -1 (err). */
 int mfl_coordinator_write_status(mfl_coordinator_t *self, char *err, size_t errlen);

@@ -12,11 +12,14 @@
 #include "core/log.h"
 
 static volatile sig_atomic_t s_stop = 0;
+static volatile sig_atomic_t s_reload = 0;
 
 static void s_on_signal(int sig)
 {
-    (void)sig;
-    s_stop = 1;
+    if (sig == SIGHUP)
+        s_reload = 1;
+    else
+        s_stop = 1;
 }
 
 static void s_usage(FILE *out)
@@ -36,6 +39,8 @@ static void s_usage(FILE *out)
             "connected sites are told Bye, then keep redialling);\n"
             "starting again with the same config resumes from that checkpoint and says\n"
             "so. Pause, resume or abort a running coordinator with metafl status.\n"
+            "SIGHUP re-reads the allow-list directory (add or revoke a site's .pub\n"
+            "without a restart; connected sites keep their session until they reconnect).\n"
             "Exit status: 0 run finished or stopped on a signal, 1 config/key/run error\n"
             "or aborted (metafl status --abort), 2 bad arguments.\n");
 }
@@ -120,6 +125,7 @@ int main(int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     mfl_coordinator_t *coord = mfl_coordinator_new(&config, err, sizeof err);
@@ -128,7 +134,7 @@ int main(int argc, char **argv)
         mfl_error("%s", err);
         return 1;
     }
-    int status = mfl_coordinator_run(coord, &s_stop);
+    int status = mfl_coordinator_run(coord, &s_stop, &s_reload);
     mfl_coordinator_destroy(&coord);
     return status;
 }

@@ -26,7 +26,16 @@ struct mfl_client_t {
     void *on_connect_arg;
     uint64_t last_heartbeat_ms;
     char last_error[512];
+    /* libzmq does not redial after the server's ZAP handler refused our
+     * key; a hospital whose key is allow-listed later (and the coordinator
+     * reloaded with SIGHUP) must still get in without a restart. So after a
+     * refusal we drop and re-add the endpoint ourselves, backing off. */
+    int64_t redial_at_ms;      /* 0: no redial pending */
+    int64_t redial_backoff_ms;
 };
+
+#define S_REDIAL_FIRST_MS 2000
+#define S_REDIAL_MAX_MS 60000
 
 void mfl_client_opts_default(mfl_client_opts_t *opts)
 {
@@ -178,6 +187,8 @@ static int s_monitor_event(mfl_client_t *self)
         self->connected = 1;
         self->handshakes++;
         self->last_error[0] = '\0';
+        self->redial_at_ms = 0;
+        self->redial_backoff_ms = 0;
         self->last_heartbeat_ms = mfl_wire_now_ms();
         mfl_debug("connected to %s (handshake %u)", self->endpoint, self->handshakes);
         if (self->on_connect)
@@ -189,6 +200,12 @@ static int s_monitor_event(mfl_client_t *self)
                  "coordinator at %s refused our key '%s' (ZAP status %u): is %s.pub in its "
                  "allow-list directory?",
                  self->endpoint, self->name, value, self->name);
+        self->redial_backoff_ms = self->redial_backoff_ms
+                                      ? self->redial_backoff_ms * 2
+                                      : S_REDIAL_FIRST_MS;
+        if (self->redial_backoff_ms > S_REDIAL_MAX_MS)
+            self->redial_backoff_ms = S_REDIAL_MAX_MS;
+        self->redial_at_ms = s_mono_ms() + self->redial_backoff_ms;
         break;
     case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
     case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
@@ -216,10 +233,26 @@ static int s_monitor_event(mfl_client_t *self)
     return 1;
 }
 
+/* After a key refusal: dial again once the backoff has passed. */
+static void s_redial_if_due(mfl_client_t *self)
+{
+    if (!self->redial_at_ms || s_mono_ms() < self->redial_at_ms)
+        return;
+    self->redial_at_ms = 0;
+    (void)zmq_disconnect(self->dealer, self->endpoint); /* may already be gone */
+    if (zmq_connect(self->dealer, self->endpoint) != 0)
+        mfl_warn("redial %s after the key refusal failed: %s", self->endpoint,
+                 zmq_strerror(errno));
+    else
+        mfl_debug("redialling %s after the key refusal (next wait %lld ms if refused again)",
+                  self->endpoint, (long long)self->redial_backoff_ms * 2);
+}
+
 static void s_drain_monitor(mfl_client_t *self)
 {
     while (s_monitor_event(self)) {
     }
+    s_redial_if_due(self);
 }
 
 int mfl_client_wait_connected(mfl_client_t *self, int timeout_ms, char *err, size_t errlen)
