@@ -221,7 +221,6 @@ static int s_build_cnn4(mfl_model_t *self, const char *p, char *err, size_t errl
         if (s_add_tensor(self, name, 1, (size_t[]){f}, &l->b_off))
             goto too_big;
         s_push(self, S_RELU, f, h, w);
-        ch = f;
         if (b > pools)
             break;
         l = s_push(self, S_POOL, f, h, w);
