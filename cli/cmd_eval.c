@@ -48,13 +48,8 @@ int mfl_cmd_eval(int argc, char **argv)
             s_usage(stdout);
             return 0;
         } else if (strcmp(a, "--threads") == 0 && i + 1 < argc) {
-            char *tend = NULL;
-            long v = strtol(argv[++i], &tend, 10);
-            if (*tend || v < 1 || v > 256) {
-                fprintf(stderr, "metafl %s: --threads wants an integer 1..256\n", argv[0]);
+            if (mfl_cli_parse_threads(argv[0], argv[++i], &threads))
                 return 2;
-            }
-            threads = (int)v;
         } else if (strcmp(a, "--config") == 0 && i + 1 < argc) {
             config = argv[++i];
         } else if (strcmp(a, "--params") == 0 && i + 1 < argc) {
@@ -93,11 +88,8 @@ int mfl_cmd_eval(int argc, char **argv)
     int rc = 1;
     mfl_learner_t *l = NULL;
     float *theta = NULL;
-    mfl_experiment_t *exp = mfl_experiment_load(config, err, sizeof(err));
-    if (!exp)
-        goto out_err;
-    l = mfl_experiment_learner(exp, err, sizeof(err));
-    if (!l)
+    mfl_experiment_t *exp = NULL;
+    if (mfl_cli_open_experiment(config, &exp, &l, err, sizeof(err)))
         goto out_err;
     theta = malloc(mfl_learner_n_state(l) * sizeof(float));
     if (!theta) {

@@ -2,6 +2,29 @@
 #include "meta_common.h"
 
 #include <math.h>
+#include <stdlib.h>
+
+int mfl_cli_parse_threads(const char *cmd, const char *val, int *threads)
+{
+    char *tend = NULL;
+    long v = strtol(val, &tend, 10);
+    if (*tend || v < 1 || v > 256) {
+        fprintf(stderr, "metafl %s: --threads wants an integer 1..256\n", cmd);
+        return -1;
+    }
+    *threads = (int)v;
+    return 0;
+}
+
+int mfl_cli_open_experiment(const char *config, mfl_experiment_t **exp_p,
+                            mfl_learner_t **l_p, char *err, size_t errlen)
+{
+    *exp_p = mfl_experiment_load(config, err, errlen);
+    if (!*exp_p)
+        return -1;
+    *l_p = mfl_experiment_learner(*exp_p, err, errlen);
+    return *l_p ? 0 : -1;
+}
 
 static void s_line(FILE *out, const char *label, const mfl_eval_metrics_t *m)
 {
