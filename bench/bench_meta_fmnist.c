@@ -25,7 +25,7 @@
  *   - evaluation: EVAL_TASKS held-out episodes, 30 query images per class.
  *
  *   bench_meta_fmnist [--quick] [--no-rot] [--no-p3] [--filters F] [--steps-x N]
- *                     [--only NAME] [--out FILE] [--config FILE]
+ *                     [--seed N] [--only NAME,...] [--out FILE] [--config FILE]
  * Writes ${BENCH_RESULTS:-bench/results}/meta_fmnist.json by default. */
 #include <math.h>
 #include <stdio.h>
@@ -104,11 +104,22 @@ static int s_eval_on_train(mfl_experiment_t *exp, size_t n_upright, mfl_learner_
     return rc;
 }
 
+/* Whether `name` is one of the comma-separated names in `list`. */
+static int s_listed(const char *list, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = list; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+        if (strncmp(p, name, n) == 0 && (p[n] == ',' || p[n] == '\0'))
+            return 1;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     int quick = getenv("BENCH_QUICK") && strcmp(getenv("BENCH_QUICK"), "1") == 0, rot = 1;
     const char *out = NULL, *config = "configs/train-fmnist.yaml", *only = NULL;
     int filters = 16, steps_x = 1, p3 = 1;
+    long seed = -1;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0)
             quick = 1;
@@ -116,6 +127,8 @@ int main(int argc, char **argv)
             rot = 0;
         else if (strcmp(argv[i], "--filters") == 0 && i + 1 < argc)
             filters = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc)
+            seed = atol(argv[++i]);
         else if (strcmp(argv[i], "--no-p3") == 0)
             p3 = 0;
         else if (strcmp(argv[i], "--steps-x") == 0 && i + 1 < argc)
@@ -128,7 +141,8 @@ int main(int argc, char **argv)
             config = argv[++i];
         else {
             fprintf(stderr, "usage: bench_meta_fmnist [--quick] [--no-rot] [--no-p3] [--filters F] "
-                            "[--steps-x N] [--only NAME] [--out FILE] [--config FILE]\n");
+                            "[--steps-x N] [--seed N] [--only NAME,...] [--out FILE] "
+                            "[--config FILE]\n");
             return 2;
         }
     }
@@ -146,6 +160,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_meta_fmnist: %s\n", err);
         return 1;
     }
+    if (seed >= 0)
+        exp->seed = (uint64_t)seed; /* init, training and held-out episode streams */
     size_t n_upright = exp->n_train_classes;
     if (rot && mfl_bench_fmnist_add_rotations(exp, ROT_PER_CLASS)) {
         fprintf(stderr, "bench_meta_fmnist: cannot build the rotated meta-train classes\n");
@@ -170,7 +186,7 @@ int main(int argc, char **argv)
            rot ? "with rotations" : "upright");
     for (size_t i = 0; i < N_METHODS; i++) {
         const s_method_t *m = &s_methods[i];
-        if (only && strcmp(only, m->name) != 0)
+        if (only && !s_listed(only, m->name))
             continue;
         mfl_learner_config_defaults(&exp->learner, m->algo);
         snprintf(exp->learner.model_spec, sizeof(exp->learner.model_spec),
