@@ -17,25 +17,7 @@
 #include "audit/audit.h"
 #include "core/rng.h"
 #include "fed/aggregate.h"
-
-static double s_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int s_cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double s_median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, s_cmp);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
+#include "bench_common.h"
 
 /* The one writer key of the bench log. */
 static int s_key(void *arg, const char *name, uint8_t pk[32], char *err, size_t errlen)
@@ -54,7 +36,7 @@ int main(int argc, char **argv)
 {
     if (sodium_init() < 0)
         return 1;
-    const int quick = getenv("BENCH_QUICK") && strcmp(getenv("BENCH_QUICK"), "1") == 0;
+    const int quick = s_bench_quick_env();
     char out_path[1024];
     const char *res = getenv("BENCH_RESULTS");
     snprintf(out_path, sizeof out_path, "%s/fed.json",
@@ -79,25 +61,25 @@ int main(int argc, char **argv)
     for (int i = 0; i < reps; i++) {
         if (mfl_aggregate_count(agg) == MFL_AGGREGATE_MAX_UPDATES)
             mfl_aggregate_reset(agg);
-        double t0 = s_now();
+        double t0 = s_bench_now();
         if (mfl_aggregate_add(agg, delta, 199.0, err, sizeof err) != 0) {
             fprintf(stderr, "bench_fed: %s\n", err);
             return 1;
         }
-        double t1 = s_now();
+        double t1 = s_bench_now();
         const float w = 199.0f;
         for (size_t j = 0; j < P; j++)
             acc[j] += w * delta[j];
         s_sink = acc[P / 2];
-        double t2 = s_now();
+        double t2 = s_bench_now();
         t_agg[i] = t1 - t0;
         t_ref[i] = t2 - t1;
     }
-    double agg_s = s_median(t_agg, reps), ref_s = s_median(t_ref, reps);
+    double agg_s = s_bench_median(t_agg, reps), ref_s = s_bench_median(t_ref, reps);
     memset(mean, 0, P * sizeof *mean); /* page faults out of the timing */
-    double t0 = s_now();
+    double t0 = s_bench_now();
     mfl_aggregate_mean(agg, mean);
-    double mean_s = s_now() - t0;
+    double mean_s = s_bench_now() - t0;
 
     /* Audit: append (write + fsync) and verify, per record. */
     uint8_t pk[32], sk[64];
@@ -120,18 +102,18 @@ int main(int argc, char **argv)
     rec.norm = 1.5;
     double *t_app = malloc((size_t)n_rec * sizeof(double));
     for (int i = 0; i < n_rec; i++) {
-        double a = s_now();
+        double a = s_bench_now();
         if (mfl_audit_append(log, &rec, NULL, err, sizeof err) != 0)
             return 1;
-        t_app[i] = s_now() - a;
+        t_app[i] = s_bench_now() - a;
     }
     mfl_audit_destroy(&log);
-    double app_s = s_median(t_app, n_rec);
+    double app_s = s_bench_median(t_app, n_rec);
     /* Verify: every record's hash and Ed25519 signature. */
     mfl_audit_report_t rep;
-    t0 = s_now();
+    t0 = s_bench_now();
     int vrc = mfl_audit_verify_with(path, s_key, pk, &rep);
-    double verify_s = (s_now() - t0) / (double)(n_rec + 1);
+    double verify_s = (s_bench_now() - t0) / (double)(n_rec + 1);
     if (vrc != 0) {
         fprintf(stderr, "bench_fed: %s\n", rep.message);
         return 1;

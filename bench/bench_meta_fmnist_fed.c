@@ -30,6 +30,7 @@
 #include "site_worker.h"
 
 #include "fmnist_rot.h"
+#include "bench_common.h"
 
 #define N_SITES 4
 #define ROT_PER_CLASS 1500
@@ -57,13 +58,6 @@ static uint64_t s_now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static double s_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 /* The sink only queues (it must not call back into the engine). */
@@ -159,7 +153,7 @@ static void s_learner_config(mfl_learner_config_t *c, int local_steps)
 
 int main(int argc, char **argv)
 {
-    int quick = getenv("BENCH_QUICK") && strcmp(getenv("BENCH_QUICK"), "1") == 0;
+    int quick = s_bench_quick_env();
     const char *out = NULL, *config = "configs/train-fmnist.yaml";
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0)
@@ -174,17 +168,13 @@ int main(int argc, char **argv)
         }
     }
     char path[1024];
-    if (!out) {
-        const char *dir = getenv("BENCH_RESULTS") ? getenv("BENCH_RESULTS") : "bench/results";
-        snprintf(path, sizeof(path), "%s/meta_fmnist_fed.json", dir);
-        out = path;
-    }
+    out = s_bench_out_path(out, path, sizeof(path), "meta_fmnist_fed.json");
     mfl_blas_set_threads(1);
     mfl_log_set_level(MFL_LOG_WARN);
     const int rounds = quick ? 4 : 30, local = quick ? 5 : 12;
     const int central_steps = rounds * N_SITES * local;
     char err[1024];
-    double t0 = s_now();
+    double t0 = s_bench_now();
     mfl_experiment_t *exp = mfl_experiment_load(config, err, sizeof(err));
     if (!exp || mfl_bench_fmnist_add_rotations(exp, ROT_PER_CLASS)) {
         fprintf(stderr, "bench_meta_fmnist_fed: %s\n", exp ? "rotations failed" : err);
@@ -205,10 +195,10 @@ int main(int argc, char **argv)
     float *theta = malloc(ns * sizeof(float)), *theta0 = malloc(ns * sizeof(float));
     mfl_learner_init_state(l, theta, 1);
     memcpy(theta0, theta, ns * sizeof(float));
-    double tc = s_now();
+    double tc = s_bench_now();
     if (mfl_experiment_train(exp, l, theta, NULL, NULL, NULL, err, sizeof(err)))
         return fprintf(stderr, "bench_meta_fmnist_fed: central: %s\n", err), 1;
-    tc = s_now() - tc;
+    tc = s_bench_now() - tc;
     size_t tq = exp->q_query;
     exp->q_query = EVAL_QUERY;
     mfl_exp_eval_t ev_c, ev_f, ev_0;
@@ -276,7 +266,7 @@ int main(int argc, char **argv)
     for (int r = 0; r < N_SITES; r++)
         mfl_round_engine_site_hello(sim.engine, sim.id[r], mfl_site_worker_n_train(sim.worker[r]),
                                     s_now_ms());
-    double tf = s_now();
+    double tf = s_bench_now();
     while (!sim.failed && mfl_round_engine_rounds_done(sim.engine) < (uint32_t)rounds) {
         for (int r = 0; r < N_SITES; r++)
             mfl_round_engine_site_seen(sim.engine, sim.id[r], s_now_ms());
@@ -296,7 +286,7 @@ int main(int argc, char **argv)
         if (n == 0)
             usleep(1000);
     }
-    tf = s_now() - tf;
+    tf = s_bench_now() - tf;
     if (sim.failed || mfl_round_engine_rounds_done(sim.engine) < (uint32_t)rounds)
         return fprintf(stderr, "bench_meta_fmnist_fed: federated run stopped early\n"), 1;
     exp->q_query = EVAL_QUERY;
@@ -326,7 +316,7 @@ int main(int argc, char **argv)
                 quick ? "true" : "false", EMBED, N_SITES, rounds, local, central_steps,
                 exp->eval_tasks, EVAL_QUERY, ev_0.mean.accuracy, ev_c.mean.accuracy,
                 ev_c.accuracy_ci95, ev_f.mean.accuracy, ev_f.accuracy_ci95, gap, tc, tf,
-                s_now() - t0);
+                s_bench_now() - t0);
         fclose(f);
         printf("wrote %s\n", out);
     }

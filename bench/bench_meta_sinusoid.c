@@ -17,19 +17,13 @@
 
 #include "meta/learner.h"
 #include "nn/blas.h"
+#include "bench_common.h"
 
 #define SPEC "mlp:1-40-40-1"
 #define LR 0.005f
 #define N_EVAL 100
 
 static const int s_ks[] = {1, 5, 10};
-
-static double s_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static mfl_learner_t *s_new(mfl_algo_kind_t algo, int inner_steps, float outer_lr,
                             int meta_batch, int outer_steps, int epochs)
@@ -61,7 +55,7 @@ static double s_train(mfl_learner_t *l, float *theta, int blocks)
     float *delta = malloc(ns * sizeof(float));
     char err[256];
     mfl_learner_keep_outer_state(l, 1); /* the blocks are one run */
-    double t0 = s_now();
+    double t0 = s_bench_now();
     for (int b = 0; b < blocks; b++) {
         mfl_rng_t rng;
         mfl_rng_seed(&rng, 1, (uint64_t)b);
@@ -72,7 +66,7 @@ static double s_train(mfl_learner_t *l, float *theta, int blocks)
         for (size_t i = 0; i < ns; i++)
             theta[i] += delta[i];
     }
-    double dt = s_now() - t0;
+    double dt = s_bench_now() - t0;
     free(delta);
     mfl_sampler_destroy(&s);
     return dt;
@@ -103,24 +97,12 @@ static void s_eval(mfl_learner_t *l, const float *theta, float lr, double *mse)
 
 int main(int argc, char **argv)
 {
-    int quick = getenv("BENCH_QUICK") && strcmp(getenv("BENCH_QUICK"), "1") == 0;
-    const char *out = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--quick") == 0)
-            quick = 1;
-        else if (strcmp(argv[i], "--out") == 0 && i + 1 < argc)
-            out = argv[++i];
-        else {
-            fprintf(stderr, "usage: bench_meta_sinusoid [--quick] [--out FILE]\n");
-            return 2;
-        }
-    }
+    int quick;
+    const char *out;
     char path[1024];
-    if (!out) {
-        const char *dir = getenv("BENCH_RESULTS") ? getenv("BENCH_RESULTS") : "bench/results";
-        snprintf(path, sizeof(path), "%s/meta_sinusoid.json", dir);
-        out = path;
-    }
+    if (s_bench_args(argc, argv, "bench_meta_sinusoid", &quick, &out))
+        return 2;
+    out = s_bench_out_path(out, path, sizeof(path), "meta_sinusoid.json");
     mfl_blas_set_threads(1);
     int blocks = quick ? 2 : 20; /* × 1000 outer steps */
     struct {

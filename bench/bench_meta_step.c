@@ -15,49 +15,19 @@
 
 #include "meta/learner.h"
 #include "nn/blas.h"
+#include "bench_common.h"
 
 #define SPEC "mlp:16-32-1"
 #define ROWS 32
 
-static double s_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int s_cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double s_median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof(double), s_cmp);
-    return v[n / 2];
-}
-
 int main(int argc, char **argv)
 {
-    int quick = getenv("BENCH_QUICK") && strcmp(getenv("BENCH_QUICK"), "1") == 0;
-    const char *out = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--quick") == 0)
-            quick = 1;
-        else if (strcmp(argv[i], "--out") == 0 && i + 1 < argc)
-            out = argv[++i];
-        else {
-            fprintf(stderr, "usage: bench_meta_step [--quick] [--out FILE]\n");
-            return 2;
-        }
-    }
+    int quick;
+    const char *out;
     char path[1024];
-    if (!out) {
-        const char *dir = getenv("BENCH_RESULTS") ? getenv("BENCH_RESULTS") : "bench/results";
-        snprintf(path, sizeof(path), "%s/meta_step.json", dir);
-        out = path;
-    }
+    if (s_bench_args(argc, argv, "bench_meta_step", &quick, &out))
+        return 2;
+    out = s_bench_out_path(out, path, sizeof(path), "meta_step.json");
     mfl_blas_set_threads(1);
     const int reps = quick ? 5 : 21, per = quick ? 200 : 1000;
     /* A binary table of 2·ROWS rows; the site sampler draws support and
@@ -81,12 +51,12 @@ int main(int argc, char **argv)
     mfl_model_init_params(model, theta, &r);
     double t_ref[64];
     for (int k = 0; k < reps; k++) {
-        double t0 = s_now();
+        double t0 = s_bench_now();
         for (int i = 0; i < per; i++)
             mfl_model_loss_grad(model, theta, &loss, d->x, d->y, ROWS, grad);
-        t_ref[k] = (s_now() - t0) / per * 1e3;
+        t_ref[k] = (s_bench_now() - t0) / per * 1e3;
     }
-    double ref = s_median(t_ref, reps);
+    double ref = s_bench_median(t_ref, reps);
 
     const mfl_algo_kind_t algos[] = {MFL_ALGO_FOMAML, MFL_ALGO_MAML, MFL_ALGO_REPTILE,
                                      MFL_ALGO_META_SGD};
@@ -107,14 +77,14 @@ int main(int argc, char **argv)
         for (int k = 0; k < reps; k++) {
             mfl_rng_t rng;
             mfl_rng_seed(&rng, 2, (uint64_t)k);
-            double t0 = s_now();
+            double t0 = s_bench_now();
             if (mfl_learner_meta_train(l, st, s, &rng, delta, NULL, err, sizeof(err))) {
                 fprintf(stderr, "bench_meta_step: %s\n", err);
                 return 1;
             }
-            t[k] = (s_now() - t0) / per * 1e3;
+            t[k] = (s_bench_now() - t0) / per * 1e3;
         }
-        ms[a] = s_median(t, reps);
+        ms[a] = s_bench_median(t, reps);
         free(st);
         free(delta);
         mfl_learner_destroy(&l);

@@ -22,27 +22,9 @@
 #include "nn/loss.h"
 #include "nn/model.h"
 #include "nn/optim.h"
+#include "bench_common.h"
 
 #define MAX_SAMPLES 400
-
-static double s_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int s_cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double s_median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, s_cmp);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 /* Repeats fn until `budget` seconds or `max_n` samples; returns the median
  * seconds and, if `best` is not NULL, the fastest sample (on a shared
@@ -53,13 +35,13 @@ static double s_time(s_fn_t fn, void *ctx, int max_n, double budget, double *bes
     double samples[MAX_SAMPLES] = {0};
     int n = 0;
     fn(ctx); /* warm-up: caches, BLAS thread start, lazy buffers */
-    double start = s_now();
-    while (n < 5 || (n < max_n && n < MAX_SAMPLES && s_now() - start < budget)) {
-        double t0 = s_now();
+    double start = s_bench_now();
+    while (n < 5 || (n < max_n && n < MAX_SAMPLES && s_bench_now() - start < budget)) {
+        double t0 = s_bench_now();
         fn(ctx);
-        samples[n++] = s_now() - t0;
+        samples[n++] = s_bench_now() - t0;
     }
-    double med = s_median(samples, n); /* sorts: samples[0] is the minimum */
+    double med = s_bench_median(samples, n); /* sorts: samples[0] is the minimum */
     if (best)
         *best = samples[0];
     return med;

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <time.h>
 #include <zmq.h>
+#include "bench_common.h"
 
 #define S_MAX_LIST 8
 #define S_MAX_SITES 64
@@ -38,13 +39,6 @@ typedef struct {
     int id;
     int rc;
 } s_client_t;
-
-static double s_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static void s_nofree(void *data, void *hint)
 {
@@ -144,12 +138,6 @@ out:
     return NULL;
 }
 
-static int s_cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* Runs `rounds` rounds with n sites and P params; *median in seconds. */
 static int s_floor(size_t params, int n, int rounds, int io_threads, int plain, size_t chunk,
                    double *median, double *min)
@@ -202,7 +190,7 @@ static int s_floor(size_t params, int n, int rounds, int io_threads, int plain, 
         zmq_recv(sock, buf, sizeof buf, 0);
     }
     for (int r = 0; r <= rounds; r++) {
-        double t0 = s_now();
+        double t0 = s_bench_now();
         for (int i = 0; i < n; i++)
             if (s_send_buf(sock, ids[i], idl[i], theta, bytes, chunk) != 0)
                 goto out_join;
@@ -212,9 +200,9 @@ static int s_floor(size_t params, int n, int rounds, int io_threads, int plain, 
                 goto out_join;
         }
         if (r > 0)
-            t[r - 1] = s_now() - t0;
+            t[r - 1] = s_bench_now() - t0;
     }
-    qsort(t, (size_t)rounds, sizeof t[0], s_cmp);
+    qsort(t, (size_t)rounds, sizeof t[0], s_bench_cmp_double);
     *median = t[rounds / 2];
     *min = t[0];
     rc = 0;

@@ -36,25 +36,7 @@
 #include "wire/keys.h"
 #include "wire/message.h"
 #include "wire/server.h"
-
-static double s_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int s_cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double s_median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, s_cmp);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
+#include "bench_common.h"
 
 static void s_die(const char *what, const char *err)
 {
@@ -133,7 +115,7 @@ static void s_noop_release(void *hint) { (void)hint; }
 static double s_raw_round_trip(void *dealer, const float *data, size_t bytes, size_t chunk)
 {
     static const char header[96] = {0};
-    double t0 = s_now();
+    double t0 = s_bench_now();
     zmq_send(dealer, header, sizeof header, ZMQ_SNDMORE);
     const char *p = (const char *)data;
     size_t left = bytes;
@@ -154,7 +136,7 @@ static double s_raw_round_trip(void *dealer, const float *data, size_t bytes, si
         more = zmq_msg_more(&m);
         zmq_msg_close(&m);
     }
-    double dt = s_now() - t0;
+    double dt = s_bench_now() - t0;
     if (got != bytes + sizeof header)
         s_die("raw", "short echo");
     return dt;
@@ -168,7 +150,7 @@ static double s_api_round_trip(mfl_client_t *c, const mfl_tensor_t *t)
     env.body_case = METAFL__ENVELOPE__BODY_BYE;
     env.bye = &bye;
     char err[512];
-    double t0 = s_now();
+    double t0 = s_bench_now();
     if (mfl_client_send(c, &env, t, 1, s_noop_release, NULL, err, sizeof err) != 0)
         s_die("api send", err);
     mfl_msg_t *m = NULL;
@@ -178,7 +160,7 @@ static double s_api_round_trip(mfl_client_t *c, const mfl_tensor_t *t)
     while (r == MFL_RECV_OK && mfl_msg_tensor_count(m) == 0 && (mfl_msg_destroy(&m), 1));
     if (r != MFL_RECV_OK)
         s_die("api recv", err);
-    double dt = s_now() - t0;
+    double dt = s_bench_now() - t0;
     if (mfl_msg_tensor(m, 0)->count != t->count)
         s_die("api", "short echo");
     mfl_msg_destroy(&m);
@@ -280,12 +262,12 @@ int main(int argc, char **argv)
             tc[r] = s_raw_round_trip(dealer, data, bytes, chunk);
             ta[r] = s_api_round_trip(cli, &pre);
             tah[r] = s_api_round_trip(cli, &nohash);
-            double t0 = s_now();
+            double t0 = s_bench_now();
             mfl_tensor_hash(data, n, hash);
-            th[r] = s_now() - t0;
+            th[r] = s_bench_now() - t0;
         }
-        double m1 = s_median(t1, k), mc = s_median(tc, k), ma = s_median(ta, k),
-               mah = s_median(tah, k), mh = s_median(th, k);
+        double m1 = s_bench_median(t1, k), mc = s_bench_median(tc, k), ma = s_bench_median(ta, k),
+               mah = s_bench_median(tah, k), mh = s_bench_median(th, k);
         /* Reference: raw with the API's framing (one frame per tensor up to
          * the chunk size); the chunked raw is shown too, and the best of both. */
         double raw = m1, best = m1 < mc ? m1 : mc;
