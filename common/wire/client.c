@@ -82,8 +82,6 @@ mfl_client_t *mfl_client_new(const char *endpoint, const mfl_identity_t *identit
     self->dealer = zmq_socket(self->ctx, ZMQ_DEALER);
     if (!self->dealer)
         goto out_zmq;
-    int hb = (int)self->opts.heartbeat_ms;
-    int ttl = hb * 3 > 6553599 ? 6553599 : hb * 3;
     const mfl_public_key_t *pub = mfl_identity_public(identity);
     if (zmq_setsockopt(self->dealer, ZMQ_CURVE_SERVERKEY, server_key->curve_pk_z85, 41) != 0 ||
         zmq_setsockopt(self->dealer, ZMQ_CURVE_PUBLICKEY, pub->curve_pk_z85, 41) != 0 ||
@@ -94,9 +92,7 @@ mfl_client_t *mfl_client_new(const char *endpoint, const mfl_identity_t *identit
         s_setopt_int(self->dealer, ZMQ_SNDTIMEO, self->opts.send_timeout_ms) != 0 ||
         s_setopt_int(self->dealer, ZMQ_RECONNECT_IVL, self->opts.reconnect_ivl_ms) != 0 ||
         s_setopt_int(self->dealer, ZMQ_RECONNECT_IVL_MAX, self->opts.reconnect_ivl_max_ms) != 0 ||
-        (hb > 0 && (s_setopt_int(self->dealer, ZMQ_HEARTBEAT_IVL, hb) != 0 ||
-                    s_setopt_int(self->dealer, ZMQ_HEARTBEAT_TIMEOUT, 3 * hb) != 0 ||
-                    s_setopt_int(self->dealer, ZMQ_HEARTBEAT_TTL, ttl) != 0)) ||
+        mfl_wire_set_heartbeat(self->dealer, (int)self->opts.heartbeat_ms) != 0 ||
         mfl_wire_set_maxmsgsize(self->dealer, &self->opts.limits) != 0)
         goto out_zmq;
     char mon[64];

@@ -89,6 +89,19 @@ int mfl_wire_set_maxmsgsize(void *sock, const mfl_wire_limits_t *limits)
     return zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &v, sizeof v);
 }
 
+int mfl_wire_set_heartbeat(void *sock, int hb_ms)
+{
+    if (hb_ms <= 0)
+        return 0;
+    int timeout = 3 * hb_ms;
+    int ttl = hb_ms * 3 > 6553599 ? 6553599 : hb_ms * 3;
+    if (zmq_setsockopt(sock, ZMQ_HEARTBEAT_IVL, &hb_ms, sizeof hb_ms) != 0 ||
+        zmq_setsockopt(sock, ZMQ_HEARTBEAT_TIMEOUT, &timeout, sizeof timeout) != 0 ||
+        zmq_setsockopt(sock, ZMQ_HEARTBEAT_TTL, &ttl, sizeof ttl) != 0)
+        return -1;
+    return 0;
+}
+
 /* ---- send ---------------------------------------------------------------- */
 
 /* One reference per zero-copy frame plus the sender's own; the last one out

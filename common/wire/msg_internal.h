@@ -45,6 +45,12 @@ mfl_msg_t *mfl_msg_decode_from(zmq_msg_t *frames, size_t n, const mfl_wire_limit
 /* Sets ZMQ_MAXMSGSIZE from the limits. */
 int mfl_wire_set_maxmsgsize(void *sock, const mfl_wire_limits_t *limits);
 
+/* ZMTP heartbeats every hb_ms, the peer declared gone after 3 missed
+ * (timeout and TTL 3·hb_ms, TTL clamped to ZeroMQ's maximum); hb_ms <= 0
+ * leaves heartbeats off. Shared by the client's DEALER and the server's
+ * ROUTER so both ends use one rule. Returns 0, or -1 (errno from zmq). */
+int mfl_wire_set_heartbeat(void *sock, int hb_ms);
+
 /* Sends a Reject envelope (no tensors). */
 int mfl_msg_send_reject(void *sock, const void *rid, size_t rid_len, int reason, uint32_t round,
                         const char *text, const mfl_wire_limits_t *limits, char *err,

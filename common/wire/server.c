@@ -210,8 +210,6 @@ mfl_server_t *mfl_server_new(const char *endpoint, const mfl_identity_t *identit
         goto out_fail;
     }
     const mfl_public_key_t *pub = mfl_identity_public(identity);
-    int hb = (int)self->opts.heartbeat_ms;
-    int ttl = hb * 3 > 6553599 ? 6553599 : hb * 3;
     if (s_setopt_int(self->router, ZMQ_CURVE_SERVER, 1) != 0 ||
         zmq_setsockopt(self->router, ZMQ_CURVE_SECRETKEY, mfl_identity_curve_sk_z85(identity),
                        41) != 0 ||
@@ -223,9 +221,7 @@ mfl_server_t *mfl_server_new(const char *endpoint, const mfl_identity_t *identit
         s_setopt_int(self->router, ZMQ_RCVHWM, 16) != 0 ||
         s_setopt_int(self->router, ZMQ_LINGER, 0) != 0 ||
         s_setopt_int(self->router, ZMQ_SNDTIMEO, self->opts.send_timeout_ms) != 0 ||
-        (hb > 0 && (s_setopt_int(self->router, ZMQ_HEARTBEAT_IVL, hb) != 0 ||
-                    s_setopt_int(self->router, ZMQ_HEARTBEAT_TIMEOUT, 3 * hb) != 0 ||
-                    s_setopt_int(self->router, ZMQ_HEARTBEAT_TTL, ttl) != 0)) ||
+        mfl_wire_set_heartbeat(self->router, (int)self->opts.heartbeat_ms) != 0 ||
         mfl_wire_set_maxmsgsize(self->router, &self->opts.limits) != 0) {
         mfl_errf(err, errlen, "cannot configure the ROUTER socket: %s", zmq_strerror(errno));
         goto out_fail;
