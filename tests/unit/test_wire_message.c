@@ -81,6 +81,16 @@ static int s_decode_reason(frames_t *fr, const mfl_wire_limits_t *lim)
     return reason;
 }
 
+/* Decodes `e` followed by one data frame of `size` bytes; the reason. */
+static int s_env_data_reason(const env1_t *e, const void *data, size_t size,
+                             const mfl_wire_limits_t *lim)
+{
+    frames_t fr = {.n = 0};
+    s_add_env(&fr, &e->env);
+    s_add(&fr, data, size);
+    return s_decode_reason(&fr, lim);
+}
+
 static void test_send_chunks_and_decode_reassembles(void **state)
 {
     (void)state;
@@ -161,17 +171,11 @@ static void test_envelope_level_rejections(void **state)
     env1_t e;
     s_env1(&e, v, 4, 1);
     e.env.protocol_version = 2;
-    fr.n = 0;
-    s_add_env(&fr, &e.env);
-    s_add(&fr, v, sizeof v);
-    assert_int_equal(s_decode_reason(&fr, &lim), METAFL__REJECT_REASON__REJECT_VERSION);
+    assert_int_equal(s_env_data_reason(&e, v, sizeof v, &lim), METAFL__REJECT_REASON__REJECT_VERSION);
 
     s_env1(&e, v, 4, 1);
     e.env.kind = METAFL__MESSAGE_KIND__HELLO; /* body is a heartbeat */
-    fr.n = 0;
-    s_add_env(&fr, &e.env);
-    s_add(&fr, v, sizeof v);
-    assert_int_equal(s_decode_reason(&fr, &lim), METAFL__REJECT_REASON__REJECT_BAD_MESSAGE);
+    assert_int_equal(s_env_data_reason(&e, v, sizeof v, &lim), METAFL__REJECT_REASON__REJECT_BAD_MESSAGE);
 
     s_env1(&e, v, 4, 1);
     fr.n = 0;
@@ -194,29 +198,20 @@ static void test_shape_and_size_rejections(void **state)
 
     /* 4 floats declared, 3 sent */
     s_env1(&e, v, 4, 1);
-    fr.n = 0;
-    s_add_env(&fr, &e.env);
-    s_add(&fr, v, 12);
-    assert_int_equal(s_decode_reason(&fr, &lim), METAFL__REJECT_REASON__REJECT_SHAPE);
+    assert_int_equal(s_env_data_reason(&e, v, 12, &lim), METAFL__REJECT_REASON__REJECT_SHAPE);
 
     /* a shape whose product overflows */
     s_env1(&e, v, 4, 1);
     e.th.n_shape = 3;
     e.shape[0] = e.shape[1] = e.shape[2] = (uint64_t)1 << 30;
-    fr.n = 0;
-    s_add_env(&fr, &e.env);
-    s_add(&fr, v, sizeof v);
-    assert_int_equal(s_decode_reason(&fr, &lim), METAFL__REJECT_REASON__REJECT_SHAPE);
+    assert_int_equal(s_env_data_reason(&e, v, sizeof v, &lim), METAFL__REJECT_REASON__REJECT_SHAPE);
 
     /* too many dimensions */
     s_env1(&e, v, 4, 1);
     e.th.n_shape = MFL_WIRE_MAX_DIMS + 1;
     for (int d = 0; d <= MFL_WIRE_MAX_DIMS; d++)
         e.shape[d] = 1;
-    fr.n = 0;
-    s_add_env(&fr, &e.env);
-    s_add(&fr, v, sizeof v);
-    assert_int_equal(s_decode_reason(&fr, &lim), METAFL__REJECT_REASON__REJECT_SHAPE);
+    assert_int_equal(s_env_data_reason(&e, v, sizeof v, &lim), METAFL__REJECT_REASON__REJECT_SHAPE);
 
     /* more frames than the headers describe */
     s_env1(&e, v, 4, 1);
@@ -228,37 +223,22 @@ static void test_shape_and_size_rejections(void **state)
 
     /* header claims more frames than exist */
     s_env1(&e, v, 4, 3);
-    fr.n = 0;
-    s_add_env(&fr, &e.env);
-    s_add(&fr, v, sizeof v);
-    assert_int_equal(s_decode_reason(&fr, &lim), METAFL__REJECT_REASON__REJECT_SHAPE);
+    assert_int_equal(s_env_data_reason(&e, v, sizeof v, &lim), METAFL__REJECT_REASON__REJECT_SHAPE);
 
     /* limits: frames, per-frame size, total, tensors */
     mfl_wire_limits_t small = lim;
     small.max_frames = 1;
     s_env1(&e, v, 4, 1);
-    fr.n = 0;
-    s_add_env(&fr, &e.env);
-    s_add(&fr, v, sizeof v);
-    assert_int_equal(s_decode_reason(&fr, &small), METAFL__REJECT_REASON__REJECT_TOO_LARGE);
+    assert_int_equal(s_env_data_reason(&e, v, sizeof v, &small), METAFL__REJECT_REASON__REJECT_TOO_LARGE);
     small = lim;
     small.max_frame_bytes = 8;
-    fr.n = 0;
-    s_add_env(&fr, &e.env);
-    s_add(&fr, v, sizeof v);
-    assert_int_equal(s_decode_reason(&fr, &small), METAFL__REJECT_REASON__REJECT_TOO_LARGE);
+    assert_int_equal(s_env_data_reason(&e, v, sizeof v, &small), METAFL__REJECT_REASON__REJECT_TOO_LARGE);
     small = lim;
     small.max_total_bytes = 20;
-    fr.n = 0;
-    s_add_env(&fr, &e.env);
-    s_add(&fr, v, sizeof v);
-    assert_int_equal(s_decode_reason(&fr, &small), METAFL__REJECT_REASON__REJECT_TOO_LARGE);
+    assert_int_equal(s_env_data_reason(&e, v, sizeof v, &small), METAFL__REJECT_REASON__REJECT_TOO_LARGE);
     small = lim;
     small.max_tensors = 0;
-    fr.n = 0;
-    s_add_env(&fr, &e.env);
-    s_add(&fr, v, sizeof v);
-    assert_int_equal(s_decode_reason(&fr, &small), METAFL__REJECT_REASON__REJECT_TOO_LARGE);
+    assert_int_equal(s_env_data_reason(&e, v, sizeof v, &small), METAFL__REJECT_REASON__REJECT_TOO_LARGE);
 }
 
 static void test_hash_and_nonfinite_rejections_across_split_frames(void **state)
@@ -272,10 +252,7 @@ static void test_hash_and_nonfinite_rejections_across_split_frames(void **state)
 
     s_env1(&e, v, 4, 1);
     e.hash[0] ^= 1;
-    fr.n = 0;
-    s_add_env(&fr, &e.env);
-    s_add(&fr, v, sizeof v);
-    assert_int_equal(s_decode_reason(&fr, &lim), METAFL__REJECT_REASON__REJECT_HASH);
+    assert_int_equal(s_env_data_reason(&e, v, sizeof v, &lim), METAFL__REJECT_REASON__REJECT_HASH);
 
     /* frames that split a float in two: data reassembled, Inf still found */
     const float specials[3] = {INFINITY, -INFINITY, NAN};
