@@ -81,6 +81,20 @@ static int s_decode_reason(frames_t *fr, const mfl_wire_limits_t *lim)
     return reason;
 }
 
+/* Receives one whole message (all its frames) from sock into fr. */
+static void s_recv_all(void *sock, frames_t *fr)
+{
+    fr->n = 0;
+    int more = 1;
+    while (more) {
+        assert_true(fr->n < 16);
+        zmq_msg_init(&fr->f[fr->n]);
+        assert_true(zmq_msg_recv(&fr->f[fr->n], sock, 0) >= 0);
+        more = zmq_msg_more(&fr->f[fr->n]);
+        fr->n++;
+    }
+}
+
 /* Decodes `e` followed by one data frame of `size` bytes; the reason. */
 static int s_env_data_reason(const env1_t *e, const void *data, size_t size,
                              const mfl_wire_limits_t *lim)
@@ -126,15 +140,8 @@ static void test_send_chunks_and_decode_reassembles(void **state)
     char err[256] = "";
     assert_int_equal(mfl_msg_send(a, NULL, 0, &env, t, 3, &lim, NULL, NULL, err, sizeof err), 0);
 
-    frames_t fr = {.n = 0};
-    int more = 1;
-    while (more) {
-        assert_true(fr.n < 16);
-        zmq_msg_init(&fr.f[fr.n]);
-        assert_true(zmq_msg_recv(&fr.f[fr.n], b, 0) >= 0);
-        more = zmq_msg_more(&fr.f[fr.n]);
-        fr.n++;
-    }
+    frames_t fr;
+    s_recv_all(b, &fr);
     assert_int_equal(fr.n, 1 + 10 + 1 + 1);
     int reason = 0;
     mfl_msg_t *m = mfl_msg_decode(fr.f, fr.n, &lim, &reason, err, sizeof err);
@@ -306,15 +313,8 @@ static void test_send_grows_chunks_to_fit_max_frames(void **state)
     env.bye = &bye;
     char err[256] = "";
     assert_int_equal(mfl_msg_send(a, NULL, 0, &env, &t, 1, &lim, NULL, NULL, err, sizeof err), 0);
-    frames_t fr = {.n = 0};
-    int more = 1;
-    while (more) {
-        assert_true(fr.n < 16);
-        zmq_msg_init(&fr.f[fr.n]);
-        assert_true(zmq_msg_recv(&fr.f[fr.n], b, 0) >= 0);
-        more = zmq_msg_more(&fr.f[fr.n]);
-        fr.n++;
-    }
+    frames_t fr;
+    s_recv_all(b, &fr);
     assert_true(fr.n > 2);              /* still split */
     assert_true(fr.n <= lim.max_frames); /* but within the peer's limit */
     int reason = 0;
@@ -362,14 +362,8 @@ static void test_zero_copy_release_runs_once(void **state)
     /* inproc passes the frames by reference: released only when the
      * receiver drops them */
     assert_int_equal(s_released, 0);
-    frames_t fr = {.n = 0};
-    int more = 1;
-    while (more) {
-        zmq_msg_init(&fr.f[fr.n]);
-        assert_true(zmq_msg_recv(&fr.f[fr.n], b, 0) >= 0);
-        more = zmq_msg_more(&fr.f[fr.n]);
-        fr.n++;
-    }
+    frames_t fr;
+    s_recv_all(b, &fr);
     assert_int_equal(fr.n, 1 + 4);
     for (size_t i = 0; i < fr.n; i++)
         zmq_msg_close(&fr.f[i]);
@@ -377,19 +371,6 @@ static void test_zero_copy_release_runs_once(void **state)
     zmq_close(a);
     zmq_close(b);
     zmq_ctx_term(ctx);
-}
-
-static void s_recv_all(void *sock, frames_t *fr)
-{
-    fr->n = 0;
-    int more = 1;
-    while (more) {
-        assert_true(fr->n < 16);
-        zmq_msg_init(&fr->f[fr->n]);
-        assert_true(zmq_msg_recv(&fr->f[fr->n], sock, 0) >= 0);
-        more = zmq_msg_more(&fr->f[fr->n]);
-        fr->n++;
-    }
 }
 
 static void test_snapshot_broadcast_sends_one_copy_to_many(void **state)
