@@ -255,6 +255,24 @@ static int s_send(fixture_t *fx, mfl_round_engine_t *e, const char *site, float 
     return rc;
 }
 
+/* All three sites send a Δ (scale, n = 10) for their last task at `now`;
+ * each must be accepted. */
+static void s_send3(fixture_t *fx, mfl_round_engine_t *e, float scale, uint64_t now)
+{
+    static const char *const sites[3] = {"site-a", "site-b", "site-c"};
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(s_send(fx, e, sites[i], scale, 10, now), 0);
+}
+
+/* A fresh engine with the three sites joined at 0 and round 1 started. */
+static mfl_round_engine_t *s_started(fixture_t *fx)
+{
+    mfl_round_engine_t *e = s_engine(fx);
+    s_join3(e, 0);
+    mfl_round_engine_tick(e, 0);
+    return e;
+}
+
 static void test_round_opens_only_when_enough_sites_and_selects_all(void **state)
 {
     fixture_t *fx = *state;
@@ -445,10 +463,7 @@ static void test_too_few_sites_abandons_and_retries_with_theta_unchanged(void **
         mfl_round_engine_update(e, "site-b", &hh.h, d.t, d.n, NULL, 0, NULL, 0, 1002), -1);
     assert_int_equal(s_last_reject(&fx->fake), METAFL__REJECT_REASON__REJECT_REPLAY);
     s_delta_free(&d);
-    for (int i = 0; i < 3; i++) {
-        const char *s = (const char *[]){"site-a", "site-b", "site-c"}[i];
-        assert_int_equal(s_send(fx, e, s, 1.0f, 10, 1003), 0);
-    }
+    s_send3(fx, e, 1.0f, 1003);
     assert_int_equal(fx->fake.closed, 1);
     assert_int_equal(fx->fake.last.attempt, 2);
     free(before);
@@ -492,10 +507,7 @@ static void test_theta_hook_sees_each_new_theta(void **state)
     mfl_round_engine_tick(e, 1000); /* deadline with one of min_sites: abandoned */
     assert_int_equal(ts.calls, 0);
     mfl_round_engine_tick(e, 1001);
-    for (int i = 0; i < 3; i++) {
-        const char *site = (const char *[]){"site-a", "site-b", "site-c"}[i];
-        assert_int_equal(s_send(fx, e, site, 1.0f, 10, 1002), 0);
-    }
+    s_send3(fx, e, 1.0f, 1002);
     assert_int_equal(fx->fake.closed, 1);
     assert_int_equal(ts.calls, 1);
     assert_int_equal(ts.n, mfl_round_engine_n_state(e));
@@ -553,7 +565,7 @@ static void test_resume_continues_from_the_last_checkpoint(void **state)
     uint64_t now = 0;
     for (int r = 0; r < 2; r++) {
         mfl_round_engine_tick(e, ++now);
-        for (int i = 0; i < 3; i++)
+        for (int i = 0; i < 3; i++) /* each update one tick later: not s_send3 */
             assert_int_equal(s_send(fx, e, (const char *[]){"site-a", "site-b", "site-c"}[i],
                                     1.0f + (float)r, 10, ++now), 0);
     }
@@ -582,12 +594,8 @@ static void test_run_ends_with_final_evaluation(void **state)
 {
     fixture_t *fx = *state;
     fx->cfg.rounds = 1;
-    mfl_round_engine_t *e = s_engine(fx);
-    s_join3(e, 0);
-    mfl_round_engine_tick(e, 0);
-    for (int i = 0; i < 3; i++)
-        assert_int_equal(
-            s_send(fx, e, (const char *[]){"site-a", "site-b", "site-c"}[i], 1.0f, 10, 1), 0);
+    mfl_round_engine_t *e = s_started(fx);
+    s_send3(fx, e, 1.0f, 1);
     assert_int_equal(mfl_round_engine_phase(e), MFL_ENGINE_EVAL);
     const char *sites[3] = {"site-a", "site-b", "site-c"};
     for (int i = 0; i < 3; i++) {
@@ -619,9 +627,7 @@ static void test_run_ends_with_final_evaluation(void **state)
 static void test_restarted_site_gets_its_task_again(void **state)
 {
     fixture_t *fx = *state;
-    mfl_round_engine_t *e = s_engine(fx);
-    s_join3(e, 0);
-    mfl_round_engine_tick(e, 0);
+    mfl_round_engine_t *e = s_started(fx);
     size_t before = fx->fake.n;
     mfl_round_engine_site_hello(e, "site-b", 10, 50);
     assert_int_equal(fx->fake.n, before + 1);
@@ -637,12 +643,8 @@ static void test_periodic_eval_pause_and_abort(void **state)
 {
     fixture_t *fx = *state;
     fx->cfg.eval_every = 1;
-    mfl_round_engine_t *e = s_engine(fx);
-    s_join3(e, 0);
-    mfl_round_engine_tick(e, 0);
-    for (int i = 0; i < 3; i++)
-        assert_int_equal(
-            s_send(fx, e, (const char *[]){"site-a", "site-b", "site-c"}[i], 1.0f, 10, 1), 0);
+    mfl_round_engine_t *e = s_started(fx);
+    s_send3(fx, e, 1.0f, 1);
     assert_int_equal(mfl_round_engine_phase(e), MFL_ENGINE_EVAL);
     size_t evals = 0;
     for (size_t k = 0; k < fx->fake.n; k++)
@@ -671,12 +673,8 @@ static void test_silent_site_times_out_and_comes_back(void **state)
     fixture_t *fx = *state;
     fx->cfg.site_timeout_ms = 5000;
     fx->cfg.rounds = 5;
-    mfl_round_engine_t *e = s_engine(fx);
-    s_join3(e, 0);
-    mfl_round_engine_tick(e, 0);
-    for (int i = 0; i < 3; i++)
-        assert_int_equal(
-            s_send(fx, e, (const char *[]){"site-a", "site-b", "site-c"}[i], 1.0f, 10, 10), 0);
+    mfl_round_engine_t *e = s_started(fx);
+    s_send3(fx, e, 1.0f, 10);
     mfl_round_engine_site_seen(e, "site-a", 5500);
     mfl_round_engine_site_seen(e, "site-b", 5500);
     mfl_round_engine_tick(e, 6000); /* site-c last seen at 10 */
@@ -697,12 +695,8 @@ static void test_resumed_finished_run_waits_then_evaluates(void **state)
 {
     fixture_t *fx = *state;
     fx->cfg.rounds = 1;
-    mfl_round_engine_t *e = s_engine(fx);
-    s_join3(e, 0);
-    mfl_round_engine_tick(e, 0);
-    for (int i = 0; i < 3; i++)
-        assert_int_equal(
-            s_send(fx, e, (const char *[]){"site-a", "site-b", "site-c"}[i], 1.0f, 10, 1), 0);
+    mfl_round_engine_t *e = s_started(fx);
+    s_send3(fx, e, 1.0f, 1);
     mfl_round_engine_destroy(&e);
     e = s_engine(fx);
     mfl_round_engine_tick(e, 100);
@@ -752,9 +746,7 @@ static void s_train_and_stop(fixture_t *fx, uint32_t rounds)
     s_join3(e, 0);
     for (uint32_t r = 0; r < rounds; r++) {
         mfl_round_engine_tick(e, 1 + r);
-        for (int i = 0; i < 3; i++)
-            assert_int_equal(s_send(fx, e, (const char *[]){"site-a", "site-b", "site-c"}[i],
-                                    1.0f, 10, 1 + r), 0);
+        s_send3(fx, e, 1.0f, 1 + r);
     }
     assert_int_equal(mfl_round_engine_rounds_done(e), rounds);
     mfl_round_engine_destroy(&e);
@@ -828,12 +820,8 @@ static void test_resumed_final_eval_ends_at_its_deadline(void **state)
 static void test_status_document_is_json_with_sites_and_last_round(void **state)
 {
     fixture_t *fx = *state;
-    mfl_round_engine_t *e = s_engine(fx);
-    s_join3(e, 0);
-    mfl_round_engine_tick(e, 0);
-    for (int i = 0; i < 3; i++)
-        assert_int_equal(
-            s_send(fx, e, (const char *[]){"site-a", "site-b", "site-c"}[i], 1.0f, 10, 1), 0);
+    mfl_round_engine_t *e = s_started(fx);
+    s_send3(fx, e, 1.0f, 1);
     mfl_round_engine_site_gone(e, "site-b");
     char *text = mfl_status_render(e, &fx->cfg, "tcp://127.0.0.1:1", 5);
     assert_non_null(text);
