@@ -176,6 +176,31 @@ const mfl_tensor_info_t *mfl_site_worker_tensor(const mfl_site_worker_t *self, s
     return mfl_learner_tensor(self->learner, index);
 }
 
+/* A count from the task: 0 keeps the learner's default (proto3 cannot tell
+ * unset from 0); over max is refused naming algorithm.<field>. */
+static int s_count_field(const char *field, uint32_t v, uint32_t max, int *dst, char *err,
+                         size_t errlen)
+{
+    if (!v)
+        return 0;
+    if (v > max)
+        return mfl_errf(err, errlen, "algorithm.%s: %u is over %u", field, v, max), -1;
+    *dst = (int)v;
+    return 0;
+}
+
+/* A rate or weight from the task: 0 keeps the default; it must be finite
+ * and >= 0. */
+static int s_rate_field(const char *field, float v, float *dst, char *err, size_t errlen)
+{
+    if (v == 0.0f)
+        return 0;
+    if (!isfinite(v) || v < 0)
+        return mfl_errf(err, errlen, "algorithm.%s: must be finite and >= 0", field), -1;
+    *dst = v;
+    return 0;
+}
+
 int mfl_site_algorithm_to_config(const Metafl__AlgorithmSpec *spec, const char *model_spec,
                                  mfl_learner_config_t *config, char *err, size_t errlen)
 {
@@ -191,49 +216,28 @@ int mfl_site_algorithm_to_config(const Metafl__AlgorithmSpec *spec, const char *
                         sizeof(config->model_spec) - 1), -1;
     snprintf(config->model_spec, sizeof(config->model_spec), "%s", model_spec);
     /* 0 / empty means "the learner's default": proto3 cannot tell unset from 0. */
-    if (spec->inner_steps) {
-        if (spec->inner_steps > 10000)
-            return mfl_errf(err, errlen, "algorithm.inner_steps: %u is over 10000",
-                            spec->inner_steps), -1;
-        config->inner_steps = (int)spec->inner_steps;
-    }
-    if (spec->inner_lr != 0.0f) {
-        if (!isfinite(spec->inner_lr) || spec->inner_lr < 0)
-            return mfl_errf(err, errlen, "algorithm.inner_lr: must be finite and >= 0"), -1;
-        config->inner_lr = spec->inner_lr;
-    }
-    if (spec->meta_batch) {
-        if (spec->meta_batch > 100000)
-            return mfl_errf(err, errlen, "algorithm.meta_batch: %u is over 100000",
-                            spec->meta_batch), -1;
-        config->meta_batch = (int)spec->meta_batch;
-    }
-    if (spec->outer_steps) {
-        if (spec->outer_steps > 1000000)
-            return mfl_errf(err, errlen, "algorithm.outer_steps: %u is over 1000000",
-                            spec->outer_steps), -1;
-        config->outer_steps = (int)spec->outer_steps;
-    }
-    if (spec->outer_lr != 0.0f) {
-        if (!isfinite(spec->outer_lr) || spec->outer_lr < 0)
-            return mfl_errf(err, errlen, "algorithm.outer_lr: must be finite and >= 0"), -1;
-        config->outer_lr = spec->outer_lr;
-    }
+    if (s_count_field("inner_steps", spec->inner_steps, 10000, &config->inner_steps, err,
+                      errlen))
+        return -1;
+    if (s_rate_field("inner_lr", spec->inner_lr, &config->inner_lr, err, errlen))
+        return -1;
+    if (s_count_field("meta_batch", spec->meta_batch, 100000, &config->meta_batch, err,
+                      errlen))
+        return -1;
+    if (s_count_field("outer_steps", spec->outer_steps, 1000000, &config->outer_steps, err,
+                      errlen))
+        return -1;
+    if (s_rate_field("outer_lr", spec->outer_lr, &config->outer_lr, err, errlen))
+        return -1;
     if (spec->batch_size)
         config->batch_size = spec->batch_size;
-    if (spec->local_epochs) {
-        if (spec->local_epochs > 10000)
-            return mfl_errf(err, errlen, "algorithm.local_epochs: %u is over 10000",
-                            spec->local_epochs), -1;
-        config->local_epochs = (int)spec->local_epochs;
-    }
+    if (s_count_field("local_epochs", spec->local_epochs, 10000, &config->local_epochs, err,
+                      errlen))
+        return -1;
     if (spec->loss && *spec->loss && mfl_loss_parse(spec->loss, &config->loss))
         return mfl_errf(err, errlen, "algorithm.loss: unknown loss '%s'", spec->loss), -1;
-    if (spec->pos_weight != 0.0f) {
-        if (!isfinite(spec->pos_weight) || spec->pos_weight < 0)
-            return mfl_errf(err, errlen, "algorithm.pos_weight: must be finite and >= 0"), -1;
-        config->pos_weight = spec->pos_weight;
-    }
+    if (s_rate_field("pos_weight", spec->pos_weight, &config->pos_weight, err, errlen))
+        return -1;
     if (spec->relation_spec && *spec->relation_spec) {
         if (strlen(spec->relation_spec) >= sizeof(config->relation_spec))
             return mfl_errf(err, errlen, "algorithm.relation_spec: too long"), -1;
