@@ -5,6 +5,7 @@
 #ifndef MFL_BENCH_COMMON_H
 #define MFL_BENCH_COMMON_H
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,15 @@ static inline double s_bench_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Wall-clock milliseconds since the epoch: the clock the round engine's
+ * deadlines and liveness use, as the coordinator feeds it. */
+static inline uint64_t s_bench_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 static inline int s_bench_cmp_double(const void *a, const void *b)

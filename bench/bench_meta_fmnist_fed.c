@@ -53,13 +53,6 @@ typedef struct {
     int failed;
 } s_sim_t;
 
-static uint64_t s_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* The sink only queues (it must not call back into the engine). */
 static int s_sink_task(void *ctx, const char *site, const Metafl__RoundTask *task,
                        const mfl_engine_tensor_t *t, size_t n)
@@ -134,7 +127,7 @@ static void s_run_job(s_sim_t *sim, s_job_t *job)
                                              res.delta + ti->offset};
         }
         mfl_round_engine_update(sim->engine, sim->id[job->site], h, views, nt, res.header,
-                                res.header_len, res.signature, res.signature_len, s_now_ms());
+                                res.header_len, res.signature, res.signature_len, s_bench_wall_ms());
     }
     if (h)
         metafl__update_header__free_unpacked(h, NULL);
@@ -265,12 +258,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "  note: the engine's θ0 differs from the centralised run's\n");
     for (int r = 0; r < N_SITES; r++)
         mfl_round_engine_site_hello(sim.engine, sim.id[r], mfl_site_worker_n_train(sim.worker[r]),
-                                    s_now_ms());
+                                    s_bench_wall_ms());
     double tf = s_bench_now();
     while (!sim.failed && mfl_round_engine_rounds_done(sim.engine) < (uint32_t)rounds) {
         for (int r = 0; r < N_SITES; r++)
-            mfl_round_engine_site_seen(sim.engine, sim.id[r], s_now_ms());
-        mfl_round_engine_tick(sim.engine, s_now_ms());
+            mfl_round_engine_site_seen(sim.engine, sim.id[r], s_bench_wall_ms());
+        mfl_round_engine_tick(sim.engine, s_bench_wall_ms());
         mfl_engine_phase_t ph = mfl_round_engine_phase(sim.engine);
         if (ph == MFL_ENGINE_DONE || ph == MFL_ENGINE_FAILED || ph == MFL_ENGINE_ABORTED)
             break;

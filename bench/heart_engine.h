@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_common.h"
 #include "config.h"
 #include "heart_fed.h"
 #include "round_engine.h"
@@ -47,13 +48,6 @@ typedef struct {
     mfl_round_engine_t *engine;
     int oom;
 } s_eng_t;
-
-static inline uint64_t s_eng_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 static inline int s_eng_sink_task(void *ctx, const char *site, const Metafl__RoundTask *task,
                                   const mfl_engine_tensor_t *t, size_t nt)
@@ -119,7 +113,7 @@ static inline int s_eng_run_job(s_eng_t *e, const s_eng_job_t *job, char *err, s
         }
         rc = mfl_round_engine_update(e->engine, e->ids[job->site], h, views, nt, res.header,
                                      res.header_len, res.signature, res.signature_len,
-                                     s_eng_now_ms());
+                                     s_bench_wall_ms());
         if (rc != 0)
             mfl_errf(err, errlen, "the engine rejected %s's update (see the log)",
                      e->ids[job->site]);
@@ -202,11 +196,11 @@ static inline int s_engine_train(const s_fed_spec_t *sp, mfl_site_worker_t **wor
         goto out;
     for (size_t i = 0; i < n_workers; i++)
         mfl_round_engine_site_hello(e.engine, ids[i], mfl_site_worker_n_train(workers[i]),
-                                    s_eng_now_ms());
+                                    s_bench_wall_ms());
     while (mfl_round_engine_rounds_done(e.engine) < c.rounds) {
         for (size_t i = 0; i < n_workers; i++)
-            mfl_round_engine_site_seen(e.engine, ids[i], s_eng_now_ms());
-        mfl_round_engine_tick(e.engine, s_eng_now_ms());
+            mfl_round_engine_site_seen(e.engine, ids[i], s_bench_wall_ms());
+        mfl_round_engine_tick(e.engine, s_bench_wall_ms());
         mfl_engine_phase_t ph = mfl_round_engine_phase(e.engine);
         if (e.oom || ph == MFL_ENGINE_FAILED) {
             mfl_errf(err, errlen, "round engine %s", e.oom ? "out of memory" : "failed");
