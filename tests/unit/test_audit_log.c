@@ -147,6 +147,14 @@ static void s_write_log(const char *path)
     fclose(out);
 }
 
+/* s_write_log(path), then its bytes into *data (malloc'd) and *len. */
+static void s_write_log_and_read(const char *path, char **data, size_t *len)
+{
+    char err[512];
+    s_write_log(path);
+    assert_int_equal(mfl_file_read_all(path, 1 << 20, data, len, err, sizeof err), 0);
+}
+
 static void test_append_reopen_verify_round_trip(void **state)
 {
     (void)state;
@@ -213,13 +221,12 @@ static size_t s_line_of(const char *data, size_t pos)
 static void test_any_flipped_byte_names_its_record(void **state)
 {
     (void)state;
-    char path[300], bad[320], err[512];
+    char path[300], bad[320];
     snprintf(path, sizeof path, "%s/flip.audit", s_dir);
     snprintf(bad, sizeof bad, "%s/flipped.audit", s_dir);
-    s_write_log(path);
     char *data;
     size_t len;
-    assert_int_equal(mfl_file_read_all(path, 1 << 20, &data, &len, err, sizeof err), 0);
+    s_write_log_and_read(path, &data, &len);
     mfl_audit_report_t rep;
     const unsigned char masks[] = {0x01, 0x20, 0x80};
     size_t tried = 0;
@@ -246,13 +253,12 @@ static void test_any_flipped_byte_names_its_record(void **state)
 static void test_chain_and_sequence_errors_say_what_happened(void **state)
 {
     (void)state;
-    char path[300], bad[320], err[512];
+    char path[300], bad[320];
     snprintf(path, sizeof path, "%s/chain.audit", s_dir);
     snprintf(bad, sizeof bad, "%s/chain-bad.audit", s_dir);
-    s_write_log(path);
     char *data;
     size_t len;
-    assert_int_equal(mfl_file_read_all(path, 1 << 20, &data, &len, err, sizeof err), 0);
+    s_write_log_and_read(path, &data, &len);
     /* Delete record 3 (line 3). */
     char *l3 = data;
     for (int i = 0; i < 2; i++)
@@ -291,10 +297,9 @@ static void test_torn_last_line_reported_then_cut_on_reopen(void **state)
     (void)state;
     char path[300], err[512];
     snprintf(path, sizeof path, "%s/torn.audit", s_dir);
-    s_write_log(path);
     char *data;
     size_t len;
-    assert_int_equal(mfl_file_read_all(path, 1 << 20, &data, &len, err, sizeof err), 0);
+    s_write_log_and_read(path, &data, &len);
     /* A crash in the middle of writing record 6. */
     assert_int_equal(truncate(path, (off_t)(len - 40)), 0);
     free(data);
@@ -318,10 +323,9 @@ static void test_open_refuses_a_tampered_log(void **state)
     (void)state;
     char path[300], err[512];
     snprintf(path, sizeof path, "%s/tampered.audit", s_dir);
-    s_write_log(path);
     char *data;
     size_t len;
-    assert_int_equal(mfl_file_read_all(path, 1 << 20, &data, &len, err, sizeof err), 0);
+    s_write_log_and_read(path, &data, &len);
     char *p = strstr(data, "\"n\":199");
     p[5] = '8';
     assert_int_equal(mfl_file_write_atomic(path, data, len, err, sizeof err), 0);
