@@ -100,6 +100,17 @@ static mfl_client_t *s_client(fx_t *fx, const mfl_identity_t *id, const mfl_iden
     return c;
 }
 
+/* A client for `id` pinning the coordinator's key, connected (or the test
+ * fails with the reason). */
+static mfl_client_t *s_connected(fx_t *fx, const mfl_identity_t *id)
+{
+    char err[512] = "";
+    mfl_client_t *c = s_client(fx, id, fx->coord);
+    if (mfl_client_wait_connected(c, T_WAIT, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    return c;
+}
+
 static void s_send_hello(mfl_client_t *c, const char *site)
 {
     Metafl__Hello h = METAFL__HELLO__INIT;
@@ -187,10 +198,8 @@ static void s_release(void *hint)
 static void test_hello_welcome_and_1m_tensor_round_trip(void **state)
 {
     fx_t *fx = *state;
-    mfl_client_t *c = s_client(fx, fx->alice, fx->coord);
+    mfl_client_t *c = s_connected(fx, fx->alice);
     char err[512] = "";
-    if (mfl_client_wait_connected(c, T_WAIT, err, sizeof err) != 0)
-        fail_msg("%s", err);
     s_expect_served(fx, c, "alice");
     assert_true(mfl_server_last_seen(fx->server, "alice") > 0);
     assert_int_equal(mfl_server_last_seen(fx->server, "bob"), 0);
@@ -279,10 +288,7 @@ static void test_wrong_pinned_coordinator_key_fails_clearly(void **state)
 static void test_bad_messages_are_rejected_and_service_goes_on(void **state)
 {
     fx_t *fx = *state;
-    mfl_client_t *c = s_client(fx, fx->alice, fx->coord);
-    char err[512] = "";
-    if (mfl_client_wait_connected(c, T_WAIT, err, sizeof err) != 0)
-        fail_msg("%s", err);
+    mfl_client_t *c = s_connected(fx, fx->alice);
 
     /* claims to be another site */
     s_send_hello(c, "bob");
@@ -349,10 +355,8 @@ static void s_send_update(mfl_client_t *c, const mfl_identity_t *signer, uint32_
 static void test_signed_updates_verify_and_replays_are_caught(void **state)
 {
     fx_t *fx = *state;
-    mfl_client_t *c = s_client(fx, fx->alice, fx->coord);
+    mfl_client_t *c = s_connected(fx, fx->alice);
     char err[512] = "";
-    if (mfl_client_wait_connected(c, T_WAIT, err, sizeof err) != 0)
-        fail_msg("%s", err);
     uint8_t nonce1[16], nonce2[16];
     memset(nonce1, 0x11, 16);
     memset(nonce2, 0x22, 16);
@@ -400,10 +404,8 @@ static void test_signed_updates_verify_and_replays_are_caught(void **state)
 static void test_queued_big_updates_keep_order_and_checks(void **state)
 {
     fx_t *fx = *state;
-    mfl_client_t *c = s_client(fx, fx->alice, fx->coord);
+    mfl_client_t *c = s_connected(fx, fx->alice);
     char err[512] = "";
-    if (mfl_client_wait_connected(c, T_WAIT, err, sizeof err) != 0)
-        fail_msg("%s", err);
     uint8_t nonce[16];
     memset(nonce, 0x33, 16);
     const uint64_t n = 300000; /* 1.2 MB: above the server's parallel-decode size */
@@ -502,10 +504,8 @@ static void test_two_sites_are_routed_by_authenticated_id(void **state)
 static void test_app_heartbeats_refresh_liveness_silently(void **state)
 {
     fx_t *fx = *state;
-    mfl_client_t *c = s_client(fx, fx->alice, fx->coord); /* heartbeat_ms 500 */
+    mfl_client_t *c = s_connected(fx, fx->alice); /* heartbeat_ms 500 */
     char err[512] = "";
-    if (mfl_client_wait_connected(c, T_WAIT, err, sizeof err) != 0)
-        fail_msg("%s", err);
     s_expect_served(fx, c, "alice");
     uint64_t t1 = mfl_server_last_seen(fx->server, "alice");
     uint64_t received = mfl_server_stats(fx->server).received;
