@@ -40,6 +40,16 @@ typedef struct {
     int rc;
 } s_client_t;
 
+/* Closes sock without waiting for unsent frames (linger 0), then its
+ * context: the bench is done with both, on every path. */
+static void s_zmq_close_now(void *sock, void *ctx)
+{
+    int linger = 0;
+    zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_close(sock);
+    zmq_ctx_term(ctx);
+}
+
 static void s_nofree(void *data, void *hint)
 {
     (void)data;
@@ -128,12 +138,7 @@ static void *s_client_main(void *arg)
     }
     c->rc = 0;
 out:
-    {
-        int linger = 0;
-        zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
-    }
-    zmq_close(sock);
-    zmq_ctx_term(ctx);
+    s_zmq_close_now(sock, ctx);
     free(delta);
     return NULL;
 }
@@ -214,12 +219,7 @@ out_join:
     for (int i = 0; i < started; i++)
         pthread_join(th[i], NULL);
 out:
-    {
-        int linger = 0;
-        zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
-    }
-    zmq_close(sock);
-    zmq_ctx_term(ctx);
+    s_zmq_close_now(sock, ctx);
     free(theta);
     free(cl);
     free(th);
