@@ -178,11 +178,13 @@ static void test_envelope_level_rejections(void **state)
     env1_t e;
     s_env1(&e, v, 4, 1);
     e.env.protocol_version = 2;
-    assert_int_equal(s_env_data_reason(&e, v, sizeof v, &lim), METAFL__REJECT_REASON__REJECT_VERSION);
+    assert_int_equal(s_env_data_reason(&e, v, sizeof v, &lim),
+                     METAFL__REJECT_REASON__REJECT_VERSION);
 
     s_env1(&e, v, 4, 1);
     e.env.kind = METAFL__MESSAGE_KIND__HELLO; /* body is a heartbeat */
-    assert_int_equal(s_env_data_reason(&e, v, sizeof v, &lim), METAFL__REJECT_REASON__REJECT_BAD_MESSAGE);
+    assert_int_equal(s_env_data_reason(&e, v, sizeof v, &lim),
+                     METAFL__REJECT_REASON__REJECT_BAD_MESSAGE);
 
     s_env1(&e, v, 4, 1);
     fr.n = 0;
@@ -236,16 +238,20 @@ static void test_shape_and_size_rejections(void **state)
     mfl_wire_limits_t small = lim;
     small.max_frames = 1;
     s_env1(&e, v, 4, 1);
-    assert_int_equal(s_env_data_reason(&e, v, sizeof v, &small), METAFL__REJECT_REASON__REJECT_TOO_LARGE);
+    assert_int_equal(s_env_data_reason(&e, v, sizeof v, &small),
+                     METAFL__REJECT_REASON__REJECT_TOO_LARGE);
     small = lim;
     small.max_frame_bytes = 8;
-    assert_int_equal(s_env_data_reason(&e, v, sizeof v, &small), METAFL__REJECT_REASON__REJECT_TOO_LARGE);
+    assert_int_equal(s_env_data_reason(&e, v, sizeof v, &small),
+                     METAFL__REJECT_REASON__REJECT_TOO_LARGE);
     small = lim;
     small.max_total_bytes = 20;
-    assert_int_equal(s_env_data_reason(&e, v, sizeof v, &small), METAFL__REJECT_REASON__REJECT_TOO_LARGE);
+    assert_int_equal(s_env_data_reason(&e, v, sizeof v, &small),
+                     METAFL__REJECT_REASON__REJECT_TOO_LARGE);
     small = lim;
     small.max_tensors = 0;
-    assert_int_equal(s_env_data_reason(&e, v, sizeof v, &small), METAFL__REJECT_REASON__REJECT_TOO_LARGE);
+    assert_int_equal(s_env_data_reason(&e, v, sizeof v, &small),
+                     METAFL__REJECT_REASON__REJECT_TOO_LARGE);
 }
 
 static void test_hash_and_nonfinite_rejections_across_split_frames(void **state)
