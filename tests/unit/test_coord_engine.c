@@ -41,19 +41,28 @@ typedef struct {
     size_t evals;
 } fake_t;
 
+/* Records one sink call (zeroed event, site, kind, round); NULL once the
+ * log is full. */
+static event_t *s_push(fake_t *f, const char *site, int kind, uint32_t round)
+{
+    if (f->n == MAX_EVENTS)
+        return NULL;
+    event_t *e = &f->ev[f->n++];
+    memset(e, 0, sizeof *e);
+    snprintf(e->site, sizeof e->site, "%s", site);
+    e->kind = kind;
+    e->round = round;
+    return e;
+}
+
 static int s_task(void *ctx, const char *site, const Metafl__RoundTask *task,
                   const mfl_engine_tensor_t *t, size_t nt)
 {
     (void)t;
     (void)nt;
-    fake_t *f = ctx;
-    if (f->n == MAX_EVENTS)
+    event_t *e = s_push(ctx, site, 'T', task->round);
+    if (!e)
         return -1;
-    event_t *e = &f->ev[f->n++];
-    memset(e, 0, sizeof *e);
-    snprintf(e->site, sizeof e->site, "%s", site);
-    e->kind = 'T';
-    e->round = task->round;
     memcpy(e->nonce, task->nonce.data, 16);
     e->seed = task->seed;
     return 0;
@@ -64,14 +73,9 @@ static int s_eval(void *ctx, const char *site, const Metafl__EvalTask *task,
 {
     (void)t;
     (void)nt;
-    fake_t *f = ctx;
-    if (f->n == MAX_EVENTS)
+    event_t *e = s_push(ctx, site, 'E', task->round);
+    if (!e)
         return -1;
-    event_t *e = &f->ev[f->n++];
-    memset(e, 0, sizeof *e);
-    snprintf(e->site, sizeof e->site, "%s", site);
-    e->kind = 'E';
-    e->round = task->round;
     memcpy(e->nonce, task->nonce.data, 16);
     return 0;
 }
@@ -80,15 +84,9 @@ static void s_reject(void *ctx, const char *site, Metafl__RejectReason reason, u
                      const char *text)
 {
     (void)text;
-    fake_t *f = ctx;
-    if (f->n == MAX_EVENTS)
-        return;
-    event_t *e = &f->ev[f->n++];
-    memset(e, 0, sizeof *e);
-    snprintf(e->site, sizeof e->site, "%s", site);
-    e->kind = 'R';
-    e->round = round;
-    e->reason = (int)reason;
+    event_t *e = s_push(ctx, site, 'R', round);
+    if (e)
+        e->reason = (int)reason;
 }
 
 static void s_closed(void *ctx, const mfl_round_summary_t *m)
