@@ -57,7 +57,12 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+# Bold headings on a terminal only, so logs and CI output stay plain text.
+if [ -t 1 ]; then
+  say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+else
+  say() { printf '==> %s\n' "$*"; }
+fi
 die() { echo "demo: $*" >&2; exit 1; }
 # Polls `cmd` every 0.1 s for at most $1 seconds.
 wait_for() {
