@@ -18,6 +18,7 @@
 #include "site_config.h"
 #include "site_worker.h"
 #include "wire/keys.h"
+#include "wire/message.h"
 
 int mfl_cmd_simulate(int argc, char **argv);
 
@@ -130,8 +131,7 @@ static int s_verify(const sim_site_t *s, const mfl_site_round_result_t *res,
     for (size_t i = 0; i < nt; i++) {
         const mfl_tensor_info_t *ti = mfl_site_worker_tensor(s->worker, i);
         uint8_t hash[32];
-        crypto_generichash(hash, sizeof hash, (const unsigned char *)(res->delta + ti->offset),
-                           ti->count * sizeof(float), NULL, 0);
+        mfl_tensor_hash(res->delta + ti->offset, ti->count, hash);
         if (h->tensor_hashes[i].len != 32 || memcmp(hash, h->tensor_hashes[i].data, 32) != 0) {
             mfl_warn("site %s: tensor %zu does not match its signed hash", s->cfg.site_id, i);
             return -1;

@@ -7,6 +7,7 @@
 
 #include "core/log.h"
 #include "site_worker_internal.h"
+#include "wire/message.h"
 
 /* A standard normal from libsodium's CSPRNG (Box-Muller): privacy noise
  * must not be predictable from the training seed. */
@@ -57,9 +58,7 @@ static int s_hash_tensors(mfl_site_worker_t *self, size_t n_tensors)
     self->hashes = h;
     for (size_t t = 0; t < n_tensors; t++) {
         const mfl_tensor_info_t *ti = mfl_learner_tensor(self->learner, t);
-        crypto_generichash(h + t * MFL_SITE_HASH_BYTES, MFL_SITE_HASH_BYTES,
-                           (const unsigned char *)(self->delta + ti->offset),
-                           ti->count * sizeof(float), NULL, 0);
+        mfl_tensor_hash(self->delta + ti->offset, ti->count, h + t * MFL_SITE_HASH_BYTES);
     }
     return 0;
 }
