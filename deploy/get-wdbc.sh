@@ -31,7 +31,17 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/metafl-wdbc.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
 
 # apt-get download needs no root; it writes into the current directory.
-if ! (cd "$TMP" && apt-get download python3-sklearn >"$TMP/apt.log" 2>&1); then
+# With empty package lists (a fresh or slimmed image), refresh them once
+# when we may, then try again.
+download() { (cd "$TMP" && apt-get download python3-sklearn >"$TMP/apt.log" 2>&1); }
+if ! download; then
+  if [ "$(id -u)" -eq 0 ]; then
+    apt-get update -qq >>"$TMP/apt.log" 2>&1 || true
+  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+    sudo -n apt-get update -qq >>"$TMP/apt.log" 2>&1 || true
+  fi
+fi
+if ! download; then
   echo "get-wdbc: error: 'apt-get download python3-sklearn' failed:" >&2
   sed 's/^/  /' "$TMP/apt.log" >&2
   echo "get-wdbc: check the apt sources and network (try 'apt-get update')." >&2
