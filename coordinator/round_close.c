@@ -21,6 +21,23 @@ static void s_hex(const uint8_t *b, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
+/* The coordinator's audit log fsyncs once per round, not per record
+ * (docs/AUDIT.md): appends only write, and these sync points make them
+ * durable. Set on every append (idempotent) because the engine opens the
+ * log elsewhere. A failed sync is logged like a failed append; the log is
+ * then closed for writing and every later record fails loudly too. */
+static void s_audit_deferred(mfl_round_engine_t *self)
+{
+    mfl_audit_set_deferred_sync(self->audit, true);
+}
+
+static void s_audit_sync(mfl_round_engine_t *self)
+{
+    char err[300];
+    if (self->audit && mfl_audit_sync(self->audit, err, sizeof err) < 0)
+        mfl_error("audit log: round %u: %s", self->round, err);
+}
+
 void mfl_engine_audit_round(mfl_round_engine_t *self, mfl_audit_kind_t kind, const char *reason)
 {
     if (!self->audit)
@@ -39,8 +56,13 @@ void mfl_engine_audit_round(mfl_round_engine_t *self, mfl_audit_kind_t kind, con
     }
     if (reason)
         snprintf(rec.reason, sizeof rec.reason, "%s", reason);
+    s_audit_deferred(self);
     if (mfl_audit_append(self->audit, &rec, NULL, err, sizeof err) < 0)
         mfl_error("audit log: %s", err);
+    /* An abandoned round or an aborted run writes no checkpoint: their
+     * records are the round's last, so this is its sync point. */
+    if (kind == MFL_AUDIT_ROUND_ABANDONED || kind == MFL_AUDIT_RUN_ABORTED)
+        s_audit_sync(self);
 }
 
 void mfl_engine_audit_update(mfl_round_engine_t *self, const Metafl__UpdateHeader *h,
@@ -70,6 +92,7 @@ void mfl_engine_audit_update(mfl_round_engine_t *self, const Metafl__UpdateHeade
         rec.norm = norm;
         rec.n = h->n_samples;
     }
+    s_audit_deferred(self);
     if (mfl_audit_append(self->audit, &rec, NULL, err, sizeof err) < 0)
         mfl_error("audit log: %s", err);
 }
@@ -163,6 +186,11 @@ void mfl_engine_close_round(mfl_round_engine_t *self, uint64_t now_ms, bool at_d
                        (const unsigned char *)self->theta, self->n_state * sizeof(float), NULL,
                        0);
     self->rounds_done = self->round;
+    /* The round's audit records (round_opened, each update_accepted, the
+     * previous round's round_closed) reach the disk before the checkpoint
+     * does, so a durable checkpoint is never ahead of the records of the
+     * updates folded into it. */
+    s_audit_sync(self);
     /* Checkpoint first: once it is on disk the round is done, whatever
      * happens to the lines below. */
     if (s_checkpoint(self) < 0) {

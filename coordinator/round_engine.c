@@ -294,6 +294,11 @@ void mfl_engine_finish_eval(mfl_round_engine_t *self)
 {
     if (self->eval_final) {
         self->phase = MFL_ENGINE_DONE;
+        /* The run's last sync point of the audit log (deferred mode: the
+         * last round_closed is not on disk yet). */
+        char aerr[300];
+        if (self->audit && mfl_audit_sync(self->audit, aerr, sizeof aerr) < 0)
+            mfl_error("audit log: %s", aerr);
         mfl_info("run finished: %u rounds", self->rounds_done);
         if (self->sink.finished)
             self->sink.finished(self->sink.ctx);

@@ -14,8 +14,10 @@
  * sig = Ed25519 by the writer over "metafl-audit-v1" || hash. The writer's
  * public key is found by name (DIR/WRITER.pub) when verifying.
  *
- * Appends are one write(2) of a whole line followed by fsync, so a crash
- * loses at most the line being written; a torn last line (no newline) is
+ * Appends are one write(2) of a whole line followed by fsync (or, in
+ * deferred mode, fsync at the writer's sync points: see
+ * mfl_audit_set_deferred_sync), so a crash loses at most the line being
+ * written; a torn last line (no newline) is
  * reported by verify, and cut off (with a warning and a "log_opened" record
  * saying how many bytes) when the writer reopens the log. */
 #ifndef MFL_AUDIT_AUDIT_H
@@ -154,12 +156,13 @@ typedef struct mfl_audit mfl_audit_t;
 mfl_audit_t *mfl_audit_open(const char *path, const char *writer, const uint8_t sign_sk[64],
                             char *err, size_t errlen);
 
-/* Closes the log and wipes the key; accepts NULL; nulls *self_p. */
+/* Closes the log and wipes the key; accepts NULL; nulls *self_p. In
+ * deferred mode, first fsyncs what is pending (an error is logged). */
 void mfl_audit_destroy(mfl_audit_t **self_p);
 
 /* Appends `rec` (borrowed; its (writer) fields are ignored): assigns seq,
  * time (if 0), writer, prev, hash, sig, writes the line and fsyncs before
- * returning. If `out` is non-NULL the completed record is copied there.
+ * returning (in deferred mode: writes only; see mfl_audit_sync). If `out` is non-NULL the completed record is copied there.
  * Bytes of `reason` outside printable ASCII are written as '?'.
  * Returns 0, or -1 with err (invalid field: non-finite norm, bad site name,
  * oversize; or I/O: the log is then marked failed and every later append
@@ -167,6 +170,26 @@ void mfl_audit_destroy(mfl_audit_t **self_p);
  * mutex serialises appends). */
 int mfl_audit_append(mfl_audit_t *self, const mfl_audit_record_t *rec, mfl_audit_record_t *out,
                      char *err, size_t errlen);
+
+/* Switches the fsync policy. Default (false): every append fsyncs before
+ * it returns, so a returned append is on disk (a site needs this: its
+ * update_sent record must be durable before the update leaves). Deferred
+ * (true): an append is still one write(2) of the whole line, so once it
+ * returns a process crash (SIGKILL) loses nothing and readers see the
+ * line, but it reaches the disk only at the next mfl_audit_sync or
+ * mfl_audit_destroy; on power loss the records since the last sync may be
+ * lost (or the last one torn: reopen cuts it). For the coordinator, which
+ * syncs once per round before its checkpoint (docs/AUDIT.md). Switching
+ * back to false does not sync what is pending: call mfl_audit_sync.
+ * Thread-safe. */
+void mfl_audit_set_deferred_sync(mfl_audit_t *self, bool deferred);
+
+/* fsyncs the lines appended since the last sync (nothing to do, and 0, if
+ * there are none). Returns 0, or -1 with "PATH: ..." in err if the log
+ * already failed or the fsync fails; a failed fsync marks the log failed
+ * (every later append and sync fails), since which records reached the
+ * disk is then unknown. Thread-safe. */
+int mfl_audit_sync(mfl_audit_t *self, char *err, size_t errlen);
 
 /* Records appended so far in the file (including earlier sessions). */
 uint64_t mfl_audit_count(mfl_audit_t *self);

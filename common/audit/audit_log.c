@@ -1,5 +1,6 @@
 /* The audit log's writer: continues the chain of an existing log, appends
- * one fsync'd line per record. */
+ * one line per record, fsync'd at once or (deferred mode) at the caller's
+ * sync points. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -26,6 +27,8 @@ struct mfl_audit {
     uint64_t count;         /* records in the file */
     uint8_t head[32];       /* hash of the last record (zeros if none) */
     int failed;             /* an append failed mid-way: refuse the rest */
+    bool deferred;          /* fsync only in mfl_audit_sync (and destroy) */
+    bool unsynced;          /* lines written since the last fsync */
     char line[MFL_AUDIT_LINE_MAX + 2];
 };
 
@@ -227,8 +230,14 @@ void mfl_audit_destroy(mfl_audit_t **self_p)
     if (!self_p || !*self_p)
         return;
     mfl_audit_t *self = *self_p;
-    if (self->fd >= 0)
+    if (self->fd >= 0) {
+        /* Shutdown is a sync point of deferred mode: nothing written is
+         * left to the kernel's writeback once the writer is gone. */
+        char err[300];
+        if (self->unsynced && !self->failed && mfl_audit_sync(self, err, sizeof err) != 0)
+            mfl_error("%s", err);
         close(self->fd);
+    }
     sodium_free(self->sk); /* wipes */
     free(self->path);
     pthread_mutex_destroy(&self->lock);
@@ -284,8 +293,12 @@ int mfl_audit_append(mfl_audit_t *self, const mfl_audit_record_t *rec, mfl_audit
     }
     self->line[n] = '\n';
     /* One write of the whole line (O_APPEND), then fsync: a crash leaves at
-     * most this one line torn, which reopen cuts and verify reports. */
-    if (mfl_file_write_full(self->fd, self->line, (size_t)n + 1) != 0 || fsync(self->fd) != 0) {
+     * most this one line torn, which reopen cuts and verify reports. In
+     * deferred mode the line is in the page cache once write returns (a
+     * process crash loses nothing; readers see it) and the fsync waits for
+     * mfl_audit_sync. */
+    if (mfl_file_write_full(self->fd, self->line, (size_t)n + 1) != 0 ||
+        (!self->deferred && fsync(self->fd) != 0)) {
         self->failed = 1;
         mfl_errf(err, errlen, "%s: append of record %" PRIu64 " failed: %s", self->path, r->seq,
                  strerror(errno));
@@ -293,6 +306,7 @@ int mfl_audit_append(mfl_audit_t *self, const mfl_audit_record_t *rec, mfl_audit
     }
     self->count = r->seq;
     memcpy(self->head, r->hash, 32);
+    self->unsynced = self->deferred;
     if (out)
         memcpy(out, r, sizeof *r);
     rc = 0;
@@ -315,4 +329,35 @@ void mfl_audit_head(mfl_audit_t *self, uint8_t out[32])
     pthread_mutex_lock(&self->lock);
     memcpy(out, self->head, 32);
     pthread_mutex_unlock(&self->lock);
+}
+
+void mfl_audit_set_deferred_sync(mfl_audit_t *self, bool deferred)
+{
+    pthread_mutex_lock(&self->lock);
+    self->deferred = deferred;
+    pthread_mutex_unlock(&self->lock);
+}
+
+int mfl_audit_sync(mfl_audit_t *self, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&self->lock);
+    int rc = 0;
+    if (self->failed) {
+        mfl_errf(err, errlen, "%s: an earlier append failed; the log is closed for writing",
+                 self->path);
+        rc = -1;
+    } else if (self->unsynced) {
+        if (fsync(self->fd) != 0) {
+            /* Which records reached the disk is now unknown (a failed fsync
+             * may drop dirty pages): as with a failed append, stop. */
+            self->failed = 1;
+            mfl_errf(err, errlen, "%s: fsync after record %" PRIu64 " failed: %s", self->path,
+                     self->count, strerror(errno));
+            rc = -1;
+        } else {
+            self->unsynced = false;
+        }
+    }
+    pthread_mutex_unlock(&self->lock);
+    return rc;
 }

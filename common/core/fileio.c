@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,8 +65,9 @@ int mfl_file_write_full(int fd, const void *data, size_t len)
     return 0;
 }
 
-int mfl_file_write_atomic_mode(const char *path, const void *data, size_t len, mode_t mode,
-                               char *err, size_t errlen)
+/* temp + rename, with the fsyncs of file and directory only if `durable`. */
+static int s_write_rename(const char *path, const void *data, size_t len, mode_t mode,
+                          bool durable, char *err, size_t errlen)
 {
     char tmp[PATH_MAX];
     int n = snprintf(tmp, sizeof tmp, "%s" MFL_FILE_TMP_INFIX "XXXXXX", path);
@@ -86,7 +88,7 @@ int mfl_file_write_atomic_mode(const char *path, const void *data, size_t len, m
         mfl_errf(err, errlen, "%s: write failed: %s", tmp, strerror(errno));
         goto out_unlink;
     }
-    if (fsync(fd) != 0) {
+    if (durable && fsync(fd) != 0) {
         mfl_errf(err, errlen, "%s: fsync failed: %s", tmp, strerror(errno));
         goto out_unlink;
     }
@@ -100,13 +102,24 @@ int mfl_file_write_atomic_mode(const char *path, const void *data, size_t len, m
         mfl_errf(err, errlen, "%s: rename from %s failed: %s", path, tmp, strerror(errno));
         goto out_unlink;
     }
-    return mfl_fsync_parent(path, err, errlen);
+    return durable ? mfl_fsync_parent(path, err, errlen) : 0;
 
 out_unlink:
     if (fd >= 0)
         close(fd);
     unlink(tmp);
     return -1;
+}
+
+int mfl_file_write_atomic_mode(const char *path, const void *data, size_t len, mode_t mode,
+                               char *err, size_t errlen)
+{
+    return s_write_rename(path, data, len, mode, true, err, errlen);
+}
+
+int mfl_file_replace(const char *path, const void *data, size_t len, char *err, size_t errlen)
+{
+    return s_write_rename(path, data, len, 0644, false, err, errlen);
 }
 
 int mfl_file_write_atomic(const char *path, const void *data, size_t len, char *err,

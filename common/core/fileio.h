@@ -31,6 +31,16 @@ int mfl_file_write_atomic(const char *path, const void *data, size_t len, char *
 int mfl_file_write_atomic_mode(const char *path, const void *data, size_t len, mode_t mode,
                                char *err, size_t errlen);
 
+/* Replaces `path` with data[0..len) atomically FOR READERS, not durably:
+ * the same temp file + rename (mode 0644), so a reader sees the old or the
+ * new contents, never a mix, but neither the file nor the directory is
+ * fsync'd, so after a power loss PATH may hold the old contents, or be
+ * empty or missing. For views rebuilt often from state kept elsewhere
+ * (status.json); anything a restart relies on uses mfl_file_write_atomic.
+ * Returns 0, or -1 with "PATH: what failed: strerror" in err (the temp file
+ * is then removed). Thread-safe as mfl_file_write_atomic. */
+int mfl_file_replace(const char *path, const void *data, size_t len, char *err, size_t errlen);
+
 /* Reads the whole file into a malloc'd buffer (caller frees *data) with a
  * NUL appended (not counted in *len), so text can be parsed in place.
  * Refuses a file larger than `max_bytes` before reading it (and if it grows

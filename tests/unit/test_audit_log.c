@@ -600,6 +600,99 @@ static void test_run_aborted_record_round_trips(void **state)
     assert_non_null(strstr(rep.message, "ok: 2 records, chain intact"));
 }
 
+/* foreach callback: counts records. */
+static int s_count_each(void *arg, size_t line_no, const mfl_audit_record_t *rec)
+{
+    (void)line_no;
+    (void)rec;
+    (*(size_t *)arg)++;
+    return 0;
+}
+
+static size_t s_records_on_file(const char *path)
+{
+    char err[512];
+    size_t n = 0;
+    assert_int_equal(mfl_audit_foreach(path, s_count_each, &n, err, sizeof err), 0);
+    return n;
+}
+
+/* Deferred mode (the coordinator's): appends are written at once, so a
+ * reader (and a process that outlives a crashed writer) sees them before
+ * any sync; sync makes them durable and is a no-op with nothing pending;
+ * destroy syncs; the chain is the same as in the default mode. */
+static void test_deferred_sync_appends_are_visible_before_sync(void **state)
+{
+    (void)state;
+    char path[300], err[512];
+    snprintf(path, sizeof path, "%s/deferred.audit", s_dir);
+    unlink(path);
+    mfl_audit_t *log = mfl_audit_open(path, "coord", s_ids[0].sk, err, sizeof err);
+    assert_non_null(log);
+    assert_int_equal(mfl_audit_sync(log, err, sizeof err), 0); /* nothing pending */
+    mfl_audit_set_deferred_sync(log, true);
+    static mfl_audit_record_t rec;
+    mfl_audit_record_init(&rec, MFL_AUDIT_ROUND_OPENED, 1, NULL);
+    assert_int_equal(mfl_audit_append(log, &rec, NULL, err, sizeof err), 0);
+    s_accepted(&rec, 1, 1, 0);
+    assert_int_equal(mfl_audit_append(log, &rec, NULL, err, sizeof err), 0);
+    s_accepted(&rec, 2, 1, 0);
+    assert_int_equal(mfl_audit_append(log, &rec, NULL, err, sizeof err), 0);
+    /* Not synced yet, but in the file: a reader sees all four lines. */
+    assert_int_equal(s_records_on_file(path), 4);
+    mfl_audit_report_t rep;
+    assert_int_equal(mfl_audit_verify_with(path, s_keys, NULL, &rep), 0);
+    assert_int_equal(rep.n_records, 4);
+    assert_int_equal(mfl_audit_sync(log, err, sizeof err), 0);
+    assert_int_equal(mfl_audit_sync(log, err, sizeof err), 0); /* again: nothing pending */
+    mfl_audit_record_init(&rec, MFL_AUDIT_ROUND_CLOSED, 1, NULL);
+    rec.n = 2;
+    assert_int_equal(mfl_audit_append(log, &rec, NULL, err, sizeof err), 0);
+    assert_int_equal(mfl_audit_count(log), 5);
+    mfl_audit_destroy(&log); /* syncs the round_closed line */
+    assert_null(log);
+    assert_int_equal(mfl_audit_verify_with(path, s_keys, NULL, &rep), 0);
+    assert_int_equal(rep.n_records, 5);
+    assert_int_equal(rep.n_site_sigs, 2);
+
+    /* A reopened writer is back in the default mode and continues the chain. */
+    log = mfl_audit_open(path, "coord", s_ids[0].sk, err, sizeof err);
+    assert_non_null(log);
+    assert_int_equal(mfl_audit_count(log), 6);
+    s_accepted(&rec, 1, 2, 0);
+    assert_int_equal(mfl_audit_append(log, &rec, NULL, err, sizeof err), 0);
+    assert_int_equal(s_records_on_file(path), 7);
+    mfl_audit_destroy(&log);
+    assert_int_equal(mfl_audit_verify_with(path, s_keys, NULL, &rep), 0);
+    assert_int_equal(rep.n_records, 7);
+}
+
+/* Switching deferred mode off again: appends fsync one by one as before,
+ * and a sync of what was pending still works. */
+static void test_deferred_sync_can_be_switched_back(void **state)
+{
+    (void)state;
+    char path[300], err[512];
+    snprintf(path, sizeof path, "%s/switch.audit", s_dir);
+    unlink(path);
+    mfl_audit_t *log = mfl_audit_open(path, "coord", s_ids[0].sk, err, sizeof err);
+    assert_non_null(log);
+    static mfl_audit_record_t rec;
+    mfl_audit_set_deferred_sync(log, true);
+    mfl_audit_record_init(&rec, MFL_AUDIT_ROUND_OPENED, 1, NULL);
+    assert_int_equal(mfl_audit_append(log, &rec, NULL, err, sizeof err), 0);
+    mfl_audit_set_deferred_sync(log, false);
+    assert_int_equal(mfl_audit_sync(log, err, sizeof err), 0);
+    mfl_audit_record_init(&rec, MFL_AUDIT_ROUND_ABANDONED, 1, NULL);
+    snprintf(rec.reason, sizeof rec.reason, "1 of 3 selected sites reported");
+    assert_int_equal(mfl_audit_append(log, &rec, NULL, err, sizeof err), 0);
+    assert_int_equal(s_records_on_file(path), 3);
+    mfl_audit_destroy(&log);
+    mfl_audit_report_t rep;
+    assert_int_equal(mfl_audit_verify_with(path, s_keys, NULL, &rep), 0);
+    assert_int_equal(rep.n_records, 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -618,6 +711,8 @@ int main(void)
         cmocka_unit_test(test_site_signed_nan_norm_does_not_verify),
         cmocka_unit_test(test_verify_message_says_one_record),
         cmocka_unit_test(test_run_aborted_record_round_trips),
+        cmocka_unit_test(test_deferred_sync_appends_are_visible_before_sync),
+        cmocka_unit_test(test_deferred_sync_can_be_switched_back),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }

@@ -914,6 +914,41 @@ static void test_abort_is_its_own_phase_and_audited(void **state)
     assert_int_equal(mfl_audit_verify_with(fx->cfg.audit_log, s_one_key, pk, &rep), 0);
 }
 
+/* The engine's audit log syncs once per round (deferred mode), but every
+ * record is written as it happens: while the engine still runs, a reader
+ * sees the whole closed round, checkpoint and all; the log verifies. */
+static void test_audit_records_are_written_before_the_round_sync(void **state)
+{
+    fixture_t *fx = *state;
+    assert_true(sodium_init() >= 0);
+    uint8_t pk[32], sk[64];
+    crypto_sign_keypair(pk, sk);
+    snprintf(fx->cfg.audit_log, sizeof fx->cfg.audit_log, "%s/coord.audit", fx->dir);
+    char err[512] = "";
+    mfl_round_engine_t *e = mfl_round_engine_new(&fx->cfg, &fx->sink, "coord", sk, err,
+                                                 sizeof err);
+    assert_non_null(e);
+    s_join3(e, 0);
+    mfl_round_engine_tick(e, 0);
+    assert_int_equal(s_send(fx, e, "site-a", 1.0f, 10, 1), 0);
+    char kinds[512] = "";
+    assert_int_equal(mfl_audit_foreach(fx->cfg.audit_log, s_collect_kinds, kinds, err,
+                                       sizeof err), 0);
+    assert_string_equal(kinds, "log_opened,round_opened,update_accepted,");
+    assert_int_equal(s_send(fx, e, "site-b", 1.0f, 10, 2), 0);
+    assert_int_equal(s_send(fx, e, "site-c", 1.0f, 10, 3), 0);
+    assert_int_equal(mfl_round_engine_rounds_done(e), 1);
+    kinds[0] = '\0';
+    assert_int_equal(mfl_audit_foreach(fx->cfg.audit_log, s_collect_kinds, kinds, err,
+                                       sizeof err), 0);
+    assert_non_null(strstr(kinds, "round_opened,update_accepted,update_accepted,"
+                                  "update_accepted,round_closed,"));
+    mfl_audit_report_t rep;
+    assert_int_equal(mfl_audit_verify_with(fx->cfg.audit_log, s_one_key, pk, &rep), 0);
+    mfl_round_engine_destroy(&e);
+    assert_int_equal(mfl_audit_verify_with(fx->cfg.audit_log, s_one_key, pk, &rep), 0);
+}
+
 int main(void)
 {
     mfl_log_set_level(MFL_LOG_ERROR);
@@ -939,6 +974,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_periodic_eval_pause_and_abort, setup, teardown),
         cmocka_unit_test_setup_teardown(test_abort_is_its_own_phase_and_audited, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_audit_records_are_written_before_the_round_sync,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_resumed_finished_run_waits_then_evaluates, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(

@@ -122,6 +122,33 @@ static void test_mkdir_p_creates_parents_and_rejects_files(void **state)
     assert_int_equal(mfl_fsync_parent("relative-name", err, sizeof err), 0);
 }
 
+/* mfl_file_replace (status.json): the same atomic rename for readers, mode
+ * 0644, no temp file left, and a failure leaves the old file alone. */
+static void test_replace_swaps_contents_without_leftovers(void **state)
+{
+    (void)state;
+    char dir[300], path[400], err[512];
+    snprintf(dir, sizeof dir, "%s/replace", s_dir);
+    assert_int_equal(mfl_mkdir_p(dir, 0755, err, sizeof err), 0);
+    snprintf(path, sizeof path, "%s/status.json", dir);
+    assert_int_equal(mfl_file_replace(path, "{\"round\":1}", 11, err, sizeof err), 0);
+    assert_int_equal(mfl_file_replace(path, "{\"round\":2}", 11, err, sizeof err), 0);
+    char *data;
+    size_t len;
+    assert_int_equal(mfl_file_read_all(path, 100, &data, &len, err, sizeof err), 0);
+    assert_int_equal(len, 11);
+    assert_string_equal(data, "{\"round\":2}");
+    free(data);
+    assert_int_equal(s_count_entries(dir), 1);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0644);
+    char bad[400];
+    snprintf(bad, sizeof bad, "%s/nodir/status.json", dir);
+    assert_int_equal(mfl_file_replace(bad, "x", 1, err, sizeof err), -1);
+    assert_non_null(strstr(err, "nodir/status.json"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -129,6 +156,7 @@ int main(void)
         cmocka_unit_test(test_read_refuses_over_limit_and_names_the_file),
         cmocka_unit_test(test_failed_write_leaves_old_file),
         cmocka_unit_test(test_mkdir_p_creates_parents_and_rejects_files),
+        cmocka_unit_test(test_replace_swaps_contents_without_leftovers),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }
