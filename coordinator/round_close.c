@@ -22,15 +22,10 @@ static void s_hex(const uint8_t *b, size_t n, char *out)
 }
 
 /* The coordinator's audit log fsyncs once per round, not per record
- * (docs/AUDIT.md): appends only write, and these sync points make them
- * durable. Set on every append (idempotent) because the engine opens the
- * log elsewhere. A failed sync is logged like a failed append; the log is
- * then closed for writing and every later record fails loudly too. */
-static void s_audit_deferred(mfl_round_engine_t *self)
-{
-    mfl_audit_set_deferred_sync(self->audit, true);
-}
-
+ * (docs/AUDIT.md; the mode is set where the engine opens the log): appends
+ * only write, and these sync points make them durable. A failed sync is
+ * logged like a failed append; the log is then closed for writing and every
+ * later record fails loudly too. */
 static void s_audit_sync(mfl_round_engine_t *self)
 {
     char err[300];
@@ -56,7 +51,6 @@ void mfl_engine_audit_round(mfl_round_engine_t *self, mfl_audit_kind_t kind, con
     }
     if (reason)
         snprintf(rec.reason, sizeof rec.reason, "%s", reason);
-    s_audit_deferred(self);
     if (mfl_audit_append(self->audit, &rec, NULL, err, sizeof err) < 0)
         mfl_error("audit log: %s", err);
     /* An abandoned round or an aborted run writes no checkpoint: their
@@ -92,7 +86,6 @@ void mfl_engine_audit_update(mfl_round_engine_t *self, const Metafl__UpdateHeade
         rec.norm = norm;
         rec.n = h->n_samples;
     }
-    s_audit_deferred(self);
     if (mfl_audit_append(self->audit, &rec, NULL, err, sizeof err) < 0)
         mfl_error("audit log: %s", err);
 }

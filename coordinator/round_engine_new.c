@@ -137,6 +137,10 @@ mfl_round_engine_t *mfl_round_engine_new(const mfl_coord_config_t *config,
                                      audit_sk, err, errlen);
         if (!self->audit)
             goto out_fail;
+        /* Sync once per round (round_close.c), not per record: a process
+         * crash loses nothing (each record is one write), a power loss at
+         * most the round in flight, which the checkpoint loses too. */
+        mfl_audit_set_deferred_sync(self->audit, true);
     }
     self->phase = MFL_ENGINE_WAITING;
     return self;
