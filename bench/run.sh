@@ -2,7 +2,8 @@
 # `make bench`: runs every benchmark in bounded time, writes JSON results
 # and regenerates docs/BENCHMARKS.md with tables and gnuplot PNGs.
 #
-#   make bench                  full run (~7-8 min on 2 shared cores, see
+#   make bench                  full run (~25 min on 2 shared cores: the
+#                               Fashion-MNIST tables alone take ~17 min; see
 #                               docs/BENCHMARKS.md for the measured time)
 #   BENCH_QUICK=1 make bench    a quick subset (~30-40 s) into
 #                               build/bench-quick/ (the committed results
