@@ -62,24 +62,7 @@ static int s_backward(mfl_learner_t *self, const float *state, const float *es, 
 
 static const mfl_metric_head_t s_head = {s_logits, s_backward};
 
-static int s_task_grad(mfl_learner_t *self, const float *state, const mfl_task_t *task,
-                       float *grad, double *loss, char *err, size_t errlen)
-{
-    return mfl_meta_metric_task_grad(self, &s_head, state, task, grad, loss, err, errlen);
-}
-
-static int s_evaluate(mfl_learner_t *self, const float *theta, const mfl_dataset_t *support,
-                      const mfl_dataset_t *query, int steps, float lr, float *theta_adapted,
-                      mfl_eval_metrics_t *m, char *err, size_t errlen)
-{
-    (void)steps;
-    (void)lr;
-    return mfl_meta_metric_evaluate(self, &s_head, theta, support, query, theta_adapted, m, err,
-                                    errlen);
-}
-
 const mfl_algo_ops_t mfl_algo_protonet = {
     .name = "protonet",
-    .task_grad = s_task_grad,
-    .evaluate = s_evaluate,
+    .metric = &s_head,
 };

@@ -442,6 +442,16 @@ int mfl_meta_inner_sgd(mfl_learner_t *self, const float *theta, const mfl_datase
     return 0;
 }
 
+/* One task's meta-gradient: the algorithm's own, or the shared metric step. */
+static int s_task_grad(mfl_learner_t *self, const float *state, const mfl_task_t *task,
+                       float *grad, double *loss, char *err, size_t errlen)
+{
+    if (self->ops->metric)
+        return mfl_meta_metric_task_grad(self, self->ops->metric, state, task, grad, loss, err,
+                                         errlen);
+    return self->ops->task_grad(self, state, task, grad, loss, err, errlen);
+}
+
 int mfl_learner_meta_train(mfl_learner_t *self, const float *theta, mfl_sampler_t *sampler,
                            mfl_rng_t *rng, float *delta, mfl_train_metrics_t *metrics,
                            char *err, size_t errlen)
@@ -469,7 +479,7 @@ int mfl_learner_meta_train(mfl_learner_t *self, const float *theta, mfl_sampler_
                 mfl_meta_check_data(self, self->task.query, "query", err, errlen))
                 return -1;
             double l = NAN;
-            if (self->ops->task_grad(self, self->local, &self->task, self->acc, &l, err, errlen))
+            if (s_task_grad(self, self->local, &self->task, self->acc, &l, err, errlen))
                 return -1;
             if (!isfinite(l))
                 return mfl_errf(err, errlen, "meta-train: %s diverged at outer step %d (query "
@@ -514,8 +524,12 @@ int mfl_learner_evaluate(mfl_learner_t *self, const float *theta, const mfl_data
         mfl_meta_check_data(self, query, "query", err, errlen))
         return -1;
     mfl_eval_metrics_t m;
-    if (self->ops->evaluate(self, theta, support, query, steps, lr, theta_adapted, &m, err,
-                            errlen))
+    int rc = self->ops->metric
+                 ? mfl_meta_metric_evaluate(self, self->ops->metric, theta, support, query,
+                                            theta_adapted, &m, err, errlen)
+                 : self->ops->evaluate(self, theta, support, query, steps, lr, theta_adapted,
+                                       &m, err, errlen);
+    if (rc)
         return -1;
     if (metrics)
         *metrics = m;

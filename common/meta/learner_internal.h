@@ -52,13 +52,30 @@ struct mfl_learner {
     mfl_task_t task;
 };
 
+/* A metric head: class logits for query embeddings given support
+ * embeddings (ProtoNets, Matching, Relation). Embeddings are [n][d] with
+ * d = the model's output width; `state` is the whole state (the relation
+ * module reads its parameters after the model's). backward is called right
+ * after logits on the same inputs; it ADDS dL/dEs, dL/dEq and the head's
+ * own parameter gradient (into grad_state, the whole state's gradient). */
+typedef struct {
+    int (*logits)(mfl_learner_t *self, const float *state, const float *es, const float *ys,
+                  size_t ns, const float *eq, size_t nq, size_t nw, float *logits);
+    int (*backward)(mfl_learner_t *self, const float *state, const float *es, const float *ys,
+                    size_t ns, const float *eq, size_t nq, size_t nw, const float *dlogits,
+                    float *des, float *deq, float *grad_state);
+} mfl_metric_head_t;
+
 /* One algorithm. task_grad ADDS one task's meta-gradient (a descent
  * direction's negative: the outer optimiser steps against it) into
  * grad[n_state] and returns the task's query loss after adaptation in
  * *loss (NAN-free on success). meta_train, if set, replaces the generic
- * outer loop (FedAvg). evaluate adapts and scores. */
+ * outer loop (FedAvg). evaluate adapts and scores. A metric method sets
+ * only `metric`: the shared episodic step and evaluation in algo_metric.c
+ * then serve as its task_grad and evaluate. */
 struct mfl_algo_ops {
     const char *name;
+    const mfl_metric_head_t *metric;
     int (*task_grad)(mfl_learner_t *self, const float *state, const mfl_task_t *task,
                      float *grad, double *loss, char *err, size_t errlen);
     int (*meta_train)(mfl_learner_t *self, const float *theta, mfl_sampler_t *sampler,
@@ -78,19 +95,6 @@ extern const mfl_algo_ops_t mfl_algo_protonet;
 extern const mfl_algo_ops_t mfl_algo_matching;
 extern const mfl_algo_ops_t mfl_algo_relation;
 
-/* A metric head: class logits for query embeddings given support
- * embeddings (ProtoNets, Matching, Relation). Embeddings are [n][d] with
- * d = the model's output width; `state` is the whole state (the relation
- * module reads its parameters after the model's). backward is called right
- * after logits on the same inputs; it ADDS dL/dEs, dL/dEq and the head's
- * own parameter gradient (into grad_state, the whole state's gradient). */
-typedef struct {
-    int (*logits)(mfl_learner_t *self, const float *state, const float *es, const float *ys,
-                  size_t ns, const float *eq, size_t nq, size_t nw, float *logits);
-    int (*backward)(mfl_learner_t *self, const float *state, const float *es, const float *ys,
-                    size_t ns, const float *eq, size_t nq, size_t nw, const float *dlogits,
-                    float *des, float *deq, float *grad_state);
-} mfl_metric_head_t;
 
 /* The shared episodic training step and evaluation of metric methods. */
 int mfl_meta_metric_task_grad(mfl_learner_t *self, const mfl_metric_head_t *head,
