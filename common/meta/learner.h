@@ -59,8 +59,12 @@ int mfl_algo_parse(const char *text, mfl_algo_kind_t *algo);
 const char *mfl_algo_name(mfl_algo_kind_t algo);
 
 typedef struct {
-    double loss_before; /* mean query loss at θ before local training */
-    double loss_after;  /* mean query loss after adaptation / local training */
+    /* FedAvg: mean loss on the site's rows at θ and at θ_local. Meta
+     * methods: mean post-adaptation query loss of the meta-batch at the
+     * first and at the last local outer step (so with outer_steps 1 the two
+     * are equal: the outer step's effect shows in the next round's value). */
+    double loss_before;
+    double loss_after;
     size_t n_samples;   /* rows used (the aggregation weight) */
     size_t n_tasks;
 } mfl_train_metrics_t;
