@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "nn/blas.h"
 #include "round_engine.h"
@@ -45,13 +46,6 @@ typedef struct {
     mfl_round_engine_t *engine;
     bool oom;
 } sim_t;
-
-static uint64_t s_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 static long s_find(const sim_t *sim, const char *site)
 {
@@ -173,7 +167,7 @@ static void s_run_round_job(sim_t *sim, const sim_job_t *job)
                                              ti->count, res.delta + ti->offset};
         }
         mfl_round_engine_update(sim->engine, s->cfg.site_id, h, views, nt, res.header,
-                                res.header_len, res.signature, res.signature_len, s_now_ms());
+                                res.header_len, res.signature, res.signature_len, mfl_clock_wall_ms());
     } else {
         sim->oom = true;
     }
@@ -197,7 +191,7 @@ static void s_run_eval_job(sim_t *sim, const sim_job_t *job)
         Metafl__EvalReport report;
         metafl__eval_report__init(&report);
         mfl_site_worker_fill_report(s->worker, task, &res, &report);
-        mfl_round_engine_eval_report(sim->engine, s->cfg.site_id, &report, s_now_ms());
+        mfl_round_engine_eval_report(sim->engine, s->cfg.site_id, &report, mfl_clock_wall_ms());
     }
     metafl__eval_task__free_unpacked(task, NULL);
 }
@@ -346,12 +340,12 @@ int mfl_cmd_simulate(int argc, char **argv)
     }
     for (size_t i = 0; i < sim.n_sites; i++)
         mfl_round_engine_site_hello(sim.engine, sim.sites[i].cfg.site_id,
-                                    mfl_site_worker_n_train(sim.sites[i].worker), s_now_ms());
+                                    mfl_site_worker_n_train(sim.sites[i].worker), mfl_clock_wall_ms());
     for (;;) {
         /* In simulate every site is always alive. */
         for (size_t i = 0; i < sim.n_sites; i++)
-            mfl_round_engine_site_seen(sim.engine, sim.sites[i].cfg.site_id, s_now_ms());
-        mfl_round_engine_tick(sim.engine, s_now_ms());
+            mfl_round_engine_site_seen(sim.engine, sim.sites[i].cfg.site_id, mfl_clock_wall_ms());
+        mfl_round_engine_tick(sim.engine, mfl_clock_wall_ms());
         mfl_engine_phase_t ph = mfl_round_engine_phase(sim.engine);
         if (sim.oom || ph == MFL_ENGINE_DONE || ph == MFL_ENGINE_FAILED ||
             ph == MFL_ENGINE_ABORTED)

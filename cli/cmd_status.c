@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "core/clock.h"
 #include "core/fileio.h"
 #include "core/json.h"
 #include "core/log.h"
@@ -67,13 +68,6 @@ static int s_alive(const mfl_json_t *root)
     if (kill((pid_t)pid, 0) == 0 || errno == EPERM)
         return 1;
     return errno == ESRCH ? 0 : -1;
-}
-
-static uint64_t s_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 /* "round 12 of 300 (11 done)" reads wrong once the run is over: say what
@@ -213,8 +207,8 @@ static int s_control(const char *dir, const char *command, const char *status_pa
         fprintf(stderr, "metafl status: %s\n", err);
         return 1;
     }
-    uint64_t deadline = s_now_ms() + 5000;
-    while (access(path, F_OK) == 0 && s_now_ms() < deadline) {
+    uint64_t deadline = mfl_clock_wall_ms() + 5000;
+    while (access(path, F_OK) == 0 && mfl_clock_wall_ms() < deadline) {
         struct timespec ts = {0, 100 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
@@ -295,10 +289,7 @@ int mfl_cmd_status(int argc, char **argv)
     if (json) {
         fwrite(text, 1, len, stdout);
     } else {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        rc = s_show(status_path, text, len,
-                    (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u);
+        rc = s_show(status_path, text, len, mfl_clock_wall_ms());
     }
     free(text);
     return rc;

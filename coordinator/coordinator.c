@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "coord_wire.h"
+#include "core/clock.h"
 #include "core/fileio.h"
 #include "core/log.h"
 #include "round_engine.h"
@@ -30,13 +31,6 @@ struct mfl_coordinator {
     uint64_t finished_ms;     /* 0 while running */
     bool status_dirty;
 };
-
-static uint64_t s_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 /* ---- engine sink: engine decisions → wire ---------------------------- */
 
@@ -102,7 +96,7 @@ static void s_bye_all(mfl_coordinator_t *self, const char *why)
 static void s_sink_finished(void *ctx)
 {
     mfl_coordinator_t *self = ctx;
-    self->finished_ms = s_now_ms();
+    self->finished_ms = mfl_clock_wall_ms();
     self->status_dirty = true;
     mfl_engine_phase_t ph = mfl_round_engine_phase(self->engine);
     s_bye_all(self, ph == MFL_ENGINE_DONE      ? "run complete"
@@ -267,7 +261,7 @@ static void s_poll_control(mfl_coordinator_t *self)
 int mfl_coordinator_write_status(mfl_coordinator_t *self, char *err, size_t errlen)
 {
     char *json = mfl_status_render(self->engine, &self->config,
-                                   mfl_coord_wire_endpoint(self->wire), s_now_ms());
+                                   mfl_coord_wire_endpoint(self->wire), mfl_clock_wall_ms());
     if (!json) {
         mfl_errf(err, errlen, "out of memory rendering the status");
         return -1;
@@ -287,7 +281,7 @@ int mfl_coordinator_step(mfl_coordinator_t *self, int timeout_ms, char *err, siz
     int rc = mfl_coord_wire_recv(self->wire, timeout_ms, &ev, err, errlen);
     if (rc < 0)
         return -1;
-    uint64_t now = s_now_ms();
+    uint64_t now = mfl_clock_wall_ms();
     if (rc == 1) {
         s_on_event(self, &ev, now);
         mfl_coord_wire_release(self->wire);
@@ -358,8 +352,8 @@ int mfl_coordinator_run(mfl_coordinator_t *self, volatile sig_atomic_t *stop,
      * dropped unread: the engine is not ticked again. */
     s_bye_all(self, "coordinator stopped (signal); it resumes from its last checkpoint when "
                     "restarted");
-    uint64_t until = s_now_ms() + DRAIN_MS;
-    for (uint64_t now = s_now_ms(); now < until; now = s_now_ms()) {
+    uint64_t until = mfl_clock_wall_ms() + DRAIN_MS;
+    for (uint64_t now = mfl_clock_wall_ms(); now < until; now = mfl_clock_wall_ms()) {
         mfl_wire_event_t ev;
         int rc = mfl_coord_wire_recv(self->wire, (int)(until - now), &ev, err, sizeof err);
         if (rc < 0)

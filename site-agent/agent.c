@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "audit/audit.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "site_worker.h"
 #include "wire/client.h"
@@ -37,13 +38,6 @@ struct mfl_site_agent {
     int warned_unconnected; /* one "still trying" warning per outage */
     uint64_t unconnected_since_ms;
 };
-
-static uint64_t s_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 static void s_on_connect(mfl_client_t *client, unsigned n, void *arg)
 {
@@ -111,7 +105,7 @@ mfl_site_agent_t *mfl_site_agent_new(const mfl_site_config_t *cfg,
         goto out_fail;
     }
     mfl_client_on_connect(self->client, s_on_connect, self);
-    self->unconnected_since_ms = s_now_ms();
+    self->unconnected_since_ms = mfl_clock_mono_ms();
     mfl_info("site %s: %zu training rows, %zu held-out, %zu features; dialing %s "
              "(coordinator key %s)", cfg->site_id, mfl_site_worker_n_train(self->worker),
              mfl_site_worker_n_heldout(self->worker), mfl_site_worker_n_features(self->worker),
@@ -290,7 +284,7 @@ static mfl_agent_status_t s_round(mfl_site_agent_t *self, const mfl_msg_t *msg, 
         mfl_warn("site %s: round %u refused: %s", self->cfg->site_id, task->round, err);
         return MFL_AGENT_CONTINUE;
     }
-    uint64_t t0 = s_now_ms();
+    uint64_t t0 = mfl_clock_mono_ms();
     mfl_site_round_result_t r;
     if (mfl_site_worker_round(self->worker, task, self->theta, n, &r, err, sizeof(err))) {
         mfl_warn("site %s: round %u failed: %s", self->cfg->site_id, task->round, err);
@@ -348,7 +342,7 @@ static mfl_agent_status_t s_round(mfl_site_agent_t *self, const mfl_msg_t *msg, 
              "update sent", self->cfg->site_id, task->round,
              task->algorithm && task->algorithm->name ? task->algorithm->name : "?",
              (size_t)r.metrics.n_samples, r.metrics.loss_before, r.metrics.loss_after,
-             r.delta_norm, (unsigned long long)(s_now_ms() - t0));
+             r.delta_norm, (unsigned long long)(mfl_clock_mono_ms() - t0));
     if (self->opts.max_rounds && self->updates_sent >= self->opts.max_rounds)
         return MFL_AGENT_DONE;
     return MFL_AGENT_CONTINUE;
@@ -460,7 +454,7 @@ mfl_agent_status_t mfl_site_agent_step(mfl_site_agent_t *self, int timeout_ms, c
     mfl_recv_result_t rr = mfl_client_recv(self->client, timeout_ms, &msg, &reason, why,
                                            sizeof(why));
     if (!mfl_client_connected(self->client)) {
-        uint64_t now = s_now_ms();
+        uint64_t now = mfl_clock_mono_ms();
         if (!self->warned_unconnected && self->unconnected_since_ms == 0)
             self->unconnected_since_ms = now;
         if (!self->warned_unconnected &&

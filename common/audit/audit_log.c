@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "audit/audit_internal.h"
+#include "core/clock.h"
 #include "core/fileio.h"
 #include "core/log.h"
 
@@ -109,13 +110,6 @@ static int s_scan(mfl_audit_t *self, off_t *keep, off_t *torn, char *err, size_t
     }
     fclose(f);
     return rc;
-}
-
-static uint64_t s_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 mfl_audit_t *mfl_audit_open(const char *path, const char *writer, const uint8_t sign_sk[64],
@@ -270,7 +264,7 @@ int mfl_audit_append(mfl_audit_t *self, const mfl_audit_record_t *rec, mfl_audit
     }
     r->seq = self->count + 1;
     if (r->time_ms == 0)
-        r->time_ms = s_now_ms();
+        r->time_ms = mfl_clock_wall_ms();
     memcpy(r->writer, self->writer, sizeof r->writer);
     memcpy(r->prev, self->head, 32);
     memset(r->hash, 0, 32);

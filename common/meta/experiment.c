@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "config/yaml_doc.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "data/heart.h"
 #include "data/idx.h"
@@ -28,13 +29,6 @@ static const char *const s_learner_keys[] = {
     "local_epochs", "relation", "max_batch",    NULL};
 static const char *const s_train_keys[] = {"steps", "log_every", NULL};
 static const char *const s_eval_keys[] = {"tasks", "steps", "lr", NULL};
-
-static double s_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int s_classes(mfl_yaml_doc_t *doc, const char *path, size_t *out, size_t *n)
 {
@@ -308,7 +302,7 @@ int mfl_experiment_train(const mfl_experiment_t *self, mfl_learner_t *learner, f
     /* One θ trajectory: the blocks are one run, not separate rounds (with
      * sites, every site shares the learner, so rounds restart instead). */
     mfl_learner_keep_outer_state(learner, n_samplers == 1);
-    double t0 = s_now();
+    double t0 = mfl_clock_mono_s();
     if (n_log)
         *n_log = 0;
     for (int b = 0; b < blocks; b++) {
@@ -329,7 +323,7 @@ int mfl_experiment_train(const mfl_experiment_t *self, mfl_learner_t *learner, f
         }
         for (size_t p = 0; p < ns; p++)
             theta[p] += acc[p] / (float)wsum;
-        mfl_exp_progress_t pr = {(b + 1) * self->log_every, loss / wsum, s_now() - t0};
+        mfl_exp_progress_t pr = {(b + 1) * self->log_every, loss / wsum, mfl_clock_mono_s() - t0};
         if (progress) {
             fprintf(progress, "step %7d/%d  meta-loss %.4f  %.1f s\n", pr.step,
                     blocks * self->log_every, pr.meta_loss, pr.seconds);

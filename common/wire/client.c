@@ -8,6 +8,7 @@
 #include <time.h>
 #include <zmq.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "wire/msg_internal.h"
 
@@ -48,13 +49,6 @@ void mfl_client_opts_default(mfl_client_opts_t *opts)
 }
 
 static int s_setopt_int(void *s, int opt, int v) { return zmq_setsockopt(s, opt, &v, sizeof v); }
-
-static int64_t s_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 mfl_client_t *mfl_client_new(const char *endpoint, const mfl_identity_t *identity,
                              const mfl_public_key_t *server_key, const mfl_client_opts_t *opts,
@@ -201,7 +195,7 @@ static int s_monitor_event(mfl_client_t *self)
                                       : S_REDIAL_FIRST_MS;
         if (self->redial_backoff_ms > S_REDIAL_MAX_MS)
             self->redial_backoff_ms = S_REDIAL_MAX_MS;
-        self->redial_at_ms = s_mono_ms() + self->redial_backoff_ms;
+        self->redial_at_ms = (int64_t)mfl_clock_mono_ms() + self->redial_backoff_ms;
         break;
     case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
     case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
@@ -232,7 +226,7 @@ static int s_monitor_event(mfl_client_t *self)
 /* After a key refusal: dial again once the backoff has passed. */
 static void s_redial_if_due(mfl_client_t *self)
 {
-    if (!self->redial_at_ms || s_mono_ms() < self->redial_at_ms)
+    if (!self->redial_at_ms || (int64_t)mfl_clock_mono_ms() < self->redial_at_ms)
         return;
     self->redial_at_ms = 0;
     (void)zmq_disconnect(self->dealer, self->endpoint); /* may already be gone */
@@ -253,7 +247,7 @@ static void s_drain_monitor(mfl_client_t *self)
 
 int mfl_client_wait_connected(mfl_client_t *self, int timeout_ms, char *err, size_t errlen)
 {
-    int64_t deadline = s_mono_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
+    int64_t deadline = (int64_t)mfl_clock_mono_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
     self->last_error[0] = '\0';
     for (;;) {
         s_drain_monitor(self);
@@ -261,7 +255,7 @@ int mfl_client_wait_connected(mfl_client_t *self, int timeout_ms, char *err, siz
             return 0;
         if (self->last_error[0])
             break; /* a handshake failed: retrying would fail the same way */
-        int64_t left = deadline - s_mono_ms();
+        int64_t left = deadline - (int64_t)mfl_clock_mono_ms();
         if (left <= 0)
             break;
         zmq_pollitem_t it = {self->monitor, 0, ZMQ_POLLIN, 0};
@@ -316,7 +310,7 @@ mfl_recv_result_t mfl_client_recv(mfl_client_t *self, int timeout_ms, mfl_msg_t 
                                   int *reason, char *err, size_t errlen)
 {
     *msg = NULL;
-    int64_t deadline = timeout_ms < 0 ? -1 : s_mono_ms() + timeout_ms;
+    int64_t deadline = timeout_ms < 0 ? -1 : (int64_t)mfl_clock_mono_ms() + timeout_ms;
     for (;;) {
         s_drain_monitor(self);
         uint64_t now = mfl_wire_now_ms();
@@ -325,7 +319,7 @@ mfl_recv_result_t mfl_client_recv(mfl_client_t *self, int timeout_ms, mfl_msg_t 
             (void)mfl_client_heartbeat(self, NULL, 0); /* best effort; ZMTP pings too */
         int wait = hb > 0 ? hb : -1;
         if (deadline >= 0) {
-            int64_t left = deadline - s_mono_ms();
+            int64_t left = deadline - (int64_t)mfl_clock_mono_ms();
             if (left < 0)
                 left = 0;
             if (wait < 0 || left < wait)
@@ -360,7 +354,7 @@ mfl_recv_result_t mfl_client_recv(mfl_client_t *self, int timeout_ms, mfl_msg_t 
                 return MFL_RECV_REJECTED;
             }
         }
-        if (deadline >= 0 && s_mono_ms() >= deadline)
+        if (deadline >= 0 && (int64_t)mfl_clock_mono_ms() >= deadline)
             return MFL_RECV_TIMEOUT;
     }
 }

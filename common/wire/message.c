@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "wire/msg_internal.h"
 
@@ -67,12 +68,7 @@ void mfl_tensor_hash(const float *data, uint64_t count, uint8_t out[MFL_HASH_BYT
     crypto_generichash_final(&st, out, MFL_HASH_BYTES);
 }
 
-uint64_t mfl_wire_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
+uint64_t mfl_wire_now_ms(void) { return mfl_clock_wall_ms(); }
 
 const char *mfl_reject_reason_name(int reason)
 {

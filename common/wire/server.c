@@ -9,6 +9,7 @@
 #include <time.h>
 #include <zmq.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "wire/msg_internal.h"
 #include "wire/update_sign.h"
@@ -325,13 +326,6 @@ mfl_server_stats_t mfl_server_stats(const mfl_server_t *self) { return self->sta
 
 /* ---- receive ------------------------------------------------------------- */
 
-static int64_t s_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Site-binding and signature checks on a decoded message; 0 or a reason. */
 static int s_check(mfl_server_t *self, mfl_msg_t *msg, char *err, size_t errlen)
 {
@@ -445,7 +439,7 @@ mfl_recv_result_t mfl_server_recv(mfl_server_t *self, int timeout_ms, mfl_msg_t 
                                   int *reason, char *err, size_t errlen)
 {
     *msg = NULL;
-    int64_t deadline = timeout_ms < 0 ? -1 : s_mono_ms() + timeout_ms;
+    int64_t deadline = timeout_ms < 0 ? -1 : (int64_t)mfl_clock_mono_ms() + timeout_ms;
     for (;;) {
         uint8_t rid[256];
         size_t rid_len = 0;
@@ -470,7 +464,7 @@ mfl_recv_result_t mfl_server_recv(mfl_server_t *self, int timeout_ms, mfl_msg_t 
         }
         int wait = -1;
         if (deadline >= 0) {
-            int64_t left = deadline - s_mono_ms();
+            int64_t left = deadline - (int64_t)mfl_clock_mono_ms();
             wait = left > 0 ? (int)left : 0;
         }
         zmq_pollitem_t it = {self->router, 0, ZMQ_POLLIN, 0};
