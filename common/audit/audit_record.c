@@ -224,8 +224,15 @@ long mfl_audit_format(const mfl_audit_record_t *r, int with_tail, char *buf, siz
     s_out_t o = {buf, cap, 0, cap == 0};
     if (cap)
         buf[0] = '\0';
-    s_putf(&o, "{\"seq\":%" PRIu64 ",\"time\":\"%s\",\"writer\":\"%s\",\"kind\":\"%s\"",
-           r->seq, when, r->writer, kind);
+    /* Strings go through s_puts: s_putf's buffer is sized for numbers, and
+     * a 64-byte writer name must fit (found by fuzz_audit). */
+    s_putf(&o, "{\"seq\":%" PRIu64 ",\"time\":\"", r->seq);
+    s_puts(&o, when);
+    s_puts(&o, "\",\"writer\":\"");
+    s_puts(&o, r->writer);
+    s_puts(&o, "\",\"kind\":\"");
+    s_puts(&o, kind);
+    s_puts(&o, "\"");
     s_putf(&o, ",\"round\":%" PRIu64 ",\"site\":\"", r->round);
     s_puts(&o, r->site);
     s_puts(&o, "\",\"nonce\":\"");

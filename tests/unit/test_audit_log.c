@@ -600,6 +600,38 @@ static void test_run_aborted_record_round_trips(void **state)
     assert_non_null(strstr(rep.message, "ok: 2 records, chain intact"));
 }
 
+/* Key lookup that answers every name with the coordinator's key. */
+static int s_any_name_is_coord(void *arg, const char *name, uint8_t pk[32], char *err,
+                               size_t errlen)
+{
+    (void)arg, (void)name, (void)err, (void)errlen;
+    memcpy(pk, s_ids[0].pk, 32);
+    return 0;
+}
+
+/* Key names may be 64 bytes long; a writer and a site at that length must
+ * be logged and verify (a 60-byte writer once overflowed the formatter). */
+static void test_longest_names_are_written_and_verify(void **state)
+{
+    (void)state;
+    char path[300], err[512], name[MFL_AUDIT_NAME_MAX + 1];
+    snprintf(path, sizeof path, "%s/long.audit", s_dir);
+    unlink(path);
+    memset(name, 'w', MFL_AUDIT_NAME_MAX);
+    name[MFL_AUDIT_NAME_MAX] = '\0';
+    mfl_audit_t *log = mfl_audit_open(path, name, s_ids[0].sk, err, sizeof err);
+    assert_non_null(log);
+    static mfl_audit_record_t rec;
+    name[0] = 's';
+    mfl_audit_record_init(&rec, MFL_AUDIT_UPDATE_REJECTED, 7, name);
+    snprintf(rec.reason, sizeof rec.reason, "norm over bound");
+    assert_int_equal(mfl_audit_append(log, &rec, NULL, err, sizeof err), 0);
+    mfl_audit_destroy(&log);
+    mfl_audit_report_t rep;
+    assert_int_equal(mfl_audit_verify_with(path, s_any_name_is_coord, NULL, &rep), 0);
+    assert_int_equal(rep.n_records, 2);
+}
+
 /* foreach callback: counts records. */
 static int s_count_each(void *arg, size_t line_no, const mfl_audit_record_t *rec)
 {
@@ -697,6 +729,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_append_reopen_verify_round_trip),
+        cmocka_unit_test(test_longest_names_are_written_and_verify),
         cmocka_unit_test(test_foreach_reads_back_fields),
         cmocka_unit_test(test_any_flipped_byte_names_its_record),
         cmocka_unit_test(test_chain_and_sequence_errors_say_what_happened),
