@@ -101,6 +101,16 @@ static size_t s_n_way(const mfl_dataset_t *a, const mfl_dataset_t *b)
     return x > y ? x : y;
 }
 
+/* The head's own episode loss, or softmax cross-entropy. */
+static double s_loss(const mfl_learner_t *self, const mfl_metric_head_t *head,
+                     const float *logits, const float *y, size_t nq, size_t nw, float *dlogits)
+{
+    if (head->loss)
+        return head->loss(self, logits, y, nq, nw, dlogits);
+    mfl_loss_t ce = {.kind = MFL_LOSS_SOFTMAX_CE, .pos_weight = 1.0f};
+    return mfl_loss_eval(&ce, logits, y, nq, nw, dlogits);
+}
+
 int mfl_meta_metric_task_grad(mfl_learner_t *self, const mfl_metric_head_t *head,
                               const float *state, const mfl_task_t *task, float *grad,
                               double *loss, char *err, size_t errlen)
@@ -125,8 +135,7 @@ int mfl_meta_metric_task_grad(mfl_learner_t *self, const mfl_metric_head_t *head
     const float *es = emb, *eq = emb + ns * d;
     if (head->logits(self, state, es, y, ns, eq, nq, nw, logits))
         return mfl_errf(err, errlen, "%s: out of memory", self->ops->name), -1;
-    mfl_loss_t ce = {.kind = MFL_LOSS_SOFTMAX_CE, .pos_weight = 1.0f};
-    *loss = mfl_loss_eval(&ce, logits, q->y, nq, nw, dlogits);
+    *loss = s_loss(self, head, logits, q->y, nq, nw, dlogits);
     memset(demb, 0, n * d * sizeof(float));
     if (head->backward(self, state, es, y, ns, eq, nq, nw, dlogits, demb, demb + ns * d, grad))
         return mfl_errf(err, errlen, "%s: head backward failed", self->ops->name), -1;
@@ -152,8 +161,7 @@ int mfl_meta_metric_evaluate(mfl_learner_t *self, const mfl_metric_head_t *head,
         return mfl_errf(err, errlen, "%s: forward pass refused", self->ops->name), -1;
     if (head->logits(self, state, emb, support->y, ns, emb + ns * d, nq, nw, logits))
         return mfl_errf(err, errlen, "%s: out of memory", self->ops->name), -1;
-    mfl_loss_t ce = {.kind = MFL_LOSS_SOFTMAX_CE, .pos_weight = 1.0f};
-    double loss = mfl_loss_eval(&ce, logits, query->y, nq, nw, NULL);
+    double loss = s_loss(self, head, logits, query->y, nq, nw, NULL);
     for (size_t i = 0; i < nq; i++) {
         const float *o = logits + i * nw;
         float *p = probs + i * nw, mx = o[0], z = 0;

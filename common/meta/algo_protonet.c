@@ -60,7 +60,7 @@ static int s_backward(mfl_learner_t *self, const float *state, const float *es, 
     return 0;
 }
 
-static const mfl_metric_head_t s_head = {s_logits, s_backward};
+static const mfl_metric_head_t s_head = {s_logits, s_backward, NULL};
 
 const mfl_algo_ops_t mfl_algo_protonet = {
     .name = "protonet",

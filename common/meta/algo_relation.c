@@ -1,10 +1,13 @@
-/* Relation networks (Sung et al. 2018), with a softmax cross-entropy
- * objective over the episode's classes instead of the paper's sigmoid +
- * MSE. A learned relation module (an MLP, parameters "relation.*" after
- * the embedding's in the state) scores each pair [e_q, c_j] of a query
- * embedding and a class's mean support embedding; the scores are the
- * logits. Gradients flow through the relation module into both the query
+/* Relation networks (Sung et al. 2018). A learned relation module
+ * (parameters "relation.*" after the embedding's in the state: an MLP, or
+ * the paper's conv blocks over the two feature maps stacked on channels,
+ * "relconv:...") scores each pair [e_q, c_j] of a query embedding and a
+ * class's mean support embedding; the scores are the logits. Objective:
+ * the paper's sigmoid + squared error to the one-hot target when the
+ * learner's loss is mse, else softmax cross-entropy over the episode's
+ * classes. Gradients flow through the relation module into both the query
  * embedding and the class means (mfl_model_backward's dx). */
+#include <math.h>
 #include <string.h>
 
 #include "meta/learner_internal.h"
@@ -81,7 +84,36 @@ static int s_backward(mfl_learner_t *self, const float *state, const float *es, 
     return 0;
 }
 
-static const mfl_metric_head_t s_head = {s_logits, s_backward};
+/* Σ_j (σ(z_ij) − [y_i = j])² averaged over queries, classes with no
+ * support rows left out (their logits are masked, not scores); or softmax
+ * cross-entropy unless the configured loss is mse. */
+static double s_loss(const mfl_learner_t *self, const float *logits, const float *y, size_t nq,
+                     size_t nw, float *dlogits)
+{
+    if (self->config.loss != MFL_LOSS_MSE) {
+        mfl_loss_t ce = {.kind = MFL_LOSS_SOFTMAX_CE, .pos_weight = 1.0f};
+        return mfl_loss_eval(&ce, logits, y, nq, nw, dlogits);
+    }
+    double sum = 0;
+    const float *counts = self->counts.p;
+    for (size_t i = 0; i < nq; i++)
+        for (size_t j = 0; j < nw; j++) {
+            size_t k = i * nw + j;
+            if (counts[j] == 0) {
+                if (dlogits)
+                    dlogits[k] = 0.0f;
+                continue;
+            }
+            float s = 1.0f / (1.0f + expf(-logits[k]));
+            float e = s - ((size_t)y[i] == j ? 1.0f : 0.0f);
+            sum += (double)e * e;
+            if (dlogits)
+                dlogits[k] = 2.0f * e * s * (1.0f - s) / (float)nq;
+        }
+    return sum / (double)nq;
+}
+
+static const mfl_metric_head_t s_head = {s_logits, s_backward, s_loss};
 
 const mfl_algo_ops_t mfl_algo_relation = {
     .name = "relation",

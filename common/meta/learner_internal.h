@@ -64,6 +64,11 @@ typedef struct {
     int (*backward)(mfl_learner_t *self, const float *state, const float *es, const float *ys,
                     size_t ns, const float *eq, size_t nq, size_t nw, const float *dlogits,
                     float *des, float *deq, float *grad_state);
+    /* The episode loss of logits[nq][nw] against class indices y, with
+     * dlogits (nullable) its gradient; NULL means softmax cross-entropy.
+     * Training and evaluation both use it, so reported losses match. */
+    double (*loss)(const mfl_learner_t *self, const float *logits, const float *y, size_t nq,
+                   size_t nw, float *dlogits);
 } mfl_metric_head_t;
 
 /* One algorithm. task_grad ADDS one task's meta-gradient (a descent

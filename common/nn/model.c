@@ -247,6 +247,58 @@ too_big:
     return -1;
 }
 
+/* "relconv:CxHxW:F:H", a Relation-network module (Sung et al. 2018) over
+ * a pair of feature maps stacked on channels: two blocks of conv3x3 (F
+ * filters), norm and ReLU without pooling (a 3x3 map is already small),
+ * then dense F·H·W → H, ReLU, dense H → 1 (the relation score's logit). */
+static int s_build_relconv(mfl_model_t *self, const char *p, char *err, size_t errlen)
+{
+    size_t c, h, w, f, hid;
+    if (s_parse_dim(&p, &c) || *p++ != 'x' || s_parse_dim(&p, &h) || *p++ != 'x' ||
+        s_parse_dim(&p, &w) || *p++ != ':' || s_parse_dim(&p, &f) || *p++ != ':' ||
+        s_parse_dim(&p, &hid) || *p != '\0') {
+        mfl_errf(err, errlen, "model spec '%s': expected relconv:CxHxW:FILTERS:HIDDEN "
+                 "(e.g. relconv:32x3x3:16:8)", self->spec);
+        return -1;
+    }
+    const size_t limit = (size_t)1 << 20, hw = h * w;
+    if (h > limit || w > limit || hw > limit || c > limit / hw || f > limit / hw) {
+        mfl_errf(err, errlen, "model spec '%s': feature maps too large", self->spec);
+        return -1;
+    }
+    snprintf(self->spec, sizeof self->spec, "relconv:%zux%zux%zu:%zu:%zu", c, h, w, f, hid);
+    self->n_in = c * hw;
+    size_t ch = c;
+    for (int b = 1; b <= 2; b++) {
+        char name[MFL_TENSOR_NAME_MAX];
+        s_layer_t *l = s_push(self, S_CONV, ch, h, w);
+        l->oc = f;
+        snprintf(name, sizeof name, "block%d.conv.weight", b);
+        if (s_add_tensor(self, name, 4, (size_t[]){f, ch, 3, 3}, &l->w_off))
+            goto too_big;
+        snprintf(name, sizeof name, "block%d.conv.bias", b);
+        if (s_add_tensor(self, name, 1, (size_t[]){f}, &l->b_off))
+            goto too_big;
+        l = s_push(self, S_NORM, f, h, w);
+        snprintf(name, sizeof name, "block%d.norm.scale", b);
+        if (s_add_tensor(self, name, 1, (size_t[]){f}, &l->w_off))
+            goto too_big;
+        snprintf(name, sizeof name, "block%d.norm.shift", b);
+        if (s_add_tensor(self, name, 1, (size_t[]){f}, &l->b_off))
+            goto too_big;
+        s_push(self, S_RELU, f, h, w);
+        ch = f;
+    }
+    if (s_add_dense(self, "fc1", f * hw, hid) || !s_push(self, S_RELU, hid, 1, 1) ||
+        s_add_dense(self, "fc2", hid, 1))
+        goto too_big;
+    self->n_out = 1;
+    return 0;
+too_big:
+    mfl_errf(err, errlen, "model spec '%s': more than %zu parameters", self->spec, S_MAX_PARAMS);
+    return -1;
+}
+
 /* calloc of n·size bytes that refuses products that overflow. */
 static void *s_calloc(size_t n, size_t size)
 {
@@ -329,9 +381,11 @@ mfl_model_t *mfl_model_new(const char *spec, size_t max_batch, char *err, size_t
         rc = s_build_mlp(self, spec + 7, 1, err, errlen);
     else if (strncmp(spec, "cnn4:", 5) == 0)
         rc = s_build_cnn4(self, spec + 5, err, errlen);
+    else if (strncmp(spec, "relconv:", 8) == 0)
+        rc = s_build_relconv(self, spec + 8, err, errlen);
     else {
-        mfl_errf(err, errlen, "model spec '%s': unknown family (want mlp:, linear: or cnn4:)",
-                 spec);
+        mfl_errf(err, errlen,
+                 "model spec '%s': unknown family (want mlp:, linear:, cnn4: or relconv:)", spec);
         rc = -1;
     }
     if (rc != 0)

@@ -42,6 +42,9 @@ typedef struct mfl_model mfl_model_t;
  *                           dense head to 5 outputs; head 0 = embedding only
  *   "cnn4:1x28x28:16:0:p3"  the same without the 4th pool: the last block's
  *                           3x3 map (9F numbers) is the embedding / head input
+ *   "relconv:32x3x3:16:8"   a Relation-network module: 2 blocks of conv3x3 (16
+ *                           filters), norm, ReLU, no pool; dense to 8, ReLU,
+ *                           dense to 1 output
  * `max_batch` sizes the activation buffers; larger batches are refused. */
 mfl_model_t *mfl_model_new(const char *spec, size_t max_batch, char *err, size_t errlen);
 
