@@ -144,7 +144,9 @@ static void s_read_model(mfl_yaml_doc_t *doc, mfl_coord_config_t *c)
     mfl_learner_config_t *l = &c->learner;
 
     const char *spec = mfl_yaml_require_string(doc, "model.spec");
-    if (strlen(spec) >= sizeof l->model_spec)
+    if (spec[strspn(spec, " \t\r\n")] == '\0')
+        mfl_yaml_fail(doc, "model.spec", "is empty; e.g. 'mlp:30-32-1' or 'linear:30-1'");
+    else if (strlen(spec) >= sizeof l->model_spec)
         mfl_yaml_fail(doc, "model.spec", "longer than %zu characters",
                       sizeof l->model_spec - 1);
     else

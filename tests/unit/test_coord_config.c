@@ -135,6 +135,8 @@ static void test_bad_values_are_refused_naming_the_key(void **state)
     s_expect_error("model:\n  spec: linear:3-1\nserver:\n  optimizer: rmsprop\n", "rmsprop",
                    ":4");
     s_expect_error("rounds:\n  count: 3\n", "model.spec", "bad.yaml");
+    /* An empty block scalar is a present but empty spec (found by fuzzing). */
+    s_expect_error("model:\n spec: |\n", "model.spec", "is empty");
 }
 
 /* The documented example must stay loadable (run from the repo root, as
