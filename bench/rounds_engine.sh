@@ -6,7 +6,10 @@
 #
 #   bash bench/rounds_engine.sh OUT.json
 #   env: METAFL_BUILD (build dir, default build), BENCH_QUICK=1 (subset),
-#        ROUNDS_P (e.g. "10000 1000000"), ROUNDS_N (e.g. "2 4"), ROUNDS_R (rounds)
+#        ROUNDS_P (e.g. "10000 1000000"), ROUNDS_N (e.g. "2 4"), ROUNDS_R (rounds),
+#        ROUNDS_TRAIN_N (sites for the training rows; " " = none), ROUNDS_TMPFS=0
+#        (skip the tmpfs diagnostic), ROUNDS_KEEP_LOGS=DIR (copy the daemons'
+#        logs there), COORD_WRAP (prefix for the coordinator, e.g. strace)
 #
 # Model: mlp:32-H-2 (softmax CE), P = 35H + 2: H = 286 → 10,012;
 # 28,571 → 999,987 (Flower's 1M model); 285,714 → 9,999,992.
@@ -17,9 +20,11 @@
 # "With training" (2b): 200 training rows per site, one local epoch, batch
 # 32, FedAvg; MLP 32-64-2 (2,242 params) and 32-28571-2 (999,987).
 #
-# Round time: the coordinator's metrics line "seconds" (round open → close:
-# θ out, local step, Δ back, checks, aggregation, server step, atomic
-# checkpoint, audit record), median over the rounds after the first.
+# Round time: the coordinator's metrics line "seconds" (round open → last
+# update accepted: θ out, local step, Δ back, checks, aggregation; µs
+# resolution) and "wall_seconds" (open → the close done: also the server
+# step, θ hash, checkpoint written, audit record; what the next round waits
+# for, i.e. open to open), medians over the rounds after the first.
 # Peak RSS: VmHWM of the coordinator process, polled until it exits.
 # Each no-training run is followed at once by bench_rounds_floor for the
 # same P and N ("floor_ms"), so the ratio compares like with like.
@@ -54,6 +59,9 @@ PIDS=()
 cleanup() {
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
     wait 2>/dev/null
+    if [ -n "${ROUNDS_KEEP_LOGS:-}" ]; then
+        mkdir -p "$ROUNDS_KEEP_LOGS" && cp "$WORK"/*.log "$ROUNDS_KEEP_LOGS"/ 2>/dev/null
+    fi
     rm -rf "$WORK"
     case ${RUN_BASE:-} in /dev/shm/metafl-bench-rounds.*) rm -rf "$RUN_BASE" ;; esac
 }
@@ -208,7 +216,7 @@ one_run() {
     local med
     med=$(python3 - "$metrics" <<'EOF'
 import json, sys
-secs = []
+secs, wall = [], []
 for line in open(sys.argv[1]):
     try:
         m = json.loads(line)
@@ -216,8 +224,12 @@ for line in open(sys.argv[1]):
         continue
     if "seconds" in m and m.get("round", 0) >= 2 and "site" not in m:
         secs.append(m["seconds"])
-secs.sort()
-print(f"{secs[len(secs) // 2] * 1000:.3f} {len(secs)}" if secs else "nan 0")
+        if "wall_seconds" in m:
+            wall.append(m["wall_seconds"])
+def med(v):
+    v = sorted(v)
+    return f"{v[len(v) // 2] * 1000:.3f}" if v else "null"
+print(f"{med(secs)} {len(secs)} {med(wall)}" if secs else "nan 0 null")
 EOF
 )
     set -- $med
@@ -229,10 +241,10 @@ EOF
             --out "$WORK/floor.json" >/dev/null 2>&1 &&
             floor=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["rows"][0]["median_ms"])' "$WORK/floor.json")
     fi
-    echo "rounds_engine: $label P=$p N=$n median ${1} ms over $2 rounds (floor $floor ms), coordinator peak RSS ${hwm} kB"
+    echo "rounds_engine: $label P=$p N=$n median ${1} ms (open to open ${3} ms) over $2 rounds (floor $floor ms), coordinator peak RSS ${hwm} kB"
     local where=disk
     [ "$RUN_BASE" != "$WORK" ] && where=tmpfs
-    ROWS+=("{\"label\": \"$label\", \"model\": \"$spec\", \"params\": $p, \"sites\": $n, \"training\": $([ "$training" = 1 ] && echo true || echo false), \"run_dir\": \"$where\", \"median_ms\": $1, \"rounds_timed\": $2, \"floor_ms\": $floor, \"coordinator_rss_kb\": $hwm}")
+    ROWS+=("{\"label\": \"$label\", \"model\": \"$spec\", \"params\": $p, \"sites\": $n, \"training\": $([ "$training" = 1 ] && echo true || echo false), \"run_dir\": \"$where\", \"median_ms\": $1, \"wall_median_ms\": $3, \"rounds_timed\": $2, \"floor_ms\": $floor, \"coordinator_rss_kb\": $hwm}")
 }
 
 for p in $PS; do
@@ -265,7 +277,7 @@ done
     echo "  \"bench\": \"rounds_engine\","
     echo "  \"date\": \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\","
     echo "  \"command\": \"bash bench/rounds_engine.sh $OUT\","
-    echo "  \"how\": \"real metafl-coordinator + N metafl-site-agent processes, CurveZMQ on loopback, signed updates, checkpoints and audit on; round time = the coordinator's metrics 'seconds' (open to close, millisecond clock), median of rounds 2..$R; 'no training' = one full-batch FedAvg SGD step on 4 rows (the daemons cannot skip local training).\","
+    echo "  \"how\": \"real metafl-coordinator + N metafl-site-agent processes, CurveZMQ on loopback, signed updates, checkpoints and audit on; round time median_ms = the coordinator's metrics 'seconds' (open to the last update accepted, monotonic clock, microsecond resolution; whole milliseconds in builds before 2026-11-24 10:10 UTC), wall_median_ms = its 'wall_seconds' (open to the end of the close: server step, theta hash, checkpoint, records; what the next round waits for; null for builds without it), medians of rounds 2..$R; 'no training' = one full-batch FedAvg SGD step on 4 rows (the daemons cannot skip local training).\","
     echo "  \"rounds\": $R,"
     echo "  \"failures\": ["
     for i in "${!FAILS[@]}"; do

@@ -5,6 +5,7 @@
 #include <sodium.h>
 #include <string.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "fed/checkpoint.h"
 #include "round_engine_internal.h"
@@ -134,12 +135,13 @@ static void s_metrics_line(mfl_round_engine_t *self, const mfl_round_summary_t *
     fprintf(self->metrics,
             "{\"event\":\"round\",\"round\":%u,\"rounds\":%u,\"attempt\":%u,\"selected\":%zu,"
             "\"accepted\":%zu,\"rejected\":%zu,\"loss_before\":%.9g,\"loss_after\":%.9g,"
-            "\"weight\":%.9g,\"delta_norm\":%.9g,\"seconds\":%.6f,\"at_deadline\":%s,"
+            "\"weight\":%.9g,\"delta_norm\":%.9g,\"seconds\":%.6f,\"wall_seconds\":%.6f,"
+            "\"at_deadline\":%s,"
             "\"theta_blake2b\":\"%s\"}\n",
             m->round, m->rounds, m->attempt, m->n_selected, m->n_accepted, m->n_rejected,
             isfinite(m->loss_before) ? m->loss_before : -1.0,
             isfinite(m->loss_after) ? m->loss_after : -1.0, m->total_weight, m->delta_norm,
-            m->seconds, m->at_deadline ? "true" : "false", hash);
+            m->seconds, m->wall_seconds, m->at_deadline ? "true" : "false", hash);
     fflush(self->metrics);
 }
 
@@ -157,7 +159,9 @@ void mfl_engine_close_round(mfl_round_engine_t *self, uint64_t now_ms, bool at_d
     m.total_weight = self->weight_sum;
     m.loss_before = self->weight_sum > 0 ? self->loss_before_sum / self->weight_sum : NAN;
     m.loss_after = self->weight_sum > 0 ? self->loss_after_sum / self->weight_sum : NAN;
-    m.seconds = (double)(now_ms - self->opened_ms) / 1000.0;
+    /* Monotonic and sub-millisecond: now_ms is whole milliseconds, too
+     * coarse for rounds of a few ms (small models). */
+    m.seconds = mfl_clock_mono_s() - self->opened_mono_s;
     m.at_deadline = at_deadline;
 
     if (mfl_aggregate_mean(self->agg, self->mean) < 0 ||
@@ -195,6 +199,7 @@ void mfl_engine_close_round(mfl_round_engine_t *self, uint64_t now_ms, bool at_d
         return;
     }
     mfl_engine_audit_round(self, MFL_AUDIT_ROUND_CLOSED, at_deadline ? "deadline" : NULL);
+    m.wall_seconds = mfl_clock_mono_s() - self->opened_mono_s;
     mfl_info("round %u/%u: %zu/%zu sites, loss before %.4g → after %.4g, %.2f s%s", m.round,
              m.rounds, m.n_accepted, m.n_selected, m.loss_before, m.loss_after, m.seconds,
              at_deadline ? " (closed at the deadline)" : "");

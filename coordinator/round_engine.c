@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 
 uint64_t mfl_round_seed(uint64_t run_seed, uint32_t round)
@@ -242,6 +243,7 @@ static void s_open_round(mfl_round_engine_t *self, uint64_t now_ms)
     self->weight_sum = 0;
     mfl_aggregate_reset(self->agg);
     self->opened_ms = now_ms;
+    self->opened_mono_s = mfl_clock_mono_s();
     self->deadline_ms = now_ms + self->config.deadline_ms;
     self->phase = MFL_ENGINE_ROUND;
     self->attempt++;

@@ -62,7 +62,10 @@ typedef struct {
     double loss_after;
     double total_weight;
     double delta_norm;       /* ‖mean Δ‖₂ */
-    double seconds;          /* open → close, wall clock */
+    double seconds;          /* open → last update accepted (or the deadline): the
+                              * round's collection time, monotonic clock, µs resolution */
+    double wall_seconds;     /* open → close finished (server step, θ hash, checkpoint
+                              * written, records): when the next round can open */
     bool at_deadline;
 } mfl_round_summary_t;
 

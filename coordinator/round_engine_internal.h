@@ -59,6 +59,7 @@ struct mfl_round_engine {
     uint64_t round_seed;
     uint8_t nonce[MFL_ENGINE_NONCE_BYTES];
     uint64_t opened_ms, deadline_ms;
+    double opened_mono_s;      /* mfl_clock_mono_s() at open: the metrics' clock */
     size_t n_selected, n_accepted, n_rejected_round;
     uint64_t n_rejected_total;
     double loss_before_sum, loss_after_sum, weight_sum;
