@@ -91,6 +91,41 @@ void mfl_engine_audit_update(mfl_round_engine_t *self, const Metafl__UpdateHeade
         mfl_error("audit log: %s", err);
 }
 
+/* The helper: makes the checkpoint just renamed into place durable (file,
+ * then directory), then prunes old ones; pruning after the sync keeps the
+ * previous, durable checkpoint until this one is. Touches only ck_* fields
+ * and the checkpoint directory, which the engine leaves alone until it
+ * joins (mfl_engine_checkpoint_join). */
+static void *s_ck_main(void *arg)
+{
+    mfl_round_engine_t *self = arg;
+    self->ck_rc = mfl_checkpoint_sync(self->ck_path, self->ck_err, sizeof self->ck_err);
+    if (self->ck_rc == 0 &&
+        mfl_checkpoint_prune(self->config.checkpoint_dir, CHECKPOINTS_KEPT, self->ck_prune_err,
+                             sizeof self->ck_prune_err) < 0)
+        return NULL;
+    self->ck_prune_err[0] = '\0';
+    return NULL;
+}
+
+int mfl_engine_checkpoint_join(mfl_round_engine_t *self)
+{
+    if (!self->ck_running)
+        return 0;
+    pthread_join(self->ck_thread, NULL);
+    self->ck_running = false;
+    if (self->ck_rc < 0) {
+        mfl_error("checkpoint: %s (the checkpoint may not survive a power loss)", self->ck_err);
+        return -1;
+    }
+    if (self->ck_prune_err[0])
+        mfl_warn("checkpoint: %s", self->ck_prune_err);
+    return 0;
+}
+
+/* Writes checkpoint `rounds_done`: encoded and renamed into place here (a
+ * restarted process finds it as soon as this returns, whatever kills this
+ * one), made durable by a helper thread while the next round runs. */
 static int s_checkpoint(mfl_round_engine_t *self)
 {
     mfl_checkpoint_t ck;
@@ -115,14 +150,32 @@ static int s_checkpoint(mfl_round_engine_t *self)
     }
     mfl_server_step_state_export(self->step, state, &ck.optim_steps);
     ck.optim_state = state;
-    int rc = mfl_checkpoint_save_dir(self->config.checkpoint_dir, &ck, NULL, 0, err, sizeof err);
+    /* The previous checkpoint must be durable before this one exists (the
+     * fallback after a power loss) and before pruning can see both. */
+    if (mfl_engine_checkpoint_join(self) < 0) {
+        free(state);
+        return -1;
+    }
+    int rc = mfl_checkpoint_save_dir_nosync(self->config.checkpoint_dir, &ck, self->ck_path,
+                                            sizeof self->ck_path, err, sizeof err);
     free(state);
     if (rc < 0) {
         mfl_error("checkpoint: %s", err);
         return -1;
     }
-    if (mfl_checkpoint_prune(self->config.checkpoint_dir, CHECKPOINTS_KEPT, err, sizeof err) < 0)
-        mfl_warn("checkpoint: %s", err);
+    self->ck_rc = 0;
+    self->ck_err[0] = self->ck_prune_err[0] = '\0';
+    self->ck_running = pthread_create(&self->ck_thread, NULL, s_ck_main, self) == 0;
+    if (!self->ck_running) {
+        s_ck_main(self); /* no thread: sync here, as before */
+        self->ck_running = false;
+        if (self->ck_rc < 0) {
+            mfl_error("checkpoint: %s", self->ck_err);
+            return -1;
+        }
+        if (self->ck_prune_err[0])
+            mfl_warn("checkpoint: %s", self->ck_prune_err);
+    }
     return 0;
 }
 

@@ -295,6 +295,13 @@ void mfl_engine_after_close(mfl_round_engine_t *self, uint64_t now_ms)
 void mfl_engine_finish_eval(mfl_round_engine_t *self)
 {
     if (self->eval_final) {
+        /* "Run finished" means the last checkpoint is on disk. */
+        if (mfl_engine_checkpoint_join(self) < 0) {
+            self->phase = MFL_ENGINE_FAILED;
+            if (self->sink.finished)
+                self->sink.finished(self->sink.ctx);
+            return;
+        }
         self->phase = MFL_ENGINE_DONE;
         /* The run's last sync point of the audit log (deferred mode: the
          * last round_closed is not on disk yet). */

@@ -4,6 +4,7 @@
 #ifndef MFL_COORD_ROUND_ENGINE_INTERNAL_H
 #define MFL_COORD_ROUND_ENGINE_INTERNAL_H
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 
@@ -71,6 +72,16 @@ struct mfl_round_engine {
 
     bool have_summary;
     mfl_round_summary_t last;
+
+    /* The last checkpoint's fsyncs and pruning, on a helper thread
+     * (round_close.c): the file is renamed into place before the next
+     * round opens, durable once the helper is joined. */
+    pthread_t ck_thread;
+    bool ck_running;
+    int ck_rc;                 /* the helper's sync result */
+    char ck_path[4096];
+    char ck_err[512];
+    char ck_prune_err[512];    /* a failed prune: a warning only */
 };
 
 mfl_engine_site_t *mfl_engine_find_site(mfl_round_engine_t *self, const char *id);
@@ -87,6 +98,7 @@ void mfl_engine_close_round(mfl_round_engine_t *self, uint64_t now_ms, bool at_d
 void mfl_engine_abandon_round(mfl_round_engine_t *self, uint64_t now_ms);
 void mfl_engine_after_close(mfl_round_engine_t *self, uint64_t now_ms);
 void mfl_engine_finish_eval(mfl_round_engine_t *self);
+int mfl_engine_checkpoint_join(mfl_round_engine_t *self);
 void mfl_engine_audit_round(mfl_round_engine_t *self, mfl_audit_kind_t kind, const char *reason);
 void mfl_engine_audit_update(mfl_round_engine_t *self, const Metafl__UpdateHeader *h,
                              double norm, const uint8_t *signed_header, size_t signed_len,

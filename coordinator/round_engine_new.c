@@ -154,6 +154,8 @@ void mfl_round_engine_destroy(mfl_round_engine_t **self_p)
     if (!self_p || !*self_p)
         return;
     mfl_round_engine_t *self = *self_p;
+    /* The last checkpoint becomes durable before the process goes. */
+    (void)mfl_engine_checkpoint_join(self);
     mfl_learner_destroy(&self->learner);
     mfl_aggregate_destroy(&self->agg);
     mfl_server_step_destroy(&self->step);

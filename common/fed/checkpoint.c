@@ -2,12 +2,15 @@
  * BLAKE2b-256 trailer, written atomically (see checkpoint.h). */
 #include "fed/checkpoint.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/fileio.h"
 #include "core/log.h"
@@ -73,7 +76,10 @@ static int s_first_nonfinite(const float *v, size_t n, size_t *at)
     return 0;
 }
 
-int mfl_checkpoint_save(const char *path, const mfl_checkpoint_t *ck, char *err, size_t errlen)
+/* Encodes and writes `ck`: durably (temp, fsync, rename, fsync of the
+ * directory) or only visibly (temp + rename; see mfl_checkpoint_sync). */
+static int s_save(const char *path, const mfl_checkpoint_t *ck, int durable, char *err,
+                  size_t errlen)
 {
     size_t id_len = strnlen(ck->run_id, sizeof ck->run_id);
     if (s_run_id_check(ck->run_id, id_len) != 0) {
@@ -128,9 +134,37 @@ int mfl_checkpoint_save(const char *path, const mfl_checkpoint_t *ck, char *err,
         memcpy(p, ck->optim_state, 4 * ck->n_optim_state);
     p += 4 * ck->n_optim_state;
     crypto_generichash(p, S_SUM_BYTES, buf, (size_t)(p - buf), NULL, 0);
-    int rc = mfl_file_write_atomic(path, buf, total, err, errlen);
+    int rc = durable ? mfl_file_write_atomic(path, buf, total, err, errlen)
+                     : mfl_file_replace(path, buf, total, err, errlen);
     free(buf);
     return rc;
+}
+
+int mfl_checkpoint_save(const char *path, const mfl_checkpoint_t *ck, char *err, size_t errlen)
+{
+    return s_save(path, ck, 1, err, errlen);
+}
+
+int mfl_checkpoint_save_nosync(const char *path, const mfl_checkpoint_t *ck, char *err,
+                               size_t errlen)
+{
+    return s_save(path, ck, 0, err, errlen);
+}
+
+int mfl_checkpoint_sync(const char *path, char *err, size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        mfl_errf(err, errlen, "%s: cannot open to fsync: %s", path, strerror(errno));
+        return -1;
+    }
+    if (fsync(fd) != 0) {
+        mfl_errf(err, errlen, "%s: fsync: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    close(fd);
+    return mfl_fsync_parent(path, err, errlen);
 }
 
 void mfl_checkpoint_clear(mfl_checkpoint_t *ck)

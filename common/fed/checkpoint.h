@@ -48,6 +48,20 @@ typedef struct {
  * theta, I/O). Thread-safe for distinct paths. */
 int mfl_checkpoint_save(const char *path, const mfl_checkpoint_t *ck, char *err, size_t errlen);
 
+/* Durability in two steps, for a caller that must not wait for the disk
+ * (the coordinator between rounds): _nosync encodes `ck` and puts it in
+ * place with a temp file + rename but without any fsync, so the moment it
+ * returns a restarted process finds it (a process crash, SIGKILL included,
+ * keeps it: the data is in the page cache); mfl_checkpoint_sync later
+ * fsyncs the file and its directory (e.g. on another thread). Until the
+ * sync returns, a POWER LOSS may leave the file missing, empty or torn:
+ * mfl_checkpoint_latest then skips it (checksum) and loads the previous
+ * one, so sync before writing the next checkpoint and prune only after
+ * the sync. Same errors as mfl_checkpoint_save; sync: "PATH: fsync: why". */
+int mfl_checkpoint_save_nosync(const char *path, const mfl_checkpoint_t *ck, char *err,
+                               size_t errlen);
+int mfl_checkpoint_sync(const char *path, char *err, size_t errlen);
+
 /* Reads and fully validates `path` into *ck (which it overwrites; the caller
  * then owns ck->theta / ck->optim_state: free with mfl_checkpoint_clear).
  * Strict: magic, version, header size, run id charset, sizes against the cap
@@ -72,6 +86,11 @@ int mfl_checkpoint_path(const char *dir, uint64_t round, char *buf, size_t bufle
  * If `path_out` is non-NULL the file name is copied there. 0 or -1 with err. */
 int mfl_checkpoint_save_dir(const char *dir, const mfl_checkpoint_t *ck, char *path_out,
                             size_t path_len, char *err, size_t errlen);
+
+/* As mfl_checkpoint_save_dir through mfl_checkpoint_save_nosync: visible
+ * at once, durable only after mfl_checkpoint_sync(path_out). */
+int mfl_checkpoint_save_dir_nosync(const char *dir, const mfl_checkpoint_t *ck, char *path_out,
+                                   size_t path_len, char *err, size_t errlen);
 
 /* Finds the newest valid checkpoint in `dir` (highest round among
  * "round-*.ckpt" files that load cleanly; temp files and corrupt files are

@@ -20,8 +20,8 @@ int mfl_checkpoint_path(const char *dir, uint64_t round, char *buf, size_t bufle
     return (n < 0 || (size_t)n >= buflen) ? -1 : 0;
 }
 
-int mfl_checkpoint_save_dir(const char *dir, const mfl_checkpoint_t *ck, char *path_out,
-                            size_t path_len, char *err, size_t errlen)
+static int s_save_dir(const char *dir, const mfl_checkpoint_t *ck, int durable, char *path_out,
+                      size_t path_len, char *err, size_t errlen)
 {
     char path[4096];
     if (mfl_checkpoint_path(dir, ck->round, path, sizeof path) != 0) {
@@ -30,7 +30,8 @@ int mfl_checkpoint_save_dir(const char *dir, const mfl_checkpoint_t *ck, char *p
     }
     if (mfl_mkdir_p(dir, 0755, err, errlen) != 0)
         return -1;
-    if (mfl_checkpoint_save(path, ck, err, errlen) != 0)
+    if ((durable ? mfl_checkpoint_save(path, ck, err, errlen)
+                 : mfl_checkpoint_save_nosync(path, ck, err, errlen)) != 0)
         return -1;
     if (path_out && path_len) {
         if ((size_t)snprintf(path_out, path_len, "%s", path) >= path_len) {
@@ -39,6 +40,18 @@ int mfl_checkpoint_save_dir(const char *dir, const mfl_checkpoint_t *ck, char *p
         }
     }
     return 0;
+}
+
+int mfl_checkpoint_save_dir(const char *dir, const mfl_checkpoint_t *ck, char *path_out,
+                            size_t path_len, char *err, size_t errlen)
+{
+    return s_save_dir(dir, ck, 1, path_out, path_len, err, errlen);
+}
+
+int mfl_checkpoint_save_dir_nosync(const char *dir, const mfl_checkpoint_t *ck, char *path_out,
+                                   size_t path_len, char *err, size_t errlen)
+{
+    return s_save_dir(dir, ck, 0, path_out, path_len, err, errlen);
 }
 
 /* Parses exactly "round-<digits>.ckpt"; 0 with *round, or -1 (temp files,
