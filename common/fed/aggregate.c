@@ -19,6 +19,62 @@ struct mfl_aggregate {
     int64_t *sum;           /* n fixed-point sums Σ round(w·Δⱼ·2^F) */
 };
 
+/* rint(y) as an integer for |y| < 2^51, without a scalar double → int64
+ * conversion per element: adding 1.5·2^52 rounds y to an integer in the
+ * current mode (round to nearest even, as rint) and leaves it in the low
+ * mantissa bits, where doubles in [2^52, 2^53) count in steps of one. The
+ * caller guarantees the bound; plain arithmetic and a bit copy, so the
+ * compiler can vectorise the loop (SSE2 has no double → int64 convert). */
+#define S_MAGIC 0x1.8p52
+static inline int64_t s_rint_small(double y)
+{
+    double t = y + S_MAGIC;
+    int64_t bits, magic_bits;
+    const double magic = S_MAGIC;
+    memcpy(&bits, &t, sizeof bits);
+    memcpy(&magic_bits, &magic, sizeof magic_bits);
+    return bits - magic_bits;
+}
+
+/* Adds (sign = 1) or removes (sign = -1) round(w·Δⱼ·2^F) for every j with
+ * |w·Δⱼ| ≤ max; returns 1 if some j failed that test (NaN included). Each
+ * term is a pure function of (Δⱼ, w), so removing re-computes exactly what
+ * was added. */
+/* GCC's -O2 cost model ("very cheap") leaves this loop scalar; vectorised
+ * it runs in about half the time (1M terms: 1.08 → 0.60 ms here). */
+#if defined(__GNUC__) && !defined(__clang__)
+__attribute__((optimize("tree-vectorize", "vect-cost-model=dynamic")))
+#endif
+static int s_fold(int64_t *restrict sum, const float *restrict delta, size_t n, double w_eff,
+                  double scale, double max, int64_t sign)
+{
+    int bad = 0;
+    if (max * scale < 0x1p51) {
+        /* Every accepted term is below 2^51 (the defaults: 2^50). neg is
+         * 0 or -1: (x ^ neg) - neg is x or -x without a 64-bit multiply. */
+        const int64_t neg = sign < 0 ? -1 : 0;
+        int64_t bad64 = 0;
+        for (size_t j = 0; j < n; j++) {
+            double prod = w_eff * (double)delta[j];
+            int64_t ok = fabs(prod) <= max;
+            bad64 |= ok ^ 1;
+            /* A failed term (NaN, ±Inf, too big) gives garbage bits, but no
+             * undefined conversion; the mask drops them. */
+            int64_t q = s_rint_small(prod * scale) & -ok;
+            sum[j] += (q ^ neg) - neg;
+        }
+        bad = bad64 != 0;
+    } else {
+        for (size_t j = 0; j < n; j++) {
+            double prod = w_eff * (double)delta[j];
+            int ok = fabs(prod) <= max;
+            bad |= !ok;
+            sum[j] += sign * (int64_t)rint(ok ? prod * scale : 0.0);
+        }
+    }
+    return bad;
+}
+
 static unsigned s_ceil_log2(uint32_t v)
 {
     unsigned k = 0;
@@ -95,23 +151,13 @@ int mfl_aggregate_add(mfl_aggregate_t *self, const float *delta, double weight, 
      * nothing. */
     const double w_eff = ldexp(wq, -MFL_AGGREGATE_WEIGHT_BITS);
     const double scale = self->scale, max = self->max_product;
-    int64_t *restrict sum = self->sum;
-    int bad = 0;
-    for (size_t j = 0; j < self->n; j++) {
-        double prod = w_eff * (double)delta[j];
-        int ok = fabs(prod) <= max;
-        bad |= !ok;
-        sum[j] += (int64_t)rint(ok ? prod * scale : 0.0);
-    }
-    if (bad) {
-        size_t first = self->n;
-        for (size_t j = 0; j < self->n; j++) {
-            double prod = w_eff * (double)delta[j];
-            int ok = fabs(prod) <= max;
-            if (!ok && first == self->n)
-                first = j;
-            sum[j] -= (int64_t)rint(ok ? prod * scale : 0.0);
-        }
+    if (s_fold(self->sum, delta, self->n, w_eff, scale, max, 1)) {
+        (void)s_fold(self->sum, delta, self->n, w_eff, scale, max, -1);
+        size_t first = 0;
+        while (first < self->n && fabs(w_eff * (double)delta[first]) <= max)
+            first++;
+        if (first == self->n) /* cannot happen: some term failed */
+            first = 0;
         float d = delta[first];
         if (!isfinite(d))
             mfl_errf(err, errlen, "delta[%zu] is %s", first, isnan(d) ? "NaN" : "infinite");

@@ -162,6 +162,34 @@ static void test_extreme_values_at_the_bound_do_not_overflow(void **state)
     assert_null(mfl_aggregate_new(0));
 }
 
+/* Each term is rounded to nearest, ties to even, exactly as rint(): terms
+ * with a fraction of one half (both signs), near the bound and between. */
+static void test_terms_round_half_to_even_like_rint(void **state)
+{
+    (void)state;
+    enum { N = 64 };
+    float d[N], out[N];
+    const double unit = ldexp(1.0, -MFL_AGGREGATE_FRAC_BITS); /* one fixed-point step */
+    for (int j = 0; j < N; j++) {
+        double k = (double)(j - N / 2) + 0.5; /* ..., -1.5, -0.5, 0.5, 1.5, ... */
+        if (j % 4 == 3)
+            k += 0.25;
+        d[j] = (float)(k * unit * (double)(1 << (j % 5)));
+    }
+    d[0] = (float)(MFL_AGGREGATE_MAX_PRODUCT - 0.5); /* near the bound: big terms */
+    d[1] = -d[0];
+    mfl_aggregate_t *a = mfl_aggregate_new(N);
+    assert_non_null(a);
+    char err[256];
+    assert_int_equal(mfl_aggregate_add(a, d, 1.0, err, sizeof err), 0);
+    assert_int_equal(mfl_aggregate_mean(a, out), 0);
+    for (int j = 0; j < N; j++) {
+        double q = rint((double)d[j] * ldexp(1.0, MFL_AGGREGATE_FRAC_BITS));
+        assert_true(out[j] == (float)(q * unit));
+    }
+    mfl_aggregate_destroy(&a);
+}
+
 static void test_reset_and_empty_mean(void **state)
 {
     (void)state;
@@ -188,6 +216,7 @@ int main(void)
         cmocka_unit_test(test_mean_matches_double_reference),
         cmocka_unit_test(test_rejects_nan_inf_and_overflow_without_changing_state),
         cmocka_unit_test(test_extreme_values_at_the_bound_do_not_overflow),
+        cmocka_unit_test(test_terms_round_half_to_even_like_rint),
         cmocka_unit_test(test_reset_and_empty_mean),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
