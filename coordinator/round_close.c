@@ -179,6 +179,24 @@ static int s_checkpoint(mfl_round_engine_t *self)
     return 0;
 }
 
+/* θ's hash on a helper thread (see mfl_engine_close_round); below this size
+ * starting a thread costs more than it saves. */
+#define S_HASH_THREAD_MIN ((size_t)1 << 18) /* floats: 1 MiB */
+
+typedef struct {
+    const float *theta;
+    size_t n;
+    uint8_t *out;
+} s_hash_job_t;
+
+static void *s_hash_main(void *arg)
+{
+    const s_hash_job_t *j = arg;
+    crypto_generichash(j->out, 32, (const unsigned char *)j->theta, j->n * sizeof(float), NULL,
+                       0);
+    return NULL;
+}
+
 static void s_metrics_line(mfl_round_engine_t *self, const mfl_round_summary_t *m)
 {
     if (!self->metrics)
@@ -232,9 +250,16 @@ void mfl_engine_close_round(mfl_round_engine_t *self, uint64_t now_ms, bool at_d
     for (size_t i = 0; i < self->n_state; i++)
         sq += (double)self->mean[i] * self->mean[i];
     m.delta_norm = sqrt(sq);
-    crypto_generichash(self->theta_hash, sizeof self->theta_hash,
-                       (const unsigned char *)self->theta, self->n_state * sizeof(float), NULL,
-                       0);
+    /* θ's BLAKE2b (RoundTask.model_hash, the round_closed record, metrics)
+     * on a helper while this thread syncs the audit log and encodes the
+     * checkpoint (another BLAKE2b pass): between rounds the sites wait, so
+     * a core is free. Both only read θ. */
+    s_hash_job_t hj = {self->theta, self->n_state, self->theta_hash};
+    pthread_t hash_thread;
+    bool hashing = self->n_state >= S_HASH_THREAD_MIN &&
+                   pthread_create(&hash_thread, NULL, s_hash_main, &hj) == 0;
+    if (!hashing)
+        s_hash_main(&hj);
     self->rounds_done = self->round;
     /* The round's audit records (round_opened, each update_accepted, the
      * previous round's round_closed) reach the disk before the checkpoint
@@ -243,7 +268,10 @@ void mfl_engine_close_round(mfl_round_engine_t *self, uint64_t now_ms, bool at_d
     s_audit_sync(self);
     /* Checkpoint first: once it is on disk the round is done, whatever
      * happens to the lines below. */
-    if (s_checkpoint(self) < 0) {
+    int ck = s_checkpoint(self);
+    if (hashing)
+        pthread_join(hash_thread, NULL);
+    if (ck < 0) {
         self->phase = MFL_ENGINE_FAILED;
         mfl_error("round %u: cannot write the checkpoint; stopping (θ of round %u is the "
                   "last on disk)", self->round, self->round - 1);
