@@ -9,7 +9,7 @@
 #        ROUNDS_P (e.g. "10000 1000000"), ROUNDS_N (e.g. "2 4"), ROUNDS_R (rounds),
 #        ROUNDS_TRAIN_N (sites for the training rows; " " = none), ROUNDS_TMPFS=0
 #        (skip the tmpfs diagnostic), ROUNDS_KEEP_LOGS=DIR (copy the daemons'
-#        logs there), COORD_WRAP (prefix for the coordinator, e.g. strace)
+#        logs, audit logs and metrics there), COORD_WRAP (prefix for the coordinator, e.g. strace)
 #
 # Model: mlp:32-H-2 (softmax CE), P = 35H + 2: H = 286 → 10,012;
 # 28,571 → 999,987 (Flower's 1M model); 285,714 → 9,999,992.
@@ -207,6 +207,10 @@ one_run() {
         wait "$a" 2>/dev/null
     done
     local metrics="$run/metrics.jsonl"
+    if [ -n "${ROUNDS_KEEP_LOGS:-}" ]; then
+        mkdir -p "$ROUNDS_KEEP_LOGS/$label" &&
+            cp "$RUN_BASE"/run/*.audit "$run/audit.log" "$metrics" "$ROUNDS_KEEP_LOGS/$label/" 2>/dev/null
+    fi
     if [ $crc -ne 0 ] || [ ! -s "$metrics" ]; then
         FAILS+=("$label: coordinator exit $crc; $(tail -n 3 "$WORK/coord-$label.log" | tr '"\n' "' ")")
         echo "rounds_engine: $label failed (exit $crc)" >&2

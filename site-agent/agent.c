@@ -3,6 +3,8 @@
 #include "agent.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -270,6 +272,26 @@ static int s_audit_update(mfl_site_agent_t *self, const Metafl__RoundTask *task,
     return rc;
 }
 
+/* The update_sent record on a helper thread (see s_round). */
+typedef struct {
+    mfl_site_agent_t *agent;
+    const Metafl__RoundTask *task;
+    const mfl_site_round_result_t *result;
+    int rc;
+    char err[1024];
+} s_audit_job_t;
+
+static void *s_audit_main(void *arg)
+{
+    s_audit_job_t *j = arg;
+    j->rc = s_audit_update(j->agent, j->task, j->result, j->err, sizeof j->err);
+    return NULL;
+}
+
+/* Below this Δ size the copy into the send buffer takes microseconds: a
+ * thread to overlap it with the audit fsync would cost more. */
+#define S_AUDIT_THREAD_MIN ((size_t)1 << 18) /* floats: 1 MiB */
+
 static mfl_agent_status_t s_round(mfl_site_agent_t *self, const mfl_msg_t *msg, char *ferr,
                                   size_t ferrlen)
 {
@@ -290,13 +312,24 @@ static mfl_agent_status_t s_round(mfl_site_agent_t *self, const mfl_msg_t *msg, 
         mfl_warn("site %s: round %u failed: %s", self->cfg->site_id, task->round, err);
         return MFL_AGENT_CONTINUE;
     }
-    if (s_audit_update(self, task, &r, err, sizeof(err))) {
+    /* The record is written and fsync'd before anything is sent; for a big
+     * Δ the fsync runs on a helper while this thread copies Δ into the send
+     * buffer (the copy does not depend on the record; the send waits). */
+    s_audit_job_t job = {self, task, &r, 0, ""};
+    pthread_t audit_thread;
+    bool auditing = self->audit && r.n_delta >= S_AUDIT_THREAD_MIN &&
+                    pthread_create(&audit_thread, NULL, s_audit_main, &job) == 0;
+    if (!auditing)
+        s_audit_main(&job);
+    size_t nt = mfl_site_worker_n_tensors(self->worker);
+    const float *zc = s_send_copy(self, r.delta, r.n_delta); /* job.rc: after the join */
+    if (auditing)
+        pthread_join(audit_thread, NULL);
+    if (job.rc) {
         mfl_errf(ferr, ferrlen, "audit log %s: %s; no update is sent without its record",
-                 self->cfg->audit_log, err);
+                 self->cfg->audit_log, job.err);
         return MFL_AGENT_FATAL;
     }
-    size_t nt = mfl_site_worker_n_tensors(self->worker);
-    const float *zc = s_send_copy(self, r.delta, r.n_delta);
     mfl_tensor_t *tensors = calloc(nt ? nt : 1, sizeof(*tensors));
     if (!tensors) {
         mfl_warn("site %s: out of memory sending round %u", self->cfg->site_id, task->round);
