@@ -69,4 +69,38 @@ static inline int mfl_bench_fmnist_add_rotations(mfl_experiment_t *exp, size_t p
     return 0;
 }
 
+/* Data augmentation: replaces exp's training data by each row followed by
+ * its left-right mirror image (same class), so rows 2i and 2i+1 are an
+ * image and its mirror. Run it before mfl_bench_fmnist_add_rotations (with
+ * twice the per-class count): a mirrored upright garment is the same
+ * garment, but a mirrored 90° rotation looks like a 270° one, another
+ * pseudo-class. 0 or -1. */
+static inline int mfl_bench_fmnist_add_mirrors(mfl_experiment_t *exp)
+{
+    mfl_dataset_t *src = exp->train_data;
+    size_t h = src->height, w = src->width, nf = src->n_features;
+    if (src->channels != 1 || nf != h * w)
+        return -1;
+    mfl_dataset_t *d = mfl_dataset_new(2 * src->n, nf);
+    if (!d)
+        return -1;
+    d->channels = 1;
+    d->height = h;
+    d->width = w;
+    d->n_classes = src->n_classes;
+    for (size_t k = 0; k < src->n; k++) {
+        const float *x = src->x + k * nf;
+        float *o = d->x + 2 * k * nf, *m = o + nf;
+        for (size_t i = 0; i < h; i++)
+            for (size_t j = 0; j < w; j++) {
+                o[i * w + j] = x[i * w + j];
+                m[i * w + j] = x[i * w + (w - 1 - j)];
+            }
+        d->y[2 * k] = d->y[2 * k + 1] = src->y[k];
+    }
+    mfl_dataset_destroy(&exp->train_data);
+    exp->train_data = d;
+    return 0;
+}
+
 #endif
