@@ -11,6 +11,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "fed/vec.h"
 
 uint64_t mfl_round_seed(uint64_t run_seed, uint32_t round)
 {
@@ -377,21 +378,18 @@ static int s_check_shapes(mfl_round_engine_t *self, const char *peer,
 }
 
 /* Copies the tensors into the flat Δ buffer, checking finiteness, and
- * returns ‖Δ‖₂ (or -1 if non-finite; *bad gets the index). */
+ * returns ‖Δ‖₂ (or -1 if non-finite; *bad gets the index). One vectorised
+ * pass per tensor (the squares' sum is finite iff every element is); the
+ * index is looked for only on a reject. */
 static double s_gather(mfl_round_engine_t *self, const mfl_engine_tensor_t *t, size_t *bad)
 {
     double sq = 0;
-    for (size_t i = 0; i < self->n_tensors; i++) {
-        float *dst = self->delta + self->tensor_offset[i];
-        for (uint64_t j = 0; j < t[i].count; j++) {
-            float v = t[i].data[j];
-            if (!isfinite(v)) {
-                *bad = self->tensor_offset[i] + (size_t)j;
-                return -1;
-            }
-            dst[j] = v;
-            sq += (double)v * v;
-        }
+    for (size_t i = 0; i < self->n_tensors; i++)
+        sq += mfl_vec_copy_sumsq(self->delta + self->tensor_offset[i], t[i].data,
+                                 (size_t)t[i].count);
+    if (!isfinite(sq)) {
+        *bad = mfl_vec_first_nonfinite(self->delta, self->n_state);
+        return -1;
     }
     return sqrt(sq);
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "fed/vec.h"
 #include "site_worker_internal.h"
 
 /* Learner rows per forward pass: the learner splits larger sets into chunks
@@ -300,19 +301,13 @@ int mfl_site_worker_prepare(mfl_site_worker_t *self, const Metafl__AlgorithmSpec
     return 0;
 }
 
+/* Both run over all of θ or Δ every round: vectorised passes (fed/vec.h). */
 int mfl_site_check_finite(const float *v, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (!isfinite(v[i]))
-            return -1;
-    }
-    return 0;
+    return mfl_vec_first_nonfinite(v, n) < n ? -1 : 0;
 }
 
 double mfl_site_l2(const float *v, size_t n)
 {
-    double s = 0;
-    for (size_t i = 0; i < n; i++)
-        s += (double)v[i] * (double)v[i];
-    return sqrt(s);
+    return sqrt(mfl_vec_sumsq(v, n));
 }
