@@ -14,6 +14,7 @@
 
 #include "core/fileio.h"
 #include "core/log.h"
+#include "fed/vec.h"
 #include "nn/optim.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -66,14 +67,11 @@ static int s_run_id_check(const char *id, size_t n)
     return 0;
 }
 
+/* 1 and *at = the index if v has a NaN or ±Inf (vectorised: fed/vec.h). */
 static int s_first_nonfinite(const float *v, size_t n, size_t *at)
 {
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(v[i])) {
-            *at = i;
-            return 1;
-        }
-    return 0;
+    *at = mfl_vec_first_nonfinite(v, n);
+    return *at < n;
 }
 
 /* Encodes and writes `ck`: durably (temp, fsync, rename, fsync of the

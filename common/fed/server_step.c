@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "fed/vec.h"
 
 struct mfl_server_step {
     mfl_optim_config_t config;
@@ -58,14 +59,11 @@ void mfl_server_step_destroy(mfl_server_step_t **self_p)
     *self_p = NULL;
 }
 
+/* 1 and *at = the index if v has a NaN or ±Inf (vectorised: fed/vec.h). */
 static int s_first_nonfinite(const float *v, size_t n, size_t *at)
 {
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(v[i])) {
-            *at = i;
-            return 1;
-        }
-    return 0;
+    *at = mfl_vec_first_nonfinite(v, n);
+    return *at < n;
 }
 
 int mfl_server_step_apply(mfl_server_step_t *self, float *theta, const float *mean, char *err,
