@@ -88,6 +88,7 @@ fi
 if [ -x bench/rounds_engine.sh ] || [ -f bench/rounds_engine.sh ]; then
     step rounds_engine bash bench/rounds_engine.sh "$RESULTS/rounds_engine.json"
 fi
+have bench_rounds_floor && step scale_sites bash bench/scale_sites.sh "$RESULTS/scale_sites.json"
 
 # The other engineers' benchmarks (numerics, wire, meta-learning). They
 # write bench/results/<name>.json themselves, so the quick subset skips them

@@ -25,6 +25,9 @@
 #     few pages);
 #   RSS / (4·P bytes), and the per-site growth (RSS(N) − RSS(Nmin))/(N − Nmin)
 #     at the same P;
+#   coordinator VmRSS with all N connected before round 1 (the coordinator
+#     starts paused via `metafl status --pause`, we read /proc, then
+#     --resume): what a connection costs, apart from what a round costs;
 #   connect time: first agent started → the coordinator logged "site X
 #     connected" for all N distinct sites (agents start in batches of
 #     SCALE_BATCH; each batch waits until its sites are connected);
@@ -191,6 +194,7 @@ poll_hwm() {
     return 0
 }
 
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 ROWS=$WORK/rows.jsonl
 : >"$ROWS"
 FAILS=()
@@ -223,6 +227,11 @@ one_run() { # SPEC N
         site_yaml "$s" "tcp://127.0.0.1:$port" "$run"
     done
     coord_yaml "$port" "$n" "$run" "$deadline" "$spec"
+    # Start paused: all N connect and idle, we read the coordinator's memory,
+    # then --resume opens round 1 (separates a connection's cost from a
+    # round's).
+    local paused=1
+    "$BIN/metafl" status --run-dir "$run" --pause >/dev/null 2>&1 || paused=0
     HWM=0
     AHWM=0
     APID1=
@@ -309,6 +318,14 @@ one_run() { # SPEC N
         FAILS+=("$label: only $nc of $n sites connected within 120 s per batch of $BATCH")
         tconn=null
     fi
+    # Memory with every site connected and no round yet (paused start).
+    local rss_conn=0
+    if [ "$paused" = 1 ]; then
+        sleep 1
+        rss_conn=$(awk '/VmRSS/ {print $2}' "/proc/$CPID/status" 2>/dev/null)
+        "$BIN/metafl" status --run-dir "$run" --resume >/dev/null 2>&1 ||
+            FAILS+=("$label: metafl status --resume failed")
+    fi
     # Until the coordinator exits (bounded).
     local limit=$((R * deadline + deadline + 120)) ticks=0
     while kill -0 "$tpid" 2>/dev/null; do
@@ -353,10 +370,10 @@ one_run() { # SPEC N
     fi
     # Per-run row (metrics parsed here; the summary is computed at the end).
     python3 - "$run/metrics.jsonl" "$ROWS" "$label" "$n" "$crc" "$HWM" "$ru" "$tconn" \
-        "$AHWM" "$agents_ok" "$left" "$nwarn" "$nerr" "$stalled" "$spec" "$p" <<'EOF'
+        "$AHWM" "$agents_ok" "$left" "$nwarn" "$nerr" "$stalled" "$spec" "$p" "${rss_conn:-0}" <<'EOF'
 import json, sys
 (metrics, rows, label, n, crc, hwm, ru, tconn, agent_rss, agents_ok, left, nwarn, nerr,
- stalled, spec, p) = sys.argv[1:]
+ stalled, spec, p, rss_conn) = sys.argv[1:]
 n = int(n)
 rounds = []
 try:
@@ -378,6 +395,7 @@ row = {
     "coordinator_rss_kb": max(int(ru) if ru not in ("", "null") else 0, int(hwm)) or None,
     "coordinator_ru_maxrss_kb": int(ru) if ru not in ("", "null") else None,
     "coordinator_vmhwm_polled_kb": int(hwm) or None,
+    "coordinator_rss_connected_kb": int(rss_conn) or None,
     "connect_s": num(tconn),
     "agent_rss_kb": int(agent_rss) or None,
     "rounds_closed": len(rounds),
@@ -411,9 +429,9 @@ done
 FAILS_JSON=$(printf '%s\n' "${FAILS[@]+"${FAILS[@]}"}" | python3 -c '
 import json, sys
 print(json.dumps([l for l in sys.stdin.read().split("\n") if l]))')
-python3 - "$ROWS" "$OUT" "$R" "$BATCH" "$NOFILE" "$FAILS_JSON" <<'EOF'
+python3 - "$ROWS" "$OUT" "$R" "$BATCH" "$NOFILE" "$FAILS_JSON" "$LOAD0" <<'EOF'
 import datetime, json, sys
-rows_path, out, r, batch, nofile, fails = sys.argv[1:]
+rows_path, out, r, batch, nofile, fails, load0 = sys.argv[1:]
 rows = [json.loads(l) for l in open(rows_path) if l.strip()]
 for x in rows:
     kb = x["coordinator_rss_kb"]
@@ -426,6 +444,11 @@ for x in rows:
                                        / (x["sites"] - base["sites"]), 2)
     else:
         x["kb_per_extra_site"] = None
+    c, c0 = x.get("coordinator_rss_connected_kb"), base and base.get("coordinator_rss_connected_kb")
+    if c and c0 and x["sites"] > base["sites"]:
+        x["connected_kb_per_extra_site"] = round((c - c0) / (x["sites"] - base["sites"]), 2)
+    else:
+        x["connected_kb_per_extra_site"] = None
 doc = {
     "bench": "scale_sites",
     "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -434,11 +457,16 @@ doc = {
             "127.0.0.1, CurveZMQ, allow-listed keys from `metafl keygen`, signed updates, "
             "checkpoints and audit logs on disk; FedAvg, one full-batch SGD step on 4 rows "
             f"per site; agents started in batches of {batch}, each batch waits until its "
-            "sites are connected; peak RSS = the larger of the coordinator's ru_maxrss (/usr/bin/time) and "
+            "sites are connected; the coordinator starts paused (`metafl status --pause`) and "
+            "is resumed once all N are connected, after its RSS with N idle connections "
+            "was read; peak RSS = the larger of the coordinator's ru_maxrss (/usr/bin/time) and "
             "its VmHWM polled every 0.2 s; "
             "round time = metrics 'seconds', median of rounds 2.." + r + "."),
     "rounds": int(r), "batch": int(batch),
     "ulimit_n": nofile,
+    # the machine is shared: the 1/5/15-min load averages before and after
+    "loadavg_start": load0,
+    "loadavg_end": " ".join(open("/proc/loadavg").read().split()[:3]),
     "failures": json.loads(fails),
     "rows": rows,
 }
