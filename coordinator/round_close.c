@@ -29,6 +29,10 @@ static void s_hex(const uint8_t *b, size_t n, char *out)
  * later record fails loudly too. */
 static void s_audit_sync(mfl_round_engine_t *self)
 {
+    /* Never let a record reach the disk ahead of the checkpoint it reports
+     * (see mfl_engine_close_round); a failure is logged by the join and
+     * acted on at the next close. */
+    (void)mfl_engine_checkpoint_join(self);
     char err[300];
     if (self->audit && mfl_audit_sync(self->audit, err, sizeof err) < 0)
         mfl_error("audit log: round %u: %s", self->round, err);
@@ -111,7 +115,7 @@ static void *s_ck_main(void *arg)
 int mfl_engine_checkpoint_join(mfl_round_engine_t *self)
 {
     if (!self->ck_running)
-        return 0;
+        return self->ck_rc < 0 ? -1 : 0; /* a failed sync stays failed */
     pthread_join(self->ck_thread, NULL);
     self->ck_running = false;
     if (self->ck_rc < 0) {
@@ -261,6 +265,11 @@ void mfl_engine_close_round(mfl_round_engine_t *self, uint64_t now_ms, bool at_d
     if (!hashing)
         s_hash_main(&hj);
     self->rounds_done = self->round;
+    /* The previous checkpoint's sync (helper thread) ends before the
+     * previous round's round_closed record can reach the disk (the sync
+     * below): a durable log never reports a round closed whose checkpoint
+     * a power loss could still take away. */
+    int ck = mfl_engine_checkpoint_join(self);
     /* The round's audit records (round_opened, each update_accepted, the
      * previous round's round_closed) reach the disk before the checkpoint
      * does, so a durable checkpoint is never ahead of the records of the
@@ -268,7 +277,8 @@ void mfl_engine_close_round(mfl_round_engine_t *self, uint64_t now_ms, bool at_d
     s_audit_sync(self);
     /* Checkpoint first: once it is on disk the round is done, whatever
      * happens to the lines below. */
-    int ck = s_checkpoint(self);
+    if (ck == 0)
+        ck = s_checkpoint(self);
     if (hashing)
         pthread_join(hash_thread, NULL);
     if (ck < 0) {
