@@ -102,7 +102,8 @@ int mfl_checkpoint_latest(const char *dir, mfl_checkpoint_t *ck, char *path_out,
                           char *err, size_t errlen);
 
 /* Removes all but the `keep` newest "round-*.ckpt" files in dir (keep ≥ 1).
- * 0 or -1 with err. */
+ * The removals are not fsync'd (a power loss may bring an old file back;
+ * harmless). 0 or -1 with err. */
 int mfl_checkpoint_prune(const char *dir, size_t keep, char *err, size_t errlen);
 
 #endif
