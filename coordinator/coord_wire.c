@@ -58,6 +58,8 @@ struct mfl_coord_wire {
     mfl_tensor_t *send;
 };
 
+#define S_PREP_THREAD_MIN ((uint64_t)1 << 18) /* floats (1 MiB): smaller θ, no helper */
+
 static void *s_prep_main(void *arg)
 {
     s_snapshot_t *snap = arg;
@@ -116,7 +118,11 @@ void mfl_coord_wire_prepare_theta(mfl_coord_wire_t *self, const mfl_engine_tenso
     snap->n_tensors = n;
     atomic_init(&snap->refs, 1);
     self->prep.snap = snap;
-    self->prep.running = pthread_create(&self->prep.thread, NULL, s_prep_main, snap) == 0;
+    /* A small θ is hashed here (tens of µs): on a busy machine a new thread
+     * may wait milliseconds for a core, and the round's first send would
+     * wait for it (seen: 1.5-2.4 ms at P = 10k, most of the round). */
+    self->prep.running = total >= S_PREP_THREAD_MIN &&
+                         pthread_create(&self->prep.thread, NULL, s_prep_main, snap) == 0;
     if (!self->prep.running)
         s_prep_main(snap);
 }
