@@ -36,9 +36,9 @@
  * The receiver must BLAKE2b every tensor (the signed header and the audit
  * logs commit to those hashes), about 1 GB/s on one core and not
  * parallelisable within one hash, so the bench also times mfl_tensor_hash
- * alone, and it reports the process's CPU time per round trip (getrusage:
- * both ends run in this process) to show how many cores each variant keeps
- * busy. Both use 2 I/O threads per context; all variants are interleaved rep
+ * alone, and it reports the process's CPU time and minor page faults per
+ * round trip (getrusage: both ends run in this process) to show how many
+ * cores each variant keeps busy and what big buffers cost. Both use 2 I/O threads per context; all variants are interleaved rep
  * by rep so drift in machine load hits them alike. Reported: median seconds
  * per round trip, MB/s (2 × bytes / median) and ratios. */
 #include <errno.h>
@@ -64,6 +64,14 @@ static void s_die(const char *what, const char *err)
 {
     fprintf(stderr, "bench_wire: %s: %s\n", what, err);
     exit(1);
+}
+
+/* Process minor page faults so far (all threads). */
+static long s_minflt_now(void)
+{
+    struct rusage u;
+    getrusage(RUSAGE_SELF, &u);
+    return u.ru_minflt;
 }
 
 /* Process CPU seconds (user + system, all threads). */
@@ -506,6 +514,7 @@ int main(int argc, char **argv)
         mfl_tensor_t pre = mfl_tensor_vec("x", data, n), nohash = pre;
         pre.blake2b = hash;
         double *t[V_N], cpu[V_N] = {0}, wall[V_N] = {0}, med[V_N];
+        long flt[V_N] = {0};
         for (int v = 0; v < V_N; v++)
             t[v] = malloc(sizeof(double) * (size_t)k);
         /* warm-up */
@@ -517,6 +526,7 @@ int main(int argc, char **argv)
         for (int r = 0; r < k; r++) {
             for (int v = 0; v < V_N; v++) {
                 double c0 = s_cpu_now(), w0 = s_bench_now();
+                long f0 = s_minflt_now();
                 switch (v) {
                 case V_RAW1: t[v][r] = s_raw_round_trip(dealer, data, bytes, bytes); break;
                 case V_RAWM: t[v][r] = s_raw_round_trip(dealer, data, bytes, split); break;
@@ -532,6 +542,7 @@ int main(int argc, char **argv)
                 }
                 }
                 cpu[v] += s_cpu_now() - c0;
+                flt[v] += s_minflt_now() - f0;
                 wall[v] += s_bench_now() - w0;
             }
         }
@@ -558,8 +569,11 @@ int main(int argc, char **argv)
         fprintf(js, "    {\"floats\": %llu, \"bytes\": %zu, \"reps\": %d,\n",
                 (unsigned long long)n, bytes, k);
         for (int v = 0; v < V_HASH; v++)
-            fprintf(js, "     \"%s_median_s\": %.6f, \"%s_MBps\": %.1f, \"%s_cpu_s_per_rt\": %.6f,\n",
-                    names[v], med[v], names[v], mb / med[v], names[v], cpu[v] / k);
+            fprintf(js,
+                    "     \"%s_median_s\": %.6f, \"%s_MBps\": %.1f, \"%s_cpu_s_per_rt\": %.6f,"
+                    " \"%s_minflt_per_rt\": %ld,\n",
+                    names[v], med[v], names[v], mb / med[v], names[v], cpu[v] / k, names[v],
+                    flt[v] / k);
         fprintf(js, "     \"blake2b_median_s\": %.6f,\n", med[V_HASH]);
         fprintf(js,
                 "     \"best_raw\": \"%s\", \"floor_raw_plus_2_hashes_s\": %.6f,"
