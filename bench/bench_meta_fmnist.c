@@ -6,31 +6,35 @@
  * held-out episodes for every method, its 95% interval, the difference to
  * the from-scratch reference measured in the same run, and training time.
  *
- * Protocol (docs/ENGINE-META.md), one validation set for every method:
- *   - VALIDATION episodes: 5-way 5-shot from the t10k images of the
- *     META-TRAIN classes (images no method trains on; never a test class).
- *     Every choice below is made on them, none on the test classes;
+ * Protocol (docs/ENGINE-META.md), one validation protocol for every
+ * method, on classes that are neither trained on nor tested:
  *   - every method uses the same 4-block CNN, 16 filters per block, no
  *     pool after the 4th block ("cnn4:1x28x28:16:K:p3": a 3x3x16 = 144-wide
  *     embedding); the gradient methods add a 5-way dense head, the metric
  *     methods use the body as the embedding;
  *   - meta-training sees the 5 meta-train classes and their 90/180/270°
  *     rotations as 15 further classes (--no-rot: upright only), the
- *     Omniglot recipe for widening a small class pool; --mirror adds
- *     left-right mirror images (augmentation) before rotating;
- *   - early stopping: every block of outer steps the state is scored on
- *     the validation episodes (gradient methods adapt with their training
- *     inner loop, metric methods classify directly) and the best block's
- *     state, the untrained init included, is the one tested;
+ *     Omniglot recipe for widening a small class pool, and every image's
+ *     left-right mirror image (augmentation, before rotating; --no-mirror:
+ *     none);
+ *   - VALIDATION (a selection run): meta-train classes 0 T-shirt/top and 2
+ *     Pullover (--val-classes) with their rotations (8 classes, their t10k
+ *     images) are held out; each method trains on the other 3 (12 with
+ *     rotations) and is
+ *     scored on 5-way validation episodes after every block of outer steps
+ *     (gradient methods adapt with their training inner loop, metric
+ *     methods classify directly); the best block, 0 included, sets the
+ *     method's number of outer steps. Scratch and the gradient methods then
+ *     pick the test-time rate and step count from one grid on the same
+ *     validation episodes (Meta-SGD uses its learned rates: only the count);
+ *   - the tested model is retrained from the same init on all 20 classes
+ *     for the chosen number of steps; the test classes are touched once;
  *   - "scratch" is the same head model from a fresh init, fine-tuned by SGD
- *     on each support set; scratch and every gradient method pick their
- *     test-time rate and step count from the same grid on the validation
- *     episodes (Meta-SGD uses its learned rates, so only the count);
- *     metric methods classify from the support set directly;
+ *     on each support set;
  *   - evaluation: EVAL_TASKS held-out episodes, 30 query images per class.
  *
- *   bench_meta_fmnist [--quick] [--no-rot] [--mirror] [--filters F] [--steps-x N]
- *                     [--train-way N] [--train-query Q] [--relation SPEC]
+ *   bench_meta_fmnist [--quick] [--no-rot] [--no-mirror] [--filters F] [--steps-x N]
+ *                     [--shot K] [--val-classes A,B] [--train-way N] [--train-query Q] [--relation SPEC]
  *                     [--relation-loss ce|mse] [--seed N] [--only NAME,...]
  *                     [--out FILE] [--config FILE]
  * Writes ${BENCH_RESULTS:-bench/results}/meta_fmnist.json by default. */
@@ -87,10 +91,10 @@ static double s_now(void)
 }
 
 /* The validation episodes: the experiment's test side pointed for a moment
- * at the t10k images of the upright meta-train classes (test_data is the
- * whole t10k file; the class filter picks the rows). */
+ * at the held-out validation classes (t10k images, with rotations). */
 typedef struct {
     mfl_experiment_t *exp;
+    mfl_dataset_t *data;
     size_t classes[MFL_EXP_MAX_CLASSES], n_classes;
     int tasks;
     size_t n_way, q_query;
@@ -102,13 +106,16 @@ static int s_validate(const s_val_t *v, mfl_learner_t *l, const float *theta, in
     mfl_experiment_t *exp = v->exp;
     size_t tc[MFL_EXP_MAX_CLASSES], ntc = exp->n_test_classes, q = exp->q_query, w = exp->n_way;
     int tt = exp->eval_tasks;
+    mfl_dataset_t *td = exp->test_data;
     memcpy(tc, exp->test_classes, sizeof tc);
     memcpy(exp->test_classes, v->classes, sizeof tc);
+    exp->test_data = v->data;
     exp->n_test_classes = v->n_classes;
     exp->eval_tasks = v->tasks;
     exp->q_query = v->q_query;
     exp->n_way = v->n_way;
     int rc = mfl_experiment_evaluate(exp, l, theta, steps, lr, ev, err, errlen);
+    exp->test_data = td;
     memcpy(exp->test_classes, tc, sizeof tc);
     exp->n_test_classes = ntc;
     exp->eval_tasks = tt;
@@ -120,9 +127,10 @@ static int s_validate(const s_val_t *v, mfl_learner_t *l, const float *theta, in
 /* Meta-trains θ for `steps` outer steps in blocks of the learner's
  * outer_steps (exp->log_every), the same trajectory mfl_experiment_train
  * runs with one sampler (block b's rng from (seed, b), the outer optimiser
- * carried across blocks), scoring θ on the validation episodes before
- * training and after every block. θ ends as the best-scoring state (ties:
- * the earlier); *best_step and *best_acc say which and how good. */
+ * carried across blocks). With `val`, θ is scored on the validation
+ * episodes before training and after every block and ends as the
+ * best-scoring state (ties: the earlier); *best_step and *best_acc say
+ * which and how good. Without, θ is the last state. */
 static int s_train_early_stop(mfl_experiment_t *exp, mfl_learner_t *l, float *theta, int steps,
                               const s_val_t *val, int vsteps, float vlr, int *best_step,
                               double *best_acc, char *err, size_t errlen)
@@ -139,10 +147,12 @@ static int s_train_early_stop(mfl_experiment_t *exp, mfl_learner_t *l, float *th
         goto out;
     }
     mfl_exp_eval_t ev;
-    if (s_validate(val, l, theta, vsteps, vlr, &ev, err, errlen))
-        goto out;
-    *best_acc = ev.mean.accuracy;
+    *best_acc = -1;
     *best_step = 0;
+    if (val && s_validate(val, l, theta, vsteps, vlr, &ev, err, errlen))
+        goto out;
+    if (val)
+        *best_acc = ev.mean.accuracy;
     memcpy(best, theta, ns * sizeof(float));
     mfl_learner_keep_outer_state(l, 1);
     double t0 = s_now();
@@ -154,18 +164,37 @@ static int s_train_early_stop(mfl_experiment_t *exp, mfl_learner_t *l, float *th
             goto out;
         for (size_t p = 0; p < ns; p++)
             theta[p] += delta[p];
-        if (s_validate(val, l, theta, vsteps, vlr, &ev, err, errlen))
-            goto out;
         int step = (b + 1) * exp->log_every;
-        fprintf(stderr, "    step %5d  meta-loss %.4f  validation %.4f  %.0f s\n", step,
-                m.loss_after, ev.mean.accuracy, s_now() - t0);
-        if (ev.mean.accuracy > *best_acc) {
-            *best_acc = ev.mean.accuracy;
-            *best_step = step;
-            memcpy(best, theta, ns * sizeof(float));
+        if (val) {
+            if (s_validate(val, l, theta, vsteps, vlr, &ev, err, errlen))
+                goto out;
+            fprintf(stderr, "    step %5d  meta-loss %.4f  validation %.4f  %.0f s\n", step,
+                    m.loss_after, ev.mean.accuracy, s_now() - t0);
+            if (ev.mean.accuracy > *best_acc) {
+                *best_acc = ev.mean.accuracy;
+                *best_step = step;
+                memcpy(best, theta, ns * sizeof(float));
+            }
+        } else if (getenv("BENCH_PEEK")) {
+            /* exploration only: the test curve, printed, never used to choose */
+            mfl_exp_eval_t pk;
+            size_t w = exp->n_way, q = exp->q_query;
+            int tt = exp->eval_tasks;
+            exp->n_way = 5;
+            exp->q_query = 15;
+            exp->eval_tasks = 100;
+            int prc = mfl_experiment_evaluate(exp, l, theta, vsteps, vlr, &pk, err, errlen);
+            exp->n_way = w;
+            exp->q_query = q;
+            exp->eval_tasks = tt;
+            if (prc)
+                goto out;
+            fprintf(stderr, "    step %5d  meta-loss %.4f  PEEK test %.4f\n", step,
+                    m.loss_after, pk.mean.accuracy);
         }
     }
-    memcpy(theta, best, ns * sizeof(float));
+    if (val)
+        memcpy(theta, best, ns * sizeof(float));
     rc = 0;
 out:
     mfl_learner_keep_outer_state(l, 0);
@@ -190,21 +219,26 @@ int main(int argc, char **argv)
     int quick = getenv("BENCH_QUICK") && strcmp(getenv("BENCH_QUICK"), "1") == 0, rot = 1;
     const char *out = NULL, *config = "configs/train-fmnist.yaml", *only = NULL;
     const char *relation = NULL, *rel_loss = "mse";
-    int filters = 16, steps_x = 1, mirror = 0, train_way = 5, train_query = 15;
+    int filters = 16, steps_x = 1, mirror = 1, train_way = 5, train_query = 15, shot = 0;
+    int val_a = 0, val_b = 2, n_val = 2; /* T-shirt/top, Pullover */
     long seed = -1;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0)
             quick = 1;
         else if (strcmp(argv[i], "--no-rot") == 0)
             rot = 0;
-        else if (strcmp(argv[i], "--mirror") == 0)
-            mirror = 1;
+        else if (strcmp(argv[i], "--no-mirror") == 0)
+            mirror = 0;
         else if (strcmp(argv[i], "--filters") == 0 && i + 1 < argc)
             filters = atoi(argv[++i]);
         else if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc)
             seed = atol(argv[++i]);
         else if (strcmp(argv[i], "--steps-x") == 0 && i + 1 < argc)
             steps_x = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--val-classes") == 0 && i + 1 < argc)
+            n_val = sscanf(argv[++i], "%d,%d", &val_a, &val_b);
+        else if (strcmp(argv[i], "--shot") == 0 && i + 1 < argc)
+            shot = atoi(argv[++i]);
         else if (strcmp(argv[i], "--train-way") == 0 && i + 1 < argc)
             train_way = atoi(argv[++i]);
         else if (strcmp(argv[i], "--train-query") == 0 && i + 1 < argc)
@@ -220,16 +254,19 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
             config = argv[++i];
         else {
-            fprintf(stderr, "usage: bench_meta_fmnist [--quick] [--no-rot] [--mirror] "
-                            "[--filters F] [--steps-x N] [--train-way N] [--train-query Q] "
+            fprintf(stderr, "usage: bench_meta_fmnist [--quick] [--no-rot] [--no-mirror] "
+                            "[--filters F] [--steps-x N] [--shot K] [--val-classes A,B] "
+                            "[--train-way N] "
+                            "[--train-query Q] "
                             "[--relation SPEC] [--relation-loss ce|mse] [--seed N] "
                             "[--only NAME,...] [--out FILE] [--config FILE]\n");
             return 2;
         }
     }
-    if (filters < 1 || steps_x < 1 || train_way < 2 || train_query < 1 ||
+    if (filters < 1 || steps_x < 1 || train_way < 2 || train_query < 1 || shot < 0 ||
+        n_val != 2 || val_a < 0 || val_a > 9 || val_b < 0 || val_b > 9 || val_a == val_b ||
         (strcmp(rel_loss, "mse") != 0 && strcmp(rel_loss, "ce") != 0)) {
-        fprintf(stderr, "bench_meta_fmnist: bad --filters, --steps-x, --train-way, "
+        fprintf(stderr, "bench_meta_fmnist: bad --filters, --steps-x, --shot, --val-classes, --train-way, "
                         "--train-query or --relation-loss\n");
         return 2;
     }
@@ -255,9 +292,27 @@ int main(int argc, char **argv)
     }
     if (seed >= 0)
         exp->seed = (uint64_t)seed; /* init, training and held-out episode streams */
-    s_val_t val = {.exp = exp, .n_classes = exp->n_train_classes, .tasks = quick ? 40 : 100,
-                   .n_way = exp->n_way, .q_query = 15};
-    memcpy(val.classes, exp->train_classes, sizeof val.classes);
+    if (shot > 0)
+        exp->k_shot = (size_t)shot; /* training, validation and test episodes */
+    /* Validation classes (default 0 T-shirt/top, 2 Pullover) with rotations,
+     * from the t10k images; held out of the selection run's training. */
+    size_t val_base[] = {(size_t)val_a, (size_t)val_b};
+    s_val_t val = {.exp = exp, .tasks = quick ? 40 : 60, .n_way = exp->n_way, .q_query = 15};
+    val.data = mfl_bench_fmnist_rotated(exp->test_data, val_base, 2, 1000);
+    int val_ok = 0;
+    for (size_t c = 0; c < exp->n_train_classes; c++)
+        val_ok += exp->train_classes[c] == val_base[0] || exp->train_classes[c] == val_base[1];
+    if (val_ok != 2) {
+        fprintf(stderr, "bench_meta_fmnist: --val-classes must be two meta-train classes\n");
+        return 2;
+    }
+    if (!val.data) {
+        fprintf(stderr, "bench_meta_fmnist: cannot build the validation classes\n");
+        return 1;
+    }
+    for (size_t r = 0; r < 4; r++)
+        for (size_t c = 0; c < 2; c++)
+            val.classes[val.n_classes++] = val_base[c] + r * exp->test_data->n_classes;
     if (mirror && mfl_bench_fmnist_add_mirrors(exp)) {
         fprintf(stderr, "bench_meta_fmnist: cannot mirror the meta-train images\n");
         return 1;
@@ -269,6 +324,20 @@ int main(int argc, char **argv)
     if ((size_t)train_way > exp->n_train_classes) {
         fprintf(stderr, "bench_meta_fmnist: --train-way %d > %zu meta-train classes\n",
                 train_way, exp->n_train_classes);
+        return 2;
+    }
+    /* the selection run's training classes: the meta-train classes (and
+     * rotations) whose upright class is not a validation class */
+    size_t all_cls[MFL_EXP_MAX_CLASSES], n_all = exp->n_train_classes;
+    size_t fold_cls[MFL_EXP_MAX_CLASSES], n_fold = 0;
+    memcpy(all_cls, exp->train_classes, sizeof all_cls);
+    for (size_t c = 0; c < n_all; c++) {
+        size_t up = all_cls[c] % 10;
+        if (up != val_base[0] && up != val_base[1])
+            fold_cls[n_fold++] = all_cls[c];
+    }
+    if (n_fold < (size_t)train_way || n_fold < exp->n_way) {
+        fprintf(stderr, "bench_meta_fmnist: %zu classes left for the selection run\n", n_fold);
         return 2;
     }
     exp->log_every = quick ? 10 : 100;
@@ -284,11 +353,12 @@ int main(int argc, char **argv)
     } r[N_METHODS];
     memset(r, 0, sizeof r);
     printf("Fashion-MNIST %zu-way %zu-shot, held-out classes, %d episodes x %d query/class; "
-           "meta-train classes %zu (%s%s); validation: %d episodes of the meta-train classes' "
-           "t10k images; metric methods train %d-way, %d query/class\n",
+           "meta-train classes %zu (%s%s); validation: %d episodes of classes %zu, %zu and "
+           "rotations (t10k), selection run trained on the other %zu; metric methods train "
+           "%d-way, %d query/class\n",
            exp->n_way, exp->k_shot, exp->eval_tasks, EVAL_QUERY, exp->n_train_classes,
-           rot ? "with rotations" : "upright", mirror ? ", mirrored" : "", val.tasks, train_way,
-           train_query);
+           rot ? "with rotations" : "upright", mirror ? ", mirrored" : "", val.tasks,
+           val_base[0], val_base[1], n_fold, train_way, train_query);
     for (size_t i = 0; i < N_METHODS; i++) {
         const s_method_t *m = &s_methods[i];
         if (only && !s_listed(only, m->name))
@@ -326,13 +396,19 @@ int main(int argc, char **argv)
         r[i].query = m->gradient ? (int)gq : train_query;
         r[i].val_acc = NAN;
         if (r[i].steps > 0) {
+            /* selection run: train without the validation classes, stop early */
             exp->n_way = (size_t)r[i].way;
             exp->q_query = (size_t)r[i].query;
-            fprintf(stderr, "  %s: %d outer steps, %d-way %d-query episodes\n", m->name,
-                    r[i].steps, r[i].way, r[i].query);
+            memcpy(exp->train_classes, fold_cls, sizeof fold_cls);
+            exp->n_train_classes = n_fold;
+            fprintf(stderr, "  %s: selection run, up to %d outer steps on %zu classes, %d-way "
+                            "%d-query episodes\n",
+                    m->name, r[i].steps, n_fold, r[i].way, r[i].query);
             int rc = s_train_early_stop(exp, l, theta, r[i].steps, &val, m->inner_steps,
                                         m->inner_lr, &r[i].best_step, &r[i].val_acc, err,
                                         sizeof(err));
+            memcpy(exp->train_classes, all_cls, sizeof all_cls);
+            exp->n_train_classes = n_all;
             exp->n_way = eval_way;
             exp->q_query = gq;
             if (rc) {
@@ -343,7 +419,8 @@ int main(int argc, char **argv)
         r[i].seconds = s_now() - t0;
         t0 = s_now();
         if (m->gradient) {
-            /* the test-time (rate, steps) from the grid, on validation */
+            /* the test-time (rate, steps) from the grid, on validation, at
+             * the selection run's best state (scratch: the init) */
             double best = -1;
             size_t n_lr = m->algo == MFL_ALGO_META_SGD ? 1 : N_GLR;
             for (size_t a = 0; a < n_lr; a++)
@@ -368,6 +445,29 @@ int main(int argc, char **argv)
             r[i].val_acc = ev.mean.accuracy;
         }
         r[i].tune_seconds = s_now() - t0;
+        if (r[i].best_step > 0) {
+            /* the tested model: the same init, all classes, the chosen steps */
+            t0 = s_now();
+            mfl_learner_init_state(l, theta, exp->seed);
+            exp->n_way = (size_t)r[i].way;
+            exp->q_query = (size_t)r[i].query;
+            fprintf(stderr, "  %s: %d outer steps on all %zu classes\n", m->name,
+                    r[i].best_step, n_all);
+            int bs;
+            double ba;
+            int rc = s_train_early_stop(exp, l, theta, r[i].best_step, NULL, m->inner_steps,
+                                        m->inner_lr, &bs, &ba, err, sizeof(err));
+            exp->n_way = eval_way;
+            exp->q_query = gq;
+            if (rc) {
+                fprintf(stderr, "bench_meta_fmnist: %s: %s\n", m->name, err);
+                return 1;
+            }
+            r[i].seconds += s_now() - t0;
+        } else if (r[i].steps > 0) {
+            mfl_learner_init_state(l, theta, exp->seed); /* 0 steps chosen: the init */
+        }
+        r[i].tune_seconds = s_now() - t0;
         exp->q_query = EVAL_QUERY;
         if (mfl_experiment_evaluate(exp, l, theta, r[i].eval_steps, r[i].eval_lr, &ev, err,
                                     sizeof(err))) {
@@ -390,7 +490,7 @@ int main(int argc, char **argv)
     }
     double total = s_now() - t_start;
     printf("%-14s %-22s %6s %5s %6s %6s %7s %4s %5s %16s %10s %6s %8s\n", "method", "model",
-           "params", "way", "steps", "best", "val", "k", "lr", "acc ±95%", "vs scratch", "above",
+           "params", "way", "max", "steps", "val", "k", "lr", "acc ±95%", "vs scratch", "above",
            "train s");
     for (size_t i = 0; i < N_METHODS; i++) {
         const s_method_t *m = &s_methods[i];
@@ -417,9 +517,11 @@ int main(int argc, char **argv)
             quick ? "true" : "false", config, (unsigned long long)exp->seed, eval_way,
             exp->k_shot, gq, EVAL_QUERY, exp->eval_tasks, val.tasks, rot ? "true" : "false",
             mirror ? "true" : "false", train_way, train_query, rel_spec, rel_loss, total);
-    for (size_t i = 0; i < val.n_classes; i++)
-        fprintf(f, "%s%zu", i ? "," : "", val.classes[i]);
-    fprintf(f, "],\"test_classes\":[");
+    for (size_t i = 0; i < (rot ? n_all / 4 : n_all); i++)
+        fprintf(f, "%s%zu", i ? "," : "", all_cls[i]);
+    fprintf(f, "],\"val_classes\":[%zu,%zu],\"val_pseudo_classes\":%zu,"
+               "\"selection_train_classes\":%zu,\"test_classes\":[",
+            val_base[0], val_base[1], val.n_classes, n_fold);
     for (size_t i = 0; i < exp->n_test_classes; i++)
         fprintf(f, "%s%zu", i ? "," : "", exp->test_classes[i]);
     fprintf(f, "],\"rows\":[");
@@ -443,6 +545,7 @@ int main(int argc, char **argv)
     fprintf(f, "]}\n");
     fclose(f);
     printf("wrote %s\n", out);
+    mfl_dataset_destroy(&val.data);
     mfl_experiment_destroy(&exp);
     return 0;
 }

@@ -9,33 +9,33 @@
 #include "data/dataset.h"
 #include "meta/experiment.h"
 
-/* Replaces exp's training data by up to `per_class` rows of each meta-train
- * class plus their rotations by 90, 180 and 270 degrees; rotation r of
- * class c becomes class c + 10 r (exp->train_classes lists upright classes
- * first, then rotation 1, 2, 3). The test side is untouched. 0 or -1. */
-static inline int mfl_bench_fmnist_add_rotations(mfl_experiment_t *exp, size_t per_class)
+/* A new data set of up to `per_class` rows of each listed class of `src`
+ * plus their rotations by 90, 180 and 270 degrees: rotation r of class c
+ * becomes class c + r * src->n_classes. NULL on a non-square or
+ * multi-channel set or OOM. */
+static inline mfl_dataset_t *mfl_bench_fmnist_rotated(const mfl_dataset_t *src,
+                                                      const size_t *classes, size_t n,
+                                                      size_t per_class)
 {
-    mfl_dataset_t *src = exp->train_data;
     size_t h = src->height, w = src->width, nf = src->n_features, base = src->n_classes;
-    if (h != w || src->channels != 1 || nf != h * w ||
-        4 * exp->n_train_classes > MFL_EXP_MAX_CLASSES)
-        return -1;
+    if (h != w || src->channels != 1 || nf != h * w || n > MFL_EXP_MAX_CLASSES)
+        return NULL;
     size_t keep = 0, taken[MFL_EXP_MAX_CLASSES] = {0};
     size_t *idx = malloc(src->n * sizeof(size_t));
     if (!idx)
-        return -1;
+        return NULL;
     for (size_t i = 0; i < src->n; i++) {
         size_t y = (size_t)src->y[i];
-        for (size_t c = 0; c < exp->n_train_classes; c++)
-            if (exp->train_classes[c] == y && taken[c] < per_class) {
+        for (size_t c = 0; c < n; c++)
+            if (classes[c] == y && taken[c] < per_class) {
                 taken[c]++;
                 idx[keep++] = i;
             }
     }
-    mfl_dataset_t *d = mfl_dataset_new(4 * keep, nf);
+    mfl_dataset_t *d = keep ? mfl_dataset_new(4 * keep, nf) : NULL;
     if (!d) {
         free(idx);
-        return -1;
+        return NULL;
     }
     d->channels = 1;
     d->height = h;
@@ -59,7 +59,22 @@ static inline int mfl_bench_fmnist_add_rotations(mfl_experiment_t *exp, size_t p
             d->y[r * keep + k] = src->y[idx[k]] + (float)(r * base);
         }
     free(idx);
-    size_t n0 = exp->n_train_classes;
+    return d;
+}
+
+/* Replaces exp's training data by up to `per_class` rows of each meta-train
+ * class plus their rotations by 90, 180 and 270 degrees; rotation r of
+ * class c becomes class c + 10 r (exp->train_classes lists upright classes
+ * first, then rotation 1, 2, 3). The test side is untouched. 0 or -1. */
+static inline int mfl_bench_fmnist_add_rotations(mfl_experiment_t *exp, size_t per_class)
+{
+    size_t n0 = exp->n_train_classes, base = exp->train_data->n_classes;
+    if (4 * n0 > MFL_EXP_MAX_CLASSES)
+        return -1;
+    mfl_dataset_t *d = mfl_bench_fmnist_rotated(exp->train_data, exp->train_classes, n0,
+                                                per_class);
+    if (!d)
+        return -1;
     for (size_t r = 1; r < 4; r++)
         for (size_t c = 0; c < n0; c++)
             exp->train_classes[r * n0 + c] = exp->train_classes[c] + r * base;
