@@ -37,7 +37,9 @@ typedef enum {
 typedef struct {
     mfl_algo_kind_t algo;
     char model_spec[128];     /* see mfl_model_new(); for metric methods the embedding */
-    mfl_loss_kind_t loss;     /* gradient methods; metric methods use softmax CE */
+    mfl_loss_kind_t loss;     /* gradient methods; ProtoNets/Matching use softmax CE;
+                               * Relation: mse = the paper's sigmoid + squared error
+                               * to one-hot, anything else softmax CE */
     float pos_weight;         /* BCE positive weight */
     int inner_steps;          /* k: inner-loop SGD steps per task */
     float inner_lr;           /* α (Meta-SGD: initial α) */
@@ -47,7 +49,8 @@ typedef struct {
     mfl_optim_kind_t outer_optim;
     size_t batch_size;        /* FedAvg / fine-tuning mini-batch (0 = full) */
     int local_epochs;         /* FedAvg */
-    char relation_spec[128];  /* Relation nets: relation module, e.g. "mlp:128-8-1" */
+    char relation_spec[128];  /* Relation nets: relation module, e.g. "mlp:128-8-1" or
+                               * the paper's conv module "relconv:32x3x3:16:8" */
 } mfl_learner_config_t;
 
 /* Fills `config` with sensible defaults for `algo` (documented in the .c). */
