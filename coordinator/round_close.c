@@ -7,7 +7,9 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/fileio.h"
 #include "fed/checkpoint.h"
+#include "fed/vec.h"
 #include "round_engine_internal.h"
 
 #define CHECKPOINTS_KEPT 3
@@ -127,9 +129,33 @@ int mfl_engine_checkpoint_join(mfl_round_engine_t *self)
     return 0;
 }
 
-/* Writes checkpoint `rounds_done`: encoded and renamed into place here (a
- * restarted process finds it as soon as this returns, whatever kills this
- * one), made durable by a helper thread while the next round runs. */
+/* The audit log's sync on a helper while the checkpoint is encoded and
+ * written (see s_checkpoint). */
+typedef struct {
+    mfl_audit_t *audit;
+    int rc;
+    char err[300];
+} s_audit_job_t;
+
+static void *s_audit_main(void *arg)
+{
+    s_audit_job_t *j = arg;
+    j->rc = mfl_audit_sync(j->audit, j->err, sizeof j->err);
+    return NULL;
+}
+
+/* Below this θ size (floats) the checkpoint is written in microseconds and
+ * a thread would cost more than the overlap saves. */
+#define S_OVERLAP_THREAD_MIN ((size_t)1 << 18) /* 1 MiB */
+
+/* Syncs the audit log and writes checkpoint `rounds_done`. The round's
+ * records must be on disk before the checkpoint can be (a durable
+ * checkpoint is never ahead of the records of the updates folded into it),
+ * i.e. before the rename: for a big θ the sync runs on a helper while
+ * this thread encodes and writes the temp file, and the rename waits for
+ * it. Renamed into place here (a restarted process finds it as soon as
+ * this returns, whatever kills this one), made durable by another helper
+ * while the next round runs. */
 static int s_checkpoint(mfl_round_engine_t *self)
 {
     mfl_checkpoint_t ck;
@@ -155,15 +181,39 @@ static int s_checkpoint(mfl_round_engine_t *self)
     mfl_server_step_state_export(self->step, state, &ck.optim_steps);
     ck.optim_state = state;
     /* The previous checkpoint must be durable before this one exists (the
-     * fallback after a power loss) and before pruning can see both. */
+     * fallback after a power loss) and before pruning can see both; and
+     * before the sync below makes its round_closed record durable. */
     if (mfl_engine_checkpoint_join(self) < 0) {
         free(state);
+        s_audit_sync(self);
         return -1;
     }
-    int rc = mfl_checkpoint_save_dir_nosync(self->config.checkpoint_dir, &ck, self->ck_path,
-                                            sizeof self->ck_path, err, sizeof err);
+    s_audit_job_t aj = {self->audit, 0, ""};
+    pthread_t audit_thread;
+    bool auditing = self->audit && self->n_state >= S_OVERLAP_THREAD_MIN &&
+                    pthread_create(&audit_thread, NULL, s_audit_main, &aj) == 0;
+    if (!auditing)
+        s_audit_sync(self);
+    mfl_checkpoint_staged_t *stg = &self->ck_staged;
+    int rc = mfl_mkdir_p(self->config.checkpoint_dir, 0755, err, sizeof err);
+    if (rc == 0 && mfl_checkpoint_path(self->config.checkpoint_dir, ck.round, self->ck_path,
+                                       sizeof self->ck_path) < 0) {
+        snprintf(err, sizeof err, "%.300s: checkpoint directory path too long",
+                 self->config.checkpoint_dir);
+        rc = -1;
+    }
+    if (rc == 0)
+        rc = mfl_checkpoint_stage(self->ck_path, &ck, stg, err, sizeof err);
     free(state);
+    if (auditing) {
+        pthread_join(audit_thread, NULL);
+        if (aj.rc < 0)
+            mfl_error("audit log: round %u: %s", self->round, aj.err);
+    }
+    if (rc == 0)
+        rc = mfl_checkpoint_publish(stg, err, sizeof err);
     if (rc < 0) {
+        mfl_checkpoint_discard(stg);
         mfl_error("checkpoint: %s", err);
         return -1;
     }
@@ -250,10 +300,7 @@ void mfl_engine_close_round(mfl_round_engine_t *self, uint64_t now_ms, bool at_d
     }
     if (self->on_theta)
         self->on_theta(self->on_theta_ctx, self->views, self->n_tensors);
-    double sq = 0;
-    for (size_t i = 0; i < self->n_state; i++)
-        sq += (double)self->mean[i] * self->mean[i];
-    m.delta_norm = sqrt(sq);
+    m.delta_norm = sqrt(mfl_vec_sumsq(self->mean, self->n_state));
     /* θ's BLAKE2b (RoundTask.model_hash, the round_closed record, metrics)
      * on a helper while this thread syncs the audit log and encodes the
      * checkpoint (another BLAKE2b pass): between rounds the sites wait, so
@@ -266,19 +313,16 @@ void mfl_engine_close_round(mfl_round_engine_t *self, uint64_t now_ms, bool at_d
         s_hash_main(&hj);
     self->rounds_done = self->round;
     /* The previous checkpoint's sync (helper thread) ends before the
-     * previous round's round_closed record can reach the disk (the sync
-     * below): a durable log never reports a round closed whose checkpoint
-     * a power loss could still take away. */
-    int ck = mfl_engine_checkpoint_join(self);
-    /* The round's audit records (round_opened, each update_accepted, the
+     * previous round's round_closed record can reach the disk (the audit
+     * sync in s_checkpoint joins it first): a durable log never reports a
+     * round closed whose checkpoint a power loss could still take away.
+     * The round's audit records (round_opened, each update_accepted, the
      * previous round's round_closed) reach the disk before the checkpoint
      * does, so a durable checkpoint is never ahead of the records of the
-     * updates folded into it. */
-    s_audit_sync(self);
-    /* Checkpoint first: once it is on disk the round is done, whatever
-     * happens to the lines below. */
-    if (ck == 0)
-        ck = s_checkpoint(self);
+     * updates folded into it: s_checkpoint syncs the log before the
+     * rename. Checkpoint first: once it is on disk the round is done,
+     * whatever happens to the lines below. */
+    int ck = s_checkpoint(self);
     if (hashing)
         pthread_join(hash_thread, NULL);
     if (ck < 0) {

@@ -10,6 +10,7 @@
 
 #include "audit/audit.h"
 #include "fed/aggregate.h"
+#include "fed/checkpoint.h"
 #include "fed/server_step.h"
 #include "meta/learner.h"
 #include "round_engine.h"
@@ -79,7 +80,8 @@ struct mfl_round_engine {
     pthread_t ck_thread;
     bool ck_running;
     int ck_rc;                 /* the helper's sync result */
-    char ck_path[4096];
+    char ck_path[MFL_CHECKPOINT_PATH_MAX];
+    mfl_checkpoint_staged_t ck_staged;
     char ck_err[512];
     char ck_prune_err[512];    /* a failed prune: a warning only */
 };

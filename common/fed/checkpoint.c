@@ -74,15 +74,14 @@ static int s_first_nonfinite(const float *v, size_t n, size_t *at)
     return *at < n;
 }
 
-/* Encodes and writes `ck`: durably (temp, fsync, rename, fsync of the
- * directory) or only visibly (temp + rename; see mfl_checkpoint_sync). */
-static int s_save(const char *path, const mfl_checkpoint_t *ck, int durable, char *err,
-                  size_t errlen)
+/* Checks `ck` against what the loader accepts; "PATH: reason" on -1. */
+static int s_check(const char *path, const mfl_checkpoint_t *ck, size_t *id_len, char *err,
+                   size_t errlen)
 {
-    size_t id_len = strnlen(ck->run_id, sizeof ck->run_id);
-    if (s_run_id_check(ck->run_id, id_len) != 0) {
+    *id_len = strnlen(ck->run_id, sizeof ck->run_id);
+    if (s_run_id_check(ck->run_id, *id_len) != 0) {
         mfl_errf(err, errlen, "%s: run_id '%.*s' must be 1..%d characters of [A-Za-z0-9._-]",
-                 path, (int)id_len, ck->run_id, MFL_CHECKPOINT_RUN_ID_MAX);
+                 path, (int)*id_len, ck->run_id, MFL_CHECKPOINT_RUN_ID_MAX);
         return -1;
     }
     if (ck->n_params == 0 || ck->n_params > MFL_CHECKPOINT_MAX_PARAMS || !ck->theta) {
@@ -104,49 +103,134 @@ static int s_save(const char *path, const mfl_checkpoint_t *ck, int durable, cha
         mfl_errf(err, errlen, "%s: theta[%zu] is not finite; refusing to save", path, bad);
         return -1;
     }
-    size_t total = S_HEADER_BYTES + 4 * (ck->n_params + ck->n_optim_state) + S_SUM_BYTES;
-    uint8_t *buf = calloc(1, total);
-    if (!buf) {
-        mfl_errf(err, errlen, "%s: out of memory for %zu bytes", path, total);
+    return 0;
+}
+
+/* Writes `ck` to a new temp file next to `path` (a name directory scans
+ * skip), fsync'd if `durable`, straight from the caller's arrays: the
+ * checksum is hashed piece by piece, so θ is not staged in a copy. */
+static int s_stage(const char *path, const mfl_checkpoint_t *ck, int durable,
+                   char tmp[MFL_CHECKPOINT_PATH_MAX], char *err, size_t errlen)
+{
+    size_t id_len;
+    if (s_check(path, ck, &id_len, err, errlen) < 0)
+        return -1;
+    uint8_t hdr[S_HEADER_BYTES], sum[S_SUM_BYTES];
+    memset(hdr, 0, sizeof hdr);
+    memcpy(hdr, S_MAGIC, 8);
+    s_put32(hdr + 8, S_VERSION);
+    s_put32(hdr + 12, S_HEADER_BYTES);
+    memcpy(hdr + 16, ck->run_id, id_len); /* rest of the 64 bytes stays 0 */
+    s_put64(hdr + 80, ck->round);
+    s_put64(hdr + 88, ck->seed);
+    for (int i = 0; i < 4; i++)
+        s_put64(hdr + 96 + 8 * i, ck->rng.s[i]);
+    s_put32(hdr + 128, ck->optim_kind);
+    s_put32(hdr + 132, 0);
+    s_put64(hdr + 136, ck->optim_steps);
+    s_put64(hdr + 144, ck->n_params);
+    s_put64(hdr + 152, ck->n_optim_state);
+    memcpy(hdr + 160, ck->model_hash, 32);
+    crypto_generichash_state h;
+    crypto_generichash_init(&h, NULL, 0, S_SUM_BYTES);
+    crypto_generichash_update(&h, hdr, sizeof hdr);
+    crypto_generichash_update(&h, (const unsigned char *)ck->theta, 4 * ck->n_params);
+    if (ck->n_optim_state)
+        crypto_generichash_update(&h, (const unsigned char *)ck->optim_state,
+                                  4 * ck->n_optim_state);
+    crypto_generichash_final(&h, sum, sizeof sum);
+
+    int n = snprintf(tmp, MFL_CHECKPOINT_PATH_MAX, "%s" MFL_FILE_TMP_INFIX "XXXXXX", path);
+    if (n < 0 || n >= MFL_CHECKPOINT_PATH_MAX) {
+        mfl_errf(err, errlen, "%s: path too long", path);
         return -1;
     }
-    uint8_t *p = buf;
-    memcpy(p, S_MAGIC, 8);
-    s_put32(p + 8, S_VERSION);
-    s_put32(p + 12, S_HEADER_BYTES);
-    memcpy(p + 16, ck->run_id, id_len); /* rest of the 64 bytes stays 0 */
-    s_put64(p + 80, ck->round);
-    s_put64(p + 88, ck->seed);
-    for (int i = 0; i < 4; i++)
-        s_put64(p + 96 + 8 * i, ck->rng.s[i]);
-    s_put32(p + 128, ck->optim_kind);
-    s_put32(p + 132, 0);
-    s_put64(p + 136, ck->optim_steps);
-    s_put64(p + 144, ck->n_params);
-    s_put64(p + 152, ck->n_optim_state);
-    memcpy(p + 160, ck->model_hash, 32);
-    p += S_HEADER_BYTES;
-    memcpy(p, ck->theta, 4 * ck->n_params);
-    p += 4 * ck->n_params;
-    if (ck->n_optim_state)
-        memcpy(p, ck->optim_state, 4 * ck->n_optim_state);
-    p += 4 * ck->n_optim_state;
-    crypto_generichash(p, S_SUM_BYTES, buf, (size_t)(p - buf), NULL, 0);
-    int rc = durable ? mfl_file_write_atomic(path, buf, total, err, errlen)
-                     : mfl_file_replace(path, buf, total, err, errlen);
-    free(buf);
-    return rc;
+    int fd = mkostemp(tmp, O_CLOEXEC);
+    if (fd < 0) {
+        mfl_errf(err, errlen, "%s: cannot create temp file: %s", path, strerror(errno));
+        return -1;
+    }
+    const char *what = "chmod";
+    if (fchmod(fd, 0644) != 0)
+        goto out_fail;
+    what = "write";
+    if (mfl_file_write_full(fd, hdr, sizeof hdr) != 0 ||
+        mfl_file_write_full(fd, ck->theta, 4 * ck->n_params) != 0 ||
+        (ck->n_optim_state &&
+         mfl_file_write_full(fd, ck->optim_state, 4 * ck->n_optim_state) != 0) ||
+        mfl_file_write_full(fd, sum, sizeof sum) != 0)
+        goto out_fail;
+    what = "fsync";
+    if (durable && fsync(fd) != 0)
+        goto out_fail;
+    what = "close";
+    int rc = close(fd);
+    fd = -1;
+    if (rc != 0)
+        goto out_fail;
+    return 0;
+out_fail:
+    mfl_errf(err, errlen, "%s: %s failed: %s", tmp, what, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    unlink(tmp);
+    return -1;
+}
+
+static int s_rename(const char *tmp, const char *path, char *err, size_t errlen)
+{
+    if (rename(tmp, path) != 0) {
+        mfl_errf(err, errlen, "%s: rename from %s failed: %s", path, tmp, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
 }
 
 int mfl_checkpoint_save(const char *path, const mfl_checkpoint_t *ck, char *err, size_t errlen)
 {
-    return s_save(path, ck, 1, err, errlen);
+    char tmp[MFL_CHECKPOINT_PATH_MAX];
+    if (s_stage(path, ck, 1, tmp, err, errlen) < 0 || s_rename(tmp, path, err, errlen) < 0)
+        return -1;
+    return mfl_fsync_parent(path, err, errlen);
 }
 
 int mfl_checkpoint_save_nosync(const char *path, const mfl_checkpoint_t *ck, char *err,
                                size_t errlen)
 {
-    return s_save(path, ck, 0, err, errlen);
+    char tmp[MFL_CHECKPOINT_PATH_MAX];
+    if (s_stage(path, ck, 0, tmp, err, errlen) < 0)
+        return -1;
+    return s_rename(tmp, path, err, errlen);
+}
+
+int mfl_checkpoint_stage(const char *path, const mfl_checkpoint_t *ck,
+                         mfl_checkpoint_staged_t *st, char *err, size_t errlen)
+{
+    st->tmp[0] = '\0';
+    if ((size_t)snprintf(st->path, sizeof st->path, "%s", path) >= sizeof st->path) {
+        mfl_errf(err, errlen, "%s: path too long", path);
+        return -1;
+    }
+    return s_stage(path, ck, 0, st->tmp, err, errlen);
+}
+
+int mfl_checkpoint_publish(mfl_checkpoint_staged_t *st, char *err, size_t errlen)
+{
+    if (!st->tmp[0]) {
+        mfl_errf(err, errlen, "%s: nothing staged", st->path);
+        return -1;
+    }
+    int rc = s_rename(st->tmp, st->path, err, errlen);
+    st->tmp[0] = '\0';
+    return rc;
+}
+
+void mfl_checkpoint_discard(mfl_checkpoint_staged_t *st)
+{
+    if (st->tmp[0])
+        unlink(st->tmp);
+    st->tmp[0] = '\0';
 }
 
 int mfl_checkpoint_sync(const char *path, char *err, size_t errlen)

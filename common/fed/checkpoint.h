@@ -14,7 +14,8 @@
  *   u8  model_hash[32]    BLAKE2b-256 of the model spec (caller-defined; zeros if unused)
  *   f32 theta[n_params], f32 optim_state[n_optim_state]   raw LE
  *   u8  checksum[32]      BLAKE2b-256 of every byte before it
- * Written with mfl_file_write_atomic, so a crash leaves the previous file.
+ * Written to a temp file, fsync'd and renamed (then the directory fsync'd), so
+ * a crash leaves the previous file.
  * Files in a checkpoint directory are named "round-%08llu.ckpt". */
 #ifndef MFL_FED_CHECKPOINT_H
 #define MFL_FED_CHECKPOINT_H
@@ -61,6 +62,24 @@ int mfl_checkpoint_save(const char *path, const mfl_checkpoint_t *ck, char *err,
 int mfl_checkpoint_save_nosync(const char *path, const mfl_checkpoint_t *ck, char *err,
                                size_t errlen);
 int mfl_checkpoint_sync(const char *path, char *err, size_t errlen);
+
+/* The same in steps, so a caller can overlap other work with the write
+ * (the coordinator syncs its audit log meanwhile): _stage encodes `ck` and
+ * writes it to a temp file next to `path` (not fsync'd; invisible to
+ * mfl_checkpoint_latest, which skips temp names); _publish renames it to
+ * `path` (then as after mfl_checkpoint_save_nosync: visible, durable after
+ * mfl_checkpoint_sync); _discard removes a staged file instead. `st` is
+ * the caller's; after _publish or _discard nothing is staged. 0 or -1
+ * with err (a failed publish removes the temp file). */
+#define MFL_CHECKPOINT_PATH_MAX 4096
+typedef struct {
+    char path[MFL_CHECKPOINT_PATH_MAX];
+    char tmp[MFL_CHECKPOINT_PATH_MAX]; /* "" when nothing is staged */
+} mfl_checkpoint_staged_t;
+int mfl_checkpoint_stage(const char *path, const mfl_checkpoint_t *ck,
+                         mfl_checkpoint_staged_t *st, char *err, size_t errlen);
+int mfl_checkpoint_publish(mfl_checkpoint_staged_t *st, char *err, size_t errlen);
+void mfl_checkpoint_discard(mfl_checkpoint_staged_t *st);
 
 /* Reads and fully validates `path` into *ck (which it overwrites; the caller
  * then owns ck->theta / ck->optim_state: free with mfl_checkpoint_clear).

@@ -18,6 +18,7 @@
 #include "meta/learner.h"
 #include "audit/audit.h"
 #include "core/json.h"
+#include "fed/checkpoint.h"
 #include "round_engine.h"
 #include "status.h"
 
@@ -949,6 +950,62 @@ static void test_audit_records_are_written_before_the_round_sync(void **state)
     assert_int_equal(mfl_audit_verify_with(fx->cfg.audit_log, s_one_key, pk, &rep), 0);
 }
 
+/* A θ of ≥ 1 MiB takes the close's threaded paths (θ hash, audit sync
+ * beside the checkpoint write, checkpoint fsync on a helper). Right after
+ * each close the checkpoint of that round is already in place (what a
+ * restart after kill -9 finds), the audit log verifies and reads in order,
+ * and a new engine resumes with the same θ, bit for bit. */
+static void test_big_theta_close_is_checkpointed_at_once_and_resumes(void **state)
+{
+    fixture_t *fx = *state;
+    snprintf(fx->cfg.learner.model_spec, sizeof fx->cfg.learner.model_spec, "mlp:3-70000-1");
+    char err[512] = "";
+    mfl_learner_destroy(&fx->learner);
+    fx->learner = mfl_learner_new(&fx->cfg.learner, 1, err, sizeof err);
+    assert_non_null(fx->learner);
+    assert_true(mfl_learner_n_state(fx->learner) >= ((size_t)1 << 18));
+    assert_true(sodium_init() >= 0);
+    uint8_t pk[32], sk[64];
+    crypto_sign_keypair(pk, sk);
+    snprintf(fx->cfg.audit_log, sizeof fx->cfg.audit_log, "%s/coord.audit", fx->dir);
+    mfl_round_engine_t *e = mfl_round_engine_new(&fx->cfg, &fx->sink, "coord", sk, err,
+                                                 sizeof err);
+    assert_non_null(e);
+    s_join3(e, 0);
+    uint64_t now = 0;
+    size_t n = mfl_round_engine_n_state(e);
+    for (uint32_t r = 1; r <= 2; r++) {
+        mfl_round_engine_tick(e, ++now);
+        s_send3(fx, e, 1.0f + (float)r, ++now);
+        assert_int_equal(mfl_round_engine_rounds_done(e), r);
+        mfl_checkpoint_t ck;
+        assert_int_equal(mfl_checkpoint_latest(fx->cfg.checkpoint_dir, &ck, NULL, 0, err,
+                                               sizeof err), 1);
+        assert_int_equal(ck.round, r);
+        assert_int_equal(ck.n_params, n);
+        assert_memory_equal(ck.theta, mfl_round_engine_theta(e), n * sizeof(float));
+        mfl_checkpoint_clear(&ck);
+    }
+    float *theta = malloc(n * sizeof(float));
+    memcpy(theta, mfl_round_engine_theta(e), n * sizeof(float));
+    char kinds[512] = "";
+    assert_int_equal(mfl_audit_foreach(fx->cfg.audit_log, s_collect_kinds, kinds, err,
+                                       sizeof err), 0);
+    assert_non_null(strstr(kinds, "round_opened,update_accepted,update_accepted,"
+                                  "update_accepted,round_closed,round_opened,update_accepted,"
+                                  "update_accepted,update_accepted,round_closed,"));
+    mfl_round_engine_destroy(&e);
+    mfl_audit_report_t rep;
+    assert_int_equal(mfl_audit_verify_with(fx->cfg.audit_log, s_one_key, pk, &rep), 0);
+
+    e = mfl_round_engine_new(&fx->cfg, &fx->sink, "coord", sk, err, sizeof err);
+    assert_non_null(e);
+    assert_int_equal(mfl_round_engine_rounds_done(e), 2);
+    assert_memory_equal(theta, mfl_round_engine_theta(e), n * sizeof(float));
+    mfl_round_engine_destroy(&e);
+    free(theta);
+}
+
 int main(void)
 {
     mfl_log_set_level(MFL_LOG_ERROR);
@@ -966,6 +1023,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_resume_continues_from_the_last_checkpoint, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(
+            test_big_theta_close_is_checkpointed_at_once_and_resumes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_ends_with_final_evaluation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restarted_site_gets_its_task_again, setup,
                                         teardown),

@@ -119,6 +119,44 @@ static void test_nosync_is_visible_at_once_and_a_torn_one_falls_back(void **stat
     assert_non_null(strstr(err, "round-00000099.ckpt"));
 }
 
+/* Staged = written but invisible; published = in place; discarded = gone. */
+static void test_stage_publish_discard(void **state)
+{
+    (void)state;
+    static float theta[P], st[2 * P];
+    mfl_checkpoint_t ck, back;
+    char dir[300], path[512], err[512];
+    snprintf(dir, sizeof dir, "%s/staged", s_dir);
+    assert_int_equal(mfl_mkdir_p(dir, 0755, err, sizeof err), 0);
+    s_fill(&ck, theta, st, 7);
+    assert_int_equal(mfl_checkpoint_path(dir, 7, path, sizeof path), 0);
+    mfl_checkpoint_staged_t stg;
+    assert_int_equal(mfl_checkpoint_stage(path, &ck, &stg, err, sizeof err), 0);
+    assert_true(stg.tmp[0] != '\0' && access(stg.tmp, F_OK) == 0);
+    assert_int_equal(mfl_checkpoint_latest(dir, &back, NULL, 0, err, sizeof err), 0);
+    assert_int_equal(mfl_checkpoint_publish(&stg, err, sizeof err), 0);
+    assert_int_equal(mfl_checkpoint_latest(dir, &back, NULL, 0, err, sizeof err), 1);
+    assert_int_equal(back.round, 7);
+    assert_memory_equal(back.theta, theta, sizeof theta);
+    assert_memory_equal(back.optim_state, st, sizeof st);
+    mfl_checkpoint_clear(&back);
+    assert_int_equal(mfl_checkpoint_publish(&stg, err, sizeof err), -1); /* nothing staged */
+    s_fill(&ck, theta, st, 8);
+    assert_int_equal(mfl_checkpoint_path(dir, 8, path, sizeof path), 0);
+    assert_int_equal(mfl_checkpoint_stage(path, &ck, &stg, err, sizeof err), 0);
+    char tmp[sizeof stg.tmp];
+    memcpy(tmp, stg.tmp, sizeof tmp);
+    mfl_checkpoint_discard(&stg);
+    assert_int_equal(access(tmp, F_OK), -1);
+    assert_int_equal(access(path, F_OK), -1);
+    assert_int_equal(mfl_checkpoint_latest(dir, &back, NULL, 0, err, sizeof err), 1);
+    assert_int_equal(back.round, 7);
+    mfl_checkpoint_clear(&back);
+    theta[3] = NAN; /* refused before anything is written */
+    assert_int_equal(mfl_checkpoint_stage(path, &ck, &stg, err, sizeof err), -1);
+    assert_non_null(strstr(err, "theta[3]"));
+}
+
 static void test_any_flipped_byte_or_truncation_is_detected(void **state)
 {
     (void)state;
@@ -296,6 +334,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip_is_exact),
         cmocka_unit_test(test_nosync_is_visible_at_once_and_a_torn_one_falls_back),
+        cmocka_unit_test(test_stage_publish_discard),
         cmocka_unit_test(test_any_flipped_byte_or_truncation_is_detected),
         cmocka_unit_test(test_latest_skips_temp_and_corrupt_files),
         cmocka_unit_test(test_save_rejects_bad_fields),
