@@ -729,7 +729,7 @@ def main():
          + (" (quick)" if run.get("quick") else "")],
     ])
     d.p(f"`make bench` took {run.get('total_seconds', '?')} s for this run (sum of the steps "
-        "below plus report generation); every step has a timeout (20 min, 5 min in quick "
+        "below plus report generation); every step has a timeout (40 min, 5 min in quick "
         "mode). `BENCH_QUICK=1 make bench` (2 seeds, 5 draws, P ≤ 1M, N ≤ 4, no other "
         "benchmarks) took 28–40 s when measured on 2026-11-24.", "")
     d.p("The machine had 2 cores shared with other engineers' builds and tests while "
