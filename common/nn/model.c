@@ -168,6 +168,31 @@ too_big:
     return -1;
 }
 
+/* Block b of a conv stack: conv3x3 (ch → f channels) "blockB.conv.*",
+ * per-sample norm "blockB.norm.*" and ReLU on an h×w map. -1 if the
+ * parameters would exceed the cap. */
+static int s_add_conv_block(mfl_model_t *self, int b, size_t ch, size_t f, size_t h, size_t w)
+{
+    char name[MFL_TENSOR_NAME_MAX];
+    s_layer_t *l = s_push(self, S_CONV, ch, h, w);
+    l->oc = f;
+    snprintf(name, sizeof name, "block%d.conv.weight", b);
+    if (s_add_tensor(self, name, 4, (size_t[]){f, ch, 3, 3}, &l->w_off))
+        return -1;
+    snprintf(name, sizeof name, "block%d.conv.bias", b);
+    if (s_add_tensor(self, name, 1, (size_t[]){f}, &l->b_off))
+        return -1;
+    l = s_push(self, S_NORM, f, h, w);
+    snprintf(name, sizeof name, "block%d.norm.scale", b);
+    if (s_add_tensor(self, name, 1, (size_t[]){f}, &l->w_off))
+        return -1;
+    snprintf(name, sizeof name, "block%d.norm.shift", b);
+    if (s_add_tensor(self, name, 1, (size_t[]){f}, &l->b_off))
+        return -1;
+    s_push(self, S_RELU, f, h, w);
+    return 0;
+}
+
 static int s_build_cnn4(mfl_model_t *self, const char *p, char *err, size_t errlen)
 {
     size_t c, h, w, f, k = 0;
@@ -204,26 +229,11 @@ static int s_build_cnn4(mfl_model_t *self, const char *p, char *err, size_t errl
     self->n_in = c * h * w;
     size_t ch = c;
     for (int b = 1; b <= 4; b++) {
-        char name[MFL_TENSOR_NAME_MAX];
-        s_layer_t *l = s_push(self, S_CONV, ch, h, w);
-        l->oc = f;
-        snprintf(name, sizeof name, "block%d.conv.weight", b);
-        if (s_add_tensor(self, name, 4, (size_t[]){f, ch, 3, 3}, &l->w_off))
+        if (s_add_conv_block(self, b, ch, f, h, w))
             goto too_big;
-        snprintf(name, sizeof name, "block%d.conv.bias", b);
-        if (s_add_tensor(self, name, 1, (size_t[]){f}, &l->b_off))
-            goto too_big;
-        l = s_push(self, S_NORM, f, h, w);
-        snprintf(name, sizeof name, "block%d.norm.scale", b);
-        if (s_add_tensor(self, name, 1, (size_t[]){f}, &l->w_off))
-            goto too_big;
-        snprintf(name, sizeof name, "block%d.norm.shift", b);
-        if (s_add_tensor(self, name, 1, (size_t[]){f}, &l->b_off))
-            goto too_big;
-        s_push(self, S_RELU, f, h, w);
         if (b > pools)
             break;
-        l = s_push(self, S_POOL, f, h, w);
+        s_layer_t *l = s_push(self, S_POOL, f, h, w);
         l->oh = h / 2;
         l->ow = w / 2;
         ch = f;
@@ -270,23 +280,8 @@ static int s_build_relconv(mfl_model_t *self, const char *p, char *err, size_t e
     self->n_in = c * hw;
     size_t ch = c;
     for (int b = 1; b <= 2; b++) {
-        char name[MFL_TENSOR_NAME_MAX];
-        s_layer_t *l = s_push(self, S_CONV, ch, h, w);
-        l->oc = f;
-        snprintf(name, sizeof name, "block%d.conv.weight", b);
-        if (s_add_tensor(self, name, 4, (size_t[]){f, ch, 3, 3}, &l->w_off))
+        if (s_add_conv_block(self, b, ch, f, h, w))
             goto too_big;
-        snprintf(name, sizeof name, "block%d.conv.bias", b);
-        if (s_add_tensor(self, name, 1, (size_t[]){f}, &l->b_off))
-            goto too_big;
-        l = s_push(self, S_NORM, f, h, w);
-        snprintf(name, sizeof name, "block%d.norm.scale", b);
-        if (s_add_tensor(self, name, 1, (size_t[]){f}, &l->w_off))
-            goto too_big;
-        snprintf(name, sizeof name, "block%d.norm.shift", b);
-        if (s_add_tensor(self, name, 1, (size_t[]){f}, &l->b_off))
-            goto too_big;
-        s_push(self, S_RELU, f, h, w);
         ch = f;
     }
     if (s_add_dense(self, "fc1", f * hw, hid) || !s_push(self, S_RELU, hid, 1, 1) ||
