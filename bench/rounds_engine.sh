@@ -33,6 +33,8 @@ set -u
 OUT=${1:?usage: rounds_engine.sh OUT.json}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
+# shellcheck source=bench/daemon_configs.sh
+. bench/daemon_configs.sh
 BUILD=${METAFL_BUILD:-build}
 BIN=$BUILD/bin
 QUICK=${BENCH_QUICK:-0}
@@ -98,62 +100,13 @@ hidden_for() { # P -> H with 35H + 2 ≈ P
 }
 
 site_yaml() { # name tag train_fraction endpoint
-    local s=$1 tag=$2 frac=$3 ep=$4
-    {
-        echo "site:"
-        echo "  id: $s"
-        echo "  key_file: $WORK/keys/$s.key"
-        echo "coordinator:"
-        echo "  endpoint: $ep"
-        echo "  public_key: $WORK/keys/coordinator.pub"
-        echo "data:"
-        echo "  source: csv"
-        echo "  path: $WORK/$s-$tag.csv"
-        echo "  train_fraction: $frac"
-        echo "  split_seed: 1"
-        echo "  standardize: none"
-        echo "  schema:"
-        echo "    header: true"
-        echo "    columns:"
-        for j in $(seq 0 31); do echo "      - f$j"; done
-        echo "      - {name: y, kind: label, rule: class, n_classes: 2}"
-        echo "runtime:"
-        echo "  threads: 1"
-        echo "  log_level: warn"
-        echo "audit:"
-        echo "  log: $RUN_BASE/run/$s.audit"
-        echo "limits:"
-        echo "  max_message_bytes: 512M"
-        echo "  max_params: 64M"
-    } >"$WORK/$s.yaml"
+    bench_site_yaml "$WORK/$1.yaml" "$1" "$4" "$WORK/keys" "$WORK/$1-$2.csv" "$3" \
+        "$RUN_BASE/run/$1.audit"
 }
 
 coord_yaml() { # spec port rounds n batch epochs run_dir
-    {
-        echo "coordinator:"
-        echo "  listen: tcp://127.0.0.1:$2"
-        echo "  key: $WORK/keys/coordinator.key"
-        echo "  allow_dir: $WORK/keys/allow"
-        echo "  run_dir: $7"
-        echo "model:"
-        echo "  spec: $1"
-        echo "  loss: softmax_ce"
-        echo "algorithm:"
-        echo "  name: fedavg"
-        echo "  inner_lr: 0.01"
-        echo "  batch_size: $5"
-        echo "  local_epochs: $6"
-        echo "rounds:"
-        echo "  count: $3"
-        echo "  min_sites: $4"
-        echo "  wait_for_sites: $4"
-        echo "  deadline_s: 600"
-        echo "eval:"
-        echo "  adapt_steps: 1"
-        echo "  deadline_s: 600"
-        echo "limits:"
-        echo "  max_message_bytes: 512M"
-    } >"$WORK/coordinator.yaml"
+    bench_coord_yaml "$WORK/coordinator.yaml" "$2" "$WORK/keys" "$7" "$1" "$5" "$6" "$3" \
+        "$4" "$4" 600
 }
 
 ROWS=()

@@ -39,6 +39,8 @@ set -u
 OUT=${1:?usage: scale_sites.sh OUT.json}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
+# shellcheck source=bench/daemon_configs.sh
+. bench/daemon_configs.sh
 BUILD=${METAFL_BUILD:-build}
 BIN=$BUILD/bin
 QUICK=${BENCH_QUICK:-0}
@@ -114,59 +116,14 @@ for i in range(1, maxn + 1):
 EOF
 
 site_yaml() { # name endpoint run_dir
-    local s=$1 ep=$2 run=$3
-    {
-        echo "site:"
-        echo "  id: $s"
-        echo "  key_file: $WORK/keys/$s.key"
-        echo "coordinator:"
-        echo "  endpoint: $ep"
-        echo "  public_key: $WORK/keys/coordinator.pub"
-        echo "data:"
-        echo "  source: csv"
-        echo "  path: $WORK/data/$s.csv"
-        echo "  train_fraction: 0.5"
-        echo "  split_seed: 1"
-        echo "  standardize: none"
-        echo "  schema:"
-        echo "    header: true"
-        echo "    columns:"
-        for j in $(seq 0 31); do echo "      - f$j"; done
-        echo "      - {name: y, kind: label, rule: class, n_classes: 2}"
-        echo "runtime:"
-        echo "  threads: 1"
-        echo "  log_level: warn"
-        echo "audit:"
-        echo "  log: $run/$s.audit"
-    } >"$WORK/sites/$s.yaml"
+    bench_site_yaml "$WORK/sites/$1.yaml" "$1" "$2" "$WORK/keys" "$WORK/data/$1.csv" 0.5 \
+        "$3/$1.audit"
 }
 
+# min_sites 1: a round that misses sites still closes at its deadline and the
+# metrics line says how many were accepted (what we report).
 coord_yaml() { # port n run_dir deadline_s spec
-    {
-        echo "coordinator:"
-        echo "  listen: tcp://127.0.0.1:$1"
-        echo "  key: $WORK/keys/coordinator.key"
-        echo "  allow_dir: $WORK/keys/allow"
-        echo "  run_dir: $3"
-        echo "model:"
-        echo "  spec: $5"
-        echo "  loss: softmax_ce"
-        echo "algorithm:"
-        echo "  name: fedavg"
-        echo "  inner_lr: 0.01"
-        echo "  batch_size: 0"
-        echo "  local_epochs: 1"
-        echo "rounds:"
-        echo "  count: $R"
-        # min_sites 1: a round that misses sites still closes at its deadline
-        # and the metrics line says how many were accepted (what we report).
-        echo "  min_sites: 1"
-        echo "  wait_for_sites: $2"
-        echo "  deadline_s: $4"
-        echo "eval:"
-        echo "  adapt_steps: 1"
-        echo "  deadline_s: $4"
-    } >"$WORK/coordinator.yaml"
+    bench_coord_yaml "$WORK/coordinator.yaml" "$1" "$WORK/keys" "$3" "$5" 0 1 "$R" 1 "$2" "$4"
 }
 
 free_port() {

@@ -1,0 +1,67 @@
+# Sourced by bench/rounds_engine.sh and bench/scale_sites.sh: the YAML both
+# benches give the real daemons (synthetic CSV of 32 features f0..f31 and a
+# two-class label y; FedAvg; generous message limits for 10M-parameter θ).
+
+# bench_site_yaml OUT ID ENDPOINT KEY_DIR CSV TRAIN_FRACTION AUDIT_LOG
+bench_site_yaml() {
+    local out=$1 s=$2 ep=$3 keys=$4 csv=$5 frac=$6 audit=$7
+    {
+        echo "site:"
+        echo "  id: $s"
+        echo "  key_file: $keys/$s.key"
+        echo "coordinator:"
+        echo "  endpoint: $ep"
+        echo "  public_key: $keys/coordinator.pub"
+        echo "data:"
+        echo "  source: csv"
+        echo "  path: $csv"
+        echo "  train_fraction: $frac"
+        echo "  split_seed: 1"
+        echo "  standardize: none"
+        echo "  schema:"
+        echo "    header: true"
+        echo "    columns:"
+        for j in $(seq 0 31); do echo "      - f$j"; done
+        echo "      - {name: y, kind: label, rule: class, n_classes: 2}"
+        echo "runtime:"
+        echo "  threads: 1"
+        echo "  log_level: warn"
+        echo "audit:"
+        echo "  log: $audit"
+        echo "limits:"
+        echo "  max_message_bytes: 512M"
+        echo "  max_params: 64M"
+    } >"$out"
+}
+
+# bench_coord_yaml OUT PORT KEY_DIR RUN_DIR SPEC BATCH EPOCHS ROUNDS MIN_SITES
+#                  WAIT_FOR_SITES DEADLINE_S
+bench_coord_yaml() {
+    local out=$1 port=$2 keys=$3 run=$4 spec=$5 batch=$6 epochs=$7 rounds=$8
+    local min=$9 wait=${10} deadline=${11}
+    {
+        echo "coordinator:"
+        echo "  listen: tcp://127.0.0.1:$port"
+        echo "  key: $keys/coordinator.key"
+        echo "  allow_dir: $keys/allow"
+        echo "  run_dir: $run"
+        echo "model:"
+        echo "  spec: $spec"
+        echo "  loss: softmax_ce"
+        echo "algorithm:"
+        echo "  name: fedavg"
+        echo "  inner_lr: 0.01"
+        echo "  batch_size: $batch"
+        echo "  local_epochs: $epochs"
+        echo "rounds:"
+        echo "  count: $rounds"
+        echo "  min_sites: $min"
+        echo "  wait_for_sites: $wait"
+        echo "  deadline_s: $deadline"
+        echo "eval:"
+        echo "  adapt_steps: 1"
+        echo "  deadline_s: $deadline"
+        echo "limits:"
+        echo "  max_message_bytes: 512M"
+    } >"$out"
+}
