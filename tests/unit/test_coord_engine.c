@@ -871,11 +871,11 @@ static int s_one_key(void *arg, const char *name, uint8_t pk[32], char *err, siz
     return 0;
 }
 
-static void test_abort_is_its_own_phase_and_audited(void **state)
+/* An engine that writes its audit log to DIR/coord.audit, signed with a
+ * fresh key pair (pk, sk; name "coord"), with the three sites joined. */
+static mfl_round_engine_t *s_audited_engine(fixture_t *fx, uint8_t pk[32], uint8_t sk[64])
 {
-    fixture_t *fx = *state;
     assert_true(sodium_init() >= 0);
-    uint8_t pk[32], sk[64];
     crypto_sign_keypair(pk, sk);
     snprintf(fx->cfg.audit_log, sizeof fx->cfg.audit_log, "%s/coord.audit", fx->dir);
     char err[512] = "";
@@ -883,6 +883,15 @@ static void test_abort_is_its_own_phase_and_audited(void **state)
                                                  sizeof err);
     assert_non_null(e);
     s_join3(e, 0);
+    return e;
+}
+
+static void test_abort_is_its_own_phase_and_audited(void **state)
+{
+    fixture_t *fx = *state;
+    uint8_t pk[32], sk[64];
+    char err[512] = "";
+    mfl_round_engine_t *e = s_audited_engine(fx, pk, sk);
     mfl_round_engine_tick(e, 0);
     assert_int_equal(mfl_round_engine_phase(e), MFL_ENGINE_ROUND);
     assert_int_equal(s_send(fx, e, "site-a", 1.0f, 10, 1), 0);
@@ -921,15 +930,9 @@ static void test_abort_is_its_own_phase_and_audited(void **state)
 static void test_audit_records_are_written_before_the_round_sync(void **state)
 {
     fixture_t *fx = *state;
-    assert_true(sodium_init() >= 0);
     uint8_t pk[32], sk[64];
-    crypto_sign_keypair(pk, sk);
-    snprintf(fx->cfg.audit_log, sizeof fx->cfg.audit_log, "%s/coord.audit", fx->dir);
     char err[512] = "";
-    mfl_round_engine_t *e = mfl_round_engine_new(&fx->cfg, &fx->sink, "coord", sk, err,
-                                                 sizeof err);
-    assert_non_null(e);
-    s_join3(e, 0);
+    mfl_round_engine_t *e = s_audited_engine(fx, pk, sk);
     mfl_round_engine_tick(e, 0);
     assert_int_equal(s_send(fx, e, "site-a", 1.0f, 10, 1), 0);
     char kinds[512] = "";
@@ -964,14 +967,8 @@ static void test_big_theta_close_is_checkpointed_at_once_and_resumes(void **stat
     fx->learner = mfl_learner_new(&fx->cfg.learner, 1, err, sizeof err);
     assert_non_null(fx->learner);
     assert_true(mfl_learner_n_state(fx->learner) >= ((size_t)1 << 18));
-    assert_true(sodium_init() >= 0);
     uint8_t pk[32], sk[64];
-    crypto_sign_keypair(pk, sk);
-    snprintf(fx->cfg.audit_log, sizeof fx->cfg.audit_log, "%s/coord.audit", fx->dir);
-    mfl_round_engine_t *e = mfl_round_engine_new(&fx->cfg, &fx->sink, "coord", sk, err,
-                                                 sizeof err);
-    assert_non_null(e);
-    s_join3(e, 0);
+    mfl_round_engine_t *e = s_audited_engine(fx, pk, sk);
     uint64_t now = 0;
     size_t n = mfl_round_engine_n_state(e);
     for (uint32_t r = 1; r <= 2; r++) {
