@@ -60,6 +60,18 @@ static int s_keys(void *arg, const char *name, uint8_t pk[32], char *err, size_t
     return -1;
 }
 
+/* Writes DIR/file into path (300 bytes), removes any old file there and
+ * opens a new log on it as "coord". */
+static mfl_audit_t *s_open_fresh(char *path, const char *file)
+{
+    char err[512];
+    snprintf(path, 300, "%s/%s", s_dir, file);
+    unlink(path);
+    mfl_audit_t *log = mfl_audit_open(path, "coord", s_ids[0].sk, err, sizeof err);
+    assert_non_null(log);
+    return log;
+}
+
 /* A record as the coordinator writes it on accepting a real signed update
  * from `site` (index into s_ids). `lie_n` makes the record disagree with
  * what the site signed. */
@@ -339,9 +351,7 @@ static void test_site_signature_must_match_the_record(void **state)
 {
     (void)state;
     char path[300], err[512];
-    snprintf(path, sizeof path, "%s/lie.audit", s_dir);
-    unlink(path);
-    mfl_audit_t *log = mfl_audit_open(path, "coord", s_ids[0].sk, err, sizeof err);
+    mfl_audit_t *log = s_open_fresh(path, "lie.audit");
     static mfl_audit_record_t rec;
     /* The writer records n = 500 while the site signed n = 199: the chain
      * and writer signature are fine, the site's signature gives it away. */
@@ -374,9 +384,7 @@ static void test_append_rejects_bad_fields(void **state)
 {
     (void)state;
     char path[300], err[512];
-    snprintf(path, sizeof path, "%s/fields.audit", s_dir);
-    unlink(path);
-    mfl_audit_t *log = mfl_audit_open(path, "coord", s_ids[0].sk, err, sizeof err);
+    mfl_audit_t *log = s_open_fresh(path, "fields.audit");
     static mfl_audit_record_t rec;
     mfl_audit_record_init(&rec, MFL_AUDIT_UPDATE_SENT, 1, "bad site");
     assert_int_equal(mfl_audit_append(log, &rec, NULL, err, sizeof err), -1);
@@ -515,10 +523,7 @@ static void test_reason_outside_ascii_is_kept_as_question_marks(void **state)
 {
     (void)state;
     char path[300], err[512];
-    snprintf(path, sizeof path, "%s/reason.audit", s_dir);
-    unlink(path);
-    mfl_audit_t *log = mfl_audit_open(path, "coord", s_ids[0].sk, err, sizeof err);
-    assert_non_null(log);
+    mfl_audit_t *log = s_open_fresh(path, "reason.audit");
     static mfl_audit_record_t rec, out;
     mfl_audit_record_init(&rec, MFL_AUDIT_UPDATE_REJECTED, 2, "hospital-a");
     snprintf(rec.reason, sizeof rec.reason, "norm \xe2\x89\xa5 10\n(clip)");
@@ -561,11 +566,8 @@ static void test_site_signed_nan_norm_does_not_verify(void **state)
 static void test_verify_message_says_one_record(void **state)
 {
     (void)state;
-    char path[300], err[512];
-    snprintf(path, sizeof path, "%s/one.audit", s_dir);
-    unlink(path);
-    mfl_audit_t *log = mfl_audit_open(path, "coord", s_ids[0].sk, err, sizeof err);
-    assert_non_null(log);
+    char path[300];
+    mfl_audit_t *log = s_open_fresh(path, "one.audit");
     assert_int_equal(mfl_audit_count(log), 1); /* log_opened */
     mfl_audit_destroy(&log);
     mfl_audit_report_t rep;
@@ -657,10 +659,7 @@ static void test_deferred_sync_appends_are_visible_before_sync(void **state)
 {
     (void)state;
     char path[300], err[512];
-    snprintf(path, sizeof path, "%s/deferred.audit", s_dir);
-    unlink(path);
-    mfl_audit_t *log = mfl_audit_open(path, "coord", s_ids[0].sk, err, sizeof err);
-    assert_non_null(log);
+    mfl_audit_t *log = s_open_fresh(path, "deferred.audit");
     assert_int_equal(mfl_audit_sync(log, err, sizeof err), 0); /* nothing pending */
     mfl_audit_set_deferred_sync(log, true);
     static mfl_audit_record_t rec;
@@ -705,10 +704,7 @@ static void test_deferred_sync_can_be_switched_back(void **state)
 {
     (void)state;
     char path[300], err[512];
-    snprintf(path, sizeof path, "%s/switch.audit", s_dir);
-    unlink(path);
-    mfl_audit_t *log = mfl_audit_open(path, "coord", s_ids[0].sk, err, sizeof err);
-    assert_non_null(log);
+    mfl_audit_t *log = s_open_fresh(path, "switch.audit");
     static mfl_audit_record_t rec;
     mfl_audit_set_deferred_sync(log, true);
     mfl_audit_record_init(&rec, MFL_AUDIT_ROUND_OPENED, 1, NULL);
