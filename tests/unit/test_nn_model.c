@@ -20,19 +20,10 @@
 #include "nn/loss.h"
 #include "nn/model.h"
 
+#include "gradcheck.h"
+
 #define GRAD_TOL 1e-2
 #define KINK_TOL 2e-2
-
-static double s_norm_err(const double *a, const float *b, size_t n)
-{
-    double d = 0, na = 0, nb = 0;
-    for (size_t i = 0; i < n; i++) {
-        d += (a[i] - b[i]) * (a[i] - b[i]);
-        na += a[i] * a[i];
-        nb += (double)b[i] * b[i];
-    }
-    return sqrt(d) / (sqrt(na) + sqrt(nb) + 1e-30);
-}
 
 /* A model with random θ, inputs and targets suited to `kind`. */
 typedef struct {

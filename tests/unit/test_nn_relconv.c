@@ -16,6 +16,8 @@
 #include "core/rng.h"
 #include "nn/model.h"
 
+#include "gradcheck.h"
+
 static void test_relconv_layout(void **state)
 {
     (void)state;
@@ -65,15 +67,21 @@ static double s_loss(mfl_model_t *m, const float *theta, const float *x, size_t 
     return l;
 }
 
-static double s_err(const double *a, const float *b, size_t n)
+/* Central differences of s_loss with respect to each of v[0..n), which is
+ * θ or x itself (perturbed in place and restored). */
+static void s_central_diff(mfl_model_t *m, float *theta, float *x, size_t batch,
+                           const float *w, float *v, size_t n, double *fd)
 {
-    double d = 0, na = 0, nb = 0;
+    const float h = 1e-3f;
     for (size_t i = 0; i < n; i++) {
-        d += (a[i] - b[i]) * (a[i] - b[i]);
-        na += a[i] * a[i];
-        nb += (double)b[i] * b[i];
+        float keep = v[i];
+        v[i] = keep + h;
+        double up = s_loss(m, theta, x, batch, w);
+        v[i] = keep - h;
+        double dn = s_loss(m, theta, x, batch, w);
+        v[i] = keep;
+        fd[i] = (up - dn) / (2.0 * h);
     }
-    return sqrt(d) / (sqrt(na) + sqrt(nb) + 1e-30);
 }
 
 static void test_relconv_gradients(void **state)
@@ -105,27 +113,10 @@ static void test_relconv_gradients(void **state)
     float out[B];
     assert_int_equal(mfl_model_forward(m, theta, x, B, out), 0);
     mfl_model_backward(m, theta, w, grad, dx);
-    const float h = 1e-3f;
-    for (size_t i = 0; i < np; i++) {
-        float keep = theta[i];
-        theta[i] = keep + h;
-        double up = s_loss(m, theta, x, B, w);
-        theta[i] = keep - h;
-        double dn = s_loss(m, theta, x, B, w);
-        theta[i] = keep;
-        fd[i] = (up - dn) / (2.0 * h);
-    }
-    double e_theta = s_err(fd, grad, np);
-    for (size_t i = 0; i < nx; i++) {
-        float keep = x[i];
-        x[i] = keep + h;
-        double up = s_loss(m, theta, x, B, w);
-        x[i] = keep - h;
-        double dn = s_loss(m, theta, x, B, w);
-        x[i] = keep;
-        fd[i] = (up - dn) / (2.0 * h);
-    }
-    double e_x = s_err(fd, dx, nx);
+    s_central_diff(m, theta, x, B, w, theta, np, fd);
+    double e_theta = s_norm_err(fd, grad, np);
+    s_central_diff(m, theta, x, B, w, x, nx, fd);
+    double e_x = s_norm_err(fd, dx, nx);
     print_message("relconv: gradient error θ %.3g, x %.3g\n", e_theta, e_x);
     assert_true(e_theta < 1e-2);
     assert_true(e_x < 1e-2);
