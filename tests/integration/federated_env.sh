@@ -147,6 +147,17 @@ fed_coordinator() {
   start_bg coordinator metafl-coordinator --config "$TEST_TMP/coordinator.yaml" "$@"
 }
 
+# fed_run_to_end: every site agent and the coordinator started, then waits
+# (up to 90 s) until the coordinator has finished its rounds and exited.
+fed_run_to_end() {
+  local s
+  for s in "${FED_SITES[@]}"; do fed_site "$s"; done
+  fed_coordinator
+  local coord=$LAST_PID
+  _fed_coord_gone() { ! kill -0 "$coord" 2>/dev/null; }
+  wait_for 90 _fed_coord_gone || fail "the coordinator did not finish its rounds"
+}
+
 fed_rounds_done() {
   local f=$1/metrics.jsonl
   [ -f "$f" ] || { echo 0; return; }

@@ -8,11 +8,7 @@ source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/federated_env.sh"
 
 fed_setup 2
-for s in "${FED_SITES[@]}"; do fed_site "$s"; done
-fed_coordinator
-COORD=$LAST_PID
-coord_gone() { ! kill -0 "$COORD" 2>/dev/null; }
-wait_for 90 coord_gone || fail "the coordinator did not finish 2 rounds"
+fed_run_to_end
 LOG=$TEST_TMP/run/audit.log
 SLOG=$TEST_TMP/run-site-a/audit.log
 cd "$TEST_TMP"
