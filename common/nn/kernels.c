@@ -77,6 +77,13 @@ void mfl_nn_dense_backward(const float *x, size_t batch, size_t in, const float 
                     dy, (int)out, w, (int)in, accumulate_dx ? 1.0f : 0.0f, dx, (int)in);
 }
 
+void mfl_nn_dense_sgd(const float *x, size_t batch, size_t in, const float *dy, size_t out,
+                      float lr, float *w)
+{
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)out, (int)in, (int)batch, -lr, dy,
+                (int)out, x, (int)in, 1.0f, w, (int)in);
+}
+
 /* For kernel column kx (0..2), output columns [lo, hi) read input column
  * ox + kx − 1 inside the image; the rest read the zero padding. */
 static void s_valid_cols(size_t kx, size_t w, size_t *lo, size_t *hi)

@@ -25,6 +25,15 @@ void mfl_nn_dense_forward(const float *x, size_t batch, size_t in, const float *
 void mfl_nn_dense_backward(const float *x, size_t batch, size_t in, const float *w, size_t out,
                            const float *dy, float *dw, float *db, float *dx, int accumulate_dx);
 
+/* Plain-SGD update of a dense layer's weights straight from the batch:
+ * w[out][in] −= lr · dyᵀ·x, one sgemm with α = −lr and β = 1 into w, so the
+ * weight gradient is never stored (a wide layer's step is memory-bound and
+ * the stored gradient cost a zeroing pass and an update pass over it).
+ * Mathematically dense_backward's dw followed by `w −= lr·dw`; in float it
+ * rounds once per weight where that rounds twice (see ENGINE-NUMERICS.md). */
+void mfl_nn_dense_sgd(const float *x, size_t batch, size_t in, const float *dy, size_t out,
+                      float lr, float *w);
+
 /* 3×3 convolution, padding 1, stride 1: x[B][C][H][W] with kernels
  * k[F][C][3][3] and bias[F] (nullable) into y[B][F][H][W]. `cols` is scratch
  * of C·9·H·W floats (im2col of one image). */

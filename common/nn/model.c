@@ -53,6 +53,8 @@ struct mfl_model {
     float *g0, *g1;         /* backward ping-pong [max_batch][max_act] */
     float *cols, *dcols;    /* im2col scratch */
     float *out, *dout;      /* loss_grad scratch [max_batch][n_out] */
+    float *gsmall;          /* sgd_step: one layer's non-dense-weight gradient */
+    size_t max_small;       /* its floats: the largest bias, conv kernel+bias or norm pair */
     float *rg0, *rg1, *rdout; /* R-pass ping-pong and loss tangent */
     int hvp_ready;
 };
@@ -315,6 +317,11 @@ static int s_alloc_buffers(mfl_model_t *self)
             self->max_act = l->out_size;
         if (l->kind == S_CONV && l->c * 9 * l->h * l->w > self->max_cols)
             self->max_cols = l->c * 9 * l->h * l->w;
+        size_t small = l->kind == S_CONV ? l->oc * l->c * 9 + l->oc
+                       : l->kind == S_NORM ? 2 * l->c
+                       : l->kind == S_DENSE ? l->oc : 0;
+        if (small > self->max_small)
+            self->max_small = small;
         total += l->in_size + 3 * l->out_size; /* out, xh, the ping-pong, tangents */
     }
     if (total > S_MAX_ACT_BYTES / sizeof(float) / mb)
@@ -326,8 +333,9 @@ static int s_alloc_buffers(mfl_model_t *self)
     self->dcols = s_calloc(self->max_cols, sizeof(float));
     self->out = s_calloc(mb * self->n_out, sizeof(float));
     self->dout = s_calloc(mb * self->n_out, sizeof(float));
+    self->gsmall = s_calloc(self->max_small, sizeof(float));
     if (!self->x || !self->g0 || !self->g1 || !self->cols || !self->dcols || !self->out ||
-        !self->dout)
+        !self->dout || !self->gsmall)
         return -1;
     for (size_t i = 0; i < self->n_layers; i++) {
         s_layer_t *l = &self->layers[i];
@@ -420,6 +428,7 @@ void mfl_model_destroy(mfl_model_t **self_p)
     free(self->dcols);
     free(self->out);
     free(self->dout);
+    free(self->gsmall);
     free(self->rg0);
     free(self->rg1);
     free(self->rdout);
@@ -581,6 +590,91 @@ float mfl_model_loss_grad(mfl_model_t *self, const float *theta, const mfl_loss_
         if (!isnan(value))
             mfl_model_backward(self, theta, self->dout, grad, NULL);
     }
+    return value;
+}
+
+/* p[i] −= lr·g[i]: the same expression as mfl_optim_step's SGD, so the
+ * parameters updated from gsmall match the unfused path bit for bit. */
+static void s_sgd(float *p, const float *g, size_t n, float lr)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] -= lr * g[i];
+}
+
+/* mfl_model_backward with the SGD update folded in. Every layer reads its
+ * parameters for dx before it changes them; the ReLU after a dense layer
+ * sums and applies that layer's bias step (the dense backward itself does
+ * not read the bias). */
+static void s_backward_sgd(mfl_model_t *self, float *theta, float lr)
+{
+    const size_t batch = self->batch;
+    float *gy = self->g0, *gx = self->g1, *gs = self->gsmall;
+    int bias_done = 0;
+    memcpy(gy, self->dout, batch * self->n_out * sizeof *gy);
+    for (size_t i = self->n_layers; i-- > 0;) {
+        const s_layer_t *l = &self->layers[i];
+        const float *in = s_input(self, i);
+        float *dst = i == 0 ? NULL : gx; /* nobody wants dL/dx of the input */
+        switch (l->kind) {
+        case S_DENSE:
+            if (dst)
+                mfl_nn_dense_backward(in, batch, l->in_size, theta + l->w_off, l->oc, gy, NULL,
+                                      NULL, dst, 0);
+            if (!bias_done) {
+                memset(gs, 0, l->oc * sizeof *gs);
+                mfl_nn_dense_backward(in, batch, l->in_size, NULL, l->oc, gy, NULL, gs, NULL, 0);
+                s_sgd(theta + l->b_off, gs, l->oc, lr);
+            }
+            mfl_nn_dense_sgd(in, batch, l->in_size, gy, l->oc, lr, theta + l->w_off);
+            break;
+        case S_CONV: {
+            const size_t nk = l->oc * l->c * 9;
+            memset(gs, 0, (nk + l->oc) * sizeof *gs);
+            mfl_nn_conv3_backward(in, batch, l->c, l->h, l->w, theta + l->w_off, l->oc, gy, gs,
+                                  gs + nk, dst, 0, self->cols, self->dcols);
+            s_sgd(theta + l->w_off, gs, nk, lr);
+            s_sgd(theta + l->b_off, gs + nk, l->oc, lr);
+            break;
+        }
+        case S_NORM:
+            memset(gs, 0, 2 * l->c * sizeof *gs);
+            mfl_nn_norm_backward(l->xh, l->r, batch, l->c, l->h * l->w, theta + l->w_off, gy, gs,
+                                 gs + l->c, dst);
+            s_sgd(theta + l->w_off, gs, l->c, lr);
+            s_sgd(theta + l->b_off, gs + l->c, l->c, lr);
+            break;
+        case S_RELU:
+            MFL_ASSERT(dst); /* a ReLU is never the first layer */
+            if (self->layers[i - 1].kind == S_DENSE) {
+                memset(gs, 0, l->in_size * sizeof *gs);
+                mfl_nn_relu_mask_bias_grad(l->out, gy, batch, l->in_size, dst, gs);
+                s_sgd(theta + self->layers[i - 1].b_off, gs, l->in_size, lr);
+                bias_done = 1;
+                break;
+            }
+            mfl_nn_relu_mask(l->out, gy, batch * l->in_size, dst);
+            break;
+        case S_POOL:
+            if (dst)
+                mfl_nn_maxpool2_scatter(gy, l->idx, batch, l->in_size, l->out_size, dst);
+            break;
+        }
+        if (l->kind != S_RELU)
+            bias_done = 0;
+        float *t = gy;
+        gy = gx;
+        gx = t;
+    }
+}
+
+float mfl_model_sgd_step(mfl_model_t *self, float *theta, const mfl_loss_t *loss,
+                         const float *x, const float *y, size_t batch, float lr)
+{
+    if (mfl_model_forward(self, theta, x, batch, self->out) != 0)
+        return NAN;
+    float value = mfl_loss_eval(loss, self->out, y, batch, self->n_out, self->dout);
+    if (isfinite(value))
+        s_backward_sgd(self, theta, lr);
     return value;
 }
 

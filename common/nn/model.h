@@ -89,6 +89,24 @@ void mfl_model_backward(mfl_model_t *self, const float *theta, const float *dout
 float mfl_model_loss_grad(mfl_model_t *self, const float *theta, const mfl_loss_t *loss,
                           const float *x, const float *y, size_t batch, float *grad);
 
+/* One plain-SGD training step on one batch, fused: θ ← θ − lr·∇L(θ) in
+ * place, without a gradient vector. Forward, then backward from the top
+ * layer down; each layer computes dL/dx with its OLD parameters first and
+ * then updates them: a dense layer's weights with one sgemm (α = −lr,
+ * β = 1 straight into θ), biases, conv kernels and norm parameters from a
+ * small per-layer scratch. Returns the mean loss at θ before the update.
+ * θ is left unchanged when the loss is not finite (NAN for a refused batch
+ * or an invalid target, ±inf for a diverged one), so callers check the
+ * return with isfinite() exactly as after mfl_model_loss_grad.
+ * Same result as mfl_model_loss_grad into a gradient followed by
+ * `θ −= lr·g`: bit-identical for biases, conv and norm parameters; for a
+ * dense weight only where OpenBLAS's kernel does not fuse α into an FMA
+ * (here: small products yes, large ones no, where ~1 weight in 5 moves by
+ * one ulp; see tests/unit/test_nn_sgd_step.c and ENGINE-NUMERICS.md).
+ * Not thread-safe (the model's buffers), like every pass. */
+float mfl_model_sgd_step(mfl_model_t *self, float *theta, const mfl_loss_t *loss,
+                         const float *x, const float *y, size_t batch, float lr);
+
 /* Hessian-vector product of the mean batch loss at θ: hv ← ∇²L(θ)·v
  * (n_params floats each; hv must not overlap θ or v). Exact for every
  * layer (Pearlmutter's R-operator, see docs/ENGINE-NUMERICS.md); costs
