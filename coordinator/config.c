@@ -27,6 +27,7 @@ void mfl_coord_config_defaults(mfl_coord_config_t *c)
     c->wait_for_sites = 1;
     c->deadline_ms = 60000;
     c->max_attempts = 0;
+    c->max_concurrent_uploads = 2;
     c->seed = 42;
     c->server = mfl_optim_defaults(MFL_OPTIM_SGD, 1.0f);
     c->eval_every = 0;
@@ -117,7 +118,8 @@ static void s_check_all_keys(mfl_yaml_doc_t *doc)
     mfl_yaml_check_keys(doc, "rounds",
                         (const char *[]){"count", "sites_per_round", "min_sites",
                                          "wait_for_sites", "deadline_s", "max_attempts",
-                                         "norm_bound", "seed", NULL});
+                                         "norm_bound", "seed", "max_concurrent_uploads",
+                                         NULL});
     mfl_yaml_check_keys(doc, "server",
                         (const char *[]){"optimizer", "lr", "momentum", "beta1", "beta2",
                                          "eps", NULL});
@@ -202,6 +204,9 @@ static void s_read_rounds(mfl_yaml_doc_t *doc, mfl_coord_config_t *c)
                       c->wait_for_sites, c->min_sites);
     c->deadline_ms = s_ms(doc, "rounds.deadline_s", c->deadline_ms);
     c->max_attempts = s_u32(doc, "rounds.max_attempts", c->max_attempts, 0, 1000000);
+    /* 0 would grant nobody: every round would hang until its deadline. */
+    c->max_concurrent_uploads = s_u32(doc, "rounds.max_concurrent_uploads",
+                                      c->max_concurrent_uploads, 1, 100000);
     double nb = mfl_yaml_get_double(doc, "rounds.norm_bound", 0.0);
     if (nb < 0)
         mfl_yaml_fail(doc, "rounds.norm_bound", "must be ≥ 0 (0 = off), got %g", nb);

@@ -46,6 +46,8 @@ typedef struct {
     uint32_t deadline_ms;                 /* a round's deadline after it opens */
     uint32_t max_attempts;                /* abandoned attempts of one round before giving up; 0 = forever */
     double norm_bound;                    /* reject ‖Δ‖₂ above this; 0 = off */
+    uint32_t max_concurrent_uploads;      /* ≥ 1: upload grants in flight at once (the
+                                             daemon buffers at most this many Δs) */
     uint64_t seed;                        /* run seed: round seeds derive from it */
 
     /* server step (SGD with lr = β is plain Reptile / FedAvg) */

@@ -433,6 +433,22 @@ int mfl_coord_wire_send_welcome(mfl_coord_wire_t *self, const char *site, uint32
     return s_send(self, site, &env, err, errlen);
 }
 
+int mfl_coord_wire_send_grant(mfl_coord_wire_t *self, const char *site, uint32_t round,
+                              const uint8_t *nonce, size_t nonce_len, char *err, size_t errlen)
+{
+    Metafl__Envelope env;
+    Metafl__UploadGrant g;
+    metafl__envelope__init(&env);
+    metafl__upload_grant__init(&g);
+    g.round = round;
+    g.nonce.data = (uint8_t *)nonce;
+    g.nonce.len = nonce_len;
+    env.kind = METAFL__MESSAGE_KIND__UPLOAD_GRANT;
+    env.body_case = METAFL__ENVELOPE__BODY_UPLOAD_GRANT;
+    env.upload_grant = &g;
+    return s_send(self, site, &env, err, errlen);
+}
+
 int mfl_coord_wire_send_bye(mfl_coord_wire_t *self, const char *site, const char *reason,
                             char *err, size_t errlen)
 {

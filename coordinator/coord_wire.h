@@ -82,6 +82,10 @@ int mfl_coord_wire_send_reject(mfl_coord_wire_t *self, const char *site,
 int mfl_coord_wire_send_welcome(mfl_coord_wire_t *self, const char *site, uint32_t round,
                                 uint32_t heartbeat_ms, const char *run_id, char *err,
                                 size_t errlen);
+/* UploadGrant{round, nonce} (nonce borrowed for the call). */
+int mfl_coord_wire_send_grant(mfl_coord_wire_t *self, const char *site, uint32_t round,
+                              const uint8_t *nonce, size_t nonce_len, char *err,
+                              size_t errlen);
 int mfl_coord_wire_send_bye(mfl_coord_wire_t *self, const char *site, const char *reason,
                             char *err, size_t errlen);
 

@@ -67,6 +67,19 @@ static void s_sink_reject(void *ctx, const char *site, Metafl__RejectReason reas
         mfl_debug("site %s: reject not sent: %s", site, err);
 }
 
+static int s_sink_grant(void *ctx, const char *site, uint32_t round, const uint8_t *nonce,
+                        size_t nonce_len)
+{
+    mfl_coordinator_t *self = ctx;
+    char err[256];
+    if (mfl_coord_wire_send_grant(self->wire, site, round, nonce, nonce_len, err, sizeof err) <
+        0) {
+        mfl_debug("site %s: upload grant not sent: %s", site, err);
+        return -1;
+    }
+    return 0;
+}
+
 static void s_sink_closed(void *ctx, const mfl_round_summary_t *m)
 {
     (void)m;
@@ -180,6 +193,7 @@ static void s_on_event(mfl_coordinator_t *self, const mfl_wire_event_t *ev, uint
     if (!mfl_round_engine_knows(self->engine, ev->site)) {
         char err[256];
         if (env->kind == METAFL__MESSAGE_KIND__UPDATE ||
+            env->kind == METAFL__MESSAGE_KIND__UPLOAD_READY ||
             env->kind == METAFL__MESSAGE_KIND__EVAL_REPORT) {
             mfl_warn("site %s: %s before an accepted Hello; rejected", ev->site,
                      env->kind == METAFL__MESSAGE_KIND__UPDATE ? "update" : "eval report");
@@ -197,6 +211,12 @@ static void s_on_event(mfl_coordinator_t *self, const mfl_wire_event_t *ev, uint
         mfl_round_engine_update(self->engine, ev->site, ev->update_header, ev->tensors,
                                 ev->n_tensors, u->header.data, u->header.len,
                                 u->signature.data, u->signature.len, now);
+        break;
+    }
+    case METAFL__MESSAGE_KIND__UPLOAD_READY: {
+        const Metafl__UploadReady *r = env->upload_ready;
+        mfl_round_engine_upload_ready(self->engine, ev->site, r->round, r->nonce.data,
+                                      r->nonce.len, r->update_bytes, now);
         break;
     }
     case METAFL__MESSAGE_KIND__EVAL_REPORT:
@@ -397,6 +417,12 @@ mfl_coordinator_t *mfl_coordinator_new(const mfl_coord_config_t *config, char *e
     if (!self->engine)
         goto out_fail;
     mfl_round_engine_on_theta(self->engine, s_sink_theta, self);
+    /* Sites send their Δ only when granted: the daemon buffers at most
+     * rounds.max_concurrent_uploads whole updates (docs/WIRE.md). */
+    if (mfl_round_engine_flow_control(self->engine, s_sink_grant, self) < 0) {
+        mfl_errf(err, errlen, "out of memory");
+        goto out_fail;
+    }
     mfl_info("listening on %s; %u rounds, waiting for %u site(s)",
              mfl_coord_wire_endpoint(self->wire), config->rounds, config->wait_for_sites);
     self->status_dirty = true;

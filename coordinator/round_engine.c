@@ -98,6 +98,7 @@ void mfl_round_engine_site_gone(mfl_round_engine_t *self, const char *site)
         s->connected = false;
         mfl_info("site %s left", site);
     }
+    mfl_engine_flow_release(self, site);
 }
 
 void mfl_round_engine_site_hello(mfl_round_engine_t *self, const char *site, uint64_t n_train,
@@ -108,6 +109,9 @@ void mfl_round_engine_site_hello(mfl_round_engine_t *self, const char *site, uin
     if (!s)
         return;
     s->n_train = n_train;
+    /* A new session: a grant the site held belongs to its old connection
+     * (it asks again once its update is ready). */
+    mfl_engine_flow_release(self, site);
     /* A restarted site lost its task: send it again (same nonce, same
      * seed, so its answer is the one it would have sent). */
     if (self->phase == MFL_ENGINE_ROUND && s->selected && !s->reported) {
@@ -243,6 +247,7 @@ static void s_open_round(mfl_round_engine_t *self, uint64_t now_ms)
     self->loss_after_sum = 0;
     self->weight_sum = 0;
     mfl_aggregate_reset(self->agg);
+    mfl_engine_flow_reset(self);
     self->opened_ms = now_ms;
     self->opened_mono_s = mfl_clock_mono_s();
     self->deadline_ms = now_ms + self->config.deadline_ms;
@@ -394,11 +399,10 @@ static double s_gather(mfl_round_engine_t *self, const mfl_engine_tensor_t *t, s
     return sqrt(sq);
 }
 
-int mfl_round_engine_update(mfl_round_engine_t *self, const char *peer,
-                            const Metafl__UpdateHeader *h, const mfl_engine_tensor_t *tensors,
-                            size_t n_tensors, const uint8_t *signed_header,
-                            size_t signed_header_len, const uint8_t *signature,
-                            size_t signature_len, uint64_t now_ms)
+static int s_update(mfl_round_engine_t *self, const char *peer, bool granted,
+                    const Metafl__UpdateHeader *h, const mfl_engine_tensor_t *tensors,
+                    size_t n_tensors, const uint8_t *signed_header, size_t signed_header_len,
+                    const uint8_t *signature, size_t signature_len, uint64_t now_ms)
 {
     const Metafl__RejectReason R_SITE = METAFL__REJECT_REASON__REJECT_WRONG_SITE;
     uint32_t round = h ? h->round : 0;
@@ -453,6 +457,12 @@ int mfl_round_engine_update(mfl_round_engine_t *self, const char *peer,
                           "site already reported for round %u", self->round);
         return -1;
     }
+    if (!granted) {
+        mfl_engine_reject(self, peer, METAFL__REJECT_REASON__REJECT_NOT_GRANTED, round,
+                          "update sent without an upload grant (send UploadReady, wait for "
+                          "UploadGrant)");
+        return -1;
+    }
     if (s_check_shapes(self, peer, tensors, n_tensors, round) < 0)
         return -1;
     size_t bad = 0;
@@ -491,6 +501,23 @@ int mfl_round_engine_update(mfl_round_engine_t *self, const char *peer,
     if (self->n_accepted == self->n_selected)
         mfl_engine_close_round(self, now_ms, false);
     return 0;
+}
+
+int mfl_round_engine_update(mfl_round_engine_t *self, const char *peer,
+                            const Metafl__UpdateHeader *h, const mfl_engine_tensor_t *tensors,
+                            size_t n_tensors, const uint8_t *signed_header,
+                            size_t signed_header_len, const uint8_t *signature,
+                            size_t signature_len, uint64_t now_ms)
+{
+    /* Without flow control every update counts as granted. With it, the
+     * slot frees whatever becomes of the update (it is here: its memory is
+     * spent), and goes to the next waiting site once the update is handled. */
+    bool granted = !self->gate || mfl_upload_gate_holds(self->gate, peer);
+    int rc = s_update(self, peer, granted, h, tensors, n_tensors, signed_header,
+                      signed_header_len, signature, signature_len, now_ms);
+    if (self->gate && granted)
+        mfl_engine_flow_release(self, peer);
+    return rc;
 }
 
 int mfl_round_engine_eval_report(mfl_round_engine_t *self, const char *peer,
@@ -535,6 +562,7 @@ void mfl_round_engine_tick(mfl_round_engine_t *self, uint64_t now_ms)
             s->connected = false;
             mfl_warn("site %s silent for %.1f s: considered gone", s->id,
                      (double)(now_ms - s->last_seen_ms) / 1000.0);
+            mfl_engine_flow_release(self, s->id);
         }
     }
     switch (self->phase) {

@@ -150,6 +150,35 @@ int mfl_round_engine_eval_report(mfl_round_engine_t *self, const char *peer,
  * after every other event. */
 void mfl_round_engine_tick(mfl_round_engine_t *self, uint64_t now_ms);
 
+/* Upload flow control (protocol 2). `fn(ctx, site, round, nonce,
+ * nonce_len)` sends an UploadGrant; it returns 0, or -1 if the site cannot
+ * be reached (its slot is then handed on). Called inside the engine's
+ * event calls, like the sink. Once this is set, at most
+ * config->max_concurrent_uploads sites hold a grant at a time, sites that
+ * ask while all slots are busy wait first come, first served, and an
+ * update from a site without a grant is rejected (REJECT_NOT_GRANTED). A
+ * slot frees when its site's update arrives (accepted or rejected), the
+ * site says hello again, leaves or times out, or the round closes or is
+ * abandoned. Without it (`metafl simulate`, unit tests) updates need no
+ * grant. Returns 0, or -1 on OOM (flow control then stays off). */
+typedef int(mfl_engine_grant_fn)(void *ctx, const char *site, uint32_t round,
+                                 const uint8_t *nonce, size_t nonce_len);
+int mfl_round_engine_flow_control(mfl_round_engine_t *self, mfl_engine_grant_fn *fn, void *ctx);
+
+/* UploadReady from the authenticated `peer`: its update for (round, nonce)
+ * of `update_bytes` tensor bytes is ready. Checked like an update (open
+ * round, this attempt's nonce, selected, not yet reported, the bytes equal
+ * Δ's 4·P); then granted now or queued. Returns 0 (granted or queued), or
+ * -1 after rejecting it through the sink. Without flow control it only
+ * counts as liveness and returns 0 (nothing to grant). */
+int mfl_round_engine_upload_ready(mfl_round_engine_t *self, const char *peer, uint32_t round,
+                                  const uint8_t *nonce, size_t nonce_len,
+                                  uint64_t update_bytes, uint64_t now_ms);
+
+/* Sites holding an upload grant / waiting for one (0 without flow control). */
+size_t mfl_round_engine_uploads_in_flight(const mfl_round_engine_t *self);
+size_t mfl_round_engine_uploads_waiting(const mfl_round_engine_t *self);
+
 /* Read-only state, for status and tests. */
 typedef enum {
     MFL_ENGINE_WAITING = 0, /* for sites before a round */

@@ -14,6 +14,7 @@
 #include "fed/server_step.h"
 #include "meta/learner.h"
 #include "round_engine.h"
+#include "upload_gate.h"
 
 typedef struct {
     char id[MFL_ENGINE_SITE_MAX];
@@ -74,6 +75,11 @@ struct mfl_round_engine {
     bool have_summary;
     mfl_round_summary_t last;
 
+    /* Upload flow control (round_flow.c): NULL gate = off (simulate). */
+    mfl_upload_gate_t *gate;
+    mfl_engine_grant_fn *grant;
+    void *grant_ctx;
+
     /* The last checkpoint's fsyncs and pruning, on a helper thread
      * (round_close.c): the file is renamed into place before the next
      * round opens, durable once the helper is joined. */
@@ -94,6 +100,13 @@ void mfl_engine_reject(mfl_round_engine_t *self, const char *peer, Metafl__Rejec
                        uint32_t round, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 const char *mfl_engine_reject_name(Metafl__RejectReason reason);
+
+/* round_flow.c: `site` no longer needs its upload slot (its update
+ * arrived, it left, it restarted): frees it and grants the next waiting
+ * site. No-op without flow control. */
+void mfl_engine_flow_release(mfl_round_engine_t *self, const char *site);
+/* A round (attempt) opened: every slot and the queue start empty. */
+void mfl_engine_flow_reset(mfl_round_engine_t *self);
 
 /* round_close.c */
 void mfl_engine_close_round(mfl_round_engine_t *self, uint64_t now_ms, bool at_deadline);

@@ -160,6 +160,7 @@ void mfl_round_engine_destroy(mfl_round_engine_t **self_p)
     mfl_aggregate_destroy(&self->agg);
     mfl_server_step_destroy(&self->step);
     mfl_audit_destroy(&self->audit);
+    mfl_upload_gate_destroy(&self->gate);
     if (self->metrics)
         fclose(self->metrics);
     free(self->theta);

@@ -37,6 +37,20 @@ struct mfl_site_agent {
     size_t send_cap;
     atomic_int send_busy;
     uint64_t updates_sent, reports_sent, hellos_sent;
+    /* A trained update waiting for the coordinator's UploadGrant (protocol
+     * 2): the signed header, signature and Δ stay owned by the worker
+     * (valid until its next round) or in send_buf. */
+    struct {
+        bool ready;
+        uint32_t round;
+        uint8_t nonce[32];
+        size_t nonce_len;
+        mfl_site_round_result_t r;
+        const float *delta;      /* send_buf (zero-copy) or r.delta */
+        bool zero_copy;
+        char algo[32];
+        uint64_t t0_ms;
+    } pending;
     int warned_unconnected; /* one "still trying" warning per outage */
     uint64_t unconnected_since_ms;
 };
@@ -292,6 +306,40 @@ static void *s_audit_main(void *arg)
  * thread to overlap it with the audit fsync would cost more. */
 #define S_AUDIT_THREAD_MIN ((size_t)1 << 18) /* floats: 1 MiB */
 
+/* Gives up the update waiting for a grant (a new task replaces it, or the
+ * session it was announced on is gone); frees the send buffer if it held
+ * Δ and was never handed to ZeroMQ. */
+static void s_drop_pending(mfl_site_agent_t *self)
+{
+    if (self->pending.ready && self->pending.zero_copy)
+        atomic_store(&self->send_busy, 0);
+    self->pending.ready = false;
+    self->pending.zero_copy = false;
+}
+
+/* UploadReady{round, nonce, bytes} for the pending update. */
+static void s_send_ready(mfl_site_agent_t *self)
+{
+    Metafl__UploadReady ur = METAFL__UPLOAD_READY__INIT;
+    ur.round = self->pending.round;
+    ur.nonce.data = self->pending.nonce;
+    ur.nonce.len = self->pending.nonce_len;
+    ur.update_bytes = (uint64_t)self->pending.r.n_delta * sizeof(float);
+    Metafl__Envelope env = METAFL__ENVELOPE__INIT;
+    env.protocol_version = MFL_WIRE_PROTOCOL_VERSION;
+    env.kind = METAFL__MESSAGE_KIND__UPLOAD_READY;
+    env.body_case = METAFL__ENVELOPE__BODY_UPLOAD_READY;
+    env.upload_ready = &ur;
+    char err[512];
+    if (mfl_client_send(self->client, &env, NULL, 0, NULL, NULL, err, sizeof err))
+        mfl_warn("site %s: round %u: upload request not delivered: %s (the coordinator "
+                 "re-sends the task after we reconnect)", self->cfg->site_id,
+                 self->pending.round, err);
+    else
+        mfl_debug("site %s: round %u: update ready, waiting for an upload grant",
+                  self->cfg->site_id, self->pending.round);
+}
+
 static mfl_agent_status_t s_round(mfl_site_agent_t *self, const mfl_msg_t *msg, char *ferr,
                                   size_t ferrlen)
 {
@@ -302,6 +350,16 @@ static mfl_agent_status_t s_round(mfl_site_agent_t *self, const mfl_msg_t *msg, 
         mfl_warn("site %s: RoundTask without a body; ignored", self->cfg->site_id);
         return MFL_AGENT_CONTINUE;
     }
+    /* The same attempt again (the coordinator re-sends the task when we say
+     * hello after a reconnect): the update is already trained and on our
+     * audit log; ask to send it instead of training again. */
+    if (self->pending.ready && task->round == self->pending.round &&
+        task->nonce.len == self->pending.nonce_len &&
+        memcmp(task->nonce.data, self->pending.nonce, task->nonce.len) == 0) {
+        s_send_ready(self);
+        return MFL_AGENT_CONTINUE;
+    }
+    s_drop_pending(self);
     if (s_gather_theta(self, msg, &n, err, sizeof(err))) {
         mfl_warn("site %s: round %u refused: %s", self->cfg->site_id, task->round, err);
         return MFL_AGENT_CONTINUE;
@@ -321,7 +379,6 @@ static mfl_agent_status_t s_round(mfl_site_agent_t *self, const mfl_msg_t *msg, 
                     pthread_create(&audit_thread, NULL, s_audit_main, &job) == 0;
     if (!auditing)
         s_audit_main(&job);
-    size_t nt = mfl_site_worker_n_tensors(self->worker);
     const float *zc = s_send_copy(self, r.delta, r.n_delta); /* job.rc: after the join */
     if (auditing)
         pthread_join(audit_thread, NULL);
@@ -330,9 +387,43 @@ static mfl_agent_status_t s_round(mfl_site_agent_t *self, const mfl_msg_t *msg, 
                  self->cfg->audit_log, job.err);
         return MFL_AGENT_FATAL;
     }
+    /* Flow control: announce the update and send it when granted (s_upload).
+     * The record above is already on disk, so whatever leaves has one. */
+    self->pending.ready = true;
+    self->pending.round = task->round;
+    self->pending.nonce_len = task->nonce.len < sizeof self->pending.nonce
+                                  ? task->nonce.len
+                                  : sizeof self->pending.nonce;
+    memcpy(self->pending.nonce, task->nonce.data, self->pending.nonce_len);
+    self->pending.r = r;
+    self->pending.delta = zc ? zc : r.delta;
+    self->pending.zero_copy = zc != NULL;
+    if (zc)
+        atomic_store(&self->send_busy, 1); /* ours until ZeroMQ releases the send */
+    snprintf(self->pending.algo, sizeof self->pending.algo, "%s",
+             task->algorithm && task->algorithm->name ? task->algorithm->name : "?");
+    self->pending.t0_ms = t0;
+    s_send_ready(self);
+    return MFL_AGENT_CONTINUE;
+}
+
+/* UploadGrant: sends the pending update if the grant is for it. */
+static mfl_agent_status_t s_upload(mfl_site_agent_t *self, const Metafl__UploadGrant *g)
+{
+    if (!g || !self->pending.ready || g->round != self->pending.round ||
+        g->nonce.len != self->pending.nonce_len ||
+        memcmp(g->nonce.data, self->pending.nonce, g->nonce.len) != 0) {
+        mfl_warn("site %s: upload grant for round %u does not match an update we hold; "
+                 "ignored", self->cfg->site_id, g ? g->round : 0);
+        return MFL_AGENT_CONTINUE;
+    }
+    const mfl_site_round_result_t *r = &self->pending.r;
+    char err[1024];
+    size_t nt = mfl_site_worker_n_tensors(self->worker);
     mfl_tensor_t *tensors = calloc(nt ? nt : 1, sizeof(*tensors));
     if (!tensors) {
-        mfl_warn("site %s: out of memory sending round %u", self->cfg->site_id, task->round);
+        mfl_warn("site %s: out of memory sending round %u", self->cfg->site_id,
+                 self->pending.round);
         return MFL_AGENT_CONTINUE;
     }
     for (size_t i = 0; i < nt; i++) {
@@ -342,40 +433,40 @@ static mfl_agent_status_t s_round(mfl_site_agent_t *self, const mfl_msg_t *msg, 
         for (size_t d = 0; d < ti->ndim; d++)
             tensors[i].shape[d] = ti->shape[d];
         tensors[i].count = ti->count;
-        tensors[i].data = (zc ? zc : r.delta) + ti->offset;
+        tensors[i].data = self->pending.delta + ti->offset;
         /* The hashes the worker signed: hashing Δ again in the send cost
          * one more 4 MB BLAKE2b per round for 1M parameters. */
-        tensors[i].blake2b = r.tensor_hashes ? r.tensor_hashes + MFL_SITE_HASH_BYTES * i : NULL;
+        tensors[i].blake2b = r->tensor_hashes ? r->tensor_hashes + MFL_SITE_HASH_BYTES * i : NULL;
     }
     Metafl__Update upd = METAFL__UPDATE__INIT;
-    upd.header.data = (uint8_t *)r.header;
-    upd.header.len = r.header_len;
-    upd.signature.data = r.signature;
-    upd.signature.len = r.signature_len;
+    upd.header.data = (uint8_t *)r->header;
+    upd.header.len = r->header_len;
+    upd.signature.data = (uint8_t *)r->signature;
+    upd.signature.len = r->signature_len;
     Metafl__Envelope env = METAFL__ENVELOPE__INIT;
     env.protocol_version = MFL_WIRE_PROTOCOL_VERSION;
     env.kind = METAFL__MESSAGE_KIND__UPDATE;
     env.body_case = METAFL__ENVELOPE__BODY_UPDATE;
     env.update = &upd;
     /* Zero-copy from our send buffer (released by ZeroMQ), or, while that
-     * is still queued, release == NULL: the wire copies. Either way the
-     * worker may reuse Δ. */
-    if (zc)
-        atomic_store(&self->send_busy, 1);
+     * was still queued when Δ was ready, release == NULL: the wire copies.
+     * Either way the worker may reuse Δ. */
+    bool zc = self->pending.zero_copy;
+    self->pending.ready = false;
+    self->pending.zero_copy = false;
     int rc = mfl_client_send(self->client, &env, tensors, nt, zc ? s_send_buf_release : NULL,
                              zc ? self : NULL, err, sizeof(err));
     free(tensors);
     if (rc) {
         mfl_warn("site %s: round %u: update not delivered: %s (the coordinator re-sends the "
-                 "task after we reconnect)", self->cfg->site_id, task->round, err);
+                 "task after we reconnect)", self->cfg->site_id, self->pending.round, err);
         return MFL_AGENT_CONTINUE;
     }
     self->updates_sent++;
     mfl_info("site %s: round %u: %s on %zu rows, loss %.4f -> %.4f, |Δ| %.4g, %llu ms, "
-             "update sent", self->cfg->site_id, task->round,
-             task->algorithm && task->algorithm->name ? task->algorithm->name : "?",
-             (size_t)r.metrics.n_samples, r.metrics.loss_before, r.metrics.loss_after,
-             r.delta_norm, (unsigned long long)(mfl_clock_mono_ms() - t0));
+             "update sent", self->cfg->site_id, self->pending.round, self->pending.algo,
+             (size_t)r->metrics.n_samples, r->metrics.loss_before, r->metrics.loss_after,
+             r->delta_norm, (unsigned long long)(mfl_clock_mono_ms() - self->pending.t0_ms));
     if (self->opts.max_rounds && self->updates_sent >= self->opts.max_rounds)
         return MFL_AGENT_DONE;
     return MFL_AGENT_CONTINUE;
@@ -436,6 +527,8 @@ static mfl_agent_status_t s_handle(mfl_site_agent_t *self, const mfl_msg_t *msg,
         return s_round(self, msg, err, errlen);
     case METAFL__MESSAGE_KIND__EVAL_TASK:
         return s_eval(self, msg);
+    case METAFL__MESSAGE_KIND__UPLOAD_GRANT:
+        return s_upload(self, env->upload_grant);
     case METAFL__MESSAGE_KIND__HEARTBEAT:
         return MFL_AGENT_CONTINUE;
     case METAFL__MESSAGE_KIND__REJECT: {

@@ -207,7 +207,11 @@ int mfl_msg_send(void *socket, const void *routing_id, size_t routing_id_len,
         thp[i] = &th[i];
     }
     Metafl__Envelope e = *env;
-    e.protocol_version = MFL_WIRE_PROTOCOL_VERSION;
+    /* 0 (an envelope fresh from METAFL__ENVELOPE__INIT) means this build's
+     * version; another value is kept (a version refusal goes out as
+     * version 1, see mfl_msg_send_reject). */
+    if (e.protocol_version == 0)
+        e.protocol_version = MFL_WIRE_PROTOCOL_VERSION;
     e.n_tensors = n_tensors;
     e.tensors = thp;
     size_t plen = metafl__envelope__get_packed_size(&e);
@@ -289,6 +293,12 @@ int mfl_msg_send_reject(void *sock, const void *rid, size_t rid_len, int reason,
     env.kind = METAFL__MESSAGE_KIND__REJECT;
     env.body_case = METAFL__ENVELOPE__BODY_REJECT;
     env.reject = &rj;
+    /* A Reject's layout is the same in every version, and every version
+     * reads a Reject of version 1: so a peer turned away for its version
+     * can read why (an old site stops with the reason instead of retrying
+     * forever on a message it cannot decode). */
+    if (reason == METAFL__REJECT_REASON__REJECT_VERSION)
+        env.protocol_version = MFL_WIRE_OLDEST_REJECT_VERSION;
     return mfl_msg_send(sock, rid, rid_len, &env, NULL, 0, limits, NULL, NULL, err, errlen);
 }
 
@@ -395,11 +405,14 @@ mfl_msg_t *mfl_msg_decode(zmq_msg_t *frames, size_t n, const mfl_wire_limits_t *
     if (!self->env)
         return s_reject(self, reason, R_BAD, err, errlen, "envelope does not decode");
     const Metafl__Envelope *env = self->env;
-    if (env->protocol_version != MFL_WIRE_PROTOCOL_VERSION)
+    bool old_reject = env->kind == METAFL__MESSAGE_KIND__REJECT &&
+                      env->protocol_version >= MFL_WIRE_OLDEST_REJECT_VERSION &&
+                      env->protocol_version < MFL_WIRE_PROTOCOL_VERSION;
+    if (env->protocol_version != MFL_WIRE_PROTOCOL_VERSION && !old_reject)
         return s_reject(self, reason, METAFL__REJECT_REASON__REJECT_VERSION, err, errlen,
                         "protocol version %u (this build speaks %d)", env->protocol_version,
                         MFL_WIRE_PROTOCOL_VERSION);
-    if (env->kind < METAFL__MESSAGE_KIND__HELLO || env->kind > METAFL__MESSAGE_KIND__BYE ||
+    if (env->kind < METAFL__MESSAGE_KIND__HELLO || env->kind > METAFL__MESSAGE_KIND__UPLOAD_GRANT ||
         (int)env->body_case != (int)env->kind + 9)
         return s_reject(self, reason, R_BAD, err, errlen,
                         "message kind %d does not match its body (%d)", (int)env->kind,

@@ -17,7 +17,12 @@
 
 #include "metafl.pb-c.h"
 
-#define MFL_WIRE_PROTOCOL_VERSION 1
+/* 2: upload flow control (UploadReady / UploadGrant before every Update). */
+#define MFL_WIRE_PROTOCOL_VERSION 2
+/* Reject envelopes of versions [this, MFL_WIRE_PROTOCOL_VERSION] are read
+ * (the Reject layout never changes), and a REJECT_VERSION goes out as this
+ * version so peers of every version can read it. */
+#define MFL_WIRE_OLDEST_REJECT_VERSION 1
 #define MFL_WIRE_MAX_DIMS 8
 #define MFL_HASH_BYTES 32                  /* BLAKE2b-256 */
 #define MFL_WIRE_CHUNK_BYTES (64u << 20)  /* default frame size for tensor data */
@@ -74,6 +79,8 @@ typedef struct mfl_msg_t mfl_msg_t;
 
 /* Sends one message: `env` (caller-built; its kind and body set, tensors left
  * empty: they are filled here from `tensors`) then the tensor frames.
+ * env->protocol_version 0 sends this build's version (any other value is
+ * sent as is: tests speak old versions with it).
  * `routing_id` (ROUTER sockets) is prepended as the first frame when non-NULL.
  * Zero-copy if `release` is non-NULL: the tensor bytes must stay unchanged
  * until release(hint) runs (it runs even when sending fails part-way, after
@@ -89,7 +96,8 @@ int mfl_msg_send(void *socket, const void *routing_id, size_t routing_id_len,
  * moved out: the caller's array holds closed empty messages afterwards).
  * frames[0] is the Envelope. Checks, in order: frame counts and sizes against
  * `limits` (REJECT_TOO_LARGE), envelope decode and version (REJECT_BAD_MESSAGE,
- * REJECT_VERSION), tensor headers: dims, shape product overflow, frame count
+ * REJECT_VERSION; a Reject of an older version ≥ MFL_WIRE_OLDEST_REJECT_VERSION
+ * is accepted), tensor headers: dims, shape product overflow, frame count
  * and 4·product bytes (REJECT_SHAPE), hash (REJECT_HASH), NaN/Inf
  * (REJECT_NONFINITE). Returns the message, or NULL with *reason (a
  * Metafl__RejectReason) and err. Thread-safe (no shared state). */

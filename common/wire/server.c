@@ -355,6 +355,7 @@ static int s_check(mfl_server_t *self, mfl_msg_t *msg, char *err, size_t errlen)
         return msg->update_header ? 0 : reason;
     }
     case METAFL__MESSAGE_KIND__HEARTBEAT:
+    case METAFL__MESSAGE_KIND__UPLOAD_READY: /* names no site: the connection's is used */
     case METAFL__MESSAGE_KIND__REJECT:
     case METAFL__MESSAGE_KIND__BYE:
         return 0;

@@ -135,7 +135,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     Metafl__Heartbeat hb = METAFL__HEARTBEAT__INIT;
     Metafl__Envelope env = METAFL__ENVELOPE__INIT;
-    env.protocol_version = 1;
+    env.protocol_version = MFL_WIRE_PROTOCOL_VERSION;
     env.kind = METAFL__MESSAGE_KIND__HEARTBEAT;
     env.body_case = METAFL__ENVELOPE__BODY_HEARTBEAT;
     env.heartbeat = &hb;

@@ -49,7 +49,7 @@ static void s_env1(env1_t *e, const float *data, uint64_t count, uint32_t n_fram
     metafl__envelope__init(&e->env);
     metafl__heartbeat__init(&e->hb);
     metafl__tensor_header__init(&e->th);
-    e->env.protocol_version = 1;
+    e->env.protocol_version = MFL_WIRE_PROTOCOL_VERSION;
     e->env.kind = METAFL__MESSAGE_KIND__HEARTBEAT;
     e->env.body_case = METAFL__ENVELOPE__BODY_HEARTBEAT;
     e->env.heartbeat = &e->hb;
@@ -177,7 +177,7 @@ static void test_envelope_level_rejections(void **state)
     float v[4] = {1, 2, 3, 4};
     env1_t e;
     s_env1(&e, v, 4, 1);
-    e.env.protocol_version = 2;
+    e.env.protocol_version = MFL_WIRE_PROTOCOL_VERSION + 1;
     assert_int_equal(s_env_data_reason(&e, v, sizeof v, &lim),
                      METAFL__REJECT_REASON__REJECT_VERSION);
 

@@ -586,6 +586,77 @@ static void test_raw_garbage_from_an_admitted_key_is_rejected(void **state)
     mfl_client_destroy(&c);
 }
 
+/* A peer of protocol 1 (before upload flow control) is turned away at its
+ * first message with a Reject it can read: version 1, REJECT_VERSION, text
+ * naming both versions; not a silent drop that would leave it waiting. */
+static void test_old_protocol_peer_gets_a_readable_version_reject(void **state)
+{
+    fx_t *fx = *state;
+    mfl_client_t *c = s_connected(fx, fx->alice);
+    char err[512] = "";
+    Metafl__Hello h = METAFL__HELLO__INIT;
+    h.site = (char *)"alice";
+    Metafl__Envelope env = METAFL__ENVELOPE__INIT;
+    env.protocol_version = 1; /* what a metafl 1 site sends */
+    env.kind = METAFL__MESSAGE_KIND__HELLO;
+    env.body_case = METAFL__ENVELOPE__BODY_HELLO;
+    env.hello = &h;
+    assert_int_equal(mfl_client_send(c, &env, NULL, 0, NULL, NULL, err, sizeof err), 0);
+    mfl_msg_t *m = NULL;
+    int reason = -1;
+    assert_int_equal(mfl_server_recv(fx->server, T_WAIT, &m, &reason, err, sizeof err),
+                     MFL_RECV_REJECTED);
+    assert_int_equal(reason, METAFL__REJECT_REASON__REJECT_VERSION);
+    assert_int_equal(mfl_client_recv(c, T_WAIT, &m, NULL, err, sizeof err), MFL_RECV_OK);
+    const Metafl__Envelope *r = mfl_msg_envelope(m);
+    assert_int_equal(r->kind, METAFL__MESSAGE_KIND__REJECT);
+    assert_int_equal(r->protocol_version, MFL_WIRE_OLDEST_REJECT_VERSION);
+    assert_int_equal(r->reject->reason, METAFL__REJECT_REASON__REJECT_VERSION);
+    assert_non_null(strstr(r->reject->text, "protocol version 1"));
+    mfl_msg_destroy(&m);
+    mfl_client_destroy(&c);
+}
+
+/* UploadReady names no site: the server passes it on with the
+ * authenticated one; UploadGrant from a site is a coordinator-only kind. */
+static void test_upload_ready_passes_and_a_site_grant_is_refused(void **state)
+{
+    fx_t *fx = *state;
+    mfl_client_t *c = s_connected(fx, fx->alice);
+    char err[512] = "";
+    uint8_t nonce[16] = {1, 2, 3};
+    Metafl__UploadReady ur = METAFL__UPLOAD_READY__INIT;
+    ur.round = 4;
+    ur.nonce.data = nonce;
+    ur.nonce.len = sizeof nonce;
+    ur.update_bytes = 4000;
+    Metafl__Envelope env = METAFL__ENVELOPE__INIT;
+    env.kind = METAFL__MESSAGE_KIND__UPLOAD_READY;
+    env.body_case = METAFL__ENVELOPE__BODY_UPLOAD_READY;
+    env.upload_ready = &ur;
+    assert_int_equal(mfl_client_send(c, &env, NULL, 0, NULL, NULL, err, sizeof err), 0);
+    mfl_msg_t *m = NULL;
+    if (mfl_server_recv(fx->server, T_WAIT, &m, NULL, err, sizeof err) != MFL_RECV_OK)
+        fail_msg("%s", err);
+    assert_int_equal(mfl_msg_kind(m), METAFL__MESSAGE_KIND__UPLOAD_READY);
+    assert_string_equal(mfl_msg_site(m), "alice");
+    assert_int_equal(mfl_msg_envelope(m)->upload_ready->update_bytes, 4000);
+    mfl_msg_destroy(&m);
+
+    Metafl__UploadGrant g = METAFL__UPLOAD_GRANT__INIT;
+    g.round = 4;
+    Metafl__Envelope genv = METAFL__ENVELOPE__INIT;
+    genv.kind = METAFL__MESSAGE_KIND__UPLOAD_GRANT;
+    genv.body_case = METAFL__ENVELOPE__BODY_UPLOAD_GRANT;
+    genv.upload_grant = &g;
+    assert_int_equal(mfl_client_send(c, &genv, NULL, 0, NULL, NULL, err, sizeof err), 0);
+    int reason = -1;
+    assert_int_equal(mfl_server_recv(fx->server, T_WAIT, &m, &reason, err, sizeof err),
+                     MFL_RECV_REJECTED);
+    assert_int_equal(reason, METAFL__REJECT_REASON__REJECT_BAD_MESSAGE);
+    mfl_client_destroy(&c);
+}
+
 static void s_on_connect(mfl_client_t *client, unsigned n, void *arg)
 {
     (void)client;
@@ -660,6 +731,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_raw_garbage_from_an_admitted_key_is_rejected, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_reconnect_calls_the_hook_again, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_old_protocol_peer_gets_a_readable_version_reject,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_upload_ready_passes_and_a_site_grant_is_refused,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload_admits_a_new_site, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,60 @@
+/* Upload flow control: at most `max_in_flight` sites hold a grant to send
+ * their update at once; the others wait in arrival order (FIFO).
+ *
+ * Why: ZeroMQ allocates each whole incoming message in its per-peer queue
+ * as soon as it reads a large frame's header, so N sites uploading their Δ
+ * together cost the coordinator N whole Δs of memory (docs/PERFORMANCE.md,
+ * "Upload flow control"). Grants bound that to max_in_flight Δs.
+ *
+ * A plain data structure with no clock and no transport: the round engine
+ * decides when a slot frees (the site's update arrived, accepted or not;
+ * the site went away; the round closed) and sends the grants. Site ids are
+ * copied (at most MFL_UPLOAD_GATE_SITE_MAX - 1 bytes; longer ones are
+ * refused). Not thread-safe. */
+#ifndef MFL_COORD_UPLOAD_GATE_H
+#define MFL_COORD_UPLOAD_GATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define MFL_UPLOAD_GATE_SITE_MAX 65
+
+typedef struct mfl_upload_gate mfl_upload_gate_t;
+
+/* A gate with `max_in_flight` (≥ 1) slots. NULL on OOM or 0. */
+mfl_upload_gate_t *mfl_upload_gate_new(uint32_t max_in_flight);
+/* Frees the gate; accepts NULL; nulls the pointer. */
+void mfl_upload_gate_destroy(mfl_upload_gate_t **self_p);
+
+typedef enum {
+    MFL_GATE_GRANTED = 0, /* the site holds a slot: send it a grant (again, if it
+                             already held one: its first may not have arrived) */
+    MFL_GATE_QUEUED = 1,  /* all slots busy: the site waits (its place is kept
+                             if it was already waiting) */
+    MFL_GATE_ERROR = -1,  /* out of memory or an over-long / empty id: refuse */
+} mfl_gate_result_t;
+
+/* `site` asks to upload. */
+mfl_gate_result_t mfl_upload_gate_request(mfl_upload_gate_t *self, const char *site);
+
+/* Does `site` hold a slot now? */
+bool mfl_upload_gate_holds(const mfl_upload_gate_t *self, const char *site);
+
+/* Frees `site`'s slot, or takes it out of the queue. Returns true if it
+ * held a slot (then call mfl_upload_gate_next to hand the slot on). */
+bool mfl_upload_gate_release(mfl_upload_gate_t *self, const char *site);
+
+/* If a slot is free and a site waits: moves the longest-waiting site into
+ * the slot and returns its id (borrowed, valid until the next call on the
+ * gate); else NULL. Call it until NULL after releases. */
+const char *mfl_upload_gate_next(mfl_upload_gate_t *self);
+
+/* Empties slots and queue (a round closed or a new attempt opened). */
+void mfl_upload_gate_reset(mfl_upload_gate_t *self);
+
+size_t mfl_upload_gate_in_flight(const mfl_upload_gate_t *self);
+size_t mfl_upload_gate_waiting(const mfl_upload_gate_t *self);
+uint32_t mfl_upload_gate_capacity(const mfl_upload_gate_t *self);
+
+#endif

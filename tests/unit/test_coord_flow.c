@@ -1,0 +1,480 @@
+/* Upload flow control: the slot/queue structure on its own, then the round
+ * engine with flow control on, driven with a fake sink: at most W grants
+ * at a time, FIFO, every slot-freeing event, and an update without a grant
+ * refused. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "meta/learner.h"
+#include "round_engine.h"
+#include "upload_gate.h"
+
+/* ---- the gate ---------------------------------------------------------- */
+
+static void test_gate_grants_up_to_capacity_then_fifo(void **state)
+{
+    (void)state;
+    mfl_upload_gate_t *g = mfl_upload_gate_new(2);
+    assert_non_null(g);
+    assert_int_equal(mfl_upload_gate_request(g, "a"), MFL_GATE_GRANTED);
+    assert_int_equal(mfl_upload_gate_request(g, "b"), MFL_GATE_GRANTED);
+    assert_int_equal(mfl_upload_gate_request(g, "c"), MFL_GATE_QUEUED);
+    assert_int_equal(mfl_upload_gate_request(g, "d"), MFL_GATE_QUEUED);
+    assert_int_equal(mfl_upload_gate_request(g, "e"), MFL_GATE_QUEUED);
+    /* asking again keeps one's place (and a holder is told it holds) */
+    assert_int_equal(mfl_upload_gate_request(g, "c"), MFL_GATE_QUEUED);
+    assert_int_equal(mfl_upload_gate_request(g, "a"), MFL_GATE_GRANTED);
+    assert_int_equal(mfl_upload_gate_in_flight(g), 2);
+    assert_int_equal(mfl_upload_gate_waiting(g), 3);
+    assert_null(mfl_upload_gate_next(g)); /* no free slot */
+
+    assert_true(mfl_upload_gate_release(g, "a"));
+    assert_string_equal(mfl_upload_gate_next(g), "c");
+    assert_null(mfl_upload_gate_next(g));
+    assert_true(mfl_upload_gate_holds(g, "c"));
+    assert_false(mfl_upload_gate_holds(g, "a"));
+
+    /* a waiting site that leaves gives up its place, not a slot */
+    assert_false(mfl_upload_gate_release(g, "d"));
+    assert_int_equal(mfl_upload_gate_waiting(g), 1);
+    assert_true(mfl_upload_gate_release(g, "b"));
+    assert_string_equal(mfl_upload_gate_next(g), "e");
+    assert_int_equal(mfl_upload_gate_waiting(g), 0);
+
+    /* a newcomer with a free slot and nobody waiting goes straight in */
+    assert_true(mfl_upload_gate_release(g, "c"));
+    assert_null(mfl_upload_gate_next(g));
+    assert_int_equal(mfl_upload_gate_request(g, "f"), MFL_GATE_GRANTED);
+
+    mfl_upload_gate_reset(g);
+    assert_int_equal(mfl_upload_gate_in_flight(g), 0);
+    assert_int_equal(mfl_upload_gate_waiting(g), 0);
+    assert_false(mfl_upload_gate_holds(g, "e"));
+    mfl_upload_gate_destroy(&g);
+    assert_null(g);
+    mfl_upload_gate_destroy(&g); /* NULL-safe */
+}
+
+static void test_gate_refuses_bad_ids_and_zero_capacity(void **state)
+{
+    (void)state;
+    assert_null(mfl_upload_gate_new(0));
+    mfl_upload_gate_t *g = mfl_upload_gate_new(1);
+    char longid[MFL_UPLOAD_GATE_SITE_MAX + 1];
+    memset(longid, 'x', sizeof longid - 1);
+    longid[sizeof longid - 1] = '\0';
+    assert_int_equal(mfl_upload_gate_request(g, ""), MFL_GATE_ERROR);
+    assert_int_equal(mfl_upload_gate_request(g, longid), MFL_GATE_ERROR);
+    assert_int_equal(mfl_upload_gate_in_flight(g), 0);
+    /* many waiters: the queue grows */
+    char id[16];
+    for (int i = 0; i < 100; i++) {
+        snprintf(id, sizeof id, "s%03d", i);
+        assert_int_equal(mfl_upload_gate_request(g, id), i ? MFL_GATE_QUEUED : MFL_GATE_GRANTED);
+    }
+    for (int i = 1; i < 100; i++) {
+        snprintf(id, sizeof id, "s%03d", i - 1);
+        assert_true(mfl_upload_gate_release(g, id));
+        snprintf(id, sizeof id, "s%03d", i);
+        assert_string_equal(mfl_upload_gate_next(g), id);
+    }
+    mfl_upload_gate_destroy(&g);
+}
+
+/* ---- the engine with flow control --------------------------------------- */
+
+#define MAX_EVENTS 512
+#define N_SITES 5
+
+typedef struct {
+    char site[80];
+    int kind; /* 'T' round task, 'G' grant, 'R' reject */
+    uint32_t round;
+    uint8_t nonce[16];
+    int reason;
+} event_t;
+
+typedef struct {
+    event_t ev[MAX_EVENTS];
+    size_t n;
+    size_t closed;
+    int grant_fails;  /* the next grants to fail (site unreachable) */
+} fake_t;
+
+static event_t *s_push(fake_t *f, const char *site, int kind, uint32_t round)
+{
+    assert_true(f->n < MAX_EVENTS);
+    event_t *e = &f->ev[f->n++];
+    memset(e, 0, sizeof *e);
+    snprintf(e->site, sizeof e->site, "%s", site);
+    e->kind = kind;
+    e->round = round;
+    return e;
+}
+
+static int s_task(void *ctx, const char *site, const Metafl__RoundTask *task,
+                  const mfl_engine_tensor_t *t, size_t nt)
+{
+    (void)t;
+    (void)nt;
+    memcpy(s_push(ctx, site, 'T', task->round)->nonce, task->nonce.data, 16);
+    return 0;
+}
+
+static void s_reject(void *ctx, const char *site, Metafl__RejectReason reason, uint32_t round,
+                     const char *text)
+{
+    (void)text;
+    s_push(ctx, site, 'R', round)->reason = (int)reason;
+}
+
+static void s_closed(void *ctx, const mfl_round_summary_t *m)
+{
+    (void)m;
+    ((fake_t *)ctx)->closed++;
+}
+
+static int s_grant(void *ctx, const char *site, uint32_t round, const uint8_t *nonce,
+                   size_t nonce_len)
+{
+    fake_t *f = ctx;
+    assert_int_equal(nonce_len, 16);
+    if (f->grant_fails > 0) {
+        f->grant_fails--;
+        return -1;
+    }
+    memcpy(s_push(f, site, 'G', round)->nonce, nonce, 16);
+    return 0;
+}
+
+typedef struct {
+    char dir[128];
+    mfl_coord_config_t cfg;
+    fake_t fake;
+    mfl_engine_sink_t sink;
+    mfl_learner_t *learner;
+    float *delta;
+    mfl_engine_tensor_t t[8];
+    uint64_t shapes[8][4];
+    size_t nt, n_state;
+} fixture_t;
+
+static const char *const s_sites[N_SITES] = {"site-a", "site-b", "site-c", "site-d", "site-e"};
+
+static int setup(void **state)
+{
+    fixture_t *fx = calloc(1, sizeof *fx);
+    snprintf(fx->dir, sizeof fx->dir, "/tmp/test_coord_flow.XXXXXX");
+    if (!mkdtemp(fx->dir))
+        return -1;
+    mfl_coord_config_defaults(&fx->cfg);
+    mfl_learner_config_defaults(&fx->cfg.learner, MFL_ALGO_REPTILE);
+    snprintf(fx->cfg.learner.model_spec, sizeof fx->cfg.learner.model_spec, "mlp:3-4-1");
+    fx->cfg.learner.loss = MFL_LOSS_BCE;
+    fx->cfg.rounds = 3;
+    fx->cfg.min_sites = 2;
+    fx->cfg.wait_for_sites = N_SITES;
+    fx->cfg.deadline_ms = 1000;
+    fx->cfg.site_timeout_ms = 0;
+    fx->cfg.max_concurrent_uploads = 2;
+    snprintf(fx->cfg.checkpoint_dir, sizeof fx->cfg.checkpoint_dir, "%s/ckpt", fx->dir);
+    snprintf(fx->cfg.metrics_file, sizeof fx->cfg.metrics_file, "%s/metrics.jsonl", fx->dir);
+    fx->sink = (mfl_engine_sink_t){&fx->fake, s_task, NULL, s_reject, s_closed, NULL, NULL};
+    char err[256];
+    fx->learner = mfl_learner_new(&fx->cfg.learner, 1, err, sizeof err);
+    if (!fx->learner)
+        return -1;
+    fx->n_state = mfl_learner_n_state(fx->learner);
+    fx->delta = malloc(fx->n_state * sizeof(float));
+    for (size_t i = 0; i < fx->n_state; i++)
+        fx->delta[i] = (float)((int)(i % 5) - 2) / 32.0f;
+    fx->nt = mfl_learner_n_tensors(fx->learner);
+    for (size_t i = 0; i < fx->nt; i++) {
+        const mfl_tensor_info_t *ti = mfl_learner_tensor(fx->learner, i);
+        for (size_t k = 0; k < ti->ndim; k++)
+            fx->shapes[i][k] = ti->shape[k];
+        fx->t[i] = (mfl_engine_tensor_t){ti->name, ti->ndim, fx->shapes[i], ti->count,
+                                         fx->delta + ti->offset};
+    }
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *fx = *state;
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", fx->dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", fx->dir);
+    mfl_learner_destroy(&fx->learner);
+    free(fx->delta);
+    free(fx);
+    return 0;
+}
+
+/* An engine with flow control, all sites joined, round 1 open. */
+static mfl_round_engine_t *s_started(fixture_t *fx)
+{
+    char err[512] = "";
+    mfl_round_engine_t *e = mfl_round_engine_new(&fx->cfg, &fx->sink, NULL, NULL, err, sizeof err);
+    if (!e)
+        fail_msg("engine: %s", err);
+    assert_int_equal(mfl_round_engine_flow_control(e, s_grant, &fx->fake), 0);
+    for (int i = 0; i < N_SITES; i++)
+        mfl_round_engine_site_hello(e, s_sites[i], 10, 0);
+    mfl_round_engine_tick(e, 0);
+    assert_int_equal(mfl_round_engine_phase(e), MFL_ENGINE_ROUND);
+    return e;
+}
+
+static const event_t *s_last(const fake_t *f, int kind, const char *site)
+{
+    for (size_t i = f->n; i-- > 0;)
+        if (f->ev[i].kind == kind && (!site || strcmp(f->ev[i].site, site) == 0))
+            return &f->ev[i];
+    return NULL;
+}
+
+static size_t s_count(const fake_t *f, int kind)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < f->n; i++)
+        n += f->ev[i].kind == kind;
+    return n;
+}
+
+static int s_ready(fixture_t *fx, mfl_round_engine_t *e, const char *site, uint64_t now)
+{
+    const event_t *t = s_last(&fx->fake, 'T', site);
+    assert_non_null(t);
+    return mfl_round_engine_upload_ready(e, site, t->round, t->nonce, 16,
+                                         fx->n_state * sizeof(float), now);
+}
+
+static int s_update(fixture_t *fx, mfl_round_engine_t *e, const char *site, uint64_t now)
+{
+    const event_t *t = s_last(&fx->fake, 'T', site);
+    assert_non_null(t);
+    Metafl__UpdateHeader h = METAFL__UPDATE_HEADER__INIT;
+    uint8_t nonce[16];
+    memcpy(nonce, t->nonce, 16);
+    h.round = t->round;
+    h.nonce.data = nonce;
+    h.nonce.len = 16;
+    h.site = (char *)site;
+    h.n_samples = 10;
+    return mfl_round_engine_update(e, site, &h, fx->t, fx->nt, NULL, 0, NULL, 0, now);
+}
+
+static void test_more_sites_than_slots_all_upload_in_arrival_order(void **state)
+{
+    fixture_t *fx = *state;
+    mfl_round_engine_t *e = s_started(fx);
+    /* ready in the order e, c, a, d, b: e and c get the two slots */
+    static const char *const order[N_SITES] = {"site-e", "site-c", "site-a", "site-d", "site-b"};
+    for (int i = 0; i < N_SITES; i++)
+        assert_int_equal(s_ready(fx, e, order[i], 10), 0);
+    assert_int_equal(s_count(&fx->fake, 'G'), 2);
+    assert_int_equal(mfl_round_engine_uploads_in_flight(e), 2);
+    assert_int_equal(mfl_round_engine_uploads_waiting(e), 3);
+    /* each arrival hands its slot to the longest-waiting site */
+    for (int i = 0; i < N_SITES; i++) {
+        const event_t *g = s_last(&fx->fake, 'G', order[i]);
+        assert_non_null(g);
+        assert_int_equal(g->round, 1);
+        assert_memory_equal(g->nonce, s_last(&fx->fake, 'T', order[i])->nonce, 16);
+        assert_true(mfl_round_engine_uploads_in_flight(e) <= 2);
+        assert_int_equal(s_update(fx, e, order[i], 20 + (uint64_t)i), 0);
+        if (i + 2 < N_SITES) {
+            assert_int_equal(s_count(&fx->fake, 'G'), (size_t)i + 3);
+            assert_string_equal(s_last(&fx->fake, 'G', NULL)->site, order[i + 2]);
+        }
+    }
+    assert_int_equal(s_count(&fx->fake, 'G'), N_SITES);
+    assert_int_equal(s_count(&fx->fake, 'R'), 0);
+    assert_int_equal(fx->fake.closed, 1);
+    assert_int_equal(mfl_round_engine_rounds_done(e), 1);
+    mfl_round_engine_destroy(&e);
+}
+
+static void test_update_without_grant_is_refused(void **state)
+{
+    fixture_t *fx = *state;
+    mfl_round_engine_t *e = s_started(fx);
+    /* never asked */
+    assert_int_equal(s_update(fx, e, "site-a", 10), -1);
+    assert_int_equal(s_last(&fx->fake, 'R', "site-a")->reason,
+                     METAFL__REJECT_REASON__REJECT_NOT_GRANTED);
+    /* asked, but waiting behind two others */
+    assert_int_equal(s_ready(fx, e, "site-b", 11), 0);
+    assert_int_equal(s_ready(fx, e, "site-c", 11), 0);
+    assert_int_equal(s_ready(fx, e, "site-a", 11), 0);
+    assert_null(s_last(&fx->fake, 'G', "site-a"));
+    assert_int_equal(s_update(fx, e, "site-a", 12), -1);
+    assert_int_equal(s_last(&fx->fake, 'R', "site-a")->reason,
+                     METAFL__REJECT_REASON__REJECT_NOT_GRANTED);
+    /* refused without costing anyone a slot: site-a keeps its place */
+    assert_int_equal(mfl_round_engine_uploads_in_flight(e), 2);
+    assert_int_equal(mfl_round_engine_uploads_waiting(e), 1);
+    assert_int_equal(s_update(fx, e, "site-b", 13), 0);
+    assert_non_null(s_last(&fx->fake, 'G', "site-a"));
+    assert_int_equal(s_update(fx, e, "site-a", 14), 0);
+    mfl_round_engine_destroy(&e);
+}
+
+static void test_rejected_update_still_frees_its_slot(void **state)
+{
+    fixture_t *fx = *state;
+    fx->cfg.max_concurrent_uploads = 1;
+    mfl_round_engine_t *e = s_started(fx);
+    assert_int_equal(s_ready(fx, e, "site-a", 10), 0);
+    assert_int_equal(s_ready(fx, e, "site-b", 10), 0);
+    /* site-a's update is bad (NaN): rejected, but it arrived: slot to b */
+    fx->delta[0] = 0.0f / 0.0f;
+    assert_int_equal(s_update(fx, e, "site-a", 11), -1);
+    assert_int_equal(s_last(&fx->fake, 'R', "site-a")->reason,
+                     METAFL__REJECT_REASON__REJECT_NONFINITE);
+    assert_non_null(s_last(&fx->fake, 'G', "site-b"));
+    fx->delta[0] = 0.0f;
+    assert_int_equal(s_update(fx, e, "site-b", 12), 0);
+    mfl_round_engine_destroy(&e);
+}
+
+static void test_slots_free_on_leave_restart_timeout_and_round_end(void **state)
+{
+    fixture_t *fx = *state;
+    fx->cfg.max_concurrent_uploads = 1;
+    fx->cfg.site_timeout_ms = 500;
+    mfl_round_engine_t *e = s_started(fx);
+    for (int i = 0; i < N_SITES; i++)
+        assert_int_equal(s_ready(fx, e, s_sites[i], 10), 0);
+    assert_non_null(s_last(&fx->fake, 'G', "site-a"));
+    /* a granted site that leaves: the slot goes on */
+    mfl_round_engine_site_gone(e, "site-a");
+    assert_non_null(s_last(&fx->fake, 'G', "site-b"));
+    /* a granted site that restarts (new Hello) asks again later */
+    mfl_round_engine_site_hello(e, "site-b", 10, 20);
+    assert_non_null(s_last(&fx->fake, 'G', "site-c"));
+    assert_false(mfl_round_engine_uploads_in_flight(e) > 1);
+    /* a granted site that falls silent: freed when it times out */
+    for (int i = 1; i < N_SITES; i++)
+        if (strcmp(s_sites[i], "site-c") != 0)
+            mfl_round_engine_site_seen(e, s_sites[i], 400);
+    mfl_round_engine_tick(e, 600);
+    assert_non_null(s_last(&fx->fake, 'G', "site-d"));
+    /* a granted site that never uploads holds its slot only until the
+     * deadline: d and e report nothing, the round closes or is abandoned,
+     * and the next attempt starts with every slot free */
+    assert_int_equal(s_update(fx, e, "site-d", 700), 0);
+    assert_non_null(s_last(&fx->fake, 'G', "site-e"));
+    assert_int_equal(mfl_round_engine_uploads_in_flight(e), 1);
+    mfl_round_engine_tick(e, 1001);
+    assert_true(mfl_round_engine_phase(e) != MFL_ENGINE_ROUND);
+    for (int i = 0; i < N_SITES; i++)
+        mfl_round_engine_site_hello(e, s_sites[i], 10, 1001);
+    mfl_round_engine_tick(e, 1002);
+    assert_int_equal(mfl_round_engine_phase(e), MFL_ENGINE_ROUND);
+    assert_int_equal(mfl_round_engine_uploads_in_flight(e), 0);
+    assert_int_equal(mfl_round_engine_uploads_waiting(e), 0);
+    /* a grant for the old attempt is worth nothing now */
+    assert_int_equal(s_ready(fx, e, "site-e", 1003), 0);
+    assert_non_null(s_last(&fx->fake, 'G', "site-e"));
+    assert_int_equal(s_last(&fx->fake, 'G', "site-e")->round, mfl_round_engine_round(e));
+    mfl_round_engine_destroy(&e);
+}
+
+static void test_unreachable_grantee_hands_its_slot_on(void **state)
+{
+    fixture_t *fx = *state;
+    fx->cfg.max_concurrent_uploads = 1;
+    mfl_round_engine_t *e = s_started(fx);
+    assert_int_equal(s_ready(fx, e, "site-a", 10), 0);
+    assert_int_equal(s_ready(fx, e, "site-b", 10), 0);
+    assert_int_equal(s_ready(fx, e, "site-c", 10), 0);
+    fx->fake.grant_fails = 1; /* b's grant cannot be sent: c gets the slot */
+    assert_int_equal(s_update(fx, e, "site-a", 11), 0);
+    assert_null(s_last(&fx->fake, 'G', "site-b"));
+    assert_non_null(s_last(&fx->fake, 'G', "site-c"));
+    assert_int_equal(mfl_round_engine_uploads_in_flight(e), 1);
+    mfl_round_engine_destroy(&e);
+}
+
+static void test_bad_upload_requests_are_rejected_with_their_reason(void **state)
+{
+    fixture_t *fx = *state;
+    mfl_round_engine_t *e = s_started(fx);
+    const event_t *t = s_last(&fx->fake, 'T', "site-a");
+    uint8_t nonce[16];
+    memcpy(nonce, t->nonce, 16);
+    uint64_t bytes = fx->n_state * sizeof(float);
+    assert_int_equal(mfl_round_engine_upload_ready(e, "site-a", 2, nonce, 16, bytes, 5), -1);
+    assert_int_equal(s_last(&fx->fake, 'R', "site-a")->reason,
+                     METAFL__REJECT_REASON__REJECT_WRONG_ROUND);
+    nonce[0] ^= 1;
+    assert_int_equal(mfl_round_engine_upload_ready(e, "site-a", 1, nonce, 16, bytes, 5), -1);
+    assert_int_equal(s_last(&fx->fake, 'R', "site-a")->reason,
+                     METAFL__REJECT_REASON__REJECT_REPLAY);
+    nonce[0] ^= 1;
+    assert_int_equal(mfl_round_engine_upload_ready(e, "site-a", 1, nonce, 16, bytes + 4, 5), -1);
+    assert_int_equal(s_last(&fx->fake, 'R', "site-a")->reason,
+                     METAFL__REJECT_REASON__REJECT_SHAPE);
+    assert_int_equal(mfl_round_engine_upload_ready(e, "site-x", 1, nonce, 16, bytes, 5), -1);
+    assert_int_equal(s_last(&fx->fake, 'R', "site-x")->reason,
+                     METAFL__REJECT_REASON__REJECT_NOT_SELECTED);
+    assert_int_equal(s_count(&fx->fake, 'G'), 0);
+    assert_int_equal(mfl_round_engine_uploads_waiting(e), 0);
+    /* after its update is in, a second request is a duplicate */
+    assert_int_equal(s_ready(fx, e, "site-a", 6), 0);
+    assert_int_equal(s_update(fx, e, "site-a", 7), 0);
+    assert_int_equal(s_ready(fx, e, "site-a", 8), -1);
+    assert_int_equal(s_last(&fx->fake, 'R', "site-a")->reason,
+                     METAFL__REJECT_REASON__REJECT_DUPLICATE);
+    mfl_round_engine_destroy(&e);
+}
+
+static void test_without_flow_control_updates_need_no_grant(void **state)
+{
+    fixture_t *fx = *state;
+    char err[512] = "";
+    mfl_round_engine_t *e = mfl_round_engine_new(&fx->cfg, &fx->sink, NULL, NULL, err, sizeof err);
+    assert_non_null(e);
+    for (int i = 0; i < N_SITES; i++)
+        mfl_round_engine_site_hello(e, s_sites[i], 10, 0);
+    mfl_round_engine_tick(e, 0);
+    for (int i = 0; i < N_SITES; i++)
+        assert_int_equal(s_update(fx, e, s_sites[i], 5), 0);
+    assert_int_equal(fx->fake.closed, 1);
+    assert_int_equal(s_count(&fx->fake, 'G'), 0);
+    mfl_round_engine_destroy(&e);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_gate_grants_up_to_capacity_then_fifo),
+        cmocka_unit_test(test_gate_refuses_bad_ids_and_zero_capacity),
+        cmocka_unit_test_setup_teardown(test_more_sites_than_slots_all_upload_in_arrival_order,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_update_without_grant_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rejected_update_still_frees_its_slot, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_slots_free_on_leave_restart_timeout_and_round_end,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unreachable_grantee_hands_its_slot_on, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_bad_upload_requests_are_rejected_with_their_reason,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_without_flow_control_updates_need_no_grant, setup,
+                                        teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
