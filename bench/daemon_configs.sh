@@ -1,6 +1,7 @@
 # Sourced by bench/rounds_engine.sh and bench/scale_sites.sh: the YAML both
 # benches give the real daemons (synthetic CSV of 32 features f0..f31 and a
 # two-class label y; FedAvg; generous message limits for 10M-parameter θ).
+# env BENCH_MAX_UPLOADS sets rounds.max_concurrent_uploads (see below).
 
 # bench_site_yaml OUT ID ENDPOINT KEY_DIR CSV TRAIN_FRACTION AUDIT_LOG
 bench_site_yaml() {
@@ -58,6 +59,12 @@ bench_coord_yaml() {
         echo "  min_sites: $min"
         echo "  wait_for_sites: $wait"
         echo "  deadline_s: $deadline"
+        # BENCH_MAX_UPLOADS: upload grants in flight (protocol 2); unset =
+        # the daemon's default, and the key is left out so builds from
+        # before flow control (which refuse unknown keys) read the file too.
+        if [ -n "${BENCH_MAX_UPLOADS:-}" ]; then
+            echo "  max_concurrent_uploads: $BENCH_MAX_UPLOADS"
+        fi
         echo "eval:"
         echo "  adapt_steps: 1"
         echo "  deadline_s: $deadline"

@@ -135,6 +135,9 @@ static void test_bad_values_are_refused_naming_the_key(void **state)
     s_expect_error("model:\n  spec: linear:3-1\nserver:\n  optimizer: rmsprop\n", "rmsprop",
                    ":4");
     s_expect_error("rounds:\n  count: 3\n", "model.spec", "bad.yaml");
+    /* 0 upload slots would grant nobody: every round would hang to its deadline. */
+    s_expect_error("model:\n  spec: linear:3-1\nrounds:\n  max_concurrent_uploads: 0\n",
+                   "rounds.max_concurrent_uploads", ":4");
     /* An empty block scalar is a present but empty spec (found by fuzzing). */
     s_expect_error("model:\n spec: |\n", "model.spec", "is empty");
 }
@@ -157,6 +160,7 @@ static void test_documented_example_loads(void **state)
     assert_int_equal(c.rounds, 10);
     assert_int_equal(c.learner.algo, MFL_ALGO_REPTILE);
     assert_int_equal(c.n_sites, 0);
+    assert_int_equal(c.max_concurrent_uploads, 2);
 }
 
 int main(void)
