@@ -1,8 +1,9 @@
 /* Relation networks (Sung et al. 2018). A learned relation module
  * (parameters "relation.*" after the embedding's in the state: an MLP, or
- * the paper's conv blocks over the two feature maps stacked on channels,
- * "relconv:...") scores each pair [e_q, c_j] of a query embedding and a
- * class's mean support embedding; the scores are the logits. Objective:
+ * the paper's conv blocks over two feature maps stacked on channels,
+ * "relconv:...") scores each pair of a query embedding e_q and a class's
+ * mean support embedding c_j, presented as (e_q + c_j, |e_q - c_j|) (see
+ * s_pairs); the scores are the logits. Objective:
  * the paper's sigmoid + squared error to the one-hot target when the
  * learner's loss is mse, else softmax cross-entropy over the episode's
  * classes. Gradients flow through the relation module into both the query
@@ -12,7 +13,14 @@
 
 #include "meta/learner_internal.h"
 
-/* Pairs [e_q, c_j] into self->pairs ([nq * nw][2d]). */
+/* Pairs (e_q + c_j, |e_q - c_j|) into self->pairs ([nq * nw][2d]). The
+ * sum and the absolute difference carry the same information as the
+ * unordered pair {e_q, c_j} (each coordinate's two values are
+ * (s ± d) / 2), so the module is no less expressive than one over the
+ * stacked pair [e_q, c_j], but the comparison is handed to it instead of
+ * having to be learned from 12-20 meta-training classes: over the stacked
+ * pair the module learnt to recognise the training classes rather than to
+ * compare (docs/ENGINE-META.md, Relation nets). */
 static int s_pairs(mfl_learner_t *self, const float *eq, size_t nq, size_t nw)
 {
     size_t d = self->n_out;
@@ -22,8 +30,11 @@ static int s_pairs(mfl_learner_t *self, const float *eq, size_t nq, size_t nw)
     for (size_t i = 0; i < nq; i++)
         for (size_t j = 0; j < nw; j++) {
             float *row = pairs + (i * nw + j) * 2 * d;
-            memcpy(row, eq + i * d, d * sizeof(float));
-            memcpy(row + d, self->protos.p + j * d, d * sizeof(float));
+            const float *a = eq + i * d, *b = self->protos.p + j * d;
+            for (size_t t = 0; t < d; t++) {
+                row[t] = a[t] + b[t];
+                row[d + t] = fabsf(a[t] - b[t]);
+            }
         }
     return 0;
 }
@@ -49,7 +60,6 @@ static int s_backward(mfl_learner_t *self, const float *state, const float *es, 
                       float *des, float *deq, float *grad_state)
 {
     (void)es;
-    (void)eq;
     size_t d = self->n_out, n = nq * nw, mb = mfl_model_max_batch(self->relation);
     float *dpairs = mfl_meta_buf(&self->dpairs, n * 2 * d);
     float *dout = mfl_meta_buf(&self->rdout, n);
@@ -75,9 +85,14 @@ static int s_backward(mfl_learner_t *self, const float *state, const float *es, 
     for (size_t i = 0; i < nq; i++)
         for (size_t j = 0; j < nw; j++) {
             const float *row = dpairs + (i * nw + j) * 2 * d;
+            const float *a = eq + i * d, *b = self->protos.p + j * d;
             for (size_t t = 0; t < d; t++) {
-                deq[i * d + t] += row[t];
-                dprotos[j * d + t] += row[d + t];
+                /* d|a-b|/da = sign(a-b); at a = b (common: both ReLU
+                 * outputs 0) 0, a valid subgradient */
+                float diff = a[t] - b[t];
+                float g = diff > 0 ? row[d + t] : diff < 0 ? -row[d + t] : 0.0f;
+                deq[i * d + t] += row[t] + g;
+                dprotos[j * d + t] += row[t] - g;
             }
         }
     mfl_meta_class_means_backward(self, ys, ns, dprotos, des);
