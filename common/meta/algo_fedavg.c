@@ -17,6 +17,9 @@ static int s_epoch(mfl_learner_t *self, float *theta, const mfl_dataset_t *d, mf
     size_t bs = self->config.batch_size;
     float lr = self->config.inner_lr;
     if (bs == 0 || bs >= n) {
+        if (n <= self->max_batch) /* one chunk: the fused step, same numbers */
+            return isfinite(mfl_model_sgd_step(self->model, theta, &self->loss, d->x, d->y, n,
+                                               lr)) ? 0 : -1;
         if (!isfinite(mfl_meta_loss_grad(self, theta, d->x, d->y, n, self->g)))
             return -1;
         for (size_t p = 0; p < np; p++)
@@ -37,10 +40,8 @@ static int s_epoch(mfl_learner_t *self, float *theta, const mfl_dataset_t *d, mf
             memcpy(xb + j * nf, d->x + perm[i + j] * nf, nf * sizeof(float));
             yb[j] = d->y[perm[i + j]];
         }
-        if (!isfinite(mfl_model_loss_grad(self->model, theta, &self->loss, xb, yb, b, self->g)))
+        if (!isfinite(mfl_model_sgd_step(self->model, theta, &self->loss, xb, yb, b, lr)))
             return -1;
-        for (size_t p = 0; p < np; p++)
-            theta[p] -= lr * self->g[p];
     }
     return 0;
 }

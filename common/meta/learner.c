@@ -426,6 +426,17 @@ int mfl_meta_inner_sgd(mfl_learner_t *self, const float *theta, const mfl_datase
     size_t np = self->n_params;
     if (out != theta)
         memcpy(out, theta, np * sizeof(float));
+    /* Plain SGD on one chunk (Reptile, FOMAML, evaluation's adaptation):
+     * the fused step, no gradient vector (bit-identical to the loop below
+     * with Debian's OpenBLAS here; docs/ENGINE-NUMERICS.md). MAML's tape
+     * and Meta-SGD's per-parameter rates keep the gradient. */
+    if (!tape && !lr_vec && ds->n <= self->max_batch) {
+        for (int k = 0; k < steps; k++)
+            if (!isfinite(mfl_model_sgd_step(self->model, out, &self->loss, ds->x, ds->y, ds->n,
+                                             lr)))
+                return -1;
+        return 0;
+    }
     for (int k = 0; k < steps; k++) {
         if (tape)
             memcpy(tape + (size_t)k * np, out, np * sizeof(float));

@@ -139,7 +139,10 @@ int mfl_meta_hvp(mfl_learner_t *self, const float *theta, const float *x, const 
 
 /* `steps` full-batch SGD steps on `ds` from θ into out (may alias
  * nothing); per-parameter rates if lr_vec, else lr. If tape is not NULL,
- * θ_0 .. θ_{steps-1} are stored in it (steps × n_params). 0 or -1. */
+ * θ_0 .. θ_{steps-1} are stored in it (steps × n_params). 0 or -1.
+ * self->g holds the last step's gradient only with a tape, lr_vec or more
+ * than max_batch rows; otherwise the fused mfl_model_sgd_step runs and
+ * leaves self->g alone. */
 int mfl_meta_inner_sgd(mfl_learner_t *self, const float *theta, const mfl_dataset_t *ds,
                        int steps, float lr, const float *lr_vec, float *out, float *tape);
 

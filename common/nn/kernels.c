@@ -62,12 +62,43 @@ void mfl_nn_dense_forward(const float *x, size_t batch, size_t in, const float *
                 y[b * out + o] += bias[o];
 }
 
+/* Multiply-adds per sgemm call in a weight-gradient product (dw += α·dyᵀx).
+ * A wide layer's product (28571×32×32) is cut into tiles of at most this
+ * many, along its longer side. Why: OpenBLAS 0.3.21 hands products of up
+ * to 1M multiply-adds to its small-matrix kernel, which skips packing the
+ * whole 3.6 MB dy and keeps the tile's rows of dw in L2 (1M MLP: 1.27 →
+ * 0.72 ms for this product, one thread). Every element is still the same
+ * dot product over the batch, so with α = 1 the result is the same bit for
+ * bit; with α = −lr it is the small kernel's store, which on this machine
+ * rounds α·acc + w without an FMA (see ENGINE-NUMERICS.md). */
+#define S_DW_TILE ((size_t)1 << 19)
+
+static void s_dense_dw(const float *x, size_t batch, size_t in, size_t out, const float *dy,
+                       float alpha, float *dw)
+{
+    const size_t per_row = in * batch, per_col = out * batch;
+    if (out >= in) {
+        size_t rows = per_row < S_DW_TILE ? S_DW_TILE / per_row : 1;
+        for (size_t o = 0; o < out; o += rows) {
+            size_t r = out - o < rows ? out - o : rows;
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)r, (int)in, (int)batch,
+                        alpha, dy + o, (int)out, x, (int)in, 1.0f, dw + o * in, (int)in);
+        }
+        return;
+    }
+    size_t cols = per_col < S_DW_TILE ? S_DW_TILE / per_col : 1;
+    for (size_t j = 0; j < in; j += cols) {
+        size_t c = in - j < cols ? in - j : cols;
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)out, (int)c, (int)batch, alpha,
+                    dy, (int)out, x + j, (int)in, 1.0f, dw + j, (int)in);
+    }
+}
+
 void mfl_nn_dense_backward(const float *x, size_t batch, size_t in, const float *w, size_t out,
                            const float *dy, float *dw, float *db, float *dx, int accumulate_dx)
 {
     if (dw)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)out, (int)in, (int)batch, 1.0f,
-                    dy, (int)out, x, (int)in, 1.0f, dw, (int)in);
+        s_dense_dw(x, batch, in, out, dy, 1.0f, dw);
     if (db)
         for (size_t b = 0; b < batch; b++)
             for (size_t o = 0; o < out; o++)
@@ -80,8 +111,7 @@ void mfl_nn_dense_backward(const float *x, size_t batch, size_t in, const float 
 void mfl_nn_dense_sgd(const float *x, size_t batch, size_t in, const float *dy, size_t out,
                       float lr, float *w)
 {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)out, (int)in, (int)batch, -lr, dy,
-                (int)out, x, (int)in, 1.0f, w, (int)in);
+    s_dense_dw(x, batch, in, out, dy, -lr, w);
 }
 
 /* For kernel column kx (0..2), output columns [lo, hi) read input column
