@@ -31,9 +31,17 @@
  *     for the chosen number of steps; the test classes are touched once;
  *   - "scratch" is the same head model from a fresh init, fine-tuned by SGD
  *     on each support set;
- *   - evaluation: EVAL_TASKS held-out episodes, 30 query images per class.
+ *   - evaluation: EVAL_TASKS held-out episodes, 30 query images per class,
+ *     of the 5 upright held-out classes (always the same 5-way task);
+ *   - --test-rot adds the Omniglot protocol (Vinyals et al. 2016, Snell et
+ *     al. 2017): the held-out classes' 90/180/270° rotations are held-out
+ *     classes too, so each test episode draws 5 of 20 classes (t10k
+ *     images). The same trained models are scored on both protocols, the
+ *     same number of episodes each; validation already draws from 8
+ *     classes with rotations, so it follows the same rule. No class is on
+ *     two sides in any orientation (checked below).
  *
- *   bench_meta_fmnist [--quick] [--no-rot] [--no-mirror] [--filters F] [--steps-x N]
+ *   bench_meta_fmnist [--quick] [--no-rot] [--test-rot] [--no-mirror] [--filters F] [--steps-x N]
  *                     [--shot K] [--val-classes A,B] [--train-way N] [--train-query Q] [--relation SPEC]
  *                     [--relation-loss ce|mse] [--seed N] [--only NAME,...]
  *                     [--out FILE] [--config FILE]
@@ -217,6 +225,7 @@ static int s_listed(const char *list, const char *name)
 int main(int argc, char **argv)
 {
     int quick = getenv("BENCH_QUICK") && strcmp(getenv("BENCH_QUICK"), "1") == 0, rot = 1;
+    int test_rot = 0;
     const char *out = NULL, *config = "configs/train-fmnist.yaml", *only = NULL;
     const char *relation = NULL, *rel_loss = "mse";
     int filters = 16, steps_x = 1, mirror = 1, train_way = 5, train_query = 15, shot = 0;
@@ -227,6 +236,8 @@ int main(int argc, char **argv)
             quick = 1;
         else if (strcmp(argv[i], "--no-rot") == 0)
             rot = 0;
+        else if (strcmp(argv[i], "--test-rot") == 0)
+            test_rot = 1;
         else if (strcmp(argv[i], "--no-mirror") == 0)
             mirror = 0;
         else if (strcmp(argv[i], "--filters") == 0 && i + 1 < argc)
@@ -254,7 +265,7 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
             config = argv[++i];
         else {
-            fprintf(stderr, "usage: bench_meta_fmnist [--quick] [--no-rot] [--no-mirror] "
+            fprintf(stderr, "usage: bench_meta_fmnist [--quick] [--no-rot] [--test-rot] [--no-mirror] "
                             "[--filters F] [--steps-x N] [--shot K] [--val-classes A,B] "
                             "[--train-way N] "
                             "[--train-query Q] "
@@ -276,8 +287,9 @@ int main(int argc, char **argv)
         snprintf(path, sizeof(path), "%s/meta_fmnist.json", dir);
         out = path;
     }
-    /* The paper's relation module: conv blocks over the query's and the
-     * class's 16x3x3 maps stacked on channels, then 8 hidden units. */
+    /* The paper's relation module: conv blocks over two 16x3x3 maps stacked
+     * on channels (algo_relation.c passes e_q + c_j and |e_q - c_j|), then
+     * 8 hidden units. */
     if (relation)
         snprintf(rel_spec, sizeof rel_spec, "%s", relation);
     else
@@ -313,6 +325,32 @@ int main(int argc, char **argv)
     for (size_t r = 0; r < 4; r++)
         for (size_t c = 0; c < 2; c++)
             val.classes[val.n_classes++] = val_base[c] + r * exp->test_data->n_classes;
+    /* --test-rot: the held-out classes and their rotations (class c rotated
+     * r quarter turns is c + 10 r), t10k images; test episodes draw 5 of
+     * these 20. Disjoint from the meta-train side in every orientation:
+     * upright classes differ (the config loader checks) and a rotation
+     * keeps its upright class mod 10. */
+    size_t n_test0 = exp->n_test_classes;
+    s_val_t trot = {.exp = exp, .tasks = exp->eval_tasks, .n_way = exp->n_way,
+                    .q_query = EVAL_QUERY};
+    if (test_rot) {
+        trot.data = mfl_bench_fmnist_rotated(exp->test_data, exp->test_classes, n_test0, 1000);
+        if (!trot.data || 4 * n_test0 > MFL_EXP_MAX_CLASSES) {
+            fprintf(stderr, "bench_meta_fmnist: cannot build the rotated test classes\n");
+            return 1;
+        }
+        for (size_t rq = 0; rq < 4; rq++)
+            for (size_t c = 0; c < n_test0; c++)
+                trot.classes[trot.n_classes++] =
+                    exp->test_classes[c] + rq * exp->test_data->n_classes;
+        for (size_t c = 0; c < trot.n_classes; c++)
+            for (size_t t = 0; t < exp->n_train_classes; t++)
+                if (trot.classes[c] % 10 == exp->train_classes[t] % 10) {
+                    fprintf(stderr, "bench_meta_fmnist: test class %zu is a meta-train class "
+                                    "in another orientation\n", trot.classes[c]);
+                    return 2;
+                }
+    }
     if (mirror && mfl_bench_fmnist_add_mirrors(exp)) {
         fprintf(stderr, "bench_meta_fmnist: cannot mirror the meta-train images\n");
         return 1;
@@ -342,9 +380,10 @@ int main(int argc, char **argv)
     }
     exp->log_every = quick ? 10 : 100;
     exp->eval_tasks = quick ? 100 : 300;
+    trot.tasks = exp->eval_tasks;
     size_t eval_way = exp->n_way, gq = exp->q_query;
     struct {
-        double acc, ci, loss, seconds, val_acc, tune_seconds;
+        double acc, ci, loss, seconds, val_acc, tune_seconds, acc_rot, ci_rot;
         size_t failed, n_state;
         int steps, best_step, eval_steps, way, query;
         float eval_lr;
@@ -479,6 +518,19 @@ int main(int argc, char **argv)
         r[i].ci = ev.accuracy_ci95;
         r[i].loss = ev.mean.loss;
         r[i].failed = ev.n_failed;
+        if (test_rot) {
+            /* the same model and test-time (rate, steps), rotated test classes */
+            if (s_validate(&trot, l, theta, r[i].eval_steps, r[i].eval_lr, &ev, err,
+                           sizeof(err))) {
+                fprintf(stderr, "bench_meta_fmnist: %s: %s\n", m->name, err);
+                return 1;
+            }
+            r[i].acc_rot = ev.mean.accuracy;
+            r[i].ci_rot = ev.accuracy_ci95;
+            r[i].failed += ev.n_failed;
+            fprintf(stderr, "  %s: --test-rot accuracy %.4f ±%.4f\n", m->name, r[i].acc_rot,
+                    r[i].ci_rot);
+        }
         r[i].n_state = ns;
         r[i].ran = 1;
         fprintf(stderr, "  %s: accuracy %.4f ±%.4f (validation %.4f at step %d; train %.1f s, "
@@ -503,6 +555,18 @@ int main(int argc, char **argv)
                r[i].val_acc, r[i].eval_steps, (double)r[i].eval_lr, r[i].acc, r[i].ci,
                r[i].acc - r[0].acc, i == 0 ? "-" : above ? "yes" : "no", r[i].seconds);
     }
+    if (test_rot) {
+        printf("--test-rot: test episodes draw 5 of the %zu held-out classes with rotations\n",
+               trot.n_classes);
+        printf("%-14s %16s %10s %6s\n", "method", "acc ±95%", "vs scratch", "above");
+        for (size_t i = 0; i < N_METHODS; i++) {
+            if (!r[i].ran)
+                continue;
+            int above = i > 0 && r[0].ran && r[i].acc_rot - r[i].ci_rot > r[0].acc_rot + r[0].ci_rot;
+            printf("%-14s %8.4f ±%.4f %+10.4f %6s\n", s_methods[i].name, r[i].acc_rot,
+                   r[i].ci_rot, r[i].acc_rot - r[0].acc_rot, i == 0 ? "-" : above ? "yes" : "no");
+        }
+    }
     printf("total %.0f s\n", total);
     FILE *f = fopen(out, "w");
     if (!f) {
@@ -513,10 +577,11 @@ int main(int argc, char **argv)
                "\"n_way\":%zu,\"k_shot\":%zu,\"train_q_query\":%zu,\"eval_q_query\":%d,"
                "\"eval_tasks\":%d,\"val_tasks\":%d,\"rotations\":%s,\"mirror\":%s,"
                "\"metric_train_way\":%d,\"metric_train_query\":%d,\"relation\":\"%s\","
-               "\"relation_loss\":\"%s\",\"seconds\":%.0f,\"train_classes\":[",
+               "\"relation_loss\":\"%s\",\"test_rot\":%s,\"seconds\":%.0f,\"train_classes\":[",
             quick ? "true" : "false", config, (unsigned long long)exp->seed, eval_way,
             exp->k_shot, gq, EVAL_QUERY, exp->eval_tasks, val.tasks, rot ? "true" : "false",
-            mirror ? "true" : "false", train_way, train_query, rel_spec, rel_loss, total);
+            mirror ? "true" : "false", train_way, train_query, rel_spec, rel_loss,
+            test_rot ? "true" : "false", total);
     for (size_t i = 0; i < (rot ? n_all / 4 : n_all); i++)
         fprintf(f, "%s%zu", i ? "," : "", all_cls[i]);
     fprintf(f, "],\"val_classes\":[%zu,%zu],\"val_pseudo_classes\":%zu,"
@@ -524,6 +589,9 @@ int main(int argc, char **argv)
             val_base[0], val_base[1], val.n_classes, n_fold);
     for (size_t i = 0; i < exp->n_test_classes; i++)
         fprintf(f, "%s%zu", i ? "," : "", exp->test_classes[i]);
+    fprintf(f, "],\"test_rot_classes\":[");
+    for (size_t i = 0; i < trot.n_classes; i++)
+        fprintf(f, "%s%zu", i ? "," : "", trot.classes[i]);
     fprintf(f, "],\"rows\":[");
     int first = 1;
     for (size_t i = 0; i < N_METHODS; i++) {
@@ -534,18 +602,27 @@ int main(int argc, char **argv)
                    "\"outer_steps\":%d,\"best_step\":%d,\"val_accuracy\":%.5f,"
                    "\"eval_steps\":%d,\"eval_lr\":%g,\"accuracy\":%.5f,\"ci95\":%.5f,"
                    "\"loss\":%.5f,\"vs_scratch\":%.5f,\"above_scratch_ci\":%s,\"failed\":%zu,"
-                   "\"train_seconds\":%.2f,\"tune_seconds\":%.2f}",
+                   "\"train_seconds\":%.2f,\"tune_seconds\":%.2f",
                 first ? "" : ",", m->name, r[i].model, r[i].n_state, r[i].way, r[i].steps,
                 r[i].best_step, r[i].val_acc, r[i].eval_steps, (double)r[i].eval_lr, r[i].acc,
                 r[i].ci, isfinite(r[i].loss) ? r[i].loss : -1.0, r[i].acc - r[0].acc,
                 i > 0 && r[0].ran && r[i].acc - r[i].ci > r[0].acc + r[0].ci ? "true" : "false",
                 r[i].failed, r[i].seconds, r[i].tune_seconds);
+        if (test_rot)
+            fprintf(f, ",\"accuracy_rot\":%.5f,\"ci95_rot\":%.5f,\"vs_scratch_rot\":%.5f,"
+                       "\"above_scratch_ci_rot\":%s",
+                    r[i].acc_rot, r[i].ci_rot, r[i].acc_rot - r[0].acc_rot,
+                    i > 0 && r[0].ran && r[i].acc_rot - r[i].ci_rot > r[0].acc_rot + r[0].ci_rot
+                        ? "true"
+                        : "false");
+        fprintf(f, "}");
         first = 0;
     }
     fprintf(f, "]}\n");
     fclose(f);
     printf("wrote %s\n", out);
     mfl_dataset_destroy(&val.data);
+    mfl_dataset_destroy(&trot.data);
     mfl_experiment_destroy(&exp);
     return 0;
 }
