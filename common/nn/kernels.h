@@ -26,11 +26,11 @@ void mfl_nn_dense_backward(const float *x, size_t batch, size_t in, const float 
                            const float *dy, float *dw, float *db, float *dx, int accumulate_dx);
 
 /* Plain-SGD update of a dense layer's weights straight from the batch:
- * w[out][in] −= lr · dyᵀ·x, one sgemm with α = −lr and β = 1 into w, so the
+ * w[out][in] −= lr · dyᵀ·x, sgemm with α = −lr and β = 1 into w, so the
  * weight gradient is never stored (a wide layer's step is memory-bound and
  * the stored gradient cost a zeroing pass and an update pass over it).
- * Mathematically dense_backward's dw followed by `w −= lr·dw`; in float it
- * rounds once per weight where that rounds twice (see ENGINE-NUMERICS.md). */
+ * Equals dense_backward's dw followed by `w −= lr·dw` bit for bit unless
+ * the BLAS stores α·acc + w with an FMA (see ENGINE-NUMERICS.md). */
 void mfl_nn_dense_sgd(const float *x, size_t batch, size_t in, const float *dy, size_t out,
                       float lr, float *w);
 

@@ -99,10 +99,11 @@ float mfl_model_loss_grad(mfl_model_t *self, const float *theta, const mfl_loss_
  * or an invalid target, ±inf for a diverged one), so callers check the
  * return with isfinite() exactly as after mfl_model_loss_grad.
  * Same result as mfl_model_loss_grad into a gradient followed by
- * `θ −= lr·g`: bit-identical for biases, conv and norm parameters; for a
- * dense weight only where OpenBLAS's kernel does not fuse α into an FMA
- * (here: small products yes, large ones no, where ~1 weight in 5 moves by
- * one ulp; see tests/unit/test_nn_sgd_step.c and ENGINE-NUMERICS.md).
+ * `θ −= lr·g`: bit-identical for biases, conv and norm parameters, and for
+ * dense weights wherever the BLAS stores α·AB + C without an FMA, which
+ * Debian 12's OpenBLAS does for the ≤ 2^19 multiply-add tiles the update
+ * is cut into (on a BLAS that fuses the store, a weight may differ by an
+ * ulp; tests/unit/test_nn_sgd_step.c probes which and asserts it).
  * Not thread-safe (the model's buffers), like every pass. */
 float mfl_model_sgd_step(mfl_model_t *self, float *theta, const mfl_loss_t *loss,
                          const float *x, const float *y, size_t batch, float lr);
