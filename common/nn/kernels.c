@@ -114,6 +114,33 @@ void mfl_nn_dense_sgd(const float *x, size_t batch, size_t in, const float *dy, 
     s_dense_dw(x, batch, in, out, dy, -lr, w);
 }
 
+void mfl_nn_mlp_bottom_sgd(const float *x, size_t batch, size_t in, const float *h, size_t hid,
+                           const float *dy, size_t out, float lr, float *w1, float *b1, float *w2,
+                           float *scratch, float *db1)
+{
+    /* The tile keeps both weight products within S_DW_TILE, like
+     * s_dense_dw's tiles (so the same BLAS kernel does the same sums). */
+    size_t n = hid;
+    if (n * in * batch > S_DW_TILE)
+        n = in * batch < S_DW_TILE ? S_DW_TILE / (in * batch) : 1;
+    if (n * out * batch > S_DW_TILE)
+        n = out * batch < S_DW_TILE ? S_DW_TILE / (out * batch) : 1;
+    memset(db1, 0, hid * sizeof *db1);
+    for (size_t j = 0; j < hid; j += n) {
+        const size_t t = hid - j < n ? hid - j : n;
+        float *dh = scratch; /* [batch][t] */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)batch, (int)t, (int)out, 1.0f,
+                    dy, (int)out, w2 + j, (int)hid, 0.0f, dh, (int)t);
+        for (size_t b = 0; b < batch; b++)
+            mfl_nn_relu_mask_bias_grad(h + b * hid + j, dh + b * t, 1, t, dh + b * t, db1 + j);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)out, (int)t, (int)batch, -lr, dy,
+                    (int)out, h + j, (int)hid, 1.0f, w2 + j, (int)hid);
+        s_dense_dw(x, batch, in, t, dh, -lr, w1 + j * in);
+    }
+    for (size_t j = 0; j < hid; j++)
+        b1[j] -= lr * db1[j];
+}
+
 /* For kernel column kx (0..2), output columns [lo, hi) read input column
  * ox + kx − 1 inside the image; the rest read the zero padding. */
 static void s_valid_cols(size_t kx, size_t w, size_t *lo, size_t *hi)

@@ -34,6 +34,20 @@ void mfl_nn_dense_backward(const float *x, size_t batch, size_t in, const float 
 void mfl_nn_dense_sgd(const float *x, size_t batch, size_t in, const float *dy, size_t out,
                       float lr, float *w);
 
+/* Plain SGD through the bottom of an MLP, dense₁ (the first layer: no dx
+ * wanted) → ReLU → dense₂, swept in tiles of hidden units so the hidden
+ * gradient never exists whole (for the 1M MLP it was a 3.6 MB buffer
+ * written by one pass, masked by another and read by the W₁ update). Per
+ * tile T: dh_T = dy·W₂[:,T] masked where h ≤ 0, db1[T] += Σ_b dh_T,
+ * W₂[:,T] −= lr·dyᵀ·h_T (after dh_T read the old W₂[:,T]) and
+ * W₁[T,:] −= lr·dh_Tᵀ·x. Then b₁ −= lr·db1. h[B][hid] is the ReLU'd
+ * hidden activation, dy[B][out] the gradient at dense₂'s output; scratch
+ * holds B·hid floats, db1 hid floats (both overwritten). Every sum is the
+ * same as in the layer-by-layer backward pass. */
+void mfl_nn_mlp_bottom_sgd(const float *x, size_t batch, size_t in, const float *h, size_t hid,
+                           const float *dy, size_t out, float lr, float *w1, float *b1, float *w2,
+                           float *scratch, float *db1);
+
 /* 3×3 convolution, padding 1, stride 1: x[B][C][H][W] with kernels
  * k[F][C][3][3] and bias[F] (nullable) into y[B][F][H][W]. `cols` is scratch
  * of C·9·H·W floats (im2col of one image). */

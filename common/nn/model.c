@@ -617,14 +617,23 @@ static void s_backward_sgd(mfl_model_t *self, float *theta, float lr)
         float *dst = i == 0 ? NULL : gx; /* nobody wants dL/dx of the input */
         switch (l->kind) {
         case S_DENSE:
-            if (dst)
-                mfl_nn_dense_backward(in, batch, l->in_size, theta + l->w_off, l->oc, gy, NULL,
-                                      NULL, dst, 0);
             if (!bias_done) {
                 memset(gs, 0, l->oc * sizeof *gs);
                 mfl_nn_dense_backward(in, batch, l->in_size, NULL, l->oc, gy, NULL, gs, NULL, 0);
                 s_sgd(theta + l->b_off, gs, l->oc, lr);
             }
+            if (i == 2 && self->layers[1].kind == S_RELU && self->layers[0].kind == S_DENSE) {
+                /* The MLP's bottom: this layer, the ReLU and the first
+                 * dense layer in one tiled sweep; nothing is left below. */
+                const s_layer_t *l0 = &self->layers[0];
+                mfl_nn_mlp_bottom_sgd(self->x, batch, l0->in_size, l0->out, l->in_size, gy, l->oc,
+                                      lr, theta + l0->w_off, theta + l0->b_off,
+                                      theta + l->w_off, gx, gs);
+                return;
+            }
+            if (dst)
+                mfl_nn_dense_backward(in, batch, l->in_size, theta + l->w_off, l->oc, gy, NULL,
+                                      NULL, dst, 0);
             mfl_nn_dense_sgd(in, batch, l->in_size, gy, l->oc, lr, theta + l->w_off);
             break;
         case S_CONV: {
