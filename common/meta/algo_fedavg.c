@@ -10,16 +10,29 @@
 #include "core/log.h"
 #include "meta/learner_internal.h"
 
+/* 1 when an epoch over d is one fused full-batch step: its loss is then
+ * the mean loss over all of d at the θ it starts from. */
+static int s_one_step_epoch(const mfl_learner_t *self, const mfl_dataset_t *d)
+{
+    size_t bs = self->config.batch_size;
+    return (bs == 0 || bs >= d->n) && d->n <= self->max_batch;
+}
+
+/* One local epoch. If first_loss is not NULL (only for a one-step epoch,
+ * s_one_step_epoch), the step's loss at the starting θ is stored there. */
 static int s_epoch(mfl_learner_t *self, float *theta, const mfl_dataset_t *d, mfl_rng_t *rng,
-                   size_t *perm)
+                   size_t *perm, double *first_loss)
 {
     size_t n = d->n, nf = d->n_features, np = self->n_params;
     size_t bs = self->config.batch_size;
     float lr = self->config.inner_lr;
     if (bs == 0 || bs >= n) {
-        if (n <= self->max_batch) /* one chunk: the fused step, same numbers */
-            return isfinite(mfl_model_sgd_step(self->model, theta, &self->loss, d->x, d->y, n,
-                                               lr)) ? 0 : -1;
+        if (n <= self->max_batch) { /* one chunk: the fused step, same numbers */
+            float l = mfl_model_sgd_step(self->model, theta, &self->loss, d->x, d->y, n, lr);
+            if (first_loss)
+                *first_loss = l;
+            return isfinite(l) ? 0 : -1;
+        }
         if (!isfinite(mfl_meta_loss_grad(self, theta, d->x, d->y, n, self->g)))
             return -1;
         for (size_t p = 0; p < np; p++)
@@ -61,7 +74,10 @@ static int s_meta_train(mfl_learner_t *self, const float *theta, mfl_sampler_t *
         perm = malloc(data->n * sizeof(size_t));
         if (!perm)
             return mfl_errf(err, errlen, "fedavg: out of memory"), -1;
-        m->loss_before = mfl_meta_loss_grad(self, theta, data->x, data->y, data->n, NULL);
+        /* A one-step first epoch computes this very loss (the same forward
+         * of the same rows at θ, bit for bit): take it from there. */
+        if (!s_one_step_epoch(self, data))
+            m->loss_before = mfl_meta_loss_grad(self, theta, data->x, data->y, data->n, NULL);
     }
     size_t rows = 0;
     for (int e = 0; e < self->config.local_epochs; e++) {
@@ -86,7 +102,8 @@ static int s_meta_train(mfl_learner_t *self, const float *theta, mfl_sampler_t *
                 m->loss_before = mfl_meta_loss_grad(self, theta, d->x, d->y, d->n, NULL);
             m->n_tasks++;
         }
-        if (s_epoch(self, self->local, d, rng, perm)) {
+        double *first = data && e == 0 && s_one_step_epoch(self, data) ? &m->loss_before : NULL;
+        if (s_epoch(self, self->local, d, rng, perm, first)) {
             mfl_errf(err, errlen, "fedavg: local SGD diverged in epoch %d; lower inner_lr", e);
             goto out_free_perm;
         }
