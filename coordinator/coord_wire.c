@@ -176,8 +176,10 @@ mfl_coord_wire_t *mfl_coord_wire_new(const char *endpoint, const char *key_file,
         opts.limits.max_frame_bytes = max_message_bytes;
     opts.heartbeat_ms = heartbeat_ms;
     /* Pipelined frames: θ reaches each site encrypted, sent and decrypted
-     * frame by frame (see MFL_WIRE_PIPELINE_CHUNK_BYTES). */
-    opts.limits.chunk_bytes = MFL_WIRE_PIPELINE_CHUNK_BYTES;
+     * frame by frame (see MFL_WIRE_PIPELINE_CHUNK_BYTES), in small frames
+     * so N connections hold N small encrypted copies, not N whole θ (see
+     * MFL_WIRE_BROADCAST_CHUNK_BYTES). */
+    opts.limits.chunk_bytes = MFL_WIRE_BROADCAST_CHUNK_BYTES;
     self->server = mfl_server_new(endpoint, self->identity, allow_dir, &opts, err, errlen);
     if (!self->server)
         goto out_fail;

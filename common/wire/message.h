@@ -33,6 +33,13 @@
  * its send instead of 20-25 ms; docs/PERFORMANCE.md). The receiver then
  * reassembles the tensor in its hashing pass (one copy). */
 #define MFL_WIRE_PIPELINE_CHUNK_BYTES (1u << 20)
+/* The frame size the coordinator sends θ with. CurveZMQ encrypts a frame
+ * into a fresh buffer when the connection's I/O pulls it and keeps that
+ * copy until the peer has taken all of it; a broadcast to N sites
+ * therefore holds up to N encrypted frames at once (N whole θ when θ fits
+ * one frame: ≈ 4·P per site at the round's peak, docs/PERFORMANCE.md
+ * "Upload flow control"). Small frames bound that to N × 64 KiB. */
+#define MFL_WIRE_BROADCAST_CHUNK_BYTES (64u << 10)
 
 /* Hard caps applied on receive (and chunk size on send). */
 typedef struct {
