@@ -8,7 +8,13 @@
 
 #include "core/log.h"
 #include "wire/keys.h"
+#include "upload_gate.h"
 #include "wire/server.h"
+
+/* A small update granted without a slot costs what one broadcast frame
+ * costs per connection: the two sizes are one decision. */
+_Static_assert(MFL_UPLOAD_GATE_SMALL_BYTES == MFL_WIRE_BROADCAST_CHUNK_BYTES,
+               "small-update threshold and broadcast frame size must agree");
 
 /* θ as sent in one round: one copy and one BLAKE2b per tensor per round
  * (not one per site), sent to every site without further copies or hashes.

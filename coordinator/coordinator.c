@@ -15,6 +15,7 @@
 #include "core/log.h"
 #include "round_engine.h"
 #include "status.h"
+#include "upload_gate.h"
 #include "wire/keys.h"
 
 #define STATUS_EVERY_MS 1000
@@ -419,7 +420,8 @@ mfl_coordinator_t *mfl_coordinator_new(const mfl_coord_config_t *config, char *e
     mfl_round_engine_on_theta(self->engine, s_sink_theta, self);
     /* Sites send their Δ only when granted: the daemon buffers at most
      * rounds.max_concurrent_uploads whole updates (docs/WIRE.md). */
-    if (mfl_round_engine_flow_control(self->engine, s_sink_grant, self) < 0) {
+    if (mfl_round_engine_flow_control(self->engine, s_sink_grant, self,
+                                      MFL_UPLOAD_GATE_SMALL_BYTES) < 0) {
         mfl_errf(err, errlen, "out of memory");
         goto out_fail;
     }

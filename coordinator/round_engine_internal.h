@@ -79,6 +79,7 @@ struct mfl_round_engine {
     mfl_upload_gate_t *gate;
     mfl_engine_grant_fn *grant;
     void *grant_ctx;
+    uint64_t small_upload_bytes;  /* granted without a slot up to this size */
 
     /* The last checkpoint's fsyncs and pruning, on a helper thread
      * (round_close.c): the file is renamed into place before the next

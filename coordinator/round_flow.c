@@ -7,11 +7,13 @@
 #include "core/log.h"
 #include "round_engine_internal.h"
 
-int mfl_round_engine_flow_control(mfl_round_engine_t *self, mfl_engine_grant_fn *fn, void *ctx)
+int mfl_round_engine_flow_control(mfl_round_engine_t *self, mfl_engine_grant_fn *fn, void *ctx,
+                                  uint64_t small_bytes)
 {
     mfl_upload_gate_destroy(&self->gate);
     self->grant = fn;
     self->grant_ctx = ctx;
+    self->small_upload_bytes = small_bytes;
     if (!fn)
         return 0;
     self->gate = mfl_upload_gate_new(self->config.max_concurrent_uploads
@@ -21,12 +23,12 @@ int mfl_round_engine_flow_control(mfl_round_engine_t *self, mfl_engine_grant_fn 
 }
 
 /* Sends the grant; a site that cannot be reached gives its slot back. */
-static bool s_send_grant(mfl_round_engine_t *self, const char *site)
+static bool s_send_grant(mfl_round_engine_t *self, const char *site, bool small)
 {
     if (self->grant(self->grant_ctx, site, self->round, self->nonce, MFL_ENGINE_NONCE_BYTES) == 0) {
-        mfl_debug("round %u: upload granted to site %s (%zu in flight, %zu waiting)",
-                  self->round, site, mfl_upload_gate_in_flight(self->gate),
-                  mfl_upload_gate_waiting(self->gate));
+        mfl_debug("round %u: upload granted to site %s (%s%zu in flight, %zu waiting)",
+                  self->round, site, small ? "small update, no slot; " : "",
+                  mfl_upload_gate_in_flight(self->gate), mfl_upload_gate_waiting(self->gate));
         return true;
     }
     mfl_warn("round %u: upload grant not sent to site %s; its slot goes to the next site",
@@ -44,7 +46,7 @@ static void s_grant_waiting(mfl_round_engine_t *self)
     char site[MFL_UPLOAD_GATE_SITE_MAX];
     for (const char *next; (next = mfl_upload_gate_next(self->gate)) != NULL;) {
         snprintf(site, sizeof site, "%s", next); /* next's storage is reused */
-        s_send_grant(self, site);
+        s_send_grant(self, site, false);
     }
 }
 
@@ -104,9 +106,11 @@ int mfl_round_engine_upload_ready(mfl_round_engine_t *self, const char *peer, ui
                           self->n_state);
         return -1;
     }
-    switch (mfl_upload_gate_request(self->gate, peer)) {
+    bool small = update_bytes <= self->small_upload_bytes;
+    switch (small ? mfl_upload_gate_request_small(self->gate, peer)
+                  : mfl_upload_gate_request(self->gate, peer)) {
     case MFL_GATE_GRANTED:
-        if (!s_send_grant(self, peer))
+        if (!s_send_grant(self, peer, small))
             s_grant_waiting(self);
         return 0;
     case MFL_GATE_QUEUED:

@@ -14,6 +14,8 @@ struct mfl_upload_gate {
     size_t n_granted;
     s_site_t *queue;       /* waiting, oldest first */
     size_t n_queue, cap_queue;
+    s_site_t *small;       /* small grants: no slot (unordered) */
+    size_t n_small, cap_small;
     s_site_t last;         /* what mfl_upload_gate_next returned */
 };
 
@@ -39,6 +41,7 @@ void mfl_upload_gate_destroy(mfl_upload_gate_t **self_p)
         return;
     free((*self_p)->granted);
     free((*self_p)->queue);
+    free((*self_p)->small);
     free(*self_p);
     *self_p = NULL;
 }
@@ -53,7 +56,44 @@ static long s_find(const s_site_t *v, size_t n, const char *site)
 
 bool mfl_upload_gate_holds(const mfl_upload_gate_t *self, const char *site)
 {
-    return s_find(self->granted, self->n_granted, site) >= 0;
+    return s_find(self->granted, self->n_granted, site) >= 0 ||
+           s_find(self->small, self->n_small, site) >= 0;
+}
+
+/* Appends `site` (len bytes) to a growable list; -1 on OOM. */
+static int s_append(s_site_t **v, size_t *n, size_t *cap, const char *site, size_t len)
+{
+    if (*n == *cap) {
+        size_t c = *cap ? 2 * *cap : 16;
+        s_site_t *g = realloc(*v, c * sizeof *g);
+        if (!g)
+            return -1;
+        *v = g;
+        *cap = c;
+    }
+    memcpy((*v)[(*n)++].id, site, len + 1);
+    return 0;
+}
+
+static void s_remove(s_site_t *v, size_t *n, long i)
+{
+    memmove(&v[i], &v[i + 1], (*n - (size_t)i - 1) * sizeof *v);
+    (*n)--;
+}
+
+mfl_gate_result_t mfl_upload_gate_request_small(mfl_upload_gate_t *self, const char *site)
+{
+    size_t len = strlen(site);
+    if (len == 0 || len >= MFL_UPLOAD_GATE_SITE_MAX)
+        return MFL_GATE_ERROR;
+    if (mfl_upload_gate_holds(self, site))
+        return MFL_GATE_GRANTED;
+    long q = s_find(self->queue, self->n_queue, site);
+    if (q >= 0)
+        s_remove(self->queue, &self->n_queue, q);
+    if (s_append(&self->small, &self->n_small, &self->cap_small, site, len) < 0)
+        return MFL_GATE_ERROR;
+    return MFL_GATE_GRANTED;
 }
 
 mfl_gate_result_t mfl_upload_gate_request(mfl_upload_gate_t *self, const char *site)
@@ -71,15 +111,8 @@ mfl_gate_result_t mfl_upload_gate_request(mfl_upload_gate_t *self, const char *s
         memcpy(self->granted[self->n_granted++].id, site, len + 1);
         return MFL_GATE_GRANTED;
     }
-    if (self->n_queue == self->cap_queue) {
-        size_t cap = self->cap_queue ? 2 * self->cap_queue : 16;
-        s_site_t *q = realloc(self->queue, cap * sizeof *q);
-        if (!q)
-            return MFL_GATE_ERROR;
-        self->queue = q;
-        self->cap_queue = cap;
-    }
-    memcpy(self->queue[self->n_queue++].id, site, len + 1);
+    if (s_append(&self->queue, &self->n_queue, &self->cap_queue, site, len) < 0)
+        return MFL_GATE_ERROR;
     return MFL_GATE_QUEUED;
 }
 
@@ -90,12 +123,14 @@ bool mfl_upload_gate_release(mfl_upload_gate_t *self, const char *site)
         self->granted[i] = self->granted[--self->n_granted];
         return true;
     }
-    i = s_find(self->queue, self->n_queue, site);
+    i = s_find(self->small, self->n_small, site);
     if (i >= 0) {
-        memmove(&self->queue[i], &self->queue[i + 1],
-                (self->n_queue - (size_t)i - 1) * sizeof *self->queue);
-        self->n_queue--;
+        self->small[i] = self->small[--self->n_small];
+        return false;
     }
+    i = s_find(self->queue, self->n_queue, site);
+    if (i >= 0)
+        s_remove(self->queue, &self->n_queue, i);
     return false;
 }
 
@@ -104,8 +139,7 @@ const char *mfl_upload_gate_next(mfl_upload_gate_t *self)
     if (self->n_granted >= self->cap || self->n_queue == 0)
         return NULL;
     self->last = self->queue[0];
-    memmove(&self->queue[0], &self->queue[1], (self->n_queue - 1) * sizeof *self->queue);
-    self->n_queue--;
+    s_remove(self->queue, &self->n_queue, 0);
     self->granted[self->n_granted++] = self->last;
     return self->last.id;
 }
@@ -114,6 +148,7 @@ void mfl_upload_gate_reset(mfl_upload_gate_t *self)
 {
     self->n_granted = 0;
     self->n_queue = 0;
+    self->n_small = 0;
 }
 
 size_t mfl_upload_gate_in_flight(const mfl_upload_gate_t *self) { return self->n_granted; }

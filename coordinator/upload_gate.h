@@ -19,6 +19,12 @@
 #include <stdint.h>
 
 #define MFL_UPLOAD_GATE_SITE_MAX 65
+/* Updates of at most this many bytes are granted at once without taking a
+ * slot: each connection already holds up to one 64 KiB encrypted θ frame
+ * while θ goes out (MFL_WIRE_BROADCAST_CHUNK_BYTES, asserted equal in
+ * coord_wire.c), so N small updates cost no more than the broadcast did,
+ * and small models keep their round time (no queue of N sites behind W). */
+#define MFL_UPLOAD_GATE_SMALL_BYTES (64u << 10)
 
 typedef struct mfl_upload_gate mfl_upload_gate_t;
 
@@ -38,11 +44,17 @@ typedef enum {
 /* `site` asks to upload. */
 mfl_gate_result_t mfl_upload_gate_request(mfl_upload_gate_t *self, const char *site);
 
-/* Does `site` hold a slot now? */
+/* `site` asks to upload a small update (≤ MFL_UPLOAD_GATE_SMALL_BYTES):
+ * granted at once without taking a slot (a place it held in the queue is
+ * dropped). MFL_GATE_GRANTED, or MFL_GATE_ERROR (OOM, bad id). */
+mfl_gate_result_t mfl_upload_gate_request_small(mfl_upload_gate_t *self, const char *site);
+
+/* Does `site` hold a grant now (a slot or a small grant)? */
 bool mfl_upload_gate_holds(const mfl_upload_gate_t *self, const char *site);
 
-/* Frees `site`'s slot, or takes it out of the queue. Returns true if it
- * held a slot (then call mfl_upload_gate_next to hand the slot on). */
+/* Frees `site`'s grant (slot or small), or takes it out of the queue.
+ * Returns true if it held a slot (then call mfl_upload_gate_next to hand
+ * the slot on). */
 bool mfl_upload_gate_release(mfl_upload_gate_t *self, const char *site);
 
 /* If a slot is free and a site waits: moves the longest-waiting site into
@@ -53,6 +65,7 @@ const char *mfl_upload_gate_next(mfl_upload_gate_t *self);
 /* Empties slots and queue (a round closed or a new attempt opened). */
 void mfl_upload_gate_reset(mfl_upload_gate_t *self);
 
+/* Slots in use (small grants are not counted). */
 size_t mfl_upload_gate_in_flight(const mfl_upload_gate_t *self);
 size_t mfl_upload_gate_waiting(const mfl_upload_gate_t *self);
 uint32_t mfl_upload_gate_capacity(const mfl_upload_gate_t *self);

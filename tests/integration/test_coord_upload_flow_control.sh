@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Upload flow control with real daemons over CURVE: three sites, one upload
-# slot (rounds.max_concurrent_uploads: 1). Every site asks, is granted in
+# slot (rounds.max_concurrent_uploads: 1), a model whose Δ (80 kB) is over
+# the small-update size (64 KiB, granted without a slot). Every site asks, is granted in
 # turn and has its update accepted in every round; nobody's update is
 # refused for a missing grant; the grants are in the coordinator's debug
 # log, one per site per round.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/federated_env.sh"
 
-fed_setup 3 "rounds.max_concurrent_uploads=1"
+fed_setup 3 "rounds.max_concurrent_uploads=1" "model.spec=mlp:3-4096-1"
 RUN=$TEST_TMP/run
 grep -q 'max_concurrent_uploads: 1' "$TEST_TMP/coordinator.yaml" || fail "config not rewritten"
+grep -q 'spec: mlp:3-4096-1' "$TEST_TMP/coordinator.yaml" || fail "model not rewritten"
 
 for s in "${FED_SITES[@]}"; do fed_site "$s" --exit-after-eval; done
 fed_coordinator --log-level debug

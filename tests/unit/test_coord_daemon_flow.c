@@ -54,7 +54,8 @@ static int setup(void **state)
     assert_non_null(f);
     fprintf(f, "coordinator:\n  listen: tcp://127.0.0.1:*\n  key: keys/coordinator.key\n"
                "  allow_dir: allow\n  run_dir: run\n"
-               "model:\n  spec: mlp:3-4-1\n  loss: bce\n"
+               /* Δ of 80 kB: over the small-update size, so it takes a slot */
+               "model:\n  spec: mlp:3-4096-1\n  loss: bce\n"
                "rounds:\n  count: 1\n  min_sites: 2\n  wait_for_sites: 2\n"
                "  deadline_s: 30\n  max_concurrent_uploads: 1\n"
                "limits:\n  heartbeat_s: 0.5\n");

@@ -63,6 +63,31 @@ static void test_gate_grants_up_to_capacity_then_fifo(void **state)
     mfl_upload_gate_destroy(&g); /* NULL-safe */
 }
 
+static void test_gate_small_grants_take_no_slot(void **state)
+{
+    (void)state;
+    mfl_upload_gate_t *g = mfl_upload_gate_new(1);
+    assert_int_equal(mfl_upload_gate_request(g, "big1"), MFL_GATE_GRANTED);
+    assert_int_equal(mfl_upload_gate_request(g, "big2"), MFL_GATE_QUEUED);
+    /* small ones pass the queue, however many */
+    assert_int_equal(mfl_upload_gate_request_small(g, "s1"), MFL_GATE_GRANTED);
+    assert_int_equal(mfl_upload_gate_request_small(g, "s2"), MFL_GATE_GRANTED);
+    assert_true(mfl_upload_gate_holds(g, "s1"));
+    assert_int_equal(mfl_upload_gate_in_flight(g), 1);
+    assert_int_equal(mfl_upload_gate_waiting(g), 1);
+    /* releasing a small grant hands on no slot */
+    assert_false(mfl_upload_gate_release(g, "s1"));
+    assert_false(mfl_upload_gate_holds(g, "s1"));
+    assert_null(mfl_upload_gate_next(g));
+    /* a waiting site asking small leaves the queue */
+    assert_int_equal(mfl_upload_gate_request_small(g, "big2"), MFL_GATE_GRANTED);
+    assert_int_equal(mfl_upload_gate_waiting(g), 0);
+    assert_int_equal(mfl_upload_gate_request_small(g, ""), MFL_GATE_ERROR);
+    mfl_upload_gate_reset(g);
+    assert_false(mfl_upload_gate_holds(g, "s2"));
+    mfl_upload_gate_destroy(&g);
+}
+
 static void test_gate_refuses_bad_ids_and_zero_capacity(void **state)
 {
     (void)state;
@@ -165,6 +190,7 @@ typedef struct {
     mfl_engine_tensor_t t[8];
     uint64_t shapes[8][4];
     size_t nt, n_state;
+    uint64_t small_bytes; /* 0: every update takes a slot (this model's Δ is 84 bytes) */
 } fixture_t;
 
 static const char *const s_sites[N_SITES] = {"site-a", "site-b", "site-c", "site-d", "site-e"};
@@ -228,7 +254,7 @@ static mfl_round_engine_t *s_started(fixture_t *fx)
     mfl_round_engine_t *e = mfl_round_engine_new(&fx->cfg, &fx->sink, NULL, NULL, err, sizeof err);
     if (!e)
         fail_msg("engine: %s", err);
-    assert_int_equal(mfl_round_engine_flow_control(e, s_grant, &fx->fake), 0);
+    assert_int_equal(mfl_round_engine_flow_control(e, s_grant, &fx->fake, fx->small_bytes), 0);
     for (int i = 0; i < N_SITES; i++)
         mfl_round_engine_site_hello(e, s_sites[i], 10, 0);
     mfl_round_engine_tick(e, 0);
@@ -441,6 +467,30 @@ static void test_bad_upload_requests_are_rejected_with_their_reason(void **state
     mfl_round_engine_destroy(&e);
 }
 
+static void test_small_updates_are_granted_at_once_but_still_need_a_grant(void **state)
+{
+    fixture_t *fx = *state;
+    fx->cfg.max_concurrent_uploads = 1;
+    fx->small_bytes = fx->n_state * sizeof(float); /* this Δ counts as small */
+    mfl_round_engine_t *e = s_started(fx);
+    for (int i = 0; i < N_SITES; i++)
+        assert_int_equal(s_ready(fx, e, s_sites[i], 10), 0);
+    assert_int_equal(s_count(&fx->fake, 'G'), N_SITES); /* nobody waits */
+    assert_int_equal(mfl_round_engine_uploads_in_flight(e), 0);
+    assert_int_equal(mfl_round_engine_uploads_waiting(e), 0);
+    for (int i = 0; i < N_SITES - 1; i++)
+        assert_int_equal(s_update(fx, e, s_sites[i], 11), 0);
+    /* a grant is a grant: used once, gone */
+    mfl_round_engine_site_hello(e, "site-e", 10, 12); /* new session: its grant is dropped */
+    assert_int_equal(s_update(fx, e, "site-e", 13), -1);
+    assert_int_equal(s_last(&fx->fake, 'R', "site-e")->reason,
+                     METAFL__REJECT_REASON__REJECT_NOT_GRANTED);
+    assert_int_equal(s_ready(fx, e, "site-e", 14), 0);
+    assert_int_equal(s_update(fx, e, "site-e", 15), 0);
+    assert_int_equal(fx->fake.closed, 1);
+    mfl_round_engine_destroy(&e);
+}
+
 static void test_without_flow_control_updates_need_no_grant(void **state)
 {
     fixture_t *fx = *state;
@@ -461,6 +511,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gate_grants_up_to_capacity_then_fifo),
+        cmocka_unit_test(test_gate_small_grants_take_no_slot),
         cmocka_unit_test(test_gate_refuses_bad_ids_and_zero_capacity),
         cmocka_unit_test_setup_teardown(test_more_sites_than_slots_all_upload_in_arrival_order,
                                         setup, teardown),
@@ -473,6 +524,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_bad_upload_requests_are_rejected_with_their_reason,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_small_updates_are_granted_at_once_but_still_need_a_grant, setup, teardown),
         cmocka_unit_test_setup_teardown(test_without_flow_control_updates_need_no_grant, setup,
                                         teardown),
     };
