@@ -72,13 +72,25 @@ void mfl_nn_dense_forward(const float *x, size_t batch, size_t in, const float *
  * bit; with α = −lr it is the small kernel's store, which on this machine
  * rounds α·acc + w without an FMA (see ENGINE-NUMERICS.md). */
 #define S_DW_TILE ((size_t)1 << 19)
+/* Narrower tiles than this are not worth their calls: when the other two
+ * sides alone nearly fill a tile (a large batch and input), the product is
+ * left whole (and goes to OpenBLAS's large kernel). */
+#define S_DW_MIN_SIDE 8
+
+/* How many rows of a side of length `len` go into one tile when each row
+ * costs `per` multiply-adds: len itself (no tiling) if a tile would be
+ * narrower than S_DW_MIN_SIDE. */
+static size_t s_tile(size_t len, size_t per)
+{
+    size_t n = per < S_DW_TILE ? S_DW_TILE / per : 1;
+    return n < S_DW_MIN_SIDE || n > len ? len : n;
+}
 
 static void s_dense_dw(const float *x, size_t batch, size_t in, size_t out, const float *dy,
                        float alpha, float *dw)
 {
-    const size_t per_row = in * batch, per_col = out * batch;
     if (out >= in) {
-        size_t rows = per_row < S_DW_TILE ? S_DW_TILE / per_row : 1;
+        const size_t rows = s_tile(out, in * batch);
         for (size_t o = 0; o < out; o += rows) {
             size_t r = out - o < rows ? out - o : rows;
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)r, (int)in, (int)batch,
@@ -86,7 +98,7 @@ static void s_dense_dw(const float *x, size_t batch, size_t in, size_t out, cons
         }
         return;
     }
-    size_t cols = per_col < S_DW_TILE ? S_DW_TILE / per_col : 1;
+    const size_t cols = s_tile(in, out * batch);
     for (size_t j = 0; j < in; j += cols) {
         size_t c = in - j < cols ? in - j : cols;
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)out, (int)c, (int)batch, alpha,
@@ -118,13 +130,11 @@ void mfl_nn_mlp_bottom_sgd(const float *x, size_t batch, size_t in, const float 
                            const float *dy, size_t out, float lr, float *w1, float *b1, float *w2,
                            float *scratch, float *db1)
 {
-    /* The tile keeps both weight products within S_DW_TILE, like
-     * s_dense_dw's tiles (so the same BLAS kernel does the same sums). */
-    size_t n = hid;
-    if (n * in * batch > S_DW_TILE)
-        n = in * batch < S_DW_TILE ? S_DW_TILE / (in * batch) : 1;
-    if (n * out * batch > S_DW_TILE)
-        n = out * batch < S_DW_TILE ? S_DW_TILE / (out * batch) : 1;
+    /* The tile keeps both weight products within S_DW_TILE where it can,
+     * like s_dense_dw's tiles (so the same BLAS kernel does the same sums),
+     * and is never narrower than S_DW_MIN_SIDE units unless hid is. */
+    const size_t n1 = s_tile(hid, in * batch), n2 = s_tile(hid, out * batch);
+    const size_t n = n1 < n2 ? n1 : n2;
     memset(db1, 0, hid * sizeof *db1);
     for (size_t j = 0; j < hid; j += n) {
         const size_t t = hid - j < n ? hid - j : n;

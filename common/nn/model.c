@@ -25,6 +25,12 @@
 #define S_MAX_PARAMS ((size_t)1 << 28)    /* 1 GiB of float32 */
 #define S_MAX_BATCH ((size_t)1 << 20)
 #define S_MAX_ACT_BYTES ((size_t)1 << 34) /* all activation buffers together */
+/* Rows up to which mfl_model_sgd_step fuses. Past OpenBLAS's K block
+ * (320–384 for sgemm here) a weight product over the batch is summed in
+ * parts, and fused each part would be added into θ and rounded at θ's
+ * scale; measured: K ≤ 320 bit-identical to the unfused update, K ≥ 384
+ * not. Longer batches take the unfused path (gradient, then SGD). */
+#define S_FUSE_MAX_BATCH 256
 
 typedef enum { S_DENSE, S_CONV, S_NORM, S_RELU, S_POOL } s_kind_t;
 
@@ -55,6 +61,7 @@ struct mfl_model {
     float *out, *dout;      /* loss_grad scratch [max_batch][n_out] */
     float *gsmall;          /* sgd_step: one layer's non-dense-weight gradient */
     size_t max_small;       /* its floats: the largest bias, conv kernel+bias or norm pair */
+    float *gfull;           /* sgd_step over S_FUSE_MAX_BATCH rows: the whole gradient */
     float *rg0, *rg1, *rdout; /* R-pass ping-pong and loss tangent */
     int hvp_ready;
 };
@@ -337,6 +344,8 @@ static int s_alloc_buffers(mfl_model_t *self)
     if (!self->x || !self->g0 || !self->g1 || !self->cols || !self->dcols || !self->out ||
         !self->dout || !self->gsmall)
         return -1;
+    if (mb > S_FUSE_MAX_BATCH && !(self->gfull = s_calloc(self->n_params, sizeof(float))))
+        return -1;
     for (size_t i = 0; i < self->n_layers; i++) {
         s_layer_t *l = &self->layers[i];
         if (l->kind == S_RELU) {
@@ -429,6 +438,7 @@ void mfl_model_destroy(mfl_model_t **self_p)
     free(self->out);
     free(self->dout);
     free(self->gsmall);
+    free(self->gfull);
     free(self->rg0);
     free(self->rg1);
     free(self->rdout);
@@ -679,6 +689,12 @@ static void s_backward_sgd(mfl_model_t *self, float *theta, float lr)
 float mfl_model_sgd_step(mfl_model_t *self, float *theta, const mfl_loss_t *loss,
                          const float *x, const float *y, size_t batch, float lr)
 {
+    if (batch > S_FUSE_MAX_BATCH && batch <= self->max_batch) {
+        float value = mfl_model_loss_grad(self, theta, loss, x, y, batch, self->gfull);
+        if (isfinite(value))
+            s_sgd(theta, self->gfull, self->n_params, lr);
+        return value;
+    }
     if (mfl_model_forward(self, theta, x, batch, self->out) != 0)
         return NAN;
     float value = mfl_loss_eval(loss, self->out, y, batch, self->n_out, self->dout);

@@ -98,12 +98,16 @@ float mfl_model_loss_grad(mfl_model_t *self, const float *theta, const mfl_loss_
  * θ is left unchanged when the loss is not finite (NAN for a refused batch
  * or an invalid target, ±inf for a diverged one), so callers check the
  * return with isfinite() exactly as after mfl_model_loss_grad.
+ * Batches over 256 rows take exactly that unfused path (an internal
+ * gradient buffer, allocated by mfl_model_new when max_batch > 256).
  * Same result as mfl_model_loss_grad into a gradient followed by
  * `θ −= lr·g`: bit-identical for biases, conv and norm parameters, and for
  * dense weights wherever the BLAS stores α·AB + C without an FMA, which
  * Debian 12's OpenBLAS does for the ≤ 2^19 multiply-add tiles the update
- * is cut into (on a BLAS that fuses the store, a weight may differ by an
- * ulp; tests/unit/test_nn_sgd_step.c probes which and asserts it).
+ * is cut into; a product too large to tile (batch·in ≥ 2^16 with out ≥ in,
+ * e.g. 256 rows of 512 inputs) goes to its large kernel, which does, and
+ * may differ by one rounding per weight (tests/unit/test_nn_sgd_step.c
+ * probes the BLAS and asserts which).
  * Not thread-safe (the model's buffers), like every pass. */
 float mfl_model_sgd_step(mfl_model_t *self, float *theta, const mfl_loss_t *loss,
                          const float *x, const float *y, size_t batch, float lr);

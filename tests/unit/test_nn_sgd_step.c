@@ -37,17 +37,24 @@ typedef struct {
     mfl_loss_kind_t loss;
     size_t batch;
     float lr;
+    int whole; /* a weight product too large to tile (kernels.c): one sgemm */
 } s_case_t;
 
 static const s_case_t s_cases[] = {
-    {"linear:13-1", MFL_LOSS_BCE, 16, 0.1f},
-    {"mlp:13-64-64-1", MFL_LOSS_BCE, 32, 0.05f},
-    {"mlp:5-9-3", MFL_LOSS_MSE, 7, 0.05f},
-    {"mlp:32-2000-2", MFL_LOSS_SOFTMAX_CE, 32, 0.05f},
-    {"cnn4:1x28x28:8:5", MFL_LOSS_SOFTMAX_CE, 6, 0.05f},
-    {"cnn4:1x16x16:4:0:p3", MFL_LOSS_MSE, 3, 0.05f},
-    {"relconv:8x3x3:4:5", MFL_LOSS_BCE, 5, 0.05f},
-    {"mlp:32-28571-2", MFL_LOSS_SOFTMAX_CE, 32, 0.05f}, /* the 1M MLP of bench_nn */
+    {"linear:13-1", MFL_LOSS_BCE, 16, 0.1f, 0},
+    {"mlp:13-64-64-1", MFL_LOSS_BCE, 32, 0.05f, 0},
+    {"mlp:5-9-3", MFL_LOSS_MSE, 7, 0.05f, 0},
+    {"mlp:32-2000-2", MFL_LOSS_SOFTMAX_CE, 32, 0.05f, 0},
+    {"cnn4:1x28x28:8:5", MFL_LOSS_SOFTMAX_CE, 6, 0.05f, 0},
+    {"cnn4:1x16x16:4:0:p3", MFL_LOSS_MSE, 3, 0.05f, 0},
+    {"relconv:8x3x3:4:5", MFL_LOSS_BCE, 5, 0.05f, 0},
+    {"mlp:32-28571-2", MFL_LOSS_SOFTMAX_CE, 32, 0.05f, 0}, /* the 1M MLP of bench_nn */
+    /* over 256 rows: the step takes the unfused path itself */
+    {"mlp:784-96-10", MFL_LOSS_SOFTMAX_CE, 300, 0.05f, 0},
+    /* batch·in = 131 k: fc1's update (1024×512×256) is too large to tile
+     * and is one large-kernel sgemm, whose store may round once (an FMA)
+     * where the unfused path rounds twice */
+    {"mlp:512-1024-2", MFL_LOSS_SOFTMAX_CE, 256, 0.05f, 1},
 };
 
 /* 1 if the BLAS rounds α·AB + C like the unfused `C − fl(lr·fl(AB))` on a
@@ -196,7 +203,7 @@ static void test_one_step_matches_unfused(void **state)
         }
         printf("  %-22s dense weights bit-identical to unfused: %zu of %zu\n", c->spec, n_same,
                n_dense);
-        if (same)
+        if (same && !c->whole)
             assert_int_equal(n_same, n_dense);
         mfl_optim_destroy(&opt);
         s_fix_free(&f);
@@ -235,7 +242,7 @@ static void test_several_steps_agree(void **state)
                ratio);
         assert_true(moved > 0);
         assert_true(ratio < 1e-5);
-        if (same)
+        if (same && !c->whole)
             assert_memory_equal(f.fused, f.plain, f.np * sizeof(float));
         s_fix_free(&f);
     }
