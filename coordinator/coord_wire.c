@@ -13,7 +13,8 @@
 
 /* A small update granted without a slot costs what one broadcast frame
  * costs per connection: the two sizes are one decision. */
-_Static_assert(MFL_UPLOAD_GATE_SMALL_BYTES == MFL_WIRE_BROADCAST_CHUNK_BYTES,
+_Static_assert(MFL_UPLOAD_GATE_SMALL_BYTES == MFL_WIRE_BROADCAST_CHUNK_BYTES &&
+                   MFL_UPLOAD_GATE_SMALL_BYTES == MFL_WIRE_UNGRANTED_UPDATE_BYTES,
                "small-update threshold and broadcast frame size must agree");
 
 /* θ as sent in one round: one copy and one BLAKE2b per tensor per round

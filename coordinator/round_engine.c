@@ -512,10 +512,11 @@ int mfl_round_engine_update(mfl_round_engine_t *self, const char *peer,
     /* Without flow control every update counts as granted. With it, the
      * slot frees whatever becomes of the update (it is here: its memory is
      * spent), and goes to the next waiting site once the update is handled. */
-    bool granted = !self->gate || mfl_upload_gate_holds(self->gate, peer);
+    bool small = (uint64_t)self->n_state * sizeof(float) <= self->small_upload_bytes;
+    bool granted = !self->gate || small || mfl_upload_gate_holds(self->gate, peer);
     int rc = s_update(self, peer, granted, h, tensors, n_tensors, signed_header,
                       signed_header_len, signature, signature_len, now_ms);
-    if (self->gate && granted)
+    if (self->gate && mfl_upload_gate_holds(self->gate, peer))
         mfl_engine_flow_release(self, peer);
     return rc;
 }

@@ -163,9 +163,10 @@ void mfl_round_engine_tick(mfl_round_engine_t *self, uint64_t now_ms);
  * grant. Returns 0, or -1 on OOM (flow control then stays off). */
 typedef int(mfl_engine_grant_fn)(void *ctx, const char *site, uint32_t round,
                                  const uint8_t *nonce, size_t nonce_len);
-/* `small_bytes`: an update of at most this many bytes is granted at once
- * without taking a slot (the daemon passes MFL_UPLOAD_GATE_SMALL_BYTES,
- * upload_gate.h says why; 0 = every update takes a slot). */
+/* `small_bytes`: when Δ (4·P bytes) is at most this, updates need no
+ * grant (sites send them directly) and an UploadReady is granted at once
+ * without a slot (the daemon passes MFL_UPLOAD_GATE_SMALL_BYTES,
+ * upload_gate.h says why; 0 = every update needs a grant and a slot). */
 int mfl_round_engine_flow_control(mfl_round_engine_t *self, mfl_engine_grant_fn *fn, void *ctx,
                                   uint64_t small_bytes);
 

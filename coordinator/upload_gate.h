@@ -19,11 +19,12 @@
 #include <stdint.h>
 
 #define MFL_UPLOAD_GATE_SITE_MAX 65
-/* Updates of at most this many bytes are granted at once without taking a
- * slot: each connection already holds up to one 64 KiB encrypted θ frame
- * while θ goes out (MFL_WIRE_BROADCAST_CHUNK_BYTES, asserted equal in
- * coord_wire.c), so N small updates cost no more than the broadcast did,
- * and small models keep their round time (no queue of N sites behind W). */
+/* Updates of at most this many bytes need no slot: each connection already
+ * holds up to one 64 KiB encrypted θ frame while θ goes out
+ * (MFL_WIRE_BROADCAST_CHUNK_BYTES; MFL_WIRE_UNGRANTED_UPDATE_BYTES, asserted
+ * equal in coord_wire.c), so N small updates cost no more than the
+ * broadcast did. Sites send them without asking; one that asks anyway is
+ * granted at once (mfl_upload_gate_request_small). */
 #define MFL_UPLOAD_GATE_SMALL_BYTES (64u << 10)
 
 typedef struct mfl_upload_gate mfl_upload_gate_t;

@@ -340,6 +340,8 @@ static void s_send_ready(mfl_site_agent_t *self)
                   self->cfg->site_id, self->pending.round);
 }
 
+static mfl_agent_status_t s_upload(mfl_site_agent_t *self, const Metafl__UploadGrant *g);
+
 static mfl_agent_status_t s_round(mfl_site_agent_t *self, const mfl_msg_t *msg, char *ferr,
                                   size_t ferrlen)
 {
@@ -403,16 +405,21 @@ static mfl_agent_status_t s_round(mfl_site_agent_t *self, const mfl_msg_t *msg, 
     snprintf(self->pending.algo, sizeof self->pending.algo, "%s",
              task->algorithm && task->algorithm->name ? task->algorithm->name : "?");
     self->pending.t0_ms = t0;
+    /* A small update goes at once (MFL_WIRE_UNGRANTED_UPDATE_BYTES says
+     * why); a bigger one waits for the coordinator's grant. */
+    if ((uint64_t)r.n_delta * sizeof(float) <= MFL_WIRE_UNGRANTED_UPDATE_BYTES)
+        return s_upload(self, NULL);
     s_send_ready(self);
     return MFL_AGENT_CONTINUE;
 }
 
-/* UploadGrant: sends the pending update if the grant is for it. */
+/* Sends the pending update: on the UploadGrant `g` if it is for it, or at
+ * once (g NULL) for a small update. */
 static mfl_agent_status_t s_upload(mfl_site_agent_t *self, const Metafl__UploadGrant *g)
 {
-    if (!g || !self->pending.ready || g->round != self->pending.round ||
-        g->nonce.len != self->pending.nonce_len ||
-        memcmp(g->nonce.data, self->pending.nonce, g->nonce.len) != 0) {
+    if (g && (!self->pending.ready || g->round != self->pending.round ||
+              g->nonce.len != self->pending.nonce_len ||
+              memcmp(g->nonce.data, self->pending.nonce, g->nonce.len) != 0)) {
         mfl_warn("site %s: upload grant for round %u does not match an update we hold; "
                  "ignored", self->cfg->site_id, g ? g->round : 0);
         return MFL_AGENT_CONTINUE;
