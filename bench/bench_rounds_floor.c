@@ -16,9 +16,16 @@
  *
  *   bench_rounds_floor [--params P,P,...] [--sites N,N,...] [--rounds R]
  *                      [--io-threads T] [--plain] [--out FILE.json]
- * Defaults: P = 10000,1000000,10000000; N = 2,4,8; R = 5; T = 2. */
+ * Defaults: P = 10000,1000000,10000000; N = 2,4,8; R = 5; T = 2.
+ *
+ * CPU: the process's user + system time (getrusage, every thread: the
+ * server, its I/O threads, the N site threads and theirs) over the timed
+ * rounds, divided by their number ("cpu_ms" per round, of the framing that
+ * gave the floor): the CPU the wire alone needs, to hold against the
+ * daemons' CPU per round (bench/rounds_engine.sh). */
 #include <pthread.h>
 #include <stdint.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,8 +151,17 @@ out:
 }
 
 /* Runs `rounds` rounds with n sites and P params; *median in seconds. */
+/* User + system CPU seconds of the whole process so far. */
+static double s_cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           1e-6 * (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+}
+
 static int s_floor(size_t params, int n, int rounds, int io_threads, int plain, size_t chunk,
-                   double *median, double *min)
+                   double *median, double *min, double *cpu)
 {
     size_t bytes = params * sizeof(float);
     void *ctx = zmq_ctx_new();
@@ -194,7 +210,10 @@ static int s_floor(size_t params, int n, int rounds, int io_threads, int plain, 
         idl[i] = (size_t)l;
         zmq_recv(sock, buf, sizeof buf, 0);
     }
+    double c0 = 0;
     for (int r = 0; r <= rounds; r++) {
+        if (r == 1)
+            c0 = s_cpu_s(); /* after the warm-up round */
         double t0 = s_bench_now();
         for (int i = 0; i < n; i++)
             if (s_send_buf(sock, ids[i], idl[i], theta, bytes, chunk) != 0)
@@ -207,6 +226,7 @@ static int s_floor(size_t params, int n, int rounds, int io_threads, int plain, 
         if (r > 0)
             t[r - 1] = s_bench_now() - t0;
     }
+    *cpu = (s_cpu_s() - c0) / rounds;
     qsort(t, (size_t)rounds, sizeof t[0], s_bench_cmp_double);
     *median = t[rounds / 2];
     *min = t[0];
@@ -290,16 +310,19 @@ int main(int argc, char **argv)
     fprintf(f, "  \"transport\": \"%s\",\n  \"io_threads\": %d,\n  \"rounds\": %d,\n",
             plain ? "plain ZeroMQ" : "ZeroMQ CURVE", io, rounds);
     fprintf(f, "  \"rows\": [\n");
-    printf("%-10s %-4s %12s %12s %10s\n", "params", "N", "median ms", "min ms", "MB/s");
+    printf("%-10s %-4s %12s %12s %10s %12s\n", "params", "N", "median ms", "min ms", "MB/s",
+           "CPU ms/round");
     int first = 1;
     for (int i = 0; i < np; i++)
         for (int j = 0; j < nn; j++) {
             /* The floor is the faster framing of the same bytes: one frame per
              * message, or 1 MiB frames (CURVE then pipelines encryption). */
-            double med = 0, mn = 0, med1 = 0, mn1 = 0, medc = 0, mnc = 0;
+            double med = 0, mn = 0, med1 = 0, mn1 = 0, medc = 0, mnc = 0, cpu1 = 0, cpuc = 0;
             size_t chunk = (size_t)1 << 20;
-            if (s_floor((size_t)ps[i], (int)ns[j], rounds, io, plain, 0, &med1, &mn1) != 0 ||
-                s_floor((size_t)ps[i], (int)ns[j], rounds, io, plain, chunk, &medc, &mnc) != 0) {
+            if (s_floor((size_t)ps[i], (int)ns[j], rounds, io, plain, 0, &med1, &mn1,
+                        &cpu1) != 0 ||
+                s_floor((size_t)ps[i], (int)ns[j], rounds, io, plain, chunk, &medc, &mnc,
+                        &cpuc) != 0) {
                 fprintf(stderr, "bench_rounds_floor: P=%ld N=%ld failed: %s\n", ps[i], ns[j],
                         zmq_strerror(zmq_errno()));
                 fclose(f);
@@ -307,15 +330,16 @@ int main(int argc, char **argv)
             }
             med = med1 < medc ? med1 : medc;
             mn = mn1 < mnc ? mn1 : mnc;
+            double cpu = med1 < medc ? cpu1 : cpuc;
             double mb = 2.0 * (double)ns[j] * 4.0 * (double)ps[i] / 1e6;
-            printf("%-10ld %-4ld %12.3f %12.3f %10.1f\n", ps[i], ns[j], med * 1e3, mn * 1e3,
-                   mb / med);
+            printf("%-10ld %-4ld %12.3f %12.3f %10.1f %12.2f\n", ps[i], ns[j], med * 1e3,
+                   mn * 1e3, mb / med, cpu * 1e3);
             fflush(stdout);
             fprintf(f, "%s    {\"params\": %ld, \"sites\": %ld, \"median_ms\": %.4f, "
                        "\"min_ms\": %.4f, \"one_frame_ms\": %.4f, \"mib_frames_ms\": %.4f, "
-                       "\"mbytes\": %.3f, \"mb_per_s\": %.1f}",
+                       "\"mbytes\": %.3f, \"mb_per_s\": %.1f, \"cpu_ms\": %.3f}",
                     first ? "" : ",\n", ps[i], ns[j], med * 1e3, mn * 1e3, med1 * 1e3,
-                    medc * 1e3, mb, mb / med);
+                    medc * 1e3, mb, mb / med, cpu * 1e3);
             first = 0;
         }
     fprintf(f, "\n  ]\n}\n");

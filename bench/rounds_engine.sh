@@ -26,6 +26,13 @@
 # round waits for, i.e. open to open; µs resolution); collection_median_ms:
 # its "seconds" (open → last update accepted). Medians over the rounds
 # after the first.
+# CPU per round (cpu_coord_ms, cpu_sites_ms = sum over the agents,
+# cpu_total_ms): bench/cpu_rounds.py reads utime+stime of every daemon at the
+# coordinator's metrics lines of round 1 and round R (rounds 2..R, start-up
+# and evaluation excluded; 10 ms clock ticks per process over the run).
+# CPU adds up across processes however they are scheduled: total / 2 is the
+# fastest this work can run on 2 cores (bench/report.py holds it to the goals).
+# floor_cpu_ms: bench_rounds_floor's CPU per round for the same P and N.
 # Peak RSS: VmHWM of the coordinator process, polled until it exits.
 # Each no-training run is followed at once by bench_rounds_floor for the
 # same P and N ("floor_ms"), so the ratio compares like with like.
@@ -140,6 +147,13 @@ one_run() {
         apids+=($!)
         PIDS+=($!)
     done
+    # CPU per round (bench/cpu_rounds.py): utime+stime of the coordinator
+    # and of every agent at the metrics lines of round 1 and round R.
+    local cpu_out="$WORK/cpu-$label.txt"
+    rm -f "$cpu_out"
+    python3 bench/cpu_rounds.py "$run/metrics.jsonl" "$R" "$cpu_out" "$cpid" "${apids[@]}" &
+    local spid=$!
+    PIDS+=("$spid")
     # Poll the coordinator's peak RSS until it exits (bounded).
     local hwm=0 waited=0 limit=900
     while kill -0 "$cpid" 2>/dev/null; do
@@ -156,6 +170,12 @@ one_run() {
     done
     wait "$cpid"
     local crc=$?
+    wait "$spid" 2>/dev/null
+    local cpu_c=null cpu_s=null cpu_t=null
+    if [ -s "$cpu_out" ]; then
+        read -r cpu_c cpu_s _ <"$cpu_out"
+        [ "$cpu_c" != null ] && cpu_t=$(python3 -c "print(f'{$cpu_c + $cpu_s:.1f}')")
+    fi
     for a in "${apids[@]}"; do
         kill "$a" 2>/dev/null
         wait "$a" 2>/dev/null
@@ -200,16 +220,22 @@ EOF
     [ "$3" != null ] && round_ms=$3
     # The wire floor for the same P and N, measured right after this run so
     # both see the same machine load (the ratio is what counts).
-    local floor=null
-    if [ "$training" = 0 ] && [ -x "$BUILD/bench/bench_rounds_floor" ]; then
-        "$BUILD/bench/bench_rounds_floor" --params "$p" --sites "$n" --rounds "$R" \
-            --out "$WORK/floor.json" >/dev/null 2>&1 &&
-            floor=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["rows"][0]["median_ms"])' "$WORK/floor.json")
+    # Its CPU per round (cpu_ms, getrusage over the timed rounds) too;
+    # training rows get the floor's CPU only (cheap), not its time.
+    local floor=null floor_cpu=null
+    if [ -x "$BUILD/bench/bench_rounds_floor" ]; then
+        if "$BUILD/bench/bench_rounds_floor" --params "$p" --sites "$n" --rounds "$R" \
+            --out "$WORK/floor.json" >/dev/null 2>&1; then
+            local fl_ms fl_cpu
+            read -r fl_ms fl_cpu < <(python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["rows"][0]; print(r["median_ms"], r.get("cpu_ms", "null"))' "$WORK/floor.json")
+            [ "$training" = 0 ] && floor=${fl_ms:-null}
+            floor_cpu=${fl_cpu:-null}
+        fi
     fi
-    echo "rounds_engine: $label P=$p N=$n median ${round_ms} ms open to open (collection ${coll_ms} ms) over $2 rounds (floor $floor ms), coordinator peak RSS ${hwm} kB"
+    echo "rounds_engine: $label P=$p N=$n median ${round_ms} ms open to open (collection ${coll_ms} ms) over $2 rounds (floor $floor ms), coordinator peak RSS ${hwm} kB; CPU ms per round: coordinator $cpu_c, sites $cpu_s, total $cpu_t (floor $floor_cpu)"
     local where=disk
     [ "$RUN_BASE" != "$WORK" ] && where=tmpfs
-    ROWS+=("{\"label\": \"$label\", \"model\": \"$spec\", \"params\": $p, \"sites\": $n, \"training\": $([ "$training" = 1 ] && echo true || echo false), \"run_dir\": \"$where\", \"median_ms\": $round_ms, \"collection_median_ms\": $coll_ms, \"rounds_timed\": $2, \"floor_ms\": $floor, \"coordinator_rss_kb\": $hwm}")
+    ROWS+=("{\"label\": \"$label\", \"model\": \"$spec\", \"params\": $p, \"sites\": $n, \"training\": $([ "$training" = 1 ] && echo true || echo false), \"run_dir\": \"$where\", \"median_ms\": $round_ms, \"collection_median_ms\": $coll_ms, \"rounds_timed\": $2, \"floor_ms\": $floor, \"coordinator_rss_kb\": $hwm, \"cpu_coord_ms\": $cpu_c, \"cpu_sites_ms\": $cpu_s, \"cpu_total_ms\": $cpu_t, \"floor_cpu_ms\": $floor_cpu}")
 }
 
 for p in $PS; do
@@ -242,7 +268,7 @@ done
     echo "  \"bench\": \"rounds_engine\","
     echo "  \"date\": \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\","
     echo "  \"command\": \"bash bench/rounds_engine.sh $OUT\","
-    echo "  \"how\": \"real metafl-coordinator + N metafl-site-agent processes, CurveZMQ on loopback, signed updates, checkpoints and audit on; round time median_ms = the coordinator's metrics 'wall_seconds' (round open to the end of its close: theta out, local step, Delta back, checks, aggregation, server step, theta hash, checkpoint, audit records; what the next round waits for, i.e. open to open; microsecond resolution), collection_median_ms = its 'seconds' (open to the last update accepted); builds before 2026-11-24 10:10 UTC report only 'seconds' in whole ms, which also held the previous round's close, so median_ms = collection_median_ms there; medians of rounds 2..$R; 'no training' = one full-batch FedAvg SGD step on 4 rows (the daemons cannot skip local training).\","
+    echo "  \"how\": \"real metafl-coordinator + N metafl-site-agent processes, CurveZMQ on loopback, signed updates, checkpoints and audit on; round time median_ms = the coordinator's metrics 'wall_seconds' (round open to the end of its close: theta out, local step, Delta back, checks, aggregation, server step, theta hash, checkpoint, audit records; what the next round waits for, i.e. open to open; microsecond resolution), collection_median_ms = its 'seconds' (open to the last update accepted); builds before 2026-11-24 10:10 UTC report only 'seconds' in whole ms, which also held the previous round's close, so median_ms = collection_median_ms there; medians of rounds 2..$R; 'no training' = one full-batch FedAvg SGD step on 4 rows (the daemons cannot skip local training); CPU per round: cpu_coord_ms / cpu_sites_ms (sum over the agents) / cpu_total_ms = utime+stime from /proc/PID/stat of each process (all its threads, ended ones included) read at the coordinator's metrics line of round 1 and of round $R (bench/cpu_rounds.py), divided by $R - 1: rounds 2..$R exactly, start-up and the final evaluation excluded; clock-tick resolution (10 ms per process over the run); floor_cpu_ms = bench_rounds_floor's CPU per round (getrusage, all threads) for the same P and N, measured right after, also for the training rows.\","
     echo "  \"rounds\": $R,"
     echo "  \"failures\": ["
     for i in "${!FAILS[@]}"; do
