@@ -9,6 +9,11 @@
  *                 a RoundTask (learner reuse, local epoch, Δ, per-tensor
  *                 BLAKE2b of Δ, UpdateHeader, Ed25519 signature)
  *   train         mfl_learner_meta_train alone (the local epoch and Δ)
+ *   sgd_step      one fused SGD step on 32 rows (mfl_model_sgd_step; an
+ *                 epoch of 200 rows is 7 of them, the last on 8 rows)
+ *   loss_pass     forward + loss over the 200 rows (mfl_model_loss_grad, no
+ *                 gradient): FedAvg computes one at θ (loss_before) and one
+ *                 at θ_local (loss_after) for the round's metrics
  *   blake2b_4P    crypto_generichash of 4·P bytes (one θ or Δ)
  *   ed25519_sign  a detached signature over a 256-byte header
  *   curve_seal    crypto_box_easy_afternm of one 64 KiB frame, scaled to 4·P
@@ -23,6 +28,7 @@
  * Medians over repeats; pieces alternate rep by rep so load bursts on the
  * shared machine hit all of them alike. CPU time is what counts here: it
  * adds up across processes on 2 cores regardless of scheduling. */
+#include <math.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +39,7 @@
 #include "meta/learner.h"
 #include "meta/task.h"
 #include "nn/blas.h"
+#include "nn/model.h"
 #include "site_worker.h"
 #include "bench_common.h"
 
@@ -42,10 +49,10 @@
 #define S_FRAME 65536
 #define S_MAX_REPS 64
 
-enum { S_ROUND, S_TRAIN, S_HASH, S_SIGN, S_SEAL, S_OPEN, S_COPY, S_NPIECES };
-static const char *const S_NAMES[S_NPIECES] = {"worker_round", "train",      "blake2b_4P",
-                                               "ed25519_sign", "curve_seal", "curve_open",
-                                               "memcpy_4P"};
+enum { S_ROUND, S_TRAIN, S_STEP, S_LOSS, S_HASH, S_SIGN, S_SEAL, S_OPEN, S_COPY, S_NPIECES };
+static const char *const S_NAMES[S_NPIECES] = {
+    "worker_round", "train",      "sgd_step",   "loss_pass", "blake2b_4P",
+    "ed25519_sign", "curve_seal", "curve_open", "memcpy_4P"};
 
 static double s_cpu_now(void)
 {
@@ -104,10 +111,12 @@ int main(int argc, char **argv)
         return 1;
     }
     mfl_learner_t *learner = mfl_learner_new(&cfg, 512, err, sizeof err);
+    mfl_model_t *model = mfl_model_new(S_MODEL, 512, err, sizeof err);
+    const mfl_loss_t loss = {MFL_LOSS_SOFTMAX_CE, 1.0f};
     mfl_dataset_t *train = s_data(), *wtrain = s_data();
     uint8_t pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
     crypto_sign_keypair(pk, sk);
-    if (reps > S_MAX_REPS || !learner || !train || !wtrain) {
+    if (reps > S_MAX_REPS || !learner || !model || !train || !wtrain) {
         fprintf(stderr, "bench_site_round: setup failed: %s\n", err);
         return 1;
     }
@@ -119,14 +128,15 @@ int main(int argc, char **argv)
         return 1;
     }
     const size_t P = mfl_learner_n_state(learner), bytes = P * sizeof(float);
-    float *theta = malloc(bytes), *delta = malloc(bytes);
+    float *theta = malloc(bytes), *delta = malloc(bytes), *theta2 = malloc(bytes);
     unsigned char *src = malloc(bytes), *dst = malloc(bytes);
     unsigned char *frame = malloc(S_FRAME), *boxed = malloc(S_FRAME + crypto_box_MACBYTES);
-    if (!theta || !delta || !src || !dst || !frame || !boxed) {
+    if (!theta || !delta || !theta2 || !src || !dst || !frame || !boxed) {
         fprintf(stderr, "bench_site_round: out of memory\n");
         return 1;
     }
     mfl_learner_init_state(learner, theta, 1);
+    memcpy(theta2, theta, bytes);
     memset(src, 0x5a, bytes);
     randombytes_buf(frame, S_FRAME);
     uint8_t bpk[crypto_box_PUBLICKEYBYTES], bsk[crypto_box_SECRETKEYBYTES];
@@ -173,6 +183,14 @@ int main(int argc, char **argv)
                                             sizeof err);
                 break;
             }
+            case S_STEP: /* on a copy of θ that keeps training: realistic values */
+                rc = !isfinite(mfl_model_sgd_step(model, theta2, &loss, train->x, train->y, 32,
+                                                  0.01f));
+                break;
+            case S_LOSS:
+                rc = !isfinite(mfl_model_loss_grad(model, theta, &loss, train->x, train->y,
+                                                   S_ROWS, NULL));
+                break;
             case S_HASH:
                 crypto_generichash(hash, sizeof hash, src, bytes, NULL, 0);
                 break;
@@ -241,6 +259,8 @@ int main(int argc, char **argv)
     mfl_sampler_destroy(&sampler);
     mfl_site_worker_destroy(&w);
     mfl_learner_destroy(&learner);
+    mfl_model_destroy(&model);
+    free(theta2);
     mfl_dataset_destroy(&train);
     free(theta);
     free(delta);
