@@ -627,14 +627,15 @@ def rounds_section(d, floor, engine, img_dir, tmp, plots, site=None):
             "on a shared machine, `perf record -F 499` over "
             "`ROUNDS_P=\" \" ROUNDS_N=4 ROUNDS_R=30 ROUNDS_TRAIN_N=4 ROUNDS_TMPFS=0 bash "
             "bench/rounds_engine.sh`, sample shares of each process applied to its CPU per "
-            "round; docs/PERFORMANCE.md, \"Where a 1M round's CPU goes\"): of ≈ 305 ms CPU "
+            "round, bench/perf_rounds.py; docs/PERFORMANCE.md, \"Where a 1M round's CPU "
+            "goes\"): of ≈ 305 ms CPU "
             "per round, local training ≈ 145 ms (4 sites; more than half of it the two "
             "full-data forward passes FedAvg runs only for its loss_before/loss_after "
             "metrics: bench_site_round's loss_pass), BLAKE2b "
             "≈ 52 ms (≈ 14 hashes of 4 MB: each site hashes θ and Δ, the coordinator each "
             "Δ, θ and the checkpoint), CURVE's XSalsa20-Poly1305 ≈ 35 ms (θ sealed 4×, "
             "opened 4×; Δ sealed 4×, opened 4×), kernel (loopback TCP copies, scheduling, "
-            "page faults) ≈ 34 ms, memcpy/memset/malloc ≈ 21 ms, aggregation and other "
+            "page faults) ≈ 37 ms, memcpy/memset/malloc ≈ 21 ms, aggregation and other "
             "metafl code ≈ 8 ms, Ed25519 < 1 ms. The goal's 2-core budget at N = 4 is "
             "2 × 117.7 ≈ 235 ms of CPU.", "")
         sp = [float(r[5][:-1]) for r in rows if r[5] != "–"]
