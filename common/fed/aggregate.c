@@ -123,8 +123,10 @@ void mfl_aggregate_destroy(mfl_aggregate_t **self_p)
     *self_p = NULL;
 }
 
-int mfl_aggregate_add(mfl_aggregate_t *self, const float *delta, double weight, char *err,
-                      size_t errlen)
+/* The checks shared by add and add_parts; *wq gets the quantised weight,
+ * *w_eff the effective one. */
+static int s_admit(const mfl_aggregate_t *self, double weight, double *wq_out, double *w_eff,
+                   char *err, size_t errlen)
 {
     if (self->count >= self->max_updates) {
         mfl_errf(err, errlen, "aggregate already holds %zu updates (the most before a reset)",
@@ -144,32 +146,78 @@ int mfl_aggregate_add(mfl_aggregate_t *self, const float *delta, double weight, 
     /* The effective weight is exactly wq / 2^8; each product is computed in
      * double from this update alone and rounded to nearest (rint, default
      * rounding mode), so its quantised value cannot depend on what else was
-     * added or in what order. One fused pass: NaN, ±Inf and out-of-bound
-     * values all fail the single comparison (NaN compares false) and add 0;
-     * if any failed, a second pass subtracts exactly what was added (the
-     * quantisation is a pure function of Δⱼ and w), so the update is all or
-     * nothing. */
-    const double w_eff = ldexp(wq, -MFL_AGGREGATE_WEIGHT_BITS);
+     * added or in what order. */
+    *wq_out = wq;
+    *w_eff = ldexp(wq, -MFL_AGGREGATE_WEIGHT_BITS);
+    return 0;
+}
+
+/* The failing element of `part` (some term failed s_fold) into err, named
+ * by its flat index. */
+static void s_explain(const mfl_aggregate_t *self, const mfl_aggregate_part_t *part,
+                      double w_eff, char *err, size_t errlen)
+{
+    const double max = self->max_product;
+    size_t first = 0;
+    while (first < part->count && fabs(w_eff * (double)part->data[first]) <= max)
+        first++;
+    if (first == part->count) /* cannot happen: some term failed */
+        first = 0;
+    float d = part->data[first];
+    if (!isfinite(d))
+        mfl_errf(err, errlen, "delta[%zu] is %s", part->offset + first,
+                 isnan(d) ? "NaN" : "infinite");
+    else
+        mfl_errf(err, errlen, "delta[%zu] = %g times weight %g exceeds the aggregation bound %g",
+                 part->offset + first, (double)d, w_eff, max);
+}
+
+int mfl_aggregate_add_parts(mfl_aggregate_t *self, const mfl_aggregate_part_t *parts,
+                            size_t n_parts, double weight, char *err, size_t errlen)
+{
+    double wq, w_eff;
+    if (s_admit(self, weight, &wq, &w_eff, err, errlen) < 0)
+        return -1;
+    size_t total = 0;
+    for (size_t k = 0; k < n_parts; k++) {
+        if (parts[k].offset > self->n || parts[k].count > self->n - parts[k].offset ||
+            (parts[k].count && !parts[k].data)) {
+            mfl_errf(err, errlen, "part %zu ([%zu, +%zu)) lies outside the %zu parameters", k,
+                     parts[k].offset, parts[k].count, self->n);
+            return -1;
+        }
+        total += parts[k].count;
+    }
+    if (total != self->n) {
+        mfl_errf(err, errlen, "parts hold %zu parameters, expected %zu", total, self->n);
+        return -1;
+    }
+    /* One fused pass per part: NaN, ±Inf and out-of-bound values all fail
+     * the single comparison (NaN compares false) and add 0; if any failed,
+     * a second pass over the parts folded so far subtracts exactly what was
+     * added (the quantisation is a pure function of Δⱼ and w), so the
+     * update is all or nothing. */
     const double scale = self->scale, max = self->max_product;
-    if (s_fold(self->sum, delta, self->n, w_eff, scale, max, 1)) {
-        (void)s_fold(self->sum, delta, self->n, w_eff, scale, max, -1);
-        size_t first = 0;
-        while (first < self->n && fabs(w_eff * (double)delta[first]) <= max)
-            first++;
-        if (first == self->n) /* cannot happen: some term failed */
-            first = 0;
-        float d = delta[first];
-        if (!isfinite(d))
-            mfl_errf(err, errlen, "delta[%zu] is %s", first, isnan(d) ? "NaN" : "infinite");
-        else
-            mfl_errf(err, errlen,
-                     "delta[%zu] = %g times weight %g exceeds the aggregation bound %g", first,
-                     (double)d, w_eff, max);
+    for (size_t k = 0; k < n_parts; k++) {
+        const mfl_aggregate_part_t *p = &parts[k];
+        if (!s_fold(self->sum + p->offset, p->data, p->count, w_eff, scale, max, 1))
+            continue;
+        for (size_t u = 0; u <= k; u++)
+            (void)s_fold(self->sum + parts[u].offset, parts[u].data, parts[u].count, w_eff,
+                         scale, max, -1);
+        s_explain(self, p, w_eff, err, errlen);
         return -1;
     }
     self->weight_q += (uint64_t)wq;
     self->count++;
     return 0;
+}
+
+int mfl_aggregate_add(mfl_aggregate_t *self, const float *delta, double weight, char *err,
+                      size_t errlen)
+{
+    mfl_aggregate_part_t whole = {0, delta, self->n};
+    return mfl_aggregate_add_parts(self, &whole, 1, weight, err, errlen);
 }
 
 size_t mfl_aggregate_count(const mfl_aggregate_t *self)

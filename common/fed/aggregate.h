@@ -63,6 +63,26 @@ void mfl_aggregate_destroy(mfl_aggregate_t **self_p);
 int mfl_aggregate_add(mfl_aggregate_t *self, const float *delta, double weight, char *err,
                       size_t errlen);
 
+/* One piece of an update: `count` floats at `data` (borrowed, only read
+ * during the call) that belong at parameters [offset, offset + count). */
+typedef struct {
+    size_t offset;
+    const float *data;
+    size_t count;
+} mfl_aggregate_part_t;
+
+/* As mfl_aggregate_add, for an update that arrives in pieces (the tensors
+ * of a received message): folds each part in place, so the caller needs no
+ * flat copy of Δ (4·P bytes less at the coordinator's peak). The parts must
+ * be disjoint and cover [0, n_params) exactly once; -1 (err says which) if
+ * one lies outside or their counts do not add up to n_params (overlaps are
+ * the caller's to rule out: the engine's layout is a partition). Same
+ * quantisation per element, so the sums are bit-identical to
+ * mfl_aggregate_add of the flat Δ. All or nothing: on any failure every
+ * part already folded is taken out again; err names the flat index. */
+int mfl_aggregate_add_parts(mfl_aggregate_t *self, const mfl_aggregate_part_t *parts,
+                            size_t n_parts, double weight, char *err, size_t errlen);
+
 /* Number of updates folded in since new/reset. */
 size_t mfl_aggregate_count(const mfl_aggregate_t *self);
 

@@ -190,6 +190,56 @@ static void test_terms_round_half_to_even_like_rint(void **state)
     mfl_aggregate_destroy(&a);
 }
 
+/* An update folded as parts (the coordinator's received tensors, in any
+ * order) gives the same bits as the flat update; a bad element in a later
+ * part takes the earlier parts out again; parts that do not tile the vector
+ * are refused. */
+static void test_parts_fold_like_the_flat_update(void **state)
+{
+    (void)state;
+    s_make_updates();
+    size_t order[K];
+    for (int i = 0; i < K; i++)
+        order[i] = (size_t)i;
+    static float flat[P], parted[P];
+    s_mean_in_order(order, flat);
+
+    mfl_aggregate_t *a = mfl_aggregate_new(P);
+    assert_non_null(a);
+    char err[256];
+    for (int k = 0; k < K; k++) {
+        /* three uneven pieces, given last first */
+        mfl_aggregate_part_t parts[3] = {{700, s_delta[k] + 700, P - 700},
+                                         {0, s_delta[k], 333},
+                                         {333, s_delta[k] + 333, 367}};
+        assert_int_equal(mfl_aggregate_add_parts(a, parts, 3, s_weight[k], err, sizeof err),
+                         0);
+    }
+    assert_int_equal(mfl_aggregate_mean(a, parted), 0);
+    assert_memory_equal(parted, flat, sizeof flat);
+
+    /* NaN in the part folded last: nothing of this update may remain. */
+    static float bad[P];
+    memcpy(bad, s_delta[0], sizeof bad);
+    bad[950] = NAN;
+    mfl_aggregate_part_t bparts[2] = {{0, bad, 900}, {900, bad + 900, P - 900}};
+    assert_int_equal(mfl_aggregate_add_parts(a, bparts, 2, 5.0, err, sizeof err), -1);
+    assert_non_null(strstr(err, "delta[950] is NaN"));
+    assert_int_equal(mfl_aggregate_count(a), K);
+    assert_int_equal(mfl_aggregate_mean(a, parted), 0);
+    assert_memory_equal(parted, flat, sizeof flat);
+
+    /* Not a tiling: a gap, and a part past the end. */
+    mfl_aggregate_part_t gap[2] = {{0, s_delta[0], 400}, {500, s_delta[0] + 500, P - 500}};
+    assert_int_equal(mfl_aggregate_add_parts(a, gap, 2, 1.0, err, sizeof err), -1);
+    assert_non_null(strstr(err, "expected 1000"));
+    mfl_aggregate_part_t past[1] = {{1, s_delta[0], P}};
+    assert_int_equal(mfl_aggregate_add_parts(a, past, 1, 1.0, err, sizeof err), -1);
+    assert_non_null(strstr(err, "outside"));
+    assert_int_equal(mfl_aggregate_count(a), K);
+    mfl_aggregate_destroy(&a);
+}
+
 static void test_reset_and_empty_mean(void **state)
 {
     (void)state;
@@ -218,6 +268,7 @@ int main(void)
         cmocka_unit_test(test_extreme_values_at_the_bound_do_not_overflow),
         cmocka_unit_test(test_terms_round_half_to_even_like_rint),
         cmocka_unit_test(test_reset_and_empty_mean),
+        cmocka_unit_test(test_parts_fold_like_the_flat_update),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
