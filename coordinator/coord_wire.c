@@ -99,6 +99,11 @@ void mfl_coord_wire_prepare_theta(mfl_coord_wire_t *self, const mfl_engine_tenso
                                   size_t n)
 {
     s_prep_drop(self);
+    /* θ moved on: the old snapshot can serve no later send (they carry the
+     * new θ's hash), so it need not live beside the new copy. Sends still
+     * queued hold their own references; this only drops the wire's. */
+    s_snapshot_unref(self->snap);
+    self->snap = NULL;
     uint64_t total = 0;
     for (size_t i = 0; i < n; i++)
         total += t[i].count;

@@ -66,8 +66,22 @@ void mfl_engine_audit_round(mfl_round_engine_t *self, mfl_audit_kind_t kind, con
         s_audit_sync(self);
 }
 
+/* mfl_audit_delta_hash of the flat Δ, from its tensors: the layout is
+ * contiguous in tensor order, so hashing them one after another hashes
+ * exactly the flat bytes. */
+static void s_delta_hash(const mfl_round_engine_t *self, const mfl_engine_tensor_t *t,
+                         uint8_t out[32])
+{
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, 32);
+    for (size_t i = 0; i < self->n_tensors; i++)
+        crypto_generichash_update(&st, (const unsigned char *)t[i].data,
+                                  (size_t)t[i].count * sizeof(float));
+    crypto_generichash_final(&st, out, 32);
+}
+
 void mfl_engine_audit_update(mfl_round_engine_t *self, const Metafl__UpdateHeader *h,
-                             double norm, const uint8_t *signed_header, size_t signed_len,
+                             const mfl_engine_tensor_t *tensors, double norm, const uint8_t *signed_header, size_t signed_len,
                              const uint8_t *sig, size_t sig_len)
 {
     if (!self->audit)
@@ -89,7 +103,7 @@ void mfl_engine_audit_update(mfl_round_engine_t *self, const Metafl__UpdateHeade
         rec.nonce_len = MFL_ENGINE_NONCE_BYTES;
         rec.has_delta_hash = true;
         if (mfl_audit_digest_of_header(h, rec.delta_hash, err, sizeof err) < 0)
-            mfl_audit_delta_hash(self->delta, self->n_state, rec.delta_hash);
+            s_delta_hash(self, tensors, rec.delta_hash);
         rec.norm = norm;
         rec.n = h->n_samples;
     }

@@ -382,18 +382,23 @@ static int s_check_shapes(mfl_round_engine_t *self, const char *peer,
     return 0;
 }
 
-/* Copies the tensors into the flat Δ buffer, checking finiteness, and
- * returns ‖Δ‖₂ (or -1 if non-finite; *bad gets the index). One vectorised
- * pass per tensor (the squares' sum is finite iff every element is); the
- * index is looked for only on a reject. */
-static double s_gather(mfl_round_engine_t *self, const mfl_engine_tensor_t *t, size_t *bad)
+/* ‖Δ‖₂ straight from the received tensors (no flat copy: the aggregate
+ * folds them where they are), or -1 if some element is non-finite (*bad
+ * gets its flat index). Summed tensor by tensor in layout order, as the
+ * flat copy's norm was; the squares' sum is finite iff every element is,
+ * so the index is looked for only on a reject. */
+static double s_norm(const mfl_round_engine_t *self, const mfl_engine_tensor_t *t, size_t *bad)
 {
     double sq = 0;
     for (size_t i = 0; i < self->n_tensors; i++)
-        sq += mfl_vec_copy_sumsq(self->delta + self->tensor_offset[i], t[i].data,
-                                 (size_t)t[i].count);
+        sq += mfl_vec_sumsq(t[i].data, (size_t)t[i].count);
     if (!isfinite(sq)) {
-        *bad = mfl_vec_first_nonfinite(self->delta, self->n_state);
+        *bad = self->n_state;
+        for (size_t i = 0; i < self->n_tensors && *bad == self->n_state; i++) {
+            size_t at = mfl_vec_first_nonfinite(t[i].data, (size_t)t[i].count);
+            if (at < t[i].count)
+                *bad = self->tensor_offset[i] + at;
+        }
         return -1;
     }
     return sqrt(sq);
@@ -466,7 +471,7 @@ static int s_update(mfl_round_engine_t *self, const char *peer, bool granted,
     if (s_check_shapes(self, peer, tensors, n_tensors, round) < 0)
         return -1;
     size_t bad = 0;
-    double norm = s_gather(self, tensors, &bad);
+    double norm = s_norm(self, tensors, &bad);
     if (norm < 0) {
         mfl_engine_reject(self, peer, METAFL__REJECT_REASON__REJECT_NONFINITE, round,
                           "Δ[%zu] is NaN or infinite", bad);
@@ -483,7 +488,11 @@ static int s_update(mfl_round_engine_t *self, const char *peer, bool granted,
         return -1;
     }
     char err[256];
-    if (mfl_aggregate_add(self->agg, self->delta, (double)h->n_samples, err, sizeof err) < 0) {
+    for (size_t i = 0; i < self->n_tensors; i++)
+        self->parts[i] = (mfl_aggregate_part_t){self->tensor_offset[i], tensors[i].data,
+                                                (size_t)tensors[i].count};
+    if (mfl_aggregate_add_parts(self->agg, self->parts, self->n_tensors, (double)h->n_samples,
+                                err, sizeof err) < 0) {
         mfl_engine_reject(self, peer, METAFL__REJECT_REASON__REJECT_NORM, round,
                           "aggregate refused the update: %s", err);
         return -1;
@@ -496,8 +505,8 @@ static int s_update(mfl_round_engine_t *self, const char *peer, bool granted,
         self->loss_before_sum += w * h->metrics->loss_before;
         self->loss_after_sum += w * h->metrics->loss_after;
     }
-    mfl_engine_audit_update(self, h, norm, signed_header, signed_header_len, signature,
-                            signature_len);
+    mfl_engine_audit_update(self, h, tensors, norm, signed_header, signed_header_len,
+                            signature, signature_len);
     if (self->n_accepted == self->n_selected)
         mfl_engine_close_round(self, now_ms, false);
     return 0;

@@ -27,8 +27,10 @@ static int s_layout(mfl_round_engine_t *self)
     self->views = calloc(nt ? nt : 1, sizeof *self->views);
     self->shapes = calloc((nt ? nt : 1) * MFL_TENSOR_MAX_DIMS, sizeof *self->shapes);
     self->tensor_offset = calloc(nt ? nt : 1, sizeof *self->tensor_offset);
-    if (!self->views || !self->shapes || !self->tensor_offset)
+    self->parts = calloc(nt ? nt : 1, sizeof *self->parts);
+    if (!self->views || !self->shapes || !self->tensor_offset || !self->parts)
         return -1;
+    size_t next = 0;
     for (size_t i = 0; i < nt; i++) {
         const mfl_tensor_info_t *ti = mfl_learner_tensor(self->learner, i);
         uint64_t *shape = self->shapes + i * MFL_TENSOR_MAX_DIMS;
@@ -40,7 +42,11 @@ static int s_layout(mfl_round_engine_t *self)
         self->views[i].count = ti->count;
         self->views[i].data = self->theta + ti->offset;
         self->tensor_offset[i] = ti->offset;
+        /* Updates are folded and hashed tensor by tensor as if flat. */
+        MFL_ASSERT(ti->offset == next);
+        next += ti->count;
     }
+    MFL_ASSERT(next == self->n_state);
     return 0;
 }
 
@@ -101,11 +107,10 @@ mfl_round_engine_t *mfl_round_engine_new(const mfl_coord_config_t *config,
         goto out_fail;
     self->n_state = mfl_learner_n_state(self->learner);
     self->theta = malloc(self->n_state * sizeof(float));
-    self->delta = malloc(self->n_state * sizeof(float));
     self->mean = malloc(self->n_state * sizeof(float));
     self->agg = mfl_aggregate_new(self->n_state);
     self->step = mfl_server_step_new(&config->server, self->n_state);
-    if (!self->theta || !self->delta || !self->mean || !self->agg || s_layout(self) < 0) {
+    if (!self->theta || !self->mean || !self->agg || s_layout(self) < 0) {
         mfl_errf(err, errlen, "out of memory for a model of %zu parameters", self->n_state);
         goto out_fail;
     }
@@ -164,11 +169,11 @@ void mfl_round_engine_destroy(mfl_round_engine_t **self_p)
     if (self->metrics)
         fclose(self->metrics);
     free(self->theta);
-    free(self->delta);
     free(self->mean);
     free(self->views);
     free(self->shapes);
     free(self->tensor_offset);
+    free(self->parts);
     free(self->sites);
     free(self);
     *self_p = NULL;
