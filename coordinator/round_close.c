@@ -303,8 +303,22 @@ void mfl_engine_close_round(mfl_round_engine_t *self, uint64_t now_ms, bool at_d
     m.seconds = mfl_clock_mono_s() - self->opened_mono_s;
     m.at_deadline = at_deadline;
 
-    if (mfl_aggregate_mean(self->agg, self->mean) < 0 ||
-        mfl_server_step_apply(self->step, self->theta, self->mean, err, sizeof err) < 0) {
+    /* The mean lives only through the close: the round's memory peak is
+     * during collection (θ, its broadcast snapshot, the sums, a decoded Δ
+     * and W granted ones in flight), where a resident mean buffer would be
+     * 4·P bytes more (docs/PERFORMANCE.md, "Coordinator memory at its
+     * peak"). Above glibc's mmap threshold the allocation is fresh pages,
+     * given back on free. */
+    float *mean = malloc(self->n_state * sizeof(float));
+    if (!mean) {
+        mfl_error("round %u: out of memory for the mean of %zu parameters; θ unchanged, round "
+                  "retried", self->round, self->n_state);
+        mfl_engine_abandon_round(self, now_ms);
+        return;
+    }
+    if (mfl_aggregate_mean(self->agg, mean) < 0 ||
+        mfl_server_step_apply(self->step, self->theta, mean, err, sizeof err) < 0) {
+        free(mean);
         /* Every update passed the finiteness and bound checks, so this is
          * a step that would make θ non-finite: keep θ, retry the round. */
         mfl_error("round %u: server step refused (%s); θ unchanged, round retried",
@@ -314,7 +328,8 @@ void mfl_engine_close_round(mfl_round_engine_t *self, uint64_t now_ms, bool at_d
     }
     if (self->on_theta)
         self->on_theta(self->on_theta_ctx, self->views, self->n_tensors);
-    m.delta_norm = sqrt(mfl_vec_sumsq(self->mean, self->n_state));
+    m.delta_norm = sqrt(mfl_vec_sumsq(mean, self->n_state));
+    free(mean);
     /* θ's BLAKE2b (RoundTask.model_hash, the round_closed record, metrics)
      * on a helper while this thread syncs the audit log and encodes the
      * checkpoint (another BLAKE2b pass): between rounds the sites wait, so

@@ -36,7 +36,6 @@ struct mfl_round_engine {
     mfl_learner_t *learner;
     size_t n_state;
     float *theta;
-    float *mean;              /* scratch: the aggregate mean */
     uint8_t theta_hash[32];   /* BLAKE2b-256 of θ bytes (RoundTask.model_hash) */
     uint8_t model_hash[32];   /* of the model spec + algorithm (checkpoint guard) */
     size_t n_tensors;

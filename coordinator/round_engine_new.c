@@ -107,10 +107,9 @@ mfl_round_engine_t *mfl_round_engine_new(const mfl_coord_config_t *config,
         goto out_fail;
     self->n_state = mfl_learner_n_state(self->learner);
     self->theta = malloc(self->n_state * sizeof(float));
-    self->mean = malloc(self->n_state * sizeof(float));
     self->agg = mfl_aggregate_new(self->n_state);
     self->step = mfl_server_step_new(&config->server, self->n_state);
-    if (!self->theta || !self->mean || !self->agg || s_layout(self) < 0) {
+    if (!self->theta || !self->agg || s_layout(self) < 0) {
         mfl_errf(err, errlen, "out of memory for a model of %zu parameters", self->n_state);
         goto out_fail;
     }
@@ -169,7 +168,6 @@ void mfl_round_engine_destroy(mfl_round_engine_t **self_p)
     if (self->metrics)
         fclose(self->metrics);
     free(self->theta);
-    free(self->mean);
     free(self->views);
     free(self->shapes);
     free(self->tensor_offset);
