@@ -1,7 +1,6 @@
 /* metafl-coordinator: arguments, config, signals; the work is in
  * coordinator.c (the daemon object) and round_engine.c (the rounds). */
 #include <errno.h>
-#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -77,15 +76,6 @@ static void s_check_control(const mfl_coord_config_t *config)
 int main(int argc, char **argv)
 {
     mfl_log_set_program("coordinator");
-    /* Big blocks (ZeroMQ's 1 MiB update frames, decoded tensors) straight
-     * from mmap and back on free. glibc's default threshold grows with
-     * every freed mmap'd block, after which those frames come from the
-     * heap arenas of ZeroMQ's I/O threads and stay resident when freed:
-     * at P = 10M the coordinator's peak held 66 MiB of free heap that way
-     * (docs/PERFORMANCE.md, "Coordinator memory at its peak"). Fixing the
-     * threshold also stops the growth. */
-    if (mallopt(M_MMAP_THRESHOLD, 512 * 1024) != 1)
-        mfl_debug("mallopt(M_MMAP_THRESHOLD) refused; peak memory may be higher");
     const char *config_path = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
