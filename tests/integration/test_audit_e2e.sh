@@ -35,7 +35,10 @@ for s in "${FED_SITES[@]}"; do
   done
 done
 
-metafl audit show "$LOG" | grep -q "update_accepted" || fail "audit show lists no accepted update"
+# Capture first: under pipefail, grep -q quitting at the first match can
+# SIGPIPE a writer that is still printing, which reads as "not found".
+shown=$(metafl audit show "$LOG") || fail "audit show failed"
+grep -q "update_accepted" <<<"$shown" || fail "audit show lists no accepted update"
 
 # Tamper: change one digit of the 3rd record's "n" (or its round) in a copy.
 BAD=$TEST_TMP/tampered.log

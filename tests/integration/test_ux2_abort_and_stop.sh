@@ -42,7 +42,10 @@ grep -q "coordinator warn: .*abort" coordinator.log && fail "abort logged as a w
 
 out=$(metafl audit verify "$RUN/audit.log" --keys keys) || fail "audit verify: $out"
 echo "$out" | grep -q "^ok: [0-9]* records, chain intact" || fail "audit verify: $out"
-metafl audit show "$RUN/audit.log" | grep -q "run_aborted" || fail "no run_aborted record"
+# Capture first: under pipefail, grep -q quitting at the first match can
+# SIGPIPE a writer that is still printing, which reads as "not found".
+shown=$(metafl audit show "$RUN/audit.log") || fail "audit show failed"
+grep -q "run_aborted" <<<"$shown" || fail "no run_aborted record"
 grep -c '"kind":"run_aborted"' "$RUN/audit.log" | grep -qx 1 || fail "want one run_aborted record"
 # An abort is refused once the run is over.
 metafl status --config "$CFG" --abort >abort2.out 2>&1 && fail "second --abort accepted"
