@@ -97,6 +97,12 @@ static void s_headline(const mfl_json_t *root, bool paused, int alive)
     else
         printf("%s, round %.0f of %.0f (%.0f done)", phase, round, rounds, done);
     printf(", %.0f updates rejected\n", s_num(root, "rejections"));
+    /* Upload flow control: who is sending its Δ now and who waits for a
+     * slot (absent in an older coordinator's status: s_num gives -1). */
+    double sending = s_num(root, "uploads_in_flight"), waiting = s_num(root, "uploads_waiting");
+    if (strcmp(phase, "round") == 0 && (sending > 0 || waiting > 0))
+        printf("  uploads: %.0f site(s) sending, %.0f waiting for a slot\n", sending,
+               waiting > 0 ? waiting : 0);
     if (alive == 0)
         printf("  NOT RUNNING: process %.0f has exited; this is its last status. Start the "
                "coordinator again to resume from its last checkpoint.\n",

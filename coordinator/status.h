@@ -10,9 +10,11 @@
 
 /* A malloc'd NUL-terminated JSON object (caller frees), or NULL on OOM:
  * {"pid", "host", "endpoint", "updated_unix_ms", "phase", "paused", "round",
- *  "rounds", "rounds_done", "rejections", "sites": [{"id", "connected",
- *  "last_seen_unix_ms"}], "last_round": {...} | null}. `endpoint` may be
- * NULL (simulate). */
+ *  "rounds", "rounds_done", "rejections", "uploads_in_flight",
+ *  "uploads_waiting", "sites": [{"id", "connected", "last_seen_unix_ms",
+ *  "selected"}], "last_round": {...} | null}. The two upload counts are the
+ * sites holding an upload slot and those queued for one (both 0 without
+ * flow control). `endpoint` may be NULL (simulate). */
 char *mfl_status_render(const mfl_round_engine_t *engine, const mfl_coord_config_t *config,
                         const char *endpoint, uint64_t now_ms);
 

@@ -15,6 +15,7 @@
 #include "config.h"
 #include "meta/learner.h"
 #include "round_engine.h"
+#include "status.h"
 #include "upload_gate.h"
 
 /* ---- the gate ---------------------------------------------------------- */
@@ -332,6 +333,26 @@ static void test_more_sites_than_slots_all_upload_in_arrival_order(void **state)
     mfl_round_engine_destroy(&e);
 }
 
+/* Operators watch flow control through status.json (metafl status): the
+ * counts there are the engine's, while a round is being collected. */
+static void test_status_shows_uploads_sending_and_waiting(void **state)
+{
+    fixture_t *fx = *state;
+    mfl_round_engine_t *e = s_started(fx);
+    for (int i = 0; i < N_SITES; i++)
+        assert_int_equal(s_ready(fx, e, s_sites[i], 10), 0);
+    char *text = mfl_status_render(e, &fx->cfg, "tcp://127.0.0.1:1", 11);
+    assert_non_null(text);
+    assert_non_null(strstr(text, "\"uploads_in_flight\":2,\"uploads_waiting\":3,"));
+    free(text);
+    assert_int_equal(s_update(fx, e, s_sites[0], 12), 0);
+    text = mfl_status_render(e, &fx->cfg, "tcp://127.0.0.1:1", 13);
+    assert_non_null(text);
+    assert_non_null(strstr(text, "\"uploads_in_flight\":2,\"uploads_waiting\":2,"));
+    free(text);
+    mfl_round_engine_destroy(&e);
+}
+
 static void test_update_without_grant_is_refused(void **state)
 {
     fixture_t *fx = *state;
@@ -509,6 +530,8 @@ int main(void)
         cmocka_unit_test(test_gate_grants_up_to_capacity_then_fifo),
         cmocka_unit_test(test_gate_small_grants_take_no_slot),
         cmocka_unit_test(test_gate_refuses_bad_ids_and_zero_capacity),
+        cmocka_unit_test_setup_teardown(test_status_shows_uploads_sending_and_waiting, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_more_sites_than_slots_all_upload_in_arrival_order,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_update_without_grant_is_refused, setup, teardown),
