@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 
 #include "data/idx.h"
+#include "episode_fd.h"
 #include "meta/learner.h"
 
 #define PER_TENSOR 4 /* coordinates checked per parameter tensor */
@@ -43,35 +44,11 @@ static void test_relation_conv_gradient_on_fmnist_episode(void **state)
     if (!s)
         fail_msg("sampler: %s", err);
     mfl_learner_config_t c;
-    mfl_learner_config_defaults(&c, MFL_ALGO_RELATION);
-    strcpy(c.model_spec, "cnn4:1x28x28:16:0:p3");
-    strcpy(c.relation_spec, "relconv:32x3x3:16:8");
-    c.loss = MFL_LOSS_MSE;
-    c.meta_batch = 1;
-    c.outer_steps = 1;
-    c.outer_lr = 1.0f;
-    c.outer_optim = MFL_OPTIM_SGD; /* so delta = -gradient */
-    mfl_learner_t *l = mfl_learner_new(&c, 256, err, sizeof(err));
-    if (!l)
-        fail_msg("learner: %s", err);
-    size_t ns = mfl_learner_n_state(l);
-    float *theta = malloc(ns * sizeof(float)), *delta = malloc(ns * sizeof(float));
-    float *t = malloc(ns * sizeof(float));
-    assert_non_null(theta);
-    assert_non_null(delta);
-    assert_non_null(t);
-    mfl_learner_init_state(l, theta, 3);
-    mfl_rng_t rng, copy;
-    mfl_rng_seed(&rng, 5, 0);
-    copy = rng;
-    mfl_train_metrics_t m;
-    assert_int_equal(mfl_learner_meta_train(l, theta, s, &rng, delta, &m, err, sizeof(err)), 0);
-    mfl_task_t task = {0};
-    assert_int_equal(mfl_sampler_next(s, &copy, &task), 0);
-    mfl_eval_metrics_t e;
-    assert_int_equal(mfl_learner_evaluate(l, theta, task.support, task.query, 0, 0, NULL, &e,
-                                          err, sizeof(err)), 0);
-    assert_float_equal(e.loss, m.loss_before, 1e-5);
+    episode_fd_config(&c, MFL_ALGO_RELATION, "cnn4:1x28x28:16:0:p3", "relconv:32x3x3:16:8",
+                      MFL_LOSS_MSE);
+    episode_fd_t fx;
+    episode_fd_begin(&fx, &c, 256, s, 3, 5, NULL);
+    mfl_learner_t *l = fx.learner;
     /* A ReLU or |.| switching inside ±eps makes the central difference
      * average two slopes; such coordinates (clear disagreement) are
      * counted and may be a few; the rest must agree to 2% together. */
@@ -83,15 +60,7 @@ static void test_relation_conv_gradient_on_fmnist_episode(void **state)
         int is_rel = strncmp(ten->name, "relation.", 9) == 0;
         for (size_t k = 0; k < PER_TENSOR && k < ten->count; k++) {
             size_t i = ten->offset + (k * 7919u + ti) % ten->count;
-            memcpy(t, theta, ns * sizeof(float));
-            t[i] = theta[i] + eps;
-            assert_int_equal(mfl_learner_evaluate(l, t, task.support, task.query, 0, 0, NULL,
-                                                  &e, err, sizeof(err)), 0);
-            double up = e.loss;
-            t[i] = theta[i] - eps;
-            assert_int_equal(mfl_learner_evaluate(l, t, task.support, task.query, 0, 0, NULL,
-                                                  &e, err, sizeof(err)), 0);
-            double fd = (up - e.loss) / (2.0 * eps), g = -delta[i];
+            double fd = episode_fd_at(&fx, i, eps), g = episode_fd_grad(&fx, i);
             n_checked++;
             n_rel += (size_t)is_rel;
             if (fabs(fd - g) > 0.2 * fmax(fabs(fd), fabs(g)) + 2e-3) {
@@ -112,11 +81,7 @@ static void test_relation_conv_gradient_on_fmnist_episode(void **state)
     assert_true(n_kink * 20 <= n_checked);       /* at most 5% */
     assert_true(sqrt(den) > 1e-3);
     assert_true(rel < 0.02);
-    mfl_task_clear(&task);
-    free(theta);
-    free(delta);
-    free(t);
-    mfl_learner_destroy(&l);
+    episode_fd_end(&fx);
     mfl_sampler_destroy(&s);
     mfl_dataset_destroy(&d);
 }

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "episode_fd.h"
 #include "meta/learner.h"
 
 static mfl_dataset_t *s_data(void)
@@ -31,9 +32,6 @@ static mfl_dataset_t *s_data(void)
     return d;
 }
 
-/* kinks: how many coordinates may disagree (a ReLU switching inside ±eps
- * makes the central difference average two slopes); the rest must agree
- * to 1% together. */
 /* Moves the relation module's ReLU inputs away from 0 (norm shifts 3,
  * first dense bias 5), so the ReLUs after its per-sample norms rarely
  * switch inside ±eps: with ~1500 of them per episode, a random init puts
@@ -52,6 +50,9 @@ static void s_lift_relus(const mfl_learner_t *l, float *theta)
     }
 }
 
+/* kinks: how many coordinates may disagree (a ReLU switching inside ±eps
+ * makes the central difference average two slopes); the rest must agree
+ * to 1% together. */
 static void s_check(mfl_algo_kind_t algo, const char *embed, const char *relation,
                     mfl_loss_kind_t loss, float eps, size_t kinks)
 {
@@ -61,46 +62,14 @@ static void s_check(mfl_algo_kind_t algo, const char *embed, const char *relatio
     mfl_sampler_t *s = mfl_sampler_new_episodes(d, cls, 6, 3, 2, 3, err, sizeof(err));
     assert_non_null(s);
     mfl_learner_config_t c;
-    mfl_learner_config_defaults(&c, algo);
-    strcpy(c.model_spec, embed);
-    c.loss = loss;
-    if (relation)
-        strcpy(c.relation_spec, relation);
-    c.meta_batch = 1;
-    c.outer_steps = 1;
-    c.outer_lr = 1.0f;
-    c.outer_optim = MFL_OPTIM_SGD;
-    mfl_learner_t *l = mfl_learner_new(&c, 32, err, sizeof(err));
-    if (!l)
-        fail_msg("learner: %s", err);
-    size_t ns = mfl_learner_n_state(l);
-    float *theta = malloc(ns * sizeof(float)), *delta = malloc(ns * sizeof(float));
-    float *t = malloc(ns * sizeof(float));
-    mfl_learner_init_state(l, theta, 2);
-    if (relation && strncmp(relation, "relconv:", 8) == 0)
-        s_lift_relus(l, theta);
-    mfl_rng_t rng, copy;
-    mfl_rng_seed(&rng, 4, 0);
-    copy = rng;
-    mfl_train_metrics_t m;
-    assert_int_equal(mfl_learner_meta_train(l, theta, s, &rng, delta, &m, err, sizeof(err)), 0);
-    mfl_task_t task = {0};
-    assert_int_equal(mfl_sampler_next(s, &copy, &task), 0);
-    mfl_eval_metrics_t e;
-    assert_int_equal(mfl_learner_evaluate(l, theta, task.support, task.query, 0, 0, NULL, &e,
-                                          err, sizeof(err)), 0);
-    assert_float_equal(e.loss, m.loss_before, 1e-5);
+    episode_fd_config(&c, algo, embed, relation, loss);
+    int lift = relation && strncmp(relation, "relconv:", 8) == 0;
+    episode_fd_t fx;
+    episode_fd_begin(&fx, &c, 32, s, 2, 4, lift ? s_lift_relus : NULL);
     double num = 0, den = 0;
     size_t n_kink = 0;
-    for (size_t i = 0; i < ns; i++) {
-        memcpy(t, theta, ns * sizeof(float));
-        t[i] = theta[i] + eps;
-        mfl_learner_evaluate(l, t, task.support, task.query, 0, 0, NULL, &e, err, sizeof(err));
-        double up = e.loss;
-        t[i] = theta[i] - eps;
-        mfl_learner_evaluate(l, t, task.support, task.query, 0, 0, NULL, &e, err, sizeof(err));
-        double fd = (up - e.loss) / (2.0 * eps);
-        double g = -delta[i];
+    for (size_t i = 0; i < fx.n_state; i++) {
+        double fd = episode_fd_at(&fx, i, eps), g = episode_fd_grad(&fx, i);
         if (kinks > 0 && fabs(fd - g) > 0.1 * fmax(fabs(fd), fabs(g)) + 1e-3) {
             n_kink++;
             continue;
@@ -110,15 +79,11 @@ static void s_check(mfl_algo_kind_t algo, const char *embed, const char *relatio
     }
     double rel = sqrt(num / den);
     print_message("%s: |fd| %.4g, relative error %.3g over %zu parameters (%zu at kinks)\n",
-                  mfl_algo_name(algo), sqrt(den), rel, ns, n_kink);
+                  mfl_algo_name(algo), sqrt(den), rel, fx.n_state, n_kink);
     assert_true(n_kink <= kinks);
     assert_true(sqrt(den) > 1e-3);
     assert_true(rel < 0.01);
-    mfl_task_clear(&task);
-    free(theta);
-    free(delta);
-    free(t);
-    mfl_learner_destroy(&l);
+    episode_fd_end(&fx);
     mfl_sampler_destroy(&s);
     mfl_dataset_destroy(&d);
 }
@@ -141,8 +106,9 @@ static void test_relation_gradient(void **state)
     s_check(MFL_ALGO_RELATION, "linear:4-3", "linear:6-1", MFL_LOSS_SOFTMAX_CE, 1e-3f, 0);
 }
 
-/* The paper's module: conv blocks over the query's and the class's 2x3x3
- * maps stacked on channels (4x3x3), then dense to 1; its sigmoid + squared
+/* The paper's conv module: conv blocks over the sum and the absolute
+ * difference of the query's and the class's 2x3x3 maps stacked on channels
+ * (4x3x3), then dense to 1; its sigmoid + squared
  * error objective, and the same module under softmax cross-entropy. */
 static void test_relation_conv_mse_gradient(void **state)
 {
