@@ -80,4 +80,22 @@ static inline const char *s_bench_out_path(const char *out, char *buf, size_t le
     return buf;
 }
 
+/* Opens a results file for writing and starts its JSON object with
+ * "bench": name and "date": now (UTC, ISO 8601), leaving the object open
+ * for the caller's fields. NULL, after an error naming prog and path, if
+ * the file cannot be created. */
+static inline FILE *s_bench_open_results(const char *prog, const char *path, const char *name)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "%s: cannot write %s\n", prog, path);
+        return NULL;
+    }
+    time_t now = time(NULL);
+    char when[32];
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+    fprintf(f, "{\n  \"bench\": \"%s\",\n  \"date\": \"%s\",\n", name, when);
+    return f;
+}
+
 #endif

@@ -25,6 +25,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_common.h"
 #include "heart_data.h"
 #include "heart_engine.h"
 #include "heart_fed.h"
@@ -107,16 +108,10 @@ static void s_json_row(FILE *f, const char *name, double acc[][S_HEART_SITES], i
 
 static FILE *s_open_out(const s_opts_t *o, const char *bench, const char *argv0)
 {
-    FILE *f = fopen(o->out, "w");
-    if (!f) {
-        fprintf(stderr, "bench_heart: cannot write %s\n", o->out);
+    FILE *f = s_bench_open_results("bench_heart", o->out, bench);
+    if (!f)
         return NULL;
-    }
-    time_t now = time(NULL);
-    char when[32];
-    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
-    fprintf(f, "{\n  \"bench\": \"%s\",\n  \"date\": \"%s\",\n  \"command\": \"%s %s%s\",\n",
-            bench, when, argv0, bench, o->quick ? " --quick" : "");
+    fprintf(f, "  \"command\": \"%s %s%s\",\n", argv0, bench, o->quick ? " --quick" : "");
     fprintf(f, "  \"engine\": \"%s\",\n  \"data_check_max_diff\": %.3g,\n", s_engine_desc,
             s_data_check);
     fprintf(f, "  \"seeds\": [");

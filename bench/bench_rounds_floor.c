@@ -298,15 +298,9 @@ int main(int argc, char **argv)
             fprintf(stderr, "bench_rounds_floor: at most %d sites\n", S_MAX_SITES);
             return 2;
         }
-    FILE *f = fopen(out, "w");
-    if (!f) {
-        fprintf(stderr, "bench_rounds_floor: cannot write %s\n", out);
+    FILE *f = s_bench_open_results("bench_rounds_floor", out, "rounds_floor");
+    if (!f)
         return 1;
-    }
-    time_t now = time(NULL);
-    char when[32];
-    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
-    fprintf(f, "{\n  \"bench\": \"rounds_floor\",\n  \"date\": \"%s\",\n", when);
     fprintf(f, "  \"transport\": \"%s\",\n  \"io_threads\": %d,\n  \"rounds\": %d,\n",
             plain ? "plain ZeroMQ" : "ZeroMQ CURVE", io, rounds);
     fprintf(f, "  \"rows\": [\n");

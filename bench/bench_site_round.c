@@ -226,15 +226,9 @@ int main(int argc, char **argv)
             }
         }
     }
-    FILE *f = fopen(out, "w");
-    if (!f) {
-        fprintf(stderr, "bench_site_round: cannot write %s\n", out);
+    FILE *f = s_bench_open_results("bench_site_round", out, "site_round");
+    if (!f)
         return 1;
-    }
-    time_t now = time(NULL);
-    char when[32];
-    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
-    fprintf(f, "{\n  \"bench\": \"site_round\",\n  \"date\": \"%s\",\n", when);
     fprintf(f, "  \"command\": \"build/bench/bench_site_round%s\",\n", quick ? " --quick" : "");
     fprintf(f, "  \"model\": \"%s\",\n  \"params\": %zu,\n  \"train_rows\": %zu,\n", S_MODEL,
             P, n_samples);
