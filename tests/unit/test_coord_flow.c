@@ -18,6 +18,8 @@
 #include "status.h"
 #include "upload_gate.h"
 
+#include "engine_fake.h"
+
 /* ---- the gate ---------------------------------------------------------- */
 
 static void test_gate_grants_up_to_capacity_then_fifo(void **state)
@@ -117,69 +119,7 @@ static void test_gate_refuses_bad_ids_and_zero_capacity(void **state)
 
 /* ---- the engine with flow control --------------------------------------- */
 
-#define MAX_EVENTS 512
 #define N_SITES 5
-
-typedef struct {
-    char site[80];
-    int kind; /* 'T' round task, 'G' grant, 'R' reject */
-    uint32_t round;
-    uint8_t nonce[16];
-    int reason;
-} event_t;
-
-typedef struct {
-    event_t ev[MAX_EVENTS];
-    size_t n;
-    size_t closed;
-    int grant_fails;  /* the next grants to fail (site unreachable) */
-} fake_t;
-
-static event_t *s_push(fake_t *f, const char *site, int kind, uint32_t round)
-{
-    assert_true(f->n < MAX_EVENTS);
-    event_t *e = &f->ev[f->n++];
-    memset(e, 0, sizeof *e);
-    snprintf(e->site, sizeof e->site, "%s", site);
-    e->kind = kind;
-    e->round = round;
-    return e;
-}
-
-static int s_task(void *ctx, const char *site, const Metafl__RoundTask *task,
-                  const mfl_engine_tensor_t *t, size_t nt)
-{
-    (void)t;
-    (void)nt;
-    memcpy(s_push(ctx, site, 'T', task->round)->nonce, task->nonce.data, 16);
-    return 0;
-}
-
-static void s_reject(void *ctx, const char *site, Metafl__RejectReason reason, uint32_t round,
-                     const char *text)
-{
-    (void)text;
-    s_push(ctx, site, 'R', round)->reason = (int)reason;
-}
-
-static void s_closed(void *ctx, const mfl_round_summary_t *m)
-{
-    (void)m;
-    ((fake_t *)ctx)->closed++;
-}
-
-static int s_grant(void *ctx, const char *site, uint32_t round, const uint8_t *nonce,
-                   size_t nonce_len)
-{
-    fake_t *f = ctx;
-    assert_int_equal(nonce_len, 16);
-    if (f->grant_fails > 0) {
-        f->grant_fails--;
-        return -1;
-    }
-    memcpy(s_push(f, site, 'G', round)->nonce, nonce, 16);
-    return 0;
-}
 
 typedef struct {
     char dir[128];

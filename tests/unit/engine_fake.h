@@ -1,0 +1,105 @@
+/* A fake round-engine sink for the coordinator's unit tests: every call
+ * the engine makes (round task, eval task, reject, grant, close, eval
+ * report, finish) is recorded as an event, so a test can assert what the
+ * engine sent to whom. Header-only (static inline) because each unit test
+ * is one .c file; include it after cmocka.h and round_engine.h. */
+#ifndef MFL_TEST_ENGINE_FAKE_H
+#define MFL_TEST_ENGINE_FAKE_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#define ENGINE_FAKE_MAX_EVENTS 512
+
+typedef struct {
+    char site[80];
+    int kind; /* 'T' round task, 'E' eval task, 'R' reject, 'G' upload grant */
+    uint32_t round;
+    uint8_t nonce[16];
+    uint64_t seed; /* 'T' only */
+    int reason;    /* 'R' only */
+} event_t;
+
+typedef struct {
+    event_t ev[ENGINE_FAKE_MAX_EVENTS];
+    size_t n;
+    size_t closed;            /* rounds closed */
+    mfl_round_summary_t last; /* the last close's summary */
+    int finished;             /* finish calls */
+    size_t evals;             /* eval summaries */
+    int grant_fails;          /* the next grants to fail (site unreachable) */
+} fake_t;
+
+/* Records one sink call (zeroed event, site, kind, round). A full log
+ * fails the test rather than drop what the engine did. */
+static inline event_t *s_push(fake_t *f, const char *site, int kind, uint32_t round)
+{
+    if (f->n == ENGINE_FAKE_MAX_EVENTS)
+        fail_msg("fake sink: more than %d events", ENGINE_FAKE_MAX_EVENTS);
+    event_t *e = &f->ev[f->n++];
+    memset(e, 0, sizeof *e);
+    snprintf(e->site, sizeof e->site, "%s", site);
+    e->kind = kind;
+    e->round = round;
+    return e;
+}
+
+static inline int s_task(void *ctx, const char *site, const Metafl__RoundTask *task,
+                         const mfl_engine_tensor_t *t, size_t nt)
+{
+    (void)t;
+    (void)nt;
+    event_t *e = s_push(ctx, site, 'T', task->round);
+    memcpy(e->nonce, task->nonce.data, 16);
+    e->seed = task->seed;
+    return 0;
+}
+
+static inline int s_eval(void *ctx, const char *site, const Metafl__EvalTask *task,
+                         const mfl_engine_tensor_t *t, size_t nt)
+{
+    (void)t;
+    (void)nt;
+    memcpy(s_push(ctx, site, 'E', task->round)->nonce, task->nonce.data, 16);
+    return 0;
+}
+
+static inline void s_reject(void *ctx, const char *site, Metafl__RejectReason reason,
+                            uint32_t round, const char *text)
+{
+    (void)text;
+    s_push(ctx, site, 'R', round)->reason = (int)reason;
+}
+
+static inline void s_closed(void *ctx, const mfl_round_summary_t *m)
+{
+    fake_t *f = ctx;
+    f->closed++;
+    f->last = *m;
+}
+
+static inline void s_eval_report(void *ctx, const mfl_eval_summary_t *s)
+{
+    (void)s;
+    ((fake_t *)ctx)->evals++;
+}
+
+static inline void s_finished(void *ctx) { ((fake_t *)ctx)->finished++; }
+
+/* The upload-grant callback (mfl_round_engine_flow_control): fails while
+ * grant_fails > 0, as for a site that cannot be reached. */
+static inline int s_grant(void *ctx, const char *site, uint32_t round, const uint8_t *nonce,
+                          size_t nonce_len)
+{
+    fake_t *f = ctx;
+    assert_int_equal(nonce_len, 16);
+    if (f->grant_fails > 0) {
+        f->grant_fails--;
+        return -1;
+    }
+    memcpy(s_push(f, site, 'G', round)->nonce, nonce, 16);
+    return 0;
+}
+
+#endif
