@@ -1,7 +1,9 @@
 # metafl build. `make` builds the three binaries under build/bin/.
-# Everything under common/, plus coordinator/*.c and site-agent/*.c other
-# than main.c, goes into one static library that the daemons, the CLI and
-# the tests link, so a test can drive the same round engine the daemon runs.
+# Everything under common/ goes into one static library that the daemons,
+# the CLI, the tests and the benchmarks link, so a test drives the same round
+# engine and site worker the daemons run. Each daemon's own objects (all of
+# its folder but main.c) form a small archive of their own, linked by its
+# binary and by the unit tests that drive the daemon object in-process.
 #
 #   make [all]            build/bin/{metafl-coordinator,metafl-site-agent,metafl}
 #   make test             install missing deps, build, run unit + sanitizer + fuzz + integration tests
@@ -35,7 +37,7 @@ OPT  ?= -O3 -g
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
-CPPFLAGS += -Icommon -Icoordinator -Isite-agent -I$(BUILD)/gen -DMFL_VERSION='"$(VERSION)"' \
+CPPFLAGS += -Icommon -I$(BUILD)/gen -DMFL_VERSION='"$(VERSION)"' \
             -D_GNU_SOURCE -MMD -MP
 CFLAGS   += -std=c11 $(OPT) $(WARN) -fno-strict-aliasing $(PKG_CFLAGS) -march=x86-64-v2
 LDLIBS   += $(PKG_LIBS) -lm -lpthread
@@ -48,11 +50,15 @@ PROTOS    := $(wildcard proto/*.proto)
 PROTO_C   := $(patsubst proto/%.proto,$(BUILD)/gen/%.pb-c.c,$(PROTOS))
 PROTO_H   := $(PROTO_C:.c=.h)
 
-LIB_SRC   := $(shell find common -name '*.c' | sort) \
-             $(filter-out %/main.c,$(wildcard coordinator/*.c site-agent/*.c))
+LIB_SRC   := $(shell find common -name '*.c' | sort)
 LIB_OBJ   := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC)) \
              $(patsubst $(BUILD)/gen/%.c,$(BUILD)/obj/gen/%.o,$(PROTO_C))
 LIB       := $(BUILD)/libmetafl.a
+
+COORD_SRC := $(filter-out %/main.c,$(wildcard coordinator/*.c))
+AGENT_SRC := $(filter-out %/main.c,$(wildcard site-agent/*.c))
+COORD_LIB := $(BUILD)/libmetafl-coordinator.a
+AGENT_LIB := $(BUILD)/libmetafl-site-agent.a
 
 CLI_SRC   := $(wildcard cli/*.c)
 BINS      := $(BUILD)/bin/metafl-coordinator $(BUILD)/bin/metafl-site-agent $(BUILD)/bin/metafl
@@ -87,18 +93,26 @@ $(BUILD)/obj/%.o: %.c | $(PROTO_H)
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
 	$(AR) rcs $@ $^
+$(COORD_LIB): $(patsubst %.c,$(BUILD)/obj/%.o,$(COORD_SRC))
+	@rm -f $@
+	$(AR) rcs $@ $^
+$(AGENT_LIB): $(patsubst %.c,$(BUILD)/obj/%.o,$(AGENT_SRC))
+	@rm -f $@
+	$(AR) rcs $@ $^
 
-$(BUILD)/bin/metafl-coordinator: $(BUILD)/obj/coordinator/main.o $(LIB)
+$(BUILD)/bin/metafl-coordinator: $(BUILD)/obj/coordinator/main.o $(COORD_LIB) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
-$(BUILD)/bin/metafl-site-agent: $(BUILD)/obj/site-agent/main.o $(LIB)
+$(BUILD)/bin/metafl-site-agent: $(BUILD)/obj/site-agent/main.o $(AGENT_LIB) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 $(BUILD)/bin/metafl: $(patsubst %.c,$(BUILD)/obj/%.o,$(CLI_SRC)) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIB)
+# Unit tests may include a daemon's own headers as "coordinator/x.h".
+$(BUILD)/obj/tests/unit/%.o: CPPFLAGS += -I.
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(COORD_LIB) $(AGENT_LIB) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -lcmocka -o $@
 
@@ -142,10 +156,11 @@ bench: deps
 	@BUILD=$(BUILD) bash bench/run.sh
 
 lint: $(PROTO_H)
+	bash tests/lint/check_deps.sh
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
-	  --inline-suppr --suppress=missingIncludeSystem -Icommon -Icoordinator -Isite-agent \
+	  --inline-suppr --suppress=missingIncludeSystem -Icommon -I. \
 	  -D_GNU_SOURCE common coordinator site-agent cli
-	clang-tidy --quiet $(LIB_SRC) $(CLI_SRC) coordinator/main.c site-agent/main.c -- \
+	clang-tidy --quiet $(LIB_SRC) $(CLI_SRC) $(COORD_SRC) $(AGENT_SRC) coordinator/main.c site-agent/main.c -- \
 	  $(CPPFLAGS) -std=c11 $(PKG_CFLAGS)
 
 clean:

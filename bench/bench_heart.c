@@ -14,7 +14,7 @@
  * --loop engine|harness (personal / newsite: the coordinator's round engine,
  * default, or the harness loop; flamby always uses the harness loop).
  *
- * Every site runs the production site worker (site-agent/site_worker.h:
+ * Every site runs the production site worker (common/site/site_worker.h:
  * the same code a hospital's agent runs, RoundTask in, Δ out) and the
  * server averages with common/fed/aggregate.h then steps θ. s_fed_train()
  * is the one function to swap for the coordinator's round engine. */

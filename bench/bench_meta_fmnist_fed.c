@@ -6,8 +6,8 @@
  * Sites: the 5 meta-train classes in 4 orientations (bench_meta_fmnist's
  * rotation classes); site r holds the 5 classes rotated by r x 90 degrees,
  * so no class is on two sites. The federated run is the coordinator's real
- * round engine (coordinator/round_engine.h) with the sites as in-process
- * site workers (site-agent/site_worker.h), driven the way `metafl
+ * round engine (common/round/round_engine.h) with the sites as in-process
+ * site workers (common/site/site_worker.h), driven the way `metafl
  * simulate` drives them (cli/cmd_simulate.c) minus signatures: simulate
  * itself reads sites from CSV/built-in site configs and cannot express
  * class-disjoint image sites. Each round every site runs LOCAL ProtoNets
@@ -26,8 +26,8 @@
 #include "core/log.h"
 #include "meta/experiment.h"
 #include "nn/blas.h"
-#include "round_engine.h"
-#include "site_worker.h"
+#include "round/round_engine.h"
+#include "site/site_worker.h"
 
 #include "fmnist_rot.h"
 #include "bench_common.h"

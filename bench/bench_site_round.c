@@ -40,7 +40,7 @@
 #include "meta/task.h"
 #include "nn/blas.h"
 #include "nn/model.h"
-#include "site_worker.h"
+#include "site/site_worker.h"
 #include "bench_common.h"
 
 #define S_ROWS 200

@@ -1,6 +1,6 @@
 /* The production round engine driving the heart harness's site workers:
  * the same code path as `metafl simulate` (cli/cmd_simulate.c) and the
- * daemon (coordinator/round_engine.h), with the sites in-process.
+ * daemon (common/round/round_engine.h), with the sites in-process.
  *
  * s_engine_train() has s_fed_train()'s signature: θ₀ is the engine's own
  * (the learner's init from init_seed = seed), every round goes through the
@@ -24,13 +24,13 @@
 #include <unistd.h>
 
 #include "bench_common.h"
-#include "config.h"
+#include "round/run_config.h"
 #include "heart_fed.h"
-#include "round_engine.h"
+#include "round/round_engine.h"
 
 #define S_ENGINE_NAME                                                                          \
-    "coordinator round engine (coordinator/round_engine.h, as `metafl simulate`) with "        \
-    "in-process site-agent/site_worker sites"
+    "coordinator round engine (common/round/round_engine.h, as `metafl simulate`) with "        \
+    "in-process common/site/site_worker sites"
 
 typedef struct {
     size_t site;

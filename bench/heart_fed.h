@@ -1,6 +1,6 @@
 /* The federated loop of the evaluation harness (bench_heart.c).
  *
- * Sites are production site workers (site-agent/site_worker.h): each round
+ * Sites are production site workers (common/site/site_worker.h): each round
  * they receive a real Metafl__RoundTask and return Δ exactly as a
  * hospital's agent would, minus the socket. The server folds the Δs into
  * common/fed/aggregate.h (fixed-point weighted mean, weight = n_samples)
@@ -9,7 +9,7 @@
  * with −mean(Δ) as the gradient.
  *
  * s_fed_train() is the swap point for the coordinator's round engine
- * (coordinator/round_engine.h): same inputs, same θ out. S_FED_ENGINE
+ * (common/round/round_engine.h): same inputs, same θ out. S_FED_ENGINE
  * names the path that produced a result file.
  *
  * Header-only (static) because every bench/bench_*.c is its own binary. */
@@ -28,10 +28,10 @@
 #include "meta/learner.h"
 #include "nn/blas.h"
 #include "nn/optim.h"
-#include "site_worker.h"
+#include "site/site_worker.h"
 
 #define S_FED_ENGINE                                                                           \
-    "in-process harness loop: site-agent/site_worker (RoundTask -> delta, EvalTask -> "       \
+    "in-process harness loop: common/site/site_worker (RoundTask -> delta, EvalTask -> "       \
     "metrics) + fed/aggregate.h weighted mean + fed/server_step.h"
 
 #define S_MAX_BATCH 512

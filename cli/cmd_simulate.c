@@ -11,13 +11,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "round/run_config.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "nn/blas.h"
-#include "round_engine.h"
-#include "site_config.h"
-#include "site_worker.h"
+#include "round/round_engine.h"
+#include "site/site_config.h"
+#include "site/site_worker.h"
 #include "wire/keys.h"
 #include "wire/message.h"
 

@@ -10,7 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "round/run_config.h"
 #include "core/clock.h"
 #include "core/fileio.h"
 #include "core/json.h"

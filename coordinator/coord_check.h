@@ -6,7 +6,7 @@
 #define MFL_COORD_CHECK_H
 #include <stddef.h>
 
-#include "config.h"
+#include "round/run_config.h"
 
 /* Checks coordinator.key (exists, is a secret key) and
  * coordinator.allow_dir (exists, is a directory). Logs the admitted

@@ -8,7 +8,7 @@
 
 #include "core/log.h"
 #include "wire/keys.h"
-#include "upload_gate.h"
+#include "round/upload_gate.h"
 #include "wire/server.h"
 
 /* A small update granted without a slot costs what one broadcast frame

@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "engine_tensor.h"
+#include "round/engine_tensor.h"
 #include "metafl.pb-c.h"
 
 typedef struct mfl_coord_wire mfl_coord_wire_t;

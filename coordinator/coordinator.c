@@ -13,9 +13,9 @@
 #include "core/clock.h"
 #include "core/fileio.h"
 #include "core/log.h"
-#include "round_engine.h"
-#include "status.h"
-#include "upload_gate.h"
+#include "round/round_engine.h"
+#include "round/status.h"
+#include "round/upload_gate.h"
 #include "wire/keys.h"
 
 #define STATUS_EVERY_MS 1000

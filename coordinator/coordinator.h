@@ -24,7 +24,7 @@
 #include <signal.h>
 #include <stdint.h>
 
-#include "config.h"
+#include "round/run_config.h"
 
 typedef struct mfl_coordinator mfl_coordinator_t;
 

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "round/run_config.h"
 #include "coord_check.h"
 #include "coordinator.h"
 #include "core/log.h"

@@ -14,7 +14,7 @@
 #include "audit/audit.h"
 #include "core/clock.h"
 #include "core/log.h"
-#include "site_worker.h"
+#include "site/site_worker.h"
 #include "wire/client.h"
 #include "wire/keys.h"
 

@@ -19,7 +19,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "site_config.h"
+#include "site/site_config.h"
 
 typedef struct mfl_site_agent mfl_site_agent_t;
 

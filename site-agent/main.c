@@ -9,8 +9,8 @@
 #include "core/log.h"
 #include "nn/blas.h"
 #include "site_check.h"
-#include "site_config.h"
-#include "site_offline.h"
+#include "site/site_config.h"
+#include "site/site_offline.h"
 
 static volatile sig_atomic_t s_stop = 0;
 

@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "site_worker.h"
+#include "site/site_worker.h"
 #include "wire/keys.h"
 
 #define S_PUB_MAGIC "metafl-public-key v1"

@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#include "site_config.h"
+#include "site/site_config.h"
 
 /* The file-level mistakes a person makes while writing site.yaml: a
  * missing key / data file, a public key where the secret one belongs, a

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
+#include "round/run_config.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -16,10 +16,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "round/run_config.h"
 #include "core/log.h"
 #include "meta/learner.h"
-#include "round_engine.h"
+#include "round/round_engine.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

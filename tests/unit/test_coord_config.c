@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "round/run_config.h"
 
 static char s_dir[64];
 

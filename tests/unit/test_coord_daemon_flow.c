@@ -15,8 +15,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "coordinator.h"
+#include "round/run_config.h"
+#include "coordinator/coordinator.h"
 #include "wire/client.h"
 #include "wire/keys.h"
 #include "wire/update_sign.h"

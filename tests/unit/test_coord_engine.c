@@ -13,14 +13,14 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "round/run_config.h"
 #include "core/log.h"
 #include "meta/learner.h"
 #include "audit/audit.h"
 #include "core/json.h"
 #include "fed/checkpoint.h"
-#include "round_engine.h"
-#include "status.h"
+#include "round/round_engine.h"
+#include "round/status.h"
 
 #include "engine_fake.h"
 

@@ -12,11 +12,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "round/run_config.h"
 #include "meta/learner.h"
-#include "round_engine.h"
-#include "status.h"
-#include "upload_gate.h"
+#include "round/round_engine.h"
+#include "round/status.h"
+#include "round/upload_gate.h"
 
 #include "engine_fake.h"
 

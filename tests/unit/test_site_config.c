@@ -10,8 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "site_config.h"
-#include "site_worker.h"
+#include "site/site_config.h"
+#include "site/site_worker.h"
 
 static char s_dir[256];
 

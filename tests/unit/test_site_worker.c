@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "site_worker.h"
+#include "site/site_worker.h"
 
 #define NF 4
 

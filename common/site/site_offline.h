@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#include "site_config.h"
+#include "site/site_config.h"
 
 /* Loads `coord_config` (the coordinator's YAML) and the checkpoint at
  * `checkpoint` (a .ckpt file, or a checkpoint directory: its newest valid

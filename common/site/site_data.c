@@ -11,8 +11,8 @@
 #include "data/csv.h"
 #include "data/heart.h"
 #include "data/wdbc.h"
-#include "site_config.h"
-#include "site_worker_internal.h"
+#include "site/site_config.h"
+#include "site/site_worker_internal.h"
 
 /* The built-in sources: WDBC through its own loader (data/wdbc.h), UCI
  * heart through the CSV loader with FLamby's schema (data/heart.h). */

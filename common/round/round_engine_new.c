@@ -7,7 +7,7 @@
 #include "core/fileio.h"
 #include "core/log.h"
 #include "fed/checkpoint.h"
-#include "round_engine_internal.h"
+#include "round/round_engine_internal.h"
 
 /* Binds a checkpoint to the model it was written for: spec, algorithm and
  * the state size, so a config edit cannot resume into the wrong θ. */

@@ -10,7 +10,7 @@
 #include "core/fileio.h"
 #include "fed/checkpoint.h"
 #include "fed/vec.h"
-#include "round_engine_internal.h"
+#include "round/round_engine_internal.h"
 
 #define CHECKPOINTS_KEPT 3
 

@@ -1,5 +1,5 @@
 /* Upload slots and the FIFO of sites waiting for one (see upload_gate.h). */
-#include "upload_gate.h"
+#include "round/upload_gate.h"
 
 #include <stdlib.h>
 #include <string.h>

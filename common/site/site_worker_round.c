@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "core/log.h"
-#include "site_worker_internal.h"
+#include "site/site_worker_internal.h"
 #include "wire/message.h"
 
 /* A standard normal from libsodium's CSPRNG (Box-Muller): privacy noise

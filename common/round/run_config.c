@@ -1,5 +1,5 @@
 /* Coordinator YAML → mfl_coord_config_t, every field checked before use. */
-#include "config.h"
+#include "round/run_config.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -33,7 +33,7 @@
 #include "meta/learner.h"
 #include "metafl.pb-c.h"
 
-struct mfl_site_config; /* site-agent/site_config.h */
+struct mfl_site_config; /* common/site/site_config.h */
 
 #define MFL_SITE_ID_MAX 64
 #define MFL_SITE_HASH_BYTES 32        /* BLAKE2b-256 */

@@ -1,5 +1,5 @@
 /* Renders the status document (see status.h). */
-#include "status.h"
+#include "round/status.h"
 
 #include <math.h>
 #include <stdarg.h>

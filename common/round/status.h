@@ -5,8 +5,8 @@
 
 #include <stdint.h>
 
-#include "config.h"
-#include "round_engine.h"
+#include "round/run_config.h"
+#include "round/round_engine.h"
 
 /* A malloc'd NUL-terminated JSON object (caller frees), or NULL on OOM:
  * {"pid", "host", "endpoint", "updated_unix_ms", "phase", "paused", "round",

@@ -1,15 +1,15 @@
 /* Offline evaluation of a published checkpoint. See site_offline.h. */
-#include "site_offline.h"
+#include "site/site_offline.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
-#include "../coordinator/config.h"
+#include "round/run_config.h"
 #include "core/log.h"
 #include "fed/checkpoint.h"
-#include "site_worker.h"
+#include "site/site_worker.h"
 
 static double s_num(double v)
 {

@@ -1,5 +1,5 @@
 /* Site YAML → mfl_site_config_t, every field checked before use. */
-#include "site_config.h"
+#include "site/site_config.h"
 
 #include <stdbool.h>
 #include <stdio.h>

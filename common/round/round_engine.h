@@ -40,8 +40,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config.h"
-#include "engine_tensor.h"
+#include "round/run_config.h"
+#include "round/engine_tensor.h"
 #include "metafl.pb-c.h"
 
 #define MFL_ENGINE_NONCE_BYTES 16

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "core/log.h"
-#include "site_worker_internal.h"
+#include "site/site_worker_internal.h"
 
 /* Picks the support rows: a seeded shuffle of the training split, then the
  * first k, with at least one row of every class present in the split when

@@ -13,8 +13,8 @@
 #include "fed/checkpoint.h"
 #include "fed/server_step.h"
 #include "meta/learner.h"
-#include "round_engine.h"
-#include "upload_gate.h"
+#include "round/round_engine.h"
+#include "round/upload_gate.h"
 
 typedef struct {
     char id[MFL_ENGINE_SITE_MAX];

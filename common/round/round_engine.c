@@ -1,7 +1,7 @@
 /* The round engine's state machine (see round_engine.h). Round closing,
  * checkpoints and output files live in round_close.c; this file holds the
  * sites, the round's opening and the checks on incoming updates. */
-#include "round_engine_internal.h"
+#include "round/round_engine_internal.h"
 
 #include <math.h>
 #include <sodium.h>

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "core/log.h"
-#include "round_engine_internal.h"
+#include "round/round_engine_internal.h"
 
 int mfl_round_engine_flow_control(mfl_round_engine_t *self, mfl_engine_grant_fn *fn, void *ctx,
                                   uint64_t small_bytes)

@@ -3,7 +3,7 @@
 #ifndef MFL_SITE_WORKER_INTERNAL_H
 #define MFL_SITE_WORKER_INTERNAL_H
 
-#include "site_worker.h"
+#include "site/site_worker.h"
 
 typedef struct {
     int local_only_min_steps; /* 0 = default (100) */

@@ -3,7 +3,7 @@
  *
  * Data loading from a site config lives in site_data.c; this file only sees
  * data sets already in memory. */
-#include "site_worker.h"
+#include "site/site_worker.h"
 
 #include <math.h>
 #include <stdbool.h>
@@ -13,7 +13,7 @@
 
 #include "core/log.h"
 #include "fed/vec.h"
-#include "site_worker_internal.h"
+#include "site/site_worker_internal.h"
 
 /* Learner rows per forward pass: the learner splits larger sets into chunks
  * of this many rows, so memory stays bounded for big sites. */

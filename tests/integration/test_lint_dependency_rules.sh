@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The dependency rules of docs/ARCHITECTURE.md hold on this tree, and the
+# checker really catches each kind of break (a small tree that breaks each
+# rule once must fail, naming every file).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+check=tests/lint/check_deps.sh
+
+bash "$check"
+
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+mkdir -p "$tmp"/common/{nn,round,wire} "$tmp"/coordinator "$tmp"/cli
+echo '#include "coordinator/coordinator.h"' > "$tmp/common/round/a.c"   # rule 1
+echo '#include "../wire/x.h"'               > "$tmp/common/round/b.c"   # rule 2
+echo '#include "metafl.pb-c.h"'             > "$tmp/cli/c.c"            # rule 3
+echo '#include "config/yaml_doc.h"'         > "$tmp/common/nn/d.c"      # rule 4
+echo '#include "metafl.pb-c.h"'             > "$tmp/common/wire/ok.c"   # allowed
+echo '#include "round/round_engine.h"'      > "$tmp/coordinator/ok.c"   # allowed
+if out=$(bash "$check" "$tmp"); then
+  echo "check_deps passed a tree that breaks every rule:"; echo "$out"; exit 1
+fi
+for want in 'common/round/a.c:1: .*rule 1' 'common/round/b.c:1: .*rule 2' \
+            'cli/c.c:1: .*rule 3' 'common/nn/d.c:1: .*rule 4'; do
+  echo "$out" | grep -qE "^$want" || { echo "missing: $want"; echo "$out"; exit 1; }
+done
+if echo "$out" | grep -qE 'ok\.c'; then echo "flagged an allowed include:"; echo "$out"; exit 1; fi
+echo "dependency rules: the tree holds them, and the checker catches all four kinds of break"
