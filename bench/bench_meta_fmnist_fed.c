@@ -24,7 +24,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
-#include "meta/experiment.h"
+#include "config/experiment_config.h"
 #include "nn/blas.h"
 #include "round/round_engine.h"
 #include "site/site_worker.h"
