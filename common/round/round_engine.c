@@ -173,7 +173,7 @@ void mfl_engine_send_round_task(mfl_round_engine_t *self, mfl_engine_site_t *s)
     task.model_hash.len = sizeof self->theta_hash;
     task.algorithm = &algo;
     task.privacy = &privacy;
-    task.deadline_unix_ms = self->deadline_ms;
+    task.deadline_unix_ms = self->deadline_unix_ms; /* display only: the site's clock may differ */
     task.seed = self->round_seed;
     if (self->sink.send_round_task(self->sink.ctx, s->id, &task, self->views, self->n_tensors) < 0)
         mfl_warn("round %u: could not send the task to site %s (the deadline decides)",
@@ -251,6 +251,7 @@ static void s_open_round(mfl_round_engine_t *self, uint64_t now_ms)
     self->opened_ms = now_ms;
     self->opened_mono_s = mfl_clock_mono_s();
     self->deadline_ms = now_ms + self->config.deadline_ms;
+    self->deadline_unix_ms = mfl_round_engine_wall_of(self, self->deadline_ms);
     self->phase = MFL_ENGINE_ROUND;
     self->attempt++;
     mfl_debug("round %u/%u (attempt %u): %zu sites selected", self->round, self->config.rounds,
@@ -625,6 +626,33 @@ void mfl_round_engine_tick(mfl_round_engine_t *self, uint64_t now_ms)
     case MFL_ENGINE_ABORTED:
         break;
     }
+}
+
+/* ---- clock ------------------------------------------------------------ */
+
+static uint64_t s_real_wall(void *ctx) { (void)ctx; return mfl_clock_wall_ms(); }
+static uint64_t s_real_mono(void *ctx) { (void)ctx; return mfl_clock_mono_ms(); }
+
+void mfl_round_engine_set_clock(mfl_round_engine_t *self, const mfl_engine_clock_t *clock)
+{
+    if (clock && clock->wall_ms && clock->mono_ms)
+        self->clock = *clock;
+    else
+        self->clock = (mfl_engine_clock_t){NULL, s_real_wall, s_real_mono};
+}
+
+uint64_t mfl_round_engine_now(const mfl_round_engine_t *self)
+{
+    return self->clock.mono_ms(self->clock.ctx);
+}
+
+uint64_t mfl_round_engine_wall_of(const mfl_round_engine_t *self, uint64_t mono_ms)
+{
+    uint64_t wall = self->clock.wall_ms(self->clock.ctx);
+    uint64_t mono = self->clock.mono_ms(self->clock.ctx);
+    if (mono_ms >= mono)
+        return wall + (mono_ms - mono);
+    return wall > mono - mono_ms ? wall - (mono - mono_ms) : 0;
 }
 
 /* ---- accessors ------------------------------------------------------- */

@@ -19,7 +19,7 @@
 typedef struct {
     char id[MFL_ENGINE_SITE_MAX];
     bool connected;
-    uint64_t last_seen_ms;
+    uint64_t last_seen_ms;  /* monotonic */
     uint64_t n_train;
     bool selected;        /* in the open round */
     bool reported;        /* accepted update in the open round */
@@ -31,6 +31,7 @@ typedef struct {
 struct mfl_round_engine {
     mfl_coord_config_t config;
     mfl_engine_sink_t sink;
+    mfl_engine_clock_t clock;  /* wall time for records and display only */
     mfl_engine_theta_fn *on_theta; /* see mfl_round_engine_on_theta */
     void *on_theta_ctx;
     mfl_learner_t *learner;
@@ -60,7 +61,8 @@ struct mfl_round_engine {
     uint32_t attempt;          /* attempts of `round` so far */
     uint64_t round_seed;
     uint8_t nonce[MFL_ENGINE_NONCE_BYTES];
-    uint64_t opened_ms, deadline_ms;
+    uint64_t opened_ms, deadline_ms; /* monotonic: every decision */
+    uint64_t deadline_unix_ms;       /* wall: told to the sites, for display */
     double opened_mono_s;      /* mfl_clock_mono_s() at open: the metrics' clock */
     size_t n_selected, n_accepted, n_rejected_round;
     uint64_t n_rejected_total;

@@ -102,6 +102,7 @@ mfl_round_engine_t *mfl_round_engine_new(const mfl_coord_config_t *config,
     self->config = *config;
     if (sink)
         self->sink = *sink;
+    mfl_round_engine_set_clock(self, NULL);
     self->learner = mfl_learner_new(&config->learner, 1, err, errlen);
     if (!self->learner)
         goto out_fail;

@@ -83,7 +83,8 @@ char *mfl_status_render(const mfl_round_engine_t *e, const mfl_coord_config_t *c
         bool connected = false;
         const char *id = mfl_round_engine_site_at(e, i, &seen, &connected);
         s_put(&b, "%s{\"id\":\"%s\",\"connected\":%s,\"last_seen_unix_ms\":%llu,\"selected\":%s}",
-              i ? "," : "", id, connected ? "true" : "false", (unsigned long long)seen,
+              i ? "," : "", id, connected ? "true" : "false",
+              (unsigned long long)(seen ? mfl_round_engine_wall_of(e, seen) : 0),
               mfl_round_engine_is_selected(e, id) ? "true" : "false");
     }
     s_put(&b, "],\"last_round\":");

@@ -16,6 +16,6 @@
  * sites holding an upload slot and those queued for one (both 0 without
  * flow control). `endpoint` may be NULL (simulate). */
 char *mfl_status_render(const mfl_round_engine_t *engine, const mfl_coord_config_t *config,
-                        const char *endpoint, uint64_t now_ms);
+                        const char *endpoint, uint64_t now_ms /* wall: updated_unix_ms */);
 
 #endif
