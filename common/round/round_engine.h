@@ -230,6 +230,9 @@ bool mfl_round_engine_knows(const mfl_round_engine_t *self, const char *site);
 bool mfl_round_engine_is_selected(const mfl_round_engine_t *self, const char *site);
 /* The open round's nonce (16 bytes) or NULL. */
 const uint8_t *mfl_round_engine_nonce(const mfl_round_engine_t *self);
+/* Why the audit log cannot be written now (updates are refused and no
+ * round opens or closes until it can), or NULL while it works. */
+const char *mfl_round_engine_audit_error(const mfl_round_engine_t *self);
 /* Total rejections since start. */
 uint64_t mfl_round_engine_rejections(const mfl_round_engine_t *self);
 /* The most recent closed round's summary, or NULL before the first. */

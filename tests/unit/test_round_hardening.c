@@ -12,7 +12,10 @@
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "audit/audit.h"
@@ -218,12 +221,135 @@ static void test_wall_clock_steps_change_no_decision(void **state)
     mfl_round_engine_destroy(&e);
 }
 
+/* ---- item 5: no update folded, no round opened or closed without its
+ * record ----------------------------------------------------------- */
+
+static int s_one_key(void *arg, const char *name, uint8_t pk[32], char *err, size_t errlen)
+{
+    if (strcmp(name, "coord") != 0) {
+        snprintf(err, errlen, "no key for '%s'", name);
+        return -1;
+    }
+    memcpy(pk, arg, 32);
+    return 0;
+}
+
+static int s_collect_kinds(void *arg, size_t line_no, const mfl_audit_record_t *rec)
+{
+    (void)line_no;
+    char *kinds = arg;
+    size_t len = strlen(kinds);
+    snprintf(kinds + len, 2048 - len, "%s%s,", mfl_audit_kind_name(rec->kind),
+             rec->kind == MFL_AUDIT_LOG_OPENED && strstr(rec->reason, "writing again")
+                 ? "(again)"
+                 : "");
+    return 0;
+}
+
+static off_t s_size(const char *path)
+{
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    return st.st_size;
+}
+
+/* A real write failure without privileges: the file size limit (EFBIG),
+ * as a full volume gives ENOSPC. Applies to every file this process
+ * writes; the audit log is the biggest one here. */
+static void s_fsize_limit(rlim_t limit)
+{
+    struct rlimit rl;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &rl), 0);
+    rl.rlim_cur = limit;
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &rl), 0);
+}
+
+/* The log stops taking writes in the middle of round 1: the update that
+ * arrives then is refused (REJECT_AUDIT_UNAVAILABLE), not folded; the
+ * round holds at its deadline; status says why. Once the log takes
+ * writes again (retried each second) a note records the gap, the refused
+ * site sends again, and the round closes with exactly the three updates on
+ * record; the log verifies. */
+static void test_unwritable_audit_log_refuses_updates_until_it_works(void **state)
+{
+    fx_t *fx = *state;
+    signal(SIGXFSZ, SIG_IGN);
+    fx->cfg.rounds = 1;
+    mfl_round_engine_t *e = s_engine(fx);
+    s_join3(e, 0);
+    mfl_round_engine_tick(e, 0);
+    assert_int_equal(mfl_round_engine_phase(e), MFL_ENGINE_ROUND);
+    assert_int_equal(s_send(fx, e, "site-b", 1.0f, 0, 10), 0);
+    s_fsize_limit((rlim_t)s_size(fx->cfg.audit_log));
+    assert_int_equal(s_send(fx, e, "site-a", 1.0f, 0, 20), -1);
+    assert_int_equal(fx->fake.ev[fx->fake.n - 1].reason,
+                     METAFL__REJECT_REASON__REJECT_AUDIT_UNAVAILABLE);
+    assert_non_null(mfl_round_engine_audit_error(e));
+    char *json = mfl_status_render(e, &fx->cfg, NULL, 1);
+    assert_non_null(strstr(json, "\"audit_error\":\""));
+    free(json);
+    mfl_round_engine_tick(e, 1000); /* the outage is timed from here */
+    mfl_round_engine_tick(e, 2000); /* first retry: still unwritable */
+    assert_int_equal(s_send(fx, e, "site-c", 1.0f, 0, 2500), -1);
+    assert_int_equal(mfl_round_engine_phase(e), MFL_ENGINE_ROUND);
+
+    s_fsize_limit(RLIM_INFINITY);
+    mfl_round_engine_tick(e, 3000);
+    assert_null(mfl_round_engine_audit_error(e));
+    assert_int_equal(fx->fake.closed, 0);
+    assert_int_equal(s_send(fx, e, "site-a", 1.0f, 0, 3100), 0);
+    assert_int_equal(s_send(fx, e, "site-c", 1.0f, 0, 3200), 0);
+    assert_int_equal(fx->fake.closed, 1);
+    assert_int_equal(fx->fake.last.n_accepted, 3);
+    mfl_round_engine_destroy(&e);
+
+    char kinds[2048] = "", err[512];
+    assert_int_equal(mfl_audit_foreach(fx->cfg.audit_log, s_collect_kinds, kinds, err,
+                                       sizeof err), 0);
+    assert_string_equal(kinds, "log_opened,round_opened,update_accepted,log_opened(again),"
+                               "update_accepted,update_accepted,round_closed,");
+    mfl_audit_report_t rep;
+    assert_int_equal(mfl_audit_verify_with(fx->cfg.audit_log, s_one_key, fx->pk, &rep), 0);
+}
+
+/* The log never takes writes again: a round past its deadline neither
+ * closes nor is abandoned (neither could be recorded); after
+ * audit_give_up_ms the run fails (the daemon then exits non-zero), with θ
+ * as last checkpointed. */
+static void test_audit_log_unwritable_too_long_fails_the_run(void **state)
+{
+    fx_t *fx = *state;
+    signal(SIGXFSZ, SIG_IGN);
+    fx->cfg.audit_give_up_ms = 5000;
+    fx->cfg.deadline_ms = 1000;
+    mfl_round_engine_t *e = s_engine(fx);
+    s_join3(e, 0);
+    mfl_round_engine_tick(e, 0);
+    s_fsize_limit((rlim_t)s_size(fx->cfg.audit_log));
+    assert_int_equal(s_send(fx, e, "site-a", 1.0f, 0, 10), -1);
+    for (uint64_t t = 100; t < 5100; t += 500) {
+        mfl_round_engine_tick(e, t);
+        assert_int_equal(mfl_round_engine_phase(e), MFL_ENGINE_ROUND);
+        assert_int_equal(fx->fake.closed, 0);
+    }
+    mfl_round_engine_tick(e, 5200);
+    s_fsize_limit(RLIM_INFINITY);
+    assert_int_equal(mfl_round_engine_phase(e), MFL_ENGINE_FAILED);
+    assert_int_equal(fx->fake.finished, 1);
+    assert_int_equal(mfl_round_engine_rounds_done(e), 0);
+    mfl_round_engine_destroy(&e);
+}
+
 int main(void)
 {
     mfl_log_set_level(MFL_LOG_ERROR);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_wall_clock_steps_change_no_decision, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(
+            test_unwritable_audit_log_refuses_updates_until_it_works, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_audit_log_unwritable_too_long_fails_the_run,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
