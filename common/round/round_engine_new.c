@@ -94,6 +94,7 @@ mfl_round_engine_t *mfl_round_engine_new(const mfl_coord_config_t *config,
     self->config = *config;
     if (sink)
         self->sink = *sink;
+    mfl_round_engine_set_clock(self, NULL);
     self->learner = mfl_learner_new(&config->learner, 1, err, errlen);
     if (!self->learner)
         goto out_fail;
@@ -155,6 +156,7 @@ void mfl_round_engine_destroy(mfl_round_engine_t **self_p)
     mfl_learner_destroy(&self->learner);
     mfl_aggregate_destroy(&self->agg);
     mfl_server_step_destroy(&self->step);
+    mfl_engine_audit_free(self);
     mfl_audit_destroy(&self->audit);
     mfl_upload_gate_destroy(&self->gate);
     if (self->metrics)
