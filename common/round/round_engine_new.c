@@ -8,16 +8,13 @@
 #include "core/log.h"
 #include "fed/checkpoint.h"
 #include "round/round_engine_internal.h"
+#include "round/run_model.h"
 
 /* Binds a checkpoint to the model it was written for: spec, algorithm and
  * the state size, so a config edit cannot resume into the wrong θ. */
 static void s_model_hash(const mfl_round_engine_t *self, uint8_t out[32])
 {
-    char text[512];
-    int n = snprintf(text, sizeof text, "metafl-model-v1|%s|%s|%s|%zu",
-                     self->config.learner.model_spec, mfl_algo_name(self->config.learner.algo),
-                     self->config.learner.relation_spec, self->n_state);
-    crypto_generichash(out, 32, (const unsigned char *)text, (size_t)n, NULL, 0);
+    mfl_run_model_hash(&self->config.learner, self->n_state, out);
 }
 
 static int s_layout(mfl_round_engine_t *self)
