@@ -363,11 +363,9 @@ int mfl_cmd_simulate(int argc, char **argv)
     else if (mfl_round_engine_phase(sim.engine) == MFL_ENGINE_DONE)
         status = 0;
     {
-        uint8_t hash[32];
+        /* θ's digest, as the daemons' metrics print it (theta_blake2b) */
+        const uint8_t *hash = mfl_round_engine_theta_hash(sim.engine);
         char hex[65];
-        crypto_generichash(hash, sizeof hash,
-                           (const unsigned char *)mfl_round_engine_theta(sim.engine),
-                           mfl_round_engine_n_state(sim.engine) * sizeof(float), NULL, 0);
         for (int i = 0; i < 32; i++)
             snprintf(hex + 2 * i, 3, "%02x", hash[i]);
         printf("simulate: %u rounds done, final theta blake2b %s\n",

@@ -87,10 +87,11 @@ static void s_sink_closed(void *ctx, const mfl_round_summary_t *m)
     ((mfl_coordinator_t *)ctx)->status_dirty = true;
 }
 
-static void s_sink_theta(void *ctx, const mfl_tensor_t *t, size_t n)
+static void s_sink_theta(void *ctx, const mfl_tensor_t *t, const uint8_t *hashes,
+                         size_t n)
 {
     mfl_coordinator_t *self = ctx;
-    mfl_coord_wire_prepare_theta(self->wire, t, n);
+    mfl_coord_wire_prepare_theta(self->wire, t, hashes, n);
 }
 
 /* Bye to every connected site, so its log says why the coordinator went

@@ -689,6 +689,11 @@ mfl_engine_phase_t mfl_round_engine_phase(const mfl_round_engine_t *self) { retu
 uint32_t mfl_round_engine_round(const mfl_round_engine_t *self) { return self->round; }
 uint32_t mfl_round_engine_rounds_done(const mfl_round_engine_t *self) { return self->rounds_done; }
 const float *mfl_round_engine_theta(const mfl_round_engine_t *self) { return self->theta; }
+
+const uint8_t *mfl_round_engine_theta_hash(const mfl_round_engine_t *self)
+{
+    return self->theta_hash;
+}
 size_t mfl_round_engine_n_state(const mfl_round_engine_t *self) { return self->n_state; }
 uint64_t mfl_round_engine_rejections(const mfl_round_engine_t *self)
 {

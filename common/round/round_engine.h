@@ -223,6 +223,9 @@ uint32_t mfl_round_engine_round(const mfl_round_engine_t *self);
 uint32_t mfl_round_engine_rounds_done(const mfl_round_engine_t *self);
 /* θ (borrowed; changes at each round close). */
 const float *mfl_round_engine_theta(const mfl_round_engine_t *self);
+/* θ's current digest (32 bytes: BLAKE2b-256 of its tensors' BLAKE2b, as
+ * RoundTask.model_hash and the metrics' theta_blake2b carry it). */
+const uint8_t *mfl_round_engine_theta_hash(const mfl_round_engine_t *self);
 size_t mfl_round_engine_n_state(const mfl_round_engine_t *self);
 /* Has `site` said hello (or otherwise been seen) since the engine started? */
 bool mfl_round_engine_knows(const mfl_round_engine_t *self, const char *site);
@@ -255,12 +258,14 @@ void mfl_round_engine_abort(mfl_round_engine_t *self);
 /* The round seed for (run seed, round): what RoundTask.seed carries. */
 uint64_t mfl_round_seed(uint64_t run_seed, uint32_t round);
 
-/* Optional: `fn(ctx, θ tensors, n)` is called right after a server step
- * changed θ, before the engine hashes and checkpoints it; θ stays as passed
- * until the next call. Lets the transport prepare the next broadcast (copy,
- * per-tensor hashes) while the checkpoint is written. NULL removes it. */
+/* Optional: `fn(ctx, θ tensors, hashes, n)` is called after a server step
+ * changed θ, once the engine has hashed θ's tensors (hashes: n × 32 bytes,
+ * BLAKE2b of each tensor's bytes, borrowed for the call) and written the
+ * checkpoint; θ stays as passed until the next call. Lets the transport
+ * prepare the next broadcast (a copy with these hashes, not hashed again).
+ * NULL removes it. */
 typedef void(mfl_engine_theta_fn)(void *ctx, const mfl_tensor_t *tensors,
-                                  size_t n_tensors);
+                                  const uint8_t *hashes, size_t n_tensors);
 void mfl_round_engine_on_theta(mfl_round_engine_t *self, mfl_engine_theta_fn *fn, void *ctx);
 
 #endif

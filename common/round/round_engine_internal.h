@@ -40,7 +40,8 @@ struct mfl_round_engine {
     mfl_learner_t *learner;
     size_t n_state;
     float *theta;
-    uint8_t theta_hash[32];   /* BLAKE2b-256 of θ bytes (RoundTask.model_hash) */
+    uint8_t theta_hash[32];   /* θ's digest (RoundTask.model_hash): mfl_engine_hash_theta */
+    uint8_t *theta_tensor_hash; /* n_tensors × 32: BLAKE2b of each of θ's tensors */
     uint8_t model_hash[32];   /* of the model spec + algorithm (checkpoint guard) */
     size_t n_tensors;
     mfl_tensor_t *views;   /* θ as tensors (data points into theta) */
@@ -154,5 +155,13 @@ void mfl_engine_fail(mfl_round_engine_t *self, const char *fmt, ...)
 void mfl_engine_audit_free(mfl_round_engine_t *self);
 void mfl_engine_log_eval(mfl_round_engine_t *self, const char *site,
                          const Metafl__EvalReport *r);
+
+/* Hashes each of θ's tensors once (theta_tensor_hash: what the broadcast's
+ * TensorHeaders carry) and sets theta_hash to their digest,
+ * mfl_audit_update_digest(theta_tensor_hash, n_tensors): the same
+ * construction update records use for Δ, so θ is hashed once per round,
+ * not once for the wire and again whole (issue 17). With one tensor the
+ * digest is BLAKE2b of θ's bytes. */
+void mfl_engine_hash_theta(mfl_round_engine_t *self);
 
 #endif
