@@ -41,6 +41,7 @@ typedef enum {
     MFL_REJECT_SCHEMA = 13,
     MFL_REJECT_VERSION = 14,
     MFL_REJECT_NOT_GRANTED = 15,
+    MFL_REJECT_AUDIT_UNAVAILABLE = 23, /* the coordinator cannot write its audit log */
 } mfl_reject_t;
 
 /* The protocol's name of a reject reason, e.g. "REJECT_HASH"; never NULL

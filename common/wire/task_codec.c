@@ -27,6 +27,7 @@ S_SAME(TOO_LARGE);
 S_SAME(SCHEMA);
 S_SAME(VERSION);
 S_SAME(NOT_GRANTED);
+S_SAME(AUDIT_UNAVAILABLE);
 
 /* Copies a protobuf string (NULL = "") into dst[cap]; -1 with err naming
  * `field` if it does not fit. */
