@@ -140,21 +140,15 @@ static uint64_t s_frames_for(uint64_t bytes, size_t chunk)
     return bytes == 0 ? 1 : (bytes + chunk - 1) / chunk;
 }
 
-int mfl_msg_send(void *socket, const void *routing_id, size_t routing_id_len,
-                 const Metafl__Envelope *env, const mfl_tensor_t *tensors, size_t n_tensors,
-                 const mfl_wire_limits_t *limits, mfl_release_fn *release, void *hint,
-                 char *err, size_t errlen)
+/* The frame size to send with: limits->chunk_bytes (a multiple of 4),
+ * doubled until the message fits the frame count a peer with the same
+ * limits accepts (small frames must not make a big message too many). */
+static size_t s_send_chunk(const mfl_wire_limits_t *limits, const mfl_tensor_t *tensors,
+                           size_t n_tensors)
 {
-    mfl_wire_limits_t def;
-    if (!limits) {
-        mfl_wire_limits_default(&def);
-        limits = &def;
-    }
     size_t chunk = limits->chunk_bytes & ~(size_t)3;
     if (chunk == 0)
         chunk = MFL_WIRE_CHUNK_BYTES;
-    /* Small frames must not make a big message exceed the frame count a
-     * peer with the same limits accepts: grow the frames until it fits. */
     for (;;) {
         uint64_t frames = 1;
         for (size_t i = 0; i < n_tensors; i++)
@@ -163,22 +157,23 @@ int mfl_msg_send(void *socket, const void *routing_id, size_t routing_id_len,
             break;
         chunk *= 2;
     }
-    int rc = -1;
-    s_ref_t *ref = NULL;
-    Metafl__TensorHeader *th = calloc(n_tensors ? n_tensors : 1, sizeof *th);
-    Metafl__TensorHeader **thp = calloc(n_tensors ? n_tensors : 1, sizeof *thp);
-    uint8_t *hashes = malloc((n_tensors ? n_tensors : 1) * MFL_HASH_BYTES);
-    uint8_t *packed = NULL;
-    if (!th || !thp || !hashes) {
-        mfl_errf(err, errlen, "out of memory");
-        goto out_free;
-    }
+    return chunk;
+}
+
+/* TensorHeaders th[i] (pointers in thp) for the tensors: name, shape,
+ * frames of `chunk` bytes, BLAKE2b (the caller's if it has one, else
+ * computed into hashes). A tensor the wire cannot describe (more than
+ * MFL_TENSOR_MAX_DIMS dimensions) is refused: 0 or -1 with err. */
+static int s_tensor_headers(const mfl_tensor_t *tensors, size_t n_tensors, size_t chunk,
+                            Metafl__TensorHeader *th, Metafl__TensorHeader **thp,
+                            uint8_t *hashes, char *err, size_t errlen)
+{
     for (size_t i = 0; i < n_tensors; i++) {
         const mfl_tensor_t *t = &tensors[i];
         if (t->ndim > MFL_TENSOR_MAX_DIMS) {
             mfl_errf(err, errlen, "tensor '%s': %zu dimensions (max %d)", t->name ? t->name : "",
                      t->ndim, MFL_TENSOR_MAX_DIMS);
-            goto out_free;
+            return -1;
         }
         metafl__tensor_header__init(&th[i]);
         th[i].name = (char *)(t->name ? t->name : "");
@@ -194,6 +189,66 @@ int mfl_msg_send(void *socket, const void *routing_id, size_t routing_id_len,
         th[i].blake2b.len = MFL_HASH_BYTES;
         thp[i] = &th[i];
     }
+    return 0;
+}
+
+/* The tensors' bytes in th[i].n_frames frames of at most `chunk` each,
+ * the last one ending the multipart. With `ref` the frames point into the
+ * caller's memory (each holds a reference, dropped by ZeroMQ when sent);
+ * without, they are copies. 0 or -1 with err (a dead socket). */
+static int s_send_tensor_frames(void *socket, const mfl_tensor_t *tensors, size_t n_tensors,
+                                const Metafl__TensorHeader *th, size_t chunk, s_ref_t *ref,
+                                char *err, size_t errlen)
+{
+    zmq_msg_t m;
+    for (size_t i = 0; i < n_tensors; i++) {
+        const char *p = (const char *)tensors[i].data;
+        uint64_t left = tensors[i].count * 4;
+        for (uint32_t f = 0; f < th[i].n_frames; f++) {
+            size_t n = left > chunk ? chunk : (size_t)left;
+            int more = !(i + 1 == n_tensors && f + 1 == th[i].n_frames);
+            if (ref) {
+                atomic_fetch_add(&ref->refs, 1);
+                zmq_msg_init_data(&m, (void *)p, n, s_frame_free, ref);
+            } else {
+                zmq_msg_init_size(&m, n);
+                if (n)
+                    memcpy(zmq_msg_data(&m), p, n);
+            }
+            /* ZeroMQ admits the rest of a multipart once its first part
+             * went, so a failure here is a dead socket, not back-pressure. */
+            if (s_send_part(socket, &m, more, err, errlen) != 0)
+                return -1;
+            p += n;
+            left -= n;
+        }
+    }
+    return 0;
+}
+
+int mfl_msg_send(void *socket, const void *routing_id, size_t routing_id_len,
+                 const Metafl__Envelope *env, const mfl_tensor_t *tensors, size_t n_tensors,
+                 const mfl_wire_limits_t *limits, mfl_release_fn *release, void *hint,
+                 char *err, size_t errlen)
+{
+    mfl_wire_limits_t def;
+    if (!limits) {
+        mfl_wire_limits_default(&def);
+        limits = &def;
+    }
+    size_t chunk = s_send_chunk(limits, tensors, n_tensors);
+    int rc = -1;
+    s_ref_t *ref = NULL;
+    Metafl__TensorHeader *th = calloc(n_tensors ? n_tensors : 1, sizeof *th);
+    Metafl__TensorHeader **thp = calloc(n_tensors ? n_tensors : 1, sizeof *thp);
+    uint8_t *hashes = malloc((n_tensors ? n_tensors : 1) * MFL_HASH_BYTES);
+    uint8_t *packed = NULL;
+    if (!th || !thp || !hashes) {
+        mfl_errf(err, errlen, "out of memory");
+        goto out_free;
+    }
+    if (s_tensor_headers(tensors, n_tensors, chunk, th, thp, hashes, err, errlen) != 0)
+        goto out_free;
     Metafl__Envelope e = *env;
     /* 0 (an envelope fresh from METAFL__ENVELOPE__INIT) means this build's
      * version; another value is kept (a version refusal goes out as
@@ -234,28 +289,8 @@ int mfl_msg_send(void *socket, const void *routing_id, size_t routing_id_len,
         ref->release = release;
         ref->hint = hint;
     }
-    for (size_t i = 0; i < n_tensors; i++) {
-        const char *p = (const char *)tensors[i].data;
-        uint64_t left = tensors[i].count * 4;
-        for (uint32_t f = 0; f < th[i].n_frames; f++) {
-            size_t n = left > chunk ? chunk : (size_t)left;
-            int more = !(i + 1 == n_tensors && f + 1 == th[i].n_frames);
-            if (ref) {
-                atomic_fetch_add(&ref->refs, 1);
-                zmq_msg_init_data(&m, (void *)p, n, s_frame_free, ref);
-            } else {
-                zmq_msg_init_size(&m, n);
-                if (n)
-                    memcpy(zmq_msg_data(&m), p, n);
-            }
-            /* ZeroMQ admits the rest of a multipart once its first part
-             * went, so a failure here is a dead socket, not back-pressure. */
-            if (s_send_part(socket, &m, more, err, errlen) != 0)
-                goto out_free;
-            p += n;
-            left -= n;
-        }
-    }
+    if (s_send_tensor_frames(socket, tensors, n_tensors, th, chunk, ref, err, errlen) != 0)
+        goto out_free;
     rc = 0;
 out_free:
     if (ref)
