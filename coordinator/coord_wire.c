@@ -248,6 +248,16 @@ int mfl_coord_wire_reload(mfl_coord_wire_t *self, char *err, size_t errlen)
     return mfl_server_reload(self->server, err, errlen);
 }
 
+bool mfl_coord_wire_site_allowed(mfl_coord_wire_t *self, const char *site)
+{
+    return mfl_server_site_allowed(self->server, site);
+}
+
+int mfl_coord_wire_drop_site(mfl_coord_wire_t *self, const char *site, const char *why)
+{
+    return mfl_server_drop_site(self->server, site, why);
+}
+
 const char *mfl_coord_wire_endpoint(const mfl_coord_wire_t *self)
 {
     return mfl_server_endpoint(self->server);

@@ -388,7 +388,7 @@ mfl_msg_t *mfl_msg_decode(zmq_msg_t *frames, size_t n, const mfl_wire_limits_t *
         return s_reject(self, reason, METAFL__REJECT_REASON__REJECT_VERSION, err, errlen,
                         "protocol version %u (this build speaks %d)", env->protocol_version,
                         MFL_WIRE_PROTOCOL_VERSION);
-    if (env->kind < METAFL__MESSAGE_KIND__HELLO || env->kind > METAFL__MESSAGE_KIND__UPLOAD_GRANT ||
+    if (env->kind < METAFL__MESSAGE_KIND__HELLO || env->kind > METAFL__MESSAGE_KIND__SITE_FAILURE ||
         (int)env->body_case != (int)env->kind + 9)
         return s_reject(self, reason, R_BAD, err, errlen,
                         "message kind %d does not match its body (%d)", (int)env->kind,

@@ -508,6 +508,9 @@ static int s_check(mfl_server_t *self, mfl_msg_t *msg, char *err, size_t errlen)
     case METAFL__MESSAGE_KIND__EVAL_REPORT:
         claimed = env->eval_report->site;
         break;
+    case METAFL__MESSAGE_KIND__SITE_FAILURE:
+        claimed = env->site_failure->site;
+        break;
     case METAFL__MESSAGE_KIND__UPDATE: {
         mfl_public_key_t key;
         pthread_mutex_lock(&self->lock);
