@@ -35,7 +35,7 @@ struct mfl_coordinator {
 
 /* ---- engine sink: engine decisions → wire ---------------------------- */
 
-static int s_sink_task(void *ctx, const char *site, const Metafl__RoundTask *task,
+static int s_sink_task(void *ctx, const char *site, const mfl_round_task_t *task,
                        const mfl_tensor_t *t, size_t n)
 {
     mfl_coordinator_t *self = ctx;
@@ -47,7 +47,7 @@ static int s_sink_task(void *ctx, const char *site, const Metafl__RoundTask *tas
     return 0;
 }
 
-static int s_sink_eval(void *ctx, const char *site, const Metafl__EvalTask *task,
+static int s_sink_eval(void *ctx, const char *site, const mfl_eval_task_t *task,
                        const mfl_tensor_t *t, size_t n)
 {
     mfl_coordinator_t *self = ctx;
@@ -59,7 +59,7 @@ static int s_sink_eval(void *ctx, const char *site, const Metafl__EvalTask *task
     return 0;
 }
 
-static void s_sink_reject(void *ctx, const char *site, Metafl__RejectReason reason,
+static void s_sink_reject(void *ctx, const char *site, mfl_reject_t reason,
                           uint32_t round, const char *text)
 {
     mfl_coordinator_t *self = ctx;
@@ -148,12 +148,12 @@ static void s_on_hello(mfl_coordinator_t *self, const mfl_wire_event_t *ev, uint
     char err[256], vtext[256];
     if (!s_version_ok(h->software_version, vtext, sizeof vtext)) {
         mfl_warn("refused Hello from site %s: %s", ev->site, vtext);
-        mfl_coord_wire_send_reject(self->wire, ev->site, METAFL__REJECT_REASON__REJECT_VERSION, 0,
+        mfl_coord_wire_send_reject(self->wire, ev->site, MFL_REJECT_VERSION, 0,
                                    vtext, err, sizeof err);
         return;
     }
     if (h->schema_hash.len > sizeof self->schema_hash) {
-        mfl_coord_wire_send_reject(self->wire, ev->site, METAFL__REJECT_REASON__REJECT_SCHEMA, 0,
+        mfl_coord_wire_send_reject(self->wire, ev->site, MFL_REJECT_SCHEMA, 0,
                                    "schema hash longer than 64 bytes", err, sizeof err);
         return;
     }
@@ -169,7 +169,7 @@ static void s_on_hello(mfl_coordinator_t *self, const mfl_wire_event_t *ev, uint
                  "or CSV schema); fix the site's data.schema to match the consortium's",
                  ev->site);
         mfl_warn("refused Hello: %s", text);
-        mfl_coord_wire_send_reject(self->wire, ev->site, METAFL__REJECT_REASON__REJECT_SCHEMA, 0,
+        mfl_coord_wire_send_reject(self->wire, ev->site, MFL_REJECT_SCHEMA, 0,
                                    text, err, sizeof err);
         return;
     }
@@ -200,7 +200,7 @@ static void s_on_event(mfl_coordinator_t *self, const mfl_wire_event_t *ev, uint
             mfl_warn("site %s: %s before an accepted Hello; rejected", ev->site,
                      env->kind == METAFL__MESSAGE_KIND__UPDATE ? "update" : "eval report");
             mfl_coord_wire_send_reject(self->wire, ev->site,
-                                       METAFL__REJECT_REASON__REJECT_BAD_MESSAGE, 0,
+                                       MFL_REJECT_BAD_MESSAGE, 0,
                                        "send Hello first", err, sizeof err);
         } else {
             mfl_debug("site %s: message before an accepted Hello ignored", ev->site);
@@ -222,7 +222,7 @@ static void s_on_event(mfl_coordinator_t *self, const mfl_wire_event_t *ev, uint
         break;
     }
     case METAFL__MESSAGE_KIND__EVAL_REPORT:
-        mfl_round_engine_eval_report(self->engine, ev->site, env->eval_report, now);
+        mfl_round_engine_eval_report(self->engine, ev->site, ev->eval_report, now);
         break;
     case METAFL__MESSAGE_KIND__BYE:
         mfl_info("site %s says bye: %s", ev->site,

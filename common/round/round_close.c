@@ -96,7 +96,7 @@ static void s_delta_hash(const mfl_round_engine_t *self, const mfl_tensor_t *t,
     crypto_generichash_final(&st, out, 32);
 }
 
-int mfl_engine_audit_update(mfl_round_engine_t *self, const Metafl__UpdateHeader *h,
+int mfl_engine_audit_update(mfl_round_engine_t *self, const mfl_update_header_t *h,
                             const mfl_tensor_t *tensors, double norm,
                             const uint8_t *signed_header, size_t signed_len, const uint8_t *sig,
                             size_t sig_len)
@@ -121,8 +121,10 @@ int mfl_engine_audit_update(mfl_round_engine_t *self, const Metafl__UpdateHeader
         memcpy(rec.nonce, self->nonce, MFL_ENGINE_NONCE_BYTES);
         rec.nonce_len = MFL_ENGINE_NONCE_BYTES;
         rec.has_delta_hash = true;
-        if (mfl_audit_digest_of_header(h, rec.delta_hash, err, sizeof err) < 0)
+        if (h->digest_error[0])
             s_delta_hash(self, tensors, rec.delta_hash);
+        else
+            memcpy(rec.delta_hash, h->digest, sizeof rec.delta_hash);
         rec.norm = norm;
         rec.n = h->n_samples;
     }
@@ -431,7 +433,7 @@ void mfl_engine_abandon_round(mfl_round_engine_t *self, uint64_t now_ms)
     self->phase = MFL_ENGINE_WAITING;
 }
 
-void mfl_engine_log_eval(mfl_round_engine_t *self, const char *site, const Metafl__EvalReport *r)
+void mfl_engine_log_eval(mfl_round_engine_t *self, const char *site, const mfl_eval_report_t *r)
 {
     mfl_info("eval after round %u, site %s: adapted loss %.4g acc %.4f auroc %.4f (before: acc "
              "%.4f; local-only: acc %.4f), n %llu", r->round, site, r->loss, r->accuracy,

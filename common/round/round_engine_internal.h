@@ -108,13 +108,13 @@ struct mfl_round_engine {
 };
 
 mfl_engine_site_t *mfl_engine_find_site(mfl_round_engine_t *self, const char *id);
-void mfl_engine_fill_algorithm(const mfl_round_engine_t *self, Metafl__AlgorithmSpec *a);
+void mfl_engine_fill_algorithm(const mfl_round_engine_t *self, mfl_task_algorithm_t *a);
 void mfl_engine_send_round_task(mfl_round_engine_t *self, mfl_engine_site_t *s);
 void mfl_engine_send_eval_task(mfl_round_engine_t *self, mfl_engine_site_t *s);
-void mfl_engine_reject(mfl_round_engine_t *self, const char *peer, Metafl__RejectReason reason,
+void mfl_engine_reject(mfl_round_engine_t *self, const char *peer, mfl_reject_t reason,
                        uint32_t round, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
-const char *mfl_engine_reject_name(Metafl__RejectReason reason);
+const char *mfl_engine_reject_name(mfl_reject_t reason);
 
 /* round_flow.c: `site` no longer needs its upload slot (its update
  * arrived, it left, it restarted): frees it and grants the next waiting
@@ -136,7 +136,7 @@ int mfl_engine_checkpoint_join(mfl_round_engine_t *self);
 int mfl_engine_audit_round(mfl_round_engine_t *self, mfl_audit_kind_t kind, const char *reason);
 /* Appends the update_accepted record: 0, or -1 (audit down; the caller
  * takes the update back out of the aggregate and rejects it). */
-int mfl_engine_audit_update(mfl_round_engine_t *self, const Metafl__UpdateHeader *h,
+int mfl_engine_audit_update(mfl_round_engine_t *self, const mfl_update_header_t *h,
                             const mfl_tensor_t *tensors, double norm,
                             const uint8_t *signed_header, size_t signed_len, const uint8_t *sig,
                             size_t sig_len);
@@ -154,7 +154,7 @@ void mfl_engine_fail(mfl_round_engine_t *self, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void mfl_engine_audit_free(mfl_round_engine_t *self);
 void mfl_engine_log_eval(mfl_round_engine_t *self, const char *site,
-                         const Metafl__EvalReport *r);
+                         const mfl_eval_report_t *r);
 
 /* Hashes each of θ's tensors once (theta_tensor_hash: what the broadcast's
  * TensorHeaders carry) and sets theta_hash to their digest,

@@ -137,20 +137,16 @@ static int s_send(fx_t *fx, mfl_round_engine_t *e, const char *site, float scale
         const mfl_tensor_info_t *ti = mfl_learner_tensor(fx->learner, i);
         tens[i] = mfl_tensor_info_view(ti, flat);
     }
-    Metafl__UpdateHeader h;
-    Metafl__UpdateMetrics m;
-    uint8_t nonce[16];
-    metafl__update_header__init(&h);
-    metafl__update_metrics__init(&m);
-    memcpy(nonce, t->nonce, 16);
+    mfl_update_header_t h;
+    memset(&h, 0, sizeof h);
+    memcpy(h.nonce, t->nonce, 16);
+    h.nonce_len = 16;
     h.round = t->round + round_off;
-    h.nonce.data = nonce;
-    h.nonce.len = 16;
-    h.site = (char *)site;
+    snprintf(h.site, sizeof h.site, "%s", site);
     h.n_samples = 10;
-    m.loss_before = 0.7;
-    m.loss_after = 0.5;
-    h.metrics = &m;
+    h.has_metrics = true;
+    h.metrics.loss_before = 0.7;
+    h.metrics.loss_after = 0.5;
     int rc = mfl_round_engine_update(e, site, &h, tens, nt, NULL, 0, NULL, 0, now);
     free(flat);
     return rc;
@@ -279,7 +275,7 @@ static void test_unwritable_audit_log_refuses_updates_until_it_works(void **stat
     s_fsize_limit((rlim_t)s_size(fx->cfg.audit_log));
     assert_int_equal(s_send(fx, e, "site-a", 1.0f, 0, 20), -1);
     assert_int_equal(fx->fake.ev[fx->fake.n - 1].reason,
-                     METAFL__REJECT_REASON__REJECT_AUDIT_UNAVAILABLE);
+                     MFL_REJECT_AUDIT_UNAVAILABLE);
     assert_non_null(mfl_round_engine_audit_error(e));
     char *json = mfl_status_render(e, &fx->cfg, NULL, 1);
     assert_non_null(strstr(json, "\"audit_error\":\""));
