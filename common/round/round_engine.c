@@ -318,6 +318,7 @@ void mfl_engine_finish_eval(mfl_round_engine_t *self)
             return;
         }
         self->phase = MFL_ENGINE_DONE;
+        mfl_engine_record_finished(self);
         /* The run's last sync point of the audit log (deferred mode: the
          * last round_closed is not on disk yet). */
         char aerr[300];
@@ -650,6 +651,12 @@ void mfl_round_engine_tick(mfl_round_engine_t *self, uint64_t now_ms)
         break;
     }
     case MFL_ENGINE_DONE:
+        if (self->finish_pending) { /* a finished run restarted: nothing to do */
+            self->finish_pending = false;
+            if (self->sink.finished)
+                self->sink.finished(self->sink.ctx);
+        }
+        break;
     case MFL_ENGINE_FAILED:
     case MFL_ENGINE_ABORTED:
         break;

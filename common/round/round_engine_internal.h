@@ -58,6 +58,7 @@ struct mfl_round_engine {
     mfl_engine_phase_t phase;
     bool started;              /* the first round opened (wait_for_sites met) */
     bool paused;
+    bool finish_pending;       /* DONE at start: tell the sink at the first tick */
     size_t waiting_logged;     /* 1 + connected count last logged while waiting; 0 none */
     uint32_t round;            /* open or next round, 1-based */
     uint32_t rounds_done;
@@ -153,6 +154,20 @@ void mfl_engine_audit_tick(mfl_round_engine_t *self, uint64_t now_ms);
 void mfl_engine_fail(mfl_round_engine_t *self, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void mfl_engine_audit_free(mfl_round_engine_t *self);
+
+/* round_resume.c. No checkpoint loaded: 0 if the run directory holds no
+ * earlier run (no checkpoint file, no round_closed record, no round line
+ * in the metrics), else -1 with err naming the files and the operator's
+ * options. */
+int mfl_engine_check_fresh_start(mfl_round_engine_t *self, char *err, size_t errlen);
+/* Resumed from `ck_path` (round rounds_done), audit log and metrics open:
+ * writes the round_closed record and the metrics line of that round if a
+ * crash left them out; a finished run (run_finished on record) goes to
+ * DONE without evaluating again. 0 or -1 with err. */
+int mfl_engine_reconcile(mfl_round_engine_t *self, const char *ck_path, char *err,
+                         size_t errlen);
+/* The final evaluation ended: a run_finished record and metrics line. */
+void mfl_engine_record_finished(mfl_round_engine_t *self);
 void mfl_engine_log_eval(mfl_round_engine_t *self, const char *site,
                          const Metafl__EvalReport *r);
 

@@ -340,6 +340,200 @@ static void test_audit_log_unwritable_too_long_fails_the_run(void **state)
     mfl_round_engine_destroy(&e);
 }
 
+/* ---- items 6 and 9: what a restart finds ----------------------------- */
+
+/* Runs `closes` rounds with the three sites (each update accepted), then
+ * destroys the engine as a stop would. */
+static void s_run_rounds(fx_t *fx, uint32_t closes)
+{
+    mfl_round_engine_t *e = s_engine(fx);
+    s_join3(e, 0);
+    for (uint32_t r = 0; r < closes; r++) {
+        mfl_round_engine_tick(e, 1 + r);
+        for (int i = 0; i < 3; i++)
+            assert_int_equal(s_send(fx, e, s_sites[i], 1.0f, 0, 1 + r), 0);
+    }
+    assert_int_equal(mfl_round_engine_rounds_done(e), closes);
+    mfl_round_engine_destroy(&e);
+}
+
+/* Keeps the first `keep` lines of `path` (the rest is what a crash left
+ * unwritten). Returns the lines dropped. */
+static size_t s_keep_lines(const char *path, size_t keep)
+{
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char *text = calloc(1, 1 << 20);
+    size_t len = fread(text, 1, (1 << 20) - 1, f), lines = 0, cut = len;
+    fclose(f);
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] == '\n' && ++lines == keep && cut == len)
+            cut = i + 1;
+    }
+    f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(fwrite(text, 1, cut, f), cut);
+    fclose(f);
+    free(text);
+    return lines - keep;
+}
+
+static size_t s_count_lines(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    size_t n = 0;
+    for (int c; (c = fgetc(f)) != EOF;)
+        n += c == '\n';
+    fclose(f);
+    return n;
+}
+
+/* Every checkpoint corrupt: the engine refuses to start (instead of θ₀ on
+ * top of the old records) and names the files and the two ways on. */
+static void test_no_loadable_checkpoint_refuses_start(void **state)
+{
+    fx_t *fx = *state;
+    s_run_rounds(fx, 2);
+    for (int r = 1; r <= 2; r++) {
+        char path[1100];
+        snprintf(path, sizeof path, "%s/round-%08d.ckpt", fx->cfg.checkpoint_dir, r);
+        FILE *f = fopen(path, "r+");
+        assert_non_null(f);
+        assert_int_equal(fseek(f, 200, SEEK_SET), 0);
+        int c = fgetc(f);
+        assert_int_equal(fseek(f, 200, SEEK_SET), 0);
+        fputc(c ^ 0x55, f);
+        fclose(f);
+    }
+    char err[2048] = "";
+    assert_null(s_engine_try(fx, err, sizeof err));
+    assert_non_null(strstr(err, "refusing to start: 2 checkpoint file(s)"));
+    assert_non_null(strstr(err, "round-00000002.ckpt, round-00000001.ckpt"));
+    assert_non_null(strstr(err, "restore a checkpoint"));
+    assert_non_null(strstr(err, "new run directory"));
+
+    /* The directory deleted while the audit log and metrics remain. */
+    char cmd[1100];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", fx->cfg.checkpoint_dir);
+    assert_int_equal(system(cmd), 0);
+    err[0] = '\0';
+    assert_null(s_engine_try(fx, err, sizeof err));
+    assert_non_null(strstr(err, "no checkpoint in"));
+    assert_non_null(strstr(err, fx->cfg.audit_log));
+    assert_non_null(strstr(err, fx->cfg.metrics_file));
+    size_t closed_lines = s_count_lines(fx->cfg.audit_log);
+
+    /* A new run directory is the explicit way to start again. */
+    snprintf(fx->cfg.checkpoint_dir, sizeof fx->cfg.checkpoint_dir, "%s/new/ckpt", fx->dir);
+    snprintf(fx->cfg.audit_log, sizeof fx->cfg.audit_log, "%s/new/audit.log", fx->dir);
+    snprintf(fx->cfg.metrics_file, sizeof fx->cfg.metrics_file, "%s/new/m.jsonl", fx->dir);
+    mfl_round_engine_t *e = s_engine(fx);
+    assert_int_equal(mfl_round_engine_rounds_done(e), 0);
+    mfl_round_engine_destroy(&e);
+    char old_log[600];
+    snprintf(old_log, sizeof old_log, "%s/audit.log", fx->dir);
+    assert_int_equal(s_count_lines(old_log), closed_lines); /* untouched */
+}
+
+static int s_closed_of(void *arg, size_t line_no, const mfl_audit_record_t *rec)
+{
+    (void)line_no;
+    char *out = arg;
+    if (rec->kind == MFL_AUDIT_ROUND_CLOSED) {
+        size_t len = strlen(out);
+        snprintf(out + len, 1024 - len, "%llu%s,", (unsigned long long)rec->round,
+                 strstr(rec->reason, "reconciled") ? "(reconciled)" : "");
+    }
+    return 0;
+}
+
+/* A crash after checkpoint 2 was renamed into place, before round 2's
+ * round_closed record and metrics line: the restart writes both from the
+ * checkpoint, so every round on disk has its records; the log verifies. */
+static void test_restart_writes_the_records_a_crash_left_out(void **state)
+{
+    fx_t *fx = *state;
+    s_run_rounds(fx, 2);
+    /* The log ends ... round_closed(2); metrics: round 1, round 2. */
+    size_t n = s_count_lines(fx->cfg.audit_log);
+    s_keep_lines(fx->cfg.audit_log, n - 1);
+    assert_int_equal(s_keep_lines(fx->cfg.metrics_file, 1), 1);
+    char closed[1024] = "", err[512];
+    assert_int_equal(mfl_audit_foreach(fx->cfg.audit_log, s_closed_of, closed, err, sizeof err),
+                     0);
+    assert_string_equal(closed, "1,");
+
+    mfl_round_engine_t *e = s_engine(fx);
+    assert_int_equal(mfl_round_engine_rounds_done(e), 2);
+    mfl_round_engine_destroy(&e);
+    closed[0] = '\0';
+    assert_int_equal(mfl_audit_foreach(fx->cfg.audit_log, s_closed_of, closed, err, sizeof err),
+                     0);
+    assert_string_equal(closed, "1,2(reconciled),");
+    mfl_audit_report_t rep;
+    assert_int_equal(mfl_audit_verify_with(fx->cfg.audit_log, s_one_key, fx->pk, &rep), 0);
+    FILE *f = fopen(fx->cfg.metrics_file, "r");
+    char line[1024];
+    int round2 = 0;
+    while (fgets(line, sizeof line, f))
+        round2 += strncmp(line, "{\"event\":\"round\",\"round\":2,", 27) == 0 &&
+                  strstr(line, "\"reconciled\":true") != NULL;
+    fclose(f);
+    assert_int_equal(round2, 1);
+
+    /* A second restart finds nothing missing and writes nothing more. */
+    size_t lines = s_count_lines(fx->cfg.metrics_file);
+    e = s_engine(fx);
+    mfl_round_engine_destroy(&e);
+    assert_int_equal(s_count_lines(fx->cfg.metrics_file), lines);
+    closed[0] = '\0';
+    assert_int_equal(mfl_audit_foreach(fx->cfg.audit_log, s_closed_of, closed, err, sizeof err),
+                     0);
+    assert_string_equal(closed, "1,2(reconciled),");
+}
+
+/* A run that finished (last round closed, final evaluation answered)
+ * and is started again ends at once: no second final evaluation. */
+static void test_finished_run_restarted_does_not_evaluate_again(void **state)
+{
+    fx_t *fx = *state;
+    fx->cfg.rounds = 1;
+    mfl_round_engine_t *e = s_engine(fx);
+    s_join3(e, 0);
+    mfl_round_engine_tick(e, 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(s_send(fx, e, s_sites[i], 1.0f, 0, 1), 0);
+    assert_int_equal(mfl_round_engine_phase(e), MFL_ENGINE_EVAL);
+    for (int i = 0; i < 3; i++) {
+        const event_t *ev = NULL;
+        for (size_t k = 0; k < fx->fake.n; k++)
+            if (fx->fake.ev[k].kind == 'E' && strcmp(fx->fake.ev[k].site, s_sites[i]) == 0)
+                ev = &fx->fake.ev[k];
+        assert_non_null(ev);
+        Metafl__EvalReport r;
+        metafl__eval_report__init(&r);
+        r.site = (char *)s_sites[i];
+        r.round = ev->round;
+        r.nonce.data = (uint8_t *)ev->nonce;
+        r.nonce.len = 16;
+        assert_int_equal(mfl_round_engine_eval_report(e, s_sites[i], &r, 2), 0);
+    }
+    assert_int_equal(mfl_round_engine_phase(e), MFL_ENGINE_DONE);
+    assert_int_equal(fx->fake.finished, 1);
+    mfl_round_engine_destroy(&e);
+
+    size_t before = fx->fake.n;
+    e = s_engine(fx);
+    s_join3(e, 10);
+    mfl_round_engine_tick(e, 10);
+    mfl_round_engine_tick(e, 20);
+    assert_int_equal(mfl_round_engine_phase(e), MFL_ENGINE_DONE);
+    assert_int_equal(fx->fake.finished, 2);
+    assert_int_equal(fx->fake.n, before); /* no task of any kind */
+    mfl_round_engine_destroy(&e);
+}
+
 int main(void)
 {
     mfl_log_set_level(MFL_LOG_ERROR);
@@ -349,6 +543,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             test_unwritable_audit_log_refuses_updates_until_it_works, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit_log_unwritable_too_long_fails_the_run,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_loadable_checkpoint_refuses_start, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_restart_writes_the_records_a_crash_left_out,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_finished_run_restarted_does_not_evaluate_again,
                                         setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
