@@ -214,6 +214,7 @@ static size_t s_select(mfl_round_engine_t *self)
         self->sites[i].selected = false;
         self->sites[i].reported = false;
         self->sites[i].reject_logged = 0;
+        self->sites[i].reject_recorded = 0;
         if (self->sites[i].connected)
             idx[n++] = i;
     }
@@ -344,6 +345,8 @@ void mfl_engine_reject(mfl_round_engine_t *self, const char *peer, Metafl__Rejec
     va_end(ap);
     self->n_rejected_total++;
     self->n_rejected_round++;
+    self->last_reject = reason;
+    snprintf(self->last_reject_text, sizeof self->last_reject_text, "%s", text);
     mfl_engine_site_t *s = mfl_engine_find_site(self, peer);
     uint32_t bit = (uint32_t)1 << ((unsigned)reason & 31u);
     /* Logged once per (site, reason, round): a misbehaving site must not
@@ -550,8 +553,12 @@ int mfl_round_engine_update(mfl_round_engine_t *self, const char *peer,
      * spent), and goes to the next waiting site once the update is handled. */
     bool small = (uint64_t)self->n_state * sizeof(float) <= self->small_upload_bytes;
     bool granted = !self->gate || small || mfl_upload_gate_holds(self->gate, peer);
+    uint64_t rejected_before = self->n_rejected_total;
     int rc = s_update(self, peer, granted, h, tensors, n_tensors, signed_header,
                       signed_header_len, signature, signature_len, now_ms);
+    if (rc < 0 && self->n_rejected_total != rejected_before)
+        mfl_engine_audit_rejected(self, peer, h, signed_header, signed_header_len, signature,
+                                  signature_len);
     if (self->gate && mfl_upload_gate_holds(self->gate, peer))
         mfl_engine_flow_release(self, peer);
     return rc;

@@ -18,6 +18,9 @@
 
 #define MFL_ENGINE_AUDIT_PENDING 4  /* records owed after a failed append */
 #define MFL_ENGINE_AUDIT_RETRY_MS 1000
+/* update_rejected records per site and round attempt; the next rejection
+ * writes one more saying that the rest go unrecorded (round_audit.c). */
+#define MFL_ENGINE_REJECT_RECORDS 4
 
 typedef struct {
     char id[MFL_ENGINE_SITE_MAX];
@@ -27,6 +30,7 @@ typedef struct {
     bool selected;        /* in the open round */
     bool reported;        /* accepted update in the open round */
     uint32_t reject_logged; /* reasons already logged this round (bit per reason) */
+    uint32_t reject_recorded; /* update_rejected records this round (bounded) */
     bool eval_sent;
     bool eval_reported;
 } mfl_engine_site_t;
@@ -70,6 +74,8 @@ struct mfl_round_engine {
     double opened_mono_s;      /* mfl_clock_mono_s() at open: the metrics' clock */
     size_t n_selected, n_accepted, n_rejected_round;
     uint64_t n_rejected_total;
+    Metafl__RejectReason last_reject;  /* the latest rejection, for its record */
+    char last_reject_text[256];
     double loss_before_sum, loss_after_sum, weight_sum;
 
     uint32_t eval_round;
@@ -150,6 +156,13 @@ int mfl_engine_audit_append(mfl_round_engine_t *self, const mfl_audit_record_t *
  * owed records, then a note of the gap); past config.audit_give_up_ms, or
  * at once if the log is closed for good, the run fails. */
 void mfl_engine_audit_tick(mfl_round_engine_t *self, uint64_t now_ms);
+/* An update from `peer` (header `h`, may be NULL; the site's signed bytes
+ * if any) was just rejected (last_reject): writes its update_rejected
+ * record, at most MFL_ENGINE_REJECT_RECORDS per site and round attempt
+ * plus one saying the rest are not recorded. */
+void mfl_engine_audit_rejected(mfl_round_engine_t *self, const char *peer,
+                               const Metafl__UpdateHeader *h, const uint8_t *signed_header,
+                               size_t signed_len, const uint8_t *sig, size_t sig_len);
 /* Stops the run: phase FAILED, the message logged, the sink told. */
 void mfl_engine_fail(mfl_round_engine_t *self, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -534,6 +534,63 @@ static void test_finished_run_restarted_does_not_evaluate_again(void **state)
     mfl_round_engine_destroy(&e);
 }
 
+/* ---- item 13: update_rejected records, bounded ------------------------ */
+
+typedef struct {
+    size_t rejected;     /* update_rejected records (all of site-a) */
+    size_t capped;       /* records saying the rest are not recorded */
+    size_t norm;         /* REJECT_NORM reasons */
+} s_rejects_t;
+
+static int s_count_rejects(void *arg, size_t line_no, const mfl_audit_record_t *rec)
+{
+    (void)line_no;
+    s_rejects_t *c = arg;
+    if (rec->kind != MFL_AUDIT_UPDATE_REJECTED)
+        return 0;
+    assert_string_equal(rec->site, "site-a");
+    c->rejected++;
+    c->capped += strstr(rec->reason, "are not recorded") != NULL;
+    c->norm += strncmp(rec->reason, "REJECT_NORM: ", 13) == 0;
+    return 0;
+}
+
+/* A rejected update leaves an update_rejected record naming the reason; a
+ * site that keeps sending bad updates gets MFL_ENGINE_REJECT_RECORDS (4)
+ * records and one more saying the rest are not recorded, per round: 50
+ * bad updates cost 5 lines, not 50. The log verifies. */
+static void test_rejected_updates_are_recorded_within_a_bound(void **state)
+{
+    fx_t *fx = *state;
+    fx->cfg.norm_bound = 2.0;
+    mfl_round_engine_t *e = s_engine(fx);
+    s_join3(e, 0);
+    mfl_round_engine_tick(e, 0);
+    assert_int_equal(s_send(fx, e, "site-a", 100.0f, 0, 1), -1); /* over the norm bound */
+    for (int i = 0; i < 49; i++)
+        assert_int_equal(s_send(fx, e, "site-a", 1.0f, 1, 2), -1); /* wrong round */
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(s_send(fx, e, s_sites[i], 1.0f, 0, 3), 0);
+    assert_int_equal(fx->fake.closed, 1);
+    mfl_round_engine_tick(e, 4); /* round 2: the bound starts again */
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(s_send(fx, e, "site-a", 1.0f, 5, 5), -1);
+    mfl_round_engine_destroy(&e);
+
+    s_rejects_t c = {0, 0, 0};
+    char err[512];
+    assert_int_equal(mfl_audit_foreach(fx->cfg.audit_log, s_count_rejects, &c, err, sizeof err),
+                     0);
+    /* Round 1: the norm rejection, 3 wrong-round ones, the capped one;
+     * round 2: 4 and the capped one. */
+    assert_int_equal(c.rejected, 10);
+    assert_int_equal(c.norm, 1);
+    assert_int_equal(c.capped, 2);
+    mfl_audit_report_t rep;
+    assert_int_equal(mfl_audit_verify_with(fx->cfg.audit_log, s_one_key, fx->pk, &rep), 0);
+    assert_true(rep.n_records < 30);
+}
+
 int main(void)
 {
     mfl_log_set_level(MFL_LOG_ERROR);
@@ -549,6 +606,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_restart_writes_the_records_a_crash_left_out,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_finished_run_restarted_does_not_evaluate_again,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rejected_updates_are_recorded_within_a_bound,
                                         setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
