@@ -373,6 +373,9 @@ void mfl_engine_close_round(mfl_round_engine_t *self, uint64_t now_ms, bool at_d
     if (hashing)
         pthread_join(hash_thread, NULL);
     if (ck < 0) {
+        /* Not saved, so not done: status and the log count the rounds on
+         * disk ("FAILED after 15 of 200", not 16). */
+        self->rounds_done = self->round - 1;
         self->phase = MFL_ENGINE_FAILED;
         mfl_error("round %u: cannot write the checkpoint; stopping (θ of round %u is the "
                   "last on disk)", self->round, self->round - 1);

@@ -591,6 +591,36 @@ static void test_rejected_updates_are_recorded_within_a_bound(void **state)
     assert_true(rep.n_records < 30);
 }
 
+/* ---- item 14: a failed run counts the rounds on disk ------------------ */
+
+/* Round 2's checkpoint cannot be written (its directory became a file):
+ * the run fails, and says 1 round done (the one saved), not 2; status
+ * agrees. */
+static void test_failed_checkpoint_does_not_count_its_round(void **state)
+{
+    fx_t *fx = *state;
+    mfl_round_engine_t *e = s_engine(fx);
+    s_join3(e, 0);
+    mfl_round_engine_tick(e, 1);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(s_send(fx, e, s_sites[i], 1.0f, 0, 1), 0);
+    assert_int_equal(mfl_round_engine_rounds_done(e), 1);
+    char cmd[3200];
+    snprintf(cmd, sizeof cmd, "mv '%s' '%s.saved' && touch '%s'", fx->cfg.checkpoint_dir,
+             fx->cfg.checkpoint_dir, fx->cfg.checkpoint_dir);
+    assert_int_equal(system(cmd), 0);
+    mfl_round_engine_tick(e, 2);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(s_send(fx, e, s_sites[i], 1.0f, 0, 2), 0);
+    assert_int_equal(mfl_round_engine_phase(e), MFL_ENGINE_FAILED);
+    assert_int_equal(mfl_round_engine_rounds_done(e), 1);
+    char *json = mfl_status_render(e, &fx->cfg, NULL, 1);
+    assert_non_null(strstr(json, "\"phase\":\"failed\""));
+    assert_non_null(strstr(json, "\"rounds_done\":1,"));
+    free(json);
+    mfl_round_engine_destroy(&e);
+}
+
 int main(void)
 {
     mfl_log_set_level(MFL_LOG_ERROR);
@@ -608,6 +638,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_finished_run_restarted_does_not_evaluate_again,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_rejected_updates_are_recorded_within_a_bound,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_checkpoint_does_not_count_its_round,
                                         setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
