@@ -97,7 +97,7 @@ static void s_delta_hash(const mfl_round_engine_t *self, const mfl_engine_tensor
 }
 
 int mfl_engine_audit_update(mfl_round_engine_t *self, const Metafl__UpdateHeader *h,
-                            const mfl_engine_tensor_t *tensors, double norm,
+                            const mfl_engine_tensor_t *tensors, double norm, const char *note,
                             const uint8_t *signed_header, size_t signed_len, const uint8_t *sig,
                             size_t sig_len)
 {
@@ -126,6 +126,8 @@ int mfl_engine_audit_update(mfl_round_engine_t *self, const Metafl__UpdateHeader
         rec.norm = norm;
         rec.n = h->n_samples;
     }
+    if (note && note[0])
+        snprintf(rec.reason, sizeof rec.reason, "%s", note);
     return mfl_engine_audit_append(self, &rec, false);
 }
 
@@ -334,7 +336,14 @@ void mfl_engine_close_round(mfl_round_engine_t *self, uint64_t now_ms, bool at_d
         mfl_engine_abandon_round(self, now_ms);
         return;
     }
-    if (mfl_aggregate_mean(self->agg, mean) < 0 ||
+    bool robust = self->config.aggregator != MFL_AGG_MEAN;
+    int agg_rc = robust ? mfl_engine_robust_mean(self, mean, err, sizeof err)
+                        : mfl_aggregate_mean(self->agg, mean);
+    if (!robust && agg_rc < 0)
+        snprintf(err, sizeof err, "no update to average");
+    if (robust)
+        mfl_engine_robust_reset(self);
+    if (agg_rc < 0 ||
         mfl_server_step_apply(self->step, self->theta, mean, err, sizeof err) < 0) {
         free(mean);
         /* Every update passed the finiteness and bound checks, so this is
@@ -419,6 +428,7 @@ void mfl_engine_abandon_round(mfl_round_engine_t *self, uint64_t now_ms)
              self->config.rounds, self->attempt, reason);
     (void)mfl_engine_audit_round(self, MFL_AUDIT_ROUND_ABANDONED, reason); /* owed if it fails */
     mfl_aggregate_reset(self->agg);
+    mfl_engine_robust_reset(self);
     for (size_t i = 0; i < self->n_sites; i++)
         self->sites[i].selected = self->sites[i].reported = false;
     if (self->config.max_attempts && self->attempt >= self->config.max_attempts) {

@@ -231,6 +231,9 @@ static size_t s_select(mfl_round_engine_t *self)
         mfl_rng_seed(&rng, self->round_seed, 0x73656c656374ull); /* "select" */
         mfl_rng_shuffle(&rng, idx, n);
     }
+    /* Robust rules keep every Δ until the close: at most max_updates. */
+    if (self->config.aggregator != MFL_AGG_MEAN && k > self->config.robust_max_updates)
+        k = self->config.robust_max_updates;
     for (size_t i = 0; i < k; i++)
         self->sites[idx[i]].selected = true;
     free(idx);
@@ -248,6 +251,7 @@ static void s_open_round(mfl_round_engine_t *self, uint64_t now_ms)
     self->loss_after_sum = 0;
     self->weight_sum = 0;
     mfl_aggregate_reset(self->agg);
+    mfl_engine_robust_reset(self);
     mfl_engine_flow_reset(self);
     self->opened_ms = now_ms;
     self->opened_mono_s = mfl_clock_mono_s();
@@ -417,6 +421,88 @@ static double s_norm(const mfl_round_engine_t *self, const mfl_engine_tensor_t *
     return sqrt(sq);
 }
 
+/* The weight a site's update counts with: its claimed sample count, at
+ * most what it declared at Hello (n_train, when it declared one) and at
+ * most server.max_weight; a cap is noted for the audit record. */
+static double s_weight(const mfl_round_engine_t *self, const mfl_engine_site_t *s,
+                       uint64_t n_samples, char *note, size_t note_len)
+{
+    double w = (double)n_samples;
+    const char *by = NULL;
+    if (s->n_train && w > (double)s->n_train) {
+        w = (double)s->n_train;
+        by = "the training rows it declared at Hello";
+    }
+    if (self->config.max_weight > 0 && w > self->config.max_weight) {
+        w = self->config.max_weight;
+        by = "server.max_weight";
+    }
+    if (by) {
+        size_t used = strlen(note);
+        snprintf(note + used, note_len - used, "%sweight %.6g (claims %llu samples; capped by %s)",
+                 used ? "; " : "", w, (unsigned long long)n_samples, by);
+    }
+    return w;
+}
+
+/* Folds (mean) or keeps (robust rules) the update, Δ·scale with weight w,
+ * and writes its update_accepted record; without the record it is taken
+ * back out and refused. 0, or -1 after rejecting it. */
+static int s_take(mfl_round_engine_t *self, const char *peer, mfl_engine_site_t *s,
+                  const Metafl__UpdateHeader *h, const mfl_engine_tensor_t *tensors,
+                  double norm, double scale, double w, const char *note,
+                  const uint8_t *signed_header, size_t signed_header_len,
+                  const uint8_t *signature, size_t signature_len)
+{
+    uint32_t round = h->round;
+    char err[256];
+    float *flat = NULL;
+    bool robust = self->config.aggregator != MFL_AGG_MEAN;
+    if (robust || scale != 1.0) {
+        flat = malloc(self->n_state * sizeof(float));
+        if (!flat) {
+            mfl_engine_reject(self, peer, METAFL__REJECT_REASON__REJECT_TOO_LARGE, round,
+                              "coordinator out of memory for a Δ of %zu parameters",
+                              self->n_state);
+            return -1;
+        }
+        for (size_t i = 0; i < self->n_tensors; i++)
+            for (size_t j = 0; j < tensors[i].count; j++)
+                flat[self->tensor_offset[i] + j] = (float)(scale * (double)tensors[i].data[j]);
+    }
+    for (size_t i = 0; i < self->n_tensors; i++)
+        self->parts[i] = (mfl_aggregate_part_t){
+            self->tensor_offset[i],
+            flat ? flat + self->tensor_offset[i] : tensors[i].data, (size_t)tensors[i].count};
+    if (!robust && mfl_aggregate_add_parts(self->agg, self->parts, self->n_tensors, w, err,
+                                           sizeof err) < 0) {
+        free(flat);
+        mfl_engine_reject(self, peer, METAFL__REJECT_REASON__REJECT_NORM, round,
+                          "aggregate refused the update: %s", err);
+        return -1;
+    }
+    /* Folded (or kept) only with its record written: otherwise taken back
+     * out (exactly: fixed point) and refused. */
+    if (mfl_engine_audit_update(self, h, tensors, norm, note, signed_header, signed_header_len,
+                                signature, signature_len) < 0) {
+        if (!robust)
+            (void)mfl_aggregate_remove_parts(self->agg, self->parts, self->n_tensors, w);
+        free(flat);
+        self->audit_refused++;
+        mfl_engine_reject(self, peer, METAFL__REJECT_REASON__REJECT_AUDIT_UNAVAILABLE, round,
+                          "the coordinator cannot write its audit log (%s); update not taken",
+                          self->audit_err);
+        return -1;
+    }
+    if (robust) {
+        free(s->delta);
+        s->delta = flat;
+    } else {
+        free(flat);
+    }
+    return 0;
+}
+
 static int s_update(mfl_round_engine_t *self, const char *peer, bool granted,
                     const Metafl__UpdateHeader *h, const mfl_engine_tensor_t *tensors,
                     size_t n_tensors, const uint8_t *signed_header, size_t signed_header_len,
@@ -490,10 +576,20 @@ static int s_update(mfl_round_engine_t *self, const char *peer, bool granted,
                           "Δ[%zu] is NaN or infinite", bad);
         return -1;
     }
+    /* Above the bound: rejected, or (rounds.norm_action: clip) scaled
+     * down onto it. */
+    double scale = 1.0;
+    char note[200] = "";
     if (self->config.norm_bound > 0 && norm > self->config.norm_bound) {
-        mfl_engine_reject(self, peer, METAFL__REJECT_REASON__REJECT_NORM, round,
-                          "‖Δ‖ = %.6g exceeds the bound %.6g", norm, self->config.norm_bound);
-        return -1;
+        if (!self->config.norm_clip) {
+            mfl_engine_reject(self, peer, METAFL__REJECT_REASON__REJECT_NORM, round,
+                              "‖Δ‖ = %.6g exceeds the bound %.6g", norm,
+                              self->config.norm_bound);
+            return -1;
+        }
+        scale = self->config.norm_bound / norm;
+        snprintf(note, sizeof note, "clipped from norm %.6g to %.6g", norm,
+                 self->config.norm_bound);
     }
     if (h->n_samples == 0) {
         mfl_engine_reject(self, peer, METAFL__REJECT_REASON__REJECT_BAD_MESSAGE, round,
@@ -507,31 +603,12 @@ static int s_update(mfl_round_engine_t *self, const char *peer, bool granted,
                           self->audit_err);
         return -1;
     }
-    char err[256];
-    for (size_t i = 0; i < self->n_tensors; i++)
-        self->parts[i] = (mfl_aggregate_part_t){self->tensor_offset[i], tensors[i].data,
-                                                (size_t)tensors[i].count};
-    if (mfl_aggregate_add_parts(self->agg, self->parts, self->n_tensors, (double)h->n_samples,
-                                err, sizeof err) < 0) {
-        mfl_engine_reject(self, peer, METAFL__REJECT_REASON__REJECT_NORM, round,
-                          "aggregate refused the update: %s", err);
+    double w = s_weight(self, s, h->n_samples, note, sizeof note);
+    if (s_take(self, peer, s, h, tensors, norm, scale, w, note, signed_header,
+               signed_header_len, signature, signature_len) < 0)
         return -1;
-    }
-    /* Folded only with its record written: otherwise taken back out
-     * (exactly: fixed point) and refused. */
-    if (mfl_engine_audit_update(self, h, tensors, norm, signed_header, signed_header_len,
-                                signature, signature_len) < 0) {
-        (void)mfl_aggregate_remove_parts(self->agg, self->parts, self->n_tensors,
-                                         (double)h->n_samples);
-        self->audit_refused++;
-        mfl_engine_reject(self, peer, METAFL__REJECT_REASON__REJECT_AUDIT_UNAVAILABLE, round,
-                          "the coordinator cannot write its audit log (%s); update not taken",
-                          self->audit_err);
-        return -1;
-    }
     s->reported = true;
     self->n_accepted++;
-    double w = (double)h->n_samples;
     self->weight_sum += w;
     if (h->metrics) {
         self->loss_before_sum += w * h->metrics->loss_before;

@@ -33,6 +33,7 @@ typedef struct {
     uint32_t reject_recorded; /* update_rejected records this round (bounded) */
     bool eval_sent;
     bool eval_reported;
+    float *delta;         /* robust aggregators: its accepted Δ (flat), else NULL */
 } mfl_engine_site_t;
 
 struct mfl_round_engine {
@@ -141,10 +142,11 @@ int mfl_engine_checkpoint_join(mfl_round_engine_t *self);
  * (round_audit.c); a round_closed or round_abandoned record is kept and
  * written first when the log works again. */
 int mfl_engine_audit_round(mfl_round_engine_t *self, mfl_audit_kind_t kind, const char *reason);
-/* Appends the update_accepted record: 0, or -1 (audit down; the caller
+/* Appends the update_accepted record (`note`, e.g. a clip or a weight cap,
+ * as its reason): 0, or -1 (audit down; the caller
  * takes the update back out of the aggregate and rejects it). */
 int mfl_engine_audit_update(mfl_round_engine_t *self, const Metafl__UpdateHeader *h,
-                            const mfl_engine_tensor_t *tensors, double norm,
+                            const mfl_engine_tensor_t *tensors, double norm, const char *note,
                             const uint8_t *signed_header, size_t signed_len, const uint8_t *sig,
                             size_t sig_len);
 
@@ -167,6 +169,13 @@ void mfl_engine_audit_rejected(mfl_round_engine_t *self, const char *peer,
 void mfl_engine_fail(mfl_round_engine_t *self, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void mfl_engine_audit_free(mfl_round_engine_t *self);
+
+/* round_robust.c: robust aggregation (config.aggregator != MEAN). */
+/* Frees every site's kept Δ (a round opened, closed or was abandoned). */
+void mfl_engine_robust_reset(mfl_round_engine_t *self);
+/* The round's aggregate of the kept Δs (in site-id order) into mean[n_state]:
+ * median, trimmed mean or Multi-Krum. 0, or -1 with err. */
+int mfl_engine_robust_mean(mfl_round_engine_t *self, float *mean, char *err, size_t errlen);
 
 /* round_resume.c. No checkpoint loaded: 0 if the run directory holds no
  * earlier run (no checkpoint file, no round_closed record, no round line

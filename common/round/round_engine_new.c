@@ -172,6 +172,7 @@ void mfl_round_engine_destroy(mfl_round_engine_t **self_p)
     mfl_aggregate_destroy(&self->agg);
     mfl_server_step_destroy(&self->step);
     mfl_engine_audit_free(self);
+    mfl_engine_robust_reset(self);
     mfl_audit_destroy(&self->audit);
     mfl_upload_gate_destroy(&self->gate);
     if (self->metrics)

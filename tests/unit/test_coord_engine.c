@@ -454,7 +454,10 @@ static void test_aggregation_is_weighted_and_order_independent(void **state)
         n = mfl_round_engine_n_state(e);
         float *theta0 = malloc(n * sizeof(float));
         memcpy(theta0, mfl_round_engine_theta(e), n * sizeof(float));
-        s_join3(e, 0);
+        /* Each site declares at Hello the rows it then claims (a claim
+         * above the declaration would be capped to it). */
+        for (int i = 0; i < 3; i++)
+            mfl_round_engine_site_hello(e, sites[i], weight[i], 0);
         mfl_round_engine_tick(e, 0);
         for (int k = 0; k < 3; k++) {
             int i = orders[run][k];

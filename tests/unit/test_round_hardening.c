@@ -621,6 +621,186 @@ static void test_failed_checkpoint_does_not_count_its_round(void **state)
     mfl_round_engine_destroy(&e);
 }
 
+/* ---- item 15: poisoning ---------------------------------------------- */
+
+/* `site` sends the flat Δ `flat` (n_samples n) for its last task. */
+static int s_send_flat(fx_t *fx, mfl_round_engine_t *e, const char *site, const float *flat,
+                       uint64_t n, uint64_t now)
+{
+    const event_t *t = s_last_task(&fx->fake, site);
+    assert_non_null(t);
+    size_t nt = mfl_learner_n_tensors(fx->learner);
+    mfl_engine_tensor_t tens[8];
+    uint64_t shapes[8][4];
+    for (size_t i = 0; i < nt; i++) {
+        const mfl_tensor_info_t *ti = mfl_learner_tensor(fx->learner, i);
+        for (size_t k = 0; k < ti->ndim; k++)
+            shapes[i][k] = ti->shape[k];
+        tens[i] = (mfl_engine_tensor_t){ti->name, ti->ndim, shapes[i], ti->count,
+                                        (float *)flat + ti->offset};
+    }
+    Metafl__UpdateHeader h;
+    uint8_t nonce[16];
+    metafl__update_header__init(&h);
+    memcpy(nonce, t->nonce, 16);
+    h.round = t->round;
+    h.nonce.data = nonce;
+    h.nonce.len = 16;
+    h.site = (char *)site;
+    h.n_samples = n;
+    return mfl_round_engine_update(e, site, &h, tens, nt, NULL, 0, NULL, 0, now);
+}
+
+typedef enum { ATTACK_NONE, ATTACK_SCALE, ATTACK_FLIP } attack_t;
+
+/* Five sites pull θ toward θ* (each Δ = ½(θ* − θ) plus a small per-site,
+ * per-round offset); site "h5" attacks: scaled (Δ × 30) or sign-flipped
+ * (Δ × −10), claiming 10 samples like the others. 15 rounds; returns
+ * ‖θ − θ*‖ / ‖θ₀ − θ*‖ (the honest run shrinks it ~ 2^-15), or infinity
+ * if θ diverged so far that updates were refused. */
+static double s_poison_run(fx_t *fx, mfl_agg_kind_t agg, bool clip, attack_t attack)
+{
+    static const char *const names[5] = {"h1", "h2", "h3", "h4", "h5"};
+    char sub[600];
+    static int run;
+    snprintf(sub, sizeof sub, "%s/poison%d", fx->dir, run++);
+    snprintf(fx->cfg.checkpoint_dir, sizeof fx->cfg.checkpoint_dir, "%s/ckpt", sub);
+    snprintf(fx->cfg.metrics_file, sizeof fx->cfg.metrics_file, "%s/m.jsonl", sub);
+    snprintf(fx->cfg.audit_log, sizeof fx->cfg.audit_log, "%s/audit.log", sub);
+    fx->cfg.rounds = 15;
+    fx->cfg.min_sites = 5;
+    fx->cfg.wait_for_sites = 5;
+    fx->cfg.aggregator = agg;
+    fx->cfg.trim_fraction = 0.2;
+    fx->cfg.krum_f = 1;
+    fx->cfg.krum_m = 0;
+    fx->cfg.norm_clip = clip;
+    fx->cfg.norm_bound = clip ? 1.0 : 0.0;
+    memset(&fx->fake, 0, sizeof fx->fake); /* each run's own events */
+    mfl_round_engine_t *e = s_engine(fx);
+    size_t n = mfl_round_engine_n_state(e);
+    float *target = malloc(n * sizeof(float)), *d = malloc(n * sizeof(float));
+    double e0 = 0;
+    for (size_t j = 0; j < n; j++) {
+        target[j] = 0.5f * (float)((int)(j % 5) - 2);
+        double t = (double)target[j] - mfl_round_engine_theta(e)[j];
+        e0 += t * t;
+    }
+    for (int i = 0; i < 5; i++)
+        mfl_round_engine_site_hello(e, names[i], 10, 0);
+    bool diverged = false;
+    for (uint32_t r = 1; r <= fx->cfg.rounds && !diverged; r++) {
+        mfl_round_engine_tick(e, r);
+        assert_int_equal(mfl_round_engine_phase(e), MFL_ENGINE_ROUND);
+        for (int i = 0; i < 5; i++) {
+            const float *th = mfl_round_engine_theta(e);
+            for (size_t j = 0; j < n; j++) {
+                double jitter = 0.01 * (double)((int)((j * 7 + (size_t)i * 3 + r) % 5) - 2);
+                d[j] = (float)(0.5 * ((double)target[j] - th[j]) + jitter);
+            }
+            if (i == 4 && attack != ATTACK_NONE)
+                for (size_t j = 0; j < n; j++)
+                    d[j] *= attack == ATTACK_SCALE ? 30.0f : -10.0f;
+            /* θ blown up so far that an update leaves the aggregate's
+             * range (or is not finite): refused, the run has diverged. */
+            if (s_send_flat(fx, e, names[i], d, 10, r) < 0) {
+                diverged = true;
+                break;
+            }
+        }
+        assert_true(diverged || mfl_round_engine_rounds_done(e) == r);
+    }
+    double err2 = diverged ? INFINITY : 0;
+    for (size_t j = 0; j < n; j++) {
+        double t = (double)target[j] - mfl_round_engine_theta(e)[j];
+        err2 += t * t;
+    }
+    mfl_round_engine_destroy(&e);
+    free(target);
+    free(d);
+    return sqrt(err2 / e0);
+}
+
+/* One of five sites poisons its updates. With the plain mean the final
+ * model is far from where the honest sites lead (it diverges); median,
+ * trimmed mean and Multi-Krum keep it there (within the honest sites'
+ * own spread); clipping to the norm bound keeps the damage bounded. The
+ * numbers are printed (docs/AGGREGATION.md quotes them). */
+static void test_one_poisoning_site_of_five_with_and_without_defence(void **state)
+{
+    fx_t *fx = *state;
+    static const struct {
+        mfl_agg_kind_t agg;
+        bool clip;
+        const char *name;
+    } rules[] = {{MFL_AGG_MEAN, false, "mean"},
+                 {MFL_AGG_MEAN, true, "mean + clip to bound 1"},
+                 {MFL_AGG_MEDIAN, false, "median"},
+                 {MFL_AGG_TRIMMED_MEAN, false, "trimmed_mean 0.2"},
+                 {MFL_AGG_MULTI_KRUM, false, "multi_krum f=1"}};
+    double honest = s_poison_run(fx, MFL_AGG_MEAN, false, ATTACK_NONE);
+    printf("    poisoning, 5 sites, 15 rounds, relative error ‖θ−θ*‖/‖θ₀−θ*‖ "
+           "(no attacker, mean: %.2e)\n", honest);
+    assert_true(honest < 1e-2);
+    for (size_t k = 0; k < sizeof rules / sizeof *rules; k++) {
+        double scaled = s_poison_run(fx, rules[k].agg, rules[k].clip, ATTACK_SCALE);
+        double flipped = s_poison_run(fx, rules[k].agg, rules[k].clip, ATTACK_FLIP);
+        printf("    %-24s scaled ×30: %9.3g   sign-flipped ×−10: %9.3g\n", rules[k].name,
+               scaled, flipped);
+        if (k == 0) { /* undefended: the attacker wins */
+            assert_true(scaled > 1.0);
+            assert_true(flipped > 1.0);
+        } else if (rules[k].clip) { /* clipping bounds the damage, does not remove it */
+            assert_true(scaled < 0.2);
+            assert_true(flipped < 0.2);
+        } else { /* robust rules: the honest sites' model, near θ* */
+            assert_true(scaled < 0.02);
+            assert_true(flipped < 0.02);
+        }
+    }
+}
+
+/* A site claiming more samples than it declared at Hello counts with what
+ * it declared (and at most server.max_weight); the record says so. */
+static int s_weight_note(void *arg, size_t line_no, const mfl_audit_record_t *rec)
+{
+    (void)line_no;
+    if (rec->kind == MFL_AUDIT_UPDATE_ACCEPTED && strstr(rec->reason, "capped by"))
+        snprintf(arg, 256, "%.64s: %.180s", rec->site, rec->reason);
+    return 0;
+}
+
+static void test_site_weight_is_capped_and_recorded(void **state)
+{
+    fx_t *fx = *state;
+    fx->cfg.rounds = 1;
+    fx->cfg.max_weight = 20;
+    mfl_round_engine_t *e = s_engine(fx);
+    mfl_round_engine_site_hello(e, "site-a", 10, 0);
+    mfl_round_engine_site_hello(e, "site-b", 10, 0);
+    mfl_round_engine_site_hello(e, "site-c", 1000, 0);
+    mfl_round_engine_tick(e, 0);
+    size_t n = mfl_round_engine_n_state(e);
+    float *theta0 = malloc(n * sizeof(float)), *d = calloc(n, sizeof(float));
+    memcpy(theta0, mfl_round_engine_theta(e), n * sizeof(float));
+    d[0] = 1.0f;
+    assert_int_equal(s_send_flat(fx, e, "site-a", d, 10, 1), 0);
+    assert_int_equal(s_send_flat(fx, e, "site-b", d, 10, 1), 0);
+    d[0] = -2.0f; /* claims 1 000 000 samples, declared 1000, capped at 20 */
+    assert_int_equal(s_send_flat(fx, e, "site-c", d, 1000000, 1), 0);
+    /* (10·1 + 10·1 + 20·(−2)) / 40 = −0.5 */
+    assert_true(fabs(mfl_round_engine_theta(e)[0] - (theta0[0] - 0.5f)) < 1e-5);
+    assert_true(fabs(fx->fake.last.total_weight - 40.0) < 1e-9);
+    mfl_round_engine_destroy(&e);
+    char note[256] = "", err[256];
+    assert_int_equal(mfl_audit_foreach(fx->cfg.audit_log, s_weight_note, note, err, sizeof err),
+                     0);
+    assert_string_equal(note, "site-c: weight 20 (claims 1000000 samples; capped by "
+                              "server.max_weight)");
+    free(theta0);
+    free(d);
+}
+
 int main(void)
 {
     mfl_log_set_level(MFL_LOG_ERROR);
@@ -641,6 +821,10 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_checkpoint_does_not_count_its_round,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_one_poisoning_site_of_five_with_and_without_defence, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_site_weight_is_capped_and_recorded, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
