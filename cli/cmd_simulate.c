@@ -86,7 +86,7 @@ static int s_queue(sim_t *sim, const char *site, bool eval, const ProtobufCMessa
 }
 
 static int s_sink_task(void *ctx, const char *site, const Metafl__RoundTask *task,
-                       const mfl_engine_tensor_t *t, size_t n)
+                       const mfl_tensor_t *t, size_t n)
 {
     (void)t;
     (void)n;
@@ -94,7 +94,7 @@ static int s_sink_task(void *ctx, const char *site, const Metafl__RoundTask *tas
 }
 
 static int s_sink_eval(void *ctx, const char *site, const Metafl__EvalTask *task,
-                       const mfl_engine_tensor_t *t, size_t n)
+                       const mfl_tensor_t *t, size_t n)
 {
     (void)t;
     (void)n;
@@ -155,15 +155,11 @@ static void s_run_round_job(sim_t *sim, const sim_job_t *job)
         return;
     }
     size_t nt = mfl_site_worker_n_tensors(s->worker);
-    mfl_engine_tensor_t *views = calloc(nt ? nt : 1, sizeof *views);
-    uint64_t *shapes = calloc((nt ? nt : 1) * MFL_TENSOR_MAX_DIMS, sizeof *shapes);
-    if (views && shapes) {
+    mfl_tensor_t *views = calloc(nt ? nt : 1, sizeof *views);
+    if (views) {
         for (size_t i = 0; i < nt; i++) {
             const mfl_tensor_info_t *ti = mfl_site_worker_tensor(s->worker, i);
-            for (size_t d = 0; d < ti->ndim; d++)
-                shapes[i * MFL_TENSOR_MAX_DIMS + d] = ti->shape[d];
-            views[i] = (mfl_engine_tensor_t){ti->name, ti->ndim, shapes + i * MFL_TENSOR_MAX_DIMS,
-                                             ti->count, res.delta + ti->offset};
+            views[i] = mfl_tensor_info_view(ti, res.delta);
         }
         mfl_round_engine_update(sim->engine, s->cfg.site_id, h, views, nt, res.header,
                                 res.header_len, res.signature, res.signature_len, mfl_round_engine_now(sim->engine));
@@ -171,7 +167,6 @@ static void s_run_round_job(sim_t *sim, const sim_job_t *job)
         sim->oom = true;
     }
     free(views);
-    free(shapes);
     metafl__update_header__free_unpacked(h, NULL);
 }
 
@@ -368,11 +363,9 @@ int mfl_cmd_simulate(int argc, char **argv)
     else if (mfl_round_engine_phase(sim.engine) == MFL_ENGINE_DONE)
         status = 0;
     {
-        uint8_t hash[32];
+        /* θ's digest, as the daemons' metrics print it (theta_blake2b) */
+        const uint8_t *hash = mfl_round_engine_theta_hash(sim.engine);
         char hex[65];
-        crypto_generichash(hash, sizeof hash,
-                           (const unsigned char *)mfl_round_engine_theta(sim.engine),
-                           mfl_round_engine_n_state(sim.engine) * sizeof(float), NULL, 0);
         for (int i = 0; i < 32; i++)
             snprintf(hex + 2 * i, 3, "%02x", hash[i]);
         printf("simulate: %u rounds done, final theta blake2b %s\n",

@@ -85,7 +85,7 @@ int mfl_engine_audit_round(mfl_round_engine_t *self, mfl_audit_kind_t kind, cons
 /* mfl_audit_delta_hash of the flat Δ, from its tensors: the layout is
  * contiguous in tensor order, so hashing them one after another hashes
  * exactly the flat bytes. */
-static void s_delta_hash(const mfl_round_engine_t *self, const mfl_engine_tensor_t *t,
+static void s_delta_hash(const mfl_round_engine_t *self, const mfl_tensor_t *t,
                          uint8_t out[32])
 {
     crypto_generichash_state st;
@@ -97,7 +97,7 @@ static void s_delta_hash(const mfl_round_engine_t *self, const mfl_engine_tensor
 }
 
 int mfl_engine_audit_update(mfl_round_engine_t *self, const Metafl__UpdateHeader *h,
-                            const mfl_engine_tensor_t *tensors, double norm, const char *note,
+                            const mfl_tensor_t *tensors, double norm, const char *note,
                             const uint8_t *signed_header, size_t signed_len, const uint8_t *sig,
                             size_t sig_len)
 {
@@ -271,17 +271,18 @@ static int s_checkpoint(mfl_round_engine_t *self)
  * starting a thread costs more than it saves. */
 #define S_HASH_THREAD_MIN ((size_t)1 << 18) /* floats: 1 MiB */
 
-typedef struct {
-    const float *theta;
-    size_t n;
-    uint8_t *out;
-} s_hash_job_t;
+void mfl_engine_hash_theta(mfl_round_engine_t *self)
+{
+    for (size_t i = 0; i < self->n_tensors; i++)
+        crypto_generichash(self->theta_tensor_hash + 32 * i, 32,
+                           (const unsigned char *)self->views[i].data,
+                           (unsigned long long)self->views[i].count * sizeof(float), NULL, 0);
+    mfl_audit_update_digest(self->theta_tensor_hash, self->n_tensors, self->theta_hash);
+}
 
 static void *s_hash_main(void *arg)
 {
-    const s_hash_job_t *j = arg;
-    crypto_generichash(j->out, 32, (const unsigned char *)j->theta, j->n * sizeof(float), NULL,
-                       0);
+    mfl_engine_hash_theta(arg);
     return NULL;
 }
 
@@ -353,20 +354,18 @@ void mfl_engine_close_round(mfl_round_engine_t *self, uint64_t now_ms, bool at_d
         mfl_engine_abandon_round(self, now_ms);
         return;
     }
-    if (self->on_theta)
-        self->on_theta(self->on_theta_ctx, self->views, self->n_tensors);
     m.delta_norm = sqrt(mfl_vec_sumsq(mean, self->n_state));
     free(mean);
-    /* θ's BLAKE2b (RoundTask.model_hash, the round_closed record, metrics)
-     * on a helper while this thread syncs the audit log and encodes the
-     * checkpoint (another BLAKE2b pass): between rounds the sites wait, so
-     * a core is free. Both only read θ. */
-    s_hash_job_t hj = {self->theta, self->n_state, self->theta_hash};
+    /* θ's tensor hashes and digest (the broadcast's TensorHeaders,
+     * RoundTask.model_hash, the round_closed record, metrics: one BLAKE2b
+     * pass for all) on a helper while this thread syncs the audit log and
+     * encodes the checkpoint (its own checksum pass): between rounds the
+     * sites wait, so a core is free. Both only read θ. */
     pthread_t hash_thread;
     bool hashing = self->n_state >= S_HASH_THREAD_MIN &&
-                   pthread_create(&hash_thread, NULL, s_hash_main, &hj) == 0;
+                   pthread_create(&hash_thread, NULL, s_hash_main, self) == 0;
     if (!hashing)
-        s_hash_main(&hj);
+        mfl_engine_hash_theta(self);
     self->rounds_done = self->round;
     /* The previous checkpoint's sync (helper thread) ends before the
      * previous round's round_closed record can reach the disk (the audit
@@ -381,6 +380,9 @@ void mfl_engine_close_round(mfl_round_engine_t *self, uint64_t now_ms, bool at_d
     int ck = s_checkpoint(self);
     if (hashing)
         pthread_join(hash_thread, NULL);
+    if (self->on_theta)
+        self->on_theta(self->on_theta_ctx, self->views, self->theta_tensor_hash,
+                       self->n_tensors);
     if (ck < 0) {
         /* Not saved, so not done: status and the log count the rounds on
          * disk ("FAILED after 15 of 200", not 16). */

@@ -374,7 +374,7 @@ const char *mfl_engine_reject_name(Metafl__RejectReason reason)
 
 /* Tensor names and shapes must equal the learner's layout exactly. */
 static int s_check_shapes(mfl_round_engine_t *self, const char *peer,
-                          const mfl_engine_tensor_t *t, size_t n, uint32_t round)
+                          const mfl_tensor_t *t, size_t n, uint32_t round)
 {
     if (n != self->n_tensors) {
         mfl_engine_reject(self, peer, METAFL__REJECT_REASON__REJECT_SHAPE, round,
@@ -382,7 +382,7 @@ static int s_check_shapes(mfl_round_engine_t *self, const char *peer,
         return -1;
     }
     for (size_t i = 0; i < n; i++) {
-        const mfl_engine_tensor_t *want = &self->views[i];
+        const mfl_tensor_t *want = &self->views[i];
         bool same = t[i].name && strcmp(t[i].name, want->name) == 0 && t[i].ndim == want->ndim &&
                     t[i].count == want->count && t[i].data;
         for (size_t d = 0; same && d < want->ndim; d++)
@@ -404,7 +404,7 @@ static int s_check_shapes(mfl_round_engine_t *self, const char *peer,
  * gets its flat index). Summed tensor by tensor in layout order, as the
  * flat copy's norm was; the squares' sum is finite iff every element is,
  * so the index is looked for only on a reject. */
-static double s_norm(const mfl_round_engine_t *self, const mfl_engine_tensor_t *t, size_t *bad)
+static double s_norm(const mfl_round_engine_t *self, const mfl_tensor_t *t, size_t *bad)
 {
     double sq = 0;
     for (size_t i = 0; i < self->n_tensors; i++)
@@ -449,7 +449,7 @@ static double s_weight(const mfl_round_engine_t *self, const mfl_engine_site_t *
  * and writes its update_accepted record; without the record it is taken
  * back out and refused. 0, or -1 after rejecting it. */
 static int s_take(mfl_round_engine_t *self, const char *peer, mfl_engine_site_t *s,
-                  const Metafl__UpdateHeader *h, const mfl_engine_tensor_t *tensors,
+                  const Metafl__UpdateHeader *h, const mfl_tensor_t *tensors,
                   double norm, double scale, double w, const char *note,
                   const uint8_t *signed_header, size_t signed_header_len,
                   const uint8_t *signature, size_t signature_len)
@@ -504,7 +504,7 @@ static int s_take(mfl_round_engine_t *self, const char *peer, mfl_engine_site_t 
 }
 
 static int s_update(mfl_round_engine_t *self, const char *peer, bool granted,
-                    const Metafl__UpdateHeader *h, const mfl_engine_tensor_t *tensors,
+                    const Metafl__UpdateHeader *h, const mfl_tensor_t *tensors,
                     size_t n_tensors, const uint8_t *signed_header, size_t signed_header_len,
                     const uint8_t *signature, size_t signature_len, uint64_t now_ms)
 {
@@ -620,7 +620,7 @@ static int s_update(mfl_round_engine_t *self, const char *peer, bool granted,
 }
 
 int mfl_round_engine_update(mfl_round_engine_t *self, const char *peer,
-                            const Metafl__UpdateHeader *h, const mfl_engine_tensor_t *tensors,
+                            const Metafl__UpdateHeader *h, const mfl_tensor_t *tensors,
                             size_t n_tensors, const uint8_t *signed_header,
                             size_t signed_header_len, const uint8_t *signature,
                             size_t signature_len, uint64_t now_ms)
@@ -780,6 +780,11 @@ mfl_engine_phase_t mfl_round_engine_phase(const mfl_round_engine_t *self) { retu
 uint32_t mfl_round_engine_round(const mfl_round_engine_t *self) { return self->round; }
 uint32_t mfl_round_engine_rounds_done(const mfl_round_engine_t *self) { return self->rounds_done; }
 const float *mfl_round_engine_theta(const mfl_round_engine_t *self) { return self->theta; }
+
+const uint8_t *mfl_round_engine_theta_hash(const mfl_round_engine_t *self)
+{
+    return self->theta_hash;
+}
 size_t mfl_round_engine_n_state(const mfl_round_engine_t *self) { return self->n_state; }
 uint64_t mfl_round_engine_rejections(const mfl_round_engine_t *self)
 {

@@ -45,11 +45,11 @@ struct mfl_round_engine {
     mfl_learner_t *learner;
     size_t n_state;
     float *theta;
-    uint8_t theta_hash[32];   /* BLAKE2b-256 of θ bytes (RoundTask.model_hash) */
+    uint8_t theta_hash[32];   /* θ's digest (RoundTask.model_hash): mfl_engine_hash_theta */
+    uint8_t *theta_tensor_hash; /* n_tensors × 32: BLAKE2b of each of θ's tensors */
     uint8_t model_hash[32];   /* of the model spec + algorithm (checkpoint guard) */
     size_t n_tensors;
-    mfl_engine_tensor_t *views;   /* θ as tensors (data points into theta) */
-    uint64_t *shapes;             /* n_tensors × MFL_TENSOR_MAX_DIMS */
+    mfl_tensor_t *views;   /* θ as tensors (data points into theta) */
     size_t *tensor_offset;        /* contiguous in tensor order (checked at new) */
     mfl_aggregate_part_t *parts;  /* an update's tensors as aggregate parts (no flat Δ) */
     mfl_aggregate_t *agg;
@@ -146,7 +146,7 @@ int mfl_engine_audit_round(mfl_round_engine_t *self, mfl_audit_kind_t kind, cons
  * as its reason): 0, or -1 (audit down; the caller
  * takes the update back out of the aggregate and rejects it). */
 int mfl_engine_audit_update(mfl_round_engine_t *self, const Metafl__UpdateHeader *h,
-                            const mfl_engine_tensor_t *tensors, double norm, const char *note,
+                            const mfl_tensor_t *tensors, double norm, const char *note,
                             const uint8_t *signed_header, size_t signed_len, const uint8_t *sig,
                             size_t sig_len);
 
@@ -192,5 +192,13 @@ int mfl_engine_reconcile(mfl_round_engine_t *self, const char *ck_path, char *er
 void mfl_engine_record_finished(mfl_round_engine_t *self);
 void mfl_engine_log_eval(mfl_round_engine_t *self, const char *site,
                          const Metafl__EvalReport *r);
+
+/* Hashes each of θ's tensors once (theta_tensor_hash: what the broadcast's
+ * TensorHeaders carry) and sets theta_hash to their digest,
+ * mfl_audit_update_digest(theta_tensor_hash, n_tensors): the same
+ * construction update records use for Δ, so θ is hashed once per round,
+ * not once for the wire and again whole (issue 17). With one tensor the
+ * digest is BLAKE2b of θ's bytes. */
+void mfl_engine_hash_theta(mfl_round_engine_t *self);
 
 #endif

@@ -176,7 +176,7 @@ static void s_read_model(mfl_yaml_doc_t *doc, mfl_coord_config_t *c)
     const char *oo = mfl_yaml_get_string(doc, "algorithm.outer_optim", NULL);
     if (oo && mfl_optim_parse(oo, &l->outer_optim) < 0)
         mfl_yaml_fail(doc, "algorithm.outer_optim",
-                      "unknown optimiser '%s'; known: sgd, momentum, adam, adagrad", oo);
+                      "unknown optimiser '%s'; known: sgd, momentum, adam, adagrad, yogi", oo);
     l->batch_size = mfl_yaml_get_size(doc, "algorithm.batch_size", l->batch_size);
     l->local_epochs = (int)s_u32(doc, "algorithm.local_epochs", (uint32_t)l->local_epochs, 0,
                                  100000);
@@ -265,7 +265,7 @@ static void s_read_server(mfl_yaml_doc_t *doc, mfl_coord_config_t *c)
     mfl_optim_kind_t kind = MFL_OPTIM_SGD;
     if (mfl_optim_parse(opt, &kind) < 0)
         mfl_yaml_fail(doc, "server.optimizer",
-                      "unknown optimiser '%s'; known: sgd (β step), momentum, adam, adagrad",
+                      "unknown optimiser '%s'; known: sgd (β step), momentum, adam, adagrad, yogi",
                       opt);
     float lr = s_pos_float(doc, "server.lr", 1.0f, false);
     c->server = mfl_optim_defaults(kind, lr);

@@ -103,7 +103,13 @@ char *mfl_status_render(const mfl_round_engine_t *e, const mfl_coord_config_t *c
         text[k] = '\0';
         s_put(&b, "\"%s\"", text);
     }
-    s_put(&b, ",\"last_round\":");
+    s_put(&b, ",");
+    /* The model, so `metafl export RUN_DIR` can rebuild it from the run dir
+     * alone (specs and algorithm names are plain ASCII). */
+    s_put(&b, "\"model\":{\"spec\":\"%s\",\"algo\":\"%s\",\"relation\":\"%s\",\"loss\":\"%s\"},",
+          c->learner.model_spec, mfl_algo_name(c->learner.algo), c->learner.relation_spec,
+          mfl_loss_name(c->learner.loss));
+    s_put(&b, "\"last_round\":");
     const mfl_round_summary_t *m = mfl_round_engine_last_summary(e);
     if (!m) {
         s_put(&b, "null");

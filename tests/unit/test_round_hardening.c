@@ -129,17 +129,13 @@ static int s_send(fx_t *fx, mfl_round_engine_t *e, const char *site, float scale
     size_t n_state = mfl_learner_n_state(fx->learner);
     size_t nt = mfl_learner_n_tensors(fx->learner);
     float *flat = malloc(n_state * sizeof(float));
-    mfl_engine_tensor_t tens[8];
-    uint64_t shapes[8][4];
+    mfl_tensor_t tens[8];
     assert_true(nt <= 8);
     for (size_t i = 0; i < n_state; i++)
         flat[i] = scale * (float)((int)(i % 7) - 3) / 16.0f;
     for (size_t i = 0; i < nt; i++) {
         const mfl_tensor_info_t *ti = mfl_learner_tensor(fx->learner, i);
-        for (size_t k = 0; k < ti->ndim; k++)
-            shapes[i][k] = ti->shape[k];
-        tens[i] = (mfl_engine_tensor_t){ti->name, ti->ndim, shapes[i], ti->count,
-                                        flat + ti->offset};
+        tens[i] = mfl_tensor_info_view(ti, flat);
     }
     Metafl__UpdateHeader h;
     Metafl__UpdateMetrics m;
@@ -630,15 +626,10 @@ static int s_send_flat(fx_t *fx, mfl_round_engine_t *e, const char *site, const 
     const event_t *t = s_last_task(&fx->fake, site);
     assert_non_null(t);
     size_t nt = mfl_learner_n_tensors(fx->learner);
-    mfl_engine_tensor_t tens[8];
-    uint64_t shapes[8][4];
-    for (size_t i = 0; i < nt; i++) {
-        const mfl_tensor_info_t *ti = mfl_learner_tensor(fx->learner, i);
-        for (size_t k = 0; k < ti->ndim; k++)
-            shapes[i][k] = ti->shape[k];
-        tens[i] = (mfl_engine_tensor_t){ti->name, ti->ndim, shapes[i], ti->count,
-                                        (float *)flat + ti->offset};
-    }
+    mfl_tensor_t tens[8];
+    assert_true(nt <= 8);
+    for (size_t i = 0; i < nt; i++)
+        tens[i] = mfl_tensor_info_view(mfl_learner_tensor(fx->learner, i), flat);
     Metafl__UpdateHeader h;
     uint8_t nonce[16];
     metafl__update_header__init(&h);
