@@ -183,8 +183,8 @@ int mfl_engine_robust_mean(mfl_round_engine_t *self, float *mean, char *err, siz
  * options. */
 int mfl_engine_check_fresh_start(mfl_round_engine_t *self, char *err, size_t errlen);
 /* Resumed from `ck_path` (round rounds_done), audit log and metrics open:
- * writes the round_closed record and the metrics line of that round if a
- * crash left them out; a finished run (run_finished on record) goes to
+ * if that round ran here (its round_opened is in the audit log) and a crash
+ * left out its round_closed record or metrics line, writes them; a finished run (run_finished on record) goes to
  * DONE without evaluating again. 0 or -1 with err. */
 int mfl_engine_reconcile(mfl_round_engine_t *self, const char *ck_path, char *err,
                          size_t errlen);

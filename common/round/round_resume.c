@@ -15,6 +15,7 @@
 typedef struct {
     uint64_t round;        /* the round asked about */
     uint64_t n_closed;     /* round_closed records, any round */
+    bool opened;           /* round_opened for `round`: it ran here */
     bool closed;           /* round_closed for `round` */
     bool finished;         /* run_finished for `round` */
     uint64_t accepted;     /* update_accepted since the last round_opened of `round` */
@@ -30,6 +31,7 @@ static int s_audit_each(void *arg, size_t line_no, const mfl_audit_record_t *rec
     } else if (rec->kind == MFL_AUDIT_RUN_FINISHED && rec->round == h->round) {
         h->finished = true;
     } else if (rec->kind == MFL_AUDIT_ROUND_OPENED && rec->round == h->round) {
+        h->opened = true;
         h->accepted = 0;
     } else if (rec->kind == MFL_AUDIT_UPDATE_ACCEPTED && rec->round == h->round) {
         h->accepted++;
@@ -133,7 +135,13 @@ int mfl_engine_reconcile(mfl_round_engine_t *self, const char *ck_path, char *er
     s_audit_scan(self->config.audit_log, r, &h);
     bool any_round, has_round, finished_metrics;
     s_metrics_scan(self->config.metrics_file, r, &any_round, &has_round, &finished_metrics);
-    if (self->audit && !h.closed) {
+    /* Only a round that ran here can have lost its records here: a
+     * checkpoint copied into a new run directory (to evaluate it, as the
+     * demo's join session does) has no round_opened in the new log, and
+     * nothing is written for it. Without an audit log, the metrics file's
+     * own round lines are the evidence. */
+    bool ran_here = self->audit ? h.opened : any_round;
+    if (self->audit && ran_here && !h.closed) {
         mfl_audit_record_t rec;
         mfl_audit_record_init(&rec, MFL_AUDIT_ROUND_CLOSED, r, NULL);
         rec.has_delta_hash = true;
@@ -152,7 +160,7 @@ int mfl_engine_reconcile(mfl_round_engine_t *self, const char *ck_path, char *er
         mfl_warn("round %u: checkpoint %s had no round_closed record (a crash after the "
                  "checkpoint); written now", r, ck_path);
     }
-    if (self->metrics && !has_round) {
+    if (self->metrics && ran_here && !has_round) {
         s_metrics_reconciled(self, h.accepted);
         mfl_warn("round %u: checkpoint %s had no metrics line (a crash after the checkpoint); "
                  "written now, marked \"reconciled\"", r, ck_path);

@@ -487,6 +487,25 @@ static void test_restart_writes_the_records_a_crash_left_out(void **state)
     assert_int_equal(mfl_audit_foreach(fx->cfg.audit_log, s_closed_of, closed, err, sizeof err),
                      0);
     assert_string_equal(closed, "1,2(reconciled),");
+
+    /* A checkpoint copied into a new run directory (to evaluate it, as
+     * the demo's join session does) did not run there: nothing is
+     * "reconciled" into the new directory's records. */
+    char cmd[3300];
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s/join' && cp -r '%s' '%s/join/ckpt'", fx->dir,
+             fx->cfg.checkpoint_dir, fx->dir);
+    assert_int_equal(system(cmd), 0);
+    snprintf(fx->cfg.checkpoint_dir, sizeof fx->cfg.checkpoint_dir, "%s/join/ckpt", fx->dir);
+    snprintf(fx->cfg.audit_log, sizeof fx->cfg.audit_log, "%s/join/audit.log", fx->dir);
+    snprintf(fx->cfg.metrics_file, sizeof fx->cfg.metrics_file, "%s/join/m.jsonl", fx->dir);
+    e = s_engine(fx);
+    assert_int_equal(mfl_round_engine_rounds_done(e), 2);
+    mfl_round_engine_destroy(&e);
+    assert_int_equal(s_count_lines(fx->cfg.metrics_file), 0);
+    closed[0] = '\0';
+    assert_int_equal(mfl_audit_foreach(fx->cfg.audit_log, s_closed_of, closed, err, sizeof err),
+                     0);
+    assert_string_equal(closed, "");
 }
 
 /* A run that finished (last round closed, final evaluation answered)
