@@ -46,6 +46,10 @@ typedef enum {
      * round = the round open or next, reason says how many were done.
      * Appended last so older logs keep their meaning and still verify. */
     MFL_AUDIT_RUN_ABORTED,
+    /* coordinator: the last round closed and the final evaluation ended;
+     * round = rounds done. A restart of a finished run sees it and does
+     * not evaluate again. */
+    MFL_AUDIT_RUN_FINISHED,
     MFL_AUDIT_KIND_COUNT
 } mfl_audit_kind_t;
 

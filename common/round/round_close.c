@@ -97,7 +97,7 @@ static void s_delta_hash(const mfl_round_engine_t *self, const mfl_tensor_t *t,
 }
 
 int mfl_engine_audit_update(mfl_round_engine_t *self, const mfl_update_header_t *h,
-                            const mfl_tensor_t *tensors, double norm,
+                            const mfl_tensor_t *tensors, double norm, const char *note,
                             const uint8_t *signed_header, size_t signed_len, const uint8_t *sig,
                             size_t sig_len)
 {
@@ -128,6 +128,8 @@ int mfl_engine_audit_update(mfl_round_engine_t *self, const mfl_update_header_t 
         rec.norm = norm;
         rec.n = h->n_samples;
     }
+    if (note && note[0])
+        snprintf(rec.reason, sizeof rec.reason, "%s", note);
     return mfl_engine_audit_append(self, &rec, false);
 }
 
@@ -337,7 +339,14 @@ void mfl_engine_close_round(mfl_round_engine_t *self, uint64_t now_ms, bool at_d
         mfl_engine_abandon_round(self, now_ms);
         return;
     }
-    if (mfl_aggregate_mean(self->agg, mean) < 0 ||
+    bool robust = self->config.aggregator != MFL_AGG_MEAN;
+    int agg_rc = robust ? mfl_engine_robust_mean(self, mean, err, sizeof err)
+                        : mfl_aggregate_mean(self->agg, mean);
+    if (!robust && agg_rc < 0)
+        snprintf(err, sizeof err, "no update to average");
+    if (robust)
+        mfl_engine_robust_reset(self);
+    if (agg_rc < 0 ||
         mfl_server_step_apply(self->step, self->theta, mean, err, sizeof err) < 0) {
         free(mean);
         /* Every update passed the finiteness and bound checks, so this is
@@ -377,6 +386,9 @@ void mfl_engine_close_round(mfl_round_engine_t *self, uint64_t now_ms, bool at_d
         self->on_theta(self->on_theta_ctx, self->views, self->theta_tensor_hash,
                        self->n_tensors);
     if (ck < 0) {
+        /* Not saved, so not done: status and the log count the rounds on
+         * disk ("FAILED after 15 of 200", not 16). */
+        self->rounds_done = self->round - 1;
         self->phase = MFL_ENGINE_FAILED;
         mfl_error("round %u: cannot write the checkpoint; stopping (θ of round %u is the "
                   "last on disk)", self->round, self->round - 1);
@@ -420,6 +432,7 @@ void mfl_engine_abandon_round(mfl_round_engine_t *self, uint64_t now_ms)
              self->config.rounds, self->attempt, reason);
     (void)mfl_engine_audit_round(self, MFL_AUDIT_ROUND_ABANDONED, reason); /* owed if it fails */
     mfl_aggregate_reset(self->agg);
+    mfl_engine_robust_reset(self);
     for (size_t i = 0; i < self->n_sites; i++)
         self->sites[i].selected = self->sites[i].reported = false;
     if (self->config.max_attempts && self->attempt >= self->config.max_attempts) {
