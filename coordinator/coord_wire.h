@@ -10,6 +10,7 @@
 #ifndef MFL_COORD_WIRE_H
 #define MFL_COORD_WIRE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -55,9 +56,16 @@ void mfl_coord_wire_prepare_theta(mfl_coord_wire_t *self, const mfl_tensor_t *te
 const char *mfl_coord_wire_endpoint(const mfl_coord_wire_t *self);
 
 /* Re-reads the allow-list directory (SIGHUP): new connections see the new
- * list, established sessions stay. On error the old list stays in force
- * and err says why. Returns 0 or -1. */
+ * list; messages from a site no longer in it are dropped unread. On error
+ * the old list stays in force and err says why. Returns 0 or -1. */
 int mfl_coord_wire_reload(mfl_coord_wire_t *self, char *err, size_t errlen);
+
+/* Whether `site`'s key is in the allow-list now. */
+bool mfl_coord_wire_site_allowed(mfl_coord_wire_t *self, const char *site);
+
+/* Ends `site`'s session now (its connections are closed, later messages
+ * on them dropped); `why` goes to the log. Returns connections closed. */
+int mfl_coord_wire_drop_site(mfl_coord_wire_t *self, const char *site, const char *why);
 /* The coordinator's key name and Ed25519 secret key (64 bytes, borrowed),
  * for the audit log. */
 const char *mfl_coord_wire_name(const mfl_coord_wire_t *self);

@@ -196,6 +196,7 @@ static void s_on_event(mfl_coordinator_t *self, const mfl_wire_event_t *ev, uint
         char err[256];
         if (env->kind == METAFL__MESSAGE_KIND__UPDATE ||
             env->kind == METAFL__MESSAGE_KIND__UPLOAD_READY ||
+            env->kind == METAFL__MESSAGE_KIND__SITE_FAILURE ||
             env->kind == METAFL__MESSAGE_KIND__EVAL_REPORT) {
             mfl_warn("site %s: %s before an accepted Hello; rejected", ev->site,
                      env->kind == METAFL__MESSAGE_KIND__UPDATE ? "update" : "eval report");
@@ -219,6 +220,15 @@ static void s_on_event(mfl_coordinator_t *self, const mfl_wire_event_t *ev, uint
         const Metafl__UploadReady *r = env->upload_ready;
         mfl_round_engine_upload_ready(self->engine, ev->site, r->round, r->nonce.data,
                                       r->nonce.len, r->update_bytes, now);
+        break;
+    }
+    case METAFL__MESSAGE_KIND__SITE_FAILURE: {
+        const Metafl__SiteFailure *f = env->site_failure;
+        mfl_round_engine_site_seen(self->engine, ev->site, now);
+        mfl_round_engine_site_withdraw(self->engine, ev->site, MFL_ENGINE_SITE_FAILED,
+                                       f->evaluation, f->round, f->nonce.data, f->nonce.len,
+                                       f->reason ? f->reason : "", now);
+        self->status_dirty = true;
         break;
     }
     case METAFL__MESSAGE_KIND__EVAL_REPORT:
@@ -257,6 +267,8 @@ static void s_sync_liveness(mfl_coordinator_t *self)
     }
 }
 
+static void s_reload_allow_list(mfl_coordinator_t *self);
+
 static void s_poll_control(mfl_coordinator_t *self)
 {
     char path[MFL_COORD_PATH_MAX + 16];
@@ -274,8 +286,10 @@ static void s_poll_control(mfl_coordinator_t *self)
         mfl_round_engine_pause(self->engine, false);
     else if (strncmp(text, "abort", 5) == 0)
         mfl_round_engine_abort(self->engine);
+    else if (strncmp(text, "reload", 6) == 0)
+        s_reload_allow_list(self);
     else
-        mfl_warn("%s: unknown command '%.32s' (pause, resume, abort)", path, text);
+        mfl_warn("%s: unknown command '%.32s' (pause, resume, abort, reload)", path, text);
     free(text);
     self->status_dirty = true;
 }
@@ -325,8 +339,30 @@ int mfl_coordinator_step(mfl_coordinator_t *self, int timeout_ms, char *err, siz
     return 0;
 }
 
-/* SIGHUP: re-read the allow-list directory and say who is admitted now, so
- * an operator adding or revoking a hospital sees the effect in the log. */
+/* After a reload: every known site whose key left the allow-list loses its
+ * session now (connections closed) and its place in the open round or
+ * evaluation, with a site_revoked audit record (issue 10 item 8). */
+static void s_revoke_removed(mfl_coordinator_t *self)
+{
+    uint64_t now = mfl_round_engine_now(self->engine);
+    for (size_t i = 0; i < mfl_round_engine_n_sites(self->engine); i++) {
+        const char *site = mfl_round_engine_site_at(self->engine, i, NULL, NULL);
+        bool revoked = false;
+        (void)mfl_round_engine_site_failure(self->engine, i, NULL, NULL, &revoked);
+        if (revoked || mfl_coord_wire_site_allowed(self->wire, site))
+            continue;
+        int cut = mfl_coord_wire_drop_site(self->wire, site, "its key was revoked");
+        mfl_round_engine_site_withdraw(self->engine, site, MFL_ENGINE_SITE_REVOKED, false, 0,
+                                       NULL, 0, "key removed from the allow-list", now);
+        mfl_info("site %s: revoked (%d connection(s) closed)", site, cut);
+        self->status_dirty = true;
+    }
+}
+
+/* SIGHUP (or "reload" in RUN_DIR/control): re-read the allow-list
+ * directory and say who is admitted now, so an operator adding or
+ * revoking a hospital sees the effect in the log; revoked sites leave at
+ * once. */
 static void s_reload_allow_list(mfl_coordinator_t *self)
 {
     char err[512];
@@ -344,10 +380,10 @@ static void s_reload_allow_list(mfl_coordinator_t *self)
     for (size_t i = 0; i < n && used < sizeof names; i++)
         used += (size_t)snprintf(names + used, sizeof names - used, "%s%s", i ? ", " : "",
                                  mfl_allow_list_at(list, i)->name);
-    mfl_info("allow-list reloaded from %s: %zu site(s) admitted for new connections: %s "
-             "(sites already connected keep their session until they reconnect)",
-             self->config.allow_dir, n, n ? names : "none");
+    mfl_info("allow-list reloaded from %s: %zu site(s) admitted: %s", self->config.allow_dir,
+             n, n ? names : "none");
     mfl_allow_list_destroy(&list);
+    s_revoke_removed(self);
 }
 
 int mfl_coordinator_run(mfl_coordinator_t *self, volatile sig_atomic_t *stop,

@@ -28,6 +28,9 @@ struct mfl_site_agent {
     mfl_audit_t *audit;
     mfl_client_t *client;
     int need_hello;         /* set by the handshake hook, served by step */
+    uint32_t task_round;    /* the round task in hand and its nonce (0 bytes: */
+    uint8_t task_nonce[64]; /* none, or its failure already reported) */
+    size_t task_nonce_len;
     unsigned handshakes;
     float *theta;           /* the last received θ, concatenated */
     size_t theta_cap;
@@ -343,6 +346,65 @@ static void s_send_ready(mfl_site_agent_t *self)
 
 static mfl_agent_status_t s_upload(mfl_site_agent_t *self, const Metafl__UploadGrant *g);
 
+/* Tells the coordinator this task failed here and why (SiteFailure), so
+ * the round stops waiting for us instead of running to its deadline
+ * (issue 10 item 11). Best effort: the log already says it. */
+static void s_send_failure(mfl_site_agent_t *self, uint32_t round, const ProtobufCBinaryData *nonce,
+                           bool evaluation, const char *why)
+{
+    Metafl__SiteFailure f = METAFL__SITE_FAILURE__INIT;
+    char reason[256];
+    snprintf(reason, sizeof reason, "%s", why);
+    f.site = (char *)self->cfg->site_id;
+    f.round = round;
+    f.nonce = *nonce;
+    f.evaluation = evaluation;
+    f.reason = reason;
+    Metafl__Envelope env = METAFL__ENVELOPE__INIT;
+    env.protocol_version = MFL_WIRE_PROTOCOL_VERSION;
+    env.kind = METAFL__MESSAGE_KIND__SITE_FAILURE;
+    env.body_case = METAFL__ENVELOPE__BODY_SITE_FAILURE;
+    env.site_failure = &f;
+    char err[256];
+    if (mfl_client_send(self->client, &env, NULL, 0, NULL, NULL, err, sizeof err))
+        mfl_warn("site %s: could not tell the coordinator: %s", self->cfg->site_id, err);
+}
+
+/* The round task in hand (for a SiteFailure after a refused update). */
+static void s_note_task(mfl_site_agent_t *self, uint32_t round, const ProtobufCBinaryData *nonce)
+{
+    self->task_round = round;
+    self->task_nonce_len = nonce->len <= sizeof self->task_nonce ? nonce->len : 0;
+    memcpy(self->task_nonce, nonce->data, self->task_nonce_len);
+}
+
+/* The coordinator refused our update for the round in hand for a reason
+ * that resending the same update cannot fix (shape, NaN, norm, hash,
+ * signature, size): say so with a SiteFailure, so the round stops waiting
+ * for us (issue 10 item 11). */
+static void s_on_update_refused(mfl_site_agent_t *self, const Metafl__Reject *rj, int reason,
+                                const char *text)
+{
+    switch (reason) {
+    case METAFL__REJECT_REASON__REJECT_SHAPE:
+    case METAFL__REJECT_REASON__REJECT_NONFINITE:
+    case METAFL__REJECT_REASON__REJECT_NORM:
+    case METAFL__REJECT_REASON__REJECT_SIGNATURE:
+    case METAFL__REJECT_REASON__REJECT_HASH:
+    case METAFL__REJECT_REASON__REJECT_TOO_LARGE:
+        break;
+    default:
+        return;
+    }
+    if (!rj || !self->task_nonce_len || rj->round != self->task_round)
+        return;
+    char why[256];
+    snprintf(why, sizeof why, "update refused: %s: %s", mfl_reject_reason_name(reason), text);
+    ProtobufCBinaryData nonce = {self->task_nonce_len, self->task_nonce};
+    s_send_failure(self, self->task_round, &nonce, false, why);
+    self->task_nonce_len = 0; /* once per task */
+}
+
 static mfl_agent_status_t s_round(mfl_site_agent_t *self, const mfl_msg_t *msg, char *ferr,
                                   size_t ferrlen)
 {
@@ -363,8 +425,10 @@ static mfl_agent_status_t s_round(mfl_site_agent_t *self, const mfl_msg_t *msg, 
         return MFL_AGENT_CONTINUE;
     }
     s_drop_pending(self);
+    s_note_task(self, task->round, &task->nonce);
     if (s_gather_theta(self, msg, &n, err, sizeof(err))) {
         mfl_warn("site %s: round %u refused: %s", self->cfg->site_id, task->round, err);
+        s_send_failure(self, task->round, &task->nonce, false, err);
         return MFL_AGENT_CONTINUE;
     }
     uint64_t t0 = mfl_clock_mono_ms();
@@ -373,6 +437,7 @@ static mfl_agent_status_t s_round(mfl_site_agent_t *self, const mfl_msg_t *msg, 
     if (mfl_round_task_from_msg(task, &plain, err, sizeof err) ||
         mfl_site_worker_round(self->worker, &plain, self->theta, n, &r, err, sizeof(err))) {
         mfl_warn("site %s: round %u failed: %s", self->cfg->site_id, task->round, err);
+        s_send_failure(self, task->round, &task->nonce, false, err);
         return MFL_AGENT_CONTINUE;
     }
     /* The record is written and fsync'd before anything is sent; for a big
@@ -493,6 +558,7 @@ static mfl_agent_status_t s_eval(mfl_site_agent_t *self, const mfl_msg_t *msg)
     }
     if (s_gather_theta(self, msg, &n, err, sizeof(err))) {
         mfl_warn("site %s: evaluation %u refused: %s", self->cfg->site_id, task->round, err);
+        s_send_failure(self, task->round, &task->nonce, true, err);
         return MFL_AGENT_CONTINUE;
     }
     mfl_eval_task_t plain;
@@ -500,6 +566,7 @@ static mfl_agent_status_t s_eval(mfl_site_agent_t *self, const mfl_msg_t *msg)
     if (mfl_eval_task_from_msg(task, &plain, err, sizeof err) ||
         mfl_site_worker_eval(self->worker, &plain, self->theta, n, &r, err, sizeof(err))) {
         mfl_warn("site %s: evaluation %u failed: %s", self->cfg->site_id, task->round, err);
+        s_send_failure(self, task->round, &task->nonce, true, err);
         return MFL_AGENT_CONTINUE;
     }
     mfl_eval_report_t report;
@@ -559,6 +626,7 @@ static mfl_agent_status_t s_handle(mfl_site_agent_t *self, const mfl_msg_t *msg,
         }
         mfl_warn("site %s: coordinator rejected our message (round %u): %s: %s",
                  self->cfg->site_id, rj ? rj->round : 0, mfl_reject_reason_name(reason), text);
+        s_on_update_refused(self, rj, reason, text);
         return MFL_AGENT_CONTINUE;
     }
     case METAFL__MESSAGE_KIND__BYE:

@@ -296,12 +296,13 @@ static void s_metrics_line(mfl_round_engine_t *self, const mfl_round_summary_t *
     s_hex(self->theta_hash, 32, hash);
     fprintf(self->metrics,
             "{\"event\":\"round\",\"round\":%u,\"rounds\":%u,\"attempt\":%u,\"selected\":%zu,"
-            "\"accepted\":%zu,\"rejected\":%zu,\"loss_before\":%.9g,\"loss_after\":%.9g,"
+            "\"accepted\":%zu,\"rejected\":%zu,\"failed\":%zu,\"loss_before\":%.9g,"
+            "\"loss_after\":%.9g,"
             "\"weight\":%.9g,\"delta_norm\":%.9g,\"seconds\":%.6f,\"wall_seconds\":%.6f,"
             "\"at_deadline\":%s,"
             "\"theta_blake2b\":\"%s\"}\n",
             m->round, m->rounds, m->attempt, m->n_selected, m->n_accepted, m->n_rejected,
-            isfinite(m->loss_before) ? m->loss_before : -1.0,
+            m->n_failed, isfinite(m->loss_before) ? m->loss_before : -1.0,
             isfinite(m->loss_after) ? m->loss_after : -1.0, m->total_weight, m->delta_norm,
             m->seconds, m->wall_seconds, m->at_deadline ? "true" : "false", hash);
     fflush(self->metrics);
@@ -318,6 +319,7 @@ void mfl_engine_close_round(mfl_round_engine_t *self, uint64_t now_ms, bool at_d
     m.n_selected = self->n_selected;
     m.n_accepted = self->n_accepted;
     m.n_rejected = self->n_rejected_round;
+    m.n_failed = self->n_withdrawn;
     m.total_weight = self->weight_sum;
     m.loss_before = self->weight_sum > 0 ? self->loss_before_sum / self->weight_sum : NAN;
     m.loss_after = self->weight_sum > 0 ? self->loss_after_sum / self->weight_sum : NAN;

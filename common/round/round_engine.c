@@ -109,6 +109,7 @@ void mfl_round_engine_site_hello(mfl_round_engine_t *self, const char *site, uin
     if (!s)
         return;
     s->n_train = n_train;
+    s->revoked = false; /* re-admitted: its key is back in the allow-list */
     /* A new session: a grant the site held belongs to its old connection
      * (it asks again once its update is ready). */
     mfl_engine_flow_release(self, site);
@@ -193,6 +194,7 @@ static size_t s_select(mfl_round_engine_t *self)
         self->sites[i].reported = false;
         self->sites[i].reject_logged = 0;
         self->sites[i].reject_recorded = 0;
+        self->sites[i].withdrawn = false;
         if (self->sites[i].connected)
             idx[n++] = i;
     }
@@ -225,6 +227,7 @@ static void s_open_round(mfl_round_engine_t *self, uint64_t now_ms)
     self->n_selected = s_select(self);
     self->n_accepted = 0;
     self->n_rejected_round = 0;
+    self->n_withdrawn = 0;
     self->loss_before_sum = 0;
     self->loss_after_sum = 0;
     self->weight_sum = 0;
@@ -527,9 +530,12 @@ static int s_update(mfl_round_engine_t *self, const char *peer, bool granted,
         return -1;
     }
     mfl_engine_site_t *s = mfl_engine_find_site(self, peer);
-    if (!s || !s->selected) {
+    if (!s || !s->selected || s->withdrawn) {
         mfl_engine_reject(self, peer, MFL_REJECT_NOT_SELECTED, round,
-                          "site was not selected for round %u", self->round);
+                          s && s->withdrawn ? "site withdrew from round %u (failure reported "
+                                              "or an update refused)"
+                                            : "site was not selected for round %u",
+                          self->round);
         return -1;
     }
     if (s->reported) {
@@ -592,6 +598,8 @@ static int s_update(mfl_round_engine_t *self, const char *peer, bool granted,
     }
     if (self->n_accepted == self->n_selected)
         mfl_engine_close_round(self, now_ms, false);
+    else if (self->n_withdrawn)
+        mfl_engine_maybe_close(self, now_ms);
     return 0;
 }
 

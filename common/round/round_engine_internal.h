@@ -34,6 +34,14 @@ typedef struct {
     bool eval_sent;
     bool eval_reported;
     float *delta;         /* robust aggregators: its accepted Δ (flat), else NULL */
+    /* round_withdraw.c: failures the site reported (or updates refused for
+     * good), the last one's words and wall time; revoked = its key left
+     * the allow-list (cleared by its next accepted Hello). */
+    bool withdrawn;       /* out of the open round (failed or revoked) */
+    bool revoked;
+    uint32_t n_failures;
+    uint64_t failed_wall_ms;
+    char last_failure[160];
 } mfl_engine_site_t;
 
 struct mfl_round_engine {
@@ -74,6 +82,7 @@ struct mfl_round_engine {
     uint64_t deadline_unix_ms;       /* wall: told to the sites, for display */
     double opened_mono_s;      /* mfl_clock_mono_s() at open: the metrics' clock */
     size_t n_selected, n_accepted, n_rejected_round;
+    size_t n_withdrawn;        /* selected sites out of the open round (round_withdraw.c) */
     uint64_t n_rejected_total;
     mfl_reject_t last_reject;      /* the latest rejection, for its record */
     char last_reject_text[256];
@@ -133,6 +142,9 @@ void mfl_engine_flow_reset(mfl_round_engine_t *self);
 
 /* round_close.c */
 void mfl_engine_close_round(mfl_round_engine_t *self, uint64_t now_ms, bool at_deadline);
+/* Closes the open round early when every selected site has either
+ * reported or withdrawn and enough updates are in. */
+void mfl_engine_maybe_close(mfl_round_engine_t *self, uint64_t now_ms);
 void mfl_engine_abandon_round(mfl_round_engine_t *self, uint64_t now_ms);
 void mfl_engine_after_close(mfl_round_engine_t *self, uint64_t now_ms);
 void mfl_engine_finish_eval(mfl_round_engine_t *self);
