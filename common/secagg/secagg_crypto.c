@@ -57,14 +57,15 @@ static void s_put_scope(crypto_generichash_state *h, const mfl_secagg_scope_t *s
 
 int mfl_secagg_agree(uint8_t key[MFL_SECAGG_KEY_BYTES], mfl_secagg_kdf_t kdf,
                      const mfl_secagg_scope_t *scope, uint32_t me,
-                     const uint8_t my_sk[MFL_SECAGG_KEY_BYTES], uint32_t peer,
+                     const uint8_t my_sk[MFL_SECAGG_KEY_BYTES],
+                     const uint8_t my_pk[MFL_SECAGG_KEY_BYTES], uint32_t peer,
                      const uint8_t peer_pk[MFL_SECAGG_KEY_BYTES])
 {
     if (me == peer || mfl_secagg_crypto_init() < 0)
         return -1;
-    uint8_t q[crypto_scalarmult_BYTES], my_pk[MFL_SECAGG_KEY_BYTES];
+    uint8_t q[crypto_scalarmult_BYTES];
     /* crypto_scalarmult fails on an all-zero result (a low-order peer key). */
-    if (crypto_scalarmult(q, my_sk, peer_pk) != 0 || crypto_scalarmult_base(my_pk, my_sk) != 0) {
+    if (crypto_scalarmult(q, my_sk, peer_pk) != 0) {
         sodium_memzero(q, sizeof q);
         return -1;
     }

@@ -55,11 +55,14 @@ int mfl_secagg_public_key(uint8_t pk[MFL_SECAGG_KEY_BYTES], const uint8_t sk[MFL
 /* The pairwise key of sites `me` and `peer` (indices, distinct) for `kdf`:
  * BLAKE2b-256 keyed with X25519(my_sk, peer_pk) over (label, scope, lower
  * index, higher index, the lower index's public key, the higher's). Both
- * sides get the same key. -1 if the shared point is all zero (peer_pk of
- * low order: a key chosen to force a known secret) or me == peer. */
+ * sides get the same key. `my_pk` must be X25519(my_sk, base) (the caller
+ * has it; recomputing it would double the cost). -1 if the shared point is
+ * all zero (peer_pk of low order: a key chosen to force a known secret) or
+ * me == peer. */
 int mfl_secagg_agree(uint8_t key[MFL_SECAGG_KEY_BYTES], mfl_secagg_kdf_t kdf,
                      const mfl_secagg_scope_t *scope, uint32_t me,
-                     const uint8_t my_sk[MFL_SECAGG_KEY_BYTES], uint32_t peer,
+                     const uint8_t my_sk[MFL_SECAGG_KEY_BYTES],
+                     const uint8_t my_pk[MFL_SECAGG_KEY_BYTES], uint32_t peer,
                      const uint8_t peer_pk[MFL_SECAGG_KEY_BYTES]);
 
 /* A key derived from a secret `seed` for site `index` (self mask):

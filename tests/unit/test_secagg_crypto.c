@@ -91,24 +91,24 @@ static void test_key_agreement_known_answers(void **state)
     for (int k = 0; k < 16; k++)
         scope.nonce[k] = (uint8_t)k;
     uint8_t kab[32], kba[32], other[32];
-    assert_int_equal(mfl_secagg_agree(kab, MFL_SECAGG_KDF_MASK, &scope, 2, a_sk, 5, b_pk), 0);
-    assert_int_equal(mfl_secagg_agree(kba, MFL_SECAGG_KDF_MASK, &scope, 5, b_sk, 2, a_pk), 0);
+    assert_int_equal(mfl_secagg_agree(kab, MFL_SECAGG_KDF_MASK, &scope, 2, a_sk, a_pk, 5, b_pk), 0);
+    assert_int_equal(mfl_secagg_agree(kba, MFL_SECAGG_KDF_MASK, &scope, 5, b_sk, b_pk, 2, a_pk), 0);
     assert_memory_equal(kab, kba, 32);
     char hex[65];
     sodium_bin2hex(hex, sizeof hex, kab, 32);
     assert_string_equal(hex, KAT_MASK_KEY);
-    assert_int_equal(mfl_secagg_agree(other, MFL_SECAGG_KDF_SHARE, &scope, 2, a_sk, 5, b_pk), 0);
+    assert_int_equal(mfl_secagg_agree(other, MFL_SECAGG_KDF_SHARE, &scope, 2, a_sk, a_pk, 5, b_pk), 0);
     assert_memory_not_equal(other, kab, 32);
     scope.round = 8;
-    assert_int_equal(mfl_secagg_agree(other, MFL_SECAGG_KDF_MASK, &scope, 2, a_sk, 5, b_pk), 0);
+    assert_int_equal(mfl_secagg_agree(other, MFL_SECAGG_KDF_MASK, &scope, 2, a_sk, a_pk, 5, b_pk), 0);
     assert_memory_not_equal(other, kab, 32);
     scope.round = 7;
-    assert_int_equal(mfl_secagg_agree(other, MFL_SECAGG_KDF_MASK, &scope, 2, a_sk, 6, b_pk), 0);
+    assert_int_equal(mfl_secagg_agree(other, MFL_SECAGG_KDF_MASK, &scope, 2, a_sk, a_pk, 6, b_pk), 0);
     assert_memory_not_equal(other, kab, 32);
     /* A low-order public key (all zero) is refused, not agreed with. */
     uint8_t zero[32] = {0};
-    assert_int_equal(mfl_secagg_agree(other, MFL_SECAGG_KDF_MASK, &scope, 2, a_sk, 5, zero), -1);
-    assert_int_equal(mfl_secagg_agree(other, MFL_SECAGG_KDF_MASK, &scope, 2, a_sk, 2, b_pk), -1);
+    assert_int_equal(mfl_secagg_agree(other, MFL_SECAGG_KDF_MASK, &scope, 2, a_sk, a_pk, 5, zero), -1);
+    assert_int_equal(mfl_secagg_agree(other, MFL_SECAGG_KDF_MASK, &scope, 2, a_sk, a_pk, 2, b_pk), -1);
     /* The pair's mask: site 2 adds it, site 5 subtracts it; pinned words. */
     uint64_t v2[3] = {0, 0, 0}, v5[3] = {0, 0, 0};
     assert_int_equal(mfl_secagg_mask_pair(v2, 3, kab, &scope, 2, 5, 1), 0);
