@@ -125,6 +125,33 @@ void mfl_secagg_mask_nonce(uint8_t nonce[12], const mfl_secagg_scope_t *scope, u
     memcpy(nonce, full, 12);
 }
 
+/* v[j] ±= the j-th little-endian word of buf, for j < w. */
+static void s_fold(uint64_t *restrict v, const uint8_t *restrict buf, size_t w, int sign)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint64_t words[512];
+    for (size_t at = 0; at < w; at += 512) {
+        size_t m = w - at < 512 ? w - at : 512;
+        memcpy(words, buf + 8 * at, m * 8); /* LE host: the bytes are the words */
+        if (sign > 0)
+            for (size_t j = 0; j < m; j++)
+                v[at + j] += words[j];
+        else
+            for (size_t j = 0; j < m; j++)
+                v[at + j] -= words[j];
+    }
+    sodium_memzero(words, sizeof words);
+#else
+    for (size_t j = 0; j < w; j++) {
+        const uint8_t *b = buf + 8 * j;
+        uint64_t word = (uint64_t)b[0] | (uint64_t)b[1] << 8 | (uint64_t)b[2] << 16 |
+                        (uint64_t)b[3] << 24 | (uint64_t)b[4] << 32 | (uint64_t)b[5] << 40 |
+                        (uint64_t)b[6] << 48 | (uint64_t)b[7] << 56;
+        v[j] = sign > 0 ? v[j] + word : v[j] - word;
+    }
+#endif
+}
+
 /* Words per ChaCha20 call: 512 blocks (32 KiB), in L1/L2 while folded. */
 #define S_CHUNK_WORDS 4096u
 
@@ -141,13 +168,7 @@ int mfl_secagg_mask_apply(uint64_t *v, size_t n, const uint8_t key[MFL_SECAGG_KE
         size_t bytes = (w * 8 + 63) & ~(size_t)63; /* whole blocks keep the counter exact */
         memset(buf, 0, bytes);
         crypto_stream_chacha20_ietf_xor_ic(buf, buf, bytes, nonce, block, key);
-        for (size_t j = 0; j < w; j++) {
-            const uint8_t *b = buf + 8 * j;
-            uint64_t word = (uint64_t)b[0] | (uint64_t)b[1] << 8 | (uint64_t)b[2] << 16 |
-                            (uint64_t)b[3] << 24 | (uint64_t)b[4] << 32 | (uint64_t)b[5] << 40 |
-                            (uint64_t)b[6] << 48 | (uint64_t)b[7] << 56;
-            v[done + j] = sign > 0 ? v[done + j] + word : v[done + j] - word;
-        }
+        s_fold(v + done, buf, w, sign);
         block += (uint32_t)(bytes / 64);
         done += w;
     }

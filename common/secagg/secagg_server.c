@@ -346,13 +346,17 @@ mfl_secagg_status_t mfl_secagg_server_on_masked(mfl_secagg_server_t *self, uint3
                       (unsigned long long)self->p.length);
     crypto_generichash_state h;
     crypto_generichash_init(&h, NULL, 0, 32);
+    uint64_t *restrict sum = self->sum;
+    for (size_t j = 0; j < n; j++)
+        sum[j] += y[j];
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    crypto_generichash_update(&h, (const uint8_t *)y, n * sizeof *y); /* already LE bytes */
+#else
     uint8_t buf[4096];
     size_t fill = 0;
     for (size_t j = 0; j < n; j++) {
-        uint64_t v = y[j];
-        self->sum[j] += v;
         for (int b = 0; b < 8; b++)
-            buf[fill + (size_t)b] = (uint8_t)(v >> (8 * b));
+            buf[fill + (size_t)b] = (uint8_t)(y[j] >> (8 * b));
         fill += 8;
         if (fill == sizeof buf) {
             crypto_generichash_update(&h, buf, fill);
@@ -360,6 +364,7 @@ mfl_secagg_status_t mfl_secagg_server_on_masked(mfl_secagg_server_t *self, uint3
         }
     }
     crypto_generichash_update(&h, buf, fill);
+#endif
     crypto_generichash_final(&h, self->masked_hash[from], 32);
     if (hash)
         memcpy(hash, self->masked_hash[from], 32);
