@@ -68,7 +68,7 @@ static void s_check_keys(mfl_yaml_doc_t *doc)
     mfl_yaml_check_keys(doc, "coordinator", (const char *[]){"endpoint", "public_key", NULL});
     /* data.schema's inside belongs to the CSV loader, which checks it. */
     mfl_yaml_check_keys(doc, "data",
-                        (const char *[]){"source", "path", "schema", "split_seed",
+                        (const char *[]){"source", "path", "test_path", "schema", "split_seed",
                                          "train_fraction", "standardize", NULL});
     mfl_yaml_check_keys(doc, "eval",
                         (const char *[]){"support_cases", "local_only_steps", NULL});
@@ -132,8 +132,16 @@ static void s_read(mfl_yaml_doc_t *doc, mfl_site_config_t *c)
     else
         mfl_yaml_fail(doc, "data.source", "'%s' is not one of csv, wdbc, heart", src);
     s_path(doc, c, "data.path", true, c->data_path, sizeof(c->data_path));
-    if (c->data_kind == MFL_SITE_DATA_CSV && mfl_yaml_kind(doc, "data.schema") != MFL_YAML_MAPPING)
-        mfl_yaml_fail(doc, "data.schema", "a csv source needs a schema mapping (columns, label)");
+    s_path(doc, c, "data.test_path", false, c->test_path, sizeof(c->test_path));
+    if (c->test_path[0] && mfl_yaml_has(doc, "data.train_fraction"))
+        mfl_yaml_fail(doc, "data.train_fraction", "not used with data.test_path (every row of "
+                      "data.path trains; the test file is the held-out set): remove one");
+    mfl_yaml_kind_t sk = mfl_yaml_kind(doc, "data.schema");
+    if (c->data_kind == MFL_SITE_DATA_CSV && sk == MFL_YAML_SCALAR)
+        s_path(doc, c, "data.schema", true, c->schema_file, sizeof(c->schema_file));
+    else if (c->data_kind == MFL_SITE_DATA_CSV && sk != MFL_YAML_MAPPING)
+        mfl_yaml_fail(doc, "data.schema", "a csv source needs the consortium's schema file "
+                      "(data.schema: FILE) or a schema mapping (columns, label)");
     if (c->data_kind != MFL_SITE_DATA_CSV && mfl_yaml_has(doc, "data.schema"))
         mfl_yaml_fail(doc, "data.schema", "only a csv source takes a schema; '%s' has its own",
                       src);
@@ -199,7 +207,7 @@ int mfl_site_config_load(const char *path, mfl_site_config_t *c, char *err, size
         return -1;
     }
     if (c->data_kind == MFL_SITE_DATA_CSV)
-        c->doc = doc; /* the CSV loader reads data.schema from it */
+        c->doc = doc; /* an inline data.schema is read from it */
     else
         mfl_yaml_destroy(&doc);
     return 0;

@@ -42,12 +42,15 @@ typedef struct mfl_site_config {
     /* data: what stays in the hospital */
     mfl_site_data_kind_t data_kind;
     char data_path[MFL_SITE_PATH_MAX];        /* resolved */
+    char test_path[MFL_SITE_PATH_MAX];        /* resolved; "" = held-out rows split from data_path */
+    char schema_file[MFL_SITE_PATH_MAX];      /* CSV: the consortium's schema file (data.schema:
+                                                 FILE), resolved; "" = inline data.schema mapping */
     uint64_t split_seed;                      /* train / held-out split */
     double train_fraction;                    /* (0, 1]: share of rows for training */
     mfl_site_standardize_t standardize;
-    /* CSV only: the config doc stays open so the CSV loader can read the
-     * data.schema section with its own line-aware errors. Owned; closed by
-     * mfl_site_config_clear. NULL for built-in sources. */
+    /* CSV only: the config doc stays open so an inline data.schema is read
+     * with line-aware errors. Owned; closed by mfl_site_config_clear. NULL
+     * for built-in sources. */
     mfl_yaml_doc_t *doc;
 
     /* eval: how this hospital scores a model */
