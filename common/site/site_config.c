@@ -1,6 +1,9 @@
 /* Site YAML → mfl_site_config_t, every field checked before use. */
 #include "site/site_config.h"
 
+#include "config/csv_schema_yaml.h"
+#include "data/heart.h"
+
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -211,4 +214,30 @@ int mfl_site_config_load(const char *path, mfl_site_config_t *c, char *err, size
     else
         mfl_yaml_destroy(&doc);
     return 0;
+}
+
+int mfl_site_config_csv_schema(const mfl_site_config_t *c, mfl_csv_schema_t *schema,
+                               mfl_yaml_doc_t **doc_out, char *err, size_t errlen)
+{
+    memset(schema, 0, sizeof *schema);
+    *doc_out = NULL;
+    if (c->data_kind == MFL_SITE_DATA_HEART) {
+        /* FLamby's preprocessing of one raw hospital file (data/heart.h). */
+        *schema = *mfl_heart_csv_schema();
+        schema->owned = NULL; /* static: never freed */
+        schema->free_owned = NULL;
+        return 0;
+    }
+    if (c->data_kind != MFL_SITE_DATA_CSV)
+        return mfl_errf(err, errlen, "%s: data.source %s has no CSV schema", c->file,
+                        mfl_site_data_kind_name(c->data_kind)), -1;
+    if (c->schema_file[0]) {
+        char sub[512];
+        if (mfl_csv_schema_file_load(c->schema_file, schema, doc_out, sub, sizeof sub) < 0)
+            return mfl_errf(err, errlen, "%s: data.schema: %s", c->file, sub), -1;
+        return 0;
+    }
+    if (!c->doc)
+        return mfl_errf(err, errlen, "%s: data.schema was not loaded", c->file), -1;
+    return mfl_csv_schema_from_yaml(c->doc, "data.schema", schema, err, errlen);
 }

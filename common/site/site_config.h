@@ -14,6 +14,7 @@
 
 #include "config/yaml_doc.h"
 #include "core/log.h"
+#include "data/csv.h"
 
 #define MFL_SITE_PATH_MAX 1024
 
@@ -85,6 +86,15 @@ int mfl_site_config_load(const char *path, mfl_site_config_t *config, char *err,
 /* Frees what a load allocated (the kept YAML doc); accepts a zeroed or
  * defaulted config. */
 void mfl_site_config_clear(mfl_site_config_t *config);
+
+/* The CSV schema a loaded config's data is read with: the heart source's
+ * built-in one, the consortium's schema file (data.schema: FILE), or the
+ * inline data.schema mapping. On success *schema must be released with
+ * mfl_csv_schema_clear and then *doc_out (the schema file's document, may
+ * be NULL) with mfl_yaml_destroy. -1 with "CONFIG: data.schema: ..." in err
+ * (also for wdbc, which has no CSV schema). */
+int mfl_site_config_csv_schema(const mfl_site_config_t *config, mfl_csv_schema_t *schema,
+                               mfl_yaml_doc_t **doc_out, char *err, size_t errlen);
 
 /* "csv", "wdbc", "heart". */
 const char *mfl_site_data_kind_name(mfl_site_data_kind_t kind);

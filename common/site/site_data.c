@@ -10,11 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config/csv_schema_yaml.h"
 #include "core/log.h"
 #include "data/csv.h"
 #include "data/csv_canon.h"
-#include "data/heart.h"
 #include "data/wdbc.h"
 #include "site/site_config.h"
 #include "site/site_worker_internal.h"
@@ -46,23 +44,8 @@ static void s_load_free(s_load_t *l)
 
 static int s_build_schema(s_load_t *l, char *err, size_t errlen)
 {
-    const mfl_site_config_t *cfg = l->cfg;
-    if (cfg->data_kind == MFL_SITE_DATA_HEART) {
-        /* FLamby's preprocessing of one raw hospital file (data/heart.h). */
-        l->schema = *mfl_heart_csv_schema();
-        l->schema.owned = NULL; /* static: never freed here */
-        l->schema.free_owned = NULL;
-    } else if (cfg->schema_file[0]) {
-        char sub[512];
-        if (mfl_csv_schema_file_load(cfg->schema_file, &l->schema, &l->schema_doc, sub,
-                                     sizeof sub) < 0)
-            return mfl_errf(err, errlen, "%s: data.schema: %s", cfg->file, sub), -1;
-    } else {
-        if (!cfg->doc)
-            return mfl_errf(err, errlen, "%s: data.schema was not loaded", cfg->file), -1;
-        if (mfl_csv_schema_from_yaml(cfg->doc, "data.schema", &l->schema, err, errlen))
-            return -1;
-    }
+    if (mfl_site_config_csv_schema(l->cfg, &l->schema, &l->schema_doc, err, errlen) < 0)
+        return -1;
     /* Imputation waits for the split: statistics of the training rows only. */
     if (l->schema.on_missing == MFL_CSV_MISSING_IMPUTE)
         l->schema.on_missing = MFL_CSV_MISSING_KEEP;
