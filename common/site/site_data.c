@@ -13,6 +13,8 @@
 #include "core/log.h"
 #include "data/csv.h"
 #include "data/csv_canon.h"
+#include "data/idx.h"
+#include "data/series.h"
 #include "data/wdbc.h"
 #include "site/site_config.h"
 #include "site/site_worker_internal.h"
@@ -68,11 +70,80 @@ static int s_load_wdbc(s_load_t *l, char *err, size_t errlen)
     return 0;
 }
 
+/* The rows of `ds` whose class is one of keep[0..n) (n 0: all). */
+static int s_keep_classes(mfl_dataset_t **ds, const uint32_t *keep, size_t n)
+{
+    if (n == 0)
+        return 0;
+    size_t *idx = malloc(((*ds)->n ? (*ds)->n : 1) * sizeof *idx), k = 0;
+    if (!idx)
+        return -1;
+    for (size_t r = 0; r < (*ds)->n; r++)
+        for (size_t i = 0; i < n; i++)
+            if ((*ds)->y[r] == (float)keep[i]) {
+                idx[k++] = r;
+                break;
+            }
+    mfl_dataset_t *sub = mfl_dataset_subset(*ds, idx, k);
+    free(idx);
+    if (!sub)
+        return -1;
+    mfl_dataset_destroy(ds);
+    *ds = sub;
+    return 0;
+}
+
+/* IDX images; the schema names the image shape and the label file's
+ * classes (before any data.classes filter, so hospitals that see
+ * different classes still share one schema). */
+static int s_load_idx(s_load_t *l, char *err, size_t errlen)
+{
+    const mfl_site_config_t *cfg = l->cfg;
+    l->all = mfl_idx_load(cfg->data_path, cfg->labels_path, cfg->max_rows, err, errlen);
+    if (!l->all)
+        return -1;
+    const mfl_dataset_t *d = l->all;
+    l->canonical = mfl_schema_canonical_plain(NULL, d->n_features, d->channels, d->height,
+                                              d->width, d->n_classes);
+    if (!l->canonical || s_keep_classes(&l->all, cfg->keep_classes, cfg->n_keep_classes) < 0)
+        return mfl_errf(err, errlen, "out of memory"), -1;
+    if (cfg->n_keep_classes && l->all->n == 0)
+        return mfl_errf(err, errlen, "%s: data.classes: no image of these classes in %s",
+                        cfg->file, cfg->labels_path), -1;
+    return 0;
+}
+
+/* Per-patient series cut into windows (data/series.h). */
+static int s_load_series(s_load_t *l, char *err, size_t errlen)
+{
+    const mfl_site_config_t *cfg = l->cfg;
+    mfl_series_stats_t st;
+    l->all = mfl_series_load(cfg->data_path, &cfg->series, &st, err, errlen);
+    if (!l->all)
+        return -1;
+    l->canonical = mfl_series_canonical(&cfg->series, l->all->n_classes);
+    l->report = malloc(256);
+    if (l->report)
+        snprintf(l->report, 256, "%zu rows read, %zu patients, %zu windows of %zu time points "
+                 "(%zu patients shorter than a window)", st.rows_read, st.n_patients,
+                 l->all->n, cfg->series.window, st.patients_too_short);
+    mfl_series_stats_clear(&st);
+    if (!l->canonical)
+        return mfl_errf(err, errlen, "out of memory"), -1;
+    return 0;
+}
+
 static int s_load_table(s_load_t *l, char *err, size_t errlen)
 {
     const mfl_site_config_t *cfg = l->cfg;
     if (s_build_schema(l, err, errlen) < 0)
         return -1;
+    bool has_label = false;
+    for (size_t c = 0; c < l->schema.n_columns; c++)
+        has_label |= l->schema.columns[c].kind == MFL_CSV_LABEL;
+    if (!has_label)
+        return mfl_errf(err, errlen, "%s: data.schema: no column has kind 'label' (a site "
+                        "trains on labelled rows)", cfg->file), -1;
     l->all = mfl_csv_load(cfg->data_path, &l->schema, &l->stats, err, errlen);
     if (!l->all)
         return -1;
@@ -183,16 +254,23 @@ mfl_site_worker_t *mfl_site_worker_new(const struct mfl_site_config *cfg, char *
                                        size_t errlen)
 {
     s_load_t l = { .cfg = cfg };
-    int rc = cfg->data_kind == MFL_SITE_DATA_WDBC ? s_load_wdbc(&l, err, errlen)
-                                                   : s_load_table(&l, err, errlen);
+    int rc;
+    switch (cfg->data_kind) {
+    case MFL_SITE_DATA_WDBC: rc = s_load_wdbc(&l, err, errlen); break;
+    case MFL_SITE_DATA_IDX: rc = s_load_idx(&l, err, errlen); break;
+    case MFL_SITE_DATA_SERIES: rc = s_load_series(&l, err, errlen); break;
+    default: rc = s_load_table(&l, err, errlen); break;
+    }
     if (rc < 0)
         goto out_fail;
-    if (l.all->n < 2 || l.all->n_classes < 2) {
+    if (l.all->n < 2 || l.all->n_classes == 1) {
         mfl_errf(err, errlen, "%s: %zu usable rows with %zu classes; a site needs at least 2 "
-                 "rows and a classification label", cfg->data_path, l.all->n, l.all->n_classes);
+                 "rows and a label with 2 or more classes (or a continuous label: rule "
+                 "regression)", cfg->data_path, l.all->n, l.all->n_classes);
         goto out_fail;
     }
-    s_report(&l);
+    if (!l.report)
+        s_report(&l);
     if (s_split(&l, err, errlen) < 0 || s_impute(&l, err, errlen) < 0 ||
         s_standardize(&l, err, errlen) < 0)
         goto out_fail;
