@@ -10,6 +10,7 @@
 #include "wire/keys.h"
 #include "round/upload_gate.h"
 #include "wire/server.h"
+#include "wire/task_codec.h"
 
 /* A small update granted without a slot costs what one broadcast frame
  * costs per connection: the two sizes are one decision. */
@@ -17,8 +18,8 @@ _Static_assert(MFL_UPLOAD_GATE_SMALL_BYTES == MFL_WIRE_BROADCAST_CHUNK_BYTES &&
                    MFL_UPLOAD_GATE_SMALL_BYTES == MFL_WIRE_UNGRANTED_UPDATE_BYTES,
                "small-update threshold and broadcast frame size must agree");
 
-/* θ as sent in one round: one copy and one BLAKE2b per tensor per round
- * (not one per site), sent to every site without further copies or hashes.
+/* θ as sent in one round: one copy per round and the engine's BLAKE2b of
+ * each tensor (not one hash per site, nor one of the wire's own), sent to every site without further copies or hashes.
  * Hashing θ again for each site's TensorHeaders cost one 4 MB BLAKE2b per
  * site on the coordinator's thread before that site's send (about 5-15 ms
  * each for 1M parameters here), serialising the broadcast.
@@ -60,6 +61,8 @@ struct mfl_coord_wire {
     mfl_server_t *server;
     mfl_msg_t *msg;              /* the current event's message */
     mfl_tensor_t *views;  /* its tensors as engine views */
+    mfl_update_header_t header;  /* its UpdateHeader, decoded */
+    mfl_eval_report_t report;    /* its EvalReport, decoded */
     size_t cap_views;
     size_t send_cap;             /* mfl_tensor_t scratch for sends */
     mfl_tensor_t *send;
@@ -96,7 +99,7 @@ static void s_prep_drop(mfl_coord_wire_t *self)
 }
 
 void mfl_coord_wire_prepare_theta(mfl_coord_wire_t *self, const mfl_tensor_t *t,
-                                  size_t n)
+                                  const uint8_t *hashes, size_t n)
 {
     s_prep_drop(self);
     /* θ moved on: the old snapshot can serve no later send (they carry the
@@ -130,6 +133,10 @@ void mfl_coord_wire_prepare_theta(mfl_coord_wire_t *self, const mfl_tensor_t *t,
     snap->n_tensors = n;
     atomic_init(&snap->refs, 1);
     self->prep.snap = snap;
+    if (hashes) { /* the engine's, computed once for the round */
+        memcpy(snap->tensor_hash, hashes, n * MFL_HASH_BYTES);
+        return;
+    }
     /* A small θ is hashed here (tens of µs): on a busy machine a new thread
      * may wait milliseconds for a core, and the round's first send would
      * wait for it (seen: 1.5-2.4 ms at P = 10k, most of the round). */
@@ -280,7 +287,23 @@ int mfl_coord_wire_recv(mfl_coord_wire_t *self, int timeout_ms, mfl_wire_event_t
         self->views[i] = *mfl_msg_tensor(self->msg, i);
     ev->site = mfl_msg_site(self->msg);
     ev->env = mfl_msg_envelope(self->msg);
-    ev->update_header = mfl_msg_update_header(self->msg);
+    const Metafl__UpdateHeader *uh = mfl_msg_update_header(self->msg);
+    char derr[160];
+    if (uh) {
+        if (mfl_update_header_from_msg(uh, &self->header, derr, sizeof derr) == 0)
+            ev->update_header = &self->header;
+        else
+            mfl_warn("site %s: update header: %s", mfl_msg_site(self->msg), derr);
+    }
+    const Metafl__Envelope *env = mfl_msg_envelope(self->msg);
+    const Metafl__EvalReport *er =
+        env->body_case == METAFL__ENVELOPE__BODY_EVAL_REPORT ? env->eval_report : NULL;
+    if (er) {
+        if (mfl_eval_report_from_msg(er, &self->report, derr, sizeof derr) == 0)
+            ev->eval_report = &self->report;
+        else
+            mfl_warn("site %s: eval report: %s", mfl_msg_site(self->msg), derr);
+    }
     ev->tensors = self->views;
     ev->n_tensors = n;
     return 1;
@@ -381,40 +404,43 @@ static int s_send(mfl_coord_wire_t *self, const char *site, Metafl__Envelope *en
 }
 
 int mfl_coord_wire_send_round_task(mfl_coord_wire_t *self, const char *site,
-                                   const Metafl__RoundTask *task,
+                                   const mfl_round_task_t *task,
                                    const mfl_tensor_t *tensors, size_t n_tensors,
                                    char *err, size_t errlen)
 {
+    mfl_round_task_msg_t m;
+    mfl_round_task_to_msg(task, &m);
     Metafl__Envelope env;
     metafl__envelope__init(&env);
     env.kind = METAFL__MESSAGE_KIND__ROUND_TASK;
     env.body_case = METAFL__ENVELOPE__BODY_ROUND_TASK;
-    env.round_task = (Metafl__RoundTask *)task;
-    return s_send_theta(self, site, &env, &task->model_hash, tensors, n_tensors, err, errlen);
+    env.round_task = &m.msg;
+    return s_send_theta(self, site, &env, &m.msg.model_hash, tensors, n_tensors, err, errlen);
 }
 
 int mfl_coord_wire_send_eval_task(mfl_coord_wire_t *self, const char *site,
-                                  const Metafl__EvalTask *task,
+                                  const mfl_eval_task_t *task,
                                   const mfl_tensor_t *tensors, size_t n_tensors,
                                   char *err, size_t errlen)
 {
+    mfl_eval_task_msg_t m;
+    mfl_eval_task_to_msg(task, &m);
     Metafl__Envelope env;
     metafl__envelope__init(&env);
     env.kind = METAFL__MESSAGE_KIND__EVAL_TASK;
     env.body_case = METAFL__ENVELOPE__BODY_EVAL_TASK;
-    env.eval_task = (Metafl__EvalTask *)task;
-    return s_send_theta(self, site, &env, &task->model_hash, tensors, n_tensors, err, errlen);
+    env.eval_task = &m.msg;
+    return s_send_theta(self, site, &env, &m.msg.model_hash, tensors, n_tensors, err, errlen);
 }
 
-int mfl_coord_wire_send_reject(mfl_coord_wire_t *self, const char *site,
-                               Metafl__RejectReason reason, uint32_t round, const char *text,
+int mfl_coord_wire_send_reject(mfl_coord_wire_t *self, const char *site, mfl_reject_t reason, uint32_t round, const char *text,
                                char *err, size_t errlen)
 {
     Metafl__Envelope env;
     Metafl__Reject r;
     metafl__envelope__init(&env);
     metafl__reject__init(&r);
-    r.reason = reason;
+    r.reason = (Metafl__RejectReason)reason;
     r.round = round;
     r.text = (char *)text;
     env.kind = METAFL__MESSAGE_KIND__REJECT;

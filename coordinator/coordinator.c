@@ -35,7 +35,7 @@ struct mfl_coordinator {
 
 /* ---- engine sink: engine decisions → wire ---------------------------- */
 
-static int s_sink_task(void *ctx, const char *site, const Metafl__RoundTask *task,
+static int s_sink_task(void *ctx, const char *site, const mfl_round_task_t *task,
                        const mfl_tensor_t *t, size_t n)
 {
     mfl_coordinator_t *self = ctx;
@@ -47,7 +47,7 @@ static int s_sink_task(void *ctx, const char *site, const Metafl__RoundTask *tas
     return 0;
 }
 
-static int s_sink_eval(void *ctx, const char *site, const Metafl__EvalTask *task,
+static int s_sink_eval(void *ctx, const char *site, const mfl_eval_task_t *task,
                        const mfl_tensor_t *t, size_t n)
 {
     mfl_coordinator_t *self = ctx;
@@ -59,7 +59,7 @@ static int s_sink_eval(void *ctx, const char *site, const Metafl__EvalTask *task
     return 0;
 }
 
-static void s_sink_reject(void *ctx, const char *site, Metafl__RejectReason reason,
+static void s_sink_reject(void *ctx, const char *site, mfl_reject_t reason,
                           uint32_t round, const char *text)
 {
     mfl_coordinator_t *self = ctx;
@@ -87,10 +87,11 @@ static void s_sink_closed(void *ctx, const mfl_round_summary_t *m)
     ((mfl_coordinator_t *)ctx)->status_dirty = true;
 }
 
-static void s_sink_theta(void *ctx, const mfl_tensor_t *t, size_t n)
+static void s_sink_theta(void *ctx, const mfl_tensor_t *t, const uint8_t *hashes,
+                         size_t n)
 {
     mfl_coordinator_t *self = ctx;
-    mfl_coord_wire_prepare_theta(self->wire, t, n);
+    mfl_coord_wire_prepare_theta(self->wire, t, hashes, n);
 }
 
 /* Bye to every connected site, so its log says why the coordinator went
@@ -159,8 +160,7 @@ static bool s_schema_refused(mfl_coordinator_t *self, const char *site, const Me
     snprintf(msg, sizeof msg, "site %s: %s", site, text);
     mfl_warn("refused Hello: %s", msg);
     mfl_coord_wire_send_reject(self->wire, site,
-                               v == MFL_SCHEMA_GATE_DATA ? METAFL__REJECT_REASON__REJECT_DATA
-                                                         : METAFL__REJECT_REASON__REJECT_SCHEMA,
+                               v == MFL_SCHEMA_GATE_DATA ? MFL_REJECT_DATA : MFL_REJECT_SCHEMA,
                                0, msg, err, sizeof err);
     return true;
 }
@@ -171,7 +171,7 @@ static void s_on_hello(mfl_coordinator_t *self, const mfl_wire_event_t *ev, uint
     char err[256], vtext[256];
     if (!s_version_ok(h->software_version, vtext, sizeof vtext)) {
         mfl_warn("refused Hello from site %s: %s", ev->site, vtext);
-        mfl_coord_wire_send_reject(self->wire, ev->site, METAFL__REJECT_REASON__REJECT_VERSION, 0,
+        mfl_coord_wire_send_reject(self->wire, ev->site, MFL_REJECT_VERSION, 0,
                                    vtext, err, sizeof err);
         return;
     }
@@ -204,7 +204,7 @@ static void s_on_event(mfl_coordinator_t *self, const mfl_wire_event_t *ev, uint
             mfl_warn("site %s: %s before an accepted Hello; rejected", ev->site,
                      env->kind == METAFL__MESSAGE_KIND__UPDATE ? "update" : "eval report");
             mfl_coord_wire_send_reject(self->wire, ev->site,
-                                       METAFL__REJECT_REASON__REJECT_BAD_MESSAGE, 0,
+                                       MFL_REJECT_BAD_MESSAGE, 0,
                                        "send Hello first", err, sizeof err);
         } else {
             mfl_debug("site %s: message before an accepted Hello ignored", ev->site);
@@ -226,7 +226,7 @@ static void s_on_event(mfl_coordinator_t *self, const mfl_wire_event_t *ev, uint
         break;
     }
     case METAFL__MESSAGE_KIND__EVAL_REPORT:
-        mfl_round_engine_eval_report(self->engine, ev->site, env->eval_report, now);
+        mfl_round_engine_eval_report(self->engine, ev->site, ev->eval_report, now);
         break;
     case METAFL__MESSAGE_KIND__BYE:
         mfl_info("site %s says bye: %s", ev->site,

@@ -96,8 +96,8 @@ static void s_delta_hash(const mfl_round_engine_t *self, const mfl_tensor_t *t,
     crypto_generichash_final(&st, out, 32);
 }
 
-int mfl_engine_audit_update(mfl_round_engine_t *self, const Metafl__UpdateHeader *h,
-                            const mfl_tensor_t *tensors, double norm,
+int mfl_engine_audit_update(mfl_round_engine_t *self, const mfl_update_header_t *h,
+                            const mfl_tensor_t *tensors, double norm, const char *note,
                             const uint8_t *signed_header, size_t signed_len, const uint8_t *sig,
                             size_t sig_len)
 {
@@ -121,11 +121,15 @@ int mfl_engine_audit_update(mfl_round_engine_t *self, const Metafl__UpdateHeader
         memcpy(rec.nonce, self->nonce, MFL_ENGINE_NONCE_BYTES);
         rec.nonce_len = MFL_ENGINE_NONCE_BYTES;
         rec.has_delta_hash = true;
-        if (mfl_audit_digest_of_header(h, rec.delta_hash, err, sizeof err) < 0)
+        if (h->digest_error[0])
             s_delta_hash(self, tensors, rec.delta_hash);
+        else
+            memcpy(rec.delta_hash, h->digest, sizeof rec.delta_hash);
         rec.norm = norm;
         rec.n = h->n_samples;
     }
+    if (note && note[0])
+        snprintf(rec.reason, sizeof rec.reason, "%s", note);
     return mfl_engine_audit_append(self, &rec, false);
 }
 
@@ -269,17 +273,18 @@ static int s_checkpoint(mfl_round_engine_t *self)
  * starting a thread costs more than it saves. */
 #define S_HASH_THREAD_MIN ((size_t)1 << 18) /* floats: 1 MiB */
 
-typedef struct {
-    const float *theta;
-    size_t n;
-    uint8_t *out;
-} s_hash_job_t;
+void mfl_engine_hash_theta(mfl_round_engine_t *self)
+{
+    for (size_t i = 0; i < self->n_tensors; i++)
+        crypto_generichash(self->theta_tensor_hash + 32 * i, 32,
+                           (const unsigned char *)self->views[i].data,
+                           (unsigned long long)self->views[i].count * sizeof(float), NULL, 0);
+    mfl_audit_update_digest(self->theta_tensor_hash, self->n_tensors, self->theta_hash);
+}
 
 static void *s_hash_main(void *arg)
 {
-    const s_hash_job_t *j = arg;
-    crypto_generichash(j->out, 32, (const unsigned char *)j->theta, j->n * sizeof(float), NULL,
-                       0);
+    mfl_engine_hash_theta(arg);
     return NULL;
 }
 
@@ -334,7 +339,14 @@ void mfl_engine_close_round(mfl_round_engine_t *self, uint64_t now_ms, bool at_d
         mfl_engine_abandon_round(self, now_ms);
         return;
     }
-    if (mfl_aggregate_mean(self->agg, mean) < 0 ||
+    bool robust = self->config.aggregator != MFL_AGG_MEAN;
+    int agg_rc = robust ? mfl_engine_robust_mean(self, mean, err, sizeof err)
+                        : mfl_aggregate_mean(self->agg, mean);
+    if (!robust && agg_rc < 0)
+        snprintf(err, sizeof err, "no update to average");
+    if (robust)
+        mfl_engine_robust_reset(self);
+    if (agg_rc < 0 ||
         mfl_server_step_apply(self->step, self->theta, mean, err, sizeof err) < 0) {
         free(mean);
         /* Every update passed the finiteness and bound checks, so this is
@@ -344,20 +356,18 @@ void mfl_engine_close_round(mfl_round_engine_t *self, uint64_t now_ms, bool at_d
         mfl_engine_abandon_round(self, now_ms);
         return;
     }
-    if (self->on_theta)
-        self->on_theta(self->on_theta_ctx, self->views, self->n_tensors);
     m.delta_norm = sqrt(mfl_vec_sumsq(mean, self->n_state));
     free(mean);
-    /* θ's BLAKE2b (RoundTask.model_hash, the round_closed record, metrics)
-     * on a helper while this thread syncs the audit log and encodes the
-     * checkpoint (another BLAKE2b pass): between rounds the sites wait, so
-     * a core is free. Both only read θ. */
-    s_hash_job_t hj = {self->theta, self->n_state, self->theta_hash};
+    /* θ's tensor hashes and digest (the broadcast's TensorHeaders,
+     * RoundTask.model_hash, the round_closed record, metrics: one BLAKE2b
+     * pass for all) on a helper while this thread syncs the audit log and
+     * encodes the checkpoint (its own checksum pass): between rounds the
+     * sites wait, so a core is free. Both only read θ. */
     pthread_t hash_thread;
     bool hashing = self->n_state >= S_HASH_THREAD_MIN &&
-                   pthread_create(&hash_thread, NULL, s_hash_main, &hj) == 0;
+                   pthread_create(&hash_thread, NULL, s_hash_main, self) == 0;
     if (!hashing)
-        s_hash_main(&hj);
+        mfl_engine_hash_theta(self);
     self->rounds_done = self->round;
     /* The previous checkpoint's sync (helper thread) ends before the
      * previous round's round_closed record can reach the disk (the audit
@@ -372,7 +382,13 @@ void mfl_engine_close_round(mfl_round_engine_t *self, uint64_t now_ms, bool at_d
     int ck = s_checkpoint(self);
     if (hashing)
         pthread_join(hash_thread, NULL);
+    if (self->on_theta)
+        self->on_theta(self->on_theta_ctx, self->views, self->theta_tensor_hash,
+                       self->n_tensors);
     if (ck < 0) {
+        /* Not saved, so not done: status and the log count the rounds on
+         * disk ("FAILED after 15 of 200", not 16). */
+        self->rounds_done = self->round - 1;
         self->phase = MFL_ENGINE_FAILED;
         mfl_error("round %u: cannot write the checkpoint; stopping (θ of round %u is the "
                   "last on disk)", self->round, self->round - 1);
@@ -416,6 +432,7 @@ void mfl_engine_abandon_round(mfl_round_engine_t *self, uint64_t now_ms)
              self->config.rounds, self->attempt, reason);
     (void)mfl_engine_audit_round(self, MFL_AUDIT_ROUND_ABANDONED, reason); /* owed if it fails */
     mfl_aggregate_reset(self->agg);
+    mfl_engine_robust_reset(self);
     for (size_t i = 0; i < self->n_sites; i++)
         self->sites[i].selected = self->sites[i].reported = false;
     if (self->config.max_attempts && self->attempt >= self->config.max_attempts) {
@@ -429,7 +446,7 @@ void mfl_engine_abandon_round(mfl_round_engine_t *self, uint64_t now_ms)
     self->phase = MFL_ENGINE_WAITING;
 }
 
-void mfl_engine_log_eval(mfl_round_engine_t *self, const char *site, const Metafl__EvalReport *r)
+void mfl_engine_log_eval(mfl_round_engine_t *self, const char *site, const mfl_eval_report_t *r)
 {
     if (isfinite(r->rmse))
         mfl_info("eval after round %u, site %s: adapted loss %.4g rmse %.4g mae %.4g r2 %.4f "

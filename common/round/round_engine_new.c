@@ -24,7 +24,9 @@ static int s_layout(mfl_round_engine_t *self)
     self->views = calloc(nt ? nt : 1, sizeof *self->views);
     self->tensor_offset = calloc(nt ? nt : 1, sizeof *self->tensor_offset);
     self->parts = calloc(nt ? nt : 1, sizeof *self->parts);
-    if (!self->views || !self->tensor_offset || !self->parts)
+    self->theta_tensor_hash = calloc(nt ? nt : 1, 32);
+    if (!self->views || !self->tensor_offset || !self->parts ||
+        !self->theta_tensor_hash)
         return -1;
     size_t next = 0;
     for (size_t i = 0; i < nt; i++) {
@@ -39,14 +41,17 @@ static int s_layout(mfl_round_engine_t *self)
     return 0;
 }
 
-static int s_resume(mfl_round_engine_t *self, char *err, size_t errlen)
+/* Loads the latest checkpoint: 1 (its path in path[MFL_COORD_PATH_MAX]),
+ * 0 if there is none and the run directory holds no earlier run, -1. */
+static int s_resume(mfl_round_engine_t *self, char *path, char *err, size_t errlen)
 {
     mfl_checkpoint_t ck;
-    char path[MFL_COORD_PATH_MAX];
     memset(&ck, 0, sizeof ck);
-    int found = mfl_checkpoint_latest(self->config.checkpoint_dir, &ck, path, sizeof path, err,
-                                      errlen);
-    if (found <= 0)
+    int found = mfl_checkpoint_latest(self->config.checkpoint_dir, &ck, path,
+                                      MFL_COORD_PATH_MAX, err, errlen);
+    if (found == 0)
+        return mfl_engine_check_fresh_start(self, err, errlen);
+    if (found < 0)
         return found;
     int rc = -1;
     if (ck.n_params != self->n_state || memcmp(ck.model_hash, self->model_hash, 32) != 0) {
@@ -113,11 +118,11 @@ mfl_round_engine_t *mfl_round_engine_new(const mfl_coord_config_t *config,
     self->round = 1;
     if (mfl_mkdir_p(config->checkpoint_dir, 0755, err, errlen) < 0)
         goto out_fail;
-    if (s_resume(self, err, errlen) < 0)
+    char ck_path[MFL_COORD_PATH_MAX];
+    int resumed = s_resume(self, ck_path, err, errlen);
+    if (resumed < 0)
         goto out_fail;
-    crypto_generichash(self->theta_hash, sizeof self->theta_hash,
-                       (const unsigned char *)self->theta, self->n_state * sizeof(float), NULL,
-                       0);
+    mfl_engine_hash_theta(self);
     if (config->metrics_file[0]) {
         self->metrics = fopen(config->metrics_file, "a");
         if (!self->metrics) {
@@ -137,6 +142,8 @@ mfl_round_engine_t *mfl_round_engine_new(const mfl_coord_config_t *config,
         mfl_audit_set_deferred_sync(self->audit, true);
     }
     self->phase = MFL_ENGINE_WAITING;
+    if (resumed == 1 && mfl_engine_reconcile(self, ck_path, err, errlen) < 0)
+        goto out_fail;
     return self;
 out_fail:
     mfl_round_engine_destroy(&self);
@@ -154,6 +161,7 @@ void mfl_round_engine_destroy(mfl_round_engine_t **self_p)
     mfl_aggregate_destroy(&self->agg);
     mfl_server_step_destroy(&self->step);
     mfl_engine_audit_free(self);
+    mfl_engine_robust_reset(self);
     mfl_audit_destroy(&self->audit);
     mfl_upload_gate_destroy(&self->gate);
     if (self->metrics)
@@ -162,6 +170,7 @@ void mfl_round_engine_destroy(mfl_round_engine_t **self_p)
     free(self->views);
     free(self->tensor_offset);
     free(self->parts);
+    free(self->theta_tensor_hash);
     free(self->sites);
     free(self);
     *self_p = NULL;
