@@ -42,6 +42,7 @@ typedef enum {
     MFL_REJECT_VERSION = 14,
     MFL_REJECT_NOT_GRANTED = 15,
     MFL_REJECT_AUDIT_UNAVAILABLE = 23, /* the coordinator cannot write its audit log */
+    MFL_REJECT_DATA = 40,              /* the site's data cannot form the task */
 } mfl_reject_t;
 
 /* The protocol's name of a reject reason, e.g. "REJECT_HASH"; never NULL

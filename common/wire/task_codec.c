@@ -28,6 +28,7 @@ S_SAME(SCHEMA);
 S_SAME(VERSION);
 S_SAME(NOT_GRANTED);
 S_SAME(AUDIT_UNAVAILABLE);
+S_SAME(DATA);
 
 /* Copies a protobuf string (NULL = "") into dst[cap]; -1 with err naming
  * `field` if it does not fit. */
