@@ -21,7 +21,7 @@ BUILD ?= build/san
 endif
 
 CC      ?= cc
-PKGS    := libzmq libprotobuf-c libsodium openblas yaml-0.1 zlib
+PKGS    := libzmq libprotobuf-c libsodium openblas yaml-0.1 zlib libgfshare
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \

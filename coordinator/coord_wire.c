@@ -11,6 +11,7 @@
 #include "wire/keys.h"
 #include "round/upload_gate.h"
 #include "wire/server.h"
+#include "wire/task_codec.h"
 
 /* A small update granted without a slot costs what one broadcast frame
  * costs per connection: the two sizes are one decision. */
@@ -61,6 +62,8 @@ struct mfl_coord_wire {
     mfl_server_t *server;
     mfl_msg_t *msg;              /* the current event's message */
     mfl_tensor_t *views;  /* its tensors as engine views */
+    mfl_update_header_t header;  /* its UpdateHeader, decoded */
+    mfl_eval_report_t report;    /* its EvalReport, decoded */
     size_t cap_views;
     size_t send_cap;             /* mfl_tensor_t scratch for sends */
     mfl_tensor_t *send;
@@ -318,7 +321,23 @@ int mfl_coord_wire_recv(mfl_coord_wire_t *self, int timeout_ms, mfl_wire_event_t
         self->views[i] = *mfl_msg_tensor(self->msg, i);
     ev->site = mfl_msg_site(self->msg);
     ev->env = mfl_msg_envelope(self->msg);
-    ev->update_header = mfl_msg_update_header(self->msg);
+    const Metafl__UpdateHeader *uh = mfl_msg_update_header(self->msg);
+    char derr[160];
+    if (uh) {
+        if (mfl_update_header_from_msg(uh, &self->header, derr, sizeof derr) == 0)
+            ev->update_header = &self->header;
+        else
+            mfl_warn("site %s: update header: %s", mfl_msg_site(self->msg), derr);
+    }
+    const Metafl__Envelope *env = mfl_msg_envelope(self->msg);
+    const Metafl__EvalReport *er =
+        env->body_case == METAFL__ENVELOPE__BODY_EVAL_REPORT ? env->eval_report : NULL;
+    if (er) {
+        if (mfl_eval_report_from_msg(er, &self->report, derr, sizeof derr) == 0)
+            ev->eval_report = &self->report;
+        else
+            mfl_warn("site %s: eval report: %s", mfl_msg_site(self->msg), derr);
+    }
     ev->tensors = self->views;
     ev->n_tensors = n;
     return 1;
@@ -419,40 +438,43 @@ static int s_send(mfl_coord_wire_t *self, const char *site, Metafl__Envelope *en
 }
 
 int mfl_coord_wire_send_round_task(mfl_coord_wire_t *self, const char *site,
-                                   const Metafl__RoundTask *task,
+                                   const mfl_round_task_t *task,
                                    const mfl_tensor_t *tensors, size_t n_tensors,
                                    char *err, size_t errlen)
 {
+    mfl_round_task_msg_t m;
+    mfl_round_task_to_msg(task, &m);
     Metafl__Envelope env;
     metafl__envelope__init(&env);
     env.kind = METAFL__MESSAGE_KIND__ROUND_TASK;
     env.body_case = METAFL__ENVELOPE__BODY_ROUND_TASK;
-    env.round_task = (Metafl__RoundTask *)task;
-    return s_send_theta(self, site, &env, &task->model_hash, tensors, n_tensors, err, errlen);
+    env.round_task = &m.msg;
+    return s_send_theta(self, site, &env, &m.msg.model_hash, tensors, n_tensors, err, errlen);
 }
 
 int mfl_coord_wire_send_eval_task(mfl_coord_wire_t *self, const char *site,
-                                  const Metafl__EvalTask *task,
+                                  const mfl_eval_task_t *task,
                                   const mfl_tensor_t *tensors, size_t n_tensors,
                                   char *err, size_t errlen)
 {
+    mfl_eval_task_msg_t m;
+    mfl_eval_task_to_msg(task, &m);
     Metafl__Envelope env;
     metafl__envelope__init(&env);
     env.kind = METAFL__MESSAGE_KIND__EVAL_TASK;
     env.body_case = METAFL__ENVELOPE__BODY_EVAL_TASK;
-    env.eval_task = (Metafl__EvalTask *)task;
-    return s_send_theta(self, site, &env, &task->model_hash, tensors, n_tensors, err, errlen);
+    env.eval_task = &m.msg;
+    return s_send_theta(self, site, &env, &m.msg.model_hash, tensors, n_tensors, err, errlen);
 }
 
-int mfl_coord_wire_send_reject(mfl_coord_wire_t *self, const char *site,
-                               Metafl__RejectReason reason, uint32_t round, const char *text,
+int mfl_coord_wire_send_reject(mfl_coord_wire_t *self, const char *site, mfl_reject_t reason, uint32_t round, const char *text,
                                char *err, size_t errlen)
 {
     Metafl__Envelope env;
     Metafl__Reject r;
     metafl__envelope__init(&env);
     metafl__reject__init(&r);
-    r.reason = reason;
+    r.reason = (Metafl__RejectReason)reason;
     r.round = round;
     r.text = (char *)text;
     env.kind = METAFL__MESSAGE_KIND__REJECT;

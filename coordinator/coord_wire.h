@@ -16,6 +16,7 @@
 
 #include "core/tensor.h"
 #include "metafl.pb-c.h"
+#include "wire/task.h"
 
 typedef struct mfl_coord_wire mfl_coord_wire_t;
 
@@ -24,7 +25,11 @@ typedef struct mfl_coord_wire mfl_coord_wire_t;
 typedef struct {
     const char *site;                       /* authenticated (ZAP) site id */
     const Metafl__Envelope *env;
-    const Metafl__UpdateHeader *update_header; /* verified; UPDATE only */
+    /* UPDATE: the verified header, decoded (NULL if it did not decode:
+     * a field over its cap). EVAL_REPORT: the report, decoded (NULL: the
+     * same). NULL for other kinds. */
+    const mfl_update_header_t *update_header;
+    const mfl_eval_report_t *eval_report;
     const mfl_tensor_t *tensors;
     size_t n_tensors;
 } mfl_wire_event_t;
@@ -79,15 +84,14 @@ uint64_t mfl_coord_wire_last_seen(const mfl_coord_wire_t *self, const char *site
 
 /* Sends to the latest connection of `site`. 0 or -1 (err). */
 int mfl_coord_wire_send_round_task(mfl_coord_wire_t *self, const char *site,
-                                   const Metafl__RoundTask *task,
+                                   const mfl_round_task_t *task,
                                    const mfl_tensor_t *tensors, size_t n_tensors,
                                    char *err, size_t errlen);
 int mfl_coord_wire_send_eval_task(mfl_coord_wire_t *self, const char *site,
-                                  const Metafl__EvalTask *task,
+                                  const mfl_eval_task_t *task,
                                   const mfl_tensor_t *tensors, size_t n_tensors,
                                   char *err, size_t errlen);
-int mfl_coord_wire_send_reject(mfl_coord_wire_t *self, const char *site,
-                               Metafl__RejectReason reason, uint32_t round, const char *text,
+int mfl_coord_wire_send_reject(mfl_coord_wire_t *self, const char *site, mfl_reject_t reason, uint32_t round, const char *text,
                                char *err, size_t errlen);
 int mfl_coord_wire_send_welcome(mfl_coord_wire_t *self, const char *site, uint32_t round,
                                 uint32_t heartbeat_ms, const char *run_id, char *err,

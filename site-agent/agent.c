@@ -14,9 +14,11 @@
 #include "audit/audit.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "data/csv_canon.h"
 #include "site/site_worker.h"
 #include "wire/client.h"
 #include "wire/keys.h"
+#include "wire/task_codec.h"
 
 struct mfl_site_agent {
     const mfl_site_config_t *cfg;
@@ -207,6 +209,9 @@ static const char *const s_capabilities[] = {
     "algo:protonet", "algo:matching", "algo:relation", "dp:gaussian", "eval:local_only",
 };
 
+/* Training rows per class travel in the Hello up to this many classes. */
+#define S_MAX_CLASS_COUNTS 4096
+
 static int s_send_hello(mfl_site_agent_t *self, char *err, size_t errlen)
 {
     Metafl__Hello hello = METAFL__HELLO__INIT;
@@ -215,6 +220,17 @@ static int s_send_hello(mfl_site_agent_t *self, char *err, size_t errlen)
     hello.n_train = mfl_site_worker_n_train(self->worker);
     hello.schema_hash.data = (uint8_t *)mfl_site_worker_schema_hash(self->worker);
     hello.schema_hash.len = MFL_SITE_HASH_BYTES;
+    /* What the data is, so a refusal can say what differs (docs/DATA.md). */
+    const char *schema_text = mfl_site_worker_schema_text(self->worker);
+    if (schema_text && strlen(schema_text) <= MFL_SCHEMA_TEXT_MAX) {
+        hello.schema_text.data = (uint8_t *)schema_text;
+        hello.schema_text.len = strlen(schema_text);
+    }
+    hello.n_features = (uint32_t)mfl_site_worker_n_features(self->worker);
+    hello.n_classes = (uint32_t)mfl_site_worker_n_classes(self->worker);
+    uint64_t counts[S_MAX_CLASS_COUNTS];
+    hello.n_class_counts = mfl_site_worker_class_counts(self->worker, counts, S_MAX_CLASS_COUNTS);
+    hello.class_counts = counts;
     hello.n_capabilities = sizeof(s_capabilities) / sizeof(s_capabilities[0]);
     hello.capabilities = (char **)s_capabilities;
     Metafl__Envelope env = METAFL__ENVELOPE__INIT;
@@ -263,7 +279,7 @@ static int s_gather_theta(mfl_site_agent_t *self, const mfl_msg_t *msg, size_t *
 /* The audit record goes to disk (fsync) BEFORE the update leaves: if the
  * record cannot be written, nothing is sent, so the log never misses an
  * update that left the hospital. */
-static int s_audit_update(mfl_site_agent_t *self, const Metafl__RoundTask *task,
+static int s_audit_update(mfl_site_agent_t *self, const mfl_round_task_t *task,
                           const mfl_site_round_result_t *r, char *err, size_t errlen)
 {
     if (!self->audit)
@@ -282,8 +298,8 @@ static int s_audit_update(mfl_site_agent_t *self, const Metafl__RoundTask *task,
         free(rec);
         return -1;
     }
-    if (rec->has_privacy && task->privacy)
-        rec->privacy.delta = task->privacy->target_delta;
+    if (rec->has_privacy)
+        rec->privacy.delta = task->privacy.target_delta;
     int rc = mfl_audit_append(self->audit, rec, NULL, err, errlen);
     free(rec);
     return rc;
@@ -292,7 +308,7 @@ static int s_audit_update(mfl_site_agent_t *self, const Metafl__RoundTask *task,
 /* The update_sent record on a helper thread (see s_round). */
 typedef struct {
     mfl_site_agent_t *agent;
-    const Metafl__RoundTask *task;
+    const mfl_round_task_t *task;
     const mfl_site_round_result_t *result;
     int rc;
     char err[1024];
@@ -431,8 +447,10 @@ static mfl_agent_status_t s_round(mfl_site_agent_t *self, const mfl_msg_t *msg, 
         return MFL_AGENT_CONTINUE;
     }
     uint64_t t0 = mfl_clock_mono_ms();
+    mfl_round_task_t plain;
     mfl_site_round_result_t r;
-    if (mfl_site_worker_round(self->worker, task, self->theta, n, &r, err, sizeof(err))) {
+    if (mfl_round_task_from_msg(task, &plain, err, sizeof err) ||
+        mfl_site_worker_round(self->worker, &plain, self->theta, n, &r, err, sizeof(err))) {
         mfl_warn("site %s: round %u failed: %s", self->cfg->site_id, task->round, err);
         s_send_failure(self, task->round, &task->nonce, false, err);
         return MFL_AGENT_CONTINUE;
@@ -440,7 +458,7 @@ static mfl_agent_status_t s_round(mfl_site_agent_t *self, const mfl_msg_t *msg, 
     /* The record is written and fsync'd before anything is sent; for a big
      * Δ the fsync runs on a helper while this thread copies Δ into the send
      * buffer (the copy does not depend on the record; the send waits). */
-    s_audit_job_t job = {self, task, &r, 0, ""};
+    s_audit_job_t job = {self, &plain, &r, 0, ""};
     pthread_t audit_thread;
     bool auditing = self->audit && r.n_delta >= S_AUDIT_THREAD_MIN &&
                     pthread_create(&audit_thread, NULL, s_audit_main, &job) == 0;
@@ -467,8 +485,8 @@ static mfl_agent_status_t s_round(mfl_site_agent_t *self, const mfl_msg_t *msg, 
     self->pending.zero_copy = zc != NULL;
     if (zc)
         atomic_store(&self->send_busy, 1); /* ours until ZeroMQ releases the send */
-    snprintf(self->pending.algo, sizeof self->pending.algo, "%s",
-             task->algorithm && task->algorithm->name ? task->algorithm->name : "?");
+    snprintf(self->pending.algo, sizeof self->pending.algo, "%.31s",
+             plain.algorithm.name[0] ? plain.algorithm.name : "?");
     self->pending.t0_ms = t0;
     /* A small update goes at once (MFL_WIRE_UNGRANTED_UPDATE_BYTES says
      * why); a bigger one waits for the coordinator's grant. */
@@ -558,14 +576,18 @@ static mfl_agent_status_t s_eval(mfl_site_agent_t *self, const mfl_msg_t *msg)
         s_send_failure(self, task->round, &task->nonce, true, err);
         return MFL_AGENT_CONTINUE;
     }
+    mfl_eval_task_t plain;
     mfl_site_eval_result_t r;
-    if (mfl_site_worker_eval(self->worker, task, self->theta, n, &r, err, sizeof(err))) {
+    if (mfl_eval_task_from_msg(task, &plain, err, sizeof err) ||
+        mfl_site_worker_eval(self->worker, &plain, self->theta, n, &r, err, sizeof(err))) {
         mfl_warn("site %s: evaluation %u failed: %s", self->cfg->site_id, task->round, err);
         s_send_failure(self, task->round, &task->nonce, true, err);
         return MFL_AGENT_CONTINUE;
     }
-    Metafl__EvalReport rep = METAFL__EVAL_REPORT__INIT;
-    mfl_site_worker_fill_report(self->worker, task, &r, &rep);
+    mfl_eval_report_t report;
+    mfl_site_worker_fill_report(self->worker, &plain, &r, &report);
+    Metafl__EvalReport rep;
+    mfl_eval_report_to_msg(&report, &rep);
     Metafl__Envelope env = METAFL__ENVELOPE__INIT;
     env.protocol_version = MFL_WIRE_PROTOCOL_VERSION;
     env.kind = METAFL__MESSAGE_KIND__EVAL_REPORT;
@@ -610,6 +632,7 @@ static mfl_agent_status_t s_handle(mfl_site_agent_t *self, const mfl_msg_t *msg,
         int reason = rj ? (int)rj->reason : 0;
         const char *text = rj && rj->text ? rj->text : "";
         if (reason == METAFL__REJECT_REASON__REJECT_SCHEMA ||
+            reason == METAFL__REJECT_REASON__REJECT_DATA ||
             reason == METAFL__REJECT_REASON__REJECT_VERSION ||
             reason == METAFL__REJECT_REASON__REJECT_WRONG_SITE) {
             /* Retrying cannot help: the hospital's config or software must change. */
