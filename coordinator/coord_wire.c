@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "wire/keys.h"
 #include "round/upload_gate.h"
@@ -66,6 +67,8 @@ struct mfl_coord_wire {
     size_t cap_views;
     size_t send_cap;             /* mfl_tensor_t scratch for sends */
     mfl_tensor_t *send;
+    uint64_t log_sec;            /* reject log rate limit: this second, */
+    uint64_t log_count, log_quiet; /* lines logged in it, lines held back */
 };
 
 #define S_PREP_THREAD_MIN ((uint64_t)1 << 18) /* floats (1 MiB): smaller θ, no helper */
@@ -176,6 +179,25 @@ static s_snapshot_t *s_prep_take(mfl_coord_wire_t *self, const uint8_t *hash, si
 
 uint32_t mfl_coord_wire_protocol_version(void) { return MFL_WIRE_PROTOCOL_VERSION; }
 
+#define S_REJECT_LOGS_PER_S 5
+
+static void s_log_reject(mfl_coord_wire_t *self, const char *why)
+{
+    uint64_t sec = mfl_clock_mono_ms() / 1000;
+    if (sec != self->log_sec) {
+        if (self->log_quiet)
+            mfl_warn("... and %llu more rejected messages in the last second (not logged)",
+                     (unsigned long long)self->log_quiet);
+        self->log_sec = sec;
+        self->log_count = 0;
+        self->log_quiet = 0;
+    }
+    if (self->log_count++ < S_REJECT_LOGS_PER_S)
+        mfl_warn("rejected message: %s", why);
+    else
+        self->log_quiet++;
+}
+
 mfl_coord_wire_t *mfl_coord_wire_new(const char *endpoint, const char *key_file,
                                      const char *allow_dir, size_t max_message_bytes,
                                      uint32_t heartbeat_ms, char *err, size_t errlen)
@@ -193,7 +215,7 @@ mfl_coord_wire_t *mfl_coord_wire_new(const char *endpoint, const char *key_file,
     opts.limits.max_total_bytes = max_message_bytes;
     if (opts.limits.max_frame_bytes > max_message_bytes)
         opts.limits.max_frame_bytes = max_message_bytes;
-    opts.heartbeat_ms = heartbeat_ms;
+    (void)heartbeat_ms; /* app-level only now: see mfl_server_opts_t */
     /* Pipelined frames: θ reaches each site encrypted, sent and decrypted
      * frame by frame (see MFL_WIRE_PIPELINE_CHUNK_BYTES), in small frames
      * so N connections hold N small encrypted copies, not N whole θ (see
@@ -227,6 +249,16 @@ void mfl_coord_wire_destroy(mfl_coord_wire_t **self_p)
 int mfl_coord_wire_reload(mfl_coord_wire_t *self, char *err, size_t errlen)
 {
     return mfl_server_reload(self->server, err, errlen);
+}
+
+bool mfl_coord_wire_site_allowed(mfl_coord_wire_t *self, const char *site)
+{
+    return mfl_server_site_allowed(self->server, site);
+}
+
+int mfl_coord_wire_drop_site(mfl_coord_wire_t *self, const char *site, const char *why)
+{
+    return mfl_server_drop_site(self->server, site, why);
 }
 
 const char *mfl_coord_wire_endpoint(const mfl_coord_wire_t *self)
@@ -266,6 +298,12 @@ static void s_event_body(mfl_coord_wire_t *self, const Metafl__Envelope *env,
         ev->hello.n_train = env->hello->n_train;
         ev->hello.schema_hash = env->hello->schema_hash.data;
         ev->hello.schema_hash_len = env->hello->schema_hash.len;
+        ev->hello.schema_text = (const char *)env->hello->schema_text.data;
+        ev->hello.schema_text_len = env->hello->schema_text.len;
+        ev->hello.n_features = env->hello->n_features;
+        ev->hello.n_classes = env->hello->n_classes;
+        ev->hello.class_counts = env->hello->class_counts;
+        ev->hello.n_class_counts = env->hello->n_class_counts;
         break;
     case METAFL__ENVELOPE__BODY_UPDATE: {
         const Metafl__UpdateHeader *uh = mfl_msg_update_header(self->msg);
@@ -291,6 +329,13 @@ static void s_event_body(mfl_coord_wire_t *self, const Metafl__Envelope *env,
         else
             mfl_warn("site %s: eval report: %s", mfl_msg_site(self->msg), derr);
         break;
+    case METAFL__ENVELOPE__BODY_SITE_FAILURE:
+        ev->site_failure.round = env->site_failure->round;
+        ev->site_failure.nonce = env->site_failure->nonce.data;
+        ev->site_failure.nonce_len = env->site_failure->nonce.len;
+        ev->site_failure.evaluation = env->site_failure->evaluation;
+        ev->site_failure.reason = s_str(env->site_failure->reason);
+        break;
     case METAFL__ENVELOPE__BODY_BYE:
         ev->text = s_str(env->bye->reason);
         break;
@@ -314,9 +359,11 @@ int mfl_coord_wire_recv(mfl_coord_wire_t *self, int timeout_ms, mfl_wire_event_t
     if (rc == MFL_RECV_TIMEOUT)
         return 0;
     if (rc == MFL_RECV_REJECTED) {
-        /* The server already answered with a Reject; the log names the
-         * peer and the reason (the text starts with "site X: REASON"). */
-        mfl_warn("rejected message: %s", why);
+        /* The server already answered with a Reject (rate-limited); the
+         * log names the peer and the reason (the text starts with "site X:
+         * REASON"), at most S_REJECT_LOGS_PER_S lines a second so a
+         * hostile site cannot fill the disk through our log. */
+        s_log_reject(self, why);
         return 0;
     }
     if (rc != MFL_RECV_OK) {

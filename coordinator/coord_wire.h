@@ -10,6 +10,7 @@
 #ifndef MFL_COORD_WIRE_H
 #define MFL_COORD_WIRE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,6 +30,11 @@ typedef struct {
         uint64_t n_train;
         const uint8_t *schema_hash;
         size_t schema_hash_len;
+        const char *schema_text;            /* not NUL-terminated: schema_text_len bytes */
+        size_t schema_text_len;
+        uint32_t n_features, n_classes;
+        const uint64_t *class_counts;
+        size_t n_class_counts;
     } hello;
     /* UPDATE: the verified header, decoded (NULL if it did not decode: a
      * field over its cap), and the bytes the site signed with its
@@ -45,6 +51,13 @@ typedef struct {
         uint64_t update_bytes;
     } upload_ready;
     const mfl_eval_report_t *eval_report;   /* EVAL_REPORT (NULL: did not decode) */
+    struct {                                /* SITE_FAILURE: the site cannot do its task */
+        uint32_t round;
+        const uint8_t *nonce;
+        size_t nonce_len;
+        bool evaluation;                    /* the failed task was an EvalTask */
+        const char *reason;                 /* "" if none */
+    } site_failure;
     const char *text;                       /* BYE: the reason; REJECT: the text ("") */
     const mfl_tensor_t *tensors;
     size_t n_tensors;
@@ -72,9 +85,16 @@ void mfl_coord_wire_prepare_theta(mfl_coord_wire_t *self, const mfl_tensor_t *te
 const char *mfl_coord_wire_endpoint(const mfl_coord_wire_t *self);
 
 /* Re-reads the allow-list directory (SIGHUP): new connections see the new
- * list, established sessions stay. On error the old list stays in force
- * and err says why. Returns 0 or -1. */
+ * list; messages from a site no longer in it are dropped unread. On error
+ * the old list stays in force and err says why. Returns 0 or -1. */
 int mfl_coord_wire_reload(mfl_coord_wire_t *self, char *err, size_t errlen);
+
+/* Whether `site`'s key is in the allow-list now. */
+bool mfl_coord_wire_site_allowed(mfl_coord_wire_t *self, const char *site);
+
+/* Ends `site`'s session now (its connections are closed, later messages
+ * on them dropped); `why` goes to the log. Returns connections closed. */
+int mfl_coord_wire_drop_site(mfl_coord_wire_t *self, const char *site, const char *why);
 /* The coordinator's key name and Ed25519 secret key (64 bytes, borrowed),
  * for the audit log. */
 const char *mfl_coord_wire_name(const mfl_coord_wire_t *self);

@@ -14,6 +14,7 @@
 #include "core/fileio.h"
 #include "core/log.h"
 #include "round/round_engine.h"
+#include "round/schema_gate.h"
 #include "round/status.h"
 #include "round/upload_gate.h"
 #include "wire/keys.h"
@@ -25,8 +26,7 @@ struct mfl_coordinator {
     mfl_coord_config_t config;
     mfl_coord_wire_t *wire;
     mfl_round_engine_t *engine;
-    uint8_t schema_hash[64];
-    size_t schema_len;        /* 0 until the first Hello */
+    mfl_schema_gate_t *schema; /* the consortium's data schema (round/schema_gate.h) */
     char run_id[80];
     uint64_t last_status_ms;  /* monotonic, like every interval here */
     uint64_t finished_ms;     /* monotonic; 0 while running */
@@ -142,6 +142,30 @@ static bool s_version_ok(const char *theirs, char *text, size_t len)
     return false;
 }
 
+/* The consortium's schema (from our config, never from a Hello) decides;
+ * true if the site was refused. */
+static bool s_schema_refused(mfl_coordinator_t *self, const char *site,
+                             const mfl_wire_event_t *ev)
+{
+    mfl_schema_hello_t sh = {
+        .hash = ev->hello.schema_hash, .hash_len = ev->hello.schema_hash_len,
+        .text = ev->hello.schema_text, .text_len = ev->hello.schema_text_len,
+        .n_features = ev->hello.n_features, .n_classes = ev->hello.n_classes,
+        .class_counts = ev->hello.class_counts, .n_class_counts = ev->hello.n_class_counts,
+    };
+    char text[512], err[256];
+    mfl_schema_gate_verdict_t v = mfl_schema_gate_check(self->schema, &sh, text, sizeof text);
+    if (v == MFL_SCHEMA_GATE_OK)
+        return false;
+    char msg[600];
+    snprintf(msg, sizeof msg, "site %s: %s", site, text);
+    mfl_warn("refused Hello: %s", msg);
+    mfl_coord_wire_send_reject(self->wire, site,
+                               v == MFL_SCHEMA_GATE_DATA ? MFL_REJECT_DATA : MFL_REJECT_SCHEMA,
+                               0, msg, err, sizeof err);
+    return true;
+}
+
 static void s_on_hello(mfl_coordinator_t *self, const mfl_wire_event_t *ev, uint64_t now)
 {
     char err[256], vtext[256];
@@ -151,28 +175,8 @@ static void s_on_hello(mfl_coordinator_t *self, const mfl_wire_event_t *ev, uint
                                    vtext, err, sizeof err);
         return;
     }
-    size_t hash_len = ev->hello.schema_hash_len;
-    if (hash_len > sizeof self->schema_hash) {
-        mfl_coord_wire_send_reject(self->wire, ev->site, MFL_REJECT_SCHEMA, 0,
-                                   "schema hash longer than 64 bytes", err, sizeof err);
+    if (s_schema_refused(self, ev->site, ev))
         return;
-    }
-    if (self->schema_len == 0 && hash_len > 0) {
-        memcpy(self->schema_hash, ev->hello.schema_hash, hash_len);
-        self->schema_len = hash_len;
-    } else if (hash_len > 0 && (hash_len != self->schema_len ||
-                                memcmp(ev->hello.schema_hash, self->schema_hash,
-                                       self->schema_len) != 0)) {
-        char text[256];
-        snprintf(text, sizeof text,
-                 "site %s: its data schema differs from the other sites' (features, classes "
-                 "or CSV schema); fix the site's data.schema to match the consortium's",
-                 ev->site);
-        mfl_warn("refused Hello: %s", text);
-        mfl_coord_wire_send_reject(self->wire, ev->site, MFL_REJECT_SCHEMA, 0,
-                                   text, err, sizeof err);
-        return;
-    }
     mfl_info("site %s says hello (software %s, %llu training rows)", ev->site,
              ev->hello.software_version[0] ? ev->hello.software_version : "?",
              (unsigned long long)ev->hello.n_train);
@@ -195,7 +199,7 @@ static void s_on_event(mfl_coordinator_t *self, const mfl_wire_event_t *ev, uint
     if (!mfl_round_engine_knows(self->engine, ev->site)) {
         char err[256];
         if (ev->kind == MFL_MSG_UPDATE || ev->kind == MFL_MSG_UPLOAD_READY ||
-            ev->kind == MFL_MSG_EVAL_REPORT) {
+            ev->kind == MFL_MSG_SITE_FAILURE || ev->kind == MFL_MSG_EVAL_REPORT) {
             mfl_warn("site %s: %s before an accepted Hello; rejected", ev->site,
                      ev->kind == MFL_MSG_UPDATE ? "update" : "eval report");
             mfl_coord_wire_send_reject(self->wire, ev->site,
@@ -216,6 +220,14 @@ static void s_on_event(mfl_coordinator_t *self, const mfl_wire_event_t *ev, uint
         mfl_round_engine_upload_ready(self->engine, ev->site, ev->upload_ready.round,
                                       ev->upload_ready.nonce, ev->upload_ready.nonce_len,
                                       ev->upload_ready.update_bytes, now);
+        break;
+    case MFL_MSG_SITE_FAILURE:
+        mfl_round_engine_site_seen(self->engine, ev->site, now);
+        mfl_round_engine_site_withdraw(self->engine, ev->site, MFL_ENGINE_SITE_FAILED,
+                                       ev->site_failure.evaluation, ev->site_failure.round,
+                                       ev->site_failure.nonce, ev->site_failure.nonce_len,
+                                       ev->site_failure.reason, now);
+        self->status_dirty = true;
         break;
     case MFL_MSG_EVAL_REPORT:
         mfl_round_engine_eval_report(self->engine, ev->site, ev->eval_report, now);
@@ -251,6 +263,8 @@ static void s_sync_liveness(mfl_coordinator_t *self)
     }
 }
 
+static void s_reload_allow_list(mfl_coordinator_t *self);
+
 static void s_poll_control(mfl_coordinator_t *self)
 {
     char path[MFL_COORD_PATH_MAX + 16];
@@ -268,8 +282,10 @@ static void s_poll_control(mfl_coordinator_t *self)
         mfl_round_engine_pause(self->engine, false);
     else if (strncmp(text, "abort", 5) == 0)
         mfl_round_engine_abort(self->engine);
+    else if (strncmp(text, "reload", 6) == 0)
+        s_reload_allow_list(self);
     else
-        mfl_warn("%s: unknown command '%.32s' (pause, resume, abort)", path, text);
+        mfl_warn("%s: unknown command '%.32s' (pause, resume, abort, reload)", path, text);
     free(text);
     self->status_dirty = true;
 }
@@ -319,8 +335,30 @@ int mfl_coordinator_step(mfl_coordinator_t *self, int timeout_ms, char *err, siz
     return 0;
 }
 
-/* SIGHUP: re-read the allow-list directory and say who is admitted now, so
- * an operator adding or revoking a hospital sees the effect in the log. */
+/* After a reload: every known site whose key left the allow-list loses its
+ * session now (connections closed) and its place in the open round or
+ * evaluation, with a site_revoked audit record (issue 10 item 8). */
+static void s_revoke_removed(mfl_coordinator_t *self)
+{
+    uint64_t now = mfl_round_engine_now(self->engine);
+    for (size_t i = 0; i < mfl_round_engine_n_sites(self->engine); i++) {
+        const char *site = mfl_round_engine_site_at(self->engine, i, NULL, NULL);
+        bool revoked = false;
+        (void)mfl_round_engine_site_failure(self->engine, i, NULL, NULL, &revoked);
+        if (revoked || mfl_coord_wire_site_allowed(self->wire, site))
+            continue;
+        int cut = mfl_coord_wire_drop_site(self->wire, site, "its key was revoked");
+        mfl_round_engine_site_withdraw(self->engine, site, MFL_ENGINE_SITE_REVOKED, false, 0,
+                                       NULL, 0, "key removed from the allow-list", now);
+        mfl_info("site %s: revoked (%d connection(s) closed)", site, cut);
+        self->status_dirty = true;
+    }
+}
+
+/* SIGHUP (or "reload" in RUN_DIR/control): re-read the allow-list
+ * directory and say who is admitted now, so an operator adding or
+ * revoking a hospital sees the effect in the log; revoked sites leave at
+ * once. */
 static void s_reload_allow_list(mfl_coordinator_t *self)
 {
     char err[512];
@@ -338,10 +376,10 @@ static void s_reload_allow_list(mfl_coordinator_t *self)
     for (size_t i = 0; i < n && used < sizeof names; i++)
         used += (size_t)snprintf(names + used, sizeof names - used, "%s%s", i ? ", " : "",
                                  mfl_allow_list_at(list, i)->name);
-    mfl_info("allow-list reloaded from %s: %zu site(s) admitted for new connections: %s "
-             "(sites already connected keep their session until they reconnect)",
-             self->config.allow_dir, n, n ? names : "none");
+    mfl_info("allow-list reloaded from %s: %zu site(s) admitted: %s", self->config.allow_dir,
+             n, n ? names : "none");
     mfl_allow_list_destroy(&list);
+    s_revoke_removed(self);
 }
 
 int mfl_coordinator_run(mfl_coordinator_t *self, volatile sig_atomic_t *stop,
@@ -391,6 +429,14 @@ mfl_coordinator_t *mfl_coordinator_new(const mfl_coord_config_t *config, char *e
         return NULL;
     }
     self->config = *config;
+    /* The consortium's schema, checked against the model before anything binds. */
+    self->schema = mfl_schema_gate_new(config, err, errlen);
+    if (!self->schema)
+        goto out_fail;
+    if (!mfl_schema_gate_has_schema(self->schema))
+        mfl_info("no data.schema in %s: sites are checked for the model's feature count and "
+                 "classes only (declare the consortium's schema file: docs/DATA.md)",
+                 config->file);
     snprintf(self->run_id, sizeof self->run_id, "seed-%llu", (unsigned long long)config->seed);
     if (mfl_mkdir_p(config->run_dir, 0700, err, errlen) < 0)
         goto out_fail;
@@ -443,6 +489,7 @@ void mfl_coordinator_destroy(mfl_coordinator_t **self_p)
     }
     mfl_round_engine_destroy(&self->engine);
     mfl_coord_wire_destroy(&self->wire);
+    mfl_schema_gate_destroy(&self->schema);
     free(self);
     *self_p = NULL;
 }

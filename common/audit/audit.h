@@ -46,6 +46,17 @@ typedef enum {
      * round = the round open or next, reason says how many were done.
      * Appended last so older logs keep their meaning and still verify. */
     MFL_AUDIT_RUN_ABORTED,
+    /* coordinator: the last round closed and the final evaluation ended;
+     * round = rounds done. A restart of a finished run sees it and does
+     * not evaluate again. */
+    MFL_AUDIT_RUN_FINISHED,
+    /* coordinator: a selected site said it could not do its task (round =
+     * the task's round, reason = the site's words); the round stopped
+     * waiting for it. */
+    MFL_AUDIT_SITE_FAILED,
+    /* coordinator: the site's key left the allow-list while it was
+     * connected; its session ended and it left the open round. */
+    MFL_AUDIT_SITE_REVOKED,
     MFL_AUDIT_KIND_COUNT
 } mfl_audit_kind_t;
 

@@ -109,6 +109,7 @@ void mfl_round_engine_site_hello(mfl_round_engine_t *self, const char *site, uin
     if (!s)
         return;
     s->n_train = n_train;
+    s->revoked = false; /* re-admitted: its key is back in the allow-list */
     /* A new session: a grant the site held belongs to its old connection
      * (it asks again once its update is ready). */
     mfl_engine_flow_release(self, site);
@@ -192,6 +193,8 @@ static size_t s_select(mfl_round_engine_t *self)
         self->sites[i].selected = false;
         self->sites[i].reported = false;
         self->sites[i].reject_logged = 0;
+        self->sites[i].reject_recorded = 0;
+        self->sites[i].withdrawn = false;
         if (self->sites[i].connected)
             idx[n++] = i;
     }
@@ -208,6 +211,9 @@ static size_t s_select(mfl_round_engine_t *self)
         mfl_rng_seed(&rng, self->round_seed, 0x73656c656374ull); /* "select" */
         mfl_rng_shuffle(&rng, idx, n);
     }
+    /* Robust rules keep every Δ until the close: at most max_updates. */
+    if (self->config.aggregator != MFL_AGG_MEAN && k > self->config.robust_max_updates)
+        k = self->config.robust_max_updates;
     for (size_t i = 0; i < k; i++)
         self->sites[idx[i]].selected = true;
     free(idx);
@@ -221,10 +227,12 @@ static void s_open_round(mfl_round_engine_t *self, uint64_t now_ms)
     self->n_selected = s_select(self);
     self->n_accepted = 0;
     self->n_rejected_round = 0;
+    self->n_withdrawn = 0;
     self->loss_before_sum = 0;
     self->loss_after_sum = 0;
     self->weight_sum = 0;
     mfl_aggregate_reset(self->agg);
+    mfl_engine_robust_reset(self);
     mfl_engine_flow_reset(self);
     self->opened_ms = now_ms;
     self->opened_mono_s = mfl_clock_mono_s();
@@ -296,6 +304,7 @@ void mfl_engine_finish_eval(mfl_round_engine_t *self)
             return;
         }
         self->phase = MFL_ENGINE_DONE;
+        mfl_engine_record_finished(self);
         /* The run's last sync point of the audit log (deferred mode: the
          * last round_closed is not on disk yet). */
         char aerr[300];
@@ -321,6 +330,8 @@ void mfl_engine_reject(mfl_round_engine_t *self, const char *peer, mfl_reject_t 
     va_end(ap);
     self->n_rejected_total++;
     self->n_rejected_round++;
+    self->last_reject = reason;
+    snprintf(self->last_reject_text, sizeof self->last_reject_text, "%s", text);
     mfl_engine_site_t *s = mfl_engine_find_site(self, peer);
     uint32_t bit = (uint32_t)1 << ((unsigned)reason & 31u);
     /* Logged once per (site, reason, round): a misbehaving site must not
@@ -389,6 +400,88 @@ static double s_norm(const mfl_round_engine_t *self, const mfl_tensor_t *t, size
     return sqrt(sq);
 }
 
+/* The weight a site's update counts with: its claimed sample count, at
+ * most what it declared at Hello (n_train, when it declared one) and at
+ * most server.max_weight; a cap is noted for the audit record. */
+static double s_weight(const mfl_round_engine_t *self, const mfl_engine_site_t *s,
+                       uint64_t n_samples, char *note, size_t note_len)
+{
+    double w = (double)n_samples;
+    const char *by = NULL;
+    if (s->n_train && w > (double)s->n_train) {
+        w = (double)s->n_train;
+        by = "the training rows it declared at Hello";
+    }
+    if (self->config.max_weight > 0 && w > self->config.max_weight) {
+        w = self->config.max_weight;
+        by = "server.max_weight";
+    }
+    if (by) {
+        size_t used = strlen(note);
+        snprintf(note + used, note_len - used, "%sweight %.6g (claims %llu samples; capped by %s)",
+                 used ? "; " : "", w, (unsigned long long)n_samples, by);
+    }
+    return w;
+}
+
+/* Folds (mean) or keeps (robust rules) the update, Δ·scale with weight w,
+ * and writes its update_accepted record; without the record it is taken
+ * back out and refused. 0, or -1 after rejecting it. */
+static int s_take(mfl_round_engine_t *self, const char *peer, mfl_engine_site_t *s,
+                  const mfl_update_header_t *h, const mfl_tensor_t *tensors,
+                  double norm, double scale, double w, const char *note,
+                  const uint8_t *signed_header, size_t signed_header_len,
+                  const uint8_t *signature, size_t signature_len)
+{
+    uint32_t round = h->round;
+    char err[256];
+    float *flat = NULL;
+    bool robust = self->config.aggregator != MFL_AGG_MEAN;
+    if (robust || scale != 1.0) {
+        flat = malloc(self->n_state * sizeof(float));
+        if (!flat) {
+            mfl_engine_reject(self, peer, MFL_REJECT_TOO_LARGE, round,
+                              "coordinator out of memory for a Δ of %zu parameters",
+                              self->n_state);
+            return -1;
+        }
+        for (size_t i = 0; i < self->n_tensors; i++)
+            for (size_t j = 0; j < tensors[i].count; j++)
+                flat[self->tensor_offset[i] + j] = (float)(scale * (double)tensors[i].data[j]);
+    }
+    for (size_t i = 0; i < self->n_tensors; i++)
+        self->parts[i] = (mfl_aggregate_part_t){
+            self->tensor_offset[i],
+            flat ? flat + self->tensor_offset[i] : tensors[i].data, (size_t)tensors[i].count};
+    if (!robust && mfl_aggregate_add_parts(self->agg, self->parts, self->n_tensors, w, err,
+                                           sizeof err) < 0) {
+        free(flat);
+        mfl_engine_reject(self, peer, MFL_REJECT_NORM, round,
+                          "aggregate refused the update: %s", err);
+        return -1;
+    }
+    /* Folded (or kept) only with its record written: otherwise taken back
+     * out (exactly: fixed point) and refused. */
+    if (mfl_engine_audit_update(self, h, tensors, norm, note, signed_header, signed_header_len,
+                                signature, signature_len) < 0) {
+        if (!robust)
+            (void)mfl_aggregate_remove_parts(self->agg, self->parts, self->n_tensors, w);
+        free(flat);
+        self->audit_refused++;
+        mfl_engine_reject(self, peer, MFL_REJECT_AUDIT_UNAVAILABLE, round,
+                          "the coordinator cannot write its audit log (%s); update not taken",
+                          self->audit_err);
+        return -1;
+    }
+    if (robust) {
+        free(s->delta);
+        s->delta = flat;
+    } else {
+        free(flat);
+    }
+    return 0;
+}
+
 static int s_update(mfl_round_engine_t *self, const char *peer, bool granted,
                     const mfl_update_header_t *h, const mfl_tensor_t *tensors,
                     size_t n_tensors, const uint8_t *signed_header, size_t signed_header_len,
@@ -437,9 +530,12 @@ static int s_update(mfl_round_engine_t *self, const char *peer, bool granted,
         return -1;
     }
     mfl_engine_site_t *s = mfl_engine_find_site(self, peer);
-    if (!s || !s->selected) {
+    if (!s || !s->selected || s->withdrawn) {
         mfl_engine_reject(self, peer, MFL_REJECT_NOT_SELECTED, round,
-                          "site was not selected for round %u", self->round);
+                          s && s->withdrawn ? "site withdrew from round %u (failure reported "
+                                              "or an update refused)"
+                                            : "site was not selected for round %u",
+                          self->round);
         return -1;
     }
     if (s->reported) {
@@ -462,10 +558,20 @@ static int s_update(mfl_round_engine_t *self, const char *peer, bool granted,
                           "Δ[%zu] is NaN or infinite", bad);
         return -1;
     }
+    /* Above the bound: rejected, or (rounds.norm_action: clip) scaled
+     * down onto it. */
+    double scale = 1.0;
+    char note[200] = "";
     if (self->config.norm_bound > 0 && norm > self->config.norm_bound) {
-        mfl_engine_reject(self, peer, MFL_REJECT_NORM, round,
-                          "‖Δ‖ = %.6g exceeds the bound %.6g", norm, self->config.norm_bound);
-        return -1;
+        if (!self->config.norm_clip) {
+            mfl_engine_reject(self, peer, MFL_REJECT_NORM, round,
+                              "‖Δ‖ = %.6g exceeds the bound %.6g", norm,
+                              self->config.norm_bound);
+            return -1;
+        }
+        scale = self->config.norm_bound / norm;
+        snprintf(note, sizeof note, "clipped from norm %.6g to %.6g", norm,
+                 self->config.norm_bound);
     }
     if (h->n_samples == 0) {
         mfl_engine_reject(self, peer, MFL_REJECT_BAD_MESSAGE, round,
@@ -479,31 +585,12 @@ static int s_update(mfl_round_engine_t *self, const char *peer, bool granted,
                           self->audit_err);
         return -1;
     }
-    char err[256];
-    for (size_t i = 0; i < self->n_tensors; i++)
-        self->parts[i] = (mfl_aggregate_part_t){self->tensor_offset[i], tensors[i].data,
-                                                (size_t)tensors[i].count};
-    if (mfl_aggregate_add_parts(self->agg, self->parts, self->n_tensors, (double)h->n_samples,
-                                err, sizeof err) < 0) {
-        mfl_engine_reject(self, peer, MFL_REJECT_NORM, round,
-                          "aggregate refused the update: %s", err);
+    double w = s_weight(self, s, h->n_samples, note, sizeof note);
+    if (s_take(self, peer, s, h, tensors, norm, scale, w, note, signed_header,
+               signed_header_len, signature, signature_len) < 0)
         return -1;
-    }
-    /* Folded only with its record written: otherwise taken back out
-     * (exactly: fixed point) and refused. */
-    if (mfl_engine_audit_update(self, h, tensors, norm, signed_header, signed_header_len,
-                                signature, signature_len) < 0) {
-        (void)mfl_aggregate_remove_parts(self->agg, self->parts, self->n_tensors,
-                                         (double)h->n_samples);
-        self->audit_refused++;
-        mfl_engine_reject(self, peer, MFL_REJECT_AUDIT_UNAVAILABLE, round,
-                          "the coordinator cannot write its audit log (%s); update not taken",
-                          self->audit_err);
-        return -1;
-    }
     s->reported = true;
     self->n_accepted++;
-    double w = (double)h->n_samples;
     self->weight_sum += w;
     if (h->has_metrics) {
         self->loss_before_sum += w * h->metrics.loss_before;
@@ -511,6 +598,8 @@ static int s_update(mfl_round_engine_t *self, const char *peer, bool granted,
     }
     if (self->n_accepted == self->n_selected)
         mfl_engine_close_round(self, now_ms, false);
+    else if (self->n_withdrawn)
+        mfl_engine_maybe_close(self, now_ms);
     return 0;
 }
 
@@ -525,8 +614,12 @@ int mfl_round_engine_update(mfl_round_engine_t *self, const char *peer,
      * spent), and goes to the next waiting site once the update is handled. */
     bool small = (uint64_t)self->n_state * sizeof(float) <= self->small_upload_bytes;
     bool granted = !self->gate || small || mfl_upload_gate_holds(self->gate, peer);
+    uint64_t rejected_before = self->n_rejected_total;
     int rc = s_update(self, peer, granted, h, tensors, n_tensors, signed_header,
                       signed_header_len, signature, signature_len, now_ms);
+    if (rc < 0 && self->n_rejected_total != rejected_before)
+        mfl_engine_audit_rejected(self, peer, h, signed_header, signed_header_len, signature,
+                                  signature_len);
     if (self->gate && mfl_upload_gate_holds(self->gate, peer))
         mfl_engine_flow_release(self, peer);
     return rc;
@@ -626,6 +719,12 @@ void mfl_round_engine_tick(mfl_round_engine_t *self, uint64_t now_ms)
         break;
     }
     case MFL_ENGINE_DONE:
+        if (self->finish_pending) { /* a finished run restarted: nothing to do */
+            self->finish_pending = false;
+            if (self->sink.finished)
+                self->sink.finished(self->sink.ctx);
+        }
+        break;
     case MFL_ENGINE_FAILED:
     case MFL_ENGINE_ABORTED:
         break;

@@ -60,6 +60,7 @@ typedef struct {
     size_t n_selected;
     size_t n_accepted;
     size_t n_rejected;       /* rejections during this round */
+    size_t n_failed;         /* selected sites that withdrew (failure, revocation) */
     double loss_before;      /* n-weighted mean of the sites' loss before */
     double loss_after;
     double total_weight;
@@ -140,6 +141,32 @@ uint64_t mfl_round_engine_wall_of(const mfl_round_engine_t *self, uint64_t mono_
  * `n_train` is informational. */
 void mfl_round_engine_site_hello(mfl_round_engine_t *self, const char *site, uint64_t n_train,
                                  uint64_t now_ms);
+
+/* Why a site stops taking part (mfl_round_engine_site_withdraw). */
+typedef enum {
+    MFL_ENGINE_SITE_FAILED = 0,   /* its task failed (SiteFailure); the open round only */
+    MFL_ENGINE_SITE_REVOKED = 1,  /* its key left the allow-list: gone until a new Hello */
+} mfl_engine_withdraw_t;
+
+/* `site` will not report in the open round or evaluation: records it
+ * (audit site_failed / site_revoked, with `reason`), remembers it for
+ * status (failures, last failure), and stops waiting for it: the round
+ * closes as soon as every other selected site has reported, if at least
+ * min_sites updates are in (else at its deadline, as before). FAILED needs
+ * the task's round and nonce (`evaluation`: an EvalTask's); a failure for
+ * another round or nonce is stale: ignored, -1. REVOKED also marks the
+ * site gone. Returns 0. */
+int mfl_round_engine_site_withdraw(mfl_round_engine_t *self, const char *site,
+                                   mfl_engine_withdraw_t why, bool evaluation, uint32_t round,
+                                   const uint8_t *nonce, size_t nonce_len, const char *reason,
+                                   uint64_t now_ms);
+
+/* The i-th site's failures (as mfl_round_engine_site_at orders them):
+ * count, the last one's words ("" if none) and wall ms, and whether its
+ * key was revoked. */
+const char *mfl_round_engine_site_failure(const mfl_round_engine_t *self, size_t i,
+                                          uint32_t *n_failures, uint64_t *wall_ms,
+                                          bool *revoked);
 
 /* Liveness: any message or heartbeat from `site`. */
 void mfl_round_engine_site_seen(mfl_round_engine_t *self, const char *site, uint64_t now_ms);

@@ -460,11 +460,18 @@ static void test_aggregation_is_weighted_and_order_independent(void **state)
     size_t n = 0;
     for (int run = 0; run < 2; run++) {
         snprintf(fx->cfg.checkpoint_dir, sizeof fx->cfg.checkpoint_dir, "%s/ord%d", fx->dir, run);
+        /* A run of its own: its own metrics file too (an engine refuses to
+         * start from θ₀ next to another run's round lines). */
+        snprintf(fx->cfg.metrics_file, sizeof fx->cfg.metrics_file, "%s/ord%d.jsonl", fx->dir,
+                 run);
         mfl_round_engine_t *e = s_engine(fx);
         n = mfl_round_engine_n_state(e);
         float *theta0 = malloc(n * sizeof(float));
         memcpy(theta0, mfl_round_engine_theta(e), n * sizeof(float));
-        s_join3(e, 0);
+        /* Each site declares at Hello the rows it then claims (a claim
+         * above the declaration would be capped to it). */
+        for (int i = 0; i < 3; i++)
+            mfl_round_engine_site_hello(e, sites[i], weight[i], 0);
         mfl_round_engine_tick(e, 0);
         for (int k = 0; k < 3; k++) {
             int i = orders[run][k];
