@@ -115,9 +115,7 @@ typedef struct {
     double loss_before, accuracy_before, auroc_before;
     double accuracy_local, auroc_local;
     uint64_t n_support;
-    /* regression (one mse output) only, NAN otherwise: adapted, before
-     * adaptation, local-only */
-    double rmse, mae, r2, rmse_before, rmse_local;
+    double rmse, mae, r2, rmse_before, rmse_local; /* regression; NaN otherwise */
 } mfl_eval_report_t;
 
 /* UpdateHeader, the part of an update a site signs, as the coordinator
