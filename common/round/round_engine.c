@@ -175,6 +175,17 @@ void mfl_engine_send_round_task(mfl_round_engine_t *self, mfl_engine_site_t *s)
     task.privacy = &privacy;
     task.deadline_unix_ms = self->deadline_unix_ms; /* display only: the site's clock may differ */
     task.seed = self->round_seed;
+    /* The log's signed head as of its last sync: the site keeps it, so a
+     * log cut short later shows against the site's (docs/AUDIT.md). */
+    uint8_t head[32], head_sig[64];
+    if (self->audit) {
+        mfl_audit_signed_head(self->audit, &task.audit_seq, head, head_sig);
+        task.audit_head.data = head;
+        task.audit_head.len = sizeof head;
+        task.audit_head_sig.data = head_sig;
+        task.audit_head_sig.len = sizeof head_sig;
+        task.audit_writer = self->audit_writer;
+    }
     if (self->sink.send_round_task(self->sink.ctx, s->id, &task, self->views, self->n_tensors) < 0)
         mfl_warn("round %u: could not send the task to site %s (the deadline decides)",
                  self->round, s->id);

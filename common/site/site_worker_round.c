@@ -100,6 +100,11 @@ static int s_build_header(mfl_site_worker_t *self, const Metafl__RoundTask *task
     hdr.metrics = &metrics;
     hdr.privacy = &priv;
     hdr.delta_norm = out->delta_norm;
+    if (self->has_audit_head) {
+        hdr.audit_seq = self->audit_seq;
+        hdr.audit_head.data = self->audit_head;
+        hdr.audit_head.len = sizeof self->audit_head;
+    }
     size_t len = metafl__update_header__get_packed_size(&hdr);
     uint8_t *buf = realloc(self->header, len ? len : 1);
     if (!buf) {
