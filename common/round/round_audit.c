@@ -129,7 +129,7 @@ void mfl_engine_audit_tick(mfl_round_engine_t *self, uint64_t now_ms)
 }
 
 void mfl_engine_audit_rejected(mfl_round_engine_t *self, const char *peer,
-                               const Metafl__UpdateHeader *h, const uint8_t *signed_header,
+                               const mfl_update_header_t *h, const uint8_t *signed_header,
                                size_t signed_len, const uint8_t *sig, size_t sig_len)
 {
     mfl_engine_site_t *s = mfl_engine_find_site(self, peer);
@@ -148,9 +148,9 @@ void mfl_engine_audit_rejected(mfl_round_engine_t *self, const char *peer,
           mfl_audit_record_from_update(rec, MFL_AUDIT_UPDATE_REJECTED, signed_header,
                                        signed_len, sig, err, sizeof err) == 0)) {
         mfl_audit_record_init(rec, MFL_AUDIT_UPDATE_REJECTED, h ? h->round : 0, peer);
-        if (h && h->nonce.len && h->nonce.len <= MFL_AUDIT_NONCE_MAX) {
-            memcpy(rec->nonce, h->nonce.data, h->nonce.len);
-            rec->nonce_len = h->nonce.len;
+        if (h && h->nonce_len && h->nonce_len <= MFL_AUDIT_NONCE_MAX) {
+            memcpy(rec->nonce, h->nonce, h->nonce_len);
+            rec->nonce_len = h->nonce_len;
         }
         rec->n = h ? h->n_samples : 0;
     }

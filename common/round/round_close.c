@@ -96,7 +96,7 @@ static void s_delta_hash(const mfl_round_engine_t *self, const mfl_tensor_t *t,
     crypto_generichash_final(&st, out, 32);
 }
 
-int mfl_engine_audit_update(mfl_round_engine_t *self, const Metafl__UpdateHeader *h,
+int mfl_engine_audit_update(mfl_round_engine_t *self, const mfl_update_header_t *h,
                             const mfl_tensor_t *tensors, double norm, const char *note,
                             const uint8_t *signed_header, size_t signed_len, const uint8_t *sig,
                             size_t sig_len)
@@ -121,8 +121,10 @@ int mfl_engine_audit_update(mfl_round_engine_t *self, const Metafl__UpdateHeader
         memcpy(rec.nonce, self->nonce, MFL_ENGINE_NONCE_BYTES);
         rec.nonce_len = MFL_ENGINE_NONCE_BYTES;
         rec.has_delta_hash = true;
-        if (mfl_audit_digest_of_header(h, rec.delta_hash, err, sizeof err) < 0)
+        if (h->digest_error[0])
             s_delta_hash(self, tensors, rec.delta_hash);
+        else
+            memcpy(rec.delta_hash, h->digest, sizeof rec.delta_hash);
         rec.norm = norm;
         rec.n = h->n_samples;
     }
@@ -294,12 +296,13 @@ static void s_metrics_line(mfl_round_engine_t *self, const mfl_round_summary_t *
     s_hex(self->theta_hash, 32, hash);
     fprintf(self->metrics,
             "{\"event\":\"round\",\"round\":%u,\"rounds\":%u,\"attempt\":%u,\"selected\":%zu,"
-            "\"accepted\":%zu,\"rejected\":%zu,\"loss_before\":%.9g,\"loss_after\":%.9g,"
+            "\"accepted\":%zu,\"rejected\":%zu,\"failed\":%zu,\"loss_before\":%.9g,"
+            "\"loss_after\":%.9g,"
             "\"weight\":%.9g,\"delta_norm\":%.9g,\"seconds\":%.6f,\"wall_seconds\":%.6f,"
             "\"at_deadline\":%s,"
             "\"theta_blake2b\":\"%s\"}\n",
             m->round, m->rounds, m->attempt, m->n_selected, m->n_accepted, m->n_rejected,
-            isfinite(m->loss_before) ? m->loss_before : -1.0,
+            m->n_failed, isfinite(m->loss_before) ? m->loss_before : -1.0,
             isfinite(m->loss_after) ? m->loss_after : -1.0, m->total_weight, m->delta_norm,
             m->seconds, m->wall_seconds, m->at_deadline ? "true" : "false", hash);
     fflush(self->metrics);
@@ -316,6 +319,7 @@ void mfl_engine_close_round(mfl_round_engine_t *self, uint64_t now_ms, bool at_d
     m.n_selected = self->n_selected;
     m.n_accepted = self->n_accepted;
     m.n_rejected = self->n_rejected_round;
+    m.n_failed = self->n_withdrawn;
     m.total_weight = self->weight_sum;
     m.loss_before = self->weight_sum > 0 ? self->loss_before_sum / self->weight_sum : NAN;
     m.loss_after = self->weight_sum > 0 ? self->loss_after_sum / self->weight_sum : NAN;
@@ -444,7 +448,7 @@ void mfl_engine_abandon_round(mfl_round_engine_t *self, uint64_t now_ms)
     self->phase = MFL_ENGINE_WAITING;
 }
 
-void mfl_engine_log_eval(mfl_round_engine_t *self, const char *site, const Metafl__EvalReport *r)
+void mfl_engine_log_eval(mfl_round_engine_t *self, const char *site, const mfl_eval_report_t *r)
 {
     mfl_info("eval after round %u, site %s: adapted loss %.4g acc %.4f auroc %.4f (before: acc "
              "%.4f; local-only: acc %.4f), n %llu", r->round, site, r->loss, r->accuracy,

@@ -34,6 +34,14 @@ typedef struct {
     bool eval_sent;
     bool eval_reported;
     float *delta;         /* robust aggregators: its accepted Δ (flat), else NULL */
+    /* round_withdraw.c: failures the site reported (or updates refused for
+     * good), the last one's words and wall time; revoked = its key left
+     * the allow-list (cleared by its next accepted Hello). */
+    bool withdrawn;       /* out of the open round (failed or revoked) */
+    bool revoked;
+    uint32_t n_failures;
+    uint64_t failed_wall_ms;
+    char last_failure[160];
 } mfl_engine_site_t;
 
 struct mfl_round_engine {
@@ -75,8 +83,9 @@ struct mfl_round_engine {
     uint64_t deadline_unix_ms;       /* wall: told to the sites, for display */
     double opened_mono_s;      /* mfl_clock_mono_s() at open: the metrics' clock */
     size_t n_selected, n_accepted, n_rejected_round;
+    size_t n_withdrawn;        /* selected sites out of the open round (round_withdraw.c) */
     uint64_t n_rejected_total;
-    Metafl__RejectReason last_reject;  /* the latest rejection, for its record */
+    mfl_reject_t last_reject;      /* the latest rejection, for its record */
     char last_reject_text[256];
     double loss_before_sum, loss_after_sum, weight_sum;
 
@@ -117,13 +126,13 @@ struct mfl_round_engine {
 };
 
 mfl_engine_site_t *mfl_engine_find_site(mfl_round_engine_t *self, const char *id);
-void mfl_engine_fill_algorithm(const mfl_round_engine_t *self, Metafl__AlgorithmSpec *a);
+void mfl_engine_fill_algorithm(const mfl_round_engine_t *self, mfl_task_algorithm_t *a);
 void mfl_engine_send_round_task(mfl_round_engine_t *self, mfl_engine_site_t *s);
 void mfl_engine_send_eval_task(mfl_round_engine_t *self, mfl_engine_site_t *s);
-void mfl_engine_reject(mfl_round_engine_t *self, const char *peer, Metafl__RejectReason reason,
+void mfl_engine_reject(mfl_round_engine_t *self, const char *peer, mfl_reject_t reason,
                        uint32_t round, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
-const char *mfl_engine_reject_name(Metafl__RejectReason reason);
+const char *mfl_engine_reject_name(mfl_reject_t reason);
 
 /* round_flow.c: `site` no longer needs its upload slot (its update
  * arrived, it left, it restarted): frees it and grants the next waiting
@@ -134,6 +143,9 @@ void mfl_engine_flow_reset(mfl_round_engine_t *self);
 
 /* round_close.c */
 void mfl_engine_close_round(mfl_round_engine_t *self, uint64_t now_ms, bool at_deadline);
+/* Closes the open round early when every selected site has either
+ * reported or withdrawn and enough updates are in. */
+void mfl_engine_maybe_close(mfl_round_engine_t *self, uint64_t now_ms);
 void mfl_engine_abandon_round(mfl_round_engine_t *self, uint64_t now_ms);
 void mfl_engine_after_close(mfl_round_engine_t *self, uint64_t now_ms);
 void mfl_engine_finish_eval(mfl_round_engine_t *self);
@@ -146,7 +158,7 @@ int mfl_engine_audit_round(mfl_round_engine_t *self, mfl_audit_kind_t kind, cons
 /* Appends the update_accepted record (`note`, e.g. a clip or a weight cap,
  * as its reason): 0, or -1 (audit down; the caller
  * takes the update back out of the aggregate and rejects it). */
-int mfl_engine_audit_update(mfl_round_engine_t *self, const Metafl__UpdateHeader *h,
+int mfl_engine_audit_update(mfl_round_engine_t *self, const mfl_update_header_t *h,
                             const mfl_tensor_t *tensors, double norm, const char *note,
                             const uint8_t *signed_header, size_t signed_len, const uint8_t *sig,
                             size_t sig_len);
@@ -164,7 +176,7 @@ void mfl_engine_audit_tick(mfl_round_engine_t *self, uint64_t now_ms);
  * record, at most MFL_ENGINE_REJECT_RECORDS per site and round attempt
  * plus one saying the rest are not recorded. */
 void mfl_engine_audit_rejected(mfl_round_engine_t *self, const char *peer,
-                               const Metafl__UpdateHeader *h, const uint8_t *signed_header,
+                               const mfl_update_header_t *h, const uint8_t *signed_header,
                                size_t signed_len, const uint8_t *sig, size_t sig_len);
 /* Stops the run: phase FAILED, the message logged, the sink told. */
 void mfl_engine_fail(mfl_round_engine_t *self, const char *fmt, ...)
@@ -192,7 +204,7 @@ int mfl_engine_reconcile(mfl_round_engine_t *self, const char *ck_path, char *er
 /* The final evaluation ended: a run_finished record and metrics line. */
 void mfl_engine_record_finished(mfl_round_engine_t *self);
 void mfl_engine_log_eval(mfl_round_engine_t *self, const char *site,
-                         const Metafl__EvalReport *r);
+                         const mfl_eval_report_t *r);
 
 /* Hashes each of θ's tensors once (theta_tensor_hash: what the broadcast's
  * TensorHeaders carry) and sets theta_hash to their digest,

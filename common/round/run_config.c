@@ -2,6 +2,8 @@
 #include "round/run_config.h"
 
 #include <math.h>
+#include <errno.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -306,19 +308,50 @@ static void s_read_sites(mfl_yaml_doc_t *doc, mfl_coord_config_t *c)
     free(items);
 }
 
+int mfl_coord_listen_check(const char *listen, char *why, size_t whylen)
+{
+    if (!listen || !*listen) {
+        snprintf(why, whylen, "is empty");
+        return -1;
+    }
+    if (strncmp(listen, "tcp://", 6) != 0) {
+        snprintf(why, whylen, "does not start with tcp://");
+        return -1;
+    }
+    const char *colon = strrchr(listen + 6, ':');
+    if (!colon || colon == listen + 6) {
+        snprintf(why, whylen, "has no %s", colon ? "host" : "port");
+        return -1;
+    }
+    const char *port = colon + 1;
+    if (strcmp(port, "*") == 0)
+        return 0;
+    char *end = NULL;
+    errno = 0;
+    long v = *port ? strtol(port, &end, 10) : -1;
+    if (!*port || errno || *end || v < 1 || v > 65535 || !isdigit((unsigned char)*port)) {
+        snprintf(why, whylen, "has port '%s', not a number in 1-65535 or *", port);
+        return -1;
+    }
+    return 0;
+}
+
 static int s_from_doc(mfl_yaml_doc_t *doc, mfl_coord_config_t *c, char *err, size_t errlen)
 {
     s_check_all_keys(doc);
 
     const char *listen = mfl_yaml_get_string(doc, "coordinator.listen", c->listen);
+    char why[128];
     if (strlen(listen) >= sizeof c->listen)
         mfl_yaml_fail(doc, "coordinator.listen", "too long");
-    else if (strncmp(listen, "tcp://", 6) != 0 || !strchr(listen + 6, ':'))
+    else if (mfl_coord_listen_check(listen, why, sizeof why) < 0)
         /* Caught here, at FILE:LINE, rather than as ZeroMQ's bare "Invalid
-         * argument" from bind. */
+         * argument" from bind (or a port silently wrapped: 99999 listened
+         * on 34463). */
         mfl_yaml_fail(doc, "coordinator.listen",
-                      "'%s' must look like tcp://HOST:PORT (e.g. tcp://0.0.0.0:7000, or "
-                      "tcp://127.0.0.1:* for any free port)", listen);
+                      "'%s' %s: it must look like tcp://HOST:PORT with PORT 1-65535 (e.g. "
+                      "tcp://0.0.0.0:7000, or tcp://127.0.0.1:* for any free port)",
+                      listen, why);
     else
         snprintf(c->listen, sizeof c->listen, "%s", listen);
     s_path(doc, c, "coordinator.run_dir", NULL, c->run_dir, sizeof c->run_dir);

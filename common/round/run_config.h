@@ -103,4 +103,8 @@ int mfl_coord_config_parse(const char *text, size_t len, const char *name,
  * (absolute `rel` is copied). -1 if it does not fit. */
 int mfl_coord_path_resolve(const char *base_file, const char *rel, char *out, size_t outlen);
 
+/* 0 if `listen` is tcp://HOST:PORT with PORT 1-65535 or '*'; else -1 with
+ * what is wrong ("has port '99999', ...") in why. */
+int mfl_coord_listen_check(const char *listen, char *why, size_t whylen);
+
 #endif

@@ -137,20 +137,16 @@ static int s_send(fx_t *fx, mfl_round_engine_t *e, const char *site, float scale
         const mfl_tensor_info_t *ti = mfl_learner_tensor(fx->learner, i);
         tens[i] = mfl_tensor_info_view(ti, flat);
     }
-    Metafl__UpdateHeader h;
-    Metafl__UpdateMetrics m;
-    uint8_t nonce[16];
-    metafl__update_header__init(&h);
-    metafl__update_metrics__init(&m);
-    memcpy(nonce, t->nonce, 16);
+    mfl_update_header_t h;
+    memset(&h, 0, sizeof h);
+    memcpy(h.nonce, t->nonce, 16);
+    h.nonce_len = 16;
     h.round = t->round + round_off;
-    h.nonce.data = nonce;
-    h.nonce.len = 16;
-    h.site = (char *)site;
+    snprintf(h.site, sizeof h.site, "%s", site);
     h.n_samples = 10;
-    m.loss_before = 0.7;
-    m.loss_after = 0.5;
-    h.metrics = &m;
+    h.has_metrics = true;
+    h.metrics.loss_before = 0.7;
+    h.metrics.loss_after = 0.5;
     int rc = mfl_round_engine_update(e, site, &h, tens, nt, NULL, 0, NULL, 0, now);
     free(flat);
     return rc;
@@ -279,7 +275,7 @@ static void test_unwritable_audit_log_refuses_updates_until_it_works(void **stat
     s_fsize_limit((rlim_t)s_size(fx->cfg.audit_log));
     assert_int_equal(s_send(fx, e, "site-a", 1.0f, 0, 20), -1);
     assert_int_equal(fx->fake.ev[fx->fake.n - 1].reason,
-                     METAFL__REJECT_REASON__REJECT_AUDIT_UNAVAILABLE);
+                     MFL_REJECT_AUDIT_UNAVAILABLE);
     assert_non_null(mfl_round_engine_audit_error(e));
     char *json = mfl_status_render(e, &fx->cfg, NULL, 1);
     assert_non_null(strstr(json, "\"audit_error\":\""));
@@ -526,12 +522,12 @@ static void test_finished_run_restarted_does_not_evaluate_again(void **state)
             if (fx->fake.ev[k].kind == 'E' && strcmp(fx->fake.ev[k].site, s_sites[i]) == 0)
                 ev = &fx->fake.ev[k];
         assert_non_null(ev);
-        Metafl__EvalReport r;
-        metafl__eval_report__init(&r);
-        r.site = (char *)s_sites[i];
+        mfl_eval_report_t r;
+        memset(&r, 0, sizeof r);
+        snprintf(r.site, sizeof r.site, "%s", s_sites[i]);
         r.round = ev->round;
-        r.nonce.data = (uint8_t *)ev->nonce;
-        r.nonce.len = 16;
+        memcpy(r.nonce, ev->nonce, 16);
+        r.nonce_len = 16;
         assert_int_equal(mfl_round_engine_eval_report(e, s_sites[i], &r, 2), 0);
     }
     assert_int_equal(mfl_round_engine_phase(e), MFL_ENGINE_DONE);
@@ -649,14 +645,12 @@ static int s_send_flat(fx_t *fx, mfl_round_engine_t *e, const char *site, const 
     assert_true(nt <= 8);
     for (size_t i = 0; i < nt; i++)
         tens[i] = mfl_tensor_info_view(mfl_learner_tensor(fx->learner, i), flat);
-    Metafl__UpdateHeader h;
-    uint8_t nonce[16];
-    metafl__update_header__init(&h);
-    memcpy(nonce, t->nonce, 16);
+    mfl_update_header_t h;
+    memset(&h, 0, sizeof h);
+    memcpy(h.nonce, t->nonce, 16);
+    h.nonce_len = 16;
     h.round = t->round;
-    h.nonce.data = nonce;
-    h.nonce.len = 16;
-    h.site = (char *)site;
+    snprintf(h.site, sizeof h.site, "%s", site);
     h.n_samples = n;
     return mfl_round_engine_update(e, site, &h, tens, nt, NULL, 0, NULL, 0, now);
 }
