@@ -8,7 +8,7 @@
 
 #include "audit/audit.h"
 #include "core/log.h"
-#include "metafl.pb-c.h"
+#include "wire/task.h"
 
 /* One head a log holds of its peer, with where it was found. */
 typedef struct {
@@ -70,12 +70,12 @@ static int s_each(void *arg, size_t line_no, const mfl_audit_record_t *rec)
     } else if (rec->kind == MFL_AUDIT_UPDATE_ACCEPTED && rec->signed_header_len > 0) {
         /* The site's head travels inside what it signed. (Rejected
          * updates are not trusted for this: they may be the bad part.) */
-        Metafl__UpdateHeader *h =
-            metafl__update_header__unpack(NULL, rec->signed_header_len, rec->signed_header);
-        if (h && h->audit_head.len == 32)
-            s_claim(l, rec->site, h->audit_seq, h->audit_head.data, line_no);
-        if (h)
-            metafl__update_header__free_unpacked(h, NULL);
+        static _Thread_local mfl_update_header_t h;
+        char err[160];
+        if (mfl_update_header_decode(rec->signed_header, rec->signed_header_len, &h, err,
+                                     sizeof err) == 0 &&
+            h.has_audit_head)
+            s_claim(l, rec->site, h.audit_seq, h.audit_head, line_no);
     }
     return l->oom;
 }
