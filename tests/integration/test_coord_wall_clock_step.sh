@@ -50,7 +50,9 @@ closed() { [ "$(fed_rounds_done "$RUN")" -ge 1 ]; }
 wait_for 20 closed || fail "round 1 did not close at its deadline after a -3600 s step"
 elapsed_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 echo "round 1 closed ${elapsed_ms} ms after it opened (deadline 8000 ms, monotonic)"
-[ "$elapsed_ms" -ge 7000 ] || fail "closed after ${elapsed_ms} ms, before its deadline"
+# t0 is when status first showed the round (up to a status period after it
+# opened): 5 s is a safe lower bound; a wall-clock-driven close came at ~2 s.
+[ "$elapsed_ms" -ge 5000 ] || fail "closed after ${elapsed_ms} ms, before its deadline"
 grep -q '"round":1,.*"accepted":2,.*"at_deadline":true' "$RUN/metrics.jsonl" ||
   fail "round 1 did not close at the deadline with the two live sites"
 kill -KILL "$C_PID"
