@@ -235,8 +235,9 @@ static void s_secure_round(sim_t *sim)
         la += h->n_samples * h->loss_after;
     }
     uint64_t *sum = words + n * L;
+    uint8_t transcript[32];
     if (ok && mfl_secagg_local_sum(&p, (const uint8_t (*)[64])sks, (const uint8_t (*)[32])roster,
-                                   inputs, sum, err, sizeof err) < 0) {
+                                   inputs, sum, transcript, err, sizeof err) < 0) {
         mfl_warn("round %u: secure aggregation of %zu sites abandoned: %s", round, n, err);
         ok = 0;
     }
@@ -245,7 +246,7 @@ static void s_secure_round(sim_t *sim)
                  round, n, p.threshold,
                  p.neighbours && p.neighbours + 1 < n ? "SecAgg+" : "every pair");
     if (ok && mfl_round_engine_secure_sum(sim->engine, round, nonce, ids, n, sum, L, lb, la,
-                                          mfl_round_engine_now(sim->engine), err,
+                                          transcript, mfl_round_engine_now(sim->engine), err,
                                           sizeof err) < 0)
         mfl_warn("round %u: secure sum refused: %s", round, err);
     for (size_t k = 0; k < n; k++)

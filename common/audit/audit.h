@@ -46,6 +46,11 @@ typedef enum {
      * round = the round open or next, reason says how many were done.
      * Appended last so older logs keep their meaning and still verify. */
     MFL_AUDIT_RUN_ABORTED,
+    /* coordinator: a round's updates arrived as one securely aggregated sum
+     * (docs/SECAGG.md): n = sites in it, delta_hash = the digest of the
+     * protocol's transcript, reason names the sites. Appended last, as
+     * run_aborted. */
+    MFL_AUDIT_SECURE_SUM,
     MFL_AUDIT_KIND_COUNT
 } mfl_audit_kind_t;
 

@@ -11,7 +11,8 @@
 int mfl_round_engine_secure_sum(mfl_round_engine_t *self, uint32_t round, const uint8_t *nonce,
                                 const char *const *sites, size_t n_sites, const uint64_t *sum,
                                 size_t n_words, double loss_before_sum, double loss_after_sum,
-                                uint64_t now_ms, char *err, size_t errlen)
+                                const uint8_t transcript[32], uint64_t now_ms, char *err,
+                                size_t errlen)
 {
     if (self->phase != MFL_ENGINE_ROUND || round != self->round ||
         sodium_memcmp(nonce, self->nonce, MFL_ENGINE_NONCE_BYTES) != 0) {
@@ -40,6 +41,28 @@ int mfl_round_engine_secure_sum(mfl_round_engine_t *self, uint32_t round, const 
                 mfl_errf(err, errlen, "secure sum names site %s twice", sites[i]);
                 return -1;
             }
+    }
+    if (self->audit_down) {
+        mfl_errf(err, errlen, "the coordinator cannot write its audit log (%s); sum not taken",
+                 self->audit_err);
+        return -1;
+    }
+    if (self->audit) {
+        mfl_audit_record_t rec;
+        mfl_audit_record_init(&rec, MFL_AUDIT_SECURE_SUM, self->round, NULL);
+        memcpy(rec.nonce, self->nonce, MFL_ENGINE_NONCE_BYTES);
+        rec.nonce_len = MFL_ENGINE_NONCE_BYTES;
+        rec.n = n_sites;
+        rec.has_delta_hash = true;
+        memcpy(rec.delta_hash, transcript, 32);
+        size_t at = (size_t)snprintf(rec.reason, sizeof rec.reason, "sites");
+        for (size_t i = 0; i < n_sites && at < sizeof rec.reason; i++)
+            at += (size_t)snprintf(rec.reason + at, sizeof rec.reason - at, " %s", sites[i]);
+        if (mfl_engine_audit_append(self, &rec, false) < 0) {
+            mfl_errf(err, errlen, "the coordinator cannot write its audit log (%s); sum not taken",
+                     self->audit_err);
+            return -1;
+        }
     }
     if (mfl_secagg_update_fold(self->agg, sum, n_sites, err, errlen) < 0)
         return -1;

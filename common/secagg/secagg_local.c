@@ -1,6 +1,7 @@
 /* The protocol with every party in-process (see secagg_local.h). */
 #include "secagg/secagg_local.h"
 
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,7 +22,7 @@ uint32_t mfl_secagg_attempt_threshold(uint32_t n, uint32_t neighbours, uint32_t 
 
 int mfl_secagg_local_sum(const mfl_secagg_params_t *p, const uint8_t (*sign_sks)[64],
                          const uint8_t (*roster)[32], const uint64_t *const *inputs,
-                         uint64_t *sum_out, char *err, size_t errlen)
+                         uint64_t *sum_out, uint8_t transcript[32], char *err, size_t errlen)
 {
     if (mfl_secagg_params_check(p, err, errlen) < 0)
         return -1;
@@ -90,6 +91,14 @@ int mfl_secagg_local_sum(const mfl_secagg_params_t *p, const uint8_t (*sign_sks)
     size_t count;
     const uint64_t *sum = mfl_secagg_server_sum(srv, &count);
     memcpy(sum_out, sum, (size_t)p->length * sizeof *sum_out);
+    crypto_generichash_state h;
+    crypto_generichash_init(&h, NULL, 0, 32);
+    for (int ph = MFL_SECAGG_PHASE_ADVERTISE; ph <= MFL_SECAGG_PHASE_UNMASK; ph++) {
+        uint8_t t[32];
+        (void)mfl_secagg_server_transcript(srv, (mfl_secagg_phase_t)ph, t); /* all ended */
+        crypto_generichash_update(&h, t, sizeof t);
+    }
+    crypto_generichash_final(&h, transcript, 32);
     rc = 0;
 out:
     if (site)

@@ -28,6 +28,14 @@ echo "secagg: $secure"
   { cat secagg.log; fail "not every round was summed by secure aggregation"; }
 grep -q 'secure aggregation' plain.log && fail "the plain run used secure aggregation"
 
+# The coordinator's audit log holds one signed secure_sum record per round
+# (the transcript's digest, the sites) and verifies.
+metafl audit verify secagg-run/audit.log --keys keys >verify.out 2>&1 ||
+  { cat verify.out; fail "audit log does not verify"; }
+[ "$(grep -c '"kind":"secure_sum".*"n":3,.*"reason":"sites site-a site-b site-c"' secagg-run/audit.log)" -eq 3 ] ||
+  { cat secagg-run/audit.log; fail "expected 3 secure_sum records"; }
+grep -q '"kind":"update_accepted"' secagg-run/audit.log && fail "an update was recorded in clear"
+
 # Config checks: a norm bound the coordinator could not apply, too few sites.
 cp secagg.yaml bad.yaml
 sed -i 's/^  min_sites: 3/  min_sites: 3\n  norm_bound: 5/' bad.yaml

@@ -22,6 +22,7 @@
 #include "engine_fake.h"
 
 static char s_dir[128];
+static const uint8_t s_tr[32] = {7}; /* a transcript digest */
 
 static void s_config(mfl_coord_config_t *c, const char *sub)
 {
@@ -113,29 +114,29 @@ static void test_secure_sum_closes_round_with_same_theta(void **state)
     other[0] ^= 1;
     const char *two[2] = {"site-a", "site-a"}, *stranger[1] = {"site-z"};
     /* Refusals, nothing folded. */
-    assert_int_equal(mfl_round_engine_secure_sum(eb, round, other, SITES, 3, sum, L, 0, 0, 1, err,
+    assert_int_equal(mfl_round_engine_secure_sum(eb, round, other, SITES, 3, sum, L, 0, 0, s_tr, 1, err,
                                                  sizeof err), -1);
-    assert_int_equal(mfl_round_engine_secure_sum(eb, round + 1, nonce, SITES, 3, sum, L, 0, 0, 1,
+    assert_int_equal(mfl_round_engine_secure_sum(eb, round + 1, nonce, SITES, 3, sum, L, 0, 0, s_tr, 1,
                                                  err, sizeof err), -1);
-    assert_int_equal(mfl_round_engine_secure_sum(eb, round, nonce, SITES, 3, sum, P, 0, 0, 1, err,
+    assert_int_equal(mfl_round_engine_secure_sum(eb, round, nonce, SITES, 3, sum, P, 0, 0, s_tr, 1, err,
                                                  sizeof err), -1);
     assert_non_null(strstr(err, "expected"));
-    assert_int_equal(mfl_round_engine_secure_sum(eb, round, nonce, two, 2, sum, L, 0, 0, 1, err,
+    assert_int_equal(mfl_round_engine_secure_sum(eb, round, nonce, two, 2, sum, L, 0, 0, s_tr, 1, err,
                                                  sizeof err), -1);
     assert_non_null(strstr(err, "twice"));
-    assert_int_equal(mfl_round_engine_secure_sum(eb, round, nonce, stranger, 1, sum, L, 0, 0, 1,
+    assert_int_equal(mfl_round_engine_secure_sum(eb, round, nonce, stranger, 1, sum, L, 0, 0, s_tr, 1,
                                                  err, sizeof err), -1);
     assert_int_equal(mfl_round_engine_rounds_done(eb), 0);
     /* The sum: the round closes with θ bit-identical to the plain engine's. */
     assert_int_equal(mfl_round_engine_secure_sum(eb, round, nonce, SITES, 3, sum, L,
-                                                 0.7 * 48, 0.5 * 48, 1, err, sizeof err), 0);
+                                                 0.7 * 48, 0.5 * 48, s_tr, 1, err, sizeof err), 0);
     assert_int_equal(mfl_round_engine_rounds_done(eb), 1);
     assert_memory_equal(mfl_round_engine_theta(ea), mfl_round_engine_theta(eb),
                         P * sizeof(float));
     assert_true(fa->last.total_weight == fb->last.total_weight);
     assert_true(fb->last.n_accepted == 3);
     /* Late: the round is closed, a second sum is refused. */
-    assert_int_equal(mfl_round_engine_secure_sum(eb, round, nonce, SITES, 3, sum, L, 0, 0, 2, err,
+    assert_int_equal(mfl_round_engine_secure_sum(eb, round, nonce, SITES, 3, sum, L, 0, 0, s_tr, 2, err,
                                                  sizeof err), -1);
     mfl_round_engine_destroy(&ea);
     mfl_round_engine_destroy(&eb);
