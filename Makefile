@@ -120,7 +120,14 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
-unit-tests: $(UNIT_BINS)
+# The hostile site (tests/hostile/): a real CURVE client that misbehaves on
+# purpose, for the integration tests and bench/soak_hostile.sh.
+HOSTILE := $(BUILD)/tests/hostile_site
+$(BUILD)/tests/hostile_site: $(BUILD)/obj/tests/hostile/hostile_site.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+unit-tests: $(UNIT_BINS) $(HOSTILE)
 bench-bins: $(BENCH_BINS)
 
 deps:

@@ -21,6 +21,7 @@
 #include "site/site_worker.h"
 #include "wire/keys.h"
 #include "wire/message.h"
+#include "wire/task_codec.h"
 
 int mfl_cmd_simulate(int argc, char **argv);
 
@@ -101,20 +102,26 @@ static int s_queue(sim_t *sim, const char *site, bool eval, const ProtobufCMessa
     return 0;
 }
 
-static int s_sink_task(void *ctx, const char *site, const Metafl__RoundTask *task,
+/* Tasks go through the task codec and protobuf bytes as on the wire, so
+ * a site here sees exactly what a daemon's site would. */
+static int s_sink_task(void *ctx, const char *site, const mfl_round_task_t *task,
                        const mfl_tensor_t *t, size_t n)
 {
     (void)t;
     (void)n;
-    return s_queue(ctx, site, false, &task->base);
+    mfl_round_task_msg_t m;
+    mfl_round_task_to_msg(task, &m);
+    return s_queue(ctx, site, false, &m.msg.base);
 }
 
-static int s_sink_eval(void *ctx, const char *site, const Metafl__EvalTask *task,
+static int s_sink_eval(void *ctx, const char *site, const mfl_eval_task_t *task,
                        const mfl_tensor_t *t, size_t n)
 {
     (void)t;
     (void)n;
-    return s_queue(ctx, site, true, &task->base);
+    mfl_eval_task_msg_t m;
+    mfl_eval_task_to_msg(task, &m);
+    return s_queue(ctx, site, true, &m.msg.base);
 }
 
 /* What the wire server checks before an update reaches the engine: the
@@ -149,10 +156,10 @@ static int s_verify(const sim_site_t *s, const mfl_site_round_result_t *res,
     return 0;
 }
 
-static void s_hold(sim_t *sim, size_t site, const Metafl__UpdateHeader *h, const float *delta)
+static void s_hold(sim_t *sim, size_t site, const mfl_update_header_t *h, const float *delta)
 {
     size_t n = mfl_round_engine_n_state(sim->engine);
-    if (sim->n_pending >= sim->n_sites || h->nonce.len != 16)
+    if (sim->n_pending >= sim->n_sites || h->nonce_len != 16)
         return; /* cannot happen: one job per selected site, nonces checked by the worker */
     sim_pending_t *p = &sim->pending[sim->n_pending];
     if (!(p->delta = malloc(n * sizeof *p->delta))) {
@@ -162,10 +169,10 @@ static void s_hold(sim_t *sim, size_t site, const Metafl__UpdateHeader *h, const
     memcpy(p->delta, delta, n * sizeof *p->delta);
     p->site = site;
     p->round = h->round;
-    memcpy(p->nonce, h->nonce.data, sizeof p->nonce);
+    memcpy(p->nonce, h->nonce, sizeof p->nonce);
     p->n_samples = (double)h->n_samples;
-    p->loss_before = h->metrics ? h->metrics->loss_before : 0;
-    p->loss_after = h->metrics ? h->metrics->loss_after : 0;
+    p->loss_before = h->has_metrics ? h->metrics.loss_before : 0;
+    p->loss_after = h->has_metrics ? h->metrics.loss_after : 0;
     sim->n_pending++;
 }
 
@@ -267,8 +274,10 @@ static void s_run_round_job(sim_t *sim, const sim_job_t *job)
     Metafl__RoundTask *task = metafl__round_task__unpack(NULL, job->task_len, job->task);
     if (!task)
         return;
+    mfl_round_task_t plain;
     mfl_site_round_result_t res;
-    if (mfl_site_worker_round(s->worker, task, job->theta,
+    if (mfl_round_task_from_msg(task, &plain, err, sizeof err) < 0 ||
+        mfl_site_worker_round(s->worker, &plain, job->theta,
                               mfl_round_engine_n_state(sim->engine), &res, err, sizeof err) < 0) {
         mfl_warn("site %s: round %u failed: %s", s->cfg.site_id, task->round, err);
         metafl__round_task__free_unpacked(task, NULL);
@@ -276,13 +285,15 @@ static void s_run_round_job(sim_t *sim, const sim_job_t *job)
     }
     metafl__round_task__free_unpacked(task, NULL);
     Metafl__UpdateHeader *h = metafl__update_header__unpack(NULL, res.header_len, res.header);
-    if (!h || s_verify(s, &res, h) < 0) {
+    mfl_update_header_t header;
+    if (!h || s_verify(s, &res, h) < 0 ||
+        mfl_update_header_from_msg(h, &header, err, sizeof err) < 0) {
         if (h)
             metafl__update_header__free_unpacked(h, NULL);
         return;
     }
     if (sim->config->secagg_enabled) {
-        s_hold(sim, job->site, h, res.delta);
+        s_hold(sim, job->site, &header, res.delta);
         metafl__update_header__free_unpacked(h, NULL);
         return;
     }
@@ -293,7 +304,7 @@ static void s_run_round_job(sim_t *sim, const sim_job_t *job)
             const mfl_tensor_info_t *ti = mfl_site_worker_tensor(s->worker, i);
             views[i] = mfl_tensor_info_view(ti, res.delta);
         }
-        mfl_round_engine_update(sim->engine, s->cfg.site_id, h, views, nt, res.header,
+        mfl_round_engine_update(sim->engine, s->cfg.site_id, &header, views, nt, res.header,
                                 res.header_len, res.signature, res.signature_len, mfl_round_engine_now(sim->engine));
     } else {
         sim->oom = true;
@@ -309,14 +320,15 @@ static void s_run_eval_job(sim_t *sim, const sim_job_t *job)
     Metafl__EvalTask *task = metafl__eval_task__unpack(NULL, job->task_len, job->task);
     if (!task)
         return;
+    mfl_eval_task_t plain;
     mfl_site_eval_result_t res;
-    if (mfl_site_worker_eval(s->worker, task, job->theta, mfl_round_engine_n_state(sim->engine),
-                             &res, err, sizeof err) < 0) {
+    if (mfl_eval_task_from_msg(task, &plain, err, sizeof err) < 0 ||
+        mfl_site_worker_eval(s->worker, &plain, job->theta,
+                             mfl_round_engine_n_state(sim->engine), &res, err, sizeof err) < 0) {
         mfl_warn("site %s: evaluation failed: %s", s->cfg.site_id, err);
     } else {
-        Metafl__EvalReport report;
-        metafl__eval_report__init(&report);
-        mfl_site_worker_fill_report(s->worker, task, &res, &report);
+        mfl_eval_report_t report;
+        mfl_site_worker_fill_report(s->worker, &plain, &res, &report);
         mfl_round_engine_eval_report(sim->engine, s->cfg.site_id, &report, mfl_round_engine_now(sim->engine));
     }
     metafl__eval_task__free_unpacked(task, NULL);

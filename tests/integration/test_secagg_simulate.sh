@@ -48,6 +48,12 @@ metafl simulate --config few.yaml --run-dir few-run >/dev/null 2>few.log &&
   fail "min_sites below the threshold was accepted"
 grep -q "rounds.min_sites.*below secure_aggregation.threshold" few.log || { cat few.log; fail "no min_sites error"; }
 
+cp secagg.yaml robust.yaml
+sed -i 's/^  optimizer: sgd/  optimizer: sgd\n  aggregator: median/' robust.yaml
+metafl simulate --config robust.yaml --run-dir robust-run >/dev/null 2>robust.log &&
+  fail "a robust aggregator with secure aggregation was accepted"
+grep -q "server.aggregator.*must be mean with secure aggregation" robust.log || { cat robust.log; fail "no aggregator error"; }
+
 # The daemon does not speak secure aggregation yet: it must refuse, not
 # quietly aggregate in clear.
 metafl-coordinator --config secagg.yaml >coord.out 2>coord.log &&

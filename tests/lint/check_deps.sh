@@ -22,12 +22,7 @@ set -u
 cd "${1:-$(dirname "$0")/../..}" || exit 2
 
 PENDING=(
-  common/audit/audit_update.c   # decodes UpdateHeader itself (item 2)
-  common/audit/audit_verify.c   # decodes UpdateHeader itself (item 2)
-  common/round/round_engine.h   # Metafl__ types in the engine's API (item 2)
-  common/site/site_worker.h     # Metafl__ types in the worker's API (item 2)
   coordinator/coord_wire.h      # hand-fills wire messages (item 2)
-  common/meta/experiment.c      # reads YAML in the engine (item 3)
 )
 
 fail=0
