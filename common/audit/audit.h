@@ -62,6 +62,11 @@ typedef enum {
      * n = its record count, delta_hash = that record's hash, update_sig =
      * its signature (mfl_audit_head_verify). */
     MFL_AUDIT_PEER_HEAD,
+    /* coordinator: a round's updates arrived as one securely aggregated sum
+     * (docs/SECAGG.md): n = sites in it, delta_hash = the digest of the
+     * protocol's transcript, reason names the sites. Appended after the
+     * kinds before it, as run_aborted. */
+    MFL_AUDIT_SECURE_SUM,
     MFL_AUDIT_KIND_COUNT
 } mfl_audit_kind_t;
 
