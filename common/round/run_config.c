@@ -128,7 +128,7 @@ static void s_check_all_keys(mfl_yaml_doc_t *doc)
                                          NULL});
     mfl_yaml_check_keys(doc, "output",
                         (const char *[]){"checkpoint_dir", "audit_log", "metrics", "status",
-                                         NULL});
+                                         "prometheus_file", NULL});
     mfl_yaml_check_keys(doc, "limits",
                         (const char *[]){"max_message_bytes", "heartbeat_s", "site_timeout_s",
                                          NULL});
@@ -299,6 +299,9 @@ static int s_from_doc(mfl_yaml_doc_t *doc, mfl_coord_config_t *c, char *err, siz
     s_path(doc, c, "output.audit_log", "audit.log", c->audit_log, sizeof c->audit_log);
     s_path(doc, c, "output.metrics", "metrics.jsonl", c->metrics_file, sizeof c->metrics_file);
     s_path(doc, c, "output.status", "status.json", c->status_file, sizeof c->status_file);
+    /* Opt-in: "" (no default) writes no Prometheus file. */
+    s_path(doc, c, "output.prometheus_file", NULL, c->prometheus_file,
+           sizeof c->prometheus_file);
 
     c->max_message_bytes = mfl_yaml_get_size(doc, "limits.max_message_bytes",
                                              c->max_message_bytes);

@@ -64,6 +64,7 @@ typedef struct {
     char audit_log[MFL_COORD_PATH_MAX];   /* "" = no audit log */
     char metrics_file[MFL_COORD_PATH_MAX];
     char status_file[MFL_COORD_PATH_MAX];
+    char prometheus_file[MFL_COORD_PATH_MAX]; /* "" = off; node_exporter textfile (prom_export.h) */
 
     /* limits and liveness */
     size_t max_message_bytes;

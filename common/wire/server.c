@@ -411,6 +411,7 @@ static int s_recv_decode(mfl_server_t *self, mfl_msg_t **m, uint8_t *rid, size_t
                                  site, why, err, errlen);
     if (rc != 1 || !frames)
         return rc;
+    self->stats.bytes_in += s_frames_bytes(frames, n);
     s_ahead_t *a = &self->ahead;
     zmq_msg_t *frames2 = NULL;
     size_t n2 = 0;
@@ -424,6 +425,8 @@ static int s_recv_decode(mfl_server_t *self, mfl_msg_t **m, uint8_t *rid, size_t
         if (rc2 < 0) /* the socket failed: report it on the next call */
             rc2 = 0;
         a->full = rc2 == 1;
+        if (a->full && frames2)
+            self->stats.bytes_in += s_frames_bytes(frames2, n2);
     }
     self->job = (s_decode_job_t){frames2, n2, &self->opts.limits, a};
     if (frames2 && s_frames_bytes(frames2, n2) >= S_PARALLEL_DECODE_BYTES)
@@ -506,6 +509,9 @@ mfl_recv_result_t mfl_server_recv(mfl_server_t *self, int timeout_ms, mfl_msg_t 
         }
         /* Rejected: tell the sender once, count it, let the caller log it. */
         self->stats.rejected++;
+        self->stats.rejected_by_reason[why >= 0 && why < MFL_SERVER_REASONS
+                                           ? why
+                                           : MFL_SERVER_REASONS - 1]++;
         if (reason)
             *reason = why;
         char text[512];
@@ -525,6 +531,16 @@ mfl_recv_result_t mfl_server_recv(mfl_server_t *self, int timeout_ms, mfl_msg_t 
 
 /* ---- send ---------------------------------------------------------------- */
 
+/* What a send hands to ZeroMQ: the packed envelope and the tensor data. */
+static uint64_t s_payload_bytes(const Metafl__Envelope *env, const mfl_tensor_t *tensors,
+                                size_t n_tensors)
+{
+    uint64_t b = metafl__envelope__get_packed_size(env);
+    for (size_t i = 0; i < n_tensors; i++)
+        b += tensors[i].count * sizeof(float);
+    return b;
+}
+
 int mfl_server_send(mfl_server_t *self, const char *site, const Metafl__Envelope *env,
                     const mfl_tensor_t *tensors, size_t n_tensors, mfl_release_fn *release,
                     void *hint, char *err, size_t errlen)
@@ -543,6 +559,7 @@ int mfl_server_send(mfl_server_t *self, const char *site, const Metafl__Envelope
         return -1;
     }
     self->stats.sent++;
+    self->stats.bytes_out += s_payload_bytes(env, tensors, n_tensors);
     return 0;
 }
 
@@ -557,6 +574,7 @@ int mfl_server_reply(mfl_server_t *self, const mfl_msg_t *msg, const Metafl__Env
         return -1;
     }
     self->stats.sent++;
+    self->stats.bytes_out += s_payload_bytes(env, tensors, n_tensors);
     return 0;
 }
 

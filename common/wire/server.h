@@ -89,10 +89,16 @@ int mfl_server_reject(mfl_server_t *self, const mfl_msg_t *msg, Metafl__RejectRe
 uint64_t mfl_server_last_seen(const mfl_server_t *self, const char *site);
 
 /* Counters since creation. */
+#define MFL_SERVER_REASONS 64 /* rejected_by_reason slots (RejectReason values) */
 typedef struct {
     uint64_t received;   /* messages returned or consumed (heartbeats) */
     uint64_t rejected;   /* messages rejected by wire checks */
     uint64_t sent;
+    uint64_t bytes_in;   /* frames received (envelope + tensor frames, after CURVE) */
+    uint64_t bytes_out;  /* envelopes + tensor data handed to ZeroMQ to send */
+    /* Wire-check rejections by RejectReason (index ≥ MFL_SERVER_REASONS
+     * counted in the last slot). */
+    uint64_t rejected_by_reason[MFL_SERVER_REASONS];
 } mfl_server_stats_t;
 mfl_server_stats_t mfl_server_stats(const mfl_server_t *self);
 
