@@ -75,23 +75,27 @@ static void s_print_table(const report_t *r)
 {
     bool kinds = false;
     char b[12][16];
-    for (size_t i = 0; i < r->n_sites; i++)
+    int w = 11; /* the hospital column: as wide as the longest id */
+    for (size_t i = 0; i < r->n_sites; i++) {
         kinds |= r->sites[i].kind[0] != '\0';
-    printf("\n  %-11s %-*s%-5s %5s %8s | %-13s | %-13s | %-13s | %-13s%s\n", "hospital",
+        if ((int)strlen(r->sites[i].id) > w)
+            w = (int)strlen(r->sites[i].id);
+    }
+    printf("\n  %-*s %-*s%-5s %5s %8s | %-13s | %-13s | %-13s | %-13s%s\n", w, "hospital",
            kinds ? 24 : 0, "", "role", "k", "held-out", "adapted meta", "local only",
            "global as-is", "adapted meta", r->have_privacy ? " | privacy" : "");
-    printf("  %-11s %-*s%-5s %5s %8s | %6s %6s | %6s %6s | %6s %6s | %6s %6s%s\n", "",
+    printf("  %-*s %-*s%-5s %5s %8s | %6s %6s | %6s %6s | %6s %6s | %6s %6s%s\n", w, "",
            kinds ? 24 : 0, "", "", "", "", "acc", "AUROC", "acc", "AUROC", "acc", "AUROC",
            "sens", "spec", r->have_privacy ? " | epsilon" : "");
     for (size_t i = 0; i < r->n_sites; i++) {
         const report_site_t *s = &r->sites[i];
         if (!s->n_history) {
-            printf("  %-11s %-*.*s%-5s (no report)\n", s->id, kinds ? 24 : 0, kinds ? 23 : 0,
+            printf("  %-*s %-*.*s%-5s (no report)\n", w, s->id, kinds ? 24 : 0, kinds ? 23 : 0,
                    s->kind, s->role);
             continue;
         }
         const report_eval_t *e = &s->last;
-        printf("  %-11s %-*.*s%-5s %5.0f %8.0f | %6s %6s | %6s %6s | %6s %6s | %6s %6s", s->id,
+        printf("  %-*s %-*.*s%-5s %5.0f %8.0f | %6s %6s | %6s %6s | %6s %6s | %6s %6s", w, s->id,
                kinds ? 24 : 0, kinds ? 23 : 0, s->kind, s->role, e->n_support, e->n,
                s_fmt(e->accuracy, b[0], 16), s_fmt(e->auroc, b[1], 16),
                s_fmt(e->accuracy_local, b[2], 16), s_fmt(e->auroc_local, b[3], 16),
