@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "config/csv_schema_yaml.h"
 #include "core/fileio.h"
 #include "core/json.h"
 #include "core/log.h"
@@ -377,8 +378,7 @@ int mfl_cmd_export(int argc, char **argv)
     /* θ's hash as the engine computes it (metrics.jsonl theta_blake2b). */
     uint8_t h[32];
     char hex[65], round_s[24], nin_s[24], nout_s[24], nparam_s[24];
-    crypto_generichash(h, sizeof h, (const unsigned char *)ck.theta, ck.n_params * sizeof(float),
-                       NULL, 0);
+    mfl_run_theta_digest(l, ck.theta, h);
     for (int i = 0; i < 32; i++)
         snprintf(hex + 2 * i, 3, "%02x", h[i]);
     snprintf(round_s, sizeof round_s, "%llu", (unsigned long long)ck.round);

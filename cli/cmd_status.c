@@ -109,6 +109,10 @@ static void s_headline(const mfl_json_t *root, bool paused, int alive)
     if (strcmp(phase, "round") == 0 && (sending > 0 || waiting > 0))
         printf("  uploads: %.0f site(s) sending, %.0f waiting for a slot\n", sending,
                waiting > 0 ? waiting : 0);
+    const char *aerr = mfl_json_string(mfl_json_get(root, "audit_error"));
+    if (aerr)
+        printf("  AUDIT LOG NOT WRITABLE: %s; updates are refused and no round opens or closes "
+               "until it is (the run stops after output.audit_give_up_s)\n", aerr);
     /* A finished or aborted run says what it is in the headline; "start
      * again to resume" is only advice for a run that stopped midway. */
     if (alive == 0 && strcmp(phase, "done") != 0 && strcmp(phase, "aborted") != 0)

@@ -17,8 +17,8 @@ _Static_assert(MFL_UPLOAD_GATE_SMALL_BYTES == MFL_WIRE_BROADCAST_CHUNK_BYTES &&
                    MFL_UPLOAD_GATE_SMALL_BYTES == MFL_WIRE_UNGRANTED_UPDATE_BYTES,
                "small-update threshold and broadcast frame size must agree");
 
-/* θ as sent in one round: one copy and one BLAKE2b per tensor per round
- * (not one per site), sent to every site without further copies or hashes.
+/* θ as sent in one round: one copy per round and the engine's BLAKE2b of
+ * each tensor (not one hash per site, nor one of the wire's own), sent to every site without further copies or hashes.
  * Hashing θ again for each site's TensorHeaders cost one 4 MB BLAKE2b per
  * site on the coordinator's thread before that site's send (about 5-15 ms
  * each for 1M parameters here), serialising the broadcast.
@@ -96,7 +96,7 @@ static void s_prep_drop(mfl_coord_wire_t *self)
 }
 
 void mfl_coord_wire_prepare_theta(mfl_coord_wire_t *self, const mfl_tensor_t *t,
-                                  size_t n)
+                                  const uint8_t *hashes, size_t n)
 {
     s_prep_drop(self);
     /* θ moved on: the old snapshot can serve no later send (they carry the
@@ -130,6 +130,10 @@ void mfl_coord_wire_prepare_theta(mfl_coord_wire_t *self, const mfl_tensor_t *t,
     snap->n_tensors = n;
     atomic_init(&snap->refs, 1);
     self->prep.snap = snap;
+    if (hashes) { /* the engine's, computed once for the round */
+        memcpy(snap->tensor_hash, hashes, n * MFL_HASH_BYTES);
+        return;
+    }
     /* A small θ is hashed here (tens of µs): on a busy machine a new thread
      * may wait milliseconds for a core, and the round's first send would
      * wait for it (seen: 1.5-2.4 ms at P = 10k, most of the round). */

@@ -36,13 +36,15 @@ mfl_coord_wire_t *mfl_coord_wire_new(const char *endpoint, const char *key_file,
                                      uint32_t heartbeat_ms, char *err, size_t errlen);
 void mfl_coord_wire_destroy(mfl_coord_wire_t **self_p);
 
-/* θ changed (a server step): copies it now and hashes its tensors on a
- * helper thread, so the next RoundTask/EvalTask send finds its snapshot
- * ready instead of copying and hashing θ on the round's critical path. The
- * tensors are borrowed for the call; a later send whose θ differs from this
- * copy ignores it. Never fails (on OOM the send prepares θ itself). */
+/* θ changed (a server step): copies it now, with its tensors' BLAKE2b
+ * `hashes` (n_tensors × 32, as the engine computed them once for the
+ * round; NULL: hashed here, on a helper thread for a large θ), so the next
+ * RoundTask/EvalTask send finds its snapshot ready instead of copying and
+ * hashing θ on the round's critical path. Tensors and hashes are borrowed
+ * for the call; a later send whose θ differs from this copy ignores it.
+ * Never fails (on OOM the send prepares θ itself). */
 void mfl_coord_wire_prepare_theta(mfl_coord_wire_t *self, const mfl_tensor_t *tensors,
-                                  size_t n_tensors);
+                                  const uint8_t *hashes, size_t n_tensors);
 
 /* The bound endpoint ("tcp://127.0.0.1:41234"). */
 const char *mfl_coord_wire_endpoint(const mfl_coord_wire_t *self);
@@ -64,7 +66,7 @@ int mfl_coord_wire_recv(mfl_coord_wire_t *self, int timeout_ms, mfl_wire_event_t
 /* Frees the current message early (optional). */
 void mfl_coord_wire_release(mfl_coord_wire_t *self);
 
-/* Unix ms of the last message (heartbeats included) from `site`; 0 never. */
+/* Monotonic ms of the last message (heartbeats included) from `site`; 0 never. */
 uint64_t mfl_coord_wire_last_seen(const mfl_coord_wire_t *self, const char *site);
 
 /* Sends to the latest connection of `site`. 0 or -1 (err). */

@@ -187,7 +187,9 @@ char *mfl_prom_render(const mfl_prom_t *self, const mfl_round_engine_t *e,
         const char *id = mfl_round_engine_site_at(e, i, &seen, NULL);
         s_put(&o, "metafl_site_last_seen_timestamp_seconds{site=\"");
         s_label(&o, id);
-        s_put(&o, "\"} %.3f\n", (double)seen / 1000.0);
+        /* The engine's clock is monotonic: published as wall time. */
+        s_put(&o, "\"} %.3f\n",
+              seen ? (double)mfl_round_engine_wall_of(e, seen) / 1000.0 : 0.0);
     }
 
     s_head(&o, "metafl_updates_accepted_total", "counter",

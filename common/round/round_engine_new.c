@@ -24,7 +24,9 @@ static int s_layout(mfl_round_engine_t *self)
     self->views = calloc(nt ? nt : 1, sizeof *self->views);
     self->tensor_offset = calloc(nt ? nt : 1, sizeof *self->tensor_offset);
     self->parts = calloc(nt ? nt : 1, sizeof *self->parts);
-    if (!self->views || !self->tensor_offset || !self->parts)
+    self->theta_tensor_hash = calloc(nt ? nt : 1, 32);
+    if (!self->views || !self->tensor_offset || !self->parts ||
+        !self->theta_tensor_hash)
         return -1;
     size_t next = 0;
     for (size_t i = 0; i < nt; i++) {
@@ -91,6 +93,7 @@ mfl_round_engine_t *mfl_round_engine_new(const mfl_coord_config_t *config,
     self->config = *config;
     if (sink)
         self->sink = *sink;
+    mfl_round_engine_set_clock(self, NULL);
     self->learner = mfl_learner_new(&config->learner, 1, err, errlen);
     if (!self->learner)
         goto out_fail;
@@ -114,9 +117,7 @@ mfl_round_engine_t *mfl_round_engine_new(const mfl_coord_config_t *config,
         goto out_fail;
     if (s_resume(self, err, errlen) < 0)
         goto out_fail;
-    crypto_generichash(self->theta_hash, sizeof self->theta_hash,
-                       (const unsigned char *)self->theta, self->n_state * sizeof(float), NULL,
-                       0);
+    mfl_engine_hash_theta(self);
     if (config->metrics_file[0]) {
         self->metrics = fopen(config->metrics_file, "a");
         if (!self->metrics) {
@@ -152,6 +153,7 @@ void mfl_round_engine_destroy(mfl_round_engine_t **self_p)
     mfl_learner_destroy(&self->learner);
     mfl_aggregate_destroy(&self->agg);
     mfl_server_step_destroy(&self->step);
+    mfl_engine_audit_free(self);
     mfl_audit_destroy(&self->audit);
     mfl_upload_gate_destroy(&self->gate);
     if (self->metrics)
@@ -160,6 +162,7 @@ void mfl_round_engine_destroy(mfl_round_engine_t **self_p)
     free(self->views);
     free(self->tensor_offset);
     free(self->parts);
+    free(self->theta_tensor_hash);
     free(self->sites);
     free(self);
     *self_p = NULL;

@@ -68,6 +68,11 @@ static void s_clock(s_buf_t *b, const mfl_round_engine_t *e, const mfl_coord_con
 {
     bool open = e->phase == MFL_ENGINE_ROUND;
     uint64_t eta = 0;
+    /* The engine keeps monotonic times; the status speaks wall time. */
+    uint64_t opened = open ? mfl_round_engine_wall_of(e, e->opened_ms) : 0;
+    uint64_t deadline = open ? mfl_round_engine_wall_of(e, e->deadline_ms) : 0;
+    uint64_t eval_deadline =
+        e->phase == MFL_ENGINE_EVAL ? mfl_round_engine_wall_of(e, e->eval_deadline_ms) : 0;
     const mfl_round_summary_t *m = mfl_round_engine_last_summary(e);
     bool over = e->phase == MFL_ENGINE_DONE || e->phase == MFL_ENGINE_FAILED ||
                 e->phase == MFL_ENGINE_ABORTED;
@@ -78,9 +83,9 @@ static void s_clock(s_buf_t *b, const mfl_round_engine_t *e, const mfl_coord_con
         if (open && left > 0) {
             /* The open round: a typical round's time from its opening, but
              * never past its deadline. */
-            double end = (double)e->opened_ms + per_round_ms;
-            if (end > (double)e->deadline_ms)
-                end = (double)e->deadline_ms;
+            double end = (double)opened + per_round_ms;
+            if (end > (double)deadline)
+                end = (double)deadline;
             rest = end > (double)now_ms ? end - (double)now_ms : 0;
             left--;
         }
@@ -88,10 +93,8 @@ static void s_clock(s_buf_t *b, const mfl_round_engine_t *e, const mfl_coord_con
     }
     s_put(b, "\"round_opened_unix_ms\":%llu,\"round_deadline_unix_ms\":%llu,\"attempt\":%u,"
              "\"eval_deadline_unix_ms\":%llu,\"eta_unix_ms\":%llu,",
-          open ? (unsigned long long)e->opened_ms : 0ull,
-          open ? (unsigned long long)e->deadline_ms : 0ull, open ? e->attempt : 0u,
-          e->phase == MFL_ENGINE_EVAL ? (unsigned long long)e->eval_deadline_ms : 0ull,
-          (unsigned long long)eta);
+          (unsigned long long)opened, (unsigned long long)deadline, open ? e->attempt : 0u,
+          (unsigned long long)eval_deadline, (unsigned long long)eta);
 }
 
 char *mfl_status_render(const mfl_round_engine_t *e, const mfl_coord_config_t *c,
@@ -130,12 +133,28 @@ char *mfl_status_render(const mfl_round_engine_t *e, const mfl_coord_config_t *c
         bool eval = e->phase == MFL_ENGINE_EVAL;
         s_put(&b, "%s{\"id\":\"%s\",\"connected\":%s,\"last_seen_unix_ms\":%llu,\"selected\":%s,"
                   "\"reported\":%s,\"eval_sent\":%s}",
-              i ? "," : "", id, connected ? "true" : "false", (unsigned long long)seen,
+              i ? "," : "", id, connected ? "true" : "false", (unsigned long long)(seen ? mfl_round_engine_wall_of(e, seen) : 0),
               mfl_round_engine_is_selected(e, id) ? "true" : "false",
               (eval ? st->eval_reported : st->reported) ? "true" : "false",
               eval && st->eval_sent ? "true" : "false");
     }
-    s_put(&b, "],");
+    s_put(&b, "],\"audit_error\":");
+    const char *aerr = mfl_round_engine_audit_error(e);
+    if (!aerr) {
+        s_put(&b, "null");
+    } else {
+        /* An error text (paths, strerror): printable ASCII without quotes
+         * or backslashes, so it needs no escaping. */
+        char text[320];
+        size_t k = 0;
+        for (; aerr[k] && k < sizeof text - 1; k++)
+            text[k] = aerr[k] >= 0x20 && aerr[k] < 0x7f && aerr[k] != '"' && aerr[k] != '\\'
+                          ? aerr[k]
+                          : '?';
+        text[k] = '\0';
+        s_put(&b, "\"%s\"", text);
+    }
+    s_put(&b, ",");
     /* The model, so `metafl export RUN_DIR` can rebuild it from the run dir
      * alone (specs and algorithm names are plain ASCII). */
     s_put(&b, "\"model\":{\"spec\":\"%s\",\"algo\":\"%s\",\"relation\":\"%s\",\"loss\":\"%s\"},",

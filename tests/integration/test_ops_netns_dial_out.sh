@@ -72,6 +72,8 @@ except OSError: print("timeout")' "$2" "$3"
 
 start_bg coordinator ip netns exec "$P-coord" metafl-coordinator --config "$TEST_TMP/coordinator.yaml"
 COORD=$LAST_PID
+listening() { [ "$(ip netns exec "$P-coord" ss -Hltn "sport = :$PORT" | wc -l)" -eq 1 ]; }
+wait_for 20 listening || fail "the coordinator does not listen on :$PORT in its namespace"
 i=1
 for s in "${FED_SITES[@]}"; do
   start_bg "$s" ip netns exec "${NSS[$i]}" metafl-site-agent --config "$TEST_TMP/sites/$s.yaml"
@@ -85,7 +87,6 @@ for n in "$P-a" "$P-b" "$P-c"; do
   l=$(ip netns exec "$n" ss -Hltnu | wc -l)
   [ "$l" -eq 0 ] || { ip netns exec "$n" ss -ltnu; fail "$n has listening sockets"; }
 done
-[ "$(ip netns exec "$P-coord" ss -Hltn "sport = :$PORT" | wc -l)" -eq 1 ] || fail "the coordinator does not listen"
 wait_for 60 bash -c "! kill -0 $COORD 2>/dev/null" || fail "the run did not finish"
 wait "$COORD" || fail "coordinator failed"
 [ "$(fed_rounds_done "$RUN")" -eq 3 ] || fail "$(fed_rounds_done "$RUN") rounds"
