@@ -7,6 +7,7 @@
 # scratch root) against real keys and data without connecting.
 source "$(dirname "$0")/lib.sh"
 command -v dpkg-deb >/dev/null || { echo "SKIP: dpkg-deb missing (not a Debian system)"; exit 77; }
+cd "$TEST_TMP"
 
 # make install with DESTDIR: the layout docs/DEPLOY.md lists.
 make --no-print-directory -C "$ROOT" install PREFIX=/opt/metafl DESTDIR="$TEST_TMP/stage" \
