@@ -36,7 +36,7 @@ struct mfl_coordinator {
 
 /* ---- engine sink: engine decisions → wire ---------------------------- */
 
-static int s_sink_task(void *ctx, const char *site, const Metafl__RoundTask *task,
+static int s_sink_task(void *ctx, const char *site, const mfl_round_task_t *task,
                        const mfl_tensor_t *t, size_t n)
 {
     mfl_coordinator_t *self = ctx;
@@ -48,7 +48,7 @@ static int s_sink_task(void *ctx, const char *site, const Metafl__RoundTask *tas
     return 0;
 }
 
-static int s_sink_eval(void *ctx, const char *site, const Metafl__EvalTask *task,
+static int s_sink_eval(void *ctx, const char *site, const mfl_eval_task_t *task,
                        const mfl_tensor_t *t, size_t n)
 {
     mfl_coordinator_t *self = ctx;
@@ -60,7 +60,7 @@ static int s_sink_eval(void *ctx, const char *site, const Metafl__EvalTask *task
     return 0;
 }
 
-static void s_sink_reject(void *ctx, const char *site, Metafl__RejectReason reason,
+static void s_sink_reject(void *ctx, const char *site, mfl_reject_t reason,
                           uint32_t round, const char *text)
 {
     mfl_coordinator_t *self = ctx;
@@ -150,12 +150,12 @@ static void s_on_hello(mfl_coordinator_t *self, const mfl_wire_event_t *ev, uint
     char err[256], vtext[256];
     if (!s_version_ok(h->software_version, vtext, sizeof vtext)) {
         mfl_warn("refused Hello from site %s: %s", ev->site, vtext);
-        mfl_coord_wire_send_reject(self->wire, ev->site, METAFL__REJECT_REASON__REJECT_VERSION, 0,
+        mfl_coord_wire_send_reject(self->wire, ev->site, MFL_REJECT_VERSION, 0,
                                    vtext, err, sizeof err);
         return;
     }
     if (h->schema_hash.len > sizeof self->schema_hash) {
-        mfl_coord_wire_send_reject(self->wire, ev->site, METAFL__REJECT_REASON__REJECT_SCHEMA, 0,
+        mfl_coord_wire_send_reject(self->wire, ev->site, MFL_REJECT_SCHEMA, 0,
                                    "schema hash longer than 64 bytes", err, sizeof err);
         return;
     }
@@ -171,7 +171,7 @@ static void s_on_hello(mfl_coordinator_t *self, const mfl_wire_event_t *ev, uint
                  "or CSV schema); fix the site's data.schema to match the consortium's",
                  ev->site);
         mfl_warn("refused Hello: %s", text);
-        mfl_coord_wire_send_reject(self->wire, ev->site, METAFL__REJECT_REASON__REJECT_SCHEMA, 0,
+        mfl_coord_wire_send_reject(self->wire, ev->site, MFL_REJECT_SCHEMA, 0,
                                    text, err, sizeof err);
         return;
     }
@@ -198,11 +198,12 @@ static void s_on_event(mfl_coordinator_t *self, const mfl_wire_event_t *ev, uint
         char err[256];
         if (env->kind == METAFL__MESSAGE_KIND__UPDATE ||
             env->kind == METAFL__MESSAGE_KIND__UPLOAD_READY ||
+            env->kind == METAFL__MESSAGE_KIND__SITE_FAILURE ||
             env->kind == METAFL__MESSAGE_KIND__EVAL_REPORT) {
             mfl_warn("site %s: %s before an accepted Hello; rejected", ev->site,
                      env->kind == METAFL__MESSAGE_KIND__UPDATE ? "update" : "eval report");
             mfl_coord_wire_send_reject(self->wire, ev->site,
-                                       METAFL__REJECT_REASON__REJECT_BAD_MESSAGE, 0,
+                                       MFL_REJECT_BAD_MESSAGE, 0,
                                        "send Hello first", err, sizeof err);
         } else {
             mfl_debug("site %s: message before an accepted Hello ignored", ev->site);
@@ -223,8 +224,17 @@ static void s_on_event(mfl_coordinator_t *self, const mfl_wire_event_t *ev, uint
                                       r->nonce.len, r->update_bytes, now);
         break;
     }
+    case METAFL__MESSAGE_KIND__SITE_FAILURE: {
+        const Metafl__SiteFailure *f = env->site_failure;
+        mfl_round_engine_site_seen(self->engine, ev->site, now);
+        mfl_round_engine_site_withdraw(self->engine, ev->site, MFL_ENGINE_SITE_FAILED,
+                                       f->evaluation, f->round, f->nonce.data, f->nonce.len,
+                                       f->reason ? f->reason : "", now);
+        self->status_dirty = true;
+        break;
+    }
     case METAFL__MESSAGE_KIND__EVAL_REPORT:
-        mfl_round_engine_eval_report(self->engine, ev->site, env->eval_report, now);
+        mfl_round_engine_eval_report(self->engine, ev->site, ev->eval_report, now);
         break;
     case METAFL__MESSAGE_KIND__BYE:
         mfl_info("site %s says bye: %s", ev->site,
@@ -259,6 +269,8 @@ static void s_sync_liveness(mfl_coordinator_t *self)
     }
 }
 
+static void s_reload_allow_list(mfl_coordinator_t *self);
+
 static void s_poll_control(mfl_coordinator_t *self)
 {
     char path[MFL_COORD_PATH_MAX + 16];
@@ -276,8 +288,10 @@ static void s_poll_control(mfl_coordinator_t *self)
         mfl_round_engine_pause(self->engine, false);
     else if (strncmp(text, "abort", 5) == 0)
         mfl_round_engine_abort(self->engine);
+    else if (strncmp(text, "reload", 6) == 0)
+        s_reload_allow_list(self);
     else
-        mfl_warn("%s: unknown command '%.32s' (pause, resume, abort)", path, text);
+        mfl_warn("%s: unknown command '%.32s' (pause, resume, abort, reload)", path, text);
     free(text);
     self->status_dirty = true;
 }
@@ -333,8 +347,30 @@ int mfl_coordinator_step(mfl_coordinator_t *self, int timeout_ms, char *err, siz
     return 0;
 }
 
-/* SIGHUP: re-read the allow-list directory and say who is admitted now, so
- * an operator adding or revoking a hospital sees the effect in the log. */
+/* After a reload: every known site whose key left the allow-list loses its
+ * session now (connections closed) and its place in the open round or
+ * evaluation, with a site_revoked audit record (issue 10 item 8). */
+static void s_revoke_removed(mfl_coordinator_t *self)
+{
+    uint64_t now = mfl_round_engine_now(self->engine);
+    for (size_t i = 0; i < mfl_round_engine_n_sites(self->engine); i++) {
+        const char *site = mfl_round_engine_site_at(self->engine, i, NULL, NULL);
+        bool revoked = false;
+        (void)mfl_round_engine_site_failure(self->engine, i, NULL, NULL, &revoked);
+        if (revoked || mfl_coord_wire_site_allowed(self->wire, site))
+            continue;
+        int cut = mfl_coord_wire_drop_site(self->wire, site, "its key was revoked");
+        mfl_round_engine_site_withdraw(self->engine, site, MFL_ENGINE_SITE_REVOKED, false, 0,
+                                       NULL, 0, "key removed from the allow-list", now);
+        mfl_info("site %s: revoked (%d connection(s) closed)", site, cut);
+        self->status_dirty = true;
+    }
+}
+
+/* SIGHUP (or "reload" in RUN_DIR/control): re-read the allow-list
+ * directory and say who is admitted now, so an operator adding or
+ * revoking a hospital sees the effect in the log; revoked sites leave at
+ * once. */
 static void s_reload_allow_list(mfl_coordinator_t *self)
 {
     char err[512];
@@ -352,10 +388,10 @@ static void s_reload_allow_list(mfl_coordinator_t *self)
     for (size_t i = 0; i < n && used < sizeof names; i++)
         used += (size_t)snprintf(names + used, sizeof names - used, "%s%s", i ? ", " : "",
                                  mfl_allow_list_at(list, i)->name);
-    mfl_info("allow-list reloaded from %s: %zu site(s) admitted for new connections: %s "
-             "(sites already connected keep their session until they reconnect)",
-             self->config.allow_dir, n, n ? names : "none");
+    mfl_info("allow-list reloaded from %s: %zu site(s) admitted: %s", self->config.allow_dir,
+             n, n ? names : "none");
     mfl_allow_list_destroy(&list);
+    s_revoke_removed(self);
 }
 
 int mfl_coordinator_run(mfl_coordinator_t *self, volatile sig_atomic_t *stop,

@@ -12,7 +12,8 @@
  * {"pid", "host", "endpoint", "updated_unix_ms", "phase", "paused", "round",
  *  "rounds", "rounds_done", "rejections", "uploads_in_flight",
  *  "uploads_waiting", "sites": [{"id", "connected", "last_seen_unix_ms",
- *  "selected", "reported", "eval_sent"}], "audit_error": null | "why the
+ *  "selected", "reported", "eval_sent", "revoked", "failures",
+ *  "last_failure", "last_failure_unix_ms"}], "audit_error": null | "why the
  *  audit log cannot be written", "model": {"spec", "algo", "relation",
  *  "loss"}, "round_opened_unix_ms", "round_deadline_unix_ms", "attempt",
  *  "eval_deadline_unix_ms", "eta_unix_ms", "last_round": {...} | null}. The

@@ -39,7 +39,7 @@ mfl_site_worker_t *mfl_site_worker_new_internal(const char *site_id, mfl_dataset
                                                 size_t errlen);
 
 /* Ensures the learner matches (spec, model_spec) and that n_theta fits it. */
-int mfl_site_worker_prepare(mfl_site_worker_t *self, const Metafl__AlgorithmSpec *spec,
+int mfl_site_worker_prepare(mfl_site_worker_t *self, const mfl_task_algorithm_t *spec,
                             const char *model_spec, size_t n_theta, char *err, size_t errlen);
 
 /* 0 if all n values are finite, else -1. */
