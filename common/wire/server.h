@@ -123,6 +123,7 @@ typedef struct {
     uint64_t conns_cut;          /* connections cut (misbehaving, revoked, backlog, surplus) */
     size_t conns_open;           /* connections open now */
     uint64_t max_backlog_bytes;  /* largest per-connection backlog seen */
+    uint64_t backlog_bytes_now;  /* largest per-connection backlog at the guard's last tick */
     uint64_t bytes_in;   /* frames received (envelope + tensor frames, after CURVE) */
     uint64_t bytes_out;  /* envelopes + tensor data handed to ZeroMQ to send */
     /* Wire-check rejections by RejectReason (index ≥ MFL_SERVER_REASONS
