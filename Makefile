@@ -188,7 +188,8 @@ install: all
 	  sed 's#/usr/bin/#$(BINDIR)/#g' $$u >$(DESTDIR)$(UNITDIR)/$$(basename $$u) && \
 	  chmod 0644 $(DESTDIR)$(UNITDIR)/$$(basename $$u) || exit 1; done
 	install -m 0644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
-	install -m 0644 configs/coordinator.yaml configs/site.yaml $(DESTDIR)$(DATADIR)/configs/
+	install -m 0644 configs/coordinator.yaml configs/site.yaml configs/consortium-schema.yaml \
+	  $(DESTDIR)$(DATADIR)/configs/
 	install -m 0644 configs/join/*.yaml $(DESTDIR)$(DATADIR)/configs/join/
 
 # A Debian package of the installed tree: `apt install ./build/metafl_*.deb`

@@ -15,6 +15,7 @@ make --no-print-directory -C "$ROOT" install PREFIX=/opt/metafl DESTDIR="$TEST_T
 for f in bin/metafl bin/metafl-coordinator bin/metafl-site-agent \
          lib/systemd/system/metafl-coordinator.service lib/systemd/system/metafl-site-agent.service \
          share/metafl/configs/site.yaml share/metafl/configs/coordinator.yaml \
+         share/metafl/configs/consortium-schema.yaml \
          share/metafl/configs/join/coordinator-join.yaml share/doc/metafl/DEPLOY.md; do
   [ -e "$TEST_TMP/stage/opt/metafl/$f" ] || fail "make install did not install $f"
 done
@@ -47,9 +48,11 @@ mkdir -p "$R/etc/metafl" "$R/var/lib/metafl/data"
 "$R/usr/bin/metafl" keygen coordinator --dir "$TEST_TMP/coord-keys" >/dev/null
 cp "$TEST_TMP/coord-keys/coordinator.pub" "$R/etc/metafl/keys/"
 sed -e "s#/var/lib/metafl/#$R/var/lib/metafl/#g" "$R/usr/share/metafl/configs/site.yaml" >"$R/etc/metafl/site.yaml"
-python3 - "$R/etc/metafl/site.yaml" "$R/var/lib/metafl/data/hospital-a.csv" <<'PY'
-import random, sys
-cols = [l.strip()[2:] for l in open(sys.argv[1]) if l.startswith("      - ") and "{" not in l]
+cp "$R/usr/share/metafl/configs/consortium-schema.yaml" "$R/etc/metafl/"   # the consortium's schema, beside it
+python3 - "$R/etc/metafl/consortium-schema.yaml" "$R/var/lib/metafl/data/hospital-a.csv" <<'PY'
+import random, re, sys
+cols = [m.group(1) for m in (re.match(r"\s+- ([A-Za-z_0-9]+)\s*$", l) for l in open(sys.argv[1])) if m]
+assert len(cols) == 30, cols
 rnd = random.Random(1)
 with open(sys.argv[2], "w") as f:
     f.write(",".join(cols + ["malignant"]) + "\n")

@@ -25,6 +25,10 @@ SITE_C=$LAST_PID
 three() { [ "$(grep -o '"connected":true' "$RUN/status.json" | wc -l)" -eq 3 ]; }
 wait_for 20 three || fail "sites did not connect"
 metafl status --config "$CFG" | grep -q "paused before round 1" || fail "not paused before round 1"
+# --watch from here (paused: nothing can finish before --resume) to the end.
+metafl status --config "$CFG" --watch 0.5 >watch.log 2>&1 &
+WATCH=$!
+_PIDS+=("$WATCH")
 
 # site-c freezes: the round waits for it until its deadline.
 kill -STOP "$SITE_C"
@@ -43,14 +47,13 @@ wait_for 20 eta || { cat st.txt; fail "no end estimate after a closed round"; }
 grep -Eq "run ends in about [0-9.]+ s \([0-9:]+\), estimated from the last round's duration" st.txt ||
   fail "estimate unclear: $(grep 'run ends' st.txt)"
 
-metafl status --config "$CFG" --watch 0.5 >watch.log 2>&1 &
-WATCH=$!
-_PIDS+=("$WATCH")
 kill -CONT "$SITE_C"
 wait_for 60 bash -c "! kill -0 $COORD 2>/dev/null" || fail "coordinator did not finish"
 wait_for 10 bash -c "! kill -0 $WATCH 2>/dev/null" || fail "--watch did not stop when the run ended"
 wait "$WATCH" || fail "--watch exited with an error: $(tail -5 watch.log)"
 [ "$(grep -c '^--- ' watch.log)" -ge 2 ] || fail "--watch showed the status only once"
+grep -q "paused before round 1" watch.log || fail "--watch did not show the paused start"
+tail -n 12 watch.log | grep -q "finished, 3 of 3 rounds done" || fail "--watch did not end on the finished run"
 
 metafl status --config "$CFG" >final.txt || fail "status after the run"
 cat final.txt
