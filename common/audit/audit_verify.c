@@ -247,6 +247,22 @@ static int s_check_line(s_keys_t *keys, const char *buf, size_t len, mfl_audit_r
             return -1;
         (*n_site_sigs)++;
     }
+    if (rec->kind == MFL_AUDIT_PEER_HEAD) {
+        uint8_t ppk[32];
+        if (!rec->has_update_sig || !rec->has_delta_hash || !rec->site[0]) {
+            mfl_errf(why, wl, "peer_head without the peer's name, head or signature");
+            return -1;
+        }
+        if (s_key(keys, rec->site, ppk, perr, sizeof perr) != 0) {
+            mfl_errf(why, wl, "cannot check the peer's head signature: %s", perr);
+            return -1;
+        }
+        if (mfl_audit_head_verify(ppk, rec->n, rec->delta_hash, rec->update_sig) != 0) {
+            mfl_errf(why, wl, "peer head signature invalid (key '%s')", rec->site);
+            return -1;
+        }
+        (*n_site_sigs)++;
+    }
     return 0;
 }
 

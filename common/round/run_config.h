@@ -56,6 +56,12 @@ typedef struct {
                                              daemon buffers at most this many Δs) */
     uint64_t seed;                        /* run seed: round seeds derive from it */
 
+    /* secure aggregation (docs/SECAGG.md); `metafl simulate` runs it, the
+     * daemons refuse a config that enables it (not wired to the wire yet) */
+    bool secagg_enabled;
+    uint32_t secagg_threshold;            /* ≥ 3: fewest sites whose sum is released */
+    uint32_t secagg_neighbours;           /* 0 = every pair (Bonawitz); else even k (SecAgg+) */
+
     /* server step (SGD with lr = β is plain Reptile / FedAvg) */
     mfl_optim_config_t server;
 
@@ -80,6 +86,7 @@ typedef struct {
     uint32_t audit_give_up_ms;            /* audit log unwritable this long: the run stops */
     char metrics_file[MFL_COORD_PATH_MAX];
     char status_file[MFL_COORD_PATH_MAX];
+    char prometheus_file[MFL_COORD_PATH_MAX]; /* "" = off; node_exporter textfile (prom_export.h) */
 
     /* limits and liveness */
     size_t max_message_bytes;
