@@ -305,7 +305,8 @@ static void s_run_round_job(sim_t *sim, const sim_job_t *job)
             views[i] = mfl_tensor_info_view(ti, res.delta);
         }
         mfl_round_engine_update(sim->engine, s->cfg.site_id, &header, views, nt, res.header,
-                                res.header_len, res.signature, res.signature_len, mfl_round_engine_now(sim->engine));
+                                res.header_len, res.signature, res.signature_len,
+                                mfl_round_engine_now(sim->engine));
     } else {
         sim->oom = true;
     }
@@ -329,7 +330,8 @@ static void s_run_eval_job(sim_t *sim, const sim_job_t *job)
     } else {
         mfl_eval_report_t report;
         mfl_site_worker_fill_report(s->worker, &plain, &res, &report);
-        mfl_round_engine_eval_report(sim->engine, s->cfg.site_id, &report, mfl_round_engine_now(sim->engine));
+        mfl_round_engine_eval_report(sim->engine, s->cfg.site_id, &report,
+                                     mfl_round_engine_now(sim->engine));
     }
     metafl__eval_task__free_unpacked(task, NULL);
 }

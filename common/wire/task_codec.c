@@ -30,6 +30,21 @@ S_SAME(NOT_GRANTED);
 S_SAME(AUDIT_UNAVAILABLE);
 S_SAME(DATA);
 
+#define S_SAME_KIND(x) _Static_assert((int)MFL_MSG_##x == (int)METAFL__MESSAGE_KIND__##x, \
+                                      "MFL_MSG_" #x " differs from the protocol")
+S_SAME_KIND(HELLO);
+S_SAME_KIND(WELCOME);
+S_SAME_KIND(ROUND_TASK);
+S_SAME_KIND(UPDATE);
+S_SAME_KIND(EVAL_TASK);
+S_SAME_KIND(EVAL_REPORT);
+S_SAME_KIND(HEARTBEAT);
+S_SAME_KIND(REJECT);
+S_SAME_KIND(BYE);
+S_SAME_KIND(UPLOAD_READY);
+S_SAME_KIND(UPLOAD_GRANT);
+S_SAME_KIND(SITE_FAILURE);
+
 /* Copies a protobuf string (NULL = "") into dst[cap]; -1 with err naming
  * `field` if it does not fit. */
 static int s_text(const char *field, const char *src, char *dst, size_t cap, char *err,
