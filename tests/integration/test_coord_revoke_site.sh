@@ -8,7 +8,7 @@
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/federated_env.sh"
 
-fed_setup 200 "rounds.deadline_s=30" "limits.site_timeout_s=60"
+fed_setup 60 "rounds.deadline_s=30" "limits.site_timeout_s=60"
 RUN=$TEST_TMP/run
 CFG=$TEST_TMP/coordinator.yaml
 metafl sites --help | grep -q "revoke NAME" || fail "metafl sites --help does not explain revoke"
@@ -45,7 +45,7 @@ wait_for 10 bash -c "[ \"\$(grep -c '\"event\":\"round\"' '$RUN/metrics.jsonl')\
   fail "the round waiting for site-c did not close after the revocation"
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 kill -CONT "$SITE_C"
-# site-c's connection was closed: it redials and ZAP refuses it (200 rounds
+# site-c's connection was closed: it redials and ZAP refuses it (60 rounds
 # keep the coordinator busy long enough to see it).
 wait_for 20 grep -q "refused connection from .* not in the allow-list" "$TEST_TMP/coordinator.log" ||
   fail "site-c's reconnection was not refused"
