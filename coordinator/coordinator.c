@@ -31,6 +31,7 @@ struct mfl_coordinator {
     uint64_t last_status_ms;  /* monotonic, like every interval here */
     uint64_t finished_ms;     /* monotonic; 0 while running */
     bool status_dirty;
+    mfl_prom_t *prom;         /* output.prometheus_file, NULL when off */
 };
 
 /* ---- engine sink: engine decisions → wire ---------------------------- */
@@ -64,6 +65,7 @@ static void s_sink_reject(void *ctx, const char *site, mfl_reject_t reason,
 {
     mfl_coordinator_t *self = ctx;
     char err[256];
+    mfl_prom_rejected(self->prom, (int)reason);
     if (mfl_coord_wire_send_reject(self->wire, site, reason, round, text, err, sizeof err) < 0)
         mfl_debug("site %s: reject not sent: %s", site, err);
 }
@@ -83,7 +85,7 @@ static int s_sink_grant(void *ctx, const char *site, uint32_t round, const uint8
 
 static void s_sink_closed(void *ctx, const mfl_round_summary_t *m)
 {
-    (void)m;
+    mfl_prom_round_closed(((mfl_coordinator_t *)ctx)->prom, m);
     ((mfl_coordinator_t *)ctx)->status_dirty = true;
 }
 
@@ -312,6 +314,12 @@ int mfl_coordinator_write_status(mfl_coordinator_t *self, char *err, size_t errl
      * missing until the restarted coordinator rewrites it. */
     int rc = mfl_file_replace(self->config.status_file, json, strlen(json), err, errlen);
     free(json);
+    if (rc == 0 && self->prom) {
+        mfl_prom_wire_t w;
+        mfl_coord_wire_counters(self->wire, &w);
+        rc = mfl_prom_write(self->prom, self->engine, &self->config, &w, mfl_clock_wall_ms(),
+                            err, errlen);
+    }
     return rc;
 }
 
@@ -485,6 +493,10 @@ mfl_coordinator_t *mfl_coordinator_new(const mfl_coord_config_t *config, char *e
         mfl_errf(err, errlen, "out of memory");
         goto out_fail;
     }
+    if (config->prometheus_file[0] && !(self->prom = mfl_prom_new(config->prometheus_file))) {
+        mfl_errf(err, errlen, "out of memory");
+        goto out_fail;
+    }
     mfl_info("listening on %s; %u rounds, waiting for %u site(s)",
              mfl_coord_wire_endpoint(self->wire), config->rounds, config->wait_for_sites);
     self->status_dirty = true;
@@ -507,6 +519,7 @@ void mfl_coordinator_destroy(mfl_coordinator_t **self_p)
     mfl_round_engine_destroy(&self->engine);
     mfl_coord_wire_destroy(&self->wire);
     mfl_schema_gate_destroy(&self->schema);
+    mfl_prom_destroy(&self->prom);
     free(self);
     *self_p = NULL;
 }

@@ -140,7 +140,7 @@ static void s_check_all_keys(mfl_yaml_doc_t *doc)
                                          NULL});
     mfl_yaml_check_keys(doc, "output",
                         (const char *[]){"checkpoint_dir", "audit_log", "audit_give_up_s",
-                                         "metrics", "status", NULL});
+                                         "metrics", "status", "prometheus_file", NULL});
     mfl_yaml_check_keys(doc, "limits",
                         (const char *[]){"max_message_bytes", "heartbeat_s", "site_timeout_s",
                                          NULL});
@@ -426,6 +426,9 @@ static int s_from_doc(mfl_yaml_doc_t *doc, mfl_coord_config_t *c, char *err, siz
     c->audit_give_up_ms = s_ms(doc, "output.audit_give_up_s", c->audit_give_up_ms);
     s_path(doc, c, "output.metrics", "metrics.jsonl", c->metrics_file, sizeof c->metrics_file);
     s_path(doc, c, "output.status", "status.json", c->status_file, sizeof c->status_file);
+    /* Opt-in: "" (no default) writes no Prometheus file. */
+    s_path(doc, c, "output.prometheus_file", NULL, c->prometheus_file,
+           sizeof c->prometheus_file);
 
     c->max_message_bytes = mfl_yaml_get_size(doc, "limits.max_message_bytes",
                                              c->max_message_bytes);

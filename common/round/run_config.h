@@ -86,6 +86,7 @@ typedef struct {
     uint32_t audit_give_up_ms;            /* audit log unwritable this long: the run stops */
     char metrics_file[MFL_COORD_PATH_MAX];
     char status_file[MFL_COORD_PATH_MAX];
+    char prometheus_file[MFL_COORD_PATH_MAX]; /* "" = off; node_exporter textfile (prom_export.h) */
 
     /* limits and liveness */
     size_t max_message_bytes;
