@@ -14,6 +14,7 @@
 #include "core/fileio.h"
 #include "core/log.h"
 #include "round/round_engine.h"
+#include "round/schema_gate.h"
 #include "round/status.h"
 #include "round/upload_gate.h"
 #include "wire/keys.h"
@@ -25,8 +26,7 @@ struct mfl_coordinator {
     mfl_coord_config_t config;
     mfl_coord_wire_t *wire;
     mfl_round_engine_t *engine;
-    uint8_t schema_hash[64];
-    size_t schema_len;        /* 0 until the first Hello */
+    mfl_schema_gate_t *schema; /* the consortium's data schema (round/schema_gate.h) */
     char run_id[80];
     uint64_t last_status_ms;  /* monotonic, like every interval here */
     uint64_t finished_ms;     /* monotonic; 0 while running */
@@ -142,6 +142,29 @@ static bool s_version_ok(const char *theirs, char *text, size_t len)
     return false;
 }
 
+/* The consortium's schema (from our config, never from a Hello) decides;
+ * true if the site was refused. */
+static bool s_schema_refused(mfl_coordinator_t *self, const char *site, const Metafl__Hello *h)
+{
+    mfl_schema_hello_t sh = {
+        .hash = h->schema_hash.data, .hash_len = h->schema_hash.len,
+        .text = (const char *)h->schema_text.data, .text_len = h->schema_text.len,
+        .n_features = h->n_features, .n_classes = h->n_classes,
+        .class_counts = h->class_counts, .n_class_counts = h->n_class_counts,
+    };
+    char text[512], err[256];
+    mfl_schema_gate_verdict_t v = mfl_schema_gate_check(self->schema, &sh, text, sizeof text);
+    if (v == MFL_SCHEMA_GATE_OK)
+        return false;
+    char msg[600];
+    snprintf(msg, sizeof msg, "site %s: %s", site, text);
+    mfl_warn("refused Hello: %s", msg);
+    mfl_coord_wire_send_reject(self->wire, site,
+                               v == MFL_SCHEMA_GATE_DATA ? MFL_REJECT_DATA : MFL_REJECT_SCHEMA,
+                               0, msg, err, sizeof err);
+    return true;
+}
+
 static void s_on_hello(mfl_coordinator_t *self, const mfl_wire_event_t *ev, uint64_t now)
 {
     const Metafl__Hello *h = ev->env->hello;
@@ -152,27 +175,8 @@ static void s_on_hello(mfl_coordinator_t *self, const mfl_wire_event_t *ev, uint
                                    vtext, err, sizeof err);
         return;
     }
-    if (h->schema_hash.len > sizeof self->schema_hash) {
-        mfl_coord_wire_send_reject(self->wire, ev->site, MFL_REJECT_SCHEMA, 0,
-                                   "schema hash longer than 64 bytes", err, sizeof err);
+    if (s_schema_refused(self, ev->site, h))
         return;
-    }
-    if (self->schema_len == 0 && h->schema_hash.len > 0) {
-        memcpy(self->schema_hash, h->schema_hash.data, h->schema_hash.len);
-        self->schema_len = h->schema_hash.len;
-    } else if (h->schema_hash.len > 0 &&
-               (h->schema_hash.len != self->schema_len ||
-                memcmp(h->schema_hash.data, self->schema_hash, self->schema_len) != 0)) {
-        char text[256];
-        snprintf(text, sizeof text,
-                 "site %s: its data schema differs from the other sites' (features, classes "
-                 "or CSV schema); fix the site's data.schema to match the consortium's",
-                 ev->site);
-        mfl_warn("refused Hello: %s", text);
-        mfl_coord_wire_send_reject(self->wire, ev->site, MFL_REJECT_SCHEMA, 0,
-                                   text, err, sizeof err);
-        return;
-    }
     mfl_info("site %s says hello (software %s, %llu training rows)", ev->site,
              h->software_version ? h->software_version : "?", (unsigned long long)h->n_train);
     if (mfl_coord_wire_send_welcome(self->wire, ev->site, mfl_round_engine_round(self->engine),
@@ -433,6 +437,14 @@ mfl_coordinator_t *mfl_coordinator_new(const mfl_coord_config_t *config, char *e
         return NULL;
     }
     self->config = *config;
+    /* The consortium's schema, checked against the model before anything binds. */
+    self->schema = mfl_schema_gate_new(config, err, errlen);
+    if (!self->schema)
+        goto out_fail;
+    if (!mfl_schema_gate_has_schema(self->schema))
+        mfl_info("no data.schema in %s: sites are checked for the model's feature count and "
+                 "classes only (declare the consortium's schema file: docs/DATA.md)",
+                 config->file);
     snprintf(self->run_id, sizeof self->run_id, "seed-%llu", (unsigned long long)config->seed);
     if (mfl_mkdir_p(config->run_dir, 0700, err, errlen) < 0)
         goto out_fail;
@@ -485,6 +497,7 @@ void mfl_coordinator_destroy(mfl_coordinator_t **self_p)
     }
     mfl_round_engine_destroy(&self->engine);
     mfl_coord_wire_destroy(&self->wire);
+    mfl_schema_gate_destroy(&self->schema);
     free(self);
     *self_p = NULL;
 }

@@ -14,6 +14,7 @@
 #include "audit/audit.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "data/csv_canon.h"
 #include "site/site_worker.h"
 #include "wire/client.h"
 #include "wire/keys.h"
@@ -220,6 +221,9 @@ static const char *const s_capabilities[] = {
     "algo:protonet", "algo:matching", "algo:relation", "dp:gaussian", "eval:local_only",
 };
 
+/* Training rows per class travel in the Hello up to this many classes. */
+#define S_MAX_CLASS_COUNTS 4096
+
 static int s_send_hello(mfl_site_agent_t *self, char *err, size_t errlen)
 {
     Metafl__Hello hello = METAFL__HELLO__INIT;
@@ -228,6 +232,17 @@ static int s_send_hello(mfl_site_agent_t *self, char *err, size_t errlen)
     hello.n_train = mfl_site_worker_n_train(self->worker);
     hello.schema_hash.data = (uint8_t *)mfl_site_worker_schema_hash(self->worker);
     hello.schema_hash.len = MFL_SITE_HASH_BYTES;
+    /* What the data is, so a refusal can say what differs (docs/DATA.md). */
+    const char *schema_text = mfl_site_worker_schema_text(self->worker);
+    if (schema_text && strlen(schema_text) <= MFL_SCHEMA_TEXT_MAX) {
+        hello.schema_text.data = (uint8_t *)schema_text;
+        hello.schema_text.len = strlen(schema_text);
+    }
+    hello.n_features = (uint32_t)mfl_site_worker_n_features(self->worker);
+    hello.n_classes = (uint32_t)mfl_site_worker_n_classes(self->worker);
+    uint64_t counts[S_MAX_CLASS_COUNTS];
+    hello.n_class_counts = mfl_site_worker_class_counts(self->worker, counts, S_MAX_CLASS_COUNTS);
+    hello.class_counts = counts;
     hello.n_capabilities = sizeof(s_capabilities) / sizeof(s_capabilities[0]);
     hello.capabilities = (char **)s_capabilities;
     Metafl__Envelope env = METAFL__ENVELOPE__INIT;
@@ -672,6 +687,7 @@ static mfl_agent_status_t s_handle(mfl_site_agent_t *self, const mfl_msg_t *msg,
         int reason = rj ? (int)rj->reason : 0;
         const char *text = rj && rj->text ? rj->text : "";
         if (reason == METAFL__REJECT_REASON__REJECT_SCHEMA ||
+            reason == METAFL__REJECT_REASON__REJECT_DATA ||
             reason == METAFL__REJECT_REASON__REJECT_VERSION ||
             reason == METAFL__REJECT_REASON__REJECT_WRONG_SITE) {
             /* Retrying cannot help: the hospital's config or software must change. */

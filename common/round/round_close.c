@@ -450,15 +450,22 @@ void mfl_engine_abandon_round(mfl_round_engine_t *self, uint64_t now_ms)
 
 void mfl_engine_log_eval(mfl_round_engine_t *self, const char *site, const mfl_eval_report_t *r)
 {
-    mfl_info("eval after round %u, site %s: adapted loss %.4g acc %.4f auroc %.4f (before: acc "
-             "%.4f; local-only: acc %.4f), n %llu", r->round, site, r->loss, r->accuracy,
-             r->auroc, r->accuracy_before, r->accuracy_local, (unsigned long long)r->n);
+    if (isfinite(r->rmse) && isnan(r->accuracy))
+        mfl_info("eval after round %u, site %s: adapted loss %.4g rmse %.4g mae %.4g r2 %.4f "
+                 "(before: rmse %.4g; local-only: rmse %.4g), n %llu", r->round, site, r->loss,
+                 r->rmse, r->mae, r->r2, r->rmse_before, r->rmse_local,
+                 (unsigned long long)r->n);
+    else
+        mfl_info("eval after round %u, site %s: adapted loss %.4g acc %.4f auroc %.4f (before: "
+                 "acc %.4f; local-only: acc %.4f), n %llu", r->round, site, r->loss,
+                 r->accuracy, r->auroc, r->accuracy_before, r->accuracy_local,
+                 (unsigned long long)r->n);
     if (self->metrics) {
         fprintf(self->metrics,
                 "{\"event\":\"eval\",\"round\":%u,\"site\":\"%s\",\"loss\":%.9g,"
                 "\"accuracy\":%.9g,\"auroc\":%.9g,\"sensitivity\":%.9g,\"specificity\":%.9g,"
                 "\"n\":%llu,\"loss_before\":%.9g,\"accuracy_before\":%.9g,\"auroc_before\":%.9g,"
-                "\"accuracy_local\":%.9g,\"auroc_local\":%.9g,\"n_support\":%llu}\n",
+                "\"accuracy_local\":%.9g,\"auroc_local\":%.9g,\"n_support\":%llu",
                 r->round, site, isfinite(r->loss) ? r->loss : -1.0,
                 isfinite(r->accuracy) ? r->accuracy : -1.0, isfinite(r->auroc) ? r->auroc : -1.0,
                 isfinite(r->sensitivity) ? r->sensitivity : -1.0,
@@ -469,6 +476,14 @@ void mfl_engine_log_eval(mfl_round_engine_t *self, const char *site, const mfl_e
                 isfinite(r->accuracy_local) ? r->accuracy_local : -1.0,
                 isfinite(r->auroc_local) ? r->auroc_local : -1.0,
                 (unsigned long long)r->n_support);
+        /* Regression reports only (a classification line is unchanged). */
+        if (isfinite(r->rmse) && isnan(r->accuracy))
+            fprintf(self->metrics, ",\"rmse\":%.9g,\"mae\":%.9g,\"r2\":%.9g,"
+                    "\"rmse_before\":%.9g,\"rmse_local\":%.9g", r->rmse,
+                    isfinite(r->mae) ? r->mae : -1.0, isfinite(r->r2) ? r->r2 : -1.0,
+                    isfinite(r->rmse_before) ? r->rmse_before : -1.0,
+                    isfinite(r->rmse_local) ? r->rmse_local : -1.0);
+        fprintf(self->metrics, "}\n");
         fflush(self->metrics);
     }
     if (self->sink.eval_report) {

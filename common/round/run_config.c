@@ -109,7 +109,8 @@ static void s_check_all_keys(mfl_yaml_doc_t *doc)
 {
     mfl_yaml_check_keys(doc, "", (const char *[]){"coordinator", "model", "algorithm",
                                                   "privacy", "rounds", "server", "eval",
-                                                  "output", "limits", "sites", NULL});
+                                                  "output", "limits", "sites", "data", NULL});
+    mfl_yaml_check_keys(doc, "data", (const char *[]){"schema", NULL});
     mfl_yaml_check_keys(doc, "coordinator",
                         (const char *[]){"listen", "key", "allow_dir", "run_dir", NULL});
     mfl_yaml_check_keys(doc, "model",
@@ -362,6 +363,10 @@ static int s_from_doc(mfl_yaml_doc_t *doc, mfl_coord_config_t *c, char *err, siz
     s_path(doc, c, "coordinator.allow_dir", NULL, c->allow_dir, sizeof c->allow_dir);
 
     s_read_model(doc, c);
+    c->model_line = mfl_yaml_line(doc, "model.spec");
+    /* The consortium's data schema: sites are checked against it at Hello. */
+    s_path(doc, c, "data.schema", NULL, c->schema_file, sizeof c->schema_file);
+    c->schema_line = mfl_yaml_line(doc, "data.schema");
     s_read_privacy(doc, c);
     s_read_rounds(doc, c);
     s_read_server(doc, c);

@@ -30,6 +30,11 @@ typedef struct {
     char allow_dir[MFL_COORD_PATH_MAX];   /* site public keys; stem = site id */
     char run_dir[MFL_COORD_PATH_MAX];     /* status.json, control, defaults below */
 
+    /* data: the consortium's schema file ("" = none: sites are checked for
+     * the model's feature count and classes only); lines for messages */
+    char schema_file[MFL_COORD_PATH_MAX];
+    size_t schema_line, model_line;
+
     /* model + algorithm (what every site runs) */
     mfl_learner_config_t learner;
     uint32_t n_way, k_shot, n_query;      /* episodic (metric) methods */

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "data/csv_canon.h"
 #include "fed/vec.h"
 #include "site/site_worker_internal.h"
 
@@ -32,18 +33,19 @@ static mfl_site_worker_t *s_fail_new(mfl_site_worker_t *self, mfl_dataset_t *tra
     return NULL;
 }
 
-static void s_hash_schema(mfl_site_worker_t *self, const char *schema_text)
+/* The canonical schema text (the loader's, or one made from the data's
+ * shape) and its hash, which the Hello carries. */
+static int s_set_schema(mfl_site_worker_t *self, const char *schema_text)
 {
-    crypto_generichash_state st;
-    crypto_generichash_init(&st, NULL, 0, MFL_SITE_HASH_BYTES);
-    char head[96];
-    int n = snprintf(head, sizeof(head), "metafl-schema v1 features=%zu classes=%zu\n",
-                     self->train->n_features, self->train->n_classes);
-    crypto_generichash_update(&st, (const unsigned char *)head, (size_t)n);
-    if (schema_text)
-        crypto_generichash_update(&st, (const unsigned char *)schema_text,
-                                  strlen(schema_text));
-    crypto_generichash_final(&st, self->schema_hash, MFL_SITE_HASH_BYTES);
+    const mfl_dataset_t *d = self->train;
+    self->schema_text = schema_text ? strdup(schema_text)
+                                    : mfl_schema_canonical_plain(NULL, d->n_features, d->channels,
+                                                                 d->height, d->width,
+                                                                 d->n_classes);
+    if (!self->schema_text)
+        return -1;
+    mfl_schema_hash(self->schema_text, self->schema_hash);
+    return 0;
 }
 
 mfl_site_worker_t *mfl_site_worker_new_internal(const char *site_id, mfl_dataset_t *train,
@@ -78,7 +80,8 @@ mfl_site_worker_t *mfl_site_worker_new_internal(const char *site_id, mfl_dataset
     if (sign_sk && mfl_site_worker_set_signing_key(self, sign_sk))
         return mfl_errf(err, errlen, "out of secure memory for the signing key"),
                s_fail_new(self, NULL, NULL);
-    s_hash_schema(self, schema_text);
+    if (s_set_schema(self, schema_text) < 0)
+        return mfl_errf(err, errlen, "out of memory"), s_fail_new(self, NULL, NULL);
     return self;
 }
 
@@ -121,6 +124,8 @@ void mfl_site_worker_destroy(mfl_site_worker_t **self_p)
     if (!self_p || !*self_p)
         return;
     mfl_site_worker_t *self = *self_p;
+    free(self->schema_text);
+    free(self->data_report);
     mfl_learner_destroy(&self->learner);
     mfl_dataset_destroy(&self->train);
     mfl_dataset_destroy(&self->heldout);
@@ -157,6 +162,36 @@ size_t mfl_site_worker_n_features(const mfl_site_worker_t *self)
 const uint8_t *mfl_site_worker_schema_hash(const mfl_site_worker_t *self)
 {
     return self->schema_hash;
+}
+
+const char *mfl_site_worker_schema_text(const mfl_site_worker_t *self)
+{
+    return self->schema_text;
+}
+
+const char *mfl_site_worker_data_report(const mfl_site_worker_t *self)
+{
+    return self->data_report;
+}
+
+size_t mfl_site_worker_n_classes(const mfl_site_worker_t *self)
+{
+    return self->train->n_classes;
+}
+
+size_t mfl_site_worker_class_counts(const mfl_site_worker_t *self, uint64_t *counts,
+                                    size_t max)
+{
+    size_t nc = self->train->n_classes;
+    if (nc == 0 || nc > max)
+        return 0;
+    memset(counts, 0, nc * sizeof *counts);
+    for (size_t i = 0; i < self->train->n; i++) {
+        float y = self->train->y[i];
+        if (y >= 0 && (size_t)y < nc)
+            counts[(size_t)y]++;
+    }
+    return nc;
 }
 
 uint64_t mfl_site_worker_stream(const char *site_id, uint32_t round)

@@ -87,10 +87,22 @@ size_t mfl_site_worker_n_train(const mfl_site_worker_t *self);
 size_t mfl_site_worker_n_heldout(const mfl_site_worker_t *self);
 /* Features per row of the site's data. */
 size_t mfl_site_worker_n_features(const mfl_site_worker_t *self);
-/* BLAKE2b-256 of the site's canonical data schema (Hello.schema_hash):
- * features per row, number of classes and, for CSV sources, the schema's
- * canonical text. Sites whose data the same model can read hash equal. */
+/* BLAKE2b-256 (data/csv_canon.h's mfl_schema_hash) of the site's
+ * canonical data schema text (Hello.schema_hash): features, classes, the
+ * label and every feature column with its kind and levels. Sites whose
+ * data encode the same way hash equal, whatever their file layout. */
 const uint8_t *mfl_site_worker_schema_hash(const mfl_site_worker_t *self);
+/* That canonical text (borrowed from the worker; Hello.schema_text). */
+const char *mfl_site_worker_schema_text(const mfl_site_worker_t *self);
+/* What loading did (rows dropped, cells imputed per column), for --check;
+ * NULL for sources that drop and impute nothing. Borrowed. */
+const char *mfl_site_worker_data_report(const mfl_site_worker_t *self);
+/* Classes of the site's label (0 = regression), and training rows per class
+ * into counts[0..n_classes) if n_classes <= max; returns the number written
+ * (0 for regression or when more than max). */
+size_t mfl_site_worker_n_classes(const mfl_site_worker_t *self);
+size_t mfl_site_worker_class_counts(const mfl_site_worker_t *self, uint64_t *counts,
+                                    size_t max);
 
 /* The per-site stream id used with the task seed: a stable 64-bit hash of
  * the site id mixed with the round. Exposed so tests and the simulator can

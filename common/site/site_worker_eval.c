@@ -144,4 +144,9 @@ void mfl_site_worker_fill_report(const mfl_site_worker_t *self, const mfl_eval_t
     report->accuracy_local = result->local_only.accuracy;
     report->auroc_local = result->local_only.auroc;
     report->n_support = result->n_support;
+    report->rmse = result->adapted.rmse;
+    report->mae = result->adapted.mae;
+    report->r2 = result->adapted.r2;
+    report->rmse_before = result->before.rmse;
+    report->rmse_local = result->local_only.rmse;
 }

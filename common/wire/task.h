@@ -42,6 +42,7 @@ typedef enum {
     MFL_REJECT_VERSION = 14,
     MFL_REJECT_NOT_GRANTED = 15,
     MFL_REJECT_AUDIT_UNAVAILABLE = 23, /* the coordinator cannot write its audit log */
+    MFL_REJECT_DATA = 40,              /* the site's data cannot form the task */
 } mfl_reject_t;
 
 /* The protocol's name of a reject reason, e.g. "REJECT_HASH"; never NULL
@@ -121,6 +122,7 @@ typedef struct {
     double loss_before, accuracy_before, auroc_before;
     double accuracy_local, auroc_local;
     uint64_t n_support;
+    double rmse, mae, r2, rmse_before, rmse_local; /* regression; NaN otherwise */
 } mfl_eval_report_t;
 
 /* UpdateHeader, the part of an update a site signs, as the coordinator

@@ -28,6 +28,7 @@ S_SAME(SCHEMA);
 S_SAME(VERSION);
 S_SAME(NOT_GRANTED);
 S_SAME(AUDIT_UNAVAILABLE);
+S_SAME(DATA);
 
 /* Copies a protobuf string (NULL = "") into dst[cap]; -1 with err naming
  * `field` if it does not fit. */
@@ -212,6 +213,11 @@ void mfl_eval_report_to_msg(const mfl_eval_report_t *r, Metafl__EvalReport *m)
     m->accuracy_local = r->accuracy_local;
     m->auroc_local = r->auroc_local;
     m->n_support = r->n_support;
+    m->rmse = r->rmse;
+    m->mae = r->mae;
+    m->r2 = r->r2;
+    m->rmse_before = r->rmse_before;
+    m->rmse_local = r->rmse_local;
 }
 
 int mfl_eval_report_from_msg(const Metafl__EvalReport *m, mfl_eval_report_t *r, char *err,
@@ -234,6 +240,11 @@ int mfl_eval_report_from_msg(const Metafl__EvalReport *m, mfl_eval_report_t *r, 
     r->accuracy_local = m->accuracy_local;
     r->auroc_local = m->auroc_local;
     r->n_support = m->n_support;
+    r->rmse = m->rmse;
+    r->mae = m->mae;
+    r->r2 = m->r2;
+    r->rmse_before = m->rmse_before;
+    r->rmse_local = m->rmse_local;
     return 0;
 }
 
