@@ -71,7 +71,7 @@ BENCH_SRC := $(wildcard bench/bench_*.c)
 BENCH_BINS:= $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
 
-.PHONY: all deps test unit-tests bench-bins demo bench lint clean fuzz fuzz-bins install deb
+.PHONY: all deps test unit-tests bench-bins demo app bench lint clean fuzz fuzz-bins install deb
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -159,6 +159,12 @@ build/fuzz/bin/%: build/fuzz/obj/tests/fuzz/%.o build/fuzz/libmetafl.a
 demo: deps
 	@$(MAKE) --no-print-directory all
 	@bash deploy/demo.sh
+
+# make app APP=imaging [SEEDS=3] [QUICK=1]: one clinical application end to
+# end on the real daemons (deploy/app.sh, docs/APPS.md).
+app: deps
+	@$(MAKE) --no-print-directory all
+	@bash deploy/app.sh $(APP) --seeds $(or $(SEEDS),1) $(if $(filter 1,$(QUICK)),--quick)
 
 bench: deps
 	@$(MAKE) --no-print-directory all bench-bins

@@ -36,43 +36,10 @@ if [ "${DEMO_QUICK:-0}" = 1 ]; then ROUNDS=${DEMO_ROUNDS:-4}; else ROUNDS=${DEMO
 K=${DEMO_K:-20}
 T0=$(date +%s)
 
-PIDS=()
-cleanup() {
-  local rc=$?
-  for pid in "${PIDS[@]:-}"; do
-    [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
-  done
-  for pid in "${PIDS[@]:-}"; do
-    [ -n "$pid" ] && wait "$pid" 2>/dev/null || true
-  done
-  if [ $rc -ne 0 ]; then
-    echo "demo: failed (exit $rc); logs are in $DEMO/logs/" >&2
-    for f in "$DEMO"/logs/*.log; do
-      [ -f "$f" ] || continue
-      echo "--- $f (last 15 lines)" >&2; tail -n 15 "$f" >&2
-    done
-  fi
-  exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# Bold headings on a terminal only, so logs and CI output stay plain text.
-if [ -t 1 ]; then
-  say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
-else
-  say() { printf '==> %s\n' "$*"; }
-fi
-die() { echo "demo: $*" >&2; exit 1; }
-# Polls `cmd` every 0.1 s for at most $1 seconds.
-wait_for() {
-  local limit=$1; shift
-  local deadline=$(( $(date +%s) + limit ))
-  until "$@" >/dev/null 2>&1; do
-    [ "$(date +%s)" -le "$deadline" ] || return 1
-    sleep 0.1
-  done
-}
+RUN_NAME=demo
+RUN_LOGS=$DEMO/logs
+# shellcheck source=deploy/run-lib.sh
+source "$ROOT/deploy/run-lib.sh"
 
 for b in metafl metafl-coordinator metafl-site-agent; do
   [ -x "$BIN/$b" ] || die "$BIN/$b is missing: run 'make' first (make demo does)"
@@ -256,9 +223,6 @@ limits:
 EOF
 }
 
-endpoint_of() { # LOG -> the endpoint the coordinator bound
-  sed -n 's/.*listening on \(tcp:\/\/[^;]*\);.*/\1/p' "$1" | head -n 1
-}
 
 # ---- 4. federated training --------------------------------------------------
 say "coordinator + ${#TRAIN_SITES[@]} site agents on 127.0.0.1 (CurveZMQ), $ROUNDS rounds of Reptile"
@@ -299,9 +263,7 @@ wait "$COORD" || die "the coordinator exited with an error (see $DEMO/logs/coord
 n_eval=$(grep -c '"event":"eval"' "$METRICS" || true)
 [ "$n_eval" -ge "${#TRAIN_SITES[@]}" ] ||
   die "only $n_eval of ${#TRAIN_SITES[@]} hospitals reported their evaluation"
-for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-PIDS=()
+run_stop_all
 
 # ---- 5. the new hospital joins ------------------------------------------------
 say "${NEW_SITES[*]} (never trained) joins and adapts the meta-initialisation with $K cases"
@@ -356,9 +318,7 @@ else
     EVAL_PATH[$s]=offline
   done
 fi
-for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-PIDS=()
+run_stop_all
 
 # ---- 6. audit ---------------------------------------------------------------
 say "audit: every hospital's signed, hash-chained log of what left it (metafl audit verify)"

@@ -1,0 +1,63 @@
+#!/usr/bin/env python3
+"""Mean ± std over seeds of each site's evaluation (deploy/app.sh --seeds N).
+
+usage: app-summary.py METRICS.jsonl...   (one file per seed and session)
+Reads the "eval" lines; per site, the last eval line of each file counts
+once. Prints, per site, the adapted meta-initialisation, the local-only
+model and the global model as received (accuracy and AUROC for
+classification, RMSE for regression), as mean ± sample std (n seeds).
+"""
+import json
+import statistics
+import sys
+
+
+def fmt(vals):
+    vals = [v for v in vals if v is not None and v >= 0]
+    if not vals:
+        return "n/a"
+    m = statistics.mean(vals)
+    s = statistics.stdev(vals) if len(vals) > 1 else 0.0
+    return f"{m:.3f} ± {s:.3f}"
+
+
+def main(paths):
+    per_site = {}
+    order = []
+    for p in paths:
+        last = {}
+        try:
+            with open(p) as f:
+                for line in f:
+                    try:
+                        d = json.loads(line)
+                    except json.JSONDecodeError:
+                        continue
+                    if d.get("event") == "eval" and "site" in d:
+                        last[d["site"]] = d
+        except OSError as e:
+            print(f"app-summary: {p}: {e}", file=sys.stderr)
+            return 1
+        for site, d in last.items():
+            if site not in per_site:
+                order.append(site)
+            per_site.setdefault(site, []).append(d)
+    if not per_site:
+        print("app-summary: no eval lines", file=sys.stderr)
+        return 1
+    regression = any("rmse" in d and d["rmse"] >= 0 for ds in per_site.values() for d in ds)
+    if regression:
+        cols = [("RMSE adapted", "rmse"), ("RMSE local", "rmse_local"), ("RMSE global", "rmse_before")]
+    else:
+        cols = [("acc adapted", "accuracy"), ("acc local", "accuracy_local"),
+                ("acc global", "accuracy_before"), ("AUROC adapted", "auroc"),
+                ("AUROC local", "auroc_local")]
+    print(f"{'site':<14} {'seeds':>5} " + " ".join(f"{c[0]:>15}" for c in cols))
+    for site in order:
+        ds = per_site[site]
+        print(f"{site:<14} {len(ds):>5} " + " ".join(f"{fmt([d.get(k) for d in ds]):>15}" for _, k in cols))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
