@@ -87,7 +87,7 @@ static int s_queue(sim_t *sim, const char *site, bool eval, const ProtobufCMessa
 }
 
 static int s_sink_task(void *ctx, const char *site, const Metafl__RoundTask *task,
-                       const mfl_engine_tensor_t *t, size_t n)
+                       const mfl_tensor_t *t, size_t n)
 {
     (void)t;
     (void)n;
@@ -95,7 +95,7 @@ static int s_sink_task(void *ctx, const char *site, const Metafl__RoundTask *tas
 }
 
 static int s_sink_eval(void *ctx, const char *site, const Metafl__EvalTask *task,
-                       const mfl_engine_tensor_t *t, size_t n)
+                       const mfl_tensor_t *t, size_t n)
 {
     (void)t;
     (void)n;
@@ -156,15 +156,11 @@ static void s_run_round_job(sim_t *sim, const sim_job_t *job)
         return;
     }
     size_t nt = mfl_site_worker_n_tensors(s->worker);
-    mfl_engine_tensor_t *views = calloc(nt ? nt : 1, sizeof *views);
-    uint64_t *shapes = calloc((nt ? nt : 1) * MFL_TENSOR_MAX_DIMS, sizeof *shapes);
-    if (views && shapes) {
+    mfl_tensor_t *views = calloc(nt ? nt : 1, sizeof *views);
+    if (views) {
         for (size_t i = 0; i < nt; i++) {
             const mfl_tensor_info_t *ti = mfl_site_worker_tensor(s->worker, i);
-            for (size_t d = 0; d < ti->ndim; d++)
-                shapes[i * MFL_TENSOR_MAX_DIMS + d] = ti->shape[d];
-            views[i] = (mfl_engine_tensor_t){ti->name, ti->ndim, shapes + i * MFL_TENSOR_MAX_DIMS,
-                                             ti->count, res.delta + ti->offset};
+            views[i] = mfl_tensor_info_view(ti, res.delta);
         }
         mfl_round_engine_update(sim->engine, s->cfg.site_id, h, views, nt, res.header,
                                 res.header_len, res.signature, res.signature_len, mfl_clock_wall_ms());
@@ -172,7 +168,6 @@ static void s_run_round_job(sim_t *sim, const sim_job_t *job)
         sim->oom = true;
     }
     free(views);
-    free(shapes);
     metafl__update_header__free_unpacked(h, NULL);
 }
 

@@ -36,7 +36,7 @@ struct mfl_coordinator {
 /* ---- engine sink: engine decisions → wire ---------------------------- */
 
 static int s_sink_task(void *ctx, const char *site, const Metafl__RoundTask *task,
-                       const mfl_engine_tensor_t *t, size_t n)
+                       const mfl_tensor_t *t, size_t n)
 {
     mfl_coordinator_t *self = ctx;
     char err[256];
@@ -48,7 +48,7 @@ static int s_sink_task(void *ctx, const char *site, const Metafl__RoundTask *tas
 }
 
 static int s_sink_eval(void *ctx, const char *site, const Metafl__EvalTask *task,
-                       const mfl_engine_tensor_t *t, size_t n)
+                       const mfl_tensor_t *t, size_t n)
 {
     mfl_coordinator_t *self = ctx;
     char err[256];
@@ -87,7 +87,7 @@ static void s_sink_closed(void *ctx, const mfl_round_summary_t *m)
     ((mfl_coordinator_t *)ctx)->status_dirty = true;
 }
 
-static void s_sink_theta(void *ctx, const mfl_engine_tensor_t *t, const uint8_t *hashes,
+static void s_sink_theta(void *ctx, const mfl_tensor_t *t, const uint8_t *hashes,
                          size_t n)
 {
     mfl_coordinator_t *self = ctx;

@@ -69,7 +69,7 @@ void mfl_engine_audit_round(mfl_round_engine_t *self, mfl_audit_kind_t kind, con
 /* mfl_audit_delta_hash of the flat Δ, from its tensors: the layout is
  * contiguous in tensor order, so hashing them one after another hashes
  * exactly the flat bytes. */
-static void s_delta_hash(const mfl_round_engine_t *self, const mfl_engine_tensor_t *t,
+static void s_delta_hash(const mfl_round_engine_t *self, const mfl_tensor_t *t,
                          uint8_t out[32])
 {
     crypto_generichash_state st;
@@ -81,7 +81,7 @@ static void s_delta_hash(const mfl_round_engine_t *self, const mfl_engine_tensor
 }
 
 void mfl_engine_audit_update(mfl_round_engine_t *self, const Metafl__UpdateHeader *h,
-                             const mfl_engine_tensor_t *tensors, double norm, const uint8_t *signed_header, size_t signed_len,
+                             const mfl_tensor_t *tensors, double norm, const uint8_t *signed_header, size_t signed_len,
                              const uint8_t *sig, size_t sig_len)
 {
     if (!self->audit)

@@ -357,7 +357,7 @@ const char *mfl_engine_reject_name(Metafl__RejectReason reason)
 
 /* Tensor names and shapes must equal the learner's layout exactly. */
 static int s_check_shapes(mfl_round_engine_t *self, const char *peer,
-                          const mfl_engine_tensor_t *t, size_t n, uint32_t round)
+                          const mfl_tensor_t *t, size_t n, uint32_t round)
 {
     if (n != self->n_tensors) {
         mfl_engine_reject(self, peer, METAFL__REJECT_REASON__REJECT_SHAPE, round,
@@ -365,7 +365,7 @@ static int s_check_shapes(mfl_round_engine_t *self, const char *peer,
         return -1;
     }
     for (size_t i = 0; i < n; i++) {
-        const mfl_engine_tensor_t *want = &self->views[i];
+        const mfl_tensor_t *want = &self->views[i];
         bool same = t[i].name && strcmp(t[i].name, want->name) == 0 && t[i].ndim == want->ndim &&
                     t[i].count == want->count && t[i].data;
         for (size_t d = 0; same && d < want->ndim; d++)
@@ -387,7 +387,7 @@ static int s_check_shapes(mfl_round_engine_t *self, const char *peer,
  * gets its flat index). Summed tensor by tensor in layout order, as the
  * flat copy's norm was; the squares' sum is finite iff every element is,
  * so the index is looked for only on a reject. */
-static double s_norm(const mfl_round_engine_t *self, const mfl_engine_tensor_t *t, size_t *bad)
+static double s_norm(const mfl_round_engine_t *self, const mfl_tensor_t *t, size_t *bad)
 {
     double sq = 0;
     for (size_t i = 0; i < self->n_tensors; i++)
@@ -405,7 +405,7 @@ static double s_norm(const mfl_round_engine_t *self, const mfl_engine_tensor_t *
 }
 
 static int s_update(mfl_round_engine_t *self, const char *peer, bool granted,
-                    const Metafl__UpdateHeader *h, const mfl_engine_tensor_t *tensors,
+                    const Metafl__UpdateHeader *h, const mfl_tensor_t *tensors,
                     size_t n_tensors, const uint8_t *signed_header, size_t signed_header_len,
                     const uint8_t *signature, size_t signature_len, uint64_t now_ms)
 {
@@ -513,7 +513,7 @@ static int s_update(mfl_round_engine_t *self, const char *peer, bool granted,
 }
 
 int mfl_round_engine_update(mfl_round_engine_t *self, const char *peer,
-                            const Metafl__UpdateHeader *h, const mfl_engine_tensor_t *tensors,
+                            const Metafl__UpdateHeader *h, const mfl_tensor_t *tensors,
                             size_t n_tensors, const uint8_t *signed_header,
                             size_t signed_header_len, const uint8_t *signature,
                             size_t signature_len, uint64_t now_ms)

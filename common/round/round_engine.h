@@ -41,7 +41,7 @@
 #include <stdint.h>
 
 #include "round/run_config.h"
-#include "round/engine_tensor.h"
+#include "core/tensor.h"
 #include "metafl.pb-c.h"
 
 #define MFL_ENGINE_NONCE_BYTES 16
@@ -84,9 +84,9 @@ typedef struct {
      * the site cannot be reached (the engine keeps going; the deadline
      * handles it). */
     int (*send_round_task)(void *ctx, const char *site, const Metafl__RoundTask *task,
-                           const mfl_engine_tensor_t *tensors, size_t n_tensors);
+                           const mfl_tensor_t *tensors, size_t n_tensors);
     int (*send_eval_task)(void *ctx, const char *site, const Metafl__EvalTask *task,
-                          const mfl_engine_tensor_t *tensors, size_t n_tensors);
+                          const mfl_tensor_t *tensors, size_t n_tensors);
     void (*reject)(void *ctx, const char *site, Metafl__RejectReason reason, uint32_t round,
                    const char *text);
     void (*round_closed)(void *ctx, const mfl_round_summary_t *summary);
@@ -133,7 +133,7 @@ void mfl_round_engine_site_gone(mfl_round_engine_t *self, const char *site);
  * close the round. */
 int mfl_round_engine_update(mfl_round_engine_t *self, const char *peer,
                             const Metafl__UpdateHeader *header,
-                            const mfl_engine_tensor_t *tensors, size_t n_tensors,
+                            const mfl_tensor_t *tensors, size_t n_tensors,
                             const uint8_t *signed_header, size_t signed_header_len,
                             const uint8_t *signature, size_t signature_len, uint64_t now_ms);
 
@@ -239,7 +239,7 @@ uint64_t mfl_round_seed(uint64_t run_seed, uint32_t round);
  * checkpoint; θ stays as passed until the next call. Lets the transport
  * prepare the next broadcast (a copy with these hashes, not hashed again).
  * NULL removes it. */
-typedef void(mfl_engine_theta_fn)(void *ctx, const mfl_engine_tensor_t *tensors,
+typedef void(mfl_engine_theta_fn)(void *ctx, const mfl_tensor_t *tensors,
                                   const uint8_t *hashes, size_t n_tensors);
 void mfl_round_engine_on_theta(mfl_round_engine_t *self, mfl_engine_theta_fn *fn, void *ctx);
 

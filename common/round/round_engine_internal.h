@@ -40,8 +40,7 @@ struct mfl_round_engine {
     uint8_t *theta_tensor_hash; /* n_tensors × 32: BLAKE2b of each of θ's tensors */
     uint8_t model_hash[32];   /* of the model spec + algorithm (checkpoint guard) */
     size_t n_tensors;
-    mfl_engine_tensor_t *views;   /* θ as tensors (data points into theta) */
-    uint64_t *shapes;             /* n_tensors × MFL_TENSOR_MAX_DIMS */
+    mfl_tensor_t *views;   /* θ as tensors (data points into theta) */
     size_t *tensor_offset;        /* contiguous in tensor order (checked at new) */
     mfl_aggregate_part_t *parts;  /* an update's tensors as aggregate parts (no flat Δ) */
     mfl_aggregate_t *agg;
@@ -117,7 +116,7 @@ void mfl_engine_finish_eval(mfl_round_engine_t *self);
 int mfl_engine_checkpoint_join(mfl_round_engine_t *self);
 void mfl_engine_audit_round(mfl_round_engine_t *self, mfl_audit_kind_t kind, const char *reason);
 void mfl_engine_audit_update(mfl_round_engine_t *self, const Metafl__UpdateHeader *h,
-                             const mfl_engine_tensor_t *tensors, double norm, const uint8_t *signed_header, size_t signed_len,
+                             const mfl_tensor_t *tensors, double norm, const uint8_t *signed_header, size_t signed_len,
                              const uint8_t *sig, size_t sig_len);
 void mfl_engine_log_eval(mfl_round_engine_t *self, const char *site,
                          const Metafl__EvalReport *r);

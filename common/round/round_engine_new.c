@@ -25,24 +25,15 @@ static int s_layout(mfl_round_engine_t *self)
     size_t nt = mfl_learner_n_tensors(self->learner);
     self->n_tensors = nt;
     self->views = calloc(nt ? nt : 1, sizeof *self->views);
-    self->shapes = calloc((nt ? nt : 1) * MFL_TENSOR_MAX_DIMS, sizeof *self->shapes);
     self->tensor_offset = calloc(nt ? nt : 1, sizeof *self->tensor_offset);
     self->parts = calloc(nt ? nt : 1, sizeof *self->parts);
     self->theta_tensor_hash = calloc(nt ? nt : 1, 32);
-    if (!self->views || !self->shapes || !self->tensor_offset || !self->parts ||
-        !self->theta_tensor_hash)
+    if (!self->views || !self->tensor_offset || !self->parts || !self->theta_tensor_hash)
         return -1;
     size_t next = 0;
     for (size_t i = 0; i < nt; i++) {
         const mfl_tensor_info_t *ti = mfl_learner_tensor(self->learner, i);
-        uint64_t *shape = self->shapes + i * MFL_TENSOR_MAX_DIMS;
-        for (size_t d = 0; d < ti->ndim; d++)
-            shape[d] = ti->shape[d];
-        self->views[i].name = ti->name;
-        self->views[i].ndim = ti->ndim;
-        self->views[i].shape = shape;
-        self->views[i].count = ti->count;
-        self->views[i].data = self->theta + ti->offset;
+        self->views[i] = mfl_tensor_info_view(ti, self->theta);
         self->tensor_offset[i] = ti->offset;
         /* Updates are folded and hashed tensor by tensor as if flat. */
         MFL_ASSERT(ti->offset == next);
@@ -169,7 +160,6 @@ void mfl_round_engine_destroy(mfl_round_engine_t **self_p)
         fclose(self->metrics);
     free(self->theta);
     free(self->views);
-    free(self->shapes);
     free(self->tensor_offset);
     free(self->parts);
     free(self->theta_tensor_hash);

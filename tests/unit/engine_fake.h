@@ -47,7 +47,7 @@ static inline event_t *s_push(fake_t *f, const char *site, int kind, uint32_t ro
 }
 
 static inline int s_task(void *ctx, const char *site, const Metafl__RoundTask *task,
-                         const mfl_engine_tensor_t *t, size_t nt)
+                         const mfl_tensor_t *t, size_t nt)
 {
     (void)t;
     (void)nt;
@@ -60,7 +60,7 @@ static inline int s_task(void *ctx, const char *site, const Metafl__RoundTask *t
 }
 
 static inline int s_eval(void *ctx, const char *site, const Metafl__EvalTask *task,
-                         const mfl_engine_tensor_t *t, size_t nt)
+                         const mfl_tensor_t *t, size_t nt)
 {
     (void)t;
     (void)nt;

@@ -88,8 +88,7 @@ static mfl_round_engine_t *s_engine(fixture_t *fx)
 /* A Δ for `site` in `round`: a deterministic pattern, scaled. */
 typedef struct {
     float *flat;
-    mfl_engine_tensor_t t[8];
-    uint64_t shapes[8][4];
+    mfl_tensor_t t[8];
     size_t n;
 } delta_t;
 
@@ -103,10 +102,7 @@ static void s_delta(fixture_t *fx, delta_t *d, float scale)
     assert_true(d->n <= 8);
     for (size_t i = 0; i < d->n; i++) {
         const mfl_tensor_info_t *ti = mfl_learner_tensor(fx->learner, i);
-        for (size_t k = 0; k < ti->ndim; k++)
-            d->shapes[i][k] = ti->shape[k];
-        d->t[i] = (mfl_engine_tensor_t){ti->name, ti->ndim, d->shapes[i], ti->count,
-                                        d->flat + ti->offset};
+        d->t[i] = mfl_tensor_info_view(ti, d->flat);
     }
 }
 
@@ -397,7 +393,7 @@ typedef struct {
     uint8_t *digest;
 } theta_seen_t;
 
-static void s_on_theta(void *ctx, const mfl_engine_tensor_t *t, const uint8_t *hashes,
+static void s_on_theta(void *ctx, const mfl_tensor_t *t, const uint8_t *hashes,
                        size_t n)
 {
     theta_seen_t *ts = ctx;
