@@ -12,7 +12,6 @@
 #include <unistd.h>
 
 #include "round/run_config.h"
-#include "core/clock.h"
 #include "core/log.h"
 #include "nn/blas.h"
 #include "round/round_engine.h"
@@ -163,7 +162,7 @@ static void s_run_round_job(sim_t *sim, const sim_job_t *job)
             views[i] = mfl_tensor_info_view(ti, res.delta);
         }
         mfl_round_engine_update(sim->engine, s->cfg.site_id, h, views, nt, res.header,
-                                res.header_len, res.signature, res.signature_len, mfl_clock_wall_ms());
+                                res.header_len, res.signature, res.signature_len, mfl_round_engine_now(sim->engine));
     } else {
         sim->oom = true;
     }
@@ -186,7 +185,7 @@ static void s_run_eval_job(sim_t *sim, const sim_job_t *job)
         Metafl__EvalReport report;
         metafl__eval_report__init(&report);
         mfl_site_worker_fill_report(s->worker, task, &res, &report);
-        mfl_round_engine_eval_report(sim->engine, s->cfg.site_id, &report, mfl_clock_wall_ms());
+        mfl_round_engine_eval_report(sim->engine, s->cfg.site_id, &report, mfl_round_engine_now(sim->engine));
     }
     metafl__eval_task__free_unpacked(task, NULL);
 }
@@ -335,12 +334,12 @@ int mfl_cmd_simulate(int argc, char **argv)
     }
     for (size_t i = 0; i < sim.n_sites; i++)
         mfl_round_engine_site_hello(sim.engine, sim.sites[i].cfg.site_id,
-                                    mfl_site_worker_n_train(sim.sites[i].worker), mfl_clock_wall_ms());
+                                    mfl_site_worker_n_train(sim.sites[i].worker), mfl_round_engine_now(sim.engine));
     for (;;) {
         /* In simulate every site is always alive. */
         for (size_t i = 0; i < sim.n_sites; i++)
-            mfl_round_engine_site_seen(sim.engine, sim.sites[i].cfg.site_id, mfl_clock_wall_ms());
-        mfl_round_engine_tick(sim.engine, mfl_clock_wall_ms());
+            mfl_round_engine_site_seen(sim.engine, sim.sites[i].cfg.site_id, mfl_round_engine_now(sim.engine));
+        mfl_round_engine_tick(sim.engine, mfl_round_engine_now(sim.engine));
         mfl_engine_phase_t ph = mfl_round_engine_phase(sim.engine);
         if (sim.oom || ph == MFL_ENGINE_DONE || ph == MFL_ENGINE_FAILED ||
             ph == MFL_ENGINE_ABORTED)

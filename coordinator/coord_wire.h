@@ -66,7 +66,7 @@ int mfl_coord_wire_recv(mfl_coord_wire_t *self, int timeout_ms, mfl_wire_event_t
 /* Frees the current message early (optional). */
 void mfl_coord_wire_release(mfl_coord_wire_t *self);
 
-/* Unix ms of the last message (heartbeats included) from `site`; 0 never. */
+/* Monotonic ms of the last message (heartbeats included) from `site`; 0 never. */
 uint64_t mfl_coord_wire_last_seen(const mfl_coord_wire_t *self, const char *site);
 
 /* Sends to the latest connection of `site`. 0 or -1 (err). */

@@ -29,6 +29,18 @@ static void s_hex(const uint8_t *b, size_t n, char *out)
  * only write, and these sync points make them durable. A failed sync is
  * logged like a failed append; the log is then closed for writing and every
  * later record fails loudly too. */
+/* A failed sync closes the log for good (audit_log.c): the engine goes
+ * audit down and its next tick stops the run. */
+static void s_audit_sync_failed(mfl_round_engine_t *self, const char *err)
+{
+    mfl_error("audit log: round %u: %s", self->round, err);
+    if (!self->audit_down) {
+        snprintf(self->audit_err, sizeof self->audit_err, "%s", err);
+        self->audit_down = true;
+        self->audit_down_timed = false;
+    }
+}
+
 static void s_audit_sync(mfl_round_engine_t *self)
 {
     /* Never let a record reach the disk ahead of the checkpoint it reports
@@ -37,15 +49,14 @@ static void s_audit_sync(mfl_round_engine_t *self)
     (void)mfl_engine_checkpoint_join(self);
     char err[300];
     if (self->audit && mfl_audit_sync(self->audit, err, sizeof err) < 0)
-        mfl_error("audit log: round %u: %s", self->round, err);
+        s_audit_sync_failed(self, err);
 }
 
-void mfl_engine_audit_round(mfl_round_engine_t *self, mfl_audit_kind_t kind, const char *reason)
+int mfl_engine_audit_round(mfl_round_engine_t *self, mfl_audit_kind_t kind, const char *reason)
 {
     if (!self->audit)
-        return;
+        return 0;
     mfl_audit_record_t rec;
-    char err[256];
     mfl_audit_record_init(&rec, kind, self->round, NULL);
     memcpy(rec.nonce, self->nonce, MFL_ENGINE_NONCE_BYTES);
     rec.nonce_len = MFL_ENGINE_NONCE_BYTES;
@@ -58,12 +69,17 @@ void mfl_engine_audit_round(mfl_round_engine_t *self, mfl_audit_kind_t kind, con
     }
     if (reason)
         snprintf(rec.reason, sizeof rec.reason, "%s", reason);
-    if (mfl_audit_append(self->audit, &rec, NULL, err, sizeof err) < 0)
-        mfl_error("audit log: %s", err);
+    /* What already happened (θ stepped and checkpointed, a round given
+     * up, the run stopped) is owed to the log; a round not yet opened
+     * simply does not open. */
+    bool owed = kind != MFL_AUDIT_ROUND_OPENED;
+    if (mfl_engine_audit_append(self, &rec, owed) < 0)
+        return -1;
     /* An abandoned round or an aborted run writes no checkpoint: their
      * records are the round's last, so this is its sync point. */
     if (kind == MFL_AUDIT_ROUND_ABANDONED || kind == MFL_AUDIT_RUN_ABORTED)
         s_audit_sync(self);
+    return 0;
 }
 
 /* mfl_audit_delta_hash of the flat Δ, from its tensors: the layout is
@@ -80,24 +96,27 @@ static void s_delta_hash(const mfl_round_engine_t *self, const mfl_tensor_t *t,
     crypto_generichash_final(&st, out, 32);
 }
 
-void mfl_engine_audit_update(mfl_round_engine_t *self, const Metafl__UpdateHeader *h,
-                             const mfl_tensor_t *tensors, double norm, const uint8_t *signed_header, size_t signed_len,
-                             const uint8_t *sig, size_t sig_len)
+int mfl_engine_audit_update(mfl_round_engine_t *self, const Metafl__UpdateHeader *h,
+                            const mfl_tensor_t *tensors, double norm,
+                            const uint8_t *signed_header, size_t signed_len, const uint8_t *sig,
+                            size_t sig_len)
 {
     if (!self->audit)
-        return;
+        return 0;
     mfl_audit_record_t rec;
     char err[256];
+    bool kept = false;
     if (signed_header && sig && sig_len == 64) {
         /* The record keeps what the site signed, so it verifies on its own. */
-        if (mfl_audit_record_from_update(&rec, MFL_AUDIT_UPDATE_ACCEPTED, signed_header,
-                                         signed_len, sig, err, sizeof err) < 0) {
-            mfl_error("audit log: round %u, site %s: %s", self->round, h->site, err);
-            return;
-        }
-        if (rec.has_privacy)
+        kept = mfl_audit_record_from_update(&rec, MFL_AUDIT_UPDATE_ACCEPTED, signed_header,
+                                            signed_len, sig, err, sizeof err) == 0;
+        if (kept && rec.has_privacy)
             rec.privacy.delta = self->config.target_delta;
-    } else {
+        if (!kept) /* recorded without it (the transport checked the signature) */
+            mfl_warn("audit log: round %u, site %s: %s; recorded without its signed header",
+                     self->round, h->site, err);
+    }
+    if (!kept) {
         mfl_audit_record_init(&rec, MFL_AUDIT_UPDATE_ACCEPTED, self->round, h->site);
         memcpy(rec.nonce, self->nonce, MFL_ENGINE_NONCE_BYTES);
         rec.nonce_len = MFL_ENGINE_NONCE_BYTES;
@@ -107,8 +126,7 @@ void mfl_engine_audit_update(mfl_round_engine_t *self, const Metafl__UpdateHeade
         rec.norm = norm;
         rec.n = h->n_samples;
     }
-    if (mfl_audit_append(self->audit, &rec, NULL, err, sizeof err) < 0)
-        mfl_error("audit log: %s", err);
+    return mfl_engine_audit_append(self, &rec, false);
 }
 
 /* The helper: makes the checkpoint just renamed into place durable (file,
@@ -364,7 +382,10 @@ void mfl_engine_close_round(mfl_round_engine_t *self, uint64_t now_ms, bool at_d
             self->sink.finished(self->sink.ctx);
         return;
     }
-    mfl_engine_audit_round(self, MFL_AUDIT_ROUND_CLOSED, at_deadline ? "deadline" : NULL);
+    /* The checkpoint is the round; if its record cannot be written now it
+     * is owed (written first once the log works; a restart reconciles
+     * it from the checkpoint) and the next round waits for it. */
+    (void)mfl_engine_audit_round(self, MFL_AUDIT_ROUND_CLOSED, at_deadline ? "deadline" : NULL);
     m.wall_seconds = mfl_clock_mono_s() - self->opened_mono_s;
     mfl_info("round %u/%u: %zu/%zu sites, loss before %.4g → after %.4g, %.2f s%s", m.round,
              m.rounds, m.n_accepted, m.n_selected, m.loss_before, m.loss_after, m.seconds,
@@ -395,7 +416,7 @@ void mfl_engine_abandon_round(mfl_round_engine_t *self, uint64_t now_ms)
              self->n_accepted, self->n_selected, self->config.min_sites);
     mfl_warn("round %u/%u abandoned (attempt %u): %s; θ unchanged, retrying", self->round,
              self->config.rounds, self->attempt, reason);
-    mfl_engine_audit_round(self, MFL_AUDIT_ROUND_ABANDONED, reason);
+    (void)mfl_engine_audit_round(self, MFL_AUDIT_ROUND_ABANDONED, reason); /* owed if it fails */
     mfl_aggregate_reset(self->agg);
     for (size_t i = 0; i < self->n_sites; i++)
         self->sites[i].selected = self->sites[i].reported = false;

@@ -108,7 +108,28 @@ mfl_round_engine_t *mfl_round_engine_new(const mfl_coord_config_t *config,
                                          const uint8_t *audit_sk, char *err, size_t errlen);
 void mfl_round_engine_destroy(mfl_round_engine_t **self_p);
 
-/* A site joined (its Hello was accepted) at `now_ms` (unix ms). If it was
+/* Time. Every `now_ms` the engine is given is MONOTONIC milliseconds
+ * (mfl_clock_mono_ms(), arbitrary origin): deadlines, site timeouts and
+ * liveness are intervals and must not move when the system clock is set.
+ * Wall time (the engine's clock, below) is only written down: the task's
+ * deadline_unix_ms for the site's display, status times, audit records. */
+typedef struct {
+    void *ctx;
+    uint64_t (*wall_ms)(void *ctx); /* ms since the Unix epoch */
+    uint64_t (*mono_ms)(void *ctx); /* monotonic ms, same clock as every now_ms */
+} mfl_engine_clock_t;
+
+/* Replaces the engine's clock (default: mfl_clock_wall_ms and
+ * mfl_clock_mono_ms); tests inject one to step the wall clock. `clock` is
+ * copied; NULL restores the default. */
+void mfl_round_engine_set_clock(mfl_round_engine_t *self, const mfl_engine_clock_t *clock);
+
+/* The engine's monotonic now, and the wall time of a monotonic instant
+ * (`mono_ms` of the same clock) as the engine's wall clock reads it now. */
+uint64_t mfl_round_engine_now(const mfl_round_engine_t *self);
+uint64_t mfl_round_engine_wall_of(const mfl_round_engine_t *self, uint64_t mono_ms);
+
+/* A site joined (its Hello was accepted) at `now_ms` (monotonic ms). If it was
  * selected for the open round and has not reported, the task is sent again
  * (a restarted site rejoins the round in flight). If an evaluation is open
  * and the site has not reported for it, it gets the EvalTask, whether it
@@ -212,12 +233,16 @@ bool mfl_round_engine_knows(const mfl_round_engine_t *self, const char *site);
 bool mfl_round_engine_is_selected(const mfl_round_engine_t *self, const char *site);
 /* The open round's nonce (16 bytes) or NULL. */
 const uint8_t *mfl_round_engine_nonce(const mfl_round_engine_t *self);
+/* Why the audit log cannot be written now (updates are refused and no
+ * round opens or closes until it can), or NULL while it works. */
+const char *mfl_round_engine_audit_error(const mfl_round_engine_t *self);
 /* Total rejections since start. */
 uint64_t mfl_round_engine_rejections(const mfl_round_engine_t *self);
 /* The most recent closed round's summary, or NULL before the first. */
 const mfl_round_summary_t *mfl_round_engine_last_summary(const mfl_round_engine_t *self);
 
-/* Connected sites, for status: count, and i-th id and last-seen ms. */
+/* Connected sites, for status: count, and i-th id and last-seen ms
+ * (monotonic: mfl_round_engine_wall_of converts it for display). */
 size_t mfl_round_engine_n_sites(const mfl_round_engine_t *self);
 const char *mfl_round_engine_site_at(const mfl_round_engine_t *self, size_t i,
                                      uint64_t *last_seen_ms, bool *connected);

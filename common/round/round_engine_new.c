@@ -8,16 +8,13 @@
 #include "core/log.h"
 #include "fed/checkpoint.h"
 #include "round/round_engine_internal.h"
+#include "round/run_model.h"
 
 /* Binds a checkpoint to the model it was written for: spec, algorithm and
  * the state size, so a config edit cannot resume into the wrong θ. */
 static void s_model_hash(const mfl_round_engine_t *self, uint8_t out[32])
 {
-    char text[512];
-    int n = snprintf(text, sizeof text, "metafl-model-v1|%s|%s|%s|%zu",
-                     self->config.learner.model_spec, mfl_algo_name(self->config.learner.algo),
-                     self->config.learner.relation_spec, self->n_state);
-    crypto_generichash(out, 32, (const unsigned char *)text, (size_t)n, NULL, 0);
+    mfl_run_model_hash(&self->config.learner, self->n_state, out);
 }
 
 static int s_layout(mfl_round_engine_t *self)
@@ -95,6 +92,7 @@ mfl_round_engine_t *mfl_round_engine_new(const mfl_coord_config_t *config,
     self->config = *config;
     if (sink)
         self->sink = *sink;
+    mfl_round_engine_set_clock(self, NULL);
     self->learner = mfl_learner_new(&config->learner, 1, err, errlen);
     if (!self->learner)
         goto out_fail;
@@ -154,6 +152,7 @@ void mfl_round_engine_destroy(mfl_round_engine_t **self_p)
     mfl_learner_destroy(&self->learner);
     mfl_aggregate_destroy(&self->agg);
     mfl_server_step_destroy(&self->step);
+    mfl_engine_audit_free(self);
     mfl_audit_destroy(&self->audit);
     mfl_upload_gate_destroy(&self->gate);
     if (self->metrics)

@@ -19,6 +19,7 @@ typedef struct {
     uint8_t nonce[16];
     uint64_t seed; /* 'T' only */
     uint8_t model_hash[32]; /* 'T' only: RoundTask.model_hash (θ's digest) */
+    uint64_t deadline_unix_ms; /* 'T' only */
     int reason;    /* 'R' only */
 } event_t;
 
@@ -56,6 +57,7 @@ static inline int s_task(void *ctx, const char *site, const Metafl__RoundTask *t
     e->seed = task->seed;
     if (task->model_hash.len == 32)
         memcpy(e->model_hash, task->model_hash.data, 32);
+    e->deadline_unix_ms = task->deadline_unix_ms;
     return 0;
 }
 
