@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "config/csv_schema_yaml.h"
 #include "core/fileio.h"
 #include "core/json.h"
 #include "core/log.h"

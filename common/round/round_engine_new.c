@@ -25,7 +25,8 @@ static int s_layout(mfl_round_engine_t *self)
     self->tensor_offset = calloc(nt ? nt : 1, sizeof *self->tensor_offset);
     self->parts = calloc(nt ? nt : 1, sizeof *self->parts);
     self->theta_tensor_hash = calloc(nt ? nt : 1, 32);
-    if (!self->views || !self->tensor_offset || !self->parts || !self->theta_tensor_hash)
+    if (!self->views || !self->tensor_offset || !self->parts ||
+        !self->theta_tensor_hash)
         return -1;
     size_t next = 0;
     for (size_t i = 0; i < nt; i++) {
