@@ -17,6 +17,7 @@
 #include "round/status.h"
 #include "round/upload_gate.h"
 #include "wire/keys.h"
+#include "fed/quant.h"
 
 #define STATUS_EVERY_MS 1000
 #define DRAIN_MS 500 /* after the run: let the Bye messages leave */
@@ -179,6 +180,14 @@ static void s_on_hello(mfl_coordinator_t *self, const mfl_wire_event_t *ev, uint
                                     self->config.heartbeat_ms, self->run_id, err,
                                     sizeof err) < 0)
         mfl_warn("site %s: welcome not sent: %s", ev->site, err);
+    uint32_t enc = 1u; /* float32 always; lossy encodings only as offered */
+    for (size_t i = 0; i < h->n_capabilities; i++) {
+        if (h->capabilities[i] && strcmp(h->capabilities[i], "compress:fp16") == 0)
+            enc |= 1u << MFL_QUANT_FP16;
+        else if (h->capabilities[i] && strcmp(h->capabilities[i], "compress:int8") == 0)
+            enc |= 1u << MFL_QUANT_INT8;
+    }
+    mfl_round_engine_site_encodings(self->engine, ev->site, enc);
     mfl_round_engine_site_hello(self->engine, ev->site, h->n_train, now);
     self->status_dirty = true;
 }

@@ -8,6 +8,7 @@
 
 #include "config/yaml_doc.h"
 #include "core/log.h"
+#include "fed/quant.h"
 
 void mfl_coord_config_defaults(mfl_coord_config_t *c)
 {
@@ -120,7 +121,7 @@ static void s_check_all_keys(mfl_yaml_doc_t *doc)
                         (const char *[]){"count", "sites_per_round", "min_sites",
                                          "wait_for_sites", "deadline_s", "max_attempts",
                                          "norm_bound", "seed", "max_concurrent_uploads",
-                                         NULL});
+                                         "upload_encoding", NULL});
     mfl_yaml_check_keys(doc, "server",
                         (const char *[]){"optimizer", "lr", "momentum", "beta1", "beta2",
                                          "eps", NULL});
@@ -214,6 +215,12 @@ static void s_read_rounds(mfl_yaml_doc_t *doc, mfl_coord_config_t *c)
     else
         c->norm_bound = nb;
     c->seed = (uint64_t)mfl_yaml_get_int(doc, "rounds.seed", (int64_t)c->seed);
+    const char *enc = mfl_yaml_get_string(doc, "rounds.upload_encoding", "fp32");
+    mfl_quant_kind_t k;
+    if (mfl_quant_parse(enc, &k) < 0)
+        mfl_yaml_fail(doc, "rounds.upload_encoding", "'%s' is not one of fp32, fp16, int8", enc);
+    else
+        c->upload_encoding = (uint32_t)k;
 }
 
 static void s_read_server(mfl_yaml_doc_t *doc, mfl_coord_config_t *c)

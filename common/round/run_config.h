@@ -49,6 +49,8 @@ typedef struct {
     uint32_t max_concurrent_uploads;      /* ≥ 1: upload grants in flight at once (the
                                              daemon buffers at most this many Δs) */
     uint64_t seed;                        /* run seed: round seeds derive from it */
+    uint32_t upload_encoding;             /* fed/quant.h kind asked of sites that offer it
+                                             (rounds.upload_encoding; 0 float32) */
 
     /* server step (SGD with lr = β is plain Reptile / FedAvg) */
     mfl_optim_config_t server;

@@ -134,5 +134,7 @@ mfl_site_worker_t *mfl_site_worker_new(const struct mfl_site_config *cfg, char *
     mfl_site_worker_t *w = mfl_site_worker_new_internal(cfg->site_id, train, heldout, NULL,
                                                         schema_text, &opts, err, errlen);
     free(schema_text);
+    if (w)
+        mfl_site_worker_set_encodings(w, cfg->upload_encodings);
     return w;
 }

@@ -138,6 +138,8 @@ static void test_bad_values_are_refused_naming_the_key(void **state)
     /* 0 upload slots would grant nobody: every round would hang to its deadline. */
     s_expect_error("model:\n  spec: linear:3-1\nrounds:\n  max_concurrent_uploads: 0\n",
                    "rounds.max_concurrent_uploads", ":4");
+    s_expect_error("model:\n  spec: linear:3-1\nrounds:\n  upload_encoding: int4\n",
+                   "rounds.upload_encoding", ":4");
     /* An empty block scalar is a present but empty spec (found by fuzzing). */
     s_expect_error("model:\n spec: |\n", "model.spec", "is empty");
 }
@@ -161,6 +163,7 @@ static void test_documented_example_loads(void **state)
     assert_int_equal(c.learner.algo, MFL_ALGO_REPTILE);
     assert_int_equal(c.n_sites, 0);
     assert_int_equal(c.max_concurrent_uploads, 2);
+    assert_int_equal(c.upload_encoding, 0); /* fp32 */
 }
 
 int main(void)
