@@ -203,7 +203,8 @@ int mfl_round_engine_flow_control(mfl_round_engine_t *self, mfl_engine_grant_fn 
 /* UploadReady from the authenticated `peer`: its update for (round, nonce)
  * of `update_bytes` tensor bytes is ready. Checked like an update (open
  * round, this attempt's nonce, selected, not yet reported, the bytes equal
- * Δ's 4·P); then granted now or queued. Returns 0 (granted or queued), or
+ * Δ's size in the encoding its task asked for: 4·P, 2·P or P); then
+ * granted now or queued. Returns 0 (granted or queued), or
  * -1 after rejecting it through the sink. Without flow control it only
  * counts as liveness and returns 0 (nothing to grant). */
 int mfl_round_engine_upload_ready(mfl_round_engine_t *self, const char *peer, uint32_t round,
