@@ -7,11 +7,15 @@
 # (stochastic rounding from the round seed, error feedback at the sites),
 # the audit log (whose update records hold the digests the sites signed
 # over the int8 bytes) must verify, and the int8 run must differ from a
-# float32 one (the encoding took effect).
+# float32 one (the encoding took effect). The model is big enough that
+# every update waits for an upload grant.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/federated_env.sh"
 
-fed_setup 4 "rounds.upload_encoding=int8"
+# mlp:3-20000-1 (100,001 parameters): an int8 update (100 kB) is over the
+# 64 KiB an update may send unasked, so it goes through UploadReady (which
+# must announce the int8 size) and UploadGrant; site-c's float32 one too.
+fed_setup 4 "rounds.upload_encoding=int8" "model.spec=mlp:3-20000-1"
 printf 'upload:\n  encodings: [int8]\n' >>"$TEST_TMP/sites/site-b.yaml"
 printf 'upload:\n  encodings: []\n' >>"$TEST_TMP/sites/site-c.yaml"
 RUN=$TEST_TMP/run
