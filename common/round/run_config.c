@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "config/yaml_doc.h"
@@ -309,6 +310,7 @@ static int s_from_doc(mfl_yaml_doc_t *doc, mfl_coord_config_t *c, char *err, siz
     s_path(doc, c, "output.metrics", "metrics.jsonl", c->metrics_file, sizeof c->metrics_file);
     s_path(doc, c, "output.status", "status.json", c->status_file, sizeof c->status_file);
 
+    c->max_message_bytes_set = mfl_yaml_has(doc, "limits.max_message_bytes");
     c->max_message_bytes = mfl_yaml_get_size(doc, "limits.max_message_bytes",
                                              c->max_message_bytes);
     if (c->max_message_bytes < 4096)
@@ -349,4 +351,12 @@ int mfl_coord_config_parse(const char *text, size_t len, const char *name,
         return -1;
     mfl_yaml_doc_t *doc = mfl_yaml_parse(text, len, name, err, errlen);
     return doc ? s_from_doc(doc, c, err, errlen) : -1;
+}
+
+size_t mfl_coord_config_message_bytes(const mfl_coord_config_t *config, size_t n_state)
+{
+    if (config->max_message_bytes_set)
+        return config->max_message_bytes;
+    size_t need = n_state > (SIZE_MAX - (1u << 20)) / 4 ? SIZE_MAX : 4 * n_state + (1u << 20);
+    return need > config->max_message_bytes ? need : config->max_message_bytes;
 }

@@ -3,6 +3,7 @@
 #include "fed/quant.h"
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +20,7 @@ void mfl_site_config_defaults(mfl_site_config_t *c)
     c->threads = 1;
     c->log_level = MFL_LOG_INFO;
     c->max_message_bytes = 256u << 20;
-    c->max_params = 64u << 20;
+    c->max_params = 256u << 20;
     c->upload_encodings = 0x7u; /* float32, fp16, int8: the coordinator chooses */
     c->heartbeat_ms = 2000;
     c->connect_timeout_ms = 10000;
@@ -196,6 +197,7 @@ static void s_read(mfl_yaml_doc_t *doc, mfl_site_config_t *c)
                       lvl);
     s_path(doc, c, "audit.log", false, c->audit_log, sizeof(c->audit_log));
 
+    bool mmb_set = mfl_yaml_has(doc, "limits.max_message_bytes");
     c->max_message_bytes = mfl_yaml_get_size(doc, "limits.max_message_bytes",
                                              c->max_message_bytes);
     if (c->max_message_bytes < 4096)
@@ -203,6 +205,12 @@ static void s_read(mfl_yaml_doc_t *doc, mfl_site_config_t *c)
     c->max_params = mfl_yaml_get_size(doc, "limits.max_params", c->max_params);
     if (c->max_params < 1)
         mfl_yaml_fail(doc, "limits.max_params", "must be at least 1");
+    /* Unless set, the message limit follows max_params: θ of max_params
+     * floats and its envelope (issue 17: a 100M model needs no limit
+     * raised by hand). */
+    if (!mmb_set && c->max_params <= (SIZE_MAX - (1u << 20)) / 4 &&
+        4 * c->max_params + (1u << 20) > c->max_message_bytes)
+        c->max_message_bytes = 4 * c->max_params + (1u << 20);
     c->heartbeat_ms = s_seconds_ms(doc, "limits.heartbeat_s", c->heartbeat_ms);
     c->connect_timeout_ms = s_seconds_ms(doc, "limits.connect_timeout_s", c->connect_timeout_ms);
     s_read_encodings(doc, c);

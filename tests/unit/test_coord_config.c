@@ -164,6 +164,12 @@ static void test_documented_example_loads(void **state)
     assert_int_equal(c.n_sites, 0);
     assert_int_equal(c.max_concurrent_uploads, 2);
     assert_int_equal(c.upload_encoding, 0); /* fp32 */
+    /* limits.max_message_bytes unset: it follows the model (issue 17) */
+    assert_false(c.max_message_bytes_set);
+    assert_int_equal(mfl_coord_config_message_bytes(&c, 1000), 256u << 20);
+    assert_int_equal(mfl_coord_config_message_bytes(&c, 100000000), 400000000u + (1u << 20));
+    c.max_message_bytes_set = true; /* set by hand: kept as given */
+    assert_int_equal(mfl_coord_config_message_bytes(&c, 100000000), 256u << 20);
 }
 
 int main(void)
