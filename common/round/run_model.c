@@ -3,8 +3,10 @@
 
 #include <sodium.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "audit/audit.h"
 #include "core/log.h"
 #include "fed/checkpoint.h"
 #include "meta/learner_io.h"
@@ -82,4 +84,21 @@ int mfl_run_params_load(const mfl_learner_t *l, float *state, const char *path,
 out_clear:
     mfl_checkpoint_clear(&ck);
     return rc;
+}
+
+void mfl_run_theta_digest(const mfl_learner_t *l, const float *state, uint8_t out[32])
+{
+    size_t nt = mfl_learner_n_tensors(l);
+    uint8_t *hashes = malloc((nt ? nt : 1) * 32);
+    if (!hashes) { /* OOM: an all-zero digest matches no θ */
+        memset(out, 0, 32);
+        return;
+    }
+    for (size_t i = 0; i < nt; i++) {
+        const mfl_tensor_info_t *ti = mfl_learner_tensor(l, i);
+        crypto_generichash(hashes + 32 * i, 32, (const unsigned char *)(state + ti->offset),
+                           (unsigned long long)ti->count * sizeof(float), NULL, 0);
+    }
+    mfl_audit_update_digest(hashes, nt, out);
+    free(hashes);
 }

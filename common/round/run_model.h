@@ -23,6 +23,12 @@ void mfl_run_model_hash(const mfl_learner_config_t *l, size_t n_state, uint8_t o
 int mfl_run_model_match(const mfl_learner_config_t *l, size_t n_state, const uint8_t hash[32],
                         mfl_algo_kind_t *algo);
 
+/* θ's digest as the round engine publishes it (RoundTask.model_hash, the
+ * round_closed record, metrics.jsonl theta_blake2b): BLAKE2b-256 of each of
+ * the learner's state tensors over `state` [n_state], folded by
+ * mfl_audit_update_digest. Pure; thread-safe once libsodium is initialised. */
+void mfl_run_theta_digest(const mfl_learner_t *l, const float *state, uint8_t out[32]);
+
 /* 1 if the file at `path` starts with the checkpoint magic "MFLCKPT1",
  * 0 if not (or it cannot be read: the caller's loader then says why). */
 int mfl_run_is_checkpoint(const char *path);

@@ -2,6 +2,7 @@
  * signed UpdateHeader. See mfl_site_worker_round() in site_worker.h. */
 #include <math.h>
 #include <sodium.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,11 +27,11 @@ static double s_csprng_normal(void)
 
 /* Clips Δ to norm S and adds N(0, (σS)²) per coordinate. Returns the
  * pre-clip norm; -1 on a bad setting (err). */
-static int s_apply_privacy(mfl_site_worker_t *self, const Metafl__PrivacySettings *p,
+static int s_apply_privacy(mfl_site_worker_t *self, const mfl_task_privacy_t *p,
                            double *pre_clip, char *err, size_t errlen)
 {
     *pre_clip = mfl_site_l2(self->delta, self->n_state);
-    if (!p || !p->enabled)
+    if (!p->enabled)
         return 0;
     if (!(p->clip_norm > 0) || !isfinite(p->clip_norm) || !(p->noise_multiplier >= 0) ||
         !isfinite(p->noise_multiplier))
@@ -79,7 +80,7 @@ static int s_residual_begin(mfl_site_worker_t *self, uint32_t round)
  * self->encoded, the new residual into residual_next, and Δ replaced by
  * the decoded values, so what the result reports is what the coordinator
  * will fold. float32 after lossy rounds adds the residual (and leaves 0). */
-static int s_encode_delta(mfl_site_worker_t *self, const Metafl__RoundTask *task, char *err,
+static int s_encode_delta(mfl_site_worker_t *self, const mfl_round_task_t *task, char *err,
                           size_t errlen)
 {
     uint32_t enc = task->update_encoding;
@@ -153,67 +154,49 @@ static int s_hash_tensors(mfl_site_worker_t *self, size_t n_tensors)
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
                "tensor bytes are hashed in memory order, which must be little-endian");
 
-static int s_build_header(mfl_site_worker_t *self, const Metafl__RoundTask *task,
+static int s_build_header(mfl_site_worker_t *self, const mfl_round_task_t *task,
                           const mfl_site_round_result_t *out, char *err, size_t errlen)
 {
     size_t nt = mfl_learner_n_tensors(self->learner);
     if (s_hash_tensors(self, nt))
         return mfl_errf(err, errlen, "out of memory hashing Δ"), -1;
-    ProtobufCBinaryData *hashes = calloc(nt ? nt : 1, sizeof(*hashes));
-    if (!hashes)
-        return mfl_errf(err, errlen, "out of memory"), -1;
-    for (size_t t = 0; t < nt; t++) {
-        hashes[t].data = self->hashes + t * MFL_SITE_HASH_BYTES;
-        hashes[t].len = MFL_SITE_HASH_BYTES;
-    }
-    Metafl__UpdateMetrics metrics = METAFL__UPDATE_METRICS__INIT;
-    metrics.loss_before = out->metrics.loss_before;
-    metrics.loss_after = out->metrics.loss_after;
-    metrics.n_tasks = out->metrics.n_tasks;
-    Metafl__PrivacyRecord priv = METAFL__PRIVACY_RECORD__INIT;
-    const Metafl__PrivacySettings *ps = task->privacy;
-    priv.applied = ps && ps->enabled;
-    priv.clip_norm = priv.applied ? ps->clip_norm : 0;
-    priv.noise_multiplier = priv.applied ? ps->noise_multiplier : 0;
-    priv.pre_clip_norm = out->pre_clip_norm;
-    priv.epsilon_spent = 0; /* no accountant at the site yet: see docs/SITE-AGENT.md */
-
-    Metafl__UpdateHeader hdr = METAFL__UPDATE_HEADER__INIT;
+    mfl_update_header_t hdr;
+    memset(&hdr, 0, sizeof hdr);
     hdr.round = task->round;
-    hdr.nonce = task->nonce;
-    hdr.site = self->site;
+    memcpy(hdr.nonce, task->nonce, task->nonce_len);
+    hdr.nonce_len = task->nonce_len;
+    snprintf(hdr.site, sizeof hdr.site, "%s", self->site);
     hdr.n_samples = out->metrics.n_samples;
-    hdr.n_tensor_hashes = nt;
-    hdr.tensor_hashes = hashes;
-    hdr.metrics = &metrics;
-    hdr.privacy = &priv;
+    hdr.has_metrics = true;
+    hdr.metrics.loss_before = out->metrics.loss_before;
+    hdr.metrics.loss_after = out->metrics.loss_after;
+    hdr.metrics.n_tasks = out->metrics.n_tasks;
+    const mfl_task_privacy_t *ps = &task->privacy;
+    hdr.has_privacy = true;
+    hdr.privacy.applied = ps->enabled;
+    hdr.privacy.clip_norm = hdr.privacy.applied ? ps->clip_norm : 0;
+    hdr.privacy.noise_multiplier = hdr.privacy.applied ? ps->noise_multiplier : 0;
+    hdr.privacy.pre_clip_norm = out->pre_clip_norm;
+    hdr.privacy.epsilon_spent = 0; /* no accountant at the site yet: see docs/SITE-AGENT.md */
     hdr.delta_norm = out->delta_norm;
-    size_t len = metafl__update_header__get_packed_size(&hdr);
-    uint8_t *buf = realloc(self->header, len ? len : 1);
-    if (!buf) {
-        free(hashes);
-        return mfl_errf(err, errlen, "out of memory packing the update header"), -1;
-    }
-    self->header = buf;
-    self->header_len = metafl__update_header__pack(&hdr, buf);
-    free(hashes);
-    return 0;
+    return mfl_update_header_encode(&hdr, self->hashes, nt, &self->header, &self->header_len,
+                                    err, errlen);
 }
 
-int mfl_site_worker_round(mfl_site_worker_t *self, const Metafl__RoundTask *task,
+int mfl_site_worker_round(mfl_site_worker_t *self, const mfl_round_task_t *task,
                           const float *theta, size_t n_theta, mfl_site_round_result_t *out,
                           char *err, size_t errlen)
 {
     if (!task || !theta || !out)
         return mfl_errf(err, errlen, "round: missing task, θ or result"), -1;
     memset(out, 0, sizeof(*out));
-    if (mfl_site_worker_prepare(self, task->algorithm, task->model_spec, n_theta, err, errlen))
+    if (mfl_site_worker_prepare(self, &task->algorithm, task->model_spec, n_theta, err, errlen))
         return -1;
     if (mfl_site_check_finite(theta, n_theta))
         return mfl_errf(err, errlen, "round %u: θ contains NaN or Inf", task->round), -1;
 
     const mfl_learner_config_t *lc = &self->learner_config;
-    const Metafl__AlgorithmSpec *spec = task->algorithm;
+    const mfl_task_algorithm_t *spec = &task->algorithm;
     char sub[256];
     mfl_sampler_t *sampler;
     if (lc->algo >= MFL_ALGO_PROTONET) {
@@ -248,7 +231,7 @@ int mfl_site_worker_round(mfl_site_worker_t *self, const Metafl__RoundTask *task
                -1;
     if (out->metrics.n_samples == 0)
         out->metrics.n_samples = self->train->n;
-    if (s_apply_privacy(self, task->privacy, &out->pre_clip_norm, err, errlen))
+    if (s_apply_privacy(self, &task->privacy, &out->pre_clip_norm, err, errlen))
         return -1;
     if (s_encode_delta(self, task, err, errlen))
         return -1;
@@ -256,7 +239,7 @@ int mfl_site_worker_round(mfl_site_worker_t *self, const Metafl__RoundTask *task
     out->n_delta = self->n_state;
     /* Without privacy or encoding Δ is unchanged since the pre-clip norm:
      * skip a pass. */
-    out->delta_norm = (task->privacy && task->privacy->enabled) || self->residual
+    out->delta_norm = task->privacy.enabled || self->residual
                           ? mfl_site_l2(self->delta, self->n_state)
                           : out->pre_clip_norm;
     out->encoding = self->encoding;

@@ -49,7 +49,17 @@ def read_safetensors(path):
         pos = e
     if pos != len(data):
         die("bytes after the last tensor")
-    return meta, tensors, data
+    return meta, tensors, data, spans
+
+
+def theta_digest(data, spans):
+    """θ's digest as metafl publishes it (metrics theta_blake2b): BLAKE2b-256
+    of each tensor's bytes, in the file's data order (the learner's), then
+    BLAKE2b-256 of those hashes side by side (one tensor: its hash)."""
+    hashes = [hashlib.blake2b(data[b:e], digest_size=32).digest() for b, e in spans]
+    if len(hashes) == 1:
+        return hashes[0].hex()
+    return hashlib.blake2b(b"".join(hashes), digest_size=32).hexdigest()
 
 
 def mlp_forward(spec, tensors, x):
@@ -71,8 +81,8 @@ def mlp_forward(spec, tensors, x):
 def main():
     if len(sys.argv) != 3:
         die(__doc__)
-    meta, tensors, data = read_safetensors(sys.argv[1])
-    if hashlib.blake2b(data, digest_size=32).hexdigest() != meta.get("theta_blake2b"):
+    meta, tensors, data, spans = read_safetensors(sys.argv[1])
+    if theta_digest(data, spans) != meta.get("theta_blake2b"):
         die("theta_blake2b does not match the tensor data")
     for line in open(sys.argv[2]):
         line = line.strip()
