@@ -513,8 +513,9 @@ static int s_encoded_reason(uint32_t encoding, float scale, const void *data, ui
                             size_t bytes, int tamper)
 {
     env1_t e;
-    float dummy = 0;
-    s_env1(&e, &dummy, count, 1);
+    float dummy[8] = {0}; /* s_env1 hashes count floats; the hash is replaced below */
+    assert_true(count <= 8);
+    s_env1(&e, dummy, count, 1);
     e.th.encoding = encoding;
     e.th.scale = scale;
     crypto_generichash(e.hash, 32, data, bytes, NULL, 0);
