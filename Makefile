@@ -12,6 +12,8 @@
 #   make lint             cppcheck + clang-tidy
 #   make SANITIZER=address,undefined   a sanitizer build (in build/san/)
 #   make BUILD=dir        build somewhere else (parallel work trees, CI)
+#   make install [PREFIX=/usr/local] [DESTDIR=]   programs, systemd units, docs, example configs
+#   make deb              build/metafl_VERSION_ARCH.deb (the same tree, PREFIX=/usr)
 
 SANITIZER ?=
 ifeq ($(SANITIZER),)
@@ -69,7 +71,7 @@ BENCH_SRC := $(wildcard bench/bench_*.c)
 BENCH_BINS:= $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
 
-.PHONY: all deps test unit-tests bench-bins demo bench lint clean fuzz fuzz-bins
+.PHONY: all deps test unit-tests bench-bins demo bench lint clean fuzz fuzz-bins install deb
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -169,6 +171,39 @@ lint: $(PROTO_H)
 	  -D_GNU_SOURCE common coordinator site-agent cli
 	clang-tidy --quiet $(LIB_SRC) $(CLI_SRC) $(COORD_SRC) $(AGENT_SRC) coordinator/main.c site-agent/main.c -- \
 	  $(CPPFLAGS) -std=c11 $(PKG_CFLAGS)
+
+# Installation (docs/DEPLOY.md). The units name /usr/bin; installed
+# elsewhere they are rewritten to $(BINDIR).
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BINDIR  := $(PREFIX)/bin
+UNITDIR := $(PREFIX)/lib/systemd/system
+DOCDIR  := $(PREFIX)/share/doc/metafl
+DATADIR := $(PREFIX)/share/metafl
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR) \
+	  $(DESTDIR)$(DATADIR)/configs/join
+	install -m 0755 $(BINS) $(DESTDIR)$(BINDIR)/
+	for u in deploy/systemd/*.service; do \
+	  sed 's#/usr/bin/#$(BINDIR)/#g' $$u >$(DESTDIR)$(UNITDIR)/$$(basename $$u) && \
+	  chmod 0644 $(DESTDIR)$(UNITDIR)/$$(basename $$u) || exit 1; done
+	install -m 0644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
+	install -m 0644 configs/coordinator.yaml configs/site.yaml configs/consortium-schema.yaml \
+	  $(DESTDIR)$(DATADIR)/configs/
+	install -m 0644 configs/join/*.yaml $(DESTDIR)$(DATADIR)/configs/join/
+
+# A Debian package of the installed tree: `apt install ./build/metafl_*.deb`
+# adds the programs, both units (not enabled), docs and example configs, and
+# creates the metafl system user and /etc/metafl/keys (0700).
+DEB_ARCH := $(shell dpkg --print-architecture 2>/dev/null || echo amd64)
+DEB      := $(BUILD)/metafl_$(VERSION)_$(DEB_ARCH).deb
+deb: all
+	rm -rf $(BUILD)/deb && mkdir -p $(BUILD)/deb/DEBIAN
+	$(MAKE) --no-print-directory install PREFIX=/usr DESTDIR=$(CURDIR)/$(BUILD)/deb
+	sed -e 's/@VERSION@/$(VERSION)/' -e 's/@ARCH@/$(DEB_ARCH)/' \
+	  -e "s/@SIZE@/$$(du -sk $(BUILD)/deb | cut -f1)/" deploy/deb/control >$(BUILD)/deb/DEBIAN/control
+	install -m 0755 deploy/deb/postinst deploy/deb/postrm $(BUILD)/deb/DEBIAN/
+	fakeroot dpkg-deb --build $(BUILD)/deb $(DEB)
 
 clean:
 	rm -rf build

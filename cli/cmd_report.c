@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "core/log.h"
-#include "report_data.h"
+#include "round/run_report.h"
 #include "report_doc.h"
 
 int mfl_cmd_report(int argc, char **argv);
@@ -51,7 +51,7 @@ static const char *s_fmt(double v, char *buf, size_t len)
 }
 
 /* The k of the run (support cases every hospital adapted on). */
-static double s_k(const report_t *r)
+static double s_k(const mfl_report_t *r)
 {
     for (size_t i = 0; i < r->n_sites; i++)
         if (r->sites[i].n_history && !isnan(r->sites[i].last.n_support))
@@ -59,39 +59,43 @@ static double s_k(const report_t *r)
     return NAN;
 }
 
-static void s_print_rounds(const report_t *r)
+static void s_print_rounds(const mfl_report_t *r)
 {
     if (r->n_rounds == 0) {
         printf("no round closed in these metrics\n");
         return;
     }
-    const report_round_t *a = &r->rounds[0], *b = &r->rounds[r->n_rounds - 1];
+    const mfl_report_round_t *a = &r->rounds[0], *b = &r->rounds[r->n_rounds - 1];
     printf("%zu rounds closed (round %.0f to %.0f); mean query loss at θ %.4f in the first, "
            "%.4f after local meta-training in the last\n", r->n_rounds, a->round, b->round,
            a->loss_before, b->loss_after);
 }
 
-static void s_print_table(const report_t *r)
+static void s_print_table(const mfl_report_t *r)
 {
     bool kinds = false;
     char b[12][16];
-    for (size_t i = 0; i < r->n_sites; i++)
+    int w = 11; /* the hospital column: as wide as the longest id */
+    for (size_t i = 0; i < r->n_sites; i++) {
         kinds |= r->sites[i].kind[0] != '\0';
-    printf("\n  %-11s %-*s%-5s %5s %8s | %-13s | %-13s | %-13s | %-13s%s\n", "hospital",
+        if ((int)strlen(r->sites[i].id) > w)
+            w = (int)strlen(r->sites[i].id);
+    }
+    printf("\n  %-*s %-*s%-5s %5s %8s | %-13s | %-13s | %-13s | %-13s%s\n", w, "hospital",
            kinds ? 24 : 0, "", "role", "k", "held-out", "adapted meta", "local only",
            "global as-is", "adapted meta", r->have_privacy ? " | privacy" : "");
-    printf("  %-11s %-*s%-5s %5s %8s | %6s %6s | %6s %6s | %6s %6s | %6s %6s%s\n", "",
+    printf("  %-*s %-*s%-5s %5s %8s | %6s %6s | %6s %6s | %6s %6s | %6s %6s%s\n", w, "",
            kinds ? 24 : 0, "", "", "", "", "acc", "AUROC", "acc", "AUROC", "acc", "AUROC",
            "sens", "spec", r->have_privacy ? " | epsilon" : "");
     for (size_t i = 0; i < r->n_sites; i++) {
-        const report_site_t *s = &r->sites[i];
+        const mfl_report_site_t *s = &r->sites[i];
         if (!s->n_history) {
-            printf("  %-11s %-*.*s%-5s (no report)\n", s->id, kinds ? 24 : 0, kinds ? 23 : 0,
+            printf("  %-*s %-*.*s%-5s (no report)\n", w, s->id, kinds ? 24 : 0, kinds ? 23 : 0,
                    s->kind, s->role);
             continue;
         }
-        const report_eval_t *e = &s->last;
-        printf("  %-11s %-*.*s%-5s %5.0f %8.0f | %6s %6s | %6s %6s | %6s %6s | %6s %6s", s->id,
+        const mfl_report_eval_t *e = &s->last;
+        printf("  %-*s %-*.*s%-5s %5.0f %8.0f | %6s %6s | %6s %6s | %6s %6s | %6s %6s", w, s->id,
                kinds ? 24 : 0, kinds ? 23 : 0, s->kind, s->role, e->n_support, e->n,
                s_fmt(e->accuracy, b[0], 16), s_fmt(e->auroc, b[1], 16),
                s_fmt(e->accuracy_local, b[2], 16), s_fmt(e->auroc_local, b[3], 16),
@@ -105,7 +109,7 @@ static void s_print_table(const report_t *r)
     }
     char live[4096] = "", off[4096] = "";
     for (size_t i = 0; i < r->n_sites; i++) {
-        const report_site_t *s = &r->sites[i];
+        const mfl_report_site_t *s = &r->sites[i];
         if (!s->n_history)
             continue;
         char *dst = s->live ? live : off;
@@ -125,7 +129,7 @@ static void s_js(FILE *f, double v)
         fprintf(f, "%.6f", v);
 }
 
-static int s_write_json(const report_t *r, const char *path, char *err, size_t errlen)
+static int s_write_json(const mfl_report_t *r, const char *path, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "w");
     if (!f)
@@ -139,10 +143,10 @@ static int s_write_json(const report_t *r, const char *path, char *err, size_t e
     fprintf(f, ",\n  \"hospitals\": [\n");
     int first = 1;
     for (size_t i = 0; i < r->n_sites; i++) {
-        const report_site_t *s = &r->sites[i];
+        const mfl_report_site_t *s = &r->sites[i];
         if (!s->n_history)
             continue;
-        const report_eval_t *e = &s->last;
+        const mfl_report_eval_t *e = &s->last;
         /* Site ids, kinds and roles are plain text from keys and a TSV:
          * refuse to write one that would need escaping. */
         if (strpbrk(s->id, "\"\\") || strpbrk(s->kind, "\"\\") || strpbrk(s->role, "\"\\")) {
@@ -191,7 +195,7 @@ static int s_write_json(const report_t *r, const char *path, char *err, size_t e
 
 static int s_by_id(const void *a, const void *b)
 {
-    return strcmp(((const report_site_t *)a)->id, ((const report_site_t *)b)->id);
+    return strcmp(((const mfl_report_site_t *)a)->id, ((const mfl_report_site_t *)b)->id);
 }
 
 int mfl_cmd_report(int argc, char **argv)
@@ -226,15 +230,15 @@ int mfl_cmd_report(int argc, char **argv)
         s_usage(stderr);
         return 2;
     }
-    static report_t r; /* large: off the stack */
+    static mfl_report_t r; /* large: off the stack */
     char err[4096] = "";
     int rc = 1;
     memset(&r, 0, sizeof r);
     r.eps_by_round = NAN;
     for (size_t i = 0; i < n_inputs; i++)
-        if (report_add(&r, inputs[i], err, sizeof err) < 0)
+        if (mfl_report_add(&r, inputs[i], err, sizeof err) < 0)
             goto out_err;
-    if (sites && report_apply_sites(&r, sites, err, sizeof err) < 0)
+    if (sites && mfl_report_apply_sites(&r, sites, err, sizeof err) < 0)
         goto out_err;
     if (!sites) /* reports arrive in any order: show the sites sorted */
         qsort(r.sites, r.n_sites, sizeof r.sites[0], s_by_id);
@@ -242,7 +246,7 @@ int mfl_cmd_report(int argc, char **argv)
     s_print_table(&r);
     if (json && s_write_json(&r, json, err, sizeof err) < 0)
         goto out_err;
-    if ((md || html) && report_doc_write(&r, md ? md : html, html != NULL, err, sizeof err) < 0)
+    if ((md || html) && mfl_cli_report_doc_write(&r, md ? md : html, html != NULL, err, sizeof err) < 0)
         goto out_err;
     rc = 0;
     for (size_t i = 0; i < r.n_sites; i++)
@@ -254,6 +258,6 @@ int mfl_cmd_report(int argc, char **argv)
 out_err:
     fprintf(stderr, "metafl report: %s\n", err);
 out_free:
-    report_clear(&r);
+    mfl_report_clear(&r);
     return rc;
 }

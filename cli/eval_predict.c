@@ -10,6 +10,7 @@
 
 #include "core/fileio.h"
 #include "core/log.h"
+#include "data/rows.h"
 #include "meta_common.h"
 #include "nn/model.h"
 #include "nn/safetensors.h"
@@ -98,39 +99,6 @@ static int s_learner_config(const char *params, const char *config, mfl_learner_
     mfl_learner_destroy(&l);
     mfl_experiment_destroy(&exp);
     return rc;
-}
-
-/* Parses one line of n comma-separated numbers into x[n]. -1 with err. */
-static int s_parse_row(char *line, const char *rows, size_t lineno, size_t n, float *x,
-                       char *err, size_t errlen)
-{
-    size_t k = 0;
-    char *p = line;
-    for (;;) {
-        char *end = NULL;
-        while (*p == ' ' || *p == '\t')
-            p++;
-        double v = strtod(p, &end);
-        if (end == p || !isfinite(v))
-            return mfl_errf(err, errlen, "%s:%zu: field %zu is not a finite number", rows,
-                            lineno, k + 1), -1;
-        if (k < n)
-            x[k] = (float)v;
-        k++;
-        p = end;
-        while (*p == ' ' || *p == '\t' || *p == '\r')
-            p++;
-        if (*p == '\0')
-            break;
-        if (*p != ',')
-            return mfl_errf(err, errlen, "%s:%zu: field %zu: unexpected '%c'", rows, lineno, k,
-                            *p), -1;
-        p++;
-    }
-    if (k != n)
-        return mfl_errf(err, errlen, "%s:%zu: %zu values; the model takes %zu inputs", rows,
-                        lineno, k, n), -1;
-    return 0;
 }
 
 static void s_header(FILE *out, size_t n_out, mfl_loss_kind_t loss, int loss_known)
@@ -230,7 +198,8 @@ int mfl_cli_eval_predict(const char *params, const char *config, const char *row
         if (n_rows == 0 && batch == 0 && !(*p == '-' || *p == '+' || *p == '.' ||
                                            (*p >= '0' && *p <= '9')))
             continue;
-        if (s_parse_row(p, rows, lineno, n_in, x + batch * n_in, err, sizeof err) < 0)
+        if (mfl_rows_parse_line(p, strlen(p), n_in, x + batch * n_in, rows, lineno, err,
+                                sizeof err) < 0)
             goto out_err;
         if (++batch == S_BATCH) {
             mfl_model_forward(m, state, x, batch, y);

@@ -87,7 +87,7 @@ static const char *s_base(const char *path)
 }
 
 /* Writes the data files and draws both plots. 0, or -1 with err. */
-static int s_plots(const report_t *r, const char *stem, char *err, size_t errlen)
+static int s_plots(const mfl_report_t *r, const char *stem, char *err, size_t errlen)
 {
     char data[4200], script[16384], loss_png[4200], acc_png[4200];
     snprintf(data, sizeof data, "%s-plot.dat", stem);
@@ -109,7 +109,7 @@ static int s_plots(const report_t *r, const char *stem, char *err, size_t errlen
             continue;
         fprintf(f, "\n\n# %s: round adapted local_only global\n", r->sites[s].id);
         for (size_t k = 0; k < r->sites[s].n_history; k++) {
-            const report_eval_t *e = &r->sites[s].history[k];
+            const mfl_report_eval_t *e = &r->sites[s].history[k];
             fprintf(f, "%.0f %.9g %.9g %.9g\n", e->round, e->accuracy, e->accuracy_local,
                     e->accuracy_before);
         }
@@ -144,7 +144,8 @@ static int s_plots(const report_t *r, const char *stem, char *err, size_t errlen
         n += snprintf(script + n, sizeof script - (size_t)n, "NaN notitle");
     if (n < 0 || (size_t)n + 2 >= sizeof script)
         return mfl_errf(err, errlen, "too many sites to plot"), -1;
-    strcat(script, "\n");
+    script[n] = '\n';
+    script[n + 1] = '\0';
     /* Site ids and paths with a quote would break the script. */
     if (strchr(stem, '\'') || strchr(stem, '\\'))
         return mfl_errf(err, errlen, "%s: a quote in the output path", stem), -1;
@@ -169,7 +170,7 @@ static void s_cell(FILE *f, bool html, double v)
     fprintf(f, html ? "</td>" : " |");
 }
 
-int report_doc_write(const report_t *r, const char *out, bool html, char *err, size_t errlen)
+int mfl_cli_report_doc_write(const mfl_report_t *r, const char *out, bool html, char *err, size_t errlen)
 {
     char stem[4096];
     s_stem(out, stem, sizeof stem);
@@ -206,8 +207,8 @@ int report_doc_write(const report_t *r, const char *out, bool html, char *err, s
         fprintf(f, "\n");
     }
     for (size_t i = 0; i < r->n_sites; i++) {
-        const report_site_t *s = &r->sites[i];
-        const report_eval_t *e = &s->last;
+        const mfl_report_site_t *s = &r->sites[i];
+        const mfl_report_eval_t *e = &s->last;
         if (html)
             fprintf(f, "<tr><td style=\"text-align:left\">%s</td><td>%s</td>", s->id, s->role);
         else

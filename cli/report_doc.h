@@ -5,7 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "report_data.h"
+#include "round/run_report.h"
 
 /* Writes `out` (Markdown, or HTML if html) and, when gnuplot is on PATH,
  * STEM-loss.png (mean query loss per round, before and after local
@@ -13,6 +13,6 @@
  * accuracy at each evaluation round) beside it, STEM being out without
  * its extension; without gnuplot the document says the plots were skipped
  * (and stderr too). 0, or -1 with err. */
-int report_doc_write(const report_t *r, const char *out, bool html, char *err, size_t errlen);
+int mfl_cli_report_doc_write(const mfl_report_t *r, const char *out, bool html, char *err, size_t errlen);
 
 #endif

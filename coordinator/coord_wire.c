@@ -530,3 +530,13 @@ int mfl_coord_wire_send_bye(mfl_coord_wire_t *self, const char *site, const char
     env.bye = &b;
     return s_send(self, site, &env, err, errlen);
 }
+
+void mfl_coord_wire_counters(const mfl_coord_wire_t *self, mfl_prom_wire_t *out)
+{
+    mfl_server_stats_t st = mfl_server_stats(self->server);
+    memset(out, 0, sizeof *out);
+    out->bytes_in = st.bytes_in;
+    out->bytes_out = st.bytes_out;
+    for (size_t i = 0; i < MFL_SERVER_REASONS && i < MFL_PROM_REASONS; i++)
+        out->rejected_by_reason[i] = st.rejected_by_reason[i];
+}

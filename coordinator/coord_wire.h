@@ -106,4 +106,9 @@ int mfl_coord_wire_send_bye(mfl_coord_wire_t *self, const char *site, const char
 /* The protocol version this build speaks (Envelope.protocol_version). */
 uint32_t mfl_coord_wire_protocol_version(void);
 
+/* The wire server's traffic counters, for the Prometheus file: bytes in
+ * and out, and the wire's own rejections by RejectReason. */
+#include "round/prom_export.h"
+void mfl_coord_wire_counters(const mfl_coord_wire_t *self, mfl_prom_wire_t *out);
+
 #endif

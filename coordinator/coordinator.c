@@ -33,6 +33,7 @@ struct mfl_coordinator {
     uint64_t last_status_ms;  /* monotonic, like every interval here */
     uint64_t finished_ms;     /* monotonic; 0 while running */
     bool status_dirty;
+    mfl_prom_t *prom;         /* output.prometheus_file, NULL when off */
 };
 
 /* ---- engine sink: engine decisions → wire ---------------------------- */
@@ -66,6 +67,7 @@ static void s_sink_reject(void *ctx, const char *site, mfl_reject_t reason,
 {
     mfl_coordinator_t *self = ctx;
     char err[256];
+    mfl_prom_rejected(self->prom, (int)reason);
     if (mfl_coord_wire_send_reject(self->wire, site, reason, round, text, err, sizeof err) < 0)
         mfl_debug("site %s: reject not sent: %s", site, err);
 }
@@ -85,7 +87,7 @@ static int s_sink_grant(void *ctx, const char *site, uint32_t round, const uint8
 
 static void s_sink_closed(void *ctx, const mfl_round_summary_t *m)
 {
-    (void)m;
+    mfl_prom_round_closed(((mfl_coordinator_t *)ctx)->prom, m);
     ((mfl_coordinator_t *)ctx)->status_dirty = true;
 }
 
@@ -322,6 +324,12 @@ int mfl_coordinator_write_status(mfl_coordinator_t *self, char *err, size_t errl
      * missing until the restarted coordinator rewrites it. */
     int rc = mfl_file_replace(self->config.status_file, json, strlen(json), err, errlen);
     free(json);
+    if (rc == 0 && self->prom) {
+        mfl_prom_wire_t w;
+        mfl_coord_wire_counters(self->wire, &w);
+        rc = mfl_prom_write(self->prom, self->engine, &self->config, &w, mfl_clock_wall_ms(),
+                            err, errlen);
+    }
     return rc;
 }
 
@@ -441,6 +449,15 @@ int mfl_coordinator_run(mfl_coordinator_t *self, volatile sig_atomic_t *stop,
 mfl_coordinator_t *mfl_coordinator_new(const mfl_coord_config_t *config, char *err,
                                        size_t errlen)
 {
+    /* The wire does not carry secure aggregation's messages yet: a daemon
+     * that accepted the config would aggregate in clear (docs/SECAGG.md). */
+    if (config->secagg_enabled) {
+        mfl_errf(err, errlen,
+                 "%s: secure_aggregation.enabled: the daemons do not run secure aggregation "
+                 "yet (only `metafl simulate` does; docs/SECAGG.md)",
+                 config->file);
+        return NULL;
+    }
     mfl_coordinator_t *self = calloc(1, sizeof *self);
     if (!self) {
         mfl_errf(err, errlen, "out of memory");
@@ -500,6 +517,10 @@ mfl_coordinator_t *mfl_coordinator_new(const mfl_coord_config_t *config, char *e
         mfl_errf(err, errlen, "out of memory");
         goto out_fail;
     }
+    if (config->prometheus_file[0] && !(self->prom = mfl_prom_new(config->prometheus_file))) {
+        mfl_errf(err, errlen, "out of memory");
+        goto out_fail;
+    }
     mfl_info("listening on %s; %u rounds, waiting for %u site(s)",
              mfl_coord_wire_endpoint(self->wire), config->rounds, config->wait_for_sites);
     self->status_dirty = true;
@@ -522,6 +543,7 @@ void mfl_coordinator_destroy(mfl_coordinator_t **self_p)
     mfl_round_engine_destroy(&self->engine);
     mfl_coord_wire_destroy(&self->wire);
     mfl_schema_gate_destroy(&self->schema);
+    mfl_prom_destroy(&self->prom);
     free(self);
     *self_p = NULL;
 }

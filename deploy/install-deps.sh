@@ -18,7 +18,10 @@ PACKAGES=(
   cppcheck clang-tidy                         # make lint
   python3                                     # demo data extraction, report tables
   dataset-fashion-mnist                       # few-shot image data (IDX)
-  gnuplot-nox                                 # benchmark plots
+  gnuplot-nox                                 # benchmark plots, metafl report's PNGs
+  nftables                                    # test: sites behind a drop-inbound firewall (netns)
+  python3-yaml                                # test: docker-compose.yml checks
+  fakeroot                                    # make deb (root-owned files without root)
 )
 
 missing=()

@@ -4,7 +4,8 @@
 #   unit        build/tests/test_*        (cmocka; each case counts)
 #   sanitized   build/san/tests/test_*    (the same cases under ASan+UBSan)
 #   fuzz        build/fuzz/bin/fuzz_*     (libFuzzer, FUZZ_SECONDS each; a run counts)
-#   integration tests/integration/test_*.sh (real processes; a script counts)
+#   integration tests/integration/test_*.sh (real processes; a script counts;
+#               exit 77 with a "SKIP: why" line counts as skipped)
 # Environment: TEST_FILTER=regex runs only matching names; FUZZ_SECONDS
 # (default 10). Logs of every run go to build/test-logs/.
 set -u
@@ -89,8 +90,15 @@ for script in tests/integration/test_*.sh; do
   [[ $name =~ $FILTER ]] || continue
   log="$LOGS/integration-$name.log"
   start=$(date +%s)
-  if timeout 600 bash "$script" >"$log" 2>&1; then
+  timeout 600 bash "$script" >"$log" 2>&1
+  rc=$?
+  if [ "$rc" -eq 0 ]; then
     passed=$((passed + 1)); echo "ok   integration/$name ($(( $(date +%s) - start ))s)"
+  elif [ "$rc" -eq 77 ]; then
+    # Exit 77 (automake's convention): the script could not run here and
+    # says why on a "SKIP:" line; counted as skipped, never as passed.
+    skipped=$((skipped + 1))
+    echo "SKIP integration/$name: $(sed -n 's/^SKIP: //p' "$log" | head -n 1)"
   else
     s_fail 1 "integration/$name"
     echo "FAIL integration/$name; last lines of $log:"; tail -n 40 "$log" | sed 's/^/    /'

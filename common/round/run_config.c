@@ -111,8 +111,11 @@ static void s_check_all_keys(mfl_yaml_doc_t *doc)
 {
     mfl_yaml_check_keys(doc, "", (const char *[]){"coordinator", "model", "algorithm",
                                                   "privacy", "rounds", "server", "eval",
-                                                  "output", "limits", "sites", "data", NULL});
+                                                  "output", "limits", "sites", "data",
+                                                  "secure_aggregation", NULL});
     mfl_yaml_check_keys(doc, "data", (const char *[]){"schema", NULL});
+    mfl_yaml_check_keys(doc, "secure_aggregation",
+                        (const char *[]){"enabled", "threshold", "neighbours", NULL});
     mfl_yaml_check_keys(doc, "coordinator",
                         (const char *[]){"listen", "key", "allow_dir", "run_dir", NULL});
     mfl_yaml_check_keys(doc, "model",
@@ -139,7 +142,7 @@ static void s_check_all_keys(mfl_yaml_doc_t *doc)
                                          NULL});
     mfl_yaml_check_keys(doc, "output",
                         (const char *[]){"checkpoint_dir", "audit_log", "audit_give_up_s",
-                                         "metrics", "status", NULL});
+                                         "metrics", "status", "prometheus_file", NULL});
     mfl_yaml_check_keys(doc, "limits",
                         (const char *[]){"max_message_bytes", "heartbeat_s", "site_timeout_s",
                                          NULL});
@@ -270,6 +273,45 @@ static void s_read_aggregator(mfl_yaml_doc_t *doc, mfl_coord_config_t *c)
                       c->robust_max_updates, c->min_sites);
 }
 
+/* After rounds and the aggregator: the checks compare with both. */
+static void s_read_secagg(mfl_yaml_doc_t *doc, mfl_coord_config_t *c)
+{
+    c->secagg_enabled = mfl_yaml_get_bool(doc, "secure_aggregation.enabled", false);
+    c->secagg_threshold = s_u32(doc, "secure_aggregation.threshold", 3, 3, 255);
+    c->secagg_neighbours = s_u32(doc, "secure_aggregation.neighbours", 0, 0, 254);
+    if (!c->secagg_enabled)
+        return;
+    if (c->secagg_neighbours % 2 != 0)
+        mfl_yaml_fail(doc, "secure_aggregation.neighbours",
+                      "must be even (a Harary graph), or 0 for every pair; got %u",
+                      c->secagg_neighbours);
+    else if (c->secagg_neighbours && c->secagg_threshold > c->secagg_neighbours + 1)
+        mfl_yaml_fail(doc, "secure_aggregation.threshold",
+                      "%u is more than a neighbourhood (neighbours + 1 = %u)",
+                      c->secagg_threshold, c->secagg_neighbours + 1);
+    /* Fewer sites than the threshold could never be summed: every round
+     * would be abandoned at its deadline. */
+    if (c->min_sites < c->secagg_threshold)
+        mfl_yaml_fail(doc, "rounds.min_sites",
+                      "%u is below secure_aggregation.threshold (%u): such a round could "
+                      "never be summed",
+                      c->min_sites, c->secagg_threshold);
+    /* The coordinator no longer sees a site's Δ: the sites clip. */
+    if (c->norm_bound > 0)
+        mfl_yaml_fail(doc, "rounds.norm_bound",
+                      "must be 0 with secure aggregation: the coordinator never sees a site's "
+                      "update; bound it at the sites (privacy.clip_norm)");
+    /* Robust aggregators and the weight cap need the individual updates. */
+    if (c->aggregator != MFL_AGG_MEAN)
+        mfl_yaml_fail(doc, "server.aggregator",
+                      "must be mean with secure aggregation: a robust aggregator needs the "
+                      "individual updates, which the coordinator no longer sees");
+    if (c->max_weight > 0)
+        mfl_yaml_fail(doc, "server.max_weight",
+                      "must be 0 with secure aggregation: the coordinator never sees a site's "
+                      "weight, only the sum");
+}
+
 static void s_read_server(mfl_yaml_doc_t *doc, mfl_coord_config_t *c)
 {
     const char *opt = mfl_yaml_get_string(doc, "server.optimizer", "sgd");
@@ -379,6 +421,7 @@ static int s_from_doc(mfl_yaml_doc_t *doc, mfl_coord_config_t *c, char *err, siz
     s_read_rounds(doc, c);
     s_read_server(doc, c);
     s_read_aggregator(doc, c);
+    s_read_secagg(doc, c);
 
     c->eval_every = s_u32(doc, "eval.every", c->eval_every, 0, 1000000);
     c->eval_adapt_steps = s_u32(doc, "eval.adapt_steps", c->eval_adapt_steps, 0, 100000);
@@ -391,6 +434,9 @@ static int s_from_doc(mfl_yaml_doc_t *doc, mfl_coord_config_t *c, char *err, siz
     c->audit_give_up_ms = s_ms(doc, "output.audit_give_up_s", c->audit_give_up_ms);
     s_path(doc, c, "output.metrics", "metrics.jsonl", c->metrics_file, sizeof c->metrics_file);
     s_path(doc, c, "output.status", "status.json", c->status_file, sizeof c->status_file);
+    /* Opt-in: "" (no default) writes no Prometheus file. */
+    s_path(doc, c, "output.prometheus_file", NULL, c->prometheus_file,
+           sizeof c->prometheus_file);
 
     c->max_message_bytes_set = mfl_yaml_has(doc, "limits.max_message_bytes");
     c->max_message_bytes = mfl_yaml_get_size(doc, "limits.max_message_bytes",

@@ -58,6 +58,12 @@ typedef struct {
     uint32_t upload_encoding;             /* fed/quant.h kind asked of sites that offer it
                                              (rounds.upload_encoding; 0 float32) */
 
+    /* secure aggregation (docs/SECAGG.md); `metafl simulate` runs it, the
+     * daemons refuse a config that enables it (not wired to the wire yet) */
+    bool secagg_enabled;
+    uint32_t secagg_threshold;            /* ≥ 3: fewest sites whose sum is released */
+    uint32_t secagg_neighbours;           /* 0 = every pair (Bonawitz); else even k (SecAgg+) */
+
     /* server step (SGD with lr = β is plain Reptile / FedAvg) */
     mfl_optim_config_t server;
 
@@ -82,6 +88,7 @@ typedef struct {
     uint32_t audit_give_up_ms;            /* audit log unwritable this long: the run stops */
     char metrics_file[MFL_COORD_PATH_MAX];
     char status_file[MFL_COORD_PATH_MAX];
+    char prometheus_file[MFL_COORD_PATH_MAX]; /* "" = off; node_exporter textfile (prom_export.h) */
 
     /* limits and liveness */
     size_t max_message_bytes;             /* limits.max_message_bytes; unless set, the

@@ -1,6 +1,11 @@
 /* Renders the status document (see status.h). */
 #include "round/status.h"
 
+/* The status reads the engine's private state for the open round's
+ * clock, each site's "reported" flag and the evaluation deadline: it is
+ * part of the round module, and these are its read-only views. */
+#include "round/round_engine_internal.h"
+
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -52,6 +57,46 @@ static void s_num(s_buf_t *b, const char *key, double v)
         s_put(b, "\"%s\":null", key);
 }
 
+/* The open round's clock and the run's estimated end:
+ * "round_opened_unix_ms", "round_deadline_unix_ms", "attempt" (0s when no
+ * round is open), "eval_deadline_unix_ms" (0 unless evaluating) and
+ * "eta_unix_ms": now + the open round's remaining time (its deadline at
+ * worst) + the rounds still to run × the last round's duration, 0 when
+ * unknown (no round closed since start) or over. */
+static void s_clock(s_buf_t *b, const mfl_round_engine_t *e, const mfl_coord_config_t *c,
+                    uint64_t now_ms)
+{
+    bool open = e->phase == MFL_ENGINE_ROUND;
+    uint64_t eta = 0;
+    /* The engine keeps monotonic times; the status speaks wall time. */
+    uint64_t opened = open ? mfl_round_engine_wall_of(e, e->opened_ms) : 0;
+    uint64_t deadline = open ? mfl_round_engine_wall_of(e, e->deadline_ms) : 0;
+    uint64_t eval_deadline =
+        e->phase == MFL_ENGINE_EVAL ? mfl_round_engine_wall_of(e, e->eval_deadline_ms) : 0;
+    const mfl_round_summary_t *m = mfl_round_engine_last_summary(e);
+    bool over = e->phase == MFL_ENGINE_DONE || e->phase == MFL_ENGINE_FAILED ||
+                e->phase == MFL_ENGINE_ABORTED;
+    if (m && !over && m->wall_seconds > 0) {
+        double per_round_ms = m->wall_seconds * 1000.0;
+        uint32_t left = c->rounds > e->rounds_done ? c->rounds - e->rounds_done : 0;
+        double rest = 0;
+        if (open && left > 0) {
+            /* The open round: a typical round's time from its opening, but
+             * never past its deadline. */
+            double end = (double)opened + per_round_ms;
+            if (end > (double)deadline)
+                end = (double)deadline;
+            rest = end > (double)now_ms ? end - (double)now_ms : 0;
+            left--;
+        }
+        eta = now_ms + (uint64_t)(rest + per_round_ms * left);
+    }
+    s_put(b, "\"round_opened_unix_ms\":%llu,\"round_deadline_unix_ms\":%llu,\"attempt\":%u,"
+             "\"eval_deadline_unix_ms\":%llu,\"eta_unix_ms\":%llu,",
+          (unsigned long long)opened, (unsigned long long)deadline, open ? e->attempt : 0u,
+          (unsigned long long)eval_deadline, (unsigned long long)eta);
+}
+
 char *mfl_status_render(const mfl_round_engine_t *e, const mfl_coord_config_t *c,
                         const char *endpoint, uint64_t now_ms)
 {
@@ -86,6 +131,13 @@ char *mfl_status_render(const mfl_round_engine_t *e, const mfl_coord_config_t *c
               i ? "," : "", id, connected ? "true" : "false",
               (unsigned long long)(seen ? mfl_round_engine_wall_of(e, seen) : 0),
               mfl_round_engine_is_selected(e, id) ? "true" : "false");
+        /* "reported": its update was accepted in the open round, or, while
+         * the sites evaluate, its evaluation report arrived. */
+        const mfl_engine_site_t *st = &e->sites[i];
+        bool eval = e->phase == MFL_ENGINE_EVAL;
+        s_put(&b, ",\"reported\":%s,\"eval_sent\":%s",
+              (eval ? st->eval_reported : st->reported) ? "true" : "false",
+              eval && st->eval_sent ? "true" : "false");
         /* Failures the site reported (or updates refused for good) and
          * revocation (issue 10 items 8, 11): the words are the site's, so
          * anything but printable ASCII without quotes becomes '?'. */
@@ -126,6 +178,7 @@ char *mfl_status_render(const mfl_round_engine_t *e, const mfl_coord_config_t *c
     s_put(&b, "\"model\":{\"spec\":\"%s\",\"algo\":\"%s\",\"relation\":\"%s\",\"loss\":\"%s\"},",
           c->learner.model_spec, mfl_algo_name(c->learner.algo), c->learner.relation_spec,
           mfl_loss_name(c->learner.loss));
+    s_clock(&b, e, c, now_ms);
     s_put(&b, "\"last_round\":");
     const mfl_round_summary_t *m = mfl_round_engine_last_summary(e);
     if (!m) {

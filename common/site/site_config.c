@@ -89,7 +89,7 @@ static void s_check_keys(mfl_yaml_doc_t *doc)
     mfl_yaml_check_keys(doc, "eval",
                         (const char *[]){"support_cases", "local_only_steps", NULL});
     mfl_yaml_check_keys(doc, "runtime", (const char *[]){"threads", "log_level", NULL});
-    mfl_yaml_check_keys(doc, "audit", (const char *[]){"log", NULL});
+    mfl_yaml_check_keys(doc, "audit", (const char *[]){"log", "disabled", NULL});
     mfl_yaml_check_keys(doc, "limits",
                         (const char *[]){"max_message_bytes", "max_params", "heartbeat_s",
                                          "connect_timeout_s", NULL});
@@ -304,6 +304,9 @@ static void s_read(mfl_yaml_doc_t *doc, mfl_site_config_t *c)
         mfl_yaml_fail(doc, "runtime.log_level", "'%s' is not one of debug, info, warn, error",
                       lvl);
     s_path(doc, c, "audit.log", false, c->audit_log, sizeof(c->audit_log));
+    c->audit_disabled = mfl_yaml_get_bool(doc, "audit.disabled", false);
+    if (c->audit_disabled && c->audit_log[0])
+        mfl_yaml_fail(doc, "audit.disabled", "true, but audit.log is set: choose one");
 
     bool mmb_set = mfl_yaml_has(doc, "limits.max_message_bytes");
     c->max_message_bytes = mfl_yaml_get_size(doc, "limits.max_message_bytes",

@@ -76,6 +76,8 @@ typedef struct mfl_site_config {
     int threads;                              /* OpenBLAS threads, >= 1 */
     mfl_log_level_t log_level;
     char audit_log[MFL_SITE_PATH_MAX];        /* "" = no audit log (not recommended) */
+    bool audit_disabled;                      /* audit.disabled: true: the agent may run
+                                                 without a log (it refuses otherwise) */
 
     /* limits */
     size_t max_message_bytes;                 /* largest message accepted from the coordinator */

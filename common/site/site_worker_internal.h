@@ -3,6 +3,8 @@
 #ifndef MFL_SITE_WORKER_INTERNAL_H
 #define MFL_SITE_WORKER_INTERNAL_H
 
+#include <stdbool.h>
+
 #include "site/site_worker.h"
 
 typedef struct {
@@ -30,6 +32,9 @@ struct mfl_site_worker {
     size_t header_len;
     uint8_t *hashes; /* n_tensors × 32 */
 
+    bool has_audit_head;     /* the site's audit log head, signed into the next header */
+    uint64_t audit_seq;
+    uint8_t audit_head[32];
     /* Compressed updates (RoundTask.update_encoding, fed/quant.h). */
     uint32_t encodings_offered; /* bit k: kind k accepted (bit 0, float32, always) */
     uint32_t encoding;          /* of the last round's Δ */

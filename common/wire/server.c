@@ -619,6 +619,7 @@ static int s_recv_decode(mfl_server_t *self, mfl_msg_t **m, uint8_t *rid, size_t
     }
     if (!frames)
         return 1; /* over the limits: *why and err say so */
+    self->stats.bytes_in += s_frames_bytes(frames, n);
     s_ahead_t *a = &self->ahead;
     zmq_msg_t *frames2 = NULL;
     size_t n2 = 0;
@@ -641,6 +642,8 @@ static int s_recv_decode(mfl_server_t *self, mfl_msg_t **m, uint8_t *rid, size_t
             }
         }
         a->full = rc2 == 1;
+        if (a->full && frames2)
+            self->stats.bytes_in += s_frames_bytes(frames2, n2);
     }
     self->job = (s_decode_job_t){frames2, n2, &self->opts.limits, a};
     if (frames2 && s_frames_bytes(frames2, n2) >= S_PARALLEL_DECODE_BYTES)
@@ -741,6 +744,9 @@ mfl_recv_result_t mfl_server_recv(mfl_server_t *self, int timeout_ms, mfl_msg_t 
         /* Rejected: tell the sender (rate-limited), count it, let the
          * caller log it; a connection that keeps at it is cut. */
         self->stats.rejected++;
+        self->stats.rejected_by_reason[why >= 0 && why < MFL_SERVER_REASONS
+                                           ? why
+                                           : MFL_SERVER_REASONS - 1]++;
         if (reason)
             *reason = why;
         char text[512];
@@ -761,6 +767,16 @@ mfl_recv_result_t mfl_server_recv(mfl_server_t *self, int timeout_ms, mfl_msg_t 
 }
 
 /* ---- send ---------------------------------------------------------------- */
+
+/* What a send hands to ZeroMQ: the packed envelope and the tensor data. */
+static uint64_t s_payload_bytes(const Metafl__Envelope *env, const mfl_tensor_t *tensors,
+                                size_t n_tensors)
+{
+    uint64_t b = metafl__envelope__get_packed_size(env);
+    for (size_t i = 0; i < n_tensors; i++)
+        b += tensors[i].count * sizeof(float);
+    return b;
+}
 
 static int s_send_rid(mfl_server_t *self, const char *site, const uint8_t *rid, size_t rid_len,
                       const Metafl__Envelope *env, const mfl_tensor_t *tensors,
@@ -789,6 +805,7 @@ static int s_send_rid(mfl_server_t *self, const char *site, const uint8_t *rid, 
         return -1;
     }
     self->stats.sent++;
+    self->stats.bytes_out += s_payload_bytes(env, tensors, n_tensors);
     return 0;
 }
 
@@ -839,5 +856,6 @@ mfl_server_stats_t mfl_server_stats(const mfl_server_t *self)
     st.conns_cut += g.cut_backlog + g.cut_surplus;
     st.conns_open = g.open;
     st.max_backlog_bytes = g.max_backlog;
+    st.backlog_bytes_now = g.backlog_now;
     return st;
 }

@@ -112,6 +112,7 @@ int mfl_server_reject(mfl_server_t *self, const mfl_msg_t *msg, Metafl__RejectRe
 uint64_t mfl_server_last_seen(const mfl_server_t *self, const char *site);
 
 /* Counters since creation. */
+#define MFL_SERVER_REASONS 64 /* rejected_by_reason slots (RejectReason values) */
 typedef struct {
     uint64_t received;   /* messages returned or consumed (heartbeats) */
     uint64_t rejected;   /* messages rejected by wire checks */
@@ -122,6 +123,12 @@ typedef struct {
     uint64_t conns_cut;          /* connections cut (misbehaving, revoked, backlog, surplus) */
     size_t conns_open;           /* connections open now */
     uint64_t max_backlog_bytes;  /* largest per-connection backlog seen */
+    uint64_t backlog_bytes_now;  /* largest per-connection backlog at the guard's last tick */
+    uint64_t bytes_in;   /* frames received (envelope + tensor frames, after CURVE) */
+    uint64_t bytes_out;  /* envelopes + tensor data handed to ZeroMQ to send */
+    /* Wire-check rejections by RejectReason (index ≥ MFL_SERVER_REASONS
+     * counted in the last slot). */
+    uint64_t rejected_by_reason[MFL_SERVER_REASONS];
 } mfl_server_stats_t;
 mfl_server_stats_t mfl_server_stats(const mfl_server_t *self);
 

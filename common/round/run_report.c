@@ -1,5 +1,5 @@
 /* Reading metrics.jsonl for `metafl report` (see report_data.h). */
-#include "report_data.h"
+#include "round/run_report.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -20,30 +20,30 @@ static double s_num(const mfl_json_t *o, const char *key)
     return v;
 }
 
-static report_site_t *s_site(report_t *r, const char *id)
+static mfl_report_site_t *s_site(mfl_report_t *r, const char *id)
 {
     for (size_t i = 0; i < r->n_sites; i++)
         if (strcmp(r->sites[i].id, id) == 0)
             return &r->sites[i];
-    if (r->n_sites == REPORT_MAX_SITES || strlen(id) >= REPORT_ID_MAX)
+    if (r->n_sites == MFL_REPORT_MAX_SITES || strlen(id) >= MFL_REPORT_ID_MAX)
         return NULL;
-    report_site_t *s = &r->sites[r->n_sites++];
+    mfl_report_site_t *s = &r->sites[r->n_sites++];
     memset(s, 0, sizeof *s);
     snprintf(s->id, sizeof s->id, "%s", id);
     return s;
 }
 
-static int s_add_eval(report_t *r, const mfl_json_t *o, bool live, bool run_trained,
+static int s_add_eval(mfl_report_t *r, const mfl_json_t *o, bool live, bool run_trained,
                       const char *where, char *err, size_t errlen)
 {
     const char *id = mfl_json_string(mfl_json_get(o, "site"));
     if (!id || !*id)
         return mfl_errf(err, errlen, "%s: eval event without a \"site\"", where), -1;
-    report_site_t *s = s_site(r, id);
+    mfl_report_site_t *s = s_site(r, id);
     if (!s)
         return mfl_errf(err, errlen, "%s: more than %d sites, or site id too long", where,
-                        REPORT_MAX_SITES), -1;
-    report_eval_t e = {
+                        MFL_REPORT_MAX_SITES), -1;
+    mfl_report_eval_t e = {
         s_num(o, "round"), s_num(o, "loss"), s_num(o, "accuracy"), s_num(o, "auroc"),
         s_num(o, "sensitivity"), s_num(o, "specificity"), s_num(o, "n"), s_num(o, "n_support"),
         s_num(o, "loss_before"), s_num(o, "accuracy_before"), s_num(o, "auroc_before"),
@@ -51,9 +51,12 @@ static int s_add_eval(report_t *r, const mfl_json_t *o, bool live, bool run_trai
         s_num(o, "delta")};
     if (!isnan(e.epsilon))
         r->have_privacy = true;
-    report_eval_t *h = realloc(s->history, (s->n_history + 1) * sizeof *h);
+    mfl_report_eval_t *h = s->n_history < MFL_REPORT_MAX_ROUNDS
+                               ? realloc(s->history, (s->n_history + 1) * sizeof *h)
+                               : NULL;
     if (!h)
-        return mfl_errf(err, errlen, "out of memory"), -1;
+        return mfl_errf(err, errlen, "%s: more than %u evaluations of site %s, or out of memory",
+                        where, MFL_REPORT_MAX_ROUNDS, id), -1;
     s->history = h;
     h[s->n_history++] = e;
     s->last = e;
@@ -66,25 +69,15 @@ static int s_add_eval(report_t *r, const mfl_json_t *o, bool live, bool run_trai
     return 0;
 }
 
-int report_add(report_t *r, const char *arg, char *err, size_t errlen)
+int mfl_report_add_text(mfl_report_t *r, const char *text, size_t len, const char *label, bool live,
+                        char *err, size_t errlen)
 {
-    char path[4096];
-    struct stat st;
-    bool live = stat(arg, &st) == 0 && S_ISDIR(st.st_mode);
-    if (live)
-        snprintf(path, sizeof path, "%s/metrics.jsonl", arg);
-    else
-        snprintf(path, sizeof path, "%s", arg);
-    char *text = NULL;
-    size_t len = 0;
-    if (mfl_file_read_all(path, REPORT_MAX_BYTES, &text, &len, err, errlen) < 0)
-        return -1;
     /* First pass: does this run close rounds? (decides the roles). */
-    bool run_trained = strstr(text, "\"event\":\"round\"") != NULL;
-    int rc = -1;
+    static const char round_ev[] = "\"event\":\"round\"";
+    bool run_trained = memmem(text, len, round_ev, sizeof round_ev - 1) != NULL;
     size_t lineno = 0;
-    for (char *line = text, *next; line < text + len; line = next) {
-        char *nl = memchr(line, '\n', (size_t)(text + len - line));
+    for (const char *line = text, *next; line < text + len; line = next) {
+        const char *nl = memchr(line, '\n', (size_t)(text + len - line));
         next = nl ? nl + 1 : text + len;
         size_t n = (size_t)((nl ? nl : text + len) - line);
         lineno++;
@@ -93,22 +86,23 @@ int report_add(report_t *r, const char *arg, char *err, size_t errlen)
         if (n == 0)
             continue;
         char perr[256], where[4200];
-        snprintf(where, sizeof where, "%s:%zu", path, lineno);
+        snprintf(where, sizeof where, "%s:%zu", label, lineno);
         mfl_json_t *o = mfl_json_parse(line, n, perr, sizeof perr);
-        if (!o) {
-            mfl_errf(err, errlen, "%s: not a JSON line (%s)", where, perr);
-            goto out;
-        }
+        if (!o)
+            return mfl_errf(err, errlen, "%s: not a JSON line (%s)", where, perr), -1;
         const char *ev = mfl_json_string(mfl_json_get(o, "event"));
         int bad = 0;
         if (ev && strcmp(ev, "round") == 0) {
-            report_round_t rr = {s_num(o, "round"),       s_num(o, "accepted"),
-                                 s_num(o, "selected"),    s_num(o, "rejected"),
-                                 s_num(o, "loss_before"), s_num(o, "loss_after"),
-                                 s_num(o, "seconds")};
-            report_round_t *a = realloc(r->rounds, (r->n_rounds + 1) * sizeof *a);
+            mfl_report_round_t rr = {s_num(o, "round"),       s_num(o, "accepted"),
+                                     s_num(o, "selected"),    s_num(o, "rejected"),
+                                     s_num(o, "loss_before"), s_num(o, "loss_after"),
+                                     s_num(o, "seconds")};
+            mfl_report_round_t *a = r->n_rounds < MFL_REPORT_MAX_ROUNDS
+                                        ? realloc(r->rounds, (r->n_rounds + 1) * sizeof *a)
+                                        : NULL;
             if (!a) {
-                mfl_errf(err, errlen, "out of memory");
+                mfl_errf(err, errlen, "%s: more than %u rounds, or out of memory", where,
+                         MFL_REPORT_MAX_ROUNDS);
                 bad = 1;
             } else {
                 r->rounds = a;
@@ -125,10 +119,25 @@ int report_add(report_t *r, const char *arg, char *err, size_t errlen)
         /* Other events (future ones included) are not part of the report. */
         mfl_json_destroy(&o);
         if (bad)
-            goto out;
+            return -1;
     }
-    rc = 0;
-out:
+    return 0;
+}
+
+int mfl_report_add(mfl_report_t *r, const char *arg, char *err, size_t errlen)
+{
+    char path[4096];
+    struct stat st;
+    bool live = stat(arg, &st) == 0 && S_ISDIR(st.st_mode);
+    if (live)
+        snprintf(path, sizeof path, "%s/metrics.jsonl", arg);
+    else
+        snprintf(path, sizeof path, "%s", arg);
+    char *text = NULL;
+    size_t len = 0;
+    if (mfl_file_read_all(path, MFL_REPORT_MAX_BYTES, &text, &len, err, errlen) < 0)
+        return -1;
+    int rc = mfl_report_add_text(r, text, len, path, live, err, errlen);
     free(text);
     return rc;
 }
@@ -148,14 +157,14 @@ static size_t s_fields(char *line, char **f, size_t max)
     return n;
 }
 
-int report_apply_sites(report_t *r, const char *path, char *err, size_t errlen)
+int mfl_report_apply_sites(mfl_report_t *r, const char *path, char *err, size_t errlen)
 {
     char *text = NULL;
     size_t len = 0;
     if (mfl_file_read_all(path, 1u << 20, &text, &len, err, errlen) < 0)
         return -1;
     int col_id = -1, col_kind = -1, col_role = -1, rc = -1;
-    static report_site_t listed[REPORT_MAX_SITES]; /* large: off the stack */
+    static mfl_report_site_t listed[MFL_REPORT_MAX_SITES]; /* large: off the stack */
     size_t n_listed = 0;
     for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
         char *f[64];
@@ -177,9 +186,9 @@ int report_apply_sites(report_t *r, const char *path, char *err, size_t errlen)
             goto out;
         }
         size_t n = s_fields(line, f, 64);
-        if ((size_t)col_id >= n || n_listed == REPORT_MAX_SITES)
+        if ((size_t)col_id >= n || n_listed == MFL_REPORT_MAX_SITES)
             continue;
-        report_site_t *s = s_site(r, f[col_id]);
+        mfl_report_site_t *s = s_site(r, f[col_id]);
         if (!s) {
             mfl_errf(err, errlen, "%s: too many sites or an id too long", path);
             goto out;
@@ -194,8 +203,8 @@ int report_apply_sites(report_t *r, const char *path, char *err, size_t errlen)
         memmove(&r->sites[idx], &r->sites[idx + 1], (r->n_sites - idx - 1) * sizeof *s);
         r->n_sites--;
     }
-    if (n_listed + r->n_sites > REPORT_MAX_SITES) {
-        mfl_errf(err, errlen, "%s: more than %d sites in all", path, REPORT_MAX_SITES);
+    if (n_listed + r->n_sites > MFL_REPORT_MAX_SITES) {
+        mfl_errf(err, errlen, "%s: more than %d sites in all", path, MFL_REPORT_MAX_SITES);
         goto out;
     }
     memmove(&r->sites[n_listed], &r->sites[0], r->n_sites * sizeof r->sites[0]);
@@ -207,7 +216,7 @@ out:
     return rc;
 }
 
-void report_clear(report_t *r)
+void mfl_report_clear(mfl_report_t *r)
 {
     for (size_t i = 0; i < r->n_sites; i++)
         free(r->sites[i].history);
