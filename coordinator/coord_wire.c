@@ -8,6 +8,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "fed/quant.h"
 #include "wire/keys.h"
 #include "round/upload_gate.h"
 #include "wire/server.h"
@@ -304,6 +305,14 @@ static void s_event_body(mfl_coord_wire_t *self, const Metafl__Envelope *env,
         ev->hello.n_classes = env->hello->n_classes;
         ev->hello.class_counts = env->hello->class_counts;
         ev->hello.n_class_counts = env->hello->n_class_counts;
+        ev->hello.encodings = 1u << MFL_QUANT_FP32; /* lossy encodings only as offered */
+        for (size_t i = 0; i < env->hello->n_capabilities; i++) {
+            const char *cap = env->hello->capabilities[i];
+            if (cap && strcmp(cap, "compress:fp16") == 0)
+                ev->hello.encodings |= 1u << MFL_QUANT_FP16;
+            else if (cap && strcmp(cap, "compress:int8") == 0)
+                ev->hello.encodings |= 1u << MFL_QUANT_INT8;
+        }
         break;
     case METAFL__ENVELOPE__BODY_UPDATE: {
         const Metafl__UpdateHeader *uh = mfl_msg_update_header(self->msg);

@@ -35,6 +35,9 @@ typedef struct {
         uint32_t n_features, n_classes;
         const uint64_t *class_counts;
         size_t n_class_counts;
+        /* update encodings the site offers, bit (1 << mfl_quant_kind_t):
+         * float32 always, fp16/int8 from its "compress:*" capabilities */
+        uint32_t encodings;
     } hello;
     /* UPDATE: the verified header, decoded (NULL if it did not decode: a
      * field over its cap), and the bytes the site signed with its

@@ -18,6 +18,8 @@
 #include "round/status.h"
 #include "round/upload_gate.h"
 #include "wire/keys.h"
+#include "fed/quant.h"
+#include "meta/learner.h"
 
 #define STATUS_EVERY_MS 1000
 #define DRAIN_MS 500 /* after the run: let the Bye messages leave */
@@ -186,6 +188,7 @@ static void s_on_hello(mfl_coordinator_t *self, const mfl_wire_event_t *ev, uint
                                     self->config.heartbeat_ms, self->run_id, err,
                                     sizeof err) < 0)
         mfl_warn("site %s: welcome not sent: %s", ev->site, err);
+    mfl_round_engine_site_encodings(self->engine, ev->site, ev->hello.encodings);
     mfl_round_engine_site_hello(self->engine, ev->site, ev->hello.n_train, now);
     self->status_dirty = true;
 }
@@ -466,9 +469,23 @@ mfl_coordinator_t *mfl_coordinator_new(const mfl_coord_config_t *config, char *e
                  "run the daemon", config->file);
         goto out_fail;
     }
-    self->wire = mfl_coord_wire_new(config->listen, config->key_file, config->allow_dir,
-                                    config->max_message_bytes, config->heartbeat_ms, err,
-                                    errlen);
+    /* The message limit follows the model unless the file sets it: the
+     * learner's state size, from a throw-away learner (its buffers are
+     * allocated lazily, so this costs no 4·P of memory). */
+    size_t n_state = 0;
+    {
+        char sub[256];
+        mfl_learner_t *l = mfl_learner_new(&config->learner, 1, sub, sizeof sub);
+        if (l)
+            n_state = mfl_learner_n_state(l);
+        mfl_learner_destroy(&l);
+    }
+    size_t mmb = mfl_coord_config_message_bytes(config, n_state);
+    if (mmb != config->max_message_bytes)
+        mfl_info("limits.max_message_bytes: %zu bytes for a model of %zu parameters", mmb,
+                 n_state);
+    self->wire = mfl_coord_wire_new(config->listen, config->key_file, config->allow_dir, mmb,
+                                    config->heartbeat_ms, err, errlen);
     if (!self->wire)
         goto out_fail;
     mfl_engine_sink_t sink = {self, s_sink_task, s_sink_eval, s_sink_reject, s_sink_closed,

@@ -2,6 +2,7 @@
 #include "wire/message.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <sodium.h>
@@ -13,6 +14,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "wire/conn_guard.h"
+#include "fed/quant.h"
 #include "wire/msg_internal.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -128,6 +130,18 @@ static uint64_t s_frames_for(uint64_t bytes, size_t chunk)
     return bytes == 0 ? 1 : (bytes + chunk - 1) / chunk;
 }
 
+/* Bytes a tensor travels as: 4·count for float32, fewer when encoded; 0
+ * for an unknown encoding (refused). */
+static uint64_t s_wire_bytes(uint32_t encoding, uint64_t count)
+{
+    switch (encoding) {
+    case MFL_QUANT_FP32: return 4 * count;
+    case MFL_QUANT_FP16: return 2 * count;
+    case MFL_QUANT_INT8: return count;
+    }
+    return 0;
+}
+
 /* The frame size to send with: limits->chunk_bytes (a multiple of 4),
  * doubled until the message fits the frame count a peer with the same
  * limits accepts (small frames must not make a big message too many). */
@@ -140,7 +154,7 @@ static size_t s_send_chunk(const mfl_wire_limits_t *limits, const mfl_tensor_t *
     for (;;) {
         uint64_t frames = 1;
         for (size_t i = 0; i < n_tensors; i++)
-            frames += s_frames_for(tensors[i].count * 4, chunk);
+            frames += s_frames_for(s_wire_bytes(tensors[i].encoding, tensors[i].count), chunk);
         if (frames <= limits->max_frames || chunk >= limits->max_frame_bytes / 2)
             break;
         chunk *= 2;
@@ -163,16 +177,29 @@ static int s_tensor_headers(const mfl_tensor_t *tensors, size_t n_tensors, size_
                      t->ndim, MFL_TENSOR_MAX_DIMS);
             return -1;
         }
+        if (t->encoding > MFL_QUANT_INT8 || (t->encoding == MFL_QUANT_INT8 && !isfinite(t->scale))) {
+            mfl_errf(err, errlen, "tensor '%s': unknown encoding %u or bad scale",
+                     t->name ? t->name : "", t->encoding);
+            return -1;
+        }
         metafl__tensor_header__init(&th[i]);
         th[i].name = (char *)(t->name ? t->name : "");
         th[i].n_shape = t->ndim;
         th[i].shape = (uint64_t *)t->shape;
-        th[i].n_frames = (uint32_t)s_frames_for(t->count * 4, chunk);
+        uint64_t wire_bytes = s_wire_bytes(t->encoding, t->count);
+        th[i].n_frames = (uint32_t)s_frames_for(wire_bytes, chunk);
+        th[i].encoding = t->encoding;
+        th[i].scale = t->encoding == MFL_QUANT_INT8 ? t->scale : 0;
         uint8_t *h = hashes + i * MFL_HASH_BYTES;
-        if (t->blake2b)
+        if (t->blake2b) {
             memcpy(h, t->blake2b, MFL_HASH_BYTES);
-        else
+        } else if (t->encoding == MFL_QUANT_FP32) {
             mfl_tensor_hash(t->data, t->count, h);
+        } else {
+            s_sodium();
+            crypto_generichash(h, MFL_HASH_BYTES, (const unsigned char *)t->data, wire_bytes,
+                               NULL, 0);
+        }
         th[i].blake2b.data = h;
         th[i].blake2b.len = MFL_HASH_BYTES;
         thp[i] = &th[i];
@@ -191,7 +218,7 @@ static int s_send_tensor_frames(void *socket, const mfl_tensor_t *tensors, size_
     zmq_msg_t m;
     for (size_t i = 0; i < n_tensors; i++) {
         const char *p = (const char *)tensors[i].data;
-        uint64_t left = tensors[i].count * 4;
+        uint64_t left = s_wire_bytes(tensors[i].encoding, tensors[i].count);
         for (uint32_t f = 0; f < th[i].n_frames; f++) {
             size_t n = left > chunk ? chunk : (size_t)left;
             int more = !(i + 1 == n_tensors && f + 1 == th[i].n_frames);
@@ -465,12 +492,19 @@ static int s_check_tensor_header(mfl_msg_t *self, size_t i, size_t next, int *re
     if (h->n_frames == 0 || h->n_frames > n - next)
         return s_refuse(reason, R_SHAPE, err, errlen, "tensor '%s': %u frames but %zu remain",
                         name, h->n_frames, n - next);
+    if (h->encoding > MFL_QUANT_INT8)
+        return s_refuse(reason, R_BAD, err, errlen, "tensor '%s': unknown encoding %u", name,
+                        h->encoding);
+    if (h->encoding == MFL_QUANT_INT8 && !(isfinite(h->scale) && h->scale >= 0))
+        return s_refuse(reason, R_BAD, err, errlen, "tensor '%s': int8 scale %g", name,
+                        (double)h->scale);
     uint64_t bytes = 0;
     for (size_t f = next; f < next + h->n_frames; f++)
         bytes += zmq_msg_size(&self->frames[f]);
-    if (bytes != count * 4)
-        return s_refuse(reason, R_SHAPE, err, errlen, "tensor '%s': %llu bytes for %llu floats",
-                        name, (unsigned long long)bytes, (unsigned long long)count);
+    if (bytes != s_wire_bytes(h->encoding, count))
+        return s_refuse(reason, R_SHAPE, err, errlen, "tensor '%s': %llu bytes for %llu values (%s)",
+                        name, (unsigned long long)bytes, (unsigned long long)count,
+                        mfl_quant_name((mfl_quant_kind_t)h->encoding));
     mfl_tensor_t *t = &self->tensors[i];
     t->name = name;
     t->ndim = h->n_shape;
@@ -496,6 +530,57 @@ static int s_check_tensor_headers(mfl_msg_t *self, int *reason, char *err, size_
     return 0;
 }
 
+/* An encoded tensor (fp16 / int8): gathers its bytes from the frames while
+ * hashing them, checks the hash (the bytes as sent, what the site signed),
+ * then decodes into a float32 copy owned by the message, which must be
+ * finite. 0, or -1 after s_refuse. */
+static int s_decode_encoded(mfl_msg_t *self, size_t i, const Metafl__TensorHeader *h,
+                            zmq_msg_t *frames, int *reason, char *err, size_t errlen)
+{
+    mfl_tensor_t *t = &self->tensors[i];
+    uint64_t bytes = s_wire_bytes(h->encoding, t->count);
+    unsigned char *enc = malloc(bytes ? bytes : 1);
+    float *dst = malloc(t->count ? t->count * 4 : 1);
+    if (!enc || !dst) {
+        free(enc);
+        free(dst);
+        s_refuse(reason, METAFL__REJECT_REASON__REJECT_TOO_LARGE, err, errlen,
+                 "tensor '%s': out of memory", t->name);
+        return -1;
+    }
+    self->copies[i] = dst;
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, MFL_HASH_BYTES);
+    size_t at = 0;
+    for (uint32_t f = 0; f < h->n_frames; f++) {
+        size_t sz = zmq_msg_size(&frames[f]);
+        memcpy(enc + at, zmq_msg_data(&frames[f]), sz);
+        crypto_generichash_update(&st, enc + at, sz);
+        at += sz;
+    }
+    uint8_t *hash = self->hashes + i * MFL_HASH_BYTES;
+    crypto_generichash_final(&st, hash, MFL_HASH_BYTES);
+    int rc = -1;
+    if (sodium_memcmp(hash, h->blake2b.data, MFL_HASH_BYTES) != 0) {
+        s_refuse(reason, METAFL__REJECT_REASON__REJECT_HASH, err, errlen,
+                 "tensor '%s': BLAKE2b of the data does not match its header", t->name);
+    } else if (mfl_quant_decode((mfl_quant_kind_t)h->encoding, enc, t->count, h->scale, dst) <
+                   0 ||
+               s_nonfinite((const uint32_t *)(const void *)dst, t->count)) {
+        s_refuse(reason, METAFL__REJECT_REASON__REJECT_NONFINITE, err, errlen,
+                 "tensor '%s': contains NaN or Inf (%s)", t->name,
+                 mfl_quant_name((mfl_quant_kind_t)h->encoding));
+    } else {
+        t->data = dst;
+        t->blake2b = hash;
+        t->encoding = h->encoding;
+        t->scale = h->encoding == MFL_QUANT_INT8 ? h->scale : 0;
+        rc = 0;
+    }
+    free(enc);
+    return rc;
+}
+
 /* Tensor i's data in frames [next, next + n_frames): one pass per
  * cache-sized piece computing the hash and finiteness (copied first into
  * one aligned buffer when it spans frames or is misaligned), then the hash
@@ -507,6 +592,15 @@ static int s_read_tensor(mfl_msg_t *self, size_t i, size_t next, int *reason, ch
     const Metafl__TensorHeader *h = self->env->tensors[i];
     mfl_tensor_t *t = &self->tensors[i];
     zmq_msg_t *owned = self->frames;
+    if (h->encoding != MFL_QUANT_FP32) {
+        if (s_decode_encoded(self, i, h, owned + next, reason, err, errlen) < 0)
+            return -1;
+        for (size_t f = next; f < next + h->n_frames; f++) { /* decoded: frames not needed */
+            zmq_msg_close(&owned[f]);
+            zmq_msg_init(&owned[f]);
+        }
+        return 0;
+    }
     void *first = zmq_msg_data(&owned[next]);
     float *dst = NULL;
     if (h->n_frames > 1 || ((uintptr_t)first % _Alignof(float)) != 0) {

@@ -42,6 +42,7 @@ typedef enum {
     MFL_REJECT_VERSION = 14,
     MFL_REJECT_NOT_GRANTED = 15,
     MFL_REJECT_AUDIT_UNAVAILABLE = 23, /* the coordinator cannot write its audit log */
+    MFL_REJECT_ENCODING = 37,          /* not in the update encoding the task asked for */
     MFL_REJECT_DATA = 40,              /* the site's data cannot form the task */
 } mfl_reject_t;
 
@@ -111,6 +112,7 @@ typedef struct {
     uint8_t audit_head[MFL_TASK_HASH_BYTES];
     uint8_t audit_head_sig[64];
     char audit_writer[MFL_TASK_SITE_MAX + 1];
+    uint32_t update_encoding;              /* fed/quant.h kind the update must travel as */
 } mfl_round_task_t;
 
 /* EvalTask. */

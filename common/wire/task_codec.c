@@ -28,6 +28,7 @@ S_SAME(SCHEMA);
 S_SAME(VERSION);
 S_SAME(NOT_GRANTED);
 S_SAME(AUDIT_UNAVAILABLE);
+S_SAME(ENCODING);
 S_SAME(DATA);
 
 #define S_SAME_KIND(x) _Static_assert((int)MFL_MSG_##x == (int)METAFL__MESSAGE_KIND__##x, \
@@ -146,6 +147,7 @@ void mfl_round_task_to_msg(const mfl_round_task_t *t, mfl_round_task_msg_t *out)
         out->msg.audit_head_sig = s_bin(t->audit_head_sig, sizeof t->audit_head_sig);
         out->msg.audit_writer = (char *)t->audit_writer;
     }
+    out->msg.update_encoding = t->update_encoding;
 }
 
 int mfl_round_task_from_msg(const Metafl__RoundTask *m, mfl_round_task_t *t, char *err,
@@ -178,6 +180,7 @@ int mfl_round_task_from_msg(const Metafl__RoundTask *m, mfl_round_task_t *t, cha
         memcpy(t->audit_head_sig, m->audit_head_sig.data, 64);
         snprintf(t->audit_writer, sizeof t->audit_writer, "%s", m->audit_writer);
     }
+    t->update_encoding = m->update_encoding;
     return 0;
 }
 
