@@ -142,8 +142,18 @@ static void s_run_round_job(sim_t *sim, const sim_job_t *job)
     if (!task)
         return;
     mfl_site_round_result_t res;
-    if (mfl_site_worker_round(s->worker, task, job->theta,
-                              mfl_round_engine_n_state(sim->engine), &res, err, sizeof err) < 0) {
+    int rc = mfl_site_worker_round(s->worker, task, job->theta,
+                                   mfl_round_engine_n_state(sim->engine), &res, err, sizeof err);
+    if (rc == MFL_SITE_ROUND_DECLINED) { /* the site's privacy policy refuses it */
+        char rule[64];
+        snprintf(rule, sizeof rule, "%.*s", (int)strcspn(err, ":"), err);
+        mfl_round_engine_site_declined(sim->engine, s->cfg.site_id, task->round,
+                                       task->nonce.data, task->nonce.len, rule, err,
+                                       mfl_clock_wall_ms());
+        metafl__round_task__free_unpacked(task, NULL);
+        return;
+    }
+    if (rc) {
         mfl_warn("site %s: round %u failed: %s", s->cfg.site_id, task->round, err);
         metafl__round_task__free_unpacked(task, NULL);
         return;
@@ -185,8 +195,8 @@ static void s_run_eval_job(sim_t *sim, const sim_job_t *job)
         return;
     mfl_site_eval_result_t res;
     if (mfl_site_worker_eval(s->worker, task, job->theta, mfl_round_engine_n_state(sim->engine),
-                             &res, err, sizeof err) < 0) {
-        mfl_warn("site %s: evaluation failed: %s", s->cfg.site_id, err);
+                             &res, err, sizeof err) != 0) {
+        mfl_warn("site %s: evaluation not reported: %s", s->cfg.site_id, err);
     } else {
         Metafl__EvalReport report;
         metafl__eval_report__init(&report);
@@ -240,6 +250,16 @@ static int s_open_sites(sim_t *sim, const mfl_coord_config_t *config)
         if (!s->worker) {
             mfl_error("site %s: %s", s->cfg.site_id, err);
             return -1;
+        }
+        if (s->cfg.privacy.mode != MFL_PRIVACY_MODE_NONE) {
+            /* In-process: no audit log to read the budget from; this run's
+             * releases are counted from zero, in memory (docs/PRIVACY.md). */
+            mfl_privacy_accountant_t zero;
+            mfl_privacy_accountant_init(&zero, NULL, 0, NULL, 0);
+            mfl_site_worker_set_ledger(s->worker, &zero, NULL);
+            mfl_info("site %s: privacy mode %s, budget %g: simulate counts this run's "
+                     "releases from zero, in memory", s->cfg.site_id,
+                     mfl_privacy_mode_name(s->cfg.privacy.mode), s->cfg.privacy.epsilon_budget);
         }
         mfl_identity_t *id = mfl_identity_load(s->cfg.key_file, err, sizeof err);
         if (id) {

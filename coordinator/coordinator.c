@@ -223,6 +223,14 @@ static void s_on_event(mfl_coordinator_t *self, const mfl_wire_event_t *ev, uint
     case METAFL__MESSAGE_KIND__EVAL_REPORT:
         mfl_round_engine_eval_report(self->engine, ev->site, env->eval_report, now);
         break;
+    case METAFL__MESSAGE_KIND__TASK_DECLINED: {
+        const Metafl__TaskDeclined *d = env->task_declined;
+        mfl_round_engine_site_seen(self->engine, ev->site, now);
+        mfl_round_engine_site_declined(self->engine, ev->site, d->round, d->nonce.data,
+                                       d->nonce.len, d->rule, d->text, now);
+        self->status_dirty = true;
+        break;
+    }
     case METAFL__MESSAGE_KIND__BYE:
         mfl_info("site %s says bye: %s", ev->site,
                  env->bye && env->bye->reason ? env->bye->reason : "");

@@ -3,6 +3,7 @@
 #include "agent.h"
 
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdatomic.h>
@@ -12,6 +13,7 @@
 #include <time.h>
 
 #include "audit/audit.h"
+#include "privacy/ledger.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "site/site_worker.h"
@@ -63,6 +65,69 @@ static void s_on_connect(mfl_client_t *client, unsigned n, void *arg)
     self->need_hello = 1;
 }
 
+/* The budget already spent, from the site's own signed audit log
+ * (privacy/ledger.h). Whatever goes wrong, the worker is told the ledger
+ * is unknown (it then declines every DP task, saying why and how to
+ * recover) rather than start from zero. -1 only on an audit write error. */
+static int s_open_ledger(mfl_site_agent_t *self, char *err, size_t errlen)
+{
+    const mfl_site_config_t *cfg = self->cfg;
+    const mfl_privacy_policy_t *pol = mfl_site_worker_policy(self->worker);
+    char why[1400], sub[700];
+    if (!self->audit) {
+        mfl_site_worker_set_ledger(self->worker, NULL, "audit.log is not set: the budget spent "
+                                   "is read back from the site's signed audit log");
+        return 0;
+    }
+    mfl_privacy_accountant_t spent;
+    mfl_privacy_accountant_init(&spent, NULL, 0, NULL, 0);
+    mfl_privacy_ledger_info_t info;
+    const uint8_t *pk = mfl_identity_public(self->identity)->sign_pk;
+    if (mfl_privacy_ledger_read(cfg->audit_log, cfg->site_id, pk, &spent, &info, sub,
+                                sizeof sub)) {
+        snprintf(why, sizeof why, "the audit log does not verify (%s): restore it from a "
+                 "backup; this site runs no DP task rather than count its budget from zero",
+                 sub);
+        mfl_warn("site %s: privacy ledger unavailable: %s", cfg->site_id, why);
+        mfl_site_worker_set_ledger(self->worker, NULL, why);
+        return 0;
+    }
+    if (!info.started && self->opts.new_privacy_ledger) {
+        mfl_audit_record_t *rec = calloc(1, sizeof *rec);
+        if (!rec)
+            return mfl_errf(err, errlen, "out of memory"), -1;
+        mfl_audit_record_init(rec, MFL_AUDIT_LEDGER_STARTED, 0, cfg->site_id);
+        snprintf(rec->reason, sizeof rec->reason, "privacy ledger started from zero by the "
+                 "operator (--new-privacy-ledger); %zu DP releases found before it",
+                 info.n_releases);
+        int rc = mfl_audit_append(self->audit, rec, NULL, sub, sizeof sub);
+        free(rec);
+        if (rc)
+            return mfl_errf(err, errlen, "%s: audit.log: %s", cfg->file, sub), -1;
+        info.started = true;
+        mfl_info("site %s: privacy ledger started in %s", cfg->site_id, cfg->audit_log);
+    } else if (info.started && self->opts.new_privacy_ledger) {
+        mfl_warn("site %s: --new-privacy-ledger ignored: %s already holds a privacy ledger, "
+                 "which is kept", cfg->site_id, cfg->audit_log);
+    }
+    if (!info.started) {
+        snprintf(why, sizeof why, "%.600s holds no privacy ledger (a new or re-created log); "
+                 "restore the site's audit log from a backup, or, to count the budget from "
+                 "zero knowingly, restart the agent once with --new-privacy-ledger "
+                 "(docs/PRIVACY.md)", cfg->audit_log);
+        if (pol->mode != MFL_PRIVACY_MODE_NONE)
+            mfl_warn("site %s: %s", cfg->site_id, why);
+        mfl_site_worker_set_ledger(self->worker, NULL, why);
+        return 0;
+    }
+    mfl_site_worker_set_ledger(self->worker, &spent, NULL);
+    mfl_info("site %s: privacy ledger: %zu DP releases, epsilon spent %.6g at delta %g "
+             "(policy: mode %s, budget %g)", cfg->site_id, info.n_releases,
+             mfl_site_worker_epsilon_spent(self->worker), pol->delta,
+             mfl_privacy_mode_name(pol->mode), pol->epsilon_budget);
+    return 0;
+}
+
 mfl_site_agent_t *mfl_site_agent_new(const mfl_site_config_t *cfg,
                                      const mfl_site_agent_opts_t *opts, char *err,
                                      size_t errlen)
@@ -104,6 +169,8 @@ mfl_site_agent_t *mfl_site_agent_new(const mfl_site_config_t *cfg,
             goto out_fail;
         }
     }
+    if (s_open_ledger(self, err, errlen))
+        goto out_fail;
     mfl_client_opts_t co;
     mfl_client_opts_default(&co);
     co.limits.max_total_bytes = cfg->max_message_bytes;
@@ -209,7 +276,11 @@ static int s_send_hello(mfl_site_agent_t *self, char *err, size_t errlen)
     Metafl__Hello hello = METAFL__HELLO__INIT;
     hello.site = (char *)self->cfg->site_id; /* protobuf-c fields are not const; never written */
     hello.software_version = (char *)MFL_VERSION;
-    hello.n_train = mfl_site_worker_n_train(self->worker);
+    /* The site's size is an unnoised statistic too (privacy/policy.h). */
+    const mfl_privacy_policy_t *pol = mfl_site_worker_policy(self->worker);
+    hello.n_train = pol->mode != MFL_PRIVACY_MODE_NONE && !pol->allow_unnoised_stats
+                        ? 0
+                        : mfl_site_worker_n_train(self->worker);
     hello.schema_hash.data = (uint8_t *)mfl_site_worker_schema_hash(self->worker);
     hello.schema_hash.len = MFL_SITE_HASH_BYTES;
     hello.n_capabilities = sizeof(s_capabilities) / sizeof(s_capabilities[0]);
@@ -279,7 +350,7 @@ static int s_audit_update(mfl_site_agent_t *self, const Metafl__RoundTask *task,
         free(rec);
         return -1;
     }
-    if (rec->has_privacy && task->privacy)
+    if (rec->has_privacy && rec->privacy.delta == 0 && task->privacy) /* older header */
         rec->privacy.delta = task->privacy->target_delta;
     int rc = mfl_audit_append(self->audit, rec, NULL, err, errlen);
     free(rec);
@@ -342,6 +413,52 @@ static void s_send_ready(mfl_site_agent_t *self)
 
 static mfl_agent_status_t s_upload(mfl_site_agent_t *self, const Metafl__UploadGrant *g);
 
+/* The privacy policy refused the task (`why` = "privacy.RULE: text"): the
+ * refusal goes on the audit log (fsync'd; a log that cannot take it is
+ * fatal, as for updates), then to the coordinator as TaskDeclined so the
+ * round goes on without us. */
+static mfl_agent_status_t s_decline(mfl_site_agent_t *self, const Metafl__RoundTask *task,
+                                    const char *why, char *ferr, size_t ferrlen)
+{
+    const char *site = self->cfg->site_id;
+    mfl_warn("site %s: round %u declined by the site's privacy policy: %s", site, task->round,
+             why);
+    char rule[64];
+    size_t rl = strcspn(why, ":");
+    snprintf(rule, sizeof rule, "%.*s", (int)(rl < sizeof rule - 1 ? rl : sizeof rule - 1), why);
+    double eps = mfl_site_worker_epsilon_spent(self->worker);
+    char err[512];
+    if (self->audit) {
+        mfl_audit_record_t *rec = calloc(1, sizeof *rec);
+        if (!rec)
+            return mfl_errf(ferr, ferrlen, "out of memory"), MFL_AGENT_FATAL;
+        mfl_audit_record_init(rec, MFL_AUDIT_TASK_DECLINED, task->round, site);
+        size_t nl = task->nonce.len < sizeof rec->nonce ? task->nonce.len : sizeof rec->nonce;
+        memcpy(rec->nonce, task->nonce.data, nl);
+        rec->nonce_len = nl;
+        snprintf(rec->reason, sizeof rec->reason, "%.*s", (int)(sizeof rec->reason - 1), why);
+        int rc = mfl_audit_append(self->audit, rec, NULL, err, sizeof err);
+        free(rec);
+        if (rc)
+            return mfl_errf(ferr, ferrlen, "audit log %s: %s", self->cfg->audit_log, err),
+                   MFL_AGENT_FATAL;
+    }
+    Metafl__TaskDeclined td = METAFL__TASK_DECLINED__INIT;
+    td.round = task->round;
+    td.nonce = task->nonce;
+    td.rule = rule;
+    td.text = (char *)why;
+    td.epsilon_spent = isfinite(eps) ? eps : 0.0;
+    Metafl__Envelope env = METAFL__ENVELOPE__INIT;
+    env.protocol_version = MFL_WIRE_PROTOCOL_VERSION;
+    env.kind = METAFL__MESSAGE_KIND__TASK_DECLINED;
+    env.body_case = METAFL__ENVELOPE__BODY_TASK_DECLINED;
+    env.task_declined = &td;
+    if (mfl_client_send(self->client, &env, NULL, 0, NULL, NULL, err, sizeof err))
+        mfl_warn("site %s: round %u: refusal not delivered: %s", site, task->round, err);
+    return MFL_AGENT_CONTINUE;
+}
+
 static mfl_agent_status_t s_round(mfl_site_agent_t *self, const mfl_msg_t *msg, char *ferr,
                                   size_t ferrlen)
 {
@@ -368,7 +485,10 @@ static mfl_agent_status_t s_round(mfl_site_agent_t *self, const mfl_msg_t *msg, 
     }
     uint64_t t0 = mfl_clock_mono_ms();
     mfl_site_round_result_t r;
-    if (mfl_site_worker_round(self->worker, task, self->theta, n, &r, err, sizeof(err))) {
+    int wrc = mfl_site_worker_round(self->worker, task, self->theta, n, &r, err, sizeof(err));
+    if (wrc == MFL_SITE_ROUND_DECLINED)
+        return s_decline(self, task, err, ferr, ferrlen);
+    if (wrc) {
         mfl_warn("site %s: round %u failed: %s", self->cfg->site_id, task->round, err);
         return MFL_AGENT_CONTINUE;
     }
@@ -493,7 +613,13 @@ static mfl_agent_status_t s_eval(mfl_site_agent_t *self, const mfl_msg_t *msg)
         return MFL_AGENT_CONTINUE;
     }
     mfl_site_eval_result_t r;
-    if (mfl_site_worker_eval(self->worker, task, self->theta, n, &r, err, sizeof(err))) {
+    int erc = mfl_site_worker_eval(self->worker, task, self->theta, n, &r, err, sizeof(err));
+    if (erc == MFL_SITE_ROUND_DECLINED) {
+        mfl_info("site %s: evaluation %u not reported: %s", self->cfg->site_id, task->round,
+                 err);
+        return MFL_AGENT_CONTINUE;
+    }
+    if (erc) {
         mfl_warn("site %s: evaluation %u failed: %s", self->cfg->site_id, task->round, err);
         return MFL_AGENT_CONTINUE;
     }

@@ -46,6 +46,13 @@ typedef enum {
      * round = the round open or next, reason says how many were done.
      * Appended last so older logs keep their meaning and still verify. */
     MFL_AUDIT_RUN_ABORTED,
+    /* site: the privacy policy refused a task; round, reason = the rule and
+     * why (privacy/policy.h). Appended last, as above. */
+    MFL_AUDIT_TASK_DECLINED,
+    /* site: a privacy ledger (the budget spent) starts here from zero: the
+     * operator said so (metafl-site-agent --new-privacy-ledger). Without
+     * one the site runs no DP task (docs/PRIVACY.md). */
+    MFL_AUDIT_LEDGER_STARTED,
     MFL_AUDIT_KIND_COUNT
 } mfl_audit_kind_t;
 
@@ -126,9 +133,10 @@ int mfl_audit_digest_of_header(const struct Metafl__UpdateHeader *h, uint8_t out
  * and `signature` the site's Ed25519 signature over it. From the decoded
  * header: round, site, nonce, n, delta_hash (mfl_audit_update_digest of its
  * tensor hashes), norm,
- * and privacy when applied (clip, sigma, epsilon; q = 1 and steps = 1, as
- * one site-level Gaussian release per update; delta is left 0 for the
- * caller to set from the round's privacy settings). The header bytes and
+ * and privacy when applied (clip, sigma, epsilon, and q, steps and delta
+ * from the header's privacy record; a header without them (older sites)
+ * gives q = 1 and steps = 1, one site-level Gaussian release per update,
+ * and delta 0 for the caller to set from the round's privacy settings). The header bytes and
  * signature are kept, so `verify` can check them against the site's key.
  * Does not verify the signature (the wire layer does, before accepting).
  * 0, or -1 with err if the header does not decode, is over

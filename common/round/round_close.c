@@ -95,7 +95,7 @@ void mfl_engine_audit_update(mfl_round_engine_t *self, const Metafl__UpdateHeade
             mfl_error("audit log: round %u, site %s: %s", self->round, h->site, err);
             return;
         }
-        if (rec.has_privacy)
+        if (rec.has_privacy && rec.privacy.delta == 0) /* a header without its δ */
             rec.privacy.delta = self->config.target_delta;
     } else {
         mfl_audit_record_init(&rec, MFL_AUDIT_UPDATE_ACCEPTED, self->round, h->site);
@@ -273,12 +273,12 @@ static void s_metrics_line(mfl_round_engine_t *self, const mfl_round_summary_t *
     s_hex(self->theta_hash, 32, hash);
     fprintf(self->metrics,
             "{\"event\":\"round\",\"round\":%u,\"rounds\":%u,\"attempt\":%u,\"selected\":%zu,"
-            "\"accepted\":%zu,\"rejected\":%zu,\"loss_before\":%.9g,\"loss_after\":%.9g,"
+            "\"accepted\":%zu,\"rejected\":%zu,\"declined\":%zu,\"loss_before\":%.9g,\"loss_after\":%.9g,"
             "\"weight\":%.9g,\"delta_norm\":%.9g,\"seconds\":%.6f,\"wall_seconds\":%.6f,"
             "\"at_deadline\":%s,"
             "\"theta_blake2b\":\"%s\"}\n",
             m->round, m->rounds, m->attempt, m->n_selected, m->n_accepted, m->n_rejected,
-            isfinite(m->loss_before) ? m->loss_before : -1.0,
+            m->n_declined, isfinite(m->loss_before) ? m->loss_before : -1.0,
             isfinite(m->loss_after) ? m->loss_after : -1.0, m->total_weight, m->delta_norm,
             m->seconds, m->wall_seconds, m->at_deadline ? "true" : "false", hash);
     fflush(self->metrics);
@@ -295,6 +295,7 @@ void mfl_engine_close_round(mfl_round_engine_t *self, uint64_t now_ms, bool at_d
     m.n_selected = self->n_selected;
     m.n_accepted = self->n_accepted;
     m.n_rejected = self->n_rejected_round;
+    m.n_declined = self->n_declined_round;
     m.total_weight = self->weight_sum;
     m.loss_before = self->weight_sum > 0 ? self->loss_before_sum / self->weight_sum : NAN;
     m.loss_after = self->weight_sum > 0 ? self->loss_after_sum / self->weight_sum : NAN;
@@ -373,7 +374,7 @@ void mfl_engine_close_round(mfl_round_engine_t *self, uint64_t now_ms, bool at_d
     self->round++;
     self->attempt = 0;
     for (size_t i = 0; i < self->n_sites; i++)
-        self->sites[i].selected = self->sites[i].reported = false;
+        self->sites[i].selected = self->sites[i].reported = self->sites[i].declined = false;
     if (self->sink.round_closed)
         self->sink.round_closed(self->sink.ctx, &m);
     mfl_engine_after_close(self, now_ms);
@@ -396,7 +397,7 @@ void mfl_engine_abandon_round(mfl_round_engine_t *self, uint64_t now_ms)
     mfl_engine_audit_round(self, MFL_AUDIT_ROUND_ABANDONED, reason);
     mfl_aggregate_reset(self->agg);
     for (size_t i = 0; i < self->n_sites; i++)
-        self->sites[i].selected = self->sites[i].reported = false;
+        self->sites[i].selected = self->sites[i].reported = self->sites[i].declined = false;
     if (self->config.max_attempts && self->attempt >= self->config.max_attempts) {
         mfl_error("round %u: %u attempts failed; giving up (max_attempts)", self->round,
                   self->attempt);

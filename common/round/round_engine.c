@@ -213,6 +213,7 @@ static size_t s_select(mfl_round_engine_t *self)
     for (size_t i = 0; i < self->n_sites; i++) {
         self->sites[i].selected = false;
         self->sites[i].reported = false;
+        self->sites[i].declined = false;
         self->sites[i].reject_logged = 0;
         if (self->sites[i].connected)
             idx[n++] = i;
@@ -243,6 +244,7 @@ static void s_open_round(mfl_round_engine_t *self, uint64_t now_ms)
     self->n_selected = s_select(self);
     self->n_accepted = 0;
     self->n_rejected_round = 0;
+    self->n_declined_round = 0;
     self->loss_before_sum = 0;
     self->loss_after_sum = 0;
     self->weight_sum = 0;
@@ -507,7 +509,43 @@ static int s_update(mfl_round_engine_t *self, const char *peer, bool granted,
     }
     mfl_engine_audit_update(self, h, tensors, norm, signed_header, signed_header_len,
                             signature, signature_len);
-    if (self->n_accepted == self->n_selected)
+    if (self->n_accepted + self->n_declined_round == self->n_selected &&
+        self->n_accepted >= self->config.min_sites)
+        mfl_engine_close_round(self, now_ms, false);
+    return 0;
+}
+
+int mfl_round_engine_site_declined(mfl_round_engine_t *self, const char *peer, uint32_t round,
+                                   const uint8_t *nonce, size_t nonce_len, const char *rule,
+                                   const char *text, uint64_t now_ms)
+{
+    mfl_engine_site_t *s = mfl_engine_find_site(self, peer);
+    if (self->phase != MFL_ENGINE_ROUND || round != self->round || !s || !s->selected ||
+        s->reported || nonce_len != MFL_ENGINE_NONCE_BYTES ||
+        sodium_memcmp(nonce, self->nonce, MFL_ENGINE_NONCE_BYTES) != 0) {
+        mfl_debug("site %s: refusal for round %u ignored (not this attempt, or already "
+                  "reported)", peer, round);
+        return -1;
+    }
+    s->reported = true; /* an update that follows is a duplicate */
+    s->declined = true;
+    self->n_declined_round++;
+    mfl_warn("site %s declined round %u: %s (%s); the round goes on without it", peer, round,
+             text && *text ? text : "no reason given", rule && *rule ? rule : "no rule named");
+    if (self->audit) {
+        mfl_audit_record_t rec;
+        char err[256];
+        mfl_audit_record_init(&rec, MFL_AUDIT_TASK_DECLINED, round, peer);
+        memcpy(rec.nonce, self->nonce, MFL_ENGINE_NONCE_BYTES);
+        rec.nonce_len = MFL_ENGINE_NONCE_BYTES;
+        snprintf(rec.reason, sizeof rec.reason, "%.*s", (int)(sizeof rec.reason - 1),
+                 text && *text ? text : (rule ? rule : ""));
+        if (mfl_audit_append(self->audit, &rec, NULL, err, sizeof err) < 0)
+            mfl_error("audit log: %s", err);
+    }
+    mfl_engine_flow_release(self, peer);
+    if (self->n_accepted + self->n_declined_round == self->n_selected &&
+        self->n_accepted >= self->config.min_sites && self->n_accepted > 0)
         mfl_engine_close_round(self, now_ms, false);
     return 0;
 }

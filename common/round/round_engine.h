@@ -58,6 +58,7 @@ typedef struct {
     size_t n_selected;
     size_t n_accepted;
     size_t n_rejected;       /* rejections during this round */
+    size_t n_declined;       /* sites whose privacy policy refused this round */
     double loss_before;      /* n-weighted mean of the sites' loss before */
     double loss_after;
     double total_weight;
@@ -136,6 +137,18 @@ int mfl_round_engine_update(mfl_round_engine_t *self, const char *peer,
                             const mfl_engine_tensor_t *tensors, size_t n_tensors,
                             const uint8_t *signed_header, size_t signed_header_len,
                             const uint8_t *signature, size_t signature_len, uint64_t now_ms);
+
+/* The authenticated `peer` declined the open round (TaskDeclined: its
+ * privacy policy refuses the task; `rule` names the policy rule, `text`
+ * says why; both borrowed). Logged (warn), written to the audit log
+ * (task_declined), counted in the round's summary and metrics line
+ * ("declined"); the round goes on without the site, and closes at once
+ * when every other selected site has reported and min_sites is met.
+ * A refusal for another round or attempt (nonce) is ignored (debug).
+ * Returns 0 if counted, -1 if ignored. */
+int mfl_round_engine_site_declined(mfl_round_engine_t *self, const char *peer, uint32_t round,
+                                   const uint8_t *nonce, size_t nonce_len, const char *rule,
+                                   const char *text, uint64_t now_ms);
 
 /* An evaluation report from the authenticated `peer`. Returns 0 if it
  * answered the open evaluation, else -1 (rejected through the sink). */

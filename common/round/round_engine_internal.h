@@ -22,7 +22,8 @@ typedef struct {
     uint64_t last_seen_ms;
     uint64_t n_train;
     bool selected;        /* in the open round */
-    bool reported;        /* accepted update in the open round */
+    bool reported;        /* accepted update (or a refusal) in the open round */
+    bool declined;        /* the site's privacy policy refused the open round */
     uint32_t reject_logged; /* reasons already logged this round (bit per reason) */
     bool eval_sent;
     bool eval_reported;
@@ -62,7 +63,7 @@ struct mfl_round_engine {
     uint8_t nonce[MFL_ENGINE_NONCE_BYTES];
     uint64_t opened_ms, deadline_ms;
     double opened_mono_s;      /* mfl_clock_mono_s() at open: the metrics' clock */
-    size_t n_selected, n_accepted, n_rejected_round;
+    size_t n_selected, n_accepted, n_rejected_round, n_declined_round;
     uint64_t n_rejected_total;
     double loss_before_sum, loss_after_sum, weight_sum;
 

@@ -92,8 +92,9 @@ char *mfl_status_render(const mfl_round_engine_t *e, const mfl_coord_config_t *c
         s_put(&b, "null");
     } else {
         s_put(&b, "{\"round\":%u,\"attempt\":%u,\"selected\":%zu,\"accepted\":%zu,"
-                  "\"rejected\":%zu,",
-              m->round, m->attempt, m->n_selected, m->n_accepted, m->n_rejected);
+                  "\"rejected\":%zu,\"declined\":%zu,",
+              m->round, m->attempt, m->n_selected, m->n_accepted, m->n_rejected,
+              m->n_declined);
         s_num(&b, "loss_before", m->loss_before);
         s_put(&b, ",");
         s_num(&b, "loss_after", m->loss_after);

@@ -14,6 +14,7 @@
 
 #include "config/yaml_doc.h"
 #include "core/log.h"
+#include "privacy/policy.h"
 
 #define MFL_SITE_PATH_MAX 1024
 
@@ -58,6 +59,10 @@ typedef struct mfl_site_config {
     int threads;                              /* OpenBLAS threads, >= 1 */
     mfl_log_level_t log_level;
     char audit_log[MFL_SITE_PATH_MAX];        /* "" = no audit log (not recommended) */
+
+    /* privacy: the hospital's policy (privacy/policy.h); a task can only
+     * tighten it. Defaults (no privacy section): mode none, as before. */
+    mfl_privacy_policy_t privacy;
 
     /* limits */
     size_t max_message_bytes;                 /* largest message accepted from the coordinator */

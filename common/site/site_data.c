@@ -133,5 +133,13 @@ mfl_site_worker_t *mfl_site_worker_new(const struct mfl_site_config *cfg, char *
     mfl_site_worker_t *w = mfl_site_worker_new_internal(cfg->site_id, train, heldout, NULL,
                                                         schema_text, &opts, err, errlen);
     free(schema_text);
+    if (w && mfl_site_worker_set_privacy(w, &cfg->privacy, err, errlen)) {
+        mfl_site_worker_destroy(&w);
+        return NULL;
+    }
+    /* With a DP mode the budget spent must come from the audit log (the
+     * agent reads it); until then no DP task runs. */
+    if (w && cfg->privacy.mode != MFL_PRIVACY_MODE_NONE)
+        mfl_site_worker_set_ledger(w, NULL, "the site's audit log has not been read yet");
     return w;
 }

@@ -23,29 +23,37 @@ static double s_csprng_normal(void)
     }
 }
 
-/* Clips Δ to norm S and adds N(0, (σS)²) per coordinate. Returns the
- * pre-clip norm; -1 on a bad setting (err). */
-static int s_apply_privacy(mfl_site_worker_t *self, const Metafl__PrivacySettings *p,
-                           double *pre_clip, char *err, size_t errlen)
+/* Applies the decided plan to Δ: clip to norm S, then add N(0, (σS)²) per
+ * coordinate from the CSPRNG. Returns the pre-clip norm. */
+static double s_apply_privacy(mfl_site_worker_t *self, const mfl_privacy_plan_t *plan)
 {
-    *pre_clip = mfl_site_l2(self->delta, self->n_state);
-    if (!p || !p->enabled)
-        return 0;
-    if (!(p->clip_norm > 0) || !isfinite(p->clip_norm) || !(p->noise_multiplier >= 0) ||
-        !isfinite(p->noise_multiplier))
-        return mfl_errf(err, errlen, "privacy: clip_norm must be > 0 and noise_multiplier "
-                        ">= 0 (got %g, %g)", p->clip_norm, p->noise_multiplier), -1;
-    if (*pre_clip > p->clip_norm) {
-        float scale = (float)(p->clip_norm / *pre_clip);
+    double pre_clip = mfl_site_l2(self->delta, self->n_state);
+    if (!plan->dp && !plan->clip_only)
+        return pre_clip;
+    if (pre_clip > plan->clip_norm) {
+        float scale = (float)(plan->clip_norm / pre_clip);
         for (size_t i = 0; i < self->n_state; i++)
             self->delta[i] *= scale;
     }
-    double sd = p->noise_multiplier * p->clip_norm;
+    double sd = plan->noise_multiplier * plan->clip_norm;
     if (sd > 0) {
         for (size_t i = 0; i < self->n_state; i++)
             self->delta[i] += (float)(sd * s_csprng_normal());
     }
-    return 0;
+    return pre_clip;
+}
+
+/* The task's privacy request, from RoundTask.privacy and its batch size. */
+static void s_request(const Metafl__RoundTask *task, mfl_privacy_request_t *req)
+{
+    memset(req, 0, sizeof *req);
+    const Metafl__PrivacySettings *p = task->privacy;
+    if (p && p->enabled) {
+        req->enabled = true;
+        req->clip_norm = p->clip_norm;
+        req->noise_multiplier = p->noise_multiplier;
+    }
+    req->batch_size = task->algorithm ? task->algorithm->batch_size : 0;
 }
 
 /* BLAKE2b-256 of each learner tensor's float32 bytes (little-endian on
@@ -66,7 +74,8 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
                "tensor bytes are hashed in memory order, which must be little-endian");
 
 static int s_build_header(mfl_site_worker_t *self, const Metafl__RoundTask *task,
-                          const mfl_site_round_result_t *out, char *err, size_t errlen)
+                          const mfl_site_round_result_t *out, const mfl_privacy_plan_t *plan,
+                          char *err, size_t errlen)
 {
     size_t nt = mfl_learner_n_tensors(self->learner);
     if (s_hash_tensors(self, nt))
@@ -78,23 +87,32 @@ static int s_build_header(mfl_site_worker_t *self, const Metafl__RoundTask *task
         hashes[t].data = self->hashes + t * MFL_SITE_HASH_BYTES;
         hashes[t].len = MFL_SITE_HASH_BYTES;
     }
+    /* With DP on and the policy withholding statistics, nothing unnoised
+     * leaves: losses, task count and pre-clip norm are sent as 0 and the
+     * sample count as 1 (the coordinator then weights sites equally);
+     * docs/PRIVACY.md lists every field. */
+    bool withhold = !plan->send_stats;
     Metafl__UpdateMetrics metrics = METAFL__UPDATE_METRICS__INIT;
-    metrics.loss_before = out->metrics.loss_before;
-    metrics.loss_after = out->metrics.loss_after;
-    metrics.n_tasks = out->metrics.n_tasks;
+    metrics.loss_before = withhold ? 0 : out->metrics.loss_before;
+    metrics.loss_after = withhold ? 0 : out->metrics.loss_after;
+    metrics.n_tasks = withhold ? 0 : out->metrics.n_tasks;
     Metafl__PrivacyRecord priv = METAFL__PRIVACY_RECORD__INIT;
-    const Metafl__PrivacySettings *ps = task->privacy;
-    priv.applied = ps && ps->enabled;
-    priv.clip_norm = priv.applied ? ps->clip_norm : 0;
-    priv.noise_multiplier = priv.applied ? ps->noise_multiplier : 0;
-    priv.pre_clip_norm = out->pre_clip_norm;
-    priv.epsilon_spent = 0; /* no accountant at the site yet: see docs/SITE-AGENT.md */
+    priv.applied = plan->dp || plan->clip_only;
+    priv.clip_norm = priv.applied ? plan->clip_norm : 0;
+    priv.noise_multiplier = priv.applied ? plan->noise_multiplier : 0;
+    priv.pre_clip_norm = withhold ? 0 : out->pre_clip_norm;
+    priv.epsilon_spent = plan->epsilon_after;
+    priv.mechanism = plan->dp ? "gaussian-site" : plan->clip_only ? "clip" : "";
+    priv.sample_rate = plan->dp ? plan->q : 0;
+    priv.steps = plan->dp ? plan->steps : 0;
+    priv.delta = plan->delta;
+    priv.stats_withheld = withhold;
 
     Metafl__UpdateHeader hdr = METAFL__UPDATE_HEADER__INIT;
     hdr.round = task->round;
     hdr.nonce = task->nonce;
     hdr.site = self->site;
-    hdr.n_samples = out->metrics.n_samples;
+    hdr.n_samples = withhold ? 1 : out->metrics.n_samples;
     hdr.n_tensor_hashes = nt;
     hdr.tensor_hashes = hashes;
     hdr.metrics = &metrics;
@@ -123,6 +141,20 @@ int mfl_site_worker_round(mfl_site_worker_t *self, const Metafl__RoundTask *task
         return -1;
     if (mfl_site_check_finite(theta, n_theta))
         return mfl_errf(err, errlen, "round %u: θ contains NaN or Inf", task->round), -1;
+
+    /* The hospital's policy first: a refused task costs no training. */
+    mfl_privacy_request_t req;
+    mfl_privacy_plan_t plan;
+    s_request(task, &req);
+    char why[512];
+    if (mfl_privacy_decide(&self->policy, self->ledger_known ? &self->spent : NULL, &req,
+                           self->train->n, &plan, why, sizeof why)) {
+        if (!self->ledger_known && strncmp(why, "privacy.ledger", 14) == 0)
+            mfl_errf(err, errlen, "%s: %s", why, self->ledger_why);
+        else
+            mfl_errf(err, errlen, "%s", why);
+        return MFL_SITE_ROUND_DECLINED;
+    }
 
     const mfl_learner_config_t *lc = &self->learner_config;
     const Metafl__AlgorithmSpec *spec = task->algorithm;
@@ -160,15 +192,16 @@ int mfl_site_worker_round(mfl_site_worker_t *self, const Metafl__RoundTask *task
                -1;
     if (out->metrics.n_samples == 0)
         out->metrics.n_samples = self->train->n;
-    if (s_apply_privacy(self, task->privacy, &out->pre_clip_norm, err, errlen))
+    out->pre_clip_norm = s_apply_privacy(self, &plan);
+    if (plan.dp && mfl_privacy_accountant_add(&self->spent, plan.q, plan.noise_multiplier,
+                                              (double)plan.steps, err, errlen))
         return -1;
     out->delta = self->delta;
     out->n_delta = self->n_state;
     /* Without privacy Δ is unchanged since the pre-clip norm: skip a pass. */
-    out->delta_norm = task->privacy && task->privacy->enabled
-                          ? mfl_site_l2(self->delta, self->n_state)
-                          : out->pre_clip_norm;
-    if (s_build_header(self, task, out, err, errlen))
+    out->delta_norm = plan.dp || plan.clip_only ? mfl_site_l2(self->delta, self->n_state)
+                                                : out->pre_clip_norm;
+    if (s_build_header(self, task, out, &plan, err, errlen))
         return -1;
     out->tensor_hashes = self->hashes;
     out->header = self->header;

@@ -352,6 +352,17 @@ static int s_nonfinite(const uint32_t *u, size_t n)
         bad |= (uint32_t)((u[i] & 0x7f800000u) == 0x7f800000u);
     return bad != 0;
 }
+/* Kinds 1..11 carry body field kind + 9; later kinds were allocated in
+ * per-feature ranges (proto/metafl.proto), so they are listed pairwise. */
+static bool s_body_matches_kind(const Metafl__Envelope *env)
+{
+    if (env->kind >= METAFL__MESSAGE_KIND__HELLO && env->kind <= METAFL__MESSAGE_KIND__UPLOAD_GRANT)
+        return (int)env->body_case == (int)env->kind + 9;
+    if (env->kind == METAFL__MESSAGE_KIND__TASK_DECLINED)
+        return env->body_case == METAFL__ENVELOPE__BODY_TASK_DECLINED;
+    return false;
+}
+
 
 mfl_msg_t *mfl_msg_decode(zmq_msg_t *frames, size_t n, const mfl_wire_limits_t *limits,
                           int *reason, char *err, size_t errlen)
@@ -412,8 +423,7 @@ mfl_msg_t *mfl_msg_decode(zmq_msg_t *frames, size_t n, const mfl_wire_limits_t *
         return s_reject(self, reason, METAFL__REJECT_REASON__REJECT_VERSION, err, errlen,
                         "protocol version %u (this build speaks %d)", env->protocol_version,
                         MFL_WIRE_PROTOCOL_VERSION);
-    if (env->kind < METAFL__MESSAGE_KIND__HELLO || env->kind > METAFL__MESSAGE_KIND__UPLOAD_GRANT ||
-        (int)env->body_case != (int)env->kind + 9)
+    if (!s_body_matches_kind(env))
         return s_reject(self, reason, R_BAD, err, errlen,
                         "message kind %d does not match its body (%d)", (int)env->kind,
                         (int)env->body_case);

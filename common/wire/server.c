@@ -356,6 +356,7 @@ static int s_check(mfl_server_t *self, mfl_msg_t *msg, char *err, size_t errlen)
     }
     case METAFL__MESSAGE_KIND__HEARTBEAT:
     case METAFL__MESSAGE_KIND__UPLOAD_READY: /* names no site: the connection's is used */
+    case METAFL__MESSAGE_KIND__TASK_DECLINED:
     case METAFL__MESSAGE_KIND__REJECT:
     case METAFL__MESSAGE_KIND__BYE:
         return 0;
