@@ -2,16 +2,28 @@
 #include "privacy/dpsgd.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "nn/per_example.h"
 
-/* Random bytes drawn per CSPRNG call when making noise or a sample. */
+/* 32-bit words of randomness made per CSPRNG call (noise, samples). */
 #define S_RANDOM_BLOCK 4096
 
+/* A buffered CSPRNG with fast key erasure: ChaCha20 keyed from the OS
+ * CSPRNG (randombytes_buf) at creation; each refill makes 32 bytes of next
+ * key plus a block of output and forgets the old key, so earlier output
+ * cannot be recomputed from the state. */
+typedef struct {
+    uint8_t key[crypto_stream_chacha20_ietf_KEYBYTES];
+    uint32_t buf[S_RANDOM_BLOCK];
+    size_t pos; /* next unused word of buf */
+} s_csprng_t;
+
 struct mfl_dpsgd {
+    s_csprng_t rng;
     size_t max_batch, n_out;
     float *out, *dout; /* [max_batch][n_out] */
     double *sq;        /* [max_batch] */
@@ -24,6 +36,8 @@ mfl_dpsgd_t *mfl_dpsgd_new(const mfl_model_t *model)
         free(self);
         return NULL;
     }
+    randombytes_buf(self->rng.key, sizeof self->rng.key);
+    self->rng.pos = S_RANDOM_BLOCK;
     self->max_batch = mfl_model_max_batch(model);
     self->n_out = mfl_model_n_outputs(model);
     self->out = malloc(self->max_batch * self->n_out * sizeof(float));
@@ -39,6 +53,7 @@ void mfl_dpsgd_destroy(mfl_dpsgd_t **self_p)
     if (!self_p || !*self_p)
         return;
     mfl_dpsgd_t *self = *self_p;
+    sodium_memzero(&self->rng, sizeof self->rng);
     free(self->out);
     free(self->dout);
     free(self->sq);
@@ -46,41 +61,65 @@ void mfl_dpsgd_destroy(mfl_dpsgd_t **self_p)
     *self_p = NULL;
 }
 
-size_t mfl_dpsgd_poisson_sample(size_t n, double q, size_t *idx)
+static void s_refill(s_csprng_t *g)
 {
-    uint64_t r[S_RANDOM_BLOCK / 8];
-    size_t k = 0, used = S_RANDOM_BLOCK / 8;
-    /* Row i is in the sample when a uniform 53-bit draw is below q. */
-    uint64_t limit = q >= 1.0 ? UINT64_MAX : (uint64_t)(q * 0x1.0p53);
-    for (size_t i = 0; i < n; i++) {
-        if (used == S_RANDOM_BLOCK / 8) {
-            randombytes_buf(r, sizeof r);
-            used = 0;
-        }
-        if (q >= 1.0 || (r[used] >> 11) < limit)
+    static const uint8_t nonce[crypto_stream_chacha20_ietf_NONCEBYTES] = {0};
+    /* The new key is the stream's first 32 bytes, the output the rest:
+     * one call, the old key overwritten in place. */
+    crypto_stream_chacha20_ietf((unsigned char *)g, sizeof g->key + sizeof g->buf, nonce,
+                                g->key);
+    g->pos = 0;
+}
+_Static_assert(offsetof(s_csprng_t, buf) == sizeof(((s_csprng_t *)0)->key),
+               "key and buf must be contiguous for the one-call refill");
+
+size_t mfl_dpsgd_poisson_sample(mfl_dpsgd_t *self, size_t n, double q, size_t *idx)
+{
+    size_t k = 0;
+    if (q >= 1.0) {
+        for (size_t i = 0; i < n; i++)
             idx[k++] = i;
-        used++;
+        return k;
+    }
+    /* Row i is in the sample when a uniform 32-bit draw is below q·2^32
+     * (the rate is then q to within 2^-32). */
+    uint64_t limit = (uint64_t)(q * 0x1.0p32);
+    s_csprng_t *g = &self->rng;
+    for (size_t i = 0; i < n; i++) {
+        if (g->pos == S_RANDOM_BLOCK)
+            s_refill(g);
+        if (g->buf[g->pos++] < limit)
+            idx[k++] = i;
     }
     return k;
 }
 
-void mfl_dpsgd_add_noise(float *v, size_t n, double sd)
+void mfl_dpsgd_add_noise(mfl_dpsgd_t *self, float *v, size_t n, double sd)
 {
     if (!(sd > 0.0))
         return;
-    /* Box-Muller on pairs of 32-bit uniforms in (0, 1]: both outputs used. */
-    uint32_t r[S_RANDOM_BLOCK / 4];
-    const double two_pi = 2.0 * M_PI, scale = 0x1.0p-32;
+    /* Marsaglia's polar method on pairs of 24-bit uniforms in (−1, 1): one
+     * logf and one sqrtf per pair, no trigonometry; about 21% of pairs are
+     * rejected. */
+    const float sdf = (float)sd, scale = 0x1.0p-23f;
+    s_csprng_t *g = &self->rng;
     size_t i = 0;
     while (i < n) {
-        randombytes_buf(r, sizeof r);
-        for (size_t k = 0; k + 1 < S_RANDOM_BLOCK / 4 && i < n; k += 2) {
-            double u1 = ((double)r[k] + 1.0) * scale, u2 = (double)r[k + 1] * scale;
-            double rad = sd * sqrt(-2.0 * log(u1)), a = two_pi * u2;
-            v[i++] += (float)(rad * cos(a));
+        if (g->pos + 2 > S_RANDOM_BLOCK)
+            s_refill(g);
+        const uint32_t *r = g->buf;
+        size_t k = g->pos;
+        for (; k + 1 < S_RANDOM_BLOCK && i < n; k += 2) {
+            float a = (float)(r[k] >> 8) * scale - 1.0f, b = (float)(r[k + 1] >> 8) * scale - 1.0f;
+            float q = a * a + b * b;
+            if (q >= 1.0f || q == 0.0f)
+                continue;
+            float f = sdf * sqrtf(-2.0f * logf(q) / q);
+            v[i++] += a * f;
             if (i < n)
-                v[i++] += (float)(rad * sin(a));
+                v[i++] += b * f;
         }
+        g->pos = k;
     }
 }
 
@@ -118,7 +157,7 @@ int mfl_dpsgd_grad(mfl_dpsgd_t *self, mfl_model_t *model, const float *theta,
         }
         mfl_model_backward(model, theta, self->dout, grad, NULL); /* adds Σ clipped */
     }
-    mfl_dpsgd_add_noise(grad, np, p->sigma * p->clip);
+    mfl_dpsgd_add_noise(self, grad, np, p->sigma * p->clip);
     float inv = (float)(1.0 / (p->sample_rate * (double)n_total));
     for (size_t k = 0; k < np; k++)
         grad[k] *= inv;

@@ -28,18 +28,20 @@ typedef struct {
     double sample_rate; /* q in (0, 1] */
 } mfl_dpsgd_params_t;
 
-/* Scratch for mfl_dpsgd_grad; sized for a model (its max_batch and
- * n_outputs). new returns NULL on allocation failure. */
+/* Scratch for mfl_dpsgd_grad, sized for a model (its max_batch and
+ * n_outputs), and a buffered CSPRNG: ChaCha20 keyed from libsodium's
+ * randombytes_buf at creation, rekeyed from its own output at every
+ * refill (fast key erasure). new returns NULL on allocation failure. */
 typedef struct mfl_dpsgd mfl_dpsgd_t;
 mfl_dpsgd_t *mfl_dpsgd_new(const mfl_model_t *model);
 void mfl_dpsgd_destroy(mfl_dpsgd_t **self_p);
 
 /* Draws a Poisson sample of {0..n−1} with rate q from the CSPRNG into
  * idx (n entries of room), in increasing order; returns its size. */
-size_t mfl_dpsgd_poisson_sample(size_t n, double q, size_t *idx);
+size_t mfl_dpsgd_poisson_sample(mfl_dpsgd_t *self, size_t n, double q, size_t *idx);
 
 /* Adds N(0, sd²) from the CSPRNG to each of the n floats of v. */
-void mfl_dpsgd_add_noise(float *v, size_t n, double sd);
+void mfl_dpsgd_add_noise(mfl_dpsgd_t *self, float *v, size_t n, double sd);
 
 /* The DP-SGD gradient for the rows x[batch][n_in], y (the sample already
  * drawn; batch may be 0: then g is noise only), for a data set of n_total

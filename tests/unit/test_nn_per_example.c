@@ -191,7 +191,11 @@ static void test_noise_scale_and_poisson_rate(void **state)
     size_t n = 200000;
     float *v = calloc(n, sizeof(float));
     assert_non_null(v);
-    mfl_dpsgd_add_noise(v, n, 3.0);
+    char err[128];
+    mfl_model_t *m = mfl_model_new("linear:2-1", 4, err, sizeof err);
+    mfl_dpsgd_t *d = mfl_dpsgd_new(m);
+    assert_non_null(d);
+    mfl_dpsgd_add_noise(d, v, n, 3.0);
     double s = 0, s2 = 0;
     for (size_t k = 0; k < n; k++) {
         s += v[k];
@@ -202,11 +206,18 @@ static void test_noise_scale_and_poisson_rate(void **state)
     assert_true(fabs(sd - 3.0) < 0.05);
     size_t *idx = malloc(n * sizeof(size_t));
     assert_non_null(idx);
-    size_t k = mfl_dpsgd_poisson_sample(n, 0.01, idx);
+    size_t k = mfl_dpsgd_poisson_sample(d, n, 0.01, idx);
     assert_true(fabs((double)k - 2000.0) < 5 * sqrt(2000.0 * 0.99));
     for (size_t i = 1; i < k; i++)
         assert_true(idx[i] > idx[i - 1]);
-    assert_int_equal(mfl_dpsgd_poisson_sample(n, 1.0, idx), n);
+    assert_int_equal(mfl_dpsgd_poisson_sample(d, n, 1.0, idx), n);
+    /* two draws differ (fresh randomness, not a fixed stream) */
+    float w[8] = {0}, z[8] = {0};
+    mfl_dpsgd_add_noise(d, w, 8, 1.0);
+    mfl_dpsgd_add_noise(d, z, 8, 1.0);
+    assert_true(memcmp(w, z, sizeof w) != 0);
+    mfl_dpsgd_destroy(&d);
+    mfl_model_destroy(&m);
     free(idx);
     free(v);
 }
