@@ -17,6 +17,7 @@ void mfl_privacy_policy_defaults(mfl_privacy_policy_t *p)
     p->clip_max = INFINITY;
     p->min_records = 1;
     p->min_batch = 1;
+    p->sample_rate = 0.0;
     p->allow_unnoised_stats = true;
 }
 
@@ -60,6 +61,9 @@ int mfl_privacy_policy_check(const mfl_privacy_policy_t *p, char *err, size_t er
         return mfl_errf(err, errlen, "privacy.min_records: must be >= 1"), -1;
     if (p->min_batch < 1)
         return mfl_errf(err, errlen, "privacy.min_batch: must be >= 1"), -1;
+    if (p->mode == MFL_PRIVACY_MODE_RECORD && !(p->sample_rate > 0.0 && p->sample_rate <= 1.0))
+        return mfl_errf(err, errlen, "privacy.sample_rate: mode record needs a rate in (0, 1], "
+                        "got %g", p->sample_rate), -1;
     if (p->mode != MFL_PRIVACY_MODE_NONE && !isfinite(p->clip_max))
         return mfl_errf(err, errlen, "privacy.clip_max: mode %s needs a finite clip norm",
                         mfl_privacy_mode_name(p->mode)), -1;
@@ -77,15 +81,21 @@ int mfl_privacy_decide(const mfl_privacy_policy_t *p, const mfl_privacy_accounta
     plan->delta = p->delta;
     plan->q = 1.0;
     plan->steps = 1;
-    if (p->mode == MFL_PRIVACY_MODE_RECORD)
-        return mfl_errf(err, errlen, "privacy.mode: record-level DP-SGD is not available in "
-                        "this build"), -1;
     if (n_records < p->min_records)
         return mfl_errf(err, errlen, "privacy.min_records: this site has %llu training records, "
                         "the policy needs at least %llu behind one update",
                         (unsigned long long)n_records, (unsigned long long)p->min_records), -1;
+    bool record = p->mode == MFL_PRIVACY_MODE_RECORD;
+    if (record && req->dp_steps == 0)
+        return mfl_errf(err, errlen, "privacy.mode: record-level DP-SGD cannot run this task: "
+                        "%s", req->dp_unsupported ? req->dp_unsupported : "unsupported"), -1;
+    if (record && p->sample_rate * (double)n_records < (double)p->min_batch)
+        return mfl_errf(err, errlen, "privacy.min_batch: the expected DP-SGD batch is %.1f "
+                        "records (q %g of %llu), the policy's minimum is %llu",
+                        p->sample_rate * (double)n_records, p->sample_rate,
+                        (unsigned long long)n_records, (unsigned long long)p->min_batch), -1;
     uint64_t batch = req->batch_size && req->batch_size < n_records ? req->batch_size : n_records;
-    if (batch < p->min_batch)
+    if (!record && batch < p->min_batch)
         return mfl_errf(err, errlen, "privacy.min_batch: the task asks for batches of %llu "
                         "records, the policy's minimum is %llu",
                         (unsigned long long)batch, (unsigned long long)p->min_batch), -1;
@@ -94,7 +104,7 @@ int mfl_privacy_decide(const mfl_privacy_policy_t *p, const mfl_privacy_accounta
         return mfl_errf(err, errlen, "privacy.task: clip_norm and noise_multiplier must be "
                         "finite and >= 0 (got %g, %g)", req->clip_norm, req->noise_multiplier),
                -1;
-    bool site = p->mode == MFL_PRIVACY_MODE_SITE;
+    bool site = p->mode == MFL_PRIVACY_MODE_SITE || record;
     if (!site && !req->enabled) { /* no privacy asked, none required */
         plan->send_stats = true;
         plan->epsilon_after = 0.0;
@@ -118,6 +128,11 @@ int mfl_privacy_decide(const mfl_privacy_policy_t *p, const mfl_privacy_accounta
     if (site && sigma < p->noise_multiplier)
         sigma = p->noise_multiplier; /* the task may add noise, never remove it */
     plan->noise_multiplier = sigma;
+    if (record) {
+        plan->record = true;
+        plan->q = p->sample_rate;
+        plan->steps = req->dp_steps;
+    }
     if (sigma == 0.0) { /* mode none, the task clips without noise: not DP */
         plan->clip_only = true;
         plan->send_stats = p->allow_unnoised_stats;

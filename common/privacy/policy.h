@@ -19,8 +19,10 @@
  * Mode none applies no noise unless the task asks for it (then the task's
  * settings, still accounted and still subject to the record and batch
  * minimums); mode site clips Δ and adds Gaussian noise every round
- * (site-level DP, q = 1); mode record is record-level DP-SGD (not in this
- * build: refused at load, see docs/PRIVACY.md).
+ * (site-level DP, q = 1); mode record trains with DP-SGD (meta/learner_dp.h:
+ * every step clips each record's gradient to C and adds N(0, σ²C²) on a
+ * Poisson sample of rate sample_rate; the round is `steps` releases of the
+ * subsampled Gaussian; the expected batch q·N must be ≥ min_batch).
  *
  * Plain data and pure functions; thread-safe. */
 #ifndef MFL_PRIVACY_POLICY_H
@@ -44,6 +46,7 @@ typedef struct {
     double delta;             /* in (0, 1) */
     double noise_multiplier;  /* σ floor, > 0 (modes site, record) */
     double clip_min, clip_max;/* 0 < clip_min ≤ clip_max: bounds on the clip norm */
+    double sample_rate;       /* mode record: Poisson rate q in (0, 1] */
     uint64_t min_records;     /* ≥ 1: training rows behind one update */
     uint64_t min_batch;       /* ≥ 1: rows per batch the task may ask for */
     bool allow_unnoised_stats;/* losses, pre-clip norm, sample count may leave with DP on */
@@ -55,16 +58,20 @@ typedef struct {
     double clip_norm;         /* 0 = none given */
     double noise_multiplier;  /* 0 = none given */
     uint64_t batch_size;      /* 0 = all rows */
+    uint64_t dp_steps;        /* mode record: DP-SGD steps the task takes at the
+                               * policy's q; 0 = the task cannot run with DP-SGD */
+    const char *dp_unsupported; /* why dp_steps is 0 (borrowed) */
 } mfl_privacy_request_t;
 
 /* What the site will run, when the task is allowed. */
 typedef struct {
     bool dp;                  /* clip + noise this round, accounted */
+    bool record;              /* ... by DP-SGD (mode record), else on Δ (site) */
     bool clip_only;           /* mode none, task asked to clip with σ = 0: not DP */
     double clip_norm;
     double noise_multiplier;
-    double q;                 /* 1: site-level */
-    uint64_t steps;           /* 1: one release per round */
+    double q;                 /* 1: site-level; the policy's q: record-level */
+    uint64_t steps;           /* 1: one release per round; DP-SGD steps: record */
     double delta;
     double epsilon_after;     /* ε spent once this round's update is out */
     bool send_stats;          /* unnoised losses / norms / counts may leave */

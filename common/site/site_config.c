@@ -78,7 +78,8 @@ static void s_check_keys(mfl_yaml_doc_t *doc)
     mfl_yaml_check_keys(doc, "audit", (const char *[]){"log", NULL});
     mfl_yaml_check_keys(doc, "privacy",
                         (const char *[]){"mode", "epsilon_budget", "delta", "noise_multiplier",
-                                         "clip_min", "clip_max", "min_records", "min_batch",
+                                         "clip_min", "clip_max", "sample_rate", "min_records",
+                                         "min_batch",
                                          "allow_unnoised_stats", NULL});
     mfl_yaml_check_keys(doc, "limits",
                         (const char *[]){"max_message_bytes", "max_params", "heartbeat_s",
@@ -129,9 +130,6 @@ static void s_read_privacy(mfl_yaml_doc_t *doc, mfl_privacy_policy_t *p)
     const char *mode = mfl_yaml_get_string(doc, "privacy.mode", "none");
     if (mfl_privacy_mode_parse(mode, &p->mode) != 0)
         mfl_yaml_fail(doc, "privacy.mode", "'%s' is not one of none, site, record", mode);
-    else if (p->mode == MFL_PRIVACY_MODE_RECORD)
-        mfl_yaml_fail(doc, "privacy.mode", "record-level DP-SGD is not available in this "
-                      "build; use site (docs/PRIVACY.md)");
     bool dp = p->mode != MFL_PRIVACY_MODE_NONE;
     if (dp && !mfl_yaml_has(doc, "privacy.epsilon_budget"))
         mfl_yaml_fail(doc, "privacy.mode", "mode %s needs privacy.epsilon_budget", mode);
@@ -145,6 +143,14 @@ static void s_read_privacy(mfl_yaml_doc_t *doc, mfl_privacy_policy_t *p)
         p->delta = delta;
     p->noise_multiplier = s_positive(doc, "privacy.noise_multiplier", p->noise_multiplier, false);
     p->clip_min = s_positive(doc, "privacy.clip_min", p->clip_min, false);
+    if (p->mode == MFL_PRIVACY_MODE_RECORD && !mfl_yaml_has(doc, "privacy.sample_rate"))
+        mfl_yaml_fail(doc, "privacy.mode", "mode record needs privacy.sample_rate (the "
+                      "DP-SGD Poisson rate q)");
+    double q = mfl_yaml_get_double(doc, "privacy.sample_rate", p->sample_rate);
+    if (mfl_yaml_has(doc, "privacy.sample_rate") && !(q > 0.0 && q <= 1.0))
+        mfl_yaml_fail(doc, "privacy.sample_rate", "must be in (0, 1], got %g", q);
+    else
+        p->sample_rate = q;
     p->clip_max = s_positive(doc, "privacy.clip_max", p->clip_max, !dp);
     if (p->clip_max < p->clip_min)
         mfl_yaml_fail(doc, "privacy.clip_max", "%g is below privacy.clip_min %g", p->clip_max,

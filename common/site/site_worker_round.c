@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "meta/learner_dp.h"
 #include "site/site_worker_internal.h"
 #include "wire/message.h"
 
@@ -102,7 +103,7 @@ static int s_build_header(mfl_site_worker_t *self, const Metafl__RoundTask *task
     priv.noise_multiplier = priv.applied ? plan->noise_multiplier : 0;
     priv.pre_clip_norm = withhold ? 0 : out->pre_clip_norm;
     priv.epsilon_spent = plan->epsilon_after;
-    priv.mechanism = plan->dp ? "gaussian-site" : plan->clip_only ? "clip" : "";
+    priv.mechanism = plan->record ? "dpsgd" : plan->dp ? "gaussian-site" : plan->clip_only ? "clip" : "";
     priv.sample_rate = plan->dp ? plan->q : 0;
     priv.steps = plan->dp ? plan->steps : 0;
     priv.delta = plan->delta;
@@ -130,6 +131,10 @@ static int s_build_header(mfl_site_worker_t *self, const Metafl__RoundTask *task
     return 0;
 }
 
+static int s_finish_round(mfl_site_worker_t *self, const Metafl__RoundTask *task,
+                          const mfl_privacy_plan_t *pl, mfl_site_round_result_t *out, char *err,
+                          size_t errlen);
+
 int mfl_site_worker_round(mfl_site_worker_t *self, const Metafl__RoundTask *task,
                           const float *theta, size_t n_theta, mfl_site_round_result_t *out,
                           char *err, size_t errlen)
@@ -146,7 +151,12 @@ int mfl_site_worker_round(mfl_site_worker_t *self, const Metafl__RoundTask *task
     mfl_privacy_request_t req;
     mfl_privacy_plan_t plan;
     s_request(task, &req);
-    char why[512];
+    char why[512], unsupported[300] = "";
+    if (self->policy.mode == MFL_PRIVACY_MODE_RECORD) {
+        req.dp_steps = mfl_learner_dp_steps(&self->learner_config, self->policy.sample_rate,
+                                            unsupported, sizeof unsupported);
+        req.dp_unsupported = unsupported;
+    }
     if (mfl_privacy_decide(&self->policy, self->ledger_known ? &self->spent : NULL, &req,
                            self->train->n, &plan, why, sizeof why)) {
         if (!self->ledger_known && strncmp(why, "privacy.ledger", 14) == 0)
@@ -156,9 +166,20 @@ int mfl_site_worker_round(mfl_site_worker_t *self, const Metafl__RoundTask *task
         return MFL_SITE_ROUND_DECLINED;
     }
 
+    char sub[512];
+    if (plan.record) { /* DP-SGD over all training rows; no task sampler */
+        mfl_dpsgd_params_t dp = {plan.clip_norm, plan.noise_multiplier, plan.q};
+        uint64_t steps = 0;
+        if (mfl_learner_meta_train_dp(self->learner, theta, self->train, &dp, self->delta,
+                                      &out->metrics, &steps, sub, sizeof sub))
+            return mfl_errf(err, errlen, "site '%s' round %u: %s", self->site, task->round, sub),
+                   -1;
+        MFL_ASSERT(steps == plan.steps); /* what was accounted is what ran */
+        return s_finish_round(self, task, &plan, out, err, errlen);
+    }
+
     const mfl_learner_config_t *lc = &self->learner_config;
     const Metafl__AlgorithmSpec *spec = task->algorithm;
-    char sub[256];
     mfl_sampler_t *sampler;
     if (lc->algo >= MFL_ALGO_PROTONET) {
         size_t n_way = spec->n_way ? spec->n_way : self->train->n_classes;
@@ -190,17 +211,30 @@ int mfl_site_worker_round(mfl_site_worker_t *self, const Metafl__RoundTask *task
     if (rc)
         return mfl_errf(err, errlen, "site '%s' round %u: %s", self->site, task->round, sub),
                -1;
+    return s_finish_round(self, task, &plan, out, err, errlen);
+}
+
+/* After local training: site-level clip + noise (if planned), the
+ * accountant, the header and its signature. */
+static int s_finish_round(mfl_site_worker_t *self, const Metafl__RoundTask *task,
+                          const mfl_privacy_plan_t *pl, mfl_site_round_result_t *out, char *err,
+                          size_t errlen)
+{
+    mfl_privacy_plan_t plan = *pl;
     if (out->metrics.n_samples == 0)
         out->metrics.n_samples = self->train->n;
-    out->pre_clip_norm = s_apply_privacy(self, &plan);
+    /* DP-SGD already bounded each record: Δ is post-processing, sent as is. */
+    out->pre_clip_norm = plan.record ? mfl_site_l2(self->delta, self->n_state)
+                                     : s_apply_privacy(self, &plan);
     if (plan.dp && mfl_privacy_accountant_add(&self->spent, plan.q, plan.noise_multiplier,
                                               (double)plan.steps, err, errlen))
         return -1;
     out->delta = self->delta;
     out->n_delta = self->n_state;
     /* Without privacy Δ is unchanged since the pre-clip norm: skip a pass. */
-    out->delta_norm = plan.dp || plan.clip_only ? mfl_site_l2(self->delta, self->n_state)
-                                                : out->pre_clip_norm;
+    out->delta_norm = (plan.dp && !plan.record) || plan.clip_only
+                          ? mfl_site_l2(self->delta, self->n_state)
+                          : out->pre_clip_norm;
     if (s_build_header(self, task, out, &plan, err, errlen))
         return -1;
     out->tensor_hashes = self->hashes;

@@ -80,7 +80,8 @@ static void test_each_rule_refuses_with_its_name(void **state)
     s_site_policy(&p);
     mfl_privacy_accountant_t spent;
     assert_int_equal(mfl_privacy_accountant_init(&spent, NULL, 0, NULL, 0), 0);
-    mfl_privacy_request_t req = {true, 0.5, 2.0, 32};
+    mfl_privacy_request_t req = {.enabled = true, .clip_norm = 0.5, .noise_multiplier = 2.0,
+                                 .batch_size = 32};
     mfl_privacy_plan_t plan;
     char err[400];
     assert_int_equal(mfl_privacy_decide(&p, &spent, &req, 200, &plan, err, sizeof err), 0);
@@ -118,7 +119,8 @@ static void test_task_can_only_tighten(void **state)
     mfl_privacy_plan_t plan;
     char err[400];
     /* Less noise than the policy: the policy's σ is used. */
-    mfl_privacy_request_t req = {true, 0.5, 0.3, 32};
+    mfl_privacy_request_t req = {.enabled = true, .clip_norm = 0.5, .noise_multiplier = 0.3,
+                                 .batch_size = 32};
     assert_int_equal(mfl_privacy_decide(&p, &spent, &req, 200, &plan, err, sizeof err), 0);
     assert_true(plan.noise_multiplier == 2.0 && plan.clip_norm == 0.5);
     /* More noise: the task's. */
@@ -126,7 +128,7 @@ static void test_task_can_only_tighten(void **state)
     assert_int_equal(mfl_privacy_decide(&p, &spent, &req, 200, &plan, err, sizeof err), 0);
     assert_true(plan.noise_multiplier == 5.0);
     /* No privacy asked: the policy applies anyway, at its clip bound. */
-    mfl_privacy_request_t none = {false, 0, 0, 0};
+    mfl_privacy_request_t none = {.enabled = false};
     assert_int_equal(mfl_privacy_decide(&p, &spent, &none, 200, &plan, err, sizeof err), 0);
     assert_true(plan.dp && plan.noise_multiplier == 2.0 && plan.clip_norm == 1.0);
     /* Mode none, nothing asked: no DP, statistics may leave. */
@@ -189,6 +191,9 @@ static void test_config_policy_loads_and_bad_values_name_file_line(void **state)
         {"  min_records: 0\n", "privacy.min_records"},
         {"  min_batch: 0\n", "privacy.min_batch"},
         {"  mode: paranoid\n", "privacy.mode"},
+        {"  sample_rate: 0\n", "privacy.sample_rate"},
+        {"  sample_rate: 1.5\n", "privacy.sample_rate"},
+        {"  mode: record\n", "privacy.sample_rate"}, /* record needs a rate */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char text[2048];
@@ -362,6 +367,120 @@ static void test_site_dp_round_is_clipped_noised_accounted_and_withholds_stats(v
     mfl_site_worker_destroy(&w);
 }
 
+/* ---- the worker: record-level DP-SGD -------------------------------- */
+
+static void test_record_mode_runs_dpsgd_and_accounts_every_step(void **state)
+{
+    (void)state;
+    char err[600];
+    mfl_site_worker_t *w = mfl_site_worker_new_from_data("hospital-a", s_make_data(200, 7),
+                                                         NULL, NULL, err, sizeof err);
+    assert_non_null(w);
+    mfl_privacy_policy_t p;
+    s_site_policy(&p);
+    p.mode = MFL_PRIVACY_MODE_RECORD;
+    p.sample_rate = 0.1;
+    p.noise_multiplier = 1.1;
+    p.epsilon_budget = 100;
+    p.min_batch = 10;
+    assert_int_equal(mfl_site_worker_set_privacy(w, &p, err, sizeof err), 0);
+    size_t n;
+    float *theta = s_theta(&n);
+    mfl_privacy_accountant_t mine;
+    mfl_privacy_accountant_init(&mine, NULL, 0, NULL, 0);
+    /* steps per round: fedavg local_epochs·⌈1/q⌉, reptile T·M·K, fomaml T·M·(K+1) */
+    const struct {
+        const char *algo;
+        uint64_t steps;
+    } cases[] = {{"fedavg", 2 * 10}, {"reptile", 2 * 3 * 4}, {"fomaml", 2 * 3 * 5}};
+    float *first = malloc(n * sizeof(float));
+    assert_non_null(first);
+    for (size_t c = 0; c < 3; c++) {
+        s_task_t t;
+        s_task_init(&t, (uint32_t)(10 + c));
+        t.algo.name = (char *)cases[c].algo;
+        t.algo.local_epochs = 2;
+        t.algo.outer_steps = 2;
+        t.algo.meta_batch = 3;
+        t.algo.inner_steps = 4;
+        t.algo.inner_lr = 0.05f;
+        mfl_site_round_result_t r;
+        if (mfl_site_worker_round(w, &t.task, theta, n, &r, err, sizeof err) != 0)
+            fail_msg("%s: %s", cases[c].algo, err);
+        Metafl__UpdateHeader *h = metafl__update_header__unpack(NULL, r.header_len, r.header);
+        assert_non_null(h);
+        const Metafl__PrivacyRecord *pr = h->privacy;
+        assert_string_equal(pr->mechanism, "dpsgd");
+        assert_true(pr->sample_rate == 0.1 && pr->noise_multiplier == 1.1 && pr->clip_norm == 1.0);
+        assert_int_equal(pr->steps, cases[c].steps);
+        assert_int_equal(mfl_privacy_accountant_add(&mine, 0.1, 1.1, (double)cases[c].steps, err,
+                                                    sizeof err), 0);
+        double eps;
+        assert_int_equal(mfl_privacy_accountant_epsilon(&mine, 1e-5, 0, &eps, NULL, err,
+                                                        sizeof err), 0);
+        assert_true(fabs(pr->epsilon_spent - eps) <= 1e-12 * eps);
+        assert_true(r.delta_norm > 0 && isfinite(r.delta_norm));
+        metafl__update_header__free_unpacked(h, NULL);
+        /* the same task again gives another Δ: noise and samples are fresh */
+        memcpy(first, r.delta, n * sizeof(float));
+        assert_int_equal(mfl_site_worker_round(w, &t.task, theta, n, &r, err, sizeof err), 0);
+        assert_true(memcmp(first, r.delta, n * sizeof(float)) != 0);
+        assert_int_equal(mfl_privacy_accountant_add(&mine, 0.1, 1.1, (double)cases[c].steps, err,
+                                                    sizeof err), 0);
+    }
+    /* What DP-SGD does not cover is declined, naming the rule and the reason. */
+    const char *refused[] = {"maml", "meta_sgd", "protonet"};
+    for (size_t c = 0; c < 3; c++) {
+        s_task_t t;
+        s_task_init(&t, 20);
+        t.algo.name = (char *)refused[c];
+        t.task.model_spec = (char *)(c == 2 ? "mlp:4-8-4" : "mlp:4-8-1");
+        t.algo.loss = (char *)(c == 2 ? "softmax_ce" : "bce");
+        float *th = NULL;
+        size_t nt = n;
+        if (c == 2) { /* the embedding's own size */
+            mfl_learner_config_t lc;
+            memset(&lc, 0, sizeof lc);
+            mfl_learner_config_defaults(&lc, MFL_ALGO_PROTONET);
+            snprintf(lc.model_spec, sizeof lc.model_spec, "mlp:4-8-4");
+            mfl_learner_t *l = mfl_learner_new(&lc, 64, err, sizeof err);
+            assert_non_null(l);
+            nt = mfl_learner_n_state(l);
+            mfl_learner_destroy(&l);
+        } else if (c == 1) {
+            mfl_learner_config_t lc;
+            memset(&lc, 0, sizeof lc);
+            mfl_learner_config_defaults(&lc, MFL_ALGO_META_SGD);
+            snprintf(lc.model_spec, sizeof lc.model_spec, "mlp:4-8-1");
+            lc.loss = MFL_LOSS_BCE;
+            mfl_learner_t *l = mfl_learner_new(&lc, 64, err, sizeof err);
+            assert_non_null(l);
+            nt = mfl_learner_n_state(l);
+            mfl_learner_destroy(&l);
+        }
+        th = calloc(nt, sizeof(float));
+        assert_non_null(th);
+        mfl_site_round_result_t r;
+        int rc = mfl_site_worker_round(w, &t.task, th, nt, &r, err, sizeof err);
+        if (rc != MFL_SITE_ROUND_DECLINED || !strstr(err, "privacy.mode") ||
+            !strstr(err, refused[c]))
+            fail_msg("%s: rc %d: %s", refused[c], rc, err);
+        free(th);
+    }
+    /* The expected batch q·N = 20 must reach min_batch. */
+    p.min_batch = 25;
+    assert_int_equal(mfl_site_worker_set_privacy(w, &p, err, sizeof err), 0);
+    s_task_t t;
+    s_task_init(&t, 30);
+    mfl_site_round_result_t r;
+    assert_int_equal(mfl_site_worker_round(w, &t.task, theta, n, &r, err, sizeof err),
+                     MFL_SITE_ROUND_DECLINED);
+    assert_non_null(strstr(err, "privacy.min_batch"));
+    free(first);
+    free(theta);
+    mfl_site_worker_destroy(&w);
+}
+
 /* ---- the ledger and the auditor's recomputation --------------------- */
 
 typedef struct {
@@ -485,6 +604,7 @@ int main(void)
         cmocka_unit_test(test_task_can_only_tighten),
         cmocka_unit_test(test_config_policy_loads_and_bad_values_name_file_line),
         cmocka_unit_test(test_site_dp_round_is_clipped_noised_accounted_and_withholds_stats),
+        cmocka_unit_test(test_record_mode_runs_dpsgd_and_accounts_every_step),
         cmocka_unit_test(test_ledger_from_the_log_and_a_tampered_epsilon_is_named),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
