@@ -55,7 +55,7 @@ typedef struct {
 
 /* The sink only queues (it must not call back into the engine). */
 static int s_sink_task(void *ctx, const char *site, const Metafl__RoundTask *task,
-                       const mfl_engine_tensor_t *t, size_t n)
+                       const mfl_tensor_t *t, size_t n)
 {
     (void)t;
     (void)n;
@@ -84,7 +84,7 @@ static int s_sink_task(void *ctx, const char *site, const Metafl__RoundTask *tas
 }
 
 static int s_sink_eval(void *ctx, const char *site, const Metafl__EvalTask *task,
-                       const mfl_engine_tensor_t *t, size_t n)
+                       const mfl_tensor_t *t, size_t n)
 {
     (void)ctx;
     (void)site;
@@ -114,17 +114,13 @@ static void s_run_job(s_sim_t *sim, s_job_t *job)
     metafl__round_task__free_unpacked(task, NULL);
     Metafl__UpdateHeader *h = metafl__update_header__unpack(NULL, res.header_len, res.header);
     size_t nt = mfl_site_worker_n_tensors(w);
-    mfl_engine_tensor_t views[64];
-    uint64_t shapes[64][MFL_TENSOR_MAX_DIMS];
+    mfl_tensor_t views[64];
     if (!h || nt > 64) {
         sim->failed = 1;
     } else {
         for (size_t i = 0; i < nt; i++) {
             const mfl_tensor_info_t *ti = mfl_site_worker_tensor(w, i);
-            for (size_t d = 0; d < ti->ndim; d++)
-                shapes[i][d] = ti->shape[d];
-            views[i] = (mfl_engine_tensor_t){ti->name, ti->ndim, shapes[i], ti->count,
-                                             res.delta + ti->offset};
+            views[i] = mfl_tensor_info_view(ti, res.delta);
         }
         mfl_round_engine_update(sim->engine, sim->id[job->site], h, views, nt, res.header,
                                 res.header_len, res.signature, res.signature_len, s_bench_wall_ms());

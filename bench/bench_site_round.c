@@ -12,8 +12,9 @@
  *   sgd_step      one fused SGD step on 32 rows (mfl_model_sgd_step; an
  *                 epoch of 200 rows is 7 of them, the last on 8 rows)
  *   loss_pass     forward + loss over the 200 rows (mfl_model_loss_grad, no
- *                 gradient): FedAvg computes one at θ (loss_before) and one
- *                 at θ_local (loss_after) for the round's metrics
+ *                 gradient): what FedAvg spent twice per round on its
+ *                 loss_before / loss_after until issue 17; now they come
+ *                 from the training steps, so this is for comparison
  *   blake2b_4P    crypto_generichash of 4·P bytes (one θ or Δ)
  *   ed25519_sign  a detached signature over a 256-byte header
  *   curve_seal    crypto_box_easy_afternm of one 64 KiB frame, scaled to 4·P

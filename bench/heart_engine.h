@@ -50,7 +50,7 @@ typedef struct {
 } s_eng_t;
 
 static inline int s_eng_sink_task(void *ctx, const char *site, const Metafl__RoundTask *task,
-                                  const mfl_engine_tensor_t *t, size_t nt)
+                                  const mfl_tensor_t *t, size_t nt)
 {
     (void)t;
     (void)nt;
@@ -100,16 +100,12 @@ static inline int s_eng_run_job(s_eng_t *e, const s_eng_job_t *job, char *err, s
     if (!h)
         return mfl_errf(err, errlen, "cannot unpack an update header"), -1;
     size_t nt = mfl_site_worker_n_tensors(w);
-    mfl_engine_tensor_t *views = calloc(nt ? nt : 1, sizeof *views);
-    uint64_t *shapes = calloc((nt ? nt : 1) * MFL_TENSOR_MAX_DIMS, sizeof *shapes);
+    mfl_tensor_t *views = calloc(nt ? nt : 1, sizeof *views);
     rc = -1;
-    if (views && shapes) {
+    if (views) {
         for (size_t i = 0; i < nt; i++) {
             const mfl_tensor_info_t *ti = mfl_site_worker_tensor(w, i);
-            for (size_t d = 0; d < ti->ndim; d++)
-                shapes[i * MFL_TENSOR_MAX_DIMS + d] = ti->shape[d];
-            views[i] = (mfl_engine_tensor_t){ti->name, ti->ndim, shapes + i * MFL_TENSOR_MAX_DIMS,
-                                             ti->count, res.delta + ti->offset};
+            views[i] = mfl_tensor_info_view(ti, res.delta);
         }
         rc = mfl_round_engine_update(e->engine, e->ids[job->site], h, views, nt, res.header,
                                      res.header_len, res.signature, res.signature_len,
@@ -121,7 +117,6 @@ static inline int s_eng_run_job(s_eng_t *e, const s_eng_job_t *job, char *err, s
         mfl_errf(err, errlen, "out of memory");
     }
     free(views);
-    free(shapes);
     metafl__update_header__free_unpacked(h, NULL);
     return rc;
 }

@@ -1,7 +1,10 @@
-/* metafl eval --config FILE.yaml (--params FILE.safetensors | --scratch)
+/* metafl eval --config FILE.yaml (--params FILE | --scratch)
  *             [--steps k] [--lr α] [--report out.json]:
  * adapts saved (or freshly initialised) parameters on each held-out
- * task's support set and scores its query set. */
+ * task's support set and scores its query set. FILE is a safetensors
+ * state or a coordinator checkpoint (.ckpt).
+ * metafl eval --params FILE --predict ROWS.csv [--config FILE.yaml]
+ *             [--out PRED.csv]: the network's outputs per row. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,23 +12,30 @@
 #include "core/log.h"
 #include "meta/experiment.h"
 #include "meta/learner_io.h"
+#include "eval_predict.h"
 #include "meta_common.h"
 #include "nn/blas.h"
+#include "round/run_model.h"
 
 int mfl_cmd_eval(int argc, char **argv);
 
 static void s_usage(FILE *out)
 {
     fprintf(out,
-            "usage: metafl eval --config FILE.yaml (--params FILE.safetensors | --scratch)\n"
-            "                   [--steps K] [--lr ALPHA] [--report OUT.json] [--threads N]\n\n"
+            "usage: metafl eval --config FILE.yaml (--params FILE | --scratch)\n"
+            "                   [--steps K] [--lr ALPHA] [--report OUT.json] [--threads N]\n"
+            "       metafl eval --params FILE --predict ROWS.csv [--config FILE.yaml]\n"
+            "                   [--out PRED.csv]\n\n"
             "Evaluates parameters on the experiment's held-out tasks (the same fixed\n"
             "tasks `metafl train` reports): K SGD steps of rate ALPHA on each support\n"
             "set (Meta-SGD uses its learned rates; ProtoNets, Matching and Relation nets\n"
             "use the support set directly), then loss/accuracy/AUROC/sensitivity/\n"
             "specificity on the query set.\n\n"
             "  --config FILE    the experiment (required)\n"
-            "  --params FILE    a state saved by `metafl train --save`\n"
+            "  --params FILE    a state saved by `metafl train --save`, a model written\n"
+            "                   by `metafl export`, or a coordinator checkpoint\n"
+            "                   (RUN_DIR/checkpoints/round-N.ckpt; checked against the\n"
+            "                   config's model)\n"
             "  --scratch        a fresh random init instead: training from scratch on\n"
             "                   each support set (use more --steps)\n"
             "  --steps K        adaptation steps (default: eval.steps)\n"
@@ -33,12 +43,20 @@ static void s_usage(FILE *out)
             "  --report OUT     write the evaluation as JSON\n"
             "  --threads N      BLAS threads (default 1; results are bit-reproducible\n"
             "                   only at a fixed count)\n"
-            "  --help           this text\n");
+            "  --predict ROWS   no adaptation: the network's outputs (and probabilities\n"
+            "                   for bce / softmax_ce) for each line of ROWS, which holds\n"
+            "                   the model's inputs as comma-separated numbers, already\n"
+            "                   preprocessed as the sites do (header line and '#' lines\n"
+            "                   skipped). --config (the coordinator's or an experiment's)\n"
+            "                   is needed for a checkpoint, optional for an export\n"
+            "  --out PRED.csv   --predict: write there instead of stdout\n"
+            "  --help           this text\n"
+            "Exit status: 0 ok, 1 error (named), 2 usage.\n");
 }
 
 int mfl_cmd_eval(int argc, char **argv)
 {
-    const char *config = NULL, *params = NULL, *report = NULL;
+    const char *config = NULL, *params = NULL, *report = NULL, *predict = NULL, *out = NULL;
     int scratch = 0, steps = -1, threads = 1;
     float lr = -1;
     for (int i = 1; i < argc; i++) {
@@ -54,6 +72,10 @@ int mfl_cmd_eval(int argc, char **argv)
             config = argv[++i];
         } else if (strcmp(a, "--params") == 0 && i + 1 < argc) {
             params = argv[++i];
+        } else if (strcmp(a, "--predict") == 0 && i + 1 < argc) {
+            predict = argv[++i];
+        } else if (strcmp(a, "--out") == 0 && i + 1 < argc) {
+            out = argv[++i];
         } else if (strcmp(a, "--report") == 0 && i + 1 < argc) {
             report = argv[++i];
         } else if (strcmp(a, "--scratch") == 0) {
@@ -77,6 +99,16 @@ int mfl_cmd_eval(int argc, char **argv)
             return 2;
         }
     }
+    if (predict || out) {
+        if (!predict || !params || scratch || report) {
+            fprintf(stderr, "metafl eval: --predict needs --params (and takes neither "
+                            "--scratch nor --report); --out goes with --predict\n");
+            s_usage(stderr);
+            return 2;
+        }
+        mfl_blas_set_threads(threads);
+        return mfl_cli_eval_predict(params, config, predict, out);
+    }
     if (!config || (!params && !scratch) || (params && scratch)) {
         fprintf(stderr, "metafl eval: --config and exactly one of --params, --scratch are "
                         "required\n");
@@ -98,7 +130,7 @@ int mfl_cmd_eval(int argc, char **argv)
     }
     if (scratch)
         mfl_learner_init_state(l, theta, exp->seed);
-    else if (mfl_learner_load(l, theta, params, err, sizeof(err)))
+    else if (mfl_run_params_load(l, theta, params, NULL, err, sizeof(err)))
         goto out_err;
     if (steps < 0)
         steps = exp->eval_steps;

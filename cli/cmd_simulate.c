@@ -12,7 +12,6 @@
 #include <unistd.h>
 
 #include "round/run_config.h"
-#include "core/clock.h"
 #include "core/log.h"
 #include "nn/blas.h"
 #include "round/round_engine.h"
@@ -87,7 +86,7 @@ static int s_queue(sim_t *sim, const char *site, bool eval, const ProtobufCMessa
 }
 
 static int s_sink_task(void *ctx, const char *site, const Metafl__RoundTask *task,
-                       const mfl_engine_tensor_t *t, size_t n)
+                       const mfl_tensor_t *t, size_t n)
 {
     (void)t;
     (void)n;
@@ -95,7 +94,7 @@ static int s_sink_task(void *ctx, const char *site, const Metafl__RoundTask *tas
 }
 
 static int s_sink_eval(void *ctx, const char *site, const Metafl__EvalTask *task,
-                       const mfl_engine_tensor_t *t, size_t n)
+                       const mfl_tensor_t *t, size_t n)
 {
     (void)t;
     (void)n;
@@ -149,7 +148,7 @@ static void s_run_round_job(sim_t *sim, const sim_job_t *job)
         snprintf(rule, sizeof rule, "%.*s", (int)strcspn(err, ":"), err);
         mfl_round_engine_site_declined(sim->engine, s->cfg.site_id, task->round,
                                        task->nonce.data, task->nonce.len, rule, err,
-                                       mfl_clock_wall_ms());
+                                       mfl_round_engine_now(sim->engine));
         metafl__round_task__free_unpacked(task, NULL);
         return;
     }
@@ -166,23 +165,18 @@ static void s_run_round_job(sim_t *sim, const sim_job_t *job)
         return;
     }
     size_t nt = mfl_site_worker_n_tensors(s->worker);
-    mfl_engine_tensor_t *views = calloc(nt ? nt : 1, sizeof *views);
-    uint64_t *shapes = calloc((nt ? nt : 1) * MFL_TENSOR_MAX_DIMS, sizeof *shapes);
-    if (views && shapes) {
+    mfl_tensor_t *views = calloc(nt ? nt : 1, sizeof *views);
+    if (views) {
         for (size_t i = 0; i < nt; i++) {
             const mfl_tensor_info_t *ti = mfl_site_worker_tensor(s->worker, i);
-            for (size_t d = 0; d < ti->ndim; d++)
-                shapes[i * MFL_TENSOR_MAX_DIMS + d] = ti->shape[d];
-            views[i] = (mfl_engine_tensor_t){ti->name, ti->ndim, shapes + i * MFL_TENSOR_MAX_DIMS,
-                                             ti->count, res.delta + ti->offset};
+            views[i] = mfl_tensor_info_view(ti, res.delta);
         }
         mfl_round_engine_update(sim->engine, s->cfg.site_id, h, views, nt, res.header,
-                                res.header_len, res.signature, res.signature_len, mfl_clock_wall_ms());
+                                res.header_len, res.signature, res.signature_len, mfl_round_engine_now(sim->engine));
     } else {
         sim->oom = true;
     }
     free(views);
-    free(shapes);
     metafl__update_header__free_unpacked(h, NULL);
 }
 
@@ -201,7 +195,7 @@ static void s_run_eval_job(sim_t *sim, const sim_job_t *job)
         Metafl__EvalReport report;
         metafl__eval_report__init(&report);
         mfl_site_worker_fill_report(s->worker, task, &res, &report);
-        mfl_round_engine_eval_report(sim->engine, s->cfg.site_id, &report, mfl_clock_wall_ms());
+        mfl_round_engine_eval_report(sim->engine, s->cfg.site_id, &report, mfl_round_engine_now(sim->engine));
     }
     metafl__eval_task__free_unpacked(task, NULL);
 }
@@ -360,12 +354,12 @@ int mfl_cmd_simulate(int argc, char **argv)
     }
     for (size_t i = 0; i < sim.n_sites; i++)
         mfl_round_engine_site_hello(sim.engine, sim.sites[i].cfg.site_id,
-                                    mfl_site_worker_n_train(sim.sites[i].worker), mfl_clock_wall_ms());
+                                    mfl_site_worker_n_train(sim.sites[i].worker), mfl_round_engine_now(sim.engine));
     for (;;) {
         /* In simulate every site is always alive. */
         for (size_t i = 0; i < sim.n_sites; i++)
-            mfl_round_engine_site_seen(sim.engine, sim.sites[i].cfg.site_id, mfl_clock_wall_ms());
-        mfl_round_engine_tick(sim.engine, mfl_clock_wall_ms());
+            mfl_round_engine_site_seen(sim.engine, sim.sites[i].cfg.site_id, mfl_round_engine_now(sim.engine));
+        mfl_round_engine_tick(sim.engine, mfl_round_engine_now(sim.engine));
         mfl_engine_phase_t ph = mfl_round_engine_phase(sim.engine);
         if (sim.oom || ph == MFL_ENGINE_DONE || ph == MFL_ENGINE_FAILED ||
             ph == MFL_ENGINE_ABORTED)
@@ -389,11 +383,9 @@ int mfl_cmd_simulate(int argc, char **argv)
     else if (mfl_round_engine_phase(sim.engine) == MFL_ENGINE_DONE)
         status = 0;
     {
-        uint8_t hash[32];
+        /* θ's digest, as the daemons' metrics print it (theta_blake2b) */
+        const uint8_t *hash = mfl_round_engine_theta_hash(sim.engine);
         char hex[65];
-        crypto_generichash(hash, sizeof hash,
-                           (const unsigned char *)mfl_round_engine_theta(sim.engine),
-                           mfl_round_engine_n_state(sim.engine) * sizeof(float), NULL, 0);
         for (int i = 0; i < 32; i++)
             snprintf(hex + 2 * i, 3, "%02x", hash[i]);
         printf("simulate: %u rounds done, final theta blake2b %s\n",

@@ -103,6 +103,10 @@ static void s_headline(const mfl_json_t *root, bool paused, int alive)
     if (strcmp(phase, "round") == 0 && (sending > 0 || waiting > 0))
         printf("  uploads: %.0f site(s) sending, %.0f waiting for a slot\n", sending,
                waiting > 0 ? waiting : 0);
+    const char *aerr = mfl_json_string(mfl_json_get(root, "audit_error"));
+    if (aerr)
+        printf("  AUDIT LOG NOT WRITABLE: %s; updates are refused and no round opens or closes "
+               "until it is (the run stops after output.audit_give_up_s)\n", aerr);
     if (alive == 0)
         printf("  NOT RUNNING: process %.0f has exited; this is its last status. Start the "
                "coordinator again to resume from its last checkpoint.\n",

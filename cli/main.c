@@ -14,6 +14,8 @@ int mfl_cmd_audit(int argc, char **argv);
 int mfl_cmd_status(int argc, char **argv);
 int mfl_cmd_simulate(int argc, char **argv);
 int mfl_cmd_privacy(int argc, char **argv);
+int mfl_cmd_export(int argc, char **argv);
+int mfl_cmd_report(int argc, char **argv);
 
 const mfl_command_t mfl_commands[] = {
     {"keygen", "create a site's or the coordinator's key pair", mfl_cmd_keygen},
@@ -21,6 +23,8 @@ const mfl_command_t mfl_commands[] = {
     {"status", "show the coordinator's round, sites and metrics; pause/resume/abort", mfl_cmd_status},
     {"simulate", "run a coordinator config with its sites in-process (no sockets)", mfl_cmd_simulate},
     {"privacy", "epsilon spent by, or noise needed for, the Gaussian mechanism (RDP)", mfl_cmd_privacy},
+    {"report", "per-hospital results of a run (table, JSON, Markdown/HTML with plots)", mfl_cmd_report},
+    {"export", "write a run's federated model as safetensors with its description", mfl_cmd_export},
     {"train", "meta-train an experiment offline (sinusoid, Fashion-MNIST, heart)", mfl_cmd_train},
     {"eval", "adapt saved parameters on held-out tasks and score them", mfl_cmd_eval},
     {NULL, NULL, NULL},

@@ -17,8 +17,8 @@ _Static_assert(MFL_UPLOAD_GATE_SMALL_BYTES == MFL_WIRE_BROADCAST_CHUNK_BYTES &&
                    MFL_UPLOAD_GATE_SMALL_BYTES == MFL_WIRE_UNGRANTED_UPDATE_BYTES,
                "small-update threshold and broadcast frame size must agree");
 
-/* θ as sent in one round: one copy and one BLAKE2b per tensor per round
- * (not one per site), sent to every site without further copies or hashes.
+/* θ as sent in one round: one copy per round and the engine's BLAKE2b of
+ * each tensor (not one hash per site, nor one of the wire's own), sent to every site without further copies or hashes.
  * Hashing θ again for each site's TensorHeaders cost one 4 MB BLAKE2b per
  * site on the coordinator's thread before that site's send (about 5-15 ms
  * each for 1M parameters here), serialising the broadcast.
@@ -59,7 +59,7 @@ struct mfl_coord_wire {
     mfl_identity_t *identity;
     mfl_server_t *server;
     mfl_msg_t *msg;              /* the current event's message */
-    mfl_engine_tensor_t *views;  /* its tensors as engine views */
+    mfl_tensor_t *views;  /* its tensors as engine views */
     size_t cap_views;
     size_t send_cap;             /* mfl_tensor_t scratch for sends */
     mfl_tensor_t *send;
@@ -95,8 +95,8 @@ static void s_prep_drop(mfl_coord_wire_t *self)
     self->prep.snap = NULL;
 }
 
-void mfl_coord_wire_prepare_theta(mfl_coord_wire_t *self, const mfl_engine_tensor_t *t,
-                                  size_t n)
+void mfl_coord_wire_prepare_theta(mfl_coord_wire_t *self, const mfl_tensor_t *t,
+                                  const uint8_t *hashes, size_t n)
 {
     s_prep_drop(self);
     /* θ moved on: the old snapshot can serve no later send (they carry the
@@ -130,6 +130,10 @@ void mfl_coord_wire_prepare_theta(mfl_coord_wire_t *self, const mfl_engine_tenso
     snap->n_tensors = n;
     atomic_init(&snap->refs, 1);
     self->prep.snap = snap;
+    if (hashes) { /* the engine's, computed once for the round */
+        memcpy(snap->tensor_hash, hashes, n * MFL_HASH_BYTES);
+        return;
+    }
     /* A small θ is hashed here (tens of µs): on a busy machine a new thread
      * may wait milliseconds for a core, and the round's first send would
      * wait for it (seen: 1.5-2.4 ms at P = 10k, most of the round). */
@@ -142,7 +146,7 @@ void mfl_coord_wire_prepare_theta(mfl_coord_wire_t *self, const mfl_engine_tenso
 /* The pending snapshot if it holds exactly θ = `t` (then keyed by `hash`),
  * else NULL; either way nothing is pending afterwards. */
 static s_snapshot_t *s_prep_take(mfl_coord_wire_t *self, const uint8_t *hash, size_t hash_len,
-                                 const mfl_engine_tensor_t *t, size_t n, uint64_t total)
+                                 const mfl_tensor_t *t, size_t n, uint64_t total)
 {
     if (!self->prep.snap)
         return NULL;
@@ -267,7 +271,7 @@ int mfl_coord_wire_recv(mfl_coord_wire_t *self, int timeout_ms, mfl_wire_event_t
     }
     size_t n = mfl_msg_tensor_count(self->msg);
     if (n > self->cap_views) {
-        mfl_engine_tensor_t *v = realloc(self->views, n * sizeof *v);
+        mfl_tensor_t *v = realloc(self->views, n * sizeof *v);
         if (!v) {
             mfl_msg_destroy(&self->msg);
             mfl_errf(err, errlen, "out of memory");
@@ -276,10 +280,8 @@ int mfl_coord_wire_recv(mfl_coord_wire_t *self, int timeout_ms, mfl_wire_event_t
         self->views = v;
         self->cap_views = n;
     }
-    for (size_t i = 0; i < n; i++) {
-        const mfl_tensor_t *t = mfl_msg_tensor(self->msg, i);
-        self->views[i] = (mfl_engine_tensor_t){t->name, t->ndim, t->shape, t->count, t->data};
-    }
+    for (size_t i = 0; i < n; i++)
+        self->views[i] = *mfl_msg_tensor(self->msg, i);
     ev->site = mfl_msg_site(self->msg);
     ev->env = mfl_msg_envelope(self->msg);
     ev->update_header = mfl_msg_update_header(self->msg);
@@ -292,7 +294,7 @@ int mfl_coord_wire_recv(mfl_coord_wire_t *self, int timeout_ms, mfl_wire_event_t
  * the hash matches, else a fresh copy (the old one lives on while sends
  * still hold it). NULL on OOM. */
 static s_snapshot_t *s_snapshot(mfl_coord_wire_t *self, const uint8_t *hash, size_t hash_len,
-                                const mfl_engine_tensor_t *t, size_t n)
+                                const mfl_tensor_t *t, size_t n)
 {
     uint64_t total = 0;
     for (size_t i = 0; i < n; i++)
@@ -333,11 +335,12 @@ static s_snapshot_t *s_snapshot(mfl_coord_wire_t *self, const uint8_t *hash, siz
     return snap;
 }
 
-/* Engine views → wire tensors (shape copied inline), data pointing into
- * `base` (consecutive tensors) or into the views themselves; `hashes`
- * (n × MFL_HASH_BYTES, may be NULL) are the tensors' BLAKE2b, so the wire
- * does not hash them again. */
-static mfl_tensor_t *s_tensors(mfl_coord_wire_t *self, const mfl_engine_tensor_t *t, size_t n,
+/* θ's views for sending: each the engine's view (name, ndim and shape as
+ * they are: mfl_msg_send refuses a tensor it cannot describe rather than
+ * sending a cut shape) with data pointing into `base` (consecutive tensors)
+ * or left as is; `hashes` (n × MFL_HASH_BYTES, may be NULL) are the
+ * tensors' BLAKE2b, so the wire does not hash them again. */
+static mfl_tensor_t *s_tensors(mfl_coord_wire_t *self, const mfl_tensor_t *t, size_t n,
                                const float *base, const uint8_t *hashes)
 {
     if (n > self->send_cap) {
@@ -350,12 +353,7 @@ static mfl_tensor_t *s_tensors(mfl_coord_wire_t *self, const mfl_engine_tensor_t
     uint64_t off = 0;
     for (size_t i = 0; i < n; i++) {
         mfl_tensor_t *w = &self->send[i];
-        memset(w, 0, sizeof *w);
-        w->name = t[i].name;
-        w->ndim = t[i].ndim < MFL_WIRE_MAX_DIMS ? t[i].ndim : MFL_WIRE_MAX_DIMS;
-        for (size_t d = 0; d < w->ndim; d++)
-            w->shape[d] = t[i].shape[d];
-        w->count = t[i].count;
+        *w = t[i];
         w->data = base ? base + off : t[i].data;
         w->blake2b = hashes ? hashes + i * MFL_HASH_BYTES : NULL;
         off += t[i].count;
@@ -365,7 +363,7 @@ static mfl_tensor_t *s_tensors(mfl_coord_wire_t *self, const mfl_engine_tensor_t
 
 /* Sends env + θ tensors zero-copy from the round's snapshot. */
 static int s_send_theta(mfl_coord_wire_t *self, const char *site, Metafl__Envelope *env,
-                        const ProtobufCBinaryData *hash, const mfl_engine_tensor_t *tensors,
+                        const ProtobufCBinaryData *hash, const mfl_tensor_t *tensors,
                         size_t n, char *err, size_t errlen)
 {
     env->protocol_version = MFL_WIRE_PROTOCOL_VERSION;
@@ -388,7 +386,7 @@ static int s_send(mfl_coord_wire_t *self, const char *site, Metafl__Envelope *en
 
 int mfl_coord_wire_send_round_task(mfl_coord_wire_t *self, const char *site,
                                    const Metafl__RoundTask *task,
-                                   const mfl_engine_tensor_t *tensors, size_t n_tensors,
+                                   const mfl_tensor_t *tensors, size_t n_tensors,
                                    char *err, size_t errlen)
 {
     Metafl__Envelope env;
@@ -401,7 +399,7 @@ int mfl_coord_wire_send_round_task(mfl_coord_wire_t *self, const char *site,
 
 int mfl_coord_wire_send_eval_task(mfl_coord_wire_t *self, const char *site,
                                   const Metafl__EvalTask *task,
-                                  const mfl_engine_tensor_t *tensors, size_t n_tensors,
+                                  const mfl_tensor_t *tensors, size_t n_tensors,
                                   char *err, size_t errlen)
 {
     Metafl__Envelope env;

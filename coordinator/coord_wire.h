@@ -1,10 +1,10 @@
 /* The coordinator's transport adapter: the wire server (CURVE ROUTER, ZAP
  * allow-list, signature checks) seen as a stream of plain events and a few
- * send calls, in the terms the round engine uses (engine_tensor.h).
+ * send calls, in the terms the round engine uses (tensors as the core
+ * view, core/tensor.h).
  *
- * Kept apart from coordinator.c so the daemon logic never includes
- * wire/message.h and meta/learner.h in one translation unit (see
- * engine_tensor.h), and so the transport could be swapped.
+ * Kept apart from coordinator.c so the daemon logic never touches the
+ * wire's messages directly, and so the transport could be swapped.
  *
  * Not thread-safe: one thread drives it (ZeroMQ sockets rule). */
 #ifndef MFL_COORD_WIRE_H
@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "round/engine_tensor.h"
+#include "core/tensor.h"
 #include "metafl.pb-c.h"
 
 typedef struct mfl_coord_wire mfl_coord_wire_t;
@@ -24,7 +24,7 @@ typedef struct {
     const char *site;                       /* authenticated (ZAP) site id */
     const Metafl__Envelope *env;
     const Metafl__UpdateHeader *update_header; /* verified; UPDATE only */
-    const mfl_engine_tensor_t *tensors;
+    const mfl_tensor_t *tensors;
     size_t n_tensors;
 } mfl_wire_event_t;
 
@@ -36,13 +36,15 @@ mfl_coord_wire_t *mfl_coord_wire_new(const char *endpoint, const char *key_file,
                                      uint32_t heartbeat_ms, char *err, size_t errlen);
 void mfl_coord_wire_destroy(mfl_coord_wire_t **self_p);
 
-/* θ changed (a server step): copies it now and hashes its tensors on a
- * helper thread, so the next RoundTask/EvalTask send finds its snapshot
- * ready instead of copying and hashing θ on the round's critical path. The
- * tensors are borrowed for the call; a later send whose θ differs from this
- * copy ignores it. Never fails (on OOM the send prepares θ itself). */
-void mfl_coord_wire_prepare_theta(mfl_coord_wire_t *self, const mfl_engine_tensor_t *tensors,
-                                  size_t n_tensors);
+/* θ changed (a server step): copies it now, with its tensors' BLAKE2b
+ * `hashes` (n_tensors × 32, as the engine computed them once for the
+ * round; NULL: hashed here, on a helper thread for a large θ), so the next
+ * RoundTask/EvalTask send finds its snapshot ready instead of copying and
+ * hashing θ on the round's critical path. Tensors and hashes are borrowed
+ * for the call; a later send whose θ differs from this copy ignores it.
+ * Never fails (on OOM the send prepares θ itself). */
+void mfl_coord_wire_prepare_theta(mfl_coord_wire_t *self, const mfl_tensor_t *tensors,
+                                  const uint8_t *hashes, size_t n_tensors);
 
 /* The bound endpoint ("tcp://127.0.0.1:41234"). */
 const char *mfl_coord_wire_endpoint(const mfl_coord_wire_t *self);
@@ -64,17 +66,17 @@ int mfl_coord_wire_recv(mfl_coord_wire_t *self, int timeout_ms, mfl_wire_event_t
 /* Frees the current message early (optional). */
 void mfl_coord_wire_release(mfl_coord_wire_t *self);
 
-/* Unix ms of the last message (heartbeats included) from `site`; 0 never. */
+/* Monotonic ms of the last message (heartbeats included) from `site`; 0 never. */
 uint64_t mfl_coord_wire_last_seen(const mfl_coord_wire_t *self, const char *site);
 
 /* Sends to the latest connection of `site`. 0 or -1 (err). */
 int mfl_coord_wire_send_round_task(mfl_coord_wire_t *self, const char *site,
                                    const Metafl__RoundTask *task,
-                                   const mfl_engine_tensor_t *tensors, size_t n_tensors,
+                                   const mfl_tensor_t *tensors, size_t n_tensors,
                                    char *err, size_t errlen);
 int mfl_coord_wire_send_eval_task(mfl_coord_wire_t *self, const char *site,
                                   const Metafl__EvalTask *task,
-                                  const mfl_engine_tensor_t *tensors, size_t n_tensors,
+                                  const mfl_tensor_t *tensors, size_t n_tensors,
                                   char *err, size_t errlen);
 int mfl_coord_wire_send_reject(mfl_coord_wire_t *self, const char *site,
                                Metafl__RejectReason reason, uint32_t round, const char *text,

@@ -28,15 +28,15 @@ struct mfl_coordinator {
     uint8_t schema_hash[64];
     size_t schema_len;        /* 0 until the first Hello */
     char run_id[80];
-    uint64_t last_status_ms;
-    uint64_t finished_ms;     /* 0 while running */
+    uint64_t last_status_ms;  /* monotonic, like every interval here */
+    uint64_t finished_ms;     /* monotonic; 0 while running */
     bool status_dirty;
 };
 
 /* ---- engine sink: engine decisions → wire ---------------------------- */
 
 static int s_sink_task(void *ctx, const char *site, const Metafl__RoundTask *task,
-                       const mfl_engine_tensor_t *t, size_t n)
+                       const mfl_tensor_t *t, size_t n)
 {
     mfl_coordinator_t *self = ctx;
     char err[256];
@@ -48,7 +48,7 @@ static int s_sink_task(void *ctx, const char *site, const Metafl__RoundTask *tas
 }
 
 static int s_sink_eval(void *ctx, const char *site, const Metafl__EvalTask *task,
-                       const mfl_engine_tensor_t *t, size_t n)
+                       const mfl_tensor_t *t, size_t n)
 {
     mfl_coordinator_t *self = ctx;
     char err[256];
@@ -87,10 +87,11 @@ static void s_sink_closed(void *ctx, const mfl_round_summary_t *m)
     ((mfl_coordinator_t *)ctx)->status_dirty = true;
 }
 
-static void s_sink_theta(void *ctx, const mfl_engine_tensor_t *t, size_t n)
+static void s_sink_theta(void *ctx, const mfl_tensor_t *t, const uint8_t *hashes,
+                         size_t n)
 {
     mfl_coordinator_t *self = ctx;
-    mfl_coord_wire_prepare_theta(self->wire, t, n);
+    mfl_coord_wire_prepare_theta(self->wire, t, hashes, n);
 }
 
 /* Bye to every connected site, so its log says why the coordinator went
@@ -110,7 +111,7 @@ static void s_bye_all(mfl_coordinator_t *self, const char *why)
 static void s_sink_finished(void *ctx)
 {
     mfl_coordinator_t *self = ctx;
-    self->finished_ms = mfl_clock_wall_ms();
+    self->finished_ms = mfl_round_engine_now(self->engine);
     self->status_dirty = true;
     mfl_engine_phase_t ph = mfl_round_engine_phase(self->engine);
     s_bye_all(self, ph == MFL_ENGINE_DONE      ? "run complete"
@@ -310,7 +311,9 @@ int mfl_coordinator_step(mfl_coordinator_t *self, int timeout_ms, char *err, siz
     int rc = mfl_coord_wire_recv(self->wire, timeout_ms, &ev, err, errlen);
     if (rc < 0)
         return -1;
-    uint64_t now = mfl_clock_wall_ms();
+    /* Monotonic: deadlines, timeouts and the status cadence are intervals
+     * (a step of the system clock must not close or freeze a round). */
+    uint64_t now = mfl_round_engine_now(self->engine);
     if (rc == 1) {
         s_on_event(self, &ev, now);
         mfl_coord_wire_release(self->wire);
@@ -381,8 +384,8 @@ int mfl_coordinator_run(mfl_coordinator_t *self, volatile sig_atomic_t *stop,
      * dropped unread: the engine is not ticked again. */
     s_bye_all(self, "coordinator stopped (signal); it resumes from its last checkpoint when "
                     "restarted");
-    uint64_t until = mfl_clock_wall_ms() + DRAIN_MS;
-    for (uint64_t now = mfl_clock_wall_ms(); now < until; now = mfl_clock_wall_ms()) {
+    uint64_t until = mfl_clock_mono_ms() + DRAIN_MS;
+    for (uint64_t now = mfl_clock_mono_ms(); now < until; now = mfl_clock_mono_ms()) {
         mfl_wire_event_t ev;
         int rc = mfl_coord_wire_recv(self->wire, (int)(until - now), &ev, err, sizeof err);
         if (rc < 0)

@@ -351,7 +351,7 @@ else
   for s in "${NEW_SITES[@]}"; do
     [ -n "${EVAL_PATH[$s]:-}" ] && continue
     "$BIN/metafl-site-agent" --config "$DEMO/site-$s.yaml" --evaluate "$DEMO/run/checkpoints" \
-      --coordinator-config "$DEMO/coordinator.yaml" >>"$JOIN_METRICS" 2>>"$DEMO/logs/$s.log" ||
+      --coordinator-config "$DEMO/coordinator.yaml" >>"$DEMO/run-join/offline-eval.jsonl" 2>>"$DEMO/logs/$s.log" ||
       die "offline evaluation at $s failed (see $DEMO/logs/$s.log)"
     EVAL_PATH[$s]=offline
   done
@@ -385,49 +385,14 @@ echo "    all $(( ${#TRAIN_SITES[@]} + ${#NEW_SITES[@]} + 1 )) logs: hash chains
 
 # ---- 7. the table and report.json ------------------------------------------------
 say "results: each hospital's held-out patients (adapted on $K labelled cases)"
-{ grep -h '"event":"eval"' "$METRICS"; grep -h '"event":"eval"' "$JOIN_METRICS"; } |
-awk -v hospitals="$HOSPITALS" -v report="$DEMO/report.json" -v rounds="$ROUNDS" -v k="$K" \
-    -v newpaths="$(for s in "${NEW_SITES[@]}"; do printf '%s=%s ' "$s" "${EVAL_PATH[$s]}"; done)" '
-function num(key,   v) { v = $0; if (!sub(".*\"" key "\":", "", v)) return -1; sub(/[,}].*/, "", v); return v + 0 }
-function str(key,   v) { v = $0; sub(".*\"" key "\":\"", "", v); sub(/".*/, "", v); return v }
-function fmt(x) { return x < 0 ? "  n/a" : sprintf("%.3f", x) }
-function js(x) { return x < 0 ? "null" : sprintf("%.6f", x) }
-BEGIN { FS = "\t"
-  # how each hospital was evaluated: the training hospitals by the training
-  # session final EvalTask (live); the new ones as the join step recorded
-  np = split(newpaths, kv, " "); for (i = 1; i <= np; i++) { split(kv[i], p, "="); path[p[1]] = p[2] }
-  while ((getline l < hospitals) > 0) { if (l ~ /^#/) continue; split(l, f, "\t"); if (f[1] == "") continue
-    nh++; order[nh] = f[1]; kind[f[1]] = f[2]; role[f[1]] = f[9] } }
-{ s = str("site"); seen[s] = 1
-  acc[s] = num("accuracy"); au[s] = num("auroc"); accl[s] = num("accuracy_local"); aul[s] = num("auroc_local")
-  accb[s] = num("accuracy_before"); aub[s] = num("auroc_before"); n[s] = num("n"); ns[s] = num("n_support") }
-END {
-  printf "\n  %-11s %-23s %-5s %5s %8s | %-13s | %-13s | %-13s\n", "hospital", "", "role", "k", "held-out", \
-         "adapted meta", "local only", "global as-is"
-  printf "  %-11s %-23s %-5s %5s %8s | %6s %6s | %6s %6s | %6s %6s\n", "", "", "", "", "", \
-         "acc", "AUROC", "acc", "AUROC", "acc", "AUROC"
-  printf "{\n  \"rounds\": %d,\n  \"k\": %d,\n  \"hospitals\": [\n", rounds, k > report
-  for (i = 1; i <= nh; i++) if (!(order[i] in path)) path[order[i]] = "live"
-  first = 1; missing = 0
-  for (i = 1; i <= nh; i++) { s = order[i]
-    if (!(s in seen)) { missing++; printf "  %-11s (no report)\n", s; continue }
-    printf "  %-11s %-23s %-5s %5d %8d | %6s %6s | %6s %6s | %6s %6s\n", s, kind[s], role[s], ns[s], n[s], \
-           fmt(acc[s]), fmt(au[s]), fmt(accl[s]), fmt(aul[s]), fmt(accb[s]), fmt(aub[s])
-    printf "%s    {\"site\": \"%s\", \"kind\": \"%s\", \"role\": \"%s\", \"evaluation\": \"%s\", \"n_support\": %d, \"n_test\": %d,\n" \
-           "     \"adapted\": {\"accuracy\": %s, \"auroc\": %s},\n" \
-           "     \"local_only\": {\"accuracy\": %s, \"auroc\": %s},\n" \
-           "     \"global\": {\"accuracy\": %s, \"auroc\": %s}}", first ? "" : ",\n", s, kind[s], role[s], path[s], ns[s], n[s], \
-           js(acc[s]), js(au[s]), js(accl[s]), js(aul[s]), js(accb[s]), js(aub[s]) > report
-    first = 0 }
-  printf "\n  ]\n}\n" > report
-  close(report)
-  live = ""; off = ""
-  for (i = 1; i <= nh; i++) { s = order[i]; if (!(s in seen)) continue
-    if (path[s] == "live") live = live " " s; else off = off " " s }
-  printf "\n  evaluated live (the coordinator'"'"'s EvalTask over CurveZMQ):%s\n", live
-  if (off != "") printf "  evaluated OFFLINE (metafl-site-agent --evaluate, same code):%s\n", off
-  if (missing) exit 3
-}'
+# metafl report reads both sessions' metrics (the training run, then the
+# join session; an offline fallback's lines as a file, marked offline) and
+# writes the table and report.json; --sites names, orders and describes
+# the hospitals.
+OFFLINE=()
+[ -s "$DEMO/run-join/offline-eval.jsonl" ] && OFFLINE=("$DEMO/run-join/offline-eval.jsonl")
+"$BIN/metafl" report "$DEMO/run" "$DEMO/run-join" "${OFFLINE[@]}" --sites "$HOSPITALS" \
+  --json "$DEMO/report.json" | sed -n '/^$/,$p' || die "some hospital has no evaluation (see the table)"
 echo
 echo "  adapted meta  = the federated meta-initialisation after 20 steps on the hospital's k cases"
 echo "  local only    = a model trained from scratch on the same k cases (at least 100 steps)"

@@ -173,9 +173,12 @@ void mfl_audit_destroy(mfl_audit_t **self_p);
  * returning (in deferred mode: writes only; see mfl_audit_sync). If `out` is non-NULL the completed record is copied there.
  * Bytes of `reason` outside printable ASCII are written as '?'.
  * Returns 0, or -1 with err (invalid field: non-finite norm, bad site name,
- * oversize; or I/O: the log is then marked failed and every later append
- * fails too, because a gap would break the chain). Thread-safe (an internal
- * mutex serialises appends). */
+ * oversize; or I/O). A write that fails (full volume, quota, file size
+ * limit) is cut back to the last complete record, so nothing of it stays
+ * and the same append can be retried later; only if that cut fails, or
+ * an fsync fails, is the log marked failed (mfl_audit_failed) and every
+ * later append refused, because what reached the disk is then unknown.
+ * Thread-safe (an internal mutex serialises appends). */
 int mfl_audit_append(mfl_audit_t *self, const mfl_audit_record_t *rec, mfl_audit_record_t *out,
                      char *err, size_t errlen);
 
@@ -198,6 +201,10 @@ void mfl_audit_set_deferred_sync(mfl_audit_t *self, bool deferred);
  * (every later append and sync fails), since which records reached the
  * disk is then unknown. Thread-safe. */
 int mfl_audit_sync(mfl_audit_t *self, char *err, size_t errlen);
+
+/* True once the log is closed for writing (a failed fsync or a failed
+ * cut after a failed write): no append or sync can succeed again. */
+bool mfl_audit_failed(mfl_audit_t *self);
 
 /* Records appended so far in the file (including earlier sessions). */
 uint64_t mfl_audit_count(mfl_audit_t *self);

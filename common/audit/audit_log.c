@@ -27,7 +27,8 @@ struct mfl_audit {
     uint8_t *sk;            /* 64 bytes, sodium_malloc */
     uint64_t count;         /* records in the file */
     uint8_t head[32];       /* hash of the last record (zeros if none) */
-    int failed;             /* an append failed mid-way: refuse the rest */
+    int failed;             /* the file's state is unknown: refuse the rest */
+    off_t size;             /* bytes of complete records in the file */
     bool deferred;          /* fsync only in mfl_audit_sync (and destroy) */
     bool unsynced;          /* lines written since the last fsync */
     char line[MFL_AUDIT_LINE_MAX + 2];
@@ -204,6 +205,12 @@ mfl_audit_t *mfl_audit_open(const char *path, const char *writer, const uint8_t 
     } else {
         snprintf(note->reason, sizeof note->reason, "created");
     }
+    if (fstat(self->fd, &st) != 0) {
+        mfl_errf(err, errlen, "%s: cannot stat audit log: %s", path, strerror(errno));
+        free(note);
+        goto fail;
+    }
+    self->size = st.st_size;
     if (!existed && mfl_fsync_parent(path, err, errlen) != 0) {
         free(note);
         goto fail;
@@ -291,13 +298,27 @@ int mfl_audit_append(mfl_audit_t *self, const mfl_audit_record_t *rec, mfl_audit
      * deferred mode the line is in the page cache once write returns (a
      * process crash loses nothing; readers see it) and the fsync waits for
      * mfl_audit_sync. */
-    if (mfl_file_write_full(self->fd, self->line, (size_t)n + 1) != 0 ||
-        (!self->deferred && fsync(self->fd) != 0)) {
-        self->failed = 1;
-        mfl_errf(err, errlen, "%s: append of record %" PRIu64 " failed: %s", self->path, r->seq,
-                 strerror(errno));
+    if (mfl_file_write_full(self->fd, self->line, (size_t)n + 1) != 0) {
+        /* A full or failing volume (ENOSPC, EDQUOT, EFBIG): cut what part
+         * of the line was written, so the file ends with the last
+         * complete record and the append can be retried; if even that
+         * fails the file's state is unknown and the log stays closed. */
+        int e = errno;
+        bool cut = ftruncate(self->fd, self->size) == 0;
+        if (!cut)
+            self->failed = 1;
+        mfl_errf(err, errlen, "%s: append of record %" PRIu64 " failed: %s (%s)", self->path,
+                 r->seq, strerror(e),
+                 cut ? "nothing written; it can be retried" : "the log is closed for writing");
         goto out;
     }
+    if (!self->deferred && fsync(self->fd) != 0) {
+        self->failed = 1;
+        mfl_errf(err, errlen, "%s: append of record %" PRIu64 " failed: fsync: %s", self->path,
+                 r->seq, strerror(errno));
+        goto out;
+    }
+    self->size += (off_t)n + 1;
     self->count = r->seq;
     memcpy(self->head, r->hash, 32);
     self->unsynced = self->deferred;
@@ -308,6 +329,14 @@ out:
     pthread_mutex_unlock(&self->lock);
     free(r);
     return rc;
+}
+
+bool mfl_audit_failed(mfl_audit_t *self)
+{
+    pthread_mutex_lock(&self->lock);
+    bool f = self->failed != 0;
+    pthread_mutex_unlock(&self->lock);
+    return f;
 }
 
 uint64_t mfl_audit_count(mfl_audit_t *self)

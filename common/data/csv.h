@@ -13,8 +13,9 @@
  * may be double-quoted ("a,b", with "" for a quote) but may not span lines.
  * Empty lines are skipped (they still count for line numbers). "\r\n" ok.
  *
- * A schema is a plain struct: fill it in code (pointers borrowed), or build
- * it from a YAML section with mfl_csv_schema_from_yaml (see docs/DATA.md).
+ * A schema is a plain struct: fill it in code (pointers borrowed), or have
+ * the config layer build it from YAML (config/csv_schema_yaml.h, shape in
+ * docs/DATA.md). The data layer knows no YAML.
  * Thread-safety: loading has no global state. */
 #ifndef MFL_DATA_CSV_H
 #define MFL_DATA_CSV_H
@@ -22,7 +23,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "config/yaml_doc.h"
 #include "data/dataset.h"
 
 #define MFL_CSV_MAX_BYTES   (256u * 1024u * 1024u)
@@ -51,6 +51,11 @@ typedef enum {
     MFL_CSV_MISSING_IMPUTE,   /* numeric: mean; categorical: mode (of the kept rows);
                                  rows with a missing label are still dropped */
     MFL_CSV_MISSING_ERROR,    /* a missing used cell is an error */
+    MFL_CSV_MISSING_KEEP,     /* as IMPUTE, but the holes stay NaN (a missing categorical:
+                                 NaN in every slot of its one-hot block) for the caller to
+                                 fill with statistics of the rows it chooses
+                                 (mfl_csv_impute_fit / _apply): a site imputes from its
+                                 training rows only. Not offered in YAML. */
 } mfl_csv_missing_t;
 
 typedef struct {
@@ -67,6 +72,12 @@ typedef struct {
     mfl_csv_label_rule_t label_rule;
     double threshold;            /* GREATER / LESS / EQUAL */
     size_t n_classes;            /* CLASS: 0 = max index + 1 */
+    /* Per-column missing tokens (Pima-style data code "0" as missing in some
+     * columns only): with has_missing, missing[0..n_missing) replace the
+     * schema's tokens for this column (n_missing 0: nothing is missing). */
+    bool has_missing;
+    const char *const *missing;
+    size_t n_missing;
 } mfl_csv_column_t;
 
 typedef struct {
@@ -82,7 +93,8 @@ typedef struct {
     size_t max_rows;             /* 0: no limit other than the file size */
     const mfl_csv_column_t *columns; /* [n_columns]: every column of the file */
     size_t n_columns;
-    void *owned;                 /* internal: memory of a YAML-built schema */
+    void *owned;                 /* memory of a built schema (e.g. from YAML), freed by */
+    void (*free_owned)(void *owned); /* mfl_csv_schema_clear with this; NULL: not owned */
 } mfl_csv_schema_t;
 
 /* What a load did; filled if the caller passes one. Clear it with
@@ -90,10 +102,21 @@ typedef struct {
 typedef struct {
     size_t rows_read;            /* data records in the file */
     size_t rows_dropped;         /* dropped for a missing value */
-    size_t cells_imputed;
+    size_t cells_imputed;        /* with KEEP: the holes left for the caller to fill */
     size_t *lines;               /* [n] 0-based physical line of each output row */
     char **feature_names;        /* [n_features]: "age", "cp_2", ... */
+    size_t *feature_column;      /* [n_features]: the schema column each feature comes from */
     size_t n_features;
+    /* Per schema column ([n_columns]): its name (schema, header or "colN"),
+     * rows dropped with this cell missing (a row missing two cells counts
+     * in both), and cells imputed (or, with KEEP, left to impute). */
+    char **column_names;
+    size_t *dropped_by_column;
+    size_t *imputed_by_column;
+    size_t n_columns;
+    /* The canonical schema text of what was loaded (mfl_csv_canonical's
+     * format, with the levels actually used and the data set's classes). */
+    char *canonical;
 } mfl_csv_stats_t;
 
 /* Loads `path` (borrowed) as described by `schema` (borrowed). Returns a new
@@ -111,19 +134,20 @@ mfl_dataset_t *mfl_csv_parse(const char *text, size_t len, const char *name,
 /* Frees what a load put into *stats and zeroes it; accepts a zeroed one. */
 void mfl_csv_stats_clear(mfl_csv_stats_t *stats);
 
-/* Builds a schema from the YAML mapping at `path` in `doc` (shape in
- * docs/DATA.md: header, delimiter, skip_rows, missing, on_missing,
- * categorical_last, max_rows, columns[]: name, kind, levels, drop_first,
- * rule, threshold, n_classes). Unknown keys and bad values are errors
- * ("FILE:LINE: ..."). Strings are borrowed from `doc`, which must outlive
- * the schema. Returns 0, or -1 with err; free with mfl_csv_schema_clear.
- * The doc's errors are sticky: if an earlier getter on `doc` already failed,
- * this returns -1 with that (first) error. */
-int mfl_csv_schema_from_yaml(mfl_yaml_doc_t *doc, const char *path, mfl_csv_schema_t *schema,
-                             char *err, size_t errlen);
-
-/* Frees the memory of a YAML-built schema and zeroes it; harmless on a
- * hand-built one (owned == NULL). */
+/* Frees the memory of a built schema (free_owned(owned)) and zeroes it;
+ * harmless on a hand-built one (owned == NULL). */
 void mfl_csv_schema_clear(mfl_csv_schema_t *schema);
+
+/* Deferred imputation (MFL_CSV_MISSING_KEEP): fill[n_features] receives,
+ * from the rows of `from` only, each numeric feature's mean over its
+ * non-missing cells (0 if none) and, for each categorical column, the
+ * one-hot encoding of its most frequent level (ties: the earlier level).
+ * `stats` and `schema` are those of the load that produced the features
+ * (borrowed). Returns 0, or -1 if `from` does not have the stats' width. */
+int mfl_csv_impute_fit(const mfl_csv_schema_t *schema, const mfl_csv_stats_t *stats,
+                       const mfl_dataset_t *from, float *fill);
+
+/* Replaces every NaN feature of `ds` with fill[feature]. */
+void mfl_csv_impute_apply(mfl_dataset_t *ds, const float *fill);
 
 #endif

@@ -213,6 +213,24 @@ int mfl_aggregate_add_parts(mfl_aggregate_t *self, const mfl_aggregate_part_t *p
     return 0;
 }
 
+int mfl_aggregate_remove_parts(mfl_aggregate_t *self, const mfl_aggregate_part_t *parts,
+                               size_t n_parts, double weight)
+{
+    if (self->count == 0 || !isfinite(weight) || weight <= 0 ||
+        weight > MFL_AGGREGATE_MAX_WEIGHT)
+        return -1;
+    double wq = nearbyint(ldexp(weight, MFL_AGGREGATE_WEIGHT_BITS));
+    if (wq < 1 || (uint64_t)wq > self->weight_q)
+        return -1;
+    double w_eff = ldexp(wq, -MFL_AGGREGATE_WEIGHT_BITS);
+    for (size_t k = 0; k < n_parts; k++)
+        (void)s_fold(self->sum + parts[k].offset, parts[k].data, parts[k].count, w_eff,
+                     self->scale, self->max_product, -1);
+    self->weight_q -= (uint64_t)wq;
+    self->count--;
+    return 0;
+}
+
 int mfl_aggregate_add(mfl_aggregate_t *self, const float *delta, double weight, char *err,
                       size_t errlen)
 {

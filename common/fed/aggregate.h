@@ -83,6 +83,15 @@ typedef struct {
 int mfl_aggregate_add_parts(mfl_aggregate_t *self, const mfl_aggregate_part_t *parts,
                             size_t n_parts, double weight, char *err, size_t errlen);
 
+/* Takes back an update that mfl_aggregate_add_parts accepted with these
+ * same parts and weight (the caller could not record it): subtracts
+ * exactly what was added, so the sums are as if it never came. Only for
+ * the last such update or any earlier one still held (fixed point: order
+ * does not matter). 0, or -1 if the aggregate holds no update or the
+ * weight is out of range. */
+int mfl_aggregate_remove_parts(mfl_aggregate_t *self, const mfl_aggregate_part_t *parts,
+                               size_t n_parts, double weight);
+
 /* Number of updates folded in since new/reset. */
 size_t mfl_aggregate_count(const mfl_aggregate_t *self);
 

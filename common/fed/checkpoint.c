@@ -94,7 +94,7 @@ static int s_check(const char *path, const mfl_checkpoint_t *ck, size_t *id_len,
                  ck->n_optim_state);
         return -1;
     }
-    if (ck->optim_kind > MFL_OPTIM_ADAGRAD) {
+    if (ck->optim_kind > MFL_OPTIM_LAST) {
         mfl_errf(err, errlen, "%s: unknown optim_kind %u", path, ck->optim_kind);
         return -1;
     }
@@ -315,7 +315,7 @@ int mfl_checkpoint_parse(const uint8_t *b, size_t len, const char *path, mfl_che
             return -1;
         }
     uint32_t kind = s_get32(b + 128);
-    if (kind > MFL_OPTIM_ADAGRAD || s_get32(b + 132) != 0) {
+    if (kind > MFL_OPTIM_LAST || s_get32(b + 132) != 0) {
         mfl_errf(err, errlen, "%s: optim_kind: %" PRIu32 " unknown (or reserved not 0)", path,
                  kind);
         return -1;

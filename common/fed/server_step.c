@@ -22,7 +22,7 @@ struct mfl_server_step {
 mfl_server_step_t *mfl_server_step_new(const mfl_optim_config_t *config, size_t n_params)
 {
     if (!config || n_params == 0 || !isfinite(config->lr) || config->lr <= 0 ||
-        (unsigned)config->kind > MFL_OPTIM_ADAGRAD)
+        (unsigned)config->kind > MFL_OPTIM_LAST)
         return NULL;
     mfl_server_step_t *self = calloc(1, sizeof *self);
     if (!self)

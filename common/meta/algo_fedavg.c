@@ -2,7 +2,14 @@
  * `local_epochs` passes of mini-batch SGD (rate inner_lr, batch_size rows,
  * 0 = full batch) over the site's rows, Δ = θ_local − θ. The rows are the
  * sampler's data set (site-as-task); for a sampler without one (sinusoid)
- * each epoch trains on one drawn task's support set. */
+ * each epoch trains on one drawn task's support set.
+ *
+ * The reported losses come from the training pass itself, with no extra
+ * forward pass (docs/ENGINE-META.md, "FedAvg"): an epoch's loss is the
+ * row-weighted mean of its mini-batch losses, each taken at the parameters
+ * before that batch's step (the running training loss other frameworks
+ * report). loss_before is the first epoch's, loss_after the last epoch's;
+ * with one local epoch they are the same number. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,30 +17,25 @@
 #include "core/log.h"
 #include "meta/learner_internal.h"
 
-/* 1 when an epoch over d is one fused full-batch step: its loss is then
- * the mean loss over all of d at the θ it starts from. */
-static int s_one_step_epoch(const mfl_learner_t *self, const mfl_dataset_t *d)
-{
-    size_t bs = self->config.batch_size;
-    return (bs == 0 || bs >= d->n) && d->n <= self->max_batch;
-}
-
-/* One local epoch. If first_loss is not NULL (only for a one-step epoch,
- * s_one_step_epoch), the step's loss at the starting θ is stored there. */
+/* One local epoch over d from theta (updated in place). Stores the epoch's
+ * loss (row-weighted mean of the pre-step batch losses) in *loss. A
+ * full-batch epoch is one step, so its loss is the mean loss over all of d
+ * at the θ it starts from. 0, or -1 when a step's loss is not finite. */
 static int s_epoch(mfl_learner_t *self, float *theta, const mfl_dataset_t *d, mfl_rng_t *rng,
-                   size_t *perm, double *first_loss)
+                   size_t *perm, double *loss)
 {
     size_t n = d->n, nf = d->n_features, np = self->n_params;
     size_t bs = self->config.batch_size;
     float lr = self->config.inner_lr;
     if (bs == 0 || bs >= n) {
-        if (n <= self->max_batch) { /* one chunk: the fused step, same numbers */
+        if (n <= self->max_batch) { /* one chunk: the fused step */
             float l = mfl_model_sgd_step(self->model, theta, &self->loss, d->x, d->y, n, lr);
-            if (first_loss)
-                *first_loss = l;
+            *loss = l;
             return isfinite(l) ? 0 : -1;
         }
-        if (!isfinite(mfl_meta_loss_grad(self, theta, d->x, d->y, n, self->g)))
+        double l = mfl_meta_loss_grad(self, theta, d->x, d->y, n, self->g);
+        *loss = l;
+        if (!isfinite(l))
             return -1;
         for (size_t p = 0; p < np; p++)
             theta[p] -= lr * self->g[p];
@@ -47,15 +49,19 @@ static int s_epoch(mfl_learner_t *self, float *theta, const mfl_dataset_t *d, mf
     for (size_t i = 0; i < n; i++)
         perm[i] = i;
     mfl_rng_shuffle(rng, perm, n);
+    double sum = 0;
     for (size_t i = 0; i < n; i += bs) {
         size_t b = n - i < bs ? n - i : bs;
         for (size_t j = 0; j < b; j++) {
             memcpy(xb + j * nf, d->x + perm[i + j] * nf, nf * sizeof(float));
             yb[j] = d->y[perm[i + j]];
         }
-        if (!isfinite(mfl_model_sgd_step(self->model, theta, &self->loss, xb, yb, b, lr)))
+        float l = mfl_model_sgd_step(self->model, theta, &self->loss, xb, yb, b, lr);
+        if (!isfinite(l))
             return -1;
+        sum += (double)l * (double)b;
     }
+    *loss = sum / (double)n;
     return 0;
 }
 
@@ -74,10 +80,6 @@ static int s_meta_train(mfl_learner_t *self, const float *theta, mfl_sampler_t *
         perm = malloc(data->n * sizeof(size_t));
         if (!perm)
             return mfl_errf(err, errlen, "fedavg: out of memory"), -1;
-        /* A one-step first epoch computes this very loss (the same forward
-         * of the same rows at θ, bit for bit): take it from there. */
-        if (!s_one_step_epoch(self, data))
-            m->loss_before = mfl_meta_loss_grad(self, theta, data->x, data->y, data->n, NULL);
     }
     size_t rows = 0;
     for (int e = 0; e < self->config.local_epochs; e++) {
@@ -98,18 +100,17 @@ static int s_meta_train(mfl_learner_t *self, const float *theta, mfl_sampler_t *
                 mfl_errf(err, errlen, "fedavg: out of memory");
                 goto out_free_perm;
             }
-            if (e == 0)
-                m->loss_before = mfl_meta_loss_grad(self, theta, d->x, d->y, d->n, NULL);
             m->n_tasks++;
         }
-        double *first = data && e == 0 && s_one_step_epoch(self, data) ? &m->loss_before : NULL;
-        if (s_epoch(self, self->local, d, rng, perm, first)) {
+        double loss = NAN;
+        if (s_epoch(self, self->local, d, rng, perm, &loss)) {
             mfl_errf(err, errlen, "fedavg: local SGD diverged in epoch %d; lower inner_lr", e);
             goto out_free_perm;
         }
+        if (e == 0)
+            m->loss_before = loss;
+        m->loss_after = loss;
         rows += d->n;
-        if (e == self->config.local_epochs - 1)
-            m->loss_after = mfl_meta_loss_grad(self, self->local, d->x, d->y, d->n, NULL);
     }
     for (size_t p = 0; p < np; p++)
         delta[p] = self->local[p] - theta[p];

@@ -93,7 +93,7 @@ static void s_read_learner(mfl_experiment_t *self, mfl_yaml_doc_t *doc)
     const char *opt = mfl_yaml_get_string(doc, "learner.outer_optim", NULL);
     if (opt && mfl_optim_parse(opt, &c->outer_optim))
         mfl_yaml_fail(doc, "learner.outer_optim", "'%s' is not one of sgd, momentum, adam, "
-                      "adagrad", opt);
+                      "adagrad, yogi", opt);
     const char *rel = mfl_yaml_get_string(doc, "learner.relation", "");
     if (strlen(rel) >= sizeof(c->relation_spec))
         mfl_yaml_fail(doc, "learner.relation", "too long");

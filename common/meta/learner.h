@@ -62,7 +62,9 @@ int mfl_algo_parse(const char *text, mfl_algo_kind_t *algo);
 const char *mfl_algo_name(mfl_algo_kind_t algo);
 
 typedef struct {
-    /* FedAvg: mean loss on the site's rows at θ and at θ_local. Meta
+    /* FedAvg: the first and the last local epoch's running loss (the
+     * row-weighted mean of the mini-batch losses, each at the parameters
+     * before its step; equal with one epoch; docs/ENGINE-META.md). Meta
      * methods: mean post-adaptation query loss of the meta-batch at the
      * first and at the last local outer step (so with outer_steps 1 the two
      * are equal: the outer step's effect shows in the next round's value). */

@@ -425,6 +425,11 @@ const mfl_tensor_info_t *mfl_model_tensor(const mfl_model_t *self, size_t index)
     return index < self->n_tensors ? &self->tensors[index] : NULL;
 }
 
+mfl_tensor_t mfl_tensor_info_view(const mfl_tensor_info_t *ti, const float *flat)
+{
+    return mfl_tensor_view(ti->name, ti->ndim, ti->shape, flat + ti->offset);
+}
+
 void mfl_model_init_params(const mfl_model_t *self, float *theta, mfl_rng_t *rng)
 {
     for (size_t i = 0; i < self->n_layers; i++) {

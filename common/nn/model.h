@@ -17,16 +17,19 @@
 #include <stdint.h>
 
 #include "core/rng.h"
+#include "core/tensor.h"
 #include "nn/loss.h"
 
-#define MFL_TENSOR_MAX_DIMS 4
-#define MFL_TENSOR_NAME_MAX 64
+/* Dimensions a layer's parameter tensor has at most (≤ MFL_TENSOR_MAX_DIMS):
+ * what a model file (safetensors) may hold. */
+#define MFL_MODEL_MAX_DIMS 4
 
-/* One named parameter tensor inside the flat vector. */
+/* Where one named parameter tensor lives inside the flat vector (a layout
+ * record; mfl_tensor_info_view gives the core view of it over a θ). */
 typedef struct {
     char name[MFL_TENSOR_NAME_MAX]; /* e.g. "block1.conv.weight", "fc2.bias" */
     size_t ndim;
-    size_t shape[MFL_TENSOR_MAX_DIMS];
+    size_t shape[MFL_MODEL_MAX_DIMS];
     size_t offset; /* in floats from the start of the flat vector */
     size_t count;  /* product of shape */
 } mfl_tensor_info_t;
@@ -62,6 +65,11 @@ size_t mfl_model_max_batch(const mfl_model_t *self);
 /* Parameter tensors, in layout order. `index` < mfl_model_n_tensors(). */
 size_t mfl_model_n_tensors(const mfl_model_t *self);
 const mfl_tensor_info_t *mfl_model_tensor(const mfl_model_t *self, size_t index);
+
+/* The view of layout record `ti` over `flat` (a θ, Δ or gradient of the
+ * layout it belongs to: the model's, or the learner's): name borrowed from
+ * the record, data = flat + offset. */
+mfl_tensor_t mfl_tensor_info_view(const mfl_tensor_info_t *ti, const float *flat);
 
 /* Fills θ with a fresh initialisation (He-uniform weights, zero biases,
  * unit norm scales) drawn from `rng`. */

@@ -1,4 +1,4 @@
-/* SGD, momentum, Adam and Adagrad over flat float vectors. The update
+/* SGD, momentum, Adam, Adagrad and Yogi over flat float vectors. The update
  * arithmetic is in float, like the parameters; the only double is Adam's
  * bias correction, which needs β^t for large t. */
 #include "nn/optim.h"
@@ -15,7 +15,7 @@ struct mfl_optim {
     float *state; /* see optim.h for the layout */
 };
 
-static const char *const s_names[] = {"sgd", "momentum", "adam", "adagrad"};
+static const char *const s_names[] = {"sgd", "momentum", "adam", "adagrad", "yogi"};
 
 int mfl_optim_parse(const char *text, mfl_optim_kind_t *kind)
 {
@@ -38,12 +38,16 @@ mfl_optim_config_t mfl_optim_defaults(mfl_optim_kind_t kind, float lr)
         .kind = kind, .lr = lr, .momentum = 0.9f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f};
     if (kind == MFL_OPTIM_ADAGRAD)
         c.eps = 1e-10f;
+    if (kind == MFL_OPTIM_YOGI) { /* Reddi et al. 2021's server defaults */
+        c.beta2 = 0.99f;
+        c.eps = 1e-3f;
+    }
     return c;
 }
 
 mfl_optim_t *mfl_optim_new(const mfl_optim_config_t *config, size_t n)
 {
-    if (!config || (unsigned)config->kind > MFL_OPTIM_ADAGRAD)
+    if (!config || (unsigned)config->kind > MFL_OPTIM_LAST)
         return NULL;
     mfl_optim_t *self = calloc(1, sizeof *self);
     if (!self)
@@ -55,6 +59,7 @@ mfl_optim_t *mfl_optim_new(const mfl_optim_config_t *config, size_t n)
     case MFL_OPTIM_MOMENTUM:
     case MFL_OPTIM_ADAGRAD: self->state_size = n; break;
     case MFL_OPTIM_ADAM:
+    case MFL_OPTIM_YOGI:
         if (n > SIZE_MAX / 2 / sizeof(float))
             goto fail;
         self->state_size = 2 * n;
@@ -118,6 +123,21 @@ void mfl_optim_step(mfl_optim_t *self, float *theta, const float *grad)
         for (size_t i = 0; i < n; i++) {
             s[i] += grad[i] * grad[i];
             theta[i] -= lr * grad[i] / (sqrtf(s[i]) + c->eps);
+        }
+        break;
+    }
+    case MFL_OPTIM_YOGI: {
+        /* v moves towards g² by at most (1−β2)·g² per step, in either
+         * direction: unlike Adam it cannot grow quickly after a large
+         * gradient, which is what makes it steadier on federated updates. */
+        float *m = self->state, *v = self->state + n;
+        for (size_t i = 0; i < n; i++) {
+            const float g2 = grad[i] * grad[i];
+            const float d = v[i] - g2;
+            const float sign = d > 0 ? 1.0f : (d < 0 ? -1.0f : 0.0f);
+            m[i] = c->beta1 * m[i] + (1.0f - c->beta1) * grad[i];
+            v[i] = v[i] - (1.0f - c->beta2) * g2 * sign;
+            theta[i] -= lr * m[i] / (sqrtf(v[i]) + c->eps);
         }
         break;
     }

@@ -70,9 +70,9 @@ static int s_parse_tensor(const mfl_json_t *v, const char *name, size_t data_len
     }
     const mfl_json_t *shape = mfl_json_get(v, "shape");
     if (mfl_json_type(shape) != MFL_JSON_ARRAY ||
-        mfl_json_array_len(shape) > MFL_TENSOR_MAX_DIMS) {
+        mfl_json_array_len(shape) > MFL_MODEL_MAX_DIMS) {
         mfl_errf(err, errlen, "%s: tensor '%s': 'shape' must be an array of at most %d sizes",
-                 label, name, MFL_TENSOR_MAX_DIMS);
+                 label, name, MFL_MODEL_MAX_DIMS);
         return -1;
     }
     t->name = name;

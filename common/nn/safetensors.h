@@ -8,7 +8,7 @@
  * offsets are relative to the end of the header.
  *
  * Reading is strict and bounded: header ≤ MFL_ST_MAX_HEADER bytes, only F32
- * tensors of at most MFL_TENSOR_MAX_DIMS dimensions, shapes that match the
+ * tensors of at most MFL_MODEL_MAX_DIMS dimensions, shapes that match the
  * byte ranges exactly (overflow-checked), ranges inside the file that tile
  * the data section with no gap or overlap, no unknown keys, metadata values
  * strings only. Every error names the file (or label) and the tensor. */
@@ -28,7 +28,7 @@
 typedef struct {
     const char *name;
     size_t ndim;
-    size_t shape[MFL_TENSOR_MAX_DIMS];
+    size_t shape[MFL_MODEL_MAX_DIMS];
     size_t count;        /* product of shape (1 for a scalar) */
     size_t begin, end;   /* byte range in the data section */
 } mfl_st_tensor_t;

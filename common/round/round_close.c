@@ -29,6 +29,18 @@ static void s_hex(const uint8_t *b, size_t n, char *out)
  * only write, and these sync points make them durable. A failed sync is
  * logged like a failed append; the log is then closed for writing and every
  * later record fails loudly too. */
+/* A failed sync closes the log for good (audit_log.c): the engine goes
+ * audit down and its next tick stops the run. */
+static void s_audit_sync_failed(mfl_round_engine_t *self, const char *err)
+{
+    mfl_error("audit log: round %u: %s", self->round, err);
+    if (!self->audit_down) {
+        snprintf(self->audit_err, sizeof self->audit_err, "%s", err);
+        self->audit_down = true;
+        self->audit_down_timed = false;
+    }
+}
+
 static void s_audit_sync(mfl_round_engine_t *self)
 {
     /* Never let a record reach the disk ahead of the checkpoint it reports
@@ -37,15 +49,14 @@ static void s_audit_sync(mfl_round_engine_t *self)
     (void)mfl_engine_checkpoint_join(self);
     char err[300];
     if (self->audit && mfl_audit_sync(self->audit, err, sizeof err) < 0)
-        mfl_error("audit log: round %u: %s", self->round, err);
+        s_audit_sync_failed(self, err);
 }
 
-void mfl_engine_audit_round(mfl_round_engine_t *self, mfl_audit_kind_t kind, const char *reason)
+int mfl_engine_audit_round(mfl_round_engine_t *self, mfl_audit_kind_t kind, const char *reason)
 {
     if (!self->audit)
-        return;
+        return 0;
     mfl_audit_record_t rec;
-    char err[256];
     mfl_audit_record_init(&rec, kind, self->round, NULL);
     memcpy(rec.nonce, self->nonce, MFL_ENGINE_NONCE_BYTES);
     rec.nonce_len = MFL_ENGINE_NONCE_BYTES;
@@ -58,18 +69,23 @@ void mfl_engine_audit_round(mfl_round_engine_t *self, mfl_audit_kind_t kind, con
     }
     if (reason)
         snprintf(rec.reason, sizeof rec.reason, "%s", reason);
-    if (mfl_audit_append(self->audit, &rec, NULL, err, sizeof err) < 0)
-        mfl_error("audit log: %s", err);
+    /* What already happened (θ stepped and checkpointed, a round given
+     * up, the run stopped) is owed to the log; a round not yet opened
+     * simply does not open. */
+    bool owed = kind != MFL_AUDIT_ROUND_OPENED;
+    if (mfl_engine_audit_append(self, &rec, owed) < 0)
+        return -1;
     /* An abandoned round or an aborted run writes no checkpoint: their
      * records are the round's last, so this is its sync point. */
     if (kind == MFL_AUDIT_ROUND_ABANDONED || kind == MFL_AUDIT_RUN_ABORTED)
         s_audit_sync(self);
+    return 0;
 }
 
 /* mfl_audit_delta_hash of the flat Δ, from its tensors: the layout is
  * contiguous in tensor order, so hashing them one after another hashes
  * exactly the flat bytes. */
-static void s_delta_hash(const mfl_round_engine_t *self, const mfl_engine_tensor_t *t,
+static void s_delta_hash(const mfl_round_engine_t *self, const mfl_tensor_t *t,
                          uint8_t out[32])
 {
     crypto_generichash_state st;
@@ -80,24 +96,27 @@ static void s_delta_hash(const mfl_round_engine_t *self, const mfl_engine_tensor
     crypto_generichash_final(&st, out, 32);
 }
 
-void mfl_engine_audit_update(mfl_round_engine_t *self, const Metafl__UpdateHeader *h,
-                             const mfl_engine_tensor_t *tensors, double norm, const uint8_t *signed_header, size_t signed_len,
-                             const uint8_t *sig, size_t sig_len)
+int mfl_engine_audit_update(mfl_round_engine_t *self, const Metafl__UpdateHeader *h,
+                            const mfl_tensor_t *tensors, double norm,
+                            const uint8_t *signed_header, size_t signed_len, const uint8_t *sig,
+                            size_t sig_len)
 {
     if (!self->audit)
-        return;
+        return 0;
     mfl_audit_record_t rec;
     char err[256];
+    bool kept = false;
     if (signed_header && sig && sig_len == 64) {
         /* The record keeps what the site signed, so it verifies on its own. */
-        if (mfl_audit_record_from_update(&rec, MFL_AUDIT_UPDATE_ACCEPTED, signed_header,
-                                         signed_len, sig, err, sizeof err) < 0) {
-            mfl_error("audit log: round %u, site %s: %s", self->round, h->site, err);
-            return;
-        }
-        if (rec.has_privacy && rec.privacy.delta == 0) /* a header without its δ */
+        kept = mfl_audit_record_from_update(&rec, MFL_AUDIT_UPDATE_ACCEPTED, signed_header,
+                                            signed_len, sig, err, sizeof err) == 0;
+        if (kept && rec.has_privacy && rec.privacy.delta == 0) /* a header without its δ */
             rec.privacy.delta = self->config.target_delta;
-    } else {
+        if (!kept) /* recorded without it (the transport checked the signature) */
+            mfl_warn("audit log: round %u, site %s: %s; recorded without its signed header",
+                     self->round, h->site, err);
+    }
+    if (!kept) {
         mfl_audit_record_init(&rec, MFL_AUDIT_UPDATE_ACCEPTED, self->round, h->site);
         memcpy(rec.nonce, self->nonce, MFL_ENGINE_NONCE_BYTES);
         rec.nonce_len = MFL_ENGINE_NONCE_BYTES;
@@ -107,8 +126,7 @@ void mfl_engine_audit_update(mfl_round_engine_t *self, const Metafl__UpdateHeade
         rec.norm = norm;
         rec.n = h->n_samples;
     }
-    if (mfl_audit_append(self->audit, &rec, NULL, err, sizeof err) < 0)
-        mfl_error("audit log: %s", err);
+    return mfl_engine_audit_append(self, &rec, false);
 }
 
 /* The helper: makes the checkpoint just renamed into place durable (file,
@@ -251,17 +269,18 @@ static int s_checkpoint(mfl_round_engine_t *self)
  * starting a thread costs more than it saves. */
 #define S_HASH_THREAD_MIN ((size_t)1 << 18) /* floats: 1 MiB */
 
-typedef struct {
-    const float *theta;
-    size_t n;
-    uint8_t *out;
-} s_hash_job_t;
+void mfl_engine_hash_theta(mfl_round_engine_t *self)
+{
+    for (size_t i = 0; i < self->n_tensors; i++)
+        crypto_generichash(self->theta_tensor_hash + 32 * i, 32,
+                           (const unsigned char *)self->views[i].data,
+                           (unsigned long long)self->views[i].count * sizeof(float), NULL, 0);
+    mfl_audit_update_digest(self->theta_tensor_hash, self->n_tensors, self->theta_hash);
+}
 
 static void *s_hash_main(void *arg)
 {
-    const s_hash_job_t *j = arg;
-    crypto_generichash(j->out, 32, (const unsigned char *)j->theta, j->n * sizeof(float), NULL,
-                       0);
+    mfl_engine_hash_theta(arg);
     return NULL;
 }
 
@@ -327,20 +346,18 @@ void mfl_engine_close_round(mfl_round_engine_t *self, uint64_t now_ms, bool at_d
         mfl_engine_abandon_round(self, now_ms);
         return;
     }
-    if (self->on_theta)
-        self->on_theta(self->on_theta_ctx, self->views, self->n_tensors);
     m.delta_norm = sqrt(mfl_vec_sumsq(mean, self->n_state));
     free(mean);
-    /* θ's BLAKE2b (RoundTask.model_hash, the round_closed record, metrics)
-     * on a helper while this thread syncs the audit log and encodes the
-     * checkpoint (another BLAKE2b pass): between rounds the sites wait, so
-     * a core is free. Both only read θ. */
-    s_hash_job_t hj = {self->theta, self->n_state, self->theta_hash};
+    /* θ's tensor hashes and digest (the broadcast's TensorHeaders,
+     * RoundTask.model_hash, the round_closed record, metrics: one BLAKE2b
+     * pass for all) on a helper while this thread syncs the audit log and
+     * encodes the checkpoint (its own checksum pass): between rounds the
+     * sites wait, so a core is free. Both only read θ. */
     pthread_t hash_thread;
     bool hashing = self->n_state >= S_HASH_THREAD_MIN &&
-                   pthread_create(&hash_thread, NULL, s_hash_main, &hj) == 0;
+                   pthread_create(&hash_thread, NULL, s_hash_main, self) == 0;
     if (!hashing)
-        s_hash_main(&hj);
+        mfl_engine_hash_theta(self);
     self->rounds_done = self->round;
     /* The previous checkpoint's sync (helper thread) ends before the
      * previous round's round_closed record can reach the disk (the audit
@@ -355,6 +372,9 @@ void mfl_engine_close_round(mfl_round_engine_t *self, uint64_t now_ms, bool at_d
     int ck = s_checkpoint(self);
     if (hashing)
         pthread_join(hash_thread, NULL);
+    if (self->on_theta)
+        self->on_theta(self->on_theta_ctx, self->views, self->theta_tensor_hash,
+                       self->n_tensors);
     if (ck < 0) {
         self->phase = MFL_ENGINE_FAILED;
         mfl_error("round %u: cannot write the checkpoint; stopping (θ of round %u is the "
@@ -363,7 +383,10 @@ void mfl_engine_close_round(mfl_round_engine_t *self, uint64_t now_ms, bool at_d
             self->sink.finished(self->sink.ctx);
         return;
     }
-    mfl_engine_audit_round(self, MFL_AUDIT_ROUND_CLOSED, at_deadline ? "deadline" : NULL);
+    /* The checkpoint is the round; if its record cannot be written now it
+     * is owed (written first once the log works; a restart reconciles
+     * it from the checkpoint) and the next round waits for it. */
+    (void)mfl_engine_audit_round(self, MFL_AUDIT_ROUND_CLOSED, at_deadline ? "deadline" : NULL);
     m.wall_seconds = mfl_clock_mono_s() - self->opened_mono_s;
     mfl_info("round %u/%u: %zu/%zu sites, loss before %.4g → after %.4g, %.2f s%s", m.round,
              m.rounds, m.n_accepted, m.n_selected, m.loss_before, m.loss_after, m.seconds,
@@ -394,7 +417,7 @@ void mfl_engine_abandon_round(mfl_round_engine_t *self, uint64_t now_ms)
              self->n_accepted, self->n_selected, self->config.min_sites);
     mfl_warn("round %u/%u abandoned (attempt %u): %s; θ unchanged, retrying", self->round,
              self->config.rounds, self->attempt, reason);
-    mfl_engine_audit_round(self, MFL_AUDIT_ROUND_ABANDONED, reason);
+    (void)mfl_engine_audit_round(self, MFL_AUDIT_ROUND_ABANDONED, reason); /* owed if it fails */
     mfl_aggregate_reset(self->agg);
     for (size_t i = 0; i < self->n_sites; i++)
         self->sites[i].selected = self->sites[i].reported = self->sites[i].declined = false;

@@ -173,7 +173,7 @@ void mfl_engine_send_round_task(mfl_round_engine_t *self, mfl_engine_site_t *s)
     task.model_hash.len = sizeof self->theta_hash;
     task.algorithm = &algo;
     task.privacy = &privacy;
-    task.deadline_unix_ms = self->deadline_ms;
+    task.deadline_unix_ms = self->deadline_unix_ms; /* display only: the site's clock may differ */
     task.seed = self->round_seed;
     if (self->sink.send_round_task(self->sink.ctx, s->id, &task, self->views, self->n_tensors) < 0)
         mfl_warn("round %u: could not send the task to site %s (the deadline decides)",
@@ -253,11 +253,20 @@ static void s_open_round(mfl_round_engine_t *self, uint64_t now_ms)
     self->opened_ms = now_ms;
     self->opened_mono_s = mfl_clock_mono_s();
     self->deadline_ms = now_ms + self->config.deadline_ms;
+    self->deadline_unix_ms = mfl_round_engine_wall_of(self, self->deadline_ms);
     self->phase = MFL_ENGINE_ROUND;
     self->attempt++;
+    if (mfl_engine_audit_round(self, MFL_AUDIT_ROUND_OPENED, NULL) < 0) {
+        /* Not on record, so not opened: no task leaves (audit down; the
+         * tick retries, then opens it). */
+        self->phase = MFL_ENGINE_WAITING;
+        self->attempt--;
+        for (size_t i = 0; i < self->n_sites; i++)
+            self->sites[i].selected = false;
+        return;
+    }
     mfl_debug("round %u/%u (attempt %u): %zu sites selected", self->round, self->config.rounds,
               self->attempt, self->n_selected);
-    mfl_engine_audit_round(self, MFL_AUDIT_ROUND_OPENED, NULL);
     for (size_t i = 0; i < self->n_sites; i++) {
         if (self->sites[i].selected)
             mfl_engine_send_round_task(self, &self->sites[i]);
@@ -359,7 +368,7 @@ const char *mfl_engine_reject_name(Metafl__RejectReason reason)
 
 /* Tensor names and shapes must equal the learner's layout exactly. */
 static int s_check_shapes(mfl_round_engine_t *self, const char *peer,
-                          const mfl_engine_tensor_t *t, size_t n, uint32_t round)
+                          const mfl_tensor_t *t, size_t n, uint32_t round)
 {
     if (n != self->n_tensors) {
         mfl_engine_reject(self, peer, METAFL__REJECT_REASON__REJECT_SHAPE, round,
@@ -367,7 +376,7 @@ static int s_check_shapes(mfl_round_engine_t *self, const char *peer,
         return -1;
     }
     for (size_t i = 0; i < n; i++) {
-        const mfl_engine_tensor_t *want = &self->views[i];
+        const mfl_tensor_t *want = &self->views[i];
         bool same = t[i].name && strcmp(t[i].name, want->name) == 0 && t[i].ndim == want->ndim &&
                     t[i].count == want->count && t[i].data;
         for (size_t d = 0; same && d < want->ndim; d++)
@@ -389,7 +398,7 @@ static int s_check_shapes(mfl_round_engine_t *self, const char *peer,
  * gets its flat index). Summed tensor by tensor in layout order, as the
  * flat copy's norm was; the squares' sum is finite iff every element is,
  * so the index is looked for only on a reject. */
-static double s_norm(const mfl_round_engine_t *self, const mfl_engine_tensor_t *t, size_t *bad)
+static double s_norm(const mfl_round_engine_t *self, const mfl_tensor_t *t, size_t *bad)
 {
     double sq = 0;
     for (size_t i = 0; i < self->n_tensors; i++)
@@ -407,7 +416,7 @@ static double s_norm(const mfl_round_engine_t *self, const mfl_engine_tensor_t *
 }
 
 static int s_update(mfl_round_engine_t *self, const char *peer, bool granted,
-                    const Metafl__UpdateHeader *h, const mfl_engine_tensor_t *tensors,
+                    const Metafl__UpdateHeader *h, const mfl_tensor_t *tensors,
                     size_t n_tensors, const uint8_t *signed_header, size_t signed_header_len,
                     const uint8_t *signature, size_t signature_len, uint64_t now_ms)
 {
@@ -489,6 +498,13 @@ static int s_update(mfl_round_engine_t *self, const char *peer, bool granted,
                           "n_samples is 0");
         return -1;
     }
+    if (self->audit_down) {
+        self->audit_refused++;
+        mfl_engine_reject(self, peer, METAFL__REJECT_REASON__REJECT_AUDIT_UNAVAILABLE, round,
+                          "the coordinator cannot write its audit log (%s); update not taken",
+                          self->audit_err);
+        return -1;
+    }
     char err[256];
     for (size_t i = 0; i < self->n_tensors; i++)
         self->parts[i] = (mfl_aggregate_part_t){self->tensor_offset[i], tensors[i].data,
@@ -499,6 +515,18 @@ static int s_update(mfl_round_engine_t *self, const char *peer, bool granted,
                           "aggregate refused the update: %s", err);
         return -1;
     }
+    /* Folded only with its record written: otherwise taken back out
+     * (exactly: fixed point) and refused. */
+    if (mfl_engine_audit_update(self, h, tensors, norm, signed_header, signed_header_len,
+                                signature, signature_len) < 0) {
+        (void)mfl_aggregate_remove_parts(self->agg, self->parts, self->n_tensors,
+                                         (double)h->n_samples);
+        self->audit_refused++;
+        mfl_engine_reject(self, peer, METAFL__REJECT_REASON__REJECT_AUDIT_UNAVAILABLE, round,
+                          "the coordinator cannot write its audit log (%s); update not taken",
+                          self->audit_err);
+        return -1;
+    }
     s->reported = true;
     self->n_accepted++;
     double w = (double)h->n_samples;
@@ -507,8 +535,6 @@ static int s_update(mfl_round_engine_t *self, const char *peer, bool granted,
         self->loss_before_sum += w * h->metrics->loss_before;
         self->loss_after_sum += w * h->metrics->loss_after;
     }
-    mfl_engine_audit_update(self, h, tensors, norm, signed_header, signed_header_len,
-                            signature, signature_len);
     if (self->n_accepted + self->n_declined_round == self->n_selected &&
         self->n_accepted >= self->config.min_sites)
         mfl_engine_close_round(self, now_ms, false);
@@ -551,7 +577,7 @@ int mfl_round_engine_site_declined(mfl_round_engine_t *self, const char *peer, u
 }
 
 int mfl_round_engine_update(mfl_round_engine_t *self, const char *peer,
-                            const Metafl__UpdateHeader *h, const mfl_engine_tensor_t *tensors,
+                            const Metafl__UpdateHeader *h, const mfl_tensor_t *tensors,
                             size_t n_tensors, const uint8_t *signed_header,
                             size_t signed_header_len, const uint8_t *signature,
                             size_t signature_len, uint64_t now_ms)
@@ -613,9 +639,12 @@ void mfl_round_engine_tick(mfl_round_engine_t *self, uint64_t now_ms)
             mfl_engine_flow_release(self, s->id);
         }
     }
+    mfl_engine_audit_tick(self, now_ms);
     switch (self->phase) {
     case MFL_ENGINE_ROUND:
-        if (now_ms >= self->deadline_ms) {
+        /* With the log unwritable a round at its deadline waits: neither
+         * its close nor its abandonment could be recorded. */
+        if (now_ms >= self->deadline_ms && !self->audit_down) {
             if (self->n_accepted >= self->config.min_sites)
                 mfl_engine_close_round(self, now_ms, true);
             else
@@ -633,7 +662,7 @@ void mfl_round_engine_tick(mfl_round_engine_t *self, uint64_t now_ms)
         }
         break;
     case MFL_ENGINE_WAITING: {
-        if (self->paused)
+        if (self->paused || self->audit_down)
             break;
         size_t need = self->started ? self->config.min_sites : self->config.wait_for_sites;
         size_t have = s_connected(self);
@@ -665,12 +694,44 @@ void mfl_round_engine_tick(mfl_round_engine_t *self, uint64_t now_ms)
     }
 }
 
+/* ---- clock ------------------------------------------------------------ */
+
+static uint64_t s_real_wall(void *ctx) { (void)ctx; return mfl_clock_wall_ms(); }
+static uint64_t s_real_mono(void *ctx) { (void)ctx; return mfl_clock_mono_ms(); }
+
+void mfl_round_engine_set_clock(mfl_round_engine_t *self, const mfl_engine_clock_t *clock)
+{
+    if (clock && clock->wall_ms && clock->mono_ms)
+        self->clock = *clock;
+    else
+        self->clock = (mfl_engine_clock_t){NULL, s_real_wall, s_real_mono};
+}
+
+uint64_t mfl_round_engine_now(const mfl_round_engine_t *self)
+{
+    return self->clock.mono_ms(self->clock.ctx);
+}
+
+uint64_t mfl_round_engine_wall_of(const mfl_round_engine_t *self, uint64_t mono_ms)
+{
+    uint64_t wall = self->clock.wall_ms(self->clock.ctx);
+    uint64_t mono = self->clock.mono_ms(self->clock.ctx);
+    if (mono_ms >= mono)
+        return wall + (mono_ms - mono);
+    return wall > mono - mono_ms ? wall - (mono - mono_ms) : 0;
+}
+
 /* ---- accessors ------------------------------------------------------- */
 
 mfl_engine_phase_t mfl_round_engine_phase(const mfl_round_engine_t *self) { return self->phase; }
 uint32_t mfl_round_engine_round(const mfl_round_engine_t *self) { return self->round; }
 uint32_t mfl_round_engine_rounds_done(const mfl_round_engine_t *self) { return self->rounds_done; }
 const float *mfl_round_engine_theta(const mfl_round_engine_t *self) { return self->theta; }
+
+const uint8_t *mfl_round_engine_theta_hash(const mfl_round_engine_t *self)
+{
+    return self->theta_hash;
+}
 size_t mfl_round_engine_n_state(const mfl_round_engine_t *self) { return self->n_state; }
 uint64_t mfl_round_engine_rejections(const mfl_round_engine_t *self)
 {
@@ -698,7 +759,7 @@ void mfl_round_engine_abort(mfl_round_engine_t *self)
              self->rounds_done, self->config.rounds);
     mfl_info("run %s; last checkpoint kept (a restart resumes from it)", why);
     self->phase = MFL_ENGINE_ABORTED;
-    mfl_engine_audit_round(self, MFL_AUDIT_RUN_ABORTED, why);
+    (void)mfl_engine_audit_round(self, MFL_AUDIT_RUN_ABORTED, why);
     if (self->sink.finished)
         self->sink.finished(self->sink.ctx);
 }

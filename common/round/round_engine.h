@@ -41,7 +41,7 @@
 #include <stdint.h>
 
 #include "round/run_config.h"
-#include "round/engine_tensor.h"
+#include "core/tensor.h"
 #include "metafl.pb-c.h"
 
 #define MFL_ENGINE_NONCE_BYTES 16
@@ -85,9 +85,9 @@ typedef struct {
      * the site cannot be reached (the engine keeps going; the deadline
      * handles it). */
     int (*send_round_task)(void *ctx, const char *site, const Metafl__RoundTask *task,
-                           const mfl_engine_tensor_t *tensors, size_t n_tensors);
+                           const mfl_tensor_t *tensors, size_t n_tensors);
     int (*send_eval_task)(void *ctx, const char *site, const Metafl__EvalTask *task,
-                          const mfl_engine_tensor_t *tensors, size_t n_tensors);
+                          const mfl_tensor_t *tensors, size_t n_tensors);
     void (*reject)(void *ctx, const char *site, Metafl__RejectReason reason, uint32_t round,
                    const char *text);
     void (*round_closed)(void *ctx, const mfl_round_summary_t *summary);
@@ -109,7 +109,28 @@ mfl_round_engine_t *mfl_round_engine_new(const mfl_coord_config_t *config,
                                          const uint8_t *audit_sk, char *err, size_t errlen);
 void mfl_round_engine_destroy(mfl_round_engine_t **self_p);
 
-/* A site joined (its Hello was accepted) at `now_ms` (unix ms). If it was
+/* Time. Every `now_ms` the engine is given is MONOTONIC milliseconds
+ * (mfl_clock_mono_ms(), arbitrary origin): deadlines, site timeouts and
+ * liveness are intervals and must not move when the system clock is set.
+ * Wall time (the engine's clock, below) is only written down: the task's
+ * deadline_unix_ms for the site's display, status times, audit records. */
+typedef struct {
+    void *ctx;
+    uint64_t (*wall_ms)(void *ctx); /* ms since the Unix epoch */
+    uint64_t (*mono_ms)(void *ctx); /* monotonic ms, same clock as every now_ms */
+} mfl_engine_clock_t;
+
+/* Replaces the engine's clock (default: mfl_clock_wall_ms and
+ * mfl_clock_mono_ms); tests inject one to step the wall clock. `clock` is
+ * copied; NULL restores the default. */
+void mfl_round_engine_set_clock(mfl_round_engine_t *self, const mfl_engine_clock_t *clock);
+
+/* The engine's monotonic now, and the wall time of a monotonic instant
+ * (`mono_ms` of the same clock) as the engine's wall clock reads it now. */
+uint64_t mfl_round_engine_now(const mfl_round_engine_t *self);
+uint64_t mfl_round_engine_wall_of(const mfl_round_engine_t *self, uint64_t mono_ms);
+
+/* A site joined (its Hello was accepted) at `now_ms` (monotonic ms). If it was
  * selected for the open round and has not reported, the task is sent again
  * (a restarted site rejoins the round in flight). If an evaluation is open
  * and the site has not reported for it, it gets the EvalTask, whether it
@@ -134,7 +155,7 @@ void mfl_round_engine_site_gone(mfl_round_engine_t *self, const char *site);
  * close the round. */
 int mfl_round_engine_update(mfl_round_engine_t *self, const char *peer,
                             const Metafl__UpdateHeader *header,
-                            const mfl_engine_tensor_t *tensors, size_t n_tensors,
+                            const mfl_tensor_t *tensors, size_t n_tensors,
                             const uint8_t *signed_header, size_t signed_header_len,
                             const uint8_t *signature, size_t signature_len, uint64_t now_ms);
 
@@ -215,6 +236,9 @@ uint32_t mfl_round_engine_round(const mfl_round_engine_t *self);
 uint32_t mfl_round_engine_rounds_done(const mfl_round_engine_t *self);
 /* θ (borrowed; changes at each round close). */
 const float *mfl_round_engine_theta(const mfl_round_engine_t *self);
+/* θ's current digest (32 bytes: BLAKE2b-256 of its tensors' BLAKE2b, as
+ * RoundTask.model_hash and the metrics' theta_blake2b carry it). */
+const uint8_t *mfl_round_engine_theta_hash(const mfl_round_engine_t *self);
 size_t mfl_round_engine_n_state(const mfl_round_engine_t *self);
 /* Has `site` said hello (or otherwise been seen) since the engine started? */
 bool mfl_round_engine_knows(const mfl_round_engine_t *self, const char *site);
@@ -222,12 +246,16 @@ bool mfl_round_engine_knows(const mfl_round_engine_t *self, const char *site);
 bool mfl_round_engine_is_selected(const mfl_round_engine_t *self, const char *site);
 /* The open round's nonce (16 bytes) or NULL. */
 const uint8_t *mfl_round_engine_nonce(const mfl_round_engine_t *self);
+/* Why the audit log cannot be written now (updates are refused and no
+ * round opens or closes until it can), or NULL while it works. */
+const char *mfl_round_engine_audit_error(const mfl_round_engine_t *self);
 /* Total rejections since start. */
 uint64_t mfl_round_engine_rejections(const mfl_round_engine_t *self);
 /* The most recent closed round's summary, or NULL before the first. */
 const mfl_round_summary_t *mfl_round_engine_last_summary(const mfl_round_engine_t *self);
 
-/* Connected sites, for status: count, and i-th id and last-seen ms. */
+/* Connected sites, for status: count, and i-th id and last-seen ms
+ * (monotonic: mfl_round_engine_wall_of converts it for display). */
 size_t mfl_round_engine_n_sites(const mfl_round_engine_t *self);
 const char *mfl_round_engine_site_at(const mfl_round_engine_t *self, size_t i,
                                      uint64_t *last_seen_ms, bool *connected);
@@ -243,12 +271,14 @@ void mfl_round_engine_abort(mfl_round_engine_t *self);
 /* The round seed for (run seed, round): what RoundTask.seed carries. */
 uint64_t mfl_round_seed(uint64_t run_seed, uint32_t round);
 
-/* Optional: `fn(ctx, θ tensors, n)` is called right after a server step
- * changed θ, before the engine hashes and checkpoints it; θ stays as passed
- * until the next call. Lets the transport prepare the next broadcast (copy,
- * per-tensor hashes) while the checkpoint is written. NULL removes it. */
-typedef void(mfl_engine_theta_fn)(void *ctx, const mfl_engine_tensor_t *tensors,
-                                  size_t n_tensors);
+/* Optional: `fn(ctx, θ tensors, hashes, n)` is called after a server step
+ * changed θ, once the engine has hashed θ's tensors (hashes: n × 32 bytes,
+ * BLAKE2b of each tensor's bytes, borrowed for the call) and written the
+ * checkpoint; θ stays as passed until the next call. Lets the transport
+ * prepare the next broadcast (a copy with these hashes, not hashed again).
+ * NULL removes it. */
+typedef void(mfl_engine_theta_fn)(void *ctx, const mfl_tensor_t *tensors,
+                                  const uint8_t *hashes, size_t n_tensors);
 void mfl_round_engine_on_theta(mfl_round_engine_t *self, mfl_engine_theta_fn *fn, void *ctx);
 
 #endif

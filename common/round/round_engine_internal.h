@@ -16,10 +16,13 @@
 #include "round/round_engine.h"
 #include "round/upload_gate.h"
 
+#define MFL_ENGINE_AUDIT_PENDING 4  /* records owed after a failed append */
+#define MFL_ENGINE_AUDIT_RETRY_MS 1000
+
 typedef struct {
     char id[MFL_ENGINE_SITE_MAX];
     bool connected;
-    uint64_t last_seen_ms;
+    uint64_t last_seen_ms;  /* monotonic */
     uint64_t n_train;
     bool selected;        /* in the open round */
     bool reported;        /* accepted update (or a refusal) in the open round */
@@ -32,16 +35,17 @@ typedef struct {
 struct mfl_round_engine {
     mfl_coord_config_t config;
     mfl_engine_sink_t sink;
+    mfl_engine_clock_t clock;  /* wall time for records and display only */
     mfl_engine_theta_fn *on_theta; /* see mfl_round_engine_on_theta */
     void *on_theta_ctx;
     mfl_learner_t *learner;
     size_t n_state;
     float *theta;
-    uint8_t theta_hash[32];   /* BLAKE2b-256 of θ bytes (RoundTask.model_hash) */
+    uint8_t theta_hash[32];   /* θ's digest (RoundTask.model_hash): mfl_engine_hash_theta */
+    uint8_t *theta_tensor_hash; /* n_tensors × 32: BLAKE2b of each of θ's tensors */
     uint8_t model_hash[32];   /* of the model spec + algorithm (checkpoint guard) */
     size_t n_tensors;
-    mfl_engine_tensor_t *views;   /* θ as tensors (data points into theta) */
-    uint64_t *shapes;             /* n_tensors × MFL_TENSOR_MAX_DIMS */
+    mfl_tensor_t *views;   /* θ as tensors (data points into theta) */
     size_t *tensor_offset;        /* contiguous in tensor order (checked at new) */
     mfl_aggregate_part_t *parts;  /* an update's tensors as aggregate parts (no flat Δ) */
     mfl_aggregate_t *agg;
@@ -61,7 +65,8 @@ struct mfl_round_engine {
     uint32_t attempt;          /* attempts of `round` so far */
     uint64_t round_seed;
     uint8_t nonce[MFL_ENGINE_NONCE_BYTES];
-    uint64_t opened_ms, deadline_ms;
+    uint64_t opened_ms, deadline_ms; /* monotonic: every decision */
+    uint64_t deadline_unix_ms;       /* wall: told to the sites, for display */
     double opened_mono_s;      /* mfl_clock_mono_s() at open: the metrics' clock */
     size_t n_selected, n_accepted, n_rejected_round, n_declined_round;
     uint64_t n_rejected_total;
@@ -91,6 +96,16 @@ struct mfl_round_engine {
     mfl_checkpoint_staged_t ck_staged;
     char ck_err[512];
     char ck_prune_err[512];    /* a failed prune: a warning only */
+
+    /* The audit log could not be written (round_audit.c): no update is
+     * folded and no round opened or closed until it can again. */
+    bool audit_down;
+    bool audit_down_timed;     /* audit_down_since_ms is set (by a tick) */
+    uint64_t audit_down_since_ms, audit_retry_at_ms; /* monotonic */
+    uint64_t audit_refused;    /* updates refused while it was down */
+    char audit_err[300];
+    mfl_audit_record_t *audit_pending[MFL_ENGINE_AUDIT_PENDING]; /* owed, in order */
+    size_t n_audit_pending;
 };
 
 mfl_engine_site_t *mfl_engine_find_site(mfl_round_engine_t *self, const char *id);
@@ -115,11 +130,39 @@ void mfl_engine_abandon_round(mfl_round_engine_t *self, uint64_t now_ms);
 void mfl_engine_after_close(mfl_round_engine_t *self, uint64_t now_ms);
 void mfl_engine_finish_eval(mfl_round_engine_t *self);
 int mfl_engine_checkpoint_join(mfl_round_engine_t *self);
-void mfl_engine_audit_round(mfl_round_engine_t *self, mfl_audit_kind_t kind, const char *reason);
-void mfl_engine_audit_update(mfl_round_engine_t *self, const Metafl__UpdateHeader *h,
-                             const mfl_engine_tensor_t *tensors, double norm, const uint8_t *signed_header, size_t signed_len,
-                             const uint8_t *sig, size_t sig_len);
+/* Appends a round record (round_opened/closed/abandoned, run_aborted).
+ * 0, or -1 if it could not be written: the engine is then "audit down"
+ * (round_audit.c); a round_closed or round_abandoned record is kept and
+ * written first when the log works again. */
+int mfl_engine_audit_round(mfl_round_engine_t *self, mfl_audit_kind_t kind, const char *reason);
+/* Appends the update_accepted record: 0, or -1 (audit down; the caller
+ * takes the update back out of the aggregate and rejects it). */
+int mfl_engine_audit_update(mfl_round_engine_t *self, const Metafl__UpdateHeader *h,
+                            const mfl_tensor_t *tensors, double norm,
+                            const uint8_t *signed_header, size_t signed_len, const uint8_t *sig,
+                            size_t sig_len);
+
+/* round_audit.c: the audit log's failure handling. */
+/* Appends `rec`; on failure marks the engine audit down (logged once) and,
+ * if `owed`, queues a copy to be written before anything else. 0 or -1. */
+int mfl_engine_audit_append(mfl_round_engine_t *self, const mfl_audit_record_t *rec, bool owed);
+/* From tick: while down, retries every MFL_ENGINE_AUDIT_RETRY_MS (the
+ * owed records, then a note of the gap); past config.audit_give_up_ms, or
+ * at once if the log is closed for good, the run fails. */
+void mfl_engine_audit_tick(mfl_round_engine_t *self, uint64_t now_ms);
+/* Stops the run: phase FAILED, the message logged, the sink told. */
+void mfl_engine_fail(mfl_round_engine_t *self, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void mfl_engine_audit_free(mfl_round_engine_t *self);
 void mfl_engine_log_eval(mfl_round_engine_t *self, const char *site,
                          const Metafl__EvalReport *r);
+
+/* Hashes each of θ's tensors once (theta_tensor_hash: what the broadcast's
+ * TensorHeaders carry) and sets theta_hash to their digest,
+ * mfl_audit_update_digest(theta_tensor_hash, n_tensors): the same
+ * construction update records use for Δ, so θ is hashed once per round,
+ * not once for the wire and again whole (issue 17). With one tensor the
+ * digest is BLAKE2b of θ's bytes. */
+void mfl_engine_hash_theta(mfl_round_engine_t *self);
 
 #endif

@@ -8,16 +8,13 @@
 #include "core/log.h"
 #include "fed/checkpoint.h"
 #include "round/round_engine_internal.h"
+#include "round/run_model.h"
 
 /* Binds a checkpoint to the model it was written for: spec, algorithm and
  * the state size, so a config edit cannot resume into the wrong θ. */
 static void s_model_hash(const mfl_round_engine_t *self, uint8_t out[32])
 {
-    char text[512];
-    int n = snprintf(text, sizeof text, "metafl-model-v1|%s|%s|%s|%zu",
-                     self->config.learner.model_spec, mfl_algo_name(self->config.learner.algo),
-                     self->config.learner.relation_spec, self->n_state);
-    crypto_generichash(out, 32, (const unsigned char *)text, (size_t)n, NULL, 0);
+    mfl_run_model_hash(&self->config.learner, self->n_state, out);
 }
 
 static int s_layout(mfl_round_engine_t *self)
@@ -25,22 +22,16 @@ static int s_layout(mfl_round_engine_t *self)
     size_t nt = mfl_learner_n_tensors(self->learner);
     self->n_tensors = nt;
     self->views = calloc(nt ? nt : 1, sizeof *self->views);
-    self->shapes = calloc((nt ? nt : 1) * MFL_TENSOR_MAX_DIMS, sizeof *self->shapes);
     self->tensor_offset = calloc(nt ? nt : 1, sizeof *self->tensor_offset);
     self->parts = calloc(nt ? nt : 1, sizeof *self->parts);
-    if (!self->views || !self->shapes || !self->tensor_offset || !self->parts)
+    self->theta_tensor_hash = calloc(nt ? nt : 1, 32);
+    if (!self->views || !self->tensor_offset || !self->parts ||
+        !self->theta_tensor_hash)
         return -1;
     size_t next = 0;
     for (size_t i = 0; i < nt; i++) {
         const mfl_tensor_info_t *ti = mfl_learner_tensor(self->learner, i);
-        uint64_t *shape = self->shapes + i * MFL_TENSOR_MAX_DIMS;
-        for (size_t d = 0; d < ti->ndim; d++)
-            shape[d] = ti->shape[d];
-        self->views[i].name = ti->name;
-        self->views[i].ndim = ti->ndim;
-        self->views[i].shape = shape;
-        self->views[i].count = ti->count;
-        self->views[i].data = self->theta + ti->offset;
+        self->views[i] = mfl_tensor_info_view(ti, self->theta);
         self->tensor_offset[i] = ti->offset;
         /* Updates are folded and hashed tensor by tensor as if flat. */
         MFL_ASSERT(ti->offset == next);
@@ -102,6 +93,7 @@ mfl_round_engine_t *mfl_round_engine_new(const mfl_coord_config_t *config,
     self->config = *config;
     if (sink)
         self->sink = *sink;
+    mfl_round_engine_set_clock(self, NULL);
     self->learner = mfl_learner_new(&config->learner, 1, err, errlen);
     if (!self->learner)
         goto out_fail;
@@ -125,9 +117,7 @@ mfl_round_engine_t *mfl_round_engine_new(const mfl_coord_config_t *config,
         goto out_fail;
     if (s_resume(self, err, errlen) < 0)
         goto out_fail;
-    crypto_generichash(self->theta_hash, sizeof self->theta_hash,
-                       (const unsigned char *)self->theta, self->n_state * sizeof(float), NULL,
-                       0);
+    mfl_engine_hash_theta(self);
     if (config->metrics_file[0]) {
         self->metrics = fopen(config->metrics_file, "a");
         if (!self->metrics) {
@@ -163,15 +153,16 @@ void mfl_round_engine_destroy(mfl_round_engine_t **self_p)
     mfl_learner_destroy(&self->learner);
     mfl_aggregate_destroy(&self->agg);
     mfl_server_step_destroy(&self->step);
+    mfl_engine_audit_free(self);
     mfl_audit_destroy(&self->audit);
     mfl_upload_gate_destroy(&self->gate);
     if (self->metrics)
         fclose(self->metrics);
     free(self->theta);
     free(self->views);
-    free(self->shapes);
     free(self->tensor_offset);
     free(self->parts);
+    free(self->theta_tensor_hash);
     free(self->sites);
     free(self);
     *self_p = NULL;

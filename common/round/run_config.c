@@ -37,6 +37,7 @@ void mfl_coord_config_defaults(mfl_coord_config_t *c)
     c->max_message_bytes = 256u << 20;
     c->heartbeat_ms = 2000;
     c->site_timeout_ms = 30000;
+    c->audit_give_up_ms = 300000;
 }
 
 int mfl_coord_path_resolve(const char *base_file, const char *rel, char *out, size_t outlen)
@@ -127,8 +128,8 @@ static void s_check_all_keys(mfl_yaml_doc_t *doc)
                         (const char *[]){"every", "adapt_steps", "adapt_lr", "deadline_s",
                                          NULL});
     mfl_yaml_check_keys(doc, "output",
-                        (const char *[]){"checkpoint_dir", "audit_log", "metrics", "status",
-                                         NULL});
+                        (const char *[]){"checkpoint_dir", "audit_log", "audit_give_up_s",
+                                         "metrics", "status", NULL});
     mfl_yaml_check_keys(doc, "limits",
                         (const char *[]){"max_message_bytes", "heartbeat_s", "site_timeout_s",
                                          NULL});
@@ -170,7 +171,7 @@ static void s_read_model(mfl_yaml_doc_t *doc, mfl_coord_config_t *c)
     const char *oo = mfl_yaml_get_string(doc, "algorithm.outer_optim", NULL);
     if (oo && mfl_optim_parse(oo, &l->outer_optim) < 0)
         mfl_yaml_fail(doc, "algorithm.outer_optim",
-                      "unknown optimiser '%s'; known: sgd, momentum, adam, adagrad", oo);
+                      "unknown optimiser '%s'; known: sgd, momentum, adam, adagrad, yogi", oo);
     l->batch_size = mfl_yaml_get_size(doc, "algorithm.batch_size", l->batch_size);
     l->local_epochs = (int)s_u32(doc, "algorithm.local_epochs", (uint32_t)l->local_epochs, 0,
                                  100000);
@@ -221,7 +222,7 @@ static void s_read_server(mfl_yaml_doc_t *doc, mfl_coord_config_t *c)
     mfl_optim_kind_t kind = MFL_OPTIM_SGD;
     if (mfl_optim_parse(opt, &kind) < 0)
         mfl_yaml_fail(doc, "server.optimizer",
-                      "unknown optimiser '%s'; known: sgd (β step), momentum, adam, adagrad",
+                      "unknown optimiser '%s'; known: sgd (β step), momentum, adam, adagrad, yogi",
                       opt);
     float lr = s_pos_float(doc, "server.lr", 1.0f, false);
     c->server = mfl_optim_defaults(kind, lr);
@@ -297,6 +298,7 @@ static int s_from_doc(mfl_yaml_doc_t *doc, mfl_coord_config_t *c, char *err, siz
     s_path(doc, c, "output.checkpoint_dir", "checkpoints", c->checkpoint_dir,
            sizeof c->checkpoint_dir);
     s_path(doc, c, "output.audit_log", "audit.log", c->audit_log, sizeof c->audit_log);
+    c->audit_give_up_ms = s_ms(doc, "output.audit_give_up_s", c->audit_give_up_ms);
     s_path(doc, c, "output.metrics", "metrics.jsonl", c->metrics_file, sizeof c->metrics_file);
     s_path(doc, c, "output.status", "status.json", c->status_file, sizeof c->status_file);
 

@@ -62,6 +62,7 @@ typedef struct {
     /* outputs (resolved paths) */
     char checkpoint_dir[MFL_COORD_PATH_MAX];
     char audit_log[MFL_COORD_PATH_MAX];   /* "" = no audit log */
+    uint32_t audit_give_up_ms;            /* audit log unwritable this long: the run stops */
     char metrics_file[MFL_COORD_PATH_MAX];
     char status_file[MFL_COORD_PATH_MAX];
 

@@ -83,10 +83,33 @@ char *mfl_status_render(const mfl_round_engine_t *e, const mfl_coord_config_t *c
         bool connected = false;
         const char *id = mfl_round_engine_site_at(e, i, &seen, &connected);
         s_put(&b, "%s{\"id\":\"%s\",\"connected\":%s,\"last_seen_unix_ms\":%llu,\"selected\":%s}",
-              i ? "," : "", id, connected ? "true" : "false", (unsigned long long)seen,
+              i ? "," : "", id, connected ? "true" : "false",
+              (unsigned long long)(seen ? mfl_round_engine_wall_of(e, seen) : 0),
               mfl_round_engine_is_selected(e, id) ? "true" : "false");
     }
-    s_put(&b, "],\"last_round\":");
+    s_put(&b, "],\"audit_error\":");
+    const char *aerr = mfl_round_engine_audit_error(e);
+    if (!aerr) {
+        s_put(&b, "null");
+    } else {
+        /* An error text (paths, strerror): printable ASCII without quotes
+         * or backslashes, so it needs no escaping. */
+        char text[320];
+        size_t k = 0;
+        for (; aerr[k] && k < sizeof text - 1; k++)
+            text[k] = aerr[k] >= 0x20 && aerr[k] < 0x7f && aerr[k] != '"' && aerr[k] != '\\'
+                          ? aerr[k]
+                          : '?';
+        text[k] = '\0';
+        s_put(&b, "\"%s\"", text);
+    }
+    s_put(&b, ",");
+    /* The model, so `metafl export RUN_DIR` can rebuild it from the run dir
+     * alone (specs and algorithm names are plain ASCII). */
+    s_put(&b, "\"model\":{\"spec\":\"%s\",\"algo\":\"%s\",\"relation\":\"%s\",\"loss\":\"%s\"},",
+          c->learner.model_spec, mfl_algo_name(c->learner.algo), c->learner.relation_spec,
+          mfl_loss_name(c->learner.loss));
+    s_put(&b, "\"last_round\":");
     const mfl_round_summary_t *m = mfl_round_engine_last_summary(e);
     if (!m) {
         s_put(&b, "null");

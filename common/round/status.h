@@ -12,10 +12,11 @@
  * {"pid", "host", "endpoint", "updated_unix_ms", "phase", "paused", "round",
  *  "rounds", "rounds_done", "rejections", "uploads_in_flight",
  *  "uploads_waiting", "sites": [{"id", "connected", "last_seen_unix_ms",
- *  "selected"}], "last_round": {...} | null}. The two upload counts are the
+ *  "selected"}], "audit_error": null | "why the audit log cannot be written",
+ *  "last_round": {...} | null}. The two upload counts are the
  * sites holding an upload slot and those queued for one (both 0 without
  * flow control). `endpoint` may be NULL (simulate). */
 char *mfl_status_render(const mfl_round_engine_t *engine, const mfl_coord_config_t *config,
-                        const char *endpoint, uint64_t now_ms);
+                        const char *endpoint, uint64_t now_ms /* wall: updated_unix_ms */);
 
 #endif

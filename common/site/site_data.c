@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "config/csv_schema_yaml.h"
 #include "data/csv.h"
 #include "data/heart.h"
 #include "data/wdbc.h"

@@ -32,18 +32,6 @@ void mfl_wire_limits_default(mfl_wire_limits_t *limits)
     limits->chunk_bytes = MFL_WIRE_CHUNK_BYTES;
 }
 
-mfl_tensor_t mfl_tensor_vec(const char *name, const float *data, uint64_t count)
-{
-    mfl_tensor_t t;
-    memset(&t, 0, sizeof t);
-    t.name = name;
-    t.ndim = 1;
-    t.shape[0] = count;
-    t.count = count;
-    t.data = data;
-    return t;
-}
-
 /* sodium_init picks libsodium's fastest BLAKE2b for this CPU (AVX2 here);
  * without it the portable code runs. Idempotent and cheap after the first. */
 static void s_sodium(void)
@@ -187,9 +175,9 @@ int mfl_msg_send(void *socket, const void *routing_id, size_t routing_id_len,
     }
     for (size_t i = 0; i < n_tensors; i++) {
         const mfl_tensor_t *t = &tensors[i];
-        if (t->ndim > MFL_WIRE_MAX_DIMS) {
+        if (t->ndim > MFL_TENSOR_MAX_DIMS) {
             mfl_errf(err, errlen, "tensor '%s': %zu dimensions (max %d)", t->name ? t->name : "",
-                     t->ndim, MFL_WIRE_MAX_DIMS);
+                     t->ndim, MFL_TENSOR_MAX_DIMS);
             goto out_free;
         }
         metafl__tensor_header__init(&th[i]);
@@ -446,10 +434,10 @@ mfl_msg_t *mfl_msg_decode(zmq_msg_t *frames, size_t n, const mfl_wire_limits_t *
         const char *name = h->name ? h->name : "";
         if (strlen(name) > S_NAME_MAX)
             return s_reject(self, reason, R_BAD, err, errlen, "tensor %zu: name too long", i);
-        if (h->n_shape > MFL_WIRE_MAX_DIMS)
+        if (h->n_shape > MFL_TENSOR_MAX_DIMS)
             return s_reject(self, reason, R_SHAPE, err, errlen,
                             "tensor '%s': %zu dimensions (max %d)", name, h->n_shape,
-                            MFL_WIRE_MAX_DIMS);
+                            MFL_TENSOR_MAX_DIMS);
         uint64_t count = 1;
         for (size_t d = 0; d < h->n_shape; d++) {
             if (h->shape[d] != 0 && count > UINT64_MAX / 4 / h->shape[d])

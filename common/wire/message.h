@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <zmq.h>
 
+#include "core/tensor.h"
 #include "metafl.pb-c.h"
 
 /* 2: upload flow control (UploadReady / UploadGrant before every Update). */
@@ -23,7 +24,6 @@
  * (the Reject layout never changes), and a REJECT_VERSION goes out as this
  * version so peers of every version can read it. */
 #define MFL_WIRE_OLDEST_REJECT_VERSION 1
-#define MFL_WIRE_MAX_DIMS 8
 #define MFL_HASH_BYTES 32                  /* BLAKE2b-256 */
 #define MFL_WIRE_CHUNK_BYTES (64u << 20)  /* default frame size for tensor data */
 /* The frame size the daemons send with: a big tensor in 1 MiB frames lets
@@ -64,22 +64,9 @@ typedef struct {
 /* Fills *limits with the defaults above. */
 void mfl_wire_limits_default(mfl_wire_limits_t *limits);
 
-/* A float32 tensor view. On send everything is borrowed from the caller; on
- * receive everything is owned by the mfl_msg_t it came from. */
-typedef struct {
-    const char *name;
-    size_t ndim;                         /* 0 means a scalar (count 1) */
-    uint64_t shape[MFL_WIRE_MAX_DIMS];
-    uint64_t count;                      /* product of shape (elements) */
-    const float *data;                   /* count floats, 4-byte aligned */
-    /* Send side, optional: the BLAKE2b-256 of the bytes if the caller already
-     * has it (e.g. from mfl_update_sign), to skip hashing again. Receive side:
-     * the verified hash. */
-    const uint8_t *blake2b;
-} mfl_tensor_t;
-
-/* Sets name, a 1-D shape {count} and data; blake2b = NULL. */
-mfl_tensor_t mfl_tensor_vec(const char *name, const float *data, uint64_t count);
+/* Tensors travel as the core view (core/tensor.h): on send everything is
+ * borrowed from the caller; on receive everything is owned by the mfl_msg_t
+ * it came from, and blake2b is the verified hash. */
 
 /* BLAKE2b-256 of count float32 values (little-endian bytes). */
 void mfl_tensor_hash(const float *data, uint64_t count, uint8_t out[MFL_HASH_BYTES]);

@@ -313,7 +313,7 @@ static void s_peer_touch(mfl_server_t *self, const char *site, const uint8_t *ri
     }
     memcpy(p->rid, rid, rid_len);
     p->rid_len = rid_len;
-    p->last_seen_ms = mfl_wire_now_ms();
+    p->last_seen_ms = mfl_clock_mono_ms(); /* an interval's start: monotonic */
 }
 
 uint64_t mfl_server_last_seen(const mfl_server_t *self, const char *site)

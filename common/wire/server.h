@@ -84,8 +84,8 @@ int mfl_server_reply(mfl_server_t *self, const mfl_msg_t *msg, const Metafl__Env
 int mfl_server_reject(mfl_server_t *self, const mfl_msg_t *msg, Metafl__RejectReason reason,
                       uint32_t round, const char *text, char *err, size_t errlen);
 
-/* Liveness: unix ms of the last message (any kind) from `site`; 0 if never
- * seen. */
+/* Liveness: monotonic ms (mfl_clock_mono_ms) of the last message (any kind)
+ * from `site`; 0 if never seen. */
 uint64_t mfl_server_last_seen(const mfl_server_t *self, const char *site);
 
 /* Counters since creation. */

@@ -25,7 +25,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static mfl_round_engine_t *s_engine;
 static mfl_learner_t *s_learner; /* the engine's layout, to shape tensors */
-static uint64_t s_shapes[16][4];
 static uint64_t s_now = 1000;
 static int s_rejects;
 static const char *const s_sites[4] = {"site-a", "site-b", "site-c", "site-z"};
@@ -79,11 +78,6 @@ static void s_setup(void)
     s_learner = mfl_learner_new(&c.learner, 1, err, sizeof err);
     if (!s_learner || mfl_learner_n_tensors(s_learner) > 16)
         abort();
-    for (size_t i = 0; i < mfl_learner_n_tensors(s_learner); i++) {
-        const mfl_tensor_info_t *ti = mfl_learner_tensor(s_learner, i);
-        for (size_t d = 0; d < ti->ndim; d++)
-            s_shapes[i][d] = ti->shape[d];
-    }
     for (int i = 0; i < 3; i++)
         mfl_round_engine_site_hello(s_engine, s_sites[i], 10, s_now);
 }
@@ -124,18 +118,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!vals)
         abort();
     memcpy(vals, rest, n_floats * sizeof(float));
-    mfl_engine_tensor_t t[16];
+    mfl_tensor_t t[16];
     size_t nt;
     if (flags & 8) {
         for (nt = 0; nt < mfl_learner_n_tensors(s_learner); nt++) {
             const mfl_tensor_info_t *ti = mfl_learner_tensor(s_learner, nt);
-            t[nt] = (mfl_engine_tensor_t){ti->name, ti->ndim, s_shapes[nt], ti->count,
-                                          vals + ti->offset};
+            t[nt] = mfl_tensor_info_view(ti, vals);
         }
     } else {
-        static uint64_t flat[1];
-        flat[0] = n_floats;
-        t[0] = (mfl_engine_tensor_t){"theta", 1, flat, n_floats, vals};
+        t[0] = mfl_tensor_vec("theta", vals, n_floats);
         nt = 1;
     }
     int before = s_rejects;

@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "config/csv_schema_yaml.h"
 #include "config/yaml_doc.h"
 #include "data/csv.h"
 

@@ -27,7 +27,6 @@ PENDING=(
   common/round/round_engine.h   # Metafl__ types in the engine's API (item 2)
   common/site/site_worker.h     # Metafl__ types in the worker's API (item 2)
   coordinator/coord_wire.h      # hand-fills wire messages (item 2)
-  common/data/csv.h             # mfl_csv_schema_from_yaml (item 3)
   common/meta/experiment.c      # reads YAML in the engine (item 3)
 )
 

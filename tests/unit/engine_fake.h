@@ -18,6 +18,8 @@ typedef struct {
     uint32_t round;
     uint8_t nonce[16];
     uint64_t seed; /* 'T' only */
+    uint64_t deadline_unix_ms; /* 'T' only */
+    uint8_t model_hash[32]; /* 'T' only: RoundTask.model_hash (θ's digest) */
     int reason;    /* 'R' only */
 } event_t;
 
@@ -46,18 +48,21 @@ static inline event_t *s_push(fake_t *f, const char *site, int kind, uint32_t ro
 }
 
 static inline int s_task(void *ctx, const char *site, const Metafl__RoundTask *task,
-                         const mfl_engine_tensor_t *t, size_t nt)
+                         const mfl_tensor_t *t, size_t nt)
 {
     (void)t;
     (void)nt;
     event_t *e = s_push(ctx, site, 'T', task->round);
     memcpy(e->nonce, task->nonce.data, 16);
     e->seed = task->seed;
+    e->deadline_unix_ms = task->deadline_unix_ms;
+    if (task->model_hash.len == 32)
+        memcpy(e->model_hash, task->model_hash.data, 32);
     return 0;
 }
 
 static inline int s_eval(void *ctx, const char *site, const Metafl__EvalTask *task,
-                         const mfl_engine_tensor_t *t, size_t nt)
+                         const mfl_tensor_t *t, size_t nt)
 {
     (void)t;
     (void)nt;

@@ -88,8 +88,7 @@ static mfl_round_engine_t *s_engine(fixture_t *fx)
 /* A Δ for `site` in `round`: a deterministic pattern, scaled. */
 typedef struct {
     float *flat;
-    mfl_engine_tensor_t t[8];
-    uint64_t shapes[8][4];
+    mfl_tensor_t t[8];
     size_t n;
 } delta_t;
 
@@ -103,10 +102,7 @@ static void s_delta(fixture_t *fx, delta_t *d, float scale)
     assert_true(d->n <= 8);
     for (size_t i = 0; i < d->n; i++) {
         const mfl_tensor_info_t *ti = mfl_learner_tensor(fx->learner, i);
-        for (size_t k = 0; k < ti->ndim; k++)
-            d->shapes[i][k] = ti->shape[k];
-        d->t[i] = (mfl_engine_tensor_t){ti->name, ti->ndim, d->shapes[i], ti->count,
-                                        d->flat + ti->offset};
+        d->t[i] = mfl_tensor_info_view(ti, d->flat);
     }
 }
 
@@ -394,12 +390,25 @@ typedef struct {
     int calls;
     float *copy;
     size_t n;
+    uint8_t *digest;
 } theta_seen_t;
 
-static void s_on_theta(void *ctx, const mfl_engine_tensor_t *t, size_t n)
+static void s_on_theta(void *ctx, const mfl_tensor_t *t, const uint8_t *hashes,
+                       size_t n)
 {
     theta_seen_t *ts = ctx;
     ts->calls++;
+    /* The hashes handed over are each tensor's BLAKE2b (what the broadcast
+     * sends unhashed again), and their digest is the model hash. */
+    for (size_t i = 0; i < n; i++) {
+        uint8_t h[32];
+        crypto_generichash(h, 32, (const unsigned char *)t[i].data, t[i].count * sizeof(float),
+                           NULL, 0);
+        assert_memory_equal(h, hashes + 32 * i, 32);
+    }
+    free(ts->digest);
+    ts->digest = malloc(32);
+    mfl_audit_update_digest(hashes, n, ts->digest);
     size_t total = 0;
     for (size_t i = 0; i < n; i++)
         total += t[i].count;
@@ -417,7 +426,7 @@ static void test_theta_hook_sees_each_new_theta(void **state)
 {
     fixture_t *fx = *state;
     mfl_round_engine_t *e = s_engine(fx);
-    theta_seen_t ts = {0, NULL, 0};
+    theta_seen_t ts = {0, NULL, 0, NULL};
     mfl_round_engine_on_theta(e, s_on_theta, &ts);
     s_join3(e, 0);
     mfl_round_engine_tick(e, 0);
@@ -430,7 +439,16 @@ static void test_theta_hook_sees_each_new_theta(void **state)
     assert_int_equal(ts.calls, 1);
     assert_int_equal(ts.n, mfl_round_engine_n_state(e));
     assert_memory_equal(ts.copy, mfl_round_engine_theta(e), ts.n * sizeof(float));
+    /* Round 2's tasks carry the digest of the hashes the hook was given. */
+    mfl_round_engine_tick(e, 1003);
+    const event_t *t2 = NULL;
+    for (size_t i = 0; i < fx->fake.n; i++)
+        if (fx->fake.ev[i].kind == 'T' && fx->fake.ev[i].round == 2)
+            t2 = &fx->fake.ev[i];
+    assert_non_null(t2);
+    assert_memory_equal(t2->model_hash, ts.digest, 32);
     free(ts.copy);
+    free(ts.digest);
     mfl_round_engine_destroy(&e);
 }
 

@@ -128,8 +128,7 @@ typedef struct {
     mfl_engine_sink_t sink;
     mfl_learner_t *learner;
     float *delta;
-    mfl_engine_tensor_t t[8];
-    uint64_t shapes[8][4];
+    mfl_tensor_t t[8];
     size_t nt, n_state;
     uint64_t small_bytes; /* 0: every update takes a slot (this model's Δ is 84 bytes) */
 } fixture_t;
@@ -166,10 +165,7 @@ static int setup(void **state)
     fx->nt = mfl_learner_n_tensors(fx->learner);
     for (size_t i = 0; i < fx->nt; i++) {
         const mfl_tensor_info_t *ti = mfl_learner_tensor(fx->learner, i);
-        for (size_t k = 0; k < ti->ndim; k++)
-            fx->shapes[i][k] = ti->shape[k];
-        fx->t[i] = (mfl_engine_tensor_t){ti->name, ti->ndim, fx->shapes[i], ti->count,
-                                         fx->delta + ti->offset};
+        fx->t[i] = mfl_tensor_info_view(ti, fx->delta);
     }
     *state = fx;
     return 0;

@@ -11,7 +11,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "config/csv_schema_yaml.h"
 #include "data/csv.h"
+#include "data/csv_canon.h"
 
 static const char *const s_levels[] = { "1", "2", "3" };
 static const mfl_csv_column_t s_cols[] = {
@@ -268,6 +270,131 @@ static void test_load_file_and_yaml_schema(void **state)
     }
 }
 
+/* Pima-style coding: "0" means missing in some columns only; a global
+ * token would also hit real zeros (pregnancies = 0). */
+static void test_per_column_missing_tokens(void **state)
+{
+    (void)state;
+    static const char *const zero[] = { "0" };
+    mfl_csv_column_t cols[3] = { { .name = "pregnancies" },
+                                 { .name = "glucose", .has_missing = true, .missing = zero,
+                                   .n_missing = 1 },
+                                 { .name = "y", .kind = MFL_CSV_LABEL } };
+    static const char *const none[] = { "" };
+    mfl_csv_schema_t sc = { .columns = cols, .n_columns = 3, .missing = none, .n_missing = 0 };
+    char err[256] = "";
+    mfl_csv_stats_t st;
+    mfl_dataset_t *ds = s_parse("0,100,1\n2,0,0\n0,120,1\n", &sc, &st, err);
+    if (!ds)
+        fail_msg("%s", err);
+    assert_int_equal(ds->n, 2); /* row 2 dropped: its glucose is 0 = missing */
+    assert_float_equal(ds->x[0], 0.0f, 0); /* a real zero of pregnancies kept */
+    assert_int_equal(st.dropped_by_column[1], 1);
+    assert_int_equal(st.dropped_by_column[0], 0);
+    assert_string_equal(st.column_names[1], "glucose");
+    mfl_csv_stats_clear(&st);
+    mfl_dataset_destroy(&ds);
+    sc.on_missing = MFL_CSV_MISSING_IMPUTE;
+    ds = s_parse("0,100,1\n2,0,0\n0,120,1\n", &sc, &st, err);
+    assert_int_equal(ds->n, 3);
+    assert_float_equal(ds->x[1 * 2 + 1], 110.0f, 1e-4);
+    assert_int_equal(st.imputed_by_column[1], 1);
+    assert_int_equal(st.imputed_by_column[0], 0);
+    mfl_csv_stats_clear(&st);
+    mfl_dataset_destroy(&ds);
+}
+
+/* KEEP leaves the holes; statistics come from the rows the caller picks. */
+static void test_deferred_imputation_uses_chosen_rows(void **state)
+{
+    (void)state;
+    mfl_csv_schema_t sc = s_schema();
+    sc.on_missing = MFL_CSV_MISSING_KEEP;
+    const char *text = "10,2,?,a,0\n20,?,100,b,1\n30,3,200,c,1\n1000,3,9000,d,0\n";
+    char err[256] = "";
+    mfl_csv_stats_t st;
+    mfl_dataset_t *ds = s_parse(text, &sc, &st, err);
+    if (!ds)
+        fail_msg("%s", err);
+    assert_int_equal(ds->n, 4);
+    assert_int_equal(st.cells_imputed, 2);
+    assert_true(isnan(ds->x[0 * 4 + 3]));                       /* chol of row 1 */
+    assert_true(isnan(ds->x[1 * 4 + 1]) && isnan(ds->x[1 * 4 + 2])); /* cp of row 2 */
+    /* "Training rows" 0..2 only: row 4's 9000 and its cp must not count. */
+    size_t idx[3] = { 0, 1, 2 };
+    mfl_dataset_t *train = mfl_dataset_subset(ds, idx, 3);
+    float fill[4];
+    assert_int_equal(mfl_csv_impute_fit(&sc, &st, train, fill), 0);
+    assert_float_equal(fill[3], 150.0f, 1e-4); /* mean of 100 and 200 */
+    assert_float_equal(fill[1], 1.0f, 0);      /* cp: levels 2 and 3 tie: the earlier (2) */
+    assert_float_equal(fill[2], 0.0f, 0);
+    mfl_csv_impute_apply(ds, fill);
+    assert_float_equal(ds->x[0 * 4 + 3], 150.0f, 1e-4);
+    assert_float_equal(ds->x[1 * 4 + 1], 1.0f, 0);
+    for (size_t i = 0; i < ds->n * ds->n_features; i++)
+        assert_false(isnan(ds->x[i]));
+    mfl_dataset_destroy(&train);
+    mfl_csv_stats_clear(&st);
+    mfl_dataset_destroy(&ds);
+}
+
+static void test_canonical_text_and_diff(void **state)
+{
+    (void)state;
+    mfl_csv_schema_t sc = s_schema();
+    sc.categorical_last = true;
+    size_t nf = 0, ncl = 0;
+    char err[256] = "";
+    char *want = mfl_csv_canonical(&sc, &nf, &ncl, err, sizeof err);
+    if (!want)
+        fail_msg("%s", err);
+    assert_int_equal(nf, 4);
+    assert_int_equal(ncl, 2);
+    assert_string_equal(want, "metafl-schema v2\nfeatures 4\nclasses 2\nlabel num greater 0\n"
+                              "numeric age\nnumeric chol\ncategorical cp levels=1,2,3 drop_first\n");
+    /* A load of the same schema describes itself the same way, "3.0" and all. */
+    mfl_csv_stats_t st;
+    mfl_dataset_t *ds = s_parse("50,2,200,x,0\n60,3.0,250,y,3\n", &sc, &st, err);
+    assert_string_equal(st.canonical, want);
+    mfl_dataset_destroy(&ds);
+    mfl_csv_stats_clear(&st);
+    char out[512];
+    const char *seven = "metafl-schema v2\nfeatures 3\nclasses 2\nlabel num greater 0\n"
+                        "numeric age\nnumeric chol\n";
+    mfl_schema_diff(want, seven, strlen(seven), out, sizeof out);
+    assert_string_equal(out, "the site has 3 features, the consortium 4: column 3 'cp' "
+                             "(categorical) is missing at the site");
+    const char *levels = "metafl-schema v2\nfeatures 4\nclasses 2\nlabel num greater 0\n"
+                         "numeric age\nnumeric chol\ncategorical cp levels=1,2,4 drop_first\n";
+    mfl_schema_diff(want, levels, strlen(levels), out, sizeof out);
+    assert_string_equal(out, "column 3 'cp': the consortium has 'categorical cp levels=1,2,3 "
+                             "drop_first', the site 'categorical cp levels=1,2,4 drop_first'");
+    const char *kind = "metafl-schema v2\nfeatures 4\nclasses 2\nlabel num greater 0\n"
+                       "numeric age\ncategorical chol levels=1,2\ncategorical cp levels=1,2,3 drop_first\n";
+    mfl_schema_diff(want, kind, strlen(kind), out, sizeof out);
+    assert_non_null(strstr(out, "column 2 'chol': the consortium has 'numeric chol'"));
+    const char *label = "metafl-schema v2\nfeatures 4\nclasses 2\nlabel y class\n";
+    mfl_schema_diff(want, label, strlen(label), out, sizeof out);
+    assert_string_equal(out, "label: the consortium has 'label num greater 0', the site 'label y class'");
+    mfl_schema_diff(want, "", 0, out, sizeof out);
+    assert_non_null(strstr(out, "sent no schema text"));
+    const char hostile[] = "label \x01\x02\nnumeric \xff";
+    mfl_schema_diff(want, hostile, sizeof hostile - 1, out, sizeof out);
+    for (const char *q = out; *q; q++)
+        assert_true(*q >= 32 && *q < 127);
+    uint8_t h1[MFL_SCHEMA_HASH_BYTES], h2[MFL_SCHEMA_HASH_BYTES];
+    mfl_schema_hash(want, h1);
+    mfl_schema_hash(seven, h2);
+    assert_memory_not_equal(h1, h2, sizeof h1);
+    /* A consortium schema must fix every width and the classes. */
+    mfl_csv_column_t cols[2] = { { .name = "c", .kind = MFL_CSV_CATEGORICAL },
+                                 { .name = "y", .kind = MFL_CSV_LABEL } };
+    mfl_csv_schema_t bad = { .columns = cols, .n_columns = 2 };
+    assert_null(mfl_csv_canonical(&bad, &nf, &ncl, err, sizeof err));
+    assert_non_null(strstr(err, "column 1 'c': a consortium schema lists the levels"));
+    free(want);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -277,6 +404,9 @@ int main(void)
         cmocka_unit_test(test_header_skip_quotes_and_inferred_levels),
         cmocka_unit_test(test_malformed_input_names_file_line_column),
         cmocka_unit_test(test_load_file_and_yaml_schema),
+        cmocka_unit_test(test_per_column_missing_tokens),
+        cmocka_unit_test(test_deferred_imputation_uses_chosen_rows),
+        cmocka_unit_test(test_canonical_text_and_diff),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -260,7 +260,7 @@ static void s_run(mfl_server_step_t *s, float *theta, uint64_t from, uint64_t to
 static void test_server_step_resume_is_bit_identical(void **state)
 {
     (void)state;
-    for (int kind = MFL_OPTIM_SGD; kind <= MFL_OPTIM_ADAGRAD; kind++) {
+    for (int kind = MFL_OPTIM_SGD; kind <= MFL_OPTIM_LAST; kind++) {
         mfl_optim_config_t cfg = mfl_optim_defaults((mfl_optim_kind_t)kind, 0.5f);
         static float a[P], b[P];
         for (int i = 0; i < P; i++)

@@ -221,7 +221,11 @@ static void test_fedavg_lowers_site_loss(void **state)
     mfl_eval_metrics_t e0, e1;
     assert_int_equal(mfl_learner_evaluate(l, theta, d, d, 0, 0, NULL, &e0, err, sizeof(err)), 0);
     assert_int_equal(mfl_learner_evaluate(l, local, d, d, 0, 0, NULL, &e1, err, sizeof(err)), 0);
-    assert_float_equal(e1.loss, m.loss_after, 1e-4);
+    /* loss_before / loss_after are the first / last epoch's running means
+     * of pre-step batch losses (docs/ENGINE-META.md), so on this descending
+     * run they sit between the losses at θ and at θ_local. */
+    assert_true(e0.loss >= m.loss_before && m.loss_before > m.loss_after);
+    assert_true(m.loss_after > e1.loss && m.loss_after < e1.loss * 1.2);
     assert_true(e1.accuracy > 0.85);
     assert_true(e1.auroc > 0.9 && e1.auroc <= 1.0);
     assert_true(e1.sensitivity > 0.7 && e1.specificity > 0.7);

@@ -162,6 +162,47 @@ static void test_optimisers_converge_on_quadratic(void **state)
     assert_true(s_run_quadratic(MFL_OPTIM_MOMENTUM, 0.02f, 1000) < 1e-3);
     assert_true(s_run_quadratic(MFL_OPTIM_ADAM, 0.05f, 3000) < 1e-2);
     assert_true(s_run_quadratic(MFL_OPTIM_ADAGRAD, 0.5f, 3000) < 1e-2);
+    assert_true(s_run_quadratic(MFL_OPTIM_YOGI, 0.05f, 3000) < 1e-2);
+}
+
+/* Yogi against the formula written out in double (Reddi et al. 2021,
+ * Algorithm 2): m ← β1m + (1−β1)g; v ← v − (1−β2)g²·sign(v − g²);
+ * θ ← θ − lr·m/(√v + τ), over steps whose gradients first grow then
+ * shrink, so v moves both ways; and a restored state continues
+ * bit-identically. */
+static void test_yogi_matches_its_formula(void **state)
+{
+    (void)state;
+    mfl_optim_config_t c = mfl_optim_defaults(MFL_OPTIM_YOGI, 0.01f);
+    assert_true(c.beta1 == 0.9f && c.beta2 == 0.99f && c.eps == 1e-3f);
+    mfl_optim_t *o = mfl_optim_new(&c, 3), *o2 = mfl_optim_new(&c, 3);
+    assert_non_null(o);
+    assert_int_equal(mfl_optim_state_size(o), 6);
+    float t[3] = {0.5f, -1.0f, 2.0f};
+    double rt[3] = {0.5, -1.0, 2.0}, rm[3] = {0}, rv[3] = {0};
+    const float gs[5][3] = {{1, -2, 0.1f}, {3, -0.5f, 0.1f}, {0.2f, 0.1f, 0.1f},
+                            {0.01f, 4, -0.1f}, {0, 0, 0}};
+    for (int k = 0; k < 5; k++) {
+        mfl_optim_step(o, t, gs[k]);
+        for (int i = 0; i < 3; i++) {
+            double g = gs[k][i], g2 = g * g, d = rv[i] - g2;
+            rm[i] = 0.9 * rm[i] + 0.1 * g;
+            rv[i] = rv[i] - 0.01 * g2 * (d > 0 ? 1 : (d < 0 ? -1 : 0));
+            rt[i] -= 0.01 * rm[i] / (sqrt(rv[i]) + 1e-3);
+            assert_float_equal(t[i], rt[i], 1e-5);
+        }
+    }
+    /* v never goes negative and the step is bounded by lr·|m|/τ. */
+    for (int i = 0; i < 3; i++)
+        assert_true(mfl_optim_state(o)[3 + i] >= 0);
+    memcpy(mfl_optim_state(o2), mfl_optim_state(o), 6 * sizeof(float));
+    mfl_optim_set_step_count(o2, mfl_optim_step_count(o));
+    float t2[3] = {t[0], t[1], t[2]};
+    mfl_optim_step(o, t, gs[1]);
+    mfl_optim_step(o2, t2, gs[1]);
+    assert_memory_equal(t, t2, sizeof t);
+    mfl_optim_destroy(&o);
+    mfl_optim_destroy(&o2);
 }
 
 /* Adam's first step moves every coordinate by lr·sign(g) (bias-corrected). */
@@ -194,7 +235,7 @@ static void test_optim_names(void **state)
 {
     (void)state;
     mfl_optim_kind_t k;
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i <= MFL_OPTIM_LAST; i++) {
         assert_int_equal(mfl_optim_parse(mfl_optim_name((mfl_optim_kind_t)i), &k), 0);
         assert_int_equal(k, i);
     }
@@ -215,6 +256,7 @@ int main(void)
         cmocka_unit_test(test_sgd_step_is_exact),
         cmocka_unit_test(test_optimisers_converge_on_quadratic),
         cmocka_unit_test(test_adam_first_step_and_checkpoint),
+        cmocka_unit_test(test_yogi_matches_its_formula),
         cmocka_unit_test(test_optim_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

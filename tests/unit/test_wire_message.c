@@ -40,7 +40,7 @@ typedef struct {
     Metafl__Heartbeat hb;
     Metafl__TensorHeader th;
     Metafl__TensorHeader *thp;
-    uint64_t shape[MFL_WIRE_MAX_DIMS + 2];
+    uint64_t shape[MFL_TENSOR_MAX_DIMS + 2];
     uint8_t hash[MFL_HASH_BYTES];
 } env1_t;
 
@@ -217,8 +217,8 @@ static void test_shape_and_size_rejections(void **state)
 
     /* too many dimensions */
     s_env1(&e, v, 4, 1);
-    e.th.n_shape = MFL_WIRE_MAX_DIMS + 1;
-    for (int d = 0; d <= MFL_WIRE_MAX_DIMS; d++)
+    e.th.n_shape = MFL_TENSOR_MAX_DIMS + 1;
+    for (int d = 0; d <= MFL_TENSOR_MAX_DIMS; d++)
         e.shape[d] = 1;
     assert_int_equal(s_env_data_reason(&e, v, sizeof v, &lim), METAFL__REJECT_REASON__REJECT_SHAPE);
 

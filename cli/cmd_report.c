@@ -1,0 +1,259 @@
+/* metafl report RUN_DIR... [--sites FILE.tsv] [--json OUT] [--md OUT | --html OUT]:
+ * what a run achieved, per hospital: the adapted meta-initialisation
+ * against local-only training and the global model as-is (accuracy,
+ * AUROC, sensitivity, specificity, n, k), from the coordinator's
+ * metrics.jsonl; Markdown or HTML with gnuplot PNGs of loss and accuracy
+ * per round and per site. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "report_data.h"
+#include "report_doc.h"
+
+int mfl_cmd_report(int argc, char **argv);
+
+static void s_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: metafl report RUN_DIR|EVAL.jsonl... [--sites FILE.tsv] [--json OUT.json]\n"
+            "                     [--md OUT.md | --html OUT.html]\n\n"
+            "Summarises a run from the coordinator's RUN_DIR/metrics.jsonl: rounds closed\n"
+            "and the mean query loss, then per hospital its last evaluation: the\n"
+            "federated meta-initialisation adapted on k local cases ('adapted meta'),\n"
+            "a model trained from scratch on the same cases ('local only') and the\n"
+            "global model as-is, each on the hospital's n held-out cases (accuracy,\n"
+            "AUROC; sensitivity and specificity of the adapted model). Privacy spent\n"
+            "(epsilon) is shown when the metrics carry it.\n\n"
+            "  RUN_DIR         a coordinator run dir (several: a training run, then a\n"
+            "                  session where new hospitals joined; later ones win)\n"
+            "  EVAL.jsonl      eval lines from elsewhere, e.g. `metafl-site-agent\n"
+            "                  --evaluate` output (marked 'offline')\n"
+            "  --sites FILE    tab-separated, header \"#id<TAB>...\": columns id, kind\n"
+            "                  (a description) and role, in the order to show\n"
+            "  --json OUT      the table as JSON\n"
+            "  --md OUT.md     a Markdown report, with OUT-loss.png and OUT-accuracy.png\n"
+            "                  beside it (drawn by gnuplot; without it the report says\n"
+            "                  so and has no plots)\n"
+            "  --html OUT.html the same as one HTML page\n"
+            "Fields: docs/METRICS.md. Exit status: 0 ok, 1 error (named), 2 usage.\n");
+}
+
+static const char *s_fmt(double v, char *buf, size_t len)
+{
+    if (isnan(v))
+        snprintf(buf, len, "  n/a");
+    else
+        snprintf(buf, len, "%.3f", v);
+    return buf;
+}
+
+/* The k of the run (support cases every hospital adapted on). */
+static double s_k(const report_t *r)
+{
+    for (size_t i = 0; i < r->n_sites; i++)
+        if (r->sites[i].n_history && !isnan(r->sites[i].last.n_support))
+            return r->sites[i].last.n_support;
+    return NAN;
+}
+
+static void s_print_rounds(const report_t *r)
+{
+    if (r->n_rounds == 0) {
+        printf("no round closed in these metrics\n");
+        return;
+    }
+    const report_round_t *a = &r->rounds[0], *b = &r->rounds[r->n_rounds - 1];
+    printf("%zu rounds closed (round %.0f to %.0f); mean query loss at θ %.4f in the first, "
+           "%.4f after local meta-training in the last\n", r->n_rounds, a->round, b->round,
+           a->loss_before, b->loss_after);
+}
+
+static void s_print_table(const report_t *r)
+{
+    bool kinds = false;
+    char b[12][16];
+    for (size_t i = 0; i < r->n_sites; i++)
+        kinds |= r->sites[i].kind[0] != '\0';
+    printf("\n  %-11s %-*s%-5s %5s %8s | %-13s | %-13s | %-13s | %-13s%s\n", "hospital",
+           kinds ? 24 : 0, "", "role", "k", "held-out", "adapted meta", "local only",
+           "global as-is", "adapted meta", r->have_privacy ? " | privacy" : "");
+    printf("  %-11s %-*s%-5s %5s %8s | %6s %6s | %6s %6s | %6s %6s | %6s %6s%s\n", "",
+           kinds ? 24 : 0, "", "", "", "", "acc", "AUROC", "acc", "AUROC", "acc", "AUROC",
+           "sens", "spec", r->have_privacy ? " | epsilon" : "");
+    for (size_t i = 0; i < r->n_sites; i++) {
+        const report_site_t *s = &r->sites[i];
+        if (!s->n_history) {
+            printf("  %-11s %-*.*s%-5s (no report)\n", s->id, kinds ? 24 : 0, kinds ? 23 : 0,
+                   s->kind, s->role);
+            continue;
+        }
+        const report_eval_t *e = &s->last;
+        printf("  %-11s %-*.*s%-5s %5.0f %8.0f | %6s %6s | %6s %6s | %6s %6s | %6s %6s", s->id,
+               kinds ? 24 : 0, kinds ? 23 : 0, s->kind, s->role, e->n_support, e->n,
+               s_fmt(e->accuracy, b[0], 16), s_fmt(e->auroc, b[1], 16),
+               s_fmt(e->accuracy_local, b[2], 16), s_fmt(e->auroc_local, b[3], 16),
+               s_fmt(e->accuracy_before, b[4], 16), s_fmt(e->auroc_before, b[5], 16),
+               s_fmt(e->sensitivity, b[6], 16), s_fmt(e->specificity, b[7], 16));
+        /* Privacy hook: per-site epsilon once the metrics carry it (the
+         * site's eval line, else the run's last round line). */
+        if (r->have_privacy)
+            printf(" | %7s", s_fmt(!isnan(e->epsilon) ? e->epsilon : r->eps_by_round, b[8], 16));
+        printf("\n");
+    }
+    char live[4096] = "", off[4096] = "";
+    for (size_t i = 0; i < r->n_sites; i++) {
+        const report_site_t *s = &r->sites[i];
+        if (!s->n_history)
+            continue;
+        char *dst = s->live ? live : off;
+        size_t used = strlen(dst);
+        snprintf(dst + used, 4096 - used, " %s", s->id);
+    }
+    printf("\n  evaluated live (the coordinator's EvalTask over CurveZMQ):%s\n", live);
+    if (off[0])
+        printf("  evaluated OFFLINE (metafl-site-agent --evaluate, same code):%s\n", off);
+}
+
+static void s_js(FILE *f, double v)
+{
+    if (isnan(v))
+        fprintf(f, "null");
+    else
+        fprintf(f, "%.6f", v);
+}
+
+static int s_write_json(const report_t *r, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return mfl_errf(err, errlen, "%s: cannot write", path), -1;
+    double k = s_k(r);
+    fprintf(f, "{\n  \"rounds\": %zu,\n  \"k\": ", r->n_rounds);
+    if (isnan(k))
+        fprintf(f, "null");
+    else
+        fprintf(f, "%.0f", k);
+    fprintf(f, ",\n  \"hospitals\": [\n");
+    int first = 1;
+    for (size_t i = 0; i < r->n_sites; i++) {
+        const report_site_t *s = &r->sites[i];
+        if (!s->n_history)
+            continue;
+        const report_eval_t *e = &s->last;
+        /* Site ids, kinds and roles are plain text from keys and a TSV:
+         * refuse to write one that would need escaping. */
+        if (strpbrk(s->id, "\"\\") || strpbrk(s->kind, "\"\\") || strpbrk(s->role, "\"\\")) {
+            fclose(f);
+            return mfl_errf(err, errlen, "%s: site '%s': a quote or backslash in its id, kind "
+                            "or role", path, s->id), -1;
+        }
+        fprintf(f, "%s    {\"site\": \"%s\", \"kind\": \"%s\", \"role\": \"%s\", "
+                   "\"evaluation\": \"%s\", \"n_support\": %.0f, \"n_test\": %.0f,\n",
+                first ? "" : ",\n", s->id, s->kind, s->role, s->live ? "live" : "offline",
+                isnan(e->n_support) ? -1 : e->n_support, isnan(e->n) ? -1 : e->n);
+        fprintf(f, "     \"adapted\": {\"accuracy\": ");
+        s_js(f, e->accuracy);
+        fprintf(f, ", \"auroc\": ");
+        s_js(f, e->auroc);
+        fprintf(f, ", \"sensitivity\": ");
+        s_js(f, e->sensitivity);
+        fprintf(f, ", \"specificity\": ");
+        s_js(f, e->specificity);
+        fprintf(f, ", \"loss\": ");
+        s_js(f, e->loss);
+        fprintf(f, "},\n     \"local_only\": {\"accuracy\": ");
+        s_js(f, e->accuracy_local);
+        fprintf(f, ", \"auroc\": ");
+        s_js(f, e->auroc_local);
+        fprintf(f, "},\n     \"global\": {\"accuracy\": ");
+        s_js(f, e->accuracy_before);
+        fprintf(f, ", \"auroc\": ");
+        s_js(f, e->auroc_before);
+        fprintf(f, "}");
+        if (r->have_privacy) {
+            fprintf(f, ",\n     \"privacy\": {\"epsilon\": ");
+            s_js(f, !isnan(e->epsilon) ? e->epsilon : r->eps_by_round);
+            fprintf(f, ", \"delta\": ");
+            s_js(f, e->delta);
+            fprintf(f, "}");
+        }
+        fprintf(f, "}");
+        first = 0;
+    }
+    fprintf(f, "\n  ]\n}\n");
+    if (fclose(f) != 0)
+        return mfl_errf(err, errlen, "%s: cannot write", path), -1;
+    return 0;
+}
+
+static int s_by_id(const void *a, const void *b)
+{
+    return strcmp(((const report_site_t *)a)->id, ((const report_site_t *)b)->id);
+}
+
+int mfl_cmd_report(int argc, char **argv)
+{
+    const char *sites = NULL, *json = NULL, *md = NULL, *html = NULL;
+    const char *inputs[64];
+    size_t n_inputs = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            s_usage(stdout);
+            return 0;
+        } else if (strcmp(a, "--sites") == 0 && i + 1 < argc) {
+            sites = argv[++i];
+        } else if (strcmp(a, "--json") == 0 && i + 1 < argc) {
+            json = argv[++i];
+        } else if (strcmp(a, "--md") == 0 && i + 1 < argc) {
+            md = argv[++i];
+        } else if (strcmp(a, "--html") == 0 && i + 1 < argc) {
+            html = argv[++i];
+        } else if (a[0] != '-' && n_inputs < 64) {
+            inputs[n_inputs++] = a;
+        } else {
+            fprintf(stderr, "metafl report: unexpected argument '%s'\n", a);
+            s_usage(stderr);
+            return 2;
+        }
+    }
+    if (n_inputs == 0 || (md && html)) {
+        fprintf(stderr, "metafl report: name at least one run dir (and at most one of --md, "
+                        "--html)\n");
+        s_usage(stderr);
+        return 2;
+    }
+    static report_t r; /* large: off the stack */
+    char err[4096] = "";
+    int rc = 1;
+    memset(&r, 0, sizeof r);
+    r.eps_by_round = NAN;
+    for (size_t i = 0; i < n_inputs; i++)
+        if (report_add(&r, inputs[i], err, sizeof err) < 0)
+            goto out_err;
+    if (sites && report_apply_sites(&r, sites, err, sizeof err) < 0)
+        goto out_err;
+    if (!sites) /* reports arrive in any order: show the sites sorted */
+        qsort(r.sites, r.n_sites, sizeof r.sites[0], s_by_id);
+    s_print_rounds(&r);
+    s_print_table(&r);
+    if (json && s_write_json(&r, json, err, sizeof err) < 0)
+        goto out_err;
+    if ((md || html) && report_doc_write(&r, md ? md : html, html != NULL, err, sizeof err) < 0)
+        goto out_err;
+    rc = 0;
+    for (size_t i = 0; i < r.n_sites; i++)
+        if (!r.sites[i].n_history)
+            rc = 1; /* a hospital the table names has no evaluation */
+    if (rc)
+        fprintf(stderr, "metafl report: some hospitals have no evaluation (see the table)\n");
+    goto out_free;
+out_err:
+    fprintf(stderr, "metafl report: %s\n", err);
+out_free:
+    report_clear(&r);
+    return rc;
+}

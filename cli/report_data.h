@@ -1,0 +1,64 @@
+/* `metafl report`'s input: the coordinator's metrics.jsonl lines (round
+ * and eval events, docs/METRICS.md) from one or more run dirs or files,
+ * gathered into rounds and per-site evaluations. Bounded: a metrics file
+ * is read up to REPORT_MAX_BYTES, a line up to its JSON parser's limits;
+ * a malformed line is an error naming FILE:LINE. */
+#ifndef MFL_CLI_REPORT_DATA_H
+#define MFL_CLI_REPORT_DATA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define REPORT_MAX_BYTES (256u * 1024u * 1024u)
+#define REPORT_MAX_SITES 256
+#define REPORT_ID_MAX 65
+
+/* One "round" event. NAN for a missing number. */
+typedef struct {
+    double round, accepted, selected, rejected, loss_before, loss_after, seconds;
+} report_round_t;
+
+/* One "eval" event of one site (NAN when missing or written as -1, the
+ * coordinator's "not available"). */
+typedef struct {
+    double round, loss, accuracy, auroc, sensitivity, specificity, n, n_support;
+    double loss_before, accuracy_before, auroc_before, accuracy_local, auroc_local;
+    /* Privacy spent, as the privacy work will report it: shown when any
+     * eval or round line carries "epsilon" (and "delta"). */
+    double epsilon, delta;
+} report_eval_t;
+
+typedef struct {
+    char id[REPORT_ID_MAX];
+    char kind[128];          /* from --sites, else "" */
+    char role[32];           /* from --sites, else inferred: "train" / "joined" */
+    bool live;               /* its last eval came from a run dir (the coordinator) */
+    report_eval_t last;      /* the last eval seen, in argument then file order */
+    report_eval_t *history;  /* every eval of the site, in order */
+    size_t n_history;
+} report_site_t;
+
+typedef struct {
+    report_round_t *rounds;  /* every round event of every input, in order */
+    size_t n_rounds;
+    report_site_t sites[REPORT_MAX_SITES];
+    size_t n_sites;
+    bool have_privacy;       /* some line carries "epsilon" */
+    double eps_by_round;     /* NAN, or the last round line's epsilon */
+} report_t;
+
+/* Adds the lines of `arg`: a directory (its metrics.jsonl: evaluations the
+ * coordinator received, "live") or a file of eval lines (e.g. a site's
+ * `metafl-site-agent --evaluate` output, "offline"). 0, or -1 with err. */
+int report_add(report_t *r, const char *arg, char *err, size_t errlen);
+
+/* Applies a --sites table: tab-separated, a header line "#id\t..." naming
+ * the columns; uses "id", "kind" and "role". Sites it names that have no
+ * evaluation are added with n_history 0, in the table's order first.
+ * 0, or -1 with err. */
+int report_apply_sites(report_t *r, const char *path, char *err, size_t errlen);
+
+/* Frees what report_add allocated and zeroes *r. */
+void report_clear(report_t *r);
+
+#endif

@@ -1,0 +1,40 @@
+/* The tensor view: one named float32 tensor as every layer passes it (the
+ * model's θ tensors, the engine's θ and Δ, the wire's frames). Everything
+ * in it is borrowed: a view never owns its name, shape or data.
+ *
+ * Layout records that need more than a view keep their own fields next to
+ * one (the model's mfl_tensor_info_t: offset into the flat θ; safetensors'
+ * mfl_st_tensor_t: byte range in the file), with shapes of the same named
+ * maximum. A tensor with more than MFL_TENSOR_MAX_DIMS dimensions cannot be
+ * described and is refused wherever one arrives (file, wire). */
+#ifndef MFL_CORE_TENSOR_H
+#define MFL_CORE_TENSOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define MFL_TENSOR_MAX_DIMS 8  /* dimensions of any tensor (the wire's limit too) */
+#define MFL_TENSOR_NAME_MAX 64 /* bytes of a model tensor's name, NUL included */
+
+typedef struct {
+    const char *name;
+    size_t ndim;                         /* ≤ MFL_TENSOR_MAX_DIMS; 0 = scalar (count 1) */
+    uint64_t shape[MFL_TENSOR_MAX_DIMS]; /* elements per dimension, first ndim used */
+    uint64_t count;                      /* product of shape (elements) */
+    const float *data;                   /* count floats, 4-byte aligned */
+    /* Optional BLAKE2b-256 of the data's bytes when the holder already has
+     * it (a signed update, a received frame), so it is not hashed twice;
+     * NULL when unknown. */
+    const uint8_t *blake2b;
+} mfl_tensor_t;
+
+/* A 1-D view {count} of data named `name` (blake2b NULL). */
+mfl_tensor_t mfl_tensor_vec(const char *name, const float *data, uint64_t count);
+
+/* A view of ndim dimensions (ndim ≤ MFL_TENSOR_MAX_DIMS, checked by the
+ * caller) with shape copied from `shape` (size_t, as layouts keep it) and
+ * count their product. */
+mfl_tensor_t mfl_tensor_view(const char *name, size_t ndim, const size_t *shape,
+                             const float *data);
+
+#endif
