@@ -22,7 +22,7 @@ import tempfile
 
 SITES = ["Cleveland", "Hungary", "Switzerland", "VA"]
 OURS = {"heart_flamby", "heart_personal", "heart_newsite", "rounds_floor",
-        "rounds_engine", "run", "scale_sites"}
+        "rounds_engine", "run", "scale_sites", "dpsgd"}
 
 # Flower 1.6 on this kind of machine (ANCHORS.md): median fit round, ms.
 FLOWER = {  # sites -> (2,242 params, 999,987 params, 999,987 no training)
@@ -675,6 +675,40 @@ def rounds_section(d, floor, engine, img_dir, tmp, plots, site=None):
         d.p("Not measured in this run.", "")
 
 
+def dpsgd_section(d, res):
+    """DP-SGD step vs plain step (issue 11): bench/bench_dpsgd.c."""
+    d.p("## 3. DP-SGD step (record-level differential privacy)", "")
+    d.p("Command: `build/bench/bench_dpsgd` (writes bench/results/dpsgd.json). One DP-SGD "
+        "step = per-example gradient norms in one batched pass (nn/per_example.h), the "
+        "clipped sum as one backward with rescaled rows, Gaussian noise for every "
+        "parameter from a CSPRNG, a Poisson sample drawn, the update; against the "
+        "engine's plain SGD step on the same 32 rows (fused `mfl_model_sgd_step`, and "
+        "unfused loss_grad + update). Medians; plain and DP runs alternate three times "
+        "and keep their best median. Timings on a shared, loaded machine are noisy: "
+        "compare the ratios of one run.", "")
+    if not res:
+        d.p("Not run in this session.", "")
+        d.goals.append(("3 DP-SGD step, heart MLP", "≤ 3× plain", "not run", "NOT MET"))
+        d.goals.append(("3 DP-SGD step, 1M MLP", "≤ 5× plain", "not run", "NOT MET"))
+        return
+    rows = []
+    for r in res["runs"]:
+        rows.append([f"`{r['spec']}`", r["batch"], f"{r['plain_fused_ms']:.4g}",
+                     f"{r['plain_unfused_ms']:.4g}", f"{r['dpsgd_ms']:.4g}",
+                     f"{r['ratio']:.2f}×", f"{r['dpsgd_ms'] / r['plain_unfused_ms']:.2f}×",
+                     f"≤ {r['goal']:g}×" if r["goal"] else "–"])
+        if r["goal"]:
+            name = "heart MLP" if r["spec"].startswith("mlp:13") else "1M MLP"
+            worst = max(r["ratio"], r["dpsgd_ms"] / r["plain_unfused_ms"])
+            d.goals.append((f"3 DP-SGD step, {name}", f"≤ {r['goal']:g}× plain",
+                            f"{r['ratio']:.2f}× fused, "
+                            f"{r['dpsgd_ms'] / r['plain_unfused_ms']:.2f}× unfused",
+                            "met" if worst <= r["goal"] else "NOT MET"))
+    d.table(["model", "batch", "plain fused ms", "plain unfused ms", "DP-SGD ms",
+             "DP / fused", "DP / unfused", "goal"], rows)
+    d.p(f"Run {res.get('date', '?')}; {res.get('machine', '')}.", "")
+
+
 def scale_sites_section(d, res, engine):
     """2(c), many sites: bench/scale_sites.sh (one coordinator, N real agents,
     several small P). The per-site growth is split into what an idle
@@ -912,6 +946,7 @@ def main():
     rounds_section(d, R("rounds_floor"), R("rounds_engine"), args.img, tmp, plots,
                    R("site_round"))
     scale_sites_section(d, R("scale_sites"), R("rounds_engine"))
+    dpsgd_section(d, R("dpsgd"))
     others = sorted(p for p in glob.glob(os.path.join(args.results, "*.json"))
                     if os.path.basename(p)[:-5] not in OURS)
     d.p("## Other benchmarks (numerics, wire, meta-learning)", "")

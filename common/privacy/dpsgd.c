@@ -81,15 +81,26 @@ size_t mfl_dpsgd_poisson_sample(mfl_dpsgd_t *self, size_t n, double q, size_t *i
             idx[k++] = i;
         return k;
     }
-    /* Row i is in the sample when a uniform 32-bit draw is below q·2^32
-     * (the rate is then q to within 2^-32). */
-    uint64_t limit = (uint64_t)(q * 0x1.0p32);
+    /* Each row independently with probability q, drawn as the gaps
+     * between chosen rows: a gap is geometric, ⌊ln U / ln(1 − q)⌋ for U
+     * uniform in (0, 1], which is the same distribution as one Bernoulli(q)
+     * draw per row but costs one draw per chosen row instead of one per row. */
     s_csprng_t *g = &self->rng;
-    for (size_t i = 0; i < n; i++) {
-        if (g->pos == S_RANDOM_BLOCK)
+    const double l1q = log1p(-q);
+    size_t i = 0;
+    for (;;) {
+        if (g->pos + 2 > S_RANDOM_BLOCK)
             s_refill(g);
-        if (g->buf[g->pos++] < limit)
-            idx[k++] = i;
+        uint64_t w = ((uint64_t)g->buf[g->pos] << 21) ^ (g->buf[g->pos + 1] >> 11);
+        g->pos += 2;
+        double u = ((double)(w & ((1ull << 53) - 1)) + 1.0) * 0x1.0p-53; /* (0, 1] */
+        double gap = floor(log(u) / l1q);
+        if (!(gap < (double)(n - i)))
+            break;
+        i += (size_t)gap;
+        idx[k++] = i++;
+        if (i >= n)
+            break;
     }
     return k;
 }

@@ -208,8 +208,13 @@ static void test_noise_scale_and_poisson_rate(void **state)
     assert_non_null(idx);
     size_t k = mfl_dpsgd_poisson_sample(d, n, 0.01, idx);
     assert_true(fabs((double)k - 2000.0) < 5 * sqrt(2000.0 * 0.99));
+    size_t first_half = 0;
     for (size_t i = 1; i < k; i++)
         assert_true(idx[i] > idx[i - 1]);
+    for (size_t i = 0; i < k; i++)
+        first_half += idx[i] < n / 2;
+    assert_true(fabs((double)first_half - k / 2.0) < 5 * sqrt(k / 4.0)); /* no drift */
+    assert_true(k == 0 || idx[k - 1] < n);
     assert_int_equal(mfl_dpsgd_poisson_sample(d, n, 1.0, idx), n);
     /* two draws differ (fresh randomness, not a fixed stream) */
     float w[8] = {0}, z[8] = {0};
