@@ -251,15 +251,9 @@ static void s_read(mfl_yaml_doc_t *doc, mfl_site_config_t *c)
     c->connect_timeout_ms = s_seconds_ms(doc, "limits.connect_timeout_s", c->connect_timeout_ms);
 }
 
-int mfl_site_config_load(const char *path, mfl_site_config_t *c, char *err, size_t errlen)
+/* Checks and reads an opened document into c (doc's ownership taken). */
+static int s_load_doc(mfl_yaml_doc_t *doc, mfl_site_config_t *c, char *err, size_t errlen)
 {
-    mfl_site_config_defaults(c);
-    if (!path || strlen(path) >= sizeof(c->file))
-        return mfl_errf(err, errlen, "site config path missing or too long"), -1;
-    snprintf(c->file, sizeof(c->file), "%s", path);
-    mfl_yaml_doc_t *doc = mfl_yaml_load(path, err, errlen);
-    if (!doc)
-        return -1;
     s_check_keys(doc);
     s_read(doc, c);
     if (mfl_yaml_error(doc, err, errlen) < 0) {
@@ -272,4 +266,29 @@ int mfl_site_config_load(const char *path, mfl_site_config_t *c, char *err, size
     else
         mfl_yaml_destroy(&doc);
     return 0;
+}
+
+int mfl_site_config_load(const char *path, mfl_site_config_t *c, char *err, size_t errlen)
+{
+    mfl_site_config_defaults(c);
+    if (!path || strlen(path) >= sizeof(c->file))
+        return mfl_errf(err, errlen, "site config path missing or too long"), -1;
+    snprintf(c->file, sizeof(c->file), "%s", path);
+    mfl_yaml_doc_t *doc = mfl_yaml_load(path, err, errlen);
+    if (!doc)
+        return -1;
+    return s_load_doc(doc, c, err, errlen);
+}
+
+int mfl_site_config_parse(const char *text, size_t len, const char *name, mfl_site_config_t *c,
+                          char *err, size_t errlen)
+{
+    mfl_site_config_defaults(c);
+    if (!name || strlen(name) >= sizeof(c->file))
+        return mfl_errf(err, errlen, "site config name missing or too long"), -1;
+    snprintf(c->file, sizeof(c->file), "%s", name);
+    mfl_yaml_doc_t *doc = mfl_yaml_parse(text, len, name, err, errlen);
+    if (!doc)
+        return -1;
+    return s_load_doc(doc, c, err, errlen);
 }

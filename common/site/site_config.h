@@ -84,6 +84,12 @@ void mfl_site_config_defaults(mfl_site_config_t *config);
 int mfl_site_config_load(const char *path, mfl_site_config_t *config, char *err,
                          size_t errlen);
 
+/* As mfl_site_config_load, from `len` bytes of YAML text named `name` (the
+ * FILE in errors, and the base for relative paths). For the fuzzer and
+ * tests. */
+int mfl_site_config_parse(const char *text, size_t len, const char *name,
+                          mfl_site_config_t *config, char *err, size_t errlen);
+
 /* Frees what a load allocated (the kept YAML doc); accepts a zeroed or
  * defaulted config. */
 void mfl_site_config_clear(mfl_site_config_t *config);
