@@ -22,7 +22,7 @@ import tempfile
 
 SITES = ["Cleveland", "Hungary", "Switzerland", "VA"]
 OURS = {"heart_flamby", "heart_personal", "heart_newsite", "rounds_floor",
-        "rounds_engine", "run", "scale_sites", "dpsgd"}
+        "rounds_engine", "run", "scale_sites", "dpsgd", "heart_privacy"}
 
 # Flower 1.6 on this kind of machine (ANCHORS.md): median fit round, ms.
 FLOWER = {  # sites -> (2,242 params, 999,987 params, 999,987 no training)
@@ -709,6 +709,52 @@ def dpsgd_section(d, res):
     d.p(f"Run {res.get('date', '?')}; {res.get('machine', '')}.", "")
 
 
+def heart_privacy_section(d, res):
+    """Quality under record-level DP on the UCI heart hospitals (issue 11 item 9)."""
+    d.p("## 4. Quality under privacy (UCI heart, record-level DP-SGD)", "")
+    if not res:
+        d.p("Not run in this session (`build/bench/bench_heart privacy`).", "")
+        return
+    st = res["settings"]
+    d.p(f"Command: `{res['command']}` (seeds {res['seeds'][0]}–{res['seeds'][-1]}). "
+        f"Path: {res['engine']}. Every hospital trains {st['algo']} on `{st['model']}` "
+        f"({st['rounds']} rounds, {st['local_epochs']} local epoch, lr {st['lr']}) with "
+        f"{st['dp']} (q per site: {', '.join(f'{q:.3f}' for q in st['q'])}), δ = "
+        f"{st['delta']:g}; its policy's budget is ε, which the site enforces (a round past it "
+        f"would be declined). ε = ∞: no DP, same recipe. Global = the federated model as "
+        f"is; personalised = {st['fine_tune']}. Accuracy on each hospital's held-out rows, "
+        f"mean ± std over seeds; mean4 = mean of the four hospitals.", "")
+    names = ["Cleveland", "Hungary", "Switzerland", "VA"]
+    rows = []
+    for r in res["rows"]:
+        eps = "∞" if r["epsilon"] is None else f"{r['epsilon']:g}"
+        rows.append([eps, r["kind"], f"{r['mean4']:.3f} ± {r['mean4_std']:.3f}"]
+                    + [f"{m:.3f}" for m in r["site_mean"]]
+                    + ["–" if r["epsilon"] is None else
+                       ", ".join(f"{x:.2f}" for x in r["sigma"]),
+                       "–" if r["epsilon"] is None else
+                       f"{max(r['epsilon_spent']):.3f}"])
+    d.table(["ε", "model", "mean4"] + names + ["σ per site", "max ε spent"], rows)
+    maj = res.get("majority")
+    if maj:
+        d.p("Majority-class accuracy of the held-out rows, per site: "
+            + ", ".join(f"{n} {m:.3f}" for n, m in zip(names, maj))
+            + f" (mean {sum(maj) / len(maj):.3f}). Logistic regression on these four "
+            "hospitals is close to it with or without privacy, as in FLamby.", "")
+    by = {(r["epsilon"], r["kind"]): r["mean4"] for r in res["rows"]}
+    g1, p1, pinf = by.get((1, "global")), by.get((1, "personalised")), by.get((None, "personalised"))
+    if g1 is not None:
+        d.goals.append(("4 heart, ε = 1 (record DP)", "above FLamby's DP .685–.706",
+                        f"global {g1:.3f}, personalised {p1:.3f}",
+                        "met" if g1 > 0.706 else
+                        "partly: personalised above, global inside the range" if p1 > 0.706
+                        else "NOT MET"))
+    if p1 is not None and pinf is not None:
+        d.goals.append(("4 heart, ε = 1 personalised vs no DP", "within 5 points",
+                        f"{p1:.3f} vs {pinf:.3f}", "met" if pinf - p1 <= 0.05 else "NOT MET"))
+    d.p("Not measured here: leave-one-hospital-out (k = 10) under DP.", "")
+
+
 def scale_sites_section(d, res, engine):
     """2(c), many sites: bench/scale_sites.sh (one coordinator, N real agents,
     several small P). The per-site growth is split into what an idle
@@ -947,6 +993,7 @@ def main():
                    R("site_round"))
     scale_sites_section(d, R("scale_sites"), R("rounds_engine"))
     dpsgd_section(d, R("dpsgd"))
+    heart_privacy_section(d, R("heart_privacy"))
     others = sorted(p for p in glob.glob(os.path.join(args.results, "*.json"))
                     if os.path.basename(p)[:-5] not in OURS)
     d.p("## Other benchmarks (numerics, wire, meta-learning)", "")
