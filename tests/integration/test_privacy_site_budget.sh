@@ -74,6 +74,9 @@ grep -q '"kind":"task_declined".*privacy.epsilon_budget' run-site-a/audit.log ||
 grep -q 'site site-a declined round 1' coordinator.log || fail "the coordinator did not log the refusal"
 grep -q '"declined":1' run2/metrics.jsonl || fail "metrics do not count the refusal: $(cat run2/metrics.jsonl)"
 grep -q '"accepted":2' run2/metrics.jsonl || fail "the round did not go on with the other two sites"
+metafl status --config coordinator.yaml >status.txt 2>&1 || true
+grep -q '1 site(s) declined that round under their privacy policy' status.txt \
+  || fail "metafl status does not show the refusal: $(cat status.txt)"
 n=$(grep -c '"kind":"update_sent"' run-site-a/audit.log || true)
 [ "$n" -eq 2 ] || fail "site-a sent an update past its budget"
 metafl audit verify run-site-a/audit.log --keys keys >/dev/null || fail "site-a's log no longer verifies"
