@@ -13,7 +13,10 @@
  * pass it, so no result can exceed it. ε = ∞ is mode none (no DP, the same
  * recipe). Scored on each hospital's held-out rows: the global model as is,
  * and personalised with k = 10 local fine-tuning steps (local, never sent:
- * no privacy cost). Rounds go through the coordinator's round engine. */
+ * no privacy cost). Leave-one-hospital-out: the same DP training on the
+ * other three, then the held-out hospital adapts on k = 10 labelled cases
+ * of its own (100 steps; S_PRIV_DRAWS drawn sets per seed), scored on its
+ * held-out rows. Rounds go through the coordinator's round engine. */
 #ifndef MFL_BENCH_HEART_PRIVACY_H
 #define MFL_BENCH_HEART_PRIVACY_H
 
@@ -64,9 +67,72 @@ static int s_priv_policy(mfl_site_worker_t *w, const s_fed_spec_t *sp, int round
     return mfl_site_worker_set_privacy(w, &p, err, errlen);
 }
 
+#define S_PRIV_DRAWS 10
+#define S_PRIV_SHOTS 10
+#define S_PRIV_LOHO_STEPS 100
+
+/* Leave-one-hospital-out under DP for one ε and seed: loho[held] gets the
+ * held-out hospital's mean accuracy over the drawn support sets. */
+static int s_priv_loho(const s_heart_t *h, double eps, uint64_t seed, int draws, double *loho,
+                       char *err, size_t errlen)
+{
+    for (int held = 0; held < S_HEART_SITES; held++) {
+        s_fleet_t own = {0};
+        if (s_fleet_own(&own, h, 0, err, errlen) != 0)
+            return -1;
+        s_fed_spec_t sp;
+        s_variant_spec(&s_variants[0], "linear:13-1", &sp);
+        mfl_site_worker_t *three[S_HEART_SITES - 1];
+        for (int s = 0, j = 0; s < S_HEART_SITES; s++) {
+            if (s == held)
+                continue;
+            double sg, q;
+            if (s_priv_policy(own.workers[s], &sp, sp.rounds, eps, &sg, &q, err, errlen)) {
+                s_fleet_free(&own);
+                return -1;
+            }
+            three[j++] = own.workers[s];
+        }
+        float *theta = NULL;
+        size_t n = 0;
+        if (s_train(&sp, three, S_HEART_SITES - 1, seed, &theta, &n, err, errlen) != 0) {
+            s_fleet_free(&own);
+            return -1;
+        }
+        double mean = 0;
+        for (int d = 0; d < draws; d++) {
+            mfl_rng_t r;
+            mfl_rng_seed(&r, seed, 0x707269ULL * 1000003u + (uint64_t)held * 10007u + (uint64_t)d);
+            mfl_dataset_t *sup = s_draw_support(h->train[held], S_PRIV_SHOTS, &r);
+            mfl_site_worker_t *w = sup ? s_worker(s_heart_site_names[held], sup, h->test[held],
+                                                  err, errlen)
+                                       : NULL;
+            mfl_dataset_destroy(&sup);
+            double acc = 0;
+            int rc = w ? s_score(w, &sp, theta, n, S_PRIV_LOHO_STEPS, S_FT_LR, 0,
+                                 (uint32_t)(1000 + d), &acc, NULL, err, errlen)
+                       : -1;
+            mfl_site_worker_destroy(&w);
+            if (rc < 0) {
+                free(theta);
+                s_fleet_free(&own);
+                return -1;
+            }
+            mean += acc / draws;
+        }
+        loho[held] = mean;
+        free(theta);
+        s_fleet_free(&own);
+    }
+    return 0;
+}
+
 static int s_run_privacy(const s_opts_t *o, const s_heart_t *h, const char *argv0)
 {
     char err[512];
+    const int draws = o->quick ? 3 : S_PRIV_DRAWS;
+    /* loho[eps][seed][held-out site] */
+    static double loho[S_PRIV_N_EPS][S_MAX_SEEDS][S_HEART_SITES];
     /* acc[eps][0 = global, 1 = personalised k=10][seed][site] */
     static double acc[S_PRIV_N_EPS][2][S_MAX_SEEDS][S_HEART_SITES];
     static double sig[S_PRIV_N_EPS][S_HEART_SITES], qs[S_HEART_SITES], spent[S_PRIV_N_EPS][S_HEART_SITES];
@@ -105,6 +171,8 @@ static int s_run_privacy(const s_opts_t *o, const s_heart_t *h, const char *argv
             }
             free(theta);
             s_fleet_free(&own);
+            if (s_priv_loho(h, s_priv_eps[e], seed, draws, loho[e][k], err, sizeof err))
+                goto fail;
             continue;
 fail_fleet:
             s_fleet_free(&own);
@@ -152,8 +220,19 @@ fail:
                 m += snprintf(extra + m, sizeof extra - (size_t)m, "%s%.4f", s ? ", " : "",
                               spent[e][s]);
             snprintf(extra + m, sizeof extra - (size_t)m, "]");
-            s_json_row(f, name, acc[e][j], o->n_seeds, extra, e == S_PRIV_N_EPS - 1 && j == 1);
+            s_json_row(f, name, acc[e][j], o->n_seeds, extra, 0);
         }
+    for (int e = 0; e < S_PRIV_N_EPS; e++) {
+        char name[96], extra[160];
+        snprintf(name, sizeof name, "eps=%g leave-one-out k=%d", s_priv_eps[e], S_PRIV_SHOTS);
+        if (isinf(s_priv_eps[e]))
+            snprintf(extra, sizeof extra, "\"epsilon\": null, \"kind\": \"loho\", \"draws\": %d",
+                     draws);
+        else
+            snprintf(extra, sizeof extra, "\"epsilon\": %g, \"kind\": \"loho\", \"draws\": %d",
+                     s_priv_eps[e], draws);
+        s_json_row(f, name, loho[e], o->n_seeds, extra, e == S_PRIV_N_EPS - 1);
+    }
     fprintf(f, "  ]\n}\n");
     fclose(f);
     return 0;

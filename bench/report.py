@@ -727,6 +727,8 @@ def heart_privacy_section(d, res):
     names = ["Cleveland", "Hungary", "Switzerland", "VA"]
     rows = []
     for r in res["rows"]:
+        if r["kind"] == "loho":
+            continue
         eps = "∞" if r["epsilon"] is None else f"{r['epsilon']:g}"
         rows.append([eps, r["kind"], f"{r['mean4']:.3f} ± {r['mean4_std']:.3f}"]
                     + [f"{m:.3f}" for m in r["site_mean"]]
@@ -740,7 +742,9 @@ def heart_privacy_section(d, res):
         d.p("Majority-class accuracy of the held-out rows, per site: "
             + ", ".join(f"{n} {m:.3f}" for n, m in zip(names, maj))
             + f" (mean {sum(maj) / len(maj):.3f}). Logistic regression on these four "
-            "hospitals is close to it with or without privacy, as in FLamby.", "")
+            "hospitals is close to it with or without privacy, as in FLamby. The DP noise and "
+            "samples come from a CSPRNG, so reruns differ, by about the std across seeds "
+            "(another run of the same command: ε = 1 global 0.699, personalised 0.707).", "")
     by = {(r["epsilon"], r["kind"]): r["mean4"] for r in res["rows"]}
     g1, p1, pinf = by.get((1, "global")), by.get((1, "personalised")), by.get((None, "personalised"))
     if g1 is not None:
@@ -752,7 +756,16 @@ def heart_privacy_section(d, res):
     if p1 is not None and pinf is not None:
         d.goals.append(("4 heart, ε = 1 personalised vs no DP", "within 5 points",
                         f"{p1:.3f} vs {pinf:.3f}", "met" if pinf - p1 <= 0.05 else "NOT MET"))
-    d.p("Not measured here: leave-one-hospital-out (k = 10) under DP.", "")
+    loho = [r for r in res["rows"] if r["kind"] == "loho"]
+    if loho:
+        d.p(f"Leave-one-hospital-out under DP: the same DP training on the other three "
+            f"hospitals, then the held-out hospital adapts the model on k = 10 labelled cases "
+            f"of its own (100 steps, lr {st['lr']}; {loho[0]['draws']} drawn sets per seed) and "
+            f"is scored on its held-out rows (the column is the held-out hospital).", "")
+        d.table(["ε", "mean4"] + names,
+                [["∞" if r["epsilon"] is None else f"{r['epsilon']:g}",
+                  f"{r['mean4']:.3f} ± {r['mean4_std']:.3f}"]
+                 + [f"{m:.3f}" for m in r["site_mean"]] for r in loho])
 
 
 def scale_sites_section(d, res, engine):
