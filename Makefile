@@ -21,7 +21,7 @@ BUILD ?= build/san
 endif
 
 CC      ?= cc
-PKGS    := libzmq libprotobuf-c libsodium openblas yaml-0.1 zlib
+PKGS    := libzmq libprotobuf-c libsodium openblas yaml-0.1 zlib libgfshare
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
@@ -120,7 +120,14 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
-unit-tests: $(UNIT_BINS)
+# The hostile site (tests/hostile/): a real CURVE client that misbehaves on
+# purpose, for the integration tests and bench/soak_hostile.sh.
+HOSTILE := $(BUILD)/tests/hostile_site
+$(BUILD)/tests/hostile_site: $(BUILD)/obj/tests/hostile/hostile_site.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+unit-tests: $(UNIT_BINS) $(HOSTILE)
 bench-bins: $(BENCH_BINS)
 
 deps:

@@ -52,7 +52,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "meta/experiment.h"
+#include "config/experiment_config.h"
 #include "nn/blas.h"
 
 #include "fmnist_rot.h"

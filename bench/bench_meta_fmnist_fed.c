@@ -24,7 +24,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
-#include "meta/experiment.h"
+#include "config/experiment_config.h"
 #include "nn/blas.h"
 #include "round/round_engine.h"
 #include "site/site_worker.h"
@@ -39,8 +39,7 @@
 
 typedef struct {
     size_t site;
-    uint8_t *task;
-    size_t task_len;
+    mfl_round_task_t task;
     float *theta;
 } s_job_t;
 
@@ -54,7 +53,7 @@ typedef struct {
 } s_sim_t;
 
 /* The sink only queues (it must not call back into the engine). */
-static int s_sink_task(void *ctx, const char *site, const Metafl__RoundTask *task,
+static int s_sink_task(void *ctx, const char *site, const mfl_round_task_t *task,
                        const mfl_tensor_t *t, size_t n)
 {
     (void)t;
@@ -68,22 +67,18 @@ static int s_sink_task(void *ctx, const char *site, const Metafl__RoundTask *tas
     size_t ns = mfl_round_engine_n_state(sim->engine);
     s_job_t *j = &sim->jobs[sim->n_jobs];
     j->site = i;
-    j->task_len = protobuf_c_message_get_packed_size(&task->base);
-    j->task = malloc(j->task_len ? j->task_len : 1);
+    j->task = *task;
     j->theta = malloc(ns * sizeof(float));
-    if (!j->task || !j->theta) {
-        free(j->task);
-        free(j->theta);
+    if (!j->theta) {
         sim->failed = 1;
         return -1;
     }
-    protobuf_c_message_pack(&task->base, j->task);
     memcpy(j->theta, mfl_round_engine_theta(sim->engine), ns * sizeof(float));
     sim->n_jobs++;
     return 0;
 }
 
-static int s_sink_eval(void *ctx, const char *site, const Metafl__EvalTask *task,
+static int s_sink_eval(void *ctx, const char *site, const mfl_eval_task_t *task,
                        const mfl_tensor_t *t, size_t n)
 {
     (void)ctx;
@@ -98,24 +93,18 @@ static void s_run_job(s_sim_t *sim, s_job_t *job)
 {
     char err[512];
     mfl_site_worker_t *w = sim->worker[job->site];
-    Metafl__RoundTask *task = metafl__round_task__unpack(NULL, job->task_len, job->task);
-    if (!task) {
-        sim->failed = 1;
-        return;
-    }
     mfl_site_round_result_t res;
-    if (mfl_site_worker_round(w, task, job->theta, mfl_round_engine_n_state(sim->engine), &res,
+    if (mfl_site_worker_round(w, &job->task, job->theta, mfl_round_engine_n_state(sim->engine), &res,
                               err, sizeof err) < 0) {
         fprintf(stderr, "bench_meta_fmnist_fed: site %s: %s\n", sim->id[job->site], err);
         sim->failed = 1;
-        metafl__round_task__free_unpacked(task, NULL);
         return;
     }
-    metafl__round_task__free_unpacked(task, NULL);
-    Metafl__UpdateHeader *h = metafl__update_header__unpack(NULL, res.header_len, res.header);
+    mfl_update_header_t hdr, *h = &hdr;
     size_t nt = mfl_site_worker_n_tensors(w);
     mfl_tensor_t views[64];
-    if (!h || nt > 64) {
+    if (mfl_update_header_decode(res.header, res.header_len, h, err, sizeof err) != 0 ||
+        nt > 64) {
         sim->failed = 1;
     } else {
         for (size_t i = 0; i < nt; i++) {
@@ -125,8 +114,6 @@ static void s_run_job(s_sim_t *sim, s_job_t *job)
         mfl_round_engine_update(sim->engine, sim->id[job->site], h, views, nt, res.header,
                                 res.header_len, res.signature, res.signature_len, s_bench_wall_ms());
     }
-    if (h)
-        metafl__update_header__free_unpacked(h, NULL);
 }
 
 static void s_learner_config(mfl_learner_config_t *c, int local_steps)
@@ -269,7 +256,6 @@ int main(int argc, char **argv)
         memcpy(jobs, sim.jobs, n * sizeof jobs[0]);
         for (size_t j = 0; j < n; j++) {
             s_run_job(&sim, &jobs[j]);
-            free(jobs[j].task);
             free(jobs[j].theta);
         }
         if (n == 0)

@@ -80,14 +80,14 @@ static mfl_dataset_t *s_data(void)
     return d;
 }
 
-static void s_algo(Metafl__AlgorithmSpec *a)
+static void s_algo(mfl_task_algorithm_t *a)
 {
-    metafl__algorithm_spec__init(a);
-    a->name = "fedavg";
+    memset(a, 0, sizeof *a);
+    snprintf(a->name, sizeof a->name, "fedavg");
     a->inner_lr = 0.01f;
     a->batch_size = 32;
     a->local_epochs = 1;
-    a->loss = "softmax_ce";
+    snprintf(a->loss, sizeof a->loss, "softmax_ce");
 }
 
 int main(int argc, char **argv)
@@ -104,10 +104,11 @@ int main(int argc, char **argv)
     const int reps = quick ? 5 : 15;
     char err[256];
 
-    Metafl__AlgorithmSpec a;
-    s_algo(&a);
+    mfl_round_task_t task;
+    memset(&task, 0, sizeof task);
+    s_algo(&task.algorithm);
     mfl_learner_config_t cfg;
-    if (mfl_site_algorithm_to_config(&a, S_MODEL, &cfg, err, sizeof err) != 0) {
+    if (mfl_task_algorithm_to_learner(&task.algorithm, S_MODEL, &cfg, err, sizeof err) != 0) {
         fprintf(stderr, "bench_site_round: %s\n", err);
         return 1;
     }
@@ -150,16 +151,9 @@ int main(int argc, char **argv)
     const double frames = (double)bytes / S_FRAME;
     const int frame_reps = (int)(frames + 0.5);
 
-    Metafl__PrivacySettings priv;
-    metafl__privacy_settings__init(&priv);
-    uint8_t tnonce[16] = {1};
-    Metafl__RoundTask task;
-    metafl__round_task__init(&task);
-    task.nonce.data = tnonce;
-    task.nonce.len = sizeof tnonce;
-    task.model_spec = S_MODEL;
-    task.algorithm = &a;
-    task.privacy = &priv;
+    task.nonce[0] = 1;
+    task.nonce_len = 16;
+    snprintf(task.model_spec, sizeof task.model_spec, "%s", S_MODEL);
     task.seed = 1;
 
     double cpu[S_NPIECES][S_MAX_REPS], wall[S_NPIECES][S_MAX_REPS];

@@ -34,8 +34,7 @@
 
 typedef struct {
     size_t site;
-    uint8_t *task;
-    size_t task_len;
+    mfl_round_task_t task;
     float *theta;
 } s_eng_job_t;
 
@@ -49,7 +48,7 @@ typedef struct {
     int oom;
 } s_eng_t;
 
-static inline int s_eng_sink_task(void *ctx, const char *site, const Metafl__RoundTask *task,
+static inline int s_eng_sink_task(void *ctx, const char *site, const mfl_round_task_t *task,
                                   const mfl_tensor_t *t, size_t nt)
 {
     (void)t;
@@ -69,15 +68,10 @@ static inline int s_eng_sink_task(void *ctx, const char *site, const Metafl__Rou
         e->cap = cap;
     }
     size_t n = mfl_round_engine_n_state(e->engine);
-    s_eng_job_t job = {i, NULL, protobuf_c_message_get_packed_size(&task->base), NULL};
-    job.task = malloc(job.task_len ? job.task_len : 1);
+    s_eng_job_t job = {i, *task, NULL};
     job.theta = malloc(n * sizeof(float));
-    if (!job.task || !job.theta) {
-        free(job.task);
-        free(job.theta);
+    if (!job.theta)
         return e->oom = 1, -1;
-    }
-    protobuf_c_message_pack(&task->base, job.task);
     memcpy(job.theta, mfl_round_engine_theta(e->engine), n * sizeof(float));
     e->jobs[e->n_jobs++] = job;
     return 0;
@@ -87,18 +81,14 @@ static inline int s_eng_sink_task(void *ctx, const char *site, const Metafl__Rou
 static inline int s_eng_run_job(s_eng_t *e, const s_eng_job_t *job, char *err, size_t errlen)
 {
     mfl_site_worker_t *w = e->workers[job->site];
-    Metafl__RoundTask *task = metafl__round_task__unpack(NULL, job->task_len, job->task);
-    if (!task)
-        return mfl_errf(err, errlen, "cannot unpack a round task"), -1;
     mfl_site_round_result_t res;
-    int rc = mfl_site_worker_round(w, task, job->theta, mfl_round_engine_n_state(e->engine), &res,
-                                   err, errlen);
-    metafl__round_task__free_unpacked(task, NULL);
+    int rc = mfl_site_worker_round(w, &job->task, job->theta,
+                                   mfl_round_engine_n_state(e->engine), &res, err, errlen);
     if (rc != 0)
         return -1;
-    Metafl__UpdateHeader *h = metafl__update_header__unpack(NULL, res.header_len, res.header);
-    if (!h)
-        return mfl_errf(err, errlen, "cannot unpack an update header"), -1;
+    mfl_update_header_t hdr, *h = &hdr;
+    if (mfl_update_header_decode(res.header, res.header_len, h, err, errlen) != 0)
+        return -1;
     size_t nt = mfl_site_worker_n_tensors(w);
     mfl_tensor_t *views = calloc(nt ? nt : 1, sizeof *views);
     rc = -1;
@@ -117,7 +107,6 @@ static inline int s_eng_run_job(s_eng_t *e, const s_eng_job_t *job, char *err, s
         mfl_errf(err, errlen, "out of memory");
     }
     free(views);
-    metafl__update_header__free_unpacked(h, NULL);
     return rc;
 }
 
@@ -136,9 +125,9 @@ static inline int s_engine_train(const s_fed_spec_t *sp, mfl_site_worker_t **wor
 {
     static mfl_coord_config_t c; /* large */
     mfl_coord_config_defaults(&c);
-    Metafl__AlgorithmSpec a;
+    mfl_task_algorithm_t a;
     s_fed_pb_algo(sp, 0, &a);
-    if (mfl_site_algorithm_to_config(&a, sp->model, &c.learner, err, errlen) != 0)
+    if (mfl_task_algorithm_to_learner(&a, sp->model, &c.learner, err, errlen) != 0)
         return -1;
     if (sp->local_updates > 0 || sp->torch_init) {
         mfl_errf(err, errlen, "the engine sends one task to every site and inits θ itself: "
@@ -206,7 +195,6 @@ static inline int s_engine_train(const s_fed_spec_t *sp, mfl_site_worker_t **wor
         if (head < e.n_jobs) {
             s_eng_job_t job = e.jobs[head++];
             int jr = s_eng_run_job(&e, &job, err, errlen);
-            free(job.task);
             free(job.theta);
             if (head == e.n_jobs)
                 head = e.n_jobs = 0;
@@ -232,10 +220,8 @@ static inline int s_engine_train(const s_fed_spec_t *sp, mfl_site_worker_t **wor
     *n_out = n;
     rc = 0;
 out:
-    for (size_t i = head; i < e.n_jobs; i++) {
-        free(e.jobs[i].task);
+    for (size_t i = head; i < e.n_jobs; i++)
         free(e.jobs[i].theta);
-    }
     free(e.jobs);
     mfl_round_engine_destroy(&e.engine);
     s_eng_rmdir(dir);

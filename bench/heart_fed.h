@@ -76,10 +76,10 @@ static inline void s_fed_spec_defaults(s_fed_spec_t *sp, const char *algo, const
 }
 
 static inline void s_fed_pb_algo(const s_fed_spec_t *sp, uint32_t k_shot,
-                                 Metafl__AlgorithmSpec *a)
+                                 mfl_task_algorithm_t *a)
 {
-    metafl__algorithm_spec__init(a);
-    a->name = (char *)sp->algo.name;
+    memset(a, 0, sizeof *a);
+    snprintf(a->name, sizeof a->name, "%s", sp->algo.name);
     a->inner_steps = sp->algo.inner_steps;
     a->inner_lr = sp->algo.inner_lr;
     a->meta_batch = sp->algo.meta_batch;
@@ -88,8 +88,8 @@ static inline void s_fed_pb_algo(const s_fed_spec_t *sp, uint32_t k_shot,
     a->batch_size = sp->algo.batch_size;
     a->local_epochs = sp->algo.local_epochs;
     a->k_shot = k_shot;
-    a->loss = (char *)sp->algo.loss;
-    a->outer_optim = (char *)sp->algo.outer_optim;
+    snprintf(a->loss, sizeof a->loss, "%s", sp->algo.loss);
+    snprintf(a->outer_optim, sizeof a->outer_optim, "%s", sp->algo.outer_optim);
 }
 
 static inline void s_fed_nonce(uint8_t nonce[16], uint64_t seed, uint32_t round)
@@ -105,10 +105,10 @@ static inline void s_fed_nonce(uint8_t nonce[16], uint64_t seed, uint32_t round)
 static inline int s_fed_init(const s_fed_spec_t *sp, uint64_t seed, float **theta_out,
                              size_t *n_out, char *err, size_t errlen)
 {
-    Metafl__AlgorithmSpec a;
+    mfl_task_algorithm_t a;
     s_fed_pb_algo(sp, 0, &a);
     mfl_learner_config_t cfg;
-    if (mfl_site_algorithm_to_config(&a, sp->model, &cfg, err, errlen) != 0)
+    if (mfl_task_algorithm_to_learner(&a, sp->model, &cfg, err, errlen) != 0)
         return -1;
     mfl_learner_t *l = mfl_learner_new(&cfg, S_MAX_BATCH, err, errlen);
     if (!l)
@@ -188,29 +188,22 @@ static inline int s_fed_train(const s_fed_spec_t *sp, mfl_site_worker_t **worker
             goto out_fail;
         }
     }
-    Metafl__AlgorithmSpec a;
-    s_fed_pb_algo(sp, 0, &a);
-    Metafl__PrivacySettings priv;
-    metafl__privacy_settings__init(&priv);
-    uint8_t nonce[16];
+    mfl_round_task_t task;
+    memset(&task, 0, sizeof task);
+    s_fed_pb_algo(sp, 0, &task.algorithm);
+    snprintf(task.model_spec, sizeof task.model_spec, "%s", sp->model);
+    task.seed = seed;
+    task.nonce_len = 16;
     for (int r = 1; r <= sp->rounds; r++) {
-        Metafl__RoundTask task;
-        metafl__round_task__init(&task);
         task.round = (uint32_t)r;
-        s_fed_nonce(nonce, seed, (uint32_t)r);
-        task.nonce.data = nonce;
-        task.nonce.len = sizeof nonce;
-        task.model_spec = (char *)sp->model;
-        task.algorithm = &a;
-        task.privacy = &priv;
-        task.seed = seed;
+        s_fed_nonce(task.nonce, seed, (uint32_t)r);
         mfl_aggregate_reset(agg);
         for (size_t w = 0; w < n_workers; w++) {
             mfl_site_round_result_t res;
             if (sp->local_updates > 0) {
                 double nt = (double)mfl_site_worker_n_train(workers[w]);
                 double e = nt > 0 ? (double)sp->local_updates * sp->algo.batch_size / nt : 1;
-                a.local_epochs = e < 1.5 ? 1u : (uint32_t)(e + 0.5);
+                task.algorithm.local_epochs = e < 1.5 ? 1u : (uint32_t)(e + 0.5);
             }
             if (mfl_site_worker_round(workers[w], &task, theta, n, &res, err, errlen) != 0)
                 goto out_fail;
@@ -262,17 +255,13 @@ static inline int s_score(mfl_site_worker_t *w, const s_fed_spec_t *sp, const fl
                           size_t n, int steps, float lr, uint32_t k_shot, uint32_t draw,
                           double *adapted, double *before, char *err, size_t errlen)
 {
-    Metafl__AlgorithmSpec a;
-    s_fed_pb_algo(sp, k_shot, &a);
-    Metafl__EvalTask task;
-    metafl__eval_task__init(&task);
-    uint8_t nonce[16];
-    s_fed_nonce(nonce, 0xe7a1u, draw);
+    mfl_eval_task_t task;
+    memset(&task, 0, sizeof task);
+    s_fed_pb_algo(sp, k_shot, &task.algorithm);
+    s_fed_nonce(task.nonce, 0xe7a1u, draw);
+    task.nonce_len = 16;
     task.round = draw;
-    task.nonce.data = nonce;
-    task.nonce.len = sizeof nonce;
-    task.model_spec = (char *)sp->model;
-    task.algorithm = &a;
+    snprintf(task.model_spec, sizeof task.model_spec, "%s", sp->model);
     task.adapt_steps = (uint32_t)steps;
     task.adapt_lr = lr;
     mfl_site_eval_result_t res;

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "core/log.h"
-#include "meta/experiment.h"
+#include "config/experiment_config.h"
 #include "meta/learner_io.h"
 #include "eval_predict.h"
 #include "meta_common.h"

@@ -186,6 +186,7 @@ static int s_site_info(const char *path, s_site_info_t *si, char *err, size_t er
     memset(&schema, 0, sizeof schema);
     memset(&stats, 0, sizeof stats);
     mfl_dataset_t *d = NULL;
+    mfl_yaml_doc_t *schema_doc = NULL; /* a schema file's document */
     snprintf(si->site, sizeof si->site, "%s", sc.site_id);
     snprintf(si->standardize, sizeof si->standardize, "%s",
              sc.standardize == MFL_SITE_STD_SITE
@@ -200,12 +201,8 @@ static int s_site_info(const char *path, s_site_info_t *si, char *err, size_t er
         rc = 0;
         goto out;
     }
-    if (sc.data_kind == MFL_SITE_DATA_HEART) {
-        schema = *mfl_heart_csv_schema();
-        schema.owned = NULL; /* static: not freed */
-    } else if (mfl_csv_schema_from_yaml(sc.doc, "data.schema", &schema, err, errlen) < 0) {
+    if (mfl_site_config_csv_schema(&sc, &schema, &schema_doc, err, errlen) < 0)
         goto out;
-    }
     for (size_t i = 0; i < schema.n_columns; i++)
         if (schema.columns[i].kind == MFL_CSV_LABEL && schema.columns[i].name)
             snprintf(si->label, sizeof si->label, "%s", schema.columns[i].name);
@@ -226,8 +223,8 @@ out_names:
 out:
     mfl_dataset_destroy(&d);
     mfl_csv_stats_clear(&stats);
-    if (sc.data_kind != MFL_SITE_DATA_HEART)
-        mfl_csv_schema_clear(&schema);
+    mfl_csv_schema_clear(&schema); /* harmless on heart's static one */
+    mfl_yaml_destroy(&schema_doc);
     mfl_site_config_clear(&sc);
     return rc;
 }

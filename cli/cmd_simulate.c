@@ -19,6 +19,7 @@
 #include "site/site_worker.h"
 #include "wire/keys.h"
 #include "wire/message.h"
+#include "wire/task_codec.h"
 
 int mfl_cmd_simulate(int argc, char **argv);
 
@@ -85,20 +86,26 @@ static int s_queue(sim_t *sim, const char *site, bool eval, const ProtobufCMessa
     return 0;
 }
 
-static int s_sink_task(void *ctx, const char *site, const Metafl__RoundTask *task,
+/* Tasks go through the task codec and protobuf bytes as on the wire, so
+ * a site here sees exactly what a daemon's site would. */
+static int s_sink_task(void *ctx, const char *site, const mfl_round_task_t *task,
                        const mfl_tensor_t *t, size_t n)
 {
     (void)t;
     (void)n;
-    return s_queue(ctx, site, false, &task->base);
+    mfl_round_task_msg_t m;
+    mfl_round_task_to_msg(task, &m);
+    return s_queue(ctx, site, false, &m.msg.base);
 }
 
-static int s_sink_eval(void *ctx, const char *site, const Metafl__EvalTask *task,
+static int s_sink_eval(void *ctx, const char *site, const mfl_eval_task_t *task,
                        const mfl_tensor_t *t, size_t n)
 {
     (void)t;
     (void)n;
-    return s_queue(ctx, site, true, &task->base);
+    mfl_eval_task_msg_t m;
+    mfl_eval_task_to_msg(task, &m);
+    return s_queue(ctx, site, true, &m.msg.base);
 }
 
 /* What the wire server checks before an update reaches the engine: the
@@ -140,26 +147,33 @@ static void s_run_round_job(sim_t *sim, const sim_job_t *job)
     Metafl__RoundTask *task = metafl__round_task__unpack(NULL, job->task_len, job->task);
     if (!task)
         return;
+    mfl_round_task_t plain;
     mfl_site_round_result_t res;
-    int rc = mfl_site_worker_round(s->worker, task, job->theta,
+    int rc = mfl_round_task_from_msg(task, &plain, err, sizeof err);
+    if (rc == 0)
+        rc = mfl_site_worker_round(s->worker, &plain, job->theta,
                                    mfl_round_engine_n_state(sim->engine), &res, err, sizeof err);
-    if (rc == MFL_SITE_ROUND_DECLINED) { /* the site's privacy policy refuses it */
-        char rule[64];
-        snprintf(rule, sizeof rule, "%.*s", (int)strcspn(err, ":"), err);
-        mfl_round_engine_site_declined(sim->engine, s->cfg.site_id, task->round,
-                                       task->nonce.data, task->nonce.len, rule, err,
+    if (rc == MFL_SITE_ROUND_DECLINED) {
+        /* The site's privacy policy refused the task: as a daemon would, it
+         * withdraws from the round with the rule as the reason. */
+        mfl_warn("site %s: round %u declined by the site's privacy policy: %s",
+                 s->cfg.site_id, task->round, err);
+        mfl_round_engine_site_withdraw(sim->engine, s->cfg.site_id, MFL_ENGINE_SITE_FAILED, false,
+                                       plain.round, plain.nonce, plain.nonce_len, err,
                                        mfl_round_engine_now(sim->engine));
         metafl__round_task__free_unpacked(task, NULL);
         return;
     }
-    if (rc) {
+    if (rc != 0) {
         mfl_warn("site %s: round %u failed: %s", s->cfg.site_id, task->round, err);
         metafl__round_task__free_unpacked(task, NULL);
         return;
     }
     metafl__round_task__free_unpacked(task, NULL);
     Metafl__UpdateHeader *h = metafl__update_header__unpack(NULL, res.header_len, res.header);
-    if (!h || s_verify(s, &res, h) < 0) {
+    mfl_update_header_t header;
+    if (!h || s_verify(s, &res, h) < 0 ||
+        mfl_update_header_from_msg(h, &header, err, sizeof err) < 0) {
         if (h)
             metafl__update_header__free_unpacked(h, NULL);
         return;
@@ -171,7 +185,7 @@ static void s_run_round_job(sim_t *sim, const sim_job_t *job)
             const mfl_tensor_info_t *ti = mfl_site_worker_tensor(s->worker, i);
             views[i] = mfl_tensor_info_view(ti, res.delta);
         }
-        mfl_round_engine_update(sim->engine, s->cfg.site_id, h, views, nt, res.header,
+        mfl_round_engine_update(sim->engine, s->cfg.site_id, &header, views, nt, res.header,
                                 res.header_len, res.signature, res.signature_len, mfl_round_engine_now(sim->engine));
     } else {
         sim->oom = true;
@@ -187,14 +201,15 @@ static void s_run_eval_job(sim_t *sim, const sim_job_t *job)
     Metafl__EvalTask *task = metafl__eval_task__unpack(NULL, job->task_len, job->task);
     if (!task)
         return;
+    mfl_eval_task_t plain;
     mfl_site_eval_result_t res;
-    if (mfl_site_worker_eval(s->worker, task, job->theta, mfl_round_engine_n_state(sim->engine),
-                             &res, err, sizeof err) != 0) {
+    if (mfl_eval_task_from_msg(task, &plain, err, sizeof err) < 0 ||
+        mfl_site_worker_eval(s->worker, &plain, job->theta,
+                             mfl_round_engine_n_state(sim->engine), &res, err, sizeof err) != 0) {
         mfl_warn("site %s: evaluation not reported: %s", s->cfg.site_id, err);
     } else {
-        Metafl__EvalReport report;
-        metafl__eval_report__init(&report);
-        mfl_site_worker_fill_report(s->worker, task, &res, &report);
+        mfl_eval_report_t report;
+        mfl_site_worker_fill_report(s->worker, &plain, &res, &report);
         mfl_round_engine_eval_report(sim->engine, s->cfg.site_id, &report, mfl_round_engine_now(sim->engine));
     }
     metafl__eval_task__free_unpacked(task, NULL);

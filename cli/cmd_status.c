@@ -141,23 +141,23 @@ static int s_show(const char *path, const char *text, size_t len, uint64_t now_m
         printf("  %-24s %-12s last seen %6.1f s ago%s\n", s_str(s, "id"),
                connected && alive != 0 ? "connected" : "gone", seen > 0 ? ((double)now_ms - seen) / 1000.0 : -1,
                selected ? "  (in this round)" : "");
+        /* Its last failure, e.g. a refusal by its privacy policy (the
+         * reason names the rule: docs/PRIVACY.md). */
+        const char *lf = s_str(s, "last_failure");
+        if (s_num(s, "failures") > 0 && lf && *lf)
+            printf("    last failure: %s\n", lf);
     }
     const mfl_json_t *last = mfl_json_get(root, "last_round");
-    if (mfl_json_type(last) == MFL_JSON_OBJECT) {
+    if (mfl_json_type(last) == MFL_JSON_OBJECT)
         printf("last round %.0f: %.0f of %.0f selected sites' updates accepted; their mean "
                "training loss %.4g -> %.4g; %.2f s\n",
                s_num(last, "round"), s_num(last, "accepted"), s_num(last, "selected"),
                s_num(last, "loss_before"), s_num(last, "loss_after"), s_num(last, "seconds"));
-        /* Sites whose privacy policy refused the round (docs/PRIVACY.md). */
-        if (s_num(last, "declined") > 0)
-            printf("  %.0f site(s) declined that round under their privacy policy (see the "
-                   "coordinator's log: 'site S declined round N')\n", s_num(last, "declined"));
-    } else if (s_num(root, "rounds_done") > 0) {
+    else if (s_num(root, "rounds_done") > 0)
         printf("no round completed since this coordinator started (it resumed after %.0f)\n",
                s_num(root, "rounds_done"));
-    } else {
+    else
         printf("no round completed yet\n");
-    }
     mfl_json_destroy(&root);
     return 0;
 }

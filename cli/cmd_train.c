@@ -6,7 +6,7 @@
 #include <time.h>
 
 #include "core/log.h"
-#include "meta/experiment.h"
+#include "config/experiment_config.h"
 #include "meta/learner_io.h"
 #include "meta_common.h"
 #include "nn/blas.h"

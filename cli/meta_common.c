@@ -4,6 +4,8 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "config/experiment_config.h"
+
 int mfl_cli_parse_threads(const char *cmd, const char *val, int *threads)
 {
     char *tend = NULL;

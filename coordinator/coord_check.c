@@ -7,11 +7,35 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "config/yaml_doc.h"
 #include "core/log.h"
 #include "wire/keys.h"
 
+/* The daemon needs an explicit coordinator.listen (simulate and status
+ * read the same file without one): "FILE:LINE: missing required key ..."
+ * naming the coordinator section's line. */
+static int s_check_listen(const mfl_coord_config_t *c, char *err, size_t errlen)
+{
+    mfl_yaml_doc_t *doc = mfl_yaml_load(c->file, err, errlen);
+    if (!doc)
+        return -1;
+    int rc = 0;
+    if (!mfl_yaml_has(doc, "coordinator.listen")) {
+        (void)mfl_yaml_require_string(doc, "coordinator.listen");
+        char why[512] = "";
+        mfl_yaml_error(doc, why, sizeof why);
+        mfl_errf(err, errlen, "%s (the daemon's endpoint, e.g. listen: tcp://0.0.0.0:7000)",
+                 why);
+        rc = -1;
+    }
+    mfl_yaml_destroy(&doc);
+    return rc;
+}
+
 int mfl_coord_check_start(const mfl_coord_config_t *c, char *err, size_t errlen)
 {
+    if (s_check_listen(c, err, errlen) < 0)
+        return -1;
     if (!c->key_file[0] || !c->allow_dir[0])
         return mfl_errf(err, errlen, "%s: coordinator.key and coordinator.allow_dir are "
                         "required to run the daemon", c->file), -1;

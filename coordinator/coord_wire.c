@@ -6,10 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "wire/keys.h"
 #include "round/upload_gate.h"
 #include "wire/server.h"
+#include "wire/task_codec.h"
 
 /* A small update granted without a slot costs what one broadcast frame
  * costs per connection: the two sizes are one decision. */
@@ -60,9 +62,13 @@ struct mfl_coord_wire {
     mfl_server_t *server;
     mfl_msg_t *msg;              /* the current event's message */
     mfl_tensor_t *views;  /* its tensors as engine views */
+    mfl_update_header_t header;  /* its UpdateHeader, decoded */
+    mfl_eval_report_t report;    /* its EvalReport, decoded */
     size_t cap_views;
     size_t send_cap;             /* mfl_tensor_t scratch for sends */
     mfl_tensor_t *send;
+    uint64_t log_sec;            /* reject log rate limit: this second, */
+    uint64_t log_count, log_quiet; /* lines logged in it, lines held back */
 };
 
 #define S_PREP_THREAD_MIN ((uint64_t)1 << 18) /* floats (1 MiB): smaller θ, no helper */
@@ -173,6 +179,25 @@ static s_snapshot_t *s_prep_take(mfl_coord_wire_t *self, const uint8_t *hash, si
 
 uint32_t mfl_coord_wire_protocol_version(void) { return MFL_WIRE_PROTOCOL_VERSION; }
 
+#define S_REJECT_LOGS_PER_S 5
+
+static void s_log_reject(mfl_coord_wire_t *self, const char *why)
+{
+    uint64_t sec = mfl_clock_mono_ms() / 1000;
+    if (sec != self->log_sec) {
+        if (self->log_quiet)
+            mfl_warn("... and %llu more rejected messages in the last second (not logged)",
+                     (unsigned long long)self->log_quiet);
+        self->log_sec = sec;
+        self->log_count = 0;
+        self->log_quiet = 0;
+    }
+    if (self->log_count++ < S_REJECT_LOGS_PER_S)
+        mfl_warn("rejected message: %s", why);
+    else
+        self->log_quiet++;
+}
+
 mfl_coord_wire_t *mfl_coord_wire_new(const char *endpoint, const char *key_file,
                                      const char *allow_dir, size_t max_message_bytes,
                                      uint32_t heartbeat_ms, char *err, size_t errlen)
@@ -190,7 +215,7 @@ mfl_coord_wire_t *mfl_coord_wire_new(const char *endpoint, const char *key_file,
     opts.limits.max_total_bytes = max_message_bytes;
     if (opts.limits.max_frame_bytes > max_message_bytes)
         opts.limits.max_frame_bytes = max_message_bytes;
-    opts.heartbeat_ms = heartbeat_ms;
+    (void)heartbeat_ms; /* app-level only now: see mfl_server_opts_t */
     /* Pipelined frames: θ reaches each site encrypted, sent and decrypted
      * frame by frame (see MFL_WIRE_PIPELINE_CHUNK_BYTES), in small frames
      * so N connections hold N small encrypted copies, not N whole θ (see
@@ -224,6 +249,16 @@ void mfl_coord_wire_destroy(mfl_coord_wire_t **self_p)
 int mfl_coord_wire_reload(mfl_coord_wire_t *self, char *err, size_t errlen)
 {
     return mfl_server_reload(self->server, err, errlen);
+}
+
+bool mfl_coord_wire_site_allowed(mfl_coord_wire_t *self, const char *site)
+{
+    return mfl_server_site_allowed(self->server, site);
+}
+
+int mfl_coord_wire_drop_site(mfl_coord_wire_t *self, const char *site, const char *why)
+{
+    return mfl_server_drop_site(self->server, site, why);
 }
 
 const char *mfl_coord_wire_endpoint(const mfl_coord_wire_t *self)
@@ -260,9 +295,11 @@ int mfl_coord_wire_recv(mfl_coord_wire_t *self, int timeout_ms, mfl_wire_event_t
     if (rc == MFL_RECV_TIMEOUT)
         return 0;
     if (rc == MFL_RECV_REJECTED) {
-        /* The server already answered with a Reject; the log names the
-         * peer and the reason (the text starts with "site X: REASON"). */
-        mfl_warn("rejected message: %s", why);
+        /* The server already answered with a Reject (rate-limited); the
+         * log names the peer and the reason (the text starts with "site X:
+         * REASON"), at most S_REJECT_LOGS_PER_S lines a second so a
+         * hostile site cannot fill the disk through our log. */
+        s_log_reject(self, why);
         return 0;
     }
     if (rc != MFL_RECV_OK) {
@@ -284,7 +321,23 @@ int mfl_coord_wire_recv(mfl_coord_wire_t *self, int timeout_ms, mfl_wire_event_t
         self->views[i] = *mfl_msg_tensor(self->msg, i);
     ev->site = mfl_msg_site(self->msg);
     ev->env = mfl_msg_envelope(self->msg);
-    ev->update_header = mfl_msg_update_header(self->msg);
+    const Metafl__UpdateHeader *uh = mfl_msg_update_header(self->msg);
+    char derr[160];
+    if (uh) {
+        if (mfl_update_header_from_msg(uh, &self->header, derr, sizeof derr) == 0)
+            ev->update_header = &self->header;
+        else
+            mfl_warn("site %s: update header: %s", mfl_msg_site(self->msg), derr);
+    }
+    const Metafl__Envelope *env = mfl_msg_envelope(self->msg);
+    const Metafl__EvalReport *er =
+        env->body_case == METAFL__ENVELOPE__BODY_EVAL_REPORT ? env->eval_report : NULL;
+    if (er) {
+        if (mfl_eval_report_from_msg(er, &self->report, derr, sizeof derr) == 0)
+            ev->eval_report = &self->report;
+        else
+            mfl_warn("site %s: eval report: %s", mfl_msg_site(self->msg), derr);
+    }
     ev->tensors = self->views;
     ev->n_tensors = n;
     return 1;
@@ -385,40 +438,43 @@ static int s_send(mfl_coord_wire_t *self, const char *site, Metafl__Envelope *en
 }
 
 int mfl_coord_wire_send_round_task(mfl_coord_wire_t *self, const char *site,
-                                   const Metafl__RoundTask *task,
+                                   const mfl_round_task_t *task,
                                    const mfl_tensor_t *tensors, size_t n_tensors,
                                    char *err, size_t errlen)
 {
+    mfl_round_task_msg_t m;
+    mfl_round_task_to_msg(task, &m);
     Metafl__Envelope env;
     metafl__envelope__init(&env);
     env.kind = METAFL__MESSAGE_KIND__ROUND_TASK;
     env.body_case = METAFL__ENVELOPE__BODY_ROUND_TASK;
-    env.round_task = (Metafl__RoundTask *)task;
-    return s_send_theta(self, site, &env, &task->model_hash, tensors, n_tensors, err, errlen);
+    env.round_task = &m.msg;
+    return s_send_theta(self, site, &env, &m.msg.model_hash, tensors, n_tensors, err, errlen);
 }
 
 int mfl_coord_wire_send_eval_task(mfl_coord_wire_t *self, const char *site,
-                                  const Metafl__EvalTask *task,
+                                  const mfl_eval_task_t *task,
                                   const mfl_tensor_t *tensors, size_t n_tensors,
                                   char *err, size_t errlen)
 {
+    mfl_eval_task_msg_t m;
+    mfl_eval_task_to_msg(task, &m);
     Metafl__Envelope env;
     metafl__envelope__init(&env);
     env.kind = METAFL__MESSAGE_KIND__EVAL_TASK;
     env.body_case = METAFL__ENVELOPE__BODY_EVAL_TASK;
-    env.eval_task = (Metafl__EvalTask *)task;
-    return s_send_theta(self, site, &env, &task->model_hash, tensors, n_tensors, err, errlen);
+    env.eval_task = &m.msg;
+    return s_send_theta(self, site, &env, &m.msg.model_hash, tensors, n_tensors, err, errlen);
 }
 
-int mfl_coord_wire_send_reject(mfl_coord_wire_t *self, const char *site,
-                               Metafl__RejectReason reason, uint32_t round, const char *text,
+int mfl_coord_wire_send_reject(mfl_coord_wire_t *self, const char *site, mfl_reject_t reason, uint32_t round, const char *text,
                                char *err, size_t errlen)
 {
     Metafl__Envelope env;
     Metafl__Reject r;
     metafl__envelope__init(&env);
     metafl__reject__init(&r);
-    r.reason = reason;
+    r.reason = (Metafl__RejectReason)reason;
     r.round = round;
     r.text = (char *)text;
     env.kind = METAFL__MESSAGE_KIND__REJECT;

@@ -10,11 +10,13 @@
 #ifndef MFL_COORD_WIRE_H
 #define MFL_COORD_WIRE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "core/tensor.h"
 #include "metafl.pb-c.h"
+#include "wire/task.h"
 
 typedef struct mfl_coord_wire mfl_coord_wire_t;
 
@@ -23,7 +25,11 @@ typedef struct mfl_coord_wire mfl_coord_wire_t;
 typedef struct {
     const char *site;                       /* authenticated (ZAP) site id */
     const Metafl__Envelope *env;
-    const Metafl__UpdateHeader *update_header; /* verified; UPDATE only */
+    /* UPDATE: the verified header, decoded (NULL if it did not decode:
+     * a field over its cap). EVAL_REPORT: the report, decoded (NULL: the
+     * same). NULL for other kinds. */
+    const mfl_update_header_t *update_header;
+    const mfl_eval_report_t *eval_report;
     const mfl_tensor_t *tensors;
     size_t n_tensors;
 } mfl_wire_event_t;
@@ -50,9 +56,16 @@ void mfl_coord_wire_prepare_theta(mfl_coord_wire_t *self, const mfl_tensor_t *te
 const char *mfl_coord_wire_endpoint(const mfl_coord_wire_t *self);
 
 /* Re-reads the allow-list directory (SIGHUP): new connections see the new
- * list, established sessions stay. On error the old list stays in force
- * and err says why. Returns 0 or -1. */
+ * list; messages from a site no longer in it are dropped unread. On error
+ * the old list stays in force and err says why. Returns 0 or -1. */
 int mfl_coord_wire_reload(mfl_coord_wire_t *self, char *err, size_t errlen);
+
+/* Whether `site`'s key is in the allow-list now. */
+bool mfl_coord_wire_site_allowed(mfl_coord_wire_t *self, const char *site);
+
+/* Ends `site`'s session now (its connections are closed, later messages
+ * on them dropped); `why` goes to the log. Returns connections closed. */
+int mfl_coord_wire_drop_site(mfl_coord_wire_t *self, const char *site, const char *why);
 /* The coordinator's key name and Ed25519 secret key (64 bytes, borrowed),
  * for the audit log. */
 const char *mfl_coord_wire_name(const mfl_coord_wire_t *self);
@@ -71,15 +84,14 @@ uint64_t mfl_coord_wire_last_seen(const mfl_coord_wire_t *self, const char *site
 
 /* Sends to the latest connection of `site`. 0 or -1 (err). */
 int mfl_coord_wire_send_round_task(mfl_coord_wire_t *self, const char *site,
-                                   const Metafl__RoundTask *task,
+                                   const mfl_round_task_t *task,
                                    const mfl_tensor_t *tensors, size_t n_tensors,
                                    char *err, size_t errlen);
 int mfl_coord_wire_send_eval_task(mfl_coord_wire_t *self, const char *site,
-                                  const Metafl__EvalTask *task,
+                                  const mfl_eval_task_t *task,
                                   const mfl_tensor_t *tensors, size_t n_tensors,
                                   char *err, size_t errlen);
-int mfl_coord_wire_send_reject(mfl_coord_wire_t *self, const char *site,
-                               Metafl__RejectReason reason, uint32_t round, const char *text,
+int mfl_coord_wire_send_reject(mfl_coord_wire_t *self, const char *site, mfl_reject_t reason, uint32_t round, const char *text,
                                char *err, size_t errlen);
 int mfl_coord_wire_send_welcome(mfl_coord_wire_t *self, const char *site, uint32_t round,
                                 uint32_t heartbeat_ms, const char *run_id, char *err,

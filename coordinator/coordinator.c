@@ -14,6 +14,7 @@
 #include "core/fileio.h"
 #include "core/log.h"
 #include "round/round_engine.h"
+#include "round/schema_gate.h"
 #include "round/status.h"
 #include "round/upload_gate.h"
 #include "wire/keys.h"
@@ -25,8 +26,7 @@ struct mfl_coordinator {
     mfl_coord_config_t config;
     mfl_coord_wire_t *wire;
     mfl_round_engine_t *engine;
-    uint8_t schema_hash[64];
-    size_t schema_len;        /* 0 until the first Hello */
+    mfl_schema_gate_t *schema; /* the consortium's data schema (round/schema_gate.h) */
     char run_id[80];
     uint64_t last_status_ms;  /* monotonic, like every interval here */
     uint64_t finished_ms;     /* monotonic; 0 while running */
@@ -35,7 +35,7 @@ struct mfl_coordinator {
 
 /* ---- engine sink: engine decisions → wire ---------------------------- */
 
-static int s_sink_task(void *ctx, const char *site, const Metafl__RoundTask *task,
+static int s_sink_task(void *ctx, const char *site, const mfl_round_task_t *task,
                        const mfl_tensor_t *t, size_t n)
 {
     mfl_coordinator_t *self = ctx;
@@ -47,7 +47,7 @@ static int s_sink_task(void *ctx, const char *site, const Metafl__RoundTask *tas
     return 0;
 }
 
-static int s_sink_eval(void *ctx, const char *site, const Metafl__EvalTask *task,
+static int s_sink_eval(void *ctx, const char *site, const mfl_eval_task_t *task,
                        const mfl_tensor_t *t, size_t n)
 {
     mfl_coordinator_t *self = ctx;
@@ -59,7 +59,7 @@ static int s_sink_eval(void *ctx, const char *site, const Metafl__EvalTask *task
     return 0;
 }
 
-static void s_sink_reject(void *ctx, const char *site, Metafl__RejectReason reason,
+static void s_sink_reject(void *ctx, const char *site, mfl_reject_t reason,
                           uint32_t round, const char *text)
 {
     mfl_coordinator_t *self = ctx;
@@ -142,37 +142,41 @@ static bool s_version_ok(const char *theirs, char *text, size_t len)
     return false;
 }
 
+/* The consortium's schema (from our config, never from a Hello) decides;
+ * true if the site was refused. */
+static bool s_schema_refused(mfl_coordinator_t *self, const char *site, const Metafl__Hello *h)
+{
+    mfl_schema_hello_t sh = {
+        .hash = h->schema_hash.data, .hash_len = h->schema_hash.len,
+        .text = (const char *)h->schema_text.data, .text_len = h->schema_text.len,
+        .n_features = h->n_features, .n_classes = h->n_classes,
+        .class_counts = h->class_counts, .n_class_counts = h->n_class_counts,
+    };
+    char text[512], err[256];
+    mfl_schema_gate_verdict_t v = mfl_schema_gate_check(self->schema, &sh, text, sizeof text);
+    if (v == MFL_SCHEMA_GATE_OK)
+        return false;
+    char msg[600];
+    snprintf(msg, sizeof msg, "site %s: %s", site, text);
+    mfl_warn("refused Hello: %s", msg);
+    mfl_coord_wire_send_reject(self->wire, site,
+                               v == MFL_SCHEMA_GATE_DATA ? MFL_REJECT_DATA : MFL_REJECT_SCHEMA,
+                               0, msg, err, sizeof err);
+    return true;
+}
+
 static void s_on_hello(mfl_coordinator_t *self, const mfl_wire_event_t *ev, uint64_t now)
 {
     const Metafl__Hello *h = ev->env->hello;
     char err[256], vtext[256];
     if (!s_version_ok(h->software_version, vtext, sizeof vtext)) {
         mfl_warn("refused Hello from site %s: %s", ev->site, vtext);
-        mfl_coord_wire_send_reject(self->wire, ev->site, METAFL__REJECT_REASON__REJECT_VERSION, 0,
+        mfl_coord_wire_send_reject(self->wire, ev->site, MFL_REJECT_VERSION, 0,
                                    vtext, err, sizeof err);
         return;
     }
-    if (h->schema_hash.len > sizeof self->schema_hash) {
-        mfl_coord_wire_send_reject(self->wire, ev->site, METAFL__REJECT_REASON__REJECT_SCHEMA, 0,
-                                   "schema hash longer than 64 bytes", err, sizeof err);
+    if (s_schema_refused(self, ev->site, h))
         return;
-    }
-    if (self->schema_len == 0 && h->schema_hash.len > 0) {
-        memcpy(self->schema_hash, h->schema_hash.data, h->schema_hash.len);
-        self->schema_len = h->schema_hash.len;
-    } else if (h->schema_hash.len > 0 &&
-               (h->schema_hash.len != self->schema_len ||
-                memcmp(h->schema_hash.data, self->schema_hash, self->schema_len) != 0)) {
-        char text[256];
-        snprintf(text, sizeof text,
-                 "site %s: its data schema differs from the other sites' (features, classes "
-                 "or CSV schema); fix the site's data.schema to match the consortium's",
-                 ev->site);
-        mfl_warn("refused Hello: %s", text);
-        mfl_coord_wire_send_reject(self->wire, ev->site, METAFL__REJECT_REASON__REJECT_SCHEMA, 0,
-                                   text, err, sizeof err);
-        return;
-    }
     mfl_info("site %s says hello (software %s, %llu training rows)", ev->site,
              h->software_version ? h->software_version : "?", (unsigned long long)h->n_train);
     if (mfl_coord_wire_send_welcome(self->wire, ev->site, mfl_round_engine_round(self->engine),
@@ -196,11 +200,12 @@ static void s_on_event(mfl_coordinator_t *self, const mfl_wire_event_t *ev, uint
         char err[256];
         if (env->kind == METAFL__MESSAGE_KIND__UPDATE ||
             env->kind == METAFL__MESSAGE_KIND__UPLOAD_READY ||
+            env->kind == METAFL__MESSAGE_KIND__SITE_FAILURE ||
             env->kind == METAFL__MESSAGE_KIND__EVAL_REPORT) {
             mfl_warn("site %s: %s before an accepted Hello; rejected", ev->site,
                      env->kind == METAFL__MESSAGE_KIND__UPDATE ? "update" : "eval report");
             mfl_coord_wire_send_reject(self->wire, ev->site,
-                                       METAFL__REJECT_REASON__REJECT_BAD_MESSAGE, 0,
+                                       MFL_REJECT_BAD_MESSAGE, 0,
                                        "send Hello first", err, sizeof err);
         } else {
             mfl_debug("site %s: message before an accepted Hello ignored", ev->site);
@@ -221,17 +226,18 @@ static void s_on_event(mfl_coordinator_t *self, const mfl_wire_event_t *ev, uint
                                       r->nonce.len, r->update_bytes, now);
         break;
     }
-    case METAFL__MESSAGE_KIND__EVAL_REPORT:
-        mfl_round_engine_eval_report(self->engine, ev->site, env->eval_report, now);
-        break;
-    case METAFL__MESSAGE_KIND__TASK_DECLINED: {
-        const Metafl__TaskDeclined *d = env->task_declined;
+    case METAFL__MESSAGE_KIND__SITE_FAILURE: {
+        const Metafl__SiteFailure *f = env->site_failure;
         mfl_round_engine_site_seen(self->engine, ev->site, now);
-        mfl_round_engine_site_declined(self->engine, ev->site, d->round, d->nonce.data,
-                                       d->nonce.len, d->rule, d->text, now);
+        mfl_round_engine_site_withdraw(self->engine, ev->site, MFL_ENGINE_SITE_FAILED,
+                                       f->evaluation, f->round, f->nonce.data, f->nonce.len,
+                                       f->reason ? f->reason : "", now);
         self->status_dirty = true;
         break;
     }
+    case METAFL__MESSAGE_KIND__EVAL_REPORT:
+        mfl_round_engine_eval_report(self->engine, ev->site, ev->eval_report, now);
+        break;
     case METAFL__MESSAGE_KIND__BYE:
         mfl_info("site %s says bye: %s", ev->site,
                  env->bye && env->bye->reason ? env->bye->reason : "");
@@ -265,6 +271,8 @@ static void s_sync_liveness(mfl_coordinator_t *self)
     }
 }
 
+static void s_reload_allow_list(mfl_coordinator_t *self);
+
 static void s_poll_control(mfl_coordinator_t *self)
 {
     char path[MFL_COORD_PATH_MAX + 16];
@@ -282,8 +290,10 @@ static void s_poll_control(mfl_coordinator_t *self)
         mfl_round_engine_pause(self->engine, false);
     else if (strncmp(text, "abort", 5) == 0)
         mfl_round_engine_abort(self->engine);
+    else if (strncmp(text, "reload", 6) == 0)
+        s_reload_allow_list(self);
     else
-        mfl_warn("%s: unknown command '%.32s' (pause, resume, abort)", path, text);
+        mfl_warn("%s: unknown command '%.32s' (pause, resume, abort, reload)", path, text);
     free(text);
     self->status_dirty = true;
 }
@@ -333,8 +343,30 @@ int mfl_coordinator_step(mfl_coordinator_t *self, int timeout_ms, char *err, siz
     return 0;
 }
 
-/* SIGHUP: re-read the allow-list directory and say who is admitted now, so
- * an operator adding or revoking a hospital sees the effect in the log. */
+/* After a reload: every known site whose key left the allow-list loses its
+ * session now (connections closed) and its place in the open round or
+ * evaluation, with a site_revoked audit record (issue 10 item 8). */
+static void s_revoke_removed(mfl_coordinator_t *self)
+{
+    uint64_t now = mfl_round_engine_now(self->engine);
+    for (size_t i = 0; i < mfl_round_engine_n_sites(self->engine); i++) {
+        const char *site = mfl_round_engine_site_at(self->engine, i, NULL, NULL);
+        bool revoked = false;
+        (void)mfl_round_engine_site_failure(self->engine, i, NULL, NULL, &revoked);
+        if (revoked || mfl_coord_wire_site_allowed(self->wire, site))
+            continue;
+        int cut = mfl_coord_wire_drop_site(self->wire, site, "its key was revoked");
+        mfl_round_engine_site_withdraw(self->engine, site, MFL_ENGINE_SITE_REVOKED, false, 0,
+                                       NULL, 0, "key removed from the allow-list", now);
+        mfl_info("site %s: revoked (%d connection(s) closed)", site, cut);
+        self->status_dirty = true;
+    }
+}
+
+/* SIGHUP (or "reload" in RUN_DIR/control): re-read the allow-list
+ * directory and say who is admitted now, so an operator adding or
+ * revoking a hospital sees the effect in the log; revoked sites leave at
+ * once. */
 static void s_reload_allow_list(mfl_coordinator_t *self)
 {
     char err[512];
@@ -352,10 +384,10 @@ static void s_reload_allow_list(mfl_coordinator_t *self)
     for (size_t i = 0; i < n && used < sizeof names; i++)
         used += (size_t)snprintf(names + used, sizeof names - used, "%s%s", i ? ", " : "",
                                  mfl_allow_list_at(list, i)->name);
-    mfl_info("allow-list reloaded from %s: %zu site(s) admitted for new connections: %s "
-             "(sites already connected keep their session until they reconnect)",
-             self->config.allow_dir, n, n ? names : "none");
+    mfl_info("allow-list reloaded from %s: %zu site(s) admitted: %s", self->config.allow_dir,
+             n, n ? names : "none");
     mfl_allow_list_destroy(&list);
+    s_revoke_removed(self);
 }
 
 int mfl_coordinator_run(mfl_coordinator_t *self, volatile sig_atomic_t *stop,
@@ -405,6 +437,14 @@ mfl_coordinator_t *mfl_coordinator_new(const mfl_coord_config_t *config, char *e
         return NULL;
     }
     self->config = *config;
+    /* The consortium's schema, checked against the model before anything binds. */
+    self->schema = mfl_schema_gate_new(config, err, errlen);
+    if (!self->schema)
+        goto out_fail;
+    if (!mfl_schema_gate_has_schema(self->schema))
+        mfl_info("no data.schema in %s: sites are checked for the model's feature count and "
+                 "classes only (declare the consortium's schema file: docs/DATA.md)",
+                 config->file);
     snprintf(self->run_id, sizeof self->run_id, "seed-%llu", (unsigned long long)config->seed);
     if (mfl_mkdir_p(config->run_dir, 0700, err, errlen) < 0)
         goto out_fail;
@@ -457,6 +497,7 @@ void mfl_coordinator_destroy(mfl_coordinator_t **self_p)
     }
     mfl_round_engine_destroy(&self->engine);
     mfl_coord_wire_destroy(&self->wire);
+    mfl_schema_gate_destroy(&self->schema);
     free(self);
     *self_p = NULL;
 }

@@ -10,6 +10,7 @@ PACKAGES=(
   libzmq3-dev                                 # ZeroMQ with CURVE
   libprotobuf-c-dev protobuf-c-compiler       # wire messages
   libsodium-dev                               # keys, signatures, hashes
+  libgfshare-dev                              # Shamir shares of secure aggregation's secrets
   libopenblas-dev                             # sgemm
   libyaml-dev                                 # configs
   zlib1g-dev                                  # gzipped IDX

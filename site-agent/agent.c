@@ -3,7 +3,6 @@
 #include "agent.h"
 
 #include <errno.h>
-#include <math.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdatomic.h>
@@ -16,9 +15,11 @@
 #include "privacy/ledger.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "data/csv_canon.h"
 #include "site/site_worker.h"
 #include "wire/client.h"
 #include "wire/keys.h"
+#include "wire/task_codec.h"
 
 struct mfl_site_agent {
     const mfl_site_config_t *cfg;
@@ -29,6 +30,9 @@ struct mfl_site_agent {
     mfl_audit_t *audit;
     mfl_client_t *client;
     int need_hello;         /* set by the handshake hook, served by step */
+    uint32_t task_round;    /* the round task in hand and its nonce (0 bytes: */
+    uint8_t task_nonce[64]; /* none, or its failure already reported) */
+    size_t task_nonce_len;
     unsigned handshakes;
     float *theta;           /* the last received θ, concatenated */
     size_t theta_cap;
@@ -271,6 +275,9 @@ static const char *const s_capabilities[] = {
     "algo:protonet", "algo:matching", "algo:relation", "dp:gaussian", "eval:local_only",
 };
 
+/* Training rows per class travel in the Hello up to this many classes. */
+#define S_MAX_CLASS_COUNTS 4096
+
 static int s_send_hello(mfl_site_agent_t *self, char *err, size_t errlen)
 {
     Metafl__Hello hello = METAFL__HELLO__INIT;
@@ -283,6 +290,17 @@ static int s_send_hello(mfl_site_agent_t *self, char *err, size_t errlen)
                         : mfl_site_worker_n_train(self->worker);
     hello.schema_hash.data = (uint8_t *)mfl_site_worker_schema_hash(self->worker);
     hello.schema_hash.len = MFL_SITE_HASH_BYTES;
+    /* What the data is, so a refusal can say what differs (docs/DATA.md). */
+    const char *schema_text = mfl_site_worker_schema_text(self->worker);
+    if (schema_text && strlen(schema_text) <= MFL_SCHEMA_TEXT_MAX) {
+        hello.schema_text.data = (uint8_t *)schema_text;
+        hello.schema_text.len = strlen(schema_text);
+    }
+    hello.n_features = (uint32_t)mfl_site_worker_n_features(self->worker);
+    hello.n_classes = (uint32_t)mfl_site_worker_n_classes(self->worker);
+    uint64_t counts[S_MAX_CLASS_COUNTS];
+    hello.n_class_counts = mfl_site_worker_class_counts(self->worker, counts, S_MAX_CLASS_COUNTS);
+    hello.class_counts = counts;
     hello.n_capabilities = sizeof(s_capabilities) / sizeof(s_capabilities[0]);
     hello.capabilities = (char **)s_capabilities;
     Metafl__Envelope env = METAFL__ENVELOPE__INIT;
@@ -331,7 +349,7 @@ static int s_gather_theta(mfl_site_agent_t *self, const mfl_msg_t *msg, size_t *
 /* The audit record goes to disk (fsync) BEFORE the update leaves: if the
  * record cannot be written, nothing is sent, so the log never misses an
  * update that left the hospital. */
-static int s_audit_update(mfl_site_agent_t *self, const Metafl__RoundTask *task,
+static int s_audit_update(mfl_site_agent_t *self, const mfl_round_task_t *task,
                           const mfl_site_round_result_t *r, char *err, size_t errlen)
 {
     if (!self->audit)
@@ -350,8 +368,8 @@ static int s_audit_update(mfl_site_agent_t *self, const Metafl__RoundTask *task,
         free(rec);
         return -1;
     }
-    if (rec->has_privacy && rec->privacy.delta == 0 && task->privacy) /* older header */
-        rec->privacy.delta = task->privacy->target_delta;
+    if (rec->has_privacy && rec->privacy.delta == 0) /* a header without its δ */
+        rec->privacy.delta = task->privacy.target_delta;
     int rc = mfl_audit_append(self->audit, rec, NULL, err, errlen);
     free(rec);
     return rc;
@@ -360,7 +378,7 @@ static int s_audit_update(mfl_site_agent_t *self, const Metafl__RoundTask *task,
 /* The update_sent record on a helper thread (see s_round). */
 typedef struct {
     mfl_site_agent_t *agent;
-    const Metafl__RoundTask *task;
+    const mfl_round_task_t *task;
     const mfl_site_round_result_t *result;
     int rc;
     char err[1024];
@@ -413,50 +431,86 @@ static void s_send_ready(mfl_site_agent_t *self)
 
 static mfl_agent_status_t s_upload(mfl_site_agent_t *self, const Metafl__UploadGrant *g);
 
-/* The privacy policy refused the task (`why` = "privacy.RULE: text"): the
- * refusal goes on the audit log (fsync'd; a log that cannot take it is
- * fatal, as for updates), then to the coordinator as TaskDeclined so the
- * round goes on without us. */
-static mfl_agent_status_t s_decline(mfl_site_agent_t *self, const Metafl__RoundTask *task,
-                                    const char *why, char *ferr, size_t ferrlen)
+/* Tells the coordinator this task failed here and why (SiteFailure), so
+ * the round stops waiting for us instead of running to its deadline
+ * (issue 10 item 11). Best effort: the log already says it. */
+static void s_send_failure(mfl_site_agent_t *self, uint32_t round, const ProtobufCBinaryData *nonce,
+                           bool evaluation, const char *why)
 {
-    const char *site = self->cfg->site_id;
-    mfl_warn("site %s: round %u declined by the site's privacy policy: %s", site, task->round,
-             why);
-    char rule[64];
-    size_t rl = strcspn(why, ":");
-    snprintf(rule, sizeof rule, "%.*s", (int)(rl < sizeof rule - 1 ? rl : sizeof rule - 1), why);
-    double eps = mfl_site_worker_epsilon_spent(self->worker);
-    char err[512];
-    if (self->audit) {
-        mfl_audit_record_t *rec = calloc(1, sizeof *rec);
-        if (!rec)
-            return mfl_errf(ferr, ferrlen, "out of memory"), MFL_AGENT_FATAL;
-        mfl_audit_record_init(rec, MFL_AUDIT_TASK_DECLINED, task->round, site);
-        size_t nl = task->nonce.len < sizeof rec->nonce ? task->nonce.len : sizeof rec->nonce;
-        memcpy(rec->nonce, task->nonce.data, nl);
-        rec->nonce_len = nl;
-        snprintf(rec->reason, sizeof rec->reason, "%.*s", (int)(sizeof rec->reason - 1), why);
-        int rc = mfl_audit_append(self->audit, rec, NULL, err, sizeof err);
-        free(rec);
-        if (rc)
-            return mfl_errf(ferr, ferrlen, "audit log %s: %s", self->cfg->audit_log, err),
-                   MFL_AGENT_FATAL;
-    }
-    Metafl__TaskDeclined td = METAFL__TASK_DECLINED__INIT;
-    td.round = task->round;
-    td.nonce = task->nonce;
-    td.rule = rule;
-    td.text = (char *)why;
-    td.epsilon_spent = isfinite(eps) ? eps : 0.0;
+    Metafl__SiteFailure f = METAFL__SITE_FAILURE__INIT;
+    char reason[256];
+    snprintf(reason, sizeof reason, "%s", why);
+    f.site = (char *)self->cfg->site_id;
+    f.round = round;
+    f.nonce = *nonce;
+    f.evaluation = evaluation;
+    f.reason = reason;
     Metafl__Envelope env = METAFL__ENVELOPE__INIT;
     env.protocol_version = MFL_WIRE_PROTOCOL_VERSION;
-    env.kind = METAFL__MESSAGE_KIND__TASK_DECLINED;
-    env.body_case = METAFL__ENVELOPE__BODY_TASK_DECLINED;
-    env.task_declined = &td;
+    env.kind = METAFL__MESSAGE_KIND__SITE_FAILURE;
+    env.body_case = METAFL__ENVELOPE__BODY_SITE_FAILURE;
+    env.site_failure = &f;
+    char err[256];
     if (mfl_client_send(self->client, &env, NULL, 0, NULL, NULL, err, sizeof err))
-        mfl_warn("site %s: round %u: refusal not delivered: %s", site, task->round, err);
-    return MFL_AGENT_CONTINUE;
+        mfl_warn("site %s: could not tell the coordinator: %s", self->cfg->site_id, err);
+}
+
+/* The round task in hand (for a SiteFailure after a refused update). */
+static void s_note_task(mfl_site_agent_t *self, uint32_t round, const ProtobufCBinaryData *nonce)
+{
+    self->task_round = round;
+    self->task_nonce_len = nonce->len <= sizeof self->task_nonce ? nonce->len : 0;
+    memcpy(self->task_nonce, nonce->data, self->task_nonce_len);
+}
+
+/* The coordinator refused our update for the round in hand for a reason
+ * that resending the same update cannot fix (shape, NaN, norm, hash,
+ * signature, size): say so with a SiteFailure, so the round stops waiting
+ * for us (issue 10 item 11). */
+static void s_on_update_refused(mfl_site_agent_t *self, const Metafl__Reject *rj, int reason,
+                                const char *text)
+{
+    switch (reason) {
+    case METAFL__REJECT_REASON__REJECT_SHAPE:
+    case METAFL__REJECT_REASON__REJECT_NONFINITE:
+    case METAFL__REJECT_REASON__REJECT_NORM:
+    case METAFL__REJECT_REASON__REJECT_SIGNATURE:
+    case METAFL__REJECT_REASON__REJECT_HASH:
+    case METAFL__REJECT_REASON__REJECT_TOO_LARGE:
+        break;
+    default:
+        return;
+    }
+    if (!rj || !self->task_nonce_len || rj->round != self->task_round)
+        return;
+    char why[256];
+    snprintf(why, sizeof why, "update refused: %s: %s", mfl_reject_reason_name(reason), text);
+    ProtobufCBinaryData nonce = {self->task_nonce_len, self->task_nonce};
+    s_send_failure(self, self->task_round, &nonce, false, why);
+    self->task_nonce_len = 0; /* once per task */
+}
+
+/* A task_declined record for a refused round (reason = "privacy.RULE:
+ * why"); 0, or -1 with ferr when the audit log cannot take it. */
+static int s_audit_declined(mfl_site_agent_t *self, const mfl_round_task_t *task,
+                            const char *why, char *ferr, size_t ferrlen)
+{
+    if (!self->audit)
+        return 0;
+    mfl_audit_record_t *rec = calloc(1, sizeof *rec);
+    if (!rec)
+        return mfl_errf(ferr, ferrlen, "out of memory"), -1;
+    mfl_audit_record_init(rec, MFL_AUDIT_TASK_DECLINED, task->round, self->cfg->site_id);
+    size_t nl = task->nonce_len < sizeof rec->nonce ? task->nonce_len : sizeof rec->nonce;
+    memcpy(rec->nonce, task->nonce, nl);
+    rec->nonce_len = nl;
+    snprintf(rec->reason, sizeof rec->reason, "%.*s", (int)(sizeof rec->reason - 1), why);
+    char err[512];
+    int rc = mfl_audit_append(self->audit, rec, NULL, err, sizeof err);
+    free(rec);
+    if (rc)
+        mfl_errf(ferr, ferrlen, "audit log %s: %s", self->cfg->audit_log, err);
+    return rc;
 }
 
 static mfl_agent_status_t s_round(mfl_site_agent_t *self, const mfl_msg_t *msg, char *ferr,
@@ -479,23 +533,38 @@ static mfl_agent_status_t s_round(mfl_site_agent_t *self, const mfl_msg_t *msg, 
         return MFL_AGENT_CONTINUE;
     }
     s_drop_pending(self);
+    s_note_task(self, task->round, &task->nonce);
     if (s_gather_theta(self, msg, &n, err, sizeof(err))) {
         mfl_warn("site %s: round %u refused: %s", self->cfg->site_id, task->round, err);
+        s_send_failure(self, task->round, &task->nonce, false, err);
         return MFL_AGENT_CONTINUE;
     }
     uint64_t t0 = mfl_clock_mono_ms();
+    mfl_round_task_t plain;
     mfl_site_round_result_t r;
-    int wrc = mfl_site_worker_round(self->worker, task, self->theta, n, &r, err, sizeof(err));
-    if (wrc == MFL_SITE_ROUND_DECLINED)
-        return s_decline(self, task, err, ferr, ferrlen);
+    int wrc = mfl_round_task_from_msg(task, &plain, err, sizeof err);
+    if (wrc == 0)
+        wrc = mfl_site_worker_round(self->worker, &plain, self->theta, n, &r, err, sizeof(err));
+    if (wrc == MFL_SITE_ROUND_DECLINED) {
+        /* The hospital's privacy policy refused the task: on the audit log
+         * first (a log that cannot take it is fatal, as for an update),
+         * then to the coordinator as a SiteFailure naming the rule. */
+        mfl_warn("site %s: round %u declined by the site's privacy policy: %s",
+                 self->cfg->site_id, task->round, err);
+        if (s_audit_declined(self, &plain, err, ferr, ferrlen))
+            return MFL_AGENT_FATAL;
+        s_send_failure(self, task->round, &task->nonce, false, err);
+        return MFL_AGENT_CONTINUE;
+    }
     if (wrc) {
         mfl_warn("site %s: round %u failed: %s", self->cfg->site_id, task->round, err);
+        s_send_failure(self, task->round, &task->nonce, false, err);
         return MFL_AGENT_CONTINUE;
     }
     /* The record is written and fsync'd before anything is sent; for a big
      * Δ the fsync runs on a helper while this thread copies Δ into the send
      * buffer (the copy does not depend on the record; the send waits). */
-    s_audit_job_t job = {self, task, &r, 0, ""};
+    s_audit_job_t job = {self, &plain, &r, 0, ""};
     pthread_t audit_thread;
     bool auditing = self->audit && r.n_delta >= S_AUDIT_THREAD_MIN &&
                     pthread_create(&audit_thread, NULL, s_audit_main, &job) == 0;
@@ -522,8 +591,8 @@ static mfl_agent_status_t s_round(mfl_site_agent_t *self, const mfl_msg_t *msg, 
     self->pending.zero_copy = zc != NULL;
     if (zc)
         atomic_store(&self->send_busy, 1); /* ours until ZeroMQ releases the send */
-    snprintf(self->pending.algo, sizeof self->pending.algo, "%s",
-             task->algorithm && task->algorithm->name ? task->algorithm->name : "?");
+    snprintf(self->pending.algo, sizeof self->pending.algo, "%.31s",
+             plain.algorithm.name[0] ? plain.algorithm.name : "?");
     self->pending.t0_ms = t0;
     /* A small update goes at once (MFL_WIRE_UNGRANTED_UPDATE_BYTES says
      * why); a bigger one waits for the coordinator's grant. */
@@ -610,21 +679,21 @@ static mfl_agent_status_t s_eval(mfl_site_agent_t *self, const mfl_msg_t *msg)
     }
     if (s_gather_theta(self, msg, &n, err, sizeof(err))) {
         mfl_warn("site %s: evaluation %u refused: %s", self->cfg->site_id, task->round, err);
+        s_send_failure(self, task->round, &task->nonce, true, err);
         return MFL_AGENT_CONTINUE;
     }
+    mfl_eval_task_t plain;
     mfl_site_eval_result_t r;
-    int erc = mfl_site_worker_eval(self->worker, task, self->theta, n, &r, err, sizeof(err));
-    if (erc == MFL_SITE_ROUND_DECLINED) {
-        mfl_info("site %s: evaluation %u not reported: %s", self->cfg->site_id, task->round,
-                 err);
-        return MFL_AGENT_CONTINUE;
-    }
-    if (erc) {
+    if (mfl_eval_task_from_msg(task, &plain, err, sizeof err) ||
+        mfl_site_worker_eval(self->worker, &plain, self->theta, n, &r, err, sizeof(err))) {
         mfl_warn("site %s: evaluation %u failed: %s", self->cfg->site_id, task->round, err);
+        s_send_failure(self, task->round, &task->nonce, true, err);
         return MFL_AGENT_CONTINUE;
     }
-    Metafl__EvalReport rep = METAFL__EVAL_REPORT__INIT;
-    mfl_site_worker_fill_report(self->worker, task, &r, &rep);
+    mfl_eval_report_t report;
+    mfl_site_worker_fill_report(self->worker, &plain, &r, &report);
+    Metafl__EvalReport rep;
+    mfl_eval_report_to_msg(&report, &rep);
     Metafl__Envelope env = METAFL__ENVELOPE__INIT;
     env.protocol_version = MFL_WIRE_PROTOCOL_VERSION;
     env.kind = METAFL__MESSAGE_KIND__EVAL_REPORT;
@@ -669,6 +738,7 @@ static mfl_agent_status_t s_handle(mfl_site_agent_t *self, const mfl_msg_t *msg,
         int reason = rj ? (int)rj->reason : 0;
         const char *text = rj && rj->text ? rj->text : "";
         if (reason == METAFL__REJECT_REASON__REJECT_SCHEMA ||
+            reason == METAFL__REJECT_REASON__REJECT_DATA ||
             reason == METAFL__REJECT_REASON__REJECT_VERSION ||
             reason == METAFL__REJECT_REASON__REJECT_WRONG_SITE) {
             /* Retrying cannot help: the hospital's config or software must change. */
@@ -678,6 +748,7 @@ static mfl_agent_status_t s_handle(mfl_site_agent_t *self, const mfl_msg_t *msg,
         }
         mfl_warn("site %s: coordinator rejected our message (round %u): %s: %s",
                  self->cfg->site_id, rj ? rj->round : 0, mfl_reject_reason_name(reason), text);
+        s_on_update_refused(self, rj, reason, text);
         return MFL_AGENT_CONTINUE;
     }
     case METAFL__MESSAGE_KIND__BYE:

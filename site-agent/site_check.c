@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "site/site_worker.h"
+#include <stdint.h>
 #include "wire/keys.h"
 
 #define S_PUB_MAGIC "metafl-public-key v1"
@@ -143,6 +144,41 @@ static int s_check_audit(const mfl_site_config_t *c, char *err, size_t errlen)
     return 0;
 }
 
+/* Rows dropped / imputed per column, and what episodes the training rows
+ * can form (the coordinator refuses a site that cannot form its task). */
+static void s_print_data(const mfl_site_worker_t *w, const mfl_site_config_t *c, FILE *out)
+{
+    const char *report = mfl_site_worker_data_report(w);
+    if (report)
+        fprintf(out, "  missing      %s\n", report);
+    fprintf(out, "  schema       %s\n", c->schema_file[0] ? c->schema_file
+                                       : c->data_kind == MFL_SITE_DATA_CSV ? "inline data.schema"
+                                                                         : "built-in source");
+    size_t nc = mfl_site_worker_n_classes(w);
+    uint64_t counts[64];
+    size_t n = mfl_site_worker_class_counts(w, counts, 64);
+    if (nc == 0) {
+        fprintf(out, "  label        continuous (regression)\n");
+        return;
+    }
+    fprintf(out, "  classes      %zu; training rows per class:", nc);
+    uint64_t min = UINT64_MAX;
+    for (size_t k = 0; k < n; k++) {
+        fprintf(out, " %zu=%llu", k, (unsigned long long)counts[k]);
+        if (counts[k] < min)
+            min = counts[k];
+    }
+    fprintf(out, "%s\n", n < nc ? " (more than 64 classes: not listed)" : "");
+    if (n == nc && min < 2)
+        fprintf(out, "  warning: class counts this small cannot form N-way K-shot episodes "
+                     "(each needs k_shot + n_query rows per class): the coordinator refuses "
+                     "this site for protonet, matching and relation runs\n");
+    else if (n == nc)
+        fprintf(out, "  episodes     every class has at least %llu training rows: %zu-way "
+                     "episodes with k_shot + n_query <= %llu\n",
+                (unsigned long long)min, nc, (unsigned long long)min);
+}
+
 int mfl_site_check(const mfl_site_config_t *c, FILE *out, char *err, size_t errlen)
 {
     if (mfl_site_check_files(c, err, errlen) < 0)
@@ -178,6 +214,7 @@ int mfl_site_check(const mfl_site_config_t *c, FILE *out, char *err, size_t errl
                 c->data_path, mfl_site_data_kind_name(c->data_kind),
                 mfl_site_worker_n_train(w), mfl_site_worker_n_heldout(w),
                 mfl_site_worker_n_features(w));
+        s_print_data(w, c, out);
         fprintf(out, "  coordinator  %s, pinned key '%s' from %s\n", c->endpoint, coord.name,
                 c->coordinator_key);
         fprintf(out, "               its signing key: ");

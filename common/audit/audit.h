@@ -46,6 +46,17 @@ typedef enum {
      * round = the round open or next, reason says how many were done.
      * Appended last so older logs keep their meaning and still verify. */
     MFL_AUDIT_RUN_ABORTED,
+    /* coordinator: the last round closed and the final evaluation ended;
+     * round = rounds done. A restart of a finished run sees it and does
+     * not evaluate again. */
+    MFL_AUDIT_RUN_FINISHED,
+    /* coordinator: a selected site said it could not do its task (round =
+     * the task's round, reason = the site's words); the round stopped
+     * waiting for it. */
+    MFL_AUDIT_SITE_FAILED,
+    /* coordinator: the site's key left the allow-list while it was
+     * connected; its session ended and it left the open round. */
+    MFL_AUDIT_SITE_REVOKED,
     /* site: the privacy policy refused a task; round, reason = the rule and
      * why (privacy/policy.h). Appended last, as above. */
     MFL_AUDIT_TASK_DECLINED,
@@ -119,14 +130,6 @@ double mfl_audit_l2_norm(const float *delta, size_t n);
  * `verify` checks it against what the site signed; an auditor holding Δ
  * recomputes it from the tensors. k = 0 gives BLAKE2b of nothing. */
 void mfl_audit_update_digest(const uint8_t *hashes, size_t k, uint8_t out[32]);
-
-/* The same digest straight from a decoded UpdateHeader (metafl.pb-c.h):
- * what the coordinator puts in an update_accepted record's delta_hash.
- * At most MFL_AUDIT_MAX_TENSORS hashes, each 32 bytes; 0 or -1 with err. */
-#define MFL_AUDIT_MAX_TENSORS 256
-struct Metafl__UpdateHeader;
-int mfl_audit_digest_of_header(const struct Metafl__UpdateHeader *h, uint8_t out[32], char *err,
-                               size_t errlen);
 
 /* Fills *rec (zeroing it first) for `kind` from a site's signed update as it
  * travels on the wire: `header` is the serialized UpdateHeader (borrowed)

@@ -9,13 +9,14 @@
 #include <time.h>
 
 #include "audit/audit_internal.h"
+#include "wire/task.h"
 #include "core/json.h"
 #include "core/log.h"
 
 static const char *const s_kinds[MFL_AUDIT_KIND_COUNT] = {
     "log_opened",   "update_sent",  "update_accepted", "update_rejected",
-    "round_opened", "round_closed", "round_abandoned", "run_aborted",
-    "task_declined", "ledger_started",
+    "round_opened", "round_closed", "round_abandoned", "run_aborted", "run_finished",
+    "site_failed",  "site_revoked", "task_declined", "ledger_started",
 };
 
 const char *mfl_audit_kind_name(mfl_audit_kind_t kind)
@@ -53,10 +54,7 @@ void mfl_audit_delta_hash(const float *delta, size_t n, uint8_t out[32])
 
 void mfl_audit_update_digest(const uint8_t *hashes, size_t k, uint8_t out[32])
 {
-    if (k == 1)
-        memcpy(out, hashes, 32);
-    else
-        crypto_generichash(out, 32, hashes, 32 * k, NULL, 0);
+    mfl_update_digest(hashes, k, out); /* the codec's: one definition of the digest */
 }
 
 double mfl_audit_l2_norm(const float *delta, size_t n)

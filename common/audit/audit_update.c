@@ -4,28 +4,7 @@
 
 #include "audit/audit_internal.h"
 #include "core/log.h"
-#include "metafl.pb-c.h"
-
-int mfl_audit_digest_of_header(const Metafl__UpdateHeader *h, uint8_t out[32], char *err,
-                               size_t errlen)
-{
-    if (h->n_tensor_hashes > MFL_AUDIT_MAX_TENSORS) {
-        mfl_errf(err, errlen, "update has %zu tensors, over the audit limit of %d",
-                 h->n_tensor_hashes, MFL_AUDIT_MAX_TENSORS);
-        return -1;
-    }
-    uint8_t hashes[32 * MFL_AUDIT_MAX_TENSORS];
-    for (size_t i = 0; i < h->n_tensor_hashes; i++) {
-        if (h->tensor_hashes[i].len != 32) {
-            mfl_errf(err, errlen, "tensor hash %zu is %zu bytes, not 32", i,
-                     h->tensor_hashes[i].len);
-            return -1;
-        }
-        memcpy(hashes + 32 * i, h->tensor_hashes[i].data, 32);
-    }
-    mfl_audit_update_digest(hashes, h->n_tensor_hashes, out);
-    return 0;
-}
+#include "wire/task.h"
 
 int mfl_audit_record_from_update(mfl_audit_record_t *rec, mfl_audit_kind_t kind,
                                  const uint8_t *header, size_t header_len,
@@ -37,51 +16,41 @@ int mfl_audit_record_from_update(mfl_audit_record_t *rec, mfl_audit_kind_t kind,
                  header_len, MFL_AUDIT_SIGNED_MAX);
         return -1;
     }
-    Metafl__UpdateHeader *h = metafl__update_header__unpack(NULL, header_len, header);
-    if (!h) {
-        mfl_errf(err, errlen, "signed update header does not decode");
+    mfl_update_header_t h;
+    if (mfl_update_header_decode(header, header_len, &h, err, errlen) != 0)
+        return -1;
+    if (h.site[0] == '\0') {
+        mfl_errf(err, errlen, "signed update header has no usable site name");
         return -1;
     }
-    int rc = -1;
-    size_t site_len = h->site ? strlen(h->site) : 0;
-    if (site_len == 0 || site_len > MFL_AUDIT_NAME_MAX) {
-        mfl_errf(err, errlen, "signed update header has no usable site name");
-        goto out;
+    mfl_audit_record_init(rec, kind, h.round, h.site);
+    if (h.nonce_len)
+        memcpy(rec->nonce, h.nonce, h.nonce_len);
+    rec->nonce_len = h.nonce_len;
+    rec->n = h.n_samples;
+    rec->norm = h.delta_norm;
+    if (h.n_tensor_hashes > 0) {
+        if (h.digest_error[0]) {
+            mfl_errf(err, errlen, "%s", h.digest_error);
+            return -1;
+        }
+        memcpy(rec->delta_hash, h.digest, sizeof rec->delta_hash);
     }
-    if (h->nonce.len > MFL_AUDIT_NONCE_MAX) {
-        mfl_errf(err, errlen, "nonce of %zu bytes is over the audit limit of %d",
-                 h->nonce.len, MFL_AUDIT_NONCE_MAX);
-        goto out;
-    }
-    mfl_audit_record_init(rec, kind, h->round, h->site);
-    if (h->nonce.len)
-        memcpy(rec->nonce, h->nonce.data, h->nonce.len);
-    rec->nonce_len = h->nonce.len;
-    rec->n = h->n_samples;
-    rec->norm = h->delta_norm;
-    if (h->n_tensor_hashes > 0 &&
-        mfl_audit_digest_of_header(h, rec->delta_hash, err, errlen) != 0)
-        goto out;
-    rec->has_delta_hash = h->n_tensor_hashes > 0;
-    if (h->privacy && h->privacy->applied) {
+    rec->has_delta_hash = h.n_tensor_hashes > 0;
+    if (h.has_privacy && h.privacy.applied) {
         rec->has_privacy = true;
-        rec->privacy.clip = h->privacy->clip_norm;
-        rec->privacy.sigma = h->privacy->noise_multiplier;
+        rec->privacy.clip = h.privacy.clip_norm;
+        rec->privacy.sigma = h.privacy.noise_multiplier;
         /* q, steps, δ as the site signed them (privacy record fields 41-43);
          * 0 = an older site: one site-level release (q = 1, one step). */
-        rec->privacy.q = h->privacy->sample_rate > 0 ? h->privacy->sample_rate : 1.0;
-        rec->privacy.steps = h->privacy->steps > 0 ? h->privacy->steps : 1;
-        rec->privacy.epsilon = h->privacy->epsilon_spent;
-        rec->privacy.delta = h->privacy->delta;
+        rec->privacy.q = h.privacy.sample_rate > 0 ? h.privacy.sample_rate : 1.0;
+        rec->privacy.steps = h.privacy.steps > 0 ? h.privacy.steps : 1;
+        rec->privacy.epsilon = h.privacy.epsilon_spent;
+        rec->privacy.delta = h.privacy.delta;
     }
     memcpy(rec->signed_header, header, header_len);
     rec->signed_header_len = header_len;
     memcpy(rec->update_sig, signature, 64);
     rec->has_update_sig = true;
-    rc = 0;
-out:
-    metafl__update_header__free_unpacked(h, NULL);
-    if (rc != 0)
-        memset(rec, 0, sizeof *rec);
-    return rc;
+    return 0;
 }

@@ -13,8 +13,8 @@
 #include "audit/audit_internal.h"
 #include "core/fileio.h"
 #include "core/log.h"
-#include "metafl.pb-c.h"
 #include "wire/keys.h"
+#include "wire/task.h"
 
 /* A log opened for reading with its size checked against the cap. */
 static FILE *s_open(const char *path, char *err, size_t errlen)
@@ -137,9 +137,10 @@ static int s_check_site(s_keys_t *keys, const mfl_audit_record_t *rec, char *why
         mfl_errf(why, wl, "site update signature invalid (key '%s')", rec->site);
         return -1;
     }
-    Metafl__UpdateHeader *h =
-        metafl__update_header__unpack(NULL, rec->signed_header_len, rec->signed_header);
-    if (!h) {
+    mfl_update_header_t hdr, *h = &hdr;
+    char derr[160];
+    if (mfl_update_header_decode(rec->signed_header, rec->signed_header_len, h, derr,
+                                 sizeof derr) != 0) {
         mfl_errf(why, wl, "signed header is not a valid UpdateHeader");
         return -1;
     }
@@ -149,9 +150,8 @@ static int s_check_site(s_keys_t *keys, const mfl_audit_record_t *rec, char *why
                  rec->round);
         goto out;
     }
-    if (!h->site || strcmp(h->site, rec->site) != 0) {
-        mfl_errf(why, wl, "site signed as '%s', record says '%s'", h->site ? h->site : "",
-                 rec->site);
+    if (strcmp(h->site, rec->site) != 0) {
+        mfl_errf(why, wl, "site signed as '%s', record says '%s'", h->site, rec->site);
         goto out;
     }
     if (h->n_samples != rec->n) {
@@ -160,18 +160,16 @@ static int s_check_site(s_keys_t *keys, const mfl_audit_record_t *rec, char *why
         goto out;
     }
     if (rec->nonce_len &&
-        (h->nonce.len != rec->nonce_len || memcmp(h->nonce.data, rec->nonce, rec->nonce_len) != 0)) {
+        (h->nonce_len != rec->nonce_len || memcmp(h->nonce, rec->nonce, rec->nonce_len) != 0)) {
         mfl_errf(why, wl, "site signed a different nonce");
         goto out;
     }
     if (rec->has_delta_hash) {
-        uint8_t digest[32];
-        char derr[160];
-        if (mfl_audit_digest_of_header(h, digest, derr, sizeof derr) != 0) {
-            mfl_errf(why, wl, "signed header: %s", derr);
+        if (h->digest_error[0]) {
+            mfl_errf(why, wl, "signed header: %s", h->digest_error);
             goto out;
         }
-        if (memcmp(digest, rec->delta_hash, 32) != 0) {
+        if (memcmp(h->digest, rec->delta_hash, 32) != 0) {
             mfl_errf(why, wl, "delta_hash is not the digest of the %zu tensor hash(es) the "
                               "site signed", h->n_tensor_hashes);
             goto out;
@@ -186,7 +184,6 @@ static int s_check_site(s_keys_t *keys, const mfl_audit_record_t *rec, char *why
     }
     rc = 0;
 out:
-    metafl__update_header__free_unpacked(h, NULL);
     return rc;
 }
 

@@ -115,7 +115,10 @@ static s_node_t *s_build(yaml_parser_t *parser, const char *name, char *err, siz
 
     for (;;) {
         if (!yaml_parser_parse(parser, &ev)) {
-            mfl_errf(err, errlen, "%s:%zu: %s%s%s", name, parser->problem_mark.line + 1,
+            /* FILE:LINE:COLUMN, as compilers say it: a YAML syntax error
+             * is usually one misplaced character. */
+            mfl_errf(err, errlen, "%s:%zu:%zu: %s%s%s", name, parser->problem_mark.line + 1,
+                     parser->problem_mark.column + 1,
                      parser->problem ? parser->problem : "syntax error",
                      parser->context ? " " : "", parser->context ? parser->context : "");
             goto out_fail;

@@ -361,6 +361,10 @@ void mfl_schema_diff(const char *want, const char *have, size_t have_len, char *
     }
     s_split(want, strlen(want), w);
     s_split(have ? have : "", have ? have_len : 0, h);
+    if (w->label < 0) { /* not a canonical text of ours: nothing to compare line by line */
+        snprintf(out, outlen, "its data schema differs");
+        goto out_free;
+    }
     if (h->n == 0 || h->label < 0) {
         snprintf(out, outlen, "its data schema differs (the site sent no schema text to "
                  "compare; the consortium has %zu features, %zu classes)", w->features,

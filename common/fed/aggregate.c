@@ -123,6 +123,9 @@ void mfl_aggregate_destroy(mfl_aggregate_t **self_p)
     *self_p = NULL;
 }
 
+static int s_admit_weight(double weight, double *wq_out, double *w_eff, char *err,
+                          size_t errlen);
+
 /* The checks shared by add and add_parts; *wq gets the quantised weight,
  * *w_eff the effective one. */
 static int s_admit(const mfl_aggregate_t *self, double weight, double *wq_out, double *w_eff,
@@ -133,6 +136,12 @@ static int s_admit(const mfl_aggregate_t *self, double weight, double *wq_out, d
                  self->count);
         return -1;
     }
+    return s_admit_weight(weight, wq_out, w_eff, err, errlen);
+}
+
+/* The weight's checks and quantisation (s_admit without the count). */
+static int s_admit_weight(double weight, double *wq_out, double *w_eff, char *err, size_t errlen)
+{
     if (!isfinite(weight) || weight <= 0 || weight > MFL_AGGREGATE_MAX_WEIGHT) {
         mfl_errf(err, errlen, "weight %g out of range (0, 2^32]", weight);
         return -1;
@@ -236,6 +245,43 @@ int mfl_aggregate_add(mfl_aggregate_t *self, const float *delta, double weight, 
 {
     mfl_aggregate_part_t whole = {0, delta, self->n};
     return mfl_aggregate_add_parts(self, &whole, 1, weight, err, errlen);
+}
+
+int mfl_aggregate_quantise(const mfl_aggregate_t *self, const float *delta, double weight,
+                           int64_t *out, uint64_t *weight_q, char *err, size_t errlen)
+{
+    double wq, w_eff;
+    if (s_admit_weight(weight, &wq, &w_eff, err, errlen) < 0)
+        return -1;
+    memset(out, 0, self->n * sizeof *out);
+    if (s_fold(out, delta, self->n, w_eff, self->scale, self->max_product, 1)) {
+        mfl_aggregate_part_t whole = {0, delta, self->n};
+        s_explain(self, &whole, w_eff, err, errlen);
+        return -1;
+    }
+    *weight_q = (uint64_t)wq;
+    return 0;
+}
+
+int mfl_aggregate_add_sum(mfl_aggregate_t *self, const int64_t *sum, uint64_t weight_q,
+                          size_t count, char *err, size_t errlen)
+{
+    if (count == 0 || count > self->max_updates - self->count) {
+        mfl_errf(err, errlen, "a sum of %zu updates does not fit (%zu of %u already held)",
+                 count, self->count, self->max_updates);
+        return -1;
+    }
+    /* Each weight_q is in [1, 2^40] (s_admit: 2^32 · 2^8). */
+    if (weight_q < count || weight_q / count > (1ull << 40)) {
+        mfl_errf(err, errlen, "total quantised weight %llu is impossible for %zu updates",
+                 (unsigned long long)weight_q, count);
+        return -1;
+    }
+    for (size_t j = 0; j < self->n; j++)
+        self->sum[j] = (int64_t)((uint64_t)self->sum[j] + (uint64_t)sum[j]);
+    self->weight_q += weight_q;
+    self->count += count;
+    return 0;
 }
 
 size_t mfl_aggregate_count(const mfl_aggregate_t *self)

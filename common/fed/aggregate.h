@@ -83,6 +83,26 @@ typedef struct {
 int mfl_aggregate_add_parts(mfl_aggregate_t *self, const mfl_aggregate_part_t *parts,
                             size_t n_parts, double weight, char *err, size_t errlen);
 
+/* The fixed-point terms one update would add, without adding them: writes
+ * out[j] = round(w·Δⱼ·2^F) for the n_params parameters and *weight_q =
+ * round(w·2^8), with exactly the checks and quantisation of
+ * mfl_aggregate_add (same err texts). Secure aggregation masks these terms
+ * at the site; the unmasked sum, given to mfl_aggregate_add_sum, makes a
+ * mean bit-identical to adding each update here. `self` is only read (its
+ * F and product bound; its count is not checked). Returns 0, or -1 with
+ * out's contents unspecified. */
+int mfl_aggregate_quantise(const mfl_aggregate_t *self, const float *delta, double weight,
+                           int64_t *out, uint64_t *weight_q, char *err, size_t errlen);
+
+/* Folds in `count` updates already quantised (mfl_aggregate_quantise) and
+ * summed exactly: `sum` (n_params int64, borrowed) is Σ out and `weight_q`
+ * Σ weight_q over those updates. -1 (aggregate unchanged) if count is 0,
+ * would pass max_updates, or weight_q is outside [count, count·2^40]. The
+ * caller vouches that the sum is of accepted terms (the overflow bound
+ * holds then). */
+int mfl_aggregate_add_sum(mfl_aggregate_t *self, const int64_t *sum, uint64_t weight_q,
+                          size_t count, char *err, size_t errlen);
+
 /* Takes back an update that mfl_aggregate_add_parts accepted with these
  * same parts and weight (the caller could not record it): subtracts
  * exactly what was added, so the sums are as if it never came. Only for

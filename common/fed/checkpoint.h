@@ -120,6 +120,12 @@ int mfl_checkpoint_save_dir_nosync(const char *dir, const mfl_checkpoint_t *ck, 
 int mfl_checkpoint_latest(const char *dir, mfl_checkpoint_t *ck, char *path_out, size_t path_len,
                           char *err, size_t errlen);
 
+/* The number of "round-*.ckpt" files in `dir` (valid or not; 0 if dir does
+ * not exist), their names newest first, comma-separated, into
+ * names[0..len) (cut with "..." if long; names may be NULL). -1 if dir
+ * cannot be read. */
+long mfl_checkpoint_files(const char *dir, char *names, size_t len);
+
 /* Removes all but the `keep` newest "round-*.ckpt" files in dir (keep ≥ 1).
  * The removals are not fsync'd (a power loss may bring an old file back;
  * harmless). 0 or -1 with err. */

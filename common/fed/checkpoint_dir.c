@@ -162,6 +162,31 @@ int mfl_checkpoint_latest(const char *dir, mfl_checkpoint_t *ck, char *path_out,
     return found;
 }
 
+long mfl_checkpoint_files(const char *dir, char *names, size_t len)
+{
+    s_entry_t *v;
+    size_t n;
+    char err[256];
+    int rc = s_list(dir, &v, &n, err, sizeof err);
+    if (rc != 0)
+        return rc > 0 ? 0 : -1;
+    if (names && len) {
+        size_t used = 0;
+        names[0] = '\0';
+        for (size_t i = 0; i < n; i++) {
+            int w = snprintf(names + used, len - used, "%s%s", i ? ", " : "", v[i].name);
+            if (w < 0 || (size_t)w >= len - used) {
+                if (len > 4)
+                    snprintf(names + (used < len - 4 ? used : len - 4), 4, "...");
+                break;
+            }
+            used += (size_t)w;
+        }
+    }
+    free(v);
+    return (long)n;
+}
+
 int mfl_checkpoint_prune(const char *dir, size_t keep, char *err, size_t errlen)
 {
     if (keep == 0) {

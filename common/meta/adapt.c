@@ -15,6 +15,7 @@ void mfl_meta_metrics_from_probs(float *probs, const float *label, size_t n,
     m->n = n;
     m->accuracy = mfl_metrics_accuracy(probs, label, n, n_way);
     m->auroc = m->sensitivity = m->specificity = NAN;
+    m->rmse = m->mae = m->r2 = NAN;
     if (n_way != 2)
         return;
     /* Binary: score = P(class 1); column 1 is compacted to the front of the
@@ -46,6 +47,9 @@ int mfl_meta_score(mfl_learner_t *self, const float *theta, const mfl_dataset_t 
         m->loss = loss;
         m->n = n;
         m->accuracy = m->auroc = m->sensitivity = m->specificity = NAN;
+        m->rmse = m->mae = m->r2 = NAN;
+        if (no == 1)
+            mfl_metrics_regression(out, query->y, n, &m->rmse, &m->mae, &m->r2);
         return 0;
     }
     if (self->loss.kind == MFL_LOSS_BCE) {

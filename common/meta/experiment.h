@@ -1,8 +1,10 @@
-/* An offline (centralised) meta-learning experiment, described by one YAML
- * file: the data, how tasks are drawn, the learner, the training budget and
- * the evaluation protocol. `metafl train` / `metafl eval` and the meta
- * benchmarks run experiments; see configs/train-*.yaml and
- * docs/ENGINE-META.md for the keys.
+/* An offline (centralised) meta-learning experiment: the data, how tasks
+ * are drawn, the learner, the training budget and the evaluation protocol,
+ * given as a plain spec (mfl_experiment_spec_t). The YAML file that
+ * describes one (configs/train-*.yaml, keys in docs/ENGINE-META.md) is read
+ * by the config layer (config/experiment_config.h: mfl_experiment_load);
+ * this module knows no YAML. `metafl train` / `metafl eval` and the meta
+ * benchmarks run experiments.
  *
  * Kinds of experiment (data.source):
  *   sinusoid       regression tasks generated on the fly;
@@ -19,6 +21,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "data/heart.h"
 #include "meta/learner.h"
 
 #define MFL_EXP_MAX_SITES 8
@@ -29,6 +32,32 @@ typedef enum {
     MFL_EXP_EPISODES = 1,
     MFL_EXP_SITES = 2,
 } mfl_exp_kind_t;
+
+/* What an experiment is, as the config layer reads it. Plain data. */
+typedef struct {
+    char path[512];                  /* its source, named in errors */
+    uint64_t seed;
+    mfl_exp_kind_t kind;
+    mfl_learner_config_t learner;
+    size_t max_batch;
+    size_t n_way, k_shot, q_query;
+    size_t support_size, query_size; /* heart: site-as-task batch sizes */
+    size_t train_classes[MFL_EXP_MAX_CLASSES], n_train_classes;
+    size_t test_classes[MFL_EXP_MAX_CLASSES], n_test_classes;
+    int train_steps, log_every;
+    int eval_tasks, eval_steps;
+    float eval_lr;
+    /* fashion_mnist: the IDX directory ("" = the Debian package's) and the
+     * training rows kept (0 = all) */
+    char data_dir[512];
+    size_t max_train_rows;
+    /* heart: the FLamby shared directory ("" = the default), the
+     * standardisation, the sites (n_sites 0 = all four) */
+    char heart_shared[512];
+    mfl_heart_std_t standardize;
+    size_t n_sites;
+    char site_name[MFL_EXP_MAX_SITES][32];
+} mfl_experiment_spec_t;
 
 typedef struct {
     char path[512];
@@ -55,9 +84,10 @@ typedef struct {
     mfl_dataset_t *site_train[MFL_EXP_MAX_SITES], *site_test[MFL_EXP_MAX_SITES];
 } mfl_experiment_t;
 
-/* Loads the experiment at `path` and its data. NULL + err naming
- * FILE:LINE and the key on a bad config, or the data file on bad data. */
-mfl_experiment_t *mfl_experiment_load(const char *path, char *err, size_t errlen);
+/* Builds the experiment `spec` describes (borrowed) and loads its data.
+ * NULL + err naming the data file on bad data. */
+mfl_experiment_t *mfl_experiment_new(const mfl_experiment_spec_t *spec, char *err,
+                                     size_t errlen);
 void mfl_experiment_destroy(mfl_experiment_t **self_p);
 
 /* A learner for the experiment (caller destroys); NULL + err. */

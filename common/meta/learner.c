@@ -453,13 +453,10 @@ int mfl_meta_inner_sgd(mfl_learner_t *self, const float *theta, const mfl_datase
     return 0;
 }
 
-/* One task's meta-gradient: the algorithm's own, or the shared metric step. */
+/* One task's meta-gradient, through the algorithm table. */
 static int s_task_grad(mfl_learner_t *self, const float *state, const mfl_task_t *task,
                        float *grad, double *loss, char *err, size_t errlen)
 {
-    if (self->ops->metric)
-        return mfl_meta_metric_task_grad(self, self->ops->metric, state, task, grad, loss, err,
-                                         errlen);
     return self->ops->task_grad(self, state, task, grad, loss, err, errlen);
 }
 
@@ -535,11 +532,8 @@ int mfl_learner_evaluate(mfl_learner_t *self, const float *theta, const mfl_data
         mfl_meta_check_data(self, query, "query", err, errlen))
         return -1;
     mfl_eval_metrics_t m;
-    int rc = self->ops->metric
-                 ? mfl_meta_metric_evaluate(self, self->ops->metric, theta, support, query,
-                                            theta_adapted, &m, err, errlen)
-                 : self->ops->evaluate(self, theta, support, query, steps, lr, theta_adapted,
-                                       &m, err, errlen);
+    int rc = self->ops->evaluate(self, theta, support, query, steps, lr, theta_adapted, &m,
+                                 err, errlen);
     if (rc)
         return -1;
     if (metrics)

@@ -80,6 +80,7 @@ typedef struct {
     double auroc;       /* binary only; NAN otherwise */
     double sensitivity; /* binary only */
     double specificity; /* binary only */
+    double rmse, mae, r2; /* regression (mse on one output) only; NAN otherwise */
     size_t n;
 } mfl_eval_metrics_t;
 

@@ -75,9 +75,10 @@ typedef struct {
  * direction's negative: the outer optimiser steps against it) into
  * grad[n_state] and returns the task's query loss after adaptation in
  * *loss (NAN-free on success). meta_train, if set, replaces the generic
- * outer loop (FedAvg). evaluate adapts and scores. A metric method sets
- * only `metric`: the shared episodic step and evaluation in algo_metric.c
- * then serve as its task_grad and evaluate. */
+ * outer loop (FedAvg). evaluate adapts and scores. Every algorithm sets
+ * task_grad and evaluate; the learner calls only these (never an algo_*.c
+ * directly). A metric method's entries call the shared episodic step and
+ * evaluation of algo_metric.c with its head, which `metric` also names. */
 struct mfl_algo_ops {
     const char *name;
     const mfl_metric_head_t *metric;

@@ -86,3 +86,24 @@ double mfl_metrics_accuracy(const float *probs, const float *label, size_t n, si
     }
     return (double)ok / (double)n;
 }
+
+void mfl_metrics_regression(const float *pred, const float *y, size_t n, double *rmse,
+                            double *mae, double *r2)
+{
+    double sse = 0, sae = 0, mean = 0, sst = 0;
+    for (size_t i = 0; i < n; i++)
+        mean += y[i];
+    mean = n ? mean / (double)n : 0;
+    for (size_t i = 0; i < n; i++) {
+        double e = (double)pred[i] - (double)y[i], d = (double)y[i] - mean;
+        sse += e * e;
+        sae += fabs(e);
+        sst += d * d;
+    }
+    if (rmse)
+        *rmse = n ? sqrt(sse / (double)n) : NAN;
+    if (mae)
+        *mae = n ? sae / (double)n : NAN;
+    if (r2)
+        *r2 = n && sst > 0 ? 1.0 - sse / sst : NAN;
+}

@@ -22,4 +22,10 @@ void mfl_metrics_binary(const float *score, const float *label, size_t n, float 
  * wins ties). NAN if n is 0. */
 double mfl_metrics_accuracy(const float *probs, const float *label, size_t n, size_t n_classes);
 
+/* Regression: root mean squared error, mean absolute error and R² = 1 −
+ * SSE / SST of pred against y (computed in double). Any output may be
+ * NULL; all NAN if n is 0; R² is NAN when y is constant (SST = 0). */
+void mfl_metrics_regression(const float *pred, const float *y, size_t n, double *rmse,
+                            double *mae, double *r2);
+
 #endif

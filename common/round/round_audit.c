@@ -128,6 +128,45 @@ void mfl_engine_audit_tick(mfl_round_engine_t *self, uint64_t now_ms)
                         self->rounds_done);
 }
 
+void mfl_engine_audit_rejected(mfl_round_engine_t *self, const char *peer,
+                               const mfl_update_header_t *h, const uint8_t *signed_header,
+                               size_t signed_len, const uint8_t *sig, size_t sig_len)
+{
+    mfl_engine_site_t *s = mfl_engine_find_site(self, peer);
+    /* Bounded: a hostile (allow-listed) site cannot fill the disk; an id
+     * the engine does not hold (over-long) is not recorded at all. */
+    if (!self->audit || self->audit_down || !s || s->reject_recorded > MFL_ENGINE_REJECT_RECORDS)
+        return;
+    s->reject_recorded++;
+    mfl_audit_record_t *rec = malloc(sizeof *rec);
+    if (!rec)
+        return;
+    char err[256];
+    /* The site's signed header, when it decodes, is kept as evidence
+     * (verify does not require it to match: it may be the bad part). */
+    if (!(signed_header && sig && sig_len == 64 &&
+          mfl_audit_record_from_update(rec, MFL_AUDIT_UPDATE_REJECTED, signed_header,
+                                       signed_len, sig, err, sizeof err) == 0)) {
+        mfl_audit_record_init(rec, MFL_AUDIT_UPDATE_REJECTED, h ? h->round : 0, peer);
+        if (h && h->nonce_len && h->nonce_len <= MFL_AUDIT_NONCE_MAX) {
+            memcpy(rec->nonce, h->nonce, h->nonce_len);
+            rec->nonce_len = h->nonce_len;
+        }
+        rec->n = h ? h->n_samples : 0;
+    }
+    if (strcmp(rec->site, peer) != 0) /* the header names another site: record the peer */
+        snprintf(rec->site, sizeof rec->site, "%s", peer);
+    if (s->reject_recorded > MFL_ENGINE_REJECT_RECORDS)
+        snprintf(rec->reason, sizeof rec->reason,
+                 "%s: %.160s (more rejections of this site in this round are not recorded)",
+                 mfl_engine_reject_name(self->last_reject), self->last_reject_text);
+    else
+        snprintf(rec->reason, sizeof rec->reason, "%s: %.200s",
+                 mfl_engine_reject_name(self->last_reject), self->last_reject_text);
+    (void)mfl_engine_audit_append(self, rec, false);
+    free(rec);
+}
+
 void mfl_engine_audit_free(mfl_round_engine_t *self)
 {
     for (size_t i = 0; i < self->n_audit_pending; i++)

@@ -96,8 +96,8 @@ static void s_delta_hash(const mfl_round_engine_t *self, const mfl_tensor_t *t,
     crypto_generichash_final(&st, out, 32);
 }
 
-int mfl_engine_audit_update(mfl_round_engine_t *self, const Metafl__UpdateHeader *h,
-                            const mfl_tensor_t *tensors, double norm,
+int mfl_engine_audit_update(mfl_round_engine_t *self, const mfl_update_header_t *h,
+                            const mfl_tensor_t *tensors, double norm, const char *note,
                             const uint8_t *signed_header, size_t signed_len, const uint8_t *sig,
                             size_t sig_len)
 {
@@ -121,11 +121,15 @@ int mfl_engine_audit_update(mfl_round_engine_t *self, const Metafl__UpdateHeader
         memcpy(rec.nonce, self->nonce, MFL_ENGINE_NONCE_BYTES);
         rec.nonce_len = MFL_ENGINE_NONCE_BYTES;
         rec.has_delta_hash = true;
-        if (mfl_audit_digest_of_header(h, rec.delta_hash, err, sizeof err) < 0)
+        if (h->digest_error[0])
             s_delta_hash(self, tensors, rec.delta_hash);
+        else
+            memcpy(rec.delta_hash, h->digest, sizeof rec.delta_hash);
         rec.norm = norm;
         rec.n = h->n_samples;
     }
+    if (note && note[0])
+        snprintf(rec.reason, sizeof rec.reason, "%s", note);
     return mfl_engine_audit_append(self, &rec, false);
 }
 
@@ -292,12 +296,13 @@ static void s_metrics_line(mfl_round_engine_t *self, const mfl_round_summary_t *
     s_hex(self->theta_hash, 32, hash);
     fprintf(self->metrics,
             "{\"event\":\"round\",\"round\":%u,\"rounds\":%u,\"attempt\":%u,\"selected\":%zu,"
-            "\"accepted\":%zu,\"rejected\":%zu,\"declined\":%zu,\"loss_before\":%.9g,\"loss_after\":%.9g,"
+            "\"accepted\":%zu,\"rejected\":%zu,\"failed\":%zu,\"loss_before\":%.9g,"
+            "\"loss_after\":%.9g,"
             "\"weight\":%.9g,\"delta_norm\":%.9g,\"seconds\":%.6f,\"wall_seconds\":%.6f,"
             "\"at_deadline\":%s,"
             "\"theta_blake2b\":\"%s\"}\n",
             m->round, m->rounds, m->attempt, m->n_selected, m->n_accepted, m->n_rejected,
-            m->n_declined, isfinite(m->loss_before) ? m->loss_before : -1.0,
+            m->n_failed, isfinite(m->loss_before) ? m->loss_before : -1.0,
             isfinite(m->loss_after) ? m->loss_after : -1.0, m->total_weight, m->delta_norm,
             m->seconds, m->wall_seconds, m->at_deadline ? "true" : "false", hash);
     fflush(self->metrics);
@@ -314,7 +319,7 @@ void mfl_engine_close_round(mfl_round_engine_t *self, uint64_t now_ms, bool at_d
     m.n_selected = self->n_selected;
     m.n_accepted = self->n_accepted;
     m.n_rejected = self->n_rejected_round;
-    m.n_declined = self->n_declined_round;
+    m.n_failed = self->n_withdrawn;
     m.total_weight = self->weight_sum;
     m.loss_before = self->weight_sum > 0 ? self->loss_before_sum / self->weight_sum : NAN;
     m.loss_after = self->weight_sum > 0 ? self->loss_after_sum / self->weight_sum : NAN;
@@ -336,7 +341,14 @@ void mfl_engine_close_round(mfl_round_engine_t *self, uint64_t now_ms, bool at_d
         mfl_engine_abandon_round(self, now_ms);
         return;
     }
-    if (mfl_aggregate_mean(self->agg, mean) < 0 ||
+    bool robust = self->config.aggregator != MFL_AGG_MEAN;
+    int agg_rc = robust ? mfl_engine_robust_mean(self, mean, err, sizeof err)
+                        : mfl_aggregate_mean(self->agg, mean);
+    if (!robust && agg_rc < 0)
+        snprintf(err, sizeof err, "no update to average");
+    if (robust)
+        mfl_engine_robust_reset(self);
+    if (agg_rc < 0 ||
         mfl_server_step_apply(self->step, self->theta, mean, err, sizeof err) < 0) {
         free(mean);
         /* Every update passed the finiteness and bound checks, so this is
@@ -376,6 +388,9 @@ void mfl_engine_close_round(mfl_round_engine_t *self, uint64_t now_ms, bool at_d
         self->on_theta(self->on_theta_ctx, self->views, self->theta_tensor_hash,
                        self->n_tensors);
     if (ck < 0) {
+        /* Not saved, so not done: status and the log count the rounds on
+         * disk ("FAILED after 15 of 200", not 16). */
+        self->rounds_done = self->round - 1;
         self->phase = MFL_ENGINE_FAILED;
         mfl_error("round %u: cannot write the checkpoint; stopping (θ of round %u is the "
                   "last on disk)", self->round, self->round - 1);
@@ -397,7 +412,7 @@ void mfl_engine_close_round(mfl_round_engine_t *self, uint64_t now_ms, bool at_d
     self->round++;
     self->attempt = 0;
     for (size_t i = 0; i < self->n_sites; i++)
-        self->sites[i].selected = self->sites[i].reported = self->sites[i].declined = false;
+        self->sites[i].selected = self->sites[i].reported = false;
     if (self->sink.round_closed)
         self->sink.round_closed(self->sink.ctx, &m);
     mfl_engine_after_close(self, now_ms);
@@ -419,8 +434,9 @@ void mfl_engine_abandon_round(mfl_round_engine_t *self, uint64_t now_ms)
              self->config.rounds, self->attempt, reason);
     (void)mfl_engine_audit_round(self, MFL_AUDIT_ROUND_ABANDONED, reason); /* owed if it fails */
     mfl_aggregate_reset(self->agg);
+    mfl_engine_robust_reset(self);
     for (size_t i = 0; i < self->n_sites; i++)
-        self->sites[i].selected = self->sites[i].reported = self->sites[i].declined = false;
+        self->sites[i].selected = self->sites[i].reported = false;
     if (self->config.max_attempts && self->attempt >= self->config.max_attempts) {
         mfl_error("round %u: %u attempts failed; giving up (max_attempts)", self->round,
                   self->attempt);
@@ -432,17 +448,24 @@ void mfl_engine_abandon_round(mfl_round_engine_t *self, uint64_t now_ms)
     self->phase = MFL_ENGINE_WAITING;
 }
 
-void mfl_engine_log_eval(mfl_round_engine_t *self, const char *site, const Metafl__EvalReport *r)
+void mfl_engine_log_eval(mfl_round_engine_t *self, const char *site, const mfl_eval_report_t *r)
 {
-    mfl_info("eval after round %u, site %s: adapted loss %.4g acc %.4f auroc %.4f (before: acc "
-             "%.4f; local-only: acc %.4f), n %llu", r->round, site, r->loss, r->accuracy,
-             r->auroc, r->accuracy_before, r->accuracy_local, (unsigned long long)r->n);
+    if (isfinite(r->rmse))
+        mfl_info("eval after round %u, site %s: adapted loss %.4g rmse %.4g mae %.4g r2 %.4f "
+                 "(before: rmse %.4g; local-only: rmse %.4g), n %llu", r->round, site, r->loss,
+                 r->rmse, r->mae, r->r2, r->rmse_before, r->rmse_local,
+                 (unsigned long long)r->n);
+    else
+        mfl_info("eval after round %u, site %s: adapted loss %.4g acc %.4f auroc %.4f (before: "
+                 "acc %.4f; local-only: acc %.4f), n %llu", r->round, site, r->loss,
+                 r->accuracy, r->auroc, r->accuracy_before, r->accuracy_local,
+                 (unsigned long long)r->n);
     if (self->metrics) {
         fprintf(self->metrics,
                 "{\"event\":\"eval\",\"round\":%u,\"site\":\"%s\",\"loss\":%.9g,"
                 "\"accuracy\":%.9g,\"auroc\":%.9g,\"sensitivity\":%.9g,\"specificity\":%.9g,"
                 "\"n\":%llu,\"loss_before\":%.9g,\"accuracy_before\":%.9g,\"auroc_before\":%.9g,"
-                "\"accuracy_local\":%.9g,\"auroc_local\":%.9g,\"n_support\":%llu}\n",
+                "\"accuracy_local\":%.9g,\"auroc_local\":%.9g,\"n_support\":%llu",
                 r->round, site, isfinite(r->loss) ? r->loss : -1.0,
                 isfinite(r->accuracy) ? r->accuracy : -1.0, isfinite(r->auroc) ? r->auroc : -1.0,
                 isfinite(r->sensitivity) ? r->sensitivity : -1.0,
@@ -453,6 +476,14 @@ void mfl_engine_log_eval(mfl_round_engine_t *self, const char *site, const Metaf
                 isfinite(r->accuracy_local) ? r->accuracy_local : -1.0,
                 isfinite(r->auroc_local) ? r->auroc_local : -1.0,
                 (unsigned long long)r->n_support);
+        /* Regression reports only (a classification line is unchanged). */
+        if (isfinite(r->rmse))
+            fprintf(self->metrics, ",\"rmse\":%.9g,\"mae\":%.9g,\"r2\":%.9g,"
+                    "\"rmse_before\":%.9g,\"rmse_local\":%.9g", r->rmse,
+                    isfinite(r->mae) ? r->mae : -1.0, isfinite(r->r2) ? r->r2 : -1.0,
+                    isfinite(r->rmse_before) ? r->rmse_before : -1.0,
+                    isfinite(r->rmse_local) ? r->rmse_local : -1.0);
+        fprintf(self->metrics, "}\n");
         fflush(self->metrics);
     }
     if (self->sink.eval_report) {

@@ -109,6 +109,7 @@ void mfl_round_engine_site_hello(mfl_round_engine_t *self, const char *site, uin
     if (!s)
         return;
     s->n_train = n_train;
+    s->revoked = false; /* re-admitted: its key is back in the allow-list */
     /* A new session: a grant the site held belongs to its old connection
      * (it asks again once its update is ready). */
     mfl_engine_flow_release(self, site);
@@ -130,49 +131,29 @@ void mfl_round_engine_site_hello(mfl_round_engine_t *self, const char *site, uin
 
 /* ---- tasks ------------------------------------------------------------ */
 
-void mfl_engine_fill_algorithm(const mfl_round_engine_t *self, Metafl__AlgorithmSpec *a)
+void mfl_engine_fill_algorithm(const mfl_round_engine_t *self, mfl_task_algorithm_t *a)
 {
-    const mfl_learner_config_t *l = &self->config.learner;
-    metafl__algorithm_spec__init(a);
-    a->name = (char *)mfl_algo_name(l->algo);
-    a->inner_steps = (uint32_t)l->inner_steps;
-    a->inner_lr = l->inner_lr;
-    a->meta_batch = (uint32_t)l->meta_batch;
-    a->outer_steps = (uint32_t)l->outer_steps;
-    a->outer_lr = l->outer_lr;
-    a->batch_size = (uint32_t)l->batch_size;
-    a->local_epochs = (uint32_t)l->local_epochs;
-    a->n_way = self->config.n_way;
-    a->k_shot = self->config.k_shot;
-    a->n_query = self->config.n_query;
-    a->loss = (char *)mfl_loss_name(l->loss);
-    a->pos_weight = l->pos_weight;
-    a->relation_spec = (char *)l->relation_spec;
-    a->outer_optim = (char *)mfl_optim_name(l->outer_optim);
+    mfl_task_algorithm_from_learner(&self->config.learner, self->config.n_way,
+                                    self->config.k_shot, self->config.n_query, a);
 }
 
 void mfl_engine_send_round_task(mfl_round_engine_t *self, mfl_engine_site_t *s)
 {
     if (!self->sink.send_round_task)
         return;
-    Metafl__RoundTask task;
-    Metafl__AlgorithmSpec algo;
-    Metafl__PrivacySettings privacy;
-    metafl__round_task__init(&task);
-    metafl__privacy_settings__init(&privacy);
-    mfl_engine_fill_algorithm(self, &algo);
-    privacy.enabled = self->config.dp_enabled;
-    privacy.clip_norm = self->config.clip_norm;
-    privacy.noise_multiplier = self->config.noise_multiplier;
-    privacy.target_delta = self->config.target_delta;
+    mfl_round_task_t task;
+    memset(&task, 0, sizeof task);
+    mfl_engine_fill_algorithm(self, &task.algorithm);
+    task.privacy.enabled = self->config.dp_enabled;
+    task.privacy.clip_norm = self->config.clip_norm;
+    task.privacy.noise_multiplier = self->config.noise_multiplier;
+    task.privacy.target_delta = self->config.target_delta;
     task.round = self->round;
-    task.nonce.data = self->nonce;
-    task.nonce.len = MFL_ENGINE_NONCE_BYTES;
-    task.model_spec = self->config.learner.model_spec;
-    task.model_hash.data = self->theta_hash;
-    task.model_hash.len = sizeof self->theta_hash;
-    task.algorithm = &algo;
-    task.privacy = &privacy;
+    memcpy(task.nonce, self->nonce, MFL_ENGINE_NONCE_BYTES);
+    task.nonce_len = MFL_ENGINE_NONCE_BYTES;
+    snprintf(task.model_spec, sizeof task.model_spec, "%s", self->config.learner.model_spec);
+    memcpy(task.model_hash, self->theta_hash, sizeof self->theta_hash);
+    task.model_hash_len = sizeof self->theta_hash;
     task.deadline_unix_ms = self->deadline_unix_ms; /* display only: the site's clock may differ */
     task.seed = self->round_seed;
     if (self->sink.send_round_task(self->sink.ctx, s->id, &task, self->views, self->n_tensors) < 0)
@@ -184,17 +165,15 @@ void mfl_engine_send_eval_task(mfl_round_engine_t *self, mfl_engine_site_t *s)
 {
     if (!self->sink.send_eval_task)
         return;
-    Metafl__EvalTask task;
-    Metafl__AlgorithmSpec algo;
-    metafl__eval_task__init(&task);
-    mfl_engine_fill_algorithm(self, &algo);
+    mfl_eval_task_t task;
+    memset(&task, 0, sizeof task);
+    mfl_engine_fill_algorithm(self, &task.algorithm);
     task.round = self->eval_round;
-    task.nonce.data = self->eval_nonce;
-    task.nonce.len = MFL_ENGINE_NONCE_BYTES;
-    task.model_spec = self->config.learner.model_spec;
-    task.model_hash.data = self->theta_hash;
-    task.model_hash.len = sizeof self->theta_hash;
-    task.algorithm = &algo;
+    memcpy(task.nonce, self->eval_nonce, MFL_ENGINE_NONCE_BYTES);
+    task.nonce_len = MFL_ENGINE_NONCE_BYTES;
+    snprintf(task.model_spec, sizeof task.model_spec, "%s", self->config.learner.model_spec);
+    memcpy(task.model_hash, self->theta_hash, sizeof self->theta_hash);
+    task.model_hash_len = sizeof self->theta_hash;
     task.adapt_steps = self->config.eval_adapt_steps;
     task.adapt_lr = self->config.eval_adapt_lr;
     if (self->sink.send_eval_task(self->sink.ctx, s->id, &task, self->views, self->n_tensors) < 0)
@@ -213,8 +192,9 @@ static size_t s_select(mfl_round_engine_t *self)
     for (size_t i = 0; i < self->n_sites; i++) {
         self->sites[i].selected = false;
         self->sites[i].reported = false;
-        self->sites[i].declined = false;
         self->sites[i].reject_logged = 0;
+        self->sites[i].reject_recorded = 0;
+        self->sites[i].withdrawn = false;
         if (self->sites[i].connected)
             idx[n++] = i;
     }
@@ -231,6 +211,9 @@ static size_t s_select(mfl_round_engine_t *self)
         mfl_rng_seed(&rng, self->round_seed, 0x73656c656374ull); /* "select" */
         mfl_rng_shuffle(&rng, idx, n);
     }
+    /* Robust rules keep every Δ until the close: at most max_updates. */
+    if (self->config.aggregator != MFL_AGG_MEAN && k > self->config.robust_max_updates)
+        k = self->config.robust_max_updates;
     for (size_t i = 0; i < k; i++)
         self->sites[idx[i]].selected = true;
     free(idx);
@@ -244,11 +227,12 @@ static void s_open_round(mfl_round_engine_t *self, uint64_t now_ms)
     self->n_selected = s_select(self);
     self->n_accepted = 0;
     self->n_rejected_round = 0;
-    self->n_declined_round = 0;
+    self->n_withdrawn = 0;
     self->loss_before_sum = 0;
     self->loss_after_sum = 0;
     self->weight_sum = 0;
     mfl_aggregate_reset(self->agg);
+    mfl_engine_robust_reset(self);
     mfl_engine_flow_reset(self);
     self->opened_ms = now_ms;
     self->opened_mono_s = mfl_clock_mono_s();
@@ -320,6 +304,7 @@ void mfl_engine_finish_eval(mfl_round_engine_t *self)
             return;
         }
         self->phase = MFL_ENGINE_DONE;
+        mfl_engine_record_finished(self);
         /* The run's last sync point of the audit log (deferred mode: the
          * last round_closed is not on disk yet). */
         char aerr[300];
@@ -335,7 +320,7 @@ void mfl_engine_finish_eval(mfl_round_engine_t *self)
 
 /* ---- rejections and updates ---------------------------------------- */
 
-void mfl_engine_reject(mfl_round_engine_t *self, const char *peer, Metafl__RejectReason reason,
+void mfl_engine_reject(mfl_round_engine_t *self, const char *peer, mfl_reject_t reason,
                        uint32_t round, const char *fmt, ...)
 {
     char text[256];
@@ -345,6 +330,8 @@ void mfl_engine_reject(mfl_round_engine_t *self, const char *peer, Metafl__Rejec
     va_end(ap);
     self->n_rejected_total++;
     self->n_rejected_round++;
+    self->last_reject = reason;
+    snprintf(self->last_reject_text, sizeof self->last_reject_text, "%s", text);
     mfl_engine_site_t *s = mfl_engine_find_site(self, peer);
     uint32_t bit = (uint32_t)1 << ((unsigned)reason & 31u);
     /* Logged once per (site, reason, round): a misbehaving site must not
@@ -359,11 +346,9 @@ void mfl_engine_reject(mfl_round_engine_t *self, const char *peer, Metafl__Rejec
         self->sink.reject(self->sink.ctx, peer, reason, round, text);
 }
 
-const char *mfl_engine_reject_name(Metafl__RejectReason reason)
+const char *mfl_engine_reject_name(mfl_reject_t reason)
 {
-    const ProtobufCEnumValue *v =
-        protobuf_c_enum_descriptor_get_value(&metafl__reject_reason__descriptor, (int)reason);
-    return v ? v->name : "REJECT_UNKNOWN";
+    return mfl_reject_reason_name((int)reason);
 }
 
 /* Tensor names and shapes must equal the learner's layout exactly. */
@@ -371,7 +356,7 @@ static int s_check_shapes(mfl_round_engine_t *self, const char *peer,
                           const mfl_tensor_t *t, size_t n, uint32_t round)
 {
     if (n != self->n_tensors) {
-        mfl_engine_reject(self, peer, METAFL__REJECT_REASON__REJECT_SHAPE, round,
+        mfl_engine_reject(self, peer, MFL_REJECT_SHAPE, round,
                           "%zu tensors, expected %zu", n, self->n_tensors);
         return -1;
     }
@@ -382,7 +367,7 @@ static int s_check_shapes(mfl_round_engine_t *self, const char *peer,
         for (size_t d = 0; same && d < want->ndim; d++)
             same = t[i].shape[d] == want->shape[d];
         if (!same) {
-            mfl_engine_reject(self, peer, METAFL__REJECT_REASON__REJECT_SHAPE, round,
+            mfl_engine_reject(self, peer, MFL_REJECT_SHAPE, round,
                               "tensor %zu ('%s', %llu elements) does not match '%s' "
                               "(%llu elements)", i, t[i].name ? t[i].name : "",
                               (unsigned long long)t[i].count, want->name,
@@ -415,23 +400,105 @@ static double s_norm(const mfl_round_engine_t *self, const mfl_tensor_t *t, size
     return sqrt(sq);
 }
 
+/* The weight a site's update counts with: its claimed sample count, at
+ * most what it declared at Hello (n_train, when it declared one) and at
+ * most server.max_weight; a cap is noted for the audit record. */
+static double s_weight(const mfl_round_engine_t *self, const mfl_engine_site_t *s,
+                       uint64_t n_samples, char *note, size_t note_len)
+{
+    double w = (double)n_samples;
+    const char *by = NULL;
+    if (s->n_train && w > (double)s->n_train) {
+        w = (double)s->n_train;
+        by = "the training rows it declared at Hello";
+    }
+    if (self->config.max_weight > 0 && w > self->config.max_weight) {
+        w = self->config.max_weight;
+        by = "server.max_weight";
+    }
+    if (by) {
+        size_t used = strlen(note);
+        snprintf(note + used, note_len - used, "%sweight %.6g (claims %llu samples; capped by %s)",
+                 used ? "; " : "", w, (unsigned long long)n_samples, by);
+    }
+    return w;
+}
+
+/* Folds (mean) or keeps (robust rules) the update, Δ·scale with weight w,
+ * and writes its update_accepted record; without the record it is taken
+ * back out and refused. 0, or -1 after rejecting it. */
+static int s_take(mfl_round_engine_t *self, const char *peer, mfl_engine_site_t *s,
+                  const mfl_update_header_t *h, const mfl_tensor_t *tensors,
+                  double norm, double scale, double w, const char *note,
+                  const uint8_t *signed_header, size_t signed_header_len,
+                  const uint8_t *signature, size_t signature_len)
+{
+    uint32_t round = h->round;
+    char err[256];
+    float *flat = NULL;
+    bool robust = self->config.aggregator != MFL_AGG_MEAN;
+    if (robust || scale != 1.0) {
+        flat = malloc(self->n_state * sizeof(float));
+        if (!flat) {
+            mfl_engine_reject(self, peer, MFL_REJECT_TOO_LARGE, round,
+                              "coordinator out of memory for a Δ of %zu parameters",
+                              self->n_state);
+            return -1;
+        }
+        for (size_t i = 0; i < self->n_tensors; i++)
+            for (size_t j = 0; j < tensors[i].count; j++)
+                flat[self->tensor_offset[i] + j] = (float)(scale * (double)tensors[i].data[j]);
+    }
+    for (size_t i = 0; i < self->n_tensors; i++)
+        self->parts[i] = (mfl_aggregate_part_t){
+            self->tensor_offset[i],
+            flat ? flat + self->tensor_offset[i] : tensors[i].data, (size_t)tensors[i].count};
+    if (!robust && mfl_aggregate_add_parts(self->agg, self->parts, self->n_tensors, w, err,
+                                           sizeof err) < 0) {
+        free(flat);
+        mfl_engine_reject(self, peer, MFL_REJECT_NORM, round,
+                          "aggregate refused the update: %s", err);
+        return -1;
+    }
+    /* Folded (or kept) only with its record written: otherwise taken back
+     * out (exactly: fixed point) and refused. */
+    if (mfl_engine_audit_update(self, h, tensors, norm, note, signed_header, signed_header_len,
+                                signature, signature_len) < 0) {
+        if (!robust)
+            (void)mfl_aggregate_remove_parts(self->agg, self->parts, self->n_tensors, w);
+        free(flat);
+        self->audit_refused++;
+        mfl_engine_reject(self, peer, MFL_REJECT_AUDIT_UNAVAILABLE, round,
+                          "the coordinator cannot write its audit log (%s); update not taken",
+                          self->audit_err);
+        return -1;
+    }
+    if (robust) {
+        free(s->delta);
+        s->delta = flat;
+    } else {
+        free(flat);
+    }
+    return 0;
+}
+
 static int s_update(mfl_round_engine_t *self, const char *peer, bool granted,
-                    const Metafl__UpdateHeader *h, const mfl_tensor_t *tensors,
+                    const mfl_update_header_t *h, const mfl_tensor_t *tensors,
                     size_t n_tensors, const uint8_t *signed_header, size_t signed_header_len,
                     const uint8_t *signature, size_t signature_len, uint64_t now_ms)
 {
-    const Metafl__RejectReason R_SITE = METAFL__REJECT_REASON__REJECT_WRONG_SITE;
+    const mfl_reject_t R_SITE = MFL_REJECT_WRONG_SITE;
     uint32_t round = h ? h->round : 0;
     mfl_round_engine_site_seen(self, peer, now_ms);
     if (!h) {
-        mfl_engine_reject(self, peer, METAFL__REJECT_REASON__REJECT_BAD_MESSAGE, 0,
+        mfl_engine_reject(self, peer, MFL_REJECT_BAD_MESSAGE, 0,
                           "no update header");
         return -1;
     }
-    if (!h->site || strcmp(h->site, peer) != 0) {
+    if (strcmp(h->site, peer) != 0) {
         mfl_engine_reject(self, peer, R_SITE, round,
-                          "header names site '%s' but the connection is site '%s'",
-                          h->site ? h->site : "", peer);
+                          "header names site '%s' but the connection is site '%s'", h->site,
+                          peer);
         return -1;
     }
     if (self->phase == MFL_ENGINE_ABORTED) {
@@ -440,7 +507,7 @@ static int s_update(mfl_round_engine_t *self, const char *peer, bool granted,
          * not counted as a rejection, and no Reject sent (the Bye already
          * told the site why; a Reject would make it log a warning). */
         mfl_engine_site_t *late = mfl_engine_find_site(self, peer);
-        uint32_t bit = (uint32_t)1 << ((unsigned)METAFL__REJECT_REASON__REJECT_WRONG_ROUND & 31u);
+        uint32_t bit = (uint32_t)1 << ((unsigned)MFL_REJECT_WRONG_ROUND & 31u);
         if (!late || !(late->reject_logged & bit))
             mfl_info("site %s: update for round %u arrived after the operator aborted the "
                      "run; dropped", peer, h->round);
@@ -449,32 +516,35 @@ static int s_update(mfl_round_engine_t *self, const char *peer, bool granted,
         return -1;
     }
     if (self->phase != MFL_ENGINE_ROUND || h->round != self->round) {
-        mfl_engine_reject(self, peer, METAFL__REJECT_REASON__REJECT_WRONG_ROUND, round,
+        mfl_engine_reject(self, peer, MFL_REJECT_WRONG_ROUND, round,
                           "update for round %u, but %s", h->round,
                           self->phase == MFL_ENGINE_ROUND ? "another round is open"
                                                           : "no round is open");
         return -1;
     }
-    if (h->nonce.len != MFL_ENGINE_NONCE_BYTES ||
-        sodium_memcmp(h->nonce.data, self->nonce, MFL_ENGINE_NONCE_BYTES) != 0) {
-        mfl_engine_reject(self, peer, METAFL__REJECT_REASON__REJECT_REPLAY, round,
+    if (h->nonce_len != MFL_ENGINE_NONCE_BYTES ||
+        sodium_memcmp(h->nonce, self->nonce, MFL_ENGINE_NONCE_BYTES) != 0) {
+        mfl_engine_reject(self, peer, MFL_REJECT_REPLAY, round,
                           "nonce does not match this attempt of round %u (stale or replayed)",
                           self->round);
         return -1;
     }
     mfl_engine_site_t *s = mfl_engine_find_site(self, peer);
-    if (!s || !s->selected) {
-        mfl_engine_reject(self, peer, METAFL__REJECT_REASON__REJECT_NOT_SELECTED, round,
-                          "site was not selected for round %u", self->round);
+    if (!s || !s->selected || s->withdrawn) {
+        mfl_engine_reject(self, peer, MFL_REJECT_NOT_SELECTED, round,
+                          s && s->withdrawn ? "site withdrew from round %u (failure reported "
+                                              "or an update refused)"
+                                            : "site was not selected for round %u",
+                          self->round);
         return -1;
     }
     if (s->reported) {
-        mfl_engine_reject(self, peer, METAFL__REJECT_REASON__REJECT_DUPLICATE, round,
+        mfl_engine_reject(self, peer, MFL_REJECT_DUPLICATE, round,
                           "site already reported for round %u", self->round);
         return -1;
     }
     if (!granted) {
-        mfl_engine_reject(self, peer, METAFL__REJECT_REASON__REJECT_NOT_GRANTED, round,
+        mfl_engine_reject(self, peer, MFL_REJECT_NOT_GRANTED, round,
                           "update sent without an upload grant (send UploadReady, wait for "
                           "UploadGrant)");
         return -1;
@@ -484,100 +554,57 @@ static int s_update(mfl_round_engine_t *self, const char *peer, bool granted,
     size_t bad = 0;
     double norm = s_norm(self, tensors, &bad);
     if (norm < 0) {
-        mfl_engine_reject(self, peer, METAFL__REJECT_REASON__REJECT_NONFINITE, round,
+        mfl_engine_reject(self, peer, MFL_REJECT_NONFINITE, round,
                           "Δ[%zu] is NaN or infinite", bad);
         return -1;
     }
+    /* Above the bound: rejected, or (rounds.norm_action: clip) scaled
+     * down onto it. */
+    double scale = 1.0;
+    char note[200] = "";
     if (self->config.norm_bound > 0 && norm > self->config.norm_bound) {
-        mfl_engine_reject(self, peer, METAFL__REJECT_REASON__REJECT_NORM, round,
-                          "‖Δ‖ = %.6g exceeds the bound %.6g", norm, self->config.norm_bound);
-        return -1;
+        if (!self->config.norm_clip) {
+            mfl_engine_reject(self, peer, MFL_REJECT_NORM, round,
+                              "‖Δ‖ = %.6g exceeds the bound %.6g", norm,
+                              self->config.norm_bound);
+            return -1;
+        }
+        scale = self->config.norm_bound / norm;
+        snprintf(note, sizeof note, "clipped from norm %.6g to %.6g", norm,
+                 self->config.norm_bound);
     }
     if (h->n_samples == 0) {
-        mfl_engine_reject(self, peer, METAFL__REJECT_REASON__REJECT_BAD_MESSAGE, round,
+        mfl_engine_reject(self, peer, MFL_REJECT_BAD_MESSAGE, round,
                           "n_samples is 0");
         return -1;
     }
     if (self->audit_down) {
         self->audit_refused++;
-        mfl_engine_reject(self, peer, METAFL__REJECT_REASON__REJECT_AUDIT_UNAVAILABLE, round,
+        mfl_engine_reject(self, peer, MFL_REJECT_AUDIT_UNAVAILABLE, round,
                           "the coordinator cannot write its audit log (%s); update not taken",
                           self->audit_err);
         return -1;
     }
-    char err[256];
-    for (size_t i = 0; i < self->n_tensors; i++)
-        self->parts[i] = (mfl_aggregate_part_t){self->tensor_offset[i], tensors[i].data,
-                                                (size_t)tensors[i].count};
-    if (mfl_aggregate_add_parts(self->agg, self->parts, self->n_tensors, (double)h->n_samples,
-                                err, sizeof err) < 0) {
-        mfl_engine_reject(self, peer, METAFL__REJECT_REASON__REJECT_NORM, round,
-                          "aggregate refused the update: %s", err);
+    double w = s_weight(self, s, h->n_samples, note, sizeof note);
+    if (s_take(self, peer, s, h, tensors, norm, scale, w, note, signed_header,
+               signed_header_len, signature, signature_len) < 0)
         return -1;
-    }
-    /* Folded only with its record written: otherwise taken back out
-     * (exactly: fixed point) and refused. */
-    if (mfl_engine_audit_update(self, h, tensors, norm, signed_header, signed_header_len,
-                                signature, signature_len) < 0) {
-        (void)mfl_aggregate_remove_parts(self->agg, self->parts, self->n_tensors,
-                                         (double)h->n_samples);
-        self->audit_refused++;
-        mfl_engine_reject(self, peer, METAFL__REJECT_REASON__REJECT_AUDIT_UNAVAILABLE, round,
-                          "the coordinator cannot write its audit log (%s); update not taken",
-                          self->audit_err);
-        return -1;
-    }
     s->reported = true;
     self->n_accepted++;
-    double w = (double)h->n_samples;
     self->weight_sum += w;
-    if (h->metrics) {
-        self->loss_before_sum += w * h->metrics->loss_before;
-        self->loss_after_sum += w * h->metrics->loss_after;
+    if (h->has_metrics) {
+        self->loss_before_sum += w * h->metrics.loss_before;
+        self->loss_after_sum += w * h->metrics.loss_after;
     }
-    if (self->n_accepted + self->n_declined_round == self->n_selected &&
-        self->n_accepted >= self->config.min_sites)
+    if (self->n_accepted == self->n_selected)
         mfl_engine_close_round(self, now_ms, false);
-    return 0;
-}
-
-int mfl_round_engine_site_declined(mfl_round_engine_t *self, const char *peer, uint32_t round,
-                                   const uint8_t *nonce, size_t nonce_len, const char *rule,
-                                   const char *text, uint64_t now_ms)
-{
-    mfl_engine_site_t *s = mfl_engine_find_site(self, peer);
-    if (self->phase != MFL_ENGINE_ROUND || round != self->round || !s || !s->selected ||
-        s->reported || nonce_len != MFL_ENGINE_NONCE_BYTES ||
-        sodium_memcmp(nonce, self->nonce, MFL_ENGINE_NONCE_BYTES) != 0) {
-        mfl_debug("site %s: refusal for round %u ignored (not this attempt, or already "
-                  "reported)", peer, round);
-        return -1;
-    }
-    s->reported = true; /* an update that follows is a duplicate */
-    s->declined = true;
-    self->n_declined_round++;
-    mfl_warn("site %s declined round %u: %s (%s); the round goes on without it", peer, round,
-             text && *text ? text : "no reason given", rule && *rule ? rule : "no rule named");
-    if (self->audit) {
-        mfl_audit_record_t rec;
-        char err[256];
-        mfl_audit_record_init(&rec, MFL_AUDIT_TASK_DECLINED, round, peer);
-        memcpy(rec.nonce, self->nonce, MFL_ENGINE_NONCE_BYTES);
-        rec.nonce_len = MFL_ENGINE_NONCE_BYTES;
-        snprintf(rec.reason, sizeof rec.reason, "%.*s", (int)(sizeof rec.reason - 1),
-                 text && *text ? text : (rule ? rule : ""));
-        if (mfl_audit_append(self->audit, &rec, NULL, err, sizeof err) < 0)
-            mfl_error("audit log: %s", err);
-    }
-    mfl_engine_flow_release(self, peer);
-    if (self->n_accepted + self->n_declined_round == self->n_selected &&
-        self->n_accepted >= self->config.min_sites && self->n_accepted > 0)
-        mfl_engine_close_round(self, now_ms, false);
+    else if (self->n_withdrawn)
+        mfl_engine_maybe_close(self, now_ms);
     return 0;
 }
 
 int mfl_round_engine_update(mfl_round_engine_t *self, const char *peer,
-                            const Metafl__UpdateHeader *h, const mfl_tensor_t *tensors,
+                            const mfl_update_header_t *h, const mfl_tensor_t *tensors,
                             size_t n_tensors, const uint8_t *signed_header,
                             size_t signed_header_len, const uint8_t *signature,
                             size_t signature_len, uint64_t now_ms)
@@ -587,33 +614,37 @@ int mfl_round_engine_update(mfl_round_engine_t *self, const char *peer,
      * spent), and goes to the next waiting site once the update is handled. */
     bool small = (uint64_t)self->n_state * sizeof(float) <= self->small_upload_bytes;
     bool granted = !self->gate || small || mfl_upload_gate_holds(self->gate, peer);
+    uint64_t rejected_before = self->n_rejected_total;
     int rc = s_update(self, peer, granted, h, tensors, n_tensors, signed_header,
                       signed_header_len, signature, signature_len, now_ms);
+    if (rc < 0 && self->n_rejected_total != rejected_before)
+        mfl_engine_audit_rejected(self, peer, h, signed_header, signed_header_len, signature,
+                                  signature_len);
     if (self->gate && mfl_upload_gate_holds(self->gate, peer))
         mfl_engine_flow_release(self, peer);
     return rc;
 }
 
 int mfl_round_engine_eval_report(mfl_round_engine_t *self, const char *peer,
-                                 const Metafl__EvalReport *r, uint64_t now_ms)
+                                 const mfl_eval_report_t *r, uint64_t now_ms)
 {
     mfl_round_engine_site_seen(self, peer, now_ms);
     mfl_engine_site_t *s = mfl_engine_find_site(self, peer);
     uint32_t round = r ? r->round : 0;
-    if (!r || !r->site || strcmp(r->site, peer) != 0) {
-        mfl_engine_reject(self, peer, METAFL__REJECT_REASON__REJECT_WRONG_SITE, round,
+    if (!r || strcmp(r->site, peer) != 0) {
+        mfl_engine_reject(self, peer, MFL_REJECT_WRONG_SITE, round,
                           "eval report names another site");
         return -1;
     }
     if (self->phase != MFL_ENGINE_EVAL || r->round != self->eval_round ||
-        r->nonce.len != MFL_ENGINE_NONCE_BYTES ||
-        sodium_memcmp(r->nonce.data, self->eval_nonce, MFL_ENGINE_NONCE_BYTES) != 0) {
-        mfl_engine_reject(self, peer, METAFL__REJECT_REASON__REJECT_WRONG_ROUND, round,
+        r->nonce_len != MFL_ENGINE_NONCE_BYTES ||
+        sodium_memcmp(r->nonce, self->eval_nonce, MFL_ENGINE_NONCE_BYTES) != 0) {
+        mfl_engine_reject(self, peer, MFL_REJECT_WRONG_ROUND, round,
                           "no evaluation with this round and nonce is open");
         return -1;
     }
     if (!s || !s->eval_sent || s->eval_reported) {
-        mfl_engine_reject(self, peer, METAFL__REJECT_REASON__REJECT_DUPLICATE, round,
+        mfl_engine_reject(self, peer, MFL_REJECT_DUPLICATE, round,
                           "site already reported (or was not asked) for this evaluation");
         return -1;
     }
@@ -688,6 +719,12 @@ void mfl_round_engine_tick(mfl_round_engine_t *self, uint64_t now_ms)
         break;
     }
     case MFL_ENGINE_DONE:
+        if (self->finish_pending) { /* a finished run restarted: nothing to do */
+            self->finish_pending = false;
+            if (self->sink.finished)
+                self->sink.finished(self->sink.ctx);
+        }
+        break;
     case MFL_ENGINE_FAILED:
     case MFL_ENGINE_ABORTED:
         break;

@@ -24,7 +24,9 @@
  * Signature and tensor-hash checks are the transport's job BEFORE an update
  * reaches the engine (server.h verifies both against the allow-listed key;
  * `metafl simulate` calls mfl_update_verify): the engine receives the
- * verified, unpacked UpdateHeader.
+ * verified header, decoded by the task codec into plain C
+ * (mfl_update_header_t, wire/task.h). The engine speaks only the plain task
+ * types: tasks out, headers and reports in.
  *
  * Determinism: the round seed depends only on (run seed, round); sites
  * derive their streams from (round seed, site id); aggregation is
@@ -42,7 +44,7 @@
 
 #include "round/run_config.h"
 #include "core/tensor.h"
-#include "metafl.pb-c.h"
+#include "wire/task.h"
 
 #define MFL_ENGINE_NONCE_BYTES 16
 #define MFL_ENGINE_SITE_MAX 65 /* site ids are ≤ 64 characters (wire/keys.h) */
@@ -58,7 +60,7 @@ typedef struct {
     size_t n_selected;
     size_t n_accepted;
     size_t n_rejected;       /* rejections during this round */
-    size_t n_declined;       /* sites whose privacy policy refused this round */
+    size_t n_failed;         /* selected sites that withdrew (failure, revocation) */
     double loss_before;      /* n-weighted mean of the sites' loss before */
     double loss_after;
     double total_weight;
@@ -74,7 +76,7 @@ typedef struct {
 typedef struct {
     uint32_t round;
     const char *site;
-    const Metafl__EvalReport *report;
+    const mfl_eval_report_t *report;
 } mfl_eval_summary_t;
 
 /* The engine's outputs. Every callback is optional (NULL = ignore). The
@@ -84,11 +86,11 @@ typedef struct {
     /* θ as `n_tensors` tensors in the learner's layout. Return 0, or -1 if
      * the site cannot be reached (the engine keeps going; the deadline
      * handles it). */
-    int (*send_round_task)(void *ctx, const char *site, const Metafl__RoundTask *task,
+    int (*send_round_task)(void *ctx, const char *site, const mfl_round_task_t *task,
                            const mfl_tensor_t *tensors, size_t n_tensors);
-    int (*send_eval_task)(void *ctx, const char *site, const Metafl__EvalTask *task,
+    int (*send_eval_task)(void *ctx, const char *site, const mfl_eval_task_t *task,
                           const mfl_tensor_t *tensors, size_t n_tensors);
-    void (*reject)(void *ctx, const char *site, Metafl__RejectReason reason, uint32_t round,
+    void (*reject)(void *ctx, const char *site, mfl_reject_t reason, uint32_t round,
                    const char *text);
     void (*round_closed)(void *ctx, const mfl_round_summary_t *summary);
     void (*eval_report)(void *ctx, const mfl_eval_summary_t *summary);
@@ -140,6 +142,32 @@ uint64_t mfl_round_engine_wall_of(const mfl_round_engine_t *self, uint64_t mono_
 void mfl_round_engine_site_hello(mfl_round_engine_t *self, const char *site, uint64_t n_train,
                                  uint64_t now_ms);
 
+/* Why a site stops taking part (mfl_round_engine_site_withdraw). */
+typedef enum {
+    MFL_ENGINE_SITE_FAILED = 0,   /* its task failed (SiteFailure); the open round only */
+    MFL_ENGINE_SITE_REVOKED = 1,  /* its key left the allow-list: gone until a new Hello */
+} mfl_engine_withdraw_t;
+
+/* `site` will not report in the open round or evaluation: records it
+ * (audit site_failed / site_revoked, with `reason`), remembers it for
+ * status (failures, last failure), and stops waiting for it: the round
+ * closes as soon as every other selected site has reported, if at least
+ * min_sites updates are in (else at its deadline, as before). FAILED needs
+ * the task's round and nonce (`evaluation`: an EvalTask's); a failure for
+ * another round or nonce is stale: ignored, -1. REVOKED also marks the
+ * site gone. Returns 0. */
+int mfl_round_engine_site_withdraw(mfl_round_engine_t *self, const char *site,
+                                   mfl_engine_withdraw_t why, bool evaluation, uint32_t round,
+                                   const uint8_t *nonce, size_t nonce_len, const char *reason,
+                                   uint64_t now_ms);
+
+/* The i-th site's failures (as mfl_round_engine_site_at orders them):
+ * count, the last one's words ("" if none) and wall ms, and whether its
+ * key was revoked. */
+const char *mfl_round_engine_site_failure(const mfl_round_engine_t *self, size_t i,
+                                          uint32_t *n_failures, uint64_t *wall_ms,
+                                          bool *revoked);
+
 /* Liveness: any message or heartbeat from `site`. */
 void mfl_round_engine_site_seen(mfl_round_engine_t *self, const char *site, uint64_t now_ms);
 
@@ -154,27 +182,15 @@ void mfl_round_engine_site_gone(mfl_round_engine_t *self, const char *site);
  * after rejecting it through the sink with a reason (and logging it). May
  * close the round. */
 int mfl_round_engine_update(mfl_round_engine_t *self, const char *peer,
-                            const Metafl__UpdateHeader *header,
+                            const mfl_update_header_t *header,
                             const mfl_tensor_t *tensors, size_t n_tensors,
                             const uint8_t *signed_header, size_t signed_header_len,
                             const uint8_t *signature, size_t signature_len, uint64_t now_ms);
 
-/* The authenticated `peer` declined the open round (TaskDeclined: its
- * privacy policy refuses the task; `rule` names the policy rule, `text`
- * says why; both borrowed). Logged (warn), written to the audit log
- * (task_declined), counted in the round's summary and metrics line
- * ("declined"); the round goes on without the site, and closes at once
- * when every other selected site has reported and min_sites is met.
- * A refusal for another round or attempt (nonce) is ignored (debug).
- * Returns 0 if counted, -1 if ignored. */
-int mfl_round_engine_site_declined(mfl_round_engine_t *self, const char *peer, uint32_t round,
-                                   const uint8_t *nonce, size_t nonce_len, const char *rule,
-                                   const char *text, uint64_t now_ms);
-
 /* An evaluation report from the authenticated `peer`. Returns 0 if it
  * answered the open evaluation, else -1 (rejected through the sink). */
 int mfl_round_engine_eval_report(mfl_round_engine_t *self, const char *peer,
-                                 const Metafl__EvalReport *report, uint64_t now_ms);
+                                 const mfl_eval_report_t *report, uint64_t now_ms);
 
 /* Advances time: opens a round when enough sites are connected, closes or
  * abandons at the deadline, drops sites silent for site_timeout. A run

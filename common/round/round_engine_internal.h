@@ -18,6 +18,9 @@
 
 #define MFL_ENGINE_AUDIT_PENDING 4  /* records owed after a failed append */
 #define MFL_ENGINE_AUDIT_RETRY_MS 1000
+/* update_rejected records per site and round attempt; the next rejection
+ * writes one more saying that the rest go unrecorded (round_audit.c). */
+#define MFL_ENGINE_REJECT_RECORDS 4
 
 typedef struct {
     char id[MFL_ENGINE_SITE_MAX];
@@ -25,11 +28,20 @@ typedef struct {
     uint64_t last_seen_ms;  /* monotonic */
     uint64_t n_train;
     bool selected;        /* in the open round */
-    bool reported;        /* accepted update (or a refusal) in the open round */
-    bool declined;        /* the site's privacy policy refused the open round */
+    bool reported;        /* accepted update in the open round */
     uint32_t reject_logged; /* reasons already logged this round (bit per reason) */
+    uint32_t reject_recorded; /* update_rejected records this round (bounded) */
     bool eval_sent;
     bool eval_reported;
+    float *delta;         /* robust aggregators: its accepted Δ (flat), else NULL */
+    /* round_withdraw.c: failures the site reported (or updates refused for
+     * good), the last one's words and wall time; revoked = its key left
+     * the allow-list (cleared by its next accepted Hello). */
+    bool withdrawn;       /* out of the open round (failed or revoked) */
+    bool revoked;
+    uint32_t n_failures;
+    uint64_t failed_wall_ms;
+    char last_failure[160];
 } mfl_engine_site_t;
 
 struct mfl_round_engine {
@@ -59,6 +71,7 @@ struct mfl_round_engine {
     mfl_engine_phase_t phase;
     bool started;              /* the first round opened (wait_for_sites met) */
     bool paused;
+    bool finish_pending;       /* DONE at start: tell the sink at the first tick */
     size_t waiting_logged;     /* 1 + connected count last logged while waiting; 0 none */
     uint32_t round;            /* open or next round, 1-based */
     uint32_t rounds_done;
@@ -68,8 +81,11 @@ struct mfl_round_engine {
     uint64_t opened_ms, deadline_ms; /* monotonic: every decision */
     uint64_t deadline_unix_ms;       /* wall: told to the sites, for display */
     double opened_mono_s;      /* mfl_clock_mono_s() at open: the metrics' clock */
-    size_t n_selected, n_accepted, n_rejected_round, n_declined_round;
+    size_t n_selected, n_accepted, n_rejected_round;
+    size_t n_withdrawn;        /* selected sites out of the open round (round_withdraw.c) */
     uint64_t n_rejected_total;
+    mfl_reject_t last_reject;      /* the latest rejection, for its record */
+    char last_reject_text[256];
     double loss_before_sum, loss_after_sum, weight_sum;
 
     uint32_t eval_round;
@@ -109,13 +125,13 @@ struct mfl_round_engine {
 };
 
 mfl_engine_site_t *mfl_engine_find_site(mfl_round_engine_t *self, const char *id);
-void mfl_engine_fill_algorithm(const mfl_round_engine_t *self, Metafl__AlgorithmSpec *a);
+void mfl_engine_fill_algorithm(const mfl_round_engine_t *self, mfl_task_algorithm_t *a);
 void mfl_engine_send_round_task(mfl_round_engine_t *self, mfl_engine_site_t *s);
 void mfl_engine_send_eval_task(mfl_round_engine_t *self, mfl_engine_site_t *s);
-void mfl_engine_reject(mfl_round_engine_t *self, const char *peer, Metafl__RejectReason reason,
+void mfl_engine_reject(mfl_round_engine_t *self, const char *peer, mfl_reject_t reason,
                        uint32_t round, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
-const char *mfl_engine_reject_name(Metafl__RejectReason reason);
+const char *mfl_engine_reject_name(mfl_reject_t reason);
 
 /* round_flow.c: `site` no longer needs its upload slot (its update
  * arrived, it left, it restarted): frees it and grants the next waiting
@@ -126,6 +142,9 @@ void mfl_engine_flow_reset(mfl_round_engine_t *self);
 
 /* round_close.c */
 void mfl_engine_close_round(mfl_round_engine_t *self, uint64_t now_ms, bool at_deadline);
+/* Closes the open round early when every selected site has either
+ * reported or withdrawn and enough updates are in. */
+void mfl_engine_maybe_close(mfl_round_engine_t *self, uint64_t now_ms);
 void mfl_engine_abandon_round(mfl_round_engine_t *self, uint64_t now_ms);
 void mfl_engine_after_close(mfl_round_engine_t *self, uint64_t now_ms);
 void mfl_engine_finish_eval(mfl_round_engine_t *self);
@@ -135,10 +154,11 @@ int mfl_engine_checkpoint_join(mfl_round_engine_t *self);
  * (round_audit.c); a round_closed or round_abandoned record is kept and
  * written first when the log works again. */
 int mfl_engine_audit_round(mfl_round_engine_t *self, mfl_audit_kind_t kind, const char *reason);
-/* Appends the update_accepted record: 0, or -1 (audit down; the caller
+/* Appends the update_accepted record (`note`, e.g. a clip or a weight cap,
+ * as its reason): 0, or -1 (audit down; the caller
  * takes the update back out of the aggregate and rejects it). */
-int mfl_engine_audit_update(mfl_round_engine_t *self, const Metafl__UpdateHeader *h,
-                            const mfl_tensor_t *tensors, double norm,
+int mfl_engine_audit_update(mfl_round_engine_t *self, const mfl_update_header_t *h,
+                            const mfl_tensor_t *tensors, double norm, const char *note,
                             const uint8_t *signed_header, size_t signed_len, const uint8_t *sig,
                             size_t sig_len);
 
@@ -150,12 +170,40 @@ int mfl_engine_audit_append(mfl_round_engine_t *self, const mfl_audit_record_t *
  * owed records, then a note of the gap); past config.audit_give_up_ms, or
  * at once if the log is closed for good, the run fails. */
 void mfl_engine_audit_tick(mfl_round_engine_t *self, uint64_t now_ms);
+/* An update from `peer` (header `h`, may be NULL; the site's signed bytes
+ * if any) was just rejected (last_reject): writes its update_rejected
+ * record, at most MFL_ENGINE_REJECT_RECORDS per site and round attempt
+ * plus one saying the rest are not recorded. */
+void mfl_engine_audit_rejected(mfl_round_engine_t *self, const char *peer,
+                               const mfl_update_header_t *h, const uint8_t *signed_header,
+                               size_t signed_len, const uint8_t *sig, size_t sig_len);
 /* Stops the run: phase FAILED, the message logged, the sink told. */
 void mfl_engine_fail(mfl_round_engine_t *self, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void mfl_engine_audit_free(mfl_round_engine_t *self);
+
+/* round_robust.c: robust aggregation (config.aggregator != MEAN). */
+/* Frees every site's kept Δ (a round opened, closed or was abandoned). */
+void mfl_engine_robust_reset(mfl_round_engine_t *self);
+/* The round's aggregate of the kept Δs (in site-id order) into mean[n_state]:
+ * median, trimmed mean or Multi-Krum. 0, or -1 with err. */
+int mfl_engine_robust_mean(mfl_round_engine_t *self, float *mean, char *err, size_t errlen);
+
+/* round_resume.c. No checkpoint loaded: 0 if the run directory holds no
+ * earlier run (no checkpoint file, no round_closed record, no round line
+ * in the metrics), else -1 with err naming the files and the operator's
+ * options. */
+int mfl_engine_check_fresh_start(mfl_round_engine_t *self, char *err, size_t errlen);
+/* Resumed from `ck_path` (round rounds_done), audit log and metrics open:
+ * if that round ran here (its round_opened is in the audit log) and a crash
+ * left out its round_closed record or metrics line, writes them; a finished run (run_finished on record) goes to
+ * DONE without evaluating again. 0 or -1 with err. */
+int mfl_engine_reconcile(mfl_round_engine_t *self, const char *ck_path, char *err,
+                         size_t errlen);
+/* The final evaluation ended: a run_finished record and metrics line. */
+void mfl_engine_record_finished(mfl_round_engine_t *self);
 void mfl_engine_log_eval(mfl_round_engine_t *self, const char *site,
-                         const Metafl__EvalReport *r);
+                         const mfl_eval_report_t *r);
 
 /* Hashes each of θ's tensors once (theta_tensor_hash: what the broadcast's
  * TensorHeaders carry) and sets theta_hash to their digest,

@@ -41,14 +41,17 @@ static int s_layout(mfl_round_engine_t *self)
     return 0;
 }
 
-static int s_resume(mfl_round_engine_t *self, char *err, size_t errlen)
+/* Loads the latest checkpoint: 1 (its path in path[MFL_COORD_PATH_MAX]),
+ * 0 if there is none and the run directory holds no earlier run, -1. */
+static int s_resume(mfl_round_engine_t *self, char *path, char *err, size_t errlen)
 {
     mfl_checkpoint_t ck;
-    char path[MFL_COORD_PATH_MAX];
     memset(&ck, 0, sizeof ck);
-    int found = mfl_checkpoint_latest(self->config.checkpoint_dir, &ck, path, sizeof path, err,
-                                      errlen);
-    if (found <= 0)
+    int found = mfl_checkpoint_latest(self->config.checkpoint_dir, &ck, path,
+                                      MFL_COORD_PATH_MAX, err, errlen);
+    if (found == 0)
+        return mfl_engine_check_fresh_start(self, err, errlen);
+    if (found < 0)
         return found;
     int rc = -1;
     if (ck.n_params != self->n_state || memcmp(ck.model_hash, self->model_hash, 32) != 0) {
@@ -115,7 +118,9 @@ mfl_round_engine_t *mfl_round_engine_new(const mfl_coord_config_t *config,
     self->round = 1;
     if (mfl_mkdir_p(config->checkpoint_dir, 0755, err, errlen) < 0)
         goto out_fail;
-    if (s_resume(self, err, errlen) < 0)
+    char ck_path[MFL_COORD_PATH_MAX];
+    int resumed = s_resume(self, ck_path, err, errlen);
+    if (resumed < 0)
         goto out_fail;
     mfl_engine_hash_theta(self);
     if (config->metrics_file[0]) {
@@ -137,6 +142,8 @@ mfl_round_engine_t *mfl_round_engine_new(const mfl_coord_config_t *config,
         mfl_audit_set_deferred_sync(self->audit, true);
     }
     self->phase = MFL_ENGINE_WAITING;
+    if (resumed == 1 && mfl_engine_reconcile(self, ck_path, err, errlen) < 0)
+        goto out_fail;
     return self;
 out_fail:
     mfl_round_engine_destroy(&self);
@@ -154,6 +161,7 @@ void mfl_round_engine_destroy(mfl_round_engine_t **self_p)
     mfl_aggregate_destroy(&self->agg);
     mfl_server_step_destroy(&self->step);
     mfl_engine_audit_free(self);
+    mfl_engine_robust_reset(self);
     mfl_audit_destroy(&self->audit);
     mfl_upload_gate_destroy(&self->gate);
     if (self->metrics)

@@ -74,7 +74,7 @@ int mfl_round_engine_upload_ready(mfl_round_engine_t *self, const char *peer, ui
     if (self->phase == MFL_ENGINE_ABORTED)
         return -1; /* the Bye told the site; see mfl_round_engine_update */
     if (self->phase != MFL_ENGINE_ROUND || round != self->round) {
-        mfl_engine_reject(self, peer, METAFL__REJECT_REASON__REJECT_WRONG_ROUND, round,
+        mfl_engine_reject(self, peer, MFL_REJECT_WRONG_ROUND, round,
                           "upload request for round %u, but %s", round,
                           self->phase == MFL_ENGINE_ROUND ? "another round is open"
                                                           : "no round is open");
@@ -82,25 +82,25 @@ int mfl_round_engine_upload_ready(mfl_round_engine_t *self, const char *peer, ui
     }
     if (nonce_len != MFL_ENGINE_NONCE_BYTES ||
         sodium_memcmp(nonce, self->nonce, MFL_ENGINE_NONCE_BYTES) != 0) {
-        mfl_engine_reject(self, peer, METAFL__REJECT_REASON__REJECT_REPLAY, round,
+        mfl_engine_reject(self, peer, MFL_REJECT_REPLAY, round,
                           "upload request: nonce does not match this attempt of round %u",
                           self->round);
         return -1;
     }
     mfl_engine_site_t *s = mfl_engine_find_site(self, peer);
     if (!s || !s->selected) {
-        mfl_engine_reject(self, peer, METAFL__REJECT_REASON__REJECT_NOT_SELECTED, round,
+        mfl_engine_reject(self, peer, MFL_REJECT_NOT_SELECTED, round,
                           "upload request: site was not selected for round %u", self->round);
         return -1;
     }
     if (s->reported) {
-        mfl_engine_reject(self, peer, METAFL__REJECT_REASON__REJECT_DUPLICATE, round,
+        mfl_engine_reject(self, peer, MFL_REJECT_DUPLICATE, round,
                           "upload request: site already reported for round %u", self->round);
         return -1;
     }
     uint64_t want = (uint64_t)self->n_state * sizeof(float);
     if (update_bytes != want) {
-        mfl_engine_reject(self, peer, METAFL__REJECT_REASON__REJECT_SHAPE, round,
+        mfl_engine_reject(self, peer, MFL_REJECT_SHAPE, round,
                           "upload request for %llu bytes; Δ is %llu bytes (%zu floats)",
                           (unsigned long long)update_bytes, (unsigned long long)want,
                           self->n_state);
@@ -121,7 +121,7 @@ int mfl_round_engine_upload_ready(mfl_round_engine_t *self, const char *peer, ui
     case MFL_GATE_ERROR:
         break;
     }
-    mfl_engine_reject(self, peer, METAFL__REJECT_REASON__REJECT_BAD_MESSAGE, round,
+    mfl_engine_reject(self, peer, MFL_REJECT_BAD_MESSAGE, round,
                       "upload request could not be queued (out of memory)");
     return -1;
 }

@@ -2,6 +2,8 @@
 #include "round/run_config.h"
 
 #include <math.h>
+#include <errno.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +40,10 @@ void mfl_coord_config_defaults(mfl_coord_config_t *c)
     c->heartbeat_ms = 2000;
     c->site_timeout_ms = 30000;
     c->audit_give_up_ms = 300000;
+    c->aggregator = MFL_AGG_MEAN;
+    c->trim_fraction = 0.2;
+    c->krum_f = 1;
+    c->robust_max_updates = 32;
 }
 
 int mfl_coord_path_resolve(const char *base_file, const char *rel, char *out, size_t outlen)
@@ -103,7 +109,8 @@ static void s_check_all_keys(mfl_yaml_doc_t *doc)
 {
     mfl_yaml_check_keys(doc, "", (const char *[]){"coordinator", "model", "algorithm",
                                                   "privacy", "rounds", "server", "eval",
-                                                  "output", "limits", "sites", NULL});
+                                                  "output", "limits", "sites", "data", NULL});
+    mfl_yaml_check_keys(doc, "data", (const char *[]){"schema", NULL});
     mfl_yaml_check_keys(doc, "coordinator",
                         (const char *[]){"listen", "key", "allow_dir", "run_dir", NULL});
     mfl_yaml_check_keys(doc, "model",
@@ -119,11 +126,12 @@ static void s_check_all_keys(mfl_yaml_doc_t *doc)
     mfl_yaml_check_keys(doc, "rounds",
                         (const char *[]){"count", "sites_per_round", "min_sites",
                                          "wait_for_sites", "deadline_s", "max_attempts",
-                                         "norm_bound", "seed", "max_concurrent_uploads",
-                                         NULL});
+                                         "norm_bound", "norm_action", "seed",
+                                         "max_concurrent_uploads", NULL});
     mfl_yaml_check_keys(doc, "server",
                         (const char *[]){"optimizer", "lr", "momentum", "beta1", "beta2",
-                                         "eps", NULL});
+                                         "eps", "aggregator", "trim_fraction", "krum_f",
+                                         "krum_m", "max_updates", "max_weight", NULL});
     mfl_yaml_check_keys(doc, "eval",
                         (const char *[]){"every", "adapt_steps", "adapt_lr", "deadline_s",
                                          NULL});
@@ -213,7 +221,45 @@ static void s_read_rounds(mfl_yaml_doc_t *doc, mfl_coord_config_t *c)
         mfl_yaml_fail(doc, "rounds.norm_bound", "must be ≥ 0 (0 = off), got %g", nb);
     else
         c->norm_bound = nb;
+    const char *action = mfl_yaml_get_string(doc, "rounds.norm_action", "reject");
+    if (strcmp(action, "reject") != 0 && strcmp(action, "clip") != 0)
+        mfl_yaml_fail(doc, "rounds.norm_action", "must be 'reject' or 'clip', got '%s'", action);
+    c->norm_clip = strcmp(action, "clip") == 0;
+    if (c->norm_clip && c->norm_bound <= 0)
+        mfl_yaml_fail(doc, "rounds.norm_action", "'clip' needs rounds.norm_bound > 0");
     c->seed = (uint64_t)mfl_yaml_get_int(doc, "rounds.seed", (int64_t)c->seed);
+}
+
+/* server.aggregator and its parameters; checked against the rounds'
+ * site counts (Multi-Krum needs 2f + 3 updates to close a round). */
+static void s_read_aggregator(mfl_yaml_doc_t *doc, mfl_coord_config_t *c)
+{
+    const char *agg = mfl_yaml_get_string(doc, "server.aggregator", "mean");
+    if (mfl_agg_kind_parse(agg, &c->aggregator) < 0)
+        mfl_yaml_fail(doc, "server.aggregator",
+                      "unknown aggregator '%s'; known: mean, median, trimmed_mean, multi_krum",
+                      agg);
+    double tf = mfl_yaml_get_double(doc, "server.trim_fraction", c->trim_fraction);
+    if (!(tf >= 0 && tf < 0.5))
+        mfl_yaml_fail(doc, "server.trim_fraction", "must be in [0, 0.5), got %g", tf);
+    else
+        c->trim_fraction = tf;
+    c->krum_f = s_u32(doc, "server.krum_f", c->krum_f, 0, 1000);
+    c->krum_m = s_u32(doc, "server.krum_m", c->krum_m, 0, 100000);
+    c->robust_max_updates = s_u32(doc, "server.max_updates", c->robust_max_updates, 1, 4096);
+    double mw = mfl_yaml_get_double(doc, "server.max_weight", 0.0);
+    if (!(mw >= 0 && mw <= 4294967296.0))
+        mfl_yaml_fail(doc, "server.max_weight", "must be in [0, 2^32] (0 = no cap), got %g", mw);
+    else
+        c->max_weight = mw;
+    if (c->aggregator == MFL_AGG_MULTI_KRUM && c->min_sites < 2 * c->krum_f + 3)
+        mfl_yaml_fail(doc, "server.krum_f",
+                      "multi_krum with krum_f = %u needs rounds.min_sites ≥ %u (2f + 3), "
+                      "got %u", c->krum_f, 2 * c->krum_f + 3, c->min_sites);
+    if (c->aggregator != MFL_AGG_MEAN && c->min_sites > c->robust_max_updates)
+        mfl_yaml_fail(doc, "server.max_updates",
+                      "%u is below rounds.min_sites (%u): a round could never close",
+                      c->robust_max_updates, c->min_sites);
 }
 
 static void s_read_server(mfl_yaml_doc_t *doc, mfl_coord_config_t *c)
@@ -263,19 +309,50 @@ static void s_read_sites(mfl_yaml_doc_t *doc, mfl_coord_config_t *c)
     free(items);
 }
 
+int mfl_coord_listen_check(const char *listen, char *why, size_t whylen)
+{
+    if (!listen || !*listen) {
+        snprintf(why, whylen, "is empty");
+        return -1;
+    }
+    if (strncmp(listen, "tcp://", 6) != 0) {
+        snprintf(why, whylen, "does not start with tcp://");
+        return -1;
+    }
+    const char *colon = strrchr(listen + 6, ':');
+    if (!colon || colon == listen + 6) {
+        snprintf(why, whylen, "has no %s", colon ? "host" : "port");
+        return -1;
+    }
+    const char *port = colon + 1;
+    if (strcmp(port, "*") == 0)
+        return 0;
+    char *end = NULL;
+    errno = 0;
+    long v = *port ? strtol(port, &end, 10) : -1;
+    if (!*port || errno || *end || v < 1 || v > 65535 || !isdigit((unsigned char)*port)) {
+        snprintf(why, whylen, "has port '%s', not a number in 1-65535 or *", port);
+        return -1;
+    }
+    return 0;
+}
+
 static int s_from_doc(mfl_yaml_doc_t *doc, mfl_coord_config_t *c, char *err, size_t errlen)
 {
     s_check_all_keys(doc);
 
     const char *listen = mfl_yaml_get_string(doc, "coordinator.listen", c->listen);
+    char why[128];
     if (strlen(listen) >= sizeof c->listen)
         mfl_yaml_fail(doc, "coordinator.listen", "too long");
-    else if (strncmp(listen, "tcp://", 6) != 0 || !strchr(listen + 6, ':'))
+    else if (mfl_coord_listen_check(listen, why, sizeof why) < 0)
         /* Caught here, at FILE:LINE, rather than as ZeroMQ's bare "Invalid
-         * argument" from bind. */
+         * argument" from bind (or a port silently wrapped: 99999 listened
+         * on 34463). */
         mfl_yaml_fail(doc, "coordinator.listen",
-                      "'%s' must look like tcp://HOST:PORT (e.g. tcp://0.0.0.0:7000, or "
-                      "tcp://127.0.0.1:* for any free port)", listen);
+                      "'%s' %s: it must look like tcp://HOST:PORT with PORT 1-65535 (e.g. "
+                      "tcp://0.0.0.0:7000, or tcp://127.0.0.1:* for any free port)",
+                      listen, why);
     else
         snprintf(c->listen, sizeof c->listen, "%s", listen);
     s_path(doc, c, "coordinator.run_dir", NULL, c->run_dir, sizeof c->run_dir);
@@ -286,9 +363,14 @@ static int s_from_doc(mfl_yaml_doc_t *doc, mfl_coord_config_t *c, char *err, siz
     s_path(doc, c, "coordinator.allow_dir", NULL, c->allow_dir, sizeof c->allow_dir);
 
     s_read_model(doc, c);
+    c->model_line = mfl_yaml_line(doc, "model.spec");
+    /* The consortium's data schema: sites are checked against it at Hello. */
+    s_path(doc, c, "data.schema", NULL, c->schema_file, sizeof c->schema_file);
+    c->schema_line = mfl_yaml_line(doc, "data.schema");
     s_read_privacy(doc, c);
     s_read_rounds(doc, c);
     s_read_server(doc, c);
+    s_read_aggregator(doc, c);
 
     c->eval_every = s_u32(doc, "eval.every", c->eval_every, 0, 1000000);
     c->eval_adapt_steps = s_u32(doc, "eval.adapt_steps", c->eval_adapt_steps, 0, 100000);

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fed/robust.h"
 #include "meta/learner.h"
 #include "nn/optim.h"
 
@@ -28,6 +29,11 @@ typedef struct {
     char key_file[MFL_COORD_PATH_MAX];    /* own secret key (metafl keygen) */
     char allow_dir[MFL_COORD_PATH_MAX];   /* site public keys; stem = site id */
     char run_dir[MFL_COORD_PATH_MAX];     /* status.json, control, defaults below */
+
+    /* data: the consortium's schema file ("" = none: sites are checked for
+     * the model's feature count and classes only); lines for messages */
+    char schema_file[MFL_COORD_PATH_MAX];
+    size_t schema_line, model_line;
 
     /* model + algorithm (what every site runs) */
     mfl_learner_config_t learner;
@@ -52,6 +58,15 @@ typedef struct {
 
     /* server step (SGD with lr = β is plain Reptile / FedAvg) */
     mfl_optim_config_t server;
+
+    /* aggregation against poisoned updates (docs/AGGREGATION.md) */
+    mfl_agg_kind_t aggregator;            /* server.aggregator */
+    double trim_fraction;                 /* trimmed_mean: drop ⌊β·k⌋ from each end */
+    uint32_t krum_f;                      /* multi_krum: Byzantine updates tolerated */
+    uint32_t krum_m;                      /* multi_krum: updates averaged; 0 = k − f */
+    uint32_t robust_max_updates;          /* robust rules keep ≤ this many Δs (selection capped) */
+    bool norm_clip;                       /* rounds.norm_action: clip (true) or reject */
+    double max_weight;                    /* server.max_weight: cap on a site's weight; 0 = none */
 
     /* evaluation */
     uint32_t eval_every;                  /* EvalTask every N rounds (0 = only at the end) */
@@ -92,5 +107,9 @@ int mfl_coord_config_parse(const char *text, size_t len, const char *name,
 /* Resolves `rel` against the directory of `base_file` into out[outlen]
  * (absolute `rel` is copied). -1 if it does not fit. */
 int mfl_coord_path_resolve(const char *base_file, const char *rel, char *out, size_t outlen);
+
+/* 0 if `listen` is tcp://HOST:PORT with PORT 1-65535 or '*'; else -1 with
+ * what is wrong ("has port '99999', ...") in why. */
+int mfl_coord_listen_check(const char *listen, char *why, size_t whylen);
 
 #endif

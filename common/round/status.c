@@ -82,10 +82,27 @@ char *mfl_status_render(const mfl_round_engine_t *e, const mfl_coord_config_t *c
         uint64_t seen = 0;
         bool connected = false;
         const char *id = mfl_round_engine_site_at(e, i, &seen, &connected);
-        s_put(&b, "%s{\"id\":\"%s\",\"connected\":%s,\"last_seen_unix_ms\":%llu,\"selected\":%s}",
+        s_put(&b, "%s{\"id\":\"%s\",\"connected\":%s,\"last_seen_unix_ms\":%llu,\"selected\":%s",
               i ? "," : "", id, connected ? "true" : "false",
               (unsigned long long)(seen ? mfl_round_engine_wall_of(e, seen) : 0),
               mfl_round_engine_is_selected(e, id) ? "true" : "false");
+        /* Failures the site reported (or updates refused for good) and
+         * revocation (issue 10 items 8, 11): the words are the site's, so
+         * anything but printable ASCII without quotes becomes '?'. */
+        uint32_t n_fail = 0;
+        uint64_t fail_ms = 0;
+        bool revoked = false;
+        const char *why = mfl_round_engine_site_failure(e, i, &n_fail, &fail_ms, &revoked);
+        char text[160];
+        size_t k = 0;
+        for (; why && why[k] && k < sizeof text - 1; k++)
+            text[k] = why[k] >= 0x20 && why[k] < 0x7f && why[k] != '"' && why[k] != '\\'
+                          ? why[k]
+                          : '?';
+        text[k] = '\0';
+        s_put(&b, ",\"revoked\":%s,\"failures\":%u,\"last_failure\":\"%s\","
+                  "\"last_failure_unix_ms\":%llu}",
+              revoked ? "true" : "false", n_fail, text, (unsigned long long)fail_ms);
     }
     s_put(&b, "],\"audit_error\":");
     const char *aerr = mfl_round_engine_audit_error(e);
@@ -115,9 +132,8 @@ char *mfl_status_render(const mfl_round_engine_t *e, const mfl_coord_config_t *c
         s_put(&b, "null");
     } else {
         s_put(&b, "{\"round\":%u,\"attempt\":%u,\"selected\":%zu,\"accepted\":%zu,"
-                  "\"rejected\":%zu,\"declined\":%zu,",
-              m->round, m->attempt, m->n_selected, m->n_accepted, m->n_rejected,
-              m->n_declined);
+                  "\"rejected\":%zu,",
+              m->round, m->attempt, m->n_selected, m->n_accepted, m->n_rejected);
         s_num(&b, "loss_before", m->loss_before);
         s_put(&b, ",");
         s_num(&b, "loss_after", m->loss_after);

@@ -1,6 +1,9 @@
 /* Site YAML → mfl_site_config_t, every field checked before use. */
 #include "site/site_config.h"
 
+#include "config/csv_schema_yaml.h"
+#include "data/heart.h"
+
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -30,6 +33,9 @@ void mfl_site_config_clear(mfl_site_config_t *c)
     if (!c)
         return;
     mfl_yaml_destroy(&c->doc);
+    free(c->series_channels);
+    c->series_channels = NULL;
+    memset(&c->series, 0, sizeof c->series);
 }
 
 const char *mfl_site_data_kind_name(mfl_site_data_kind_t kind)
@@ -38,6 +44,8 @@ const char *mfl_site_data_kind_name(mfl_site_data_kind_t kind)
     case MFL_SITE_DATA_CSV: return "csv";
     case MFL_SITE_DATA_WDBC: return "wdbc";
     case MFL_SITE_DATA_HEART: return "heart";
+    case MFL_SITE_DATA_IDX: return "idx";
+    case MFL_SITE_DATA_SERIES: return "series";
     }
     return "?";
 }
@@ -70,8 +78,12 @@ static void s_check_keys(mfl_yaml_doc_t *doc)
     mfl_yaml_check_keys(doc, "coordinator", (const char *[]){"endpoint", "public_key", NULL});
     /* data.schema's inside belongs to the CSV loader, which checks it. */
     mfl_yaml_check_keys(doc, "data",
-                        (const char *[]){"source", "path", "schema", "split_seed",
-                                         "train_fraction", "standardize", NULL});
+                        (const char *[]){"source", "path", "test_path", "schema", "split_seed",
+                                         "train_fraction", "standardize", "labels",
+                                         "max_rows", "classes", "series", NULL});
+    mfl_yaml_check_keys(doc, "data.series",
+                        (const char *[]){"patient", "time", "channels", "label", "rule",
+                                         "window", "stride", "delimiter", NULL});
     mfl_yaml_check_keys(doc, "eval",
                         (const char *[]){"support_cases", "local_only_steps", NULL});
     mfl_yaml_check_keys(doc, "runtime", (const char *[]){"threads", "log_level", NULL});
@@ -79,8 +91,7 @@ static void s_check_keys(mfl_yaml_doc_t *doc)
     mfl_yaml_check_keys(doc, "privacy",
                         (const char *[]){"mode", "epsilon_budget", "delta", "noise_multiplier",
                                          "clip_min", "clip_max", "sample_rate", "min_records",
-                                         "min_batch",
-                                         "allow_unnoised_stats", NULL});
+                                         "min_batch", "allow_unnoised_stats", NULL});
     mfl_yaml_check_keys(doc, "limits",
                         (const char *[]){"max_message_bytes", "max_params", "heartbeat_s",
                                          "connect_timeout_s", NULL});
@@ -110,6 +121,83 @@ static uint32_t s_seconds_ms(mfl_yaml_doc_t *doc, const char *key, uint32_t def_
         return def_ms;
     }
     return (uint32_t)(s * 1000.0 + 0.5);
+}
+
+/* idx: labels file (required), max_rows, classes kept. */
+static void s_read_idx(mfl_yaml_doc_t *doc, mfl_site_config_t *c)
+{
+    bool idx = c->data_kind == MFL_SITE_DATA_IDX;
+    static const char *const keys[] = { "data.labels", "data.classes", "data.max_rows", NULL };
+    for (int i = 0; keys[i] && !idx; i++)
+        if (mfl_yaml_has(doc, keys[i]))
+            mfl_yaml_fail(doc, keys[i], "only an idx source takes this key");
+    if (!idx)
+        return;
+    s_path(doc, c, "data.labels", true, c->labels_path, sizeof(c->labels_path));
+    c->max_rows = mfl_yaml_get_size(doc, "data.max_rows", 0);
+    size_t n = mfl_yaml_len(doc, "data.classes");
+    if (mfl_yaml_has(doc, "data.classes") &&
+        (mfl_yaml_kind(doc, "data.classes") != MFL_YAML_SEQUENCE || n == 0 ||
+         n > MFL_SITE_MAX_KEEP_CLASSES)) {
+        mfl_yaml_fail(doc, "data.classes", "expected a list of 1..%d class indices",
+                      MFL_SITE_MAX_KEEP_CLASSES);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char key[64];
+        snprintf(key, sizeof key, "data.classes[%zu]", i);
+        int64_t v = mfl_yaml_get_int(doc, key, 0);
+        if (mfl_yaml_check_range(doc, key, v, 0, 255) == 0)
+            c->keep_classes[c->n_keep_classes++] = (uint32_t)v;
+    }
+}
+
+/* series: the long-form columns, window, stride and label rule. */
+static void s_read_series(mfl_yaml_doc_t *doc, mfl_site_config_t *c)
+{
+    bool series = c->data_kind == MFL_SITE_DATA_SERIES;
+    if (!series) {
+        if (mfl_yaml_has(doc, "data.series"))
+            mfl_yaml_fail(doc, "data.series", "only a series source takes this key");
+        return;
+    }
+    if (mfl_yaml_kind(doc, "data.series") != MFL_YAML_MAPPING) {
+        mfl_yaml_fail(doc, "data.series", "a series source needs a mapping: patient, time, "
+                      "channels, label, window");
+        return;
+    }
+    mfl_series_spec_t *sp = &c->series;
+    sp->patient = mfl_yaml_require_string(doc, "data.series.patient");
+    sp->time = mfl_yaml_require_string(doc, "data.series.time");
+    sp->label = mfl_yaml_require_string(doc, "data.series.label");
+    if (mfl_yaml_get_string_list(doc, "data.series.channels", &c->series_channels,
+                                 &sp->n_channels) == 0) {
+        sp->channels = c->series_channels;
+        if (sp->n_channels == 0 || sp->n_channels > MFL_SERIES_MAX_CHANNELS)
+            mfl_yaml_fail(doc, "data.series.channels", "expected 1..%u column names",
+                          (unsigned)MFL_SERIES_MAX_CHANNELS);
+    }
+    const char *rule = mfl_yaml_get_string(doc, "data.series.rule", "last");
+    if (strcmp(rule, "last") == 0)
+        sp->label_rule = MFL_SERIES_LABEL_LAST;
+    else if (strcmp(rule, "any") == 0)
+        sp->label_rule = MFL_SERIES_LABEL_ANY;
+    else if (strcmp(rule, "regression") == 0)
+        sp->label_rule = MFL_SERIES_LABEL_REGRESSION;
+    else
+        mfl_yaml_fail(doc, "data.series.rule", "'%s' is not one of last, any, regression", rule);
+    int64_t w = mfl_yaml_get_int(doc, "data.series.window", 0);
+    if (mfl_yaml_check_range(doc, "data.series.window", w, 1, MFL_SERIES_MAX_WINDOW) == 0)
+        sp->window = (size_t)w;
+    int64_t st = mfl_yaml_get_int(doc, "data.series.stride", w > 0 ? w : 1);
+    if (mfl_yaml_check_range(doc, "data.series.stride", st, 1, 1000000) == 0)
+        sp->stride = (size_t)st;
+    const char *delim = mfl_yaml_get_string(doc, "data.series.delimiter", ",");
+    if (strcmp(delim, "tab") == 0 || strcmp(delim, "\\t") == 0)
+        delim = "\t";
+    if (strlen(delim) != 1 || delim[0] == '"')
+        mfl_yaml_fail(doc, "data.series.delimiter", "expected a single character (or \"tab\")");
+    sp->delimiter = delim[0];
 }
 
 /* A number for privacy.KEY that must be > 0 (and finite unless `inf_ok`). */
@@ -193,11 +281,26 @@ static void s_read(mfl_yaml_doc_t *doc, mfl_site_config_t *c)
         c->data_kind = MFL_SITE_DATA_WDBC;
     else if (strcmp(src, "heart") == 0)
         c->data_kind = MFL_SITE_DATA_HEART;
+    else if (strcmp(src, "idx") == 0)
+        c->data_kind = MFL_SITE_DATA_IDX;
+    else if (strcmp(src, "series") == 0)
+        c->data_kind = MFL_SITE_DATA_SERIES;
     else
-        mfl_yaml_fail(doc, "data.source", "'%s' is not one of csv, wdbc, heart", src);
+        mfl_yaml_fail(doc, "data.source", "'%s' is not one of csv, wdbc, heart, idx, series",
+                      src);
     s_path(doc, c, "data.path", true, c->data_path, sizeof(c->data_path));
-    if (c->data_kind == MFL_SITE_DATA_CSV && mfl_yaml_kind(doc, "data.schema") != MFL_YAML_MAPPING)
-        mfl_yaml_fail(doc, "data.schema", "a csv source needs a schema mapping (columns, label)");
+    s_path(doc, c, "data.test_path", false, c->test_path, sizeof(c->test_path));
+    if (c->test_path[0] && c->data_kind != MFL_SITE_DATA_CSV)
+        mfl_yaml_fail(doc, "data.test_path", "only a csv source takes a separate test file");
+    if (c->test_path[0] && mfl_yaml_has(doc, "data.train_fraction"))
+        mfl_yaml_fail(doc, "data.train_fraction", "not used with data.test_path (every row of "
+                      "data.path trains; the test file is the held-out set): remove one");
+    mfl_yaml_kind_t sk = mfl_yaml_kind(doc, "data.schema");
+    if (c->data_kind == MFL_SITE_DATA_CSV && sk == MFL_YAML_SCALAR)
+        s_path(doc, c, "data.schema", true, c->schema_file, sizeof(c->schema_file));
+    else if (c->data_kind == MFL_SITE_DATA_CSV && sk != MFL_YAML_MAPPING)
+        mfl_yaml_fail(doc, "data.schema", "a csv source needs the consortium's schema file "
+                      "(data.schema: FILE) or a schema mapping (columns, label)");
     if (c->data_kind != MFL_SITE_DATA_CSV && mfl_yaml_has(doc, "data.schema"))
         mfl_yaml_fail(doc, "data.schema", "only a csv source takes a schema; '%s' has its own",
                       src);
@@ -211,7 +314,11 @@ static void s_read(mfl_yaml_doc_t *doc, mfl_site_config_t *c)
         mfl_yaml_fail(doc, "data.train_fraction", "must be in (0, 1], got %g", frac);
     else
         c->train_fraction = frac;
-    const char *std = mfl_yaml_get_string(doc, "data.standardize", "site");
+    s_read_idx(doc, c);
+    s_read_series(doc, c);
+    /* Pixels are already in [0, 1]: images default to no standardisation. */
+    const char *std = mfl_yaml_get_string(doc, "data.standardize",
+                                          c->data_kind == MFL_SITE_DATA_IDX ? "none" : "site");
     if (strcmp(std, "site") == 0)
         c->standardize = MFL_SITE_STD_SITE;
     else if (strcmp(std, "none") == 0)
@@ -258,11 +365,12 @@ static int s_load_doc(mfl_yaml_doc_t *doc, mfl_site_config_t *c, char *err, size
     s_read(doc, c);
     if (mfl_yaml_error(doc, err, errlen) < 0) {
         mfl_yaml_destroy(&doc);
+        mfl_site_config_clear(c);
         mfl_site_config_defaults(c);
         return -1;
     }
-    if (c->data_kind == MFL_SITE_DATA_CSV)
-        c->doc = doc; /* the CSV loader reads data.schema from it */
+    if (c->data_kind == MFL_SITE_DATA_CSV || c->data_kind == MFL_SITE_DATA_SERIES)
+        c->doc = doc; /* an inline data.schema / the series' names are read from it */
     else
         mfl_yaml_destroy(&doc);
     return 0;
@@ -291,4 +399,30 @@ int mfl_site_config_parse(const char *text, size_t len, const char *name, mfl_si
     if (!doc)
         return -1;
     return s_load_doc(doc, c, err, errlen);
+}
+
+int mfl_site_config_csv_schema(const mfl_site_config_t *c, mfl_csv_schema_t *schema,
+                               mfl_yaml_doc_t **doc_out, char *err, size_t errlen)
+{
+    memset(schema, 0, sizeof *schema);
+    *doc_out = NULL;
+    if (c->data_kind == MFL_SITE_DATA_HEART) {
+        /* FLamby's preprocessing of one raw hospital file (data/heart.h). */
+        *schema = *mfl_heart_csv_schema();
+        schema->owned = NULL; /* static: never freed */
+        schema->free_owned = NULL;
+        return 0;
+    }
+    if (c->data_kind != MFL_SITE_DATA_CSV)
+        return mfl_errf(err, errlen, "%s: data.source %s has no CSV schema", c->file,
+                        mfl_site_data_kind_name(c->data_kind)), -1;
+    if (c->schema_file[0]) {
+        char sub[512];
+        if (mfl_csv_schema_file_load(c->schema_file, schema, doc_out, sub, sizeof sub) < 0)
+            return mfl_errf(err, errlen, "%s: data.schema: %s", c->file, sub), -1;
+        return 0;
+    }
+    if (!c->doc)
+        return mfl_errf(err, errlen, "%s: data.schema was not loaded", c->file), -1;
+    return mfl_csv_schema_from_yaml(c->doc, "data.schema", schema, err, errlen);
 }

@@ -15,14 +15,20 @@
 #include "config/yaml_doc.h"
 #include "core/log.h"
 #include "privacy/policy.h"
+#include "data/csv.h"
+#include "data/series.h"
 
 #define MFL_SITE_PATH_MAX 1024
 
 typedef enum {
     MFL_SITE_DATA_CSV = 0,  /* data.path + data.schema */
     MFL_SITE_DATA_WDBC = 1, /* Wisconsin Diagnostic Breast Cancer, built-in loader */
-    MFL_SITE_DATA_HEART = 2 /* UCI Heart Disease (one hospital's file), built-in loader */
+    MFL_SITE_DATA_HEART = 2, /* UCI Heart Disease (one hospital's file), built-in loader */
+    MFL_SITE_DATA_IDX = 3,   /* IDX images (data.path) + labels (data.labels), gzipped or not */
+    MFL_SITE_DATA_SERIES = 4 /* per-patient time series in long form (data.series) */
 } mfl_site_data_kind_t;
+
+#define MFL_SITE_MAX_KEEP_CLASSES 256
 
 typedef enum {
     MFL_SITE_STD_SITE = 0, /* standardise with this site's own training rows */
@@ -43,12 +49,24 @@ typedef struct mfl_site_config {
     /* data: what stays in the hospital */
     mfl_site_data_kind_t data_kind;
     char data_path[MFL_SITE_PATH_MAX];        /* resolved */
+    char test_path[MFL_SITE_PATH_MAX];        /* resolved; "" = held-out rows split from data_path */
+    char schema_file[MFL_SITE_PATH_MAX];      /* CSV: the consortium's schema file (data.schema:
+                                                 FILE), resolved; "" = inline data.schema mapping */
     uint64_t split_seed;                      /* train / held-out split */
     double train_fraction;                    /* (0, 1]: share of rows for training */
     mfl_site_standardize_t standardize;
-    /* CSV only: the config doc stays open so the CSV loader can read the
-     * data.schema section with its own line-aware errors. Owned; closed by
-     * mfl_site_config_clear. NULL for built-in sources. */
+    /* idx: the labels file, rows to read (0 = all), and the classes this
+     * site keeps (n_keep 0 = all: hospitals may see different classes) */
+    char labels_path[MFL_SITE_PATH_MAX];
+    size_t max_rows;
+    uint32_t keep_classes[MFL_SITE_MAX_KEEP_CLASSES];
+    size_t n_keep_classes;
+    /* series: columns, window and label rule (strings borrow `doc`) */
+    mfl_series_spec_t series;
+    const char **series_channels;             /* owned array (strings borrowed) */
+    /* CSV only: the config doc stays open so an inline data.schema is read
+     * with line-aware errors. Owned; closed by mfl_site_config_clear. NULL
+     * for built-in sources. */
     mfl_yaml_doc_t *doc;
 
     /* eval: how this hospital scores a model */
@@ -94,7 +112,16 @@ int mfl_site_config_parse(const char *text, size_t len, const char *name,
  * defaulted config. */
 void mfl_site_config_clear(mfl_site_config_t *config);
 
-/* "csv", "wdbc", "heart". */
+/* The CSV schema a loaded config's data is read with: the heart source's
+ * built-in one, the consortium's schema file (data.schema: FILE), or the
+ * inline data.schema mapping. On success *schema must be released with
+ * mfl_csv_schema_clear and then *doc_out (the schema file's document, may
+ * be NULL) with mfl_yaml_destroy. -1 with "CONFIG: data.schema: ..." in err
+ * (also for wdbc, which has no CSV schema). */
+int mfl_site_config_csv_schema(const mfl_site_config_t *config, mfl_csv_schema_t *schema,
+                               mfl_yaml_doc_t **doc_out, char *err, size_t errlen);
+
+/* "csv", "wdbc", "heart", "idx", "series". */
 const char *mfl_site_data_kind_name(mfl_site_data_kind_t kind);
 
 #endif

@@ -1,139 +1,289 @@
-/* A site's data, from its config: load (CSV with the config's schema, or a
- * built-in source), split into training / held-out rows with the config's
- * seed, standardise with the training rows' own statistics, and build the
- * worker. Errors name FILE:LINE (and the column) of the offending cell. */
+/* A site's data, from its config: build the schema (the consortium's
+ * schema file, an inline data.schema, or a built-in source's), load the
+ * table (and the optional test file), split training / held-out rows with
+ * the config's seed, impute and standardise with statistics of the
+ * training rows only (held-out rows play future patients: nothing of
+ * theirs may leak into the model's inputs), and build the worker. Errors
+ * name FILE:LINE (and the column) of the offending cell. */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/log.h"
-#include "config/csv_schema_yaml.h"
 #include "data/csv.h"
-#include "data/heart.h"
+#include "data/csv_canon.h"
+#include "data/idx.h"
+#include "data/series.h"
 #include "data/wdbc.h"
 #include "site/site_config.h"
 #include "site/site_worker_internal.h"
 
-/* The built-in sources: WDBC through its own loader (data/wdbc.h), UCI
- * heart through the CSV loader with FLamby's schema (data/heart.h). */
+/* One load's working state; s_load_free releases everything it holds. */
+typedef struct {
+    const mfl_site_config_t *cfg;
+    mfl_csv_schema_t schema;     /* CSV and heart sources */
+    mfl_yaml_doc_t *schema_doc;  /* a schema file's document (the schema borrows it) */
+    bool is_table;               /* loaded through the CSV loader */
+    mfl_csv_stats_t stats;       /* of data.path */
+    mfl_dataset_t *all, *test, *train, *heldout;
+    char *canonical;
+    char *report;
+} s_load_t;
 
-/* Canonical schema text for the Hello's schema hash: the feature names in
- * order (sites whose loaders produce the same features hash equal, whatever
- * their file layout). */
-static char *s_schema_text(const mfl_site_config_t *cfg, const mfl_csv_stats_t *st)
+static void s_load_free(s_load_t *l)
 {
-    size_t len = 64;
-    for (size_t i = 0; i < st->n_features; i++)
-        len += (st->feature_names && st->feature_names[i] ? strlen(st->feature_names[i]) : 8) + 1;
-    char *t = malloc(len);
-    if (!t)
-        return NULL;
-    (void)cfg;
-    size_t o = (size_t)snprintf(t, len, "table\n");
-    for (size_t i = 0; i < st->n_features && o < len; i++) {
-        const char *nm = st->feature_names && st->feature_names[i] ? st->feature_names[i] : "?";
-        o += (size_t)snprintf(t + o, len - o, "%s\n", nm);
+    mfl_csv_schema_clear(&l->schema);
+    mfl_yaml_destroy(&l->schema_doc);
+    mfl_csv_stats_clear(&l->stats);
+    mfl_dataset_destroy(&l->all);
+    mfl_dataset_destroy(&l->test);
+    mfl_dataset_destroy(&l->train);
+    mfl_dataset_destroy(&l->heldout);
+    free(l->canonical);
+    free(l->report);
+}
+
+static int s_build_schema(s_load_t *l, char *err, size_t errlen)
+{
+    if (mfl_site_config_csv_schema(l->cfg, &l->schema, &l->schema_doc, err, errlen) < 0)
+        return -1;
+    /* Imputation waits for the split: statistics of the training rows only. */
+    if (l->schema.on_missing == MFL_CSV_MISSING_IMPUTE)
+        l->schema.on_missing = MFL_CSV_MISSING_KEEP;
+    l->is_table = true;
+    return 0;
+}
+
+static int s_load_wdbc(s_load_t *l, char *err, size_t errlen)
+{
+    l->all = mfl_wdbc_load(l->cfg->data_path, err, errlen);
+    if (!l->all)
+        return -1;
+    const char *names[MFL_WDBC_N_FEATURES];
+    for (size_t i = 0; i < MFL_WDBC_N_FEATURES; i++)
+        names[i] = mfl_wdbc_feature_name(i);
+    l->canonical = mfl_schema_canonical_plain(names, MFL_WDBC_N_FEATURES, 0, 0, 0,
+                                              l->all->n_classes);
+    if (!l->canonical)
+        return mfl_errf(err, errlen, "out of memory"), -1;
+    return 0;
+}
+
+/* The rows of `ds` whose class is one of keep[0..n) (n 0: all). */
+static int s_keep_classes(mfl_dataset_t **ds, const uint32_t *keep, size_t n)
+{
+    if (n == 0)
+        return 0;
+    size_t *idx = malloc(((*ds)->n ? (*ds)->n : 1) * sizeof *idx), k = 0;
+    if (!idx)
+        return -1;
+    for (size_t r = 0; r < (*ds)->n; r++)
+        for (size_t i = 0; i < n; i++)
+            if ((*ds)->y[r] == (float)keep[i]) {
+                idx[k++] = r;
+                break;
+            }
+    mfl_dataset_t *sub = mfl_dataset_subset(*ds, idx, k);
+    free(idx);
+    if (!sub)
+        return -1;
+    mfl_dataset_destroy(ds);
+    *ds = sub;
+    return 0;
+}
+
+/* IDX images; the schema names the image shape and the label file's
+ * classes (before any data.classes filter, so hospitals that see
+ * different classes still share one schema). */
+static int s_load_idx(s_load_t *l, char *err, size_t errlen)
+{
+    const mfl_site_config_t *cfg = l->cfg;
+    l->all = mfl_idx_load(cfg->data_path, cfg->labels_path, cfg->max_rows, err, errlen);
+    if (!l->all)
+        return -1;
+    const mfl_dataset_t *d = l->all;
+    l->canonical = mfl_schema_canonical_plain(NULL, d->n_features, d->channels, d->height,
+                                              d->width, d->n_classes);
+    if (!l->canonical || s_keep_classes(&l->all, cfg->keep_classes, cfg->n_keep_classes) < 0)
+        return mfl_errf(err, errlen, "out of memory"), -1;
+    if (cfg->n_keep_classes && l->all->n == 0)
+        return mfl_errf(err, errlen, "%s: data.classes: no image of these classes in %s",
+                        cfg->file, cfg->labels_path), -1;
+    return 0;
+}
+
+/* Per-patient series cut into windows (data/series.h). */
+static int s_load_series(s_load_t *l, char *err, size_t errlen)
+{
+    const mfl_site_config_t *cfg = l->cfg;
+    mfl_series_stats_t st;
+    l->all = mfl_series_load(cfg->data_path, &cfg->series, &st, err, errlen);
+    if (!l->all)
+        return -1;
+    l->canonical = mfl_series_canonical(&cfg->series, l->all->n_classes);
+    l->report = malloc(256);
+    if (l->report)
+        snprintf(l->report, 256, "%zu rows read, %zu patients, %zu windows of %zu time points "
+                 "(%zu patients shorter than a window)", st.rows_read, st.n_patients,
+                 l->all->n, cfg->series.window, st.patients_too_short);
+    mfl_series_stats_clear(&st);
+    if (!l->canonical)
+        return mfl_errf(err, errlen, "out of memory"), -1;
+    return 0;
+}
+
+static int s_load_table(s_load_t *l, char *err, size_t errlen)
+{
+    const mfl_site_config_t *cfg = l->cfg;
+    if (s_build_schema(l, err, errlen) < 0)
+        return -1;
+    bool has_label = false;
+    for (size_t c = 0; c < l->schema.n_columns; c++)
+        has_label |= l->schema.columns[c].kind == MFL_CSV_LABEL;
+    if (!has_label)
+        return mfl_errf(err, errlen, "%s: data.schema: no column has kind 'label' (a site "
+                        "trains on labelled rows)", cfg->file), -1;
+    l->all = mfl_csv_load(cfg->data_path, &l->schema, &l->stats, err, errlen);
+    if (!l->all)
+        return -1;
+    l->canonical = strdup(l->stats.canonical);
+    if (!l->canonical)
+        return mfl_errf(err, errlen, "out of memory"), -1;
+    if (!cfg->test_path[0])
+        return 0;
+    mfl_csv_stats_t ts;
+    l->test = mfl_csv_load(cfg->test_path, &l->schema, &ts, err, errlen);
+    if (!l->test)
+        return -1;
+    bool same = strcmp(ts.canonical, l->stats.canonical) == 0;
+    mfl_csv_stats_clear(&ts);
+    if (!same)
+        return mfl_errf(err, errlen, "%s: data.test_path: %s encodes differently from %s "
+                        "(categorical levels inferred from each file differ: list the levels "
+                        "in the schema)", cfg->file, cfg->test_path, cfg->data_path), -1;
+    return 0;
+}
+
+static int s_split(s_load_t *l, char *err, size_t errlen)
+{
+    const mfl_site_config_t *cfg = l->cfg;
+    if (l->test) {
+        l->train = l->all;
+        l->heldout = l->test;
+        l->all = l->test = NULL;
+    } else if (cfg->train_fraction >= 1.0) {
+        l->train = l->all;
+        l->all = NULL;
+    } else {
+        mfl_rng_t rng;
+        mfl_rng_seed(&rng, cfg->split_seed, 0x5157u /* "split" stream */);
+        if (mfl_dataset_split(l->all, cfg->train_fraction, &rng, &l->train, &l->heldout))
+            return mfl_errf(err, errlen, "out of memory splitting %s", cfg->data_path), -1;
     }
-    return t;
+    if (!l->train || l->train->n == 0)
+        return mfl_errf(err, errlen, "%s: no training rows after the %.2f split",
+                        cfg->data_path, cfg->train_fraction), -1;
+    return 0;
+}
+
+/* KEEP holes filled with the training rows' means / modes. */
+static int s_impute(s_load_t *l, char *err, size_t errlen)
+{
+    if (!l->is_table || l->schema.on_missing != MFL_CSV_MISSING_KEEP)
+        return 0;
+    float *fill = malloc((l->train->n_features ? l->train->n_features : 1) * sizeof *fill);
+    if (!fill)
+        return mfl_errf(err, errlen, "out of memory"), -1;
+    int rc = mfl_csv_impute_fit(&l->schema, &l->stats, l->train, fill);
+    if (rc == 0) {
+        mfl_csv_impute_apply(l->train, fill);
+        if (l->heldout)
+            mfl_csv_impute_apply(l->heldout, fill);
+    }
+    free(fill);
+    return rc < 0 ? (mfl_errf(err, errlen, "%s: imputation failed", l->cfg->data_path), -1)
+                  : 0;
+}
+
+/* Statistics of the training rows only, applied to both splits. */
+static int s_standardize(s_load_t *l, char *err, size_t errlen)
+{
+    if (l->cfg->standardize != MFL_SITE_STD_SITE)
+        return 0;
+    size_t nf = l->train->n_features;
+    float *mean = malloc(nf * sizeof(float)), *sd = malloc(nf * sizeof(float));
+    if (!mean || !sd) {
+        free(mean);
+        free(sd);
+        return mfl_errf(err, errlen, "out of memory"), -1;
+    }
+    mfl_dataset_feature_stats(l->train, mean, sd);
+    mfl_dataset_standardize(l->train, mean, sd);
+    if (l->heldout)
+        mfl_dataset_standardize(l->heldout, mean, sd);
+    free(mean);
+    free(sd);
+    return 0;
+}
+
+/* For --check: rows dropped and cells imputed, per column that had any. */
+static void s_report(s_load_t *l)
+{
+    const mfl_csv_stats_t *st = &l->stats;
+    if (!l->is_table || !st->n_columns)
+        return;
+    size_t cap = 256 + st->n_columns * 96, o = 0;
+    l->report = malloc(cap);
+    if (!l->report)
+        return;
+    bool keep = l->schema.on_missing == MFL_CSV_MISSING_KEEP;
+    o += (size_t)snprintf(l->report, cap, "%zu rows read, %zu dropped for a missing value, "
+                          "%zu cells imputed%s", st->rows_read, st->rows_dropped,
+                          st->cells_imputed, keep ? " (from training rows only)" : "");
+    for (size_t c = 0; c < st->n_columns && o < cap; c++) {
+        if (!st->dropped_by_column[c] && !st->imputed_by_column[c])
+            continue;
+        o += (size_t)snprintf(l->report + o, cap - o, "\n    %.40s: %zu rows dropped, %zu "
+                              "cells imputed", st->column_names[c], st->dropped_by_column[c],
+                              st->imputed_by_column[c]);
+    }
 }
 
 mfl_site_worker_t *mfl_site_worker_new(const struct mfl_site_config *cfg, char *err,
                                        size_t errlen)
 {
-    mfl_csv_schema_t schema;
-    memset(&schema, 0, sizeof(schema));
-    mfl_csv_stats_t stats;
-    memset(&stats, 0, sizeof(stats));
-    mfl_dataset_t *all = NULL;
-    char *wdbc_names[MFL_WDBC_N_FEATURES];
+    s_load_t l = { .cfg = cfg };
+    int rc;
     switch (cfg->data_kind) {
-    case MFL_SITE_DATA_CSV:
-        if (!cfg->doc)
-            return mfl_errf(err, errlen, "%s: data.schema was not loaded", cfg->file), NULL;
-        if (mfl_csv_schema_from_yaml(cfg->doc, "data.schema", &schema, err, errlen))
-            return NULL;
-        break;
-    case MFL_SITE_DATA_WDBC:
-        all = mfl_wdbc_load(cfg->data_path, err, errlen);
-        if (!all)
-            return NULL;
-        for (size_t i = 0; i < MFL_WDBC_N_FEATURES; i++)
-            wdbc_names[i] = (char *)mfl_wdbc_feature_name(i);
-        stats.feature_names = wdbc_names; /* borrowed: never cleared below */
-        stats.n_features = MFL_WDBC_N_FEATURES;
-        break;
-    case MFL_SITE_DATA_HEART:
-        /* FLamby's preprocessing of one raw hospital file (data/heart.h). */
-        schema = *mfl_heart_csv_schema();
-        schema.owned = NULL; /* static: never freed here */
-        break;
+    case MFL_SITE_DATA_WDBC: rc = s_load_wdbc(&l, err, errlen); break;
+    case MFL_SITE_DATA_IDX: rc = s_load_idx(&l, err, errlen); break;
+    case MFL_SITE_DATA_SERIES: rc = s_load_series(&l, err, errlen); break;
+    default: rc = s_load_table(&l, err, errlen); break;
     }
-    bool owned_stats = cfg->data_kind != MFL_SITE_DATA_WDBC;
-    if (!all) {
-        all = mfl_csv_load(cfg->data_path, &schema, &stats, err, errlen);
-        mfl_csv_schema_clear(&schema);
-        if (!all) {
-            mfl_csv_stats_clear(&stats);
-            return NULL;
-        }
-    }
-    if (all->n < 2 || all->n_classes < 2) {
+    if (rc < 0)
+        goto out_fail;
+    if (l.all->n < 2 || l.all->n_classes == 1) {
         mfl_errf(err, errlen, "%s: %zu usable rows with %zu classes; a site needs at least 2 "
-                 "rows and a classification label", cfg->data_path, all->n, all->n_classes);
-        mfl_dataset_destroy(&all);
-        if (owned_stats)
-            mfl_csv_stats_clear(&stats);
-        return NULL;
+                 "rows and a label with 2 or more classes (or a continuous label: rule "
+                 "regression)", cfg->data_path, l.all->n, l.all->n_classes);
+        goto out_fail;
     }
-    char *schema_text = s_schema_text(cfg, &stats);
-    if (owned_stats)
-        mfl_csv_stats_clear(&stats);
-
-    mfl_dataset_t *train = NULL, *heldout = NULL;
-    mfl_rng_t rng;
-    mfl_rng_seed(&rng, cfg->split_seed, 0x5157u /* "split" stream */);
-    if (cfg->train_fraction >= 1.0) {
-        train = all;
-        all = NULL;
-    } else if (mfl_dataset_split(all, cfg->train_fraction, &rng, &train, &heldout)) {
-        mfl_dataset_destroy(&all);
-        free(schema_text);
-        return mfl_errf(err, errlen, "out of memory splitting %s", cfg->data_path), NULL;
-    }
-    mfl_dataset_destroy(&all);
-    if (!train || train->n == 0) {
-        mfl_dataset_destroy(&train);
-        mfl_dataset_destroy(&heldout);
-        free(schema_text);
-        return mfl_errf(err, errlen, "%s: no training rows after the %.2f split",
-                        cfg->data_path, cfg->train_fraction), NULL;
-    }
-    if (cfg->standardize == MFL_SITE_STD_SITE) {
-        /* Statistics of the training rows only, applied to both splits: the
-         * held-out rows play the part of future patients. */
-        size_t nf = train->n_features;
-        float *mean = malloc(nf * sizeof(float)), *sd = malloc(nf * sizeof(float));
-        if (!mean || !sd) {
-            free(mean);
-            free(sd);
-            mfl_dataset_destroy(&train);
-            mfl_dataset_destroy(&heldout);
-            free(schema_text);
-            return mfl_errf(err, errlen, "out of memory"), NULL;
-        }
-        mfl_dataset_feature_stats(train, mean, sd);
-        mfl_dataset_standardize(train, mean, sd);
-        if (heldout)
-            mfl_dataset_standardize(heldout, mean, sd);
-        free(mean);
-        free(sd);
-    }
+    if (!l.report)
+        s_report(&l);
+    if (s_split(&l, err, errlen) < 0 || s_impute(&l, err, errlen) < 0 ||
+        s_standardize(&l, err, errlen) < 0)
+        goto out_fail;
     mfl_site_worker_opts_t opts = {.local_only_min_steps = (int)cfg->local_only_steps,
                                    .eval_support = cfg->eval_support};
-    mfl_site_worker_t *w = mfl_site_worker_new_internal(cfg->site_id, train, heldout, NULL,
-                                                        schema_text, &opts, err, errlen);
-    free(schema_text);
+    mfl_site_worker_t *w = mfl_site_worker_new_internal(cfg->site_id, l.train, l.heldout, NULL,
+                                                        l.canonical, &opts, err, errlen);
+    l.train = l.heldout = NULL; /* the worker took them (also on failure) */
+    if (w) {
+        w->data_report = l.report;
+        l.report = NULL;
+    }
+    s_load_free(&l);
     if (w && mfl_site_worker_set_privacy(w, &cfg->privacy, err, errlen)) {
         mfl_site_worker_destroy(&w);
         return NULL;
@@ -143,4 +293,8 @@ mfl_site_worker_t *mfl_site_worker_new(const struct mfl_site_config *cfg, char *
     if (w && cfg->privacy.mode != MFL_PRIVACY_MODE_NONE)
         mfl_site_worker_set_ledger(w, NULL, "the site's audit log has not been read yet");
     return w;
+
+out_fail:
+    s_load_free(&l);
+    return NULL;
 }

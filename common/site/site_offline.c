@@ -45,31 +45,15 @@ int mfl_site_offline_eval(const mfl_site_config_t *cfg, const char *coord_config
         goto out_free;
 
     const mfl_learner_config_t *l = &cc->learner;
-    Metafl__AlgorithmSpec a = METAFL__ALGORITHM_SPEC__INIT;
-    a.name = (char *)mfl_algo_name(l->algo);
-    a.inner_steps = (uint32_t)l->inner_steps;
-    a.inner_lr = l->inner_lr;
-    a.meta_batch = (uint32_t)l->meta_batch;
-    a.outer_steps = (uint32_t)l->outer_steps;
-    a.outer_lr = l->outer_lr;
-    a.batch_size = (uint32_t)l->batch_size;
-    a.local_epochs = (uint32_t)l->local_epochs;
-    a.n_way = cc->n_way;
-    a.k_shot = cc->k_shot;
-    a.n_query = cc->n_query;
-    a.loss = (char *)mfl_loss_name(l->loss);
-    a.pos_weight = l->pos_weight;
-    a.relation_spec = (char *)l->relation_spec;
-    a.outer_optim = (char *)mfl_optim_name(l->outer_optim);
+    mfl_eval_task_t task;
+    memset(&task, 0, sizeof task);
+    mfl_task_algorithm_from_learner(l, cc->n_way, cc->k_shot, cc->n_query, &task.algorithm);
     /* No live nonce: the eval stream derives from the round and a fixed
      * tag, so the offline result is reproducible. */
-    uint8_t nonce[16] = "metafl-offline";
-    Metafl__EvalTask task = METAFL__EVAL_TASK__INIT;
+    memcpy(task.nonce, "metafl-offline\0\0", 16);
+    task.nonce_len = 16;
     task.round = (uint32_t)ck.round;
-    task.nonce.data = nonce;
-    task.nonce.len = sizeof(nonce);
-    task.model_spec = (char *)l->model_spec; /* protobuf-c fields are not const; never written */
-    task.algorithm = &a;
+    snprintf(task.model_spec, sizeof task.model_spec, "%s", l->model_spec);
     task.adapt_steps = cc->eval_adapt_steps;
     task.adapt_lr = cc->eval_adapt_lr;
     mfl_site_eval_result_t r;

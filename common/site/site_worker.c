@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "data/csv_canon.h"
 #include "fed/vec.h"
 #include "site/site_worker_internal.h"
 
@@ -33,18 +34,19 @@ static mfl_site_worker_t *s_fail_new(mfl_site_worker_t *self, mfl_dataset_t *tra
     return NULL;
 }
 
-static void s_hash_schema(mfl_site_worker_t *self, const char *schema_text)
+/* The canonical schema text (the loader's, or one made from the data's
+ * shape) and its hash, which the Hello carries. */
+static int s_set_schema(mfl_site_worker_t *self, const char *schema_text)
 {
-    crypto_generichash_state st;
-    crypto_generichash_init(&st, NULL, 0, MFL_SITE_HASH_BYTES);
-    char head[96];
-    int n = snprintf(head, sizeof(head), "metafl-schema v1 features=%zu classes=%zu\n",
-                     self->train->n_features, self->train->n_classes);
-    crypto_generichash_update(&st, (const unsigned char *)head, (size_t)n);
-    if (schema_text)
-        crypto_generichash_update(&st, (const unsigned char *)schema_text,
-                                  strlen(schema_text));
-    crypto_generichash_final(&st, self->schema_hash, MFL_SITE_HASH_BYTES);
+    const mfl_dataset_t *d = self->train;
+    self->schema_text = schema_text ? strdup(schema_text)
+                                    : mfl_schema_canonical_plain(NULL, d->n_features, d->channels,
+                                                                 d->height, d->width,
+                                                                 d->n_classes);
+    if (!self->schema_text)
+        return -1;
+    mfl_schema_hash(self->schema_text, self->schema_hash);
+    return 0;
 }
 
 mfl_site_worker_t *mfl_site_worker_new_internal(const char *site_id, mfl_dataset_t *train,
@@ -82,7 +84,8 @@ mfl_site_worker_t *mfl_site_worker_new_internal(const char *site_id, mfl_dataset
     if (sign_sk && mfl_site_worker_set_signing_key(self, sign_sk))
         return mfl_errf(err, errlen, "out of secure memory for the signing key"),
                s_fail_new(self, NULL, NULL);
-    s_hash_schema(self, schema_text);
+    if (s_set_schema(self, schema_text) < 0)
+        return mfl_errf(err, errlen, "out of memory"), s_fail_new(self, NULL, NULL);
     return self;
 }
 
@@ -151,6 +154,8 @@ void mfl_site_worker_destroy(mfl_site_worker_t **self_p)
     if (!self_p || !*self_p)
         return;
     mfl_site_worker_t *self = *self_p;
+    free(self->schema_text);
+    free(self->data_report);
     mfl_learner_destroy(&self->learner);
     mfl_dataset_destroy(&self->train);
     mfl_dataset_destroy(&self->heldout);
@@ -189,6 +194,36 @@ const uint8_t *mfl_site_worker_schema_hash(const mfl_site_worker_t *self)
     return self->schema_hash;
 }
 
+const char *mfl_site_worker_schema_text(const mfl_site_worker_t *self)
+{
+    return self->schema_text;
+}
+
+const char *mfl_site_worker_data_report(const mfl_site_worker_t *self)
+{
+    return self->data_report;
+}
+
+size_t mfl_site_worker_n_classes(const mfl_site_worker_t *self)
+{
+    return self->train->n_classes;
+}
+
+size_t mfl_site_worker_class_counts(const mfl_site_worker_t *self, uint64_t *counts,
+                                    size_t max)
+{
+    size_t nc = self->train->n_classes;
+    if (nc == 0 || nc > max)
+        return 0;
+    memset(counts, 0, nc * sizeof *counts);
+    for (size_t i = 0; i < self->train->n; i++) {
+        float y = self->train->y[i];
+        if (y >= 0 && (size_t)y < nc)
+            counts[(size_t)y]++;
+    }
+    return nc;
+}
+
 uint64_t mfl_site_worker_stream(const char *site_id, uint32_t round)
 {
     /* FNV-1a over the id, then a splitmix-style mix with the round, so
@@ -216,81 +251,6 @@ const mfl_tensor_info_t *mfl_site_worker_tensor(const mfl_site_worker_t *self, s
     return mfl_learner_tensor(self->learner, index);
 }
 
-/* A count from the task: 0 keeps the learner's default (proto3 cannot tell
- * unset from 0); over max is refused naming algorithm.<field>. */
-static int s_count_field(const char *field, uint32_t v, uint32_t max, int *dst, char *err,
-                         size_t errlen)
-{
-    if (!v)
-        return 0;
-    if (v > max)
-        return mfl_errf(err, errlen, "algorithm.%s: %u is over %u", field, v, max), -1;
-    *dst = (int)v;
-    return 0;
-}
-
-/* A rate or weight from the task: 0 keeps the default; it must be finite
- * and >= 0. */
-static int s_rate_field(const char *field, float v, float *dst, char *err, size_t errlen)
-{
-    if (v == 0.0f)
-        return 0;
-    if (!isfinite(v) || v < 0)
-        return mfl_errf(err, errlen, "algorithm.%s: must be finite and >= 0", field), -1;
-    *dst = v;
-    return 0;
-}
-
-int mfl_site_algorithm_to_config(const Metafl__AlgorithmSpec *spec, const char *model_spec,
-                                 mfl_learner_config_t *config, char *err, size_t errlen)
-{
-    if (!spec)
-        return mfl_errf(err, errlen, "task has no algorithm"), -1;
-    mfl_algo_kind_t algo;
-    if (!spec->name || mfl_algo_parse(spec->name, &algo))
-        return mfl_errf(err, errlen, "algorithm.name: unknown algorithm '%s'",
-                        spec->name ? spec->name : ""), -1;
-    mfl_learner_config_defaults(config, algo);
-    if (!model_spec || !*model_spec || strlen(model_spec) >= sizeof(config->model_spec))
-        return mfl_errf(err, errlen, "model_spec: missing or longer than %zu characters",
-                        sizeof(config->model_spec) - 1), -1;
-    snprintf(config->model_spec, sizeof(config->model_spec), "%s", model_spec);
-    /* 0 / empty means "the learner's default": proto3 cannot tell unset from 0. */
-    if (s_count_field("inner_steps", spec->inner_steps, 10000, &config->inner_steps, err,
-                      errlen))
-        return -1;
-    if (s_rate_field("inner_lr", spec->inner_lr, &config->inner_lr, err, errlen))
-        return -1;
-    if (s_count_field("meta_batch", spec->meta_batch, 100000, &config->meta_batch, err,
-                      errlen))
-        return -1;
-    if (s_count_field("outer_steps", spec->outer_steps, 1000000, &config->outer_steps, err,
-                      errlen))
-        return -1;
-    if (s_rate_field("outer_lr", spec->outer_lr, &config->outer_lr, err, errlen))
-        return -1;
-    if (spec->batch_size)
-        config->batch_size = spec->batch_size;
-    if (s_count_field("local_epochs", spec->local_epochs, 10000, &config->local_epochs, err,
-                      errlen))
-        return -1;
-    if (spec->loss && *spec->loss && mfl_loss_parse(spec->loss, &config->loss))
-        return mfl_errf(err, errlen, "algorithm.loss: unknown loss '%s'", spec->loss), -1;
-    if (s_rate_field("pos_weight", spec->pos_weight, &config->pos_weight, err, errlen))
-        return -1;
-    if (spec->relation_spec && *spec->relation_spec) {
-        if (strlen(spec->relation_spec) >= sizeof(config->relation_spec))
-            return mfl_errf(err, errlen, "algorithm.relation_spec: too long"), -1;
-        snprintf(config->relation_spec, sizeof(config->relation_spec), "%s",
-                 spec->relation_spec);
-    }
-    if (spec->outer_optim && *spec->outer_optim &&
-        mfl_optim_parse(spec->outer_optim, &config->outer_optim))
-        return mfl_errf(err, errlen, "algorithm.outer_optim: unknown optimiser '%s'",
-                        spec->outer_optim), -1;
-    return 0;
-}
-
 /* Field by field (padding and float representations make a byte compare
  * unreliable): true if a learner built from `a` serves `b` too. */
 static bool s_same_config(const mfl_learner_config_t *a, const mfl_learner_config_t *b)
@@ -305,12 +265,12 @@ static bool s_same_config(const mfl_learner_config_t *a, const mfl_learner_confi
 }
 
 /* (Re)builds the learner when the task asks for another model or algorithm. */
-int mfl_site_worker_prepare(mfl_site_worker_t *self, const Metafl__AlgorithmSpec *spec,
+int mfl_site_worker_prepare(mfl_site_worker_t *self, const mfl_task_algorithm_t *spec,
                             const char *model_spec, size_t n_theta, char *err, size_t errlen)
 {
     mfl_learner_config_t config;
     memset(&config, 0, sizeof(config));
-    if (mfl_site_algorithm_to_config(spec, model_spec, &config, err, errlen))
+    if (mfl_task_algorithm_to_learner(spec, model_spec, &config, err, errlen))
         return -1;
     if (!self->learner || !s_same_config(&config, &self->learner_config)) {
         mfl_learner_destroy(&self->learner);

@@ -33,7 +33,7 @@
 #include "meta/learner.h"
 #include "privacy/accountant.h"
 #include "privacy/policy.h"
-#include "metafl.pb-c.h"
+#include "wire/task.h"
 
 struct mfl_site_config; /* common/site/site_config.h */
 
@@ -83,7 +83,7 @@ int mfl_site_worker_set_privacy(mfl_site_worker_t *self, const mfl_privacy_polic
  * task is then declined with `why` (copied) naming how to recover. A
  * worker built from data starts known and empty (simulate, tests); one
  * built from a config with a DP mode starts unknown until the agent sets
- * it. Each DP round adds its release to this account. */
+ * it. Each DP round adds its releases to this account. */
 void mfl_site_worker_set_ledger(mfl_site_worker_t *self, const mfl_privacy_accountant_t *spent,
                                 const char *why);
 
@@ -103,21 +103,27 @@ size_t mfl_site_worker_n_train(const mfl_site_worker_t *self);
 size_t mfl_site_worker_n_heldout(const mfl_site_worker_t *self);
 /* Features per row of the site's data. */
 size_t mfl_site_worker_n_features(const mfl_site_worker_t *self);
-/* BLAKE2b-256 of the site's canonical data schema (Hello.schema_hash):
- * features per row, number of classes and, for CSV sources, the schema's
- * canonical text. Sites whose data the same model can read hash equal. */
+/* BLAKE2b-256 (data/csv_canon.h's mfl_schema_hash) of the site's
+ * canonical data schema text (Hello.schema_hash): features, classes, the
+ * label and every feature column with its kind and levels. Sites whose
+ * data encode the same way hash equal, whatever their file layout. */
 const uint8_t *mfl_site_worker_schema_hash(const mfl_site_worker_t *self);
+/* That canonical text (borrowed from the worker; Hello.schema_text). */
+const char *mfl_site_worker_schema_text(const mfl_site_worker_t *self);
+/* What loading did (rows dropped, cells imputed per column), for --check;
+ * NULL for sources that drop and impute nothing. Borrowed. */
+const char *mfl_site_worker_data_report(const mfl_site_worker_t *self);
+/* Classes of the site's label (0 = regression), and training rows per class
+ * into counts[0..n_classes) if n_classes <= max; returns the number written
+ * (0 for regression or when more than max). */
+size_t mfl_site_worker_n_classes(const mfl_site_worker_t *self);
+size_t mfl_site_worker_class_counts(const mfl_site_worker_t *self, uint64_t *counts,
+                                    size_t max);
 
 /* The per-site stream id used with the task seed: a stable 64-bit hash of
  * the site id mixed with the round. Exposed so tests and the simulator can
  * reproduce a site's draws. */
 uint64_t mfl_site_worker_stream(const char *site_id, uint32_t round);
-
-/* Translates a wire AlgorithmSpec + model spec into a learner config
- * (defaults for fields left 0 / empty). Returns 0, or -1 + err naming the
- * field (unknown algorithm, loss or optimiser, bad numbers). */
-int mfl_site_algorithm_to_config(const Metafl__AlgorithmSpec *spec, const char *model_spec,
-                                 mfl_learner_config_t *config, char *err, size_t errlen);
 
 /* What a round produced. Every pointer is OWNED BY THE WORKER and stays
  * valid until the next mfl_site_worker_round() on the same worker or its
@@ -125,7 +131,7 @@ int mfl_site_algorithm_to_config(const Metafl__AlgorithmSpec *spec, const char *
 typedef struct {
     const float *delta;        /* Δ = θ_local − θ (after clipping/noise), n_delta floats */
     size_t n_delta;            /* == n_theta */
-    const uint8_t *header;     /* serialized Metafl__UpdateHeader: the signed bytes */
+    const uint8_t *header;     /* serialized UpdateHeader: the signed bytes */
     size_t header_len;
     uint8_t signature[MFL_SITE_SIGNATURE_BYTES]; /* Ed25519 over header */
     size_t signature_len;      /* 64, or 0 when the worker has no key */
@@ -137,24 +143,26 @@ typedef struct {
                                    * them to the wire so it does not hash Δ again */
 } mfl_site_round_result_t;
 
-/* mfl_site_worker_round's return when the site's privacy policy refuses
- * the task: err then reads "privacy.RULE: why" (the rule first, up to ':'). */
+/* mfl_site_worker_round's (and _eval's) return when the site's privacy
+ * policy refuses the task: err then reads "privacy.RULE: why" (the rule
+ * first, up to ':'). */
 #define MFL_SITE_ROUND_DECLINED 1
 
 /* Runs one round: first decides the task against the site's privacy
  * policy and ledger (privacy/policy.h; a refusal returns
- * MFL_SITE_ROUND_DECLINED before any training), then builds (or reuses) the learner for task->model_spec and
+ * MFL_SITE_ROUND_DECLINED before any training; mode record trains with
+ * DP-SGD, meta/learner_dp.h), then builds (or reuses) the learner for task->model_spec and
  * task->algorithm, checks that n_theta equals the learner's state size and
  * that θ is finite, samples tasks from the training split (gradient
  * methods: "the site is the task" with support/query batches of
  * algorithm.batch_size rows or all rows; metric methods: N-way K-shot
  * episodes from algorithm.n_way/k_shot/n_query), meta-trains from θ, applies
- * the decided privacy plan (clip to S, add N(0, (σ·S)²) noise from the CSPRNG,
- * account the release: q = 1, one step), fills an UpdateHeader (round, nonce, site, n_samples, per-tensor hashes,
+ * task->privacy (clip to clip_norm, add N(0, (σ·S)²) noise from the CSPRNG),
+ * fills an UpdateHeader (round, nonce, site, n_samples, per-tensor hashes,
  * metrics, privacy record, delta_norm), serializes and signs it.
  * `task` and `theta` are borrowed. Returns 0, or -1 + err (bad task, shape
  * mismatch, non-finite θ, training failure); on -1 `out` is unspecified. */
-int mfl_site_worker_round(mfl_site_worker_t *self, const Metafl__RoundTask *task,
+int mfl_site_worker_round(mfl_site_worker_t *self, const mfl_round_task_t *task,
                           const float *theta, size_t n_theta, mfl_site_round_result_t *out,
                           char *err, size_t errlen);
 
@@ -186,16 +194,14 @@ typedef struct {
  * settings, site). Borrowed inputs; 0 or -1 + err, or MFL_SITE_ROUND_DECLINED
  * when the privacy policy lets no unnoised statistics leave (a DP mode
  * without allow_unnoised_stats): the report would be such statistics. */
-int mfl_site_worker_eval(mfl_site_worker_t *self, const Metafl__EvalTask *task,
+int mfl_site_worker_eval(mfl_site_worker_t *self, const mfl_eval_task_t *task,
                          const float *theta, size_t n_theta, mfl_site_eval_result_t *out,
                          char *err, size_t errlen);
 
-/* Fills a Metafl__EvalReport (already initialised with
- * metafl__eval_report__init) from a result; report->site points into the
- * worker and report->nonce.data into `task` (borrowed: keep both alive
- * while the report is packed). */
-void mfl_site_worker_fill_report(const mfl_site_worker_t *self, const Metafl__EvalTask *task,
+/* Fills *report (zeroed first) from a result: round and nonce from
+ * `task`, the site id, the three scores. */
+void mfl_site_worker_fill_report(const mfl_site_worker_t *self, const mfl_eval_task_t *task,
                                  const mfl_site_eval_result_t *result,
-                                 Metafl__EvalReport *report);
+                                 mfl_eval_report_t *report);
 
 #endif

@@ -2,6 +2,7 @@
  * received, and a local-only model on the same cases, all scored on the
  * held-out split. See mfl_site_worker_eval() in site_worker.h. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -70,7 +71,7 @@ static mfl_dataset_t *s_support(const mfl_dataset_t *train, size_t k, mfl_rng_t 
  * of different θ compare like with like, live or offline. */
 #define S_EVAL_SEED 0x6d666c2d6576616cULL /* "mfl-eval" */
 
-int mfl_site_worker_eval(mfl_site_worker_t *self, const Metafl__EvalTask *task,
+int mfl_site_worker_eval(mfl_site_worker_t *self, const mfl_eval_task_t *task,
                          const float *theta, size_t n_theta, mfl_site_eval_result_t *out,
                          char *err, size_t errlen)
 {
@@ -82,7 +83,7 @@ int mfl_site_worker_eval(mfl_site_worker_t *self, const Metafl__EvalTask *task,
         return mfl_errf(err, errlen, "privacy.allow_unnoised_stats: the policy (mode %s) lets "
                         "no unnoised statistics leave, and an evaluation report is one",
                         mfl_privacy_mode_name(self->policy.mode)), MFL_SITE_ROUND_DECLINED;
-    if (mfl_site_worker_prepare(self, task->algorithm, task->model_spec, n_theta, err, errlen))
+    if (mfl_site_worker_prepare(self, &task->algorithm, task->model_spec, n_theta, err, errlen))
         return -1;
     if (mfl_site_check_finite(theta, n_theta))
         return mfl_errf(err, errlen, "eval round %u: θ contains NaN or Inf", task->round), -1;
@@ -96,7 +97,7 @@ int mfl_site_worker_eval(mfl_site_worker_t *self, const Metafl__EvalTask *task,
     mfl_rng_seed(&rng, S_EVAL_SEED, mfl_site_worker_stream(self->site, 0));
     /* The hospital's own setting wins: it knows how many labelled cases it has. */
     size_t k = self->opts.eval_support ? self->opts.eval_support
-                                       : (task->algorithm ? task->algorithm->k_shot : 0);
+                                       : task->algorithm.k_shot;
     mfl_dataset_t *support = s_support(self->train, k, &rng);
     if (!support)
         return mfl_errf(err, errlen, "out of memory choosing the support set"), -1;
@@ -127,13 +128,15 @@ out_free_support:
     return rc;
 }
 
-void mfl_site_worker_fill_report(const mfl_site_worker_t *self, const Metafl__EvalTask *task,
+void mfl_site_worker_fill_report(const mfl_site_worker_t *self, const mfl_eval_task_t *task,
                                  const mfl_site_eval_result_t *result,
-                                 Metafl__EvalReport *report)
+                                 mfl_eval_report_t *report)
 {
+    memset(report, 0, sizeof *report);
     report->round = task->round;
-    report->nonce = task->nonce;
-    report->site = (char *)self->site; /* protobuf-c's field is not const; never written */
+    memcpy(report->nonce, task->nonce, task->nonce_len);
+    report->nonce_len = task->nonce_len;
+    snprintf(report->site, sizeof report->site, "%s", self->site);
     report->loss = result->adapted.loss;
     report->accuracy = result->adapted.accuracy;
     report->auroc = result->adapted.auroc;
@@ -146,4 +149,9 @@ void mfl_site_worker_fill_report(const mfl_site_worker_t *self, const Metafl__Ev
     report->accuracy_local = result->local_only.accuracy;
     report->auroc_local = result->local_only.auroc;
     report->n_support = result->n_support;
+    report->rmse = result->adapted.rmse;
+    report->mae = result->adapted.mae;
+    report->r2 = result->adapted.r2;
+    report->rmse_before = result->before.rmse;
+    report->rmse_local = result->local_only.rmse;
 }

@@ -20,6 +20,8 @@ struct mfl_site_worker {
     mfl_dataset_t *heldout; /* owned, may be NULL */
     uint8_t *sign_sk;       /* sodium_malloc, read-only; NULL = unsigned */
     uint8_t schema_hash[MFL_SITE_HASH_BYTES];
+    char *schema_text;      /* canonical schema text (data/csv_canon.h), owned */
+    char *data_report;      /* what loading did, for --check; owned, may be NULL */
     mfl_site_worker_opts_t opts;
 
     mfl_learner_t *learner;              /* rebuilt when the task's config changes */
@@ -40,8 +42,9 @@ struct mfl_site_worker {
 };
 
 /* The constructor behind both public ones: takes ownership of train and
- * heldout (also on failure); schema_text (borrowed, may be NULL) goes into
- * the schema hash; opts may be NULL. */
+ * heldout (also on failure); schema_text (borrowed, copied; NULL: made from
+ * the data's shape) is the canonical schema the Hello declares and hashes;
+ * opts may be NULL. */
 mfl_site_worker_t *mfl_site_worker_new_internal(const char *site_id, mfl_dataset_t *train,
                                                 mfl_dataset_t *heldout, const uint8_t *sign_sk,
                                                 const char *schema_text,
@@ -49,7 +52,7 @@ mfl_site_worker_t *mfl_site_worker_new_internal(const char *site_id, mfl_dataset
                                                 size_t errlen);
 
 /* Ensures the learner matches (spec, model_spec) and that n_theta fits it. */
-int mfl_site_worker_prepare(mfl_site_worker_t *self, const Metafl__AlgorithmSpec *spec,
+int mfl_site_worker_prepare(mfl_site_worker_t *self, const mfl_task_algorithm_t *spec,
                             const char *model_spec, size_t n_theta, char *err, size_t errlen);
 
 /* 0 if all n values are finite, else -1. */

@@ -2,6 +2,8 @@
  * signed UpdateHeader. See mfl_site_worker_round() in site_worker.h. */
 #include <math.h>
 #include <sodium.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,16 +47,16 @@ static double s_apply_privacy(mfl_site_worker_t *self, const mfl_privacy_plan_t 
 }
 
 /* The task's privacy request, from RoundTask.privacy and its batch size. */
-static void s_request(const Metafl__RoundTask *task, mfl_privacy_request_t *req)
+static void s_request(const mfl_round_task_t *task, mfl_privacy_request_t *req)
 {
     memset(req, 0, sizeof *req);
-    const Metafl__PrivacySettings *p = task->privacy;
-    if (p && p->enabled) {
+    const mfl_task_privacy_t *p = &task->privacy;
+    if (p->enabled) {
         req->enabled = true;
         req->clip_norm = p->clip_norm;
         req->noise_multiplier = p->noise_multiplier;
     }
-    req->batch_size = task->algorithm ? task->algorithm->batch_size : 0;
+    req->batch_size = task->algorithm.batch_size;
 }
 
 /* BLAKE2b-256 of each learner tensor's float32 bytes (little-endian on
@@ -74,75 +76,58 @@ static int s_hash_tensors(mfl_site_worker_t *self, size_t n_tensors)
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
                "tensor bytes are hashed in memory order, which must be little-endian");
 
-static int s_build_header(mfl_site_worker_t *self, const Metafl__RoundTask *task,
+static int s_build_header(mfl_site_worker_t *self, const mfl_round_task_t *task,
                           const mfl_site_round_result_t *out, const mfl_privacy_plan_t *plan,
                           char *err, size_t errlen)
 {
     size_t nt = mfl_learner_n_tensors(self->learner);
     if (s_hash_tensors(self, nt))
         return mfl_errf(err, errlen, "out of memory hashing Δ"), -1;
-    ProtobufCBinaryData *hashes = calloc(nt ? nt : 1, sizeof(*hashes));
-    if (!hashes)
-        return mfl_errf(err, errlen, "out of memory"), -1;
-    for (size_t t = 0; t < nt; t++) {
-        hashes[t].data = self->hashes + t * MFL_SITE_HASH_BYTES;
-        hashes[t].len = MFL_SITE_HASH_BYTES;
-    }
     /* With DP on and the policy withholding statistics, nothing unnoised
      * leaves: losses, task count and pre-clip norm are sent as 0 and the
      * sample count as 1 (the coordinator then weights sites equally);
      * docs/PRIVACY.md lists every field. */
     bool withhold = !plan->send_stats;
-    Metafl__UpdateMetrics metrics = METAFL__UPDATE_METRICS__INIT;
-    metrics.loss_before = withhold ? 0 : out->metrics.loss_before;
-    metrics.loss_after = withhold ? 0 : out->metrics.loss_after;
-    metrics.n_tasks = withhold ? 0 : out->metrics.n_tasks;
-    Metafl__PrivacyRecord priv = METAFL__PRIVACY_RECORD__INIT;
-    priv.applied = plan->dp || plan->clip_only;
-    priv.clip_norm = priv.applied ? plan->clip_norm : 0;
-    priv.noise_multiplier = priv.applied ? plan->noise_multiplier : 0;
-    priv.pre_clip_norm = withhold ? 0 : out->pre_clip_norm;
-    priv.epsilon_spent = plan->epsilon_after;
-    priv.mechanism = plan->record ? "dpsgd" : plan->dp ? "gaussian-site" : plan->clip_only ? "clip" : "";
-    priv.sample_rate = plan->dp ? plan->q : 0;
-    priv.steps = plan->dp ? plan->steps : 0;
-    priv.delta = plan->delta;
-    priv.stats_withheld = withhold;
-
-    Metafl__UpdateHeader hdr = METAFL__UPDATE_HEADER__INIT;
+    mfl_update_header_t hdr;
+    memset(&hdr, 0, sizeof hdr);
     hdr.round = task->round;
-    hdr.nonce = task->nonce;
-    hdr.site = self->site;
+    memcpy(hdr.nonce, task->nonce, task->nonce_len);
+    hdr.nonce_len = task->nonce_len;
+    snprintf(hdr.site, sizeof hdr.site, "%s", self->site);
     hdr.n_samples = withhold ? 1 : out->metrics.n_samples;
-    hdr.n_tensor_hashes = nt;
-    hdr.tensor_hashes = hashes;
-    hdr.metrics = &metrics;
-    hdr.privacy = &priv;
+    hdr.has_metrics = true;
+    hdr.metrics.loss_before = withhold ? 0 : out->metrics.loss_before;
+    hdr.metrics.loss_after = withhold ? 0 : out->metrics.loss_after;
+    hdr.metrics.n_tasks = withhold ? 0 : out->metrics.n_tasks;
+    hdr.has_privacy = true;
+    hdr.privacy.applied = plan->dp || plan->clip_only;
+    hdr.privacy.clip_norm = hdr.privacy.applied ? plan->clip_norm : 0;
+    hdr.privacy.noise_multiplier = hdr.privacy.applied ? plan->noise_multiplier : 0;
+    hdr.privacy.pre_clip_norm = withhold ? 0 : out->pre_clip_norm;
+    hdr.privacy.epsilon_spent = plan->epsilon_after;
+    snprintf(hdr.privacy.mechanism, sizeof hdr.privacy.mechanism, "%s",
+             plan->record ? "dpsgd" : plan->dp ? "gaussian-site" : plan->clip_only ? "clip" : "");
+    hdr.privacy.sample_rate = plan->dp ? plan->q : 0;
+    hdr.privacy.steps = plan->dp ? plan->steps : 0;
+    hdr.privacy.delta = plan->delta;
+    hdr.privacy.stats_withheld = withhold;
     hdr.delta_norm = out->delta_norm;
-    size_t len = metafl__update_header__get_packed_size(&hdr);
-    uint8_t *buf = realloc(self->header, len ? len : 1);
-    if (!buf) {
-        free(hashes);
-        return mfl_errf(err, errlen, "out of memory packing the update header"), -1;
-    }
-    self->header = buf;
-    self->header_len = metafl__update_header__pack(&hdr, buf);
-    free(hashes);
-    return 0;
+    return mfl_update_header_encode(&hdr, self->hashes, nt, &self->header, &self->header_len,
+                                    err, errlen);
 }
 
-static int s_finish_round(mfl_site_worker_t *self, const Metafl__RoundTask *task,
+static int s_finish_round(mfl_site_worker_t *self, const mfl_round_task_t *task,
                           const mfl_privacy_plan_t *pl, mfl_site_round_result_t *out, char *err,
                           size_t errlen);
 
-int mfl_site_worker_round(mfl_site_worker_t *self, const Metafl__RoundTask *task,
+int mfl_site_worker_round(mfl_site_worker_t *self, const mfl_round_task_t *task,
                           const float *theta, size_t n_theta, mfl_site_round_result_t *out,
                           char *err, size_t errlen)
 {
     if (!task || !theta || !out)
         return mfl_errf(err, errlen, "round: missing task, θ or result"), -1;
     memset(out, 0, sizeof(*out));
-    if (mfl_site_worker_prepare(self, task->algorithm, task->model_spec, n_theta, err, errlen))
+    if (mfl_site_worker_prepare(self, &task->algorithm, task->model_spec, n_theta, err, errlen))
         return -1;
     if (mfl_site_check_finite(theta, n_theta))
         return mfl_errf(err, errlen, "round %u: θ contains NaN or Inf", task->round), -1;
@@ -179,7 +164,7 @@ int mfl_site_worker_round(mfl_site_worker_t *self, const Metafl__RoundTask *task
     }
 
     const mfl_learner_config_t *lc = &self->learner_config;
-    const Metafl__AlgorithmSpec *spec = task->algorithm;
+    const mfl_task_algorithm_t *spec = &task->algorithm;
     mfl_sampler_t *sampler;
     if (lc->algo >= MFL_ALGO_PROTONET) {
         size_t n_way = spec->n_way ? spec->n_way : self->train->n_classes;
@@ -216,7 +201,7 @@ int mfl_site_worker_round(mfl_site_worker_t *self, const Metafl__RoundTask *task
 
 /* After local training: site-level clip + noise (if planned), the
  * accountant, the header and its signature. */
-static int s_finish_round(mfl_site_worker_t *self, const Metafl__RoundTask *task,
+static int s_finish_round(mfl_site_worker_t *self, const mfl_round_task_t *task,
                           const mfl_privacy_plan_t *pl, mfl_site_round_result_t *out, char *err,
                           size_t errlen)
 {

@@ -86,7 +86,14 @@ mfl_client_t *mfl_client_new(const char *endpoint, const mfl_identity_t *identit
         s_setopt_int(self->dealer, ZMQ_SNDTIMEO, self->opts.send_timeout_ms) != 0 ||
         s_setopt_int(self->dealer, ZMQ_RECONNECT_IVL, self->opts.reconnect_ivl_ms) != 0 ||
         s_setopt_int(self->dealer, ZMQ_RECONNECT_IVL_MAX, self->opts.reconnect_ivl_max_ms) != 0 ||
-        mfl_wire_set_heartbeat(self->dealer, (int)self->opts.heartbeat_ms) != 0 ||
+        /* No ZMTP heartbeats (the coordinator would count our PINGs
+         * against this connection's backlog bound, and libzmq 4.3.4 can
+         * abort on heartbeat timeouts, docs/WIRE.md): liveness is our
+         * Heartbeat messages; TCP keepalive finds a dead link. */
+        s_setopt_int(self->dealer, ZMQ_TCP_KEEPALIVE, 1) != 0 ||
+        s_setopt_int(self->dealer, ZMQ_TCP_KEEPALIVE_IDLE, 30) != 0 ||
+        s_setopt_int(self->dealer, ZMQ_TCP_KEEPALIVE_INTVL, 10) != 0 ||
+        s_setopt_int(self->dealer, ZMQ_TCP_KEEPALIVE_CNT, 3) != 0 ||
         mfl_wire_set_maxmsgsize(self->dealer, &self->opts.limits) != 0)
         goto out_zmq;
     char mon[64];
@@ -316,7 +323,7 @@ mfl_recv_result_t mfl_client_recv(mfl_client_t *self, int timeout_ms, mfl_msg_t 
         uint64_t now = mfl_wire_now_ms();
         int hb = (int)self->opts.heartbeat_ms;
         if (hb > 0 && self->connected && now - self->last_heartbeat_ms >= (uint64_t)hb)
-            (void)mfl_client_heartbeat(self, NULL, 0); /* best effort; ZMTP pings too */
+            (void)mfl_client_heartbeat(self, NULL, 0); /* best effort */
         int wait = hb > 0 ? hb : -1;
         if (deadline >= 0) {
             int64_t left = deadline - (int64_t)mfl_clock_mono_ms();

@@ -12,6 +12,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "wire/conn_guard.h"
 #include "wire/msg_internal.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -71,19 +72,6 @@ int mfl_wire_set_maxmsgsize(void *sock, const mfl_wire_limits_t *limits)
                                                                     : limits->max_envelope_bytes;
     int64_t v = (int64_t)m;
     return zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &v, sizeof v);
-}
-
-int mfl_wire_set_heartbeat(void *sock, int hb_ms)
-{
-    if (hb_ms <= 0)
-        return 0;
-    int timeout = 3 * hb_ms;
-    int ttl = hb_ms * 3 > 6553599 ? 6553599 : hb_ms * 3;
-    if (zmq_setsockopt(sock, ZMQ_HEARTBEAT_IVL, &hb_ms, sizeof hb_ms) != 0 ||
-        zmq_setsockopt(sock, ZMQ_HEARTBEAT_TIMEOUT, &timeout, sizeof timeout) != 0 ||
-        zmq_setsockopt(sock, ZMQ_HEARTBEAT_TTL, &ttl, sizeof ttl) != 0)
-        return -1;
-    return 0;
 }
 
 /* ---- send ---------------------------------------------------------------- */
@@ -340,17 +328,6 @@ static int s_nonfinite(const uint32_t *u, size_t n)
         bad |= (uint32_t)((u[i] & 0x7f800000u) == 0x7f800000u);
     return bad != 0;
 }
-/* Kinds 1..11 carry body field kind + 9; later kinds were allocated in
- * per-feature ranges (proto/metafl.proto), so they are listed pairwise. */
-static bool s_body_matches_kind(const Metafl__Envelope *env)
-{
-    if (env->kind >= METAFL__MESSAGE_KIND__HELLO && env->kind <= METAFL__MESSAGE_KIND__UPLOAD_GRANT)
-        return (int)env->body_case == (int)env->kind + 9;
-    if (env->kind == METAFL__MESSAGE_KIND__TASK_DECLINED)
-        return env->body_case == METAFL__ENVELOPE__BODY_TASK_DECLINED;
-    return false;
-}
-
 
 mfl_msg_t *mfl_msg_decode(zmq_msg_t *frames, size_t n, const mfl_wire_limits_t *limits,
                           int *reason, char *err, size_t errlen)
@@ -411,7 +388,8 @@ mfl_msg_t *mfl_msg_decode(zmq_msg_t *frames, size_t n, const mfl_wire_limits_t *
         return s_reject(self, reason, METAFL__REJECT_REASON__REJECT_VERSION, err, errlen,
                         "protocol version %u (this build speaks %d)", env->protocol_version,
                         MFL_WIRE_PROTOCOL_VERSION);
-    if (!s_body_matches_kind(env))
+    if (env->kind < METAFL__MESSAGE_KIND__HELLO || env->kind > METAFL__MESSAGE_KIND__SITE_FAILURE ||
+        (int)env->body_case != (int)env->kind + 9)
         return s_reject(self, reason, R_BAD, err, errlen,
                         "message kind %d does not match its body (%d)", (int)env->kind,
                         (int)env->body_case);
@@ -531,10 +509,15 @@ mfl_msg_t *mfl_msg_decode(zmq_msg_t *frames, size_t n, const mfl_wire_limits_t *
     return self;
 }
 
+static _Thread_local mfl_msg_source_t s_source = {-1, 0};
+
+mfl_msg_source_t mfl_msg_last_source(void) { return s_source; }
+
 int mfl_msg_recv_frames(void *sock, int router, const mfl_wire_limits_t *limits,
                         zmq_msg_t **out, size_t *n_out, uint8_t *rid, size_t *rid_len,
                         char *site, int *reason, char *err, size_t errlen)
 {
+    s_source = (mfl_msg_source_t){-1, 0};
     *out = NULL;
     *n_out = 0;
     *rid_len = 0;
@@ -584,6 +567,9 @@ int mfl_msg_recv_frames(void *sock, int router, const mfl_wire_limits_t *limits,
             continue;
         }
         first = 0;
+        if (s_source.fd < 0)
+            s_source.fd = zmq_msg_get(&m, ZMQ_SRCFD);
+        s_source.wire_bytes += mfl_conn_guard_wire_bytes(zmq_msg_size(&m));
         total += zmq_msg_size(&m);
         if (over || n >= limits->max_frames || total > limits->max_total_bytes) {
             /* Keep reading to stay in step with the multipart boundary, but

@@ -17,6 +17,7 @@
 
 #include "core/tensor.h"
 #include "metafl.pb-c.h"
+#include "wire/task.h" /* mfl_reject_reason_name */
 
 /* 2: upload flow control (UploadReady / UploadGrant before every Update). */
 #define MFL_WIRE_PROTOCOL_VERSION 2
@@ -124,8 +125,5 @@ const uint8_t *mfl_msg_routing_id(const mfl_msg_t *self, size_t *len);
 /* For Update messages the server has verified (see server.h): the unpacked,
  * signature-checked UpdateHeader; NULL for other kinds. Borrowed. */
 const Metafl__UpdateHeader *mfl_msg_update_header(const mfl_msg_t *self);
-
-/* Name of a reject reason, e.g. "REJECT_HASH"; never NULL. */
-const char *mfl_reject_reason_name(int reason);
 
 #endif

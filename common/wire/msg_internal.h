@@ -38,18 +38,24 @@ int mfl_msg_recv_raw(void *sock, int router, const mfl_wire_limits_t *limits, mf
 int mfl_msg_recv_frames(void *sock, int router, const mfl_wire_limits_t *limits,
                         zmq_msg_t **frames, size_t *n_frames, uint8_t *rid, size_t *rid_len,
                         char *site, int *reason, char *err, size_t errlen);
+
+/* What mfl_msg_recv_frames learnt about the connection a message came
+ * from: its descriptor (ZMQ_SRCFD; -1 if unknown) and the bytes its frames
+ * took on the wire (mfl_conn_guard_wire_bytes), dropped frames included. */
+typedef struct {
+    int fd;
+    uint64_t wire_bytes;
+} mfl_msg_source_t;
+
+/* The source of the message the last mfl_msg_recv_frames on this thread
+ * read (valid until the next call on the same thread). */
+mfl_msg_source_t mfl_msg_last_source(void);
 mfl_msg_t *mfl_msg_decode_from(zmq_msg_t *frames, size_t n, const mfl_wire_limits_t *limits,
                                const uint8_t *rid, size_t rid_len, const char *site,
                                int *reason, char *err, size_t errlen);
 
 /* Sets ZMQ_MAXMSGSIZE from the limits. */
 int mfl_wire_set_maxmsgsize(void *sock, const mfl_wire_limits_t *limits);
-
-/* ZMTP heartbeats every hb_ms, the peer declared gone after 3 missed
- * (timeout and TTL 3·hb_ms, TTL clamped to ZeroMQ's maximum); hb_ms <= 0
- * leaves heartbeats off. Shared by the client's DEALER and the server's
- * ROUTER so both ends use one rule. Returns 0, or -1 (errno from zmq). */
-int mfl_wire_set_heartbeat(void *sock, int hb_ms);
 
 /* Sends a Reject envelope (no tensors). */
 int mfl_msg_send_reject(void *sock, const void *rid, size_t rid_len, int reason, uint32_t round,

@@ -11,6 +11,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "wire/conn_guard.h"
 #include "wire/msg_internal.h"
 #include "wire/update_sign.h"
 
@@ -24,9 +25,31 @@ typedef struct {
     uint64_t last_seen_ms;
 } s_peer_t;
 
+/* One connection (a ROUTER routing id): where it comes from and how it
+ * behaves. Reject tokens refill at opts.rejects_per_s up to
+ * opts.reject_burst; opts.strikes_max bad messages within
+ * S_STRIKE_WINDOW_MS cut the connection. */
+typedef struct {
+    uint8_t rid[256];
+    size_t rid_len;
+    char site[MFL_KEY_NAME_MAX + 1];
+    int fd;
+    uint64_t last_ms;       /* monotonic */
+    double tokens;
+    uint64_t refill_ms;
+    uint32_t strikes;
+    uint64_t window_ms;
+    bool cut;               /* cut or revoked: its messages are dropped unread */
+} s_conn_t;
+
+#define S_STRIKE_WINDOW_MS 10000
+#define S_CONN_IDLE_MS 120000  /* forget a quiet connection's record after this */
+
 /* A message read and decoded ahead, returned by the next recv. */
 typedef struct {
     int full;
+    int discard;               /* from a cut or revoked connection: drop it */
+    mfl_msg_source_t src;
     mfl_msg_t *msg;            /* NULL: rejected while decoding (why, err) */
     int why;
     char err[512];
@@ -61,14 +84,22 @@ struct mfl_server_t {
     s_decode_job_t job;        /* the helper's work while it runs */
     pthread_t helper;
     int helper_running;        /* joined before `ahead` is read */
+    mfl_conn_guard_t *guard;
+    s_conn_t *conns;
+    size_t n_conns, cap_conns;
 };
 
 void mfl_server_opts_default(mfl_server_opts_t *opts)
 {
     mfl_wire_limits_default(&opts->limits);
-    opts->heartbeat_ms = 2000;
-    opts->send_timeout_ms = 5000;
+    opts->send_timeout_ms = 0;
+    opts->send_hwm = 64;
     opts->io_threads = 2;
+    opts->rejects_per_s = 5;
+    opts->reject_burst = 10;
+    opts->strikes_max = 100;
+    opts->max_connections = 256;
+    opts->backlog_slack_bytes = 4u << 20;
 }
 
 /* ---- ZAP ----------------------------------------------------------------- */
@@ -221,12 +252,31 @@ mfl_server_t *mfl_server_new(const char *endpoint, const mfl_identity_t *identit
          * authenticated site can make us buffer (see docs/WIRE.md). */
         s_setopt_int(self->router, ZMQ_RCVHWM, 16) != 0 ||
         s_setopt_int(self->router, ZMQ_LINGER, 0) != 0 ||
+        /* Never block the caller's thread on one peer (issue 10 item 2):
+         * a send to a peer whose queue is full fails at once (EAGAIN with
+         * ROUTER_MANDATORY) and is dropped and counted. */
         s_setopt_int(self->router, ZMQ_SNDTIMEO, self->opts.send_timeout_ms) != 0 ||
-        mfl_wire_set_heartbeat(self->router, (int)self->opts.heartbeat_ms) != 0 ||
+        s_setopt_int(self->router, ZMQ_SNDHWM, self->opts.send_hwm) != 0 ||
+        /* No ZMTP heartbeats on the ROUTER: with a peer that stops reading,
+         * libzmq 4.3.4's heartbeat timeout aborts the process
+         * (stream_engine_base.cpp:331, !_io_error; issue 10 item 1).
+         * Liveness is the application's Heartbeat messages; a dead link is
+         * found by TCP keepalive. */
+        s_setopt_int(self->router, ZMQ_TCP_KEEPALIVE, 1) != 0 ||
+        s_setopt_int(self->router, ZMQ_TCP_KEEPALIVE_IDLE, 30) != 0 ||
+        s_setopt_int(self->router, ZMQ_TCP_KEEPALIVE_INTVL, 10) != 0 ||
+        s_setopt_int(self->router, ZMQ_TCP_KEEPALIVE_CNT, 3) != 0 ||
         mfl_wire_set_maxmsgsize(self->router, &self->opts.limits) != 0) {
         mfl_errf(err, errlen, "cannot configure the ROUTER socket: %s", zmq_strerror(errno));
         goto out_fail;
     }
+    /* Before the bind, so the guard sees every connection. */
+    self->guard = mfl_conn_guard_new(self->ctx, self->router,
+                                     self->opts.limits.max_total_bytes +
+                                         self->opts.backlog_slack_bytes,
+                                     self->opts.max_connections, err, errlen);
+    if (!self->guard)
+        goto out_fail;
     if (zmq_bind(self->router, endpoint) != 0) {
         mfl_errf(err, errlen, "cannot bind %s: %s", endpoint, zmq_strerror(errno));
         goto out_fail;
@@ -247,6 +297,7 @@ void mfl_server_destroy(mfl_server_t **self_p)
     if (!self_p || !*self_p)
         return;
     mfl_server_t *self = *self_p;
+    mfl_conn_guard_destroy(&self->guard);
     if (self->router)
         zmq_close(self->router);
     if (self->ctx) {
@@ -265,6 +316,7 @@ void mfl_server_destroy(mfl_server_t **self_p)
     pthread_mutex_destroy(&self->lock);
     free(self->allow_dir);
     free(self->peers);
+    free(self->conns);
     free(self);
     *self_p = NULL;
 }
@@ -322,7 +374,125 @@ uint64_t mfl_server_last_seen(const mfl_server_t *self, const char *site)
     return p ? p->last_seen_ms : 0;
 }
 
-mfl_server_stats_t mfl_server_stats(const mfl_server_t *self) { return self->stats; }
+
+/* ---- connections -------------------------------------------------------- */
+
+static s_conn_t *s_conn_find(mfl_server_t *self, const uint8_t *rid, size_t rid_len)
+{
+    for (size_t i = 0; i < self->n_conns; i++)
+        if (self->conns[i].rid_len == rid_len && memcmp(self->conns[i].rid, rid, rid_len) == 0)
+            return &self->conns[i];
+    return NULL;
+}
+
+/* The record of connection `rid` (created on first sight; quiet ones are
+ * forgotten so the table stays as small as the live connections). NULL
+ * only on OOM. */
+static s_conn_t *s_conn_get(mfl_server_t *self, const uint8_t *rid, size_t rid_len,
+                            const char *site, int fd, uint64_t now)
+{
+    s_conn_t *c = s_conn_find(self, rid, rid_len);
+    if (!c) {
+        for (size_t i = 0; i < self->n_conns;)
+            if (now - self->conns[i].last_ms > S_CONN_IDLE_MS)
+                self->conns[i] = self->conns[--self->n_conns];
+            else
+                i++;
+        if (self->n_conns == self->cap_conns) {
+            size_t cap = self->cap_conns ? 2 * self->cap_conns : 16;
+            s_conn_t *g = realloc(self->conns, cap * sizeof *g);
+            if (!g)
+                return NULL;
+            self->conns = g;
+            self->cap_conns = cap;
+        }
+        c = &self->conns[self->n_conns++];
+        memset(c, 0, sizeof *c);
+        memcpy(c->rid, rid, rid_len);
+        c->rid_len = rid_len;
+        c->fd = -1;
+        c->tokens = self->opts.reject_burst;
+        c->refill_ms = now;
+        c->window_ms = now;
+    }
+    if (site && site[0])
+        snprintf(c->site, sizeof c->site, "%s", site);
+    if (fd >= 0)
+        c->fd = fd;
+    c->last_ms = now;
+    return c;
+}
+
+/* May this connection get one more Reject now? (token bucket) */
+static bool s_conn_may_reject(mfl_server_t *self, s_conn_t *c, uint64_t now)
+{
+    c->tokens += (double)(now - c->refill_ms) * self->opts.rejects_per_s / 1000.0;
+    if (c->tokens > self->opts.reject_burst)
+        c->tokens = self->opts.reject_burst;
+    c->refill_ms = now;
+    if (c->tokens < 1.0) {
+        self->stats.rejects_suppressed++;
+        return false;
+    }
+    c->tokens -= 1.0;
+    return true;
+}
+
+/* Cuts the connection (see conn_guard.h) and drops its later messages. */
+static void s_conn_cut(mfl_server_t *self, s_conn_t *c, const char *why)
+{
+    if (c->cut)
+        return;
+    c->cut = true;
+    self->stats.conns_cut++;
+    int rc = mfl_conn_guard_cut(self->guard, c->fd);
+    mfl_warn("site %s: connection %s: %s", c->site[0] ? c->site : "?",
+             rc == 0 ? "closed" : "ignored from now on", why);
+}
+
+/* One more bad message on `c`: cuts it past opts.strikes_max in the window. */
+static void s_conn_strike(mfl_server_t *self, s_conn_t *c, uint64_t now)
+{
+    if (now - c->window_ms > S_STRIKE_WINDOW_MS) {
+        c->window_ms = now;
+        c->strikes = 0;
+    }
+    if (++c->strikes > self->opts.strikes_max) {
+        char why[128];
+        snprintf(why, sizeof why, "more than %u bad messages within %d s",
+                 self->opts.strikes_max, S_STRIKE_WINDOW_MS / 1000);
+        s_conn_cut(self, c, why);
+    }
+}
+
+/* Is `site` in the allow-list now? (a revoked site's queued messages are
+ * dropped unread) */
+static bool s_allowed(mfl_server_t *self, const char *site)
+{
+    pthread_mutex_lock(&self->lock);
+    bool ok = mfl_allow_list_find_name(self->allow, site) != NULL;
+    pthread_mutex_unlock(&self->lock);
+    return ok;
+}
+
+int mfl_server_drop_site(mfl_server_t *self, const char *site, const char *why)
+{
+    int n = 0;
+    for (size_t i = 0; i < self->n_conns; i++)
+        if (strcmp(self->conns[i].site, site) == 0 && !self->conns[i].cut) {
+            s_conn_cut(self, &self->conns[i], why);
+            n++;
+        }
+    s_peer_t *p = s_peer_find(self, site);
+    if (p)
+        *p = self->peers[--self->n_peers];
+    return n;
+}
+
+bool mfl_server_site_allowed(mfl_server_t *self, const char *site)
+{
+    return s_allowed(self, site);
+}
 
 /* ---- receive ------------------------------------------------------------- */
 
@@ -337,6 +507,9 @@ static int s_check(mfl_server_t *self, mfl_msg_t *msg, char *err, size_t errlen)
         break;
     case METAFL__MESSAGE_KIND__EVAL_REPORT:
         claimed = env->eval_report->site;
+        break;
+    case METAFL__MESSAGE_KIND__SITE_FAILURE:
+        claimed = env->site_failure->site;
         break;
     case METAFL__MESSAGE_KIND__UPDATE: {
         mfl_public_key_t key;
@@ -356,7 +529,6 @@ static int s_check(mfl_server_t *self, mfl_msg_t *msg, char *err, size_t errlen)
     }
     case METAFL__MESSAGE_KIND__HEARTBEAT:
     case METAFL__MESSAGE_KIND__UPLOAD_READY: /* names no site: the connection's is used */
-    case METAFL__MESSAGE_KIND__TASK_DECLINED:
     case METAFL__MESSAGE_KIND__REJECT:
     case METAFL__MESSAGE_KIND__BYE:
         return 0;
@@ -394,6 +566,34 @@ static uint64_t s_frames_bytes(const zmq_msg_t *frames, size_t n)
     return b;
 }
 
+/* Accounts a message just read (the guard's byte count) and says whether
+ * to drop it unread: its connection was cut, or its site revoked. */
+static bool s_account(mfl_server_t *self, mfl_msg_source_t src, const uint8_t *rid,
+                      size_t rid_len, const char *site)
+{
+    mfl_conn_guard_delivered(self->guard, src.fd, src.wire_bytes);
+    uint64_t now = mfl_clock_mono_ms();
+    s_conn_t *c = rid_len ? s_conn_get(self, rid, rid_len, site, src.fd, now) : NULL;
+    if (c && c->cut) {
+        self->stats.discarded++;
+        return true;
+    }
+    if (site[0] && !s_allowed(self, site)) {
+        self->stats.discarded++;
+        if (c)
+            s_conn_cut(self, c, "its key is no longer in the allow-list");
+        return true;
+    }
+    return false;
+}
+
+static void s_close_frames(zmq_msg_t *frames, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        zmq_msg_close(&frames[i]);
+    free(frames);
+}
+
 /* Reads one message (frames already waiting) and decodes it; when a second
  * message is already queued too, reads it and decodes it on a helper thread
  * meanwhile, for the next call (self->ahead, joined there). So the second's
@@ -401,7 +601,8 @@ static uint64_t s_frames_bytes(const zmq_msg_t *frames, size_t n)
  * first (aggregation, an fsync'd audit record). Verifying a site's BLAKE2b
  * (about 4 ms per 4 MB) was serial: with N sites reporting together the
  * coordinator hashed one update after another while the other core sat
- * idle. Returns like mfl_msg_recv_raw. */
+ * idle. Returns like mfl_msg_recv_raw, and 2 for a message dropped unread
+ * (cut or revoked connection). */
 static int s_recv_decode(mfl_server_t *self, mfl_msg_t **m, uint8_t *rid, size_t *rid_len,
                          char *site, int *why, char *err, size_t errlen)
 {
@@ -410,8 +611,14 @@ static int s_recv_decode(mfl_server_t *self, mfl_msg_t **m, uint8_t *rid, size_t
     *m = NULL;
     int rc = mfl_msg_recv_frames(self->router, 1, &self->opts.limits, &frames, &n, rid, rid_len,
                                  site, why, err, errlen);
-    if (rc != 1 || !frames)
+    if (rc != 1)
         return rc;
+    if (s_account(self, mfl_msg_last_source(), rid, *rid_len, site)) {
+        s_close_frames(frames, n);
+        return 2;
+    }
+    if (!frames)
+        return 1; /* over the limits: *why and err say so */
     s_ahead_t *a = &self->ahead;
     zmq_msg_t *frames2 = NULL;
     size_t n2 = 0;
@@ -424,6 +631,15 @@ static int s_recv_decode(mfl_server_t *self, mfl_msg_t **m, uint8_t *rid, size_t
                                   &a->rid_len, a->site, &a->why, a->err, sizeof a->err);
         if (rc2 < 0) /* the socket failed: report it on the next call */
             rc2 = 0;
+        if (rc2 == 1) {
+            a->src = mfl_msg_last_source();
+            a->discard = s_account(self, a->src, a->rid, a->rid_len, a->site);
+            if (a->discard) {
+                s_close_frames(frames2, n2);
+                frames2 = NULL;
+                n2 = 0;
+            }
+        }
         a->full = rc2 == 1;
     }
     self->job = (s_decode_job_t){frames2, n2, &self->opts.limits, a};
@@ -435,6 +651,19 @@ static int s_recv_decode(mfl_server_t *self, mfl_msg_t **m, uint8_t *rid, size_t
     *m = mfl_msg_decode_from(frames, n, &self->opts.limits, rid, *rid_len, site, why, err,
                              errlen);
     return 1;
+}
+
+/* Sends a Reject to connection `c` unless it is cut or out of tokens. */
+static void s_send_reject_to(mfl_server_t *self, s_conn_t *c, int why, uint32_t round,
+                             const char *text)
+{
+    if (!c || c->cut || !s_conn_may_reject(self, c, mfl_clock_mono_ms()))
+        return;
+    if (mfl_msg_send_reject(self->router, c->rid, c->rid_len, why, round, text,
+                            &self->opts.limits, NULL, 0) != 0)
+        self->stats.send_dropped++;
+    else
+        self->stats.sent++;
 }
 
 mfl_recv_result_t mfl_server_recv(mfl_server_t *self, int timeout_ms, mfl_msg_t **msg,
@@ -453,6 +682,7 @@ mfl_recv_result_t mfl_server_recv(mfl_server_t *self, int timeout_ms, mfl_msg_t 
                 pthread_join(self->helper, NULL);
             self->helper_running = 0;
             s_ahead_t *a = &self->ahead;
+            int discard = a->discard;
             m = a->msg;
             why = a->why;
             memcpy(rid, a->rid, a->rid_len);
@@ -462,6 +692,9 @@ mfl_recv_result_t mfl_server_recv(mfl_server_t *self, int timeout_ms, mfl_msg_t 
                 snprintf(err, errlen, "%s", a->err);
             a->msg = NULL;
             a->full = 0;
+            a->discard = 0;
+            if (discard)
+                continue;
             goto check;
         }
         int wait = -1;
@@ -482,7 +715,7 @@ mfl_recv_result_t mfl_server_recv(mfl_server_t *self, int timeout_ms, mfl_msg_t 
         rc = s_recv_decode(self, &m, rid, &rid_len, site, &why, err, errlen);
         if (rc < 0)
             return MFL_RECV_ERROR;
-        if (rc == 0)
+        if (rc == 0 || rc == 2)
             continue;
     check:
         if (site[0])
@@ -505,7 +738,8 @@ mfl_recv_result_t mfl_server_recv(mfl_server_t *self, int timeout_ms, mfl_msg_t 
             }
             mfl_msg_destroy(&m);
         }
-        /* Rejected: tell the sender once, count it, let the caller log it. */
+        /* Rejected: tell the sender (rate-limited), count it, let the
+         * caller log it; a connection that keeps at it is cut. */
         self->stats.rejected++;
         if (reason)
             *reason = why;
@@ -517,14 +751,46 @@ mfl_recv_result_t mfl_server_recv(mfl_server_t *self, int timeout_ms, mfl_msg_t 
             mfl_errf(err, errlen, "site %s: %s: %s", site[0] ? site : "?",
                      mfl_reject_reason_name(why), tmp);
         }
-        if (rid_len)
-            mfl_msg_send_reject(self->router, rid, rid_len, why, 0, text, &self->opts.limits,
-                                NULL, 0);
+        s_conn_t *c = rid_len ? s_conn_find(self, rid, rid_len) : NULL;
+        if (c) {
+            s_conn_strike(self, c, mfl_clock_mono_ms());
+            s_send_reject_to(self, c, why, 0, text);
+        }
         return MFL_RECV_REJECTED;
     }
 }
 
 /* ---- send ---------------------------------------------------------------- */
+
+static int s_send_rid(mfl_server_t *self, const char *site, const uint8_t *rid, size_t rid_len,
+                      const Metafl__Envelope *env, const mfl_tensor_t *tensors,
+                      size_t n_tensors, mfl_release_fn *release, void *hint, char *err,
+                      size_t errlen)
+{
+    s_conn_t *c = s_conn_find(self, rid, rid_len);
+    if (c && c->cut) {
+        mfl_errf(err, errlen, "site %s: its connection was closed", site);
+        if (release)
+            release(hint);
+        return -1;
+    }
+    if (env->kind == METAFL__MESSAGE_KIND__REJECT && c &&
+        !s_conn_may_reject(self, c, mfl_clock_mono_ms())) {
+        mfl_errf(err, errlen, "site %s: reject not sent (rate limit)", site);
+        if (release)
+            release(hint);
+        return -1;
+    }
+    char why[256] = "";
+    if (mfl_msg_send(self->router, rid, rid_len, env, tensors, n_tensors, &self->opts.limits,
+                     release, hint, why, sizeof why) != 0) {
+        self->stats.send_dropped++;
+        mfl_errf(err, errlen, "site %s: %s; message dropped", site, why);
+        return -1;
+    }
+    self->stats.sent++;
+    return 0;
+}
 
 int mfl_server_send(mfl_server_t *self, const char *site, const Metafl__Envelope *env,
                     const mfl_tensor_t *tensors, size_t n_tensors, mfl_release_fn *release,
@@ -537,36 +803,41 @@ int mfl_server_send(mfl_server_t *self, const char *site, const Metafl__Envelope
             release(hint);
         return -1;
     }
-    char why[256] = "";
-    if (mfl_msg_send(self->router, p->rid, p->rid_len, env, tensors, n_tensors,
-                     &self->opts.limits, release, hint, why, sizeof why) != 0) {
-        mfl_errf(err, errlen, "site %s: %s", site, why);
-        return -1;
-    }
-    self->stats.sent++;
-    return 0;
+    return s_send_rid(self, site, p->rid, p->rid_len, env, tensors, n_tensors, release, hint,
+                      err, errlen);
 }
 
 int mfl_server_reply(mfl_server_t *self, const mfl_msg_t *msg, const Metafl__Envelope *env,
                      const mfl_tensor_t *tensors, size_t n_tensors, mfl_release_fn *release,
                      void *hint, char *err, size_t errlen)
 {
-    char why[256] = "";
-    if (mfl_msg_send(self->router, msg->routing_id, msg->routing_id_len, env, tensors,
-                     n_tensors, &self->opts.limits, release, hint, why, sizeof why) != 0) {
-        mfl_errf(err, errlen, "site %s: %s", msg->site, why);
-        return -1;
-    }
-    self->stats.sent++;
-    return 0;
+    return s_send_rid(self, msg->site, msg->routing_id, msg->routing_id_len, env, tensors,
+                      n_tensors, release, hint, err, errlen);
 }
 
 int mfl_server_reject(mfl_server_t *self, const mfl_msg_t *msg, Metafl__RejectReason reason,
                       uint32_t round, const char *text, char *err, size_t errlen)
 {
-    if (mfl_msg_send_reject(self->router, msg->routing_id, msg->routing_id_len, reason, round,
-                            text, &self->opts.limits, err, errlen) != 0)
+    s_conn_t *c = s_conn_find(self, msg->routing_id, msg->routing_id_len);
+    if (c && (c->cut || !s_conn_may_reject(self, c, mfl_clock_mono_ms()))) {
+        mfl_errf(err, errlen, "site %s: reject not sent (rate limit or closed)", msg->site);
         return -1;
+    }
+    if (mfl_msg_send_reject(self->router, msg->routing_id, msg->routing_id_len, reason, round,
+                            text, &self->opts.limits, err, errlen) != 0) {
+        self->stats.send_dropped++;
+        return -1;
+    }
     self->stats.rejected++;
     return 0;
+}
+
+mfl_server_stats_t mfl_server_stats(const mfl_server_t *self)
+{
+    mfl_server_stats_t st = self->stats;
+    mfl_conn_guard_stats_t g = mfl_conn_guard_stats(self->guard);
+    st.conns_cut += g.cut_backlog + g.cut_surplus;
+    st.conns_open = g.open;
+    st.max_backlog_bytes = g.max_backlog;
+    return st;
 }

@@ -15,6 +15,7 @@
 #ifndef MFL_WIRE_SERVER_H
 #define MFL_WIRE_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,11 +24,20 @@
 
 typedef struct mfl_server_t mfl_server_t;
 
+/* No ZMTP heartbeats: libzmq 4.3.4 aborts on them with a peer that stops
+ * reading (docs/WIRE.md "Threat model"); liveness is the sites' Heartbeat
+ * messages, dead links are found by TCP keepalive. */
 typedef struct {
     mfl_wire_limits_t limits;  /* receive caps (mfl_wire_limits_default) */
-    uint32_t heartbeat_ms;     /* ZMTP heartbeat interval; timeout/TTL = 3x; default 2000 */
-    int send_timeout_ms;       /* ZMQ_SNDTIMEO; default 5000 */
+    int send_timeout_ms;       /* ZMQ_SNDTIMEO; default 0: a send never waits for a peer */
+    int send_hwm;              /* ZMQ_SNDHWM, messages queued per peer; default 64 */
     int io_threads;            /* ZMQ_IO_THREADS; default 2 (CURVE runs there) */
+    double rejects_per_s;      /* Rejects sent per connection per second; default 5 */
+    double reject_burst;       /* ... in a burst; default 10 */
+    uint32_t strikes_max;      /* bad messages per 10 s before a connection is cut; 100 */
+    size_t max_connections;    /* open connections; more are cut at once; default 256 */
+    uint64_t backlog_slack_bytes; /* per-connection bound = limits.max_total_bytes + this
+                                     (default 4 MiB; conn_guard.h) */
 } mfl_server_opts_t;
 
 void mfl_server_opts_default(mfl_server_opts_t *opts);
@@ -56,9 +66,19 @@ void mfl_server_destroy(mfl_server_t **self_p);
 const char *mfl_server_endpoint(const mfl_server_t *self);
 
 /* Re-reads the allow-list directory. New connections see the new list;
- * established connections stay (restart the peer's session to cut it off).
- * On error the old list stays in force. Thread-safe. */
+ * messages still arriving from a site no longer in it are dropped unread
+ * and its connection is cut when the next one arrives (call
+ * mfl_server_drop_site to cut it at once). On error the old list stays in
+ * force. Thread-safe. */
 int mfl_server_reload(mfl_server_t *self, char *err, size_t errlen);
+
+/* Whether `site` is in the allow-list now. */
+bool mfl_server_site_allowed(mfl_server_t *self, const char *site);
+
+/* Ends `site`'s session now: cuts every connection it has (conn_guard.h),
+ * forgets its routing, drops whatever it still sends on them. `why` goes
+ * to the log. Returns the number of connections cut. Driving thread. */
+int mfl_server_drop_site(mfl_server_t *self, const char *site, const char *why);
 
 /* Waits up to timeout_ms (-1 forever, 0 poll) for one message. Heartbeat
  * messages are consumed here (they only refresh liveness) and not returned.
@@ -66,9 +86,12 @@ int mfl_server_reload(mfl_server_t *self, char *err, size_t errlen);
 mfl_recv_result_t mfl_server_recv(mfl_server_t *self, int timeout_ms, mfl_msg_t **msg,
                                   int *reason, char *err, size_t errlen);
 
-/* Sends to the most recent connection of `site` (as seen by recv). -1 with
- * err if the site has not been seen or its connection is gone. Zero-copy and
- * release semantics as mfl_msg_send. */
+/* Sends to the most recent connection of `site` (as seen by recv), never
+ * waiting: -1 with err if the site has not been seen, its connection is
+ * gone or cut, or its queue is full (the message is dropped and counted in
+ * send_dropped). A Reject beyond the connection's rate is not sent (-1,
+ * counted in rejects_suppressed). Zero-copy and release semantics as
+ * mfl_msg_send. */
 int mfl_server_send(mfl_server_t *self, const char *site, const Metafl__Envelope *env,
                     const mfl_tensor_t *tensors, size_t n_tensors, mfl_release_fn *release,
                     void *hint, char *err, size_t errlen);
@@ -93,6 +116,12 @@ typedef struct {
     uint64_t received;   /* messages returned or consumed (heartbeats) */
     uint64_t rejected;   /* messages rejected by wire checks */
     uint64_t sent;
+    uint64_t send_dropped;       /* sends refused: queue full, peer gone */
+    uint64_t rejects_suppressed; /* Rejects not sent (rate limit) */
+    uint64_t discarded;          /* messages dropped unread (cut or revoked) */
+    uint64_t conns_cut;          /* connections cut (misbehaving, revoked, backlog, surplus) */
+    size_t conns_open;           /* connections open now */
+    uint64_t max_backlog_bytes;  /* largest per-connection backlog seen */
 } mfl_server_stats_t;
 mfl_server_stats_t mfl_server_stats(const mfl_server_t *self);
 

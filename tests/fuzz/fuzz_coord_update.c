@@ -20,6 +20,7 @@
 #include "core/log.h"
 #include "meta/learner.h"
 #include "round/round_engine.h"
+#include "wire/task_codec.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -29,7 +30,7 @@ static uint64_t s_now = 1000;
 static int s_rejects;
 static const char *const s_sites[4] = {"site-a", "site-b", "site-c", "site-z"};
 
-static void s_reject(void *ctx, const char *site, Metafl__RejectReason reason, uint32_t round,
+static void s_reject(void *ctx, const char *site, mfl_reject_t reason, uint32_t round,
                      const char *text)
 {
     (void)ctx, (void)site, (void)round;
@@ -93,22 +94,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t hlen = (size_t)data[1] | (size_t)data[2] << 8;
     if (hlen > size - 3)
         return 0;
-    Metafl__UpdateHeader *h = metafl__update_header__unpack(NULL, hlen, data + 3);
-    if (!h)
+    /* The header as the coordinator's transport hands it over: protobuf
+     * bytes decoded, then through the task codec into plain C. */
+    Metafl__UpdateHeader *m = metafl__update_header__unpack(NULL, hlen, data + 3);
+    if (!m)
+        return 0;
+    mfl_update_header_t hdr, *h = &hdr;
+    char cerr[160];
+    int decoded = mfl_update_header_from_msg(m, h, cerr, sizeof cerr);
+    metafl__update_header__free_unpacked(m, NULL);
+    if (decoded != 0)
         return 0;
     const char *peer = s_sites[(flags >> 4) & 3];
     const uint8_t *nonce = mfl_round_engine_nonce(s_engine);
-    uint8_t *saved_nonce = h->nonce.data;
-    size_t saved_len = h->nonce.len;
-    char *saved_site = h->site;
     if ((flags & 1) && nonce) {
-        h->nonce.data = (uint8_t *)nonce;
-        h->nonce.len = MFL_ENGINE_NONCE_BYTES;
+        memcpy(h->nonce, nonce, MFL_ENGINE_NONCE_BYTES);
+        h->nonce_len = MFL_ENGINE_NONCE_BYTES;
     }
     if (flags & 2)
         h->round = mfl_round_engine_round(s_engine);
     if (flags & 4)
-        h->site = (char *)peer;
+        snprintf(h->site, sizeof h->site, "%s", peer);
 
     /* Tensors: the learner's layout (flag 8) or one flat vector. */
     const uint8_t *rest = data + 3 + hlen;
@@ -139,9 +145,5 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
     }
     free(vals);
-    h->nonce.data = saved_nonce;
-    h->nonce.len = saved_len;
-    h->site = saved_site;
-    metafl__update_header__free_unpacked(h, NULL);
     return 0;
 }

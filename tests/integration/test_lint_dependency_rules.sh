@@ -9,18 +9,21 @@ check=tests/lint/check_deps.sh
 bash "$check"
 
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-mkdir -p "$tmp"/common/{nn,round,wire} "$tmp"/coordinator "$tmp"/cli
+mkdir -p "$tmp"/common/{nn,round,wire,secagg} "$tmp"/coordinator "$tmp"/cli
 echo '#include "coordinator/coordinator.h"' > "$tmp/common/round/a.c"   # rule 1
 echo '#include "../wire/x.h"'               > "$tmp/common/round/b.c"   # rule 2
 echo '#include "metafl.pb-c.h"'             > "$tmp/cli/c.c"            # rule 3
 echo '#include "config/yaml_doc.h"'         > "$tmp/common/nn/d.c"      # rule 4
+echo '#include "round/round_engine.h"'      > "$tmp/common/secagg/e.c"  # rule 4 (secagg)
+echo '#include "fed/aggregate.h"'           > "$tmp/common/secagg/ok.c" # allowed
 echo '#include "metafl.pb-c.h"'             > "$tmp/common/wire/ok.c"   # allowed
 echo '#include "round/round_engine.h"'      > "$tmp/coordinator/ok.c"   # allowed
 if out=$(bash "$check" "$tmp"); then
   echo "check_deps passed a tree that breaks every rule:"; echo "$out"; exit 1
 fi
 for want in 'common/round/a.c:1: .*rule 1' 'common/round/b.c:1: .*rule 2' \
-            'cli/c.c:1: .*rule 3' 'common/nn/d.c:1: .*rule 4'; do
+            'cli/c.c:1: .*rule 3' 'common/nn/d.c:1: .*rule 4' \
+            'common/secagg/e.c:1: .*rule 4'; do
   echo "$out" | grep -qE "^$want" || { echo "missing: $want"; echo "$out"; exit 1; }
 done
 if echo "$out" | grep -qE 'ok\.c'; then echo "flagged an allowed include:"; echo "$out"; exit 1; fi

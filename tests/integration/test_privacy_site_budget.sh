@@ -5,8 +5,9 @@
 # rounds, both accounted in site-a's signed audit log; `metafl audit
 # privacy` agrees on both logs. Run 2: a new coordinator run, site-a
 # restarted after every file but its audit log was deleted: it declines
-# the round naming privacy.epsilon_budget, logs the refusal, and the
-# coordinator goes on without it ("declined":1). Run 3: site-a's audit log
+# the round naming privacy.epsilon_budget, logs the refusal and tells the
+# coordinator (a SiteFailure naming the rule), which goes on without it
+# ("failed":1, and `metafl status` shows the site's last failure). Run 3: site-a's audit log
 # deleted too: it declines DP rounds (privacy.ledger) and says how to
 # recover, instead of counting from zero.
 source "$(dirname "$0")/lib.sh"
@@ -71,11 +72,12 @@ stop_sites
 grep -q 'new-privacy-ledger ignored' site-a.log || fail "the second --new-privacy-ledger was not refused"
 grep -q 'privacy.epsilon_budget' site-a.log || fail "site-a did not decline on its budget: $(tail -n 5 site-a.log)"
 grep -q '"kind":"task_declined".*privacy.epsilon_budget' run-site-a/audit.log || fail "no task_declined record at site-a"
-grep -q 'site site-a declined round 1' coordinator.log || fail "the coordinator did not log the refusal"
-grep -q '"declined":1' run2/metrics.jsonl || fail "metrics do not count the refusal: $(cat run2/metrics.jsonl)"
+grep -q 'site site-a could not do its task: privacy.epsilon_budget' coordinator.log \
+  || fail "the coordinator did not log the refusal"
+grep -q '"failed":1' run2/metrics.jsonl || fail "metrics do not count the refusal: $(cat run2/metrics.jsonl)"
 grep -q '"accepted":2' run2/metrics.jsonl || fail "the round did not go on with the other two sites"
 metafl status --config coordinator.yaml >status.txt 2>&1 || true
-grep -q '1 site(s) declined that round under their privacy policy' status.txt \
+grep -q 'last failure: privacy.epsilon_budget' status.txt \
   || fail "metafl status does not show the refusal: $(cat status.txt)"
 n=$(grep -c '"kind":"update_sent"' run-site-a/audit.log || true)
 [ "$n" -eq 2 ] || fail "site-a sent an update past its budget"
@@ -88,7 +90,7 @@ run_coordinator run3 1
 stop_sites
 grep -q 'privacy.ledger' site-a.log || fail "site-a did not decline without its ledger"
 grep -q 'restore the site.s audit log from a backup' site-a.log || fail "no recovery advice: $(tail -n 3 site-a.log)"
-grep -q '"declined":1' run3/metrics.jsonl || fail "run 3: refusal not counted"
+grep -q '"failed":1' run3/metrics.jsonl || fail "run 3: refusal not counted"
 if grep -q '"kind":"update_sent"' run-site-a/audit.log; then
   fail "site-a sent a DP update without a ledger"
 fi

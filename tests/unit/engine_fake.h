@@ -47,30 +47,30 @@ static inline event_t *s_push(fake_t *f, const char *site, int kind, uint32_t ro
     return e;
 }
 
-static inline int s_task(void *ctx, const char *site, const Metafl__RoundTask *task,
+static inline int s_task(void *ctx, const char *site, const mfl_round_task_t *task,
                          const mfl_tensor_t *t, size_t nt)
 {
     (void)t;
     (void)nt;
     event_t *e = s_push(ctx, site, 'T', task->round);
-    memcpy(e->nonce, task->nonce.data, 16);
+    memcpy(e->nonce, task->nonce, 16);
     e->seed = task->seed;
     e->deadline_unix_ms = task->deadline_unix_ms;
-    if (task->model_hash.len == 32)
-        memcpy(e->model_hash, task->model_hash.data, 32);
+    if (task->model_hash_len == 32)
+        memcpy(e->model_hash, task->model_hash, 32);
     return 0;
 }
 
-static inline int s_eval(void *ctx, const char *site, const Metafl__EvalTask *task,
+static inline int s_eval(void *ctx, const char *site, const mfl_eval_task_t *task,
                          const mfl_tensor_t *t, size_t nt)
 {
     (void)t;
     (void)nt;
-    memcpy(s_push(ctx, site, 'E', task->round)->nonce, task->nonce.data, 16);
+    memcpy(s_push(ctx, site, 'E', task->round)->nonce, task->nonce, 16);
     return 0;
 }
 
-static inline void s_reject(void *ctx, const char *site, Metafl__RejectReason reason,
+static inline void s_reject(void *ctx, const char *site, mfl_reject_t reason,
                             uint32_t round, const char *text)
 {
     (void)text;

@@ -138,12 +138,43 @@ static void test_bad_values_are_refused_naming_the_key(void **state)
     /* 0 upload slots would grant nobody: every round would hang to its deadline. */
     s_expect_error("model:\n  spec: linear:3-1\nrounds:\n  max_concurrent_uploads: 0\n",
                    "rounds.max_concurrent_uploads", ":4");
+    /* Aggregation rules and their parameters (issue 10, item 15). */
+    s_expect_error("model:\n  spec: linear:3-1\nserver:\n  aggregator: krum\n", "krum", ":4");
+    s_expect_error("model:\n  spec: linear:3-1\nserver:\n  trim_fraction: 0.5\n",
+                   "server.trim_fraction", ":4");
+    s_expect_error("model:\n  spec: linear:3-1\nrounds:\n  min_sites: 4\nserver:\n"
+                   "  aggregator: multi_krum\n  krum_f: 1\n", "needs rounds.min_sites", ":7");
+    s_expect_error("model:\n  spec: linear:3-1\nrounds:\n  norm_action: clip\n",
+                   "needs rounds.norm_bound", ":4");
     /* An empty block scalar is a present but empty spec (found by fuzzing). */
     s_expect_error("model:\n spec: |\n", "model.spec", "is empty");
 }
 
 /* The documented example must stay loadable (run from the repo root, as
  * tests/run-tests.sh does). */
+static void test_aggregator_settings_load(void **state)
+{
+    (void)state;
+    mfl_coord_config_t c;
+    char err[512];
+    const char *yaml = "model:\n  spec: linear:3-1\nrounds:\n  min_sites: 5\n"
+                       "  norm_bound: 2.5\n  norm_action: clip\nserver:\n"
+                       "  aggregator: multi_krum\n  krum_f: 1\n  krum_m: 3\n"
+                       "  max_updates: 8\n  max_weight: 500\n";
+    assert_int_equal(mfl_coord_config_parse(yaml, strlen(yaml), "agg.yaml", &c, err,
+                                            sizeof err), 0);
+    assert_int_equal(c.aggregator, MFL_AGG_MULTI_KRUM);
+    assert_int_equal(c.krum_f, 1);
+    assert_int_equal(c.krum_m, 3);
+    assert_int_equal(c.robust_max_updates, 8);
+    assert_true(c.norm_clip && c.norm_bound == 2.5 && c.max_weight == 500);
+    const char *plain = "model:\n  spec: linear:3-1\n";
+    assert_int_equal(mfl_coord_config_parse(plain, strlen(plain), "p.yaml", &c, err,
+                                            sizeof err), 0);
+    assert_int_equal(c.aggregator, MFL_AGG_MEAN); /* the default stays the mean */
+    assert_false(c.norm_clip);
+}
+
 static void test_documented_example_loads(void **state)
 {
     (void)state;
@@ -170,6 +201,7 @@ int main(void)
         cmocka_unit_test(test_unknown_key_is_refused_with_its_line),
         cmocka_unit_test(test_bad_values_are_refused_naming_the_key),
         cmocka_unit_test(test_documented_example_loads),
+        cmocka_unit_test(test_aggregator_settings_load),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

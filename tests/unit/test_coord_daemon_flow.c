@@ -132,6 +132,12 @@ static void s_hello(fx_t *fx, int i)
     h.site = (char *)s_names[i];
     h.software_version = (char *)MFL_VERSION;
     h.n_train = 10;
+    /* The data a 3-input binary model reads (round/schema_gate.h). */
+    static uint8_t hash[32] = { 1 };
+    h.schema_hash.data = hash;
+    h.schema_hash.len = sizeof hash;
+    h.n_features = 3;
+    h.n_classes = 2;
     Metafl__Envelope env = METAFL__ENVELOPE__INIT;
     env.kind = METAFL__MESSAGE_KIND__HELLO;
     env.body_case = METAFL__ENVELOPE__BODY_HELLO;

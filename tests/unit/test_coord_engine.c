@@ -109,25 +109,21 @@ static void s_delta(fixture_t *fx, delta_t *d, float scale)
 static void s_delta_free(delta_t *d) { free(d->flat); }
 
 typedef struct {
-    Metafl__UpdateHeader h;
-    Metafl__UpdateMetrics m;
-    uint8_t nonce[16];
+    mfl_update_header_t h;
 } header_t;
 
 static void s_header(header_t *hh, const char *site, uint32_t round, const uint8_t *nonce,
                      uint64_t n)
 {
-    metafl__update_header__init(&hh->h);
-    metafl__update_metrics__init(&hh->m);
-    memcpy(hh->nonce, nonce, 16);
+    memset(&hh->h, 0, sizeof hh->h);
+    memcpy(hh->h.nonce, nonce, 16);
     hh->h.round = round;
-    hh->h.nonce.data = hh->nonce;
-    hh->h.nonce.len = 16;
-    hh->h.site = (char *)site;
+    hh->h.nonce_len = 16;
+    snprintf(hh->h.site, sizeof hh->h.site, "%s", site);
     hh->h.n_samples = n;
-    hh->m.loss_before = 0.7;
-    hh->m.loss_after = 0.5;
-    hh->h.metrics = &hh->m;
+    hh->h.has_metrics = true;
+    hh->h.metrics.loss_before = 0.7;
+    hh->h.metrics.loss_after = 0.5;
 }
 
 static const event_t *s_last_task(const fake_t *f, const char *site)
@@ -258,12 +254,12 @@ static void test_rejections_name_their_reason_and_engine_keeps_serving(void **st
     s_header(&hh, "site-a", 1, nonce, 10);
     assert_int_equal(mfl_round_engine_update(e, "site-b", &hh.h, d.t, d.n, NULL, 0, NULL, 0, 1),
                      -1);
-    assert_int_equal(s_last_reject(&fx->fake), METAFL__REJECT_REASON__REJECT_WRONG_SITE);
+    assert_int_equal(s_last_reject(&fx->fake), MFL_REJECT_WRONG_SITE);
     /* wrong round */
     s_header(&hh, "site-a", 2, nonce, 10);
     assert_int_equal(mfl_round_engine_update(e, "site-a", &hh.h, d.t, d.n, NULL, 0, NULL, 0, 1),
                      -1);
-    assert_int_equal(s_last_reject(&fx->fake), METAFL__REJECT_REASON__REJECT_WRONG_ROUND);
+    assert_int_equal(s_last_reject(&fx->fake), MFL_REJECT_WRONG_ROUND);
     /* right round, other nonce: a replay */
     uint8_t other[16];
     memcpy(other, nonce, 16);
@@ -271,46 +267,46 @@ static void test_rejections_name_their_reason_and_engine_keeps_serving(void **st
     s_header(&hh, "site-a", 1, other, 10);
     assert_int_equal(mfl_round_engine_update(e, "site-a", &hh.h, d.t, d.n, NULL, 0, NULL, 0, 1),
                      -1);
-    assert_int_equal(s_last_reject(&fx->fake), METAFL__REJECT_REASON__REJECT_REPLAY);
+    assert_int_equal(s_last_reject(&fx->fake), MFL_REJECT_REPLAY);
     /* a site that connected after selection */
     mfl_round_engine_site_hello(e, "site-z", 10, 1);
     s_header(&hh, "site-z", 1, nonce, 10);
     assert_int_equal(mfl_round_engine_update(e, "site-z", &hh.h, d.t, d.n, NULL, 0, NULL, 0, 1),
                      -1);
-    assert_int_equal(s_last_reject(&fx->fake), METAFL__REJECT_REASON__REJECT_NOT_SELECTED);
+    assert_int_equal(s_last_reject(&fx->fake), MFL_REJECT_NOT_SELECTED);
     /* shape: one tensor missing, then a wrong element count */
     s_header(&hh, "site-a", 1, nonce, 10);
     assert_int_equal(
         mfl_round_engine_update(e, "site-a", &hh.h, d.t, d.n - 1, NULL, 0, NULL, 0, 1), -1);
-    assert_int_equal(s_last_reject(&fx->fake), METAFL__REJECT_REASON__REJECT_SHAPE);
+    assert_int_equal(s_last_reject(&fx->fake), MFL_REJECT_SHAPE);
     d.t[0].count--;
     assert_int_equal(mfl_round_engine_update(e, "site-a", &hh.h, d.t, d.n, NULL, 0, NULL, 0, 1),
                      -1);
-    assert_int_equal(s_last_reject(&fx->fake), METAFL__REJECT_REASON__REJECT_SHAPE);
+    assert_int_equal(s_last_reject(&fx->fake), MFL_REJECT_SHAPE);
     d.t[0].count++;
     /* NaN */
     float keep = d.flat[1];
     d.flat[1] = NAN;
     assert_int_equal(mfl_round_engine_update(e, "site-a", &hh.h, d.t, d.n, NULL, 0, NULL, 0, 1),
                      -1);
-    assert_int_equal(s_last_reject(&fx->fake), METAFL__REJECT_REASON__REJECT_NONFINITE);
+    assert_int_equal(s_last_reject(&fx->fake), MFL_REJECT_NONFINITE);
     d.flat[1] = INFINITY;
     assert_int_equal(mfl_round_engine_update(e, "site-a", &hh.h, d.t, d.n, NULL, 0, NULL, 0, 1),
                      -1);
-    assert_int_equal(s_last_reject(&fx->fake), METAFL__REJECT_REASON__REJECT_NONFINITE);
+    assert_int_equal(s_last_reject(&fx->fake), MFL_REJECT_NONFINITE);
     d.flat[1] = keep;
     /* norm over the bound */
     d.flat[0] = 100.0f;
     assert_int_equal(mfl_round_engine_update(e, "site-a", &hh.h, d.t, d.n, NULL, 0, NULL, 0, 1),
                      -1);
-    assert_int_equal(s_last_reject(&fx->fake), METAFL__REJECT_REASON__REJECT_NORM);
+    assert_int_equal(s_last_reject(&fx->fake), MFL_REJECT_NORM);
     d.flat[0] = 0.1f;
     /* finally a good one, then the same again: duplicate */
     assert_int_equal(mfl_round_engine_update(e, "site-a", &hh.h, d.t, d.n, NULL, 0, NULL, 0, 1),
                      0);
     assert_int_equal(mfl_round_engine_update(e, "site-a", &hh.h, d.t, d.n, NULL, 0, NULL, 0, 1),
                      -1);
-    assert_int_equal(s_last_reject(&fx->fake), METAFL__REJECT_REASON__REJECT_DUPLICATE);
+    assert_int_equal(s_last_reject(&fx->fake), MFL_REJECT_DUPLICATE);
     assert_int_equal(mfl_round_engine_rejections(e), 10);
     assert_int_equal(mfl_round_engine_phase(e), MFL_ENGINE_ROUND);
     /* and the round still completes */
@@ -375,7 +371,7 @@ static void test_too_few_sites_abandons_and_retries_with_theta_unchanged(void **
     s_delta(fx, &d, 1.0f);
     assert_int_equal(
         mfl_round_engine_update(e, "site-b", &hh.h, d.t, d.n, NULL, 0, NULL, 0, 1002), -1);
-    assert_int_equal(s_last_reject(&fx->fake), METAFL__REJECT_REASON__REJECT_REPLAY);
+    assert_int_equal(s_last_reject(&fx->fake), MFL_REJECT_REPLAY);
     s_delta_free(&d);
     s_send3(fx, e, 1.0f, 1003);
     assert_int_equal(fx->fake.closed, 1);
@@ -464,11 +460,18 @@ static void test_aggregation_is_weighted_and_order_independent(void **state)
     size_t n = 0;
     for (int run = 0; run < 2; run++) {
         snprintf(fx->cfg.checkpoint_dir, sizeof fx->cfg.checkpoint_dir, "%s/ord%d", fx->dir, run);
+        /* A run of its own: its own metrics file too (an engine refuses to
+         * start from θ₀ next to another run's round lines). */
+        snprintf(fx->cfg.metrics_file, sizeof fx->cfg.metrics_file, "%s/ord%d.jsonl", fx->dir,
+                 run);
         mfl_round_engine_t *e = s_engine(fx);
         n = mfl_round_engine_n_state(e);
         float *theta0 = malloc(n * sizeof(float));
         memcpy(theta0, mfl_round_engine_theta(e), n * sizeof(float));
-        s_join3(e, 0);
+        /* Each site declares at Hello the rows it then claims (a claim
+         * above the declaration would be capped to it). */
+        for (int i = 0; i < 3; i++)
+            mfl_round_engine_site_hello(e, sites[i], weight[i], 0);
         mfl_round_engine_tick(e, 0);
         for (int k = 0; k < 3; k++) {
             int i = orders[run][k];
@@ -541,12 +544,12 @@ static void test_run_ends_with_final_evaluation(void **state)
                 ev = &fx->fake.ev[k];
         }
         assert_non_null(ev);
-        Metafl__EvalReport r;
-        metafl__eval_report__init(&r);
-        r.site = (char *)sites[i];
+        mfl_eval_report_t r;
+        memset(&r, 0, sizeof r);
+        snprintf(r.site, sizeof r.site, "%s", sites[i]);
         r.round = ev->round;
-        r.nonce.data = (uint8_t *)ev->nonce;
-        r.nonce.len = 16;
+        memcpy(r.nonce, ev->nonce, 16);
+        r.nonce_len = 16;
         r.accuracy = 0.8;
         assert_int_equal(fx->fake.finished, 0);
         assert_int_equal(mfl_round_engine_eval_report(e, sites[i], &r, 2), 0);
@@ -662,12 +665,12 @@ static int s_eval_answer(fixture_t *fx, mfl_round_engine_t *e, const char *site,
             ev = &fx->fake.ev[k];
     }
     assert_non_null(ev);
-    Metafl__EvalReport r;
-    metafl__eval_report__init(&r);
-    r.site = (char *)site;
+    mfl_eval_report_t r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.site, sizeof r.site, "%s", site);
     r.round = ev->round;
-    r.nonce.data = (uint8_t *)ev->nonce;
-    r.nonce.len = 16;
+    memcpy(r.nonce, ev->nonce, 16);
+    r.nonce_len = 16;
     r.accuracy = 0.9;
     return mfl_round_engine_eval_report(e, site, &r, now);
 }

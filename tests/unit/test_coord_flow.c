@@ -227,13 +227,12 @@ static int s_update(fixture_t *fx, mfl_round_engine_t *e, const char *site, uint
 {
     const event_t *t = s_last(&fx->fake, 'T', site);
     assert_non_null(t);
-    Metafl__UpdateHeader h = METAFL__UPDATE_HEADER__INIT;
-    uint8_t nonce[16];
-    memcpy(nonce, t->nonce, 16);
+    mfl_update_header_t h;
+    memset(&h, 0, sizeof h);
+    memcpy(h.nonce, t->nonce, 16);
     h.round = t->round;
-    h.nonce.data = nonce;
-    h.nonce.len = 16;
-    h.site = (char *)site;
+    h.nonce_len = 16;
+    snprintf(h.site, sizeof h.site, "%s", site);
     h.n_samples = 10;
     return mfl_round_engine_update(e, site, &h, fx->t, fx->nt, NULL, 0, NULL, 0, now);
 }
@@ -296,7 +295,7 @@ static void test_update_without_grant_is_refused(void **state)
     /* never asked */
     assert_int_equal(s_update(fx, e, "site-a", 10), -1);
     assert_int_equal(s_last(&fx->fake, 'R', "site-a")->reason,
-                     METAFL__REJECT_REASON__REJECT_NOT_GRANTED);
+                     MFL_REJECT_NOT_GRANTED);
     /* asked, but waiting behind two others */
     assert_int_equal(s_ready(fx, e, "site-b", 11), 0);
     assert_int_equal(s_ready(fx, e, "site-c", 11), 0);
@@ -304,7 +303,7 @@ static void test_update_without_grant_is_refused(void **state)
     assert_null(s_last(&fx->fake, 'G', "site-a"));
     assert_int_equal(s_update(fx, e, "site-a", 12), -1);
     assert_int_equal(s_last(&fx->fake, 'R', "site-a")->reason,
-                     METAFL__REJECT_REASON__REJECT_NOT_GRANTED);
+                     MFL_REJECT_NOT_GRANTED);
     /* refused without costing anyone a slot: site-a keeps its place */
     assert_int_equal(mfl_round_engine_uploads_in_flight(e), 2);
     assert_int_equal(mfl_round_engine_uploads_waiting(e), 1);
@@ -325,7 +324,7 @@ static void test_rejected_update_still_frees_its_slot(void **state)
     fx->delta[0] = 0.0f / 0.0f;
     assert_int_equal(s_update(fx, e, "site-a", 11), -1);
     assert_int_equal(s_last(&fx->fake, 'R', "site-a")->reason,
-                     METAFL__REJECT_REASON__REJECT_NONFINITE);
+                     MFL_REJECT_NONFINITE);
     assert_non_null(s_last(&fx->fake, 'G', "site-b"));
     fx->delta[0] = 0.0f;
     assert_int_equal(s_update(fx, e, "site-b", 12), 0);
@@ -401,18 +400,18 @@ static void test_bad_upload_requests_are_rejected_with_their_reason(void **state
     uint64_t bytes = fx->n_state * sizeof(float);
     assert_int_equal(mfl_round_engine_upload_ready(e, "site-a", 2, nonce, 16, bytes, 5), -1);
     assert_int_equal(s_last(&fx->fake, 'R', "site-a")->reason,
-                     METAFL__REJECT_REASON__REJECT_WRONG_ROUND);
+                     MFL_REJECT_WRONG_ROUND);
     nonce[0] ^= 1;
     assert_int_equal(mfl_round_engine_upload_ready(e, "site-a", 1, nonce, 16, bytes, 5), -1);
     assert_int_equal(s_last(&fx->fake, 'R', "site-a")->reason,
-                     METAFL__REJECT_REASON__REJECT_REPLAY);
+                     MFL_REJECT_REPLAY);
     nonce[0] ^= 1;
     assert_int_equal(mfl_round_engine_upload_ready(e, "site-a", 1, nonce, 16, bytes + 4, 5), -1);
     assert_int_equal(s_last(&fx->fake, 'R', "site-a")->reason,
-                     METAFL__REJECT_REASON__REJECT_SHAPE);
+                     MFL_REJECT_SHAPE);
     assert_int_equal(mfl_round_engine_upload_ready(e, "site-x", 1, nonce, 16, bytes, 5), -1);
     assert_int_equal(s_last(&fx->fake, 'R', "site-x")->reason,
-                     METAFL__REJECT_REASON__REJECT_NOT_SELECTED);
+                     MFL_REJECT_NOT_SELECTED);
     assert_int_equal(s_count(&fx->fake, 'G'), 0);
     assert_int_equal(mfl_round_engine_uploads_waiting(e), 0);
     /* after its update is in, a second request is a duplicate */
@@ -420,7 +419,7 @@ static void test_bad_upload_requests_are_rejected_with_their_reason(void **state
     assert_int_equal(s_update(fx, e, "site-a", 7), 0);
     assert_int_equal(s_ready(fx, e, "site-a", 8), -1);
     assert_int_equal(s_last(&fx->fake, 'R', "site-a")->reason,
-                     METAFL__REJECT_REASON__REJECT_DUPLICATE);
+                     MFL_REJECT_DUPLICATE);
     mfl_round_engine_destroy(&e);
 }
 

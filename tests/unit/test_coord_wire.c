@@ -122,11 +122,11 @@ static void test_round_task_keeps_every_dimension_and_refuses_too_many(void **st
     assert_int_equal(t.count, N);
     t.data = data;
 
-    Metafl__RoundTask task = METAFL__ROUND_TASK__INIT;
-    uint8_t hash[32] = {1};
+    mfl_round_task_t task;
+    memset(&task, 0, sizeof task);
     task.round = 1;
-    task.model_hash.data = hash;
-    task.model_hash.len = 32;
+    task.model_hash[0] = 1;
+    task.model_hash_len = 32;
 
     /* MFL_TENSOR_MAX_DIMS dimensions: sent, every one arrives */
     if (mfl_coord_wire_send_round_task(fx->wire, "site-a", &task, &t, 1, err, sizeof err) != 0)

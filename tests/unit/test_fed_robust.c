@@ -37,6 +37,32 @@ static void test_median_and_trimmed_mean_on_a_known_column(void **state)
     assert_int_equal(mfl_robust_median(odd, 0, 2, out, err, sizeof err), -1);
 }
 
+/* Multi-Krum: five updates, one far away; f = 1 drops it and averages
+ * the other four (m = k − f); m = 1 picks the most central one. */
+static void test_multi_krum_drops_the_outlier(void **state)
+{
+    (void)state;
+    float a[2] = {1, 1}, b[2] = {1.25f, 1}, c[2] = {0.75f, 1}, d[2] = {1, 1.25f},
+          e[2] = {-30, 50};
+    const float *v[5] = {a, b, c, e, d};
+    float out[2];
+    size_t chosen[5];
+    char err[256];
+    assert_int_equal(mfl_robust_multi_krum(v, 5, 2, 1, 4, out, chosen, err, sizeof err), 0);
+    assert_true(chosen[0] == 0 && chosen[1] == 1 && chosen[2] == 2 && chosen[3] == 4);
+    assert_true(fabsf(out[0] - 1.0f) < 1e-6f && fabsf(out[1] - 1.0625f) < 1e-6f);
+    assert_int_equal(mfl_robust_multi_krum(v, 5, 2, 1, 1, out, chosen, err, sizeof err), 0);
+    assert_true(chosen[0] == 0); /* a is the centre of the honest four */
+    assert_true(out[0] == 1 && out[1] == 1);
+    /* k < 2f + 3, m out of range, non-finite values: refused. */
+    assert_int_equal(mfl_robust_multi_krum(v, 4, 2, 1, 3, out, NULL, err, sizeof err), -1);
+    assert_non_null(strstr(err, "2f+3"));
+    assert_int_equal(mfl_robust_multi_krum(v, 5, 2, 1, 0, out, NULL, err, sizeof err), -1);
+    assert_int_equal(mfl_robust_multi_krum(v, 5, 2, 1, 6, out, NULL, err, sizeof err), -1);
+    e[0] = INFINITY;
+    assert_int_equal(mfl_robust_multi_krum(v, 5, 2, 1, 4, out, NULL, err, sizeof err), -1);
+}
+
 static void test_order_does_not_matter(void **state)
 {
     (void)state;
@@ -81,6 +107,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_median_and_trimmed_mean_on_a_known_column),
         cmocka_unit_test(test_order_does_not_matter),
+        cmocka_unit_test(test_multi_krum_drops_the_outlier),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -27,6 +27,7 @@
 #include "round/round_engine.h"
 #include "site/site_worker.h"
 #include "wire/keys.h"
+#include "wire/task.h"
 #include "wire/update_sign.h"
 
 #include "tmpdir.h"
@@ -323,6 +324,40 @@ static void test_signed_update(void **state)
     s_expect_hex("site-a signature over it", su.signature, 64,
                  "a43fb26e4105b9fe9c4cf8618ddd19f638020b56eb6de230c142ecc1d0bd67a5"
                  "711ca85a7798a98e0e8f98f53f386cd07481998cbe8ea4a6858da3d1545c8a07");
+
+    /* The site worker's encoder (the task codec) writes the same bytes for
+     * the same header, and its decoder reads back the same digest. */
+    mfl_update_header_t plain;
+    memset(&plain, 0, sizeof plain);
+    plain.round = 3;
+    memcpy(plain.nonce, nonce, 16);
+    plain.nonce_len = 16;
+    strcpy(plain.site, "site-a");
+    plain.n_samples = 120;
+    plain.has_metrics = true;
+    plain.metrics.loss_before = 0.75;
+    plain.metrics.loss_after = 0.5;
+    plain.metrics.n_tasks = 4;
+    plain.has_privacy = true;
+    plain.privacy.applied = true;
+    plain.privacy.clip_norm = 1.0;
+    plain.privacy.noise_multiplier = 1.1;
+    plain.privacy.pre_clip_norm = 2.5;
+    plain.privacy.epsilon_spent = 0.8;
+    plain.delta_norm = 2.25;
+    uint8_t *enc = NULL;
+    size_t enc_len = 0;
+    assert_int_equal(mfl_update_header_encode(&plain, su.hashes, 2, &enc, &enc_len, err,
+                                              sizeof err),
+                     0);
+    assert_int_equal(enc_len, su.header_len);
+    assert_memory_equal(enc, su.header, enc_len);
+    mfl_update_header_t back;
+    assert_int_equal(mfl_update_header_decode(enc, enc_len, &back, err, sizeof err), 0);
+    assert_string_equal(back.digest_error, "");
+    s_expect_hex("decoded header's update digest", back.digest, 32,
+                 "826a859f4540f0d3bb2fbcbe09aa3181f09a0a7e1c9fc8058267418cf5b2e859");
+    free(enc);
 
     /* The audit record a coordinator makes of it: the digest comes from the
      * signed header alone. */

@@ -69,6 +69,24 @@ static void test_multiclass_accuracy(void **state)
     assert_true(isnan(mfl_metrics_accuracy(p, y, 0, 3)));
 }
 
+/* RMSE, MAE, R² against values worked by hand. */
+static void test_regression_metrics(void **state)
+{
+    (void)state;
+    const float y[4] = { 1, 2, 3, 4 }, pred[4] = { 1, 2, 3, 6 };
+    double rmse, mae, r2;
+    mfl_metrics_regression(pred, y, 4, &rmse, &mae, &r2);
+    assert_float_equal(rmse, 1.0, 1e-12);      /* sqrt(4 / 4) */
+    assert_float_equal(mae, 0.5, 1e-12);       /* 2 / 4 */
+    assert_float_equal(r2, 1.0 - 4.0 / 5.0, 1e-12); /* SST = 2.25 + .25 + .25 + 2.25 */
+    const float flat[2] = { 3, 3 };
+    mfl_metrics_regression(flat, flat, 2, &rmse, NULL, &r2);
+    assert_float_equal(rmse, 0.0, 0);
+    assert_true(isnan(r2));
+    mfl_metrics_regression(pred, y, 0, &rmse, &mae, NULL);
+    assert_true(isnan(rmse) && isnan(mae));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -77,6 +95,7 @@ int main(void)
         cmocka_unit_test(test_auroc_is_nan_for_one_class),
         cmocka_unit_test(test_binary_rates),
         cmocka_unit_test(test_multiclass_accuracy),
+        cmocka_unit_test(test_regression_metrics),
     };
     return cmocka_run_group_tests_name("meta_metrics", tests, NULL, NULL);
 }

@@ -180,6 +180,42 @@ static void test_good_csv_builds_a_worker_with_both_splits(void **state)
     mfl_site_config_clear(&c);
 }
 
+/* The idx and series sources' keys are checked like the others. */
+static void test_idx_and_series_keys(void **state)
+{
+    (void)state;
+    mfl_site_config_t c;
+    char err[512] = "";
+    const char *p = s_write("idx.yaml", S_BASE "data:\n  source: idx\n  path: img.gz\n"
+                                             "  labels: lab.gz\n  classes: [1, 3]\n");
+    assert_int_equal(mfl_site_config_load(p, &c, err, sizeof(err)), 0);
+    assert_int_equal(c.data_kind, MFL_SITE_DATA_IDX);
+    assert_int_equal(c.n_keep_classes, 2);
+    assert_int_equal(c.keep_classes[1], 3);
+    assert_int_equal(c.standardize, MFL_SITE_STD_NONE); /* pixels stay in [0, 1] */
+    mfl_site_config_clear(&c);
+    p = s_write("idx2.yaml", S_BASE "data:\n  source: idx\n  path: img.gz\n");
+    assert_int_equal(mfl_site_config_load(p, &c, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "missing required key 'data.labels'"));
+    p = s_write("csvlab.yaml", S_BASE S_CSV_DATA "  labels: x.gz\n");
+    assert_int_equal(mfl_site_config_load(p, &c, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "key 'data.labels': only an idx source takes this key"));
+    p = s_write("ser.yaml", S_BASE "data:\n  source: series\n  path: s.csv\n  series:\n"
+                            "    patient: pid\n    time: t\n    channels: [hr]\n"
+                            "    label: ev\n    rule: soon\n    window: 4\n");
+    assert_int_equal(mfl_site_config_load(p, &c, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "ser.yaml:15: key 'data.series.rule': 'soon' is not one of last, "
+                                "any, regression"));
+    p = s_write("ser2.yaml", S_BASE "data:\n  source: series\n  path: s.csv\n  series:\n"
+                             "    patient: pid\n    time: t\n    channels: [hr, sbp]\n"
+                             "    label: ev\n    window: 4\n");
+    assert_int_equal(mfl_site_config_load(p, &c, err, sizeof(err)), 0);
+    assert_int_equal(c.series.n_channels, 2);
+    assert_string_equal(c.series.channels[1], "sbp");
+    assert_int_equal(c.series.stride, 4); /* default: windows do not overlap */
+    mfl_site_config_clear(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -189,6 +225,7 @@ int main(void)
         cmocka_unit_test(test_missing_data_file_names_the_path),
         cmocka_unit_test(test_bad_cell_names_file_line_and_column),
         cmocka_unit_test(test_good_csv_builds_a_worker_with_both_splits),
+        cmocka_unit_test(test_idx_and_series_keys),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }

@@ -22,6 +22,7 @@
 #include "privacy/ledger.h"
 #include "privacy/policy.h"
 #include "site/site_config.h"
+#include "metafl.pb-c.h" /* the signed header, decoded and tampered with */
 #include "site/site_worker.h"
 
 #define NF 4
@@ -251,29 +252,27 @@ static mfl_dataset_t *s_make_data(size_t n, uint64_t seed)
 }
 
 typedef struct {
-    Metafl__RoundTask task;
-    Metafl__AlgorithmSpec algo;
-    Metafl__PrivacySettings priv;
-    uint8_t nonce[16];
+    mfl_round_task_t task;
 } s_task_t;
 
+/* A task whose privacy is off: the site's policy decides. */
 static void s_task_init(s_task_t *t, uint32_t round)
 {
-    metafl__round_task__init(&t->task);
-    metafl__algorithm_spec__init(&t->algo);
-    metafl__privacy_settings__init(&t->priv);
-    t->algo.name = (char *)"reptile";
-    t->algo.loss = (char *)"bce";
-    t->algo.batch_size = 32;
-    for (size_t i = 0; i < sizeof t->nonce; i++)
-        t->nonce[i] = (uint8_t)(i * 7 + round);
+    memset(&t->task, 0, sizeof t->task);
+    snprintf(t->task.algorithm.name, sizeof t->task.algorithm.name, "reptile");
+    snprintf(t->task.algorithm.loss, sizeof t->task.algorithm.loss, "bce");
+    t->task.algorithm.batch_size = 32;
+    for (size_t i = 0; i < 16; i++)
+        t->task.nonce[i] = (uint8_t)(i * 7 + round);
+    t->task.nonce_len = 16;
     t->task.round = round;
-    t->task.nonce.data = t->nonce;
-    t->task.nonce.len = sizeof t->nonce;
-    t->task.model_spec = (char *)"mlp:4-8-1";
-    t->task.algorithm = &t->algo;
+    snprintf(t->task.model_spec, sizeof t->task.model_spec, "mlp:4-8-1");
     t->task.seed = 42;
-    t->task.privacy = &t->priv; /* disabled: the site's policy decides */
+}
+
+static void s_set(char *dst, size_t cap, const char *v)
+{
+    snprintf(dst, cap, "%s", v);
 }
 
 static float *s_theta(size_t *n)
@@ -355,10 +354,11 @@ static void test_site_dp_round_is_clipped_noised_accounted_and_withholds_stats(v
     assert_non_null(strstr(err, "privacy.ledger"));
     assert_non_null(strstr(err, "restore the log"));
     /* And an evaluation report (unnoised held-out statistics) is not made. */
-    Metafl__EvalTask ev = METAFL__EVAL_TASK__INIT;
+    mfl_eval_task_t ev;
+    memset(&ev, 0, sizeof ev);
     ev.round = 99;
-    ev.model_spec = t.task.model_spec;
-    ev.algorithm = &t.algo;
+    s_set(ev.model_spec, sizeof ev.model_spec, t.task.model_spec);
+    ev.algorithm = t.task.algorithm;
     mfl_site_eval_result_t er;
     assert_int_equal(mfl_site_worker_eval(w, &ev, theta, n, &er, err, sizeof err),
                      MFL_SITE_ROUND_DECLINED);
@@ -398,12 +398,12 @@ static void test_record_mode_runs_dpsgd_and_accounts_every_step(void **state)
     for (size_t c = 0; c < 3; c++) {
         s_task_t t;
         s_task_init(&t, (uint32_t)(10 + c));
-        t.algo.name = (char *)cases[c].algo;
-        t.algo.local_epochs = 2;
-        t.algo.outer_steps = 2;
-        t.algo.meta_batch = 3;
-        t.algo.inner_steps = 4;
-        t.algo.inner_lr = 0.05f;
+        s_set(t.task.algorithm.name, sizeof t.task.algorithm.name, cases[c].algo);
+        t.task.algorithm.local_epochs = 2;
+        t.task.algorithm.outer_steps = 2;
+        t.task.algorithm.meta_batch = 3;
+        t.task.algorithm.inner_steps = 4;
+        t.task.algorithm.inner_lr = 0.05f;
         mfl_site_round_result_t r;
         if (mfl_site_worker_round(w, &t.task, theta, n, &r, err, sizeof err) != 0)
             fail_msg("%s: %s", cases[c].algo, err);
@@ -433,9 +433,9 @@ static void test_record_mode_runs_dpsgd_and_accounts_every_step(void **state)
     for (size_t c = 0; c < 3; c++) {
         s_task_t t;
         s_task_init(&t, 20);
-        t.algo.name = (char *)refused[c];
-        t.task.model_spec = (char *)(c == 2 ? "mlp:4-8-4" : "mlp:4-8-1");
-        t.algo.loss = (char *)(c == 2 ? "softmax_ce" : "bce");
+        s_set(t.task.algorithm.name, sizeof t.task.algorithm.name, refused[c]);
+        s_set(t.task.model_spec, sizeof t.task.model_spec, c == 2 ? "mlp:4-8-4" : "mlp:4-8-1");
+        s_set(t.task.algorithm.loss, sizeof t.task.algorithm.loss, c == 2 ? "softmax_ce" : "bce");
         float *th = NULL;
         size_t nt = n;
         if (c == 2) { /* the embedding's own size */

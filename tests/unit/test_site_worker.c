@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "metafl.pb-c.h" /* to read the signed header as the coordinator does */
 #include "site/site_worker.h"
 
 #define NF 4
@@ -49,26 +50,38 @@ static mfl_site_worker_t *s_worker(const char *site, const uint8_t *sk)
 }
 
 typedef struct {
-    Metafl__RoundTask task;
-    Metafl__AlgorithmSpec algo;
+    mfl_round_task_t task;
     uint8_t nonce[16];
 } s_task_t;
 
 static void s_task_init(s_task_t *t, const char *algo, uint64_t seed)
 {
-    metafl__round_task__init(&t->task);
-    metafl__algorithm_spec__init(&t->algo);
-    t->algo.name = (char *)algo;
-    t->algo.loss = (char *)"bce";
-    t->algo.batch_size = 32;
+    memset(&t->task, 0, sizeof t->task);
+    snprintf(t->task.algorithm.name, sizeof t->task.algorithm.name, "%s", algo);
+    snprintf(t->task.algorithm.loss, sizeof t->task.algorithm.loss, "bce");
+    t->task.algorithm.batch_size = 32;
     for (size_t i = 0; i < sizeof(t->nonce); i++)
         t->nonce[i] = (uint8_t)(i * 13 + 1);
     t->task.round = 3;
-    t->task.nonce.data = t->nonce;
-    t->task.nonce.len = sizeof(t->nonce);
-    t->task.model_spec = (char *)"mlp:4-8-1";
-    t->task.algorithm = &t->algo;
+    memcpy(t->task.nonce, t->nonce, sizeof t->nonce);
+    t->task.nonce_len = sizeof(t->nonce);
+    snprintf(t->task.model_spec, sizeof t->task.model_spec, "mlp:4-8-1");
     t->task.seed = seed;
+}
+
+/* The evaluation task for t's model and algorithm. */
+static mfl_eval_task_t s_eval_task(const s_task_t *t, uint32_t round, uint32_t steps, float lr)
+{
+    mfl_eval_task_t ev;
+    memset(&ev, 0, sizeof ev);
+    ev.round = round;
+    memcpy(ev.nonce, t->task.nonce, t->task.nonce_len);
+    ev.nonce_len = t->task.nonce_len;
+    memcpy(ev.model_spec, t->task.model_spec, sizeof ev.model_spec);
+    ev.algorithm = t->task.algorithm;
+    ev.adapt_steps = steps;
+    ev.adapt_lr = lr;
+    return ev;
 }
 
 /* θ sized for the task's learner, from a fixed seed. */
@@ -126,12 +139,7 @@ static void test_same_task_and_site_give_identical_delta_bits(void **state)
  * evaluation with 0 steps (no adaptation). */
 static double s_loss(mfl_site_worker_t *w, s_task_t *t, const float *theta, size_t n)
 {
-    Metafl__EvalTask ev = METAFL__EVAL_TASK__INIT;
-    ev.round = t->task.round;
-    ev.nonce = t->task.nonce;
-    ev.model_spec = t->task.model_spec;
-    ev.algorithm = &t->algo;
-    ev.adapt_steps = 0;
+    mfl_eval_task_t ev = s_eval_task(t, t->task.round, 0, 0.0f);
     mfl_site_eval_result_t r;
     char err[256] = "";
     if (mfl_site_worker_eval(w, &ev, theta, n, &r, err, sizeof(err)))
@@ -214,11 +222,9 @@ static void test_privacy_clips_delta_to_the_bound(void **state)
     float *theta = s_theta(&n);
     s_task_t t;
     s_task_init(&t, "reptile", 5);
-    Metafl__PrivacySettings p = METAFL__PRIVACY_SETTINGS__INIT;
-    p.enabled = 1;
-    p.clip_norm = 1e-3;
-    p.noise_multiplier = 0;
-    t.task.privacy = &p;
+    t.task.privacy.enabled = true;
+    t.task.privacy.clip_norm = 1e-3;
+    t.task.privacy.noise_multiplier = 0;
     mfl_site_worker_t *w = s_worker("hospital-a", NULL);
     mfl_site_round_result_t r;
     char err[256] = "";
@@ -259,14 +265,8 @@ static void test_eval_reports_adapted_before_and_local_only(void **state)
     float *theta = s_theta(&n);
     s_task_t t;
     s_task_init(&t, "reptile", 5);
-    t.algo.k_shot = 10;
-    Metafl__EvalTask ev = METAFL__EVAL_TASK__INIT;
-    ev.round = 4;
-    ev.nonce = t.task.nonce;
-    ev.model_spec = t.task.model_spec;
-    ev.algorithm = &t.algo;
-    ev.adapt_steps = 20;
-    ev.adapt_lr = 0.1f;
+    t.task.algorithm.k_shot = 10;
+    mfl_eval_task_t ev = s_eval_task(&t, 4, 20, 0.1f);
     mfl_site_worker_t *w = s_worker("hospital-e", NULL);
     mfl_site_eval_result_t r1, r2;
     char err[256] = "";
@@ -279,7 +279,7 @@ static void test_eval_reports_adapted_before_and_local_only(void **state)
     /* Adapting on 10 cases of a learnable problem beats an untrained θ. */
     assert_true(r1.adapted.loss < r1.before.loss);
     assert_memory_equal(&r1, &r2, sizeof(r1));
-    Metafl__EvalReport rep = METAFL__EVAL_REPORT__INIT;
+    mfl_eval_report_t rep;
     mfl_site_worker_fill_report(w, &ev, &r1, &rep);
     assert_string_equal(rep.site, "hospital-e");
     assert_int_equal(rep.n_support, 10);
@@ -304,16 +304,18 @@ static void test_every_algorithm_runs_a_round_and_an_eval(void **state)
         mfl_site_worker_t *w = s_worker("hospital-a", NULL);
         s_task_t t;
         s_task_init(&t, algos[a], 9);
-        t.algo.outer_steps = 2;
-        t.algo.k_shot = 5;
-        t.algo.n_query = 5;
+        t.task.algorithm.outer_steps = 2;
+        t.task.algorithm.k_shot = 5;
+        t.task.algorithm.n_query = 5;
         if (metric) {
-            t.task.model_spec = (char *)"mlp:4-8-4";
-            t.algo.loss = (char *)"softmax_ce";
+            snprintf(t.task.model_spec, sizeof t.task.model_spec, "mlp:4-8-4");
+            snprintf(t.task.algorithm.loss, sizeof t.task.algorithm.loss, "softmax_ce");
         }
         if (strcmp(algos[a], "relation") == 0)
-            t.algo.relation_spec = (char *)"mlp:8-8-1";
-        if (mfl_site_algorithm_to_config(&t.algo, t.task.model_spec, &c, err, sizeof(err)))
+            snprintf(t.task.algorithm.relation_spec, sizeof t.task.algorithm.relation_spec,
+                     "mlp:8-8-1");
+        if (mfl_task_algorithm_to_learner(&t.task.algorithm, t.task.model_spec, &c, err,
+                                          sizeof(err)))
             fail_msg("%s: %s", algos[a], err);
         mfl_learner_t *l = mfl_learner_new(&c, 64, err, sizeof(err));
         if (!l)
@@ -328,13 +330,7 @@ static void test_every_algorithm_runs_a_round_and_an_eval(void **state)
             fail_msg("%s round: %s", algos[a], err);
         assert_int_equal(r.n_delta, n);
         assert_true(isfinite(r.delta_norm) && r.delta_norm > 0);
-        Metafl__EvalTask ev = METAFL__EVAL_TASK__INIT;
-        ev.round = 1;
-        ev.nonce = t.task.nonce;
-        ev.model_spec = t.task.model_spec;
-        ev.algorithm = &t.algo;
-        ev.adapt_steps = 5;
-        ev.adapt_lr = 0.05f;
+        mfl_eval_task_t ev = s_eval_task(&t, 1, 5, 0.05f);
         mfl_site_eval_result_t e;
         if (mfl_site_worker_eval(w, &ev, theta, n, &e, err, sizeof(err)))
             fail_msg("%s eval: %s", algos[a], err);

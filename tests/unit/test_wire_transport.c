@@ -62,7 +62,6 @@ static int setup(void **state)
     mfl_server_opts_t o;
     mfl_server_opts_default(&o);
     o.limits.max_total_bytes = 8u << 20; /* 2M floats: lets the oversize test stay small */
-    o.heartbeat_ms = 500;
     char err[512] = "";
     fx->server = mfl_server_new("tcp://127.0.0.1:*", fx->coord, fx->allow, &o, err, sizeof err);
     if (!fx->server)

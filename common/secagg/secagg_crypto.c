@@ -1,0 +1,187 @@
+/* Key agreement, derivation, mask expansion (see secagg_crypto.h). */
+#include "secagg/secagg_crypto.h"
+
+#include <sodium.h>
+#include <string.h>
+
+int mfl_secagg_crypto_init(void)
+{
+    return sodium_init() < 0 ? -1 : 0;
+}
+
+int mfl_secagg_keypair(uint8_t pk[MFL_SECAGG_KEY_BYTES], uint8_t sk[MFL_SECAGG_KEY_BYTES])
+{
+    if (mfl_secagg_crypto_init() < 0)
+        return -1;
+    randombytes_buf(sk, MFL_SECAGG_KEY_BYTES);
+    return crypto_scalarmult_base(pk, sk) == 0 ? 0 : -1;
+}
+
+int mfl_secagg_public_key(uint8_t pk[MFL_SECAGG_KEY_BYTES], const uint8_t sk[MFL_SECAGG_KEY_BYTES])
+{
+    if (mfl_secagg_crypto_init() < 0)
+        return -1;
+    return crypto_scalarmult_base(pk, sk) == 0 ? 0 : -1;
+}
+
+static const char *s_label(mfl_secagg_kdf_t kdf)
+{
+    switch (kdf) {
+    case MFL_SECAGG_KDF_MASK: return "metafl-secagg-v1 mask";
+    case MFL_SECAGG_KDF_SHARE: return "metafl-secagg-v1 share";
+    case MFL_SECAGG_KDF_SELF: return "metafl-secagg-v1 self";
+    }
+    return "metafl-secagg-v1 ?";
+}
+
+static void s_put_u64(crypto_generichash_state *h, uint64_t v)
+{
+    uint8_t b[8];
+    for (int k = 0; k < 8; k++)
+        b[k] = (uint8_t)(v >> (8 * k));
+    crypto_generichash_update(h, b, sizeof b);
+}
+
+static void s_put_str(crypto_generichash_state *h, const char *s)
+{
+    size_t n = strlen(s);
+    s_put_u64(h, n); /* length-prefixed: no two labels can run together */
+    crypto_generichash_update(h, (const uint8_t *)s, n);
+}
+
+static void s_put_scope(crypto_generichash_state *h, const mfl_secagg_scope_t *scope)
+{
+    s_put_u64(h, scope->round);
+    crypto_generichash_update(h, scope->nonce, sizeof scope->nonce);
+}
+
+int mfl_secagg_agree(uint8_t key[MFL_SECAGG_KEY_BYTES], mfl_secagg_kdf_t kdf,
+                     const mfl_secagg_scope_t *scope, uint32_t me,
+                     const uint8_t my_sk[MFL_SECAGG_KEY_BYTES],
+                     const uint8_t my_pk[MFL_SECAGG_KEY_BYTES], uint32_t peer,
+                     const uint8_t peer_pk[MFL_SECAGG_KEY_BYTES])
+{
+    if (me == peer || mfl_secagg_crypto_init() < 0)
+        return -1;
+    uint8_t q[crypto_scalarmult_BYTES];
+    /* crypto_scalarmult fails on an all-zero result (a low-order peer key). */
+    if (crypto_scalarmult(q, my_sk, peer_pk) != 0) {
+        sodium_memzero(q, sizeof q);
+        return -1;
+    }
+    const uint8_t *lo_pk = me < peer ? my_pk : peer_pk;
+    const uint8_t *hi_pk = me < peer ? peer_pk : my_pk;
+    crypto_generichash_state h;
+    crypto_generichash_init(&h, q, sizeof q, MFL_SECAGG_KEY_BYTES);
+    s_put_str(&h, s_label(kdf));
+    s_put_scope(&h, scope);
+    s_put_u64(&h, me < peer ? me : peer);
+    s_put_u64(&h, me < peer ? peer : me);
+    crypto_generichash_update(&h, lo_pk, MFL_SECAGG_KEY_BYTES);
+    crypto_generichash_update(&h, hi_pk, MFL_SECAGG_KEY_BYTES);
+    crypto_generichash_final(&h, key, MFL_SECAGG_KEY_BYTES);
+    sodium_memzero(q, sizeof q);
+    sodium_memzero(&h, sizeof h);
+    return 0;
+}
+
+static void s_keyed(uint8_t out[MFL_SECAGG_KEY_BYTES], const char *label,
+                    const mfl_secagg_scope_t *scope, uint32_t index,
+                    const uint8_t seed[MFL_SECAGG_KEY_BYTES])
+{
+    crypto_generichash_state h;
+    crypto_generichash_init(&h, seed, MFL_SECAGG_KEY_BYTES, MFL_SECAGG_KEY_BYTES);
+    s_put_str(&h, label);
+    s_put_scope(&h, scope);
+    s_put_u64(&h, index);
+    crypto_generichash_final(&h, out, MFL_SECAGG_KEY_BYTES);
+    sodium_memzero(&h, sizeof h);
+}
+
+void mfl_secagg_derive(uint8_t key[MFL_SECAGG_KEY_BYTES], mfl_secagg_kdf_t kdf,
+                       const mfl_secagg_scope_t *scope, uint32_t index,
+                       const uint8_t seed[MFL_SECAGG_KEY_BYTES])
+{
+    s_keyed(key, s_label(kdf), scope, index, seed);
+}
+
+void mfl_secagg_commit(uint8_t commit[MFL_SECAGG_KEY_BYTES], const mfl_secagg_scope_t *scope,
+                       uint32_t index, const uint8_t seed[MFL_SECAGG_KEY_BYTES])
+{
+    s_keyed(commit, "metafl-secagg-v1 commit", scope, index, seed);
+}
+
+void mfl_secagg_mask_nonce(uint8_t nonce[12], const mfl_secagg_scope_t *scope, uint32_t a,
+                           uint32_t b)
+{
+    uint8_t full[16];
+    crypto_generichash_state h;
+    crypto_generichash_init(&h, NULL, 0, sizeof full);
+    s_put_str(&h, a == b ? "metafl-secagg-v1 self nonce" : "metafl-secagg-v1 pair nonce");
+    s_put_scope(&h, scope);
+    s_put_u64(&h, a < b ? a : b);
+    s_put_u64(&h, a < b ? b : a);
+    crypto_generichash_final(&h, full, sizeof full);
+    memcpy(nonce, full, 12);
+}
+
+/* v[j] ±= the j-th little-endian word of buf, for j < w. */
+static void s_fold(uint64_t *restrict v, const uint8_t *restrict buf, size_t w, int sign)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint64_t words[512];
+    for (size_t at = 0; at < w; at += 512) {
+        size_t m = w - at < 512 ? w - at : 512;
+        memcpy(words, buf + 8 * at, m * 8); /* LE host: the bytes are the words */
+        if (sign > 0)
+            for (size_t j = 0; j < m; j++)
+                v[at + j] += words[j];
+        else
+            for (size_t j = 0; j < m; j++)
+                v[at + j] -= words[j];
+    }
+    sodium_memzero(words, sizeof words);
+#else
+    for (size_t j = 0; j < w; j++) {
+        const uint8_t *b = buf + 8 * j;
+        uint64_t word = (uint64_t)b[0] | (uint64_t)b[1] << 8 | (uint64_t)b[2] << 16 |
+                        (uint64_t)b[3] << 24 | (uint64_t)b[4] << 32 | (uint64_t)b[5] << 40 |
+                        (uint64_t)b[6] << 48 | (uint64_t)b[7] << 56;
+        v[j] = sign > 0 ? v[j] + word : v[j] - word;
+    }
+#endif
+}
+
+/* Words per ChaCha20 call: 512 blocks (32 KiB), in L1/L2 while folded. */
+#define S_CHUNK_WORDS 4096u
+
+int mfl_secagg_mask_apply(uint64_t *v, size_t n, const uint8_t key[MFL_SECAGG_KEY_BYTES],
+                          const uint8_t nonce[12], int sign)
+{
+    if ((uint64_t)n > MFL_SECAGG_MAX_WORDS || (sign != 1 && sign != -1) ||
+        mfl_secagg_crypto_init() < 0)
+        return -1;
+    uint8_t buf[S_CHUNK_WORDS * 8];
+    uint32_t block = 0; /* 64-byte blocks so far: 8 words each */
+    for (size_t done = 0; done < n;) {
+        size_t w = n - done < S_CHUNK_WORDS ? n - done : S_CHUNK_WORDS;
+        size_t bytes = (w * 8 + 63) & ~(size_t)63; /* whole blocks keep the counter exact */
+        memset(buf, 0, bytes);
+        crypto_stream_chacha20_ietf_xor_ic(buf, buf, bytes, nonce, block, key);
+        s_fold(v + done, buf, w, sign);
+        block += (uint32_t)(bytes / 64);
+        done += w;
+    }
+    sodium_memzero(buf, sizeof buf);
+    return 0;
+}
+
+int mfl_secagg_mask_pair(uint64_t *v, size_t n, const uint8_t key[MFL_SECAGG_KEY_BYTES],
+                         const mfl_secagg_scope_t *scope, uint32_t me, uint32_t peer, int sign)
+{
+    if (me == peer || (sign != 1 && sign != -1))
+        return -1;
+    uint8_t nonce[12];
+    mfl_secagg_mask_nonce(nonce, scope, me, peer);
+    return mfl_secagg_mask_apply(v, n, key, nonce, me < peer ? sign : -sign);
+}

@@ -1,0 +1,196 @@
+/* What the coordinator and a site say to each other, as plain C: a round
+ * task, an evaluation task, a site's update header and evaluation report,
+ * and the reasons a message is refused. The round engine and the site
+ * worker speak only these; the task codec (wire/task_codec.h) turns them
+ * into the protocol's messages and back, so no Metafl__* type (generated
+ * protobuf) appears outside common/wire and the programs' transport files.
+ *
+ * Fields mirror proto/metafl.proto one for one (same names, same units);
+ * strings and byte strings are copied into fixed arrays with the caps
+ * below, and a decoder refuses a longer one instead of cutting it. */
+#ifndef MFL_WIRE_TASK_H
+#define MFL_WIRE_TASK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "meta/learner.h"
+
+#define MFL_TASK_NONCE_MAX 64   /* bytes of a nonce (the coordinator sends 16) */
+#define MFL_TASK_HASH_BYTES 32  /* BLAKE2b-256 */
+#define MFL_TASK_SITE_MAX 64    /* characters of a site id (wire/keys.h) */
+#define MFL_TASK_TEXT_MAX 128   /* characters of a model, algorithm, loss, optimiser name */
+
+/* Reasons a message is refused: Metafl RejectReason's values (the codec
+ * checks they agree at compile time). */
+typedef enum {
+    MFL_REJECT_UNSPECIFIED = 0,
+    MFL_REJECT_BAD_MESSAGE = 1,
+    MFL_REJECT_WRONG_SITE = 2,
+    MFL_REJECT_WRONG_ROUND = 3,
+    MFL_REJECT_REPLAY = 4,
+    MFL_REJECT_DUPLICATE = 5,
+    MFL_REJECT_NOT_SELECTED = 6,
+    MFL_REJECT_SHAPE = 7,
+    MFL_REJECT_NONFINITE = 8,
+    MFL_REJECT_NORM = 9,
+    MFL_REJECT_SIGNATURE = 10,
+    MFL_REJECT_HASH = 11,
+    MFL_REJECT_TOO_LARGE = 12,
+    MFL_REJECT_SCHEMA = 13,
+    MFL_REJECT_VERSION = 14,
+    MFL_REJECT_NOT_GRANTED = 15,
+    MFL_REJECT_AUDIT_UNAVAILABLE = 23, /* the coordinator cannot write its audit log */
+    MFL_REJECT_DATA = 40,              /* the site's data cannot form the task */
+} mfl_reject_t;
+
+/* The protocol's name of a reject reason, e.g. "REJECT_HASH"; never NULL
+ * ("REJECT_UNKNOWN" for a value the protocol does not define). */
+const char *mfl_reject_reason_name(int reason);
+
+/* AlgorithmSpec: the learner settings a site trains with. 0 / "" in a field
+ * means "the learner's default" (proto3 cannot tell unset from 0). */
+typedef struct {
+    char name[MFL_TASK_TEXT_MAX];          /* "reptile", "maml", ... */
+    uint32_t inner_steps;
+    float inner_lr;
+    uint32_t meta_batch;
+    uint32_t outer_steps;
+    float outer_lr;
+    uint32_t batch_size;                   /* rows per support/query batch; 0 = all */
+    uint32_t local_epochs;
+    uint32_t n_way, k_shot, n_query;       /* episodes of metric methods; 0 = default */
+    char loss[MFL_TASK_TEXT_MAX];
+    float pos_weight;
+    char relation_spec[MFL_TASK_TEXT_MAX];
+    char outer_optim[MFL_TASK_TEXT_MAX];
+} mfl_task_algorithm_t;
+
+/* PrivacySettings: site-level DP of a round (clip Δ to clip_norm, add
+ * N(0, (noise_multiplier · clip_norm)²)). */
+typedef struct {
+    bool enabled;
+    double clip_norm;
+    double noise_multiplier;
+    double target_delta;
+} mfl_task_privacy_t;
+
+/* RoundTask (θ travels beside it as tensors). */
+typedef struct {
+    uint32_t round;
+    uint8_t nonce[MFL_TASK_NONCE_MAX];
+    size_t nonce_len;
+    char model_spec[MFL_TASK_TEXT_MAX];
+    uint8_t model_hash[MFL_TASK_HASH_BYTES];
+    size_t model_hash_len;                 /* 0 or MFL_TASK_HASH_BYTES */
+    mfl_task_algorithm_t algorithm;
+    mfl_task_privacy_t privacy;
+    uint64_t deadline_unix_ms;
+    uint64_t seed;                         /* the round seed */
+} mfl_round_task_t;
+
+/* EvalTask. */
+typedef struct {
+    uint32_t round;
+    uint8_t nonce[MFL_TASK_NONCE_MAX];
+    size_t nonce_len;
+    char model_spec[MFL_TASK_TEXT_MAX];
+    uint8_t model_hash[MFL_TASK_HASH_BYTES];
+    size_t model_hash_len;
+    mfl_task_algorithm_t algorithm;
+    uint32_t adapt_steps;
+    float adapt_lr;
+} mfl_eval_task_t;
+
+/* EvalReport: a site's scores of θ adapted, before adaptation and of a
+ * local-only model. */
+typedef struct {
+    uint32_t round;
+    uint8_t nonce[MFL_TASK_NONCE_MAX];
+    size_t nonce_len;
+    char site[MFL_TASK_SITE_MAX + 1];
+    double loss, accuracy, auroc, sensitivity, specificity;
+    uint64_t n;
+    double loss_before, accuracy_before, auroc_before;
+    double accuracy_local, auroc_local;
+    uint64_t n_support;
+    /* regression (one mse output) only, NAN otherwise: adapted, before
+     * adaptation, local-only */
+    double rmse, mae, r2, rmse_before, rmse_local;
+} mfl_eval_report_t;
+
+/* UpdateHeader, the part of an update a site signs, as the coordinator
+ * reads it. The per-tensor hashes are not kept: `digest` is the update
+ * digest of them (mfl_update_digest), what the audit log records. */
+typedef struct {
+    uint32_t round;
+    uint8_t nonce[MFL_TASK_NONCE_MAX];
+    size_t nonce_len;
+    char site[MFL_TASK_SITE_MAX + 1];
+    uint64_t n_samples;
+    size_t n_tensor_hashes;
+    uint8_t digest[MFL_TASK_HASH_BYTES];
+    /* "" when every tensor hash was 32 bytes and there were at most
+     * MFL_UPDATE_MAX_TENSORS of them (digest valid); else why not. */
+    char digest_error[96];
+    bool has_metrics;
+    struct {
+        double loss_before, loss_after;
+        uint64_t n_tasks;
+    } metrics;
+    bool has_privacy;
+    struct {
+        bool applied;
+        double clip_norm, noise_multiplier, pre_clip_norm, epsilon_spent;
+        /* what an auditor needs to recompute epsilon_spent (docs/PRIVACY.md):
+         * "gaussian-site", "dpsgd", "clip" or ""; q; noisy releases; the δ
+         * of epsilon_spent; whether losses, pre-clip norm and sample count
+         * were withheld (sent as 0, 0, 1) */
+        char mechanism[32];
+        double sample_rate;
+        uint64_t steps;
+        double delta;
+        bool stats_withheld;
+    } privacy;
+    double delta_norm;
+} mfl_update_header_t;
+
+#define MFL_UPDATE_MAX_TENSORS 256 /* tensor hashes a digest is computed over */
+
+/* The update digest of k tensor hashes hashes[32·i .. 32·i+32) (message
+ * order): for k = 1 that hash itself (so it is BLAKE2b-256 of Δ's bytes),
+ * for k ≠ 1 BLAKE2b-256 of the k hashes concatenated (k = 0: of nothing).
+ * Computable from the signed header alone, so an auditor checks it against
+ * what the site signed. Thread-safe. */
+void mfl_update_digest(const uint8_t *hashes, size_t k, uint8_t out[MFL_TASK_HASH_BYTES]);
+
+/* Serialized UpdateHeader bytes (what a site signs) to the plain header;
+ * at most MFL_AUDIT_SIGNED_MAX-sized inputs are the caller's to enforce.
+ * 0, or -1 with err ("signed update header does not decode", or a field
+ * over its cap). Implemented by the codec (task_codec.c). */
+int mfl_update_header_decode(const uint8_t *bytes, size_t len, mfl_update_header_t *out,
+                             char *err, size_t errlen);
+
+/* The bytes a site signs: `h`'s round, nonce, site, n_samples, metrics (if
+ * has_metrics), privacy (if has_privacy) and delta_norm, with the k tensor
+ * hashes hashes[32·i ..] (h's digest fields are ignored), serialized as an
+ * UpdateHeader into *buf (realloc'd to *len bytes; the caller frees it).
+ * 0, or -1 on out of memory (err; *buf unchanged). */
+int mfl_update_header_encode(const mfl_update_header_t *h, const uint8_t *hashes, size_t k,
+                             uint8_t **buf, size_t *len, char *err, size_t errlen);
+
+/* The AlgorithmSpec the coordinator sends for its learner config `l` and
+ * episode shape (n_way, k_shot, n_query). */
+void mfl_task_algorithm_from_learner(const mfl_learner_config_t *l, uint32_t n_way,
+                                     uint32_t k_shot, uint32_t n_query,
+                                     mfl_task_algorithm_t *out);
+
+/* The learner config a site builds from `a` and `model_spec`: the
+ * algorithm's defaults, overridden by every non-zero field. 0, or -1 with
+ * err naming the field (unknown algorithm, loss or optimiser, a count over
+ * its cap, a negative or non-finite rate, a missing or too long model). */
+int mfl_task_algorithm_to_learner(const mfl_task_algorithm_t *a, const char *model_spec,
+                                  mfl_learner_config_t *config, char *err, size_t errlen);
+
+#endif

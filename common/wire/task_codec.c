@@ -1,0 +1,353 @@
+/* The task codec: plain task structs <-> protocol messages. See
+ * task_codec.h; the plain types are in task.h. */
+#include "wire/task_codec.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+
+/* The plain reasons are the protocol's numbers. */
+#define S_SAME(x) _Static_assert((int)MFL_REJECT_##x == (int)METAFL__REJECT_REASON__REJECT_##x, \
+                                 "MFL_REJECT_" #x " differs from the protocol")
+S_SAME(UNSPECIFIED);
+S_SAME(BAD_MESSAGE);
+S_SAME(WRONG_SITE);
+S_SAME(WRONG_ROUND);
+S_SAME(REPLAY);
+S_SAME(DUPLICATE);
+S_SAME(NOT_SELECTED);
+S_SAME(SHAPE);
+S_SAME(NONFINITE);
+S_SAME(NORM);
+S_SAME(SIGNATURE);
+S_SAME(HASH);
+S_SAME(TOO_LARGE);
+S_SAME(SCHEMA);
+S_SAME(VERSION);
+S_SAME(NOT_GRANTED);
+S_SAME(AUDIT_UNAVAILABLE);
+S_SAME(DATA);
+
+/* Copies a protobuf string (NULL = "") into dst[cap]; -1 with err naming
+ * `field` if it does not fit. */
+static int s_text(const char *field, const char *src, char *dst, size_t cap, char *err,
+                  size_t errlen)
+{
+    const char *s = src ? src : "";
+    size_t n = strlen(s);
+    if (n >= cap)
+        return mfl_errf(err, errlen, "%s: longer than %zu characters", field, cap - 1), -1;
+    memcpy(dst, s, n + 1);
+    return 0;
+}
+
+/* Copies bytes into dst[cap], *len their count; -1 with err if over cap. */
+static int s_bytes(const char *field, const ProtobufCBinaryData *src, uint8_t *dst, size_t cap,
+                   size_t *len, char *err, size_t errlen)
+{
+    if (src->len > cap)
+        return mfl_errf(err, errlen, "%s: %zu bytes, over %zu", field, src->len, cap), -1;
+    if (src->len)
+        memcpy(dst, src->data, src->len);
+    *len = src->len;
+    return 0;
+}
+
+static ProtobufCBinaryData s_bin(const uint8_t *data, size_t len)
+{
+    ProtobufCBinaryData b = {len, (uint8_t *)data}; /* protobuf-c's field is not const; never written */
+    return b;
+}
+
+void mfl_task_algorithm_to_msg(const mfl_task_algorithm_t *a, Metafl__AlgorithmSpec *m)
+{
+    metafl__algorithm_spec__init(m);
+    m->name = (char *)a->name;
+    m->inner_steps = a->inner_steps;
+    m->inner_lr = a->inner_lr;
+    m->meta_batch = a->meta_batch;
+    m->outer_steps = a->outer_steps;
+    m->outer_lr = a->outer_lr;
+    m->batch_size = a->batch_size;
+    m->local_epochs = a->local_epochs;
+    m->n_way = a->n_way;
+    m->k_shot = a->k_shot;
+    m->n_query = a->n_query;
+    m->loss = (char *)a->loss;
+    m->pos_weight = a->pos_weight;
+    m->relation_spec = (char *)a->relation_spec;
+    m->outer_optim = (char *)a->outer_optim;
+}
+
+int mfl_task_algorithm_from_msg(const Metafl__AlgorithmSpec *m, mfl_task_algorithm_t *a,
+                                char *err, size_t errlen)
+{
+    memset(a, 0, sizeof *a);
+    if (!m)
+        return mfl_errf(err, errlen, "task has no algorithm"), -1;
+    if (s_text("algorithm.name", m->name, a->name, sizeof a->name, err, errlen) ||
+        s_text("algorithm.loss", m->loss, a->loss, sizeof a->loss, err, errlen) ||
+        s_text("algorithm.relation_spec", m->relation_spec, a->relation_spec,
+               sizeof a->relation_spec, err, errlen) ||
+        s_text("algorithm.outer_optim", m->outer_optim, a->outer_optim, sizeof a->outer_optim,
+               err, errlen))
+        return -1;
+    a->inner_steps = m->inner_steps;
+    a->inner_lr = m->inner_lr;
+    a->meta_batch = m->meta_batch;
+    a->outer_steps = m->outer_steps;
+    a->outer_lr = m->outer_lr;
+    a->batch_size = m->batch_size;
+    a->local_epochs = m->local_epochs;
+    a->n_way = m->n_way;
+    a->k_shot = m->k_shot;
+    a->n_query = m->n_query;
+    a->pos_weight = m->pos_weight;
+    return 0;
+}
+
+void mfl_round_task_to_msg(const mfl_round_task_t *t, mfl_round_task_msg_t *out)
+{
+    metafl__round_task__init(&out->msg);
+    metafl__privacy_settings__init(&out->privacy);
+    mfl_task_algorithm_to_msg(&t->algorithm, &out->algorithm);
+    out->privacy.enabled = t->privacy.enabled;
+    out->privacy.clip_norm = t->privacy.clip_norm;
+    out->privacy.noise_multiplier = t->privacy.noise_multiplier;
+    out->privacy.target_delta = t->privacy.target_delta;
+    out->msg.round = t->round;
+    out->msg.nonce = s_bin(t->nonce, t->nonce_len);
+    out->msg.model_spec = (char *)t->model_spec;
+    out->msg.model_hash = s_bin(t->model_hash, t->model_hash_len);
+    out->msg.algorithm = &out->algorithm;
+    out->msg.privacy = &out->privacy;
+    out->msg.deadline_unix_ms = t->deadline_unix_ms;
+    out->msg.seed = t->seed;
+}
+
+int mfl_round_task_from_msg(const Metafl__RoundTask *m, mfl_round_task_t *t, char *err,
+                            size_t errlen)
+{
+    memset(t, 0, sizeof *t);
+    if (s_bytes("nonce", &m->nonce, t->nonce, sizeof t->nonce, &t->nonce_len, err, errlen) ||
+        s_bytes("model_hash", &m->model_hash, t->model_hash, sizeof t->model_hash,
+                &t->model_hash_len, err, errlen) ||
+        s_text("model_spec", m->model_spec, t->model_spec, sizeof t->model_spec, err, errlen) ||
+        mfl_task_algorithm_from_msg(m->algorithm, &t->algorithm, err, errlen))
+        return -1;
+    t->round = m->round;
+    if (m->privacy) {
+        t->privacy.enabled = m->privacy->enabled;
+        t->privacy.clip_norm = m->privacy->clip_norm;
+        t->privacy.noise_multiplier = m->privacy->noise_multiplier;
+        t->privacy.target_delta = m->privacy->target_delta;
+    }
+    t->deadline_unix_ms = m->deadline_unix_ms;
+    t->seed = m->seed;
+    return 0;
+}
+
+void mfl_eval_task_to_msg(const mfl_eval_task_t *t, mfl_eval_task_msg_t *out)
+{
+    metafl__eval_task__init(&out->msg);
+    mfl_task_algorithm_to_msg(&t->algorithm, &out->algorithm);
+    out->msg.round = t->round;
+    out->msg.nonce = s_bin(t->nonce, t->nonce_len);
+    out->msg.model_spec = (char *)t->model_spec;
+    out->msg.model_hash = s_bin(t->model_hash, t->model_hash_len);
+    out->msg.algorithm = &out->algorithm;
+    out->msg.adapt_steps = t->adapt_steps;
+    out->msg.adapt_lr = t->adapt_lr;
+}
+
+int mfl_eval_task_from_msg(const Metafl__EvalTask *m, mfl_eval_task_t *t, char *err,
+                           size_t errlen)
+{
+    memset(t, 0, sizeof *t);
+    if (s_bytes("nonce", &m->nonce, t->nonce, sizeof t->nonce, &t->nonce_len, err, errlen) ||
+        s_bytes("model_hash", &m->model_hash, t->model_hash, sizeof t->model_hash,
+                &t->model_hash_len, err, errlen) ||
+        s_text("model_spec", m->model_spec, t->model_spec, sizeof t->model_spec, err, errlen) ||
+        mfl_task_algorithm_from_msg(m->algorithm, &t->algorithm, err, errlen))
+        return -1;
+    t->round = m->round;
+    t->adapt_steps = m->adapt_steps;
+    t->adapt_lr = m->adapt_lr;
+    return 0;
+}
+
+void mfl_eval_report_to_msg(const mfl_eval_report_t *r, Metafl__EvalReport *m)
+{
+    metafl__eval_report__init(m);
+    m->round = r->round;
+    m->nonce = s_bin(r->nonce, r->nonce_len);
+    m->site = (char *)r->site;
+    m->loss = r->loss;
+    m->accuracy = r->accuracy;
+    m->auroc = r->auroc;
+    m->sensitivity = r->sensitivity;
+    m->specificity = r->specificity;
+    m->n = r->n;
+    m->loss_before = r->loss_before;
+    m->accuracy_before = r->accuracy_before;
+    m->auroc_before = r->auroc_before;
+    m->accuracy_local = r->accuracy_local;
+    m->auroc_local = r->auroc_local;
+    m->n_support = r->n_support;
+    m->rmse = r->rmse;
+    m->mae = r->mae;
+    m->r2 = r->r2;
+    m->rmse_before = r->rmse_before;
+    m->rmse_local = r->rmse_local;
+}
+
+int mfl_eval_report_from_msg(const Metafl__EvalReport *m, mfl_eval_report_t *r, char *err,
+                             size_t errlen)
+{
+    memset(r, 0, sizeof *r);
+    if (s_bytes("nonce", &m->nonce, r->nonce, sizeof r->nonce, &r->nonce_len, err, errlen) ||
+        s_text("site", m->site, r->site, sizeof r->site, err, errlen))
+        return -1;
+    r->round = m->round;
+    r->loss = m->loss;
+    r->accuracy = m->accuracy;
+    r->auroc = m->auroc;
+    r->sensitivity = m->sensitivity;
+    r->specificity = m->specificity;
+    r->n = m->n;
+    r->loss_before = m->loss_before;
+    r->accuracy_before = m->accuracy_before;
+    r->auroc_before = m->auroc_before;
+    r->accuracy_local = m->accuracy_local;
+    r->auroc_local = m->auroc_local;
+    r->n_support = m->n_support;
+    r->rmse = m->rmse;
+    r->mae = m->mae;
+    r->r2 = m->r2;
+    r->rmse_before = m->rmse_before;
+    r->rmse_local = m->rmse_local;
+    return 0;
+}
+
+/* The digest of the header's tensor hashes, or why there is none. */
+static void s_digest(const Metafl__UpdateHeader *m, mfl_update_header_t *h)
+{
+    if (m->n_tensor_hashes > MFL_UPDATE_MAX_TENSORS) {
+        snprintf(h->digest_error, sizeof h->digest_error,
+                 "update has %zu tensors, over the audit limit of %d", m->n_tensor_hashes,
+                 MFL_UPDATE_MAX_TENSORS);
+        return;
+    }
+    uint8_t *hashes = malloc(MFL_TASK_HASH_BYTES * (m->n_tensor_hashes ? m->n_tensor_hashes : 1));
+    if (!hashes) {
+        snprintf(h->digest_error, sizeof h->digest_error, "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < m->n_tensor_hashes; i++) {
+        if (m->tensor_hashes[i].len != MFL_TASK_HASH_BYTES) {
+            snprintf(h->digest_error, sizeof h->digest_error,
+                     "tensor hash %zu is %zu bytes, not 32", i, m->tensor_hashes[i].len);
+            free(hashes);
+            return;
+        }
+        memcpy(hashes + MFL_TASK_HASH_BYTES * i, m->tensor_hashes[i].data, MFL_TASK_HASH_BYTES);
+    }
+    mfl_update_digest(hashes, m->n_tensor_hashes, h->digest);
+    free(hashes);
+}
+
+int mfl_update_header_from_msg(const Metafl__UpdateHeader *m, mfl_update_header_t *h,
+                               char *err, size_t errlen)
+{
+    memset(h, 0, sizeof *h);
+    if (s_bytes("nonce", &m->nonce, h->nonce, sizeof h->nonce, &h->nonce_len, err, errlen) ||
+        s_text("site", m->site, h->site, sizeof h->site, err, errlen))
+        return -1;
+    h->round = m->round;
+    h->n_samples = m->n_samples;
+    h->n_tensor_hashes = m->n_tensor_hashes;
+    s_digest(m, h);
+    if (m->metrics) {
+        h->has_metrics = true;
+        h->metrics.loss_before = m->metrics->loss_before;
+        h->metrics.loss_after = m->metrics->loss_after;
+        h->metrics.n_tasks = m->metrics->n_tasks;
+    }
+    if (m->privacy) {
+        h->has_privacy = true;
+        h->privacy.applied = m->privacy->applied;
+        h->privacy.clip_norm = m->privacy->clip_norm;
+        h->privacy.noise_multiplier = m->privacy->noise_multiplier;
+        h->privacy.pre_clip_norm = m->privacy->pre_clip_norm;
+        h->privacy.epsilon_spent = m->privacy->epsilon_spent;
+        if (s_text("privacy.mechanism", m->privacy->mechanism, h->privacy.mechanism,
+                   sizeof h->privacy.mechanism, err, errlen))
+            return -1;
+        h->privacy.sample_rate = m->privacy->sample_rate;
+        h->privacy.steps = m->privacy->steps;
+        h->privacy.delta = m->privacy->delta;
+        h->privacy.stats_withheld = m->privacy->stats_withheld;
+    }
+    h->delta_norm = m->delta_norm;
+    return 0;
+}
+
+int mfl_update_header_decode(const uint8_t *bytes, size_t len, mfl_update_header_t *out,
+                             char *err, size_t errlen)
+{
+    Metafl__UpdateHeader *m = metafl__update_header__unpack(NULL, len, bytes);
+    if (!m) {
+        memset(out, 0, sizeof *out);
+        return mfl_errf(err, errlen, "signed update header does not decode"), -1;
+    }
+    int rc = mfl_update_header_from_msg(m, out, err, errlen);
+    metafl__update_header__free_unpacked(m, NULL);
+    return rc;
+}
+
+int mfl_update_header_encode(const mfl_update_header_t *h, const uint8_t *hashes, size_t k,
+                             uint8_t **buf, size_t *len, char *err, size_t errlen)
+{
+    ProtobufCBinaryData *bins = calloc(k ? k : 1, sizeof *bins);
+    if (!bins)
+        return mfl_errf(err, errlen, "out of memory"), -1;
+    for (size_t t = 0; t < k; t++)
+        bins[t] = s_bin(hashes + t * MFL_TASK_HASH_BYTES, MFL_TASK_HASH_BYTES);
+    Metafl__UpdateMetrics metrics = METAFL__UPDATE_METRICS__INIT;
+    metrics.loss_before = h->metrics.loss_before;
+    metrics.loss_after = h->metrics.loss_after;
+    metrics.n_tasks = h->metrics.n_tasks;
+    Metafl__PrivacyRecord priv = METAFL__PRIVACY_RECORD__INIT;
+    priv.applied = h->privacy.applied;
+    priv.clip_norm = h->privacy.clip_norm;
+    priv.noise_multiplier = h->privacy.noise_multiplier;
+    priv.pre_clip_norm = h->privacy.pre_clip_norm;
+    priv.epsilon_spent = h->privacy.epsilon_spent;
+    priv.mechanism = (char *)h->privacy.mechanism; /* protobuf-c strings are not const */
+    priv.sample_rate = h->privacy.sample_rate;
+    priv.steps = h->privacy.steps;
+    priv.delta = h->privacy.delta;
+    priv.stats_withheld = h->privacy.stats_withheld;
+    Metafl__UpdateHeader m = METAFL__UPDATE_HEADER__INIT;
+    m.round = h->round;
+    m.nonce = s_bin(h->nonce, h->nonce_len);
+    m.site = (char *)h->site;
+    m.n_samples = h->n_samples;
+    m.n_tensor_hashes = k;
+    m.tensor_hashes = bins;
+    m.metrics = h->has_metrics ? &metrics : NULL;
+    m.privacy = h->has_privacy ? &priv : NULL;
+    m.delta_norm = h->delta_norm;
+    size_t n = metafl__update_header__get_packed_size(&m);
+    uint8_t *b = realloc(*buf, n ? n : 1);
+    if (!b) {
+        free(bins);
+        return mfl_errf(err, errlen, "out of memory packing the update header"), -1;
+    }
+    *buf = b;
+    *len = metafl__update_header__pack(&m, b);
+    free(bins);
+    return 0;
+}

@@ -1,0 +1,194 @@
+/* A site's data from its config (common/site/site_data.c): the consortium's
+ * schema file referenced by the site, the inline schema still accepted when
+ * it encodes the same, an optional test file, and imputation and
+ * standardisation statistics from the training rows only. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "site/site_config.h"
+#include "site/site_worker.h"
+#include "site/site_worker_internal.h"
+
+static char s_dir[256];
+
+static const char *s_write(const char *name, const char *text)
+{
+    static char path[512];
+    snprintf(path, sizeof(path), "%s/%s", s_dir, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+#define S_BASE                                                                       \
+    "site:\n  id: hospital-a\n  key_file: k.key\n"                                   \
+    "coordinator:\n  endpoint: tcp://127.0.0.1:7000\n  public_key: c.pub\n"
+
+static const char *SCHEMA =
+    "header: true\n"
+    "missing: []\n"
+    "on_missing: impute\n"
+    "columns:\n"
+    "  - {name: x, missing: [\"0\"]}\n"
+    "  - z\n"
+    "  - {name: y, kind: label, rule: class, n_classes: 2}\n";
+
+static int s_setup(void **state)
+{
+    (void)state;
+    snprintf(s_dir, sizeof(s_dir), "%s/mfl-site-data-XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    assert_non_null(mkdtemp(s_dir));
+    return 0;
+}
+
+static int s_teardown(void **state)
+{
+    (void)state;
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", s_dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static mfl_site_worker_t *s_worker(const char *name, const char *yaml)
+{
+    const char *p = s_write(name, yaml);
+    mfl_site_config_t c;
+    char err[512] = "";
+    if (mfl_site_config_load(p, &c, err, sizeof(err)) < 0)
+        fail_msg("%s", err);
+    mfl_site_worker_t *w = mfl_site_worker_new(&c, err, sizeof(err));
+    if (!w)
+        fail_msg("%s", err);
+    mfl_site_config_clear(&c);
+    return w;
+}
+
+/* The schema file and the same schema inline hash equal; a site config
+ * names the file relative to itself. */
+static void test_schema_file_and_inline_schema_agree(void **state)
+{
+    (void)state;
+    s_write("schema.yaml", SCHEMA);
+    s_write("rows.csv", "x,z,y\n1,0,0\n2,0,1\n3,0,0\n4,0,1\n5,0,0\n6,0,1\n");
+    mfl_site_worker_t *a = s_worker("a.yaml", S_BASE "data:\n  path: rows.csv\n"
+                                              "  schema: schema.yaml\n");
+    mfl_site_worker_t *b = s_worker("b.yaml", S_BASE "data:\n  path: rows.csv\n  schema:\n"
+                                              "    header: true\n    missing: []\n"
+                                              "    on_missing: impute\n    columns:\n"
+                                              "      - {name: x, missing: [\"0\"]}\n"
+                                              "      - z\n"
+                                              "      - {name: y, kind: label, n_classes: 2}\n");
+    assert_memory_equal(mfl_site_worker_schema_hash(a), mfl_site_worker_schema_hash(b), 32);
+    assert_string_equal(mfl_site_worker_schema_text(a),
+                        "metafl-schema v2\nfeatures 2\nclasses 2\nlabel y class\nnumeric x\n"
+                        "numeric z\n");
+    mfl_site_worker_destroy(&a);
+    mfl_site_worker_destroy(&b);
+    /* A missing schema file is named by the site config and the path. */
+    const char *p = s_write("c.yaml", S_BASE "data:\n  path: rows.csv\n  schema: nope.yaml\n");
+    mfl_site_config_t c;
+    char err[512] = "";
+    assert_int_equal(mfl_site_config_load(p, &c, err, sizeof(err)), 0);
+    assert_null(mfl_site_worker_new(&c, err, sizeof(err)));
+    assert_non_null(strstr(err, "c.yaml: data.schema: "));
+    assert_non_null(strstr(err, "nope.yaml"));
+    mfl_site_config_clear(&c);
+}
+
+/* With a separate test file, the held-out rows' huge values must not move
+ * the imputed value (x's 0 means missing) nor the standardisation. */
+static void test_test_file_statistics_from_training_rows_only(void **state)
+{
+    (void)state;
+    s_write("schema.yaml", SCHEMA);
+    s_write("train.csv", "x,z,y\n1,1,0\n2,0,1\n0,1,0\n3,0,1\n");
+    s_write("test.csv", "x,z,y\n1000,1,0\n0,0,1\n");
+    mfl_site_worker_t *w = s_worker("t.yaml", S_BASE "data:\n  path: train.csv\n"
+                                              "  test_path: test.csv\n  schema: schema.yaml\n"
+                                              "  standardize: none\n");
+    assert_int_equal(mfl_site_worker_n_train(w), 4);
+    assert_int_equal(mfl_site_worker_n_heldout(w), 2);
+    /* Mean of the training rows' 1, 2, 3: 2 (with the test rows: 251.5). */
+    assert_float_equal(w->train->x[2 * 2], 2.0f, 1e-6);
+    assert_float_equal(w->heldout->x[1 * 2], 2.0f, 1e-6);
+    assert_float_equal(w->heldout->x[0], 1000.0f, 0);
+    const char *report = mfl_site_worker_data_report(w);
+    assert_non_null(report);
+    assert_non_null(strstr(report, "x: 0 rows dropped, 1 cells imputed"));
+    mfl_site_worker_destroy(&w);
+    /* Standardised: the training rows' own mean and std, whatever the test rows. */
+    w = s_worker("s.yaml", S_BASE "data:\n  path: train.csv\n  test_path: test.csv\n"
+                           "  schema: schema.yaml\n");
+    double m = 0;
+    for (size_t i = 0; i < w->train->n; i++)
+        m += w->train->x[i * 2];
+    assert_true(fabs(m / (double)w->train->n) < 1e-5);
+    mfl_site_worker_destroy(&w);
+    /* train_fraction has no meaning beside a test file: refused, not ignored. */
+    const char *p = s_write("f.yaml", S_BASE "data:\n  path: train.csv\n  test_path: test.csv\n"
+                                    "  train_fraction: 0.5\n  schema: schema.yaml\n");
+    mfl_site_config_t c;
+    char err[512] = "";
+    assert_int_equal(mfl_site_config_load(p, &c, err, sizeof(err)), -1);
+    if (!strstr(err, "f.yaml:10: key 'data.train_fraction': not used with"))
+        fail_msg("%s", err);
+}
+
+/* With a split, the imputed value is the mean of the training rows that
+ * had a value (not of all rows). */
+static void test_split_imputes_from_training_rows(void **state)
+{
+    (void)state;
+    s_write("schema.yaml", SCHEMA);
+    char rows[4096] = "x,z,y\n";
+    double all = 0;
+    for (int i = 1; i <= 40; i++) {
+        char line[64];
+        snprintf(line, sizeof line, "%d,%d,%d\n", i == 7 ? 0 : i * i, i == 7 ? 999 : 0, i % 2);
+        strcat(rows, line);
+        all += i == 7 ? 0 : i * i;
+    }
+    all /= 39;
+    s_write("rows.csv", rows);
+    mfl_site_worker_t *w = s_worker("p.yaml", S_BASE "data:\n  path: rows.csv\n"
+                                              "  train_fraction: 0.5\n  split_seed: 4\n"
+                                              "  schema: schema.yaml\n  standardize: none\n");
+    double sum = 0, fill = NAN;
+    size_t n = 0;
+    for (size_t r = 0; r < w->train->n; r++) {
+        if (w->train->x[r * 2 + 1] == 999.0f) {
+            fill = w->train->x[r * 2];
+            continue;
+        }
+        sum += w->train->x[r * 2];
+        n++;
+    }
+    for (size_t r = 0; w->heldout && r < w->heldout->n; r++)
+        if (w->heldout->x[r * 2 + 1] == 999.0f)
+            fill = w->heldout->x[r * 2];
+    assert_false(isnan(fill));
+    assert_float_equal(fill, (float)(sum / (double)n), 1e-3);
+    assert_true(fabs(fill - all) > 1.0); /* the old all-rows mean would differ */
+    mfl_site_worker_destroy(&w);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_schema_file_and_inline_schema_agree),
+        cmocka_unit_test(test_test_file_statistics_from_training_rows_only),
+        cmocka_unit_test(test_split_imputes_from_training_rows),
+    };
+    return cmocka_run_group_tests(tests, s_setup, s_teardown);
+}
