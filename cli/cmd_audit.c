@@ -3,6 +3,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +18,7 @@ int mfl_cmd_audit_privacy(int argc, char **argv); /* cmd_audit_privacy.c */
 static void s_usage(FILE *out)
 {
     fprintf(out,
-            "usage: metafl audit verify FILE... --keys DIR\n"
+            "usage: metafl audit verify FILE... --keys DIR [--cross]\n"
             "       metafl audit show FILE [--site NAME] [--round N]\n"
             "       metafl audit privacy FILE --keys DIR\n\n"
             "Audit logs are JSON lines, one signed record per exchanged update, kept by\n"
@@ -28,6 +29,11 @@ static void s_usage(FILE *out)
             "           (DIR/SITE.pub) and that the header says what the record says.\n"
             "           Exit 0: \"ok: N records, ...\"; exit 1: the first bad record,\n"
             "           as FILE:LINE: record N: why.\n"
+            "  --cross  then cross-checks the first FILE (one side, e.g. the coordinator's\n"
+            "           log) against each other FILE (its peers', e.g. the sites'): every\n"
+            "           signed chain head one side holds of the other must be a record of\n"
+            "           the other's log; exit 1 names a TRUNCATED or FORKED log and the\n"
+            "           record that proves it (docs/AUDIT.md, \"Truncation\").\n"
             "  show     prints the records as a table (form checked, not signatures),\n"
             "           optionally only one site's or one round's, and a legend.\n"
             "  privacy  recomputes each site's epsilon from the records and names every\n"
@@ -56,6 +62,7 @@ static void s_advise(const char *file, const char *keys, const mfl_audit_report_
 static int s_verify(int argc, char **argv)
 {
     const char *keys = NULL;
+    bool cross = false;
     const char *files[256];
     int n_files = 0;
     for (int i = 1; i < argc; i++) {
@@ -66,6 +73,8 @@ static int s_verify(int argc, char **argv)
             keys = argv[++i];
         } else if (strncmp(argv[i], "--keys=", 7) == 0) {
             keys = argv[i] + 7;
+        } else if (strcmp(argv[i], "--cross") == 0) {
+            cross = true;
         } else if (argv[i][0] == '-') {
             fprintf(stderr, "metafl audit verify: unexpected argument '%s'\n", argv[i]);
             return 2;
@@ -91,6 +100,21 @@ static int s_verify(int argc, char **argv)
         } else {
             fprintf(stderr, "%s\n", rep.message);
             s_advise(files[i], keys, &rep);
+            bad = 1;
+        }
+    }
+    if (cross && n_files < 2) {
+        fprintf(stderr, "metafl audit verify: --cross needs two or more FILEs (both sides' "
+                "logs)\n");
+        return 2;
+    }
+    /* Cross-checking logs that failed on their own would only repeat it. */
+    for (int i = 1; cross && !bad && i < n_files; i++) {
+        char msg[1024];
+        if (mfl_audit_cross_check(files[0], files[i], msg, sizeof msg) == 0) {
+            printf("%s\n", msg);
+        } else {
+            fprintf(stderr, "%s\n", msg);
             bad = 1;
         }
     }

@@ -15,6 +15,8 @@
 #include "core/log.h"
 #include "nn/blas.h"
 #include "round/round_engine.h"
+#include "secagg/secagg_local.h"
+#include "secagg/secagg_update.h"
 #include "site/site_config.h"
 #include "site/site_worker.h"
 #include "wire/keys.h"
@@ -28,7 +30,18 @@ typedef struct {
     mfl_site_worker_t *worker;
     mfl_public_key_t pk; /* from the coordinator's allow-list, to verify */
     bool have_pk;
+    mfl_identity_t *id;  /* its identity, kept for secure aggregation's signatures */
 } sim_site_t;
+
+/* Secure aggregation: a site's update held until every job of the round
+ * ran, then summed by the protocol (docs/SECAGG.md). */
+typedef struct {
+    size_t site;
+    uint32_t round;
+    uint8_t nonce[16];
+    float *delta;
+    double n_samples, loss_before, loss_after;
+} sim_pending_t;
 
 typedef struct {
     size_t site;
@@ -45,6 +58,9 @@ typedef struct {
     size_t n_jobs, cap_jobs, head;
     mfl_round_engine_t *engine;
     bool oom;
+    const mfl_coord_config_t *config;
+    sim_pending_t *pending; /* n_sites slots */
+    size_t n_pending;
 } sim_t;
 
 static long s_find(const sim_t *sim, const char *site)
@@ -140,6 +156,117 @@ static int s_verify(const sim_site_t *s, const mfl_site_round_result_t *res,
     return 0;
 }
 
+static void s_hold(sim_t *sim, size_t site, const mfl_update_header_t *h, const float *delta)
+{
+    size_t n = mfl_round_engine_n_state(sim->engine);
+    if (sim->n_pending >= sim->n_sites || h->nonce_len != 16)
+        return; /* cannot happen: one job per selected site, nonces checked by the worker */
+    sim_pending_t *p = &sim->pending[sim->n_pending];
+    if (!(p->delta = malloc(n * sizeof *p->delta))) {
+        sim->oom = true;
+        return;
+    }
+    memcpy(p->delta, delta, n * sizeof *p->delta);
+    p->site = site;
+    p->round = h->round;
+    memcpy(p->nonce, h->nonce, sizeof p->nonce);
+    p->n_samples = (double)h->n_samples;
+    p->loss_before = h->has_metrics ? h->metrics.loss_before : 0;
+    p->loss_after = h->has_metrics ? h->metrics.loss_after : 0;
+    sim->n_pending++;
+}
+
+static int s_by_site_id(const void *a, const void *b, void *sites)
+{
+    const sim_site_t *s = sites;
+    return strcmp(s[((const sim_pending_t *)a)->site].cfg.site_id,
+                  s[((const sim_pending_t *)b)->site].cfg.site_id);
+}
+
+/* The held updates of one attempt, summed by secure aggregation among the
+ * sites that produced them (indices 1..n in site-id order) and handed to
+ * the engine as one sum. Updates of another attempt are dropped. */
+static void s_secure_round(sim_t *sim)
+{
+    const size_t P = mfl_round_engine_n_state(sim->engine), L = P + 1;
+    const uint32_t round = mfl_round_engine_round(sim->engine);
+    const uint8_t *nonce = mfl_round_engine_nonce(sim->engine);
+    size_t n = 0;
+    for (size_t k = 0; k < sim->n_pending; k++) {
+        if (sim->pending[k].round == round && memcmp(sim->pending[k].nonce, nonce, 16) == 0)
+            sim->pending[n++] = sim->pending[k];
+        else
+            free(sim->pending[k].delta);
+    }
+    sim->n_pending = 0;
+    qsort_r(sim->pending, n, sizeof *sim->pending, s_by_site_id, sim->sites);
+    char err[512];
+    mfl_secagg_params_t p = {.n_sites = (uint32_t)n, .neighbours = sim->config->secagg_neighbours,
+                             .length = L};
+    p.threshold = mfl_secagg_attempt_threshold(p.n_sites, p.neighbours,
+                                               sim->config->secagg_threshold);
+    p.scope.round = round;
+    memcpy(p.scope.nonce, nonce, sizeof p.scope.nonce);
+    mfl_aggregate_t *enc = mfl_aggregate_new(P);
+    uint64_t *words = malloc((n + 1) * L * sizeof *words);
+    const uint64_t **inputs = calloc(n ? n : 1, sizeof *inputs);
+    uint8_t (*sks)[64] = sodium_malloc((n ? n : 1) * 64);
+    uint8_t (*roster)[32] = calloc(n ? n : 1, 32);
+    const char **ids = calloc(n ? n : 1, sizeof *ids);
+    double lb = 0, la = 0;
+    int ok = enc && words && inputs && sks && roster && ids;
+    if (!ok)
+        sim->oom = true;
+    for (size_t k = 0; ok && k < n; k++) {
+        const sim_pending_t *h = &sim->pending[k];
+        sim_site_t *s = &sim->sites[h->site];
+        if (!s->id) {
+            mfl_warn("site %s: no signing key: cannot take part in secure aggregation",
+                     s->cfg.site_id);
+            ok = 0;
+            break;
+        }
+        memcpy(sks[k], mfl_identity_sign_sk(s->id), 64);
+        crypto_sign_ed25519_sk_to_pk(roster[k], sks[k]);
+        ids[k] = s->cfg.site_id;
+        inputs[k] = words + k * L;
+        /* The site's own check: the same quantisation and bound as the
+         * coordinator's aggregate, before masking. */
+        if (mfl_secagg_update_encode(enc, h->delta, h->n_samples, words + k * L, err,
+                                     sizeof err) < 0) {
+            mfl_warn("site %s: update refused by its own encoder: %s", s->cfg.site_id, err);
+            ok = 0;
+            break;
+        }
+        lb += h->n_samples * h->loss_before;
+        la += h->n_samples * h->loss_after;
+    }
+    uint64_t *sum = words + n * L;
+    uint8_t transcript[32];
+    if (ok && mfl_secagg_local_sum(&p, (const uint8_t (*)[64])sks, (const uint8_t (*)[32])roster,
+                                   inputs, sum, transcript, err, sizeof err) < 0) {
+        mfl_warn("round %u: secure aggregation of %zu sites abandoned: %s", round, n, err);
+        ok = 0;
+    }
+    if (ok)
+        mfl_info("round %u: secure aggregation of %zu sites (threshold %u, %s), sum unmasked",
+                 round, n, p.threshold,
+                 p.neighbours && p.neighbours + 1 < n ? "SecAgg+" : "every pair");
+    if (ok && mfl_round_engine_secure_sum(sim->engine, round, nonce, ids, n, sum, L, lb, la,
+                                          transcript, mfl_round_engine_now(sim->engine), err,
+                                          sizeof err) < 0)
+        mfl_warn("round %u: secure sum refused: %s", round, err);
+    for (size_t k = 0; k < n; k++)
+        free(sim->pending[k].delta);
+    if (sks)
+        sodium_free(sks);
+    mfl_aggregate_destroy(&enc);
+    free(words);
+    free(inputs);
+    free(roster);
+    free(ids);
+}
+
 static void s_run_round_job(sim_t *sim, const sim_job_t *job)
 {
     sim_site_t *s = &sim->sites[job->site];
@@ -176,6 +303,11 @@ static void s_run_round_job(sim_t *sim, const sim_job_t *job)
         mfl_update_header_from_msg(h, &header, err, sizeof err) < 0) {
         if (h)
             metafl__update_header__free_unpacked(h, NULL);
+        return;
+    }
+    if (sim->config->secagg_enabled) {
+        s_hold(sim, job->site, &header, res.delta);
+        metafl__update_header__free_unpacked(h, NULL);
         return;
     }
     size_t nt = mfl_site_worker_n_tensors(s->worker);
@@ -222,7 +354,10 @@ static void s_usage(FILE *out)
             "                       [--log-level LEVEL]\n\n"
             "Runs the coordinator's rounds with every site of the config's `sites:` list\n"
             "in this process (no sockets, same round engine, same checks). One JSON line\n"
-            "per round goes to the metrics file; checkpoints to the checkpoint dir.\n\n"
+            "per round goes to the metrics file; checkpoints to the checkpoint dir.\n"
+            "With `secure_aggregation: {enabled: true}` in the config, each round's\n"
+            "updates are summed by the secure aggregation protocol among the sites\n"
+            "(docs/SECAGG.md): the engine gets only the sum, and the same θ.\n\n"
             "  --config FILE   coordinator config with a `sites:` list of site configs\n"
             "  --run-dir DIR   put checkpoints, metrics, audit log and status under DIR\n"
             "                  (instead of the config's), e.g. to compare with a daemon run\n"
@@ -277,7 +412,10 @@ static int s_open_sites(sim_t *sim, const mfl_coord_config_t *config)
                 mfl_error("site %s: out of secure memory", s->cfg.site_id);
                 return -1;
             }
-            mfl_identity_destroy(&id);
+            if (config->secagg_enabled)
+                s->id = id; /* freed with the site */
+            else
+                mfl_identity_destroy(&id);
         } else {
             mfl_warn("site %s: no signing key (%s); its updates are unsigned", s->cfg.site_id,
                      err);
@@ -352,7 +490,9 @@ int mfl_cmd_simulate(int argc, char **argv)
     memset(&sim, 0, sizeof sim);
     mfl_identity_t *coord_id = NULL;
     sim.sites = calloc(config.n_sites, sizeof *sim.sites);
-    if (!sim.sites || s_open_sites(&sim, &config) < 0)
+    sim.config = &config;
+    sim.pending = calloc(config.n_sites, sizeof *sim.pending);
+    if (!sim.sites || !sim.pending || s_open_sites(&sim, &config) < 0)
         goto out_free;
     if (config.key_file[0])
         coord_id = mfl_identity_load(config.key_file, err, sizeof err);
@@ -389,6 +529,8 @@ int mfl_cmd_simulate(int argc, char **argv)
             free(job.theta);
             if (sim.head == sim.n_jobs)
                 sim.head = sim.n_jobs = 0;
+        } else if (sim.n_pending > 0) {
+            s_secure_round(&sim); /* every job of the round ran */
         } else {
             usleep(5000); /* a site failed: the deadline decides */
         }
@@ -416,8 +558,12 @@ out_free:
     mfl_identity_destroy(&coord_id);
     for (size_t i = 0; i < sim.n_sites; i++) {
         mfl_site_worker_destroy(&sim.sites[i].worker);
+        mfl_identity_destroy(&sim.sites[i].id);
         mfl_site_config_clear(&sim.sites[i].cfg);
     }
+    for (size_t k = 0; k < sim.n_pending; k++)
+        free(sim.pending[k].delta);
+    free(sim.pending);
     free(sim.sites);
     return status;
 }

@@ -16,11 +16,13 @@ int mfl_cmd_simulate(int argc, char **argv);
 int mfl_cmd_privacy(int argc, char **argv);
 int mfl_cmd_export(int argc, char **argv);
 int mfl_cmd_report(int argc, char **argv);
+int mfl_cmd_sites(int argc, char **argv);
 
 const mfl_command_t mfl_commands[] = {
     {"keygen", "create a site's or the coordinator's key pair", mfl_cmd_keygen},
     {"audit", "verify or show a signed, hash-chained audit log", mfl_cmd_audit},
     {"status", "show the coordinator's round, sites and metrics; pause/resume/abort", mfl_cmd_status},
+    {"sites", "list the sites (state, last seen, failures); revoke one's key", mfl_cmd_sites},
     {"simulate", "run a coordinator config with its sites in-process (no sockets)", mfl_cmd_simulate},
     {"privacy", "epsilon spent by, or noise needed for, the Gaussian mechanism (RDP)", mfl_cmd_privacy},
     {"report", "per-hospital results of a run (table, JSON, Markdown/HTML with plots)", mfl_cmd_report},

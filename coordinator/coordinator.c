@@ -431,6 +431,15 @@ int mfl_coordinator_run(mfl_coordinator_t *self, volatile sig_atomic_t *stop,
 mfl_coordinator_t *mfl_coordinator_new(const mfl_coord_config_t *config, char *err,
                                        size_t errlen)
 {
+    /* The wire does not carry secure aggregation's messages yet: a daemon
+     * that accepted the config would aggregate in clear (docs/SECAGG.md). */
+    if (config->secagg_enabled) {
+        mfl_errf(err, errlen,
+                 "%s: secure_aggregation.enabled: the daemons do not run secure aggregation "
+                 "yet (only `metafl simulate` does; docs/SECAGG.md)",
+                 config->file);
+        return NULL;
+    }
     mfl_coordinator_t *self = calloc(1, sizeof *self);
     if (!self) {
         mfl_errf(err, errlen, "out of memory");

@@ -26,6 +26,7 @@ struct mfl_site_agent {
     mfl_site_agent_opts_t opts;
     mfl_identity_t *identity;
     mfl_public_key_t coord_key;
+    uint64_t peer_head_seq;   /* the coordinator's head last recorded */
     mfl_site_worker_t *worker;
     mfl_audit_t *audit;
     mfl_client_t *client;
@@ -87,12 +88,17 @@ static int s_open_ledger(mfl_site_agent_t *self, char *err, size_t errlen)
     mfl_privacy_accountant_init(&spent, NULL, 0, NULL, 0);
     mfl_privacy_ledger_info_t info;
     const uint8_t *pk = mfl_identity_public(self->identity)->sign_pk;
-    if (mfl_privacy_ledger_read(cfg->audit_log, cfg->site_id, pk, &spent, &info, sub,
-                                sizeof sub)) {
+    /* The log also holds the coordinator's signed chain heads (peer_head). */
+    if (mfl_privacy_ledger_read(cfg->audit_log, cfg->site_id, pk, self->coord_key.name,
+                                self->coord_key.sign_pk, &spent, &info, sub, sizeof sub)) {
         snprintf(why, sizeof why, "the audit log does not verify (%s): restore it from a "
                  "backup; this site runs no DP task rather than count its budget from zero",
                  sub);
-        mfl_warn("site %s: privacy ledger unavailable: %s", cfg->site_id, why);
+        if (pol->mode != MFL_PRIVACY_MODE_NONE)
+            mfl_warn("site %s: privacy ledger unavailable: %s", cfg->site_id, why);
+        else
+            mfl_info("site %s: no privacy ledger (DP tasks will be declined): %s",
+                     cfg->site_id, why);
         mfl_site_worker_set_ledger(self->worker, NULL, why);
         return 0;
     }
@@ -165,6 +171,17 @@ mfl_site_agent_t *mfl_site_agent_new(const mfl_site_config_t *cfg,
         mfl_errf(err, errlen, "out of secure memory for the signing key");
         goto out_fail;
     }
+    if (!cfg->audit_log[0] && !cfg->audit_disabled) {
+        /* The hospital's own record of what left it, and its half of the
+         * truncation check (docs/AUDIT.md): never off by omission. */
+        mfl_errf(err, errlen, "%s: audit.log is not set: the site agent keeps a signed audit "
+                 "log of every update it sends; set audit.log (e.g. audit/%s.audit), or "
+                 "audit.disabled: true to run without one (not recommended)", cfg->file,
+                 cfg->site_id);
+        goto out_fail;
+    }
+    if (!cfg->audit_log[0])
+        mfl_warn("site %s: running WITHOUT an audit log (audit.disabled: true)", cfg->site_id);
     if (cfg->audit_log[0]) {
         self->audit = mfl_audit_open(cfg->audit_log, cfg->site_id,
                                      mfl_identity_sign_sk(self->identity), sub, sizeof(sub));
@@ -375,6 +392,41 @@ static int s_audit_update(mfl_site_agent_t *self, const mfl_round_task_t *task,
     return rc;
 }
 
+/* The coordinator's signed audit log head from a RoundTask, checked
+ * against its key and kept as a peer_head record (once per head: a task
+ * sent again carries the same one), so that a coordinator log cut short
+ * later shows against ours (`metafl audit verify --peer`). A head that
+ * does not verify is not recorded (logged). */
+static void s_record_peer_head(mfl_site_agent_t *self, const Metafl__RoundTask *task)
+{
+    if (!self->audit || task->audit_head.len != 32 || task->audit_head_sig.len != 64 ||
+        !task->audit_writer || !task->audit_writer[0] || task->audit_seq == 0 ||
+        task->audit_seq == self->peer_head_seq)
+        return;
+    if (mfl_audit_head_verify(self->coord_key.sign_pk, task->audit_seq, task->audit_head.data,
+                              task->audit_head_sig.data) != 0) {
+        mfl_warn("site %s: round %u: the coordinator's audit head does not verify under its "
+                 "key; not recorded", self->cfg->site_id, task->round);
+        return;
+    }
+    mfl_audit_record_t *rec = malloc(sizeof *rec);
+    if (!rec)
+        return;
+    mfl_audit_record_init(rec, MFL_AUDIT_PEER_HEAD, task->round, task->audit_writer);
+    rec->n = task->audit_seq;
+    rec->has_delta_hash = true;
+    memcpy(rec->delta_hash, task->audit_head.data, 32);
+    rec->has_update_sig = true;
+    memcpy(rec->update_sig, task->audit_head_sig.data, 64);
+    snprintf(rec->reason, sizeof rec->reason, "the coordinator's audit log head (signed)");
+    char err[300];
+    if (mfl_audit_append(self->audit, rec, NULL, err, sizeof err) == 0)
+        self->peer_head_seq = task->audit_seq;
+    else
+        mfl_warn("site %s: audit log: %s", self->cfg->site_id, err);
+    free(rec);
+}
+
 /* The update_sent record on a helper thread (see s_round). */
 typedef struct {
     mfl_site_agent_t *agent;
@@ -538,6 +590,14 @@ static mfl_agent_status_t s_round(mfl_site_agent_t *self, const mfl_msg_t *msg, 
         mfl_warn("site %s: round %u refused: %s", self->cfg->site_id, task->round, err);
         s_send_failure(self, task->round, &task->nonce, false, err);
         return MFL_AGENT_CONTINUE;
+    }
+    s_record_peer_head(self, task);
+    if (self->audit) {
+        /* Our head goes into the header we sign: the coordinator keeps it. */
+        uint64_t seq;
+        uint8_t head[32], sig[64];
+        mfl_audit_signed_head(self->audit, &seq, head, sig);
+        mfl_site_worker_set_audit_head(self->worker, seq, head);
     }
     uint64_t t0 = mfl_clock_mono_ms();
     mfl_round_task_t plain;

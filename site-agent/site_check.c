@@ -151,9 +151,11 @@ static void s_print_data(const mfl_site_worker_t *w, const mfl_site_config_t *c,
     const char *report = mfl_site_worker_data_report(w);
     if (report)
         fprintf(out, "  missing      %s\n", report);
-    fprintf(out, "  schema       %s\n", c->schema_file[0] ? c->schema_file
-                                       : c->data_kind == MFL_SITE_DATA_CSV ? "inline data.schema"
-                                                                         : "built-in source");
+    fprintf(out, "  schema       %s%s\n",
+            c->schema_file[0] ? c->schema_file
+            : c->data_kind == MFL_SITE_DATA_CSV ? "inline data.schema"
+                                                : mfl_site_data_kind_name(c->data_kind),
+            c->schema_file[0] || c->data_kind == MFL_SITE_DATA_CSV ? "" : " source's own");
     size_t nc = mfl_site_worker_n_classes(w);
     uint64_t counts[64];
     size_t n = mfl_site_worker_class_counts(w, counts, 64);

@@ -57,8 +57,18 @@ typedef enum {
     /* coordinator: the site's key left the allow-list while it was
      * connected; its session ended and it left the open round. */
     MFL_AUDIT_SITE_REVOKED,
+    /* a peer's signed audit log head, as received (site side: the
+     * coordinator's, from a RoundTask): site = the peer's writer name,
+     * n = its record count, delta_hash = that record's hash, update_sig =
+     * its signature (mfl_audit_head_verify). */
+    MFL_AUDIT_PEER_HEAD,
+    /* coordinator: a round's updates arrived as one securely aggregated sum
+     * (docs/SECAGG.md): n = sites in it, delta_hash = the digest of the
+     * protocol's transcript, reason names the sites. Appended after the
+     * kinds before it, as run_aborted. */
+    MFL_AUDIT_SECURE_SUM,
     /* site: the privacy policy refused a task; round, reason = the rule and
-     * why (privacy/policy.h). Appended last, as above. */
+     * why (privacy/policy.h). Appended after the kinds before it. */
     MFL_AUDIT_TASK_DECLINED,
     /* site: a privacy ledger (the budget spent) starts here from zero: the
      * operator said so (metafl-site-agent --new-privacy-ledger). Without
@@ -215,6 +225,19 @@ uint64_t mfl_audit_count(mfl_audit_t *self);
 /* The hash of the last record (the chain head), 32 bytes into out. */
 void mfl_audit_head(mfl_audit_t *self, uint8_t out[32]);
 
+/* The chain head as of the last sync (every append in the default mode):
+ * record count and that record's hash (zeros for 0), and the writer's
+ * Ed25519 signature over it (mfl_audit_head_verify). What a peer may hold
+ * as proof that these records exist: durable, so a power loss does not
+ * make an honest log look truncated. Thread-safe. */
+void mfl_audit_signed_head(mfl_audit_t *self, uint64_t *seq, uint8_t head[32],
+                           uint8_t sig[64]);
+
+/* 0 if `sig` is `pk`'s signature over "metafl-audit-head-v1" || seq (u64
+ * little-endian) || head, else -1. */
+int mfl_audit_head_verify(const uint8_t pk[32], uint64_t seq, const uint8_t head[32],
+                          const uint8_t sig[64]);
+
 /* ---- reading and verifying ------------------------------------------ */
 
 /* Parses one line (without its newline; need not be NUL-terminated) into
@@ -255,6 +278,18 @@ typedef struct {
  * FILE:LINE: record N and why). Thread-safe. */
 int mfl_audit_verify_with(const char *path, mfl_audit_key_fn *keys, void *keys_arg,
                           mfl_audit_report_t *report);
+
+/* Cross-checks two logs kept by the two sides of a federation (the
+ * coordinator's and a site's), each already verified on its own: every
+ * head one log holds of the other (a site's peer_head records of the
+ * coordinator; the coordinator's update records, whose signed headers
+ * carry the site's head) must be a record of the other log with that
+ * hash. A head beyond the other log's end names that log truncated; a
+ * different hash names it forked (or rewritten). Returns 0 (message says
+ * how many heads matched) or -1 (message names the log, the record and
+ * the head that proves it). */
+int mfl_audit_cross_check(const char *path_a, const char *path_b, char *message,
+                          size_t message_len);
 
 /* As mfl_audit_verify_with, with keys loaded from KEYS_DIR/NAME.pub. */
 int mfl_audit_verify(const char *path, const char *keys_dir, mfl_audit_report_t *report);

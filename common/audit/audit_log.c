@@ -27,6 +27,8 @@ struct mfl_audit {
     uint8_t *sk;            /* 64 bytes, sodium_malloc */
     uint64_t count;         /* records in the file */
     uint8_t head[32];       /* hash of the last record (zeros if none) */
+    uint64_t synced_count;  /* the chain as of the last sync (durable) */
+    uint8_t synced_head[32];
     int failed;             /* the file's state is unknown: refuse the rest */
     off_t size;             /* bytes of complete records in the file */
     bool deferred;          /* fsync only in mfl_audit_sync (and destroy) */
@@ -180,6 +182,8 @@ mfl_audit_t *mfl_audit_open(const char *path, const char *writer, const uint8_t 
     off_t keep = 0, torn = 0;
     if (existed && s_scan(self, &keep, &torn, err, errlen) != 0)
         goto fail;
+    self->synced_count = self->count; /* found on disk */
+    memcpy(self->synced_head, self->head, 32);
     mfl_audit_record_t *note = calloc(1, sizeof *note);
     if (!note) {
         mfl_errf(err, errlen, "%s: out of memory", path);
@@ -321,6 +325,10 @@ int mfl_audit_append(mfl_audit_t *self, const mfl_audit_record_t *rec, mfl_audit
     self->size += (off_t)n + 1;
     self->count = r->seq;
     memcpy(self->head, r->hash, 32);
+    if (!self->deferred) {
+        self->synced_count = self->count;
+        memcpy(self->synced_head, self->head, 32);
+    }
     self->unsynced = self->deferred;
     if (out)
         memcpy(out, r, sizeof *r);
@@ -381,6 +389,41 @@ int mfl_audit_sync(mfl_audit_t *self, char *err, size_t errlen)
             self->unsynced = false;
         }
     }
+    if (rc == 0) {
+        self->synced_count = self->count;
+        memcpy(self->synced_head, self->head, 32);
+    }
     pthread_mutex_unlock(&self->lock);
     return rc;
+}
+
+/* "metafl-audit-head-v1" || seq (u64 LE) || head. */
+static size_t s_head_message(uint64_t seq, const uint8_t head[32], uint8_t msg[64])
+{
+    static const char tag[] = "metafl-audit-head-v1";
+    size_t n = sizeof tag - 1;
+    memcpy(msg, tag, n);
+    for (int i = 0; i < 8; i++)
+        msg[n + (size_t)i] = (uint8_t)(seq >> (8 * i));
+    memcpy(msg + n + 8, head, 32);
+    return n + 8 + 32;
+}
+
+void mfl_audit_signed_head(mfl_audit_t *self, uint64_t *seq, uint8_t head[32], uint8_t sig[64])
+{
+    pthread_mutex_lock(&self->lock);
+    *seq = self->synced_count;
+    memcpy(head, self->synced_head, 32);
+    uint8_t msg[64];
+    size_t n = s_head_message(*seq, head, msg);
+    crypto_sign_detached(sig, NULL, msg, n, self->sk);
+    pthread_mutex_unlock(&self->lock);
+}
+
+int mfl_audit_head_verify(const uint8_t pk[32], uint64_t seq, const uint8_t head[32],
+                          const uint8_t sig[64])
+{
+    uint8_t msg[64];
+    size_t n = s_head_message(seq, head, msg);
+    return crypto_sign_verify_detached(sig, msg, n, pk) == 0 ? 0 : -1;
 }

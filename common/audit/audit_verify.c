@@ -283,6 +283,22 @@ int mfl_audit_verify_with(const char *path, mfl_audit_key_fn *key_fn, void *keys
                 goto bad;
             report->n_site_sigs++;
         }
+        if (rec->kind == MFL_AUDIT_PEER_HEAD) {
+            uint8_t ppk[32];
+            if (!rec->has_update_sig || !rec->has_delta_hash || !rec->site[0]) {
+                mfl_errf(why, sizeof why, "peer_head without the peer's name, head or signature");
+                goto bad;
+            }
+            if (s_key(keys, rec->site, ppk, perr, sizeof perr) != 0) {
+                mfl_errf(why, sizeof why, "cannot check the peer's head signature: %s", perr);
+                goto bad;
+            }
+            if (mfl_audit_head_verify(ppk, rec->n, rec->delta_hash, rec->update_sig) != 0) {
+                mfl_errf(why, sizeof why, "peer head signature invalid (key '%s')", rec->site);
+                goto bad;
+            }
+            report->n_site_sigs++;
+        }
         memcpy(head, rec->hash, 32);
         expect++;
         report->n_records++;

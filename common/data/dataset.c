@@ -39,8 +39,17 @@ void mfl_dataset_destroy(mfl_dataset_t **self_p)
     mfl_dataset_t *self = *self_p;
     free(self->x);
     free(self->y);
+    free(self->group);
     free(self);
     *self_p = NULL;
+}
+
+int mfl_dataset_add_groups(mfl_dataset_t *self)
+{
+    if (self->group)
+        return 0;
+    self->group = calloc(self->n ? self->n : 1, sizeof *self->group);
+    return self->group ? 0 : -1;
 }
 
 mfl_dataset_t *mfl_dataset_subset(const mfl_dataset_t *self, const size_t *idx, size_t k)
@@ -55,11 +64,17 @@ mfl_dataset_t *mfl_dataset_subset(const mfl_dataset_t *self, const size_t *idx, 
     out->height = self->height;
     out->width = self->width;
     out->n_classes = self->n_classes;
+    if (self->group && mfl_dataset_add_groups(out) < 0) {
+        mfl_dataset_destroy(&out);
+        return NULL;
+    }
     size_t d = self->n_features;
     for (size_t i = 0; i < k; i++) {
         if (d)
             memcpy(out->x + i * d, self->x + idx[i] * d, d * sizeof(float));
         out->y[i] = self->y[idx[i]];
+        if (self->group)
+            out->group[i] = self->group[idx[i]];
     }
     return out;
 }

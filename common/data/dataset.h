@@ -15,16 +15,22 @@ typedef struct {
     size_t n_classes;  /* 0 = regression; 2 = binary; >2 multi-class */
     float *x;          /* [n][n_features], owned */
     float *y;          /* [n], owned: class index, 0/1, or target */
+    size_t *group;     /* [n], owned, optional (NULL): the task unit of each row, e.g. the
+                        * patient of a time-series window; kept by subset and split */
 } mfl_dataset_t;
 
 /* A zeroed data set with room for n rows of n_features; NULL on OOM or if
  * n * n_features overflows. */
 mfl_dataset_t *mfl_dataset_new(size_t n, size_t n_features);
 
+/* Gives every row a group (all 0); 0, or -1 on OOM. */
+int mfl_dataset_add_groups(mfl_dataset_t *self);
+
 /* Frees and nulls the caller's pointer; accepts NULL. */
 void mfl_dataset_destroy(mfl_dataset_t **self_p);
 
-/* A new data set holding copies of rows idx[0..k) of `self` (idx borrowed). */
+/* A new data set holding copies of rows idx[0..k) of `self` (idx borrowed),
+ * with their groups if `self` has them. */
 mfl_dataset_t *mfl_dataset_subset(const mfl_dataset_t *self, const size_t *idx, size_t k);
 
 /* A new data set with the rows of sets[0..k) in order (e.g. the pooled

@@ -230,6 +230,14 @@ static mfl_dataset_t *s_build(s_series_t *s, mfl_series_stats_t *stats)
         if (sp->label_rule == MFL_SERIES_LABEL_LAST && (size_t)y > max_class)
             max_class = (size_t)y;
     }
+    if (mfl_dataset_add_groups(ds) < 0) {
+        free(starts);
+        mfl_dataset_destroy(&ds);
+        s_oom(s);
+        return NULL;
+    }
+    for (size_t e = 0; e < count; e++)
+        ds->group[e] = s->rows[starts[e]].patient;
     ds->n_classes = sp->label_rule == MFL_SERIES_LABEL_REGRESSION ? 0
                     : sp->label_rule == MFL_SERIES_LABEL_ANY      ? 2
                                                                   : max_class + 1;

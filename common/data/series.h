@@ -5,7 +5,8 @@
  * example of window × n_channels features (time-major: t0's channels, then
  * t1's, ...), labelled by the rule below. Rows are grouped by patient (in
  * order of first appearance) and ordered by time within a patient, so the
- * file's row order does not matter.
+ * file's row order does not matter. Each example's patient index is its
+ * data set `group` (a patient is a task for the gradient meta-learners).
  *
  * Errors name the file, line and column ("ecg.csv:17: column 3 'hr': 'x'
  * is not a number"); a missing cell is an error (series are not imputed).

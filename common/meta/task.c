@@ -11,7 +11,7 @@
 
 #include "core/log.h"
 
-typedef enum { S_EPISODES, S_SITE, S_SINUSOID } s_kind_t;
+typedef enum { S_EPISODES, S_SITE, S_SINUSOID, S_GROUPS } s_kind_t;
 
 struct mfl_sampler {
     s_kind_t kind;
@@ -27,6 +27,8 @@ struct mfl_sampler {
     /* site */
     size_t support_size, query_size;
     size_t *perm;           /* [data->n] */
+    /* groups: rows of each eligible group in `eligible`/`rows`/`counts` above */
+    size_t batch;
 };
 
 void mfl_task_clear(mfl_task_t *task)
@@ -186,6 +188,89 @@ mfl_sampler_t *mfl_sampler_new_site(const mfl_dataset_t *data, size_t support_si
     return self;
 }
 
+/* Row lists of the groups with at least 2 rows, in group order. */
+static int s_group_rows(mfl_sampler_t *self, const mfl_dataset_t *data)
+{
+    size_t ng = 0;
+    for (size_t r = 0; r < data->n; r++)
+        if (data->group[r] + 1 > ng)
+            ng = data->group[r] + 1;
+    size_t *count = calloc(ng ? ng : 1, sizeof *count);
+    if (!count)
+        return -1;
+    for (size_t r = 0; r < data->n; r++)
+        count[data->group[r]]++;
+    self->eligible = malloc((ng ? ng : 1) * sizeof(size_t));
+    self->rows = calloc(ng ? ng : 1, sizeof(size_t *));
+    self->counts = calloc(ng ? ng : 1, sizeof(size_t));
+    if (!self->eligible || !self->rows || !self->counts)
+        goto out_oom;
+    for (size_t g = 0; g < ng; g++) {
+        if (count[g] < 2)
+            continue;
+        size_t e = self->n_eligible++;
+        self->eligible[e] = g;
+        if (!(self->rows[e] = malloc(count[g] * sizeof(size_t))))
+            goto out_oom;
+        for (size_t r = 0; r < data->n; r++)
+            if (data->group[r] == g)
+                self->rows[e][self->counts[e]++] = r;
+    }
+    free(count);
+    return 0;
+out_oom:
+    free(count);
+    return -1;
+}
+
+mfl_sampler_t *mfl_sampler_new_groups(const mfl_dataset_t *data, size_t batch, char *err,
+                                      size_t errlen)
+{
+    if (!data || data->n == 0 || !data->group) {
+        mfl_errf(err, errlen, "group sampler: the data set is empty or has no groups");
+        return NULL;
+    }
+    mfl_sampler_t *self = s_alloc(S_GROUPS);
+    if (!self || !(self->perm = malloc(data->n * sizeof(size_t))) ||
+        s_group_rows(self, data) < 0) {
+        mfl_errf(err, errlen, "group sampler: out of memory");
+        mfl_sampler_destroy(&self);
+        return NULL;
+    }
+    if (self->n_eligible == 0) {
+        mfl_errf(err, errlen, "group sampler: no group (patient) has 2 rows to split into "
+                 "support and query");
+        mfl_sampler_destroy(&self);
+        return NULL;
+    }
+    self->data = data;
+    self->batch = batch;
+    return self;
+}
+
+static int s_next_group(mfl_sampler_t *self, mfl_rng_t *rng, mfl_task_t *task)
+{
+    const mfl_dataset_t *d = self->data;
+    size_t e = (size_t)mfl_rng_below(rng, self->n_eligible), m = self->counts[e];
+    memcpy(self->perm, self->rows[e], m * sizeof(size_t));
+    mfl_rng_shuffle(rng, self->perm, m);
+    size_t s = m / 2, q = m - s;
+    if (self->batch && s > self->batch)
+        s = self->batch;
+    if (self->batch && q > self->batch)
+        q = self->batch;
+    if (s_shape(&task->support, s, d->n_features) || s_shape(&task->query, q, d->n_features))
+        return -1;
+    s_copy_meta(task->support, d, d->n_classes);
+    s_copy_meta(task->query, d, d->n_classes);
+    task->n_way = d->n_classes;
+    for (size_t i = 0; i < s; i++)
+        s_copy_row(task->support, i, d, self->perm[i], d->y[self->perm[i]]);
+    for (size_t i = 0; i < q; i++)
+        s_copy_row(task->query, i, d, self->perm[m / 2 + i], d->y[self->perm[m / 2 + i]]);
+    return 0;
+}
+
 mfl_sampler_t *mfl_sampler_new_sinusoid(size_t k_shot, size_t q_query)
 {
     if (k_shot == 0 || q_query == 0)
@@ -303,6 +388,7 @@ int mfl_sampler_next(mfl_sampler_t *self, mfl_rng_t *rng, mfl_task_t *task)
     case S_EPISODES: rc = s_next_episode(self, rng, task); break;
     case S_SITE: rc = s_next_site(self, rng, task); break;
     case S_SINUSOID: rc = s_next_sinusoid(self, rng, task); break;
+    case S_GROUPS: rc = s_next_group(self, rng, task); break;
     }
     if (rc)
         mfl_task_clear(task);

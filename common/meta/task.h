@@ -6,6 +6,7 @@
  *   - episodes: N-way K-shot from a labelled set; classes relabelled 0..N-1
  *     per episode (a class filter keeps meta-train and meta-test disjoint);
  *   - site-as-task: support and query batches drawn from one site's rows;
+ *   - group-as-task: one group's rows (a patient's windows) per task;
  *   - sinusoid: the MAML regression family y = A sin(x − φ), A ∈ [0.1, 5],
  *     φ ∈ [0, π], x ∈ [−5, 5], generated on the fly. */
 #ifndef MFL_META_TASK_H
@@ -38,6 +39,14 @@ mfl_sampler_t *mfl_sampler_new_episodes(const mfl_dataset_t *data, const size_t 
  * without replacement from `data` (borrowed). A size of 0 means all rows. */
 mfl_sampler_t *mfl_sampler_new_site(const mfl_dataset_t *data, size_t support_size,
                                     size_t query_size, char *err, size_t errlen);
+
+/* A group is the task (e.g. a patient's windows): each task is one group
+ * of rows drawn uniformly among the groups with at least 2 rows; its rows
+ * are shuffled and split in half, support first (each half capped at
+ * `batch` rows; 0 = no cap). `data` (borrowed) must have data->group.
+ * NULL + err if no group has 2 rows. */
+mfl_sampler_t *mfl_sampler_new_groups(const mfl_dataset_t *data, size_t batch, char *err,
+                                      size_t errlen);
 
 /* Sinusoid regression tasks with k_shot support and q_query query points. */
 mfl_sampler_t *mfl_sampler_new_sinusoid(size_t k_shot, size_t q_query);

@@ -14,11 +14,17 @@
 typedef struct {
     const char *site;
     const uint8_t *pk;
+    const char *peer;
+    const uint8_t *peer_pk;
 } s_key_t;
 
 static int s_own_key(void *arg, const char *name, uint8_t pk[32], char *err, size_t errlen)
 {
     const s_key_t *k = arg;
+    if (k->peer && k->peer_pk && strcmp(name, k->peer) == 0) {
+        memcpy(pk, k->peer_pk, 32);
+        return 0;
+    }
     if (strcmp(name, k->site) != 0)
         return mfl_errf(err, errlen, "'%s' is not this site (%s): a site's log holds only its "
                         "own records", name, k->site), -1;
@@ -54,11 +60,12 @@ static int s_read_one(void *arg, size_t line_no, const mfl_audit_record_t *rec)
 }
 
 int mfl_privacy_ledger_read(const char *path, const char *site, const uint8_t sign_pk[32],
+                            const char *peer, const uint8_t *peer_pk,
                             mfl_privacy_accountant_t *spent, mfl_privacy_ledger_info_t *info,
                             char *err, size_t errlen)
 {
     memset(info, 0, sizeof *info);
-    s_key_t key = {site, sign_pk};
+    s_key_t key = {site, sign_pk, peer, peer_pk};
     mfl_audit_report_t report;
     if (mfl_audit_verify_with(path, s_own_key, &key, &report) != 0)
         return mfl_errf(err, errlen, "%s", report.message), -1;

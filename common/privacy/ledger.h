@@ -30,12 +30,15 @@ typedef struct {
 } mfl_privacy_ledger_info_t;
 
 /* Verifies the log at `path` (every record written and every update signed
- * by `site`, Ed25519 public key `sign_pk`) and adds the RDP of each of the
+ * by `site`, Ed25519 public key `sign_pk`; records that hold a peer's
+ * signed chain head, the coordinator's, are checked with `peer_pk` when
+ * `peer` names it, and make the log fail to verify otherwise) and adds the RDP of each of the
  * site's DP releases (update_sent records with σ > 0) into `spent`, which
  * the caller has initialised. Returns 0 with *info filled, or -1 with err
  * ("PATH:LINE: record N: why" when the log does not verify; spent is then
  * unspecified). A missing file is an error too. */
 int mfl_privacy_ledger_read(const char *path, const char *site, const uint8_t sign_pk[32],
+                            const char *peer, const uint8_t *peer_pk,
                             mfl_privacy_accountant_t *spent, mfl_privacy_ledger_info_t *info,
                             char *err, size_t errlen);
 

@@ -450,7 +450,7 @@ void mfl_engine_abandon_round(mfl_round_engine_t *self, uint64_t now_ms)
 
 void mfl_engine_log_eval(mfl_round_engine_t *self, const char *site, const mfl_eval_report_t *r)
 {
-    if (isfinite(r->rmse))
+    if (isfinite(r->rmse) && isnan(r->accuracy))
         mfl_info("eval after round %u, site %s: adapted loss %.4g rmse %.4g mae %.4g r2 %.4f "
                  "(before: rmse %.4g; local-only: rmse %.4g), n %llu", r->round, site, r->loss,
                  r->rmse, r->mae, r->r2, r->rmse_before, r->rmse_local,
@@ -477,7 +477,7 @@ void mfl_engine_log_eval(mfl_round_engine_t *self, const char *site, const mfl_e
                 isfinite(r->auroc_local) ? r->auroc_local : -1.0,
                 (unsigned long long)r->n_support);
         /* Regression reports only (a classification line is unchanged). */
-        if (isfinite(r->rmse))
+        if (isfinite(r->rmse) && isnan(r->accuracy))
             fprintf(self->metrics, ",\"rmse\":%.9g,\"mae\":%.9g,\"r2\":%.9g,"
                     "\"rmse_before\":%.9g,\"rmse_local\":%.9g", r->rmse,
                     isfinite(r->mae) ? r->mae : -1.0, isfinite(r->r2) ? r->r2 : -1.0,

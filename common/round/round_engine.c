@@ -156,6 +156,14 @@ void mfl_engine_send_round_task(mfl_round_engine_t *self, mfl_engine_site_t *s)
     task.model_hash_len = sizeof self->theta_hash;
     task.deadline_unix_ms = self->deadline_unix_ms; /* display only: the site's clock may differ */
     task.seed = self->round_seed;
+    /* The log's signed head as of its last sync: the site keeps it, so a
+     * log cut short later shows against the site's (docs/AUDIT.md). */
+    if (self->audit) {
+        mfl_audit_signed_head(self->audit, &task.audit_seq, task.audit_head,
+                              task.audit_head_sig);
+        snprintf(task.audit_writer, sizeof task.audit_writer, "%s", self->audit_writer);
+        task.has_audit_head = true;
+    }
     if (self->sink.send_round_task(self->sink.ctx, s->id, &task, self->views, self->n_tensors) < 0)
         mfl_warn("round %u: could not send the task to site %s (the deadline decides)",
                  self->round, s->id);

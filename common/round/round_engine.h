@@ -234,6 +234,25 @@ int mfl_round_engine_upload_ready(mfl_round_engine_t *self, const char *peer, ui
 size_t mfl_round_engine_uploads_in_flight(const mfl_round_engine_t *self);
 size_t mfl_round_engine_uploads_waiting(const mfl_round_engine_t *self);
 
+/* Secure aggregation (docs/SECAGG.md): the updates of `n_sites` selected
+ * sites of this round's open attempt (round, 16-byte nonce) arrive as one
+ * unmasked sum of their encoded updates (secagg/secagg_update.h: n_state
+ * terms + the quantised weight, n_words = n_state + 1 words, borrowed), with
+ * the sums of w·loss before / after for the round's summary. The engine
+ * never sees a site's Δ, so the per-update checks (shapes, NaN/Inf, norm
+ * bound) are the sites' own; it checks the attempt and that each site is
+ * selected and has not reported, writes a `secure_sum` audit record
+ * (`transcript`: 32-byte digest of the protocol's transcript; the sum is
+ * folded only with its record written), folds the sum (bit-identical to
+ * folding the same updates one by one), marks the sites reported, and
+ * closes the round when all selected sites are in. 0, or -1 with err and
+ * nothing folded. */
+int mfl_round_engine_secure_sum(mfl_round_engine_t *self, uint32_t round, const uint8_t *nonce,
+                                const char *const *sites, size_t n_sites, const uint64_t *sum,
+                                size_t n_words, double loss_before_sum, double loss_after_sum,
+                                const uint8_t transcript[32], uint64_t now_ms, char *err,
+                                size_t errlen);
+
 /* Read-only state, for status and tests. */
 typedef enum {
     MFL_ENGINE_WAITING = 0, /* for sites before a round */

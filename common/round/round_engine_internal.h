@@ -63,6 +63,7 @@ struct mfl_round_engine {
     mfl_aggregate_t *agg;
     mfl_server_step_t *step;
     mfl_audit_t *audit;
+    char audit_writer[MFL_AUDIT_NAME_MAX + 1]; /* its key name (RoundTask.audit_writer) */
     FILE *metrics;
 
     mfl_engine_site_t *sites;  /* sorted by id */

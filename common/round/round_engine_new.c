@@ -132,8 +132,10 @@ mfl_round_engine_t *mfl_round_engine_new(const mfl_coord_config_t *config,
         }
     }
     if (config->audit_log[0] && audit_sk) {
-        self->audit = mfl_audit_open(config->audit_log, writer ? writer : "coordinator",
-                                     audit_sk, err, errlen);
+        snprintf(self->audit_writer, sizeof self->audit_writer, "%s",
+                 writer ? writer : "coordinator");
+        self->audit = mfl_audit_open(config->audit_log, self->audit_writer, audit_sk, err,
+                                     errlen);
         if (!self->audit)
             goto out_fail;
         /* Sync once per round (round_close.c), not per record: a process

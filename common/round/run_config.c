@@ -109,8 +109,11 @@ static void s_check_all_keys(mfl_yaml_doc_t *doc)
 {
     mfl_yaml_check_keys(doc, "", (const char *[]){"coordinator", "model", "algorithm",
                                                   "privacy", "rounds", "server", "eval",
-                                                  "output", "limits", "sites", "data", NULL});
+                                                  "output", "limits", "sites", "data",
+                                                  "secure_aggregation", NULL});
     mfl_yaml_check_keys(doc, "data", (const char *[]){"schema", NULL});
+    mfl_yaml_check_keys(doc, "secure_aggregation",
+                        (const char *[]){"enabled", "threshold", "neighbours", NULL});
     mfl_yaml_check_keys(doc, "coordinator",
                         (const char *[]){"listen", "key", "allow_dir", "run_dir", NULL});
     mfl_yaml_check_keys(doc, "model",
@@ -262,6 +265,45 @@ static void s_read_aggregator(mfl_yaml_doc_t *doc, mfl_coord_config_t *c)
                       c->robust_max_updates, c->min_sites);
 }
 
+/* After rounds and the aggregator: the checks compare with both. */
+static void s_read_secagg(mfl_yaml_doc_t *doc, mfl_coord_config_t *c)
+{
+    c->secagg_enabled = mfl_yaml_get_bool(doc, "secure_aggregation.enabled", false);
+    c->secagg_threshold = s_u32(doc, "secure_aggregation.threshold", 3, 3, 255);
+    c->secagg_neighbours = s_u32(doc, "secure_aggregation.neighbours", 0, 0, 254);
+    if (!c->secagg_enabled)
+        return;
+    if (c->secagg_neighbours % 2 != 0)
+        mfl_yaml_fail(doc, "secure_aggregation.neighbours",
+                      "must be even (a Harary graph), or 0 for every pair; got %u",
+                      c->secagg_neighbours);
+    else if (c->secagg_neighbours && c->secagg_threshold > c->secagg_neighbours + 1)
+        mfl_yaml_fail(doc, "secure_aggregation.threshold",
+                      "%u is more than a neighbourhood (neighbours + 1 = %u)",
+                      c->secagg_threshold, c->secagg_neighbours + 1);
+    /* Fewer sites than the threshold could never be summed: every round
+     * would be abandoned at its deadline. */
+    if (c->min_sites < c->secagg_threshold)
+        mfl_yaml_fail(doc, "rounds.min_sites",
+                      "%u is below secure_aggregation.threshold (%u): such a round could "
+                      "never be summed",
+                      c->min_sites, c->secagg_threshold);
+    /* The coordinator no longer sees a site's Δ: the sites clip. */
+    if (c->norm_bound > 0)
+        mfl_yaml_fail(doc, "rounds.norm_bound",
+                      "must be 0 with secure aggregation: the coordinator never sees a site's "
+                      "update; bound it at the sites (privacy.clip_norm)");
+    /* Robust aggregators and the weight cap need the individual updates. */
+    if (c->aggregator != MFL_AGG_MEAN)
+        mfl_yaml_fail(doc, "server.aggregator",
+                      "must be mean with secure aggregation: a robust aggregator needs the "
+                      "individual updates, which the coordinator no longer sees");
+    if (c->max_weight > 0)
+        mfl_yaml_fail(doc, "server.max_weight",
+                      "must be 0 with secure aggregation: the coordinator never sees a site's "
+                      "weight, only the sum");
+}
+
 static void s_read_server(mfl_yaml_doc_t *doc, mfl_coord_config_t *c)
 {
     const char *opt = mfl_yaml_get_string(doc, "server.optimizer", "sgd");
@@ -371,6 +413,7 @@ static int s_from_doc(mfl_yaml_doc_t *doc, mfl_coord_config_t *c, char *err, siz
     s_read_rounds(doc, c);
     s_read_server(doc, c);
     s_read_aggregator(doc, c);
+    s_read_secagg(doc, c);
 
     c->eval_every = s_u32(doc, "eval.every", c->eval_every, 0, 1000000);
     c->eval_adapt_steps = s_u32(doc, "eval.adapt_steps", c->eval_adapt_steps, 0, 100000);

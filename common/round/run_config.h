@@ -56,6 +56,12 @@ typedef struct {
                                              daemon buffers at most this many Δs) */
     uint64_t seed;                        /* run seed: round seeds derive from it */
 
+    /* secure aggregation (docs/SECAGG.md); `metafl simulate` runs it, the
+     * daemons refuse a config that enables it (not wired to the wire yet) */
+    bool secagg_enabled;
+    uint32_t secagg_threshold;            /* ≥ 3: fewest sites whose sum is released */
+    uint32_t secagg_neighbours;           /* 0 = every pair (Bonawitz); else even k (SecAgg+) */
+
     /* server step (SGD with lr = β is plain Reptile / FedAvg) */
     mfl_optim_config_t server;
 

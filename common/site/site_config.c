@@ -87,7 +87,7 @@ static void s_check_keys(mfl_yaml_doc_t *doc)
     mfl_yaml_check_keys(doc, "eval",
                         (const char *[]){"support_cases", "local_only_steps", NULL});
     mfl_yaml_check_keys(doc, "runtime", (const char *[]){"threads", "log_level", NULL});
-    mfl_yaml_check_keys(doc, "audit", (const char *[]){"log", NULL});
+    mfl_yaml_check_keys(doc, "audit", (const char *[]){"log", "disabled", NULL});
     mfl_yaml_check_keys(doc, "privacy",
                         (const char *[]){"mode", "epsilon_budget", "delta", "noise_multiplier",
                                          "clip_min", "clip_max", "sample_rate", "min_records",
@@ -346,6 +346,9 @@ static void s_read(mfl_yaml_doc_t *doc, mfl_site_config_t *c)
         mfl_yaml_fail(doc, "privacy.mode", "mode %s needs audit.log: the budget spent is "
                       "read back from the site's signed audit log",
                       mfl_privacy_mode_name(c->privacy.mode));
+    c->audit_disabled = mfl_yaml_get_bool(doc, "audit.disabled", false);
+    if (c->audit_disabled && c->audit_log[0])
+        mfl_yaml_fail(doc, "audit.disabled", "true, but audit.log is set: choose one");
 
     c->max_message_bytes = mfl_yaml_get_size(doc, "limits.max_message_bytes",
                                              c->max_message_bytes);

@@ -77,6 +77,8 @@ typedef struct mfl_site_config {
     int threads;                              /* OpenBLAS threads, >= 1 */
     mfl_log_level_t log_level;
     char audit_log[MFL_SITE_PATH_MAX];        /* "" = no audit log (not recommended) */
+    bool audit_disabled;                      /* audit.disabled: true: the agent may run
+                                                 without a log (it refuses otherwise) */
 
     /* privacy: the hospital's policy (privacy/policy.h); a task can only
      * tighten it. Defaults (no privacy section): mode none, as before. */

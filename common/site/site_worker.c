@@ -98,6 +98,15 @@ mfl_site_worker_t *mfl_site_worker_new_from_data(const char *site_id, mfl_datase
                                         errlen);
 }
 
+void mfl_site_worker_set_audit_head(mfl_site_worker_t *self, uint64_t seq,
+                                    const uint8_t *head)
+{
+    self->has_audit_head = head != NULL;
+    self->audit_seq = head ? seq : 0;
+    if (head)
+        memcpy(self->audit_head, head, 32);
+}
+
 int mfl_site_worker_set_signing_key(mfl_site_worker_t *self, const uint8_t *sign_sk)
 {
     if (self->sign_sk) {

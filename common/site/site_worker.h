@@ -67,6 +67,13 @@ mfl_site_worker_t *mfl_site_worker_new_from_data(const char *site_id, mfl_datase
                                                  const uint8_t *sign_sk, char *err,
                                                  size_t errlen);
 
+/* The site's audit log head (record count and that record's hash) to put
+ * into the next update headers it signs (UpdateHeader.audit_seq/head), so
+ * the coordinator holds proof of the site's log (docs/AUDIT.md,
+ * "Truncation"). head NULL: none. */
+void mfl_site_worker_set_audit_head(mfl_site_worker_t *self, uint64_t seq,
+                                    const uint8_t *head);
+
 /* Sets (or replaces) the Ed25519 signing key (MFL_SITE_SIGN_SK_BYTES,
  * borrowed, copied into sodium_malloc memory); NULL removes it. 0 or -1 on
  * out of secure memory. The agent calls it with its identity's key. */

@@ -39,6 +39,10 @@ struct mfl_site_worker {
     uint8_t *header; /* last packed UpdateHeader */
     size_t header_len;
     uint8_t *hashes; /* n_tensors × 32 */
+
+    bool has_audit_head;     /* the site's audit log head, signed into the next header */
+    uint64_t audit_seq;
+    uint8_t audit_head[32];
 };
 
 /* The constructor behind both public ones: takes ownership of train and

@@ -112,6 +112,11 @@ static int s_build_header(mfl_site_worker_t *self, const mfl_round_task_t *task,
     hdr.privacy.delta = plan->delta;
     hdr.privacy.stats_withheld = withhold;
     hdr.delta_norm = out->delta_norm;
+    if (self->has_audit_head) {
+        hdr.has_audit_head = true;
+        hdr.audit_seq = self->audit_seq;
+        memcpy(hdr.audit_head, self->audit_head, sizeof hdr.audit_head);
+    }
     return mfl_update_header_encode(&hdr, self->hashes, nt, &self->header, &self->header_len,
                                     err, errlen);
 }
@@ -179,6 +184,9 @@ int mfl_site_worker_round(mfl_site_worker_t *self, const mfl_round_task_t *task,
         sampler = mfl_sampler_new_episodes(self->train, classes, nc, n_way, k_shot, n_query,
                                            sub, sizeof(sub));
         free(classes);
+    } else if (self->train->group && lc->algo != MFL_ALGO_FEDAVG) {
+        /* Grouped rows (a series' patients): each patient is a task. */
+        sampler = mfl_sampler_new_groups(self->train, spec->batch_size, sub, sizeof(sub));
     } else {
         /* The site is the task: support and query batches of batch_size rows
          * (0 = all rows) from the training split. */

@@ -136,6 +136,7 @@ static void s_on_event(mfl_conn_guard_t *self, uint16_t event, int fd)
 static void s_check_backlogs(mfl_conn_guard_t *self)
 {
     pthread_mutex_lock(&self->lock);
+    self->stats.backlog_now = 0;
     for (size_t i = 0; i < self->n; i++) {
         s_conn_t *c = &self->conns[i];
         uint64_t got = 0;
@@ -145,6 +146,8 @@ static void s_check_backlogs(mfl_conn_guard_t *self)
         uint64_t backlog = got > taken ? got - taken : 0;
         if (backlog > self->stats.max_backlog)
             self->stats.max_backlog = backlog;
+        if (backlog > self->stats.backlog_now)
+            self->stats.backlog_now = backlog;
         if (backlog > self->budget) {
             s_cut(c);
             self->stats.cut_backlog++;

@@ -45,6 +45,7 @@ typedef struct {
     uint64_t cut_surplus;   /* connections cut because more than max_conns were open */
     size_t open;            /* connections open now */
     uint64_t max_backlog;   /* largest backlog seen on any connection (bytes) */
+    uint64_t backlog_now;   /* largest backlog of an open connection at the last tick */
 } mfl_conn_guard_stats_t;
 
 /* Starts the monitor on `router` (created in `ctx`, not yet bound or

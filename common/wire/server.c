@@ -839,5 +839,6 @@ mfl_server_stats_t mfl_server_stats(const mfl_server_t *self)
     st.conns_cut += g.cut_backlog + g.cut_surplus;
     st.conns_open = g.open;
     st.max_backlog_bytes = g.max_backlog;
+    st.backlog_bytes_now = g.backlog_now;
     return st;
 }

@@ -122,6 +122,7 @@ typedef struct {
     uint64_t conns_cut;          /* connections cut (misbehaving, revoked, backlog, surplus) */
     size_t conns_open;           /* connections open now */
     uint64_t max_backlog_bytes;  /* largest per-connection backlog seen */
+    uint64_t backlog_bytes_now;  /* largest per-connection backlog at the guard's last tick */
 } mfl_server_stats_t;
 mfl_server_stats_t mfl_server_stats(const mfl_server_t *self);
 

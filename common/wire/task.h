@@ -88,6 +88,13 @@ typedef struct {
     mfl_task_privacy_t privacy;
     uint64_t deadline_unix_ms;
     uint64_t seed;                         /* the round seed */
+    /* The coordinator's signed audit log head (docs/AUDIT.md,
+     * "Truncation"); has_audit_head false when absent. */
+    bool has_audit_head;
+    uint64_t audit_seq;
+    uint8_t audit_head[MFL_TASK_HASH_BYTES];
+    uint8_t audit_head_sig[64];
+    char audit_writer[MFL_TASK_SITE_MAX + 1];
 } mfl_round_task_t;
 
 /* EvalTask. */
@@ -115,9 +122,7 @@ typedef struct {
     double loss_before, accuracy_before, auroc_before;
     double accuracy_local, auroc_local;
     uint64_t n_support;
-    /* regression (one mse output) only, NAN otherwise: adapted, before
-     * adaptation, local-only */
-    double rmse, mae, r2, rmse_before, rmse_local;
+    double rmse, mae, r2, rmse_before, rmse_local; /* regression; NaN otherwise */
 } mfl_eval_report_t;
 
 /* UpdateHeader, the part of an update a site signs, as the coordinator
@@ -154,6 +159,11 @@ typedef struct {
         bool stats_withheld;
     } privacy;
     double delta_norm;
+    /* The site's audit log head when it signed (record count, hash);
+     * has_audit_head false when absent. */
+    bool has_audit_head;
+    uint64_t audit_seq;
+    uint8_t audit_head[MFL_TASK_HASH_BYTES];
 } mfl_update_header_t;
 
 #define MFL_UPDATE_MAX_TENSORS 256 /* tensor hashes a digest is computed over */

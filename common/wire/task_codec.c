@@ -125,6 +125,12 @@ void mfl_round_task_to_msg(const mfl_round_task_t *t, mfl_round_task_msg_t *out)
     out->msg.privacy = &out->privacy;
     out->msg.deadline_unix_ms = t->deadline_unix_ms;
     out->msg.seed = t->seed;
+    if (t->has_audit_head) {
+        out->msg.audit_seq = t->audit_seq;
+        out->msg.audit_head = s_bin(t->audit_head, sizeof t->audit_head);
+        out->msg.audit_head_sig = s_bin(t->audit_head_sig, sizeof t->audit_head_sig);
+        out->msg.audit_writer = (char *)t->audit_writer;
+    }
 }
 
 int mfl_round_task_from_msg(const Metafl__RoundTask *m, mfl_round_task_t *t, char *err,
@@ -146,6 +152,17 @@ int mfl_round_task_from_msg(const Metafl__RoundTask *m, mfl_round_task_t *t, cha
     }
     t->deadline_unix_ms = m->deadline_unix_ms;
     t->seed = m->seed;
+    /* The head is optional: a malformed one is dropped, not fatal (the
+     * site then simply has no head of this round to record). */
+    if (m->audit_head.len == MFL_TASK_HASH_BYTES && m->audit_head_sig.len == 64 &&
+        m->audit_writer && m->audit_writer[0] &&
+        strlen(m->audit_writer) < sizeof t->audit_writer) {
+        t->has_audit_head = true;
+        t->audit_seq = m->audit_seq;
+        memcpy(t->audit_head, m->audit_head.data, MFL_TASK_HASH_BYTES);
+        memcpy(t->audit_head_sig, m->audit_head_sig.data, 64);
+        snprintf(t->audit_writer, sizeof t->audit_writer, "%s", m->audit_writer);
+    }
     return 0;
 }
 
@@ -291,6 +308,11 @@ int mfl_update_header_from_msg(const Metafl__UpdateHeader *m, mfl_update_header_
         h->privacy.stats_withheld = m->privacy->stats_withheld;
     }
     h->delta_norm = m->delta_norm;
+    if (m->audit_head.len == MFL_TASK_HASH_BYTES) {
+        h->has_audit_head = true;
+        h->audit_seq = m->audit_seq;
+        memcpy(h->audit_head, m->audit_head.data, MFL_TASK_HASH_BYTES);
+    }
     return 0;
 }
 
@@ -340,6 +362,10 @@ int mfl_update_header_encode(const mfl_update_header_t *h, const uint8_t *hashes
     m.metrics = h->has_metrics ? &metrics : NULL;
     m.privacy = h->has_privacy ? &priv : NULL;
     m.delta_norm = h->delta_norm;
+    if (h->has_audit_head) {
+        m.audit_seq = h->audit_seq;
+        m.audit_head = s_bin(h->audit_head, sizeof h->audit_head);
+    }
     size_t n = metafl__update_header__get_packed_size(&m);
     uint8_t *b = realloc(*buf, n ? n : 1);
     if (!b) {

@@ -13,7 +13,7 @@
  *   probe      every 250 ms sends one undecodable envelope and waits for
  *              the coordinator's Reject; prints "max_reply_ms N" (the
  *              slowest reply) and "replies N" over --seconds.
- *   bigframes  sends --count multipart messages of --frames frames of
+ *   bigframes  sends --big-count multipart messages of --frames frames of
  *              --frame-bytes each (garbage after a valid-looking envelope),
  *              --interval-ms apart, then waits --seconds for a reply.
  *   wrongsite  sends Hello claiming another site's id (--claim NAME).
@@ -40,7 +40,7 @@
 typedef struct {
     const char *endpoint, *key, *server_pub, *mode, *claim;
     double seconds, total;
-    long count, frames, frame_bytes, interval_ms, hb_ms;
+    long count, big_count, frames, frame_bytes, interval_ms, hb_ms;
 } s_args_t;
 
 static uint64_t s_now_ms(void)
@@ -182,7 +182,7 @@ static void s_mode_bigframes(void *ctx, const s_args_t *a, const mfl_identity_t 
         exit(2);
     memset(buf, 0x3f, fb);
     long sent = 0;
-    for (long c = 0; c < a->count; c++) {
+    for (long c = 0; c < a->big_count; c++) {
         static const unsigned char env[] = {0x08, 0x04};
         if (zmq_send(s, env, sizeof env, ZMQ_SNDMORE) < 0)
             break;
@@ -278,14 +278,15 @@ static void s_mode_flood(void *ctx, const s_args_t *a, const mfl_identity_t *id,
 static void s_usage(FILE *f)
 {
     fprintf(f, "usage: hostile_site --endpoint E --key K.key --server-pub C.pub --mode MODE\n"
-               "  [--seconds S] [--total S] [--count N] [--frames N] [--frame-bytes B]\n"
+               "  [--seconds S] [--total S] [--count N] [--big-count N] [--frames N]\n"
+               "  [--frame-bytes B]\n"
                "  [--interval-ms MS] [--claim SITE] [--zmtp-heartbeat-ms MS]\n"
                "modes: noread probe bigframes wrongsite badupdate flood cycle\n");
 }
 
 int main(int argc, char **argv)
 {
-    s_args_t a = {.seconds = 3, .total = 20, .count = 100, .frames = 8,
+    s_args_t a = {.seconds = 3, .total = 20, .count = 100, .big_count = 2, .frames = 8,
                   .frame_bytes = 1 << 20, .interval_ms = 0, .mode = "probe"};
     for (int i = 1; i < argc; i++) {
         const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -306,6 +307,7 @@ int main(int argc, char **argv)
         else if (strcmp(k, "--seconds") == 0) a.seconds = atof(v);
         else if (strcmp(k, "--total") == 0) a.total = atof(v);
         else if (strcmp(k, "--count") == 0) a.count = atol(v);
+        else if (strcmp(k, "--big-count") == 0) a.big_count = atol(v);
         else if (strcmp(k, "--frames") == 0) a.frames = atol(v);
         else if (strcmp(k, "--frame-bytes") == 0) a.frame_bytes = atol(v);
         else if (strcmp(k, "--interval-ms") == 0) a.interval_ms = atol(v);

@@ -22,7 +22,7 @@ hwm_kib() { awk '/^VmHWM/ {print $2}' "/proc/$COORD/status"; }
 before=$(hwm_kib)
 
 "$HOSTILE" --endpoint "tcp://127.0.0.1:$FED_PORT" --key "$TEST_TMP/keys/mallory.key" \
-  --server-pub "$TEST_TMP/keys/coordinator.pub" --mode bigframes --count 3 --frames 48 \
+  --server-pub "$TEST_TMP/keys/coordinator.pub" --mode bigframes --big-count 3 --frames 48 \
   --frame-bytes $((8 << 20)) --seconds 2 >"$TEST_TMP/hostile.log" 2>&1 || true
 kill -0 "$COORD" || fail "the coordinator died"
 after=$(hwm_kib)

@@ -602,6 +602,89 @@ static void test_run_aborted_record_round_trips(void **state)
     assert_non_null(strstr(rep.message, "ok: 2 records, chain intact"));
 }
 
+/* Appends `n` round_opened notes for `round` to `log`. */
+static void s_notes(mfl_audit_t *log, uint64_t round, int n)
+{
+    static mfl_audit_record_t rec;
+    char err[256];
+    for (int i = 0; i < n; i++) {
+        mfl_audit_record_init(&rec, MFL_AUDIT_ROUND_OPENED, round, NULL);
+        assert_int_equal(mfl_audit_append(log, &rec, NULL, err, sizeof err), 0);
+    }
+}
+
+/* The site keeps the coordinator's signed head as a peer_head record;
+ * verify checks that signature; --cross finds the coordinator's log
+ * intact, then TRUNCATED (a copy cut before the head), then FORKED (a log
+ * by the same key with other records at that position). */
+static void test_peer_heads_name_a_truncated_or_forked_log(void **state)
+{
+    (void)state;
+    char cpath[300], spath[300], cut[300], fork[300], err[512], msg[1024];
+    snprintf(cpath, sizeof cpath, "%s/cross-coord.audit", s_dir);
+    snprintf(spath, sizeof spath, "%s/cross-site.audit", s_dir);
+    snprintf(cut, sizeof cut, "%s/cross-cut.audit", s_dir);
+    snprintf(fork, sizeof fork, "%s/cross-fork.audit", s_dir);
+    unlink(cpath), unlink(spath), unlink(cut), unlink(fork);
+    mfl_audit_t *c = mfl_audit_open(cpath, "coord", s_ids[0].sk, err, sizeof err);
+    mfl_audit_t *st = mfl_audit_open(spath, "hospital-a", s_ids[1].sk, err, sizeof err);
+    assert_non_null(c);
+    assert_non_null(st);
+    s_notes(c, 1, 5); /* records 2..6 */
+    static mfl_audit_record_t rec;
+    uint64_t seq;
+    uint8_t head[32], sig[64];
+    mfl_audit_signed_head(c, &seq, head, sig);
+    assert_int_equal(seq, 6);
+    assert_int_equal(mfl_audit_head_verify(s_ids[0].pk, seq, head, sig), 0);
+    assert_int_equal(mfl_audit_head_verify(s_ids[1].pk, seq, head, sig), -1);
+    mfl_audit_record_init(&rec, MFL_AUDIT_PEER_HEAD, 1, "coord");
+    rec.n = seq;
+    rec.has_delta_hash = true;
+    memcpy(rec.delta_hash, head, 32);
+    rec.has_update_sig = true;
+    memcpy(rec.update_sig, sig, 64);
+    assert_int_equal(mfl_audit_append(st, &rec, NULL, err, sizeof err), 0);
+    s_notes(c, 2, 3); /* later records: not covered by any head */
+    mfl_audit_destroy(&c);
+    mfl_audit_destroy(&st);
+    mfl_audit_report_t rep;
+    assert_int_equal(mfl_audit_verify_with(spath, s_keys, NULL, &rep), 0);
+    assert_int_equal(mfl_audit_cross_check(cpath, spath, msg, sizeof msg), 0);
+    assert_non_null(strstr(msg, "agree"));
+
+    /* Cut to 4 records: verifies alone, not against the site's head. */
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "head -n 4 '%s' > '%s'", cpath, cut);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(mfl_audit_verify_with(cut, s_keys, NULL, &rep), 0);
+    assert_int_equal(mfl_audit_cross_check(cut, spath, msg, sizeof msg), -1);
+    assert_non_null(strstr(msg, "cross-cut.audit is TRUNCATED"));
+    assert_non_null(strstr(msg, "record 6"));
+    /* Cut after the head: the records after it go unseen (documented). */
+    snprintf(cmd, sizeof cmd, "head -n 7 '%s' > '%s'", cpath, cut);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(mfl_audit_cross_check(cut, spath, msg, sizeof msg), 0);
+
+    /* A rewritten log by the same key: record 6 differs. */
+    c = mfl_audit_open(fork, "coord", s_ids[0].sk, err, sizeof err);
+    assert_non_null(c);
+    s_notes(c, 9, 6);
+    mfl_audit_destroy(&c);
+    assert_int_equal(mfl_audit_verify_with(fork, s_keys, NULL, &rep), 0);
+    assert_int_equal(mfl_audit_cross_check(spath, fork, msg, sizeof msg), -1);
+    assert_non_null(strstr(msg, "cross-fork.audit is FORKED"));
+
+    /* A peer_head whose signature is not the peer's fails verify. */
+    st = mfl_audit_open(spath, "hospital-a", s_ids[1].sk, err, sizeof err);
+    assert_non_null(st);
+    rec.update_sig[0] ^= 1;
+    assert_int_equal(mfl_audit_append(st, &rec, NULL, err, sizeof err), 0);
+    mfl_audit_destroy(&st);
+    assert_int_equal(mfl_audit_verify_with(spath, s_keys, NULL, &rep), -1);
+    assert_non_null(strstr(rep.message, "peer head signature invalid"));
+}
+
 /* Key lookup that answers every name with the coordinator's key. */
 static int s_any_name_is_coord(void *arg, const char *name, uint8_t pk[32], char *err,
                                size_t errlen)
@@ -742,6 +825,7 @@ int main(void)
         cmocka_unit_test(test_run_aborted_record_round_trips),
         cmocka_unit_test(test_deferred_sync_appends_are_visible_before_sync),
         cmocka_unit_test(test_deferred_sync_can_be_switched_back),
+        cmocka_unit_test(test_peer_heads_name_a_truncated_or_forked_log),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }

@@ -52,6 +52,9 @@ static void test_windows_grouped_by_patient_in_time_order(void **state)
     }
     assert_int_equal(st.patient_of_example[0], 0); /* b */
     assert_int_equal(st.patient_of_example[3], 1); /* a */
+    assert_non_null(ds->group); /* the patient is each window's task unit */
+    assert_int_equal(ds->group[0], 0);
+    assert_int_equal(ds->group[3], 1);
     /* LAST: a's (2,3) window ends at the event. */
     assert_true(ds->y[2] == 1.0f && ds->y[3] == 0.0f && ds->n_classes == 2);
     mfl_series_stats_clear(&st);

@@ -243,10 +243,60 @@ static void test_sinusoid_tasks_share_amplitude_and_phase(void **state)
     mfl_sampler_destroy(&s);
 }
 
+/* A group (a patient) is the task: both halves come from one group, a
+ * group of one row is never drawn, and every eligible group is drawn. */
+static void test_group_tasks_stay_within_one_group(void **state)
+{
+    (void)state;
+    mfl_dataset_t *d = mfl_dataset_new(11, 1);
+    assert_int_equal(mfl_dataset_add_groups(d), 0);
+    static const size_t g[11] = { 0, 0, 0, 0, 1, 1, 1, 2, 0, 1, 3 }; /* 2 and 3: one row */
+    for (size_t r = 0; r < 11; r++) {
+        d->group[r] = g[r];
+        d->x[r] = (float)(100 * g[r] + r); /* the row's group is readable from x */
+    }
+    d->n_classes = 0;
+    char err[256];
+    mfl_sampler_t *s = mfl_sampler_new_groups(d, 0, err, sizeof err);
+    if (!s)
+        fail_msg("%s", err);
+    mfl_rng_t rng;
+    mfl_rng_seed(&rng, 7, 1);
+    mfl_task_t t = { 0 };
+    int seen[4] = { 0 };
+    for (int i = 0; i < 200; i++) {
+        assert_int_equal(mfl_sampler_next(s, &rng, &t), 0);
+        size_t grp = (size_t)(t.support->x[0] / 100);
+        assert_true(grp == 0 || grp == 1);
+        seen[grp] = 1;
+        size_t m = grp == 0 ? 5 : 4;
+        assert_int_equal(t.support->n + t.query->n, m); /* halves of the whole group */
+        for (size_t k = 0; k < t.support->n; k++)
+            assert_int_equal((size_t)(t.support->x[k] / 100), grp);
+        for (size_t k = 0; k < t.query->n; k++)
+            assert_int_equal((size_t)(t.query->x[k] / 100), grp);
+    }
+    assert_true(seen[0] && seen[1]);
+    mfl_task_clear(&t);
+    mfl_sampler_destroy(&s);
+    /* A split keeps each row's group. */
+    size_t idx[2] = { 10, 4 };
+    mfl_dataset_t *sub = mfl_dataset_subset(d, idx, 2);
+    assert_int_equal(sub->group[0], 3);
+    assert_int_equal(sub->group[1], 1);
+    mfl_dataset_destroy(&sub);
+    for (size_t r = 0; r < 11; r++)
+        d->group[r] = r; /* every group of one row */
+    assert_null(mfl_sampler_new_groups(d, 0, err, sizeof err));
+    assert_non_null(strstr(err, "no group (patient) has 2 rows"));
+    mfl_dataset_destroy(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_episodes_have_shapes_and_relabelled_classes),
+        cmocka_unit_test(test_group_tasks_stay_within_one_group),
         cmocka_unit_test(test_class_filters_keep_train_and_test_disjoint),
         cmocka_unit_test(test_episodes_refuse_too_few_classes),
         cmocka_unit_test(test_same_seed_gives_same_tasks),

@@ -305,10 +305,11 @@ static void test_every_dropout_subset_in_every_phase(void **state)
 }
 
 /* Sites dropping in different phases at once: every multiset of drop phases
- * (never, 1..5) over the 5 sites, assigned in ascending and in descending
- * site order (252 · 2 patterns). MFL_SECAGG_ALL_PATTERNS=1 runs all 6^5 =
- * 7776 assignments instead (about 30 s on one core: too long for make
- * test; run before changing the protocol). */
+ * (never, 1..5) over the 5 sites, assigned in ascending site order (252
+ * patterns; the subsets above put every site in every phase).
+ * MFL_SECAGG_ALL_PATTERNS=1 runs all 6^5 = 7776 assignments instead (about
+ * 30 s on one core, minutes under the sanitizers: too long for make test;
+ * run it before changing the protocol). */
 static void test_every_mix_of_drop_phases(void **state)
 {
     (void)state;
@@ -327,15 +328,13 @@ static void test_every_mix_of_drop_phases(void **state)
         }
         if (!full && !sorted)
             continue;
-        for (int dir = 0; dir < (full ? 1 : 2); dir++) {
-            for (uint32_t i = 1; i <= 5; i++)
-                h->drop[i] = dir == 0 ? ph[i - 1] : ph[5 - i];
-            h_check_pattern(h, &done, &abandoned);
-            runs++;
-        }
+        for (uint32_t i = 1; i <= 5; i++)
+            h->drop[i] = ph[i - 1];
+        h_check_pattern(h, &done, &abandoned);
+        runs++;
     }
     print_message("%zu patterns: %zu summed, %zu abandoned\n", runs, done, abandoned);
-    assert_int_equal(runs, full ? 7776 : 504);
+    assert_int_equal(runs, full ? 7776 : 252);
     assert_true(done > 0 && abandoned > 0);
     h_free(h);
 }
@@ -352,7 +351,7 @@ static void test_sparse_graph_sum_and_dropouts(void **state)
     mfl_rng_t r;
     mfl_rng_seed(&r, 77, 0);
     size_t done = 0, abandoned = 0;
-    for (int trial = 0; trial < 40; trial++) {
+    for (int trial = 0; trial < 24; trial++) {
         for (uint32_t i = 1; i <= 14; i++)
             h->drop[i] = mfl_rng_below(&r, 10) < 8 ? 0 : 1 + (int)mfl_rng_below(&r, 5);
         if (h_run(h) == 0) {

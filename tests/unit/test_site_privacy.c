@@ -567,7 +567,8 @@ static void test_ledger_from_the_log_and_a_tampered_epsilon_is_named(void **stat
     mfl_privacy_accountant_t spent;
     mfl_privacy_accountant_init(&spent, NULL, 0, NULL, 0);
     mfl_privacy_ledger_info_t info;
-    if (mfl_privacy_ledger_read(path, "hospital-a", pk, &spent, &info, err, sizeof err))
+    if (mfl_privacy_ledger_read(path, "hospital-a", pk, NULL, NULL, &spent, &info, err,
+                                sizeof err))
         fail_msg("%s", err);
     assert_true(info.started);
     assert_int_equal(info.n_releases, 4);
@@ -578,8 +579,8 @@ static void test_ledger_from_the_log_and_a_tampered_epsilon_is_named(void **stat
     /* Another key: the log does not verify, so no ledger. */
     uint8_t pk2[32], sk2[64];
     crypto_sign_keypair(pk2, sk2);
-    assert_int_equal(mfl_privacy_ledger_read(path, "hospital-a", pk2, &spent, &info, err,
-                                             sizeof err), -1);
+    assert_int_equal(mfl_privacy_ledger_read(path, "hospital-a", pk2, NULL, NULL, &spent, &info,
+                                             err, sizeof err), -1);
 
     /* The auditor recomputes ε from (q, σ, steps, δ) alone and names the one
      * record whose claim disagrees. */

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "wire/client.h"
@@ -519,6 +520,49 @@ static void test_app_heartbeats_refresh_liveness_silently(void **state)
     mfl_client_destroy(&c);
 }
 
+/* The connection guard's count of what a connection holds inside libzmq
+ * (kernel bytes received minus the wire size of every message the server
+ * took) must come back to the handshake's few hundred bytes once the
+ * server has read everything: any drift per frame would, over a long
+ * run, cut an honest site (the bound is max_message_bytes + 4 MiB). Small
+ * and large frames (the two ZMTP header sizes). */
+static void test_connection_backlog_count_is_exact_for_honest_traffic(void **state)
+{
+    fx_t *fx = *state;
+    mfl_client_t *c = s_connected(fx, fx->alice);
+    char err[512] = "";
+    s_expect_served(fx, c, "alice");
+    const uint64_t n = 300000; /* 1.2 MB frames (over 255 bytes: 9-byte ZMTP header) */
+    float *x = calloc(n, sizeof *x);
+    assert_non_null(x);
+    for (int k = 0; k < 40; k++) {
+        Metafl__Envelope env = METAFL__ENVELOPE__INIT;
+        Metafl__Bye b = METAFL__BYE__INIT;
+        b.reason = "x";
+        env.kind = METAFL__MESSAGE_KIND__BYE;
+        env.body_case = METAFL__ENVELOPE__BODY_BYE;
+        env.bye = &b;
+        mfl_tensor_t t = mfl_tensor_vec("x", x, (uint64_t)(k % 4 == 0 ? n : (uint64_t)k * 7));
+        if (mfl_client_send(c, &env, &t, 1, NULL, NULL, err, sizeof err) != 0)
+            fail_msg("%s", err);
+    }
+    for (int k = 0; k < 40; k++) {
+        mfl_msg_t *m = NULL;
+        assert_int_equal(mfl_server_recv(fx->server, T_WAIT, &m, NULL, err, sizeof err),
+                         MFL_RECV_OK);
+        mfl_msg_destroy(&m);
+    }
+    /* a few guard ticks after the last read */
+    struct timespec ts = {0, 100 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    mfl_server_stats_t st = mfl_server_stats(fx->server);
+    assert_true(st.max_backlog_bytes > 0);      /* it did measure something */
+    assert_true(st.backlog_bytes_now <= 2048);  /* the CURVE handshake, nothing more */
+    assert_int_equal(st.conns_cut, 0);
+    free(x);
+    mfl_client_destroy(&c);
+}
+
 static void test_binding_a_taken_endpoint_fails_with_its_name(void **state)
 {
     fx_t *fx = *state;
@@ -735,6 +779,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_upload_ready_passes_and_a_site_grant_is_refused,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload_admits_a_new_site, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_connection_backlog_count_is_exact_for_honest_traffic,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
