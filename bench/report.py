@@ -699,7 +699,7 @@ def dpsgd_section(d, res):
         "unfused loss_grad + update). Medians; plain and DP runs alternate three times "
         "and keep their best median. Timings on a shared, loaded machine are noisy: "
         "compare the ratios of one run.", "")
-    if not res:
+    if not res or "_error" in res:
         d.p("Not run in this session.", "")
         d.goals.append(("3 DP-SGD step, heart MLP", "≤ 3× plain", "not run", "NOT MET"))
         d.goals.append(("3 DP-SGD step, 1M MLP", "≤ 5× plain", "not run", "NOT MET"))
@@ -725,7 +725,7 @@ def dpsgd_section(d, res):
 def heart_privacy_section(d, res):
     """Quality under record-level DP on the UCI heart hospitals (issue 11 item 9)."""
     d.p("## 4. Quality under privacy (UCI heart, record-level DP-SGD)", "")
-    if not res:
+    if not res or "_error" in res:
         d.p("Not run in this session (`build/bench/bench_heart privacy`).", "")
         return
     st = res["settings"]

@@ -5,7 +5,13 @@
  * both sides would pass while breaking every old checkpoint, audit log and
  * bit-for-bit replay. A mismatch here means a format or stream changed:
  * that needs a new version number and a note in the docs, never a new
- * constant pasted in. On a mismatch the test prints what it got. */
+ * constant pasted in. On a mismatch the test prints what it got.
+ *
+ * Secure aggregation's streams are pinned beside its code, in
+ * test_secagg_crypto.c: the mask expansion against RFC 8439's ChaCha20
+ * keystream, X25519 against RFC 7748, and the derived pair keys, pair
+ * masks, self mask and Shamir shares as literal words (one place per
+ * stream, so a change cannot be "fixed" in one copy only). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
