@@ -1,7 +1,8 @@
 # Sourced by bench/rounds_engine.sh and bench/scale_sites.sh: the YAML both
 # benches give the real daemons (synthetic CSV of 32 features f0..f31 and a
 # two-class label y; FedAvg; generous message limits for 10M-parameter θ).
-# env BENCH_MAX_UPLOADS sets rounds.max_concurrent_uploads (see below).
+# env BENCH_MAX_UPLOADS sets rounds.max_concurrent_uploads, BENCH_UPLOAD_ENCODING
+# rounds.upload_encoding (see below).
 
 # bench_site_yaml OUT ID ENDPOINT KEY_DIR CSV TRAIN_FRACTION AUDIT_LOG
 bench_site_yaml() {
@@ -64,6 +65,11 @@ bench_coord_yaml() {
         # before flow control (which refuse unknown keys) read the file too.
         if [ -n "${BENCH_MAX_UPLOADS:-}" ]; then
             echo "  max_concurrent_uploads: $BENCH_MAX_UPLOADS"
+        fi
+        # BENCH_UPLOAD_ENCODING: fp16 / int8 updates (issue 17); unset =
+        # float32, key left out for builds that do not know it.
+        if [ -n "${BENCH_UPLOAD_ENCODING:-}" ] && [ "$BENCH_UPLOAD_ENCODING" != fp32 ]; then
+            echo "  upload_encoding: $BENCH_UPLOAD_ENCODING"
         fi
         echo "eval:"
         echo "  adapt_steps: 1"

@@ -23,12 +23,27 @@
 #include <string.h>
 
 #include "fed/aggregate.h"
+#include "fed/quant.h"
 #include "fed/server_step.h"
 #include "heart_data.h"
 #include "meta/learner.h"
 #include "nn/blas.h"
 #include "nn/optim.h"
 #include "site/site_worker.h"
+
+/* BENCH_UPLOAD_ENCODING=fp16|int8 asks every site for compressed updates
+ * (RoundTask.update_encoding, fed/quant.h; bench/compression.sh); unset or
+ * fp32: float32, as before. An unknown value stops the bench. */
+static inline uint32_t s_fed_upload_encoding(void)
+{
+    const char *v = getenv("BENCH_UPLOAD_ENCODING");
+    mfl_quant_kind_t k = MFL_QUANT_FP32;
+    if (v && *v && mfl_quant_parse(v, &k) < 0) {
+        fprintf(stderr, "BENCH_UPLOAD_ENCODING=%s: not fp32, fp16 or int8\n", v);
+        exit(2);
+    }
+    return (uint32_t)k;
+}
 
 #define S_FED_ENGINE                                                                           \
     "in-process harness loop: common/site/site_worker (RoundTask -> delta, EvalTask -> "       \
@@ -197,6 +212,7 @@ static inline int s_fed_train(const s_fed_spec_t *sp, mfl_site_worker_t **worker
     for (int r = 1; r <= sp->rounds; r++) {
         task.round = (uint32_t)r;
         s_fed_nonce(task.nonce, seed, (uint32_t)r);
+        task.update_encoding = s_fed_upload_encoding();
         mfl_aggregate_reset(agg);
         for (size_t w = 0; w < n_workers; w++) {
             mfl_site_round_result_t res;

@@ -9,7 +9,9 @@
 #        ROUNDS_P (e.g. "10000 1000000"), ROUNDS_N (e.g. "2 4"), ROUNDS_R (rounds),
 #        ROUNDS_TRAIN_N (sites for the training rows; " " = none), ROUNDS_TMPFS=0
 #        (skip the tmpfs diagnostic), ROUNDS_KEEP_LOGS=DIR (copy the daemons'
-#        logs, audit logs and metrics there), COORD_WRAP (prefix for the coordinator, e.g. strace)
+#        logs, audit logs and metrics there), COORD_WRAP (prefix for the coordinator, e.g. strace),
+#        BENCH_UPLOAD_ENCODING (fp32 default, fp16, int8: the sites' update encoding;
+#        each row says its encoding, the final eval's mean accuracy and the 1-min load)
 #
 # Model: mlp:32-H-2 (softmax CE), P = 35H + 2: H = 286 → 10,012;
 # 28,571 → 999,987 (Flower's 1M model); 285,714 → 9,999,992.
@@ -232,10 +234,28 @@ EOF
             floor_cpu=${fl_cpu:-null}
         fi
     fi
+    # The final evaluation's mean adapted accuracy over the sites (training
+    # rows: the accuracy effect of compressed updates, bench/compression.sh).
+    local acc
+    acc=$(python3 - "$metrics" <<'EOF'
+import json, sys
+a = []
+for line in open(sys.argv[1]):
+    try:
+        m = json.loads(line)
+    except ValueError:
+        continue
+    if m.get("event") == "eval" and m.get("accuracy", -1) >= 0:
+        a.append(m["accuracy"])
+print(f"{sum(a) / len(a):.4f}" if a else "null")
+EOF
+)
+    local load
+    load=$(cut -d' ' -f1 /proc/loadavg)
     echo "rounds_engine: $label P=$p N=$n median ${round_ms} ms open to open (collection ${coll_ms} ms) over $2 rounds (floor $floor ms), coordinator peak RSS ${hwm} kB; CPU ms per round: coordinator $cpu_c, sites $cpu_s, total $cpu_t (floor $floor_cpu)"
     local where=disk
     [ "$RUN_BASE" != "$WORK" ] && where=tmpfs
-    ROWS+=("{\"label\": \"$label\", \"model\": \"$spec\", \"params\": $p, \"sites\": $n, \"training\": $([ "$training" = 1 ] && echo true || echo false), \"run_dir\": \"$where\", \"median_ms\": $round_ms, \"collection_median_ms\": $coll_ms, \"rounds_timed\": $2, \"floor_ms\": $floor, \"coordinator_rss_kb\": $hwm, \"cpu_coord_ms\": $cpu_c, \"cpu_sites_ms\": $cpu_s, \"cpu_total_ms\": $cpu_t, \"floor_cpu_ms\": $floor_cpu}")
+    ROWS+=("{\"label\": \"$label\", \"model\": \"$spec\", \"params\": $p, \"sites\": $n, \"training\": $([ "$training" = 1 ] && echo true || echo false), \"run_dir\": \"$where\", \"median_ms\": $round_ms, \"collection_median_ms\": $coll_ms, \"rounds_timed\": $2, \"floor_ms\": $floor, \"coordinator_rss_kb\": $hwm, \"cpu_coord_ms\": $cpu_c, \"cpu_sites_ms\": $cpu_s, \"cpu_total_ms\": $cpu_t, \"floor_cpu_ms\": $floor_cpu, \"encoding\": \"${BENCH_UPLOAD_ENCODING:-fp32}\", \"eval_accuracy\": $acc, \"loadavg_1m\": $load}")
 }
 
 for p in $PS; do

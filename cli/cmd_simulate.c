@@ -21,6 +21,7 @@
 #include "site/site_worker.h"
 #include "wire/keys.h"
 #include "wire/message.h"
+#include "fed/quant.h"
 #include "wire/task_codec.h"
 
 int mfl_cmd_simulate(int argc, char **argv);
@@ -147,7 +148,13 @@ static int s_verify(const sim_site_t *s, const mfl_site_round_result_t *res,
     for (size_t i = 0; i < nt; i++) {
         const mfl_tensor_info_t *ti = mfl_site_worker_tensor(s->worker, i);
         uint8_t hash[32];
-        mfl_tensor_hash(res->delta + ti->offset, ti->count, hash);
+        if (res->encoding) { /* the bytes the agent would send */
+            mfl_quant_kind_t k = (mfl_quant_kind_t)res->encoding;
+            crypto_generichash(hash, 32, res->encoded + mfl_quant_bytes(k, ti->offset),
+                               mfl_quant_bytes(k, ti->count), NULL, 0);
+        } else {
+            mfl_tensor_hash(res->delta + ti->offset, ti->count, hash);
+        }
         if (h->tensor_hashes[i].len != 32 || memcmp(hash, h->tensor_hashes[i].data, 32) != 0) {
             mfl_warn("site %s: tensor %zu does not match its signed hash", s->cfg.site_id, i);
             return -1;
@@ -303,9 +310,13 @@ static void s_run_round_job(sim_t *sim, const sim_job_t *job)
         for (size_t i = 0; i < nt; i++) {
             const mfl_tensor_info_t *ti = mfl_site_worker_tensor(s->worker, i);
             views[i] = mfl_tensor_info_view(ti, res.delta);
+            /* as the wire hands them over: decoded values, how they came */
+            views[i].encoding = res.encoding;
+            views[i].scale = res.encoding ? res.scales[i] : 0;
         }
         mfl_round_engine_update(sim->engine, s->cfg.site_id, &header, views, nt, res.header,
-                                res.header_len, res.signature, res.signature_len, mfl_round_engine_now(sim->engine));
+                                res.header_len, res.signature, res.signature_len,
+                                mfl_round_engine_now(sim->engine));
     } else {
         sim->oom = true;
     }
@@ -329,7 +340,8 @@ static void s_run_eval_job(sim_t *sim, const sim_job_t *job)
     } else {
         mfl_eval_report_t report;
         mfl_site_worker_fill_report(s->worker, &plain, &res, &report);
-        mfl_round_engine_eval_report(sim->engine, s->cfg.site_id, &report, mfl_round_engine_now(sim->engine));
+        mfl_round_engine_eval_report(sim->engine, s->cfg.site_id, &report,
+                                     mfl_round_engine_now(sim->engine));
     }
     metafl__eval_task__free_unpacked(task, NULL);
 }
@@ -484,9 +496,13 @@ int mfl_cmd_simulate(int argc, char **argv)
         mfl_error("%s", err);
         goto out_free;
     }
-    for (size_t i = 0; i < sim.n_sites; i++)
+    for (size_t i = 0; i < sim.n_sites; i++) {
+        /* what the agent's Hello would offer (upload.encodings) */
+        mfl_round_engine_site_encodings(sim.engine, sim.sites[i].cfg.site_id,
+                                        mfl_site_worker_encodings(sim.sites[i].worker));
         mfl_round_engine_site_hello(sim.engine, sim.sites[i].cfg.site_id,
                                     mfl_site_worker_n_train(sim.sites[i].worker), mfl_round_engine_now(sim.engine));
+    }
     for (;;) {
         /* In simulate every site is always alive. */
         for (size_t i = 0; i < sim.n_sites; i++)

@@ -8,6 +8,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "fed/quant.h"
 #include "wire/keys.h"
 #include "round/upload_gate.h"
 #include "wire/server.h"
@@ -283,6 +284,78 @@ uint64_t mfl_coord_wire_last_seen(const mfl_coord_wire_t *self, const char *site
 
 void mfl_coord_wire_release(mfl_coord_wire_t *self) { mfl_msg_destroy(&self->msg); }
 
+static const char *s_str(const char *s) { return s ? s : ""; }
+
+/* The envelope's body as the event's plain fields (the codec decodes the
+ * update header and eval report into the adapter's own copies). */
+static void s_event_body(mfl_coord_wire_t *self, const Metafl__Envelope *env,
+                         mfl_wire_event_t *ev)
+{
+    char derr[160];
+    ev->kind = (mfl_msg_kind_t)env->kind;
+    switch (env->body_case) {
+    case METAFL__ENVELOPE__BODY_HELLO:
+        ev->hello.software_version = s_str(env->hello->software_version);
+        ev->hello.n_train = env->hello->n_train;
+        ev->hello.schema_hash = env->hello->schema_hash.data;
+        ev->hello.schema_hash_len = env->hello->schema_hash.len;
+        ev->hello.schema_text = (const char *)env->hello->schema_text.data;
+        ev->hello.schema_text_len = env->hello->schema_text.len;
+        ev->hello.n_features = env->hello->n_features;
+        ev->hello.n_classes = env->hello->n_classes;
+        ev->hello.class_counts = env->hello->class_counts;
+        ev->hello.n_class_counts = env->hello->n_class_counts;
+        ev->hello.encodings = 1u << MFL_QUANT_FP32; /* lossy encodings only as offered */
+        for (size_t i = 0; i < env->hello->n_capabilities; i++) {
+            const char *cap = env->hello->capabilities[i];
+            if (cap && strcmp(cap, "compress:fp16") == 0)
+                ev->hello.encodings |= 1u << MFL_QUANT_FP16;
+            else if (cap && strcmp(cap, "compress:int8") == 0)
+                ev->hello.encodings |= 1u << MFL_QUANT_INT8;
+        }
+        break;
+    case METAFL__ENVELOPE__BODY_UPDATE: {
+        const Metafl__UpdateHeader *uh = mfl_msg_update_header(self->msg);
+        if (uh && mfl_update_header_from_msg(uh, &self->header, derr, sizeof derr) == 0)
+            ev->update_header = &self->header;
+        else if (uh)
+            mfl_warn("site %s: update header: %s", mfl_msg_site(self->msg), derr);
+        ev->signed_header = env->update->header.data;
+        ev->signed_header_len = env->update->header.len;
+        ev->signature = env->update->signature.data;
+        ev->signature_len = env->update->signature.len;
+        break;
+    }
+    case METAFL__ENVELOPE__BODY_UPLOAD_READY:
+        ev->upload_ready.round = env->upload_ready->round;
+        ev->upload_ready.nonce = env->upload_ready->nonce.data;
+        ev->upload_ready.nonce_len = env->upload_ready->nonce.len;
+        ev->upload_ready.update_bytes = env->upload_ready->update_bytes;
+        break;
+    case METAFL__ENVELOPE__BODY_EVAL_REPORT:
+        if (mfl_eval_report_from_msg(env->eval_report, &self->report, derr, sizeof derr) == 0)
+            ev->eval_report = &self->report;
+        else
+            mfl_warn("site %s: eval report: %s", mfl_msg_site(self->msg), derr);
+        break;
+    case METAFL__ENVELOPE__BODY_SITE_FAILURE:
+        ev->site_failure.round = env->site_failure->round;
+        ev->site_failure.nonce = env->site_failure->nonce.data;
+        ev->site_failure.nonce_len = env->site_failure->nonce.len;
+        ev->site_failure.evaluation = env->site_failure->evaluation;
+        ev->site_failure.reason = s_str(env->site_failure->reason);
+        break;
+    case METAFL__ENVELOPE__BODY_BYE:
+        ev->text = s_str(env->bye->reason);
+        break;
+    case METAFL__ENVELOPE__BODY_REJECT:
+        ev->text = s_str(env->reject->text);
+        break;
+    default:
+        break;
+    }
+}
+
 int mfl_coord_wire_recv(mfl_coord_wire_t *self, int timeout_ms, mfl_wire_event_t *ev,
                         char *err, size_t errlen)
 {
@@ -320,24 +393,7 @@ int mfl_coord_wire_recv(mfl_coord_wire_t *self, int timeout_ms, mfl_wire_event_t
     for (size_t i = 0; i < n; i++)
         self->views[i] = *mfl_msg_tensor(self->msg, i);
     ev->site = mfl_msg_site(self->msg);
-    ev->env = mfl_msg_envelope(self->msg);
-    const Metafl__UpdateHeader *uh = mfl_msg_update_header(self->msg);
-    char derr[160];
-    if (uh) {
-        if (mfl_update_header_from_msg(uh, &self->header, derr, sizeof derr) == 0)
-            ev->update_header = &self->header;
-        else
-            mfl_warn("site %s: update header: %s", mfl_msg_site(self->msg), derr);
-    }
-    const Metafl__Envelope *env = mfl_msg_envelope(self->msg);
-    const Metafl__EvalReport *er =
-        env->body_case == METAFL__ENVELOPE__BODY_EVAL_REPORT ? env->eval_report : NULL;
-    if (er) {
-        if (mfl_eval_report_from_msg(er, &self->report, derr, sizeof derr) == 0)
-            ev->eval_report = &self->report;
-        else
-            mfl_warn("site %s: eval report: %s", mfl_msg_site(self->msg), derr);
-    }
+    s_event_body(self, mfl_msg_envelope(self->msg), ev);
     ev->tensors = self->views;
     ev->n_tensors = n;
     return 1;

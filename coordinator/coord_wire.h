@@ -15,21 +15,53 @@
 #include <stdint.h>
 
 #include "core/tensor.h"
-#include "metafl.pb-c.h"
 #include "wire/task.h"
 
 typedef struct mfl_coord_wire mfl_coord_wire_t;
 
-/* One received, wire-validated message. Everything is borrowed from the
- * adapter and valid until the next recv or mfl_coord_wire_release(). */
+/* One received, wire-validated message, in plain C. Everything is
+ * borrowed from the adapter and valid until the next recv or
+ * mfl_coord_wire_release(); the fields of other kinds are zero. */
 typedef struct {
     const char *site;                       /* authenticated (ZAP) site id */
-    const Metafl__Envelope *env;
-    /* UPDATE: the verified header, decoded (NULL if it did not decode:
-     * a field over its cap). EVAL_REPORT: the report, decoded (NULL: the
-     * same). NULL for other kinds. */
+    mfl_msg_kind_t kind;
+    struct {                                /* HELLO */
+        const char *software_version;       /* "" if not sent */
+        uint64_t n_train;
+        const uint8_t *schema_hash;
+        size_t schema_hash_len;
+        const char *schema_text;            /* not NUL-terminated: schema_text_len bytes */
+        size_t schema_text_len;
+        uint32_t n_features, n_classes;
+        const uint64_t *class_counts;
+        size_t n_class_counts;
+        /* update encodings the site offers, bit (1 << mfl_quant_kind_t):
+         * float32 always, fp16/int8 from its "compress:*" capabilities */
+        uint32_t encodings;
+    } hello;
+    /* UPDATE: the verified header, decoded (NULL if it did not decode: a
+     * field over its cap), and the bytes the site signed with its
+     * signature, for the audit record. */
     const mfl_update_header_t *update_header;
-    const mfl_eval_report_t *eval_report;
+    const uint8_t *signed_header;
+    size_t signed_header_len;
+    const uint8_t *signature;
+    size_t signature_len;
+    struct {                                /* UPLOAD_READY */
+        uint32_t round;
+        const uint8_t *nonce;
+        size_t nonce_len;
+        uint64_t update_bytes;
+    } upload_ready;
+    const mfl_eval_report_t *eval_report;   /* EVAL_REPORT (NULL: did not decode) */
+    struct {                                /* SITE_FAILURE: the site cannot do its task */
+        uint32_t round;
+        const uint8_t *nonce;
+        size_t nonce_len;
+        bool evaluation;                    /* the failed task was an EvalTask */
+        const char *reason;                 /* "" if none */
+    } site_failure;
+    const char *text;                       /* BYE: the reason; REJECT: the text ("") */
     const mfl_tensor_t *tensors;
     size_t n_tensors;
 } mfl_wire_event_t;

@@ -18,6 +18,8 @@
 #include "round/status.h"
 #include "round/upload_gate.h"
 #include "wire/keys.h"
+#include "fed/quant.h"
+#include "meta/learner.h"
 
 #define STATUS_EVERY_MS 1000
 #define DRAIN_MS 500 /* after the run: let the Bye messages leave */
@@ -146,13 +148,14 @@ static bool s_version_ok(const char *theirs, char *text, size_t len)
 
 /* The consortium's schema (from our config, never from a Hello) decides;
  * true if the site was refused. */
-static bool s_schema_refused(mfl_coordinator_t *self, const char *site, const Metafl__Hello *h)
+static bool s_schema_refused(mfl_coordinator_t *self, const char *site,
+                             const mfl_wire_event_t *ev)
 {
     mfl_schema_hello_t sh = {
-        .hash = h->schema_hash.data, .hash_len = h->schema_hash.len,
-        .text = (const char *)h->schema_text.data, .text_len = h->schema_text.len,
-        .n_features = h->n_features, .n_classes = h->n_classes,
-        .class_counts = h->class_counts, .n_class_counts = h->n_class_counts,
+        .hash = ev->hello.schema_hash, .hash_len = ev->hello.schema_hash_len,
+        .text = ev->hello.schema_text, .text_len = ev->hello.schema_text_len,
+        .n_features = ev->hello.n_features, .n_classes = ev->hello.n_classes,
+        .class_counts = ev->hello.class_counts, .n_class_counts = ev->hello.n_class_counts,
     };
     char text[512], err[256];
     mfl_schema_gate_verdict_t v = mfl_schema_gate_check(self->schema, &sh, text, sizeof text);
@@ -169,30 +172,30 @@ static bool s_schema_refused(mfl_coordinator_t *self, const char *site, const Me
 
 static void s_on_hello(mfl_coordinator_t *self, const mfl_wire_event_t *ev, uint64_t now)
 {
-    const Metafl__Hello *h = ev->env->hello;
     char err[256], vtext[256];
-    if (!s_version_ok(h->software_version, vtext, sizeof vtext)) {
+    if (!s_version_ok(ev->hello.software_version, vtext, sizeof vtext)) {
         mfl_warn("refused Hello from site %s: %s", ev->site, vtext);
         mfl_coord_wire_send_reject(self->wire, ev->site, MFL_REJECT_VERSION, 0,
                                    vtext, err, sizeof err);
         return;
     }
-    if (s_schema_refused(self, ev->site, h))
+    if (s_schema_refused(self, ev->site, ev))
         return;
     mfl_info("site %s says hello (software %s, %llu training rows)", ev->site,
-             h->software_version ? h->software_version : "?", (unsigned long long)h->n_train);
+             ev->hello.software_version[0] ? ev->hello.software_version : "?",
+             (unsigned long long)ev->hello.n_train);
     if (mfl_coord_wire_send_welcome(self->wire, ev->site, mfl_round_engine_round(self->engine),
                                     self->config.heartbeat_ms, self->run_id, err,
                                     sizeof err) < 0)
         mfl_warn("site %s: welcome not sent: %s", ev->site, err);
-    mfl_round_engine_site_hello(self->engine, ev->site, h->n_train, now);
+    mfl_round_engine_site_encodings(self->engine, ev->site, ev->hello.encodings);
+    mfl_round_engine_site_hello(self->engine, ev->site, ev->hello.n_train, now);
     self->status_dirty = true;
 }
 
 static void s_on_event(mfl_coordinator_t *self, const mfl_wire_event_t *ev, uint64_t now)
 {
-    const Metafl__Envelope *env = ev->env;
-    if (env->kind == METAFL__MESSAGE_KIND__HELLO) {
+    if (ev->kind == MFL_MSG_HELLO) {
         s_on_hello(self, ev, now);
         return;
     }
@@ -200,12 +203,10 @@ static void s_on_event(mfl_coordinator_t *self, const mfl_wire_event_t *ev, uint
      * Bye or a stray update must not make it a member). */
     if (!mfl_round_engine_knows(self->engine, ev->site)) {
         char err[256];
-        if (env->kind == METAFL__MESSAGE_KIND__UPDATE ||
-            env->kind == METAFL__MESSAGE_KIND__UPLOAD_READY ||
-            env->kind == METAFL__MESSAGE_KIND__SITE_FAILURE ||
-            env->kind == METAFL__MESSAGE_KIND__EVAL_REPORT) {
+        if (ev->kind == MFL_MSG_UPDATE || ev->kind == MFL_MSG_UPLOAD_READY ||
+            ev->kind == MFL_MSG_SITE_FAILURE || ev->kind == MFL_MSG_EVAL_REPORT) {
             mfl_warn("site %s: %s before an accepted Hello; rejected", ev->site,
-                     env->kind == METAFL__MESSAGE_KIND__UPDATE ? "update" : "eval report");
+                     ev->kind == MFL_MSG_UPDATE ? "update" : "eval report");
             mfl_coord_wire_send_reject(self->wire, ev->site,
                                        MFL_REJECT_BAD_MESSAGE, 0,
                                        "send Hello first", err, sizeof err);
@@ -214,44 +215,38 @@ static void s_on_event(mfl_coordinator_t *self, const mfl_wire_event_t *ev, uint
         }
         return;
     }
-    switch (env->kind) {
-    case METAFL__MESSAGE_KIND__UPDATE: {
-        const Metafl__Update *u = env->update;
+    switch (ev->kind) {
+    case MFL_MSG_UPDATE:
         mfl_round_engine_update(self->engine, ev->site, ev->update_header, ev->tensors,
-                                ev->n_tensors, u->header.data, u->header.len,
-                                u->signature.data, u->signature.len, now);
+                                ev->n_tensors, ev->signed_header, ev->signed_header_len,
+                                ev->signature, ev->signature_len, now);
         break;
-    }
-    case METAFL__MESSAGE_KIND__UPLOAD_READY: {
-        const Metafl__UploadReady *r = env->upload_ready;
-        mfl_round_engine_upload_ready(self->engine, ev->site, r->round, r->nonce.data,
-                                      r->nonce.len, r->update_bytes, now);
+    case MFL_MSG_UPLOAD_READY:
+        mfl_round_engine_upload_ready(self->engine, ev->site, ev->upload_ready.round,
+                                      ev->upload_ready.nonce, ev->upload_ready.nonce_len,
+                                      ev->upload_ready.update_bytes, now);
         break;
-    }
-    case METAFL__MESSAGE_KIND__SITE_FAILURE: {
-        const Metafl__SiteFailure *f = env->site_failure;
+    case MFL_MSG_SITE_FAILURE:
         mfl_round_engine_site_seen(self->engine, ev->site, now);
         mfl_round_engine_site_withdraw(self->engine, ev->site, MFL_ENGINE_SITE_FAILED,
-                                       f->evaluation, f->round, f->nonce.data, f->nonce.len,
-                                       f->reason ? f->reason : "", now);
+                                       ev->site_failure.evaluation, ev->site_failure.round,
+                                       ev->site_failure.nonce, ev->site_failure.nonce_len,
+                                       ev->site_failure.reason, now);
         self->status_dirty = true;
         break;
-    }
-    case METAFL__MESSAGE_KIND__EVAL_REPORT:
+    case MFL_MSG_EVAL_REPORT:
         mfl_round_engine_eval_report(self->engine, ev->site, ev->eval_report, now);
         break;
-    case METAFL__MESSAGE_KIND__BYE:
-        mfl_info("site %s says bye: %s", ev->site,
-                 env->bye && env->bye->reason ? env->bye->reason : "");
+    case MFL_MSG_BYE:
+        mfl_info("site %s says bye: %s", ev->site, ev->text ? ev->text : "");
         /* Seen first, so the wire's last-seen time of this very message
          * does not bring the site back in s_sync_liveness. */
         mfl_round_engine_site_seen(self->engine, ev->site, now);
         mfl_round_engine_site_gone(self->engine, ev->site);
         self->status_dirty = true;
         break;
-    case METAFL__MESSAGE_KIND__REJECT:
-        mfl_warn("site %s rejected our message: %s", ev->site,
-                 env->reject && env->reject->text ? env->reject->text : "");
+    case MFL_MSG_REJECT:
+        mfl_warn("site %s rejected our message: %s", ev->site, ev->text ? ev->text : "");
         mfl_round_engine_site_seen(self->engine, ev->site, now);
         break;
     default:
@@ -474,9 +469,23 @@ mfl_coordinator_t *mfl_coordinator_new(const mfl_coord_config_t *config, char *e
                  "run the daemon", config->file);
         goto out_fail;
     }
-    self->wire = mfl_coord_wire_new(config->listen, config->key_file, config->allow_dir,
-                                    config->max_message_bytes, config->heartbeat_ms, err,
-                                    errlen);
+    /* The message limit follows the model unless the file sets it: the
+     * learner's state size, from a throw-away learner (its buffers are
+     * allocated lazily, so this costs no 4·P of memory). */
+    size_t n_state = 0;
+    {
+        char sub[256];
+        mfl_learner_t *l = mfl_learner_new(&config->learner, 1, sub, sizeof sub);
+        if (l)
+            n_state = mfl_learner_n_state(l);
+        mfl_learner_destroy(&l);
+    }
+    size_t mmb = mfl_coord_config_message_bytes(config, n_state);
+    if (mmb != config->max_message_bytes)
+        mfl_info("limits.max_message_bytes: %zu bytes for a model of %zu parameters", mmb,
+                 n_state);
+    self->wire = mfl_coord_wire_new(config->listen, config->key_file, config->allow_dir, mmb,
+                                    config->heartbeat_ms, err, errlen);
     if (!self->wire)
         goto out_fail;
     mfl_engine_sink_t sink = {self, s_sink_task, s_sink_eval, s_sink_reject, s_sink_closed,

@@ -18,6 +18,7 @@
 #include "site/site_worker.h"
 #include "wire/client.h"
 #include "wire/keys.h"
+#include "fed/quant.h"
 #include "wire/task_codec.h"
 
 struct mfl_site_agent {
@@ -219,7 +220,9 @@ uint64_t mfl_site_agent_hellos_sent(const mfl_site_agent_t *self)
 static const char *const s_capabilities[] = {
     "algo:fedavg",   "algo:reptile",  "algo:fomaml", "algo:maml",     "algo:meta_sgd",
     "algo:protonet", "algo:matching", "algo:relation", "dp:gaussian", "eval:local_only",
+    "compress:fp16", "compress:int8",
 };
+#define S_N_CAPS (sizeof(s_capabilities) / sizeof(s_capabilities[0]))
 
 /* Training rows per class travel in the Hello up to this many classes. */
 #define S_MAX_CLASS_COUNTS 4096
@@ -243,8 +246,19 @@ static int s_send_hello(mfl_site_agent_t *self, char *err, size_t errlen)
     uint64_t counts[S_MAX_CLASS_COUNTS];
     hello.n_class_counts = mfl_site_worker_class_counts(self->worker, counts, S_MAX_CLASS_COUNTS);
     hello.class_counts = counts;
-    hello.n_capabilities = sizeof(s_capabilities) / sizeof(s_capabilities[0]);
-    hello.capabilities = (char **)s_capabilities;
+    /* the fixed ones, then the update encodings upload.encodings offers */
+    const char *caps[S_N_CAPS];
+    size_t nc = 0;
+    uint32_t enc = mfl_site_worker_encodings(self->worker);
+    for (size_t i = 0; i < S_N_CAPS; i++) {
+        if (strcmp(s_capabilities[i], "compress:fp16") == 0 && !(enc & (1u << MFL_QUANT_FP16)))
+            continue;
+        if (strcmp(s_capabilities[i], "compress:int8") == 0 && !(enc & (1u << MFL_QUANT_INT8)))
+            continue;
+        caps[nc++] = s_capabilities[i];
+    }
+    hello.n_capabilities = nc;
+    hello.capabilities = (char **)caps;
     Metafl__Envelope env = METAFL__ENVELOPE__INIT;
     env.protocol_version = MFL_WIRE_PROTOCOL_VERSION;
     env.kind = METAFL__MESSAGE_KIND__HELLO;
@@ -390,7 +404,9 @@ static void s_send_ready(mfl_site_agent_t *self)
     ur.round = self->pending.round;
     ur.nonce.data = self->pending.nonce;
     ur.nonce.len = self->pending.nonce_len;
-    ur.update_bytes = (uint64_t)self->pending.r.n_delta * sizeof(float);
+    const mfl_site_round_result_t *r = &self->pending.r;
+    ur.update_bytes = r->encoding ? mfl_quant_bytes((mfl_quant_kind_t)r->encoding, r->n_delta)
+                                  : (uint64_t)r->n_delta * sizeof(float);
     Metafl__Envelope env = METAFL__ENVELOPE__INIT;
     env.protocol_version = MFL_WIRE_PROTOCOL_VERSION;
     env.kind = METAFL__MESSAGE_KIND__UPLOAD_READY;
@@ -519,7 +535,12 @@ static mfl_agent_status_t s_round(mfl_site_agent_t *self, const mfl_msg_t *msg, 
                     pthread_create(&audit_thread, NULL, s_audit_main, &job) == 0;
     if (!auditing)
         s_audit_main(&job);
-    const float *zc = s_send_copy(self, r.delta, r.n_delta); /* job.rc: after the join */
+    /* what travels: Δ's floats, or its encoded bytes (a whole number of
+     * floats' room: the worker's buffer has the slack) */
+    size_t wire_bytes = r.encoding ? mfl_quant_bytes((mfl_quant_kind_t)r.encoding, r.n_delta)
+                                   : r.n_delta * sizeof(float);
+    const float *src = r.encoding ? (const float *)(const void *)r.encoded : r.delta;
+    const float *zc = s_send_copy(self, src, (wire_bytes + 3) / 4); /* job.rc: after the join */
     if (auditing)
         pthread_join(audit_thread, NULL);
     if (job.rc) {
@@ -536,7 +557,7 @@ static mfl_agent_status_t s_round(mfl_site_agent_t *self, const mfl_msg_t *msg, 
                                   : sizeof self->pending.nonce;
     memcpy(self->pending.nonce, task->nonce.data, self->pending.nonce_len);
     self->pending.r = r;
-    self->pending.delta = zc ? zc : r.delta;
+    self->pending.delta = zc ? zc : src;
     self->pending.zero_copy = zc != NULL;
     if (zc)
         atomic_store(&self->send_busy, 1); /* ours until ZeroMQ releases the send */
@@ -545,7 +566,7 @@ static mfl_agent_status_t s_round(mfl_site_agent_t *self, const mfl_msg_t *msg, 
     self->pending.t0_ms = t0;
     /* A small update goes at once (MFL_WIRE_UNGRANTED_UPDATE_BYTES says
      * why); a bigger one waits for the coordinator's grant. */
-    if ((uint64_t)r.n_delta * sizeof(float) <= MFL_WIRE_UNGRANTED_UPDATE_BYTES)
+    if ((uint64_t)wire_bytes <= MFL_WIRE_UNGRANTED_UPDATE_BYTES)
         return s_upload(self, NULL);
     s_send_ready(self);
     return MFL_AGENT_CONTINUE;
@@ -578,7 +599,15 @@ static mfl_agent_status_t s_upload(mfl_site_agent_t *self, const Metafl__UploadG
         for (size_t d = 0; d < ti->ndim; d++)
             tensors[i].shape[d] = ti->shape[d];
         tensors[i].count = ti->count;
-        tensors[i].data = self->pending.delta + ti->offset;
+        if (r->encoding) { /* the encoded bytes, at their byte offset */
+            mfl_quant_kind_t k = (mfl_quant_kind_t)r->encoding;
+            tensors[i].data = (const float *)(const void *)((const uint8_t *)self->pending.delta +
+                                                            mfl_quant_bytes(k, ti->offset));
+            tensors[i].encoding = r->encoding;
+            tensors[i].scale = r->scales[i];
+        } else {
+            tensors[i].data = self->pending.delta + ti->offset;
+        }
         /* The hashes the worker signed: hashing Δ again in the send cost
          * one more 4 MB BLAKE2b per round for 1M parameters. */
         tensors[i].blake2b = r->tensor_hashes ? r->tensor_hashes + MFL_SITE_HASH_BYTES * i : NULL;
@@ -609,9 +638,11 @@ static mfl_agent_status_t s_upload(mfl_site_agent_t *self, const Metafl__UploadG
     }
     self->updates_sent++;
     mfl_info("site %s: round %u: %s on %zu rows, loss %.4f -> %.4f, |Δ| %.4g, %llu ms, "
-             "update sent", self->cfg->site_id, self->pending.round, self->pending.algo,
+             "update sent%s%s", self->cfg->site_id, self->pending.round, self->pending.algo,
              (size_t)r->metrics.n_samples, r->metrics.loss_before, r->metrics.loss_after,
-             r->delta_norm, (unsigned long long)(mfl_clock_mono_ms() - self->pending.t0_ms));
+             r->delta_norm, (unsigned long long)(mfl_clock_mono_ms() - self->pending.t0_ms),
+             r->encoding ? " as " : "",
+             r->encoding ? mfl_quant_name((mfl_quant_kind_t)r->encoding) : "");
     if (self->opts.max_rounds && self->updates_sent >= self->opts.max_rounds)
         return MFL_AGENT_DONE;
     return MFL_AGENT_CONTINUE;

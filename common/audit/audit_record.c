@@ -177,12 +177,12 @@ static int s_time_format(uint64_t ms, char out[64])
     return 0;
 }
 
-long mfl_audit_format(const mfl_audit_record_t *r, int with_tail, char *buf, size_t cap,
-                      size_t *body_len, char *err, size_t errlen)
+/* The record's fields against what the line can say: known kind, names,
+ * printable reason, finite numbers, lengths, integers a JSON double holds,
+ * a time that formats (into when[64]). 0 or -1 with err. */
+static int s_format_check(const mfl_audit_record_t *r, char when[64], char *err, size_t errlen)
 {
-    const char *kind = mfl_audit_kind_name(r->kind);
-    char when[64];
-    if (!kind) {
+    if (!mfl_audit_kind_name(r->kind)) {
         mfl_errf(err, errlen, "kind %d unknown", (int)r->kind);
         return -1;
     }
@@ -220,6 +220,37 @@ long mfl_audit_format(const mfl_audit_record_t *r, int with_tail, char *buf, siz
         mfl_errf(err, errlen, "time out of range");
         return -1;
     }
+    return 0;
+}
+
+/* The value of "privacy": null, or {"clip":..,"sigma":..,"q":..,"steps":..,
+ * "epsilon":..,"delta":..} in that order. */
+static void s_put_privacy(s_out_t *o, const mfl_audit_record_t *r)
+{
+    if (r->has_privacy) {
+        s_puts(o, "{\"clip\":");
+        s_put_double(o, r->privacy.clip);
+        s_puts(o, ",\"sigma\":");
+        s_put_double(o, r->privacy.sigma);
+        s_puts(o, ",\"q\":");
+        s_put_double(o, r->privacy.q);
+        s_putf(o, ",\"steps\":%" PRIu64 ",\"epsilon\":", r->privacy.steps);
+        s_put_double(o, r->privacy.epsilon);
+        s_puts(o, ",\"delta\":");
+        s_put_double(o, r->privacy.delta);
+        s_puts(o, "}");
+    } else {
+        s_puts(o, "null");
+    }
+}
+
+long mfl_audit_format(const mfl_audit_record_t *r, int with_tail, char *buf, size_t cap,
+                      size_t *body_len, char *err, size_t errlen)
+{
+    char when[64];
+    if (s_format_check(r, when, err, errlen) != 0)
+        return -1;
+    const char *kind = mfl_audit_kind_name(r->kind);
     s_out_t o = {buf, cap, 0, cap == 0};
     if (cap)
         buf[0] = '\0';
@@ -242,21 +273,7 @@ long mfl_audit_format(const mfl_audit_record_t *r, int with_tail, char *buf, siz
     s_puts(&o, "\",\"norm\":");
     s_put_double(&o, r->norm);
     s_putf(&o, ",\"n\":%" PRIu64 ",\"privacy\":", r->n);
-    if (r->has_privacy) {
-        s_puts(&o, "{\"clip\":");
-        s_put_double(&o, r->privacy.clip);
-        s_puts(&o, ",\"sigma\":");
-        s_put_double(&o, r->privacy.sigma);
-        s_puts(&o, ",\"q\":");
-        s_put_double(&o, r->privacy.q);
-        s_putf(&o, ",\"steps\":%" PRIu64 ",\"epsilon\":", r->privacy.steps);
-        s_put_double(&o, r->privacy.epsilon);
-        s_puts(&o, ",\"delta\":");
-        s_put_double(&o, r->privacy.delta);
-        s_puts(&o, "}");
-    } else {
-        s_puts(&o, "null");
-    }
+    s_put_privacy(&o, r);
     s_puts(&o, ",\"update_sig\":\"");
     if (r->has_update_sig)
         s_puthex(&o, r->update_sig, 64);

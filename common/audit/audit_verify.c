@@ -187,6 +187,85 @@ out:
     return rc;
 }
 
+/* One line's record: form, sequence number `expect`, canonical bytes,
+ * chain from `head`, own hash, the writer's signature and, for a record
+ * holding a site's signed update (not a rejected one), the site's. 0, or
+ * -1 with why. Counts checked site signatures in *n_site_sigs. */
+static int s_check_line(s_keys_t *keys, const char *buf, size_t len, mfl_audit_record_t *rec,
+                        char *canon, const uint8_t head[32], uint64_t expect,
+                        size_t *n_site_sigs, char *why, size_t wl)
+{
+    char perr[200];
+    if (mfl_audit_record_parse(buf, len, rec, perr, sizeof perr) != 0) {
+        mfl_errf(why, wl, "malformed: %s", perr);
+        return -1;
+    }
+    if (rec->seq != expect) {
+        mfl_errf(why, wl,
+                 "sequence number is %" PRIu64 " (records deleted, duplicated or reordered)",
+                 rec->seq);
+        return -1;
+    }
+    size_t body;
+    long n = mfl_audit_format(rec, 1, canon, MFL_AUDIT_LINE_MAX + 2, &body, perr, sizeof perr);
+    if (n < 0 || (size_t)n != len || memcmp(canon, buf, len) != 0) {
+        mfl_errf(why, wl, "not in canonical form (edited?)");
+        return -1;
+    }
+    if (sodium_memcmp(rec->prev, head, 32) != 0) {
+        if (expect == 1)
+            mfl_errf(why, wl, "hash chain broken (first record's prev_hash is not "
+                              "zero: records before it removed?)");
+        else
+            mfl_errf(why, wl,
+                     "hash chain broken (prev_hash does not match record %" PRIu64 ")",
+                     expect - 1);
+        return -1;
+    }
+    uint8_t h[32];
+    mfl_audit_hash_body(buf, body, h);
+    if (sodium_memcmp(h, rec->hash, 32) != 0) {
+        mfl_errf(why, wl, "record hash does not match its contents (altered)");
+        return -1;
+    }
+    uint8_t pk[32], msg[64];
+    size_t msg_len;
+    if (s_key(keys, rec->writer, pk, perr, sizeof perr) != 0) {
+        mfl_errf(why, wl, "cannot check writer signature: %s", perr);
+        return -1;
+    }
+    mfl_audit_sig_message(rec->hash, msg, &msg_len);
+    if (crypto_sign_verify_detached(rec->sig, msg, msg_len, pk) != 0) {
+        mfl_errf(why, wl, "writer signature invalid (key '%s')", rec->writer);
+        return -1;
+    }
+    /* A rejected update may be rejected *because* its signature or
+     * header is bad: keeping it as evidence must not fail the log. */
+    if (rec->has_update_sig && rec->signed_header_len > 0 &&
+        rec->kind != MFL_AUDIT_UPDATE_REJECTED) {
+        if (s_check_site(keys, rec, why, wl) != 0)
+            return -1;
+        (*n_site_sigs)++;
+    }
+    if (rec->kind == MFL_AUDIT_PEER_HEAD) {
+        uint8_t ppk[32];
+        if (!rec->has_update_sig || !rec->has_delta_hash || !rec->site[0]) {
+            mfl_errf(why, wl, "peer_head without the peer's name, head or signature");
+            return -1;
+        }
+        if (s_key(keys, rec->site, ppk, perr, sizeof perr) != 0) {
+            mfl_errf(why, wl, "cannot check the peer's head signature: %s", perr);
+            return -1;
+        }
+        if (mfl_audit_head_verify(ppk, rec->n, rec->delta_hash, rec->update_sig) != 0) {
+            mfl_errf(why, wl, "peer head signature invalid (key '%s')", rec->site);
+            return -1;
+        }
+        (*n_site_sigs)++;
+    }
+    return 0;
+}
+
 int mfl_audit_verify_with(const char *path, mfl_audit_key_fn *key_fn, void *keys_arg,
                           mfl_audit_report_t *report)
 {
@@ -230,75 +309,9 @@ int mfl_audit_verify_with(const char *path, mfl_audit_key_fn *key_fn, void *keys
                      "mid-write, or the file was cut)", len);
             goto bad;
         }
-        char perr[200];
-        if (mfl_audit_record_parse(buf, len, rec, perr, sizeof perr) != 0) {
-            mfl_errf(why, sizeof why, "malformed: %s", perr);
+        if (s_check_line(keys, buf, len, rec, canon, head, expect, &report->n_site_sigs, why,
+                         sizeof why) != 0)
             goto bad;
-        }
-        if (rec->seq != expect) {
-            mfl_errf(why, sizeof why,
-                     "sequence number is %" PRIu64 " (records deleted, duplicated or reordered)",
-                     rec->seq);
-            goto bad;
-        }
-        size_t body;
-        long n = mfl_audit_format(rec, 1, canon, MFL_AUDIT_LINE_MAX + 2, &body, perr,
-                                  sizeof perr);
-        if (n < 0 || (size_t)n != len || memcmp(canon, buf, len) != 0) {
-            mfl_errf(why, sizeof why, "not in canonical form (edited?)");
-            goto bad;
-        }
-        if (sodium_memcmp(rec->prev, head, 32) != 0) {
-            if (expect == 1)
-                mfl_errf(why, sizeof why, "hash chain broken (first record's prev_hash is not "
-                                          "zero: records before it removed?)");
-            else
-                mfl_errf(why, sizeof why,
-                         "hash chain broken (prev_hash does not match record %" PRIu64 ")",
-                         expect - 1);
-            goto bad;
-        }
-        uint8_t h[32];
-        mfl_audit_hash_body(buf, body, h);
-        if (sodium_memcmp(h, rec->hash, 32) != 0) {
-            mfl_errf(why, sizeof why, "record hash does not match its contents (altered)");
-            goto bad;
-        }
-        uint8_t pk[32], msg[64];
-        size_t msg_len;
-        if (s_key(keys, rec->writer, pk, perr, sizeof perr) != 0) {
-            mfl_errf(why, sizeof why, "cannot check writer signature: %s", perr);
-            goto bad;
-        }
-        mfl_audit_sig_message(rec->hash, msg, &msg_len);
-        if (crypto_sign_verify_detached(rec->sig, msg, msg_len, pk) != 0) {
-            mfl_errf(why, sizeof why, "writer signature invalid (key '%s')", rec->writer);
-            goto bad;
-        }
-        /* A rejected update may be rejected *because* its signature or
-         * header is bad: keeping it as evidence must not fail the log. */
-        if (rec->has_update_sig && rec->signed_header_len > 0 &&
-            rec->kind != MFL_AUDIT_UPDATE_REJECTED) {
-            if (s_check_site(keys, rec, why, sizeof why) != 0)
-                goto bad;
-            report->n_site_sigs++;
-        }
-        if (rec->kind == MFL_AUDIT_PEER_HEAD) {
-            uint8_t ppk[32];
-            if (!rec->has_update_sig || !rec->has_delta_hash || !rec->site[0]) {
-                mfl_errf(why, sizeof why, "peer_head without the peer's name, head or signature");
-                goto bad;
-            }
-            if (s_key(keys, rec->site, ppk, perr, sizeof perr) != 0) {
-                mfl_errf(why, sizeof why, "cannot check the peer's head signature: %s", perr);
-                goto bad;
-            }
-            if (mfl_audit_head_verify(ppk, rec->n, rec->delta_hash, rec->update_sig) != 0) {
-                mfl_errf(why, sizeof why, "peer head signature invalid (key '%s')", rec->site);
-                goto bad;
-            }
-            report->n_site_sigs++;
-        }
         memcpy(head, rec->hash, 32);
         expect++;
         report->n_records++;

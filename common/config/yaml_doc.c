@@ -103,16 +103,169 @@ typedef struct {
     size_t pending_line;
 } s_frame_t;
 
-/* Builds the tree; returns root or NULL with err filled. */
+/* The builder's state: the open collections (stack[0 .. depth)), the
+ * root, the node and document counts. */
+typedef struct {
+    s_frame_t stack[MFL_YAML_MAX_DEPTH + 1];
+    int depth;
+    s_node_t *root;
+    size_t nodes;
+    int documents;
+    const char *name;
+} s_builder_t;
+
+/* Events that open no node: stream and document marks, collection ends,
+ * and the refused ones (a second document, aliases). 1 if `ev` was one of
+ * them and is handled, 0 if it opens a node, -1 with err. */
+static int s_structural(s_builder_t *b, const yaml_event_t *ev, size_t line, char *err,
+                        size_t errlen)
+{
+    yaml_event_type_t t = ev->type;
+    if (t == YAML_DOCUMENT_START_EVENT) {
+        if (++b->documents > 1)
+            return mfl_errf(err, errlen, "%s:%zu: only one YAML document per file", b->name,
+                            line), -1;
+        return 1;
+    }
+    if (t == YAML_STREAM_START_EVENT || t == YAML_DOCUMENT_END_EVENT)
+        return 1;
+    if (t == YAML_ALIAS_EVENT)
+        return mfl_errf(err, errlen, "%s:%zu: YAML aliases (*name) are not supported in configs",
+                        b->name, line), -1;
+    if (t == YAML_MAPPING_END_EVENT || t == YAML_SEQUENCE_END_EVENT) {
+        if (b->depth == 0)
+            return mfl_errf(err, errlen, "%s:%zu: unbalanced collection end", b->name, line), -1;
+        b->depth--;
+        free(b->stack[b->depth].pending_key);
+        b->stack[b->depth].pending_key = NULL;
+        return 1;
+    }
+    return 0;
+}
+
+/* A scalar event that is a key of the open mapping `top`: checked (scalar,
+ * no NUL, not a duplicate) and kept until its value arrives. 0 or -1. */
+static int s_take_key(const s_builder_t *b, s_frame_t *top, const yaml_event_t *ev, size_t line,
+                      char *err, size_t errlen)
+{
+    if (ev->type != YAML_SCALAR_EVENT)
+        return mfl_errf(err, errlen, "%s:%zu: mapping keys must be scalars", b->name, line), -1;
+    const char *k = (const char *)ev->data.scalar.value;
+    if (strlen(k) != ev->data.scalar.length)
+        return mfl_errf(err, errlen, "%s:%zu: NUL byte in key", b->name, line), -1;
+    if (mfl_strindex_find(&top->node->index, top->node->keys, top->node->count, k,
+                          ev->data.scalar.length) != SIZE_MAX)
+        return mfl_errf(err, errlen, "%s:%zu: duplicate key '%s'", b->name, line, k), -1;
+    top->pending_line = line;
+    top->pending_key = strdup(k);
+    if (!top->pending_key)
+        return mfl_errf(err, errlen, "%s: out of memory", b->name), -1;
+    return 0;
+}
+
+/* A new node for a scalar, mapping-start or sequence-start event (the
+ * node cap counted), or NULL with err. */
+static s_node_t *s_new_node(s_builder_t *b, const yaml_event_t *ev, size_t line, char *err,
+                            size_t errlen)
+{
+    if (++b->nodes > MFL_YAML_MAX_NODES) {
+        mfl_errf(err, errlen, "%s:%zu: more than %u nodes", b->name, line,
+                 (unsigned)MFL_YAML_MAX_NODES);
+        return NULL;
+    }
+    s_node_t *node = calloc(1, sizeof *node);
+    if (!node)
+        goto out_oom;
+    node->line = line;
+    if (ev->type != YAML_SCALAR_EVENT) {
+        node->kind = ev->type == YAML_MAPPING_START_EVENT ? MFL_YAML_MAPPING : MFL_YAML_SEQUENCE;
+        return node;
+    }
+    /* "\0" in a quoted value would silently cut it short as a C string
+     * (a path "a\0b" read as "a"): refuse, as for keys. */
+    if (strlen((const char *)ev->data.scalar.value) != ev->data.scalar.length) {
+        free(node);
+        mfl_errf(err, errlen, "%s:%zu: NUL byte in value", b->name, line);
+        return NULL;
+    }
+    node->kind = s_is_null(ev) ? MFL_YAML_NULL : MFL_YAML_SCALAR;
+    node->value = strdup((const char *)ev->data.scalar.value);
+    if (!node->value) {
+        free(node);
+        goto out_oom;
+    }
+    return node;
+out_oom:
+    mfl_errf(err, errlen, "%s: out of memory", b->name);
+    return NULL;
+}
+
+/* Hangs `node` (taken: freed on failure unless already in the tree) under
+ * the open collection, or makes it the root; a collection is then opened.
+ * 0 or -1 with err. */
+static int s_place(s_builder_t *b, s_node_t *node, size_t line, char *err, size_t errlen)
+{
+    s_frame_t *top = b->depth > 0 ? &b->stack[b->depth - 1] : NULL;
+    if (!top) {
+        if (b->root) {
+            s_node_free(node);
+            return mfl_errf(err, errlen, "%s:%zu: more than one top-level value", b->name,
+                            line), -1;
+        }
+        b->root = node;
+    } else {
+        char *key = top->pending_key;
+        /* A value is reported at its key's line ("data:" rather than
+         * the first line inside a block mapping). */
+        if (top->node->kind == MFL_YAML_MAPPING)
+            node->line = top->pending_line;
+        if (s_node_push(top->node, node, key, top->pending_line) < 0) {
+            s_node_free(node);
+            return mfl_errf(err, errlen, "%s: out of memory", b->name), -1;
+        }
+        top->pending_key = NULL;
+    }
+    if (node->kind == MFL_YAML_MAPPING || node->kind == MFL_YAML_SEQUENCE) {
+        if (b->depth >= MFL_YAML_MAX_DEPTH)
+            return mfl_errf(err, errlen, "%s:%zu: nesting deeper than %d", b->name, line,
+                            MFL_YAML_MAX_DEPTH), -1;
+        b->stack[b->depth].node = node;
+        b->stack[b->depth].pending_key = NULL;
+        b->stack[b->depth].pending_line = 0;
+        b->depth++;
+    }
+    return 0;
+}
+
+/* One event that is not structural: anchors refused, then a key of the
+ * open mapping, or a value (scalar or collection) placed in the tree. */
+static int s_on_node_event(s_builder_t *b, const yaml_event_t *ev, size_t line, char *err,
+                           size_t errlen)
+{
+    yaml_event_type_t t = ev->type;
+    const yaml_char_t *anchor = t == YAML_SCALAR_EVENT           ? ev->data.scalar.anchor
+                                : t == YAML_MAPPING_START_EVENT ? ev->data.mapping_start.anchor
+                                                                 : ev->data.sequence_start.anchor;
+    if (anchor)
+        return mfl_errf(err, errlen, "%s:%zu: YAML anchors (&%s) are not supported in configs",
+                        b->name, line, (const char *)anchor), -1;
+    s_frame_t *top = b->depth > 0 ? &b->stack[b->depth - 1] : NULL;
+    if (top && top->node->kind == MFL_YAML_MAPPING && !top->pending_key)
+        return s_take_key(b, top, ev, line, err, errlen);
+    s_node_t *node = s_new_node(b, ev, line, err, errlen);
+    if (!node)
+        return -1;
+    return s_place(b, node, line, err, errlen);
+}
+
+/* Builds the tree from the parser's events; returns root or NULL with err
+ * filled. */
 static s_node_t *s_build(yaml_parser_t *parser, const char *name, char *err, size_t errlen)
 {
-    s_frame_t stack[MFL_YAML_MAX_DEPTH + 1];
-    int depth = 0;
-    s_node_t *root = NULL;
-    size_t nodes = 0;
-    int documents = 0;
+    s_builder_t b;
+    memset(&b, 0, sizeof b);
+    b.name = name;
     yaml_event_t ev;
-
     for (;;) {
         if (!yaml_parser_parse(parser, &ev)) {
             /* FILE:LINE:COLUMN, as compilers say it: a YAML syntax error
@@ -124,154 +277,37 @@ static s_node_t *s_build(yaml_parser_t *parser, const char *name, char *err, siz
             goto out_fail;
         }
         size_t line = ev.start_mark.line + 1;
-        yaml_event_type_t t = ev.type;
-        if (t == YAML_STREAM_END_EVENT) {
+        if (ev.type == YAML_STREAM_END_EVENT) {
             yaml_event_delete(&ev);
             break;
         }
-        if (t == YAML_DOCUMENT_START_EVENT) {
-            if (++documents > 1) {
-                mfl_errf(err, errlen, "%s:%zu: only one YAML document per file", name, line);
-                goto out_fail_ev;
-            }
-            yaml_event_delete(&ev);
-            continue;
-        }
-        if (t == YAML_STREAM_START_EVENT || t == YAML_DOCUMENT_END_EVENT) {
-            yaml_event_delete(&ev);
-            continue;
-        }
-        if (t == YAML_ALIAS_EVENT) {
-            mfl_errf(err, errlen, "%s:%zu: YAML aliases (*name) are not supported in configs",
-                     name, line);
-            goto out_fail_ev;
-        }
-        if (t == YAML_MAPPING_END_EVENT || t == YAML_SEQUENCE_END_EVENT) {
-            if (depth == 0) {
-                mfl_errf(err, errlen, "%s:%zu: unbalanced collection end", name, line);
-                goto out_fail_ev;
-            }
-            depth--;
-            free(stack[depth].pending_key);
-            stack[depth].pending_key = NULL;
-            yaml_event_delete(&ev);
-            continue;
-        }
-        /* A scalar, mapping or sequence start. */
-        const yaml_char_t *anchor = t == YAML_SCALAR_EVENT           ? ev.data.scalar.anchor
-                                    : t == YAML_MAPPING_START_EVENT ? ev.data.mapping_start.anchor
-                                                                     : ev.data.sequence_start.anchor;
-        if (anchor) {
-            mfl_errf(err, errlen, "%s:%zu: YAML anchors (&%s) are not supported in configs", name,
-                     line, (const char *)anchor);
-            goto out_fail_ev;
-        }
-        s_frame_t *top = depth > 0 ? &stack[depth - 1] : NULL;
-        if (top && top->node->kind == MFL_YAML_MAPPING && !top->pending_key) {
-            /* This event is a key. */
-            if (t != YAML_SCALAR_EVENT) {
-                mfl_errf(err, errlen, "%s:%zu: mapping keys must be scalars", name, line);
-                goto out_fail_ev;
-            }
-            const char *k = (const char *)ev.data.scalar.value;
-            if (strlen(k) != ev.data.scalar.length) {
-                mfl_errf(err, errlen, "%s:%zu: NUL byte in key", name, line);
-                goto out_fail_ev;
-            }
-            if (mfl_strindex_find(&top->node->index, top->node->keys, top->node->count, k,
-                                  ev.data.scalar.length) != SIZE_MAX) {
-                mfl_errf(err, errlen, "%s:%zu: duplicate key '%s'", name, line, k);
-                goto out_fail_ev;
-            }
-            top->pending_line = line;
-            top->pending_key = strdup(k);
-            if (!top->pending_key)
-                goto out_oom_ev;
-            yaml_event_delete(&ev);
-            continue;
-        }
-        if (++nodes > MFL_YAML_MAX_NODES) {
-            mfl_errf(err, errlen, "%s:%zu: more than %u nodes", name, line,
-                     (unsigned)MFL_YAML_MAX_NODES);
-            goto out_fail_ev;
-        }
-        s_node_t *node = calloc(1, sizeof *node);
-        if (!node)
-            goto out_oom_ev;
-        node->line = line;
-        if (t == YAML_SCALAR_EVENT) {
-            /* "\0" in a quoted value would silently cut it short as a C
-             * string (a path "a\0b" read as "a"): refuse, as for keys. */
-            if (strlen((const char *)ev.data.scalar.value) != ev.data.scalar.length) {
-                free(node);
-                mfl_errf(err, errlen, "%s:%zu: NUL byte in value", name, line);
-                goto out_fail_ev;
-            }
-            node->kind = s_is_null(&ev) ? MFL_YAML_NULL : MFL_YAML_SCALAR;
-            node->value = strdup((const char *)ev.data.scalar.value);
-            if (!node->value) {
-                free(node);
-                goto out_oom_ev;
-            }
-        } else {
-            node->kind = t == YAML_MAPPING_START_EVENT ? MFL_YAML_MAPPING : MFL_YAML_SEQUENCE;
-        }
-        if (!top) {
-            if (root) {
-                s_node_free(node);
-                mfl_errf(err, errlen, "%s:%zu: more than one top-level value", name, line);
-                goto out_fail_ev;
-            }
-            root = node;
-        } else {
-            char *key = top->pending_key;
-            /* A value is reported at its key's line ("data:" rather than
-             * the first line inside a block mapping). */
-            if (top->node->kind == MFL_YAML_MAPPING)
-                node->line = top->pending_line;
-            if (s_node_push(top->node, node, key, top->pending_line) < 0) {
-                s_node_free(node);
-                goto out_oom_ev;
-            }
-            top->pending_key = NULL;
-        }
-        if (t != YAML_SCALAR_EVENT) {
-            if (depth >= MFL_YAML_MAX_DEPTH) {
-                mfl_errf(err, errlen, "%s:%zu: nesting deeper than %d", name, line,
-                         MFL_YAML_MAX_DEPTH);
-                goto out_fail_ev;
-            }
-            stack[depth].node = node;
-            stack[depth].pending_key = NULL;
-            stack[depth].pending_line = 0;
-            depth++;
-        }
+        int rc = s_structural(&b, &ev, line, err, errlen);
+        if (rc == 0)
+            rc = s_on_node_event(&b, &ev, line, err, errlen);
         yaml_event_delete(&ev);
+        if (rc < 0)
+            goto out_fail;
     }
     /* libyaml closes every collection before the stream ends; free any
      * pending key anyway rather than rely on it. */
-    for (int i = 0; i < depth; i++)
-        free(stack[i].pending_key);
-    if (!root) {
+    for (int i = 0; i < b.depth; i++)
+        free(b.stack[i].pending_key);
+    if (!b.root) {
         /* An empty file is an empty mapping: every getter returns defaults. */
-        root = calloc(1, sizeof *root);
-        if (!root) {
+        b.root = calloc(1, sizeof *b.root);
+        if (!b.root) {
             mfl_errf(err, errlen, "%s: out of memory", name);
             return NULL;
         }
-        root->kind = MFL_YAML_MAPPING;
-        root->line = 1;
+        b.root->kind = MFL_YAML_MAPPING;
+        b.root->line = 1;
     }
-    return root;
+    return b.root;
 
-out_oom_ev:
-    mfl_errf(err, errlen, "%s: out of memory", name);
-out_fail_ev:
-    yaml_event_delete(&ev);
 out_fail:
-    for (int i = 0; i < depth; i++)
-        free(stack[i].pending_key);
-    s_node_free(root);
+    for (int i = 0; i < b.depth; i++)
+        free(b.stack[i].pending_key);
+    s_node_free(b.root);
     return NULL;
 }
 

@@ -26,6 +26,15 @@ typedef struct {
      * it (a signed update, a received frame), so it is not hashed twice;
      * NULL when unknown. */
     const uint8_t *blake2b;
+    /* How the values travel (fed/quant.h's mfl_quant_kind_t): 0 (the
+     * default everywhere) float32. Only the wire and the site's update
+     * path set another: on send, encoding ≠ 0 makes `data` point to
+     * mfl_quant_bytes(encoding, count) encoded bytes (cast) and blake2b
+     * hash those bytes; on receive, data is always the decoded float32
+     * values, encoding/scale say how they came and blake2b is the hash of
+     * the bytes that came. */
+    uint32_t encoding;
+    float scale; /* int8: value = code · scale */
 } mfl_tensor_t;
 
 /* A 1-D view {count} of data named `name` (blake2b NULL). */

@@ -101,6 +101,20 @@ void mfl_round_engine_site_gone(mfl_round_engine_t *self, const char *site)
     mfl_engine_flow_release(self, site);
 }
 
+void mfl_round_engine_site_encodings(mfl_round_engine_t *self, const char *site,
+                                     uint32_t mask)
+{
+    mfl_engine_site_t *s = s_site_get(self, site);
+    if (s)
+        s->encodings = mask | 1u;
+}
+
+uint32_t mfl_engine_site_encoding(const mfl_round_engine_t *self, const mfl_engine_site_t *s)
+{
+    uint32_t e = self->config.upload_encoding;
+    return e < 32 && (s->encodings & (1u << e)) ? e : 0;
+}
+
 void mfl_round_engine_site_hello(mfl_round_engine_t *self, const char *site, uint64_t n_train,
                                  uint64_t now_ms)
 {
@@ -164,6 +178,7 @@ void mfl_engine_send_round_task(mfl_round_engine_t *self, mfl_engine_site_t *s)
         snprintf(task.audit_writer, sizeof task.audit_writer, "%s", self->audit_writer);
         task.has_audit_head = true;
     }
+    task.update_encoding = mfl_engine_site_encoding(self, s);
     if (self->sink.send_round_task(self->sink.ctx, s->id, &task, self->views, self->n_tensors) < 0)
         mfl_warn("round %u: could not send the task to site %s (the deadline decides)",
                  self->round, s->id);
@@ -559,6 +574,17 @@ static int s_update(mfl_round_engine_t *self, const char *peer, bool granted,
     }
     if (s_check_shapes(self, peer, tensors, n_tensors, round) < 0)
         return -1;
+    /* The encoding this site was asked for, and no other: a lossy update
+     * the coordinator did not ask for, or a float32 one that ignored the
+     * task, is refused (the signed hashes cover the bytes as they came). */
+    uint32_t want = mfl_engine_site_encoding(self, s);
+    for (size_t i = 0; i < n_tensors; i++)
+        if (tensors[i].encoding != want) {
+            mfl_engine_reject(self, peer, MFL_REJECT_ENCODING, round,
+                              "tensor '%s' arrived as encoding %u; the task asked for %u",
+                              tensors[i].name, tensors[i].encoding, want);
+            return -1;
+        }
     size_t bad = 0;
     double norm = s_norm(self, tensors, &bad);
     if (norm < 0) {

@@ -132,6 +132,15 @@ void mfl_round_engine_set_clock(mfl_round_engine_t *self, const mfl_engine_clock
 uint64_t mfl_round_engine_now(const mfl_round_engine_t *self);
 uint64_t mfl_round_engine_wall_of(const mfl_round_engine_t *self, uint64_t mono_ms);
 
+/* The update encodings a site offered in its Hello ("compress:fp16",
+ * "compress:int8" capabilities): bit k = encoding k of fed/quant.h (bit 0,
+ * float32, always). Call before mfl_round_engine_site_hello, whose task
+ * re-send uses it. Sites never told offer float32 only. Each RoundTask
+ * asks a site for rounds.upload_encoding if it offered it, else float32,
+ * and an update in another encoding is refused (REJECT_ENCODING). */
+void mfl_round_engine_site_encodings(mfl_round_engine_t *self, const char *site,
+                                     uint32_t mask);
+
 /* A site joined (its Hello was accepted) at `now_ms` (monotonic ms). If it was
  * selected for the open round and has not reported, the task is sent again
  * (a restarted site rejoins the round in flight). If an evaluation is open
@@ -223,7 +232,8 @@ int mfl_round_engine_flow_control(mfl_round_engine_t *self, mfl_engine_grant_fn 
 /* UploadReady from the authenticated `peer`: its update for (round, nonce)
  * of `update_bytes` tensor bytes is ready. Checked like an update (open
  * round, this attempt's nonce, selected, not yet reported, the bytes equal
- * Δ's 4·P); then granted now or queued. Returns 0 (granted or queued), or
+ * Δ's size in the encoding its task asked for: 4·P, 2·P or P); then
+ * granted now or queued. Returns 0 (granted or queued), or
  * -1 after rejecting it through the sink. Without flow control it only
  * counts as liveness and returns 0 (nothing to grant). */
 int mfl_round_engine_upload_ready(mfl_round_engine_t *self, const char *peer, uint32_t round,

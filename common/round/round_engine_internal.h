@@ -42,6 +42,7 @@ typedef struct {
     uint32_t n_failures;
     uint64_t failed_wall_ms;
     char last_failure[160];
+    uint32_t encodings;   /* bit k: update encoding k offered in Hello (bit 0 always) */
 } mfl_engine_site_t;
 
 struct mfl_round_engine {
@@ -213,5 +214,9 @@ void mfl_engine_log_eval(mfl_round_engine_t *self, const char *site,
  * not once for the wire and again whole (issue 17). With one tensor the
  * digest is BLAKE2b of θ's bytes. */
 void mfl_engine_hash_theta(mfl_round_engine_t *self);
+
+/* The update encoding (fed/quant.h) site s is asked for: the configured
+ * one if s offered it, else float32. */
+uint32_t mfl_engine_site_encoding(const mfl_round_engine_t *self, const mfl_engine_site_t *s);
 
 #endif

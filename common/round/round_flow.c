@@ -6,6 +6,7 @@
 
 #include "core/log.h"
 #include "round/round_engine_internal.h"
+#include "fed/quant.h"
 
 int mfl_round_engine_flow_control(mfl_round_engine_t *self, mfl_engine_grant_fn *fn, void *ctx,
                                   uint64_t small_bytes)
@@ -98,12 +99,15 @@ int mfl_round_engine_upload_ready(mfl_round_engine_t *self, const char *peer, ui
                           "upload request: site already reported for round %u", self->round);
         return -1;
     }
-    uint64_t want = (uint64_t)self->n_state * sizeof(float);
+    /* The bytes Δ travels as: 4·P, or fewer in the encoding its task asked
+     * for (fed/quant.h). */
+    uint32_t enc = mfl_engine_site_encoding(self, s);
+    uint64_t want = mfl_quant_bytes((mfl_quant_kind_t)enc, self->n_state);
     if (update_bytes != want) {
         mfl_engine_reject(self, peer, MFL_REJECT_SHAPE, round,
-                          "upload request for %llu bytes; Δ is %llu bytes (%zu floats)",
+                          "upload request for %llu bytes; Δ is %llu bytes (%zu values as %s)",
                           (unsigned long long)update_bytes, (unsigned long long)want,
-                          self->n_state);
+                          self->n_state, mfl_quant_name((mfl_quant_kind_t)enc));
         return -1;
     }
     bool small = update_bytes <= self->small_upload_bytes;

@@ -6,10 +6,12 @@
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "config/yaml_doc.h"
 #include "core/log.h"
+#include "fed/quant.h"
 
 void mfl_coord_config_defaults(mfl_coord_config_t *c)
 {
@@ -130,7 +132,7 @@ static void s_check_all_keys(mfl_yaml_doc_t *doc)
                         (const char *[]){"count", "sites_per_round", "min_sites",
                                          "wait_for_sites", "deadline_s", "max_attempts",
                                          "norm_bound", "norm_action", "seed",
-                                         "max_concurrent_uploads", NULL});
+                                         "max_concurrent_uploads", "upload_encoding", NULL});
     mfl_yaml_check_keys(doc, "server",
                         (const char *[]){"optimizer", "lr", "momentum", "beta1", "beta2",
                                          "eps", "aggregator", "trim_fraction", "krum_f",
@@ -231,6 +233,12 @@ static void s_read_rounds(mfl_yaml_doc_t *doc, mfl_coord_config_t *c)
     if (c->norm_clip && c->norm_bound <= 0)
         mfl_yaml_fail(doc, "rounds.norm_action", "'clip' needs rounds.norm_bound > 0");
     c->seed = (uint64_t)mfl_yaml_get_int(doc, "rounds.seed", (int64_t)c->seed);
+    const char *enc = mfl_yaml_get_string(doc, "rounds.upload_encoding", "fp32");
+    mfl_quant_kind_t k;
+    if (mfl_quant_parse(enc, &k) < 0)
+        mfl_yaml_fail(doc, "rounds.upload_encoding", "'%s' is not one of fp32, fp16, int8", enc);
+    else
+        c->upload_encoding = (uint32_t)k;
 }
 
 /* server.aggregator and its parameters; checked against the rounds'
@@ -430,6 +438,7 @@ static int s_from_doc(mfl_yaml_doc_t *doc, mfl_coord_config_t *c, char *err, siz
     s_path(doc, c, "output.prometheus_file", NULL, c->prometheus_file,
            sizeof c->prometheus_file);
 
+    c->max_message_bytes_set = mfl_yaml_has(doc, "limits.max_message_bytes");
     c->max_message_bytes = mfl_yaml_get_size(doc, "limits.max_message_bytes",
                                              c->max_message_bytes);
     if (c->max_message_bytes < 4096)
@@ -470,4 +479,12 @@ int mfl_coord_config_parse(const char *text, size_t len, const char *name,
         return -1;
     mfl_yaml_doc_t *doc = mfl_yaml_parse(text, len, name, err, errlen);
     return doc ? s_from_doc(doc, c, err, errlen) : -1;
+}
+
+size_t mfl_coord_config_message_bytes(const mfl_coord_config_t *config, size_t n_state)
+{
+    if (config->max_message_bytes_set)
+        return config->max_message_bytes;
+    size_t need = n_state > (SIZE_MAX - (1u << 20)) / 4 ? SIZE_MAX : 4 * n_state + (1u << 20);
+    return need > config->max_message_bytes ? need : config->max_message_bytes;
 }

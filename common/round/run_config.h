@@ -55,6 +55,8 @@ typedef struct {
     uint32_t max_concurrent_uploads;      /* ≥ 1: upload grants in flight at once (the
                                              daemon buffers at most this many Δs) */
     uint64_t seed;                        /* run seed: round seeds derive from it */
+    uint32_t upload_encoding;             /* fed/quant.h kind asked of sites that offer it
+                                             (rounds.upload_encoding; 0 float32) */
 
     /* secure aggregation (docs/SECAGG.md); `metafl simulate` runs it, the
      * daemons refuse a config that enables it (not wired to the wire yet) */
@@ -89,7 +91,10 @@ typedef struct {
     char prometheus_file[MFL_COORD_PATH_MAX]; /* "" = off; node_exporter textfile (prom_export.h) */
 
     /* limits and liveness */
-    size_t max_message_bytes;
+    size_t max_message_bytes;             /* limits.max_message_bytes; unless set, the
+                                             daemon raises it to fit the model (see
+                                             mfl_coord_config_message_bytes) */
+    bool max_message_bytes_set;           /* given in the file */
     uint32_t heartbeat_ms;
     uint32_t site_timeout_ms;             /* a site silent this long is dropped */
 
@@ -114,6 +119,12 @@ int mfl_coord_config_parse(const char *text, size_t len, const char *name,
 /* Resolves `rel` against the directory of `base_file` into out[outlen]
  * (absolute `rel` is copied). -1 if it does not fit. */
 int mfl_coord_path_resolve(const char *base_file, const char *rel, char *out, size_t outlen);
+
+/* The largest message the coordinator accepts for a model of n_state
+ * floats: limits.max_message_bytes if the file sets it, else the larger of
+ * its default (256 MiB) and 4·n_state + 1 MiB (one float32 update and its
+ * envelope), so a big model needs no limit raised by hand (issue 17). */
+size_t mfl_coord_config_message_bytes(const mfl_coord_config_t *config, size_t n_state);
 
 /* 0 if `listen` is tcp://HOST:PORT with PORT 1-65535 or '*'; else -1 with
  * what is wrong ("has port '99999', ...") in why. */

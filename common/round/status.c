@@ -147,7 +147,7 @@ char *mfl_status_render(const mfl_round_engine_t *e, const mfl_coord_config_t *c
         const char *why = mfl_round_engine_site_failure(e, i, &n_fail, &fail_ms, &revoked);
         char text[160];
         size_t k = 0;
-        for (; why && why[k] && k < sizeof text - 1; k++)
+        for (; why && k < sizeof text - 1 && why[k]; k++)
             text[k] = why[k] >= 0x20 && why[k] < 0x7f && why[k] != '"' && why[k] != '\\'
                           ? why[k]
                           : '?';

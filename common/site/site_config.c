@@ -1,10 +1,12 @@
 /* Site YAML → mfl_site_config_t, every field checked before use. */
 #include "site/site_config.h"
+#include "fed/quant.h"
 
 #include "config/csv_schema_yaml.h"
 #include "data/heart.h"
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +23,8 @@ void mfl_site_config_defaults(mfl_site_config_t *c)
     c->threads = 1;
     c->log_level = MFL_LOG_INFO;
     c->max_message_bytes = 256u << 20;
-    c->max_params = 64u << 20;
+    c->max_params = 256u << 20;
+    c->upload_encodings = 0x7u; /* float32, fp16, int8: the coordinator chooses */
     c->heartbeat_ms = 2000;
     c->connect_timeout_ms = 10000;
 }
@@ -71,7 +74,8 @@ static void s_path(mfl_yaml_doc_t *doc, const mfl_site_config_t *c, const char *
 static void s_check_keys(mfl_yaml_doc_t *doc)
 {
     mfl_yaml_check_keys(doc, "", (const char *[]){"site", "coordinator", "data", "eval",
-                                                  "runtime", "audit", "limits", NULL});
+                                                  "runtime", "audit", "limits", "upload", NULL});
+    mfl_yaml_check_keys(doc, "upload", (const char *[]){"encodings", NULL});
     mfl_yaml_check_keys(doc, "site", (const char *[]){"id", "key_file", NULL});
     mfl_yaml_check_keys(doc, "coordinator", (const char *[]){"endpoint", "public_key", NULL});
     /* data.schema's inside belongs to the CSV loader, which checks it. */
@@ -115,6 +119,28 @@ static uint32_t s_seconds_ms(mfl_yaml_doc_t *doc, const char *key, uint32_t def_
         return def_ms;
     }
     return (uint32_t)(s * 1000.0 + 0.5);
+}
+
+/* upload.encodings: the lossy update encodings this site accepts when the
+ * coordinator asks (fed/quant.h); [] = float32 only. */
+static void s_read_encodings(mfl_yaml_doc_t *doc, mfl_site_config_t *c)
+{
+    const char **items = NULL;
+    size_t n = 0;
+    if (!mfl_yaml_has(doc, "upload.encodings"))
+        return;
+    if (mfl_yaml_get_string_list(doc, "upload.encodings", &items, &n) < 0)
+        return;
+    c->upload_encodings = 1u;
+    for (size_t i = 0; i < n; i++) {
+        mfl_quant_kind_t k;
+        if (mfl_quant_parse(items[i], &k) < 0)
+            mfl_yaml_fail(doc, "upload.encodings", "'%s' is not one of fp32, fp16, int8",
+                          items[i]);
+        else
+            c->upload_encodings |= 1u << k;
+    }
+    free(items);
 }
 
 /* idx: labels file (required), max_rows, classes kept. */
@@ -282,6 +308,7 @@ static void s_read(mfl_yaml_doc_t *doc, mfl_site_config_t *c)
     if (c->audit_disabled && c->audit_log[0])
         mfl_yaml_fail(doc, "audit.disabled", "true, but audit.log is set: choose one");
 
+    bool mmb_set = mfl_yaml_has(doc, "limits.max_message_bytes");
     c->max_message_bytes = mfl_yaml_get_size(doc, "limits.max_message_bytes",
                                              c->max_message_bytes);
     if (c->max_message_bytes < 4096)
@@ -289,8 +316,15 @@ static void s_read(mfl_yaml_doc_t *doc, mfl_site_config_t *c)
     c->max_params = mfl_yaml_get_size(doc, "limits.max_params", c->max_params);
     if (c->max_params < 1)
         mfl_yaml_fail(doc, "limits.max_params", "must be at least 1");
+    /* Unless set, the message limit follows max_params: θ of max_params
+     * floats and its envelope (issue 17: a 100M model needs no limit
+     * raised by hand). */
+    if (!mmb_set && c->max_params <= (SIZE_MAX - (1u << 20)) / 4 &&
+        4 * c->max_params + (1u << 20) > c->max_message_bytes)
+        c->max_message_bytes = 4 * c->max_params + (1u << 20);
     c->heartbeat_ms = s_seconds_ms(doc, "limits.heartbeat_s", c->heartbeat_ms);
     c->connect_timeout_ms = s_seconds_ms(doc, "limits.connect_timeout_s", c->connect_timeout_ms);
+    s_read_encodings(doc, c);
 }
 
 int mfl_site_config_load(const char *path, mfl_site_config_t *c, char *err, size_t errlen)

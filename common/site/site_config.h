@@ -84,6 +84,10 @@ typedef struct mfl_site_config {
     size_t max_params;                        /* largest θ (floats) we agree to train */
     uint32_t heartbeat_ms;
     uint32_t connect_timeout_ms;              /* first connection: warn (keep trying) after this */
+
+    /* upload: bit k = update encoding k of fed/quant.h accepted (bit 0,
+     * float32, always); default all: the coordinator chooses per round */
+    uint32_t upload_encodings;
 } mfl_site_config_t;
 
 /* Fills `config` with the defaults documented in configs/site.yaml. */

@@ -280,6 +280,7 @@ mfl_site_worker_t *mfl_site_worker_new(const struct mfl_site_config *cfg, char *
                                                         l.canonical, &opts, err, errlen);
     l.train = l.heldout = NULL; /* the worker took them (also on failure) */
     if (w) {
+        mfl_site_worker_set_encodings(w, cfg->upload_encodings);
         w->data_report = l.report;
         l.report = NULL;
     }

@@ -75,6 +75,7 @@ mfl_site_worker_t *mfl_site_worker_new_internal(const char *site_id, mfl_dataset
     self->heldout = heldout;
     if (opts)
         self->opts = *opts;
+    self->encodings_offered = MFL_SITE_ENCODINGS_ALL;
     if (self->opts.local_only_min_steps <= 0)
         self->opts.local_only_min_steps = S_LOCAL_ONLY_MIN_STEPS;
     if (sign_sk && mfl_site_worker_set_signing_key(self, sign_sk))
@@ -135,6 +136,10 @@ void mfl_site_worker_destroy(mfl_site_worker_t **self_p)
     free(self->scratch);
     free(self->header);
     free(self->hashes);
+    free(self->residual);
+    free(self->residual_next);
+    free(self->encoded);
+    free(self->scales);
     free(self);
     *self_p = NULL;
 }
@@ -262,6 +267,11 @@ int mfl_site_worker_prepare(mfl_site_worker_t *self, const mfl_task_algorithm_t 
                    -1;
         self->scratch = s;
         self->n_state = ns;
+        /* another model: the old rounding errors belong to the old one */
+        free(self->residual);
+        free(self->residual_next);
+        self->residual = self->residual_next = NULL;
+        self->residual_round = 0;
     }
     if (n_theta != self->n_state)
         return mfl_errf(err, errlen, "site '%s': θ has %zu floats but model '%s' with '%s' "
@@ -279,4 +289,14 @@ int mfl_site_check_finite(const float *v, size_t n)
 double mfl_site_l2(const float *v, size_t n)
 {
     return sqrt(mfl_vec_sumsq(v, n));
+}
+
+void mfl_site_worker_set_encodings(mfl_site_worker_t *self, uint32_t mask)
+{
+    self->encodings_offered = (mask | 1u) & MFL_SITE_ENCODINGS_ALL;
+}
+
+uint32_t mfl_site_worker_encodings(const mfl_site_worker_t *self)
+{
+    return self->encodings_offered;
 }

@@ -125,6 +125,14 @@ typedef struct {
     const uint8_t *tensor_hashes; /* BLAKE2b-256 of each Δ tensor (learner layout order),
                                    * 32 bytes each, exactly as signed in the header: pass
                                    * them to the wire so it does not hash Δ again */
+    /* The encoding the task asked for (fed/quant.h; 0 float32). When not 0,
+     * `delta` holds the DECODED values (what the coordinator folds),
+     * `encoded` the bytes to send (tensor i at byte offset
+     * mfl_quant_bytes(encoding, offset_i), with scales[i]), and
+     * tensor_hashes hash those bytes. */
+    uint32_t encoding;
+    const uint8_t *encoded;
+    const float *scales;
 } mfl_site_round_result_t;
 
 /* Runs one round: builds (or reuses) the learner for task->model_spec and
@@ -141,6 +149,22 @@ typedef struct {
 int mfl_site_worker_round(mfl_site_worker_t *self, const mfl_round_task_t *task,
                           const float *theta, size_t n_theta, mfl_site_round_result_t *out,
                           char *err, size_t errlen);
+
+/* Compressed updates: bit k of `mask` says the site accepts encoding k of
+ * fed/quant.h (bit 0, float32, is always set); the default accepts all
+ * (MFL_SITE_ENCODINGS_ALL). A RoundTask asking for an encoding not offered
+ * fails the round. A lossy round encodes Δ + the residual the site kept
+ * from its previous lossy rounds (error feedback, reset when the model
+ * changes), with stochastic rounding drawn from the task seed (stream
+ * mfl_site_worker_stream(site, round), seed task seed ^ MFL_QUANT_STREAM,
+ * one generator per tensor i: stream + 1 + i), so the bytes are a function
+ * of (θ, task, site, previous rounds' residual). A round's residual is
+ * committed when a task for a later round arrives; a retried attempt of
+ * the same round (or an earlier one, after a coordinator resume) starts
+ * again from the committed residual, so retries encode identically. */
+#define MFL_SITE_ENCODINGS_ALL 0x7u
+void mfl_site_worker_set_encodings(mfl_site_worker_t *self, uint32_t mask);
+uint32_t mfl_site_worker_encodings(const mfl_site_worker_t *self);
 
 /* Learner layout of the most recent round or eval (for the Δ tensor frames):
  * count, and tensor `index` (borrowed; valid until the learner is rebuilt).

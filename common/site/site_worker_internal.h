@@ -35,6 +35,15 @@ struct mfl_site_worker {
     bool has_audit_head;     /* the site's audit log head, signed into the next header */
     uint64_t audit_seq;
     uint8_t audit_head[32];
+    /* Compressed updates (RoundTask.update_encoding, fed/quant.h). */
+    uint32_t encodings_offered; /* bit k: kind k accepted (bit 0, float32, always) */
+    uint32_t encoding;          /* of the last round's Δ */
+    float *residual;            /* n_state: error feedback up to the last round before
+                                   residual_round; NULL until a lossy round */
+    float *residual_next;       /* n_state: residual after the update of residual_round */
+    uint32_t residual_round;    /* round whose encoding made residual_next; 0 none */
+    uint8_t *encoded;           /* the last round's encoded Δ (2·n_state bytes) */
+    float *scales;              /* per tensor */
 };
 
 /* The constructor behind both public ones: takes ownership of train and

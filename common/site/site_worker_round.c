@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "fed/quant.h"
 #include "site/site_worker_internal.h"
 #include "wire/message.h"
 
@@ -49,8 +50,88 @@ static int s_apply_privacy(mfl_site_worker_t *self, const mfl_task_privacy_t *p,
     return 0;
 }
 
-/* BLAKE2b-256 of each learner tensor's float32 bytes (little-endian on
- * every target we build for; see the static check below). */
+/* The residual this round starts from. A task for a later round than the
+ * last encoded one commits that round's residual (its round closed); a
+ * task for the same or an earlier round (a retried attempt, a coordinator
+ * resumed from its checkpoint) starts again from the committed one, so a
+ * retry encodes exactly as the first attempt would have: the bytes depend
+ * on the rounds the run kept, not on attempts. Copies it into
+ * residual_next, which this round's encoding then updates. -1 on OOM. */
+static int s_residual_begin(mfl_site_worker_t *self, uint32_t round)
+{
+    size_t n = self->n_state ? self->n_state : 1;
+    if (!self->residual)
+        self->residual = calloc(n, sizeof(float));
+    if (!self->residual_next)
+        self->residual_next = calloc(n, sizeof(float));
+    if (!self->residual || !self->residual_next)
+        return -1;
+    if (self->residual_round && round > self->residual_round) {
+        float *t = self->residual;
+        self->residual = self->residual_next;
+        self->residual_next = t;
+    }
+    memcpy(self->residual_next, self->residual, self->n_state * sizeof(float));
+    self->residual_round = round;
+    return 0;
+}
+
+/* Encodes Δ as the task asks (fed/quant.h): Δ + residual per tensor into
+ * self->encoded, the new residual into residual_next, and Δ replaced by
+ * the decoded values, so what the result reports is what the coordinator
+ * will fold. float32 after lossy rounds adds the residual (and leaves 0). */
+static int s_encode_delta(mfl_site_worker_t *self, const mfl_round_task_t *task, char *err,
+                          size_t errlen)
+{
+    uint32_t enc = task->update_encoding;
+    self->encoding = MFL_QUANT_FP32;
+    if (enc == MFL_QUANT_FP32) {
+        if (self->residual) {
+            if (s_residual_begin(self, task->round) < 0)
+                return mfl_errf(err, errlen, "out of memory encoding Δ"), -1;
+            for (size_t i = 0; i < self->n_state; i++) {
+                self->delta[i] += self->residual_next[i];
+                self->residual_next[i] = 0;
+            }
+        }
+        return 0;
+    }
+    if (enc > MFL_QUANT_INT8 || !(self->encodings_offered & (1u << enc)))
+        return mfl_errf(err, errlen, "site '%s' round %u: the coordinator asks for update "
+                        "encoding %u (%s), which this site does not offer (upload.encodings)",
+                        self->site, task->round, enc,
+                        mfl_quant_name((mfl_quant_kind_t)enc)), -1;
+    size_t nt = mfl_learner_n_tensors(self->learner);
+    if (s_residual_begin(self, task->round) < 0)
+        return mfl_errf(err, errlen, "out of memory encoding Δ"), -1;
+    uint8_t *e = realloc(self->encoded, 2 * self->n_state + 4); /* + a float's room */
+    if (e)
+        self->encoded = e;
+    float *sc = realloc(self->scales, (nt ? nt : 1) * sizeof(float));
+    if (sc)
+        self->scales = sc;
+    if (!e || !sc)
+        return mfl_errf(err, errlen, "out of memory encoding Δ"), -1;
+    uint64_t stream = mfl_site_worker_stream(self->site, task->round);
+    for (size_t t = 0; t < nt; t++) {
+        const mfl_tensor_info_t *ti = mfl_learner_tensor(self->learner, t);
+        mfl_rng_t qr;
+        mfl_rng_seed(&qr, task->seed ^ MFL_QUANT_STREAM, stream + 1 + t);
+        uint8_t *out = self->encoded + mfl_quant_bytes((mfl_quant_kind_t)enc, ti->offset);
+        float *d = self->delta + ti->offset;
+        if (mfl_quant_encode((mfl_quant_kind_t)enc, d, ti->count, self->residual_next + ti->offset,
+                             &qr, out, &self->scales[t]) < 0 ||
+            mfl_quant_decode((mfl_quant_kind_t)enc, out, ti->count, self->scales[t], d) < 0)
+            return mfl_errf(err, errlen, "site '%s' round %u: Δ + residual is not finite",
+                            self->site, task->round), -1;
+    }
+    self->encoding = enc;
+    return 0;
+}
+
+/* BLAKE2b-256 of each learner tensor's bytes as they travel: float32
+ * (little-endian on every target we build for; see the static check
+ * below), or the encoded bytes of a lossy round. */
 static int s_hash_tensors(mfl_site_worker_t *self, size_t n_tensors)
 {
     uint8_t *h = realloc(self->hashes, (n_tensors ? n_tensors : 1) * MFL_SITE_HASH_BYTES);
@@ -59,7 +140,14 @@ static int s_hash_tensors(mfl_site_worker_t *self, size_t n_tensors)
     self->hashes = h;
     for (size_t t = 0; t < n_tensors; t++) {
         const mfl_tensor_info_t *ti = mfl_learner_tensor(self->learner, t);
-        mfl_tensor_hash(self->delta + ti->offset, ti->count, h + t * MFL_SITE_HASH_BYTES);
+        if (self->encoding == MFL_QUANT_FP32) {
+            mfl_tensor_hash(self->delta + ti->offset, ti->count, h + t * MFL_SITE_HASH_BYTES);
+            continue;
+        }
+        mfl_quant_kind_t k = (mfl_quant_kind_t)self->encoding;
+        crypto_generichash(h + t * MFL_SITE_HASH_BYTES, MFL_SITE_HASH_BYTES,
+                           self->encoded + mfl_quant_bytes(k, ti->offset),
+                           mfl_quant_bytes(k, ti->count), NULL, 0);
     }
     return 0;
 }
@@ -153,12 +241,18 @@ int mfl_site_worker_round(mfl_site_worker_t *self, const mfl_round_task_t *task,
         out->metrics.n_samples = self->train->n;
     if (s_apply_privacy(self, &task->privacy, &out->pre_clip_norm, err, errlen))
         return -1;
+    if (s_encode_delta(self, task, err, errlen))
+        return -1;
     out->delta = self->delta;
     out->n_delta = self->n_state;
-    /* Without privacy Δ is unchanged since the pre-clip norm: skip a pass. */
-    out->delta_norm = task->privacy.enabled
+    /* Without privacy or encoding Δ is unchanged since the pre-clip norm:
+     * skip a pass. */
+    out->delta_norm = task->privacy.enabled || self->residual
                           ? mfl_site_l2(self->delta, self->n_state)
                           : out->pre_clip_norm;
+    out->encoding = self->encoding;
+    out->encoded = self->encoding ? self->encoded : NULL;
+    out->scales = self->encoding ? self->scales : NULL;
     if (s_build_header(self, task, out, err, errlen))
         return -1;
     out->tensor_hashes = self->hashes;

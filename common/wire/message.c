@@ -2,6 +2,7 @@
 #include "wire/message.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <sodium.h>
@@ -13,6 +14,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "wire/conn_guard.h"
+#include "fed/quant.h"
 #include "wire/msg_internal.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -128,6 +130,117 @@ static uint64_t s_frames_for(uint64_t bytes, size_t chunk)
     return bytes == 0 ? 1 : (bytes + chunk - 1) / chunk;
 }
 
+/* Bytes a tensor travels as: 4·count for float32, fewer when encoded; 0
+ * for an unknown encoding (refused). */
+static uint64_t s_wire_bytes(uint32_t encoding, uint64_t count)
+{
+    switch (encoding) {
+    case MFL_QUANT_FP32: return 4 * count;
+    case MFL_QUANT_FP16: return 2 * count;
+    case MFL_QUANT_INT8: return count;
+    }
+    return 0;
+}
+
+/* The frame size to send with: limits->chunk_bytes (a multiple of 4),
+ * doubled until the message fits the frame count a peer with the same
+ * limits accepts (small frames must not make a big message too many). */
+static size_t s_send_chunk(const mfl_wire_limits_t *limits, const mfl_tensor_t *tensors,
+                           size_t n_tensors)
+{
+    size_t chunk = limits->chunk_bytes & ~(size_t)3;
+    if (chunk == 0)
+        chunk = MFL_WIRE_CHUNK_BYTES;
+    for (;;) {
+        uint64_t frames = 1;
+        for (size_t i = 0; i < n_tensors; i++)
+            frames += s_frames_for(s_wire_bytes(tensors[i].encoding, tensors[i].count), chunk);
+        if (frames <= limits->max_frames || chunk >= limits->max_frame_bytes / 2)
+            break;
+        chunk *= 2;
+    }
+    return chunk;
+}
+
+/* TensorHeaders th[i] (pointers in thp) for the tensors: name, shape,
+ * frames of `chunk` bytes, BLAKE2b (the caller's if it has one, else
+ * computed into hashes). A tensor the wire cannot describe (more than
+ * MFL_TENSOR_MAX_DIMS dimensions) is refused: 0 or -1 with err. */
+static int s_tensor_headers(const mfl_tensor_t *tensors, size_t n_tensors, size_t chunk,
+                            Metafl__TensorHeader *th, Metafl__TensorHeader **thp,
+                            uint8_t *hashes, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < n_tensors; i++) {
+        const mfl_tensor_t *t = &tensors[i];
+        if (t->ndim > MFL_TENSOR_MAX_DIMS) {
+            mfl_errf(err, errlen, "tensor '%s': %zu dimensions (max %d)", t->name ? t->name : "",
+                     t->ndim, MFL_TENSOR_MAX_DIMS);
+            return -1;
+        }
+        if (t->encoding > MFL_QUANT_INT8 || (t->encoding == MFL_QUANT_INT8 && !isfinite(t->scale))) {
+            mfl_errf(err, errlen, "tensor '%s': unknown encoding %u or bad scale",
+                     t->name ? t->name : "", t->encoding);
+            return -1;
+        }
+        metafl__tensor_header__init(&th[i]);
+        th[i].name = (char *)(t->name ? t->name : "");
+        th[i].n_shape = t->ndim;
+        th[i].shape = (uint64_t *)t->shape;
+        uint64_t wire_bytes = s_wire_bytes(t->encoding, t->count);
+        th[i].n_frames = (uint32_t)s_frames_for(wire_bytes, chunk);
+        th[i].encoding = t->encoding;
+        th[i].scale = t->encoding == MFL_QUANT_INT8 ? t->scale : 0;
+        uint8_t *h = hashes + i * MFL_HASH_BYTES;
+        if (t->blake2b) {
+            memcpy(h, t->blake2b, MFL_HASH_BYTES);
+        } else if (t->encoding == MFL_QUANT_FP32) {
+            mfl_tensor_hash(t->data, t->count, h);
+        } else {
+            s_sodium();
+            crypto_generichash(h, MFL_HASH_BYTES, (const unsigned char *)t->data, wire_bytes,
+                               NULL, 0);
+        }
+        th[i].blake2b.data = h;
+        th[i].blake2b.len = MFL_HASH_BYTES;
+        thp[i] = &th[i];
+    }
+    return 0;
+}
+
+/* The tensors' bytes in th[i].n_frames frames of at most `chunk` each,
+ * the last one ending the multipart. With `ref` the frames point into the
+ * caller's memory (each holds a reference, dropped by ZeroMQ when sent);
+ * without, they are copies. 0 or -1 with err (a dead socket). */
+static int s_send_tensor_frames(void *socket, const mfl_tensor_t *tensors, size_t n_tensors,
+                                const Metafl__TensorHeader *th, size_t chunk, s_ref_t *ref,
+                                char *err, size_t errlen)
+{
+    zmq_msg_t m;
+    for (size_t i = 0; i < n_tensors; i++) {
+        const char *p = (const char *)tensors[i].data;
+        uint64_t left = s_wire_bytes(tensors[i].encoding, tensors[i].count);
+        for (uint32_t f = 0; f < th[i].n_frames; f++) {
+            size_t n = left > chunk ? chunk : (size_t)left;
+            int more = !(i + 1 == n_tensors && f + 1 == th[i].n_frames);
+            if (ref) {
+                atomic_fetch_add(&ref->refs, 1);
+                zmq_msg_init_data(&m, (void *)p, n, s_frame_free, ref);
+            } else {
+                zmq_msg_init_size(&m, n);
+                if (n)
+                    memcpy(zmq_msg_data(&m), p, n);
+            }
+            /* ZeroMQ admits the rest of a multipart once its first part
+             * went, so a failure here is a dead socket, not back-pressure. */
+            if (s_send_part(socket, &m, more, err, errlen) != 0)
+                return -1;
+            p += n;
+            left -= n;
+        }
+    }
+    return 0;
+}
+
 int mfl_msg_send(void *socket, const void *routing_id, size_t routing_id_len,
                  const Metafl__Envelope *env, const mfl_tensor_t *tensors, size_t n_tensors,
                  const mfl_wire_limits_t *limits, mfl_release_fn *release, void *hint,
@@ -138,19 +251,7 @@ int mfl_msg_send(void *socket, const void *routing_id, size_t routing_id_len,
         mfl_wire_limits_default(&def);
         limits = &def;
     }
-    size_t chunk = limits->chunk_bytes & ~(size_t)3;
-    if (chunk == 0)
-        chunk = MFL_WIRE_CHUNK_BYTES;
-    /* Small frames must not make a big message exceed the frame count a
-     * peer with the same limits accepts: grow the frames until it fits. */
-    for (;;) {
-        uint64_t frames = 1;
-        for (size_t i = 0; i < n_tensors; i++)
-            frames += s_frames_for(tensors[i].count * 4, chunk);
-        if (frames <= limits->max_frames || chunk >= limits->max_frame_bytes / 2)
-            break;
-        chunk *= 2;
-    }
+    size_t chunk = s_send_chunk(limits, tensors, n_tensors);
     int rc = -1;
     s_ref_t *ref = NULL;
     Metafl__TensorHeader *th = calloc(n_tensors ? n_tensors : 1, sizeof *th);
@@ -161,27 +262,8 @@ int mfl_msg_send(void *socket, const void *routing_id, size_t routing_id_len,
         mfl_errf(err, errlen, "out of memory");
         goto out_free;
     }
-    for (size_t i = 0; i < n_tensors; i++) {
-        const mfl_tensor_t *t = &tensors[i];
-        if (t->ndim > MFL_TENSOR_MAX_DIMS) {
-            mfl_errf(err, errlen, "tensor '%s': %zu dimensions (max %d)", t->name ? t->name : "",
-                     t->ndim, MFL_TENSOR_MAX_DIMS);
-            goto out_free;
-        }
-        metafl__tensor_header__init(&th[i]);
-        th[i].name = (char *)(t->name ? t->name : "");
-        th[i].n_shape = t->ndim;
-        th[i].shape = (uint64_t *)t->shape;
-        th[i].n_frames = (uint32_t)s_frames_for(t->count * 4, chunk);
-        uint8_t *h = hashes + i * MFL_HASH_BYTES;
-        if (t->blake2b)
-            memcpy(h, t->blake2b, MFL_HASH_BYTES);
-        else
-            mfl_tensor_hash(t->data, t->count, h);
-        th[i].blake2b.data = h;
-        th[i].blake2b.len = MFL_HASH_BYTES;
-        thp[i] = &th[i];
-    }
+    if (s_tensor_headers(tensors, n_tensors, chunk, th, thp, hashes, err, errlen) != 0)
+        goto out_free;
     Metafl__Envelope e = *env;
     /* 0 (an envelope fresh from METAFL__ENVELOPE__INIT) means this build's
      * version; another value is kept (a version refusal goes out as
@@ -222,28 +304,8 @@ int mfl_msg_send(void *socket, const void *routing_id, size_t routing_id_len,
         ref->release = release;
         ref->hint = hint;
     }
-    for (size_t i = 0; i < n_tensors; i++) {
-        const char *p = (const char *)tensors[i].data;
-        uint64_t left = tensors[i].count * 4;
-        for (uint32_t f = 0; f < th[i].n_frames; f++) {
-            size_t n = left > chunk ? chunk : (size_t)left;
-            int more = !(i + 1 == n_tensors && f + 1 == th[i].n_frames);
-            if (ref) {
-                atomic_fetch_add(&ref->refs, 1);
-                zmq_msg_init_data(&m, (void *)p, n, s_frame_free, ref);
-            } else {
-                zmq_msg_init_size(&m, n);
-                if (n)
-                    memcpy(zmq_msg_data(&m), p, n);
-            }
-            /* ZeroMQ admits the rest of a multipart once its first part
-             * went, so a failure here is a dead socket, not back-pressure. */
-            if (s_send_part(socket, &m, more, err, errlen) != 0)
-                goto out_free;
-            p += n;
-            left -= n;
-        }
-    }
+    if (s_send_tensor_frames(socket, tensors, n_tensors, th, chunk, ref, err, errlen) != 0)
+        goto out_free;
     rc = 0;
 out_free:
     if (ref)
@@ -329,12 +391,271 @@ static int s_nonfinite(const uint32_t *u, size_t n)
     return bad != 0;
 }
 
+/* Sets *reason and err for a refused message; returns -1. */
+static int s_refuse(int *reason, int why, char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+static int s_refuse(int *reason, int why, char *err, size_t errlen, const char *fmt, ...)
+{
+    if (reason)
+        *reason = why;
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+/* Frame count and sizes against the limits, before anything is parsed. */
+static int s_check_frames(const mfl_msg_t *self, const mfl_wire_limits_t *limits, int *reason,
+                          char *err, size_t errlen)
+{
+    const int R_LARGE = METAFL__REJECT_REASON__REJECT_TOO_LARGE;
+    size_t n = self->n_frames;
+    if (n == 0)
+        return s_refuse(reason, METAFL__REJECT_REASON__REJECT_BAD_MESSAGE, err, errlen,
+                        "empty message");
+    if (n > limits->max_frames)
+        return s_refuse(reason, R_LARGE, err, errlen, "%zu frames (limit %zu)", n,
+                        limits->max_frames);
+    uint64_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t sz = zmq_msg_size(&self->frames[i]);
+        size_t cap = i == 0 ? limits->max_envelope_bytes : limits->max_frame_bytes;
+        if (sz > cap)
+            return s_refuse(reason, R_LARGE, err, errlen, "frame %zu is %zu bytes (limit %zu)",
+                            i, sz, cap);
+        total += sz;
+    }
+    if (total > limits->max_total_bytes)
+        return s_refuse(reason, R_LARGE, err, errlen, "message is %llu bytes (limit %llu)",
+                        (unsigned long long)total, (unsigned long long)limits->max_total_bytes);
+    return 0;
+}
+
+/* Frame 0: decodes, then version, kind against body, tensor count. */
+static int s_decode_envelope(mfl_msg_t *self, const mfl_wire_limits_t *limits, int *reason,
+                             char *err, size_t errlen)
+{
+    const int R_BAD = METAFL__REJECT_REASON__REJECT_BAD_MESSAGE;
+    zmq_msg_t *f0 = &self->frames[0];
+    self->env = metafl__envelope__unpack(NULL, zmq_msg_size(f0), zmq_msg_data(f0));
+    if (!self->env)
+        return s_refuse(reason, R_BAD, err, errlen, "envelope does not decode");
+    const Metafl__Envelope *env = self->env;
+    bool old_reject = env->kind == METAFL__MESSAGE_KIND__REJECT &&
+                      env->protocol_version >= MFL_WIRE_OLDEST_REJECT_VERSION &&
+                      env->protocol_version < MFL_WIRE_PROTOCOL_VERSION;
+    if (env->protocol_version != MFL_WIRE_PROTOCOL_VERSION && !old_reject)
+        return s_refuse(reason, METAFL__REJECT_REASON__REJECT_VERSION, err, errlen,
+                        "protocol version %u (this build speaks %d)", env->protocol_version,
+                        MFL_WIRE_PROTOCOL_VERSION);
+    if (env->kind < METAFL__MESSAGE_KIND__HELLO || env->kind > METAFL__MESSAGE_KIND__SITE_FAILURE ||
+        (int)env->body_case != (int)env->kind + 9)
+        return s_refuse(reason, R_BAD, err, errlen,
+                        "message kind %d does not match its body (%d)", (int)env->kind,
+                        (int)env->body_case);
+    if (env->n_tensors > limits->max_tensors)
+        return s_refuse(reason, METAFL__REJECT_REASON__REJECT_TOO_LARGE, err, errlen,
+                        "%zu tensors (limit %zu)", env->n_tensors, limits->max_tensors);
+    return 0;
+}
+
+/* Tensor i's header against the frames from `next`: name, dimensions,
+ * shape product, hash length, frame count and bytes; fills the view's
+ * name, shape and count (data comes later). */
+static int s_check_tensor_header(mfl_msg_t *self, size_t i, size_t next, int *reason, char *err,
+                                 size_t errlen)
+{
+    const int R_SHAPE = METAFL__REJECT_REASON__REJECT_SHAPE;
+    const int R_BAD = METAFL__REJECT_REASON__REJECT_BAD_MESSAGE;
+    const Metafl__TensorHeader *h = self->env->tensors[i];
+    size_t n = self->n_frames;
+    const char *name = h->name ? h->name : "";
+    if (strlen(name) > S_NAME_MAX)
+        return s_refuse(reason, R_BAD, err, errlen, "tensor %zu: name too long", i);
+    if (h->n_shape > MFL_TENSOR_MAX_DIMS)
+        return s_refuse(reason, R_SHAPE, err, errlen, "tensor '%s': %zu dimensions (max %d)",
+                        name, h->n_shape, MFL_TENSOR_MAX_DIMS);
+    uint64_t count = 1;
+    for (size_t d = 0; d < h->n_shape; d++) {
+        if (h->shape[d] != 0 && count > UINT64_MAX / 4 / h->shape[d])
+            return s_refuse(reason, R_SHAPE, err, errlen,
+                            "tensor '%s': shape product overflows", name);
+        count *= h->shape[d];
+    }
+    if (h->blake2b.len != MFL_HASH_BYTES)
+        return s_refuse(reason, R_BAD, err, errlen, "tensor '%s': hash is %zu bytes, not %d",
+                        name, h->blake2b.len, MFL_HASH_BYTES);
+    if (h->n_frames == 0 || h->n_frames > n - next)
+        return s_refuse(reason, R_SHAPE, err, errlen, "tensor '%s': %u frames but %zu remain",
+                        name, h->n_frames, n - next);
+    if (h->encoding > MFL_QUANT_INT8)
+        return s_refuse(reason, R_BAD, err, errlen, "tensor '%s': unknown encoding %u", name,
+                        h->encoding);
+    if (h->encoding == MFL_QUANT_INT8 && !(isfinite(h->scale) && h->scale >= 0))
+        return s_refuse(reason, R_BAD, err, errlen, "tensor '%s': int8 scale %g", name,
+                        (double)h->scale);
+    uint64_t bytes = 0;
+    for (size_t f = next; f < next + h->n_frames; f++)
+        bytes += zmq_msg_size(&self->frames[f]);
+    if (bytes != s_wire_bytes(h->encoding, count))
+        return s_refuse(reason, R_SHAPE, err, errlen, "tensor '%s': %llu bytes for %llu values (%s)",
+                        name, (unsigned long long)bytes, (unsigned long long)count,
+                        mfl_quant_name((mfl_quant_kind_t)h->encoding));
+    mfl_tensor_t *t = &self->tensors[i];
+    t->name = name;
+    t->ndim = h->n_shape;
+    for (size_t d = 0; d < h->n_shape; d++)
+        t->shape[d] = h->shape[d];
+    t->count = count;
+    return 0;
+}
+
+/* Every tensor header, and that they account for every frame. */
+static int s_check_tensor_headers(mfl_msg_t *self, int *reason, char *err, size_t errlen)
+{
+    size_t next = 1;
+    for (size_t i = 0; i < self->n_tensors; i++) {
+        if (s_check_tensor_header(self, i, next, reason, err, errlen) < 0)
+            return -1;
+        next += self->env->tensors[i]->n_frames;
+    }
+    if (next != self->n_frames)
+        return s_refuse(reason, METAFL__REJECT_REASON__REJECT_SHAPE, err, errlen,
+                        "%zu frames after the envelope, tensors describe %zu",
+                        self->n_frames - 1, next - 1);
+    return 0;
+}
+
+/* An encoded tensor (fp16 / int8): gathers its bytes from the frames while
+ * hashing them, checks the hash (the bytes as sent, what the site signed),
+ * then decodes into a float32 copy owned by the message, which must be
+ * finite. 0, or -1 after s_refuse. */
+static int s_decode_encoded(mfl_msg_t *self, size_t i, const Metafl__TensorHeader *h,
+                            zmq_msg_t *frames, int *reason, char *err, size_t errlen)
+{
+    mfl_tensor_t *t = &self->tensors[i];
+    uint64_t bytes = s_wire_bytes(h->encoding, t->count);
+    unsigned char *enc = malloc(bytes ? bytes : 1);
+    float *dst = malloc(t->count ? t->count * 4 : 1);
+    if (!enc || !dst) {
+        free(enc);
+        free(dst);
+        s_refuse(reason, METAFL__REJECT_REASON__REJECT_TOO_LARGE, err, errlen,
+                 "tensor '%s': out of memory", t->name);
+        return -1;
+    }
+    self->copies[i] = dst;
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, MFL_HASH_BYTES);
+    size_t at = 0;
+    for (uint32_t f = 0; f < h->n_frames; f++) {
+        size_t sz = zmq_msg_size(&frames[f]);
+        memcpy(enc + at, zmq_msg_data(&frames[f]), sz);
+        crypto_generichash_update(&st, enc + at, sz);
+        at += sz;
+    }
+    uint8_t *hash = self->hashes + i * MFL_HASH_BYTES;
+    crypto_generichash_final(&st, hash, MFL_HASH_BYTES);
+    int rc = -1;
+    if (sodium_memcmp(hash, h->blake2b.data, MFL_HASH_BYTES) != 0) {
+        s_refuse(reason, METAFL__REJECT_REASON__REJECT_HASH, err, errlen,
+                 "tensor '%s': BLAKE2b of the data does not match its header", t->name);
+    } else if (mfl_quant_decode((mfl_quant_kind_t)h->encoding, enc, t->count, h->scale, dst) <
+                   0 ||
+               s_nonfinite((const uint32_t *)(const void *)dst, t->count)) {
+        s_refuse(reason, METAFL__REJECT_REASON__REJECT_NONFINITE, err, errlen,
+                 "tensor '%s': contains NaN or Inf (%s)", t->name,
+                 mfl_quant_name((mfl_quant_kind_t)h->encoding));
+    } else {
+        t->data = dst;
+        t->blake2b = hash;
+        t->encoding = h->encoding;
+        t->scale = h->encoding == MFL_QUANT_INT8 ? h->scale : 0;
+        rc = 0;
+    }
+    free(enc);
+    return rc;
+}
+
+/* Tensor i's data in frames [next, next + n_frames): one pass per
+ * cache-sized piece computing the hash and finiteness (copied first into
+ * one aligned buffer when it spans frames or is misaligned), then the hash
+ * checked against the header. On success the view's data and blake2b are
+ * set and a copy's frames are released. */
+static int s_read_tensor(mfl_msg_t *self, size_t i, size_t next, int *reason, char *err,
+                         size_t errlen)
+{
+    const Metafl__TensorHeader *h = self->env->tensors[i];
+    mfl_tensor_t *t = &self->tensors[i];
+    zmq_msg_t *owned = self->frames;
+    if (h->encoding != MFL_QUANT_FP32) {
+        if (s_decode_encoded(self, i, h, owned + next, reason, err, errlen) < 0)
+            return -1;
+        for (size_t f = next; f < next + h->n_frames; f++) { /* decoded: frames not needed */
+            zmq_msg_close(&owned[f]);
+            zmq_msg_init(&owned[f]);
+        }
+        return 0;
+    }
+    void *first = zmq_msg_data(&owned[next]);
+    float *dst = NULL;
+    if (h->n_frames > 1 || ((uintptr_t)first % _Alignof(float)) != 0) {
+        dst = malloc(t->count ? t->count * 4 : 1);
+        if (!dst)
+            return s_refuse(reason, METAFL__REJECT_REASON__REJECT_TOO_LARGE, err, errlen,
+                            "tensor '%s': out of memory", t->name);
+        self->copies[i] = dst;
+    }
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, MFL_HASH_BYTES);
+    int bad = 0, skipped = 0;
+    size_t at = 0;
+    for (size_t f = next; f < next + h->n_frames; f++) {
+        const unsigned char *p = zmq_msg_data(&owned[f]);
+        size_t sz = zmq_msg_size(&owned[f]);
+        for (size_t off = 0; off < sz; off += S_SCAN_CHUNK) {
+            size_t len = sz - off < S_SCAN_CHUNK ? sz - off : S_SCAN_CHUNK;
+            const unsigned char *src = p + off;
+            if (dst) { /* copy first: the checks then read aligned memory */
+                memcpy((unsigned char *)dst + at, src, len);
+                src = (const unsigned char *)dst + at;
+            }
+            crypto_generichash_update(&st, src, len);
+            if (at % 4 == 0 && len % 4 == 0)
+                bad |= s_nonfinite((const uint32_t *)(const void *)src, len / 4);
+            else
+                skipped = 1; /* a frame boundary split a float: rescan below */
+            at += len;
+        }
+    }
+    uint8_t *hash = self->hashes + i * MFL_HASH_BYTES;
+    crypto_generichash_final(&st, hash, MFL_HASH_BYTES);
+    if (sodium_memcmp(hash, h->blake2b.data, MFL_HASH_BYTES) != 0)
+        return s_refuse(reason, METAFL__REJECT_REASON__REJECT_HASH, err, errlen,
+                        "tensor '%s': BLAKE2b of the data does not match its header", t->name);
+    t->data = dst ? dst : (const float *)first;
+    if (!bad && skipped)
+        bad = s_nonfinite((const uint32_t *)(const void *)t->data, t->count);
+    if (bad)
+        return s_refuse(reason, METAFL__REJECT_REASON__REJECT_NONFINITE, err, errlen,
+                        "tensor '%s': contains NaN or Inf", t->name);
+    t->blake2b = hash;
+    if (dst) /* the copy is the data now: give the frames' memory back */
+        for (size_t f = next; f < next + h->n_frames; f++) {
+            zmq_msg_close(&owned[f]);
+            zmq_msg_init(&owned[f]);
+        }
+    return 0;
+}
+
 mfl_msg_t *mfl_msg_decode(zmq_msg_t *frames, size_t n, const mfl_wire_limits_t *limits,
                           int *reason, char *err, size_t errlen)
 {
     const int R_LARGE = METAFL__REJECT_REASON__REJECT_TOO_LARGE;
-    const int R_BAD = METAFL__REJECT_REASON__REJECT_BAD_MESSAGE;
-    const int R_SHAPE = METAFL__REJECT_REASON__REJECT_SHAPE;
     mfl_wire_limits_t def;
     if (!limits) {
         mfl_wire_limits_default(&def);
@@ -357,156 +678,29 @@ mfl_msg_t *mfl_msg_decode(zmq_msg_t *frames, size_t n, const mfl_wire_limits_t *
     }
     self->frames = owned;
     self->n_frames = n;
-
-    if (n == 0)
-        return s_reject(self, reason, R_BAD, err, errlen, "empty message");
-    if (n > limits->max_frames)
-        return s_reject(self, reason, R_LARGE, err, errlen, "%zu frames (limit %zu)", n,
-                        limits->max_frames);
-    uint64_t total = 0;
-    for (size_t i = 0; i < n; i++) {
-        size_t sz = zmq_msg_size(&owned[i]);
-        size_t cap = i == 0 ? limits->max_envelope_bytes : limits->max_frame_bytes;
-        if (sz > cap)
-            return s_reject(self, reason, R_LARGE, err, errlen,
-                            "frame %zu is %zu bytes (limit %zu)", i, sz, cap);
-        total += sz;
-    }
-    if (total > limits->max_total_bytes)
-        return s_reject(self, reason, R_LARGE, err, errlen,
-                        "message is %llu bytes (limit %llu)", (unsigned long long)total,
-                        (unsigned long long)limits->max_total_bytes);
-
-    self->env = metafl__envelope__unpack(NULL, zmq_msg_size(&owned[0]), zmq_msg_data(&owned[0]));
-    if (!self->env)
-        return s_reject(self, reason, R_BAD, err, errlen, "envelope does not decode");
-    const Metafl__Envelope *env = self->env;
-    bool old_reject = env->kind == METAFL__MESSAGE_KIND__REJECT &&
-                      env->protocol_version >= MFL_WIRE_OLDEST_REJECT_VERSION &&
-                      env->protocol_version < MFL_WIRE_PROTOCOL_VERSION;
-    if (env->protocol_version != MFL_WIRE_PROTOCOL_VERSION && !old_reject)
-        return s_reject(self, reason, METAFL__REJECT_REASON__REJECT_VERSION, err, errlen,
-                        "protocol version %u (this build speaks %d)", env->protocol_version,
-                        MFL_WIRE_PROTOCOL_VERSION);
-    if (env->kind < METAFL__MESSAGE_KIND__HELLO || env->kind > METAFL__MESSAGE_KIND__SITE_FAILURE ||
-        (int)env->body_case != (int)env->kind + 9)
-        return s_reject(self, reason, R_BAD, err, errlen,
-                        "message kind %d does not match its body (%d)", (int)env->kind,
-                        (int)env->body_case);
-    if (env->n_tensors > limits->max_tensors)
-        return s_reject(self, reason, R_LARGE, err, errlen, "%zu tensors (limit %zu)",
-                        env->n_tensors, limits->max_tensors);
-
-    size_t nt = env->n_tensors;
+    if (s_check_frames(self, limits, reason, err, errlen) < 0 ||
+        s_decode_envelope(self, limits, reason, err, errlen) < 0)
+        goto out_refused;
+    size_t nt = self->env->n_tensors;
     self->tensors = calloc(nt ? nt : 1, sizeof *self->tensors);
     self->copies = calloc(nt ? nt : 1, sizeof *self->copies);
     self->hashes = malloc((nt ? nt : 1) * MFL_HASH_BYTES);
     if (!self->tensors || !self->copies || !self->hashes)
         return s_reject(self, reason, R_LARGE, err, errlen, "out of memory");
     self->n_tensors = nt;
-
     /* Shapes and frame accounting before touching any data. */
+    if (s_check_tensor_headers(self, reason, err, errlen) < 0)
+        goto out_refused;
     size_t next = 1;
     for (size_t i = 0; i < nt; i++) {
-        const Metafl__TensorHeader *h = env->tensors[i];
-        const char *name = h->name ? h->name : "";
-        if (strlen(name) > S_NAME_MAX)
-            return s_reject(self, reason, R_BAD, err, errlen, "tensor %zu: name too long", i);
-        if (h->n_shape > MFL_TENSOR_MAX_DIMS)
-            return s_reject(self, reason, R_SHAPE, err, errlen,
-                            "tensor '%s': %zu dimensions (max %d)", name, h->n_shape,
-                            MFL_TENSOR_MAX_DIMS);
-        uint64_t count = 1;
-        for (size_t d = 0; d < h->n_shape; d++) {
-            if (h->shape[d] != 0 && count > UINT64_MAX / 4 / h->shape[d])
-                return s_reject(self, reason, R_SHAPE, err, errlen,
-                                "tensor '%s': shape product overflows", name);
-            count *= h->shape[d];
-        }
-        if (h->blake2b.len != MFL_HASH_BYTES)
-            return s_reject(self, reason, R_BAD, err, errlen,
-                            "tensor '%s': hash is %zu bytes, not %d", name, h->blake2b.len,
-                            MFL_HASH_BYTES);
-        if (h->n_frames == 0 || h->n_frames > n - next)
-            return s_reject(self, reason, R_SHAPE, err, errlen,
-                            "tensor '%s': %u frames but %zu remain", name, h->n_frames,
-                            n - next);
-        uint64_t bytes = 0;
-        for (size_t f = next; f < next + h->n_frames; f++)
-            bytes += zmq_msg_size(&owned[f]);
-        if (bytes != count * 4)
-            return s_reject(self, reason, R_SHAPE, err, errlen,
-                            "tensor '%s': %llu bytes for %llu floats", name,
-                            (unsigned long long)bytes, (unsigned long long)count);
-        mfl_tensor_t *t = &self->tensors[i];
-        t->name = name;
-        t->ndim = h->n_shape;
-        for (size_t d = 0; d < h->n_shape; d++)
-            t->shape[d] = h->shape[d];
-        t->count = count;
-        next += h->n_frames;
-    }
-    if (next != n)
-        return s_reject(self, reason, R_SHAPE, err, errlen,
-                        "%zu frames after the envelope, tensors describe %zu", n - 1, next - 1);
-
-    /* Data: one pass per cache-sized piece computing hash and finiteness. */
-    next = 1;
-    for (size_t i = 0; i < nt; i++) {
-        const Metafl__TensorHeader *h = env->tensors[i];
-        mfl_tensor_t *t = &self->tensors[i];
-        void *first = zmq_msg_data(&owned[next]);
-        float *dst = NULL;
-        if (h->n_frames > 1 || ((uintptr_t)first % _Alignof(float)) != 0) {
-            dst = malloc(t->count ? t->count * 4 : 1);
-            if (!dst)
-                return s_reject(self, reason, R_LARGE, err, errlen,
-                                "tensor '%s': out of memory", t->name);
-            self->copies[i] = dst;
-        }
-        crypto_generichash_state st;
-        crypto_generichash_init(&st, NULL, 0, MFL_HASH_BYTES);
-        int bad = 0, skipped = 0;
-        size_t at = 0;
-        for (size_t f = next; f < next + h->n_frames; f++) {
-            const unsigned char *p = zmq_msg_data(&owned[f]);
-            size_t sz = zmq_msg_size(&owned[f]);
-            for (size_t off = 0; off < sz; off += S_SCAN_CHUNK) {
-                size_t len = sz - off < S_SCAN_CHUNK ? sz - off : S_SCAN_CHUNK;
-                const unsigned char *src = p + off;
-                if (dst) { /* copy first: the checks then read aligned memory */
-                    memcpy((unsigned char *)dst + at, src, len);
-                    src = (const unsigned char *)dst + at;
-                }
-                crypto_generichash_update(&st, src, len);
-                if (at % 4 == 0 && len % 4 == 0)
-                    bad |= s_nonfinite((const uint32_t *)(const void *)src, len / 4);
-                else
-                    skipped = 1; /* a frame boundary split a float: rescan below */
-                at += len;
-            }
-        }
-        uint8_t *hash = self->hashes + i * MFL_HASH_BYTES;
-        crypto_generichash_final(&st, hash, MFL_HASH_BYTES);
-        if (sodium_memcmp(hash, h->blake2b.data, MFL_HASH_BYTES) != 0)
-            return s_reject(self, reason, METAFL__REJECT_REASON__REJECT_HASH, err, errlen,
-                            "tensor '%s': BLAKE2b of the data does not match its header",
-                            t->name);
-        t->data = dst ? dst : (const float *)first;
-        if (!bad && skipped)
-            bad = s_nonfinite((const uint32_t *)(const void *)t->data, t->count);
-        if (bad)
-            return s_reject(self, reason, METAFL__REJECT_REASON__REJECT_NONFINITE, err, errlen,
-                            "tensor '%s': contains NaN or Inf", t->name);
-        t->blake2b = hash;
-        if (dst) /* the copy is the data now: give the frames' memory back */
-            for (size_t f = next; f < next + h->n_frames; f++) {
-                zmq_msg_close(&owned[f]);
-                zmq_msg_init(&owned[f]);
-            }
-        next += h->n_frames;
+        if (s_read_tensor(self, i, next, reason, err, errlen) < 0)
+            goto out_refused;
+        next += self->env->tensors[i]->n_frames;
     }
     return self;
+out_refused:
+    mfl_msg_destroy(&self);
+    return NULL;
 }
 
 static _Thread_local mfl_msg_source_t s_source = {-1, 0};

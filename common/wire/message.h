@@ -1,7 +1,10 @@
 /* Multipart metafl messages: frame 0 is a protobuf Envelope (proto/metafl.proto),
  * frames 1.. are raw little-endian float32 tensor bytes described in order by
  * Envelope.tensors (a tensor spans TensorHeader.n_frames consecutive frames of
- * at most `chunk_bytes` each). Sending is zero-copy when the caller supplies a
+ * at most `chunk_bytes` each), or for an encoded tensor (TensorHeader.encoding
+ * fp16 / int8, fed/quant.h; mfl_tensor_t.encoding on send) its encoded bytes:
+ * the hash covers those bytes, and the receiver decodes them into a float32
+ * copy (up to 4 × the bytes received for int8: the limits count wire bytes). Sending is zero-copy when the caller supplies a
  * release callback; receiving validates every frame against hard limits and
  * yields a message object that owns the decoded envelope and tensor buffers.
  *

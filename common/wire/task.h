@@ -42,8 +42,25 @@ typedef enum {
     MFL_REJECT_VERSION = 14,
     MFL_REJECT_NOT_GRANTED = 15,
     MFL_REJECT_AUDIT_UNAVAILABLE = 23, /* the coordinator cannot write its audit log */
+    MFL_REJECT_ENCODING = 37,          /* not in the update encoding the task asked for */
     MFL_REJECT_DATA = 40,              /* the site's data cannot form the task */
 } mfl_reject_t;
+
+/* Kinds of message: Metafl MessageKind's values (checked by the codec). */
+typedef enum {
+    MFL_MSG_HELLO = 1,
+    MFL_MSG_WELCOME = 2,
+    MFL_MSG_ROUND_TASK = 3,
+    MFL_MSG_UPDATE = 4,
+    MFL_MSG_EVAL_TASK = 5,
+    MFL_MSG_EVAL_REPORT = 6,
+    MFL_MSG_HEARTBEAT = 7,
+    MFL_MSG_REJECT = 8,
+    MFL_MSG_BYE = 9,
+    MFL_MSG_UPLOAD_READY = 10,
+    MFL_MSG_UPLOAD_GRANT = 11,
+    MFL_MSG_SITE_FAILURE = 12,
+} mfl_msg_kind_t;
 
 /* The protocol's name of a reject reason, e.g. "REJECT_HASH"; never NULL
  * ("REJECT_UNKNOWN" for a value the protocol does not define). */
@@ -95,6 +112,7 @@ typedef struct {
     uint8_t audit_head[MFL_TASK_HASH_BYTES];
     uint8_t audit_head_sig[64];
     char audit_writer[MFL_TASK_SITE_MAX + 1];
+    uint32_t update_encoding;              /* fed/quant.h kind the update must travel as */
 } mfl_round_task_t;
 
 /* EvalTask. */

@@ -28,7 +28,23 @@ S_SAME(SCHEMA);
 S_SAME(VERSION);
 S_SAME(NOT_GRANTED);
 S_SAME(AUDIT_UNAVAILABLE);
+S_SAME(ENCODING);
 S_SAME(DATA);
+
+#define S_SAME_KIND(x) _Static_assert((int)MFL_MSG_##x == (int)METAFL__MESSAGE_KIND__##x, \
+                                      "MFL_MSG_" #x " differs from the protocol")
+S_SAME_KIND(HELLO);
+S_SAME_KIND(WELCOME);
+S_SAME_KIND(ROUND_TASK);
+S_SAME_KIND(UPDATE);
+S_SAME_KIND(EVAL_TASK);
+S_SAME_KIND(EVAL_REPORT);
+S_SAME_KIND(HEARTBEAT);
+S_SAME_KIND(REJECT);
+S_SAME_KIND(BYE);
+S_SAME_KIND(UPLOAD_READY);
+S_SAME_KIND(UPLOAD_GRANT);
+S_SAME_KIND(SITE_FAILURE);
 
 /* Copies a protobuf string (NULL = "") into dst[cap]; -1 with err naming
  * `field` if it does not fit. */
@@ -131,6 +147,7 @@ void mfl_round_task_to_msg(const mfl_round_task_t *t, mfl_round_task_msg_t *out)
         out->msg.audit_head_sig = s_bin(t->audit_head_sig, sizeof t->audit_head_sig);
         out->msg.audit_writer = (char *)t->audit_writer;
     }
+    out->msg.update_encoding = t->update_encoding;
 }
 
 int mfl_round_task_from_msg(const Metafl__RoundTask *m, mfl_round_task_t *t, char *err,
@@ -163,6 +180,7 @@ int mfl_round_task_from_msg(const Metafl__RoundTask *m, mfl_round_task_t *t, cha
         memcpy(t->audit_head_sig, m->audit_head_sig.data, 64);
         snprintf(t->audit_writer, sizeof t->audit_writer, "%s", m->audit_writer);
     }
+    t->update_encoding = m->update_encoding;
     return 0;
 }
 

@@ -6,8 +6,10 @@
  *
  * Input: byte 0 = flags (bit 0: use the open round's nonce, bit 1: its
  * round number, bit 2: claim the peer's own site, bit 3: shape the tensors
- * exactly as the learner's, bits 4-5: which peer), bytes 1-2 = header
- * length L (LE), then L bytes of serialized UpdateHeader, then floats. */
+ * exactly as the learner's, bits 4-5: which peer, bit 6: the second engine,
+ * which clips to the norm bound, caps weights and aggregates by the
+ * coordinate-wise median), bytes 1-2 = header length L (LE), then L bytes
+ * of serialized UpdateHeader, then floats. */
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -24,7 +26,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static mfl_round_engine_t *s_engine;
+static mfl_round_engine_t *s_engines[2]; /* mean + reject; median + clip + weight cap */
+static mfl_round_engine_t *s_engine;     /* the one this input drives */
 static mfl_learner_t *s_learner; /* the engine's layout, to shape tensors */
 static uint64_t s_now = 1000;
 static int s_rejects;
@@ -68,27 +71,36 @@ static void s_setup(void)
     c.wait_for_sites = 3;
     c.norm_bound = 50;
     c.site_timeout_ms = 0;
-    snprintf(c.checkpoint_dir, sizeof c.checkpoint_dir, "%s/ckpt", dir);
     mfl_engine_sink_t sink = {NULL, NULL, NULL, s_reject, NULL, NULL, NULL};
     char err[256];
-    s_engine = mfl_round_engine_new(&c, &sink, NULL, NULL, err, sizeof err);
-    if (!s_engine) {
-        fprintf(stderr, "fuzz_coord_update: %s\n", err);
-        abort();
+    for (int e = 0; e < 2; e++) {
+        snprintf(c.checkpoint_dir, sizeof c.checkpoint_dir, "%s/ckpt%d", dir, e);
+        if (e == 1) {
+            c.aggregator = MFL_AGG_MEDIAN;
+            c.norm_clip = true;
+            c.max_weight = 100;
+        }
+        s_engines[e] = mfl_round_engine_new(&c, &sink, NULL, NULL, err, sizeof err);
+        if (!s_engines[e]) {
+            fprintf(stderr, "fuzz_coord_update: %s\n", err);
+            abort();
+        }
     }
     s_learner = mfl_learner_new(&c.learner, 1, err, sizeof err);
     if (!s_learner || mfl_learner_n_tensors(s_learner) > 16)
         abort();
-    for (int i = 0; i < 3; i++)
-        mfl_round_engine_site_hello(s_engine, s_sites[i], 10, s_now);
+    for (int e = 0; e < 2; e++)
+        for (int i = 0; i < 3; i++)
+            mfl_round_engine_site_hello(s_engines[e], s_sites[i], 10, s_now);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (!s_engine)
+    if (!s_engines[0])
         s_setup();
     if (size < 3)
         return 0;
+    s_engine = s_engines[(data[0] >> 6) & 1];
     mfl_round_engine_tick(s_engine, ++s_now);
     uint8_t flags = data[0];
     size_t hlen = (size_t)data[1] | (size_t)data[2] << 8;

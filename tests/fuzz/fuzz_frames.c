@@ -5,7 +5,10 @@
  *     headers (count, dims, frames per tensor) come from the input, then data
  *     frames from the input, with the hash computed correctly when bit 0 is
  *     set (so the shape, NaN/Inf and reassembly paths are reachable) or taken
- *     from the input otherwise. */
+ *     from the input otherwise; bits 2-3 are every tensor's encoding (0
+ *     float32, 1 fp16, 2 int8 with a scale byte per tensor, /16 or NaN at
+ *     255; 3 unknown), so the encoded-update decoder is reachable too. */
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -104,6 +107,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         th[i].shape = shapes[i];
         frames_of[i] = s_u8(&r) % 5;
         th[i].n_frames = (uint32_t)frames_of[i];
+        th[i].encoding = (mode >> 2) & 3;
+        if (th[i].encoding == 2) {
+            unsigned b = s_u8(&r);
+            th[i].scale = b == 255 ? NAN : (float)b / 16.0f;
+        }
         th[i].blake2b.data = hashes[i];
         th[i].blake2b.len = 32;
         if (!(mode & 1)) {

@@ -20,6 +20,7 @@ typedef struct {
     uint64_t seed; /* 'T' only */
     uint64_t deadline_unix_ms; /* 'T' only */
     uint8_t model_hash[32]; /* 'T' only: RoundTask.model_hash (θ's digest) */
+    uint32_t update_encoding; /* 'T' only */
     int reason;    /* 'R' only */
 } event_t;
 
@@ -58,6 +59,7 @@ static inline int s_task(void *ctx, const char *site, const mfl_round_task_t *ta
     e->deadline_unix_ms = task->deadline_unix_ms;
     if (task->model_hash_len == 32)
         memcpy(e->model_hash, task->model_hash, 32);
+    e->update_encoding = task->update_encoding;
     return 0;
 }
 

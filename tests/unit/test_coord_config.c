@@ -146,6 +146,8 @@ static void test_bad_values_are_refused_naming_the_key(void **state)
                    "  aggregator: multi_krum\n  krum_f: 1\n", "needs rounds.min_sites", ":7");
     s_expect_error("model:\n  spec: linear:3-1\nrounds:\n  norm_action: clip\n",
                    "needs rounds.norm_bound", ":4");
+    s_expect_error("model:\n  spec: linear:3-1\nrounds:\n  upload_encoding: int4\n",
+                   "rounds.upload_encoding", ":4");
     /* An empty block scalar is a present but empty spec (found by fuzzing). */
     s_expect_error("model:\n spec: |\n", "model.spec", "is empty");
 }
@@ -192,6 +194,13 @@ static void test_documented_example_loads(void **state)
     assert_int_equal(c.learner.algo, MFL_ALGO_REPTILE);
     assert_int_equal(c.n_sites, 0);
     assert_int_equal(c.max_concurrent_uploads, 2);
+    assert_int_equal(c.upload_encoding, 0); /* fp32 */
+    /* limits.max_message_bytes unset: it follows the model (issue 17) */
+    assert_false(c.max_message_bytes_set);
+    assert_int_equal(mfl_coord_config_message_bytes(&c, 1000), 256u << 20);
+    assert_int_equal(mfl_coord_config_message_bytes(&c, 100000000), 400000000u + (1u << 20));
+    c.max_message_bytes_set = true; /* set by hand: kept as given */
+    assert_int_equal(mfl_coord_config_message_bytes(&c, 100000000), 256u << 20);
 }
 
 int main(void)

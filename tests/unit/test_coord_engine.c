@@ -943,6 +943,45 @@ static void test_big_theta_close_is_checkpointed_at_once_and_resumes(void **stat
     free(theta);
 }
 
+/* rounds.upload_encoding is asked only of sites that offered it, and an
+ * update in any other encoding than its task asked for is refused. */
+static void test_update_encoding_is_negotiated_per_site(void **state)
+{
+    fixture_t *fx = *state;
+    fx->cfg.upload_encoding = 2; /* int8 */
+    mfl_round_engine_t *e = s_engine(fx);
+    mfl_round_engine_site_encodings(e, "site-a", 0x7);      /* offers fp16 + int8 */
+    mfl_round_engine_site_encodings(e, "site-b", 0x1 | 0x2); /* fp16 only */
+    s_join3(e, 0);                                           /* site-c: never said */
+    mfl_round_engine_tick(e, 0);
+    assert_int_equal(s_last_task(&fx->fake, "site-a")->update_encoding, 2);
+    assert_int_equal(s_last_task(&fx->fake, "site-b")->update_encoding, 0);
+    assert_int_equal(s_last_task(&fx->fake, "site-c")->update_encoding, 0);
+    /* site-a answers in float32: refused; in int8: folded */
+    assert_int_equal(s_send(fx, e, "site-a", 1.0f, 10, 5), -1);
+    assert_int_equal(s_last_reject(&fx->fake), MFL_REJECT_ENCODING);
+    const event_t *t = s_last_task(&fx->fake, "site-a");
+    header_t hh;
+    delta_t d;
+    s_header(&hh, "site-a", t->round, t->nonce, 10);
+    s_delta(fx, &d, 1.0f);
+    for (size_t i = 0; i < d.n; i++)
+        d.t[i].encoding = 2;
+    assert_int_equal(mfl_round_engine_update(e, "site-a", &hh.h, d.t, d.n, NULL, 0, NULL, 0, 6),
+                     0);
+    /* site-b (asked for float32) answering in int8: refused */
+    t = s_last_task(&fx->fake, "site-b");
+    s_header(&hh, "site-b", t->round, t->nonce, 10);
+    assert_int_equal(mfl_round_engine_update(e, "site-b", &hh.h, d.t, d.n, NULL, 0, NULL, 0, 7),
+                     -1);
+    assert_int_equal(s_last_reject(&fx->fake), MFL_REJECT_ENCODING);
+    s_delta_free(&d);
+    assert_int_equal(s_send(fx, e, "site-b", 1.0f, 10, 8), 0);
+    assert_int_equal(s_send(fx, e, "site-c", 1.0f, 10, 9), 0);
+    assert_int_equal(fx->fake.closed, 1);
+    mfl_round_engine_destroy(&e);
+}
+
 int main(void)
 {
     mfl_log_set_level(MFL_LOG_ERROR);
@@ -956,6 +995,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             test_too_few_sites_abandons_and_retries_with_theta_unchanged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_theta_hook_sees_each_new_theta, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_update_encoding_is_negotiated_per_site, setup, teardown),
         cmocka_unit_test_setup_teardown(test_aggregation_is_weighted_and_order_independent,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_resume_continues_from_the_last_checkpoint, setup,

@@ -459,6 +459,38 @@ static void test_without_flow_control_updates_need_no_grant(void **state)
     mfl_round_engine_destroy(&e);
 }
 
+/* A site asked for int8 updates announces P bytes, not 4·P: the size
+ * check follows the encoding its task asked for (issue 17). */
+static void test_upload_request_size_follows_the_asked_encoding(void **state)
+{
+    fixture_t *fx = *state;
+    fx->cfg.upload_encoding = 2; /* int8 */
+    char err[512] = "";
+    mfl_round_engine_t *e = mfl_round_engine_new(&fx->cfg, &fx->sink, NULL, NULL, err, sizeof err);
+    if (!e)
+        fail_msg("engine: %s", err);
+    assert_int_equal(mfl_round_engine_flow_control(e, s_grant, &fx->fake, fx->small_bytes), 0);
+    mfl_round_engine_site_encodings(e, "site-a", 0x7);
+    for (int i = 0; i < N_SITES; i++)
+        mfl_round_engine_site_hello(e, s_sites[i], 10, 0);
+    mfl_round_engine_tick(e, 0);
+    const event_t *t = s_last(&fx->fake, 'T', "site-a");
+    assert_non_null(t);
+    /* 4·P from an int8 site: refused */
+    assert_int_equal(mfl_round_engine_upload_ready(e, "site-a", t->round, t->nonce, 16,
+                                                   fx->n_state * sizeof(float), 5),
+                     -1);
+    assert_int_equal(s_last(&fx->fake, 'R', "site-a")->reason,
+                     MFL_REJECT_SHAPE);
+    /* P bytes: granted; site-b (not offering int8) still announces 4·P */
+    assert_int_equal(mfl_round_engine_upload_ready(e, "site-a", t->round, t->nonce, 16,
+                                                   fx->n_state, 6),
+                     0);
+    assert_non_null(s_last(&fx->fake, 'G', "site-a"));
+    assert_int_equal(s_ready(fx, e, "site-b", 7), 0);
+    mfl_round_engine_destroy(&e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -480,6 +512,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_small_updates_need_no_grant_and_asking_takes_no_slot, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_upload_request_size_follows_the_asked_encoding,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_without_flow_control_updates_need_no_grant, setup,
                                         teardown),
     };

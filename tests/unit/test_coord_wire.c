@@ -91,7 +91,7 @@ static void s_hello(fx_t *fx)
         int rc = mfl_coord_wire_recv(fx->wire, 20, &ev, err, sizeof err);
         if (rc < 0)
             fail_msg("%s", err);
-        if (rc == 1 && ev.env->kind == METAFL__MESSAGE_KIND__HELLO) {
+        if (rc == 1 && ev.kind == MFL_MSG_HELLO) {
             assert_string_equal(ev.site, "site-a");
             mfl_coord_wire_release(fx->wire);
             return;

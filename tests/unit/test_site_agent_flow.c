@@ -157,7 +157,7 @@ static int teardown(void **state)
 /* Steps the agent and the wire until the wire receives a message of
  * `kind` (others are released; an UploadReady is granted); fails after
  * T_WAIT_MS. *status (optional) becomes MFL_AGENT_DONE once a step said so. */
-static mfl_wire_event_t s_until(fx_t *fx, Metafl__MessageKind kind, mfl_agent_status_t *status)
+static mfl_wire_event_t s_until(fx_t *fx, mfl_msg_kind_t kind, mfl_agent_status_t *status)
 {
     char err[512] = "";
     for (int waited = 0; waited < T_WAIT_MS; waited += 20) {
@@ -170,12 +170,12 @@ static mfl_wire_event_t s_until(fx_t *fx, Metafl__MessageKind kind, mfl_agent_st
         int rc = mfl_coord_wire_recv(fx->wire, 10, &ev, err, sizeof err);
         if (rc < 0)
             fail_msg("wire: %s", err);
-        if (rc == 1 && ev.env->kind == kind)
+        if (rc == 1 && ev.kind == kind)
             return ev;
-        if (rc == 1 && ev.env->kind == METAFL__MESSAGE_KIND__UPLOAD_READY) {
-            const Metafl__UploadReady *r = ev.env->upload_ready;
-            assert_int_equal(mfl_coord_wire_send_grant(fx->wire, ev.site, r->round,
-                                                       r->nonce.data, r->nonce.len, err,
+        if (rc == 1 && ev.kind == MFL_MSG_UPLOAD_READY) {
+            assert_int_equal(mfl_coord_wire_send_grant(fx->wire, ev.site, ev.upload_ready.round,
+                                                       ev.upload_ready.nonce,
+                                                       ev.upload_ready.nonce_len, err,
                                                        sizeof err),
                              0);
         }
@@ -219,12 +219,11 @@ static void test_agent_answers_hello_task_and_eval_over_curve(void **state)
     char err[512] = "";
 
     /* Hello: the site dials out and announces its rows and schema. */
-    mfl_wire_event_t ev = s_until(fx, METAFL__MESSAGE_KIND__HELLO, NULL);
-    assert_string_equal(ev.site, "site-a");
-    const Metafl__Hello *h = ev.env->hello;
-    assert_string_equal(h->site, "site-a");
-    assert_int_equal(h->n_train, 90); /* 0.75 of 120 rows */
-    assert_int_equal(h->schema_hash.len, 32);
+    mfl_wire_event_t ev = s_until(fx, MFL_MSG_HELLO, NULL);
+    assert_string_equal(ev.site, "site-a"); /* Hello.site equal to it: checked by the wire */
+    assert_int_equal(ev.hello.n_train, 90); /* 0.75 of 120 rows */
+    assert_int_equal(ev.hello.schema_hash_len, 32);
+    assert_string_equal(ev.hello.software_version, MFL_VERSION);
     assert_int_equal(mfl_site_agent_hellos_sent(fx->agent), 1);
     assert_int_equal(mfl_coord_wire_send_welcome(fx->wire, "site-a", 1, 500, "run-test", err,
                                                  sizeof err),
@@ -236,7 +235,7 @@ static void test_agent_answers_hello_task_and_eval_over_curve(void **state)
     assert_int_equal(mfl_coord_wire_send_round_task(fx->wire, "site-a", &task, fx->views, fx->nt,
                                                     err, sizeof err),
                      0);
-    ev = s_until(fx, METAFL__MESSAGE_KIND__UPDATE, NULL);
+    ev = s_until(fx, MFL_MSG_UPDATE, NULL);
     assert_non_null(ev.update_header); /* signature and hashes verified by the wire */
     assert_string_equal(ev.update_header->site, "site-a");
     assert_int_equal(ev.update_header->round, 1);
@@ -271,7 +270,7 @@ static void test_agent_answers_hello_task_and_eval_over_curve(void **state)
         assert_int_equal(mfl_site_agent_step(fx->agent, 10, err, sizeof err), MFL_AGENT_CONTINUE);
         mfl_wire_event_t other;
         if (mfl_coord_wire_recv(fx->wire, 10, &other, err, sizeof err) == 1)
-            assert_int_not_equal(other.env->kind, METAFL__MESSAGE_KIND__UPDATE);
+            assert_int_not_equal(other.kind, MFL_MSG_UPDATE);
     }
     assert_int_equal(mfl_site_agent_updates_sent(fx->agent), 1);
 
@@ -292,7 +291,7 @@ static void test_agent_answers_hello_task_and_eval_over_curve(void **state)
                                                    err, sizeof err),
                      0);
     mfl_agent_status_t st = MFL_AGENT_CONTINUE;
-    ev = s_until(fx, METAFL__MESSAGE_KIND__EVAL_REPORT, &st);
+    ev = s_until(fx, MFL_MSG_EVAL_REPORT, &st);
     assert_non_null(ev.eval_report);
     assert_string_equal(ev.eval_report->site, "site-a");
     assert_int_equal(ev.eval_report->round, 2);

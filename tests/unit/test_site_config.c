@@ -76,8 +76,11 @@ static void test_documented_example_loads(void **state)
     assert_string_equal(c.key_file, "configs/keys/hospital-a.key"); /* resolved */
     assert_int_equal(c.data_kind, MFL_SITE_DATA_CSV);
     assert_non_null(c.doc);
-    assert_int_equal(c.max_message_bytes, 256u << 20);
+    /* limits left to their defaults: the message limit follows max_params */
+    assert_int_equal(c.max_params, 256u << 20);
+    assert_int_equal(c.max_message_bytes, 4 * (256u << 20) + (1u << 20));
     assert_int_equal(c.heartbeat_ms, 2000);
+    assert_int_equal(c.upload_encodings, 0x7); /* float32 + fp16 + int8 */
     mfl_site_config_clear(&c);
     assert_null(c.doc);
 }
@@ -114,6 +117,10 @@ static void test_bad_values_name_the_key(void **state)
          "data:\n  source: wdbc\n  path: x\n", "site.key_file"},
         {S_BASE "data:\n  source: wdbc\n  path: x\nlimits:\n  max_message_bytes: 12Q\n",
          "limits.max_message_bytes"},
+        {S_BASE "data:\n  source: wdbc\n  path: x\nupload:\n  encodings: [fp16, bf16]\n",
+         "bf16"},
+        {S_BASE "data:\n  source: wdbc\n  path: x\nupload:\n  encodings: int8\n",
+         "upload.encodings"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         const char *p = s_write("bad.yaml", cases[i].yaml);

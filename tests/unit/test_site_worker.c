@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fed/quant.h"
 #include "metafl.pb-c.h" /* to read the signed header as the coordinator does */
 #include "site/site_worker.h"
 
@@ -341,6 +342,83 @@ static void test_every_algorithm_runs_a_round_and_an_eval(void **state)
     }
 }
 
+/* A lossy round (RoundTask.update_encoding): the bytes decode to the Δ
+ * the result reports, the signed hashes cover the bytes, the rounding
+ * error is carried to the next round (not lost), a retried round encodes
+ * exactly like its first attempt, and an encoding the site does not offer
+ * fails the round. */
+static void test_encoded_round_signs_the_bytes_and_feeds_the_error_back(void **state)
+{
+    (void)state;
+    size_t n;
+    float *theta = s_theta(&n);
+    s_task_t t;
+    s_task_init(&t, "reptile", 77);
+    mfl_site_worker_t *plain = s_worker("hospital-q", NULL);
+    mfl_site_worker_t *w = s_worker("hospital-q", NULL);
+    mfl_site_round_result_t r, p;
+    char err[256] = "";
+    assert_int_equal(mfl_site_worker_round(plain, &t.task, theta, n, &p, err, sizeof err), 0);
+    float *exact = malloc(n * sizeof(float)), *dec = malloc(n * sizeof(float));
+    assert_true(exact && dec);
+    memcpy(exact, p.delta, n * sizeof(float));
+    t.task.update_encoding = MFL_QUANT_INT8;
+    assert_int_equal(mfl_site_worker_round(w, &t.task, theta, n, &r, err, sizeof err), 0);
+    assert_int_equal(r.encoding, MFL_QUANT_INT8);
+    Metafl__UpdateHeader *h = metafl__update_header__unpack(NULL, r.header_len, r.header);
+    assert_non_null(h);
+    double err_sum = 0;
+    for (size_t i = 0; i < mfl_site_worker_n_tensors(w); i++) {
+        const mfl_tensor_info_t *ti = mfl_site_worker_tensor(w, i);
+        const uint8_t *bytes = r.encoded + ti->offset; /* int8: one byte each */
+        assert_int_equal(mfl_quant_decode(MFL_QUANT_INT8, bytes, ti->count, r.scales[i],
+                                          dec + ti->offset), 0);
+        uint8_t want[32];
+        crypto_generichash(want, 32, bytes, ti->count, NULL, 0);
+        assert_memory_equal(h->tensor_hashes[i].data, want, 32);
+        for (size_t j = 0; j < ti->count; j++) {
+            /* within one step of the tensor's scale of the exact Δ */
+            double e = fabs((double)dec[ti->offset + j] - exact[ti->offset + j]);
+            assert_true(e <= r.scales[i] * 1.0001);
+            err_sum += e;
+        }
+    }
+    assert_memory_equal(r.delta, dec, n * sizeof(float));
+    assert_true(err_sum > 0); /* it is lossy */
+    assert_true(fabs(h->delta_norm - r.delta_norm) < 1e-12);
+    metafl__update_header__free_unpacked(h, NULL);
+    /* A retry of round 3 (another attempt) gives the same bytes. */
+    uint8_t *first = malloc(n);
+    assert_non_null(first);
+    memcpy(first, r.encoded, n);
+    assert_int_equal(mfl_site_worker_round(w, &t.task, theta, n, &r, err, sizeof err), 0);
+    assert_memory_equal(r.encoded, first, n);
+    /* Round 4 as float32: the exact Δ of round 4 plus what round 3 lost,
+     * so rounds 3 + 4 sum to the exact Δs (to float rounding). */
+    t.task.round = 4;
+    t.task.update_encoding = MFL_QUANT_FP32;
+    assert_int_equal(mfl_site_worker_round(plain, &t.task, theta, n, &p, err, sizeof err), 0);
+    assert_int_equal(mfl_site_worker_round(w, &t.task, theta, n, &r, err, sizeof err), 0);
+    assert_int_equal(r.encoding, MFL_QUANT_FP32);
+    for (size_t j = 0; j < n; j++) {
+        double sum = (double)dec[j] + r.delta[j], want = (double)exact[j] + p.delta[j];
+        assert_true(fabs(sum - want) <= 1e-6 * (1 + fabs(want)));
+    }
+    /* Not offered: refused with the key to change. */
+    mfl_site_worker_set_encodings(w, 1u << MFL_QUANT_FP16);
+    t.task.round = 5;
+    t.task.update_encoding = MFL_QUANT_INT8;
+    assert_int_equal(mfl_site_worker_round(w, &t.task, theta, n, &r, err, sizeof err), -1);
+    assert_non_null(strstr(err, "upload.encodings"));
+    assert_int_equal(mfl_site_worker_encodings(w), 1u | (1u << MFL_QUANT_FP16));
+    free(first);
+    free(exact);
+    free(dec);
+    free(theta);
+    mfl_site_worker_destroy(&w);
+    mfl_site_worker_destroy(&plain);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -351,6 +429,7 @@ int main(void)
         cmocka_unit_test(test_wrong_theta_size_and_unknown_algorithm_are_refused),
         cmocka_unit_test(test_eval_reports_adapted_before_and_local_only),
         cmocka_unit_test(test_every_algorithm_runs_a_round_and_an_eval),
+        cmocka_unit_test(test_encoded_round_signs_the_bytes_and_feeds_the_error_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
+#include "fed/quant.h"
 #include "wire/message.h"
 #include "wire/snapshot.h"
 
@@ -425,6 +428,142 @@ static void test_snapshot_broadcast_sends_one_copy_to_many(void **state)
     zmq_ctx_term(ctx);
 }
 
+/* Encoded updates (fp16, int8): the frames carry the encoded bytes, the
+ * header's hash covers them, and the receiver gets float32 values equal
+ * to mfl_quant_decode of what was sent, with encoding and scale kept. */
+static void test_encoded_tensors_travel_as_their_bytes(void **state)
+{
+    (void)state;
+    void *ctx = zmq_ctx_new();
+    void *a = zmq_socket(ctx, ZMQ_PAIR), *b = zmq_socket(ctx, ZMQ_PAIR);
+    assert_int_equal(zmq_bind(a, "inproc://enc-test"), 0);
+    assert_int_equal(zmq_connect(b, "inproc://enc-test"), 0);
+    mfl_wire_limits_t lim;
+    mfl_wire_limits_default(&lim);
+    lim.chunk_bytes = 4000; /* several frames per tensor */
+    enum { N = 3001 };
+    float *x = malloc(N * sizeof(float)), *want16 = malloc(N * sizeof(float));
+    float *want8 = malloc(N * sizeof(float));
+    uint16_t *h16 = malloc(N * 2);
+    int8_t *c8 = malloc(N);
+    assert_true(x && want16 && want8 && h16 && c8);
+    for (int i = 0; i < N; i++)
+        x[i] = sinf((float)i) * 0.01f;
+    mfl_rng_t r;
+    mfl_rng_seed(&r, 9, MFL_QUANT_STREAM);
+    float s16, s8;
+    assert_int_equal(mfl_quant_encode(MFL_QUANT_FP16, x, N, NULL, &r, h16, &s16), 0);
+    assert_int_equal(mfl_quant_encode(MFL_QUANT_INT8, x, N, NULL, &r, c8, &s8), 0);
+    assert_int_equal(mfl_quant_decode(MFL_QUANT_FP16, h16, N, s16, want16), 0);
+    assert_int_equal(mfl_quant_decode(MFL_QUANT_INT8, c8, N, s8, want8), 0);
+    mfl_tensor_t t[3];
+    t[0] = mfl_tensor_vec("half", (const float *)(const void *)h16, N);
+    t[0].encoding = MFL_QUANT_FP16;
+    t[1] = mfl_tensor_vec("int8", (const float *)(const void *)c8, N);
+    t[1].encoding = MFL_QUANT_INT8;
+    t[1].scale = s8;
+    t[2] = mfl_tensor_vec("plain", x, N);
+    Metafl__Bye bye = METAFL__BYE__INIT;
+    bye.reason = (char *)"x";
+    Metafl__Envelope env = METAFL__ENVELOPE__INIT;
+    env.kind = METAFL__MESSAGE_KIND__BYE;
+    env.body_case = METAFL__ENVELOPE__BODY_BYE;
+    env.bye = &bye;
+    char err[256] = "";
+    assert_int_equal(mfl_msg_send(a, NULL, 0, &env, t, 3, &lim, NULL, NULL, err, sizeof err), 0);
+    frames_t fr;
+    s_recv_all(b, &fr);
+    /* 6002 B in 2 frames, 3001 B in 1, float32's 12004 B in 4 */
+    assert_int_equal(fr.n, 1 + 2 + 1 + 4);
+    assert_int_equal(zmq_msg_size(&fr.f[1]) + zmq_msg_size(&fr.f[2]), 2 * N);
+    assert_int_equal(zmq_msg_size(&fr.f[3]), N);
+    int reason = 0;
+    mfl_msg_t *m = mfl_msg_decode(fr.f, fr.n, &lim, &reason, err, sizeof err);
+    if (!m)
+        fail_msg("%s", err);
+    const mfl_tensor_t *g0 = mfl_msg_tensor(m, 0), *g1 = mfl_msg_tensor(m, 1);
+    assert_memory_equal(g0->data, want16, N * sizeof(float));
+    assert_memory_equal(g1->data, want8, N * sizeof(float));
+    assert_memory_equal(mfl_msg_tensor(m, 2)->data, x, N * sizeof(float));
+    assert_int_equal(g0->encoding, MFL_QUANT_FP16);
+    assert_int_equal(g1->encoding, MFL_QUANT_INT8);
+    assert_memory_equal(&g1->scale, &s8, 4);
+    assert_int_equal(mfl_msg_tensor(m, 2)->encoding, MFL_QUANT_FP32);
+    uint8_t h[32];
+    crypto_generichash(h, 32, (const unsigned char *)h16, N * 2, NULL, 0);
+    assert_memory_equal(g0->blake2b, h, 32);
+    crypto_generichash(h, 32, (const unsigned char *)c8, N, NULL, 0);
+    assert_memory_equal(g1->blake2b, h, 32);
+    mfl_msg_destroy(&m);
+    for (size_t i = 0; i < fr.n; i++)
+        zmq_msg_close(&fr.f[i]);
+    free(x);
+    free(want16);
+    free(want8);
+    free(h16);
+    free(c8);
+    zmq_close(a);
+    zmq_close(b);
+    zmq_ctx_term(ctx);
+}
+
+/* One encoded tensor `data` of `count` values with `encoding`/`scale`, its
+ * hash over `bytes` bytes of data (or a flipped copy if `tamper`). */
+static int s_encoded_reason(uint32_t encoding, float scale, const void *data, uint64_t count,
+                            size_t bytes, int tamper)
+{
+    env1_t e;
+    float dummy[8] = {0}; /* s_env1 hashes count floats; the hash is replaced below */
+    assert_true(count <= 8);
+    s_env1(&e, dummy, count, 1);
+    e.th.encoding = encoding;
+    e.th.scale = scale;
+    crypto_generichash(e.hash, 32, data, bytes, NULL, 0);
+    unsigned char *copy = malloc(bytes + 1);
+    memcpy(copy, data, bytes);
+    if (tamper)
+        copy[0] ^= 1;
+    mfl_wire_limits_t lim;
+    mfl_wire_limits_default(&lim);
+    int r = s_env_data_reason(&e, copy, bytes, &lim);
+    free(copy);
+    return r;
+}
+
+static void test_encoded_tensor_rejections(void **state)
+{
+    (void)state;
+    const uint16_t half[4] = {0x3c00, 0xc000, 0x0001, 0x7bff};
+    const int8_t codes[4] = {1, -127, 0, 127};
+    assert_int_equal(s_encoded_reason(MFL_QUANT_FP16, 0, half, 4, 8, 0), 0);
+    assert_int_equal(s_encoded_reason(MFL_QUANT_INT8, 0.5f, codes, 4, 4, 0), 0);
+    /* the hash covers the encoded bytes */
+    assert_int_equal(s_encoded_reason(MFL_QUANT_FP16, 0, half, 4, 8, 1),
+                     METAFL__REJECT_REASON__REJECT_HASH);
+    assert_int_equal(s_encoded_reason(MFL_QUANT_INT8, 0.5f, codes, 4, 4, 1),
+                     METAFL__REJECT_REASON__REJECT_HASH);
+    /* bytes must match the encoding's size: fp16 sent as 4 bytes each */
+    const float f4[4] = {1, 2, 3, 4};
+    assert_int_equal(s_encoded_reason(MFL_QUANT_FP16, 0, f4, 4, 16, 0),
+                     METAFL__REJECT_REASON__REJECT_SHAPE);
+    assert_int_equal(s_encoded_reason(MFL_QUANT_INT8, 0.5f, codes, 4, 3, 0),
+                     METAFL__REJECT_REASON__REJECT_SHAPE);
+    /* unknown encodings and bad scales */
+    assert_int_equal(s_encoded_reason(3, 0, codes, 4, 4, 0),
+                     METAFL__REJECT_REASON__REJECT_BAD_MESSAGE);
+    assert_int_equal(s_encoded_reason(MFL_QUANT_INT8, NAN, codes, 4, 4, 0),
+                     METAFL__REJECT_REASON__REJECT_BAD_MESSAGE);
+    assert_int_equal(s_encoded_reason(MFL_QUANT_INT8, -1.0f, codes, 4, 4, 0),
+                     METAFL__REJECT_REASON__REJECT_BAD_MESSAGE);
+    /* values that decode to NaN / Inf: a half infinity, or a scale whose
+     * product overflows */
+    const uint16_t inf[2] = {0x3c00, 0x7c00};
+    assert_int_equal(s_encoded_reason(MFL_QUANT_FP16, 0, inf, 2, 4, 0),
+                     METAFL__REJECT_REASON__REJECT_NONFINITE);
+    assert_int_equal(s_encoded_reason(MFL_QUANT_INT8, 3e37f, codes, 4, 4, 0),
+                     METAFL__REJECT_REASON__REJECT_NONFINITE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -435,6 +574,8 @@ int main(void)
         cmocka_unit_test(test_send_grows_chunks_to_fit_max_frames),
         cmocka_unit_test(test_zero_copy_release_runs_once),
         cmocka_unit_test(test_snapshot_broadcast_sends_one_copy_to_many),
+        cmocka_unit_test(test_encoded_tensors_travel_as_their_bytes),
+        cmocka_unit_test(test_encoded_tensor_rejections),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
