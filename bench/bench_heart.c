@@ -7,6 +7,7 @@
  *                        steps per site (FedAvg, Reptile β=1 / 0.5,
  *                        FOMAML, MAML, Meta-SGD; linear and MLP)
  *   bench_heart newsite  meta-train on three sites, adapt to the fourth
+ *   bench_heart privacy  FedAvg under record-level DP-SGD at several ε (heart_privacy.h)
  *                        from k = 5 / 10 / 20 labelled cases
  *
  * Options: --data DIR (default ${METAFL_SHARED:-../shared}/data/uci-heart-disease),
@@ -598,11 +599,13 @@ fail:
     return 0;
 }
 
+#include "heart_privacy.h" /* bench_heart privacy (issue 11) */
+
 /* ---- main ----------------------------------------------------------------- */
 
 static void s_usage(void)
 {
-    fprintf(stderr, "usage: bench_heart flamby|personal|newsite [--data DIR] [--out FILE]\n"
+    fprintf(stderr, "usage: bench_heart flamby|personal|newsite|privacy [--data DIR] [--out FILE]\n"
                     "                   [--quick] [--seeds N] [--loop engine|harness]\n");
 }
 
@@ -680,6 +683,8 @@ int main(int argc, char **argv)
         rc = s_run_personal(&o, &h, argv[0]);
     else if (strcmp(mode, "newsite") == 0)
         rc = s_run_newsite(&o, &h, argv[0]);
+    else if (strcmp(mode, "privacy") == 0)
+        rc = s_run_privacy(&o, &h, argv[0]);
     else {
         s_usage();
         rc = 2;

@@ -13,12 +13,14 @@
 #include "core/log.h"
 
 int mfl_cmd_audit(int argc, char **argv);
+int mfl_cmd_audit_privacy(int argc, char **argv); /* cmd_audit_privacy.c */
 
 static void s_usage(FILE *out)
 {
     fprintf(out,
             "usage: metafl audit verify FILE... --keys DIR [--cross]\n"
-            "       metafl audit show FILE [--site NAME] [--round N]\n\n"
+            "       metafl audit show FILE [--site NAME] [--round N]\n"
+            "       metafl audit privacy FILE --keys DIR\n\n"
             "Audit logs are JSON lines, one signed record per exchanged update, kept by\n"
             "the coordinator and by every site (docs/AUDIT.md).\n\n"
             "  verify   checks every record: form, sequence, the hash chain, each record's\n"
@@ -33,7 +35,9 @@ static void s_usage(FILE *out)
             "           the other's log; exit 1 names a TRUNCATED or FORKED log and the\n"
             "           record that proves it (docs/AUDIT.md, \"Truncation\").\n"
             "  show     prints the records as a table (form checked, not signatures),\n"
-            "           optionally only one site's or one round's, and a legend.\n\n"
+            "           optionally only one site's or one round's, and a legend.\n"
+            "  privacy  recomputes each site's epsilon from the records and names every\n"
+            "           record whose claimed epsilon disagrees (metafl audit privacy --help).\n\n"
             "Keys: DIR/NAME.pub for the log's writer (coordinator or site) and for every\n"
             "site named in it; the .pub files the parties exchanged at keygen time.\n\n"
             "  --help   this text\n");
@@ -203,14 +207,14 @@ static int s_show(int argc, char **argv)
     return 0;
 }
 
-/* One row per audit subcommand; `privacy` (recompute the budget from the
- * records) comes with the accountant. */
+/* One row per audit subcommand. */
 static const struct {
     const char *name;
     int (*run)(int, char **);
 } s_subs[] = {
     {"verify", s_verify},
     {"show", s_show},
+    {"privacy", mfl_cmd_audit_privacy},
 };
 
 int mfl_cmd_audit(int argc, char **argv)

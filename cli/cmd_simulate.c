@@ -283,9 +283,22 @@ static void s_run_round_job(sim_t *sim, const sim_job_t *job)
         return;
     mfl_round_task_t plain;
     mfl_site_round_result_t res;
-    if (mfl_round_task_from_msg(task, &plain, err, sizeof err) < 0 ||
-        mfl_site_worker_round(s->worker, &plain, job->theta,
-                              mfl_round_engine_n_state(sim->engine), &res, err, sizeof err) < 0) {
+    int rc = mfl_round_task_from_msg(task, &plain, err, sizeof err);
+    if (rc == 0)
+        rc = mfl_site_worker_round(s->worker, &plain, job->theta,
+                                   mfl_round_engine_n_state(sim->engine), &res, err, sizeof err);
+    if (rc == MFL_SITE_ROUND_DECLINED) {
+        /* The site's privacy policy refused the task: as a daemon would, it
+         * withdraws from the round with the rule as the reason. */
+        mfl_warn("site %s: round %u declined by the site's privacy policy: %s",
+                 s->cfg.site_id, task->round, err);
+        mfl_round_engine_site_withdraw(sim->engine, s->cfg.site_id, MFL_ENGINE_SITE_FAILED, false,
+                                       plain.round, plain.nonce, plain.nonce_len, err,
+                                       mfl_round_engine_now(sim->engine));
+        metafl__round_task__free_unpacked(task, NULL);
+        return;
+    }
+    if (rc != 0) {
         mfl_warn("site %s: round %u failed: %s", s->cfg.site_id, task->round, err);
         metafl__round_task__free_unpacked(task, NULL);
         return;
@@ -335,8 +348,8 @@ static void s_run_eval_job(sim_t *sim, const sim_job_t *job)
     mfl_site_eval_result_t res;
     if (mfl_eval_task_from_msg(task, &plain, err, sizeof err) < 0 ||
         mfl_site_worker_eval(s->worker, &plain, job->theta,
-                             mfl_round_engine_n_state(sim->engine), &res, err, sizeof err) < 0) {
-        mfl_warn("site %s: evaluation failed: %s", s->cfg.site_id, err);
+                             mfl_round_engine_n_state(sim->engine), &res, err, sizeof err) != 0) {
+        mfl_warn("site %s: evaluation not reported: %s", s->cfg.site_id, err);
     } else {
         mfl_eval_report_t report;
         mfl_site_worker_fill_report(s->worker, &plain, &res, &report);
@@ -393,6 +406,16 @@ static int s_open_sites(sim_t *sim, const mfl_coord_config_t *config)
         if (!s->worker) {
             mfl_error("site %s: %s", s->cfg.site_id, err);
             return -1;
+        }
+        if (s->cfg.privacy.mode != MFL_PRIVACY_MODE_NONE) {
+            /* In-process: no audit log to read the budget from; this run's
+             * releases are counted from zero, in memory (docs/PRIVACY.md). */
+            mfl_privacy_accountant_t zero;
+            mfl_privacy_accountant_init(&zero, NULL, 0, NULL, 0);
+            mfl_site_worker_set_ledger(s->worker, &zero, NULL);
+            mfl_info("site %s: privacy mode %s, budget %g: simulate counts this run's "
+                     "releases from zero, in memory", s->cfg.site_id,
+                     mfl_privacy_mode_name(s->cfg.privacy.mode), s->cfg.privacy.epsilon_budget);
         }
         mfl_identity_t *id = mfl_identity_load(s->cfg.key_file, err, sizeof err);
         if (id) {

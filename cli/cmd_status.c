@@ -231,6 +231,11 @@ static int s_show(const char *path, const char *text, size_t len, uint64_t now_m
         printf("  %-24s %-12s last seen %6.1f s ago%s\n", s_str(s, "id"),
                connected && alive != 0 ? "connected" : "gone", seen > 0 ? ((double)now_ms - seen) / 1000.0 : -1,
                in_round);
+        /* Its last failure, e.g. a refusal by its privacy policy (the
+         * reason names the rule: docs/PRIVACY.md). */
+        const char *lf = s_str(s, "last_failure");
+        if (s_num(s, "failures") > 0 && lf && *lf)
+            printf("    last failure: %s\n", lf);
     }
     const mfl_json_t *last = mfl_json_get(root, "last_round");
     if (mfl_json_type(last) == MFL_JSON_OBJECT)

@@ -20,7 +20,9 @@
 #      adaptation, also written to build/demo/report.json (which says, per
 #      hospital, how it was evaluated: "live" = the coordinator's EvalTask).
 #
-# Environment: DEMO_QUICK=1 (few rounds, for CI), DEMO_ROUNDS, DEMO_K
+# Environment: DEMO_QUICK=1 (few rounds, for CI), DEMO_PRIVACY=record (every
+# hospital trains with record-level DP-SGD: configs/demo/privacy-record.yaml,
+# docs/PRIVACY.md), DEMO_ROUNDS, DEMO_K
 # (labelled cases per hospital, default 20), DEMO_DIR (default build/demo),
 # BUILD (build dir whose bin/ holds the binaries, default build) or
 # METAFL_BIN (the binaries' dir itself, as for the integration tests).
@@ -221,7 +223,14 @@ audit:
 limits:
   heartbeat_s: 1
 EOF
+  if [ "${DEMO_PRIVACY:-}" = record ]; then
+    grep -v '^#' "$ROOT/configs/demo/privacy-record.yaml" >>"$DEMO/site-$1.yaml"
+  fi
 }
+# A fresh demo's audit logs hold no privacy ledger yet: start one (ignored,
+# with a warning, by an agent whose log already has one).
+LEDGER_FLAG=()
+if [ "${DEMO_PRIVACY:-}" = record ]; then LEDGER_FLAG=(--new-privacy-ledger); fi
 
 
 # ---- 4. federated training --------------------------------------------------
@@ -233,7 +242,7 @@ wait_for 20 grep -q "listening on" "$DEMO/logs/coordinator.log" ||
 EP=$(endpoint_of "$DEMO/logs/coordinator.log")
 for s in "${TRAIN_SITES[@]}"; do
   site_config "$s" "$EP"
-  "$BIN/metafl-site-agent" --config "$DEMO/site-$s.yaml" >"$DEMO/logs/$s.log" 2>&1 &
+  "$BIN/metafl-site-agent" --config "$DEMO/site-$s.yaml" "${LEDGER_FLAG[@]}" >"$DEMO/logs/$s.log" 2>&1 &
   PIDS+=("$!")
 done
 
@@ -281,7 +290,7 @@ wait_for 20 grep -q "listening on" "$DEMO/logs/coordinator-join.log" ||
 EP=$(endpoint_of "$DEMO/logs/coordinator-join.log")
 for s in "${NEW_SITES[@]}"; do
   site_config "$s" "$EP"
-  "$BIN/metafl-site-agent" --config "$DEMO/site-$s.yaml" --exit-after-eval \
+  "$BIN/metafl-site-agent" --config "$DEMO/site-$s.yaml" "${LEDGER_FLAG[@]}" --exit-after-eval \
     >"$DEMO/logs/$s.log" 2>&1 &
   PIDS+=("$!")
 done

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "audit/audit.h"
+#include "privacy/ledger.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "data/csv_canon.h"
@@ -70,6 +71,74 @@ static void s_on_connect(mfl_client_t *client, unsigned n, void *arg)
     self->need_hello = 1;
 }
 
+/* The budget already spent, from the site's own signed audit log
+ * (privacy/ledger.h). Whatever goes wrong, the worker is told the ledger
+ * is unknown (it then declines every DP task, saying why and how to
+ * recover) rather than start from zero. -1 only on an audit write error. */
+static int s_open_ledger(mfl_site_agent_t *self, char *err, size_t errlen)
+{
+    const mfl_site_config_t *cfg = self->cfg;
+    const mfl_privacy_policy_t *pol = mfl_site_worker_policy(self->worker);
+    char why[1400], sub[700];
+    if (!self->audit) {
+        mfl_site_worker_set_ledger(self->worker, NULL, "audit.log is not set: the budget spent "
+                                   "is read back from the site's signed audit log");
+        return 0;
+    }
+    mfl_privacy_accountant_t spent;
+    mfl_privacy_accountant_init(&spent, NULL, 0, NULL, 0);
+    mfl_privacy_ledger_info_t info;
+    const uint8_t *pk = mfl_identity_public(self->identity)->sign_pk;
+    /* The log also holds the coordinator's signed chain heads (peer_head). */
+    if (mfl_privacy_ledger_read(cfg->audit_log, cfg->site_id, pk, self->coord_key.name,
+                                self->coord_key.sign_pk, &spent, &info, sub, sizeof sub)) {
+        snprintf(why, sizeof why, "the audit log does not verify (%s): restore it from a "
+                 "backup; this site runs no DP task rather than count its budget from zero",
+                 sub);
+        if (pol->mode != MFL_PRIVACY_MODE_NONE)
+            mfl_warn("site %s: privacy ledger unavailable: %s", cfg->site_id, why);
+        else
+            mfl_info("site %s: no privacy ledger (DP tasks will be declined): %s",
+                     cfg->site_id, why);
+        mfl_site_worker_set_ledger(self->worker, NULL, why);
+        return 0;
+    }
+    if (!info.started && self->opts.new_privacy_ledger) {
+        mfl_audit_record_t *rec = calloc(1, sizeof *rec);
+        if (!rec)
+            return mfl_errf(err, errlen, "out of memory"), -1;
+        mfl_audit_record_init(rec, MFL_AUDIT_LEDGER_STARTED, 0, cfg->site_id);
+        snprintf(rec->reason, sizeof rec->reason, "privacy ledger started from zero by the "
+                 "operator (--new-privacy-ledger); %zu DP releases found before it",
+                 info.n_releases);
+        int rc = mfl_audit_append(self->audit, rec, NULL, sub, sizeof sub);
+        free(rec);
+        if (rc)
+            return mfl_errf(err, errlen, "%s: audit.log: %s", cfg->file, sub), -1;
+        info.started = true;
+        mfl_info("site %s: privacy ledger started in %s", cfg->site_id, cfg->audit_log);
+    } else if (info.started && self->opts.new_privacy_ledger) {
+        mfl_warn("site %s: --new-privacy-ledger ignored: %s already holds a privacy ledger, "
+                 "which is kept", cfg->site_id, cfg->audit_log);
+    }
+    if (!info.started) {
+        snprintf(why, sizeof why, "%.600s holds no privacy ledger (a new or re-created log); "
+                 "restore the site's audit log from a backup, or, to count the budget from "
+                 "zero knowingly, restart the agent once with --new-privacy-ledger "
+                 "(docs/PRIVACY.md)", cfg->audit_log);
+        if (pol->mode != MFL_PRIVACY_MODE_NONE)
+            mfl_warn("site %s: %s", cfg->site_id, why);
+        mfl_site_worker_set_ledger(self->worker, NULL, why);
+        return 0;
+    }
+    mfl_site_worker_set_ledger(self->worker, &spent, NULL);
+    mfl_info("site %s: privacy ledger: %zu DP releases, epsilon spent %.6g at delta %g "
+             "(policy: mode %s, budget %g)", cfg->site_id, info.n_releases,
+             mfl_site_worker_epsilon_spent(self->worker), pol->delta,
+             mfl_privacy_mode_name(pol->mode), pol->epsilon_budget);
+    return 0;
+}
+
 mfl_site_agent_t *mfl_site_agent_new(const mfl_site_config_t *cfg,
                                      const mfl_site_agent_opts_t *opts, char *err,
                                      size_t errlen)
@@ -122,6 +191,8 @@ mfl_site_agent_t *mfl_site_agent_new(const mfl_site_config_t *cfg,
             goto out_fail;
         }
     }
+    if (s_open_ledger(self, err, errlen))
+        goto out_fail;
     mfl_client_opts_t co;
     mfl_client_opts_default(&co);
     co.limits.max_total_bytes = cfg->max_message_bytes;
@@ -232,7 +303,11 @@ static int s_send_hello(mfl_site_agent_t *self, char *err, size_t errlen)
     Metafl__Hello hello = METAFL__HELLO__INIT;
     hello.site = (char *)self->cfg->site_id; /* protobuf-c fields are not const; never written */
     hello.software_version = (char *)MFL_VERSION;
-    hello.n_train = mfl_site_worker_n_train(self->worker);
+    /* The site's size is an unnoised statistic too (privacy/policy.h). */
+    const mfl_privacy_policy_t *pol = mfl_site_worker_policy(self->worker);
+    hello.n_train = pol->mode != MFL_PRIVACY_MODE_NONE && !pol->allow_unnoised_stats
+                        ? 0
+                        : mfl_site_worker_n_train(self->worker);
     hello.schema_hash.data = (uint8_t *)mfl_site_worker_schema_hash(self->worker);
     hello.schema_hash.len = MFL_SITE_HASH_BYTES;
     /* What the data is, so a refusal can say what differs (docs/DATA.md). */
@@ -324,7 +399,7 @@ static int s_audit_update(mfl_site_agent_t *self, const mfl_round_task_t *task,
         free(rec);
         return -1;
     }
-    if (rec->has_privacy)
+    if (rec->has_privacy && rec->privacy.delta == 0) /* a header without its δ */
         rec->privacy.delta = task->privacy.target_delta;
     int rc = mfl_audit_append(self->audit, rec, NULL, err, errlen);
     free(rec);
@@ -483,6 +558,29 @@ static void s_on_update_refused(mfl_site_agent_t *self, const Metafl__Reject *rj
     self->task_nonce_len = 0; /* once per task */
 }
 
+/* A task_declined record for a refused round (reason = "privacy.RULE:
+ * why"); 0, or -1 with ferr when the audit log cannot take it. */
+static int s_audit_declined(mfl_site_agent_t *self, const mfl_round_task_t *task,
+                            const char *why, char *ferr, size_t ferrlen)
+{
+    if (!self->audit)
+        return 0;
+    mfl_audit_record_t *rec = calloc(1, sizeof *rec);
+    if (!rec)
+        return mfl_errf(ferr, ferrlen, "out of memory"), -1;
+    mfl_audit_record_init(rec, MFL_AUDIT_TASK_DECLINED, task->round, self->cfg->site_id);
+    size_t nl = task->nonce_len < sizeof rec->nonce ? task->nonce_len : sizeof rec->nonce;
+    memcpy(rec->nonce, task->nonce, nl);
+    rec->nonce_len = nl;
+    snprintf(rec->reason, sizeof rec->reason, "%.*s", (int)(sizeof rec->reason - 1), why);
+    char err[512];
+    int rc = mfl_audit_append(self->audit, rec, NULL, err, sizeof err);
+    free(rec);
+    if (rc)
+        mfl_errf(ferr, ferrlen, "audit log %s: %s", self->cfg->audit_log, err);
+    return rc;
+}
+
 static mfl_agent_status_t s_round(mfl_site_agent_t *self, const mfl_msg_t *msg, char *ferr,
                                   size_t ferrlen)
 {
@@ -520,8 +618,21 @@ static mfl_agent_status_t s_round(mfl_site_agent_t *self, const mfl_msg_t *msg, 
     uint64_t t0 = mfl_clock_mono_ms();
     mfl_round_task_t plain;
     mfl_site_round_result_t r;
-    if (mfl_round_task_from_msg(task, &plain, err, sizeof err) ||
-        mfl_site_worker_round(self->worker, &plain, self->theta, n, &r, err, sizeof(err))) {
+    int wrc = mfl_round_task_from_msg(task, &plain, err, sizeof err);
+    if (wrc == 0)
+        wrc = mfl_site_worker_round(self->worker, &plain, self->theta, n, &r, err, sizeof(err));
+    if (wrc == MFL_SITE_ROUND_DECLINED) {
+        /* The hospital's privacy policy refused the task: on the audit log
+         * first (a log that cannot take it is fatal, as for an update),
+         * then to the coordinator as a SiteFailure naming the rule. */
+        mfl_warn("site %s: round %u declined by the site's privacy policy: %s",
+                 self->cfg->site_id, task->round, err);
+        if (s_audit_declined(self, &plain, err, ferr, ferrlen))
+            return MFL_AGENT_FATAL;
+        s_send_failure(self, task->round, &task->nonce, false, err);
+        return MFL_AGENT_CONTINUE;
+    }
+    if (wrc) {
         mfl_warn("site %s: round %u failed: %s", self->cfg->site_id, task->round, err);
         s_send_failure(self, task->round, &task->nonce, false, err);
         return MFL_AGENT_CONTINUE;

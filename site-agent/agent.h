@@ -26,6 +26,10 @@ typedef struct mfl_site_agent mfl_site_agent_t;
 typedef struct {
     bool exit_after_eval; /* stop (status 0) after the first EvalReport is sent */
     uint32_t max_rounds;  /* stop after this many updates sent; 0 = never */
+    /* The audit log holds no privacy ledger (a new or re-created log):
+     * start one from zero (a ledger_started record). Ignored, with a
+     * warning, when the log already holds one. docs/PRIVACY.md. */
+    bool new_privacy_ledger;
 } mfl_site_agent_opts_t;
 
 /* Builds an agent from a loaded config (borrowed; keep it alive while the

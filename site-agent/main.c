@@ -33,6 +33,9 @@ static void s_usage(FILE *out)
             "                       without connecting; print a summary; exit 0 if usable\n"
             "  --log-level LEVEL    debug, info, warn or error (overrides runtime.log_level)\n"
             "  --exit-after-eval    exit after the first evaluation report is sent\n"
+            "  --new-privacy-ledger the audit log holds no privacy ledger (a new site, or\n"
+            "                       the log was lost): start counting the budget from zero;\n"
+            "                       recorded in the log (docs/PRIVACY.md)\n"
             "  --max-rounds N       exit after N updates have been sent\n"
             "  --evaluate CKPT --coordinator-config FILE\n"
             "                       no network: adapt a published checkpoint (file or\n"
@@ -63,6 +66,8 @@ int main(int argc, char **argv)
         }
         if (strcmp(a, "--check") == 0) {
             check_only = 1;
+        } else if (strcmp(a, "--new-privacy-ledger") == 0) {
+            opts.new_privacy_ledger = true;
         } else if (strcmp(a, "--exit-after-eval") == 0) {
             opts.exit_after_eval = true;
         } else if (strcmp(a, "--evaluate") == 0 && i + 1 < argc) {

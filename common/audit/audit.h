@@ -67,6 +67,13 @@ typedef enum {
      * protocol's transcript, reason names the sites. Appended after the
      * kinds before it, as run_aborted. */
     MFL_AUDIT_SECURE_SUM,
+    /* site: the privacy policy refused a task; round, reason = the rule and
+     * why (privacy/policy.h). Appended after the kinds before it. */
+    MFL_AUDIT_TASK_DECLINED,
+    /* site: a privacy ledger (the budget spent) starts here from zero: the
+     * operator said so (metafl-site-agent --new-privacy-ledger). Without
+     * one the site runs no DP task (docs/PRIVACY.md). */
+    MFL_AUDIT_LEDGER_STARTED,
     MFL_AUDIT_KIND_COUNT
 } mfl_audit_kind_t;
 
@@ -139,9 +146,10 @@ void mfl_audit_update_digest(const uint8_t *hashes, size_t k, uint8_t out[32]);
  * and `signature` the site's Ed25519 signature over it. From the decoded
  * header: round, site, nonce, n, delta_hash (mfl_audit_update_digest of its
  * tensor hashes), norm,
- * and privacy when applied (clip, sigma, epsilon; q = 1 and steps = 1, as
- * one site-level Gaussian release per update; delta is left 0 for the
- * caller to set from the round's privacy settings). The header bytes and
+ * and privacy when applied (clip, sigma, epsilon, and q, steps and delta
+ * from the header's privacy record; a header without them (older sites)
+ * gives q = 1 and steps = 1, one site-level Gaussian release per update,
+ * and delta 0 for the caller to set from the round's privacy settings). The header bytes and
  * signature are kept, so `verify` can check them against the site's key.
  * Does not verify the signature (the wire layer does, before accepting).
  * 0, or -1 with err if the header does not decode, is over

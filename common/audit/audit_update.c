@@ -41,9 +41,12 @@ int mfl_audit_record_from_update(mfl_audit_record_t *rec, mfl_audit_kind_t kind,
         rec->has_privacy = true;
         rec->privacy.clip = h.privacy.clip_norm;
         rec->privacy.sigma = h.privacy.noise_multiplier;
-        rec->privacy.q = 1.0;
-        rec->privacy.steps = 1;
+        /* q, steps, δ as the site signed them (privacy record fields 41-43);
+         * 0 = an older site: one site-level release (q = 1, one step). */
+        rec->privacy.q = h.privacy.sample_rate > 0 ? h.privacy.sample_rate : 1.0;
+        rec->privacy.steps = h.privacy.steps > 0 ? h.privacy.steps : 1;
         rec->privacy.epsilon = h.privacy.epsilon_spent;
+        rec->privacy.delta = h.privacy.delta;
     }
     memcpy(rec->signed_header, header, header_len);
     rec->signed_header_len = header_len;

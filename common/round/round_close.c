@@ -110,7 +110,7 @@ int mfl_engine_audit_update(mfl_round_engine_t *self, const mfl_update_header_t 
         /* The record keeps what the site signed, so it verifies on its own. */
         kept = mfl_audit_record_from_update(&rec, MFL_AUDIT_UPDATE_ACCEPTED, signed_header,
                                             signed_len, sig, err, sizeof err) == 0;
-        if (kept && rec.has_privacy)
+        if (kept && rec.has_privacy && rec.privacy.delta == 0) /* a header without its δ */
             rec.privacy.delta = self->config.target_delta;
         if (!kept) /* recorded without it (the transport checked the signature) */
             mfl_warn("audit log: round %u, site %s: %s; recorded without its signed header",

@@ -5,6 +5,7 @@
 #include "config/csv_schema_yaml.h"
 #include "data/heart.h"
 
+#include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -27,6 +28,7 @@ void mfl_site_config_defaults(mfl_site_config_t *c)
     c->upload_encodings = 0x7u; /* float32, fp16, int8: the coordinator chooses */
     c->heartbeat_ms = 2000;
     c->connect_timeout_ms = 10000;
+    mfl_privacy_policy_defaults(&c->privacy);
 }
 
 void mfl_site_config_clear(mfl_site_config_t *c)
@@ -74,7 +76,8 @@ static void s_path(mfl_yaml_doc_t *doc, const mfl_site_config_t *c, const char *
 static void s_check_keys(mfl_yaml_doc_t *doc)
 {
     mfl_yaml_check_keys(doc, "", (const char *[]){"site", "coordinator", "data", "eval",
-                                                  "runtime", "audit", "limits", "upload", NULL});
+                                                  "runtime", "audit", "privacy", "limits", "upload",
+                                                  NULL});
     mfl_yaml_check_keys(doc, "upload", (const char *[]){"encodings", NULL});
     mfl_yaml_check_keys(doc, "site", (const char *[]){"id", "key_file", NULL});
     mfl_yaml_check_keys(doc, "coordinator", (const char *[]){"endpoint", "public_key", NULL});
@@ -90,6 +93,10 @@ static void s_check_keys(mfl_yaml_doc_t *doc)
                         (const char *[]){"support_cases", "local_only_steps", NULL});
     mfl_yaml_check_keys(doc, "runtime", (const char *[]){"threads", "log_level", NULL});
     mfl_yaml_check_keys(doc, "audit", (const char *[]){"log", "disabled", NULL});
+    mfl_yaml_check_keys(doc, "privacy",
+                        (const char *[]){"mode", "epsilon_budget", "delta", "noise_multiplier",
+                                         "clip_min", "clip_max", "sample_rate", "min_records",
+                                         "min_batch", "allow_unnoised_stats", NULL});
     mfl_yaml_check_keys(doc, "limits",
                         (const char *[]){"max_message_bytes", "max_params", "heartbeat_s",
                                          "connect_timeout_s", NULL});
@@ -220,6 +227,63 @@ static void s_read_series(mfl_yaml_doc_t *doc, mfl_site_config_t *c)
     sp->delimiter = delim[0];
 }
 
+/* A number for privacy.KEY that must be > 0 (and finite unless `inf_ok`). */
+static double s_positive(mfl_yaml_doc_t *doc, const char *key, double def, bool inf_ok)
+{
+    double v = mfl_yaml_get_double(doc, key, def);
+    if (!(v > 0.0) || (!inf_ok && !isfinite(v))) {
+        mfl_yaml_fail(doc, key, "must be > 0%s, got %g", inf_ok ? "" : " and finite", v);
+        return def;
+    }
+    return v;
+}
+
+/* The privacy section: each value checked where it is written, so a bad
+ * policy stops the agent with FILE:LINE and the key, never a silent default. */
+static void s_read_privacy(mfl_yaml_doc_t *doc, mfl_privacy_policy_t *p)
+{
+    const char *mode = mfl_yaml_get_string(doc, "privacy.mode", "none");
+    if (mfl_privacy_mode_parse(mode, &p->mode) != 0)
+        mfl_yaml_fail(doc, "privacy.mode", "'%s' is not one of none, site, record", mode);
+    bool dp = p->mode != MFL_PRIVACY_MODE_NONE;
+    if (dp && !mfl_yaml_has(doc, "privacy.epsilon_budget"))
+        mfl_yaml_fail(doc, "privacy.mode", "mode %s needs privacy.epsilon_budget", mode);
+    if (dp && !mfl_yaml_has(doc, "privacy.clip_max"))
+        mfl_yaml_fail(doc, "privacy.mode", "mode %s needs privacy.clip_max", mode);
+    p->epsilon_budget = s_positive(doc, "privacy.epsilon_budget", p->epsilon_budget, !dp);
+    double delta = mfl_yaml_get_double(doc, "privacy.delta", p->delta);
+    if (!(delta > 0.0 && delta < 1.0))
+        mfl_yaml_fail(doc, "privacy.delta", "must be in (0, 1), got %g", delta);
+    else
+        p->delta = delta;
+    p->noise_multiplier = s_positive(doc, "privacy.noise_multiplier", p->noise_multiplier, false);
+    p->clip_min = s_positive(doc, "privacy.clip_min", p->clip_min, false);
+    if (p->mode == MFL_PRIVACY_MODE_RECORD && !mfl_yaml_has(doc, "privacy.sample_rate"))
+        mfl_yaml_fail(doc, "privacy.mode", "mode record needs privacy.sample_rate (the "
+                      "DP-SGD Poisson rate q)");
+    double q = mfl_yaml_get_double(doc, "privacy.sample_rate", p->sample_rate);
+    if (mfl_yaml_has(doc, "privacy.sample_rate") && !(q > 0.0 && q <= 1.0))
+        mfl_yaml_fail(doc, "privacy.sample_rate", "must be in (0, 1], got %g", q);
+    else
+        p->sample_rate = q;
+    p->clip_max = s_positive(doc, "privacy.clip_max", p->clip_max, !dp);
+    if (p->clip_max < p->clip_min)
+        mfl_yaml_fail(doc, "privacy.clip_max", "%g is below privacy.clip_min %g", p->clip_max,
+                      p->clip_min);
+    int64_t v = mfl_yaml_get_int(doc, "privacy.min_records", (int64_t)p->min_records);
+    if (v < 1)
+        mfl_yaml_fail(doc, "privacy.min_records", "must be >= 1, got %lld", (long long)v);
+    else
+        p->min_records = (uint64_t)v;
+    v = mfl_yaml_get_int(doc, "privacy.min_batch", (int64_t)p->min_batch);
+    if (v < 1)
+        mfl_yaml_fail(doc, "privacy.min_batch", "must be >= 1, got %lld", (long long)v);
+    else
+        p->min_batch = (uint64_t)v;
+    /* With DP on, nothing unnoised leaves unless the hospital says so. */
+    p->allow_unnoised_stats = mfl_yaml_get_bool(doc, "privacy.allow_unnoised_stats", !dp);
+}
+
 static void s_read(mfl_yaml_doc_t *doc, mfl_site_config_t *c)
 {
     const char *id = mfl_yaml_require_string(doc, "site.id");
@@ -304,6 +368,11 @@ static void s_read(mfl_yaml_doc_t *doc, mfl_site_config_t *c)
         mfl_yaml_fail(doc, "runtime.log_level", "'%s' is not one of debug, info, warn, error",
                       lvl);
     s_path(doc, c, "audit.log", false, c->audit_log, sizeof(c->audit_log));
+    s_read_privacy(doc, &c->privacy);
+    if (c->privacy.mode != MFL_PRIVACY_MODE_NONE && !c->audit_log[0])
+        mfl_yaml_fail(doc, "privacy.mode", "mode %s needs audit.log: the budget spent is "
+                      "read back from the site's signed audit log",
+                      mfl_privacy_mode_name(c->privacy.mode));
     c->audit_disabled = mfl_yaml_get_bool(doc, "audit.disabled", false);
     if (c->audit_disabled && c->audit_log[0])
         mfl_yaml_fail(doc, "audit.disabled", "true, but audit.log is set: choose one");
@@ -327,15 +396,9 @@ static void s_read(mfl_yaml_doc_t *doc, mfl_site_config_t *c)
     s_read_encodings(doc, c);
 }
 
-int mfl_site_config_load(const char *path, mfl_site_config_t *c, char *err, size_t errlen)
+/* Checks and reads an opened document into c (doc's ownership taken). */
+static int s_load_doc(mfl_yaml_doc_t *doc, mfl_site_config_t *c, char *err, size_t errlen)
 {
-    mfl_site_config_defaults(c);
-    if (!path || strlen(path) >= sizeof(c->file))
-        return mfl_errf(err, errlen, "site config path missing or too long"), -1;
-    snprintf(c->file, sizeof(c->file), "%s", path);
-    mfl_yaml_doc_t *doc = mfl_yaml_load(path, err, errlen);
-    if (!doc)
-        return -1;
     s_check_keys(doc);
     s_read(doc, c);
     if (mfl_yaml_error(doc, err, errlen) < 0) {
@@ -349,6 +412,31 @@ int mfl_site_config_load(const char *path, mfl_site_config_t *c, char *err, size
     else
         mfl_yaml_destroy(&doc);
     return 0;
+}
+
+int mfl_site_config_load(const char *path, mfl_site_config_t *c, char *err, size_t errlen)
+{
+    mfl_site_config_defaults(c);
+    if (!path || strlen(path) >= sizeof(c->file))
+        return mfl_errf(err, errlen, "site config path missing or too long"), -1;
+    snprintf(c->file, sizeof(c->file), "%s", path);
+    mfl_yaml_doc_t *doc = mfl_yaml_load(path, err, errlen);
+    if (!doc)
+        return -1;
+    return s_load_doc(doc, c, err, errlen);
+}
+
+int mfl_site_config_parse(const char *text, size_t len, const char *name, mfl_site_config_t *c,
+                          char *err, size_t errlen)
+{
+    mfl_site_config_defaults(c);
+    if (!name || strlen(name) >= sizeof(c->file))
+        return mfl_errf(err, errlen, "site config name missing or too long"), -1;
+    snprintf(c->file, sizeof(c->file), "%s", name);
+    mfl_yaml_doc_t *doc = mfl_yaml_parse(text, len, name, err, errlen);
+    if (!doc)
+        return -1;
+    return s_load_doc(doc, c, err, errlen);
 }
 
 int mfl_site_config_csv_schema(const mfl_site_config_t *c, mfl_csv_schema_t *schema,

@@ -14,6 +14,7 @@
 
 #include "config/yaml_doc.h"
 #include "core/log.h"
+#include "privacy/policy.h"
 #include "data/csv.h"
 #include "data/series.h"
 
@@ -79,6 +80,10 @@ typedef struct mfl_site_config {
     bool audit_disabled;                      /* audit.disabled: true: the agent may run
                                                  without a log (it refuses otherwise) */
 
+    /* privacy: the hospital's policy (privacy/policy.h); a task can only
+     * tighten it. Defaults (no privacy section): mode none, as before. */
+    mfl_privacy_policy_t privacy;
+
     /* limits */
     size_t max_message_bytes;                 /* largest message accepted from the coordinator */
     size_t max_params;                        /* largest θ (floats) we agree to train */
@@ -102,6 +107,12 @@ void mfl_site_config_defaults(mfl_site_config_t *config);
  * mfl_site_config_clear() when done with a loaded config. */
 int mfl_site_config_load(const char *path, mfl_site_config_t *config, char *err,
                          size_t errlen);
+
+/* As mfl_site_config_load, from `len` bytes of YAML text named `name` (the
+ * FILE in errors, and the base for relative paths). For the fuzzer and
+ * tests. */
+int mfl_site_config_parse(const char *text, size_t len, const char *name,
+                          mfl_site_config_t *config, char *err, size_t errlen);
 
 /* Frees what a load allocated (the kept YAML doc); accepts a zeroed or
  * defaulted config. */

@@ -285,6 +285,14 @@ mfl_site_worker_t *mfl_site_worker_new(const struct mfl_site_config *cfg, char *
         l.report = NULL;
     }
     s_load_free(&l);
+    if (w && mfl_site_worker_set_privacy(w, &cfg->privacy, err, errlen)) {
+        mfl_site_worker_destroy(&w);
+        return NULL;
+    }
+    /* With a DP mode the budget spent must come from the audit log (the
+     * agent reads it); until then no DP task runs. */
+    if (w && cfg->privacy.mode != MFL_PRIVACY_MODE_NONE)
+        mfl_site_worker_set_ledger(w, NULL, "the site's audit log has not been read yet");
     return w;
 
 out_fail:

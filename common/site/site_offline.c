@@ -57,7 +57,7 @@ int mfl_site_offline_eval(const mfl_site_config_t *cfg, const char *coord_config
     task.adapt_steps = cc->eval_adapt_steps;
     task.adapt_lr = cc->eval_adapt_lr;
     mfl_site_eval_result_t r;
-    if (mfl_site_worker_eval(w, &task, ck.theta, ck.n_params, &r, err, errlen) < 0)
+    if (mfl_site_worker_eval(w, &task, ck.theta, ck.n_params, &r, err, errlen) != 0)
         goto out_free;
     fprintf(out,
             "{\"event\":\"eval\",\"round\":%u,\"site\":\"%s\",\"loss\":%.9g,\"accuracy\":%.9g,"

@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdbool.h>
 #include <sodium.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -78,6 +79,9 @@ mfl_site_worker_t *mfl_site_worker_new_internal(const char *site_id, mfl_dataset
     self->encodings_offered = MFL_SITE_ENCODINGS_ALL;
     if (self->opts.local_only_min_steps <= 0)
         self->opts.local_only_min_steps = S_LOCAL_ONLY_MIN_STEPS;
+    mfl_privacy_policy_defaults(&self->policy);
+    mfl_privacy_accountant_init(&self->spent, NULL, 0, NULL, 0);
+    self->ledger_known = true; /* in memory, from zero: see mfl_site_worker_set_ledger */
     if (sign_sk && mfl_site_worker_set_signing_key(self, sign_sk))
         return mfl_errf(err, errlen, "out of secure memory for the signing key"),
                s_fail_new(self, NULL, NULL);
@@ -118,6 +122,41 @@ int mfl_site_worker_set_signing_key(mfl_site_worker_t *self, const uint8_t *sign
     memcpy(self->sign_sk, sign_sk, MFL_SITE_SIGN_SK_BYTES);
     sodium_mprotect_readonly(self->sign_sk);
     return 0;
+}
+
+int mfl_site_worker_set_privacy(mfl_site_worker_t *self, const mfl_privacy_policy_t *policy,
+                                char *err, size_t errlen)
+{
+    if (mfl_privacy_policy_check(policy, err, errlen))
+        return -1;
+    self->policy = *policy;
+    return 0;
+}
+
+void mfl_site_worker_set_ledger(mfl_site_worker_t *self, const mfl_privacy_accountant_t *spent,
+                                const char *why)
+{
+    self->ledger_known = spent != NULL;
+    if (spent)
+        self->spent = *spent;
+    else
+        mfl_privacy_accountant_init(&self->spent, NULL, 0, NULL, 0);
+    snprintf(self->ledger_why, sizeof self->ledger_why, "%s", why ? why : "");
+}
+
+double mfl_site_worker_epsilon_spent(const mfl_site_worker_t *self)
+{
+    double eps = NAN;
+    if (self->ledger_known &&
+        mfl_privacy_accountant_epsilon(&self->spent, self->policy.delta,
+                                       MFL_RDP_CONVERT_BALLE2020, &eps, NULL, NULL, 0))
+        eps = NAN;
+    return eps;
+}
+
+const mfl_privacy_policy_t *mfl_site_worker_policy(const mfl_site_worker_t *self)
+{
+    return &self->policy;
 }
 
 void mfl_site_worker_destroy(mfl_site_worker_t **self_p)

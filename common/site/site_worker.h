@@ -31,6 +31,8 @@
 
 #include "data/dataset.h"
 #include "meta/learner.h"
+#include "privacy/accountant.h"
+#include "privacy/policy.h"
 #include "wire/task.h"
 
 struct mfl_site_config; /* common/site/site_config.h */
@@ -76,6 +78,27 @@ void mfl_site_worker_set_audit_head(mfl_site_worker_t *self, uint64_t seq,
  * borrowed, copied into sodium_malloc memory); NULL removes it. 0 or -1 on
  * out of secure memory. The agent calls it with its identity's key. */
 int mfl_site_worker_set_signing_key(mfl_site_worker_t *self, const uint8_t *sign_sk);
+
+/* The hospital's privacy policy (privacy/policy.h; copied). A worker built
+ * from a site config has the config's; one built from data has the
+ * defaults (mode none). 0, or -1 with err if the policy does not check. */
+int mfl_site_worker_set_privacy(mfl_site_worker_t *self, const mfl_privacy_policy_t *policy,
+                                char *err, size_t errlen);
+
+/* The budget already spent, as read back from the site's signed audit log
+ * (privacy/ledger.h): `spent` is copied; NULL means unknown, and every DP
+ * task is then declined with `why` (copied) naming how to recover. A
+ * worker built from data starts known and empty (simulate, tests); one
+ * built from a config with a DP mode starts unknown until the agent sets
+ * it. Each DP round adds its releases to this account. */
+void mfl_site_worker_set_ledger(mfl_site_worker_t *self, const mfl_privacy_accountant_t *spent,
+                                const char *why);
+
+/* ε spent so far at the policy's δ; NAN when the ledger is unknown. */
+double mfl_site_worker_epsilon_spent(const mfl_site_worker_t *self);
+
+/* The policy in force (borrowed). */
+const mfl_privacy_policy_t *mfl_site_worker_policy(const mfl_site_worker_t *self);
 
 /* Frees everything (wipes the key) and nulls the caller's pointer; accepts NULL. */
 void mfl_site_worker_destroy(mfl_site_worker_t **self_p);
@@ -135,7 +158,15 @@ typedef struct {
     const float *scales;
 } mfl_site_round_result_t;
 
-/* Runs one round: builds (or reuses) the learner for task->model_spec and
+/* mfl_site_worker_round's (and _eval's) return when the site's privacy
+ * policy refuses the task: err then reads "privacy.RULE: why" (the rule
+ * first, up to ':'). */
+#define MFL_SITE_ROUND_DECLINED 1
+
+/* Runs one round: first decides the task against the site's privacy
+ * policy and ledger (privacy/policy.h; a refusal returns
+ * MFL_SITE_ROUND_DECLINED before any training; mode record trains with
+ * DP-SGD, meta/learner_dp.h), then builds (or reuses) the learner for task->model_spec and
  * task->algorithm, checks that n_theta equals the learner's state size and
  * that θ is finite, samples tasks from the training split (gradient
  * methods: "the site is the task" with support/query batches of
@@ -191,7 +222,9 @@ typedef struct {
  * a fresh θ (seeded by the site id) trained with max(adapt_steps,
  * local_only_steps) steps of adapt_lr on the same support: the hospital's
  * alternative without the consortium. Deterministic given (θ, task
- * settings, site). Borrowed inputs; 0 or -1 + err. */
+ * settings, site). Borrowed inputs; 0 or -1 + err, or MFL_SITE_ROUND_DECLINED
+ * when the privacy policy lets no unnoised statistics leave (a DP mode
+ * without allow_unnoised_stats): the report would be such statistics. */
 int mfl_site_worker_eval(mfl_site_worker_t *self, const mfl_eval_task_t *task,
                          const float *theta, size_t n_theta, mfl_site_eval_result_t *out,
                          char *err, size_t errlen);

@@ -78,6 +78,11 @@ int mfl_site_worker_eval(mfl_site_worker_t *self, const mfl_eval_task_t *task,
     if (!task || !theta || !out)
         return mfl_errf(err, errlen, "eval: missing task, θ or result"), -1;
     memset(out, 0, sizeof(*out));
+    /* An evaluation report is unnoised statistics of held-out patients. */
+    if (self->policy.mode != MFL_PRIVACY_MODE_NONE && !self->policy.allow_unnoised_stats)
+        return mfl_errf(err, errlen, "privacy.allow_unnoised_stats: the policy (mode %s) lets "
+                        "no unnoised statistics leave, and an evaluation report is one",
+                        mfl_privacy_mode_name(self->policy.mode)), MFL_SITE_ROUND_DECLINED;
     if (mfl_site_worker_prepare(self, &task->algorithm, task->model_spec, n_theta, err, errlen))
         return -1;
     if (mfl_site_check_finite(theta, n_theta))

@@ -5,6 +5,8 @@
 
 #include <stdbool.h>
 
+#include "privacy/accountant.h"
+#include "privacy/policy.h"
 #include "site/site_worker.h"
 
 typedef struct {
@@ -27,6 +29,12 @@ struct mfl_site_worker {
     size_t n_state;
     float *delta;   /* n_state: the last round's Δ (what the result points at) */
     float *scratch; /* n_state: eval's fresh θ / adapted copies */
+
+    /* privacy: the hospital's policy and the budget spent so far */
+    mfl_privacy_policy_t policy;
+    mfl_privacy_accountant_t spent; /* RDP of every DP release so far */
+    bool ledger_known;              /* false: spent is unknown, DP tasks are refused */
+    char ledger_why[1024];           /* why it is unknown, for the refusal */
 
     uint8_t *header; /* last packed UpdateHeader */
     size_t header_len;

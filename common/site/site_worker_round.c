@@ -2,12 +2,14 @@
  * signed UpdateHeader. See mfl_site_worker_round() in site_worker.h. */
 #include <math.h>
 #include <sodium.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/log.h"
 #include "fed/quant.h"
+#include "meta/learner_dp.h"
 #include "site/site_worker_internal.h"
 #include "wire/message.h"
 
@@ -25,29 +27,37 @@ static double s_csprng_normal(void)
     }
 }
 
-/* Clips Δ to norm S and adds N(0, (σS)²) per coordinate. Returns the
- * pre-clip norm; -1 on a bad setting (err). */
-static int s_apply_privacy(mfl_site_worker_t *self, const mfl_task_privacy_t *p,
-                           double *pre_clip, char *err, size_t errlen)
+/* Applies the decided plan to Δ: clip to norm S, then add N(0, (σS)²) per
+ * coordinate from the CSPRNG. Returns the pre-clip norm. */
+static double s_apply_privacy(mfl_site_worker_t *self, const mfl_privacy_plan_t *plan)
 {
-    *pre_clip = mfl_site_l2(self->delta, self->n_state);
-    if (!p->enabled)
-        return 0;
-    if (!(p->clip_norm > 0) || !isfinite(p->clip_norm) || !(p->noise_multiplier >= 0) ||
-        !isfinite(p->noise_multiplier))
-        return mfl_errf(err, errlen, "privacy: clip_norm must be > 0 and noise_multiplier "
-                        ">= 0 (got %g, %g)", p->clip_norm, p->noise_multiplier), -1;
-    if (*pre_clip > p->clip_norm) {
-        float scale = (float)(p->clip_norm / *pre_clip);
+    double pre_clip = mfl_site_l2(self->delta, self->n_state);
+    if (!plan->dp && !plan->clip_only)
+        return pre_clip;
+    if (pre_clip > plan->clip_norm) {
+        float scale = (float)(plan->clip_norm / pre_clip);
         for (size_t i = 0; i < self->n_state; i++)
             self->delta[i] *= scale;
     }
-    double sd = p->noise_multiplier * p->clip_norm;
+    double sd = plan->noise_multiplier * plan->clip_norm;
     if (sd > 0) {
         for (size_t i = 0; i < self->n_state; i++)
             self->delta[i] += (float)(sd * s_csprng_normal());
     }
-    return 0;
+    return pre_clip;
+}
+
+/* The task's privacy request, from RoundTask.privacy and its batch size. */
+static void s_request(const mfl_round_task_t *task, mfl_privacy_request_t *req)
+{
+    memset(req, 0, sizeof *req);
+    const mfl_task_privacy_t *p = &task->privacy;
+    if (p->enabled) {
+        req->enabled = true;
+        req->clip_norm = p->clip_norm;
+        req->noise_multiplier = p->noise_multiplier;
+    }
+    req->batch_size = task->algorithm.batch_size;
 }
 
 /* The residual this round starts from. A task for a later round than the
@@ -155,29 +165,40 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
                "tensor bytes are hashed in memory order, which must be little-endian");
 
 static int s_build_header(mfl_site_worker_t *self, const mfl_round_task_t *task,
-                          const mfl_site_round_result_t *out, char *err, size_t errlen)
+                          const mfl_site_round_result_t *out, const mfl_privacy_plan_t *plan,
+                          char *err, size_t errlen)
 {
     size_t nt = mfl_learner_n_tensors(self->learner);
     if (s_hash_tensors(self, nt))
         return mfl_errf(err, errlen, "out of memory hashing Δ"), -1;
+    /* With DP on and the policy withholding statistics, nothing unnoised
+     * leaves: losses, task count and pre-clip norm are sent as 0 and the
+     * sample count as 1 (the coordinator then weights sites equally);
+     * docs/PRIVACY.md lists every field. */
+    bool withhold = !plan->send_stats;
     mfl_update_header_t hdr;
     memset(&hdr, 0, sizeof hdr);
     hdr.round = task->round;
     memcpy(hdr.nonce, task->nonce, task->nonce_len);
     hdr.nonce_len = task->nonce_len;
     snprintf(hdr.site, sizeof hdr.site, "%s", self->site);
-    hdr.n_samples = out->metrics.n_samples;
+    hdr.n_samples = withhold ? 1 : out->metrics.n_samples;
     hdr.has_metrics = true;
-    hdr.metrics.loss_before = out->metrics.loss_before;
-    hdr.metrics.loss_after = out->metrics.loss_after;
-    hdr.metrics.n_tasks = out->metrics.n_tasks;
-    const mfl_task_privacy_t *ps = &task->privacy;
+    hdr.metrics.loss_before = withhold ? 0 : out->metrics.loss_before;
+    hdr.metrics.loss_after = withhold ? 0 : out->metrics.loss_after;
+    hdr.metrics.n_tasks = withhold ? 0 : out->metrics.n_tasks;
     hdr.has_privacy = true;
-    hdr.privacy.applied = ps->enabled;
-    hdr.privacy.clip_norm = hdr.privacy.applied ? ps->clip_norm : 0;
-    hdr.privacy.noise_multiplier = hdr.privacy.applied ? ps->noise_multiplier : 0;
-    hdr.privacy.pre_clip_norm = out->pre_clip_norm;
-    hdr.privacy.epsilon_spent = 0; /* no accountant at the site yet: see docs/SITE-AGENT.md */
+    hdr.privacy.applied = plan->dp || plan->clip_only;
+    hdr.privacy.clip_norm = hdr.privacy.applied ? plan->clip_norm : 0;
+    hdr.privacy.noise_multiplier = hdr.privacy.applied ? plan->noise_multiplier : 0;
+    hdr.privacy.pre_clip_norm = withhold ? 0 : out->pre_clip_norm;
+    hdr.privacy.epsilon_spent = plan->epsilon_after;
+    snprintf(hdr.privacy.mechanism, sizeof hdr.privacy.mechanism, "%s",
+             plan->record ? "dpsgd" : plan->dp ? "gaussian-site" : plan->clip_only ? "clip" : "");
+    hdr.privacy.sample_rate = plan->dp ? plan->q : 0;
+    hdr.privacy.steps = plan->dp ? plan->steps : 0;
+    hdr.privacy.delta = plan->delta;
+    hdr.privacy.stats_withheld = withhold;
     hdr.delta_norm = out->delta_norm;
     if (self->has_audit_head) {
         hdr.has_audit_head = true;
@@ -187,6 +208,10 @@ static int s_build_header(mfl_site_worker_t *self, const mfl_round_task_t *task,
     return mfl_update_header_encode(&hdr, self->hashes, nt, &self->header, &self->header_len,
                                     err, errlen);
 }
+
+static int s_finish_round(mfl_site_worker_t *self, const mfl_round_task_t *task,
+                          const mfl_privacy_plan_t *pl, mfl_site_round_result_t *out, char *err,
+                          size_t errlen);
 
 int mfl_site_worker_round(mfl_site_worker_t *self, const mfl_round_task_t *task,
                           const float *theta, size_t n_theta, mfl_site_round_result_t *out,
@@ -200,9 +225,39 @@ int mfl_site_worker_round(mfl_site_worker_t *self, const mfl_round_task_t *task,
     if (mfl_site_check_finite(theta, n_theta))
         return mfl_errf(err, errlen, "round %u: θ contains NaN or Inf", task->round), -1;
 
+    /* The hospital's policy first: a refused task costs no training. */
+    mfl_privacy_request_t req;
+    mfl_privacy_plan_t plan;
+    s_request(task, &req);
+    char why[512], unsupported[300] = "";
+    if (self->policy.mode == MFL_PRIVACY_MODE_RECORD) {
+        req.dp_steps = mfl_learner_dp_steps(&self->learner_config, self->policy.sample_rate,
+                                            unsupported, sizeof unsupported);
+        req.dp_unsupported = unsupported;
+    }
+    if (mfl_privacy_decide(&self->policy, self->ledger_known ? &self->spent : NULL, &req,
+                           self->train->n, &plan, why, sizeof why)) {
+        if (!self->ledger_known && strncmp(why, "privacy.ledger", 14) == 0)
+            mfl_errf(err, errlen, "%s: %s", why, self->ledger_why);
+        else
+            mfl_errf(err, errlen, "%s", why);
+        return MFL_SITE_ROUND_DECLINED;
+    }
+
+    char sub[512];
+    if (plan.record) { /* DP-SGD over all training rows; no task sampler */
+        mfl_dpsgd_params_t dp = {plan.clip_norm, plan.noise_multiplier, plan.q};
+        uint64_t steps = 0;
+        if (mfl_learner_meta_train_dp(self->learner, theta, self->train, &dp, self->delta,
+                                      &out->metrics, &steps, sub, sizeof sub))
+            return mfl_errf(err, errlen, "site '%s' round %u: %s", self->site, task->round, sub),
+                   -1;
+        MFL_ASSERT(steps == plan.steps); /* what was accounted is what ran */
+        return s_finish_round(self, task, &plan, out, err, errlen);
+    }
+
     const mfl_learner_config_t *lc = &self->learner_config;
     const mfl_task_algorithm_t *spec = &task->algorithm;
-    char sub[256];
     mfl_sampler_t *sampler;
     if (lc->algo >= MFL_ALGO_PROTONET) {
         size_t n_way = spec->n_way ? spec->n_way : self->train->n_classes;
@@ -237,9 +292,23 @@ int mfl_site_worker_round(mfl_site_worker_t *self, const mfl_round_task_t *task,
     if (rc)
         return mfl_errf(err, errlen, "site '%s' round %u: %s", self->site, task->round, sub),
                -1;
+    return s_finish_round(self, task, &plan, out, err, errlen);
+}
+
+/* After local training: site-level clip + noise (if planned), the
+ * accountant, the header and its signature. */
+static int s_finish_round(mfl_site_worker_t *self, const mfl_round_task_t *task,
+                          const mfl_privacy_plan_t *pl, mfl_site_round_result_t *out, char *err,
+                          size_t errlen)
+{
+    mfl_privacy_plan_t plan = *pl;
     if (out->metrics.n_samples == 0)
         out->metrics.n_samples = self->train->n;
-    if (s_apply_privacy(self, &task->privacy, &out->pre_clip_norm, err, errlen))
+    /* DP-SGD already bounded each record: Δ is post-processing, sent as is. */
+    out->pre_clip_norm = plan.record ? mfl_site_l2(self->delta, self->n_state)
+                                     : s_apply_privacy(self, &plan);
+    if (plan.dp && mfl_privacy_accountant_add(&self->spent, plan.q, plan.noise_multiplier,
+                                              (double)plan.steps, err, errlen))
         return -1;
     if (s_encode_delta(self, task, err, errlen))
         return -1;
@@ -247,13 +316,13 @@ int mfl_site_worker_round(mfl_site_worker_t *self, const mfl_round_task_t *task,
     out->n_delta = self->n_state;
     /* Without privacy or encoding Δ is unchanged since the pre-clip norm:
      * skip a pass. */
-    out->delta_norm = task->privacy.enabled || self->residual
+    out->delta_norm = (plan.dp && !plan.record) || plan.clip_only || self->residual
                           ? mfl_site_l2(self->delta, self->n_state)
                           : out->pre_clip_norm;
     out->encoding = self->encoding;
     out->encoded = self->encoding ? self->encoded : NULL;
     out->scales = self->encoding ? self->scales : NULL;
-    if (s_build_header(self, task, out, err, errlen))
+    if (s_build_header(self, task, out, &plan, err, errlen))
         return -1;
     out->tensor_hashes = self->hashes;
     out->header = self->header;

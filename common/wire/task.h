@@ -166,6 +166,15 @@ typedef struct {
     struct {
         bool applied;
         double clip_norm, noise_multiplier, pre_clip_norm, epsilon_spent;
+        /* what an auditor needs to recompute epsilon_spent (docs/PRIVACY.md):
+         * "gaussian-site", "dpsgd", "clip" or ""; q; noisy releases; the δ
+         * of epsilon_spent; whether losses, pre-clip norm and sample count
+         * were withheld (sent as 0, 0, 1) */
+        char mechanism[32];
+        double sample_rate;
+        uint64_t steps;
+        double delta;
+        bool stats_withheld;
     } privacy;
     double delta_norm;
     /* The site's audit log head when it signed (record count, hash);

@@ -317,6 +317,13 @@ int mfl_update_header_from_msg(const Metafl__UpdateHeader *m, mfl_update_header_
         h->privacy.noise_multiplier = m->privacy->noise_multiplier;
         h->privacy.pre_clip_norm = m->privacy->pre_clip_norm;
         h->privacy.epsilon_spent = m->privacy->epsilon_spent;
+        if (s_text("privacy.mechanism", m->privacy->mechanism, h->privacy.mechanism,
+                   sizeof h->privacy.mechanism, err, errlen))
+            return -1;
+        h->privacy.sample_rate = m->privacy->sample_rate;
+        h->privacy.steps = m->privacy->steps;
+        h->privacy.delta = m->privacy->delta;
+        h->privacy.stats_withheld = m->privacy->stats_withheld;
     }
     h->delta_norm = m->delta_norm;
     if (m->audit_head.len == MFL_TASK_HASH_BYTES) {
@@ -358,6 +365,11 @@ int mfl_update_header_encode(const mfl_update_header_t *h, const uint8_t *hashes
     priv.noise_multiplier = h->privacy.noise_multiplier;
     priv.pre_clip_norm = h->privacy.pre_clip_norm;
     priv.epsilon_spent = h->privacy.epsilon_spent;
+    priv.mechanism = (char *)h->privacy.mechanism; /* protobuf-c strings are not const */
+    priv.sample_rate = h->privacy.sample_rate;
+    priv.steps = h->privacy.steps;
+    priv.delta = h->privacy.delta;
+    priv.stats_withheld = h->privacy.stats_withheld;
     Metafl__UpdateHeader m = METAFL__UPDATE_HEADER__INIT;
     m.round = h->round;
     m.nonce = s_bin(h->nonce, h->nonce_len);
