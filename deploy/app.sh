@@ -27,21 +27,23 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 usage() {
   cat <<'USAGE'
-usage: deploy/app.sh APP [--seeds N] [--quick] [--rounds R]
+usage: deploy/app.sh APP [--seeds N] [--quick] [--rounds R] [--variant V]
   APP        a directory under configs/apps/ (imaging, ...)
   --seeds N  repeat with seeds 1..N and print mean ± std per site (default 1)
   --quick    a few rounds (QUICK_ROUNDS in sites.tsv's app, default 3): CI
   --rounds R override the number of federated rounds
+  --variant V use configs/apps/APP/coordinator-V.yaml (another algorithm)
 Output: build/apps/APP/seed-S/{report.json,logs/}, build/apps/APP/summary.txt
 USAGE
 }
-APP=""; SEEDS=1; QUICK=0; ROUNDS_OVERRIDE=""
+APP=""; SEEDS=1; QUICK=0; ROUNDS_OVERRIDE=""; VARIANT=""
 while [ $# -gt 0 ]; do
   case $1 in
     -h|--help) usage; exit 0 ;;
     --seeds) SEEDS=${2:?--seeds needs a number}; shift 2 ;;
     --quick) QUICK=1; shift ;;
     --rounds) ROUNDS_OVERRIDE=${2:?--rounds needs a number}; shift 2 ;;
+    --variant) VARIANT=${2:?--variant needs a name}; shift 2 ;;
     -*) usage >&2; exit 2 ;;
     *) [ -z "$APP" ] || { usage >&2; exit 2; }; APP=$1; shift ;;
   esac
@@ -52,7 +54,10 @@ CONF=$ROOT/configs/apps/$APP
 case $SEEDS in ''|*[!0-9]*|0) echo "app: --seeds must be a positive number" >&2; exit 2 ;; esac
 BUILD=${BUILD:-build}
 BIN=${METAFL_BIN:-$ROOT/$BUILD/bin}
-OUT=${APP_DIR:-$ROOT/build/apps/$APP}
+COORD_T=$CONF/coordinator.yaml
+[ -z "$VARIANT" ] || COORD_T=$CONF/coordinator-$VARIANT.yaml
+[ -f "$COORD_T" ] || { echo "app: $COORD_T is missing" >&2; exit 2; }
+OUT=${APP_DIR:-$ROOT/build/apps/$APP${VARIANT:+-$VARIANT}}
 RUN_NAME=app
 RUN_LOGS=$OUT
 # shellcheck source=deploy/run-lib.sh
@@ -61,8 +66,8 @@ for b in metafl metafl-coordinator metafl-site-agent; do
   [ -x "$BIN/$b" ] || die "$BIN/$b is missing: run 'make' first"
 done
 # Rounds: the coordinator template's default, or its quick value.
-ROUNDS=$(sed -n 's/^# rounds: *\([0-9]*\).*/\1/p' "$CONF/coordinator.yaml")
-QROUNDS=$(sed -n 's/^# quick_rounds: *\([0-9]*\).*/\1/p' "$CONF/coordinator.yaml")
+ROUNDS=$(sed -n 's/^# rounds: *\([0-9]*\).*/\1/p' "$COORD_T")
+QROUNDS=$(sed -n 's/^# quick_rounds: *\([0-9]*\).*/\1/p' "$COORD_T")
 [ "$QUICK" = 1 ] && ROUNDS=${QROUNDS:-3}
 [ -n "$ROUNDS_OVERRIDE" ] && ROUNDS=$ROUNDS_OVERRIDE
 ROUNDS=${ROUNDS:-10}
@@ -84,7 +89,7 @@ mapfile -t NEW_SITES < <(awk -F'\t' -v c="$ROLE_COL" '!/^#/ && NF && $c == "new"
 
 coord_config() { # FILE RUN ALLOW WAIT SEED
   sed -e "s|@ROUNDS@|$ROUNDS|g" -e "s|@RUN@|$2|g" -e "s|@ALLOW@|$3|g" \
-      -e "s|@WAIT@|$4|g" -e "s|@SEED@|$5|g" "$CONF/coordinator.yaml" >"$1"
+      -e "s|@WAIT@|$4|g" -e "s|@SEED@|$5|g" "$COORD_T" >"$1"
 }
 site_config() { # DIR SITE ENDPOINT SEED
   local row args=() i
@@ -119,7 +124,11 @@ run_seed() { # SEED
     PIDS+=("$!")
   done
   local shown=0 n
+  local site_pids=("${PIDS[@]:1}") alive p
   while kill -0 "$COORD" 2>/dev/null; do
+    alive=0
+    for p in "${site_pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ "$alive" = 1 ] || die "every site agent exited before the run finished (see $D/logs/)"
     n=$(grep -c '"event":"round"' "$D/run/metrics.jsonl" 2>/dev/null || true)
     if [ "${n:-0}" -gt "$shown" ]; then echo "    round $n/$ROUNDS closed"; shown=$n; fi
     sleep 0.3
@@ -155,7 +164,7 @@ run_seed() { # SEED
 
 for seed in $(seq 1 "$SEEDS"); do run_seed "$seed"; done
 if [ "$SEEDS" -gt 1 ]; then
-  say "$APP: mean ± std over $SEEDS seeds (build/apps/$APP/summary.txt)"
+  say "$APP${VARIANT:+ ($VARIANT)}: mean ± std over $SEEDS seeds ($OUT/summary.txt)"
   files=()
   for seed in $(seq 1 "$SEEDS"); do files+=("$OUT/seed-$seed/run/metrics.jsonl"); [ -f "$OUT/seed-$seed/run-join/metrics.jsonl" ] && files+=("$OUT/seed-$seed/run-join/metrics.jsonl"); done
   python3 "$ROOT/deploy/app-summary.py" "${files[@]}" | tee "$OUT/summary.txt"

@@ -18,6 +18,7 @@ PACKAGES=(
   cppcheck clang-tidy                         # make lint
   python3                                     # demo data extraction, report tables
   dataset-fashion-mnist                       # few-shot image data (IDX)
+  r-base-core r-cran-survival                 # monitoring app data: pbcseq via Rscript (51 MB; configs/apps/monitoring/prepare.sh)
   gnuplot-nox                                 # benchmark plots, metafl report's PNGs
   nftables                                    # test: sites behind a drop-inbound firewall (netns)
   python3-yaml                                # test: docker-compose.yml checks
