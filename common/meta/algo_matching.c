@@ -106,23 +106,8 @@ static int s_backward(mfl_learner_t *self, const float *state, const float *es, 
 static const mfl_metric_head_t s_head = {s_logits, s_backward, NULL};
 
 /* The shared episodic step and evaluation (algo_metric.c) with this head,
- * as the algorithm table's entries: the learner calls every algorithm
- * through the table alike. */
-static int s_task_grad(mfl_learner_t *self, const float *state, const mfl_task_t *task,
-                       float *grad, double *loss, char *err, size_t errlen)
-{
-    return mfl_meta_metric_task_grad(self, &s_head, state, task, grad, loss, err, errlen);
-}
-
-static int s_evaluate(mfl_learner_t *self, const float *theta, const mfl_dataset_t *support,
-                      const mfl_dataset_t *query, int steps, float lr, float *theta_adapted,
-                      mfl_eval_metrics_t *metrics, char *err, size_t errlen)
-{
-    (void)steps; /* metric methods adapt by their support embeddings, not by steps */
-    (void)lr;
-    return mfl_meta_metric_evaluate(self, &s_head, theta, support, query, theta_adapted,
-                                    metrics, err, errlen);
-}
+ * as the algorithm table's entries. */
+MFL_METRIC_ALGO_ENTRIES(s_head)
 
 const mfl_algo_ops_t mfl_algo_matching = {
     .name = "matching",

@@ -111,6 +111,29 @@ int mfl_meta_metric_evaluate(mfl_learner_t *self, const mfl_metric_head_t *head,
                              const mfl_dataset_t *query, float *theta_adapted,
                              mfl_eval_metrics_t *metrics, char *err, size_t errlen);
 
+/* Defines a metric method's two algorithm-table entries, s_task_grad and
+ * s_evaluate, as the shared step and evaluation above with `head` (a
+ * file-local mfl_metric_head_t), so the learner calls every algorithm
+ * through the table alike and each method states only its head. Metric
+ * methods adapt by their support embeddings, so evaluate ignores steps and
+ * lr. */
+#define MFL_METRIC_ALGO_ENTRIES(head)                                                         \
+    static int s_task_grad(mfl_learner_t *self, const float *state, const mfl_task_t *task,   \
+                           float *grad, double *loss, char *err, size_t errlen)               \
+    {                                                                                         \
+        return mfl_meta_metric_task_grad(self, &(head), state, task, grad, loss, err, errlen); \
+    }                                                                                         \
+    static int s_evaluate(mfl_learner_t *self, const float *theta,                            \
+                          const mfl_dataset_t *support, const mfl_dataset_t *query,           \
+                          int steps, float lr, float *theta_adapted,                          \
+                          mfl_eval_metrics_t *metrics, char *err, size_t errlen)              \
+    {                                                                                         \
+        (void)steps;                                                                          \
+        (void)lr;                                                                             \
+        return mfl_meta_metric_evaluate(self, &(head), theta, support, query, theta_adapted,  \
+                                        metrics, err, errlen);                                \
+    }
+
 /* Class means of support embeddings into self->protos ([nw][d]) and class
  * counts into self->counts ([nw]); 0 or -1 on OOM. Shared by ProtoNets
  * and Relation nets. */
