@@ -2,6 +2,8 @@
 #include "secagg/secagg_msg.h"
 
 #include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "core/log.h"
@@ -111,4 +113,16 @@ int mfl_secagg_list_ok(const uint32_t *list, size_t n, uint32_t max)
         if (list[k] < 1 || list[k] > max || (k > 0 && list[k] <= list[k - 1]))
             return 0;
     return 1;
+}
+
+mfl_secagg_status_t mfl_secagg_fail(mfl_secagg_status_t st, char *err, size_t errlen,
+                                    const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return st;
 }

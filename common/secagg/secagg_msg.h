@@ -61,6 +61,11 @@ typedef enum {
 /* A short name for a status ("ok", "phase", "signature", ...). */
 const char *mfl_secagg_status_name(mfl_secagg_status_t s);
 
+/* Writes the printf-style reason into err (if err and errlen) and returns
+ * `st`: how the site and coordinator state machines refuse a message. */
+mfl_secagg_status_t mfl_secagg_fail(mfl_secagg_status_t st, char *err, size_t errlen,
+                                    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
 /* Phase 1: a site's signed key advertisement. */
 typedef struct {
     uint32_t index;

@@ -40,20 +40,6 @@ struct mfl_secagg_server {
     size_t count;
 };
 
-static mfl_secagg_status_t s_fail(mfl_secagg_status_t st, char *err, size_t errlen,
-                                  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static mfl_secagg_status_t s_fail(mfl_secagg_status_t st, char *err, size_t errlen,
-                                  const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return st;
-}
-
 const char *mfl_secagg_phase_name(mfl_secagg_phase_t phase)
 {
     switch (phase) {
@@ -145,10 +131,10 @@ static mfl_secagg_status_t s_expect(const mfl_secagg_server_t *self, mfl_secagg_
                                     uint32_t from, const char *what, char *err, size_t errlen)
 {
     if (self->phase != phase)
-        return s_fail(MFL_SECAGG_E_PHASE, err, errlen, "site %u: %s arrived in phase %s", from,
+        return mfl_secagg_fail(MFL_SECAGG_E_PHASE, err, errlen, "site %u: %s arrived in phase %s", from,
                       what, mfl_secagg_phase_name(self->phase));
     if (from < 1 || from > self->p.n_sites)
-        return s_fail(MFL_SECAGG_E_MALFORMED, err, errlen, "%s from site index %u (1..%u)", what,
+        return mfl_secagg_fail(MFL_SECAGG_E_MALFORMED, err, errlen, "%s from site index %u (1..%u)", what,
                       from, self->p.n_sites);
     return MFL_SECAGG_OK;
 }
@@ -198,20 +184,20 @@ mfl_secagg_status_t mfl_secagg_server_on_advert(mfl_secagg_server_t *self, uint3
     if (st != MFL_SECAGG_OK)
         return st;
     if (a->index != from)
-        return s_fail(MFL_SECAGG_E_MALFORMED, err, errlen, "site %u sent keys for index %u", from,
+        return mfl_secagg_fail(MFL_SECAGG_E_MALFORMED, err, errlen, "site %u sent keys for index %u", from,
                       a->index);
     if (self->in_u1[from])
-        return s_fail(MFL_SECAGG_E_DUPLICATE, err, errlen, "site %u: keys already advertised",
+        return mfl_secagg_fail(MFL_SECAGG_E_DUPLICATE, err, errlen, "site %u: keys already advertised",
                       from);
     uint8_t digest[32];
     mfl_secagg_advert_digest(digest, &self->p, a);
     if (crypto_sign_verify_detached(a->sig, digest, sizeof digest, self->roster[from]) != 0)
-        return s_fail(MFL_SECAGG_E_SIGNATURE, err, errlen,
+        return mfl_secagg_fail(MFL_SECAGG_E_SIGNATURE, err, errlen,
                       "site %u: key signature does not verify against its identity", from);
     for (uint32_t j = 1; j <= self->p.n_sites; j++)
         if (self->in_u1[j] && (!memcmp(self->adv[j].c_pk, a->c_pk, 32) ||
                                !memcmp(self->adv[j].s_pk, a->s_pk, 32)))
-            return s_fail(MFL_SECAGG_E_MALFORMED, err, errlen,
+            return mfl_secagg_fail(MFL_SECAGG_E_MALFORMED, err, errlen,
                           "site %u: advertises the keys of site %u", from, j);
     self->adv[from] = *a;
     self->in_u1[from] = 1;
@@ -261,22 +247,22 @@ mfl_secagg_status_t mfl_secagg_server_on_shares(mfl_secagg_server_t *self, uint3
     if (st != MFL_SECAGG_OK)
         return st;
     if (!self->in_u1[from])
-        return s_fail(MFL_SECAGG_E_MALFORMED, err, errlen, "site %u: shares without keys", from);
+        return mfl_secagg_fail(MFL_SECAGG_E_MALFORMED, err, errlen, "site %u: shares without keys", from);
     if (self->in_u2[from])
-        return s_fail(MFL_SECAGG_E_DUPLICATE, err, errlen, "site %u: shares already sent", from);
+        return mfl_secagg_fail(MFL_SECAGG_E_DUPLICATE, err, errlen, "site %u: shares already sent", from);
     uint8_t seen[S_SLOTS] = {0};
     size_t expected = 0;
     for (uint32_t j = 1; j <= self->p.n_sites; j++)
         expected += j != from && self->in_u1[j] && s_near(self, from, j);
     if (n != expected)
-        return s_fail(MFL_SECAGG_E_MALFORMED, err, errlen,
+        return mfl_secagg_fail(MFL_SECAGG_E_MALFORMED, err, errlen,
                       "site %u: %zu share boxes, expected one per neighbour (%zu)", from, n,
                       expected);
     for (size_t k = 0; k < n; k++) {
         uint32_t to = cts[k].to;
         if (cts[k].from != from || to < 1 || to > self->p.n_sites || to == from ||
             !self->in_u1[to] || !s_near(self, from, to) || seen[to])
-            return s_fail(MFL_SECAGG_E_MALFORMED, err, errlen,
+            return mfl_secagg_fail(MFL_SECAGG_E_MALFORMED, err, errlen,
                           "site %u: share box %zu (from %u to %u) is not to a distinct "
                           "neighbour",
                           from, k, cts[k].from, to);
@@ -335,13 +321,13 @@ mfl_secagg_status_t mfl_secagg_server_on_masked(mfl_secagg_server_t *self, uint3
     if (st != MFL_SECAGG_OK)
         return st;
     if (!self->in_u2[from])
-        return s_fail(MFL_SECAGG_E_MALFORMED, err, errlen,
+        return mfl_secagg_fail(MFL_SECAGG_E_MALFORMED, err, errlen,
                       "site %u: masked input without having shared keys", from);
     if (self->in_u3[from])
-        return s_fail(MFL_SECAGG_E_DUPLICATE, err, errlen,
+        return mfl_secagg_fail(MFL_SECAGG_E_DUPLICATE, err, errlen,
                       "site %u: a second masked input (the first is kept)", from);
     if ((uint64_t)n != self->p.length)
-        return s_fail(MFL_SECAGG_E_LENGTH, err, errlen,
+        return mfl_secagg_fail(MFL_SECAGG_E_LENGTH, err, errlen,
                       "site %u: masked input of %zu words, expected %llu", from, n,
                       (unsigned long long)self->p.length);
     crypto_generichash_state h;
@@ -413,15 +399,15 @@ mfl_secagg_status_t mfl_secagg_server_on_signoff(mfl_secagg_server_t *self, uint
     if (st != MFL_SECAGG_OK)
         return st;
     if (!self->in_u3[from] || s->index != from)
-        return s_fail(MFL_SECAGG_E_MALFORMED, err, errlen,
+        return mfl_secagg_fail(MFL_SECAGG_E_MALFORMED, err, errlen,
                       "site %u: signoff for index %u from a site that is not a survivor", from,
                       s->index);
     if (self->in_u4[from])
-        return s_fail(MFL_SECAGG_E_DUPLICATE, err, errlen, "site %u: already signed off", from);
+        return mfl_secagg_fail(MFL_SECAGG_E_DUPLICATE, err, errlen, "site %u: already signed off", from);
     uint8_t digest[32];
     mfl_secagg_survivors_digest(digest, &self->p, self->u3, self->n_u3);
     if (crypto_sign_verify_detached(s->sig, digest, sizeof digest, self->roster[from]) != 0)
-        return s_fail(MFL_SECAGG_E_SIGNATURE, err, errlen,
+        return mfl_secagg_fail(MFL_SECAGG_E_SIGNATURE, err, errlen,
                       "site %u: signoff does not verify over the survivor list", from);
     self->sig_by[from] = *s;
     self->in_u4[from] = 1;
@@ -472,22 +458,22 @@ mfl_secagg_status_t mfl_secagg_server_on_reveals(mfl_secagg_server_t *self, uint
     if (st != MFL_SECAGG_OK)
         return st;
     if (!self->in_u4[from])
-        return s_fail(MFL_SECAGG_E_MALFORMED, err, errlen,
+        return mfl_secagg_fail(MFL_SECAGG_E_MALFORMED, err, errlen,
                       "site %u: revealed shares without having signed off", from);
     if (self->in_u5[from])
-        return s_fail(MFL_SECAGG_E_DUPLICATE, err, errlen, "site %u: already revealed shares",
+        return mfl_secagg_fail(MFL_SECAGG_E_DUPLICATE, err, errlen, "site %u: already revealed shares",
                       from);
     uint8_t seen[S_SLOTS] = {0};
     for (size_t k = 0; k < n; k++) {
         uint32_t j = r[k].peer;
         if (j < 1 || j > self->p.n_sites || !self->in_u2[j] || !s_near(self, from, j) || seen[j])
-            return s_fail(MFL_SECAGG_E_MALFORMED, err, errlen,
+            return mfl_secagg_fail(MFL_SECAGG_E_MALFORMED, err, errlen,
                           "site %u: share %zu is of site %u, which it holds no share of (or "
                           "repeated)",
                           from, k, j);
         uint8_t want = self->in_u3[j] ? MFL_SECAGG_SHARE_SEED : MFL_SECAGG_SHARE_KEY;
         if (r[k].kind != want)
-            return s_fail(MFL_SECAGG_E_MALFORMED, err, errlen,
+            return mfl_secagg_fail(MFL_SECAGG_E_MALFORMED, err, errlen,
                           "site %u: share of site %u is of the wrong kind (%u, expected %u)",
                           from, j, r[k].kind, want);
         seen[j] = 1;

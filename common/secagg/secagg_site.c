@@ -43,20 +43,6 @@ struct mfl_secagg_site {
     s_secrets_t *sec;
 };
 
-static mfl_secagg_status_t s_fail(mfl_secagg_status_t st, char *err, size_t errlen,
-                                  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static mfl_secagg_status_t s_fail(mfl_secagg_status_t st, char *err, size_t errlen,
-                                  const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return st;
-}
-
 mfl_secagg_site_t *mfl_secagg_site_new(const mfl_secagg_params_t *p, uint32_t index,
                                        const uint8_t sign_sk[64], const uint8_t (*roster)[32],
                                        char *err, size_t errlen)
@@ -125,13 +111,13 @@ mfl_secagg_status_t mfl_secagg_site_advertise(mfl_secagg_site_t *self, mfl_secag
                                               char *err, size_t errlen)
 {
     if (self->phase != S_NEW)
-        return s_fail(MFL_SECAGG_E_PHASE, err, errlen, "site %u: already advertised", self->me);
+        return mfl_secagg_fail(MFL_SECAGG_E_PHASE, err, errlen, "site %u: already advertised", self->me);
     s_secrets_t *sec = self->sec;
     mfl_secagg_advert_t a;
     memset(&a, 0, sizeof a);
     a.index = self->me;
     if (mfl_secagg_keypair(a.c_pk, sec->c_sk) < 0 || mfl_secagg_keypair(a.s_pk, sec->s_sk) < 0)
-        return s_fail(MFL_SECAGG_E_MALFORMED, err, errlen, "site %u: key generation failed",
+        return mfl_secagg_fail(MFL_SECAGG_E_MALFORMED, err, errlen, "site %u: key generation failed",
                       self->me);
     randombytes_buf(sec->seed, sizeof sec->seed);
     mfl_secagg_commit(a.seed_commit, &self->p.scope, self->me, sec->seed);
@@ -183,36 +169,36 @@ mfl_secagg_status_t mfl_secagg_site_share(mfl_secagg_site_t *self, const mfl_sec
     const uint32_t me = self->me, N = self->p.n_sites;
     *n_out = 0;
     if (self->phase != S_ADVERTISED)
-        return s_fail(MFL_SECAGG_E_PHASE, err, errlen, "site %u: key list not expected now", me);
+        return mfl_secagg_fail(MFL_SECAGG_E_PHASE, err, errlen, "site %u: key list not expected now", me);
     if (n > N)
-        return s_fail(MFL_SECAGG_E_MALFORMED, err, errlen, "site %u: %zu adverts for %u sites", me,
+        return mfl_secagg_fail(MFL_SECAGG_E_MALFORMED, err, errlen, "site %u: %zu adverts for %u sites", me,
                       n, N);
     uint8_t seen[S_SLOTS] = {0};
     for (size_t k = 0; k < n; k++) {
         const mfl_secagg_advert_t *a = &adverts[k];
         if (a->index < 1 || a->index > N || seen[a->index])
-            return s_fail(MFL_SECAGG_E_MALFORMED, err, errlen,
+            return mfl_secagg_fail(MFL_SECAGG_E_MALFORMED, err, errlen,
                           "site %u: advert %zu has a bad or repeated index %u", me, k, a->index);
         seen[a->index] = 1;
         uint8_t digest[32];
         mfl_secagg_advert_digest(digest, &self->p, a);
         if (crypto_sign_verify_detached(a->sig, digest, sizeof digest, self->roster[a->index]) != 0)
-            return s_fail(MFL_SECAGG_E_SIGNATURE, err, errlen,
+            return mfl_secagg_fail(MFL_SECAGG_E_SIGNATURE, err, errlen,
                           "site %u: keys of site %u are not signed by its identity", me, a->index);
         if (a->index == me && memcmp(a, &self->mine, sizeof *a) != 0)
-            return s_fail(MFL_SECAGG_E_MALFORMED, err, errlen,
+            return mfl_secagg_fail(MFL_SECAGG_E_MALFORMED, err, errlen,
                           "site %u: the list carries other keys for this site", me);
         for (size_t l = 0; l < k; l++) {
             const mfl_secagg_advert_t *b = &adverts[l];
             if (!memcmp(a->c_pk, b->c_pk, 32) || !memcmp(a->s_pk, b->s_pk, 32) ||
                 !memcmp(a->c_pk, b->s_pk, 32) || !memcmp(a->s_pk, b->c_pk, 32))
-                return s_fail(MFL_SECAGG_E_MALFORMED, err, errlen,
+                return mfl_secagg_fail(MFL_SECAGG_E_MALFORMED, err, errlen,
                               "site %u: sites %u and %u advertise the same key", me, b->index,
                               a->index);
         }
     }
     if (!seen[me])
-        return s_fail(MFL_SECAGG_E_MALFORMED, err, errlen, "site %u: its own keys are missing", me);
+        return mfl_secagg_fail(MFL_SECAGG_E_MALFORMED, err, errlen, "site %u: its own keys are missing", me);
     /* The holders of this site's shares: itself and its neighbours in U1. */
     uint8_t xs[MFL_SECAGG_MAX_SITES];
     size_t m = 0;
@@ -220,7 +206,7 @@ mfl_secagg_status_t mfl_secagg_site_share(mfl_secagg_site_t *self, const mfl_sec
         if (seen[j] && s_near(self, me, j))
             xs[m++] = (uint8_t)j;
     if (m < self->p.threshold)
-        return s_fail(MFL_SECAGG_E_MALFORMED, err, errlen,
+        return mfl_secagg_fail(MFL_SECAGG_E_MALFORMED, err, errlen,
                       "site %u: %zu sites to share with, fewer than the threshold %u", me, m,
                       self->p.threshold);
     s_secrets_t *sec = self->sec;
@@ -235,7 +221,7 @@ mfl_secagg_status_t mfl_secagg_site_share(mfl_secagg_site_t *self, const mfl_sec
                              sec->s_sk, self->mine.s_pk, a->index, a->s_pk) < 0 ||
             mfl_secagg_agree(sec->box_keys[a->index], MFL_SECAGG_KDF_SHARE, &self->p.scope, me,
                              sec->c_sk, self->mine.c_pk, a->index, a->c_pk) < 0)
-            return s_fail(MFL_SECAGG_E_MALFORMED, err, errlen,
+            return mfl_secagg_fail(MFL_SECAGG_E_MALFORMED, err, errlen,
                           "site %u: site %u advertises a weak key", me, a->index);
     }
     for (size_t k = 0; k < n; k++) {
@@ -245,7 +231,7 @@ mfl_secagg_status_t mfl_secagg_site_share(mfl_secagg_site_t *self, const mfl_sec
     /* Split both secrets over the holders; keep this site's own shares. */
     uint8_t (*kshares)[MFL_SECAGG_SHARE_BYTES] = sodium_malloc(2 * m * MFL_SECAGG_SHARE_BYTES);
     if (!kshares)
-        return s_fail(MFL_SECAGG_E_MALFORMED, err, errlen, "site %u: out of memory", me);
+        return mfl_secagg_fail(MFL_SECAGG_E_MALFORMED, err, errlen, "site %u: out of memory", me);
     uint8_t (*bshares)[MFL_SECAGG_SHARE_BYTES] = kshares + m;
     uint8_t coef[32];
     randombytes_buf(coef, sizeof coef);
@@ -255,7 +241,7 @@ mfl_secagg_status_t mfl_secagg_site_share(mfl_secagg_site_t *self, const mfl_sec
     sodium_memzero(coef, sizeof coef);
     if (rc != 0) {
         sodium_free(kshares);
-        return s_fail(MFL_SECAGG_E_MALFORMED, err, errlen, "site %u: secret sharing failed", me);
+        return mfl_secagg_fail(MFL_SECAGG_E_MALFORMED, err, errlen, "site %u: secret sharing failed", me);
     }
     size_t nb = 0;
     for (size_t h = 0; h < m; h++) {
@@ -291,7 +277,7 @@ mfl_secagg_status_t mfl_secagg_site_mask(mfl_secagg_site_t *self, const mfl_seca
 {
     const uint32_t me = self->me, N = self->p.n_sites;
     if (self->phase != S_SHARED)
-        return s_fail(MFL_SECAGG_E_PHASE, err, errlen, "site %u: shares not expected now", me);
+        return mfl_secagg_fail(MFL_SECAGG_E_PHASE, err, errlen, "site %u: shares not expected now", me);
     s_secrets_t *sec = self->sec;
     uint8_t got[S_SLOTS] = {0};
     mfl_secagg_status_t st = MFL_SECAGG_OK;
@@ -300,7 +286,7 @@ mfl_secagg_status_t mfl_secagg_site_mask(mfl_secagg_site_t *self, const mfl_seca
         uint32_t from = c->from;
         if (c->to != me || from < 1 || from > N || from == me || !self->in_u1[from] ||
             !s_near(self, me, from) || got[from]) {
-            st = s_fail(MFL_SECAGG_E_MALFORMED, err, errlen,
+            st = mfl_secagg_fail(MFL_SECAGG_E_MALFORMED, err, errlen,
                         "site %u: share box %zu (from %u to %u) is not for it, from a "
                         "neighbour, once",
                         me, k, from, c->to);
@@ -311,7 +297,7 @@ mfl_secagg_status_t mfl_secagg_site_mask(mfl_secagg_site_t *self, const mfl_seca
         if (crypto_secretbox_open_easy(sec->plain, c->box, sizeof c->box, nonce,
                                        sec->box_keys[from]) != 0 ||
             s_get32(sec->plain) != from || s_get32(sec->plain + 4) != me) {
-            st = s_fail(MFL_SECAGG_E_MALFORMED, err, errlen,
+            st = mfl_secagg_fail(MFL_SECAGG_E_MALFORMED, err, errlen,
                         "site %u: the share box from site %u does not open", me, from);
             break;
         }
@@ -319,7 +305,7 @@ mfl_secagg_status_t mfl_secagg_site_mask(mfl_secagg_site_t *self, const mfl_seca
         for (int b = 0; b < 8; b++)
             round |= (uint64_t)sec->plain[8 + b] << (8 * b);
         if (round != self->p.scope.round) {
-            st = s_fail(MFL_SECAGG_E_MALFORMED, err, errlen,
+            st = mfl_secagg_fail(MFL_SECAGG_E_MALFORMED, err, errlen,
                         "site %u: the share box from site %u is for round %llu", me, from,
                         (unsigned long long)round);
             break;
@@ -337,7 +323,7 @@ mfl_secagg_status_t mfl_secagg_site_mask(mfl_secagg_site_t *self, const mfl_seca
     for (uint32_t j = 1; j <= N; j++)
         view += got[j];
     if (view < self->p.threshold)
-        return s_fail(MFL_SECAGG_E_MALFORMED, err, errlen,
+        return mfl_secagg_fail(MFL_SECAGG_E_MALFORMED, err, errlen,
                       "site %u: %zu sites in its neighbourhood shared, fewer than the threshold "
                       "%u",
                       me, view, self->p.threshold);
@@ -365,21 +351,21 @@ mfl_secagg_status_t mfl_secagg_site_signoff(mfl_secagg_site_t *self, const uint3
 {
     const uint32_t me = self->me;
     if (self->phase != S_MASKED)
-        return s_fail(MFL_SECAGG_E_PHASE, err, errlen,
+        return mfl_secagg_fail(MFL_SECAGG_E_PHASE, err, errlen,
                       "site %u: survivor list not expected now (signs one per attempt)", me);
     if (!mfl_secagg_list_ok(survivors, n, self->p.n_sites))
-        return s_fail(MFL_SECAGG_E_MALFORMED, err, errlen,
+        return mfl_secagg_fail(MFL_SECAGG_E_MALFORMED, err, errlen,
                       "site %u: survivor list is not ascending within 1..%u", me,
                       self->p.n_sites);
     int has_me = 0;
     for (size_t k = 0; k < n; k++) {
         if (!self->in_u1[survivors[k]])
-            return s_fail(MFL_SECAGG_E_MALFORMED, err, errlen,
+            return mfl_secagg_fail(MFL_SECAGG_E_MALFORMED, err, errlen,
                           "site %u: survivor %u never advertised keys", me, survivors[k]);
         has_me |= survivors[k] == me;
     }
     if (!has_me || n < self->p.threshold)
-        return s_fail(MFL_SECAGG_E_MALFORMED, err, errlen,
+        return mfl_secagg_fail(MFL_SECAGG_E_MALFORMED, err, errlen,
                       "site %u: survivor list of %zu %s", me, n,
                       has_me ? "is below the threshold" : "leaves out this site");
     mfl_secagg_survivors_digest(self->signed_digest, &self->p, survivors, n);
@@ -405,14 +391,14 @@ mfl_secagg_status_t mfl_secagg_site_unmask(mfl_secagg_site_t *self,
     const uint32_t me = self->me, N = self->p.n_sites;
     *n_out = 0;
     if (self->phase != S_SIGNED)
-        return s_fail(MFL_SECAGG_E_PHASE, err, errlen,
+        return mfl_secagg_fail(MFL_SECAGG_E_PHASE, err, errlen,
                       "site %u: unmask request not expected now (answers one per attempt)", me);
     uint8_t digest[32];
     if (!mfl_secagg_list_ok(req->survivors, req->n_survivors, N))
-        return s_fail(MFL_SECAGG_E_MALFORMED, err, errlen, "site %u: bad survivor list", me);
+        return mfl_secagg_fail(MFL_SECAGG_E_MALFORMED, err, errlen, "site %u: bad survivor list", me);
     mfl_secagg_survivors_digest(digest, &self->p, req->survivors, req->n_survivors);
     if (sodium_memcmp(digest, self->signed_digest, 32) != 0)
-        return s_fail(MFL_SECAGG_E_REFUSED, err, errlen,
+        return mfl_secagg_fail(MFL_SECAGG_E_REFUSED, err, errlen,
                       "site %u: the survivor list is not the one it signed", me);
     uint8_t signer[S_SLOTS] = {0};
     size_t valid = 0;
@@ -420,33 +406,33 @@ mfl_secagg_status_t mfl_secagg_site_unmask(mfl_secagg_site_t *self,
         const mfl_secagg_signoff_t *s = &req->signoffs[k];
         if (s->index < 1 || s->index > N || signer[s->index] ||
             !s_in(req->survivors, req->n_survivors, s->index))
-            return s_fail(MFL_SECAGG_E_MALFORMED, err, errlen,
+            return mfl_secagg_fail(MFL_SECAGG_E_MALFORMED, err, errlen,
                           "site %u: signoff %zu is from %u: not a survivor, or repeated", me, k,
                           s->index);
         if (crypto_sign_verify_detached(s->sig, digest, 32, self->roster[s->index]) != 0)
-            return s_fail(MFL_SECAGG_E_SIGNATURE, err, errlen,
+            return mfl_secagg_fail(MFL_SECAGG_E_SIGNATURE, err, errlen,
                           "site %u: signoff of site %u does not verify", me, s->index);
         signer[s->index] = 1;
         valid++;
     }
     if (valid < self->p.threshold)
-        return s_fail(MFL_SECAGG_E_REFUSED, err, errlen,
+        return mfl_secagg_fail(MFL_SECAGG_E_REFUSED, err, errlen,
                       "site %u: %zu survivors signed the list, fewer than the threshold %u", me,
                       valid, self->p.threshold);
     if (!mfl_secagg_list_ok(req->dropped, req->n_dropped, N))
-        return s_fail(MFL_SECAGG_E_MALFORMED, err, errlen, "site %u: bad dropped list", me);
+        return mfl_secagg_fail(MFL_SECAGG_E_MALFORMED, err, errlen, "site %u: bad dropped list", me);
     for (size_t k = 0; k < req->n_dropped; k++) {
         uint32_t d = req->dropped[k];
         if (d == me || s_in(req->survivors, req->n_survivors, d) ||
             self->revealed[d] == MFL_SECAGG_SHARE_SEED)
-            return s_fail(MFL_SECAGG_E_REFUSED, err, errlen,
+            return mfl_secagg_fail(MFL_SECAGG_E_REFUSED, err, errlen,
                           "site %u: refuses to reveal the mask key share of site %u, a survivor "
                           "(that would reveal both shares of one site)",
                           me, d);
     }
     for (size_t k = 0; k < req->n_survivors; k++)
         if (self->revealed[req->survivors[k]] == MFL_SECAGG_SHARE_KEY)
-            return s_fail(MFL_SECAGG_E_REFUSED, err, errlen,
+            return mfl_secagg_fail(MFL_SECAGG_E_REFUSED, err, errlen,
                           "site %u: already revealed the mask key share of site %u", me,
                           req->survivors[k]);
     size_t m = 0;
