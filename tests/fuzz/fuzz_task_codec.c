@@ -63,30 +63,37 @@ static void s_eval_report(const uint8_t *p, size_t n)
 }
 
 /* Bytes → plain header; a header with a valid digest re-encodes (with
- * its tensor hashes) to bytes that decode to the same plain header. */
+ * its tensor hashes) to bytes that decode and encode again to the same
+ * bytes and the same plain header. The first decode is compared through
+ * its encoding, not field by field: proto3 cannot carry a negative zero
+ * (−0.0 equals the default and is omitted), so a −0.0 in the input comes
+ * back as +0.0, with the same meaning and the same signed bytes. */
 static void s_update_header(const uint8_t *p, size_t n)
 {
     char err[160];
-    mfl_update_header_t a, b;
+    mfl_update_header_t a, b, c;
     if (mfl_update_header_decode(p, n, &a, err, sizeof err) != 0)
         return;
     Metafl__UpdateHeader *m = metafl__update_header__unpack(NULL, n, p);
     if (!m)
         abort(); /* decode accepted what protobuf refuses */
     if (!a.digest_error[0]) {
-        uint8_t *hashes = malloc(32 * (m->n_tensor_hashes ? m->n_tensor_hashes : 1));
+        size_t k = m->n_tensor_hashes;
+        uint8_t *hashes = malloc(32 * (k ? k : 1));
         if (!hashes)
             abort();
-        for (size_t i = 0; i < m->n_tensor_hashes; i++)
+        for (size_t i = 0; i < k; i++)
             memcpy(hashes + 32 * i, m->tensor_hashes[i].data, 32);
-        uint8_t *buf = NULL;
-        size_t len = 0;
-        if (mfl_update_header_encode(&a, hashes, m->n_tensor_hashes, &buf, &len, err,
-                                     sizeof err) != 0 ||
-            mfl_update_header_decode(buf, len, &b, err, sizeof err) != 0 ||
-            memcmp(&a, &b, sizeof a) != 0)
+        uint8_t *buf1 = NULL, *buf2 = NULL;
+        size_t len1 = 0, len2 = 0;
+        if (mfl_update_header_encode(&a, hashes, k, &buf1, &len1, err, sizeof err) != 0 ||
+            mfl_update_header_decode(buf1, len1, &b, err, sizeof err) != 0 ||
+            mfl_update_header_encode(&b, hashes, k, &buf2, &len2, err, sizeof err) != 0 ||
+            mfl_update_header_decode(buf2, len2, &c, err, sizeof err) != 0 ||
+            len1 != len2 || memcmp(buf1, buf2, len1) != 0 || memcmp(&b, &c, sizeof b) != 0)
             abort();
-        free(buf);
+        free(buf1);
+        free(buf2);
         free(hashes);
     }
     metafl__update_header__free_unpacked(m, NULL);
