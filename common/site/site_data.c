@@ -105,7 +105,26 @@ static int s_load_idx(s_load_t *l, char *err, size_t errlen)
     const mfl_dataset_t *d = l->all;
     l->canonical = mfl_schema_canonical_plain(NULL, d->n_features, d->channels, d->height,
                                               d->width, d->n_classes);
-    if (!l->canonical || s_keep_classes(&l->all, cfg->keep_classes, cfg->n_keep_classes) < 0)
+    if (!l->canonical)
+        return mfl_errf(err, errlen, "out of memory"), -1;
+    if (cfg->train_fraction < 1.0 && cfg->n_keep_classes) {
+        /* Split every image of the file before keeping the site's classes,
+         * so an image is on the same side at every site that reads it (same
+         * file, max_rows and split_seed): no site trains on an image another
+         * holds out, and a pooled site's training rows are the union of the
+         * sites' (docs/APPS.md). s_split takes the two halves as they are. */
+        mfl_rng_t rng;
+        mfl_rng_seed(&rng, cfg->split_seed, 0x5157u /* "split" stream */);
+        mfl_dataset_t *tr = NULL, *ho = NULL;
+        if (mfl_dataset_split(l->all, cfg->train_fraction, &rng, &tr, &ho))
+            return mfl_errf(err, errlen, "out of memory splitting %s", cfg->data_path), -1;
+        mfl_dataset_destroy(&l->all);
+        l->all = tr;
+        l->test = ho;
+        if (s_keep_classes(&l->test, cfg->keep_classes, cfg->n_keep_classes) < 0)
+            return mfl_errf(err, errlen, "out of memory"), -1;
+    }
+    if (s_keep_classes(&l->all, cfg->keep_classes, cfg->n_keep_classes) < 0)
         return mfl_errf(err, errlen, "out of memory"), -1;
     if (cfg->n_keep_classes && l->all->n == 0)
         return mfl_errf(err, errlen, "%s: data.classes: no image of these classes in %s",
