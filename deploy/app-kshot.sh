@@ -56,7 +56,7 @@ CONF=$ROOT/configs/apps/$APP
 grep -q '^#id.*	classes	' "$CONF/sites.tsv" ||
   { echo "app-kshot: $CONF/sites.tsv has no classes column (the pooled site needs the classes)" >&2; exit 2; }
 BIN=${METAFL_BIN:-$ROOT/${BUILD:-build}/bin}
-OUT=${APP_DIR:-$ROOT/build/apps/$APP-$VARIANT}
+OUT=$(realpath -m "${APP_DIR:-$ROOT/build/apps/$APP-$VARIANT}")
 RUN_NAME=app-kshot
 RUN_LOGS=$OUT
 # shellcheck source=deploy/run-lib.sh

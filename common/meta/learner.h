@@ -81,6 +81,8 @@ typedef struct {
     double auroc;       /* binary only; NAN otherwise */
     double sensitivity; /* binary only */
     double specificity; /* binary only */
+    double sens_at_spec90; /* binary only: sensitivity at specificity >= 0.9 (the
+                            * threshold read off these rows' scores) */
     double rmse, mae, r2; /* regression (mse on one output) only; NAN otherwise */
     size_t n;
 } mfl_eval_metrics_t;

@@ -159,4 +159,6 @@ void mfl_site_worker_fill_report(const mfl_site_worker_t *self, const mfl_eval_t
     report->r2 = result->adapted.r2;
     report->rmse_before = result->before.rmse;
     report->rmse_local = result->local_only.rmse;
+    report->sens_at_spec90 = result->adapted.sens_at_spec90;
+    report->sens_at_spec90_local = result->local_only.sens_at_spec90;
 }

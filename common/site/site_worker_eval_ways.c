@@ -38,6 +38,7 @@ static void s_mean(const s_acc_t *a, mfl_eval_metrics_t *m)
     m->auroc = a->w_bin > 0 ? a->auroc / a->w_bin : NAN;
     m->sensitivity = a->w_bin > 0 ? a->sens / a->w_bin : NAN;
     m->specificity = a->w_bin > 0 ? a->spec / a->w_bin : NAN;
+    m->sens_at_spec90 = NAN; /* not a mean of per-task operating points */
     m->rmse = m->mae = m->r2 = NAN;
     m->n = (size_t)a->w;
 }
