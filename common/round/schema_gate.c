@@ -37,6 +37,13 @@ static int s_fits(const mfl_schema_gate_t *self, uint64_t nf, uint64_t ncl, char
         return -1;
     }
     if (s_episodic(self->algo)) {
+        if (ncl == 0) {
+            snprintf(why, len, "a continuous (regression) label, but %s compares a query with "
+                     "labelled examples of each class and needs a class label (for regression "
+                     "use maml, fomaml, reptile or meta_sgd with model.loss mse)",
+                     mfl_algo_name(self->algo));
+            return -1;
+        }
         if (ncl < self->n_way) {
             snprintf(why, len, "%llu classes, but %s episodes are %u-way",
                      (unsigned long long)ncl, mfl_algo_name(self->algo), self->n_way);

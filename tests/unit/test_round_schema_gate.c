@@ -191,6 +191,7 @@ static void test_site_that_cannot_form_episodes_is_refused_with_counts(void **st
     mfl_schema_gate_destroy(&g);
 }
 
+/* Nonsense combinations (issue 13 item 3) are refused with why: */
 /* A gradient method's softmax head narrower than the label space (the
  * imaging app's 4-way CNN on ten-class IDX sites) is N-way episodes, N =
  * the head; FedAvg with such a head, or fewer classes than the head, is
@@ -220,6 +221,21 @@ static void test_narrow_head_means_n_way_episodes(void **state)
         h = s_hello("x", hash, 8, 3); /* fewer classes than the head */
         assert_int_equal(mfl_schema_gate_check(g, &h, text, sizeof text), MFL_SCHEMA_GATE_SCHEMA);
         assert_non_null(strstr(text, "3 classes, but the model mlp:8-16-4 has 4 outputs"));
+        mfl_schema_gate_destroy(&g);
+    }
+    /* A metric method over a continuous label: no classes to compare with. */
+    const char *metric[] = {"protonet", "matching", "relation"};
+    for (size_t a = 0; a < 3; a++) {
+        s_config_loss(&c, "mlp:8-16", "mse", metric[a], false);
+        mfl_schema_gate_t *g = mfl_schema_gate_new(&c, err, sizeof err);
+        if (!g)
+            fail_msg("%s: %s", metric[a], err);
+        mfl_schema_hello_t h = s_hello("x", hash, 8, 0);
+        assert_int_equal(mfl_schema_gate_check(g, &h, text, sizeof text), MFL_SCHEMA_GATE_SCHEMA);
+        if (!strstr(text, "a continuous (regression) label, but ") ||
+            !strstr(text, "needs a class label (for regression use maml, fomaml, reptile or "
+                          "meta_sgd with model.loss mse)"))
+            fail_msg("%s: %s", metric[a], text);
         mfl_schema_gate_destroy(&g);
     }
     s_config_loss(&c, "mlp:8-16-4", "softmax_ce", "fedavg", false);
