@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# deploy/app-kshot.sh APP --variant V [--seeds N] [--quick] [--ks "1 5 10"]:
+# deploy/app-kshot.sh APP [--variant V] [--seeds N] [--quick] [--ks "1 5 10"]:
 # the federated meta-initialisation against local-only training and against
 # centralised meta-training on the same classes, per site, for several k
 # (labelled cases per class), mean ± std over seeds (docs/APPS.md).
 #
 # Per seed S:
-#   1. federated: deploy/app.sh APP --variant V --seeds N (the daemons over
-#      CurveZMQ), unless --reuse and build/apps/APP-V/seed-S/ exists;
+#   1. federated: deploy/app.sh APP [--variant V] --seeds N (the daemons
+#      over CurveZMQ), unless --reuse and build/apps/APP[-V]/seed-S/ exists;
 #   2. centralised: the same coordinator config and algorithm in ONE process
 #      (`metafl simulate`) with one pooled site holding the union of the
 #      training sites' classes (sites.tsv `classes` column; an IDX site's
@@ -17,20 +17,22 @@
 #      θ offline (`metafl-site-agent --evaluate`) with k·(its classes)
 #      labelled cases, for each k: adapted federated, adapted centralised,
 #      and local only (a fresh model trained on the same cases).
-# Output: build/apps/APP-V/kshot.jsonl and kshot.txt (the table).
+# Output: build/apps/APP[-V]/kshot.jsonl and kshot.txt (the table). A
+# method whose evaluation takes any k·classes cases (not N-way tasks: e.g.
+# ProtoNets) gets about k per class (every class present).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 usage() {
   cat <<'USAGE'
-usage: deploy/app-kshot.sh APP --variant V [--seeds N] [--quick] [--ks "1 5 10"] [--reuse]
+usage: deploy/app-kshot.sh APP [--variant V] [--seeds N] [--quick] [--ks "1 5 10"] [--reuse]
   APP          a directory under configs/apps/ whose sites.tsv has a classes column
-  --variant V  the algorithm (configs/apps/APP/coordinator-V.yaml)
+  --variant V  the algorithm (configs/apps/APP/coordinator-V.yaml; default coordinator.yaml)
   --seeds N    seeds 1..N (default 1)
   --quick      a few rounds (CI)
   --ks LIST    labelled cases per class to evaluate with (default "1 5 10")
   --reuse      keep existing federated runs (build/apps/APP-V/seed-S)
-Output: build/apps/APP-V/kshot.jsonl, build/apps/APP-V/kshot.txt
+Output: build/apps/APP[-V]/kshot.jsonl, build/apps/APP[-V]/kshot.txt
 USAGE
 }
 APP=""; VARIANT=""; SEEDS=1; QUICK=(); KS="1 5 10"; REUSE=0
@@ -46,7 +48,7 @@ while [ $# -gt 0 ]; do
     *) [ -z "$APP" ] || { usage >&2; exit 2; }; APP=$1; shift ;;
   esac
 done
-[ -n "$APP" ] && [ -n "$VARIANT" ] || { usage >&2; exit 2; }
+[ -n "$APP" ] || { usage >&2; exit 2; }
 case $SEEDS in ''|*[!0-9]*|0) echo "app-kshot: --seeds must be a positive number" >&2; exit 2 ;; esac
 for k in $KS; do
   case $k in ''|*[!0-9]*|0) echo "app-kshot: --ks: '$k' is not a positive number" >&2; exit 2 ;; esac
@@ -56,14 +58,14 @@ CONF=$ROOT/configs/apps/$APP
 grep -q '^#id.*	classes	' "$CONF/sites.tsv" ||
   { echo "app-kshot: $CONF/sites.tsv has no classes column (the pooled site needs the classes)" >&2; exit 2; }
 BIN=${METAFL_BIN:-$ROOT/${BUILD:-build}/bin}
-OUT=$(realpath -m "${APP_DIR:-$ROOT/build/apps/$APP-$VARIANT}")
+OUT=$(realpath -m "${APP_DIR:-$ROOT/build/apps/$APP${VARIANT:+-$VARIANT}}")
 RUN_NAME=app-kshot
 RUN_LOGS=$OUT
 # shellcheck source=deploy/run-lib.sh
 source "$ROOT/deploy/run-lib.sh"
 
 if [ "$REUSE" = 0 ] || [ ! -d "$OUT/seed-$SEEDS" ]; then
-  APP_DIR=$OUT METAFL_BIN=$BIN bash "$ROOT/deploy/app.sh" "$APP" --variant "$VARIANT" \
+  APP_DIR=$OUT METAFL_BIN=$BIN bash "$ROOT/deploy/app.sh" "$APP" ${VARIANT:+--variant "$VARIANT"} \
     --seeds "$SEEDS" "${QUICK[@]}" || die "the federated run failed"
 fi
 
@@ -101,11 +103,11 @@ for seed in $(seq 1 "$SEEDS"); do
     { print }
     END { print "sites:\n  - " dir "/site-pooled.yaml" }' "$D/coordinator.yaml" |
     sed "s|: run/|: $C/run/|; s|: run$|: $C/run|" >"$C/coordinator.yaml"
-  say "$APP ($VARIANT) seed $seed: centralised meta-training, one process, pooled classes [$POOLED]"
+  say "$APP (${VARIANT:-default}) seed $seed: centralised meta-training, one process, pooled classes [$POOLED]"
   (cd "$D" && "$BIN/metafl" simulate --config "$C/coordinator.yaml" --run-dir "$C/run") \
     >"$C/simulate.log" 2>&1 || die "metafl simulate failed (see $C/simulate.log)"
 
-  say "$APP ($VARIANT) seed $seed: every hospital evaluates both θ with k = $KS per class"
+  say "$APP (${VARIANT:-default}) seed $seed: every hospital evaluates both θ with k = $KS per class"
   for r in "${ROWS[@]}"; do
     IFS=$'\t' read -r site role cls <<<"$r"
     ncls=$(tr ',' '\n' <<<"$cls" | grep -c .)
@@ -123,29 +125,4 @@ for seed in $(seq 1 "$SEEDS"); do
     done
   done
 done
-python3 - "$OUT/kshot.jsonl" <<'PY' | tee "$OUT/kshot.txt"
-import json, statistics, sys
-rows = [json.loads(l) for l in open(sys.argv[1])]
-def ms(v):
-    v = [x for x in v if x is not None and x >= 0]
-    if not v: return "n/a"
-    return f"{statistics.mean(v):.3f} ± {statistics.stdev(v) if len(v) > 1 else 0:.3f}"
-sites = list(dict.fromkeys(r["site"] for r in rows))
-ks = sorted({r["k"] for r in rows})
-seeds = sorted({r["seed"] for r in rows})
-print(f"held-out accuracy, mean ± std over {len(seeds)} seed(s); k labelled images per class")
-print("| hospital | k | federated (adapted) | centralised (adapted) | fed − central | local only | federated > local (seeds) |")
-print("|---|---|---|---|---|---|---|")
-for s in sites:
-    for k in ks:
-        f = {r["seed"]: r for r in rows if r["site"] == s and r["k"] == k and r["arm"] == "federated"}
-        c = {r["seed"]: r for r in rows if r["site"] == s and r["k"] == k and r["arm"] == "central"}
-        both = [x for x in seeds if x in f and x in c]
-        diff = ms([f[x]["accuracy"] - c[x]["accuracy"] + 1 for x in both]).split(" ± ")
-        diff = f"{float(diff[0]) - 1:+.3f} ± {diff[1]}" if len(diff) == 2 else "n/a"
-        wins = sum(f[x]["accuracy"] > f[x]["accuracy_local"] for x in f)
-        role = next(r["role"] for r in rows if r["site"] == s)
-        print(f"| {s}{' (new)' if role == 'new' else ''} | {k} | {ms([f[x]['accuracy'] for x in f])} | "
-              f"{ms([c[x]['accuracy'] for x in c])} | {diff} | {ms([f[x]['accuracy_local'] for x in f])} | "
-              f"{wins}/{len(f)} |")
-PY
+python3 "$ROOT/deploy/app-kshot-summary.py" "$OUT/kshot.jsonl" | tee "$OUT/kshot.txt"
