@@ -59,6 +59,9 @@ static const int s_priv_rounds[] = {15, 30};
 #define S_PRIV_N_FT 3
 static const int s_priv_ft[S_PRIV_N_FT] = {10, 30, 100};
 #define S_PRIV_SEL_SEEDS 2
+/* --quick (make bench's quick subset): 4 recipes (lr 0.1, C 1, 15 rounds),
+ * one selection seed, ε 0.5 and 1 */
+static int s_priv_quick;
 #define S_PRIV_SPLIT_SEED 0x76616cULL /* "val": the fit/validation split */
 
 static s_priv_recipe_t s_priv_grid(int i)
@@ -258,16 +261,20 @@ static int s_priv_select(mfl_dataset_t *const *fit, mfl_dataset_t *const *val, c
         s_priv_recipe_t r = s_priv_grid(g);
         if (isinf(eps) && r.clip != s_priv_clips[0])
             continue; /* no clipping without DP: the same recipe */
+        if (s_priv_quick && (r.lr != s_priv_lrs[0] || r.clip != s_priv_clips[1] ||
+                             r.rounds != s_priv_rounds[0]))
+            continue;
+        const int n_sel = s_priv_quick ? 1 : S_PRIV_SEL_SEEDS;
         double vg = 0, vp[S_PRIV_N_FT] = {0};
-        for (int k = 0; k < S_PRIV_SEL_SEEDS; k++) {
+        for (int k = 0; k < n_sel; k++) {
             s_priv_out_t o;
             if (s_priv_run(&r, eps, fit, val, sites, n_sites, 1000 + (uint64_t)k, pers, &o, err,
                            errlen))
                 return -1;
             for (int i = 0; i < n_sites; i++) {
-                vg += o.global[sites[i]] / (n_sites * S_PRIV_SEL_SEEDS);
+                vg += o.global[sites[i]] / (n_sites * n_sel);
                 for (int f = 0; f < S_PRIV_N_FT; f++)
-                    vp[f] += o.pers[f][sites[i]] / (n_sites * S_PRIV_SEL_SEEDS);
+                    vp[f] += o.pers[f][sites[i]] / (n_sites * n_sel);
             }
         }
         if (vg > c->val_global + 1e-12)
@@ -344,6 +351,7 @@ static int s_run_privacy(const s_opts_t *o, const s_heart_t *h, const char *argv
     char err[512];
     const int draws = o->quick ? 3 : S_PRIV_DRAWS;
     const int n_eps = o->quick ? 2 : S_PRIV_N_EPS; /* quick: 0.5, 1 */
+    s_priv_quick = o->quick;
     static const int all4[S_HEART_SITES] = {0, 1, 2, 3};
     /* loho[eps][seed][held-out site] */
     static double loho[S_PRIV_N_EPS][S_MAX_SEEDS][S_HEART_SITES];
@@ -415,7 +423,7 @@ static int s_run_privacy(const s_opts_t *o, const s_heart_t *h, const char *argv
                "re-standardised with the other 75%%\", \"seeds\": %d, \"models\": [\"%s\", \"%s\"], "
                "\"lr\": [%g, %g], \"batch\": [%d, %d], \"clip\": [%g, %g], \"rounds\": [%d, %d], "
                "\"fine_tune_steps\": [%d, %d, %d]}},\n  \"rows\": [\n",
-            (double)S_FT_LR, S_PRIV_SEL_SEEDS, s_priv_models[0], s_priv_models[1],
+            (double)S_FT_LR, o->quick ? 1 : S_PRIV_SEL_SEEDS, s_priv_models[0], s_priv_models[1],
             (double)s_priv_lrs[0], (double)s_priv_lrs[1], s_priv_batches[0], s_priv_batches[1],
             s_priv_clips[0], s_priv_clips[1], s_priv_rounds[0], s_priv_rounds[1], s_priv_ft[0],
             s_priv_ft[1], s_priv_ft[2]);
