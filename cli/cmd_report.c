@@ -66,6 +66,11 @@ static void s_print_rounds(const mfl_report_t *r)
         return;
     }
     const mfl_report_round_t *a = &r->rounds[0], *b = &r->rounds[r->n_rounds - 1];
+    if (!isfinite(a->loss_before) || !isfinite(b->loss_after)) { /* DP: losses not sent */
+        printf("%zu rounds closed (round %.0f to %.0f); training losses not sent (DP)\n",
+               r->n_rounds, a->round, b->round);
+        return;
+    }
     printf("%zu rounds closed (round %.0f to %.0f); mean query loss at θ %.4f in the first, "
            "%.4f after local meta-training in the last\n", r->n_rounds, a->round, b->round,
            a->loss_before, b->loss_after);

@@ -294,16 +294,21 @@ static void s_metrics_line(mfl_round_engine_t *self, const mfl_round_summary_t *
         return;
     char hash[65];
     s_hex(self->theta_hash, 32, hash);
+    /* null: no accepted update sent its losses (DP sites do not) */
+    char lb[32] = "null", la[32] = "null";
+    if (isfinite(m->loss_before))
+        snprintf(lb, sizeof lb, "%.9g", m->loss_before);
+    if (isfinite(m->loss_after))
+        snprintf(la, sizeof la, "%.9g", m->loss_after);
     fprintf(self->metrics,
             "{\"event\":\"round\",\"round\":%u,\"rounds\":%u,\"attempt\":%u,\"selected\":%zu,"
-            "\"accepted\":%zu,\"rejected\":%zu,\"failed\":%zu,\"loss_before\":%.9g,"
-            "\"loss_after\":%.9g,"
+            "\"accepted\":%zu,\"rejected\":%zu,\"failed\":%zu,\"loss_before\":%s,"
+            "\"loss_after\":%s,"
             "\"weight\":%.9g,\"delta_norm\":%.9g,\"seconds\":%.6f,\"wall_seconds\":%.6f,"
             "\"at_deadline\":%s,"
             "\"theta_blake2b\":\"%s\"}\n",
             m->round, m->rounds, m->attempt, m->n_selected, m->n_accepted, m->n_rejected,
-            m->n_failed, isfinite(m->loss_before) ? m->loss_before : -1.0,
-            isfinite(m->loss_after) ? m->loss_after : -1.0, m->total_weight, m->delta_norm,
+            m->n_failed, lb, la, m->total_weight, m->delta_norm,
             m->seconds, m->wall_seconds, m->at_deadline ? "true" : "false", hash);
     fflush(self->metrics);
 }
@@ -321,8 +326,10 @@ void mfl_engine_close_round(mfl_round_engine_t *self, uint64_t now_ms, bool at_d
     m.n_rejected = self->n_rejected_round;
     m.n_failed = self->n_withdrawn;
     m.total_weight = self->weight_sum;
-    m.loss_before = self->weight_sum > 0 ? self->loss_before_sum / self->weight_sum : NAN;
-    m.loss_after = self->weight_sum > 0 ? self->loss_after_sum / self->weight_sum : NAN;
+    /* over the updates that sent losses; NaN (null in the metrics line,
+     * "not sent" in status and report) when none did */
+    m.loss_before = self->loss_weight_sum > 0 ? self->loss_before_sum / self->loss_weight_sum : NAN;
+    m.loss_after = self->loss_weight_sum > 0 ? self->loss_after_sum / self->loss_weight_sum : NAN;
     /* Monotonic and sub-millisecond: now_ms is whole milliseconds, too
      * coarse for rounds of a few ms (small models). */
     m.seconds = mfl_clock_mono_s() - self->opened_mono_s;
@@ -403,9 +410,13 @@ void mfl_engine_close_round(mfl_round_engine_t *self, uint64_t now_ms, bool at_d
      * it from the checkpoint) and the next round waits for it. */
     (void)mfl_engine_audit_round(self, MFL_AUDIT_ROUND_CLOSED, at_deadline ? "deadline" : NULL);
     m.wall_seconds = mfl_clock_mono_s() - self->opened_mono_s;
-    mfl_info("round %u/%u: %zu/%zu sites, loss before %.4g → after %.4g, %.2f s%s", m.round,
-             m.rounds, m.n_accepted, m.n_selected, m.loss_before, m.loss_after, m.seconds,
-             at_deadline ? " (closed at the deadline)" : "");
+    char loss[80];
+    snprintf(loss, sizeof loss, "%s", m.n_accepted ? "losses not sent (DP)" : "no update");
+    if (isfinite(m.loss_before) && isfinite(m.loss_after))
+        snprintf(loss, sizeof loss, "loss before %.4g → after %.4g", m.loss_before,
+                 m.loss_after);
+    mfl_info("round %u/%u: %zu/%zu sites, %s, %.2f s%s", m.round, m.rounds, m.n_accepted,
+             m.n_selected, loss, m.seconds, at_deadline ? " (closed at the deadline)" : "");
     s_metrics_line(self, &m);
     self->last = m;
     self->have_summary = true;
