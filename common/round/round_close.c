@@ -494,6 +494,11 @@ void mfl_engine_log_eval(mfl_round_engine_t *self, const char *site, const mfl_e
                     isfinite(r->mae) ? r->mae : -1.0, isfinite(r->r2) ? r->r2 : -1.0,
                     isfinite(r->rmse_before) ? r->rmse_before : -1.0,
                     isfinite(r->rmse_local) ? r->rmse_local : -1.0);
+        /* Binary reports: the early-warning operating point (specificity 0.9). */
+        if (isfinite(r->auroc))
+            fprintf(self->metrics, ",\"sens_at_spec90\":%.9g,\"sens_at_spec90_local\":%.9g",
+                    isfinite(r->sens_at_spec90) ? r->sens_at_spec90 : -1.0,
+                    isfinite(r->sens_at_spec90_local) ? r->sens_at_spec90_local : -1.0);
         fprintf(self->metrics, "}\n");
         fflush(self->metrics);
     }

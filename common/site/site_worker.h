@@ -224,7 +224,10 @@ typedef struct {
  * alternative without the consortium. Deterministic given (θ, task
  * settings, site). Borrowed inputs; 0 or -1 + err, or MFL_SITE_ROUND_DECLINED
  * when the privacy policy lets no unnoised statistics leave (a DP mode
- * without allow_unnoised_stats): the report would be such statistics. */
+ * without allow_unnoised_stats): the report would be such statistics.
+ * A gradient method whose softmax head is narrower than the site's classes
+ * (mfl_algo_episodic_head) is scored on N-way tasks of the site's own
+ * classes instead, k images per class (mfl_site_worker_eval_ways). */
 int mfl_site_worker_eval(mfl_site_worker_t *self, const mfl_eval_task_t *task,
                          const float *theta, size_t n_theta, mfl_site_eval_result_t *out,
                          char *err, size_t errlen);

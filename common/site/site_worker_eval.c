@@ -95,6 +95,13 @@ int mfl_site_worker_eval(mfl_site_worker_t *self, const mfl_eval_task_t *task,
 
     mfl_rng_t rng;
     mfl_rng_seed(&rng, S_EVAL_SEED, mfl_site_worker_stream(self->site, 0));
+    int local_steps = steps > self->opts.local_only_min_steps ? steps
+                                                               : self->opts.local_only_min_steps;
+    if (mfl_algo_episodic_head(self->learner_config.algo, self->learner_config.loss,
+                               mfl_learner_n_outputs(self->learner), self->train->n_classes))
+        return mfl_site_worker_eval_ways(self, self->opts.eval_support,
+                                         task->algorithm.k_shot ? task->algorithm.k_shot : 5,
+                                         steps, local_steps, lr, &rng, theta, out, err, errlen);
     /* The hospital's own setting wins: it knows how many labelled cases it has. */
     size_t k = self->opts.eval_support ? self->opts.eval_support
                                        : task->algorithm.k_shot;
@@ -113,8 +120,6 @@ int mfl_site_worker_eval(mfl_site_worker_t *self, const mfl_eval_task_t *task,
     /* The hospital on its own: a fresh model from a seed only it knows
      * (site and round), trained on the same support rows. */
     mfl_learner_init_state(self->learner, self->scratch, mfl_rng_u64(&rng));
-    int local_steps = steps > self->opts.local_only_min_steps ? steps
-                                                               : self->opts.local_only_min_steps;
     if (mfl_learner_evaluate(self->learner, self->scratch, support, query, local_steps, lr,
                              NULL, &out->local_only, sub, sizeof(sub)))
         goto out_error;
@@ -154,4 +159,6 @@ void mfl_site_worker_fill_report(const mfl_site_worker_t *self, const mfl_eval_t
     report->r2 = result->adapted.r2;
     report->rmse_before = result->before.rmse;
     report->rmse_local = result->local_only.rmse;
+    report->sens_at_spec90 = result->adapted.sens_at_spec90;
+    report->sens_at_spec90_local = result->local_only.sens_at_spec90;
 }

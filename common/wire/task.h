@@ -141,6 +141,7 @@ typedef struct {
     double accuracy_local, auroc_local;
     uint64_t n_support;
     double rmse, mae, r2, rmse_before, rmse_local; /* regression; NaN otherwise */
+    double sens_at_spec90, sens_at_spec90_local;   /* binary; NaN otherwise */
 } mfl_eval_report_t;
 
 /* UpdateHeader, the part of an update a site signs, as the coordinator

@@ -236,6 +236,8 @@ void mfl_eval_report_to_msg(const mfl_eval_report_t *r, Metafl__EvalReport *m)
     m->r2 = r->r2;
     m->rmse_before = r->rmse_before;
     m->rmse_local = r->rmse_local;
+    m->sens_at_spec90 = r->sens_at_spec90;
+    m->sens_at_spec90_local = r->sens_at_spec90_local;
 }
 
 int mfl_eval_report_from_msg(const Metafl__EvalReport *m, mfl_eval_report_t *r, char *err,
@@ -263,6 +265,8 @@ int mfl_eval_report_from_msg(const Metafl__EvalReport *m, mfl_eval_report_t *r, 
     r->r2 = m->r2;
     r->rmse_before = m->rmse_before;
     r->rmse_local = m->rmse_local;
+    r->sens_at_spec90 = m->sens_at_spec90;
+    r->sens_at_spec90_local = m->sens_at_spec90_local;
     return 0;
 }
 
