@@ -5,7 +5,9 @@ usage: app-summary.py METRICS.jsonl...   (one file per seed and session)
 Reads the "eval" lines; per site, the last eval line of each file counts
 once. Prints, per site, the adapted meta-initialisation, the local-only
 model and the global model as received (accuracy and AUROC for
-classification, RMSE for regression), as mean ± sample std (n seeds).
+classification, RMSE for regression, and for treatment recommendation the
+held-out policy value of each model's recommended arms, of the arm best in
+training for everyone and of the arms given), as mean ± sample std (n seeds).
 """
 import json
 import statistics
@@ -46,7 +48,13 @@ def main(paths):
         print("app-summary: no eval lines", file=sys.stderr)
         return 1
     regression = any("rmse" in d and d["rmse"] >= 0 for ds in per_site.values() for d in ds)
-    if regression:
+    treatment = any("policy_value" in d for ds in per_site.values() for d in ds)
+    if treatment:
+        cols = [("value adapted", "policy_value"), ("value local", "policy_value_local"),
+                ("value global", "policy_value_before"),
+                ("value best arm", "policy_value_best_arm"),
+                ("value given", "policy_value_given"), ("acc adapted", "accuracy")]
+    elif regression:
         cols = [("RMSE adapted", "rmse"), ("RMSE local", "rmse_local"), ("RMSE global", "rmse_before")]
     else:
         cols = [("acc adapted", "accuracy"), ("acc local", "accuracy_local"),

@@ -236,6 +236,11 @@ void mfl_eval_report_to_msg(const mfl_eval_report_t *r, Metafl__EvalReport *m)
     m->r2 = r->r2;
     m->rmse_before = r->rmse_before;
     m->rmse_local = r->rmse_local;
+    m->policy_value = r->value;
+    m->policy_value_before = r->value_before;
+    m->policy_value_local = r->value_local;
+    m->policy_value_best_arm = r->value_best_arm;
+    m->policy_value_given = r->value_given;
 }
 
 int mfl_eval_report_from_msg(const Metafl__EvalReport *m, mfl_eval_report_t *r, char *err,
@@ -263,6 +268,11 @@ int mfl_eval_report_from_msg(const Metafl__EvalReport *m, mfl_eval_report_t *r, 
     r->r2 = m->r2;
     r->rmse_before = m->rmse_before;
     r->rmse_local = m->rmse_local;
+    r->value = m->policy_value;
+    r->value_before = m->policy_value_before;
+    r->value_local = m->policy_value_local;
+    r->value_best_arm = m->policy_value_best_arm;
+    r->value_given = m->policy_value_given;
     return 0;
 }
 
