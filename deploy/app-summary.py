@@ -14,8 +14,9 @@ import statistics
 import sys
 
 
-def fmt(vals):
-    vals = [v for v in vals if v is not None and v >= 0]
+def fmt(vals, signed=False):
+    # -1 marks a missing metric, except for R², which may be negative.
+    vals = [v for v in vals if v is not None and (signed or v >= 0)]
     if not vals:
         return "n/a"
     m = statistics.mean(vals)
@@ -55,7 +56,12 @@ def main(paths):
                 ("value best arm", "policy_value_best_arm"),
                 ("value given", "policy_value_given"), ("acc adapted", "accuracy")]
     elif regression:
-        cols = [("RMSE adapted", "rmse"), ("RMSE local", "rmse_local"), ("RMSE global", "rmse_before")]
+        cols = [("RMSE adapted", "rmse"), ("RMSE local", "rmse_local"), ("RMSE global", "rmse_before"),
+                ("R² adapted", "r2"), ("held-out SD", "sd")]
+        for ds in per_site.values():
+            for d in ds:  # RMSE of predicting the held-out mean: RMSE / sqrt(1 - R²)
+                r, r2 = d.get("rmse", -1), d.get("r2")
+                d["sd"] = r / (1 - r2) ** 0.5 if r is not None and r >= 0 and r2 is not None and r2 < 1 else None
     else:
         cols = [("acc adapted", "accuracy"), ("acc local", "accuracy_local"),
                 ("acc global", "accuracy_before"), ("AUROC adapted", "auroc"),
@@ -63,7 +69,7 @@ def main(paths):
     print(f"{'site':<14} {'seeds':>5} " + " ".join(f"{c[0]:>15}" for c in cols))
     for site in order:
         ds = per_site[site]
-        print(f"{site:<14} {len(ds):>5} " + " ".join(f"{fmt([d.get(k) for d in ds]):>15}" for _, k in cols))
+        print(f"{site:<14} {len(ds):>5} " + " ".join(f"{fmt([d.get(k) for d in ds], k == 'r2'):>15}" for _, k in cols))
     return 0
 
 
