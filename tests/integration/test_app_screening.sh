@@ -39,5 +39,8 @@ assert d["accuracy"] == -1, d  # a regression report has no accuracy
 assert d["rmse"] < d["rmse_before"], d
 PY
 done
+# metafl report adds a regression table (its main table's accuracy is n/a).
+grep -Eq '^  lab-new +\| +[0-9]+\.[0-9]{3} \| +[0-9]+\.[0-9]{3} \| +[0-9]+\.[0-9]{3} \| +[0-9.]+ +-?[0-9.]+$' "$TEST_TMP/app.log" ||
+  { cat "$TEST_TMP/app.log"; fail "metafl report shows no RMSE for lab-new"; }
 grep -q "evaluated live.*lab-new" "$TEST_TMP/app.log" || { cat "$TEST_TMP/app.log"; fail "report does not say lab-new was evaluated live"; }
 echo "ok: screening app: CHEMBL2321810 at 4 labs, 2 Meta-SGD rounds over CurveZMQ, new lab RMSE reported"

@@ -35,6 +35,9 @@ assert all(0 < d[k] <= 1 for k in keys), d
 assert d["policy_value"] == d["policy_value_before"], d
 PY
 done
+# metafl report adds a table of the policy values (five numbers per hospital).
+grep -Eq '^  hospital-new +\| +0\.[0-9]{3} +0\.[0-9]{3} +0\.[0-9]{3} \| +0\.[0-9]{3} +0\.[0-9]{3}$' "$TEST_TMP/app.log" ||
+  { cat "$TEST_TMP/app.log"; fail "metafl report shows no policy values for hospital-new"; }
 grep -q "evaluated live.*hospital-new" "$TEST_TMP/app.log" || { cat "$TEST_TMP/app.log"; fail "report does not say hospital-new was evaluated live"; }
 
 # Two arms declared for a 6-class (3-arm) label: refused before connecting.
