@@ -76,6 +76,38 @@ static void s_print_rounds(const mfl_report_t *r)
            a->loss_before, b->loss_after);
 }
 
+/* Regression sites: the main table's accuracy columns are n/a for them. */
+static void s_print_regression(const mfl_report_t *r, int w)
+{
+    char b[5][16];
+    printf("\n  %-*s | %-13s | %-13s | %-13s | %6s %6s\n", w, "regression", "RMSE adapted",
+           "RMSE local", "RMSE as-is", "MAE", "R2");
+    for (size_t i = 0; i < r->n_sites; i++) {
+        const mfl_report_eval_t *e = &r->sites[i].last;
+        if (!r->sites[i].n_history || isnan(e->rmse))
+            continue;
+        printf("  %-*s | %13s | %13s | %13s | %6s %6s\n", w, r->sites[i].id,
+               s_fmt(e->rmse, b[0], 16), s_fmt(e->rmse_local, b[1], 16),
+               s_fmt(e->rmse_before, b[2], 16), s_fmt(e->mae, b[3], 16), s_fmt(e->r2, b[4], 16));
+    }
+}
+
+/* Treatment sites (eval.treatment_arms): held-out policy values. */
+static void s_print_policy(const mfl_report_t *r, int w)
+{
+    char b[5][16];
+    printf("\n  %-*s | %-8s %-8s %-8s | %-8s %-8s   (held-out policy value, docs/APPS.md)\n",
+           w, "treatment", "adapted", "local", "as-is", "best arm", "given");
+    for (size_t i = 0; i < r->n_sites; i++) {
+        const mfl_report_eval_t *e = &r->sites[i].last;
+        if (!r->sites[i].n_history || (isnan(e->value) && isnan(e->value_best_arm)))
+            continue;
+        printf("  %-*s | %8s %8s %8s | %8s %8s\n", w, r->sites[i].id, s_fmt(e->value, b[0], 16),
+               s_fmt(e->value_local, b[1], 16), s_fmt(e->value_before, b[2], 16),
+               s_fmt(e->value_best_arm, b[3], 16), s_fmt(e->value_given, b[4], 16));
+    }
+}
+
 static void s_print_table(const mfl_report_t *r)
 {
     bool kinds = false;
@@ -112,6 +144,10 @@ static void s_print_table(const mfl_report_t *r)
             printf(" | %7s", s_fmt(!isnan(e->epsilon) ? e->epsilon : r->eps_by_round, b[8], 16));
         printf("\n");
     }
+    if (r->have_regression)
+        s_print_regression(r, w);
+    if (r->have_policy)
+        s_print_policy(r, w);
     char live[4096] = "", off[4096] = "";
     for (size_t i = 0; i < r->n_sites; i++) {
         const mfl_report_site_t *s = &r->sites[i];

@@ -459,6 +459,24 @@ void mfl_engine_abandon_round(mfl_round_engine_t *self, uint64_t now_ms)
     self->phase = MFL_ENGINE_WAITING;
 }
 
+/* A treatment site's report: a policy value is finite and not the 0 that a
+ * site predating the fields leaves in all of them (a real value of 0 would
+ * need every held-out patient to have done badly under every policy). */
+static int s_has_policy(const mfl_eval_report_t *r)
+{
+    const double v[] = {r->value, r->value_before, r->value_local, r->value_best_arm,
+                        r->value_given};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
+        if (isfinite(v[i]) && v[i] != 0)
+            return 1;
+    return 0;
+}
+
+static double s_or_neg(double v)
+{
+    return isfinite(v) ? v : -1.0;
+}
+
 void mfl_engine_log_eval(mfl_round_engine_t *self, const char *site, const mfl_eval_report_t *r)
 {
     if (isfinite(r->rmse) && isnan(r->accuracy))
@@ -471,6 +489,10 @@ void mfl_engine_log_eval(mfl_round_engine_t *self, const char *site, const mfl_e
                  "acc %.4f; local-only: acc %.4f), n %llu", r->round, site, r->loss,
                  r->accuracy, r->auroc, r->accuracy_before, r->accuracy_local,
                  (unsigned long long)r->n);
+    if (s_has_policy(r))
+        mfl_info("eval after round %u, site %s: policy value %.4f (before %.4f, local-only "
+                 "%.4f, best arm for all %.4f, arms given %.4f)", r->round, site, r->value,
+                 r->value_before, r->value_local, r->value_best_arm, r->value_given);
     if (self->metrics) {
         fprintf(self->metrics,
                 "{\"event\":\"eval\",\"round\":%u,\"site\":\"%s\",\"loss\":%.9g,"
@@ -499,6 +521,13 @@ void mfl_engine_log_eval(mfl_round_engine_t *self, const char *site, const mfl_e
             fprintf(self->metrics, ",\"sens_at_spec90\":%.9g,\"sens_at_spec90_local\":%.9g",
                     isfinite(r->sens_at_spec90) ? r->sens_at_spec90 : -1.0,
                     isfinite(r->sens_at_spec90_local) ? r->sens_at_spec90_local : -1.0);
+        /* Treatment reports only (docs/METRICS.md). */
+        if (s_has_policy(r))
+            fprintf(self->metrics, ",\"policy_value\":%.9g,\"policy_value_before\":%.9g,"
+                    "\"policy_value_local\":%.9g,\"policy_value_best_arm\":%.9g,"
+                    "\"policy_value_given\":%.9g", s_or_neg(r->value),
+                    s_or_neg(r->value_before), s_or_neg(r->value_local),
+                    s_or_neg(r->value_best_arm), s_or_neg(r->value_given));
         fprintf(self->metrics, "}\n");
         fflush(self->metrics);
     }

@@ -209,6 +209,11 @@ typedef struct {
     mfl_eval_metrics_t before;     /* θ as received, no adaptation, same held-out rows */
     mfl_eval_metrics_t local_only; /* a fresh model trained on the same support only */
     size_t n_support;              /* labelled rows used to adapt */
+    /* eval.treatment_arms > 0 (meta/treatment.h), else NAN: the policy
+     * value on held-out rows of the arm each model recommends, of giving
+     * everyone the arm that did best in the training split, and of the
+     * arms actually given (the trial's own good-outcome rate). */
+    double value_adapted, value_before, value_local, value_best_arm, value_given;
 } mfl_site_eval_result_t;
 
 /* Evaluates θ the way a (new) hospital would use it. The support set is

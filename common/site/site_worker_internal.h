@@ -12,6 +12,7 @@
 typedef struct {
     int local_only_min_steps; /* 0 = default (100) */
     size_t eval_support;      /* support rows for eval; 0 = the task's k_shot */
+    size_t treatment_arms;    /* > 0: eval scores treatment recommendations */
 } mfl_site_worker_opts_t;
 
 struct mfl_site_worker {

@@ -142,6 +142,10 @@ typedef struct {
     uint64_t n_support;
     double rmse, mae, r2, rmse_before, rmse_local; /* regression; NaN otherwise */
     double sens_at_spec90, sens_at_spec90_local;   /* binary; NaN otherwise */
+    /* Treatment recommendation (site eval.treatment_arms; meta/treatment.h):
+     * policy values of θ adapted, θ as received, the local-only model, the
+     * arm best in training for everyone, the arms given; NaN otherwise. */
+    double value, value_before, value_local, value_best_arm, value_given;
 } mfl_eval_report_t;
 
 /* UpdateHeader, the part of an update a site signs, as the coordinator

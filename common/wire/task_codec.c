@@ -238,6 +238,11 @@ void mfl_eval_report_to_msg(const mfl_eval_report_t *r, Metafl__EvalReport *m)
     m->rmse_local = r->rmse_local;
     m->sens_at_spec90 = r->sens_at_spec90;
     m->sens_at_spec90_local = r->sens_at_spec90_local;
+    m->policy_value = r->value;
+    m->policy_value_before = r->value_before;
+    m->policy_value_local = r->value_local;
+    m->policy_value_best_arm = r->value_best_arm;
+    m->policy_value_given = r->value_given;
 }
 
 int mfl_eval_report_from_msg(const Metafl__EvalReport *m, mfl_eval_report_t *r, char *err,
@@ -267,6 +272,11 @@ int mfl_eval_report_from_msg(const Metafl__EvalReport *m, mfl_eval_report_t *r, 
     r->rmse_local = m->rmse_local;
     r->sens_at_spec90 = m->sens_at_spec90;
     r->sens_at_spec90_local = m->sens_at_spec90_local;
+    r->value = m->policy_value;
+    r->value_before = m->policy_value_before;
+    r->value_local = m->policy_value_local;
+    r->value_best_arm = m->policy_value_best_arm;
+    r->value_given = m->policy_value_given;
     return 0;
 }
 
