@@ -401,6 +401,13 @@ static int s_audit_update(mfl_site_agent_t *self, const mfl_round_task_t *task,
     }
     if (rec->has_privacy && rec->privacy.delta == 0) /* a header without its δ */
         rec->privacy.delta = task->privacy.target_delta;
+    /* A model selection round trained on the training rows minus a
+     * validation part: the log says which (docs/SELECTION.md). */
+    if (task->selection.candidate)
+        snprintf(rec->reason, sizeof rec->reason, "model selection candidate %u: trained "
+                 "without the validation rows (fraction %.6g, seed %llu, stratified)",
+                 task->selection.candidate, task->selection.validation_fraction,
+                 (unsigned long long)task->selection.validation_seed);
     int rc = mfl_audit_append(self->audit, rec, NULL, err, errlen);
     free(rec);
     return rc;

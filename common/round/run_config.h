@@ -17,6 +17,7 @@
 #include "fed/robust.h"
 #include "meta/learner.h"
 #include "nn/optim.h"
+#include "round/selection.h"
 
 #define MFL_COORD_PATH_MAX 1024
 #define MFL_COORD_MAX_SITES 64
@@ -81,6 +82,10 @@ typedef struct {
     uint32_t eval_adapt_steps;
     float eval_adapt_lr;
     uint32_t eval_deadline_ms;
+
+    /* federated model selection before training (selection.h,
+     * docs/SELECTION.md); off unless selection.enabled */
+    mfl_select_config_t selection;
 
     /* outputs (resolved paths) */
     char checkpoint_dir[MFL_COORD_PATH_MAX];
