@@ -802,6 +802,15 @@ static mfl_agent_status_t s_eval(mfl_site_agent_t *self, const mfl_msg_t *msg)
                  task->round, err);
         return MFL_AGENT_CONTINUE;
     }
+    if (plain.selection.candidate) {
+        /* Model selection's scoring of a candidate: not the run's
+         * evaluation (--exit-after-eval waits for that one). */
+        mfl_info("site %s: model selection candidate %u scored on %zu validation rows "
+                 "(adapted on %zu training rows): accuracy %.3f AUROC %.3f",
+                 self->cfg->site_id, plain.selection.candidate, r.adapted.n, r.n_support,
+                 r.adapted.accuracy, r.adapted.auroc);
+        return MFL_AGENT_CONTINUE;
+    }
     self->reports_sent++;
     mfl_info("site %s: evaluation after round %u on %zu held-out rows (adapted on %zu): "
              "accuracy %.3f AUROC %.3f | global as received %.3f / %.3f | local-only "

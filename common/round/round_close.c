@@ -464,8 +464,9 @@ void mfl_engine_abandon_round(mfl_round_engine_t *self, uint64_t now_ms)
     char reason[128];
     snprintf(reason, sizeof reason, "%zu of %zu selected sites reported; min_sites is %u",
              self->n_accepted, self->n_selected, self->config.min_sites);
-    mfl_warn("round %u/%u abandoned (attempt %u): %s; θ unchanged, retrying", self->round,
-             self->config.rounds, self->attempt, reason);
+    mfl_warn("%sround %u/%u abandoned (attempt %u): %s; θ unchanged, retrying",
+             self->selecting ? "selection " : "", self->round, mfl_engine_rounds_target(self),
+             self->attempt, reason);
     (void)mfl_engine_audit_round(self, MFL_AUDIT_ROUND_ABANDONED, reason); /* owed if it fails */
     mfl_aggregate_reset(self->agg);
     mfl_engine_robust_reset(self);

@@ -245,3 +245,25 @@ void mfl_engine_select_next(mfl_round_engine_t *self)
         self->on_theta(self->on_theta_ctx, self->views, self->theta_tensor_hash,
                        self->n_tensors);
 }
+
+bool mfl_round_engine_selection(const mfl_round_engine_t *self, size_t *candidate,
+                                size_t *n_candidates, size_t *winner, const char **rule)
+{
+    const mfl_select_config_t *sel = &self->config.selection;
+    if (!sel->enabled || !sel->n_candidates)
+        return false;
+    if (candidate)
+        *candidate = self->selecting ? self->sel_index + 1 : 0;
+    if (n_candidates)
+        *n_candidates = sel->n_candidates;
+    if (winner)
+        *winner = self->sel_decided ? self->sel_winner + 1 : 0;
+    if (rule)
+        *rule = mfl_select_rule_name(self->sel_rule);
+    return true;
+}
+
+double mfl_round_engine_selection_score(const mfl_round_engine_t *self, size_t i)
+{
+    return i < MFL_SELECT_MAX_CANDIDATES ? self->sel_means[i] : NAN;
+}

@@ -1,0 +1,305 @@
+/* Federated model selection's plain parts (issue 16): the rule that picks
+ * a candidate (direction, ties, missing scores), the default grid, the
+ * selection: section of the coordinator config, the state file that binds
+ * a restart to its selection, and the site's validation split (stratified,
+ * seeded, inside the training rows, disjoint from the test rows). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "round/run_config.h"
+#include "round/selection.h"
+#include "site/site_worker.h"
+
+/* ---- the rule ------------------------------------------------------- */
+
+static void test_rule_picks_best_mean_in_its_direction(void **state)
+{
+    (void)state;
+    mfl_select_score_t a[2] = {{0.70, 0.60, 0.80, 10}, {0.50, 0.70, 0.60, 10}};
+    mfl_select_score_t b[2] = {{0.40, 0.80, 0.75, 10}, {0.45, 0.75, 0.70, 10}};
+    double auroc[2] = {mfl_select_mean(MFL_SELECT_RULE_AUROC, a, 2, NULL),
+                       mfl_select_mean(MFL_SELECT_RULE_AUROC, b, 2, NULL)};
+    assert_true(fabs(auroc[0] - 0.70) < 1e-12 && fabs(auroc[1] - 0.725) < 1e-12);
+    assert_int_equal(mfl_select_pick(MFL_SELECT_RULE_AUROC, auroc, 2), 1);
+    /* Loss: lower wins (a: 0.60, b: 0.425). */
+    double loss[2] = {mfl_select_mean(MFL_SELECT_RULE_LOSS, a, 2, NULL),
+                      mfl_select_mean(MFL_SELECT_RULE_LOSS, b, 2, NULL)};
+    assert_int_equal(mfl_select_pick(MFL_SELECT_RULE_LOSS, loss, 2), 1);
+    double loss_rev[2] = {loss[1], loss[0]};
+    assert_int_equal(mfl_select_pick(MFL_SELECT_RULE_LOSS, loss_rev, 2), 0);
+    /* Accuracy: a 0.65, b 0.775. */
+    double acc[3] = {mfl_select_mean(MFL_SELECT_RULE_ACCURACY, a, 2, NULL),
+                     mfl_select_mean(MFL_SELECT_RULE_ACCURACY, b, 2, NULL), 0.5};
+    assert_int_equal(mfl_select_pick(MFL_SELECT_RULE_ACCURACY, acc, 3), 1);
+}
+
+static void test_rule_ties_and_missing_scores_are_deterministic(void **state)
+{
+    (void)state;
+    /* Equal means: the earlier candidate, whichever direction. */
+    double tie[4] = {0.6, 0.8, 0.8, 0.7};
+    assert_int_equal(mfl_select_pick(MFL_SELECT_RULE_AUROC, tie, 4), 1);
+    double ltie[3] = {0.3, 0.2, 0.2};
+    assert_int_equal(mfl_select_pick(MFL_SELECT_RULE_LOSS, ltie, 3), 1);
+    /* No score never wins while another candidate has one... */
+    double nan_first[3] = {NAN, 0.1, 0.2};
+    assert_int_equal(mfl_select_pick(MFL_SELECT_RULE_AUROC, nan_first, 3), 2);
+    assert_int_equal(mfl_select_pick(MFL_SELECT_RULE_LOSS, nan_first, 3), 1);
+    /* ... and with none scored the base setting (0) is kept. */
+    double none[2] = {NAN, NAN};
+    assert_int_equal(mfl_select_pick(MFL_SELECT_RULE_AUROC, none, 2), 0);
+    /* A site without a finite score does not count in the mean. */
+    mfl_select_score_t s[3] = {{1, 0.5, NAN, 5}, {1, 0.5, 0.9, 5}, {1, 0.5, 0.7, 5}};
+    size_t used = 0;
+    assert_true(fabs(mfl_select_mean(MFL_SELECT_RULE_AUROC, s, 3, &used) - 0.8) < 1e-12);
+    assert_int_equal(used, 2);
+    assert_true(isnan(mfl_select_mean(MFL_SELECT_RULE_AUROC, s, 1, &used)) && used == 0);
+    /* AUTO follows the loss. */
+    assert_int_equal(mfl_select_rule_resolve(MFL_SELECT_RULE_AUTO, MFL_LOSS_BCE),
+                     MFL_SELECT_RULE_AUROC);
+    assert_int_equal(mfl_select_rule_resolve(MFL_SELECT_RULE_AUTO, MFL_LOSS_MSE),
+                     MFL_SELECT_RULE_LOSS);
+    assert_int_equal(mfl_select_rule_resolve(MFL_SELECT_RULE_AUTO, MFL_LOSS_SOFTMAX_CE),
+                     MFL_SELECT_RULE_ACCURACY);
+    assert_int_equal(mfl_select_rule_resolve(MFL_SELECT_RULE_LOSS, MFL_LOSS_BCE),
+                     MFL_SELECT_RULE_LOSS);
+}
+
+/* ---- defaults and config ------------------------------------------------ */
+
+static void test_default_grid_varies_one_factor_at_a_time(void **state)
+{
+    (void)state;
+    mfl_coord_config_t c;
+    mfl_coord_config_defaults(&c);
+    snprintf(c.learner.model_spec, sizeof c.learner.model_spec, "mlp:13-32-1");
+    mfl_select_candidate_t base;
+    mfl_select_base(&c.learner, &c.server, 10, 0.01f, &base);
+    mfl_select_config_t sel;
+    memset(&sel, 0, sizeof sel);
+    mfl_select_default_grid(&base, &sel);
+    assert_int_equal(sel.n_candidates, 10);
+    char d0[MFL_SELECT_DESC_MAX], d[MFL_SELECT_DESC_MAX];
+    mfl_select_describe(&sel.candidates[0], d0, sizeof d0);
+    mfl_select_describe(&base, d, sizeof d);
+    assert_string_equal(d0, d); /* the configured setting is candidate 1 */
+    assert_string_equal(sel.candidates[1].learner.model_spec, "linear:13-1");
+    assert_string_equal(sel.candidates[2].learner.model_spec, "mlp:13-16-1");
+    assert_string_equal(sel.candidates[3].learner.model_spec, "mlp:13-64-1");
+    assert_int_equal(sel.candidates[9].adapt_steps, 30);
+    assert_int_equal(sel.candidates[7].server.kind, MFL_OPTIM_ADAM);
+    /* A width equal to the base's is not tried twice. */
+    snprintf(base.learner.model_spec, sizeof base.learner.model_spec, "mlp:13-16-1");
+    mfl_select_default_grid(&base, &sel);
+    assert_int_equal(sel.n_candidates, 9);
+    /* Specs it cannot read vary nothing about the model. */
+    unsigned long in = 0, out = 0;
+    assert_int_equal(mfl_select_spec_io("cnn4:1x28x28:64:5", &in, &out), -1);
+    assert_int_equal(mfl_select_spec_io("mlp:30-64-32-2", &in, &out), 0);
+    assert_true(in == 30 && out == 2);
+}
+
+static const char s_base_yaml[] =
+    "coordinator: {listen: 'tcp://127.0.0.1:7000', key: k, allow_dir: a}\n"
+    "model: {spec: 'mlp:13-32-1', loss: bce}\n"
+    "algorithm: {name: reptile, inner_lr: 0.02, inner_steps: 4}\n"
+    "eval: {adapt_steps: 7, adapt_lr: 0.03}\n";
+
+static int s_parse(const char *extra, mfl_coord_config_t *c, char *err, size_t errlen)
+{
+    char text[2048];
+    snprintf(text, sizeof text, "%s%s", s_base_yaml, extra);
+    return mfl_coord_config_parse(text, strlen(text), "c.yaml", c, err, errlen);
+}
+
+static void test_config_selection_section(void **state)
+{
+    (void)state;
+    static mfl_coord_config_t c;
+    char err[512] = "";
+    assert_int_equal(s_parse("", &c, err, sizeof err), 0);
+    assert_false(c.selection.enabled); /* off unless asked for */
+    assert_int_equal(s_parse("selection: {enabled: true}\n", &c, err, sizeof err), 0);
+    assert_true(c.selection.enabled);
+    assert_int_equal(c.selection.rounds, 5);
+    assert_true(c.selection.validation_fraction == 0.2);
+    assert_int_equal(c.selection.validation_seed, c.seed);
+    assert_int_equal(c.selection.n_candidates, 10);
+    assert_int_equal(c.selection.candidates[0].adapt_steps, 7);
+
+    assert_int_equal(s_parse("selection:\n  enabled: true\n  rule: loss\n  rounds: 3\n"
+                             "  candidates:\n    - {}\n"
+                             "    - {model: 'linear:13-1', server_optimizer: yogi, "
+                             "server_lr: 0.05, adapt_steps: 0}\n",
+                             &c, err, sizeof err), 0);
+    assert_int_equal(c.selection.n_candidates, 2);
+    assert_int_equal(c.selection.rule, MFL_SELECT_RULE_LOSS);
+    const mfl_select_candidate_t *k = &c.selection.candidates[1];
+    assert_string_equal(k->learner.model_spec, "linear:13-1");
+    assert_int_equal(k->server.kind, MFL_OPTIM_YOGI);
+    assert_true(fabsf(k->server.lr - 0.05f) < 1e-7f);
+    assert_int_equal(k->adapt_steps, 0);
+    assert_true(fabsf(k->learner.inner_lr - 0.02f) < 1e-7f); /* unchanged keys: the base's */
+
+    /* Refusals name the file, line and key. */
+    assert_int_equal(s_parse("selection:\n  candidates:\n    - {model: 'mlp:12-8-1'}\n", &c, err,
+                             sizeof err), -1);
+    assert_non_null(strstr(err, "selection.candidates[0].model"));
+    assert_int_equal(s_parse("selection:\n  candidates:\n    - {learning_rate: 1}\n", &c, err,
+                             sizeof err), -1);
+    assert_non_null(strstr(err, "learning_rate"));
+    assert_int_equal(s_parse("selection: {rule: best}\n", &c, err, sizeof err), -1);
+    assert_non_null(strstr(err, "selection.rule"));
+    assert_int_equal(s_parse("selection: {validation_fraction: 0.95}\n", &c, err, sizeof err),
+                     -1);
+    assert_non_null(strstr(err, "c.yaml:5"));
+    assert_int_equal(s_parse("selection: {candidates: []}\n", &c, err, sizeof err), -1);
+    assert_non_null(strstr(err, "selection.candidates"));
+}
+
+/* ---- the state file ---------------------------------------------------- */
+
+static void test_state_file_binds_the_selection(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/test_round_select.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[128];
+    snprintf(path, sizeof path, "%s/selection.state", dir);
+    static mfl_coord_config_t c;
+    char err[512];
+    assert_int_equal(s_parse("selection: {enabled: true}\n", &c, err, sizeof err), 0);
+    uint8_t d1[32], d2[32];
+    mfl_select_digest(&c.selection, c.seed, c.init_seed, d1);
+    size_t w = 99;
+    assert_int_equal(mfl_select_state_read(path, d1, c.selection.n_candidates, &w, err,
+                                           sizeof err), 0); /* none yet */
+    assert_int_equal(mfl_select_state_write(path, d1, 3, err, sizeof err), 0);
+    assert_int_equal(mfl_select_state_read(path, d1, c.selection.n_candidates, &w, err,
+                                           sizeof err), 1);
+    assert_int_equal(w, 3);
+    /* An edited candidate (or seed) is another selection: refused. */
+    c.selection.candidates[4].learner.inner_lr *= 2;
+    mfl_select_digest(&c.selection, c.seed, c.init_seed, d2);
+    assert_memory_not_equal(d1, d2, 32);
+    assert_int_equal(mfl_select_state_read(path, d2, c.selection.n_candidates, &w, err,
+                                           sizeof err), -1);
+    assert_non_null(strstr(err, "other candidates"));
+    mfl_select_digest(&c.selection, c.seed + 1, c.init_seed, d2);
+    assert_memory_not_equal(d1, d2, 32);
+    /* A winner beyond the list is refused too. */
+    assert_int_equal(mfl_select_state_read(path, d1, 3, &w, err, sizeof err), -1);
+    unlink(path);
+    rmdir(dir);
+}
+
+/* ---- the site's validation split ------------------------------------- */
+
+/* A data set whose rows say who they are: x[0] = id, y by a pattern with
+ * 1/3 positives. */
+static mfl_dataset_t *s_rows(size_t first, size_t n)
+{
+    mfl_dataset_t *d = mfl_dataset_new(n, 2);
+    assert_non_null(d);
+    d->n_classes = 2;
+    for (size_t i = 0; i < n; i++) {
+        d->x[2 * i] = (float)(first + i);
+        d->x[2 * i + 1] = 0.5f;
+        d->y[i] = (first + i) % 3 == 0 ? 1.0f : 0.0f;
+    }
+    return d;
+}
+
+static size_t s_count(const mfl_dataset_t *d, float cls)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < d->n; i++)
+        n += d->y[i] == cls;
+    return n;
+}
+
+static void test_validation_split_is_stratified_seeded_and_apart_from_test(void **state)
+{
+    (void)state;
+    char err[256];
+    /* Training rows 0..119 (40 positive), test rows 1000..1039. */
+    mfl_site_worker_t *w = mfl_site_worker_new_from_data("hosp-a", s_rows(0, 120),
+                                                         s_rows(1000, 40), NULL, err, sizeof err);
+    assert_non_null(w);
+    const mfl_dataset_t *fit = NULL, *val = NULL;
+    assert_int_equal(mfl_site_worker_validation(w, 0.25, 7, &fit, &val, err, sizeof err), 0);
+    /* Stratified: a quarter of each class. */
+    assert_int_equal(val->n, 30);
+    assert_int_equal(s_count(val, 1.0f), 10);
+    assert_int_equal(s_count(val, 0.0f), 20);
+    assert_int_equal(fit->n, 90);
+    /* Fit ∪ validation = the training rows, disjoint; no test row in either. */
+    int seen[120] = {0};
+    for (size_t i = 0; i < val->n; i++) {
+        float id = val->x[2 * i];
+        assert_true(id >= 0 && id < 120);
+        seen[(int)id] += 1;
+        assert_true(val->y[i] == (((int)id % 3 == 0) ? 1.0f : 0.0f)); /* labels kept with rows */
+    }
+    for (size_t i = 0; i < fit->n; i++) {
+        float id = fit->x[2 * i];
+        assert_true(id >= 0 && id < 120);
+        seen[(int)id] += 2;
+    }
+    for (int i = 0; i < 120; i++)
+        assert_true(seen[i] == 1 || seen[i] == 2);
+    float first_val[30];
+    for (size_t i = 0; i < 30; i++)
+        first_val[i] = val->x[2 * i];
+
+    /* Seeded: the same (fraction, seed, site) gives the same rows in
+     * another worker (another process would too); another seed others. */
+    mfl_site_worker_t *w2 = mfl_site_worker_new_from_data("hosp-a", s_rows(0, 120),
+                                                          s_rows(1000, 40), NULL, err,
+                                                          sizeof err);
+    assert_non_null(w2);
+    const mfl_dataset_t *val2 = NULL;
+    assert_int_equal(mfl_site_worker_validation(w2, 0.25, 7, NULL, &val2, err, sizeof err), 0);
+    for (size_t i = 0; i < 30; i++)
+        assert_true(val2->x[2 * i] == first_val[i]);
+    assert_int_equal(mfl_site_worker_validation(w2, 0.25, 8, NULL, &val2, err, sizeof err), 0);
+    size_t same = 0;
+    for (size_t i = 0; i < 30; i++)
+        same += val2->x[2 * i] == first_val[i];
+    assert_true(same < 30);
+    /* The held-out (test) rows are untouched. */
+    assert_int_equal(mfl_site_worker_n_heldout(w), 40);
+    assert_int_equal(mfl_site_worker_n_train(w), 120);
+
+    /* Too few rows for both parts, or a fraction out of range: refused. */
+    assert_int_equal(mfl_site_worker_validation(w, 0.95, 7, NULL, NULL, err, sizeof err), -1);
+    mfl_site_worker_t *tiny = mfl_site_worker_new_from_data("t", s_rows(0, 1), NULL, NULL, err,
+                                                            sizeof err);
+    assert_non_null(tiny);
+    assert_int_equal(mfl_site_worker_validation(tiny, 0.5, 1, NULL, NULL, err, sizeof err), -1);
+    assert_non_null(strstr(err, "cannot give both"));
+    mfl_site_worker_destroy(&tiny);
+    mfl_site_worker_destroy(&w2);
+    mfl_site_worker_destroy(&w);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rule_picks_best_mean_in_its_direction),
+        cmocka_unit_test(test_rule_ties_and_missing_scores_are_deterministic),
+        cmocka_unit_test(test_default_grid_varies_one_factor_at_a_time),
+        cmocka_unit_test(test_config_selection_section),
+        cmocka_unit_test(test_state_file_binds_the_selection),
+        cmocka_unit_test(test_validation_split_is_stratified_seeded_and_apart_from_test),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
