@@ -135,6 +135,7 @@ struct mfl_round_engine {
     mfl_select_rule_t sel_rule; /* resolved */
     uint8_t sel_digest[32];
     double sel_means[MFL_SELECT_MAX_CANDIDATES];  /* NAN: no score */
+    double sel_loss[MFL_SELECT_MAX_CANDIDATES];   /* mean validation loss: the tie-break */
     size_t sel_sites[MFL_SELECT_MAX_CANDIDATES];  /* sites that scored it */
     mfl_select_score_t *sel_scores; /* this candidate's reports (n_sites cap) */
     char (*sel_score_site)[MFL_ENGINE_SITE_MAX];

@@ -44,7 +44,7 @@ int mfl_engine_select_start(mfl_round_engine_t *self, char *err, size_t errlen)
     self->sel_rule = mfl_select_rule_resolve(sel->rule, self->config.learner.loss);
     mfl_select_digest(sel, self->config.seed, self->config.init_seed, self->sel_digest);
     for (size_t i = 0; i < MFL_SELECT_MAX_CANDIDATES; i++)
-        self->sel_means[i] = NAN;
+        self->sel_means[i] = self->sel_loss[i] = NAN;
     char path[MFL_COORD_PATH_MAX + 32];
     s_state_path(self, path, sizeof path);
     size_t winner = 0;
@@ -168,7 +168,8 @@ void mfl_engine_select_report(mfl_round_engine_t *self, const char *site,
 static void s_decide(mfl_round_engine_t *self)
 {
     const mfl_select_config_t *sel = &self->config.selection;
-    size_t w = mfl_select_pick(self->sel_rule, self->sel_means, sel->n_candidates);
+    size_t w = mfl_select_pick(self->sel_rule, self->sel_means, self->sel_loss,
+                               sel->n_candidates);
     char desc[MFL_SELECT_DESC_MAX], why[512], err[512];
     mfl_select_describe(&sel->candidates[w], desc, sizeof desc);
     snprintf(why, sizeof why, "winner: candidate %zu of %zu by mean validation %s %.6g: %s", w + 1,
@@ -208,16 +209,20 @@ void mfl_engine_select_next(mfl_round_engine_t *self)
     double mean = mfl_select_mean(self->sel_rule, self->sel_scores, self->n_sel_scores, &used);
     self->sel_means[k] = mean;
     self->sel_sites[k] = used;
+    self->sel_loss[k] = mfl_select_mean(MFL_SELECT_RULE_LOSS, self->sel_scores,
+                                        self->n_sel_scores, NULL);
     char desc[MFL_SELECT_DESC_MAX], why[512];
     mfl_select_describe(&sel->candidates[k], desc, sizeof desc);
-    snprintf(why, sizeof why, "candidate %zu of %zu: mean validation %s %.6g over %zu sites: %s",
-             k + 1, sel->n_candidates, mfl_select_rule_name(self->sel_rule), mean, used, desc);
+    snprintf(why, sizeof why, "candidate %zu of %zu: mean validation %s %.6g (loss %.6g) over "
+             "%zu sites: %s", k + 1, sel->n_candidates, mfl_select_rule_name(self->sel_rule), mean,
+             self->sel_loss[k], used, desc);
     mfl_info("model selection: %s", why);
     (void)mfl_engine_audit_selection(self, k + 1, NULL, used, mean, why);
     if (self->metrics) {
         fprintf(self->metrics, "{\"event\":\"selection_candidate\",\"candidate\":%zu,"
-                "\"rule\":\"%s\",\"score\":%.9g,\"sites\":%zu,\"setting\":\"%s\"}\n", k + 1,
-                mfl_select_rule_name(self->sel_rule), isfinite(mean) ? mean : -1.0, used, desc);
+                "\"rule\":\"%s\",\"score\":%.9g,\"loss\":%.9g,\"sites\":%zu,\"setting\":\"%s\"}\n",
+                k + 1, mfl_select_rule_name(self->sel_rule), isfinite(mean) ? mean : -1.0,
+                isfinite(self->sel_loss[k]) ? self->sel_loss[k] : -1.0, used, desc);
         fflush(self->metrics);
     }
     self->n_sel_scores = 0;

@@ -579,6 +579,26 @@ int mfl_coord_config_parse(const char *text, size_t len, const char *name,
     return doc ? s_from_doc(doc, c, err, errlen) : -1;
 }
 
+int mfl_coord_config_apply_selection(mfl_coord_config_t *c, char *err, size_t errlen)
+{
+    const mfl_select_config_t *s = &c->selection;
+    if (!s->enabled || !s->n_candidates)
+        return 0;
+    uint8_t digest[32];
+    mfl_select_digest(s, c->seed, c->init_seed, digest);
+    char path[MFL_COORD_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/selection.state", c->checkpoint_dir);
+    size_t w = 0;
+    int found = mfl_select_state_read(path, digest, s->n_candidates, &w, err, errlen);
+    if (found != 1)
+        return found;
+    c->learner = s->candidates[w].learner;
+    c->server = s->candidates[w].server;
+    c->eval_adapt_steps = s->candidates[w].adapt_steps;
+    c->eval_adapt_lr = s->candidates[w].adapt_lr;
+    return 1;
+}
+
 size_t mfl_coord_config_message_bytes(const mfl_coord_config_t *config, size_t n_state)
 {
     if (config->max_message_bytes_set)

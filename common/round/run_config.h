@@ -121,6 +121,14 @@ int mfl_coord_config_load(const char *path, mfl_coord_config_t *config, char *er
 int mfl_coord_config_parse(const char *text, size_t len, const char *name,
                            mfl_coord_config_t *config, char *err, size_t errlen);
 
+/* Model selection (docs/SELECTION.md): with selection.enabled and a winner
+ * on record in checkpoint_dir/selection.state, puts the winner's setting
+ * (learner, server, eval adaptation) into `config`: what the run trained,
+ * for tools that rebuild its model from the config (export, offline
+ * evaluation, predict). 1 applied, 0 nothing on record (or selection off),
+ * -1 + err (a record of another selection). */
+int mfl_coord_config_apply_selection(mfl_coord_config_t *config, char *err, size_t errlen);
+
 /* Resolves `rel` against the directory of `base_file` into out[outlen]
  * (absolute `rel` is copied). -1 if it does not fit. */
 int mfl_coord_path_resolve(const char *base_file, const char *rel, char *out, size_t outlen);

@@ -186,7 +186,16 @@ double mfl_select_mean(mfl_select_rule_t rule, const mfl_select_score_t *scores,
     return used ? sum / (double)used : NAN;
 }
 
-size_t mfl_select_pick(mfl_select_rule_t rule, const double *means, size_t n)
+/* Is validation loss a strictly better than b (NAN worst)? */
+static bool s_loss_better(double a, double b)
+{
+    if (!isfinite(a))
+        return false;
+    return !isfinite(b) || a < b;
+}
+
+size_t mfl_select_pick(mfl_select_rule_t rule, const double *means, const double *loss_means,
+                       size_t n)
 {
     bool lower = rule == MFL_SELECT_RULE_LOSS || rule == MFL_SELECT_RULE_AUTO;
     size_t best = 0;
@@ -194,8 +203,11 @@ size_t mfl_select_pick(mfl_select_rule_t rule, const double *means, size_t n)
     for (size_t i = 0; i < n; i++) {
         if (!isfinite(means[i]))
             continue;
-        /* Strictly better only: a tie keeps the earlier candidate. */
-        if (!have || (lower ? means[i] < means[best] : means[i] > means[best])) {
+        bool better = !have || (lower ? means[i] < means[best] : means[i] > means[best]);
+        /* A tie: the lower validation loss, else the earlier candidate. */
+        if (!better && means[i] == means[best] && loss_means && !lower)
+            better = s_loss_better(loss_means[i], loss_means[best]);
+        if (better) {
             best = i;
             have = true;
         }

@@ -89,10 +89,13 @@ double mfl_select_mean(mfl_select_rule_t rule, const mfl_select_score_t *scores,
                        size_t *n_used);
 
 /* The winner among n candidates' means (NAN = no score: never wins while
- * any candidate has one): the highest mean (the lowest for LOSS); equal
- * means go to the earlier candidate, so the pick depends only on the
+ * any candidate has one): the highest mean (the lowest for LOSS). Equal
+ * means (AUROC and accuracy saturate on small validation sets) go to the
+ * lower mean validation loss in `loss_means` (may be NULL; NAN counts as
+ * worst), then to the earlier candidate, so the pick depends only on the
  * scores. 0 when every mean is NAN (the base setting, candidate 0, is kept). */
-size_t mfl_select_pick(mfl_select_rule_t rule, const double *means, size_t n);
+size_t mfl_select_pick(mfl_select_rule_t rule, const double *means, const double *loss_means,
+                       size_t n);
 
 /* A digest of everything that decides the selection (every candidate, the
  * rule, budget, split, run and init seeds): the state file names it so a

@@ -186,9 +186,10 @@ char *mfl_status_render(const mfl_round_engine_t *e, const mfl_coord_config_t *c
     s_put(&b, ",");
     /* The model, so `metafl export RUN_DIR` can rebuild it from the run dir
      * alone (specs and algorithm names are plain ASCII). */
+    /* The engine's setting: model selection may have put a candidate's there. */
+    const mfl_learner_config_t *lc = &e->config.learner;
     s_put(&b, "\"model\":{\"spec\":\"%s\",\"algo\":\"%s\",\"relation\":\"%s\",\"loss\":\"%s\"},",
-          c->learner.model_spec, mfl_algo_name(c->learner.algo), c->learner.relation_spec,
-          mfl_loss_name(c->learner.loss));
+          lc->model_spec, mfl_algo_name(lc->algo), lc->relation_spec, mfl_loss_name(lc->loss));
     s_clock(&b, e, c, now_ms);
     s_put(&b, "\"last_round\":");
     const mfl_round_summary_t *m = mfl_round_engine_last_summary(e);

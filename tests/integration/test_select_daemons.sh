@@ -47,7 +47,7 @@ win = [e for e in lines if e["event"] == "selection"]
 assert len(cands) == 3 and len(win) == 1, (cands, win)
 w = win[0]
 assert w["rule"] == "auroc", w
-best = max(cands, key=lambda k: (cands[k]["score"], -k))
+best = max(cands, key=lambda k: (cands[k]["score"], -cands[k]["loss"], -k))
 assert w["winner"] == best != 1, (w, cands)          # the bad candidate lost
 assert cands[1]["score"] < cands[w["winner"]]["score"] - 0.1, cands
 # validation rows: 25% of each site's 180-181 training rows, never the 59-60 test rows

@@ -28,17 +28,17 @@ static void test_rule_picks_best_mean_in_its_direction(void **state)
     double auroc[2] = {mfl_select_mean(MFL_SELECT_RULE_AUROC, a, 2, NULL),
                        mfl_select_mean(MFL_SELECT_RULE_AUROC, b, 2, NULL)};
     assert_true(fabs(auroc[0] - 0.70) < 1e-12 && fabs(auroc[1] - 0.725) < 1e-12);
-    assert_int_equal(mfl_select_pick(MFL_SELECT_RULE_AUROC, auroc, 2), 1);
+    assert_int_equal(mfl_select_pick(MFL_SELECT_RULE_AUROC, auroc, NULL, 2), 1);
     /* Loss: lower wins (a: 0.60, b: 0.425). */
     double loss[2] = {mfl_select_mean(MFL_SELECT_RULE_LOSS, a, 2, NULL),
                       mfl_select_mean(MFL_SELECT_RULE_LOSS, b, 2, NULL)};
-    assert_int_equal(mfl_select_pick(MFL_SELECT_RULE_LOSS, loss, 2), 1);
+    assert_int_equal(mfl_select_pick(MFL_SELECT_RULE_LOSS, loss, NULL, 2), 1);
     double loss_rev[2] = {loss[1], loss[0]};
-    assert_int_equal(mfl_select_pick(MFL_SELECT_RULE_LOSS, loss_rev, 2), 0);
+    assert_int_equal(mfl_select_pick(MFL_SELECT_RULE_LOSS, loss_rev, NULL, 2), 0);
     /* Accuracy: a 0.65, b 0.775. */
     double acc[3] = {mfl_select_mean(MFL_SELECT_RULE_ACCURACY, a, 2, NULL),
                      mfl_select_mean(MFL_SELECT_RULE_ACCURACY, b, 2, NULL), 0.5};
-    assert_int_equal(mfl_select_pick(MFL_SELECT_RULE_ACCURACY, acc, 3), 1);
+    assert_int_equal(mfl_select_pick(MFL_SELECT_RULE_ACCURACY, acc, NULL, 3), 1);
 }
 
 static void test_rule_ties_and_missing_scores_are_deterministic(void **state)
@@ -46,16 +46,24 @@ static void test_rule_ties_and_missing_scores_are_deterministic(void **state)
     (void)state;
     /* Equal means: the earlier candidate, whichever direction. */
     double tie[4] = {0.6, 0.8, 0.8, 0.7};
-    assert_int_equal(mfl_select_pick(MFL_SELECT_RULE_AUROC, tie, 4), 1);
+    assert_int_equal(mfl_select_pick(MFL_SELECT_RULE_AUROC, tie, NULL, 4), 1);
     double ltie[3] = {0.3, 0.2, 0.2};
-    assert_int_equal(mfl_select_pick(MFL_SELECT_RULE_LOSS, ltie, 3), 1);
+    assert_int_equal(mfl_select_pick(MFL_SELECT_RULE_LOSS, ltie, NULL, 3), 1);
     /* No score never wins while another candidate has one... */
     double nan_first[3] = {NAN, 0.1, 0.2};
-    assert_int_equal(mfl_select_pick(MFL_SELECT_RULE_AUROC, nan_first, 3), 2);
-    assert_int_equal(mfl_select_pick(MFL_SELECT_RULE_LOSS, nan_first, 3), 1);
+    assert_int_equal(mfl_select_pick(MFL_SELECT_RULE_AUROC, nan_first, NULL, 3), 2);
+    assert_int_equal(mfl_select_pick(MFL_SELECT_RULE_LOSS, nan_first, NULL, 3), 1);
     /* ... and with none scored the base setting (0) is kept. */
+    /* Equal AUROC: the lower validation loss; equal loss too: the earlier. */
+    double sat[3] = {1.0, 1.0, 0.9};
+    double sat_loss[3] = {0.30, 0.20, 0.10};
+    assert_int_equal(mfl_select_pick(MFL_SELECT_RULE_AUROC, sat, sat_loss, 3), 1);
+    double sat_loss2[3] = {0.20, 0.20, 0.10};
+    assert_int_equal(mfl_select_pick(MFL_SELECT_RULE_AUROC, sat, sat_loss2, 3), 0);
+    double sat_loss3[3] = {NAN, 0.50, 0.10};
+    assert_int_equal(mfl_select_pick(MFL_SELECT_RULE_AUROC, sat, sat_loss3, 3), 1);
     double none[2] = {NAN, NAN};
-    assert_int_equal(mfl_select_pick(MFL_SELECT_RULE_AUROC, none, 2), 0);
+    assert_int_equal(mfl_select_pick(MFL_SELECT_RULE_AUROC, none, NULL, 2), 0);
     /* A site without a finite score does not count in the mean. */
     mfl_select_score_t s[3] = {{1, 0.5, NAN, 5}, {1, 0.5, 0.9, 5}, {1, 0.5, 0.7, 5}};
     size_t used = 0;
