@@ -643,7 +643,8 @@ static int s_run_select(const s_opts_t *o, s_heart_t *h, const char *argv0, uint
      * defaults without selection (personalised); FedAvg + 100 steps. */
     static double sel_p[S_MAX_SEEDS][S_HEART_SITES], sel_g[S_MAX_SEEDS][S_HEART_SITES],
         def_p[S_MAX_SEEDS][S_HEART_SITES], fa_ft[S_MAX_SEEDS][S_HEART_SITES],
-        diff[S_MAX_SEEDS][S_HEART_SITES];
+        diff[S_MAX_SEEDS][S_HEART_SITES], site_p[S_MAX_SEEDS][S_HEART_SITES],
+        diff2[S_MAX_SEEDS][S_HEART_SITES];
     static char winners[S_MAX_SEEDS][MFL_SELECT_DESC_MAX];
     size_t win_idx[S_MAX_SEEDS];
     uint32_t sel_rounds = o->quick ? 2 : 5;
@@ -662,9 +663,23 @@ static int s_run_select(const s_opts_t *o, s_heart_t *h, const char *argv0, uint
         s_sel_config(&c, S_HEART_FEATURES, seed, sel_rounds, true);
         if (o->quick)
             c.rounds = 10;
-        if (s_sel_run(own.workers, S_HEART_SITES, ids, &c, fin, &w, desc, err, sizeof err) != 0)
+        float *sel_theta = NULL;
+        size_t sel_n = 0;
+        mfl_learner_config_t trained;
+        if (s_sel_run(own.workers, S_HEART_SITES, ids, &c, fin, &w, desc, &sel_theta, &sel_n,
+                      &trained, err, sizeof err) != 0)
             goto fail;
         win_idx[k] = w;
+        for (int s = 0; s < S_HEART_SITES; s++) {
+            uint32_t st = 0;
+            float lr = 0;
+            if (s_sel_site_adapt(own.workers[s], &trained, sel_theta, sel_n, seed, &site_p[k][s],
+                                 &st, &lr, err, sizeof err) != 0) {
+                free(sel_theta);
+                goto fail;
+            }
+        }
+        free(sel_theta);
         snprintf(winners[k], sizeof winners[k], "%s", desc);
         for (int s = 0; s < S_HEART_SITES; s++) {
             sel_p[k][s] = fin[s].accuracy;
@@ -678,7 +693,8 @@ static int s_run_select(const s_opts_t *o, s_heart_t *h, const char *argv0, uint
         s_sel_config(&c, S_HEART_FEATURES, seed, sel_rounds, false);
         if (o->quick)
             c.rounds = 10;
-        if (s_sel_run(own.workers, S_HEART_SITES, ids, &c, fin, &w, desc, err, sizeof err) != 0)
+        if (s_sel_run(own.workers, S_HEART_SITES, ids, &c, fin, &w, desc, NULL, NULL, NULL, err,
+                      sizeof err) != 0)
             goto fail;
         for (int s = 0; s < S_HEART_SITES; s++)
             def_p[k][s] = fin[s].accuracy;
@@ -701,6 +717,7 @@ static int s_run_select(const s_opts_t *o, s_heart_t *h, const char *argv0, uint
                 goto fail;
             }
             diff[k][s] = sel_p[k][s] - fa_ft[k][s];
+            diff2[k][s] = site_p[k][s] - fa_ft[k][s];
         }
         free(theta);
         s_fleet_free(&own);
@@ -738,9 +755,13 @@ fail:
     printf("model selection (%s)\n", split ? "untuned re-split" : "FLamby split");
     s_json_row(f, "selection, personalised", sel_p, o->n_seeds, "", 0);
     s_json_row(f, "selection, global as-is", sel_g, o->n_seeds, "", 0);
+    s_json_row(f, "selection + per-site adaptation", site_p, o->n_seeds,
+               "\"note\": \"each site picks adaptation steps (0-300) and rate (0.01-0.2) on its "
+               "validation rows\"", 0);
     s_json_row(f, "defaults, no selection, personalised", def_p, o->n_seeds, "", 0);
     s_json_row(f, "FedAvg + 100 fine-tuning steps", fa_ft, o->n_seeds, "", 0);
-    s_json_row(f, "paired: selection - FedAvg+FT", diff, o->n_seeds, "", 1);
+    s_json_row(f, "paired: selection - FedAvg+FT", diff, o->n_seeds, "", 0);
+    s_json_row(f, "paired: sel+per-site - FedAvg+FT", diff2, o->n_seeds, "", 1);
     fprintf(f, "  ]\n}\n");
     fclose(f);
     return 0;
