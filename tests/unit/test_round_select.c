@@ -14,6 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/rng.h"
+#include "round/round_engine.h"
 #include "round/run_config.h"
 #include "round/selection.h"
 #include "site/site_worker.h"
@@ -299,6 +301,224 @@ static void test_validation_split_is_stratified_seeded_and_apart_from_test(void 
     mfl_site_worker_destroy(&w);
 }
 
+/* ---- the engine's selection phase, sites in-process -------------------- */
+
+#define E_SITES 3
+typedef struct {
+    int site;
+    bool eval;
+    mfl_round_task_t t;
+    mfl_eval_task_t et;
+    float *theta;
+    size_t n;
+} e_job_t;
+
+typedef struct {
+    mfl_round_engine_t *engine;
+    mfl_site_worker_t *w[E_SITES];
+    const char *ids[E_SITES];
+    e_job_t jobs[64];
+    size_t n_jobs;
+    size_t n_sel_tasks; /* round / eval tasks that asked for validation rows */
+    size_t n_final_evals;
+} e_sim_t;
+
+static int e_queue(e_sim_t *e, const char *site, const mfl_round_task_t *t,
+                   const mfl_eval_task_t *et)
+{
+    int i = 0;
+    while (i < E_SITES && strcmp(e->ids[i], site) != 0)
+        i++;
+    assert_true(i < E_SITES && e->n_jobs < 64);
+    e_job_t *j = &e->jobs[e->n_jobs++];
+    memset(j, 0, sizeof *j);
+    j->site = i;
+    j->eval = et != NULL;
+    if (t)
+        j->t = *t;
+    if (et)
+        j->et = *et;
+    if ((t && t->selection.candidate) || (et && et->selection.candidate))
+        e->n_sel_tasks++;
+    j->n = mfl_round_engine_n_state(e->engine);
+    j->theta = malloc(j->n * sizeof(float));
+    assert_non_null(j->theta);
+    memcpy(j->theta, mfl_round_engine_theta(e->engine), j->n * sizeof(float));
+    return 0;
+}
+
+static int e_task(void *ctx, const char *site, const mfl_round_task_t *t, const mfl_tensor_t *x,
+                  size_t n)
+{
+    (void)x;
+    (void)n;
+    return e_queue(ctx, site, t, NULL);
+}
+
+static int e_eval(void *ctx, const char *site, const mfl_eval_task_t *t, const mfl_tensor_t *x,
+                  size_t n)
+{
+    (void)x;
+    (void)n;
+    return e_queue(ctx, site, NULL, t);
+}
+
+static void e_report(void *ctx, const mfl_eval_summary_t *s)
+{
+    (void)s;
+    ((e_sim_t *)ctx)->n_final_evals++;
+}
+
+static mfl_dataset_t *e_rows(uint64_t seed, size_t n)
+{
+    mfl_dataset_t *d = mfl_dataset_new(n, 3);
+    assert_non_null(d);
+    d->n_classes = 2;
+    mfl_rng_t r;
+    mfl_rng_seed(&r, seed, 1);
+    for (size_t i = 0; i < n; i++) {
+        for (int k = 0; k < 3; k++)
+            d->x[3 * i + k] = (float)(mfl_rng_uniform(&r) * 4.0 - 2.0);
+        d->y[i] = d->x[3 * i] + 0.5f * d->x[3 * i + 1] - d->x[3 * i + 2] > 0 ? 1.0f : 0.0f;
+    }
+    return d;
+}
+
+/* Runs `c` to the end with three in-process sites; θ's digest into hash. */
+static void e_run(mfl_coord_config_t *c, const char *dir, e_sim_t *e, uint8_t hash[32])
+{
+    char err[512];
+    memset(e, 0, sizeof *e);
+    static const char *ids[E_SITES] = {"site-a", "site-b", "site-c"};
+    snprintf(c->run_dir, sizeof c->run_dir, "%s", dir);
+    snprintf(c->checkpoint_dir, sizeof c->checkpoint_dir, "%s/ck", dir);
+    snprintf(c->metrics_file, sizeof c->metrics_file, "%s/metrics.jsonl", dir);
+    c->audit_log[0] = '\0';
+    for (int i = 0; i < E_SITES; i++) {
+        e->ids[i] = ids[i];
+        e->w[i] = mfl_site_worker_new_from_data(ids[i], e_rows(10 + (uint64_t)i, 120),
+                                                e_rows(20 + (uint64_t)i, 40), NULL, err,
+                                                sizeof err);
+        assert_non_null(e->w[i]);
+    }
+    mfl_engine_sink_t sink = {e, e_task, e_eval, NULL, NULL, e_report, NULL};
+    e->engine = mfl_round_engine_new(c, &sink, NULL, NULL, err, sizeof err);
+    if (!e->engine)
+        fail_msg("%s", err);
+    uint64_t now = 1000;
+    for (int i = 0; i < E_SITES; i++)
+        mfl_round_engine_site_hello(e->engine, ids[i], 120, now);
+    for (int guard = 0; guard < 100000; guard++) {
+        now += 1;
+        for (int i = 0; i < E_SITES; i++)
+            mfl_round_engine_site_seen(e->engine, ids[i], now);
+        mfl_round_engine_tick(e->engine, now);
+        mfl_engine_phase_t ph = mfl_round_engine_phase(e->engine);
+        assert_true(ph != MFL_ENGINE_FAILED);
+        if (ph == MFL_ENGINE_DONE)
+            break;
+        if (!e->n_jobs)
+            continue;
+        e_job_t j = e->jobs[0];
+        memmove(e->jobs, e->jobs + 1, (--e->n_jobs) * sizeof *e->jobs);
+        mfl_site_worker_t *w = e->w[j.site];
+        if (j.eval) {
+            mfl_site_eval_result_t r;
+            assert_int_equal(mfl_site_worker_eval(w, &j.et, j.theta, j.n, &r, err, sizeof err), 0);
+            mfl_eval_report_t rep;
+            mfl_site_worker_fill_report(w, &j.et, &r, &rep);
+            if (j.et.selection.candidate)
+                assert_int_equal(rep.n, 24); /* 20% of 120 training rows, not the 40 test rows */
+            else
+                assert_int_equal(rep.n, 40);
+            assert_int_equal(mfl_round_engine_eval_report(e->engine, ids[j.site], &rep, now), 0);
+        } else {
+            mfl_site_round_result_t r;
+            assert_int_equal(mfl_site_worker_round(w, &j.t, j.theta, j.n, &r, err, sizeof err), 0);
+            /* a selection round trains on the 96 fit rows */
+            assert_int_equal(r.metrics.n_samples, j.t.selection.candidate ? 96 : 120);
+            mfl_update_header_t h;
+            assert_int_equal(mfl_update_header_decode(r.header, r.header_len, &h, err, sizeof err),
+                             0);
+            size_t nt = mfl_site_worker_n_tensors(w);
+            mfl_tensor_t v[8];
+            assert_true(nt <= 8);
+            for (size_t i = 0; i < nt; i++)
+                v[i] = mfl_tensor_info_view(mfl_site_worker_tensor(w, i), r.delta);
+            assert_int_equal(mfl_round_engine_update(e->engine, ids[j.site], &h, v, nt, NULL, 0,
+                                                     NULL, 0, now), 0);
+        }
+        free(j.theta);
+    }
+    assert_int_equal(mfl_round_engine_phase(e->engine), MFL_ENGINE_DONE);
+    memcpy(hash, mfl_round_engine_theta_hash(e->engine), 32);
+}
+
+static void e_free(e_sim_t *e)
+{
+    for (size_t i = 0; i < e->n_jobs; i++)
+        free(e->jobs[i].theta);
+    mfl_round_engine_destroy(&e->engine);
+    for (int i = 0; i < E_SITES; i++)
+        mfl_site_worker_destroy(&e->w[i]);
+}
+
+static void test_engine_selects_trains_the_winner_and_records_it(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/test_round_select_e.XXXXXX", dir2[] = "/tmp/test_round_select_p.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    assert_non_null(mkdtemp(dir2));
+    static mfl_coord_config_t c, plain;
+    char err[512];
+    static const char yaml[] =
+        "coordinator: {listen: 'tcp://127.0.0.1:7000', key: k, allow_dir: a}\n"
+        "model: {spec: 'mlp:3-8-1', loss: bce, init_seed: 5}\n"
+        "algorithm: {name: reptile, inner_lr: 0.05, inner_steps: 5, meta_batch: 2}\n"
+        "rounds: {count: 3, min_sites: 3, wait_for_sites: 3, seed: 7}\n"
+        "eval: {adapt_steps: 5, adapt_lr: 0.05}\n"
+        "selection:\n  enabled: true\n  rounds: 2\n  candidates:\n"
+        "    - {inner_lr: 0.000001, server_lr: 0.000001}\n    - {}\n";
+    assert_int_equal(mfl_coord_config_parse(yaml, strlen(yaml), "c.yaml", &c, err, sizeof err),
+                     0);
+    plain = c;
+    plain.selection.enabled = false;
+    static e_sim_t e, p;
+    uint8_t h_sel[32], h_plain[32];
+    e_run(&c, dir, &e, h_sel);
+    size_t cand = 9, n = 0, win = 0;
+    const char *rule = NULL;
+    assert_true(mfl_round_engine_selection(e.engine, &cand, &n, &win, &rule));
+    assert_int_equal(cand, 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(win, 2); /* the deliberately bad candidate 1 lost */
+    assert_string_equal(rule, "auroc");
+    assert_true(mfl_round_engine_selection_score(e.engine, 0) <
+                mfl_round_engine_selection_score(e.engine, 1));
+    /* 2 candidates × (2 rounds + 1 evaluation) × 3 sites asked for validation rows */
+    assert_int_equal(e.n_sel_tasks, 18);
+    assert_int_equal(e.n_final_evals, 3);
+    assert_int_equal(mfl_round_engine_rounds_done(e.engine), 3);
+    /* The winner trained after selection = the same setting trained alone. */
+    e_run(&plain, dir2, &p, h_plain);
+    assert_false(mfl_round_engine_selection(p.engine, NULL, NULL, NULL, NULL));
+    assert_memory_equal(h_sel, h_plain, 32);
+    /* The pick is on record for a restart. */
+    char path[128];
+    snprintf(path, sizeof path, "%s/ck/selection.state", dir);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char line[256] = "";
+    assert_non_null(fgets(line, sizeof line, f));
+    fclose(f);
+    assert_true(strncmp(line, "metafl-selection-v1 winner=1 ", 29) == 0);
+    e_free(&e);
+    e_free(&p);
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s'", dir, dir2);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -308,6 +528,7 @@ int main(void)
         cmocka_unit_test(test_config_selection_section),
         cmocka_unit_test(test_state_file_binds_the_selection),
         cmocka_unit_test(test_validation_split_is_stratified_seeded_and_apart_from_test),
+        cmocka_unit_test(test_engine_selects_trains_the_winner_and_records_it),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
