@@ -4,13 +4,14 @@
 # selection (site-c leaves after its third update, so candidate 2's second
 # round waits for it), restarted, runs the selection again from the first
 # candidate, picks the same winner and ends with the same θ as `metafl
-# simulate`, bit for bit. A second restart of the finished run finds the
+# simulate`, bit for bit (rounds.min_sites 3: without site-c no round can
+# close, so the kill always lands inside candidate 2). A second restart of the finished run finds the
 # winner on record (selection.state) and does nothing again; an edited
 # selection section is refused against that record.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/federated_env.sh"
 
-fed_setup 3
+fed_setup 3 "rounds.min_sites=3"
 echo >>"$TEST_TMP/coordinator.yaml"  # the rewriter leaves no final newline
 cat >>"$TEST_TMP/coordinator.yaml" <<'EOF'
 selection:
