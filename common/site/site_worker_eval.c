@@ -118,15 +118,9 @@ static int s_reference_values(const mfl_site_worker_t *self, const mfl_dataset_t
  * of different θ compare like with like, live or offline. */
 #define S_EVAL_SEED 0x6d666c2d6576616cULL /* "mfl-eval" */
 
-int mfl_site_worker_eval(mfl_site_worker_t *self, const mfl_eval_task_t *task,
-                         const float *theta, size_t n_theta, mfl_site_eval_result_t *out,
-                         char *err, size_t errlen)
+static int s_eval(mfl_site_worker_t *self, const mfl_eval_task_t *task, const float *theta,
+                  size_t n_theta, mfl_site_eval_result_t *out, char *err, size_t errlen)
 {
-    if (!task || !theta || !out)
-        return mfl_errf(err, errlen, "eval: missing task, θ or result"), -1;
-    memset(out, 0, sizeof(*out));
-    out->value_adapted = out->value_before = out->value_local = NAN;
-    out->value_best_arm = out->value_given = NAN;
     /* An evaluation report is unnoised statistics of held-out patients. */
     if (self->policy.mode != MFL_PRIVACY_MODE_NONE && !self->policy.allow_unnoised_stats)
         return mfl_errf(err, errlen, "privacy.allow_unnoised_stats: the policy (mode %s) lets "
@@ -188,6 +182,25 @@ out_error:
     mfl_errf(err, errlen, "site '%s' eval round %u: %s", self->site, task->round, sub);
 out_free_support:
     mfl_dataset_destroy(&support);
+    return rc;
+}
+
+int mfl_site_worker_eval(mfl_site_worker_t *self, const mfl_eval_task_t *task,
+                         const float *theta, size_t n_theta, mfl_site_eval_result_t *out,
+                         char *err, size_t errlen)
+{
+    if (!task || !theta || !out)
+        return mfl_errf(err, errlen, "eval: missing task, θ or result"), -1;
+    memset(out, 0, sizeof(*out));
+    out->value_adapted = out->value_before = out->value_local = NAN;
+    out->value_best_arm = out->value_given = NAN;
+    /* A selection evaluation: support from the fit rows, scored on the
+     * validation rows; the test rows stay out of it. */
+    mfl_site_data_swap_t saved;
+    if (mfl_site_validation_enter(self, &task->selection, &saved, err, errlen) < 0)
+        return -1;
+    int rc = s_eval(self, task, theta, n_theta, out, err, errlen);
+    mfl_site_validation_leave(self, &saved);
     return rc;
 }
 

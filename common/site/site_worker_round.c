@@ -224,13 +224,9 @@ static int s_finish_round(mfl_site_worker_t *self, const mfl_round_task_t *task,
                           const mfl_privacy_plan_t *pl, mfl_site_round_result_t *out, char *err,
                           size_t errlen);
 
-int mfl_site_worker_round(mfl_site_worker_t *self, const mfl_round_task_t *task,
-                          const float *theta, size_t n_theta, mfl_site_round_result_t *out,
-                          char *err, size_t errlen)
+static int s_round(mfl_site_worker_t *self, const mfl_round_task_t *task, const float *theta,
+                   size_t n_theta, mfl_site_round_result_t *out, char *err, size_t errlen)
 {
-    if (!task || !theta || !out)
-        return mfl_errf(err, errlen, "round: missing task, θ or result"), -1;
-    memset(out, 0, sizeof(*out));
     if (mfl_site_worker_prepare(self, &task->algorithm, task->model_spec, n_theta, err, errlen))
         return -1;
     if (mfl_site_check_finite(theta, n_theta))
@@ -359,4 +355,20 @@ static int s_finish_round(mfl_site_worker_t *self, const mfl_round_task_t *task,
         out->signature_len = (size_t)siglen;
     }
     return 0;
+}
+
+int mfl_site_worker_round(mfl_site_worker_t *self, const mfl_round_task_t *task,
+                          const float *theta, size_t n_theta, mfl_site_round_result_t *out,
+                          char *err, size_t errlen)
+{
+    if (!task || !theta || !out)
+        return mfl_errf(err, errlen, "round: missing task, θ or result"), -1;
+    memset(out, 0, sizeof(*out));
+    /* A selection round trains on the training rows minus the validation part. */
+    mfl_site_data_swap_t saved;
+    if (mfl_site_validation_enter(self, &task->selection, &saved, err, errlen) < 0)
+        return -1;
+    int rc = s_round(self, task, theta, n_theta, out, err, errlen);
+    mfl_site_validation_leave(self, &saved);
+    return rc;
 }
