@@ -28,6 +28,20 @@ void mfl_meta_metrics_from_probs(float *probs, const float *label, size_t n,
     m->sens_at_spec90 = mfl_metrics_sensitivity_at(score, label, n, 0.9);
 }
 
+int mfl_meta_keep_probs(mfl_learner_t *self, const float *probs, size_t n, size_t n_way)
+{
+    self->kept_n = 0;
+    if (!n)
+        return 0;
+    float *k = mfl_meta_buf(&self->kept, n * n_way);
+    if (!k)
+        return -1;
+    memcpy(k, probs, n * n_way * sizeof(float));
+    self->kept_n = n;
+    self->kept_nw = n_way;
+    return 0;
+}
+
 int mfl_meta_score(mfl_learner_t *self, const float *theta, const mfl_dataset_t *query,
                    mfl_eval_metrics_t *m, char *err, size_t errlen)
 {
@@ -59,6 +73,8 @@ int mfl_meta_score(mfl_learner_t *self, const float *theta, const mfl_dataset_t 
             probs[2 * i] = 1.0f - p1;
             probs[2 * i + 1] = p1;
         }
+        if (mfl_meta_keep_probs(self, probs, n, 2))
+            return mfl_errf(err, errlen, "evaluate: out of memory"), -1;
         mfl_meta_metrics_from_probs(probs, query->y, n, 2, loss, m);
         return 0;
     }
@@ -72,6 +88,8 @@ int mfl_meta_score(mfl_learner_t *self, const float *theta, const mfl_dataset_t 
         for (size_t c = 0; c < no; c++)
             p[c] /= z;
     }
+    if (mfl_meta_keep_probs(self, probs, n, no))
+        return mfl_errf(err, errlen, "evaluate: out of memory"), -1;
     mfl_meta_metrics_from_probs(probs, query->y, n, no, loss, m);
     return 0;
 }

@@ -293,7 +293,8 @@ void mfl_learner_destroy(mfl_learner_t **self_p)
     mfl_meta_buf_t *bufs[] = {&self->out,    &self->dout,    &self->emb,   &self->demb,
                               &self->probs,  &self->logits,  &self->dlogits, &self->pairs,
                               &self->dpairs, &self->xb,      &self->yb,    &self->rout,
-                              &self->rdout,  &self->protos,  &self->dprotos, &self->counts};
+                              &self->rdout,  &self->protos,  &self->dprotos, &self->counts,
+                              &self->kept};
     for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
         mfl_meta_buf_free(bufs[i]);
     mfl_task_clear(&self->task);
@@ -542,6 +543,7 @@ int mfl_learner_evaluate(mfl_learner_t *self, const float *theta, const mfl_data
         mfl_meta_check_data(self, query, "query", err, errlen))
         return -1;
     mfl_eval_metrics_t m;
+    self->kept_n = 0;
     int rc = self->ops->evaluate(self, theta, support, query, steps, lr, theta_adapted, &m,
                                  err, errlen);
     if (rc)
@@ -549,4 +551,15 @@ int mfl_learner_evaluate(mfl_learner_t *self, const float *theta, const mfl_data
     if (metrics)
         *metrics = m;
     return 0;
+}
+
+const float *mfl_learner_query_probs(const mfl_learner_t *self, size_t *n, size_t *n_way)
+{
+    if (!self->kept_n)
+        return NULL;
+    if (n)
+        *n = self->kept_n;
+    if (n_way)
+        *n_way = self->kept_nw;
+    return self->kept.p;
 }

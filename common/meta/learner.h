@@ -141,4 +141,11 @@ int mfl_learner_evaluate(mfl_learner_t *self, const float *theta, const mfl_data
                          float *theta_adapted, mfl_eval_metrics_t *metrics, char *err,
                          size_t errlen);
 
+/* The class probabilities the last successful mfl_learner_evaluate gave
+ * its query rows: [n][n_way], row i for query row i, owned by the learner
+ * and valid until its next call. NULL for a regression model (mse loss)
+ * or when evaluate failed. Lets a caller score decisions made from the
+ * probabilities (meta/treatment.h) without a second forward pass. */
+const float *mfl_learner_query_probs(const mfl_learner_t *self, size_t *n, size_t *n_way);
+
 #endif

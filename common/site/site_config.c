@@ -4,6 +4,7 @@
 
 #include "config/csv_schema_yaml.h"
 #include "data/heart.h"
+#include "meta/treatment.h"
 
 #include <math.h>
 #include <stdbool.h>
@@ -90,7 +91,8 @@ static void s_check_keys(mfl_yaml_doc_t *doc)
                         (const char *[]){"patient", "time", "channels", "label", "rule",
                                          "window", "stride", "delimiter", NULL});
     mfl_yaml_check_keys(doc, "eval",
-                        (const char *[]){"support_cases", "local_only_steps", NULL});
+                        (const char *[]){"support_cases", "local_only_steps", "treatment_arms",
+                                         NULL});
     mfl_yaml_check_keys(doc, "runtime", (const char *[]){"threads", "log_level", NULL});
     mfl_yaml_check_keys(doc, "audit", (const char *[]){"log", "disabled", NULL});
     mfl_yaml_check_keys(doc, "privacy",
@@ -367,6 +369,9 @@ static void s_read(mfl_yaml_doc_t *doc, mfl_site_config_t *c)
     v = mfl_yaml_get_int(doc, "eval.local_only_steps", c->local_only_steps);
     if (mfl_yaml_check_range(doc, "eval.local_only_steps", v, 1, 100000) == 0)
         c->local_only_steps = (uint32_t)v;
+    v = mfl_yaml_get_int(doc, "eval.treatment_arms", c->treatment_arms);
+    if (mfl_yaml_check_range(doc, "eval.treatment_arms", v, 0, MFL_TREATMENT_MAX_ARMS) == 0)
+        c->treatment_arms = (uint32_t)v;
 
     v = mfl_yaml_get_int(doc, "runtime.threads", c->threads);
     if (mfl_yaml_check_range(doc, "runtime.threads", v, 1, 256) == 0)

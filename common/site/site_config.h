@@ -74,6 +74,8 @@ typedef struct mfl_site_config {
     /* eval: how this hospital scores a model */
     uint32_t eval_support;                    /* labelled cases to adapt on; 0 = task's k_shot */
     uint32_t local_only_steps;                /* minimum steps of the local-only baseline */
+    uint32_t treatment_arms;                  /* > 0: labels are arm × outcome classes and
+                                                 eval reports policy values (meta/treatment.h) */
 
     /* runtime */
     int threads;                              /* OpenBLAS threads, >= 1 */

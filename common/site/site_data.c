@@ -363,7 +363,8 @@ mfl_site_worker_t *mfl_site_worker_new(const struct mfl_site_config *cfg, char *
         s_standardize(&l, err, errlen) < 0)
         goto out_fail;
     mfl_site_worker_opts_t opts = {.local_only_min_steps = (int)cfg->local_only_steps,
-                                   .eval_support = cfg->eval_support};
+                                   .eval_support = cfg->eval_support,
+                                   .treatment_arms = cfg->treatment_arms};
     mfl_site_worker_t *w = mfl_site_worker_new_internal(cfg->site_id, l.train, l.heldout, NULL,
                                                         l.canonical, &opts, err, errlen);
     l.train = l.heldout = NULL; /* the worker took them (also on failure) */

@@ -26,7 +26,8 @@ int mfl_site_offline_eval(const mfl_site_config_t *cfg, const char *coord_config
     mfl_checkpoint_t ck;
     memset(&ck, 0, sizeof(ck));
     mfl_site_worker_t *w = NULL;
-    if (mfl_coord_config_load(coord_config, cc, err, errlen) < 0)
+    if (mfl_coord_config_load(coord_config, cc, err, errlen) < 0 ||
+        mfl_coord_config_apply_selection(cc, err, errlen) < 0) /* the model it trained */
         goto out_free;
     struct stat st;
     char sub[1024];

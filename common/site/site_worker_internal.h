@@ -12,6 +12,7 @@
 typedef struct {
     int local_only_min_steps; /* 0 = default (100) */
     size_t eval_support;      /* support rows for eval; 0 = the task's k_shot */
+    size_t treatment_arms;    /* > 0: eval scores treatment recommendations */
 } mfl_site_worker_opts_t;
 
 struct mfl_site_worker {
@@ -52,7 +53,30 @@ struct mfl_site_worker {
     uint32_t residual_round;    /* round whose encoding made residual_next; 0 none */
     uint8_t *encoded;           /* the last round's encoded Δ (2·n_state bytes) */
     float *scales;              /* per tensor */
+
+    /* Model selection (site_validation.c): the training rows split into a
+     * fit part and a validation part for (fraction, seed), built at the
+     * first selection task that asks for them, rebuilt if a task asks for
+     * another split. NULL until then. */
+    mfl_dataset_t *fit, *val;
+    double val_fraction;
+    uint64_t val_seed;
 };
+
+/* site_validation.c: while a selection task runs, the worker's `train`
+ * and `heldout` are its fit and validation parts; the real ones wait here. */
+typedef struct {
+    mfl_dataset_t *train, *heldout;
+    bool swapped;
+} mfl_site_data_swap_t;
+
+/* For a selection task (sel->candidate ≥ 1): builds (or reuses) the split
+ * and swaps it in, saving the real data in *saved; an ordinary task leaves
+ * the data alone. 0, or -1 + err (too few rows to split). */
+int mfl_site_validation_enter(mfl_site_worker_t *self, const mfl_task_selection_t *sel,
+                              mfl_site_data_swap_t *saved, char *err, size_t errlen);
+/* Puts the real data back (no-op if nothing was swapped). */
+void mfl_site_validation_leave(mfl_site_worker_t *self, const mfl_site_data_swap_t *saved);
 
 /* The constructor behind both public ones: takes ownership of train and
  * heldout (also on failure); schema_text (borrowed, copied; NULL: made from
