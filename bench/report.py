@@ -23,7 +23,7 @@ import tempfile
 SITES = ["Cleveland", "Hungary", "Switzerland", "VA"]
 OURS = {"heart_flamby", "heart_personal", "heart_newsite", "rounds_floor",
         "rounds_engine", "run", "scale_sites", "compression",
-        "dpsgd", "heart_privacy"}
+        "dpsgd", "heart_privacy", "heart_select", "heart_select_split7"}
 
 # Issue 17's side-by-side table (one run, 2 cores, Flower 1.6 over gRPC
 # without TLS, FedAvg, 200 rows per site, one epoch, batch 32; metafl with
@@ -1061,6 +1061,61 @@ def generic_section(d, name, res):
                 d.p(f"`{k}`:", "", "```json", text, "```", "")
 
 
+def select_section(d, res, res_split):
+    """Federated model selection on the heart hospitals (issue 16 item 3)."""
+    d.p("## 1(d) Federated model selection (UCI heart), no per-data-set settings", "")
+    if not res or "_error" in res:
+        d.p("Not run in this session (`build/bench/bench_heart select`).", "")
+        return
+    st = res["settings"]
+    d.p(f"Command: `{res['command']}` (seeds {res['seeds'][0]}–{res['seeds'][-1]}). Path: "
+        f"{res['engine']}, with model selection on (docs/SELECTION.md). Base: "
+        f"{st['base']}; selection: {st['selection']}; then {st['rounds']} rounds of the "
+        f"winner. Personalised: {st['personalised']}. Per-site adaptation (an experiment "
+        "of item 2): each hospital picks its adaptation steps (0, 10, 30, 100, 300) and rate "
+        "(0.01, 0.05, 0.2) on its own validation rows (EvalTasks with the selection fields), "
+        "then adapts on all its training rows. FedAvg + FT: "
+        f"{st['fedavg_ft']}. Paired rows: the difference per seed and site, then mean ± std "
+        "over seeds. Accuracy on each hospital's test rows, mean ± std over seeds; mean4 = "
+        "mean of the four.", "")
+    for r_, title in ((res, "FLamby split (flamby-split.json)"),
+                      (res_split, "a split nobody tuned on (`--split 7`: each hospital's "
+                                  "rows re-split 66/34, stratified)")):
+        if not r_ or "_error" in r_:
+            d.p(f"{title}: not run.", "")
+            continue
+        d.p(f"**{title}**, `{r_['command']}`; winners per seed: "
+            + "; ".join(f"{w['candidate']} ({w['setting']})" for w in r_["winners"]), "")
+        d.table(["", "mean4"] + SITES,
+                [[r["name"], f"{r['mean4']:.4f} ± {r['mean4_std']:.4f}"]
+                 + [f"{m:.3f} ± {s_:.3f}" for m, s_ in zip(r["site_mean"], r["site_std"])]
+                 for r in r_["rows"]])
+    d.p("What this says, and what was tried (issue 16 items 2 and 3). The default grid "
+        "around the coordinator's defaults, picked by mean validation AUROC on a fifth of "
+        "each hospital's training rows, does not beat the same defaults without selection on "
+        "the FLamby split (0.752 vs 0.758; on the re-split 0.793 vs 0.743): the validation "
+        "parts are 6 (Switzerland) to 40 rows, and the pick changes from seed to seed. What "
+        "helps is personalisation chosen on validation rows at each site: adaptation steps "
+        "and rate per hospital (which includes stopping early, at 0 steps) bring the mean of "
+        "four to 0.807 ± 0.013 on the FLamby split, +0.009 ± 0.014 paired over FedAvg + 100 "
+        "fine-tuning steps, and to 0.836 ± 0.012 on the untuned re-split (+0.050 ± 0.010). "
+        "The .83 target on the FLamby split is NOT reached (best 0.807; FENDA-FL's published "
+        ".8123 ± .0047); Switzerland reaches its ceiling (0.938, 15 of 16 positive) once its "
+        "adaptation is chosen on its validation rows. Also tried, not kept: adding to the "
+        "default grid a 100-step, 5× rate adaptation and FedAvg as an algorithm (mean4 0.761, "
+        "+0.009, within the seeds' spread). Not done: the leave-one-hospital-out k = 10 run "
+        "with selection (section 1(c) has it with hand-set settings), per-site heads, and "
+        "ensembling the adapted and global predictions (the evaluation protocol reports "
+        "metrics, not predictions, so it needs a new report field). The WDBC demo split with "
+        "selection is in docs/DEMO.md.", "")
+    by = {r["name"]: r for r in res["rows"]}
+    best = max(by["selection, personalised"]["mean4"], by["selection + per-site adaptation"]["mean4"])
+    d.goals.append(("1(d) heart personalised, selection, no hand-tuning", "≥ .83 (5 seeds)",
+                    f"{by['selection, personalised']['mean4']:.3f}; with per-site adaptation "
+                    f"{by['selection + per-site adaptation']['mean4']:.3f}",
+                    "met" if best >= 0.83 else "NOT MET"))
+
+
 def run_plots(plots, plot_dir):
     if not shutil.which("gnuplot"):
         return "gnuplot not found: plots skipped"
@@ -1115,6 +1170,7 @@ def main():
     flamby_section(d, R("heart_flamby"))
     personal_section(d, R("heart_personal"), args.img, tmp, plots)
     newsite_section(d, R("heart_newsite"), args.img, tmp, plots)
+    select_section(d, R("heart_select"), R("heart_select_split7"))
     rounds_section(d, R("rounds_floor"), R("rounds_engine"), args.img, tmp, plots,
                    R("site_round"))
     scale_sites_section(d, R("scale_sites"), R("rounds_engine"))

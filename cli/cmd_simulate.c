@@ -51,6 +51,7 @@ typedef struct {
     uint8_t *task;       /* packed RoundTask / EvalTask */
     size_t task_len;
     float *theta;        /* θ when the task was sent */
+    size_t n_theta;      /* its size then (model selection changes the model) */
 } sim_job_t;
 
 typedef struct {
@@ -90,7 +91,7 @@ static int s_queue(sim_t *sim, const char *site, bool eval, const ProtobufCMessa
         sim->cap_jobs = cap;
     }
     size_t n = mfl_round_engine_n_state(sim->engine);
-    sim_job_t job = {(size_t)i, eval, NULL, protobuf_c_message_get_packed_size(msg), NULL};
+    sim_job_t job = {(size_t)i, eval, NULL, protobuf_c_message_get_packed_size(msg), NULL, n};
     job.task = malloc(job.task_len ? job.task_len : 1);
     job.theta = malloc(n * sizeof(float));
     if (!job.task || !job.theta) {
@@ -289,8 +290,8 @@ static void s_run_round_job(sim_t *sim, const sim_job_t *job)
     mfl_site_round_result_t res;
     int rc = mfl_round_task_from_msg(task, &plain, err, sizeof err);
     if (rc == 0)
-        rc = mfl_site_worker_round(s->worker, &plain, job->theta,
-                                   mfl_round_engine_n_state(sim->engine), &res, err, sizeof err);
+        rc = mfl_site_worker_round(s->worker, &plain, job->theta, job->n_theta, &res, err,
+                                   sizeof err);
     if (rc == MFL_SITE_ROUND_DECLINED) {
         /* The site's privacy policy refused the task: as a daemon would, it
          * withdraws from the round with the rule as the reason. */
@@ -352,7 +353,7 @@ static void s_run_eval_job(sim_t *sim, const sim_job_t *job)
     mfl_site_eval_result_t res;
     if (mfl_eval_task_from_msg(task, &plain, err, sizeof err) < 0 ||
         mfl_site_worker_eval(s->worker, &plain, job->theta,
-                             mfl_round_engine_n_state(sim->engine), &res, err, sizeof err) != 0) {
+                             job->n_theta, &res, err, sizeof err) != 0) {
         mfl_warn("site %s: evaluation not reported: %s", s->cfg.site_id, err);
     } else {
         mfl_eval_report_t report;

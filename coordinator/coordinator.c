@@ -476,10 +476,14 @@ mfl_coordinator_t *mfl_coordinator_new(const mfl_coord_config_t *config, char *e
      * learner's state size, from a throw-away learner (its buffers are
      * allocated lazily, so this costs no 4·P of memory). */
     size_t n_state = 0;
-    {
+    /* With model selection, the largest model any candidate trains. */
+    size_t n_models = config->selection.enabled ? config->selection.n_candidates : 0;
+    for (size_t i = 0; i <= n_models; i++) {
         char sub[256];
-        mfl_learner_t *l = mfl_learner_new(&config->learner, 1, sub, sizeof sub);
-        if (l)
+        const mfl_learner_config_t *lc =
+            i < n_models ? &config->selection.candidates[i].learner : &config->learner;
+        mfl_learner_t *l = mfl_learner_new(lc, 1, sub, sizeof sub);
+        if (l && mfl_learner_n_state(l) > n_state)
             n_state = mfl_learner_n_state(l);
         mfl_learner_destroy(&l);
     }

@@ -301,6 +301,17 @@ uint64_t mfl_round_engine_rejections(const mfl_round_engine_t *self);
 /* The most recent closed round's summary, or NULL before the first. */
 const mfl_round_summary_t *mfl_round_engine_last_summary(const mfl_round_engine_t *self);
 
+/* Model selection's progress (docs/SELECTION.md), for status and metrics:
+ * false when the run has no selection. *candidate: the one in training or
+ * being scored (1-based), 0 once decided; *n_candidates; *winner: 1-based,
+ * 0 while undecided; *rule: "auroc", "accuracy" or "loss" (borrowed). Any
+ * out pointer may be NULL. */
+bool mfl_round_engine_selection(const mfl_round_engine_t *self, size_t *candidate,
+                                size_t *n_candidates, size_t *winner, const char **rule);
+/* Candidate i's (0-based) mean validation score, NAN until it is scored
+ * in this process (a restart after the pick knows only the winner). */
+double mfl_round_engine_selection_score(const mfl_round_engine_t *self, size_t i);
+
 /* Connected sites, for status: count, and i-th id and last-seen ms
  * (monotonic: mfl_round_engine_wall_of converts it for display). */
 size_t mfl_round_engine_n_sites(const mfl_round_engine_t *self);

@@ -224,13 +224,9 @@ static int s_finish_round(mfl_site_worker_t *self, const mfl_round_task_t *task,
                           const mfl_privacy_plan_t *pl, mfl_site_round_result_t *out, char *err,
                           size_t errlen);
 
-int mfl_site_worker_round(mfl_site_worker_t *self, const mfl_round_task_t *task,
-                          const float *theta, size_t n_theta, mfl_site_round_result_t *out,
-                          char *err, size_t errlen)
+static int s_round(mfl_site_worker_t *self, const mfl_round_task_t *task, const float *theta,
+                   size_t n_theta, mfl_site_round_result_t *out, char *err, size_t errlen)
 {
-    if (!task || !theta || !out)
-        return mfl_errf(err, errlen, "round: missing task, θ or result"), -1;
-    memset(out, 0, sizeof(*out));
     if (mfl_site_worker_prepare(self, &task->algorithm, task->model_spec, n_theta, err, errlen))
         return -1;
     if (mfl_site_check_finite(theta, n_theta))
@@ -256,6 +252,15 @@ int mfl_site_worker_round(mfl_site_worker_t *self, const mfl_round_task_t *task,
     }
 
     char sub[512];
+    if (plan.record && mfl_algo_episodic_head(self->learner_config.algo,
+                                              self->learner_config.loss,
+                                              mfl_learner_n_outputs(self->learner),
+                                              self->train->n_classes))
+        return mfl_errf(err, errlen, "site '%s' round %u: record-level DP-SGD trains on all "
+                        "%zu classes at once, but the model's head has %zu outputs (N-way "
+                        "episodes); use a head with one output per class, or site-level "
+                        "privacy", self->site, task->round, self->train->n_classes,
+                        mfl_learner_n_outputs(self->learner)), -1;
     if (plan.record) { /* DP-SGD over all training rows; no task sampler */
         mfl_dpsgd_params_t dp = {plan.clip_norm, plan.noise_multiplier, plan.q};
         uint64_t steps = 0;
@@ -270,8 +275,13 @@ int mfl_site_worker_round(mfl_site_worker_t *self, const mfl_round_task_t *task,
     const mfl_learner_config_t *lc = &self->learner_config;
     const mfl_task_algorithm_t *spec = &task->algorithm;
     mfl_sampler_t *sampler;
-    if (lc->algo >= MFL_ALGO_PROTONET) {
-        size_t n_way = spec->n_way ? spec->n_way : self->train->n_classes;
+    bool head = mfl_algo_episodic_head(lc->algo, lc->loss, mfl_learner_n_outputs(self->learner),
+                                       self->train->n_classes);
+    if (lc->algo >= MFL_ALGO_PROTONET || head) {
+        /* Metric methods, and gradient methods whose head is narrower than
+         * the label space: N-way episodes (the head's width sets N). */
+        size_t n_way = head ? mfl_learner_n_outputs(self->learner)
+                     : spec->n_way ? spec->n_way : self->train->n_classes;
         size_t k_shot = spec->k_shot ? spec->k_shot : 5;
         size_t n_query = spec->n_query ? spec->n_query : 5;
         size_t nc = self->train->n_classes;
@@ -345,4 +355,20 @@ static int s_finish_round(mfl_site_worker_t *self, const mfl_round_task_t *task,
         out->signature_len = (size_t)siglen;
     }
     return 0;
+}
+
+int mfl_site_worker_round(mfl_site_worker_t *self, const mfl_round_task_t *task,
+                          const float *theta, size_t n_theta, mfl_site_round_result_t *out,
+                          char *err, size_t errlen)
+{
+    if (!task || !theta || !out)
+        return mfl_errf(err, errlen, "round: missing task, θ or result"), -1;
+    memset(out, 0, sizeof(*out));
+    /* A selection round trains on the training rows minus the validation part. */
+    mfl_site_data_swap_t saved;
+    if (mfl_site_validation_enter(self, &task->selection, &saved, err, errlen) < 0)
+        return -1;
+    int rc = s_round(self, task, theta, n_theta, out, err, errlen);
+    mfl_site_validation_leave(self, &saved);
+    return rc;
 }

@@ -93,6 +93,20 @@ typedef struct {
     double target_delta;
 } mfl_task_privacy_t;
 
+/* Federated model selection's part of a RoundTask or EvalTask
+ * (docs/SELECTION.md). candidate 0: an ordinary task. candidate k ≥ 1: the
+ * site works on its training rows only, split into a fit part and a
+ * validation part (a stratified draw of validation_fraction of them, seeded
+ * by validation_seed and the site id): a round trains on the fit part, an
+ * evaluation adapts on fit rows and scores the validation rows. */
+#define MFL_TASK_SELECTION_MAX 64   /* candidates a task may name */
+#define MFL_TASK_VALIDATION_MAX 0.9 /* largest validation fraction */
+typedef struct {
+    uint32_t candidate;
+    double validation_fraction; /* (0, MFL_TASK_VALIDATION_MAX] when candidate ≥ 1 */
+    uint64_t validation_seed;
+} mfl_task_selection_t;
+
 /* RoundTask (θ travels beside it as tensors). */
 typedef struct {
     uint32_t round;
@@ -113,6 +127,7 @@ typedef struct {
     uint8_t audit_head_sig[64];
     char audit_writer[MFL_TASK_SITE_MAX + 1];
     uint32_t update_encoding;              /* fed/quant.h kind the update must travel as */
+    mfl_task_selection_t selection;
 } mfl_round_task_t;
 
 /* EvalTask. */
@@ -126,6 +141,7 @@ typedef struct {
     mfl_task_algorithm_t algorithm;
     uint32_t adapt_steps;
     float adapt_lr;
+    mfl_task_selection_t selection;
 } mfl_eval_task_t;
 
 /* EvalReport: a site's scores of θ adapted, before adaptation and of a
@@ -141,6 +157,11 @@ typedef struct {
     double accuracy_local, auroc_local;
     uint64_t n_support;
     double rmse, mae, r2, rmse_before, rmse_local; /* regression; NaN otherwise */
+    double sens_at_spec90, sens_at_spec90_local;   /* binary; NaN otherwise */
+    /* Treatment recommendation (site eval.treatment_arms; meta/treatment.h):
+     * policy values of θ adapted, θ as received, the local-only model, the
+     * arm best in training for everyone, the arms given; NaN otherwise. */
+    double value, value_before, value_local, value_best_arm, value_given;
 } mfl_eval_report_t;
 
 /* UpdateHeader, the part of an update a site signs, as the coordinator

@@ -124,6 +124,27 @@ int mfl_task_algorithm_from_msg(const Metafl__AlgorithmSpec *m, mfl_task_algorit
     return 0;
 }
 
+/* A task's selection fields: candidate ≤ MFL_TASK_SELECTION_MAX and, for a
+ * selection task, a finite validation fraction in (0, 0.9]; an ordinary
+ * task (candidate 0) carries no fraction. */
+static int s_selection_from_msg(uint32_t candidate, double fraction, uint64_t seed,
+                                mfl_task_selection_t *out, char *err, size_t errlen)
+{
+    if (candidate > MFL_TASK_SELECTION_MAX)
+        return mfl_errf(err, errlen, "selection_candidate %u is over the cap %d", candidate,
+                        MFL_TASK_SELECTION_MAX), -1;
+    if (candidate && !(fraction > 0 && fraction <= MFL_TASK_VALIDATION_MAX))
+        return mfl_errf(err, errlen, "validation_fraction %g is not in (0, %g]", fraction,
+                        MFL_TASK_VALIDATION_MAX), -1;
+    if (!candidate && fraction != 0)
+        return mfl_errf(err, errlen, "validation_fraction %g without a selection_candidate",
+                        fraction), -1;
+    out->candidate = candidate;
+    out->validation_fraction = candidate ? fraction : 0.0; /* never −0.0 (not on the wire) */
+    out->validation_seed = seed;
+    return 0;
+}
+
 void mfl_round_task_to_msg(const mfl_round_task_t *t, mfl_round_task_msg_t *out)
 {
     metafl__round_task__init(&out->msg);
@@ -148,6 +169,9 @@ void mfl_round_task_to_msg(const mfl_round_task_t *t, mfl_round_task_msg_t *out)
         out->msg.audit_writer = (char *)t->audit_writer;
     }
     out->msg.update_encoding = t->update_encoding;
+    out->msg.selection_candidate = t->selection.candidate;
+    out->msg.validation_fraction = t->selection.validation_fraction;
+    out->msg.validation_seed = t->selection.validation_seed;
 }
 
 int mfl_round_task_from_msg(const Metafl__RoundTask *m, mfl_round_task_t *t, char *err,
@@ -181,7 +205,8 @@ int mfl_round_task_from_msg(const Metafl__RoundTask *m, mfl_round_task_t *t, cha
         snprintf(t->audit_writer, sizeof t->audit_writer, "%s", m->audit_writer);
     }
     t->update_encoding = m->update_encoding;
-    return 0;
+    return s_selection_from_msg(m->selection_candidate, m->validation_fraction,
+                                m->validation_seed, &t->selection, err, errlen);
 }
 
 void mfl_eval_task_to_msg(const mfl_eval_task_t *t, mfl_eval_task_msg_t *out)
@@ -195,6 +220,9 @@ void mfl_eval_task_to_msg(const mfl_eval_task_t *t, mfl_eval_task_msg_t *out)
     out->msg.algorithm = &out->algorithm;
     out->msg.adapt_steps = t->adapt_steps;
     out->msg.adapt_lr = t->adapt_lr;
+    out->msg.selection_candidate = t->selection.candidate;
+    out->msg.validation_fraction = t->selection.validation_fraction;
+    out->msg.validation_seed = t->selection.validation_seed;
 }
 
 int mfl_eval_task_from_msg(const Metafl__EvalTask *m, mfl_eval_task_t *t, char *err,
@@ -210,7 +238,8 @@ int mfl_eval_task_from_msg(const Metafl__EvalTask *m, mfl_eval_task_t *t, char *
     t->round = m->round;
     t->adapt_steps = m->adapt_steps;
     t->adapt_lr = m->adapt_lr;
-    return 0;
+    return s_selection_from_msg(m->selection_candidate, m->validation_fraction,
+                                m->validation_seed, &t->selection, err, errlen);
 }
 
 void mfl_eval_report_to_msg(const mfl_eval_report_t *r, Metafl__EvalReport *m)
@@ -236,6 +265,13 @@ void mfl_eval_report_to_msg(const mfl_eval_report_t *r, Metafl__EvalReport *m)
     m->r2 = r->r2;
     m->rmse_before = r->rmse_before;
     m->rmse_local = r->rmse_local;
+    m->sens_at_spec90 = r->sens_at_spec90;
+    m->sens_at_spec90_local = r->sens_at_spec90_local;
+    m->policy_value = r->value;
+    m->policy_value_before = r->value_before;
+    m->policy_value_local = r->value_local;
+    m->policy_value_best_arm = r->value_best_arm;
+    m->policy_value_given = r->value_given;
 }
 
 int mfl_eval_report_from_msg(const Metafl__EvalReport *m, mfl_eval_report_t *r, char *err,
@@ -263,6 +299,13 @@ int mfl_eval_report_from_msg(const Metafl__EvalReport *m, mfl_eval_report_t *r, 
     r->r2 = m->r2;
     r->rmse_before = m->rmse_before;
     r->rmse_local = m->rmse_local;
+    r->sens_at_spec90 = m->sens_at_spec90;
+    r->sens_at_spec90_local = m->sens_at_spec90_local;
+    r->value = m->policy_value;
+    r->value_before = m->policy_value_before;
+    r->value_local = m->policy_value_local;
+    r->value_best_arm = m->policy_value_best_arm;
+    r->value_given = m->policy_value_given;
     return 0;
 }
 
