@@ -58,7 +58,7 @@ static const int s_priv_rounds[] = {15, 30};
 #define S_PRIV_GRID 32 /* 2 · 2 · 2 · 2 · 2 */
 #define S_PRIV_N_FT 3
 static const int s_priv_ft[S_PRIV_N_FT] = {10, 30, 100};
-#define S_PRIV_SEL_SEEDS 3
+#define S_PRIV_SEL_SEEDS 2
 /* --quick (make bench's quick subset): 4 recipes (lr 0.1, C 1, 15 rounds),
  * one selection seed, ε 0.5 and 1 */
 static int s_priv_quick;
