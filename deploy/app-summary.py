@@ -5,9 +5,10 @@ usage: app-summary.py METRICS.jsonl...   (one file per seed and session)
 Reads the "eval" lines; per site, the last eval line of each file counts
 once. Prints, per site, the adapted meta-initialisation, the local-only
 model and the global model as received (accuracy and AUROC for
-classification, RMSE for regression, and for treatment recommendation the
-held-out policy value of each model's recommended arms, of the arm best in
-training for everyone and of the arms given), as mean ± sample std (n seeds).
+classification, with sensitivity at specificity 0.9 for binary labels;
+RMSE for regression; for treatment recommendation the held-out policy
+value of each model's recommended arms, of the arm best in training for
+everyone and of the arms given), as mean ± sample std (n seeds).
 """
 import json
 import statistics
@@ -66,6 +67,10 @@ def main(paths):
         cols = [("acc adapted", "accuracy"), ("acc local", "accuracy_local"),
                 ("acc global", "accuracy_before"), ("AUROC adapted", "auroc"),
                 ("AUROC local", "auroc_local")]
+        # Binary labels: the early-warning operating point (sensitivity at
+        # specificity 0.9 on the held-out rows), adapted and local only.
+        if any("sens_at_spec90" in d for ds in per_site.values() for d in ds):
+            cols += [("sens@spec.9", "sens_at_spec90"), ("sens@spec.9 loc", "sens_at_spec90_local")]
     print(f"{'site':<14} {'seeds':>5} " + " ".join(f"{c[0]:>15}" for c in cols))
     for site in order:
         ds = per_site[site]

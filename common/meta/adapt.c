@@ -14,7 +14,7 @@ void mfl_meta_metrics_from_probs(float *probs, const float *label, size_t n,
     m->loss = loss;
     m->n = n;
     m->accuracy = mfl_metrics_accuracy(probs, label, n, n_way);
-    m->auroc = m->sensitivity = m->specificity = NAN;
+    m->auroc = m->sensitivity = m->specificity = m->sens_at_spec90 = NAN;
     m->rmse = m->mae = m->r2 = NAN;
     if (n_way != 2)
         return;
@@ -25,6 +25,7 @@ void mfl_meta_metrics_from_probs(float *probs, const float *label, size_t n,
         score[i] = probs[2 * i + 1];
     mfl_metrics_binary(score, label, n, 0.5f, NULL, &m->sensitivity, &m->specificity);
     m->auroc = mfl_metrics_auroc(score, label, n);
+    m->sens_at_spec90 = mfl_metrics_sensitivity_at(score, label, n, 0.9);
 }
 
 int mfl_meta_keep_probs(mfl_learner_t *self, const float *probs, size_t n, size_t n_way)
@@ -60,7 +61,7 @@ int mfl_meta_score(mfl_learner_t *self, const float *theta, const mfl_dataset_t 
         memset(m, 0, sizeof(*m));
         m->loss = loss;
         m->n = n;
-        m->accuracy = m->auroc = m->sensitivity = m->specificity = NAN;
+        m->accuracy = m->auroc = m->sensitivity = m->specificity = m->sens_at_spec90 = NAN;
         m->rmse = m->mae = m->r2 = NAN;
         if (no == 1)
             mfl_metrics_regression(out, query->y, n, &m->rmse, &m->mae, &m->r2);

@@ -317,6 +317,16 @@ const mfl_tensor_info_t *mfl_learner_tensor(const mfl_learner_t *self, size_t in
 
 size_t mfl_learner_n_params(const mfl_learner_t *self) { return self->n_params; }
 
+size_t mfl_learner_n_outputs(const mfl_learner_t *self) { return self->n_out; }
+
+bool mfl_algo_episodic_head(mfl_algo_kind_t algo, mfl_loss_kind_t loss, size_t n_outputs,
+                            size_t n_classes)
+{
+    bool gradient = algo == MFL_ALGO_REPTILE || algo == MFL_ALGO_FOMAML ||
+                    algo == MFL_ALGO_MAML || algo == MFL_ALGO_META_SGD;
+    return gradient && loss == MFL_LOSS_SOFTMAX_CE && n_outputs >= 2 && n_classes > n_outputs;
+}
+
 void mfl_learner_keep_outer_state(mfl_learner_t *self, int keep)
 {
     self->keep_outer = keep != 0;

@@ -43,6 +43,16 @@ typedef struct {
     size_t n_history;
 } mfl_report_site_t;
 
+/* Model selection (docs/SELECTION.md): one "selection_candidate" event,
+ * and per site its "selection_eval" scores (NAN when missing). */
+#define MFL_REPORT_MAX_CANDIDATES 64
+#define MFL_REPORT_SETTING_MAX 200
+typedef struct {
+    double score;            /* mean validation score under the rule; NAN: none */
+    double sites;            /* sites that scored it */
+    char setting[MFL_REPORT_SETTING_MAX];
+} mfl_report_candidate_t;
+
 typedef struct {
     mfl_report_round_t *rounds;  /* every round event of every input, in order */
     size_t n_rounds;
@@ -52,6 +62,12 @@ typedef struct {
     bool have_regression;    /* some eval line carries "rmse" */
     bool have_policy;        /* some eval line carries "policy_value" */
     double eps_by_round;     /* NAN, or the last round line's epsilon */
+    /* Model selection: the candidates (index = candidate − 1; the last
+     * run's lines win) and the winner (1-based; 0 = no "selection" event). */
+    mfl_report_candidate_t candidates[MFL_REPORT_MAX_CANDIDATES];
+    size_t n_candidates;
+    size_t winner;
+    char rule[16];
 } mfl_report_t;
 
 /* Adds the lines of `arg`: a directory (its metrics.jsonl: evaluations the

@@ -86,7 +86,7 @@ static void s_check_keys(mfl_yaml_doc_t *doc)
     mfl_yaml_check_keys(doc, "data",
                         (const char *[]){"source", "path", "test_path", "schema", "split_seed",
                                          "train_fraction", "standardize", "labels",
-                                         "max_rows", "classes", "series", NULL});
+                                         "max_rows", "classes", "series", "split", NULL});
     mfl_yaml_check_keys(doc, "data.series",
                         (const char *[]){"patient", "time", "channels", "label", "rule",
                                          "window", "stride", "delimiter", NULL});
@@ -343,6 +343,14 @@ static void s_read(mfl_yaml_doc_t *doc, mfl_site_config_t *c)
         mfl_yaml_fail(doc, "data.train_fraction", "must be in (0, 1], got %g", frac);
     else
         c->train_fraction = frac;
+    const char *split = mfl_yaml_get_string(doc, "data.split", "rows");
+    if (strcmp(split, "patients") == 0 && c->data_kind == MFL_SITE_DATA_SERIES)
+        c->split_patients = true;
+    else if (strcmp(split, "patients") == 0)
+        mfl_yaml_fail(doc, "data.split", "'patients' needs a series source (its rows are "
+                      "patients' windows); '%s' rows are split one by one", src);
+    else if (strcmp(split, "rows") != 0)
+        mfl_yaml_fail(doc, "data.split", "'%s' is not one of rows, patients", split);
     s_read_idx(doc, c);
     s_read_series(doc, c);
     /* Pixels are already in [0, 1]: images default to no standardisation. */

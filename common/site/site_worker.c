@@ -191,6 +191,8 @@ void mfl_site_worker_destroy(mfl_site_worker_t **self_p)
     mfl_learner_destroy(&self->learner);
     mfl_dataset_destroy(&self->train);
     mfl_dataset_destroy(&self->heldout);
+    mfl_dataset_destroy(&self->fit);
+    mfl_dataset_destroy(&self->val);
     if (self->sign_sk)
         sodium_free(self->sign_sk); /* wipes before freeing */
     free(self->delta);

@@ -229,10 +229,26 @@ typedef struct {
  * alternative without the consortium. Deterministic given (θ, task
  * settings, site). Borrowed inputs; 0 or -1 + err, or MFL_SITE_ROUND_DECLINED
  * when the privacy policy lets no unnoised statistics leave (a DP mode
- * without allow_unnoised_stats): the report would be such statistics. */
+ * without allow_unnoised_stats): the report would be such statistics.
+ * A gradient method whose softmax head is narrower than the site's classes
+ * (mfl_algo_episodic_head) is scored on N-way tasks of the site's own
+ * classes instead, k images per class (mfl_site_worker_eval_ways). */
 int mfl_site_worker_eval(mfl_site_worker_t *self, const mfl_eval_task_t *task,
                          const float *theta, size_t n_theta, mfl_site_eval_result_t *out,
                          char *err, size_t errlen);
+
+/* Model selection's validation rows (docs/SELECTION.md): the worker's
+ * training rows split, per class, into a fit part and a validation part of
+ * round(fraction · count) rows of each class, shuffled by a generator
+ * seeded with (seed, the site id); the held-out (test) rows are never
+ * part of either. Selection tasks (task.selection.candidate ≥ 1) train on
+ * the fit part and score the validation part; this exposes the same split
+ * for tests and tools. Borrowed pointers, valid until the next selection
+ * task with another (fraction, seed) or the worker's destruction. 0, or -1
+ * + err (fraction outside (0, 0.9], or a part would be empty). */
+int mfl_site_worker_validation(mfl_site_worker_t *self, double fraction, uint64_t seed,
+                               const mfl_dataset_t **fit, const mfl_dataset_t **val,
+                               char *err, size_t errlen);
 
 /* Fills *report (zeroed first) from a result: round and nonce from
  * `task`, the site id, the three scores. */

@@ -118,15 +118,9 @@ static int s_reference_values(const mfl_site_worker_t *self, const mfl_dataset_t
  * of different θ compare like with like, live or offline. */
 #define S_EVAL_SEED 0x6d666c2d6576616cULL /* "mfl-eval" */
 
-int mfl_site_worker_eval(mfl_site_worker_t *self, const mfl_eval_task_t *task,
-                         const float *theta, size_t n_theta, mfl_site_eval_result_t *out,
-                         char *err, size_t errlen)
+static int s_eval(mfl_site_worker_t *self, const mfl_eval_task_t *task, const float *theta,
+                  size_t n_theta, mfl_site_eval_result_t *out, char *err, size_t errlen)
 {
-    if (!task || !theta || !out)
-        return mfl_errf(err, errlen, "eval: missing task, θ or result"), -1;
-    memset(out, 0, sizeof(*out));
-    out->value_adapted = out->value_before = out->value_local = NAN;
-    out->value_best_arm = out->value_given = NAN;
     /* An evaluation report is unnoised statistics of held-out patients. */
     if (self->policy.mode != MFL_PRIVACY_MODE_NONE && !self->policy.allow_unnoised_stats)
         return mfl_errf(err, errlen, "privacy.allow_unnoised_stats: the policy (mode %s) lets "
@@ -144,6 +138,13 @@ int mfl_site_worker_eval(mfl_site_worker_t *self, const mfl_eval_task_t *task,
 
     mfl_rng_t rng;
     mfl_rng_seed(&rng, S_EVAL_SEED, mfl_site_worker_stream(self->site, 0));
+    int local_steps = steps > self->opts.local_only_min_steps ? steps
+                                                               : self->opts.local_only_min_steps;
+    if (mfl_algo_episodic_head(self->learner_config.algo, self->learner_config.loss,
+                               mfl_learner_n_outputs(self->learner), self->train->n_classes))
+        return mfl_site_worker_eval_ways(self, self->opts.eval_support,
+                                         task->algorithm.k_shot ? task->algorithm.k_shot : 5,
+                                         steps, local_steps, lr, &rng, theta, out, err, errlen);
     /* The hospital's own setting wins: it knows how many labelled cases it has. */
     size_t k = self->opts.eval_support ? self->opts.eval_support
                                        : task->algorithm.k_shot;
@@ -167,8 +168,6 @@ int mfl_site_worker_eval(mfl_site_worker_t *self, const mfl_eval_task_t *task,
     /* The hospital on its own: a fresh model from a seed only it knows
      * (site and round), trained on the same support rows. */
     mfl_learner_init_state(self->learner, self->scratch, mfl_rng_u64(&rng));
-    int local_steps = steps > self->opts.local_only_min_steps ? steps
-                                                               : self->opts.local_only_min_steps;
     if (mfl_learner_evaluate(self->learner, self->scratch, support, query, local_steps, lr,
                              NULL, &out->local_only, sub, sizeof(sub)))
         goto out_error;
@@ -183,6 +182,25 @@ out_error:
     mfl_errf(err, errlen, "site '%s' eval round %u: %s", self->site, task->round, sub);
 out_free_support:
     mfl_dataset_destroy(&support);
+    return rc;
+}
+
+int mfl_site_worker_eval(mfl_site_worker_t *self, const mfl_eval_task_t *task,
+                         const float *theta, size_t n_theta, mfl_site_eval_result_t *out,
+                         char *err, size_t errlen)
+{
+    if (!task || !theta || !out)
+        return mfl_errf(err, errlen, "eval: missing task, θ or result"), -1;
+    memset(out, 0, sizeof(*out));
+    out->value_adapted = out->value_before = out->value_local = NAN;
+    out->value_best_arm = out->value_given = NAN;
+    /* A selection evaluation: support from the fit rows, scored on the
+     * validation rows; the test rows stay out of it. */
+    mfl_site_data_swap_t saved;
+    if (mfl_site_validation_enter(self, &task->selection, &saved, err, errlen) < 0)
+        return -1;
+    int rc = s_eval(self, task, theta, n_theta, out, err, errlen);
+    mfl_site_validation_leave(self, &saved);
     return rc;
 }
 
@@ -212,6 +230,8 @@ void mfl_site_worker_fill_report(const mfl_site_worker_t *self, const mfl_eval_t
     report->r2 = result->adapted.r2;
     report->rmse_before = result->before.rmse;
     report->rmse_local = result->local_only.rmse;
+    report->sens_at_spec90 = result->adapted.sens_at_spec90;
+    report->sens_at_spec90_local = result->local_only.sens_at_spec90;
     report->value = result->value_adapted;
     report->value_before = result->value_before;
     report->value_local = result->value_local;
