@@ -162,16 +162,16 @@ static int s_eval(mfl_site_worker_t *self, const mfl_eval_task_t *task, const fl
     const mfl_dataset_t *query = self->heldout && self->heldout->n ? self->heldout : self->train;
     char sub[256];
     int rc = -1;
-    int arms = self->opts.treatment_arms > 0;
+    bool treat = self->opts.treatment_arms > 0; /* also score recommendations */
     if (mfl_learner_evaluate(self->learner, theta, support, query, steps, lr, NULL,
                              &out->adapted, sub, sizeof(sub)))
         goto out_error;
-    if (arms && s_value(self, query, &out->value_adapted))
+    if (treat && s_value(self, query, &out->value_adapted))
         goto out_oom;
     if (mfl_learner_evaluate(self->learner, theta, support, query, 0, lr, NULL, &out->before,
                              sub, sizeof(sub)))
         goto out_error;
-    if (arms && s_value(self, query, &out->value_before))
+    if (treat && s_value(self, query, &out->value_before))
         goto out_oom;
     /* The hospital on its own: a fresh model from a seed only it knows
      * (site and round), trained on the same support rows. */
@@ -179,7 +179,7 @@ static int s_eval(mfl_site_worker_t *self, const mfl_eval_task_t *task, const fl
     if (mfl_learner_evaluate(self->learner, self->scratch, support, query, local_steps, lr,
                              NULL, &out->local_only, sub, sizeof(sub)))
         goto out_error;
-    if (arms && (s_value(self, query, &out->value_local) || s_reference_values(self, query, out)))
+    if (treat && (s_value(self, query, &out->value_local) || s_reference_values(self, query, out)))
         goto out_oom;
     out->n_support = support->n;
     rc = 0;
