@@ -25,8 +25,16 @@ static mfl_dataset_t *s_support(const mfl_dataset_t *train, size_t k, mfl_rng_t 
     for (size_t i = 0; i < n; i++)
         idx[i] = i;
     mfl_rng_shuffle(rng, idx, n);
-    size_t nc = train->n_classes;
-    if (nc >= 2 && nc <= k) {
+    /* Classes that have rows here: an image site keeping some of the label
+     * file's classes has fewer than n_classes. */
+    size_t nc = train->n_classes, present = 0;
+    for (size_t c = 0; c < nc; c++) {
+        size_t i = 0;
+        while (i < n && train->y[i] != (float)c)
+            i++;
+        present += i < n;
+    }
+    if (present >= 2 && present <= k) {
         for (size_t c = 0; c < nc; c++) {
             int have = 0;
             for (size_t i = 0; i < k && !have; i++)
