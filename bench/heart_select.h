@@ -175,7 +175,7 @@ static inline void s_sel_config(mfl_coord_config_t *c, size_t n_features, uint64
 static inline int s_sel_run(mfl_site_worker_t **workers, size_t n_workers, const char **ids,
                             const mfl_coord_config_t *cfg, mfl_eval_report_t *final,
                             size_t *winner, char *desc, float **theta_out, size_t *n_out,
-                            mfl_learner_config_t *trained, char *err, size_t errlen)
+                            mfl_select_candidate_t *trained, char *err, size_t errlen)
 {
     static mfl_coord_config_t c;
     c = *cfg;
@@ -245,9 +245,12 @@ static inline int s_sel_run(mfl_site_worker_t **workers, size_t n_workers, const
                         desc, MFL_SELECT_DESC_MAX);
     if (w && w <= c.selection.n_candidates)
         mfl_select_describe(&c.selection.candidates[w - 1], desc, MFL_SELECT_DESC_MAX);
-    if (trained)
-        *trained = w && w <= c.selection.n_candidates ? c.selection.candidates[w - 1].learner
-                                                      : c.learner;
+    if (trained) {
+        if (w && w <= c.selection.n_candidates)
+            *trained = c.selection.candidates[w - 1];
+        else
+            mfl_select_base(&c.learner, &c.server, c.eval_adapt_steps, c.eval_adapt_lr, trained);
+    }
     if (theta_out) {
         size_t ns = mfl_round_engine_n_state(e.engine);
         *theta_out = malloc(ns * sizeof(float));
@@ -320,6 +323,29 @@ static inline int s_sel_site_adapt(mfl_site_worker_t *w, const mfl_learner_confi
     *acc = bs ? r.adapted.accuracy : r.before.accuracy;
     *steps_out = bs;
     *lr_out = br;
+    return 0;
+}
+
+/* A new hospital's score: θ adapted with the chosen setting's rate and
+ * steps on the drawn worker's training rows (its k labelled cases), on
+ * its test rows. */
+static inline int s_sel_newsite(mfl_site_worker_t *w, const mfl_select_candidate_t *cand,
+                                const float *theta, size_t n, uint32_t draw, double *acc,
+                                char *err, size_t errlen)
+{
+    mfl_eval_task_t t;
+    memset(&t, 0, sizeof t);
+    mfl_task_algorithm_from_learner(&cand->learner, 5, 0, 5, &t.algorithm);
+    t.algorithm.k_shot = 0; /* the drawn worker's training rows are the k cases */
+    snprintf(t.model_spec, sizeof t.model_spec, "%s", cand->learner.model_spec);
+    t.nonce_len = 16;
+    t.round = draw;
+    t.adapt_steps = cand->adapt_steps;
+    t.adapt_lr = cand->adapt_lr;
+    mfl_site_eval_result_t r;
+    if (mfl_site_worker_eval(w, &t, theta, n, &r, err, errlen) != 0)
+        return -1;
+    *acc = t.adapt_steps ? r.adapted.accuracy : r.before.accuracy;
     return 0;
 }
 
