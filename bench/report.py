@@ -1021,9 +1021,9 @@ def select_section(d, res, res_split):
         f"{res['engine']}, with model selection on (docs/SELECTION.md). Base: "
         f"{st['base']}; selection: {st['selection']}; then {st['rounds']} rounds of the "
         f"winner. Personalised: {st['personalised']}. Per-site adaptation (an experiment "
-        "of item 2): each hospital picks its adaptation steps (0, 10, 30, 100, 300) and rate "
+        "of item 2, now a library option): each hospital picks its adaptation steps (0, 10, 30, 100, 300) and rate "
         "(0.01, 0.05, 0.2) on its own validation rows (EvalTasks with the selection fields), "
-        "then adapts on all its training rows. FedAvg + FT: "
+        "then adapts on all its training rows (`eval.adapt_search`, docs/SELECTION.md). FedAvg + FT: "
         f"{st['fedavg_ft']}. Paired rows: the difference per seed and site, then mean ± std "
         "over seeds. Accuracy on each hospital's test rows, mean ± std over seeds; mean4 = "
         "mean of the four.", "")
