@@ -68,9 +68,46 @@ static void s_print_rounds(const mfl_report_t *r)
         return;
     }
     const mfl_report_round_t *a = &r->rounds[0], *b = &r->rounds[r->n_rounds - 1];
+    if (!isfinite(a->loss_before) || !isfinite(b->loss_after)) { /* DP: losses not sent */
+        printf("%zu rounds closed (round %.0f to %.0f); training losses not sent (DP)\n",
+               r->n_rounds, a->round, b->round);
+        return;
+    }
     printf("%zu rounds closed (round %.0f to %.0f); mean query loss at θ %.4f in the first, "
            "%.4f after local meta-training in the last\n", r->n_rounds, a->round, b->round,
            a->loss_before, b->loss_after);
+}
+
+/* Regression sites: the main table's accuracy columns are n/a for them. */
+static void s_print_regression(const mfl_report_t *r, int w)
+{
+    char b[5][16];
+    printf("\n  %-*s | %-13s | %-13s | %-13s | %6s %6s\n", w, "regression", "RMSE adapted",
+           "RMSE local", "RMSE as-is", "MAE", "R2");
+    for (size_t i = 0; i < r->n_sites; i++) {
+        const mfl_report_eval_t *e = &r->sites[i].last;
+        if (!r->sites[i].n_history || isnan(e->rmse))
+            continue;
+        printf("  %-*s | %13s | %13s | %13s | %6s %6s\n", w, r->sites[i].id,
+               s_fmt(e->rmse, b[0], 16), s_fmt(e->rmse_local, b[1], 16),
+               s_fmt(e->rmse_before, b[2], 16), s_fmt(e->mae, b[3], 16), s_fmt(e->r2, b[4], 16));
+    }
+}
+
+/* Treatment sites (eval.treatment_arms): held-out policy values. */
+static void s_print_policy(const mfl_report_t *r, int w)
+{
+    char b[5][16];
+    printf("\n  %-*s | %-8s %-8s %-8s | %-8s %-8s   (held-out policy value, docs/APPS.md)\n",
+           w, "treatment", "adapted", "local", "as-is", "best arm", "given");
+    for (size_t i = 0; i < r->n_sites; i++) {
+        const mfl_report_eval_t *e = &r->sites[i].last;
+        if (!r->sites[i].n_history || (isnan(e->value) && isnan(e->value_best_arm)))
+            continue;
+        printf("  %-*s | %8s %8s %8s | %8s %8s\n", w, r->sites[i].id, s_fmt(e->value, b[0], 16),
+               s_fmt(e->value_local, b[1], 16), s_fmt(e->value_before, b[2], 16),
+               s_fmt(e->value_best_arm, b[3], 16), s_fmt(e->value_given, b[4], 16));
+    }
 }
 
 /* Model selection's candidates and the winner, when the run selected. */
@@ -129,6 +166,10 @@ static void s_print_table(const mfl_report_t *r)
             printf(" | %7s", s_fmt(!isnan(e->epsilon) ? e->epsilon : r->eps_by_round, b[8], 16));
         printf("\n");
     }
+    if (r->have_regression)
+        s_print_regression(r, w);
+    if (r->have_policy)
+        s_print_policy(r, w);
     char live[4096] = "", off[4096] = "";
     for (size_t i = 0; i < r->n_sites; i++) {
         const mfl_report_site_t *s = &r->sites[i];

@@ -4,6 +4,7 @@
  * checks, the same checkpoints and metrics, so one config run both ways
  * ends with the same θ, bit for bit (tests/integration/
  * test_federated_simulate_matches_daemons.sh). */
+#include <math.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -178,9 +179,12 @@ static void s_hold(sim_t *sim, size_t site, const mfl_update_header_t *h, const 
     p->site = site;
     p->round = h->round;
     memcpy(p->nonce, h->nonce, sizeof p->nonce);
-    p->n_samples = (double)h->n_samples;
-    p->loss_before = h->has_metrics ? h->metrics.loss_before : 0;
-    p->loss_after = h->has_metrics ? h->metrics.loss_after : 0;
+    /* not sent (DP): weight 1, as the round engine weights it */
+    p->n_samples = h->not_sent & MFL_STAT_N_SAMPLES ? 1.0 : (double)h->n_samples;
+    /* NaN: not sent (DP), so the secure sum's loss is NaN and left out */
+    bool losses = h->has_metrics && !(h->not_sent & MFL_STAT_LOSSES);
+    p->loss_before = losses ? h->metrics.loss_before : NAN;
+    p->loss_after = losses ? h->metrics.loss_after : NAN;
     sim->n_pending++;
 }
 

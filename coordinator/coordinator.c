@@ -181,9 +181,12 @@ static void s_on_hello(mfl_coordinator_t *self, const mfl_wire_event_t *ev, uint
     }
     if (s_schema_refused(self, ev->site, ev))
         return;
-    mfl_info("site %s says hello (software %s, %llu training rows)", ev->site,
-             ev->hello.software_version[0] ? ev->hello.software_version : "?",
-             (unsigned long long)ev->hello.n_train);
+    /* 0: a DP site withholding its row count (docs/PRIVACY.md) */
+    char rows[48] = "training rows not sent";
+    if (ev->hello.n_train)
+        snprintf(rows, sizeof rows, "%llu training rows", (unsigned long long)ev->hello.n_train);
+    mfl_info("site %s says hello (software %s, %s)", ev->site,
+             ev->hello.software_version[0] ? ev->hello.software_version : "?", rows);
     if (mfl_coord_wire_send_welcome(self->wire, ev->site, mfl_round_engine_round(self->engine),
                                     self->config.heartbeat_ms, self->run_id, err,
                                     sizeof err) < 0)

@@ -296,7 +296,10 @@ for line in sys.stdin:
           a = $0; sub(/.*"accepted":/, "", a); sub(/,.*/, "", a)
           lb = $0; sub(/.*"loss_before":/, "", lb); sub(/,.*/, "", lb)
           la = $0; sub(/.*"loss_after":/, "", la); sub(/,.*/, "", la)
-          printf "    round %3d/%d: %d hospitals, mean query loss %.4f at θ -> %.4f after local meta-training\n", r, t, a, lb, la }'
+          if (lb == "null" || la == "null")  # DP on: the hospitals do not send losses
+            printf "    round %3d/%d: %d hospitals, training losses not sent (DP)\n", r, t, a
+          else
+            printf "    round %3d/%d: %d hospitals, mean query loss %.4f at θ -> %.4f after local meta-training\n", r, t, a, lb, la }'
       shown=$n
     fi
   fi

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -755,10 +756,13 @@ static mfl_agent_status_t s_upload(mfl_site_agent_t *self, const Metafl__UploadG
         return MFL_AGENT_CONTINUE;
     }
     self->updates_sent++;
-    mfl_info("site %s: round %u: %s on %zu rows, loss %.4f -> %.4f, |Δ| %.4g, %llu ms, "
+    char loss[64] = "loss not computed (DP-SGD)";
+    if (isfinite(r->metrics.loss_before) && isfinite(r->metrics.loss_after))
+        snprintf(loss, sizeof loss, "loss %.4f -> %.4f", r->metrics.loss_before,
+                 r->metrics.loss_after);
+    mfl_info("site %s: round %u: %s on %zu rows, %s, |Δ| %.4g, %llu ms, "
              "update sent%s%s", self->cfg->site_id, self->pending.round, self->pending.algo,
-             (size_t)r->metrics.n_samples, r->metrics.loss_before, r->metrics.loss_after,
-             r->delta_norm, (unsigned long long)(mfl_clock_mono_ms() - self->pending.t0_ms),
+             (size_t)r->metrics.n_samples, loss, r->delta_norm, (unsigned long long)(mfl_clock_mono_ms() - self->pending.t0_ms),
              r->encoding ? " as " : "",
              r->encoding ? mfl_quant_name((mfl_quant_kind_t)r->encoding) : "");
     if (self->opts.max_rounds && self->updates_sent >= self->opts.max_rounds)

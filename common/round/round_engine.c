@@ -262,6 +262,7 @@ static void s_open_round(mfl_round_engine_t *self, uint64_t now_ms)
     self->loss_before_sum = 0;
     self->loss_after_sum = 0;
     self->weight_sum = 0;
+    self->loss_weight_sum = 0;
     mfl_aggregate_reset(self->agg);
     mfl_engine_robust_reset(self);
     mfl_engine_flow_reset(self);
@@ -620,7 +621,9 @@ static int s_update(mfl_round_engine_t *self, const char *peer, bool granted,
         snprintf(note, sizeof note, "clipped from norm %.6g to %.6g", norm,
                  self->config.norm_bound);
     }
-    if (h->n_samples == 0) {
+    /* n_samples not sent (a DP site withholding its count): weight 1. */
+    bool n_sent = !(h->not_sent & MFL_STAT_N_SAMPLES);
+    if (n_sent && h->n_samples == 0) {
         mfl_engine_reject(self, peer, MFL_REJECT_BAD_MESSAGE, round,
                           "n_samples is 0");
         return -1;
@@ -632,16 +635,17 @@ static int s_update(mfl_round_engine_t *self, const char *peer, bool granted,
                           self->audit_err);
         return -1;
     }
-    double w = s_weight(self, s, h->n_samples, note, sizeof note);
+    double w = s_weight(self, s, n_sent ? h->n_samples : 1, note, sizeof note);
     if (s_take(self, peer, s, h, tensors, norm, scale, w, note, signed_header,
                signed_header_len, signature, signature_len) < 0)
         return -1;
     s->reported = true;
     self->n_accepted++;
     self->weight_sum += w;
-    if (h->has_metrics) {
+    if (h->has_metrics && !(h->not_sent & MFL_STAT_LOSSES)) {
         self->loss_before_sum += w * h->metrics.loss_before;
         self->loss_after_sum += w * h->metrics.loss_after;
+        self->loss_weight_sum += w;
     }
     if (self->n_accepted == self->n_selected)
         mfl_engine_close_round(self, now_ms, false);

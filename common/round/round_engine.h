@@ -61,7 +61,8 @@ typedef struct {
     size_t n_accepted;
     size_t n_rejected;       /* rejections during this round */
     size_t n_failed;         /* selected sites that withdrew (failure, revocation) */
-    double loss_before;      /* n-weighted mean of the sites' loss before */
+    double loss_before;      /* n-weighted mean of the sites' loss before, over the
+                              * updates that sent losses; NaN if none did (DP) */
     double loss_after;
     double total_weight;
     double delta_norm;       /* ‖mean Δ‖₂ */
@@ -255,8 +256,9 @@ size_t mfl_round_engine_uploads_waiting(const mfl_round_engine_t *self);
  * (`transcript`: 32-byte digest of the protocol's transcript; the sum is
  * folded only with its record written), folds the sum (bit-identical to
  * folding the same updates one by one), marks the sites reported, and
- * closes the round when all selected sites are in. 0, or -1 with err and
- * nothing folded. */
+ * closes the round when all selected sites are in. The loss sums are
+ * NaN when a site of the sum did not send its losses (DP): the round's
+ * mean loss then leaves them out. 0, or -1 with err and nothing folded. */
 int mfl_round_engine_secure_sum(mfl_round_engine_t *self, uint32_t round, const uint8_t *nonce,
                                 const char *const *sites, size_t n_sites, const uint64_t *sum,
                                 size_t n_words, double loss_before_sum, double loss_after_sum,

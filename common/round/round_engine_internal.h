@@ -89,6 +89,9 @@ struct mfl_round_engine {
     mfl_reject_t last_reject;      /* the latest rejection, for its record */
     char last_reject_text[256];
     double loss_before_sum, loss_after_sum, weight_sum;
+    /* the weight of the updates that sent their losses (a DP site's are
+     * not sent): the round's mean loss is over those, NaN if none */
+    double loss_weight_sum;
 
     uint32_t eval_round;
     bool eval_final;

@@ -48,9 +48,16 @@ static int s_add_eval(mfl_report_t *r, const mfl_json_t *o, bool live, bool run_
         s_num(o, "sensitivity"), s_num(o, "specificity"), s_num(o, "n"), s_num(o, "n_support"),
         s_num(o, "loss_before"), s_num(o, "accuracy_before"), s_num(o, "auroc_before"),
         s_num(o, "accuracy_local"), s_num(o, "auroc_local"), s_num(o, "epsilon"),
-        s_num(o, "delta")};
+        s_num(o, "delta"), s_num(o, "rmse"), s_num(o, "mae"), s_num(o, "r2"),
+        s_num(o, "rmse_before"), s_num(o, "rmse_local"), s_num(o, "policy_value"),
+        s_num(o, "policy_value_before"), s_num(o, "policy_value_local"),
+        s_num(o, "policy_value_best_arm"), s_num(o, "policy_value_given")};
     if (!isnan(e.epsilon))
         r->have_privacy = true;
+    if (!isnan(e.rmse))
+        r->have_regression = true;
+    if (!isnan(e.value) || !isnan(e.value_best_arm))
+        r->have_policy = true;
     mfl_report_eval_t *h = s->n_history < MFL_REPORT_MAX_ROUNDS
                                ? realloc(s->history, (s->n_history + 1) * sizeof *h)
                                : NULL;

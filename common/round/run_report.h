@@ -27,6 +27,10 @@ typedef struct {
     /* Privacy spent, as the privacy work will report it: shown when any
      * eval or round line carries "epsilon" (and "delta"). */
     double epsilon, delta;
+    /* Regression reports (rmse ...) and treatment reports (policy values,
+     * docs/METRICS.md); NAN otherwise. */
+    double rmse, mae, r2, rmse_before, rmse_local;
+    double value, value_before, value_local, value_best_arm, value_given;
 } mfl_report_eval_t;
 
 typedef struct {
@@ -55,6 +59,8 @@ typedef struct {
     mfl_report_site_t sites[MFL_REPORT_MAX_SITES];
     size_t n_sites;
     bool have_privacy;       /* some line carries "epsilon" */
+    bool have_regression;    /* some eval line carries "rmse" */
+    bool have_policy;        /* some eval line carries "policy_value" */
     double eps_by_round;     /* NAN, or the last round line's epsilon */
     /* Model selection: the candidates (index = candidate − 1; the last
      * run's lines win) and the winner (1-based; 0 = no "selection" event). */

@@ -213,6 +213,11 @@ typedef struct {
      * its validation rows and then used (0 and 0 otherwise) */
     uint32_t adapt_steps_used;
     float adapt_lr_used;
+    /* eval.treatment_arms > 0 (meta/treatment.h), else NAN: the policy
+     * value on held-out rows of the arm each model recommends, of giving
+     * everyone the arm that did best in the training split, and of the
+     * arms actually given (the trial's own good-outcome rate). */
+    double value_adapted, value_before, value_local, value_best_arm, value_given;
 } mfl_site_eval_result_t;
 
 /* Evaluates θ the way a (new) hospital would use it. The support set is
@@ -228,7 +233,10 @@ typedef struct {
  * alternative without the consortium. Deterministic given (θ, task
  * settings, site). Borrowed inputs; 0 or -1 + err, or MFL_SITE_ROUND_DECLINED
  * when the privacy policy lets no unnoised statistics leave (a DP mode
- * without allow_unnoised_stats): the report would be such statistics. */
+ * without allow_unnoised_stats): the report would be such statistics.
+ * A gradient method whose softmax head is narrower than the site's classes
+ * (mfl_algo_episodic_head) is scored on N-way tasks of the site's own
+ * classes instead, k images per class (mfl_site_worker_eval_ways). */
 int mfl_site_worker_eval(mfl_site_worker_t *self, const mfl_eval_task_t *task,
                          const float *theta, size_t n_theta, mfl_site_eval_result_t *out,
                          char *err, size_t errlen);

@@ -163,6 +163,11 @@ typedef struct {
     double rmse, mae, r2, rmse_before, rmse_local; /* regression; NaN otherwise */
     uint32_t adapt_steps_used; /* chosen on validation rows (adapt_search); else 0 */
     float adapt_lr_used;       /* idem; 0 when the task's rate was used */
+    double sens_at_spec90, sens_at_spec90_local;   /* binary; NaN otherwise */
+    /* Treatment recommendation (site eval.treatment_arms; meta/treatment.h):
+     * policy values of θ adapted, θ as received, the local-only model, the
+     * arm best in training for everyone, the arms given; NaN otherwise. */
+    double value, value_before, value_local, value_best_arm, value_given;
 } mfl_eval_report_t;
 
 /* UpdateHeader, the part of an update a site signs, as the coordinator
@@ -190,8 +195,8 @@ typedef struct {
         double clip_norm, noise_multiplier, pre_clip_norm, epsilon_spent;
         /* what an auditor needs to recompute epsilon_spent (docs/PRIVACY.md):
          * "gaussian-site", "dpsgd", "clip" or ""; q; noisy releases; the δ
-         * of epsilon_spent; whether losses, pre-clip norm and sample count
-         * were withheld (sent as 0, 0, 1) */
+         * of epsilon_spent; whether the policy withheld the unnoised
+         * statistics (they are then in not_sent) */
         char mechanism[32];
         double sample_rate;
         uint64_t steps;
@@ -204,7 +209,23 @@ typedef struct {
     bool has_audit_head;
     uint64_t audit_seq;
     uint8_t audit_head[MFL_TASK_HASH_BYTES];
+    /* The statistics the site did not send: MFL_STAT_* bits (0 = all sent).
+     * A field whose bit is set holds 0 and means "not sent", never a
+     * measured 0; encode sends the list (UpdateHeader.not_sent) and zeroes
+     * nothing itself, decode refuses a header that lists a field and also
+     * gives it a value. */
+    uint32_t not_sent;
 } mfl_update_header_t;
+
+/* Bits of mfl_update_header_t.not_sent (UpdateStat in metafl.proto). */
+#define MFL_STAT_N_SAMPLES (1u << 1)
+#define MFL_STAT_LOSS_BEFORE (1u << 2)
+#define MFL_STAT_LOSS_AFTER (1u << 3)
+#define MFL_STAT_N_TASKS (1u << 4)
+#define MFL_STAT_PRE_CLIP_NORM (1u << 5)
+#define MFL_STAT_LOSSES (MFL_STAT_LOSS_BEFORE | MFL_STAT_LOSS_AFTER)
+#define MFL_STAT_ALL                                                                           \
+    (MFL_STAT_N_SAMPLES | MFL_STAT_LOSSES | MFL_STAT_N_TASKS | MFL_STAT_PRE_CLIP_NORM)
 
 #define MFL_UPDATE_MAX_TENSORS 256 /* tensor hashes a digest is computed over */
 
@@ -226,7 +247,8 @@ int mfl_update_header_decode(const uint8_t *bytes, size_t len, mfl_update_header
  * has_metrics), privacy (if has_privacy) and delta_norm, with the k tensor
  * hashes hashes[32·i ..] (h's digest fields are ignored), serialized as an
  * UpdateHeader into *buf (realloc'd to *len bytes; the caller frees it).
- * 0, or -1 on out of memory (err; *buf unchanged). */
+ * 0, or -1 (err; *buf unchanged) on out of memory or a field both listed in
+ * not_sent and given a value. */
 int mfl_update_header_encode(const mfl_update_header_t *h, const uint8_t *hashes, size_t k,
                              uint8_t **buf, size_t *len, char *err, size_t errlen);
 

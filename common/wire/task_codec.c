@@ -277,6 +277,13 @@ void mfl_eval_report_to_msg(const mfl_eval_report_t *r, Metafl__EvalReport *m)
     m->rmse_local = r->rmse_local;
     m->adapt_steps_used = r->adapt_steps_used;
     m->adapt_lr_used = r->adapt_lr_used;
+    m->sens_at_spec90 = r->sens_at_spec90;
+    m->sens_at_spec90_local = r->sens_at_spec90_local;
+    m->policy_value = r->value;
+    m->policy_value_before = r->value_before;
+    m->policy_value_local = r->value_local;
+    m->policy_value_best_arm = r->value_best_arm;
+    m->policy_value_given = r->value_given;
 }
 
 int mfl_eval_report_from_msg(const Metafl__EvalReport *m, mfl_eval_report_t *r, char *err,
@@ -306,6 +313,13 @@ int mfl_eval_report_from_msg(const Metafl__EvalReport *m, mfl_eval_report_t *r, 
     r->rmse_local = m->rmse_local;
     r->adapt_steps_used = m->adapt_steps_used;
     r->adapt_lr_used = m->adapt_lr_used == 0 ? 0.0f : m->adapt_lr_used; /* not −0 */
+    r->sens_at_spec90 = m->sens_at_spec90;
+    r->sens_at_spec90_local = m->sens_at_spec90_local;
+    r->value = m->policy_value;
+    r->value_before = m->policy_value_before;
+    r->value_local = m->policy_value_local;
+    r->value_best_arm = m->policy_value_best_arm;
+    r->value_given = m->policy_value_given;
     return 0;
 }
 
@@ -335,6 +349,31 @@ static void s_digest(const Metafl__UpdateHeader *m, mfl_update_header_t *h)
     mfl_update_digest(hashes, m->n_tensor_hashes, h->digest);
     free(hashes);
 }
+
+/* The first field listed in h->not_sent that nevertheless carries a
+ * value (a site must not both withhold and send it), or NULL. */
+static const char *s_not_sent_clash(const mfl_update_header_t *h)
+{
+    uint32_t ns = h->not_sent;
+    if ((ns & MFL_STAT_N_SAMPLES) && h->n_samples)
+        return "n_samples";
+    if ((ns & MFL_STAT_LOSS_BEFORE) && h->metrics.loss_before != 0)
+        return "metrics.loss_before";
+    if ((ns & MFL_STAT_LOSS_AFTER) && h->metrics.loss_after != 0)
+        return "metrics.loss_after";
+    if ((ns & MFL_STAT_N_TASKS) && h->metrics.n_tasks)
+        return "metrics.n_tasks";
+    if ((ns & MFL_STAT_PRE_CLIP_NORM) && h->privacy.pre_clip_norm != 0)
+        return "privacy.pre_clip_norm";
+    return NULL;
+}
+#define S_SAME_STAT(x) _Static_assert(MFL_STAT_##x == 1u << METAFL__UPDATE_STAT__UPDATE_STAT_##x, \
+                                      "MFL_STAT_" #x " differs from the protocol")
+S_SAME_STAT(N_SAMPLES);
+S_SAME_STAT(LOSS_BEFORE);
+S_SAME_STAT(LOSS_AFTER);
+S_SAME_STAT(N_TASKS);
+S_SAME_STAT(PRE_CLIP_NORM);
 
 int mfl_update_header_from_msg(const Metafl__UpdateHeader *m, mfl_update_header_t *h,
                                char *err, size_t errlen)
@@ -369,6 +408,15 @@ int mfl_update_header_from_msg(const Metafl__UpdateHeader *m, mfl_update_header_
         h->privacy.stats_withheld = m->privacy->stats_withheld;
     }
     h->delta_norm = m->delta_norm;
+    for (size_t i = 0; i < m->n_not_sent; i++) {
+        uint32_t v = (uint32_t)m->not_sent[i];
+        if (v < 1 || v > 5)
+            return mfl_errf(err, errlen, "not_sent[%zu]: unknown statistic %u", i, v), -1;
+        h->not_sent |= 1u << v;
+    }
+    const char *both = s_not_sent_clash(h);
+    if (both)
+        return mfl_errf(err, errlen, "%s: listed in not_sent but carries a value", both), -1;
     if (m->audit_head.len == MFL_TASK_HASH_BYTES) {
         h->has_audit_head = true;
         h->audit_seq = m->audit_seq;
@@ -393,6 +441,11 @@ int mfl_update_header_decode(const uint8_t *bytes, size_t len, mfl_update_header
 int mfl_update_header_encode(const mfl_update_header_t *h, const uint8_t *hashes, size_t k,
                              uint8_t **buf, size_t *len, char *err, size_t errlen)
 {
+    const char *both = s_not_sent_clash(h);
+    if (both || (h->not_sent & ~MFL_STAT_ALL))
+        return mfl_errf(err, errlen, "update header: %s",
+                        both ? "a field listed in not_sent carries a value"
+                             : "unknown bit in not_sent"), -1;
     ProtobufCBinaryData *bins = calloc(k ? k : 1, sizeof *bins);
     if (!bins)
         return mfl_errf(err, errlen, "out of memory"), -1;
@@ -423,6 +476,11 @@ int mfl_update_header_encode(const mfl_update_header_t *h, const uint8_t *hashes
     m.metrics = h->has_metrics ? &metrics : NULL;
     m.privacy = h->has_privacy ? &priv : NULL;
     m.delta_norm = h->delta_norm;
+    Metafl__UpdateStat not_sent[5];
+    for (uint32_t v = 1; v <= 5; v++)
+        if (h->not_sent & (1u << v))
+            not_sent[m.n_not_sent++] = (Metafl__UpdateStat)v;
+    m.not_sent = m.n_not_sent ? not_sent : NULL;
     if (h->has_audit_head) {
         m.audit_seq = h->audit_seq;
         m.audit_head = s_bin(h->audit_head, sizeof h->audit_head);
