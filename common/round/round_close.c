@@ -544,6 +544,10 @@ void mfl_engine_log_eval(mfl_round_engine_t *self, const char *site, const mfl_e
                 isfinite(r->accuracy_local) ? r->accuracy_local : -1.0,
                 isfinite(r->auroc_local) ? r->auroc_local : -1.0,
                 (unsigned long long)r->n_support);
+        /* Per-site adaptation only (eval.adapt_search): what the site chose. */
+        if (r->adapt_lr_used > 0)
+            fprintf(self->metrics, ",\"adapt_steps_used\":%u,\"adapt_lr_used\":%.9g",
+                    r->adapt_steps_used, (double)r->adapt_lr_used);
         /* Regression reports only (a classification line is unchanged). */
         if (isfinite(r->rmse) && isnan(r->accuracy))
             fprintf(self->metrics, ",\"rmse\":%.9g,\"mae\":%.9g,\"r2\":%.9g,"

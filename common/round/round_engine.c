@@ -201,6 +201,12 @@ void mfl_engine_send_eval_task(mfl_round_engine_t *self, mfl_engine_site_t *s)
     task.adapt_steps = self->config.eval_adapt_steps;
     task.adapt_lr = self->config.eval_adapt_lr;
     mfl_engine_select_task(self, &task.selection);
+    if (self->config.eval_adapt_search && !self->selecting) {
+        /* Each site picks its adaptation on its own validation rows. */
+        task.selection.adapt_search = true;
+        task.selection.validation_fraction = self->config.selection.validation_fraction;
+        task.selection.validation_seed = self->config.selection.validation_seed;
+    }
     if (self->sink.send_eval_task(self->sink.ctx, s->id, &task, self->views, self->n_tensors) < 0)
         mfl_warn("eval after round %u: could not send the task to site %s", self->eval_round,
                  s->id);

@@ -197,6 +197,7 @@ void mfl_round_engine_destroy(mfl_round_engine_t **self_p)
     if (self->metrics)
         fclose(self->metrics);
     free(self->sel_scores);
+    free(self->sel_score_site);
     free(self->sites);
     free(self);
     *self_p = NULL;

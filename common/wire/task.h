@@ -103,8 +103,12 @@ typedef struct {
 #define MFL_TASK_VALIDATION_MAX 0.9 /* largest validation fraction */
 typedef struct {
     uint32_t candidate;
-    double validation_fraction; /* (0, MFL_TASK_VALIDATION_MAX] when candidate ≥ 1 */
+    double validation_fraction; /* (0, MFL_TASK_VALIDATION_MAX] when candidate ≥ 1 or
+                                   adapt_search */
     uint64_t validation_seed;
+    /* EvalTask only, with candidate 0: the site picks its adaptation steps
+     * and rate on its validation rows first (mfl_site_worker_eval). */
+    bool adapt_search;
 } mfl_task_selection_t;
 
 /* RoundTask (θ travels beside it as tensors). */
@@ -157,6 +161,8 @@ typedef struct {
     double accuracy_local, auroc_local;
     uint64_t n_support;
     double rmse, mae, r2, rmse_before, rmse_local; /* regression; NaN otherwise */
+    uint32_t adapt_steps_used; /* chosen on validation rows (adapt_search); else 0 */
+    float adapt_lr_used;       /* idem; 0 when the task's rate was used */
     double sens_at_spec90, sens_at_spec90_local;   /* binary; NaN otherwise */
     /* Treatment recommendation (site eval.treatment_arms; meta/treatment.h):
      * policy values of θ adapted, θ as received, the local-only model, the

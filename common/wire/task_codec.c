@@ -128,19 +128,27 @@ int mfl_task_algorithm_from_msg(const Metafl__AlgorithmSpec *m, mfl_task_algorit
  * selection task, a finite validation fraction in (0, 0.9]; an ordinary
  * task (candidate 0) carries no fraction. */
 static int s_selection_from_msg(uint32_t candidate, double fraction, uint64_t seed,
-                                mfl_task_selection_t *out, char *err, size_t errlen)
+                                bool search, mfl_task_selection_t *out, char *err,
+                                size_t errlen)
 {
+    if (search && candidate)
+        return mfl_errf(err, errlen, "adapt_search with a selection_candidate"), -1;
+    if (search && !(fraction > 0 && fraction <= MFL_TASK_VALIDATION_MAX))
+        return mfl_errf(err, errlen, "adapt_search needs a validation_fraction in (0, %g], "
+                        "got %g", MFL_TASK_VALIDATION_MAX, fraction), -1;
+    out->adapt_search = search;
     if (candidate > MFL_TASK_SELECTION_MAX)
         return mfl_errf(err, errlen, "selection_candidate %u is over the cap %d", candidate,
                         MFL_TASK_SELECTION_MAX), -1;
     if (candidate && !(fraction > 0 && fraction <= MFL_TASK_VALIDATION_MAX))
         return mfl_errf(err, errlen, "validation_fraction %g is not in (0, %g]", fraction,
                         MFL_TASK_VALIDATION_MAX), -1;
-    if (!candidate && fraction != 0)
+    if (!candidate && !search && fraction != 0)
         return mfl_errf(err, errlen, "validation_fraction %g without a selection_candidate",
                         fraction), -1;
     out->candidate = candidate;
-    out->validation_fraction = candidate ? fraction : 0.0; /* never −0.0 (not on the wire) */
+    /* never −0.0 (not on the wire) */
+    out->validation_fraction = candidate || search ? fraction : 0.0;
     out->validation_seed = seed;
     return 0;
 }
@@ -206,7 +214,7 @@ int mfl_round_task_from_msg(const Metafl__RoundTask *m, mfl_round_task_t *t, cha
     }
     t->update_encoding = m->update_encoding;
     return s_selection_from_msg(m->selection_candidate, m->validation_fraction,
-                                m->validation_seed, &t->selection, err, errlen);
+                                m->validation_seed, false, &t->selection, err, errlen);
 }
 
 void mfl_eval_task_to_msg(const mfl_eval_task_t *t, mfl_eval_task_msg_t *out)
@@ -220,6 +228,7 @@ void mfl_eval_task_to_msg(const mfl_eval_task_t *t, mfl_eval_task_msg_t *out)
     out->msg.algorithm = &out->algorithm;
     out->msg.adapt_steps = t->adapt_steps;
     out->msg.adapt_lr = t->adapt_lr;
+    out->msg.adapt_search = t->selection.adapt_search;
     out->msg.selection_candidate = t->selection.candidate;
     out->msg.validation_fraction = t->selection.validation_fraction;
     out->msg.validation_seed = t->selection.validation_seed;
@@ -239,7 +248,8 @@ int mfl_eval_task_from_msg(const Metafl__EvalTask *m, mfl_eval_task_t *t, char *
     t->adapt_steps = m->adapt_steps;
     t->adapt_lr = m->adapt_lr;
     return s_selection_from_msg(m->selection_candidate, m->validation_fraction,
-                                m->validation_seed, &t->selection, err, errlen);
+                                m->validation_seed, m->adapt_search, &t->selection, err,
+                                errlen);
 }
 
 void mfl_eval_report_to_msg(const mfl_eval_report_t *r, Metafl__EvalReport *m)
@@ -265,6 +275,8 @@ void mfl_eval_report_to_msg(const mfl_eval_report_t *r, Metafl__EvalReport *m)
     m->r2 = r->r2;
     m->rmse_before = r->rmse_before;
     m->rmse_local = r->rmse_local;
+    m->adapt_steps_used = r->adapt_steps_used;
+    m->adapt_lr_used = r->adapt_lr_used;
     m->sens_at_spec90 = r->sens_at_spec90;
     m->sens_at_spec90_local = r->sens_at_spec90_local;
     m->policy_value = r->value;
@@ -299,6 +311,8 @@ int mfl_eval_report_from_msg(const Metafl__EvalReport *m, mfl_eval_report_t *r, 
     r->r2 = m->r2;
     r->rmse_before = m->rmse_before;
     r->rmse_local = m->rmse_local;
+    r->adapt_steps_used = m->adapt_steps_used;
+    r->adapt_lr_used = m->adapt_lr_used == 0 ? 0.0f : m->adapt_lr_used; /* not −0 */
     r->sens_at_spec90 = m->sens_at_spec90;
     r->sens_at_spec90_local = m->sens_at_spec90_local;
     r->value = m->policy_value;
