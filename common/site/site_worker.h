@@ -230,7 +230,10 @@ typedef struct {
  * the support set); "before" = θ scored directly (0 steps); "local_only" =
  * a fresh θ (seeded by the site id) trained with max(adapt_steps,
  * local_only_steps) steps of adapt_lr on the same support: the hospital's
- * alternative without the consortium. Deterministic given (θ, task
+ * alternative without the consortium; for the metric methods (ProtoNets,
+ * Matching, Relation) the fresh θ is NOT trained (their evaluation ignores
+ * the steps): local_only is then the untrained embedding with the support
+ * set as prototypes / matching set. Deterministic given (θ, task
  * settings, site). Borrowed inputs; 0 or -1 + err, or MFL_SITE_ROUND_DECLINED
  * when the privacy policy lets no unnoised statistics leave (a DP mode
  * without allow_unnoised_stats): the report would be such statistics.
