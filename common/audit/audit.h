@@ -74,6 +74,15 @@ typedef enum {
      * operator said so (metafl-site-agent --new-privacy-ledger). Without
      * one the site runs no DP task (docs/PRIVACY.md). */
     MFL_AUDIT_LEDGER_STARTED,
+    /* secure aggregation over the daemons (docs/SECAGG.md), appended after
+     * the kinds before it. Coordinator: a phase of an attempt ended; reason
+     * = "<phase> <index:site ...>" (the sites it accepted), n = how many,
+     * delta_hash = the phase's transcript (mfl_secagg_server_transcript). */
+    MFL_AUDIT_SECAGG_PHASE,
+    /* a masked input: coordinator, accepted from `site`; site, sent by it.
+     * delta_hash = BLAKE2b-256 of the masked words' little-endian bytes,
+     * n = words; both sides record the same hash for the same input. */
+    MFL_AUDIT_SECAGG_MASKED,
     MFL_AUDIT_KIND_COUNT
 } mfl_audit_kind_t;
 
