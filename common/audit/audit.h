@@ -294,9 +294,11 @@ int mfl_audit_verify_with(const char *path, mfl_audit_key_fn *keys, void *keys_a
  * coordinator; the coordinator's update records, whose signed headers
  * carry the site's head) must be a record of the other log with that
  * hash. A head beyond the other log's end names that log truncated; a
- * different hash names it forked (or rewritten). Returns 0 (message says
- * how many heads matched) or -1 (message names the log, the record and
- * the head that proves it). */
+ * different hash names it forked (or rewritten). Secure aggregation: a
+ * masked input both logs record (secagg_masked, same round, nonce and
+ * site) must carry the same hash on both sides ("DIFFERS" otherwise).
+ * Returns 0 (message says how many heads and masked inputs matched) or -1
+ * (message names the log, the record and the head that proves it). */
 int mfl_audit_cross_check(const char *path_a, const char *path_b, char *message,
                           size_t message_len);
 

@@ -61,4 +61,11 @@ for s in "${FED_SITES[@]}"; do
       fail "$s: masked input $h not in the coordinator's log"
   done
 done
+# ... and `metafl audit verify --cross` matches them pairwise.
+for s in "${FED_SITES[@]}"; do
+  metafl audit verify "$RUN/audit.log" "run-$s/audit.log" --keys keys --cross >"cross-$s.out" 2>&1 ||
+    { cat "cross-$s.out"; fail "$s: cross-check failed"; }
+  grep -q '3 masked input(s) recorded by both with the same hash' "cross-$s.out" ||
+    { cat "cross-$s.out"; fail "$s: the cross-check did not match 3 masked inputs"; }
+done
 echo "ok: secure aggregation over the daemons ends with simulate's θ ($sim_hash)"
