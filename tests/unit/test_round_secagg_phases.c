@@ -23,6 +23,7 @@
 #include "meta/learner.h"
 #include "round/round_engine.h"
 #include "round/run_config.h"
+#include "round/status.h"
 #include "secagg/secagg_site.h"
 #include "secagg/secagg_update.h"
 
@@ -346,6 +347,10 @@ static void s_run(const int behaviour[N], const bool in[N], const char *sub)
     mfl_round_engine_t *e = s_engine(&c, net);
     const size_t P = mfl_round_engine_n_state(e);
     assert_string_equal(mfl_round_engine_secagg_phase(e), "advertise");
+    char *st = mfl_status_render(e, &c, NULL, 0); /* what `metafl status` shows */
+    assert_non_null(st);
+    assert_non_null(strstr(st, "\"secagg_phase\":\"advertise\""));
+    free(st);
     sites_t s;
     memset(&s, 0, sizeof s);
     memcpy(s.behaviour, behaviour, sizeof s.behaviour);
@@ -362,6 +367,9 @@ static void s_run(const int behaviour[N], const bool in[N], const char *sub)
     }
     assert_int_equal(mfl_round_engine_rounds_done(e), 1);
     assert_null(mfl_round_engine_secagg_phase(e));
+    st = mfl_status_render(e, &c, NULL, 0);
+    assert_non_null(strstr(st, "\"secagg_phase\":null"));
+    free(st);
     assert_int_equal(net->ends, N);
     assert_int_equal(net->ends_abandoned, 0);
     float *want = malloc(P * sizeof *want);
