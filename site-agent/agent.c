@@ -782,6 +782,15 @@ static mfl_agent_status_t s_round(mfl_site_agent_t *self, const mfl_msg_t *msg, 
         s_send_ready(self);
         return MFL_AGENT_CONTINUE;
     }
+    /* The same securely aggregated attempt again (sent after our Hello on
+     * a reconnect): keep the attempt in hand (its keys are on record with
+     * the coordinator); starting over would make us a dropout. */
+    if (self->secagg && task->nonce.len == MFL_SECAGG_NONCE_BYTES &&
+        mfl_site_secagg_is(self->secagg, task->round, task->nonce.data)) {
+        mfl_info("site %s: round %u: task sent again; secure aggregation goes on",
+                 self->cfg->site_id, task->round);
+        return MFL_AGENT_CONTINUE;
+    }
     s_drop_pending(self);
     s_note_task(self, task->round, &task->nonce);
     if (s_gather_theta(self, msg, &n, err, sizeof(err))) {

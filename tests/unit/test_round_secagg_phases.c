@@ -329,6 +329,14 @@ static size_t s_count(const fake_t *f, int reason)
     return n;
 }
 
+static void s_net_free(net_t *net)
+{
+    for (int i = 0; i < N; i++)
+        for (size_t k = 0; k < net->n_in[i]; k++)
+            free(net->inbox[i][k]);
+    free(net);
+}
+
 static net_t *s_net(void)
 {
     net_t *net = calloc(1, sizeof *net);
@@ -386,7 +394,7 @@ static void s_run(const int behaviour[N], const bool in[N], const char *sub)
     free(want);
     s_sites_free(&s);
     mfl_round_engine_destroy(&e);
-    free(net);
+    s_net_free(net);
 }
 
 static void test_secure_round_matches_plain(void **state)
@@ -479,7 +487,7 @@ static void test_plain_update_refused_and_too_few_abandon(void **state)
     s_sites_free(&s);
     free(theta0);
     mfl_round_engine_destroy(&e);
-    free(net);
+    s_net_free(net);
 }
 
 static int s_setup(void **state)
