@@ -839,6 +839,15 @@ static mfl_agent_status_t s_round(mfl_site_agent_t *self, const mfl_msg_t *msg, 
         return MFL_AGENT_CONTINUE;
     }
     if (self->secagg) { /* Δ leaves only masked, when the shares are in (s_secagg_msg) */
+        /* The release on our own record all the same (update_sent: the
+         * signed header with its privacy record, which the privacy ledger
+         * counts); what travels is recorded as secagg_masked. */
+        if (s_audit_update(self, &plain, &r, err, sizeof err)) {
+            mfl_site_secagg_destroy(&self->secagg);
+            mfl_errf(ferr, ferrlen, "audit log %s: %s; no update is sent without its record",
+                     self->cfg->audit_log, err);
+            return MFL_AGENT_FATAL;
+        }
         mfl_info("site %s: round %u: %s on %zu rows, loss %.4f -> %.4f, |Δ| %.4g, %llu ms; "
                  "waiting for secure aggregation", self->cfg->site_id, task->round,
                  plain.algorithm.name[0] ? plain.algorithm.name : "?",
