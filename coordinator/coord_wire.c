@@ -318,6 +318,8 @@ static void s_event_body(mfl_coord_wire_t *self, const Metafl__Envelope *env,
                 ev->hello.encodings |= 1u << MFL_QUANT_FP16;
             else if (cap && strcmp(cap, "compress:int8") == 0)
                 ev->hello.encodings |= 1u << MFL_QUANT_INT8;
+            else if (cap && strcmp(cap, "secagg") == 0)
+                ev->hello.secagg = true;
         }
         break;
     case METAFL__ENVELOPE__BODY_UPDATE: {

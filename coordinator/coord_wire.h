@@ -39,6 +39,7 @@ typedef struct {
         /* update encodings the site offers, bit (1 << mfl_quant_kind_t):
          * float32 always, fp16/int8 from its "compress:*" capabilities */
         uint32_t encodings;
+        bool secagg;                        /* "secagg": it takes part in secure aggregation */
     } hello;
     /* UPDATE: the verified header, decoded (NULL if it did not decode: a
      * field over its cap), and the bytes the site signed with its

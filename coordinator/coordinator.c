@@ -199,6 +199,16 @@ static void s_on_hello(mfl_coordinator_t *self, const mfl_wire_event_t *ev, uint
     }
     if (s_schema_refused(self, ev->site, ev))
         return;
+    if (self->config.secagg_enabled && !ev->hello.secagg) {
+        /* It would answer a round with its Δ in clear (refused, but seen). */
+        snprintf(vtext, sizeof vtext, "this run uses secure aggregation and site %s does not "
+                 "offer it (its software is older, or its config has no "
+                 "secure_aggregation.roster; docs/SECAGG.md)", ev->site);
+        mfl_warn("refused Hello from site %s: %s", ev->site, vtext);
+        mfl_coord_wire_send_reject(self->wire, ev->site, MFL_REJECT_VERSION, 0, vtext, err,
+                                   sizeof err);
+        return;
+    }
     mfl_info("site %s says hello (software %s, %llu training rows)", ev->site,
              ev->hello.software_version[0] ? ev->hello.software_version : "?",
              (unsigned long long)ev->hello.n_train);

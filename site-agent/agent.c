@@ -319,7 +319,7 @@ uint64_t mfl_site_agent_hellos_sent(const mfl_site_agent_t *self)
 static const char *const s_capabilities[] = {
     "algo:fedavg",   "algo:reptile",  "algo:fomaml", "algo:maml",     "algo:meta_sgd",
     "algo:protonet", "algo:matching", "algo:relation", "dp:gaussian", "eval:local_only",
-    "compress:fp16", "compress:int8",
+    "compress:fp16", "compress:int8", "secagg",
 };
 #define S_N_CAPS (sizeof(s_capabilities) / sizeof(s_capabilities[0]))
 
@@ -357,6 +357,9 @@ static int s_send_hello(mfl_site_agent_t *self, char *err, size_t errlen)
         if (strcmp(s_capabilities[i], "compress:fp16") == 0 && !(enc & (1u << MFL_QUANT_FP16)))
             continue;
         if (strcmp(s_capabilities[i], "compress:int8") == 0 && !(enc & (1u << MFL_QUANT_INT8)))
+            continue;
+        /* secure aggregation only with a roster to check peers against */
+        if (strcmp(s_capabilities[i], "secagg") == 0 && !self->roster)
             continue;
         caps[nc++] = s_capabilities[i];
     }

@@ -70,4 +70,13 @@ for s in "${FED_SITES[@]}"; do
   grep -q '3 masked input(s) recorded by both with the same hash' "cross-$s.out" ||
     { cat "cross-$s.out"; fail "$s: the cross-check did not match 3 masked inputs"; }
 done
+# A site that cannot take part (no roster: it does not offer "secagg") is
+# refused at Hello, before any round could make it send Δ in clear.
+sed -i '/^secure_aggregation:/,$d' sites/site-c.yaml
+sed "s|^  run_dir: run|  run_dir: run-noroster|" coordinator.yaml >noroster.yaml
+start_bg coord-noroster metafl-coordinator --config noroster.yaml
+start_bg noroster-site-c metafl-site-agent --config sites/site-c.yaml
+wait_for 20 grep -q 'refused Hello from site site-c: this run uses secure aggregation' coord-noroster.log ||
+  { cat coord-noroster.log; fail "a site without secure aggregation was not refused"; }
+wait_for 20 grep -q 'REJECT_VERSION' noroster-site-c.log || { cat noroster-site-c.log; fail "site-c was not told"; }
 echo "ok: secure aggregation over the daemons ends with simulate's θ ($sim_hash)"
