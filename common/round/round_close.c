@@ -472,9 +472,14 @@ void mfl_round_engine_on_theta(mfl_round_engine_t *self, mfl_engine_theta_fn *fn
 void mfl_engine_abandon_round(mfl_round_engine_t *self, uint64_t now_ms)
 {
     (void)now_ms;
-    char reason[128];
-    snprintf(reason, sizeof reason, "%zu of %zu selected sites reported; min_sites is %u",
-             self->n_accepted, self->n_selected, self->config.min_sites);
+    char reason[256];
+    if (self->abandon_note[0])
+        snprintf(reason, sizeof reason, "%s", self->abandon_note);
+    else
+        snprintf(reason, sizeof reason, "%zu of %zu selected sites reported; min_sites is %u",
+                 self->n_accepted, self->n_selected, self->config.min_sites);
+    self->abandon_note[0] = '\0';
+    mfl_engine_secagg_end(self, true, reason);
     mfl_warn("%sround %u/%u abandoned (attempt %u): %s; θ unchanged, retrying",
              self->selecting ? "selection " : "", self->round, mfl_engine_rounds_target(self),
              self->attempt, reason);

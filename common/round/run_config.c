@@ -604,6 +604,8 @@ size_t mfl_coord_config_message_bytes(const mfl_coord_config_t *config, size_t n
 {
     if (config->max_message_bytes_set)
         return config->max_message_bytes;
-    size_t need = n_state > (SIZE_MAX - (1u << 20)) / 4 ? SIZE_MAX : 4 * n_state + (1u << 20);
+    /* a masked input is n_state + 1 words of 8 bytes (docs/SECAGG.md) */
+    size_t per = config->secagg_enabled ? 8 : 4, words = n_state + (config->secagg_enabled ? 1 : 0);
+    size_t need = words > (SIZE_MAX - (1u << 20)) / per ? SIZE_MAX : per * words + (1u << 20);
     return need > config->max_message_bytes ? need : config->max_message_bytes;
 }

@@ -30,6 +30,11 @@ S_SAME(NOT_GRANTED);
 S_SAME(AUDIT_UNAVAILABLE);
 S_SAME(ENCODING);
 S_SAME(DATA);
+S_SAME(SECAGG_PHASE);
+S_SAME(SECAGG_LENGTH);
+S_SAME(SECAGG_MALFORMED);
+S_SAME(SECAGG_SHARES);
+S_SAME(SECAGG_REFUSED);
 
 #define S_SAME_KIND(x) _Static_assert((int)MFL_MSG_##x == (int)METAFL__MESSAGE_KIND__##x, \
                                       "MFL_MSG_" #x " differs from the protocol")
@@ -45,6 +50,14 @@ S_SAME_KIND(BYE);
 S_SAME_KIND(UPLOAD_READY);
 S_SAME_KIND(UPLOAD_GRANT);
 S_SAME_KIND(SITE_FAILURE);
+S_SAME_KIND(SECAGG_KEYS);
+S_SAME_KIND(SECAGG_SHARES);
+S_SAME_KIND(SECAGG_MASKED);
+S_SAME_KIND(SECAGG_SURVIVORS);
+S_SAME_KIND(SECAGG_SIGNOFF);
+S_SAME_KIND(SECAGG_UNMASK);
+S_SAME_KIND(SECAGG_REVEALS);
+S_SAME_KIND(SECAGG_END);
 
 /* Copies a protobuf string (NULL = "") into dst[cap]; -1 with err naming
  * `field` if it does not fit. */
@@ -180,6 +193,45 @@ void mfl_round_task_to_msg(const mfl_round_task_t *t, mfl_round_task_msg_t *out)
     out->msg.selection_candidate = t->selection.candidate;
     out->msg.validation_fraction = t->selection.validation_fraction;
     out->msg.validation_seed = t->selection.validation_seed;
+    if (t->has_secagg) {
+        metafl__sec_agg_setup__init(&out->secagg);
+        out->secagg.threshold = t->secagg.threshold;
+        out->secagg.neighbours = t->secagg.neighbours;
+        out->secagg.length = t->secagg.length;
+        size_t n = t->secagg.n_sites <= MFL_TASK_SECAGG_MAX_SITES ? t->secagg.n_sites
+                                                                  : MFL_TASK_SECAGG_MAX_SITES;
+        for (size_t i = 0; i < n; i++)
+            out->secagg_sites[i] = (char *)t->secagg.sites[i];
+        out->secagg.n_sites = n;
+        out->secagg.sites = out->secagg_sites;
+        out->msg.secagg = &out->secagg;
+    }
+}
+
+/* RoundTask.secagg into t->secagg: complete or refused. */
+static int s_secagg_setup(const Metafl__SecAggSetup *m, mfl_round_task_t *t, char *err,
+                          size_t errlen)
+{
+    if (m->n_sites == 0 || m->n_sites > MFL_TASK_SECAGG_MAX_SITES)
+        return mfl_errf(err, errlen, "secagg.sites: %zu sites (1..%d)", m->n_sites,
+                        MFL_TASK_SECAGG_MAX_SITES), -1;
+    for (size_t i = 0; i < m->n_sites; i++) {
+        const char *id = m->sites[i] ? m->sites[i] : "";
+        if (!id[0])
+            return mfl_errf(err, errlen, "secagg.sites[%zu]: empty", i), -1;
+        if (s_text("secagg.sites", id, t->secagg.sites[i], sizeof t->secagg.sites[i], err,
+                   errlen))
+            return -1;
+        if (i > 0 && strcmp(t->secagg.sites[i - 1], id) >= 0)
+            return mfl_errf(err, errlen, "secagg.sites[%zu]: '%s' not after '%s'", i, id,
+                            t->secagg.sites[i - 1]), -1;
+    }
+    t->secagg.n_sites = m->n_sites;
+    t->secagg.threshold = m->threshold;
+    t->secagg.neighbours = m->neighbours;
+    t->secagg.length = m->length;
+    t->has_secagg = true;
+    return 0;
 }
 
 int mfl_round_task_from_msg(const Metafl__RoundTask *m, mfl_round_task_t *t, char *err,
@@ -213,6 +265,8 @@ int mfl_round_task_from_msg(const Metafl__RoundTask *m, mfl_round_task_t *t, cha
         snprintf(t->audit_writer, sizeof t->audit_writer, "%s", m->audit_writer);
     }
     t->update_encoding = m->update_encoding;
+    if (m->secagg && s_secagg_setup(m->secagg, t, err, errlen) < 0)
+        return -1;
     return s_selection_from_msg(m->selection_candidate, m->validation_fraction,
                                 m->validation_seed, false, &t->selection, err, errlen);
 }
