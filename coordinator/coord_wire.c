@@ -222,6 +222,10 @@ mfl_coord_wire_t *mfl_coord_wire_new(const char *endpoint, const char *key_file,
      * so N connections hold N small encrypted copies, not N whole θ (see
      * MFL_WIRE_BROADCAST_CHUNK_BYTES). */
     opts.limits.chunk_bytes = MFL_WIRE_BROADCAST_CHUNK_BYTES;
+    /* Updates stay in the frames they came in (the engine folds, norms
+     * and hashes them run by run): no 4·P contiguous copy per update held
+     * (docs/PERFORMANCE.md, "Large models"). */
+    opts.limits.pieces = true;
     self->server = mfl_server_new(endpoint, self->identity, allow_dir, &opts, err, errlen);
     if (!self->server)
         goto out_fail;

@@ -90,9 +90,14 @@ static void s_delta_hash(const mfl_round_engine_t *self, const mfl_tensor_t *t,
 {
     crypto_generichash_state st;
     crypto_generichash_init(&st, NULL, 0, 32);
-    for (size_t i = 0; i < self->n_tensors; i++)
-        crypto_generichash_update(&st, (const unsigned char *)t[i].data,
-                                  (size_t)t[i].count * sizeof(float));
+    for (size_t i = 0; i < self->n_tensors; i++) {
+        mfl_tensor_piece_t one;
+        size_t nr;
+        const mfl_tensor_piece_t *r = mfl_tensor_pieces(&t[i], &one, &nr);
+        for (size_t k = 0; k < nr; k++)
+            crypto_generichash_update(&st, (const unsigned char *)r[k].data,
+                                      (size_t)r[k].count * sizeof(float));
+    }
     crypto_generichash_final(&st, out, 32);
 }
 

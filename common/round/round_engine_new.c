@@ -24,6 +24,7 @@ static int s_layout(mfl_round_engine_t *self)
     self->views = calloc(nt ? nt : 1, sizeof *self->views);
     self->tensor_offset = calloc(nt ? nt : 1, sizeof *self->tensor_offset);
     self->parts = calloc(nt ? nt : 1, sizeof *self->parts);
+    self->cap_parts = nt ? nt : 1;
     self->theta_tensor_hash = calloc(nt ? nt : 1, 32);
     if (!self->views || !self->tensor_offset || !self->parts ||
         !self->theta_tensor_hash)

@@ -63,6 +63,13 @@ typedef struct {
     size_t chunk_bytes;        /* send side: split tensors into frames of this size
                                   (multiple of 4); default MFL_WIRE_CHUNK_BYTES; raised
                                   for a message that would exceed max_frames */
+    bool pieces;               /* receive side: a float32 tensor spread over several
+                                  frames (each a whole number of aligned floats) is
+                                  left in them, its view's data NULL and its runs in
+                                  mfl_tensor_t.pieces, instead of copied into one
+                                  buffer (4·P bytes less per update held; the
+                                  coordinator folds updates from the runs); default
+                                  false: every view has contiguous data */
 } mfl_wire_limits_t;
 
 /* Fills *limits with the defaults above. */
