@@ -45,6 +45,7 @@ for enc in $ENCS; do
             r=$R
             [ "$p" -ge 50000000 ] && r=$R_BIG
             BENCH_DEFAULT_LIMITS=1 BENCH_UPLOAD_ENCODING=$enc BENCH_QUICK=1 ROUNDS_P=$p \
+                ROUNDS_TIMEOUT_S=3600 \
                 ROUNDS_N=$n ROUNDS_R=$r ROUNDS_TMPFS=0 ROUNDS_TRAIN_N=" " \
                 bash bench/rounds_engine.sh "$WORK/$enc-$p-$n.json" 2>&1 |
                 grep '^rounds_engine: overhead' | sed "s/^/grid: $enc /"

@@ -17,10 +17,10 @@
 #        LARGE_FLOOR=0 (skip the floor), COORD_WRAP (prefix for the coordinator,
 #        e.g. "env GLIBC_TUNABLES=...")
 #
-# Model mlp:32-H-2 (P = 35H + 2); "no training" as in rounds_engine.sh: one
-# full-batch FedAvg step on each site's 4 training rows. Activations of that
-# step are estimated as rows × H × 4 bytes × 4 (hidden pre-activation,
-# activation, and their gradients), printed with the site budget.
+# "No training" as in rounds_engine.sh: one full-batch FedAvg step on each
+# site's 4 training rows. Activations of that step are estimated as rows ×
+# (hidden units) × 4 bytes × 4 (pre-activation, activation, and their
+# gradients), printed with the site budget.
 # Peak RSS: VmHWM of every daemon, polled every 0.2 s until it exits.
 # Memory needs about (7 + 4 × 4) × 4P today at P = 100M: ≈ 10 GiB.
 set -u
@@ -46,8 +46,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-H=$(( (P_WANT - 2 + 17) / 35 ))
-P=$((35 * H + 2))
+# The model: mlp:32-H-2 (P = 35H + 2) up to 20M parameters, as
+# rounds_engine.sh; above, two hidden layers mlp:32-H-H-2 (P = H² + 36H + 2):
+# one hidden layer of millions of units cannot even allocate the learner's
+# activation buffers (max_batch rows × H), and no real model is that shape.
+read -r SPEC P HSUM < <(python3 bench/model_for.py "$P_WANT")
 ROWS=4
 mkdir -p "$WORK/keys/allow" "$WORK/run"
 "$BIN/metafl" keygen coordinator --dir "$WORK/keys" >/dev/null || exit 1
@@ -63,18 +66,17 @@ for i in range(1, n + 1):
             f.write(",".join(f"{rnd.gauss(0.5 * y, 1.0):.5f}" for _ in range(32)) + f",{y}\n")
 EOF
 PORT=$(( 20000 + RANDOM % 20000 ))
-# The harness's YAML without its limits: block (the last one in both files):
-# the daemons' defaults are what is measured here.
+# The harness's YAML without its limits: block: the daemons' defaults are
+# what is measured here.
+export BENCH_DEFAULT_LIMITS=1
 bench_coord_yaml "$WORK/coordinator.yaml" "$PORT" "$WORK/keys" "$WORK/run/coord" \
-    "mlp:32-$H-2" 0 1 "$R" "$N" "$N" 3600
-sed -i '/^limits:/,$d' "$WORK/coordinator.yaml"
+    "$SPEC" 0 1 "$R" "$N" "$N" 3600
 for i in $(seq 1 "$N"); do
     s=$(printf 'site%02d' "$i")
     "$BIN/metafl" keygen "$s" --dir "$WORK/keys" >/dev/null || exit 1
     cp "$WORK/keys/$s.pub" "$WORK/keys/allow/"
     bench_site_yaml "$WORK/$s.yaml" "$s" "tcp://127.0.0.1:$PORT" "$WORK/keys" \
         "$WORK/$s.csv" 0.5 "$WORK/run/$s.audit"
-    sed -i '/^limits:/,$d' "$WORK/$s.yaml"
 done
 
 ${COORD_WRAP:-} "$BIN/metafl-coordinator" --config "$WORK/coordinator.yaml" --log-level warn \
@@ -130,12 +132,12 @@ if [ "${LARGE_FLOOR:-1}" = 1 ] && [ -x "$BUILD/bench/bench_rounds_floor" ]; then
 fi
 CPU="null null 0"
 [ -s "$WORK/cpu.txt" ] && CPU=$(cat "$WORK/cpu.txt")
-python3 - "$OUT" "$METRICS" "$P" "$H" "$N" "$R" "$ROWS" "${HWM[$CPID]}" "$SITE_HWM" \
+python3 - "$OUT" "$METRICS" "$P" "$HSUM" "$N" "$R" "$ROWS" "${HWM[$CPID]}" "$SITE_HWM" \
     "$FLOOR" "$FLOOR_CPU" "${BENCH_UPLOAD_ENCODING:-fp32}" "${BENCH_MAX_UPLOADS:-default}" \
-    "$(cut -d' ' -f1 /proc/loadavg)" $CPU <<'EOF'
+    "$(cut -d' ' -f1 /proc/loadavg)" $CPU "$SPEC" <<'EOF'
 import json, sys, time
 (out, metrics, p, h, n, r, rows, coord_kb, site_kb, floor, floor_cpu, enc, w, load,
- cpu_c, cpu_s) = sys.argv[1:17]
+ cpu_c, cpu_s, spec) = sys.argv[1:18]
 p, h, n, r, rows = int(p), int(h), int(n), int(r), int(rows)
 coord_kb, site_kb = int(coord_kb), int(site_kb)
 num = lambda v: None if v in ("null", "None", "") else float(v)
@@ -156,7 +158,7 @@ coord_budget = 3 * theta + 64 * MiB
 act = rows * h * 4 * 4
 site_budget = theta + act + 2 * theta
 row = {
-    "params": p, "sites": n, "rounds": r, "encoding": enc, "max_concurrent_uploads": w,
+    "model": spec, "params": p, "sites": n, "rounds": r, "encoding": enc, "max_concurrent_uploads": w,
     "round_ms": med(wall), "collection_ms": med(coll), "rounds_timed": len(wall),
     "floor_ms": floor, "round_over_floor": round(med(wall) / floor, 2) if floor and wall else None,
     "cpu_coord_ms": cpu_c, "cpu_sites_ms": cpu_s, "floor_cpu_ms": floor_cpu,
