@@ -56,8 +56,19 @@ typedef struct {
     uint64_t *counts;            /* per tensor, for the helper */
 } s_prep_t;
 
+/* The hashes of the last snapshot dropped after its broadcast, so that a
+ * send of the same θ later in the round (a late or reconnected site, the
+ * final evaluation) copies θ again but does not hash it again. */
+typedef struct {
+    uint8_t hash[32];     /* θ's key (all zero: nothing kept) */
+    uint8_t *tensor_hash; /* n_tensors × MFL_HASH_BYTES */
+    size_t n_tensors;
+    uint64_t count;
+} s_hash_cache_t;
+
 struct mfl_coord_wire {
     s_snapshot_t *snap;          /* the current θ (one reference held here) */
+    s_hash_cache_t cache;
     s_prep_t prep;
     mfl_identity_t *identity;
     mfl_server_t *server;
@@ -178,6 +189,36 @@ static s_snapshot_t *s_prep_take(mfl_coord_wire_t *self, const uint8_t *hash, si
     return snap;
 }
 
+/* Once no send holds the snapshot any more (every site it went to has
+ * all of θ), it is dropped: during the collection that follows the
+ * engine's θ is the only copy (4·P bytes less at the coordinator's peak,
+ * docs/PERFORMANCE.md "Large models"). Its hashes are kept for a later
+ * send of the same θ. Called on the main thread, the only one that adds
+ * references: a count of 1 (ours) cannot grow meanwhile. */
+static void s_snapshot_trim(mfl_coord_wire_t *self)
+{
+    s_snapshot_t *snap = self->snap;
+    if (!snap || atomic_load(&snap->refs) != 1)
+        return;
+    uint8_t *h = realloc(self->cache.tensor_hash,
+                         (snap->n_tensors ? snap->n_tensors : 1) * MFL_HASH_BYTES);
+    if (h) {
+        memcpy(h, snap->tensor_hash, snap->n_tensors * MFL_HASH_BYTES);
+        memcpy(self->cache.hash, snap->hash, 32);
+        self->cache.tensor_hash = h;
+        self->cache.n_tensors = snap->n_tensors;
+        self->cache.count = snap->count;
+    }
+    s_snapshot_unref(snap);
+    self->snap = NULL;
+}
+
+size_t mfl_coord_wire_snapshot_bytes(const mfl_coord_wire_t *self)
+{
+    size_t b = self->snap ? self->snap->count * sizeof(float) : 0;
+    return b + (self->prep.snap ? self->prep.snap->count * sizeof(float) : 0);
+}
+
 uint32_t mfl_coord_wire_protocol_version(void) { return MFL_WIRE_PROTOCOL_VERSION; }
 
 #define S_REJECT_LOGS_PER_S 5
@@ -244,6 +285,7 @@ void mfl_coord_wire_destroy(mfl_coord_wire_t **self_p)
     s_prep_drop(self);
     mfl_server_destroy(&self->server); /* releases pending sends first */
     s_snapshot_unref(self->snap);
+    free(self->cache.tensor_hash);
     mfl_identity_destroy(&self->identity);
     free(self->views);
     free(self->send);
@@ -364,6 +406,7 @@ int mfl_coord_wire_recv(mfl_coord_wire_t *self, int timeout_ms, mfl_wire_event_t
                         char *err, size_t errlen)
 {
     mfl_msg_destroy(&self->msg);
+    s_snapshot_trim(self);
     memset(ev, 0, sizeof *ev);
     int reason = 0;
     char why[512] = "";
@@ -432,12 +475,20 @@ static s_snapshot_t *s_snapshot(mfl_coord_wire_t *self, const uint8_t *hash, siz
         free(snap);
         return NULL;
     }
+    /* θ sent earlier in the round and dropped after that broadcast
+     * (s_snapshot_trim): its tensor hashes are still known. */
+    bool cached = hash_len == 32 && self->cache.tensor_hash && self->cache.n_tensors == n &&
+                  self->cache.count == total && memcmp(self->cache.hash, hash, 32) == 0;
     uint64_t off = 0;
     for (size_t i = 0; i < n; i++) {
         memcpy(snap->data + off, t[i].data, t[i].count * sizeof(float));
-        mfl_tensor_hash(snap->data + off, t[i].count, snap->tensor_hash + i * MFL_HASH_BYTES);
+        if (!cached)
+            mfl_tensor_hash(snap->data + off, t[i].count,
+                            snap->tensor_hash + i * MFL_HASH_BYTES);
         off += t[i].count;
     }
+    if (cached)
+        memcpy(snap->tensor_hash, self->cache.tensor_hash, n * MFL_HASH_BYTES);
     snap->n_tensors = n;
     snap->count = total;
     if (hash_len == 32)
