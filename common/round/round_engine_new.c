@@ -102,6 +102,7 @@ mfl_round_engine_t *mfl_round_engine_new(const mfl_coord_config_t *config,
     if (!self->learner)
         goto out_fail;
     self->n_state = mfl_learner_n_state(self->learner);
+    self->config.site_timeout_ms = mfl_coord_config_site_timeout_ms(&self->config, self->n_state);
     self->theta = malloc(self->n_state * sizeof(float));
     self->agg = mfl_aggregate_new(self->n_state);
     self->step = mfl_server_step_new(&config->server, self->n_state);
