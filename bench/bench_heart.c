@@ -9,6 +9,9 @@
  *   bench_heart newsite  meta-train on three sites, adapt to the fourth
  *   bench_heart privacy  FedAvg under record-level DP-SGD at several ε (heart_privacy.h)
  *                        from k = 5 / 10 / 20 labelled cases
+ *   bench_heart select   federated model selection (issue 16, heart_select.h): the
+ *                        coordinator's defaults + default grid, personalised, paired
+ *                        with FedAvg + fine-tuning; --split N for an untuned split
  *
  * Options: --data DIR (default ${METAFL_SHARED:-../shared}/data/uci-heart-disease),
  * --out FILE.json, --quick (fewer seeds / draws), --seeds N (from 42),
@@ -30,6 +33,7 @@
 #include "heart_data.h"
 #include "heart_engine.h"
 #include "heart_fed.h"
+#include "heart_select.h"
 
 #define S_MAX_SEEDS 16
 
@@ -601,12 +605,175 @@ fail:
 
 #include "heart_privacy.h" /* bench_heart privacy (issue 11) */
 
+/* ---- issue 16: federated model selection ---------------------------------- */
+
+/* --split N (N > 0): instead of FLamby's split, each site's 740 rows
+ * (train + test) are split again 66/34, stratified, with seed N and the
+ * site: a split nobody tuned on. The rows keep FLamby's standardisation
+ * (from FLamby's training rows: no labels involved). */
+static int s_resplit(s_heart_t *h, uint64_t split)
+{
+    for (int s = 0; s < S_HEART_SITES; s++) {
+        const mfl_dataset_t *both[2] = {h->train[s], h->test[s]};
+        mfl_dataset_t *all = mfl_dataset_concat(both, 2), *tr = NULL, *te = NULL;
+        if (!all)
+            return -1;
+        mfl_rng_t rng;
+        mfl_rng_seed(&rng, split, 0x73706c6974ull + (uint64_t)s); /* "split" */
+        int rc = mfl_dataset_split(all, 0.66, &rng, &tr, &te);
+        mfl_dataset_destroy(&all);
+        if (rc != 0)
+            return -1;
+        mfl_dataset_destroy(&h->train[s]);
+        mfl_dataset_destroy(&h->test[s]);
+        h->train[s] = tr;
+        h->test[s] = te;
+    }
+    return 0;
+}
+
+static int s_run_select(const s_opts_t *o, s_heart_t *h, const char *argv0, uint64_t split)
+{
+    char err[512];
+    if (split && s_resplit(h, split) != 0) {
+        fprintf(stderr, "bench_heart select: re-split failed\n");
+        return -1;
+    }
+    /* [seed][site]: selection personalised / its global model; the
+     * defaults without selection (personalised); FedAvg + 100 steps. */
+    static double sel_p[S_MAX_SEEDS][S_HEART_SITES], sel_g[S_MAX_SEEDS][S_HEART_SITES],
+        def_p[S_MAX_SEEDS][S_HEART_SITES], fa_ft[S_MAX_SEEDS][S_HEART_SITES],
+        diff[S_MAX_SEEDS][S_HEART_SITES], site_p[S_MAX_SEEDS][S_HEART_SITES],
+        diff2[S_MAX_SEEDS][S_HEART_SITES];
+    static char winners[S_MAX_SEEDS][MFL_SELECT_DESC_MAX];
+    size_t win_idx[S_MAX_SEEDS];
+    uint32_t sel_rounds = o->quick ? 2 : 5;
+    for (int k = 0; k < o->n_seeds; k++) {
+        uint64_t seed = 42 + (uint64_t)k;
+        s_fleet_t own = {0};
+        const char *ids[S_HEART_SITES];
+        for (int s = 0; s < S_HEART_SITES; s++)
+            ids[s] = s_heart_site_names[s];
+        static mfl_coord_config_t c;
+        mfl_eval_report_t fin[S_HEART_SITES];
+        char desc[MFL_SELECT_DESC_MAX];
+        size_t w = 0;
+        if (s_fleet_own(&own, h, 0, err, sizeof err) != 0)
+            goto fail;
+        s_sel_config(&c, S_HEART_FEATURES, seed, sel_rounds, true);
+        if (o->quick)
+            c.rounds = 10;
+        float *sel_theta = NULL;
+        size_t sel_n = 0;
+        mfl_learner_config_t trained;
+        if (s_sel_run(own.workers, S_HEART_SITES, ids, &c, fin, &w, desc, &sel_theta, &sel_n,
+                      &trained, err, sizeof err) != 0)
+            goto fail;
+        win_idx[k] = w;
+        for (int s = 0; s < S_HEART_SITES; s++) {
+            uint32_t st = 0;
+            float lr = 0;
+            if (s_sel_site_adapt(own.workers[s], &trained, sel_theta, sel_n, seed, &site_p[k][s],
+                                 &st, &lr, err, sizeof err) != 0) {
+                free(sel_theta);
+                goto fail;
+            }
+        }
+        free(sel_theta);
+        snprintf(winners[k], sizeof winners[k], "%s", desc);
+        for (int s = 0; s < S_HEART_SITES; s++) {
+            sel_p[k][s] = fin[s].accuracy;
+            sel_g[k][s] = fin[s].accuracy_before;
+        }
+        s_fleet_free(&own);
+        memset(&own, 0, sizeof own);
+        /* The same defaults without selection. */
+        if (s_fleet_own(&own, h, 0, err, sizeof err) != 0)
+            goto fail;
+        s_sel_config(&c, S_HEART_FEATURES, seed, sel_rounds, false);
+        if (o->quick)
+            c.rounds = 10;
+        if (s_sel_run(own.workers, S_HEART_SITES, ids, &c, fin, &w, desc, NULL, NULL, NULL, err,
+                      sizeof err) != 0)
+            goto fail;
+        for (int s = 0; s < S_HEART_SITES; s++)
+            def_p[k][s] = fin[s].accuracy;
+        s_fleet_free(&own);
+        memset(&own, 0, sizeof own);
+        /* FedAvg + fine-tuning (the personal bench's linear FedAvg, 100 steps). */
+        if (s_fleet_own(&own, h, 0, err, sizeof err) != 0)
+            goto fail;
+        s_fed_spec_t sp;
+        s_variant_spec(&s_variants[0], "linear:13-1", &sp);
+        float *theta = NULL;
+        size_t n = 0;
+        if (s_engine_train(&sp, own.workers, S_HEART_SITES, seed, &theta, &n, err, sizeof err))
+            goto fail;
+        for (int s = 0; s < S_HEART_SITES; s++) {
+            double before = 0;
+            if (s_score(own.workers[s], &sp, theta, n, 100, S_FT_LR, 0, 0, &fa_ft[k][s], &before,
+                        err, sizeof err) < 0) {
+                free(theta);
+                goto fail;
+            }
+            diff[k][s] = sel_p[k][s] - fa_ft[k][s];
+            diff2[k][s] = site_p[k][s] - fa_ft[k][s];
+        }
+        free(theta);
+        s_fleet_free(&own);
+        printf("seed %llu: winner %zu (%s); personalised %.3f %.3f %.3f %.3f\n",
+               (unsigned long long)seed, win_idx[k], winners[k], sel_p[k][0], sel_p[k][1],
+               sel_p[k][2], sel_p[k][3]);
+        fflush(stdout);
+        continue;
+fail:
+        fprintf(stderr, "bench_heart select: seed %llu: %s\n", (unsigned long long)seed, err);
+        s_fleet_free(&own);
+        return -1;
+    }
+    char bench[64];
+    snprintf(bench, sizeof bench, split ? "select --split %llu" : "select",
+             (unsigned long long)split);
+    FILE *f = s_open_out(o, bench, argv0);
+    if (!f)
+        return -1;
+    s_json_majority(f, h);
+    fprintf(f, "  \"split\": \"%s\",\n", split ? "re-split 66/34 stratified (--split)"
+                                               : "FLamby (flamby-split.json)");
+    fprintf(f, "  \"settings\": {\"base\": \"the coordinator's defaults (configs/coordinator.yaml)"
+               " with model mlp:13-32-1 and bce\", \"selection\": \"default grid, %u rounds per "
+               "candidate, validation 0.2 of training rows, rule auto (auroc)\", \"rounds\": %u, "
+               "\"personalised\": \"final EvalTask: the winner adapted on all of a site's "
+               "training rows with its adaptation rate and steps\", \"fedavg_ft\": \"linear "
+               "FedAvg (1 epoch, lr 0.05, batch 16, 30 rounds) + 100 steps lr 0.05\"},\n",
+            sel_rounds, o->quick ? 10u : 30u);
+    fprintf(f, "  \"winners\": [");
+    for (int k = 0; k < o->n_seeds; k++)
+        fprintf(f, "%s{\"candidate\": %zu, \"setting\": \"%s\"}", k ? ", " : "", win_idx[k],
+                winners[k]);
+    fprintf(f, "],\n  \"goal\": 0.83,\n  \"rows\": [\n");
+    printf("model selection (%s)\n", split ? "untuned re-split" : "FLamby split");
+    s_json_row(f, "selection, personalised", sel_p, o->n_seeds, "", 0);
+    s_json_row(f, "selection, global as-is", sel_g, o->n_seeds, "", 0);
+    s_json_row(f, "selection + per-site adaptation", site_p, o->n_seeds,
+               "\"note\": \"each site picks adaptation steps (0-300) and rate (0.01-0.2) on its "
+               "validation rows\"", 0);
+    s_json_row(f, "defaults, no selection, personalised", def_p, o->n_seeds, "", 0);
+    s_json_row(f, "FedAvg + 100 fine-tuning steps", fa_ft, o->n_seeds, "", 0);
+    s_json_row(f, "paired: selection - FedAvg+FT", diff, o->n_seeds, "", 0);
+    s_json_row(f, "paired: sel+per-site - FedAvg+FT", diff2, o->n_seeds, "", 1);
+    fprintf(f, "  ]\n}\n");
+    fclose(f);
+    return 0;
+}
+
 /* ---- main ----------------------------------------------------------------- */
 
 static void s_usage(void)
 {
-    fprintf(stderr, "usage: bench_heart flamby|personal|newsite|privacy [--data DIR] [--out FILE]\n"
-                    "                   [--quick] [--seeds N] [--loop engine|harness]\n");
+    fprintf(stderr, "usage: bench_heart flamby|personal|newsite|privacy|select [--data DIR]\n"
+                    "                   [--out FILE] [--quick] [--seeds N] [--loop engine|harness]\n"
+                    "                   [--split N (select: re-split the sites 66/34 with seed N)]\n");
 }
 
 int main(int argc, char **argv)
@@ -624,6 +791,7 @@ int main(int argc, char **argv)
     snprintf(data_dir, sizeof data_dir, "%s/data/uci-heart-disease", shared ? shared : "../shared");
     snprintf(out, sizeof out, "bench/results/heart_%s.json", mode);
     s_opts_t o = {data_dir, out, 0, 5};
+    unsigned long long split = 0;
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--data") == 0 && i + 1 < argc)
             o.data_dir = argv[++i];
@@ -645,6 +813,8 @@ int main(int argc, char **argv)
             o.quick = 1;
         else if (strcmp(argv[i], "--seeds") == 0 && i + 1 < argc)
             o.n_seeds = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--split") == 0 && i + 1 < argc)
+            split = strtoull(argv[++i], NULL, 10);
         else {
             s_usage();
             return 2;
@@ -685,6 +855,8 @@ int main(int argc, char **argv)
         rc = s_run_newsite(&o, &h, argv[0]);
     else if (strcmp(mode, "privacy") == 0)
         rc = s_run_privacy(&o, &h, argv[0]);
+    else if (strcmp(mode, "select") == 0)
+        rc = s_run_select(&o, &h, argv[0], (uint64_t)split);
     else {
         s_usage();
         rc = 2;

@@ -2,21 +2,35 @@
  * the four UCI heart hospitals (issue 11, item 9). Included by
  * bench_heart.c (uses its statistics and output helpers).
  *
- * For ε ∈ {0.5, 1, 2, 4, 8, ∞} (δ = 1e-5) and each seed: every hospital
- * trains FedAvg (the personalisation recipe: 30 rounds, 1 local epoch, lr
- * 0.05) on linear:13-1 (logistic regression, as FLamby's DP example) with
- * DP-SGD through the production site worker in mode `record`: Poisson rate
- * q = 16/N (expected batch 16), clip 1, and the noise multiplier that keeps
- * ITS OWN 30 rounds within ε (metafl privacy sigma, as Opacus's
+ * For ε ∈ {0.5, 1, 2, 4, 8, ∞} (δ = 1e-5; FLamby's other point, ε = 0.1,
+ * cannot be certified at δ = 1e-5 with Opacus's default orders for any σ:
+ * their floor is ≈ 0.103) every hospital trains FedAvg
+ * through the production site worker in mode `record` (DP-SGD: Poisson
+ * rate q = B/N, per-example clip C, and the noise multiplier that keeps
+ * ITS OWN rounds within ε: `metafl privacy sigma`, as Opacus's
  * get_noise_multiplier; each hospital has its own N, so its own q, steps
  * and σ). The hospital's budget is ε: the worker refuses a round that would
- * pass it, so no result can exceed it. ε = ∞ is mode none (no DP, the same
- * recipe). Scored on each hospital's held-out rows: the global model as is,
- * and personalised with k = 10 local fine-tuning steps (local, never sent:
- * no privacy cost). Leave-one-hospital-out: the same DP training on the
- * other three, then the held-out hospital adapts on k = 10 labelled cases
- * of its own (100 steps; S_PRIV_DRAWS drawn sets per seed), scored on its
- * held-out rows. Rounds go through the coordinator's round engine. */
+ * pass it, so no result can exceed it. ε = ∞ is mode none (plain SGD, batch
+ * B). Rounds go through the coordinator's round engine.
+ *
+ * The recipe is chosen on VALIDATION rows, never the test rows: each
+ * hospital's training rows are split once (stratified, 75 % fit / 25 %
+ * validation, a fixed seed; features re-standardised with the fit rows'
+ * statistics), every recipe of the grid (model × lr × B × C × rounds) is
+ * trained on the fit rows under the same ε with S_PRIV_SEL_SEEDS seeds
+ * (σ calibrated for the fit rows' N) and scored on the validation rows:
+ *   global rows       the recipe with the best mean validation accuracy of
+ *                     the federated model as is;
+ *   personalised rows the (recipe, k) with the best mean validation
+ *                     accuracy after k local fine-tuning steps (lr 0.05;
+ *                     k ∈ s_priv_ft; local, never sent: no privacy cost);
+ *   leave-one-out     per held-out hospital, the recipe with the best
+ *                     global validation accuracy over the OTHER three
+ *                     hospitals (the held-out one takes no part in it).
+ * The chosen recipe is then trained on all training rows (σ recalibrated
+ * for them) with seeds 42.. and scored on the test rows. The selection runs
+ * are not counted in the reported ε (as in FLamby and most DP benchmarks);
+ * docs/PRIVACY.md says what that means for a hospital. */
 #ifndef MFL_BENCH_HEART_PRIVACY_H
 #define MFL_BENCH_HEART_PRIVACY_H
 
@@ -27,8 +41,52 @@
 #define S_PRIV_N_EPS 6
 static const double s_priv_eps[S_PRIV_N_EPS] = {0.5, 1, 2, 4, 8, INFINITY};
 
-/* Sets worker w's policy for budget eps over `rounds` rounds of sp. */
-static int s_priv_policy(mfl_site_worker_t *w, const s_fed_spec_t *sp, int rounds, double eps,
+/* One training recipe: FedAvg, 1 local epoch per round, server sgd 1. */
+typedef struct {
+    const char *model;
+    float lr;     /* local (DP-)SGD rate */
+    int batch;    /* B: expected rows per step (DP: q = B/N), SGD batch at ε = ∞ */
+    double clip;  /* C: per-example clip norm (DP only) */
+    int rounds;
+} s_priv_recipe_t;
+
+static const char *const s_priv_models[] = {"linear:13-1", "mlp:13-32-1"};
+static const float s_priv_lrs[] = {0.1f, 0.3f};
+static const int s_priv_batches[] = {16, 32};
+static const double s_priv_clips[] = {0.5, 1.0};
+static const int s_priv_rounds[] = {15, 30};
+#define S_PRIV_GRID 32 /* 2 · 2 · 2 · 2 · 2 */
+#define S_PRIV_N_FT 3
+static const int s_priv_ft[S_PRIV_N_FT] = {10, 30, 100};
+#define S_PRIV_SEL_SEEDS 2
+/* --quick (make bench's quick subset): 4 recipes (lr 0.1, C 1, 15 rounds),
+ * one selection seed, ε 0.5 and 1 */
+static int s_priv_quick;
+#define S_PRIV_SPLIT_SEED 0x76616cULL /* "val": the fit/validation split */
+
+static s_priv_recipe_t s_priv_grid(int i)
+{
+    s_priv_recipe_t r;
+    r.model = s_priv_models[i / 16];
+    r.lr = s_priv_lrs[(i / 8) % 2];
+    r.batch = s_priv_batches[(i / 4) % 2];
+    r.clip = s_priv_clips[(i / 2) % 2];
+    r.rounds = s_priv_rounds[i % 2];
+    return r;
+}
+
+static void s_priv_spec(const s_priv_recipe_t *r, s_fed_spec_t *sp)
+{
+    s_fed_spec_defaults(sp, "fedavg", r->model);
+    sp->rounds = r->rounds;
+    sp->algo.local_epochs = 1;
+    sp->algo.batch_size = (uint32_t)r->batch;
+    sp->algo.inner_lr = r->lr;
+}
+
+/* Sets worker w's policy for budget eps under recipe r (σ for its own N,
+ * q and r->rounds rounds); a fresh ledger (zero spent). */
+static int s_priv_policy(mfl_site_worker_t *w, const s_priv_recipe_t *r, double eps,
                          double *sigma_out, double *q_out, char *err, size_t errlen)
 {
     mfl_privacy_policy_t p;
@@ -38,27 +96,27 @@ static int s_priv_policy(mfl_site_worker_t *w, const s_fed_spec_t *sp, int round
     if (isinf(eps))
         return mfl_site_worker_set_privacy(w, &p, err, errlen);
     size_t n = mfl_site_worker_n_train(w);
-    double q = 16.0 / (double)n;
+    double q = (double)r->batch / (double)n;
     if (q > 1)
         q = 1;
     mfl_learner_config_t lc;
     memset(&lc, 0, sizeof lc);
     mfl_learner_config_defaults(&lc, MFL_ALGO_FEDAVG);
-    lc.local_epochs = (int)sp->algo.local_epochs;
+    lc.local_epochs = 1;
     uint64_t per_round = mfl_learner_dp_steps(&lc, q, err, errlen);
     if (!per_round)
         return -1;
     double sigma;
-    if (mfl_privacy_noise_for_epsilon(eps, 1e-5, q, (double)(per_round * (uint64_t)rounds), 0.01,
-                                      &sigma, err, errlen))
+    if (mfl_privacy_noise_for_epsilon(eps, 1e-5, q, (double)(per_round * (uint64_t)r->rounds),
+                                      0.01, &sigma, err, errlen))
         return -1;
     p.mode = MFL_PRIVACY_MODE_RECORD;
     p.epsilon_budget = eps * (1 + 1e-9);
     p.delta = 1e-5;
     p.noise_multiplier = sigma;
     p.sample_rate = q;
-    p.clip_max = 1.0;
-    p.allow_unnoised_stats = true; /* the bench reads the held-out scores */
+    p.clip_max = r->clip;
+    p.allow_unnoised_stats = true; /* the bench reads the held-out scores (EvalTask) */
     *sigma_out = sigma;
     *q_out = q;
     mfl_privacy_accountant_t zero;
@@ -67,175 +125,369 @@ static int s_priv_policy(mfl_site_worker_t *w, const s_fed_spec_t *sp, int round
     return mfl_site_worker_set_privacy(w, &p, err, errlen);
 }
 
+/* What one run of a recipe gives, per site of the run. */
+typedef struct {
+    double global[S_HEART_SITES];
+    double pers[S_PRIV_N_FT][S_HEART_SITES];
+    double sigma[S_HEART_SITES], q[S_HEART_SITES], spent[S_HEART_SITES];
+} s_priv_out_t;
+
+/* Trains recipe r at ε on the sites listed in `sites` (train[s] rows; the
+ * worker's test rows are test[s]: validation or test rows) and scores each
+ * on its test rows: as is, and after each k of s_priv_ft (if pers). */
+static int s_priv_run(const s_priv_recipe_t *r, double eps, mfl_dataset_t *const *train,
+                      mfl_dataset_t *const *test, const int *sites, int n_sites, uint64_t seed,
+                      int pers, s_priv_out_t *out, char *err, size_t errlen)
+{
+    mfl_site_worker_t *w[S_HEART_SITES] = {0};
+    s_fed_spec_t sp;
+    s_priv_spec(r, &sp);
+    float *theta = NULL;
+    size_t n = 0;
+    int rc = -1;
+    memset(out, 0, sizeof *out);
+    for (int i = 0; i < n_sites; i++) {
+        int s = sites[i];
+        w[i] = s_worker(s_heart_site_names[s], train[s], test[s], err, errlen);
+        if (!w[i] || s_priv_policy(w[i], r, eps, &out->sigma[s], &out->q[s], err, errlen))
+            goto out;
+    }
+    if (s_train(&sp, w, (size_t)n_sites, seed, &theta, &n, err, errlen) != 0)
+        goto out;
+    for (int i = 0; i < n_sites; i++) {
+        int s = sites[i];
+        double before = 0, a = 0;
+        int src = s_score(w[i], &sp, theta, n, 0, S_FT_LR, 0, 0, &a, &before, err, errlen);
+        if (src < 0)
+            goto out;
+        out->global[s] = src == 0 ? a : 0.0;
+        for (int k = 0; pers && k < S_PRIV_N_FT; k++) {
+            src = s_score(w[i], &sp, theta, n, s_priv_ft[k], S_FT_LR, 0, 0, &out->pers[k][s],
+                          NULL, err, errlen);
+            if (src < 0)
+                goto out;
+        }
+        double e = mfl_site_worker_epsilon_spent(w[i]);
+        out->spent[s] = isfinite(e) ? e : 0;
+    }
+    rc = 0;
+out:
+    free(theta);
+    for (int i = 0; i < n_sites; i++)
+        mfl_site_worker_destroy(&w[i]);
+    return rc;
+}
+
+/* The fit/validation split of each hospital's training rows (stratified,
+ * 75/25, seed S_PRIV_SPLIT_SEED), both re-standardised with the fit rows'
+ * mean and unbiased std (+1e-9), as the data module standardises. */
+static int s_priv_split(const s_heart_t *h, mfl_dataset_t *fit[S_HEART_SITES],
+                        mfl_dataset_t *val[S_HEART_SITES])
+{
+    for (int s = 0; s < S_HEART_SITES; s++) {
+        const mfl_dataset_t *t = h->train[s];
+        size_t n = t->n, nv = (n + 2) / 4;
+        size_t *idx = malloc(n * sizeof *idx);
+        if (!idx)
+            return -1;
+        mfl_rng_t r;
+        mfl_rng_seed(&r, S_PRIV_SPLIT_SEED, (uint64_t)s);
+        /* stratified: shuffle each class, take a quarter of each */
+        size_t np = 0;
+        for (size_t i = 0; i < n; i++)
+            if (t->y[i] > 0.5f)
+                idx[np++] = i;
+        size_t nn = np;
+        for (size_t i = 0; i < n; i++)
+            if (!(t->y[i] > 0.5f))
+                idx[nn++] = i;
+        mfl_rng_shuffle(&r, idx, np);
+        mfl_rng_shuffle(&r, idx + np, n - np);
+        size_t vp = (size_t)((double)nv * (double)np / (double)n + 0.5);
+        size_t *vi = malloc(n * sizeof *vi), *fi = malloc(n * sizeof *fi);
+        if (!vi || !fi) {
+            free(idx), free(vi), free(fi);
+            return -1;
+        }
+        size_t a = 0, b = 0;
+        for (size_t i = 0; i < n; i++) {
+            int is_val = i < np ? i < vp : i - np < nv - vp;
+            if (is_val)
+                vi[a++] = idx[i];
+            else
+                fi[b++] = idx[i];
+        }
+        fit[s] = mfl_dataset_subset(t, fi, b);
+        val[s] = mfl_dataset_subset(t, vi, a);
+        free(idx), free(vi), free(fi);
+        if (!fit[s] || !val[s])
+            return -1;
+        fit[s]->n_classes = val[s]->n_classes = t->n_classes;
+        size_t d = t->n_features;
+        for (size_t j = 0; j < d; j++) {
+            double m = 0, v = 0;
+            for (size_t i = 0; i < b; i++)
+                m += fit[s]->x[i * d + j];
+            m /= (double)b;
+            for (size_t i = 0; i < b; i++)
+                v += (fit[s]->x[i * d + j] - m) * (fit[s]->x[i * d + j] - m);
+            double sd = sqrt(v / (double)(b > 1 ? b - 1 : 1)) + 1e-9;
+            for (size_t i = 0; i < b; i++)
+                fit[s]->x[i * d + j] = (float)((fit[s]->x[i * d + j] - m) / sd);
+            for (size_t i = 0; i < a; i++)
+                val[s]->x[i * d + j] = (float)((val[s]->x[i * d + j] - m) / sd);
+        }
+    }
+    return 0;
+}
+
+/* The choice for one ε (and, for leave-one-out, one held-out hospital). */
+typedef struct {
+    int global;     /* grid index for the global rows */
+    int pers, ft;   /* grid index and s_priv_ft index for the personalised rows */
+    double val_global, val_pers; /* their mean validation accuracy */
+} s_priv_choice_t;
+
+/* Runs the grid at ε on the fit rows of `sites`, scores the validation
+ * rows, and picks (see the top of this file). Ties keep the earlier
+ * recipe (linear before MLP, smaller lr, batch, clip, rounds). */
+static int s_priv_select(mfl_dataset_t *const *fit, mfl_dataset_t *const *val, const int *sites,
+                         int n_sites, double eps, int pers, s_priv_choice_t *c, char *err,
+                         size_t errlen)
+{
+    memset(c, 0, sizeof *c);
+    c->val_global = c->val_pers = -1;
+    for (int g = 0; g < S_PRIV_GRID; g++) {
+        s_priv_recipe_t r = s_priv_grid(g);
+        if (isinf(eps) && r.clip != s_priv_clips[0])
+            continue; /* no clipping without DP: the same recipe */
+        if (s_priv_quick && (r.lr != s_priv_lrs[0] || r.clip != s_priv_clips[1] ||
+                             r.rounds != s_priv_rounds[0]))
+            continue;
+        const int n_sel = s_priv_quick ? 1 : S_PRIV_SEL_SEEDS;
+        double vg = 0, vp[S_PRIV_N_FT] = {0};
+        for (int k = 0; k < n_sel; k++) {
+            s_priv_out_t o;
+            if (s_priv_run(&r, eps, fit, val, sites, n_sites, 1000 + (uint64_t)k, pers, &o, err,
+                           errlen))
+                return -1;
+            for (int i = 0; i < n_sites; i++) {
+                vg += o.global[sites[i]] / (n_sites * n_sel);
+                for (int f = 0; f < S_PRIV_N_FT; f++)
+                    vp[f] += o.pers[f][sites[i]] / (n_sites * n_sel);
+            }
+        }
+        if (vg > c->val_global + 1e-12)
+            c->global = g, c->val_global = vg;
+        for (int f = 0; pers && f < S_PRIV_N_FT; f++)
+            if (vp[f] > c->val_pers + 1e-12)
+                c->pers = g, c->ft = f, c->val_pers = vp[f];
+    }
+    return 0;
+}
+
 #define S_PRIV_DRAWS 10
 #define S_PRIV_SHOTS 10
 #define S_PRIV_LOHO_STEPS 100
 
-/* Leave-one-hospital-out under DP for one ε and seed: loho[held] gets the
- * held-out hospital's mean accuracy over the drawn support sets. */
-static int s_priv_loho(const s_heart_t *h, double eps, uint64_t seed, int draws, double *loho,
-                       char *err, size_t errlen)
+/* Leave-one-hospital-out under DP for one ε and seed with recipe r for
+ * held-out hospital `held`: the held-out hospital's mean accuracy over the
+ * drawn support sets. */
+static int s_priv_loho(const s_heart_t *h, const s_priv_recipe_t *r, int held, double eps,
+                       uint64_t seed, int draws, double *acc, char *err, size_t errlen)
 {
-    for (int held = 0; held < S_HEART_SITES; held++) {
-        s_fleet_t own = {0};
-        if (s_fleet_own(&own, h, 0, err, errlen) != 0)
-            return -1;
-        s_fed_spec_t sp;
-        s_variant_spec(&s_variants[0], "linear:13-1", &sp);
-        mfl_site_worker_t *three[S_HEART_SITES - 1];
-        for (int s = 0, j = 0; s < S_HEART_SITES; s++) {
-            if (s == held)
-                continue;
-            double sg, q;
-            if (s_priv_policy(own.workers[s], &sp, sp.rounds, eps, &sg, &q, err, errlen)) {
-                s_fleet_free(&own);
-                return -1;
-            }
-            three[j++] = own.workers[s];
-        }
-        float *theta = NULL;
-        size_t n = 0;
-        if (s_train(&sp, three, S_HEART_SITES - 1, seed, &theta, &n, err, errlen) != 0) {
-            s_fleet_free(&own);
-            return -1;
-        }
-        double mean = 0;
-        for (int d = 0; d < draws; d++) {
-            mfl_rng_t r;
-            mfl_rng_seed(&r, seed, 0x707269ULL * 1000003u + (uint64_t)held * 10007u + (uint64_t)d);
-            mfl_dataset_t *sup = s_draw_support(h->train[held], S_PRIV_SHOTS, &r);
-            mfl_site_worker_t *w = sup ? s_worker(s_heart_site_names[held], sup, h->test[held],
-                                                  err, errlen)
-                                       : NULL;
-            mfl_dataset_destroy(&sup);
-            double acc = 0;
-            int rc = w ? s_score(w, &sp, theta, n, S_PRIV_LOHO_STEPS, S_FT_LR, 0,
-                                 (uint32_t)(1000 + d), &acc, NULL, err, errlen)
-                       : -1;
-            mfl_site_worker_destroy(&w);
-            if (rc < 0) {
-                free(theta);
-                s_fleet_free(&own);
-                return -1;
-            }
-            mean += acc / draws;
-        }
-        loho[held] = mean;
-        free(theta);
-        s_fleet_free(&own);
+    s_fed_spec_t sp;
+    s_priv_spec(r, &sp);
+    mfl_site_worker_t *three[S_HEART_SITES - 1] = {0};
+    float *theta = NULL;
+    size_t n = 0;
+    int rc = -1;
+    for (int s = 0, j = 0; s < S_HEART_SITES; s++) {
+        if (s == held)
+            continue;
+        double sg, q;
+        three[j] = s_worker(s_heart_site_names[s], h->train[s], h->test[s], err, errlen);
+        if (!three[j] || s_priv_policy(three[j], r, eps, &sg, &q, err, errlen))
+            goto out;
+        j++;
     }
-    return 0;
+    if (s_train(&sp, three, S_HEART_SITES - 1, seed, &theta, &n, err, errlen) != 0)
+        goto out;
+    double mean = 0;
+    for (int d = 0; d < draws; d++) {
+        mfl_rng_t rr;
+        mfl_rng_seed(&rr, seed, 0x707269ULL * 1000003u + (uint64_t)held * 10007u + (uint64_t)d);
+        mfl_dataset_t *sup = s_draw_support(h->train[held], S_PRIV_SHOTS, &rr);
+        mfl_site_worker_t *w =
+            sup ? s_worker(s_heart_site_names[held], sup, h->test[held], err, errlen) : NULL;
+        mfl_dataset_destroy(&sup);
+        double a = 0;
+        int src = w ? s_score(w, &sp, theta, n, S_PRIV_LOHO_STEPS, S_FT_LR, 0,
+                              (uint32_t)(1000 + d), &a, NULL, err, errlen)
+                    : -1;
+        mfl_site_worker_destroy(&w);
+        if (src < 0)
+            goto out;
+        mean += a / draws;
+    }
+    *acc = mean;
+    rc = 0;
+out:
+    free(theta);
+    for (int j = 0; j < S_HEART_SITES - 1; j++)
+        mfl_site_worker_destroy(&three[j]);
+    return rc;
+}
+
+static int s_priv_recipe_json(char *buf, size_t len, const s_priv_recipe_t *r)
+{
+    return snprintf(buf, len,
+                    "{\"model\": \"%s\", \"lr\": %g, \"batch\": %d, \"clip\": %g, \"rounds\": %d}",
+                    r->model, (double)r->lr, r->batch, r->clip, r->rounds);
 }
 
 static int s_run_privacy(const s_opts_t *o, const s_heart_t *h, const char *argv0)
 {
     char err[512];
     const int draws = o->quick ? 3 : S_PRIV_DRAWS;
+    const int n_eps = o->quick ? 2 : S_PRIV_N_EPS; /* quick: 0.5, 1 */
+    s_priv_quick = o->quick;
+    static const int all4[S_HEART_SITES] = {0, 1, 2, 3};
     /* loho[eps][seed][held-out site] */
     static double loho[S_PRIV_N_EPS][S_MAX_SEEDS][S_HEART_SITES];
-    /* acc[eps][0 = global, 1 = personalised k=10][seed][site] */
+    /* acc[eps][0 = global, 1 = personalised][seed][site] */
     static double acc[S_PRIV_N_EPS][2][S_MAX_SEEDS][S_HEART_SITES];
-    static double sig[S_PRIV_N_EPS][S_HEART_SITES], qs[S_HEART_SITES], spent[S_PRIV_N_EPS][S_HEART_SITES];
-    for (int k = 0; k < o->n_seeds; k++) {
-        uint64_t seed = 42 + (uint64_t)k;
-        for (int e = 0; e < S_PRIV_N_EPS; e++) {
-            s_fleet_t own = {0};
-            if (s_fleet_own(&own, h, 0, err, sizeof err) != 0)
-                goto fail;
-            s_fed_spec_t sp;
-            s_variant_spec(&s_variants[0], "linear:13-1", &sp); /* FedAvg */
-            for (int s = 0; s < S_HEART_SITES; s++) {
-                double q;
-                if (s_priv_policy(own.workers[s], &sp, sp.rounds, s_priv_eps[e], &sig[e][s], &q,
-                                  err, sizeof err))
-                    goto fail_fleet;
-                if (!isinf(s_priv_eps[e]))
-                    qs[s] = q;
-            }
-            float *theta = NULL;
-            size_t n = 0;
-            if (s_train(&sp, own.workers, S_HEART_SITES, seed, &theta, &n, err, sizeof err) != 0)
-                goto fail_fleet;
-            for (int s = 0; s < S_HEART_SITES; s++) {
-                double before = 0;
-                int rc = s_score(own.workers[s], &sp, theta, n, 10, S_FT_LR, 0, 0, &acc[e][1][k][s],
-                                 &before, err, sizeof err);
-                if (rc < 0) {
-                    free(theta);
-                    goto fail_fleet;
-                }
-                acc[e][0][k][s] = rc == 0 ? before : 0.0;
-                double eps = mfl_site_worker_epsilon_spent(own.workers[s]);
-                if (isfinite(eps) && eps > spent[e][s])
-                    spent[e][s] = eps;
-            }
-            free(theta);
-            s_fleet_free(&own);
-            if (s_priv_loho(h, s_priv_eps[e], seed, draws, loho[e][k], err, sizeof err))
-                goto fail;
-            continue;
-fail_fleet:
-            s_fleet_free(&own);
-            goto fail;
+    static double sig[S_PRIV_N_EPS][2][S_HEART_SITES], qs[S_PRIV_N_EPS][2][S_HEART_SITES],
+        spent[S_PRIV_N_EPS][2][S_HEART_SITES];
+    static s_priv_choice_t ch[S_PRIV_N_EPS], lch[S_PRIV_N_EPS][S_HEART_SITES];
+    mfl_dataset_t *fit[S_HEART_SITES] = {0}, *val[S_HEART_SITES] = {0};
+    int rc = -1;
+    if (s_priv_split(h, fit, val)) {
+        snprintf(err, sizeof err, "out of memory splitting validation rows");
+        goto done;
+    }
+    for (int e = 0; e < n_eps; e++) {
+        double eps = s_priv_eps[e];
+        if (s_priv_select(fit, val, all4, S_HEART_SITES, eps, 1, &ch[e], err, sizeof err))
+            goto done;
+        for (int held = 0; held < S_HEART_SITES; held++) {
+            int three[S_HEART_SITES - 1];
+            for (int s = 0, j = 0; s < S_HEART_SITES; s++)
+                if (s != held)
+                    three[j++] = s;
+            if (s_priv_select(fit, val, three, S_HEART_SITES - 1, eps, 0, &lch[e][held], err,
+                              sizeof err))
+                goto done;
         }
-        printf("seed %llu done\n", (unsigned long long)seed);
+        s_priv_recipe_t rg = s_priv_grid(ch[e].global), rp = s_priv_grid(ch[e].pers);
+        printf("eps=%g chosen: global %s lr %g B %d C %g R %d (val %.3f); personalised %s lr %g "
+               "B %d C %g R %d k %d (val %.3f)\n",
+               eps, rg.model, (double)rg.lr, rg.batch, rg.clip, rg.rounds, ch[e].val_global,
+               rp.model, (double)rp.lr, rp.batch, rp.clip, rp.rounds, s_priv_ft[ch[e].ft],
+               ch[e].val_pers);
         fflush(stdout);
-        continue;
-fail:
-        fprintf(stderr, "bench_heart privacy: seed %llu: %s\n", (unsigned long long)seed, err);
-        return -1;
+        for (int k = 0; k < o->n_seeds; k++) {
+            uint64_t seed = 42 + (uint64_t)k;
+            for (int j = 0; j < 2; j++) {
+                s_priv_recipe_t r = j ? rp : rg;
+                s_priv_out_t out;
+                if (s_priv_run(&r, eps, h->train, h->test, all4, S_HEART_SITES, seed, j, &out,
+                               err, sizeof err))
+                    goto done;
+                for (int s = 0; s < S_HEART_SITES; s++) {
+                    acc[e][j][k][s] = j ? out.pers[ch[e].ft][s] : out.global[s];
+                    sig[e][j][s] = out.sigma[s];
+                    qs[e][j][s] = out.q[s];
+                    if (out.spent[s] > spent[e][j][s])
+                        spent[e][j][s] = out.spent[s];
+                }
+            }
+            for (int held = 0; held < S_HEART_SITES; held++) {
+                s_priv_recipe_t r = s_priv_grid(lch[e][held].global);
+                if (s_priv_loho(h, &r, held, eps, seed, draws, &loho[e][k][held], err,
+                                sizeof err))
+                    goto done;
+            }
+        }
+        printf("eps=%g done\n", eps);
+        fflush(stdout);
     }
     FILE *f = s_open_out(o, "privacy", argv0);
     if (!f)
-        return -1;
+        goto done;
     s_json_majority(f, h);
-    fprintf(f, "  \"settings\": {\"model\": \"linear:13-1\", \"algo\": \"fedavg\", \"rounds\": 30, "
-               "\"local_epochs\": 1, \"lr\": 0.05, \"dp\": \"record-level DP-SGD, clip 1, "
-               "q = 16/N per site, sigma calibrated per site for its 30 rounds\", "
-               "\"delta\": 1e-5, \"fine_tune\": \"k = 10 steps lr %.3f on the site's training "
-               "rows (local)\",\n    \"q\": [",
-            (double)S_FT_LR);
-    for (int s = 0; s < S_HEART_SITES; s++)
-        fprintf(f, "%s%.5f", s ? ", " : "", qs[s]);
-    fprintf(f, "]},\n  \"rows\": [\n");
-    printf("quality under privacy (linear:13-1 FedAvg, record-level DP-SGD)\n");
-    for (int e = 0; e < S_PRIV_N_EPS; e++)
+    fprintf(f, "  \"settings\": {\"algo\": \"fedavg\", \"local_epochs\": 1, \"server\": \"sgd 1\", "
+               "\"delta\": 1e-5, \"dp\": \"record-level DP-SGD, q = B/N per site, sigma "
+               "calibrated per site for its rounds\", \"fine_tune_lr\": %g, \"selection\": "
+               "{\"validation\": \"25%% of each site's training rows, stratified, features "
+               "re-standardised with the other 75%%\", \"seeds\": %d, \"models\": [\"%s\", \"%s\"], "
+               "\"lr\": [%g, %g], \"batch\": [%d, %d], \"clip\": [%g, %g], \"rounds\": [%d, %d], "
+               "\"fine_tune_steps\": [%d, %d, %d]}},\n  \"rows\": [\n",
+            (double)S_FT_LR, o->quick ? 1 : S_PRIV_SEL_SEEDS, s_priv_models[0], s_priv_models[1],
+            (double)s_priv_lrs[0], (double)s_priv_lrs[1], s_priv_batches[0], s_priv_batches[1],
+            s_priv_clips[0], s_priv_clips[1], s_priv_rounds[0], s_priv_rounds[1], s_priv_ft[0],
+            s_priv_ft[1], s_priv_ft[2]);
+    printf("quality under privacy (FedAvg, record-level DP-SGD, recipe chosen on validation rows)\n");
+    for (int e = 0; e < n_eps; e++)
         for (int j = 0; j < 2; j++) {
-            char name[96], extra[400];
+            char name[96], extra[900], rj[200];
+            s_priv_recipe_t r = s_priv_grid(j ? ch[e].pers : ch[e].global);
+            s_priv_recipe_json(rj, sizeof rj, &r);
+            snprintf(name, sizeof name, "eps=%g %s", s_priv_eps[e], j ? "personalised" : "global");
             int m = 0;
-            snprintf(name, sizeof name, "eps=%g %s", s_priv_eps[e],
-                     j ? "personalised k=10" : "global");
+            if (isinf(s_priv_eps[e]))
+                m = snprintf(extra, sizeof extra, "\"epsilon\": null");
+            else
+                m = snprintf(extra, sizeof extra, "\"epsilon\": %g", s_priv_eps[e]);
             m += snprintf(extra + m, sizeof extra - (size_t)m,
-                          "\"epsilon\": %s, \"kind\": \"%s\", \"sigma\": [",
-                          isinf(s_priv_eps[e]) ? "null" : "0", j ? "personalised" : "global");
-            if (!isinf(s_priv_eps[e]))
-                snprintf(extra, sizeof extra, "\"epsilon\": %g, \"kind\": \"%s\", \"sigma\": [",
-                         s_priv_eps[e], j ? "personalised" : "global"),
-                    m = (int)strlen(extra);
+                          ", \"kind\": \"%s\", \"recipe\": %s, \"fine_tune_steps\": %d, "
+                          "\"validation_acc\": %.4f, \"sigma\": [",
+                          j ? "personalised" : "global", rj, j ? s_priv_ft[ch[e].ft] : 0,
+                          j ? ch[e].val_pers : ch[e].val_global);
             for (int s = 0; s < S_HEART_SITES; s++)
                 m += snprintf(extra + m, sizeof extra - (size_t)m, "%s%.4f", s ? ", " : "",
-                              sig[e][s]);
+                              sig[e][j][s]);
+            m += snprintf(extra + m, sizeof extra - (size_t)m, "], \"q\": [");
+            for (int s = 0; s < S_HEART_SITES; s++)
+                m += snprintf(extra + m, sizeof extra - (size_t)m, "%s%.4f", s ? ", " : "",
+                              qs[e][j][s]);
             m += snprintf(extra + m, sizeof extra - (size_t)m, "], \"epsilon_spent\": [");
             for (int s = 0; s < S_HEART_SITES; s++)
                 m += snprintf(extra + m, sizeof extra - (size_t)m, "%s%.4f", s ? ", " : "",
-                              spent[e][s]);
+                              spent[e][j][s]);
             snprintf(extra + m, sizeof extra - (size_t)m, "]");
             s_json_row(f, name, acc[e][j], o->n_seeds, extra, 0);
         }
-    for (int e = 0; e < S_PRIV_N_EPS; e++) {
-        char name[96], extra[160];
+    for (int e = 0; e < n_eps; e++) {
+        char name[96], extra[1400];
         snprintf(name, sizeof name, "eps=%g leave-one-out k=%d", s_priv_eps[e], S_PRIV_SHOTS);
+        int m;
         if (isinf(s_priv_eps[e]))
-            snprintf(extra, sizeof extra, "\"epsilon\": null, \"kind\": \"loho\", \"draws\": %d",
-                     draws);
+            m = snprintf(extra, sizeof extra, "\"epsilon\": null");
         else
-            snprintf(extra, sizeof extra, "\"epsilon\": %g, \"kind\": \"loho\", \"draws\": %d",
-                     s_priv_eps[e], draws);
-        s_json_row(f, name, loho[e], o->n_seeds, extra, e == S_PRIV_N_EPS - 1);
+            m = snprintf(extra, sizeof extra, "\"epsilon\": %g", s_priv_eps[e]);
+        m += snprintf(extra + m, sizeof extra - (size_t)m,
+                      ", \"kind\": \"loho\", \"draws\": %d, \"recipes\": [", draws);
+        for (int s = 0; s < S_HEART_SITES; s++) {
+            char rj[200];
+            s_priv_recipe_t r = s_priv_grid(lch[e][s].global);
+            s_priv_recipe_json(rj, sizeof rj, &r);
+            m += snprintf(extra + m, sizeof extra - (size_t)m, "%s%s", s ? ", " : "", rj);
+        }
+        snprintf(extra + m, sizeof extra - (size_t)m, "]");
+        s_json_row(f, name, loho[e], o->n_seeds, extra, e == n_eps - 1);
     }
     fprintf(f, "  ]\n}\n");
     fclose(f);
-    return 0;
+    rc = 0;
+done:
+    if (rc)
+        fprintf(stderr, "bench_heart privacy: %s\n", err);
+    for (int s = 0; s < S_HEART_SITES; s++) {
+        mfl_dataset_destroy(&fit[s]);
+        mfl_dataset_destroy(&val[s]);
+    }
+    return rc;
 }
 
 #endif

@@ -23,7 +23,7 @@ import tempfile
 SITES = ["Cleveland", "Hungary", "Switzerland", "VA"]
 OURS = {"heart_flamby", "heart_personal", "heart_newsite", "rounds_floor",
         "rounds_engine", "run", "scale_sites", "compression",
-        "dpsgd", "heart_privacy"}
+        "dpsgd", "heart_privacy", "heart_select", "heart_select_split7"}
 
 # Issue 17's side-by-side table (one run, 2 cores, Flower 1.6 over gRPC
 # without TLS, FedAvg, 200 rows per site, one epoch, batch 32; metafl with
@@ -729,56 +729,107 @@ def heart_privacy_section(d, res):
         d.p("Not run in this session (`build/bench/bench_heart privacy`).", "")
         return
     st = res["settings"]
+    sel = st["selection"]
+
+    def rec(r):
+        return (f"`{r['model']}` lr {r['lr']:g} B {r['batch']} "
+                + (f"C {r['clip']:g} " if r.get("clip") is not None else "")
+                + f"{r['rounds']} rounds")
+
     d.p(f"Command: `{res['command']}` (seeds {res['seeds'][0]}–{res['seeds'][-1]}). "
-        f"Path: {res['engine']}. Every hospital trains {st['algo']} on `{st['model']}` "
-        f"({st['rounds']} rounds, {st['local_epochs']} local epoch, lr {st['lr']}) with "
-        f"{st['dp']} (q per site: {', '.join(f'{q:.3f}' for q in st['q'])}), δ = "
+        f"Path: {res['engine']}. Every hospital trains {st['algo']} ({st['local_epochs']} "
+        f"local epoch per round, server {st['server']}) with {st['dp']}, δ = "
         f"{st['delta']:g}; its policy's budget is ε, which the site enforces (a round past it "
-        f"would be declined). ε = ∞: no DP, same recipe. Global = the federated model as "
-        f"is; personalised = {st['fine_tune']}. Accuracy on each hospital's held-out rows, "
-        f"mean ± std over seeds; mean4 = mean of the four hospitals.", "")
+        f"would be declined). ε = ∞: no DP (plain SGD, batch B). Global = the federated "
+        f"model as is; personalised = k local fine-tuning steps (lr {st['fine_tune_lr']:g}) "
+        f"on the hospital's training rows (local, never sent: no privacy cost). Accuracy on "
+        f"each hospital's held-out (test) rows, mean ± std over seeds; mean4 = mean of the "
+        f"four hospitals.", "")
+    d.p("**How the recipe is chosen (no test rows):** "
+        f"validation = {sel['validation']}. At each ε, every recipe of the grid "
+        f"(model {' / '.join(sel['models'])} × lr {' / '.join(f'{x:g}' for x in sel['lr'])} × "
+        f"expected batch B {' / '.join(str(x) for x in sel['batch'])} × clip C "
+        f"{' / '.join(f'{x:g}' for x in sel['clip'])} × rounds "
+        f"{' / '.join(str(x) for x in sel['rounds'])}) is trained on the other rows under the "
+        f"same ε (σ calibrated for their N) with {sel['seeds']} seeds and scored on the "
+        f"validation rows; the global rows use the recipe with the best mean validation "
+        f"accuracy as is, the personalised rows the (recipe, k ∈ "
+        f"{{{', '.join(str(k) for k in sel['fine_tune_steps'])}}}) with the best validation "
+        f"accuracy after fine-tuning, leave-one-out the recipe with the best global validation "
+        f"accuracy on the three training hospitals only. The chosen recipe is then trained on "
+        f"all training rows (σ recalibrated for them) with the seeds above and scored once on "
+        f"the test rows. The selection runs are not counted in ε (see docs/PRIVACY.md, "
+        f"\"Choosing hyper-parameters\").", "")
     names = ["Cleveland", "Hungary", "Switzerland", "VA"]
     rows = []
     for r in res["rows"]:
         if r["kind"] == "loho":
             continue
         eps = "∞" if r["epsilon"] is None else f"{r['epsilon']:g}"
+        k = f", k = {r['fine_tune_steps']}" if r["kind"] == "personalised" else ""
         rows.append([eps, r["kind"], f"{r['mean4']:.3f} ± {r['mean4_std']:.3f}"]
                     + [f"{m:.3f}" for m in r["site_mean"]]
-                    + ["–" if r["epsilon"] is None else
+                    + [rec(dict(r["recipe"], clip=None if r["epsilon"] is None
+                                else r["recipe"]["clip"])) + k,
+                       f"{r['validation_acc']:.3f}",
+                       "–" if r["epsilon"] is None else
                        ", ".join(f"{x:.2f}" for x in r["sigma"]),
                        "–" if r["epsilon"] is None else
                        f"{max(r['epsilon_spent']):.3f}"])
-    d.table(["ε", "model", "mean4"] + names + ["σ per site", "max ε spent"], rows)
+    d.table(["ε", "model", "mean4"] + names
+            + ["recipe chosen on validation", "val. acc", "σ per site", "max ε spent"], rows)
     maj = res.get("majority")
     if maj:
         d.p("Majority-class accuracy of the held-out rows, per site: "
             + ", ".join(f"{n} {m:.3f}" for n, m in zip(names, maj))
-            + f" (mean {sum(maj) / len(maj):.3f}). Logistic regression on these four "
-            "hospitals is close to it with or without privacy, as in FLamby. The DP noise and "
-            "samples come from a CSPRNG, so reruns differ, by about the std across seeds "
-            "(another run of the same command: ε = 1 global 0.699, personalised 0.707).", "")
+            + f" (mean {sum(maj) / len(maj):.3f}). The DP noise and samples come from a "
+            "CSPRNG, so reruns differ (and so may the recipe chosen, where two are close on "
+            "the validation rows). ε = 0.1 (FLamby's other point, at δ = 1e-4) is not in the "
+            "table: at δ = 1e-5 Opacus's default orders cannot certify any ε below ≈ 0.103, "
+            "whatever σ.", "")
     by = {(r["epsilon"], r["kind"]): r["mean4"] for r in res["rows"]}
     g1, p1, pinf = by.get((1, "global")), by.get((1, "personalised")), by.get((None, "personalised"))
-    if g1 is not None:
+    ginf = by.get((None, "global"))
+    if None not in (p1, g1, pinf, ginf):
+        under = [f"{e:g}" for (e, k), v in sorted(by.items(), key=lambda x: (x[0][0] is None,
+                                                                             x[0][0] or 0))
+                 if k == "global" and e is not None and v <= 0.706]
+        pmin = min(v for (e, k), v in by.items() if k == "personalised" and e is not None)
+        d.p(f"Against FLamby's DP example (FedAvg, one global model, .685–.706 at ε = 1): the "
+            f"personalised model is {'above' if pmin > 0.706 else 'NOT above'} it at every ε "
+            f"of the table (lowest {pmin:.3f}; {p1:.3f} at ε = 1, {pinf:.3f} without DP). "
+            f"One global model for the four hospitals stays near the "
+            f"majority-class level with or without DP ({ginf:.3f} without DP, {g1:.3f} at "
+            f"ε = 1), as in FLamby; it is not above FLamby's range at ε = "
+            f"{', '.join(under) if under else '–'}. The seed-to-seed spread of the DP runs is "
+            f"as large as the differences between the best recipes, so the choice on "
+            f"validation rows is noisy for the global model. Before this selection (one fixed "
+            f"recipe: linear FedAvg, 30 rounds, lr 0.05, q = 16/N, clip 1, k = 10) the same "
+            f"bench gave at ε = 1 global .698, personalised .704, leave-one-out .731.", "")
+    if p1 is not None:
         d.goals.append(("4 heart, ε = 1 (record DP)", "above FLamby's DP .685–.706",
-                        f"global {g1:.3f}, personalised {p1:.3f}",
-                        "met" if g1 > 0.706 else
-                        "partly: personalised above, global inside the range" if p1 > 0.706
-                        else "NOT MET"))
+                        f"personalised {p1:.3f}, global {g1:.3f}",
+                        ("met (personalised and global)" if g1 > 0.706 else
+                         "met for the personalised model; the global model is not above it")
+                        if p1 > 0.706 else "NOT MET"))
     if p1 is not None and pinf is not None:
         d.goals.append(("4 heart, ε = 1 personalised vs no DP", "within 5 points",
                         f"{p1:.3f} vs {pinf:.3f}", "met" if pinf - p1 <= 0.05 else "NOT MET"))
     loho = [r for r in res["rows"] if r["kind"] == "loho"]
     if loho:
-        d.p(f"Leave-one-hospital-out under DP: the same DP training on the other three "
-            f"hospitals, then the held-out hospital adapts the model on k = 10 labelled cases "
-            f"of its own (100 steps, lr {st['lr']}; {loho[0]['draws']} drawn sets per seed) and "
-            f"is scored on its held-out rows (the column is the held-out hospital).", "")
-        d.table(["ε", "mean4"] + names,
+        d.p(f"Leave-one-hospital-out under DP: the recipe chosen on the other three hospitals' "
+            f"validation rows, trained under DP on those three, then the held-out hospital adapts "
+            f"the model on k = 10 labelled cases of its own (100 steps, lr "
+            f"{st['fine_tune_lr']:g}; {loho[0]['draws']} drawn sets per seed) and is scored on "
+            f"its held-out rows (the column is the held-out hospital).", "")
+        d.table(["ε", "mean4"] + names + ["recipes (held out: C / H / S / V)"],
                 [["∞" if r["epsilon"] is None else f"{r['epsilon']:g}",
                   f"{r['mean4']:.3f} ± {r['mean4_std']:.3f}"]
-                 + [f"{m:.3f}" for m in r["site_mean"]] for r in loho])
+                 + [f"{m:.3f}" for m in r["site_mean"]]
+                 + ["; ".join(f"{x['model'].split(':')[0]} lr {x['lr']:g} B {x['batch']}"
+                              + ("" if r["epsilon"] is None else f" C {x['clip']:g}")
+                              + f" R {x['rounds']}" for x in r["recipes"])]
+                 for r in loho])
 
 
 def scale_sites_section(d, res, engine):
@@ -1010,6 +1061,61 @@ def generic_section(d, name, res):
                 d.p(f"`{k}`:", "", "```json", text, "```", "")
 
 
+def select_section(d, res, res_split):
+    """Federated model selection on the heart hospitals (issue 16 item 3)."""
+    d.p("## 1(d) Federated model selection (UCI heart), no per-data-set settings", "")
+    if not res or "_error" in res:
+        d.p("Not run in this session (`build/bench/bench_heart select`).", "")
+        return
+    st = res["settings"]
+    d.p(f"Command: `{res['command']}` (seeds {res['seeds'][0]}–{res['seeds'][-1]}). Path: "
+        f"{res['engine']}, with model selection on (docs/SELECTION.md). Base: "
+        f"{st['base']}; selection: {st['selection']}; then {st['rounds']} rounds of the "
+        f"winner. Personalised: {st['personalised']}. Per-site adaptation (an experiment "
+        "of item 2): each hospital picks its adaptation steps (0, 10, 30, 100, 300) and rate "
+        "(0.01, 0.05, 0.2) on its own validation rows (EvalTasks with the selection fields), "
+        "then adapts on all its training rows. FedAvg + FT: "
+        f"{st['fedavg_ft']}. Paired rows: the difference per seed and site, then mean ± std "
+        "over seeds. Accuracy on each hospital's test rows, mean ± std over seeds; mean4 = "
+        "mean of the four.", "")
+    for r_, title in ((res, "FLamby split (flamby-split.json)"),
+                      (res_split, "a split nobody tuned on (`--split 7`: each hospital's "
+                                  "rows re-split 66/34, stratified)")):
+        if not r_ or "_error" in r_:
+            d.p(f"{title}: not run.", "")
+            continue
+        d.p(f"**{title}**, `{r_['command']}`; winners per seed: "
+            + "; ".join(f"{w['candidate']} ({w['setting']})" for w in r_["winners"]), "")
+        d.table(["", "mean4"] + SITES,
+                [[r["name"], f"{r['mean4']:.4f} ± {r['mean4_std']:.4f}"]
+                 + [f"{m:.3f} ± {s_:.3f}" for m, s_ in zip(r["site_mean"], r["site_std"])]
+                 for r in r_["rows"]])
+    d.p("What this says, and what was tried (issue 16 items 2 and 3). The default grid "
+        "around the coordinator's defaults, picked by mean validation AUROC on a fifth of "
+        "each hospital's training rows, does not beat the same defaults without selection on "
+        "the FLamby split (0.752 vs 0.758; on the re-split 0.793 vs 0.743): the validation "
+        "parts are 6 (Switzerland) to 40 rows, and the pick changes from seed to seed. What "
+        "helps is personalisation chosen on validation rows at each site: adaptation steps "
+        "and rate per hospital (which includes stopping early, at 0 steps) bring the mean of "
+        "four to 0.807 ± 0.013 on the FLamby split, +0.009 ± 0.014 paired over FedAvg + 100 "
+        "fine-tuning steps, and to 0.836 ± 0.012 on the untuned re-split (+0.050 ± 0.010). "
+        "The .83 target on the FLamby split is NOT reached (best 0.807; FENDA-FL's published "
+        ".8123 ± .0047); Switzerland reaches its ceiling (0.938, 15 of 16 positive) once its "
+        "adaptation is chosen on its validation rows. Also tried, not kept: adding to the "
+        "default grid a 100-step, 5× rate adaptation and FedAvg as an algorithm (mean4 0.761, "
+        "+0.009, within the seeds' spread). Not done: the leave-one-hospital-out k = 10 run "
+        "with selection (section 1(c) has it with hand-set settings), per-site heads, and "
+        "ensembling the adapted and global predictions (the evaluation protocol reports "
+        "metrics, not predictions, so it needs a new report field). The WDBC demo split with "
+        "selection is in docs/DEMO.md.", "")
+    by = {r["name"]: r for r in res["rows"]}
+    best = max(by["selection, personalised"]["mean4"], by["selection + per-site adaptation"]["mean4"])
+    d.goals.append(("1(d) heart personalised, selection, no hand-tuning", "≥ .83 (5 seeds)",
+                    f"{by['selection, personalised']['mean4']:.3f}; with per-site adaptation "
+                    f"{by['selection + per-site adaptation']['mean4']:.3f}",
+                    "met" if best >= 0.83 else "NOT MET"))
+
+
 def run_plots(plots, plot_dir):
     if not shutil.which("gnuplot"):
         return "gnuplot not found: plots skipped"
@@ -1064,6 +1170,7 @@ def main():
     flamby_section(d, R("heart_flamby"))
     personal_section(d, R("heart_personal"), args.img, tmp, plots)
     newsite_section(d, R("heart_newsite"), args.img, tmp, plots)
+    select_section(d, R("heart_select"), R("heart_select_split7"))
     rounds_section(d, R("rounds_floor"), R("rounds_engine"), args.img, tmp, plots,
                    R("site_round"))
     scale_sites_section(d, R("scale_sites"), R("rounds_engine"))

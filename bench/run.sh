@@ -72,6 +72,10 @@ if have bench_heart; then
     for mode in flamby personal newsite privacy; do
         step "heart_$mode" "$BUILD/bench/bench_heart" "$mode" $QFLAG --out "$RESULTS/heart_$mode.json"
     done
+    # federated model selection (issue 16): the FLamby split and an untuned one
+    step heart_select "$BUILD/bench/bench_heart" select $QFLAG --out "$RESULTS/heart_select.json"
+    step heart_select_split7 "$BUILD/bench/bench_heart" select --split 7 $QFLAG \
+        --out "$RESULTS/heart_select_split7.json"
 else
     echo "== bench: $BUILD/bench/bench_heart missing (make BUILD=$BUILD bench-bins)"
 fi

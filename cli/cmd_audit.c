@@ -11,6 +11,7 @@
 
 #include "audit/audit.h"
 #include "core/log.h"
+#include "wire/task.h"
 
 int mfl_cmd_audit(int argc, char **argv);
 int mfl_cmd_audit_privacy(int argc, char **argv); /* cmd_audit_privacy.c */
@@ -146,9 +147,30 @@ static int s_show_row(void *arg, size_t line_no, const mfl_audit_record_t *r)
     char hash[13];
     for (int i = 0; i < 6; i++)
         snprintf(hash + 2 * i, 3, "%02x", r->hash[i]);
-    printf("%6" PRIu64 "  %s  %5" PRIu64 "  %-16.16s  %-15s  %8" PRIu64 "  %10.4g  %s%s%s\n",
+    /* A record keeping the site's signed header shows what the site did not
+     * send (DP: docs/PRIVACY.md) as "not sent", never as a count of 0. */
+    char n[24], withheld[160] = "";
+    snprintf(n, sizeof n, "%" PRIu64, r->n);
+    mfl_update_header_t h;
+    char herr[160];
+    if (r->signed_header_len &&
+        mfl_update_header_decode(r->signed_header, r->signed_header_len, &h, herr,
+                                 sizeof herr) == 0 && h.not_sent) {
+        static const struct { uint32_t bit; const char *name; } f[] = {
+            {MFL_STAT_N_SAMPLES, "n_samples"},     {MFL_STAT_LOSS_BEFORE, "loss_before"},
+            {MFL_STAT_LOSS_AFTER, "loss_after"},   {MFL_STAT_N_TASKS, "n_tasks"},
+            {MFL_STAT_PRE_CLIP_NORM, "pre_clip_norm"}};
+        size_t at = (size_t)snprintf(withheld, sizeof withheld, "not sent:");
+        for (size_t i = 0; i < sizeof f / sizeof f[0] && at < sizeof withheld; i++)
+            if (h.not_sent & f[i].bit)
+                at += (size_t)snprintf(withheld + at, sizeof withheld - at, " %s", f[i].name);
+        if (h.not_sent & MFL_STAT_N_SAMPLES)
+            snprintf(n, sizeof n, "not sent");
+    }
+    printf("%6" PRIu64 "  %s  %5" PRIu64 "  %-16.16s  %-15s  %8s  %10.4g  %s%s%s%s%s\n",
            r->seq, when, r->round, r->site[0] ? r->site : "-", mfl_audit_kind_name(r->kind),
-           r->n, r->norm, hash, r->reason[0] ? "  " : "", r->reason);
+           n, r->norm, hash, r->reason[0] ? "  " : "", r->reason, withheld[0] ? "  " : "",
+           withheld);
     if (r->round && (!opt->first_round || r->round < opt->first_round))
         opt->first_round = r->round;
     if (r->round > opt->last_round)
@@ -201,7 +223,9 @@ static int s_show(int argc, char **argv)
     if (opt.last_round)
         printf(", rounds %llu..%llu", (unsigned long long)opt.first_round,
                (unsigned long long)opt.last_round);
-    printf(".\nn: rows the site trained on (round_* records: sites); norm: |delta|;\n"
+    printf(".\nn: rows the site trained on (round_* records: sites; 'not sent': a DP site\n"
+           "withheld it, and the note lists every statistic its signed header left out);\n"
+           "norm: |delta|;\n"
            "hash: the record's chain hash (first 12 hex). 'show' checks each record's\n"
            "form only; 'metafl audit verify FILE --keys DIR' checks chain and signatures.\n");
     return 0;

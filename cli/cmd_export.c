@@ -297,7 +297,8 @@ int mfl_cmd_export(int argc, char **argv)
     memset(&ck, 0, sizeof ck);
     memset(&lc, 0, sizeof lc);
     memset(&si, 0, sizeof si);
-    if (config && mfl_coord_config_load(config, &cc, err, sizeof err) < 0)
+    if (config && (mfl_coord_config_load(config, &cc, err, sizeof err) < 0 ||
+                   mfl_coord_config_apply_selection(&cc, err, sizeof err) < 0))
         goto out_err;
     if (s_resolve_source(src, &cc, &s, err, sizeof err) < 0)
         goto out_err;

@@ -26,7 +26,9 @@ static void s_usage(FILE *out)
             "a model trained from scratch on the same cases ('local only') and the\n"
             "global model as-is, each on the hospital's n held-out cases (accuracy,\n"
             "AUROC; sensitivity and specificity of the adapted model). Privacy spent\n"
-            "(epsilon) is shown when the metrics carry it.\n\n"
+            "(epsilon) is shown when the metrics carry it. A run with model selection\n"
+            "(docs/SELECTION.md) also lists its candidates with their mean validation\n"
+            "score and marks the chosen setting with '*'.\n\n"
             "  RUN_DIR         a coordinator run dir (several: a training run, then a\n"
             "                  session where new hospitals joined; later ones win)\n"
             "  EVAL.jsonl      eval lines from elsewhere, e.g. `metafl-site-agent\n"
@@ -66,9 +68,66 @@ static void s_print_rounds(const mfl_report_t *r)
         return;
     }
     const mfl_report_round_t *a = &r->rounds[0], *b = &r->rounds[r->n_rounds - 1];
+    if (!isfinite(a->loss_before) || !isfinite(b->loss_after)) { /* DP: losses not sent */
+        printf("%zu rounds closed (round %.0f to %.0f); training losses not sent (DP)\n",
+               r->n_rounds, a->round, b->round);
+        return;
+    }
     printf("%zu rounds closed (round %.0f to %.0f); mean query loss at θ %.4f in the first, "
            "%.4f after local meta-training in the last\n", r->n_rounds, a->round, b->round,
            a->loss_before, b->loss_after);
+}
+
+/* Regression sites: the main table's accuracy columns are n/a for them. */
+static void s_print_regression(const mfl_report_t *r, int w)
+{
+    char b[5][16];
+    printf("\n  %-*s | %-13s | %-13s | %-13s | %6s %6s\n", w, "regression", "RMSE adapted",
+           "RMSE local", "RMSE as-is", "MAE", "R2");
+    for (size_t i = 0; i < r->n_sites; i++) {
+        const mfl_report_eval_t *e = &r->sites[i].last;
+        if (!r->sites[i].n_history || isnan(e->rmse))
+            continue;
+        printf("  %-*s | %13s | %13s | %13s | %6s %6s\n", w, r->sites[i].id,
+               s_fmt(e->rmse, b[0], 16), s_fmt(e->rmse_local, b[1], 16),
+               s_fmt(e->rmse_before, b[2], 16), s_fmt(e->mae, b[3], 16), s_fmt(e->r2, b[4], 16));
+    }
+}
+
+/* Treatment sites (eval.treatment_arms): held-out policy values. */
+static void s_print_policy(const mfl_report_t *r, int w)
+{
+    char b[5][16];
+    printf("\n  %-*s | %-8s %-8s %-8s | %-8s %-8s   (held-out policy value, docs/APPS.md)\n",
+           w, "treatment", "adapted", "local", "as-is", "best arm", "given");
+    for (size_t i = 0; i < r->n_sites; i++) {
+        const mfl_report_eval_t *e = &r->sites[i].last;
+        if (!r->sites[i].n_history || (isnan(e->value) && isnan(e->value_best_arm)))
+            continue;
+        printf("  %-*s | %8s %8s %8s | %8s %8s\n", w, r->sites[i].id, s_fmt(e->value, b[0], 16),
+               s_fmt(e->value_local, b[1], 16), s_fmt(e->value_before, b[2], 16),
+               s_fmt(e->value_best_arm, b[3], 16), s_fmt(e->value_given, b[4], 16));
+    }
+}
+
+/* Model selection's candidates and the winner, when the run selected. */
+static void s_print_selection(const mfl_report_t *r)
+{
+    if (!r->n_candidates && !r->winner)
+        return;
+    printf("model selection by mean validation %s over the sites (validation rows held out of "
+           "their training rows): %zu candidates", r->rule[0] ? r->rule : "score",
+           r->n_candidates);
+    if (r->winner && r->winner <= r->n_candidates)
+        printf("; chosen: candidate %zu, %s\n", r->winner, r->candidates[r->winner - 1].setting);
+    else
+        printf("; no winner recorded yet\n");
+    for (size_t i = 0; i < r->n_candidates; i++) {
+        const mfl_report_candidate_t *c = &r->candidates[i];
+        char b[16];
+        printf("  %c %2zu  %s %s  %s\n", r->winner == i + 1 ? '*' : ' ', i + 1, r->rule,
+               s_fmt(c->score, b, sizeof b), c->setting);
+    }
 }
 
 static void s_print_table(const mfl_report_t *r)
@@ -107,6 +166,10 @@ static void s_print_table(const mfl_report_t *r)
             printf(" | %7s", s_fmt(!isnan(e->epsilon) ? e->epsilon : r->eps_by_round, b[8], 16));
         printf("\n");
     }
+    if (r->have_regression)
+        s_print_regression(r, w);
+    if (r->have_policy)
+        s_print_policy(r, w);
     char live[4096] = "", off[4096] = "";
     for (size_t i = 0; i < r->n_sites; i++) {
         const mfl_report_site_t *s = &r->sites[i];
@@ -140,6 +203,19 @@ static int s_write_json(const mfl_report_t *r, const char *path, char *err, size
         fprintf(f, "null");
     else
         fprintf(f, "%.0f", k);
+    if (r->n_candidates || r->winner) {
+        fprintf(f, ",\n  \"selection\": {\"rule\": \"%s\", \"winner\": %zu, \"candidates\": [",
+                r->rule, r->winner);
+        for (size_t i = 0; i < r->n_candidates; i++) {
+            fprintf(f, "%s{\"candidate\": %zu, \"score\": ", i ? ", " : "", i + 1);
+            s_js(f, r->candidates[i].score);
+            fprintf(f, ", \"setting\": \"");
+            for (const char *p = r->candidates[i].setting; *p; p++) /* JSON-safe */
+                fputc(*p == '"' || *p == '\\' || (unsigned char)*p < 0x20 ? '?' : *p, f);
+            fprintf(f, "\"}");
+        }
+        fprintf(f, "]}");
+    }
     fprintf(f, ",\n  \"hospitals\": [\n");
     int first = 1;
     for (size_t i = 0; i < r->n_sites; i++) {
@@ -243,6 +319,7 @@ int mfl_cmd_report(int argc, char **argv)
     if (!sites) /* reports arrive in any order: show the sites sorted */
         qsort(r.sites, r.n_sites, sizeof r.sites[0], s_by_id);
     s_print_rounds(&r);
+    s_print_selection(&r);
     s_print_table(&r);
     if (json && s_write_json(&r, json, err, sizeof err) < 0)
         goto out_err;

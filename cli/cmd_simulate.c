@@ -4,6 +4,7 @@
  * checks, the same checkpoints and metrics, so one config run both ways
  * ends with the same θ, bit for bit (tests/integration/
  * test_federated_simulate_matches_daemons.sh). */
+#include <math.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,6 +51,7 @@ typedef struct {
     uint8_t *task;       /* packed RoundTask / EvalTask */
     size_t task_len;
     float *theta;        /* θ when the task was sent */
+    size_t n_theta;      /* its size then (model selection changes the model) */
 } sim_job_t;
 
 typedef struct {
@@ -89,7 +91,7 @@ static int s_queue(sim_t *sim, const char *site, bool eval, const ProtobufCMessa
         sim->cap_jobs = cap;
     }
     size_t n = mfl_round_engine_n_state(sim->engine);
-    sim_job_t job = {(size_t)i, eval, NULL, protobuf_c_message_get_packed_size(msg), NULL};
+    sim_job_t job = {(size_t)i, eval, NULL, protobuf_c_message_get_packed_size(msg), NULL, n};
     job.task = malloc(job.task_len ? job.task_len : 1);
     job.theta = malloc(n * sizeof(float));
     if (!job.task || !job.theta) {
@@ -177,9 +179,12 @@ static void s_hold(sim_t *sim, size_t site, const mfl_update_header_t *h, const 
     p->site = site;
     p->round = h->round;
     memcpy(p->nonce, h->nonce, sizeof p->nonce);
-    p->n_samples = (double)h->n_samples;
-    p->loss_before = h->has_metrics ? h->metrics.loss_before : 0;
-    p->loss_after = h->has_metrics ? h->metrics.loss_after : 0;
+    /* not sent (DP): weight 1, as the round engine weights it */
+    p->n_samples = h->not_sent & MFL_STAT_N_SAMPLES ? 1.0 : (double)h->n_samples;
+    /* NaN: not sent (DP), so the secure sum's loss is NaN and left out */
+    bool losses = h->has_metrics && !(h->not_sent & MFL_STAT_LOSSES);
+    p->loss_before = losses ? h->metrics.loss_before : NAN;
+    p->loss_after = losses ? h->metrics.loss_after : NAN;
     sim->n_pending++;
 }
 
@@ -285,8 +290,8 @@ static void s_run_round_job(sim_t *sim, const sim_job_t *job)
     mfl_site_round_result_t res;
     int rc = mfl_round_task_from_msg(task, &plain, err, sizeof err);
     if (rc == 0)
-        rc = mfl_site_worker_round(s->worker, &plain, job->theta,
-                                   mfl_round_engine_n_state(sim->engine), &res, err, sizeof err);
+        rc = mfl_site_worker_round(s->worker, &plain, job->theta, job->n_theta, &res, err,
+                                   sizeof err);
     if (rc == MFL_SITE_ROUND_DECLINED) {
         /* The site's privacy policy refused the task: as a daemon would, it
          * withdraws from the round with the rule as the reason. */
@@ -348,7 +353,7 @@ static void s_run_eval_job(sim_t *sim, const sim_job_t *job)
     mfl_site_eval_result_t res;
     if (mfl_eval_task_from_msg(task, &plain, err, sizeof err) < 0 ||
         mfl_site_worker_eval(s->worker, &plain, job->theta,
-                             mfl_round_engine_n_state(sim->engine), &res, err, sizeof err) != 0) {
+                             job->n_theta, &res, err, sizeof err) != 0) {
         mfl_warn("site %s: evaluation not reported: %s", s->cfg.site_id, err);
     } else {
         mfl_eval_report_t report;

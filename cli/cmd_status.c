@@ -238,12 +238,18 @@ static int s_show(const char *path, const char *text, size_t len, uint64_t now_m
             printf("    last failure: %s\n", lf);
     }
     const mfl_json_t *last = mfl_json_get(root, "last_round");
-    if (mfl_json_type(last) == MFL_JSON_OBJECT)
-        printf("last round %.0f: %.0f of %.0f selected sites' updates accepted; their mean "
-               "training loss %.4g -> %.4g; %.2f s\n",
-               s_num(last, "round"), s_num(last, "accepted"), s_num(last, "selected"),
-               s_num(last, "loss_before"), s_num(last, "loss_after"), s_num(last, "seconds"));
-    else if (s_num(root, "rounds_done") > 0)
+    if (mfl_json_type(last) == MFL_JSON_OBJECT) {
+        char loss[96];
+        double lb = 0, la = 0;
+        if (mfl_json_number(mfl_json_get(last, "loss_before"), &lb) == 0 &&
+            mfl_json_number(mfl_json_get(last, "loss_after"), &la) == 0)
+            snprintf(loss, sizeof loss, "their mean training loss %.4g -> %.4g", lb, la);
+        else /* null: no update of the round sent losses (DP on at the sites) */
+            snprintf(loss, sizeof loss, "training losses not sent (DP)");
+        printf("last round %.0f: %.0f of %.0f selected sites' updates accepted; %s; %.2f s\n",
+               s_num(last, "round"), s_num(last, "accepted"), s_num(last, "selected"), loss,
+               s_num(last, "seconds"));
+    } else if (s_num(root, "rounds_done") > 0)
         printf("no round completed since this coordinator started (it resumed after %.0f)\n",
                s_num(root, "rounds_done"));
     else

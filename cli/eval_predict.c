@@ -86,7 +86,8 @@ static int s_learner_config(const char *params, const char *config, mfl_learner_
     *loss_known = 1;
     if (s_is_coordinator_config(config)) {
         static mfl_coord_config_t cc; /* large: off the stack */
-        if (mfl_coord_config_load(config, &cc, err, errlen) < 0)
+        if (mfl_coord_config_load(config, &cc, err, errlen) < 0 ||
+            mfl_coord_config_apply_selection(&cc, err, errlen) < 0)
             return -1;
         *lc = cc.learner;
         return 0;

@@ -185,7 +185,11 @@ int mfl_cli_report_doc_write(const mfl_report_t *r, const char *out, bool html, 
                             "padding:2px 8px;text-align:right}</style></head><body>\n<h1>"
                           : "# ";
     fprintf(f, "%smetafl run report%s\n\n", h1, html ? "</h1>" : "");
-    if (r->n_rounds)
+    if (r->n_rounds && (!isfinite(r->rounds[0].loss_before) ||
+                        !isfinite(r->rounds[r->n_rounds - 1].loss_after)))
+        fprintf(f, "%s%zu rounds closed; training losses not sent (DP).%s\n\n",
+                html ? "<p>" : "", r->n_rounds, html ? "</p>" : "");
+    else if (r->n_rounds)
         fprintf(f, "%s%zu rounds closed; mean query loss at θ %.4f in round %.0f, %.4f after "
                    "local meta-training in round %.0f.%s\n\n", html ? "<p>" : "", r->n_rounds,
                 r->rounds[0].loss_before, r->rounds[0].round,

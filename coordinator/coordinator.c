@@ -181,9 +181,12 @@ static void s_on_hello(mfl_coordinator_t *self, const mfl_wire_event_t *ev, uint
     }
     if (s_schema_refused(self, ev->site, ev))
         return;
-    mfl_info("site %s says hello (software %s, %llu training rows)", ev->site,
-             ev->hello.software_version[0] ? ev->hello.software_version : "?",
-             (unsigned long long)ev->hello.n_train);
+    /* 0: a DP site withholding its row count (docs/PRIVACY.md) */
+    char rows[48] = "training rows not sent";
+    if (ev->hello.n_train)
+        snprintf(rows, sizeof rows, "%llu training rows", (unsigned long long)ev->hello.n_train);
+    mfl_info("site %s says hello (software %s, %s)", ev->site,
+             ev->hello.software_version[0] ? ev->hello.software_version : "?", rows);
     if (mfl_coord_wire_send_welcome(self->wire, ev->site, mfl_round_engine_round(self->engine),
                                     self->config.heartbeat_ms, self->run_id, err,
                                     sizeof err) < 0)
@@ -473,10 +476,14 @@ mfl_coordinator_t *mfl_coordinator_new(const mfl_coord_config_t *config, char *e
      * learner's state size, from a throw-away learner (its buffers are
      * allocated lazily, so this costs no 4·P of memory). */
     size_t n_state = 0;
-    {
+    /* With model selection, the largest model any candidate trains. */
+    size_t n_models = config->selection.enabled ? config->selection.n_candidates : 0;
+    for (size_t i = 0; i <= n_models; i++) {
         char sub[256];
-        mfl_learner_t *l = mfl_learner_new(&config->learner, 1, sub, sizeof sub);
-        if (l)
+        const mfl_learner_config_t *lc =
+            i < n_models ? &config->selection.candidates[i].learner : &config->learner;
+        mfl_learner_t *l = mfl_learner_new(lc, 1, sub, sizeof sub);
+        if (l && mfl_learner_n_state(l) > n_state)
             n_state = mfl_learner_n_state(l);
         mfl_learner_destroy(&l);
     }

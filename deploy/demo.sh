@@ -20,6 +20,11 @@
 #      adaptation, also written to build/demo/report.json (which says, per
 #      hospital, how it was evaluated: "live" = the coordinator's EvalTask).
 #
+# Before training, federated model selection (docs/SELECTION.md) tries the
+# default grid of candidate settings around the configured one, each for a
+# few rounds, scored on validation rows the hospitals hold out of their
+# training rows, and the run trains the winner (DEMO_SELECTION=0: off).
+#
 # Environment: DEMO_QUICK=1 (few rounds, for CI), DEMO_PRIVACY=record (every
 # hospital trains with record-level DP-SGD: configs/demo/privacy-record.yaml,
 # docs/PRIVACY.md), DEMO_ROUNDS, DEMO_K
@@ -36,6 +41,8 @@ DEMO=${DEMO_DIR:-$ROOT/build/demo}
 HOSPITALS=$ROOT/configs/demo/hospitals.tsv
 if [ "${DEMO_QUICK:-0}" = 1 ]; then ROUNDS=${DEMO_ROUNDS:-4}; else ROUNDS=${DEMO_ROUNDS:-30}; fi
 K=${DEMO_K:-20}
+SELECTION=${DEMO_SELECTION:-1}
+if [ "${DEMO_QUICK:-0}" = 1 ]; then SEL_ROUNDS=2; else SEL_ROUNDS=5; fi
 T0=$(date +%s)
 
 RUN_NAME=demo
@@ -183,6 +190,9 @@ eval:
   adapt_steps: 20
   adapt_lr: 0.05
   deadline_s: 60
+selection:
+  enabled: $([ "$SELECTION" = 1 ] && echo true || echo false)
+  rounds: $SEL_ROUNDS
 output:
   checkpoint_dir: run/checkpoints
   audit_log: $2/coordinator.audit
@@ -234,7 +244,11 @@ if [ "${DEMO_PRIVACY:-}" = record ]; then LEDGER_FLAG=(--new-privacy-ledger); fi
 
 
 # ---- 4. federated training --------------------------------------------------
-say "coordinator + ${#TRAIN_SITES[@]} site agents on 127.0.0.1 (CurveZMQ), $ROUNDS rounds of Reptile"
+if [ "$SELECTION" = 1 ]; then
+  say "coordinator + ${#TRAIN_SITES[@]} site agents on 127.0.0.1 (CurveZMQ): model selection, then $ROUNDS rounds"
+else
+  say "coordinator + ${#TRAIN_SITES[@]} site agents on 127.0.0.1 (CurveZMQ), $ROUNDS rounds of Reptile"
+fi
 "$BIN/metafl-coordinator" --config "$DEMO/coordinator.yaml" >"$DEMO/logs/coordinator.log" 2>&1 &
 COORD=$!; PIDS+=("$COORD")
 wait_for 20 grep -q "listening on" "$DEMO/logs/coordinator.log" ||
@@ -248,25 +262,54 @@ done
 
 METRICS=$DEMO/run/metrics.jsonl
 shown=0
+sel_shown=0
+if [ "$SELECTION" = 1 ]; then
+  echo "    (model selection: each candidate setting trains $SEL_ROUNDS rounds; every hospital scores it"
+  echo "     on validation rows held out of its training rows; its test rows are not touched)"
+fi
 echo "    (query loss: the hospitals' mean loss on each task's query cases after adapting"
 echo "     on its support cases; at the round's θ -> after their local meta-training)"
-while kill -0 "$COORD" 2>/dev/null; do
+# Prints the selection and round lines not shown yet.
+show_progress() {
   if [ -f "$METRICS" ]; then
-    n=$(grep -c '"event":"round"' "$METRICS" || true)
+    # One snapshot per poll: selection lines and round lines in file order.
+    grep '}$' "$METRICS" >"$DEMO/logs/metrics.snapshot" || true  # whole lines only
+    SNAP=$DEMO/logs/metrics.snapshot
+    n=$(grep -c '"event":"selection_candidate"\|"event":"selection"' "$SNAP" || true)
+    if [ "$n" -gt "$sel_shown" ]; then
+      grep '"event":"selection_candidate"\|"event":"selection"' "$SNAP" |
+        sed -n "$((sel_shown + 1)),${n}p" | python3 -c '
+import json, sys
+for line in sys.stdin:
+    e = json.loads(line)
+    if e["event"] == "selection":
+        print("    chosen: candidate %d, %s" % (e["winner"], e["setting"]))
+    else:
+        print("    candidate %2d: mean validation %s %.3f  %s" % (e["candidate"], e["rule"], e["score"], e["setting"]))'
+      sel_shown=$n
+    fi
+    n=$(grep -c '"event":"round"' "$SNAP" || true)
     if [ "$n" -gt "$shown" ]; then
-      grep '"event":"round"' "$METRICS" | sed -n "$((shown + 1)),${n}p" | awk '
+      grep '"event":"round"' "$SNAP" | sed -n "$((shown + 1)),${n}p" | awk '
         { r = $0; sub(/.*"round":/, "", r); sub(/,.*/, "", r)
           t = $0; sub(/.*"rounds":/, "", t); sub(/,.*/, "", t)
           a = $0; sub(/.*"accepted":/, "", a); sub(/,.*/, "", a)
           lb = $0; sub(/.*"loss_before":/, "", lb); sub(/,.*/, "", lb)
           la = $0; sub(/.*"loss_after":/, "", la); sub(/,.*/, "", la)
-          printf "    round %3d/%d: %d hospitals, mean query loss %.4f at θ -> %.4f after local meta-training\n", r, t, a, lb, la }'
+          if (lb == "null" || la == "null")  # DP on: the hospitals do not send losses
+            printf "    round %3d/%d: %d hospitals, training losses not sent (DP)\n", r, t, a
+          else
+            printf "    round %3d/%d: %d hospitals, mean query loss %.4f at θ -> %.4f after local meta-training\n", r, t, a, lb, la }'
       shown=$n
     fi
   fi
+}
+while kill -0 "$COORD" 2>/dev/null; do
+  show_progress
   [ $(( $(date +%s) - T0 )) -lt 170 ] || die "training did not finish within the time budget"
   sleep 0.2
 done
+show_progress # the lines written after the last poll
 wait "$COORD" || die "the coordinator exited with an error (see $DEMO/logs/coordinator.log)"
 [ "$shown" -ge "$ROUNDS" ] || die "only $shown of $ROUNDS rounds closed"
 n_eval=$(grep -c '"event":"eval"' "$METRICS" || true)
@@ -361,9 +404,10 @@ say "results: each hospital's held-out patients (adapted on $K labelled cases)"
 OFFLINE=()
 [ -s "$DEMO/run-join/offline-eval.jsonl" ] && OFFLINE=("$DEMO/run-join/offline-eval.jsonl")
 "$BIN/metafl" report "$DEMO/run" "$DEMO/run-join" "${OFFLINE[@]}" --sites "$HOSPITALS" \
-  --json "$DEMO/report.json" | sed -n '/^$/,$p' || die "some hospital has no evaluation (see the table)"
+  --json "$DEMO/report.json" | sed -n '2,$p' || die "some hospital has no evaluation (see the table)"
 echo
-echo "  adapted meta  = the federated meta-initialisation after 20 steps on the hospital's k cases"
+echo "  adapted meta  = the federated meta-initialisation adapted on the hospital's k cases"
+echo "                  (rate and steps: the chosen setting's)"
 echo "  local only    = a model trained from scratch on the same k cases (at least 100 steps)"
 echo "  global as-is  = the federated model used without any local adaptation"
 echo

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -410,6 +411,13 @@ static int s_audit_update(mfl_site_agent_t *self, const mfl_round_task_t *task,
     }
     if (rec->has_privacy && rec->privacy.delta == 0) /* a header without its δ */
         rec->privacy.delta = task->privacy.target_delta;
+    /* A model selection round trained on the training rows minus a
+     * validation part: the log says which (docs/SELECTION.md). */
+    if (task->selection.candidate)
+        snprintf(rec->reason, sizeof rec->reason, "model selection candidate %u: trained "
+                 "without the validation rows (fraction %.6g, seed %llu, stratified)",
+                 task->selection.candidate, task->selection.validation_fraction,
+                 (unsigned long long)task->selection.validation_seed);
     int rc = mfl_audit_append(self->audit, rec, NULL, err, errlen);
     free(rec);
     return rc;
@@ -757,10 +765,13 @@ static mfl_agent_status_t s_upload(mfl_site_agent_t *self, const Metafl__UploadG
         return MFL_AGENT_CONTINUE;
     }
     self->updates_sent++;
-    mfl_info("site %s: round %u: %s on %zu rows, loss %.4f -> %.4f, |Δ| %.4g, %llu ms, "
+    char loss[64] = "loss not computed (DP-SGD)";
+    if (isfinite(r->metrics.loss_before) && isfinite(r->metrics.loss_after))
+        snprintf(loss, sizeof loss, "loss %.4f -> %.4f", r->metrics.loss_before,
+                 r->metrics.loss_after);
+    mfl_info("site %s: round %u: %s on %zu rows, %s, |Δ| %.4g, %llu ms, "
              "update sent%s%s", self->cfg->site_id, self->pending.round, self->pending.algo,
-             (size_t)r->metrics.n_samples, r->metrics.loss_before, r->metrics.loss_after,
-             r->delta_norm, (unsigned long long)(mfl_clock_mono_ms() - self->pending.t0_ms),
+             (size_t)r->metrics.n_samples, loss, r->delta_norm, (unsigned long long)(mfl_clock_mono_ms() - self->pending.t0_ms),
              r->encoding ? " as " : "",
              r->encoding ? mfl_quant_name((mfl_quant_kind_t)r->encoding) : "");
     if (self->opts.max_rounds && self->updates_sent >= self->opts.max_rounds)
@@ -802,6 +813,15 @@ static mfl_agent_status_t s_eval(mfl_site_agent_t *self, const mfl_msg_t *msg)
     if (mfl_client_send(self->client, &env, NULL, 0, NULL, NULL, err, sizeof(err))) {
         mfl_warn("site %s: evaluation %u: report not delivered: %s", self->cfg->site_id,
                  task->round, err);
+        return MFL_AGENT_CONTINUE;
+    }
+    if (plain.selection.candidate) {
+        /* Model selection's scoring of a candidate: not the run's
+         * evaluation (--exit-after-eval waits for that one). */
+        mfl_info("site %s: model selection candidate %u scored on %zu validation rows "
+                 "(adapted on %zu training rows): accuracy %.3f AUROC %.3f",
+                 self->cfg->site_id, plain.selection.candidate, r.adapted.n, r.n_support,
+                 r.adapted.accuracy, r.adapted.auroc);
         return MFL_AGENT_CONTINUE;
     }
     self->reports_sent++;

@@ -74,6 +74,14 @@ typedef enum {
      * operator said so (metafl-site-agent --new-privacy-ledger). Without
      * one the site runs no DP task (docs/PRIVACY.md). */
     MFL_AUDIT_LEDGER_STARTED,
+    /* coordinator: federated model selection (docs/SELECTION.md). A
+     * selection round opened or closed (round = the round within the
+     * candidate's budget, n = sites selected / updates, delta_hash = θ
+     * after the step), a site's validation scores of a candidate (site,
+     * n = validation rows, norm = its score under the rule), a candidate's
+     * mean (norm), or the winner (reason names the rule and the setting).
+     * Appended after the kinds before it. */
+    MFL_AUDIT_SELECTION,
     MFL_AUDIT_KIND_COUNT
 } mfl_audit_kind_t;
 

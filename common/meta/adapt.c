@@ -14,7 +14,7 @@ void mfl_meta_metrics_from_probs(float *probs, const float *label, size_t n,
     m->loss = loss;
     m->n = n;
     m->accuracy = mfl_metrics_accuracy(probs, label, n, n_way);
-    m->auroc = m->sensitivity = m->specificity = NAN;
+    m->auroc = m->sensitivity = m->specificity = m->sens_at_spec90 = NAN;
     m->rmse = m->mae = m->r2 = NAN;
     if (n_way != 2)
         return;
@@ -25,6 +25,21 @@ void mfl_meta_metrics_from_probs(float *probs, const float *label, size_t n,
         score[i] = probs[2 * i + 1];
     mfl_metrics_binary(score, label, n, 0.5f, NULL, &m->sensitivity, &m->specificity);
     m->auroc = mfl_metrics_auroc(score, label, n);
+    m->sens_at_spec90 = mfl_metrics_sensitivity_at(score, label, n, 0.9);
+}
+
+int mfl_meta_keep_probs(mfl_learner_t *self, const float *probs, size_t n, size_t n_way)
+{
+    self->kept_n = 0;
+    if (!n)
+        return 0;
+    float *k = mfl_meta_buf(&self->kept, n * n_way);
+    if (!k)
+        return -1;
+    memcpy(k, probs, n * n_way * sizeof(float));
+    self->kept_n = n;
+    self->kept_nw = n_way;
+    return 0;
 }
 
 int mfl_meta_score(mfl_learner_t *self, const float *theta, const mfl_dataset_t *query,
@@ -46,7 +61,7 @@ int mfl_meta_score(mfl_learner_t *self, const float *theta, const mfl_dataset_t 
         memset(m, 0, sizeof(*m));
         m->loss = loss;
         m->n = n;
-        m->accuracy = m->auroc = m->sensitivity = m->specificity = NAN;
+        m->accuracy = m->auroc = m->sensitivity = m->specificity = m->sens_at_spec90 = NAN;
         m->rmse = m->mae = m->r2 = NAN;
         if (no == 1)
             mfl_metrics_regression(out, query->y, n, &m->rmse, &m->mae, &m->r2);
@@ -58,6 +73,8 @@ int mfl_meta_score(mfl_learner_t *self, const float *theta, const mfl_dataset_t 
             probs[2 * i] = 1.0f - p1;
             probs[2 * i + 1] = p1;
         }
+        if (mfl_meta_keep_probs(self, probs, n, 2))
+            return mfl_errf(err, errlen, "evaluate: out of memory"), -1;
         mfl_meta_metrics_from_probs(probs, query->y, n, 2, loss, m);
         return 0;
     }
@@ -71,6 +88,8 @@ int mfl_meta_score(mfl_learner_t *self, const float *theta, const mfl_dataset_t 
         for (size_t c = 0; c < no; c++)
             p[c] /= z;
     }
+    if (mfl_meta_keep_probs(self, probs, n, no))
+        return mfl_errf(err, errlen, "evaluate: out of memory"), -1;
     mfl_meta_metrics_from_probs(probs, query->y, n, no, loss, m);
     return 0;
 }

@@ -172,6 +172,8 @@ int mfl_meta_metric_evaluate(mfl_learner_t *self, const mfl_metric_head_t *head,
         for (size_t c = 0; c < nw; c++)
             p[c] /= z;
     }
+    if (mfl_meta_keep_probs(self, probs, nq, nw))
+        return mfl_errf(err, errlen, "%s: out of memory", self->ops->name), -1;
     mfl_meta_metrics_from_probs(probs, query->y, nq, nw, loss, m);
     if (theta_adapted)
         memcpy(theta_adapted, state, self->n_state * sizeof(float));

@@ -234,7 +234,7 @@ static int s_eval_one(mfl_learner_t *l, const float *theta, const mfl_dataset_t 
         if (!strstr(err, "diverged"))
             return -1;
         memset(m, 0, sizeof(*m));
-        m->loss = m->auroc = m->sensitivity = m->specificity = NAN;
+        m->loss = m->auroc = m->sensitivity = m->specificity = m->sens_at_spec90 = NAN;
         m->n = q->n;
         (*n_failed)++;
         return 0;

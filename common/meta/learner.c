@@ -293,7 +293,8 @@ void mfl_learner_destroy(mfl_learner_t **self_p)
     mfl_meta_buf_t *bufs[] = {&self->out,    &self->dout,    &self->emb,   &self->demb,
                               &self->probs,  &self->logits,  &self->dlogits, &self->pairs,
                               &self->dpairs, &self->xb,      &self->yb,    &self->rout,
-                              &self->rdout,  &self->protos,  &self->dprotos, &self->counts};
+                              &self->rdout,  &self->protos,  &self->dprotos, &self->counts,
+                              &self->kept};
     for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
         mfl_meta_buf_free(bufs[i]);
     mfl_task_clear(&self->task);
@@ -315,6 +316,16 @@ const mfl_tensor_info_t *mfl_learner_tensor(const mfl_learner_t *self, size_t in
 }
 
 size_t mfl_learner_n_params(const mfl_learner_t *self) { return self->n_params; }
+
+size_t mfl_learner_n_outputs(const mfl_learner_t *self) { return self->n_out; }
+
+bool mfl_algo_episodic_head(mfl_algo_kind_t algo, mfl_loss_kind_t loss, size_t n_outputs,
+                            size_t n_classes)
+{
+    bool gradient = algo == MFL_ALGO_REPTILE || algo == MFL_ALGO_FOMAML ||
+                    algo == MFL_ALGO_MAML || algo == MFL_ALGO_META_SGD;
+    return gradient && loss == MFL_LOSS_SOFTMAX_CE && n_outputs >= 2 && n_classes > n_outputs;
+}
 
 void mfl_learner_keep_outer_state(mfl_learner_t *self, int keep)
 {
@@ -532,6 +543,7 @@ int mfl_learner_evaluate(mfl_learner_t *self, const float *theta, const mfl_data
         mfl_meta_check_data(self, query, "query", err, errlen))
         return -1;
     mfl_eval_metrics_t m;
+    self->kept_n = 0;
     int rc = self->ops->evaluate(self, theta, support, query, steps, lr, theta_adapted, &m,
                                  err, errlen);
     if (rc)
@@ -539,4 +551,15 @@ int mfl_learner_evaluate(mfl_learner_t *self, const float *theta, const mfl_data
     if (metrics)
         *metrics = m;
     return 0;
+}
+
+const float *mfl_learner_query_probs(const mfl_learner_t *self, size_t *n, size_t *n_way)
+{
+    if (!self->kept_n)
+        return NULL;
+    if (n)
+        *n = self->kept_n;
+    if (n_way)
+        *n_way = self->kept_nw;
+    return self->kept.p;
 }

@@ -14,6 +14,7 @@
 #ifndef MFL_META_LEARNER_H
 #define MFL_META_LEARNER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -80,6 +81,8 @@ typedef struct {
     double auroc;       /* binary only; NAN otherwise */
     double sensitivity; /* binary only */
     double specificity; /* binary only */
+    double sens_at_spec90; /* binary only: sensitivity at specificity >= 0.9 (the
+                            * threshold read off these rows' scores) */
     double rmse, mae, r2; /* regression (mse on one output) only; NAN otherwise */
     size_t n;
 } mfl_eval_metrics_t;
@@ -100,6 +103,19 @@ const mfl_tensor_info_t *mfl_learner_tensor(const mfl_learner_t *self, size_t in
  * parameters (the embedding for metric methods); Meta-SGD's rates or the
  * relation module follow. */
 size_t mfl_learner_n_params(const mfl_learner_t *self);
+
+/* The model's outputs (gradient methods: classes of the head; metric
+ * methods: the embedding's width). */
+size_t mfl_learner_n_outputs(const mfl_learner_t *self);
+
+/* True when a gradient method (Reptile, FOMAML, MAML, Meta-SGD) with
+ * softmax_ce meets data with more classes (n_classes) than the model's
+ * outputs: it then learns from N-way episodes, N = n_outputs, classes
+ * relabelled 0..N-1 per episode (as in MAML's few-shot image benchmarks),
+ * and a site evaluates on N-way tasks of its own classes. Any other
+ * mismatch of classes and outputs is an error for the caller to refuse. */
+bool mfl_algo_episodic_head(mfl_algo_kind_t algo, mfl_loss_kind_t loss, size_t n_outputs,
+                            size_t n_classes);
 
 /* A fresh θ from `seed`. */
 void mfl_learner_init_state(const mfl_learner_t *self, float *theta, uint64_t seed);
@@ -124,5 +140,12 @@ int mfl_learner_evaluate(mfl_learner_t *self, const float *theta, const mfl_data
                          const mfl_dataset_t *query, int steps, float lr,
                          float *theta_adapted, mfl_eval_metrics_t *metrics, char *err,
                          size_t errlen);
+
+/* The class probabilities the last successful mfl_learner_evaluate gave
+ * its query rows: [n][n_way], row i for query row i, owned by the learner
+ * and valid until its next call. NULL for a regression model (mse loss)
+ * or when evaluate failed. Lets a caller score decisions made from the
+ * probabilities (meta/treatment.h) without a second forward pass. */
+const float *mfl_learner_query_probs(const mfl_learner_t *self, size_t *n, size_t *n_way);
 
 #endif

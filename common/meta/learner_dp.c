@@ -146,6 +146,7 @@ int mfl_learner_meta_train_dp(mfl_learner_t *self, const float *theta, const mfl
     }
     MFL_ASSERT(s.steps == want);
     m.n_samples = data->n;
+    m.loss_before = m.loss_after = NAN; /* not computed: they would be unnoised */
     if (metrics)
         *metrics = m;
     *steps = s.steps;

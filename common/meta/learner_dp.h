@@ -42,7 +42,8 @@ uint64_t mfl_learner_dp_steps(const mfl_learner_config_t *config, double q, char
 
 /* One round of local training from θ (borrowed) on all of `data` (the
  * site's training rows) with DP-SGD (`p`); writes Δ (n_state floats),
- * metrics (n_samples = data->n, n_tasks; losses 0) and the steps taken.
+ * metrics (n_samples = data->n, n_tasks; losses NaN: not computed) and
+ * the steps taken.
  * Returns 0, or -1 with err (unsupported algorithm, divergence, memory). */
 int mfl_learner_meta_train_dp(mfl_learner_t *self, const float *theta, const mfl_dataset_t *data,
                               const mfl_dpsgd_params_t *p, float *delta,

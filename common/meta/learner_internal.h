@@ -49,6 +49,10 @@ struct mfl_learner {
     /* Grown on demand. */
     mfl_meta_buf_t out, dout, emb, demb, probs, logits, dlogits, pairs, dpairs, xb, yb;
     mfl_meta_buf_t rout, rdout, protos, dprotos, counts;
+    /* The last evaluate's query class probabilities [kept_n][kept_nw]
+     * (mfl_learner_query_probs); kept_n 0 = none (regression). */
+    mfl_meta_buf_t kept;
+    size_t kept_n, kept_nw;
     mfl_task_t task;
 };
 
@@ -185,6 +189,10 @@ int mfl_meta_score(mfl_learner_t *self, const float *theta, const mfl_dataset_t 
  * overwritten). */
 void mfl_meta_metrics_from_probs(float *probs, const float *label, size_t n,
                                  size_t n_way, double loss, mfl_eval_metrics_t *metrics);
+
+/* Keeps a copy of probs[n][n_way] for mfl_learner_query_probs (n 0 forgets
+ * the last one). 0, or -1 out of memory (nothing kept). */
+int mfl_meta_keep_probs(mfl_learner_t *self, const float *probs, size_t n, size_t n_way);
 
 /* Number of classes a labelled set uses: its n_classes, or max label + 1. */
 size_t mfl_meta_n_way(const mfl_dataset_t *ds);

@@ -71,6 +71,41 @@ void mfl_metrics_binary(const float *score, const float *label, size_t n, float 
         *specificity = neg ? (double)tn / (double)neg : NAN;
 }
 
+static int s_cmp_float(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+double mfl_metrics_sensitivity_at(const float *score, const float *label, size_t n,
+                                  double specificity)
+{
+    if (n == 0 || !(specificity > 0 && specificity <= 1))
+        return NAN;
+    size_t n_neg = 0, n_pos = 0;
+    for (size_t i = 0; i < n; i++)
+        n_neg += label[i] <= 0.5f;
+    n_pos = n - n_neg;
+    if (n_neg == 0 || n_pos == 0)
+        return NAN;
+    float *neg = malloc(n_neg * sizeof *neg);
+    if (!neg)
+        return NAN;
+    for (size_t i = 0, j = 0; i < n; i++)
+        if (label[i] <= 0.5f)
+            neg[j++] = score[i];
+    qsort(neg, n_neg, sizeof *neg, s_cmp_float);
+    size_t need = (size_t)ceil(specificity * (double)n_neg - 1e-9); /* negatives <= t */
+    if (need < 1)
+        need = 1;
+    float t = neg[need - 1];
+    free(neg);
+    size_t tp = 0;
+    for (size_t i = 0; i < n; i++)
+        tp += label[i] > 0.5f && score[i] > t;
+    return (double)tp / (double)n_pos;
+}
+
 double mfl_metrics_accuracy(const float *probs, const float *label, size_t n, size_t n_classes)
 {
     if (n == 0 || n_classes == 0)

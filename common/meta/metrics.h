@@ -12,6 +12,14 @@
  * indices; NAN on OOM. */
 double mfl_metrics_auroc(const float *score, const float *label, size_t n);
 
+/* Sensitivity at a fixed specificity (an early-warning operating point):
+ * the rule score > t with t the smallest score of a negative row such that
+ * at least `specificity` of the negatives score <= t (so specificity >=
+ * the target; positives tied with t count as not flagged). NAN if either
+ * class is absent, n is 0, specificity is outside (0, 1], or on OOM. */
+double mfl_metrics_sensitivity_at(const float *score, const float *label, size_t n,
+                                  double specificity);
+
 /* Accuracy, sensitivity (TP / P) and specificity (TN / N) of the rule
  * score >= threshold. Any output pointer may be NULL; a rate whose
  * denominator is 0 is NAN. */

@@ -162,6 +162,26 @@ char *mfl_prom_render(const mfl_prom_t *self, const mfl_round_engine_t *e,
     s_head(&o, "metafl_paused", "gauge", "1 while paused by the operator (metafl status --pause).");
     s_put(&o, "metafl_paused %d\n", mfl_round_engine_paused(e) ? 1 : 0);
 
+    size_t sel_cand = 0, sel_n = 0, sel_win = 0;
+    if (mfl_round_engine_selection(e, &sel_cand, &sel_n, &sel_win, NULL)) {
+        s_head(&o, "metafl_selection_candidate", "gauge",
+               "Model selection: the candidate being trained or scored (1-based); 0 once "
+               "decided.");
+        s_put(&o, "metafl_selection_candidate %zu\n", sel_cand);
+        s_head(&o, "metafl_selection_candidates", "gauge", "Model selection: candidates.");
+        s_put(&o, "metafl_selection_candidates %zu\n", sel_n);
+        s_head(&o, "metafl_selection_winner", "gauge",
+               "Model selection: the chosen candidate (1-based); 0 while undecided.");
+        s_put(&o, "metafl_selection_winner %zu\n", sel_win);
+        s_head(&o, "metafl_selection_score", "gauge",
+               "Model selection: a candidate's mean validation score under the rule.");
+        for (size_t i = 0; i < sel_n; i++) {
+            double v = mfl_round_engine_selection_score(e, i);
+            if (isfinite(v))
+                s_put(&o, "metafl_selection_score{candidate=\"%zu\"} %.6g\n", i + 1, v);
+        }
+    }
+
     size_t n = mfl_round_engine_n_sites(e), connected = 0;
     for (size_t i = 0; i < n; i++) {
         bool conn = false;

@@ -56,6 +56,28 @@ int mfl_engine_audit_round(mfl_round_engine_t *self, mfl_audit_kind_t kind, cons
 {
     if (!self->audit)
         return 0;
+    /* Selection rounds are not the run's rounds: their opening and close
+     * are `selection` records, so a restart never takes them for the
+     * run's (round_select.c). */
+    if (self->selecting &&
+        (kind == MFL_AUDIT_ROUND_OPENED || kind == MFL_AUDIT_ROUND_CLOSED)) {
+        char why[200];
+        snprintf(why, sizeof why, "candidate %zu: selection round %u %s%s%s",
+                 self->sel_index + 1, self->round,
+                 kind == MFL_AUDIT_ROUND_OPENED ? "opened" : "closed", reason ? ": " : "",
+                 reason ? reason : "");
+        mfl_audit_record_t rec;
+        mfl_audit_record_init(&rec, MFL_AUDIT_SELECTION, self->round, NULL);
+        memcpy(rec.nonce, self->nonce, MFL_ENGINE_NONCE_BYTES);
+        rec.nonce_len = MFL_ENGINE_NONCE_BYTES;
+        rec.n = kind == MFL_AUDIT_ROUND_OPENED ? self->n_selected : self->n_accepted;
+        if (kind == MFL_AUDIT_ROUND_CLOSED) {
+            rec.has_delta_hash = true;
+            memcpy(rec.delta_hash, self->theta_hash, 32);
+        }
+        snprintf(rec.reason, sizeof rec.reason, "%s", why);
+        return mfl_engine_audit_append(self, &rec, kind != MFL_AUDIT_ROUND_OPENED);
+    }
     mfl_audit_record_t rec;
     mfl_audit_record_init(&rec, kind, self->round, NULL);
     memcpy(rec.nonce, self->nonce, MFL_ENGINE_NONCE_BYTES);
@@ -299,16 +321,26 @@ static void s_metrics_line(mfl_round_engine_t *self, const mfl_round_summary_t *
         return;
     char hash[65];
     s_hex(self->theta_hash, 32, hash);
+    /* null: no accepted update sent its losses (DP sites do not) */
+    char lb[32] = "null", la[32] = "null";
+    if (isfinite(m->loss_before))
+        snprintf(lb, sizeof lb, "%.9g", m->loss_before);
+    if (isfinite(m->loss_after))
+        snprintf(la, sizeof la, "%.9g", m->loss_after);
+    if (self->selecting)
+        fprintf(self->metrics, "{\"event\":\"selection_round\",\"candidate\":%zu,",
+                self->sel_index + 1);
+    else
+        fprintf(self->metrics, "{\"event\":\"round\",");
     fprintf(self->metrics,
-            "{\"event\":\"round\",\"round\":%u,\"rounds\":%u,\"attempt\":%u,\"selected\":%zu,"
-            "\"accepted\":%zu,\"rejected\":%zu,\"failed\":%zu,\"loss_before\":%.9g,"
-            "\"loss_after\":%.9g,"
+            "\"round\":%u,\"rounds\":%u,\"attempt\":%u,\"selected\":%zu,"
+            "\"accepted\":%zu,\"rejected\":%zu,\"failed\":%zu,\"loss_before\":%s,"
+            "\"loss_after\":%s,"
             "\"weight\":%.9g,\"delta_norm\":%.9g,\"seconds\":%.6f,\"wall_seconds\":%.6f,"
             "\"at_deadline\":%s,"
             "\"theta_blake2b\":\"%s\"}\n",
             m->round, m->rounds, m->attempt, m->n_selected, m->n_accepted, m->n_rejected,
-            m->n_failed, isfinite(m->loss_before) ? m->loss_before : -1.0,
-            isfinite(m->loss_after) ? m->loss_after : -1.0, m->total_weight, m->delta_norm,
+            m->n_failed, lb, la, m->total_weight, m->delta_norm,
             m->seconds, m->wall_seconds, m->at_deadline ? "true" : "false", hash);
     fflush(self->metrics);
 }
@@ -319,15 +351,17 @@ void mfl_engine_close_round(mfl_round_engine_t *self, uint64_t now_ms, bool at_d
     mfl_round_summary_t m;
     memset(&m, 0, sizeof m);
     m.round = self->round;
-    m.rounds = self->config.rounds;
+    m.rounds = mfl_engine_rounds_target(self);
     m.attempt = self->attempt;
     m.n_selected = self->n_selected;
     m.n_accepted = self->n_accepted;
     m.n_rejected = self->n_rejected_round;
     m.n_failed = self->n_withdrawn;
     m.total_weight = self->weight_sum;
-    m.loss_before = self->weight_sum > 0 ? self->loss_before_sum / self->weight_sum : NAN;
-    m.loss_after = self->weight_sum > 0 ? self->loss_after_sum / self->weight_sum : NAN;
+    /* over the updates that sent losses; NaN (null in the metrics line,
+     * "not sent" in status and report) when none did */
+    m.loss_before = self->loss_weight_sum > 0 ? self->loss_before_sum / self->loss_weight_sum : NAN;
+    m.loss_after = self->loss_weight_sum > 0 ? self->loss_after_sum / self->loss_weight_sum : NAN;
     /* Monotonic and sub-millisecond: now_ms is whole milliseconds, too
      * coarse for rounds of a few ms (small models). */
     m.seconds = mfl_clock_mono_s() - self->opened_mono_s;
@@ -390,7 +424,13 @@ void mfl_engine_close_round(mfl_round_engine_t *self, uint64_t now_ms, bool at_d
      * updates folded into it: s_checkpoint syncs the log before the
      * rename. Checkpoint first: once it is on disk the round is done,
      * whatever happens to the lines below. */
-    int ck = s_checkpoint(self);
+    /* Selection rounds keep no checkpoint: a restart runs selection again
+     * (round_select.c); their records still reach the disk here. */
+    int ck = 0;
+    if (self->selecting)
+        s_audit_sync(self);
+    else
+        ck = s_checkpoint(self);
     if (hashing)
         pthread_join(hash_thread, NULL);
     if (self->on_theta)
@@ -412,8 +452,13 @@ void mfl_engine_close_round(mfl_round_engine_t *self, uint64_t now_ms, bool at_d
      * it from the checkpoint) and the next round waits for it. */
     (void)mfl_engine_audit_round(self, MFL_AUDIT_ROUND_CLOSED, at_deadline ? "deadline" : NULL);
     m.wall_seconds = mfl_clock_mono_s() - self->opened_mono_s;
-    mfl_info("round %u/%u: %zu/%zu sites, loss before %.4g → after %.4g, %.2f s%s", m.round,
-             m.rounds, m.n_accepted, m.n_selected, m.loss_before, m.loss_after, m.seconds,
+    char loss[80];
+    snprintf(loss, sizeof loss, "%s", m.n_accepted ? "losses not sent (DP)" : "no update");
+    if (isfinite(m.loss_before) && isfinite(m.loss_after))
+        snprintf(loss, sizeof loss, "loss before %.4g → after %.4g", m.loss_before,
+                 m.loss_after);
+    mfl_info("%sround %u/%u: %zu/%zu sites, %s, %.2f s%s", self->selecting ? "selection " : "",
+             m.round, m.rounds, m.n_accepted, m.n_selected, loss, m.seconds,
              at_deadline ? " (closed at the deadline)" : "");
     s_metrics_line(self, &m);
     self->last = m;
@@ -439,8 +484,9 @@ void mfl_engine_abandon_round(mfl_round_engine_t *self, uint64_t now_ms)
     char reason[128];
     snprintf(reason, sizeof reason, "%zu of %zu selected sites reported; min_sites is %u",
              self->n_accepted, self->n_selected, self->config.min_sites);
-    mfl_warn("round %u/%u abandoned (attempt %u): %s; θ unchanged, retrying", self->round,
-             self->config.rounds, self->attempt, reason);
+    mfl_warn("%sround %u/%u abandoned (attempt %u): %s; θ unchanged, retrying",
+             self->selecting ? "selection " : "", self->round, mfl_engine_rounds_target(self),
+             self->attempt, reason);
     (void)mfl_engine_audit_round(self, MFL_AUDIT_ROUND_ABANDONED, reason); /* owed if it fails */
     mfl_aggregate_reset(self->agg);
     mfl_engine_robust_reset(self);
@@ -457,6 +503,24 @@ void mfl_engine_abandon_round(mfl_round_engine_t *self, uint64_t now_ms)
     self->phase = MFL_ENGINE_WAITING;
 }
 
+/* A treatment site's report: a policy value is finite and not the 0 that a
+ * site predating the fields leaves in all of them (a real value of 0 would
+ * need every held-out patient to have done badly under every policy). */
+static int s_has_policy(const mfl_eval_report_t *r)
+{
+    const double v[] = {r->value, r->value_before, r->value_local, r->value_best_arm,
+                        r->value_given};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
+        if (isfinite(v[i]) && v[i] != 0)
+            return 1;
+    return 0;
+}
+
+static double s_or_neg(double v)
+{
+    return isfinite(v) ? v : -1.0;
+}
+
 void mfl_engine_log_eval(mfl_round_engine_t *self, const char *site, const mfl_eval_report_t *r)
 {
     if (isfinite(r->rmse) && isnan(r->accuracy))
@@ -469,6 +533,10 @@ void mfl_engine_log_eval(mfl_round_engine_t *self, const char *site, const mfl_e
                  "acc %.4f; local-only: acc %.4f), n %llu", r->round, site, r->loss,
                  r->accuracy, r->auroc, r->accuracy_before, r->accuracy_local,
                  (unsigned long long)r->n);
+    if (s_has_policy(r))
+        mfl_info("eval after round %u, site %s: policy value %.4f (before %.4f, local-only "
+                 "%.4f, best arm for all %.4f, arms given %.4f)", r->round, site, r->value,
+                 r->value_before, r->value_local, r->value_best_arm, r->value_given);
     if (self->metrics) {
         fprintf(self->metrics,
                 "{\"event\":\"eval\",\"round\":%u,\"site\":\"%s\",\"loss\":%.9g,"
@@ -492,6 +560,18 @@ void mfl_engine_log_eval(mfl_round_engine_t *self, const char *site, const mfl_e
                     isfinite(r->mae) ? r->mae : -1.0, isfinite(r->r2) ? r->r2 : -1.0,
                     isfinite(r->rmse_before) ? r->rmse_before : -1.0,
                     isfinite(r->rmse_local) ? r->rmse_local : -1.0);
+        /* Binary reports: the early-warning operating point (specificity 0.9). */
+        if (isfinite(r->auroc))
+            fprintf(self->metrics, ",\"sens_at_spec90\":%.9g,\"sens_at_spec90_local\":%.9g",
+                    isfinite(r->sens_at_spec90) ? r->sens_at_spec90 : -1.0,
+                    isfinite(r->sens_at_spec90_local) ? r->sens_at_spec90_local : -1.0);
+        /* Treatment reports only (docs/METRICS.md). */
+        if (s_has_policy(r))
+            fprintf(self->metrics, ",\"policy_value\":%.9g,\"policy_value_before\":%.9g,"
+                    "\"policy_value_local\":%.9g,\"policy_value_best_arm\":%.9g,"
+                    "\"policy_value_given\":%.9g", s_or_neg(r->value),
+                    s_or_neg(r->value_before), s_or_neg(r->value_local),
+                    s_or_neg(r->value_best_arm), s_or_neg(r->value_given));
         fprintf(self->metrics, "}\n");
         fflush(self->metrics);
     }

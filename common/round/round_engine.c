@@ -179,6 +179,7 @@ void mfl_engine_send_round_task(mfl_round_engine_t *self, mfl_engine_site_t *s)
         task.has_audit_head = true;
     }
     task.update_encoding = mfl_engine_site_encoding(self, s);
+    mfl_engine_select_task(self, &task.selection);
     if (self->sink.send_round_task(self->sink.ctx, s->id, &task, self->views, self->n_tensors) < 0)
         mfl_warn("round %u: could not send the task to site %s (the deadline decides)",
                  self->round, s->id);
@@ -199,6 +200,7 @@ void mfl_engine_send_eval_task(mfl_round_engine_t *self, mfl_engine_site_t *s)
     task.model_hash_len = sizeof self->theta_hash;
     task.adapt_steps = self->config.eval_adapt_steps;
     task.adapt_lr = self->config.eval_adapt_lr;
+    mfl_engine_select_task(self, &task.selection);
     if (self->sink.send_eval_task(self->sink.ctx, s->id, &task, self->views, self->n_tensors) < 0)
         mfl_warn("eval after round %u: could not send the task to site %s", self->eval_round,
                  s->id);
@@ -254,6 +256,7 @@ static void s_open_round(mfl_round_engine_t *self, uint64_t now_ms)
     self->loss_before_sum = 0;
     self->loss_after_sum = 0;
     self->weight_sum = 0;
+    self->loss_weight_sum = 0;
     mfl_aggregate_reset(self->agg);
     mfl_engine_robust_reset(self);
     mfl_engine_flow_reset(self);
@@ -272,7 +275,8 @@ static void s_open_round(mfl_round_engine_t *self, uint64_t now_ms)
             self->sites[i].selected = false;
         return;
     }
-    mfl_debug("round %u/%u (attempt %u): %zu sites selected", self->round, self->config.rounds,
+    mfl_debug("round %u/%u (attempt %u): %zu sites selected", self->round,
+              mfl_engine_rounds_target(self),
               self->attempt, self->n_selected);
     for (size_t i = 0; i < self->n_sites; i++) {
         if (self->sites[i].selected)
@@ -308,9 +312,9 @@ static void s_open_eval(mfl_round_engine_t *self, uint64_t now_ms, bool final)
 void mfl_engine_after_close(mfl_round_engine_t *self, uint64_t now_ms)
 {
     uint32_t done = self->rounds_done;
-    if (done >= self->config.rounds)
+    if (done >= mfl_engine_rounds_target(self))
         s_open_eval(self, now_ms, true);
-    else if (self->config.eval_every && done % self->config.eval_every == 0)
+    else if (!self->selecting && self->config.eval_every && done % self->config.eval_every == 0)
         s_open_eval(self, now_ms, false);
     else
         self->phase = MFL_ENGINE_WAITING;
@@ -318,6 +322,10 @@ void mfl_engine_after_close(mfl_round_engine_t *self, uint64_t now_ms)
 
 void mfl_engine_finish_eval(mfl_round_engine_t *self)
 {
+    if (self->selecting) { /* a candidate's validation scores are in */
+        mfl_engine_select_next(self);
+        return;
+    }
     if (self->eval_final) {
         /* "Run finished" means the last checkpoint is on disk. */
         if (mfl_engine_checkpoint_join(self) < 0) {
@@ -663,7 +671,9 @@ static int s_update(mfl_round_engine_t *self, const char *peer, bool granted,
         snprintf(note, sizeof note, "clipped from norm %.6g to %.6g", norm,
                  self->config.norm_bound);
     }
-    if (h->n_samples == 0) {
+    /* n_samples not sent (a DP site withholding its count): weight 1. */
+    bool n_sent = !(h->not_sent & MFL_STAT_N_SAMPLES);
+    if (n_sent && h->n_samples == 0) {
         mfl_engine_reject(self, peer, MFL_REJECT_BAD_MESSAGE, round,
                           "n_samples is 0");
         return -1;
@@ -675,16 +685,17 @@ static int s_update(mfl_round_engine_t *self, const char *peer, bool granted,
                           self->audit_err);
         return -1;
     }
-    double w = s_weight(self, s, h->n_samples, note, sizeof note);
+    double w = s_weight(self, s, n_sent ? h->n_samples : 1, note, sizeof note);
     if (s_take(self, peer, s, h, tensors, norm, scale, w, note, signed_header,
                signed_header_len, signature, signature_len) < 0)
         return -1;
     s->reported = true;
     self->n_accepted++;
     self->weight_sum += w;
-    if (h->has_metrics) {
+    if (h->has_metrics && !(h->not_sent & MFL_STAT_LOSSES)) {
         self->loss_before_sum += w * h->metrics.loss_before;
         self->loss_after_sum += w * h->metrics.loss_after;
+        self->loss_weight_sum += w;
     }
     if (self->n_accepted == self->n_selected)
         mfl_engine_close_round(self, now_ms, false);
@@ -739,7 +750,10 @@ int mfl_round_engine_eval_report(mfl_round_engine_t *self, const char *peer,
         return -1;
     }
     s->eval_reported = true;
-    mfl_engine_log_eval(self, peer, r);
+    if (self->selecting)
+        mfl_engine_select_report(self, peer, r);
+    else
+        mfl_engine_log_eval(self, peer, r);
     bool all = true;
     for (size_t i = 0; i < self->n_sites; i++)
         all = all && (!self->sites[i].eval_sent || self->sites[i].eval_reported);
@@ -792,18 +806,19 @@ void mfl_round_engine_tick(mfl_round_engine_t *self, uint64_t now_ms)
             self->waiting_logged = 0;
             /* A run resumed after its last round still owes the final
              * evaluation: it too waits for the sites. */
-            if (self->rounds_done >= self->config.rounds)
+            if (self->rounds_done >= mfl_engine_rounds_target(self))
                 s_open_eval(self, now_ms, true);
             else
                 s_open_round(self, now_ms);
         } else if (self->waiting_logged != have + 1) {
             /* Once per change, so an operator sees why nothing happens. */
-            if (self->rounds_done >= self->config.rounds)
+            if (self->rounds_done >= mfl_engine_rounds_target(self))
                 mfl_info("final evaluation after round %u waits for sites: %zu connected, "
                          "%zu needed", self->rounds_done, have, need);
             else
-                mfl_info("round %u/%u waits for sites: %zu connected, %zu needed", self->round,
-                         self->config.rounds, have, need);
+                mfl_info("%sround %u/%u waits for sites: %zu connected, %zu needed",
+                         self->selecting ? "selection " : "", self->round,
+                         mfl_engine_rounds_target(self), have, need);
             self->waiting_logged = have + 1;
         }
         break;

@@ -61,7 +61,8 @@ typedef struct {
     size_t n_accepted;
     size_t n_rejected;       /* rejections during this round */
     size_t n_failed;         /* selected sites that withdrew (failure, revocation) */
-    double loss_before;      /* n-weighted mean of the sites' loss before */
+    double loss_before;      /* n-weighted mean of the sites' loss before, over the
+                              * updates that sent losses; NaN if none did (DP) */
     double loss_after;
     double total_weight;
     double delta_norm;       /* ‖mean Δ‖₂ */
@@ -255,8 +256,9 @@ size_t mfl_round_engine_uploads_waiting(const mfl_round_engine_t *self);
  * (`transcript`: 32-byte digest of the protocol's transcript; the sum is
  * folded only with its record written), folds the sum (bit-identical to
  * folding the same updates one by one), marks the sites reported, and
- * closes the round when all selected sites are in. 0, or -1 with err and
- * nothing folded. */
+ * closes the round when all selected sites are in. The loss sums are
+ * NaN when a site of the sum did not send its losses (DP): the round's
+ * mean loss then leaves them out. 0, or -1 with err and nothing folded. */
 int mfl_round_engine_secure_sum(mfl_round_engine_t *self, uint32_t round, const uint8_t *nonce,
                                 const char *const *sites, size_t n_sites, const uint64_t *sum,
                                 size_t n_words, double loss_before_sum, double loss_after_sum,
@@ -298,6 +300,17 @@ const char *mfl_round_engine_audit_error(const mfl_round_engine_t *self);
 uint64_t mfl_round_engine_rejections(const mfl_round_engine_t *self);
 /* The most recent closed round's summary, or NULL before the first. */
 const mfl_round_summary_t *mfl_round_engine_last_summary(const mfl_round_engine_t *self);
+
+/* Model selection's progress (docs/SELECTION.md), for status and metrics:
+ * false when the run has no selection. *candidate: the one in training or
+ * being scored (1-based), 0 once decided; *n_candidates; *winner: 1-based,
+ * 0 while undecided; *rule: "auroc", "accuracy" or "loss" (borrowed). Any
+ * out pointer may be NULL. */
+bool mfl_round_engine_selection(const mfl_round_engine_t *self, size_t *candidate,
+                                size_t *n_candidates, size_t *winner, const char **rule);
+/* Candidate i's (0-based) mean validation score, NAN until it is scored
+ * in this process (a restart after the pick knows only the winner). */
+double mfl_round_engine_selection_score(const mfl_round_engine_t *self, size_t i);
 
 /* Connected sites, for status: count, and i-th id and last-seen ms
  * (monotonic: mfl_round_engine_wall_of converts it for display). */

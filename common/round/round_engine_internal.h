@@ -63,6 +63,7 @@ struct mfl_round_engine {
     mfl_aggregate_part_t *parts;  /* an update's tensors as aggregate parts (no flat Δ): one
                                      per tensor, or per run of a tensor left in its frames */
     size_t cap_parts;
+    uint32_t site_timeout_config_ms; /* as configured; config.site_timeout_ms follows P */
     mfl_aggregate_t *agg;
     mfl_server_step_t *step;
     mfl_audit_t *audit;
@@ -91,6 +92,9 @@ struct mfl_round_engine {
     mfl_reject_t last_reject;      /* the latest rejection, for its record */
     char last_reject_text[256];
     double loss_before_sum, loss_after_sum, weight_sum;
+    /* the weight of the updates that sent their losses (a DP site's are
+     * not sent): the round's mean loss is over those, NaN if none */
+    double loss_weight_sum;
 
     uint32_t eval_round;
     bool eval_final;
@@ -126,6 +130,22 @@ struct mfl_round_engine {
     char audit_err[300];
     mfl_audit_record_t *audit_pending[MFL_ENGINE_AUDIT_PENDING]; /* owed, in order */
     size_t n_audit_pending;
+
+    /* Model selection (round_select.c): while `selecting`, config.learner,
+     * config.server and the eval adaptation are candidate sel_index's and
+     * rounds count up to selection.rounds; then the winner's, for good. */
+    bool selecting;
+    size_t sel_index;          /* candidate in progress (0-based) */
+    size_t sel_winner;         /* valid once sel_decided */
+    bool sel_decided;
+    mfl_select_rule_t sel_rule; /* resolved */
+    uint8_t sel_digest[32];
+    double sel_means[MFL_SELECT_MAX_CANDIDATES];  /* NAN: no score */
+    double sel_loss[MFL_SELECT_MAX_CANDIDATES];   /* mean validation loss: the tie-break */
+    size_t sel_sites[MFL_SELECT_MAX_CANDIDATES];  /* sites that scored it */
+    mfl_select_score_t *sel_scores; /* this candidate's reports (n_sites cap) */
+    char (*sel_score_site)[MFL_ENGINE_SITE_MAX];
+    size_t n_sel_scores, cap_sel_scores;
 };
 
 mfl_engine_site_t *mfl_engine_find_site(mfl_round_engine_t *self, const char *id);
@@ -192,6 +212,31 @@ void mfl_engine_robust_reset(mfl_round_engine_t *self);
 /* The round's aggregate of the kept Δs (in site-id order) into mean[n_state]:
  * median, trimmed mean or Multi-Krum. 0, or -1 with err. */
 int mfl_engine_robust_mean(mfl_round_engine_t *self, float *mean, char *err, size_t errlen);
+
+/* round_engine_new.c: build / free everything that depends on the model
+ * and server settings (learner, θ = θ₀ from init_seed, its layout, the
+ * aggregate, the server step, the model hash) from self->config. */
+int mfl_engine_bind(mfl_round_engine_t *self, char *err, size_t errlen);
+void mfl_engine_unbind(mfl_round_engine_t *self);
+
+/* round_select.c: model selection's phase of the engine. */
+/* At construction, before bind: with selection enabled, the winner on
+ * record (selection.state) or candidate 0 goes into self->config. 0 / -1. */
+int mfl_engine_select_start(mfl_round_engine_t *self, char *err, size_t errlen);
+/* Rounds the current phase runs: selection.rounds while selecting. */
+uint32_t mfl_engine_rounds_target(const mfl_round_engine_t *self);
+/* A selection evaluation's report from `site`: kept, recorded. */
+void mfl_engine_select_report(mfl_round_engine_t *self, const char *site,
+                              const mfl_eval_report_t *r);
+/* The selection evaluation ended: score the candidate; the next one, or
+ * the winner (recorded) and the real training. */
+void mfl_engine_select_next(mfl_round_engine_t *self);
+/* Fills a task's selection part (zero when not selecting). */
+void mfl_engine_select_task(const mfl_round_engine_t *self, mfl_task_selection_t *sel);
+/* A selection record (audit kind selection): round, site ("" none), n,
+ * norm (a score), reason. 0 or -1 (audit down). */
+int mfl_engine_audit_selection(mfl_round_engine_t *self, uint64_t round, const char *site,
+                               uint64_t n, double score, const char *reason);
 
 /* round_resume.c. No checkpoint loaded: 0 if the run directory holds no
  * earlier run (no checkpoint file, no round_closed record, no round line

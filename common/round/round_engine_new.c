@@ -81,6 +81,55 @@ out_clear:
     return rc;
 }
 
+void mfl_engine_unbind(mfl_round_engine_t *self)
+{
+    (void)mfl_engine_checkpoint_join(self);
+    mfl_learner_destroy(&self->learner);
+    mfl_aggregate_destroy(&self->agg);
+    mfl_server_step_destroy(&self->step);
+    mfl_engine_robust_reset(self);
+    free(self->theta);
+    free(self->views);
+    free(self->tensor_offset);
+    free(self->parts);
+    free(self->theta_tensor_hash);
+    self->theta = NULL;
+    self->views = NULL;
+    self->tensor_offset = NULL;
+    self->parts = NULL;
+    self->cap_parts = 0;
+    self->theta_tensor_hash = NULL;
+    self->n_state = self->n_tensors = 0;
+}
+
+int mfl_engine_bind(mfl_round_engine_t *self, char *err, size_t errlen)
+{
+    const mfl_coord_config_t *config = &self->config;
+    self->learner = mfl_learner_new(&config->learner, 1, err, errlen);
+    if (!self->learner)
+        return -1;
+    self->n_state = mfl_learner_n_state(self->learner);
+    /* from the configured value each time: a selection candidate's model
+     * may be of another size */
+    self->config.site_timeout_ms = self->site_timeout_config_ms;
+    self->config.site_timeout_ms = mfl_coord_config_site_timeout_ms(&self->config, self->n_state);
+    self->theta = malloc(self->n_state * sizeof(float));
+    self->agg = mfl_aggregate_new(self->n_state);
+    self->step = mfl_server_step_new(&config->server, self->n_state);
+    if (!self->theta || !self->agg || s_layout(self) < 0) {
+        mfl_errf(err, errlen, "out of memory for a model of %zu parameters", self->n_state);
+        return -1;
+    }
+    if (!self->step) {
+        mfl_errf(err, errlen, "%s: server: bad optimiser settings (lr %g)", config->file,
+                 (double)config->server.lr);
+        return -1;
+    }
+    s_model_hash(self, self->model_hash);
+    mfl_learner_init_state(self->learner, self->theta, config->init_seed);
+    return 0;
+}
+
 mfl_round_engine_t *mfl_round_engine_new(const mfl_coord_config_t *config,
                                          const mfl_engine_sink_t *sink, const char *writer,
                                          const uint8_t *audit_sk, char *err, size_t errlen)
@@ -95,31 +144,19 @@ mfl_round_engine_t *mfl_round_engine_new(const mfl_coord_config_t *config,
         return NULL;
     }
     self->config = *config;
+    self->site_timeout_config_ms = config->site_timeout_ms;
     if (sink)
         self->sink = *sink;
     mfl_round_engine_set_clock(self, NULL);
-    self->learner = mfl_learner_new(&config->learner, 1, err, errlen);
-    if (!self->learner)
-        goto out_fail;
-    self->n_state = mfl_learner_n_state(self->learner);
-    self->config.site_timeout_ms = mfl_coord_config_site_timeout_ms(&self->config, self->n_state);
-    self->theta = malloc(self->n_state * sizeof(float));
-    self->agg = mfl_aggregate_new(self->n_state);
-    self->step = mfl_server_step_new(&config->server, self->n_state);
-    if (!self->theta || !self->agg || s_layout(self) < 0) {
-        mfl_errf(err, errlen, "out of memory for a model of %zu parameters", self->n_state);
-        goto out_fail;
-    }
-    if (!self->step) {
-        mfl_errf(err, errlen, "%s: server: bad optimiser settings (lr %g)", config->file,
-                 (double)config->server.lr);
-        goto out_fail;
-    }
-    s_model_hash(self, self->model_hash);
-    mfl_learner_init_state(self->learner, self->theta, config->init_seed);
-    self->round = 1;
     if (mfl_mkdir_p(config->checkpoint_dir, 0755, err, errlen) < 0)
         goto out_fail;
+    /* Model selection decides the setting this engine starts with: its
+     * first candidate, or the winner a restart finds on record. */
+    if (mfl_engine_select_start(self, err, errlen) < 0)
+        goto out_fail;
+    if (mfl_engine_bind(self, err, errlen) < 0)
+        goto out_fail;
+    self->round = 1;
     char ck_path[MFL_COORD_PATH_MAX];
     int resumed = s_resume(self, ck_path, err, errlen);
     if (resumed < 0)
@@ -160,21 +197,13 @@ void mfl_round_engine_destroy(mfl_round_engine_t **self_p)
         return;
     mfl_round_engine_t *self = *self_p;
     /* The last checkpoint becomes durable before the process goes. */
-    (void)mfl_engine_checkpoint_join(self);
-    mfl_learner_destroy(&self->learner);
-    mfl_aggregate_destroy(&self->agg);
-    mfl_server_step_destroy(&self->step);
+    mfl_engine_unbind(self);
     mfl_engine_audit_free(self);
-    mfl_engine_robust_reset(self);
     mfl_audit_destroy(&self->audit);
     mfl_upload_gate_destroy(&self->gate);
     if (self->metrics)
         fclose(self->metrics);
-    free(self->theta);
-    free(self->views);
-    free(self->tensor_offset);
-    free(self->parts);
-    free(self->theta_tensor_hash);
+    free(self->sel_scores);
     free(self->sites);
     free(self);
     *self_p = NULL;

@@ -70,8 +70,11 @@ int mfl_round_engine_secure_sum(mfl_round_engine_t *self, uint32_t round, const 
         found[i]->reported = true;
     self->n_accepted += n_sites;
     self->weight_sum += ldexp((double)sum[self->n_state], -MFL_AGGREGATE_WEIGHT_BITS);
-    self->loss_before_sum += loss_before_sum;
-    self->loss_after_sum += loss_after_sum;
+    if (isfinite(loss_before_sum) && isfinite(loss_after_sum)) { /* NaN: a site sent none */
+        self->loss_before_sum += loss_before_sum;
+        self->loss_after_sum += loss_after_sum;
+        self->loss_weight_sum += ldexp((double)sum[self->n_state], -MFL_AGGREGATE_WEIGHT_BITS);
+    }
     if (self->n_accepted == self->n_selected)
         mfl_engine_close_round(self, now_ms, false);
     return 0;

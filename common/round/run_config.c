@@ -12,6 +12,7 @@
 #include "config/yaml_doc.h"
 #include "core/log.h"
 #include "fed/quant.h"
+#include "wire/task.h"
 
 void mfl_coord_config_defaults(mfl_coord_config_t *c)
 {
@@ -111,6 +112,7 @@ static void s_check_all_keys(mfl_yaml_doc_t *doc)
 {
     mfl_yaml_check_keys(doc, "", (const char *[]){"coordinator", "model", "algorithm",
                                                   "privacy", "rounds", "server", "eval",
+                                                  "selection",
                                                   "output", "limits", "sites", "data",
                                                   "secure_aggregation", NULL});
     mfl_yaml_check_keys(doc, "data", (const char *[]){"schema", NULL});
@@ -328,6 +330,101 @@ static void s_read_server(mfl_yaml_doc_t *doc, mfl_coord_config_t *c)
     c->server.eps = s_pos_float(doc, "server.eps", c->server.eps, true);
 }
 
+/* One candidate of selection.candidates[i]: the base setting with the
+ * keys it names changed. */
+static void s_read_candidate(mfl_yaml_doc_t *doc, const mfl_coord_config_t *c, size_t i,
+                             const mfl_select_candidate_t *base, mfl_select_candidate_t *out)
+{
+    char p[96], k[128];
+    snprintf(p, sizeof p, "selection.candidates[%zu]", i);
+    mfl_yaml_check_keys(doc, p, (const char *[]){"model", "algorithm", "inner_lr",
+                                                 "inner_steps", "server_optimizer", "server_lr",
+                                                 "adapt_lr", "adapt_steps", NULL});
+    *out = *base;
+    snprintf(k, sizeof k, "%s.model", p);
+    const char *spec = mfl_yaml_get_string(doc, k, NULL);
+    if (spec) {
+        unsigned long bi, bo, ci, co;
+        bool base_io = mfl_select_spec_io(c->learner.model_spec, &bi, &bo) == 0;
+        if (!*spec || strlen(spec) >= sizeof out->learner.model_spec)
+            mfl_yaml_fail(doc, k, "must be a model spec of at most %zu characters",
+                          sizeof out->learner.model_spec - 1);
+        else if (strcmp(spec, c->learner.model_spec) != 0 &&
+                 (!base_io || mfl_select_spec_io(spec, &ci, &co) < 0 || ci != bi || co != bo))
+            mfl_yaml_fail(doc, k, "'%s' must read the same features and give the same "
+                          "outputs as model.spec '%s' (an mlp: or linear: spec with the same "
+                          "first and last size)", spec, c->learner.model_spec);
+        else
+            snprintf(out->learner.model_spec, sizeof out->learner.model_spec, "%s", spec);
+    }
+    snprintf(k, sizeof k, "%s.algorithm", p);
+    const char *algo = mfl_yaml_get_string(doc, k, NULL);
+    if (algo && mfl_algo_parse(algo, &out->learner.algo) < 0)
+        mfl_yaml_fail(doc, k, "unknown algorithm '%s'", algo);
+    snprintf(k, sizeof k, "%s.inner_lr", p);
+    out->learner.inner_lr = s_pos_float(doc, k, out->learner.inner_lr, false);
+    snprintf(k, sizeof k, "%s.inner_steps", p);
+    out->learner.inner_steps = (int)s_u32(doc, k, (uint32_t)out->learner.inner_steps, 1, 10000);
+    snprintf(k, sizeof k, "%s.server_optimizer", p);
+    const char *opt = mfl_yaml_get_string(doc, k, NULL);
+    snprintf(p, sizeof p, "selection.candidates[%zu].server_lr", i);
+    if (opt) {
+        mfl_optim_kind_t kind;
+        if (mfl_optim_parse(opt, &kind) < 0)
+            mfl_yaml_fail(doc, k, "unknown optimiser '%s'; known: sgd, momentum, adam, adagrad, "
+                          "yogi", opt);
+        else
+            out->server = mfl_optim_defaults(kind, s_pos_float(doc, p, out->server.lr, false));
+    } else {
+        out->server.lr = s_pos_float(doc, p, out->server.lr, false);
+    }
+    snprintf(k, sizeof k, "selection.candidates[%zu].adapt_lr", i);
+    out->adapt_lr = s_pos_float(doc, k, out->adapt_lr, true);
+    snprintf(k, sizeof k, "selection.candidates[%zu].adapt_steps", i);
+    out->adapt_steps = s_u32(doc, k, out->adapt_steps, 0, 100000);
+}
+
+/* selection: after model, algorithm, server and eval (candidates are
+ * changes to those). */
+static void s_read_selection(mfl_yaml_doc_t *doc, mfl_coord_config_t *c)
+{
+    mfl_yaml_check_keys(doc, "selection", (const char *[]){"enabled", "rounds",
+                                                          "validation_fraction",
+                                                          "validation_seed", "rule",
+                                                          "candidates", NULL});
+    mfl_select_config_t *s = &c->selection;
+    s->enabled = mfl_yaml_get_bool(doc, "selection.enabled", false);
+    s->rounds = s_u32(doc, "selection.rounds", 5, 1, 100000);
+    s->validation_fraction = mfl_yaml_get_double(doc, "selection.validation_fraction", 0.2);
+    if (!(s->validation_fraction > 0 && s->validation_fraction <= MFL_TASK_VALIDATION_MAX))
+        mfl_yaml_fail(doc, "selection.validation_fraction", "must be in (0, %g], got %g",
+                      MFL_TASK_VALIDATION_MAX, s->validation_fraction);
+    s->validation_seed = (uint64_t)mfl_yaml_get_int(doc, "selection.validation_seed",
+                                                    (int64_t)c->seed);
+    const char *rule = mfl_yaml_get_string(doc, "selection.rule", "auto");
+    if (mfl_select_rule_parse(rule, &s->rule) < 0)
+        mfl_yaml_fail(doc, "selection.rule", "'%s' is not one of auto, auroc, accuracy, loss",
+                      rule);
+    mfl_select_candidate_t base;
+    mfl_select_base(&c->learner, &c->server, c->eval_adapt_steps, c->eval_adapt_lr, &base);
+    size_t n = mfl_yaml_len(doc, "selection.candidates");
+    if (!mfl_yaml_has(doc, "selection.candidates")) {
+        mfl_select_default_grid(&base, s);
+    } else if (n == 0 || n > MFL_SELECT_MAX_CANDIDATES ||
+               mfl_yaml_kind(doc, "selection.candidates") != MFL_YAML_SEQUENCE) {
+        mfl_yaml_fail(doc, "selection.candidates", "must be a list of 1 to %d candidates (each "
+                      "a mapping of the settings it changes; {} = the configured ones)",
+                      MFL_SELECT_MAX_CANDIDATES);
+    } else {
+        s->n_candidates = n;
+        for (size_t i = 0; i < n; i++)
+            s_read_candidate(doc, c, i, &base, &s->candidates[i]);
+    }
+    if (s->enabled && c->secagg_enabled)
+        mfl_yaml_fail(doc, "selection.enabled", "model selection does not run under "
+                      "secure_aggregation yet");
+}
+
 static void s_read_privacy(mfl_yaml_doc_t *doc, mfl_coord_config_t *c)
 {
     c->dp_enabled = mfl_yaml_get_bool(doc, "privacy.enabled", false);
@@ -427,6 +524,7 @@ static int s_from_doc(mfl_yaml_doc_t *doc, mfl_coord_config_t *c, char *err, siz
     c->eval_adapt_steps = s_u32(doc, "eval.adapt_steps", c->eval_adapt_steps, 0, 100000);
     c->eval_adapt_lr = s_pos_float(doc, "eval.adapt_lr", c->eval_adapt_lr, true);
     c->eval_deadline_ms = s_ms(doc, "eval.deadline_s", c->eval_deadline_ms);
+    s_read_selection(doc, c);
 
     s_path(doc, c, "output.checkpoint_dir", "checkpoints", c->checkpoint_dir,
            sizeof c->checkpoint_dir);
@@ -480,6 +578,26 @@ int mfl_coord_config_parse(const char *text, size_t len, const char *name,
         return -1;
     mfl_yaml_doc_t *doc = mfl_yaml_parse(text, len, name, err, errlen);
     return doc ? s_from_doc(doc, c, err, errlen) : -1;
+}
+
+int mfl_coord_config_apply_selection(mfl_coord_config_t *c, char *err, size_t errlen)
+{
+    const mfl_select_config_t *s = &c->selection;
+    if (!s->enabled || !s->n_candidates)
+        return 0;
+    uint8_t digest[32];
+    mfl_select_digest(s, c->seed, c->init_seed, digest);
+    char path[MFL_COORD_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/selection.state", c->checkpoint_dir);
+    size_t w = 0;
+    int found = mfl_select_state_read(path, digest, s->n_candidates, &w, err, errlen);
+    if (found != 1)
+        return found;
+    c->learner = s->candidates[w].learner;
+    c->server = s->candidates[w].server;
+    c->eval_adapt_steps = s->candidates[w].adapt_steps;
+    c->eval_adapt_lr = s->candidates[w].adapt_lr;
+    return 1;
 }
 
 size_t mfl_coord_config_message_bytes(const mfl_coord_config_t *config, size_t n_state)

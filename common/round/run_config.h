@@ -17,6 +17,7 @@
 #include "fed/robust.h"
 #include "meta/learner.h"
 #include "nn/optim.h"
+#include "round/selection.h"
 
 #define MFL_COORD_PATH_MAX 1024
 #define MFL_COORD_MAX_SITES 64
@@ -82,6 +83,10 @@ typedef struct {
     float eval_adapt_lr;
     uint32_t eval_deadline_ms;
 
+    /* federated model selection before training (selection.h,
+     * docs/SELECTION.md); off unless selection.enabled */
+    mfl_select_config_t selection;
+
     /* outputs (resolved paths) */
     char checkpoint_dir[MFL_COORD_PATH_MAX];
     char audit_log[MFL_COORD_PATH_MAX];   /* "" = no audit log */
@@ -118,6 +123,14 @@ int mfl_coord_config_load(const char *path, mfl_coord_config_t *config, char *er
  * in messages and relative paths (for tests and fuzzing). */
 int mfl_coord_config_parse(const char *text, size_t len, const char *name,
                            mfl_coord_config_t *config, char *err, size_t errlen);
+
+/* Model selection (docs/SELECTION.md): with selection.enabled and a winner
+ * on record in checkpoint_dir/selection.state, puts the winner's setting
+ * (learner, server, eval adaptation) into `config`: what the run trained,
+ * for tools that rebuild its model from the config (export, offline
+ * evaluation, predict). 1 applied, 0 nothing on record (or selection off),
+ * -1 + err (a record of another selection). */
+int mfl_coord_config_apply_selection(mfl_coord_config_t *config, char *err, size_t errlen);
 
 /* Resolves `rel` against the directory of `base_file` into out[outlen]
  * (absolute `rel` is copied). -1 if it does not fit. */

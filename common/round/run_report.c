@@ -48,9 +48,16 @@ static int s_add_eval(mfl_report_t *r, const mfl_json_t *o, bool live, bool run_
         s_num(o, "sensitivity"), s_num(o, "specificity"), s_num(o, "n"), s_num(o, "n_support"),
         s_num(o, "loss_before"), s_num(o, "accuracy_before"), s_num(o, "auroc_before"),
         s_num(o, "accuracy_local"), s_num(o, "auroc_local"), s_num(o, "epsilon"),
-        s_num(o, "delta")};
+        s_num(o, "delta"), s_num(o, "rmse"), s_num(o, "mae"), s_num(o, "r2"),
+        s_num(o, "rmse_before"), s_num(o, "rmse_local"), s_num(o, "policy_value"),
+        s_num(o, "policy_value_before"), s_num(o, "policy_value_local"),
+        s_num(o, "policy_value_best_arm"), s_num(o, "policy_value_given")};
     if (!isnan(e.epsilon))
         r->have_privacy = true;
+    if (!isnan(e.rmse))
+        r->have_regression = true;
+    if (!isnan(e.value) || !isnan(e.value_best_arm))
+        r->have_policy = true;
     mfl_report_eval_t *h = s->n_history < MFL_REPORT_MAX_ROUNDS
                                ? realloc(s->history, (s->n_history + 1) * sizeof *h)
                                : NULL;
@@ -66,6 +73,34 @@ static int s_add_eval(mfl_report_t *r, const mfl_json_t *o, bool live, bool run_
      * joined after training. */
     if (run_trained || strcmp(s->role, "train") != 0)
         snprintf(s->role, sizeof s->role, "%s", run_trained ? "train" : "joined");
+    return 0;
+}
+
+/* A "selection_candidate" or "selection" (the winner) line. */
+static int s_add_selection(mfl_report_t *r, const mfl_json_t *o, bool winner, const char *where,
+                           char *err, size_t errlen)
+{
+    double k = s_num(o, winner ? "winner" : "candidate");
+    if (!(k >= 1 && k <= MFL_REPORT_MAX_CANDIDATES) || k != floor(k))
+        return mfl_errf(err, errlen, "%s: selection event without a candidate number in 1..%d",
+                        where, MFL_REPORT_MAX_CANDIDATES), -1;
+    const char *rule = mfl_json_string(mfl_json_get(o, "rule"));
+    if (rule)
+        snprintf(r->rule, sizeof r->rule, "%s", rule);
+    size_t i = (size_t)k - 1;
+    if (winner) {
+        r->winner = i + 1;
+        return 0;
+    }
+    if (i == 0) /* a new selection (a later run, or a restarted one) */
+        r->n_candidates = 0;
+    mfl_report_candidate_t *c = &r->candidates[i];
+    c->score = s_num(o, "score");
+    c->sites = s_num(o, "sites");
+    const char *setting = mfl_json_string(mfl_json_get(o, "setting"));
+    snprintf(c->setting, sizeof c->setting, "%s", setting ? setting : "");
+    if (r->n_candidates < i + 1)
+        r->n_candidates = i + 1;
     return 0;
 }
 
@@ -115,6 +150,9 @@ int mfl_report_add_text(mfl_report_t *r, const char *text, size_t len, const cha
             }
         } else if (ev && strcmp(ev, "eval") == 0) {
             bad = s_add_eval(r, o, live, run_trained, where, err, errlen) < 0;
+        } else if (ev && (strcmp(ev, "selection_candidate") == 0 ||
+                          strcmp(ev, "selection") == 0)) {
+            bad = s_add_selection(r, o, strcmp(ev, "selection") == 0, where, err, errlen) < 0;
         }
         /* Other events (future ones included) are not part of the report. */
         mfl_json_destroy(&o);

@@ -27,6 +27,10 @@ typedef struct {
     /* Privacy spent, as the privacy work will report it: shown when any
      * eval or round line carries "epsilon" (and "delta"). */
     double epsilon, delta;
+    /* Regression reports (rmse ...) and treatment reports (policy values,
+     * docs/METRICS.md); NAN otherwise. */
+    double rmse, mae, r2, rmse_before, rmse_local;
+    double value, value_before, value_local, value_best_arm, value_given;
 } mfl_report_eval_t;
 
 typedef struct {
@@ -39,13 +43,31 @@ typedef struct {
     size_t n_history;
 } mfl_report_site_t;
 
+/* Model selection (docs/SELECTION.md): one "selection_candidate" event,
+ * and per site its "selection_eval" scores (NAN when missing). */
+#define MFL_REPORT_MAX_CANDIDATES 64
+#define MFL_REPORT_SETTING_MAX 200
+typedef struct {
+    double score;            /* mean validation score under the rule; NAN: none */
+    double sites;            /* sites that scored it */
+    char setting[MFL_REPORT_SETTING_MAX];
+} mfl_report_candidate_t;
+
 typedef struct {
     mfl_report_round_t *rounds;  /* every round event of every input, in order */
     size_t n_rounds;
     mfl_report_site_t sites[MFL_REPORT_MAX_SITES];
     size_t n_sites;
     bool have_privacy;       /* some line carries "epsilon" */
+    bool have_regression;    /* some eval line carries "rmse" */
+    bool have_policy;        /* some eval line carries "policy_value" */
     double eps_by_round;     /* NAN, or the last round line's epsilon */
+    /* Model selection: the candidates (index = candidate − 1; the last
+     * run's lines win) and the winner (1-based; 0 = no "selection" event). */
+    mfl_report_candidate_t candidates[MFL_REPORT_MAX_CANDIDATES];
+    size_t n_candidates;
+    size_t winner;
+    char rule[16];
 } mfl_report_t;
 
 /* Adds the lines of `arg`: a directory (its metrics.jsonl: evaluations the

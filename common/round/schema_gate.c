@@ -37,6 +37,13 @@ static int s_fits(const mfl_schema_gate_t *self, uint64_t nf, uint64_t ncl, char
         return -1;
     }
     if (s_episodic(self->algo)) {
+        if (ncl == 0) {
+            snprintf(why, len, "a continuous (regression) label, but %s compares a query with "
+                     "labelled examples of each class and needs a class label (for regression "
+                     "use maml, fomaml, reptile or meta_sgd with model.loss mse)",
+                     mfl_algo_name(self->algo));
+            return -1;
+        }
         if (ncl < self->n_way) {
             snprintf(why, len, "%llu classes, but %s episodes are %u-way",
                      (unsigned long long)ncl, mfl_algo_name(self->algo), self->n_way);
@@ -44,6 +51,8 @@ static int s_fits(const mfl_schema_gate_t *self, uint64_t nf, uint64_t ncl, char
         }
         return 0;
     }
+    if (mfl_algo_episodic_head(self->algo, self->loss, self->n_outputs, ncl))
+        return 0; /* N-way episodes, N = the head's outputs */
     if (self->loss == MFL_LOSS_BCE && (ncl != 2 || self->n_outputs != 1)) {
         snprintf(why, len, "%llu classes (model.loss bce needs a binary label and 1 output; "
                  "the model has %zu)", (unsigned long long)ncl, self->n_outputs);
@@ -51,7 +60,10 @@ static int s_fits(const mfl_schema_gate_t *self, uint64_t nf, uint64_t ncl, char
     }
     if (self->loss == MFL_LOSS_SOFTMAX_CE && ncl != self->n_outputs) {
         snprintf(why, len, "%llu classes, but the model %s has %zu outputs (softmax_ce needs "
-                 "one per class)", (unsigned long long)ncl, self->model_spec, self->n_outputs);
+                 "one per class%s)", (unsigned long long)ncl, self->model_spec,
+                 self->n_outputs, ncl > self->n_outputs && self->algo == MFL_ALGO_FEDAVG
+                 ? "; fedavg trains one head over every class, only reptile, fomaml, maml "
+                   "and meta_sgd learn a narrower head from N-way episodes" : "");
         return -1;
     }
     if (self->loss == MFL_LOSS_MSE && ncl == 0 && self->n_outputs != 1) {
@@ -137,17 +149,24 @@ bool mfl_schema_gate_has_schema(const mfl_schema_gate_t *self)
 static int s_can_form_episodes(const mfl_schema_gate_t *self, const mfl_schema_hello_t *h,
                                char *text, size_t len)
 {
-    if (!s_episodic(self->algo) || h->n_class_counts == 0)
+    bool head = mfl_algo_episodic_head(self->algo, self->loss, self->n_outputs,
+                                       h->n_class_counts);
+    if ((!s_episodic(self->algo) && !head) || h->n_class_counts == 0)
         return 0;
-    uint64_t need = (uint64_t)self->k_shot + self->n_query;
+    /* A gradient method's narrow head sets N; its episodes are 5-shot with
+     * 5 queries unless the config says otherwise (as at the site). */
+    uint32_t n_way = head ? (uint32_t)self->n_outputs : self->n_way;
+    uint32_t k_shot = self->k_shot ? self->k_shot : 5;
+    uint32_t n_query = self->n_query ? self->n_query : 5;
+    uint64_t need = (uint64_t)k_shot + n_query;
     size_t eligible = 0;
     for (size_t k = 0; k < h->n_class_counts; k++)
         eligible += h->class_counts[k] >= need;
-    if (eligible >= self->n_way)
+    if (eligible >= n_way)
         return 0;
     int o = snprintf(text, len, "its training rows cannot form %u-way %u-shot episodes with "
                      "%u queries: %zu of its classes have the %llu rows each needs (rows per "
-                     "class:", self->n_way, self->k_shot, self->n_query, eligible,
+                     "class:", n_way, k_shot, n_query, eligible,
                      (unsigned long long)need);
     for (size_t k = 0; k < h->n_class_counts && k < 16 && o > 0 && (size_t)o < len; k++)
         o += snprintf(text + o, len - (size_t)o, " %zu=%llu", k,

@@ -123,6 +123,17 @@ char *mfl_status_render(const mfl_round_engine_t *e, const mfl_coord_config_t *c
           mfl_round_engine_paused(e) ? "true" : "false", mfl_round_engine_round(e), c->rounds,
           mfl_round_engine_rounds_done(e), (unsigned long long)mfl_round_engine_rejections(e),
           mfl_round_engine_uploads_in_flight(e), mfl_round_engine_uploads_waiting(e));
+    size_t sel_cand = 0, sel_n = 0, sel_win = 0;
+    const char *sel_rule = "";
+    size_t sites_open = strlen(",\"sites\":[");
+    if (!b.oom && b.len >= sites_open &&
+        mfl_round_engine_selection(e, &sel_cand, &sel_n, &sel_win, &sel_rule)) {
+        /* Rewind the opening of "sites": the selection object goes first. */
+        b.len -= sites_open;
+        b.buf[b.len] = '\0';
+        s_put(&b, ",\"selection\":{\"candidate\":%zu,\"candidates\":%zu,\"winner\":%zu,"
+                  "\"rule\":\"%s\"},\"sites\":[", sel_cand, sel_n, sel_win, sel_rule);
+    }
     for (size_t i = 0; i < mfl_round_engine_n_sites(e); i++) {
         uint64_t seen = 0;
         bool connected = false;
@@ -175,9 +186,10 @@ char *mfl_status_render(const mfl_round_engine_t *e, const mfl_coord_config_t *c
     s_put(&b, ",");
     /* The model, so `metafl export RUN_DIR` can rebuild it from the run dir
      * alone (specs and algorithm names are plain ASCII). */
+    /* The engine's setting: model selection may have put a candidate's there. */
+    const mfl_learner_config_t *lc = &e->config.learner;
     s_put(&b, "\"model\":{\"spec\":\"%s\",\"algo\":\"%s\",\"relation\":\"%s\",\"loss\":\"%s\"},",
-          c->learner.model_spec, mfl_algo_name(c->learner.algo), c->learner.relation_spec,
-          mfl_loss_name(c->learner.loss));
+          lc->model_spec, mfl_algo_name(lc->algo), lc->relation_spec, mfl_loss_name(lc->loss));
     s_clock(&b, e, c, now_ms);
     s_put(&b, "\"last_round\":");
     const mfl_round_summary_t *m = mfl_round_engine_last_summary(e);

@@ -4,6 +4,7 @@
 
 #include "config/csv_schema_yaml.h"
 #include "data/heart.h"
+#include "meta/treatment.h"
 
 #include <math.h>
 #include <stdbool.h>
@@ -85,12 +86,13 @@ static void s_check_keys(mfl_yaml_doc_t *doc)
     mfl_yaml_check_keys(doc, "data",
                         (const char *[]){"source", "path", "test_path", "schema", "split_seed",
                                          "train_fraction", "standardize", "labels",
-                                         "max_rows", "classes", "series", NULL});
+                                         "max_rows", "classes", "series", "split", NULL});
     mfl_yaml_check_keys(doc, "data.series",
                         (const char *[]){"patient", "time", "channels", "label", "rule",
                                          "window", "stride", "delimiter", NULL});
     mfl_yaml_check_keys(doc, "eval",
-                        (const char *[]){"support_cases", "local_only_steps", NULL});
+                        (const char *[]){"support_cases", "local_only_steps", "treatment_arms",
+                                         NULL});
     mfl_yaml_check_keys(doc, "runtime", (const char *[]){"threads", "log_level", NULL});
     mfl_yaml_check_keys(doc, "audit", (const char *[]){"log", "disabled", NULL});
     mfl_yaml_check_keys(doc, "privacy",
@@ -341,6 +343,14 @@ static void s_read(mfl_yaml_doc_t *doc, mfl_site_config_t *c)
         mfl_yaml_fail(doc, "data.train_fraction", "must be in (0, 1], got %g", frac);
     else
         c->train_fraction = frac;
+    const char *split = mfl_yaml_get_string(doc, "data.split", "rows");
+    if (strcmp(split, "patients") == 0 && c->data_kind == MFL_SITE_DATA_SERIES)
+        c->split_patients = true;
+    else if (strcmp(split, "patients") == 0)
+        mfl_yaml_fail(doc, "data.split", "'patients' needs a series source (its rows are "
+                      "patients' windows); '%s' rows are split one by one", src);
+    else if (strcmp(split, "rows") != 0)
+        mfl_yaml_fail(doc, "data.split", "'%s' is not one of rows, patients", split);
     s_read_idx(doc, c);
     s_read_series(doc, c);
     /* Pixels are already in [0, 1]: images default to no standardisation. */
@@ -359,6 +369,9 @@ static void s_read(mfl_yaml_doc_t *doc, mfl_site_config_t *c)
     v = mfl_yaml_get_int(doc, "eval.local_only_steps", c->local_only_steps);
     if (mfl_yaml_check_range(doc, "eval.local_only_steps", v, 1, 100000) == 0)
         c->local_only_steps = (uint32_t)v;
+    v = mfl_yaml_get_int(doc, "eval.treatment_arms", c->treatment_arms);
+    if (mfl_yaml_check_range(doc, "eval.treatment_arms", v, 0, MFL_TREATMENT_MAX_ARMS) == 0)
+        c->treatment_arms = (uint32_t)v;
 
     v = mfl_yaml_get_int(doc, "runtime.threads", c->threads);
     if (mfl_yaml_check_range(doc, "runtime.threads", v, 1, 256) == 0)

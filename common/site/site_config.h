@@ -54,6 +54,8 @@ typedef struct mfl_site_config {
                                                  FILE), resolved; "" = inline data.schema mapping */
     uint64_t split_seed;                      /* train / held-out split */
     double train_fraction;                    /* (0, 1]: share of rows for training */
+    bool split_patients;                      /* series: data.split patients (a patient's
+                                                 windows all on one side) */
     mfl_site_standardize_t standardize;
     /* idx: the labels file, rows to read (0 = all), and the classes this
      * site keeps (n_keep 0 = all: hospitals may see different classes) */
@@ -72,6 +74,8 @@ typedef struct mfl_site_config {
     /* eval: how this hospital scores a model */
     uint32_t eval_support;                    /* labelled cases to adapt on; 0 = task's k_shot */
     uint32_t local_only_steps;                /* minimum steps of the local-only baseline */
+    uint32_t treatment_arms;                  /* > 0: labels are arm × outcome classes and
+                                                 eval reports policy values (meta/treatment.h) */
 
     /* runtime */
     int threads;                              /* OpenBLAS threads, >= 1 */

@@ -105,7 +105,26 @@ static int s_load_idx(s_load_t *l, char *err, size_t errlen)
     const mfl_dataset_t *d = l->all;
     l->canonical = mfl_schema_canonical_plain(NULL, d->n_features, d->channels, d->height,
                                               d->width, d->n_classes);
-    if (!l->canonical || s_keep_classes(&l->all, cfg->keep_classes, cfg->n_keep_classes) < 0)
+    if (!l->canonical)
+        return mfl_errf(err, errlen, "out of memory"), -1;
+    if (cfg->train_fraction < 1.0 && cfg->n_keep_classes) {
+        /* Split every image of the file before keeping the site's classes,
+         * so an image is on the same side at every site that reads it (same
+         * file, max_rows and split_seed): no site trains on an image another
+         * holds out, and a pooled site's training rows are the union of the
+         * sites' (docs/APPS.md). s_split takes the two halves as they are. */
+        mfl_rng_t rng;
+        mfl_rng_seed(&rng, cfg->split_seed, 0x5157u /* "split" stream */);
+        mfl_dataset_t *tr = NULL, *ho = NULL;
+        if (mfl_dataset_split(l->all, cfg->train_fraction, &rng, &tr, &ho))
+            return mfl_errf(err, errlen, "out of memory splitting %s", cfg->data_path), -1;
+        mfl_dataset_destroy(&l->all);
+        l->all = tr;
+        l->test = ho;
+        if (s_keep_classes(&l->test, cfg->keep_classes, cfg->n_keep_classes) < 0)
+            return mfl_errf(err, errlen, "out of memory"), -1;
+    }
+    if (s_keep_classes(&l->all, cfg->keep_classes, cfg->n_keep_classes) < 0)
         return mfl_errf(err, errlen, "out of memory"), -1;
     if (cfg->n_keep_classes && l->all->n == 0)
         return mfl_errf(err, errlen, "%s: data.classes: no image of these classes in %s",
@@ -165,10 +184,79 @@ static int s_load_table(s_load_t *l, char *err, size_t errlen)
     return 0;
 }
 
+/* data.split patients: whole patients (groups) to each side, patients with
+ * and without a positive window shuffled apart so both sides keep the
+ * label balance; round(frac × count) of each kind train. */
+static int s_split_patients(const mfl_dataset_t *all, double frac, mfl_rng_t *rng,
+                            mfl_dataset_t **train, mfl_dataset_t **heldout)
+{
+    size_t ng = 0;
+    for (size_t i = 0; i < all->n; i++)
+        if (all->group[i] + 1 > ng)
+            ng = all->group[i] + 1;
+    bool *pos = calloc(ng ? ng : 1, sizeof *pos), *seen = calloc(ng ? ng : 1, sizeof *seen),
+         *in_train = calloc(ng ? ng : 1, sizeof *in_train);
+    size_t *kind[2] = {malloc((ng ? ng : 1) * sizeof(size_t)),
+                       malloc((ng ? ng : 1) * sizeof(size_t))};
+    size_t *tr = malloc(all->n * sizeof *tr), *ho = malloc(all->n * sizeof *ho);
+    int rc = -1;
+    if (!pos || !seen || !in_train || !kind[0] || !kind[1] || !tr || !ho)
+        goto out;
+    for (size_t i = 0; i < all->n; i++) {
+        seen[all->group[i]] = true;
+        pos[all->group[i]] |= all->y[i] > 0.5f;
+    }
+    size_t nk[2] = {0, 0};
+    for (size_t g = 0; g < ng; g++)
+        if (seen[g])
+            kind[pos[g]][nk[pos[g]]++] = g;
+    for (int k = 0; k < 2; k++) {
+        mfl_rng_shuffle(rng, kind[k], nk[k]);
+        size_t take = (size_t)(frac * (double)nk[k] + 0.5);
+        for (size_t j = 0; j < take && j < nk[k]; j++)
+            in_train[kind[k][j]] = true;
+    }
+    size_t nt = 0, nh = 0;
+    for (size_t i = 0; i < all->n; i++) {
+        if (in_train[all->group[i]])
+            tr[nt++] = i;
+        else
+            ho[nh++] = i;
+    }
+    *train = mfl_dataset_subset(all, tr, nt);
+    *heldout = mfl_dataset_subset(all, ho, nh);
+    if (*train && *heldout) {
+        (*train)->n_classes = (*heldout)->n_classes = all->n_classes;
+        rc = 0;
+    } else {
+        mfl_dataset_destroy(train);
+        mfl_dataset_destroy(heldout);
+    }
+out:
+    free(pos);
+    free(seen);
+    free(in_train);
+    free(kind[0]);
+    free(kind[1]);
+    free(tr);
+    free(ho);
+    return rc;
+}
+
 static int s_split(s_load_t *l, char *err, size_t errlen)
 {
     const mfl_site_config_t *cfg = l->cfg;
-    if (l->test) {
+    if (cfg->split_patients && cfg->train_fraction < 1.0 && l->all->group) {
+        mfl_rng_t rng;
+        mfl_rng_seed(&rng, cfg->split_seed, 0x5157u /* "split" stream */);
+        if (s_split_patients(l->all, cfg->train_fraction, &rng, &l->train, &l->heldout))
+            return mfl_errf(err, errlen, "out of memory splitting %s", cfg->data_path), -1;
+        if (l->train->n == 0 || l->heldout->n == 0)
+            return mfl_errf(err, errlen, "%s: data.split patients: %zu training and %zu "
+                            "held-out windows after the %.2f split of patients; a site needs "
+                            "patients on both sides", cfg->data_path, l->train->n,
+                            l->heldout->n, cfg->train_fraction), -1;
+    } else if (l->test) {
         l->train = l->all;
         l->heldout = l->test;
         l->all = l->test = NULL;
@@ -275,7 +363,8 @@ mfl_site_worker_t *mfl_site_worker_new(const struct mfl_site_config *cfg, char *
         s_standardize(&l, err, errlen) < 0)
         goto out_fail;
     mfl_site_worker_opts_t opts = {.local_only_min_steps = (int)cfg->local_only_steps,
-                                   .eval_support = cfg->eval_support};
+                                   .eval_support = cfg->eval_support,
+                                   .treatment_arms = cfg->treatment_arms};
     mfl_site_worker_t *w = mfl_site_worker_new_internal(cfg->site_id, l.train, l.heldout, NULL,
                                                         l.canonical, &opts, err, errlen);
     l.train = l.heldout = NULL; /* the worker took them (also on failure) */

@@ -26,7 +26,8 @@ int mfl_site_offline_eval(const mfl_site_config_t *cfg, const char *coord_config
     mfl_checkpoint_t ck;
     memset(&ck, 0, sizeof(ck));
     mfl_site_worker_t *w = NULL;
-    if (mfl_coord_config_load(coord_config, cc, err, errlen) < 0)
+    if (mfl_coord_config_load(coord_config, cc, err, errlen) < 0 ||
+        mfl_coord_config_apply_selection(cc, err, errlen) < 0) /* the model it trained */
         goto out_free;
     struct stat st;
     char sub[1024];
@@ -64,11 +65,12 @@ int mfl_site_offline_eval(const mfl_site_config_t *cfg, const char *coord_config
             "\"auroc\":%.9g,\"sensitivity\":%.9g,\"specificity\":%.9g,\"n\":%zu,"
             "\"loss_before\":%.9g,\"accuracy_before\":%.9g,\"auroc_before\":%.9g,"
             "\"accuracy_local\":%.9g,\"auroc_local\":%.9g,\"n_support\":%zu,"
-            "\"source\":\"offline\"}\n",
+            "\"sens_at_spec90\":%.9g,\"sens_at_spec90_local\":%.9g,\"source\":\"offline\"}\n",
             task.round, mfl_site_worker_site(w), s_num(r.adapted.loss), s_num(r.adapted.accuracy),
             s_num(r.adapted.auroc), s_num(r.adapted.sensitivity), s_num(r.adapted.specificity),
             r.adapted.n, s_num(r.before.loss), s_num(r.before.accuracy), s_num(r.before.auroc),
-            s_num(r.local_only.accuracy), s_num(r.local_only.auroc), r.n_support);
+            s_num(r.local_only.accuracy), s_num(r.local_only.auroc), r.n_support,
+            s_num(r.adapted.sens_at_spec90), s_num(r.local_only.sens_at_spec90));
     fflush(out);
     mfl_info("site %s: evaluated %s (round %llu) offline: accuracy %.3f AUROC %.3f | as-is %.3f "
              "/ %.3f | local-only %.3f / %.3f", mfl_site_worker_site(w), checkpoint,

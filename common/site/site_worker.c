@@ -15,6 +15,7 @@
 #include "core/log.h"
 #include "data/csv_canon.h"
 #include "fed/vec.h"
+#include "meta/treatment.h"
 #include "site/site_worker_internal.h"
 
 /* Learner rows per forward pass: the learner splits larger sets into chunks
@@ -49,6 +50,25 @@ static int s_set_schema(mfl_site_worker_t *self, const char *schema_text)
     return 0;
 }
 
+/* eval.treatment_arms: the label must be arm × outcome (2 classes per arm)
+ * and every arm must have training rows (its propensity is their share). */
+static int s_check_treatment(const mfl_site_worker_t *self, char *err, size_t errlen)
+{
+    size_t arms = self->opts.treatment_arms;
+    double p[MFL_TREATMENT_MAX_ARMS];
+    if (!arms)
+        return 0;
+    if (arms > MFL_TREATMENT_MAX_ARMS || self->train->n_classes != 2 * arms)
+        return mfl_errf(err, errlen, "site '%s': eval.treatment_arms %zu needs a label of %zu "
+                        "classes (class = arm * 2 + good outcome), the data has %zu",
+                        self->site, arms, 2 * arms, self->train->n_classes), -1;
+    if (mfl_treatment_propensity(self->train->y, self->train->n, arms, p))
+        return mfl_errf(err, errlen, "site '%s': eval.treatment_arms %zu: some arm has no "
+                        "patient in the training split (%zu rows), so its policy value "
+                        "cannot be estimated", self->site, arms, self->train->n), -1;
+    return 0;
+}
+
 mfl_site_worker_t *mfl_site_worker_new_internal(const char *site_id, mfl_dataset_t *train,
                                                 mfl_dataset_t *heldout, const uint8_t *sign_sk,
                                                 const char *schema_text,
@@ -79,6 +99,8 @@ mfl_site_worker_t *mfl_site_worker_new_internal(const char *site_id, mfl_dataset
     self->encodings_offered = MFL_SITE_ENCODINGS_ALL;
     if (self->opts.local_only_min_steps <= 0)
         self->opts.local_only_min_steps = S_LOCAL_ONLY_MIN_STEPS;
+    if (s_check_treatment(self, err, errlen))
+        return s_fail_new(self, NULL, NULL);
     mfl_privacy_policy_defaults(&self->policy);
     mfl_privacy_accountant_init(&self->spent, NULL, 0, NULL, 0);
     self->ledger_known = true; /* in memory, from zero: see mfl_site_worker_set_ledger */
@@ -169,6 +191,8 @@ void mfl_site_worker_destroy(mfl_site_worker_t **self_p)
     mfl_learner_destroy(&self->learner);
     mfl_dataset_destroy(&self->train);
     mfl_dataset_destroy(&self->heldout);
+    mfl_dataset_destroy(&self->fit);
+    mfl_dataset_destroy(&self->val);
     if (self->sign_sk)
         sodium_free(self->sign_sk); /* wipes before freeing */
     free(self->delta);

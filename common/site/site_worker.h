@@ -209,6 +209,11 @@ typedef struct {
     mfl_eval_metrics_t before;     /* θ as received, no adaptation, same held-out rows */
     mfl_eval_metrics_t local_only; /* a fresh model trained on the same support only */
     size_t n_support;              /* labelled rows used to adapt */
+    /* eval.treatment_arms > 0 (meta/treatment.h), else NAN: the policy
+     * value on held-out rows of the arm each model recommends, of giving
+     * everyone the arm that did best in the training split, and of the
+     * arms actually given (the trial's own good-outcome rate). */
+    double value_adapted, value_before, value_local, value_best_arm, value_given;
 } mfl_site_eval_result_t;
 
 /* Evaluates θ the way a (new) hospital would use it. The support set is
@@ -224,10 +229,26 @@ typedef struct {
  * alternative without the consortium. Deterministic given (θ, task
  * settings, site). Borrowed inputs; 0 or -1 + err, or MFL_SITE_ROUND_DECLINED
  * when the privacy policy lets no unnoised statistics leave (a DP mode
- * without allow_unnoised_stats): the report would be such statistics. */
+ * without allow_unnoised_stats): the report would be such statistics.
+ * A gradient method whose softmax head is narrower than the site's classes
+ * (mfl_algo_episodic_head) is scored on N-way tasks of the site's own
+ * classes instead, k images per class (mfl_site_worker_eval_ways). */
 int mfl_site_worker_eval(mfl_site_worker_t *self, const mfl_eval_task_t *task,
                          const float *theta, size_t n_theta, mfl_site_eval_result_t *out,
                          char *err, size_t errlen);
+
+/* Model selection's validation rows (docs/SELECTION.md): the worker's
+ * training rows split, per class, into a fit part and a validation part of
+ * round(fraction · count) rows of each class, shuffled by a generator
+ * seeded with (seed, the site id); the held-out (test) rows are never
+ * part of either. Selection tasks (task.selection.candidate ≥ 1) train on
+ * the fit part and score the validation part; this exposes the same split
+ * for tests and tools. Borrowed pointers, valid until the next selection
+ * task with another (fraction, seed) or the worker's destruction. 0, or -1
+ * + err (fraction outside (0, 0.9], or a part would be empty). */
+int mfl_site_worker_validation(mfl_site_worker_t *self, double fraction, uint64_t seed,
+                               const mfl_dataset_t **fit, const mfl_dataset_t **val,
+                               char *err, size_t errlen);
 
 /* Fills *report (zeroed first) from a result: round and nonce from
  * `task`, the site id, the three scores. */

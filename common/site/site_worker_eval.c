@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "meta/treatment.h"
 #include "site/site_worker_internal.h"
 
 /* Picks the support rows: a seeded shuffle of the training split, then the
@@ -65,19 +66,61 @@ static mfl_dataset_t *s_support(const mfl_dataset_t *train, size_t k, mfl_rng_t 
     return s;
 }
 
+/* The policy value on `query` of the arms recommended from the class
+ * probabilities of the learner's last evaluation (meta/treatment.h), with
+ * the training split's arm shares as propensities. NAN when the model gave
+ * no class probabilities or they do not have 2 per arm; -1 out of memory. */
+static int s_value(const mfl_site_worker_t *self, const mfl_dataset_t *query, double *value)
+{
+    size_t arms = self->opts.treatment_arms, n = 0, nw = 0;
+    double p[MFL_TREATMENT_MAX_ARMS];
+    *value = NAN;
+    const float *probs = mfl_learner_query_probs(self->learner, &n, &nw);
+    if (!probs || n != query->n || nw != 2 * arms ||
+        mfl_treatment_propensity(self->train->y, self->train->n, arms, p))
+        return 0;
+    int *rec = malloc(n * sizeof(int));
+    if (!rec)
+        return -1;
+    mfl_treatment_recommend(probs, n, arms, rec);
+    *value = mfl_treatment_value(rec, query->y, n, arms, p, NULL);
+    free(rec);
+    return 0;
+}
+
+/* The two reference policies: everyone gets the arm that did best in the
+ * training split, and the arms the trial actually gave (every row agrees
+ * with itself, so its value is the good-outcome rate, reweighted). */
+static int s_reference_values(const mfl_site_worker_t *self, const mfl_dataset_t *query,
+                              mfl_site_eval_result_t *out)
+{
+    size_t arms = self->opts.treatment_arms, n = query->n;
+    double p[MFL_TREATMENT_MAX_ARMS];
+    int best = mfl_treatment_best_arm(self->train->y, self->train->n, arms);
+    if (best < 0 || mfl_treatment_propensity(self->train->y, self->train->n, arms, p))
+        return 0;
+    int *rec = malloc((n ? n : 1) * sizeof(int));
+    if (!rec)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        rec[i] = best;
+    out->value_best_arm = mfl_treatment_value(rec, query->y, n, arms, p, NULL);
+    for (size_t i = 0; i < n; i++)
+        rec[i] = (int)(query->y[i] >= 0 ? query->y[i] / 2 : -1);
+    out->value_given = mfl_treatment_value(rec, query->y, n, arms, p, NULL);
+    free(rec);
+    return 0;
+}
+
 /* The hospital's k labelled cases are one fixed set (a hospital does not
  * relabel new patients for every evaluation), and so is its local-only
  * model's initialisation: both depend on the site id only, so evaluations
  * of different θ compare like with like, live or offline. */
 #define S_EVAL_SEED 0x6d666c2d6576616cULL /* "mfl-eval" */
 
-int mfl_site_worker_eval(mfl_site_worker_t *self, const mfl_eval_task_t *task,
-                         const float *theta, size_t n_theta, mfl_site_eval_result_t *out,
-                         char *err, size_t errlen)
+static int s_eval(mfl_site_worker_t *self, const mfl_eval_task_t *task, const float *theta,
+                  size_t n_theta, mfl_site_eval_result_t *out, char *err, size_t errlen)
 {
-    if (!task || !theta || !out)
-        return mfl_errf(err, errlen, "eval: missing task, θ or result"), -1;
-    memset(out, 0, sizeof(*out));
     /* An evaluation report is unnoised statistics of held-out patients. */
     if (self->policy.mode != MFL_PRIVACY_MODE_NONE && !self->policy.allow_unnoised_stats)
         return mfl_errf(err, errlen, "privacy.allow_unnoised_stats: the policy (mode %s) lets "
@@ -95,6 +138,13 @@ int mfl_site_worker_eval(mfl_site_worker_t *self, const mfl_eval_task_t *task,
 
     mfl_rng_t rng;
     mfl_rng_seed(&rng, S_EVAL_SEED, mfl_site_worker_stream(self->site, 0));
+    int local_steps = steps > self->opts.local_only_min_steps ? steps
+                                                               : self->opts.local_only_min_steps;
+    if (mfl_algo_episodic_head(self->learner_config.algo, self->learner_config.loss,
+                               mfl_learner_n_outputs(self->learner), self->train->n_classes))
+        return mfl_site_worker_eval_ways(self, self->opts.eval_support,
+                                         task->algorithm.k_shot ? task->algorithm.k_shot : 5,
+                                         steps, local_steps, lr, &rng, theta, out, err, errlen);
     /* The hospital's own setting wins: it knows how many labelled cases it has. */
     size_t k = self->opts.eval_support ? self->opts.eval_support
                                        : task->algorithm.k_shot;
@@ -104,27 +154,53 @@ int mfl_site_worker_eval(mfl_site_worker_t *self, const mfl_eval_task_t *task,
     const mfl_dataset_t *query = self->heldout && self->heldout->n ? self->heldout : self->train;
     char sub[256];
     int rc = -1;
+    int arms = self->opts.treatment_arms > 0;
     if (mfl_learner_evaluate(self->learner, theta, support, query, steps, lr, NULL,
                              &out->adapted, sub, sizeof(sub)))
         goto out_error;
+    if (arms && s_value(self, query, &out->value_adapted))
+        goto out_oom;
     if (mfl_learner_evaluate(self->learner, theta, support, query, 0, lr, NULL, &out->before,
                              sub, sizeof(sub)))
         goto out_error;
+    if (arms && s_value(self, query, &out->value_before))
+        goto out_oom;
     /* The hospital on its own: a fresh model from a seed only it knows
      * (site and round), trained on the same support rows. */
     mfl_learner_init_state(self->learner, self->scratch, mfl_rng_u64(&rng));
-    int local_steps = steps > self->opts.local_only_min_steps ? steps
-                                                               : self->opts.local_only_min_steps;
     if (mfl_learner_evaluate(self->learner, self->scratch, support, query, local_steps, lr,
                              NULL, &out->local_only, sub, sizeof(sub)))
         goto out_error;
+    if (arms && (s_value(self, query, &out->value_local) || s_reference_values(self, query, out)))
+        goto out_oom;
     out->n_support = support->n;
     rc = 0;
     goto out_free_support;
+out_oom:
+    snprintf(sub, sizeof(sub), "out of memory scoring treatment recommendations");
 out_error:
     mfl_errf(err, errlen, "site '%s' eval round %u: %s", self->site, task->round, sub);
 out_free_support:
     mfl_dataset_destroy(&support);
+    return rc;
+}
+
+int mfl_site_worker_eval(mfl_site_worker_t *self, const mfl_eval_task_t *task,
+                         const float *theta, size_t n_theta, mfl_site_eval_result_t *out,
+                         char *err, size_t errlen)
+{
+    if (!task || !theta || !out)
+        return mfl_errf(err, errlen, "eval: missing task, θ or result"), -1;
+    memset(out, 0, sizeof(*out));
+    out->value_adapted = out->value_before = out->value_local = NAN;
+    out->value_best_arm = out->value_given = NAN;
+    /* A selection evaluation: support from the fit rows, scored on the
+     * validation rows; the test rows stay out of it. */
+    mfl_site_data_swap_t saved;
+    if (mfl_site_validation_enter(self, &task->selection, &saved, err, errlen) < 0)
+        return -1;
+    int rc = s_eval(self, task, theta, n_theta, out, err, errlen);
+    mfl_site_validation_leave(self, &saved);
     return rc;
 }
 
@@ -154,4 +230,11 @@ void mfl_site_worker_fill_report(const mfl_site_worker_t *self, const mfl_eval_t
     report->r2 = result->adapted.r2;
     report->rmse_before = result->before.rmse;
     report->rmse_local = result->local_only.rmse;
+    report->sens_at_spec90 = result->adapted.sens_at_spec90;
+    report->sens_at_spec90_local = result->local_only.sens_at_spec90;
+    report->value = result->value_adapted;
+    report->value_before = result->value_before;
+    report->value_local = result->value_local;
+    report->value_best_arm = result->value_best_arm;
+    report->value_given = result->value_given;
 }

@@ -12,6 +12,7 @@
 typedef struct {
     int local_only_min_steps; /* 0 = default (100) */
     size_t eval_support;      /* support rows for eval; 0 = the task's k_shot */
+    size_t treatment_arms;    /* > 0: eval scores treatment recommendations */
 } mfl_site_worker_opts_t;
 
 struct mfl_site_worker {
@@ -52,7 +53,30 @@ struct mfl_site_worker {
     uint32_t residual_round;    /* round whose encoding made residual_next; 0 none */
     uint8_t *encoded;           /* the last round's encoded Δ (2·n_state bytes) */
     float *scales;              /* per tensor */
+
+    /* Model selection (site_validation.c): the training rows split into a
+     * fit part and a validation part for (fraction, seed), built at the
+     * first selection task that asks for them, rebuilt if a task asks for
+     * another split. NULL until then. */
+    mfl_dataset_t *fit, *val;
+    double val_fraction;
+    uint64_t val_seed;
 };
+
+/* site_validation.c: while a selection task runs, the worker's `train`
+ * and `heldout` are its fit and validation parts; the real ones wait here. */
+typedef struct {
+    mfl_dataset_t *train, *heldout;
+    bool swapped;
+} mfl_site_data_swap_t;
+
+/* For a selection task (sel->candidate ≥ 1): builds (or reuses) the split
+ * and swaps it in, saving the real data in *saved; an ordinary task leaves
+ * the data alone. 0, or -1 + err (too few rows to split). */
+int mfl_site_validation_enter(mfl_site_worker_t *self, const mfl_task_selection_t *sel,
+                              mfl_site_data_swap_t *saved, char *err, size_t errlen);
+/* Puts the real data back (no-op if nothing was swapped). */
+void mfl_site_validation_leave(mfl_site_worker_t *self, const mfl_site_data_swap_t *saved);
 
 /* The constructor behind both public ones: takes ownership of train and
  * heldout (also on failure); schema_text (borrowed, copied; NULL: made from
@@ -67,6 +91,22 @@ mfl_site_worker_t *mfl_site_worker_new_internal(const char *site_id, mfl_dataset
 /* Ensures the learner matches (spec, model_spec) and that n_theta fits it. */
 int mfl_site_worker_prepare(mfl_site_worker_t *self, const mfl_task_algorithm_t *spec,
                             const char *model_spec, size_t n_theta, char *err, size_t errlen);
+
+/* Evaluation for a gradient method whose softmax head is narrower than the
+ * site's classes (mfl_algo_episodic_head): k labelled images per class of
+ * the training split (k = support_cases / the site's classes, at least 1;
+ * k_default when support_cases is 0), a seeded choice from `rng`; every
+ * N-subset of the classes that have training and held-out images (16
+ * random ones if there are more), relabelled 0..N-1, is one task: θ adapted
+ * on its support (`steps` of `lr`), θ as is, and a fresh θ (seeded from
+ * `rng`) trained `local_steps` on the same support, each scored on the
+ * subset's held-out images; *out gets the means weighted by query rows
+ * (n: query rows summed over tasks). The learner must be prepared. 0, or
+ * -1 + err (fewer classes than N, OOM). */
+int mfl_site_worker_eval_ways(mfl_site_worker_t *self, size_t support_cases, size_t k_default,
+                              int steps, int local_steps, float lr, mfl_rng_t *rng,
+                              const float *theta, mfl_site_eval_result_t *out, char *err,
+                              size_t errlen);
 
 /* 0 if all n values are finite, else -1. */
 int mfl_site_check_finite(const float *v, size_t n);

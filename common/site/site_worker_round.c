@@ -171,27 +171,38 @@ static int s_build_header(mfl_site_worker_t *self, const mfl_round_task_t *task,
     size_t nt = mfl_learner_n_tensors(self->learner);
     if (s_hash_tensors(self, nt))
         return mfl_errf(err, errlen, "out of memory hashing Δ"), -1;
-    /* With DP on and the policy withholding statistics, nothing unnoised
-     * leaves: losses, task count and pre-clip norm are sent as 0 and the
-     * sample count as 1 (the coordinator then weights sites equally);
-     * docs/PRIVACY.md lists every field. */
+    /* With DP on, every statistic is noised-and-accounted or not sent
+     * (docs/PRIVACY.md lists every field). "Not sent" is explicit: the field
+     * holds 0 and is listed in not_sent, never a fake measurement.
+     *   policy withholds (allow_unnoised_stats: false): n_samples, losses,
+     *     n_tasks and pre-clip norm are not sent (the coordinator weights
+     *     the site 1);
+     *   DP-SGD (record): losses are never computed (they would be
+     *     unnoised) and there is no Δ-level clip, so losses and pre-clip
+     *     norm are not sent whatever the policy allows. */
     bool withhold = !plan->send_stats;
+    uint32_t not_sent = 0;
+    if (withhold)
+        not_sent |= MFL_STAT_N_SAMPLES | MFL_STAT_LOSSES | MFL_STAT_N_TASKS | MFL_STAT_PRE_CLIP_NORM;
+    if (plan->record)
+        not_sent |= MFL_STAT_LOSSES | MFL_STAT_PRE_CLIP_NORM;
     mfl_update_header_t hdr;
     memset(&hdr, 0, sizeof hdr);
     hdr.round = task->round;
     memcpy(hdr.nonce, task->nonce, task->nonce_len);
     hdr.nonce_len = task->nonce_len;
     snprintf(hdr.site, sizeof hdr.site, "%s", self->site);
-    hdr.n_samples = withhold ? 1 : out->metrics.n_samples;
+    hdr.not_sent = not_sent;
+    hdr.n_samples = not_sent & MFL_STAT_N_SAMPLES ? 0 : out->metrics.n_samples;
     hdr.has_metrics = true;
-    hdr.metrics.loss_before = withhold ? 0 : out->metrics.loss_before;
-    hdr.metrics.loss_after = withhold ? 0 : out->metrics.loss_after;
-    hdr.metrics.n_tasks = withhold ? 0 : out->metrics.n_tasks;
+    hdr.metrics.loss_before = not_sent & MFL_STAT_LOSS_BEFORE ? 0 : out->metrics.loss_before;
+    hdr.metrics.loss_after = not_sent & MFL_STAT_LOSS_AFTER ? 0 : out->metrics.loss_after;
+    hdr.metrics.n_tasks = not_sent & MFL_STAT_N_TASKS ? 0 : out->metrics.n_tasks;
     hdr.has_privacy = true;
     hdr.privacy.applied = plan->dp || plan->clip_only;
     hdr.privacy.clip_norm = hdr.privacy.applied ? plan->clip_norm : 0;
     hdr.privacy.noise_multiplier = hdr.privacy.applied ? plan->noise_multiplier : 0;
-    hdr.privacy.pre_clip_norm = withhold ? 0 : out->pre_clip_norm;
+    hdr.privacy.pre_clip_norm = not_sent & MFL_STAT_PRE_CLIP_NORM ? 0 : out->pre_clip_norm;
     hdr.privacy.epsilon_spent = plan->epsilon_after;
     snprintf(hdr.privacy.mechanism, sizeof hdr.privacy.mechanism, "%s",
              plan->record ? "dpsgd" : plan->dp ? "gaussian-site" : plan->clip_only ? "clip" : "");
@@ -213,13 +224,9 @@ static int s_finish_round(mfl_site_worker_t *self, const mfl_round_task_t *task,
                           const mfl_privacy_plan_t *pl, mfl_site_round_result_t *out, char *err,
                           size_t errlen);
 
-int mfl_site_worker_round(mfl_site_worker_t *self, const mfl_round_task_t *task,
-                          const float *theta, size_t n_theta, mfl_site_round_result_t *out,
-                          char *err, size_t errlen)
+static int s_round(mfl_site_worker_t *self, const mfl_round_task_t *task, const float *theta,
+                   size_t n_theta, mfl_site_round_result_t *out, char *err, size_t errlen)
 {
-    if (!task || !theta || !out)
-        return mfl_errf(err, errlen, "round: missing task, θ or result"), -1;
-    memset(out, 0, sizeof(*out));
     if (mfl_site_worker_prepare(self, &task->algorithm, task->model_spec, n_theta, err, errlen))
         return -1;
     if (mfl_site_check_finite(theta, n_theta))
@@ -245,6 +252,15 @@ int mfl_site_worker_round(mfl_site_worker_t *self, const mfl_round_task_t *task,
     }
 
     char sub[512];
+    if (plan.record && mfl_algo_episodic_head(self->learner_config.algo,
+                                              self->learner_config.loss,
+                                              mfl_learner_n_outputs(self->learner),
+                                              self->train->n_classes))
+        return mfl_errf(err, errlen, "site '%s' round %u: record-level DP-SGD trains on all "
+                        "%zu classes at once, but the model's head has %zu outputs (N-way "
+                        "episodes); use a head with one output per class, or site-level "
+                        "privacy", self->site, task->round, self->train->n_classes,
+                        mfl_learner_n_outputs(self->learner)), -1;
     if (plan.record) { /* DP-SGD over all training rows; no task sampler */
         mfl_dpsgd_params_t dp = {plan.clip_norm, plan.noise_multiplier, plan.q};
         uint64_t steps = 0;
@@ -259,8 +275,13 @@ int mfl_site_worker_round(mfl_site_worker_t *self, const mfl_round_task_t *task,
     const mfl_learner_config_t *lc = &self->learner_config;
     const mfl_task_algorithm_t *spec = &task->algorithm;
     mfl_sampler_t *sampler;
-    if (lc->algo >= MFL_ALGO_PROTONET) {
-        size_t n_way = spec->n_way ? spec->n_way : self->train->n_classes;
+    bool head = mfl_algo_episodic_head(lc->algo, lc->loss, mfl_learner_n_outputs(self->learner),
+                                       self->train->n_classes);
+    if (lc->algo >= MFL_ALGO_PROTONET || head) {
+        /* Metric methods, and gradient methods whose head is narrower than
+         * the label space: N-way episodes (the head's width sets N). */
+        size_t n_way = head ? mfl_learner_n_outputs(self->learner)
+                     : spec->n_way ? spec->n_way : self->train->n_classes;
         size_t k_shot = spec->k_shot ? spec->k_shot : 5;
         size_t n_query = spec->n_query ? spec->n_query : 5;
         size_t nc = self->train->n_classes;
@@ -334,4 +355,20 @@ static int s_finish_round(mfl_site_worker_t *self, const mfl_round_task_t *task,
         out->signature_len = (size_t)siglen;
     }
     return 0;
+}
+
+int mfl_site_worker_round(mfl_site_worker_t *self, const mfl_round_task_t *task,
+                          const float *theta, size_t n_theta, mfl_site_round_result_t *out,
+                          char *err, size_t errlen)
+{
+    if (!task || !theta || !out)
+        return mfl_errf(err, errlen, "round: missing task, θ or result"), -1;
+    memset(out, 0, sizeof(*out));
+    /* A selection round trains on the training rows minus the validation part. */
+    mfl_site_data_swap_t saved;
+    if (mfl_site_validation_enter(self, &task->selection, &saved, err, errlen) < 0)
+        return -1;
+    int rc = s_round(self, task, theta, n_theta, out, err, errlen);
+    mfl_site_validation_leave(self, &saved);
+    return rc;
 }

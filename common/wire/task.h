@@ -93,6 +93,20 @@ typedef struct {
     double target_delta;
 } mfl_task_privacy_t;
 
+/* Federated model selection's part of a RoundTask or EvalTask
+ * (docs/SELECTION.md). candidate 0: an ordinary task. candidate k ≥ 1: the
+ * site works on its training rows only, split into a fit part and a
+ * validation part (a stratified draw of validation_fraction of them, seeded
+ * by validation_seed and the site id): a round trains on the fit part, an
+ * evaluation adapts on fit rows and scores the validation rows. */
+#define MFL_TASK_SELECTION_MAX 64   /* candidates a task may name */
+#define MFL_TASK_VALIDATION_MAX 0.9 /* largest validation fraction */
+typedef struct {
+    uint32_t candidate;
+    double validation_fraction; /* (0, MFL_TASK_VALIDATION_MAX] when candidate ≥ 1 */
+    uint64_t validation_seed;
+} mfl_task_selection_t;
+
 /* RoundTask (θ travels beside it as tensors). */
 typedef struct {
     uint32_t round;
@@ -113,6 +127,7 @@ typedef struct {
     uint8_t audit_head_sig[64];
     char audit_writer[MFL_TASK_SITE_MAX + 1];
     uint32_t update_encoding;              /* fed/quant.h kind the update must travel as */
+    mfl_task_selection_t selection;
 } mfl_round_task_t;
 
 /* EvalTask. */
@@ -126,6 +141,7 @@ typedef struct {
     mfl_task_algorithm_t algorithm;
     uint32_t adapt_steps;
     float adapt_lr;
+    mfl_task_selection_t selection;
 } mfl_eval_task_t;
 
 /* EvalReport: a site's scores of θ adapted, before adaptation and of a
@@ -141,6 +157,11 @@ typedef struct {
     double accuracy_local, auroc_local;
     uint64_t n_support;
     double rmse, mae, r2, rmse_before, rmse_local; /* regression; NaN otherwise */
+    double sens_at_spec90, sens_at_spec90_local;   /* binary; NaN otherwise */
+    /* Treatment recommendation (site eval.treatment_arms; meta/treatment.h):
+     * policy values of θ adapted, θ as received, the local-only model, the
+     * arm best in training for everyone, the arms given; NaN otherwise. */
+    double value, value_before, value_local, value_best_arm, value_given;
 } mfl_eval_report_t;
 
 /* UpdateHeader, the part of an update a site signs, as the coordinator
@@ -168,8 +189,8 @@ typedef struct {
         double clip_norm, noise_multiplier, pre_clip_norm, epsilon_spent;
         /* what an auditor needs to recompute epsilon_spent (docs/PRIVACY.md):
          * "gaussian-site", "dpsgd", "clip" or ""; q; noisy releases; the δ
-         * of epsilon_spent; whether losses, pre-clip norm and sample count
-         * were withheld (sent as 0, 0, 1) */
+         * of epsilon_spent; whether the policy withheld the unnoised
+         * statistics (they are then in not_sent) */
         char mechanism[32];
         double sample_rate;
         uint64_t steps;
@@ -182,7 +203,23 @@ typedef struct {
     bool has_audit_head;
     uint64_t audit_seq;
     uint8_t audit_head[MFL_TASK_HASH_BYTES];
+    /* The statistics the site did not send: MFL_STAT_* bits (0 = all sent).
+     * A field whose bit is set holds 0 and means "not sent", never a
+     * measured 0; encode sends the list (UpdateHeader.not_sent) and zeroes
+     * nothing itself, decode refuses a header that lists a field and also
+     * gives it a value. */
+    uint32_t not_sent;
 } mfl_update_header_t;
+
+/* Bits of mfl_update_header_t.not_sent (UpdateStat in metafl.proto). */
+#define MFL_STAT_N_SAMPLES (1u << 1)
+#define MFL_STAT_LOSS_BEFORE (1u << 2)
+#define MFL_STAT_LOSS_AFTER (1u << 3)
+#define MFL_STAT_N_TASKS (1u << 4)
+#define MFL_STAT_PRE_CLIP_NORM (1u << 5)
+#define MFL_STAT_LOSSES (MFL_STAT_LOSS_BEFORE | MFL_STAT_LOSS_AFTER)
+#define MFL_STAT_ALL                                                                           \
+    (MFL_STAT_N_SAMPLES | MFL_STAT_LOSSES | MFL_STAT_N_TASKS | MFL_STAT_PRE_CLIP_NORM)
 
 #define MFL_UPDATE_MAX_TENSORS 256 /* tensor hashes a digest is computed over */
 
@@ -204,7 +241,8 @@ int mfl_update_header_decode(const uint8_t *bytes, size_t len, mfl_update_header
  * has_metrics), privacy (if has_privacy) and delta_norm, with the k tensor
  * hashes hashes[32·i ..] (h's digest fields are ignored), serialized as an
  * UpdateHeader into *buf (realloc'd to *len bytes; the caller frees it).
- * 0, or -1 on out of memory (err; *buf unchanged). */
+ * 0, or -1 (err; *buf unchanged) on out of memory or a field both listed in
+ * not_sent and given a value. */
 int mfl_update_header_encode(const mfl_update_header_t *h, const uint8_t *hashes, size_t k,
                              uint8_t **buf, size_t *len, char *err, size_t errlen);
 

@@ -124,6 +124,27 @@ int mfl_task_algorithm_from_msg(const Metafl__AlgorithmSpec *m, mfl_task_algorit
     return 0;
 }
 
+/* A task's selection fields: candidate ≤ MFL_TASK_SELECTION_MAX and, for a
+ * selection task, a finite validation fraction in (0, 0.9]; an ordinary
+ * task (candidate 0) carries no fraction. */
+static int s_selection_from_msg(uint32_t candidate, double fraction, uint64_t seed,
+                                mfl_task_selection_t *out, char *err, size_t errlen)
+{
+    if (candidate > MFL_TASK_SELECTION_MAX)
+        return mfl_errf(err, errlen, "selection_candidate %u is over the cap %d", candidate,
+                        MFL_TASK_SELECTION_MAX), -1;
+    if (candidate && !(fraction > 0 && fraction <= MFL_TASK_VALIDATION_MAX))
+        return mfl_errf(err, errlen, "validation_fraction %g is not in (0, %g]", fraction,
+                        MFL_TASK_VALIDATION_MAX), -1;
+    if (!candidate && fraction != 0)
+        return mfl_errf(err, errlen, "validation_fraction %g without a selection_candidate",
+                        fraction), -1;
+    out->candidate = candidate;
+    out->validation_fraction = candidate ? fraction : 0.0; /* never −0.0 (not on the wire) */
+    out->validation_seed = seed;
+    return 0;
+}
+
 void mfl_round_task_to_msg(const mfl_round_task_t *t, mfl_round_task_msg_t *out)
 {
     metafl__round_task__init(&out->msg);
@@ -148,6 +169,9 @@ void mfl_round_task_to_msg(const mfl_round_task_t *t, mfl_round_task_msg_t *out)
         out->msg.audit_writer = (char *)t->audit_writer;
     }
     out->msg.update_encoding = t->update_encoding;
+    out->msg.selection_candidate = t->selection.candidate;
+    out->msg.validation_fraction = t->selection.validation_fraction;
+    out->msg.validation_seed = t->selection.validation_seed;
 }
 
 int mfl_round_task_from_msg(const Metafl__RoundTask *m, mfl_round_task_t *t, char *err,
@@ -181,7 +205,8 @@ int mfl_round_task_from_msg(const Metafl__RoundTask *m, mfl_round_task_t *t, cha
         snprintf(t->audit_writer, sizeof t->audit_writer, "%s", m->audit_writer);
     }
     t->update_encoding = m->update_encoding;
-    return 0;
+    return s_selection_from_msg(m->selection_candidate, m->validation_fraction,
+                                m->validation_seed, &t->selection, err, errlen);
 }
 
 void mfl_eval_task_to_msg(const mfl_eval_task_t *t, mfl_eval_task_msg_t *out)
@@ -195,6 +220,9 @@ void mfl_eval_task_to_msg(const mfl_eval_task_t *t, mfl_eval_task_msg_t *out)
     out->msg.algorithm = &out->algorithm;
     out->msg.adapt_steps = t->adapt_steps;
     out->msg.adapt_lr = t->adapt_lr;
+    out->msg.selection_candidate = t->selection.candidate;
+    out->msg.validation_fraction = t->selection.validation_fraction;
+    out->msg.validation_seed = t->selection.validation_seed;
 }
 
 int mfl_eval_task_from_msg(const Metafl__EvalTask *m, mfl_eval_task_t *t, char *err,
@@ -210,7 +238,8 @@ int mfl_eval_task_from_msg(const Metafl__EvalTask *m, mfl_eval_task_t *t, char *
     t->round = m->round;
     t->adapt_steps = m->adapt_steps;
     t->adapt_lr = m->adapt_lr;
-    return 0;
+    return s_selection_from_msg(m->selection_candidate, m->validation_fraction,
+                                m->validation_seed, &t->selection, err, errlen);
 }
 
 void mfl_eval_report_to_msg(const mfl_eval_report_t *r, Metafl__EvalReport *m)
@@ -236,6 +265,13 @@ void mfl_eval_report_to_msg(const mfl_eval_report_t *r, Metafl__EvalReport *m)
     m->r2 = r->r2;
     m->rmse_before = r->rmse_before;
     m->rmse_local = r->rmse_local;
+    m->sens_at_spec90 = r->sens_at_spec90;
+    m->sens_at_spec90_local = r->sens_at_spec90_local;
+    m->policy_value = r->value;
+    m->policy_value_before = r->value_before;
+    m->policy_value_local = r->value_local;
+    m->policy_value_best_arm = r->value_best_arm;
+    m->policy_value_given = r->value_given;
 }
 
 int mfl_eval_report_from_msg(const Metafl__EvalReport *m, mfl_eval_report_t *r, char *err,
@@ -263,6 +299,13 @@ int mfl_eval_report_from_msg(const Metafl__EvalReport *m, mfl_eval_report_t *r, 
     r->r2 = m->r2;
     r->rmse_before = m->rmse_before;
     r->rmse_local = m->rmse_local;
+    r->sens_at_spec90 = m->sens_at_spec90;
+    r->sens_at_spec90_local = m->sens_at_spec90_local;
+    r->value = m->policy_value;
+    r->value_before = m->policy_value_before;
+    r->value_local = m->policy_value_local;
+    r->value_best_arm = m->policy_value_best_arm;
+    r->value_given = m->policy_value_given;
     return 0;
 }
 
@@ -292,6 +335,31 @@ static void s_digest(const Metafl__UpdateHeader *m, mfl_update_header_t *h)
     mfl_update_digest(hashes, m->n_tensor_hashes, h->digest);
     free(hashes);
 }
+
+/* The first field listed in h->not_sent that nevertheless carries a
+ * value (a site must not both withhold and send it), or NULL. */
+static const char *s_not_sent_clash(const mfl_update_header_t *h)
+{
+    uint32_t ns = h->not_sent;
+    if ((ns & MFL_STAT_N_SAMPLES) && h->n_samples)
+        return "n_samples";
+    if ((ns & MFL_STAT_LOSS_BEFORE) && h->metrics.loss_before != 0)
+        return "metrics.loss_before";
+    if ((ns & MFL_STAT_LOSS_AFTER) && h->metrics.loss_after != 0)
+        return "metrics.loss_after";
+    if ((ns & MFL_STAT_N_TASKS) && h->metrics.n_tasks)
+        return "metrics.n_tasks";
+    if ((ns & MFL_STAT_PRE_CLIP_NORM) && h->privacy.pre_clip_norm != 0)
+        return "privacy.pre_clip_norm";
+    return NULL;
+}
+#define S_SAME_STAT(x) _Static_assert(MFL_STAT_##x == 1u << METAFL__UPDATE_STAT__UPDATE_STAT_##x, \
+                                      "MFL_STAT_" #x " differs from the protocol")
+S_SAME_STAT(N_SAMPLES);
+S_SAME_STAT(LOSS_BEFORE);
+S_SAME_STAT(LOSS_AFTER);
+S_SAME_STAT(N_TASKS);
+S_SAME_STAT(PRE_CLIP_NORM);
 
 int mfl_update_header_from_msg(const Metafl__UpdateHeader *m, mfl_update_header_t *h,
                                char *err, size_t errlen)
@@ -326,6 +394,15 @@ int mfl_update_header_from_msg(const Metafl__UpdateHeader *m, mfl_update_header_
         h->privacy.stats_withheld = m->privacy->stats_withheld;
     }
     h->delta_norm = m->delta_norm;
+    for (size_t i = 0; i < m->n_not_sent; i++) {
+        uint32_t v = (uint32_t)m->not_sent[i];
+        if (v < 1 || v > 5)
+            return mfl_errf(err, errlen, "not_sent[%zu]: unknown statistic %u", i, v), -1;
+        h->not_sent |= 1u << v;
+    }
+    const char *both = s_not_sent_clash(h);
+    if (both)
+        return mfl_errf(err, errlen, "%s: listed in not_sent but carries a value", both), -1;
     if (m->audit_head.len == MFL_TASK_HASH_BYTES) {
         h->has_audit_head = true;
         h->audit_seq = m->audit_seq;
@@ -350,6 +427,11 @@ int mfl_update_header_decode(const uint8_t *bytes, size_t len, mfl_update_header
 int mfl_update_header_encode(const mfl_update_header_t *h, const uint8_t *hashes, size_t k,
                              uint8_t **buf, size_t *len, char *err, size_t errlen)
 {
+    const char *both = s_not_sent_clash(h);
+    if (both || (h->not_sent & ~MFL_STAT_ALL))
+        return mfl_errf(err, errlen, "update header: %s",
+                        both ? "a field listed in not_sent carries a value"
+                             : "unknown bit in not_sent"), -1;
     ProtobufCBinaryData *bins = calloc(k ? k : 1, sizeof *bins);
     if (!bins)
         return mfl_errf(err, errlen, "out of memory"), -1;
@@ -380,6 +462,11 @@ int mfl_update_header_encode(const mfl_update_header_t *h, const uint8_t *hashes
     m.metrics = h->has_metrics ? &metrics : NULL;
     m.privacy = h->has_privacy ? &priv : NULL;
     m.delta_norm = h->delta_norm;
+    Metafl__UpdateStat not_sent[5];
+    for (uint32_t v = 1; v <= 5; v++)
+        if (h->not_sent & (1u << v))
+            not_sent[m.n_not_sent++] = (Metafl__UpdateStat)v;
+    m.not_sent = m.n_not_sent ? not_sent : NULL;
     if (h->has_audit_head) {
         m.audit_seq = h->audit_seq;
         m.audit_head = s_bin(h->audit_head, sizeof h->audit_head);

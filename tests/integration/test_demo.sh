@@ -5,7 +5,9 @@
 # five hospitals, say every one was evaluated live, and carry sane numbers:
 # accuracies and AUROCs in [0, 1] for the adapted, local-only and global
 # models, the deterministic split's test sizes, and an adapted model well
-# above chance everywhere. The demo must leave no process behind.
+# above chance everywhere. Model selection runs by default: the demo and
+# report.json name the chosen setting, and the join session evaluated the
+# winner's model. The demo must leave no process behind.
 source "$(dirname "$0")/lib.sh"
 
 DEMO_DIR=$TEST_TMP/demo DEMO_QUICK=1 METAFL_BIN=$BIN bash "$ROOT/deploy/demo.sh" \
@@ -17,6 +19,12 @@ REPORT=$TEST_TMP/demo/report.json
 n=$(grep -c '"site":' "$REPORT")
 [ "$n" -eq 5 ] || fail "report.json lists $n hospitals, expected 5"
 grep -q '"rounds": 4,' "$REPORT" || fail "report.json does not say 4 rounds"
+grep -q '"selection": {"rule": "auroc", "winner": [1-9]' "$REPORT" ||
+  fail "report.json does not name the chosen setting"
+grep -Eq '^    chosen: candidate [0-9]+, (mlp|linear):30-' "$TEST_TMP/demo.log" ||
+  fail "the demo does not show the chosen setting"
+grep -Eq '^model selection by mean validation auroc .* chosen: candidate [0-9]+, ' "$TEST_TMP/demo.log" ||
+  fail "the demo's report does not show the chosen setting"
 # hospital, its held-out patients (40% of its cases, stratified: fixed by
 # the deterministic split in configs/demo/hospitals.tsv)
 while read -r s n_test; do

@@ -59,6 +59,30 @@ static void test_binary_rates(void **state)
     assert_true(isnan(spec));
 }
 
+/* Sensitivity at specificity >= target: ten negatives at 0.1 .. 1.0, so
+ * 90 % specificity puts the threshold at 0.9 (nine negatives at or below);
+ * a positive tied with it is not flagged; one class alone is NAN. */
+static void test_sensitivity_at_fixed_specificity(void **state)
+{
+    (void)state;
+    float score[15], label[15];
+    for (int i = 0; i < 10; i++) {
+        score[i] = 0.1f * (float)(i + 1);
+        label[i] = 0;
+    }
+    const float pos[5] = {0.95f, 0.85f, 0.5f, 0.05f, 0.9f};
+    for (int i = 0; i < 5; i++) {
+        score[10 + i] = pos[i];
+        label[10 + i] = 1;
+    }
+    assert_float_equal(mfl_metrics_sensitivity_at(score, label, 15, 0.9), 1.0 / 5, 1e-12);
+    assert_float_equal(mfl_metrics_sensitivity_at(score, label, 15, 0.8), 3.0 / 5, 1e-12);
+    assert_float_equal(mfl_metrics_sensitivity_at(score, label, 15, 0.05), 4.0 / 5, 1e-12);
+    assert_true(isnan(mfl_metrics_sensitivity_at(score, label, 10, 0.9))); /* no positive */
+    assert_true(isnan(mfl_metrics_sensitivity_at(score, label, 15, 0.0)));
+    assert_true(isnan(mfl_metrics_sensitivity_at(score, label, 15, 1.5)));
+}
+
 static void test_multiclass_accuracy(void **state)
 {
     (void)state;
@@ -94,6 +118,7 @@ int main(void)
         cmocka_unit_test(test_auroc_counts_ties_as_half),
         cmocka_unit_test(test_auroc_is_nan_for_one_class),
         cmocka_unit_test(test_binary_rates),
+        cmocka_unit_test(test_sensitivity_at_fixed_specificity),
         cmocka_unit_test(test_multiclass_accuracy),
         cmocka_unit_test(test_regression_metrics),
     };

@@ -47,18 +47,24 @@ static const char *SCHEMA8 =
     "header: true\n"
     "columns: [x1, x2, x3, x4, x5, x6, x7, x8, {name: y, kind: label, rule: class, n_classes: 2}]\n";
 
-/* A config with model `spec` and (if schema) data.schema: schema.yaml. */
-static void s_config(mfl_coord_config_t *c, const char *spec, const char *algo, bool schema)
+/* A config with model `spec`, `loss` and (if schema) data.schema: schema.yaml. */
+static void s_config_loss(mfl_coord_config_t *c, const char *spec, const char *loss,
+                          const char *algo, bool schema)
 {
     char text[1024], path[128], err[512] = "";
     snprintf(text, sizeof text,
              "coordinator:\n  listen: tcp://127.0.0.1:7777\n%s"
-             "model:\n  spec: %s\n  loss: bce\nalgorithm:\n  name: %s\n  n_way: 2\n"
+             "model:\n  spec: %s\n  loss: %s\nalgorithm:\n  name: %s\n  n_way: 2\n"
              "  k_shot: 3\n  n_query: 2\n",
-             schema ? "data:\n  schema: schema.yaml\n" : "", spec, algo);
+             schema ? "data:\n  schema: schema.yaml\n" : "", spec, loss, algo);
     snprintf(path, sizeof path, "%s/coordinator.yaml", s_dir);
     if (mfl_coord_config_parse(text, strlen(text), path, c, err, sizeof err) < 0)
         fail_msg("%s", err);
+}
+
+static void s_config(mfl_coord_config_t *c, const char *spec, const char *algo, bool schema)
+{
+    s_config_loss(c, spec, "bce", algo, schema);
 }
 
 static mfl_schema_hello_t s_hello(const char *text, uint8_t *hash, uint64_t nf, uint64_t ncl)
@@ -185,6 +191,64 @@ static void test_site_that_cannot_form_episodes_is_refused_with_counts(void **st
     mfl_schema_gate_destroy(&g);
 }
 
+/* Nonsense combinations (issue 13 item 3) are refused with why: */
+/* A gradient method's softmax head narrower than the label space (the
+ * imaging app's 4-way CNN on ten-class IDX sites) is N-way episodes, N =
+ * the head; FedAvg with such a head, or fewer classes than the head, is
+ * refused with why; a site without N classes of k_shot + n_query rows is
+ * told so at Hello. */
+static void test_narrow_head_means_n_way_episodes(void **state)
+{
+    (void)state;
+    mfl_coord_config_t c;
+    char err[512] = "", text[512];
+    uint8_t hash[MFL_SCHEMA_HASH_BYTES];
+    const char *algos[] = {"maml", "fomaml", "reptile", "meta_sgd"};
+    for (size_t a = 0; a < 4; a++) {
+        s_config_loss(&c, "mlp:8-16-4", "softmax_ce", algos[a], false);
+        mfl_schema_gate_t *g = mfl_schema_gate_new(&c, err, sizeof err);
+        if (!g)
+            fail_msg("%s: %s", algos[a], err);
+        mfl_schema_hello_t h = s_hello("x", hash, 8, 10);
+        uint64_t counts[10] = {30, 0, 30, 0, 0, 30, 0, 30, 0, 0};
+        h.class_counts = counts;
+        h.n_class_counts = 10;
+        assert_int_equal(mfl_schema_gate_check(g, &h, text, sizeof text), MFL_SCHEMA_GATE_OK);
+        counts[7] = 4; /* 3 classes of 5 rows: no 4-way 3-shot episode with 2 queries */
+        assert_int_equal(mfl_schema_gate_check(g, &h, text, sizeof text), MFL_SCHEMA_GATE_DATA);
+        if (!strstr(text, "cannot form 4-way 3-shot episodes with 2 queries: 3 of its classes"))
+            fail_msg("%s: %s", algos[a], text);
+        h = s_hello("x", hash, 8, 3); /* fewer classes than the head */
+        assert_int_equal(mfl_schema_gate_check(g, &h, text, sizeof text), MFL_SCHEMA_GATE_SCHEMA);
+        assert_non_null(strstr(text, "3 classes, but the model mlp:8-16-4 has 4 outputs"));
+        mfl_schema_gate_destroy(&g);
+    }
+    /* A metric method over a continuous label: no classes to compare with. */
+    const char *metric[] = {"protonet", "matching", "relation"};
+    for (size_t a = 0; a < 3; a++) {
+        s_config_loss(&c, "mlp:8-16", "mse", metric[a], false);
+        mfl_schema_gate_t *g = mfl_schema_gate_new(&c, err, sizeof err);
+        if (!g)
+            fail_msg("%s: %s", metric[a], err);
+        mfl_schema_hello_t h = s_hello("x", hash, 8, 0);
+        assert_int_equal(mfl_schema_gate_check(g, &h, text, sizeof text), MFL_SCHEMA_GATE_SCHEMA);
+        if (!strstr(text, "a continuous (regression) label, but ") ||
+            !strstr(text, "needs a class label (for regression use maml, fomaml, reptile or "
+                          "meta_sgd with model.loss mse)"))
+            fail_msg("%s: %s", metric[a], text);
+        mfl_schema_gate_destroy(&g);
+    }
+    s_config_loss(&c, "mlp:8-16-4", "softmax_ce", "fedavg", false);
+    mfl_schema_gate_t *g = mfl_schema_gate_new(&c, err, sizeof err);
+    assert_non_null(g);
+    mfl_schema_hello_t h = s_hello("x", hash, 8, 10);
+    assert_int_equal(mfl_schema_gate_check(g, &h, text, sizeof text), MFL_SCHEMA_GATE_SCHEMA);
+    if (!strstr(text, "10 classes, but the model mlp:8-16-4 has 4 outputs (softmax_ce needs one "
+                      "per class; fedavg trains one head over every class"))
+        fail_msg("%s", text);
+    mfl_schema_gate_destroy(&g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -192,6 +256,7 @@ int main(void)
         cmocka_unit_test(test_hello_checked_against_the_consortium),
         cmocka_unit_test(test_without_schema_file_the_model_decides),
         cmocka_unit_test(test_site_that_cannot_form_episodes_is_refused_with_counts),
+        cmocka_unit_test(test_narrow_head_means_n_way_episodes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -183,12 +183,70 @@ static void test_split_imputes_from_training_rows(void **state)
     mfl_site_worker_destroy(&w);
 }
 
+/* data.split patients: no patient's windows on both sides (the monitoring
+ * app's held-out patients are new patients), both sides keep patients with
+ * and without a warning; the default rows split mixes them. A non-series
+ * source refuses the key. */
+static void test_split_patients_keeps_each_patient_on_one_side(void **state)
+{
+    (void)state;
+    char rows[16384] = "pid,t,hr,ev\n";
+    for (int p = 0; p < 20; p++)
+        for (int t = 0; t < 8; t++) {
+            char line[64];
+            /* patient p's windows carry p in hr, so a window names its patient */
+            snprintf(line, sizeof line, "P%d,%d,%d,%d\n", p, t, p * 100 + t,
+                     p % 4 == 0 && t == 7);
+            strcat(rows, line);
+        }
+    s_write("ser.csv", rows);
+    static const char *const ser_cfg =
+        S_BASE "data:\n  source: series\n  path: ser.csv\n  series:\n"
+                      "    patient: pid\n    time: t\n    channels: [hr]\n    label: ev\n"
+                      "    rule: last\n    window: 2\n    stride: 1\n  train_fraction: 0.75\n"
+                      "  split_seed: 3\n  standardize: none\n";
+    char yaml[1024];
+    for (int mode = 0; mode < 2; mode++) {
+        snprintf(yaml, sizeof yaml, "%s%s", ser_cfg, mode ? "  split: patients\n" : "");
+        mfl_site_worker_t *w = s_worker(mode ? "sp.yaml" : "sr.yaml", yaml);
+        int side[20] = {0}; /* bit 1: training windows, bit 2: held-out */
+        size_t pos[2] = {0, 0};
+        for (int k = 0; k < 2; k++) {
+            const mfl_dataset_t *d = k ? w->heldout : w->train;
+            assert_non_null(d);
+            for (size_t r = 0; r < d->n; r++) {
+                int p = (int)(d->x[r * d->n_features] / 100.0f);
+                side[p] |= 1 << k;
+                pos[k] += d->y[r] > 0.5f;
+            }
+        }
+        int both = 0;
+        for (int p = 0; p < 20; p++)
+            both += side[p] == 3;
+        if (mode) {
+            assert_int_equal(both, 0);
+            assert_true(pos[0] > 0 && pos[1] > 0); /* warnings on both sides */
+        } else {
+            assert_true(both > 0); /* what the patients split prevents */
+        }
+        mfl_site_worker_destroy(&w);
+    }
+    const char *p = s_write("bad.yaml", S_BASE "data:\n  path: rows.csv\n  schema: schema.yaml\n"
+                                        "  split: patients\n");
+    mfl_site_config_t c;
+    char err[512] = "";
+    assert_int_equal(mfl_site_config_load(p, &c, err, sizeof err), -1);
+    if (!strstr(err, "key 'data.split': 'patients' needs a series source"))
+        fail_msg("%s", err);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_schema_file_and_inline_schema_agree),
         cmocka_unit_test(test_test_file_statistics_from_training_rows_only),
         cmocka_unit_test(test_split_imputes_from_training_rows),
+        cmocka_unit_test(test_split_patients_keeps_each_patient_on_one_side),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }

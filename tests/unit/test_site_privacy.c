@@ -64,6 +64,18 @@ static void s_site_policy(mfl_privacy_policy_t *p)
     assert_int_equal(mfl_privacy_policy_check(p, err, sizeof err), 0);
 }
 
+/* The UpdateHeader's not_sent list as MFL_STAT_* bits (each listed once). */
+static uint32_t s_not_sent(const Metafl__UpdateHeader *h)
+{
+    uint32_t bits = 0;
+    for (size_t i = 0; i < h->n_not_sent; i++) {
+        uint32_t b = 1u << (unsigned)h->not_sent[i];
+        assert_false(bits & b);
+        bits |= b;
+    }
+    return bits;
+}
+
 static void s_refused(const mfl_privacy_policy_t *p, const mfl_privacy_accountant_t *spent,
                       const mfl_privacy_request_t *req, uint64_t n, const char *rule)
 {
@@ -338,9 +350,11 @@ static void test_site_dp_round_is_clipped_noised_accounted_and_withholds_stats(v
                                                         sizeof err), 0);
         assert_true(fabs(pr->epsilon_spent - eps) <= 1e-12 * eps);
         assert_true(fabs(mfl_site_worker_epsilon_spent(w) - eps) <= 1e-12 * eps);
-        /* nothing unnoised: losses, tasks, pre-clip norm 0; n_samples 1 */
+        /* nothing unnoised: losses, tasks, pre-clip norm and n_samples are
+         * not sent, said so explicitly (not_sent), their fields empty */
         assert_true(h->metrics->loss_before == 0 && h->metrics->loss_after == 0 &&
-                    h->metrics->n_tasks == 0 && pr->pre_clip_norm == 0 && h->n_samples == 1);
+                    h->metrics->n_tasks == 0 && pr->pre_clip_norm == 0 && h->n_samples == 0);
+        assert_int_equal(s_not_sent(h), MFL_STAT_ALL);
         metafl__update_header__free_unpacked(h, NULL);
         assert_true(round < 100);
     }
@@ -420,6 +434,10 @@ static void test_record_mode_runs_dpsgd_and_accounts_every_step(void **state)
                                                         sizeof err), 0);
         assert_true(fabs(pr->epsilon_spent - eps) <= 1e-12 * eps);
         assert_true(r.delta_norm > 0 && isfinite(r.delta_norm));
+        /* the policy withholds statistics: none leaves, all listed */
+        assert_int_equal(s_not_sent(h), MFL_STAT_ALL);
+        assert_true(h->n_samples == 0 && h->metrics->loss_before == 0 &&
+                    h->metrics->n_tasks == 0 && pr->pre_clip_norm == 0);
         metafl__update_header__free_unpacked(h, NULL);
         /* the same task again gives another Δ: noise and samples are fresh */
         memcpy(first, r.delta, n * sizeof(float));
@@ -427,6 +445,27 @@ static void test_record_mode_runs_dpsgd_and_accounts_every_step(void **state)
         assert_true(memcmp(first, r.delta, n * sizeof(float)) != 0);
         assert_int_equal(mfl_privacy_accountant_add(&mine, 0.1, 1.1, (double)cases[c].steps, err,
                                                     sizeof err), 0);
+    }
+    /* A policy that lets unnoised counts leave: n_samples and n_tasks are
+     * sent, but DP-SGD's losses (never computed) and pre-clip norm (no Δ
+     * clip) are still not sent rather than sent as 0. */
+    p.allow_unnoised_stats = true;
+    assert_int_equal(mfl_site_worker_set_privacy(w, &p, err, sizeof err), 0);
+    {
+        s_task_t t;
+        s_task_init(&t, 30);
+        s_set(t.task.algorithm.name, sizeof t.task.algorithm.name, "fedavg");
+        t.task.algorithm.local_epochs = 1;
+        t.task.algorithm.inner_lr = 0.05f;
+        mfl_site_round_result_t r;
+        if (mfl_site_worker_round(w, &t.task, theta, n, &r, err, sizeof err) != 0)
+            fail_msg("fedavg, stats allowed: %s", err);
+        Metafl__UpdateHeader *h = metafl__update_header__unpack(NULL, r.header_len, r.header);
+        assert_non_null(h);
+        assert_int_equal(s_not_sent(h), MFL_STAT_LOSSES | MFL_STAT_PRE_CLIP_NORM);
+        assert_int_equal(h->n_samples, 200);
+        assert_false(h->privacy->stats_withheld);
+        metafl__update_header__free_unpacked(h, NULL);
     }
     /* What DP-SGD does not cover is declined, naming the rule and the reason. */
     const char *refused[] = {"maml", "meta_sgd", "protonet"};

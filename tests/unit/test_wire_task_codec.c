@@ -138,6 +138,55 @@ static void test_update_digest_errors_are_kept_not_fatal(void **state)
     assert_string_equal(plain.site, "site-a");
 }
 
+/* "Not sent" is explicit on the wire: the list survives encode/decode, a
+ * measured 0 is not "not sent", and a header that lists a field yet gives
+ * it a value is refused both ways, naming the field. */
+static void test_not_sent_statistics_are_explicit(void **state)
+{
+    (void)state;
+    char err[160] = "";
+    mfl_update_header_t h, back;
+    memset(&h, 0, sizeof h);
+    h.round = 3;
+    strcpy(h.site, "site-a");
+    h.has_metrics = h.has_privacy = true;
+    h.not_sent = MFL_STAT_LOSSES | MFL_STAT_PRE_CLIP_NORM;
+    h.n_samples = 120;
+    h.metrics.n_tasks = 4;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    assert_int_equal(mfl_update_header_encode(&h, NULL, 0, &buf, &len, err, sizeof err), 0);
+    assert_int_equal(mfl_update_header_decode(buf, len, &back, err, sizeof err), 0);
+    assert_int_equal(back.not_sent, MFL_STAT_LOSSES | MFL_STAT_PRE_CLIP_NORM);
+    assert_true(back.n_samples == 120 && back.metrics.n_tasks == 4);
+    /* all sent, losses measured as exactly 0: nothing listed */
+    h.not_sent = 0;
+    assert_int_equal(mfl_update_header_encode(&h, NULL, 0, &buf, &len, err, sizeof err), 0);
+    assert_int_equal(mfl_update_header_decode(buf, len, &back, err, sizeof err), 0);
+    assert_int_equal(back.not_sent, 0);
+    /* the encoder refuses to withhold and send the same field */
+    h.not_sent = MFL_STAT_N_SAMPLES;
+    assert_int_equal(mfl_update_header_encode(&h, NULL, 0, &buf, &len, err, sizeof err), -1);
+    assert_non_null(strstr(err, "not_sent"));
+    free(buf);
+    /* and so does the decoder, naming the field */
+    Metafl__UpdateHeader m = METAFL__UPDATE_HEADER__INIT;
+    Metafl__UpdateMetrics met = METAFL__UPDATE_METRICS__INIT;
+    Metafl__UpdateStat list[1] = {METAFL__UPDATE_STAT__UPDATE_STAT_LOSS_AFTER};
+    m.site = (char *)"site-a";
+    met.loss_after = 0.25;
+    m.metrics = &met;
+    m.n_not_sent = 1;
+    m.not_sent = list;
+    assert_int_equal(mfl_update_header_from_msg(&m, &back, err, sizeof err), -1);
+    assert_non_null(strstr(err, "metrics.loss_after"));
+    /* an unknown statistic is refused, not ignored */
+    list[0] = (Metafl__UpdateStat)9;
+    met.loss_after = 0;
+    assert_int_equal(mfl_update_header_from_msg(&m, &back, err, sizeof err), -1);
+    assert_non_null(strstr(err, "not_sent"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -145,6 +194,7 @@ int main(void)
         cmocka_unit_test(test_learner_config_survives_the_algorithm_spec),
         cmocka_unit_test(test_too_long_fields_are_refused_not_cut),
         cmocka_unit_test(test_update_digest_errors_are_kept_not_fatal),
+        cmocka_unit_test(test_not_sent_statistics_are_explicit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
