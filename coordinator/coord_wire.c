@@ -1,6 +1,7 @@
 /* The coordinator's transport adapter over wire/server.h (see coord_wire.h). */
 #include "coord_wire.h"
 
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -84,6 +85,7 @@ struct mfl_coord_wire {
 };
 
 #define S_PREP_THREAD_MIN ((uint64_t)1 << 18) /* floats (1 MiB): smaller θ, no helper */
+#define S_TRIM_MIN_BYTES ((uint64_t)64 << 20)  /* θ from which the arena is trimmed at a close */
 
 static void *s_prep_main(void *arg)
 {
@@ -125,6 +127,14 @@ void mfl_coord_wire_prepare_theta(mfl_coord_wire_t *self, const mfl_tensor_t *t,
     uint64_t total = 0;
     for (size_t i = 0; i < n; i++)
         total += t[i].count;
+    /* A big model: the round's updates arrived in 1 MiB frames that went
+     * back to the malloc arena, which keeps them resident (reused by the
+     * next round's uploads). Returning them to the kernel before this copy
+     * keeps the close's peak at θ, the sums and the copy; the next round
+     * faults them in again (a few ms per 400 MB, nothing against such a
+     * round; below the threshold the reuse is worth more). */
+    if (total * sizeof(float) >= S_TRIM_MIN_BYTES)
+        (void)malloc_trim(0);
     s_snapshot_t *snap = calloc(1, sizeof *snap);
     if (!snap)
         return;
@@ -329,6 +339,8 @@ uint64_t mfl_coord_wire_last_seen(const mfl_coord_wire_t *self, const char *site
 }
 
 void mfl_coord_wire_release(mfl_coord_wire_t *self) { mfl_msg_destroy(&self->msg); }
+
+void mfl_coord_wire_release_tensors(mfl_coord_wire_t *self) { mfl_msg_release_tensors(self->msg); }
 
 static const char *s_str(const char *s) { return s ? s : ""; }
 

@@ -343,6 +343,25 @@ int mfl_msg_send_reject(void *sock, const void *rid, size_t rid_len, int reason,
 
 /* ---- receive ------------------------------------------------------------- */
 
+void mfl_msg_release_tensors(mfl_msg_t *self)
+{
+    if (!self)
+        return;
+    for (size_t i = 1; i < self->n_frames; i++) { /* frame 0 is the envelope */
+        zmq_msg_close(&self->frames[i]);
+        zmq_msg_init(&self->frames[i]);
+    }
+    for (size_t i = 0; i < self->n_tensors; i++) {
+        if (self->copies) {
+            free(self->copies[i]);
+            self->copies[i] = NULL;
+        }
+        self->tensors[i].data = NULL;
+        self->tensors[i].pieces = NULL;
+        self->tensors[i].n_pieces = 0;
+    }
+}
+
 void mfl_msg_destroy(mfl_msg_t **self_p)
 {
     if (!self_p || !*self_p)

@@ -116,6 +116,13 @@ int mfl_msg_send(void *socket, const void *routing_id, size_t routing_id_len,
 mfl_msg_t *mfl_msg_decode(zmq_msg_t *frames, size_t n, const mfl_wire_limits_t *limits,
                           int *reason, char *err, size_t errlen);
 
+/* Gives back the message's tensor data (frames and copies) before the
+ * message itself goes: its tensor views must not be read afterwards (their
+ * data and pieces become NULL); the envelope, site and update header stay.
+ * For a receiver done with an update while its event is still being
+ * handled. Accepts NULL. */
+void mfl_msg_release_tensors(mfl_msg_t *self);
+
 /* Frees the message, its envelope and its tensor buffers; accepts NULL. */
 void mfl_msg_destroy(mfl_msg_t **self_p);
 

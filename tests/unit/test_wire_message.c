@@ -331,6 +331,11 @@ static void test_pieces_leave_multi_frame_tensors_in_their_frames(void **state)
     for (size_t k = 0, at = 0; k < t->n_pieces; at += t->pieces[k].count, k++)
         assert_memory_equal(t->pieces[k].data, v + at, t->pieces[k].count * sizeof(float));
     assert_memory_equal(t->blake2b, e.hash, MFL_HASH_BYTES);
+    /* the data can go before the message: envelope and kind stay */
+    mfl_msg_release_tensors(m);
+    assert_null(mfl_msg_tensor(m, 0)->pieces);
+    assert_null(mfl_msg_tensor(m, 0)->data);
+    assert_int_equal(mfl_msg_kind(m), METAFL__MESSAGE_KIND__HEARTBEAT);
     mfl_msg_destroy(&m);
 
     /* the same checks as the copy: a bad hash, an Inf in the middle run */
