@@ -130,11 +130,12 @@ if [ "${LARGE_FLOOR:-1}" = 1 ] && [ -x "$BUILD/bench/bench_rounds_floor" ]; then
         read -r FLOOR FLOOR_CPU < <(python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["rows"][0]; print(r["median_ms"], r.get("cpu_ms", "null"))' "$WORK/floor.json")
     fi
 fi
-CPU="null null 0"
-[ -s "$WORK/cpu.txt" ] && CPU=$(cat "$WORK/cpu.txt")
+CPU_C=null
+CPU_S=null
+[ -s "$WORK/cpu.txt" ] && read -r CPU_C CPU_S _ <"$WORK/cpu.txt"
 python3 - "$OUT" "$METRICS" "$P" "$HSUM" "$N" "$R" "$ROWS" "${HWM[$CPID]}" "$SITE_HWM" \
     "$FLOOR" "$FLOOR_CPU" "${BENCH_UPLOAD_ENCODING:-fp32}" "${BENCH_MAX_UPLOADS:-default}" \
-    "$(cut -d' ' -f1 /proc/loadavg)" $CPU "$SPEC" <<'EOF'
+    "$(cut -d' ' -f1 /proc/loadavg)" "$CPU_C" "$CPU_S" "$SPEC" <<'EOF'
 import json, sys, time
 (out, metrics, p, h, n, r, rows, coord_kb, site_kb, floor, floor_cpu, enc, w, load,
  cpu_c, cpu_s, spec) = sys.argv[1:18]
