@@ -129,7 +129,15 @@ $(BUILD)/tests/hostile_site: $(BUILD)/obj/tests/hostile/hostile_site.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
-unit-tests: $(UNIT_BINS) $(HOSTILE)
+# The real site agent with a secure-aggregation fault switched on (tests only).
+SECAGG_FAULT := $(BUILD)/tests/secagg_fault_site
+$(BUILD)/tests/secagg_fault_site: $(BUILD)/obj/tests/hostile/secagg_fault_site.o \
+    $(BUILD)/libmetafl-site-agent.a $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+$(BUILD)/obj/tests/hostile/secagg_fault_site.o: CFLAGS += -Isite-agent
+
+unit-tests: $(UNIT_BINS) $(HOSTILE) $(SECAGG_FAULT)
 bench-bins: $(BENCH_BINS)
 
 deps:

@@ -644,7 +644,9 @@ static int s_run_select(const s_opts_t *o, s_heart_t *h, const char *argv0, uint
     static double sel_p[S_MAX_SEEDS][S_HEART_SITES], sel_g[S_MAX_SEEDS][S_HEART_SITES],
         def_p[S_MAX_SEEDS][S_HEART_SITES], fa_ft[S_MAX_SEEDS][S_HEART_SITES],
         diff[S_MAX_SEEDS][S_HEART_SITES], site_p[S_MAX_SEEDS][S_HEART_SITES],
-        diff2[S_MAX_SEEDS][S_HEART_SITES];
+        diff2[S_MAX_SEEDS][S_HEART_SITES], loho[S_MAX_SEEDS][S_HEART_SITES];
+    static char loho_win[S_MAX_SEEDS][S_HEART_SITES][MFL_SELECT_DESC_MAX];
+    const int draws = o->quick ? 5 : 20;
     static char winners[S_MAX_SEEDS][MFL_SELECT_DESC_MAX];
     size_t win_idx[S_MAX_SEEDS];
     uint32_t sel_rounds = o->quick ? 2 : 5;
@@ -665,7 +667,7 @@ static int s_run_select(const s_opts_t *o, s_heart_t *h, const char *argv0, uint
             c.rounds = 10;
         float *sel_theta = NULL;
         size_t sel_n = 0;
-        mfl_learner_config_t trained;
+        mfl_select_candidate_t trained;
         if (s_sel_run(own.workers, S_HEART_SITES, ids, &c, fin, &w, desc, &sel_theta, &sel_n,
                       &trained, err, sizeof err) != 0)
             goto fail;
@@ -673,7 +675,8 @@ static int s_run_select(const s_opts_t *o, s_heart_t *h, const char *argv0, uint
         for (int s = 0; s < S_HEART_SITES; s++) {
             uint32_t st = 0;
             float lr = 0;
-            if (s_sel_site_adapt(own.workers[s], &trained, sel_theta, sel_n, seed, &site_p[k][s],
+            if (s_sel_site_adapt(own.workers[s], &trained.learner, sel_theta, sel_n, seed,
+                                 &site_p[k][s],
                                  &st, &lr, err, sizeof err) != 0) {
                 free(sel_theta);
                 goto fail;
@@ -720,6 +723,54 @@ static int s_run_select(const s_opts_t *o, s_heart_t *h, const char *argv0, uint
             diff2[k][s] = site_p[k][s] - fa_ft[k][s];
         }
         free(theta);
+        /* Leave one hospital out: selection and training on the other
+         * three (their selection scores adapt on 10 fit cases, as the new
+         * hospital will), then the held-out hospital adapts the result on
+         * k = 10 drawn cases with the chosen rate and steps. */
+        for (int held = 0; held < S_HEART_SITES && !split; held++) {
+            mfl_site_worker_t *three[S_HEART_SITES - 1];
+            const char *ids3[S_HEART_SITES - 1];
+            for (int s = 0, j = 0; s < S_HEART_SITES; s++)
+                if (s != held) {
+                    three[j] = own.workers[s];
+                    ids3[j++] = s_heart_site_names[s];
+                }
+            s_sel_config(&c, S_HEART_FEATURES, seed, sel_rounds, true);
+            c.k_shot = 10;
+            if (o->quick)
+                c.rounds = 10;
+            float *lt = NULL;
+            size_t ln = 0;
+            mfl_select_candidate_t chosen;
+            mfl_eval_report_t fin3[S_HEART_SITES - 1];
+            size_t w3 = 0;
+            if (s_sel_run(three, S_HEART_SITES - 1, ids3, &c, fin3, &w3, loho_win[k][held], &lt,
+                          &ln, &chosen, err, sizeof err) != 0)
+                goto fail;
+            double mean = 0;
+            for (int d = 0; d < draws; d++) {
+                mfl_rng_t r;
+                mfl_rng_seed(&r, seed, 0x6e6577ULL * 1000003u + (uint64_t)held * 10007u +
+                                           (uint64_t)1 * 101u + (uint64_t)d);
+                mfl_dataset_t *sup = s_draw_support(h->train[held], 10, &r);
+                mfl_site_worker_t *dw =
+                    sup ? s_worker(s_heart_site_names[held], sup, h->test[held], err, sizeof err)
+                        : NULL;
+                mfl_dataset_destroy(&sup);
+                double acc = 0;
+                int rc = dw ? s_sel_newsite(dw, &chosen, lt, ln, (uint32_t)(1000 + d), &acc, err,
+                                            sizeof err)
+                            : -1;
+                mfl_site_worker_destroy(&dw);
+                if (rc != 0) {
+                    free(lt);
+                    goto fail;
+                }
+                mean += acc / draws;
+            }
+            free(lt);
+            loho[k][held] = mean;
+        }
         s_fleet_free(&own);
         printf("seed %llu: winner %zu (%s); personalised %.3f %.3f %.3f %.3f\n",
                (unsigned long long)seed, win_idx[k], winners[k], sel_p[k][0], sel_p[k][1],
@@ -761,7 +812,20 @@ fail:
     s_json_row(f, "defaults, no selection, personalised", def_p, o->n_seeds, "", 0);
     s_json_row(f, "FedAvg + 100 fine-tuning steps", fa_ft, o->n_seeds, "", 0);
     s_json_row(f, "paired: selection - FedAvg+FT", diff, o->n_seeds, "", 0);
-    s_json_row(f, "paired: sel+per-site - FedAvg+FT", diff2, o->n_seeds, "", 1);
+    s_json_row(f, "paired: sel+per-site - FedAvg+FT", diff2, o->n_seeds, "", split != 0);
+    if (!split) {
+        char extra[256];
+        snprintf(extra, sizeof extra, "\"note\": \"leave one hospital out: the column is the "
+                 "held-out hospital, k = 10 drawn cases, %d draws per seed\"", draws);
+        s_json_row(f, "LOHO k=10, selection on the other three", loho, o->n_seeds, extra, 1);
+        fprintf(f, "  ],\n  \"loho_winners\": [");
+        for (int k = 0; k < o->n_seeds; k++)
+            for (int held = 0; held < S_HEART_SITES; held++)
+                fprintf(f, "%s\"%s\"", k || held ? ", " : "", loho_win[k][held]);
+        fprintf(f, "]\n}\n");
+        fclose(f);
+        return 0;
+    }
     fprintf(f, "  ]\n}\n");
     fclose(f);
     return 0;

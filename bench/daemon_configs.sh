@@ -2,8 +2,10 @@
 # benches give the real daemons (synthetic CSV of 32 features f0..f31 and a
 # two-class label y; FedAvg; generous message limits for 10M-parameter θ).
 # env BENCH_MAX_UPLOADS sets rounds.max_concurrent_uploads, BENCH_UPLOAD_ENCODING
-# rounds.upload_encoding (see below), BENCH_DEFAULT_LIMITS=1 leaves out both
-# files' limits: block (the daemons' defaults, which follow the model size).
+# rounds.upload_encoding (see below), BENCH_SECAGG=1 secure aggregation
+# (threshold 3; every site's roster = the allow-list directory),
+# BENCH_DEFAULT_LIMITS=1 leaves out both files' limits: block (the daemons'
+# defaults, which follow the model size).
 
 # bench_site_yaml OUT ID ENDPOINT KEY_DIR CSV TRAIN_FRACTION AUDIT_LOG
 bench_site_yaml() {
@@ -37,6 +39,12 @@ bench_site_yaml() {
             echo "limits:"
             echo "  max_message_bytes: 512M"
             echo "  max_params: 64M"
+        fi
+        # BENCH_SECAGG=1: secure aggregation (docs/SECAGG.md); the roster is
+        # the consortium's keys, here the allow-list directory itself.
+        if [ "${BENCH_SECAGG:-0}" = 1 ]; then
+            echo "secure_aggregation:"
+            echo "  roster: $keys/allow"
         fi
     } >"$out"
 }
@@ -82,6 +90,11 @@ bench_coord_yaml() {
         if [ "${BENCH_DEFAULT_LIMITS:-0}" != 1 ]; then
             echo "limits:"
             echo "  max_message_bytes: 512M"
+        fi
+        if [ "${BENCH_SECAGG:-0}" = 1 ]; then
+            echo "secure_aggregation:"
+            echo "  enabled: true"
+            echo "  threshold: 3"
         fi
     } >"$out"
 }

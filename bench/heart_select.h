@@ -175,7 +175,7 @@ static inline void s_sel_config(mfl_coord_config_t *c, size_t n_features, uint64
 static inline int s_sel_run(mfl_site_worker_t **workers, size_t n_workers, const char **ids,
                             const mfl_coord_config_t *cfg, mfl_eval_report_t *final,
                             size_t *winner, char *desc, float **theta_out, size_t *n_out,
-                            mfl_learner_config_t *trained, char *err, size_t errlen)
+                            mfl_select_candidate_t *trained, char *err, size_t errlen)
 {
     static mfl_coord_config_t c;
     c = *cfg;
@@ -245,9 +245,12 @@ static inline int s_sel_run(mfl_site_worker_t **workers, size_t n_workers, const
                         desc, MFL_SELECT_DESC_MAX);
     if (w && w <= c.selection.n_candidates)
         mfl_select_describe(&c.selection.candidates[w - 1], desc, MFL_SELECT_DESC_MAX);
-    if (trained)
-        *trained = w && w <= c.selection.n_candidates ? c.selection.candidates[w - 1].learner
-                                                      : c.learner;
+    if (trained) {
+        if (w && w <= c.selection.n_candidates)
+            *trained = c.selection.candidates[w - 1];
+        else
+            mfl_select_base(&c.learner, &c.server, c.eval_adapt_steps, c.eval_adapt_lr, trained);
+    }
     if (theta_out) {
         size_t ns = mfl_round_engine_n_state(e.engine);
         *theta_out = malloc(ns * sizeof(float));
@@ -268,58 +271,53 @@ out:
     return rc;
 }
 
-/* Per-site adaptation chosen on the site's own validation rows (an
- * experiment of issue 16 item 2, through the protocol's EvalTask): for each
- * (steps, rate) of a small grid the site adapts θ on its fit rows and
- * scores its validation rows (an EvalTask with the selection fields, as in
- * the selection phase); the best validation accuracy (ties: lower loss,
- * then fewer steps) is then used to adapt on all training rows and score
+/* Per-site adaptation chosen on the site's own validation rows (issue 16
+ * item 2): the EvalTask's adapt_search (eval.adapt_search), which makes the
+ * site worker try MFL_SITE_ADAPT_STEPS × MFL_SITE_ADAPT_RATES on its
+ * validation rows, then adapt on all training rows with the best and score
  * the test rows. *acc gets the test accuracy; steps/lr the choice. */
 static inline int s_sel_site_adapt(mfl_site_worker_t *w, const mfl_learner_config_t *lc,
                                    const float *theta, size_t n, uint64_t vseed, double *acc,
                                    uint32_t *steps_out, float *lr_out, char *err, size_t errlen)
 {
-    static const uint32_t steps[] = {0, 10, 30, 100, 300};
-    static const float rates[] = {0.01f, 0.05f, 0.2f};
     mfl_eval_task_t t;
     memset(&t, 0, sizeof t);
     mfl_task_algorithm_from_learner(lc, 5, 0, 5, &t.algorithm);
     t.algorithm.k_shot = 0;
     snprintf(t.model_spec, sizeof t.model_spec, "%s", lc->model_spec);
     t.nonce_len = 16;
-    double best_acc = -1, best_loss = INFINITY;
-    uint32_t bs = 0;
-    float br = rates[0];
-    for (size_t i = 0; i < sizeof steps / sizeof *steps; i++)
-        for (size_t j = 0; j < sizeof rates / sizeof *rates; j++) {
-            if (steps[i] == 0 && j > 0)
-                continue;
-            t.adapt_steps = steps[i];
-            t.adapt_lr = rates[j];
-            t.selection.candidate = 1;
-            t.selection.validation_fraction = 0.2;
-            t.selection.validation_seed = vseed;
-            mfl_site_eval_result_t r;
-            if (mfl_site_worker_eval(w, &t, theta, n, &r, err, errlen) != 0)
-                continue; /* a diverged adaptation is not a candidate */
-            const mfl_eval_metrics_t *m = steps[i] ? &r.adapted : &r.before;
-            if (m->accuracy > best_acc ||
-                (m->accuracy == best_acc && isfinite(m->loss) && m->loss < best_loss)) {
-                best_acc = m->accuracy;
-                best_loss = m->loss;
-                bs = steps[i];
-                br = rates[j];
-            }
-        }
-    memset(&t.selection, 0, sizeof t.selection);
-    t.adapt_steps = bs;
-    t.adapt_lr = br;
+    t.selection.adapt_search = true;
+    t.selection.validation_fraction = 0.2;
+    t.selection.validation_seed = vseed;
     mfl_site_eval_result_t r;
     if (mfl_site_worker_eval(w, &t, theta, n, &r, err, errlen) != 0)
         return -1;
-    *acc = bs ? r.adapted.accuracy : r.before.accuracy;
-    *steps_out = bs;
-    *lr_out = br;
+    *acc = r.adapt_steps_used ? r.adapted.accuracy : r.before.accuracy;
+    *steps_out = r.adapt_steps_used;
+    *lr_out = r.adapt_lr_used;
+    return 0;
+}
+
+/* A new hospital's score: θ adapted with the chosen setting's rate and
+ * steps on the drawn worker's training rows (its k labelled cases), on
+ * its test rows. */
+static inline int s_sel_newsite(mfl_site_worker_t *w, const mfl_select_candidate_t *cand,
+                                const float *theta, size_t n, uint32_t draw, double *acc,
+                                char *err, size_t errlen)
+{
+    mfl_eval_task_t t;
+    memset(&t, 0, sizeof t);
+    mfl_task_algorithm_from_learner(&cand->learner, 5, 0, 5, &t.algorithm);
+    t.algorithm.k_shot = 0; /* the drawn worker's training rows are the k cases */
+    snprintf(t.model_spec, sizeof t.model_spec, "%s", cand->learner.model_spec);
+    t.nonce_len = 16;
+    t.round = draw;
+    t.adapt_steps = cand->adapt_steps;
+    t.adapt_lr = cand->adapt_lr;
+    mfl_site_eval_result_t r;
+    if (mfl_site_worker_eval(w, &t, theta, n, &r, err, errlen) != 0)
+        return -1;
+    *acc = t.adapt_steps ? r.adapted.accuracy : r.before.accuracy;
     return 0;
 }
 

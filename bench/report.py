@@ -1072,9 +1072,9 @@ def select_section(d, res, res_split):
         f"{res['engine']}, with model selection on (docs/SELECTION.md). Base: "
         f"{st['base']}; selection: {st['selection']}; then {st['rounds']} rounds of the "
         f"winner. Personalised: {st['personalised']}. Per-site adaptation (an experiment "
-        "of item 2): each hospital picks its adaptation steps (0, 10, 30, 100, 300) and rate "
+        "of item 2, now a library option): each hospital picks its adaptation steps (0, 10, 30, 100, 300) and rate "
         "(0.01, 0.05, 0.2) on its own validation rows (EvalTasks with the selection fields), "
-        "then adapts on all its training rows. FedAvg + FT: "
+        "then adapts on all its training rows (`eval.adapt_search`, docs/SELECTION.md). FedAvg + FT: "
         f"{st['fedavg_ft']}. Paired rows: the difference per seed and site, then mean ± std "
         "over seeds. Accuracy on each hospital's test rows, mean ± std over seeds; mean4 = "
         "mean of the four.", "")
@@ -1103,8 +1103,13 @@ def select_section(d, res, res_split):
         ".8123 ± .0047); Switzerland reaches its ceiling (0.938, 15 of 16 positive) once its "
         "adaptation is chosen on its validation rows. Also tried, not kept: adding to the "
         "default grid a 100-step, 5× rate adaptation and FedAvg as an algorithm (mean4 0.761, "
-        "+0.009, within the seeds' spread). Not done: the leave-one-hospital-out k = 10 run "
-        "with selection (section 1(c) has it with hand-set settings), per-site heads, and "
+        "+0.009, within the seeds' spread). Leave one hospital out (the last row: selection and "
+        "training on the other three with their selection scores adapting on 10 cases, then "
+        "the held-out hospital adapts on k = 10 drawn cases with the chosen rate and steps) "
+        "reaches 0.723 ± 0.025, NOT the .80 target (section 1(c)'s hand-set Reptile reaches "
+        ".788): the coordinator's default adaptation (10 steps at 0.01) and its one-factor "
+        "grid do not reach the 5× rate the hand-set run uses together with a meta-trained "
+        "initialisation. Not done: per-site heads, and "
         "ensembling the adapted and global predictions (the evaluation protocol reports "
         "metrics, not predictions, so it needs a new report field). The WDBC demo split with "
         "selection is in docs/DEMO.md.", "")
@@ -1114,6 +1119,11 @@ def select_section(d, res, res_split):
                     f"{by['selection, personalised']['mean4']:.3f}; with per-site adaptation "
                     f"{by['selection + per-site adaptation']['mean4']:.3f}",
                     "met" if best >= 0.83 else "NOT MET"))
+    if "LOHO k=10, selection on the other three" in by:
+        lo = by["LOHO k=10, selection on the other three"]
+        d.goals.append(("1(d) heart leave-one-hospital-out k = 10, selection", "≥ .80",
+                        f"{lo['mean4']:.3f} ± {lo['mean4_std']:.3f}",
+                        "met" if lo["mean4"] >= 0.80 else "NOT MET"))
 
 
 def run_plots(plots, plot_dir):

@@ -149,6 +149,9 @@ static void s_progress(const mfl_json_t *root, uint64_t now_ms, int alive)
         s_dur(b, sizeof b, (deadline - (double)now_ms) / 1000.0);
         printf("  round %.0f open for %s (attempt %.0f); deadline in %s\n",
                s_num(root, "round"), a, s_num(root, "attempt"), b);
+        const char *sp = mfl_json_string(mfl_json_get(root, "secagg_phase"));
+        if (sp)
+            printf("  secure aggregation: phase %s\n", sp);
     } else if (alive != 0 && eval && deadline > 0) {
         s_dur(b, sizeof b, (deadline - (double)now_ms) / 1000.0);
         printf("  evaluation deadline in %s\n", b);

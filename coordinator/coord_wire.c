@@ -12,6 +12,7 @@
 #include "fed/quant.h"
 #include "wire/keys.h"
 #include "round/upload_gate.h"
+#include "wire/secagg_codec.h"
 #include "wire/server.h"
 #include "wire/task_codec.h"
 
@@ -80,6 +81,9 @@ struct mfl_coord_wire {
     size_t cap_views;
     size_t send_cap;             /* mfl_tensor_t scratch for sends */
     mfl_tensor_t *send;
+    mfl_secagg_wire_t *secagg;   /* the current event's secure-aggregation message */
+    mfl_secagg_env_t *secagg_env; /* scratch for sending one */
+    char secagg_err[200];
     uint64_t log_sec;            /* reject log rate limit: this second, */
     uint64_t log_count, log_quiet; /* lines logged in it, lines held back */
 };
@@ -299,6 +303,8 @@ void mfl_coord_wire_destroy(mfl_coord_wire_t **self_p)
     mfl_identity_destroy(&self->identity);
     free(self->views);
     free(self->send);
+    free(self->secagg);
+    free(self->secagg_env);
     free(self);
     *self_p = NULL;
 }
@@ -370,6 +376,8 @@ static void s_event_body(mfl_coord_wire_t *self, const Metafl__Envelope *env,
                 ev->hello.encodings |= 1u << MFL_QUANT_FP16;
             else if (cap && strcmp(cap, "compress:int8") == 0)
                 ev->hello.encodings |= 1u << MFL_QUANT_INT8;
+            else if (cap && strcmp(cap, "secagg") == 0)
+                ev->hello.secagg = true;
         }
         break;
     case METAFL__ENVELOPE__BODY_UPDATE: {
@@ -406,6 +414,28 @@ static void s_event_body(mfl_coord_wire_t *self, const Metafl__Envelope *env,
     case METAFL__ENVELOPE__BODY_BYE:
         ev->text = s_str(env->bye->reason);
         break;
+    case METAFL__ENVELOPE__BODY_SECAGG_KEYS:
+    case METAFL__ENVELOPE__BODY_SECAGG_SHARES:
+    case METAFL__ENVELOPE__BODY_SECAGG_MASKED:
+    case METAFL__ENVELOPE__BODY_SECAGG_SIGNOFF:
+    case METAFL__ENVELOPE__BODY_SECAGG_REVEALS: {
+        mfl_reject_t why;
+        if (!self->secagg)
+            self->secagg = malloc(sizeof *self->secagg);
+        if (!self->secagg) {
+            snprintf(self->secagg_err, sizeof self->secagg_err, "out of memory");
+            ev->text = self->secagg_err;
+        } else if (mfl_secagg_wire_from_envelope(env, self->secagg, &why, self->secagg_err,
+                                                 sizeof self->secagg_err) < 0) {
+            ev->text = self->secagg_err;
+        } else {
+            ev->secagg = self->secagg;
+            uint64_t count = 0;
+            ev->secagg_words = mfl_msg_words(self->msg, 0, &count);
+            ev->secagg_n_words = (size_t)count;
+        }
+        break;
+    }
     case METAFL__ENVELOPE__BODY_REJECT:
         ev->text = s_str(env->reject->text);
         break;
@@ -638,6 +668,23 @@ int mfl_coord_wire_send_grant(mfl_coord_wire_t *self, const char *site, uint32_t
     env.body_case = METAFL__ENVELOPE__BODY_UPLOAD_GRANT;
     env.upload_grant = &g;
     return s_send(self, site, &env, err, errlen);
+}
+
+int mfl_coord_wire_send_secagg(mfl_coord_wire_t *self, const char *site,
+                               const mfl_secagg_wire_t *msg, char *err, size_t errlen)
+{
+    if (!self->secagg_env)
+        self->secagg_env = malloc(sizeof *self->secagg_env);
+    if (!self->secagg_env)
+        return mfl_errf(err, errlen, "out of memory"), -1;
+    if (mfl_secagg_wire_to_envelope(msg, self->secagg_env, err, errlen) < 0)
+        return -1;
+    return s_send(self, site, &self->secagg_env->env, err, errlen);
+}
+
+int mfl_coord_wire_site_key(mfl_coord_wire_t *self, const char *site, uint8_t pk[32])
+{
+    return mfl_server_site_key(self->server, site, pk);
 }
 
 int mfl_coord_wire_send_bye(mfl_coord_wire_t *self, const char *site, const char *reason,

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "core/tensor.h"
+#include "wire/secagg_wire.h"
 #include "wire/task.h"
 
 typedef struct mfl_coord_wire mfl_coord_wire_t;
@@ -38,6 +39,7 @@ typedef struct {
         /* update encodings the site offers, bit (1 << mfl_quant_kind_t):
          * float32 always, fp16/int8 from its "compress:*" capabilities */
         uint32_t encodings;
+        bool secagg;                        /* "secagg": it takes part in secure aggregation */
     } hello;
     /* UPDATE: the verified header, decoded (NULL if it did not decode: a
      * field over its cap), and the bytes the site signed with its
@@ -61,7 +63,12 @@ typedef struct {
         bool evaluation;                    /* the failed task was an EvalTask */
         const char *reason;                 /* "" if none */
     } site_failure;
-    const char *text;                       /* BYE: the reason; REJECT: the text ("") */
+    /* SECAGG_* from a site: the decoded message (NULL if it did not decode:
+     * `text` says why) and, for SECAGG_MASKED, its words. */
+    const mfl_secagg_wire_t *secagg;
+    const uint64_t *secagg_words;
+    size_t secagg_n_words;
+    const char *text;                       /* BYE: the reason; REJECT: the text (""); SECAGG_*: a decode error */
     const mfl_tensor_t *tensors;
     size_t n_tensors;
 } mfl_wire_event_t;
@@ -144,6 +151,12 @@ int mfl_coord_wire_send_welcome(mfl_coord_wire_t *self, const char *site, uint32
 int mfl_coord_wire_send_grant(mfl_coord_wire_t *self, const char *site, uint32_t round,
                               const uint8_t *nonce, size_t nonce_len, char *err,
                               size_t errlen);
+/* One of secure aggregation's messages (wire/secagg_codec.h) to `site`. */
+int mfl_coord_wire_send_secagg(mfl_coord_wire_t *self, const char *site,
+                               const mfl_secagg_wire_t *msg, char *err, size_t errlen);
+/* The allow-listed Ed25519 public key of `site` (32 bytes): 0, or -1 if
+ * it is not in the allow-list. */
+int mfl_coord_wire_site_key(mfl_coord_wire_t *self, const char *site, uint8_t pk[32]);
 int mfl_coord_wire_send_bye(mfl_coord_wire_t *self, const char *site, const char *reason,
                             char *err, size_t errlen);
 

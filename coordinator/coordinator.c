@@ -126,6 +126,24 @@ static void s_sink_finished(void *ctx)
                                                : "run stopped");
 }
 
+static int s_secagg_key(void *ctx, const char *site, uint8_t pk[32])
+{
+    mfl_coordinator_t *self = ctx;
+    return mfl_coord_wire_site_key(self->wire, site, pk);
+}
+
+static int s_secagg_send(void *ctx, const char *site, const mfl_secagg_wire_t *msg)
+{
+    mfl_coordinator_t *self = ctx;
+    char err[256];
+    self->status_dirty = true; /* a phase moved */
+    if (mfl_coord_wire_send_secagg(self->wire, site, msg, err, sizeof err) < 0) {
+        mfl_debug("site %s: secure aggregation message not sent: %s", site, err);
+        return -1;
+    }
+    return 0;
+}
+
 /* ---- wire events → engine ------------------------------------------- */
 
 /* "MAJOR.MINOR" of a version string; -1 if it does not start that way. */
@@ -184,6 +202,16 @@ static void s_on_hello(mfl_coordinator_t *self, const mfl_wire_event_t *ev, uint
     }
     if (s_schema_refused(self, ev->site, ev))
         return;
+    if (self->config.secagg_enabled && !ev->hello.secagg) {
+        /* It would answer a round with its Δ in clear (refused, but seen). */
+        snprintf(vtext, sizeof vtext, "this run uses secure aggregation and site %s does not "
+                 "offer it (its software is older, or its config has no "
+                 "secure_aggregation.roster; docs/SECAGG.md)", ev->site);
+        mfl_warn("refused Hello from site %s: %s", ev->site, vtext);
+        mfl_coord_wire_send_reject(self->wire, ev->site, MFL_REJECT_VERSION, 0, vtext, err,
+                                   sizeof err);
+        return;
+    }
     /* 0: a DP site withholding its row count (docs/PRIVACY.md) */
     char rows[48] = "training rows not sent";
     if (ev->hello.n_train)
@@ -254,6 +282,25 @@ static void s_on_event(mfl_coordinator_t *self, const mfl_wire_event_t *ev, uint
     case MFL_MSG_REJECT:
         mfl_warn("site %s rejected our message: %s", ev->site, ev->text ? ev->text : "");
         mfl_round_engine_site_seen(self->engine, ev->site, now);
+        break;
+    case MFL_MSG_SECAGG_KEYS:
+    case MFL_MSG_SECAGG_SHARES:
+    case MFL_MSG_SECAGG_MASKED:
+    case MFL_MSG_SECAGG_SIGNOFF:
+    case MFL_MSG_SECAGG_REVEALS:
+        if (!ev->secagg) {
+            char err[256];
+            mfl_warn("site %s: secure aggregation message refused: %s", ev->site,
+                     ev->text ? ev->text : "");
+            mfl_round_engine_site_seen(self->engine, ev->site, now);
+            mfl_coord_wire_send_reject(self->wire, ev->site, MFL_REJECT_BAD_MESSAGE,
+                                       mfl_round_engine_round(self->engine),
+                                       ev->text ? ev->text : "", err, sizeof err);
+            break;
+        }
+        mfl_round_engine_secagg_msg(self->engine, ev->site, ev->secagg, ev->secagg_words,
+                                    ev->secagg_n_words, now);
+        self->status_dirty = true;
         break;
     default:
         mfl_round_engine_site_seen(self->engine, ev->site, now);
@@ -440,15 +487,6 @@ int mfl_coordinator_run(mfl_coordinator_t *self, volatile sig_atomic_t *stop,
 mfl_coordinator_t *mfl_coordinator_new(const mfl_coord_config_t *config, char *err,
                                        size_t errlen)
 {
-    /* The wire does not carry secure aggregation's messages yet: a daemon
-     * that accepted the config would aggregate in clear (docs/SECAGG.md). */
-    if (config->secagg_enabled) {
-        mfl_errf(err, errlen,
-                 "%s: secure_aggregation.enabled: the daemons do not run secure aggregation "
-                 "yet (only `metafl simulate` does; docs/SECAGG.md)",
-                 config->file);
-        return NULL;
-    }
     mfl_coordinator_t *self = calloc(1, sizeof *self);
     if (!self) {
         mfl_errf(err, errlen, "out of memory");
@@ -505,6 +543,10 @@ mfl_coordinator_t *mfl_coordinator_new(const mfl_coord_config_t *config, char *e
     if (!self->engine)
         goto out_fail;
     mfl_round_engine_on_theta(self->engine, s_sink_theta, self);
+    if (config->secagg_enabled) { /* the engine drives the phases (docs/SECAGG.md) */
+        mfl_engine_secagg_io_t io = {self, s_secagg_key, s_secagg_send};
+        mfl_round_engine_secagg_io(self->engine, &io);
+    }
     /* Sites send their Δ only when granted: the daemon buffers at most
      * rounds.max_concurrent_uploads whole updates (docs/WIRE.md). */
     if (mfl_round_engine_flow_control(self->engine, s_sink_grant, self,

@@ -22,6 +22,8 @@
 #include "wire/keys.h"
 #include "fed/quant.h"
 #include "wire/task_codec.h"
+#include "wire/secagg_codec.h"
+#include "site/site_secagg.h"
 
 struct mfl_site_agent {
     const mfl_site_config_t *cfg;
@@ -60,6 +62,13 @@ struct mfl_site_agent {
         char algo[32];
         uint64_t t0_ms;
     } pending;
+    /* Secure aggregation (docs/SECAGG.md): the consortium's keys as this
+     * site was provisioned with them (secure_aggregation.roster), the
+     * attempt in hand, and message buffers (about 100 KB each). */
+    mfl_allow_list_t *roster;
+    mfl_site_secagg_t *secagg;
+    mfl_secagg_wire_t *sa_in, *sa_out;
+    mfl_secagg_env_t *sa_env;
     int warned_unconnected; /* one "still trying" warning per outage */
     uint64_t unconnected_since_ms;
 };
@@ -194,6 +203,20 @@ mfl_site_agent_t *mfl_site_agent_new(const mfl_site_config_t *cfg,
     }
     if (s_open_ledger(self, err, errlen))
         goto out_fail;
+    if (cfg->secagg_roster[0]) {
+        self->roster = mfl_allow_list_load(cfg->secagg_roster, sub, sizeof sub);
+        if (!self->roster) {
+            mfl_errf(err, errlen, "%s: secure_aggregation.roster: %s", cfg->file, sub);
+            goto out_fail;
+        }
+    }
+    self->sa_in = malloc(sizeof *self->sa_in);
+    self->sa_out = malloc(sizeof *self->sa_out);
+    self->sa_env = malloc(sizeof *self->sa_env);
+    if (!self->sa_in || !self->sa_out || !self->sa_env) {
+        mfl_errf(err, errlen, "out of memory");
+        goto out_fail;
+    }
     mfl_client_opts_t co;
     mfl_client_opts_default(&co);
     co.limits.max_total_bytes = cfg->max_message_bytes;
@@ -250,6 +273,11 @@ void mfl_site_agent_destroy(mfl_site_agent_t **self_p)
     mfl_audit_destroy(&self->audit);
     mfl_site_worker_destroy(&self->worker);
     mfl_identity_destroy(&self->identity);
+    mfl_site_secagg_destroy(&self->secagg);
+    mfl_allow_list_destroy(&self->roster);
+    free(self->sa_in);
+    free(self->sa_out);
+    free(self->sa_env);
     free(self->theta);
     free(self->send_buf); /* the client is gone: ZeroMQ released it */
     free(self);
@@ -296,7 +324,7 @@ uint64_t mfl_site_agent_hellos_sent(const mfl_site_agent_t *self)
 static const char *const s_capabilities[] = {
     "algo:fedavg",   "algo:reptile",  "algo:fomaml", "algo:maml",     "algo:meta_sgd",
     "algo:protonet", "algo:matching", "algo:relation", "dp:gaussian", "eval:local_only",
-    "compress:fp16", "compress:int8",
+    "compress:fp16", "compress:int8", "secagg",
 };
 #define S_N_CAPS (sizeof(s_capabilities) / sizeof(s_capabilities[0]))
 
@@ -334,6 +362,9 @@ static int s_send_hello(mfl_site_agent_t *self, char *err, size_t errlen)
         if (strcmp(s_capabilities[i], "compress:fp16") == 0 && !(enc & (1u << MFL_QUANT_FP16)))
             continue;
         if (strcmp(s_capabilities[i], "compress:int8") == 0 && !(enc & (1u << MFL_QUANT_INT8)))
+            continue;
+        /* secure aggregation only with a roster to check peers against */
+        if (strcmp(s_capabilities[i], "secagg") == 0 && !self->roster)
             continue;
         caps[nc++] = s_capabilities[i];
     }
@@ -598,6 +629,160 @@ static int s_audit_declined(mfl_site_agent_t *self, const mfl_round_task_t *task
     return rc;
 }
 
+/* ---- secure aggregation (docs/SECAGG.md) ------------------------------ */
+
+/* Sends one of secure aggregation's messages (with the masked words as
+ * its one uint64 tensor when given). 0 or -1 (logged). */
+static int s_secagg_send(mfl_site_agent_t *self, const mfl_secagg_wire_t *m,
+                         const uint64_t *words, size_t n_words)
+{
+    char err[256];
+    if (mfl_secagg_wire_to_envelope(m, self->sa_env, err, sizeof err) < 0) {
+        mfl_warn("site %s: secure aggregation message not built: %s", self->cfg->site_id, err);
+        return -1;
+    }
+    self->sa_env->env.protocol_version = MFL_WIRE_PROTOCOL_VERSION;
+    mfl_tensor_t t = mfl_tensor_vec("masked", (const float *)(const void *)words, n_words);
+    t.encoding = MFL_WIRE_ENCODING_U64;
+    if (mfl_client_send(self->client, &self->sa_env->env, words ? &t : NULL, words ? 1 : 0,
+                        NULL, NULL, err, sizeof err)) {
+        mfl_warn("site %s: round %u: secure aggregation message not delivered: %s",
+                 self->cfg->site_id, m->round, err);
+        return -1;
+    }
+    return 0;
+}
+
+/* The task asks for secure aggregation: the attempt from its setup and our
+ * own roster, and our key advertisement sent before training (so the
+ * coordinator's key phase does not wait for the slowest site's training). */
+static int s_secagg_start(mfl_site_agent_t *self, const mfl_round_task_t *task, size_t n_params,
+                          char *err, size_t errlen)
+{
+    self->secagg = mfl_site_secagg_new(task, self->cfg->site_id,
+                                       mfl_identity_sign_sk(self->identity), self->roster,
+                                       n_params, err, errlen);
+    if (!self->secagg)
+        return -1;
+    int rc = mfl_site_secagg_advertise(self->secagg, self->sa_out, err, errlen);
+    if (rc == 0 && s_secagg_send(self, self->sa_out, NULL, 0) < 0) {
+        mfl_errf(err, errlen, "key advertisement not sent");
+        rc = -1;
+    }
+    if (rc < 0)
+        mfl_site_secagg_destroy(&self->secagg);
+    return rc;
+    return 0;
+}
+
+/* The trained update into the attempt, weighted by the sample count the
+ * site signed (what the coordinator would weight a plain update by). */
+static int s_secagg_input(mfl_site_agent_t *self, const mfl_site_round_result_t *r, char *err,
+                          size_t errlen)
+{
+    mfl_update_header_t h;
+    if (mfl_update_header_decode(r->header, r->header_len, &h, err, errlen) < 0)
+        return -1;
+    return mfl_site_secagg_set_input(self->secagg, r->delta, (double)h.n_samples, err, errlen);
+}
+
+/* The site's record of its masked input (secagg_masked: the words' hash),
+ * written before the words leave, as for an update. */
+static int s_secagg_audit(mfl_site_agent_t *self, const mfl_secagg_wire_t *m,
+                          const uint8_t hash[32], size_t n_words, char *err, size_t errlen)
+{
+    if (!self->audit)
+        return 0;
+    mfl_audit_record_t *rec = malloc(sizeof *rec);
+    if (!rec)
+        return mfl_errf(err, errlen, "out of memory"), -1;
+    mfl_audit_record_init(rec, MFL_AUDIT_SECAGG_MASKED, m->round, self->cfg->site_id);
+    memcpy(rec->nonce, m->nonce, MFL_SECAGG_NONCE_BYTES);
+    rec->nonce_len = MFL_SECAGG_NONCE_BYTES;
+    rec->has_delta_hash = true;
+    memcpy(rec->delta_hash, hash, 32);
+    rec->n = n_words;
+    int rc = mfl_audit_append(self->audit, rec, NULL, err, errlen);
+    free(rec);
+    return rc;
+}
+
+static mfl_agent_status_t s_secagg_msg(mfl_site_agent_t *self, const mfl_msg_t *msg, char *ferr,
+                                       size_t ferrlen)
+{
+    char err[512] = "";
+    mfl_reject_t why = MFL_REJECT_BAD_MESSAGE;
+    if (mfl_secagg_wire_from_envelope(mfl_msg_envelope(msg), self->sa_in, &why, err,
+                                      sizeof err) < 0) {
+        mfl_warn("site %s: secure aggregation message refused: %s", self->cfg->site_id, err);
+        return MFL_AGENT_CONTINUE;
+    }
+    const mfl_secagg_wire_t *in = self->sa_in;
+    if (!self->secagg || !mfl_site_secagg_is(self->secagg, in->round, in->nonce)) {
+        mfl_debug("site %s: secure aggregation message for round %u, not the attempt in hand; "
+                  "ignored", self->cfg->site_id, in->round);
+        return MFL_AGENT_CONTINUE;
+    }
+    if (in->kind == MFL_MSG_SECAGG_END) {
+        if (in->abandoned)
+            mfl_warn("site %s: round %u: secure aggregation abandoned: %s", self->cfg->site_id,
+                     in->round, in->reason);
+        else
+            mfl_info("site %s: round %u: secure aggregation done (%s)", self->cfg->site_id,
+                     in->round, in->reason);
+        mfl_site_secagg_destroy(&self->secagg);
+        return MFL_AGENT_CONTINUE;
+    }
+    const uint64_t *words;
+    size_t n_words;
+    uint8_t hash[32];
+    int rc = mfl_site_secagg_on_msg(self->secagg, in, self->sa_out, &words, &n_words, hash, &why,
+                                    err, sizeof err);
+    if (rc < 0) {
+        /* e.g. a coordinator asking for both shares of one peer: refused,
+         * nothing revealed, and it is told why */
+        mfl_warn("site %s: round %u: secure aggregation: refused: %s: %s", self->cfg->site_id,
+                 in->round, mfl_reject_reason_name(why), err);
+        char serr[256];
+        Metafl__Reject rj = METAFL__REJECT__INIT;
+        rj.reason = (Metafl__RejectReason)why;
+        rj.text = err;
+        rj.round = in->round;
+        Metafl__Envelope env = METAFL__ENVELOPE__INIT;
+        env.protocol_version = MFL_WIRE_PROTOCOL_VERSION;
+        env.kind = METAFL__MESSAGE_KIND__REJECT;
+        env.body_case = METAFL__ENVELOPE__BODY_REJECT;
+        env.reject = &rj;
+        (void)mfl_client_send(self->client, &env, NULL, 0, NULL, NULL, serr, sizeof serr);
+        return MFL_AGENT_CONTINUE;
+    }
+    if (rc == 0)
+        return MFL_AGENT_CONTINUE;
+    mfl_site_agent_secagg_fault_t fault = self->opts.secagg_fault;
+    if (words && fault == MFL_SECAGG_FAULT_SHORT_MASKED)
+        n_words--; /* tests only: the coordinator must refuse it */
+    if (words && s_secagg_audit(self, self->sa_out, hash, n_words, err, sizeof err) < 0) {
+        mfl_errf(ferr, ferrlen, "audit log %s: %s; no masked input is sent without its record",
+                 self->cfg->audit_log, err);
+        return MFL_AGENT_FATAL;
+    }
+    if (s_secagg_send(self, self->sa_out, words, n_words) == 0 && words) {
+        self->updates_sent++;
+        mfl_info("site %s: round %u: masked update sent (%zu words)", self->cfg->site_id,
+                 in->round, n_words);
+        if (fault == MFL_SECAGG_FAULT_TWICE_MASKED)
+            (void)s_secagg_send(self, self->sa_out, words, n_words);
+    }
+    if (in->kind == MFL_MSG_SECAGG_KEYS && fault == MFL_SECAGG_FAULT_EXIT_AFTER_SHARE) {
+        mfl_warn("site %s: round %u: leaving after sharing keys (test fault)",
+                 self->cfg->site_id, in->round);
+        return MFL_AGENT_DONE;
+    }
+    if (self->opts.max_rounds && self->updates_sent >= self->opts.max_rounds)
+        return MFL_AGENT_DONE;
+    return MFL_AGENT_CONTINUE;
+}
+
 static mfl_agent_status_t s_round(mfl_site_agent_t *self, const mfl_msg_t *msg, char *ferr,
                                   size_t ferrlen)
 {
@@ -615,6 +800,15 @@ static mfl_agent_status_t s_round(mfl_site_agent_t *self, const mfl_msg_t *msg, 
         task->nonce.len == self->pending.nonce_len &&
         memcmp(task->nonce.data, self->pending.nonce, task->nonce.len) == 0) {
         s_send_ready(self);
+        return MFL_AGENT_CONTINUE;
+    }
+    /* The same securely aggregated attempt again (sent after our Hello on
+     * a reconnect): keep the attempt in hand (its keys are on record with
+     * the coordinator); starting over would make us a dropout. */
+    if (self->secagg && task->nonce.len == MFL_SECAGG_NONCE_BYTES &&
+        mfl_site_secagg_is(self->secagg, task->round, task->nonce.data)) {
+        mfl_info("site %s: round %u: task sent again; secure aggregation goes on",
+                 self->cfg->site_id, task->round);
         return MFL_AGENT_CONTINUE;
     }
     s_drop_pending(self);
@@ -636,6 +830,13 @@ static mfl_agent_status_t s_round(mfl_site_agent_t *self, const mfl_msg_t *msg, 
     mfl_round_task_t plain;
     mfl_site_round_result_t r;
     int wrc = mfl_round_task_from_msg(task, &plain, err, sizeof err);
+    mfl_site_secagg_destroy(&self->secagg); /* a new task ends any attempt in hand */
+    if (wrc == 0 && plain.has_secagg && s_secagg_start(self, &plain, n, err, sizeof err) < 0) {
+        mfl_warn("site %s: round %u: cannot take part in secure aggregation: %s",
+                 self->cfg->site_id, task->round, err);
+        s_send_failure(self, task->round, &task->nonce, false, err);
+        return MFL_AGENT_CONTINUE;
+    }
     if (wrc == 0)
         wrc = mfl_site_worker_round(self->worker, &plain, self->theta, n, &r, err, sizeof(err));
     if (wrc == MFL_SITE_ROUND_DECLINED) {
@@ -649,9 +850,29 @@ static mfl_agent_status_t s_round(mfl_site_agent_t *self, const mfl_msg_t *msg, 
         s_send_failure(self, task->round, &task->nonce, false, err);
         return MFL_AGENT_CONTINUE;
     }
+    if (wrc == 0 && self->secagg)
+        wrc = s_secagg_input(self, &r, err, sizeof err);
     if (wrc) {
         mfl_warn("site %s: round %u failed: %s", self->cfg->site_id, task->round, err);
+        mfl_site_secagg_destroy(&self->secagg);
         s_send_failure(self, task->round, &task->nonce, false, err);
+        return MFL_AGENT_CONTINUE;
+    }
+    if (self->secagg) { /* Δ leaves only masked, when the shares are in (s_secagg_msg) */
+        /* The release on our own record all the same (update_sent: the
+         * signed header with its privacy record, which the privacy ledger
+         * counts); what travels is recorded as secagg_masked. */
+        if (s_audit_update(self, &plain, &r, err, sizeof err)) {
+            mfl_site_secagg_destroy(&self->secagg);
+            mfl_errf(ferr, ferrlen, "audit log %s: %s; no update is sent without its record",
+                     self->cfg->audit_log, err);
+            return MFL_AGENT_FATAL;
+        }
+        mfl_info("site %s: round %u: %s on %zu rows, loss %.4f -> %.4f, |Δ| %.4g, %llu ms; "
+                 "waiting for secure aggregation", self->cfg->site_id, task->round,
+                 plain.algorithm.name[0] ? plain.algorithm.name : "?",
+                 (size_t)r.metrics.n_samples, r.metrics.loss_before, r.metrics.loss_after,
+                 r.delta_norm, (unsigned long long)(mfl_clock_mono_ms() - t0));
         return MFL_AGENT_CONTINUE;
     }
     /* The record is written and fsync'd before anything is sent; for a big
@@ -851,6 +1072,12 @@ static mfl_agent_status_t s_handle(mfl_site_agent_t *self, const mfl_msg_t *msg,
         return s_eval(self, msg);
     case METAFL__MESSAGE_KIND__UPLOAD_GRANT:
         return s_upload(self, env->upload_grant);
+    case METAFL__MESSAGE_KIND__SECAGG_KEYS:
+    case METAFL__MESSAGE_KIND__SECAGG_SHARES:
+    case METAFL__MESSAGE_KIND__SECAGG_SURVIVORS:
+    case METAFL__MESSAGE_KIND__SECAGG_UNMASK:
+    case METAFL__MESSAGE_KIND__SECAGG_END:
+        return s_secagg_msg(self, msg, err, errlen);
     case METAFL__MESSAGE_KIND__HEARTBEAT:
         return MFL_AGENT_CONTINUE;
     case METAFL__MESSAGE_KIND__REJECT: {

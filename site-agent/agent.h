@@ -23,6 +23,13 @@
 
 typedef struct mfl_site_agent mfl_site_agent_t;
 
+typedef enum {
+    MFL_SECAGG_FAULT_NONE = 0,
+    MFL_SECAGG_FAULT_EXIT_AFTER_SHARE, /* send the share boxes, then exit (a dropout) */
+    MFL_SECAGG_FAULT_SHORT_MASKED,     /* send a masked vector one word short, only */
+    MFL_SECAGG_FAULT_TWICE_MASKED,     /* send the masked vector twice */
+} mfl_site_agent_secagg_fault_t;
+
 typedef struct {
     bool exit_after_eval; /* stop (status 0) after the first EvalReport is sent */
     uint32_t max_rounds;  /* stop after this many updates sent; 0 = never */
@@ -30,6 +37,10 @@ typedef struct {
      * start one from zero (a ledger_started record). Ignored, with a
      * warning, when the log already holds one. docs/PRIVACY.md. */
     bool new_privacy_ledger;
+    /* TESTS ONLY (tests/hostile/secagg_fault_site.c; main never sets it):
+     * misbehave in secure aggregation's masked phase, to prove the
+     * coordinator survives it. */
+    mfl_site_agent_secagg_fault_t secagg_fault;
 } mfl_site_agent_opts_t;
 
 /* Builds an agent from a loaded config (borrowed; keep it alive while the

@@ -82,6 +82,15 @@ typedef enum {
      * mean (norm), or the winner (reason names the rule and the setting).
      * Appended after the kinds before it. */
     MFL_AUDIT_SELECTION,
+    /* secure aggregation over the daemons (docs/SECAGG.md), appended after
+     * the kinds before it. Coordinator: a phase of an attempt ended; reason
+     * = "<phase> <index:site ...>" (the sites it accepted), n = how many,
+     * delta_hash = the phase's transcript (mfl_secagg_server_transcript). */
+    MFL_AUDIT_SECAGG_PHASE,
+    /* a masked input: coordinator, accepted from `site`; site, sent by it.
+     * delta_hash = BLAKE2b-256 of the masked words' little-endian bytes,
+     * n = words; both sides record the same hash for the same input. */
+    MFL_AUDIT_SECAGG_MASKED,
     MFL_AUDIT_KIND_COUNT
 } mfl_audit_kind_t;
 
@@ -293,9 +302,11 @@ int mfl_audit_verify_with(const char *path, mfl_audit_key_fn *keys, void *keys_a
  * coordinator; the coordinator's update records, whose signed headers
  * carry the site's head) must be a record of the other log with that
  * hash. A head beyond the other log's end names that log truncated; a
- * different hash names it forked (or rewritten). Returns 0 (message says
- * how many heads matched) or -1 (message names the log, the record and
- * the head that proves it). */
+ * different hash names it forked (or rewritten). Secure aggregation: a
+ * masked input both logs record (secagg_masked, same round, nonce and
+ * site) must carry the same hash on both sides ("DIFFERS" otherwise).
+ * Returns 0 (message says how many heads and masked inputs matched) or -1
+ * (message names the log, the record and the head that proves it). */
 int mfl_audit_cross_check(const char *path_a, const char *path_b, char *message,
                           size_t message_len);
 

@@ -18,8 +18,20 @@ typedef struct {
     size_t line;
 } s_claim_t;
 
+/* A secagg_masked record: which masked input, and its hash. */
+typedef struct {
+    uint64_t round;
+    uint8_t nonce[MFL_AUDIT_NONCE_MAX];
+    size_t nonce_len;
+    char site[MFL_AUDIT_NAME_MAX + 1];
+    uint8_t hash[32];
+    size_t line;
+} s_masked_t;
+
 typedef struct {
     char writer[MFL_AUDIT_NAME_MAX + 1];
+    s_masked_t *masked;
+    size_t n_masked, cap_masked;
     uint8_t (*hash)[32];    /* hash of record i+1 */
     uint64_t n, cap;
     s_claim_t *claims;
@@ -65,6 +77,25 @@ static int s_each(void *arg, size_t line_no, const mfl_audit_record_t *rec)
         l->cap = cap;
     }
     memcpy(l->hash[l->n++], rec->hash, 32);
+    if (rec->kind == MFL_AUDIT_SECAGG_MASKED && rec->has_delta_hash) {
+        if (l->n_masked == l->cap_masked) {
+            size_t cap = l->cap_masked ? 2 * l->cap_masked : 64;
+            s_masked_t *m = realloc(l->masked, cap * sizeof *m);
+            if (!m) {
+                l->oom = 1;
+                return 1;
+            }
+            l->masked = m;
+            l->cap_masked = cap;
+        }
+        s_masked_t *m = &l->masked[l->n_masked++];
+        m->round = rec->round;
+        memcpy(m->nonce, rec->nonce, sizeof m->nonce);
+        m->nonce_len = rec->nonce_len;
+        snprintf(m->site, sizeof m->site, "%s", rec->site);
+        memcpy(m->hash, rec->delta_hash, 32);
+        m->line = line_no;
+    }
     if (rec->kind == MFL_AUDIT_PEER_HEAD && rec->has_delta_hash) {
         s_claim(l, rec->site, rec->n, rec->delta_hash, line_no);
     } else if (rec->kind == MFL_AUDIT_UPDATE_ACCEPTED && rec->signed_header_len > 0) {
@@ -118,6 +149,32 @@ static int s_check(const char *path_a, const s_log_t *a, const char *path_b, con
     return 0;
 }
 
+/* Secure aggregation: every masked input both logs record (same round,
+ * attempt nonce and site) has the same hash on both sides. An input only
+ * one side holds is not an error (lost on the way, or refused). 0, or -1
+ * with msg; *matched counts. */
+static int s_check_masked(const char *path_a, const s_log_t *a, const char *path_b,
+                          const s_log_t *b, size_t *matched, char *msg, size_t len)
+{
+    for (size_t i = 0; i < a->n_masked; i++) {
+        const s_masked_t *x = &a->masked[i];
+        for (size_t j = 0; j < b->n_masked; j++) {
+            const s_masked_t *y = &b->masked[j];
+            if (x->round != y->round || x->nonce_len != y->nonce_len ||
+                memcmp(x->nonce, y->nonce, x->nonce_len) != 0 || strcmp(x->site, y->site) != 0)
+                continue;
+            if (memcmp(x->hash, y->hash, 32) != 0) {
+                mfl_errf(msg, len, "masked input of site %s in round %" PRIu64 " DIFFERS: %s:%zu "
+                         "and %s:%zu record different hashes", x->site, x->round, path_a,
+                         x->line, path_b, y->line);
+                return -1;
+            }
+            (*matched)++;
+        }
+    }
+    return 0;
+}
+
 int mfl_audit_cross_check(const char *path_a, const char *path_b, char *msg, size_t len)
 {
     s_log_t a, b;
@@ -129,6 +186,9 @@ int mfl_audit_cross_check(const char *path_a, const char *path_b, char *msg, siz
     if (s_check(path_a, &a, path_b, &b, &ab, msg, len) < 0 ||
         s_check(path_b, &b, path_a, &a, &ba, msg, len) < 0)
         goto out;
+    size_t masked = 0;
+    if (s_check_masked(path_a, &a, path_b, &b, &masked, msg, len) < 0)
+        goto out;
     if (ab + ba == 0) {
         mfl_errf(msg, len, "%s (%s) and %s (%s) hold no head of each other: nothing to "
                  "cross-check (logs of another run, or written before heads were exchanged)",
@@ -138,11 +198,18 @@ int mfl_audit_cross_check(const char *path_a, const char *path_b, char *msg, siz
     snprintf(msg, len, "ok: %s and %s agree: %zu head(s) of %s found in %s's log, %zu of %s "
              "in %s's; neither is truncated or forked up to them", path_a, path_b, ab,
              b.writer, a.writer, ba, a.writer, b.writer);
+    if (masked) {
+        size_t at = strlen(msg);
+        snprintf(msg + at, len > at ? len - at : 0,
+                 "; %zu masked input(s) recorded by both with the same hash", masked);
+    }
     rc = 0;
 out:
     free(a.hash);
     free(a.claims);
+    free(a.masked);
     free(b.hash);
     free(b.claims);
+    free(b.masked);
     return rc;
 }

@@ -481,9 +481,14 @@ void mfl_round_engine_on_theta(mfl_round_engine_t *self, mfl_engine_theta_fn *fn
 void mfl_engine_abandon_round(mfl_round_engine_t *self, uint64_t now_ms)
 {
     (void)now_ms;
-    char reason[128];
-    snprintf(reason, sizeof reason, "%zu of %zu selected sites reported; min_sites is %u",
-             self->n_accepted, self->n_selected, self->config.min_sites);
+    char reason[256];
+    if (self->abandon_note[0])
+        snprintf(reason, sizeof reason, "%s", self->abandon_note);
+    else
+        snprintf(reason, sizeof reason, "%zu of %zu selected sites reported; min_sites is %u",
+                 self->n_accepted, self->n_selected, self->config.min_sites);
+    self->abandon_note[0] = '\0';
+    mfl_engine_secagg_end(self, true, reason);
     mfl_warn("%sround %u/%u abandoned (attempt %u): %s; θ unchanged, retrying",
              self->selecting ? "selection " : "", self->round, mfl_engine_rounds_target(self),
              self->attempt, reason);
@@ -553,6 +558,10 @@ void mfl_engine_log_eval(mfl_round_engine_t *self, const char *site, const mfl_e
                 isfinite(r->accuracy_local) ? r->accuracy_local : -1.0,
                 isfinite(r->auroc_local) ? r->auroc_local : -1.0,
                 (unsigned long long)r->n_support);
+        /* Per-site adaptation only (eval.adapt_search): what the site chose. */
+        if (r->adapt_lr_used > 0)
+            fprintf(self->metrics, ",\"adapt_steps_used\":%u,\"adapt_lr_used\":%.9g",
+                    r->adapt_steps_used, (double)r->adapt_lr_used);
         /* Regression reports only (a classification line is unchanged). */
         if (isfinite(r->rmse) && isnan(r->accuracy))
             fprintf(self->metrics, ",\"rmse\":%.9g,\"mae\":%.9g,\"r2\":%.9g,"

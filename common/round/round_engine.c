@@ -180,6 +180,7 @@ void mfl_engine_send_round_task(mfl_round_engine_t *self, mfl_engine_site_t *s)
     }
     task.update_encoding = mfl_engine_site_encoding(self, s);
     mfl_engine_select_task(self, &task.selection);
+    mfl_engine_secagg_fill_task(self, &task);
     if (self->sink.send_round_task(self->sink.ctx, s->id, &task, self->views, self->n_tensors) < 0)
         mfl_warn("round %u: could not send the task to site %s (the deadline decides)",
                  self->round, s->id);
@@ -201,6 +202,12 @@ void mfl_engine_send_eval_task(mfl_round_engine_t *self, mfl_engine_site_t *s)
     task.adapt_steps = self->config.eval_adapt_steps;
     task.adapt_lr = self->config.eval_adapt_lr;
     mfl_engine_select_task(self, &task.selection);
+    if (self->config.eval_adapt_search && !self->selecting) {
+        /* Each site picks its adaptation on its own validation rows. */
+        task.selection.adapt_search = true;
+        task.selection.validation_fraction = self->config.selection.validation_fraction;
+        task.selection.validation_seed = self->config.selection.validation_seed;
+    }
     if (self->sink.send_eval_task(self->sink.ctx, s->id, &task, self->views, self->n_tensors) < 0)
         mfl_warn("eval after round %u: could not send the task to site %s", self->eval_round,
                  s->id);
@@ -278,6 +285,8 @@ static void s_open_round(mfl_round_engine_t *self, uint64_t now_ms)
     mfl_debug("round %u/%u (attempt %u): %zu sites selected", self->round,
               mfl_engine_rounds_target(self),
               self->attempt, self->n_selected);
+    self->abandon_note[0] = '\0';
+    mfl_engine_secagg_open(self, now_ms);
     for (size_t i = 0; i < self->n_sites; i++) {
         if (self->sites[i].selected)
             mfl_engine_send_round_task(self, &self->sites[i]);
@@ -602,6 +611,13 @@ static int s_update(mfl_round_engine_t *self, const char *peer, bool granted,
             late->reject_logged |= bit;
         return -1;
     }
+    if (self->config.secagg_enabled && self->secagg_io.send) {
+        /* The coordinator must never see a Δ in clear in a securely
+         * aggregated run, not even one it would then drop. */
+        mfl_engine_reject(self, peer, MFL_REJECT_SECAGG_PHASE, round,
+                          "secure aggregation is on: send the masked input, not an update");
+        return -1;
+    }
     if (self->phase != MFL_ENGINE_ROUND || h->round != self->round) {
         mfl_engine_reject(self, peer, MFL_REJECT_WRONG_ROUND, round,
                           "update for round %u, but %s", h->round,
@@ -779,7 +795,9 @@ void mfl_round_engine_tick(mfl_round_engine_t *self, uint64_t now_ms)
     case MFL_ENGINE_ROUND:
         /* With the log unwritable a round at its deadline waits: neither
          * its close nor its abandonment could be recorded. */
-        if (now_ms >= self->deadline_ms && !self->audit_down) {
+        if (mfl_engine_secagg_tick(self, now_ms))
+            break; /* the attempt's phases have their own deadlines */
+        if (self->phase == MFL_ENGINE_ROUND && now_ms >= self->deadline_ms && !self->audit_down) {
             if (self->n_accepted >= self->config.min_sites)
                 mfl_engine_close_round(self, now_ms, true);
             else

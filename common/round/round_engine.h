@@ -44,6 +44,7 @@
 
 #include "round/run_config.h"
 #include "core/tensor.h"
+#include "wire/secagg_wire.h"
 #include "wire/task.h"
 
 #define MFL_ENGINE_NONCE_BYTES 16
@@ -264,6 +265,54 @@ int mfl_round_engine_secure_sum(mfl_round_engine_t *self, uint32_t round, const 
                                 size_t n_words, double loss_before_sum, double loss_after_sum,
                                 const uint8_t transcript[32], uint64_t now_ms, char *err,
                                 size_t errlen);
+
+/* Secure aggregation over a transport (docs/SECAGG.md): with
+ * config->secagg_enabled every round is one attempt of the protocol among
+ * its selected sites. The engine drives the five phases itself: it puts
+ * the attempt's setup (threshold, graph, the selection in id order, the
+ * vector length) into each RoundTask, collects each phase's messages
+ * through mfl_round_engine_secagg_msg, ends a phase when every expected
+ * site has answered or at the phase's deadline, sends the next phase's
+ * messages through `io->send`, and folds the unmasked sum with
+ * mfl_round_engine_secure_sum. Deadlines: advertise, share, signoff and
+ * unmask get max(1 s, rounds.deadline / 4) each from their start; the
+ * masked phase ends at the round's deadline (the sites train meanwhile).
+ * Fewer than the threshold at any phase, or shares that do not rebuild a
+ * secret: the attempt is abandoned (θ unchanged, audit round_abandoned
+ * with the reason), every selected site gets SECAGG_END, and the round is
+ * retried with a new nonce as for too few updates. Plain updates are
+ * refused in such a round (REJECT_SECAGG_PHASE). The audit log gets a
+ * secagg_phase record per ended phase (its transcript) and a
+ * secagg_masked record per masked input accepted (its hash).
+ *
+ * `io->site_key` gives a site's Ed25519 public key as the transport's
+ * allow-list has it (the roster the coordinator checks signatures
+ * against; each site checks against its own copy); -1 if unknown, and the
+ * attempt is not started (the round then ends at its deadline, abandoned).
+ * `io->send` returns 0 or -1 (unreachable: the phase deadline decides).
+ * Both run inside the engine's calls, like the sink. `io` is copied. */
+typedef struct {
+    void *ctx;
+    int (*site_key)(void *ctx, const char *site, uint8_t pk[32]);
+    int (*send)(void *ctx, const char *site, const mfl_secagg_wire_t *msg);
+} mfl_engine_secagg_io_t;
+void mfl_round_engine_secagg_io(mfl_round_engine_t *self, const mfl_engine_secagg_io_t *io);
+
+/* One of secure aggregation's messages from the authenticated `peer`
+ * (decoded by wire/secagg_codec.h; borrowed). For SECAGG_MASKED `words`
+ * (n_words, borrowed) is the masked vector the message carried. Checked
+ * (selected in the attempt, its round and nonce, a kind a site sends, the
+ * phase's rules in secagg_server.h) and taken, or rejected through the
+ * sink with the reason (REJECT_SECAGG_*, REJECT_SIGNATURE,
+ * REJECT_DUPLICATE, ...): 0 or -1. May end a phase, finish the sum and
+ * close the round. */
+int mfl_round_engine_secagg_msg(mfl_round_engine_t *self, const char *peer,
+                                const mfl_secagg_wire_t *msg, const uint64_t *words,
+                                size_t n_words, uint64_t now_ms);
+
+/* The open attempt's phase name ("advertise", ..., secagg_server.h), or
+ * NULL when no securely aggregated attempt is in flight. */
+const char *mfl_round_engine_secagg_phase(const mfl_round_engine_t *self);
 
 /* Read-only state, for status and tests. */
 typedef enum {

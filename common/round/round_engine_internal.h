@@ -45,6 +45,9 @@ typedef struct {
     uint32_t encodings;   /* bit k: update encoding k offered in Hello (bit 0 always) */
 } mfl_engine_site_t;
 
+/* round_secagg_phases.c: the attempt in flight (NULL server: none). */
+typedef struct mfl_engine_secagg mfl_engine_secagg_t;
+
 struct mfl_round_engine {
     mfl_coord_config_t config;
     mfl_engine_sink_t sink;
@@ -130,6 +133,10 @@ struct mfl_round_engine {
     char audit_err[300];
     mfl_audit_record_t *audit_pending[MFL_ENGINE_AUDIT_PENDING]; /* owed, in order */
     size_t n_audit_pending;
+    /* Secure aggregation over a transport (round_secagg_phases.c). */
+    mfl_engine_secagg_io_t secagg_io;
+    mfl_engine_secagg_t *secagg;
+    char abandon_note[256];    /* why the open attempt is abandoned, if not too few updates */
 
     /* Model selection (round_select.c): while `selecting`, config.learner,
      * config.server and the eval adaptation are candidate sel_index's and
@@ -266,4 +273,14 @@ void mfl_engine_hash_theta(mfl_round_engine_t *self);
  * one if s offered it, else float32. */
 uint32_t mfl_engine_site_encoding(const mfl_round_engine_t *self, const mfl_engine_site_t *s);
 
+/* round_secagg_phases.c. open: starts the attempt for the selected
+ * sites (before their tasks go out); fill_task: the task's setup; tick:
+ * phase deadlines, true while an attempt is in flight (the engine's own
+ * deadline then waits); end: the round closed or was abandoned, every
+ * selected site is told (abandoned, reason) and the attempt freed. */
+void mfl_engine_secagg_open(mfl_round_engine_t *self, uint64_t now_ms);
+void mfl_engine_secagg_fill_task(const mfl_round_engine_t *self, mfl_round_task_t *task);
+bool mfl_engine_secagg_tick(mfl_round_engine_t *self, uint64_t now_ms);
+void mfl_engine_secagg_end(mfl_round_engine_t *self, bool abandoned, const char *reason);
+void mfl_engine_secagg_free(mfl_round_engine_t *self);
 #endif

@@ -201,9 +201,11 @@ void mfl_round_engine_destroy(mfl_round_engine_t **self_p)
     mfl_engine_audit_free(self);
     mfl_audit_destroy(&self->audit);
     mfl_upload_gate_destroy(&self->gate);
+    mfl_engine_secagg_free(self);
     if (self->metrics)
         fclose(self->metrics);
     free(self->sel_scores);
+    free(self->sel_score_site);
     free(self->sites);
     free(self);
     *self_p = NULL;

@@ -141,7 +141,7 @@ static void s_check_all_keys(mfl_yaml_doc_t *doc)
                                          "krum_m", "max_updates", "max_weight", NULL});
     mfl_yaml_check_keys(doc, "eval",
                         (const char *[]){"every", "adapt_steps", "adapt_lr", "deadline_s",
-                                         NULL});
+                                         "adapt_search", NULL});
     mfl_yaml_check_keys(doc, "output",
                         (const char *[]){"checkpoint_dir", "audit_log", "audit_give_up_s",
                                          "metrics", "status", "prometheus_file", NULL});
@@ -524,6 +524,7 @@ static int s_from_doc(mfl_yaml_doc_t *doc, mfl_coord_config_t *c, char *err, siz
     c->eval_adapt_steps = s_u32(doc, "eval.adapt_steps", c->eval_adapt_steps, 0, 100000);
     c->eval_adapt_lr = s_pos_float(doc, "eval.adapt_lr", c->eval_adapt_lr, true);
     c->eval_deadline_ms = s_ms(doc, "eval.deadline_s", c->eval_deadline_ms);
+    c->eval_adapt_search = mfl_yaml_get_bool(doc, "eval.adapt_search", false);
     s_read_selection(doc, c);
 
     s_path(doc, c, "output.checkpoint_dir", "checkpoints", c->checkpoint_dir,
@@ -604,7 +605,9 @@ size_t mfl_coord_config_message_bytes(const mfl_coord_config_t *config, size_t n
 {
     if (config->max_message_bytes_set)
         return config->max_message_bytes;
-    size_t need = n_state > (SIZE_MAX - (1u << 20)) / 4 ? SIZE_MAX : 4 * n_state + (1u << 20);
+    /* a masked input is n_state + 1 words of 8 bytes (docs/SECAGG.md) */
+    size_t per = config->secagg_enabled ? 8 : 4, words = n_state + (config->secagg_enabled ? 1 : 0);
+    size_t need = words > (SIZE_MAX - (1u << 20)) / per ? SIZE_MAX : per * words + (1u << 20);
     return need > config->max_message_bytes ? need : config->max_message_bytes;
 }
 

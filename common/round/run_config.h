@@ -82,6 +82,8 @@ typedef struct {
     uint32_t eval_adapt_steps;
     float eval_adapt_lr;
     uint32_t eval_deadline_ms;
+    bool eval_adapt_search;               /* eval.adapt_search: each site picks its
+                                             adaptation on its validation rows */
 
     /* federated model selection before training (selection.h,
      * docs/SELECTION.md); off unless selection.enabled */

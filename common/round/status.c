@@ -116,10 +116,13 @@ char *mfl_status_render(const mfl_round_engine_t *e, const mfl_coord_config_t *c
               *p == '.' || *p == '-'))
             *p = '_';
     s_put(&b, "{\"pid\":%ld,\"host\":\"%s\",\"endpoint\":\"%s\",\"updated_unix_ms\":%llu,\"phase\":\"%s\","
-              "\"paused\":%s,\"round\":%u,\"rounds\":%u,\"rounds_done\":%u,\"rejections\":%llu,"
+              "\"secagg_phase\":%s%s%s,\"paused\":%s,\"round\":%u,\"rounds\":%u,\"rounds_done\":%u,\"rejections\":%llu,"
               "\"uploads_in_flight\":%zu,\"uploads_waiting\":%zu,\"sites\":[",
           (long)getpid(), host, endpoint ? endpoint : "", (unsigned long long)now_ms,
           mfl_engine_phase_name(mfl_round_engine_phase(e)),
+          mfl_round_engine_secagg_phase(e) ? "\"" : "",
+          mfl_round_engine_secagg_phase(e) ? mfl_round_engine_secagg_phase(e) : "null",
+          mfl_round_engine_secagg_phase(e) ? "\"" : "",
           mfl_round_engine_paused(e) ? "true" : "false", mfl_round_engine_round(e), c->rounds,
           mfl_round_engine_rounds_done(e), (unsigned long long)mfl_round_engine_rejections(e),
           mfl_round_engine_uploads_in_flight(e), mfl_round_engine_uploads_waiting(e));

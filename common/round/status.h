@@ -9,7 +9,8 @@
 #include "round/round_engine.h"
 
 /* A malloc'd NUL-terminated JSON object (caller frees), or NULL on OOM:
- * {"pid", "host", "endpoint", "updated_unix_ms", "phase", "paused", "round",
+ * {"pid", "host", "endpoint", "updated_unix_ms", "phase", "secagg_phase" (the
+ *  secure-aggregation attempt's phase, "advertise" .. "unmask", or null), "paused", "round",
  *  "rounds", "rounds_done", "rejections", "uploads_in_flight",
  *  "uploads_waiting", "sites": [{"id", "connected", "last_seen_unix_ms",
  *  "selected", "reported", "eval_sent", "revoked", "failures",

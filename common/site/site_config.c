@@ -78,7 +78,8 @@ static void s_check_keys(mfl_yaml_doc_t *doc)
 {
     mfl_yaml_check_keys(doc, "", (const char *[]){"site", "coordinator", "data", "eval",
                                                   "runtime", "audit", "privacy", "limits", "upload",
-                                                  NULL});
+                                                  "secure_aggregation", NULL});
+    mfl_yaml_check_keys(doc, "secure_aggregation", (const char *[]){"roster", NULL});
     mfl_yaml_check_keys(doc, "upload", (const char *[]){"encodings", NULL});
     mfl_yaml_check_keys(doc, "site", (const char *[]){"id", "key_file", NULL});
     mfl_yaml_check_keys(doc, "coordinator", (const char *[]){"endpoint", "public_key", NULL});
@@ -381,6 +382,8 @@ static void s_read(mfl_yaml_doc_t *doc, mfl_site_config_t *c)
         mfl_yaml_fail(doc, "runtime.log_level", "'%s' is not one of debug, info, warn, error",
                       lvl);
     s_path(doc, c, "audit.log", false, c->audit_log, sizeof(c->audit_log));
+    s_path(doc, c, "secure_aggregation.roster", false, c->secagg_roster,
+           sizeof(c->secagg_roster));
     s_read_privacy(doc, &c->privacy);
     if (c->privacy.mode != MFL_PRIVACY_MODE_NONE && !c->audit_log[0])
         mfl_yaml_fail(doc, "privacy.mode", "mode %s needs audit.log: the budget spent is "

@@ -81,6 +81,13 @@ typedef struct mfl_site_config {
     int threads;                              /* OpenBLAS threads, >= 1 */
     mfl_log_level_t log_level;
     char audit_log[MFL_SITE_PATH_MAX];        /* "" = no audit log (not recommended) */
+    /* secure_aggregation.roster: a directory of the consortium's sites'
+     * public keys (NAME.pub, as the coordinator's allow-list), provisioned
+     * to this site, not taken from the coordinator: the site checks every
+     * peer's key advertisement against it (docs/SECAGG.md). "" = this
+     * site cannot take part in secure aggregation (it declines such a
+     * task with a SiteFailure). */
+    char secagg_roster[MFL_SITE_PATH_MAX];
     bool audit_disabled;                      /* audit.disabled: true: the agent may run
                                                  without a log (it refuses otherwise) */
 

@@ -209,6 +209,10 @@ typedef struct {
     mfl_eval_metrics_t before;     /* θ as received, no adaptation, same held-out rows */
     mfl_eval_metrics_t local_only; /* a fresh model trained on the same support only */
     size_t n_support;              /* labelled rows used to adapt */
+    /* task.selection.adapt_search: the steps and rate this site chose on
+     * its validation rows and then used (0 and 0 otherwise) */
+    uint32_t adapt_steps_used;
+    float adapt_lr_used;
     /* eval.treatment_arms > 0 (meta/treatment.h), else NAN: the policy
      * value on held-out rows of the arm each model recommends, of giving
      * everyone the arm that did best in the training split, and of the
@@ -236,6 +240,18 @@ typedef struct {
 int mfl_site_worker_eval(mfl_site_worker_t *self, const mfl_eval_task_t *task,
                          const float *theta, size_t n_theta, mfl_site_eval_result_t *out,
                          char *err, size_t errlen);
+
+/* Per-site adaptation (task.selection.adapt_search, docs/SELECTION.md):
+ * before the evaluation above, the site tries every (steps, rate) of
+ * MFL_SITE_ADAPT_STEPS × MFL_SITE_ADAPT_RATES (0 steps once) by adapting
+ * on support cases from its fit rows and scoring its validation rows (the
+ * split of mfl_site_worker_validation, the task's fraction and seed); the
+ * best validation accuracy wins (ties: lower loss, then the earlier pair:
+ * fewer steps, lower rate), and the evaluation then uses it. A pair whose
+ * adaptation fails (diverges) is skipped. Deterministic given (θ, task,
+ * site). */
+#define MFL_SITE_ADAPT_STEPS {0u, 10u, 30u, 100u, 300u}
+#define MFL_SITE_ADAPT_RATES {0.01f, 0.05f, 0.2f}
 
 /* Model selection's validation rows (docs/SELECTION.md): the worker's
  * training rows split, per class, into a fit part and a validation part of

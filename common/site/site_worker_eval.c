@@ -25,8 +25,16 @@ static mfl_dataset_t *s_support(const mfl_dataset_t *train, size_t k, mfl_rng_t 
     for (size_t i = 0; i < n; i++)
         idx[i] = i;
     mfl_rng_shuffle(rng, idx, n);
-    size_t nc = train->n_classes;
-    if (nc >= 2 && nc <= k) {
+    /* Classes that have rows here: an image site keeping some of the label
+     * file's classes has fewer than n_classes. */
+    size_t nc = train->n_classes, present = 0;
+    for (size_t c = 0; c < nc; c++) {
+        size_t i = 0;
+        while (i < n && train->y[i] != (float)c)
+            i++;
+        present += i < n;
+    }
+    if (present >= 2 && present <= k) {
         for (size_t c = 0; c < nc; c++) {
             int have = 0;
             for (size_t i = 0; i < k && !have; i++)
@@ -154,16 +162,16 @@ static int s_eval(mfl_site_worker_t *self, const mfl_eval_task_t *task, const fl
     const mfl_dataset_t *query = self->heldout && self->heldout->n ? self->heldout : self->train;
     char sub[256];
     int rc = -1;
-    int arms = self->opts.treatment_arms > 0;
+    bool treat = self->opts.treatment_arms > 0; /* also score recommendations */
     if (mfl_learner_evaluate(self->learner, theta, support, query, steps, lr, NULL,
                              &out->adapted, sub, sizeof(sub)))
         goto out_error;
-    if (arms && s_value(self, query, &out->value_adapted))
+    if (treat && s_value(self, query, &out->value_adapted))
         goto out_oom;
     if (mfl_learner_evaluate(self->learner, theta, support, query, 0, lr, NULL, &out->before,
                              sub, sizeof(sub)))
         goto out_error;
-    if (arms && s_value(self, query, &out->value_before))
+    if (treat && s_value(self, query, &out->value_before))
         goto out_oom;
     /* The hospital on its own: a fresh model from a seed only it knows
      * (site and round), trained on the same support rows. */
@@ -171,7 +179,7 @@ static int s_eval(mfl_site_worker_t *self, const mfl_eval_task_t *task, const fl
     if (mfl_learner_evaluate(self->learner, self->scratch, support, query, local_steps, lr,
                              NULL, &out->local_only, sub, sizeof(sub)))
         goto out_error;
-    if (arms && (s_value(self, query, &out->value_local) || s_reference_values(self, query, out)))
+    if (treat && (s_value(self, query, &out->value_local) || s_reference_values(self, query, out)))
         goto out_oom;
     out->n_support = support->n;
     rc = 0;
@@ -185,6 +193,62 @@ out_free_support:
     return rc;
 }
 
+/* Per-site adaptation: the (steps, rate) with the best validation score,
+ * then the evaluation with it (see mfl_site_worker_eval's header). */
+static int s_eval_search(mfl_site_worker_t *self, const mfl_eval_task_t *task,
+                         const float *theta, size_t n_theta, mfl_site_eval_result_t *out,
+                         char *err, size_t errlen)
+{
+    static const uint32_t steps[] = MFL_SITE_ADAPT_STEPS;
+    static const float rates[] = MFL_SITE_ADAPT_RATES;
+    mfl_eval_task_t t = *task;
+    t.selection.adapt_search = false;
+    t.selection.candidate = 1; /* the validation rows */
+    double best_acc = -1, best_loss = INFINITY;
+    uint32_t bs = 0;
+    float br = rates[0];
+    bool any = false;
+    char sub[512] = "";
+    for (size_t i = 0; i < sizeof steps / sizeof *steps; i++)
+        for (size_t j = 0; j < sizeof rates / sizeof *rates; j++) {
+            if (steps[i] == 0 && j > 0)
+                continue; /* no adaptation: the rate does not matter */
+            t.adapt_steps = steps[i];
+            t.adapt_lr = rates[j];
+            mfl_site_eval_result_t r;
+            int rc = mfl_site_worker_eval(self, &t, theta, n_theta, &r, sub, sizeof sub);
+            if (rc == MFL_SITE_ROUND_DECLINED)
+                return mfl_errf(err, errlen, "%s", sub), rc;
+            if (rc != 0)
+                continue; /* e.g. a rate that diverges: not a choice */
+            const mfl_eval_metrics_t *m = steps[i] ? &r.adapted : &r.before;
+            double acc = isfinite(m->accuracy) ? m->accuracy : -m->loss; /* regression: loss */
+            if (!any || acc > best_acc ||
+                (acc == best_acc && isfinite(m->loss) && m->loss < best_loss)) {
+                best_acc = acc;
+                best_loss = isfinite(m->loss) ? m->loss : INFINITY;
+                bs = steps[i];
+                br = rates[j];
+                any = true;
+            }
+        }
+    if (!any)
+        return mfl_errf(err, errlen, "site '%s' eval round %u: no adaptation setting could be "
+                        "scored on the validation rows: %s", self->site, task->round, sub), -1;
+    t = *task;
+    t.selection.adapt_search = false;
+    t.adapt_steps = bs;
+    t.adapt_lr = br;
+    int rc = mfl_site_worker_eval(self, &t, theta, n_theta, out, err, errlen);
+    if (rc == 0) {
+        out->adapt_steps_used = bs;
+        out->adapt_lr_used = br;
+        mfl_info("site %s: adaptation chosen on %zu validation rows: %u steps at rate %g",
+                 self->site, self->val ? self->val->n : (size_t)0, bs, (double)br);
+    }
+    return rc;
+}
+
 int mfl_site_worker_eval(mfl_site_worker_t *self, const mfl_eval_task_t *task,
                          const float *theta, size_t n_theta, mfl_site_eval_result_t *out,
                          char *err, size_t errlen)
@@ -194,6 +258,8 @@ int mfl_site_worker_eval(mfl_site_worker_t *self, const mfl_eval_task_t *task,
     memset(out, 0, sizeof(*out));
     out->value_adapted = out->value_before = out->value_local = NAN;
     out->value_best_arm = out->value_given = NAN;
+    if (task->selection.adapt_search && !task->selection.candidate)
+        return s_eval_search(self, task, theta, n_theta, out, err, errlen);
     /* A selection evaluation: support from the fit rows, scored on the
      * validation rows; the test rows stay out of it. */
     mfl_site_data_swap_t saved;
@@ -230,6 +296,8 @@ void mfl_site_worker_fill_report(const mfl_site_worker_t *self, const mfl_eval_t
     report->r2 = result->adapted.r2;
     report->rmse_before = result->before.rmse;
     report->rmse_local = result->local_only.rmse;
+    report->adapt_steps_used = result->adapt_steps_used;
+    report->adapt_lr_used = result->adapt_lr_used;
     report->sens_at_spec90 = result->adapted.sens_at_spec90;
     report->sens_at_spec90_local = result->local_only.sens_at_spec90;
     report->value = result->value_adapted;

@@ -139,6 +139,7 @@ static uint64_t s_wire_bytes(uint32_t encoding, uint64_t count)
     case MFL_QUANT_FP32: return 4 * count;
     case MFL_QUANT_FP16: return 2 * count;
     case MFL_QUANT_INT8: return count;
+    case MFL_WIRE_ENCODING_U64: return 8 * count;
     }
     return 0;
 }
@@ -178,7 +179,8 @@ static int s_tensor_headers(const mfl_tensor_t *tensors, size_t n_tensors, size_
                      t->ndim, MFL_TENSOR_MAX_DIMS);
             return -1;
         }
-        if (t->encoding > MFL_QUANT_INT8 || (t->encoding == MFL_QUANT_INT8 && !isfinite(t->scale))) {
+        if (t->encoding > MFL_WIRE_ENCODING_U64 ||
+            (t->encoding == MFL_QUANT_INT8 && !isfinite(t->scale))) {
             mfl_errf(err, errlen, "tensor '%s': unknown encoding %u or bad scale",
                      t->name ? t->name : "", t->encoding);
             return -1;
@@ -473,8 +475,15 @@ static int s_decode_envelope(mfl_msg_t *self, const mfl_wire_limits_t *limits, i
         return s_refuse(reason, METAFL__REJECT_REASON__REJECT_VERSION, err, errlen,
                         "protocol version %u (this build speaks %d)", env->protocol_version,
                         MFL_WIRE_PROTOCOL_VERSION);
-    if (env->kind < METAFL__MESSAGE_KIND__HELLO || env->kind > METAFL__MESSAGE_KIND__SITE_FAILURE ||
-        (int)env->body_case != (int)env->kind + 9)
+    /* body field = kind + 9 for kinds 1-12, kind + 8 for secure
+     * aggregation's 20-27 (proto/metafl.proto) */
+    bool plain_kind = env->kind >= METAFL__MESSAGE_KIND__HELLO &&
+                      env->kind <= METAFL__MESSAGE_KIND__SITE_FAILURE &&
+                      (int)env->body_case == (int)env->kind + 9;
+    bool secagg_kind = env->kind >= METAFL__MESSAGE_KIND__SECAGG_KEYS &&
+                       env->kind <= METAFL__MESSAGE_KIND__SECAGG_END &&
+                       (int)env->body_case == (int)env->kind + 8;
+    if (!plain_kind && !secagg_kind)
         return s_refuse(reason, R_BAD, err, errlen,
                         "message kind %d does not match its body (%d)", (int)env->kind,
                         (int)env->body_case);
@@ -513,9 +522,21 @@ static int s_check_tensor_header(mfl_msg_t *self, size_t i, size_t next, int *re
     if (h->n_frames == 0 || h->n_frames > n - next)
         return s_refuse(reason, R_SHAPE, err, errlen, "tensor '%s': %u frames but %zu remain",
                         name, h->n_frames, n - next);
-    if (h->encoding > MFL_QUANT_INT8)
+    if (h->encoding > MFL_WIRE_ENCODING_U64)
         return s_refuse(reason, R_BAD, err, errlen, "tensor '%s': unknown encoding %u", name,
                         h->encoding);
+    /* Words only in a masked input, and a masked input only as words: a
+     * uint64 tensor must never reach code that reads floats. */
+    bool words = h->encoding == MFL_WIRE_ENCODING_U64;
+    bool masked = self->env->kind == METAFL__MESSAGE_KIND__SECAGG_MASKED;
+    if (words && count > UINT64_MAX / 8)
+        return s_refuse(reason, R_SHAPE, err, errlen, "tensor '%s': shape product overflows",
+                        name);
+    if (words != masked || (masked && self->env->n_tensors != 1))
+        return s_refuse(reason, R_BAD, err, errlen,
+                        "tensor '%s': %s in a message of kind %d (uint64 words travel only "
+                        "as a masked input's one tensor)",
+                        name, words ? "uint64 words" : "float values", (int)self->env->kind);
     if (h->encoding == MFL_QUANT_INT8 && !(isfinite(h->scale) && h->scale >= 0))
         return s_refuse(reason, R_BAD, err, errlen, "tensor '%s': int8 scale %g", name,
                         (double)h->scale);
@@ -525,7 +546,7 @@ static int s_check_tensor_header(mfl_msg_t *self, size_t i, size_t next, int *re
     if (bytes != s_wire_bytes(h->encoding, count))
         return s_refuse(reason, R_SHAPE, err, errlen, "tensor '%s': %llu bytes for %llu values (%s)",
                         name, (unsigned long long)bytes, (unsigned long long)count,
-                        mfl_quant_name((mfl_quant_kind_t)h->encoding));
+                        words ? "uint64" : mfl_quant_name((mfl_quant_kind_t)h->encoding));
     mfl_tensor_t *t = &self->tensors[i];
     t->name = name;
     t->ndim = h->n_shape;
@@ -602,6 +623,38 @@ static int s_decode_encoded(mfl_msg_t *self, size_t i, const Metafl__TensorHeade
     return rc;
 }
 
+/* A uint64 tensor: gathers its bytes into one 8-byte-aligned copy owned
+ * by the message while hashing them, checks the hash. No finiteness check
+ * (masked words are uniform bits). 0, or -1 after s_refuse. */
+static int s_read_words(mfl_msg_t *self, size_t i, const Metafl__TensorHeader *h,
+                        zmq_msg_t *frames, int *reason, char *err, size_t errlen)
+{
+    mfl_tensor_t *t = &self->tensors[i];
+    uint64_t *dst = malloc(t->count ? t->count * 8 : 8);
+    if (!dst)
+        return s_refuse(reason, METAFL__REJECT_REASON__REJECT_TOO_LARGE, err, errlen,
+                        "tensor '%s': out of memory", t->name);
+    self->copies[i] = (float *)(void *)dst;
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, MFL_HASH_BYTES);
+    size_t at = 0;
+    for (uint32_t f = 0; f < h->n_frames; f++) {
+        size_t sz = zmq_msg_size(&frames[f]);
+        memcpy((unsigned char *)dst + at, zmq_msg_data(&frames[f]), sz);
+        crypto_generichash_update(&st, (unsigned char *)dst + at, sz);
+        at += sz;
+    }
+    uint8_t *hash = self->hashes + i * MFL_HASH_BYTES;
+    crypto_generichash_final(&st, hash, MFL_HASH_BYTES);
+    if (sodium_memcmp(hash, h->blake2b.data, MFL_HASH_BYTES) != 0)
+        return s_refuse(reason, METAFL__REJECT_REASON__REJECT_HASH, err, errlen,
+                        "tensor '%s': BLAKE2b of the data does not match its header", t->name);
+    t->data = (const float *)(const void *)dst;
+    t->blake2b = hash;
+    t->encoding = MFL_WIRE_ENCODING_U64;
+    return 0;
+}
+
 /* Tensor i's data in frames [next, next + n_frames): one pass per
  * cache-sized piece computing the hash and finiteness (copied first into
  * one aligned buffer when it spans frames or is misaligned), then the hash
@@ -626,7 +679,9 @@ static int s_read_tensor(mfl_msg_t *self, size_t i, size_t next, const mfl_wire_
     mfl_tensor_t *t = &self->tensors[i];
     zmq_msg_t *owned = self->frames;
     if (h->encoding != MFL_QUANT_FP32) {
-        if (s_decode_encoded(self, i, h, owned + next, reason, err, errlen) < 0)
+        if (h->encoding == MFL_WIRE_ENCODING_U64
+                ? s_read_words(self, i, h, owned + next, reason, err, errlen) < 0
+                : s_decode_encoded(self, i, h, owned + next, reason, err, errlen) < 0)
             return -1;
         for (size_t f = next; f < next + h->n_frames; f++) { /* decoded: frames not needed */
             zmq_msg_close(&owned[f]);
@@ -887,6 +942,13 @@ size_t mfl_msg_tensor_count(const mfl_msg_t *self) { return self->n_tensors; }
 const mfl_tensor_t *mfl_msg_tensor(const mfl_msg_t *self, size_t i)
 {
     return i < self->n_tensors ? &self->tensors[i] : NULL;
+}
+const uint64_t *mfl_msg_words(const mfl_msg_t *self, size_t i, uint64_t *count)
+{
+    if (i >= self->n_tensors || self->tensors[i].encoding != MFL_WIRE_ENCODING_U64)
+        return NULL;
+    *count = self->tensors[i].count;
+    return (const uint64_t *)(const void *)self->tensors[i].data;
 }
 const char *mfl_msg_site(const mfl_msg_t *self) { return self->site; }
 const uint8_t *mfl_msg_routing_id(const mfl_msg_t *self, size_t *len)

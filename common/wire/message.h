@@ -52,6 +52,15 @@
  * N = 256 on 2 cores, 144 → 225 ms median round with it). */
 #define MFL_WIRE_UNGRANTED_UPDATE_BYTES MFL_WIRE_BROADCAST_CHUNK_BYTES
 
+/* TensorHeader.encoding 3: little-endian uint64 words, 8 bytes each, for
+ * secure aggregation's masked vectors (a SECAGG_MASKED message carries
+ * exactly one such tensor, and no other message may carry one). Masked
+ * words are uniform bits, not floats: never checked for NaN/Inf. On send,
+ * a tensor with this encoding has `data` pointing to `count` uint64
+ * words (cast); on receive read them with mfl_msg_words (mfl_tensor_t's
+ * data then points to the same words, not to floats). */
+#define MFL_WIRE_ENCODING_U64 3
+
 /* Hard caps applied on receive (and chunk size on send). */
 typedef struct {
     size_t max_envelope_bytes; /* frame 0; default 1 MiB */
@@ -133,6 +142,11 @@ Metafl__MessageKind mfl_msg_kind(const mfl_msg_t *self);
 /* Tensors in order; borrowed views valid until destroy. */
 size_t mfl_msg_tensor_count(const mfl_msg_t *self);
 const mfl_tensor_t *mfl_msg_tensor(const mfl_msg_t *self, size_t i);
+
+/* Tensor i's words if it travelled as MFL_WIRE_ENCODING_U64 (8-byte
+ * aligned, owned by the message, hash-verified), *count their number;
+ * NULL for any other tensor. */
+const uint64_t *mfl_msg_words(const mfl_msg_t *self, size_t i, uint64_t *count);
 
 /* Set by the server (never by the peer): the site id ZAP admitted ("" on the
  * client side), and the ROUTER routing id of the connection it came from. */

@@ -494,6 +494,16 @@ bool mfl_server_site_allowed(mfl_server_t *self, const char *site)
     return s_allowed(self, site);
 }
 
+int mfl_server_site_key(mfl_server_t *self, const char *site, uint8_t pk[32])
+{
+    pthread_mutex_lock(&self->lock);
+    const mfl_public_key_t *k = mfl_allow_list_find_name(self->allow, site);
+    if (k)
+        memcpy(pk, k->sign_pk, 32);
+    pthread_mutex_unlock(&self->lock);
+    return k ? 0 : -1;
+}
+
 /* ---- receive ------------------------------------------------------------- */
 
 /* Site-binding and signature checks on a decoded message; 0 or a reason. */
@@ -529,6 +539,14 @@ static int s_check(mfl_server_t *self, mfl_msg_t *msg, char *err, size_t errlen)
     }
     case METAFL__MESSAGE_KIND__HEARTBEAT:
     case METAFL__MESSAGE_KIND__UPLOAD_READY: /* names no site: the connection's is used */
+    /* secure aggregation, site → coordinator: the connection's site is the
+     * sender; adverts and signoffs carry the protocol's own signatures,
+     * which the round engine checks against the allow-listed key */
+    case METAFL__MESSAGE_KIND__SECAGG_KEYS:
+    case METAFL__MESSAGE_KIND__SECAGG_SHARES:
+    case METAFL__MESSAGE_KIND__SECAGG_MASKED:
+    case METAFL__MESSAGE_KIND__SECAGG_SIGNOFF:
+    case METAFL__MESSAGE_KIND__SECAGG_REVEALS:
     case METAFL__MESSAGE_KIND__REJECT:
     case METAFL__MESSAGE_KIND__BYE:
         return 0;

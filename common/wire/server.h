@@ -74,6 +74,9 @@ int mfl_server_reload(mfl_server_t *self, char *err, size_t errlen);
 
 /* Whether `site` is in the allow-list now. */
 bool mfl_server_site_allowed(mfl_server_t *self, const char *site);
+/* The allow-listed Ed25519 public key of `site` (32 bytes): 0, or -1 if
+ * it is not in the allow-list now. Thread-safe. */
+int mfl_server_site_key(mfl_server_t *self, const char *site, uint8_t pk[32]);
 
 /* Ends `site`'s session now: cuts every connection it has (conn_guard.h),
  * forgets its routing, drops whatever it still sends on them. `why` goes

@@ -21,6 +21,7 @@
 #define MFL_TASK_HASH_BYTES 32  /* BLAKE2b-256 */
 #define MFL_TASK_SITE_MAX 64    /* characters of a site id (wire/keys.h) */
 #define MFL_TASK_TEXT_MAX 128   /* characters of a model, algorithm, loss, optimiser name */
+#define MFL_TASK_SECAGG_MAX_SITES 255 /* sites of one secure-aggregation attempt (secagg_msg.h) */
 
 /* Reasons a message is refused: Metafl RejectReason's values (the codec
  * checks they agree at compile time). */
@@ -44,6 +45,12 @@ typedef enum {
     MFL_REJECT_AUDIT_UNAVAILABLE = 23, /* the coordinator cannot write its audit log */
     MFL_REJECT_ENCODING = 37,          /* not in the update encoding the task asked for */
     MFL_REJECT_DATA = 40,              /* the site's data cannot form the task */
+    /* secure aggregation (docs/SECAGG.md) */
+    MFL_REJECT_SECAGG_PHASE = 31,      /* not expected in the attempt's phase */
+    MFL_REJECT_SECAGG_LENGTH = 32,     /* a masked vector of the wrong length */
+    MFL_REJECT_SECAGG_MALFORMED = 33,  /* bad index, list or share box */
+    MFL_REJECT_SECAGG_SHARES = 34,     /* shares that do not reconstruct */
+    MFL_REJECT_SECAGG_REFUSED = 35,    /* (site) an unmask request an honest site refuses */
 } mfl_reject_t;
 
 /* Kinds of message: Metafl MessageKind's values (checked by the codec). */
@@ -60,6 +67,15 @@ typedef enum {
     MFL_MSG_UPLOAD_READY = 10,
     MFL_MSG_UPLOAD_GRANT = 11,
     MFL_MSG_SITE_FAILURE = 12,
+    /* secure aggregation (wire/secagg_wire.h) */
+    MFL_MSG_SECAGG_KEYS = 20,
+    MFL_MSG_SECAGG_SHARES = 21,
+    MFL_MSG_SECAGG_MASKED = 22,
+    MFL_MSG_SECAGG_SURVIVORS = 23,
+    MFL_MSG_SECAGG_SIGNOFF = 24,
+    MFL_MSG_SECAGG_UNMASK = 25,
+    MFL_MSG_SECAGG_REVEALS = 26,
+    MFL_MSG_SECAGG_END = 27,
 } mfl_msg_kind_t;
 
 /* The protocol's name of a reject reason, e.g. "REJECT_HASH"; never NULL
@@ -103,8 +119,12 @@ typedef struct {
 #define MFL_TASK_VALIDATION_MAX 0.9 /* largest validation fraction */
 typedef struct {
     uint32_t candidate;
-    double validation_fraction; /* (0, MFL_TASK_VALIDATION_MAX] when candidate ≥ 1 */
+    double validation_fraction; /* (0, MFL_TASK_VALIDATION_MAX] when candidate ≥ 1 or
+                                   adapt_search */
     uint64_t validation_seed;
+    /* EvalTask only, with candidate 0: the site picks its adaptation steps
+     * and rate on its validation rows first (mfl_site_worker_eval). */
+    bool adapt_search;
 } mfl_task_selection_t;
 
 /* RoundTask (θ travels beside it as tensors). */
@@ -128,6 +148,17 @@ typedef struct {
     char audit_writer[MFL_TASK_SITE_MAX + 1];
     uint32_t update_encoding;              /* fed/quant.h kind the update must travel as */
     mfl_task_selection_t selection;
+    /* RoundTask.secagg: this round is securely summed (docs/SECAGG.md);
+     * the site runs the protocol instead of sending an Update. */
+    bool has_secagg;
+    struct {
+        uint32_t threshold;
+        uint32_t neighbours;               /* 0: every pair; even k: SecAgg+ */
+        uint64_t length;                   /* masked vector words (n_params + 1) */
+        size_t n_sites;                    /* ≤ MFL_TASK_SECAGG_MAX_SITES */
+        /* the selection sorted by id; site i has index i + 1 */
+        char sites[MFL_TASK_SECAGG_MAX_SITES][MFL_TASK_SITE_MAX + 1];
+    } secagg;
 } mfl_round_task_t;
 
 /* EvalTask. */
@@ -157,6 +188,8 @@ typedef struct {
     double accuracy_local, auroc_local;
     uint64_t n_support;
     double rmse, mae, r2, rmse_before, rmse_local; /* regression; NaN otherwise */
+    uint32_t adapt_steps_used; /* chosen on validation rows (adapt_search); else 0 */
+    float adapt_lr_used;       /* idem; 0 when the task's rate was used */
     double sens_at_spec90, sens_at_spec90_local;   /* binary; NaN otherwise */
     /* Treatment recommendation (site eval.treatment_arms; meta/treatment.h):
      * policy values of θ adapted, θ as received, the local-only model, the

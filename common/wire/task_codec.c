@@ -30,6 +30,11 @@ S_SAME(NOT_GRANTED);
 S_SAME(AUDIT_UNAVAILABLE);
 S_SAME(ENCODING);
 S_SAME(DATA);
+S_SAME(SECAGG_PHASE);
+S_SAME(SECAGG_LENGTH);
+S_SAME(SECAGG_MALFORMED);
+S_SAME(SECAGG_SHARES);
+S_SAME(SECAGG_REFUSED);
 
 #define S_SAME_KIND(x) _Static_assert((int)MFL_MSG_##x == (int)METAFL__MESSAGE_KIND__##x, \
                                       "MFL_MSG_" #x " differs from the protocol")
@@ -45,6 +50,14 @@ S_SAME_KIND(BYE);
 S_SAME_KIND(UPLOAD_READY);
 S_SAME_KIND(UPLOAD_GRANT);
 S_SAME_KIND(SITE_FAILURE);
+S_SAME_KIND(SECAGG_KEYS);
+S_SAME_KIND(SECAGG_SHARES);
+S_SAME_KIND(SECAGG_MASKED);
+S_SAME_KIND(SECAGG_SURVIVORS);
+S_SAME_KIND(SECAGG_SIGNOFF);
+S_SAME_KIND(SECAGG_UNMASK);
+S_SAME_KIND(SECAGG_REVEALS);
+S_SAME_KIND(SECAGG_END);
 
 /* Copies a protobuf string (NULL = "") into dst[cap]; -1 with err naming
  * `field` if it does not fit. */
@@ -128,19 +141,27 @@ int mfl_task_algorithm_from_msg(const Metafl__AlgorithmSpec *m, mfl_task_algorit
  * selection task, a finite validation fraction in (0, 0.9]; an ordinary
  * task (candidate 0) carries no fraction. */
 static int s_selection_from_msg(uint32_t candidate, double fraction, uint64_t seed,
-                                mfl_task_selection_t *out, char *err, size_t errlen)
+                                bool search, mfl_task_selection_t *out, char *err,
+                                size_t errlen)
 {
+    if (search && candidate)
+        return mfl_errf(err, errlen, "adapt_search with a selection_candidate"), -1;
+    if (search && !(fraction > 0 && fraction <= MFL_TASK_VALIDATION_MAX))
+        return mfl_errf(err, errlen, "adapt_search needs a validation_fraction in (0, %g], "
+                        "got %g", MFL_TASK_VALIDATION_MAX, fraction), -1;
+    out->adapt_search = search;
     if (candidate > MFL_TASK_SELECTION_MAX)
         return mfl_errf(err, errlen, "selection_candidate %u is over the cap %d", candidate,
                         MFL_TASK_SELECTION_MAX), -1;
     if (candidate && !(fraction > 0 && fraction <= MFL_TASK_VALIDATION_MAX))
         return mfl_errf(err, errlen, "validation_fraction %g is not in (0, %g]", fraction,
                         MFL_TASK_VALIDATION_MAX), -1;
-    if (!candidate && fraction != 0)
+    if (!candidate && !search && fraction != 0)
         return mfl_errf(err, errlen, "validation_fraction %g without a selection_candidate",
                         fraction), -1;
     out->candidate = candidate;
-    out->validation_fraction = candidate ? fraction : 0.0; /* never −0.0 (not on the wire) */
+    /* never −0.0 (not on the wire) */
+    out->validation_fraction = candidate || search ? fraction : 0.0;
     out->validation_seed = seed;
     return 0;
 }
@@ -172,6 +193,45 @@ void mfl_round_task_to_msg(const mfl_round_task_t *t, mfl_round_task_msg_t *out)
     out->msg.selection_candidate = t->selection.candidate;
     out->msg.validation_fraction = t->selection.validation_fraction;
     out->msg.validation_seed = t->selection.validation_seed;
+    if (t->has_secagg) {
+        metafl__sec_agg_setup__init(&out->secagg);
+        out->secagg.threshold = t->secagg.threshold;
+        out->secagg.neighbours = t->secagg.neighbours;
+        out->secagg.length = t->secagg.length;
+        size_t n = t->secagg.n_sites <= MFL_TASK_SECAGG_MAX_SITES ? t->secagg.n_sites
+                                                                  : MFL_TASK_SECAGG_MAX_SITES;
+        for (size_t i = 0; i < n; i++)
+            out->secagg_sites[i] = (char *)t->secagg.sites[i];
+        out->secagg.n_sites = n;
+        out->secagg.sites = out->secagg_sites;
+        out->msg.secagg = &out->secagg;
+    }
+}
+
+/* RoundTask.secagg into t->secagg: complete or refused. */
+static int s_secagg_setup(const Metafl__SecAggSetup *m, mfl_round_task_t *t, char *err,
+                          size_t errlen)
+{
+    if (m->n_sites == 0 || m->n_sites > MFL_TASK_SECAGG_MAX_SITES)
+        return mfl_errf(err, errlen, "secagg.sites: %zu sites (1..%d)", m->n_sites,
+                        MFL_TASK_SECAGG_MAX_SITES), -1;
+    for (size_t i = 0; i < m->n_sites; i++) {
+        const char *id = m->sites[i] ? m->sites[i] : "";
+        if (!id[0])
+            return mfl_errf(err, errlen, "secagg.sites[%zu]: empty", i), -1;
+        if (s_text("secagg.sites", id, t->secagg.sites[i], sizeof t->secagg.sites[i], err,
+                   errlen))
+            return -1;
+        if (i > 0 && strcmp(t->secagg.sites[i - 1], id) >= 0)
+            return mfl_errf(err, errlen, "secagg.sites[%zu]: '%s' not after '%s'", i, id,
+                            t->secagg.sites[i - 1]), -1;
+    }
+    t->secagg.n_sites = m->n_sites;
+    t->secagg.threshold = m->threshold;
+    t->secagg.neighbours = m->neighbours;
+    t->secagg.length = m->length;
+    t->has_secagg = true;
+    return 0;
 }
 
 int mfl_round_task_from_msg(const Metafl__RoundTask *m, mfl_round_task_t *t, char *err,
@@ -205,8 +265,10 @@ int mfl_round_task_from_msg(const Metafl__RoundTask *m, mfl_round_task_t *t, cha
         snprintf(t->audit_writer, sizeof t->audit_writer, "%s", m->audit_writer);
     }
     t->update_encoding = m->update_encoding;
+    if (m->secagg && s_secagg_setup(m->secagg, t, err, errlen) < 0)
+        return -1;
     return s_selection_from_msg(m->selection_candidate, m->validation_fraction,
-                                m->validation_seed, &t->selection, err, errlen);
+                                m->validation_seed, false, &t->selection, err, errlen);
 }
 
 void mfl_eval_task_to_msg(const mfl_eval_task_t *t, mfl_eval_task_msg_t *out)
@@ -220,6 +282,7 @@ void mfl_eval_task_to_msg(const mfl_eval_task_t *t, mfl_eval_task_msg_t *out)
     out->msg.algorithm = &out->algorithm;
     out->msg.adapt_steps = t->adapt_steps;
     out->msg.adapt_lr = t->adapt_lr;
+    out->msg.adapt_search = t->selection.adapt_search;
     out->msg.selection_candidate = t->selection.candidate;
     out->msg.validation_fraction = t->selection.validation_fraction;
     out->msg.validation_seed = t->selection.validation_seed;
@@ -239,7 +302,8 @@ int mfl_eval_task_from_msg(const Metafl__EvalTask *m, mfl_eval_task_t *t, char *
     t->adapt_steps = m->adapt_steps;
     t->adapt_lr = m->adapt_lr;
     return s_selection_from_msg(m->selection_candidate, m->validation_fraction,
-                                m->validation_seed, &t->selection, err, errlen);
+                                m->validation_seed, m->adapt_search, &t->selection, err,
+                                errlen);
 }
 
 void mfl_eval_report_to_msg(const mfl_eval_report_t *r, Metafl__EvalReport *m)
@@ -265,6 +329,8 @@ void mfl_eval_report_to_msg(const mfl_eval_report_t *r, Metafl__EvalReport *m)
     m->r2 = r->r2;
     m->rmse_before = r->rmse_before;
     m->rmse_local = r->rmse_local;
+    m->adapt_steps_used = r->adapt_steps_used;
+    m->adapt_lr_used = r->adapt_lr_used;
     m->sens_at_spec90 = r->sens_at_spec90;
     m->sens_at_spec90_local = r->sens_at_spec90_local;
     m->policy_value = r->value;
@@ -299,6 +365,8 @@ int mfl_eval_report_from_msg(const Metafl__EvalReport *m, mfl_eval_report_t *r, 
     r->r2 = m->r2;
     r->rmse_before = m->rmse_before;
     r->rmse_local = m->rmse_local;
+    r->adapt_steps_used = m->adapt_steps_used;
+    r->adapt_lr_used = m->adapt_lr_used == 0 ? 0.0f : m->adapt_lr_used; /* not −0 */
     r->sens_at_spec90 = m->sens_at_spec90;
     r->sens_at_spec90_local = m->sens_at_spec90_local;
     r->value = m->policy_value;

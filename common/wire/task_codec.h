@@ -30,7 +30,12 @@ typedef struct {
     Metafl__RoundTask msg;
     Metafl__AlgorithmSpec algorithm;
     Metafl__PrivacySettings privacy;
+    Metafl__SecAggSetup secagg;
+    char *secagg_sites[MFL_TASK_SECAGG_MAX_SITES];
 } mfl_round_task_msg_t;
+/* A task's secagg setup is decoded only if complete: n_sites within
+ * 1..MFL_TASK_SECAGG_MAX_SITES, each id non-empty, within its cap and
+ * strictly ascending (the order fixes the indices); else refused. */
 void mfl_round_task_to_msg(const mfl_round_task_t *t, mfl_round_task_msg_t *out);
 int mfl_round_task_from_msg(const Metafl__RoundTask *m, mfl_round_task_t *out, char *err,
                             size_t errlen);

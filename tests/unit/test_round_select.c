@@ -19,6 +19,7 @@
 #include "round/run_config.h"
 #include "round/selection.h"
 #include "site/site_worker.h"
+#include "wire/task_codec.h"
 
 /* ---- the rule ------------------------------------------------------- */
 
@@ -321,6 +322,7 @@ typedef struct {
     size_t n_jobs;
     size_t n_sel_tasks; /* round / eval tasks that asked for validation rows */
     size_t n_final_evals;
+    size_t n_adapt_chosen; /* final reports whose site chose its adaptation */
 } e_sim_t;
 
 static int e_queue(e_sim_t *e, const char *site, const mfl_round_task_t *t,
@@ -365,8 +367,8 @@ static int e_eval(void *ctx, const char *site, const mfl_eval_task_t *t, const m
 
 static void e_report(void *ctx, const mfl_eval_summary_t *s)
 {
-    (void)s;
     ((e_sim_t *)ctx)->n_final_evals++;
+    ((e_sim_t *)ctx)->n_adapt_chosen += s->report->adapt_lr_used > 0;
 }
 
 static mfl_dataset_t *e_rows(uint64_t seed, size_t n)
@@ -483,6 +485,7 @@ static void test_engine_selects_trains_the_winner_and_records_it(void **state)
                      0);
     plain = c;
     plain.selection.enabled = false;
+    plain.eval_adapt_search = true; /* each site picks its adaptation (θ is unaffected) */
     static e_sim_t e, p;
     uint8_t h_sel[32], h_plain[32];
     e_run(&c, dir, &e, h_sel);
@@ -498,11 +501,13 @@ static void test_engine_selects_trains_the_winner_and_records_it(void **state)
     /* 2 candidates × (2 rounds + 1 evaluation) × 3 sites asked for validation rows */
     assert_int_equal(e.n_sel_tasks, 18);
     assert_int_equal(e.n_final_evals, 3);
+    assert_int_equal(e.n_adapt_chosen, 0);
     assert_int_equal(mfl_round_engine_rounds_done(e.engine), 3);
     /* The winner trained after selection = the same setting trained alone. */
     e_run(&plain, dir2, &p, h_plain);
     assert_false(mfl_round_engine_selection(p.engine, NULL, NULL, NULL, NULL));
     assert_memory_equal(h_sel, h_plain, 32);
+    assert_int_equal(p.n_adapt_chosen, 3); /* eval.adapt_search reached every site */
     /* The pick is on record for a restart. */
     char path[128];
     snprintf(path, sizeof path, "%s/ck/selection.state", dir);
@@ -519,6 +524,87 @@ static void test_engine_selects_trains_the_winner_and_records_it(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* ---- per-site adaptation (eval.adapt_search) ------------------------------ */
+
+static void test_adapt_search_picks_on_validation_rows_and_says_which(void **state)
+{
+    (void)state;
+    char err[512];
+    mfl_site_worker_t *w = mfl_site_worker_new_from_data("site-a", e_rows(10, 120),
+                                                         e_rows(20, 40), NULL, err, sizeof err);
+    assert_non_null(w);
+    mfl_learner_config_t lc;
+    mfl_learner_config_defaults(&lc, MFL_ALGO_REPTILE);
+    snprintf(lc.model_spec, sizeof lc.model_spec, "mlp:3-8-1");
+    lc.loss = MFL_LOSS_BCE;
+    mfl_learner_t *l = mfl_learner_new(&lc, 1, err, sizeof err);
+    assert_non_null(l);
+    size_t n = mfl_learner_n_state(l);
+    float *theta = malloc(n * sizeof *theta);
+    assert_non_null(theta);
+    mfl_learner_init_state(l, theta, 3);
+    mfl_eval_task_t t;
+    memset(&t, 0, sizeof t);
+    mfl_task_algorithm_from_learner(&lc, 5, 0, 5, &t.algorithm);
+    snprintf(t.model_spec, sizeof t.model_spec, "mlp:3-8-1");
+    t.nonce_len = 16;
+    t.adapt_steps = 1; /* the task's own setting: replaced by the site's choice */
+    t.adapt_lr = 0.001f;
+    t.selection.adapt_search = true;
+    t.selection.validation_fraction = 0.2;
+    t.selection.validation_seed = 4;
+    mfl_site_eval_result_t a, b;
+    assert_int_equal(mfl_site_worker_eval(w, &t, theta, n, &a, err, sizeof err), 0);
+    static const uint32_t steps[] = MFL_SITE_ADAPT_STEPS;
+    static const float rates[] = MFL_SITE_ADAPT_RATES;
+    bool in_grid = false;
+    for (size_t i = 0; i < sizeof steps / sizeof *steps; i++)
+        for (size_t j = 0; j < sizeof rates / sizeof *rates; j++)
+            in_grid |= a.adapt_steps_used == steps[i] && a.adapt_lr_used == rates[j];
+    assert_true(in_grid);
+    /* From a random θ on separable rows, some adaptation beats none. */
+    assert_true(a.adapt_steps_used > 0);
+    assert_int_equal(a.adapted.n, 40); /* scored on the test rows */
+    /* The same choice and scores again (deterministic). */
+    assert_int_equal(mfl_site_worker_eval(w, &t, theta, n, &b, err, sizeof err), 0);
+    assert_int_equal(a.adapt_steps_used, b.adapt_steps_used);
+    assert_true(a.adapt_lr_used == b.adapt_lr_used && a.adapted.accuracy == b.adapted.accuracy);
+    /* It equals evaluating with the chosen setting directly. */
+    mfl_eval_task_t d = t;
+    d.selection.adapt_search = false;
+    d.selection.validation_fraction = 0;
+    d.adapt_steps = a.adapt_steps_used;
+    d.adapt_lr = a.adapt_lr_used;
+    assert_int_equal(mfl_site_worker_eval(w, &d, theta, n, &b, err, sizeof err), 0);
+    assert_true(a.adapted.accuracy == b.adapted.accuracy && a.adapted.loss == b.adapted.loss);
+    assert_int_equal(b.adapt_steps_used, 0);
+    mfl_eval_report_t rep;
+    mfl_site_worker_fill_report(w, &t, &a, &rep);
+    assert_int_equal(rep.adapt_steps_used, a.adapt_steps_used);
+
+    /* On the wire: the flag and what was used travel; bad combinations are refused. */
+    mfl_eval_task_msg_t m;
+    mfl_eval_task_t back;
+    mfl_eval_task_to_msg(&t, &m);
+    assert_int_equal(mfl_eval_task_from_msg(&m.msg, &back, err, sizeof err), 0);
+    assert_true(back.selection.adapt_search && back.selection.validation_fraction == 0.2);
+    m.msg.validation_fraction = 0;
+    assert_int_equal(mfl_eval_task_from_msg(&m.msg, &back, err, sizeof err), -1);
+    assert_non_null(strstr(err, "adapt_search needs a validation_fraction"));
+    m.msg.validation_fraction = 0.2;
+    m.msg.selection_candidate = 2;
+    assert_int_equal(mfl_eval_task_from_msg(&m.msg, &back, err, sizeof err), -1);
+    Metafl__EvalReport rm;
+    mfl_eval_report_t rback;
+    mfl_eval_report_to_msg(&rep, &rm);
+    assert_int_equal(mfl_eval_report_from_msg(&rm, &rback, err, sizeof err), 0);
+    assert_true(rback.adapt_steps_used == rep.adapt_steps_used &&
+                rback.adapt_lr_used == rep.adapt_lr_used);
+    free(theta);
+    mfl_learner_destroy(&l);
+    mfl_site_worker_destroy(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -529,6 +615,7 @@ int main(void)
         cmocka_unit_test(test_state_file_binds_the_selection),
         cmocka_unit_test(test_validation_split_is_stratified_seeded_and_apart_from_test),
         cmocka_unit_test(test_engine_selects_trains_the_winner_and_records_it),
+        cmocka_unit_test(test_adapt_search_picks_on_validation_rows_and_says_which),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

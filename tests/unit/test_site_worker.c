@@ -290,6 +290,128 @@ static void test_eval_reports_adapted_before_and_local_only(void **state)
     mfl_site_worker_destroy(&w);
 }
 
+/* A site keeping 4 of a label file's 10 classes (an image hospital with
+ * data.classes): k = 4 labelled cases hold one of each of its 4 classes,
+ * not 4 rows that may miss some (the rule counted the file's 10 classes,
+ * found 10 > k and let a random 4 through). Clusters far apart: ProtoNets
+ * with one prototype per class score every held-out row right, and a
+ * missing class would cap accuracy at 0.75. */
+static void test_eval_support_holds_every_class_the_site_has(void **state)
+{
+    (void)state;
+    const float present[4] = {1, 4, 6, 8};
+    mfl_dataset_t *d[2];
+    mfl_rng_t r;
+    mfl_rng_seed(&r, 21, 1);
+    for (int k = 0; k < 2; k++) {
+        d[k] = mfl_dataset_new(80, NF);
+        assert_non_null(d[k]);
+        d[k]->n_classes = 10;
+        for (size_t i = 0; i < 80; i++) {
+            d[k]->y[i] = present[i % 4];
+            for (size_t j = 0; j < NF; j++)
+                d[k]->x[i * NF + j] = (j == i % 4 ? 6.0f : 0.0f) + 0.1f * mfl_rng_normal(&r);
+        }
+    }
+    char err[256] = "";
+    mfl_site_worker_t *w = mfl_site_worker_new_from_data("hospital-k", d[0], d[1], NULL, err,
+                                                         sizeof err);
+    if (!w)
+        fail_msg("worker: %s", err);
+    mfl_learner_config_t c;
+    memset(&c, 0, sizeof c);
+    mfl_learner_config_defaults(&c, MFL_ALGO_PROTONET);
+    snprintf(c.model_spec, sizeof c.model_spec, "mlp:4-8");
+    mfl_learner_t *l = mfl_learner_new(&c, 64, err, sizeof err);
+    assert_non_null(l);
+    size_t n = mfl_learner_n_state(l);
+    float *theta = malloc(n * sizeof(float));
+    assert_non_null(theta);
+    mfl_learner_init_state(l, theta, 5);
+    mfl_learner_destroy(&l);
+    s_task_t t;
+    s_task_init(&t, "protonet", 5);
+    snprintf(t.task.model_spec, sizeof t.task.model_spec, "mlp:4-8");
+    t.task.algorithm.k_shot = 4;
+    mfl_eval_task_t ev = s_eval_task(&t, 1, 0, 0.1f);
+    mfl_site_eval_result_t res;
+    if (mfl_site_worker_eval(w, &ev, theta, n, &res, err, sizeof err))
+        fail_msg("%s", err);
+    assert_int_equal(res.n_support, 4);
+    if (!(res.adapted.accuracy > 0.95))
+        fail_msg("accuracy %.3f: the 4 support rows miss a class", res.adapted.accuracy);
+    free(theta);
+    mfl_site_worker_destroy(&w);
+}
+
+/* A gradient method with a head narrower than the site's classes (2
+ * outputs, 3 classes here) trains on 2-way episodes and is scored on every
+ * 2-class subset of the site's classes: n counts each held-out row once
+ * per subset it is in (2 of 3), the support is k per class (support_cases
+ * unset: the task's k_shot), and the adapted model beats an untrained θ. */
+static void test_narrow_head_rounds_and_evals_on_n_way_tasks(void **state)
+{
+    (void)state;
+    mfl_dataset_t *d[2];
+    mfl_rng_t r;
+    mfl_rng_seed(&r, 22, 1);
+    for (int k = 0; k < 2; k++) {
+        d[k] = mfl_dataset_new(90, NF);
+        assert_non_null(d[k]);
+        d[k]->n_classes = 3;
+        for (size_t i = 0; i < 90; i++) {
+            d[k]->y[i] = (float)(i % 3);
+            for (size_t j = 0; j < NF; j++)
+                d[k]->x[i * NF + j] = (j == i % 3 ? 2.0f : 0.0f) + 0.5f * mfl_rng_normal(&r);
+        }
+    }
+    char err[256] = "";
+    mfl_site_worker_t *w = mfl_site_worker_new_from_data("hospital-n", d[0], d[1], NULL, err,
+                                                         sizeof err);
+    if (!w)
+        fail_msg("worker: %s", err);
+    s_task_t t;
+    s_task_init(&t, "maml", 5);
+    snprintf(t.task.algorithm.loss, sizeof t.task.algorithm.loss, "softmax_ce");
+    snprintf(t.task.model_spec, sizeof t.task.model_spec, "mlp:4-8-2");
+    t.task.algorithm.k_shot = 3;
+    t.task.algorithm.n_query = 2;
+    t.task.algorithm.inner_steps = 2;
+    t.task.algorithm.inner_lr = 0.1f;
+    t.task.algorithm.meta_batch = 2;
+    t.task.algorithm.outer_steps = 1;
+    t.task.algorithm.outer_lr = 0.01f;
+    snprintf(t.task.algorithm.outer_optim, sizeof t.task.algorithm.outer_optim, "adam");
+    mfl_learner_config_t c;
+    memset(&c, 0, sizeof c);
+    mfl_learner_config_defaults(&c, MFL_ALGO_MAML);
+    snprintf(c.model_spec, sizeof c.model_spec, "mlp:4-8-2");
+    mfl_learner_t *l = mfl_learner_new(&c, 64, err, sizeof err);
+    assert_non_null(l);
+    size_t n = mfl_learner_n_state(l);
+    float *theta = malloc(n * sizeof(float));
+    assert_non_null(theta);
+    mfl_learner_init_state(l, theta, 6);
+    mfl_learner_destroy(&l);
+    mfl_site_round_result_t rr;
+    if (mfl_site_worker_round(w, &t.task, theta, n, &rr, err, sizeof err))
+        fail_msg("round: %s", err);
+    assert_int_equal(rr.metrics.n_tasks, 2);
+    mfl_eval_task_t ev = s_eval_task(&t, 1, 20, 0.2f);
+    mfl_site_eval_result_t a, b;
+    if (mfl_site_worker_eval(w, &ev, theta, n, &a, err, sizeof err))
+        fail_msg("eval: %s", err);
+    assert_int_equal(mfl_site_worker_eval(w, &ev, theta, n, &b, err, sizeof err), 0);
+    assert_memory_equal(&a, &b, sizeof a);
+    assert_int_equal(a.n_support, 9);
+    assert_int_equal(a.adapted.n, 2 * 90);
+    assert_true(a.adapted.accuracy > 0.8 && a.adapted.accuracy <= 1);
+    assert_true(a.adapted.loss < a.before.loss);
+    assert_true(a.local_only.accuracy >= 0 && a.local_only.accuracy <= 1);
+    free(theta);
+    mfl_site_worker_destroy(&w);
+}
+
 /* Every algorithm the agent advertises runs a round and an evaluation on
  * a tabular site (metric methods: 2-way episodes, an embedding model). */
 static void test_every_algorithm_runs_a_round_and_an_eval(void **state)
@@ -428,6 +550,8 @@ int main(void)
         cmocka_unit_test(test_privacy_clips_delta_to_the_bound),
         cmocka_unit_test(test_wrong_theta_size_and_unknown_algorithm_are_refused),
         cmocka_unit_test(test_eval_reports_adapted_before_and_local_only),
+        cmocka_unit_test(test_eval_support_holds_every_class_the_site_has),
+        cmocka_unit_test(test_narrow_head_rounds_and_evals_on_n_way_tasks),
         cmocka_unit_test(test_every_algorithm_runs_a_round_and_an_eval),
         cmocka_unit_test(test_encoded_round_signs_the_bytes_and_feeds_the_error_back),
     };

@@ -1,0 +1,59 @@
+/* A site's part in one securely aggregated round (docs/SECAGG.md), between
+ * the transport (the site agent) and the protocol's state machine
+ * (secagg/secagg_site.h): it builds the attempt from the RoundTask's setup
+ * and the site's OWN roster of the consortium's keys (provisioned with the
+ * site, never taken from the coordinator), encodes the site's update with
+ * the aggregator's quantisation (secagg/secagg_update.h), and answers each
+ * of the coordinator's messages with the site's next one.
+ *
+ * What leaves the site: its key advertisement, encrypted share boxes, the
+ * masked words, a signature over the survivor list, and the shares an
+ * honest site may reveal; never Δ in clear. Not thread-safe. */
+#ifndef MFL_SITE_SECAGG_H
+#define MFL_SITE_SECAGG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wire/keys.h"
+#include "wire/secagg_wire.h"
+#include "wire/task.h"
+
+typedef struct mfl_site_secagg mfl_site_secagg_t;
+
+/* The attempt of `task` (task->has_secagg) for site `self_id` signing with
+ * its Ed25519 secret key `sign_sk` (64 bytes, copied into guarded memory),
+ * each site of the task's list looked up by id in `roster` (borrowed for
+ * the call). NULL + err if the task has no setup, this site is not in it,
+ * a listed site is not in the roster, the length is not `n_params` + 1, or
+ * the parameters fail mfl_secagg_params_check. */
+mfl_site_secagg_t *mfl_site_secagg_new(const mfl_round_task_t *task, const char *self_id,
+                                       const uint8_t sign_sk[64], const mfl_allow_list_t *roster,
+                                       size_t n_params, char *err, size_t errlen);
+void mfl_site_secagg_destroy(mfl_site_secagg_t **self_p);
+
+/* Whether `round` and `nonce` (16 bytes) are this attempt's. */
+bool mfl_site_secagg_is(const mfl_site_secagg_t *self, uint32_t round, const uint8_t *nonce);
+
+/* Phase 1: the site's advertisement as a SECAGG_KEYS message into *out. 0 or -1. */
+int mfl_site_secagg_advertise(mfl_site_secagg_t *self, mfl_secagg_wire_t *out, char *err,
+                              size_t errlen);
+
+/* The site's update: Δ (n_params floats, already clipped and noised as its
+ * privacy policy says) and its weight, encoded and checked as the
+ * coordinator's aggregate would (NaN/Inf, the product bound). 0 or -1. */
+int mfl_site_secagg_set_input(mfl_site_secagg_t *self, const float *delta, double weight,
+                              char *err, size_t errlen);
+
+/* A coordinator's message `in` of this attempt. Returns 1 with the reply
+ * in *out (for SECAGG_MASKED *words / *n_words are the masked vector,
+ * valid until destroy, and *hash its BLAKE2b-256, the value the site's
+ * audit log records), 0 when there is nothing to send (SECAGG_END), or -1
+ * with *reject and err when the site refuses (a bad list or box, a request
+ * an honest site must not answer, no input yet for the masked phase). */
+int mfl_site_secagg_on_msg(mfl_site_secagg_t *self, const mfl_secagg_wire_t *in,
+                           mfl_secagg_wire_t *out, const uint64_t **words, size_t *n_words,
+                           uint8_t hash[32], mfl_reject_t *reject, char *err, size_t errlen);
+
+#endif

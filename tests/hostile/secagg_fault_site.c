@@ -1,0 +1,65 @@
+/* secagg_fault_site: the real site agent (site-agent/agent.h) with one
+ * secure-aggregation fault switched on, for tests/integration/
+ * test_secagg_daemons.sh. It speaks real CurveZMQ with the site's real key
+ * and trains on its real data; only the masked phase misbehaves. Not
+ * installed; built by `make unit-tests` into build/tests/.
+ *
+ *   secagg_fault_site --config SITE.yaml --fault exit-after-share|short-masked|twice-masked
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "agent.h"
+#include "core/log.h"
+
+static volatile sig_atomic_t s_stop;
+static void s_on_signal(int sig)
+{
+    (void)sig;
+    s_stop = 1;
+}
+
+int main(int argc, char **argv)
+{
+    mfl_log_set_program("secagg-fault-site");
+    const char *config = NULL, *fault = NULL;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (strcmp(argv[i], "--config") == 0)
+            config = argv[i + 1];
+        else if (strcmp(argv[i], "--fault") == 0)
+            fault = argv[i + 1];
+    }
+    mfl_site_agent_opts_t opts = {0};
+    opts.exit_after_eval = true;
+    if (fault && strcmp(fault, "exit-after-share") == 0)
+        opts.secagg_fault = MFL_SECAGG_FAULT_EXIT_AFTER_SHARE;
+    else if (fault && strcmp(fault, "short-masked") == 0)
+        opts.secagg_fault = MFL_SECAGG_FAULT_SHORT_MASKED;
+    else if (fault && strcmp(fault, "twice-masked") == 0)
+        opts.secagg_fault = MFL_SECAGG_FAULT_TWICE_MASKED;
+    if (!config || !opts.secagg_fault) {
+        fprintf(stderr, "usage: secagg_fault_site --config SITE.yaml --fault "
+                        "exit-after-share|short-masked|twice-masked\n");
+        return 2;
+    }
+    char err[2048];
+    mfl_site_config_t cfg;
+    if (mfl_site_config_load(config, &cfg, err, sizeof err) < 0) {
+        fprintf(stderr, "secagg_fault_site: %s\n", err);
+        return 1;
+    }
+    signal(SIGINT, s_on_signal);
+    signal(SIGTERM, s_on_signal);
+    signal(SIGPIPE, SIG_IGN);
+    mfl_site_agent_t *agent = mfl_site_agent_new(&cfg, &opts, err, sizeof err);
+    if (!agent) {
+        fprintf(stderr, "secagg_fault_site: %s\n", err);
+        mfl_site_config_clear(&cfg);
+        return 1;
+    }
+    int rc = mfl_site_agent_run(agent, &s_stop);
+    mfl_site_agent_destroy(&agent);
+    mfl_site_config_clear(&cfg);
+    return rc;
+}
