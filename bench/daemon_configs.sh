@@ -3,7 +3,9 @@
 # two-class label y; FedAvg; generous message limits for 10M-parameter θ).
 # env BENCH_MAX_UPLOADS sets rounds.max_concurrent_uploads, BENCH_UPLOAD_ENCODING
 # rounds.upload_encoding (see below), BENCH_SECAGG=1 secure aggregation
-# (threshold 3; every site's roster = the allow-list directory).
+# (threshold 3; every site's roster = the allow-list directory),
+# BENCH_DEFAULT_LIMITS=1 leaves out both files' limits: block (the daemons'
+# defaults, which follow the model size).
 
 # bench_site_yaml OUT ID ENDPOINT KEY_DIR CSV TRAIN_FRACTION AUDIT_LOG
 bench_site_yaml() {
@@ -31,9 +33,13 @@ bench_site_yaml() {
         echo "  log_level: warn"
         echo "audit:"
         echo "  log: $audit"
-        echo "limits:"
-        echo "  max_message_bytes: 512M"
-        echo "  max_params: 64M"
+        # BENCH_DEFAULT_LIMITS=1: no limits block, the daemons' defaults
+        # (they follow the model size: bench/large_model.sh, bench/grid.sh).
+        if [ "${BENCH_DEFAULT_LIMITS:-0}" != 1 ]; then
+            echo "limits:"
+            echo "  max_message_bytes: 512M"
+            echo "  max_params: 64M"
+        fi
         # BENCH_SECAGG=1: secure aggregation (docs/SECAGG.md); the roster is
         # the consortium's keys, here the allow-list directory itself.
         if [ "${BENCH_SECAGG:-0}" = 1 ]; then
@@ -81,8 +87,10 @@ bench_coord_yaml() {
         echo "eval:"
         echo "  adapt_steps: 1"
         echo "  deadline_s: $deadline"
-        echo "limits:"
-        echo "  max_message_bytes: 512M"
+        if [ "${BENCH_DEFAULT_LIMITS:-0}" != 1 ]; then
+            echo "limits:"
+            echo "  max_message_bytes: 512M"
+        fi
         if [ "${BENCH_SECAGG:-0}" = 1 ]; then
             echo "secure_aggregation:"
             echo "  enabled: true"

@@ -14,7 +14,9 @@
 #        each row says its encoding, the final eval's mean accuracy and the 1-min load)
 #
 # Model: mlp:32-H-2 (softmax CE), P = 35H + 2: H = 286 → 10,012;
-# 28,571 → 999,987 (Flower's 1M model); 285,714 → 9,999,992.
+# 28,571 → 999,987 (Flower's 1M model); 285,714 → 9,999,992; above 20M
+# parameters two hidden layers (bench/model_for.py: 100M → mlp:32-9982-9982-2).
+# ROUNDS_TIMEOUT_S: how long one daemon run may take (default 900).
 #
 # "No local training": the daemons have no switch to skip training, so each
 # site runs the smallest real step: FedAvg, one full-batch SGD step on its 4
@@ -104,9 +106,6 @@ for i in range(1, maxn + 1):
                 f.write(",".join(f"{x:.5f}" for x in xs) + f",{y}\n")
 EOF
 
-hidden_for() { # P -> H with 35H + 2 ≈ P
-    echo $(( ($1 - 2 + 17) / 35 ))
-}
 
 site_yaml() { # name tag train_fraction endpoint
     bench_site_yaml "$WORK/$1.yaml" "$1" "$4" "$WORK/keys" "$WORK/$1-$2.csv" "$3" \
@@ -157,7 +156,7 @@ one_run() {
     local spid=$!
     PIDS+=("$spid")
     # Poll the coordinator's peak RSS until it exits (bounded).
-    local hwm=0 waited=0 limit=900
+    local hwm=0 waited=0 limit=${ROUNDS_TIMEOUT_S:-900}
     while kill -0 "$cpid" 2>/dev/null; do
         local h
         h=$(awk '/VmHWM/ {print $2}' "/proc/$cpid/status" 2>/dev/null)
@@ -259,20 +258,18 @@ EOF
 }
 
 for p in $PS; do
-    h=$(hidden_for "$p")
-    realp=$((35 * h + 2))
+    read -r spec realp _ < <(python3 bench/model_for.py "$p")
     for n in $NS; do
-        one_run "overhead-P$realp-N$n" "mlp:32-$h-2" "$realp" "$n" tiny 0.5 0 1 0
+        one_run "overhead-P$realp-N$n" "$spec" "$realp" "$n" tiny 0.5 0 1 0
     done
 done
 # The same overhead runs with every durable write on tmpfs (diagnostic).
 if [ -d /dev/shm ] && [ -w /dev/shm ] && [ "${ROUNDS_TMPFS:-1}" = 1 ]; then
     RUN_BASE=$(mktemp -d /dev/shm/metafl-bench-rounds.XXXXXX)
     for p in $PS; do
-        h=$(hidden_for "$p")
-        realp=$((35 * h + 2))
+        read -r spec realp _ < <(python3 bench/model_for.py "$p")
         for n in $NS; do
-            one_run "tmpfs-P$realp-N$n" "mlp:32-$h-2" "$realp" "$n" tiny 0.5 0 1 0
+            one_run "tmpfs-P$realp-N$n" "$spec" "$realp" "$n" tiny 0.5 0 1 0
         done
     done
     rm -rf "$RUN_BASE"

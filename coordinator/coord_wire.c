@@ -1,6 +1,7 @@
 /* The coordinator's transport adapter over wire/server.h (see coord_wire.h). */
 #include "coord_wire.h"
 
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -57,8 +58,19 @@ typedef struct {
     uint64_t *counts;            /* per tensor, for the helper */
 } s_prep_t;
 
+/* The hashes of the last snapshot dropped after its broadcast, so that a
+ * send of the same θ later in the round (a late or reconnected site, the
+ * final evaluation) copies θ again but does not hash it again. */
+typedef struct {
+    uint8_t hash[32];     /* θ's key (all zero: nothing kept) */
+    uint8_t *tensor_hash; /* n_tensors × MFL_HASH_BYTES */
+    size_t n_tensors;
+    uint64_t count;
+} s_hash_cache_t;
+
 struct mfl_coord_wire {
     s_snapshot_t *snap;          /* the current θ (one reference held here) */
+    s_hash_cache_t cache;
     s_prep_t prep;
     mfl_identity_t *identity;
     mfl_server_t *server;
@@ -77,6 +89,7 @@ struct mfl_coord_wire {
 };
 
 #define S_PREP_THREAD_MIN ((uint64_t)1 << 18) /* floats (1 MiB): smaller θ, no helper */
+#define S_TRIM_MIN_BYTES ((uint64_t)64 << 20)  /* θ from which the arena is trimmed at a close */
 
 static void *s_prep_main(void *arg)
 {
@@ -118,6 +131,14 @@ void mfl_coord_wire_prepare_theta(mfl_coord_wire_t *self, const mfl_tensor_t *t,
     uint64_t total = 0;
     for (size_t i = 0; i < n; i++)
         total += t[i].count;
+    /* A big model: the round's updates arrived in 1 MiB frames that went
+     * back to the malloc arena, which keeps them resident (reused by the
+     * next round's uploads). Returning them to the kernel before this copy
+     * keeps the close's peak at θ, the sums and the copy; the next round
+     * faults them in again (a few ms per 400 MB, nothing against such a
+     * round; below the threshold the reuse is worth more). */
+    if (total * sizeof(float) >= S_TRIM_MIN_BYTES)
+        (void)malloc_trim(0);
     s_snapshot_t *snap = calloc(1, sizeof *snap);
     if (!snap)
         return;
@@ -182,6 +203,36 @@ static s_snapshot_t *s_prep_take(mfl_coord_wire_t *self, const uint8_t *hash, si
     return snap;
 }
 
+/* Once no send holds the snapshot any more (every site it went to has
+ * all of θ), it is dropped: during the collection that follows the
+ * engine's θ is the only copy (4·P bytes less at the coordinator's peak,
+ * docs/PERFORMANCE.md "Large models"). Its hashes are kept for a later
+ * send of the same θ. Called on the main thread, the only one that adds
+ * references: a count of 1 (ours) cannot grow meanwhile. */
+static void s_snapshot_trim(mfl_coord_wire_t *self)
+{
+    s_snapshot_t *snap = self->snap;
+    if (!snap || atomic_load(&snap->refs) != 1)
+        return;
+    uint8_t *h = realloc(self->cache.tensor_hash,
+                         (snap->n_tensors ? snap->n_tensors : 1) * MFL_HASH_BYTES);
+    if (h) {
+        memcpy(h, snap->tensor_hash, snap->n_tensors * MFL_HASH_BYTES);
+        memcpy(self->cache.hash, snap->hash, 32);
+        self->cache.tensor_hash = h;
+        self->cache.n_tensors = snap->n_tensors;
+        self->cache.count = snap->count;
+    }
+    s_snapshot_unref(snap);
+    self->snap = NULL;
+}
+
+size_t mfl_coord_wire_snapshot_bytes(const mfl_coord_wire_t *self)
+{
+    size_t b = self->snap ? self->snap->count * sizeof(float) : 0;
+    return b + (self->prep.snap ? self->prep.snap->count * sizeof(float) : 0);
+}
+
 uint32_t mfl_coord_wire_protocol_version(void) { return MFL_WIRE_PROTOCOL_VERSION; }
 
 #define S_REJECT_LOGS_PER_S 5
@@ -226,6 +277,10 @@ mfl_coord_wire_t *mfl_coord_wire_new(const char *endpoint, const char *key_file,
      * so N connections hold N small encrypted copies, not N whole θ (see
      * MFL_WIRE_BROADCAST_CHUNK_BYTES). */
     opts.limits.chunk_bytes = MFL_WIRE_BROADCAST_CHUNK_BYTES;
+    /* Updates stay in the frames they came in (the engine folds, norms
+     * and hashes them run by run): no 4·P contiguous copy per update held
+     * (docs/PERFORMANCE.md, "Large models"). */
+    opts.limits.pieces = true;
     self->server = mfl_server_new(endpoint, self->identity, allow_dir, &opts, err, errlen);
     if (!self->server)
         goto out_fail;
@@ -244,6 +299,7 @@ void mfl_coord_wire_destroy(mfl_coord_wire_t **self_p)
     s_prep_drop(self);
     mfl_server_destroy(&self->server); /* releases pending sends first */
     s_snapshot_unref(self->snap);
+    free(self->cache.tensor_hash);
     mfl_identity_destroy(&self->identity);
     free(self->views);
     free(self->send);
@@ -289,6 +345,8 @@ uint64_t mfl_coord_wire_last_seen(const mfl_coord_wire_t *self, const char *site
 }
 
 void mfl_coord_wire_release(mfl_coord_wire_t *self) { mfl_msg_destroy(&self->msg); }
+
+void mfl_coord_wire_release_tensors(mfl_coord_wire_t *self) { mfl_msg_release_tensors(self->msg); }
 
 static const char *s_str(const char *s) { return s ? s : ""; }
 
@@ -390,6 +448,7 @@ int mfl_coord_wire_recv(mfl_coord_wire_t *self, int timeout_ms, mfl_wire_event_t
                         char *err, size_t errlen)
 {
     mfl_msg_destroy(&self->msg);
+    s_snapshot_trim(self);
     memset(ev, 0, sizeof *ev);
     int reason = 0;
     char why[512] = "";
@@ -458,12 +517,20 @@ static s_snapshot_t *s_snapshot(mfl_coord_wire_t *self, const uint8_t *hash, siz
         free(snap);
         return NULL;
     }
+    /* θ sent earlier in the round and dropped after that broadcast
+     * (s_snapshot_trim): its tensor hashes are still known. */
+    bool cached = hash_len == 32 && self->cache.tensor_hash && self->cache.n_tensors == n &&
+                  self->cache.count == total && memcmp(self->cache.hash, hash, 32) == 0;
     uint64_t off = 0;
     for (size_t i = 0; i < n; i++) {
         memcpy(snap->data + off, t[i].data, t[i].count * sizeof(float));
-        mfl_tensor_hash(snap->data + off, t[i].count, snap->tensor_hash + i * MFL_HASH_BYTES);
+        if (!cached)
+            mfl_tensor_hash(snap->data + off, t[i].count,
+                            snap->tensor_hash + i * MFL_HASH_BYTES);
         off += t[i].count;
     }
+    if (cached)
+        memcpy(snap->tensor_hash, self->cache.tensor_hash, n * MFL_HASH_BYTES);
     snap->n_tensors = n;
     snap->count = total;
     if (hash_len == 32)

@@ -91,6 +91,18 @@ void mfl_coord_wire_destroy(mfl_coord_wire_t **self_p);
 void mfl_coord_wire_prepare_theta(mfl_coord_wire_t *self, const mfl_tensor_t *tensors,
                                   const uint8_t *hashes, size_t n_tensors);
 
+/* The current event's update has been folded (the engine is closing the
+ * round): its tensor frames are given back now rather than at the next
+ * receive, so the close's copy of the new θ does not come on top of them.
+ * The event's tensor views must not be read afterwards. */
+void mfl_coord_wire_release_tensors(mfl_coord_wire_t *self);
+
+/* Bytes of θ copies the adapter holds for broadcasts: the current
+ * snapshot (while some send still holds it, or until the next receive
+ * after its last send finished: then it is dropped and only its hashes are
+ * kept) plus one being prepared. For tests and memory accounting. */
+size_t mfl_coord_wire_snapshot_bytes(const mfl_coord_wire_t *self);
+
 /* The bound endpoint ("tcp://127.0.0.1:41234"). */
 const char *mfl_coord_wire_endpoint(const mfl_coord_wire_t *self);
 

@@ -95,6 +95,9 @@ static void s_sink_theta(void *ctx, const mfl_tensor_t *t, const uint8_t *hashes
                          size_t n)
 {
     mfl_coordinator_t *self = ctx;
+    /* θ moved on: every update of the round is folded, including the one
+     * whose event is being handled (if it closed the round) */
+    mfl_coord_wire_release_tensors(self->wire);
     mfl_coord_wire_prepare_theta(self->wire, t, hashes, n);
 }
 

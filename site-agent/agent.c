@@ -226,6 +226,10 @@ mfl_site_agent_t *mfl_site_agent_new(const mfl_site_config_t *cfg,
     /* Pipelined frames: Δ is encrypted, sent and decrypted frame by frame
      * (see MFL_WIRE_PIPELINE_CHUNK_BYTES). */
     co.limits.chunk_bytes = MFL_WIRE_PIPELINE_CHUNK_BYTES;
+    /* θ stays in the 64 KiB frames it came in: s_gather_theta copies it
+     * from there into self->theta, with no contiguous copy in between
+     * (4·P bytes less at the site's peak). */
+    co.limits.pieces = true;
     co.io_threads = 1; /* one connection: the training threads need the cores */
     self->client = mfl_client_new(cfg->endpoint, self->identity, &self->coord_key, &co, sub,
                                   sizeof(sub));
@@ -377,8 +381,9 @@ static int s_send_hello(mfl_site_agent_t *self, char *err, size_t errlen)
     return 0;
 }
 
-/* Concatenates the message's tensors into self->theta (the coordinator
- * sends θ as the learner's tensors in layout order). */
+/* Concatenates the message's tensors, from the frames they came in, into
+ * self->theta (the coordinator sends θ as the learner's tensors in layout
+ * order). */
 static int s_gather_theta(mfl_site_agent_t *self, const mfl_msg_t *msg, size_t *n, char *err,
                           size_t errlen)
 {
@@ -401,9 +406,13 @@ static int s_gather_theta(mfl_site_agent_t *self, const mfl_msg_t *msg, size_t *
     }
     size_t off = 0;
     for (size_t i = 0; i < nt; i++) {
-        const mfl_tensor_t *t = mfl_msg_tensor(msg, i);
-        memcpy(self->theta + off, t->data, (size_t)t->count * sizeof(float));
-        off += (size_t)t->count;
+        mfl_tensor_piece_t one;
+        size_t nr;
+        const mfl_tensor_piece_t *r = mfl_tensor_pieces(mfl_msg_tensor(msg, i), &one, &nr);
+        for (size_t k = 0; k < nr; k++) {
+            memcpy(self->theta + off, r[k].data, (size_t)r[k].count * sizeof(float));
+            off += (size_t)r[k].count;
+        }
     }
     *n = total;
     return 0;

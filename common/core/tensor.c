@@ -30,3 +30,16 @@ mfl_tensor_t mfl_tensor_view(const char *name, size_t ndim, const size_t *shape,
     t.data = data;
     return t;
 }
+
+const mfl_tensor_piece_t *mfl_tensor_pieces(const mfl_tensor_t *t, mfl_tensor_piece_t *one,
+                                            size_t *n)
+{
+    if (t->n_pieces) {
+        *n = t->n_pieces;
+        return t->pieces;
+    }
+    one->data = t->data;
+    one->count = t->count;
+    *n = 1;
+    return one;
+}

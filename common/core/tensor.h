@@ -16,6 +16,12 @@
 #define MFL_TENSOR_MAX_DIMS 8  /* dimensions of any tensor (the wire's limit too) */
 #define MFL_TENSOR_NAME_MAX 64 /* bytes of a model tensor's name, NUL included */
 
+/* A run of a tensor's values where they arrived (a received frame). */
+typedef struct {
+    const float *data; /* count floats, 4-byte aligned */
+    uint64_t count;
+} mfl_tensor_piece_t;
+
 typedef struct {
     const char *name;
     size_t ndim;                         /* ≤ MFL_TENSOR_MAX_DIMS; 0 = scalar (count 1) */
@@ -35,6 +41,14 @@ typedef struct {
      * the bytes that came. */
     uint32_t encoding;
     float scale; /* int8: value = code · scale */
+    /* Receive side only, where the receiver asked for it (the coordinator's
+     * updates: wire/message.h, mfl_wire_limits_t.pieces): a float32 tensor
+     * that arrived in several frames is left in them instead of being
+     * copied into one buffer; `data` is then NULL and the values are these
+     * n_pieces runs, in order, their counts adding up to `count`. NULL / 0
+     * everywhere else. Read a view either way with mfl_tensor_pieces. */
+    const mfl_tensor_piece_t *pieces;
+    size_t n_pieces;
 } mfl_tensor_t;
 
 /* A 1-D view {count} of data named `name` (blake2b NULL). */
@@ -45,5 +59,10 @@ mfl_tensor_t mfl_tensor_vec(const char *name, const float *data, uint64_t count)
  * count their product. */
 mfl_tensor_t mfl_tensor_view(const char *name, size_t ndim, const size_t *shape,
                              const float *data);
+
+/* The view's values as runs: t->pieces (*n = t->n_pieces) when it has
+ * them, else one run {t->data, t->count} written into *one. */
+const mfl_tensor_piece_t *mfl_tensor_pieces(const mfl_tensor_t *t, mfl_tensor_piece_t *one,
+                                            size_t *n);
 
 #endif

@@ -3,6 +3,7 @@
 #include "fed/aggregate.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,6 +18,7 @@ struct mfl_aggregate {
     size_t count;
     uint64_t weight_q;      /* Σ round(w·2^8) */
     int64_t *sum;           /* n fixed-point sums Σ round(w·Δⱼ·2^F) */
+    bool spent;             /* the sums' storage holds the mean (mean_in_place) */
 };
 
 /* rint(y) as an integer for |y| < 2^51, without a scalar double → int64
@@ -131,6 +133,10 @@ static int s_admit_weight(double weight, double *wq_out, double *w_eff, char *er
 static int s_admit(const mfl_aggregate_t *self, double weight, double *wq_out, double *w_eff,
                    char *err, size_t errlen)
 {
+    if (self->spent) {
+        mfl_errf(err, errlen, "aggregate's sums were turned into the mean; reset first");
+        return -1;
+    }
     if (self->count >= self->max_updates) {
         mfl_errf(err, errlen, "aggregate already holds %zu updates (the most before a reset)",
                  self->count);
@@ -225,7 +231,7 @@ int mfl_aggregate_add_parts(mfl_aggregate_t *self, const mfl_aggregate_part_t *p
 int mfl_aggregate_remove_parts(mfl_aggregate_t *self, const mfl_aggregate_part_t *parts,
                                size_t n_parts, double weight)
 {
-    if (self->count == 0 || !isfinite(weight) || weight <= 0 ||
+    if (self->spent || self->count == 0 || !isfinite(weight) || weight <= 0 ||
         weight > MFL_AGGREGATE_MAX_WEIGHT)
         return -1;
     double wq = nearbyint(ldexp(weight, MFL_AGGREGATE_WEIGHT_BITS));
@@ -266,7 +272,7 @@ int mfl_aggregate_quantise(const mfl_aggregate_t *self, const float *delta, doub
 int mfl_aggregate_add_sum(mfl_aggregate_t *self, const int64_t *sum, uint64_t weight_q,
                           size_t count, char *err, size_t errlen)
 {
-    if (count == 0 || count > self->max_updates - self->count) {
+    if (self->spent || count == 0 || count > self->max_updates - self->count) {
         mfl_errf(err, errlen, "a sum of %zu updates does not fit (%zu of %u already held)",
                  count, self->count, self->max_updates);
         return -1;
@@ -304,17 +310,45 @@ double mfl_aggregate_max_product(const mfl_aggregate_t *self)
     return self->max_product;
 }
 
+/* Σ w·Δ = S / 2^F and Σ w = W / 2^8, so mean = S / (W · 2^(F−8)). Both
+ * conversions to double are of exact integers: deterministic. */
+static double s_inv_denom(const mfl_aggregate_t *self)
+{
+    double denom = ldexp((double)self->weight_q, (int)self->frac_bits - MFL_AGGREGATE_WEIGHT_BITS);
+    return 1.0 / denom; /* one rounding more than dividing: ~1e-16 relative */
+}
+
 int mfl_aggregate_mean(const mfl_aggregate_t *self, float *out)
 {
-    if (self->count == 0)
+    if (self->count == 0 || self->spent)
         return -1;
-    /* Σ w·Δ = S / 2^F and Σ w = W / 2^8, so mean = S / (W · 2^(F−8)). Both
-     * conversions to double are of exact integers: deterministic. */
-    double denom = ldexp((double)self->weight_q, (int)self->frac_bits - MFL_AGGREGATE_WEIGHT_BITS);
-    const double inv = 1.0 / denom; /* one rounding more than dividing: ~1e-16 relative */
+    const double inv = s_inv_denom(self);
     for (size_t j = 0; j < self->n; j++)
         out[j] = (float)((double)self->sum[j] * inv);
     return 0;
+}
+
+#define S_MEAN_BLOCK 1024
+
+float *mfl_aggregate_mean_in_place(mfl_aggregate_t *self)
+{
+    if (self->count == 0 || self->spent)
+        return NULL;
+    const double inv = s_inv_denom(self);
+    /* Float j goes to bytes [4j, 4j + 4) of the sums' storage. A block's
+     * sums are all read into `tmp` before its floats are written, and the
+     * floats of block b land at or below the sums of block b, which are
+     * read already: nothing is overwritten before it is read. */
+    unsigned char *base = (unsigned char *)self->sum;
+    float tmp[S_MEAN_BLOCK];
+    for (size_t j = 0; j < self->n; j += S_MEAN_BLOCK) {
+        size_t m = self->n - j < S_MEAN_BLOCK ? self->n - j : S_MEAN_BLOCK;
+        for (size_t k = 0; k < m; k++)
+            tmp[k] = (float)((double)self->sum[j + k] * inv);
+        memcpy(base + j * sizeof(float), tmp, m * sizeof(float));
+    }
+    self->spent = true;
+    return (float *)(void *)base;
 }
 
 void mfl_aggregate_reset(mfl_aggregate_t *self)
@@ -322,4 +356,5 @@ void mfl_aggregate_reset(mfl_aggregate_t *self)
     memset(self->sum, 0, self->n * sizeof *self->sum);
     self->count = 0;
     self->weight_q = 0;
+    self->spent = false;
 }

@@ -129,6 +129,15 @@ double mfl_aggregate_max_product(const mfl_aggregate_t *self);
  * Bit-identical for the same multiset of (Δ, w), in any order. */
 int mfl_aggregate_mean(const mfl_aggregate_t *self, float *out);
 
+/* The same mean, bit for bit, written over the sums' own storage (the
+ * first 4·n_params of its 8·n_params bytes) and returned there: no second
+ * P-float buffer at the round's close (the coordinator's peak at large
+ * P). The sums are gone afterwards: until mfl_aggregate_reset, adding,
+ * removing, mean and mean_in_place refuse (-1 / NULL); count and total
+ * weight still answer. NULL if nothing was added. The pointer is valid
+ * until reset or destroy. */
+float *mfl_aggregate_mean_in_place(mfl_aggregate_t *self);
+
 /* Forgets all updates (sums, count, weight); keeps the allocation. */
 void mfl_aggregate_reset(mfl_aggregate_t *self);
 

@@ -28,6 +28,30 @@ S_VECTORISE double mfl_vec_sumsq(const float *v, size_t n)
     return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
 }
 
+void mfl_vec_sumsq_init(mfl_vec_sumsq_t *s) { memset(s, 0, sizeof *s); }
+
+S_VECTORISE void mfl_vec_sumsq_add(mfl_vec_sumsq_t *s, const float *v, size_t n)
+{
+    double acc[S_LANES];
+    memcpy(acc, s->acc, sizeof acc);
+    size_t i = 0;
+    for (; i < n && (s->n + i) % S_LANES != 0; i++) /* up to the next lane 0 */
+        acc[(s->n + i) % S_LANES] += (double)v[i] * (double)v[i];
+    for (; i + S_LANES <= n; i += S_LANES)
+        for (size_t k = 0; k < S_LANES; k++)
+            acc[k] += (double)v[i + k] * (double)v[i + k];
+    for (size_t k = 0; i < n; i++, k++)
+        acc[k] += (double)v[i] * (double)v[i];
+    memcpy(s->acc, acc, sizeof acc);
+    s->n += n;
+}
+
+double mfl_vec_sumsq_end(const mfl_vec_sumsq_t *s)
+{
+    const double *acc = s->acc;
+    return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+}
+
 S_VECTORISE double mfl_vec_copy_sumsq(float *restrict dst, const float *restrict src, size_t n)
 {
     double acc[S_LANES] = {0};

@@ -14,6 +14,19 @@
  * propagate. */
 double mfl_vec_sumsq(const float *v, size_t n);
 
+/* mfl_vec_sumsq of a vector that comes as consecutive runs (a received
+ * update left in its frames): init, add each run in order, end. Element i
+ * of the whole goes to partial sum i mod 8 in index order, exactly as in
+ * mfl_vec_sumsq, so the result is bit-identical to mfl_vec_sumsq of the
+ * runs' concatenation however they are cut. */
+typedef struct {
+    double acc[8];
+    size_t n; /* elements added so far */
+} mfl_vec_sumsq_t;
+void mfl_vec_sumsq_init(mfl_vec_sumsq_t *s);
+void mfl_vec_sumsq_add(mfl_vec_sumsq_t *s, const float *v, size_t n);
+double mfl_vec_sumsq_end(const mfl_vec_sumsq_t *s);
+
 /* Copies src[0..n) to dst (which must not overlap it) and returns Σ src[i]²
  * as mfl_vec_sumsq, in the same pass. The sum is finite exactly when every
  * element is (float squares cannot overflow a double sum of < 2^900

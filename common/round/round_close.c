@@ -112,9 +112,14 @@ static void s_delta_hash(const mfl_round_engine_t *self, const mfl_tensor_t *t,
 {
     crypto_generichash_state st;
     crypto_generichash_init(&st, NULL, 0, 32);
-    for (size_t i = 0; i < self->n_tensors; i++)
-        crypto_generichash_update(&st, (const unsigned char *)t[i].data,
-                                  (size_t)t[i].count * sizeof(float));
+    for (size_t i = 0; i < self->n_tensors; i++) {
+        mfl_tensor_piece_t one;
+        size_t nr;
+        const mfl_tensor_piece_t *r = mfl_tensor_pieces(&t[i], &one, &nr);
+        for (size_t k = 0; k < nr; k++)
+            crypto_generichash_update(&st, (const unsigned char *)r[k].data,
+                                      (size_t)r[k].count * sizeof(float));
+    }
     crypto_generichash_final(&st, out, 32);
 }
 
@@ -362,29 +367,32 @@ void mfl_engine_close_round(mfl_round_engine_t *self, uint64_t now_ms, bool at_d
     m.seconds = mfl_clock_mono_s() - self->opened_mono_s;
     m.at_deadline = at_deadline;
 
-    /* The mean lives only through the close: the round's memory peak is
-     * during collection (θ, its broadcast snapshot, the sums, a decoded Δ
-     * and W granted ones in flight), where a resident mean buffer would be
-     * 4·P bytes more (docs/PERFORMANCE.md, "Coordinator memory at its
-     * peak"). Above glibc's mmap threshold the allocation is fresh pages,
-     * given back on free. */
-    float *mean = malloc(self->n_state * sizeof(float));
-    if (!mean) {
+    /* The plain mean is written over the fixed-point sums' storage (no
+     * second 4·P buffer at the close; the sums are reset when the next
+     * round opens or this one is abandoned); robust rules need a buffer. */
+    bool robust = self->config.aggregator != MFL_AGG_MEAN;
+    float *mean = robust ? malloc(self->n_state * sizeof(float)) : NULL;
+    if (robust && !mean) {
         mfl_error("round %u: out of memory for the mean of %zu parameters; θ unchanged, round "
                   "retried", self->round, self->n_state);
         mfl_engine_abandon_round(self, now_ms);
         return;
     }
-    bool robust = self->config.aggregator != MFL_AGG_MEAN;
-    int agg_rc = robust ? mfl_engine_robust_mean(self, mean, err, sizeof err)
-                        : mfl_aggregate_mean(self->agg, mean);
-    if (!robust && agg_rc < 0)
-        snprintf(err, sizeof err, "no update to average");
-    if (robust)
+    int agg_rc = 0;
+    if (robust) {
+        agg_rc = mfl_engine_robust_mean(self, mean, err, sizeof err);
         mfl_engine_robust_reset(self);
+    } else {
+        mean = mfl_aggregate_mean_in_place(self->agg);
+        if (!mean) {
+            agg_rc = -1;
+            snprintf(err, sizeof err, "no update to average");
+        }
+    }
     if (agg_rc < 0 ||
         mfl_server_step_apply(self->step, self->theta, mean, err, sizeof err) < 0) {
-        free(mean);
+        if (robust)
+            free(mean);
         /* Every update passed the finiteness and bound checks, so this is
          * a step that would make θ non-finite: keep θ, retry the round. */
         mfl_error("round %u: server step refused (%s); θ unchanged, round retried",
@@ -393,7 +401,8 @@ void mfl_engine_close_round(mfl_round_engine_t *self, uint64_t now_ms, bool at_d
         return;
     }
     m.delta_norm = sqrt(mfl_vec_sumsq(mean, self->n_state));
-    free(mean);
+    if (robust)
+        free(mean);
     /* θ's tensor hashes and digest (the broadcast's TensorHeaders,
      * RoundTask.model_hash, the round_closed record, metrics: one BLAKE2b
      * pass for all) on a helper while this thread syncs the audit log and

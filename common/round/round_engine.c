@@ -403,7 +403,7 @@ static int s_check_shapes(mfl_round_engine_t *self, const char *peer,
     for (size_t i = 0; i < n; i++) {
         const mfl_tensor_t *want = &self->views[i];
         bool same = t[i].name && strcmp(t[i].name, want->name) == 0 && t[i].ndim == want->ndim &&
-                    t[i].count == want->count && t[i].data;
+                    t[i].count == want->count && (t[i].data || t[i].n_pieces);
         for (size_t d = 0; same && d < want->ndim; d++)
             same = t[i].shape[d] == want->shape[d];
         if (!same) {
@@ -426,18 +426,64 @@ static int s_check_shapes(mfl_round_engine_t *self, const char *peer,
 static double s_norm(const mfl_round_engine_t *self, const mfl_tensor_t *t, size_t *bad)
 {
     double sq = 0;
-    for (size_t i = 0; i < self->n_tensors; i++)
-        sq += mfl_vec_sumsq(t[i].data, (size_t)t[i].count);
+    for (size_t i = 0; i < self->n_tensors; i++) {
+        /* run by run when the tensor is left in its frames: the same
+         * partial sums as one pass over it (fed/vec.h) */
+        mfl_tensor_piece_t one;
+        size_t nr;
+        const mfl_tensor_piece_t *r = mfl_tensor_pieces(&t[i], &one, &nr);
+        mfl_vec_sumsq_t acc;
+        mfl_vec_sumsq_init(&acc);
+        for (size_t k = 0; k < nr; k++)
+            mfl_vec_sumsq_add(&acc, r[k].data, (size_t)r[k].count);
+        sq += mfl_vec_sumsq_end(&acc);
+    }
     if (!isfinite(sq)) {
         *bad = self->n_state;
         for (size_t i = 0; i < self->n_tensors && *bad == self->n_state; i++) {
-            size_t at = mfl_vec_first_nonfinite(t[i].data, (size_t)t[i].count);
-            if (at < t[i].count)
-                *bad = self->tensor_offset[i] + at;
+            mfl_tensor_piece_t one;
+            size_t nr, off = 0;
+            const mfl_tensor_piece_t *r = mfl_tensor_pieces(&t[i], &one, &nr);
+            for (size_t k = 0; k < nr && *bad == self->n_state; off += r[k].count, k++) {
+                size_t at = mfl_vec_first_nonfinite(r[k].data, (size_t)r[k].count);
+                if (at < r[k].count)
+                    *bad = self->tensor_offset[i] + off + at;
+            }
         }
         return -1;
     }
     return sqrt(sq);
+}
+
+/* self->parts: the update's runs (a run per tensor, or per frame of a
+ * tensor left in its frames) at their flat offsets; `flat` (a scaled or
+ * kept copy) instead when given. Their number, or 0 when out of memory. */
+static size_t s_parts(mfl_round_engine_t *self, const mfl_tensor_t *tensors, const float *flat)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < self->n_tensors; i++)
+        n += flat || !tensors[i].n_pieces ? 1 : tensors[i].n_pieces;
+    if (n > self->cap_parts) {
+        mfl_aggregate_part_t *p = realloc(self->parts, n * sizeof *p);
+        if (!p)
+            return 0;
+        self->parts = p;
+        self->cap_parts = n;
+    }
+    size_t at = 0;
+    for (size_t i = 0; i < self->n_tensors; i++) {
+        size_t off = self->tensor_offset[i];
+        if (flat) {
+            self->parts[at++] = (mfl_aggregate_part_t){off, flat + off, (size_t)tensors[i].count};
+            continue;
+        }
+        mfl_tensor_piece_t one;
+        size_t nr;
+        const mfl_tensor_piece_t *r = mfl_tensor_pieces(&tensors[i], &one, &nr);
+        for (size_t k = 0; k < nr; off += r[k].count, k++)
+            self->parts[at++] = (mfl_aggregate_part_t){off, r[k].data, (size_t)r[k].count};
+    }
+    return at;
 }
 
 /* The weight a site's update counts with: its claimed sample count, at
@@ -485,15 +531,25 @@ static int s_take(mfl_round_engine_t *self, const char *peer, mfl_engine_site_t 
                               self->n_state);
             return -1;
         }
-        for (size_t i = 0; i < self->n_tensors; i++)
-            for (size_t j = 0; j < tensors[i].count; j++)
-                flat[self->tensor_offset[i] + j] = (float)(scale * (double)tensors[i].data[j]);
+        for (size_t i = 0; i < self->n_tensors; i++) {
+            mfl_tensor_piece_t one;
+            size_t nr;
+            const mfl_tensor_piece_t *r = mfl_tensor_pieces(&tensors[i], &one, &nr);
+            float *to = flat + self->tensor_offset[i];
+            for (size_t k = 0; k < nr; to += r[k].count, k++)
+                for (size_t j = 0; j < r[k].count; j++)
+                    to[j] = (float)(scale * (double)r[k].data[j]);
+        }
     }
-    for (size_t i = 0; i < self->n_tensors; i++)
-        self->parts[i] = (mfl_aggregate_part_t){
-            self->tensor_offset[i],
-            flat ? flat + self->tensor_offset[i] : tensors[i].data, (size_t)tensors[i].count};
-    if (!robust && mfl_aggregate_add_parts(self->agg, self->parts, self->n_tensors, w, err,
+    size_t n_parts = s_parts(self, tensors, flat);
+    if (!n_parts) {
+        free(flat);
+        mfl_engine_reject(self, peer, MFL_REJECT_TOO_LARGE, round,
+                          "coordinator out of memory for an update's %zu tensors",
+                          self->n_tensors);
+        return -1;
+    }
+    if (!robust && mfl_aggregate_add_parts(self->agg, self->parts, n_parts, w, err,
                                            sizeof err) < 0) {
         free(flat);
         mfl_engine_reject(self, peer, MFL_REJECT_NORM, round,
@@ -505,7 +561,7 @@ static int s_take(mfl_round_engine_t *self, const char *peer, mfl_engine_site_t 
     if (mfl_engine_audit_update(self, h, tensors, norm, note, signed_header, signed_header_len,
                                 signature, signature_len) < 0) {
         if (!robust)
-            (void)mfl_aggregate_remove_parts(self->agg, self->parts, self->n_tensors, w);
+            (void)mfl_aggregate_remove_parts(self->agg, self->parts, n_parts, w);
         free(flat);
         self->audit_refused++;
         mfl_engine_reject(self, peer, MFL_REJECT_AUDIT_UNAVAILABLE, round,

@@ -63,7 +63,10 @@ struct mfl_round_engine {
     size_t n_tensors;
     mfl_tensor_t *views;   /* θ as tensors (data points into theta) */
     size_t *tensor_offset;        /* contiguous in tensor order (checked at new) */
-    mfl_aggregate_part_t *parts;  /* an update's tensors as aggregate parts (no flat Δ) */
+    mfl_aggregate_part_t *parts;  /* an update's tensors as aggregate parts (no flat Δ): one
+                                     per tensor, or per run of a tensor left in its frames */
+    size_t cap_parts;
+    uint32_t site_timeout_config_ms; /* as configured; config.site_timeout_ms follows P */
     mfl_aggregate_t *agg;
     mfl_server_step_t *step;
     mfl_audit_t *audit;

@@ -24,6 +24,7 @@ static int s_layout(mfl_round_engine_t *self)
     self->views = calloc(nt ? nt : 1, sizeof *self->views);
     self->tensor_offset = calloc(nt ? nt : 1, sizeof *self->tensor_offset);
     self->parts = calloc(nt ? nt : 1, sizeof *self->parts);
+    self->cap_parts = nt ? nt : 1;
     self->theta_tensor_hash = calloc(nt ? nt : 1, 32);
     if (!self->views || !self->tensor_offset || !self->parts ||
         !self->theta_tensor_hash)
@@ -96,6 +97,7 @@ void mfl_engine_unbind(mfl_round_engine_t *self)
     self->views = NULL;
     self->tensor_offset = NULL;
     self->parts = NULL;
+    self->cap_parts = 0;
     self->theta_tensor_hash = NULL;
     self->n_state = self->n_tensors = 0;
 }
@@ -107,6 +109,10 @@ int mfl_engine_bind(mfl_round_engine_t *self, char *err, size_t errlen)
     if (!self->learner)
         return -1;
     self->n_state = mfl_learner_n_state(self->learner);
+    /* from the configured value each time: a selection candidate's model
+     * may be of another size */
+    self->config.site_timeout_ms = self->site_timeout_config_ms;
+    self->config.site_timeout_ms = mfl_coord_config_site_timeout_ms(&self->config, self->n_state);
     self->theta = malloc(self->n_state * sizeof(float));
     self->agg = mfl_aggregate_new(self->n_state);
     self->step = mfl_server_step_new(&config->server, self->n_state);
@@ -138,6 +144,7 @@ mfl_round_engine_t *mfl_round_engine_new(const mfl_coord_config_t *config,
         return NULL;
     }
     self->config = *config;
+    self->site_timeout_config_ms = config->site_timeout_ms;
     if (sink)
         self->sink = *sink;
     mfl_round_engine_set_clock(self, NULL);

@@ -543,6 +543,7 @@ static int s_from_doc(mfl_yaml_doc_t *doc, mfl_coord_config_t *c, char *err, siz
     if (c->max_message_bytes < 4096)
         mfl_yaml_fail(doc, "limits.max_message_bytes", "must be at least 4K");
     c->heartbeat_ms = s_ms(doc, "limits.heartbeat_s", c->heartbeat_ms);
+    c->site_timeout_set = mfl_yaml_has(doc, "limits.site_timeout_s");
     c->site_timeout_ms = s_ms(doc, "limits.site_timeout_s", c->site_timeout_ms);
 
     s_read_sites(doc, c);
@@ -608,4 +609,13 @@ size_t mfl_coord_config_message_bytes(const mfl_coord_config_t *config, size_t n
     size_t per = config->secagg_enabled ? 8 : 4, words = n_state + (config->secagg_enabled ? 1 : 0);
     size_t need = words > (SIZE_MAX - (1u << 20)) / per ? SIZE_MAX : per * words + (1u << 20);
     return need > config->max_message_bytes ? need : config->max_message_bytes;
+}
+
+uint32_t mfl_coord_config_site_timeout_ms(const mfl_coord_config_t *config, size_t n_state)
+{
+    if (config->site_timeout_set || config->site_timeout_ms == 0)
+        return config->site_timeout_ms;
+    uint64_t units = (n_state + MFL_COORD_SITE_TIMEOUT_PARAMS - 1) / MFL_COORD_SITE_TIMEOUT_PARAMS;
+    uint64_t ms = (uint64_t)config->site_timeout_ms * (units ? units : 1);
+    return ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms;
 }

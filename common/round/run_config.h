@@ -103,7 +103,10 @@ typedef struct {
                                              mfl_coord_config_message_bytes) */
     bool max_message_bytes_set;           /* given in the file */
     uint32_t heartbeat_ms;
-    uint32_t site_timeout_ms;             /* a site silent this long is dropped */
+    uint32_t site_timeout_ms;             /* a site silent this long is dropped; unless
+                                             set, the engine raises it for a big model
+                                             (mfl_coord_config_site_timeout_ms) */
+    bool site_timeout_set;                /* limits.site_timeout_s given in the file */
 
     /* simulate only: site config files (resolved) */
     size_t n_sites;
@@ -140,6 +143,18 @@ int mfl_coord_path_resolve(const char *base_file, const char *rel, char *out, si
  * its default (256 MiB) and 4·n_state + 1 MiB (one float32 update and its
  * envelope), so a big model needs no limit raised by hand (issue 17). */
 size_t mfl_coord_config_message_bytes(const mfl_coord_config_t *config, size_t n_state);
+
+/* Parameters per site_timeout_ms of silence allowed (below). */
+#define MFL_COORD_SITE_TIMEOUT_PARAMS ((size_t)10000000)
+
+/* How long a site may be silent for a model of n_state floats:
+ * limits.site_timeout_s if the file sets it (0 = never), else the default
+ * (30 s) per 10M parameters, rounded up (30 s up to 10M, 300 s at 100M): a site
+ * sends no heartbeat while it receives and checks θ, trains and hashes and
+ * records its update, and all of that grows with P (at P = 100M on a
+ * shared 2-core machine a site was silent for well over 30 s and was
+ * dropped mid-round; issue 17). */
+uint32_t mfl_coord_config_site_timeout_ms(const mfl_coord_config_t *config, size_t n_state);
 
 /* 0 if `listen` is tcp://HOST:PORT with PORT 1-65535 or '*'; else -1 with
  * what is wrong ("has port '99999', ...") in why. */

@@ -33,6 +33,7 @@ void mfl_wire_limits_default(mfl_wire_limits_t *limits)
     limits->max_frames = 1024;
     limits->max_tensors = 256;
     limits->chunk_bytes = MFL_WIRE_CHUNK_BYTES;
+    limits->pieces = false;
 }
 
 /* sodium_init picks libsodium's fastest BLAKE2b for this CPU (AVX2 here);
@@ -344,6 +345,25 @@ int mfl_msg_send_reject(void *sock, const void *rid, size_t rid_len, int reason,
 
 /* ---- receive ------------------------------------------------------------- */
 
+void mfl_msg_release_tensors(mfl_msg_t *self)
+{
+    if (!self)
+        return;
+    for (size_t i = 1; i < self->n_frames; i++) { /* frame 0 is the envelope */
+        zmq_msg_close(&self->frames[i]);
+        zmq_msg_init(&self->frames[i]);
+    }
+    for (size_t i = 0; i < self->n_tensors; i++) {
+        if (self->copies) {
+            free(self->copies[i]);
+            self->copies[i] = NULL;
+        }
+        self->tensors[i].data = NULL;
+        self->tensors[i].pieces = NULL;
+        self->tensors[i].n_pieces = 0;
+    }
+}
+
 void mfl_msg_destroy(mfl_msg_t **self_p)
 {
     if (!self_p || !*self_p)
@@ -359,6 +379,7 @@ void mfl_msg_destroy(mfl_msg_t **self_p)
         for (size_t i = 0; i < self->n_tensors; i++)
             free(self->copies[i]);
     free(self->copies);
+    free(self->pieces);
     free(self->frames);
     free(self->tensors);
     free(self->hashes);
@@ -639,8 +660,20 @@ static int s_read_words(mfl_msg_t *self, size_t i, const Metafl__TensorHeader *h
  * one aligned buffer when it spans frames or is misaligned), then the hash
  * checked against the header. On success the view's data and blake2b are
  * set and a copy's frames are released. */
-static int s_read_tensor(mfl_msg_t *self, size_t i, size_t next, int *reason, char *err,
-                         size_t errlen)
+/* 1 if frames [next, next + n) can be read in place as float runs: each
+ * a whole number of floats at an aligned address (what a sender chunking
+ * at multiples of 4 bytes produces), so no float straddles two frames. */
+static int s_frames_are_runs(zmq_msg_t *frames, size_t n)
+{
+    for (size_t f = 0; f < n; f++)
+        if (zmq_msg_size(&frames[f]) % sizeof(float) != 0 ||
+            (uintptr_t)zmq_msg_data(&frames[f]) % _Alignof(float) != 0)
+            return 0;
+    return 1;
+}
+
+static int s_read_tensor(mfl_msg_t *self, size_t i, size_t next, const mfl_wire_limits_t *limits,
+                         int *reason, char *err, size_t errlen)
 {
     const Metafl__TensorHeader *h = self->env->tensors[i];
     mfl_tensor_t *t = &self->tensors[i];
@@ -658,7 +691,11 @@ static int s_read_tensor(mfl_msg_t *self, size_t i, size_t next, int *reason, ch
     }
     void *first = zmq_msg_data(&owned[next]);
     float *dst = NULL;
-    if (h->n_frames > 1 || ((uintptr_t)first % _Alignof(float)) != 0) {
+    /* Left in its frames (the receiver folds from the runs): the pieces
+     * array has a slot per data frame, this tensor's at its frames' index. */
+    int in_place = limits->pieces && h->n_frames > 1 && self->pieces &&
+                   s_frames_are_runs(owned + next, h->n_frames);
+    if (!in_place && (h->n_frames > 1 || ((uintptr_t)first % _Alignof(float)) != 0)) {
         dst = malloc(t->count ? t->count * 4 : 1);
         if (!dst)
             return s_refuse(reason, METAFL__REJECT_REASON__REJECT_TOO_LARGE, err, errlen,
@@ -692,8 +729,18 @@ static int s_read_tensor(mfl_msg_t *self, size_t i, size_t next, int *reason, ch
     if (sodium_memcmp(hash, h->blake2b.data, MFL_HASH_BYTES) != 0)
         return s_refuse(reason, METAFL__REJECT_REASON__REJECT_HASH, err, errlen,
                         "tensor '%s': BLAKE2b of the data does not match its header", t->name);
-    t->data = dst ? dst : (const float *)first;
-    if (!bad && skipped)
+    if (in_place) {
+        mfl_tensor_piece_t *runs = self->pieces + (next - 1);
+        for (size_t f = 0; f < h->n_frames; f++)
+            runs[f] = (mfl_tensor_piece_t){zmq_msg_data(&owned[next + f]),
+                                           zmq_msg_size(&owned[next + f]) / sizeof(float)};
+        t->data = NULL;
+        t->pieces = runs;
+        t->n_pieces = h->n_frames;
+    } else {
+        t->data = dst ? dst : (const float *)first;
+    }
+    if (!bad && skipped) /* only without runs: those never split a float */
         bad = s_nonfinite((const uint32_t *)(const void *)t->data, t->count);
     if (bad)
         return s_refuse(reason, METAFL__REJECT_REASON__REJECT_NONFINITE, err, errlen,
@@ -740,7 +787,10 @@ mfl_msg_t *mfl_msg_decode(zmq_msg_t *frames, size_t n, const mfl_wire_limits_t *
     self->tensors = calloc(nt ? nt : 1, sizeof *self->tensors);
     self->copies = calloc(nt ? nt : 1, sizeof *self->copies);
     self->hashes = malloc((nt ? nt : 1) * MFL_HASH_BYTES);
-    if (!self->tensors || !self->copies || !self->hashes)
+    if (limits->pieces && n > 2)
+        self->pieces = malloc((n - 1) * sizeof *self->pieces);
+    if (!self->tensors || !self->copies || !self->hashes ||
+        (limits->pieces && n > 2 && !self->pieces))
         return s_reject(self, reason, R_LARGE, err, errlen, "out of memory");
     self->n_tensors = nt;
     /* Shapes and frame accounting before touching any data. */
@@ -748,7 +798,7 @@ mfl_msg_t *mfl_msg_decode(zmq_msg_t *frames, size_t n, const mfl_wire_limits_t *
         goto out_refused;
     size_t next = 1;
     for (size_t i = 0; i < nt; i++) {
-        if (s_read_tensor(self, i, next, reason, err, errlen) < 0)
+        if (s_read_tensor(self, i, next, limits, reason, err, errlen) < 0)
             goto out_refused;
         next += self->env->tensors[i]->n_frames;
     }

@@ -72,6 +72,13 @@ typedef struct {
     size_t chunk_bytes;        /* send side: split tensors into frames of this size
                                   (multiple of 4); default MFL_WIRE_CHUNK_BYTES; raised
                                   for a message that would exceed max_frames */
+    bool pieces;               /* receive side: a float32 tensor spread over several
+                                  frames (each a whole number of aligned floats) is
+                                  left in them, its view's data NULL and its runs in
+                                  mfl_tensor_t.pieces, instead of copied into one
+                                  buffer (4·P bytes less per update held; the
+                                  coordinator folds updates from the runs); default
+                                  false: every view has contiguous data */
 } mfl_wire_limits_t;
 
 /* Fills *limits with the defaults above. */
@@ -117,6 +124,13 @@ int mfl_msg_send(void *socket, const void *routing_id, size_t routing_id_len,
  * Metafl__RejectReason) and err. Thread-safe (no shared state). */
 mfl_msg_t *mfl_msg_decode(zmq_msg_t *frames, size_t n, const mfl_wire_limits_t *limits,
                           int *reason, char *err, size_t errlen);
+
+/* Gives back the message's tensor data (frames and copies) before the
+ * message itself goes: its tensor views must not be read afterwards (their
+ * data and pieces become NULL); the envelope, site and update header stay.
+ * For a receiver done with an update while its event is still being
+ * handled. Accepts NULL. */
+void mfl_msg_release_tensors(mfl_msg_t *self);
 
 /* Frees the message, its envelope and its tensor buffers; accepts NULL. */
 void mfl_msg_destroy(mfl_msg_t **self_p);

@@ -12,6 +12,7 @@ struct mfl_msg_t {
     mfl_tensor_t *tensors;
     size_t n_tensors;
     float **copies;             /* per tensor: a contiguous copy, or NULL (view into a frame) */
+    mfl_tensor_piece_t *pieces; /* tensors left in their frames (limits.pieces): their runs */
     uint8_t *hashes;            /* n_tensors × MFL_HASH_BYTES, verified */
     char site[MFL_KEY_NAME_MAX + 1];
     uint8_t routing_id[256];

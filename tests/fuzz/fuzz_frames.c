@@ -7,7 +7,9 @@
  *     set (so the shape, NaN/Inf and reassembly paths are reachable) or taken
  *     from the input otherwise; bits 2-3 are every tensor's encoding (0
  *     float32, 1 fp16, 2 int8 with a scale byte per tensor, /16 or NaN at
- *     255; 3 unknown), so the encoded-update decoder is reachable too. */
+ *     255; 3 unknown), so the encoded-update decoder is reachable too.
+ * Bit 4 (either mode) decodes with limits.pieces, as the coordinator does:
+ * tensors over several frames then stay in them as runs. */
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -44,10 +46,11 @@ static size_t s_take(rd_t *r, size_t want, const uint8_t **out)
     return n;
 }
 
-static void s_decode(zmq_msg_t *f, size_t n)
+static void s_decode(zmq_msg_t *f, size_t n, int pieces)
 {
     mfl_wire_limits_t lim;
     mfl_wire_limits_default(&lim);
+    lim.pieces = pieces != 0;
     lim.max_frames = 20;
     lim.max_total_bytes = 1 << 16;
     lim.max_frame_bytes = 1 << 14;
@@ -60,8 +63,15 @@ static void s_decode(zmq_msg_t *f, size_t n)
         volatile float sink = 0;
         for (size_t i = 0; i < mfl_msg_tensor_count(m); i++) {
             const mfl_tensor_t *t = mfl_msg_tensor(m, i);
-            for (uint64_t k = 0; k < t->count; k++)
-                sink += t->data[k];
+            mfl_tensor_piece_t one;
+            size_t nr;
+            const mfl_tensor_piece_t *r = mfl_tensor_pieces(t, &one, &nr);
+            uint64_t total = 0;
+            for (size_t j = 0; j < nr; total += r[j].count, j++)
+                for (uint64_t k = 0; k < r[j].count; k++)
+                    sink += r[j].data[k];
+            if (total != t->count)
+                __builtin_trap(); /* the runs must cover the tensor exactly */
         }
         (void)sink;
         mfl_msg_destroy(&m);
@@ -87,7 +97,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 memcpy(zmq_msg_data(&f[n]), p, len);
             n++;
         }
-        s_decode(f, n);
+        s_decode(f, n, mode & 16);
         return 0;
     }
     size_t nt = s_u8(&r) % 5;
@@ -152,6 +162,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t plen = metafl__envelope__get_packed_size(&env);
     zmq_msg_init_size(&f[0], plen);
     metafl__envelope__pack(&env, zmq_msg_data(&f[0]));
-    s_decode(f, n);
+    s_decode(f, n, mode & 16);
     return 0;
 }

@@ -201,6 +201,15 @@ static void test_documented_example_loads(void **state)
     assert_int_equal(mfl_coord_config_message_bytes(&c, 100000000), 400000000u + (1u << 20));
     c.max_message_bytes_set = true; /* set by hand: kept as given */
     assert_int_equal(mfl_coord_config_message_bytes(&c, 100000000), 256u << 20);
+    /* limits.site_timeout_s unset: 30 s per 10M parameters, at least 30 s */
+    mfl_coord_config_defaults(&c);
+    assert_false(c.site_timeout_set);
+    assert_int_equal(mfl_coord_config_site_timeout_ms(&c, 1000), 30000);
+    assert_int_equal(mfl_coord_config_site_timeout_ms(&c, 10000000), 30000);
+    assert_int_equal(mfl_coord_config_site_timeout_ms(&c, 10000001), 60000);
+    assert_int_equal(mfl_coord_config_site_timeout_ms(&c, 100000000), 300000);
+    c.site_timeout_set = true; /* set by hand: kept as given */
+    assert_int_equal(mfl_coord_config_site_timeout_ms(&c, 100000000), 30000);
 }
 
 int main(void)

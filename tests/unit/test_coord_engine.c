@@ -495,6 +495,84 @@ static void test_aggregation_is_weighted_and_order_independent(void **state)
     free(result[1]);
 }
 
+/* The three sites' updates of one round, as contiguous tensors or (as the
+ * coordinator's wire leaves a tensor that came in several frames) as runs
+ * of 3 floats with data NULL; clip: a norm bound that scales every update.
+ * Returns θ after the round (malloc'd). */
+static float *s_round_from(fixture_t *fx, int runs, int clip, const char *tag)
+{
+    const char *sites[3] = {"site-a", "site-b", "site-c"};
+    const float scale[3] = {1.0f, -0.5f, 0.25f};
+    snprintf(fx->cfg.checkpoint_dir, sizeof fx->cfg.checkpoint_dir, "%s/%s", fx->dir, tag);
+    snprintf(fx->cfg.metrics_file, sizeof fx->cfg.metrics_file, "%s/%s.jsonl", fx->dir, tag);
+    fx->cfg.norm_bound = clip ? 0.3 : 0;
+    fx->cfg.norm_clip = clip;
+    mfl_round_engine_t *e = s_started(fx);
+    for (int i = 0; i < 3; i++) {
+        const event_t *t = s_last_task(&fx->fake, sites[i]);
+        assert_non_null(t);
+        header_t hh;
+        delta_t d;
+        s_header(&hh, sites[i], t->round, t->nonce, 10);
+        s_delta(fx, &d, scale[i]);
+        mfl_tensor_piece_t pieces[64];
+        size_t np = 0;
+        for (size_t k = 0; runs && k < d.n; k++) {
+            mfl_tensor_t *v = &d.t[k];
+            v->pieces = pieces + np;
+            for (uint64_t at = 0; at < v->count; at += 3) {
+                assert_true(np < 64);
+                pieces[np++] = (mfl_tensor_piece_t){v->data + at,
+                                                    v->count - at < 3 ? v->count - at : 3};
+                v->n_pieces++;
+            }
+            v->data = NULL;
+        }
+        assert_int_equal(
+            mfl_round_engine_update(e, sites[i], &hh.h, d.t, d.n, NULL, 0, NULL, 0, 5), 0);
+        s_delta_free(&d);
+    }
+    assert_int_equal(mfl_round_engine_rounds_done(e), 1);
+    size_t n = mfl_round_engine_n_state(e);
+    float *theta = malloc(n * sizeof(float));
+    memcpy(theta, mfl_round_engine_theta(e), n * sizeof(float));
+    mfl_round_engine_destroy(&e);
+    return theta;
+}
+
+static void test_update_in_runs_folds_like_contiguous(void **state)
+{
+    fixture_t *fx = *state;
+    size_t n = mfl_learner_n_state(fx->learner);
+    for (int clip = 0; clip < 2; clip++) {
+        float *a = s_round_from(fx, 0, clip, clip ? "flat-clip" : "flat");
+        float *b = s_round_from(fx, 1, clip, clip ? "runs-clip" : "runs");
+        assert_memory_equal(a, b, n * sizeof(float));
+        free(a);
+        free(b);
+    }
+    /* a NaN in a later run is refused with its flat index */
+    snprintf(fx->cfg.checkpoint_dir, sizeof fx->cfg.checkpoint_dir, "%s/nan", fx->dir);
+    snprintf(fx->cfg.metrics_file, sizeof fx->cfg.metrics_file, "%s/nan.jsonl", fx->dir);
+    fx->cfg.norm_bound = 0;
+    mfl_round_engine_t *e = s_started(fx);
+    const event_t *t = s_last_task(&fx->fake, "site-a");
+    header_t hh;
+    delta_t d;
+    s_header(&hh, "site-a", t->round, t->nonce, 10);
+    s_delta(fx, &d, 1.0f);
+    d.flat[4] = NAN;
+    mfl_tensor_piece_t pieces[2] = {{d.t[0].data, 3}, {d.t[0].data + 3, d.t[0].count - 3}};
+    d.t[0].pieces = pieces;
+    d.t[0].n_pieces = 2;
+    d.t[0].data = NULL;
+    assert_int_equal(mfl_round_engine_update(e, "site-a", &hh.h, d.t, d.n, NULL, 0, NULL, 0, 5),
+                     -1);
+    assert_int_equal(s_last_reject(&fx->fake), MFL_REJECT_NONFINITE);
+    s_delta_free(&d);
+    mfl_round_engine_destroy(&e);
+}
+
 static void test_resume_continues_from_the_last_checkpoint(void **state)
 {
     fixture_t *fx = *state;
@@ -996,6 +1074,8 @@ int main(void)
             test_too_few_sites_abandons_and_retries_with_theta_unchanged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_theta_hook_sees_each_new_theta, setup, teardown),
         cmocka_unit_test_setup_teardown(test_update_encoding_is_negotiated_per_site, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_update_in_runs_folds_like_contiguous, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_aggregation_is_weighted_and_order_independent,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_resume_continues_from_the_last_checkpoint, setup,

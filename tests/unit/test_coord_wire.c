@@ -159,11 +159,58 @@ static void test_round_task_keeps_every_dimension_and_refuses_too_many(void **st
                      MFL_RECV_TIMEOUT);
 }
 
+/* The adapter's copy of θ lives only while a send holds it: once the site
+ * has all of θ, the next receive drops it (the engine's θ is the only copy
+ * through the collection); a later send of the same θ copies it again,
+ * with the hashes kept from the first (the site verifies them). */
+static void test_snapshot_dropped_after_its_broadcast(void **state)
+{
+    fx_t *fx = *state;
+    char err[512] = "";
+    s_hello(fx);
+    enum { N = 100000 }; /* several 64 KiB broadcast frames */
+    float *data = malloc(N * sizeof(float));
+    for (int i = 0; i < N; i++)
+        data[i] = (float)i / N;
+    mfl_tensor_t t = mfl_tensor_vec("w", data, N);
+    mfl_round_task_t task;
+    memset(&task, 0, sizeof task);
+    task.round = 1;
+    task.model_hash[0] = 7;
+    task.model_hash_len = 32;
+    for (int send = 0; send < 2; send++) {
+        if (mfl_coord_wire_send_round_task(fx->wire, "site-a", &task, &t, 1, err, sizeof err))
+            fail_msg("%s", err);
+        mfl_msg_t *m = NULL;
+        for (int waited = 0; !m && waited < T_WAIT_MS; waited += 20)
+            if (mfl_client_recv(fx->client, 20, &m, NULL, err, sizeof err) != MFL_RECV_OK)
+                m = NULL;
+        assert_non_null(m); /* the decoder checked every tensor hash */
+        assert_int_equal(mfl_msg_tensor(m, 0)->count, N);
+        assert_memory_equal(mfl_msg_tensor(m, 0)->data, data, N * sizeof(float));
+        mfl_msg_destroy(&m);
+        /* all of θ arrived, so ZeroMQ released every frame: the next
+         * receive drops the copy (poll: the release may come a moment
+         * after the bytes) */
+        size_t held = 1;
+        for (int waited = 0; held && waited < T_WAIT_MS; waited += 20) {
+            mfl_wire_event_t ev;
+            if (mfl_coord_wire_recv(fx->wire, 20, &ev, err, sizeof err) < 0)
+                fail_msg("%s", err);
+            held = mfl_coord_wire_snapshot_bytes(fx->wire);
+        }
+        assert_int_equal(held, 0);
+    }
+    free(data);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_round_task_keeps_every_dimension_and_refuses_too_many,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_dropped_after_its_broadcast, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

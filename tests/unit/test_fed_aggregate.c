@@ -259,6 +259,42 @@ static void test_reset_and_empty_mean(void **state)
     mfl_aggregate_destroy(&a); /* NULL-safe */
 }
 
+/* The mean written over the sums' storage equals the mean into a buffer
+ * bit for bit (across the block size, for lengths that are not a multiple
+ * of it); the sums are then spent until reset. */
+static void test_mean_in_place_matches_and_spends_the_sums(void **state)
+{
+    (void)state;
+    s_make_updates();
+    char err[256];
+    static float big[2600], ref[2600];
+    for (size_t n = 1; n <= 2600; n += (n < 9 ? 1 : 1297)) {
+        mfl_aggregate_t *a = mfl_aggregate_new(n);
+        assert_non_null(a);
+        for (size_t j = 0; j < n; j++)
+            big[j] = s_delta[j % K][j % P] * (float)(1 + j % 5);
+        assert_int_equal(mfl_aggregate_add(a, big, 3.0, err, sizeof err), 0);
+        for (size_t j = 0; j < n; j++)
+            big[j] = s_delta[(j + 3) % K][(j * 7) % P];
+        assert_int_equal(mfl_aggregate_add(a, big, 0.3, err, sizeof err), 0);
+        assert_int_equal(mfl_aggregate_mean(a, ref), 0);
+        float *m = mfl_aggregate_mean_in_place(a);
+        assert_non_null(m);
+        assert_memory_equal(m, ref, n * sizeof(float));
+        /* spent: no second mean, no add, no remove, until reset */
+        assert_null(mfl_aggregate_mean_in_place(a));
+        assert_int_equal(mfl_aggregate_mean(a, ref), -1);
+        assert_int_equal(mfl_aggregate_add(a, big, 1.0, err, sizeof err), -1);
+        mfl_aggregate_part_t whole = {0, big, n};
+        assert_int_equal(mfl_aggregate_remove_parts(a, &whole, 1, 0.3), -1);
+        assert_int_equal(mfl_aggregate_count(a), 2);
+        mfl_aggregate_reset(a);
+        assert_int_equal(mfl_aggregate_add(a, big, 1.0, err, sizeof err), 0);
+        assert_int_equal(mfl_aggregate_mean(a, ref), 0);
+        mfl_aggregate_destroy(&a);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -269,6 +305,7 @@ int main(void)
         cmocka_unit_test(test_terms_round_half_to_even_like_rint),
         cmocka_unit_test(test_reset_and_empty_mean),
         cmocka_unit_test(test_parts_fold_like_the_flat_update),
+        cmocka_unit_test(test_mean_in_place_matches_and_spends_the_sums),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -44,6 +44,38 @@ static void test_sumsq_and_copy_match_the_sequential_sum(void **state)
     assert_true(mfl_vec_sumsq(s_v, N) == mfl_vec_sumsq(s_v, N)); /* deterministic */
 }
 
+/* The run-by-run sum (an update left in its frames) equals the one-pass
+ * sum bit for bit, whatever the cuts: lane i mod 8 in index order. */
+static void test_sumsq_in_runs_is_bit_identical(void **state)
+{
+    (void)state;
+    s_fill();
+    const size_t cuts[][4] = {{N, 0, 0, 0},     {1, N - 1, 0, 0}, {8, 8, N - 16, 0},
+                              {3, 5, 1000, N - 1008}, {4096, 1, 7, N - 4104},
+                              {0, 2501, 0, N - 2501}};
+    double one = mfl_vec_sumsq(s_v, N);
+    for (size_t c = 0; c < sizeof cuts / sizeof cuts[0]; c++) {
+        mfl_vec_sumsq_t acc;
+        mfl_vec_sumsq_init(&acc);
+        size_t at = 0;
+        for (size_t k = 0; k < 4; at += cuts[c][k], k++)
+            mfl_vec_sumsq_add(&acc, s_v + at, cuts[c][k]);
+        assert_int_equal(at, N);
+        double runs = mfl_vec_sumsq_end(&acc);
+        assert_memory_equal(&runs, &one, sizeof one);
+    }
+    /* every length up to a few lanes, cut everywhere */
+    for (size_t n = 0; n < 40; n++)
+        for (size_t cut = 0; cut <= n; cut++) {
+            mfl_vec_sumsq_t acc;
+            mfl_vec_sumsq_init(&acc);
+            mfl_vec_sumsq_add(&acc, s_v, cut);
+            mfl_vec_sumsq_add(&acc, s_v + cut, n - cut);
+            double a = mfl_vec_sumsq_end(&acc), b = mfl_vec_sumsq(s_v, n);
+            assert_memory_equal(&a, &b, sizeof a);
+        }
+}
+
 static void test_nonfinite_found_at_any_position(void **state)
 {
     (void)state;
@@ -73,6 +105,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sumsq_and_copy_match_the_sequential_sum),
+        cmocka_unit_test(test_sumsq_in_runs_is_bit_identical),
         cmocka_unit_test(test_nonfinite_found_at_any_position),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -298,6 +298,94 @@ static void test_hash_and_nonfinite_rejections_across_split_frames(void **state)
 }
 
 
+/* limits.pieces (the coordinator's updates): a float32 tensor over several
+ * frames of whole floats stays in them, as runs in order, with the same
+ * checks (hash, NaN/Inf) as the copy; frames that split a float are still
+ * copied; without the flag every view is contiguous. */
+static void test_pieces_leave_multi_frame_tensors_in_their_frames(void **state)
+{
+    (void)state;
+    mfl_wire_limits_t lim;
+    mfl_wire_limits_default(&lim);
+    lim.pieces = true;
+    float v[10] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+    env1_t e;
+    frames_t fr;
+    int reason = 0;
+    char err[256];
+
+    s_env1(&e, v, 10, 3); /* 4 + 4 + 2 floats */
+    fr.n = 0;
+    s_add_env(&fr, &e.env);
+    s_add(&fr, v, 16);
+    s_add(&fr, v + 4, 16);
+    s_add(&fr, v + 8, 8);
+    mfl_msg_t *m = mfl_msg_decode(fr.f, fr.n, &lim, &reason, err, sizeof err);
+    assert_non_null(m);
+    const mfl_tensor_t *t = mfl_msg_tensor(m, 0);
+    assert_null(t->data);
+    assert_int_equal(t->n_pieces, 3);
+    assert_int_equal(t->pieces[0].count, 4);
+    assert_int_equal(t->pieces[1].count, 4);
+    assert_int_equal(t->pieces[2].count, 2);
+    for (size_t k = 0, at = 0; k < t->n_pieces; at += t->pieces[k].count, k++)
+        assert_memory_equal(t->pieces[k].data, v + at, t->pieces[k].count * sizeof(float));
+    assert_memory_equal(t->blake2b, e.hash, MFL_HASH_BYTES);
+    /* the data can go before the message: envelope and kind stay */
+    mfl_msg_release_tensors(m);
+    assert_null(mfl_msg_tensor(m, 0)->pieces);
+    assert_null(mfl_msg_tensor(m, 0)->data);
+    assert_int_equal(mfl_msg_kind(m), METAFL__MESSAGE_KIND__HEARTBEAT);
+    mfl_msg_destroy(&m);
+
+    /* the same checks as the copy: a bad hash, an Inf in the middle run */
+    e.hash[0] ^= 1;
+    fr.n = 0;
+    s_add_env(&fr, &e.env);
+    s_add(&fr, v, 16);
+    s_add(&fr, v + 4, 16);
+    s_add(&fr, v + 8, 8);
+    assert_int_equal(s_decode_reason(&fr, &lim), METAFL__REJECT_REASON__REJECT_HASH);
+    v[5] = INFINITY;
+    s_env1(&e, v, 10, 3);
+    fr.n = 0;
+    s_add_env(&fr, &e.env);
+    s_add(&fr, v, 16);
+    s_add(&fr, v + 4, 16);
+    s_add(&fr, v + 8, 8);
+    assert_int_equal(s_decode_reason(&fr, &lim), METAFL__REJECT_REASON__REJECT_NONFINITE);
+    v[5] = 6;
+
+    /* a frame boundary inside a float: copied, contiguous */
+    s_env1(&e, v, 10, 2);
+    fr.n = 0;
+    s_add_env(&fr, &e.env);
+    s_add(&fr, v, 18);
+    s_add(&fr, (const char *)v + 18, 22);
+    m = mfl_msg_decode(fr.f, fr.n, &lim, &reason, err, sizeof err);
+    assert_non_null(m);
+    assert_int_equal(mfl_msg_tensor(m, 0)->n_pieces, 0);
+    assert_memory_equal(mfl_msg_tensor(m, 0)->data, v, sizeof v);
+    mfl_msg_destroy(&m);
+
+    /* without the flag: contiguous */
+    lim.pieces = false;
+    s_env1(&e, v, 10, 3);
+    fr.n = 0;
+    s_add_env(&fr, &e.env);
+    s_add(&fr, v, 16);
+    s_add(&fr, v + 4, 16);
+    s_add(&fr, v + 8, 8);
+    m = mfl_msg_decode(fr.f, fr.n, &lim, &reason, err, sizeof err);
+    assert_non_null(m);
+    assert_int_equal(mfl_msg_tensor(m, 0)->n_pieces, 0);
+    assert_memory_equal(mfl_msg_tensor(m, 0)->data, v, sizeof v);
+    mfl_msg_destroy(&m);
+    for (size_t i = 0; i < fr.n; i++)
+        zmq_msg_close(&fr.f[i]);
+}
+
+
 /* Frames small enough to pipeline must not push a big message past the
  * frame count the peer accepts: the sender grows them to fit. */
 static void test_send_grows_chunks_to_fit_max_frames(void **state)
@@ -571,6 +659,7 @@ int main(void)
         cmocka_unit_test(test_envelope_level_rejections),
         cmocka_unit_test(test_shape_and_size_rejections),
         cmocka_unit_test(test_hash_and_nonfinite_rejections_across_split_frames),
+        cmocka_unit_test(test_pieces_leave_multi_frame_tensors_in_their_frames),
         cmocka_unit_test(test_send_grows_chunks_to_fit_max_frames),
         cmocka_unit_test(test_zero_copy_release_runs_once),
         cmocka_unit_test(test_snapshot_broadcast_sends_one_copy_to_many),
