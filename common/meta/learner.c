@@ -531,6 +531,35 @@ out_check:
     return 0;
 }
 
+int mfl_learner_train_sgd(mfl_learner_t *self, float *theta, mfl_sampler_t *sampler,
+                          mfl_rng_t *rng, int steps, float lr, char *err, size_t errlen)
+{
+    if (steps < 0 || !isfinite(lr))
+        return mfl_errf(err, errlen, "train: steps must be >= 0 and lr finite (got %d, %g)",
+                        steps, (double)lr), -1;
+    size_t ns = self->n_state;
+    for (int step = 0; step < steps; step++) {
+        if (mfl_sampler_next(sampler, rng, &self->task))
+            return mfl_errf(err, errlen, "train: out of memory drawing a task"), -1;
+        if (mfl_meta_check_data(self, self->task.support, "support", err, errlen) ||
+            mfl_meta_check_data(self, self->task.query, "query", err, errlen))
+            return -1;
+        memset(self->acc, 0, ns * sizeof(float));
+        double l = NAN;
+        if (s_task_grad(self, theta, &self->task, self->acc, &l, err, errlen))
+            return -1;
+        int finite = isfinite(l);
+        for (size_t i = 0; i < ns && finite; i++) {
+            theta[i] -= lr * self->acc[i];
+            finite = isfinite(theta[i]);
+        }
+        if (!finite)
+            return mfl_errf(err, errlen, "train: %s diverged at step %d (loss %g); lower the "
+                            "rate (%g)", self->ops->name, step, l, (double)lr), -1;
+    }
+    return 0;
+}
+
 int mfl_learner_evaluate(mfl_learner_t *self, const float *theta, const mfl_dataset_t *support,
                          const mfl_dataset_t *query, int steps, float lr, float *theta_adapted,
                          mfl_eval_metrics_t *metrics, char *err, size_t errlen)

@@ -126,6 +126,18 @@ int mfl_learner_meta_train(mfl_learner_t *self, const float *theta, mfl_sampler_
                            mfl_rng_t *rng, float *delta, mfl_train_metrics_t *metrics,
                            char *err, size_t errlen);
 
+/* Plain SGD on θ (n_state floats, in place): `steps` steps, each
+ * θ ← θ − lr · g with g the algorithm's own task gradient (the one
+ * meta-training averages over a meta-batch) on the next task of `sampler`
+ * drawn with `rng`. For a metric method this is episodic training on the
+ * sampler's rows alone: a site's local-only model (with
+ * mfl_sampler_new_class_split on its support set). steps 0 leaves θ as it
+ * is. Deterministic given (θ, sampler, rng state). 0, or -1 + err (steps
+ * < 0, lr not finite, data the model does not fit, out of memory, or a
+ * non-finite loss or θ: the rate is too high). */
+int mfl_learner_train_sgd(mfl_learner_t *self, float *theta, mfl_sampler_t *sampler,
+                          mfl_rng_t *rng, int steps, float lr, char *err, size_t errlen);
+
 /* Off (the default): every mfl_learner_meta_train call restarts the outer
  * optimiser (momentum, Adam moments, step count), as a federated round
  * should. On: its state carries over from call to call, for an offline

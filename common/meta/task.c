@@ -1,4 +1,5 @@
-/* Task samplers: N-way K-shot episodes, site-as-task batches, sinusoids.
+/* Task samplers: N-way K-shot episodes, site-as-task batches, sinusoids,
+ * groups, and class splits of one small set.
  *
  * Every draw consumes only the caller's rng, so a task stream is a pure
  * function of (seed, stream). Task buffers are reused when the next task
@@ -11,7 +12,7 @@
 
 #include "core/log.h"
 
-typedef enum { S_EPISODES, S_SITE, S_SINUSOID, S_GROUPS } s_kind_t;
+typedef enum { S_EPISODES, S_SITE, S_SINUSOID, S_GROUPS, S_CLASS_SPLIT } s_kind_t;
 
 struct mfl_sampler {
     s_kind_t kind;
@@ -271,6 +272,77 @@ static int s_next_group(mfl_sampler_t *self, mfl_rng_t *rng, mfl_task_t *task)
     return 0;
 }
 
+mfl_sampler_t *mfl_sampler_new_class_split(const mfl_dataset_t *data, char *err,
+                                           size_t errlen)
+{
+    if (!data || data->n == 0 || data->n_classes < 2) {
+        mfl_errf(err, errlen, "class split: need a labelled classification data set");
+        return NULL;
+    }
+    mfl_sampler_t *self = s_alloc(S_CLASS_SPLIT);
+    size_t nc = data->n_classes;
+    if (!self || !(self->eligible = calloc(nc, sizeof(size_t))) ||
+        !(self->rows = calloc(nc, sizeof(size_t *))) ||
+        !(self->counts = calloc(nc, sizeof(size_t))) ||
+        !(self->scratch = malloc(data->n * sizeof(size_t))))
+        goto out_oom;
+    self->data = data;
+    size_t largest = 0;
+    for (size_t c = 0; c < nc; c++) {
+        size_t m = 0;
+        for (size_t r = 0; r < data->n; r++)
+            m += data->y[r] == (float)c;
+        if (m == 0)
+            continue;
+        size_t e = self->n_eligible++;
+        self->eligible[e] = c;
+        if (!(self->rows[e] = malloc(m * sizeof(size_t))))
+            goto out_oom;
+        for (size_t r = 0; r < data->n; r++)
+            if (data->y[r] == (float)c)
+                self->rows[e][self->counts[e]++] = r;
+        largest = m > largest ? m : largest;
+        self->support_size += (m + 1) / 2;
+        self->query_size += m / 2;
+    }
+    if (self->n_eligible < 2 || largest < 2) {
+        mfl_errf(err, errlen, "class split: %zu class(es) with rows, the largest with %zu; "
+                 "need 2 classes and one with 2 rows", self->n_eligible, largest);
+        mfl_sampler_destroy(&self);
+        return NULL;
+    }
+    return self;
+out_oom:
+    mfl_errf(err, errlen, "class split: out of memory");
+    mfl_sampler_destroy(&self);
+    return NULL;
+}
+
+static int s_next_class_split(mfl_sampler_t *self, mfl_rng_t *rng, mfl_task_t *task)
+{
+    const mfl_dataset_t *d = self->data;
+    if (s_shape(&task->support, self->support_size, d->n_features) ||
+        s_shape(&task->query, self->query_size, d->n_features))
+        return -1;
+    s_copy_meta(task->support, d, d->n_classes);
+    s_copy_meta(task->query, d, d->n_classes);
+    task->n_way = d->n_classes;
+    size_t is = 0, iq = 0;
+    for (size_t e = 0; e < self->n_eligible; e++) {
+        size_t m = self->counts[e], *rows = self->scratch;
+        float y = (float)self->eligible[e];
+        memcpy(rows, self->rows[e], m * sizeof(size_t));
+        mfl_rng_shuffle(rng, rows, m);
+        for (size_t i = 0; i < m; i++) {
+            if (i < (m + 1) / 2)
+                s_copy_row(task->support, is++, d, rows[i], y);
+            else
+                s_copy_row(task->query, iq++, d, rows[i], y);
+        }
+    }
+    return 0;
+}
+
 mfl_sampler_t *mfl_sampler_new_sinusoid(size_t k_shot, size_t q_query)
 {
     if (k_shot == 0 || q_query == 0)
@@ -389,6 +461,7 @@ int mfl_sampler_next(mfl_sampler_t *self, mfl_rng_t *rng, mfl_task_t *task)
     case S_SITE: rc = s_next_site(self, rng, task); break;
     case S_SINUSOID: rc = s_next_sinusoid(self, rng, task); break;
     case S_GROUPS: rc = s_next_group(self, rng, task); break;
+    case S_CLASS_SPLIT: rc = s_next_class_split(self, rng, task); break;
     }
     if (rc)
         mfl_task_clear(task);

@@ -48,6 +48,15 @@ mfl_sampler_t *mfl_sampler_new_site(const mfl_dataset_t *data, size_t support_si
 mfl_sampler_t *mfl_sampler_new_groups(const mfl_dataset_t *data, size_t batch, char *err,
                                       size_t errlen);
 
+/* Every class of `data` (borrowed) split in two by each task: a fresh
+ * shuffle of the class's rows, the first ceil(m/2) to the support set and
+ * the rest to the query set (a class with one row: support only, so it is
+ * still a class to tell apart); labels and n_classes kept. Episodes from
+ * one small labelled set alone (a site's local-only metric model). NULL +
+ * err unless at least 2 classes have rows and one of them has 2. */
+mfl_sampler_t *mfl_sampler_new_class_split(const mfl_dataset_t *data, char *err,
+                                           size_t errlen);
+
 /* Sinusoid regression tasks with k_shot support and q_query query points. */
 mfl_sampler_t *mfl_sampler_new_sinusoid(size_t k_shot, size_t q_query);
 

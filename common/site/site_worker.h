@@ -230,7 +230,15 @@ typedef struct {
  * the support set); "before" = θ scored directly (0 steps); "local_only" =
  * a fresh θ (seeded by the site id) trained with max(adapt_steps,
  * local_only_steps) steps of adapt_lr on the same support: the hospital's
- * alternative without the consortium. Deterministic given (θ, task
+ * alternative without the consortium. A metric method (ProtoNets,
+ * Matching, Relation) trains it episodically on the support alone: each
+ * step splits every class of the support in two (a seeded shuffle:
+ * pseudo-support / pseudo-query; mfl_sampler_new_class_split), takes the
+ * method's own task gradient and an SGD step of adapt_lr
+ * (mfl_learner_train_sgd); it is then scored with the full support as
+ * prototypes / matching set. A support with one class, or no class of 2
+ * rows (k = 1), gives no episode: that local_only stays untrained.
+ * Deterministic given (θ, task
  * settings, site). Borrowed inputs; 0 or -1 + err, or MFL_SITE_ROUND_DECLINED
  * when the privacy policy lets no unnoised statistics leave (a DP mode
  * without allow_unnoised_stats): the report would be such statistics.

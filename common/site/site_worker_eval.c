@@ -126,6 +126,27 @@ static int s_reference_values(const mfl_site_worker_t *self, const mfl_dataset_t
  * of different θ compare like with like, live or offline. */
 #define S_EVAL_SEED 0x6d666c2d6576616cULL /* "mfl-eval" */
 
+/* A metric method's evaluation ignores steps (the support set only
+ * enters as prototypes / matching set), so its local-only θ (in
+ * self->scratch) is trained here first: `steps` SGD steps of `lr`, each on
+ * an episode that splits every class of the support in two (pseudo-support
+ * / pseudo-query, a fresh split per step from `rng`). A support with no
+ * class of 2 rows (k = 1) or one class gives no episode: θ stays untrained. */
+static int s_train_metric_local(mfl_site_worker_t *self, const mfl_dataset_t *support,
+                                int steps, float lr, mfl_rng_t *rng, char *err, size_t errlen)
+{
+    char why[128];
+    mfl_sampler_t *split = mfl_sampler_new_class_split(support, why, sizeof(why));
+    if (!split) {
+        mfl_debug("site '%s': local-only model left untrained: %s", self->site, why);
+        return 0;
+    }
+    int rc = mfl_learner_train_sgd(self->learner, self->scratch, split, rng, steps, lr, err,
+                                   errlen);
+    mfl_sampler_destroy(&split);
+    return rc;
+}
+
 static int s_eval(mfl_site_worker_t *self, const mfl_eval_task_t *task, const float *theta,
                   size_t n_theta, mfl_site_eval_result_t *out, char *err, size_t errlen)
 {
@@ -176,6 +197,9 @@ static int s_eval(mfl_site_worker_t *self, const mfl_eval_task_t *task, const fl
     /* The hospital on its own: a fresh model from a seed only it knows
      * (site and round), trained on the same support rows. */
     mfl_learner_init_state(self->learner, self->scratch, mfl_rng_u64(&rng));
+    if (self->learner_config.algo >= MFL_ALGO_PROTONET &&
+        s_train_metric_local(self, support, local_steps, lr, &rng, sub, sizeof(sub)))
+        goto out_error;
     if (mfl_learner_evaluate(self->learner, self->scratch, support, query, local_steps, lr,
                              NULL, &out->local_only, sub, sizeof(sub)))
         goto out_error;

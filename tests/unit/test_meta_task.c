@@ -292,11 +292,70 @@ static void test_group_tasks_stay_within_one_group(void **state)
     mfl_dataset_destroy(&d);
 }
 
+/* A class split: every row of the set in exactly one half, ceil(m/2) of
+ * each class in the support (a one-row class: support only), original
+ * labels kept, the same split for the same rng state, another one later. */
+static void test_class_split_halves_every_class(void **state)
+{
+    (void)state;
+    static const float y[7] = { 0, 0, 0, 2, 2, 3, 0 }; /* class 0: 4, 2: 2, 3: 1, 1: none */
+    mfl_dataset_t *d = mfl_dataset_new(7, 1);
+    assert_non_null(d);
+    d->n_classes = 4;
+    for (size_t r = 0; r < 7; r++) {
+        d->y[r] = y[r];
+        d->x[r] = (float)r;
+    }
+    char err[256];
+    mfl_sampler_t *s = mfl_sampler_new_class_split(d, err, sizeof err);
+    if (!s)
+        fail_msg("%s", err);
+    mfl_rng_t rng, again;
+    mfl_rng_seed(&rng, 3, 1);
+    mfl_task_t t = { 0 }, u = { 0 };
+    int differs = 0;
+    for (int i = 0; i < 20; i++) {
+        again = rng;
+        assert_int_equal(mfl_sampler_next(s, &rng, &t), 0);
+        assert_int_equal(mfl_sampler_next(s, &again, &u), 0);
+        assert_memory_equal(t.support->x, u.support->x, t.support->n * sizeof(float));
+        assert_int_equal(t.support->n, 2 + 1 + 1);
+        assert_int_equal(t.query->n, 2 + 1);
+        assert_int_equal(t.n_way, 4);
+        int seen[7] = { 0 }, q3 = 0;
+        for (size_t k = 0; k < t.support->n; k++) {
+            size_t r = (size_t)t.support->x[k];
+            seen[r]++;
+            assert_true(t.support->y[k] == y[r]);
+        }
+        for (size_t k = 0; k < t.query->n; k++) {
+            size_t r = (size_t)t.query->x[k];
+            seen[r]++;
+            assert_true(t.query->y[k] == y[r]);
+            q3 += y[r] == 3;
+        }
+        for (size_t r = 0; r < 7; r++)
+            assert_int_equal(seen[r], 1);
+        assert_int_equal(q3, 0);
+        static float first[4];
+        if (i == 0)
+            memcpy(first, t.support->x, sizeof first);
+        else
+            differs |= memcmp(first, t.support->x, sizeof first) != 0;
+    }
+    assert_true(differs);
+    mfl_task_clear(&t);
+    mfl_task_clear(&u);
+    mfl_sampler_destroy(&s);
+    mfl_dataset_destroy(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_episodes_have_shapes_and_relabelled_classes),
         cmocka_unit_test(test_group_tasks_stay_within_one_group),
+        cmocka_unit_test(test_class_split_halves_every_class),
         cmocka_unit_test(test_class_filters_keep_train_and_test_disjoint),
         cmocka_unit_test(test_episodes_refuse_too_few_classes),
         cmocka_unit_test(test_same_seed_gives_same_tasks),

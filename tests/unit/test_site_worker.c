@@ -344,6 +344,113 @@ static void test_eval_support_holds_every_class_the_site_has(void **state)
     mfl_site_worker_destroy(&w);
 }
 
+/* Class 1 has x0 = ±3, class 0 has x0 ≈ 0, the other features are
+ * noise: the class means are the same point, so prototypes in a random
+ * embedding are near chance; an embedding trained on |x0| separates. */
+static mfl_dataset_t *s_make_ring(size_t n, uint64_t seed)
+{
+    mfl_dataset_t *d = mfl_dataset_new(n, NF);
+    assert_non_null(d);
+    d->n_classes = 2;
+    mfl_rng_t r;
+    mfl_rng_seed(&r, seed, 1);
+    for (size_t i = 0; i < n; i++) {
+        int c = (int)(i % 2);
+        d->y[i] = (float)c;
+        float sign = mfl_rng_below(&r, 2) ? 1.0f : -1.0f;
+        d->x[i * NF] = (c ? 3.0f * sign : 0.0f) + 0.3f * mfl_rng_normal(&r);
+        for (size_t j = 1; j < NF; j++)
+            d->x[i * NF + j] = 3.0f * mfl_rng_normal(&r);
+    }
+    return d;
+}
+
+/* A metric method's local-only model is trained (episodes split from the
+ * support set alone), not the untrained embedding the evaluation used to
+ * report: here the untrained embedding is near chance and the trained
+ * local-only model well above it; training changes θ (steps 0 does not);
+ * and the adapted / as-received scores are those of θ with the support as
+ * prototypes, as before. */
+static void test_metric_local_only_is_trained_on_the_support(void **state)
+{
+    (void)state;
+    char err[256] = "";
+    mfl_site_worker_t *w = mfl_site_worker_new_from_data("hospital-r", s_make_ring(200, 31),
+                                                         s_make_ring(200, 32), NULL, err,
+                                                         sizeof err);
+    if (!w)
+        fail_msg("worker: %s", err);
+    mfl_learner_config_t c;
+    memset(&c, 0, sizeof c);
+    mfl_learner_config_defaults(&c, MFL_ALGO_PROTONET);
+    snprintf(c.model_spec, sizeof c.model_spec, "mlp:4-16-8");
+    mfl_learner_t *l = mfl_learner_new(&c, 64, err, sizeof err);
+    assert_non_null(l);
+    size_t n = mfl_learner_n_state(l);
+    float *theta = malloc(n * sizeof(float)), *fresh = malloc(n * sizeof(float));
+    assert_non_null(theta);
+    assert_non_null(fresh);
+    mfl_learner_init_state(l, theta, 5);
+    s_task_t t;
+    s_task_init(&t, "protonet", 5);
+    snprintf(t.task.model_spec, sizeof t.task.model_spec, "mlp:4-16-8");
+    t.task.algorithm.k_shot = 40;
+    mfl_eval_task_t ev = s_eval_task(&t, 1, 200, 0.05f);
+    mfl_site_eval_result_t res, again;
+    if (mfl_site_worker_eval(w, &ev, theta, n, &res, err, sizeof err))
+        fail_msg("%s", err);
+    assert_int_equal(mfl_site_worker_eval(w, &ev, theta, n, &again, err, sizeof err), 0);
+    assert_memory_equal(&res, &again, sizeof res);
+    assert_int_equal(res.n_support, 40);
+    /* θ here is an untrained embedding too: adapted = as received, near chance. */
+    assert_true(res.adapted.accuracy == res.before.accuracy);
+    if (!(res.adapted.accuracy < 0.65))
+        fail_msg("untrained embedding scored %.3f: the data set does not test this",
+                 res.adapted.accuracy);
+    if (!(res.local_only.accuracy > 0.8))
+        fail_msg("local only %.3f: not trained on the support (untrained %.3f)",
+                 res.local_only.accuracy, res.adapted.accuracy);
+
+    /* The learner's step itself: 0 steps leave θ alone, 200 change it. */
+    mfl_dataset_t *sup = s_make_ring(40, 33), *q = s_make_ring(200, 34);
+    mfl_sampler_t *split = mfl_sampler_new_class_split(sup, err, sizeof err);
+    assert_non_null(split);
+    mfl_rng_t rng;
+    mfl_rng_seed(&rng, 1, 2);
+    memcpy(fresh, theta, n * sizeof(float));
+    assert_int_equal(mfl_learner_train_sgd(l, fresh, split, &rng, 0, 0.05f, err, sizeof err), 0);
+    assert_memory_equal(fresh, theta, n * sizeof(float));
+    assert_int_equal(mfl_learner_train_sgd(l, fresh, split, &rng, 200, 0.05f, err, sizeof err),
+                     0);
+    assert_true(memcmp(fresh, theta, n * sizeof(float)) != 0);
+    mfl_eval_metrics_t m0, m1;
+    assert_int_equal(mfl_learner_evaluate(l, theta, sup, q, 0, 0, NULL, &m0, err, sizeof err), 0);
+    assert_int_equal(mfl_learner_evaluate(l, fresh, sup, q, 0, 0, NULL, &m1, err, sizeof err), 0);
+    if (!(m1.accuracy > m0.accuracy + 0.15))
+        fail_msg("trained %.3f vs untrained %.3f", m1.accuracy, m0.accuracy);
+    /* Bad input is refused, not run. */
+    assert_int_equal(mfl_learner_train_sgd(l, fresh, split, &rng, -1, 0.05f, err, sizeof err),
+                     -1);
+    mfl_sampler_destroy(&split);
+    /* One class, or no class with 2 rows: no episode to split. */
+    mfl_dataset_t *one = mfl_dataset_new(2, NF);
+    assert_non_null(one);
+    one->n_classes = 2;
+    memset(one->x, 0, 2 * NF * sizeof(float));
+    one->y[0] = 0;
+    one->y[1] = 1;
+    assert_null(mfl_sampler_new_class_split(one, err, sizeof err));
+    one->y[1] = 0;
+    assert_null(mfl_sampler_new_class_split(one, err, sizeof err));
+    mfl_dataset_destroy(&one);
+    mfl_dataset_destroy(&sup);
+    mfl_dataset_destroy(&q);
+    free(fresh);
+    free(theta);
+    mfl_learner_destroy(&l);
+    mfl_site_worker_destroy(&w);
+}
+
 /* A gradient method with a head narrower than the site's classes (2
  * outputs, 3 classes here) trains on 2-way episodes and is scored on every
  * 2-class subset of the site's classes: n counts each held-out row once
@@ -550,6 +657,7 @@ int main(void)
         cmocka_unit_test(test_privacy_clips_delta_to_the_bound),
         cmocka_unit_test(test_wrong_theta_size_and_unknown_algorithm_are_refused),
         cmocka_unit_test(test_eval_reports_adapted_before_and_local_only),
+        cmocka_unit_test(test_metric_local_only_is_trained_on_the_support),
         cmocka_unit_test(test_eval_support_holds_every_class_the_site_has),
         cmocka_unit_test(test_narrow_head_rounds_and_evals_on_n_way_tasks),
         cmocka_unit_test(test_every_algorithm_runs_a_round_and_an_eval),
