@@ -179,7 +179,7 @@ char *mfl_status_render(const mfl_round_engine_t *e, const mfl_coord_config_t *c
          * or backslashes, so it needs no escaping. */
         char text[320];
         size_t k = 0;
-        for (; aerr[k] && k < sizeof text - 1; k++)
+        for (; k < sizeof text - 1 && aerr[k]; k++)
             text[k] = aerr[k] >= 0x20 && aerr[k] < 0x7f && aerr[k] != '"' && aerr[k] != '\\'
                           ? aerr[k]
                           : '?';

@@ -120,7 +120,7 @@ int mfl_site_worker_eval_ways(mfl_site_worker_t *self, size_t support_cases, siz
     for (size_t c = 0; c < nc; c++)
         if (tc[c] && qc[c])
             present[m++] = c;
-    if (m < n_way) {
+    if (m == 0 || m < n_way) {
         mfl_errf(err, errlen, "site '%s': %zu of its classes have training and held-out "
                  "images, but the model's head is %zu-way (N-way tasks of the site's own "
                  "classes)", self->site, m, n_way);
