@@ -3,7 +3,7 @@
 # "N passed, M failed, K skipped" (skips name what was absent, e.g. ../shared).
 #   unit        build/tests/test_*        (cmocka; each case counts)
 #   sanitized   build/san/tests/test_*    (the same cases under ASan+UBSan)
-#   fuzz        build/fuzz/bin/fuzz_*     (libFuzzer, FUZZ_SECONDS each; a run counts)
+#   fuzz        build/fuzz/bin/fuzz_*     (libFuzzer, FUZZ_SECONDS each, FUZZ_JOBS at once)
 #   integration tests/integration/test_*.sh (real processes; a script counts;
 #               exit 77 with a "SKIP: why" line counts as skipped)
 # Environment: TEST_FILTER=regex runs only matching names; FUZZ_SECONDS
@@ -66,17 +66,30 @@ for bin in build/san/tests/test_*; do
   run_unit "$bin" "asan+ubsan/$name"
 done
 
+# Fuzz targets are single-threaded: run FUZZ_JOBS of them at once (default:
+# every core), each for FUZZ_SECONDS, then report them in name order.
+FUZZ_JOBS=${FUZZ_JOBS:-$(nproc)}
+fuzz_names=()
 for bin in build/fuzz/bin/fuzz_*; do
   [ -x "$bin" ] || continue
   name=$(basename "$bin")
   [[ $name =~ $FILTER ]] || continue
+  while [ "$(jobs -rp | wc -l)" -ge "$FUZZ_JOBS" ]; do wait -n || true; done
   seeds=tests/fuzz/corpus/${name#fuzz_}
   work=build/fuzz/corpus/${name#fuzz_}
   mkdir -p "$work"
   dirs=("$work"); [ -d "$seeds" ] && dirs+=("$seeds")
   log="$LOGS/fuzz-$name.log"
-  if timeout $((FUZZ_SECONDS + 120)) "$bin" -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 \
-       -artifact_prefix="build/fuzz/crash-$name-" "${dirs[@]}" >"$log" 2>&1; then
+  rm -f "$log.rc"
+  ( timeout $((FUZZ_SECONDS + 120)) "$bin" -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 \
+      -artifact_prefix="build/fuzz/crash-$name-" "${dirs[@]}" >"$log" 2>&1
+    echo $? >"$log.rc" ) &
+  fuzz_names+=("$name")
+done
+wait
+for name in "${fuzz_names[@]}"; do
+  log="$LOGS/fuzz-$name.log"
+  if [ "$(cat "$log.rc" 2>/dev/null)" = 0 ]; then
     passed=$((passed + 1)); echo "ok   fuzz/$name (${FUZZ_SECONDS}s)"
   else
     s_fail 1 "fuzz/$name"
