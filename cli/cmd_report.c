@@ -69,7 +69,7 @@ static void s_print_rounds(const mfl_report_t *r)
     }
     const mfl_report_round_t *a = &r->rounds[0], *b = &r->rounds[r->n_rounds - 1];
     if (!isfinite(a->loss_before) || !isfinite(b->loss_after)) { /* DP: losses not sent */
-        printf("%zu rounds closed (round %.0f to %.0f); training losses not sent (DP)\n",
+        printf("%zu rounds closed (round %.0f to %.0f); training losses not sent (DP or SecAgg)\n",
                r->n_rounds, a->round, b->round);
         return;
     }

@@ -179,9 +179,9 @@ static void s_hold(sim_t *sim, size_t site, const mfl_update_header_t *h, const 
     p->site = site;
     p->round = h->round;
     memcpy(p->nonce, h->nonce, sizeof p->nonce);
-    /* not sent (DP): weight 1, as the round engine weights it */
+    /* not sent (DP or SecAgg): weight 1, as the round engine weights it */
     p->n_samples = h->not_sent & MFL_STAT_N_SAMPLES ? 1.0 : (double)h->n_samples;
-    /* NaN: not sent (DP), so the secure sum's loss is NaN and left out */
+    /* NaN: not sent (DP or SecAgg), so the secure sum's loss is NaN and left out */
     bool losses = h->has_metrics && !(h->not_sent & MFL_STAT_LOSSES);
     p->loss_before = losses ? h->metrics.loss_before : NAN;
     p->loss_after = losses ? h->metrics.loss_after : NAN;
@@ -225,7 +225,7 @@ static void s_secure_round(sim_t *sim)
     uint8_t (*sks)[64] = sodium_malloc((n ? n : 1) * 64);
     uint8_t (*roster)[32] = calloc(n ? n : 1, 32);
     const char **ids = calloc(n ? n : 1, sizeof *ids);
-    double lb = 0, la = 0;
+    double lb, la;
     int ok = enc && words && inputs && sks && roster && ids;
     if (!ok)
         sim->oom = true;
@@ -250,9 +250,10 @@ static void s_secure_round(sim_t *sim)
             ok = 0;
             break;
         }
-        lb += h->n_samples * h->loss_before;
-        la += h->n_samples * h->loss_after;
     }
+    /* As over the daemons, the coordinator learns no site's losses under
+     * SecAgg: the round's losses are "not sent" (NaN), not a plain sum. */
+    lb = la = NAN;
     uint64_t *sum = words + n * L;
     uint8_t transcript[32];
     if (ok && mfl_secagg_local_sum(&p, (const uint8_t (*)[64])sks, (const uint8_t (*)[32])roster,

@@ -248,7 +248,7 @@ static int s_show(const char *path, const char *text, size_t len, uint64_t now_m
             mfl_json_number(mfl_json_get(last, "loss_after"), &la) == 0)
             snprintf(loss, sizeof loss, "their mean training loss %.4g -> %.4g", lb, la);
         else /* null: no update of the round sent losses (DP on at the sites) */
-            snprintf(loss, sizeof loss, "training losses not sent (DP)");
+            snprintf(loss, sizeof loss, "training losses not sent (DP or SecAgg)");
         printf("last round %.0f: %.0f of %.0f selected sites' updates accepted; %s; %.2f s\n",
                s_num(last, "round"), s_num(last, "accepted"), s_num(last, "selected"), loss,
                s_num(last, "seconds"));

@@ -187,7 +187,7 @@ int mfl_cli_report_doc_write(const mfl_report_t *r, const char *out, bool html, 
     fprintf(f, "%smetafl run report%s\n\n", h1, html ? "</h1>" : "");
     if (r->n_rounds && (!isfinite(r->rounds[0].loss_before) ||
                         !isfinite(r->rounds[r->n_rounds - 1].loss_after)))
-        fprintf(f, "%s%zu rounds closed; training losses not sent (DP).%s\n\n",
+        fprintf(f, "%s%zu rounds closed; training losses not sent (DP or SecAgg).%s\n\n",
                 html ? "<p>" : "", r->n_rounds, html ? "</p>" : "");
     else if (r->n_rounds)
         fprintf(f, "%s%zu rounds closed; mean query loss at θ %.4f in round %.0f, %.4f after "

@@ -453,7 +453,7 @@ void mfl_engine_close_round(mfl_round_engine_t *self, uint64_t now_ms, bool at_d
     (void)mfl_engine_audit_round(self, MFL_AUDIT_ROUND_CLOSED, at_deadline ? "deadline" : NULL);
     m.wall_seconds = mfl_clock_mono_s() - self->opened_mono_s;
     char loss[80];
-    snprintf(loss, sizeof loss, "%s", m.n_accepted ? "losses not sent (DP)" : "no update");
+    snprintf(loss, sizeof loss, "%s", m.n_accepted ? "losses not sent (DP or SecAgg)" : "no update");
     if (isfinite(m.loss_before) && isfinite(m.loss_after))
         snprintf(loss, sizeof loss, "loss before %.4g → after %.4g", m.loss_before,
                  m.loss_after);

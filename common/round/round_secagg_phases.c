@@ -3,6 +3,7 @@
  * one mfl_secagg_server_t per attempt, the phase deadlines, what goes to
  * which site after each phase, the audit records, and the hand-over of the
  * unmasked sum to mfl_round_engine_secure_sum (round_secagg.c). */
+#include <math.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -370,8 +371,9 @@ static void s_next_phase(mfl_round_engine_t *self, uint64_t now_ms)
             names[i] = ids[i];
         }
         mfl_engine_secagg_end(self, false, "summed");
-        int rc = mfl_round_engine_secure_sum(self, round, nonce, names, nu, copy, n_words, 0, 0,
-                                             transcript, now_ms, err, sizeof err);
+        /* The sites' losses do not travel under SecAgg: NaN = not sent. */
+        int rc = mfl_round_engine_secure_sum(self, round, nonce, names, nu, copy, n_words, NAN,
+                                             NAN, transcript, now_ms, err, sizeof err);
         free(copy);
         if (rc < 0) {
             mfl_error("round %u: the secure sum was not folded: %s", round, err);

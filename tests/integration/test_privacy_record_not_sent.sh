@@ -52,7 +52,7 @@ n=$(grep -c 'update_accepted *not sent .*not sent: n_samples loss_before loss_af
 n=$(grep -c '"event":"round".*"loss_before":null,"loss_after":null' run/metrics.jsonl || true)
 [ "$n" -eq 2 ] || fail "metrics lines do not say null for the losses: $(cat run/metrics.jsonl)"
 metafl status --config coordinator.yaml >status.txt 2>&1 || true
-grep -q 'training losses not sent (DP)' status.txt || fail "metafl status: $(cat status.txt)"
+grep -q 'training losses not sent (DP or SecAgg)' status.txt || fail "metafl status: $(cat status.txt)"
 metafl report run >report.txt 2>&1 || true
-grep -q 'training losses not sent (DP)' report.txt || fail "metafl report: $(cat report.txt)"
+grep -q 'training losses not sent (DP or SecAgg)' report.txt || fail "metafl report: $(cat report.txt)"
 echo "ok"

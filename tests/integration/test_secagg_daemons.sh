@@ -31,6 +31,10 @@ wait "$COORD" || { tail -n 30 coordinator.log; fail "coordinator exited with sta
 [ "$(grep -c 'secure aggregation of 3 sites (threshold 3, every pair), sum unmasked' coordinator.log)" -eq 3 ] ||
   { cat coordinator.log; fail "not every round was summed by secure aggregation"; }
 grep -q 'rejected message' coordinator.log && { cat coordinator.log; fail "a message was rejected"; }
+# The coordinator learns no site's losses under SecAgg: "not sent", never a
+# made-up 0 (metrics null), over the daemons as in simulate.
+[ "$(grep '"event":"round"' "$RUN/metrics.jsonl" | grep -c '"loss_before":null,"loss_after":null')" -eq 3 ] ||
+  { cat "$RUN/metrics.jsonl"; fail "round losses under SecAgg are not 'not sent' (null)"; }
 
 metafl simulate --config coordinator.yaml --run-dir sim >simulate.out 2>simulate.log ||
   { cat simulate.log; fail "simulate failed"; }
@@ -40,6 +44,8 @@ echo "daemons:  $daemon_hash"
 echo "simulate: $sim_hash"
 [ -n "$daemon_hash" ] && [ "$daemon_hash" = "$sim_hash" ] ||
   fail "final θ differs: daemons $daemon_hash, simulate $sim_hash"
+[ "$(grep '"event":"round"' sim/metrics.jsonl | grep -c '"loss_before":null,"loss_after":null')" -eq 3 ] ||
+  { cat sim/metrics.jsonl; fail "simulate shows SecAgg round losses the coordinator cannot know"; }
 
 # Audit: no Δ in clear, every phase's transcript, every masked input's hash.
 metafl audit verify "$RUN/audit.log" --keys keys >verify.out 2>&1 ||
