@@ -225,7 +225,6 @@ static void s_secure_round(sim_t *sim)
     uint8_t (*sks)[64] = sodium_malloc((n ? n : 1) * 64);
     uint8_t (*roster)[32] = calloc(n ? n : 1, 32);
     const char **ids = calloc(n ? n : 1, sizeof *ids);
-    double lb, la;
     int ok = enc && words && inputs && sks && roster && ids;
     if (!ok)
         sim->oom = true;
@@ -251,9 +250,6 @@ static void s_secure_round(sim_t *sim)
             break;
         }
     }
-    /* As over the daemons, the coordinator learns no site's losses under
-     * SecAgg: the round's losses are "not sent" (NaN), not a plain sum. */
-    lb = la = NAN;
     uint64_t *sum = words + n * L;
     uint8_t transcript[32];
     if (ok && mfl_secagg_local_sum(&p, (const uint8_t (*)[64])sks, (const uint8_t (*)[32])roster,
@@ -265,7 +261,9 @@ static void s_secure_round(sim_t *sim)
         mfl_info("round %u: secure aggregation of %zu sites (threshold %u, %s), sum unmasked",
                  round, n, p.threshold,
                  p.neighbours && p.neighbours + 1 < n ? "SecAgg+" : "every pair");
-    if (ok && mfl_round_engine_secure_sum(sim->engine, round, nonce, ids, n, sum, L, lb, la,
+    /* As over the daemons, the coordinator learns no site's losses under
+     * SecAgg: the round's losses are "not sent" (NaN), not a plain sum. */
+    if (ok && mfl_round_engine_secure_sum(sim->engine, round, nonce, ids, n, sum, L, NAN, NAN,
                                           transcript, mfl_round_engine_now(sim->engine), err,
                                           sizeof err) < 0)
         mfl_warn("round %u: secure sum refused: %s", round, err);
