@@ -604,6 +604,7 @@ fail:
 }
 
 #include "heart_privacy.h" /* bench_heart privacy (issue 11) */
+#include "heart_privacy_global.h" /* bench_heart privacy-global (issue 11) */
 
 /* ---- issue 16: federated model selection ---------------------------------- */
 
@@ -919,6 +920,8 @@ int main(int argc, char **argv)
         rc = s_run_newsite(&o, &h, argv[0]);
     else if (strcmp(mode, "privacy") == 0)
         rc = s_run_privacy(&o, &h, argv[0]);
+    else if (strcmp(mode, "privacy-global") == 0)
+        rc = s_run_privacy_global(&o, &h, argv[0]);
     else if (strcmp(mode, "select") == 0)
         rc = s_run_select(&o, &h, argv[0], (uint64_t)split);
     else {
