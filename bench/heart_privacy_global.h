@@ -613,7 +613,8 @@ done:
 static int s_pt_stability(const s_opts_t *o, const s_heart_t *h, int reps)
 {
     char err[512];
-    for (int rep = 0; rep < reps; rep++) {
+    const char *from = getenv("PG_STABILITY_FROM"); /* rep 0 = the table's own pick */
+    for (int rep = from ? atoi(from) : 0; rep < reps; rep++) {
         s_pg_rep = (uint64_t)rep;
         static s_pg_data_t folds[S_PG_FOLDS], final;
         for (int k = 0; k < S_PG_FOLDS; k++) {
