@@ -112,6 +112,19 @@ static void s_delta_hash(const mfl_round_engine_t *self, const mfl_tensor_t *t,
 {
     crypto_generichash_state st;
     crypto_generichash_init(&st, NULL, 0, 32);
+    if (self->rd_fn) { /* a spooled update (round_chunked.c) */
+        char err[160];
+        for (size_t at = 0; at < self->n_state; at += MFL_ENGINE_READ_BLOCK) {
+            size_t n = self->n_state - at < MFL_ENGINE_READ_BLOCK ? self->n_state - at
+                                                                   : MFL_ENGINE_READ_BLOCK;
+            if (self->rd_fn(self->rd_ctx, at, self->rd_buf, n, err, sizeof err) < 0)
+                memset(self->rd_buf, 0, n * sizeof(float)); /* checked by the norm pass */
+            crypto_generichash_update(&st, (const unsigned char *)self->rd_buf,
+                                      n * sizeof(float));
+        }
+        crypto_generichash_final(&st, out, 32);
+        return;
+    }
     for (size_t i = 0; i < self->n_tensors; i++) {
         mfl_tensor_piece_t one;
         size_t nr;

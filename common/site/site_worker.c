@@ -199,6 +199,7 @@ void mfl_site_worker_destroy(mfl_site_worker_t **self_p)
     free(self->scratch);
     free(self->header);
     free(self->hashes);
+    free(self->chunk_hashes);
     free(self->residual);
     free(self->residual_next);
     free(self->encoded);

@@ -156,6 +156,14 @@ typedef struct {
     uint32_t encoding;
     const uint8_t *encoded;
     const float *scales;
+    /* The task asked for chunks (RoundTask.upload_chunk_values > 0): each
+     * tensor is cut into chunks of chunk_values values; chunk_hashes holds
+     * the n_chunks BLAKE2b-256 hashes of their bytes as sent (tensor by
+     * tensor, in order) and tensor_hashes[i] is BLAKE2b-256 of tensor i's
+     * chunk hashes (mfl_chunk_tensor_hash), what the header signs. */
+    uint64_t chunk_values;
+    const uint8_t *chunk_hashes;
+    size_t n_chunks;
 } mfl_site_round_result_t;
 
 /* mfl_site_worker_round's (and _eval's) return when the site's privacy

@@ -40,6 +40,9 @@ struct mfl_site_worker {
     uint8_t *header; /* last packed UpdateHeader */
     size_t header_len;
     uint8_t *hashes; /* n_tensors × 32 */
+    uint8_t *chunk_hashes;      /* a chunked round's chunk hashes (n_chunks × 32) */
+    size_t n_chunks, cap_chunks;
+    uint64_t chunk_values;      /* the last round's chunk size (0: one message) */
 
     bool has_audit_head;     /* the site's audit log head, signed into the next header */
     uint64_t audit_seq;
