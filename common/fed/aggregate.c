@@ -131,13 +131,28 @@ static int s_admit_weight(double weight, double *wq_out, double *w_eff, char *er
 
 /* The checks shared by add and add_parts; *wq gets the quantised weight,
  * *w_eff the effective one. */
-static int s_admit(const mfl_aggregate_t *self, double weight, double *wq_out, double *w_eff,
+/* The sums' storage, allocated (zeroed) on first use after a release. */
+static int s_storage(mfl_aggregate_t *self, char *err, size_t errlen)
+{
+    if (self->sum)
+        return 0;
+    self->sum = calloc(self->n, sizeof *self->sum);
+    if (!self->sum) {
+        mfl_errf(err, errlen, "out of memory for the sums of %zu parameters", self->n);
+        return -1;
+    }
+    return 0;
+}
+
+static int s_admit(mfl_aggregate_t *self, double weight, double *wq_out, double *w_eff,
                    char *err, size_t errlen)
 {
     if (self->spent) {
         mfl_errf(err, errlen, "aggregate's sums were turned into the mean; reset first");
         return -1;
     }
+    if (s_storage(self, err, errlen) < 0)
+        return -1;
     if (self->count >= self->max_updates) {
         mfl_errf(err, errlen, "aggregate already holds %zu updates (the most before a reset)",
                  self->count);
@@ -368,6 +383,8 @@ int mfl_aggregate_add_sum(mfl_aggregate_t *self, const int64_t *sum, uint64_t we
                  (unsigned long long)weight_q, count);
         return -1;
     }
+    if (s_storage(self, err, errlen) < 0)
+        return -1;
     for (size_t j = 0; j < self->n; j++)
         self->sum[j] = (int64_t)((uint64_t)self->sum[j] + (uint64_t)sum[j]);
     self->weight_q += weight_q;
@@ -436,9 +453,19 @@ float *mfl_aggregate_mean_in_place(mfl_aggregate_t *self)
     return (float *)(void *)base;
 }
 
+void mfl_aggregate_release(mfl_aggregate_t *self)
+{
+    free(self->sum);
+    self->sum = NULL;
+    self->count = 0;
+    self->weight_q = 0;
+    self->spent = false;
+}
+
 void mfl_aggregate_reset(mfl_aggregate_t *self)
 {
-    memset(self->sum, 0, self->n * sizeof *self->sum);
+    if (self->sum)
+        memset(self->sum, 0, self->n * sizeof *self->sum);
     self->count = 0;
     self->weight_q = 0;
     self->spent = false;

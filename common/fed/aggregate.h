@@ -163,4 +163,10 @@ float *mfl_aggregate_mean_in_place(mfl_aggregate_t *self);
 /* Forgets all updates (sums, count, weight); keeps the allocation. */
 void mfl_aggregate_reset(mfl_aggregate_t *self);
 
+/* Forgets all updates and frees the sums' storage (8 bytes a parameter);
+ * the next add allocates it again, zeroed. For a large model between
+ * rounds: the sums then take no memory while θ is copied and broadcast.
+ * A mean_in_place pointer is invalid afterwards. */
+void mfl_aggregate_release(mfl_aggregate_t *self);
+
 #endif

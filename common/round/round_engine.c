@@ -265,7 +265,10 @@ static void s_open_round(mfl_round_engine_t *self, uint64_t now_ms)
     self->loss_after_sum = 0;
     self->weight_sum = 0;
     self->loss_weight_sum = 0;
-    mfl_aggregate_reset(self->agg);
+    if (self->n_state >= MFL_ENGINE_RELEASE_SUMS_PARAMS)
+        mfl_aggregate_release(self->agg); /* allocated by the first fold, after θ went out */
+    else
+        mfl_aggregate_reset(self->agg);
     mfl_engine_robust_reset(self);
     mfl_engine_flow_reset(self);
     self->opened_ms = now_ms;

@@ -286,6 +286,12 @@ uint32_t mfl_engine_site_encoding(const mfl_round_engine_t *self, const mfl_engi
  * encoding above limits.chunked_upload_bytes, and not secure aggregation. */
 uint64_t mfl_engine_chunk_values(const mfl_round_engine_t *self, const mfl_engine_site_t *s);
 
+/* From this many parameters (sums of 64 MiB) the aggregate's sums are
+ * freed at a close or abandonment and allocated again by the next fold,
+ * so they never coexist with θ's broadcast copy (round_close.c). Below,
+ * they are kept and zeroed (no page faults per round). */
+#define MFL_ENGINE_RELEASE_SUMS_PARAMS ((size_t)1 << 23)
+
 /* Floats read per block from a spooled update (1 MiB). */
 #define MFL_ENGINE_READ_BLOCK ((size_t)1 << 18)
 
