@@ -288,4 +288,11 @@ void mfl_site_worker_fill_report(const mfl_site_worker_t *self, const mfl_eval_t
                                  const mfl_site_eval_result_t *result,
                                  mfl_eval_report_t *report);
 
+/* The last update has left (every byte copied out) or is moot: for a
+ * large model (8M+ parameters) its Δ's pages (and an encoded copy's) go
+ * back to the kernel, so they cost nothing while the next θ arrives or an
+ * evaluation runs. The next round rewrites Δ whole. The error-feedback
+ * residuals are kept. */
+void mfl_site_worker_release_update(mfl_site_worker_t *self);
+
 #endif

@@ -117,4 +117,11 @@ int mfl_site_check_finite(const float *v, size_t n);
 /* L2 norm in double precision. */
 double mfl_site_l2(const float *v, size_t n);
 
+/* From this many parameters (Δ of 32 MiB) the worker gives Δ's pages (and
+ * an encoded copy's) back to the kernel when an evaluation starts: the
+ * last update is sent or moot by then, and the evaluation's own buffers
+ * need the room (issue 17, site memory). */
+#define MFL_SITE_DROP_PAGES_PARAMS ((size_t)1 << 23)
+void mfl_site_worker_drop_update_pages(mfl_site_worker_t *self);
+
 #endif
