@@ -156,6 +156,14 @@ typedef struct {
     uint32_t encoding;
     const uint8_t *encoded;
     const float *scales;
+    /* The task asked for chunks (RoundTask.upload_chunk_values > 0): each
+     * tensor is cut into chunks of chunk_values values; chunk_hashes holds
+     * the n_chunks BLAKE2b-256 hashes of their bytes as sent (tensor by
+     * tensor, in order) and tensor_hashes[i] is BLAKE2b-256 of tensor i's
+     * chunk hashes (mfl_chunk_tensor_hash), what the header signs. */
+    uint64_t chunk_values;
+    const uint8_t *chunk_hashes;
+    size_t n_chunks;
 } mfl_site_round_result_t;
 
 /* mfl_site_worker_round's (and _eval's) return when the site's privacy
@@ -279,5 +287,12 @@ int mfl_site_worker_validation(mfl_site_worker_t *self, double fraction, uint64_
 void mfl_site_worker_fill_report(const mfl_site_worker_t *self, const mfl_eval_task_t *task,
                                  const mfl_site_eval_result_t *result,
                                  mfl_eval_report_t *report);
+
+/* The last update has left (every byte copied out) or is moot: for a
+ * large model (8M+ parameters) its Δ's pages (and an encoded copy's) go
+ * back to the kernel, so they cost nothing while the next θ arrives or an
+ * evaluation runs. The next round rewrites Δ whole. The error-feedback
+ * residuals are kept. */
+void mfl_site_worker_release_update(mfl_site_worker_t *self);
 
 #endif

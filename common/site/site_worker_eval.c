@@ -279,6 +279,7 @@ int mfl_site_worker_eval(mfl_site_worker_t *self, const mfl_eval_task_t *task,
 {
     if (!task || !theta || !out)
         return mfl_errf(err, errlen, "eval: missing task, θ or result"), -1;
+    mfl_site_worker_drop_update_pages(self);
     memset(out, 0, sizeof(*out));
     out->value_adapted = out->value_before = out->value_local = NAN;
     out->value_best_arm = out->value_given = NAN;

@@ -40,6 +40,9 @@ struct mfl_site_worker {
     uint8_t *header; /* last packed UpdateHeader */
     size_t header_len;
     uint8_t *hashes; /* n_tensors × 32 */
+    uint8_t *chunk_hashes;      /* a chunked round's chunk hashes (n_chunks × 32) */
+    size_t n_chunks, cap_chunks;
+    uint64_t chunk_values;      /* the last round's chunk size (0: one message) */
 
     bool has_audit_head;     /* the site's audit log head, signed into the next header */
     uint64_t audit_seq;
@@ -113,5 +116,12 @@ int mfl_site_check_finite(const float *v, size_t n);
 
 /* L2 norm in double precision. */
 double mfl_site_l2(const float *v, size_t n);
+
+/* From this many parameters (Δ of 32 MiB) the worker gives Δ's pages (and
+ * an encoded copy's) back to the kernel when an evaluation starts: the
+ * last update is sent or moot by then, and the evaluation's own buffers
+ * need the room (issue 17, site memory). */
+#define MFL_SITE_DROP_PAGES_PARAMS ((size_t)1 << 23)
+void mfl_site_worker_drop_update_pages(mfl_site_worker_t *self);
 
 #endif
