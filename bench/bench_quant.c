@@ -4,7 +4,8 @@
  * repeats, thread CPU time. Also checks that encode + decode is
  * deterministic (the same codes from the same seed).
  *
- *   build/bench/bench_quant [--quick] [--out FILE] */
+ *   build/bench/bench_quant [--quick] [--out FILE]   (default
+ *   ${BENCH_RESULTS:-bench/results}/quant.json) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,9 +25,11 @@ static double s_cpu_ms(void)
 int main(int argc, char **argv)
 {
     int quick;
-    const char *out;
-    if (s_bench_args(argc, argv, "bench_quant", &quick, &out) < 0)
+    const char *out_arg;
+    char out_buf[512];
+    if (s_bench_args(argc, argv, "bench_quant", &quick, &out_arg) < 0)
         return 2;
+    const char *out = s_bench_out_path(out_arg, out_buf, sizeof out_buf, "quant.json");
     const size_t n = 999987;
     const int reps = quick ? 5 : 21;
     float *x = malloc(n * sizeof *x), *res = calloc(n, sizeof *res), *dec = malloc(n * sizeof *dec);
@@ -37,11 +40,11 @@ int main(int argc, char **argv)
     mfl_rng_seed(&g, 1, 2);
     for (size_t i = 0; i < n; i++)
         x[i] = 1e-3f * mfl_rng_normal(&g);
-    FILE *f = out ? fopen(out, "w") : stdout;
+    FILE *f = s_bench_open_results("bench_quant", out, "quant");
     if (!f)
         return 1;
-    fprintf(f, "{\n  \"bench\": \"quant\",\n  \"values\": %zu,\n  \"repeats\": %d,\n"
-               "  \"how\": \"thread CPU ms per call, median over the repeats; encode with error "
+    fprintf(f, "  \"command\": \"build/bench/bench_quant\",\n  \"values\": %zu,\n"
+               "  \"repeats\": %d,\n  \"how\": \"thread CPU ms per call, median over the repeats; encode with error "
                "feedback (residual) and stochastic rounding\",\n  \"rows\": [\n", n, reps);
     const mfl_quant_kind_t kinds[] = {MFL_QUANT_FP16, MFL_QUANT_INT8};
     for (int k = 0; k < 2; k++) {
@@ -73,8 +76,7 @@ int main(int argc, char **argv)
                mfl_quant_name(kinds[k]), n, em, dm, same ? "" : " NOT DETERMINISTIC");
     }
     fprintf(f, "  ]\n}\n");
-    if (out)
-        fclose(f);
+    fclose(f);
     free(x);
     free(res);
     free(dec);
