@@ -21,8 +21,10 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-build}
-BIN=${METAFL_BIN:-$ROOT/$BUILD/bin}
+case "$BUILD" in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
+BIN=${METAFL_BIN:-$BUILD/bin}
 DATA=${DEMO_DIR:-$ROOT/build/demo}/data
+[ -d "$DATA" ] && DATA=$(cd "$DATA" && pwd)   # the configs are read from a temporary dir
 OUT=${1:-$ROOT/bench/results/wdbc_select.json}
 SEEDS=${SEEDS:-"42 43 44 45 46"}
 SITES=(hospital-a hospital-b hospital-c hospital-d)
