@@ -648,6 +648,7 @@ static int s_run_select(const s_opts_t *o, s_heart_t *h, const char *argv0, uint
         diff[S_MAX_SEEDS][S_HEART_SITES], site_p[S_MAX_SEEDS][S_HEART_SITES],
         diff2[S_MAX_SEEDS][S_HEART_SITES], loho[S_MAX_SEEDS][S_HEART_SITES],
         loho_cv[S_MAX_SEEDS][S_HEART_SITES], def_site[S_MAX_SEEDS][S_HEART_SITES],
+        loho_or[S_MAX_SEEDS][S_HEART_SITES],
         oracle[S_MAX_SEEDS][S_HEART_SITES];
     static char loho_win[S_MAX_SEEDS][S_HEART_SITES][MFL_SELECT_DESC_MAX];
     const int draws = o->quick ? 5 : 20;
@@ -766,6 +767,13 @@ static int s_run_select(const s_opts_t *o, s_heart_t *h, const char *argv0, uint
                           &ln, &chosen, err, sizeof err) != 0)
                 goto fail;
             double mean = 0, mean_cv = 0;
+            /* ORACLE: one (steps, rate) of the grid per held-out hospital
+             * and seed, chosen by its mean test accuracy over the draws. */
+            static const uint32_t g_steps[] = MFL_SITE_ADAPT_STEPS;
+            static const float g_rates[] = MFL_SITE_ADAPT_RATES;
+            enum { S_NG = (sizeof g_steps / sizeof *g_steps) * (sizeof g_rates / sizeof *g_rates) };
+            double og[S_NG];
+            memset(og, 0, sizeof og);
             for (int d = 0; d < draws; d++) {
                 mfl_rng_t r;
                 mfl_rng_seed(&r, seed, 0x6e6577ULL * 1000003u + (uint64_t)held * 10007u +
@@ -782,6 +790,21 @@ static int s_run_select(const s_opts_t *o, s_heart_t *h, const char *argv0, uint
                 if (rc == 0)
                     rc = s_sel_newsite(dw, &chosen, lt, ln, (uint32_t)(1000 + d), true, seed,
                                        &acc_cv, err, sizeof err);
+                for (size_t gi = 0; rc == 0 && gi < S_NG; gi++) {
+                    mfl_select_candidate_t g = chosen;
+                    g.adapt_steps = g_steps[gi / (sizeof g_rates / sizeof *g_rates)];
+                    g.adapt_lr = g_rates[gi % (sizeof g_rates / sizeof *g_rates)];
+                    double a = 0;
+                    if (s_sel_newsite(dw, &g, lt, ln, (uint32_t)(1000 + d), false, seed, &a,
+                                      err, sizeof err) != 0) {
+                        if (!strstr(err, "diverged")) {
+                            rc = -1;
+                            break;
+                        }
+                        og[gi] = -INFINITY; /* diverges on some draw: not a choice */
+                    }
+                    og[gi] += a / draws;
+                }
                 mfl_site_worker_destroy(&dw);
                 if (rc != 0) {
                     free(lt);
@@ -793,6 +816,9 @@ static int s_run_select(const s_opts_t *o, s_heart_t *h, const char *argv0, uint
             free(lt);
             loho[k][held] = mean;
             loho_cv[k][held] = mean_cv;
+            loho_or[k][held] = -1;
+            for (size_t gi = 0; gi < S_NG; gi++)
+                loho_or[k][held] = og[gi] > loho_or[k][held] ? og[gi] : loho_or[k][held];
         }
         s_fleet_free(&own);
         printf("seed %llu: winner %zu (%s); personalised %.3f %.3f %.3f %.3f\n",
@@ -847,7 +873,9 @@ fail:
                  "held-out hospital, k = 10 drawn cases, %d draws per seed\"", draws);
         s_json_row(f, "LOHO k=10, selection on the other three", loho, o->n_seeds, extra, 0);
         s_json_row(f, "LOHO k=10, the new hospital chooses by CV on its 10 cases", loho_cv,
-                   o->n_seeds, extra, 1);
+                   o->n_seeds, extra, 0);
+        s_json_row(f, "ORACLE (test rows choose; not a result): LOHO, the best (steps, rate) of "
+                   "the grid per held-out hospital and seed", loho_or, o->n_seeds, extra, 1);
         fprintf(f, "  ],\n  \"loho_winners\": [");
         for (int k = 0; k < o->n_seeds; k++)
             for (int held = 0; held < S_HEART_SITES; held++)

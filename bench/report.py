@@ -1104,7 +1104,8 @@ def select_section(d, res, res_split, res_wdbc=None):
                  for r in res_wdbc["rows"]])
     by = {r["name"]: r for r in res["rows"]}
     site = by["selection + per-site adaptation"]
-    orc = next((r for r in res["rows"] if r["name"].startswith("ORACLE")), None)
+    orc = next((r for r in res["rows"] if r["name"].startswith("ORACLE") and "LOHO" not in
+                r["name"]), None)
     d.p("What this says, and what was tried (issue 16 items 2 and 3). The default grid "
         "around the coordinator's defaults, picked by mean validation AUROC on a fifth of "
         "each hospital's training rows, does not beat the same defaults without selection on "
@@ -1144,6 +1145,8 @@ def select_section(d, res, res_split, res_wdbc=None):
     d.p(HEAD_NOTE, "")
     lo = by.get("LOHO k=10, selection on the other three")
     lcv = by.get("LOHO k=10, the new hospital chooses by CV on its 10 cases")
+    lor = next((r for r in res["rows"] if r["name"].startswith("ORACLE") and "LOHO" in
+                r["name"]), None)
     if lo and lcv:
         d.p("Leave one hospital out (selection and training on the other three, their "
             "selection scores adapting on 10 cases; the held-out hospital adapts on k = 10 "
@@ -1151,10 +1154,15 @@ def select_section(d, res, res_split, res_wdbc=None):
             f"{lo['mean4']:.3f} ± {lo['mean4_std']:.3f}; when the new hospital chooses its "
             "own steps and rate by 5-fold cross-validation on its 10 cases (possible now "
             f"that the folds come from the support cases) {lcv['mean4']:.3f} ± "
-            f"{lcv['mean4_std']:.3f}: NOT the .80 target (section 1(c)'s hand-set Reptile "
-            "reaches .788). Switzerland reaches its ceiling; Cleveland, Hungary and VA stay "
-            "0.02-0.04 below the hand-set run, whose meta-training settings (inner rate "
-            "0.05, 10 outer steps, β 0.5) the default grid does not contain.", "")
+            f"{lcv['mean4_std']:.3f} (leave-one-out instead of 5 folds gave the same, "
+            "0.7745 ± 0.010): NOT the .80 target (section 1(c)'s hand-set Reptile reaches "
+            ".788). Switzerland reaches its ceiling; Cleveland, Hungary and VA stay 0.02-0.04 "
+            "below the hand-set run, whose meta-training settings (inner rate 0.05, 10 outer "
+            "steps, β 0.5) the default grid does not contain."
+            + (f" Even letting the held-out hospital's test rows choose its (steps, rate) "
+               f"from the grid (one per hospital and seed, ORACLE row) gives "
+               f"{lor['mean4']:.3f} ± {lor['mean4_std']:.3f}: below .80 with the models "
+               "this selection trains." if lor else ""), "")
     best = max(by["selection, personalised"]["mean4"], site["mean4"])
     d.goals.append(("1(d) heart personalised, selection, no hand-tuning", "≥ .83 (5 seeds)",
                     f"{by['selection, personalised']['mean4']:.3f}; with per-site adaptation "
@@ -1164,7 +1172,8 @@ def select_section(d, res, res_split, res_wdbc=None):
     if lo:
         lbest = lcv if lcv and lcv["mean4"] > lo["mean4"] else lo
         d.goals.append(("1(d) heart leave-one-hospital-out k = 10, selection", "≥ .80",
-                        f"{lbest['mean4']:.3f} ± {lbest['mean4_std']:.3f}",
+                        f"{lbest['mean4']:.3f} ± {lbest['mean4_std']:.3f}"
+                    + (f" (oracle bound {lor['mean4']:.3f})" if lor else ""),
                         "met" if lbest["mean4"] >= 0.80 else "NOT MET"))
 
 
