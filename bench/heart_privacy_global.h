@@ -393,6 +393,8 @@ static s_priv_recipe_t s_pt_grid(int i)
     return r;
 }
 
+static int s_pt_quick; /* --quick (make bench's quick subset) */
+
 /* Mean validation accuracy (4 folds × seeds 1000 + 1000·j + fold). */
 static int s_pt_cv(const s_priv_recipe_t *r, double eps, s_pg_data_t folds[S_PG_FOLDS],
                    int seed_from, int n_seeds, double *acc, char *err, size_t errlen)
@@ -426,6 +428,9 @@ static int s_pt_select(double eps, s_pg_data_t folds[S_PG_FOLDS], int *pick, dou
         a1[g] = -1;
         if ((isinf(eps) && r.clip != s_pt_clips[0]) || !s_pg_in_grid(g))
             continue;
+        if (s_pt_quick && (r.model != s_pt_models[0] || r.server != s_pt_servers[0] ||
+                           r.lr != s_pt_lrs[0]))
+            continue; /* --quick: linear FedAvg lr 0.3 only (8 recipes) */
         if (s_pt_cv(&r, eps, folds, 0, 1, &a1[g], err, errlen))
             return -1;
         *runs += S_PG_FOLDS;
@@ -472,6 +477,7 @@ static int s_pt_table(const s_opts_t *o, const s_heart_t *h, const char *argv0)
         {INFINITY, S_PG_POOLED, "no DP, pooled statistics (reference: needs shared stats)"},
     };
     const int n_rows = o->quick ? 2 : (int)(sizeof rows / sizeof rows[0]);
+    s_pt_quick = o->quick;
     static s_pg_data_t folds[S_PG_N_SCALING][S_PG_FOLDS], final[S_PG_N_SCALING];
     static double acc[16][S_MAX_SEEDS][S_HEART_SITES], pacc[16][S_MAX_SEEDS][S_HEART_SITES];
     int picks[16];
