@@ -42,6 +42,12 @@ static const float s_pg_center[S_HEART_FEATURES] = {50, 0, 130, 200, 0, 140, 0, 
 static const float s_pg_spread[S_HEART_FEATURES] = {10, 1, 20, 100, 1, 25, 1, 1,
                                                    1,  1, 1,  1,   1};
 
+/* PG_ALT_SCALE=1: a second, cruder public scaling for the robustness check
+ * (no centring, each unit divided by a round upper bound). */
+static const float s_pg_alt_center[S_HEART_FEATURES] = {0};
+static const float s_pg_alt_spread[S_HEART_FEATURES] = {100, 1, 200, 500, 1, 200, 1, 5,
+                                                        1,   1, 1,   1,   1};
+
 #define S_PG_FOLDS 4
 /* personalised column: the chosen global model fine-tuned locally with
  * this many full-batch steps (lr S_FT_LR), fixed in advance (the value the
@@ -84,8 +90,11 @@ static int s_pg_scale(mfl_dataset_t *const *raw_fit, mfl_dataset_t *const *raw_v
             return s_pg_data_free(out), -1;
         if (scaling == S_PG_SITE)
             mfl_dataset_feature_stats(raw_fit[s], mean, sd);
-        const float *m = scaling == S_PG_FIXED ? s_pg_center : (const float *)mean;
-        const float *v = scaling == S_PG_FIXED ? s_pg_spread : (const float *)sd;
+        int alt = getenv("PG_ALT_SCALE") != NULL;
+        const float *m = scaling == S_PG_FIXED ? (alt ? s_pg_alt_center : s_pg_center)
+                                               : (const float *)mean;
+        const float *v = scaling == S_PG_FIXED ? (alt ? s_pg_alt_spread : s_pg_spread)
+                                               : (const float *)sd;
         mfl_dataset_standardize(out->fit[s], m, v);
         mfl_dataset_standardize(out->val[s], m, v);
     }
