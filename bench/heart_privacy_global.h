@@ -655,8 +655,11 @@ static int s_pt_stability(const s_opts_t *o, const s_heart_t *h, int reps)
         s_mean_std(m4, o->n_seeds, &mm, &sd);
         char rs[160];
         s_pg_recipe_str(rs, sizeof rs, &r);
-        printf("stability rep %d: eps=1 fixed chose %s (validation %.4f): test %.4f ± %.4f\n",
-               rep, rs, cv, mm, sd);
+        printf("stability rep %d: eps=1 fixed chose %s (validation %.4f): test %.4f ± %.4f "
+               "per seed", rep, rs, cv, mm, sd);
+        for (int k = 0; k < o->n_seeds; k++)
+            printf(" %.3f", m4[k]);
+        printf("\n");
         fflush(stdout);
         s_pg_data_free(&final);
         for (int k = 0; k < S_PG_FOLDS; k++)

@@ -50,6 +50,8 @@ PRIVACY_GLOBAL_STABILITY = [
 # by a round upper bound (age 100, blood pressure 200, cholesterol 500, heart
 # rate 200, ST depression 5); test mean4 and std over seeds 42-46.
 PRIVACY_GLOBAL_ALT_SCALE = (0.7663, 0.0136)
+# The ε = 1 pick (grid 18) trained with 10 seeds: mean4 per seed.
+PRIVACY_GLOBAL_SEEDS10 = [0.815, 0.793, 0.714, 0.685, 0.819, 0.546, 0.775, 0.780, 0.799, 0.692]
 
 # Flower 1.6 on this kind of machine (ANCHORS.md): median fit round, ms.
 FLOWER = {  # sites -> (2,242 params, 999,987 params, 999,987 no training)
@@ -808,6 +810,17 @@ def heart_privacy_global_section(d, res):
         "C 1, 30 rounds, FedAdam) 0.809 ± 0.022, by CV loss (same with B 32) 0.814 ± 0.014. "
         "With the site's own statistics instead, the same grid's pick at ε = 1 is the "
         "table's *site* row.", "")
+    if PRIVACY_GLOBAL_SEEDS10:
+        v = PRIVACY_GLOBAL_SEEDS10
+        mean = sum(v) / len(v)
+        sd = (sum((x - mean) ** 2 for x in v) / (len(v) - 1)) ** 0.5
+        d.p(f"**Seed by seed at ε = 1** (the table's ε = 1 recipe, not re-chosen, trained "
+            f"with {len(v)} seeds, 42–{41 + len(v)}; `PG_STABILITY=1 PG_GRID=18 "
+            f"build/bench/bench_heart privacy-global --seeds {len(v)}`): mean4 per seed "
+            + ", ".join(f"{x:.3f}" for x in v)
+            + f"; mean {mean:.3f} ± {sd:.3f}, {sum(x > 0.706 for x in v)} of {len(v)} seeds above "
+            f".706. The DP noise of one training run moves a seed by several points (mostly "
+            f"Switzerland's 16 and VA's 45 test rows).", "")
     if PRIVACY_GLOBAL_STABILITY:
         d.p("**Stability of the pick** (`PG_STABILITY=3 PG_STABILITY_FROM=1 "
             "build/bench/bench_heart privacy-global`: the ε = 1 fixed-scaling selection redone "
@@ -816,18 +829,21 @@ def heart_privacy_global_section(d, res):
                                  for i, rc, cv, m, sd in PRIVACY_GLOBAL_STABILITY)
             + ". The selection rule averages each candidate over 4 folds and gives the best "
             "6 two more seeds per fold (12 runs for a finalist, against 2 in §4), so the "
-            "pick moves only among near-equal recipes (linear, lr 0.3, 15–30 rounds); the "
-            "remaining spread is the DP noise of the final training itself (a seed can cost "
-            "Switzerland's 16 test rows several points).", "")
+            "pick moves only among near-equal recipes (always linear, lr 0.3, C 0.5–1, "
+            "15–30 rounds, FedAdam or FedAvg); what remains is the spread of the DP training "
+            "itself, seed to seed.", "")
     if PRIVACY_GLOBAL_ALT_SCALE:
         m, sd = PRIVACY_GLOBAL_ALT_SCALE
+        r1 = [r for r in glob_rows if r["epsilon"] == 1 and r["scaling"] == "fixed"]
+        ref = (f"{r1[0]['mean4']:.3f} ± {r1[0]['mean4_std']:.3f} in the table"
+               if r1 else "the table's row")
         d.p("**Is it these constants?** The ε = 1 recipe above with a second, cruder public "
             "scaling (no centring; age / 100, blood pressure / 200, cholesterol / 500, heart "
             "rate / 200, ST depression / 5; `PG_ALT_SCALE=1 PG_STABILITY=1 PG_GRID=18 "
-            f"build/bench/bench_heart privacy-global`): {m:.3f} ± {sd:.3f}, lower than with "
-            "the centred constants (the recipe was not re-chosen for it) but still above "
-            "FLamby's range: what carries the gain is one data-independent scale shared by "
-            "all hospitals, not a tuned set of numbers.", "")
+            f"build/bench/bench_heart privacy-global`; the recipe was not re-chosen for it): "
+            f"{m:.3f} ± {sd:.3f}, against {ref} with the centred constants: what carries the "
+            "gain is one data-independent scale shared by all hospitals, not a tuned set of "
+            "numbers.", "")
     by = {(r["epsilon"], r["scaling"]): r["mean4"] for r in glob_rows}
     fixed_dp = {e: v for (e, sc), v in by.items() if sc == "fixed" and e is not None}
     if fixed_dp:
@@ -942,9 +958,16 @@ def heart_privacy_section(d, res, pg=None):
         gtxt = (f"global {pg1['mean4']:.3f} ± {pg1['mean4_std']:.3f} with public fixed scaling "
                 f"(§4b; {g1:.3f} with each site's own statistics)" if pg1
                 else f"global {g1:.3f}")
+        spread = (pg1 is not None and pg1["mean4"] > 0.706
+                  and pg1["mean4"] - pg1["mean4_std"] <= 0.706)
         d.goals.append(("4 heart, ε = 1 (record DP)", "above FLamby's DP .685–.706",
                         f"personalised {p1:.3f}, {gtxt}",
-                        ("met (personalised and global)" if gbest > 0.706 else
+                        ("met (personalised and global"
+                         + ("; the global model on the mean over seeds, not on every seed: "
+                            + (f"{sum(x > 0.706 for x in PRIVACY_GLOBAL_SEEDS10)} of "
+                               f"{len(PRIVACY_GLOBAL_SEEDS10)} seeds above .706, "
+                               if PRIVACY_GLOBAL_SEEDS10 else "")
+                            + "see §4b)" if spread else ")") if gbest > 0.706 else
                          "met for the personalised model; the global model is not above it")
                         if p1 > 0.706 else "NOT MET"))
     if p1 is not None and pinf is not None:
