@@ -14,7 +14,7 @@ run_both() { # TAG [KEY=VALUE...]
   local tag=$1; shift
   TEST_TMP=$ROOT_TMP/$tag
   mkdir -p "$TEST_TMP"
-  fed_setup 2 "model.spec=mlp:3-2000-1" "algorithm.inner_steps=1" "algorithm.outer_steps=1" \
+  fed_setup 1 "model.spec=mlp:3-2000-1" "algorithm.inner_steps=1" "algorithm.outer_steps=1" \
     "limits.chunked_upload_bytes=4K" "limits.upload_chunk_bytes=4K" "$@"
   local run=$TEST_TMP/run
   fed_coordinator
@@ -22,10 +22,10 @@ run_both() { # TAG [KEY=VALUE...]
   for s in "${FED_SITES[@]}"; do fed_site "$s" --exit-after-eval; done
   wait_for 90 bash -c "! kill -0 $coord 2>/dev/null" || fail "$tag: coordinator did not finish"
   wait "$coord" || fail "$tag: coordinator exited with status $?"
-  grep -q '"event":"round","round":2,.*"accepted":3' "$run/metrics.jsonl" ||
-    { tail -n 20 "$TEST_TMP/coordinator.log"; fail "$tag: round 2 did not have 3 accepted updates"; }
+  grep -q '"event":"round","round":1,.*"accepted":3' "$run/metrics.jsonl" ||
+    { tail -n 20 "$TEST_TMP/coordinator.log"; fail "$tag: round 1 did not have 3 accepted updates"; }
   for s in "${FED_SITES[@]}"; do
-    grep -q "round 2: .*update sent.* ($CHUNKS chunks)" "$TEST_TMP/$s.log" ||
+    grep -q "round 1: .*update sent.* ($CHUNKS chunks)" "$TEST_TMP/$s.log" ||
       { tail -n 5 "$TEST_TMP/$s.log"; fail "$tag: $s did not send its update in $CHUNKS chunks"; }
   done
   metafl audit verify "$run/audit.log" --keys "$TEST_TMP/keys" >"$TEST_TMP/verify.out" 2>&1 ||
