@@ -22,6 +22,8 @@
 #include "fed/quant.h"
 #include "meta/learner.h"
 
+#include "coord_chunks.h"
+
 #define STATUS_EVERY_MS 1000
 #define DRAIN_MS 500 /* after the run: let the Bye messages leave */
 
@@ -35,6 +37,7 @@ struct mfl_coordinator {
     uint64_t finished_ms;     /* monotonic; 0 while running */
     bool status_dirty;
     mfl_prom_t *prom;         /* output.prometheus_file, NULL when off */
+    mfl_upload_spool_t *spool; /* chunked uploads in progress (coord_chunks.h) */
     mfl_file_writer_t *status_writer; /* status.json, written off the event loop */
 };
 
@@ -231,6 +234,12 @@ static void s_on_hello(mfl_coordinator_t *self, const mfl_wire_event_t *ev, uint
 
 static void s_on_event(mfl_coordinator_t *self, const mfl_wire_event_t *ev, uint64_t now)
 {
+    if (ev->kind == MFL_MSG_HELLO || ev->kind == MFL_MSG_BYE) {
+        /* a new session, or none: an upload in progress will not go on */
+        if (mfl_upload_spool_drop(self->spool, ev->site))
+            mfl_info("site %s: chunked upload in progress dropped (the site %s)", ev->site,
+                     ev->kind == MFL_MSG_HELLO ? "reconnected" : "said bye");
+    }
     if (ev->kind == MFL_MSG_HELLO) {
         s_on_hello(self, ev, now);
         return;
@@ -240,6 +249,7 @@ static void s_on_event(mfl_coordinator_t *self, const mfl_wire_event_t *ev, uint
     if (!mfl_round_engine_knows(self->engine, ev->site)) {
         char err[256];
         if (ev->kind == MFL_MSG_UPDATE || ev->kind == MFL_MSG_UPLOAD_READY ||
+            ev->kind == MFL_MSG_UPDATE_BEGIN || ev->kind == MFL_MSG_UPDATE_CHUNK ||
             ev->kind == MFL_MSG_SITE_FAILURE || ev->kind == MFL_MSG_EVAL_REPORT) {
             mfl_warn("site %s: %s before an accepted Hello; rejected", ev->site,
                      ev->kind == MFL_MSG_UPDATE ? "update" : "eval report");
@@ -252,7 +262,15 @@ static void s_on_event(mfl_coordinator_t *self, const mfl_wire_event_t *ev, uint
         return;
     }
     switch (ev->kind) {
+    case MFL_MSG_UPDATE_BEGIN:
+        mfl_coord_chunks_begin(self->engine, self->spool, ev, now);
+        break;
+    case MFL_MSG_UPDATE_CHUNK:
+        mfl_coord_chunks_chunk(self->engine, self->spool, ev, now);
+        break;
     case MFL_MSG_UPDATE:
+        if (mfl_coord_chunks_refuse_whole(self->engine, ev))
+            break;
         mfl_round_engine_update(self->engine, ev->site, ev->update_header, ev->tensors,
                                 ev->n_tensors, ev->signed_header, ev->signed_header_len,
                                 ev->signature, ev->signature_len, now);
@@ -402,6 +420,7 @@ int mfl_coordinator_step(mfl_coordinator_t *self, int timeout_ms, char *err, siz
     }
     s_sync_liveness(self);
     mfl_round_engine_tick(self->engine, now);
+    mfl_coord_chunks_prune(self->engine, self->spool);
     if (now >= self->last_status_ms + STATUS_EVERY_MS || self->status_dirty) {
         s_poll_control(self);
         char serr[512];
@@ -552,6 +571,10 @@ mfl_coordinator_t *mfl_coordinator_new(const mfl_coord_config_t *config, char *e
                                     config->heartbeat_ms, err, errlen);
     if (!self->wire)
         goto out_fail;
+    /* chunked uploads are spooled in the run directory (0700, made above) */
+    self->spool = mfl_upload_spool_new(config->run_dir, err, errlen);
+    if (!self->spool)
+        goto out_fail;
     mfl_engine_sink_t sink = {self, s_sink_task, s_sink_eval, s_sink_reject, s_sink_closed,
                               NULL, s_sink_finished};
     self->engine = mfl_round_engine_new(config, &sink, mfl_coord_wire_name(self->wire),
@@ -601,6 +624,7 @@ void mfl_coordinator_destroy(mfl_coordinator_t **self_p)
     mfl_coord_wire_destroy(&self->wire);
     mfl_schema_gate_destroy(&self->schema);
     mfl_prom_destroy(&self->prom);
+    mfl_upload_spool_destroy(&self->spool);
     free(self);
     *self_p = NULL;
 }
