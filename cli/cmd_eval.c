@@ -37,7 +37,10 @@ static void s_usage(FILE *out)
             "                   (RUN_DIR/checkpoints/round-N.ckpt; checked against the\n"
             "                   config's model)\n"
             "  --scratch        a fresh random init instead: training from scratch on\n"
-            "                   each support set (use more --steps)\n"
+            "                   each support set (use more --steps); ProtoNets, Matching\n"
+            "                   and Relation nets train max(K, 100) SGD steps on episodes\n"
+            "                   of the support set alone (each class split in two), as a\n"
+            "                   site's local-only model, then classify\n"
             "  --steps K        adaptation steps (default: eval.steps)\n"
             "  --lr ALPHA       adaptation rate (default: eval.lr)\n"
             "  --report OUT     write the evaluation as JSON\n"
@@ -137,7 +140,8 @@ int mfl_cmd_eval(int argc, char **argv)
     if (lr < 0)
         lr = exp->eval_lr;
     mfl_exp_eval_t ev;
-    if (mfl_experiment_evaluate(exp, l, theta, steps, lr, &ev, err, sizeof(err)))
+    if ((scratch ? mfl_experiment_evaluate_scratch : mfl_experiment_evaluate)(
+            exp, l, theta, steps, lr, &ev, err, sizeof(err)))
         goto out_err;
     mfl_cli_print_eval(stdout, scratch ? "scratch" : "eval", exp, &ev, steps, lr);
     if (report) {

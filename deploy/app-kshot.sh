@@ -91,7 +91,8 @@ for seed in $(seq 1 "$SEEDS"); do
   cp "$C/keys/pooled.pub" "$C/allow/"
   # The pooled site: the app's site.yaml with the union of the classes.
   sed -e "s|@SITE@|pooled|g" -e "s|@ENDPOINT@|tcp://127.0.0.1:1|g" -e "s|@SEED@|$seed|g" \
-      -e "s|@DATA@|$OUT/data|g" -e "s|@classes@|[$POOLED]|g" -e "s|@[a-z_]*@|x|g" \
+      -e "s|@DATA@|$OUT/data|g" -e "s|@classes@|[$POOLED]|g" \
+      -e "s|^\(  support_cases:\) *@[a-z_]*@|\1 20|" -e "s|@[a-z_]*@|x|g" \
       -e "s|keys/pooled.key|$C/keys/pooled.key|" -e "s|run/pooled.audit|$C/run/pooled.audit|" \
       "$CONF/site.yaml" >"$C/site-pooled.yaml"
   # The federation's coordinator config, one process, meta_batch × sites.

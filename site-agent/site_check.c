@@ -164,21 +164,32 @@ static void s_print_data(const mfl_site_worker_t *w, const mfl_site_config_t *c,
         return;
     }
     fprintf(out, "  classes      %zu; training rows per class:", nc);
+    /* The smallest class the site holds: a class with no row is one the
+     * site does not have (an image site keeps data.classes of the label
+     * file's), not a class too small for an episode. */
     uint64_t min = UINT64_MAX;
+    size_t held = 0;
     for (size_t k = 0; k < n; k++) {
         fprintf(out, " %zu=%llu", k, (unsigned long long)counts[k]);
-        if (counts[k] < min)
-            min = counts[k];
+        if (counts[k] > 0) {
+            held++;
+            if (counts[k] < min)
+                min = counts[k];
+        }
     }
     fprintf(out, "%s\n", n < nc ? " (more than 64 classes: not listed)" : "");
-    if (n == nc && min < 2)
+    if (n == nc && (held < 2 || min < 2))
         fprintf(out, "  warning: class counts this small cannot form N-way K-shot episodes "
                      "(each needs k_shot + n_query rows per class): the coordinator refuses "
                      "this site for protonet, matching and relation runs\n");
-    else if (n == nc)
+    else if (n == nc && held == nc)
         fprintf(out, "  episodes     every class has at least %llu training rows: %zu-way "
                      "episodes with k_shot + n_query <= %llu\n",
                 (unsigned long long)min, nc, (unsigned long long)min);
+    else if (n == nc)
+        fprintf(out, "  episodes     each of the %zu classes it holds has at least %llu "
+                     "training rows: up to %zu-way episodes with k_shot + n_query <= %llu\n",
+                held, (unsigned long long)min, held, (unsigned long long)min);
 }
 
 int mfl_site_check(const mfl_site_config_t *c, FILE *out, char *err, size_t errlen)

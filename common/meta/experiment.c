@@ -4,6 +4,7 @@
 #include "meta/experiment.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -225,11 +226,49 @@ static void s_add(s_mean_t *s, const mfl_eval_metrics_t *m)
 
 static double s_div(double a, size_t n) { return n ? a / (double)n : NAN; }
 
-/* One evaluation; a diverged adaptation is a scored failure, not an error. */
-static int s_eval_one(mfl_learner_t *l, const float *theta, const mfl_dataset_t *s,
-                      const mfl_dataset_t *q, int steps, float lr, mfl_eval_metrics_t *m,
-                      size_t *n_failed, char *err, size_t errlen)
+/* A metric method's scratch model (the from-scratch baseline): its
+ * evaluation takes no gradient steps, so θ is first trained on the support
+ * set alone, as a site's local-only model is (site_worker_eval.c):
+ * max(steps, MFL_EXP_SCRATCH_METRIC_STEPS) SGD steps of `lr`, each on an
+ * episode that splits every class of the support in two. A support with
+ * one row per class gives no episode and stays untrained. `work` receives
+ * the trained θ. */
+static int s_train_scratch_metric(mfl_learner_t *l, const float *theta, float *work,
+                                  const mfl_dataset_t *support, int steps, float lr,
+                                  mfl_rng_t *rng, char *err, size_t errlen)
 {
+    memcpy(work, theta, mfl_learner_n_state(l) * sizeof(float));
+    char why[128];
+    mfl_sampler_t *split = mfl_sampler_new_class_split(support, why, sizeof why);
+    if (!split)
+        return 0;
+    if (steps < MFL_EXP_SCRATCH_METRIC_STEPS)
+        steps = MFL_EXP_SCRATCH_METRIC_STEPS;
+    int rc = mfl_learner_train_sgd(l, work, split, rng, steps, lr, err, errlen);
+    mfl_sampler_destroy(&split);
+    return rc;
+}
+
+/* One evaluation; a diverged adaptation is a scored failure, not an error.
+ * `work` (n_state floats) non-NULL: the scratch baseline, θ trained on the
+ * support first when the method is a metric one (rng: its episodes). */
+static int s_eval_one(mfl_learner_t *l, const float *theta, const mfl_dataset_t *s,
+                      const mfl_dataset_t *q, int steps, float lr, float *work, mfl_rng_t *rng,
+                      mfl_eval_metrics_t *m, size_t *n_failed, char *err, size_t errlen)
+{
+    if (work && mfl_learner_config(l)->algo >= MFL_ALGO_PROTONET) {
+        int rc = s_train_scratch_metric(l, theta, work, s, steps, lr, rng, err, errlen);
+        if (rc && !strstr(err, "diverged"))
+            return -1;
+        theta = work;
+        if (rc) {
+            memset(m, 0, sizeof(*m));
+            m->loss = m->auroc = m->sensitivity = m->specificity = m->sens_at_spec90 = NAN;
+            m->n = q->n;
+            (*n_failed)++;
+            return 0;
+        }
+    }
     if (mfl_learner_evaluate(l, theta, s, q, steps, lr, NULL, m, err, errlen)) {
         if (!strstr(err, "diverged"))
             return -1;
@@ -246,18 +285,26 @@ static int s_eval_one(mfl_learner_t *l, const float *theta, const mfl_dataset_t 
     return 0;
 }
 
-int mfl_experiment_evaluate(const mfl_experiment_t *self, mfl_learner_t *learner,
-                            const float *theta, int steps, float lr, mfl_exp_eval_t *out,
-                            char *err, size_t errlen)
+static int s_evaluate(const mfl_experiment_t *self, mfl_learner_t *learner,
+                      const float *theta, int steps, float lr, bool scratch,
+                      mfl_exp_eval_t *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof(*out));
     s_mean_t sum = {0};
     int regression = self->kind == MFL_EXP_SINUSOID;
+    float *work = NULL;
+    if (scratch && !(work = malloc(mfl_learner_n_state(learner) * sizeof(float))))
+        return mfl_errf(err, errlen, "out of memory"), -1;
+    /* The scratch model's training episodes: their own stream, so the
+     * held-out tasks below are the same as mfl_experiment_evaluate's. */
+    mfl_rng_t trng;
+    mfl_rng_seed(&trng, self->seed, 0x5c7a);
+    int rc = -1;
     if (self->kind == MFL_EXP_SITES) {
         for (size_t i = 0; i < self->n_sites; i++) {
             if (s_eval_one(learner, theta, self->site_train[i], self->site_test[i], steps, lr,
-                           &out->site[i], &out->n_failed, err, errlen))
-                return -1;
+                           work, &trng, &out->site[i], &out->n_failed, err, errlen))
+                goto out_free;
             s_add(&sum, &out->site[i]);
         }
         out->n_sites = self->n_sites;
@@ -269,19 +316,21 @@ int mfl_experiment_evaluate(const mfl_experiment_t *self, mfl_learner_t *learner
                                                   self->n_test_classes, self->n_way,
                                                   self->k_shot, self->q_query, sub,
                                                   sizeof(sub));
-        if (!s)
-            return mfl_errf(err, errlen, "%s: eval: %s", self->path, sub), -1;
+        if (!s) {
+            mfl_errf(err, errlen, "%s: eval: %s", self->path, sub);
+            goto out_free;
+        }
         mfl_rng_t rng;
         mfl_rng_seed(&rng, self->seed, 0xe7a1); /* the same held-out tasks for every run */
         mfl_task_t t = {0};
         for (int i = 0; i < self->eval_tasks; i++) {
             mfl_eval_metrics_t m;
             if (mfl_sampler_next(s, &rng, &t) ||
-                s_eval_one(learner, theta, t.support, t.query, steps, lr, &m, &out->n_failed,
-                           err, errlen)) {
+                s_eval_one(learner, theta, t.support, t.query, steps, lr, work, &trng, &m,
+                           &out->n_failed, err, errlen)) {
                 mfl_task_clear(&t);
                 mfl_sampler_destroy(&s);
-                return -1;
+                goto out_free;
             }
             s_add(&sum, &m);
         }
@@ -299,7 +348,24 @@ int mfl_experiment_evaluate(const mfl_experiment_t *self, mfl_learner_t *learner
     out->mean.auroc = s_div(sum.auroc, sum.n_auroc);
     out->mean.sensitivity = s_div(sum.sens, sum.n_sens);
     out->mean.specificity = s_div(sum.spec, sum.n_spec);
-    return 0;
+    rc = 0;
+out_free:
+    free(work);
+    return rc;
+}
+
+int mfl_experiment_evaluate(const mfl_experiment_t *self, mfl_learner_t *learner,
+                            const float *theta, int steps, float lr, mfl_exp_eval_t *out,
+                            char *err, size_t errlen)
+{
+    return s_evaluate(self, learner, theta, steps, lr, false, out, err, errlen);
+}
+
+int mfl_experiment_evaluate_scratch(const mfl_experiment_t *self, mfl_learner_t *learner,
+                                    const float *theta, int steps, float lr,
+                                    mfl_exp_eval_t *out, char *err, size_t errlen)
+{
+    return s_evaluate(self, learner, theta, steps, lr, true, out, err, errlen);
 }
 
 static void s_num(FILE *out, const char *key, double v, int comma)

@@ -131,6 +131,26 @@ int mfl_experiment_evaluate(const mfl_experiment_t *self, mfl_learner_t *learner
                             const float *theta, int steps, float lr, mfl_exp_eval_t *out,
                             char *err, size_t errlen);
 
+/* Floor on a metric method's scratch training steps: the site agent's
+ * default eval.local_only_steps, so `metafl eval --scratch` and a site's
+ * local-only column train alike. */
+#define MFL_EXP_SCRATCH_METRIC_STEPS 100
+
+/* The from-scratch baseline on the same held-out tasks (or sites) as
+ * mfl_experiment_evaluate, from `theta` (borrowed; a fresh init). Gradient
+ * methods: the same as mfl_experiment_evaluate (`steps` SGD steps of `lr`
+ * on each support set). Metric methods (ProtoNets, Matching, Relation),
+ * whose evaluation takes no steps: a copy of θ is first trained on each
+ * support set alone, like a site's local-only model
+ * (mfl_learner_train_sgd on mfl_sampler_new_class_split episodes:
+ * max(steps, MFL_EXP_SCRATCH_METRIC_STEPS) steps of `lr`, a seeded stream
+ * of its own), then scored; a support with one row per class gives no
+ * episode and is scored untrained. A diverged training counts as a
+ * failure, as an adaptation does. 0 or -1 with err. */
+int mfl_experiment_evaluate_scratch(const mfl_experiment_t *self, mfl_learner_t *learner,
+                                    const float *theta, int steps, float lr,
+                                    mfl_exp_eval_t *out, char *err, size_t errlen);
+
 /* Writes the evaluation as a JSON object (no trailing newline). */
 void mfl_experiment_eval_json(const mfl_experiment_t *self, const mfl_exp_eval_t *ev,
                               FILE *out);

@@ -87,7 +87,8 @@ static void s_check_keys(mfl_yaml_doc_t *doc)
     mfl_yaml_check_keys(doc, "data",
                         (const char *[]){"source", "path", "test_path", "schema", "split_seed",
                                          "train_fraction", "standardize", "center", "scale", "labels",
-                                         "max_rows", "classes", "series", "split", NULL});
+                                         "max_rows", "classes", "rotations", "series", "split",
+                                         NULL});
     mfl_yaml_check_keys(doc, "data.series",
                         (const char *[]){"patient", "time", "channels", "label", "rule",
                                          "window", "stride", "delimiter", NULL});
@@ -153,11 +154,41 @@ static void s_read_encodings(mfl_yaml_doc_t *doc, mfl_site_config_t *c)
     free(items);
 }
 
-/* idx: labels file (required), max_rows, classes kept. */
+/* data.rotations: orientations in degrees (0, 90, 180, 270), each once;
+ * rotated copies become classes of their own (data/rotate.h). */
+static void s_read_rotations(mfl_yaml_doc_t *doc, mfl_site_config_t *c)
+{
+    size_t n = mfl_yaml_len(doc, "data.rotations");
+    if (mfl_yaml_kind(doc, "data.rotations") != MFL_YAML_SEQUENCE || n == 0 ||
+        n > MFL_ROTATE_ORIENTATIONS) {
+        mfl_yaml_fail(doc, "data.rotations", "expected a list of 1..4 of 0, 90, 180, 270 "
+                      "(degrees clockwise)");
+        return;
+    }
+    bool seen[MFL_ROTATE_ORIENTATIONS] = {false};
+    for (size_t i = 0; i < n; i++) {
+        char key[64];
+        snprintf(key, sizeof key, "data.rotations[%zu]", i);
+        int64_t v = mfl_yaml_get_int(doc, key, -1);
+        if (v != 0 && v != 90 && v != 180 && v != 270) {
+            mfl_yaml_fail(doc, key, "%lld is not one of 0, 90, 180, 270", (long long)v);
+            continue;
+        }
+        if (seen[v / 90]) {
+            mfl_yaml_fail(doc, key, "%lld degrees is listed twice", (long long)v);
+            continue;
+        }
+        seen[v / 90] = true;
+        c->rotations[c->n_rotations++] = (unsigned)(v / 90);
+    }
+}
+
+/* idx: labels file (required), max_rows, classes kept, rotations. */
 static void s_read_idx(mfl_yaml_doc_t *doc, mfl_site_config_t *c)
 {
     bool idx = c->data_kind == MFL_SITE_DATA_IDX;
-    static const char *const keys[] = { "data.labels", "data.classes", "data.max_rows", NULL };
+    static const char *const keys[] = { "data.labels", "data.classes", "data.max_rows",
+                                        "data.rotations", NULL };
     for (int i = 0; keys[i] && !idx; i++)
         if (mfl_yaml_has(doc, keys[i]))
             mfl_yaml_fail(doc, keys[i], "only an idx source takes this key");
@@ -165,6 +196,10 @@ static void s_read_idx(mfl_yaml_doc_t *doc, mfl_site_config_t *c)
         return;
     s_path(doc, c, "data.labels", true, c->labels_path, sizeof(c->labels_path));
     c->max_rows = mfl_yaml_get_size(doc, "data.max_rows", 0);
+    if (mfl_yaml_has(doc, "data.rotations")) {
+        s_read_rotations(doc, c);
+        c->rotations_line = mfl_yaml_line(doc, "data.rotations");
+    }
     size_t n = mfl_yaml_len(doc, "data.classes");
     if (mfl_yaml_has(doc, "data.classes") &&
         (mfl_yaml_kind(doc, "data.classes") != MFL_YAML_SEQUENCE || n == 0 ||
@@ -173,11 +208,15 @@ static void s_read_idx(mfl_yaml_doc_t *doc, mfl_site_config_t *c)
                       MFL_SITE_MAX_KEEP_CLASSES);
         return;
     }
+    c->classes_line = mfl_yaml_line(doc, "data.classes");
+    /* With rotations a class index runs over 4 orientations of up to 256
+     * classes; the loader checks it against the label file's classes. */
+    int64_t max_class = c->n_rotations ? MFL_ROTATE_ORIENTATIONS * 256 - 1 : 255;
     for (size_t i = 0; i < n; i++) {
         char key[64];
         snprintf(key, sizeof key, "data.classes[%zu]", i);
         int64_t v = mfl_yaml_get_int(doc, key, 0);
-        if (mfl_yaml_check_range(doc, key, v, 0, 255) == 0)
+        if (mfl_yaml_check_range(doc, key, v, 0, max_class) == 0)
             c->keep_classes[c->n_keep_classes++] = (uint32_t)v;
     }
 }

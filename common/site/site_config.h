@@ -16,6 +16,7 @@
 #include "core/log.h"
 #include "privacy/policy.h"
 #include "data/csv.h"
+#include "data/rotate.h"
 #include "data/series.h"
 
 #define MFL_SITE_PATH_MAX 1024
@@ -75,6 +76,13 @@ typedef struct mfl_site_config {
     size_t max_rows;
     uint32_t keep_classes[MFL_SITE_MAX_KEEP_CLASSES];
     size_t n_keep_classes;
+    size_t classes_line;                      /* data.classes' line, for load-time errors */
+    /* idx: data.rotations, as quarter turns clockwise (0..3, each once;
+     * n_rotations 0 = no rotated copies): class c turned q times is class
+     * c + q·C (C = the label file's classes; data/rotate.h) */
+    unsigned rotations[MFL_ROTATE_ORIENTATIONS];
+    size_t n_rotations;
+    size_t rotations_line;
     /* series: columns, window and label rule (strings borrow `doc`) */
     mfl_series_spec_t series;
     const char **series_channels;             /* owned array (strings borrowed) */

@@ -14,6 +14,7 @@
 #include "data/csv.h"
 #include "data/csv_canon.h"
 #include "data/idx.h"
+#include "data/rotate.h"
 #include "data/series.h"
 #include "data/wdbc.h"
 #include "site/site_config.h"
@@ -93,9 +94,57 @@ static int s_keep_classes(mfl_dataset_t **ds, const uint32_t *keep, size_t n)
     return 0;
 }
 
+/* data.classes against the rotated label space: every class must be one
+ * of the C label-file classes in an orientation data.rotations lists. */
+static int s_check_rotated_classes(const mfl_site_config_t *cfg, size_t n_file_classes,
+                                   char *err, size_t errlen)
+{
+    for (size_t i = 0; i < cfg->n_keep_classes; i++) {
+        uint32_t k = cfg->keep_classes[i];
+        size_t q = k / n_file_classes;
+        if (q >= MFL_ROTATE_ORIENTATIONS)
+            return mfl_errf(err, errlen, "%s:%zu: key 'data.classes': class %u is not one of "
+                            "the %zu classes of %s in 4 orientations (0..%zu)", cfg->file,
+                            cfg->classes_line, k, n_file_classes, cfg->labels_path,
+                            MFL_ROTATE_ORIENTATIONS * n_file_classes - 1), -1;
+        bool listed = false;
+        for (size_t j = 0; j < cfg->n_rotations; j++)
+            listed |= cfg->rotations[j] == q;
+        if (!listed)
+            return mfl_errf(err, errlen, "%s:%zu: key 'data.classes': class %u is class %zu "
+                            "turned %zu degrees, an orientation data.rotations (line %zu) "
+                            "does not list", cfg->file, cfg->classes_line, k,
+                            k % n_file_classes, q * 90, cfg->rotations_line), -1;
+    }
+    return 0;
+}
+
+/* The site's own view of a split half: its classes, and with
+ * data.rotations the rotated copies as classes of their own. */
+static int s_site_view(const mfl_site_config_t *cfg, mfl_dataset_t **ds, char *err,
+                       size_t errlen)
+{
+    if (!cfg->n_rotations) {
+        if (s_keep_classes(ds, cfg->keep_classes, cfg->n_keep_classes) < 0)
+            return mfl_errf(err, errlen, "out of memory"), -1;
+        return 0;
+    }
+    char why[200];
+    mfl_dataset_t *r = mfl_dataset_rotate_classes(*ds, cfg->rotations, cfg->n_rotations,
+                                                  cfg->keep_classes, cfg->n_keep_classes, why,
+                                                  sizeof why);
+    if (!r)
+        return mfl_errf(err, errlen, "%s:%zu: key 'data.rotations': %s: %s", cfg->file,
+                        cfg->rotations_line, cfg->data_path, why), -1;
+    mfl_dataset_destroy(ds);
+    *ds = r;
+    return 0;
+}
+
 /* IDX images; the schema names the image shape and the label file's
  * classes (before any data.classes filter, so hospitals that see
- * different classes still share one schema). */
+ * different classes still share one schema; with data.rotations 4 × the
+ * file's classes, whichever orientations the site lists). */
 static int s_load_idx(s_load_t *l, char *err, size_t errlen)
 {
     const mfl_site_config_t *cfg = l->cfg;
@@ -103,16 +152,23 @@ static int s_load_idx(s_load_t *l, char *err, size_t errlen)
     if (!l->all)
         return -1;
     const mfl_dataset_t *d = l->all;
+    size_t n_file_classes = d->n_classes;
+    size_t n_classes = cfg->n_rotations ? MFL_ROTATE_ORIENTATIONS * n_file_classes
+                                        : n_file_classes;
     l->canonical = mfl_schema_canonical_plain(NULL, d->n_features, d->channels, d->height,
-                                              d->width, d->n_classes);
+                                              d->width, n_classes);
     if (!l->canonical)
         return mfl_errf(err, errlen, "out of memory"), -1;
-    if (cfg->train_fraction < 1.0 && cfg->n_keep_classes) {
+    if (cfg->n_rotations && s_check_rotated_classes(cfg, n_file_classes, err, errlen) < 0)
+        return -1;
+    if (cfg->train_fraction < 1.0 && (cfg->n_keep_classes || cfg->n_rotations)) {
         /* Split every image of the file before keeping the site's classes,
          * so an image is on the same side at every site that reads it (same
          * file, max_rows and split_seed): no site trains on an image another
          * holds out, and a pooled site's training rows are the union of the
-         * sites' (docs/APPS.md). s_split takes the two halves as they are. */
+         * sites' (docs/APPS.md). Rotated copies are made after the split,
+         * so an image and its rotations are on the same side too. s_split
+         * takes the two halves as they are. */
         mfl_rng_t rng;
         mfl_rng_seed(&rng, cfg->split_seed, 0x5157u /* "split" stream */);
         mfl_dataset_t *tr = NULL, *ho = NULL;
@@ -121,11 +177,11 @@ static int s_load_idx(s_load_t *l, char *err, size_t errlen)
         mfl_dataset_destroy(&l->all);
         l->all = tr;
         l->test = ho;
-        if (s_keep_classes(&l->test, cfg->keep_classes, cfg->n_keep_classes) < 0)
-            return mfl_errf(err, errlen, "out of memory"), -1;
+        if (s_site_view(cfg, &l->test, err, errlen) < 0)
+            return -1;
     }
-    if (s_keep_classes(&l->all, cfg->keep_classes, cfg->n_keep_classes) < 0)
-        return mfl_errf(err, errlen, "out of memory"), -1;
+    if (s_site_view(cfg, &l->all, err, errlen) < 0)
+        return -1;
     if (cfg->n_keep_classes && l->all->n == 0)
         return mfl_errf(err, errlen, "%s: data.classes: no image of these classes in %s",
                         cfg->file, cfg->labels_path), -1;

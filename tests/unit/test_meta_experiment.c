@@ -124,9 +124,78 @@ static void test_reader_refuses_unknown_key_with_file_line(void **state)
     assert_null(mfl_experiment_load(path, err, sizeof err));
 }
 
+/* `metafl eval --scratch` for a metric method: the baseline must be an
+ * embedding trained on each support set alone (as a site's local-only
+ * model), not the untrained init. Four classes apart along feature 0 only,
+ * nine features of loud noise: an untrained embedding mixes the noise in,
+ * a trained one learns to look at feature 0. */
+static void test_scratch_trains_a_metric_method_on_each_support(void **state)
+{
+    (void)state;
+    mfl_experiment_t exp;
+    memset(&exp, 0, sizeof exp);
+    snprintf(exp.path, sizeof exp.path, "in-code");
+    exp.seed = 3;
+    exp.kind = MFL_EXP_EPISODES;
+    mfl_learner_config_defaults(&exp.learner, MFL_ALGO_PROTONET);
+    snprintf(exp.learner.model_spec, sizeof exp.learner.model_spec, "mlp:10-32-8");
+    exp.log_every = 1;
+    exp.max_batch = 256;
+    exp.n_way = 4;
+    exp.k_shot = 6;
+    exp.q_query = 10;
+    exp.eval_tasks = 10;
+    exp.n_test_classes = 4;
+    for (size_t c = 0; c < 4; c++)
+        exp.test_classes[c] = c;
+    exp.test_data = mfl_dataset_new(4 * 40, 10);
+    assert_non_null(exp.test_data);
+    exp.test_data->n_classes = 4;
+    mfl_rng_t rng;
+    mfl_rng_seed(&rng, 11, 0);
+    for (size_t r = 0; r < exp.test_data->n; r++) {
+        float *x = exp.test_data->x + r * 10;
+        exp.test_data->y[r] = (float)(r % 4);
+        x[0] = 1.5f * (float)(r % 4) + 0.15f * mfl_rng_normal(&rng);
+        for (size_t j = 1; j < 10; j++)
+            x[j] = 1.5f * mfl_rng_normal(&rng);
+    }
+    char err[256] = "";
+    mfl_learner_t *l = mfl_experiment_learner(&exp, err, sizeof err);
+    if (!l)
+        fail_msg("%s", err);
+    size_t n = mfl_learner_n_state(l);
+    float *theta = malloc(n * sizeof *theta), *copy = malloc(n * sizeof *copy);
+    assert_non_null(theta);
+    assert_non_null(copy);
+    mfl_learner_init_state(l, theta, exp.seed);
+    memcpy(copy, theta, n * sizeof *theta);
+    mfl_exp_eval_t untrained, scratch, again;
+    assert_int_equal(mfl_experiment_evaluate(&exp, l, theta, 0, 0.01f, &untrained, err,
+                                             sizeof err), 0);
+    if (mfl_experiment_evaluate_scratch(&exp, l, theta, 0, 0.01f, &scratch, err, sizeof err))
+        fail_msg("%s", err);
+    assert_int_equal(mfl_experiment_evaluate_scratch(&exp, l, theta, 0, 0.01f, &again, err,
+                                                     sizeof err), 0);
+    assert_memory_equal(theta, copy, n * sizeof *theta); /* θ itself untouched */
+    assert_int_equal(scratch.n_tasks, untrained.n_tasks);
+    assert_int_equal(scratch.n_failed, 0);
+    /* trained on the supports: clearly better than the untrained embedding */
+    if (!(scratch.mean.accuracy > untrained.mean.accuracy + 0.1))
+        fail_msg("scratch %.3f vs untrained %.3f", scratch.mean.accuracy,
+                 untrained.mean.accuracy);
+    assert_true(scratch.mean.loss < untrained.mean.loss);
+    assert_true(again.mean.accuracy == scratch.mean.accuracy); /* deterministic */
+    free(theta);
+    free(copy);
+    mfl_learner_destroy(&l);
+    mfl_dataset_destroy(&exp.test_data);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_scratch_trains_a_metric_method_on_each_support),
         cmocka_unit_test(test_spec_in_code_and_from_yaml_train_alike),
         cmocka_unit_test(test_reader_refuses_unknown_key_with_file_line),
     };

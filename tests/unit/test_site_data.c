@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -273,6 +274,143 @@ static void test_split_patients_keeps_each_patient_on_one_side(void **state)
         fail_msg("%s", err);
 }
 
+/* IDX fixture: 60 images of 4×4, image i of class i % 3, every pixel i
+ * except a 255 marker at the top-left corner, so a turned copy names its
+ * source image (any other pixel) and its turn (where the marker went). */
+static void s_write_idx(void)
+{
+    uint8_t img[16 + 60 * 16], lab[8 + 60];
+    const uint8_t ih[16] = {0, 0, 8, 3, 0, 0, 0, 60, 0, 0, 0, 4, 0, 0, 0, 4};
+    const uint8_t lh[8] = {0, 0, 8, 1, 0, 0, 0, 60};
+    memcpy(img, ih, sizeof ih);
+    memcpy(lab, lh, sizeof lh);
+    for (int i = 0; i < 60; i++) {
+        memset(img + 16 + i * 16, i, 16);
+        img[16 + i * 16] = 255;
+        lab[8 + i] = (uint8_t)(i % 3);
+    }
+    char path[512];
+    snprintf(path, sizeof path, "%s/img.idx", s_dir);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(img, 1, sizeof img, f), sizeof img);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/lab.idx", s_dir);
+    f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(lab, 1, sizeof lab, f), sizeof lab);
+    fclose(f);
+}
+
+#define S_IDX S_BASE "data:\n  source: idx\n  path: img.idx\n  labels: lab.idx\n" \
+                     "  train_fraction: 0.75\n  split_seed: 5\n"
+
+/* data.rotations: turned copies are classes c + 3q of their own, exactly
+ * the ones data.classes keeps; the split is by image before turning (an
+ * image and its turns on one side, the upright side the same as a site
+ * without rotations), the same at every load, and the schema counts the
+ * 4 × 3 classes. */
+static void test_idx_rotations_are_classes_split_by_image(void **state)
+{
+    (void)state;
+    s_write_idx();
+    const char *rot = S_IDX "  rotations: [0, 90, 180]\n  classes: [0, 4, 8, 2]\n";
+    mfl_site_worker_t *w = s_worker("rot.yaml", rot);
+    mfl_site_worker_t *again = s_worker("rot2.yaml", rot);
+    mfl_site_worker_t *plain = s_worker("plain.yaml", S_IDX "  classes: [0, 2]\n");
+    assert_non_null(strstr(mfl_site_worker_schema_text(w), "classes 12\n"));
+    assert_non_null(strstr(mfl_site_worker_schema_text(plain), "classes 3\n"));
+    int side[60] = {0}, per_label[12] = {0};
+    /* where the top-left marker lands after q clockwise quarter turns */
+    const size_t marker[4] = {0, 3, 15, 12};
+    for (int k = 0; k < 2; k++) {
+        const mfl_dataset_t *d = k ? w->heldout : w->train;
+        assert_int_equal(d->n_classes, 12);
+        for (size_t r = 0; r < d->n; r++) {
+            const float *x = d->x + r * d->n_features;
+            int q = -1;
+            for (int t = 0; t < 4; t++)
+                if (x[marker[t]] == 1.0f)
+                    q = t;
+            assert_true(q >= 0);
+            int src = (int)(x[5] * 255.0f + 0.5f);
+            int label = (int)d->y[r];
+            assert_int_equal(label, src % 3 + 3 * q);
+            assert_true(label == 0 || label == 4 || label == 8 || label == 2);
+            side[src] |= 1 << k;
+            per_label[label]++;
+        }
+    }
+    for (int i = 0; i < 60; i++)
+        assert_true(side[i] != 3); /* never one turn trains and another is held out */
+    /* 20 images per class: 15 train + 5 held out, each kept class complete */
+    assert_int_equal(per_label[0], 20);
+    assert_int_equal(per_label[4], 20);
+    assert_int_equal(per_label[8], 20);
+    assert_int_equal(per_label[2], 20);
+    assert_int_equal(w->train->n, 60);
+    /* The same split at every load, and the upright images on the same side
+     * as at a site without rotations. */
+    assert_int_equal(again->train->n, w->train->n);
+    assert_memory_equal(again->train->x, w->train->x, w->train->n * 16 * sizeof(float));
+    for (size_t r = 0; r < plain->train->n; r++) {
+        int src = (int)(plain->train->x[r * 16 + 5] * 255.0f + 0.5f);
+        assert_int_equal(side[src], 1);
+    }
+    for (size_t r = 0; r < plain->heldout->n; r++) {
+        int src = (int)(plain->heldout->x[r * 16 + 5] * 255.0f + 0.5f);
+        assert_int_equal(side[src], 2);
+    }
+    mfl_site_worker_destroy(&w);
+    mfl_site_worker_destroy(&again);
+    mfl_site_worker_destroy(&plain);
+}
+
+/* A class data.rotations cannot give, or a bad orientation, stops the
+ * site with FILE:LINE and the key. */
+static void test_idx_rotation_errors_name_file_and_line(void **state)
+{
+    (void)state;
+    s_write_idx();
+    struct {
+        const char *yaml, *want;
+        bool at_load; /* the config loads; the worker refuses the data */
+    } cases[] = {
+        {S_IDX "  rotations: [0, 90, 180]\n  classes: [0, 13]\n",
+         "r0.yaml:14: key 'data.classes': class 13 is not one of the 3 classes of", true},
+        {S_IDX "  rotations: [0, 90, 180]\n  classes: [0, 10]\n",
+         "r1.yaml:14: key 'data.classes': class 10 is class 1 turned 270 degrees, an "
+         "orientation data.rotations (line 13) does not list", true},
+        {S_IDX "  rotations: [0, 45]\n", "r2.yaml:13: key 'data.rotations[1]': 45 is not one "
+                                         "of 0, 90, 180, 270", false},
+        {S_IDX "  rotations: [90, 90]\n", "r3.yaml:13: key 'data.rotations[1]': 90 degrees is "
+                                          "listed twice", false},
+        {S_IDX "  rotations: []\n", "r4.yaml:13: key 'data.rotations': expected a list of 1..4",
+         false},
+        {S_BASE "data:\n  path: rows.csv\n  schema: schema.yaml\n  rotations: [0]\n",
+         "r5.yaml:10: key 'data.rotations': only an idx source takes this key", false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "r%zu.yaml", i);
+        const char *p = s_write(name, cases[i].yaml);
+        mfl_site_config_t c;
+        char err[512] = "";
+        int rc = mfl_site_config_load(p, &c, err, sizeof err);
+        if (cases[i].at_load) {
+            if (rc)
+                fail_msg("%s: %s", name, err);
+            mfl_site_worker_t *w = mfl_site_worker_new(&c, err, sizeof err);
+            assert_null(w);
+            mfl_site_config_clear(&c);
+        } else {
+            assert_int_equal(rc, -1);
+        }
+        if (!strstr(err, cases[i].want))
+            fail_msg("%s: got '%s', want '%s'", name, err, cases[i].want);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -281,6 +419,8 @@ int main(void)
         cmocka_unit_test(test_split_imputes_from_training_rows),
         cmocka_unit_test(test_fixed_standardize_uses_the_config_constants),
         cmocka_unit_test(test_split_patients_keeps_each_patient_on_one_side),
+        cmocka_unit_test(test_idx_rotations_are_classes_split_by_image),
+        cmocka_unit_test(test_idx_rotation_errors_name_file_and_line),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }
