@@ -298,8 +298,9 @@ static void s_on_event(mfl_coordinator_t *self, const mfl_wire_event_t *ev, uint
                                        ev->text ? ev->text : "", err, sizeof err);
             break;
         }
-        mfl_round_engine_secagg_msg(self->engine, ev->site, ev->secagg, ev->secagg_words,
-                                    ev->secagg_n_words, now);
+        mfl_round_engine_secagg_msg_words(self->engine, ev->site, ev->secagg, ev->secagg_words,
+                                          ev->secagg_n_words, ev->secagg_word_bits,
+                                          ev->secagg_hash, now);
         self->status_dirty = true;
         break;
     default:

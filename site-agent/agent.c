@@ -632,9 +632,10 @@ static int s_audit_declined(mfl_site_agent_t *self, const mfl_round_task_t *task
 /* ---- secure aggregation (docs/SECAGG.md) ------------------------------ */
 
 /* Sends one of secure aggregation's messages (with the masked words as
- * its one uint64 tensor when given). 0 or -1 (logged). */
-static int s_secagg_send(mfl_site_agent_t *self, const mfl_secagg_wire_t *m,
-                         const uint64_t *words, size_t n_words)
+ * its one uint64 or uint32 tensor when given, `hash` their BLAKE2b-256 if
+ * known: not computed again). 0 or -1 (logged). */
+static int s_secagg_send(mfl_site_agent_t *self, const mfl_secagg_wire_t *m, const void *words,
+                         size_t n_words, const uint8_t *hash)
 {
     char err[256];
     if (mfl_secagg_wire_to_envelope(m, self->sa_env, err, sizeof err) < 0) {
@@ -642,8 +643,11 @@ static int s_secagg_send(mfl_site_agent_t *self, const mfl_secagg_wire_t *m,
         return -1;
     }
     self->sa_env->env.protocol_version = MFL_WIRE_PROTOCOL_VERSION;
-    mfl_tensor_t t = mfl_tensor_vec("masked", (const float *)(const void *)words, n_words);
-    t.encoding = MFL_WIRE_ENCODING_U64;
+    mfl_tensor_t t = mfl_tensor_vec("masked", (const float *)words, n_words);
+    t.encoding = self->secagg && mfl_site_secagg_word_bits(self->secagg) == 32
+                     ? MFL_WIRE_ENCODING_U32
+                     : MFL_WIRE_ENCODING_U64;
+    t.blake2b = hash;
     if (mfl_client_send(self->client, &self->sa_env->env, words ? &t : NULL, words ? 1 : 0,
                         NULL, NULL, err, sizeof err)) {
         mfl_warn("site %s: round %u: secure aggregation message not delivered: %s",
@@ -664,8 +668,20 @@ static int s_secagg_start(mfl_site_agent_t *self, const mfl_round_task_t *task, 
                                        n_params, err, errlen);
     if (!self->secagg)
         return -1;
+    /* Its weight is its training rows: with 32-bit words a weight above
+     * the bound could not be encoded after training. Refused now, before
+     * any key leaves (docs/SECAGG.md "Word width"). */
+    size_t rows = mfl_site_worker_n_train(self->worker);
+    if ((double)rows > mfl_site_secagg_max_weight(self->secagg)) {
+        mfl_errf(err, errlen, "%zu training rows: above %g, the largest weight the "
+                 "coordinator's secure_aggregation.word_bits %u carries for %d sites",
+                 rows, mfl_site_secagg_max_weight(self->secagg),
+                 mfl_site_secagg_word_bits(self->secagg), MFL_SECAGG_NARROW_MAX_SITES);
+        mfl_site_secagg_destroy(&self->secagg);
+        return -1;
+    }
     int rc = mfl_site_secagg_advertise(self->secagg, self->sa_out, err, errlen);
-    if (rc == 0 && s_secagg_send(self, self->sa_out, NULL, 0) < 0) {
+    if (rc == 0 && s_secagg_send(self, self->sa_out, NULL, 0, NULL) < 0) {
         mfl_errf(err, errlen, "key advertisement not sent");
         rc = -1;
     }
@@ -733,7 +749,7 @@ static mfl_agent_status_t s_secagg_msg(mfl_site_agent_t *self, const mfl_msg_t *
         mfl_site_secagg_destroy(&self->secagg);
         return MFL_AGENT_CONTINUE;
     }
-    const uint64_t *words;
+    const void *words;
     size_t n_words;
     uint8_t hash[32];
     int rc = mfl_site_secagg_on_msg(self->secagg, in, self->sa_out, &words, &n_words, hash, &why,
@@ -766,12 +782,15 @@ static mfl_agent_status_t s_secagg_msg(mfl_site_agent_t *self, const mfl_msg_t *
                  self->cfg->audit_log, err);
         return MFL_AGENT_FATAL;
     }
-    if (s_secagg_send(self, self->sa_out, words, n_words) == 0 && words) {
+    /* the tensor header carries the hash already computed (the short
+     * fault's words are not what it hashed: recomputed) */
+    const uint8_t *known = fault == MFL_SECAGG_FAULT_SHORT_MASKED ? NULL : hash;
+    if (s_secagg_send(self, self->sa_out, words, n_words, known) == 0 && words) {
         self->updates_sent++;
-        mfl_info("site %s: round %u: masked update sent (%zu words)", self->cfg->site_id,
-                 in->round, n_words);
+        mfl_info("site %s: round %u: masked update sent (%zu words of %u bits)",
+                 self->cfg->site_id, in->round, n_words, mfl_site_secagg_word_bits(self->secagg));
         if (fault == MFL_SECAGG_FAULT_TWICE_MASKED)
-            (void)s_secagg_send(self, self->sa_out, words, n_words);
+            (void)s_secagg_send(self, self->sa_out, words, n_words, known);
     }
     if (in->kind == MFL_MSG_SECAGG_KEYS && fault == MFL_SECAGG_FAULT_EXIT_AFTER_SHARE) {
         mfl_warn("site %s: round %u: leaving after sharing keys (test fault)",

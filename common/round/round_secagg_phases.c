@@ -155,6 +155,7 @@ void mfl_engine_secagg_open(mfl_round_engine_t *self, uint64_t now_ms)
     sa->params.threshold =
         mfl_secagg_attempt_threshold(n, self->config.secagg_neighbours, self->config.secagg_threshold);
     sa->params.length = self->n_state + 1;
+    sa->params.word_bits = self->config.secagg_word_bits == 32 ? 32 : 64;
     uint8_t(*roster)[32] = calloc(n ? n : 1, sizeof *roster);
     char err[256] = "";
     int ok = roster != NULL;
@@ -195,6 +196,8 @@ void mfl_engine_secagg_fill_task(const mfl_round_engine_t *self, mfl_round_task_
     task->secagg.neighbours = sa->params.neighbours;
     task->secagg.length = sa->params.length;
     task->secagg.n_sites = sa->params.n_sites;
+    task->secagg.word_bits = sa->params.word_bits;
+    task->secagg.frac_bits = sa->params.word_bits == 32 ? self->config.secagg_frac_bits : 0;
     for (uint32_t i = 0; i < sa->params.n_sites; i++)
         snprintf(task->secagg.sites[i], sizeof task->secagg.sites[i], "%s", sa->ids[i]);
 }
@@ -335,7 +338,7 @@ static void s_next_phase(mfl_round_engine_t *self, uint64_t now_ms)
             return;
         }
         size_t count, nu;
-        const uint64_t *sum = mfl_secagg_server_sum(srv, &count);
+        const void *sum = mfl_secagg_server_sum(srv, &count);
         const uint32_t *u3 = mfl_secagg_server_survivors(srv, &nu);
         const char *names[S_MAX];
         for (size_t i = 0; i < nu; i++)
@@ -357,13 +360,14 @@ static void s_next_phase(mfl_round_engine_t *self, uint64_t now_ms)
         uint32_t round = self->round;
         uint8_t nonce[MFL_ENGINE_NONCE_BYTES];
         memcpy(nonce, self->nonce, sizeof nonce);
-        uint64_t *copy = malloc((size_t)sa->params.length * sizeof *copy);
+        const size_t sum_bytes = (size_t)sa->params.length * mfl_secagg_word_bytes(&sa->params);
+        void *copy = malloc(sum_bytes);
         if (!copy)
             {
             s_abandon(self, now_ms, "out of memory for the sum");
             return;
         }
-        memcpy(copy, sum, (size_t)sa->params.length * sizeof *copy);
+        memcpy(copy, sum, sum_bytes);
         size_t n_words = (size_t)sa->params.length;
         char ids[S_MAX][MFL_ENGINE_SITE_MAX];
         for (size_t i = 0; i < nu; i++) {
@@ -421,6 +425,14 @@ int mfl_round_engine_secagg_msg(mfl_round_engine_t *self, const char *peer,
                                 const mfl_secagg_wire_t *m, const uint64_t *words,
                                 size_t n_words, uint64_t now_ms)
 {
+    return mfl_round_engine_secagg_msg_words(self, peer, m, words, n_words, 64, NULL, now_ms);
+}
+
+int mfl_round_engine_secagg_msg_words(mfl_round_engine_t *self, const char *peer,
+                                      const mfl_secagg_wire_t *m, const void *words,
+                                      size_t n_words, unsigned word_bits, const uint8_t *known,
+                                      uint64_t now_ms)
+{
     mfl_round_engine_site_seen(self, peer, now_ms);
     mfl_engine_secagg_t *sa = self->secagg;
     uint32_t round = m->round;
@@ -461,9 +473,15 @@ int mfl_round_engine_secagg_msg(mfl_round_engine_t *self, const char *peer,
         st = mfl_secagg_server_on_shares(sa->server, from, m->boxes, m->n_boxes, err, sizeof err);
         break;
     case MFL_MSG_SECAGG_MASKED:
-        st = words ? mfl_secagg_server_on_masked(sa->server, from, words, n_words, hash, err,
-                                                 sizeof err)
-                   : mfl_secagg_fail(MFL_SECAGG_E_LENGTH, err, sizeof err, "no masked words");
+        if (!words)
+            st = mfl_secagg_fail(MFL_SECAGG_E_LENGTH, err, sizeof err, "no masked words");
+        else if (word_bits != mfl_secagg_word_bits(&sa->params))
+            st = mfl_secagg_fail(MFL_SECAGG_E_LENGTH, err, sizeof err,
+                                 "masked words of %u bits, this attempt's are %u bits", word_bits,
+                                 mfl_secagg_word_bits(&sa->params));
+        else
+            st = mfl_secagg_server_on_masked_hashed(sa->server, from, words, n_words, known,
+                                                    hash, err, sizeof err);
         break;
     case MFL_MSG_SECAGG_SIGNOFF:
         st = m->n_signoffs == 1

@@ -64,6 +64,9 @@ typedef struct {
     bool secagg_enabled;
     uint32_t secagg_threshold;            /* ≥ 3: fewest sites whose sum is released */
     uint32_t secagg_neighbours;           /* 0 = every pair (Bonawitz); else even k (SecAgg+) */
+    uint32_t secagg_word_bits;            /* masked word width: 64 (default) or 32 */
+    double secagg_update_bound;           /* word_bits 32: bound on |w·Δⱼ| (required) */
+    uint32_t secagg_frac_bits;            /* word_bits 32: F from the bound; 0 with 64 */
 
     /* server step (SGD with lr = β is plain Reptile / FedAvg) */
     mfl_optim_config_t server;
