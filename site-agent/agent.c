@@ -631,15 +631,23 @@ static int s_audit_declined(mfl_site_agent_t *self, const mfl_round_task_t *task
 
 /* ---- secure aggregation (docs/SECAGG.md) ------------------------------ */
 
+static void s_free_words(void *hint)
+{
+    free(hint);
+}
+
 /* Sends one of secure aggregation's messages (with the masked words as
  * its one uint64 or uint32 tensor when given, `hash` their BLAKE2b-256 if
- * known: not computed again). 0 or -1 (logged). */
+ * known: not computed again). `owned` (the words' buffer, or NULL: the
+ * wire copies them) is sent zero-copy and freed when ZeroMQ is done with
+ * it, whatever happens. 0 or -1 (logged). */
 static int s_secagg_send(mfl_site_agent_t *self, const mfl_secagg_wire_t *m, const void *words,
-                         size_t n_words, const uint8_t *hash)
+                         size_t n_words, const uint8_t *hash, void *owned)
 {
     char err[256];
     if (mfl_secagg_wire_to_envelope(m, self->sa_env, err, sizeof err) < 0) {
         mfl_warn("site %s: secure aggregation message not built: %s", self->cfg->site_id, err);
+        free(owned);
         return -1;
     }
     self->sa_env->env.protocol_version = MFL_WIRE_PROTOCOL_VERSION;
@@ -649,7 +657,7 @@ static int s_secagg_send(mfl_site_agent_t *self, const mfl_secagg_wire_t *m, con
                      : MFL_WIRE_ENCODING_U64;
     t.blake2b = hash;
     if (mfl_client_send(self->client, &self->sa_env->env, words ? &t : NULL, words ? 1 : 0,
-                        NULL, NULL, err, sizeof err)) {
+                        owned ? s_free_words : NULL, owned, err, sizeof err)) {
         mfl_warn("site %s: round %u: secure aggregation message not delivered: %s",
                  self->cfg->site_id, m->round, err);
         return -1;
@@ -681,7 +689,7 @@ static int s_secagg_start(mfl_site_agent_t *self, const mfl_round_task_t *task, 
         return -1;
     }
     int rc = mfl_site_secagg_advertise(self->secagg, self->sa_out, err, errlen);
-    if (rc == 0 && s_secagg_send(self, self->sa_out, NULL, 0, NULL) < 0) {
+    if (rc == 0 && s_secagg_send(self, self->sa_out, NULL, 0, NULL, NULL) < 0) {
         mfl_errf(err, errlen, "key advertisement not sent");
         rc = -1;
     }
@@ -785,12 +793,17 @@ static mfl_agent_status_t s_secagg_msg(mfl_site_agent_t *self, const mfl_msg_t *
     /* the tensor header carries the hash already computed (the short
      * fault's words are not what it hashed: recomputed) */
     const uint8_t *known = fault == MFL_SECAGG_FAULT_SHORT_MASKED ? NULL : hash;
-    if (s_secagg_send(self, self->sa_out, words, n_words, known) == 0 && words) {
+    /* Zero-copy: the masked words' buffer goes to ZeroMQ and is freed when
+     * sent (not for the test fault that sends it twice). */
+    void *owned = words && fault != MFL_SECAGG_FAULT_TWICE_MASKED
+                      ? mfl_site_secagg_detach_words(self->secagg)
+                      : NULL;
+    if (s_secagg_send(self, self->sa_out, words, n_words, known, owned) == 0 && words) {
         self->updates_sent++;
         mfl_info("site %s: round %u: masked update sent (%zu words of %u bits)",
                  self->cfg->site_id, in->round, n_words, mfl_site_secagg_word_bits(self->secagg));
         if (fault == MFL_SECAGG_FAULT_TWICE_MASKED)
-            (void)s_secagg_send(self, self->sa_out, words, n_words, known);
+            (void)s_secagg_send(self, self->sa_out, words, n_words, known, NULL);
     }
     if (in->kind == MFL_MSG_SECAGG_KEYS && fault == MFL_SECAGG_FAULT_EXIT_AFTER_SHARE) {
         mfl_warn("site %s: round %u: leaving after sharing keys (test fault)",

@@ -17,8 +17,9 @@ struct mfl_site_secagg {
     uint32_t index;
     mfl_secagg_site_t *sm;
     mfl_aggregate_t *enc; /* the quantisation the coordinator's aggregate uses */
-    void *x, *y;          /* the encoded update, the masked one (words of the width) */
+    void *x;              /* the encoded update, masked in place (words of the width) */
     bool have_input;
+    bool masked;          /* x holds the masked words */
 };
 
 void mfl_site_secagg_destroy(mfl_site_secagg_t **self_p)
@@ -31,7 +32,6 @@ void mfl_site_secagg_destroy(mfl_site_secagg_t **self_p)
     if (self->x)
         sodium_memzero(self->x, (size_t)self->params.length * mfl_secagg_word_bytes(&self->params));
     free(self->x);
-    free(self->y);
     free(self);
     *self_p = NULL;
 }
@@ -99,8 +99,7 @@ mfl_site_secagg_t *mfl_site_secagg_new(const mfl_round_task_t *task, const char 
                                             task->secagg.frac_bits);
     const size_t wb = mfl_secagg_word_bytes(&self->params);
     self->x = malloc((n_params + 1) * wb);
-    self->y = malloc((n_params + 1) * wb);
-    if (!self->enc || !self->x || !self->y) {
+    if (!self->enc || !self->x) {
         mfl_errf(err, errlen, "out of memory for %zu words", n_params + 1);
         goto out_fail;
     }
@@ -110,6 +109,15 @@ out_fail:
     free(keys);
     mfl_site_secagg_destroy(&self);
     return NULL;
+}
+
+void *mfl_site_secagg_detach_words(mfl_site_secagg_t *self)
+{
+    if (!self->masked || !self->x)
+        return NULL; /* not masked yet (or already detached): never the clear update */
+    void *w = self->x;
+    self->x = NULL;
+    return w;
 }
 
 bool mfl_site_secagg_is(const mfl_site_secagg_t *self, uint32_t round, const uint8_t *nonce)
@@ -182,18 +190,19 @@ int mfl_site_secagg_on_msg(mfl_site_secagg_t *self, const mfl_secagg_wire_t *in,
             return mfl_errf(err, errlen, "no update to mask (training did not finish)"), -1;
         }
         s_head(self, out, MFL_MSG_SECAGG_MASKED);
-        st = mfl_secagg_site_mask(self->sm, in->boxes, in->n_boxes, self->x, self->y, err,
+        /* masked in place: once masked, the update in clear is gone */
+        st = mfl_secagg_site_mask(self->sm, in->boxes, in->n_boxes, self->x, self->x, err,
                                   errlen);
         if (st == MFL_SECAGG_OK) {
             const size_t bytes = (size_t)self->params.length * mfl_secagg_word_bytes(&self->params);
-            sodium_memzero(self->x, bytes);
             self->have_input = false; /* masked once per attempt */
-            *words = self->y;
+            self->masked = true;
+            *words = self->x;
             *n_words = (size_t)self->params.length;
             /* the words' little-endian bytes (LE hosts: the memory as is);
              * the same hash travels in the tensor header, so it is
              * computed once */
-            crypto_generichash(hash, 32, (const unsigned char *)self->y, bytes, NULL, 0);
+            crypto_generichash(hash, 32, (const unsigned char *)self->x, bytes, NULL, 0);
         }
         break;
     case MFL_MSG_SECAGG_SURVIVORS:

@@ -55,10 +55,16 @@ double mfl_site_secagg_max_weight(const mfl_site_secagg_t *self);
 int mfl_site_secagg_set_input(mfl_site_secagg_t *self, const float *delta, double weight,
                               char *err, size_t errlen);
 
+/* After SECAGG_MASKED was answered: hands the masked words' buffer (the
+ * one *words pointed to) to the caller, who frees it with free(); the
+ * attempt no longer holds it (a zero-copy send releases it when sent).
+ * NULL before masking or when already handed over. */
+void *mfl_site_secagg_detach_words(mfl_site_secagg_t *self);
+
 /* A coordinator's message `in` of this attempt. Returns 1 with the reply
  * in *out (for SECAGG_MASKED *words / *n_words are the masked vector, in
- * words of mfl_site_secagg_word_bits,
- * valid until destroy, and *hash its BLAKE2b-256, the value the site's
+ * words of mfl_site_secagg_word_bits, masked in place of the encoded
+ * update: valid until destroy or mfl_site_secagg_detach_words, and *hash its BLAKE2b-256, the value the site's
  * audit log records), 0 when there is nothing to send (SECAGG_END), or -1
  * with *reject and err when the site refuses (a bad list or box, a request
  * an honest site must not answer, no input yet for the masked phase). */
