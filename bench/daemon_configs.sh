@@ -98,6 +98,10 @@ bench_coord_yaml() {
             echo "  threshold: 3"
             # BENCH_SECAGG_WORD_BITS=32: 32-bit masked words (docs/SECAGG.md
             # "Word width"), bound BENCH_SECAGG_UPDATE_BOUND (default 64)
+            # BENCH_SECAGG_NEIGHBOURS=k: SecAgg+ with k neighbours
+            if [ -n "${BENCH_SECAGG_NEIGHBOURS:-}" ]; then
+                echo "  neighbours: $BENCH_SECAGG_NEIGHBOURS"
+            fi
             if [ "${BENCH_SECAGG_WORD_BITS:-64}" = 32 ]; then
                 echo "  word_bits: 32"
                 echo "  update_bound: ${BENCH_SECAGG_UPDATE_BOUND:-64}"

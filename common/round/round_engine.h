@@ -276,7 +276,8 @@ int mfl_round_engine_secure_sum(mfl_round_engine_t *self, uint32_t round, const 
  * site has answered or at the phase's deadline, sends the next phase's
  * messages through `io->send`, and folds the unmasked sum with
  * mfl_round_engine_secure_sum. Deadlines: advertise, share, signoff and
- * unmask get max(1 s, rounds.deadline / 4) each from their start; the
+ * unmask get config->secagg_phase_ms (secure_aggregation.phase_deadline_s)
+ * or, unset, max(1 s, rounds.deadline / 4) each from their start; the
  * masked phase ends at the round's deadline (the sites train meanwhile).
  * Fewer than the threshold at any phase, or shares that do not rebuild a
  * secret: the attempt is abandoned (θ unchanged, audit round_abandoned

@@ -177,7 +177,9 @@ void mfl_engine_secagg_open(mfl_round_engine_t *self, uint64_t now_ms)
                  "secure aggregation could not start among %u sites: %s", n, err);
         return;
     }
-    sa->phase_ms = self->config.deadline_ms / 4 > 1000 ? self->config.deadline_ms / 4 : 1000;
+    sa->phase_ms = self->config.secagg_phase_ms ? self->config.secagg_phase_ms
+                   : self->config.deadline_ms / 4 > 1000 ? self->config.deadline_ms / 4
+                                                          : 1000;
     uint32_t all[S_MAX];
     for (uint32_t i = 0; i < n; i++)
         all[i] = i + 1;

@@ -121,7 +121,7 @@ static void s_check_all_keys(mfl_yaml_doc_t *doc)
     mfl_yaml_check_keys(doc, "data", (const char *[]){"schema", NULL});
     mfl_yaml_check_keys(doc, "secure_aggregation",
                         (const char *[]){"enabled", "threshold", "neighbours", "word_bits",
-                                         "update_bound", NULL});
+                                         "update_bound", "phase_deadline_s", NULL});
     mfl_yaml_check_keys(doc, "coordinator",
                         (const char *[]){"listen", "key", "allow_dir", "run_dir", NULL});
     mfl_yaml_check_keys(doc, "model",
@@ -288,8 +288,19 @@ static void s_read_secagg(mfl_yaml_doc_t *doc, mfl_coord_config_t *c)
     c->secagg_word_bits = s_u32(doc, "secure_aggregation.word_bits", 64, 32, 64);
     c->secagg_update_bound = mfl_yaml_get_double(doc, "secure_aggregation.update_bound", 0.0);
     c->secagg_frac_bits = 0;
+    /* advertise, share, signoff and unmask each end at this deadline from
+     * their start (0: max(1 s, rounds.deadline_s / 4)); the masked phase
+     * ends with the round (the sites train meanwhile) */
+    c->secagg_phase_ms = mfl_yaml_has(doc, "secure_aggregation.phase_deadline_s")
+                             ? s_ms(doc, "secure_aggregation.phase_deadline_s", 0)
+                             : 0;
     if (!c->secagg_enabled)
         return;
+    if (c->secagg_phase_ms && c->secagg_phase_ms > c->deadline_ms)
+        mfl_yaml_fail(doc, "secure_aggregation.phase_deadline_s",
+                      "%g s is longer than rounds.deadline_s (%g s): the round would end "
+                      "before its first phase", c->secagg_phase_ms / 1000.0,
+                      c->deadline_ms / 1000.0);
     /* Masked words narrower than 64 bits: every site's terms must be
      * bounded so that the sum of up to MFL_SECAGG_NARROW_MAX_SITES of them
      * cannot wrap (docs/SECAGG.md "Word width"). */

@@ -187,6 +187,18 @@ static void test_secagg_word_width(void **state)
     s_expect_error(yaml, "secure_aggregation.update_bound", "only with word_bits 32");
     snprintf(yaml, sizeof yaml, "%s  word_bits: 48\n", base);
     s_expect_error(yaml, "secure_aggregation.word_bits", "64 or 32");
+    /* per-phase deadlines: within the round's */
+    snprintf(yaml, sizeof yaml, "%s  phase_deadline_s: 1.5\n", base);
+    assert_int_equal(mfl_coord_config_parse(yaml, strlen(yaml), "sa.yaml", &c, err, sizeof err),
+                     0);
+    assert_int_equal(c.secagg_phase_ms, 1500);
+    assert_int_equal(mfl_coord_config_parse(base, strlen(base), "sa.yaml", &c, err, sizeof err),
+                     0);
+    assert_int_equal(c.secagg_phase_ms, 0); /* unset: derived from rounds.deadline_s */
+    snprintf(yaml, sizeof yaml, "%s  phase_deadline_s: 0\n", base);
+    s_expect_error(yaml, "secure_aggregation.phase_deadline_s", ":7");
+    snprintf(yaml, sizeof yaml, "%s  phase_deadline_s: 500\n", base);
+    s_expect_error(yaml, "secure_aggregation.phase_deadline_s", "longer than rounds.deadline_s");
 }
 
 /* The documented example must stay loadable (run from the repo root, as
