@@ -10,6 +10,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "audit/audit.h"
@@ -785,6 +786,13 @@ static mfl_agent_status_t s_secagg_msg(mfl_site_agent_t *self, const mfl_msg_t *
     mfl_site_agent_secagg_fault_t fault = self->opts.secagg_fault;
     if (words && fault == MFL_SECAGG_FAULT_SHORT_MASKED)
         n_words--; /* tests only: the coordinator must refuse it */
+    if (words && fault == MFL_SECAGG_FAULT_HOLD_MASKED && self->opts.secagg_hold_file) {
+        /* tests only: the masked vector leaves when the test says so */
+        mfl_warn("site %s: round %u: holding the masked input until %s exists (test fault)",
+                 self->cfg->site_id, in->round, self->opts.secagg_hold_file);
+        for (int i = 0; i < 1200 && access(self->opts.secagg_hold_file, F_OK) != 0; i++)
+            usleep(50000);
+    }
     if (words && s_secagg_audit(self, self->sa_out, hash, n_words, err, sizeof err) < 0) {
         mfl_errf(ferr, ferrlen, "audit log %s: %s; no masked input is sent without its record",
                  self->cfg->audit_log, err);

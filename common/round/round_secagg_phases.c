@@ -423,6 +423,28 @@ bool mfl_engine_secagg_tick(mfl_round_engine_t *self, uint64_t now_ms)
     return self->phase == MFL_ENGINE_ROUND && sa->server != NULL;
 }
 
+/* The secagg_masked record of `peer`'s masked input (its hash, n words),
+ * written before the input is folded. 0, or -1: not written (audit down,
+ * out of memory). */
+static int s_audit_masked(mfl_round_engine_t *self, const char *peer, const uint8_t hash[32],
+                          size_t n_words)
+{
+    if (!self->audit)
+        return 0;
+    mfl_audit_record_t *rec = malloc(sizeof *rec);
+    if (!rec)
+        return -1;
+    mfl_audit_record_init(rec, MFL_AUDIT_SECAGG_MASKED, self->round, peer);
+    memcpy(rec->nonce, self->nonce, MFL_ENGINE_NONCE_BYTES);
+    rec->nonce_len = MFL_ENGINE_NONCE_BYTES;
+    rec->has_delta_hash = true;
+    memcpy(rec->delta_hash, hash, 32);
+    rec->n = n_words;
+    int rc = mfl_engine_audit_append(self, rec, false); /* down: refused; the phase waits */
+    free(rec);
+    return rc;
+}
+
 int mfl_round_engine_secagg_msg(mfl_round_engine_t *self, const char *peer,
                                 const mfl_secagg_wire_t *m, const uint64_t *words,
                                 size_t n_words, uint64_t now_ms)
@@ -481,9 +503,25 @@ int mfl_round_engine_secagg_msg_words(mfl_round_engine_t *self, const char *peer
             st = mfl_secagg_fail(MFL_SECAGG_E_LENGTH, err, sizeof err,
                                  "masked words of %u bits, this attempt's are %u bits", word_bits,
                                  mfl_secagg_word_bits(&sa->params));
-        else
-            st = mfl_secagg_server_on_masked_hashed(sa->server, from, words, n_words, known,
-                                                    hash, err, sizeof err);
+        else if ((st = mfl_secagg_server_check_masked(sa->server, from, n_words, err,
+                                                      sizeof err)) == MFL_SECAGG_OK) {
+            /* On record before it is folded: a masked input whose
+             * secagg_masked record cannot be written is refused, not
+             * summed (the attempt goes on without it, or is abandoned and
+             * retried once the log can be written again). */
+            if (known)
+                memcpy(hash, known, sizeof hash);
+            else
+                mfl_secagg_words_hash(words, n_words, word_bits, hash);
+            if (s_audit_masked(self, peer, hash, n_words) < 0) {
+                mfl_engine_reject(self, peer, MFL_REJECT_AUDIT_UNAVAILABLE, round,
+                                  "secure aggregation: the coordinator cannot write its audit "
+                                  "log; masked input not taken");
+                return -1;
+            }
+            st = mfl_secagg_server_on_masked_hashed(sa->server, from, words, n_words, hash,
+                                                    NULL, err, sizeof err);
+        }
         break;
     case MFL_MSG_SECAGG_SIGNOFF:
         st = m->n_signoffs == 1
@@ -506,19 +544,6 @@ int mfl_round_engine_secagg_msg_words(mfl_round_engine_t *self, const char *peer
                           "secure aggregation (%s): %s",
                           mfl_secagg_phase_name(mfl_secagg_server_phase(sa->server)), err);
         return -1;
-    }
-    if (m->kind == MFL_MSG_SECAGG_MASKED && self->audit) {
-        mfl_audit_record_t *rec = malloc(sizeof *rec);
-        if (rec) {
-            mfl_audit_record_init(rec, MFL_AUDIT_SECAGG_MASKED, self->round, peer);
-            memcpy(rec->nonce, self->nonce, MFL_ENGINE_NONCE_BYTES);
-            rec->nonce_len = MFL_ENGINE_NONCE_BYTES;
-            rec->has_delta_hash = true;
-            memcpy(rec->delta_hash, hash, 32);
-            rec->n = n_words;
-            (void)mfl_engine_audit_append(self, rec, false); /* down: the phase then waits */
-            free(rec);
-        }
     }
     sa->got[from] = true;
     if (s_all_in(sa))

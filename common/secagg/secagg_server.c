@@ -353,11 +353,13 @@ static void s_fold_words(mfl_secagg_server_t *self, const void *y, size_t n)
     }
 }
 
-mfl_secagg_status_t mfl_secagg_server_on_masked_hashed(mfl_secagg_server_t *self, uint32_t from,
-                                                       const void *y, size_t n,
-                                                       const uint8_t known_hash[32],
-                                                       uint8_t hash[32], char *err,
-                                                       size_t errlen)
+void mfl_secagg_words_hash(const void *y, size_t n, unsigned word_bits, uint8_t out[32])
+{
+    s_hash_words(y, n, word_bits / 8, out);
+}
+
+mfl_secagg_status_t mfl_secagg_server_check_masked(const mfl_secagg_server_t *self, uint32_t from,
+                                                   size_t n, char *err, size_t errlen)
 {
     mfl_secagg_status_t st =
         s_expect(self, MFL_SECAGG_PHASE_MASKED, from, "masked input", err, errlen);
@@ -373,6 +375,18 @@ mfl_secagg_status_t mfl_secagg_server_on_masked_hashed(mfl_secagg_server_t *self
         return mfl_secagg_fail(MFL_SECAGG_E_LENGTH, err, errlen,
                       "site %u: masked input of %zu words, expected %llu", from, n,
                       (unsigned long long)self->p.length);
+    return MFL_SECAGG_OK;
+}
+
+mfl_secagg_status_t mfl_secagg_server_on_masked_hashed(mfl_secagg_server_t *self, uint32_t from,
+                                                       const void *y, size_t n,
+                                                       const uint8_t known_hash[32],
+                                                       uint8_t hash[32], char *err,
+                                                       size_t errlen)
+{
+    mfl_secagg_status_t st = mfl_secagg_server_check_masked(self, from, n, err, errlen);
+    if (st != MFL_SECAGG_OK)
+        return st;
     s_fold_words(self, y, n);
     if (known_hash)
         memcpy(self->masked_hash[from], known_hash, 32);

@@ -79,6 +79,17 @@ mfl_secagg_status_t mfl_secagg_server_on_masked(mfl_secagg_server_t *self, uint3
                                                 const void *y, size_t n, uint8_t hash[32],
                                                 char *err, size_t errlen);
 
+/* The checks of mfl_secagg_server_on_masked alone (phase, membership, a
+ * second input, length), nothing folded: a caller that must record the
+ * input before it is folded (the audit log) checks, records, then folds.
+ * MFL_SECAGG_OK or the status on_masked would return. */
+mfl_secagg_status_t mfl_secagg_server_check_masked(const mfl_secagg_server_t *self, uint32_t from,
+                                                   size_t n, char *err, size_t errlen);
+
+/* BLAKE2b-256 of n words of `word_bits` (64 or 32) as little-endian bytes:
+ * the hash on_masked records. */
+void mfl_secagg_words_hash(const void *y, size_t n, unsigned word_bits, uint8_t out[32]);
+
 /* As mfl_secagg_server_on_masked when the caller already has that hash
  * (`known_hash`, e.g. the transport's verified BLAKE2b-256 of the same
  * little-endian bytes): it is taken as is instead of hashing the vector
