@@ -137,7 +137,15 @@ $(BUILD)/tests/secagg_fault_site: $(BUILD)/obj/tests/hostile/secagg_fault_site.o
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 $(BUILD)/obj/tests/hostile/secagg_fault_site.o: CFLAGS += -Isite-agent
 
-unit-tests: $(UNIT_BINS) $(HOSTILE) $(SECAGG_FAULT)
+# The real site agent with a chunked-upload fault switched on (tests only).
+CHUNK_FAULT := $(BUILD)/tests/chunk_fault_site
+$(BUILD)/tests/chunk_fault_site: $(BUILD)/obj/tests/hostile/chunk_fault_site.o \
+    $(BUILD)/libmetafl-site-agent.a $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+$(BUILD)/obj/tests/hostile/chunk_fault_site.o: CFLAGS += -Isite-agent
+
+unit-tests: $(UNIT_BINS) $(HOSTILE) $(SECAGG_FAULT) $(CHUNK_FAULT)
 bench-bins: $(BENCH_BINS)
 
 deps:

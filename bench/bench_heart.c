@@ -12,6 +12,8 @@
  *   bench_heart select   federated model selection (issue 16, heart_select.h): the
  *                        coordinator's defaults + default grid, personalised, paired
  *                        with FedAvg + fine-tuning; --split N for an untuned split
+ *   bench_heart explore  rules that choose each site's adaptation, and ORACLE bounds
+ *                        (the test rows choose: not results), heart_explore.h
  *
  * Options: --data DIR (default ${METAFL_SHARED:-../shared}/data/uci-heart-disease),
  * --out FILE.json, --quick (fewer seeds / draws), --seeds N (from 42),
@@ -644,7 +646,10 @@ static int s_run_select(const s_opts_t *o, s_heart_t *h, const char *argv0, uint
     static double sel_p[S_MAX_SEEDS][S_HEART_SITES], sel_g[S_MAX_SEEDS][S_HEART_SITES],
         def_p[S_MAX_SEEDS][S_HEART_SITES], fa_ft[S_MAX_SEEDS][S_HEART_SITES],
         diff[S_MAX_SEEDS][S_HEART_SITES], site_p[S_MAX_SEEDS][S_HEART_SITES],
-        diff2[S_MAX_SEEDS][S_HEART_SITES], loho[S_MAX_SEEDS][S_HEART_SITES];
+        diff2[S_MAX_SEEDS][S_HEART_SITES], loho[S_MAX_SEEDS][S_HEART_SITES],
+        loho_cv[S_MAX_SEEDS][S_HEART_SITES], def_site[S_MAX_SEEDS][S_HEART_SITES],
+        loho_or[S_MAX_SEEDS][S_HEART_SITES],
+        oracle[S_MAX_SEEDS][S_HEART_SITES];
     static char loho_win[S_MAX_SEEDS][S_HEART_SITES][MFL_SELECT_DESC_MAX];
     const int draws = o->quick ? 5 : 20;
     static char winners[S_MAX_SEEDS][MFL_SELECT_DESC_MAX];
@@ -677,7 +682,9 @@ static int s_run_select(const s_opts_t *o, s_heart_t *h, const char *argv0, uint
             float lr = 0;
             if (s_sel_site_adapt(own.workers[s], &trained.learner, sel_theta, sel_n, seed,
                                  &site_p[k][s],
-                                 &st, &lr, err, sizeof err) != 0) {
+                                 &st, &lr, err, sizeof err) != 0 ||
+                s_sel_oracle(own.workers[s], &trained.learner, sel_theta, sel_n, &oracle[k][s],
+                             err, sizeof err) != 0) {
                 free(sel_theta);
                 goto fail;
             }
@@ -696,11 +703,23 @@ static int s_run_select(const s_opts_t *o, s_heart_t *h, const char *argv0, uint
         s_sel_config(&c, S_HEART_FEATURES, seed, sel_rounds, false);
         if (o->quick)
             c.rounds = 10;
-        if (s_sel_run(own.workers, S_HEART_SITES, ids, &c, fin, &w, desc, NULL, NULL, NULL, err,
-                      sizeof err) != 0)
+        float *def_theta = NULL;
+        size_t def_n = 0;
+        mfl_select_candidate_t def_cand;
+        if (s_sel_run(own.workers, S_HEART_SITES, ids, &c, fin, &w, desc, &def_theta, &def_n,
+                      &def_cand, err, sizeof err) != 0)
             goto fail;
-        for (int s = 0; s < S_HEART_SITES; s++)
+        for (int s = 0; s < S_HEART_SITES; s++) {
             def_p[k][s] = fin[s].accuracy;
+            uint32_t st = 0;
+            float lr = 0;
+            if (s_sel_site_adapt(own.workers[s], &def_cand.learner, def_theta, def_n, seed,
+                                 &def_site[k][s], &st, &lr, err, sizeof err) != 0) {
+                free(def_theta);
+                goto fail;
+            }
+        }
+        free(def_theta);
         s_fleet_free(&own);
         memset(&own, 0, sizeof own);
         /* FedAvg + fine-tuning (the personal bench's linear FedAvg, 100 steps). */
@@ -747,7 +766,14 @@ static int s_run_select(const s_opts_t *o, s_heart_t *h, const char *argv0, uint
             if (s_sel_run(three, S_HEART_SITES - 1, ids3, &c, fin3, &w3, loho_win[k][held], &lt,
                           &ln, &chosen, err, sizeof err) != 0)
                 goto fail;
-            double mean = 0;
+            double mean = 0, mean_cv = 0;
+            /* ORACLE: one (steps, rate) of the grid per held-out hospital
+             * and seed, chosen by its mean test accuracy over the draws. */
+            static const uint32_t g_steps[] = MFL_SITE_ADAPT_STEPS;
+            static const float g_rates[] = MFL_SITE_ADAPT_RATES;
+            enum { S_NG = (sizeof g_steps / sizeof *g_steps) * (sizeof g_rates / sizeof *g_rates) };
+            double og[S_NG];
+            memset(og, 0, sizeof og);
             for (int d = 0; d < draws; d++) {
                 mfl_rng_t r;
                 mfl_rng_seed(&r, seed, 0x6e6577ULL * 1000003u + (uint64_t)held * 10007u +
@@ -757,19 +783,42 @@ static int s_run_select(const s_opts_t *o, s_heart_t *h, const char *argv0, uint
                     sup ? s_worker(s_heart_site_names[held], sup, h->test[held], err, sizeof err)
                         : NULL;
                 mfl_dataset_destroy(&sup);
-                double acc = 0;
-                int rc = dw ? s_sel_newsite(dw, &chosen, lt, ln, (uint32_t)(1000 + d), &acc, err,
-                                            sizeof err)
+                double acc = 0, acc_cv = 0;
+                int rc = dw ? s_sel_newsite(dw, &chosen, lt, ln, (uint32_t)(1000 + d), false,
+                                            seed, &acc, err, sizeof err)
                             : -1;
+                if (rc == 0)
+                    rc = s_sel_newsite(dw, &chosen, lt, ln, (uint32_t)(1000 + d), true, seed,
+                                       &acc_cv, err, sizeof err);
+                for (size_t gi = 0; rc == 0 && gi < S_NG; gi++) {
+                    mfl_select_candidate_t g = chosen;
+                    g.adapt_steps = g_steps[gi / (sizeof g_rates / sizeof *g_rates)];
+                    g.adapt_lr = g_rates[gi % (sizeof g_rates / sizeof *g_rates)];
+                    double a = 0;
+                    if (s_sel_newsite(dw, &g, lt, ln, (uint32_t)(1000 + d), false, seed, &a,
+                                      err, sizeof err) != 0) {
+                        if (!strstr(err, "diverged")) {
+                            rc = -1;
+                            break;
+                        }
+                        og[gi] = -INFINITY; /* diverges on some draw: not a choice */
+                    }
+                    og[gi] += a / draws;
+                }
                 mfl_site_worker_destroy(&dw);
                 if (rc != 0) {
                     free(lt);
                     goto fail;
                 }
                 mean += acc / draws;
+                mean_cv += acc_cv / draws;
             }
             free(lt);
             loho[k][held] = mean;
+            loho_cv[k][held] = mean_cv;
+            loho_or[k][held] = -1;
+            for (size_t gi = 0; gi < S_NG; gi++)
+                loho_or[k][held] = og[gi] > loho_or[k][held] ? og[gi] : loho_or[k][held];
         }
         s_fleet_free(&own);
         printf("seed %llu: winner %zu (%s); personalised %.3f %.3f %.3f %.3f\n",
@@ -807,9 +856,14 @@ fail:
     s_json_row(f, "selection, personalised", sel_p, o->n_seeds, "", 0);
     s_json_row(f, "selection, global as-is", sel_g, o->n_seeds, "", 0);
     s_json_row(f, "selection + per-site adaptation", site_p, o->n_seeds,
-               "\"note\": \"each site picks adaptation steps (0-300) and rate (0.01-0.2) on its "
-               "validation rows\"", 0);
+               "\"note\": \"each site picks adaptation steps (0-1000) and rate (0.01-1) by "
+               "5-fold cross-validation on its training rows\"", 0);
     s_json_row(f, "defaults, no selection, personalised", def_p, o->n_seeds, "", 0);
+    s_json_row(f, "defaults, no selection + per-site adaptation", def_site, o->n_seeds, "", 0);
+    s_json_row(f, "ORACLE (test rows choose; not a result): selection, best per-site (steps, "
+               "rate) of the grid", oracle, o->n_seeds,
+               "\"note\": \"upper bound of per-site adaptation from this grid for the "
+               "selection's model: the test rows choose\"", 0);
     s_json_row(f, "FedAvg + 100 fine-tuning steps", fa_ft, o->n_seeds, "", 0);
     s_json_row(f, "paired: selection - FedAvg+FT", diff, o->n_seeds, "", 0);
     s_json_row(f, "paired: sel+per-site - FedAvg+FT", diff2, o->n_seeds, "", split != 0);
@@ -817,7 +871,11 @@ fail:
         char extra[256];
         snprintf(extra, sizeof extra, "\"note\": \"leave one hospital out: the column is the "
                  "held-out hospital, k = 10 drawn cases, %d draws per seed\"", draws);
-        s_json_row(f, "LOHO k=10, selection on the other three", loho, o->n_seeds, extra, 1);
+        s_json_row(f, "LOHO k=10, selection on the other three", loho, o->n_seeds, extra, 0);
+        s_json_row(f, "LOHO k=10, the new hospital chooses by CV on its 10 cases", loho_cv,
+                   o->n_seeds, extra, 0);
+        s_json_row(f, "ORACLE (test rows choose; not a result): LOHO, the best (steps, rate) of "
+                   "the grid per held-out hospital and seed", loho_or, o->n_seeds, extra, 1);
         fprintf(f, "  ],\n  \"loho_winners\": [");
         for (int k = 0; k < o->n_seeds; k++)
             for (int held = 0; held < S_HEART_SITES; held++)
@@ -831,11 +889,13 @@ fail:
     return 0;
 }
 
+#include "heart_explore.h"
+
 /* ---- main ----------------------------------------------------------------- */
 
 static void s_usage(void)
 {
-    fprintf(stderr, "usage: bench_heart flamby|personal|newsite|privacy|select [--data DIR]\n"
+    fprintf(stderr, "usage: bench_heart flamby|personal|newsite|privacy|select|explore [--data DIR]\n"
                     "                   [--out FILE] [--quick] [--seeds N] [--loop engine|harness]\n"
                     "                   [--split N (select: re-split the sites 66/34 with seed N)]\n");
 }
@@ -921,12 +981,14 @@ int main(int argc, char **argv)
         rc = s_run_privacy(&o, &h, argv[0]);
     else if (strcmp(mode, "select") == 0)
         rc = s_run_select(&o, &h, argv[0], (uint64_t)split);
+    else if (strcmp(mode, "explore") == 0)
+        rc = s_run_explore(&o, &h, (uint64_t)split);
     else {
         s_usage();
         rc = 2;
     }
     s_heart_free(&h);
-    if (rc == 0)
+    if (rc == 0 && strcmp(mode, "explore") != 0) /* explore prints, writes nothing */
         printf("wrote %s\n", o.out);
     return rc == 0 ? 0 : rc == 2 ? 2 : 1;
 }

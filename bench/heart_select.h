@@ -271,11 +271,12 @@ out:
     return rc;
 }
 
-/* Per-site adaptation chosen on the site's own validation rows (issue 16
- * item 2): the EvalTask's adapt_search (eval.adapt_search), which makes the
- * site worker try MFL_SITE_ADAPT_STEPS × MFL_SITE_ADAPT_RATES on its
- * validation rows, then adapt on all training rows with the best and score
- * the test rows. *acc gets the test accuracy; steps/lr the choice. */
+/* Per-site adaptation chosen at the site (issue 16 item 2): the EvalTask's
+ * adapt_search (eval.adapt_search), which makes the site worker choose
+ * from MFL_SITE_ADAPT_STEPS × MFL_SITE_ADAPT_RATES by 5-fold
+ * cross-validation on its training rows (its support cases: k_shot 0),
+ * then adapt on all of them with the choice and score the test rows. *acc
+ * gets the test accuracy; steps/lr the choice. */
 static inline int s_sel_site_adapt(mfl_site_worker_t *w, const mfl_learner_config_t *lc,
                                    const float *theta, size_t n, uint64_t vseed, double *acc,
                                    uint32_t *steps_out, float *lr_out, char *err, size_t errlen)
@@ -298,12 +299,50 @@ static inline int s_sel_site_adapt(mfl_site_worker_t *w, const mfl_learner_confi
     return 0;
 }
 
+/* ORACLE, not a result: the best test accuracy over every (steps, rate)
+ * of the per-site adaptation grid (MFL_SITE_ADAPT_STEPS × _RATES), θ
+ * adapted on all of the site's training rows. The test rows CHOOSE here:
+ * it bounds what any rule choosing from this grid on training rows could
+ * reach with this θ. */
+static inline int s_sel_oracle(mfl_site_worker_t *w, const mfl_learner_config_t *lc,
+                               const float *theta, size_t n, double *acc, char *err,
+                               size_t errlen)
+{
+    static const uint32_t steps[] = MFL_SITE_ADAPT_STEPS;
+    static const float rates[] = MFL_SITE_ADAPT_RATES;
+    *acc = -1;
+    for (size_t i = 0; i < sizeof steps / sizeof *steps; i++)
+        for (size_t j = 0; j < sizeof rates / sizeof *rates; j++) {
+            if (steps[i] == 0 && j > 0)
+                continue;
+            mfl_eval_task_t t;
+            memset(&t, 0, sizeof t);
+            mfl_task_algorithm_from_learner(lc, 5, 0, 5, &t.algorithm);
+            t.algorithm.k_shot = 0;
+            snprintf(t.model_spec, sizeof t.model_spec, "%s", lc->model_spec);
+            t.nonce_len = 16;
+            t.adapt_steps = steps[i];
+            t.adapt_lr = rates[j];
+            mfl_site_eval_result_t r;
+            if (mfl_site_worker_eval(w, &t, theta, n, &r, err, errlen) != 0) {
+                if (strstr(err, "diverged"))
+                    continue; /* not a choice */
+                return -1;
+            }
+            double a = steps[i] ? r.adapted.accuracy : r.before.accuracy;
+            if (a > *acc)
+                *acc = a;
+        }
+    return 0;
+}
+
 /* A new hospital's score: θ adapted with the chosen setting's rate and
  * steps on the drawn worker's training rows (its k labelled cases), on
- * its test rows. */
+ * its test rows. With `search`, the hospital instead chooses its own steps
+ * and rate by cross-validation on those k cases (eval.adapt_search). */
 static inline int s_sel_newsite(mfl_site_worker_t *w, const mfl_select_candidate_t *cand,
-                                const float *theta, size_t n, uint32_t draw, double *acc,
-                                char *err, size_t errlen)
+                                const float *theta, size_t n, uint32_t draw, bool search,
+                                uint64_t vseed, double *acc, char *err, size_t errlen)
 {
     mfl_eval_task_t t;
     memset(&t, 0, sizeof t);
@@ -314,10 +353,16 @@ static inline int s_sel_newsite(mfl_site_worker_t *w, const mfl_select_candidate
     t.round = draw;
     t.adapt_steps = cand->adapt_steps;
     t.adapt_lr = cand->adapt_lr;
+    if (search) {
+        t.selection.adapt_search = true;
+        t.selection.validation_fraction = 0.2;
+        t.selection.validation_seed = vseed;
+    }
     mfl_site_eval_result_t r;
     if (mfl_site_worker_eval(w, &t, theta, n, &r, err, errlen) != 0)
         return -1;
-    *acc = t.adapt_steps ? r.adapted.accuracy : r.before.accuracy;
+    uint32_t used = search ? r.adapt_steps_used : t.adapt_steps;
+    *acc = used ? r.adapted.accuracy : r.before.accuracy;
     return 0;
 }
 

@@ -23,7 +23,8 @@ import tempfile
 SITES = ["Cleveland", "Hungary", "Switzerland", "VA"]
 OURS = {"heart_flamby", "heart_personal", "heart_newsite", "rounds_floor",
         "rounds_engine", "run", "scale_sites", "compression",
-        "dpsgd", "heart_privacy", "heart_select", "heart_select_split7"}
+        "dpsgd", "heart_privacy", "heart_select", "heart_select_split7",
+        "wdbc_select"}
 
 # Issue 17's side-by-side table (one run, 2 cores, Flower 1.6 over gRPC
 # without TLS, FedAvg, 200 rows per site, one epoch, batch 32; metafl with
@@ -1029,6 +1030,15 @@ def compression_section(d, res):
                 "even CPU per operation rises under that load (BLAKE2b of 4 MB: 6.5 ms against "
                 "3.8 ms quiet); read the CPU and accuracy columns, and re-measure on a quiet "
                 "machine for the ratios.", "")
+    d.p("**Encoders and durable writes (issue 17, third session).** The fp16 / int8 "
+        "encoders and the fp16 decoder run in vectorised blocks with the same bytes "
+        "(`build/bench/bench_quant`, `quant.json` below: 1M values, fp16 encode 11–14 → "
+        "5.3 ms, decode 1.7–1.9 → 0.5 ms, int8 encode 4.8–7.2 → 4.5 ms CPU at load ≈ 20), "
+        "and each site syncs its audit log once per round instead of twice. CPU per 1M, "
+        "N = 4 round in an A/B of `bench/grid.sh` on the shared machine (load 17–25): fp16 "
+        "229–240 → 156–170 ms, fp32 and int8 within the tick noise. Commands, the "
+        "per-write table and the numbers: `PERFORMANCE.md`, \"Durable writes and "
+        "encoders\". Rows measured before 2026-12-06 07:40 UTC predate these changes.", "")
 
 
 def generic_section(d, name, res):
@@ -1061,7 +1071,7 @@ def generic_section(d, name, res):
                 d.p(f"`{k}`:", "", "```json", text, "```", "")
 
 
-def select_section(d, res, res_split):
+def select_section(d, res, res_split, res_wdbc=None):
     """Federated model selection on the heart hospitals (issue 16 item 3)."""
     d.p("## 1(d) Federated model selection (UCI heart), no per-data-set settings", "")
     if not res or "_error" in res:
@@ -1071,13 +1081,15 @@ def select_section(d, res, res_split):
     d.p(f"Command: `{res['command']}` (seeds {res['seeds'][0]}–{res['seeds'][-1]}). Path: "
         f"{res['engine']}, with model selection on (docs/SELECTION.md). Base: "
         f"{st['base']}; selection: {st['selection']}; then {st['rounds']} rounds of the "
-        f"winner. Personalised: {st['personalised']}. Per-site adaptation (an experiment "
-        "of item 2, now a library option): each hospital picks its adaptation steps (0, 10, 30, 100, 300) and rate "
-        "(0.01, 0.05, 0.2) on its own validation rows (EvalTasks with the selection fields), "
-        "then adapts on all its training rows (`eval.adapt_search`, docs/SELECTION.md). FedAvg + FT: "
-        f"{st['fedavg_ft']}. Paired rows: the difference per seed and site, then mean ± std "
-        "over seeds. Accuracy on each hospital's test rows, mean ± std over seeds; mean4 = "
-        "mean of the four.", "")
+        f"winner. Personalised: {st['personalised']}. Per-site adaptation "
+        "(`eval.adapt_search`, docs/SELECTION.md): each hospital chooses its adaptation "
+        "steps (0, 10, 30, 100, 300, 1000) and rate (0.01, 0.03, 0.1, 0.3, 1) by 5-fold "
+        "cross-validation on its training rows (lowest held-out loss, early stopping), then "
+        "adapts on all of them. The ORACLE row lets the test rows choose each site's (steps, "
+        "rate) from the same grid: an upper bound for that family and θ, not a result. FedAvg "
+        f"+ FT: {st['fedavg_ft']}. Paired rows: the difference per seed and site, then mean "
+        "± std over seeds. Accuracy on each hospital's test rows, mean ± std over seeds; "
+        "mean4 = mean of the four.", "")
     for r_, title in ((res, "FLamby split (flamby-split.json)"),
                       (res_split, "a split nobody tuned on (`--split 7`: each hospital's "
                                   "rows re-split 66/34, stratified)")):
@@ -1090,40 +1102,100 @@ def select_section(d, res, res_split):
                 [[r["name"], f"{r['mean4']:.4f} ± {r['mean4_std']:.4f}"]
                  + [f"{m:.3f} ± {s_:.3f}" for m, s_ in zip(r["site_mean"], r["site_std"])]
                  for r in r_["rows"]])
+    if res_wdbc and "_error" not in res_wdbc:
+        d.p(f"**WDBC, the demo's four training hospitals** (60/40 split of `make demo`), "
+            f"`{res_wdbc['command']}` (`metafl simulate`, the same defaults with model "
+            "mlp:30-32-1; seeds " + ", ".join(res_wdbc["seeds"]) + "); winners per seed: "
+            + "; ".join(str(w) for w in res_wdbc["winners"]), "")
+        d.table(["", "mean4"] + res_wdbc["sites"],
+                [[r["name"], f"{r['mean4']:.4f} ± {r['mean4_std']:.4f}"]
+                 + [f"{m:.3f} ± {s_:.3f}" for m, s_ in zip(r["site_mean"], r["site_std"])]
+                 for r in res_wdbc["rows"]])
+    by = {r["name"]: r for r in res["rows"]}
+    site = by["selection + per-site adaptation"]
+    orc = next((r for r in res["rows"] if r["name"].startswith("ORACLE") and "LOHO" not in
+                r["name"]), None)
     d.p("What this says, and what was tried (issue 16 items 2 and 3). The default grid "
         "around the coordinator's defaults, picked by mean validation AUROC on a fifth of "
         "each hospital's training rows, does not beat the same defaults without selection on "
-        "the FLamby split (0.752 vs 0.758; on the re-split 0.793 vs 0.743): the validation "
-        "parts are 6 (Switzerland) to 40 rows, and the pick changes from seed to seed. What "
-        "helps is personalisation chosen on validation rows at each site: adaptation steps "
-        "and rate per hospital (which includes stopping early, at 0 steps) bring the mean of "
-        "four to 0.807 ± 0.013 on the FLamby split, +0.009 ± 0.014 paired over FedAvg + 100 "
-        "fine-tuning steps, and to 0.836 ± 0.012 on the untuned re-split (+0.050 ± 0.010). "
-        "The .83 target on the FLamby split is NOT reached (best 0.807; FENDA-FL's published "
-        ".8123 ± .0047); Switzerland reaches its ceiling (0.938, 15 of 16 positive) once its "
-        "adaptation is chosen on its validation rows. Also tried, not kept: adding to the "
-        "default grid a 100-step, 5× rate adaptation and FedAvg as an algorithm (mean4 0.761, "
-        "+0.009, within the seeds' spread). Leave one hospital out (the last row: selection and "
-        "training on the other three with their selection scores adapting on 10 cases, then "
-        "the held-out hospital adapts on k = 10 drawn cases with the chosen rate and steps) "
-        "reaches 0.723 ± 0.025, NOT the .80 target (section 1(c)'s hand-set Reptile reaches "
-        ".788): the coordinator's default adaptation (10 steps at 0.01) and its one-factor "
-        "grid do not reach the 5× rate the hand-set run uses together with a meta-trained "
-        "initialisation. Not done: per-site heads, and "
-        "ensembling the adapted and global predictions (the evaluation protocol reports "
-        "metrics, not predictions, so it needs a new report field). The WDBC demo split with "
-        "selection is in docs/DEMO.md.", "")
-    by = {r["name"]: r for r in res["rows"]}
-    best = max(by["selection, personalised"]["mean4"], by["selection + per-site adaptation"]["mean4"])
+        "the FLamby split when each site then uses the winner's adaptation (0.752 vs 0.758); "
+        "the validation parts are 6 (Switzerland) to 40 rows and the pick changes from seed "
+        "to seed. What helps is the adaptation chosen at each site: with it, selection + "
+        f"per-site adaptation reaches {site['mean4']:.3f} ± {site['mean4_std']:.3f} on the "
+        "FLamby split (the earlier choice, by accuracy on a 20% holdout over 0-300 steps × "
+        "0.01-0.2, gave 0.807 ± 0.013; the same defaults without selection 0.803 ± 0.010), "
+        "on par with FENDA-FL's published .8123 ± .0047 and paired above FedAvg + 100 "
+        "fine-tuning steps; on the untuned re-split and on WDBC the same defaults also beat "
+        "FedAvg + fine-tuning (tables above), so the gain is not a fit to the FLamby split.", "")
+    orc_text = (f" (ORACLE row: the test rows choose each site's steps and rate) gives "
+                f"{orc['mean4']:.3f} ± {orc['mean4_std']:.3f} for the selection's model"
+                if orc else "")
+    d.p("**The .83 target on the FLamby split is NOT reached, and per-site adaptation of "
+        "these models cannot reach it**: the oracle" + orc_text + "; over a wider grid "
+        "(steps to 3000, rates to 3; `build/bench/bench_heart explore`) it gives the same "
+        "0.829 for the selection's model and 0.823–0.827 for each of the ten default-grid "
+        "candidates trained alone (X_CAND=k). Switzerland is at its ceiling (0.938, 15 of "
+        "16 positive), so .83 would need Cleveland, Hungary and VA at ≈ .794 on average; "
+        "the oracle reaches 0.785 / 0.793 / 0.800 (mean 0.793).", "")
+    d.p("Tried (`bench_heart explore`, FLamby split, 5 seeds, the selection's model, "
+        "mean4 after choosing on training rows only, wide grid): 20% holdout by accuracy "
+        "0.806 ± 0.014 and by loss 0.807 ± 0.018; 5-fold cross-validation by accuracy 0.810 ± "
+        "0.009 and by loss 0.816 ± 0.012 (kept: the library's rule now); ensembling the "
+        "adapted and the global model (probabilities averaged), chosen by holdout 0.798 ± "
+        "0.015 or by CV 0.804 ± 0.006, not kept: its oracle for the defaults' model (0.826 ± "
+        "0.003) is no higher than that of adaptation alone (0.827), and the evaluation "
+        "protocol would need predictions in the report; a per-site head (only the last layer adapts, the body "
+        "stays shared): see the next paragraph. Refit after selection is what the engine "
+        "already does (the winner trains on all training rows; per-site adaptation adapts on "
+        "all of them after choosing), so it is not a change. Also tried earlier, not kept: "
+        "adding a 100-step, 5× rate adaptation and FedAvg to the default grid (mean4 0.761, "
+        "+0.009 without per-site adaptation, within the seeds' spread). The demo now runs "
+        "with per-site adaptation (docs/DEMO.md).", "")
+    d.p(HEAD_NOTE, "")
+    lo = by.get("LOHO k=10, selection on the other three")
+    lcv = by.get("LOHO k=10, the new hospital chooses by CV on its 10 cases")
+    lor = next((r for r in res["rows"] if r["name"].startswith("ORACLE") and "LOHO" in
+                r["name"]), None)
+    if lo and lcv:
+        d.p("Leave one hospital out (selection and training on the other three, their "
+            "selection scores adapting on 10 cases; the held-out hospital adapts on k = 10 "
+            "drawn cases, 20 draws per seed): with the winner's adaptation "
+            f"{lo['mean4']:.3f} ± {lo['mean4_std']:.3f}; when the new hospital chooses its "
+            "own steps and rate by 5-fold cross-validation on its 10 cases (possible now "
+            f"that the folds come from the support cases) {lcv['mean4']:.3f} ± "
+            f"{lcv['mean4_std']:.3f} (leave-one-out instead of 5 folds gave the same, "
+            "0.7745 ± 0.010): NOT the .80 target (section 1(c)'s hand-set Reptile reaches "
+            ".788). Switzerland reaches its ceiling; Cleveland, Hungary and VA stay 0.02-0.04 "
+            "below the hand-set run, whose meta-training settings (inner rate 0.05, 10 outer "
+            "steps, β 0.5) the default grid does not contain."
+            + (f" Even letting the held-out hospital's test rows choose its (steps, rate) "
+               f"from the grid (one per hospital and seed, ORACLE row) gives "
+               f"{lor['mean4']:.3f} ± {lor['mean4_std']:.3f}: below .80 with the models "
+               "this selection trains." if lor else ""), "")
+    best = max(by["selection, personalised"]["mean4"], site["mean4"])
     d.goals.append(("1(d) heart personalised, selection, no hand-tuning", "≥ .83 (5 seeds)",
                     f"{by['selection, personalised']['mean4']:.3f}; with per-site adaptation "
-                    f"{by['selection + per-site adaptation']['mean4']:.3f}",
+                    f"{site['mean4']:.3f}" + (f" (oracle bound {orc['mean4']:.3f})" if orc
+                                              else ""),
                     "met" if best >= 0.83 else "NOT MET"))
-    if "LOHO k=10, selection on the other three" in by:
-        lo = by["LOHO k=10, selection on the other three"]
+    if lo:
+        lbest = lcv if lcv and lcv["mean4"] > lo["mean4"] else lo
         d.goals.append(("1(d) heart leave-one-hospital-out k = 10, selection", "≥ .80",
-                        f"{lo['mean4']:.3f} ± {lo['mean4_std']:.3f}",
-                        "met" if lo["mean4"] >= 0.80 else "NOT MET"))
+                        f"{lbest['mean4']:.3f} ± {lbest['mean4_std']:.3f}"
+                    + (f" (oracle bound {lor['mean4']:.3f})" if lor else ""),
+                        "met" if lbest["mean4"] >= 0.80 else "NOT MET"))
+
+
+# What the per-site-head exploration gave (bench_heart explore, X_HEAD=1).
+HEAD_NOTE = (
+    "Per-site head (`X_HEAD=1 X_NOCV=1 build/bench/bench_heart explore`: only the last "
+    "layer adapts, by projected SGD, the body stays the federated one): chosen by loss on "
+    "a 20% holdout 0.809 ± 0.019, by accuracy 0.794 ± 0.026; its oracle over the wide "
+    "grid is 0.829 ± 0.004, the same ceiling as adapting the whole network (0.829 ± "
+    "0.005), so it was not made a library option. Feature-wise adapters were not tried "
+    "(a per-feature scale and shift of the inputs is a change of the first layer that "
+    "whole-network adaptation can make, but it regularises differently, and that was not "
+    "measured).")
 
 
 def run_plots(plots, plot_dir):
@@ -1180,7 +1252,7 @@ def main():
     flamby_section(d, R("heart_flamby"))
     personal_section(d, R("heart_personal"), args.img, tmp, plots)
     newsite_section(d, R("heart_newsite"), args.img, tmp, plots)
-    select_section(d, R("heart_select"), R("heart_select_split7"))
+    select_section(d, R("heart_select"), R("heart_select_split7"), R("wdbc_select"))
     rounds_section(d, R("rounds_floor"), R("rounds_engine"), args.img, tmp, plots,
                    R("site_round"))
     scale_sites_section(d, R("scale_sites"), R("rounds_engine"))

@@ -10,6 +10,8 @@
 #        ROUNDS_TRAIN_N (sites for the training rows; " " = none), ROUNDS_TMPFS=0
 #        (skip the tmpfs diagnostic), ROUNDS_KEEP_LOGS=DIR (copy the daemons'
 #        logs, audit logs and metrics there), COORD_WRAP (prefix for the coordinator, e.g. strace),
+#        SITE_WRAP (prefix for each agent, the site's name appended to its last word,
+#        e.g. SITE_WRAP="strace -f -o /tmp/st/agent" writes /tmp/st/agent.site01),
 #        BENCH_UPLOAD_ENCODING (fp32 default, fp16, int8: the sites' update encoding;
 #        each row says its encoding, the final eval's mean accuracy and the 1-min load)
 #
@@ -143,7 +145,7 @@ one_run() {
         local s
         s=$(printf 'site%02d' "$i")
         site_yaml "$s" "$tag" "$frac" "tcp://127.0.0.1:$PORT"
-        "$BIN/metafl-site-agent" --config "$WORK/$s.yaml" --exit-after-eval \
+        ${SITE_WRAP:+$SITE_WRAP.$s} "$BIN/metafl-site-agent" --config "$WORK/$s.yaml" --exit-after-eval \
             >"$WORK/agent-$label-$s.log" 2>&1 &
         apids+=($!)
         PIDS+=($!)

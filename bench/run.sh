@@ -76,6 +76,14 @@ if have bench_heart; then
     step heart_select "$BUILD/bench/bench_heart" select $QFLAG --out "$RESULTS/heart_select.json"
     step heart_select_split7 "$BUILD/bench/bench_heart" select --split 7 $QFLAG \
         --out "$RESULTS/heart_select_split7.json"
+    # the same defaults on the demo's WDBC hospitals (needs `make demo`'s data)
+    if [ -s "$BUILD/demo/data/hospital-a.csv" ] && [ -x "$BUILD/bin/metafl" ]; then
+        if [ "$QUICK" = 1 ]; then WSEEDS="42 43"; else WSEEDS="42 43 44 45 46"; fi
+        step wdbc_select env SEEDS="$WSEEDS" BUILD="$BUILD" DEMO_DIR="$BUILD/demo" \
+            bash bench/wdbc_select.sh "$RESULTS/wdbc_select.json"
+    else
+        echo "== bench: wdbc_select skipped ($BUILD/demo/data missing: make demo first)"
+    fi
 else
     echo "== bench: $BUILD/bench/bench_heart missing (make BUILD=$BUILD bench-bins)"
 fi

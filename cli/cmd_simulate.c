@@ -150,7 +150,14 @@ static int s_verify(const sim_site_t *s, const mfl_site_round_result_t *res,
     for (size_t i = 0; i < nt; i++) {
         const mfl_tensor_info_t *ti = mfl_site_worker_tensor(s->worker, i);
         uint8_t hash[32];
-        if (res->encoding) { /* the bytes the agent would send */
+        if (res->chunk_values) { /* asked in chunks: the hash of its chunks' hashes */
+            mfl_quant_kind_t k = (mfl_quant_kind_t)res->encoding;
+            size_t elem = res->encoding ? mfl_quant_bytes(k, 1) : sizeof(float);
+            const uint8_t *b = res->encoding
+                                   ? res->encoded + mfl_quant_bytes(k, ti->offset)
+                                   : (const uint8_t *)(res->delta + ti->offset);
+            mfl_chunked_bytes_hash(b, ti->count * elem, (size_t)res->chunk_values * elem, hash);
+        } else if (res->encoding) { /* the bytes the agent would send */
             mfl_quant_kind_t k = (mfl_quant_kind_t)res->encoding;
             crypto_generichash(hash, 32, res->encoded + mfl_quant_bytes(k, ti->offset),
                                mfl_quant_bytes(k, ti->count), NULL, 0);

@@ -84,6 +84,9 @@ struct mfl_coord_wire {
     mfl_secagg_wire_t *secagg;   /* the current event's secure-aggregation message */
     mfl_secagg_env_t *secagg_env; /* scratch for sending one */
     char secagg_err[200];
+    uint8_t *chunk_hashes;       /* the current UpdateBegin's chunk hashes, contiguous */
+    size_t cap_chunk_hashes;
+    char chunk_err[160];
     uint64_t log_sec;            /* reject log rate limit: this second, */
     uint64_t log_count, log_quiet; /* lines logged in it, lines held back */
 };
@@ -305,6 +308,7 @@ void mfl_coord_wire_destroy(mfl_coord_wire_t **self_p)
     free(self->send);
     free(self->secagg);
     free(self->secagg_env);
+    free(self->chunk_hashes);
     free(self);
     *self_p = NULL;
 }
@@ -350,6 +354,43 @@ void mfl_coord_wire_release_tensors(mfl_coord_wire_t *self) { mfl_msg_release_te
 
 static const char *s_str(const char *s) { return s ? s : ""; }
 
+/* An UpdateBegin's chunk hashes into one contiguous buffer (bounded:
+ * MFL_CHUNKS_MAX entries of exactly 32 bytes), or ev->text saying why not. */
+static void s_chunk_hashes(mfl_coord_wire_t *self, const Metafl__UpdateBegin *ub,
+                           mfl_wire_event_t *ev)
+{
+    size_t n = ub->n_chunk_hashes;
+    if (n > MFL_CHUNKS_MAX) {
+        snprintf(self->chunk_err, sizeof self->chunk_err, "%zu chunk hashes (at most %u)", n,
+                 MFL_CHUNKS_MAX);
+        ev->text = self->chunk_err;
+        return;
+    }
+    if (n > self->cap_chunk_hashes) {
+        uint8_t *b = realloc(self->chunk_hashes, n * MFL_HASH_BYTES);
+        if (!b) {
+            snprintf(self->chunk_err, sizeof self->chunk_err, "out of memory");
+            ev->text = self->chunk_err;
+            return;
+        }
+        self->chunk_hashes = b;
+        self->cap_chunk_hashes = n;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (ub->chunk_hashes[i].len != MFL_HASH_BYTES) {
+            snprintf(self->chunk_err, sizeof self->chunk_err,
+                     "chunk hash %zu is %zu bytes, not %d", i, ub->chunk_hashes[i].len,
+                     MFL_HASH_BYTES);
+            ev->text = self->chunk_err;
+            return;
+        }
+        memcpy(self->chunk_hashes + i * MFL_HASH_BYTES, ub->chunk_hashes[i].data,
+               MFL_HASH_BYTES);
+    }
+    ev->chunk_hashes = n ? self->chunk_hashes : (const uint8_t *)"";
+    ev->n_chunk_hashes = n;
+}
+
 /* The envelope's body as the event's plain fields (the codec decodes the
  * update header and eval report into the adapter's own copies). */
 static void s_event_body(mfl_coord_wire_t *self, const Metafl__Envelope *env,
@@ -392,6 +433,26 @@ static void s_event_body(mfl_coord_wire_t *self, const Metafl__Envelope *env,
         ev->signature_len = env->update->signature.len;
         break;
     }
+    case METAFL__ENVELOPE__BODY_UPDATE_BEGIN: {
+        const Metafl__UpdateHeader *uh = mfl_msg_update_header(self->msg);
+        const Metafl__UpdateBegin *ub = env->update_begin;
+        if (uh && mfl_update_header_from_msg(uh, &self->header, derr, sizeof derr) == 0)
+            ev->update_header = &self->header;
+        else if (uh)
+            mfl_warn("site %s: update header: %s", mfl_msg_site(self->msg), derr);
+        ev->signed_header = ub->update->header.data;
+        ev->signed_header_len = ub->update->header.len;
+        ev->signature = ub->update->signature.data;
+        ev->signature_len = ub->update->signature.len;
+        s_chunk_hashes(self, ub, ev);
+        break;
+    }
+    case METAFL__ENVELOPE__BODY_UPDATE_CHUNK:
+        ev->chunk.round = env->update_chunk->round;
+        ev->chunk.nonce = env->update_chunk->nonce.data;
+        ev->chunk.nonce_len = env->update_chunk->nonce.len;
+        ev->chunk.index = env->update_chunk->index;
+        break;
     case METAFL__ENVELOPE__BODY_UPLOAD_READY:
         ev->upload_ready.round = env->upload_ready->round;
         ev->upload_ready.nonce = env->upload_ready->nonce.data;

@@ -49,6 +49,17 @@ typedef struct {
     size_t signed_header_len;
     const uint8_t *signature;
     size_t signature_len;
+    /* UPDATE_BEGIN: the header fields above, and the chunk hashes
+     * (n × 32 bytes, contiguous; NULL with `text` saying why if the list
+     * is malformed: an entry not 32 bytes, more than MFL_CHUNKS_MAX). */
+    const uint8_t *chunk_hashes;
+    size_t n_chunk_hashes;
+    struct {                                /* UPDATE_CHUNK (its one tensor in `tensors`) */
+        uint32_t round;
+        const uint8_t *nonce;
+        size_t nonce_len;
+        uint64_t index;
+    } chunk;
     struct {                                /* UPLOAD_READY */
         uint32_t round;
         const uint8_t *nonce;

@@ -11,6 +11,7 @@
 
 #include "coord_wire.h"
 #include "core/clock.h"
+#include "core/file_writer.h"
 #include "core/fileio.h"
 #include "core/log.h"
 #include "round/round_engine.h"
@@ -20,6 +21,8 @@
 #include "wire/keys.h"
 #include "fed/quant.h"
 #include "meta/learner.h"
+
+#include "coord_chunks.h"
 
 #define STATUS_EVERY_MS 1000
 #define DRAIN_MS 500 /* after the run: let the Bye messages leave */
@@ -34,6 +37,8 @@ struct mfl_coordinator {
     uint64_t finished_ms;     /* monotonic; 0 while running */
     bool status_dirty;
     mfl_prom_t *prom;         /* output.prometheus_file, NULL when off */
+    mfl_upload_spool_t *spool; /* chunked uploads in progress (coord_chunks.h) */
+    mfl_file_writer_t *status_writer; /* status.json, written off the event loop */
 };
 
 /* ---- engine sink: engine decisions → wire ---------------------------- */
@@ -229,6 +234,12 @@ static void s_on_hello(mfl_coordinator_t *self, const mfl_wire_event_t *ev, uint
 
 static void s_on_event(mfl_coordinator_t *self, const mfl_wire_event_t *ev, uint64_t now)
 {
+    if (ev->kind == MFL_MSG_HELLO || ev->kind == MFL_MSG_BYE) {
+        /* a new session, or none: an upload in progress will not go on */
+        if (mfl_upload_spool_drop(self->spool, ev->site))
+            mfl_info("site %s: chunked upload in progress dropped (the site %s)", ev->site,
+                     ev->kind == MFL_MSG_HELLO ? "reconnected" : "said bye");
+    }
     if (ev->kind == MFL_MSG_HELLO) {
         s_on_hello(self, ev, now);
         return;
@@ -238,6 +249,7 @@ static void s_on_event(mfl_coordinator_t *self, const mfl_wire_event_t *ev, uint
     if (!mfl_round_engine_knows(self->engine, ev->site)) {
         char err[256];
         if (ev->kind == MFL_MSG_UPDATE || ev->kind == MFL_MSG_UPLOAD_READY ||
+            ev->kind == MFL_MSG_UPDATE_BEGIN || ev->kind == MFL_MSG_UPDATE_CHUNK ||
             ev->kind == MFL_MSG_SITE_FAILURE || ev->kind == MFL_MSG_EVAL_REPORT) {
             mfl_warn("site %s: %s before an accepted Hello; rejected", ev->site,
                      ev->kind == MFL_MSG_UPDATE ? "update" : "eval report");
@@ -250,7 +262,15 @@ static void s_on_event(mfl_coordinator_t *self, const mfl_wire_event_t *ev, uint
         return;
     }
     switch (ev->kind) {
+    case MFL_MSG_UPDATE_BEGIN:
+        mfl_coord_chunks_begin(self->engine, self->spool, ev, now);
+        break;
+    case MFL_MSG_UPDATE_CHUNK:
+        mfl_coord_chunks_chunk(self->engine, self->spool, ev, now);
+        break;
     case MFL_MSG_UPDATE:
+        if (mfl_coord_chunks_refuse_whole(self->engine, ev))
+            break;
         mfl_round_engine_update(self->engine, ev->site, ev->update_header, ev->tensors,
                                 ev->n_tensors, ev->signed_header, ev->signed_header_len,
                                 ev->signature, ev->signature_len, now);
@@ -355,7 +375,9 @@ static void s_poll_control(mfl_coordinator_t *self)
     self->status_dirty = true;
 }
 
-int mfl_coordinator_write_status(mfl_coordinator_t *self, char *err, size_t errlen)
+/* Renders the status and hands it to the writer thread (wait: and waits
+ * until it is in place). */
+static int s_write_status(mfl_coordinator_t *self, bool wait, char *err, size_t errlen)
 {
     char *json = mfl_status_render(self->engine, &self->config,
                                    mfl_coord_wire_endpoint(self->wire), mfl_clock_wall_ms());
@@ -366,8 +388,15 @@ int mfl_coordinator_write_status(mfl_coordinator_t *self, char *err, size_t errl
     /* A view rebuilt every second from the engine: atomic for `metafl
      * status`, but not fsync'd (that cost two fsyncs per event on the
      * round's critical path); after a power loss it may be old, empty or
-     * missing until the restarted coordinator rewrites it. */
-    int rc = mfl_file_replace(self->config.status_file, json, strlen(json), err, errlen);
+     * missing until the restarted coordinator rewrites it. The rename runs
+     * on the writer's thread: on ext4 a rename over the old file starts
+     * the new one's writeback, which held the event loop 0.1-12 ms at
+     * every round's open and close on a busy disk (docs/PERFORMANCE.md). */
+    int rc = self->status_writer
+                 ? mfl_file_writer_post(self->status_writer, json, strlen(json), err, errlen)
+                 : mfl_file_replace(self->config.status_file, json, strlen(json), err, errlen);
+    if (rc == 0 && wait && self->status_writer)
+        rc = mfl_file_writer_flush(self->status_writer, err, errlen);
     free(json);
     if (rc == 0 && self->prom) {
         mfl_prom_wire_t w;
@@ -376,6 +405,11 @@ int mfl_coordinator_write_status(mfl_coordinator_t *self, char *err, size_t errl
                             err, errlen);
     }
     return rc;
+}
+
+int mfl_coordinator_write_status(mfl_coordinator_t *self, char *err, size_t errlen)
+{
+    return s_write_status(self, true, err, errlen);
 }
 
 int mfl_coordinator_step(mfl_coordinator_t *self, int timeout_ms, char *err, size_t errlen)
@@ -393,10 +427,11 @@ int mfl_coordinator_step(mfl_coordinator_t *self, int timeout_ms, char *err, siz
     }
     s_sync_liveness(self);
     mfl_round_engine_tick(self->engine, now);
+    mfl_coord_chunks_prune(self->engine, self->spool);
     if (now >= self->last_status_ms + STATUS_EVERY_MS || self->status_dirty) {
         s_poll_control(self);
         char serr[512];
-        if (mfl_coordinator_write_status(self, serr, sizeof serr) < 0)
+        if (s_write_status(self, false, serr, sizeof serr) < 0)
             mfl_warn("status: %s", serr);
         self->last_status_ms = now;
         self->status_dirty = false;
@@ -543,6 +578,10 @@ mfl_coordinator_t *mfl_coordinator_new(const mfl_coord_config_t *config, char *e
                                     config->heartbeat_ms, err, errlen);
     if (!self->wire)
         goto out_fail;
+    /* chunked uploads are spooled in the run directory (0700, made above) */
+    self->spool = mfl_upload_spool_new(config->run_dir, err, errlen);
+    if (!self->spool)
+        goto out_fail;
     mfl_engine_sink_t sink = {self, s_sink_task, s_sink_eval, s_sink_reject, s_sink_closed,
                               NULL, s_sink_finished};
     self->engine = mfl_round_engine_new(config, &sink, mfl_coord_wire_name(self->wire),
@@ -565,6 +604,9 @@ mfl_coordinator_t *mfl_coordinator_new(const mfl_coord_config_t *config, char *e
         mfl_errf(err, errlen, "out of memory");
         goto out_fail;
     }
+    if (config->status_file[0] &&
+        !(self->status_writer = mfl_file_writer_new(config->status_file, err, errlen)))
+        goto out_fail;
     mfl_info("listening on %s; %u rounds, waiting for %u site(s)",
              mfl_coord_wire_endpoint(self->wire), config->rounds, config->wait_for_sites);
     self->status_dirty = true;
@@ -584,10 +626,12 @@ void mfl_coordinator_destroy(mfl_coordinator_t **self_p)
         if (mfl_coordinator_write_status(self, err, sizeof err) < 0)
             mfl_debug("status: %s", err);
     }
+    mfl_file_writer_destroy(&self->status_writer);
     mfl_round_engine_destroy(&self->engine);
     mfl_coord_wire_destroy(&self->wire);
     mfl_schema_gate_destroy(&self->schema);
     mfl_prom_destroy(&self->prom);
+    mfl_upload_spool_destroy(&self->spool);
     free(self);
     *self_p = NULL;
 }

@@ -23,7 +23,10 @@
 # Before training, federated model selection (docs/SELECTION.md) tries the
 # default grid of candidate settings around the configured one, each for a
 # few rounds, scored on validation rows the hospitals hold out of their
-# training rows, and the run trains the winner (DEMO_SELECTION=0: off).
+# training rows, and the run trains the winner (DEMO_SELECTION=0: off). At
+# the evaluation each hospital picks its own adaptation steps and rate by
+# 5-fold cross-validation on its k cases (eval.adapt_search;
+# DEMO_ADAPT_SEARCH=0: the chosen setting's rate and steps everywhere).
 #
 # Environment: DEMO_QUICK=1 (few rounds, for CI), DEMO_PRIVACY=record (every
 # hospital trains with record-level DP-SGD: configs/demo/privacy-record.yaml,
@@ -42,6 +45,7 @@ HOSPITALS=$ROOT/configs/demo/hospitals.tsv
 if [ "${DEMO_QUICK:-0}" = 1 ]; then ROUNDS=${DEMO_ROUNDS:-4}; else ROUNDS=${DEMO_ROUNDS:-30}; fi
 K=${DEMO_K:-20}
 SELECTION=${DEMO_SELECTION:-1}
+ADAPT_SEARCH=${DEMO_ADAPT_SEARCH:-1}
 if [ "${DEMO_QUICK:-0}" = 1 ]; then SEL_ROUNDS=2; else SEL_ROUNDS=5; fi
 T0=$(date +%s)
 
@@ -189,6 +193,7 @@ eval:
   every: 0
   adapt_steps: 20
   adapt_lr: 0.05
+  adapt_search: $([ "$ADAPT_SEARCH" = 1 ] && echo true || echo false)
   deadline_s: 60
 selection:
   enabled: $([ "$SELECTION" = 1 ] && echo true || echo false)
@@ -407,7 +412,11 @@ OFFLINE=()
   --json "$DEMO/report.json" | sed -n '2,$p' || die "some hospital has no evaluation (see the table)"
 echo
 echo "  adapted meta  = the federated meta-initialisation adapted on the hospital's k cases"
-echo "                  (rate and steps: the chosen setting's)"
+if [ "$ADAPT_SEARCH" = 1 ]; then
+  echo "                  (rate and steps: each hospital's own, by 5-fold cross-validation on its k cases)"
+else
+  echo "                  (rate and steps: the chosen setting's)"
+fi
 echo "  local only    = a model trained from scratch on the same k cases (at least 100 steps)"
 echo "  global as-is  = the federated model used without any local adaptation"
 echo

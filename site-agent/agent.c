@@ -19,6 +19,7 @@
 #include "core/log.h"
 #include "data/csv_canon.h"
 #include "site/site_worker.h"
+#include "wire/chunk_upload.h"
 #include "wire/client.h"
 #include "wire/keys.h"
 #include "fed/quant.h"
@@ -63,6 +64,12 @@ struct mfl_site_agent {
         char algo[32];
         uint64_t t0_ms;
     } pending;
+    /* A chunked upload in progress (docs/WIRE.md "Chunked uploads"): sent
+     * from the worker's Δ (valid until its next round) in 1 MiB copies; the
+     * warm send buffer is not used for it. pump_tensors: its views. */
+    mfl_chunk_upload_t *chunks;
+    mfl_tensor_t *pump_tensors;
+    size_t n_pump_tensors;
     /* Secure aggregation (docs/SECAGG.md): the consortium's keys as this
      * site was provisioned with them (secure_aggregation.roster), the
      * attempt in hand, and message buffers (about 100 KB each). */
@@ -239,6 +246,11 @@ mfl_site_agent_t *mfl_site_agent_new(const mfl_site_config_t *cfg,
         goto out_fail;
     }
     mfl_client_on_connect(self->client, s_on_connect, self);
+    self->chunks = mfl_chunk_upload_new();
+    if (!self->chunks) {
+        mfl_errf(err, errlen, "out of memory");
+        goto out_fail;
+    }
     self->unconnected_since_ms = mfl_clock_mono_ms();
     mfl_info("site %s: %zu training rows, %zu held-out, %zu features; dialing %s "
              "(coordinator key %s)", cfg->site_id, mfl_site_worker_n_train(self->worker),
@@ -281,6 +293,8 @@ void mfl_site_agent_destroy(mfl_site_agent_t **self_p)
     free(self->sa_env);
     free(self->theta);
     free(self->send_buf); /* the client is gone: ZeroMQ released it */
+    mfl_chunk_upload_destroy(&self->chunks); /* likewise every chunk copy */
+    free(self->pump_tensors);
     free(self);
     *self_p = NULL;
 }
@@ -385,7 +399,7 @@ static int s_send_hello(mfl_site_agent_t *self, char *err, size_t errlen)
 /* Concatenates the message's tensors, from the frames they came in, into
  * self->theta (the coordinator sends θ as the learner's tensors in layout
  * order). */
-static int s_gather_theta(mfl_site_agent_t *self, const mfl_msg_t *msg, size_t *n, char *err,
+static int s_gather_theta(mfl_site_agent_t *self, mfl_msg_t *msg, size_t *n, char *err,
                           size_t errlen)
 {
     size_t total = 0, nt = mfl_msg_tensor_count(msg);
@@ -415,6 +429,9 @@ static int s_gather_theta(mfl_site_agent_t *self, const mfl_msg_t *msg, size_t *
             off += (size_t)r[k].count;
         }
     }
+    /* θ's frames are copied: give them back now, not after the training
+     * or evaluation this message starts (4·P bytes less at the peak) */
+    mfl_msg_release_tensors(msg);
     *n = total;
     return 0;
 }
@@ -483,7 +500,11 @@ static void s_record_peer_head(mfl_site_agent_t *self, const Metafl__RoundTask *
     memcpy(rec->update_sig, task->audit_head_sig.data, 64);
     snprintf(rec->reason, sizeof rec->reason, "the coordinator's audit log head (signed)");
     char err[300];
-    if (mfl_audit_append(self->audit, rec, NULL, err, sizeof err) == 0)
+    /* Lazy (not synced on its own): this round's update_sent record is
+     * synced before the update leaves, and that one sync makes this record
+     * durable with it (one fdatasync per round instead of two on the way
+     * from θ's arrival to Δ's departure; docs/AUDIT.md, "Crashes"). */
+    if (mfl_audit_append_lazy(self->audit, rec, NULL, err, sizeof err) == 0)
         self->peer_head_seq = task->audit_seq;
     else
         mfl_warn("site %s: audit log: %s", self->cfg->site_id, err);
@@ -515,6 +536,8 @@ static void *s_audit_main(void *arg)
  * Δ and was never handed to ZeroMQ. */
 static void s_drop_pending(mfl_site_agent_t *self)
 {
+    if (self->chunks)
+        mfl_chunk_upload_stop(self->chunks); /* a new task: its round is over */
     if (self->pending.ready && self->pending.zero_copy)
         atomic_store(&self->send_busy, 0);
     self->pending.ready = false;
@@ -594,10 +617,14 @@ static void s_on_update_refused(mfl_site_agent_t *self, const Metafl__Reject *rj
     case METAFL__REJECT_REASON__REJECT_SIGNATURE:
     case METAFL__REJECT_REASON__REJECT_HASH:
     case METAFL__REJECT_REASON__REJECT_TOO_LARGE:
+    case METAFL__REJECT_REASON__REJECT_CHUNK:
         break;
     default:
         return;
     }
+    if (rj && mfl_chunk_upload_active(self->chunks) &&
+        rj->round == mfl_chunk_upload_round(self->chunks))
+        mfl_chunk_upload_stop(self->chunks); /* the rest would only be dropped */
     if (!rj || !self->task_nonce_len || rj->round != self->task_round)
         return;
     char why[256];
@@ -823,7 +850,7 @@ static mfl_agent_status_t s_secagg_msg(mfl_site_agent_t *self, const mfl_msg_t *
     return MFL_AGENT_CONTINUE;
 }
 
-static mfl_agent_status_t s_round(mfl_site_agent_t *self, const mfl_msg_t *msg, char *ferr,
+static mfl_agent_status_t s_round(mfl_site_agent_t *self, mfl_msg_t *msg, char *ferr,
                                   size_t ferrlen)
 {
     const Metafl__RoundTask *task = mfl_msg_envelope(msg)->round_task;
@@ -860,11 +887,13 @@ static mfl_agent_status_t s_round(mfl_site_agent_t *self, const mfl_msg_t *msg, 
     }
     s_record_peer_head(self, task);
     if (self->audit) {
-        /* Our head goes into the header we sign: the coordinator keeps it. */
-        uint64_t seq;
-        uint8_t head[32], sig[64];
-        mfl_audit_signed_head(self->audit, &seq, head, sig);
-        mfl_site_worker_set_audit_head(self->worker, seq, head);
+        /* Our head goes into the header we sign: the coordinator keeps it.
+         * The head as written, with the lazy peer_head record above: the
+         * header leaves only after the update_sent record's sync, which
+         * makes every record up to this head durable first. */
+        uint8_t head[32];
+        mfl_audit_head(self->audit, head);
+        mfl_site_worker_set_audit_head(self->worker, mfl_audit_count(self->audit), head);
     }
     uint64_t t0 = mfl_clock_mono_ms();
     mfl_round_task_t plain;
@@ -929,7 +958,17 @@ static mfl_agent_status_t s_round(mfl_site_agent_t *self, const mfl_msg_t *msg, 
     size_t wire_bytes = r.encoding ? mfl_quant_bytes((mfl_quant_kind_t)r.encoding, r.n_delta)
                                    : r.n_delta * sizeof(float);
     const float *src = r.encoding ? (const float *)(const void *)r.encoded : r.delta;
-    const float *zc = s_send_copy(self, src, (wire_bytes + 3) / 4); /* job.rc: after the join */
+    /* a chunked upload goes from the worker's Δ in 1 MiB copies: no warm
+     * θ-sized send buffer for it (and the one a smaller model used is
+     * given back) */
+    const float *zc = NULL;
+    if (!r.chunk_values)
+        zc = s_send_copy(self, src, (wire_bytes + 3) / 4); /* job.rc: after the join */
+    else if (!atomic_load(&self->send_busy)) {
+        free(self->send_buf);
+        self->send_buf = NULL;
+        self->send_cap = 0;
+    }
     if (auditing)
         pthread_join(audit_thread, NULL);
     if (job.rc) {
@@ -961,6 +1000,94 @@ static mfl_agent_status_t s_round(mfl_site_agent_t *self, const mfl_msg_t *msg, 
     return MFL_AGENT_CONTINUE;
 }
 
+/* The log line for an update that left, and the max_rounds exit. */
+static mfl_agent_status_t s_update_left(mfl_site_agent_t *self, const char *how)
+{
+    const mfl_site_round_result_t *r = &self->pending.r;
+    self->updates_sent++;
+    char loss[64] = "loss not computed (DP-SGD)";
+    if (isfinite(r->metrics.loss_before) && isfinite(r->metrics.loss_after))
+        snprintf(loss, sizeof loss, "loss %.4f -> %.4f", r->metrics.loss_before,
+                 r->metrics.loss_after);
+    mfl_info("site %s: round %u: %s on %zu rows, %s, |Δ| %.4g, %llu ms, "
+             "update sent%s%s%s", self->cfg->site_id, self->pending.round, self->pending.algo,
+             (size_t)r->metrics.n_samples, loss, r->delta_norm,
+             (unsigned long long)(mfl_clock_mono_ms() - self->pending.t0_ms),
+             r->encoding ? " as " : "",
+             r->encoding ? mfl_quant_name((mfl_quant_kind_t)r->encoding) : "", how);
+    if (self->opts.max_rounds && self->updates_sent >= self->opts.max_rounds)
+        return MFL_AGENT_DONE;
+    return MFL_AGENT_CONTINUE;
+}
+
+/* Queues the next chunks of an upload in progress (from step). */
+static mfl_agent_status_t s_pump(mfl_site_agent_t *self)
+{
+    char err[512];
+    int rc = mfl_chunk_upload_pump(self->chunks, self->client, err, sizeof err);
+    if (rc < 0) {
+        mfl_warn("site %s: round %u: chunked upload not delivered: %s (the coordinator "
+                 "re-sends the task after we reconnect)", self->cfg->site_id,
+                 mfl_chunk_upload_round(self->chunks), err);
+        return MFL_AGENT_CONTINUE;
+    }
+    if (rc == 1) {
+        /* every chunk is a copy: Δ is no longer needed (a task sent again
+         * after this trains anew, pending.ready being false) */
+        mfl_site_worker_release_update(self->worker);
+        char how[64];
+        snprintf(how, sizeof how, " (%zu chunks)", self->pending.r.n_chunks);
+        return s_update_left(self, how);
+    }
+    return MFL_AGENT_CONTINUE;
+}
+
+/* The pending update as a chunked upload (its task asked for chunks):
+ * UpdateBegin now, the chunks from s_pump. */
+static mfl_agent_status_t s_upload_chunked(mfl_site_agent_t *self, size_t nt)
+{
+    const mfl_site_round_result_t *r = &self->pending.r;
+    char err[512];
+    if (nt > self->n_pump_tensors) {
+        mfl_tensor_t *t = realloc(self->pump_tensors, nt * sizeof *t);
+        if (!t) {
+            mfl_warn("site %s: out of memory sending round %u", self->cfg->site_id,
+                     self->pending.round);
+            return MFL_AGENT_CONTINUE;
+        }
+        self->pump_tensors = t;
+        self->n_pump_tensors = nt;
+    }
+    for (size_t i = 0; i < nt; i++) {
+        const mfl_tensor_info_t *ti = mfl_site_worker_tensor(self->worker, i);
+        mfl_tensor_t *t = &self->pump_tensors[i];
+        memset(t, 0, sizeof *t);
+        t->name = ti->name;
+        t->ndim = 1;
+        t->shape[0] = ti->count;
+        t->count = ti->count;
+        if (r->encoding) {
+            mfl_quant_kind_t k = (mfl_quant_kind_t)r->encoding;
+            t->data = (const float *)(const void *)(r->encoded + mfl_quant_bytes(k, ti->offset));
+            t->encoding = r->encoding;
+            t->scale = r->scales[i];
+        } else {
+            t->data = r->delta + ti->offset;
+        }
+    }
+    self->pending.ready = false;
+    if (mfl_chunk_upload_start(self->chunks, self->client, self->pending.round,
+                               self->pending.nonce, self->pending.nonce_len, r->header,
+                               r->header_len, r->signature, r->signature_len, self->pump_tensors,
+                               nt, r->chunk_values, r->chunk_hashes, r->n_chunks,
+                               (mfl_chunk_fault_t)self->opts.chunk_fault, err, sizeof err) < 0) {
+        mfl_warn("site %s: round %u: update not delivered: %s (the coordinator re-sends the "
+                 "task after we reconnect)", self->cfg->site_id, self->pending.round, err);
+        return MFL_AGENT_CONTINUE;
+    }
+    return s_pump(self);
+}
+
 /* Sends the pending update: on the UploadGrant `g` if it is for it, or at
  * once (g NULL) for a small update. */
 static mfl_agent_status_t s_upload(mfl_site_agent_t *self, const Metafl__UploadGrant *g)
@@ -975,6 +1102,8 @@ static mfl_agent_status_t s_upload(mfl_site_agent_t *self, const Metafl__UploadG
     const mfl_site_round_result_t *r = &self->pending.r;
     char err[1024];
     size_t nt = mfl_site_worker_n_tensors(self->worker);
+    if (r->chunk_values)
+        return s_upload_chunked(self, nt);
     mfl_tensor_t *tensors = calloc(nt ? nt : 1, sizeof(*tensors));
     if (!tensors) {
         mfl_warn("site %s: out of memory sending round %u", self->cfg->site_id,
@@ -1025,22 +1154,10 @@ static mfl_agent_status_t s_upload(mfl_site_agent_t *self, const Metafl__UploadG
                  "task after we reconnect)", self->cfg->site_id, self->pending.round, err);
         return MFL_AGENT_CONTINUE;
     }
-    self->updates_sent++;
-    char loss[64] = "loss not computed (DP-SGD)";
-    if (isfinite(r->metrics.loss_before) && isfinite(r->metrics.loss_after))
-        snprintf(loss, sizeof loss, "loss %.4f -> %.4f", r->metrics.loss_before,
-                 r->metrics.loss_after);
-    mfl_info("site %s: round %u: %s on %zu rows, %s, |Δ| %.4g, %llu ms, "
-             "update sent%s%s", self->cfg->site_id, self->pending.round, self->pending.algo,
-             (size_t)r->metrics.n_samples, loss, r->delta_norm, (unsigned long long)(mfl_clock_mono_ms() - self->pending.t0_ms),
-             r->encoding ? " as " : "",
-             r->encoding ? mfl_quant_name((mfl_quant_kind_t)r->encoding) : "");
-    if (self->opts.max_rounds && self->updates_sent >= self->opts.max_rounds)
-        return MFL_AGENT_DONE;
-    return MFL_AGENT_CONTINUE;
+    return s_update_left(self, "");
 }
 
-static mfl_agent_status_t s_eval(mfl_site_agent_t *self, const mfl_msg_t *msg)
+static mfl_agent_status_t s_eval(mfl_site_agent_t *self, mfl_msg_t *msg)
 {
     const Metafl__EvalTask *task = mfl_msg_envelope(msg)->eval_task;
     char err[1024];
@@ -1049,6 +1166,9 @@ static mfl_agent_status_t s_eval(mfl_site_agent_t *self, const mfl_msg_t *msg)
         mfl_warn("site %s: EvalTask without a body; ignored", self->cfg->site_id);
         return MFL_AGENT_CONTINUE;
     }
+    /* The evaluation comes after the round closed: an update still waiting
+     * or in flight is moot, and the worker gives its Δ's pages back. */
+    s_drop_pending(self);
     if (s_gather_theta(self, msg, &n, err, sizeof(err))) {
         mfl_warn("site %s: evaluation %u refused: %s", self->cfg->site_id, task->round, err);
         s_send_failure(self, task->round, &task->nonce, true, err);
@@ -1094,7 +1214,7 @@ static mfl_agent_status_t s_eval(mfl_site_agent_t *self, const mfl_msg_t *msg)
     return self->opts.exit_after_eval ? MFL_AGENT_DONE : MFL_AGENT_CONTINUE;
 }
 
-static mfl_agent_status_t s_handle(mfl_site_agent_t *self, const mfl_msg_t *msg, char *err,
+static mfl_agent_status_t s_handle(mfl_site_agent_t *self, mfl_msg_t *msg, char *err,
                                    size_t errlen)
 {
     const Metafl__Envelope *env = mfl_msg_envelope(msg);
@@ -1164,6 +1284,15 @@ mfl_agent_status_t mfl_site_agent_step(mfl_site_agent_t *self, int timeout_ms, c
         } else {
             mfl_warn("site %s: hello not sent: %s; retrying", self->cfg->site_id, why);
         }
+    }
+    if (mfl_chunk_upload_active(self->chunks)) {
+        /* a chunked upload in progress: queue what the window allows, and
+         * come back soon for the rest (heartbeats still go from recv) */
+        mfl_agent_status_t st = s_pump(self);
+        if (st != MFL_AGENT_CONTINUE)
+            return st;
+        if (mfl_chunk_upload_active(self->chunks) && timeout_ms > 1)
+            timeout_ms = 1;
     }
     mfl_msg_t *msg = NULL;
     int reason = 0;

@@ -43,6 +43,9 @@ typedef struct {
      * coordinator survives it. */
     mfl_site_agent_secagg_fault_t secagg_fault;
     const char *secagg_hold_file;      /* HOLD_MASKED: the file to wait for (≤ 60 s) */
+    /* TESTS ONLY (tests/hostile/chunk_fault_site.c): misbehave in a chunked
+     * upload (wire/chunk_upload.h), to prove the coordinator refuses it. */
+    int chunk_fault; /* mfl_chunk_fault_t */
 } mfl_site_agent_opts_t;
 
 /* Builds an agent from a loaded config (borrowed; keep it alive while the

@@ -14,9 +14,9 @@
  * sig = Ed25519 by the writer over "metafl-audit-v1" || hash. The writer's
  * public key is found by name (DIR/WRITER.pub) when verifying.
  *
- * Appends are one write(2) of a whole line followed by fsync (or, in
- * deferred mode, fsync at the writer's sync points: see
- * mfl_audit_set_deferred_sync), so a crash loses at most the line being
+ * Appends are one write(2) of a whole line followed by fdatasync (or, in
+ * deferred mode and for lazy appends, at the writer's sync points: see
+ * mfl_audit_set_deferred_sync, mfl_audit_append_lazy), so a crash loses at most the line being
  * written; a torn last line (no newline) is
  * reported by verify, and cut off (with a warning and a "log_opened" record
  * saying how many bytes) when the writer reopens the log. */
@@ -211,6 +211,19 @@ void mfl_audit_destroy(mfl_audit_t **self_p);
  * Thread-safe (an internal mutex serialises appends). */
 int mfl_audit_append(mfl_audit_t *self, const mfl_audit_record_t *rec, mfl_audit_record_t *out,
                      char *err, size_t errlen);
+
+/* As mfl_audit_append, but never syncs, whatever the mode: the line is
+ * written at once (a process crash loses nothing; readers see it) and
+ * reaches the disk with the next append that syncs, the next
+ * mfl_audit_sync or mfl_audit_destroy. For a record nothing depends on
+ * until a later synced record: a site's peer_head, which its update_sent
+ * record (synced before the update leaves) makes durable with it. On power
+ * loss before that point it may be lost (a tail only; the chain of what
+ * remains is intact). mfl_audit_count / mfl_audit_head include it;
+ * mfl_audit_signed_head (the synced chain) does not until it is synced.
+ * Thread-safe. */
+int mfl_audit_append_lazy(mfl_audit_t *self, const mfl_audit_record_t *rec,
+                          mfl_audit_record_t *out, char *err, size_t errlen);
 
 /* Switches the fsync policy. Default (false): every append fsyncs before
  * it returns, so a returned append is on disk (a site needs this: its

@@ -1,6 +1,6 @@
 /* The audit log's writer: continues the chain of an existing log, appends
- * one line per record, fsync'd at once or (deferred mode) at the caller's
- * sync points. */
+ * one line per record, fdatasync'd at once or (deferred mode, lazy appends)
+ * at the caller's sync points. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -32,7 +32,7 @@ struct mfl_audit {
     int failed;             /* the file's state is unknown: refuse the rest */
     off_t size;             /* bytes of complete records in the file */
     bool deferred;          /* fsync only in mfl_audit_sync (and destroy) */
-    bool unsynced;          /* lines written since the last fsync */
+    bool unsynced;          /* lines written since the last sync */
     char line[MFL_AUDIT_LINE_MAX + 2];
 };
 
@@ -250,8 +250,17 @@ void mfl_audit_destroy(mfl_audit_t **self_p)
     *self_p = NULL;
 }
 
-int mfl_audit_append(mfl_audit_t *self, const mfl_audit_record_t *rec, mfl_audit_record_t *out,
-                     char *err, size_t errlen)
+/* The durable point of an append or a sync: fdatasync, not fsync. For an
+ * append-only file it flushes the new bytes and the metadata needed to read
+ * them back (the file's size: POSIX, "synchronized I/O data integrity
+ * completion"), and skips only the timestamps, which nothing reads. */
+static int s_data_sync(int fd)
+{
+    return fdatasync(fd);
+}
+
+static int s_append(mfl_audit_t *self, const mfl_audit_record_t *rec, mfl_audit_record_t *out,
+                    bool lazy, char *err, size_t errlen)
 {
     mfl_audit_record_t *r = malloc(sizeof *r);
     if (!r) {
@@ -316,7 +325,11 @@ int mfl_audit_append(mfl_audit_t *self, const mfl_audit_record_t *rec, mfl_audit
                  cut ? "nothing written; it can be retried" : "the log is closed for writing");
         goto out;
     }
-    if (!self->deferred && fsync(self->fd) != 0) {
+    /* Not synced now (deferred mode, or a lazy append): the line waits in
+     * the page cache for the next sync point; a sync now also makes every
+     * lazy line before it durable (one fdatasync covers the whole file). */
+    bool sync_now = !self->deferred && !lazy;
+    if (sync_now && s_data_sync(self->fd) != 0) {
         self->failed = 1;
         mfl_errf(err, errlen, "%s: append of record %" PRIu64 " failed: fsync: %s", self->path,
                  r->seq, strerror(errno));
@@ -325,11 +338,11 @@ int mfl_audit_append(mfl_audit_t *self, const mfl_audit_record_t *rec, mfl_audit
     self->size += (off_t)n + 1;
     self->count = r->seq;
     memcpy(self->head, r->hash, 32);
-    if (!self->deferred) {
+    if (sync_now) {
         self->synced_count = self->count;
         memcpy(self->synced_head, self->head, 32);
     }
-    self->unsynced = self->deferred;
+    self->unsynced = !sync_now;
     if (out)
         memcpy(out, r, sizeof *r);
     rc = 0;
@@ -337,6 +350,18 @@ out:
     pthread_mutex_unlock(&self->lock);
     free(r);
     return rc;
+}
+
+int mfl_audit_append(mfl_audit_t *self, const mfl_audit_record_t *rec, mfl_audit_record_t *out,
+                     char *err, size_t errlen)
+{
+    return s_append(self, rec, out, false, err, errlen);
+}
+
+int mfl_audit_append_lazy(mfl_audit_t *self, const mfl_audit_record_t *rec,
+                          mfl_audit_record_t *out, char *err, size_t errlen)
+{
+    return s_append(self, rec, out, true, err, errlen);
 }
 
 bool mfl_audit_failed(mfl_audit_t *self)
@@ -378,7 +403,7 @@ int mfl_audit_sync(mfl_audit_t *self, char *err, size_t errlen)
                  self->path);
         rc = -1;
     } else if (self->unsynced) {
-        if (fsync(self->fd) != 0) {
+        if (s_data_sync(self->fd) != 0) {
             /* Which records reached the disk is now unknown (a failed fsync
              * may drop dirty pages): as with a failed append, stop. */
             self->failed = 1;

@@ -43,6 +43,26 @@ double mfl_rng_uniform_double(mfl_rng_t *self)
     return (double)(mfl_rng_u64(self) >> 11) * (1.0 / 9007199254740992.0);
 }
 
+void mfl_rng_uniform_double_fill(mfl_rng_t *self, double *out, size_t n)
+{
+    uint64_t s0 = self->s[0], s1 = self->s[1], s2 = self->s[2], s3 = self->s[3];
+    for (size_t i = 0; i < n; i++) { /* mfl_rng_u64 with the state in registers */
+        uint64_t result = s_rotl(s1 * 5, 7) * 9;
+        uint64_t t = s1 << 17;
+        s2 ^= s0;
+        s3 ^= s1;
+        s1 ^= s2;
+        s0 ^= s3;
+        s2 ^= t;
+        s3 = s_rotl(s3, 45);
+        out[i] = (double)(result >> 11) * (1.0 / 9007199254740992.0);
+    }
+    self->s[0] = s0;
+    self->s[1] = s1;
+    self->s[2] = s2;
+    self->s[3] = s3;
+}
+
 float mfl_rng_range(mfl_rng_t *self, float lo, float hi)
 {
     return lo + (hi - lo) * mfl_rng_uniform(self);

@@ -3,6 +3,7 @@
 #include "fed/aggregate.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,13 +144,28 @@ static int s_admit_weight(const mfl_aggregate_t *self, double weight, double *wq
 
 /* The checks shared by add and add_parts; *wq gets the quantised weight,
  * *w_eff the effective one. */
-static int s_admit(const mfl_aggregate_t *self, double weight, double *wq_out, double *w_eff,
+/* The sums' storage, allocated (zeroed) on first use after a release. */
+static int s_storage(mfl_aggregate_t *self, char *err, size_t errlen)
+{
+    if (self->sum)
+        return 0;
+    self->sum = calloc(self->n, sizeof *self->sum);
+    if (!self->sum) {
+        mfl_errf(err, errlen, "out of memory for the sums of %zu parameters", self->n);
+        return -1;
+    }
+    return 0;
+}
+
+static int s_admit(mfl_aggregate_t *self, double weight, double *wq_out, double *w_eff,
                    char *err, size_t errlen)
 {
     if (self->spent) {
         mfl_errf(err, errlen, "aggregate's sums were turned into the mean; reset first");
         return -1;
     }
+    if (s_storage(self, err, errlen) < 0)
+        return -1;
     if (self->count >= self->max_updates) {
         mfl_errf(err, errlen, "aggregate already holds %zu updates (the most before a reset)",
                  self->count);
@@ -260,6 +276,90 @@ int mfl_aggregate_remove_parts(mfl_aggregate_t *self, const mfl_aggregate_part_t
     return 0;
 }
 
+/* Folds the reader's values [0, n) block by block with sign. Returns 0
+ * when all were folded; 1 when a block was refused (only with sign > 0;
+ * that block was folded in full, bad values as 0); -1 when a read failed
+ * (that block was not folded). *stop: the end of the last block folded. */
+static int s_fold_read(mfl_aggregate_t *self, mfl_aggregate_read_fn *read, void *ctx,
+                       float *buf, size_t buf_n, size_t n_values, double w_eff, int64_t sign,
+                       size_t *stop, char *err, size_t errlen)
+{
+    *stop = 0;
+    for (size_t at = 0; at < n_values; at += buf_n) {
+        size_t n = n_values - at < buf_n ? n_values - at : buf_n;
+        if (read(ctx, at, buf, n, err, errlen) < 0)
+            return -1;
+        int bad = s_fold(self->sum + at, buf, n, w_eff, self->scale, self->max_product, sign);
+        *stop = at + n;
+        if (bad && sign > 0)
+            return 1;
+    }
+    return 0;
+}
+
+int mfl_aggregate_add_read(mfl_aggregate_t *self, mfl_aggregate_read_fn *read, void *ctx,
+                           float *buf, size_t buf_n, double weight, char *err, size_t errlen)
+{
+    double wq, w_eff;
+    if (!buf || buf_n == 0) {
+        mfl_errf(err, errlen, "no read buffer");
+        return -1;
+    }
+    if (s_admit(self, weight, &wq, &w_eff, err, errlen) < 0)
+        return -1;
+    size_t stop = 0;
+    int rc = s_fold_read(self, read, ctx, buf, buf_n, self->n, w_eff, 1, &stop, err, errlen);
+    if (rc == 0) {
+        self->weight_q += (uint64_t)wq;
+        self->count++;
+        return 0;
+    }
+    if (rc > 0) { /* name the refused value while its block is still in buf */
+        size_t first = (stop - 1) / buf_n * buf_n;
+        mfl_aggregate_part_t p = {first, buf, stop - first};
+        s_explain(self, &p, w_eff, err, errlen);
+    }
+    /* Take out exactly what went in: the blocks [0, stop), read again. */
+    char e2[128];
+    size_t undone = 0;
+    for (size_t at = 0; at < stop; at += buf_n) {
+        size_t n = stop - at < buf_n ? stop - at : buf_n;
+        if (read(ctx, at, buf, n, e2, sizeof e2) < 0)
+            break;
+        (void)s_fold(self->sum + at, buf, n, w_eff, self->scale, self->max_product, -1);
+        undone = at + n;
+    }
+    if (undone != stop) { /* cannot happen unless the store fails between two reads */
+        self->spent = true; /* refuse every later use: the sums are wrong */
+        char first[256];
+        snprintf(first, sizeof first, "%s", err ? err : "");
+        mfl_errf(err, errlen, "%s; and reading it again failed (%s): aggregate discarded",
+                 first, e2);
+    }
+    return -1;
+}
+
+int mfl_aggregate_remove_read(mfl_aggregate_t *self, mfl_aggregate_read_fn *read, void *ctx,
+                              float *buf, size_t buf_n, double weight)
+{
+    if (self->spent || self->count == 0 || !isfinite(weight) || weight <= 0 ||
+        weight > self->max_weight || !buf || !buf_n)
+        return -1;
+    double wq = nearbyint(ldexp(weight, MFL_AGGREGATE_WEIGHT_BITS));
+    if (wq < 1 || (uint64_t)wq > self->weight_q)
+        return -1;
+    double w_eff = ldexp(wq, -MFL_AGGREGATE_WEIGHT_BITS);
+    size_t stop;
+    char e[128];
+    if (s_fold_read(self, read, ctx, buf, buf_n, self->n, w_eff, -1, &stop, e, sizeof e) != 0) {
+        self->spent = true; /* partly taken out: the sums are wrong */
+        return -1;
+    }
+    self->weight_q -= (uint64_t)wq;
+    self->count--;
+    return 0;
+}
+
 int mfl_aggregate_add(mfl_aggregate_t *self, const float *delta, double weight, char *err,
                       size_t errlen)
 {
@@ -306,6 +406,8 @@ int mfl_aggregate_add_sum(mfl_aggregate_t *self, const int64_t *sum, uint64_t we
                           size_t count, char *err, size_t errlen)
 {
     if (s_admit_sum(self, weight_q, count, err, errlen) < 0)
+        return -1;
+    if (s_storage(self, err, errlen) < 0)
         return -1;
     for (size_t j = 0; j < self->n; j++)
         self->sum[j] = (int64_t)((uint64_t)self->sum[j] + (uint64_t)sum[j]);
@@ -354,7 +456,7 @@ int mfl_aggregate_add_sum32(mfl_aggregate_t *self, const uint32_t *sum, uint64_t
                  self->sum_bits);
         return -1;
     }
-    if (s_admit_sum(self, weight_q, count, err, errlen) < 0)
+    if (s_admit_sum(self, weight_q, count, err, errlen) < 0 || s_storage(self, err, errlen) < 0)
         return -1;
     /* Each sum is below 2^31 in magnitude (the bound), so the 32-bit word
      * read as two's complement is it: flip the sign bit, widen, re-centre
@@ -442,9 +544,19 @@ float *mfl_aggregate_mean_in_place(mfl_aggregate_t *self)
     return (float *)(void *)base;
 }
 
+void mfl_aggregate_release(mfl_aggregate_t *self)
+{
+    free(self->sum);
+    self->sum = NULL;
+    self->count = 0;
+    self->weight_q = 0;
+    self->spent = false;
+}
+
 void mfl_aggregate_reset(mfl_aggregate_t *self)
 {
-    memset(self->sum, 0, self->n * sizeof *self->sum);
+    if (self->sum)
+        memset(self->sum, 0, self->n * sizeof *self->sum);
     self->count = 0;
     self->weight_q = 0;
     self->spent = false;

@@ -100,6 +100,28 @@ typedef struct {
 int mfl_aggregate_add_parts(mfl_aggregate_t *self, const mfl_aggregate_part_t *parts,
                             size_t n_parts, double weight, char *err, size_t errlen);
 
+/* Reads n floats of an update at parameters [offset, offset + n) into
+ * out: 0, or -1 (err says why, e.g. an I/O error). */
+typedef int(mfl_aggregate_read_fn)(void *ctx, size_t offset, float *out, size_t n, char *err,
+                                   size_t errlen);
+
+/* As mfl_aggregate_add, for an update that is not in memory (a chunked
+ * upload spooled to disk): reads it through `read` in blocks of buf_n
+ * floats into `buf` (the caller's, buf_n ≥ 1) and folds each block, so
+ * only buf is held. Same quantisation per element: bit-identical to
+ * mfl_aggregate_add of the same values. All or nothing: on any failure
+ * (a value refused, or a read failing) the blocks already folded are read
+ * again and taken out exactly. 0, or -1 with err. */
+int mfl_aggregate_add_read(mfl_aggregate_t *self, mfl_aggregate_read_fn *read, void *ctx,
+                           float *buf, size_t buf_n, double weight, char *err, size_t errlen);
+
+/* Takes back an update mfl_aggregate_add_read accepted with the same
+ * reader and weight (as mfl_aggregate_remove_parts). 0, or -1 (the
+ * aggregate holds no update, the weight is out of range, or a read failed:
+ * then the sums are NOT restored and the aggregate must be discarded). */
+int mfl_aggregate_remove_read(mfl_aggregate_t *self, mfl_aggregate_read_fn *read, void *ctx,
+                              float *buf, size_t buf_n, double weight);
+
 /* The fixed-point terms one update would add, without adding them: writes
  * out[j] = round(w·Δⱼ·2^F) for the n_params parameters and *weight_q =
  * round(w·2^8), with exactly the checks and quantisation of
@@ -180,5 +202,11 @@ float *mfl_aggregate_mean_in_place(mfl_aggregate_t *self);
 
 /* Forgets all updates (sums, count, weight); keeps the allocation. */
 void mfl_aggregate_reset(mfl_aggregate_t *self);
+
+/* Forgets all updates and frees the sums' storage (8 bytes a parameter);
+ * the next add allocates it again, zeroed. For a large model between
+ * rounds: the sums then take no memory while θ is copied and broadcast.
+ * A mean_in_place pointer is invalid afterwards. */
+void mfl_aggregate_release(mfl_aggregate_t *self);
 
 #endif

@@ -2,6 +2,16 @@
  * feedback (see quant.h). */
 #include "fed/quant.h"
 
+/* The encoders' block loops select between float results instead of
+ * branching; with GCC's default -ftrapping-math it will not if-convert a
+ * float operation, so those loops stayed scalar. This file never enables
+ * floating-point traps, and the option changes no result (only which
+ * instructions compute it): tests/unit/test_fed_quant.c holds the codes
+ * and residuals to the per-element definitions bit for bit. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-trapping-math")
+#endif
+
 #include <math.h>
 #include <string.h>
 
@@ -99,35 +109,93 @@ uint16_t mfl_quant_f32_to_f16(float x, double u)
     return (uint16_t)(sign | (u < p ? lo + 1 : lo));
 }
 
-/* v = x + residual (or x), checked finite. */
-static int s_value(const float *x, const float *residual, size_t i, float *v)
+/* The encoders work in blocks: the block's draws come from
+ * mfl_rng_uniform_double_fill (the same stream, one draw per element, in
+ * element order), then a loop without calls or early exits does the
+ * arithmetic, which the compiler can vectorise. Every value is computed
+ * exactly as the per-element definitions above (mfl_quant_f32_to_f16, the
+ * int8 rule below) do: tests/unit/test_fed_quant.c checks the codes and
+ * residuals bit for bit against them. */
+#define S_BLOCK 256
+
+/* |x| ≤ FLT_MAX, on the bits (vectorises; NaN and ±inf fail). */
+static inline int s_finite(float v)
 {
-    *v = residual ? x[i] + residual[i] : x[i];
-    return isfinite(*v) ? 0 : -1;
+    return (s_bits(v) & 0x7f800000u) != 0x7f800000u;
+}
+
+/* v[0..m) = x + residual (or x) for one block; 0, or -1 if one is not
+ * finite. */
+static int s_block_values(const float *x, const float *residual, size_t m, float *v)
+{
+    int ok = 1;
+    if (residual)
+        for (size_t j = 0; j < m; j++) {
+            v[j] = x[j] + residual[j];
+            ok &= s_finite(v[j]);
+        }
+    else
+        for (size_t j = 0; j < m; j++) {
+            v[j] = x[j];
+            ok &= s_finite(v[j]);
+        }
+    return ok ? 0 : -1;
 }
 
 static int s_encode_fp32(const float *x, size_t n, float *residual, float *out)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (s_value(x, residual, i, &out[i]))
+    for (size_t i = 0; i < n; i += S_BLOCK) {
+        size_t m = n - i < S_BLOCK ? n - i : S_BLOCK;
+        if (s_block_values(x + i, residual ? residual + i : NULL, m, out + i))
             return -1;
         if (residual)
-            residual[i] = 0;
+            memset(residual + i, 0, m * sizeof *residual);
     }
     return 0;
+}
+
+/* mfl_quant_f16_to_f32 for a code of a finite value (exponent field < 31),
+ * without branches. */
+static inline float s_f16_finite(uint32_t h)
+{
+    uint32_t sign = (h & 0x8000u) << 16;
+    uint32_t e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
+    uint32_t sub = s_bits((float)m * 5.9604644775390625e-8f) | sign;
+    uint32_t normal = sign | ((e + 112u) << 23) | (m << 13);
+    return s_float(e ? normal : sub);
 }
 
 static int s_encode_fp16(const float *x, size_t n, float *residual, mfl_rng_t *rng,
                          uint16_t *out)
 {
-    for (size_t i = 0; i < n; i++) {
-        float v;
-        if (s_value(x, residual, i, &v))
+    float v[S_BLOCK], left[S_BLOCK];
+    double u[S_BLOCK];
+    for (size_t i = 0; i < n; i += S_BLOCK) {
+        size_t m = n - i < S_BLOCK ? n - i : S_BLOCK;
+        if (s_block_values(x + i, residual ? residual + i : NULL, m, v))
             return -1;
-        uint16_t h = mfl_quant_f32_to_f16(v, mfl_rng_uniform_double(rng));
-        out[i] = h;
+        mfl_rng_uniform_double_fill(rng, u, m);
+        for (size_t j = 0; j < m; j++) {
+            /* mfl_quant_f32_to_f16(v, u): p = 0 when v is a code (u < 0 is
+             * false, so lo), hence no separate exact case */
+            uint32_t b = s_bits(v[j]);
+            uint32_t sign = (b >> 16) & 0x8000u;
+            float a = s_float(b & 0x7fffffffu);
+            uint32_t e32 = (b >> 23) & 0xffu;
+            /* s_f16_floor(a) (a subnormal half: a · 2^24 < 1024 fits an int) */
+            float small = e32 >= 113u ? 0.0f : a; /* selected first: no conversion overflows */
+            uint32_t sub = (uint32_t)(int32_t)(small * 16777216.0f);
+            uint32_t lo = e32 >= 113u ? ((e32 - 112u) << 10) | ((b >> 13) & 0x3ffu) : sub;
+            double vlo = s_f16_finite(lo), vhi = s_f16_finite(lo + 1u);
+            double p = ((double)a - vlo) / (vhi - vlo);
+            uint32_t up = (uint32_t)(u[j] < p);
+            uint32_t big = (uint32_t)!(a < S_F16_MAX); /* clamped to ±65504 */
+            uint32_t h = sign | (big ? S_F16_MAX_CODE : lo + up);
+            out[i + j] = (uint16_t)h;
+            left[j] = v[j] - s_f16_finite(h);
+        }
         if (residual)
-            residual[i] = v - mfl_quant_f16_to_f32(h);
+            memcpy(residual + i, left, m * sizeof *left);
     }
     return 0;
 }
@@ -137,30 +205,45 @@ static float s_int8_value(int8_t code, float scale) { return (float)code * scale
 static int s_encode_int8(const float *x, size_t n, float *residual, mfl_rng_t *rng,
                          int8_t *out, float *scale)
 {
-    float maxabs = 0;
-    for (size_t i = 0; i < n; i++) {
-        float v;
-        if (s_value(x, residual, i, &v))
+    float v[S_BLOCK], left[S_BLOCK];
+    double u[S_BLOCK];
+    int8_t codes[S_BLOCK];
+    uint32_t maxbits = 0; /* of |v|: finite non-negative floats order as their bits */
+    for (size_t i = 0; i < n; i += S_BLOCK) {
+        size_t m = n - i < S_BLOCK ? n - i : S_BLOCK;
+        if (s_block_values(x + i, residual ? residual + i : NULL, m, v))
             return -1;
-        if (fabsf(v) > maxabs)
-            maxabs = fabsf(v);
+        for (size_t j = 0; j < m; j++) {
+            uint32_t a = s_bits(v[j]) & 0x7fffffffu;
+            maxbits = a > maxbits ? a : maxbits;
+        }
     }
+    float maxabs = s_float(maxbits);
     float s = maxabs / 127.0f;
     *scale = s;
-    for (size_t i = 0; i < n; i++) {
-        float v;
-        (void)s_value(x, residual, i, &v);
-        double u = mfl_rng_uniform_double(rng); /* drawn even when s is 0: one per element */
-        int code = 0;
-        if (s > 0) {
-            double q = (double)v / (double)s;
-            double fl = floor(q);
-            code = (int)fl + (u < q - fl ? 1 : 0);
-            code = code > 127 ? 127 : code < -127 ? -127 : code;
+    for (size_t i = 0; i < n; i += S_BLOCK) {
+        size_t m = n - i < S_BLOCK ? n - i : S_BLOCK;
+        (void)s_block_values(x + i, residual ? residual + i : NULL, m, v);
+        mfl_rng_uniform_double_fill(rng, u, m); /* drawn even when s is 0: one per element */
+        if (!(s > 0)) {
+            memset(out + i, 0, m);
+            if (residual)
+                memcpy(residual + i, v, m * sizeof *v);
+            continue;
         }
-        out[i] = (int8_t)code;
+        for (size_t j = 0; j < m; j++) {
+            /* code = floor(q) + [u < q − floor(q)], q = v / s, in ±127 */
+            double q = (double)v[j] / (double)s;
+            double fl = floor(q);
+            double c = fl + (u[j] < q - fl ? 1.0 : 0.0);
+            c = c > 127.0 ? 127.0 : c < -127.0 ? -127.0 : c;
+            float cf = (float)c; /* an integer in ±127: exact */
+            codes[j] = (int8_t)(int)cf;
+            left[j] = v[j] - cf * s; /* = v − s_int8_value(code, s) */
+        }
+        memcpy(out + i, codes, m);
         if (residual)
-            residual[i] = v - s_int8_value(out[i], s);
+            memcpy(residual + i, left, m * sizeof *left);
     }
     return 0;
 }
@@ -184,9 +267,21 @@ int mfl_quant_decode(mfl_quant_kind_t kind, const void *in, size_t n, float scal
         memcpy(out, in, 4 * n);
         return 0;
     case MFL_QUANT_FP16: {
+        /* branch-free for codes of finite values; a block holding an
+         * infinity or NaN code (the encoder never writes one) goes the
+         * exact per-element way */
         const uint16_t *h = in;
-        for (size_t i = 0; i < n; i++)
-            out[i] = mfl_quant_f16_to_f32(h[i]);
+        for (size_t i = 0; i < n; i += S_BLOCK) {
+            size_t m = n - i < S_BLOCK ? n - i : S_BLOCK;
+            uint32_t special = 0;
+            for (size_t j = 0; j < m; j++) {
+                special |= (h[i + j] & 0x7c00u) == 0x7c00u;
+                out[i + j] = s_f16_finite(h[i + j]);
+            }
+            if (special)
+                for (size_t j = 0; j < m; j++)
+                    out[i + j] = mfl_quant_f16_to_f32(h[i + j]);
+        }
         return 0;
     }
     case MFL_QUANT_INT8: {

@@ -71,7 +71,12 @@ static int s_meta_train(mfl_learner_t *self, const float *theta, mfl_sampler_t *
 {
     const mfl_dataset_t *data = mfl_sampler_data(sampler);
     size_t np = self->n_params;
-    memcpy(self->local, theta, np * sizeof(float));
+    /* The local model is trained in the caller's Δ buffer and turned into
+     * Δ in place at the end (the same float subtraction): one θ-sized
+     * buffer less at the site (issue 17). The learner's own `local` is the
+     * fallback when Δ is θ itself. */
+    float *local = delta != theta ? delta : self->local;
+    memcpy(local, theta, np * sizeof(float));
     size_t *perm = NULL;
     int rc = -1;
     if (data) {
@@ -103,7 +108,7 @@ static int s_meta_train(mfl_learner_t *self, const float *theta, mfl_sampler_t *
             m->n_tasks++;
         }
         double loss = NAN;
-        if (s_epoch(self, self->local, d, rng, perm, &loss)) {
+        if (s_epoch(self, local, d, rng, perm, &loss)) {
             mfl_errf(err, errlen, "fedavg: local SGD diverged in epoch %d; lower inner_lr", e);
             goto out_free_perm;
         }
@@ -113,7 +118,7 @@ static int s_meta_train(mfl_learner_t *self, const float *theta, mfl_sampler_t *
         rows += d->n;
     }
     for (size_t p = 0; p < np; p++)
-        delta[p] = self->local[p] - theta[p];
+        delta[p] = local[p] - theta[p];
     m->n_samples = data ? data->n : rows;
     if (data)
         m->n_tasks = 1;

@@ -112,6 +112,19 @@ static void s_delta_hash(const mfl_round_engine_t *self, const mfl_tensor_t *t,
 {
     crypto_generichash_state st;
     crypto_generichash_init(&st, NULL, 0, 32);
+    if (self->rd_fn) { /* a spooled update (round_chunked.c) */
+        char err[160];
+        for (size_t at = 0; at < self->n_state; at += MFL_ENGINE_READ_BLOCK) {
+            size_t n = self->n_state - at < MFL_ENGINE_READ_BLOCK ? self->n_state - at
+                                                                   : MFL_ENGINE_READ_BLOCK;
+            if (self->rd_fn(self->rd_ctx, at, self->rd_buf, n, err, sizeof err) < 0)
+                memset(self->rd_buf, 0, n * sizeof(float)); /* checked by the norm pass */
+            crypto_generichash_update(&st, (const unsigned char *)self->rd_buf,
+                                      n * sizeof(float));
+        }
+        crypto_generichash_final(&st, out, 32);
+        return;
+    }
     for (size_t i = 0; i < self->n_tensors; i++) {
         mfl_tensor_piece_t one;
         size_t nr;
@@ -403,6 +416,11 @@ void mfl_engine_close_round(mfl_round_engine_t *self, uint64_t now_ms, bool at_d
     m.delta_norm = sqrt(mfl_vec_sumsq(mean, self->n_state));
     if (robust)
         free(mean);
+    else if (self->n_state >= MFL_ENGINE_RELEASE_SUMS_PARAMS)
+        /* the mean is in θ now: free the sums (2 × 4P) before θ's broadcast
+         * copy is made; the next round's first fold allocates them again
+         * (issue 17: the coordinator holds θ, its copy OR the sums) */
+        mfl_aggregate_release(self->agg);
     /* θ's tensor hashes and digest (the broadcast's TensorHeaders,
      * RoundTask.model_hash, the round_closed record, metrics: one BLAKE2b
      * pass for all) on a helper while this thread syncs the audit log and
@@ -493,7 +511,10 @@ void mfl_engine_abandon_round(mfl_round_engine_t *self, uint64_t now_ms)
              self->selecting ? "selection " : "", self->round, mfl_engine_rounds_target(self),
              self->attempt, reason);
     (void)mfl_engine_audit_round(self, MFL_AUDIT_ROUND_ABANDONED, reason); /* owed if it fails */
-    mfl_aggregate_reset(self->agg);
+    if (self->n_state >= MFL_ENGINE_RELEASE_SUMS_PARAMS)
+        mfl_aggregate_release(self->agg);
+    else
+        mfl_aggregate_reset(self->agg);
     mfl_engine_robust_reset(self);
     for (size_t i = 0; i < self->n_sites; i++)
         self->sites[i].selected = self->sites[i].reported = false;

@@ -179,6 +179,7 @@ void mfl_engine_send_round_task(mfl_round_engine_t *self, mfl_engine_site_t *s)
         task.has_audit_head = true;
     }
     task.update_encoding = mfl_engine_site_encoding(self, s);
+    task.upload_chunk_values = mfl_engine_chunk_values(self, s);
     mfl_engine_select_task(self, &task.selection);
     mfl_engine_secagg_fill_task(self, &task);
     if (self->sink.send_round_task(self->sink.ctx, s->id, &task, self->views, self->n_tensors) < 0)
@@ -264,7 +265,10 @@ static void s_open_round(mfl_round_engine_t *self, uint64_t now_ms)
     self->loss_after_sum = 0;
     self->weight_sum = 0;
     self->loss_weight_sum = 0;
-    mfl_aggregate_reset(self->agg);
+    if (self->n_state >= MFL_ENGINE_RELEASE_SUMS_PARAMS)
+        mfl_aggregate_release(self->agg); /* allocated by the first fold, after θ went out */
+    else
+        mfl_aggregate_reset(self->agg);
     mfl_engine_robust_reset(self);
     mfl_engine_flow_reset(self);
     self->opened_ms = now_ms;
@@ -403,7 +407,8 @@ static int s_check_shapes(mfl_round_engine_t *self, const char *peer,
     for (size_t i = 0; i < n; i++) {
         const mfl_tensor_t *want = &self->views[i];
         bool same = t[i].name && strcmp(t[i].name, want->name) == 0 && t[i].ndim == want->ndim &&
-                    t[i].count == want->count && (t[i].data || t[i].n_pieces);
+                    t[i].count == want->count &&
+                    (t[i].data || t[i].n_pieces || self->rd_fn);
         for (size_t d = 0; same && d < want->ndim; d++)
             same = t[i].shape[d] == want->shape[d];
         if (!same) {
@@ -418,14 +423,47 @@ static int s_check_shapes(mfl_round_engine_t *self, const char *peer,
     return 0;
 }
 
+/* ‖Δ‖₂ of a spooled update, tensor by tensor in blocks: bit-identical to
+ * s_norm of the same values in memory. -1 if an element is non-finite
+ * (*bad: its flat index) or a read failed (*bad = n_state + 1). */
+static double s_norm_read(mfl_round_engine_t *self, size_t *bad)
+{
+    double sq = 0;
+    char err[160];
+    *bad = self->n_state;
+    for (size_t i = 0; i < self->n_tensors; i++) {
+        mfl_vec_sumsq_t acc;
+        mfl_vec_sumsq_init(&acc);
+        size_t off = self->tensor_offset[i], count = (size_t)self->views[i].count;
+        for (size_t at = 0; at < count; at += MFL_ENGINE_READ_BLOCK) {
+            size_t n = count - at < MFL_ENGINE_READ_BLOCK ? count - at : MFL_ENGINE_READ_BLOCK;
+            if (self->rd_fn(self->rd_ctx, off + at, self->rd_buf, n, err, sizeof err) < 0) {
+                mfl_warn("reading a spooled update: %s", err);
+                *bad = self->n_state + 1;
+                return -1;
+            }
+            mfl_vec_sumsq_add(&acc, self->rd_buf, n);
+            size_t k = mfl_vec_first_nonfinite(self->rd_buf, n);
+            if (k < n) {
+                *bad = off + at + k;
+                return -1;
+            }
+        }
+        sq += mfl_vec_sumsq_end(&acc);
+    }
+    return sqrt(sq);
+}
+
 /* ‖Δ‖₂ straight from the received tensors (no flat copy: the aggregate
  * folds them where they are), or -1 if some element is non-finite (*bad
  * gets its flat index). Summed tensor by tensor in layout order, as the
  * flat copy's norm was; the squares' sum is finite iff every element is,
  * so the index is looked for only on a reject. */
-static double s_norm(const mfl_round_engine_t *self, const mfl_tensor_t *t, size_t *bad)
+static double s_norm(mfl_round_engine_t *self, const mfl_tensor_t *t, size_t *bad)
 {
     double sq = 0;
+    if (self->rd_fn) /* a spooled update: read block by block (same sums, fed/vec.h) */
+        return s_norm_read(self, bad);
     for (size_t i = 0; i < self->n_tensors; i++) {
         /* run by run when the tensor is left in its frames: the same
          * partial sums as one pass over it (fed/vec.h) */
@@ -510,6 +548,58 @@ static double s_weight(const mfl_round_engine_t *self, const mfl_engine_site_t *
     return w;
 }
 
+/* s_take for a spooled update (self->rd_fn): the mean folds it block by
+ * block (mfl_aggregate_add_read: only the 1 MiB block buffer is held);
+ * a robust rule keeps it, so it is read into its flat copy. */
+static int s_take_read(mfl_round_engine_t *self, const char *peer, mfl_engine_site_t *s,
+                       const mfl_update_header_t *h, double norm, double scale, double w,
+                       const char *note, const uint8_t *signed_header,
+                       size_t signed_header_len, const uint8_t *signature,
+                       size_t signature_len)
+{
+    uint32_t round = h->round;
+    char err[256];
+    bool robust = self->config.aggregator != MFL_AGG_MEAN;
+    mfl_engine_read_fn *rd = scale != 1.0 ? mfl_engine_read_scaled : mfl_engine_read;
+    self->rd_scale = scale;
+    float *flat = NULL;
+    if (robust) {
+        flat = malloc(self->n_state * sizeof(float));
+        if (!flat || rd(self, 0, flat, self->n_state, err, sizeof err) < 0) {
+            mfl_engine_reject(self, peer, MFL_REJECT_TOO_LARGE, round,
+                              "coordinator cannot hold a Δ of %zu parameters: %s",
+                              self->n_state, flat ? err : "out of memory");
+            free(flat);
+            return -1;
+        }
+    } else if (mfl_aggregate_add_read(self->agg, rd, self, self->rd_buf, MFL_ENGINE_READ_BLOCK,
+                                      w, err, sizeof err) < 0) {
+        mfl_engine_reject(self, peer, MFL_REJECT_NORM, round,
+                          "aggregate refused the update: %s", err);
+        return -1;
+    }
+    /* Folded (or kept) only with its record written: otherwise taken back
+     * out (exactly: fixed point, read again) and refused. */
+    if (mfl_engine_audit_update(self, h, NULL, norm, note, signed_header, signed_header_len,
+                                signature, signature_len) < 0) {
+        if (!robust && mfl_aggregate_remove_read(self->agg, rd, self, self->rd_buf,
+                                                 MFL_ENGINE_READ_BLOCK, w) < 0)
+            mfl_error("round %u: could not take site %s's update back out of the aggregate",
+                      round, peer);
+        free(flat);
+        self->audit_refused++;
+        mfl_engine_reject(self, peer, MFL_REJECT_AUDIT_UNAVAILABLE, round,
+                          "the coordinator cannot write its audit log (%s); update not taken",
+                          self->audit_err);
+        return -1;
+    }
+    if (robust) {
+        free(s->delta);
+        s->delta = flat;
+    }
+    return 0;
+}
+
 /* Folds (mean) or keeps (robust rules) the update, Δ·scale with weight w,
  * and writes its update_accepted record; without the record it is taken
  * back out and refused. 0, or -1 after rejecting it. */
@@ -523,6 +613,9 @@ static int s_take(mfl_round_engine_t *self, const char *peer, mfl_engine_site_t 
     char err[256];
     float *flat = NULL;
     bool robust = self->config.aggregator != MFL_AGG_MEAN;
+    if (self->rd_fn)
+        return s_take_read(self, peer, s, h, norm, scale, w, note, signed_header,
+                           signed_header_len, signature, signature_len);
     if (robust || scale != 1.0) {
         flat = malloc(self->n_state * sizeof(float));
         if (!flat) {
@@ -578,10 +671,9 @@ static int s_take(mfl_round_engine_t *self, const char *peer, mfl_engine_site_t 
     return 0;
 }
 
-static int s_update(mfl_round_engine_t *self, const char *peer, bool granted,
-                    const mfl_update_header_t *h, const mfl_tensor_t *tensors,
-                    size_t n_tensors, const uint8_t *signed_header, size_t signed_header_len,
-                    const uint8_t *signature, size_t signature_len, uint64_t now_ms)
+mfl_engine_site_t *mfl_engine_update_admit(mfl_round_engine_t *self, const char *peer,
+                                           bool granted, const mfl_update_header_t *h,
+                                           uint64_t now_ms)
 {
     const mfl_reject_t R_SITE = MFL_REJECT_WRONG_SITE;
     uint32_t round = h ? h->round : 0;
@@ -589,13 +681,13 @@ static int s_update(mfl_round_engine_t *self, const char *peer, bool granted,
     if (!h) {
         mfl_engine_reject(self, peer, MFL_REJECT_BAD_MESSAGE, 0,
                           "no update header");
-        return -1;
+        return NULL;
     }
     if (strcmp(h->site, peer) != 0) {
         mfl_engine_reject(self, peer, R_SITE, round,
                           "header names site '%s' but the connection is site '%s'", h->site,
                           peer);
-        return -1;
+        return NULL;
     }
     if (self->phase == MFL_ENGINE_ABORTED) {
         /* Sites finishing the round in flight when the operator aborted:
@@ -609,28 +701,28 @@ static int s_update(mfl_round_engine_t *self, const char *peer, bool granted,
                      "run; dropped", peer, h->round);
         if (late)
             late->reject_logged |= bit;
-        return -1;
+        return NULL;
     }
     if (self->config.secagg_enabled && self->secagg_io.send) {
         /* The coordinator must never see a Δ in clear in a securely
          * aggregated run, not even one it would then drop. */
         mfl_engine_reject(self, peer, MFL_REJECT_SECAGG_PHASE, round,
                           "secure aggregation is on: send the masked input, not an update");
-        return -1;
+        return NULL;
     }
     if (self->phase != MFL_ENGINE_ROUND || h->round != self->round) {
         mfl_engine_reject(self, peer, MFL_REJECT_WRONG_ROUND, round,
                           "update for round %u, but %s", h->round,
                           self->phase == MFL_ENGINE_ROUND ? "another round is open"
                                                           : "no round is open");
-        return -1;
+        return NULL;
     }
     if (h->nonce_len != MFL_ENGINE_NONCE_BYTES ||
         sodium_memcmp(h->nonce, self->nonce, MFL_ENGINE_NONCE_BYTES) != 0) {
         mfl_engine_reject(self, peer, MFL_REJECT_REPLAY, round,
                           "nonce does not match this attempt of round %u (stale or replayed)",
                           self->round);
-        return -1;
+        return NULL;
     }
     mfl_engine_site_t *s = mfl_engine_find_site(self, peer);
     if (!s || !s->selected || s->withdrawn) {
@@ -639,19 +731,47 @@ static int s_update(mfl_round_engine_t *self, const char *peer, bool granted,
                                               "or an update refused)"
                                             : "site was not selected for round %u",
                           self->round);
-        return -1;
+        return NULL;
     }
     if (s->reported) {
         mfl_engine_reject(self, peer, MFL_REJECT_DUPLICATE, round,
                           "site already reported for round %u", self->round);
-        return -1;
+        return NULL;
     }
     if (!granted) {
         mfl_engine_reject(self, peer, MFL_REJECT_NOT_GRANTED, round,
                           "update sent without an upload grant (send UploadReady, wait for "
                           "UploadGrant)");
-        return -1;
+        return NULL;
     }
+    /* In chunks exactly when its task asked (the daemon refuses a chunked
+     * header on a whole Update before it gets here), so the coordinator
+     * never holds a big update as one message. */
+    uint64_t want_cv = mfl_engine_chunk_values(self, s);
+    if (h->chunk_values != want_cv) {
+        if (want_cv)
+            mfl_engine_reject(self, peer, MFL_REJECT_CHUNK, round,
+                              "the task asked for chunks of %llu values; the update is signed "
+                              "for %llu", (unsigned long long)want_cv,
+                              (unsigned long long)h->chunk_values);
+        else
+            mfl_engine_reject(self, peer, MFL_REJECT_CHUNK, round,
+                              "the task asked for one message; the update is signed for "
+                              "chunks of %llu values", (unsigned long long)h->chunk_values);
+        return NULL;
+    }
+    return s;
+}
+
+int mfl_engine_update(mfl_round_engine_t *self, const char *peer, bool granted,
+                      const mfl_update_header_t *h, const mfl_tensor_t *tensors,
+                      size_t n_tensors, const uint8_t *signed_header, size_t signed_header_len,
+                      const uint8_t *signature, size_t signature_len, uint64_t now_ms)
+{
+    mfl_engine_site_t *s = mfl_engine_update_admit(self, peer, granted, h, now_ms);
+    if (!s)
+        return -1;
+    uint32_t round = h->round;
     if (s_check_shapes(self, peer, tensors, n_tensors, round) < 0)
         return -1;
     /* The encoding this site was asked for, and no other: a lossy update
@@ -732,8 +852,8 @@ int mfl_round_engine_update(mfl_round_engine_t *self, const char *peer,
     bool small = (uint64_t)self->n_state * sizeof(float) <= self->small_upload_bytes;
     bool granted = !self->gate || small || mfl_upload_gate_holds(self->gate, peer);
     uint64_t rejected_before = self->n_rejected_total;
-    int rc = s_update(self, peer, granted, h, tensors, n_tensors, signed_header,
-                      signed_header_len, signature, signature_len, now_ms);
+    int rc = mfl_engine_update(self, peer, granted, h, tensors, n_tensors, signed_header,
+                               signed_header_len, signature, signature_len, now_ms);
     if (rc < 0 && self->n_rejected_total != rejected_before)
         mfl_engine_audit_rejected(self, peer, h, signed_header, signed_header_len, signature,
                                   signature_len);

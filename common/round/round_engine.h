@@ -198,6 +198,54 @@ int mfl_round_engine_update(mfl_round_engine_t *self, const char *peer,
                             const uint8_t *signed_header, size_t signed_header_len,
                             const uint8_t *signature, size_t signature_len, uint64_t now_ms);
 
+/* Chunked uploads (docs/WIRE.md "Chunked uploads"). An update whose bytes
+ * exceed config->chunked_upload_bytes is asked in chunks of
+ * config->upload_chunk_bytes (RoundTask.upload_chunk_values); the daemon
+ * spools the verified chunks (round/upload_spool.h) and hands the engine
+ * the whole update only through a reader, never in memory. */
+
+/* Reads an update's float values [offset, offset + n) in the engine's
+ * flat layout into out: 0, or -1 with err. */
+typedef int(mfl_engine_read_fn)(void *ctx, size_t offset, float *out, size_t n, char *err,
+                                size_t errlen);
+
+/* The start of a chunked upload from `peer` (its verified, decoded header):
+ * the checks of an update that need no tensors (open round, nonce,
+ * selected, not yet reported, granted, header signed for the chunk size
+ * its task asked). 0: go on receiving chunks (*encoding: the encoding the
+ * chunks must be in, *chunk_values the chunk size); -1: rejected through
+ * the sink (the grant slot is freed, an update_rejected record written). */
+int mfl_round_engine_update_begin(mfl_round_engine_t *self, const char *peer,
+                                  const mfl_update_header_t *header,
+                                  const uint8_t *signed_header, size_t signed_header_len,
+                                  const uint8_t *signature, size_t signature_len,
+                                  uint32_t *encoding, uint64_t *chunk_values, uint64_t now_ms);
+
+/* A chunked upload is complete: as mfl_round_engine_update, with the
+ * values read through `read` (flat layout, decoded float32, already
+ * verified against the signed hashes chunk by chunk) instead of tensors
+ * in memory. Norm, bounds and the fold each read the update once in 1 MiB
+ * blocks; nothing is folded before all checks passed. 0 accepted, -1
+ * rejected through the sink. */
+int mfl_round_engine_update_read(mfl_round_engine_t *self, const char *peer,
+                                 const mfl_update_header_t *header, mfl_engine_read_fn *read,
+                                 void *ctx, const uint8_t *signed_header,
+                                 size_t signed_header_len, const uint8_t *signature,
+                                 size_t signature_len, uint64_t now_ms);
+
+/* A chunked upload from `peer` failed before it was complete (a bad
+ * chunk, the site gone): rejected through the sink with `reason` and
+ * `text` (a Reject to the site, the log, an update_rejected record with
+ * its signed header when given), and its grant slot freed. */
+void mfl_round_engine_update_refused(mfl_round_engine_t *self, const char *peer,
+                                     const mfl_update_header_t *header, mfl_reject_t reason,
+                                     const char *text, const uint8_t *signed_header,
+                                     size_t signed_header_len, const uint8_t *signature,
+                                     size_t signature_len);
+
+/* θ's layout: the engine's tensor views (names, shapes, counts; borrowed). */
+const mfl_tensor_t *mfl_round_engine_layout(const mfl_round_engine_t *self, size_t *n_tensors);
+
 /* An evaluation report from the authenticated `peer`. Returns 0 if it
  * answered the open evaluation, else -1 (rejected through the sink). */
 int mfl_round_engine_eval_report(mfl_round_engine_t *self, const char *peer,

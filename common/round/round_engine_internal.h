@@ -113,6 +113,14 @@ struct mfl_round_engine {
     void *grant_ctx;
     uint64_t small_upload_bytes;  /* granted without a slot up to this size */
 
+    /* The update being taken is not in memory (a chunked upload spooled
+     * to disk, round_chunked.c): its values are read through rd_fn in
+     * blocks of MFL_ENGINE_READ_BLOCK floats into rd_buf. NULL otherwise. */
+    mfl_engine_read_fn *rd_fn;
+    void *rd_ctx;
+    float *rd_buf;
+    double rd_scale;              /* the clip factor the scaled reader applies */
+
     /* The last checkpoint's fsyncs and pruning, on a helper thread
      * (round_close.c): the file is renamed into place before the next
      * round opens, durable once the helper is joined. */
@@ -272,6 +280,41 @@ void mfl_engine_hash_theta(mfl_round_engine_t *self);
 /* The update encoding (fed/quant.h) site s is asked for: the configured
  * one if s offered it, else float32. */
 uint32_t mfl_engine_site_encoding(const mfl_round_engine_t *self, const mfl_engine_site_t *s);
+
+/* round_chunked.c: the values per chunk site s is asked to upload in
+ * (RoundTask.upload_chunk_values), 0 = one message: Δ's bytes in s's
+ * encoding above limits.chunked_upload_bytes, and not secure aggregation. */
+uint64_t mfl_engine_chunk_values(const mfl_round_engine_t *self, const mfl_engine_site_t *s);
+
+/* From this many parameters (sums of 64 MiB) the aggregate's sums are
+ * freed at a close or abandonment and allocated again by the next fold,
+ * so they never coexist with θ's broadcast copy (round_close.c). Below,
+ * they are kept and zeroed (no page faults per round). */
+#define MFL_ENGINE_RELEASE_SUMS_PARAMS ((size_t)1 << 23)
+
+/* Floats read per block from a spooled update (1 MiB). */
+#define MFL_ENGINE_READ_BLOCK ((size_t)1 << 18)
+
+/* Reads an update's values [offset, offset + n) (flat layout) from the
+ * reader the engine holds (rd_fn), or through the scaled reader (the
+ * same values times rd_scale, as float(scale · double(x))). */
+int mfl_engine_read(void *engine, size_t offset, float *out, size_t n, char *err,
+                    size_t errlen);
+int mfl_engine_read_scaled(void *engine, size_t offset, float *out, size_t n, char *err,
+                           size_t errlen);
+
+/* round_engine.c: the update checks and fold shared by whole and chunked
+ * updates (tensors are layout views when self->rd_fn is set). */
+int mfl_engine_update(mfl_round_engine_t *self, const char *peer, bool granted,
+                      const mfl_update_header_t *h, const mfl_tensor_t *tensors,
+                      size_t n_tensors, const uint8_t *signed_header, size_t signed_header_len,
+                      const uint8_t *signature, size_t signature_len, uint64_t now_ms);
+/* The checks an update's header passes before its tensors are looked at
+ * (site, phase, round, nonce, selected, not reported, granted, chunking
+ * as asked); the site, or NULL after rejecting it through the sink. */
+mfl_engine_site_t *mfl_engine_update_admit(mfl_round_engine_t *self, const char *peer,
+                                           bool granted, const mfl_update_header_t *h,
+                                           uint64_t now_ms);
 
 /* round_secagg_phases.c. open: starts the attempt for the selected
  * sites (before their tasks go out); fill_task: the task's setup; tick:

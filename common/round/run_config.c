@@ -45,6 +45,8 @@ void mfl_coord_config_defaults(mfl_coord_config_t *c)
     c->max_message_bytes = 256u << 20;
     c->heartbeat_ms = 2000;
     c->site_timeout_ms = 30000;
+    c->chunked_upload_bytes = 16u << 20;
+    c->upload_chunk_bytes = 1u << 20;
     c->audit_give_up_ms = 300000;
     c->aggregator = MFL_AGG_MEAN;
     c->trim_fraction = 0.2;
@@ -151,7 +153,7 @@ static void s_check_all_keys(mfl_yaml_doc_t *doc)
                                          "metrics", "status", "prometheus_file", NULL});
     mfl_yaml_check_keys(doc, "limits",
                         (const char *[]){"max_message_bytes", "heartbeat_s", "site_timeout_s",
-                                         NULL});
+                                         "chunked_upload_bytes", "upload_chunk_bytes", NULL});
 }
 
 static void s_read_model(mfl_yaml_doc_t *doc, mfl_coord_config_t *c)
@@ -588,6 +590,15 @@ static int s_from_doc(mfl_yaml_doc_t *doc, mfl_coord_config_t *c, char *err, siz
     c->heartbeat_ms = s_ms(doc, "limits.heartbeat_s", c->heartbeat_ms);
     c->site_timeout_set = mfl_yaml_has(doc, "limits.site_timeout_s");
     c->site_timeout_ms = s_ms(doc, "limits.site_timeout_s", c->site_timeout_ms);
+    c->chunked_upload_bytes = mfl_yaml_get_size(doc, "limits.chunked_upload_bytes",
+                                                c->chunked_upload_bytes);
+    c->upload_chunk_bytes = mfl_yaml_get_size(doc, "limits.upload_chunk_bytes",
+                                              c->upload_chunk_bytes);
+    if (c->upload_chunk_bytes < 4096 || c->upload_chunk_bytes > (64u << 20) ||
+        c->upload_chunk_bytes % 4)
+        mfl_yaml_fail(doc, "limits.upload_chunk_bytes",
+                      "must be a multiple of 4 from 4K to 64M (got %llu)",
+                      (unsigned long long)c->upload_chunk_bytes);
 
     s_read_sites(doc, c);
 
@@ -648,6 +659,16 @@ size_t mfl_coord_config_message_bytes(const mfl_coord_config_t *config, size_t n
 {
     if (config->max_message_bytes_set)
         return config->max_message_bytes;
+    /* Chunked uploads on (docs/WIRE.md "Chunked uploads"): no site message
+     * is bigger than the chunked-upload threshold or a chunk, so the limit
+     * need not grow with the model. */
+    if (!config->secagg_enabled && config->chunked_upload_bytes) {
+        uint64_t big = config->chunked_upload_bytes > config->upload_chunk_bytes
+                           ? config->chunked_upload_bytes
+                           : config->upload_chunk_bytes;
+        size_t need = big + (1u << 20) > SIZE_MAX ? SIZE_MAX : (size_t)big + (1u << 20);
+        return need > config->max_message_bytes ? need : config->max_message_bytes;
+    }
     /* a masked input is n_state + 1 words of 8 or 4 bytes (docs/SECAGG.md) */
     size_t per = config->secagg_enabled && config->secagg_word_bits != 32 ? 8 : 4,
            words = n_state + (config->secagg_enabled ? 1 : 0);

@@ -111,6 +111,12 @@ typedef struct {
                                              set, the engine raises it for a big model
                                              (mfl_coord_config_site_timeout_ms) */
     bool site_timeout_set;                /* limits.site_timeout_s given in the file */
+    uint64_t chunked_upload_bytes;        /* limits.chunked_upload_bytes: an update of more
+                                             bytes (as encoded) is asked in chunks of
+                                             upload_chunk_bytes (docs/WIRE.md "Chunked
+                                             uploads"); 0 = always one message */
+    uint64_t upload_chunk_bytes;          /* limits.upload_chunk_bytes: bytes per chunk
+                                             (encoded), 4 KiB .. 64 MiB, default 1 MiB */
 
     /* simulate only: site config files (resolved) */
     size_t n_sites;

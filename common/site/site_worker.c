@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "core/log.h"
 #include "data/csv_canon.h"
@@ -199,6 +201,7 @@ void mfl_site_worker_destroy(mfl_site_worker_t **self_p)
     free(self->scratch);
     free(self->header);
     free(self->hashes);
+    free(self->chunk_hashes);
     free(self->residual);
     free(self->residual_next);
     free(self->encoded);
@@ -300,6 +303,34 @@ static bool s_same_config(const mfl_learner_config_t *a, const mfl_learner_confi
            a->outer_lr == b->outer_lr && a->outer_optim == b->outer_optim &&
            a->batch_size == b->batch_size && a->local_epochs == b->local_epochs &&
            strcmp(a->relation_spec, b->relation_spec) == 0;
+}
+
+/* The whole pages inside [p, p + bytes) given back to the kernel: they
+ * read as zeros afterwards, and cost no memory until written again. */
+static void s_drop_pages(void *p, size_t bytes)
+{
+    long ps = sysconf(_SC_PAGESIZE);
+    if (!p || ps <= 0)
+        return;
+    uintptr_t a = ((uintptr_t)p + (uintptr_t)ps - 1) & ~((uintptr_t)ps - 1);
+    uintptr_t b = ((uintptr_t)p + bytes) & ~((uintptr_t)ps - 1);
+    if (b > a)
+        (void)madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
+void mfl_site_worker_release_update(mfl_site_worker_t *self)
+{
+    if (self)
+        mfl_site_worker_drop_update_pages(self);
+}
+
+void mfl_site_worker_drop_update_pages(mfl_site_worker_t *self)
+{
+    if (self->n_state < MFL_SITE_DROP_PAGES_PARAMS)
+        return;
+    s_drop_pages(self->delta, self->n_state * sizeof(float));
+    if (self->encoded)
+        s_drop_pages(self->encoded, 2 * self->n_state);
 }
 
 /* (Re)builds the learner when the task asks for another model or algorithm. */

@@ -156,6 +156,14 @@ typedef struct {
     uint32_t encoding;
     const uint8_t *encoded;
     const float *scales;
+    /* The task asked for chunks (RoundTask.upload_chunk_values > 0): each
+     * tensor is cut into chunks of chunk_values values; chunk_hashes holds
+     * the n_chunks BLAKE2b-256 hashes of their bytes as sent (tensor by
+     * tensor, in order) and tensor_hashes[i] is BLAKE2b-256 of tensor i's
+     * chunk hashes (mfl_chunk_tensor_hash), what the header signs. */
+    uint64_t chunk_values;
+    const uint8_t *chunk_hashes;
+    size_t n_chunks;
 } mfl_site_round_result_t;
 
 /* mfl_site_worker_round's (and _eval's) return when the site's privacy
@@ -250,16 +258,22 @@ int mfl_site_worker_eval(mfl_site_worker_t *self, const mfl_eval_task_t *task,
                          char *err, size_t errlen);
 
 /* Per-site adaptation (task.selection.adapt_search, docs/SELECTION.md):
- * before the evaluation above, the site tries every (steps, rate) of
- * MFL_SITE_ADAPT_STEPS × MFL_SITE_ADAPT_RATES (0 steps once) by adapting
- * on support cases from its fit rows and scoring its validation rows (the
- * split of mfl_site_worker_validation, the task's fraction and seed); the
- * best validation accuracy wins (ties: lower loss, then the earlier pair:
- * fewer steps, lower rate), and the evaluation then uses it. A pair whose
- * adaptation fails (diverges) is skipped. Deterministic given (θ, task,
- * site). */
-#define MFL_SITE_ADAPT_STEPS {0u, 10u, 30u, 100u, 300u}
-#define MFL_SITE_ADAPT_RATES {0.01f, 0.05f, 0.2f}
+ * before the evaluation above, the site chooses (steps, rate) from
+ * MFL_SITE_ADAPT_STEPS × MFL_SITE_ADAPT_RATES (0 steps once). A gradient
+ * method cross-validates on the very support cases the evaluation adapts
+ * on: round(1/validation_fraction) stratified folds (2 to 10, seeded by
+ * the task's validation_seed and the site), one SGD trajectory per rate
+ * and fold scored on the held-out fold at every step count, the lowest
+ * mean loss wins (ties: fewer steps, then the lower rate); a rate stops
+ * early when its loss has not improved at 2 step counts in a row or it
+ * diverges. Fewer than 2 support cases: an error. A metric method or an
+ * episodic head instead tries each pair on support cases from its fit
+ * rows, scored on its validation rows (mfl_site_worker_validation's
+ * split), best accuracy winning (ties: lower loss, fewer steps, lower
+ * rate). Either way the held-out (test) rows are not read to choose, and
+ * the result is deterministic given (θ, task, site). */
+#define MFL_SITE_ADAPT_STEPS {0u, 10u, 30u, 100u, 300u, 1000u}
+#define MFL_SITE_ADAPT_RATES {0.01f, 0.03f, 0.1f, 0.3f, 1.0f}
 
 /* Model selection's validation rows (docs/SELECTION.md): the worker's
  * training rows split, per class, into a fit part and a validation part of
@@ -279,5 +293,12 @@ int mfl_site_worker_validation(mfl_site_worker_t *self, double fraction, uint64_
 void mfl_site_worker_fill_report(const mfl_site_worker_t *self, const mfl_eval_task_t *task,
                                  const mfl_site_eval_result_t *result,
                                  mfl_eval_report_t *report);
+
+/* The last update has left (every byte copied out) or is moot: for a
+ * large model (8M+ parameters) its Δ's pages (and an encoded copy's) go
+ * back to the kernel, so they cost nothing while the next θ arrives or an
+ * evaluation runs. The next round rewrites Δ whole. The error-feedback
+ * residuals are kept. */
+void mfl_site_worker_release_update(mfl_site_worker_t *self);
 
 #endif

@@ -14,7 +14,7 @@
  * first k, with at least one row of every class present in the split when
  * k allows (a k-case support set with no positive cannot teach anything,
  * and a hospital collecting k cases would make sure it has both). */
-static mfl_dataset_t *s_support(const mfl_dataset_t *train, size_t k, mfl_rng_t *rng)
+mfl_dataset_t *mfl_site_support(const mfl_dataset_t *train, size_t k, mfl_rng_t *rng)
 {
     size_t n = train->n;
     if (k == 0 || k >= n)
@@ -177,7 +177,7 @@ static int s_eval(mfl_site_worker_t *self, const mfl_eval_task_t *task, const fl
     /* The hospital's own setting wins: it knows how many labelled cases it has. */
     size_t k = self->opts.eval_support ? self->opts.eval_support
                                        : task->algorithm.k_shot;
-    mfl_dataset_t *support = s_support(self->train, k, &rng);
+    mfl_dataset_t *support = mfl_site_support(self->train, k, &rng);
     if (!support)
         return mfl_errf(err, errlen, "out of memory choosing the support set"), -1;
     const mfl_dataset_t *query = self->heldout && self->heldout->n ? self->heldout : self->train;
@@ -217,11 +217,13 @@ out_free_support:
     return rc;
 }
 
-/* Per-site adaptation: the (steps, rate) with the best validation score,
- * then the evaluation with it (see mfl_site_worker_eval's header). */
-static int s_eval_search(mfl_site_worker_t *self, const mfl_eval_task_t *task,
-                         const float *theta, size_t n_theta, mfl_site_eval_result_t *out,
-                         char *err, size_t errlen)
+/* Per-site adaptation for a metric method or an episodic head (whose
+ * evaluation is not one support set to cross-validate): the (steps, rate)
+ * with the best accuracy on the validation rows, then the evaluation with
+ * it (see mfl_site_worker_eval's header). */
+static int s_eval_search_holdout(mfl_site_worker_t *self, const mfl_eval_task_t *task,
+                                 const float *theta, size_t n_theta,
+                                 mfl_site_eval_result_t *out, char *err, size_t errlen)
 {
     static const uint32_t steps[] = MFL_SITE_ADAPT_STEPS;
     static const float rates[] = MFL_SITE_ADAPT_RATES;
@@ -273,12 +275,59 @@ static int s_eval_search(mfl_site_worker_t *self, const mfl_eval_task_t *task,
     return rc;
 }
 
+/* Per-site adaptation of a gradient method: (steps, rate) chosen by
+ * cross-validation on the very support cases the evaluation adapts on
+ * (site_adapt_search.c), then the evaluation with it. */
+static int s_eval_search(mfl_site_worker_t *self, const mfl_eval_task_t *task,
+                         const float *theta, size_t n_theta, mfl_site_eval_result_t *out,
+                         char *err, size_t errlen)
+{
+    if (self->policy.mode != MFL_PRIVACY_MODE_NONE && !self->policy.allow_unnoised_stats)
+        return s_eval(self, task, theta, n_theta, out, err, errlen); /* declines, says why */
+    if (mfl_site_worker_prepare(self, &task->algorithm, task->model_spec, n_theta, err, errlen))
+        return -1;
+    if (self->learner_config.algo >= MFL_ALGO_PROTONET ||
+        mfl_algo_episodic_head(self->learner_config.algo, self->learner_config.loss,
+                               mfl_learner_n_outputs(self->learner), self->train->n_classes))
+        return s_eval_search_holdout(self, task, theta, n_theta, out, err, errlen);
+    if (mfl_site_check_finite(theta, n_theta))
+        return mfl_errf(err, errlen, "eval round %u: θ contains NaN or Inf", task->round), -1;
+    /* The same k cases s_eval will adapt on. */
+    mfl_rng_t rng;
+    mfl_rng_seed(&rng, S_EVAL_SEED, mfl_site_worker_stream(self->site, 0));
+    size_t k = self->opts.eval_support ? self->opts.eval_support : task->algorithm.k_shot;
+    mfl_dataset_t *support = mfl_site_support(self->train, k, &rng);
+    if (!support)
+        return mfl_errf(err, errlen, "out of memory choosing the support set"), -1;
+    mfl_site_adapt_choice_t ch;
+    int rc = mfl_site_adapt_search(self, theta, support, task->selection.validation_seed,
+                                   task->selection.validation_fraction, &ch, err, errlen);
+    mfl_dataset_destroy(&support);
+    if (rc != 0)
+        return -1;
+    mfl_eval_task_t t = *task;
+    t.selection.adapt_search = false;
+    t.adapt_steps = ch.steps;
+    t.adapt_lr = ch.lr;
+    rc = s_eval(self, &t, theta, n_theta, out, err, errlen);
+    if (rc == 0) {
+        out->adapt_steps_used = ch.steps;
+        out->adapt_lr_used = ch.lr;
+        mfl_info("site %s: adaptation chosen by %zu-fold cross-validation on its %zu support "
+                 "cases (%zu settings scored): %u steps at rate %g, held-out loss %.4g",
+                 self->site, ch.folds, out->n_support, ch.tried, ch.steps, (double)ch.lr,
+                 ch.loss);
+    }
+    return rc;
+}
+
 int mfl_site_worker_eval(mfl_site_worker_t *self, const mfl_eval_task_t *task,
                          const float *theta, size_t n_theta, mfl_site_eval_result_t *out,
                          char *err, size_t errlen)
 {
     if (!task || !theta || !out)
         return mfl_errf(err, errlen, "eval: missing task, θ or result"), -1;
+    mfl_site_worker_drop_update_pages(self);
     memset(out, 0, sizeof(*out));
     out->value_adapted = out->value_before = out->value_local = NAN;
     out->value_best_arm = out->value_given = NAN;

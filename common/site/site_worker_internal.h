@@ -40,6 +40,9 @@ struct mfl_site_worker {
     uint8_t *header; /* last packed UpdateHeader */
     size_t header_len;
     uint8_t *hashes; /* n_tensors × 32 */
+    uint8_t *chunk_hashes;      /* a chunked round's chunk hashes (n_chunks × 32) */
+    size_t n_chunks, cap_chunks;
+    uint64_t chunk_values;      /* the last round's chunk size (0: one message) */
 
     bool has_audit_head;     /* the site's audit log head, signed into the next header */
     uint64_t audit_seq;
@@ -108,10 +111,56 @@ int mfl_site_worker_eval_ways(mfl_site_worker_t *self, size_t support_cases, siz
                               const float *theta, mfl_site_eval_result_t *out, char *err,
                               size_t errlen);
 
+/* The hospital's k labelled cases from `train` (site_worker_eval.c): a
+ * seeded shuffle, the first k (all rows if k is 0 or too large), every
+ * class present when k allows. NULL on OOM. */
+mfl_dataset_t *mfl_site_support(const mfl_dataset_t *train, size_t k, mfl_rng_t *rng);
+
+/* Per-site adaptation by cross-validation (site_adapt_search.c). */
+#define MFL_SITE_ADAPT_MAX_FOLDS 10
+typedef struct {
+    uint32_t steps; /* chosen: 0 = θ as received */
+    float lr;
+    double loss;    /* its mean held-out-fold loss */
+    size_t folds;   /* K */
+    size_t tried;   /* (steps, rate) pairs scored (early stopping skips some) */
+} mfl_site_adapt_choice_t;
+
+/* Folds for a validation fraction f: round(1/f), at least 2, at most
+ * MFL_SITE_ADAPT_MAX_FOLDS and n_support; 0 when n_support < 2. */
+size_t mfl_site_adapt_folds(double validation_fraction, size_t n_support);
+
+/* Chooses (steps, rate) from MFL_SITE_ADAPT_STEPS × MFL_SITE_ADAPT_RATES
+ * by K-fold cross-validation on `support` (K = mfl_site_adapt_folds,
+ * stratified folds seeded by (seed, site)): for each rate, every fold's θ
+ * follows one SGD trajectory on the other folds and is scored (loss) on
+ * its own fold at each step count; the lowest mean loss wins (ties: fewer
+ * steps, then the lower rate); a rate stops early once its mean loss has
+ * not improved at 2 checkpoints in a row, or when it diverges.
+ * The learner must be prepared for θ. 0, or -1 + err (fewer than 2
+ * support cases, OOM, every rate diverged). */
+int mfl_site_adapt_search(mfl_site_worker_t *self, const float *theta,
+                          const mfl_dataset_t *support, uint64_t seed, double fraction,
+                          mfl_site_adapt_choice_t *out, char *err, size_t errlen);
+
+/* The mean held-out-fold loss of one setting, adapted from θ afresh on
+ * the same folds as mfl_site_adapt_search (NAN if it diverges): what the
+ * search's trajectories must agree with. 0, or -1 + err. */
+int mfl_site_adapt_cv_loss(mfl_site_worker_t *self, const float *theta,
+                           const mfl_dataset_t *support, uint64_t seed, double fraction,
+                           uint32_t steps, float lr, double *loss, char *err, size_t errlen);
+
 /* 0 if all n values are finite, else -1. */
 int mfl_site_check_finite(const float *v, size_t n);
 
 /* L2 norm in double precision. */
 double mfl_site_l2(const float *v, size_t n);
+
+/* From this many parameters (Δ of 32 MiB) the worker gives Δ's pages (and
+ * an encoded copy's) back to the kernel when an evaluation starts: the
+ * last update is sent or moot by then, and the evaluation's own buffers
+ * need the room (issue 17, site memory). */
+#define MFL_SITE_DROP_PAGES_PARAMS ((size_t)1 << 23)
+void mfl_site_worker_drop_update_pages(mfl_site_worker_t *self);
 
 #endif

@@ -142,12 +142,64 @@ static int s_encode_delta(mfl_site_worker_t *self, const mfl_round_task_t *task,
 /* BLAKE2b-256 of each learner tensor's bytes as they travel: float32
  * (little-endian on every target we build for; see the static check
  * below), or the encoded bytes of a lossy round. */
-static int s_hash_tensors(mfl_site_worker_t *self, size_t n_tensors)
+/* Tensor t's bytes as they travel (float32 or encoded) and their size. */
+static const uint8_t *s_wire_bytes(const mfl_site_worker_t *self, const mfl_tensor_info_t *ti,
+                                   size_t *bytes)
+{
+    if (self->encoding == MFL_QUANT_FP32) {
+        *bytes = ti->count * sizeof(float);
+        return (const uint8_t *)(self->delta + ti->offset);
+    }
+    mfl_quant_kind_t k = (mfl_quant_kind_t)self->encoding;
+    *bytes = mfl_quant_bytes(k, ti->count);
+    return self->encoded + mfl_quant_bytes(k, ti->offset);
+}
+
+/* A chunked round (docs/WIRE.md "Chunked uploads"): the hash of each chunk
+ * of chunk_values values, and each tensor's hash over its chunks' hashes.
+ * One pass over the bytes, as for a whole tensor. */
+static int s_hash_chunks(mfl_site_worker_t *self, size_t n_tensors, uint64_t cv)
+{
+    size_t n = 0;
+    for (size_t t = 0; t < n_tensors; t++)
+        n += (size_t)mfl_chunk_count(mfl_learner_tensor(self->learner, t)->count, cv);
+    if (n > self->cap_chunks) {
+        uint8_t *c = realloc(self->chunk_hashes, n * MFL_SITE_HASH_BYTES);
+        if (!c)
+            return -1;
+        self->chunk_hashes = c;
+        self->cap_chunks = n;
+    }
+    size_t elem = self->encoding == MFL_QUANT_FP32
+                      ? sizeof(float)
+                      : mfl_quant_bytes((mfl_quant_kind_t)self->encoding, 1);
+    size_t at = 0;
+    for (size_t t = 0; t < n_tensors; t++) {
+        const mfl_tensor_info_t *ti = mfl_learner_tensor(self->learner, t);
+        size_t bytes, first = at;
+        const uint8_t *p = s_wire_bytes(self, ti, &bytes);
+        for (size_t off = 0; off < bytes; off += (size_t)cv * elem, at++) {
+            size_t len = bytes - off < (size_t)cv * elem ? bytes - off : (size_t)cv * elem;
+            crypto_generichash(self->chunk_hashes + at * MFL_SITE_HASH_BYTES,
+                               MFL_SITE_HASH_BYTES, p + off, len, NULL, 0);
+        }
+        mfl_chunk_tensor_hash(self->chunk_hashes + first * MFL_SITE_HASH_BYTES, at - first,
+                              self->hashes + t * MFL_SITE_HASH_BYTES);
+    }
+    self->n_chunks = n;
+    return 0;
+}
+
+static int s_hash_tensors(mfl_site_worker_t *self, size_t n_tensors, uint64_t chunk_values)
 {
     uint8_t *h = realloc(self->hashes, (n_tensors ? n_tensors : 1) * MFL_SITE_HASH_BYTES);
     if (!h)
         return -1;
     self->hashes = h;
+    self->chunk_values = chunk_values;
+    self->n_chunks = 0;
+    if (chunk_values)
+        return s_hash_chunks(self, n_tensors, chunk_values);
     for (size_t t = 0; t < n_tensors; t++) {
         const mfl_tensor_info_t *ti = mfl_learner_tensor(self->learner, t);
         if (self->encoding == MFL_QUANT_FP32) {
@@ -169,7 +221,7 @@ static int s_build_header(mfl_site_worker_t *self, const mfl_round_task_t *task,
                           char *err, size_t errlen)
 {
     size_t nt = mfl_learner_n_tensors(self->learner);
-    if (s_hash_tensors(self, nt))
+    if (s_hash_tensors(self, nt, task->upload_chunk_values))
         return mfl_errf(err, errlen, "out of memory hashing Δ"), -1;
     /* With DP on, every statistic is noised-and-accounted or not sent
      * (docs/PRIVACY.md lists every field). "Not sent" is explicit: the field
@@ -211,6 +263,7 @@ static int s_build_header(mfl_site_worker_t *self, const mfl_round_task_t *task,
     hdr.privacy.delta = plan->delta;
     hdr.privacy.stats_withheld = withhold;
     hdr.delta_norm = out->delta_norm;
+    hdr.chunk_values = task->upload_chunk_values;
     if (self->has_audit_head) {
         hdr.has_audit_head = true;
         hdr.audit_seq = self->audit_seq;
@@ -346,6 +399,9 @@ static int s_finish_round(mfl_site_worker_t *self, const mfl_round_task_t *task,
     if (s_build_header(self, task, out, &plan, err, errlen))
         return -1;
     out->tensor_hashes = self->hashes;
+    out->chunk_values = self->chunk_values;
+    out->chunk_hashes = self->chunk_values ? self->chunk_hashes : NULL;
+    out->n_chunks = self->n_chunks;
     out->header = self->header;
     out->header_len = self->header_len;
     if (self->sign_sk) {

@@ -484,7 +484,11 @@ static int s_decode_envelope(mfl_msg_t *self, const mfl_wire_limits_t *limits, i
     bool secagg_kind = env->kind >= METAFL__MESSAGE_KIND__SECAGG_KEYS &&
                        env->kind <= METAFL__MESSAGE_KIND__SECAGG_END &&
                        (int)env->body_case == (int)env->kind + 8;
-    if (!plain_kind && !secagg_kind)
+    /* kind + 10 for chunked uploads' 44-45 */
+    bool chunk_kind = env->kind >= METAFL__MESSAGE_KIND__UPDATE_BEGIN &&
+                      env->kind <= METAFL__MESSAGE_KIND__UPDATE_CHUNK &&
+                      (int)env->body_case == (int)env->kind + 10;
+    if (!plain_kind && !secagg_kind && !chunk_kind)
         return s_refuse(reason, R_BAD, err, errlen,
                         "message kind %d does not match its body (%d)", (int)env->kind,
                         (int)env->body_case);

@@ -521,7 +521,18 @@ static int s_check(mfl_server_t *self, mfl_msg_t *msg, char *err, size_t errlen)
     case METAFL__MESSAGE_KIND__SITE_FAILURE:
         claimed = env->site_failure->site;
         break;
-    case METAFL__MESSAGE_KIND__UPDATE: {
+    case METAFL__MESSAGE_KIND__UPDATE:
+    case METAFL__MESSAGE_KIND__UPDATE_BEGIN: {
+        /* A chunked upload's begin carries no tensors: its signature is
+         * checked here, its chunk hashes against the signed tensor hashes
+         * by the coordinator (upload_spool.h), each chunk as it comes. */
+        bool begin = env->kind == METAFL__MESSAGE_KIND__UPDATE_BEGIN;
+        const Metafl__Update *upd = begin ? env->update_begin->update : env->update;
+        if (begin && (msg->n_tensors || !upd)) {
+            mfl_errf(err, errlen, "site %s: an UpdateBegin %s", msg->site,
+                     upd ? "carries tensors" : "without its signed update");
+            return METAFL__REJECT_REASON__REJECT_BAD_MESSAGE;
+        }
         mfl_public_key_t key;
         pthread_mutex_lock(&self->lock);
         const mfl_public_key_t *k = mfl_allow_list_find_name(self->allow, msg->site);
@@ -533,10 +544,17 @@ static int s_check(mfl_server_t *self, mfl_msg_t *msg, char *err, size_t errlen)
             return METAFL__REJECT_REASON__REJECT_SIGNATURE;
         }
         int reason = 0;
-        msg->update_header = mfl_update_verify(env->update, &key, msg->tensors, msg->n_tensors,
-                                               &reason, err, errlen);
+        msg->update_header = mfl_update_verify(upd, &key, begin ? NULL : msg->tensors,
+                                               msg->n_tensors, &reason, err, errlen);
         return msg->update_header ? 0 : reason;
     }
+    case METAFL__MESSAGE_KIND__UPDATE_CHUNK: /* checked against its begin by the coordinator */
+        if (msg->n_tensors != 1) {
+            mfl_errf(err, errlen, "site %s: an UpdateChunk with %zu tensors (one expected)",
+                     msg->site, msg->n_tensors);
+            return METAFL__REJECT_REASON__REJECT_BAD_MESSAGE;
+        }
+        return 0;
     case METAFL__MESSAGE_KIND__HEARTBEAT:
     case METAFL__MESSAGE_KIND__UPLOAD_READY: /* names no site: the connection's is used */
     /* secure aggregation, site → coordinator: the connection's site is the

@@ -112,3 +112,27 @@ int mfl_task_algorithm_to_learner(const mfl_task_algorithm_t *spec, const char *
     return 0;
 }
 
+
+uint64_t mfl_chunk_count(uint64_t count, uint64_t chunk_values)
+{
+    return chunk_values ? count / chunk_values + (count % chunk_values != 0) : 0;
+}
+
+void mfl_chunk_tensor_hash(const uint8_t *hashes, size_t k, uint8_t out[MFL_TASK_HASH_BYTES])
+{
+    crypto_generichash(out, MFL_TASK_HASH_BYTES, hashes, k * MFL_TASK_HASH_BYTES, NULL, 0);
+}
+
+void mfl_chunked_bytes_hash(const uint8_t *bytes, size_t len, size_t chunk_bytes,
+                            uint8_t out[MFL_TASK_HASH_BYTES])
+{
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, MFL_TASK_HASH_BYTES);
+    for (size_t off = 0; chunk_bytes && off < len; off += chunk_bytes) {
+        uint8_t h[MFL_TASK_HASH_BYTES];
+        size_t n = len - off < chunk_bytes ? len - off : chunk_bytes;
+        crypto_generichash(h, sizeof h, bytes + off, n, NULL, 0);
+        crypto_generichash_update(&st, h, sizeof h);
+    }
+    crypto_generichash_final(&st, out, MFL_TASK_HASH_BYTES);
+}

@@ -51,6 +51,8 @@ typedef enum {
     MFL_REJECT_SECAGG_MALFORMED = 33,  /* bad index, list or share box */
     MFL_REJECT_SECAGG_SHARES = 34,     /* shares that do not reconstruct */
     MFL_REJECT_SECAGG_REFUSED = 35,    /* (site) an unmask request an honest site refuses */
+    MFL_REJECT_CHUNK = 54,             /* chunked upload: chunk out of order, repeated,
+                                          unannounced, wrong size; upload unfinished */
 } mfl_reject_t;
 
 /* Kinds of message: Metafl MessageKind's values (checked by the codec). */
@@ -76,6 +78,8 @@ typedef enum {
     MFL_MSG_SECAGG_UNMASK = 25,
     MFL_MSG_SECAGG_REVEALS = 26,
     MFL_MSG_SECAGG_END = 27,
+    MFL_MSG_UPDATE_BEGIN = 44, /* chunked upload: signed update + chunk hashes */
+    MFL_MSG_UPDATE_CHUNK = 45, /* chunked upload: one chunk of one tensor */
 } mfl_msg_kind_t;
 
 /* The protocol's name of a reject reason, e.g. "REJECT_HASH"; never NULL
@@ -147,6 +151,10 @@ typedef struct {
     uint8_t audit_head_sig[64];
     char audit_writer[MFL_TASK_SITE_MAX + 1];
     uint32_t update_encoding;              /* fed/quant.h kind the update must travel as */
+    /* > 0: send the update in chunks of this many values per tensor
+     * (docs/WIRE.md "Chunked uploads"); 0: as one Update. Decoded only
+     * within [MFL_CHUNK_VALUES_MIN, MFL_CHUNK_VALUES_MAX]. */
+    uint64_t upload_chunk_values;
     mfl_task_selection_t selection;
     /* RoundTask.secagg: this round is securely summed (docs/SECAGG.md);
      * the site runs the protocol instead of sending an Update. */
@@ -244,7 +252,33 @@ typedef struct {
      * nothing itself, decode refuses a header that lists a field and also
      * gives it a value. */
     uint32_t not_sent;
+    /* > 0: the update travels in chunks of this many values per tensor,
+     * and each signed tensor hash is BLAKE2b-256 of its chunks' hashes
+     * (mfl_chunk_tensor_hash). 0: one message, plain tensor hashes. */
+    uint64_t chunk_values;
 } mfl_update_header_t;
+
+/* Chunked uploads (docs/WIRE.md "Chunked uploads"): the values per chunk
+ * a task may ask for (a site refuses a task outside this range: tiny
+ * chunks would be a flood of messages, huge ones one big message again). */
+#define MFL_CHUNK_VALUES_MIN 1024u
+#define MFL_CHUNK_VALUES_MAX (64u << 20)
+/* Chunks one update may have (UpdateBegin.chunk_hashes). */
+#define MFL_CHUNKS_MAX 65536u
+
+/* Chunks of a tensor of `count` values at `chunk_values` per chunk:
+ * ceil(count / chunk_values) (0 for an empty tensor). */
+uint64_t mfl_chunk_count(uint64_t count, uint64_t chunk_values);
+
+/* A chunked tensor's signed hash: BLAKE2b-256 of its k chunk hashes
+ * hashes[32·j ..] concatenated in order. Thread-safe. */
+void mfl_chunk_tensor_hash(const uint8_t *hashes, size_t k, uint8_t out[MFL_TASK_HASH_BYTES]);
+
+/* The same from the tensor's bytes as they travel (len bytes, cut into
+ * chunks of chunk_bytes): what a receiver or simulate checks a chunked
+ * update's signed tensor hash against. Thread-safe. */
+void mfl_chunked_bytes_hash(const uint8_t *bytes, size_t len, size_t chunk_bytes,
+                            uint8_t out[MFL_TASK_HASH_BYTES]);
 
 /* Bits of mfl_update_header_t.not_sent (UpdateStat in metafl.proto). */
 #define MFL_STAT_N_SAMPLES (1u << 1)

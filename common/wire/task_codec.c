@@ -35,6 +35,7 @@ S_SAME(SECAGG_LENGTH);
 S_SAME(SECAGG_MALFORMED);
 S_SAME(SECAGG_SHARES);
 S_SAME(SECAGG_REFUSED);
+S_SAME(CHUNK);
 
 #define S_SAME_KIND(x) _Static_assert((int)MFL_MSG_##x == (int)METAFL__MESSAGE_KIND__##x, \
                                       "MFL_MSG_" #x " differs from the protocol")
@@ -58,6 +59,8 @@ S_SAME_KIND(SECAGG_SIGNOFF);
 S_SAME_KIND(SECAGG_UNMASK);
 S_SAME_KIND(SECAGG_REVEALS);
 S_SAME_KIND(SECAGG_END);
+S_SAME_KIND(UPDATE_BEGIN);
+S_SAME_KIND(UPDATE_CHUNK);
 
 /* Copies a protobuf string (NULL = "") into dst[cap]; -1 with err naming
  * `field` if it does not fit. */
@@ -190,6 +193,7 @@ void mfl_round_task_to_msg(const mfl_round_task_t *t, mfl_round_task_msg_t *out)
         out->msg.audit_writer = (char *)t->audit_writer;
     }
     out->msg.update_encoding = t->update_encoding;
+    out->msg.upload_chunk_values = t->upload_chunk_values;
     out->msg.selection_candidate = t->selection.candidate;
     out->msg.validation_fraction = t->selection.validation_fraction;
     out->msg.validation_seed = t->selection.validation_seed;
@@ -275,6 +279,13 @@ int mfl_round_task_from_msg(const Metafl__RoundTask *m, mfl_round_task_t *t, cha
         snprintf(t->audit_writer, sizeof t->audit_writer, "%s", m->audit_writer);
     }
     t->update_encoding = m->update_encoding;
+    if (m->upload_chunk_values &&
+        (m->upload_chunk_values < MFL_CHUNK_VALUES_MIN ||
+         m->upload_chunk_values > MFL_CHUNK_VALUES_MAX))
+        return mfl_errf(err, errlen, "upload_chunk_values %llu outside [%u, %u]",
+                        (unsigned long long)m->upload_chunk_values, MFL_CHUNK_VALUES_MIN,
+                        MFL_CHUNK_VALUES_MAX), -1;
+    t->upload_chunk_values = m->upload_chunk_values;
     if (m->secagg && s_secagg_setup(m->secagg, t, err, errlen) < 0)
         return -1;
     return s_selection_from_msg(m->selection_candidate, m->validation_fraction,
@@ -486,6 +497,7 @@ int mfl_update_header_from_msg(const Metafl__UpdateHeader *m, mfl_update_header_
         h->audit_seq = m->audit_seq;
         memcpy(h->audit_head, m->audit_head.data, MFL_TASK_HASH_BYTES);
     }
+    h->chunk_values = m->chunk_values;
     return 0;
 }
 
@@ -549,6 +561,7 @@ int mfl_update_header_encode(const mfl_update_header_t *h, const uint8_t *hashes
         m.audit_seq = h->audit_seq;
         m.audit_head = s_bin(h->audit_head, sizeof h->audit_head);
     }
+    m.chunk_values = h->chunk_values;
     size_t n = metafl__update_header__get_packed_size(&m);
     uint8_t *b = realloc(*buf, n ? n : 1);
     if (!b) {

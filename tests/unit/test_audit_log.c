@@ -804,6 +804,53 @@ static void test_deferred_sync_can_be_switched_back(void **state)
     assert_int_equal(rep.n_records, 3);
 }
 
+/* A lazy append (what a site does for its peer_head records; any kind
+ * behaves the same) is in the file at once and in the
+ * writer's own head, but the signed head (the durable chain, what the
+ * coordinator hands out) moves past it only when a synced append or a sync
+ * makes it durable: then one sync covers both lines. */
+static void test_lazy_append_is_written_at_once_and_synced_by_the_next(void **state)
+{
+    (void)state;
+    char path[300], err[512];
+    mfl_audit_t *log = s_open_fresh(path, "lazy.audit"); /* record 1: log_opened */
+    static mfl_audit_record_t rec;
+    uint64_t seq;
+    uint8_t head[32], sig[64], written[32];
+    mfl_audit_signed_head(log, &seq, head, sig);
+    assert_int_equal(seq, 1);
+    mfl_audit_record_init(&rec, MFL_AUDIT_ROUND_OPENED, 1, NULL);
+    assert_int_equal(mfl_audit_append_lazy(log, &rec, NULL, err, sizeof err), 0);
+    /* written: readers and the writer's own count and head see it */
+    assert_int_equal(s_records_on_file(path), 2);
+    assert_int_equal(mfl_audit_count(log), 2);
+    mfl_audit_head(log, written);
+    /* not yet durable: the signed head still names record 1 */
+    mfl_audit_signed_head(log, &seq, head, sig);
+    assert_int_equal(seq, 1);
+    assert_memory_not_equal(head, written, 32);
+    /* the next (synced) append makes both durable */
+    s_accepted(&rec, 1, 1, 0);
+    assert_int_equal(mfl_audit_append(log, &rec, NULL, err, sizeof err), 0);
+    mfl_audit_signed_head(log, &seq, head, sig);
+    assert_int_equal(seq, 3);
+    assert_int_equal(mfl_audit_head_verify(s_ids[0].pk, seq, head, sig), 0);
+    /* a lazy line alone is synced by mfl_audit_sync (and by destroy) */
+    mfl_audit_record_init(&rec, MFL_AUDIT_ROUND_OPENED, 2, NULL);
+    assert_int_equal(mfl_audit_append_lazy(log, &rec, NULL, err, sizeof err), 0);
+    mfl_audit_signed_head(log, &seq, head, sig);
+    assert_int_equal(seq, 3);
+    assert_int_equal(mfl_audit_sync(log, err, sizeof err), 0);
+    mfl_audit_signed_head(log, &seq, head, sig);
+    assert_int_equal(seq, 4);
+    mfl_audit_head(log, written);
+    assert_memory_equal(head, written, 32);
+    mfl_audit_destroy(&log);
+    mfl_audit_report_t rep;
+    assert_int_equal(mfl_audit_verify_with(path, s_keys, NULL, &rep), 0);
+    assert_int_equal(rep.n_records, 4);
+}
+
 /* Secure aggregation: both sides record each masked input's hash; the
  * cross-check matches them by (round, nonce, site) and names a difference. */
 static void s_masked(mfl_audit_t *log, uint64_t round, const char *site, uint8_t fill)
@@ -882,6 +929,7 @@ int main(void)
         cmocka_unit_test(test_run_aborted_record_round_trips),
         cmocka_unit_test(test_deferred_sync_appends_are_visible_before_sync),
         cmocka_unit_test(test_deferred_sync_can_be_switched_back),
+        cmocka_unit_test(test_lazy_append_is_written_at_once_and_synced_by_the_next),
         cmocka_unit_test(test_peer_heads_name_a_truncated_or_forked_log),
         cmocka_unit_test(test_cross_check_matches_masked_input_hashes),
     };

@@ -247,6 +247,12 @@ static void test_documented_example_loads(void **state)
     /* limits.max_message_bytes unset: it follows the model (issue 17) */
     assert_false(c.max_message_bytes_set);
     assert_int_equal(mfl_coord_config_message_bytes(&c, 1000), 256u << 20);
+    /* chunked uploads on (the default, limits.chunked_upload_bytes 16 MiB):
+     * no site message grows with the model (docs/WIRE.md "Chunked uploads") */
+    assert_int_equal(c.chunked_upload_bytes, 16u << 20);
+    assert_int_equal(c.upload_chunk_bytes, 1u << 20);
+    assert_int_equal(mfl_coord_config_message_bytes(&c, 100000000), 256u << 20);
+    c.chunked_upload_bytes = 0; /* off: every update is one message */
     assert_int_equal(mfl_coord_config_message_bytes(&c, 100000000), 400000000u + (1u << 20));
     c.max_message_bytes_set = true; /* set by hand: kept as given */
     assert_int_equal(mfl_coord_config_message_bytes(&c, 100000000), 256u << 20);

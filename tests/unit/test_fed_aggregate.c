@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "core/rng.h"
@@ -351,6 +352,78 @@ static void test_mean_in_place_matches_and_spends_the_sums(void **state)
     }
 }
 
+/* A reader over one flat update (fed/aggregate.h mfl_aggregate_read_fn);
+ * fail_at: a read touching this offset or beyond fails (SIZE_MAX: never). */
+typedef struct {
+    const float *v;
+    size_t fail_at;
+    int reads;
+} s_reader_t;
+
+static int s_read(void *ctx, size_t offset, float *out, size_t n, char *err, size_t errlen)
+{
+    s_reader_t *r = ctx;
+    r->reads++;
+    if (offset + n > r->fail_at) {
+        snprintf(err, errlen, "disk gone");
+        return -1;
+    }
+    memcpy(out, r->v + offset, n * sizeof(float));
+    return 0;
+}
+
+static void test_read_folds_like_the_flat_update(void **state)
+{
+    (void)state;
+    s_make_updates();
+    size_t order[K];
+    for (int i = 0; i < K; i++)
+        order[i] = (size_t)i;
+    static float flat[P], got[P];
+    s_mean_in_order(order, flat);
+    mfl_aggregate_t *a = mfl_aggregate_new(P);
+    assert_non_null(a);
+    char err[256];
+    float buf[77]; /* blocks that do not divide P */
+    for (int k = 0; k < K; k++) {
+        s_reader_t r = {s_delta[k], SIZE_MAX, 0};
+        assert_int_equal(mfl_aggregate_add_read(a, s_read, &r, buf, 77, s_weight[k], err,
+                                                sizeof err), 0);
+        assert_int_equal(r.reads, (P + 76) / 77);
+    }
+    assert_int_equal(mfl_aggregate_mean(a, got), 0);
+    assert_memory_equal(got, flat, sizeof flat);
+
+    /* NaN late in the update: refused, and nothing of it remains. */
+    static float bad[P];
+    memcpy(bad, s_delta[0], sizeof bad);
+    bad[950] = NAN;
+    s_reader_t rb = {bad, SIZE_MAX, 0};
+    assert_int_equal(mfl_aggregate_add_read(a, s_read, &rb, buf, 77, 5.0, err, sizeof err), -1);
+    assert_non_null(strstr(err, "delta[950] is NaN"));
+    assert_int_equal(mfl_aggregate_count(a), K);
+    assert_int_equal(mfl_aggregate_mean(a, got), 0);
+    assert_memory_equal(got, flat, sizeof flat);
+
+    /* A read failing half way: refused, the blocks folded before are out. */
+    s_reader_t rf = {s_delta[1], 500, 0};
+    assert_int_equal(mfl_aggregate_add_read(a, s_read, &rf, buf, 77, 2.0, err, sizeof err), -1);
+    assert_non_null(strstr(err, "disk gone"));
+    assert_int_equal(mfl_aggregate_count(a), K);
+    assert_int_equal(mfl_aggregate_mean(a, got), 0);
+    assert_memory_equal(got, flat, sizeof flat);
+
+    /* Added, then taken back (an audit record that could not be written). */
+    s_reader_t r2 = {s_delta[2], SIZE_MAX, 0};
+    assert_int_equal(mfl_aggregate_add_read(a, s_read, &r2, buf, 77, 3.0, err, sizeof err), 0);
+    assert_int_equal(mfl_aggregate_count(a), K + 1);
+    assert_int_equal(mfl_aggregate_remove_read(a, s_read, &r2, buf, 77, 3.0), 0);
+    assert_int_equal(mfl_aggregate_count(a), K);
+    assert_int_equal(mfl_aggregate_mean(a, got), 0);
+    assert_memory_equal(got, flat, sizeof flat);
+    mfl_aggregate_destroy(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -363,6 +436,7 @@ int main(void)
         cmocka_unit_test(test_reset_and_empty_mean),
         cmocka_unit_test(test_parts_fold_like_the_flat_update),
         cmocka_unit_test(test_mean_in_place_matches_and_spends_the_sums),
+        cmocka_unit_test(test_read_folds_like_the_flat_update),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -219,6 +219,142 @@ static void test_known_bits_for_a_fixed_seed(void **state)
     assert_memory_equal(&scale, &want_scale, 4);
 }
 
+/* The per-element definitions the encoders are held to: one draw of
+ * mfl_rng_uniform_double per element in order, mfl_quant_f32_to_f16 for a
+ * half, floor(v / s) + [u < frac] clamped to ±127 for int8 (the encoders
+ * compute in blocks, vectorised; they must write the same bytes). */
+static void s_ref_fp16(const float *x, size_t n, float *res, mfl_rng_t *r, uint16_t *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        float v = res ? x[i] + res[i] : x[i];
+        out[i] = mfl_quant_f32_to_f16(v, mfl_rng_uniform_double(r));
+        if (res)
+            res[i] = v - mfl_quant_f16_to_f32(out[i]);
+    }
+}
+
+static void s_ref_int8(const float *x, size_t n, float *res, mfl_rng_t *r, int8_t *out,
+                       float *scale)
+{
+    float maxabs = 0;
+    for (size_t i = 0; i < n; i++) {
+        float v = res ? x[i] + res[i] : x[i];
+        if (fabsf(v) > maxabs)
+            maxabs = fabsf(v);
+    }
+    float s = maxabs / 127.0f;
+    *scale = s;
+    for (size_t i = 0; i < n; i++) {
+        float v = res ? x[i] + res[i] : x[i];
+        double u = mfl_rng_uniform_double(r);
+        int code = 0;
+        if (s > 0) {
+            double q = (double)v / (double)s;
+            double fl = floor(q);
+            code = (int)fl + (u < q - fl ? 1 : 0);
+            code = code > 127 ? 127 : code < -127 ? -127 : code;
+        }
+        out[i] = (int8_t)code;
+        if (res)
+            res[i] = v - (float)out[i] * s;
+    }
+}
+
+/* Inputs over every path: half normals and subnormals, float subnormals,
+ * zeros of both signs, half codes exactly, values past ±65504, a length
+ * that is not a whole number of blocks. */
+static float *s_edge_values(size_t n, uint64_t seed)
+{
+    float *x = malloc(n * sizeof *x);
+    mfl_rng_t g;
+    mfl_rng_seed(&g, seed, 5);
+    for (size_t i = 0; i < n; i++) {
+        float r = mfl_rng_normal(&g);
+        switch (i % 9) {
+        case 0: x[i] = r; break;
+        case 1: x[i] = 1e-6f * r; break;          /* half subnormals */
+        case 2: x[i] = 1e-9f * r; break;          /* below the smallest half */
+        case 3: x[i] = 1e-40f * r; break;         /* float subnormals */
+        case 4: x[i] = (i & 16) ? -0.0f : 0.0f; break;
+        case 5: x[i] = mfl_quant_f16_to_f32((uint16_t)(mfl_rng_u64(&g) & 0x7bff)); break;
+        case 6: x[i] = 70000.0f * r; break;       /* often past ±65504 */
+        case 7: x[i] = 65504.0f * (r > 0 ? 1 : -1); break;
+        default: x[i] = 300.0f * r; break;
+        }
+    }
+    return x;
+}
+
+static void test_block_encoders_equal_the_per_element_definitions(void **state)
+{
+    (void)state;
+    const size_t ns[4] = {1, 255, 256, 3 * 256 + 77};
+    for (int k = 0; k < 4; k++) {
+        size_t n = ns[k];
+        float *x = s_edge_values(n, 100 + (uint64_t)k);
+        float *r1 = malloc(n * sizeof *r1), *r2 = malloc(n * sizeof *r2);
+        uint16_t *h1 = malloc(2 * n), *h2 = malloc(2 * n);
+        int8_t *c1 = malloc(n), *c2 = malloc(n);
+        for (int with_res = 0; with_res < 2; with_res++) {
+            for (size_t i = 0; i < n; i++) /* a residual that pushes some values over */
+                r1[i] = r2[i] = with_res ? 1e-3f * x[(i * 7) % n] : 0.0f;
+            mfl_rng_t g1, g2;
+            mfl_rng_seed(&g1, 9, MFL_QUANT_STREAM + (uint64_t)k);
+            g2 = g1;
+            assert_int_equal(mfl_quant_encode(MFL_QUANT_FP16, x, n, with_res ? r1 : NULL, &g1,
+                                              h1, &(float){0}), 0);
+            s_ref_fp16(x, n, with_res ? r2 : NULL, &g2, h2);
+            assert_memory_equal(h1, h2, 2 * n);
+            assert_memory_equal(r1, r2, n * sizeof *r1);
+            assert_true(mfl_rng_u64(&g1) == mfl_rng_u64(&g2)); /* one draw per element */
+            float s1, s2;
+            assert_int_equal(mfl_quant_encode(MFL_QUANT_INT8, x, n, with_res ? r1 : NULL, &g1,
+                                              c1, &s1), 0);
+            s_ref_int8(x, n, with_res ? r2 : NULL, &g2, c2, &s2);
+            assert_memory_equal(&s1, &s2, sizeof s1);
+            assert_memory_equal(c1, c2, n);
+            assert_memory_equal(r1, r2, n * sizeof *r1);
+            assert_true(mfl_rng_u64(&g1) == mfl_rng_u64(&g2));
+        }
+        /* all zeros: scale 0, codes 0, a draw per element all the same */
+        memset(x, 0, n * sizeof *x);
+        mfl_rng_t g1, g2;
+        mfl_rng_seed(&g1, 3, 4);
+        g2 = g1;
+        float s1 = 1, s2 = 1;
+        assert_int_equal(mfl_quant_encode(MFL_QUANT_INT8, x, n, NULL, &g1, c1, &s1), 0);
+        s_ref_int8(x, n, NULL, &g2, c2, &s2);
+        assert_true(s1 == 0 && s2 == 0);
+        assert_memory_equal(c1, c2, n);
+        assert_true(mfl_rng_u64(&g1) == mfl_rng_u64(&g2));
+        free(x);
+        free(r1);
+        free(r2);
+        free(h1);
+        free(h2);
+        free(c1);
+        free(c2);
+    }
+}
+
+/* The block decoder of halves equals mfl_quant_f16_to_f32 for every code,
+ * infinities and NaNs included (which only a hostile sender writes). */
+static void test_half_decode_equals_the_definition_for_every_code(void **state)
+{
+    (void)state;
+    uint16_t *h = malloc(65536 * sizeof *h);
+    float *y = malloc(65536 * sizeof *y);
+    for (uint32_t i = 0; i < 65536; i++)
+        h[i] = (uint16_t)i;
+    assert_int_equal(mfl_quant_decode(MFL_QUANT_FP16, h, 65536, 1.0f, y), 0);
+    for (uint32_t i = 0; i < 65536; i++) {
+        float want = mfl_quant_f16_to_f32((uint16_t)i);
+        assert_memory_equal(&y[i], &want, 4);
+    }
+    free(h);
+    free(y);
+}
+
 static void test_refuses_non_finite_input(void **state)
 {
     (void)state;
@@ -249,6 +385,8 @@ int main(void)
         cmocka_unit_test(test_error_feedback_accumulates),
         cmocka_unit_test(test_known_bits_for_a_fixed_seed),
         cmocka_unit_test(test_refuses_non_finite_input),
+        cmocka_unit_test(test_block_encoders_equal_the_per_element_definitions),
+        cmocka_unit_test(test_half_decode_equals_the_definition_for_every_code),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,322 @@
+/* `bench_heart explore [--split N]`: an exploration behind docs/BENCHMARKS.md
+ * 1(d), issue 16 item 2, not a benchmark row. For each seed it trains the
+ * selection's winner as `bench_heart select` does (X_NOSEL=1: the defaults
+ * without selection; X_CAND=k: default-grid candidate k, no selection),
+ * then, per site, adapts θ over a wide grid (steps 0-3000 × rates
+ * 0.01-3) and compares rules that choose (steps, rate) per site on
+ * training rows: accuracy or loss on a 20% validation part (current / wide
+ * grid), 5-fold cross-validated accuracy or loss, and the ensemble of the
+ * adapted and global predictions (probabilities averaged) chosen on the
+ * validation part or by CV. Rows marked ORACLE let the TEST rows choose
+ * the setting: an upper bound of the family for that θ, not a result.
+ * X_NOCV=1 skips the cross-validation (faster); X_VERBOSE=1 prints each
+ * choice. Mean ± std over seeds of the mean of four, then per site. */
+#ifndef MFL_BENCH_HEART_EXPLORE_H
+#define MFL_BENCH_HEART_EXPLORE_H
+
+#define X_NS 7
+#define X_NR 6
+static const int x_steps[X_NS] = {0, 10, 30, 100, 300, 1000, 3000};
+static const float x_rates[X_NR] = {0.01f, 0.03f, 0.1f, 0.3f, 1.0f, 3.0f};
+
+typedef struct {
+    double acc, loss;
+    bool ok;
+} x_m_t;
+
+static double x_acc(const float *p, const float *y, size_t n)
+{
+    size_t c = 0;
+    for (size_t i = 0; i < n; i++)
+        c += (p[i] >= 0.5f) == (y[i] > 0.5f);
+    return n ? (double)c / (double)n : NAN;
+}
+
+/* X_HEAD=1: adapt only the last layer (per-site head): one step at a
+ * time, the body put back to θ's after each (projected SGD). */
+static size_t x_head_from; /* offset of the head's first float; 0 = whole net */
+
+/* adapt θ on sup (steps, lr), score q; probs of class 1 into p (n q). */
+static int x_eval(mfl_learner_t *L, const float *theta, const mfl_dataset_t *sup,
+                  const mfl_dataset_t *q, int steps, float lr, float *p, x_m_t *m)
+{
+    char err[256];
+    mfl_eval_metrics_t em;
+    m->ok = false;
+    if (x_head_from && steps > 0) {
+        size_t ns = mfl_learner_n_state(L);
+        float *cur = malloc(ns * sizeof *cur), *nx = malloc(ns * sizeof *nx);
+        memcpy(cur, theta, ns * sizeof *cur);
+        int bad = 0;
+        for (int i = 0; i < steps && !bad; i++) {
+            bad = mfl_learner_evaluate(L, cur, sup, sup, 1, lr, nx, &em, err, sizeof err) != 0;
+            memcpy(cur + x_head_from, nx + x_head_from, (ns - x_head_from) * sizeof *cur);
+        }
+        int rc = bad ? -1
+                     : mfl_learner_evaluate(L, cur, sup, q, 0, lr, NULL, &em, err, sizeof err);
+        free(cur);
+        free(nx);
+        if (rc != 0)
+            return -1;
+    } else if (mfl_learner_evaluate(L, theta, sup, q, steps, lr, NULL, &em, err, sizeof err) !=
+               0)
+        return -1;
+    size_t n = 0, nw = 0;
+    const float *pr = mfl_learner_query_probs(L, &n, &nw);
+    if (!pr || n != q->n)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        p[i] = pr[2 * i + 1];
+    m->acc = em.accuracy;
+    m->loss = em.loss;
+    m->ok = isfinite(em.loss);
+    return 0;
+}
+
+static double x_ll(const float *p, const float *y, size_t n)
+{
+    double s = 0;
+    for (size_t i = 0; i < n; i++) {
+        double q = y[i] > 0.5f ? p[i] : 1 - p[i];
+        s -= log(q < 1e-7 ? 1e-7 : q);
+    }
+    return s / (double)n;
+}
+
+/* per site result of the experiment: test acc under several choosers */
+enum { XC_CUR, XC_CUR_WIDE, XC_LOSS_WIDE, XC_CV_ACC, XC_CV_LOSS, XC_ENS_CUR, XC_ENS_CV,
+       XC_ORACLE, XC_ORACLE_CUR, XC_GLOBAL, XC_ORACLE_ENS, XC_N };
+static const char *x_names[XC_N] = {
+    "val acc, current grid", "val acc, wide grid", "val loss, wide grid",
+    "cv5 acc (tie loss), wide", "cv5 loss, wide", "ens(adapt,global), val acc wide",
+    "ens, cv5 acc wide", "ORACLE test, wide grid", "ORACLE test, current grid",
+    "global as-is", "ORACLE test, ensemble wide"};
+
+static bool x_in_cur(int si, int ri)
+{
+    int s = x_steps[si];
+    float r = x_rates[ri];
+    bool cs = s == 0 || s == 10 || s == 30 || s == 100 || s == 300;
+    bool cr = r == 0.01f || r == 0.2f; /* 0.05 not in the wide grid: approx */
+    return cs && cr;
+}
+
+static int x_site(mfl_learner_t *L, const float *theta, const mfl_dataset_t *train,
+                  const mfl_dataset_t *test, const mfl_dataset_t *fit, const mfl_dataset_t *val,
+                  uint64_t seed, double out[XC_N])
+{
+    static x_m_t vm[X_NS][X_NR], tm[X_NS][X_NR], em[X_NS][X_NR];
+    static double cvacc[X_NS][X_NR], cvloss[X_NS][X_NR];
+    static float pv[4096], pt[4096], pt0[4096], pv0[4096], tmp[4096];
+    /* folds */
+    mfl_dataset_t *fa[5], *fb[5];
+    {
+        mfl_rng_t rng;
+        mfl_rng_seed(&rng, seed, 0xcf5);
+        size_t n = train->n;
+        size_t *idx = malloc(n * sizeof *idx);
+        for (size_t i = 0; i < n; i++)
+            idx[i] = i;
+        mfl_rng_shuffle(&rng, idx, n);
+        /* stratify: order by class keeping shuffle */
+        size_t *o = malloc(n * sizeof *o), k = 0;
+        for (int c = 0; c < 2; c++)
+            for (size_t i = 0; i < n; i++)
+                if ((train->y[idx[i]] > 0.5f) == (c == 1))
+                    o[k++] = idx[i];
+        for (int f = 0; f < 5; f++) {
+            size_t *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b), na = 0, nb = 0;
+            for (size_t i = 0; i < n; i++)
+                if ((int)(i % 5) == f)
+                    b[nb++] = o[i];
+                else
+                    a[na++] = o[i];
+            fa[f] = mfl_dataset_subset(train, a, na);
+            fb[f] = mfl_dataset_subset(train, b, nb);
+            fa[f]->n_classes = fb[f]->n_classes = 2;
+            free(a);
+            free(b);
+        }
+        free(idx);
+        free(o);
+    }
+    x_m_t g;
+    x_eval(L, theta, train, test, 0, 0.01f, pt0, &g);
+    x_eval(L, theta, fit, val, 0, 0.01f, pv0, &g);
+    for (int si = 0; si < X_NS; si++)
+        for (int ri = 0; ri < X_NR; ri++) {
+            if (x_steps[si] == 0 && ri > 0) {
+                vm[si][ri].ok = tm[si][ri].ok = em[si][ri].ok = false;
+                cvacc[si][ri] = NAN;
+                continue;
+            }
+            x_eval(L, theta, fit, val, x_steps[si], x_rates[ri], pv, &vm[si][ri]);
+            x_eval(L, theta, train, test, x_steps[si], x_rates[ri], pt, &tm[si][ri]);
+            /* ensemble on val */
+            for (size_t i = 0; i < val->n; i++)
+                tmp[i] = 0.5f * (pv[i] + pv0[i]);
+            em[si][ri].acc = x_acc(tmp, val->y, val->n);
+            em[si][ri].loss = x_ll(tmp, val->y, val->n);
+            em[si][ri].ok = vm[si][ri].ok;
+            for (size_t i = 0; i < test->n; i++)
+                tmp[i] = 0.5f * (pt[i] + pt0[i]);
+            /* stash ensemble test acc in em's loss slot? keep separate */
+            double ens_test = x_acc(tmp, test->y, test->n);
+            em[si][ri].acc += 0; /* val */
+            tm[si][ri].loss = ens_test; /* reuse: tm.loss = ensemble test acc */
+            double a = 0, l = 0;
+            bool ok = true;
+            for (int f = 0; f < (getenv("X_NOCV") ? 0 : 5); f++) {
+                x_m_t m;
+                x_eval(L, theta, fa[f], fb[f], x_steps[si], x_rates[ri], tmp, &m);
+                if (!m.ok) {
+                    ok = false;
+                    break;
+                }
+                a += m.acc * (double)fb[f]->n;
+                l += m.loss * (double)fb[f]->n;
+            }
+            if (getenv("X_NOCV"))
+                ok = false;
+            cvacc[si][ri] = ok ? a / (double)train->n : NAN;
+            cvloss[si][ri] = ok ? l / (double)train->n : NAN;
+        }
+    for (int f = 0; f < 5; f++) {
+        mfl_dataset_destroy(&fa[f]);
+        mfl_dataset_destroy(&fb[f]);
+    }
+    /* choosers */
+    int b[XC_N][2];
+    double bv[XC_N], bl[XC_N];
+    for (int c = 0; c < XC_N; c++)
+        b[c][0] = b[c][1] = -1, bv[c] = -INFINITY, bl[c] = INFINITY;
+    for (int si = 0; si < X_NS; si++)
+        for (int ri = 0; ri < X_NR; ri++) {
+            if (!vm[si][ri].ok || !tm[si][ri].ok)
+                continue;
+            struct {
+                int c;
+                double v, l;
+                bool use;
+            } cs[] = {
+                {XC_CUR, vm[si][ri].acc, vm[si][ri].loss, x_in_cur(si, ri)},
+                {XC_CUR_WIDE, vm[si][ri].acc, vm[si][ri].loss, true},
+                {XC_LOSS_WIDE, -vm[si][ri].loss, 0, true},
+                {XC_CV_ACC, cvacc[si][ri], cvloss[si][ri], isfinite(cvacc[si][ri])},
+                {XC_CV_LOSS, -cvloss[si][ri], 0, isfinite(cvacc[si][ri])},
+                {XC_ENS_CUR, em[si][ri].acc, em[si][ri].loss, true},
+                {XC_ENS_CV, cvacc[si][ri], cvloss[si][ri], isfinite(cvacc[si][ri])},
+                {XC_ORACLE, tm[si][ri].acc, 0, true},
+                {XC_ORACLE_CUR, tm[si][ri].acc, 0, x_in_cur(si, ri)},
+                {XC_GLOBAL, si == 0 ? 1 : -1, 0, si == 0},
+                {XC_ORACLE_ENS, tm[si][ri].loss, 0, true},
+            };
+            for (size_t k = 0; k < sizeof cs / sizeof *cs; k++) {
+                if (!cs[k].use)
+                    continue;
+                int c = cs[k].c;
+                if (cs[k].v > bv[c] || (cs[k].v == bv[c] && cs[k].l < bl[c])) {
+                    bv[c] = cs[k].v;
+                    bl[c] = cs[k].l;
+                    b[c][0] = si;
+                    b[c][1] = ri;
+                }
+            }
+        }
+    for (int c = 0; c < XC_N; c++) {
+        int si = b[c][0], ri = b[c][1];
+        if (si < 0) {
+            out[c] = NAN;
+            continue;
+        }
+        out[c] = (c == XC_ENS_CUR || c == XC_ENS_CV || c == XC_ORACLE_ENS) ? tm[si][ri].loss : tm[si][ri].acc;
+        if (getenv("X_VERBOSE"))
+            printf("   c%d steps %d rate %g -> %.3f\n", c, x_steps[si], (double)x_rates[ri],
+                   out[c]);
+    }
+    return 0;
+}
+
+static int s_run_explore(const s_opts_t *o, s_heart_t *h, uint64_t split)
+{
+    char err[512];
+    if (split && s_resplit(h, split) != 0)
+        return -1;
+    static double res[S_MAX_SEEDS][XC_N][S_HEART_SITES];
+    bool nosel = getenv("X_NOSEL") != NULL;
+    int xcand = getenv("X_CAND") ? atoi(getenv("X_CAND")) : -1; /* 1-based default grid */
+    if (xcand > 0)
+        nosel = true;
+    for (int k = 0; k < o->n_seeds; k++) {
+        uint64_t seed = 42 + (uint64_t)k;
+        s_fleet_t own = {0};
+        const char *ids[S_HEART_SITES];
+        for (int s = 0; s < S_HEART_SITES; s++)
+            ids[s] = s_heart_site_names[s];
+        static mfl_coord_config_t c;
+        mfl_eval_report_t fin[S_HEART_SITES];
+        char desc[MFL_SELECT_DESC_MAX];
+        size_t w = 0;
+        if (s_fleet_own(&own, h, 0, err, sizeof err) != 0)
+            return -1;
+        s_sel_config(&c, S_HEART_FEATURES, seed, 5, !nosel);
+        if (xcand > 0) {
+            if ((size_t)xcand > c.selection.n_candidates)
+                return -1;
+            const mfl_select_candidate_t *cd = &c.selection.candidates[xcand - 1];
+            c.learner = cd->learner;
+            c.server = cd->server;
+            c.eval_adapt_steps = cd->adapt_steps;
+            c.eval_adapt_lr = cd->adapt_lr;
+        }
+        float *th = NULL;
+        size_t n = 0;
+        mfl_select_candidate_t trained;
+        if (s_sel_run(own.workers, S_HEART_SITES, ids, &c, fin, &w, desc, &th, &n, &trained, err,
+                      sizeof err) != 0) {
+            fprintf(stderr, "%s\n", err);
+            return -1;
+        }
+        printf("seed %llu winner %zu %s\n", (unsigned long long)seed, w, desc);
+        mfl_learner_t *L = mfl_learner_new(&trained.learner, 512, err, sizeof err);
+        x_head_from = 0;
+        if (getenv("X_HEAD") && mfl_learner_n_tensors(L) >= 2)
+            x_head_from = mfl_learner_tensor(L, mfl_learner_n_tensors(L) - 2)->offset;
+        for (int s = 0; s < S_HEART_SITES; s++) {
+            const mfl_dataset_t *fit, *val;
+            if (mfl_site_worker_validation(own.workers[s], 0.2, seed, &fit, &val, err,
+                                           sizeof err))
+                return -1;
+            double out[XC_N];
+            x_site(L, th, h->train[s], h->test[s], fit, val, seed, out);
+            for (int cc = 0; cc < XC_N; cc++)
+                res[k][cc][s] = out[cc];
+        }
+        mfl_learner_destroy(&L);
+        free(th);
+        s_fleet_free(&own);
+    }
+    for (int cc = 0; cc < XC_N; cc++) {
+        double m4[S_MAX_SEEDS];
+        for (int k = 0; k < o->n_seeds; k++) {
+            m4[k] = 0;
+            for (int s = 0; s < 4; s++)
+                m4[k] += res[k][cc][s] / 4;
+        }
+        double mean, sd;
+        s_mean_std(m4, o->n_seeds, &mean, &sd);
+        printf("%-36s %.4f ± %.4f [", x_names[cc], mean, sd);
+        for (int s = 0; s < 4; s++) {
+            double v[S_MAX_SEEDS];
+            for (int k = 0; k < o->n_seeds; k++)
+                v[k] = res[k][cc][s];
+            double m, d;
+            s_mean_std(v, o->n_seeds, &m, &d);
+            printf(" %.3f", m);
+        }
+        printf(" ]\n");
+    }
+    return 0;
+}
+
+#endif
