@@ -9,6 +9,8 @@
  *   bench_heart newsite  meta-train on three sites, adapt to the fourth
  *   bench_heart privacy  FedAvg under record-level DP-SGD at several ε (heart_privacy.h)
  *                        from k = 5 / 10 / 20 labelled cases
+ *   bench_heart privacy-global  the one global model under DP: scaling, recipe by CV
+ *                        (heart_privacy_global.h)
  *   bench_heart select   federated model selection (issue 16, heart_select.h): the
  *                        coordinator's defaults + default grid, personalised, paired
  *                        with FedAvg + fine-tuning; --split N for an untuned split
@@ -606,6 +608,7 @@ fail:
 }
 
 #include "heart_privacy.h" /* bench_heart privacy (issue 11) */
+#include "heart_privacy_global.h" /* bench_heart privacy-global (issue 11) */
 
 /* ---- issue 16: federated model selection ---------------------------------- */
 
@@ -895,7 +898,8 @@ fail:
 
 static void s_usage(void)
 {
-    fprintf(stderr, "usage: bench_heart flamby|personal|newsite|privacy|select|explore [--data DIR]\n"
+    fprintf(stderr, "usage: bench_heart flamby|personal|newsite|privacy|privacy-global|select|explore\n"
+                    "                   [--data DIR]\n"
                     "                   [--out FILE] [--quick] [--seeds N] [--loop engine|harness]\n"
                     "                   [--split N (select: re-split the sites 66/34 with seed N)]\n");
 }
@@ -979,6 +983,8 @@ int main(int argc, char **argv)
         rc = s_run_newsite(&o, &h, argv[0]);
     else if (strcmp(mode, "privacy") == 0)
         rc = s_run_privacy(&o, &h, argv[0]);
+    else if (strcmp(mode, "privacy-global") == 0)
+        rc = s_run_privacy_global(&o, &h, argv[0]);
     else if (strcmp(mode, "select") == 0)
         rc = s_run_select(&o, &h, argv[0], (uint64_t)split);
     else if (strcmp(mode, "explore") == 0)

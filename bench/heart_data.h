@@ -36,6 +36,8 @@ typedef struct {
     mfl_dataset_t *test[S_HEART_SITES];
     mfl_dataset_t *ptrain;                /* all 486 training rows, pooled stats */
     mfl_dataset_t *ptest[S_HEART_SITES];  /* each test set, pooled stats */
+    mfl_dataset_t *rtrain[S_HEART_SITES]; /* the same rows unscaled (raw units) */
+    mfl_dataset_t *rtest[S_HEART_SITES];
 } s_heart_t;
 
 static inline void s_heart_free(s_heart_t *h)
@@ -44,6 +46,8 @@ static inline void s_heart_free(s_heart_t *h)
         mfl_dataset_destroy(&h->train[i]);
         mfl_dataset_destroy(&h->test[i]);
         mfl_dataset_destroy(&h->ptest[i]);
+        mfl_dataset_destroy(&h->rtrain[i]);
+        mfl_dataset_destroy(&h->rtest[i]);
     }
     mfl_dataset_destroy(&h->ptrain);
 }
@@ -217,7 +221,9 @@ static inline int s_heart_load(const char *dir, s_heart_t *h, char *err, size_t 
         memcpy(h->ptrain->y + at, h->train[s]->y, h->train[s]->n * sizeof(float));
         at += h->train[s]->n;
         h->ptest[s] = s_heart_copy(h->test[s]);
-        if (!h->ptest[s])
+        h->rtrain[s] = s_heart_copy(h->train[s]);
+        h->rtest[s] = s_heart_copy(h->test[s]);
+        if (!h->ptest[s] || !h->rtrain[s] || !h->rtest[s])
             goto out;
     }
     float mean[S_HEART_FEATURES], sd[S_HEART_FEATURES];

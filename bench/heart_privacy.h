@@ -48,6 +48,9 @@ typedef struct {
     int batch;    /* B: expected rows per step (DP: q = B/N), SGD batch at ε = ∞ */
     double clip;  /* C: per-example clip norm (DP only) */
     int rounds;
+    int epochs;         /* local epochs per round (1 unless set) */
+    const char *server; /* server optimiser: "sgd" (FedAvg, rate 1), "adam" (FedAdam) */
+    float server_lr;
 } s_priv_recipe_t;
 
 static const char *const s_priv_models[] = {"linear:13-1", "mlp:13-32-1"};
@@ -72,6 +75,9 @@ static s_priv_recipe_t s_priv_grid(int i)
     r.batch = s_priv_batches[(i / 4) % 2];
     r.clip = s_priv_clips[(i / 2) % 2];
     r.rounds = s_priv_rounds[i % 2];
+    r.epochs = 1;
+    r.server = "sgd";
+    r.server_lr = 1.0f;
     return r;
 }
 
@@ -79,9 +85,13 @@ static void s_priv_spec(const s_priv_recipe_t *r, s_fed_spec_t *sp)
 {
     s_fed_spec_defaults(sp, "fedavg", r->model);
     sp->rounds = r->rounds;
-    sp->algo.local_epochs = 1;
+    sp->algo.local_epochs = (uint32_t)(r->epochs > 0 ? r->epochs : 1);
     sp->algo.batch_size = (uint32_t)r->batch;
     sp->algo.inner_lr = r->lr;
+    if (r->server) {
+        sp->server = r->server;
+        sp->server_lr = r->server_lr;
+    }
 }
 
 /* Sets worker w's policy for budget eps under recipe r (σ for its own N,
@@ -102,7 +112,7 @@ static int s_priv_policy(mfl_site_worker_t *w, const s_priv_recipe_t *r, double 
     mfl_learner_config_t lc;
     memset(&lc, 0, sizeof lc);
     mfl_learner_config_defaults(&lc, MFL_ALGO_FEDAVG);
-    lc.local_epochs = 1;
+    lc.local_epochs = (uint32_t)(r->epochs > 0 ? r->epochs : 1);
     uint64_t per_round = mfl_learner_dp_steps(&lc, q, err, errlen);
     if (!per_round)
         return -1;

@@ -23,8 +23,8 @@ import tempfile
 SITES = ["Cleveland", "Hungary", "Switzerland", "VA"]
 OURS = {"heart_flamby", "heart_personal", "heart_newsite", "rounds_floor",
         "rounds_engine", "run", "scale_sites", "compression",
-        "dpsgd", "heart_privacy", "heart_select", "heart_select_split7",
-        "wdbc_select"}
+        "dpsgd", "heart_privacy", "heart_privacy_global", "heart_select",
+        "heart_select_split7", "wdbc_select"}
 
 # Issue 17's side-by-side table (one run, 2 cores, Flower 1.6 over gRPC
 # without TLS, FedAvg, 200 rows per site, one epoch, batch 32; metafl with
@@ -37,6 +37,21 @@ FLOWER_SIDE_BY_SIDE = [  # (P, N, metafl ms, Flower ms, speed-up)
     ("2,242", 8, "8.7 / 11.0", "20.9 / 24.6", "2.4× / 2.2×"),
     ("999,987", 8, "383 / 449", "1040 / 1087", "2.7× / 2.4×"),
 ]
+
+# bench_heart privacy-global's pick-stability runs (PG_STABILITY; not a JSON):
+# (repeat, recipe chosen at ε = 1 with fixed scaling, its CV accuracy, test
+# mean4 over seeds 42-46, std). Repeat 0 is the table's own ε = 1 row.
+PRIVACY_GLOBAL_STABILITY = [
+    (1, "linear:13-1 lr 0.3 B 32 C 0.5 R 30 server adam 0.05", 0.7631, 0.7939, 0.0577),
+    (2, "linear:13-1 lr 0.3 B 64 C 1 R 15 server sgd 1", 0.7631, 0.8133, 0.0223),
+]
+# The same ε = 1 pick (grid index 18) with a second, cruder public scaling
+# (PG_ALT_SCALE=1 PG_STABILITY=1 PG_GRID=18): no centring, each unit divided
+# by a round upper bound (age 100, blood pressure 200, cholesterol 500, heart
+# rate 200, ST depression 5); test mean4 and std over seeds 42-46.
+PRIVACY_GLOBAL_ALT_SCALE = (0.7663, 0.0136)
+# The ε = 1 pick (grid 18) trained with 10 seeds: mean4 per seed.
+PRIVACY_GLOBAL_SEEDS10 = [0.815, 0.793, 0.714, 0.685, 0.819, 0.546, 0.775, 0.780, 0.799, 0.692]
 
 # Flower 1.6 on this kind of machine (ANCHORS.md): median fit round, ms.
 FLOWER = {  # sites -> (2,242 params, 999,987 params, 999,987 no training)
@@ -723,7 +738,136 @@ def dpsgd_section(d, res):
     d.p(f"Run {res.get('date', '?')}; {res.get('machine', '')}.", "")
 
 
-def heart_privacy_section(d, res):
+def heart_privacy_global_section(d, res):
+    """The one global model under record-level DP (issue 11 item 9, FLamby's comparison)."""
+    d.p("## 4b. The global model under DP: feature scaling and recipe (UCI heart)", "")
+    if not res or "_error" in res:
+        d.p("Not run in this session (`build/bench/bench_heart privacy-global`).", "")
+        return
+    st = res["settings"]
+    g = st["grid"]
+    fx = st["fixed_scaling"]
+    d.p(f"Command: `{res['command']}` (seeds {res['seeds'][0]}–{res['seeds'][-1]}). "
+        f"Path: {res['engine']}. Federated rounds with {st['local_epochs']} local epoch per "
+        f"round; {st['dp']}, δ = {st['delta']:g}; the site enforces ε as its budget (ε = ∞: "
+        f"no DP, plain SGD with batch B; C unused). One global model for the four hospitals, scored as is on each "
+        f"hospital's test rows; the personalised column fine-tunes that same model locally "
+        f"(k = 100 full-batch steps, lr 0.05, fixed in advance: no privacy cost). Mean ± std "
+        f"over seeds of the mean of the four hospitals.", "")
+    d.p("**Feature scaling** (the change that matters): *site* = each hospital standardises "
+        "with its own training rows' mean and std (the data module's default, FLamby's "
+        "setup, §4 above; data-dependent and not covered by ε); *fixed* = one public affine "
+        "map for every hospital, (x − centre) / scale with centre "
+        f"[{', '.join(f'{x:g}' for x in fx['center'])}] and scale "
+        f"[{', '.join(f'{x:g}' for x in fx['scale'])}] (round typical adult values, written "
+        "without looking at the rows; `data.standardize: fixed` in a site config, "
+        "docs/PRIVACY.md), so the whole pipeline is under ε; *pooled* = the pooled training "
+        "rows' statistics (a reference only: it needs statistics no hospital may share).", "")
+    d.p(f"**How the recipe is chosen (no test rows):** {st['selection']}. Grid: model "
+        f"{' / '.join(g['models'])} × server {' / '.join(g['server'])} (FedAvg, or FedAdam on "
+        f"the noised Δs) × local lr {' / '.join(f'{x:g}' for x in g['lr'])} × expected batch B "
+        f"{' / '.join(str(x) for x in g['batch'])} (q = B/N) × clip C "
+        f"{' / '.join(f'{x:g}' for x in g['clip'])} × rounds "
+        f"{' / '.join(str(x) for x in g['rounds'])}; σ is recalibrated for every (q, steps) so "
+        f"every recipe spends exactly ε. The selection runs are not counted in ε (as in §4).", "")
+    names = ["Cleveland", "Hungary", "Switzerland", "VA"]
+    glob_rows = [r for r in res["rows"] if " global " in r["name"]]
+    pers = {r["name"].replace(" personalised ", " global "): r for r in res["rows"]
+            if " personalised " in r["name"]}
+    rows = []
+    for r in glob_rows:
+        eps = "∞" if r["epsilon"] is None else f"{r['epsilon']:g}"
+        p = pers.get(r["name"])
+        rows.append([eps, r["scaling"], f"{r['mean4']:.3f} ± {r['mean4_std']:.3f}"]
+                    + [f"{m:.3f}" for m in r["site_mean"]]
+                    + [f"{p['mean4']:.3f} ± {p['mean4_std']:.3f}" if p else "–",
+                       f"`{r['recipe']}`", f"{r['validation_acc']:.3f}"])
+    d.table(["ε", "scaling", "global mean4"] + names
+            + ["personalised (k = 100)", "recipe chosen by CV", "CV acc."], rows)
+    orc = res.get("oracle_no_dp", {})
+    if orc:
+        d.p("Ceiling without DP (an ORACLE: the best test mean4 over the whole grid, seeds as "
+            "above; evidence of what any selection could reach, not a result): "
+            + "; ".join(f"{k} scaling {v['mean4']:.3f} (`{v['recipe']}`)"
+                        for k, v in orc.items()) + ".", "")
+    d.p("**What else was tried, and what each gave** (one exploration at ε = 1, fixed "
+        "scaling, 216 recipes, 4-fold CV with one seed per fold, validation rows only; "
+        "`PG_EXPLORE=1 PG_EPS=1 PG_SCALING=fixed build/bench/bench_heart privacy-global`, "
+        "log in bench/results/heart_privacy_global_explore_eps1.log, 2026-12-06, shared "
+        "machine): *model*: linear best CV 0.789 (grid mean 0.700), MLP 13-32-1 best 0.767 "
+        "(mean 0.668): the 481 parameters of the MLP take more noise than they give back at "
+        "this ε; *server optimiser*: FedAdam (rate 0.05) on the noised Δs best 0.789 and mean "
+        "CV loss 0.66, FedAvg (sgd 1) best 0.783 but mean CV loss 1.52 (several of its "
+        "recipes blow up under the noise): Adam's per-coordinate normalisation is the more "
+        "forgiving rule; *rounds*: linear recipes average 0.623 at R = 5, 0.735 at 15, 0.742 "
+        "at 30; fewer, larger noisy steps did not win on their own (the best R = 5 recipe, "
+        "lr 1 B 64, reached 0.780, close to the best 0.789 but no better); *batch / q*: B 16 / "
+        "32 / 64 averaged 0.684 / 0.686 / 0.682, i.e. with σ recalibrated for every (q, steps) "
+        "the sampling rate hardly matters here; *clip*: C 1 averaged 0.689, C 0.5 0.679; "
+        "*lr*: 0.1 averaged 0.663, 0.3 0.697, 1 0.692. The table's grid keeps the two models, "
+        "both server rules, both clips and two of the three values of lr (0.3, 1), B (32, 64) "
+        "and R (15, 30). The exploration's two "
+        "picks scored on the test rows once (5 seeds): by CV accuracy (linear, lr 0.3, B 16, "
+        "C 1, 30 rounds, FedAdam) 0.809 ± 0.022, by CV loss (same with B 32) 0.814 ± 0.014. "
+        "With the site's own statistics instead, the same grid's pick at ε = 1 is the "
+        "table's *site* row.", "")
+    if PRIVACY_GLOBAL_SEEDS10:
+        v = PRIVACY_GLOBAL_SEEDS10
+        mean = sum(v) / len(v)
+        sd = (sum((x - mean) ** 2 for x in v) / (len(v) - 1)) ** 0.5
+        d.p(f"**Seed by seed at ε = 1** (the table's ε = 1 recipe, not re-chosen, trained "
+            f"with {len(v)} seeds, 42–{41 + len(v)}; `PG_STABILITY=1 PG_GRID=18 "
+            f"build/bench/bench_heart privacy-global --seeds {len(v)}`): mean4 per seed "
+            + ", ".join(f"{x:.3f}" for x in v)
+            + f"; mean {mean:.3f} ± {sd:.3f}, {sum(x > 0.706 for x in v)} of {len(v)} seeds above "
+            f".706. The DP noise of one training run moves a seed by several points (mostly "
+            f"Switzerland's 16 and VA's 45 test rows).", "")
+    if PRIVACY_GLOBAL_STABILITY:
+        d.p("**Stability of the pick** (`PG_STABILITY=3 PG_STABILITY_FROM=1 "
+            "build/bench/bench_heart privacy-global`: the ε = 1 fixed-scaling selection redone "
+            "with a new fold split and new training seeds each time; repeat 0 is the table's "
+            "row): " + "; ".join(f"repeat {i}: `{rc}` (CV {cv:.3f}) → test {m:.3f} ± {sd:.3f}"
+                                 for i, rc, cv, m, sd in PRIVACY_GLOBAL_STABILITY)
+            + ". The selection rule averages each candidate over 4 folds and gives the best "
+            "6 two more seeds per fold (12 runs for a finalist, against 2 in §4), so the "
+            "pick moves only among near-equal recipes (always linear, lr 0.3, C 0.5–1, "
+            "15–30 rounds, FedAdam or FedAvg); what remains is the spread of the DP training "
+            "itself, seed to seed.", "")
+    if PRIVACY_GLOBAL_ALT_SCALE:
+        m, sd = PRIVACY_GLOBAL_ALT_SCALE
+        r1 = [r for r in glob_rows if r["epsilon"] == 1 and r["scaling"] == "fixed"]
+        ref = (f"{r1[0]['mean4']:.3f} ± {r1[0]['mean4_std']:.3f} in the table"
+               if r1 else "the table's row")
+        d.p("**Is it these constants?** The ε = 1 recipe above with a second, cruder public "
+            "scaling (no centring; age / 100, blood pressure / 200, cholesterol / 500, heart "
+            "rate / 200, ST depression / 5; `PG_ALT_SCALE=1 PG_STABILITY=1 PG_GRID=18 "
+            f"build/bench/bench_heart privacy-global`; the recipe was not re-chosen for it): "
+            f"{m:.3f} ± {sd:.3f}, against {ref} with the centred constants: what carries the "
+            "gain is one data-independent scale shared by all hospitals, not a tuned set of "
+            "numbers.", "")
+    by = {(r["epsilon"], r["scaling"]): r["mean4"] for r in glob_rows}
+    fixed_dp = {e: v for (e, sc), v in by.items() if sc == "fixed" and e is not None}
+    if fixed_dp:
+        low = min(fixed_dp.values())
+        d.p(f"Against FLamby's DP example (FedAvg, one global model, .685–.706 at ε = 1): with "
+            f"the public fixed scaling the global model is "
+            f"{'above' if low > 0.706 else 'NOT above'} that range at every ε of the table "
+            f"(lowest {low:.3f}); with each site's own statistics it is "
+            f"{by.get((1, 'site'), float('nan')):.3f} at ε = 1 and "
+            f"{by.get((None, 'site'), float('nan')):.3f} without DP, FLamby's level.", "")
+
+
+def privacy_global_eps1(pg):
+    """The ε = 1 global model with public fixed scaling from heart_privacy_global, or None."""
+    if not pg or "_error" in pg:
+        return None
+    for r in pg.get("rows", []):
+        if r.get("epsilon") == 1 and r.get("scaling") == "fixed" and " global " in r["name"]:
+            return r
+    return None
+
+
+def heart_privacy_section(d, res, pg=None):
     """Quality under record-level DP on the UCI heart hospitals (issue 11 item 9)."""
     d.p("## 4. Quality under privacy (UCI heart, record-level DP-SGD)", "")
     if not res or "_error" in res:
@@ -806,11 +950,25 @@ def heart_privacy_section(d, res):
             f"as large as the differences between the best recipes, so the choice on "
             f"validation rows is noisy for the global model. Before this selection (one fixed "
             f"recipe: linear FedAvg, 30 rounds, lr 0.05, q = 16/N, clip 1, k = 10) the same "
-            f"bench gave at ε = 1 global .698, personalised .704, leave-one-out .731.", "")
+            f"bench gave at ε = 1 global .698, personalised .704, leave-one-out .731. "
+            f"These rows scale each hospital's features with its own training-row statistics; "
+            f"§4b gives the global model one public scaling for all hospitals instead.", "")
+    pg1 = privacy_global_eps1(pg)
     if p1 is not None:
+        gbest = max(g1, pg1["mean4"]) if pg1 else g1
+        gtxt = (f"global {pg1['mean4']:.3f} ± {pg1['mean4_std']:.3f} with public fixed scaling "
+                f"(§4b; {g1:.3f} with each site's own statistics)" if pg1
+                else f"global {g1:.3f}")
+        spread = (pg1 is not None and pg1["mean4"] > 0.706
+                  and pg1["mean4"] - pg1["mean4_std"] <= 0.706)
         d.goals.append(("4 heart, ε = 1 (record DP)", "above FLamby's DP .685–.706",
-                        f"personalised {p1:.3f}, global {g1:.3f}",
-                        ("met (personalised and global)" if g1 > 0.706 else
+                        f"personalised {p1:.3f}, {gtxt}",
+                        ("met (personalised and global"
+                         + ("; the global model on the mean over seeds, not on every seed: "
+                            + (f"{sum(x > 0.706 for x in PRIVACY_GLOBAL_SEEDS10)} of "
+                               f"{len(PRIVACY_GLOBAL_SEEDS10)} seeds above .706, "
+                               if PRIVACY_GLOBAL_SEEDS10 else "")
+                            + "see §4b)" if spread else ")") if gbest > 0.706 else
                          "met for the personalised model; the global model is not above it")
                         if p1 > 0.706 else "NOT MET"))
     if p1 is not None and pinf is not None:
@@ -1258,7 +1416,8 @@ def main():
     scale_sites_section(d, R("scale_sites"), R("rounds_engine"))
     compression_section(d, R("compression"))
     dpsgd_section(d, R("dpsgd"))
-    heart_privacy_section(d, R("heart_privacy"))
+    heart_privacy_section(d, R("heart_privacy"), R("heart_privacy_global"))
+    heart_privacy_global_section(d, R("heart_privacy_global"))
     others = sorted(p for p in glob.glob(os.path.join(args.results, "*.json"))
                     if os.path.basename(p)[:-5] not in OURS)
     d.p("## Other benchmarks (numerics, wire, meta-learning)", "")

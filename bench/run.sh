@@ -69,7 +69,8 @@ have() { [ -x "$BUILD/bench/$1" ]; }
 # Goal 1: accuracy on UCI Heart Disease (seconds; deterministic).
 if have bench_heart; then
     # privacy: record-level DP-SGD; its noise comes from a CSPRNG, so it varies
-    for mode in flamby personal newsite privacy; do
+    # privacy-global: the one global model under DP (feature scaling, recipe by CV)
+    for mode in flamby personal newsite privacy privacy-global; do
         step "heart_$mode" "$BUILD/bench/bench_heart" "$mode" $QFLAG --out "$RESULTS/heart_$mode.json"
     done
     # federated model selection (issue 16): the FLamby split and an untuned one

@@ -191,6 +191,9 @@ static int s_site_info(const char *path, s_site_info_t *si, char *err, size_t er
     snprintf(si->standardize, sizeof si->standardize, "%s",
              sc.standardize == MFL_SITE_STD_SITE
                  ? "site: (x - mean) / sd with each site's own training-row statistics"
+             : sc.standardize == MFL_SITE_STD_FIXED
+                 ? "fixed: (x - center) / scale with the consortium's constants (data.center, "
+                   "data.scale)"
                  : "none: features as loaded");
     if (sc.data_kind == MFL_SITE_DATA_WDBC) {
         for (size_t i = 0; i < MFL_WDBC_N_FEATURES; i++)

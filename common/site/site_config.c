@@ -86,7 +86,7 @@ static void s_check_keys(mfl_yaml_doc_t *doc)
     /* data.schema's inside belongs to the CSV loader, which checks it. */
     mfl_yaml_check_keys(doc, "data",
                         (const char *[]){"source", "path", "test_path", "schema", "split_seed",
-                                         "train_fraction", "standardize", "labels",
+                                         "train_fraction", "standardize", "center", "scale", "labels",
                                          "max_rows", "classes", "series", "split", NULL});
     mfl_yaml_check_keys(doc, "data.series",
                         (const char *[]){"patient", "time", "channels", "label", "rule",
@@ -180,6 +180,49 @@ static void s_read_idx(mfl_yaml_doc_t *doc, mfl_site_config_t *c)
         if (mfl_yaml_check_range(doc, key, v, 0, 255) == 0)
             c->keep_classes[c->n_keep_classes++] = (uint32_t)v;
     }
+}
+
+/* data.center / data.scale: standardize: fixed's constants (both, same
+ * length, finite, scale > 0); refused with any other standardize. */
+static void s_read_fixed(mfl_yaml_doc_t *doc, mfl_site_config_t *c)
+{
+    static const char *const keys[] = {"data.center", "data.scale"};
+    if (c->standardize != MFL_SITE_STD_FIXED) {
+        for (int k = 0; k < 2; k++)
+            if (mfl_yaml_has(doc, keys[k]))
+                mfl_yaml_fail(doc, keys[k], "only 'standardize: fixed' takes this key");
+        return;
+    }
+    size_t n[2];
+    for (int k = 0; k < 2; k++) {
+        n[k] = mfl_yaml_len(doc, keys[k]);
+        if (!mfl_yaml_has(doc, keys[k]) || mfl_yaml_kind(doc, keys[k]) != MFL_YAML_SEQUENCE ||
+            n[k] == 0 || n[k] > MFL_SITE_MAX_FIXED_FEATURES) {
+            mfl_yaml_fail(doc, mfl_yaml_has(doc, keys[k]) ? keys[k] : "data.standardize",
+                          "'standardize: fixed' needs %s: a list of 1..%d numbers, one per "
+                          "feature", keys[k], MFL_SITE_MAX_FIXED_FEATURES);
+            return;
+        }
+    }
+    if (n[0] != n[1]) {
+        mfl_yaml_fail(doc, "data.scale", "has %zu values, data.center has %zu: one of each per "
+                      "feature", n[1], n[0]);
+        return;
+    }
+    for (size_t i = 0; i < n[0]; i++) {
+        char key[64];
+        snprintf(key, sizeof key, "data.center[%zu]", i);
+        double v = mfl_yaml_get_double(doc, key, NAN);
+        if (!isfinite(v) || fabs(v) > 1e30)
+            mfl_yaml_fail(doc, key, "must be a finite number");
+        c->fixed_center[i] = (float)v;
+        snprintf(key, sizeof key, "data.scale[%zu]", i);
+        v = mfl_yaml_get_double(doc, key, NAN);
+        if (!(isfinite(v) && v > 0 && v < 1e30 && (float)v > 0))
+            mfl_yaml_fail(doc, key, "must be a finite number > 0 (features are divided by it)");
+        c->fixed_scale[i] = (float)v;
+    }
+    c->n_fixed = n[0];
 }
 
 /* series: the long-form columns, window, stride and label rule. */
@@ -361,8 +404,11 @@ static void s_read(mfl_yaml_doc_t *doc, mfl_site_config_t *c)
         c->standardize = MFL_SITE_STD_SITE;
     else if (strcmp(std, "none") == 0)
         c->standardize = MFL_SITE_STD_NONE;
+    else if (strcmp(std, "fixed") == 0)
+        c->standardize = MFL_SITE_STD_FIXED;
     else
-        mfl_yaml_fail(doc, "data.standardize", "'%s' is not one of site, none", std);
+        mfl_yaml_fail(doc, "data.standardize", "'%s' is not one of site, none, fixed", std);
+    s_read_fixed(doc, c);
 
     int64_t v = mfl_yaml_get_int(doc, "eval.support_cases", c->eval_support);
     if (mfl_yaml_check_range(doc, "eval.support_cases", v, 0, 100000000) == 0)

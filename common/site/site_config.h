@@ -32,8 +32,14 @@ typedef enum {
 
 typedef enum {
     MFL_SITE_STD_SITE = 0, /* standardise with this site's own training rows */
-    MFL_SITE_STD_NONE = 1  /* use the features as loaded */
+    MFL_SITE_STD_NONE = 1, /* use the features as loaded */
+    MFL_SITE_STD_FIXED = 2 /* (x - data.center[j]) / data.scale[j]: constants the
+                            * consortium agrees (public, not computed from any
+                            * rows), the same at every site; the one choice whose
+                            * preprocessing DP's guarantee covers (docs/PRIVACY.md) */
 } mfl_site_standardize_t;
+
+#define MFL_SITE_MAX_FIXED_FEATURES 1024
 
 typedef struct mfl_site_config {
     char file[MFL_SITE_PATH_MAX];            /* the config file itself */
@@ -57,6 +63,12 @@ typedef struct mfl_site_config {
     bool split_patients;                      /* series: data.split patients (a patient's
                                                  windows all on one side) */
     mfl_site_standardize_t standardize;
+    /* standardize: fixed: one centre and one scale (> 0) per feature, in the
+     * loader's feature order (one-hot columns included); the worker checks
+     * the count against the data at load */
+    float fixed_center[MFL_SITE_MAX_FIXED_FEATURES];
+    float fixed_scale[MFL_SITE_MAX_FIXED_FEATURES];
+    size_t n_fixed;
     /* idx: the labels file, rows to read (0 = all), and the classes this
      * site keeps (n_keep 0 = all: hospitals may see different classes) */
     char labels_path[MFL_SITE_PATH_MAX];

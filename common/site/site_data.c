@@ -294,12 +294,23 @@ static int s_impute(s_load_t *l, char *err, size_t errlen)
                   : 0;
 }
 
-/* Statistics of the training rows only, applied to both splits. */
+/* Statistics of the training rows only, applied to both splits; or the
+ * config's fixed constants (no statistic of the rows). */
 static int s_standardize(s_load_t *l, char *err, size_t errlen)
 {
+    size_t nf = l->train->n_features;
+    if (l->cfg->standardize == MFL_SITE_STD_FIXED) {
+        if (l->cfg->n_fixed != nf)
+            return mfl_errf(err, errlen, "%s: data.center and data.scale have %zu values; the "
+                            "data has %zu features (after encoding): one of each per feature",
+                            l->cfg->file, l->cfg->n_fixed, nf), -1;
+        mfl_dataset_standardize(l->train, l->cfg->fixed_center, l->cfg->fixed_scale);
+        if (l->heldout)
+            mfl_dataset_standardize(l->heldout, l->cfg->fixed_center, l->cfg->fixed_scale);
+        return 0;
+    }
     if (l->cfg->standardize != MFL_SITE_STD_SITE)
         return 0;
-    size_t nf = l->train->n_features;
     float *mean = malloc(nf * sizeof(float)), *sd = malloc(nf * sizeof(float));
     if (!mean || !sd) {
         free(mean);
@@ -382,6 +393,12 @@ mfl_site_worker_t *mfl_site_worker_new(const struct mfl_site_config *cfg, char *
      * agent reads it); until then no DP task runs. */
     if (w && cfg->privacy.mode != MFL_PRIVACY_MODE_NONE)
         mfl_site_worker_set_ledger(w, NULL, "the site's audit log has not been read yet");
+    /* Own-row statistics shape every update but are not noised: say so. */
+    if (w && cfg->privacy.mode != MFL_PRIVACY_MODE_NONE && cfg->standardize == MFL_SITE_STD_SITE)
+        mfl_log(MFL_LOG_WARN, "%s: data.standardize: site scales the features with this site's "
+                "own training-row mean and std, which the DP noise does not cover; "
+                "'standardize: fixed' with the consortium's data.center and data.scale keeps "
+                "the whole pipeline under epsilon (docs/PRIVACY.md)", cfg->file);
     return w;
 
 out_fail:

@@ -187,6 +187,40 @@ static void test_good_csv_builds_a_worker_with_both_splits(void **state)
     mfl_site_config_clear(&c);
 }
 
+/* standardize: fixed takes the consortium's constants; every mistake in
+ * them stops the load at FILE:LINE with the key. */
+static void test_fixed_standardize_keys(void **state)
+{
+    (void)state;
+    mfl_site_config_t c;
+    char err[512] = "";
+    const char *p = s_write("fx.yaml", S_BASE S_CSV_DATA "  standardize: fixed\n"
+                                       "  center: [1, -2.5]\n  scale: [2, 0.5]\n");
+    assert_int_equal(mfl_site_config_load(p, &c, err, sizeof(err)), 0);
+    assert_int_equal(c.standardize, MFL_SITE_STD_FIXED);
+    assert_int_equal(c.n_fixed, 2);
+    assert_float_equal(c.fixed_center[1], -2.5f, 0);
+    assert_float_equal(c.fixed_scale[0], 2.0f, 0);
+    mfl_site_config_clear(&c);
+    p = s_write("fx0.yaml", S_BASE S_CSV_DATA "  standardize: fixed\n"
+                            "  center: [1, 2]\n  scale: [2, 0]\n");
+    assert_int_equal(mfl_site_config_load(p, &c, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "fx0.yaml:19: key 'data.scale[1]': must be a finite number > 0"));
+    p = s_write("fxn.yaml", S_BASE S_CSV_DATA "  standardize: fixed\n"
+                            "  center: [1, 2]\n  scale: [2]\n");
+    assert_int_equal(mfl_site_config_load(p, &c, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "key 'data.scale': has 1 values, data.center has 2"));
+    p = s_write("fxm.yaml", S_BASE S_CSV_DATA "  standardize: fixed\n  scale: [2, 1]\n");
+    assert_int_equal(mfl_site_config_load(p, &c, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "'standardize: fixed' needs data.center"));
+    p = s_write("fxs.yaml", S_BASE S_CSV_DATA "  center: [1, 2]\n");
+    assert_int_equal(mfl_site_config_load(p, &c, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "key 'data.center': only 'standardize: fixed' takes this key"));
+    p = s_write("fxw.yaml", S_BASE S_CSV_DATA "  standardize: pooled\n");
+    assert_int_equal(mfl_site_config_load(p, &c, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "'pooled' is not one of site, none, fixed"));
+}
+
 /* The idx and series sources' keys are checked like the others. */
 static void test_idx_and_series_keys(void **state)
 {
@@ -233,6 +267,7 @@ int main(void)
         cmocka_unit_test(test_bad_cell_names_file_line_and_column),
         cmocka_unit_test(test_good_csv_builds_a_worker_with_both_splits),
         cmocka_unit_test(test_idx_and_series_keys),
+        cmocka_unit_test(test_fixed_standardize_keys),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }

@@ -147,6 +147,39 @@ static void test_test_file_statistics_from_training_rows_only(void **state)
 
 /* With a split, the imputed value is the mean of the training rows that
  * had a value (not of all rows). */
+/* standardize: fixed applies the config's constants to both splits,
+ * whatever the rows hold (no statistic of them), and a count that does not
+ * match the features is refused at load. */
+static void test_fixed_standardize_uses_the_config_constants(void **state)
+{
+    (void)state;
+    s_write("schema.yaml", SCHEMA);
+    s_write("train.csv", "x,z,y\n1,1,0\n2,0,1\n4,1,0\n3,0,1\n");
+    s_write("test.csv", "x,z,y\n1000,1,0\n5,0,1\n");
+    mfl_site_worker_t *w = s_worker("fx.yaml", S_BASE "data:\n  path: train.csv\n"
+                                               "  test_path: test.csv\n  schema: schema.yaml\n"
+                                               "  standardize: fixed\n  center: [1, 0.5]\n"
+                                               "  scale: [2, 0.5]\n");
+    static const float train_x[4][2] = {{0, 1}, {0.5f, -1}, {1.5f, 1}, {1, -1}};
+    for (size_t i = 0; i < 4; i++)
+        for (size_t j = 0; j < 2; j++)
+            assert_float_equal(w->train->x[i * 2 + j], train_x[i][j], 1e-6);
+    assert_float_equal(w->heldout->x[0], 499.5f, 1e-3); /* (1000 - 1) / 2 */
+    assert_float_equal(w->heldout->x[2 * 1 + 1], -1.0f, 1e-6);
+    mfl_site_worker_destroy(&w);
+    const char *p = s_write("fx3.yaml", S_BASE "data:\n  path: train.csv\n"
+                                              "  test_path: test.csv\n  schema: schema.yaml\n"
+                                              "  standardize: fixed\n  center: [1, 0.5, 0]\n"
+                                              "  scale: [2, 0.5, 1]\n");
+    mfl_site_config_t c;
+    char err[512] = "";
+    assert_int_equal(mfl_site_config_load(p, &c, err, sizeof(err)), 0);
+    assert_null(mfl_site_worker_new(&c, err, sizeof(err)));
+    assert_non_null(strstr(err, "fx3.yaml: data.center and data.scale have 3 values; the data "
+                                "has 2 features"));
+    mfl_site_config_clear(&c);
+}
+
 static void test_split_imputes_from_training_rows(void **state)
 {
     (void)state;
@@ -246,6 +279,7 @@ int main(void)
         cmocka_unit_test(test_schema_file_and_inline_schema_agree),
         cmocka_unit_test(test_test_file_statistics_from_training_rows_only),
         cmocka_unit_test(test_split_imputes_from_training_rows),
+        cmocka_unit_test(test_fixed_standardize_uses_the_config_constants),
         cmocka_unit_test(test_split_patients_keeps_each_patient_on_one_side),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
