@@ -8,13 +8,19 @@
  * protocol (keys, shares, encoding, N masks of P + 1 words, signoff,
  * reveals) and the coordinator runs its own (checks, folding masked
  * vectors, recovering secrets, removing masks), then folds the sum. Times
- * are CPU seconds of this thread spent in each side's calls
+ * are CPU seconds of this thread spent in each side's calls (a site's
+ * include hashing its masked words once, for its audit record and the
+ * tensor header; the coordinator takes that hash as the wire verified it,
+ * which a plain update's receipt costs too, so neither side counts it)
  * (CLOCK_THREAD_CPUTIME_ID: the machine is shared, and wall time would
  * measure the neighbours). Sites run one after another here; in a deployment they run in parallel, so the round's
  * critical path is the slowest site plus the coordinator). Bytes are
  * payloads (keys, boxes, words, signatures), without protobuf framing.
  * Coordinator memory: heap growth (mallinfo2) while it runs the attempt.
- * BENCH_QUICK=1 / --quick: one repeat and a smaller N = 100 row. */
+ * BENCH_QUICK=1 / --quick: one repeat and a smaller N = 100 row.
+ * word_bits 32 rows: 32-bit masked words (docs/SECAGG.md "Word width"),
+ * both sides with the quantisation of update_bound 8. BENCH_SECAGG_ROWS
+ * ("0 8"): only those rows. */
 #include <malloc.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -43,7 +49,12 @@ typedef struct {
     uint32_t n, t, k;
     uint32_t n_dropped; /* sites that drop after sharing (never send a masked input) */
     int reps;
+    unsigned word_bits; /* 64, or 32 (docs/SECAGG.md "Word width"; N ≤ 64) */
 } s_case_t;
+
+/* The bound the bench's updates keep with 32-bit words: |w·Δ| = 120 ·
+ * 0.01 · |N(0, 1)| stays far below 8 (F = 21). */
+#define S_BOUND32 8.0
 
 typedef struct {
     double plain_coord_s, site_max_s, site_mean_s, secagg_coord_s, unmask_s;
@@ -76,7 +87,9 @@ static int s_run(const s_case_t *c, uint8_t (*roster)[32], uint8_t (*sks)[64], f
     /* Plain: fold N float updates. */
     size_t h0 = s_heap();
     double t0 = s_cpu(), plain = 0;
-    mfl_aggregate_t *agg = mfl_aggregate_new(P);
+    /* the plain aggregate with the quantisation the secure one uses */
+    const unsigned F = c->word_bits == 32 ? mfl_secagg_update_frac_bits(S_BOUND32) : 0;
+    mfl_aggregate_t *agg = mfl_secagg_update_aggregate(P, c->word_bits, F);
     res->plain_mem = (double)(s_heap() - h0);
     plain += s_cpu() - t0;
     for (uint32_t i = 1; i <= c->n; i++) {
@@ -94,7 +107,9 @@ static int s_run(const s_case_t *c, uint8_t (*roster)[32], uint8_t (*sks)[64], f
     res->plain_up_bytes = (double)c->n * 4.0 * (double)P;
 
     /* SecAgg. */
-    mfl_secagg_params_t p = {.n_sites = c->n, .threshold = c->t, .neighbours = c->k, .length = L};
+    mfl_secagg_params_t p = {.n_sites = c->n, .threshold = c->t, .neighbours = c->k, .length = L,
+                             .word_bits = c->word_bits};
+    const double wb = c->word_bits / 8;
     p.scope.round = 1;
     randombytes_buf(p.scope.nonce, sizeof p.scope.nonce);
     mfl_secagg_site_t **site = calloc(c->n + 1, sizeof *site);
@@ -154,7 +169,7 @@ static int s_run(const s_case_t *c, uint8_t (*roster)[32], uint8_t (*sks)[64], f
         key_up += (double)nc * (8 + MFL_SECAGG_BOX_BYTES);
     }
     COORD(mfl_secagg_server_end_shares(srv, err, sizeof err));
-    uint64_t *y = x; /* masked in place */
+    void *y = x; /* masked in place */
     for (uint32_t i = 1; i <= c->n; i++) {
         size_t nb;
         double c0 = s_cpu();
@@ -165,9 +180,16 @@ static int s_run(const s_case_t *c, uint8_t (*roster)[32], uint8_t (*sks)[64], f
         SITE(i, mfl_secagg_update_encode(agg, delta, weight, x, err, sizeof err) == 0
                     ? MFL_SECAGG_OK : MFL_SECAGG_E_MALFORMED);
         SITE(i, mfl_secagg_site_mask(site[i], cts, nb, x, y, err, sizeof err));
+        /* the site hashes its masked words once (its audit record and the
+         * tensor header); the wire verifies that hash on receipt, as for a
+         * plain update, and the coordinator takes it (no second hash) */
+        uint8_t hash[32];
+        double h0_ = s_cpu();
+        crypto_generichash(hash, 32, (const unsigned char *)y, L * (size_t)wb, NULL, 0);
+        site_s[i] += s_cpu() - h0_;
         if (i > c->n - c->n_dropped)
             continue; /* dropped after sharing */
-        COORD(mfl_secagg_server_on_masked(srv, i, y, L, NULL, err, sizeof err));
+        COORD(mfl_secagg_server_on_masked_hashed(srv, i, y, L, hash, NULL, err, sizeof err));
     }
     COORD(mfl_secagg_server_end_masked(srv, err, sizeof err));
     size_t ns;
@@ -194,8 +216,8 @@ static int s_run(const s_case_t *c, uint8_t (*roster)[32], uint8_t (*sks)[64], f
     res->unmask_s = s_cpu() - u0;
     peak = s_heap() - h0;
     size_t count;
-    const uint64_t *sum = mfl_secagg_server_sum(srv, &count);
-    mfl_aggregate_t *agg2 = mfl_aggregate_new(P);
+    const void *sum = mfl_secagg_server_sum(srv, &count);
+    mfl_aggregate_t *agg2 = mfl_secagg_update_aggregate(P, c->word_bits, F);
     t0 = s_cpu();
     int rc = mfl_secagg_update_fold(agg2, sum, count, err, sizeof err);
     mfl_aggregate_mean(agg2, mean_sec);
@@ -210,7 +232,7 @@ static int s_run(const s_case_t *c, uint8_t (*roster)[32], uint8_t (*sks)[64], f
     }
     res->site_max_s = mx;
     res->site_mean_s = tot / c->n;
-    res->secagg_up_bytes = (double)(c->n - c->n_dropped) * 8.0 * (double)L + key_up;
+    res->secagg_up_bytes = (double)(c->n - c->n_dropped) * wb * (double)L + key_up;
     res->key_up_bytes = key_up;
     res->key_down_bytes = key_down;
     res->secagg_mem = (double)peak;
@@ -239,14 +261,20 @@ int main(int argc, char **argv)
     if (sodium_init() < 0)
         return 1;
     const s_case_t cases[] = {
-        {1000000, 8, 5, 0, 0, quick ? 1 : 3},
-        {100000, 8, 5, 0, 0, 1},
-        {100000, 32, 17, 0, 0, 1},
-        {100000, 32, 17, 0, 3, 1},
-        {100000, quick ? 50 : 100, quick ? 26 : 51, 0, 0, 1},
-        {100000, quick ? 50 : 100, quick ? 26 : 51, 0, quick ? 5 : 10, 1},
-        {100000, quick ? 50 : 100, 9, 16, 0, 1},
-        {100000, quick ? 50 : 100, 9, 16, quick ? 5 : 10, 1},
+        {1000000, 8, 5, 0, 0, quick ? 1 : 3, 64},
+        {100000, 8, 5, 0, 0, 1, 64},
+        {100000, 32, 17, 0, 0, 1, 64},
+        {100000, 32, 17, 0, 3, 1, 64},
+        {100000, quick ? 50 : 100, quick ? 26 : 51, 0, 0, 1, 64},
+        {100000, quick ? 50 : 100, quick ? 26 : 51, 0, quick ? 5 : 10, 1, 64},
+        {100000, quick ? 50 : 100, 9, 16, 0, 1, 64},
+        {100000, quick ? 50 : 100, 9, 16, quick ? 5 : 10, 1, 64},
+        /* 32-bit words: at most 64 sites */
+        {1000000, 8, 5, 0, 0, quick ? 1 : 3, 32},
+        {100000, 32, 17, 0, 0, 1, 32},
+        {100000, 32, 17, 0, 3, 1, 32},
+        {100000, 64, 33, 0, 0, 1, 32},
+        {100000, 64, 9, 16, 6, 1, 32},
     };
     const size_t n_cases = sizeof cases / sizeof cases[0];
     uint8_t (*roster)[32] = malloc(S_NMAX * 32);
@@ -260,10 +288,21 @@ int main(int argc, char **argv)
     fprintf(f, "  \"how\": \"aggregation path of one round, sites in-process on one thread, thread CPU time; "
                "medians of repeats for the first row; bytes are payloads\",\n  \"rows\": [\n");
     int fail = 0;
+    /* BENCH_SECAGG_ROWS="0 8": only those rows (by index) */
+    const char *only = getenv("BENCH_SECAGG_ROWS");
+    int first = 1;
     for (size_t ci = 0; ci < n_cases; ci++) {
         const s_case_t *c = &cases[ci];
+        if (only) {
+            char key[16];
+            snprintf(key, sizeof key, " %zu ", ci);
+            char padded[256];
+            snprintf(padded, sizeof padded, " %s ", only);
+            if (!strstr(padded, key))
+                continue;
+        }
         float *delta = malloc(c->P * sizeof *delta);
-        uint64_t *x = malloc((c->P + 1) * sizeof *x);
+        uint64_t *x = malloc((c->P + 1) * sizeof *x); /* room for either width */
         s_result_t best = {0}, r[8];
         double sm[8], cm[8], pm[8];
         for (int k = 0; k < c->reps; k++) {
@@ -280,35 +319,37 @@ int main(int argc, char **argv)
         best.secagg_coord_s = s_bench_median(cm, c->reps);
         best.plain_coord_s = s_bench_median(pm, c->reps);
         double clear_up = best.plain_up_bytes;
-        printf("P=%zu N=%u t=%u k=%u dropped=%u: plain coord %.1f ms; secagg site max %.1f ms "
+        printf("P=%zu N=%u t=%u k=%u dropped=%u words=%u bits: plain coord %.1f ms; secagg site max %.1f ms "
                "(mean %.1f), coord %.1f ms (unmask %.1f); upload %.3fx of float deltas, "
                "%.5fx of the same words in clear; key bytes up %.0f down %.0f; coord mem "
                "%.1f MB vs %.1f MB plain%s\n",
-               c->P, c->n, c->t, c->k, c->n_dropped, 1e3 * best.plain_coord_s,
+               c->P, c->n, c->t, c->k, c->n_dropped, c->word_bits, 1e3 * best.plain_coord_s,
                1e3 * best.site_max_s, 1e3 * best.site_mean_s, 1e3 * best.secagg_coord_s,
                1e3 * best.unmask_s, best.secagg_up_bytes / clear_up,
-               best.secagg_up_bytes / ((double)(c->n - c->n_dropped) * 8.0 * (double)(c->P + 1)),
+               best.secagg_up_bytes /
+                   ((double)(c->n - c->n_dropped) * (c->word_bits / 8.0) * (double)(c->P + 1)),
                best.key_up_bytes, best.key_down_bytes, best.secagg_mem / 1e6,
                best.plain_mem / 1e6, best.ok ? "" : "  MISMATCH");
         fprintf(f,
-                "    {\"P\": %zu, \"N\": %u, \"threshold\": %u, \"neighbours\": %u, "
-                "\"dropped\": %u, \"reps\": %d, \"plain_coord_ms\": %.3f, "
+                "%s    {\"P\": %zu, \"N\": %u, \"threshold\": %u, \"neighbours\": %u, "
+                "\"word_bits\": %u, \"dropped\": %u, \"reps\": %d, \"plain_coord_ms\": %.3f, "
                 "\"secagg_site_max_ms\": %.3f, \"secagg_site_mean_ms\": %.3f, "
                 "\"secagg_coord_ms\": %.3f, \"secagg_unmask_ms\": %.3f, "
                 "\"plain_upload_bytes\": %.0f, \"secagg_upload_bytes\": %.0f, "
                 "\"key_upload_bytes\": %.0f, \"key_download_bytes\": %.0f, "
                 "\"coord_mem_plain_bytes\": %.0f, \"coord_mem_secagg_bytes\": %.0f, "
-                "\"sum_bit_identical\": %s}%s\n",
-                c->P, c->n, c->t, c->k, c->n_dropped, c->reps, 1e3 * best.plain_coord_s,
+                "\"sum_bit_identical\": %s}",
+                first ? "" : ",\n", c->P, c->n, c->t, c->k, c->word_bits, c->n_dropped, c->reps,
+                1e3 * best.plain_coord_s,
                 1e3 * best.site_max_s, 1e3 * best.site_mean_s, 1e3 * best.secagg_coord_s,
                 1e3 * best.unmask_s, best.plain_up_bytes, best.secagg_up_bytes,
                 best.key_up_bytes, best.key_down_bytes, best.plain_mem, best.secagg_mem,
-                c->n_dropped ? "null" : (best.ok ? "true" : "false"),
-                ci + 1 < n_cases ? "," : "");
+                c->n_dropped ? "null" : (best.ok ? "true" : "false"));
+        first = 0;
         free(delta);
         free(x);
     }
-    fprintf(f, "  ]\n}\n");
+    fprintf(f, "\n  ]\n}\n");
     fclose(f);
     free(roster);
     free(sks);

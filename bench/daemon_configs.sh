@@ -3,6 +3,7 @@
 # two-class label y; FedAvg; generous message limits for 10M-parameter θ).
 # env BENCH_MAX_UPLOADS sets rounds.max_concurrent_uploads, BENCH_UPLOAD_ENCODING
 # rounds.upload_encoding (see below), BENCH_SECAGG=1 secure aggregation
+# (BENCH_SECAGG_WORD_BITS=32: with 32-bit masked words)
 # (threshold 3; every site's roster = the allow-list directory),
 # BENCH_DEFAULT_LIMITS=1 leaves out both files' limits: block (the daemons'
 # defaults, which follow the model size).
@@ -95,6 +96,16 @@ bench_coord_yaml() {
             echo "secure_aggregation:"
             echo "  enabled: true"
             echo "  threshold: 3"
+            # BENCH_SECAGG_WORD_BITS=32: 32-bit masked words (docs/SECAGG.md
+            # "Word width"), bound BENCH_SECAGG_UPDATE_BOUND (default 64)
+            # BENCH_SECAGG_NEIGHBOURS=k: SecAgg+ with k neighbours
+            if [ -n "${BENCH_SECAGG_NEIGHBOURS:-}" ]; then
+                echo "  neighbours: $BENCH_SECAGG_NEIGHBOURS"
+            fi
+            if [ "${BENCH_SECAGG_WORD_BITS:-64}" = 32 ]; then
+                echo "  word_bits: 32"
+                echo "  update_bound: ${BENCH_SECAGG_UPDATE_BOUND:-64}"
+            fi
         fi
     } >"$out"
 }

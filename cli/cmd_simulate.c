@@ -220,15 +220,18 @@ static void s_secure_round(sim_t *sim)
     sim->n_pending = 0;
     qsort_r(sim->pending, n, sizeof *sim->pending, s_by_site_id, sim->sites);
     char err[512];
+    const unsigned bits = sim->config->secagg_word_bits == 32 ? 32 : 64;
+    const size_t wb = bits / 8;
     mfl_secagg_params_t p = {.n_sites = (uint32_t)n, .neighbours = sim->config->secagg_neighbours,
-                             .length = L};
+                             .length = L, .word_bits = bits};
     p.threshold = mfl_secagg_attempt_threshold(p.n_sites, p.neighbours,
                                                sim->config->secagg_threshold);
     p.scope.round = round;
     memcpy(p.scope.nonce, nonce, sizeof p.scope.nonce);
-    mfl_aggregate_t *enc = mfl_aggregate_new(P);
-    uint64_t *words = malloc((n + 1) * L * sizeof *words);
-    const uint64_t **inputs = calloc(n ? n : 1, sizeof *inputs);
+    /* the sites' quantisation, as over the daemons (the task's word width and F) */
+    mfl_aggregate_t *enc = mfl_secagg_update_aggregate(P, bits, sim->config->secagg_frac_bits);
+    unsigned char *words = malloc((n + 1) * L * wb);
+    const void **inputs = calloc(n ? n : 1, sizeof *inputs);
     uint8_t (*sks)[64] = sodium_malloc((n ? n : 1) * 64);
     uint8_t (*roster)[32] = calloc(n ? n : 1, 32);
     const char **ids = calloc(n ? n : 1, sizeof *ids);
@@ -247,17 +250,17 @@ static void s_secure_round(sim_t *sim)
         memcpy(sks[k], mfl_identity_sign_sk(s->id), 64);
         crypto_sign_ed25519_sk_to_pk(roster[k], sks[k]);
         ids[k] = s->cfg.site_id;
-        inputs[k] = words + k * L;
+        inputs[k] = words + k * L * wb;
         /* The site's own check: the same quantisation and bound as the
          * coordinator's aggregate, before masking. */
-        if (mfl_secagg_update_encode(enc, h->delta, h->n_samples, words + k * L, err,
+        if (mfl_secagg_update_encode(enc, h->delta, h->n_samples, words + k * L * wb, err,
                                      sizeof err) < 0) {
             mfl_warn("site %s: update refused by its own encoder: %s", s->cfg.site_id, err);
             ok = 0;
             break;
         }
     }
-    uint64_t *sum = words + n * L;
+    void *sum = words + n * L * wb;
     uint8_t transcript[32];
     if (ok && mfl_secagg_local_sum(&p, (const uint8_t (*)[64])sks, (const uint8_t (*)[32])roster,
                                    inputs, sum, transcript, err, sizeof err) < 0) {

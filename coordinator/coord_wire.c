@@ -492,8 +492,14 @@ static void s_event_body(mfl_coord_wire_t *self, const Metafl__Envelope *env,
         } else {
             ev->secagg = self->secagg;
             uint64_t count = 0;
+            const mfl_tensor_t *t = mfl_msg_tensor(self->msg, 0);
+            ev->secagg_word_bits = 64;
             ev->secagg_words = mfl_msg_words(self->msg, 0, &count);
+            if (!ev->secagg_words && (ev->secagg_words = mfl_msg_words32(self->msg, 0, &count)))
+                ev->secagg_word_bits = 32;
             ev->secagg_n_words = (size_t)count;
+            /* verified on receipt: the engine records it without hashing again */
+            ev->secagg_hash = ev->secagg_words && t ? t->blake2b : NULL;
         }
         break;
     }

@@ -75,10 +75,14 @@ typedef struct {
         const char *reason;                 /* "" if none */
     } site_failure;
     /* SECAGG_* from a site: the decoded message (NULL if it did not decode:
-     * `text` says why) and, for SECAGG_MASKED, its words. */
+     * `text` says why) and, for SECAGG_MASKED, its words (uint64_t or
+     * uint32_t: secagg_word_bits) and their BLAKE2b-256, verified on
+     * receipt (the tensor header's). */
     const mfl_secagg_wire_t *secagg;
-    const uint64_t *secagg_words;
+    const void *secagg_words;
     size_t secagg_n_words;
+    unsigned secagg_word_bits;
+    const uint8_t *secagg_hash;
     const char *text;                       /* BYE: the reason; REJECT: the text (""); SECAGG_*: a decode error */
     const mfl_tensor_t *tensors;
     size_t n_tensors;

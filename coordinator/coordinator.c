@@ -318,9 +318,16 @@ static void s_on_event(mfl_coordinator_t *self, const mfl_wire_event_t *ev, uint
                                        ev->text ? ev->text : "", err, sizeof err);
             break;
         }
-        mfl_round_engine_secagg_msg(self->engine, ev->site, ev->secagg, ev->secagg_words,
-                                    ev->secagg_n_words, now);
-        self->status_dirty = true;
+        mfl_round_engine_secagg_msg_words(self->engine, ev->site, ev->secagg, ev->secagg_words,
+                                          ev->secagg_n_words, ev->secagg_word_bits,
+                                          ev->secagg_hash, now);
+        /* Status shows the phase, which moves when the engine sends the
+         * next phase's messages (s_secagg_send marks it); the five small
+         * messages per site and phase in between change nothing it shows
+         * but "last seen" (the 1 s cadence): rewriting status.json for
+         * each cost a file create and rename per message. */
+        if (ev->kind == MFL_MSG_SECAGG_MASKED)
+            self->status_dirty = true;
         break;
     default:
         mfl_round_engine_site_seen(self->engine, ev->site, now);

@@ -10,6 +10,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "audit/audit.h"
@@ -658,21 +659,33 @@ static int s_audit_declined(mfl_site_agent_t *self, const mfl_round_task_t *task
 
 /* ---- secure aggregation (docs/SECAGG.md) ------------------------------ */
 
+static void s_free_words(void *hint)
+{
+    free(hint);
+}
+
 /* Sends one of secure aggregation's messages (with the masked words as
- * its one uint64 tensor when given). 0 or -1 (logged). */
-static int s_secagg_send(mfl_site_agent_t *self, const mfl_secagg_wire_t *m,
-                         const uint64_t *words, size_t n_words)
+ * its one uint64 or uint32 tensor when given, `hash` their BLAKE2b-256 if
+ * known: not computed again). `owned` (the words' buffer, or NULL: the
+ * wire copies them) is sent zero-copy and freed when ZeroMQ is done with
+ * it, whatever happens. 0 or -1 (logged). */
+static int s_secagg_send(mfl_site_agent_t *self, const mfl_secagg_wire_t *m, const void *words,
+                         size_t n_words, const uint8_t *hash, void *owned)
 {
     char err[256];
     if (mfl_secagg_wire_to_envelope(m, self->sa_env, err, sizeof err) < 0) {
         mfl_warn("site %s: secure aggregation message not built: %s", self->cfg->site_id, err);
+        free(owned);
         return -1;
     }
     self->sa_env->env.protocol_version = MFL_WIRE_PROTOCOL_VERSION;
-    mfl_tensor_t t = mfl_tensor_vec("masked", (const float *)(const void *)words, n_words);
-    t.encoding = MFL_WIRE_ENCODING_U64;
+    mfl_tensor_t t = mfl_tensor_vec("masked", (const float *)words, n_words);
+    t.encoding = self->secagg && mfl_site_secagg_word_bits(self->secagg) == 32
+                     ? MFL_WIRE_ENCODING_U32
+                     : MFL_WIRE_ENCODING_U64;
+    t.blake2b = hash;
     if (mfl_client_send(self->client, &self->sa_env->env, words ? &t : NULL, words ? 1 : 0,
-                        NULL, NULL, err, sizeof err)) {
+                        owned ? s_free_words : NULL, owned, err, sizeof err)) {
         mfl_warn("site %s: round %u: secure aggregation message not delivered: %s",
                  self->cfg->site_id, m->round, err);
         return -1;
@@ -691,8 +704,20 @@ static int s_secagg_start(mfl_site_agent_t *self, const mfl_round_task_t *task, 
                                        n_params, err, errlen);
     if (!self->secagg)
         return -1;
+    /* Its weight is its training rows: with 32-bit words a weight above
+     * the bound could not be encoded after training. Refused now, before
+     * any key leaves (docs/SECAGG.md "Word width"). */
+    size_t rows = mfl_site_worker_n_train(self->worker);
+    if ((double)rows > mfl_site_secagg_max_weight(self->secagg)) {
+        mfl_errf(err, errlen, "%zu training rows: above %g, the largest weight the "
+                 "coordinator's secure_aggregation.word_bits %u carries for %d sites",
+                 rows, mfl_site_secagg_max_weight(self->secagg),
+                 mfl_site_secagg_word_bits(self->secagg), MFL_SECAGG_NARROW_MAX_SITES);
+        mfl_site_secagg_destroy(&self->secagg);
+        return -1;
+    }
     int rc = mfl_site_secagg_advertise(self->secagg, self->sa_out, err, errlen);
-    if (rc == 0 && s_secagg_send(self, self->sa_out, NULL, 0) < 0) {
+    if (rc == 0 && s_secagg_send(self, self->sa_out, NULL, 0, NULL, NULL) < 0) {
         mfl_errf(err, errlen, "key advertisement not sent");
         rc = -1;
     }
@@ -760,7 +785,7 @@ static mfl_agent_status_t s_secagg_msg(mfl_site_agent_t *self, const mfl_msg_t *
         mfl_site_secagg_destroy(&self->secagg);
         return MFL_AGENT_CONTINUE;
     }
-    const uint64_t *words;
+    const void *words;
     size_t n_words;
     uint8_t hash[32];
     int rc = mfl_site_secagg_on_msg(self->secagg, in, self->sa_out, &words, &n_words, hash, &why,
@@ -788,17 +813,32 @@ static mfl_agent_status_t s_secagg_msg(mfl_site_agent_t *self, const mfl_msg_t *
     mfl_site_agent_secagg_fault_t fault = self->opts.secagg_fault;
     if (words && fault == MFL_SECAGG_FAULT_SHORT_MASKED)
         n_words--; /* tests only: the coordinator must refuse it */
+    if (words && fault == MFL_SECAGG_FAULT_HOLD_MASKED && self->opts.secagg_hold_file) {
+        /* tests only: the masked vector leaves when the test says so */
+        mfl_warn("site %s: round %u: holding the masked input until %s exists (test fault)",
+                 self->cfg->site_id, in->round, self->opts.secagg_hold_file);
+        for (int i = 0; i < 1200 && access(self->opts.secagg_hold_file, F_OK) != 0; i++)
+            usleep(50000);
+    }
     if (words && s_secagg_audit(self, self->sa_out, hash, n_words, err, sizeof err) < 0) {
         mfl_errf(ferr, ferrlen, "audit log %s: %s; no masked input is sent without its record",
                  self->cfg->audit_log, err);
         return MFL_AGENT_FATAL;
     }
-    if (s_secagg_send(self, self->sa_out, words, n_words) == 0 && words) {
+    /* the tensor header carries the hash already computed (the short
+     * fault's words are not what it hashed: recomputed) */
+    const uint8_t *known = fault == MFL_SECAGG_FAULT_SHORT_MASKED ? NULL : hash;
+    /* Zero-copy: the masked words' buffer goes to ZeroMQ and is freed when
+     * sent (not for the test fault that sends it twice). */
+    void *owned = words && fault != MFL_SECAGG_FAULT_TWICE_MASKED
+                      ? mfl_site_secagg_detach_words(self->secagg)
+                      : NULL;
+    if (s_secagg_send(self, self->sa_out, words, n_words, known, owned) == 0 && words) {
         self->updates_sent++;
-        mfl_info("site %s: round %u: masked update sent (%zu words)", self->cfg->site_id,
-                 in->round, n_words);
+        mfl_info("site %s: round %u: masked update sent (%zu words of %u bits)",
+                 self->cfg->site_id, in->round, n_words, mfl_site_secagg_word_bits(self->secagg));
         if (fault == MFL_SECAGG_FAULT_TWICE_MASKED)
-            (void)s_secagg_send(self, self->sa_out, words, n_words);
+            (void)s_secagg_send(self, self->sa_out, words, n_words, known, NULL);
     }
     if (in->kind == MFL_MSG_SECAGG_KEYS && fault == MFL_SECAGG_FAULT_EXIT_AFTER_SHARE) {
         mfl_warn("site %s: round %u: leaving after sharing keys (test fault)",

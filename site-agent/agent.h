@@ -28,6 +28,7 @@ typedef enum {
     MFL_SECAGG_FAULT_EXIT_AFTER_SHARE, /* send the share boxes, then exit (a dropout) */
     MFL_SECAGG_FAULT_SHORT_MASKED,     /* send a masked vector one word short, only */
     MFL_SECAGG_FAULT_TWICE_MASKED,     /* send the masked vector twice */
+    MFL_SECAGG_FAULT_HOLD_MASKED,      /* hold the masked vector until secagg_hold_file exists */
 } mfl_site_agent_secagg_fault_t;
 
 typedef struct {
@@ -41,6 +42,7 @@ typedef struct {
      * misbehave in secure aggregation's masked phase, to prove the
      * coordinator survives it. */
     mfl_site_agent_secagg_fault_t secagg_fault;
+    const char *secagg_hold_file;      /* HOLD_MASKED: the file to wait for (≤ 60 s) */
     /* TESTS ONLY (tests/hostile/chunk_fault_site.c): misbehave in a chunked
      * upload (wire/chunk_upload.h), to prove the coordinator refuses it. */
     int chunk_fault; /* mfl_chunk_fault_t */

@@ -16,6 +16,8 @@ struct mfl_aggregate {
     uint32_t max_updates;
     double scale;           /* 2^F */
     double max_product;     /* bound on |w·Δⱼ| */
+    double max_weight;      /* bound on w */
+    unsigned sum_bits;      /* every sum fits a signed integer of this many bits */
     size_t count;
     uint64_t weight_q;      /* Σ round(w·2^8) */
     int64_t *sum;           /* n fixed-point sums Σ round(w·Δⱼ·2^F) */
@@ -86,14 +88,17 @@ static unsigned s_ceil_log2(uint32_t v)
     return k;
 }
 
-mfl_aggregate_t *mfl_aggregate_new_fixed(size_t n_params, unsigned frac_bits,
-                                         uint32_t max_updates)
+mfl_aggregate_t *mfl_aggregate_new_bounded(size_t n_params, unsigned frac_bits,
+                                           uint32_t max_updates, unsigned sum_bits)
 {
     if (n_params == 0 || n_params > SIZE_MAX / sizeof(int64_t) / 2 || frac_bits < 8 ||
-        frac_bits > 52 || max_updates == 0 || max_updates > (1u << 20))
+        frac_bits > 52 || max_updates == 0 || max_updates > (1u << 20) || sum_bits < 32 ||
+        sum_bits > 64)
         return NULL;
-    int room = 62 - (int)frac_bits - (int)s_ceil_log2(max_updates);
-    if (room < 0)
+    int log_n = (int)s_ceil_log2(max_updates);
+    int room = (int)sum_bits - 2 - (int)frac_bits - log_n;
+    int weight_room = (int)sum_bits - 2 - MFL_AGGREGATE_WEIGHT_BITS - log_n;
+    if (room < 0 || weight_room < 0)
         return NULL;
     mfl_aggregate_t *self = calloc(1, sizeof *self);
     if (!self)
@@ -101,14 +106,22 @@ mfl_aggregate_t *mfl_aggregate_new_fixed(size_t n_params, unsigned frac_bits,
     self->n = n_params;
     self->frac_bits = frac_bits;
     self->max_updates = max_updates;
+    self->sum_bits = sum_bits;
     self->scale = ldexp(1.0, (int)frac_bits);
     self->max_product = ldexp(1.0, room);
+    self->max_weight = weight_room >= 32 ? MFL_AGGREGATE_MAX_WEIGHT : ldexp(1.0, weight_room);
     self->sum = calloc(n_params, sizeof *self->sum);
     if (!self->sum) {
         mfl_aggregate_destroy(&self);
         return NULL;
     }
     return self;
+}
+
+mfl_aggregate_t *mfl_aggregate_new_fixed(size_t n_params, unsigned frac_bits,
+                                         uint32_t max_updates)
+{
+    return mfl_aggregate_new_bounded(n_params, frac_bits, max_updates, 64);
 }
 
 mfl_aggregate_t *mfl_aggregate_new(size_t n_params)
@@ -126,8 +139,8 @@ void mfl_aggregate_destroy(mfl_aggregate_t **self_p)
     *self_p = NULL;
 }
 
-static int s_admit_weight(double weight, double *wq_out, double *w_eff, char *err,
-                          size_t errlen);
+static int s_admit_weight(const mfl_aggregate_t *self, double weight, double *wq_out,
+                          double *w_eff, char *err, size_t errlen);
 
 /* The checks shared by add and add_parts; *wq gets the quantised weight,
  * *w_eff the effective one. */
@@ -158,14 +171,15 @@ static int s_admit(mfl_aggregate_t *self, double weight, double *wq_out, double 
                  self->count);
         return -1;
     }
-    return s_admit_weight(weight, wq_out, w_eff, err, errlen);
+    return s_admit_weight(self, weight, wq_out, w_eff, err, errlen);
 }
 
 /* The weight's checks and quantisation (s_admit without the count). */
-static int s_admit_weight(double weight, double *wq_out, double *w_eff, char *err, size_t errlen)
+static int s_admit_weight(const mfl_aggregate_t *self, double weight, double *wq_out,
+                          double *w_eff, char *err, size_t errlen)
 {
-    if (!isfinite(weight) || weight <= 0 || weight > MFL_AGGREGATE_MAX_WEIGHT) {
-        mfl_errf(err, errlen, "weight %g out of range (0, 2^32]", weight);
+    if (!isfinite(weight) || weight <= 0 || weight > self->max_weight) {
+        mfl_errf(err, errlen, "weight %g out of range (0, %g]", weight, self->max_weight);
         return -1;
     }
     double wq = nearbyint(ldexp(weight, MFL_AGGREGATE_WEIGHT_BITS));
@@ -248,7 +262,7 @@ int mfl_aggregate_remove_parts(mfl_aggregate_t *self, const mfl_aggregate_part_t
                                size_t n_parts, double weight)
 {
     if (self->spent || self->count == 0 || !isfinite(weight) || weight <= 0 ||
-        weight > MFL_AGGREGATE_MAX_WEIGHT)
+        weight > self->max_weight)
         return -1;
     double wq = nearbyint(ldexp(weight, MFL_AGGREGATE_WEIGHT_BITS));
     if (wq < 1 || (uint64_t)wq > self->weight_q)
@@ -329,7 +343,7 @@ int mfl_aggregate_remove_read(mfl_aggregate_t *self, mfl_aggregate_read_fn *read
                               float *buf, size_t buf_n, double weight)
 {
     if (self->spent || self->count == 0 || !isfinite(weight) || weight <= 0 ||
-        weight > MFL_AGGREGATE_MAX_WEIGHT || !buf || !buf_n)
+        weight > self->max_weight || !buf || !buf_n)
         return -1;
     double wq = nearbyint(ldexp(weight, MFL_AGGREGATE_WEIGHT_BITS));
     if (wq < 1 || (uint64_t)wq > self->weight_q)
@@ -357,7 +371,7 @@ int mfl_aggregate_quantise(const mfl_aggregate_t *self, const float *delta, doub
                            int64_t *out, uint64_t *weight_q, char *err, size_t errlen)
 {
     double wq, w_eff;
-    if (s_admit_weight(weight, &wq, &w_eff, err, errlen) < 0)
+    if (s_admit_weight(self, weight, &wq, &w_eff, err, errlen) < 0)
         return -1;
     memset(out, 0, self->n * sizeof *out);
     if (s_fold(out, delta, self->n, w_eff, self->scale, self->max_product, 1)) {
@@ -369,20 +383,30 @@ int mfl_aggregate_quantise(const mfl_aggregate_t *self, const float *delta, doub
     return 0;
 }
 
-int mfl_aggregate_add_sum(mfl_aggregate_t *self, const int64_t *sum, uint64_t weight_q,
-                          size_t count, char *err, size_t errlen)
+/* The checks add_sum and add_sum32 share. */
+static int s_admit_sum(const mfl_aggregate_t *self, uint64_t weight_q, size_t count, char *err,
+                       size_t errlen)
 {
     if (self->spent || count == 0 || count > self->max_updates - self->count) {
         mfl_errf(err, errlen, "a sum of %zu updates does not fit (%zu of %u already held)",
                  count, self->count, self->max_updates);
         return -1;
     }
-    /* Each weight_q is in [1, 2^40] (s_admit: 2^32 · 2^8). */
-    if (weight_q < count || weight_q / count > (1ull << 40)) {
+    /* Each weight_q is in [1, max_weight · 2^8] (s_admit_weight). */
+    if (weight_q < count || weight_q / count > (uint64_t)ldexp(self->max_weight,
+                                                                MFL_AGGREGATE_WEIGHT_BITS)) {
         mfl_errf(err, errlen, "total quantised weight %llu is impossible for %zu updates",
                  (unsigned long long)weight_q, count);
         return -1;
     }
+    return 0;
+}
+
+int mfl_aggregate_add_sum(mfl_aggregate_t *self, const int64_t *sum, uint64_t weight_q,
+                          size_t count, char *err, size_t errlen)
+{
+    if (s_admit_sum(self, weight_q, count, err, errlen) < 0)
+        return -1;
     if (s_storage(self, err, errlen) < 0)
         return -1;
     for (size_t j = 0; j < self->n; j++)
@@ -390,6 +414,73 @@ int mfl_aggregate_add_sum(mfl_aggregate_t *self, const int64_t *sum, uint64_t we
     self->weight_q += weight_q;
     self->count += count;
     return 0;
+}
+
+/* Terms per pass of quantise32: its int64 scratch stays in L1. */
+#define S_Q32_BLOCK 2048
+
+int mfl_aggregate_quantise32(const mfl_aggregate_t *self, const float *delta, double weight,
+                             uint32_t *out, uint64_t *weight_q, char *err, size_t errlen)
+{
+    if (self->sum_bits > 32) {
+        mfl_errf(err, errlen, "the aggregate's sums take %u bits: its terms need 64-bit words",
+                 self->sum_bits);
+        return -1;
+    }
+    double wq, w_eff;
+    if (s_admit_weight(self, weight, &wq, &w_eff, err, errlen) < 0)
+        return -1;
+    int64_t tmp[S_Q32_BLOCK];
+    for (size_t at = 0; at < self->n; at += S_Q32_BLOCK) {
+        size_t m = self->n - at < S_Q32_BLOCK ? self->n - at : S_Q32_BLOCK;
+        memset(tmp, 0, m * sizeof *tmp);
+        /* the same fold as every other path: the same terms, bit for bit */
+        if (s_fold(tmp, delta + at, m, w_eff, self->scale, self->max_product, 1)) {
+            mfl_aggregate_part_t whole = {0, delta, self->n};
+            s_explain(self, &whole, w_eff, err, errlen);
+            return -1;
+        }
+        /* |term| ≤ 2^(sum_bits − 2): its low 32 bits are it, mod 2^32 */
+        for (size_t k = 0; k < m; k++)
+            out[at + k] = (uint32_t)(uint64_t)tmp[k];
+    }
+    *weight_q = (uint64_t)wq;
+    return 0;
+}
+
+int mfl_aggregate_add_sum32(mfl_aggregate_t *self, const uint32_t *sum, uint64_t weight_q,
+                            size_t count, char *err, size_t errlen)
+{
+    if (self->sum_bits > 32) {
+        mfl_errf(err, errlen, "the aggregate's sums take %u bits: a 32-bit sum cannot hold them",
+                 self->sum_bits);
+        return -1;
+    }
+    if (s_admit_sum(self, weight_q, count, err, errlen) < 0 || s_storage(self, err, errlen) < 0)
+        return -1;
+    /* Each sum is below 2^31 in magnitude (the bound), so the 32-bit word
+     * read as two's complement is it: flip the sign bit, widen, re-centre
+     * (no implementation-defined conversion). */
+    for (size_t j = 0; j < self->n; j++)
+        self->sum[j] += (int64_t)(sum[j] ^ 0x80000000u) - (int64_t)0x80000000;
+    self->weight_q += weight_q;
+    self->count += count;
+    return 0;
+}
+
+unsigned mfl_aggregate_sum_bits(const mfl_aggregate_t *self)
+{
+    return self->sum_bits;
+}
+
+unsigned mfl_aggregate_frac_bits(const mfl_aggregate_t *self)
+{
+    return self->frac_bits;
+}
+
+double mfl_aggregate_max_weight(const mfl_aggregate_t *self)
+{
+    return self->max_weight;
 }
 
 size_t mfl_aggregate_count(const mfl_aggregate_t *self)

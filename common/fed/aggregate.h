@@ -26,6 +26,15 @@
  * reset; so |Sⱼ| ≤ 2^62 + 2^12 < 2^63 always (a factor 2 to spare). The
  * weight must be finite, ≥ 2^-8 after quantisation and ≤ 2^32.
  *
+ * Narrower sums (mfl_aggregate_new_bounded, for secure aggregation's 32-bit
+ * words, docs/SECAGG.md): the same argument with b bits instead of 64. With
+ * L = ceil(log2 max_updates), terms are bounded by 2^(b − 2 − L) (the
+ * product bound becomes 2^(b − 2 − F − L)) and quantised weights by the
+ * same (the weight bound becomes 2^(b − 2 − 8 − L), at most 2^32), so
+ * |Sⱼ| ≤ 2^(b − 2) < 2^(b − 1) and Σ wq < 2^(b − 2): every sum is exact
+ * read from b bits as two's complement, e.g. after adding terms mod 2^b.
+ * b = 64 is the default above.
+ *
  * Not thread-safe: the caller serialises calls on one aggregator. */
 #ifndef MFL_FED_AGGREGATE_H
 #define MFL_FED_AGGREGATE_H
@@ -51,6 +60,14 @@ mfl_aggregate_t *mfl_aggregate_new(size_t n_params);
  * on bad arguments. */
 mfl_aggregate_t *mfl_aggregate_new_fixed(size_t n_params, unsigned frac_bits,
                                          uint32_t max_updates);
+
+/* As mfl_aggregate_new_fixed for sums that must fit `sum_bits` (32..64)
+ * bits (see "Narrower sums" above): product bound 2^(sum_bits − 2 − F −
+ * ceil(log2 max_updates)), weight bound min(2^32, 2^(sum_bits − 10 −
+ * ceil(log2 max_updates))). sum_bits 64 is mfl_aggregate_new_fixed. NULL
+ * on bad arguments or if either bound would be below 1. */
+mfl_aggregate_t *mfl_aggregate_new_bounded(size_t n_params, unsigned frac_bits,
+                                           uint32_t max_updates, unsigned sum_bits);
 
 /* Frees; accepts NULL and *self_p == NULL; nulls *self_p. */
 void mfl_aggregate_destroy(mfl_aggregate_t **self_p);
@@ -125,6 +142,21 @@ int mfl_aggregate_quantise(const mfl_aggregate_t *self, const float *delta, doub
 int mfl_aggregate_add_sum(mfl_aggregate_t *self, const int64_t *sum, uint64_t weight_q,
                           size_t count, char *err, size_t errlen);
 
+/* As mfl_aggregate_quantise, for an aggregate whose sums fit 32 bits
+ * (mfl_aggregate_new_bounded with sum_bits 32; -1 for any other): writes
+ * each term mod 2^32 (the same term, which the bound keeps below 2^30 in
+ * magnitude) into out[n_params]. Same checks and err texts. */
+int mfl_aggregate_quantise32(const mfl_aggregate_t *self, const float *delta, double weight,
+                             uint32_t *out, uint64_t *weight_q, char *err, size_t errlen);
+
+/* As mfl_aggregate_add_sum for a sum of such terms taken mod 2^32 (`sum`,
+ * n_params words, borrowed): each word read as two's complement is the
+ * exact sum when the terms are accepted ones of at most max_updates
+ * updates (the bound). -1 if the aggregate's sums do not fit 32 bits, or
+ * as add_sum. */
+int mfl_aggregate_add_sum32(mfl_aggregate_t *self, const uint32_t *sum, uint64_t weight_q,
+                            size_t count, char *err, size_t errlen);
+
 /* Takes back an update that mfl_aggregate_add_parts accepted with these
  * same parts and weight (the caller could not record it): subtracts
  * exactly what was added, so the sums are as if it never came. Only for
@@ -145,6 +177,14 @@ size_t mfl_aggregate_n_params(const mfl_aggregate_t *self);
 
 /* The product bound |w·Δⱼ| in force (see above). */
 double mfl_aggregate_max_product(const mfl_aggregate_t *self);
+
+/* The weight bound in force (2^32 unless the sums are narrower). */
+double mfl_aggregate_max_weight(const mfl_aggregate_t *self);
+
+/* The bits every sum fits (64 unless mfl_aggregate_new_bounded said
+ * less), and F. */
+unsigned mfl_aggregate_sum_bits(const mfl_aggregate_t *self);
+unsigned mfl_aggregate_frac_bits(const mfl_aggregate_t *self);
 
 /* Writes the weighted mean (n_params floats) into `out` (caller's buffer).
  * Returns 0, or -1 if nothing was added (count 0): out is then untouched.

@@ -309,7 +309,7 @@ size_t mfl_round_engine_uploads_waiting(const mfl_round_engine_t *self);
  * NaN when a site of the sum did not send its losses (DP): the round's
  * mean loss then leaves them out. 0, or -1 with err and nothing folded. */
 int mfl_round_engine_secure_sum(mfl_round_engine_t *self, uint32_t round, const uint8_t *nonce,
-                                const char *const *sites, size_t n_sites, const uint64_t *sum,
+                                const char *const *sites, size_t n_sites, const void *sum,
                                 size_t n_words, double loss_before_sum, double loss_after_sum,
                                 const uint8_t transcript[32], uint64_t now_ms, char *err,
                                 size_t errlen);
@@ -318,12 +318,14 @@ int mfl_round_engine_secure_sum(mfl_round_engine_t *self, uint32_t round, const 
  * config->secagg_enabled every round is one attempt of the protocol among
  * its selected sites. The engine drives the five phases itself: it puts
  * the attempt's setup (threshold, graph, the selection in id order, the
- * vector length) into each RoundTask, collects each phase's messages
+ * vector length, the word width and F: config->secagg_word_bits,
+ * secagg_frac_bits) into each RoundTask, collects each phase's messages
  * through mfl_round_engine_secagg_msg, ends a phase when every expected
  * site has answered or at the phase's deadline, sends the next phase's
  * messages through `io->send`, and folds the unmasked sum with
  * mfl_round_engine_secure_sum. Deadlines: advertise, share, signoff and
- * unmask get max(1 s, rounds.deadline / 4) each from their start; the
+ * unmask get config->secagg_phase_ms (secure_aggregation.phase_deadline_s)
+ * or, unset, max(1 s, rounds.deadline / 4) each from their start; the
  * masked phase ends at the round's deadline (the sites train meanwhile).
  * Fewer than the threshold at any phase, or shares that do not rebuild a
  * secret: the attempt is abandoned (θ unchanged, audit round_abandoned
@@ -357,6 +359,18 @@ void mfl_round_engine_secagg_io(mfl_round_engine_t *self, const mfl_engine_secag
 int mfl_round_engine_secagg_msg(mfl_round_engine_t *self, const char *peer,
                                 const mfl_secagg_wire_t *msg, const uint64_t *words,
                                 size_t n_words, uint64_t now_ms);
+
+/* As mfl_round_engine_secagg_msg with the masked words' width and hash as
+ * the transport has them: `words` are n_words words of `word_bits` (64:
+ * uint64_t, 32: uint32_t; a width other than the attempt's is rejected,
+ * REJECT_SECAGG_LENGTH), and `hash` (NULL: computed here) the BLAKE2b-256
+ * of their little-endian bytes that the transport verified on receipt,
+ * used as is for the audit record and the transcript instead of hashing
+ * the vector again. */
+int mfl_round_engine_secagg_msg_words(mfl_round_engine_t *self, const char *peer,
+                                      const mfl_secagg_wire_t *msg, const void *words,
+                                      size_t n_words, unsigned word_bits, const uint8_t *hash,
+                                      uint64_t now_ms);
 
 /* The open attempt's phase name ("advertise", ..., secagg_server.h), or
  * NULL when no securely aggregated attempt is in flight. */

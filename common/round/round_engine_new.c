@@ -8,6 +8,7 @@
 #include "core/log.h"
 #include "fed/checkpoint.h"
 #include "round/round_engine_internal.h"
+#include "secagg/secagg_update.h"
 #include "round/run_model.h"
 
 /* Binds a checkpoint to the model it was written for: spec, algorithm and
@@ -114,8 +115,19 @@ int mfl_engine_bind(mfl_round_engine_t *self, char *err, size_t errlen)
     self->config.site_timeout_ms = self->site_timeout_config_ms;
     self->config.site_timeout_ms = mfl_coord_config_site_timeout_ms(&self->config, self->n_state);
     self->theta = malloc(self->n_state * sizeof(float));
-    self->agg = mfl_aggregate_new(self->n_state);
+    /* under secure aggregation the quantisation every site encodes with
+     * (32-bit words: a bounded aggregate; docs/SECAGG.md "Word width") */
+    self->agg = config->secagg_enabled
+                    ? mfl_secagg_update_aggregate(self->n_state, config->secagg_word_bits,
+                                                  config->secagg_frac_bits)
+                    : mfl_aggregate_new(self->n_state);
     self->step = mfl_server_step_new(&config->server, self->n_state);
+    if (config->secagg_enabled && !self->agg && self->theta) {
+        mfl_errf(err, errlen, "%s: secure_aggregation: no quantisation for word_bits %u with "
+                 "%u fractional bits", config->file, config->secagg_word_bits,
+                 config->secagg_frac_bits);
+        return -1;
+    }
     if (!self->theta || !self->agg || s_layout(self) < 0) {
         mfl_errf(err, errlen, "out of memory for a model of %zu parameters", self->n_state);
         return -1;

@@ -9,7 +9,7 @@
 #include "secagg/secagg_update.h"
 
 int mfl_round_engine_secure_sum(mfl_round_engine_t *self, uint32_t round, const uint8_t *nonce,
-                                const char *const *sites, size_t n_sites, const uint64_t *sum,
+                                const char *const *sites, size_t n_sites, const void *sum,
                                 size_t n_words, double loss_before_sum, double loss_after_sum,
                                 const uint8_t transcript[32], uint64_t now_ms, char *err,
                                 size_t errlen)
@@ -64,16 +64,20 @@ int mfl_round_engine_secure_sum(mfl_round_engine_t *self, uint32_t round, const 
             return -1;
         }
     }
+    /* the weight word: Σ round(w·2^8), in the aggregate's word width */
+    const double weight_q = mfl_secagg_update_word_bits(self->agg) == 32
+                                ? (double)((const uint32_t *)sum)[self->n_state]
+                                : (double)((const uint64_t *)sum)[self->n_state];
     if (mfl_secagg_update_fold(self->agg, sum, n_sites, err, errlen) < 0)
         return -1;
     for (size_t i = 0; i < n_sites; i++)
         found[i]->reported = true;
     self->n_accepted += n_sites;
-    self->weight_sum += ldexp((double)sum[self->n_state], -MFL_AGGREGATE_WEIGHT_BITS);
+    self->weight_sum += ldexp(weight_q, -MFL_AGGREGATE_WEIGHT_BITS);
     if (isfinite(loss_before_sum) && isfinite(loss_after_sum)) { /* NaN: a site sent none */
         self->loss_before_sum += loss_before_sum;
         self->loss_after_sum += loss_after_sum;
-        self->loss_weight_sum += ldexp((double)sum[self->n_state], -MFL_AGGREGATE_WEIGHT_BITS);
+        self->loss_weight_sum += ldexp(weight_q, -MFL_AGGREGATE_WEIGHT_BITS);
     }
     if (self->n_accepted == self->n_selected)
         mfl_engine_close_round(self, now_ms, false);

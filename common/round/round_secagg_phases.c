@@ -155,6 +155,7 @@ void mfl_engine_secagg_open(mfl_round_engine_t *self, uint64_t now_ms)
     sa->params.threshold =
         mfl_secagg_attempt_threshold(n, self->config.secagg_neighbours, self->config.secagg_threshold);
     sa->params.length = self->n_state + 1;
+    sa->params.word_bits = self->config.secagg_word_bits == 32 ? 32 : 64;
     uint8_t(*roster)[32] = calloc(n ? n : 1, sizeof *roster);
     char err[256] = "";
     int ok = roster != NULL;
@@ -176,7 +177,9 @@ void mfl_engine_secagg_open(mfl_round_engine_t *self, uint64_t now_ms)
                  "secure aggregation could not start among %u sites: %s", n, err);
         return;
     }
-    sa->phase_ms = self->config.deadline_ms / 4 > 1000 ? self->config.deadline_ms / 4 : 1000;
+    sa->phase_ms = self->config.secagg_phase_ms ? self->config.secagg_phase_ms
+                   : self->config.deadline_ms / 4 > 1000 ? self->config.deadline_ms / 4
+                                                          : 1000;
     uint32_t all[S_MAX];
     for (uint32_t i = 0; i < n; i++)
         all[i] = i + 1;
@@ -195,6 +198,8 @@ void mfl_engine_secagg_fill_task(const mfl_round_engine_t *self, mfl_round_task_
     task->secagg.neighbours = sa->params.neighbours;
     task->secagg.length = sa->params.length;
     task->secagg.n_sites = sa->params.n_sites;
+    task->secagg.word_bits = sa->params.word_bits;
+    task->secagg.frac_bits = sa->params.word_bits == 32 ? self->config.secagg_frac_bits : 0;
     for (uint32_t i = 0; i < sa->params.n_sites; i++)
         snprintf(task->secagg.sites[i], sizeof task->secagg.sites[i], "%s", sa->ids[i]);
 }
@@ -335,7 +340,7 @@ static void s_next_phase(mfl_round_engine_t *self, uint64_t now_ms)
             return;
         }
         size_t count, nu;
-        const uint64_t *sum = mfl_secagg_server_sum(srv, &count);
+        const void *sum = mfl_secagg_server_sum(srv, &count);
         const uint32_t *u3 = mfl_secagg_server_survivors(srv, &nu);
         const char *names[S_MAX];
         for (size_t i = 0; i < nu; i++)
@@ -357,13 +362,14 @@ static void s_next_phase(mfl_round_engine_t *self, uint64_t now_ms)
         uint32_t round = self->round;
         uint8_t nonce[MFL_ENGINE_NONCE_BYTES];
         memcpy(nonce, self->nonce, sizeof nonce);
-        uint64_t *copy = malloc((size_t)sa->params.length * sizeof *copy);
+        const size_t sum_bytes = (size_t)sa->params.length * mfl_secagg_word_bytes(&sa->params);
+        void *copy = malloc(sum_bytes);
         if (!copy)
             {
             s_abandon(self, now_ms, "out of memory for the sum");
             return;
         }
-        memcpy(copy, sum, (size_t)sa->params.length * sizeof *copy);
+        memcpy(copy, sum, sum_bytes);
         size_t n_words = (size_t)sa->params.length;
         char ids[S_MAX][MFL_ENGINE_SITE_MAX];
         for (size_t i = 0; i < nu; i++) {
@@ -417,9 +423,39 @@ bool mfl_engine_secagg_tick(mfl_round_engine_t *self, uint64_t now_ms)
     return self->phase == MFL_ENGINE_ROUND && sa->server != NULL;
 }
 
+/* The secagg_masked record of `peer`'s masked input (its hash, n words),
+ * written before the input is folded. 0, or -1: not written (audit down,
+ * out of memory). */
+static int s_audit_masked(mfl_round_engine_t *self, const char *peer, const uint8_t hash[32],
+                          size_t n_words)
+{
+    if (!self->audit)
+        return 0;
+    mfl_audit_record_t *rec = malloc(sizeof *rec);
+    if (!rec)
+        return -1;
+    mfl_audit_record_init(rec, MFL_AUDIT_SECAGG_MASKED, self->round, peer);
+    memcpy(rec->nonce, self->nonce, MFL_ENGINE_NONCE_BYTES);
+    rec->nonce_len = MFL_ENGINE_NONCE_BYTES;
+    rec->has_delta_hash = true;
+    memcpy(rec->delta_hash, hash, 32);
+    rec->n = n_words;
+    int rc = mfl_engine_audit_append(self, rec, false); /* down: refused; the phase waits */
+    free(rec);
+    return rc;
+}
+
 int mfl_round_engine_secagg_msg(mfl_round_engine_t *self, const char *peer,
                                 const mfl_secagg_wire_t *m, const uint64_t *words,
                                 size_t n_words, uint64_t now_ms)
+{
+    return mfl_round_engine_secagg_msg_words(self, peer, m, words, n_words, 64, NULL, now_ms);
+}
+
+int mfl_round_engine_secagg_msg_words(mfl_round_engine_t *self, const char *peer,
+                                      const mfl_secagg_wire_t *m, const void *words,
+                                      size_t n_words, unsigned word_bits, const uint8_t *known,
+                                      uint64_t now_ms)
 {
     mfl_round_engine_site_seen(self, peer, now_ms);
     mfl_engine_secagg_t *sa = self->secagg;
@@ -461,9 +497,31 @@ int mfl_round_engine_secagg_msg(mfl_round_engine_t *self, const char *peer,
         st = mfl_secagg_server_on_shares(sa->server, from, m->boxes, m->n_boxes, err, sizeof err);
         break;
     case MFL_MSG_SECAGG_MASKED:
-        st = words ? mfl_secagg_server_on_masked(sa->server, from, words, n_words, hash, err,
-                                                 sizeof err)
-                   : mfl_secagg_fail(MFL_SECAGG_E_LENGTH, err, sizeof err, "no masked words");
+        if (!words)
+            st = mfl_secagg_fail(MFL_SECAGG_E_LENGTH, err, sizeof err, "no masked words");
+        else if (word_bits != mfl_secagg_word_bits(&sa->params))
+            st = mfl_secagg_fail(MFL_SECAGG_E_LENGTH, err, sizeof err,
+                                 "masked words of %u bits, this attempt's are %u bits", word_bits,
+                                 mfl_secagg_word_bits(&sa->params));
+        else if ((st = mfl_secagg_server_check_masked(sa->server, from, n_words, err,
+                                                      sizeof err)) == MFL_SECAGG_OK) {
+            /* On record before it is folded: a masked input whose
+             * secagg_masked record cannot be written is refused, not
+             * summed (the attempt goes on without it, or is abandoned and
+             * retried once the log can be written again). */
+            if (known)
+                memcpy(hash, known, sizeof hash);
+            else
+                mfl_secagg_words_hash(words, n_words, word_bits, hash);
+            if (s_audit_masked(self, peer, hash, n_words) < 0) {
+                mfl_engine_reject(self, peer, MFL_REJECT_AUDIT_UNAVAILABLE, round,
+                                  "secure aggregation: the coordinator cannot write its audit "
+                                  "log; masked input not taken");
+                return -1;
+            }
+            st = mfl_secagg_server_on_masked_hashed(sa->server, from, words, n_words, hash,
+                                                    NULL, err, sizeof err);
+        }
         break;
     case MFL_MSG_SECAGG_SIGNOFF:
         st = m->n_signoffs == 1
@@ -486,19 +544,6 @@ int mfl_round_engine_secagg_msg(mfl_round_engine_t *self, const char *peer,
                           "secure aggregation (%s): %s",
                           mfl_secagg_phase_name(mfl_secagg_server_phase(sa->server)), err);
         return -1;
-    }
-    if (m->kind == MFL_MSG_SECAGG_MASKED && self->audit) {
-        mfl_audit_record_t *rec = malloc(sizeof *rec);
-        if (rec) {
-            mfl_audit_record_init(rec, MFL_AUDIT_SECAGG_MASKED, self->round, peer);
-            memcpy(rec->nonce, self->nonce, MFL_ENGINE_NONCE_BYTES);
-            rec->nonce_len = MFL_ENGINE_NONCE_BYTES;
-            rec->has_delta_hash = true;
-            memcpy(rec->delta_hash, hash, 32);
-            rec->n = n_words;
-            (void)mfl_engine_audit_append(self, rec, false); /* down: the phase then waits */
-            free(rec);
-        }
     }
     sa->got[from] = true;
     if (s_all_in(sa))

@@ -12,12 +12,15 @@
 #include "config/yaml_doc.h"
 #include "core/log.h"
 #include "fed/quant.h"
+#include "secagg/secagg_msg.h"
+#include "secagg/secagg_update.h"
 #include "wire/task.h"
 
 void mfl_coord_config_defaults(mfl_coord_config_t *c)
 {
     memset(c, 0, sizeof *c);
     snprintf(c->listen, sizeof c->listen, "tcp://0.0.0.0:7000");
+    c->secagg_word_bits = 64;
     mfl_learner_config_defaults(&c->learner, MFL_ALGO_REPTILE);
     c->n_way = 5;
     c->k_shot = 5;
@@ -119,7 +122,8 @@ static void s_check_all_keys(mfl_yaml_doc_t *doc)
                                                   "secure_aggregation", NULL});
     mfl_yaml_check_keys(doc, "data", (const char *[]){"schema", NULL});
     mfl_yaml_check_keys(doc, "secure_aggregation",
-                        (const char *[]){"enabled", "threshold", "neighbours", NULL});
+                        (const char *[]){"enabled", "threshold", "neighbours", "word_bits",
+                                         "update_bound", "phase_deadline_s", NULL});
     mfl_yaml_check_keys(doc, "coordinator",
                         (const char *[]){"listen", "key", "allow_dir", "run_dir", NULL});
     mfl_yaml_check_keys(doc, "model",
@@ -283,8 +287,47 @@ static void s_read_secagg(mfl_yaml_doc_t *doc, mfl_coord_config_t *c)
     c->secagg_enabled = mfl_yaml_get_bool(doc, "secure_aggregation.enabled", false);
     c->secagg_threshold = s_u32(doc, "secure_aggregation.threshold", 3, 3, 255);
     c->secagg_neighbours = s_u32(doc, "secure_aggregation.neighbours", 0, 0, 254);
+    c->secagg_word_bits = s_u32(doc, "secure_aggregation.word_bits", 64, 32, 64);
+    c->secagg_update_bound = mfl_yaml_get_double(doc, "secure_aggregation.update_bound", 0.0);
+    c->secagg_frac_bits = 0;
+    /* advertise, share, signoff and unmask each end at this deadline from
+     * their start (0: max(1 s, rounds.deadline_s / 4)); the masked phase
+     * ends with the round (the sites train meanwhile) */
+    c->secagg_phase_ms = mfl_yaml_has(doc, "secure_aggregation.phase_deadline_s")
+                             ? s_ms(doc, "secure_aggregation.phase_deadline_s", 0)
+                             : 0;
     if (!c->secagg_enabled)
         return;
+    if (c->secagg_phase_ms && c->secagg_phase_ms > c->deadline_ms)
+        mfl_yaml_fail(doc, "secure_aggregation.phase_deadline_s",
+                      "%g s is longer than rounds.deadline_s (%g s): the round would end "
+                      "before its first phase", c->secagg_phase_ms / 1000.0,
+                      c->deadline_ms / 1000.0);
+    /* Masked words narrower than 64 bits: every site's terms must be
+     * bounded so that the sum of up to MFL_SECAGG_NARROW_MAX_SITES of them
+     * cannot wrap (docs/SECAGG.md "Word width"). */
+    if (c->secagg_word_bits != 64 && c->secagg_word_bits != 32) {
+        mfl_yaml_fail(doc, "secure_aggregation.word_bits", "must be 64 or 32, got %u",
+                      c->secagg_word_bits);
+    } else if (c->secagg_word_bits == 64) {
+        if (mfl_yaml_has(doc, "secure_aggregation.update_bound"))
+            mfl_yaml_fail(doc, "secure_aggregation.update_bound",
+                          "only with word_bits 32 (64-bit words use the aggregate's fixed "
+                          "bound |w·Δ| ≤ 2^20)");
+    } else if (!mfl_yaml_has(doc, "secure_aggregation.update_bound")) {
+        mfl_yaml_fail(doc, "secure_aggregation.update_bound",
+                      "required with word_bits 32: the largest |w·Δⱼ| a site sends (w its "
+                      "weight, e.g. its training rows; Δⱼ a coordinate of its clipped update)");
+    } else if (!(c->secagg_update_bound > 0) || !isfinite(c->secagg_update_bound)) {
+        mfl_yaml_fail(doc, "secure_aggregation.update_bound", "must be a positive number, got %g",
+                      c->secagg_update_bound);
+    } else if ((c->secagg_frac_bits = mfl_secagg_update_frac_bits(c->secagg_update_bound)) == 0) {
+        mfl_yaml_fail(doc, "secure_aggregation.update_bound",
+                      "%g leaves fewer than %d fractional bits in a 32-bit sum of %d sites "
+                      "(the most is %g); lower it, or use word_bits 64",
+                      c->secagg_update_bound, MFL_SECAGG_MIN_FRAC_BITS,
+                      MFL_SECAGG_NARROW_MAX_SITES, ldexp(1.0, 24 - MFL_SECAGG_MIN_FRAC_BITS));
+    }
     if (c->secagg_neighbours % 2 != 0)
         mfl_yaml_fail(doc, "secure_aggregation.neighbours",
                       "must be even (a Harary graph), or 0 for every pair; got %u",
@@ -626,8 +669,9 @@ size_t mfl_coord_config_message_bytes(const mfl_coord_config_t *config, size_t n
         size_t need = big + (1u << 20) > SIZE_MAX ? SIZE_MAX : (size_t)big + (1u << 20);
         return need > config->max_message_bytes ? need : config->max_message_bytes;
     }
-    /* a masked input is n_state + 1 words of 8 bytes (docs/SECAGG.md) */
-    size_t per = config->secagg_enabled ? 8 : 4, words = n_state + (config->secagg_enabled ? 1 : 0);
+    /* a masked input is n_state + 1 words of 8 or 4 bytes (docs/SECAGG.md) */
+    size_t per = config->secagg_enabled && config->secagg_word_bits != 32 ? 8 : 4,
+           words = n_state + (config->secagg_enabled ? 1 : 0);
     size_t need = words > (SIZE_MAX - (1u << 20)) / per ? SIZE_MAX : per * words + (1u << 20);
     return need > config->max_message_bytes ? need : config->max_message_bytes;
 }

@@ -59,11 +59,15 @@ typedef struct {
     uint32_t upload_encoding;             /* fed/quant.h kind asked of sites that offer it
                                              (rounds.upload_encoding; 0 float32) */
 
-    /* secure aggregation (docs/SECAGG.md); `metafl simulate` runs it, the
-     * daemons refuse a config that enables it (not wired to the wire yet) */
+    /* secure aggregation (docs/SECAGG.md): `metafl simulate` and the daemons */
     bool secagg_enabled;
     uint32_t secagg_threshold;            /* ≥ 3: fewest sites whose sum is released */
     uint32_t secagg_neighbours;           /* 0 = every pair (Bonawitz); else even k (SecAgg+) */
+    uint32_t secagg_word_bits;            /* masked word width: 64 (default) or 32 */
+    double secagg_update_bound;           /* word_bits 32: bound on |w·Δⱼ| (required) */
+    uint32_t secagg_frac_bits;            /* word_bits 32: F from the bound; 0 with 64 */
+    uint32_t secagg_phase_ms;             /* each short phase's deadline; 0 = max(1 s,
+                                             deadline_ms / 4) */
 
     /* server step (SGD with lr = β is plain Reptile / FedAvg) */
     mfl_optim_config_t server;

@@ -125,23 +125,29 @@ void mfl_secagg_mask_nonce(uint8_t nonce[12], const mfl_secagg_scope_t *scope, u
     memcpy(nonce, full, 12);
 }
 
-/* v[j] ±= the j-th little-endian word of buf, for j < w. */
-static void s_fold(uint64_t *restrict v, const uint8_t *restrict buf, size_t w, int sign)
+/* Keystream bytes per ChaCha20 call: 256 blocks (16 KiB), so the stream
+ * of every mask and the piece of v they are added to stay in L1/L2 while
+ * all the masks are added in one pass over v. A multiple of 64 (whole
+ * blocks keep the counter exact). */
+#define S_CHUNK_BYTES 16384u
+
+/* All zero: the plaintext the keystream is XORed onto (never written). */
+static const uint8_t s_zero[S_CHUNK_BYTES];
+
+/* v[j] += sign · the j-th little-endian word of ks, for j < w. The LE-host
+ * loops read ks as words directly (it is a uint64_t array the stream was
+ * written into) and vectorise; the others assemble each word from bytes. */
+static void s_add64(uint64_t *restrict v, const uint64_t *restrict ks, size_t w, int sign)
 {
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    uint64_t words[512];
-    for (size_t at = 0; at < w; at += 512) {
-        size_t m = w - at < 512 ? w - at : 512;
-        memcpy(words, buf + 8 * at, m * 8); /* LE host: the bytes are the words */
-        if (sign > 0)
-            for (size_t j = 0; j < m; j++)
-                v[at + j] += words[j];
-        else
-            for (size_t j = 0; j < m; j++)
-                v[at + j] -= words[j];
-    }
-    sodium_memzero(words, sizeof words);
+    if (sign > 0)
+        for (size_t j = 0; j < w; j++)
+            v[j] += ks[j];
+    else
+        for (size_t j = 0; j < w; j++)
+            v[j] -= ks[j];
 #else
+    const uint8_t *buf = (const uint8_t *)ks;
     for (size_t j = 0; j < w; j++) {
         const uint8_t *b = buf + 8 * j;
         uint64_t word = (uint64_t)b[0] | (uint64_t)b[1] << 8 | (uint64_t)b[2] << 16 |
@@ -152,36 +158,80 @@ static void s_fold(uint64_t *restrict v, const uint8_t *restrict buf, size_t w, 
 #endif
 }
 
-/* Words per ChaCha20 call: 512 blocks (32 KiB), in L1/L2 while folded. */
-#define S_CHUNK_WORDS 4096u
+static void s_add32(uint32_t *restrict v, const uint32_t *restrict ks, size_t w, int sign)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (sign > 0)
+        for (size_t j = 0; j < w; j++)
+            v[j] += ks[j];
+    else
+        for (size_t j = 0; j < w; j++)
+            v[j] -= ks[j];
+#else
+    const uint8_t *buf = (const uint8_t *)ks;
+    for (size_t j = 0; j < w; j++) {
+        const uint8_t *b = buf + 4 * j;
+        uint32_t word = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 |
+                        (uint32_t)b[3] << 24;
+        v[j] = sign > 0 ? v[j] + word : v[j] - word;
+    }
+#endif
+}
+
+int mfl_secagg_mask_many(void *v, size_t n, unsigned word_bits, const mfl_secagg_mask_t *masks,
+                         size_t n_masks)
+{
+    if ((uint64_t)n > MFL_SECAGG_MAX_WORDS || (word_bits != 32 && word_bits != 64) ||
+        mfl_secagg_crypto_init() < 0)
+        return -1;
+    for (size_t k = 0; k < n_masks; k++)
+        if (masks[k].sign != 1 && masks[k].sign != -1)
+            return -1;
+    const size_t wb = word_bits / 8, per = S_CHUNK_BYTES / wb; /* words per chunk */
+    uint64_t ks[S_CHUNK_BYTES / 8]; /* one chunk of one mask's keystream */
+    for (size_t done = 0; done < n; done += per) {
+        size_t w = n - done < per ? n - done : per;
+        size_t bytes = (w * wb + 63) & ~(size_t)63;
+        uint32_t block = (uint32_t)((uint64_t)done * wb / 64); /* < 2^32: n ≤ MAX_WORDS */
+        for (size_t k = 0; k < n_masks; k++) {
+            crypto_stream_chacha20_ietf_xor_ic((uint8_t *)ks, s_zero, bytes, masks[k].nonce,
+                                               block, masks[k].key);
+            if (word_bits == 64)
+                s_add64((uint64_t *)v + done, ks, w, masks[k].sign);
+            else
+                s_add32((uint32_t *)v + done, (const uint32_t *)(const void *)ks, w,
+                        masks[k].sign);
+        }
+    }
+    sodium_memzero(ks, sizeof ks);
+    return 0;
+}
 
 int mfl_secagg_mask_apply(uint64_t *v, size_t n, const uint8_t key[MFL_SECAGG_KEY_BYTES],
                           const uint8_t nonce[12], int sign)
 {
-    if ((uint64_t)n > MFL_SECAGG_MAX_WORDS || (sign != 1 && sign != -1) ||
-        mfl_secagg_crypto_init() < 0)
+    mfl_secagg_mask_t m = {.key = key, .sign = sign};
+    memcpy(m.nonce, nonce, sizeof m.nonce);
+    return mfl_secagg_mask_many(v, n, 64, &m, 1);
+}
+
+int mfl_secagg_mask_pair_spec(mfl_secagg_mask_t *m, const uint8_t key[MFL_SECAGG_KEY_BYTES],
+                              const mfl_secagg_scope_t *scope, uint32_t me, uint32_t peer,
+                              int sign)
+{
+    if (me == peer || (sign != 1 && sign != -1))
         return -1;
-    uint8_t buf[S_CHUNK_WORDS * 8];
-    uint32_t block = 0; /* 64-byte blocks so far: 8 words each */
-    for (size_t done = 0; done < n;) {
-        size_t w = n - done < S_CHUNK_WORDS ? n - done : S_CHUNK_WORDS;
-        size_t bytes = (w * 8 + 63) & ~(size_t)63; /* whole blocks keep the counter exact */
-        memset(buf, 0, bytes);
-        crypto_stream_chacha20_ietf_xor_ic(buf, buf, bytes, nonce, block, key);
-        s_fold(v + done, buf, w, sign);
-        block += (uint32_t)(bytes / 64);
-        done += w;
-    }
-    sodium_memzero(buf, sizeof buf);
+    m->key = key;
+    mfl_secagg_mask_nonce(m->nonce, scope, me, peer);
+    m->sign = me < peer ? sign : -sign;
     return 0;
 }
 
 int mfl_secagg_mask_pair(uint64_t *v, size_t n, const uint8_t key[MFL_SECAGG_KEY_BYTES],
                          const mfl_secagg_scope_t *scope, uint32_t me, uint32_t peer, int sign)
 {
-    if (me == peer || (sign != 1 && sign != -1))
+    mfl_secagg_mask_t m;
+    if (mfl_secagg_mask_pair_spec(&m, key, scope, me, peer, sign) < 0)
         return -1;
-    uint8_t nonce[12];
-    mfl_secagg_mask_nonce(nonce, scope, me, peer);
-    return mfl_secagg_mask_apply(v, n, key, nonce, me < peer ? sign : -sign);
+    return mfl_secagg_mask_many(v, n, 64, &m, 1);
 }

@@ -11,9 +11,10 @@
  *
  * Masks: a 256-bit key expanded by ChaCha20 (IETF, crypto_stream_chacha20_
  * ietf) under a 96-bit nonce that is itself BLAKE2b of (label, round, attempt
- * nonce, pair), read as little-endian 64-bit words and added (or subtracted)
- * modulo 2^64. A vector may be at most MFL_SECAGG_MAX_WORDS words (ChaCha20-
- * IETF's 32-bit block counter: 2^32 blocks of 8 words).
+ * nonce, pair), read as little-endian words of the attempt's width (64 bits,
+ * or 32: docs/SECAGG.md "Word width") and added (or subtracted) modulo
+ * 2^64 or 2^32. A vector may be at most MFL_SECAGG_MAX_WORDS words
+ * (ChaCha20-IETF's 32-bit block counter: 2^32 blocks of 8 64-bit words).
  *
  * Thread-safe (no state) once libsodium is initialised (sodium_init; every
  * entry point here calls it, which is idempotent). */
@@ -88,6 +89,31 @@ void mfl_secagg_mask_nonce(uint8_t nonce[12], const mfl_secagg_scope_t *scope, u
  * -1 (v untouched) if n > MFL_SECAGG_MAX_WORDS or sign is neither. */
 int mfl_secagg_mask_apply(uint64_t *v, size_t n, const uint8_t key[MFL_SECAGG_KEY_BYTES],
                           const uint8_t nonce[12], int sign);
+
+/* One mask of a vector: ChaCha20-IETF(key, nonce) from block 0, added
+ * (sign +1) or subtracted (-1). `key` is borrowed. */
+typedef struct {
+    const uint8_t *key; /* MFL_SECAGG_KEY_BYTES */
+    uint8_t nonce[12];
+    int sign;
+} mfl_secagg_mask_t;
+
+/* v[j] += Σₖ signₖ · word_j(maskₖ) mod 2^word_bits for j < n, v being n
+ * words of `word_bits` (32 or 64: uint32_t or uint64_t), word_j(m) the
+ * j-th little-endian word of that width of m's keystream. One pass over v
+ * (each chunk of v takes every mask's stream while it is in cache), no
+ * copy of v. -1 (v untouched) if n > MFL_SECAGG_MAX_WORDS, word_bits is
+ * neither, or a sign is neither +1 nor -1. 64 bits, one mask: what
+ * mfl_secagg_mask_apply does. */
+int mfl_secagg_mask_many(void *v, size_t n, unsigned word_bits, const mfl_secagg_mask_t *masks,
+                         size_t n_masks);
+
+/* Fills *m with the pairwise mask between `me` and `peer` (the nonce of
+ * the pair, and the sign mfl_secagg_mask_pair would apply). 0, or -1 if
+ * me == peer or sign is neither +1 nor -1. */
+int mfl_secagg_mask_pair_spec(mfl_secagg_mask_t *m, const uint8_t key[MFL_SECAGG_KEY_BYTES],
+                              const mfl_secagg_scope_t *scope, uint32_t me, uint32_t peer,
+                              int sign);
 
 /* The pairwise mask between `me` and `peer` under their mask key: site `me`
  * adds +PRG(key) if it is the lower index and -PRG(key) if the higher, so

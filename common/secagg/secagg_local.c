@@ -21,8 +21,8 @@ uint32_t mfl_secagg_attempt_threshold(uint32_t n, uint32_t neighbours, uint32_t 
 }
 
 int mfl_secagg_local_sum(const mfl_secagg_params_t *p, const uint8_t (*sign_sks)[64],
-                         const uint8_t (*roster)[32], const uint64_t *const *inputs,
-                         uint64_t *sum_out, uint8_t transcript[32], char *err, size_t errlen)
+                         const uint8_t (*roster)[32], const void *const *inputs,
+                         void *sum_out, uint8_t transcript[32], char *err, size_t errlen)
 {
     if (mfl_secagg_params_check(p, err, errlen) < 0)
         return -1;
@@ -32,7 +32,8 @@ int mfl_secagg_local_sum(const mfl_secagg_params_t *p, const uint8_t (*sign_sks)
     mfl_secagg_site_t **site = calloc((size_t)n + 1, sizeof *site);
     mfl_secagg_share_ct_t *cts = calloc(n, sizeof *cts);
     mfl_secagg_reveal_t *rv = calloc(n, sizeof *rv);
-    uint64_t *y = malloc((size_t)p->length * sizeof *y);
+    const size_t wb = mfl_secagg_word_bytes(p);
+    void *y = malloc((size_t)p->length * wb);
     if (!srv || !site || !cts || !rv || !y) {
         if (srv)
             mfl_errf(err, errlen, "out of memory");
@@ -89,8 +90,8 @@ int mfl_secagg_local_sum(const mfl_secagg_params_t *p, const uint8_t (*sign_sks)
     if (mfl_secagg_server_finish(srv, err, errlen) < 0)
         goto out;
     size_t count;
-    const uint64_t *sum = mfl_secagg_server_sum(srv, &count);
-    memcpy(sum_out, sum, (size_t)p->length * sizeof *sum_out);
+    const void *sum = mfl_secagg_server_sum(srv, &count);
+    memcpy(sum_out, sum, (size_t)p->length * wb);
     crypto_generichash_state h;
     crypto_generichash_init(&h, NULL, 0, 32);
     for (int ph = MFL_SECAGG_PHASE_ADVERTISE; ph <= MFL_SECAGG_PHASE_UNMASK; ph++) {

@@ -19,13 +19,14 @@ uint32_t mfl_secagg_attempt_threshold(uint32_t n, uint32_t neighbours, uint32_t 
 
 /* Runs the attempt `p` among sites 1..n (n = p->n_sites): site i signs with
  * sign_sks[i - 1] (64 bytes), roster[i - 1] is its Ed25519 public key, and
- * its input is inputs[i - 1] (p->length words, borrowed). On success writes
- * the unmasked sum (p->length words) to sum_out, and to `transcript` the
+ * its input is inputs[i - 1] (p->length words of the attempt's width,
+ * uint64_t or uint32_t; borrowed). On success writes the unmasked sum
+ * (p->length words of that width) to sum_out, and to `transcript` the
  * BLAKE2b-256 of the coordinator's five phase transcripts in order
  * (mfl_secagg_server_transcript), for the audit log; returns 0. -1 with err
  * if any party refused or the attempt was abandoned. */
 int mfl_secagg_local_sum(const mfl_secagg_params_t *p, const uint8_t (*sign_sks)[64],
-                         const uint8_t (*roster)[32], const uint64_t *const *inputs,
-                         uint64_t *sum_out, uint8_t transcript[32], char *err, size_t errlen);
+                         const uint8_t (*roster)[32], const void *const *inputs,
+                         void *sum_out, uint8_t transcript[32], char *err, size_t errlen);
 
 #endif

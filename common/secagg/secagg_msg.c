@@ -23,6 +23,16 @@ const char *mfl_secagg_status_name(mfl_secagg_status_t s)
     return "?";
 }
 
+unsigned mfl_secagg_word_bits(const mfl_secagg_params_t *p)
+{
+    return p->word_bits == 32 ? 32 : 64;
+}
+
+size_t mfl_secagg_word_bytes(const mfl_secagg_params_t *p)
+{
+    return mfl_secagg_word_bits(p) / 8;
+}
+
 int mfl_secagg_params_check(const mfl_secagg_params_t *p, char *err, size_t errlen)
 {
     if (p->n_sites < MFL_SECAGG_MIN_SITES || p->n_sites > MFL_SECAGG_MAX_SITES) {
@@ -44,6 +54,15 @@ int mfl_secagg_params_check(const mfl_secagg_params_t *p, char *err, size_t errl
                  "threshold %u must be more than half of a neighbourhood of %u sites and at "
                  "most all of it (%u..%u)",
                  p->threshold, d + 1, (d + 1) / 2 + 1, d + 1);
+        return -1;
+    }
+    if (p->word_bits != 0 && p->word_bits != 64 && p->word_bits != 32) {
+        mfl_errf(err, errlen, "word width %u bits: 64 or 32", p->word_bits);
+        return -1;
+    }
+    if (p->word_bits == 32 && p->n_sites > MFL_SECAGG_NARROW_MAX_SITES) {
+        mfl_errf(err, errlen, "32-bit words carry sums of at most %d sites, not %u",
+                 MFL_SECAGG_NARROW_MAX_SITES, p->n_sites);
         return -1;
     }
     if (p->length == 0 || p->length > MFL_SECAGG_MAX_WORDS) {
@@ -72,6 +91,8 @@ static void s_put_params(crypto_generichash_state *h, const char *label,
     s_put_u64(h, p->threshold);
     s_put_u64(h, p->neighbours);
     s_put_u64(h, p->length);
+    if (p->word_bits == 32) /* 64-bit attempts hash what they always did */
+        s_put_u64(h, p->word_bits);
 }
 
 void mfl_secagg_advert_digest(uint8_t out[32], const mfl_secagg_params_t *p,

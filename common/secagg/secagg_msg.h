@@ -11,7 +11,8 @@
  *                 U1 (its shares of the site's mask key and seed, encrypted
  *                 to that neighbour); coord → each site: those addressed to
  *                 it from the sites that shared (U2).
- *   3. masked     site → coord: the masked vector (length uint64 words).
+ *   3. masked     site → coord: the masked vector (length words of
+ *                 word_bits: uint64_t, or uint32_t).
  *                 The senders are the survivors U3.
  *   4. signoff    coord → sites: U3; site → coord: its Ed25519 signature
  *                 over U3 (mfl_secagg_signoff_t), once per attempt.
@@ -32,6 +33,9 @@
 
 #define MFL_SECAGG_MAX_SITES 255 /* share x-coordinates are bytes (libgfshare) */
 #define MFL_SECAGG_MIN_SITES 3   /* fewer: the sum of the others gives one away */
+/* With 32-bit words at most this many sites per attempt: the bound that
+ * keeps a sum of 32-bit terms exact counts on it (secagg_update.h). */
+#define MFL_SECAGG_NARROW_MAX_SITES 64
 #define MFL_SECAGG_BOX_PLAIN (4 + 4 + 8 + 2 * MFL_SECAGG_SHARE_BYTES) /* from, to, round, shares */
 #define MFL_SECAGG_BOX_BYTES (MFL_SECAGG_BOX_PLAIN + 16)              /* + secretbox MAC */
 
@@ -42,8 +46,13 @@ typedef struct {
     uint32_t n_sites;         /* selected sites, indices 1..n_sites */
     uint32_t threshold;       /* t: shares to recover a secret; fewest sites per phase */
     uint32_t neighbours;      /* 0: complete graph; else k (even): SecAgg+ */
-    uint64_t length;          /* masked vector length in uint64 words */
+    uint64_t length;          /* masked vector length in words */
+    uint32_t word_bits;       /* 64 (0 means 64: every earlier attempt) or 32 */
 } mfl_secagg_params_t;
+
+/* The attempt's word width in bits (64 or 32) and bytes. */
+unsigned mfl_secagg_word_bits(const mfl_secagg_params_t *p);
+size_t mfl_secagg_word_bytes(const mfl_secagg_params_t *p);
 
 /* Outcome of handling one message or request; the non-zero ones are the
  * reasons a message is rejected (mapped to wire RejectReasons). */
@@ -110,12 +119,14 @@ typedef struct {
 /* 0 if the parameters are usable: MFL_SECAGG_MIN_SITES ≤ n ≤ 255; k 0 or
  * even ≥ 2 (k ≥ n − 1 means complete); with d the degree (n − 1, or k) the
  * threshold is more than half of a neighbourhood and at most all of it,
- * (d + 1)/2 < t ≤ d + 1; 1 ≤ length ≤ MFL_SECAGG_MAX_WORDS. Else -1, err
+ * (d + 1)/2 < t ≤ d + 1; 1 ≤ length ≤ MFL_SECAGG_MAX_WORDS; word_bits 0,
+ * 64 or 32, and with 32 n ≤ MFL_SECAGG_NARROW_MAX_SITES. Else -1, err
  * says which. */
 int mfl_secagg_params_check(const mfl_secagg_params_t *p, char *err, size_t errlen);
 
 /* The BLAKE2b-256 digest an advertisement's signature covers: a label, all
- * of `p`, and the advert's index, keys and commitment. */
+ * of `p` (word_bits only when 32, so 64-bit attempts sign what they always
+ * did), and the advert's index, keys and commitment. */
 void mfl_secagg_advert_digest(uint8_t out[32], const mfl_secagg_params_t *p,
                               const mfl_secagg_advert_t *a);
 

@@ -24,7 +24,7 @@ struct mfl_secagg_server {
     size_t n_u1;
     uint8_t in_u1[S_SLOTS], in_u2[S_SLOTS], in_u3[S_SLOTS], in_u4[S_SLOTS], in_u5[S_SLOTS];
     mfl_secagg_share_ct_t *boxes;  /* boxes[from * slots + to] */
-    uint64_t *sum;                 /* length words */
+    void *sum;                     /* length words of the attempt's width */
     uint8_t (*masked_hash)[32];    /* by index */
     uint32_t u3[MFL_SECAGG_MAX_SITES];
     size_t n_u3;
@@ -79,7 +79,7 @@ mfl_secagg_server_t *mfl_secagg_server_new(const mfl_secagg_params_t *p,
     self->boxes = calloc(S * S, sizeof *self->boxes);
     self->shares = calloc(S * S, sizeof *self->shares);
     self->has_share = calloc(S * S, 1);
-    self->sum = calloc((size_t)p->length, sizeof *self->sum);
+    self->sum = calloc((size_t)p->length, mfl_secagg_word_bytes(p));
     uint8_t seed[32];
     mfl_secagg_graph_seed(seed, p);
     self->graph = mfl_secagg_graph_new(p->n_sites, p->neighbours, seed);
@@ -152,7 +152,7 @@ static int s_abandon(mfl_secagg_server_t *self, mfl_secagg_status_t why, char *e
     }
     self->phase = MFL_SECAGG_PHASE_ABANDONED;
     self->abandon_reason = why;
-    memset(self->sum, 0, (size_t)self->p.length * sizeof *self->sum);
+    memset(self->sum, 0, (size_t)self->p.length * mfl_secagg_word_bytes(&self->p));
     return -1;
 }
 
@@ -312,9 +312,54 @@ size_t mfl_secagg_server_boxes_for(const mfl_secagg_server_t *self, uint32_t to,
     return m;
 }
 
-mfl_secagg_status_t mfl_secagg_server_on_masked(mfl_secagg_server_t *self, uint32_t from,
-                                                const uint64_t *y, size_t n, uint8_t hash[32],
-                                                char *err, size_t errlen)
+/* BLAKE2b-256 of n words of `wb` bytes as little-endian bytes. */
+static void s_hash_words(const void *y, size_t n, size_t wb, uint8_t out[32])
+{
+    crypto_generichash_state h;
+    crypto_generichash_init(&h, NULL, 0, 32);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    crypto_generichash_update(&h, (const uint8_t *)y, n * wb); /* already LE bytes */
+#else
+    uint8_t buf[4096];
+    size_t fill = 0;
+    for (size_t j = 0; j < n; j++) {
+        uint64_t w = wb == 8 ? ((const uint64_t *)y)[j] : ((const uint32_t *)y)[j];
+        for (size_t b = 0; b < wb; b++)
+            buf[fill + b] = (uint8_t)(w >> (8 * b));
+        fill += wb;
+        if (fill == sizeof buf) {
+            crypto_generichash_update(&h, buf, fill);
+            fill = 0;
+        }
+    }
+    crypto_generichash_update(&h, buf, fill);
+#endif
+    crypto_generichash_final(&h, out, 32);
+}
+
+/* Folds y into the running sum, mod 2^64 or 2^32 (vectorised loops). */
+static void s_fold_words(mfl_secagg_server_t *self, const void *y, size_t n)
+{
+    if (mfl_secagg_word_bits(&self->p) == 64) {
+        uint64_t *restrict sum = self->sum;
+        const uint64_t *restrict v = y;
+        for (size_t j = 0; j < n; j++)
+            sum[j] += v[j];
+    } else {
+        uint32_t *restrict sum = self->sum;
+        const uint32_t *restrict v = y;
+        for (size_t j = 0; j < n; j++)
+            sum[j] += v[j];
+    }
+}
+
+void mfl_secagg_words_hash(const void *y, size_t n, unsigned word_bits, uint8_t out[32])
+{
+    s_hash_words(y, n, word_bits / 8, out);
+}
+
+mfl_secagg_status_t mfl_secagg_server_check_masked(const mfl_secagg_server_t *self, uint32_t from,
+                                                   size_t n, char *err, size_t errlen)
 {
     mfl_secagg_status_t st =
         s_expect(self, MFL_SECAGG_PHASE_MASKED, from, "masked input", err, errlen);
@@ -330,32 +375,34 @@ mfl_secagg_status_t mfl_secagg_server_on_masked(mfl_secagg_server_t *self, uint3
         return mfl_secagg_fail(MFL_SECAGG_E_LENGTH, err, errlen,
                       "site %u: masked input of %zu words, expected %llu", from, n,
                       (unsigned long long)self->p.length);
-    crypto_generichash_state h;
-    crypto_generichash_init(&h, NULL, 0, 32);
-    uint64_t *restrict sum = self->sum;
-    for (size_t j = 0; j < n; j++)
-        sum[j] += y[j];
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    crypto_generichash_update(&h, (const uint8_t *)y, n * sizeof *y); /* already LE bytes */
-#else
-    uint8_t buf[4096];
-    size_t fill = 0;
-    for (size_t j = 0; j < n; j++) {
-        for (int b = 0; b < 8; b++)
-            buf[fill + (size_t)b] = (uint8_t)(y[j] >> (8 * b));
-        fill += 8;
-        if (fill == sizeof buf) {
-            crypto_generichash_update(&h, buf, fill);
-            fill = 0;
-        }
-    }
-    crypto_generichash_update(&h, buf, fill);
-#endif
-    crypto_generichash_final(&h, self->masked_hash[from], 32);
+    return MFL_SECAGG_OK;
+}
+
+mfl_secagg_status_t mfl_secagg_server_on_masked_hashed(mfl_secagg_server_t *self, uint32_t from,
+                                                       const void *y, size_t n,
+                                                       const uint8_t known_hash[32],
+                                                       uint8_t hash[32], char *err,
+                                                       size_t errlen)
+{
+    mfl_secagg_status_t st = mfl_secagg_server_check_masked(self, from, n, err, errlen);
+    if (st != MFL_SECAGG_OK)
+        return st;
+    s_fold_words(self, y, n);
+    if (known_hash)
+        memcpy(self->masked_hash[from], known_hash, 32);
+    else
+        s_hash_words(y, n, mfl_secagg_word_bytes(&self->p), self->masked_hash[from]);
     if (hash)
         memcpy(hash, self->masked_hash[from], 32);
     self->in_u3[from] = 1;
     return MFL_SECAGG_OK;
+}
+
+mfl_secagg_status_t mfl_secagg_server_on_masked(mfl_secagg_server_t *self, uint32_t from,
+                                                const void *y, size_t n, uint8_t hash[32],
+                                                char *err, size_t errlen)
+{
+    return mfl_secagg_server_on_masked_hashed(self, from, y, n, NULL, hash, err, errlen);
 }
 
 int mfl_secagg_server_end_masked(mfl_secagg_server_t *self, char *err, size_t errlen)
@@ -547,10 +594,9 @@ int mfl_secagg_server_finish(mfl_secagg_server_t *self, char *err, size_t errlen
     const mfl_secagg_scope_t *scope = &self->p.scope;
     /* Recover every secret before touching the sum (all or nothing); the
      * masks come off in a second pass. */
-    uint8_t (*secrets)[32] = sodium_malloc((self->slots + 1) * 32);
+    uint8_t (*secrets)[32] = sodium_malloc(self->slots * 32);
     if (!secrets)
         return s_abandon(self, MFL_SECAGG_E_SHARES, err, errlen, "out of memory");
-    uint8_t *key = secrets[self->slots];
     for (uint32_t j = 1; j <= self->p.n_sites; j++) {
         if (!self->in_u2[j])
             continue;
@@ -563,31 +609,67 @@ int mfl_secagg_server_finish(mfl_secagg_server_t *self, char *err, size_t errlen
                              seed ? "self-mask seed" : "mask key", j, self->p.threshold);
         }
     }
+    /* Every mask to take off, then one pass over the sum: each survivor's
+     * self mask, and for each site that dropped after sharing the mask
+     * every surviving neighbour added for the pair. Their keys live in
+     * `keys` (guarded, wiped). */
+    size_t n_masks = 0;
     for (uint32_t j = 1; j <= self->p.n_sites; j++) {
         if (!self->in_u2[j])
             continue;
         if (self->in_u3[j]) {
-            uint8_t nonce[12];
-            mfl_secagg_derive(key, MFL_SECAGG_KDF_SELF, scope, j, secrets[j]);
-            mfl_secagg_mask_nonce(nonce, scope, j, j);
-            (void)mfl_secagg_mask_apply(self->sum, len, key, nonce, -1);
+            n_masks++;
             continue;
         }
-        /* j dropped after sharing: take out the mask every surviving
-         * neighbour i added for the pair (i, j). A key that fails to agree
-         * would have failed at every honest site's share check already. */
+        for (size_t k = 0; k < self->n_u3; k++)
+            n_masks += mfl_secagg_graph_adjacent(self->graph, self->u3[k], j) != 0;
+    }
+    uint8_t (*keys)[32] = sodium_malloc((n_masks ? n_masks : 1) * 32);
+    mfl_secagg_mask_t *masks = calloc(n_masks ? n_masks : 1, sizeof *masks);
+    if (!keys || !masks) {
+        if (keys)
+            sodium_free(keys);
+        free(masks);
+        sodium_free(secrets);
+        return s_abandon(self, MFL_SECAGG_E_SHARES, err, errlen, "out of memory");
+    }
+    size_t m = 0;
+    int bad = 0;
+    uint32_t bad_i = 0, bad_j = 0;
+    for (uint32_t j = 1; j <= self->p.n_sites && !bad; j++) {
+        if (!self->in_u2[j])
+            continue;
+        if (self->in_u3[j]) {
+            mfl_secagg_derive(keys[m], MFL_SECAGG_KDF_SELF, scope, j, secrets[j]);
+            masks[m].key = keys[m];
+            masks[m].sign = -1;
+            mfl_secagg_mask_nonce(masks[m].nonce, scope, j, j);
+            m++;
+            continue;
+        }
+        /* j dropped after sharing. A key that fails to agree would have
+         * failed at every honest site's share check already. */
         for (size_t k = 0; k < self->n_u3; k++) {
             uint32_t i = self->u3[k];
             if (!mfl_secagg_graph_adjacent(self->graph, i, j))
                 continue;
-            if (mfl_secagg_agree(key, MFL_SECAGG_KDF_MASK, scope, j, secrets[j], self->adv[j].s_pk,
-                                 i, self->adv[i].s_pk) < 0) {
-                sodium_free(secrets);
-                return s_abandon(self, MFL_SECAGG_E_SHARES, err, errlen,
-                                 "mask key of sites %u and %u cannot be derived", i, j);
+            if (mfl_secagg_agree(keys[m], MFL_SECAGG_KDF_MASK, scope, j, secrets[j],
+                                 self->adv[j].s_pk, i, self->adv[i].s_pk) < 0) {
+                bad = 1, bad_i = i, bad_j = j;
+                break;
             }
-            (void)mfl_secagg_mask_pair(self->sum, len, key, scope, i, j, -1);
+            (void)mfl_secagg_mask_pair_spec(&masks[m], keys[m], scope, i, j, -1); /* i != j */
+            m++;
         }
+    }
+    if (!bad)
+        (void)mfl_secagg_mask_many(self->sum, len, mfl_secagg_word_bits(&self->p), masks, m);
+    sodium_free(keys); /* wipes */
+    free(masks);
+    if (bad) {
+        sodium_free(secrets);
+        return s_abandon(self, MFL_SECAGG_E_SHARES, err, errlen,
+                         "mask key of sites %u and %u cannot be derived", bad_i, bad_j);
     }
     sodium_free(secrets); /* wipes */
     crypto_generichash_state h;
@@ -607,7 +689,7 @@ int mfl_secagg_server_finish(mfl_secagg_server_t *self, char *err, size_t errlen
     return 0;
 }
 
-const uint64_t *mfl_secagg_server_sum(const mfl_secagg_server_t *self, size_t *count)
+const void *mfl_secagg_server_sum(const mfl_secagg_server_t *self, size_t *count)
 {
     if (self->phase != MFL_SECAGG_PHASE_DONE)
         return NULL;

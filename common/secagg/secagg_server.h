@@ -69,14 +69,37 @@ int mfl_secagg_server_end_shares(mfl_secagg_server_t *self, char *err, size_t er
 size_t mfl_secagg_server_boxes_for(const mfl_secagg_server_t *self, uint32_t to,
                                    mfl_secagg_share_ct_t *out);
 
-/* Phase 3: `from`'s masked vector (n words, borrowed), folded into the sum
- * mod 2^64 on arrival. E_LENGTH if n != length, E_DUPLICATE for a second
- * one (the first stays), E_MALFORMED if from is not in U2. hash (32 bytes,
- * may be NULL) gets BLAKE2b-256 of the vector's little-endian bytes, for
- * the audit log. */
+/* Phase 3: `from`'s masked vector (n words of the attempt's width,
+ * uint64_t or uint32_t; borrowed), folded into the sum mod 2^64 or 2^32 on
+ * arrival. E_LENGTH if n != length, E_DUPLICATE for a second one (the
+ * first stays), E_MALFORMED if from is not in U2. hash (32 bytes, may be
+ * NULL) gets BLAKE2b-256 of the vector's little-endian bytes, for the
+ * audit log. */
 mfl_secagg_status_t mfl_secagg_server_on_masked(mfl_secagg_server_t *self, uint32_t from,
-                                                const uint64_t *y, size_t n, uint8_t hash[32],
+                                                const void *y, size_t n, uint8_t hash[32],
                                                 char *err, size_t errlen);
+
+/* The checks of mfl_secagg_server_on_masked alone (phase, membership, a
+ * second input, length), nothing folded: a caller that must record the
+ * input before it is folded (the audit log) checks, records, then folds.
+ * MFL_SECAGG_OK or the status on_masked would return. */
+mfl_secagg_status_t mfl_secagg_server_check_masked(const mfl_secagg_server_t *self, uint32_t from,
+                                                   size_t n, char *err, size_t errlen);
+
+/* BLAKE2b-256 of n words of `word_bits` (64 or 32) as little-endian bytes:
+ * the hash on_masked records. */
+void mfl_secagg_words_hash(const void *y, size_t n, unsigned word_bits, uint8_t out[32]);
+
+/* As mfl_secagg_server_on_masked when the caller already has that hash
+ * (`known_hash`, e.g. the transport's verified BLAKE2b-256 of the same
+ * little-endian bytes): it is taken as is instead of hashing the vector
+ * again (NULL: computed). The caller vouches for it: it goes into the
+ * masked phase's transcript and the audit log. */
+mfl_secagg_status_t mfl_secagg_server_on_masked_hashed(mfl_secagg_server_t *self, uint32_t from,
+                                                       const void *y, size_t n,
+                                                       const uint8_t known_hash[32],
+                                                       uint8_t hash[32], char *err,
+                                                       size_t errlen);
 /* Closes phase 3: U3 = the sites whose vectors are in the sum. */
 int mfl_secagg_server_end_masked(mfl_secagg_server_t *self, char *err, size_t errlen);
 /* U3, ascending (valid until destroy). */
@@ -107,10 +130,11 @@ mfl_secagg_status_t mfl_secagg_server_on_reveals(mfl_secagg_server_t *self, uint
 int mfl_secagg_server_finish(mfl_secagg_server_t *self, char *err, size_t errlen);
 #define MFL_SECAGG_MAX_SUBSETS 256
 
-/* After finish: the unmasked sum (length words; as int64 it is the exact
- * Σ of the survivors' inputs when that fits) and *count = |U3|. NULL
+/* After finish: the unmasked sum (length words of the attempt's width,
+ * uint64_t or uint32_t; read as two's complement it is the exact Σ of the
+ * survivors' inputs when that fits the width) and *count = |U3|. NULL
  * before. Valid until destroy. */
-const uint64_t *mfl_secagg_server_sum(const mfl_secagg_server_t *self, size_t *count);
+const void *mfl_secagg_server_sum(const mfl_secagg_server_t *self, size_t *count);
 
 /* BLAKE2b-256 of what phase `phase` (ADVERTISE..UNMASK) accepted, in index
  * order (adverts; boxes; masked-vector hashes; signoffs; reveals), once

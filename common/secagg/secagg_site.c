@@ -272,7 +272,7 @@ mfl_secagg_status_t mfl_secagg_site_share(mfl_secagg_site_t *self, const mfl_sec
 }
 
 mfl_secagg_status_t mfl_secagg_site_mask(mfl_secagg_site_t *self, const mfl_secagg_share_ct_t *in,
-                                         size_t n, const uint64_t *x, uint64_t *y, char *err,
+                                         size_t n, const void *x, void *y, char *err,
                                          size_t errlen)
 {
     const uint32_t me = self->me, N = self->p.n_sites;
@@ -329,16 +329,21 @@ mfl_secagg_status_t mfl_secagg_site_mask(mfl_secagg_site_t *self, const mfl_seca
                       me, view, self->p.threshold);
     const size_t len = (size_t)self->p.length;
     if (y != x)
-        memmove(y, x, len * sizeof *y);
-    uint8_t nonce12[12];
+        memmove(y, x, len * mfl_secagg_word_bytes(&self->p));
+    /* The self mask and every pairwise mask, added in one pass over y. */
+    mfl_secagg_mask_t masks[S_SLOTS];
+    size_t nm = 0;
     mfl_secagg_derive(sec->box_key, MFL_SECAGG_KDF_SELF, &self->p.scope, me, sec->seed);
-    mfl_secagg_mask_nonce(nonce12, &self->p.scope, me, me);
-    (void)mfl_secagg_mask_apply(y, len, sec->box_key, nonce12, 1); /* length checked at new */
-    for (uint32_t j = 1; j <= N; j++) {
-        if (!got[j] || j == me)
-            continue;
-        (void)mfl_secagg_mask_pair(y, len, sec->mask_keys[j], &self->p.scope, me, j, 1);
-    }
+    masks[nm].key = sec->box_key;
+    masks[nm].sign = 1;
+    mfl_secagg_mask_nonce(masks[nm++].nonce, &self->p.scope, me, me);
+    for (uint32_t j = 1; j <= N; j++)
+        if (got[j] && j != me)
+            (void)mfl_secagg_mask_pair_spec(&masks[nm++], sec->mask_keys[j], &self->p.scope, me,
+                                            j, 1); /* j != me */
+    /* the length and width were checked at new */
+    (void)mfl_secagg_mask_many(y, len, mfl_secagg_word_bits(&self->p), masks, nm);
+    sodium_memzero(masks, sizeof masks);
     sodium_memzero(sec->box_key, sizeof sec->box_key);
     memcpy(self->holds, got, sizeof self->holds);
     self->phase = S_MASKED;

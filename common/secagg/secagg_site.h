@@ -49,13 +49,14 @@ mfl_secagg_status_t mfl_secagg_site_share(mfl_secagg_site_t *self, const mfl_sec
                                           char *err, size_t errlen);
 
 /* Phase 3: takes the boxes addressed to this site (`in`, n; borrowed), the
- * senders being its view of U2, and masks `x` (length words: the fixed-
- * point update) into `y` (length words; may equal x): y = x + PRG(seed)
- * ± PRG(pairwise key) for each neighbour in U2, mod 2^64. Refuses
+ * senders being its view of U2, and masks `x` (length words of the
+ * attempt's width, uint64_t or uint32_t: the fixed-point update) into `y`
+ * (the same; may equal x): y = x + PRG(seed) ± PRG(pairwise key) for each
+ * neighbour in U2, mod 2^64 or 2^32, in one pass over y. Refuses
  * (E_MALFORMED) a box that does not open or is not from a U1 neighbour to
  * this site, a repeated sender, or fewer than t in its U2 neighbourhood. */
 mfl_secagg_status_t mfl_secagg_site_mask(mfl_secagg_site_t *self, const mfl_secagg_share_ct_t *in,
-                                         size_t n, const uint64_t *x, uint64_t *y, char *err,
+                                         size_t n, const void *x, void *y, char *err,
                                          size_t errlen);
 
 /* Phase 4: signs the survivor list U3 (strictly ascending, containing this

@@ -8,6 +8,7 @@
 
 #include "core/log.h"
 #include "fed/aggregate.h"
+#include "secagg/secagg_msg.h"
 #include "secagg/secagg_site.h"
 #include "secagg/secagg_update.h"
 
@@ -16,8 +17,9 @@ struct mfl_site_secagg {
     uint32_t index;
     mfl_secagg_site_t *sm;
     mfl_aggregate_t *enc; /* the quantisation the coordinator's aggregate uses */
-    uint64_t *x, *y;      /* the encoded update, the masked one */
+    void *x;              /* the encoded update, masked in place (words of the width) */
     bool have_input;
+    bool masked;          /* x holds the masked words */
 };
 
 void mfl_site_secagg_destroy(mfl_site_secagg_t **self_p)
@@ -28,9 +30,8 @@ void mfl_site_secagg_destroy(mfl_site_secagg_t **self_p)
     mfl_secagg_site_destroy(&self->sm);
     mfl_aggregate_destroy(&self->enc);
     if (self->x)
-        sodium_memzero(self->x, (size_t)self->params.length * sizeof *self->x);
+        sodium_memzero(self->x, (size_t)self->params.length * mfl_secagg_word_bytes(&self->params));
     free(self->x);
-    free(self->y);
     free(self);
     *self_p = NULL;
 }
@@ -81,14 +82,24 @@ mfl_site_secagg_t *mfl_site_secagg_new(const mfl_round_task_t *task, const char 
     self->params.threshold = task->secagg.threshold;
     self->params.neighbours = task->secagg.neighbours;
     self->params.length = task->secagg.length;
+    self->params.word_bits = task->secagg.word_bits == 32 ? 32 : 64;
     self->sm = mfl_secagg_site_new(&self->params, self->index, sign_sk,
                                    (const uint8_t(*)[32])keys, err, errlen);
     if (!self->sm)
         goto out_fail;
-    self->enc = mfl_aggregate_new(n_params);
-    self->x = malloc((n_params + 1) * sizeof *self->x);
-    self->y = malloc((n_params + 1) * sizeof *self->y);
-    if (!self->enc || !self->x || !self->y) {
+    /* the coordinator's quantisation: F and bounds follow the word width */
+    if (self->params.word_bits == 32 && (task->secagg.frac_bits < MFL_SECAGG_MIN_FRAC_BITS ||
+                                         task->secagg.frac_bits > MFL_SECAGG_MAX_FRAC_BITS)) {
+        mfl_errf(err, errlen, "secure aggregation with 32-bit words and %u fractional bits "
+                 "(%d..%d)", task->secagg.frac_bits, MFL_SECAGG_MIN_FRAC_BITS,
+                 MFL_SECAGG_MAX_FRAC_BITS);
+        goto out_fail;
+    }
+    self->enc = mfl_secagg_update_aggregate(n_params, self->params.word_bits,
+                                            task->secagg.frac_bits);
+    const size_t wb = mfl_secagg_word_bytes(&self->params);
+    self->x = malloc((n_params + 1) * wb);
+    if (!self->enc || !self->x) {
         mfl_errf(err, errlen, "out of memory for %zu words", n_params + 1);
         goto out_fail;
     }
@@ -98,6 +109,15 @@ out_fail:
     free(keys);
     mfl_site_secagg_destroy(&self);
     return NULL;
+}
+
+void *mfl_site_secagg_detach_words(mfl_site_secagg_t *self)
+{
+    if (!self->masked || !self->x)
+        return NULL; /* not masked yet (or already detached): never the clear update */
+    void *w = self->x;
+    self->x = NULL;
+    return w;
 }
 
 bool mfl_site_secagg_is(const mfl_site_secagg_t *self, uint32_t round, const uint8_t *nonce)
@@ -124,17 +144,35 @@ int mfl_site_secagg_advertise(mfl_site_secagg_t *self, mfl_secagg_wire_t *out, c
                : -1;
 }
 
+double mfl_site_secagg_max_weight(const mfl_site_secagg_t *self)
+{
+    return mfl_aggregate_max_weight(self->enc);
+}
+
+unsigned mfl_site_secagg_word_bits(const mfl_site_secagg_t *self)
+{
+    return mfl_secagg_word_bits(&self->params);
+}
+
 int mfl_site_secagg_set_input(mfl_site_secagg_t *self, const float *delta, double weight,
                               char *err, size_t errlen)
 {
-    if (mfl_secagg_update_encode(self->enc, delta, weight, self->x, err, errlen) < 0)
+    char why[256];
+    if (mfl_secagg_update_encode(self->enc, delta, weight, self->x, why, sizeof why) < 0) {
+        if (self->params.word_bits == 32)
+            mfl_errf(err, errlen, "%s (32-bit secure aggregation: |w·Δ| ≤ %g, w ≤ %g; the "
+                     "coordinator's secure_aggregation.update_bound and word_bits)", why,
+                     mfl_aggregate_max_product(self->enc), mfl_aggregate_max_weight(self->enc));
+        else
+            mfl_errf(err, errlen, "%s", why);
         return -1;
+    }
     self->have_input = true;
     return 0;
 }
 
 int mfl_site_secagg_on_msg(mfl_site_secagg_t *self, const mfl_secagg_wire_t *in,
-                           mfl_secagg_wire_t *out, const uint64_t **words, size_t *n_words,
+                           mfl_secagg_wire_t *out, const void **words, size_t *n_words,
                            uint8_t hash[32], mfl_reject_t *reject, char *err, size_t errlen)
 {
     mfl_secagg_status_t st;
@@ -152,15 +190,19 @@ int mfl_site_secagg_on_msg(mfl_site_secagg_t *self, const mfl_secagg_wire_t *in,
             return mfl_errf(err, errlen, "no update to mask (training did not finish)"), -1;
         }
         s_head(self, out, MFL_MSG_SECAGG_MASKED);
-        st = mfl_secagg_site_mask(self->sm, in->boxes, in->n_boxes, self->x, self->y, err,
+        /* masked in place: once masked, the update in clear is gone */
+        st = mfl_secagg_site_mask(self->sm, in->boxes, in->n_boxes, self->x, self->x, err,
                                   errlen);
         if (st == MFL_SECAGG_OK) {
-            sodium_memzero(self->x, (size_t)self->params.length * sizeof *self->x);
+            const size_t bytes = (size_t)self->params.length * mfl_secagg_word_bytes(&self->params);
             self->have_input = false; /* masked once per attempt */
-            *words = self->y;
+            self->masked = true;
+            *words = self->x;
             *n_words = (size_t)self->params.length;
-            crypto_generichash(hash, 32, (const unsigned char *)self->y,
-                               (size_t)self->params.length * sizeof *self->y, NULL, 0);
+            /* the words' little-endian bytes (LE hosts: the memory as is);
+             * the same hash travels in the tensor header, so it is
+             * computed once */
+            crypto_generichash(hash, 32, (const unsigned char *)self->x, bytes, NULL, 0);
         }
         break;
     case MFL_MSG_SECAGG_SURVIVORS:

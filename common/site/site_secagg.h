@@ -26,8 +26,9 @@ typedef struct mfl_site_secagg mfl_site_secagg_t;
  * its Ed25519 secret key `sign_sk` (64 bytes, copied into guarded memory),
  * each site of the task's list looked up by id in `roster` (borrowed for
  * the call). NULL + err if the task has no setup, this site is not in it,
- * a listed site is not in the roster, the length is not `n_params` + 1, or
- * the parameters fail mfl_secagg_params_check. */
+ * a listed site is not in the roster, the length is not `n_params` + 1,
+ * 32-bit words come with F outside 8..24, or the parameters fail
+ * mfl_secagg_params_check (e.g. 32-bit words among more than 64 sites). */
 mfl_site_secagg_t *mfl_site_secagg_new(const mfl_round_task_t *task, const char *self_id,
                                        const uint8_t sign_sk[64], const mfl_allow_list_t *roster,
                                        size_t n_params, char *err, size_t errlen);
@@ -40,20 +41,35 @@ bool mfl_site_secagg_is(const mfl_site_secagg_t *self, uint32_t round, const uin
 int mfl_site_secagg_advertise(mfl_site_secagg_t *self, mfl_secagg_wire_t *out, char *err,
                               size_t errlen);
 
+/* The masked words' width (64 or 32) and the largest weight this
+ * attempt's quantisation takes (2^32 with 64-bit words, 2^16 with 32:
+ * docs/SECAGG.md "Word width"). */
+unsigned mfl_site_secagg_word_bits(const mfl_site_secagg_t *self);
+double mfl_site_secagg_max_weight(const mfl_site_secagg_t *self);
+
 /* The site's update: Δ (n_params floats, already clipped and noised as its
  * privacy policy says) and its weight, encoded and checked as the
- * coordinator's aggregate would (NaN/Inf, the product bound). 0 or -1. */
+ * coordinator's aggregate would (NaN/Inf, the product bound, the weight
+ * bound; with 32-bit words err names the coordinator's settings). 0 or
+ * -1. */
 int mfl_site_secagg_set_input(mfl_site_secagg_t *self, const float *delta, double weight,
                               char *err, size_t errlen);
 
+/* After SECAGG_MASKED was answered: hands the masked words' buffer (the
+ * one *words pointed to) to the caller, who frees it with free(); the
+ * attempt no longer holds it (a zero-copy send releases it when sent).
+ * NULL before masking or when already handed over. */
+void *mfl_site_secagg_detach_words(mfl_site_secagg_t *self);
+
 /* A coordinator's message `in` of this attempt. Returns 1 with the reply
- * in *out (for SECAGG_MASKED *words / *n_words are the masked vector,
- * valid until destroy, and *hash its BLAKE2b-256, the value the site's
+ * in *out (for SECAGG_MASKED *words / *n_words are the masked vector, in
+ * words of mfl_site_secagg_word_bits, masked in place of the encoded
+ * update: valid until destroy or mfl_site_secagg_detach_words, and *hash its BLAKE2b-256, the value the site's
  * audit log records), 0 when there is nothing to send (SECAGG_END), or -1
  * with *reject and err when the site refuses (a bad list or box, a request
  * an honest site must not answer, no input yet for the masked phase). */
 int mfl_site_secagg_on_msg(mfl_site_secagg_t *self, const mfl_secagg_wire_t *in,
-                           mfl_secagg_wire_t *out, const uint64_t **words, size_t *n_words,
+                           mfl_secagg_wire_t *out, const void **words, size_t *n_words,
                            uint8_t hash[32], mfl_reject_t *reject, char *err, size_t errlen);
 
 #endif

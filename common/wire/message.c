@@ -140,6 +140,7 @@ static uint64_t s_wire_bytes(uint32_t encoding, uint64_t count)
     case MFL_QUANT_FP16: return 2 * count;
     case MFL_QUANT_INT8: return count;
     case MFL_WIRE_ENCODING_U64: return 8 * count;
+    case MFL_WIRE_ENCODING_U32: return 4 * count;
     }
     return 0;
 }
@@ -179,7 +180,7 @@ static int s_tensor_headers(const mfl_tensor_t *tensors, size_t n_tensors, size_
                      t->ndim, MFL_TENSOR_MAX_DIMS);
             return -1;
         }
-        if (t->encoding > MFL_WIRE_ENCODING_U64 ||
+        if (t->encoding > MFL_WIRE_ENCODING_U32 ||
             (t->encoding == MFL_QUANT_INT8 && !isfinite(t->scale))) {
             mfl_errf(err, errlen, "tensor '%s': unknown encoding %u or bad scale",
                      t->name ? t->name : "", t->encoding);
@@ -526,12 +527,12 @@ static int s_check_tensor_header(mfl_msg_t *self, size_t i, size_t next, int *re
     if (h->n_frames == 0 || h->n_frames > n - next)
         return s_refuse(reason, R_SHAPE, err, errlen, "tensor '%s': %u frames but %zu remain",
                         name, h->n_frames, n - next);
-    if (h->encoding > MFL_WIRE_ENCODING_U64)
+    if (h->encoding > MFL_WIRE_ENCODING_U32)
         return s_refuse(reason, R_BAD, err, errlen, "tensor '%s': unknown encoding %u", name,
                         h->encoding);
     /* Words only in a masked input, and a masked input only as words: a
-     * uint64 tensor must never reach code that reads floats. */
-    bool words = h->encoding == MFL_WIRE_ENCODING_U64;
+     * uint64 or uint32 tensor must never reach code that reads floats. */
+    bool words = h->encoding == MFL_WIRE_ENCODING_U64 || h->encoding == MFL_WIRE_ENCODING_U32;
     bool masked = self->env->kind == METAFL__MESSAGE_KIND__SECAGG_MASKED;
     if (words && count > UINT64_MAX / 8)
         return s_refuse(reason, R_SHAPE, err, errlen, "tensor '%s': shape product overflows",
@@ -550,7 +551,9 @@ static int s_check_tensor_header(mfl_msg_t *self, size_t i, size_t next, int *re
     if (bytes != s_wire_bytes(h->encoding, count))
         return s_refuse(reason, R_SHAPE, err, errlen, "tensor '%s': %llu bytes for %llu values (%s)",
                         name, (unsigned long long)bytes, (unsigned long long)count,
-                        words ? "uint64" : mfl_quant_name((mfl_quant_kind_t)h->encoding));
+                        h->encoding == MFL_WIRE_ENCODING_U64   ? "uint64"
+                        : h->encoding == MFL_WIRE_ENCODING_U32 ? "uint32"
+                                                               : mfl_quant_name((mfl_quant_kind_t)h->encoding));
     mfl_tensor_t *t = &self->tensors[i];
     t->name = name;
     t->ndim = h->n_shape;
@@ -627,14 +630,16 @@ static int s_decode_encoded(mfl_msg_t *self, size_t i, const Metafl__TensorHeade
     return rc;
 }
 
-/* A uint64 tensor: gathers its bytes into one 8-byte-aligned copy owned
- * by the message while hashing them, checks the hash. No finiteness check
- * (masked words are uniform bits). 0, or -1 after s_refuse. */
+/* A uint64 or uint32 tensor: gathers its bytes into one 8-byte-aligned
+ * copy owned by the message while hashing them, checks the hash. No
+ * finiteness check (masked words are uniform bits). 0, or -1 after
+ * s_refuse. */
 static int s_read_words(mfl_msg_t *self, size_t i, const Metafl__TensorHeader *h,
                         zmq_msg_t *frames, int *reason, char *err, size_t errlen)
 {
     mfl_tensor_t *t = &self->tensors[i];
-    uint64_t *dst = malloc(t->count ? t->count * 8 : 8);
+    const size_t wb = h->encoding == MFL_WIRE_ENCODING_U32 ? 4 : 8;
+    uint64_t *dst = malloc(t->count ? t->count * wb : 8);
     if (!dst)
         return s_refuse(reason, METAFL__REJECT_REASON__REJECT_TOO_LARGE, err, errlen,
                         "tensor '%s': out of memory", t->name);
@@ -655,7 +660,7 @@ static int s_read_words(mfl_msg_t *self, size_t i, const Metafl__TensorHeader *h
                         "tensor '%s': BLAKE2b of the data does not match its header", t->name);
     t->data = (const float *)(const void *)dst;
     t->blake2b = hash;
-    t->encoding = MFL_WIRE_ENCODING_U64;
+    t->encoding = h->encoding;
     return 0;
 }
 
@@ -683,7 +688,7 @@ static int s_read_tensor(mfl_msg_t *self, size_t i, size_t next, const mfl_wire_
     mfl_tensor_t *t = &self->tensors[i];
     zmq_msg_t *owned = self->frames;
     if (h->encoding != MFL_QUANT_FP32) {
-        if (h->encoding == MFL_WIRE_ENCODING_U64
+        if (h->encoding == MFL_WIRE_ENCODING_U64 || h->encoding == MFL_WIRE_ENCODING_U32
                 ? s_read_words(self, i, h, owned + next, reason, err, errlen) < 0
                 : s_decode_encoded(self, i, h, owned + next, reason, err, errlen) < 0)
             return -1;
@@ -953,6 +958,13 @@ const uint64_t *mfl_msg_words(const mfl_msg_t *self, size_t i, uint64_t *count)
         return NULL;
     *count = self->tensors[i].count;
     return (const uint64_t *)(const void *)self->tensors[i].data;
+}
+const uint32_t *mfl_msg_words32(const mfl_msg_t *self, size_t i, uint64_t *count)
+{
+    if (i >= self->n_tensors || self->tensors[i].encoding != MFL_WIRE_ENCODING_U32)
+        return NULL;
+    *count = self->tensors[i].count;
+    return (const uint32_t *)(const void *)self->tensors[i].data;
 }
 const char *mfl_msg_site(const mfl_msg_t *self) { return self->site; }
 const uint8_t *mfl_msg_routing_id(const mfl_msg_t *self, size_t *len)

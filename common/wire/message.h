@@ -60,6 +60,10 @@
  * words (cast); on receive read them with mfl_msg_words (mfl_tensor_t's
  * data then points to the same words, not to floats). */
 #define MFL_WIRE_ENCODING_U64 3
+/* TensorHeader.encoding 4: little-endian uint32 words, 4 bytes each: the
+ * same for a masked vector of 32-bit words (docs/SECAGG.md "Word width");
+ * data points to `count` uint32 words; read with mfl_msg_words32. */
+#define MFL_WIRE_ENCODING_U32 4
 
 /* Hard caps applied on receive (and chunk size on send). */
 typedef struct {
@@ -147,6 +151,9 @@ const mfl_tensor_t *mfl_msg_tensor(const mfl_msg_t *self, size_t i);
  * aligned, owned by the message, hash-verified), *count their number;
  * NULL for any other tensor. */
 const uint64_t *mfl_msg_words(const mfl_msg_t *self, size_t i, uint64_t *count);
+
+/* The same for MFL_WIRE_ENCODING_U32 (4-byte aligned uint32 words). */
+const uint32_t *mfl_msg_words32(const mfl_msg_t *self, size_t i, uint64_t *count);
 
 /* Set by the server (never by the peer): the site id ZAP admitted ("" on the
  * client side), and the ROUTER routing id of the connection it came from. */

@@ -374,9 +374,10 @@ int mfl_secagg_wire_from_envelope(const Metafl__Envelope *env, mfl_secagg_wire_t
         return s_shares(env->secagg_shares, out, reason, err, errlen);
     case MFL_MSG_SECAGG_MASKED:
         if (env->n_tensors != 1 || !env->tensors[0] ||
-            env->tensors[0]->encoding != MFL_WIRE_ENCODING_U64)
+            (env->tensors[0]->encoding != MFL_WIRE_ENCODING_U64 &&
+             env->tensors[0]->encoding != MFL_WIRE_ENCODING_U32))
             return s_bad(reason, err, errlen,
-                         "secagg masked input: %zu tensors, needs one of uint64 words",
+                         "secagg masked input: %zu tensors, needs one of uint64 or uint32 words",
                          env->n_tensors);
         return s_head(env->secagg_masked->round, &env->secagg_masked->nonce, out, reason, err,
                       errlen);

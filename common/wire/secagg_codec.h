@@ -8,7 +8,8 @@
  * and commitments 32 bytes, signatures 64, share boxes MFL_SECAGG_BOX_BYTES,
  * shares MFL_SECAGG_SHARE_BYTES, a reveal's kind 1 or 2, indices ≥ 1 and
  * ≤ MFL_SECAGG_MAX_SITES, the right list for the kind (a SIGNOFF carries
- * one signature), a SECAGG_MASKED with exactly one uint64 tensor. Anything
+ * one signature), a SECAGG_MASKED with exactly one uint64 or uint32 tensor
+ * (the engine checks the width is the attempt's). Anything
  * else is refused with REJECT_BAD_MESSAGE and err naming the field; the
  * state machines then check the content (membership, signatures, order).
  *

@@ -7,8 +7,9 @@
  * Which fields a kind uses (the others are empty):
  *   SECAGG_KEYS       adverts (site → coord: exactly its own; coord → site: U1)
  *   SECAGG_SHARES     boxes (site → coord: its own; coord → site: those for it)
- *   SECAGG_MASKED     nothing here: the words travel as one uint64 tensor
- *                     (MFL_WIRE_ENCODING_U64, wire/message.h)
+ *   SECAGG_MASKED     nothing here: the words travel as one tensor of uint64
+ *                     or uint32 words (MFL_WIRE_ENCODING_U64 / _U32,
+ *                     wire/message.h), the attempt's word width
  *   SECAGG_SURVIVORS  survivors (U3)
  *   SECAGG_SIGNOFF    signoffs (exactly one)
  *   SECAGG_UNMASK     survivors, signoffs, dropped

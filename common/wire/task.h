@@ -163,6 +163,8 @@ typedef struct {
         uint32_t threshold;
         uint32_t neighbours;               /* 0: every pair; even k: SecAgg+ */
         uint64_t length;                   /* masked vector words (n_params + 1) */
+        uint32_t word_bits;                /* 0 or 64: 64-bit words; 32 */
+        uint32_t frac_bits;                /* F with 32-bit words; 0 with 64 */
         size_t n_sites;                    /* ≤ MFL_TASK_SECAGG_MAX_SITES */
         /* the selection sorted by id; site i has index i + 1 */
         char sites[MFL_TASK_SECAGG_MAX_SITES][MFL_TASK_SITE_MAX + 1];

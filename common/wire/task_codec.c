@@ -202,6 +202,8 @@ void mfl_round_task_to_msg(const mfl_round_task_t *t, mfl_round_task_msg_t *out)
         out->secagg.threshold = t->secagg.threshold;
         out->secagg.neighbours = t->secagg.neighbours;
         out->secagg.length = t->secagg.length;
+        out->secagg.word_bits = t->secagg.word_bits == 32 ? 32 : 0; /* 64: as before */
+        out->secagg.frac_bits = t->secagg.word_bits == 32 ? t->secagg.frac_bits : 0;
         size_t n = t->secagg.n_sites <= MFL_TASK_SECAGG_MAX_SITES ? t->secagg.n_sites
                                                                   : MFL_TASK_SECAGG_MAX_SITES;
         for (size_t i = 0; i < n; i++)
@@ -234,6 +236,14 @@ static int s_secagg_setup(const Metafl__SecAggSetup *m, mfl_round_task_t *t, cha
     t->secagg.threshold = m->threshold;
     t->secagg.neighbours = m->neighbours;
     t->secagg.length = m->length;
+    if (m->word_bits != 0 && m->word_bits != 64 && m->word_bits != 32)
+        return mfl_errf(err, errlen, "secagg.word_bits: %u (64 or 32)", m->word_bits), -1;
+    t->secagg.word_bits = m->word_bits; /* 0 and 64: 64-bit words */
+    /* F's range is checked where the aggregate is built (site_secagg.c) */
+    if (m->word_bits != 32 && m->frac_bits != 0)
+        return mfl_errf(err, errlen, "secagg.frac_bits: %u with 64-bit words (must be 0)",
+                        m->frac_bits), -1;
+    t->secagg.frac_bits = m->frac_bits;
     t->has_secagg = true;
     return 0;
 }

@@ -5,6 +5,8 @@
  * installed; built by `make unit-tests` into build/tests/.
  *
  *   secagg_fault_site --config SITE.yaml --fault exit-after-share|short-masked|twice-masked
+ *   secagg_fault_site --config SITE.yaml --fault hold-masked --hold FILE
+ *       (sends its masked input only once FILE exists, at most 60 s later)
  */
 #include <signal.h>
 #include <stdio.h>
@@ -23,12 +25,14 @@ static void s_on_signal(int sig)
 int main(int argc, char **argv)
 {
     mfl_log_set_program("secagg-fault-site");
-    const char *config = NULL, *fault = NULL;
+    const char *config = NULL, *fault = NULL, *hold = NULL;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--config") == 0)
             config = argv[i + 1];
         else if (strcmp(argv[i], "--fault") == 0)
             fault = argv[i + 1];
+        else if (strcmp(argv[i], "--hold") == 0)
+            hold = argv[i + 1];
     }
     mfl_site_agent_opts_t opts = {0};
     opts.exit_after_eval = true;
@@ -38,9 +42,12 @@ int main(int argc, char **argv)
         opts.secagg_fault = MFL_SECAGG_FAULT_SHORT_MASKED;
     else if (fault && strcmp(fault, "twice-masked") == 0)
         opts.secagg_fault = MFL_SECAGG_FAULT_TWICE_MASKED;
+    else if (fault && strcmp(fault, "hold-masked") == 0 && hold)
+        opts.secagg_fault = MFL_SECAGG_FAULT_HOLD_MASKED;
+    opts.secagg_hold_file = hold;
     if (!config || !opts.secagg_fault) {
         fprintf(stderr, "usage: secagg_fault_site --config SITE.yaml --fault "
-                        "exit-after-share|short-masked|twice-masked\n");
+                        "exit-after-share|short-masked|twice-masked|hold-masked --hold FILE\n");
         return 2;
     }
     char err[2048];

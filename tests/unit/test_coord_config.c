@@ -152,6 +152,55 @@ static void test_bad_values_are_refused_naming_the_key(void **state)
     s_expect_error("model:\n spec: |\n", "model.spec", "is empty");
 }
 
+/* Secure aggregation's word width (docs/SECAGG.md "Word width"): 32-bit
+ * words need update_bound, which sets F (here 2^(24 - F) >= 100: F = 17);
+ * a bound too large for 8 fractional bits, a bound with 64-bit words, any
+ * other width: refused naming the key and its line. */
+static void test_secagg_word_width(void **state)
+{
+    (void)state;
+    mfl_coord_config_t c;
+    char err[512];
+    const char *base = "model:\n  spec: linear:3-1\nrounds:\n  min_sites: 3\n"
+                       "secure_aggregation:\n  enabled: true\n";
+    char yaml[512];
+    snprintf(yaml, sizeof yaml, "%s  word_bits: 32\n  update_bound: 100\n", base);
+    assert_int_equal(mfl_coord_config_parse(yaml, strlen(yaml), "sa.yaml", &c, err, sizeof err),
+                     0);
+    assert_int_equal(c.secagg_word_bits, 32);
+    assert_int_equal(c.secagg_frac_bits, 17);
+    assert_true(c.secagg_update_bound == 100);
+    /* a masked input is 4 bytes a word then */
+    assert_true(mfl_coord_config_message_bytes(&c, 100000000) == 4 * 100000001ull + (1u << 20));
+    assert_int_equal(mfl_coord_config_parse(base, strlen(base), "sa.yaml", &c, err, sizeof err),
+                     0);
+    assert_int_equal(c.secagg_word_bits, 64); /* the default: as before */
+    assert_int_equal(c.secagg_frac_bits, 0);
+    assert_true(mfl_coord_config_message_bytes(&c, 100000000) == 8 * 100000001ull + (1u << 20));
+    snprintf(yaml, sizeof yaml, "%s  word_bits: 32\n", base);
+    s_expect_error(yaml, "secure_aggregation.update_bound", "required with word_bits 32");
+    snprintf(yaml, sizeof yaml, "%s  word_bits: 32\n  update_bound: 100000\n", base);
+    s_expect_error(yaml, "secure_aggregation.update_bound", "fewer than 8 fractional bits");
+    snprintf(yaml, sizeof yaml, "%s  word_bits: 32\n  update_bound: -1\n", base);
+    s_expect_error(yaml, "secure_aggregation.update_bound", ":8");
+    snprintf(yaml, sizeof yaml, "%s  update_bound: 100\n", base);
+    s_expect_error(yaml, "secure_aggregation.update_bound", "only with word_bits 32");
+    snprintf(yaml, sizeof yaml, "%s  word_bits: 48\n", base);
+    s_expect_error(yaml, "secure_aggregation.word_bits", "64 or 32");
+    /* per-phase deadlines: within the round's */
+    snprintf(yaml, sizeof yaml, "%s  phase_deadline_s: 1.5\n", base);
+    assert_int_equal(mfl_coord_config_parse(yaml, strlen(yaml), "sa.yaml", &c, err, sizeof err),
+                     0);
+    assert_int_equal(c.secagg_phase_ms, 1500);
+    assert_int_equal(mfl_coord_config_parse(base, strlen(base), "sa.yaml", &c, err, sizeof err),
+                     0);
+    assert_int_equal(c.secagg_phase_ms, 0); /* unset: derived from rounds.deadline_s */
+    snprintf(yaml, sizeof yaml, "%s  phase_deadline_s: 0\n", base);
+    s_expect_error(yaml, "secure_aggregation.phase_deadline_s", ":7");
+    snprintf(yaml, sizeof yaml, "%s  phase_deadline_s: 500\n", base);
+    s_expect_error(yaml, "secure_aggregation.phase_deadline_s", "longer than rounds.deadline_s");
+}
+
 /* The documented example must stay loadable (run from the repo root, as
  * tests/run-tests.sh does). */
 static void test_aggregator_settings_load(void **state)
@@ -226,6 +275,7 @@ int main(void)
         cmocka_unit_test(test_bad_values_are_refused_naming_the_key),
         cmocka_unit_test(test_documented_example_loads),
         cmocka_unit_test(test_aggregator_settings_load),
+        cmocka_unit_test(test_secagg_word_width),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

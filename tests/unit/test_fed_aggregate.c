@@ -163,6 +163,62 @@ static void test_extreme_values_at_the_bound_do_not_overflow(void **state)
     assert_null(mfl_aggregate_new(0));
 }
 
+/* Sums bounded to 32 bits (secure aggregation's narrow words): the bounds
+ * follow the formula; 64 updates at ± the product bound, their terms
+ * summed mod 2^32, fold back to the same mean as adding them in clear;
+ * a term or weight beyond its bound is refused; sum_bits 64 is
+ * new_fixed's aggregate. */
+static void test_bounded_32_bit_sums_are_exact(void **state)
+{
+    (void)state;
+    enum { NP = 5, NU = 64 };
+    mfl_aggregate_t *plain = mfl_aggregate_new_bounded(NP, 16, NU, 32);
+    mfl_aggregate_t *viasum = mfl_aggregate_new_bounded(NP, 16, NU, 32);
+    assert_non_null(plain);
+    assert_true(mfl_aggregate_max_product(plain) == ldexp(1.0, 32 - 2 - 16 - 6));
+    assert_true(mfl_aggregate_max_weight(plain) == ldexp(1.0, 32 - 2 - 8 - 6));
+    assert_int_equal(mfl_aggregate_sum_bits(plain), 32);
+    const double bound = mfl_aggregate_max_product(plain), wmax = mfl_aggregate_max_weight(plain);
+    uint32_t sum[NP] = {0}, terms[NP];
+    uint64_t wq = 0, wq1;
+    char err[256];
+    for (int i = 0; i < NU; i++) {
+        /* terms at the bound, both signs, and a small one */
+        float d[NP] = {(float)(bound / wmax), (float)(-bound / wmax), 1e-3f,
+                       (float)(-0.37 * bound / wmax), 0.0f};
+        assert_int_equal(mfl_aggregate_quantise32(plain, d, wmax, terms, &wq1, err, sizeof err), 0);
+        for (int j = 0; j < NP; j++)
+            sum[j] += terms[j];
+        wq += wq1;
+        assert_int_equal(mfl_aggregate_add(plain, d, wmax, err, sizeof err), 0);
+    }
+    assert_int_equal(mfl_aggregate_add_sum32(viasum, sum, wq, NU, err, sizeof err), 0);
+    float m1[NP], m2[NP];
+    assert_int_equal(mfl_aggregate_mean(plain, m1), 0);
+    assert_int_equal(mfl_aggregate_mean(viasum, m2), 0);
+    assert_memory_equal(m1, m2, sizeof m1);
+    assert_true(m1[0] == (float)(bound / wmax) && m1[1] == -(float)(bound / wmax));
+    /* beyond the product bound, and beyond the weight bound: refused */
+    float over[NP] = {(float)(2 * bound), 0, 0, 0, 0};
+    assert_int_equal(mfl_aggregate_quantise32(plain, over, 1.0, terms, &wq1, err, sizeof err), -1);
+    assert_non_null(strstr(err, "exceeds the aggregation bound"));
+    float ok[NP] = {0};
+    assert_int_equal(mfl_aggregate_quantise32(plain, ok, 2 * wmax, terms, &wq1, err, sizeof err), -1);
+    assert_non_null(strstr(err, "out of range"));
+    /* 32-bit calls on a 64-bit aggregate are refused */
+    mfl_aggregate_t *wide = mfl_aggregate_new_bounded(NP, 30, 4096, 64);
+    mfl_aggregate_t *fixed = mfl_aggregate_new_fixed(NP, 30, 4096);
+    assert_true(mfl_aggregate_max_product(wide) == mfl_aggregate_max_product(fixed));
+    assert_true(mfl_aggregate_max_weight(wide) == MFL_AGGREGATE_MAX_WEIGHT);
+    assert_int_equal(mfl_aggregate_quantise32(wide, ok, 1.0, terms, &wq1, err, sizeof err), -1);
+    assert_int_equal(mfl_aggregate_add_sum32(wide, sum, wq, NU, err, sizeof err), -1);
+    assert_null(mfl_aggregate_new_bounded(NP, 30, NU, 32)); /* no room: 30 + 6 + 2 > 32 */
+    mfl_aggregate_destroy(&plain);
+    mfl_aggregate_destroy(&viasum);
+    mfl_aggregate_destroy(&wide);
+    mfl_aggregate_destroy(&fixed);
+}
+
 /* Each term is rounded to nearest, ties to even, exactly as rint(): terms
  * with a fraction of one half (both signs), near the bound and between. */
 static void test_terms_round_half_to_even_like_rint(void **state)
@@ -375,6 +431,7 @@ int main(void)
         cmocka_unit_test(test_mean_matches_double_reference),
         cmocka_unit_test(test_rejects_nan_inf_and_overflow_without_changing_state),
         cmocka_unit_test(test_extreme_values_at_the_bound_do_not_overflow),
+        cmocka_unit_test(test_bounded_32_bit_sums_are_exact),
         cmocka_unit_test(test_terms_round_half_to_even_like_rint),
         cmocka_unit_test(test_reset_and_empty_mean),
         cmocka_unit_test(test_parts_fold_like_the_flat_update),

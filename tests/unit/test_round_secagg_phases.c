@@ -490,6 +490,35 @@ static void test_plain_update_refused_and_too_few_abandon(void **state)
     s_net_free(net);
 }
 
+/* secure_aggregation.phase_deadline_s: the share phase ends at the
+ * configured deadline (0.7 s), not the derived 2.5 s; abandoned as above. */
+static void test_configured_phase_deadline(void **state)
+{
+    (void)state;
+    static mfl_coord_config_t c;
+    s_config(&c, "phase", true);
+    c.secagg_phase_ms = 700;
+    net_t *net = s_net();
+    mfl_round_engine_t *e = s_engine(&c, net);
+    const size_t P = mfl_round_engine_n_state(e);
+    const int gone[N] = {0, 2, 2, 2, 0};
+    sites_t s;
+    memset(&s, 0, sizeof s);
+    memcpy(s.behaviour, gone, sizeof s.behaviour);
+    s_sites_start(&s, net, e, P);
+    s_advertise(e, net, &s);
+    s_pump(e, net, &s);
+    assert_string_equal(mfl_round_engine_secagg_phase(e), "share");
+    mfl_round_engine_tick(e, 700);
+    assert_string_equal(mfl_round_engine_secagg_phase(e), "share");
+    mfl_round_engine_tick(e, 702);
+    assert_null(mfl_round_engine_secagg_phase(e));
+    assert_int_equal(net->ends_abandoned, N);
+    s_sites_free(&s);
+    mfl_round_engine_destroy(&e);
+    s_net_free(net);
+}
+
 static int s_setup(void **state)
 {
     (void)state;
@@ -514,6 +543,7 @@ int main(void)
         cmocka_unit_test(test_dropout_after_sharing_is_recovered),
         cmocka_unit_test(test_hostile_masked_inputs_rejected_sum_exact),
         cmocka_unit_test(test_plain_update_refused_and_too_few_abandon),
+        cmocka_unit_test(test_configured_phase_deadline),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }

@@ -24,6 +24,12 @@
 #define KAT_MASK_KEY "3cf916320445c6686fabc4d0b1fcdb01b32a83f37cf6f251bdd26087a424f87f"
 #define KAT_MASK_WORD0 0xdcae3b46a4145d8full
 #define KAT_SELF_WORD0 0xa5cc42e74ee2f6f9ull
+/* 32-bit words (docs/SECAGG.md "Word width"): the same keystream read as
+ * little-endian 32-bit words, so word 0 is the low half of the 64-bit
+ * word 0 and word 1 its high half. A change here is a format change. */
+#define KAT_MASK_WORD0_32 0xa4145d8fu
+#define KAT_MASK_WORD1_32 0xdcae3b46u
+#define KAT_SELF_WORD0_32 0x4ee2f6f9u
 #define KAT_SHARE_X2 "e85363159404b46f855fec4e4149998b24ee702817b76c99c7042048c9152e18"
 
 static void s_hex(uint8_t *out, const char *hex, size_t n)
@@ -72,6 +78,94 @@ static void test_mask_expansion_matches_rfc8439_keystream(void **state)
     for (size_t w = 0; w < 5001; w++)
         assert_true(big[w] == s_le64(ks + 8 * w));
     assert_int_equal(mfl_secagg_mask_apply(v, 4, key, nonce, 2), -1);
+}
+
+static uint32_t s_le32(const uint8_t *b)
+{
+    return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+}
+
+/* 32-bit words: the RFC 8439 keystream as LE 32-bit words, across chunks;
+ * several masks in one pass give what they give one at a time; the pinned
+ * pair and self-mask words of the 64-bit test, read in 32-bit halves. */
+static void test_mask_expansion_32_bit_words(void **state)
+{
+    (void)state;
+    uint8_t key[32], nonce[12], expect[32];
+    for (int k = 0; k < 32; k++)
+        key[k] = (uint8_t)(0x80 + k);
+    s_hex(nonce, "000000000001020304050607", 12);
+    s_hex(expect,
+          "8ad5a08b905f81cc815040274ab29471a833b637e3fd0da508dbb8e2fdd1a646", 32);
+    mfl_secagg_mask_t m = {.key = key, .sign = 1};
+    memcpy(m.nonce, nonce, 12);
+    uint32_t v[8] = {0};
+    assert_int_equal(mfl_secagg_mask_many(v, 8, 32, &m, 1), 0);
+    for (int w = 0; w < 8; w++)
+        assert_true(v[w] == s_le32(expect + 4 * w));
+    m.sign = -1;
+    assert_int_equal(mfl_secagg_mask_many(v, 8, 32, &m, 1), 0);
+    for (int w = 0; w < 8; w++)
+        assert_true(v[w] == 0);
+    /* 10001 words cross several chunks: the one-call keystream */
+    static uint32_t big[10001];
+    static uint8_t ks[10001 * 4];
+    memset(big, 0, sizeof big);
+    m.sign = 1;
+    assert_int_equal(mfl_secagg_mask_many(big, 10001, 32, &m, 1), 0);
+    crypto_stream_chacha20_ietf(ks, sizeof ks, nonce, key);
+    for (size_t w = 0; w < 10001; w++)
+        assert_true(big[w] == s_le32(ks + 4 * w));
+    /* three masks at once (signs +, -, +) = one at a time, both widths */
+    uint8_t k2[32], k3[32];
+    memset(k2, 7, sizeof k2);
+    memset(k3, 9, sizeof k3);
+    mfl_secagg_mask_t three[3] = {{.key = key, .sign = 1}, {.key = k2, .sign = -1},
+                                  {.key = k3, .sign = 1}};
+    for (int i = 0; i < 3; i++)
+        memcpy(three[i].nonce, nonce, 12);
+    three[2].nonce[0] ^= 1;
+    static uint32_t a32[7001], b32[7001];
+    static uint64_t a64[5001], b64[5001];
+    for (size_t j = 0; j < 7001; j++)
+        a32[j] = b32[j] = (uint32_t)(j * 2654435761u);
+    for (size_t j = 0; j < 5001; j++)
+        a64[j] = b64[j] = j * 0x9e3779b97f4a7c15ull;
+    assert_int_equal(mfl_secagg_mask_many(a32, 7001, 32, three, 3), 0);
+    assert_int_equal(mfl_secagg_mask_many(a64, 5001, 64, three, 3), 0);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(mfl_secagg_mask_many(b32, 7001, 32, &three[i], 1), 0);
+        assert_int_equal(mfl_secagg_mask_many(b64, 5001, 64, &three[i], 1), 0);
+    }
+    assert_memory_equal(a32, b32, sizeof a32);
+    assert_memory_equal(a64, b64, sizeof a64);
+    /* pinned words (the key agreement test's inputs) */
+    uint8_t a_sk[32], a_pk[32], b_pk[32], kab[32];
+    s_hex(a_sk, "77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a", 32);
+    s_hex(a_pk, "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a", 32);
+    s_hex(b_pk, "de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f", 32);
+    mfl_secagg_scope_t scope = {.round = 7};
+    for (int k = 0; k < 16; k++)
+        scope.nonce[k] = (uint8_t)k;
+    assert_int_equal(mfl_secagg_agree(kab, MFL_SECAGG_KDF_MASK, &scope, 2, a_sk, a_pk, 5, b_pk), 0);
+    mfl_secagg_mask_t pair;
+    assert_int_equal(mfl_secagg_mask_pair_spec(&pair, kab, &scope, 2, 5, 1), 0);
+    uint32_t p2[2] = {0, 0};
+    assert_int_equal(mfl_secagg_mask_many(p2, 2, 32, &pair, 1), 0);
+    assert_true(p2[0] == KAT_MASK_WORD0_32 && p2[1] == KAT_MASK_WORD1_32);
+    uint8_t seed[32], skey[32];
+    memset(seed, 0x5a, sizeof seed);
+    mfl_secagg_derive(skey, MFL_SECAGG_KDF_SELF, &scope, 3, seed);
+    mfl_secagg_mask_t self = {.key = skey, .sign = 1};
+    mfl_secagg_mask_nonce(self.nonce, &scope, 3, 3);
+    uint32_t s1[1] = {0};
+    assert_int_equal(mfl_secagg_mask_many(s1, 1, 32, &self, 1), 0);
+    assert_true(s1[0] == KAT_SELF_WORD0_32);
+    /* refused: another width, a bad sign, a pair of one site */
+    assert_int_equal(mfl_secagg_mask_many(v, 8, 16, &m, 1), -1);
+    m.sign = 0;
+    assert_int_equal(mfl_secagg_mask_many(v, 8, 32, &m, 1), -1);
+    assert_int_equal(mfl_secagg_mask_pair_spec(&pair, kab, &scope, 2, 2, 1), -1);
 }
 
 /* RFC 7748 §6.1 X25519 keys; both sides derive the same pairwise key, which
@@ -306,6 +400,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mask_expansion_matches_rfc8439_keystream),
+        cmocka_unit_test(test_mask_expansion_32_bit_words),
         cmocka_unit_test(test_key_agreement_known_answers),
         cmocka_unit_test(test_sharing_known_answers_and_threshold),
         cmocka_unit_test(test_masked_update_looks_uniform),

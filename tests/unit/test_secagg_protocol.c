@@ -41,9 +41,14 @@ typedef struct {
 
 static h_t s_h;
 
-static void h_init(h_t *h, uint32_t n, uint32_t t, uint32_t k, size_t n_params, uint64_t seed)
+/* As h_init with words of `word_bits` (64, or 32 with `frac_bits`: the
+ * updates are then kept within the narrower aggregate's bounds, and the
+ * words are uint32_t in the same storage). */
+static void h_init_w(h_t *h, uint32_t n, uint32_t t, uint32_t k, size_t n_params, uint64_t seed,
+                     uint32_t word_bits, unsigned frac_bits)
 {
     memset(h, 0, sizeof *h);
+    h->p.word_bits = word_bits;
     assert_true(n <= NMAX && n_params <= PMAX);
     h->n_params = n_params;
     h->p.n_sites = n;
@@ -52,19 +57,26 @@ static void h_init(h_t *h, uint32_t n, uint32_t t, uint32_t k, size_t n_params, 
     h->p.length = n_params + 1;
     h->p.scope.round = 3;
     memset(h->p.scope.nonce, 0x42, sizeof h->p.scope.nonce);
-    h->agg = mfl_aggregate_new(n_params);
+    h->agg = mfl_secagg_update_aggregate(n_params, word_bits, frac_bits);
+    assert_non_null(h->agg);
+    const int narrow = word_bits == 32;
     mfl_rng_t r;
     mfl_rng_seed(&r, seed, 9);
     char err[256];
     for (uint32_t i = 1; i <= n; i++) {
         assert_int_equal(crypto_sign_keypair(h->roster[i - 1], h->sk[i - 1]), 0);
-        float scale = i % 3 == 0 ? 1e-4f : i % 3 == 1 ? 0.5f : 20.0f;
+        float scale = i % 3 == 0 ? 1e-4f : i % 3 == 1 ? 0.5f : narrow ? 2.0f : 20.0f;
         for (size_t j = 0; j < n_params; j++)
             h->delta[i][j] = scale * mfl_rng_normal(&r);
-        h->weight[i] = i == 2 ? 0.3 : (double)(1 + mfl_rng_below(&r, 900));
+        h->weight[i] = i == 2 ? 0.3 : (double)(1 + mfl_rng_below(&r, narrow ? 60 : 900));
         assert_int_equal(mfl_secagg_update_encode(h->agg, h->delta[i], h->weight[i], h->x[i], err,
                                                   sizeof err), 0);
     }
+}
+
+static void h_init(h_t *h, uint32_t n, uint32_t t, uint32_t k, size_t n_params, uint64_t seed)
+{
+    h_init_w(h, n, t, k, n_params, seed, 64, 0);
 }
 
 /* New parties for another attempt on the same updates. */
@@ -131,7 +143,7 @@ static int h_to_masked(h_t *h)
 }
 
 /* Phase 3 for site i: its boxes, its masked input. */
-static mfl_secagg_status_t h_mask(h_t *h, uint32_t i, uint64_t *y)
+static mfl_secagg_status_t h_mask(h_t *h, uint32_t i, void *y)
 {
     char err[256];
     static mfl_secagg_share_ct_t in[NMAX];
@@ -196,24 +208,32 @@ static int h_from_masked(h_t *h)
 static void h_check_sum(h_t *h)
 {
     size_t count;
-    const uint64_t *sum = mfl_secagg_server_sum(h->srv, &count);
+    const void *sum = mfl_secagg_server_sum(h->srv, &count);
     assert_non_null(sum);
+    const int narrow = h->p.word_bits == 32;
     static uint64_t expect[PMAX + 1];
+    uint32_t *expect32 = (uint32_t *)expect;
     memset(expect, 0, sizeof expect);
     size_t k = 0;
-    mfl_aggregate_t *plain = mfl_aggregate_new(h->n_params);
-    mfl_aggregate_t *viasum = mfl_aggregate_new(h->n_params);
+    /* the plain aggregate with the same quantisation (F, bounds) */
+    const unsigned F = mfl_aggregate_frac_bits(h->agg);
+    mfl_aggregate_t *plain = mfl_secagg_update_aggregate(h->n_params, h->p.word_bits, F);
+    mfl_aggregate_t *viasum = mfl_secagg_update_aggregate(h->n_params, h->p.word_bits, F);
     char err[256];
     for (uint32_t i = 1; i <= h->p.n_sites; i++) {
         if (!h->in_u3[i])
             continue;
         k++;
-        for (size_t j = 0; j < h->p.length; j++)
-            expect[j] += h->x[i][j];
+        for (size_t j = 0; j < h->p.length; j++) {
+            if (narrow)
+                expect32[j] += ((const uint32_t *)h->x[i])[j];
+            else
+                expect[j] += h->x[i][j];
+        }
         assert_int_equal(mfl_aggregate_add(plain, h->delta[i], h->weight[i], err, sizeof err), 0);
     }
     assert_int_equal(count, k);
-    assert_memory_equal(sum, expect, h->p.length * sizeof *sum);
+    assert_memory_equal(sum, expect, h->p.length * (narrow ? 4 : 8));
     assert_int_equal(mfl_secagg_update_fold(viasum, sum, count, err, sizeof err), 0);
     static float m1[PMAX], m2[PMAX];
     assert_int_equal(mfl_aggregate_mean(plain, m1), 0);
@@ -229,6 +249,50 @@ static int h_run(h_t *h)
     if (h_to_masked(h) < 0)
         return -1;
     return h_from_masked(h);
+}
+
+/* 32-bit words (docs/SECAGG.md "Word width"): the same protocol mod 2^32
+ * ends with the exact sum, word for word, and the plain mean of an
+ * aggregate with the same quantisation, bit for bit; also when sites drop
+ * after sharing (their pairwise masks come off mod 2^32) and in SecAgg+. */
+static void test_exact_sum_with_32_bit_words(void **state)
+{
+    (void)state;
+    h_t *h = &s_h;
+    h_init_w(h, 8, 5, 0, 1000, 11, 32, 12);
+    assert_int_equal(h_run(h), 0);
+    h_check_sum(h);
+    /* the masked words are not the update's: a mask was added mod 2^32 */
+    static uint32_t y[PMAX + 1];
+    h_free(h);
+    h_init_w(h, 8, 5, 0, 1000, 11, 32, 12);
+    h_start(h);
+    assert_int_equal(h_to_masked(h), 0);
+    assert_int_equal(h_mask(h, 1, y), MFL_SECAGG_OK);
+    assert_memory_not_equal(y, h->x[1], 4 * 8);
+    h_free(h);
+    /* sites 3 and 6 leave after sharing their keys: recovered */
+    h_init_w(h, 8, 5, 0, 1000, 12, 32, 12);
+    h->drop[3] = h->drop[6] = 3;
+    assert_int_equal(h_run(h), 0);
+    assert_int_equal(h->in_u3[3] + h->in_u3[6], 0);
+    h_check_sum(h);
+    h_free(h);
+    h_init_w(h, 14, 3, 4, 300, 13, 32, 12);
+    h->drop[5] = 3;
+    assert_int_equal(h_run(h), 0);
+    h_check_sum(h);
+    h_free(h);
+    /* more than 64 sites cannot share a 32-bit sum: refused up front */
+    mfl_secagg_params_t p = {.n_sites = 65, .threshold = 40, .length = 10, .word_bits = 32};
+    char err[256];
+    assert_int_equal(mfl_secagg_params_check(&p, err, sizeof err), -1);
+    assert_non_null(strstr(err, "at most 64 sites"));
+    p.word_bits = 16;
+    p.n_sites = 8;
+    p.threshold = 5;
+    assert_int_equal(mfl_secagg_params_check(&p, err, sizeof err), -1);
+    assert_non_null(strstr(err, "64 or 32"));
 }
 
 static void test_exact_sum_without_dropouts(void **state)
@@ -698,6 +762,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exact_sum_without_dropouts),
+        cmocka_unit_test(test_exact_sum_with_32_bit_words),
         cmocka_unit_test(test_masked_input_hides_the_update),
         cmocka_unit_test(test_every_dropout_subset_in_every_phase),
         cmocka_unit_test(test_every_mix_of_drop_phases),

@@ -249,6 +249,66 @@ static int s_wire_reason(Metafl__Envelope *env, uint32_t enc, const void *data, 
     return reason;
 }
 
+/* 32-bit masked words (docs/SECAGG.md "Word width"): 4 bytes a word on
+ * the wire, split across frames at any byte, read back aligned with their
+ * verified hash, and only as a masked input's one tensor. */
+static void test_u32_words_travel_as_4_bytes(void **state)
+{
+    (void)state;
+    enum { W = 1001 };
+    uint32_t *w = malloc(W * sizeof *w);
+    for (uint32_t j = 0; j < W; j++)
+        w[j] = j * 2654435761u;
+    pair_t p;
+    s_pair(&p);
+    mfl_wire_limits_t lim;
+    mfl_wire_limits_default(&lim);
+    lim.chunk_bytes = 1022; /* not a multiple of 4: words split across frames */
+    Metafl__SecAggMasked mk = METAFL__SEC_AGG_MASKED__INIT;
+    uint8_t nonce[16] = {0};
+    mk.nonce.data = nonce;
+    mk.nonce.len = 16;
+    Metafl__Envelope env = METAFL__ENVELOPE__INIT;
+    env.kind = METAFL__MESSAGE_KIND__SECAGG_MASKED;
+    env.body_case = METAFL__ENVELOPE__BODY_SECAGG_MASKED;
+    env.secagg_masked = &mk;
+    mfl_tensor_t t = mfl_tensor_vec("masked", (const float *)(const void *)w, W);
+    t.encoding = MFL_WIRE_ENCODING_U32;
+    char err[256] = "";
+    assert_int_equal(mfl_msg_send(p.a, NULL, 0, &env, &t, 1, &lim, NULL, NULL, err, sizeof err),
+                     0);
+    int reason = 0;
+    mfl_msg_t *m = s_recv(&p, &reason, err, sizeof err);
+    if (!m)
+        fail_msg("%s", err);
+    uint64_t count = 0;
+    assert_null(mfl_msg_words(m, 0, &count)); /* not 64-bit words */
+    const uint32_t *got = mfl_msg_words32(m, 0, &count);
+    assert_non_null(got);
+    assert_int_equal(count, W);
+    assert_int_equal((uintptr_t)got % 4, 0);
+    assert_memory_equal(got, w, W * 4);
+    uint8_t h[32];
+    crypto_generichash(h, 32, (const unsigned char *)w, W * 4, NULL, 0);
+    assert_memory_equal(mfl_msg_tensor(m, 0)->blake2b, h, 32);
+    mfl_secagg_wire_t *out = calloc(1, sizeof *out);
+    mfl_reject_t why = MFL_REJECT_UNSPECIFIED;
+    assert_int_equal(mfl_secagg_wire_from_envelope(mfl_msg_envelope(m), out, &why, err,
+                                                   sizeof err), 0);
+    mfl_msg_destroy(&m);
+    s_unpair(&p);
+    /* uint32 words in a Heartbeat: refused */
+    Metafl__Heartbeat hb = METAFL__HEARTBEAT__INIT;
+    Metafl__Envelope henv = METAFL__ENVELOPE__INIT;
+    henv.kind = METAFL__MESSAGE_KIND__HEARTBEAT;
+    henv.body_case = METAFL__ENVELOPE__BODY_HEARTBEAT;
+    henv.heartbeat = &hb;
+    assert_int_equal(s_wire_reason(&henv, MFL_WIRE_ENCODING_U32, w, 4),
+                     METAFL__REJECT_REASON__REJECT_BAD_MESSAGE);
+    free(out);
+    free(w);
+}
+
 static void test_words_only_in_a_masked_input(void **state)
 {
     (void)state;
@@ -396,6 +456,19 @@ static void test_round_task_carries_the_setup(void **state)
     /* none: refused, not taken as "no secure aggregation" */
     m->secagg.n_sites = 0;
     assert_int_equal(mfl_round_task_from_msg(&m->msg, back, err, sizeof err), -1);
+    /* 32-bit words travel with their F; another width, or F with 64-bit
+     * words, is refused */
+    t->secagg.word_bits = 32;
+    t->secagg.frac_bits = 17;
+    mfl_round_task_to_msg(t, m);
+    assert_int_equal(mfl_round_task_from_msg(&m->msg, back, err, sizeof err), 0);
+    assert_memory_equal(&t->secagg, &back->secagg, sizeof t->secagg);
+    m->secagg.word_bits = 16;
+    assert_int_equal(mfl_round_task_from_msg(&m->msg, back, err, sizeof err), -1);
+    assert_non_null(strstr(err, "secagg.word_bits"));
+    m->secagg.word_bits = 64;
+    assert_int_equal(mfl_round_task_from_msg(&m->msg, back, err, sizeof err), -1);
+    assert_non_null(strstr(err, "secagg.frac_bits"));
     free(m);
     free(t);
     free(back);
@@ -419,6 +492,7 @@ int main(void)
         cmocka_unit_test(test_every_kind_roundtrips),
         cmocka_unit_test(test_masked_words_travel_as_uint64),
         cmocka_unit_test(test_words_only_in_a_masked_input),
+        cmocka_unit_test(test_u32_words_travel_as_4_bytes),
         cmocka_unit_test(test_codec_refuses_bad_sizes),
         cmocka_unit_test(test_round_task_carries_the_setup),
         cmocka_unit_test(test_reject_reasons_have_names),
