@@ -112,6 +112,13 @@ $(BUILD)/bin/metafl: $(patsubst %.c,$(BUILD)/obj/%.o,$(CLI_SRC)) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
+# The update encoders' block loops select between float results; GCC
+# if-converts (and so vectorises) them only without -ftrapping-math. No
+# result changes (nothing here enables floating-point traps; the unit test
+# holds the bytes to the per-element definitions): docs/PERFORMANCE.md,
+# "Durable writes and encoders".
+$(BUILD)/obj/common/fed/quant.o: CFLAGS += -fno-trapping-math
+
 # Unit tests may include a daemon's own headers as "coordinator/x.h".
 $(BUILD)/obj/tests/unit/%.o: CPPFLAGS += -I.
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(COORD_LIB) $(AGENT_LIB) $(LIB)

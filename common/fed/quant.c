@@ -2,15 +2,11 @@
  * feedback (see quant.h). */
 #include "fed/quant.h"
 
-/* The encoders' block loops select between float results instead of
- * branching; with GCC's default -ftrapping-math it will not if-convert a
- * float operation, so those loops stayed scalar. This file never enables
- * floating-point traps, and the option changes no result (only which
- * instructions compute it): tests/unit/test_fed_quant.c holds the codes
- * and residuals to the per-element definitions bit for bit. */
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC optimize("no-trapping-math")
-#endif
+/* Built with -fno-trapping-math (Makefile): the block loops below select
+ * between float results instead of branching, and GCC if-converts (and so
+ * vectorises) a float operation only without trapping math. No result
+ * changes: tests/unit/test_fed_quant.c holds codes and residuals to the
+ * per-element definitions bit for bit. */
 
 #include <math.h>
 #include <string.h>
@@ -112,7 +108,7 @@ uint16_t mfl_quant_f32_to_f16(float x, double u)
 /* The encoders work in blocks: the block's draws come from
  * mfl_rng_uniform_double_fill (the same stream, one draw per element, in
  * element order), then a loop without calls or early exits does the
- * arithmetic, which the compiler can vectorise. Every value is computed
+ * arithmetic, which the compiler vectorises. Every value is computed
  * exactly as the per-element definitions above (mfl_quant_f32_to_f16, the
  * int8 rule below) do: tests/unit/test_fed_quant.c checks the codes and
  * residuals bit for bit against them. */

@@ -5,6 +5,7 @@
  * loss has risen at two checkpoints in a row stops early. The test rows are
  * not read here. */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,8 +37,10 @@ static void s_assign(const mfl_dataset_t *support, size_t folds, uint64_t seed,
                      const char *site, size_t *order, size_t *fold)
 {
     size_t n = support->n, at = 0;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         order[i] = i;
+        fold[i] = SIZE_MAX;
+    }
     mfl_rng_t rng;
     mfl_rng_seed(&rng, seed, mfl_site_worker_stream(site, 0) ^ S_FOLD_STREAM);
     mfl_rng_shuffle(&rng, order, n);
@@ -49,6 +52,9 @@ static void s_assign(const mfl_dataset_t *support, size_t folds, uint64_t seed,
             if (in)
                 fold[r] = at++ % folds;
         }
+    for (size_t i = 0; i < n; i++) /* a label outside 0..n_classes-1: dealt on */
+        if (fold[order[i]] == SIZE_MAX)
+            fold[order[i]] = at++ % folds;
 }
 
 typedef struct {
