@@ -21,6 +21,7 @@ typedef struct {
     uint64_t deadline_unix_ms; /* 'T' only */
     uint8_t model_hash[32]; /* 'T' only: RoundTask.model_hash (θ's digest) */
     uint32_t update_encoding; /* 'T' only */
+    uint64_t upload_chunk_values; /* 'T' only */
     int reason;    /* 'R' only */
 } event_t;
 
@@ -56,6 +57,7 @@ static inline int s_task(void *ctx, const char *site, const mfl_round_task_t *ta
     event_t *e = s_push(ctx, site, 'T', task->round);
     memcpy(e->nonce, task->nonce, 16);
     e->seed = task->seed;
+    e->upload_chunk_values = task->upload_chunk_values;
     e->deadline_unix_ms = task->deadline_unix_ms;
     if (task->model_hash_len == 32)
         memcpy(e->model_hash, task->model_hash, 32);

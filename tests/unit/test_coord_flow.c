@@ -491,6 +491,73 @@ static void test_upload_request_size_follows_the_asked_encoding(void **state)
     mfl_round_engine_destroy(&e);
 }
 
+/* Chunked uploads (docs/WIRE.md "Chunked uploads"): a Δ above
+ * chunked_upload_bytes is asked in chunks; an update signed otherwise than
+ * its task asked is refused (REJECT_CHUNK), one in chunks is taken through
+ * a reader and folds like the same update in memory. */
+typedef struct {
+    const float *v;
+    size_t n;
+} s_flat_t;
+
+static int s_flat_read(void *ctx, size_t offset, float *out, size_t n, char *err, size_t errlen)
+{
+    const s_flat_t *f = ctx;
+    if (offset + n > f->n) {
+        snprintf(err, errlen, "past the end");
+        return -1;
+    }
+    memcpy(out, f->v + offset, n * sizeof(float));
+    return 0;
+}
+
+static void test_chunked_uploads_are_asked_and_checked(void **state)
+{
+    fixture_t *fx = *state;
+    fx->cfg.chunked_upload_bytes = 16; /* this model's Δ is 84 bytes */
+    fx->cfg.upload_chunk_bytes = 4096;
+    mfl_round_engine_t *e = s_started(fx);
+    const event_t *t = s_last(&fx->fake, 'T', "site-a");
+    assert_int_equal(t->upload_chunk_values, 1024);
+    /* a whole update not signed for chunks: refused, its slot freed */
+    assert_int_equal(s_ready(fx, e, "site-a", 1), 0);
+    assert_int_equal(s_update(fx, e, "site-a", 2), -1);
+    assert_int_equal(s_last(&fx->fake, 'R', "site-a")->reason, MFL_REJECT_CHUNK);
+    assert_int_equal(mfl_round_engine_uploads_in_flight(e), 0);
+    /* begun with the asked size, then complete through a reader */
+    mfl_update_header_t h;
+    memset(&h, 0, sizeof h);
+    t = s_last(&fx->fake, 'T', "site-b");
+    memcpy(h.nonce, t->nonce, 16);
+    h.round = t->round;
+    h.nonce_len = 16;
+    snprintf(h.site, sizeof h.site, "site-b");
+    h.n_samples = 10;
+    h.chunk_values = 512; /* not what the task asked */
+    uint32_t enc = 9;
+    uint64_t cv = 0;
+    assert_int_equal(s_ready(fx, e, "site-b", 3), 0);
+    assert_int_equal(mfl_round_engine_update_begin(e, "site-b", &h, NULL, 0, NULL, 0, &enc, &cv,
+                                                   4), -1);
+    assert_int_equal(s_last(&fx->fake, 'R', "site-b")->reason, MFL_REJECT_CHUNK);
+    h.chunk_values = 1024;
+    assert_int_equal(s_ready(fx, e, "site-b", 5), 0);
+    assert_int_equal(mfl_round_engine_update_begin(e, "site-b", &h, NULL, 0, NULL, 0, &enc, &cv,
+                                                   6), 0);
+    assert_int_equal(enc, 0);
+    assert_int_equal(cv, 1024);
+    assert_int_equal(mfl_round_engine_uploads_in_flight(e), 1); /* held until the end */
+    s_flat_t f = {fx->delta, fx->n_state};
+    assert_int_equal(mfl_round_engine_update_read(e, "site-b", &h, s_flat_read, &f, NULL, 0,
+                                                  NULL, 0, 7), 0);
+    assert_int_equal(mfl_round_engine_uploads_in_flight(e), 0);
+    /* a second one from the same site: a duplicate */
+    assert_int_equal(mfl_round_engine_update_begin(e, "site-b", &h, NULL, 0, NULL, 0, &enc, &cv,
+                                                   8), -1);
+    assert_int_equal(s_last(&fx->fake, 'R', "site-b")->reason, MFL_REJECT_DUPLICATE);
+    mfl_round_engine_destroy(&e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -514,6 +581,8 @@ int main(void)
             test_small_updates_need_no_grant_and_asking_takes_no_slot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upload_request_size_follows_the_asked_encoding,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chunked_uploads_are_asked_and_checked, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_without_flow_control_updates_need_no_grant, setup,
                                         teardown),
     };
