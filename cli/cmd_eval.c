@@ -139,9 +139,12 @@ int mfl_cmd_eval(int argc, char **argv)
         steps = exp->eval_steps;
     if (lr < 0)
         lr = exp->eval_lr;
-    mfl_exp_eval_t ev;
-    if ((scratch ? mfl_experiment_evaluate_scratch : mfl_experiment_evaluate)(
-            exp, l, theta, steps, lr, &ev, err, sizeof(err)))
+    mfl_exp_eval_t ev = {0};
+    int eval_rc = scratch ? mfl_experiment_evaluate_scratch(exp, l, theta, steps, lr, &ev, err,
+                                                            sizeof(err))
+                          : mfl_experiment_evaluate(exp, l, theta, steps, lr, &ev, err,
+                                                    sizeof(err));
+    if (eval_rc)
         goto out_err;
     mfl_cli_print_eval(stdout, scratch ? "scratch" : "eval", exp, &ev, steps, lr);
     if (report) {
