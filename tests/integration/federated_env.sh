@@ -167,3 +167,30 @@ fed_rounds_done() {
 fed_final_hash() {
   grep '"event":"round"' "$1/metrics.jsonl" | tail -n 1 | sed 's/.*"theta_blake2b":"\([0-9a-f]*\)".*/\1/'
 }
+
+# fed_secagg_rosters: gives each site its own secure-aggregation roster (a
+# copy of every site's public key), as a hospital is provisioned with the
+# consortium's keys and never takes them from the coordinator.
+fed_secagg_rosters() {
+  local s
+  for s in "${FED_SITES[@]}"; do
+    mkdir -p "$TEST_TMP/roster-$s"
+    cp "$TEST_TMP"/keys/site-*.pub "$TEST_TMP/roster-$s/"
+    printf 'secure_aggregation:\n  roster: ../roster-%s\n' "$s" >>"$TEST_TMP/sites/$s.yaml"
+  done
+}
+
+# fed_expect_simulate_match RUN_DIR: runs `metafl simulate` on
+# coordinator.yaml into ./sim and fails unless its final θ is the daemons'
+# (RUN_DIR's), bit for bit; leaves the hash in $sim_hash.
+fed_expect_simulate_match() {
+  metafl simulate --config coordinator.yaml --run-dir sim >simulate.out 2>simulate.log ||
+    { cat simulate.log; fail "simulate failed"; }
+  local daemon_hash
+  daemon_hash=$(fed_final_hash "$1")
+  sim_hash=$(fed_final_hash sim)
+  echo "daemons:  $daemon_hash"
+  echo "simulate: $sim_hash"
+  [ -n "$daemon_hash" ] && [ "$daemon_hash" = "$sim_hash" ] ||
+    fail "final θ differs: daemons $daemon_hash, simulate $sim_hash"
+}

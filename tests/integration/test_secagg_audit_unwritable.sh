@@ -22,11 +22,7 @@ cd "$TEST_TMP"
 printf 'secure_aggregation:\n  enabled: true\n  threshold: 3\n' >>coordinator.yaml
 cp coordinator.yaml sim.yaml
 printf 'output:\n  audit_give_up_s: 120\n' >>coordinator.yaml
-for s in "${FED_SITES[@]}"; do
-  mkdir -p "roster-$s"
-  cp keys/site-*.pub "roster-$s/"
-  printf 'secure_aggregation:\n  roster: ../roster-%s\n' "$s" >>"sites/$s.yaml"
-done
+fed_secagg_rosters
 metafl simulate --config sim.yaml --run-dir sim >simulate.out 2>simulate.log ||
   { cat simulate.log; fail "simulate failed"; }
 want=$(fed_final_hash sim)

@@ -14,11 +14,7 @@ cd "$TEST_TMP"
 printf 'secure_aggregation:\n  enabled: true\n  threshold: 3\n' >>coordinator.yaml
 # Each hospital is provisioned with the consortium's keys (its roster),
 # never taken from the coordinator.
-for s in "${FED_SITES[@]}"; do
-  mkdir -p "roster-$s"
-  cp keys/site-*.pub "roster-$s/"
-  printf 'secure_aggregation:\n  roster: ../roster-%s\n' "$s" >>"sites/$s.yaml"
-done
+fed_secagg_rosters
 RUN=$TEST_TMP/run
 
 fed_coordinator
@@ -36,14 +32,7 @@ grep -q 'rejected message' coordinator.log && { cat coordinator.log; fail "a mes
 [ "$(grep '"event":"round"' "$RUN/metrics.jsonl" | grep -c '"loss_before":null,"loss_after":null')" -eq 3 ] ||
   { cat "$RUN/metrics.jsonl"; fail "round losses under SecAgg are not 'not sent' (null)"; }
 
-metafl simulate --config coordinator.yaml --run-dir sim >simulate.out 2>simulate.log ||
-  { cat simulate.log; fail "simulate failed"; }
-daemon_hash=$(fed_final_hash "$RUN")
-sim_hash=$(fed_final_hash sim)
-echo "daemons:  $daemon_hash"
-echo "simulate: $sim_hash"
-[ -n "$daemon_hash" ] && [ "$daemon_hash" = "$sim_hash" ] ||
-  fail "final θ differs: daemons $daemon_hash, simulate $sim_hash"
+fed_expect_simulate_match "$RUN"
 [ "$(grep '"event":"round"' sim/metrics.jsonl | grep -c '"loss_before":null,"loss_after":null')" -eq 3 ] ||
   { cat sim/metrics.jsonl; fail "simulate shows SecAgg round losses the coordinator cannot know"; }
 

@@ -19,11 +19,7 @@ FED_SITES=(site-a site-b site-c site-d)
 fed_setup 1 rounds.min_sites=3 rounds.wait_for_sites=4 rounds.deadline_s=3
 cd "$TEST_TMP"
 printf 'secure_aggregation:\n  enabled: true\n  threshold: 3\n' >>coordinator.yaml
-for s in "${FED_SITES[@]}"; do
-  mkdir -p "roster-$s"
-  cp keys/site-*.pub "roster-$s/"
-  printf 'secure_aggregation:\n  roster: ../roster-%s\n' "$s" >>"sites/$s.yaml"
-done
+fed_secagg_rosters
 # the reference: the three honest sites (coordinator.yaml lists a, b, c)
 sed 's/^  wait_for_sites: 4/  wait_for_sites: 3/' coordinator.yaml >sim.yaml
 metafl simulate --config sim.yaml --run-dir sim >simulate.out 2>simulate.log ||

@@ -14,11 +14,7 @@ fed_setup 2 rounds.min_sites=3 rounds.deadline_s=5
 cd "$TEST_TMP"
 # 180 training rows a site, |Δⱼ| well below 0.3 here: |w·Δⱼ| ≤ 64 holds
 printf 'secure_aggregation:\n  enabled: true\n  threshold: 3\n  word_bits: 32\n  update_bound: 64\n' >>coordinator.yaml
-for s in "${FED_SITES[@]}"; do
-  mkdir -p "roster-$s"
-  cp keys/site-*.pub "roster-$s/"
-  printf 'secure_aggregation:\n  roster: ../roster-%s\n' "$s" >>"sites/$s.yaml"
-done
+fed_secagg_rosters
 RUN=$TEST_TMP/run
 
 fed_coordinator
@@ -36,14 +32,7 @@ for s in "${FED_SITES[@]}"; do
     { cat "$s.log"; fail "$s: did not send 32-bit masked words"; }
 done
 
-metafl simulate --config coordinator.yaml --run-dir sim >simulate.out 2>simulate.log ||
-  { cat simulate.log; fail "simulate failed"; }
-daemon_hash=$(fed_final_hash "$RUN")
-sim_hash=$(fed_final_hash sim)
-echo "daemons:  $daemon_hash"
-echo "simulate: $sim_hash"
-[ -n "$daemon_hash" ] && [ "$daemon_hash" = "$sim_hash" ] ||
-  fail "final θ differs: daemons $daemon_hash, simulate $sim_hash"
+fed_expect_simulate_match "$RUN"
 for s in "${FED_SITES[@]}"; do
   metafl audit verify "$RUN/audit.log" "run-$s/audit.log" --keys keys --cross >"cross-$s.out" 2>&1 ||
     { cat "cross-$s.out"; fail "$s: cross-check failed"; }
