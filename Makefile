@@ -161,7 +161,7 @@ deps:
 # The README's test command: deps, a normal build, an ASan+UBSan build of
 # the unit tests, a short fuzz run, then the integration tests with the
 # real binaries. The runner prints "N passed, M failed" and fails if M > 0.
-# The three builds use every core (JOBS); each fuzz target runs 5 s here
+# The three builds use every core (JOBS); each fuzz target runs 3 s here
 # (FUZZ_SECONDS=60 make test for a longer campaign), which keeps the whole
 # command within 10 minutes on 2 cores.
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
@@ -170,7 +170,7 @@ test: deps
 	@$(MAKE) --no-print-directory -j$(JOBS) all unit-tests
 	@$(MAKE) --no-print-directory -j$(JOBS) SANITIZER=address,undefined unit-tests
 	@$(MAKE) --no-print-directory -j$(JOBS) fuzz
-	@FUZZ_SECONDS=$${FUZZ_SECONDS:-5} bash tests/run-tests.sh
+	@FUZZ_SECONDS=$${FUZZ_SECONDS:-3} bash tests/run-tests.sh
 
 # libFuzzer targets: the library rebuilt with clang and
 # -fsanitize=fuzzer-no-link into build/fuzz/, one binary per decoder.
