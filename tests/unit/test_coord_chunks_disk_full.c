@@ -1,7 +1,7 @@
 /* A chunked upload the coordinator cannot spool (docs/WIRE.md "Chunked
  * uploads"): the disk fills in the middle of one (a real write failure
  * without privileges: the file size limit, EFBIG, as a full volume gives
- * ENOSPC). The upload is refused with the errno's text, nothing of it is
+ * ENOSPC), after its first chunk was written. The upload is refused with the errno's text, nothing of it is
  * folded, and the round goes on: the site sends again once there is room
  * and θ ends bit-identical to a round that never saw the failed upload.
  * Real engine, spool and daemon glue (coordinator/coord_chunks.c); a fake
@@ -176,9 +176,15 @@ static void test_spool_write_failure_refuses_folds_nothing_and_round_recovers(vo
     mfl_round_engine_t *e = s_engine(fx, fake, "run");
     s_upload(fx, fake, e, "site-b", 0.5f, 10);
     s_text[0] = '\0';
-    s_fsize_limit(0);
+    /* room for the first chunk only: the second one's write fails */
+    s_fsize_limit((rlim_t)(mfl_learner_tensor(fx->learner, 0)->count * sizeof(float)));
     s_upload(fx, fake, e, "site-a", 1000.0f, 20); /* a Δ that would show if folded */
     s_fsize_limit(RLIM_INFINITY);
+    /* failed at its second chunk; the rest were dropped without a word */
+    const mfl_spooled_update_t *fu = mfl_upload_spool_get(fx->spool, "site-a");
+    assert_non_null(fu);
+    assert_int_equal(fu->next, 1);
+    assert_true(mfl_upload_spool_failed(fx->spool, "site-a"));
     const event_t *r = NULL;
     for (size_t i = fake->n; i-- > 0 && !r;)
         if (fake->ev[i].kind == 'R' && strcmp(fake->ev[i].site, "site-a") == 0)
