@@ -298,7 +298,7 @@ void mfl_site_agent_destroy(mfl_site_agent_t **self_p)
     free(self->sa_env);
     free(self->theta);
     free(self->send_buf); /* the client is gone: ZeroMQ released it */
-    mfl_chunk_upload_destroy(&self->chunks); /* likewise every chunk copy */
+    mfl_chunk_upload_destroy(&self->chunks); /* every chunk released: frees what it adopted */
     free(self->pump_tensors);
     free(self);
     *self_p = NULL;
