@@ -92,6 +92,7 @@ run_integration_tests() {
       done | sort -s -t$'\t' -k1,1nr | cut -f2)
   fi
   echo "integration: ${#alone[@]} alone, then ${#rest[@]} at $jobs at a time (INTEGRATION_JOBS)"
+  local t0=$SECONDS
   rm -f "$LOGS/integration-times.new"
   for script in "${alone[@]}"; do
     s_int_start "$script"
@@ -111,4 +112,5 @@ run_integration_tests() {
       "$LOGS/integration-times.new" "$LOGS/integration-times" >>"$LOGS/integration-times.new"
   fi
   mv "$LOGS/integration-times.new" "$LOGS/integration-times"
+  echo "integration: $((${#alone[@]} + ${#rest[@]})) scripts in $((SECONDS - t0))s"
 }
