@@ -16,7 +16,8 @@
 #        BENCH_UPLOAD_ENCODING (fp32 / fp16 / int8), BENCH_MAX_UPLOADS,
 #        LARGE_FLOOR=0 (skip the floor), COORD_WRAP (prefix for the coordinator,
 #        e.g. "env GLIBC_TUNABLES=..."), LARGE_KEEP=DIR (keep the daemons' logs
-#        there, to read a run's timeline)
+#        there, to read a run's timeline), LARGE_SITE_ARGS (extra site-agent
+#        arguments, e.g. "--log-level debug")
 #
 # "No training" as in rounds_engine.sh: one full-batch FedAvg step on each
 # site's 4 training rows. Activations of that step are estimated as rows ×
