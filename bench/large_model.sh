@@ -24,7 +24,8 @@
 # (hidden units) × 4 bytes × 4 (pre-activation, activation, and their
 # gradients), printed with the site budget.
 # Peak RSS: VmHWM of every daemon, polled every 0.2 s until it exits.
-# Memory needs about (7 + 4 × 4) × 4P today at P = 100M: ≈ 10 GiB.
+# Memory: about (3 + 4 × 2) × 4P at P = 100M (coordinator ≈ 3.1 × 4P, each
+# site ≈ 2 × 4P, measured 2026-12-06): ≈ 4.5 GiB, plus the floor's run after.
 set -u
 OUT=${1:?usage: large_model.sh OUT.json}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
