@@ -21,6 +21,13 @@
 #include "heart_engine.h"
 #include "round/selection.h"
 
+/* The scaling the last s_sel_run's setting trained with (n 0: each
+ * site's own), carried by the helpers' EvalTasks below so a worker scores
+ * with the scaling the model was trained on; and whether runs ask for
+ * federated standardisation (bench_heart select --standardize federated). */
+static mfl_task_scaling_t s_sel_scaling;
+static bool s_sel_federated;
+
 typedef struct {
     size_t site;
     bool eval;
@@ -164,8 +171,10 @@ static inline void s_sel_config(mfl_coord_config_t *c, size_t n_features, uint64
     s->validation_fraction = 0.2;
     s->validation_seed = seed;
     s->rule = MFL_SELECT_RULE_AUTO;
+    c->federated_scaling = s_sel_federated;
     mfl_select_candidate_t base;
-    mfl_select_base(&c->learner, &c->server, c->eval_adapt_steps, c->eval_adapt_lr, &base);
+    mfl_select_base_scaled(&c->learner, &c->server, c->eval_adapt_steps, c->eval_adapt_lr,
+                           c->federated_scaling, &base);
     mfl_select_default_grid(&base, s);
 }
 
@@ -235,13 +244,15 @@ static inline int s_sel_run(mfl_site_worker_t **workers, size_t n_workers, const
         }
         final[i] = e.final[i];
     }
+    (void)mfl_round_engine_scaling(e.engine, &s_sel_scaling);
     size_t cand = 0, n = 0, w = 0;
     *winner = 0;
     if (mfl_round_engine_selection(e.engine, &cand, &n, &w, NULL))
         *winner = w;
     mfl_select_describe(&(mfl_select_candidate_t){.learner = c.learner, .server = c.server,
                                                   .adapt_steps = c.eval_adapt_steps,
-                                                  .adapt_lr = c.eval_adapt_lr},
+                                                  .adapt_lr = c.eval_adapt_lr,
+                                                  .federated_scaling = c.federated_scaling},
                         desc, MFL_SELECT_DESC_MAX);
     if (w && w <= c.selection.n_candidates)
         mfl_select_describe(&c.selection.candidates[w - 1], desc, MFL_SELECT_DESC_MAX);
@@ -249,7 +260,8 @@ static inline int s_sel_run(mfl_site_worker_t **workers, size_t n_workers, const
         if (w && w <= c.selection.n_candidates)
             *trained = c.selection.candidates[w - 1];
         else
-            mfl_select_base(&c.learner, &c.server, c.eval_adapt_steps, c.eval_adapt_lr, trained);
+            mfl_select_base_scaled(&c.learner, &c.server, c.eval_adapt_steps, c.eval_adapt_lr,
+                                   c.federated_scaling, trained);
     }
     if (theta_out) {
         size_t ns = mfl_round_engine_n_state(e.engine);
@@ -287,6 +299,7 @@ static inline int s_sel_site_adapt(mfl_site_worker_t *w, const mfl_learner_confi
     t.algorithm.k_shot = 0;
     snprintf(t.model_spec, sizeof t.model_spec, "%s", lc->model_spec);
     t.nonce_len = 16;
+    t.scaling = s_sel_scaling;
     t.selection.adapt_search = true;
     t.selection.validation_fraction = 0.2;
     t.selection.validation_seed = vseed;
@@ -321,6 +334,7 @@ static inline int s_sel_oracle(mfl_site_worker_t *w, const mfl_learner_config_t 
             t.algorithm.k_shot = 0;
             snprintf(t.model_spec, sizeof t.model_spec, "%s", lc->model_spec);
             t.nonce_len = 16;
+            t.scaling = s_sel_scaling;
             t.adapt_steps = steps[i];
             t.adapt_lr = rates[j];
             mfl_site_eval_result_t r;
@@ -350,6 +364,7 @@ static inline int s_sel_newsite(mfl_site_worker_t *w, const mfl_select_candidate
     t.algorithm.k_shot = 0; /* the drawn worker's training rows are the k cases */
     snprintf(t.model_spec, sizeof t.model_spec, "%s", cand->learner.model_spec);
     t.nonce_len = 16;
+    t.scaling = s_sel_scaling;
     t.round = draw;
     t.adapt_steps = cand->adapt_steps;
     t.adapt_lr = cand->adapt_lr;
@@ -364,6 +379,16 @@ static inline int s_sel_newsite(mfl_site_worker_t *w, const mfl_select_candidate
     uint32_t used = search ? r.adapt_steps_used : t.adapt_steps;
     *acc = used ? r.adapted.accuracy : r.before.accuracy;
     return 0;
+}
+
+/* --standardize federated: the workers get their rows unscaled too, so
+ * they can send moments and scale with the pooled statistics. */
+static inline int s_sel_enable_raw(mfl_site_worker_t *w, const mfl_dataset_t *raw_train,
+                                   const mfl_dataset_t *raw_test, char *err, size_t errlen)
+{
+    if (!s_sel_federated)
+        return 0;
+    return mfl_site_worker_enable_federated_scaling(w, raw_train, raw_test, err, errlen);
 }
 
 #endif
