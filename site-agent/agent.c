@@ -1196,6 +1196,12 @@ static mfl_agent_status_t s_eval(mfl_site_agent_t *self, mfl_msg_t *msg)
                  task->round, err);
         return MFL_AGENT_CONTINUE;
     }
+    if (plain.moments) {
+        /* Federated standardisation's setup: not the run's evaluation. */
+        mfl_info("site %s: fit rows' moments sent (%llu rows, %u features)",
+                 self->cfg->site_id, (unsigned long long)report.moments_n, report.n_moments);
+        return MFL_AGENT_CONTINUE;
+    }
     if (plain.selection.candidate) {
         /* Model selection's scoring of a candidate: not the run's
          * evaluation (--exit-after-eval waits for that one). */
