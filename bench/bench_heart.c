@@ -816,7 +816,7 @@ static int s_run_select(const s_opts_t *o, s_heart_t *h, const char *argv0, uint
                                 : NULL;
                 /* A pooled scaling needs the rows unscaled; with the site's own the
                  * hospital keeps its training rows' statistics, as before. */
-                if (dw && s_sel_scaling.n &&
+                if (dw && s_fed_scaling.n &&
                     s_sel_enable_raw(dw, rsup, h->rtest[held], err, sizeof err) != 0)
                     mfl_site_worker_destroy(&dw);
                 mfl_dataset_destroy(&sup);
@@ -869,9 +869,10 @@ fail:
         s_fleet_free(&own);
         return -1;
     }
-    char bench[64];
-    snprintf(bench, sizeof bench, split ? "select --split %llu" : "select",
-             (unsigned long long)split);
+    char bench[128];
+    snprintf(bench, sizeof bench, "select%s%.0llu%s%s", split ? " --split " : "",
+             (unsigned long long)split, s_fed_federated ? " --standardize federated" : "",
+             s_sel_score_search ? " --score-search" : "");
     FILE *f = s_open_out(o, bench, argv0);
     if (!f)
         return -1;
@@ -883,8 +884,13 @@ fail:
                "candidate, validation 0.2 of training rows, rule auto (auroc)\", \"rounds\": %u, "
                "\"personalised\": \"final EvalTask: the winner adapted on all of a site's "
                "training rows with its adaptation rate and steps\", \"fedavg_ft\": \"linear "
-               "FedAvg (1 epoch, lr 0.05, batch 16, 30 rounds) + 100 steps lr 0.05\"},\n",
-            sel_rounds, o->quick ? 10u : 30u);
+               "FedAvg (1 epoch, lr 0.05, batch 16, 30 rounds) + 100 steps lr 0.05\", "
+               "\"scaling\": \"%s\", \"score_adaptation\": \"%s\"},\n",
+            sel_rounds, o->quick ? 10u : 30u,
+            s_fed_federated ? "federated (data.standardize: federated: pooled fit-row moments; "
+                              "the grid also has each site's own; FedAvg + FT pooled too)"
+                            : "site (each hospital its own training rows)",
+            s_sel_score_search ? "search" : "fixed");
     fprintf(f, "  \"winners\": [");
     for (int k = 0; k < o->n_seeds; k++)
         fprintf(f, "%s{\"candidate\": %zu, \"setting\": \"%s\"}", k ? ", " : "", win_idx[k],
@@ -937,7 +943,8 @@ static void s_usage(void)
                     "                   [--data DIR]\n"
                     "                   [--out FILE] [--quick] [--seeds N] [--loop engine|harness]\n"
                     "                   [--split N (select: re-split the sites 66/34 with seed N)]\n"
-                    "                   [--standardize site|federated (select: data.standardize)]\n");
+                    "                   [--standardize site|federated (select: data.standardize)]\n"
+                    "                   [--score-search (select: selection.score_adaptation: search)]\n");
 }
 
 int main(int argc, char **argv)
@@ -979,9 +986,11 @@ int main(int argc, char **argv)
             o.n_seeds = atoi(argv[++i]);
         else if (strcmp(argv[i], "--split") == 0 && i + 1 < argc)
             split = strtoull(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--score-search") == 0)
+            s_sel_score_search = true;
         else if (strcmp(argv[i], "--standardize") == 0 && i + 1 < argc &&
                  (strcmp(argv[i + 1], "federated") == 0 || strcmp(argv[i + 1], "site") == 0))
-            s_sel_federated = strcmp(argv[++i], "federated") == 0;
+            s_fed_federated = strcmp(argv[++i], "federated") == 0;
         else {
             s_usage();
             return 2;

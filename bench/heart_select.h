@@ -21,13 +21,6 @@
 #include "heart_engine.h"
 #include "round/selection.h"
 
-/* The scaling the last s_sel_run's setting trained with (n 0: each
- * site's own), carried by the helpers' EvalTasks below so a worker scores
- * with the scaling the model was trained on; and whether runs ask for
- * federated standardisation (bench_heart select --standardize federated). */
-static mfl_task_scaling_t s_sel_scaling;
-static bool s_sel_federated;
-
 typedef struct {
     size_t site;
     bool eval;
@@ -153,6 +146,9 @@ static inline int s_sel_run_job(s_sel_t *e, const s_sel_job_t *job, char *err, s
 
 /* The coordinator's defaults (configs/coordinator.yaml) for a binary table
  * of `n_features` columns: the base every data set gets. */
+/* bench_heart select --score-search: selection.score_adaptation: search. */
+static bool s_sel_score_search;
+
 static inline void s_sel_config(mfl_coord_config_t *c, size_t n_features, uint64_t seed,
                                 uint32_t sel_rounds, bool selection)
 {
@@ -171,7 +167,8 @@ static inline void s_sel_config(mfl_coord_config_t *c, size_t n_features, uint64
     s->validation_fraction = 0.2;
     s->validation_seed = seed;
     s->rule = MFL_SELECT_RULE_AUTO;
-    c->federated_scaling = s_sel_federated;
+    c->federated_scaling = s_fed_federated;
+    s->score_search = s_sel_score_search;
     mfl_select_candidate_t base;
     mfl_select_base_scaled(&c->learner, &c->server, c->eval_adapt_steps, c->eval_adapt_lr,
                            c->federated_scaling, &base);
@@ -244,7 +241,7 @@ static inline int s_sel_run(mfl_site_worker_t **workers, size_t n_workers, const
         }
         final[i] = e.final[i];
     }
-    (void)mfl_round_engine_scaling(e.engine, &s_sel_scaling);
+    (void)mfl_round_engine_scaling(e.engine, &s_fed_scaling);
     size_t cand = 0, n = 0, w = 0;
     *winner = 0;
     if (mfl_round_engine_selection(e.engine, &cand, &n, &w, NULL))
@@ -299,7 +296,7 @@ static inline int s_sel_site_adapt(mfl_site_worker_t *w, const mfl_learner_confi
     t.algorithm.k_shot = 0;
     snprintf(t.model_spec, sizeof t.model_spec, "%s", lc->model_spec);
     t.nonce_len = 16;
-    t.scaling = s_sel_scaling;
+    t.scaling = s_fed_scaling;
     t.selection.adapt_search = true;
     t.selection.validation_fraction = 0.2;
     t.selection.validation_seed = vseed;
@@ -334,7 +331,7 @@ static inline int s_sel_oracle(mfl_site_worker_t *w, const mfl_learner_config_t 
             t.algorithm.k_shot = 0;
             snprintf(t.model_spec, sizeof t.model_spec, "%s", lc->model_spec);
             t.nonce_len = 16;
-            t.scaling = s_sel_scaling;
+            t.scaling = s_fed_scaling;
             t.adapt_steps = steps[i];
             t.adapt_lr = rates[j];
             mfl_site_eval_result_t r;
@@ -364,7 +361,7 @@ static inline int s_sel_newsite(mfl_site_worker_t *w, const mfl_select_candidate
     t.algorithm.k_shot = 0; /* the drawn worker's training rows are the k cases */
     snprintf(t.model_spec, sizeof t.model_spec, "%s", cand->learner.model_spec);
     t.nonce_len = 16;
-    t.scaling = s_sel_scaling;
+    t.scaling = s_fed_scaling;
     t.round = draw;
     t.adapt_steps = cand->adapt_steps;
     t.adapt_lr = cand->adapt_lr;
@@ -386,7 +383,7 @@ static inline int s_sel_newsite(mfl_site_worker_t *w, const mfl_select_candidate
 static inline int s_sel_enable_raw(mfl_site_worker_t *w, const mfl_dataset_t *raw_train,
                                    const mfl_dataset_t *raw_test, char *err, size_t errlen)
 {
-    if (!s_sel_federated)
+    if (!s_fed_federated)
         return 0;
     return mfl_site_worker_enable_federated_scaling(w, raw_train, raw_test, err, errlen);
 }

@@ -204,6 +204,8 @@ void mfl_engine_send_eval_task(mfl_round_engine_t *self, mfl_engine_site_t *s)
     task.adapt_steps = self->config.eval_adapt_steps;
     task.adapt_lr = self->config.eval_adapt_lr;
     mfl_engine_select_task(self, &task.selection);
+    if (self->selecting && self->config.selection.score_search)
+        task.selection.adapt_search = true; /* scored as eval.adapt_search deploys it */
     if (self->config.eval_adapt_search && !self->selecting) {
         /* Each site picks its adaptation on its own validation rows. */
         task.selection.adapt_search = true;

@@ -445,7 +445,8 @@ static void s_read_selection(mfl_yaml_doc_t *doc, mfl_coord_config_t *c)
     mfl_yaml_check_keys(doc, "selection", (const char *[]){"enabled", "rounds",
                                                           "validation_fraction",
                                                           "validation_seed", "rule",
-                                                          "candidates", NULL});
+                                                          "candidates", "score_adaptation",
+                                                          NULL});
     mfl_select_config_t *s = &c->selection;
     s->enabled = mfl_yaml_get_bool(doc, "selection.enabled", false);
     s->rounds = s_u32(doc, "selection.rounds", 5, 1, 100000);
@@ -455,6 +456,12 @@ static void s_read_selection(mfl_yaml_doc_t *doc, mfl_coord_config_t *c)
                       MFL_TASK_VALIDATION_MAX, s->validation_fraction);
     s->validation_seed = (uint64_t)mfl_yaml_get_int(doc, "selection.validation_seed",
                                                     (int64_t)c->seed);
+    const char *score = mfl_yaml_get_string(doc, "selection.score_adaptation", "fixed");
+    if (strcmp(score, "search") == 0)
+        s->score_search = true;
+    else if (strcmp(score, "fixed") != 0)
+        mfl_yaml_fail(doc, "selection.score_adaptation", "'%s' is not one of fixed, search",
+                      score);
     const char *rule = mfl_yaml_get_string(doc, "selection.rule", "auto");
     if (mfl_select_rule_parse(rule, &s->rule) < 0)
         mfl_yaml_fail(doc, "selection.rule", "'%s' is not one of auto, auroc, accuracy, loss",

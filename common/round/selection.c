@@ -244,6 +244,8 @@ void mfl_select_digest(const mfl_select_config_t *cfg, uint64_t run_seed, uint64
                      mfl_select_rule_name(cfg->rule), (unsigned long long)run_seed,
                      (unsigned long long)init_seed, cfg->n_candidates);
     crypto_generichash_update(&st, (const unsigned char *)line, (size_t)n);
+    if (cfg->score_search) /* only when set: earlier digests stay as they were */
+        crypto_generichash_update(&st, (const unsigned char *)"score=search\n", 13);
     for (size_t i = 0; i < cfg->n_candidates; i++) {
         const mfl_select_candidate_t *c = &cfg->candidates[i];
         char desc[MFL_SELECT_DESC_MAX];

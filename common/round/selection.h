@@ -48,6 +48,11 @@ typedef struct {
     double validation_fraction;   /* of each site's training rows, (0, 0.9] */
     uint64_t validation_seed;
     mfl_select_rule_t rule;
+    /* selection.score_adaptation: search: a site scores each candidate
+     * after choosing its adaptation by cross-validation on its fit rows,
+     * as eval.adapt_search deploys it; false (fixed): with the
+     * candidate's adaptation rate and steps */
+    bool score_search;
     size_t n_candidates;          /* ≥ 1 when enabled */
     mfl_select_candidate_t candidates[MFL_SELECT_MAX_CANDIDATES];
 } mfl_select_config_t;

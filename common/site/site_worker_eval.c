@@ -345,6 +345,27 @@ int mfl_site_worker_eval(mfl_site_worker_t *self, const mfl_eval_task_t *task,
         return -1;
     if (task->selection.adapt_search && !task->selection.candidate)
         return s_eval_search(self, task, theta, n_theta, out, err, errlen);
+    if (task->selection.adapt_search) {
+        /* A candidate scored as it would be deployed (selection.
+         * score_adaptation: search): the adaptation chosen by
+         * cross-validation on the fit rows, then scored on the validation
+         * rows. Metric methods and episodic heads, whose search needs the
+         * validation split itself, keep the candidate's adaptation. */
+        if (mfl_site_worker_prepare(self, &task->algorithm, task->model_spec, n_theta, err,
+                                    errlen))
+            return -1;
+        bool cv = self->learner_config.algo < MFL_ALGO_PROTONET &&
+                  !mfl_algo_episodic_head(self->learner_config.algo, self->learner_config.loss,
+                                          mfl_learner_n_outputs(self->learner),
+                                          self->train->n_classes);
+        mfl_site_data_swap_t sw;
+        if (mfl_site_validation_enter(self, &task->selection, &sw, err, errlen) < 0)
+            return -1;
+        int rc = cv ? s_eval_search(self, task, theta, n_theta, out, err, errlen)
+                    : s_eval(self, task, theta, n_theta, out, err, errlen);
+        mfl_site_validation_leave(self, &sw);
+        return rc;
+    }
     /* A selection evaluation: support from the fit rows, scored on the
      * validation rows; the test rows stay out of it. */
     mfl_site_data_swap_t saved;

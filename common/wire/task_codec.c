@@ -148,8 +148,6 @@ static int s_selection_from_msg(uint32_t candidate, double fraction, uint64_t se
                                 bool search, mfl_task_selection_t *out, char *err,
                                 size_t errlen)
 {
-    if (search && candidate)
-        return mfl_errf(err, errlen, "adapt_search with a selection_candidate"), -1;
     if (search && !(fraction > 0 && fraction <= MFL_TASK_VALIDATION_MAX))
         return mfl_errf(err, errlen, "adapt_search needs a validation_fraction in (0, %g], "
                         "got %g", MFL_TASK_VALIDATION_MAX, fraction), -1;
