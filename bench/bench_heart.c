@@ -663,6 +663,9 @@ static int s_sel_fleet(s_fleet_t *f, const s_heart_t *h, char *err, size_t errle
     return 0;
 }
 
+/* --sel-rounds N: selection.rounds (default 5). */
+static uint32_t s_sel_rounds_opt;
+
 static int s_run_select(const s_opts_t *o, s_heart_t *h, const char *argv0, uint64_t split)
 {
     char err[512];
@@ -683,7 +686,7 @@ static int s_run_select(const s_opts_t *o, s_heart_t *h, const char *argv0, uint
     const int draws = o->quick ? 5 : 20;
     static char winners[S_MAX_SEEDS][MFL_SELECT_DESC_MAX];
     size_t win_idx[S_MAX_SEEDS];
-    uint32_t sel_rounds = o->quick ? 2 : 5;
+    uint32_t sel_rounds = o->quick ? 2 : s_sel_rounds_opt ? s_sel_rounds_opt : 5;
     for (int k = 0; k < o->n_seeds; k++) {
         uint64_t seed = 42 + (uint64_t)k;
         s_fleet_t own = {0};
@@ -870,9 +873,12 @@ fail:
         return -1;
     }
     char bench[128];
-    snprintf(bench, sizeof bench, "select%s%.0llu%s%s", split ? " --split " : "",
+    snprintf(bench, sizeof bench, "select%s%.0llu%s%s%s%s%s%.0u", split ? " --split " : "",
              (unsigned long long)split, s_fed_federated ? " --standardize federated" : "",
-             s_sel_score_search ? " --score-search" : "");
+             s_sel_score_search ? " --score-search" : "",
+             s_sel_rule != MFL_SELECT_RULE_AUTO ? " --rule " : "",
+             s_sel_rule != MFL_SELECT_RULE_AUTO ? mfl_select_rule_name(s_sel_rule) : "",
+             s_sel_rounds_opt ? " --sel-rounds " : "", s_sel_rounds_opt);
     FILE *f = s_open_out(o, bench, argv0);
     if (!f)
         return -1;
@@ -944,7 +950,9 @@ static void s_usage(void)
                     "                   [--out FILE] [--quick] [--seeds N] [--loop engine|harness]\n"
                     "                   [--split N (select: re-split the sites 66/34 with seed N)]\n"
                     "                   [--standardize site|federated (select: data.standardize)]\n"
-                    "                   [--score-search (select: selection.score_adaptation: search)]\n");
+                    "                   [--score-search (select: selection.score_adaptation: search)]\n"
+                    "                   [--rule auto|auroc|accuracy|loss (select: selection.rule)]\n"
+                    "                   [--sel-rounds N (select: selection.rounds)]\n");
 }
 
 int main(int argc, char **argv)
@@ -988,6 +996,11 @@ int main(int argc, char **argv)
             split = strtoull(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--score-search") == 0)
             s_sel_score_search = true;
+        else if (strcmp(argv[i], "--sel-rounds") == 0 && i + 1 < argc)
+            s_sel_rounds_opt = (uint32_t)strtoul(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--rule") == 0 && i + 1 < argc &&
+                 mfl_select_rule_parse(argv[i + 1], &s_sel_rule) == 0)
+            i++;
         else if (strcmp(argv[i], "--standardize") == 0 && i + 1 < argc &&
                  (strcmp(argv[i + 1], "federated") == 0 || strcmp(argv[i + 1], "site") == 0))
             s_fed_federated = strcmp(argv[++i], "federated") == 0;

@@ -146,8 +146,10 @@ static inline int s_sel_run_job(s_sel_t *e, const s_sel_job_t *job, char *err, s
 
 /* The coordinator's defaults (configs/coordinator.yaml) for a binary table
  * of `n_features` columns: the base every data set gets. */
-/* bench_heart select --score-search: selection.score_adaptation: search. */
+/* bench_heart select --score-search: selection.score_adaptation: search;
+ * --rule R: selection.rule (default auto). */
 static bool s_sel_score_search;
+static mfl_select_rule_t s_sel_rule = MFL_SELECT_RULE_AUTO;
 
 static inline void s_sel_config(mfl_coord_config_t *c, size_t n_features, uint64_t seed,
                                 uint32_t sel_rounds, bool selection)
@@ -166,7 +168,7 @@ static inline void s_sel_config(mfl_coord_config_t *c, size_t n_features, uint64
     s->rounds = sel_rounds;
     s->validation_fraction = 0.2;
     s->validation_seed = seed;
-    s->rule = MFL_SELECT_RULE_AUTO;
+    s->rule = s_sel_rule;
     c->federated_scaling = s_fed_federated;
     s->score_search = s_sel_score_search;
     mfl_select_candidate_t base;
