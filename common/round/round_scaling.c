@@ -199,7 +199,7 @@ void mfl_engine_scaling_report(mfl_round_engine_t *self, const char *site,
     memcpy(m->sum, r->moments_sum, r->n_moments * sizeof(double));
     memcpy(m->sum_sq, r->moments_sum_sq, r->n_moments * sizeof(double));
     uint8_t digest[32];
-    s_digest2(m->sum, m->sum_sq, m->n_features * sizeof(double), digest);
+    mfl_task_moments_digest(r, digest); /* what the site's own record carries */
     char hex[65], why[200];
     s_hex(digest, 32, hex);
     snprintf(why, sizeof why, "moments of %llu fit rows, %u features: per-feature sums and "

@@ -325,6 +325,12 @@ void mfl_chunked_bytes_hash(const uint8_t *bytes, size_t len, size_t chunk_bytes
  * what the site signed. Thread-safe. */
 void mfl_update_digest(const uint8_t *hashes, size_t k, uint8_t out[MFL_TASK_HASH_BYTES]);
 
+/* Federated standardisation's record of what a site sent: BLAKE2b-256 of
+ * r's n_moments sums then n_moments sums of squares, as little-endian
+ * doubles. The coordinator's and the site's audit records (kind scaling)
+ * both carry it, so the two logs can be compared. Thread-safe. */
+void mfl_task_moments_digest(const mfl_eval_report_t *r, uint8_t out[MFL_TASK_HASH_BYTES]);
+
 /* Serialized UpdateHeader bytes (what a site signs) to the plain header;
  * at most MFL_AUDIT_SIGNED_MAX-sized inputs are the caller's to enforce.
  * 0, or -1 with err ("signed update header does not decode", or a field

@@ -65,7 +65,24 @@ metafl audit verify "$RUN/audit.log" --keys "$TEST_TMP/keys" >/dev/null || fail 
   fail "expected a scaling record per site"
 grep -Eq '"kind":"scaling".*pooled scaling of 3 features from 3 sites, 43[0-9] fit rows' "$RUN/audit.log" ||
   fail "no pooled scaling record"
+# Each site recorded what it sent before it left, with the digest the
+# coordinator recorded on receipt; its log verifies.
+python3 - "$RUN/audit.log" "$TEST_TMP" "${FED_SITES[@]}" <<'PY' || fail "site and coordinator scaling records differ"
+import json, sys
+coord = {}
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if r.get("kind") == "scaling" and r.get("site"):
+        coord[r["site"]] = (r["n"], r["delta_hash"])
+for s in sys.argv[3:]:
+    mine = [json.loads(l) for l in open(f"{sys.argv[2]}/run-{s}/audit.log")]
+    mine = [(r["n"], r["delta_hash"]) for r in mine if r.get("kind") == "scaling"]
+    assert mine == [coord[s]], (s, mine, coord.get(s))
+print("sites' scaling records match the coordinator's")
+PY
 for s in "${FED_SITES[@]}"; do
+  metafl audit verify "$TEST_TMP/run-$s/audit.log" --keys "$TEST_TMP/keys" >/dev/null ||
+    fail "site $s: audit log does not verify"
   grep -Eq "sends the count \(14[3-6]\) and per-feature sums and sums of squares of its fit rows" \
     "$TEST_TMP/$s.log" || fail "site $s did not log what it sent"
 done
