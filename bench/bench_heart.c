@@ -879,6 +879,8 @@ fail:
              s_sel_rule != MFL_SELECT_RULE_AUTO ? " --rule " : "",
              s_sel_rule != MFL_SELECT_RULE_AUTO ? mfl_select_rule_name(s_sel_rule) : "",
              s_sel_rounds_opt ? " --sel-rounds " : "", s_sel_rounds_opt);
+    if (s_sel_extra_fedavg && strlen(bench) + 16 < sizeof bench)
+        strcat(bench, " --extra-fedavg");
     FILE *f = s_open_out(o, bench, argv0);
     if (!f)
         return -1;
@@ -952,7 +954,8 @@ static void s_usage(void)
                     "                   [--standardize site|federated (select: data.standardize)]\n"
                     "                   [--score-search (select: selection.score_adaptation: search)]\n"
                     "                   [--rule auto|auroc|accuracy|loss (select: selection.rule)]\n"
-                    "                   [--sel-rounds N (select: selection.rounds)]\n");
+                    "                   [--sel-rounds N (select: selection.rounds)]\n"
+                    "                   [--extra-fedavg (select: two FedAvg candidates more)]\n");
 }
 
 int main(int argc, char **argv)
@@ -996,6 +999,8 @@ int main(int argc, char **argv)
             split = strtoull(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--score-search") == 0)
             s_sel_score_search = true;
+        else if (strcmp(argv[i], "--extra-fedavg") == 0)
+            s_sel_extra_fedavg = true;
         else if (strcmp(argv[i], "--sel-rounds") == 0 && i + 1 < argc)
             s_sel_rounds_opt = (uint32_t)strtoul(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--rule") == 0 && i + 1 < argc &&

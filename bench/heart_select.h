@@ -150,6 +150,8 @@ static inline int s_sel_run_job(s_sel_t *e, const s_sel_job_t *job, char *err, s
  * --rule R: selection.rule (default auto). */
 static bool s_sel_score_search;
 static mfl_select_rule_t s_sel_rule = MFL_SELECT_RULE_AUTO;
+/* --extra-fedavg (exploration): two FedAvg candidates after the grid. */
+static bool s_sel_extra_fedavg;
 
 static inline void s_sel_config(mfl_coord_config_t *c, size_t n_features, uint64_t seed,
                                 uint32_t sel_rounds, bool selection)
@@ -175,6 +177,20 @@ static inline void s_sel_config(mfl_coord_config_t *c, size_t n_features, uint64
     mfl_select_base_scaled(&c->learner, &c->server, c->eval_adapt_steps, c->eval_adapt_lr,
                            c->federated_scaling, &base);
     mfl_select_default_grid(&base, s);
+    if (s_sel_extra_fedavg) { /* exploration: FedAvg candidates too (MLP and linear) */
+        for (int lin = 0; lin < 2 && s->n_candidates < MFL_SELECT_MAX_CANDIDATES; lin++) {
+            mfl_select_candidate_t f = base;
+            mfl_learner_config_defaults(&f.learner, MFL_ALGO_FEDAVG);
+            f.learner.loss = base.learner.loss;
+            f.learner.batch_size = 16;
+            snprintf(f.learner.model_spec, sizeof f.learner.model_spec, "%s",
+                     base.learner.model_spec);
+            if (lin)
+                snprintf(f.learner.model_spec, sizeof f.learner.model_spec, "linear:%zu-1",
+                         n_features);
+            s->candidates[s->n_candidates++] = f;
+        }
+    }
 }
 
 /* One run: selection (if on), the winner's training, the final evaluation.

@@ -89,6 +89,11 @@ done
 metafl report "$RUN" >"$TEST_TMP/report.txt" || fail "report failed"
 grep -Eq "^  \* +[12]  auroc .*" "$TEST_TMP/report.txt" || fail "report does not mark the winner"
 grep -q "scaling federated" "$TEST_TMP/report.txt" || fail "report does not name the federated candidate"
+grep -Eq "^feature scaling: the consortium's pooled mean and scale .* from 3 sites, 43[0-9] fit rows" \
+  "$TEST_TMP/report.txt" || fail "report does not say the scaling was pooled"
+metafl report "$RUN" --json "$TEST_TMP/report.json" >/dev/null || fail "report --json failed"
+python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))["scaling"]; assert s["kind"]=="federated" and s["sites"]==3, s' \
+  "$TEST_TMP/report.json" || fail "report --json has no scaling"
 
 # Simulate = daemons, bit for bit (the same moments, pool and scaling).
 cd "$TEST_TMP"
