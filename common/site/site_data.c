@@ -474,6 +474,13 @@ mfl_site_worker_t *mfl_site_worker_new(const struct mfl_site_config *cfg, char *
                 "own training-row mean and std, which the DP noise does not cover; "
                 "'standardize: fixed' with the consortium's data.center and data.scale keeps "
                 "the whole pipeline under epsilon (docs/PRIVACY.md)", cfg->file);
+    if (w && cfg->privacy.mode != MFL_PRIVACY_MODE_NONE &&
+        cfg->standardize == MFL_SITE_STD_FEDERATED)
+        mfl_log(MFL_LOG_WARN, "%s: data.standardize: federated sends this site's fit-row "
+                "count, sums and sums of squares in the clear (only with "
+                "privacy.allow_unnoised_stats) and scales with statistics of every site's "
+                "rows, which the DP noise does not cover; 'standardize: fixed' keeps the whole "
+                "pipeline under epsilon (docs/PRIVACY.md)", cfg->file);
     return w;
 
 out_fail:
