@@ -15,14 +15,17 @@
 #        LARGE_N (default 4), LARGE_R (rounds, default 3),
 #        BENCH_UPLOAD_ENCODING (fp32 / fp16 / int8), BENCH_MAX_UPLOADS,
 #        LARGE_FLOOR=0 (skip the floor), COORD_WRAP (prefix for the coordinator,
-#        e.g. "env GLIBC_TUNABLES=...")
+#        e.g. "env GLIBC_TUNABLES=..."), LARGE_KEEP=DIR (keep the daemons' logs
+#        there, to read a run's timeline), LARGE_SITE_ARGS (extra site-agent
+#        arguments, e.g. "--log-level debug")
 #
 # "No training" as in rounds_engine.sh: one full-batch FedAvg step on each
 # site's 4 training rows. Activations of that step are estimated as rows ×
 # (hidden units) × 4 bytes × 4 (pre-activation, activation, and their
 # gradients), printed with the site budget.
 # Peak RSS: VmHWM of every daemon, polled every 0.2 s until it exits.
-# Memory needs about (7 + 4 × 4) × 4P today at P = 100M: ≈ 10 GiB.
+# Memory: about (3 + 4 × 2) × 4P at P = 100M (coordinator ≈ 3.1 × 4P, each
+# site ≈ 2 × 4P, measured 2026-12-06): ≈ 4.5 GiB, plus the floor's run after.
 set -u
 OUT=${1:?usage: large_model.sh OUT.json}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -42,6 +45,9 @@ PIDS=()
 cleanup() {
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
     wait 2>/dev/null
+    if [ -n "${LARGE_KEEP:-}" ]; then
+        mkdir -p "$LARGE_KEEP" && cp "$WORK"/*.log "$LARGE_KEEP"/ 2>/dev/null
+    fi
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -86,7 +92,7 @@ PIDS+=("$CPID")
 APIDS=()
 for i in $(seq 1 "$N"); do
     s=$(printf 'site%02d' "$i")
-    "$BIN/metafl-site-agent" --config "$WORK/$s.yaml" --exit-after-eval \
+    "$BIN/metafl-site-agent" --config "$WORK/$s.yaml" --exit-after-eval ${LARGE_SITE_ARGS:-} \
         >"$WORK/agent-$s.log" 2>&1 &
     APIDS+=($!)
     PIDS+=($!)

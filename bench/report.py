@@ -25,7 +25,8 @@ OURS = {"heart_flamby", "heart_personal", "heart_newsite", "rounds_floor",
         "rounds_engine", "run", "scale_sites", "compression",
         "dpsgd", "heart_privacy", "heart_privacy_global", "heart_select",
         "heart_select_split7", "wdbc_select", "heart_select_federated",
-        "heart_select_federated_split7", "wdbc_select_federated"}
+        "heart_select_federated_split7", "wdbc_select_federated",
+        "large_model_100M", "large_model_10M_zero_copy"}
 
 # Issue 17's side-by-side table (one run, 2 cores, Flower 1.6 over gRPC
 # without TLS, FedAvg, 200 rows per site, one epoch, batch 32; metafl with
@@ -703,6 +704,62 @@ def rounds_section(d, floor, engine, img_dir, tmp, plots, site=None):
                   f"{r['coordinator_rss_kb'] * 1024 / (4 * r['params']):.1f}"] for r in rss])
     else:
         d.p("Not measured in this run.", "")
+
+
+def large_model_section(d, res100, ab10):
+    """Issue 17 item 3: the daemons' limits follow the model, and the
+    memory and time of 100M (and 10M, A/B) parameters at N = 4
+    (bench/large_model.sh)."""
+    d.p("### 2(e) Large models: default limits, memory and time (issue 17)", "")
+    d.p("No limit is raised by hand for a 100M-parameter model: the daemons' defaults "
+        "follow the model (`docs/WIRE.md`, \"Limits and memory\"):", "")
+    d.table(["daemon", "key", "default"], [
+        ["coordinator", "`limits.chunked_upload_bytes`",
+         "16 MiB: a larger update comes as 1 MiB chunks, spooled to an unnamed file"],
+        ["coordinator", "`limits.max_message_bytes`",
+         "256 MiB with chunked uploads (4·P + 1 MiB without them or with SecAgg)"],
+        ["coordinator", "`limits.site_timeout_s`", "30 s per 10M parameters (300 s at 100M)"],
+        ["site", "`limits.max_params`", "256 Mi floats"],
+        ["site", "`limits.max_message_bytes`", "4 · max_params + 1 MiB (1 GiB + 1 MiB)"],
+    ])
+    d.p("Budgets (issue 17): coordinator peak RSS ≤ 3 × 4P + 64 MiB; each site ≤ θ + "
+        "activations + 2 × 4P (activations estimated as rows × hidden units × 16 bytes). "
+        "Peak RSS = VmHWM polled every 0.2 s; round = median open-to-open over rounds "
+        "2..R; floor = `bench_rounds_floor` (raw CURVE, fp32 bytes, same P and N) right "
+        "after. Command: `LARGE_P=100000000 LARGE_N=4 LARGE_R=3 bash bench/large_model.sh "
+        "OUT.json` (`LARGE_P=10000000` for 10M; `METAFL_BUILD=` another build's directory "
+        "for an A/B).", "")
+    rows = []
+    for label, res in (("100M", res100),):
+        for r in (res or {}).get("rows", []):
+            rows.append((label + (f" ({res.get('date', '?')})" if res else ""), r))
+    for r in (ab10 or {}).get("rows", []):
+        rows.append((f"10M {r.get('build', '')}".strip(), r))
+    if not rows:
+        d.p("No large-model results in this run.", "")
+        return
+    d.table(["run", "P", "coordinator MiB (× 4P; of budget)", "largest site MiB (× 4P; of "
+             "budget)", "round ms", "floor ms", "ratio", "CPU ms/round coord / sites",
+             "load"],
+            [[lab, f"{r['params']:,}",
+              f"{r['coordinator_peak_mib']} ({r['coordinator_peak_over_4P']}; "
+              f"{r['coordinator_over_budget']})",
+              f"{r['site_peak_mib']} ({r['site_peak_over_4P']}; {r['site_over_budget']})",
+              fmt(r.get("round_ms"), 0), fmt(r.get("floor_ms"), 0),
+              fmt(r.get("round_over_floor"), 2),
+              f"{r.get('cpu_coord_ms')} / {r.get('cpu_sites_ms')}", r.get("loadavg_1m")]
+             for lab, r in rows])
+    for lab, r in rows:
+        if lab.startswith("100M"):
+            ok_c = r["coordinator_over_budget"] <= 1
+            ok_s = r["site_over_budget"] <= 1
+            d.goals.append(("2(e) 100M at N = 4, default limits: peak RSS / budget",
+                            "≤ 1 (coordinator, sites)",
+                            f"coordinator {r['coordinator_over_budget']}, largest site "
+                            f"{r['site_over_budget']}; round {fmt(r.get('round_over_floor'), 2)}"
+                            "× the CURVE floor",
+                            "met" if ok_c and ok_s else "NOT MET"))
+    d.p("Where the memory goes and what changed: `PERFORMANCE.md`, \"Large models\".", "")
 
 
 def dpsgd_section(d, res):
@@ -1545,6 +1602,7 @@ def main():
                    R("site_round"))
     scale_sites_section(d, R("scale_sites"), R("rounds_engine"))
     compression_section(d, R("compression"))
+    large_model_section(d, R("large_model_100M"), R("large_model_10M_zero_copy"))
     dpsgd_section(d, R("dpsgd"))
     heart_privacy_section(d, R("heart_privacy"), R("heart_privacy_global"))
     heart_privacy_global_section(d, R("heart_privacy_global"))

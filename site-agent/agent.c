@@ -3,6 +3,7 @@
 #include "agent.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdatomic.h>
@@ -65,9 +66,13 @@ struct mfl_site_agent {
         uint64_t t0_ms;
     } pending;
     /* A chunked upload in progress (docs/WIRE.md "Chunked uploads"): sent
-     * from the worker's Δ (valid until its next round) in 1 MiB copies; the
-     * warm send buffer is not used for it. pump_tensors: its views. */
+     * zero-copy from the worker's Δ, which ZeroMQ reads until every chunk
+     * is released (mfl_chunk_upload_in_flight); the warm send buffer is not
+     * used for it. pump_tensors: its views. drop_update: every chunk is
+     * queued, Δ's pages go back to the kernel once ZeroMQ has released
+     * them all (s_settle_update). */
     mfl_chunk_upload_t *chunks;
+    bool drop_update;
     mfl_tensor_t *pump_tensors;
     size_t n_pump_tensors;
     /* Secure aggregation (docs/SECAGG.md): the consortium's keys as this
@@ -293,7 +298,7 @@ void mfl_site_agent_destroy(mfl_site_agent_t **self_p)
     free(self->sa_env);
     free(self->theta);
     free(self->send_buf); /* the client is gone: ZeroMQ released it */
-    mfl_chunk_upload_destroy(&self->chunks); /* likewise every chunk copy */
+    mfl_chunk_upload_destroy(&self->chunks); /* every chunk released: frees what it adopted */
     free(self->pump_tensors);
     free(self);
     *self_p = NULL;
@@ -530,6 +535,48 @@ static void *s_audit_main(void *arg)
 /* Below this Δ size the copy into the send buffer takes microseconds: a
  * thread to overlap it with the audit fsync would cost more. */
 #define S_AUDIT_THREAD_MIN ((size_t)1 << 18) /* floats: 1 MiB */
+
+/* Before the worker runs again (it rewrites Δ) or Δ's pages are dropped:
+ * chunks still in flight read the worker's Δ, so those buffers are handed
+ * to the chunk sender (freed when the last chunk is released) and the
+ * worker takes fresh ones; with nothing in flight a sent update's pages
+ * go back to the kernel (mfl_site_worker_release_update). 0, or -1 out of
+ * memory (the worker must not run: the chunks would read its writes). */
+static int s_settle_update(mfl_site_agent_t *self)
+{
+    if (self->chunks && mfl_chunk_upload_in_flight(self->chunks) > 0) {
+        float *delta;
+        uint8_t *encoded;
+        mfl_site_worker_take_update(self->worker, &delta, &encoded);
+        if (mfl_chunk_upload_adopt(self->chunks, delta) != 0 ||
+            mfl_chunk_upload_adopt(self->chunks, encoded) != 0)
+            return -1; /* not freed: a chunk may still read it (leaked, out of memory) */
+        self->drop_update = false;
+        return 0;
+    }
+    if (self->drop_update) {
+        mfl_site_worker_release_update(self->worker);
+        self->drop_update = false;
+    }
+    return 0;
+}
+
+/* From this θ size, the freed frames θ came in go back to the kernel once
+ * θ is copied out (as the coordinator does before its broadcast copy). */
+#define S_TRIM_MIN_BYTES ((size_t)64 << 20)
+
+/* θ is gathered: its 64 KiB frames went back to the malloc arena of
+ * ZeroMQ's I/O thread, which keeps them resident until the next θ arrives.
+ * For a big model that is 4·P beside θ and Δ through the training or the
+ * evaluation (3 × 4P, over the site's budget at 100M), so they are given
+ * back now; the next θ faults them in again (a few ms per 100 MB, nothing
+ * against the round of such a model; below the threshold the reuse is
+ * worth more). */
+static void s_trim_after_theta(size_t n)
+{
+    if (n * sizeof(float) >= S_TRIM_MIN_BYTES)
+        (void)malloc_trim(0);
+}
 
 /* Gives up the update waiting for a grant (a new task replaces it, or the
  * session it was announced on is gone); frees the send buffer if it held
@@ -880,11 +927,17 @@ static mfl_agent_status_t s_round(mfl_site_agent_t *self, mfl_msg_t *msg, char *
     }
     s_drop_pending(self);
     s_note_task(self, task->round, &task->nonce);
+    if (s_settle_update(self) < 0) {
+        mfl_warn("site %s: round %u refused: out of memory", self->cfg->site_id, task->round);
+        s_send_failure(self, task->round, &task->nonce, false, "out of memory");
+        return MFL_AGENT_CONTINUE;
+    }
     if (s_gather_theta(self, msg, &n, err, sizeof(err))) {
         mfl_warn("site %s: round %u refused: %s", self->cfg->site_id, task->round, err);
         s_send_failure(self, task->round, &task->nonce, false, err);
         return MFL_AGENT_CONTINUE;
     }
+    s_trim_after_theta(n);
     s_record_peer_head(self, task);
     if (self->audit) {
         /* Our head goes into the header we sign: the coordinator keeps it.
@@ -958,7 +1011,7 @@ static mfl_agent_status_t s_round(mfl_site_agent_t *self, mfl_msg_t *msg, char *
     size_t wire_bytes = r.encoding ? mfl_quant_bytes((mfl_quant_kind_t)r.encoding, r.n_delta)
                                    : r.n_delta * sizeof(float);
     const float *src = r.encoding ? (const float *)(const void *)r.encoded : r.delta;
-    /* a chunked upload goes from the worker's Δ in 1 MiB copies: no warm
+    /* a chunked upload goes zero-copy from the worker's Δ: no warm
      * θ-sized send buffer for it (and the one a smaller model used is
      * given back) */
     const float *zc = NULL;
@@ -1032,9 +1085,10 @@ static mfl_agent_status_t s_pump(mfl_site_agent_t *self)
         return MFL_AGENT_CONTINUE;
     }
     if (rc == 1) {
-        /* every chunk is a copy: Δ is no longer needed (a task sent again
-         * after this trains anew, pending.ready being false) */
-        mfl_site_worker_release_update(self->worker);
+        /* every chunk is queued: Δ's pages can go once ZeroMQ has released
+         * them (s_settle_update; a task sent again after this trains anew,
+         * pending.ready being false) */
+        self->drop_update = true;
         char how[64];
         snprintf(how, sizeof how, " (%zu chunks)", self->pending.r.n_chunks);
         return s_update_left(self, how);
@@ -1201,11 +1255,18 @@ static mfl_agent_status_t s_eval(mfl_site_agent_t *self, mfl_msg_t *msg)
     /* The evaluation comes after the round closed: an update still waiting
      * or in flight is moot, and the worker gives its Δ's pages back. */
     s_drop_pending(self);
+    if (s_settle_update(self) < 0) {
+        mfl_warn("site %s: evaluation %u refused: out of memory", self->cfg->site_id,
+                 task->round);
+        s_send_failure(self, task->round, &task->nonce, true, "out of memory");
+        return MFL_AGENT_CONTINUE;
+    }
     if (s_gather_theta(self, msg, &n, err, sizeof(err))) {
         mfl_warn("site %s: evaluation %u refused: %s", self->cfg->site_id, task->round, err);
         s_send_failure(self, task->round, &task->nonce, true, err);
         return MFL_AGENT_CONTINUE;
     }
+    s_trim_after_theta(n);
     mfl_eval_task_t plain;
     mfl_site_eval_result_t r;
     if (mfl_eval_task_from_msg(task, &plain, err, sizeof err) ||
@@ -1338,6 +1399,12 @@ mfl_agent_status_t mfl_site_agent_step(mfl_site_agent_t *self, int timeout_ms, c
             return st;
         if (mfl_chunk_upload_active(self->chunks) && timeout_ms > 1)
             timeout_ms = 1;
+    }
+    if (self->drop_update) { /* a sent update: drop Δ once ZeroMQ is done with it */
+        if (mfl_chunk_upload_in_flight(self->chunks) == 0)
+            (void)s_settle_update(self);
+        else if (timeout_ms > 5)
+            timeout_ms = 5;
     }
     mfl_msg_t *msg = NULL;
     int reason = 0;

@@ -99,6 +99,8 @@ int mfl_meta_evaluate_gradient(mfl_learner_t *self, const float *theta,
                                int steps, float lr, float *theta_adapted,
                                mfl_eval_metrics_t *m, char *err, size_t errlen)
 {
+    if (steps == 0 && !theta_adapted) /* θ as is: scored where it lies, no copy */
+        return mfl_meta_score(self, theta, query, m, err, errlen);
     const float *lr_vec = self->config.algo == MFL_ALGO_META_SGD ? theta + self->n_params : NULL;
     if (mfl_meta_inner_sgd(self, theta, support, steps, lr, lr_vec, self->fast, NULL))
         return mfl_errf(err, errlen, "evaluate: adaptation diverged (non-finite support "
@@ -110,4 +112,19 @@ int mfl_meta_evaluate_gradient(mfl_learner_t *self, const float *theta,
         memcpy(theta_adapted, self->fast, self->n_params * sizeof(float));
     }
     return 0;
+}
+
+int mfl_meta_evaluate_gradient_in_place(mfl_learner_t *self, float *state,
+                                        const mfl_dataset_t *support,
+                                        const mfl_dataset_t *query, int steps, float lr,
+                                        mfl_eval_metrics_t *m, char *err, size_t errlen)
+{
+    /* the same steps as mfl_meta_evaluate_gradient, on `state` instead of
+     * a copy in `fast` (Meta-SGD's rates, after the parameters, are read
+     * and never written) */
+    const float *lr_vec = self->config.algo == MFL_ALGO_META_SGD ? state + self->n_params : NULL;
+    if (mfl_meta_inner_sgd(self, state, support, steps, lr, lr_vec, state, NULL))
+        return mfl_errf(err, errlen, "evaluate: adaptation diverged (non-finite support "
+                        "loss); lower lr"), -1;
+    return mfl_meta_score(self, state, query, m, err, errlen);
 }

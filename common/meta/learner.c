@@ -582,6 +582,31 @@ int mfl_learner_evaluate(mfl_learner_t *self, const float *theta, const mfl_data
     return 0;
 }
 
+int mfl_learner_evaluate_in_place(mfl_learner_t *self, float *state,
+                                  const mfl_dataset_t *support, const mfl_dataset_t *query,
+                                  int steps, float lr, mfl_eval_metrics_t *metrics, char *err,
+                                  size_t errlen)
+{
+    if (self->ops->evaluate != mfl_meta_evaluate_gradient)
+        return mfl_learner_evaluate(self, state, support, query, steps, lr, NULL, metrics, err,
+                                    errlen);
+    if (steps < 0)
+        return mfl_errf(err, errlen, "evaluate: steps must be >= 0 (got %d)", steps), -1;
+    if (!isfinite(lr))
+        return mfl_errf(err, errlen, "evaluate: lr must be finite"), -1;
+    if (mfl_meta_check_data(self, support, "support", err, errlen) ||
+        mfl_meta_check_data(self, query, "query", err, errlen))
+        return -1;
+    mfl_eval_metrics_t m;
+    self->kept_n = 0;
+    if (mfl_meta_evaluate_gradient_in_place(self, state, support, query, steps, lr, &m, err,
+                                            errlen))
+        return -1;
+    if (metrics)
+        *metrics = m;
+    return 0;
+}
+
 const float *mfl_learner_query_probs(const mfl_learner_t *self, size_t *n, size_t *n_way)
 {
     if (!self->kept_n)

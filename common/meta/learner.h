@@ -153,6 +153,15 @@ int mfl_learner_evaluate(mfl_learner_t *self, const float *theta, const mfl_data
                          float *theta_adapted, mfl_eval_metrics_t *metrics, char *err,
                          size_t errlen);
 
+/* mfl_learner_evaluate without the learner's own θ-sized copy: a gradient
+ * method adapts `state` itself (it holds the adapted state afterwards), a
+ * metric method leaves it as it is. The same metrics, bit for bit; one
+ * n_params buffer less touched (issue 17, a site's evaluation memory). */
+int mfl_learner_evaluate_in_place(mfl_learner_t *self, float *state,
+                                  const mfl_dataset_t *support, const mfl_dataset_t *query,
+                                  int steps, float lr, mfl_eval_metrics_t *metrics, char *err,
+                                  size_t errlen);
+
 /* The class probabilities the last successful mfl_learner_evaluate gave
  * its query rows: [n][n_way], row i for query row i, owned by the learner
  * and valid until its next call. NULL for a regression model (mse loss)

@@ -180,6 +180,13 @@ int mfl_meta_evaluate_gradient(mfl_learner_t *self, const float *theta,
                                int steps, float lr, float *theta_adapted,
                                mfl_eval_metrics_t *metrics, char *err, size_t errlen);
 
+/* mfl_meta_evaluate_gradient adapting `state` itself (no copy in `fast`):
+ * the same metrics; state holds the adapted parameters afterwards. */
+int mfl_meta_evaluate_gradient_in_place(mfl_learner_t *self, float *state,
+                                        const mfl_dataset_t *support,
+                                        const mfl_dataset_t *query, int steps, float lr,
+                                        mfl_eval_metrics_t *metrics, char *err, size_t errlen);
+
 /* Scores θ (model params) on `query` into metrics (loss, accuracy, AUROC,
  * sensitivity, specificity as the loss kind allows). 0 or -1. */
 int mfl_meta_score(mfl_learner_t *self, const float *theta, const mfl_dataset_t *query,

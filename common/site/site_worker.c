@@ -328,6 +328,14 @@ void mfl_site_worker_release_update(mfl_site_worker_t *self)
         mfl_site_worker_drop_update_pages(self);
 }
 
+void mfl_site_worker_take_update(mfl_site_worker_t *self, float **delta, uint8_t **encoded)
+{
+    *delta = self->delta;
+    *encoded = self->encoded;
+    self->delta = NULL;
+    self->encoded = NULL;
+}
+
 void mfl_site_worker_drop_update_pages(mfl_site_worker_t *self)
 {
     if (self->n_state < MFL_SITE_DROP_PAGES_PARAMS)
@@ -370,6 +378,11 @@ int mfl_site_worker_prepare(mfl_site_worker_t *self, const mfl_task_algorithm_t 
         free(self->residual_next);
         self->residual = self->residual_next = NULL;
         self->residual_round = 0;
+    }
+    if (!self->delta) { /* handed over with the last update (take_update) */
+        self->delta = malloc((self->n_state ? self->n_state : 1) * sizeof(float));
+        if (!self->delta)
+            return mfl_errf(err, errlen, "out of memory"), -1;
     }
     if (n_theta != self->n_state)
         return mfl_errf(err, errlen, "site '%s': θ has %zu floats but model '%s' with '%s' "

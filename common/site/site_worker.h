@@ -316,4 +316,11 @@ void mfl_site_worker_fill_report(const mfl_site_worker_t *self, const mfl_eval_t
  * residuals are kept. */
 void mfl_site_worker_release_update(mfl_site_worker_t *self);
 
+/* Hands the last update's buffers to the caller (free() them): Δ and its
+ * encoded bytes (NULL when there are none), which the result of the last
+ * round points into. For a sender that still reads them (a zero-copy
+ * send in flight) while the worker runs again: the worker allocates fresh
+ * ones at its next round or evaluation. */
+void mfl_site_worker_take_update(mfl_site_worker_t *self, float **delta, uint8_t **encoded);
+
 #endif

@@ -184,8 +184,14 @@ static int s_eval(mfl_site_worker_t *self, const mfl_eval_task_t *task, const fl
     char sub[256];
     int rc = -1;
     bool treat = self->opts.treatment_arms > 0; /* also score recommendations */
-    if (mfl_learner_evaluate(self->learner, theta, support, query, steps, lr, NULL,
-                             &out->adapted, sub, sizeof(sub)))
+    /* Memory (issue 17): θ is adapted in self->scratch, which the
+     * local-only model reuses below, and θ as received is scored where it
+     * lies, so the evaluation holds θ and one θ-sized buffer (the learner's
+     * own adapted copy stays untouched); the same numbers as adapting a
+     * copy inside the learner. */
+    memcpy(self->scratch, theta, self->n_state * sizeof(float));
+    if (mfl_learner_evaluate_in_place(self->learner, self->scratch, support, query, steps, lr,
+                                      &out->adapted, sub, sizeof(sub)))
         goto out_error;
     if (treat && s_value(self, query, &out->value_adapted))
         goto out_oom;
@@ -200,8 +206,8 @@ static int s_eval(mfl_site_worker_t *self, const mfl_eval_task_t *task, const fl
     if (self->learner_config.algo >= MFL_ALGO_PROTONET &&
         s_train_metric_local(self, support, local_steps, lr, &rng, sub, sizeof(sub)))
         goto out_error;
-    if (mfl_learner_evaluate(self->learner, self->scratch, support, query, local_steps, lr,
-                             NULL, &out->local_only, sub, sizeof(sub)))
+    if (mfl_learner_evaluate_in_place(self->learner, self->scratch, support, query,
+                                      local_steps, lr, &out->local_only, sub, sizeof(sub)))
         goto out_error;
     if (treat && (s_value(self, query, &out->value_local) || s_reference_values(self, query, out)))
         goto out_oom;

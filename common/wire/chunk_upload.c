@@ -1,6 +1,7 @@
 /* A site's chunked upload. See chunk_upload.h. */
 #include "wire/chunk_upload.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,27 +24,65 @@ struct mfl_chunk_upload {
     size_t n_chunks;
     size_t next, sent;       /* next chunk index to send; chunks sent so far */
     mfl_chunk_fault_t fault;
-    atomic_int in_flight;    /* chunk copies ZeroMQ still holds */
+    atomic_int in_flight;    /* chunks ZeroMQ still reads */
+    /* Buffers handed over (mfl_chunk_upload_adopt) while chunks still read
+     * them: freed by whichever thread sees in_flight reach 0. */
+    pthread_mutex_t lock;
+    struct s_kept *kept;
 };
 
-/* One chunk's copy, handed to ZeroMQ; freed by s_release. */
+struct s_kept {
+    struct s_kept *next;
+    void *buf;
+};
+
+/* Frees the adopted buffers (any thread; called when nothing is in flight). */
+static void s_free_kept(mfl_chunk_upload_t *self)
+{
+    pthread_mutex_lock(&self->lock);
+    struct s_kept *k = self->kept;
+    self->kept = NULL;
+    pthread_mutex_unlock(&self->lock);
+    while (k) {
+        struct s_kept *next = k->next;
+        free(k->buf);
+        free(k);
+        k = next;
+    }
+}
+
+/* ZeroMQ no longer reads one chunk (any thread, usually its I/O thread). */
+static void s_release(void *hint)
+{
+    mfl_chunk_upload_t *self = hint;
+    if (atomic_fetch_sub(&self->in_flight, 1) == 1)
+        s_free_kept(self);
+}
+
+/* A chunk the test faults change: a copy, freed by s_release_copy. */
 typedef struct {
     mfl_chunk_upload_t *owner;
     _Alignas(16) unsigned char bytes[];
 } s_copy_t;
 
-static void s_release(void *hint)
+static void s_release_copy(void *hint)
 {
     s_copy_t *c = hint;
-    atomic_fetch_sub(&c->owner->in_flight, 1);
+    mfl_chunk_upload_t *owner = c->owner;
     free(c);
+    s_release(owner);
 }
 
 mfl_chunk_upload_t *mfl_chunk_upload_new(void)
 {
     mfl_chunk_upload_t *self = calloc(1, sizeof *self);
-    if (self)
-        atomic_init(&self->in_flight, 0);
+    if (!self)
+        return NULL;
+    atomic_init(&self->in_flight, 0);
+    if (pthread_mutex_init(&self->lock, NULL) != 0) {
+        free(self);
+        return NULL;
+    }
     return self;
 }
 
@@ -51,8 +90,34 @@ void mfl_chunk_upload_destroy(mfl_chunk_upload_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    free(*self_p);
+    mfl_chunk_upload_t *self = *self_p;
+    s_free_kept(self); /* the client is gone: nothing reads them */
+    pthread_mutex_destroy(&self->lock);
+    free(self);
     *self_p = NULL;
+}
+
+int mfl_chunk_upload_in_flight(const mfl_chunk_upload_t *self)
+{
+    return self ? atomic_load(&((mfl_chunk_upload_t *)self)->in_flight) : 0;
+}
+
+int mfl_chunk_upload_adopt(mfl_chunk_upload_t *self, void *buf)
+{
+    if (!buf)
+        return 0;
+    struct s_kept *k = malloc(sizeof *k);
+    if (!k)
+        return -1;
+    k->buf = buf;
+    pthread_mutex_lock(&self->lock);
+    k->next = self->kept;
+    self->kept = k;
+    pthread_mutex_unlock(&self->lock);
+    /* the last chunk may have gone before the buffer was in the list */
+    if (atomic_load(&self->in_flight) == 0)
+        s_free_kept(self);
+    return 0;
 }
 
 bool mfl_chunk_upload_active(const mfl_chunk_upload_t *self) { return self && self->active; }
@@ -138,7 +203,9 @@ static void s_locate(const mfl_chunk_upload_t *self, size_t index, size_t *t, ui
     *off = *n = 0;
 }
 
-/* Sends chunk `index` (as a copy). 0 or -1 (err). */
+/* Sends chunk `index`: zero-copy from the caller's bytes (ZeroMQ reads
+ * them until s_release), or a changed copy for the test faults. 0 or -1
+ * (err). */
 static int s_send_chunk(mfl_chunk_upload_t *self, mfl_client_t *client, size_t index,
                         char *err, size_t errlen)
 {
@@ -149,25 +216,33 @@ static int s_send_chunk(mfl_chunk_upload_t *self, mfl_client_t *client, size_t i
         return mfl_errf(err, errlen, "chunk %zu is past the update", index), -1;
     const mfl_tensor_t *src = &self->tensors[t];
     size_t elem = s_elem(src->encoding);
+    const uint8_t *from = (const uint8_t *)(const void *)src->data + (size_t)off * elem;
     uint64_t values = n;
     /* (tests only) one value more than announced, read past this chunk:
      * the next tensor's first value when this one ends here */
     if (self->fault == MFL_CHUNK_FAULT_OVERSIZE && index == 0)
         values++;
-    size_t bytes = (size_t)values * elem;
-    s_copy_t *c = malloc(sizeof *c + (bytes ? bytes : 1));
-    if (!c)
-        return mfl_errf(err, errlen, "out of memory for a chunk"), -1;
-    c->owner = self;
-    const uint8_t *from = (const uint8_t *)(const void *)src->data + (size_t)off * elem;
-    memcpy(c->bytes, from, (size_t)n * elem);
-    if (values > n) { /* the oversize fault's extra value */
-        const mfl_tensor_t *nx = t + 1 < self->n_tensors ? &self->tensors[t + 1] : src;
-        memcpy(c->bytes + (size_t)n * elem, nx->data, elem);
-    }
     bool tamper = self->fault == MFL_CHUNK_FAULT_BAD_HASH && index == 1;
-    if (tamper && bytes) /* still finite: flip the lowest bit of the first value */
-        c->bytes[0] ^= 1;
+    const unsigned char *bytes_out = from;
+    mfl_release_fn *release = s_release;
+    void *hint = self;
+    if (tamper || values != n) { /* (tests only) bytes that differ from Δ: a copy */
+        size_t bytes = (size_t)values * elem;
+        s_copy_t *c = malloc(sizeof *c + (bytes ? bytes : 1));
+        if (!c)
+            return mfl_errf(err, errlen, "out of memory for a chunk"), -1;
+        c->owner = self;
+        memcpy(c->bytes, from, (size_t)n * elem);
+        if (values > n) { /* the oversize fault's extra value */
+            const mfl_tensor_t *nx = t + 1 < self->n_tensors ? &self->tensors[t + 1] : src;
+            memcpy(c->bytes + (size_t)n * elem, nx->data, elem);
+        }
+        if (tamper && bytes) /* still finite: flip the lowest bit of the first value */
+            c->bytes[0] ^= 1;
+        bytes_out = c->bytes;
+        release = s_release_copy;
+        hint = c;
+    }
     Metafl__UpdateChunk uc = METAFL__UPDATE_CHUNK__INIT;
     uc.round = self->round;
     uc.nonce = (ProtobufCBinaryData){self->nonce_len, self->nonce};
@@ -177,7 +252,7 @@ static int s_send_chunk(mfl_chunk_upload_t *self, mfl_client_t *client, size_t i
     env.kind = METAFL__MESSAGE_KIND__UPDATE_CHUNK;
     env.body_case = METAFL__ENVELOPE__BODY_UPDATE_CHUNK;
     env.update_chunk = &uc;
-    mfl_tensor_t view = mfl_tensor_vec(src->name, (const float *)(const void *)c->bytes, values);
+    mfl_tensor_t view = mfl_tensor_vec(src->name, (const float *)(const void *)bytes_out, values);
     view.encoding = src->encoding;
     view.scale = src->scale;
     /* the hash the header commits to (the wire checks it against the bytes
@@ -185,7 +260,8 @@ static int s_send_chunk(mfl_chunk_upload_t *self, mfl_client_t *client, size_t i
      * hash what is sent, so only the signed list can catch them */
     view.blake2b = tamper || values != n ? NULL : self->hashes + 32 * index;
     atomic_fetch_add(&self->in_flight, 1);
-    return mfl_client_send(client, &env, &view, 1, s_release, c, err, errlen);
+    /* release runs even when the send fails (mfl_msg_send) */
+    return mfl_client_send(client, &env, &view, 1, release, hint, err, errlen);
 }
 
 int mfl_chunk_upload_pump(mfl_chunk_upload_t *self, mfl_client_t *client, char *err,

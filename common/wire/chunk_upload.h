@@ -1,13 +1,17 @@
 /* The site's side of a chunked upload (docs/WIRE.md "Chunked uploads"):
  * an UpdateBegin (the signed update and its chunk hashes), then each
  * tensor's bytes as UpdateChunk messages of chunk_values values, at most
- * MFL_CHUNK_WINDOW of them queued in ZeroMQ at a time. Each chunk is a
- * 1 MiB copy handed to ZeroMQ (freed when sent), so the update is never
- * copied whole and the site holds no θ-sized send buffer.
+ * MFL_CHUNK_WINDOW of them queued in ZeroMQ at a time. Each chunk is sent
+ * zero-copy from the caller's bytes (ZeroMQ reads them until it has
+ * encrypted the chunk), so the update is never copied and the site holds
+ * no send buffer.
  *
  * The caller drives it: start, then pump from its loop until it says
- * done; the tensors' bytes must stay valid and unchanged until then (or
- * until stop). Not thread-safe: the agent's thread. */
+ * done. The tensors' bytes must stay valid and unchanged while any chunk
+ * is in flight (mfl_chunk_upload_in_flight), which lasts past done and
+ * stop: a caller that needs the buffer before then hands it over with
+ * mfl_chunk_upload_adopt and uses a fresh one. Not thread-safe: the
+ * agent's thread (the release of a chunk runs on ZeroMQ's). */
 #ifndef MFL_WIRE_CHUNK_UPLOAD_H
 #define MFL_WIRE_CHUNK_UPLOAD_H
 
@@ -18,7 +22,10 @@
 #include "core/tensor.h"
 #include "wire/client.h"
 
-#define MFL_CHUNK_WINDOW 8 /* chunks queued in ZeroMQ at once */
+/* Chunks queued in ZeroMQ at once: bytes of the caller's buffer, not
+ * copies, so the window only bounds ZeroMQ's queue (its send high-water
+ * mark is 1000 messages) and how often the caller must pump. */
+#define MFL_CHUNK_WINDOW 64
 
 /* TESTS ONLY (tests/hostile/chunk_fault_site.c): how to misbehave. */
 typedef enum {
@@ -35,8 +42,9 @@ typedef enum {
 typedef struct mfl_chunk_upload mfl_chunk_upload_t;
 
 mfl_chunk_upload_t *mfl_chunk_upload_new(void);
-/* Frees; destroy the client first (its release callbacks touch this
- * object until every queued chunk is gone). Accepts NULL. */
+/* Frees (and any adopted buffer); destroy the client first (its release
+ * callbacks touch this object until every queued chunk is gone). Accepts
+ * NULL. */
 void mfl_chunk_upload_destroy(mfl_chunk_upload_t **self_p);
 
 /* Sends the UpdateBegin for the signed update (header, signature) of
@@ -62,7 +70,16 @@ int mfl_chunk_upload_pump(mfl_chunk_upload_t *self, mfl_client_t *client, char *
 bool mfl_chunk_upload_active(const mfl_chunk_upload_t *self);
 /* The round of the upload (active or last). */
 uint32_t mfl_chunk_upload_round(const mfl_chunk_upload_t *self);
-/* Stops sending (chunks already queued still go). */
+/* Stops sending (chunks already queued still go, reading the bytes). */
 void mfl_chunk_upload_stop(mfl_chunk_upload_t *self);
+
+/* Chunks ZeroMQ has not released yet (they still read the bytes given to
+ * start); 0 for NULL. Any thread. */
+int mfl_chunk_upload_in_flight(const mfl_chunk_upload_t *self);
+
+/* Takes buf (malloc'd; NULL is ignored) that chunks in flight may still
+ * read: freed once none is in flight (at once if none is), or by destroy.
+ * 0, or -1 out of memory (buf still the caller's). */
+int mfl_chunk_upload_adopt(mfl_chunk_upload_t *self, void *buf);
 
 #endif

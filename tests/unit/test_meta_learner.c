@@ -271,6 +271,64 @@ static void test_evaluate_from_scratch_is_the_baseline(void **state)
     mfl_dataset_destroy(&test);
 }
 
+/* The site's evaluation adapts θ in a buffer of its own instead of the
+ * learner's copy (issue 17, site memory): the same metrics bit for bit,
+ * the buffer ends as the adapted state, for plain SGD (one chunk and more
+ * rows than a batch), Meta-SGD's per-parameter rates and 0 steps. */
+static void test_evaluate_in_place_matches_evaluate(void **state)
+{
+    (void)state;
+    mfl_dataset_t *train = s_table(60, 3), *big = s_table(150, 5), *test = s_table(100, 4);
+    const mfl_algo_kind_t algos[] = {MFL_ALGO_FEDAVG, MFL_ALGO_MAML, MFL_ALGO_META_SGD};
+    const mfl_dataset_t *supports[] = {train, big};
+    char err[256];
+    for (size_t a = 0; a < 3; a++) {
+        mfl_learner_t *l = s_new(algos[a], "mlp:5-8-1", MFL_LOSS_BCE);
+        size_t ns = mfl_learner_n_state(l);
+        float *theta = malloc(ns * sizeof(float)), *adapted = malloc(ns * sizeof(float));
+        float *buf = malloc(ns * sizeof(float));
+        mfl_learner_init_state(l, theta, 11 + a);
+        if (algos[a] == MFL_ALGO_META_SGD) /* rates that differ per parameter */
+            for (size_t i = mfl_learner_n_params(l); i < ns; i++)
+                theta[i] = 0.02f + 0.001f * (float)(i % 7);
+        for (size_t s = 0; s < 2; s++)
+            for (int steps = 0; steps <= 7; steps += 7) {
+                mfl_eval_metrics_t m0, m1;
+                assert_int_equal(mfl_learner_evaluate(l, theta, supports[s], test, steps, 0.1f,
+                                                      adapted, &m0, err, sizeof err), 0);
+                memcpy(buf, theta, ns * sizeof(float));
+                assert_int_equal(mfl_learner_evaluate_in_place(l, buf, supports[s], test, steps,
+                                                               0.1f, &m1, err, sizeof err), 0);
+                assert_memory_equal(buf, adapted, ns * sizeof(float));
+                assert_memory_equal(&m0.loss, &m1.loss, sizeof m0.loss);
+                assert_memory_equal(&m0.accuracy, &m1.accuracy, sizeof m0.accuracy);
+                assert_memory_equal(&m0.auroc, &m1.auroc, sizeof m0.auroc);
+                assert_int_equal(m0.n, m1.n);
+                if (steps)
+                    assert_true(memcmp(buf, theta, ns * sizeof(float)) != 0);
+                /* θ as is, scored without a copy: the same numbers too */
+                mfl_eval_metrics_t m2;
+                assert_int_equal(mfl_learner_evaluate(l, theta, supports[s], test, 0, 0.1f,
+                                                      NULL, &m2, err, sizeof err), 0);
+                if (!steps)
+                    assert_memory_equal(&m0.loss, &m2.loss, sizeof m0.loss);
+            }
+        /* refused like evaluate, the buffer untouched */
+        memcpy(buf, theta, ns * sizeof(float));
+        assert_int_equal(mfl_learner_evaluate_in_place(l, buf, train, test, -1, 0.1f, NULL, err,
+                                                       sizeof err), -1);
+        assert_non_null(strstr(err, "steps"));
+        assert_memory_equal(buf, theta, ns * sizeof(float));
+        free(theta);
+        free(adapted);
+        free(buf);
+        mfl_learner_destroy(&l);
+    }
+    mfl_dataset_destroy(&train);
+    mfl_dataset_destroy(&big);
+    mfl_dataset_destroy(&test);
+}
+
 static void test_metric_method_scores_binary_tables(void **state)
 {
     (void)state;
@@ -326,6 +384,7 @@ int main(void)
         cmocka_unit_test(test_kept_outer_state_joins_blocks_into_one_run),
         cmocka_unit_test(test_fedavg_lowers_site_loss),
         cmocka_unit_test(test_evaluate_from_scratch_is_the_baseline),
+        cmocka_unit_test(test_evaluate_in_place_matches_evaluate),
         cmocka_unit_test(test_metric_method_scores_binary_tables),
     };
     return cmocka_run_group_tests_name("meta_learner", tests, NULL, NULL);
