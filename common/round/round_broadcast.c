@@ -53,8 +53,9 @@ static int s_alloc(mfl_round_engine_t *self, const float *hat)
     self->bcast_tensor_hash = malloc(nt * 32);
     self->bcast_q_hash = malloc(nt * 32);
     self->bcast_scale = calloc(nt, sizeof *self->bcast_scale);
-    /* fp16 or int8 codes: at most 2 bytes a value */
-    self->bcast_q = malloc(2 * P);
+    /* the codes: 2 (fp16) or 1 (int8) bytes a value */
+    size_t qb = mfl_quant_bytes((mfl_quant_kind_t)self->config.broadcast_encoding, P);
+    self->bcast_q = malloc(qb ? qb : 2 * P);
     if (!self->bcast || !self->bcast_views || !self->bcast_q_views || !self->bcast_tensor_hash ||
         !self->bcast_q_hash || !self->bcast_scale || !self->bcast_q) {
         mfl_engine_bcast_free(self);
