@@ -205,24 +205,6 @@ size_t mfl_engine_bcast_reason(const mfl_round_engine_t *self, char *out, size_t
 
 /* ---- public ---------------------------------------------------------- */
 
-void mfl_round_engine_site_broadcast(mfl_round_engine_t *self, const char *site, uint32_t mask,
-                                     const uint8_t *base)
-{
-    mfl_engine_site_t *s = mfl_engine_find_site(self, site);
-    if (!s) {
-        /* the site's record is made by its Hello; make it now so the base
-         * is kept (site_hello follows at once) */
-        mfl_round_engine_site_seen(self, site, mfl_round_engine_now(self));
-        s = mfl_engine_find_site(self, site);
-        if (!s)
-            return;
-    }
-    s->broadcasts = mask | 1u;
-    s->has_base = base != NULL;
-    if (base)
-        memcpy(s->base, base, 32);
-}
-
 int mfl_round_engine_site_need_model(mfl_round_engine_t *self, const char *site, uint32_t round,
                                      const uint8_t *nonce, size_t nonce_len, const char *reason)
 {

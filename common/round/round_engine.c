@@ -109,6 +109,18 @@ void mfl_round_engine_site_encodings(mfl_round_engine_t *self, const char *site,
         s->encodings = mask | 1u;
 }
 
+void mfl_round_engine_site_broadcast(mfl_round_engine_t *self, const char *site, uint32_t mask,
+                                     const uint8_t *base)
+{
+    mfl_engine_site_t *s = s_site_get(self, site);
+    if (!s)
+        return;
+    s->broadcasts = mask | 1u;
+    s->has_base = base != NULL;
+    if (base)
+        memcpy(s->base, base, sizeof s->base);
+}
+
 uint32_t mfl_engine_site_encoding(const mfl_round_engine_t *self, const mfl_engine_site_t *s)
 {
     uint32_t e = self->config.upload_encoding;
