@@ -6,7 +6,9 @@
 #   env: METAFL_BUILD (default build), COMP_ENCODINGS (default "fp32 fp16 int8"),
 #        COMP_P (overhead rows' P, default "10000 1000000"), COMP_N (default "2 4"),
 #        COMP_TRAIN_N (sites of the training rows, default "4"; " " = none),
-#        COMP_R (rounds per daemon run, default 6), COMP_HEART=0 (skip heart)
+#        COMP_R (rounds per daemon run, default 6), COMP_HEART=0 (skip heart),
+#        COMP_BROADCAST (the model's encoding to the sites, rounds.broadcast_encoding,
+#        for every row: default fp32; "same" = each row's upload encoding)
 #
 # 1. Heart (UCI Heart Disease, FLamby's split, four real hospitals):
 #    `bench_heart flamby` with BENCH_UPLOAD_ENCODING set, i.e. every site's
@@ -33,13 +35,15 @@ trap 'rm -rf "$WORK"' EXIT
 
 if [ "${COMP_HEART:-1}" = 1 ]; then
     for e in $ENCS; do
-        BENCH_UPLOAD_ENCODING=$e "$BUILD/bench/bench_heart" flamby --out "$WORK/heart-$e.json" \
+        bc=${COMP_BROADCAST:-fp32}; [ "$bc" = same ] && bc=$e
+        BENCH_BROADCAST_ENCODING=$bc BENCH_UPLOAD_ENCODING=$e "$BUILD/bench/bench_heart" flamby --out "$WORK/heart-$e.json" \
             >"$WORK/heart-$e.txt" 2>&1 || { cat "$WORK/heart-$e.txt" >&2; exit 1; }
         echo "compression: heart $e done (load $(cut -d' ' -f1 /proc/loadavg))"
     done
 fi
 for e in $ENCS; do
-    BENCH_UPLOAD_ENCODING=$e METAFL_BUILD=$BUILD BENCH_QUICK=1 ROUNDS_P="${COMP_P:-10000 1000000}" \
+    bc=${COMP_BROADCAST:-fp32}; [ "$bc" = same ] && bc=$e
+    BENCH_BROADCAST_ENCODING=$bc BENCH_UPLOAD_ENCODING=$e METAFL_BUILD=$BUILD BENCH_QUICK=1 ROUNDS_P="${COMP_P:-10000 1000000}" \
         ROUNDS_N="${COMP_N:-2 4}" ROUNDS_R="${COMP_R:-6}" ROUNDS_TRAIN_N="${COMP_TRAIN_N:-4}" \
         ROUNDS_TMPFS=0 bash bench/rounds_engine.sh "$WORK/rounds-$e.json" ||
         echo "compression: rounds_engine with $e reported failures (see the JSON)" >&2

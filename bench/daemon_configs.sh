@@ -2,7 +2,8 @@
 # benches give the real daemons (synthetic CSV of 32 features f0..f31 and a
 # two-class label y; FedAvg; generous message limits for 10M-parameter θ).
 # env BENCH_MAX_UPLOADS sets rounds.max_concurrent_uploads, BENCH_UPLOAD_ENCODING
-# rounds.upload_encoding (see below), BENCH_SECAGG=1 secure aggregation
+# rounds.upload_encoding, BENCH_BROADCAST_ENCODING rounds.broadcast_encoding
+# (see below), BENCH_SECAGG=1 secure aggregation
 # (BENCH_SECAGG_WORD_BITS=32: with 32-bit masked words)
 # (threshold 3; every site's roster = the allow-list directory),
 # BENCH_DEFAULT_LIMITS=1 leaves out both files' limits: block (the daemons'
@@ -84,6 +85,11 @@ bench_coord_yaml() {
         # float32, key left out for builds that do not know it.
         if [ -n "${BENCH_UPLOAD_ENCODING:-}" ] && [ "$BENCH_UPLOAD_ENCODING" != fp32 ]; then
             echo "  upload_encoding: $BENCH_UPLOAD_ENCODING"
+        fi
+        # BENCH_BROADCAST_ENCODING: the model's difference to sites that
+        # hold the last one as fp16 / int8 (issue 17); unset = float32.
+        if [ -n "${BENCH_BROADCAST_ENCODING:-}" ] && [ "$BENCH_BROADCAST_ENCODING" != fp32 ]; then
+            echo "  broadcast_encoding: $BENCH_BROADCAST_ENCODING"
         fi
         echo "eval:"
         echo "  adapt_steps: 1"

@@ -9,7 +9,11 @@
 #   bash bench/grid.sh OUT.json
 #   env: METAFL_BUILD (default build), GRID_P (default
 #        "10000 1000000 10000000 100000000"), GRID_N (default "2 4 8"),
-#        GRID_ENC (default "fp32 fp16 int8"), GRID_R (rounds, default 5;
+#        GRID_ENC (default "fp32 fp16 int8": upload encodings), GRID_BCAST
+#        (default "fp32": broadcast encodings, rounds.broadcast_encoding; each
+#        cell is one upload × one broadcast encoding), GRID_PAIRS (instead of
+#        the product: "UP/DOWN ..." pairs, e.g. "fp32/fp32 int8/int8"),
+#        GRID_R (rounds, default 5;
 #        medians over rounds 2..R), GRID_R_BIG (rounds for P ≥ 50M, default 3),
 #        GRID_MEM_GIB (memory the run may use, default: MemAvailable − 2 GiB)
 #
@@ -26,6 +30,7 @@ cd "$ROOT"
 PS=${GRID_P:-"10000 1000000 10000000 100000000"}
 NS=${GRID_N:-"2 4 8"}
 ENCS=${GRID_ENC:-"fp32 fp16 int8"}
+BCASTS=${GRID_BCAST:-fp32}
 R=${GRID_R:-5}
 R_BIG=${GRID_R_BIG:-3}
 avail_kb=$(awk '/MemAvailable/ {print $2}' /proc/meminfo)
@@ -33,22 +38,28 @@ MEM_GIB=${GRID_MEM_GIB:-$(( avail_kb / 1048576 - 2 ))}
 WORK=$(mktemp -d /tmp/metafl-bench-grid.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 SKIPPED=()
-for enc in $ENCS; do
+PAIRS=${GRID_PAIRS:-}
+if [ -z "$PAIRS" ]; then
+    for bc in $BCASTS; do for enc in $ENCS; do PAIRS="$PAIRS $enc/$bc"; done; done
+fi
+for pair in $PAIRS; do
+    enc=${pair%/*} bc=${pair#*/}
     for p in $PS; do
         for n in $NS; do
             need=$(( (7 + 9 * n) * 4 * p / 1073741824 + 1 ))
             if [ "$need" -gt "$MEM_GIB" ]; then
-                SKIPPED+=("P=$p N=$n $enc: needs ~$need GiB, $MEM_GIB GiB allowed")
-                echo "grid: skip P=$p N=$n $enc (needs ~$need GiB, $MEM_GIB allowed)"
+                SKIPPED+=("P=$p N=$n $enc/$bc: needs ~$need GiB, $MEM_GIB GiB allowed")
+                echo "grid: skip P=$p N=$n $enc/$bc (needs ~$need GiB, $MEM_GIB allowed)"
                 continue
             fi
             r=$R
             [ "$p" -ge 50000000 ] && r=$R_BIG
-            BENCH_DEFAULT_LIMITS=1 BENCH_UPLOAD_ENCODING=$enc BENCH_QUICK=1 ROUNDS_P=$p \
+            BENCH_DEFAULT_LIMITS=1 BENCH_UPLOAD_ENCODING=$enc BENCH_BROADCAST_ENCODING=$bc \
+                BENCH_QUICK=1 ROUNDS_P=$p \
                 ROUNDS_TIMEOUT_S=3600 \
                 ROUNDS_N=$n ROUNDS_R=$r ROUNDS_TMPFS=0 ROUNDS_TRAIN_N=" " \
-                bash bench/rounds_engine.sh "$WORK/$enc-$p-$n.json" 2>&1 |
-                grep '^rounds_engine: overhead' | sed "s/^/grid: $enc /"
+                bash bench/rounds_engine.sh "$WORK/$enc-$bc-$p-$n.json" 2>&1 |
+                grep '^rounds_engine: overhead' | sed "s/^/grid: up $enc down $bc /"
         done
     done
 done
@@ -70,8 +81,12 @@ for r in rows:
     r["round_over_floor"] = ratio(r.get("median_ms"), r.get("floor_ms"))
     r["cpu_over_floor_cpu"] = ratio(r.get("cpu_total_ms"), r.get("floor_cpu_ms"))
     r["coordinator_rss_over_4P"] = round(r["coordinator_rss_kb"] * 1024 / (4 * r["params"]), 2)
-rows.sort(key=lambda r: (r["params"], r["sites"], ["fp32", "fp16", "int8"].index(r["encoding"])
-                         if r["encoding"] in ("fp32", "fp16", "int8") else 9))
+def enc_key(e):
+    return ["fp32", "fp16", "int8"].index(e) if e in ("fp32", "fp16", "int8") else 9
+for r in rows:
+    r.setdefault("broadcast", "fp32")
+rows.sort(key=lambda r: (r["params"], r["sites"], enc_key(r["broadcast"]),
+                         enc_key(r["encoding"])))
 doc = {"bench": "grid", "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
        "command": f"bash bench/grid.sh {out}",
        "how": "bench/rounds_engine.sh per cell (no training: one full-batch FedAvg step on 4 "
@@ -80,11 +95,12 @@ doc = {"bench": "grid", "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(
               "after); cpu_over_floor_cpu = CPU of all daemons per round / the floor's CPU",
        "skipped": skipped, "failures": failures, "rows": rows}
 json.dump(doc, open(out, "w"), indent=2)
-print(f"{'P':>11} {'N':>2} {'enc':>4} {'round ms':>9} {'floor ms':>9} {'ratio':>6} "
+print(f"{'P':>11} {'N':>2} {'up':>4} {'down':>4} {'round ms':>9} {'floor ms':>9} {'ratio':>6} "
       f"{'CPU ms (coord/sites/total)':>27} {'floor CPU':>9} {'CPU ratio':>9} {'coord RSS/4P':>12} {'load':>5}")
 for r in rows:
     cpu = f"{r['cpu_coord_ms']}/{r['cpu_sites_ms']}/{r['cpu_total_ms']}"
-    print(f"{r['params']:>11} {r['sites']:>2} {r['encoding']:>4} {r['median_ms']:>9.1f} "
+    print(f"{r['params']:>11} {r['sites']:>2} {r['encoding']:>4} {r['broadcast']:>4} "
+          f"{r['median_ms']:>9.1f} "
           f"{r['floor_ms'] if r['floor_ms'] is not None else '-':>9} "
           f"{r['round_over_floor'] if r['round_over_floor'] is not None else '-':>6} {cpu:>27} "
           f"{r['floor_cpu_ms'] if r['floor_cpu_ms'] is not None else '-':>9} "

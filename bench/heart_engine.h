@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "bench_common.h"
+#include "fed/quant.h"
 #include "round/run_config.h"
 #include "heart_fed.h"
 #include "round/round_engine.h"
@@ -78,7 +79,8 @@ static inline int s_eng_sink_task(void *ctx, const char *site, const mfl_round_t
     job.theta = malloc(n * sizeof(float));
     if (!job.theta)
         return e->oom = 1, -1;
-    memcpy(job.theta, mfl_round_engine_theta(e->engine), n * sizeof(float));
+    /* the model the sites train from: θ̂ with a compressed broadcast */
+    memcpy(job.theta, mfl_round_engine_broadcast_theta(e->engine), n * sizeof(float));
     e->jobs[e->n_jobs++] = job;
     return 0;
 }
@@ -183,6 +185,13 @@ static inline int s_engine_train(const s_fed_spec_t *sp, mfl_site_worker_t **wor
     c.max_attempts = 1;
     c.norm_bound = 0;
     c.eval_every = 0;
+    /* BENCH_BROADCAST_ENCODING=fp16|int8: the engine's compressed broadcast
+     * (rounds.broadcast_encoding); the sites here always hold the last model */
+    const char *bc = getenv("BENCH_BROADCAST_ENCODING");
+    mfl_quant_kind_t bk = MFL_QUANT_FP32;
+    if (bc && *bc && mfl_quant_parse(bc, &bk) != 0)
+        return mfl_errf(err, errlen, "BENCH_BROADCAST_ENCODING '%s': not fp32, fp16, int8", bc), -1;
+    c.broadcast_encoding = (uint32_t)bk;
     c.federated_scaling = s_fed_federated;
     char dir[256];
     snprintf(dir, sizeof dir, "%s/metafl-bench-heart-XXXXXX",
@@ -213,9 +222,11 @@ static inline int s_engine_train(const s_fed_spec_t *sp, mfl_site_worker_t **wor
     e.engine = mfl_round_engine_new(&c, &sink, NULL, NULL, err, errlen);
     if (!e.engine)
         goto out;
-    for (size_t i = 0; i < n_workers; i++)
+    for (size_t i = 0; i < n_workers; i++) {
+        mfl_round_engine_site_broadcast(e.engine, ids[i], 0x7, NULL);
         mfl_round_engine_site_hello(e.engine, ids[i], mfl_site_worker_n_train(workers[i]),
                                     s_bench_wall_ms());
+    }
     while (mfl_round_engine_rounds_done(e.engine) < c.rounds) {
         for (size_t i = 0; i < n_workers; i++)
             mfl_round_engine_site_seen(e.engine, ids[i], s_bench_wall_ms());

@@ -256,7 +256,7 @@ EOF
     echo "rounds_engine: $label P=$p N=$n median ${round_ms} ms open to open (collection ${coll_ms} ms) over $2 rounds (floor $floor ms), coordinator peak RSS ${hwm} kB; CPU ms per round: coordinator $cpu_c, sites $cpu_s, total $cpu_t (floor $floor_cpu)"
     local where=disk
     [ "$RUN_BASE" != "$WORK" ] && where=tmpfs
-    ROWS+=("{\"label\": \"$label\", \"model\": \"$spec\", \"params\": $p, \"sites\": $n, \"training\": $([ "$training" = 1 ] && echo true || echo false), \"run_dir\": \"$where\", \"median_ms\": $round_ms, \"collection_median_ms\": $coll_ms, \"rounds_timed\": $2, \"floor_ms\": $floor, \"coordinator_rss_kb\": $hwm, \"cpu_coord_ms\": $cpu_c, \"cpu_sites_ms\": $cpu_s, \"cpu_total_ms\": $cpu_t, \"floor_cpu_ms\": $floor_cpu, \"encoding\": \"${BENCH_UPLOAD_ENCODING:-fp32}\", \"eval_accuracy\": $acc, \"loadavg_1m\": $load}")
+    ROWS+=("{\"label\": \"$label\", \"model\": \"$spec\", \"params\": $p, \"sites\": $n, \"training\": $([ "$training" = 1 ] && echo true || echo false), \"run_dir\": \"$where\", \"median_ms\": $round_ms, \"collection_median_ms\": $coll_ms, \"rounds_timed\": $2, \"floor_ms\": $floor, \"coordinator_rss_kb\": $hwm, \"cpu_coord_ms\": $cpu_c, \"cpu_sites_ms\": $cpu_s, \"cpu_total_ms\": $cpu_t, \"floor_cpu_ms\": $floor_cpu, \"encoding\": \"${BENCH_UPLOAD_ENCODING:-fp32}\", \"broadcast\": \"${BENCH_BROADCAST_ENCODING:-fp32}\", \"eval_accuracy\": $acc, \"loadavg_1m\": $load}")
 }
 
 for p in $PS; do

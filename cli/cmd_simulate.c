@@ -100,7 +100,13 @@ static int s_queue(sim_t *sim, const char *site, bool eval, const ProtobufCMessa
         return sim->oom = true, -1;
     }
     protobuf_c_message_pack(msg, job.task);
-    memcpy(job.theta, mfl_round_engine_theta(sim->engine), n * sizeof(float));
+    /* a round's task: the model the sites train from (θ̂ with a compressed
+     * broadcast, which a daemon's site rebuilds from the difference and
+     * checks against the task's model hash; fed/bcast.h); an evaluation: θ */
+    memcpy(job.theta,
+           eval ? mfl_round_engine_theta(sim->engine)
+                : mfl_round_engine_broadcast_theta(sim->engine),
+           n * sizeof(float));
     sim->jobs[sim->n_jobs++] = job;
     return 0;
 }

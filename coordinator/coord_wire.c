@@ -70,6 +70,8 @@ typedef struct {
 
 struct mfl_coord_wire {
     s_snapshot_t *snap;          /* the current θ (one reference held here) */
+    s_snapshot_t *dsnap;         /* the current compressed broadcast's difference: its
+                                    encoded bytes (data is bytes, count the byte count) */
     s_hash_cache_t cache;
     s_prep_t prep;
     mfl_identity_t *identity;
@@ -214,6 +216,10 @@ static s_snapshot_t *s_prep_take(mfl_coord_wire_t *self, const uint8_t *hash, si
  * references: a count of 1 (ours) cannot grow meanwhile. */
 static void s_snapshot_trim(mfl_coord_wire_t *self)
 {
+    if (self->dsnap && atomic_load(&self->dsnap->refs) == 1) {
+        s_snapshot_unref(self->dsnap);
+        self->dsnap = NULL;
+    }
     s_snapshot_t *snap = self->snap;
     if (!snap || atomic_load(&snap->refs) != 1)
         return;
@@ -233,6 +239,7 @@ static void s_snapshot_trim(mfl_coord_wire_t *self)
 size_t mfl_coord_wire_snapshot_bytes(const mfl_coord_wire_t *self)
 {
     size_t b = self->snap ? self->snap->count * sizeof(float) : 0;
+    b += self->dsnap ? self->dsnap->count : 0; /* bytes */
     return b + (self->prep.snap ? self->prep.snap->count * sizeof(float) : 0);
 }
 
@@ -302,6 +309,7 @@ void mfl_coord_wire_destroy(mfl_coord_wire_t **self_p)
     s_prep_drop(self);
     mfl_server_destroy(&self->server); /* releases pending sends first */
     s_snapshot_unref(self->snap);
+    s_snapshot_unref(self->dsnap);
     free(self->cache.tensor_hash);
     mfl_identity_destroy(&self->identity);
     free(self->views);
@@ -419,7 +427,15 @@ static void s_event_body(mfl_coord_wire_t *self, const Metafl__Envelope *env,
                 ev->hello.encodings |= 1u << MFL_QUANT_INT8;
             else if (cap && strcmp(cap, "secagg") == 0)
                 ev->hello.secagg = true;
+            else if (cap && strcmp(cap, "broadcast:fp16") == 0)
+                ev->hello.broadcasts |= 1u << MFL_QUANT_FP16;
+            else if (cap && strcmp(cap, "broadcast:int8") == 0)
+                ev->hello.broadcasts |= 1u << MFL_QUANT_INT8;
         }
+        ev->hello.broadcasts |= 1u << MFL_QUANT_FP32;
+        ev->hello.broadcast_base = env->hello->broadcast_base.len == MFL_HASH_BYTES
+                                       ? env->hello->broadcast_base.data
+                                       : NULL;
         break;
     case METAFL__ENVELOPE__BODY_UPDATE: {
         const Metafl__UpdateHeader *uh = mfl_msg_update_header(self->msg);
@@ -471,6 +487,7 @@ static void s_event_body(mfl_coord_wire_t *self, const Metafl__Envelope *env,
         ev->site_failure.nonce_len = env->site_failure->nonce.len;
         ev->site_failure.evaluation = env->site_failure->evaluation;
         ev->site_failure.reason = s_str(env->site_failure->reason);
+        ev->site_failure.need_model = env->site_failure->need_model;
         break;
     case METAFL__ENVELOPE__BODY_BYE:
         ev->text = s_str(env->bye->reason);
@@ -588,15 +605,21 @@ static s_snapshot_t *s_snapshot(mfl_coord_wire_t *self, const uint8_t *hash, siz
      * (s_snapshot_trim): its tensor hashes are still known. */
     bool cached = hash_len == 32 && self->cache.tensor_hash && self->cache.n_tensors == n &&
                   self->cache.count == total && memcmp(self->cache.hash, hash, 32) == 0;
+    /* the engine hashed every tensor already (a compressed broadcast's θ̂) */
+    bool given = n > 0;
+    for (size_t i = 0; i < n; i++)
+        given = given && t[i].blake2b;
     uint64_t off = 0;
     for (size_t i = 0; i < n; i++) {
         memcpy(snap->data + off, t[i].data, t[i].count * sizeof(float));
-        if (!cached)
+        if (given)
+            memcpy(snap->tensor_hash + i * MFL_HASH_BYTES, t[i].blake2b, MFL_HASH_BYTES);
+        else if (!cached)
             mfl_tensor_hash(snap->data + off, t[i].count,
                             snap->tensor_hash + i * MFL_HASH_BYTES);
         off += t[i].count;
     }
-    if (cached)
+    if (cached && !given)
         memcpy(snap->tensor_hash, self->cache.tensor_hash, n * MFL_HASH_BYTES);
     snap->n_tensors = n;
     snap->count = total;
@@ -634,12 +657,80 @@ static mfl_tensor_t *s_tensors(mfl_coord_wire_t *self, const mfl_tensor_t *t, si
     return self->send;
 }
 
+/* A compressed broadcast's difference (tensors encoded, each with its
+ * hash, fed/bcast.h): one copy of its bytes per round, keyed by the model
+ * hash, shared by every site's send like θ's snapshot. NULL on OOM. */
+static s_snapshot_t *s_snapshot_encoded(mfl_coord_wire_t *self, const ProtobufCBinaryData *hash,
+                                        const mfl_tensor_t *t, size_t n)
+{
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < n; i++)
+        bytes += mfl_quant_bytes((mfl_quant_kind_t)t[i].encoding, t[i].count);
+    if (self->dsnap && hash->len == 32 && self->dsnap->count == bytes &&
+        self->dsnap->n_tensors == n && memcmp(self->dsnap->hash, hash->data, 32) == 0)
+        return self->dsnap;
+    s_snapshot_t *snap = calloc(1, sizeof *snap);
+    if (!snap)
+        return NULL;
+    snap->data = malloc(((bytes + 3) / 4 ? (bytes + 3) / 4 : 1) * sizeof(float));
+    snap->tensor_hash = malloc((n ? n : 1) * MFL_HASH_BYTES);
+    if (!snap->data || !snap->tensor_hash) {
+        free(snap->data);
+        free(snap->tensor_hash);
+        free(snap);
+        return NULL;
+    }
+    uint64_t off = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t b = mfl_quant_bytes((mfl_quant_kind_t)t[i].encoding, t[i].count);
+        memcpy((uint8_t *)snap->data + off, t[i].data, b);
+        memcpy(snap->tensor_hash + i * MFL_HASH_BYTES, t[i].blake2b, MFL_HASH_BYTES);
+        off += b;
+    }
+    snap->count = bytes;
+    snap->n_tensors = n;
+    if (hash->len == 32)
+        memcpy(snap->hash, hash->data, 32);
+    atomic_init(&snap->refs, 1);
+    s_snapshot_unref(self->dsnap);
+    self->dsnap = snap;
+    return snap;
+}
+
+/* Sends env + the difference's tensors zero-copy from its snapshot. */
+static int s_send_encoded(mfl_coord_wire_t *self, const char *site, Metafl__Envelope *env,
+                          const ProtobufCBinaryData *hash, const mfl_tensor_t *tensors,
+                          size_t n, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!tensors[i].blake2b || tensors[i].encoding == MFL_QUANT_FP32 ||
+            !mfl_quant_bytes((mfl_quant_kind_t)tensors[i].encoding, 1)) {
+            mfl_errf(err, errlen, "broadcast tensor %zu: not an encoded difference", i);
+            return -1;
+        }
+    s_snapshot_t *snap = s_snapshot_encoded(self, hash, tensors, n);
+    mfl_tensor_t *t = snap ? s_tensors(self, tensors, n, NULL, snap->tensor_hash) : NULL;
+    if (!t) {
+        mfl_errf(err, errlen, "out of memory");
+        return -1;
+    }
+    uint64_t off = 0;
+    for (size_t i = 0; i < n; i++) {
+        t[i].data = (const float *)(const void *)((const uint8_t *)snap->data + off);
+        off += mfl_quant_bytes((mfl_quant_kind_t)tensors[i].encoding, tensors[i].count);
+    }
+    atomic_fetch_add(&snap->refs, 1); /* released exactly once by the transport */
+    return mfl_server_send(self->server, site, env, t, n, s_snapshot_unref, snap, err, errlen);
+}
+
 /* Sends env + θ tensors zero-copy from the round's snapshot. */
 static int s_send_theta(mfl_coord_wire_t *self, const char *site, Metafl__Envelope *env,
                         const ProtobufCBinaryData *hash, const mfl_tensor_t *tensors,
                         size_t n, char *err, size_t errlen)
 {
     env->protocol_version = MFL_WIRE_PROTOCOL_VERSION;
+    if (n && tensors[0].encoding != MFL_QUANT_FP32)
+        return s_send_encoded(self, site, env, hash, tensors, n, err, errlen);
     s_snapshot_t *snap = s_snapshot(self, hash->data, hash->len, tensors, n);
     mfl_tensor_t *t = snap ? s_tensors(self, tensors, n, snap->data, snap->tensor_hash) : NULL;
     if (!t) {

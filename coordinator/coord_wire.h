@@ -40,6 +40,11 @@ typedef struct {
          * float32 always, fp16/int8 from its "compress:*" capabilities */
         uint32_t encodings;
         bool secagg;                        /* "secagg": it takes part in secure aggregation */
+        /* compressed broadcasts the site can apply, the same bits, from its
+         * "broadcast:*" capabilities (float32 always), and the model it
+         * holds (Hello.broadcast_base; NULL: none or not 32 bytes) */
+        uint32_t broadcasts;
+        const uint8_t *broadcast_base;
     } hello;
     /* UPDATE: the verified header, decoded (NULL if it did not decode: a
      * field over its cap), and the bytes the site signed with its
@@ -73,6 +78,7 @@ typedef struct {
         size_t nonce_len;
         bool evaluation;                    /* the failed task was an EvalTask */
         const char *reason;                 /* "" if none */
+        bool need_model;                    /* a broadcast difference it could not apply */
     } site_failure;
     /* SECAGG_* from a site: the decoded message (NULL if it did not decode:
      * `text` says why) and, for SECAGG_MASKED, its words (uint64_t or

@@ -228,6 +228,8 @@ static void s_on_hello(mfl_coordinator_t *self, const mfl_wire_event_t *ev, uint
                                     sizeof err) < 0)
         mfl_warn("site %s: welcome not sent: %s", ev->site, err);
     mfl_round_engine_site_encodings(self->engine, ev->site, ev->hello.encodings);
+    mfl_round_engine_site_broadcast(self->engine, ev->site, ev->hello.broadcasts,
+                                    ev->hello.broadcast_base);
     mfl_round_engine_site_hello(self->engine, ev->site, ev->hello.n_train, now);
     self->status_dirty = true;
 }
@@ -282,6 +284,14 @@ static void s_on_event(mfl_coordinator_t *self, const mfl_wire_event_t *ev, uint
         break;
     case MFL_MSG_SITE_FAILURE:
         mfl_round_engine_site_seen(self->engine, ev->site, now);
+        /* a broadcast difference the site could not apply: the model in
+         * full, not a failure (once: the site then holds no base) */
+        if (ev->site_failure.need_model && !ev->site_failure.evaluation &&
+            mfl_round_engine_site_need_model(self->engine, ev->site, ev->site_failure.round,
+                                             ev->site_failure.nonce,
+                                             ev->site_failure.nonce_len,
+                                             ev->site_failure.reason) == 0)
+            break;
         mfl_round_engine_site_withdraw(self->engine, ev->site, MFL_ENGINE_SITE_FAILED,
                                        ev->site_failure.evaluation, ev->site_failure.round,
                                        ev->site_failure.nonce, ev->site_failure.nonce_len,

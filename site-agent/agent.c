@@ -26,6 +26,7 @@
 #include "fed/quant.h"
 #include "wire/task_codec.h"
 #include "wire/secagg_codec.h"
+#include "site/site_broadcast.h"
 #include "site/site_secagg.h"
 
 struct mfl_site_agent {
@@ -44,6 +45,14 @@ struct mfl_site_agent {
     unsigned handshakes;
     float *theta;           /* the last received θ, concatenated */
     size_t theta_cap;
+    /* Compressed broadcast (site/site_broadcast.h): theta is the model of
+     * the last RoundTask, of this hash (base_valid), and the next task may
+     * be a difference to it; an evaluation's θ goes to eval_theta instead
+     * (freed after), so the model is kept. */
+    bool base_valid;
+    uint8_t base_hash[32];
+    float *eval_theta;
+    size_t eval_cap;
     /* Δ as handed to ZeroMQ (zero-copy): a warm buffer of our own, so a send
      * is one memcpy instead of a fresh allocation per frame (page faults)
      * plus the copy; busy until ZeroMQ releases it (then a send copies). */
@@ -297,6 +306,7 @@ void mfl_site_agent_destroy(mfl_site_agent_t **self_p)
     free(self->sa_out);
     free(self->sa_env);
     free(self->theta);
+    free(self->eval_theta);
     free(self->send_buf); /* the client is gone: ZeroMQ released it */
     mfl_chunk_upload_destroy(&self->chunks); /* every chunk released: frees what it adopted */
     free(self->pump_tensors);
@@ -344,7 +354,7 @@ uint64_t mfl_site_agent_hellos_sent(const mfl_site_agent_t *self)
 static const char *const s_capabilities[] = {
     "algo:fedavg",   "algo:reptile",  "algo:fomaml", "algo:maml",     "algo:meta_sgd",
     "algo:protonet", "algo:matching", "algo:relation", "dp:gaussian", "eval:local_only",
-    "compress:fp16", "compress:int8", "secagg",
+    "compress:fp16", "compress:int8", "secagg",   "broadcast:fp16", "broadcast:int8",
 };
 #define S_N_CAPS (sizeof(s_capabilities) / sizeof(s_capabilities[0]))
 
@@ -390,6 +400,11 @@ static int s_send_hello(mfl_site_agent_t *self, char *err, size_t errlen)
     }
     hello.n_capabilities = nc;
     hello.capabilities = (char **)caps;
+    /* the model we hold: the next task may be a difference to it */
+    if (self->base_valid) {
+        hello.broadcast_base.data = self->base_hash;
+        hello.broadcast_base.len = sizeof self->base_hash;
+    }
     Metafl__Envelope env = METAFL__ENVELOPE__INIT;
     env.protocol_version = MFL_WIRE_PROTOCOL_VERSION;
     env.kind = METAFL__MESSAGE_KIND__HELLO;
@@ -402,10 +417,10 @@ static int s_send_hello(mfl_site_agent_t *self, char *err, size_t errlen)
 }
 
 /* Concatenates the message's tensors, from the frames they came in, into
- * self->theta (the coordinator sends θ as the learner's tensors in layout
- * order). */
-static int s_gather_theta(mfl_site_agent_t *self, mfl_msg_t *msg, size_t *n, char *err,
-                          size_t errlen)
+ * *buf (capacity *cap floats, grown as needed: self->theta, or eval_theta;
+ * the coordinator sends θ as the learner's tensors in layout order). */
+static int s_gather_into(mfl_site_agent_t *self, mfl_msg_t *msg, float **buf, size_t *cap,
+                         size_t *n, char *err, size_t errlen)
 {
     size_t total = 0, nt = mfl_msg_tensor_count(msg);
     for (size_t i = 0; i < nt; i++) {
@@ -417,12 +432,12 @@ static int s_gather_theta(mfl_site_agent_t *self, mfl_msg_t *msg, size_t *n, cha
     }
     if (total == 0)
         return mfl_errf(err, errlen, "task carries no θ tensors"), -1;
-    if (total > self->theta_cap) {
-        float *t = realloc(self->theta, total * sizeof(float));
+    if (total > *cap) {
+        float *t = realloc(*buf, total * sizeof(float));
         if (!t)
             return mfl_errf(err, errlen, "out of memory for θ (%zu floats)", total), -1;
-        self->theta = t;
-        self->theta_cap = total;
+        *buf = t;
+        *cap = total;
     }
     size_t off = 0;
     for (size_t i = 0; i < nt; i++) {
@@ -430,7 +445,7 @@ static int s_gather_theta(mfl_site_agent_t *self, mfl_msg_t *msg, size_t *n, cha
         size_t nr;
         const mfl_tensor_piece_t *r = mfl_tensor_pieces(mfl_msg_tensor(msg, i), &one, &nr);
         for (size_t k = 0; k < nr; k++) {
-            memcpy(self->theta + off, r[k].data, (size_t)r[k].count * sizeof(float));
+            memcpy(*buf + off, r[k].data, (size_t)r[k].count * sizeof(float));
             off += (size_t)r[k].count;
         }
     }
@@ -439,6 +454,12 @@ static int s_gather_theta(mfl_site_agent_t *self, mfl_msg_t *msg, size_t *n, cha
     mfl_msg_release_tensors(msg);
     *n = total;
     return 0;
+}
+
+static int s_gather_theta(mfl_site_agent_t *self, mfl_msg_t *msg, size_t *n, char *err,
+                          size_t errlen)
+{
+    return s_gather_into(self, msg, &self->theta, &self->theta_cap, n, err, errlen);
 }
 
 /* The audit record goes to disk (fsync) BEFORE the update leaves: if the
@@ -621,10 +642,12 @@ static mfl_agent_status_t s_upload(mfl_site_agent_t *self, const Metafl__UploadG
 /* Tells the coordinator this task failed here and why (SiteFailure), so
  * the round stops waiting for us instead of running to its deadline
  * (issue 10 item 11). Best effort: the log already says it. */
-static void s_send_failure(mfl_site_agent_t *self, uint32_t round, const ProtobufCBinaryData *nonce,
-                           bool evaluation, const char *why)
+static void s_send_failure_as(mfl_site_agent_t *self, uint32_t round,
+                              const ProtobufCBinaryData *nonce, bool evaluation, const char *why,
+                              bool need_model)
 {
     Metafl__SiteFailure f = METAFL__SITE_FAILURE__INIT;
+    f.need_model = need_model;
     char reason[256];
     snprintf(reason, sizeof reason, "%s", why);
     f.site = (char *)self->cfg->site_id;
@@ -640,6 +663,60 @@ static void s_send_failure(mfl_site_agent_t *self, uint32_t round, const Protobu
     char err[256];
     if (mfl_client_send(self->client, &env, NULL, 0, NULL, NULL, err, sizeof err))
         mfl_warn("site %s: could not tell the coordinator: %s", self->cfg->site_id, err);
+}
+
+static void s_send_failure(mfl_site_agent_t *self, uint32_t round, const ProtobufCBinaryData *nonce,
+                           bool evaluation, const char *why)
+{
+    s_send_failure_as(self, round, nonce, evaluation, why, false);
+}
+
+/* The model of a RoundTask: the tensors themselves (then held, with the
+ * digest of their verified hashes if it is the task's model_hash), or a
+ * compressed broadcast's difference to the model held (site_broadcast.h).
+ * 0 with *n; -1 with err when the task cannot be taken (a difference
+ * that does not apply: *need_model, the model is no longer held). */
+static int s_round_model(mfl_site_agent_t *self, mfl_msg_t *msg, const mfl_round_task_t *plain,
+                         size_t *n, bool *need_model, char *err, size_t errlen)
+{
+    *need_model = false;
+    size_t nt = mfl_msg_tensor_count(msg);
+    mfl_tensor_t *views = malloc((nt ? nt : 1) * sizeof *views);
+    if (!views)
+        return mfl_errf(err, errlen, "out of memory"), -1;
+    for (size_t i = 0; i < nt; i++)
+        views[i] = *mfl_msg_tensor(msg, i);
+    uint32_t views_enc = nt ? views[0].encoding : 0;
+    if (plain->has_broadcast_base) {
+        int rc = mfl_site_broadcast_apply(self->theta, self->base_valid ? self->theta_cap : 0,
+                                          self->base_hash, self->base_valid, plain, views, nt,
+                                          err, errlen);
+        free(views);
+        mfl_msg_release_tensors(msg);
+        if (rc < 0) {
+            *need_model = true;
+            self->base_valid = false; /* asked for in full, so held no more */
+            return -1;
+        }
+        memcpy(self->base_hash, plain->model_hash, sizeof self->base_hash);
+        *n = self->theta_cap;
+        mfl_info("site %s: round %u: model sent as a %s difference", self->cfg->site_id,
+                 plain->round, nt ? mfl_quant_name((mfl_quant_kind_t)views_enc) : "?");
+        return 0;
+    }
+    uint8_t digest[32];
+    bool named = plain->model_hash_len == sizeof digest &&
+                 mfl_site_broadcast_digest(views, nt, digest) == 0 &&
+                 memcmp(digest, plain->model_hash, sizeof digest) == 0;
+    free(views);
+    self->base_valid = false;
+    if (s_gather_theta(self, msg, n, err, errlen))
+        return -1;
+    /* held exactly (theta_cap floats): a later difference applies to it */
+    self->base_valid = named && *n == self->theta_cap;
+    memcpy(self->base_hash, digest, sizeof self->base_hash);
+    mfl_debug("site %s: round %u: model sent in full", self->cfg->site_id, plain->round);
+    return 0;
 }
 
 /* The round task in hand (for a SiteFailure after a refused update). */
@@ -932,9 +1009,13 @@ static mfl_agent_status_t s_round(mfl_site_agent_t *self, mfl_msg_t *msg, char *
         s_send_failure(self, task->round, &task->nonce, false, "out of memory");
         return MFL_AGENT_CONTINUE;
     }
-    if (s_gather_theta(self, msg, &n, err, sizeof(err))) {
-        mfl_warn("site %s: round %u refused: %s", self->cfg->site_id, task->round, err);
-        s_send_failure(self, task->round, &task->nonce, false, err);
+    mfl_round_task_t plain;
+    int wrc = mfl_round_task_from_msg(task, &plain, err, sizeof err);
+    bool need_model = false;
+    if (wrc == 0 && s_round_model(self, msg, &plain, &n, &need_model, err, sizeof err)) {
+        mfl_warn("site %s: round %u refused: %s%s", self->cfg->site_id, task->round, err,
+                 need_model ? "; asking for the model in full" : "");
+        s_send_failure_as(self, task->round, &task->nonce, false, err, need_model);
         return MFL_AGENT_CONTINUE;
     }
     s_trim_after_theta(n);
@@ -949,9 +1030,7 @@ static mfl_agent_status_t s_round(mfl_site_agent_t *self, mfl_msg_t *msg, char *
         mfl_site_worker_set_audit_head(self->worker, mfl_audit_count(self->audit), head);
     }
     uint64_t t0 = mfl_clock_mono_ms();
-    mfl_round_task_t plain;
     mfl_site_round_result_t r;
-    int wrc = mfl_round_task_from_msg(task, &plain, err, sizeof err);
     mfl_site_secagg_destroy(&self->secagg); /* a new task ends any attempt in hand */
     if (wrc == 0 && plain.has_secagg && s_secagg_start(self, &plain, n, err, sizeof err) < 0) {
         mfl_warn("site %s: round %u: cannot take part in secure aggregation: %s",
@@ -1261,7 +1340,12 @@ static mfl_agent_status_t s_eval(mfl_site_agent_t *self, mfl_msg_t *msg)
         s_send_failure(self, task->round, &task->nonce, true, "out of memory");
         return MFL_AGENT_CONTINUE;
     }
-    if (s_gather_theta(self, msg, &n, err, sizeof(err))) {
+    /* the round's model stays held for the next task's difference: the
+     * evaluation's θ goes beside it (freed below) */
+    bool keep = self->base_valid;
+    float **buf = keep ? &self->eval_theta : &self->theta;
+    size_t *cap = keep ? &self->eval_cap : &self->theta_cap;
+    if (s_gather_into(self, msg, buf, cap, &n, err, sizeof(err))) {
         mfl_warn("site %s: evaluation %u refused: %s", self->cfg->site_id, task->round, err);
         s_send_failure(self, task->round, &task->nonce, true, err);
         return MFL_AGENT_CONTINUE;
@@ -1269,8 +1353,14 @@ static mfl_agent_status_t s_eval(mfl_site_agent_t *self, mfl_msg_t *msg)
     s_trim_after_theta(n);
     mfl_eval_task_t plain;
     mfl_site_eval_result_t r;
-    if (mfl_eval_task_from_msg(task, &plain, err, sizeof err) ||
-        mfl_site_worker_eval(self->worker, &plain, self->theta, n, &r, err, sizeof(err))) {
+    int erc = mfl_eval_task_from_msg(task, &plain, err, sizeof err) ||
+              mfl_site_worker_eval(self->worker, &plain, *buf, n, &r, err, sizeof(err));
+    if (keep) {
+        free(self->eval_theta);
+        self->eval_theta = NULL;
+        self->eval_cap = 0;
+    }
+    if (erc) {
         mfl_warn("site %s: evaluation %u failed: %s", self->cfg->site_id, task->round, err);
         s_send_failure(self, task->round, &task->nonce, true, err);
         return MFL_AGENT_CONTINUE;

@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <sodium.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@
 
 #define S_MAGIC "MFLCKPT1"
 #define S_VERSION 1u
+#define S_VERSION_BCAST 2u /* version 1 + θ̂ after the optimiser state */
 #define S_HEADER_BYTES 192u
 #define S_SUM_BYTES 32u
 
@@ -103,6 +105,10 @@ static int s_check(const char *path, const mfl_checkpoint_t *ck, size_t *id_len,
         mfl_errf(err, errlen, "%s: theta[%zu] is not finite; refusing to save", path, bad);
         return -1;
     }
+    if (ck->broadcast && s_first_nonfinite(ck->broadcast, ck->n_params, &bad)) {
+        mfl_errf(err, errlen, "%s: broadcast[%zu] is not finite; refusing to save", path, bad);
+        return -1;
+    }
     return 0;
 }
 
@@ -118,7 +124,7 @@ static int s_stage(const char *path, const mfl_checkpoint_t *ck, int durable,
     uint8_t hdr[S_HEADER_BYTES], sum[S_SUM_BYTES];
     memset(hdr, 0, sizeof hdr);
     memcpy(hdr, S_MAGIC, 8);
-    s_put32(hdr + 8, S_VERSION);
+    s_put32(hdr + 8, ck->broadcast ? S_VERSION_BCAST : S_VERSION);
     s_put32(hdr + 12, S_HEADER_BYTES);
     memcpy(hdr + 16, ck->run_id, id_len); /* rest of the 64 bytes stays 0 */
     s_put64(hdr + 80, ck->round);
@@ -138,6 +144,8 @@ static int s_stage(const char *path, const mfl_checkpoint_t *ck, int durable,
     if (ck->n_optim_state)
         crypto_generichash_update(&h, (const unsigned char *)ck->optim_state,
                                   4 * ck->n_optim_state);
+    if (ck->broadcast)
+        crypto_generichash_update(&h, (const unsigned char *)ck->broadcast, 4 * ck->n_params);
     crypto_generichash_final(&h, sum, sizeof sum);
 
     int n = snprintf(tmp, MFL_CHECKPOINT_PATH_MAX, "%s" MFL_FILE_TMP_INFIX "XXXXXX", path);
@@ -158,6 +166,7 @@ static int s_stage(const char *path, const mfl_checkpoint_t *ck, int durable,
         mfl_file_write_full(fd, ck->theta, 4 * ck->n_params) != 0 ||
         (ck->n_optim_state &&
          mfl_file_write_full(fd, ck->optim_state, 4 * ck->n_optim_state) != 0) ||
+        (ck->broadcast && mfl_file_write_full(fd, ck->broadcast, 4 * ck->n_params) != 0) ||
         mfl_file_write_full(fd, sum, sizeof sum) != 0)
         goto out_fail;
     what = "fsync";
@@ -253,6 +262,7 @@ void mfl_checkpoint_clear(mfl_checkpoint_t *ck)
 {
     free(ck->theta);
     free(ck->optim_state);
+    free(ck->broadcast);
     memset(ck, 0, sizeof *ck);
 }
 
@@ -269,11 +279,13 @@ int mfl_checkpoint_parse(const uint8_t *b, size_t len, const char *path, mfl_che
         mfl_errf(err, errlen, "%s: magic: not a metafl checkpoint", path);
         return -1;
     }
-    if (s_get32(b + 8) != S_VERSION) {
-        mfl_errf(err, errlen, "%s: version: %" PRIu32 " is not supported (expected %u)", path,
-                 s_get32(b + 8), S_VERSION);
+    uint32_t version = s_get32(b + 8);
+    if (version != S_VERSION && version != S_VERSION_BCAST) {
+        mfl_errf(err, errlen, "%s: version: %" PRIu32 " is not supported (expected %u or %u)",
+                 path, version, S_VERSION, S_VERSION_BCAST);
         return -1;
     }
+    bool bcast = version == S_VERSION_BCAST;
     if (s_get32(b + 12) != S_HEADER_BYTES) {
         mfl_errf(err, errlen, "%s: header_bytes: %" PRIu32 ", expected %u", path,
                  s_get32(b + 12), S_HEADER_BYTES);
@@ -290,7 +302,8 @@ int mfl_checkpoint_parse(const uint8_t *b, size_t len, const char *path, mfl_che
                  n_state);
         return -1;
     }
-    size_t want = S_HEADER_BYTES + 4 * (size_t)(n_params + n_state) + S_SUM_BYTES;
+    size_t want = S_HEADER_BYTES + 4 * (size_t)(n_params + n_state) +
+                  (bcast ? 4 * (size_t)n_params : 0) + S_SUM_BYTES;
     if (len != want) {
         mfl_errf(err, errlen, "%s: size: %zu bytes, header says %zu (truncated or padded)", path,
                  len, want);
@@ -334,13 +347,18 @@ int mfl_checkpoint_parse(const uint8_t *b, size_t len, const char *path, mfl_che
     ck->theta = malloc(4 * ck->n_params);
     if (n_state)
         ck->optim_state = malloc(4 * ck->n_optim_state);
-    if (!ck->theta || (n_state && !ck->optim_state)) {
+    if (bcast)
+        ck->broadcast = malloc(4 * ck->n_params);
+    if (!ck->theta || (n_state && !ck->optim_state) || (bcast && !ck->broadcast)) {
         mfl_errf(err, errlen, "%s: out of memory", path);
         goto out_clear;
     }
     memcpy(ck->theta, b + S_HEADER_BYTES, 4 * ck->n_params);
     if (n_state)
         memcpy(ck->optim_state, b + S_HEADER_BYTES + 4 * ck->n_params, 4 * ck->n_optim_state);
+    if (bcast)
+        memcpy(ck->broadcast, b + S_HEADER_BYTES + 4 * (ck->n_params + ck->n_optim_state),
+               4 * ck->n_params);
     size_t bad;
     if (s_first_nonfinite(ck->theta, ck->n_params, &bad)) {
         mfl_errf(err, errlen, "%s: theta: element %zu is not finite", path, bad);
@@ -348,6 +366,10 @@ int mfl_checkpoint_parse(const uint8_t *b, size_t len, const char *path, mfl_che
     }
     if (n_state && s_first_nonfinite(ck->optim_state, ck->n_optim_state, &bad)) {
         mfl_errf(err, errlen, "%s: optim_state: element %zu is not finite", path, bad);
+        goto out_clear;
+    }
+    if (bcast && s_first_nonfinite(ck->broadcast, ck->n_params, &bad)) {
+        mfl_errf(err, errlen, "%s: broadcast: element %zu is not finite", path, bad);
         goto out_clear;
     }
     return 0;
@@ -360,7 +382,7 @@ out_clear:
 int mfl_checkpoint_load(const char *path, mfl_checkpoint_t *ck, char *err, size_t errlen)
 {
     memset(ck, 0, sizeof *ck);
-    const size_t cap = S_HEADER_BYTES + 12 * (size_t)MFL_CHECKPOINT_MAX_PARAMS + S_SUM_BYTES;
+    const size_t cap = S_HEADER_BYTES + 16 * (size_t)MFL_CHECKPOINT_MAX_PARAMS + S_SUM_BYTES;
     char *data;
     size_t len;
     if (mfl_file_read_all(path, cap, &data, &len, err, errlen) != 0)

@@ -14,6 +14,10 @@
  *   u8  model_hash[32]    BLAKE2b-256 of the model spec (caller-defined; zeros if unused)
  *   f32 theta[n_params], f32 optim_state[n_optim_state]   raw LE
  *   u8  checksum[32]      BLAKE2b-256 of every byte before it
+ * Version 2 is version 1 with f32 broadcast[n_params] between optim_state
+ * and the checksum: θ̂, the model the sites were last sent (fed/bcast.h),
+ * written only by a run with a compressed broadcast; without one the file
+ * is version 1, byte for byte as before. The loader reads both.
  * Written to a temp file, fsync'd and renamed (then the directory fsync'd), so
  * a crash leaves the previous file.
  * Files in a checkpoint directory are named "round-%08llu.ckpt". */
@@ -42,6 +46,8 @@ typedef struct {
     float *theta;            /* n_params */
     size_t n_optim_state;
     float *optim_state;      /* n_optim_state (may be NULL when 0) */
+    float *broadcast;        /* n_params: θ̂ of a compressed broadcast (version 2), or NULL
+                                (version 1) */
 } mfl_checkpoint_t;
 
 /* Writes `ck` (borrowed) to `path` atomically. Returns 0, or -1 with

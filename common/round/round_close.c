@@ -245,6 +245,10 @@ static int s_checkpoint(mfl_round_engine_t *self)
     memcpy(ck.model_hash, self->model_hash, 32);
     ck.n_params = self->n_state;
     ck.theta = self->theta;
+    /* θ̂ the sites were sent this round (compressed broadcast): the next
+     * round's difference is to it, also after a restart (version 2) */
+    if (mfl_engine_bcast_active(self))
+        ck.broadcast = self->bcast;
     ck.n_optim_state = mfl_server_step_state_size(self->step);
     float *state = NULL;
     if (ck.n_optim_state) {
@@ -451,7 +455,9 @@ void mfl_engine_close_round(mfl_round_engine_t *self, uint64_t now_ms, bool at_d
         ck = s_checkpoint(self);
     if (hashing)
         pthread_join(hash_thread, NULL);
-    if (self->on_theta)
+    /* θ's copy for the next broadcast, made ahead (not with a compressed
+     * broadcast: the sites are sent θ̂, made when the round opens) */
+    if (self->on_theta && !mfl_engine_bcast_active(self))
         self->on_theta(self->on_theta_ctx, self->views, self->theta_tensor_hash,
                        self->n_tensors);
     if (ck < 0) {

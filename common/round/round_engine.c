@@ -109,6 +109,18 @@ void mfl_round_engine_site_encodings(mfl_round_engine_t *self, const char *site,
         s->encodings = mask | 1u;
 }
 
+void mfl_round_engine_site_broadcast(mfl_round_engine_t *self, const char *site, uint32_t mask,
+                                     const uint8_t *base)
+{
+    mfl_engine_site_t *s = s_site_get(self, site);
+    if (!s)
+        return;
+    s->broadcasts = mask | 1u;
+    s->has_base = base != NULL;
+    if (base)
+        memcpy(s->base, base, sizeof s->base);
+}
+
 uint32_t mfl_engine_site_encoding(const mfl_round_engine_t *self, const mfl_engine_site_t *s)
 {
     uint32_t e = self->config.upload_encoding;
@@ -183,7 +195,9 @@ void mfl_engine_send_round_task(mfl_round_engine_t *self, mfl_engine_site_t *s)
     mfl_engine_select_task(self, &task.selection);
     mfl_engine_scaling_task(self, &task.scaling);
     mfl_engine_secagg_fill_task(self, &task);
-    if (self->sink.send_round_task(self->sink.ctx, s->id, &task, self->views, self->n_tensors) < 0)
+    /* θ, or θ̂ in full or as a difference (round_broadcast.c) */
+    const mfl_tensor_t *model = mfl_engine_bcast_task(self, s, &task);
+    if (self->sink.send_round_task(self->sink.ctx, s->id, &task, model, self->n_tensors) < 0)
         mfl_warn("round %u: could not send the task to site %s (the deadline decides)",
                  self->round, s->id);
 }
@@ -292,7 +306,12 @@ static void s_open_round(mfl_round_engine_t *self, uint64_t now_ms)
     self->deadline_unix_ms = mfl_round_engine_wall_of(self, self->deadline_ms);
     self->phase = MFL_ENGINE_ROUND;
     self->attempt++;
-    if (mfl_engine_audit_round(self, MFL_AUDIT_ROUND_OPENED, NULL) < 0) {
+    /* θ̂ of this round (compressed broadcast): what the record names */
+    (void)mfl_engine_bcast_open(self);
+    char bcast_note[160];
+    bool bcast_noted = mfl_engine_bcast_reason(self, bcast_note, sizeof bcast_note) > 0;
+    if (mfl_engine_audit_round(self, MFL_AUDIT_ROUND_OPENED, bcast_noted ? bcast_note : NULL) <
+        0) {
         /* Not on record, so not opened: no task leaves (audit down; the
          * tick retries, then opens it). */
         self->phase = MFL_ENGINE_WAITING;
@@ -845,6 +864,7 @@ int mfl_engine_update(mfl_round_engine_t *self, const char *peer, bool granted,
                signed_header_len, signature, signature_len) < 0)
         return -1;
     s->reported = true;
+    mfl_engine_bcast_reported(self, s); /* it trained from θ̂, so it holds it */
     self->n_accepted++;
     self->weight_sum += w;
     if (h->has_metrics && !(h->not_sent & MFL_STAT_LOSSES)) {

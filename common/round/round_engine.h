@@ -143,6 +143,28 @@ uint64_t mfl_round_engine_wall_of(const mfl_round_engine_t *self, uint64_t mono_
 void mfl_round_engine_site_encodings(mfl_round_engine_t *self, const char *site,
                                      uint32_t mask);
 
+/* The compressed broadcasts a site can apply (its Hello's "broadcast:fp16"
+ * / "broadcast:int8" capabilities: bit k = encoding k of fed/quant.h, bit
+ * 0 always) and the model it holds (Hello.broadcast_base, 32 bytes; NULL:
+ * none). Call before mfl_round_engine_site_hello. With
+ * rounds.broadcast_encoding set, a site that holds the previous round's
+ * θ̂ and offered the encoding is sent the encoded difference
+ * (RoundTask.broadcast_base); any other site θ̂ in full (docs/WIRE.md). */
+void mfl_round_engine_site_broadcast(mfl_round_engine_t *self, const char *site, uint32_t mask,
+                                     const uint8_t *base);
+
+/* The site could not apply the broadcast difference of its task (round,
+ * nonce; SiteFailure.need_model): it holds no base from now on and, if its
+ * task in the open round was a difference, the task goes again with the
+ * model in full: 0. -1 when that does not apply (stale, evaluation, it was
+ * sent the full model): the caller treats it as a failure. */
+int mfl_round_engine_site_need_model(mfl_round_engine_t *self, const char *site, uint32_t round,
+                                     const uint8_t *nonce, size_t nonce_len, const char *reason);
+
+/* The model the sites of the open round train from: θ̂ with a compressed
+ * broadcast, else θ (borrowed; n_state floats). */
+const float *mfl_round_engine_broadcast_theta(const mfl_round_engine_t *self);
+
 /* A site joined (its Hello was accepted) at `now_ms` (monotonic ms). If it was
  * selected for the open round and has not reported, the task is sent again
  * (a restarted site rejoins the round in flight). If an evaluation is open

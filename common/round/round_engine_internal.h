@@ -43,6 +43,14 @@ typedef struct {
     uint64_t failed_wall_ms;
     char last_failure[160];
     uint32_t encodings;   /* bit k: update encoding k offered in Hello (bit 0 always) */
+    /* Compressed broadcast (round_broadcast.c): bit k = a difference in
+     * encoding k it can apply ("broadcast:*"); the model it holds (from
+     * its Hello, or the round whose update was accepted); whether its
+     * open task carries a difference. */
+    uint32_t broadcasts;
+    bool has_base;
+    uint8_t base[32];
+    bool sent_diff;
 } mfl_engine_site_t;
 
 /* round_secagg_phases.c: the attempt in flight (NULL server: none). */
@@ -161,6 +169,22 @@ struct mfl_round_engine {
     mfl_select_score_t *sel_scores; /* this candidate's reports (n_sites cap) */
     char (*sel_score_site)[MFL_ENGINE_SITE_MAX];
     size_t n_sel_scores, cap_sel_scores;
+
+    /* Compressed broadcast (round_broadcast.c; NULL bcast: off, or not
+     * made yet): θ̂, the model the sites train from, as tensors with their
+     * hashes; the round it is for; the encoded difference to the previous
+     * θ̂ (bcast_prev_hash) with per-tensor scales and hashes. */
+    float *bcast;
+    mfl_tensor_t *bcast_views;
+    uint8_t *bcast_tensor_hash;   /* n_tensors × 32 */
+    uint8_t bcast_hash[32];       /* θ̂'s digest: RoundTask.model_hash */
+    uint32_t bcast_round;
+    bool bcast_diff;              /* the difference below is valid for bcast_round */
+    uint8_t bcast_prev_hash[32];
+    uint8_t *bcast_q;             /* tensor i at mfl_quant_bytes(kind, offset_i) */
+    float *bcast_scale;
+    uint8_t *bcast_q_hash;        /* n_tensors × 32, of the encoded bytes */
+    mfl_tensor_t *bcast_q_views;
 
     /* Federated standardisation (round_scaling.c): the setup evaluation
      * that collects the sites' fit-row moments (moments_phase), what each
@@ -310,6 +334,26 @@ void mfl_engine_hash_theta(mfl_round_engine_t *self);
 /* The update encoding (fed/quant.h) site s is asked for: the configured
  * one if s offered it, else float32. */
 uint32_t mfl_engine_site_encoding(const mfl_round_engine_t *self, const mfl_engine_site_t *s);
+
+/* round_broadcast.c: the compressed broadcast (rounds.broadcast_encoding).
+ * on: configured, and neither selecting nor securely aggregating. open: θ̂
+ * for self->round (once per round; reused by later attempts), before its
+ * tasks go out; -1 only on OOM (θ then goes out in full). active: θ̂ is
+ * made for the open round. task: fills task's model_hash (θ̂) and base
+ * (a difference for a site that holds the previous θ̂ and offered the
+ * encoding) and returns the tensors to send with it (self->views when
+ * off). reported: s trained from θ̂, so it holds it. adopt: θ̂ = hat
+ * (a checkpoint's) as made for `round`. reason: the round_opened record's
+ * words ("" when off; returns the length). */
+bool mfl_engine_bcast_on(const mfl_round_engine_t *self);
+int mfl_engine_bcast_open(mfl_round_engine_t *self);
+bool mfl_engine_bcast_active(const mfl_round_engine_t *self);
+const mfl_tensor_t *mfl_engine_bcast_task(mfl_round_engine_t *self, mfl_engine_site_t *s,
+                                          mfl_round_task_t *task);
+void mfl_engine_bcast_reported(mfl_round_engine_t *self, mfl_engine_site_t *s);
+int mfl_engine_bcast_adopt(mfl_round_engine_t *self, const float *hat, uint32_t round);
+size_t mfl_engine_bcast_reason(const mfl_round_engine_t *self, char *out, size_t len);
+void mfl_engine_bcast_free(mfl_round_engine_t *self);
 
 /* round_chunked.c: the values per chunk site s is asked to upload in
  * (RoundTask.upload_chunk_values), 0 = one message: Δ's bytes in s's

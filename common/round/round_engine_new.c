@@ -73,6 +73,14 @@ static int s_resume(mfl_round_engine_t *self, char *path, char *err, size_t errl
         goto out_clear;
     memcpy(self->theta, ck.theta, self->n_state * sizeof(float));
     self->rounds_done = (uint32_t)ck.round;
+    /* θ̂ of a compressed broadcast: the next round's difference is to it
+     * (without one, the next round starts θ̂ from θ) */
+    mfl_engine_bcast_free(self);
+    if (ck.broadcast && mfl_engine_bcast_on(self) &&
+        mfl_engine_bcast_adopt(self, ck.broadcast, self->rounds_done) < 0) {
+        mfl_errf(err, errlen, "%s: out of memory for the broadcast model", path);
+        goto out_clear;
+    }
     self->round = self->rounds_done + 1;
     mfl_info("resumed from %s: %u of %u rounds done", path, self->rounds_done,
              self->config.rounds);
@@ -94,6 +102,7 @@ void mfl_engine_unbind(mfl_round_engine_t *self)
     free(self->tensor_offset);
     free(self->parts);
     free(self->theta_tensor_hash);
+    mfl_engine_bcast_free(self);
     self->theta = NULL;
     self->views = NULL;
     self->tensor_offset = NULL;

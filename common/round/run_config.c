@@ -140,7 +140,8 @@ static void s_check_all_keys(mfl_yaml_doc_t *doc)
                         (const char *[]){"count", "sites_per_round", "min_sites",
                                          "wait_for_sites", "deadline_s", "max_attempts",
                                          "norm_bound", "norm_action", "seed",
-                                         "max_concurrent_uploads", "upload_encoding", NULL});
+                                         "max_concurrent_uploads", "upload_encoding",
+                                         "broadcast_encoding", NULL});
     mfl_yaml_check_keys(doc, "server",
                         (const char *[]){"optimizer", "lr", "momentum", "beta1", "beta2",
                                          "eps", "aggregator", "trim_fraction", "krum_f",
@@ -247,6 +248,12 @@ static void s_read_rounds(mfl_yaml_doc_t *doc, mfl_coord_config_t *c)
         mfl_yaml_fail(doc, "rounds.upload_encoding", "'%s' is not one of fp32, fp16, int8", enc);
     else
         c->upload_encoding = (uint32_t)k;
+    enc = mfl_yaml_get_string(doc, "rounds.broadcast_encoding", "fp32");
+    if (mfl_quant_parse(enc, &k) < 0)
+        mfl_yaml_fail(doc, "rounds.broadcast_encoding", "'%s' is not one of fp32, fp16, int8",
+                      enc);
+    else
+        c->broadcast_encoding = (uint32_t)k;
 }
 
 /* server.aggregator and its parameters; checked against the rounds'

@@ -58,6 +58,10 @@ typedef struct {
     uint64_t seed;                        /* run seed: round seeds derive from it */
     uint32_t upload_encoding;             /* fed/quant.h kind asked of sites that offer it
                                              (rounds.upload_encoding; 0 float32) */
+    uint32_t broadcast_encoding;          /* fed/quant.h kind of the model's difference sent
+                                             to sites that hold the last model and offer it
+                                             (rounds.broadcast_encoding; 0 float32: the model
+                                             in full, as before; fed/bcast.h) */
 
     /* secure aggregation (docs/SECAGG.md): `metafl simulate` and the daemons */
     bool secagg_enabled;

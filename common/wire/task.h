@@ -182,6 +182,10 @@ typedef struct {
         /* the selection sorted by id; site i has index i + 1 */
         char sites[MFL_TASK_SECAGG_MAX_SITES][MFL_TASK_SITE_MAX + 1];
     } secagg;
+    /* RoundTask.broadcast_base: the tensors are the fp16 / int8 difference
+     * to the model of this hash (fed/bcast.h); false: the model itself. */
+    bool has_broadcast_base;
+    uint8_t broadcast_base[MFL_TASK_HASH_BYTES];
 } mfl_round_task_t;
 
 /* EvalTask. */

@@ -216,6 +216,8 @@ void mfl_round_task_to_msg(const mfl_round_task_t *t, mfl_round_task_msg_t *out)
     }
     out->msg.update_encoding = t->update_encoding;
     out->msg.upload_chunk_values = t->upload_chunk_values;
+    if (t->has_broadcast_base)
+        out->msg.broadcast_base = s_bin(t->broadcast_base, MFL_TASK_HASH_BYTES);
     out->msg.selection_candidate = t->selection.candidate;
     out->msg.validation_fraction = t->selection.validation_fraction;
     out->msg.validation_seed = t->selection.validation_seed;
@@ -313,6 +315,13 @@ int mfl_round_task_from_msg(const Metafl__RoundTask *m, mfl_round_task_t *t, cha
                         (unsigned long long)m->upload_chunk_values, MFL_CHUNK_VALUES_MIN,
                         MFL_CHUNK_VALUES_MAX), -1;
     t->upload_chunk_values = m->upload_chunk_values;
+    if (m->broadcast_base.len) {
+        if (m->broadcast_base.len != MFL_TASK_HASH_BYTES)
+            return mfl_errf(err, errlen, "broadcast_base: %zu bytes (a base is %d)",
+                            m->broadcast_base.len, MFL_TASK_HASH_BYTES), -1;
+        memcpy(t->broadcast_base, m->broadcast_base.data, MFL_TASK_HASH_BYTES);
+        t->has_broadcast_base = true;
+    }
     if (m->secagg && s_secagg_setup(m->secagg, t, err, errlen) < 0)
         return -1;
     if (s_scaling_from_msg(m->n_scaling_mean, m->scaling_mean, m->n_scaling_scale,

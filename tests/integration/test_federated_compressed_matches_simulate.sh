@@ -8,14 +8,17 @@
 # the audit log (whose update records hold the digests the sites signed
 # over the int8 bytes) must verify, and the int8 run must differ from a
 # float32 one (the encoding took effect). The model is big enough that
-# every update waits for an upload grant.
+# every update waits for an upload grant. The model goes to the sites as
+# an fp16 difference (rounds.broadcast_encoding, docs/WIRE.md "Compressed
+# broadcast") from round 2, so both directions are compressed.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/federated_env.sh"
 
 # mlp:3-20000-1 (100,001 parameters): an int8 update (100 kB) is over the
 # 64 KiB an update may send unasked, so it goes through UploadReady (which
 # must announce the int8 size) and UploadGrant; site-c's float32 one too.
-fed_setup 4 "rounds.upload_encoding=int8" "model.spec=mlp:3-20000-1"
+fed_setup 4 "rounds.upload_encoding=int8" "rounds.broadcast_encoding=fp16" \
+  "model.spec=mlp:3-20000-1"
 printf 'upload:\n  encodings: [int8]\n' >>"$TEST_TMP/sites/site-b.yaml"
 printf 'upload:\n  encodings: []\n' >>"$TEST_TMP/sites/site-c.yaml"
 RUN=$TEST_TMP/run
@@ -35,6 +38,11 @@ for s in site-a site-b; do
     fail "$s did not send 4 int8 updates"
 done
 grep -q 'update sent' "$TEST_TMP/site-c.log" || fail "site-c sent no update"
+# every site got rounds 2-4's model as an fp16 difference
+for s in "${FED_SITES[@]}"; do
+  [ "$(grep -c 'model sent as a fp16 difference' "$TEST_TMP/$s.log")" -eq 3 ] ||
+    fail "$s did not get 3 fp16 differences"
+done
 ! grep -q 'update sent as' "$TEST_TMP/site-c.log" || fail "site-c was asked for a lossy update"
 
 metafl audit verify "$RUN/audit.log" --keys "$TEST_TMP/keys" >"$TEST_TMP/verify.out" 2>&1 ||

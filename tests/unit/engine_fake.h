@@ -22,6 +22,9 @@ typedef struct {
     uint8_t model_hash[32]; /* 'T' only: RoundTask.model_hash (θ's digest) */
     uint32_t update_encoding; /* 'T' only */
     uint64_t upload_chunk_values; /* 'T' only */
+    int has_base;                 /* 'T' only: a compressed broadcast's difference */
+    uint8_t base[32];             /* 'T' only: RoundTask.broadcast_base */
+    uint32_t tensor_encoding;     /* 'T' only: the first tensor's encoding */
     int reason;    /* 'R' only */
 } event_t;
 
@@ -52,9 +55,11 @@ static inline event_t *s_push(fake_t *f, const char *site, int kind, uint32_t ro
 static inline int s_task(void *ctx, const char *site, const mfl_round_task_t *task,
                          const mfl_tensor_t *t, size_t nt)
 {
-    (void)t;
-    (void)nt;
     event_t *e = s_push(ctx, site, 'T', task->round);
+    e->has_base = task->has_broadcast_base;
+    if (task->has_broadcast_base)
+        memcpy(e->base, task->broadcast_base, 32);
+    e->tensor_encoding = nt && t ? t[0].encoding : 0;
     memcpy(e->nonce, task->nonce, 16);
     e->seed = task->seed;
     e->upload_chunk_values = task->upload_chunk_values;

@@ -148,6 +148,8 @@ static void test_bad_values_are_refused_naming_the_key(void **state)
                    "needs rounds.norm_bound", ":4");
     s_expect_error("model:\n  spec: linear:3-1\nrounds:\n  upload_encoding: int4\n",
                    "rounds.upload_encoding", ":4");
+    s_expect_error("model:\n  spec: linear:3-1\nrounds:\n  broadcast_encoding: int4\n",
+                   "rounds.broadcast_encoding", ":4");
     /* An empty block scalar is a present but empty spec (found by fuzzing). */
     s_expect_error("model:\n spec: |\n", "model.spec", "is empty");
 }
@@ -224,6 +226,11 @@ static void test_aggregator_settings_load(void **state)
                                             sizeof err), 0);
     assert_int_equal(c.aggregator, MFL_AGG_MEAN); /* the default stays the mean */
     assert_false(c.norm_clip);
+    const char *bc = "model:\n  spec: linear:3-1\nrounds:\n  broadcast_encoding: int8\n"
+                     "  upload_encoding: fp16\n";
+    assert_int_equal(mfl_coord_config_parse(bc, strlen(bc), "b.yaml", &c, err, sizeof err), 0);
+    assert_int_equal(c.broadcast_encoding, 2);
+    assert_int_equal(c.upload_encoding, 1);
 }
 
 static void test_documented_example_loads(void **state)
@@ -244,6 +251,7 @@ static void test_documented_example_loads(void **state)
     assert_int_equal(c.n_sites, 0);
     assert_int_equal(c.max_concurrent_uploads, 2);
     assert_int_equal(c.upload_encoding, 0); /* fp32 */
+    assert_int_equal(c.broadcast_encoding, 0); /* fp32: the model in full, as before */
     /* limits.max_message_bytes unset: it follows the model (issue 17) */
     assert_false(c.max_message_bytes_set);
     assert_int_equal(mfl_coord_config_message_bytes(&c, 1000), 256u << 20);

@@ -1060,6 +1060,91 @@ static void test_update_encoding_is_negotiated_per_site(void **state)
     mfl_round_engine_destroy(&e);
 }
 
+/* Compressed broadcast (rounds.broadcast_encoding): round 1 goes out in
+ * full; from round 2 a site that holds the last round's model (its update
+ * was accepted) and offered the encoding gets the int8 difference to it,
+ * any other the model in full; a site that cannot apply its difference
+ * gets the full model once; a restarted coordinator keeps θ̂ (checkpoint)
+ * so a site naming it in its Hello gets a difference again. */
+static void test_broadcast_difference_to_sites_that_hold_the_model(void **state)
+{
+    fixture_t *fx = *state;
+    fx->cfg.broadcast_encoding = 2; /* int8 */
+    mfl_round_engine_t *e = s_engine(fx);
+    mfl_round_engine_site_broadcast(e, "site-a", 0x7, NULL);
+    mfl_round_engine_site_broadcast(e, "site-b", 0x1, NULL); /* offers none */
+    mfl_round_engine_site_broadcast(e, "site-c", 0x7, NULL);
+    s_join3(e, 0);
+    mfl_round_engine_tick(e, 1);
+    for (int i = 0; i < 3; i++) {
+        const event_t *t = s_last_task(&fx->fake, (const char *[]){"site-a", "site-b",
+                                                                   "site-c"}[i]);
+        assert_false(t->has_base);
+        assert_int_equal(t->tensor_encoding, 0);
+    }
+    uint8_t m1[32];
+    memcpy(m1, s_last_task(&fx->fake, "site-a")->model_hash, 32);
+    s_send3(fx, e, 1.0f, 2);
+    assert_int_equal(fx->fake.closed, 1);
+    mfl_round_engine_tick(e, 3);
+    const event_t *a = s_last_task(&fx->fake, "site-a");
+    const event_t *b = s_last_task(&fx->fake, "site-b");
+    const event_t *c = s_last_task(&fx->fake, "site-c");
+    assert_int_equal(a->round, 2);
+    assert_true(a->has_base && c->has_base);
+    assert_memory_equal(a->base, m1, 32);
+    assert_int_equal(a->tensor_encoding, 2);
+    assert_false(b->has_base);
+    assert_int_equal(b->tensor_encoding, 0);
+    assert_memory_equal(a->model_hash, b->model_hash, 32); /* the same θ̂ either way */
+    assert_memory_not_equal(a->model_hash, m1, 32);
+    /* θ̂ is θ rounded: close to it, not equal */
+    size_t n = mfl_round_engine_n_state(e);
+    const float *th = mfl_round_engine_theta(e), *hat = mfl_round_engine_broadcast_theta(e);
+    assert_memory_not_equal(th, hat, n * sizeof(float));
+    double maxabs = 0, maxerr = 0;
+    for (size_t i = 0; i < n; i++) {
+        maxabs = fmax(maxabs, fabs((double)th[i]));
+        maxerr = fmax(maxerr, fabs((double)th[i] - hat[i]));
+    }
+    assert_true(maxerr < 0.05 * maxabs + 1e-6);
+    /* site-c cannot apply its difference: the task again, in full; once */
+    size_t before = fx->fake.n;
+    assert_int_equal(mfl_round_engine_site_need_model(e, "site-c", c->round, c->nonce, 16,
+                                                      "no base"), 0);
+    assert_int_equal(fx->fake.n, before + 1);
+    c = s_last_task(&fx->fake, "site-c");
+    assert_false(c->has_base);
+    assert_int_equal(c->tensor_encoding, 0);
+    assert_int_equal(mfl_round_engine_site_need_model(e, "site-c", c->round, c->nonce, 16,
+                                                      "no base"), -1);
+    uint8_t stale[16] = {0};
+    assert_int_equal(mfl_round_engine_site_need_model(e, "site-a", 2, stale, 16, "x"), -1);
+    uint8_t m2[32];
+    memcpy(m2, a->model_hash, 32);
+    s_send3(fx, e, 1.0f, 4);
+    assert_int_equal(fx->fake.closed, 2);
+    mfl_round_engine_destroy(&e);
+
+    /* restarted: θ̂ of round 2 came back from the checkpoint; site-a names
+     * it and gets a difference to it, site-c names another model */
+    e = s_engine(fx);
+    assert_int_equal(mfl_round_engine_rounds_done(e), 2);
+    uint8_t other[32];
+    memset(other, 0x5a, sizeof other);
+    mfl_round_engine_site_broadcast(e, "site-a", 0x7, m2);
+    mfl_round_engine_site_broadcast(e, "site-c", 0x7, other);
+    s_join3(e, 10);
+    mfl_round_engine_tick(e, 11);
+    a = s_last_task(&fx->fake, "site-a");
+    c = s_last_task(&fx->fake, "site-c");
+    assert_int_equal(a->round, 3);
+    assert_true(a->has_base);
+    assert_memory_equal(a->base, m2, 32);
+    assert_false(c->has_base);
+    mfl_round_engine_destroy(&e);
+}
+
 int main(void)
 {
     mfl_log_set_level(MFL_LOG_ERROR);
@@ -1074,6 +1159,8 @@ int main(void)
             test_too_few_sites_abandons_and_retries_with_theta_unchanged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_theta_hook_sees_each_new_theta, setup, teardown),
         cmocka_unit_test_setup_teardown(test_update_encoding_is_negotiated_per_site, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_broadcast_difference_to_sites_that_hold_the_model,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_update_in_runs_folds_like_contiguous, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_aggregation_is_weighted_and_order_independent,

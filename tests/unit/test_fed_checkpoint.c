@@ -89,6 +89,64 @@ static void test_round_trip_is_exact(void **state)
     assert_null(back.theta);
 }
 
+/* A run with a compressed broadcast keeps θ̂ (version 2): it comes back
+ * exactly; without it the file is version 1 and its old size; a version 2
+ * file with a flipped θ̂ byte or without its θ̂ is refused. */
+static void test_broadcast_model_round_trip(void **state)
+{
+    (void)state;
+    static float theta[P], st[2 * P], hat[P];
+    mfl_checkpoint_t ck, back;
+    s_fill(&ck, theta, st, 9);
+    char p1[512], p2[512], bad[600], err[512];
+    assert_int_equal(mfl_checkpoint_save_dir(s_dir, &ck, p1, sizeof p1, err, sizeof err), 0);
+    char *v1;
+    size_t len1;
+    assert_int_equal(mfl_file_read_all(p1, 1 << 20, &v1, &len1, err, sizeof err), 0);
+    assert_int_equal(len1, 192 + 4 * 3 * P + 32);
+    assert_int_equal(v1[8], 1);
+    assert_int_equal(mfl_checkpoint_load(p1, &back, err, sizeof err), 0);
+    assert_null(back.broadcast);
+    mfl_checkpoint_clear(&back);
+    for (int i = 0; i < P; i++)
+        hat[i] = theta[i] + (float)i * 1e-4f;
+    ck.broadcast = hat;
+    ck.round = 10;
+    assert_int_equal(mfl_checkpoint_save_dir(s_dir, &ck, p2, sizeof p2, err, sizeof err), 0);
+    assert_int_equal(mfl_checkpoint_load(p2, &back, err, sizeof err), 0);
+    assert_non_null(back.broadcast);
+    assert_memory_equal(back.broadcast, hat, sizeof hat);
+    assert_memory_equal(back.theta, theta, sizeof theta);
+    mfl_checkpoint_clear(&back);
+    char *v2;
+    size_t len2;
+    assert_int_equal(mfl_file_read_all(p2, 1 << 20, &v2, &len2, err, sizeof err), 0);
+    assert_int_equal(len2, len1 + 4 * P);
+    assert_int_equal(v2[8], 2);
+    snprintf(bad, sizeof bad, "%s/bad.ckpt", s_dir);
+    v2[len2 - 32 - 7] ^= 0x04; /* inside θ̂ */
+    s_put(bad, v2, len2);
+    assert_int_equal(mfl_checkpoint_load(bad, &back, err, sizeof err), -1);
+    assert_non_null(strstr(err, "checksum"));
+    v2[len2 - 32 - 7] ^= 0x04;
+    v2[8] = 1; /* a version 1 header over a version 2 body */
+    s_put(bad, v2, len2);
+    assert_int_equal(mfl_checkpoint_load(bad, &back, err, sizeof err), -1);
+    assert_non_null(strstr(err, "size"));
+    v2[8] = 3;
+    s_put(bad, v2, len2);
+    assert_int_equal(mfl_checkpoint_load(bad, &back, err, sizeof err), -1);
+    assert_non_null(strstr(err, "version"));
+    hat[5] = NAN;
+    assert_int_equal(mfl_checkpoint_save_dir(s_dir, &ck, p2, sizeof p2, err, sizeof err), -1);
+    assert_non_null(strstr(err, "broadcast"));
+    free(v1);
+    free(v2);
+    unlink(bad);
+    unlink(p1);
+    unlink(p2);
+}
+
 /* The coordinator's split write: visible at once without fsync, durable
  * after mfl_checkpoint_sync; a file a power loss left empty before its sync
  * is skipped and the previous (synced) one loads. */
@@ -333,6 +391,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip_is_exact),
+        cmocka_unit_test(test_broadcast_model_round_trip),
         cmocka_unit_test(test_nosync_is_visible_at_once_and_a_torn_one_falls_back),
         cmocka_unit_test(test_stage_publish_discard),
         cmocka_unit_test(test_any_flipped_byte_or_truncation_is_detected),

@@ -57,6 +57,28 @@ static void test_round_task_survives_the_wire(void **state)
     free(buf);
 }
 
+/* RoundTask.broadcast_base (compressed broadcast): 32 bytes survive the
+ * wire; absent stays absent; any other length is refused by name. */
+static void test_broadcast_base_survives_or_is_refused(void **state)
+{
+    (void)state;
+    mfl_round_task_t t = s_task(), back;
+    t.has_broadcast_base = true;
+    for (int i = 0; i < 32; i++)
+        t.broadcast_base[i] = (uint8_t)(0xc0 + i);
+    mfl_round_task_msg_t m;
+    mfl_round_task_to_msg(&t, &m);
+    char err[160] = "";
+    assert_int_equal(mfl_round_task_from_msg(&m.msg, &back, err, sizeof err), 0);
+    assert_memory_equal(&back, &t, sizeof t);
+    m.msg.broadcast_base.len = 31;
+    assert_int_equal(mfl_round_task_from_msg(&m.msg, &back, err, sizeof err), -1);
+    assert_non_null(strstr(err, "broadcast_base"));
+    m.msg.broadcast_base.len = 0;
+    assert_int_equal(mfl_round_task_from_msg(&m.msg, &back, err, sizeof err), 0);
+    assert_false(back.has_broadcast_base);
+}
+
 static void test_learner_config_survives_the_algorithm_spec(void **state)
 {
     (void)state;
@@ -191,6 +213,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_task_survives_the_wire),
+        cmocka_unit_test(test_broadcast_base_survives_or_is_refused),
         cmocka_unit_test(test_learner_config_survives_the_algorithm_spec),
         cmocka_unit_test(test_too_long_fields_are_refused_not_cut),
         cmocka_unit_test(test_update_digest_errors_are_kept_not_fatal),
