@@ -162,6 +162,33 @@ static mfl_secagg_status_t h_mask(h_t *h, uint32_t i, void *y)
     return mfl_secagg_site_mask(h->site[i], in, nb, h->x[i], y, err, sizeof err);
 }
 
+/* The coordinator takes site i's masked vector y: in one piece, or with
+ * h->split as frames would bring it, in uneven runs (1, L/3 - 1, 1, the
+ * rest) whose hash must be the whole vector's. */
+static void h_fold(h_t *h, uint32_t i, const void *y)
+{
+    char err[256];
+    if (!h->split) {
+        assert_int_equal(mfl_secagg_server_on_masked(h->srv, i, y, (size_t)h->p.length, NULL, err,
+                                                     sizeof err), MFL_SECAGG_OK);
+        return;
+    }
+    const size_t L = (size_t)h->p.length, wb = h->p.word_bits == 32 ? 4 : 8;
+    const unsigned bits = h->p.word_bits == 32 ? 32 : 64;
+    const uint8_t *b = (const uint8_t *)y;
+    mfl_secagg_run_t runs[4] = {{b, 1},
+                                {b + wb, L / 3 - 1},
+                                {b + wb * (L / 3), 1},
+                                {b + wb * (L / 3 + 1), L - L / 3 - 1}};
+    uint8_t got[32], want[32];
+    assert_int_equal(mfl_secagg_server_on_masked_runs(h->srv, i, runs, 4, NULL, got, err,
+                                                      sizeof err), MFL_SECAGG_OK);
+    mfl_secagg_words_hash(y, L, bits, want);
+    assert_memory_equal(got, want, 32);
+    mfl_secagg_runs_hash(runs, 4, bits, got);
+    assert_memory_equal(got, want, 32);
+}
+
 /* Phases 3-5; -1 if abandoned. */
 static int h_from_masked(h_t *h)
 {
@@ -177,24 +204,7 @@ static int h_from_masked(h_t *h)
         }
         if (!h_alive(h, i, 3))
             continue;
-        if (h->split) { /* as frames: runs of 1, L/3 - 1, 1 and the rest */
-            const size_t L = (size_t)h->p.length, wb = h->p.word_bits == 32 ? 4 : 8;
-            const uint8_t *b = (const uint8_t *)y;
-            mfl_secagg_run_t runs[4] = {{b, 1},
-                                        {b + wb, L / 3 - 1},
-                                        {b + wb * (L / 3), 1},
-                                        {b + wb * (L / 3 + 1), L - L / 3 - 1}};
-            uint8_t got[32], want[32];
-            assert_int_equal(mfl_secagg_server_on_masked_runs(h->srv, i, runs, 4, NULL, got, err,
-                                                              sizeof err), MFL_SECAGG_OK);
-            mfl_secagg_words_hash(y, L, h->p.word_bits == 32 ? 32 : 64, want);
-            assert_memory_equal(got, want, 32);
-            mfl_secagg_runs_hash(runs, 4, h->p.word_bits == 32 ? 32 : 64, got);
-            assert_memory_equal(got, want, 32);
-        } else {
-            assert_int_equal(mfl_secagg_server_on_masked(h->srv, i, y, (size_t)h->p.length, NULL,
-                                                         err, sizeof err), MFL_SECAGG_OK);
-        }
+        h_fold(h, i, y);
         h->in_u3[i] = 1;
     }
     if (mfl_secagg_server_end_masked(h->srv, err, sizeof err) < 0)
@@ -514,24 +524,7 @@ static void h_to_unmask(h_t *h)
         assert_int_equal(h_mask(h, i, y), MFL_SECAGG_OK);
         if (!h_alive(h, i, 3))
             continue;
-        if (h->split) { /* as frames: runs of 1, L/3 - 1, 1 and the rest */
-            const size_t L = (size_t)h->p.length, wb = h->p.word_bits == 32 ? 4 : 8;
-            const uint8_t *b = (const uint8_t *)y;
-            mfl_secagg_run_t runs[4] = {{b, 1},
-                                        {b + wb, L / 3 - 1},
-                                        {b + wb * (L / 3), 1},
-                                        {b + wb * (L / 3 + 1), L - L / 3 - 1}};
-            uint8_t got[32], want[32];
-            assert_int_equal(mfl_secagg_server_on_masked_runs(h->srv, i, runs, 4, NULL, got, err,
-                                                              sizeof err), MFL_SECAGG_OK);
-            mfl_secagg_words_hash(y, L, h->p.word_bits == 32 ? 32 : 64, want);
-            assert_memory_equal(got, want, 32);
-            mfl_secagg_runs_hash(runs, 4, h->p.word_bits == 32 ? 32 : 64, got);
-            assert_memory_equal(got, want, 32);
-        } else {
-            assert_int_equal(mfl_secagg_server_on_masked(h->srv, i, y, (size_t)h->p.length, NULL,
-                                                         err, sizeof err), MFL_SECAGG_OK);
-        }
+        h_fold(h, i, y);
         h->in_u3[i] = 1;
     }
     assert_int_equal(mfl_secagg_server_end_masked(h->srv, err, sizeof err), 0);
