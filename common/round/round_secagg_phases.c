@@ -217,8 +217,19 @@ void mfl_engine_secagg_fill_task(const mfl_round_engine_t *self, mfl_round_task_
     task->secagg.n_sites = sa->params.n_sites;
     task->secagg.word_bits = sa->params.word_bits;
     task->secagg.frac_bits = sa->params.word_bits == 32 ? self->config.secagg_frac_bits : 0;
+    /* masked inputs wait for a grant as updates do: N sites' words at
+     * once cost the coordinator N buffers in flight (docs/SECAGG.md) */
+    task->secagg.masked_grant = self->gate != NULL;
     for (uint32_t i = 0; i < sa->params.n_sites; i++)
         snprintf(task->secagg.sites[i], sizeof task->secagg.sites[i], "%s", sa->ids[i]);
+}
+
+uint64_t mfl_engine_secagg_masked_bytes(const mfl_round_engine_t *self)
+{
+    const mfl_engine_secagg_t *sa = self->secagg;
+    if (!sa || !sa->server)
+        return 0;
+    return sa->params.length * mfl_secagg_word_bytes(&sa->params);
 }
 
 void mfl_engine_secagg_end(mfl_round_engine_t *self, bool abandoned, const char *reason)
@@ -528,6 +539,8 @@ int mfl_round_engine_secagg_msg_runs(mfl_round_engine_t *self, const char *peer,
         st = mfl_secagg_server_on_shares(sa->server, from, m->boxes, m->n_boxes, err, sizeof err);
         break;
     case MFL_MSG_SECAGG_MASKED: {
+        /* taken or refused, its upload slot goes to the next site */
+        mfl_engine_flow_release(self, peer);
         size_t n_words = 0;
         for (size_t r = 0; r < n_runs; r++)
             n_words += runs[r].n;

@@ -20,6 +20,7 @@ struct mfl_site_secagg {
     void *x;              /* the encoded update, masked in place (words of the width) */
     bool have_input;
     bool masked;          /* x holds the masked words */
+    bool masked_grant;    /* the setup asks for a grant before the masked input */
 };
 
 void mfl_site_secagg_destroy(mfl_site_secagg_t **self_p)
@@ -83,6 +84,7 @@ mfl_site_secagg_t *mfl_site_secagg_new(const mfl_round_task_t *task, const char 
     self->params.neighbours = task->secagg.neighbours;
     self->params.length = task->secagg.length;
     self->params.word_bits = task->secagg.word_bits == 32 ? 32 : 64;
+    self->masked_grant = task->secagg.masked_grant;
     self->sm = mfl_secagg_site_new(&self->params, self->index, sign_sk,
                                    (const uint8_t(*)[32])keys, err, errlen);
     if (!self->sm)
@@ -120,6 +122,11 @@ void *mfl_site_secagg_detach_words(mfl_site_secagg_t *self)
     return w;
 }
 
+const void *mfl_site_secagg_masked_words(const mfl_site_secagg_t *self)
+{
+    return self->masked ? self->x : NULL; /* never the clear update */
+}
+
 bool mfl_site_secagg_is(const mfl_site_secagg_t *self, uint32_t round, const uint8_t *nonce)
 {
     return round == self->params.scope.round &&
@@ -147,6 +154,11 @@ int mfl_site_secagg_advertise(mfl_site_secagg_t *self, mfl_secagg_wire_t *out, c
 double mfl_site_secagg_max_weight(const mfl_site_secagg_t *self)
 {
     return mfl_aggregate_max_weight(self->enc);
+}
+
+bool mfl_site_secagg_masked_grant(const mfl_site_secagg_t *self)
+{
+    return self->masked_grant;
 }
 
 unsigned mfl_site_secagg_word_bits(const mfl_site_secagg_t *self)

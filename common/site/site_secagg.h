@@ -45,6 +45,11 @@ int mfl_site_secagg_advertise(mfl_site_secagg_t *self, mfl_secagg_wire_t *out, c
  * attempt's quantisation takes (2^32 with 64-bit words, 2^16 with 32:
  * docs/SECAGG.md "Word width"). */
 unsigned mfl_site_secagg_word_bits(const mfl_site_secagg_t *self);
+
+/* Whether the coordinator grants masked inputs (the setup's masked_grant):
+ * announce the masked words with UploadReady (length × word bytes) and
+ * send them on the UploadGrant; false: send them at once. */
+bool mfl_site_secagg_masked_grant(const mfl_site_secagg_t *self);
 double mfl_site_secagg_max_weight(const mfl_site_secagg_t *self);
 
 /* The site's update: Δ (n_params floats, already clipped and noised as its
@@ -60,6 +65,11 @@ int mfl_site_secagg_set_input(mfl_site_secagg_t *self, const float *delta, doubl
  * attempt no longer holds it (a zero-copy send releases it when sent).
  * NULL before masking or when already handed over. */
 void *mfl_site_secagg_detach_words(mfl_site_secagg_t *self);
+
+/* The masked words SECAGG_MASKED answered with (still held: not yet
+ * detached), for a site that sends them later (on its UploadGrant); NULL
+ * before masking or once detached. */
+const void *mfl_site_secagg_masked_words(const mfl_site_secagg_t *self);
 
 /* A coordinator's message `in` of this attempt. Returns 1 with the reply
  * in *out (for SECAGG_MASKED *words / *n_words are the masked vector, in
