@@ -77,6 +77,7 @@ struct mfl_site_agent {
     mfl_site_secagg_t *secagg;
     mfl_secagg_wire_t *sa_in, *sa_out;
     mfl_secagg_env_t *sa_env;
+    mfl_site_secagg_spare_t *sa_spare; /* buffers kept from one attempt to the next */
     /* The masked input waiting for its UploadGrant (the setup's
      * masked_grant): its words stay in the attempt until then. */
     struct {
@@ -296,6 +297,7 @@ void mfl_site_agent_destroy(mfl_site_agent_t **self_p)
     mfl_site_worker_destroy(&self->worker);
     mfl_identity_destroy(&self->identity);
     mfl_site_secagg_destroy(&self->secagg);
+    mfl_site_secagg_spare_destroy(&self->sa_spare); /* after the client: no send holds one */
     mfl_allow_list_destroy(&self->roster);
     free(self->sa_in);
     free(self->sa_out);
@@ -673,6 +675,19 @@ static void s_free_words(void *hint)
     free(hint);
 }
 
+/* A masked words' buffer ZeroMQ is done with, back to the spare. */
+typedef struct {
+    mfl_site_secagg_spare_t *spare;
+    void *words;
+} s_words_back_t;
+
+static void s_return_words(void *hint)
+{
+    s_words_back_t *b = hint;
+    mfl_site_secagg_spare_return(b->spare, b->words);
+    free(b);
+}
+
 /* Sends one of secure aggregation's messages (with the masked words as
  * its one uint64 or uint32 tensor when given, `hash` their BLAKE2b-256 if
  * known: not computed again). `owned` (the words' buffer, or NULL: the
@@ -693,8 +708,13 @@ static int s_secagg_send(mfl_site_agent_t *self, const mfl_secagg_wire_t *m, con
                      ? MFL_WIRE_ENCODING_U32
                      : MFL_WIRE_ENCODING_U64;
     t.blake2b = hash;
+    /* an owned buffer goes back to the spare once sent, else is freed */
+    s_words_back_t *back = owned && self->sa_spare ? malloc(sizeof *back) : NULL;
+    if (back)
+        *back = (s_words_back_t){self->sa_spare, owned};
     if (mfl_client_send(self->client, &self->sa_env->env, words ? &t : NULL, words ? 1 : 0,
-                        owned ? s_free_words : NULL, owned, err, sizeof err)) {
+                        back ? s_return_words : owned ? s_free_words : NULL,
+                        back ? (void *)back : owned, err, sizeof err)) {
         mfl_warn("site %s: round %u: secure aggregation message not delivered: %s",
                  self->cfg->site_id, m->round, err);
         return -1;
@@ -708,9 +728,11 @@ static int s_secagg_send(mfl_site_agent_t *self, const mfl_secagg_wire_t *m, con
 static int s_secagg_start(mfl_site_agent_t *self, const mfl_round_task_t *task, size_t n_params,
                           char *err, size_t errlen)
 {
-    self->secagg = mfl_site_secagg_new(task, self->cfg->site_id,
-                                       mfl_identity_sign_sk(self->identity), self->roster,
-                                       n_params, err, errlen);
+    if (!self->sa_spare) /* NULL (out of memory): every attempt allocates afresh */
+        self->sa_spare = mfl_site_secagg_spare_new();
+    self->secagg = mfl_site_secagg_new_spare(task, self->cfg->site_id,
+                                             mfl_identity_sign_sk(self->identity), self->roster,
+                                             n_params, self->sa_spare, err, errlen);
     if (!self->secagg)
         return -1;
     /* Its weight is its training rows: with 32-bit words a weight above
