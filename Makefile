@@ -136,9 +136,15 @@ $(BUILD)/tests/hostile_site: $(BUILD)/obj/tests/hostile/hostile_site.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
+# The real site agent with one test fault switched on (tests only): each
+# fault site parses its options and runs the agent with the shared
+# tests/hostile/fault_site_run.c.
+FAULT_RUN := $(BUILD)/obj/tests/hostile/fault_site_run.o
+$(FAULT_RUN): CFLAGS += -Isite-agent
+
 # The real site agent with a secure-aggregation fault switched on (tests only).
 SECAGG_FAULT := $(BUILD)/tests/secagg_fault_site
-$(BUILD)/tests/secagg_fault_site: $(BUILD)/obj/tests/hostile/secagg_fault_site.o \
+$(BUILD)/tests/secagg_fault_site: $(BUILD)/obj/tests/hostile/secagg_fault_site.o $(FAULT_RUN) \
     $(BUILD)/libmetafl-site-agent.a $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
@@ -146,7 +152,7 @@ $(BUILD)/obj/tests/hostile/secagg_fault_site.o: CFLAGS += -Isite-agent
 
 # The real site agent with a chunked-upload fault switched on (tests only).
 CHUNK_FAULT := $(BUILD)/tests/chunk_fault_site
-$(BUILD)/tests/chunk_fault_site: $(BUILD)/obj/tests/hostile/chunk_fault_site.o \
+$(BUILD)/tests/chunk_fault_site: $(BUILD)/obj/tests/hostile/chunk_fault_site.o $(FAULT_RUN) \
     $(BUILD)/libmetafl-site-agent.a $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@

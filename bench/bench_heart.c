@@ -633,9 +633,38 @@ static int s_resplit(s_heart_t *h, uint64_t split)
         mfl_dataset_destroy(&h->test[s]);
         h->train[s] = tr;
         h->test[s] = te;
+        /* The same rows unscaled (the split reads labels and the seed only). */
+        const mfl_dataset_t *rboth[2] = {h->rtrain[s], h->rtest[s]};
+        all = mfl_dataset_concat(rboth, 2);
+        tr = te = NULL;
+        if (!all)
+            return -1;
+        mfl_rng_seed(&rng, split, 0x73706c6974ull + (uint64_t)s);
+        rc = mfl_dataset_split(all, 0.66, &rng, &tr, &te);
+        mfl_dataset_destroy(&all);
+        if (rc != 0)
+            return -1;
+        mfl_dataset_destroy(&h->rtrain[s]);
+        mfl_dataset_destroy(&h->rtest[s]);
+        h->rtrain[s] = tr;
+        h->rtest[s] = te;
     }
     return 0;
 }
+
+/* s_fleet_own, plus the unscaled rows with --standardize federated. */
+static int s_sel_fleet(s_fleet_t *f, const s_heart_t *h, char *err, size_t errlen)
+{
+    if (s_fleet_own(f, h, 0, err, errlen) != 0)
+        return -1;
+    for (int s = 0; s < S_HEART_SITES; s++)
+        if (s_sel_enable_raw(f->workers[s], h->rtrain[s], h->rtest[s], err, errlen) != 0)
+            return -1;
+    return 0;
+}
+
+/* --sel-rounds N: selection.rounds (default 5). */
+static uint32_t s_sel_rounds_opt;
 
 static int s_run_select(const s_opts_t *o, s_heart_t *h, const char *argv0, uint64_t split)
 {
@@ -657,7 +686,7 @@ static int s_run_select(const s_opts_t *o, s_heart_t *h, const char *argv0, uint
     const int draws = o->quick ? 5 : 20;
     static char winners[S_MAX_SEEDS][MFL_SELECT_DESC_MAX];
     size_t win_idx[S_MAX_SEEDS];
-    uint32_t sel_rounds = o->quick ? 2 : 5;
+    uint32_t sel_rounds = o->quick ? 2 : s_sel_rounds_opt ? s_sel_rounds_opt : 5;
     for (int k = 0; k < o->n_seeds; k++) {
         uint64_t seed = 42 + (uint64_t)k;
         s_fleet_t own = {0};
@@ -668,7 +697,7 @@ static int s_run_select(const s_opts_t *o, s_heart_t *h, const char *argv0, uint
         mfl_eval_report_t fin[S_HEART_SITES];
         char desc[MFL_SELECT_DESC_MAX];
         size_t w = 0;
-        if (s_fleet_own(&own, h, 0, err, sizeof err) != 0)
+        if (s_sel_fleet(&own, h, err, sizeof err) != 0)
             goto fail;
         s_sel_config(&c, S_HEART_FEATURES, seed, sel_rounds, true);
         if (o->quick)
@@ -701,7 +730,7 @@ static int s_run_select(const s_opts_t *o, s_heart_t *h, const char *argv0, uint
         s_fleet_free(&own);
         memset(&own, 0, sizeof own);
         /* The same defaults without selection. */
-        if (s_fleet_own(&own, h, 0, err, sizeof err) != 0)
+        if (s_sel_fleet(&own, h, err, sizeof err) != 0)
             goto fail;
         s_sel_config(&c, S_HEART_FEATURES, seed, sel_rounds, false);
         if (o->quick)
@@ -726,7 +755,7 @@ static int s_run_select(const s_opts_t *o, s_heart_t *h, const char *argv0, uint
         s_fleet_free(&own);
         memset(&own, 0, sizeof own);
         /* FedAvg + fine-tuning (the personal bench's linear FedAvg, 100 steps). */
-        if (s_fleet_own(&own, h, 0, err, sizeof err) != 0)
+        if (s_sel_fleet(&own, h, err, sizeof err) != 0)
             goto fail;
         s_fed_spec_t sp;
         s_variant_spec(&s_variants[0], "linear:13-1", &sp);
@@ -781,11 +810,20 @@ static int s_run_select(const s_opts_t *o, s_heart_t *h, const char *argv0, uint
                 mfl_rng_t r;
                 mfl_rng_seed(&r, seed, 0x6e6577ULL * 1000003u + (uint64_t)held * 10007u +
                                            (uint64_t)1 * 101u + (uint64_t)d);
+                mfl_rng_t r_raw = r; /* the same draw, unscaled */
                 mfl_dataset_t *sup = s_draw_support(h->train[held], 10, &r);
+                mfl_dataset_t *rsup = s_draw_support(h->rtrain[held], 10, &r_raw);
                 mfl_site_worker_t *dw =
-                    sup ? s_worker(s_heart_site_names[held], sup, h->test[held], err, sizeof err)
-                        : NULL;
+                    sup && rsup ? s_worker(s_heart_site_names[held], sup, h->test[held], err,
+                                           sizeof err)
+                                : NULL;
+                /* A pooled scaling needs the rows unscaled; with the site's own the
+                 * hospital keeps its training rows' statistics, as before. */
+                if (dw && s_fed_scaling.n &&
+                    s_sel_enable_raw(dw, rsup, h->rtest[held], err, sizeof err) != 0)
+                    mfl_site_worker_destroy(&dw);
                 mfl_dataset_destroy(&sup);
+                mfl_dataset_destroy(&rsup);
                 double acc = 0, acc_cv = 0;
                 int rc = dw ? s_sel_newsite(dw, &chosen, lt, ln, (uint32_t)(1000 + d), false,
                                             seed, &acc, err, sizeof err)
@@ -834,9 +872,15 @@ fail:
         s_fleet_free(&own);
         return -1;
     }
-    char bench[64];
-    snprintf(bench, sizeof bench, split ? "select --split %llu" : "select",
-             (unsigned long long)split);
+    char bench[128];
+    snprintf(bench, sizeof bench, "select%s%.0llu%s%s%s%s%s%.0u", split ? " --split " : "",
+             (unsigned long long)split, s_fed_federated ? " --standardize federated" : "",
+             s_sel_score_search ? " --score-search" : "",
+             s_sel_rule != MFL_SELECT_RULE_AUTO ? " --rule " : "",
+             s_sel_rule != MFL_SELECT_RULE_AUTO ? mfl_select_rule_name(s_sel_rule) : "",
+             s_sel_rounds_opt ? " --sel-rounds " : "", s_sel_rounds_opt);
+    if (s_sel_extra_fedavg && strlen(bench) + 16 < sizeof bench)
+        strcat(bench, " --extra-fedavg");
     FILE *f = s_open_out(o, bench, argv0);
     if (!f)
         return -1;
@@ -848,8 +892,13 @@ fail:
                "candidate, validation 0.2 of training rows, rule auto (auroc)\", \"rounds\": %u, "
                "\"personalised\": \"final EvalTask: the winner adapted on all of a site's "
                "training rows with its adaptation rate and steps\", \"fedavg_ft\": \"linear "
-               "FedAvg (1 epoch, lr 0.05, batch 16, 30 rounds) + 100 steps lr 0.05\"},\n",
-            sel_rounds, o->quick ? 10u : 30u);
+               "FedAvg (1 epoch, lr 0.05, batch 16, 30 rounds) + 100 steps lr 0.05\", "
+               "\"scaling\": \"%s\", \"score_adaptation\": \"%s\"},\n",
+            sel_rounds, o->quick ? 10u : 30u,
+            s_fed_federated ? "federated (data.standardize: federated: pooled fit-row moments; "
+                              "the grid also has each site's own; FedAvg + FT pooled too)"
+                            : "site (each hospital its own training rows)",
+            s_sel_score_search ? "search" : "fixed");
     fprintf(f, "  \"winners\": [");
     for (int k = 0; k < o->n_seeds; k++)
         fprintf(f, "%s{\"candidate\": %zu, \"setting\": \"%s\"}", k ? ", " : "", win_idx[k],
@@ -901,7 +950,12 @@ static void s_usage(void)
     fprintf(stderr, "usage: bench_heart flamby|personal|newsite|privacy|privacy-global|select|explore\n"
                     "                   [--data DIR]\n"
                     "                   [--out FILE] [--quick] [--seeds N] [--loop engine|harness]\n"
-                    "                   [--split N (select: re-split the sites 66/34 with seed N)]\n");
+                    "                   [--split N (select: re-split the sites 66/34 with seed N)]\n"
+                    "                   [--standardize site|federated (select: data.standardize)]\n"
+                    "                   [--score-search (select: selection.score_adaptation: search)]\n"
+                    "                   [--rule auto|auroc|accuracy|loss (select: selection.rule)]\n"
+                    "                   [--sel-rounds N (select: selection.rounds)]\n"
+                    "                   [--extra-fedavg (select: two FedAvg candidates more)]\n");
 }
 
 int main(int argc, char **argv)
@@ -943,6 +997,18 @@ int main(int argc, char **argv)
             o.n_seeds = atoi(argv[++i]);
         else if (strcmp(argv[i], "--split") == 0 && i + 1 < argc)
             split = strtoull(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--score-search") == 0)
+            s_sel_score_search = true;
+        else if (strcmp(argv[i], "--extra-fedavg") == 0)
+            s_sel_extra_fedavg = true;
+        else if (strcmp(argv[i], "--sel-rounds") == 0 && i + 1 < argc)
+            s_sel_rounds_opt = (uint32_t)strtoul(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--rule") == 0 && i + 1 < argc &&
+                 mfl_select_rule_parse(argv[i + 1], &s_sel_rule) == 0)
+            i++;
+        else if (strcmp(argv[i], "--standardize") == 0 && i + 1 < argc &&
+                 (strcmp(argv[i + 1], "federated") == 0 || strcmp(argv[i + 1], "site") == 0))
+            s_fed_federated = strcmp(argv[++i], "federated") == 0;
         else {
             s_usage();
             return 2;

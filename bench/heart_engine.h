@@ -36,6 +36,8 @@ typedef struct {
     size_t site;
     mfl_round_task_t task;
     float *theta;
+    bool eval;              /* an EvalTask (federated standardisation's moments) */
+    mfl_eval_task_t etask;
 } s_eng_job_t;
 
 typedef struct {
@@ -68,7 +70,11 @@ static inline int s_eng_sink_task(void *ctx, const char *site, const mfl_round_t
         e->cap = cap;
     }
     size_t n = mfl_round_engine_n_state(e->engine);
-    s_eng_job_t job = {i, *task, NULL};
+    s_eng_job_t job;
+    memset(&job, 0, sizeof job);
+    job.site = i;
+    if (task)
+        job.task = *task;
     job.theta = malloc(n * sizeof(float));
     if (!job.theta)
         return e->oom = 1, -1;
@@ -77,10 +83,38 @@ static inline int s_eng_sink_task(void *ctx, const char *site, const mfl_round_t
     return 0;
 }
 
+/* EvalTasks: only federated standardisation's moments task is answered
+ * (the harness scores θ itself); it is queued like a round task. */
+static inline int s_eng_sink_eval(void *ctx, const char *site, const mfl_eval_task_t *task,
+                                  const mfl_tensor_t *t, size_t nt)
+{
+    s_eng_t *e = ctx;
+    if (!task->moments)
+        return 0;
+    size_t before = e->n_jobs;
+    if (s_eng_sink_task(ctx, site, NULL, t, nt) != 0)
+        return -1;
+    if (e->n_jobs > before) {
+        e->jobs[e->n_jobs - 1].eval = true;
+        e->jobs[e->n_jobs - 1].etask = *task;
+    }
+    return 0;
+}
+
 /* Runs one queued round task at its worker and feeds the update back. */
 static inline int s_eng_run_job(s_eng_t *e, const s_eng_job_t *job, char *err, size_t errlen)
 {
     mfl_site_worker_t *w = e->workers[job->site];
+    if (job->eval) {
+        mfl_site_eval_result_t er;
+        if (mfl_site_worker_eval(w, &job->etask, job->theta,
+                                 mfl_round_engine_n_state(e->engine), &er, err, errlen) != 0)
+            return -1;
+        mfl_eval_report_t rep;
+        mfl_site_worker_fill_report(w, &job->etask, &er, &rep);
+        return mfl_round_engine_eval_report(e->engine, e->ids[job->site], &rep,
+                                            s_bench_wall_ms());
+    }
     mfl_site_round_result_t res;
     int rc = mfl_site_worker_round(w, &job->task, job->theta,
                                    mfl_round_engine_n_state(e->engine), &res, err, errlen);
@@ -149,6 +183,7 @@ static inline int s_engine_train(const s_fed_spec_t *sp, mfl_site_worker_t **wor
     c.max_attempts = 1;
     c.norm_bound = 0;
     c.eval_every = 0;
+    c.federated_scaling = s_fed_federated;
     char dir[256];
     snprintf(dir, sizeof dir, "%s/metafl-bench-heart-XXXXXX",
              access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
@@ -173,7 +208,7 @@ static inline int s_engine_train(const s_fed_spec_t *sp, mfl_site_worker_t **wor
     e.workers = workers;
     e.ids = ids;
     e.n_workers = n_workers;
-    mfl_engine_sink_t sink = {&e, s_eng_sink_task, NULL, NULL, NULL, NULL, NULL};
+    mfl_engine_sink_t sink = {&e, s_eng_sink_task, s_eng_sink_eval, NULL, NULL, NULL, NULL};
     int rc = -1;
     e.engine = mfl_round_engine_new(&c, &sink, NULL, NULL, err, errlen);
     if (!e.engine)
@@ -209,6 +244,7 @@ static inline int s_engine_train(const s_fed_spec_t *sp, mfl_site_worker_t **wor
                  mfl_round_engine_rounds_done(e.engine), c.rounds);
         goto out;
     }
+    (void)mfl_round_engine_scaling(e.engine, &s_fed_scaling);
     size_t n = mfl_round_engine_n_state(e.engine);
     float *theta = malloc(n * sizeof *theta);
     if (!theta) {

@@ -267,6 +267,14 @@ out_fail:
  * *adapted gets the adapted accuracy (θ as is when steps == 0); *before
  * (optional) the unadapted one. Returns 0, 1 if the adaptation diverged
  * (non-finite loss: *adapted = 0), -1 + err on any other failure. */
+/* The scaling the last engine run's setting trained with (n 0: each
+ * site's own), carried by the scoring EvalTasks (s_score, heart_select.h's
+ * helpers) so a worker scores with the scaling the model was trained on;
+ * and whether engine runs ask for federated standardisation (bench_heart
+ * select --standardize federated; off for every other bench). */
+static mfl_task_scaling_t s_fed_scaling;
+static bool s_fed_federated;
+
 static inline int s_score(mfl_site_worker_t *w, const s_fed_spec_t *sp, const float *theta,
                           size_t n, int steps, float lr, uint32_t k_shot, uint32_t draw,
                           double *adapted, double *before, char *err, size_t errlen)
@@ -280,6 +288,7 @@ static inline int s_score(mfl_site_worker_t *w, const s_fed_spec_t *sp, const fl
     snprintf(task.model_spec, sizeof task.model_spec, "%s", sp->model);
     task.adapt_steps = (uint32_t)steps;
     task.adapt_lr = lr;
+    task.scaling = s_fed_scaling;
     mfl_site_eval_result_t res;
     if (mfl_site_worker_eval(w, &task, theta, n, &res, err, errlen) != 0) {
         /* A diverged adaptation is a result, not a harness failure: the

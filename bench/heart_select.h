@@ -146,6 +146,13 @@ static inline int s_sel_run_job(s_sel_t *e, const s_sel_job_t *job, char *err, s
 
 /* The coordinator's defaults (configs/coordinator.yaml) for a binary table
  * of `n_features` columns: the base every data set gets. */
+/* bench_heart select --score-search: selection.score_adaptation: search;
+ * --rule R: selection.rule (default auto). */
+static bool s_sel_score_search;
+static mfl_select_rule_t s_sel_rule = MFL_SELECT_RULE_AUTO;
+/* --extra-fedavg (exploration): two FedAvg candidates after the grid. */
+static bool s_sel_extra_fedavg;
+
 static inline void s_sel_config(mfl_coord_config_t *c, size_t n_features, uint64_t seed,
                                 uint32_t sel_rounds, bool selection)
 {
@@ -163,10 +170,27 @@ static inline void s_sel_config(mfl_coord_config_t *c, size_t n_features, uint64
     s->rounds = sel_rounds;
     s->validation_fraction = 0.2;
     s->validation_seed = seed;
-    s->rule = MFL_SELECT_RULE_AUTO;
+    s->rule = s_sel_rule;
+    c->federated_scaling = s_fed_federated;
+    s->score_search = s_sel_score_search;
     mfl_select_candidate_t base;
-    mfl_select_base(&c->learner, &c->server, c->eval_adapt_steps, c->eval_adapt_lr, &base);
+    mfl_select_base_scaled(&c->learner, &c->server, c->eval_adapt_steps, c->eval_adapt_lr,
+                           c->federated_scaling, &base);
     mfl_select_default_grid(&base, s);
+    if (s_sel_extra_fedavg) { /* exploration: FedAvg candidates too (MLP and linear) */
+        for (int lin = 0; lin < 2 && s->n_candidates < MFL_SELECT_MAX_CANDIDATES; lin++) {
+            mfl_select_candidate_t f = base;
+            mfl_learner_config_defaults(&f.learner, MFL_ALGO_FEDAVG);
+            f.learner.loss = base.learner.loss;
+            f.learner.batch_size = 16;
+            snprintf(f.learner.model_spec, sizeof f.learner.model_spec, "%s",
+                     base.learner.model_spec);
+            if (lin)
+                snprintf(f.learner.model_spec, sizeof f.learner.model_spec, "linear:%zu-1",
+                         n_features);
+            s->candidates[s->n_candidates++] = f;
+        }
+    }
 }
 
 /* One run: selection (if on), the winner's training, the final evaluation.
@@ -235,13 +259,15 @@ static inline int s_sel_run(mfl_site_worker_t **workers, size_t n_workers, const
         }
         final[i] = e.final[i];
     }
+    (void)mfl_round_engine_scaling(e.engine, &s_fed_scaling);
     size_t cand = 0, n = 0, w = 0;
     *winner = 0;
     if (mfl_round_engine_selection(e.engine, &cand, &n, &w, NULL))
         *winner = w;
     mfl_select_describe(&(mfl_select_candidate_t){.learner = c.learner, .server = c.server,
                                                   .adapt_steps = c.eval_adapt_steps,
-                                                  .adapt_lr = c.eval_adapt_lr},
+                                                  .adapt_lr = c.eval_adapt_lr,
+                                                  .federated_scaling = c.federated_scaling},
                         desc, MFL_SELECT_DESC_MAX);
     if (w && w <= c.selection.n_candidates)
         mfl_select_describe(&c.selection.candidates[w - 1], desc, MFL_SELECT_DESC_MAX);
@@ -249,7 +275,8 @@ static inline int s_sel_run(mfl_site_worker_t **workers, size_t n_workers, const
         if (w && w <= c.selection.n_candidates)
             *trained = c.selection.candidates[w - 1];
         else
-            mfl_select_base(&c.learner, &c.server, c.eval_adapt_steps, c.eval_adapt_lr, trained);
+            mfl_select_base_scaled(&c.learner, &c.server, c.eval_adapt_steps, c.eval_adapt_lr,
+                                   c.federated_scaling, trained);
     }
     if (theta_out) {
         size_t ns = mfl_round_engine_n_state(e.engine);
@@ -287,6 +314,7 @@ static inline int s_sel_site_adapt(mfl_site_worker_t *w, const mfl_learner_confi
     t.algorithm.k_shot = 0;
     snprintf(t.model_spec, sizeof t.model_spec, "%s", lc->model_spec);
     t.nonce_len = 16;
+    t.scaling = s_fed_scaling;
     t.selection.adapt_search = true;
     t.selection.validation_fraction = 0.2;
     t.selection.validation_seed = vseed;
@@ -321,6 +349,7 @@ static inline int s_sel_oracle(mfl_site_worker_t *w, const mfl_learner_config_t 
             t.algorithm.k_shot = 0;
             snprintf(t.model_spec, sizeof t.model_spec, "%s", lc->model_spec);
             t.nonce_len = 16;
+            t.scaling = s_fed_scaling;
             t.adapt_steps = steps[i];
             t.adapt_lr = rates[j];
             mfl_site_eval_result_t r;
@@ -350,6 +379,7 @@ static inline int s_sel_newsite(mfl_site_worker_t *w, const mfl_select_candidate
     t.algorithm.k_shot = 0; /* the drawn worker's training rows are the k cases */
     snprintf(t.model_spec, sizeof t.model_spec, "%s", cand->learner.model_spec);
     t.nonce_len = 16;
+    t.scaling = s_fed_scaling;
     t.round = draw;
     t.adapt_steps = cand->adapt_steps;
     t.adapt_lr = cand->adapt_lr;
@@ -364,6 +394,16 @@ static inline int s_sel_newsite(mfl_site_worker_t *w, const mfl_select_candidate
     uint32_t used = search ? r.adapt_steps_used : t.adapt_steps;
     *acc = used ? r.adapted.accuracy : r.before.accuracy;
     return 0;
+}
+
+/* --standardize federated: the workers get their rows unscaled too, so
+ * they can send moments and scale with the pooled statistics. */
+static inline int s_sel_enable_raw(mfl_site_worker_t *w, const mfl_dataset_t *raw_train,
+                                   const mfl_dataset_t *raw_test, char *err, size_t errlen)
+{
+    if (!s_fed_federated)
+        return 0;
+    return mfl_site_worker_enable_federated_scaling(w, raw_train, raw_test, err, errlen);
 }
 
 #endif

@@ -16,6 +16,11 @@
 # lines), mean ± std over seeds of the mean of four, per site, and the
 # paired difference sel+site - fedavg.
 #
+# STANDARDIZE=federated: every run (FedAvg too) scales with the pooled
+# statistics of the hospitals' fit rows (data.standardize: federated at the
+# coordinator and the sites; selection's grid then also has the sites' own
+# scaling as a candidate).
+#
 #   bash bench/wdbc_select.sh [OUT.json]     (needs build/demo/data from `make demo`,
 #                                            or DEMO_DIR=...; BUILD=build)
 set -euo pipefail
@@ -27,6 +32,8 @@ DATA=${DEMO_DIR:-$ROOT/build/demo}/data
 [ -d "$DATA" ] && DATA=$(cd "$DATA" && pwd)   # the configs are read from a temporary dir
 OUT=${1:-$ROOT/bench/results/wdbc_select.json}
 SEEDS=${SEEDS:-"42 43 44 45 46"}
+STANDARDIZE=${STANDARDIZE:-site}
+case "$STANDARDIZE" in site|federated) ;; *) echo "wdbc_select: STANDARDIZE=site|federated" >&2; exit 2 ;; esac
 SITES=(hospital-a hospital-b hospital-c hospital-d)
 for s in "${SITES[@]}"; do
   [ -s "$DATA/$s.csv" ] || { echo "wdbc_select: $DATA/$s.csv missing: run make demo first" >&2; exit 2; }
@@ -50,7 +57,7 @@ data:
   path: $DATA/$s.csv
   train_fraction: 0.6
   split_seed: 3
-  standardize: site
+  standardize: $STANDARDIZE
   schema:
     header: true
     on_missing: error
@@ -92,6 +99,8 @@ rounds:
   min_sites: 4
   wait_for_sites: 4
   seed: $2
+data:
+  standardize: $STANDARDIZE
 eval:
 $eval_extra
 selection:
@@ -146,7 +155,11 @@ rows["paired: sel+site - fedavg"] = [[a - b for a, b in zip(x, y)]
                                      for x, y in zip(rows["sel+site"], rows["fedavg"])]
 names = {"sel+site": "selection + per-site adaptation", "sel": "selection, personalised",
          "fedavg": "FedAvg + 100 fine-tuning steps"}
-res = {"bench": "wdbc_select", "command": "bash bench/wdbc_select.sh", "seeds": seeds,
+import os
+std = os.environ.get("STANDARDIZE", "site")
+res = {"bench": "wdbc_select", "standardize": std,
+       "command": ("STANDARDIZE=federated " if std == "federated" else "") + "bash bench/wdbc_select.sh",
+       "seeds": seeds,
        "sites": sites, "winners": winners, "rows": []}
 for k, acc in rows.items():
     m4 = [sum(a) / len(a) for a in acc]

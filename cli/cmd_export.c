@@ -194,6 +194,9 @@ static int s_site_info(const char *path, s_site_info_t *si, char *err, size_t er
              : sc.standardize == MFL_SITE_STD_FIXED
                  ? "fixed: (x - center) / scale with the consortium's constants (data.center, "
                    "data.scale)"
+             : sc.standardize == MFL_SITE_STD_FEDERATED
+                 ? "federated: (x - mean) / sd with the consortium's pooled statistics "
+                   "(checkpoint_dir/scaling.state)"
                  : "none: features as loaded");
     if (sc.data_kind == MFL_SITE_DATA_WDBC) {
         for (size_t i = 0; i < MFL_WDBC_N_FEATURES; i++)

@@ -110,6 +110,16 @@ static void s_print_policy(const mfl_report_t *r, int w)
     }
 }
 
+/* Federated standardisation, when the run pooled the sites' moments. */
+static void s_print_scaling(const mfl_report_t *r)
+{
+    if (!r->scaling_sites)
+        return;
+    printf("feature scaling: the consortium's pooled mean and scale (data.standardize: "
+           "federated) from %zu sites, %.0f fit rows%s\n", r->scaling_sites, r->scaling_rows,
+           r->n_candidates ? "; used by the settings that say 'scaling federated'" : "");
+}
+
 /* Model selection's candidates and the winner, when the run selected. */
 static void s_print_selection(const mfl_report_t *r)
 {
@@ -216,6 +226,9 @@ static int s_write_json(const mfl_report_t *r, const char *path, char *err, size
         }
         fprintf(f, "]}");
     }
+    if (r->scaling_sites)
+        fprintf(f, ",\n  \"scaling\": {\"kind\": \"federated\", \"sites\": %zu, \"rows\": %.0f}",
+                r->scaling_sites, r->scaling_rows);
     fprintf(f, ",\n  \"hospitals\": [\n");
     int first = 1;
     for (size_t i = 0; i < r->n_sites; i++) {
@@ -319,6 +332,7 @@ int mfl_cmd_report(int argc, char **argv)
     if (!sites) /* reports arrive in any order: show the sites sorted */
         qsort(r.sites, r.n_sites, sizeof r.sites[0], s_by_id);
     s_print_rounds(&r);
+    s_print_scaling(&r);
     s_print_selection(&r);
     s_print_table(&r);
     if (json && s_write_json(&r, json, err, sizeof err) < 0)

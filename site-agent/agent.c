@@ -1278,6 +1278,38 @@ static mfl_agent_status_t s_upload(mfl_site_agent_t *self, const Metafl__UploadG
     return s_update_left(self, "");
 }
 
+/* Federated standardisation: a `scaling` record of the moments about to
+ * leave (n = fit rows, delta_hash = mfl_task_moments_digest, the digest
+ * the coordinator's record carries too). 0, or -1 + err. */
+static int s_audit_moments(mfl_site_agent_t *self, const mfl_eval_task_t *task,
+                           const mfl_eval_report_t *report, char *err, size_t errlen)
+{
+    if (!self->audit)
+        return 0;
+    mfl_audit_record_t *rec = calloc(1, sizeof *rec);
+    if (!rec)
+        return mfl_errf(err, errlen, "out of memory"), -1;
+    mfl_audit_record_init(rec, MFL_AUDIT_SCALING, task->round, self->cfg->site_id);
+    size_t nl = task->nonce_len < sizeof rec->nonce ? task->nonce_len : sizeof rec->nonce;
+    memcpy(rec->nonce, task->nonce, nl);
+    rec->nonce_len = nl;
+    rec->n = report->moments_n;
+    rec->has_delta_hash = true;
+    mfl_task_moments_digest(report, rec->delta_hash);
+    snprintf(rec->reason, sizeof rec->reason, "sent the moments of %llu fit rows, %u features: "
+             "per-feature sums and sums of squares (BLAKE2b-256 in delta_hash); validation "
+             "fraction %.6g, seed %llu; test rows untouched",
+             (unsigned long long)report->moments_n, report->n_moments,
+             task->selection.validation_fraction,
+             (unsigned long long)task->selection.validation_seed);
+    char aerr[512];
+    int rc = mfl_audit_append(self->audit, rec, NULL, aerr, sizeof aerr);
+    free(rec);
+    if (rc)
+        mfl_errf(err, errlen, "audit log %s: %s", self->cfg->audit_log, aerr);
+    return rc;
+}
+
 static mfl_agent_status_t s_eval(mfl_site_agent_t *self, mfl_msg_t *msg)
 {
     const Metafl__EvalTask *task = mfl_msg_envelope(msg)->eval_task;
@@ -1305,6 +1337,13 @@ static mfl_agent_status_t s_eval(mfl_site_agent_t *self, mfl_msg_t *msg)
     }
     mfl_eval_report_t report;
     mfl_site_worker_fill_report(self->worker, &plain, &r, &report);
+    /* The moments are recorded before they leave, as an update is: a
+     * record that cannot be written means nothing is sent. */
+    if (plain.moments && s_audit_moments(self, &plain, &report, err, sizeof err) < 0) {
+        mfl_warn("site %s: moments not sent: %s", self->cfg->site_id, err);
+        s_send_failure(self, task->round, &task->nonce, true, err);
+        return MFL_AGENT_CONTINUE;
+    }
     Metafl__EvalReport rep;
     mfl_eval_report_to_msg(&report, &rep);
     Metafl__Envelope env = METAFL__ENVELOPE__INIT;
@@ -1315,6 +1354,12 @@ static mfl_agent_status_t s_eval(mfl_site_agent_t *self, mfl_msg_t *msg)
     if (mfl_client_send(self->client, &env, NULL, 0, NULL, NULL, err, sizeof(err))) {
         mfl_warn("site %s: evaluation %u: report not delivered: %s", self->cfg->site_id,
                  task->round, err);
+        return MFL_AGENT_CONTINUE;
+    }
+    if (plain.moments) {
+        /* Federated standardisation's setup: not the run's evaluation. */
+        mfl_info("site %s: fit rows' moments sent (%llu rows, %u features)",
+                 self->cfg->site_id, (unsigned long long)report.moments_n, report.n_moments);
         return MFL_AGENT_CONTINUE;
     }
     if (plain.selection.candidate) {

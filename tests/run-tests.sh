@@ -5,9 +5,11 @@
 #   sanitized   build/san/tests/test_*    (the same cases under ASan+UBSan)
 #   fuzz        build/fuzz/bin/fuzz_*     (libFuzzer, FUZZ_SECONDS each, FUZZ_JOBS at once)
 #   integration tests/integration/test_*.sh (real processes; a script counts;
-#               exit 77 with a "SKIP: why" line counts as skipped)
+#               exit 77 with a "SKIP: why" line counts as skipped;
+#               INTEGRATION_JOBS at once, tests/run-integration.sh)
 # Environment: TEST_FILTER=regex runs only matching names; FUZZ_SECONDS
-# (default 10). Logs of every run go to build/test-logs/.
+# (default 10); FUZZ_JOBS, INTEGRATION_JOBS. Logs of every run go to
+# build/test-logs/.
 set -u
 cd "$(dirname "$0")/.."
 LOGS=build/test-logs
@@ -97,26 +99,9 @@ for name in "${fuzz_names[@]}"; do
   fi
 done
 
-for script in tests/integration/test_*.sh; do
-  [ -f "$script" ] || continue
-  name=$(basename "$script" .sh)
-  [[ $name =~ $FILTER ]] || continue
-  log="$LOGS/integration-$name.log"
-  start=$(date +%s)
-  timeout 600 bash "$script" >"$log" 2>&1
-  rc=$?
-  if [ "$rc" -eq 0 ]; then
-    passed=$((passed + 1)); echo "ok   integration/$name ($(( $(date +%s) - start ))s)"
-  elif [ "$rc" -eq 77 ]; then
-    # Exit 77 (automake's convention): the script could not run here and
-    # says why on a "SKIP:" line; counted as skipped, never as passed.
-    skipped=$((skipped + 1))
-    echo "SKIP integration/$name: $(sed -n 's/^SKIP: //p' "$log" | head -n 1)"
-  else
-    s_fail 1 "integration/$name"
-    echo "FAIL integration/$name; last lines of $log:"; tail -n 40 "$log" | sed 's/^/    /'
-  fi
-done
+# Integration tests: several at a time (INTEGRATION_JOBS), tests/run-integration.sh.
+source tests/run-integration.sh
+run_integration_tests
 
 echo
 if [ "$failed" -gt 0 ]; then

@@ -91,6 +91,13 @@ typedef enum {
      * delta_hash = BLAKE2b-256 of the masked words' little-endian bytes,
      * n = words; both sides record the same hash for the same input. */
     MFL_AUDIT_SECAGG_MASKED,
+    /* federated standardisation (docs/DATA.md), appended after the kinds
+     * before it. Coordinator: what one site sent (site; n = its fit rows;
+     * delta_hash = BLAKE2b-256 of its per-feature sums then sums of
+     * squares, little-endian doubles; the values are in metrics.jsonl), or
+     * the pooled scaling (no site; n = rows pooled; delta_hash = BLAKE2b-256
+     * of the means then the scales, little-endian floats). */
+    MFL_AUDIT_SCALING,
     MFL_AUDIT_KIND_COUNT
 } mfl_audit_kind_t;
 

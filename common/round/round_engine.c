@@ -181,6 +181,7 @@ void mfl_engine_send_round_task(mfl_round_engine_t *self, mfl_engine_site_t *s)
     task.update_encoding = mfl_engine_site_encoding(self, s);
     task.upload_chunk_values = mfl_engine_chunk_values(self, s);
     mfl_engine_select_task(self, &task.selection);
+    mfl_engine_scaling_task(self, &task.scaling);
     mfl_engine_secagg_fill_task(self, &task);
     if (self->sink.send_round_task(self->sink.ctx, s->id, &task, self->views, self->n_tensors) < 0)
         mfl_warn("round %u: could not send the task to site %s (the deadline decides)",
@@ -203,11 +204,25 @@ void mfl_engine_send_eval_task(mfl_round_engine_t *self, mfl_engine_site_t *s)
     task.adapt_steps = self->config.eval_adapt_steps;
     task.adapt_lr = self->config.eval_adapt_lr;
     mfl_engine_select_task(self, &task.selection);
+    if (self->selecting && self->config.selection.score_search)
+        task.selection.adapt_search = true; /* scored as eval.adapt_search deploys it */
     if (self->config.eval_adapt_search && !self->selecting) {
         /* Each site picks its adaptation on its own validation rows. */
         task.selection.adapt_search = true;
         task.selection.validation_fraction = self->config.selection.validation_fraction;
         task.selection.validation_seed = self->config.selection.validation_seed;
+    }
+    mfl_engine_scaling_task(self, &task.scaling);
+    if (self->moments_phase) {
+        /* Federated standardisation's setup: the fit rows' moments, i.e.
+         * without selection's validation part when selection runs. */
+        memset(&task.selection, 0, sizeof task.selection);
+        task.moments = true;
+        task.scaling.n = 0;
+        if (self->config.selection.enabled) {
+            task.selection.validation_fraction = self->config.selection.validation_fraction;
+            task.selection.validation_seed = self->config.selection.validation_seed;
+        }
     }
     if (self->sink.send_eval_task(self->sink.ctx, s->id, &task, self->views, self->n_tensors) < 0)
         mfl_warn("eval after round %u: could not send the task to site %s", self->eval_round,
@@ -335,6 +350,10 @@ void mfl_engine_after_close(mfl_round_engine_t *self, uint64_t now_ms)
 
 void mfl_engine_finish_eval(mfl_round_engine_t *self)
 {
+    if (self->moments_phase) { /* federated standardisation's moments are in */
+        mfl_engine_scaling_done(self);
+        return;
+    }
     if (self->selecting) { /* a candidate's validation scores are in */
         mfl_engine_select_next(self);
         return;
@@ -886,7 +905,9 @@ int mfl_round_engine_eval_report(mfl_round_engine_t *self, const char *peer,
         return -1;
     }
     s->eval_reported = true;
-    if (self->selecting)
+    if (self->moments_phase)
+        mfl_engine_scaling_report(self, peer, r);
+    else if (self->selecting)
         mfl_engine_select_report(self, peer, r);
     else
         mfl_engine_log_eval(self, peer, r);
@@ -944,10 +965,18 @@ void mfl_round_engine_tick(mfl_round_engine_t *self, uint64_t now_ms)
             self->waiting_logged = 0;
             /* A run resumed after its last round still owes the final
              * evaluation: it too waits for the sites. */
-            if (self->rounds_done >= mfl_engine_rounds_target(self))
+            if (mfl_engine_scaling_owed(self)) {
+                /* Federated standardisation first: every task after it
+                 * carries the pooled scaling. */
+                mfl_info("federated standardisation: asking %zu site(s) for their fit rows' "
+                         "moments", have);
+                self->moments_phase = true;
+                s_open_eval(self, now_ms, false);
+            } else if (self->rounds_done >= mfl_engine_rounds_target(self)) {
                 s_open_eval(self, now_ms, true);
-            else
+            } else {
                 s_open_round(self, now_ms);
+            }
         } else if (self->waiting_logged != have + 1) {
             /* Once per change, so an operator sees why nothing happens. */
             if (self->rounds_done >= mfl_engine_rounds_target(self))

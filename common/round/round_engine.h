@@ -460,4 +460,10 @@ typedef void(mfl_engine_theta_fn)(void *ctx, const mfl_tensor_t *tensors,
                                   const uint8_t *hashes, size_t n_tensors);
 void mfl_round_engine_on_theta(mfl_round_engine_t *self, mfl_engine_theta_fn *fn, void *ctx);
 
+/* Federated standardisation (data.standardize: federated, docs/DATA.md):
+ * true with *out the pooled scaling when the engine's current setting
+ * (the winner after selection) scales with it and it is known; false (and
+ * out->n 0) otherwise. */
+bool mfl_round_engine_scaling(const mfl_round_engine_t *self, mfl_task_scaling_t *out);
+
 #endif

@@ -161,7 +161,37 @@ struct mfl_round_engine {
     mfl_select_score_t *sel_scores; /* this candidate's reports (n_sites cap) */
     char (*sel_score_site)[MFL_ENGINE_SITE_MAX];
     size_t n_sel_scores, cap_sel_scores;
+
+    /* Federated standardisation (round_scaling.c): the setup evaluation
+     * that collects the sites' fit-row moments (moments_phase), what each
+     * sent (by site, in site-id order at pooling), and the pooled scaling
+     * every task carries while config.federated_scaling (scaling_ready). */
+    bool scaling_needed;       /* the configured setting or a candidate uses it */
+    bool scaling_ready;
+    bool moments_phase;
+    mfl_task_scaling_t scaling;
+    struct mfl_engine_moments *moments;
+    size_t n_moments, cap_moments;
 };
+
+/* round_scaling.c */
+/* At construction, after selection's start: whether the run needs the
+ * pooled scaling, and if so the one on record (scaling.state) if any. A
+ * checkpoint without that record (a run that trained without it) is
+ * refused. 0 / -1. */
+int mfl_engine_scaling_start(mfl_round_engine_t *self, char *err, size_t errlen);
+/* The setup evaluation is still owed (the tick opens it before anything). */
+bool mfl_engine_scaling_owed(const mfl_round_engine_t *self);
+/* A moments report from `site` (the open setup evaluation's): checked,
+ * kept, recorded (audit, metrics). */
+void mfl_engine_scaling_report(mfl_round_engine_t *self, const char *site,
+                               const mfl_eval_report_t *r);
+/* The setup evaluation ended: pools what came in (≥ min_sites sites, else
+ * the run fails naming them), records and keeps the scaling. */
+void mfl_engine_scaling_done(mfl_round_engine_t *self);
+/* Fills a task's scaling (n 0 when the current setting uses each site's). */
+void mfl_engine_scaling_task(const mfl_round_engine_t *self, mfl_task_scaling_t *sc);
+void mfl_engine_scaling_free(mfl_round_engine_t *self);
 
 mfl_engine_site_t *mfl_engine_find_site(mfl_round_engine_t *self, const char *id);
 void mfl_engine_fill_algorithm(const mfl_round_engine_t *self, mfl_task_algorithm_t *a);

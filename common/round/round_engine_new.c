@@ -166,6 +166,9 @@ mfl_round_engine_t *mfl_round_engine_new(const mfl_coord_config_t *config,
      * first candidate, or the winner a restart finds on record. */
     if (mfl_engine_select_start(self, err, errlen) < 0)
         goto out_fail;
+    /* Federated standardisation: the pooled scaling on record, or owed. */
+    if (mfl_engine_scaling_start(self, err, errlen) < 0)
+        goto out_fail;
     if (mfl_engine_bind(self, err, errlen) < 0)
         goto out_fail;
     self->round = 1;
@@ -218,6 +221,7 @@ void mfl_round_engine_destroy(mfl_round_engine_t **self_p)
         fclose(self->metrics);
     free(self->sel_scores);
     free(self->sel_score_site);
+    mfl_engine_scaling_free(self);
     free(self->sites);
     free(self);
     *self_p = NULL;

@@ -34,6 +34,7 @@ static void s_apply(mfl_round_engine_t *self, size_t i)
     self->config.server = c->server;
     self->config.eval_adapt_steps = c->adapt_steps;
     self->config.eval_adapt_lr = c->adapt_lr;
+    self->config.federated_scaling = c->federated_scaling;
 }
 
 int mfl_engine_select_start(mfl_round_engine_t *self, char *err, size_t errlen)

@@ -120,7 +120,7 @@ static void s_check_all_keys(mfl_yaml_doc_t *doc)
                                                   "selection",
                                                   "output", "limits", "sites", "data",
                                                   "secure_aggregation", NULL});
-    mfl_yaml_check_keys(doc, "data", (const char *[]){"schema", NULL});
+    mfl_yaml_check_keys(doc, "data", (const char *[]){"schema", "standardize", NULL});
     mfl_yaml_check_keys(doc, "secure_aggregation",
                         (const char *[]){"enabled", "threshold", "neighbours", "word_bits",
                                          "update_bound", "phase_deadline_s", NULL});
@@ -384,7 +384,8 @@ static void s_read_candidate(mfl_yaml_doc_t *doc, const mfl_coord_config_t *c, s
     snprintf(p, sizeof p, "selection.candidates[%zu]", i);
     mfl_yaml_check_keys(doc, p, (const char *[]){"model", "algorithm", "inner_lr",
                                                  "inner_steps", "server_optimizer", "server_lr",
-                                                 "adapt_lr", "adapt_steps", NULL});
+                                                 "adapt_lr", "adapt_steps", "standardize",
+                                                 NULL});
     *out = *base;
     snprintf(k, sizeof k, "%s.model", p);
     const char *spec = mfl_yaml_get_string(doc, k, NULL);
@@ -427,6 +428,14 @@ static void s_read_candidate(mfl_yaml_doc_t *doc, const mfl_coord_config_t *c, s
     out->adapt_lr = s_pos_float(doc, k, out->adapt_lr, true);
     snprintf(k, sizeof k, "selection.candidates[%zu].adapt_steps", i);
     out->adapt_steps = s_u32(doc, k, out->adapt_steps, 0, 100000);
+    snprintf(k, sizeof k, "selection.candidates[%zu].standardize", i);
+    const char *stdz = mfl_yaml_get_string(doc, k, NULL);
+    if (stdz && strcmp(stdz, "federated") == 0)
+        out->federated_scaling = true;
+    else if (stdz && strcmp(stdz, "site") == 0)
+        out->federated_scaling = false;
+    else if (stdz)
+        mfl_yaml_fail(doc, k, "'%s' is not one of site, federated", stdz);
 }
 
 /* selection: after model, algorithm, server and eval (candidates are
@@ -436,7 +445,8 @@ static void s_read_selection(mfl_yaml_doc_t *doc, mfl_coord_config_t *c)
     mfl_yaml_check_keys(doc, "selection", (const char *[]){"enabled", "rounds",
                                                           "validation_fraction",
                                                           "validation_seed", "rule",
-                                                          "candidates", NULL});
+                                                          "candidates", "score_adaptation",
+                                                          NULL});
     mfl_select_config_t *s = &c->selection;
     s->enabled = mfl_yaml_get_bool(doc, "selection.enabled", false);
     s->rounds = s_u32(doc, "selection.rounds", 5, 1, 100000);
@@ -446,12 +456,19 @@ static void s_read_selection(mfl_yaml_doc_t *doc, mfl_coord_config_t *c)
                       MFL_TASK_VALIDATION_MAX, s->validation_fraction);
     s->validation_seed = (uint64_t)mfl_yaml_get_int(doc, "selection.validation_seed",
                                                     (int64_t)c->seed);
+    const char *score = mfl_yaml_get_string(doc, "selection.score_adaptation", "fixed");
+    if (strcmp(score, "search") == 0)
+        s->score_search = true;
+    else if (strcmp(score, "fixed") != 0)
+        mfl_yaml_fail(doc, "selection.score_adaptation", "'%s' is not one of fixed, search",
+                      score);
     const char *rule = mfl_yaml_get_string(doc, "selection.rule", "auto");
     if (mfl_select_rule_parse(rule, &s->rule) < 0)
         mfl_yaml_fail(doc, "selection.rule", "'%s' is not one of auto, auroc, accuracy, loss",
                       rule);
     mfl_select_candidate_t base;
-    mfl_select_base(&c->learner, &c->server, c->eval_adapt_steps, c->eval_adapt_lr, &base);
+    mfl_select_base_scaled(&c->learner, &c->server, c->eval_adapt_steps, c->eval_adapt_lr,
+                           c->federated_scaling, &base);
     size_t n = mfl_yaml_len(doc, "selection.candidates");
     if (!mfl_yaml_has(doc, "selection.candidates")) {
         mfl_select_default_grid(&base, s);
@@ -570,6 +587,11 @@ static int s_from_doc(mfl_yaml_doc_t *doc, mfl_coord_config_t *c, char *err, siz
     c->eval_adapt_lr = s_pos_float(doc, "eval.adapt_lr", c->eval_adapt_lr, true);
     c->eval_deadline_ms = s_ms(doc, "eval.deadline_s", c->eval_deadline_ms);
     c->eval_adapt_search = mfl_yaml_get_bool(doc, "eval.adapt_search", false);
+    const char *stdz = mfl_yaml_get_string(doc, "data.standardize", "site");
+    if (strcmp(stdz, "federated") == 0)
+        c->federated_scaling = true;
+    else if (strcmp(stdz, "site") != 0)
+        mfl_yaml_fail(doc, "data.standardize", "'%s' is not one of site, federated", stdz);
     s_read_selection(doc, c);
 
     s_path(doc, c, "output.checkpoint_dir", "checkpoints", c->checkpoint_dir,
@@ -652,6 +674,7 @@ int mfl_coord_config_apply_selection(mfl_coord_config_t *c, char *err, size_t er
     c->server = s->candidates[w].server;
     c->eval_adapt_steps = s->candidates[w].adapt_steps;
     c->eval_adapt_lr = s->candidates[w].adapt_lr;
+    c->federated_scaling = s->candidates[w].federated_scaling;
     return 1;
 }
 

@@ -86,6 +86,10 @@ typedef struct {
     uint32_t eval_adapt_steps;
     float eval_adapt_lr;
     uint32_t eval_deadline_ms;
+    /* data.standardize: federated: the sites scale their features with
+     * the consortium's mean and scale, pooled from their fit rows' moments
+     * before selection and training (docs/DATA.md); false: each its own */
+    bool federated_scaling;
     bool eval_adapt_search;               /* eval.adapt_search: each site picks its
                                              adaptation on its validation rows */
 

@@ -153,6 +153,12 @@ int mfl_report_add_text(mfl_report_t *r, const char *text, size_t len, const cha
         } else if (ev && (strcmp(ev, "selection_candidate") == 0 ||
                           strcmp(ev, "selection") == 0)) {
             bad = s_add_selection(r, o, strcmp(ev, "selection") == 0, where, err, errlen) < 0;
+        } else if (ev && strcmp(ev, "scaling") == 0) {
+            double k = s_num(o, "sites"), rows = s_num(o, "rows");
+            if (isfinite(k) && k >= 1 && k <= 1e6 && isfinite(rows) && rows >= 0) {
+                r->scaling_sites = (size_t)k;
+                r->scaling_rows = rows;
+            }
         }
         /* Other events (future ones included) are not part of the report. */
         mfl_json_destroy(&o);

@@ -68,6 +68,10 @@ typedef struct {
     size_t n_candidates;
     size_t winner;
     char rule[16];
+    /* Federated standardisation (docs/DATA.md): the last "scaling" event's
+     * sites and fit rows pooled; scaling_sites 0 = none. */
+    size_t scaling_sites;
+    double scaling_rows;
 } mfl_report_t;
 
 /* Adds the lines of `arg`: a directory (its metrics.jsonl: evaluations the

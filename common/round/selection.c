@@ -22,6 +22,14 @@ void mfl_select_base(const mfl_learner_config_t *learner, const mfl_optim_config
     out->adapt_lr = adapt_lr;
 }
 
+void mfl_select_base_scaled(const mfl_learner_config_t *learner,
+                            const mfl_optim_config_t *server, uint32_t adapt_steps,
+                            float adapt_lr, bool federated, mfl_select_candidate_t *out)
+{
+    mfl_select_base(learner, server, adapt_steps, adapt_lr, out);
+    out->federated_scaling = federated;
+}
+
 int mfl_select_spec_io(const char *spec, unsigned long *in, unsigned long *out)
 {
     const char *p;
@@ -113,6 +121,11 @@ void mfl_select_default_grid(const mfl_select_candidate_t *base, mfl_select_conf
     c = *base;
     c.adapt_steps = base->adapt_steps ? base->adapt_steps * 3 : 10;
     s_add(cfg, &c);
+    if (base->federated_scaling) {
+        c = *base;
+        c.federated_scaling = false;
+        s_add(cfg, &c);
+    }
 }
 
 void mfl_select_describe(const mfl_select_candidate_t *c, char *out, size_t outlen)
@@ -121,6 +134,10 @@ void mfl_select_describe(const mfl_select_candidate_t *c, char *out, size_t outl
              c->learner.model_spec, mfl_algo_name(c->learner.algo), (double)c->learner.inner_lr,
              c->learner.inner_steps, mfl_optim_name(c->server.kind), (double)c->server.lr,
              (double)c->adapt_lr, c->adapt_steps);
+    /* only when set: earlier descriptions (and digests) stay as they were */
+    size_t len = strlen(out);
+    if (c->federated_scaling && len < outlen)
+        snprintf(out + len, outlen - len, " scaling federated");
 }
 
 mfl_select_rule_t mfl_select_rule_resolve(mfl_select_rule_t rule, mfl_loss_kind_t loss)
@@ -227,6 +244,8 @@ void mfl_select_digest(const mfl_select_config_t *cfg, uint64_t run_seed, uint64
                      mfl_select_rule_name(cfg->rule), (unsigned long long)run_seed,
                      (unsigned long long)init_seed, cfg->n_candidates);
     crypto_generichash_update(&st, (const unsigned char *)line, (size_t)n);
+    if (cfg->score_search) /* only when set: earlier digests stay as they were */
+        crypto_generichash_update(&st, (const unsigned char *)"score=search\n", 13);
     for (size_t i = 0; i < cfg->n_candidates; i++) {
         const mfl_select_candidate_t *c = &cfg->candidates[i];
         char desc[MFL_SELECT_DESC_MAX];

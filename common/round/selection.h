@@ -38,6 +38,8 @@ typedef struct {
     mfl_optim_config_t server;    /* server optimiser and its rate (β for sgd) */
     uint32_t adapt_steps;         /* the new hospital's adaptation */
     float adapt_lr;
+    bool federated_scaling;       /* data.standardize: federated (the consortium's pooled
+                                   * scaling) instead of each site's own */
 } mfl_select_candidate_t;
 
 typedef struct {
@@ -46,6 +48,11 @@ typedef struct {
     double validation_fraction;   /* of each site's training rows, (0, 0.9] */
     uint64_t validation_seed;
     mfl_select_rule_t rule;
+    /* selection.score_adaptation: search: a site scores each candidate
+     * after choosing its adaptation by cross-validation on its fit rows,
+     * as eval.adapt_search deploys it; false (fixed): with the
+     * candidate's adaptation rate and steps */
+    bool score_search;
     size_t n_candidates;          /* ≥ 1 when enabled */
     mfl_select_candidate_t candidates[MFL_SELECT_MAX_CANDIDATES];
 } mfl_select_config_t;
@@ -53,12 +60,19 @@ typedef struct {
 /* The base setting as a candidate. */
 void mfl_select_base(const mfl_learner_config_t *learner, const mfl_optim_config_t *server,
                      uint32_t adapt_steps, float adapt_lr, mfl_select_candidate_t *out);
+/* The same with the base's feature scaling (data.standardize: federated
+ * when `federated`). */
+void mfl_select_base_scaled(const mfl_learner_config_t *learner,
+                            const mfl_optim_config_t *server, uint32_t adapt_steps,
+                            float adapt_lr, bool federated, mfl_select_candidate_t *out);
 
 /* Fills cfg->candidates with the default grid around `base`, one factor
  * at a time, dropping duplicates: the base itself; for an "mlp:" or
  * "linear:" model, a linear model and MLPs with one hidden layer of 16 and
  * 64 units; inner lr ×10; inner steps ×2; server sgd with β halved; server
- * Adam at rate 0.01; adaptation lr ×5; adaptation steps ×3. */
+ * Adam at rate 0.01; adaptation lr ×5; adaptation steps ×3; and, when the
+ * base scales with the consortium's pooled statistics (federated_scaling),
+ * the base with each site's own scaling. */
 void mfl_select_default_grid(const mfl_select_candidate_t *base, mfl_select_config_t *cfg);
 
 /* Inputs and outputs of an "mlp:IN-...-OUT" or "linear:IN-OUT" spec: 0, or

@@ -445,8 +445,11 @@ static void s_read(mfl_yaml_doc_t *doc, mfl_site_config_t *c)
         c->standardize = MFL_SITE_STD_NONE;
     else if (strcmp(std, "fixed") == 0)
         c->standardize = MFL_SITE_STD_FIXED;
+    else if (strcmp(std, "federated") == 0)
+        c->standardize = MFL_SITE_STD_FEDERATED;
     else
-        mfl_yaml_fail(doc, "data.standardize", "'%s' is not one of site, none, fixed", std);
+        mfl_yaml_fail(doc, "data.standardize", "'%s' is not one of site, none, fixed, "
+                      "federated", std);
     s_read_fixed(doc, c);
 
     int64_t v = mfl_yaml_get_int(doc, "eval.support_cases", c->eval_support);

@@ -34,10 +34,15 @@ typedef enum {
 typedef enum {
     MFL_SITE_STD_SITE = 0, /* standardise with this site's own training rows */
     MFL_SITE_STD_NONE = 1, /* use the features as loaded */
-    MFL_SITE_STD_FIXED = 2 /* (x - data.center[j]) / data.scale[j]: constants the
+    MFL_SITE_STD_FIXED = 2, /* (x - data.center[j]) / data.scale[j]: constants the
                             * consortium agrees (public, not computed from any
                             * rows), the same at every site; the one choice whose
                             * preprocessing DP's guarantee covers (docs/PRIVACY.md) */
+    MFL_SITE_STD_FEDERATED = 3 /* the consortium's pooled mean and scale when a task
+                                * carries them (the coordinator's data.standardize:
+                                * federated), from the sites' fit-row moments, which
+                                * this site agrees to send; its own statistics
+                                * otherwise (docs/DATA.md) */
 } mfl_site_standardize_t;
 
 #define MFL_SITE_MAX_FIXED_FEATURES 1024

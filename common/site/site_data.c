@@ -28,6 +28,7 @@ typedef struct {
     bool is_table;               /* loaded through the CSV loader */
     mfl_csv_stats_t stats;       /* of data.path */
     mfl_dataset_t *all, *test, *train, *heldout;
+    mfl_dataset_t *raw_train, *raw_heldout; /* standardize: federated: unscaled copies */
     char *canonical;
     char *report;
 } s_load_t;
@@ -41,6 +42,8 @@ static void s_load_free(s_load_t *l)
     mfl_dataset_destroy(&l->test);
     mfl_dataset_destroy(&l->train);
     mfl_dataset_destroy(&l->heldout);
+    mfl_dataset_destroy(&l->raw_train);
+    mfl_dataset_destroy(&l->raw_heldout);
     free(l->canonical);
     free(l->report);
 }
@@ -365,7 +368,17 @@ static int s_standardize(s_load_t *l, char *err, size_t errlen)
             mfl_dataset_standardize(l->heldout, l->cfg->fixed_center, l->cfg->fixed_scale);
         return 0;
     }
-    if (l->cfg->standardize != MFL_SITE_STD_SITE)
+    if (l->cfg->standardize == MFL_SITE_STD_FEDERATED) {
+        /* Kept unscaled for the worker, which scales them (its own
+         * statistics, or the consortium's when a task carries them). */
+        const mfl_dataset_t *tr[1] = {l->train}, *he[1] = {l->heldout};
+        l->raw_train = mfl_dataset_concat(tr, 1);
+        l->raw_heldout = l->heldout ? mfl_dataset_concat(he, 1) : NULL;
+        if (!l->raw_train || (l->heldout && !l->raw_heldout))
+            return mfl_errf(err, errlen, "out of memory"), -1;
+    }
+    if (l->cfg->standardize != MFL_SITE_STD_SITE &&
+        l->cfg->standardize != MFL_SITE_STD_FEDERATED)
         return 0;
     float *mean = malloc(nf * sizeof(float)), *sd = malloc(nf * sizeof(float));
     if (!mean || !sd) {
@@ -435,6 +448,12 @@ mfl_site_worker_t *mfl_site_worker_new(const struct mfl_site_config *cfg, char *
     mfl_site_worker_t *w = mfl_site_worker_new_internal(cfg->site_id, l.train, l.heldout, NULL,
                                                         l.canonical, &opts, err, errlen);
     l.train = l.heldout = NULL; /* the worker took them (also on failure) */
+    if (w && l.raw_train &&
+        mfl_site_worker_enable_federated_scaling(w, l.raw_train, l.raw_heldout, err, errlen)) {
+        mfl_site_worker_destroy(&w);
+        s_load_free(&l);
+        return NULL;
+    }
     if (w) {
         mfl_site_worker_set_encodings(w, cfg->upload_encodings);
         w->data_report = l.report;
@@ -455,6 +474,13 @@ mfl_site_worker_t *mfl_site_worker_new(const struct mfl_site_config *cfg, char *
                 "own training-row mean and std, which the DP noise does not cover; "
                 "'standardize: fixed' with the consortium's data.center and data.scale keeps "
                 "the whole pipeline under epsilon (docs/PRIVACY.md)", cfg->file);
+    if (w && cfg->privacy.mode != MFL_PRIVACY_MODE_NONE &&
+        cfg->standardize == MFL_SITE_STD_FEDERATED)
+        mfl_log(MFL_LOG_WARN, "%s: data.standardize: federated sends this site's fit-row "
+                "count, sums and sums of squares in the clear (only with "
+                "privacy.allow_unnoised_stats) and scales with statistics of every site's "
+                "rows, which the DP noise does not cover; 'standardize: fixed' keeps the whole "
+                "pipeline under epsilon (docs/PRIVACY.md)", cfg->file);
     return w;
 
 out_fail:

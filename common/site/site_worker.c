@@ -195,6 +195,10 @@ void mfl_site_worker_destroy(mfl_site_worker_t **self_p)
     mfl_dataset_destroy(&self->heldout);
     mfl_dataset_destroy(&self->fit);
     mfl_dataset_destroy(&self->val);
+    mfl_dataset_destroy(&self->raw_train);
+    mfl_dataset_destroy(&self->raw_heldout);
+    free(self->own_mean);
+    free(self->own_scale);
     if (self->sign_sk)
         sodium_free(self->sign_sk); /* wipes before freeing */
     free(self->delta);

@@ -288,6 +288,21 @@ int mfl_site_worker_validation(mfl_site_worker_t *self, double fraction, uint64_
                                const mfl_dataset_t **fit, const mfl_dataset_t **val,
                                char *err, size_t errlen);
 
+/* Federated standardisation (data.standardize: federated, docs/DATA.md):
+ * gives the worker its rows unscaled (`raw_train`, `raw_heldout`: the same
+ * rows in the same order as its training and held-out splits, before any
+ * scaling; borrowed, copied; raw_heldout NULL when the worker has none).
+ * The worker then scales them with its own training rows' statistics
+ * (exactly as data.standardize: site), answers an EvalTask with `moments`
+ * (the count, per-feature sums and sums of squares of its fit rows, in the
+ * report) and, whenever a RoundTask or EvalTask carries a scaling, uses
+ * that one instead. A worker without it refuses both. At most
+ * MFL_TASK_SCALING_MAX features. 0, or -1 + err. */
+int mfl_site_worker_enable_federated_scaling(mfl_site_worker_t *self,
+                                             const mfl_dataset_t *raw_train,
+                                             const mfl_dataset_t *raw_heldout, char *err,
+                                             size_t errlen);
+
 /* Fills *report (zeroed first) from a result: round and nonce from
  * `task`, the site id, the three scores. */
 void mfl_site_worker_fill_report(const mfl_site_worker_t *self, const mfl_eval_task_t *task,

@@ -331,8 +331,41 @@ int mfl_site_worker_eval(mfl_site_worker_t *self, const mfl_eval_task_t *task,
     memset(out, 0, sizeof(*out));
     out->value_adapted = out->value_before = out->value_local = NAN;
     out->value_best_arm = out->value_given = NAN;
+    self->n_moments = 0;
+    if (task->moments) { /* federated standardisation's setup: moments, no scores */
+        if (self->policy.mode != MFL_PRIVACY_MODE_NONE && !self->policy.allow_unnoised_stats)
+            return mfl_errf(err, errlen, "privacy.allow_unnoised_stats: the policy (mode %s) "
+                            "lets no unnoised statistics leave; the fit rows' moments would "
+                            "be such statistics", mfl_privacy_mode_name(self->policy.mode)),
+                   MFL_SITE_ROUND_DECLINED;
+        return mfl_site_worker_moments(self, task->selection.validation_fraction,
+                                       task->selection.validation_seed, err, errlen);
+    }
+    if (mfl_site_scaling_apply(self, &task->scaling, err, errlen) < 0)
+        return -1;
     if (task->selection.adapt_search && !task->selection.candidate)
         return s_eval_search(self, task, theta, n_theta, out, err, errlen);
+    if (task->selection.adapt_search) {
+        /* A candidate scored as it would be deployed (selection.
+         * score_adaptation: search): the adaptation chosen by
+         * cross-validation on the fit rows, then scored on the validation
+         * rows. Metric methods and episodic heads, whose search needs the
+         * validation split itself, keep the candidate's adaptation. */
+        if (mfl_site_worker_prepare(self, &task->algorithm, task->model_spec, n_theta, err,
+                                    errlen))
+            return -1;
+        bool cv = self->learner_config.algo < MFL_ALGO_PROTONET &&
+                  !mfl_algo_episodic_head(self->learner_config.algo, self->learner_config.loss,
+                                          mfl_learner_n_outputs(self->learner),
+                                          self->train->n_classes);
+        mfl_site_data_swap_t sw;
+        if (mfl_site_validation_enter(self, &task->selection, &sw, err, errlen) < 0)
+            return -1;
+        int rc = cv ? s_eval_search(self, task, theta, n_theta, out, err, errlen)
+                    : s_eval(self, task, theta, n_theta, out, err, errlen);
+        mfl_site_validation_leave(self, &sw);
+        return rc;
+    }
     /* A selection evaluation: support from the fit rows, scored on the
      * validation rows; the test rows stay out of it. */
     mfl_site_data_swap_t saved;
@@ -378,4 +411,10 @@ void mfl_site_worker_fill_report(const mfl_site_worker_t *self, const mfl_eval_t
     report->value_local = result->value_local;
     report->value_best_arm = result->value_best_arm;
     report->value_given = result->value_given;
+    if (task->moments && self->n_moments) {
+        report->n_moments = self->n_moments;
+        report->moments_n = self->moments_n;
+        memcpy(report->moments_sum, self->moments_sum, self->n_moments * sizeof(double));
+        memcpy(report->moments_sum_sq, self->moments_sum_sq, self->n_moments * sizeof(double));
+    }
 }

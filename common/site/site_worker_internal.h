@@ -64,7 +64,32 @@ struct mfl_site_worker {
     mfl_dataset_t *fit, *val;
     double val_fraction;
     uint64_t val_seed;
+
+    /* Federated standardisation (site_scaling.c): the rows unscaled (NULL:
+     * the site does not take part), its own statistics, the pooled scaling
+     * in force (scaled_pooled), and the last moments it computed. */
+    mfl_dataset_t *raw_train, *raw_heldout;
+    float *own_mean, *own_scale;
+    bool scaled_pooled;
+    mfl_task_scaling_t pooled;
+    uint32_t n_moments;
+    uint64_t moments_n;
+    double moments_sum[MFL_TASK_SCALING_MAX], moments_sum_sq[MFL_TASK_SCALING_MAX];
 };
+
+/* site_scaling.c: scales train / heldout as the task says (sc->n 0: the
+ * site's own statistics; else the consortium's), rebuilding them from the
+ * unscaled rows when that changes. A pooled scaling at a site without
+ * unscaled rows (data.standardize not federated) is an error naming the
+ * site. 0, or -1 + err. */
+int mfl_site_scaling_apply(mfl_site_worker_t *self, const mfl_task_scaling_t *sc, char *err,
+                           size_t errlen);
+/* Computes the fit rows' moments (training rows minus the validation part
+ * of (fraction, seed); all of them for fraction 0) into n_moments,
+ * moments_n, moments_sum, moments_sum_sq. 0, or -1 + err (the site does
+ * not share moments, OOM). */
+int mfl_site_worker_moments(mfl_site_worker_t *self, double fraction, uint64_t seed,
+                            char *err, size_t errlen);
 
 /* site_validation.c: while a selection task runs, the worker's `train`
  * and `heldout` are its fit and validation parts; the real ones wait here. */

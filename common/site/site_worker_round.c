@@ -420,6 +420,8 @@ int mfl_site_worker_round(mfl_site_worker_t *self, const mfl_round_task_t *task,
     if (!task || !theta || !out)
         return mfl_errf(err, errlen, "round: missing task, θ or result"), -1;
     memset(out, 0, sizeof(*out));
+    if (mfl_site_scaling_apply(self, &task->scaling, err, errlen) < 0)
+        return -1;
     /* A selection round trains on the training rows minus the validation part. */
     mfl_site_data_swap_t saved;
     if (mfl_site_validation_enter(self, &task->selection, &saved, err, errlen) < 0)

@@ -136,3 +136,22 @@ void mfl_chunked_bytes_hash(const uint8_t *bytes, size_t len, size_t chunk_bytes
     }
     crypto_generichash_final(&st, out, MFL_TASK_HASH_BYTES);
 }
+
+void mfl_task_moments_digest(const mfl_eval_report_t *r, uint8_t out[MFL_TASK_HASH_BYTES])
+{
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, MFL_TASK_HASH_BYTES);
+    size_t n = r->n_moments <= MFL_TASK_SCALING_MAX ? r->n_moments : MFL_TASK_SCALING_MAX;
+    for (int part = 0; part < 2; part++) {
+        const double *v = part ? r->moments_sum_sq : r->moments_sum;
+        for (size_t j = 0; j < n; j++) { /* little-endian bytes, whatever the host */
+            uint64_t bits;
+            memcpy(&bits, &v[j], sizeof bits);
+            uint8_t le[8];
+            for (int b = 0; b < 8; b++)
+                le[b] = (uint8_t)(bits >> (8 * b));
+            crypto_generichash_update(&st, le, sizeof le);
+        }
+    }
+    crypto_generichash_final(&st, out, MFL_TASK_HASH_BYTES);
+}

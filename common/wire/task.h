@@ -131,6 +131,18 @@ typedef struct {
     bool adapt_search;
 } mfl_task_selection_t;
 
+/* Federated standardisation (RoundTask / EvalTask scaling_mean and
+ * scaling_scale, docs/DATA.md): n = 0, the site scales with its own
+ * training rows' statistics; else the consortium's mean and scale (> 0,
+ * finite) of each of n features. Decoded only with n ≤ MFL_TASK_SCALING_MAX
+ * and both lists the same length. */
+#define MFL_TASK_SCALING_MAX 256
+typedef struct {
+    uint32_t n;
+    float mean[MFL_TASK_SCALING_MAX];
+    float scale[MFL_TASK_SCALING_MAX];
+} mfl_task_scaling_t;
+
 /* RoundTask (θ travels beside it as tensors). */
 typedef struct {
     uint32_t round;
@@ -156,6 +168,7 @@ typedef struct {
      * within [MFL_CHUNK_VALUES_MIN, MFL_CHUNK_VALUES_MAX]. */
     uint64_t upload_chunk_values;
     mfl_task_selection_t selection;
+    mfl_task_scaling_t scaling;
     /* RoundTask.secagg: this round is securely summed (docs/SECAGG.md);
      * the site runs the protocol instead of sending an Update. */
     bool has_secagg;
@@ -184,6 +197,11 @@ typedef struct {
     uint32_t adapt_steps;
     float adapt_lr;
     mfl_task_selection_t selection;
+    mfl_task_scaling_t scaling;
+    /* EvalTask.moments: report the fit rows' moments instead of scores
+     * (selection.validation_fraction names the fit rows; 0: all training
+     * rows). */
+    bool moments;
 } mfl_eval_task_t;
 
 /* EvalReport: a site's scores of θ adapted, before adaptation and of a
@@ -206,6 +224,14 @@ typedef struct {
      * policy values of θ adapted, θ as received, the local-only model, the
      * arm best in training for everyone, the arms given; NaN otherwise. */
     double value, value_before, value_local, value_best_arm, value_given;
+    /* EvalTask.moments' answer: n_moments features (0: none sent), the fit
+     * rows' count and the per-feature sums and sums of squares of their
+     * raw values. Decoded only with both lists the same length,
+     * ≤ MFL_TASK_SCALING_MAX, finite, sums of squares ≥ 0. */
+    uint32_t n_moments;
+    uint64_t moments_n;
+    double moments_sum[MFL_TASK_SCALING_MAX];
+    double moments_sum_sq[MFL_TASK_SCALING_MAX];
 } mfl_eval_report_t;
 
 /* UpdateHeader, the part of an update a site signs, as the coordinator
@@ -299,6 +325,12 @@ void mfl_chunked_bytes_hash(const uint8_t *bytes, size_t len, size_t chunk_bytes
  * Computable from the signed header alone, so an auditor checks it against
  * what the site signed. Thread-safe. */
 void mfl_update_digest(const uint8_t *hashes, size_t k, uint8_t out[MFL_TASK_HASH_BYTES]);
+
+/* Federated standardisation's record of what a site sent: BLAKE2b-256 of
+ * r's n_moments sums then n_moments sums of squares, as little-endian
+ * doubles. The coordinator's and the site's audit records (kind scaling)
+ * both carry it, so the two logs can be compared. Thread-safe. */
+void mfl_task_moments_digest(const mfl_eval_report_t *r, uint8_t out[MFL_TASK_HASH_BYTES]);
 
 /* Serialized UpdateHeader bytes (what a site signs) to the plain header;
  * at most MFL_AUDIT_SIGNED_MAX-sized inputs are the caller's to enforce.

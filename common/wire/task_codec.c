@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 
 #include "core/log.h"
@@ -147,8 +148,6 @@ static int s_selection_from_msg(uint32_t candidate, double fraction, uint64_t se
                                 bool search, mfl_task_selection_t *out, char *err,
                                 size_t errlen)
 {
-    if (search && candidate)
-        return mfl_errf(err, errlen, "adapt_search with a selection_candidate"), -1;
     if (search && !(fraction > 0 && fraction <= MFL_TASK_VALIDATION_MAX))
         return mfl_errf(err, errlen, "adapt_search needs a validation_fraction in (0, %g], "
                         "got %g", MFL_TASK_VALIDATION_MAX, fraction), -1;
@@ -166,6 +165,29 @@ static int s_selection_from_msg(uint32_t candidate, double fraction, uint64_t se
     /* never −0.0 (not on the wire) */
     out->validation_fraction = candidate || search ? fraction : 0.0;
     out->validation_seed = seed;
+    return 0;
+}
+
+/* A task's scaling lists: none, or the same length ≤ MFL_TASK_SCALING_MAX,
+ * finite, every scale > 0. */
+static int s_scaling_from_msg(size_t n_mean, const float *mean, size_t n_scale,
+                              const float *scale, mfl_task_scaling_t *out, char *err,
+                              size_t errlen)
+{
+    if (n_mean != n_scale)
+        return mfl_errf(err, errlen, "scaling_mean has %zu values, scaling_scale %zu", n_mean,
+                        n_scale), -1;
+    if (n_mean > MFL_TASK_SCALING_MAX)
+        return mfl_errf(err, errlen, "scaling: %zu features (at most %d)", n_mean,
+                        MFL_TASK_SCALING_MAX), -1;
+    for (size_t j = 0; j < n_mean; j++) {
+        if (!isfinite(mean[j]) || !isfinite(scale[j]) || !(scale[j] > 0))
+            return mfl_errf(err, errlen, "scaling feature %zu: mean %g scale %g (finite, "
+                            "scale > 0)", j, (double)mean[j], (double)scale[j]), -1;
+        out->mean[j] = mean[j];
+        out->scale[j] = scale[j];
+    }
+    out->n = (uint32_t)n_mean;
     return 0;
 }
 
@@ -197,6 +219,11 @@ void mfl_round_task_to_msg(const mfl_round_task_t *t, mfl_round_task_msg_t *out)
     out->msg.selection_candidate = t->selection.candidate;
     out->msg.validation_fraction = t->selection.validation_fraction;
     out->msg.validation_seed = t->selection.validation_seed;
+    if (t->scaling.n && t->scaling.n <= MFL_TASK_SCALING_MAX) {
+        out->msg.n_scaling_mean = out->msg.n_scaling_scale = t->scaling.n;
+        out->msg.scaling_mean = (float *)t->scaling.mean;
+        out->msg.scaling_scale = (float *)t->scaling.scale;
+    }
     if (t->has_secagg) {
         metafl__sec_agg_setup__init(&out->secagg);
         out->secagg.threshold = t->secagg.threshold;
@@ -290,6 +317,9 @@ int mfl_round_task_from_msg(const Metafl__RoundTask *m, mfl_round_task_t *t, cha
     t->upload_chunk_values = m->upload_chunk_values;
     if (m->secagg && s_secagg_setup(m->secagg, t, err, errlen) < 0)
         return -1;
+    if (s_scaling_from_msg(m->n_scaling_mean, m->scaling_mean, m->n_scaling_scale,
+                           m->scaling_scale, &t->scaling, err, errlen) < 0)
+        return -1;
     return s_selection_from_msg(m->selection_candidate, m->validation_fraction,
                                 m->validation_seed, false, &t->selection, err, errlen);
 }
@@ -309,6 +339,12 @@ void mfl_eval_task_to_msg(const mfl_eval_task_t *t, mfl_eval_task_msg_t *out)
     out->msg.selection_candidate = t->selection.candidate;
     out->msg.validation_fraction = t->selection.validation_fraction;
     out->msg.validation_seed = t->selection.validation_seed;
+    if (t->scaling.n && t->scaling.n <= MFL_TASK_SCALING_MAX) {
+        out->msg.n_scaling_mean = out->msg.n_scaling_scale = t->scaling.n;
+        out->msg.scaling_mean = (float *)t->scaling.mean;
+        out->msg.scaling_scale = (float *)t->scaling.scale;
+    }
+    out->msg.moments = t->moments;
 }
 
 int mfl_eval_task_from_msg(const Metafl__EvalTask *m, mfl_eval_task_t *t, char *err,
@@ -324,6 +360,21 @@ int mfl_eval_task_from_msg(const Metafl__EvalTask *m, mfl_eval_task_t *t, char *
     t->round = m->round;
     t->adapt_steps = m->adapt_steps;
     t->adapt_lr = m->adapt_lr;
+    t->moments = m->moments;
+    if (s_scaling_from_msg(m->n_scaling_mean, m->scaling_mean, m->n_scaling_scale,
+                           m->scaling_scale, &t->scaling, err, errlen) < 0)
+        return -1;
+    if (t->moments && (m->selection_candidate || m->adapt_search))
+        return mfl_errf(err, errlen, "moments with a selection_candidate or adapt_search"), -1;
+    if (t->moments) { /* the fit rows: training rows minus this validation part */
+        if (!(m->validation_fraction >= 0 && m->validation_fraction <= MFL_TASK_VALIDATION_MAX))
+            return mfl_errf(err, errlen, "moments: validation_fraction %g is not in [0, %g]",
+                            m->validation_fraction, MFL_TASK_VALIDATION_MAX), -1;
+        t->selection.validation_fraction = m->validation_fraction == 0 ? 0.0
+                                                                       : m->validation_fraction;
+        t->selection.validation_seed = m->validation_seed;
+        return 0;
+    }
     return s_selection_from_msg(m->selection_candidate, m->validation_fraction,
                                 m->validation_seed, m->adapt_search, &t->selection, err,
                                 errlen);
@@ -361,6 +412,12 @@ void mfl_eval_report_to_msg(const mfl_eval_report_t *r, Metafl__EvalReport *m)
     m->policy_value_local = r->value_local;
     m->policy_value_best_arm = r->value_best_arm;
     m->policy_value_given = r->value_given;
+    if (r->n_moments && r->n_moments <= MFL_TASK_SCALING_MAX) {
+        m->moments_n = r->moments_n;
+        m->n_moments_sum = m->n_moments_sum_sq = r->n_moments;
+        m->moments_sum = (double *)r->moments_sum;
+        m->moments_sum_sq = (double *)r->moments_sum_sq;
+    }
 }
 
 int mfl_eval_report_from_msg(const Metafl__EvalReport *m, mfl_eval_report_t *r, char *err,
@@ -397,6 +454,22 @@ int mfl_eval_report_from_msg(const Metafl__EvalReport *m, mfl_eval_report_t *r, 
     r->value_local = m->policy_value_local;
     r->value_best_arm = m->policy_value_best_arm;
     r->value_given = m->policy_value_given;
+    if (m->n_moments_sum != m->n_moments_sum_sq)
+        return mfl_errf(err, errlen, "moments_sum has %zu values, moments_sum_sq %zu",
+                        m->n_moments_sum, m->n_moments_sum_sq), -1;
+    if (m->n_moments_sum > MFL_TASK_SCALING_MAX)
+        return mfl_errf(err, errlen, "moments: %zu features (at most %d)", m->n_moments_sum,
+                        MFL_TASK_SCALING_MAX), -1;
+    for (size_t j = 0; j < m->n_moments_sum; j++) {
+        if (!isfinite(m->moments_sum[j]) || !isfinite(m->moments_sum_sq[j]) ||
+            m->moments_sum_sq[j] < 0)
+            return mfl_errf(err, errlen, "moments feature %zu: sum %g, sum of squares %g "
+                            "(finite, ≥ 0)", j, m->moments_sum[j], m->moments_sum_sq[j]), -1;
+        r->moments_sum[j] = m->moments_sum[j];
+        r->moments_sum_sq[j] = m->moments_sum_sq[j];
+    }
+    r->n_moments = (uint32_t)m->n_moments_sum;
+    r->moments_n = r->n_moments ? m->moments_n : 0;
     return 0;
 }
 

@@ -1,6 +1,7 @@
 /* The task codec's decoders on any protobuf bytes: byte 0 picks the
  * message (RoundTask, EvalTask, EvalReport, UpdateHeader), the rest is
- * its encoding. No crash; what decodes into plain C encodes back into a
+ * its encoding (the corpus has federated standardisation's scaling lists
+ * and moments too: their caps, lengths and values are checked here). No crash; what decodes into plain C encodes back into a
  * message that decodes to the same plain struct (nothing cut or lost). */
 #include <stddef.h>
 #include <stdint.h>

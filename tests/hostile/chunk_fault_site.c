@@ -8,21 +8,13 @@
  *   chunk_fault_site --config SITE.yaml --fault FAULT [--max-rounds N]
  *   FAULT: reorder | duplicate | bad-hash | skip | oversize | bad-list | stall
  */
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent.h"
+#include "fault_site_run.h"
 #include "core/log.h"
 #include "wire/chunk_upload.h"
-
-static volatile sig_atomic_t s_stop;
-static void s_on_signal(int sig)
-{
-    (void)sig;
-    s_stop = 1;
-}
 
 static const struct {
     const char *name;
@@ -56,23 +48,5 @@ int main(int argc, char **argv)
                         "[--max-rounds N]\n");
         return 2;
     }
-    char err[2048];
-    mfl_site_config_t cfg;
-    if (mfl_site_config_load(config, &cfg, err, sizeof err) < 0) {
-        fprintf(stderr, "chunk_fault_site: %s\n", err);
-        return 1;
-    }
-    signal(SIGINT, s_on_signal);
-    signal(SIGTERM, s_on_signal);
-    signal(SIGPIPE, SIG_IGN);
-    mfl_site_agent_t *agent = mfl_site_agent_new(&cfg, &opts, err, sizeof err);
-    if (!agent) {
-        fprintf(stderr, "chunk_fault_site: %s\n", err);
-        mfl_site_config_clear(&cfg);
-        return 1;
-    }
-    int rc = mfl_site_agent_run(agent, &s_stop);
-    mfl_site_agent_destroy(&agent);
-    mfl_site_config_clear(&cfg);
-    return rc;
+    return mfl_fault_site_run("chunk_fault_site", config, &opts);
 }

@@ -8,19 +8,11 @@
  *   secagg_fault_site --config SITE.yaml --fault hold-masked --hold FILE
  *       (sends its masked input only once FILE exists, at most 60 s later)
  */
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "agent.h"
+#include "fault_site_run.h"
 #include "core/log.h"
-
-static volatile sig_atomic_t s_stop;
-static void s_on_signal(int sig)
-{
-    (void)sig;
-    s_stop = 1;
-}
 
 int main(int argc, char **argv)
 {
@@ -50,23 +42,5 @@ int main(int argc, char **argv)
                         "exit-after-share|short-masked|twice-masked|hold-masked --hold FILE\n");
         return 2;
     }
-    char err[2048];
-    mfl_site_config_t cfg;
-    if (mfl_site_config_load(config, &cfg, err, sizeof err) < 0) {
-        fprintf(stderr, "secagg_fault_site: %s\n", err);
-        return 1;
-    }
-    signal(SIGINT, s_on_signal);
-    signal(SIGTERM, s_on_signal);
-    signal(SIGPIPE, SIG_IGN);
-    mfl_site_agent_t *agent = mfl_site_agent_new(&cfg, &opts, err, sizeof err);
-    if (!agent) {
-        fprintf(stderr, "secagg_fault_site: %s\n", err);
-        mfl_site_config_clear(&cfg);
-        return 1;
-    }
-    int rc = mfl_site_agent_run(agent, &s_stop);
-    mfl_site_agent_destroy(&agent);
-    mfl_site_config_clear(&cfg);
-    return rc;
+    return mfl_fault_site_run("secagg_fault_site", config, &opts);
 }

@@ -13,10 +13,8 @@
 
 FED_SITES=(site-a site-b site-c)
 
-# A free TCP port on 127.0.0.1 (bind :0, read it back, release it).
-fed_free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
+# A free TCP port on 127.0.0.1, reserved for this test (lib.sh free_port).
+fed_free_port() { free_port; }
 
 # Deterministic synthetic rows: y = [x1 + 0.5 x2 − x3 + noise > 0], site
 # offset shifts the feature distribution (non-IID hospitals).

@@ -7,10 +7,14 @@
 # no round opens until all three sites are connected and site-c is frozen
 # (SIGSTOP); then it resumes, sends round 1 to all three, and site-c never
 # answers; it is killed with SIGKILL after the deadline closed round 1.
+# θ is 1 MB (mlp:3-50000-1), more than a stopped reader's socket takes, so
+# site-c stops reading in the middle of round 1's broadcast: the rest of it
+# waits in the coordinator's send queue for site-c's connection (checked),
+# and neither the other sites' round nor site-c's death is held up by it.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/federated_env.sh"
 
-fed_setup 4 rounds.deadline_s=3
+fed_setup 4 rounds.deadline_s=3 model.spec=mlp:3-50000-1
 RUN=$TEST_TMP/run
 mkdir -p "$RUN" && chmod 700 "$RUN"
 printf 'pause' >"$RUN/control"
@@ -29,6 +33,20 @@ grep -q '"paused":true' "$RUN/status.json" || fail "coordinator did not start pa
 
 kill -STOP "$C_PID"
 metafl status --run-dir "$RUN" --resume >/dev/null || fail "metafl status --resume failed"
+
+# Bytes of θ queued in the coordinator's end of site-c's connection (ss
+# Send-Q): site-c stopped reading mid-broadcast.
+c_send_q() {
+  local cport
+  cport=$(ss -Htnp state established "( dport = :$FED_PORT )" | grep "pid=$C_PID," |
+    awk '{ n = split($3, a, ":"); print a[n] }')
+  [ -n "$cport" ] || return 1
+  ss -Htn state established "( sport = :$FED_PORT and dport = :$cport )" | awk '{ print $2 }'
+}
+stuck_mid_broadcast() { [ "$(c_send_q)" -gt 65536 ]; }
+wait_for 20 stuck_mid_broadcast ||
+  fail "round 1's broadcast is not held up at site-c (Send-Q $(c_send_q || echo '?'))"
+echo "site-c stopped reading mid-broadcast: $(c_send_q) bytes of θ queued for it"
 
 deadline_closed() { grep -q '"round":1,.*"accepted":2,.*"at_deadline":true' "$RUN/metrics.jsonl" 2>/dev/null; }
 wait_for 20 deadline_closed || fail "round 1 did not close at the deadline with 2 sites"

@@ -323,6 +323,7 @@ typedef struct {
     size_t n_sel_tasks; /* round / eval tasks that asked for validation rows */
     size_t n_final_evals;
     size_t n_adapt_chosen; /* final reports whose site chose its adaptation */
+    size_t n_sel_search;   /* selection evals scored with the site's own choice */
 } e_sim_t;
 
 static int e_queue(e_sim_t *e, const char *site, const mfl_round_task_t *t,
@@ -342,6 +343,8 @@ static int e_queue(e_sim_t *e, const char *site, const mfl_round_task_t *t,
         j->et = *et;
     if ((t && t->selection.candidate) || (et && et->selection.candidate))
         e->n_sel_tasks++;
+    if (et && et->selection.candidate && et->selection.adapt_search)
+        e->n_sel_search++;
     j->n = mfl_round_engine_n_state(e->engine);
     j->theta = malloc(j->n * sizeof(float));
     assert_non_null(j->theta);
@@ -502,6 +505,7 @@ static void test_engine_selects_trains_the_winner_and_records_it(void **state)
     assert_int_equal(e.n_sel_tasks, 18);
     assert_int_equal(e.n_final_evals, 3);
     assert_int_equal(e.n_adapt_chosen, 0);
+    assert_int_equal(e.n_sel_search, 0);
     assert_int_equal(mfl_round_engine_rounds_done(e.engine), 3);
     /* The winner trained after selection = the same setting trained alone. */
     e_run(&plain, dir2, &p, h_plain);
@@ -521,6 +525,55 @@ static void test_engine_selects_trains_the_winner_and_records_it(void **state)
     e_free(&p);
     char cmd[160];
     snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s'", dir, dir2);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* selection.score_adaptation: search: every candidate's validation score
+ * comes after the site chose its adaptation on its fit rows (as the run
+ * deploys eval.adapt_search); the bad candidate still loses, and the
+ * config key is read and bound into the selection's digest. */
+static void test_selection_scores_with_the_deployed_adaptation(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/test_round_select_s.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    static mfl_coord_config_t c;
+    char err[512];
+    static const char yaml[] =
+        "coordinator: {listen: 'tcp://127.0.0.1:7000', key: k, allow_dir: a}\n"
+        "model: {spec: 'mlp:3-8-1', loss: bce, init_seed: 5}\n"
+        "algorithm: {name: reptile, inner_lr: 0.05, inner_steps: 5, meta_batch: 2}\n"
+        "rounds: {count: 1, min_sites: 3, wait_for_sites: 3, seed: 7}\n"
+        "eval: {adapt_steps: 5, adapt_lr: 0.05, adapt_search: true}\n"
+        "selection:\n  enabled: true\n  rounds: 2\n  score_adaptation: search\n"
+        "  candidates:\n    - {inner_lr: 0.000001, server_lr: 0.000001}\n    - {}\n";
+    assert_int_equal(mfl_coord_config_parse(yaml, strlen(yaml), "c.yaml", &c, err, sizeof err),
+                     0);
+    assert_true(c.selection.score_search);
+    uint8_t d1[32], d2[32];
+    mfl_select_digest(&c.selection, 7, 5, d1);
+    c.selection.score_search = false;
+    mfl_select_digest(&c.selection, 7, 5, d2);
+    assert_memory_not_equal(d1, d2, 32);
+    c.selection.score_search = true;
+    static e_sim_t e;
+    uint8_t h[32];
+    e_run(&c, dir, &e, h);
+    assert_int_equal(e.n_sel_search, 6); /* 2 candidates × 3 sites */
+    size_t win = 0;
+    assert_true(mfl_round_engine_selection(e.engine, NULL, NULL, &win, NULL));
+    assert_int_equal(win, 2);
+    e_free(&e);
+    char bad[sizeof yaml + 16];
+    const char *at = strstr(yaml, "score_adaptation: search");
+    assert_non_null(at);
+    snprintf(bad, sizeof bad, "%.*sscore_adaptation: sometimes%s", (int)(at - yaml), yaml,
+             at + strlen("score_adaptation: search"));
+    assert_int_equal(mfl_coord_config_parse(bad, strlen(bad), "b.yaml", &c, err, sizeof err),
+                     -1);
+    assert_non_null(strstr(err, "score_adaptation"));
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     assert_int_equal(system(cmd), 0);
 }
 
@@ -592,8 +645,14 @@ static void test_adapt_search_picks_on_validation_rows_and_says_which(void **sta
     assert_int_equal(mfl_eval_task_from_msg(&m.msg, &back, err, sizeof err), -1);
     assert_non_null(strstr(err, "adapt_search needs a validation_fraction"));
     m.msg.validation_fraction = 0.2;
+    /* A candidate scored as it is deployed (selection.score_adaptation:
+     * search) carries both; it still needs its validation fraction. */
     m.msg.selection_candidate = 2;
+    assert_int_equal(mfl_eval_task_from_msg(&m.msg, &back, err, sizeof err), 0);
+    assert_true(back.selection.adapt_search && back.selection.candidate == 2);
+    m.msg.validation_fraction = 0;
     assert_int_equal(mfl_eval_task_from_msg(&m.msg, &back, err, sizeof err), -1);
+    m.msg.validation_fraction = 0.2;
     Metafl__EvalReport rm;
     mfl_eval_report_t rback;
     mfl_eval_report_to_msg(&rep, &rm);
@@ -616,6 +675,7 @@ int main(void)
         cmocka_unit_test(test_validation_split_is_stratified_seeded_and_apart_from_test),
         cmocka_unit_test(test_engine_selects_trains_the_winner_and_records_it),
         cmocka_unit_test(test_adapt_search_picks_on_validation_rows_and_says_which),
+        cmocka_unit_test(test_selection_scores_with_the_deployed_adaptation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

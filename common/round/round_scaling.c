@@ -1,0 +1,316 @@
+/* Federated standardisation as the round engine's setup phase
+ * (data.standardize: federated, docs/DATA.md). Before selection and
+ * training, once enough sites are connected, the engine opens one
+ * evaluation whose EvalTask asks for moments instead of scores: each site
+ * answers with the count, per-feature sums and sums of squares of its fit
+ * rows (its training rows minus selection's validation part; never a test
+ * row). The engine pools them in site-id order into one mean and one
+ * scale per feature (the sample standard deviation, as each site's own
+ * standardisation computes it), records every site's contribution and the
+ * result (audit kind `scaling`, metrics lines `scaling_moments` and
+ * `scaling`), writes it to checkpoint_dir/scaling.state, and from then on
+ * every RoundTask and EvalTask of a setting with federated scaling carries
+ * it. A restart reads the state file and does not ask again, so a resumed
+ * run scales exactly as before; `metafl simulate` and the daemons run this
+ * same code, so they pool the same numbers. */
+#include <math.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/fileio.h"
+#include "core/log.h"
+#include "round/round_engine_internal.h"
+
+#define S_STATE_MAX (64u * 1024u)
+
+struct mfl_engine_moments {
+    char site[MFL_ENGINE_SITE_MAX];
+    uint64_t n;
+    uint32_t n_features;
+    double sum[MFL_TASK_SCALING_MAX], sum_sq[MFL_TASK_SCALING_MAX];
+};
+
+static void s_path(const mfl_round_engine_t *self, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "%s/scaling.state", self->config.checkpoint_dir);
+}
+
+static void s_hex(const uint8_t *b, size_t n, char *out)
+{
+    static const char h[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = h[b[i] >> 4];
+        out[2 * i + 1] = h[b[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+/* BLAKE2b-256 of n little-endian values of `size` bytes each (x86-64 and
+ * every platform the project builds on are little-endian: the values'
+ * memory is their little-endian bytes). */
+static void s_digest2(const void *a, const void *b, size_t bytes, uint8_t out[32])
+{
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, 32);
+    crypto_generichash_update(&st, a, bytes);
+    crypto_generichash_update(&st, b, bytes);
+    crypto_generichash_final(&st, out, 32);
+}
+
+/* The state file: "metafl-scaling-v1 n=F rows=N sites=K" then one line of
+ * F means and one of F scales, as C99 hex floats (exact). */
+static int s_read_state(mfl_round_engine_t *self, const char *path, char *err, size_t errlen)
+{
+    char *data = NULL;
+    size_t len = 0;
+    if (mfl_file_read_all(path, S_STATE_MAX, &data, &len, err, errlen) < 0)
+        return -1;
+    unsigned n = 0;
+    unsigned long long rows = 0;
+    unsigned sites = 0;
+    int used = 0;
+    int rc = -1;
+    if (sscanf(data, "metafl-scaling-v1 n=%u rows=%llu sites=%u%n", &n, &rows, &sites,
+               &used) != 3 || n == 0 || n > MFL_TASK_SCALING_MAX) {
+        mfl_errf(err, errlen, "%s: not a scaling record (metafl-scaling-v1)", path);
+        goto out;
+    }
+    const char *p = data + used;
+    for (int part = 0; part < 2; part++) {
+        float *v = part ? self->scaling.scale : self->scaling.mean;
+        for (unsigned j = 0; j < n; j++) {
+            char *end = NULL;
+            double d = strtod(p, &end);
+            if (end == p || !isfinite(d) || (part && !(d > 0))) {
+                mfl_errf(err, errlen, "%s: %s %u is missing or bad", path,
+                         part ? "scale" : "mean", j);
+                goto out;
+            }
+            v[j] = (float)d;
+            p = end;
+        }
+    }
+    self->scaling.n = n;
+    self->scaling_ready = true;
+    mfl_info("federated standardisation: the pooled scaling of %u features from %u sites "
+             "(%llu fit rows) is on record (%s); not asked again", n, sites, rows, path);
+    rc = 0;
+out:
+    free(data);
+    return rc;
+}
+
+int mfl_engine_scaling_start(mfl_round_engine_t *self, char *err, size_t errlen)
+{
+    bool need = self->config.federated_scaling;
+    if (self->selecting)
+        for (size_t i = 0; i < self->config.selection.n_candidates; i++)
+            need = need || self->config.selection.candidates[i].federated_scaling;
+    self->scaling_needed = need;
+    if (!need)
+        return 0;
+    char path[MFL_COORD_PATH_MAX + 32];
+    s_path(self, path, sizeof path);
+    FILE *probe = fopen(path, "r");
+    if (probe) {
+        fclose(probe);
+        return s_read_state(self, path, err, errlen);
+    }
+    mfl_checkpoint_t ck;
+    memset(&ck, 0, sizeof ck);
+    char ck_path[MFL_COORD_PATH_MAX];
+    char cerr[256];
+    int have = mfl_checkpoint_latest(self->config.checkpoint_dir, &ck, ck_path, sizeof ck_path,
+                                     cerr, sizeof cerr);
+    mfl_checkpoint_clear(&ck);
+    if (have != 0) {
+        mfl_errf(err, errlen, "%s: a checkpoint is there but no federated standardisation "
+                 "record (%s); this run trained with each site's own scaling: set "
+                 "data.standardize: site to resume it, or use another output.checkpoint_dir",
+                 self->config.checkpoint_dir, path);
+        return -1;
+    }
+    return 0;
+}
+
+bool mfl_engine_scaling_owed(const mfl_round_engine_t *self)
+{
+    return self->scaling_needed && !self->scaling_ready;
+}
+
+void mfl_engine_scaling_task(const mfl_round_engine_t *self, mfl_task_scaling_t *sc)
+{
+    sc->n = 0;
+    if (self->config.federated_scaling && self->scaling_ready)
+        *sc = self->scaling;
+}
+
+void mfl_engine_scaling_free(mfl_round_engine_t *self)
+{
+    free(self->moments);
+    self->moments = NULL;
+    self->n_moments = self->cap_moments = 0;
+}
+
+static void s_audit(mfl_round_engine_t *self, const char *site, uint64_t n,
+                    const uint8_t digest[32], const char *reason)
+{
+    if (!self->audit)
+        return;
+    mfl_audit_record_t rec;
+    mfl_audit_record_init(&rec, MFL_AUDIT_SCALING, 0, site);
+    rec.n = n;
+    rec.has_delta_hash = true;
+    memcpy(rec.delta_hash, digest, 32);
+    snprintf(rec.reason, sizeof rec.reason, "%.*s", (int)(sizeof rec.reason - 1), reason);
+    (void)mfl_engine_audit_append(self, &rec, true);
+}
+
+void mfl_engine_scaling_report(mfl_round_engine_t *self, const char *site,
+                               const mfl_eval_report_t *r)
+{
+    if (!r->n_moments || r->moments_n == 0) {
+        mfl_warn("federated standardisation: site %s sent no moments; not pooled", site);
+        return;
+    }
+    if (self->n_moments && r->n_moments != self->moments[0].n_features) {
+        mfl_warn("federated standardisation: site %s sent %u features, site %s %u; not "
+                 "pooled", site, r->n_moments, self->moments[0].site,
+                 self->moments[0].n_features);
+        return;
+    }
+    if (self->n_moments == self->cap_moments) {
+        size_t cap = self->cap_moments ? 2 * self->cap_moments : 8;
+        struct mfl_engine_moments *m = realloc(self->moments, cap * sizeof *m);
+        if (!m) {
+            mfl_error("federated standardisation: out of memory keeping site %s's moments",
+                      site);
+            return;
+        }
+        self->moments = m;
+        self->cap_moments = cap;
+    }
+    struct mfl_engine_moments *m = &self->moments[self->n_moments++];
+    snprintf(m->site, sizeof m->site, "%s", site);
+    m->n = r->moments_n;
+    m->n_features = r->n_moments;
+    memcpy(m->sum, r->moments_sum, r->n_moments * sizeof(double));
+    memcpy(m->sum_sq, r->moments_sum_sq, r->n_moments * sizeof(double));
+    uint8_t digest[32];
+    mfl_task_moments_digest(r, digest); /* what the site's own record carries */
+    char hex[65], why[200];
+    s_hex(digest, 32, hex);
+    snprintf(why, sizeof why, "moments of %llu fit rows, %u features: per-feature sums and "
+             "sums of squares (BLAKE2b-256 in delta_hash)", (unsigned long long)m->n,
+             m->n_features);
+    mfl_info("federated standardisation: site %s sent the moments of %llu fit rows (%u "
+             "features, digest %.16s)", site, (unsigned long long)m->n, m->n_features, hex);
+    s_audit(self, site, m->n, digest, why);
+    if (self->metrics) {
+        fprintf(self->metrics, "{\"event\":\"scaling_moments\",\"site\":\"%s\",\"n\":%llu,"
+                "\"digest\":\"%s\",\"sum\":[", site, (unsigned long long)m->n, hex);
+        for (uint32_t j = 0; j < m->n_features; j++)
+            fprintf(self->metrics, "%s%.17g", j ? "," : "", m->sum[j]);
+        fprintf(self->metrics, "],\"sum_sq\":[");
+        for (uint32_t j = 0; j < m->n_features; j++)
+            fprintf(self->metrics, "%s%.17g", j ? "," : "", m->sum_sq[j]);
+        fprintf(self->metrics, "]}\n");
+        fflush(self->metrics);
+    }
+}
+
+static int s_cmp_site(const void *a, const void *b)
+{
+    return strcmp(((const struct mfl_engine_moments *)a)->site,
+                  ((const struct mfl_engine_moments *)b)->site);
+}
+
+void mfl_engine_scaling_done(mfl_round_engine_t *self)
+{
+    self->moments_phase = false;
+    self->phase = MFL_ENGINE_WAITING;
+    size_t k = self->n_moments;
+    if (k < self->config.min_sites || k == 0) {
+        mfl_engine_fail(self, "federated standardisation: %zu site(s) sent their fit rows' "
+                        "moments, %u needed (rounds.min_sites); a site must have "
+                        "data.standardize: federated in its config to take part", k,
+                        self->config.min_sites);
+        return;
+    }
+    /* Site-id order: the sum is the same whatever order they answered in. */
+    qsort(self->moments, k, sizeof *self->moments, s_cmp_site);
+    uint32_t nf = self->moments[0].n_features;
+    double total = 0;
+    for (size_t i = 0; i < k; i++)
+        total += (double)self->moments[i].n;
+    if (total < 2) {
+        mfl_engine_fail(self, "federated standardisation: %.0f fit rows in all", total);
+        return;
+    }
+    for (uint32_t j = 0; j < nf; j++) {
+        double s = 0, ss = 0;
+        for (size_t i = 0; i < k; i++) {
+            s += self->moments[i].sum[j];
+            ss += self->moments[i].sum_sq[j];
+        }
+        double m = s / total;
+        double var = (ss - s * m) / (total - 1); /* the sample variance, as each site's own */
+        self->scaling.mean[j] = (float)m;
+        self->scaling.scale[j] = var > 0 && isfinite(var) ? (float)(sqrt(var) + 1e-9) : 1.0f;
+    }
+    self->scaling.n = nf;
+    uint8_t digest[32];
+    s_digest2(self->scaling.mean, self->scaling.scale, nf * sizeof(float), digest);
+    char hex[65], why[200];
+    s_hex(digest, 32, hex);
+    snprintf(why, sizeof why, "pooled scaling of %u features from %zu sites, %.0f fit rows "
+             "(BLAKE2b-256 of the means then the scales in delta_hash)", nf, k, total);
+    mfl_info("federated standardisation: %s; digest %.16s", why, hex);
+    s_audit(self, NULL, (uint64_t)total, digest, why);
+    /* The record a restart reads: exact (hex floats). */
+    size_t cap = 128 + (size_t)nf * 2 * 40;
+    char *text = malloc(cap);
+    if (!text) {
+        mfl_engine_fail(self, "federated standardisation: out of memory");
+        return;
+    }
+    size_t o = (size_t)snprintf(text, cap, "metafl-scaling-v1 n=%u rows=%.0f sites=%zu\n", nf,
+                                total, k);
+    for (int part = 0; part < 2; part++) {
+        const float *v = part ? self->scaling.scale : self->scaling.mean;
+        for (uint32_t j = 0; j < nf && o < cap; j++)
+            o += (size_t)snprintf(text + o, cap - o, "%s%a", j ? " " : "", (double)v[j]);
+        if (o < cap)
+            o += (size_t)snprintf(text + o, cap - o, "\n");
+    }
+    char path[MFL_COORD_PATH_MAX + 32], err[512];
+    s_path(self, path, sizeof path);
+    int rc = o < cap ? mfl_file_write_atomic(path, text, o, err, sizeof err) : -1;
+    free(text);
+    if (rc < 0) {
+        mfl_engine_fail(self, "federated standardisation: cannot record the scaling: %s",
+                        o < cap ? err : "record too long");
+        return;
+    }
+    if (self->metrics) {
+        fprintf(self->metrics, "{\"event\":\"scaling\",\"sites\":%zu,\"rows\":%.0f,"
+                "\"digest\":\"%s\",\"mean\":[", k, total, hex);
+        for (uint32_t j = 0; j < nf; j++)
+            fprintf(self->metrics, "%s%.9g", j ? "," : "", (double)self->scaling.mean[j]);
+        fprintf(self->metrics, "],\"scale\":[");
+        for (uint32_t j = 0; j < nf; j++)
+            fprintf(self->metrics, "%s%.9g", j ? "," : "", (double)self->scaling.scale[j]);
+        fprintf(self->metrics, "]}\n");
+        fflush(self->metrics);
+    }
+    self->scaling_ready = true;
+    mfl_engine_scaling_free(self);
+}
+
+bool mfl_round_engine_scaling(const mfl_round_engine_t *self, mfl_task_scaling_t *out)
+{
+    mfl_engine_scaling_task(self, out);
+    return out->n > 0;
+}
