@@ -86,6 +86,7 @@ struct mfl_coord_wire {
     mfl_secagg_wire_t *secagg;   /* the current event's secure-aggregation message */
     mfl_secagg_env_t *secagg_env; /* scratch for sending one */
     char secagg_err[200];
+    mfl_tensor_piece_t secagg_one; /* the masked words when they are one run */
     uint8_t *chunk_hashes;       /* the current UpdateBegin's chunk hashes, contiguous */
     size_t cap_chunk_hashes;
     char chunk_err[160];
@@ -510,13 +511,11 @@ static void s_event_body(mfl_coord_wire_t *self, const Metafl__Envelope *env,
             ev->secagg = self->secagg;
             uint64_t count = 0;
             const mfl_tensor_t *t = mfl_msg_tensor(self->msg, 0);
-            ev->secagg_word_bits = 64;
-            ev->secagg_words = mfl_msg_words(self->msg, 0, &count);
-            if (!ev->secagg_words && (ev->secagg_words = mfl_msg_words32(self->msg, 0, &count)))
-                ev->secagg_word_bits = 32;
-            ev->secagg_n_words = (size_t)count;
+            /* left in their frames (limits.pieces): folded from there */
+            ev->secagg_runs = mfl_msg_word_runs(self->msg, 0, &self->secagg_one,
+                                                &ev->secagg_n_runs, &ev->secagg_word_bits, &count);
             /* verified on receipt: the engine records it without hashing again */
-            ev->secagg_hash = ev->secagg_words && t ? t->blake2b : NULL;
+            ev->secagg_hash = ev->secagg_runs && t ? t->blake2b : NULL;
         }
         break;
     }

@@ -82,11 +82,13 @@ typedef struct {
     } site_failure;
     /* SECAGG_* from a site: the decoded message (NULL if it did not decode:
      * `text` says why) and, for SECAGG_MASKED, its words (uint64_t or
-     * uint32_t: secagg_word_bits) and their BLAKE2b-256, verified on
-     * receipt (the tensor header's). */
+     * uint32_t: secagg_word_bits) as runs in order (the frames they
+     * arrived in, or one run: mfl_msg_word_runs; each run's count is in
+     * words; NULL if none) and their BLAKE2b-256, verified on receipt (the
+     * tensor header's). */
     const mfl_secagg_wire_t *secagg;
-    const void *secagg_words;
-    size_t secagg_n_words;
+    const mfl_tensor_piece_t *secagg_runs;
+    size_t secagg_n_runs;
     unsigned secagg_word_bits;
     const uint8_t *secagg_hash;
     const char *text;                       /* BYE: the reason; REJECT: the text (""); SECAGG_*: a decode error */

@@ -131,6 +131,27 @@ static void s_sink_finished(void *ctx)
                                                : "run stopped");
 }
 
+/* A site's secure-aggregation message to the engine, a masked input's
+ * words as the runs they arrived in (folded where they lie). */
+static void s_secagg_msg(mfl_coordinator_t *self, const mfl_wire_event_t *ev, uint64_t now)
+{
+    mfl_secagg_run_t few[16], *runs = few;
+    const size_t n = ev->secagg_runs ? ev->secagg_n_runs : 0;
+    if (n > sizeof few / sizeof few[0] && !(runs = malloc(n * sizeof *runs))) {
+        char err[256];
+        mfl_coord_wire_send_reject(self->wire, ev->site, MFL_REJECT_TOO_LARGE,
+                                   mfl_round_engine_round(self->engine),
+                                   "out of memory for a masked input's frames", err, sizeof err);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        runs[i] = (mfl_secagg_run_t){ev->secagg_runs[i].data, (size_t)ev->secagg_runs[i].count};
+    mfl_round_engine_secagg_msg_runs(self->engine, ev->site, ev->secagg, n ? runs : NULL, n,
+                                     ev->secagg_word_bits, ev->secagg_hash, now);
+    if (runs != few)
+        free(runs);
+}
+
 static int s_secagg_key(void *ctx, const char *site, uint8_t pk[32])
 {
     mfl_coordinator_t *self = ctx;
@@ -328,9 +349,7 @@ static void s_on_event(mfl_coordinator_t *self, const mfl_wire_event_t *ev, uint
                                        ev->text ? ev->text : "", err, sizeof err);
             break;
         }
-        mfl_round_engine_secagg_msg_words(self->engine, ev->site, ev->secagg, ev->secagg_words,
-                                          ev->secagg_n_words, ev->secagg_word_bits,
-                                          ev->secagg_hash, now);
+        s_secagg_msg(self, ev, now);
         /* Status shows the phase, which moves when the engine sends the
          * next phase's messages (s_secagg_send marks it); the five small
          * messages per site and phase in between change nothing it shows

@@ -91,6 +91,16 @@ struct mfl_site_agent {
     mfl_site_secagg_t *secagg;
     mfl_secagg_wire_t *sa_in, *sa_out;
     mfl_secagg_env_t *sa_env;
+    mfl_site_secagg_spare_t *sa_spare; /* buffers kept from one attempt to the next */
+    /* The masked input waiting for its UploadGrant (the setup's
+     * masked_grant): its words stay in the attempt until then. */
+    struct {
+        bool ready;
+        uint32_t round;
+        uint8_t nonce[MFL_SECAGG_NONCE_BYTES];
+        size_t n_words;
+        uint8_t hash[32];
+    } sa_pending;
     int warned_unconnected; /* one "still trying" warning per outage */
     uint64_t unconnected_since_ms;
 };
@@ -301,6 +311,7 @@ void mfl_site_agent_destroy(mfl_site_agent_t **self_p)
     mfl_site_worker_destroy(&self->worker);
     mfl_identity_destroy(&self->identity);
     mfl_site_secagg_destroy(&self->secagg);
+    mfl_site_secagg_spare_destroy(&self->sa_spare); /* after the client: no send holds one */
     mfl_allow_list_destroy(&self->roster);
     free(self->sa_in);
     free(self->sa_out);
@@ -788,6 +799,19 @@ static void s_free_words(void *hint)
     free(hint);
 }
 
+/* A masked words' buffer ZeroMQ is done with, back to the spare. */
+typedef struct {
+    mfl_site_secagg_spare_t *spare;
+    void *words;
+} s_words_back_t;
+
+static void s_return_words(void *hint)
+{
+    s_words_back_t *b = hint;
+    mfl_site_secagg_spare_return(b->spare, b->words);
+    free(b);
+}
+
 /* Sends one of secure aggregation's messages (with the masked words as
  * its one uint64 or uint32 tensor when given, `hash` their BLAKE2b-256 if
  * known: not computed again). `owned` (the words' buffer, or NULL: the
@@ -808,8 +832,13 @@ static int s_secagg_send(mfl_site_agent_t *self, const mfl_secagg_wire_t *m, con
                      ? MFL_WIRE_ENCODING_U32
                      : MFL_WIRE_ENCODING_U64;
     t.blake2b = hash;
+    /* an owned buffer goes back to the spare once sent, else is freed */
+    s_words_back_t *back = owned && self->sa_spare ? malloc(sizeof *back) : NULL;
+    if (back)
+        *back = (s_words_back_t){self->sa_spare, owned};
     if (mfl_client_send(self->client, &self->sa_env->env, words ? &t : NULL, words ? 1 : 0,
-                        owned ? s_free_words : NULL, owned, err, sizeof err)) {
+                        back ? s_return_words : owned ? s_free_words : NULL,
+                        back ? (void *)back : owned, err, sizeof err)) {
         mfl_warn("site %s: round %u: secure aggregation message not delivered: %s",
                  self->cfg->site_id, m->round, err);
         return -1;
@@ -823,9 +852,11 @@ static int s_secagg_send(mfl_site_agent_t *self, const mfl_secagg_wire_t *m, con
 static int s_secagg_start(mfl_site_agent_t *self, const mfl_round_task_t *task, size_t n_params,
                           char *err, size_t errlen)
 {
-    self->secagg = mfl_site_secagg_new(task, self->cfg->site_id,
-                                       mfl_identity_sign_sk(self->identity), self->roster,
-                                       n_params, err, errlen);
+    if (!self->sa_spare) /* NULL (out of memory): every attempt allocates afresh */
+        self->sa_spare = mfl_site_secagg_spare_new();
+    self->secagg = mfl_site_secagg_new_spare(task, self->cfg->site_id,
+                                             mfl_identity_sign_sk(self->identity), self->roster,
+                                             n_params, self->sa_spare, err, errlen);
     if (!self->secagg)
         return -1;
     /* Its weight is its training rows: with 32-bit words a weight above
@@ -883,6 +914,93 @@ static int s_secagg_audit(mfl_site_agent_t *self, const mfl_secagg_wire_t *m,
     return rc;
 }
 
+/* Records and sends the masked input (words/n_words, their hash) as `m`
+ * (its head), zero-copy (except for the test fault that sends it twice).
+ * MFL_AGENT_CONTINUE, DONE (max_rounds), or FATAL (audit). */
+static mfl_agent_status_t s_secagg_send_masked(mfl_site_agent_t *self, const mfl_secagg_wire_t *m,
+                                               const void *words, size_t n_words,
+                                               const uint8_t hash[32],
+                                               mfl_site_agent_secagg_fault_t fault, char *ferr,
+                                               size_t ferrlen)
+{
+    char err[512] = "";
+    if (s_secagg_audit(self, m, hash, n_words, err, sizeof err) < 0) {
+        mfl_errf(ferr, ferrlen, "audit log %s: %s; no masked input is sent without its record",
+                 self->cfg->audit_log, err);
+        return MFL_AGENT_FATAL;
+    }
+    /* the tensor header carries the hash already computed (the short
+     * fault's words are not what it hashed: recomputed) */
+    const uint8_t *known = fault == MFL_SECAGG_FAULT_SHORT_MASKED ? NULL : hash;
+    /* Zero-copy: the masked words' buffer goes to ZeroMQ and is freed when
+     * sent (not for the test fault that sends it twice). */
+    void *owned = fault != MFL_SECAGG_FAULT_TWICE_MASKED
+                      ? mfl_site_secagg_detach_words(self->secagg)
+                      : NULL;
+    if (s_secagg_send(self, m, words, n_words, known, owned) == 0) {
+        self->updates_sent++;
+        mfl_info("site %s: round %u: masked update sent (%zu words of %u bits)",
+                 self->cfg->site_id, m->round, n_words, mfl_site_secagg_word_bits(self->secagg));
+        if (fault == MFL_SECAGG_FAULT_TWICE_MASKED)
+            (void)s_secagg_send(self, m, words, n_words, known, NULL);
+    }
+    return MFL_AGENT_CONTINUE;
+}
+
+/* UploadReady for the masked input waiting in sa_pending. */
+static void s_secagg_send_ready(mfl_site_agent_t *self)
+{
+    Metafl__UploadReady ur = METAFL__UPLOAD_READY__INIT;
+    ur.round = self->sa_pending.round;
+    ur.nonce.data = self->sa_pending.nonce;
+    ur.nonce.len = MFL_SECAGG_NONCE_BYTES;
+    ur.update_bytes = (uint64_t)self->sa_pending.n_words *
+                      (self->secagg ? mfl_site_secagg_word_bits(self->secagg) / 8 : 8);
+    Metafl__Envelope env = METAFL__ENVELOPE__INIT;
+    env.protocol_version = MFL_WIRE_PROTOCOL_VERSION;
+    env.kind = METAFL__MESSAGE_KIND__UPLOAD_READY;
+    env.body_case = METAFL__ENVELOPE__BODY_UPLOAD_READY;
+    env.upload_ready = &ur;
+    char err[512];
+    if (mfl_client_send(self->client, &env, NULL, 0, NULL, NULL, err, sizeof err))
+        mfl_warn("site %s: round %u: masked input's upload request not delivered: %s (asked "
+                 "again when the coordinator re-sends the task)", self->cfg->site_id,
+                 self->sa_pending.round, err);
+    else
+        mfl_debug("site %s: round %u: masked input ready, waiting for an upload grant",
+                  self->cfg->site_id, self->sa_pending.round);
+}
+
+/* The UploadGrant `g` for the masked input in sa_pending, if it is: sends
+ * it. 1 (handled: *st says how it went), 0 (not for it). */
+static int s_secagg_granted(mfl_site_agent_t *self, const Metafl__UploadGrant *g,
+                            mfl_agent_status_t *st, char *ferr, size_t ferrlen)
+{
+    if (!g || !self->sa_pending.ready || !self->secagg || g->round != self->sa_pending.round ||
+        g->nonce.len != MFL_SECAGG_NONCE_BYTES ||
+        memcmp(g->nonce.data, self->sa_pending.nonce, MFL_SECAGG_NONCE_BYTES) != 0)
+        return 0;
+    self->sa_pending.ready = false;
+    mfl_secagg_wire_t *m = self->sa_out;
+    memset(m, 0, sizeof *m);
+    m->kind = MFL_MSG_SECAGG_MASKED;
+    m->round = self->sa_pending.round;
+    memcpy(m->nonce, self->sa_pending.nonce, MFL_SECAGG_NONCE_BYTES);
+    const void *words = mfl_site_secagg_masked_words(self->secagg);
+    if (!words) {
+        mfl_warn("site %s: round %u: upload grant, but the masked input is gone; ignored",
+                 self->cfg->site_id, m->round);
+        *st = MFL_AGENT_CONTINUE;
+        return 1;
+    }
+    *st = s_secagg_send_masked(self, m, words, self->sa_pending.n_words, self->sa_pending.hash,
+                               MFL_SECAGG_FAULT_NONE, ferr, ferrlen);
+    if (*st == MFL_AGENT_CONTINUE && self->opts.max_rounds &&
+        self->updates_sent >= self->opts.max_rounds)
+        *st = MFL_AGENT_DONE;
+    return 1;
+}
+
 static mfl_agent_status_t s_secagg_msg(mfl_site_agent_t *self, const mfl_msg_t *msg, char *ferr,
                                        size_t ferrlen)
 {
@@ -907,6 +1025,7 @@ static mfl_agent_status_t s_secagg_msg(mfl_site_agent_t *self, const mfl_msg_t *
             mfl_info("site %s: round %u: secure aggregation done (%s)", self->cfg->site_id,
                      in->round, in->reason);
         mfl_site_secagg_destroy(&self->secagg);
+        self->sa_pending.ready = false;
         return MFL_AGENT_CONTINUE;
     }
     const void *words;
@@ -944,25 +1063,24 @@ static mfl_agent_status_t s_secagg_msg(mfl_site_agent_t *self, const mfl_msg_t *
         for (int i = 0; i < 1200 && access(self->opts.secagg_hold_file, F_OK) != 0; i++)
             usleep(50000);
     }
-    if (words && s_secagg_audit(self, self->sa_out, hash, n_words, err, sizeof err) < 0) {
-        mfl_errf(ferr, ferrlen, "audit log %s: %s; no masked input is sent without its record",
-                 self->cfg->audit_log, err);
-        return MFL_AGENT_FATAL;
+    /* Flow control (the setup's masked_grant): announce the words, send
+     * them on the grant (s_upload). The test faults send at once. */
+    if (words && fault == MFL_SECAGG_FAULT_NONE && mfl_site_secagg_masked_grant(self->secagg)) {
+        self->sa_pending.ready = true;
+        self->sa_pending.round = in->round;
+        memcpy(self->sa_pending.nonce, in->nonce, MFL_SECAGG_NONCE_BYTES);
+        self->sa_pending.n_words = n_words;
+        memcpy(self->sa_pending.hash, hash, 32);
+        s_secagg_send_ready(self);
+        return MFL_AGENT_CONTINUE;
     }
-    /* the tensor header carries the hash already computed (the short
-     * fault's words are not what it hashed: recomputed) */
-    const uint8_t *known = fault == MFL_SECAGG_FAULT_SHORT_MASKED ? NULL : hash;
-    /* Zero-copy: the masked words' buffer goes to ZeroMQ and is freed when
-     * sent (not for the test fault that sends it twice). */
-    void *owned = words && fault != MFL_SECAGG_FAULT_TWICE_MASKED
-                      ? mfl_site_secagg_detach_words(self->secagg)
-                      : NULL;
-    if (s_secagg_send(self, self->sa_out, words, n_words, known, owned) == 0 && words) {
-        self->updates_sent++;
-        mfl_info("site %s: round %u: masked update sent (%zu words of %u bits)",
-                 self->cfg->site_id, in->round, n_words, mfl_site_secagg_word_bits(self->secagg));
-        if (fault == MFL_SECAGG_FAULT_TWICE_MASKED)
-            (void)s_secagg_send(self, self->sa_out, words, n_words, known, NULL);
+    if (words) {
+        mfl_agent_status_t st = s_secagg_send_masked(self, self->sa_out, words, n_words, hash,
+                                                     fault, ferr, ferrlen);
+        if (st != MFL_AGENT_CONTINUE)
+            return st;
+    } else {
+        (void)s_secagg_send(self, self->sa_out, NULL, 0, NULL, NULL);
     }
     if (in->kind == MFL_MSG_SECAGG_KEYS && fault == MFL_SECAGG_FAULT_EXIT_AFTER_SHARE) {
         mfl_warn("site %s: round %u: leaving after sharing keys (test fault)",
@@ -1000,6 +1118,8 @@ static mfl_agent_status_t s_round(mfl_site_agent_t *self, mfl_msg_t *msg, char *
         mfl_site_secagg_is(self->secagg, task->round, task->nonce.data)) {
         mfl_info("site %s: round %u: task sent again; secure aggregation goes on",
                  self->cfg->site_id, task->round);
+        if (self->sa_pending.ready) /* a grant was for the old connection: ask again */
+            s_secagg_send_ready(self);
         return MFL_AGENT_CONTINUE;
     }
     s_drop_pending(self);
@@ -1032,6 +1152,7 @@ static mfl_agent_status_t s_round(mfl_site_agent_t *self, mfl_msg_t *msg, char *
     uint64_t t0 = mfl_clock_mono_ms();
     mfl_site_round_result_t r;
     mfl_site_secagg_destroy(&self->secagg); /* a new task ends any attempt in hand */
+    self->sa_pending.ready = false;
     if (wrc == 0 && plain.has_secagg && s_secagg_start(self, &plain, n, err, sizeof err) < 0) {
         mfl_warn("site %s: round %u: cannot take part in secure aggregation: %s",
                  self->cfg->site_id, task->round, err);
@@ -1426,8 +1547,12 @@ static mfl_agent_status_t s_handle(mfl_site_agent_t *self, mfl_msg_t *msg, char 
         return s_round(self, msg, err, errlen);
     case METAFL__MESSAGE_KIND__EVAL_TASK:
         return s_eval(self, msg);
-    case METAFL__MESSAGE_KIND__UPLOAD_GRANT:
+    case METAFL__MESSAGE_KIND__UPLOAD_GRANT: {
+        mfl_agent_status_t st;
+        if (s_secagg_granted(self, env->upload_grant, &st, err, errlen))
+            return st;
         return s_upload(self, env->upload_grant);
+    }
     case METAFL__MESSAGE_KIND__SECAGG_KEYS:
     case METAFL__MESSAGE_KIND__SECAGG_SHARES:
     case METAFL__MESSAGE_KIND__SECAGG_SURVIVORS:

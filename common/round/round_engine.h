@@ -44,6 +44,7 @@
 
 #include "round/run_config.h"
 #include "core/tensor.h"
+#include "secagg/secagg_server.h" /* mfl_secagg_run_t */
 #include "wire/secagg_wire.h"
 #include "wire/task.h"
 
@@ -393,6 +394,15 @@ int mfl_round_engine_secagg_msg_words(mfl_round_engine_t *self, const char *peer
                                       const mfl_secagg_wire_t *msg, const void *words,
                                       size_t n_words, unsigned word_bits, const uint8_t *hash,
                                       uint64_t now_ms);
+/* As mfl_round_engine_secagg_msg_words with the masked words in `n_runs`
+ * runs (secagg/secagg_server.h's mfl_secagg_run_t: e.g. the frames they
+ * arrived in, each a whole number of aligned words), folded where they
+ * lie instead of gathered into one buffer first; their lengths add up to
+ * the vector's. runs NULL: no words. */
+int mfl_round_engine_secagg_msg_runs(mfl_round_engine_t *self, const char *peer,
+                                     const mfl_secagg_wire_t *msg, const mfl_secagg_run_t *runs,
+                                     size_t n_runs, unsigned word_bits, const uint8_t *known,
+                                     uint64_t now_ms);
 
 /* The open attempt's phase name ("advertise", ..., secagg_server.h), or
  * NULL when no securely aggregated attempt is in flight. */

@@ -400,4 +400,7 @@ void mfl_engine_secagg_fill_task(const mfl_round_engine_t *self, mfl_round_task_
 bool mfl_engine_secagg_tick(mfl_round_engine_t *self, uint64_t now_ms);
 void mfl_engine_secagg_end(mfl_round_engine_t *self, bool abandoned, const char *reason);
 void mfl_engine_secagg_free(mfl_round_engine_t *self);
+/* The bytes of this attempt's masked input (length × word bytes: what a
+ * site's UploadReady announces), or 0 when no attempt is in flight. */
+uint64_t mfl_engine_secagg_masked_bytes(const mfl_round_engine_t *self);
 #endif

@@ -100,9 +100,17 @@ int mfl_round_engine_upload_ready(mfl_round_engine_t *self, const char *peer, ui
         return -1;
     }
     /* The bytes Δ travels as: 4·P, or fewer in the encoding its task asked
-     * for (fed/quant.h). */
+     * for (fed/quant.h); under secure aggregation the masked words
+     * (docs/SECAGG.md). */
     uint32_t enc = mfl_engine_site_encoding(self, s);
-    uint64_t want = mfl_quant_bytes((mfl_quant_kind_t)enc, self->n_state);
+    uint64_t masked = mfl_engine_secagg_masked_bytes(self);
+    uint64_t want = masked ? masked : mfl_quant_bytes((mfl_quant_kind_t)enc, self->n_state);
+    if (update_bytes != want && masked) {
+        mfl_engine_reject(self, peer, MFL_REJECT_SHAPE, round,
+                          "upload request for %llu bytes; the masked input is %llu bytes",
+                          (unsigned long long)update_bytes, (unsigned long long)want);
+        return -1;
+    }
     if (update_bytes != want) {
         mfl_engine_reject(self, peer, MFL_REJECT_SHAPE, round,
                           "upload request for %llu bytes; Δ is %llu bytes (%zu values as %s)",

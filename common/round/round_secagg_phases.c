@@ -7,6 +7,7 @@
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/log.h"
 #include "round/round_engine_internal.h"
@@ -26,6 +27,8 @@ struct mfl_engine_secagg {
     uint64_t phase_ms;                /* a non-masked phase's length */
     mfl_secagg_wire_t msg;            /* the next message out (about 100 KB: not on a stack) */
     mfl_secagg_share_ct_t boxes[S_MAX];
+    void *spare;                      /* the last attempt's sum buffer, for the next */
+    size_t spare_bytes;
 };
 
 static void s_alloc(mfl_round_engine_t *self)
@@ -51,8 +54,10 @@ const char *mfl_round_engine_secagg_phase(const mfl_round_engine_t *self)
 
 void mfl_engine_secagg_free(mfl_round_engine_t *self)
 {
-    if (self->secagg)
+    if (self->secagg) {
         mfl_secagg_server_destroy(&self->secagg->server);
+        free(self->secagg->spare);
+    }
     free(self->secagg);
     self->secagg = NULL;
 }
@@ -131,6 +136,14 @@ static void s_abandon(mfl_round_engine_t *self, uint64_t now_ms, const char *why
     mfl_engine_abandon_round(self, now_ms);
 }
 
+/* Threads for removing the masks at the end of an attempt: every site is
+ * waiting then, so the coordinator's cores are free; at most 4. */
+static unsigned s_unmask_threads(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 4 ? 4 : (unsigned)n;
+}
+
 void mfl_engine_secagg_open(mfl_round_engine_t *self, uint64_t now_ms)
 {
     if (!self->config.secagg_enabled || !self->secagg_io.send)
@@ -165,9 +178,12 @@ void mfl_engine_secagg_open(mfl_round_engine_t *self, uint64_t now_ms)
             snprintf(err, sizeof err, "no allow-listed key for site %s", sa->ids[i]);
             ok = 0;
         }
-    if (ok)
-        sa->server = mfl_secagg_server_new(&sa->params, (const uint8_t(*)[32])roster, err,
-                                           sizeof err);
+    if (ok) { /* the running sum in the last attempt's buffer: no fresh pages a round */
+        sa->server = mfl_secagg_server_new_reusing(&sa->params, (const uint8_t(*)[32])roster,
+                                                   sa->spare, sa->spare_bytes, err, sizeof err);
+        sa->spare = NULL;
+        sa->spare_bytes = 0;
+    }
     free(roster);
     if (!sa->server) {
         mfl_warn("round %u: secure aggregation cannot start among %u sites (threshold %u): "
@@ -177,6 +193,7 @@ void mfl_engine_secagg_open(mfl_round_engine_t *self, uint64_t now_ms)
                  "secure aggregation could not start among %u sites: %s", n, err);
         return;
     }
+    mfl_secagg_server_set_threads(sa->server, s_unmask_threads());
     sa->phase_ms = self->config.secagg_phase_ms ? self->config.secagg_phase_ms
                    : self->config.deadline_ms / 4 > 1000 ? self->config.deadline_ms / 4
                                                           : 1000;
@@ -200,8 +217,19 @@ void mfl_engine_secagg_fill_task(const mfl_round_engine_t *self, mfl_round_task_
     task->secagg.n_sites = sa->params.n_sites;
     task->secagg.word_bits = sa->params.word_bits;
     task->secagg.frac_bits = sa->params.word_bits == 32 ? self->config.secagg_frac_bits : 0;
+    /* masked inputs wait for a grant as updates do: N sites' words at
+     * once cost the coordinator N buffers in flight (docs/SECAGG.md) */
+    task->secagg.masked_grant = self->gate != NULL;
     for (uint32_t i = 0; i < sa->params.n_sites; i++)
         snprintf(task->secagg.sites[i], sizeof task->secagg.sites[i], "%s", sa->ids[i]);
+}
+
+uint64_t mfl_engine_secagg_masked_bytes(const mfl_round_engine_t *self)
+{
+    const mfl_engine_secagg_t *sa = self->secagg;
+    if (!sa || !sa->server)
+        return 0;
+    return sa->params.length * mfl_secagg_word_bytes(&sa->params);
 }
 
 void mfl_engine_secagg_end(mfl_round_engine_t *self, bool abandoned, const char *reason)
@@ -339,9 +367,15 @@ static void s_next_phase(mfl_round_engine_t *self, uint64_t now_ms)
             s_abandon(self, now_ms, "the audit log cannot be written");
             return;
         }
-        size_t count, nu;
-        const void *sum = mfl_secagg_server_sum(srv, &count);
+        size_t count, nu, sum_bytes;
+        /* The sum's buffer leaves the server (which the end below
+         * destroys): folded from where it is, no copy. */
+        void *sum = mfl_secagg_server_take_sum(srv, &count, &sum_bytes);
         const uint32_t *u3 = mfl_secagg_server_survivors(srv, &nu);
+        if (!sum) {
+            s_abandon(self, now_ms, "no sum after unmasking");
+            return;
+        }
         const char *names[S_MAX];
         for (size_t i = 0; i < nu; i++)
             names[i] = sa->ids[u3[i] - 1];
@@ -362,14 +396,6 @@ static void s_next_phase(mfl_round_engine_t *self, uint64_t now_ms)
         uint32_t round = self->round;
         uint8_t nonce[MFL_ENGINE_NONCE_BYTES];
         memcpy(nonce, self->nonce, sizeof nonce);
-        const size_t sum_bytes = (size_t)sa->params.length * mfl_secagg_word_bytes(&sa->params);
-        void *copy = malloc(sum_bytes);
-        if (!copy)
-            {
-            s_abandon(self, now_ms, "out of memory for the sum");
-            return;
-        }
-        memcpy(copy, sum, sum_bytes);
         size_t n_words = (size_t)sa->params.length;
         char ids[S_MAX][MFL_ENGINE_SITE_MAX];
         for (size_t i = 0; i < nu; i++) {
@@ -377,10 +403,16 @@ static void s_next_phase(mfl_round_engine_t *self, uint64_t now_ms)
             names[i] = ids[i];
         }
         mfl_engine_secagg_end(self, false, "summed");
+        /* The buffer is the next attempt's running sum: that attempt opens
+         * (and zeroes it) only when this round closes, inside the call
+         * below after the sum was folded, and nothing here reads it after
+         * that call. */
+        free(sa->spare);
+        sa->spare = sum;
+        sa->spare_bytes = sum_bytes;
         /* The sites' losses do not travel under SecAgg: NaN = not sent. */
-        int rc = mfl_round_engine_secure_sum(self, round, nonce, names, nu, copy, n_words, NAN,
+        int rc = mfl_round_engine_secure_sum(self, round, nonce, names, nu, sum, n_words, NAN,
                                              NAN, transcript, now_ms, err, sizeof err);
-        free(copy);
         if (rc < 0) {
             mfl_error("round %u: the secure sum was not folded: %s", round, err);
             if (self->phase == MFL_ENGINE_ROUND && self->round == round)
@@ -457,6 +489,16 @@ int mfl_round_engine_secagg_msg_words(mfl_round_engine_t *self, const char *peer
                                       size_t n_words, unsigned word_bits, const uint8_t *known,
                                       uint64_t now_ms)
 {
+    const mfl_secagg_run_t run = {words, n_words};
+    return mfl_round_engine_secagg_msg_runs(self, peer, m, words ? &run : NULL, words ? 1 : 0,
+                                            word_bits, known, now_ms);
+}
+
+int mfl_round_engine_secagg_msg_runs(mfl_round_engine_t *self, const char *peer,
+                                     const mfl_secagg_wire_t *m, const mfl_secagg_run_t *runs,
+                                     size_t n_runs, unsigned word_bits, const uint8_t *known,
+                                     uint64_t now_ms)
+{
     mfl_round_engine_site_seen(self, peer, now_ms);
     mfl_engine_secagg_t *sa = self->secagg;
     uint32_t round = m->round;
@@ -496,8 +538,13 @@ int mfl_round_engine_secagg_msg_words(mfl_round_engine_t *self, const char *peer
     case MFL_MSG_SECAGG_SHARES:
         st = mfl_secagg_server_on_shares(sa->server, from, m->boxes, m->n_boxes, err, sizeof err);
         break;
-    case MFL_MSG_SECAGG_MASKED:
-        if (!words)
+    case MFL_MSG_SECAGG_MASKED: {
+        /* taken or refused, its upload slot goes to the next site */
+        mfl_engine_flow_release(self, peer);
+        size_t n_words = 0;
+        for (size_t r = 0; r < n_runs; r++)
+            n_words += runs[r].n;
+        if (!runs)
             st = mfl_secagg_fail(MFL_SECAGG_E_LENGTH, err, sizeof err, "no masked words");
         else if (word_bits != mfl_secagg_word_bits(&sa->params))
             st = mfl_secagg_fail(MFL_SECAGG_E_LENGTH, err, sizeof err,
@@ -512,17 +559,18 @@ int mfl_round_engine_secagg_msg_words(mfl_round_engine_t *self, const char *peer
             if (known)
                 memcpy(hash, known, sizeof hash);
             else
-                mfl_secagg_words_hash(words, n_words, word_bits, hash);
+                mfl_secagg_runs_hash(runs, n_runs, word_bits, hash);
             if (s_audit_masked(self, peer, hash, n_words) < 0) {
                 mfl_engine_reject(self, peer, MFL_REJECT_AUDIT_UNAVAILABLE, round,
                                   "secure aggregation: the coordinator cannot write its audit "
                                   "log; masked input not taken");
                 return -1;
             }
-            st = mfl_secagg_server_on_masked_hashed(sa->server, from, words, n_words, hash,
-                                                    NULL, err, sizeof err);
+            st = mfl_secagg_server_on_masked_runs(sa->server, from, runs, n_runs, hash, NULL,
+                                                  err, sizeof err);
         }
         break;
+    }
     case MFL_MSG_SECAGG_SIGNOFF:
         st = m->n_signoffs == 1
                  ? mfl_secagg_server_on_signoff(sa->server, from, &m->signoffs[0], err,

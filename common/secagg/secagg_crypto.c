@@ -1,6 +1,7 @@
 /* Key agreement, derivation, mask expansion (see secagg_crypto.h). */
 #include "secagg/secagg_crypto.h"
 
+#include <pthread.h>
 #include <sodium.h>
 #include <string.h>
 
@@ -178,19 +179,17 @@ static void s_add32(uint32_t *restrict v, const uint32_t *restrict ks, size_t w,
 #endif
 }
 
-int mfl_secagg_mask_many(void *v, size_t n, unsigned word_bits, const mfl_secagg_mask_t *masks,
-                         size_t n_masks)
+/* The masks of words [off, off + n) of v: each chunk of v takes every
+ * mask's keystream from the block that chunk starts at, so any split of
+ * v at chunk boundaries gives the same words as one pass. Checked by the
+ * callers. */
+static void s_mask_range(void *v, size_t off, size_t n, unsigned word_bits,
+                         const mfl_secagg_mask_t *masks, size_t n_masks)
 {
-    if ((uint64_t)n > MFL_SECAGG_MAX_WORDS || (word_bits != 32 && word_bits != 64) ||
-        mfl_secagg_crypto_init() < 0)
-        return -1;
-    for (size_t k = 0; k < n_masks; k++)
-        if (masks[k].sign != 1 && masks[k].sign != -1)
-            return -1;
     const size_t wb = word_bits / 8, per = S_CHUNK_BYTES / wb; /* words per chunk */
     uint64_t ks[S_CHUNK_BYTES / 8]; /* one chunk of one mask's keystream */
-    for (size_t done = 0; done < n; done += per) {
-        size_t w = n - done < per ? n - done : per;
+    for (size_t done = off; done < off + n; done += per) {
+        size_t w = off + n - done < per ? off + n - done : per;
         size_t bytes = (w * wb + 63) & ~(size_t)63;
         uint32_t block = (uint32_t)((uint64_t)done * wb / 64); /* < 2^32: n ≤ MAX_WORDS */
         for (size_t k = 0; k < n_masks; k++) {
@@ -204,6 +203,77 @@ int mfl_secagg_mask_many(void *v, size_t n, unsigned word_bits, const mfl_secagg
         }
     }
     sodium_memzero(ks, sizeof ks);
+}
+
+static int s_mask_args_ok(size_t n, unsigned word_bits, const mfl_secagg_mask_t *masks,
+                          size_t n_masks)
+{
+    if ((uint64_t)n > MFL_SECAGG_MAX_WORDS || (word_bits != 32 && word_bits != 64) ||
+        mfl_secagg_crypto_init() < 0)
+        return 0;
+    for (size_t k = 0; k < n_masks; k++)
+        if (masks[k].sign != 1 && masks[k].sign != -1)
+            return 0;
+    return 1;
+}
+
+int mfl_secagg_mask_many(void *v, size_t n, unsigned word_bits, const mfl_secagg_mask_t *masks,
+                         size_t n_masks)
+{
+    if (!s_mask_args_ok(n, word_bits, masks, n_masks))
+        return -1;
+    s_mask_range(v, 0, n, word_bits, masks, n_masks);
+    return 0;
+}
+
+typedef struct {
+    void *v;
+    size_t off, n;
+    unsigned word_bits;
+    const mfl_secagg_mask_t *masks;
+    size_t n_masks;
+} s_range_job_t;
+
+static void *s_range_thread(void *arg)
+{
+    const s_range_job_t *j = arg;
+    s_mask_range(j->v, j->off, j->n, j->word_bits, j->masks, j->n_masks);
+    return NULL;
+}
+
+int mfl_secagg_mask_many_threads(void *v, size_t n, unsigned word_bits,
+                                 const mfl_secagg_mask_t *masks, size_t n_masks,
+                                 unsigned threads)
+{
+    if (!s_mask_args_ok(n, word_bits, masks, n_masks))
+        return -1;
+    if (threads > MFL_SECAGG_MASK_MAX_THREADS)
+        threads = MFL_SECAGG_MASK_MAX_THREADS;
+    const size_t per = S_CHUNK_BYTES / (word_bits / 8);
+    const size_t chunks = (n + per - 1) / per;
+    if (threads < 2 || n_masks == 0 || chunks < 2 * (size_t)threads) {
+        s_mask_range(v, 0, n, word_bits, masks, n_masks);
+        return 0;
+    }
+    /* Parts of whole chunks; part 0 runs on the calling thread. A thread
+     * that cannot start leaves its part to the calling thread. */
+    s_range_job_t job[MFL_SECAGG_MASK_MAX_THREADS];
+    pthread_t tid[MFL_SECAGG_MASK_MAX_THREADS];
+    int started[MFL_SECAGG_MASK_MAX_THREADS] = {0};
+    for (unsigned t = 0; t < threads; t++) {
+        size_t c0 = chunks * t / threads, c1 = chunks * (t + 1) / threads;
+        size_t off = c0 * per, end = c1 * per < n ? c1 * per : n;
+        job[t] = (s_range_job_t){v, off, end - off, word_bits, masks, n_masks};
+        if (t > 0)
+            started[t] = pthread_create(&tid[t], NULL, s_range_thread, &job[t]) == 0;
+    }
+    s_range_thread(&job[0]);
+    for (unsigned t = 1; t < threads; t++) {
+        if (started[t])
+            pthread_join(tid[t], NULL);
+        else
+            s_range_thread(&job[t]);
+    }
     return 0;
 }
 

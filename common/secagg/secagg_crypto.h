@@ -108,6 +108,19 @@ typedef struct {
 int mfl_secagg_mask_many(void *v, size_t n, unsigned word_bits, const mfl_secagg_mask_t *masks,
                          size_t n_masks);
 
+/* mfl_secagg_mask_many on `threads` threads (the calling one and
+ * threads - 1 more, at most MFL_SECAGG_MASK_MAX_THREADS), each adding every
+ * mask to its own part of v (whole 16 KiB chunks): the same words, bit for
+ * bit, as one pass, in about 1/threads of the time when cores are free.
+ * For the coordinator's unmasking, which runs while every site waits. Fewer
+ * threads when v has fewer than 2 chunks per thread; a thread that cannot
+ * be started leaves its part to the calling thread. 0 or -1 as
+ * mfl_secagg_mask_many. */
+#define MFL_SECAGG_MASK_MAX_THREADS 8
+int mfl_secagg_mask_many_threads(void *v, size_t n, unsigned word_bits,
+                                 const mfl_secagg_mask_t *masks, size_t n_masks,
+                                 unsigned threads);
+
 /* Fills *m with the pairwise mask between `me` and `peer` (the nonce of
  * the pair, and the sign mfl_secagg_mask_pair would apply). 0, or -1 if
  * me == peer or sign is neither +1 nor -1. */

@@ -38,6 +38,7 @@ struct mfl_secagg_server {
     uint8_t transcript[MFL_SECAGG_PHASE_UNMASK + 1][32];
     uint8_t has_transcript[MFL_SECAGG_PHASE_UNMASK + 1];
     size_t count;
+    unsigned unmask_threads; /* mfl_secagg_server_set_threads; 1 by default */
 };
 
 const char *mfl_secagg_phase_name(mfl_secagg_phase_t phase)
@@ -58,17 +59,30 @@ mfl_secagg_server_t *mfl_secagg_server_new(const mfl_secagg_params_t *p,
                                            const uint8_t (*roster)[32], char *err,
                                            size_t errlen)
 {
-    if (mfl_secagg_params_check(p, err, errlen) < 0)
+    return mfl_secagg_server_new_reusing(p, roster, NULL, 0, err, errlen);
+}
+
+mfl_secagg_server_t *mfl_secagg_server_new_reusing(const mfl_secagg_params_t *p,
+                                                   const uint8_t (*roster)[32], void *buf,
+                                                   size_t buf_bytes, char *err, size_t errlen)
+{
+    if (mfl_secagg_params_check(p, err, errlen) < 0) {
+        free(buf);
         return NULL;
+    }
     if (sodium_init() < 0) {
+        free(buf);
         mfl_errf(err, errlen, "libsodium failed to initialise");
         return NULL;
     }
     mfl_secagg_server_t *self = calloc(1, sizeof *self);
-    if (!self)
+    if (!self) {
+        free(buf);
         goto out_oom;
+    }
     self->p = *p;
     self->phase = MFL_SECAGG_PHASE_ADVERTISE;
+    self->unmask_threads = 1;
     self->slots = (size_t)p->n_sites + 1;
     const size_t S = self->slots;
     self->roster = calloc(S, sizeof *self->roster);
@@ -79,7 +93,14 @@ mfl_secagg_server_t *mfl_secagg_server_new(const mfl_secagg_params_t *p,
     self->boxes = calloc(S * S, sizeof *self->boxes);
     self->shares = calloc(S * S, sizeof *self->shares);
     self->has_share = calloc(S * S, 1);
-    self->sum = calloc((size_t)p->length, mfl_secagg_word_bytes(p));
+    const size_t sum_bytes = (size_t)p->length * mfl_secagg_word_bytes(p);
+    if (buf && buf_bytes >= sum_bytes) { /* already faulted in: zeroed, not reallocated */
+        memset(buf, 0, sum_bytes);
+        self->sum = buf;
+    } else {
+        free(buf);
+        self->sum = calloc((size_t)p->length, mfl_secagg_word_bytes(p));
+    }
     uint8_t seed[32];
     mfl_secagg_graph_seed(seed, p);
     self->graph = mfl_secagg_graph_new(p->n_sites, p->neighbours, seed);
@@ -152,7 +173,8 @@ static int s_abandon(mfl_secagg_server_t *self, mfl_secagg_status_t why, char *e
     }
     self->phase = MFL_SECAGG_PHASE_ABANDONED;
     self->abandon_reason = why;
-    memset(self->sum, 0, (size_t)self->p.length * mfl_secagg_word_bytes(&self->p));
+    if (self->sum)
+        memset(self->sum, 0, (size_t)self->p.length * mfl_secagg_word_bytes(&self->p));
     return -1;
 }
 
@@ -312,13 +334,11 @@ size_t mfl_secagg_server_boxes_for(const mfl_secagg_server_t *self, uint32_t to,
     return m;
 }
 
-/* BLAKE2b-256 of n words of `wb` bytes as little-endian bytes. */
-static void s_hash_words(const void *y, size_t n, size_t wb, uint8_t out[32])
+/* n words of `wb` bytes into h as little-endian bytes. */
+static void s_hash_update_words(crypto_generichash_state *h, const void *y, size_t n, size_t wb)
 {
-    crypto_generichash_state h;
-    crypto_generichash_init(&h, NULL, 0, 32);
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    crypto_generichash_update(&h, (const uint8_t *)y, n * wb); /* already LE bytes */
+    crypto_generichash_update(h, (const uint8_t *)y, n * wb); /* already LE bytes */
 #else
     uint8_t buf[4096];
     size_t fill = 0;
@@ -328,25 +348,34 @@ static void s_hash_words(const void *y, size_t n, size_t wb, uint8_t out[32])
             buf[fill + b] = (uint8_t)(w >> (8 * b));
         fill += wb;
         if (fill == sizeof buf) {
-            crypto_generichash_update(&h, buf, fill);
+            crypto_generichash_update(h, buf, fill);
             fill = 0;
         }
     }
-    crypto_generichash_update(&h, buf, fill);
+    crypto_generichash_update(h, buf, fill);
 #endif
+}
+
+/* BLAKE2b-256 of n words of `wb` bytes as little-endian bytes. */
+static void s_hash_words(const void *y, size_t n, size_t wb, uint8_t out[32])
+{
+    crypto_generichash_state h;
+    crypto_generichash_init(&h, NULL, 0, 32);
+    s_hash_update_words(&h, y, n, wb);
     crypto_generichash_final(&h, out, 32);
 }
 
-/* Folds y into the running sum, mod 2^64 or 2^32 (vectorised loops). */
-static void s_fold_words(mfl_secagg_server_t *self, const void *y, size_t n)
+/* Folds y into words [at, at + n) of the running sum, mod 2^64 or 2^32
+ * (vectorised loops). */
+static void s_fold_words(mfl_secagg_server_t *self, size_t at, const void *y, size_t n)
 {
     if (mfl_secagg_word_bits(&self->p) == 64) {
-        uint64_t *restrict sum = self->sum;
+        uint64_t *restrict sum = (uint64_t *)self->sum + at;
         const uint64_t *restrict v = y;
         for (size_t j = 0; j < n; j++)
             sum[j] += v[j];
     } else {
-        uint32_t *restrict sum = self->sum;
+        uint32_t *restrict sum = (uint32_t *)self->sum + at;
         const uint32_t *restrict v = y;
         for (size_t j = 0; j < n; j++)
             sum[j] += v[j];
@@ -356,6 +385,16 @@ static void s_fold_words(mfl_secagg_server_t *self, const void *y, size_t n)
 void mfl_secagg_words_hash(const void *y, size_t n, unsigned word_bits, uint8_t out[32])
 {
     s_hash_words(y, n, word_bits / 8, out);
+}
+
+void mfl_secagg_runs_hash(const mfl_secagg_run_t *runs, size_t n_runs, unsigned word_bits,
+                          uint8_t out[32])
+{
+    crypto_generichash_state h;
+    crypto_generichash_init(&h, NULL, 0, 32);
+    for (size_t r = 0; r < n_runs; r++)
+        s_hash_update_words(&h, runs[r].words, runs[r].n, word_bits / 8);
+    crypto_generichash_final(&h, out, 32);
 }
 
 mfl_secagg_status_t mfl_secagg_server_check_masked(const mfl_secagg_server_t *self, uint32_t from,
@@ -378,24 +417,55 @@ mfl_secagg_status_t mfl_secagg_server_check_masked(const mfl_secagg_server_t *se
     return MFL_SECAGG_OK;
 }
 
+mfl_secagg_status_t mfl_secagg_server_on_masked_runs(mfl_secagg_server_t *self, uint32_t from,
+                                                     const mfl_secagg_run_t *runs,
+                                                     size_t n_runs,
+                                                     const uint8_t known_hash[32],
+                                                     uint8_t hash[32], char *err,
+                                                     size_t errlen)
+{
+    size_t n = 0;
+    for (size_t r = 0; r < n_runs; r++) {
+        if (runs[r].n && !runs[r].words)
+            return mfl_secagg_fail(MFL_SECAGG_E_LENGTH, err, errlen,
+                                   "site %u: masked input run %zu has no words", from, r);
+        if (runs[r].n > SIZE_MAX - n)
+            return mfl_secagg_fail(MFL_SECAGG_E_LENGTH, err, errlen,
+                                   "site %u: masked input too long", from);
+        n += runs[r].n;
+    }
+    mfl_secagg_status_t st = mfl_secagg_server_check_masked(self, from, n, err, errlen);
+    if (st != MFL_SECAGG_OK)
+        return st;
+    const size_t wb = mfl_secagg_word_bytes(&self->p);
+    crypto_generichash_state h;
+    if (!known_hash)
+        crypto_generichash_init(&h, NULL, 0, 32);
+    size_t at = 0;
+    for (size_t r = 0; r < n_runs; r++) {
+        s_fold_words(self, at, runs[r].words, runs[r].n);
+        if (!known_hash)
+            s_hash_update_words(&h, runs[r].words, runs[r].n, wb);
+        at += runs[r].n;
+    }
+    if (known_hash)
+        memcpy(self->masked_hash[from], known_hash, 32);
+    else
+        crypto_generichash_final(&h, self->masked_hash[from], 32);
+    if (hash)
+        memcpy(hash, self->masked_hash[from], 32);
+    self->in_u3[from] = 1;
+    return MFL_SECAGG_OK;
+}
+
 mfl_secagg_status_t mfl_secagg_server_on_masked_hashed(mfl_secagg_server_t *self, uint32_t from,
                                                        const void *y, size_t n,
                                                        const uint8_t known_hash[32],
                                                        uint8_t hash[32], char *err,
                                                        size_t errlen)
 {
-    mfl_secagg_status_t st = mfl_secagg_server_check_masked(self, from, n, err, errlen);
-    if (st != MFL_SECAGG_OK)
-        return st;
-    s_fold_words(self, y, n);
-    if (known_hash)
-        memcpy(self->masked_hash[from], known_hash, 32);
-    else
-        s_hash_words(y, n, mfl_secagg_word_bytes(&self->p), self->masked_hash[from]);
-    if (hash)
-        memcpy(hash, self->masked_hash[from], 32);
-    self->in_u3[from] = 1;
-    return MFL_SECAGG_OK;
+    const mfl_secagg_run_t run = {y, n};
+    return mfl_secagg_server_on_masked_runs(self, from, &run, 1, known_hash, hash, err, errlen);
 }
 
 mfl_secagg_status_t mfl_secagg_server_on_masked(mfl_secagg_server_t *self, uint32_t from,
@@ -663,7 +733,8 @@ int mfl_secagg_server_finish(mfl_secagg_server_t *self, char *err, size_t errlen
         }
     }
     if (!bad)
-        (void)mfl_secagg_mask_many(self->sum, len, mfl_secagg_word_bits(&self->p), masks, m);
+        (void)mfl_secagg_mask_many_threads(self->sum, len, mfl_secagg_word_bits(&self->p), masks,
+                                           m, self->unmask_threads);
     sodium_free(keys); /* wipes */
     free(masks);
     if (bad) {
@@ -705,4 +776,22 @@ int mfl_secagg_server_transcript(const mfl_secagg_server_t *self, mfl_secagg_pha
         return -1;
     memcpy(out, self->transcript[phase], 32);
     return 0;
+}
+
+void mfl_secagg_server_set_threads(mfl_secagg_server_t *self, unsigned threads)
+{
+    self->unmask_threads = threads < 1 ? 1
+                           : threads > MFL_SECAGG_MASK_MAX_THREADS ? MFL_SECAGG_MASK_MAX_THREADS
+                                                                    : threads;
+}
+
+void *mfl_secagg_server_take_sum(mfl_secagg_server_t *self, size_t *count, size_t *bytes)
+{
+    if (self->phase != MFL_SECAGG_PHASE_DONE || !self->sum)
+        return NULL;
+    void *sum = self->sum;
+    self->sum = NULL;
+    *count = self->count;
+    *bytes = (size_t)self->p.length * mfl_secagg_word_bytes(&self->p);
+    return sum;
 }

@@ -43,6 +43,22 @@ mfl_secagg_server_t *mfl_secagg_server_new(const mfl_secagg_params_t *p,
                                            const uint8_t (*roster)[32], char *err,
                                            size_t errlen);
 
+/* As mfl_secagg_server_new, with the running sum in `buf` (buf_bytes
+ * long) when it is big enough (length words of the attempt's width; then
+ * zeroed, not reallocated: a buffer from the previous attempt's
+ * mfl_secagg_server_take_sum has its pages in memory already), else in a
+ * fresh one. Takes ownership of `buf` in every case (NULL: none). */
+mfl_secagg_server_t *mfl_secagg_server_new_reusing(const mfl_secagg_params_t *p,
+                                                   const uint8_t (*roster)[32], void *buf,
+                                                   size_t buf_bytes, char *err, size_t errlen);
+
+/* How many threads finish may use to expand the masks it removes
+ * (mfl_secagg_mask_many_threads; 1 by default, at most
+ * MFL_SECAGG_MASK_MAX_THREADS): the coordinator's unmasking runs while
+ * every site waits for the round to close, so its cores are free. The sum
+ * is the same, bit for bit, with any number. */
+void mfl_secagg_server_set_threads(mfl_secagg_server_t *self, unsigned threads);
+
 /* Frees; accepts NULL and *self_p == NULL; nulls *self_p. */
 void mfl_secagg_server_destroy(mfl_secagg_server_t **self_p);
 
@@ -100,6 +116,27 @@ mfl_secagg_status_t mfl_secagg_server_on_masked_hashed(mfl_secagg_server_t *self
                                                        const uint8_t known_hash[32],
                                                        uint8_t hash[32], char *err,
                                                        size_t errlen);
+/* A masked vector as it arrived: runs of words, in order (e.g. the frames
+ * the transport received it in, each a whole number of words at an
+ * aligned address), so it is folded where it lies without being gathered
+ * into one buffer first. */
+typedef struct {
+    const void *words; /* n words of the attempt's width */
+    size_t n;
+} mfl_secagg_run_t;
+
+/* mfl_secagg_words_hash of the words of runs[0..n_runs) in order. */
+void mfl_secagg_runs_hash(const mfl_secagg_run_t *runs, size_t n_runs, unsigned word_bits,
+                          uint8_t out[32]);
+
+/* As mfl_secagg_server_on_masked_hashed for a vector in `n_runs` runs
+ * whose lengths add up to its length (the checks see the total). */
+mfl_secagg_status_t mfl_secagg_server_on_masked_runs(mfl_secagg_server_t *self, uint32_t from,
+                                                     const mfl_secagg_run_t *runs,
+                                                     size_t n_runs,
+                                                     const uint8_t known_hash[32],
+                                                     uint8_t hash[32], char *err,
+                                                     size_t errlen);
 /* Closes phase 3: U3 = the sites whose vectors are in the sum. */
 int mfl_secagg_server_end_masked(mfl_secagg_server_t *self, char *err, size_t errlen);
 /* U3, ascending (valid until destroy). */
@@ -135,6 +172,13 @@ int mfl_secagg_server_finish(mfl_secagg_server_t *self, char *err, size_t errlen
  * survivors' inputs when that fits the width) and *count = |U3|. NULL
  * before. Valid until destroy. */
 const void *mfl_secagg_server_sum(const mfl_secagg_server_t *self, size_t *count);
+
+/* After finish: hands the unmasked sum's buffer (what mfl_secagg_server_sum
+ * points to) to the caller, who frees it with free() or gives it to the
+ * next attempt (mfl_secagg_server_new_reusing); *count = |U3|, *bytes its
+ * size. The server no longer has a sum (mfl_secagg_server_sum: NULL). NULL
+ * before finish or when already taken. */
+void *mfl_secagg_server_take_sum(mfl_secagg_server_t *self, size_t *count, size_t *bytes);
 
 /* BLAKE2b-256 of what phase `phase` (ADVERTISE..UNMASK) accepted, in index
  * order (adverts; boxes; masked-vector hashes; signoffs; reveals), once

@@ -1,7 +1,9 @@
 /* A site's part in one securely aggregated round (site_secagg.h). */
 #include "site/site_secagg.h"
 
+#include <malloc.h> /* malloc_usable_size: a kept buffer's size */
 #include <sodium.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +14,45 @@
 #include "secagg/secagg_site.h"
 #include "secagg/secagg_update.h"
 
+struct mfl_site_secagg_spare {
+    mfl_aggregate_t *enc;   /* with the key below */
+    size_t enc_params;
+    unsigned enc_bits, enc_frac;
+    _Atomic(void *) x;      /* a words' buffer (malloc'd), or NULL */
+};
+
+mfl_site_secagg_spare_t *mfl_site_secagg_spare_new(void)
+{
+    mfl_site_secagg_spare_t *spare = calloc(1, sizeof *spare);
+    if (spare)
+        atomic_init(&spare->x, NULL);
+    return spare;
+}
+
+void mfl_site_secagg_spare_destroy(mfl_site_secagg_spare_t **spare_p)
+{
+    if (!spare_p || !*spare_p)
+        return;
+    mfl_site_secagg_spare_t *spare = *spare_p;
+    mfl_aggregate_destroy(&spare->enc);
+    free(atomic_exchange(&spare->x, NULL));
+    free(spare);
+    *spare_p = NULL;
+}
+
+void mfl_site_secagg_spare_return(mfl_site_secagg_spare_t *spare, void *words)
+{
+    if (!spare) {
+        free(words);
+        return;
+    }
+    free(atomic_exchange(&spare->x, words));
+}
+
 struct mfl_site_secagg {
+    mfl_site_secagg_spare_t *spare; /* where enc and x go on destroy (NULL: freed) */
+    size_t n_params;
+    unsigned frac_bits;
     mfl_secagg_params_t params;
     uint32_t index;
     mfl_secagg_site_t *sm;
@@ -20,6 +60,7 @@ struct mfl_site_secagg {
     void *x;              /* the encoded update, masked in place (words of the width) */
     bool have_input;
     bool masked;          /* x holds the masked words */
+    bool masked_grant;    /* the setup asks for a grant before the masked input */
 };
 
 void mfl_site_secagg_destroy(mfl_site_secagg_t **self_p)
@@ -28,9 +69,23 @@ void mfl_site_secagg_destroy(mfl_site_secagg_t **self_p)
         return;
     mfl_site_secagg_t *self = *self_p;
     mfl_secagg_site_destroy(&self->sm);
-    mfl_aggregate_destroy(&self->enc);
+    const size_t x_bytes = (size_t)self->params.length * mfl_secagg_word_bytes(&self->params);
     if (self->x)
-        sodium_memzero(self->x, (size_t)self->params.length * mfl_secagg_word_bytes(&self->params));
+        sodium_memzero(self->x, x_bytes);
+    mfl_site_secagg_spare_t *spare = self->spare;
+    if (spare && self->enc) {
+        mfl_aggregate_destroy(&spare->enc);
+        spare->enc = self->enc;
+        spare->enc_params = self->n_params;
+        spare->enc_bits = self->params.word_bits;
+        spare->enc_frac = self->frac_bits;
+        self->enc = NULL;
+    }
+    if (spare && self->x) {
+        mfl_site_secagg_spare_return(spare, self->x);
+        self->x = NULL;
+    }
+    mfl_aggregate_destroy(&self->enc);
     free(self->x);
     free(self);
     *self_p = NULL;
@@ -39,6 +94,16 @@ void mfl_site_secagg_destroy(mfl_site_secagg_t **self_p)
 mfl_site_secagg_t *mfl_site_secagg_new(const mfl_round_task_t *task, const char *self_id,
                                        const uint8_t sign_sk[64], const mfl_allow_list_t *roster,
                                        size_t n_params, char *err, size_t errlen)
+{
+    return mfl_site_secagg_new_spare(task, self_id, sign_sk, roster, n_params, NULL, err,
+                                     errlen);
+}
+
+mfl_site_secagg_t *mfl_site_secagg_new_spare(const mfl_round_task_t *task, const char *self_id,
+                                             const uint8_t sign_sk[64],
+                                             const mfl_allow_list_t *roster, size_t n_params,
+                                             mfl_site_secagg_spare_t *spare, char *err,
+                                             size_t errlen)
 {
     if (!task->has_secagg)
         return mfl_errf(err, errlen, "the task asks for no secure aggregation"), NULL;
@@ -83,6 +148,7 @@ mfl_site_secagg_t *mfl_site_secagg_new(const mfl_round_task_t *task, const char 
     self->params.neighbours = task->secagg.neighbours;
     self->params.length = task->secagg.length;
     self->params.word_bits = task->secagg.word_bits == 32 ? 32 : 64;
+    self->masked_grant = task->secagg.masked_grant;
     self->sm = mfl_secagg_site_new(&self->params, self->index, sign_sk,
                                    (const uint8_t(*)[32])keys, err, errlen);
     if (!self->sm)
@@ -95,10 +161,27 @@ mfl_site_secagg_t *mfl_site_secagg_new(const mfl_round_task_t *task, const char 
                  MFL_SECAGG_MAX_FRAC_BITS);
         goto out_fail;
     }
-    self->enc = mfl_secagg_update_aggregate(n_params, self->params.word_bits,
-                                            task->secagg.frac_bits);
+    self->spare = spare;
+    self->n_params = n_params;
+    self->frac_bits = task->secagg.frac_bits;
+    if (spare && spare->enc && spare->enc_params == n_params &&
+        spare->enc_bits == self->params.word_bits && spare->enc_frac == self->frac_bits) {
+        self->enc = spare->enc; /* only its quantisation is used: nothing to reset */
+        spare->enc = NULL;
+    } else {
+        self->enc = mfl_secagg_update_aggregate(n_params, self->params.word_bits,
+                                                task->secagg.frac_bits);
+        if (self->enc) /* a site never adds to it: its int64 sums are not needed */
+            mfl_aggregate_release(self->enc);
+    }
     const size_t wb = mfl_secagg_word_bytes(&self->params);
-    self->x = malloc((n_params + 1) * wb);
+    void *kept = spare ? atomic_exchange(&spare->x, NULL) : NULL;
+    if (kept && malloc_usable_size(kept) >= (n_params + 1) * wb) {
+        self->x = kept;
+    } else {
+        free(kept);
+        self->x = malloc((n_params + 1) * wb);
+    }
     if (!self->enc || !self->x) {
         mfl_errf(err, errlen, "out of memory for %zu words", n_params + 1);
         goto out_fail;
@@ -118,6 +201,11 @@ void *mfl_site_secagg_detach_words(mfl_site_secagg_t *self)
     void *w = self->x;
     self->x = NULL;
     return w;
+}
+
+const void *mfl_site_secagg_masked_words(const mfl_site_secagg_t *self)
+{
+    return self->masked ? self->x : NULL; /* never the clear update */
 }
 
 bool mfl_site_secagg_is(const mfl_site_secagg_t *self, uint32_t round, const uint8_t *nonce)
@@ -147,6 +235,11 @@ int mfl_site_secagg_advertise(mfl_site_secagg_t *self, mfl_secagg_wire_t *out, c
 double mfl_site_secagg_max_weight(const mfl_site_secagg_t *self)
 {
     return mfl_aggregate_max_weight(self->enc);
+}
+
+bool mfl_site_secagg_masked_grant(const mfl_site_secagg_t *self)
+{
+    return self->masked_grant;
 }
 
 unsigned mfl_site_secagg_word_bits(const mfl_site_secagg_t *self)

@@ -22,6 +22,21 @@
 
 typedef struct mfl_site_secagg mfl_site_secagg_t;
 
+/* What one attempt leaves for the next, kept by the agent between rounds
+ * so a round does not fault in fresh pages (at P = 1M: a 4 MB word buffer
+ * and the encoder's 8 MB of int64 sums, which a site never uses): the
+ * encoder (reused while n_params, word width and F stay) and the words'
+ * buffer, which comes back from ZeroMQ after a zero-copy send
+ * (mfl_site_secagg_spare_return, from any thread). */
+typedef struct mfl_site_secagg_spare mfl_site_secagg_spare_t;
+mfl_site_secagg_spare_t *mfl_site_secagg_spare_new(void);
+/* Frees what it holds; accepts NULL; nulls *spare_p. No send may still
+ * hold a buffer that returns to it. */
+void mfl_site_secagg_spare_destroy(mfl_site_secagg_spare_t **spare_p);
+/* A words' buffer (from mfl_site_secagg_detach_words) back for the next
+ * attempt: kept (a buffer kept before is freed) or freed. Thread-safe. */
+void mfl_site_secagg_spare_return(mfl_site_secagg_spare_t *spare, void *words);
+
 /* The attempt of `task` (task->has_secagg) for site `self_id` signing with
  * its Ed25519 secret key `sign_sk` (64 bytes, copied into guarded memory),
  * each site of the task's list looked up by id in `roster` (borrowed for
@@ -32,6 +47,15 @@ typedef struct mfl_site_secagg mfl_site_secagg_t;
 mfl_site_secagg_t *mfl_site_secagg_new(const mfl_round_task_t *task, const char *self_id,
                                        const uint8_t sign_sk[64], const mfl_allow_list_t *roster,
                                        size_t n_params, char *err, size_t errlen);
+/* As mfl_site_secagg_new, taking the encoder and words' buffer from
+ * `spare` when they fit (NULL: none), and giving them back to it on
+ * destroy (the words' buffer wiped first, if still held). `spare` must
+ * outlive the attempt. */
+mfl_site_secagg_t *mfl_site_secagg_new_spare(const mfl_round_task_t *task, const char *self_id,
+                                             const uint8_t sign_sk[64],
+                                             const mfl_allow_list_t *roster, size_t n_params,
+                                             mfl_site_secagg_spare_t *spare, char *err,
+                                             size_t errlen);
 void mfl_site_secagg_destroy(mfl_site_secagg_t **self_p);
 
 /* Whether `round` and `nonce` (16 bytes) are this attempt's. */
@@ -45,6 +69,11 @@ int mfl_site_secagg_advertise(mfl_site_secagg_t *self, mfl_secagg_wire_t *out, c
  * attempt's quantisation takes (2^32 with 64-bit words, 2^16 with 32:
  * docs/SECAGG.md "Word width"). */
 unsigned mfl_site_secagg_word_bits(const mfl_site_secagg_t *self);
+
+/* Whether the coordinator grants masked inputs (the setup's masked_grant):
+ * announce the masked words with UploadReady (length × word bytes) and
+ * send them on the UploadGrant; false: send them at once. */
+bool mfl_site_secagg_masked_grant(const mfl_site_secagg_t *self);
 double mfl_site_secagg_max_weight(const mfl_site_secagg_t *self);
 
 /* The site's update: Δ (n_params floats, already clipped and noised as its
@@ -60,6 +89,11 @@ int mfl_site_secagg_set_input(mfl_site_secagg_t *self, const float *delta, doubl
  * attempt no longer holds it (a zero-copy send releases it when sent).
  * NULL before masking or when already handed over. */
 void *mfl_site_secagg_detach_words(mfl_site_secagg_t *self);
+
+/* The masked words SECAGG_MASKED answered with (still held: not yet
+ * detached), for a site that sends them later (on its UploadGrant); NULL
+ * before masking or once detached. */
+const void *mfl_site_secagg_masked_words(const mfl_site_secagg_t *self);
 
 /* A coordinator's message `in` of this attempt. Returns 1 with the reply
  * in *out (for SECAGG_MASKED *words / *n_words are the masked vector, in

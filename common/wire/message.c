@@ -630,27 +630,50 @@ static int s_decode_encoded(mfl_msg_t *self, size_t i, const Metafl__TensorHeade
     return rc;
 }
 
-/* A uint64 or uint32 tensor: gathers its bytes into one 8-byte-aligned
- * copy owned by the message while hashing them, checks the hash. No
- * finiteness check (masked words are uniform bits). 0, or -1 after
- * s_refuse. */
-static int s_read_words(mfl_msg_t *self, size_t i, const Metafl__TensorHeader *h,
-                        zmq_msg_t *frames, int *reason, char *err, size_t errlen)
+/* 1 if frames [0, n) hold whole `wb`-byte words at `wb`-aligned
+ * addresses, so no word straddles two frames. */
+static int s_frames_are_word_runs(zmq_msg_t *frames, size_t n, size_t wb)
+{
+    for (size_t f = 0; f < n; f++)
+        if (zmq_msg_size(&frames[f]) % wb != 0 || (uintptr_t)zmq_msg_data(&frames[f]) % wb != 0)
+            return 0;
+    return 1;
+}
+
+/* A uint64 or uint32 tensor: hashes its bytes and checks the hash. Left in
+ * its frames when the receiver asked for runs (limits->pieces: the
+ * coordinator folds masked words from them) and every frame holds whole
+ * aligned words; else gathered into one aligned copy owned by the message
+ * while hashing. No finiteness check (masked words are uniform bits).
+ * Returns 1 (left in the frames: keep them), 0 (copied: the frames can
+ * go), or -1 after s_refuse. */
+static int s_read_words(mfl_msg_t *self, size_t i, size_t next, const Metafl__TensorHeader *h,
+                        const mfl_wire_limits_t *limits, int *reason, char *err, size_t errlen)
 {
     mfl_tensor_t *t = &self->tensors[i];
+    zmq_msg_t *frames = self->frames + next;
     const size_t wb = h->encoding == MFL_WIRE_ENCODING_U32 ? 4 : 8;
-    uint64_t *dst = malloc(t->count ? t->count * wb : 8);
-    if (!dst)
-        return s_refuse(reason, METAFL__REJECT_REASON__REJECT_TOO_LARGE, err, errlen,
-                        "tensor '%s': out of memory", t->name);
-    self->copies[i] = (float *)(void *)dst;
+    const int in_place = limits->pieces && h->n_frames > 1 && self->pieces &&
+                         s_frames_are_word_runs(frames, h->n_frames, wb);
+    uint64_t *dst = NULL;
+    if (!in_place) {
+        dst = malloc(t->count ? t->count * wb : 8);
+        if (!dst)
+            return s_refuse(reason, METAFL__REJECT_REASON__REJECT_TOO_LARGE, err, errlen,
+                            "tensor '%s': out of memory", t->name);
+        self->copies[i] = (float *)(void *)dst;
+    }
     crypto_generichash_state st;
     crypto_generichash_init(&st, NULL, 0, MFL_HASH_BYTES);
     size_t at = 0;
     for (uint32_t f = 0; f < h->n_frames; f++) {
         size_t sz = zmq_msg_size(&frames[f]);
-        memcpy((unsigned char *)dst + at, zmq_msg_data(&frames[f]), sz);
-        crypto_generichash_update(&st, (unsigned char *)dst + at, sz);
+        const unsigned char *src = zmq_msg_data(&frames[f]);
+        if (dst) {
+            memcpy((unsigned char *)dst + at, src, sz);
+            src = (const unsigned char *)dst + at;
+        }
+        crypto_generichash_update(&st, src, sz);
         at += sz;
     }
     uint8_t *hash = self->hashes + i * MFL_HASH_BYTES;
@@ -658,10 +681,19 @@ static int s_read_words(mfl_msg_t *self, size_t i, const Metafl__TensorHeader *h
     if (sodium_memcmp(hash, h->blake2b.data, MFL_HASH_BYTES) != 0)
         return s_refuse(reason, METAFL__REJECT_REASON__REJECT_HASH, err, errlen,
                         "tensor '%s': BLAKE2b of the data does not match its header", t->name);
-    t->data = (const float *)(const void *)dst;
+    if (in_place) { /* runs of words, counted in words (mfl_msg_word_runs) */
+        mfl_tensor_piece_t *runs = self->pieces + (next - 1);
+        for (size_t f = 0; f < h->n_frames; f++)
+            runs[f] = (mfl_tensor_piece_t){zmq_msg_data(&frames[f]), zmq_msg_size(&frames[f]) / wb};
+        t->data = NULL;
+        t->pieces = runs;
+        t->n_pieces = h->n_frames;
+    } else {
+        t->data = (const float *)(const void *)dst;
+    }
     t->blake2b = hash;
     t->encoding = h->encoding;
-    return 0;
+    return in_place;
 }
 
 /* Tensor i's data in frames [next, next + n_frames): one pass per
@@ -688,10 +720,13 @@ static int s_read_tensor(mfl_msg_t *self, size_t i, size_t next, const mfl_wire_
     mfl_tensor_t *t = &self->tensors[i];
     zmq_msg_t *owned = self->frames;
     if (h->encoding != MFL_QUANT_FP32) {
-        if (h->encoding == MFL_WIRE_ENCODING_U64 || h->encoding == MFL_WIRE_ENCODING_U32
-                ? s_read_words(self, i, h, owned + next, reason, err, errlen) < 0
-                : s_decode_encoded(self, i, h, owned + next, reason, err, errlen) < 0)
+        int rc = h->encoding == MFL_WIRE_ENCODING_U64 || h->encoding == MFL_WIRE_ENCODING_U32
+                     ? s_read_words(self, i, next, h, limits, reason, err, errlen)
+                     : s_decode_encoded(self, i, h, owned + next, reason, err, errlen);
+        if (rc < 0)
             return -1;
+        if (rc == 1)
+            return 0; /* words left in their frames */
         for (size_t f = next; f < next + h->n_frames; f++) { /* decoded: frames not needed */
             zmq_msg_close(&owned[f]);
             zmq_msg_init(&owned[f]);
@@ -965,6 +1000,27 @@ const uint32_t *mfl_msg_words32(const mfl_msg_t *self, size_t i, uint64_t *count
         return NULL;
     *count = self->tensors[i].count;
     return (const uint32_t *)(const void *)self->tensors[i].data;
+}
+const mfl_tensor_piece_t *mfl_msg_word_runs(const mfl_msg_t *self, size_t i,
+                                            mfl_tensor_piece_t *one, size_t *n_runs,
+                                            unsigned *word_bits, uint64_t *count)
+{
+    if (i >= self->n_tensors)
+        return NULL;
+    const mfl_tensor_t *t = &self->tensors[i];
+    if (t->encoding != MFL_WIRE_ENCODING_U64 && t->encoding != MFL_WIRE_ENCODING_U32)
+        return NULL;
+    if (!t->data && !t->pieces)
+        return NULL; /* released */
+    *word_bits = t->encoding == MFL_WIRE_ENCODING_U32 ? 32 : 64;
+    *count = t->count;
+    if (t->pieces) {
+        *n_runs = t->n_pieces;
+        return t->pieces;
+    }
+    *one = (mfl_tensor_piece_t){t->data, t->count};
+    *n_runs = 1;
+    return one;
 }
 const char *mfl_msg_site(const mfl_msg_t *self) { return self->site; }
 const uint8_t *mfl_msg_routing_id(const mfl_msg_t *self, size_t *len)

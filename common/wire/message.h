@@ -81,7 +81,8 @@ typedef struct {
                                   left in them, its view's data NULL and its runs in
                                   mfl_tensor_t.pieces, instead of copied into one
                                   buffer (4·P bytes less per update held; the
-                                  coordinator folds updates from the runs); default
+                                  coordinator folds updates from the runs); so are
+                                  uint64 / uint32 words (mfl_msg_word_runs); default
                                   false: every view has contiguous data */
 } mfl_wire_limits_t;
 
@@ -154,6 +155,18 @@ const uint64_t *mfl_msg_words(const mfl_msg_t *self, size_t i, uint64_t *count);
 
 /* The same for MFL_WIRE_ENCODING_U32 (4-byte aligned uint32 words). */
 const uint32_t *mfl_msg_words32(const mfl_msg_t *self, size_t i, uint64_t *count);
+
+/* Tensor i's words (MFL_WIRE_ENCODING_U64 or _U32, hash-verified) as runs
+ * in order, each {data: that many words of *word_bits bits, cast;
+ * count: words}: the frames they arrived in when the receiver asked for
+ * pieces (mfl_wire_limits_t.pieces) and each frame held whole aligned
+ * words (mfl_msg_words / words32 then return NULL: there is no one
+ * buffer), else one run written into *one. *n_runs, *word_bits (64 or 32)
+ * and *count (all words) are set. NULL for any other tensor. Valid until
+ * the message's tensors are released. */
+const mfl_tensor_piece_t *mfl_msg_word_runs(const mfl_msg_t *self, size_t i,
+                                            mfl_tensor_piece_t *one, size_t *n_runs,
+                                            unsigned *word_bits, uint64_t *count);
 
 /* Set by the server (never by the peer): the site id ZAP admitted ("" on the
  * client side), and the ROUTER routing id of the connection it came from. */

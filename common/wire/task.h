@@ -178,6 +178,7 @@ typedef struct {
         uint64_t length;                   /* masked vector words (n_params + 1) */
         uint32_t word_bits;                /* 0 or 64: 64-bit words; 32 */
         uint32_t frac_bits;                /* F with 32-bit words; 0 with 64 */
+        bool masked_grant;                 /* ask UploadReady before the masked input */
         size_t n_sites;                    /* ≤ MFL_TASK_SECAGG_MAX_SITES */
         /* the selection sorted by id; site i has index i + 1 */
         char sites[MFL_TASK_SECAGG_MAX_SITES][MFL_TASK_SITE_MAX + 1];

@@ -233,6 +233,7 @@ void mfl_round_task_to_msg(const mfl_round_task_t *t, mfl_round_task_msg_t *out)
         out->secagg.length = t->secagg.length;
         out->secagg.word_bits = t->secagg.word_bits == 32 ? 32 : 0; /* 64: as before */
         out->secagg.frac_bits = t->secagg.word_bits == 32 ? t->secagg.frac_bits : 0;
+        out->secagg.masked_grant = t->secagg.masked_grant;
         size_t n = t->secagg.n_sites <= MFL_TASK_SECAGG_MAX_SITES ? t->secagg.n_sites
                                                                   : MFL_TASK_SECAGG_MAX_SITES;
         for (size_t i = 0; i < n; i++)
@@ -273,6 +274,7 @@ static int s_secagg_setup(const Metafl__SecAggSetup *m, mfl_round_task_t *t, cha
         return mfl_errf(err, errlen, "secagg.frac_bits: %u with 64-bit words (must be 0)",
                         m->frac_bits), -1;
     t->secagg.frac_bits = m->frac_bits;
+    t->secagg.masked_grant = m->masked_grant;
     t->has_secagg = true;
     return 0;
 }

@@ -9,7 +9,10 @@
  *     float32, 1 fp16, 2 int8 with a scale byte per tensor, /16 or NaN at
  *     255; 3 unknown), so the encoded-update decoder is reachable too.
  * Bit 4 (either mode) decodes with limits.pieces, as the coordinator does:
- * tensors over several frames then stay in them as runs. */
+ * tensors over several frames then stay in them as runs. Bit 5
+ * (structured): a masked input instead (SECAGG_MASKED, one tensor of
+ * uint64 words, uint32 with bit 6), so the word reader is reachable, in
+ * place (whole aligned words a frame, with pieces) or gathered. */
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -65,6 +68,24 @@ static void s_decode(zmq_msg_t *f, size_t n, int pieces)
             const mfl_tensor_t *t = mfl_msg_tensor(m, i);
             mfl_tensor_piece_t one;
             size_t nr;
+            unsigned bits;
+            uint64_t words;
+            const mfl_tensor_piece_t *w = mfl_msg_word_runs(m, i, &one, &nr, &bits, &words);
+            if (w) { /* every byte of every run of words */
+                volatile uint8_t wsink = 0;
+                uint64_t total = 0;
+                for (size_t j = 0; j < nr; total += w[j].count, j++) {
+                    const uint8_t *b = (const uint8_t *)(const void *)w[j].data;
+                    if ((uintptr_t)b % (bits / 8))
+                        __builtin_trap(); /* runs are aligned words */
+                    for (uint64_t k = 0; k < w[j].count * (bits / 8); k++)
+                        wsink ^= b[k];
+                }
+                (void)wsink;
+                if (total != words || words != t->count)
+                    __builtin_trap();
+                continue;
+            }
             const mfl_tensor_piece_t *r = mfl_tensor_pieces(t, &one, &nr);
             uint64_t total = 0;
             for (size_t j = 0; j < nr; total += r[j].count, j++)
@@ -100,7 +121,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         s_decode(f, n, mode & 16);
         return 0;
     }
-    size_t nt = s_u8(&r) % 5;
+    const int masked = (mode & 32) != 0;
+    size_t nt = masked ? 1 : s_u8(&r) % 5;
     Metafl__TensorHeader th[4], *thp[4];
     uint64_t shapes[4][10];
     uint8_t hashes[4][32];
@@ -117,7 +139,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         th[i].shape = shapes[i];
         frames_of[i] = s_u8(&r) % 5;
         th[i].n_frames = (uint32_t)frames_of[i];
-        th[i].encoding = (mode >> 2) & 3;
+        th[i].encoding = masked ? ((mode & 64) ? MFL_WIRE_ENCODING_U32 : MFL_WIRE_ENCODING_U64)
+                                : (mode >> 2) & 3;
         if (th[i].encoding == 2) {
             unsigned b = s_u8(&r);
             th[i].scale = b == 255 ? NAN : (float)b / 16.0f;
@@ -152,11 +175,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             crypto_generichash_final(&st, hashes[i], 32);
     }
     Metafl__Heartbeat hb = METAFL__HEARTBEAT__INIT;
+    Metafl__SecAggMasked mk = METAFL__SEC_AGG_MASKED__INIT;
     Metafl__Envelope env = METAFL__ENVELOPE__INIT;
     env.protocol_version = MFL_WIRE_PROTOCOL_VERSION;
-    env.kind = METAFL__MESSAGE_KIND__HEARTBEAT;
-    env.body_case = METAFL__ENVELOPE__BODY_HEARTBEAT;
-    env.heartbeat = &hb;
+    if (masked) {
+        env.kind = METAFL__MESSAGE_KIND__SECAGG_MASKED;
+        env.body_case = METAFL__ENVELOPE__BODY_SECAGG_MASKED;
+        env.secagg_masked = &mk;
+    } else {
+        env.kind = METAFL__MESSAGE_KIND__HEARTBEAT;
+        env.body_case = METAFL__ENVELOPE__BODY_HEARTBEAT;
+        env.heartbeat = &hb;
+    }
     env.n_tensors = nt;
     env.tensors = thp;
     size_t plen = metafl__envelope__get_packed_size(&env);

@@ -111,7 +111,34 @@ static void s_config(mfl_coord_config_t *c, const char *sub, bool secure)
     snprintf(c->metrics_file, sizeof c->metrics_file, "%s/%s.jsonl", s_dir, sub);
 }
 
+/* Upload grants the engine sent (flow control), in order. */
+typedef struct {
+    int site[16];
+    size_t n;
+    uint32_t round;
+} grants_t;
+static grants_t s_grant_log;
+
+static int s_grant_spy(void *ctx, const char *site, uint32_t round, const uint8_t *nonce,
+                   size_t nonce_len)
+{
+    (void)ctx;
+    (void)nonce;
+    assert_int_equal(nonce_len, 16);
+    assert_true(s_grant_log.n < 16);
+    s_grant_log.site[s_grant_log.n++] = s_idx(site);
+    s_grant_log.round = round;
+    return 0;
+}
+
+static mfl_round_engine_t *s_engine_flow(const mfl_coord_config_t *c, net_t *net, bool flow);
+
 static mfl_round_engine_t *s_engine(const mfl_coord_config_t *c, net_t *net)
+{
+    return s_engine_flow(c, net, false);
+}
+
+static mfl_round_engine_t *s_engine_flow(const mfl_coord_config_t *c, net_t *net, bool flow)
 {
     mfl_engine_sink_t sink = {net, s_task_spy, NULL, s_reject_spy, s_closed_spy, NULL, NULL};
     char err[512];
@@ -122,6 +149,8 @@ static mfl_round_engine_t *s_engine(const mfl_coord_config_t *c, net_t *net)
         mfl_engine_secagg_io_t io = {net, s_key, s_send};
         mfl_round_engine_secagg_io(e, &io);
     }
+    if (flow)
+        assert_int_equal(mfl_round_engine_flow_control(e, s_grant_spy, NULL, 0), 0);
     for (int i = 0; i < N; i++)
         mfl_round_engine_site_hello(e, SITES[i], 1000, 0);
     mfl_round_engine_tick(e, 0);
@@ -177,12 +206,15 @@ static void s_plain_theta(const bool in[N], float *theta_out, size_t P)
 
 /* What each site does: 0 honest; 1 gone after sharing (no masked input
  * or later); 2 gone after advertising; 3 sends a short masked input first;
- * 4 sends its masked input twice. */
+ * 4 sends its masked input twice. With `ask` every site masks into its own
+ * yk and asks for an upload grant (UploadReady) instead of sending. */
 typedef struct {
     mfl_secagg_site_t *sm[N];
     int behaviour[N];
     uint64_t *x[N], *y;
     size_t L;
+    bool ask;
+    uint64_t *yk[N];
 } sites_t;
 
 static void s_sites_start(sites_t *s, net_t *net, const mfl_round_engine_t *e, size_t P)
@@ -223,6 +255,7 @@ static void s_sites_free(sites_t *s)
     for (int i = 0; i < N; i++) {
         mfl_secagg_site_destroy(&s->sm[i]);
         free(s->x[i]);
+        free(s->yk[i]);
     }
     free(s->y);
 }
@@ -264,6 +297,17 @@ static void s_pump(mfl_round_engine_t *e, net_t *net, sites_t *s)
                 case MFL_MSG_SECAGG_SHARES:
                     if (b == 1 || b == 2)
                         break;
+                    if (s->ask) { /* masked now, sent on the grant */
+                        s->yk[i] = malloc(s->L * 8);
+                        assert_int_equal(mfl_secagg_site_mask(s->sm[i], in->boxes, in->n_boxes,
+                                                              s->x[i], s->yk[i], err, sizeof err),
+                                         MFL_SECAGG_OK);
+                        assert_int_equal(mfl_round_engine_upload_ready(
+                                             e, SITES[i], net->task.round, net->task.nonce, 16,
+                                             s->L * 8, 1),
+                                         0);
+                        break;
+                    }
                     assert_int_equal(mfl_secagg_site_mask(s->sm[i], in->boxes, in->n_boxes,
                                                           s->x[i], s->y, err, sizeof err),
                                      MFL_SECAGG_OK);
@@ -492,6 +536,62 @@ static void test_plain_update_refused_and_too_few_abandon(void **state)
 
 /* secure_aggregation.phase_deadline_s: the share phase ends at the
  * configured deadline (0.7 s), not the derived 2.5 s; abandoned as above. */
+/* With upload flow control on, the setup tells the sites to ask before
+ * sending their masked input (masked_grant); the engine grants
+ * max_concurrent_uploads (2) at a time, each masked input taken hands its
+ * slot to the next site waiting, an UploadReady of the wrong size is
+ * refused (REJECT_SHAPE), and the round ends with θ bit-identical to the
+ * plain engine's over all five sites. */
+static void test_masked_inputs_wait_for_grants(void **state)
+{
+    (void)state;
+    static mfl_coord_config_t c;
+    s_config(&c, "grants", true);
+    c.max_concurrent_uploads = 2;
+    net_t *net = s_net();
+    memset(&s_grant_log, 0, sizeof s_grant_log);
+    mfl_round_engine_t *e = s_engine_flow(&c, net, true);
+    const size_t P = mfl_round_engine_n_state(e);
+    assert_true(net->task.secagg.masked_grant);
+    sites_t s;
+    memset(&s, 0, sizeof s);
+    s.ask = true;
+    s_sites_start(&s, net, e, P);
+    /* a request of the wrong size: refused */
+    assert_int_equal(mfl_round_engine_upload_ready(e, SITES[0], net->task.round, net->task.nonce,
+                                                   16, s.L * 8 - 8, 1),
+                     -1);
+    assert_int_equal(s_count(&net->sink, MFL_REJECT_SHAPE), 1);
+    s_advertise(e, net, &s);
+    s_pump(e, net, &s);
+    assert_string_equal(mfl_round_engine_secagg_phase(e), "masked");
+    assert_int_equal(s_grant_log.n, 2);
+    assert_int_equal(mfl_round_engine_uploads_in_flight(e), 2);
+    assert_int_equal(mfl_round_engine_uploads_waiting(e), 3);
+    mfl_secagg_wire_t *out = calloc(1, sizeof *out);
+    for (size_t k = 0; k < N; k++) {
+        assert_true(k < s_grant_log.n); /* each masked input taken grants the next */
+        int i = s_grant_log.site[k];
+        assert_int_equal(s_grant_log.round, net->task.round);
+        memset(out, 0, sizeof *out);
+        out->kind = MFL_MSG_SECAGG_MASKED;
+        assert_int_equal(s_reply(e, net, i, out, s.yk[i], s.L), 0);
+        assert_true(mfl_round_engine_uploads_in_flight(e) <= 2);
+    }
+    free(out);
+    assert_int_equal(s_grant_log.n, N);
+    s_pump(e, net, &s);
+    assert_int_equal(mfl_round_engine_rounds_done(e), 1);
+    const bool all[N] = {true, true, true, true, true};
+    float *want = malloc(P * sizeof *want);
+    s_plain_theta(all, want, P);
+    assert_memory_equal(mfl_round_engine_theta(e), want, P * sizeof *want);
+    free(want);
+    s_sites_free(&s);
+    mfl_round_engine_destroy(&e);
+    s_net_free(net);
+}
+
 static void test_configured_phase_deadline(void **state)
 {
     (void)state;
@@ -544,6 +644,7 @@ int main(void)
         cmocka_unit_test(test_hostile_masked_inputs_rejected_sum_exact),
         cmocka_unit_test(test_plain_update_refused_and_too_few_abandon),
         cmocka_unit_test(test_configured_phase_deadline),
+        cmocka_unit_test(test_masked_inputs_wait_for_grants),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }

@@ -168,6 +168,55 @@ static void test_mask_expansion_32_bit_words(void **state)
     assert_int_equal(mfl_secagg_mask_pair_spec(&pair, kab, &scope, 2, 2, 1), -1);
 }
 
+/* The coordinator's unmasking on several threads (each a part of whole
+ * 16 KiB chunks) adds the same words as one pass, for every thread count,
+ * both widths, lengths that end mid-chunk and vectors too short to split;
+ * bad arguments are refused as by mfl_secagg_mask_many. */
+static void test_mask_many_threads_equals_one_pass(void **state)
+{
+    (void)state;
+    uint8_t k1[32], k2[32], k3[32];
+    memset(k1, 3, sizeof k1);
+    memset(k2, 7, sizeof k2);
+    memset(k3, 9, sizeof k3);
+    mfl_secagg_mask_t m[3] = {{.key = k1, .sign = 1}, {.key = k2, .sign = -1},
+                              {.key = k3, .sign = -1}};
+    for (int i = 0; i < 3; i++)
+        memset(m[i].nonce, 0x10 + i, 12);
+    const size_t lens[] = {1, 4095, 4096 * 2 + 17, 4096 * 9 + 1000, 40000};
+    for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+        const size_t n = lens[li];
+        for (unsigned bits = 32; bits <= 64; bits += 32) {
+            const size_t wb = bits / 8;
+            uint8_t *ref = malloc(n * wb), *got = malloc(n * wb);
+            assert_non_null(ref);
+            assert_non_null(got);
+            for (size_t j = 0; j < n * wb; j++)
+                ref[j] = (uint8_t)(j * 131 + 7);
+            uint8_t *init = malloc(n * wb);
+            assert_non_null(init);
+            memcpy(init, ref, n * wb);
+            assert_int_equal(mfl_secagg_mask_many(ref, n, bits, m, 3), 0);
+            for (unsigned threads = 1; threads <= 5; threads++) {
+                memcpy(got, init, n * wb);
+                assert_int_equal(mfl_secagg_mask_many_threads(got, n, bits, m, 3, threads), 0);
+                assert_memory_equal(got, ref, n * wb);
+            }
+            memcpy(got, init, n * wb);
+            assert_int_equal(mfl_secagg_mask_many_threads(got, n, bits, m, 3, 100), 0);
+            assert_memory_equal(got, ref, n * wb);
+            free(init);
+            free(ref);
+            free(got);
+        }
+    }
+    uint32_t v[8] = {0};
+    assert_int_equal(mfl_secagg_mask_many_threads(v, 8, 16, m, 1, 2), -1);
+    mfl_secagg_mask_t bad = m[0];
+    bad.sign = 2;
+    assert_int_equal(mfl_secagg_mask_many_threads(v, 8, 32, &bad, 1, 2), -1);
+}
+
 /* RFC 7748 §6.1 X25519 keys; both sides derive the same pairwise key, which
  * differs per purpose, round, nonce and pair, and is pinned (fixed keys →
  * fixed bytes). */
@@ -401,6 +450,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mask_expansion_matches_rfc8439_keystream),
         cmocka_unit_test(test_mask_expansion_32_bit_words),
+        cmocka_unit_test(test_mask_many_threads_equals_one_pass),
         cmocka_unit_test(test_key_agreement_known_answers),
         cmocka_unit_test(test_sharing_known_answers_and_threshold),
         cmocka_unit_test(test_masked_update_looks_uniform),

@@ -37,6 +37,10 @@ typedef struct {
     int in_u3[NMAX + 1];         /* sites whose masked input was accepted */
     uint32_t corrupt_reveal_of;  /* a site whose revealed shares are flipped (0: none) */
     mfl_aggregate_t *agg;
+    int split;                   /* masked inputs folded as uneven runs (on_masked_runs) */
+    unsigned threads;            /* unmasking threads (0: the default) */
+    void *reuse;                 /* the next attempt's sum buffer (taken by h_start) */
+    size_t reuse_bytes;
 } h_t;
 
 static h_t s_h;
@@ -91,12 +95,19 @@ static void h_start(h_t *h)
         h->in_u3[i] = 0;
     }
     mfl_secagg_server_destroy(&h->srv);
-    h->srv = mfl_secagg_server_new(&h->p, (const uint8_t (*)[32])h->roster, err, sizeof err);
+    h->srv = mfl_secagg_server_new_reusing(&h->p, (const uint8_t (*)[32])h->roster, h->reuse,
+                                           h->reuse_bytes, err, sizeof err);
+    h->reuse = NULL;
+    h->reuse_bytes = 0;
     assert_non_null(h->srv);
+    if (h->threads)
+        mfl_secagg_server_set_threads(h->srv, h->threads);
 }
 
 static void h_free(h_t *h)
 {
+    free(h->reuse);
+    h->reuse = NULL;
     for (uint32_t i = 1; i <= h->p.n_sites; i++)
         mfl_secagg_site_destroy(&h->site[i]);
     mfl_secagg_server_destroy(&h->srv);
@@ -151,6 +162,33 @@ static mfl_secagg_status_t h_mask(h_t *h, uint32_t i, void *y)
     return mfl_secagg_site_mask(h->site[i], in, nb, h->x[i], y, err, sizeof err);
 }
 
+/* The coordinator takes site i's masked vector y: in one piece, or with
+ * h->split as frames would bring it, in uneven runs (1, L/3 - 1, 1, the
+ * rest) whose hash must be the whole vector's. */
+static void h_fold(h_t *h, uint32_t i, const void *y)
+{
+    char err[256];
+    if (!h->split) {
+        assert_int_equal(mfl_secagg_server_on_masked(h->srv, i, y, (size_t)h->p.length, NULL, err,
+                                                     sizeof err), MFL_SECAGG_OK);
+        return;
+    }
+    const size_t L = (size_t)h->p.length, wb = h->p.word_bits == 32 ? 4 : 8;
+    const unsigned bits = h->p.word_bits == 32 ? 32 : 64;
+    const uint8_t *b = (const uint8_t *)y;
+    mfl_secagg_run_t runs[4] = {{b, 1},
+                                {b + wb, L / 3 - 1},
+                                {b + wb * (L / 3), 1},
+                                {b + wb * (L / 3 + 1), L - L / 3 - 1}};
+    uint8_t got[32], want[32];
+    assert_int_equal(mfl_secagg_server_on_masked_runs(h->srv, i, runs, 4, NULL, got, err,
+                                                      sizeof err), MFL_SECAGG_OK);
+    mfl_secagg_words_hash(y, L, bits, want);
+    assert_memory_equal(got, want, 32);
+    mfl_secagg_runs_hash(runs, 4, bits, got);
+    assert_memory_equal(got, want, 32);
+}
+
 /* Phases 3-5; -1 if abandoned. */
 static int h_from_masked(h_t *h)
 {
@@ -166,8 +204,7 @@ static int h_from_masked(h_t *h)
         }
         if (!h_alive(h, i, 3))
             continue;
-        assert_int_equal(mfl_secagg_server_on_masked(h->srv, i, y, (size_t)h->p.length, NULL, err,
-                                                     sizeof err), MFL_SECAGG_OK);
+        h_fold(h, i, y);
         h->in_u3[i] = 1;
     }
     if (mfl_secagg_server_end_masked(h->srv, err, sizeof err) < 0)
@@ -293,6 +330,49 @@ static void test_exact_sum_with_32_bit_words(void **state)
     p.threshold = 5;
     assert_int_equal(mfl_secagg_params_check(&p, err, sizeof err), -1);
     assert_non_null(strstr(err, "64 or 32"));
+}
+
+/* The coordinator's fast paths give the same exact sum: masked inputs
+ * folded from uneven runs (as they arrive in frames; their hash equals the
+ * contiguous vector's), the unmasking on two threads, and the next
+ * attempt's running sum in the last one's buffer, handed over dirty
+ * (take_sum) and zeroed by new_reusing; a buffer too small is replaced.
+ * Both widths, with a site dropping after sharing (its pairwise masks come
+ * off in the same pass). */
+static void test_sum_from_runs_in_a_reused_buffer(void **state)
+{
+    (void)state;
+    h_t *h = &s_h;
+    for (uint32_t bits = 32; bits <= 64; bits += 32) {
+        h_init_w(h, 8, 5, 0, 1000, 21 + bits, bits, bits == 32 ? 12 : 0);
+        h->split = 1;
+        h->threads = 2;
+        h->drop[4] = 3;
+        assert_int_equal(h_run(h), 0);
+        assert_int_equal(h->in_u3[4], 0);
+        h_check_sum(h);
+        size_t count, bytes;
+        void *buf = mfl_secagg_server_take_sum(h->srv, &count, &bytes);
+        assert_non_null(buf);
+        assert_int_equal(count, 7);
+        assert_int_equal(bytes, (size_t)h->p.length * (bits / 8));
+        assert_null(mfl_secagg_server_sum(h->srv, &count));
+        assert_null(mfl_secagg_server_take_sum(h->srv, &count, &bytes));
+        memset(buf, 0xa5, bytes); /* whatever the last attempt left */
+        h->reuse = buf;
+        h->reuse_bytes = bytes;
+        h->drop[4] = 0;
+        assert_int_equal(h_run(h), 0);
+        assert_int_equal(h->in_u3[4], 1);
+        h_check_sum(h);
+        h->reuse = malloc(16);
+        assert_non_null(h->reuse);
+        memset(h->reuse, 0xa5, 16);
+        h->reuse_bytes = 16;
+        assert_int_equal(h_run(h), 0);
+        h_check_sum(h);
+        h_free(h);
+    }
 }
 
 static void test_exact_sum_without_dropouts(void **state)
@@ -444,8 +524,7 @@ static void h_to_unmask(h_t *h)
         assert_int_equal(h_mask(h, i, y), MFL_SECAGG_OK);
         if (!h_alive(h, i, 3))
             continue;
-        assert_int_equal(mfl_secagg_server_on_masked(h->srv, i, y, (size_t)h->p.length, NULL, err,
-                                                     sizeof err), MFL_SECAGG_OK);
+        h_fold(h, i, y);
         h->in_u3[i] = 1;
     }
     assert_int_equal(mfl_secagg_server_end_masked(h->srv, err, sizeof err), 0);
@@ -763,6 +842,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exact_sum_without_dropouts),
         cmocka_unit_test(test_exact_sum_with_32_bit_words),
+        cmocka_unit_test(test_sum_from_runs_in_a_reused_buffer),
         cmocka_unit_test(test_masked_input_hides_the_update),
         cmocka_unit_test(test_every_dropout_subset_in_every_phase),
         cmocka_unit_test(test_every_mix_of_drop_phases),

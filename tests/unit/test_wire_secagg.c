@@ -309,6 +309,94 @@ static void test_u32_words_travel_as_4_bytes(void **state)
     free(w);
 }
 
+/* A receiver that asked for pieces (the coordinator) gets masked words
+ * left in the frames they came in when each frame holds whole aligned
+ * words: runs in order, counted in words, their concatenation the words
+ * sent, the hash verified; no one buffer (mfl_msg_words NULL). Frames that
+ * split a word (1020-byte frames of 64-bit words; senders cut frames at
+ * multiples of 4 bytes) are gathered into one run. Both widths. */
+static void test_masked_words_stay_in_their_frames(void **state)
+{
+    (void)state;
+    enum { W = 3001 };
+    uint64_t *w = malloc(W * sizeof *w);
+    for (uint32_t j = 0; j < W; j++)
+        w[j] = j * 0x9e3779b97f4a7c15ull;
+    for (unsigned bits = 32; bits <= 64; bits += 32) {
+        const size_t wb = bits / 8;
+        const size_t chunks[] = {4096, 1020};
+        for (size_t c = 0; c < 2; c++) {
+            pair_t p;
+            s_pair(&p);
+            mfl_wire_limits_t lim;
+            mfl_wire_limits_default(&lim);
+            lim.chunk_bytes = chunks[c];
+            Metafl__SecAggMasked mk = METAFL__SEC_AGG_MASKED__INIT;
+            uint8_t nonce[16] = {0};
+            mk.nonce.data = nonce;
+            mk.nonce.len = 16;
+            Metafl__Envelope env = METAFL__ENVELOPE__INIT;
+            env.kind = METAFL__MESSAGE_KIND__SECAGG_MASKED;
+            env.body_case = METAFL__ENVELOPE__BODY_SECAGG_MASKED;
+            env.secagg_masked = &mk;
+            mfl_tensor_t t = mfl_tensor_vec("masked", (const float *)(const void *)w, W);
+            t.encoding = bits == 32 ? MFL_WIRE_ENCODING_U32 : MFL_WIRE_ENCODING_U64;
+            char err[256] = "";
+            assert_int_equal(
+                mfl_msg_send(p.a, NULL, 0, &env, &t, 1, &lim, NULL, NULL, err, sizeof err), 0);
+            zmq_msg_t f[64];
+            size_t n = 0;
+            for (int more = 1; more; n++) {
+                assert_true(n < 64);
+                zmq_msg_init(&f[n]);
+                assert_true(zmq_msg_recv(&f[n], p.b, 0) >= 0);
+                more = zmq_msg_more(&f[n]);
+            }
+            mfl_wire_limits_t rl;
+            mfl_wire_limits_default(&rl);
+            rl.pieces = true;
+            int reason = 0;
+            mfl_msg_t *m = mfl_msg_decode(f, n, &rl, &reason, err, sizeof err);
+            for (size_t i = 0; i < n; i++)
+                zmq_msg_close(&f[i]);
+            if (!m)
+                fail_msg("%s", err);
+            mfl_tensor_piece_t one;
+            size_t n_runs = 0;
+            unsigned got_bits = 0;
+            uint64_t count = 0;
+            const mfl_tensor_piece_t *runs =
+                mfl_msg_word_runs(m, 0, &one, &n_runs, &got_bits, &count);
+            assert_non_null(runs);
+            assert_int_equal(got_bits, bits);
+            assert_int_equal(count, W);
+            if (chunks[c] % wb == 0) { /* whole words a frame: left in them */
+                assert_int_equal(n_runs, (W * wb + chunks[c] - 1) / chunks[c]);
+                assert_null(bits == 32 ? (const void *)mfl_msg_words32(m, 0, &count)
+                                       : (const void *)mfl_msg_words(m, 0, &count));
+            } else { /* a word split between frames: gathered */
+                assert_int_equal(n_runs, 1);
+                assert_ptr_equal(runs, &one);
+            }
+            size_t at = 0;
+            for (size_t r = 0; r < n_runs; r++) {
+                assert_int_equal((uintptr_t)runs[r].data % wb, 0);
+                assert_memory_equal(runs[r].data, (const uint8_t *)w + at, runs[r].count * wb);
+                at += runs[r].count * wb;
+            }
+            assert_int_equal(at, W * wb);
+            uint8_t h[32];
+            crypto_generichash(h, 32, (const unsigned char *)w, W * wb, NULL, 0);
+            assert_memory_equal(mfl_msg_tensor(m, 0)->blake2b, h, 32);
+            mfl_tensor_piece_t none;
+            assert_null(mfl_msg_word_runs(m, 1, &none, &n_runs, &got_bits, &count));
+            mfl_msg_destroy(&m);
+            s_unpair(&p);
+        }
+    }
+    free(w);
+}
+
 static void test_words_only_in_a_masked_input(void **state)
 {
     (void)state;
@@ -493,6 +581,7 @@ int main(void)
         cmocka_unit_test(test_masked_words_travel_as_uint64),
         cmocka_unit_test(test_words_only_in_a_masked_input),
         cmocka_unit_test(test_u32_words_travel_as_4_bytes),
+        cmocka_unit_test(test_masked_words_stay_in_their_frames),
         cmocka_unit_test(test_codec_refuses_bad_sizes),
         cmocka_unit_test(test_round_task_carries_the_setup),
         cmocka_unit_test(test_reject_reasons_have_names),
