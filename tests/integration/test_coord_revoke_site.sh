@@ -13,7 +13,7 @@ RUN=$TEST_TMP/run
 CFG=$TEST_TMP/coordinator.yaml
 metafl sites --help | grep -q "revoke NAME" || fail "metafl sites --help does not explain revoke"
 out=$(metafl sites revoke 2>&1) && fail "revoke without NAME succeeded"
-echo "$out" | grep -q "NAME is required" || fail "revoke without NAME: $out"
+grep -q "NAME is required" <<<"$out" || fail "revoke without NAME: $out"
 
 # site-c joins first and is frozen once welcomed; then the others join,
 # round 1 opens with all three and waits for site-c.
@@ -52,7 +52,7 @@ wait_for 20 grep -q "refused connection from .* not in the allow-list" "$TEST_TM
 wait_for 60 bash -c "! kill -0 $COORD 2>/dev/null" || fail "the run did not finish without site-c"
 wait "$COORD" || fail "coordinator exited non-zero"
 grep '"event":"round"' "$RUN/metrics.jsonl" | tail -n +$((before + 1)) | while read -r line; do
-  echo "$line" | grep -q '"at_deadline":false' || fail "a round after the revocation ran to its deadline: $line"
+  grep -q '"at_deadline":false' <<<"$line" || fail "a round after the revocation ran to its deadline: $line"
 done
 grep -q '"kind":"site_revoked".*"site":"site-c"\|"site":"site-c".*"kind":"site_revoked"' "$RUN/audit.log" ||
   fail "no site_revoked record for site-c"

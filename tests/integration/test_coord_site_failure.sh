@@ -25,8 +25,8 @@ elapsed=$(( $(date +%s) - start ))
 grep -q "could not tell the coordinator" "$TEST_TMP/site-c.log" && fail "site-c could not send its failure"
 grep -q "round 1 refused: .*max_params" "$TEST_TMP/site-c.log" || fail "site-c did not fail as planned"
 grep '"event":"round"' "$RUN/metrics.jsonl" | while read -r line; do
-  echo "$line" | grep -q '"at_deadline":false' || fail "a round ran to its deadline: $line"
-  echo "$line" | grep -q '"accepted":2,"rejected":0,"failed":1' || fail "metrics do not count the failure: $line"
+  grep -q '"at_deadline":false' <<<"$line" || fail "a round ran to its deadline: $line"
+  grep -q '"accepted":2,"rejected":0,"failed":1' <<<"$line" || fail "metrics do not count the failure: $line"
 done
 grep -q "site site-c could not do its task: .*max_params" "$TEST_TMP/coordinator.log" ||
   fail "the coordinator did not log site-c's reason"

@@ -24,7 +24,7 @@ some_rounds() { [ "$(fed_rounds_done "$RUN")" -ge 1 ]; }
 wait_for 30 some_rounds || fail "no round completed"
 
 out=$(metafl status --config "$CFG" --abort) || fail "--abort: $out"
-echo "$out" | grep -q "took 'abort'" || fail "--abort not confirmed: $out"
+grep -q "took 'abort'" <<<"$out" || fail "--abort not confirmed: $out"
 wait_for 20 bash -c "! kill -0 $C_PID 2>/dev/null" || fail "coordinator did not stop on abort"
 rc=0; wait "$C_PID" || rc=$?
 [ "$rc" -eq 1 ] || fail "aborted coordinator exited $rc, want 1 (run not finished)"
@@ -32,16 +32,16 @@ rc=0; wait "$C_PID" || rc=$?
 grep -q '"phase":"aborted"' "$RUN/status.json" || fail "status.json phase is not 'aborted'"
 out=$(metafl status --config "$CFG" || true)
 echo "$out"
-echo "$out" | grep -q ": aborted by operator after [0-9]* of 200 rounds" ||
+grep -q ": aborted by operator after [0-9]* of 200 rounds" <<<"$out" ||
   fail "status does not say the operator aborted"
-echo "$out" | grep -qi "fail" && fail "an abort is shown as a failure: $out"
-echo "$out" | grep -q ", 0 updates rejected" || fail "late updates after the abort counted as rejections"
+grep -qi "fail" <<<"$out" && fail "an abort is shown as a failure: $out"
+grep -q ", 0 updates rejected" <<<"$out" || fail "late updates after the abort counted as rejections"
 grep -q "coordinator info: run aborted by the operator after" coordinator.log ||
   fail "abort not logged at info"
 grep -q "coordinator warn: .*abort" coordinator.log && fail "abort logged as a warning"
 
 out=$(metafl audit verify "$RUN/audit.log" --keys keys) || fail "audit verify: $out"
-echo "$out" | grep -q "^ok: [0-9]* records, chain intact" || fail "audit verify: $out"
+grep -q "^ok: [0-9]* records, chain intact" <<<"$out" || fail "audit verify: $out"
 # Capture first: under pipefail, grep -q quitting at the first match can
 # SIGPIPE a writer that is still printing, which reads as "not found".
 shown=$(metafl audit show "$RUN/audit.log") || fail "audit show failed"

@@ -15,15 +15,15 @@ cd "$TEST_TMP"
 
 out=$(metafl audit show "$LOG") || fail "show: $out"
 echo "$out"
-echo "$out" | head -n 1 | grep -q "seq .*round .*site .*kind .*norm .*hash .*note" ||
+head -n 1 <<<"$out" | grep -q "seq .*round .*site .*kind .*norm .*hash .*note" ||
   fail "show header lacks columns"
 total=$(grep -c . "$LOG")
-echo "$out" | grep -q "^$total of $total records shown, rounds 1..2" || fail "show count line"
-echo "$out" | grep -q "checks each record's" || fail "show does not say it checks form only"
+grep -q "^$total of $total records shown, rounds 1..2" <<<"$out" || fail "show count line"
+grep -q "checks each record's" <<<"$out" || fail "show does not say it checks form only"
 out=$(metafl audit show "$SLOG" --round 2) || fail "show --round: $out"
 # Round 2 at the site: its update_sent and the coordinator's chain head it
 # received with the task (peer_head, issue 10 item 8).
-echo "$out" | grep -q "^2 of .* records shown, rounds 2..2" || fail "show --round count line"
+grep -q "^2 of .* records shown, rounds 2..2" <<<"$out" || fail "show --round count line"
 
 for f in "$LOG" "$SLOG"; do
   metafl audit verify "$f" --keys keys | grep -q "^ok: " || fail "$f does not verify"

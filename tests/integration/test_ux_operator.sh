@@ -47,19 +47,19 @@ two_connected() { [ "$(grep -o '"connected":true' "$RUN/status.json" | wc -l)" -
 wait_for 20 two_connected || fail "two sites never connected"
 out=$(metafl status --config "$CFG") || fail "status: $out"
 echo "$out"
-echo "$out" | grep -q "paused before round 1 of 200 (0 done)" || fail "paused phase not worded"
-echo "$out" | grep -q "site-a .*connected" || fail "site-a not listed as connected"
+grep -q "paused before round 1 of 200 (0 done)" <<<"$out" || fail "paused phase not worded"
+grep -q "site-a .*connected" <<<"$out" || fail "site-a not listed as connected"
 
 out=$(metafl status --config "$CFG" --resume) || fail "--resume: $out"
-echo "$out" | grep -q "coordinator pid $C_PID took 'resume'" || fail "--resume not confirmed: $out"
+grep -q "coordinator pid $C_PID took 'resume'" <<<"$out" || fail "--resume not confirmed: $out"
 some_rounds() { [ "$(fed_rounds_done "$RUN")" -ge 2 ]; }
 wait_for 30 some_rounds || fail "no rounds after --resume"
 out=$(metafl status --config "$CFG" --pause) || fail "--pause: $out"
-echo "$out" | grep -q "took 'pause': it finishes the open round" || fail "--pause not confirmed"
+grep -q "took 'pause': it finishes the open round" <<<"$out" || fail "--pause not confirmed"
 out=$(metafl status --config "$CFG")
 echo "$out"
-echo "$out" | grep -Eq "paused before round|pausing after it" || fail "pause not shown"
-echo "$out" | grep -q "selected sites' updates accepted; their mean training loss" ||
+grep -Eq "paused before round|pausing after it" <<<"$out" || fail "pause not shown"
+grep -q "selected sites' updates accepted; their mean training loss" <<<"$out" ||
   fail "the last round's numbers are not explained"
 
 # The coordinator dies: status says so, --abort / --resume are refused and
@@ -68,7 +68,7 @@ kill -KILL "$C_PID"
 wait "$C_PID" 2>/dev/null || true
 out=$(metafl status --config "$CFG") || fail "status of a dead coordinator failed: $out"
 echo "$out"
-echo "$out" | grep -q "NOT RUNNING: process $C_PID has exited" || fail "dead coordinator not reported"
+grep -q "NOT RUNNING: process $C_PID has exited" <<<"$out" || fail "dead coordinator not reported"
 for cmd in abort resume; do
   rc=0
   metafl status --config "$CFG" --$cmd >out.log 2>&1 || rc=$?
@@ -87,7 +87,7 @@ grep -q "ignored 'abort' in .*control" coordinator.log || fail "stale abort not 
 running() { metafl status --config "$CFG" | grep -q "coordinator pid $C_PID on .*: waiting for sites\|coordinator pid $C_PID on .*: running round"; }
 wait_for 20 running || { metafl status --config "$CFG"; fail "restarted coordinator is not running rounds"; }
 out=$(metafl status --config "$CFG" --abort) || fail "--abort: $out"
-echo "$out" | grep -q "took 'abort': it stops now" || fail "--abort not confirmed"
+grep -q "took 'abort': it stops now" <<<"$out" || fail "--abort not confirmed"
 wait_for 20 metafl status --config "$CFG" --json >/dev/null
 stopped() { metafl status --config "$CFG" | grep -q "coordinator pid $C_PID on .*: aborted by operator after"; }
 wait_for 20 stopped || fail "abort not shown"

@@ -12,9 +12,9 @@ cd "$TEST_TMP"
 out=$(metafl keygen hospital-x --dir newkeys/sub) || fail "keygen into a missing dir: $out"
 echo "$out"
 [ "$(stat -c %a newkeys/sub)" = 700 ] || fail "the new key dir is not mode 0700"
-echo "$out" | grep -q "created newkeys/sub (mode 0700)" || fail "keygen did not say it made the dir"
+grep -q "created newkeys/sub (mode 0700)" <<<"$out" || fail "keygen did not say it made the dir"
 sign=$(sed -n 's/^sign: //p' newkeys/sub/hospital-x.pub)
-echo "$out" | grep -q "signing key $sign" || fail "keygen does not print the .pub's signing key"
+grep -q "signing key $sign" <<<"$out" || fail "keygen does not print the .pub's signing key"
 mv newkeys/sub keys
 metafl keygen coordinator --dir keys >/dev/null
 fed_make_csv rows.csv 5 60 0
