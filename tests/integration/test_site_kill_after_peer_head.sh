@@ -31,14 +31,29 @@ fed_site site-b --exit-after-eval
 fed_site site-c
 C_PID=$LAST_PID
 
-# The moment: site-c's log ends with its peer_head of round 1.
-peer_head_written() { tail -n 1 "$SLOG" 2>/dev/null | grep -q '"kind":"peer_head","round":1,'; }
+# The moment: site-c's log ends with its peer_head of round 1. Watched
+# without starting a process per look (on a loaded machine, or with other
+# tests running beside this one, a tail | grep could take longer than the
+# training window): the log is read line by line from one open descriptor,
+# and the pause between looks is a read with a timeout on a FIFO that
+# nobody writes.
+mkfifo "$TEST_TMP/tick"
+exec 8<>"$TEST_TMP/tick"
+wait_for 30 test -e "$SLOG" || fail "site-c never opened its audit log"
+exec 7<"$SLOG"
 deadline=$((SECONDS + 30))
-until peer_head_written; do
-  [ $SECONDS -lt $deadline ] || fail "site-c never recorded the coordinator's head of round 1"
-  sleep 0.005
+part=
+while :; do
+  if IFS= read -r line <&7; then
+    line=$part$line part=
+    case $line in *'"kind":"peer_head","round":1,'*) kill -KILL "$C_PID"; break ;; esac
+  else
+    part=$part$line # a line still being written
+    [ $SECONDS -lt $deadline ] || fail "site-c never recorded the coordinator's head of round 1"
+    read -r -t 0.005 -u 8 _ || true
+  fi
 done
-kill -KILL "$C_PID"
+exec 7<&- 8<&-
 wait "$C_PID" 2>/dev/null || true
 tail -n 1 "$SLOG" | grep -q '"kind":"peer_head","round":1,' ||
   fail "site-c wrote more after its peer_head before the kill landed (training too fast to test)"
