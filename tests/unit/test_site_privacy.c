@@ -187,8 +187,36 @@ static void test_config_policy_loads_and_bad_values_name_file_line(void **state)
     assert_int_equal(c.privacy.mode, MFL_PRIVACY_MODE_SITE);
     assert_true(c.privacy.epsilon_budget == 4 && c.privacy.noise_multiplier == 1.5 &&
                 c.privacy.clip_max == 1.0 && c.privacy.min_records == 30 &&
-                c.privacy.min_batch == 8 && !c.privacy.allow_unnoised_stats);
+                c.privacy.min_batch == 8 && !c.privacy.allow_unnoised_stats &&
+                !c.privacy.distributed_noise);
     mfl_site_config_clear(&c);
+    path = s_write("dist.yaml", S_SITE "  distributed_noise: true\n");
+    if (mfl_site_config_load(path, &c, err, sizeof err))
+        fail_msg("%s", err);
+    assert_true(c.privacy.distributed_noise);
+    mfl_site_config_clear(&c);
+    /* Mode record keeps its DP-SGD noise whole: the opt-in is refused there,
+     * naming the file, the key and its line (the last of the file). */
+    {
+        char text[2048];
+        snprintf(text, sizeof text, "%s", S_SITE);
+        char *m = strstr(text, "  mode: site\n");
+        assert_non_null(m);
+        memmove(m, m + strlen("  mode: site\n"), strlen(m + strlen("  mode: site\n")) + 1);
+        strncat(text, "  mode: record\n  sample_rate: 0.1\n  distributed_noise: true\n",
+                sizeof text - strlen(text) - 1);
+        int line = 0;
+        for (const char *q = text; *q; q++)
+            line += *q == '\n';
+        char where[40];
+        snprintf(where, sizeof where, "distrec.yaml:%d:", line);
+        path = s_write("distrec.yaml", text);
+        err[0] = '\0';
+        assert_int_equal(mfl_site_config_load(path, &c, err, sizeof err), -1);
+        if (!strstr(err, where) || !strstr(err, "privacy.distributed_noise") ||
+            !strstr(err, "mode record"))
+            fail_msg("distributed_noise with mode record: %s", err);
+    }
     /* Each bad value: refused, naming the file, the line and the key. */
     const struct {
         const char *line, *key;
@@ -207,6 +235,7 @@ static void test_config_policy_loads_and_bad_values_name_file_line(void **state)
         {"  sample_rate: 0\n", "privacy.sample_rate"},
         {"  sample_rate: 1.5\n", "privacy.sample_rate"},
         {"  mode: record\n", "privacy.sample_rate"}, /* record needs a rate */
+        {"  distributed_noise: maybe\n", "privacy.distributed_noise"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char text[2048];
