@@ -107,7 +107,9 @@ int mfl_privacy_decide(const mfl_privacy_policy_t *policy, const mfl_privacy_acc
 /* Distributed noise under secure aggregation. When the policy opts in
  * (distributed_noise), the plan is site-level DP (dp, not record) and the
  * round is securely summed with threshold `secagg_threshold` = t ≥ 2 (every
- * sum the coordinator can unmask holds at least t inputs), sets
+ * sum the coordinator can unmask holds at least t inputs) and the site's
+ * statistics are withheld (send_stats false: its weight in the sum is 1,
+ * every other weight is ≥ 1, so the sum's noise is ≥ σS), sets
  * plan->noise_shares = t; otherwise 0. The plan's noise_multiplier stays σ,
  * the value the round is accounted at (epsilon_after is unchanged). */
 void mfl_privacy_plan_share(const mfl_privacy_policy_t *policy, bool secagg,

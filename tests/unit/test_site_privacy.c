@@ -676,7 +676,8 @@ static void test_ledger_from_the_log_and_a_tampered_epsilon_is_named(void **stat
 /* One site-level DP round (σ = 2, S = 1) on a model of ~2.3k parameters;
  * returns the empirical per-coordinate std of the sent Δ (the clipped Δ,
  * norm ≤ 1, adds at most 1/n to the variance) and the decoded header. */
-static double s_noise_round(bool opt_in, bool secagg, uint32_t t, Metafl__UpdateHeader **hdr,
+static double s_noise_round(bool opt_in, bool stats, bool secagg, uint32_t t,
+                            Metafl__UpdateHeader **hdr,
                             double *eps_worker, uint8_t **header, size_t *header_len,
                             uint8_t sk[64])
 {
@@ -687,6 +688,7 @@ static double s_noise_round(bool opt_in, bool secagg, uint32_t t, Metafl__Update
     mfl_privacy_policy_t p;
     s_site_policy(&p);
     p.distributed_noise = opt_in;
+    p.allow_unnoised_stats = stats;
     assert_int_equal(mfl_site_worker_set_privacy(w, &p, err, sizeof err), 0);
     size_t n;
     float *theta = s_theta_of("mlp:4-384-1", &n);
@@ -730,21 +732,24 @@ static void test_distributed_noise_adds_a_share_and_accounts_the_sums_sigma(void
     assert_int_equal(mfl_privacy_accountant_epsilon(&mine, 1e-5, 0, &eps, NULL, err,
                                                     sizeof err), 0);
     const struct {
-        bool opt_in, secagg;
+        bool opt_in, stats, secagg;
         uint32_t t;
         double sd;          /* σS/√t with the share, σS without */
         uint32_t shares;
     } c[] = {
-        {true, true, 4, 1.0, 4},   /* opted in, SecAgg t = 4: σS/2 */
-        {true, false, 0, 2.0, 0},  /* opted in, no SecAgg: full noise */
-        {false, true, 4, 2.0, 0},  /* SecAgg, not opted in: full noise */
+        {true, false, true, 4, 1.0, 4},  /* opted in, SecAgg t = 4: σS/2 */
+        {true, false, false, 0, 2.0, 0}, /* opted in, no SecAgg: full noise */
+        {false, false, true, 4, 2.0, 0}, /* SecAgg, not opted in: full noise */
+        /* opted in, SecAgg, but weighted by its sample count (stats sent):
+         * it could outweigh the others' shares, so full noise */
+        {true, true, true, 4, 2.0, 0},
     };
     for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
         Metafl__UpdateHeader *h;
         double eps_w;
         uint8_t *header = NULL;
         size_t header_len = 0;
-        double sd = s_noise_round(c[i].opt_in, c[i].secagg, c[i].t, &h, &eps_w,
+        double sd = s_noise_round(c[i].opt_in, c[i].stats, c[i].secagg, c[i].t, &h, &eps_w,
                                   i == 0 ? &header : NULL, &header_len, sk);
         /* ~2.3k coordinates: the std estimate is within ~2% (1σ) */
         if (fabs(sd - c[i].sd) > 0.08 * c[i].sd)
