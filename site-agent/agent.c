@@ -623,16 +623,18 @@ static void s_drop_pending(mfl_site_agent_t *self)
     self->pending.zero_copy = false;
 }
 
-/* UploadReady{round, nonce, bytes} for the pending update. */
-static void s_send_ready(mfl_site_agent_t *self)
+/* Sends UploadReady{round, nonce, bytes}: this site has `what` for the
+ * round and waits for an UploadGrant. A send that fails is only logged:
+ * the coordinator re-sends the task after a reconnect, and the site asks
+ * again then. */
+static void s_send_upload_ready(mfl_site_agent_t *self, uint32_t round, uint8_t *nonce,
+                                size_t nonce_len, uint64_t bytes, const char *what)
 {
     Metafl__UploadReady ur = METAFL__UPLOAD_READY__INIT;
-    ur.round = self->pending.round;
-    ur.nonce.data = self->pending.nonce;
-    ur.nonce.len = self->pending.nonce_len;
-    const mfl_site_round_result_t *r = &self->pending.r;
-    ur.update_bytes = r->encoding ? mfl_quant_bytes((mfl_quant_kind_t)r->encoding, r->n_delta)
-                                  : (uint64_t)r->n_delta * sizeof(float);
+    ur.round = round;
+    ur.nonce.data = nonce;
+    ur.nonce.len = nonce_len;
+    ur.update_bytes = bytes;
     Metafl__Envelope env = METAFL__ENVELOPE__INIT;
     env.protocol_version = MFL_WIRE_PROTOCOL_VERSION;
     env.kind = METAFL__MESSAGE_KIND__UPLOAD_READY;
@@ -640,12 +642,21 @@ static void s_send_ready(mfl_site_agent_t *self)
     env.upload_ready = &ur;
     char err[512];
     if (mfl_client_send(self->client, &env, NULL, 0, NULL, NULL, err, sizeof err))
-        mfl_warn("site %s: round %u: upload request not delivered: %s (the coordinator "
-                 "re-sends the task after we reconnect)", self->cfg->site_id,
-                 self->pending.round, err);
+        mfl_warn("site %s: round %u: upload request for the %s not delivered: %s (asked again "
+                 "when the coordinator re-sends the task)", self->cfg->site_id, round, what, err);
     else
-        mfl_debug("site %s: round %u: update ready, waiting for an upload grant",
-                  self->cfg->site_id, self->pending.round);
+        mfl_debug("site %s: round %u: %s ready, waiting for an upload grant", self->cfg->site_id,
+                  round, what);
+}
+
+/* UploadReady for the pending update. */
+static void s_send_ready(mfl_site_agent_t *self)
+{
+    const mfl_site_round_result_t *r = &self->pending.r;
+    uint64_t bytes = r->encoding ? mfl_quant_bytes((mfl_quant_kind_t)r->encoding, r->n_delta)
+                                 : (uint64_t)r->n_delta * sizeof(float);
+    s_send_upload_ready(self, self->pending.round, self->pending.nonce, self->pending.nonce_len,
+                        bytes, "update");
 }
 
 static mfl_agent_status_t s_upload(mfl_site_agent_t *self, const Metafl__UploadGrant *g);
@@ -954,25 +965,10 @@ static mfl_agent_status_t s_secagg_send_masked(mfl_site_agent_t *self, const mfl
 /* UploadReady for the masked input waiting in sa_pending. */
 static void s_secagg_send_ready(mfl_site_agent_t *self)
 {
-    Metafl__UploadReady ur = METAFL__UPLOAD_READY__INIT;
-    ur.round = self->sa_pending.round;
-    ur.nonce.data = self->sa_pending.nonce;
-    ur.nonce.len = MFL_SECAGG_NONCE_BYTES;
-    ur.update_bytes = (uint64_t)self->sa_pending.n_words *
-                      (self->secagg ? mfl_site_secagg_word_bits(self->secagg) / 8 : 8);
-    Metafl__Envelope env = METAFL__ENVELOPE__INIT;
-    env.protocol_version = MFL_WIRE_PROTOCOL_VERSION;
-    env.kind = METAFL__MESSAGE_KIND__UPLOAD_READY;
-    env.body_case = METAFL__ENVELOPE__BODY_UPLOAD_READY;
-    env.upload_ready = &ur;
-    char err[512];
-    if (mfl_client_send(self->client, &env, NULL, 0, NULL, NULL, err, sizeof err))
-        mfl_warn("site %s: round %u: masked input's upload request not delivered: %s (asked "
-                 "again when the coordinator re-sends the task)", self->cfg->site_id,
-                 self->sa_pending.round, err);
-    else
-        mfl_debug("site %s: round %u: masked input ready, waiting for an upload grant",
-                  self->cfg->site_id, self->sa_pending.round);
+    uint64_t bytes = (uint64_t)self->sa_pending.n_words *
+                     (self->secagg ? mfl_site_secagg_word_bits(self->secagg) / 8 : 8);
+    s_send_upload_ready(self, self->sa_pending.round, self->sa_pending.nonce,
+                        MFL_SECAGG_NONCE_BYTES, bytes, "masked input");
 }
 
 /* The UploadGrant `g` for the masked input in sa_pending, if it is: sends

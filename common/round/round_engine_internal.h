@@ -198,6 +198,11 @@ struct mfl_round_engine {
     size_t n_moments, cap_moments;
 };
 
+/* Whether output.checkpoint_dir holds a checkpoint, or one that cannot be
+ * read: either way a run trained there before. For a state file that such a
+ * run would have written (selection, scaling) and that is missing. */
+bool mfl_engine_has_checkpoint(const mfl_round_engine_t *self);
+
 /* round_scaling.c */
 /* At construction, after selection's start: whether the run needs the
  * pooled scaling, and if so the one on record (scaling.state) if any. A

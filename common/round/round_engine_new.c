@@ -43,6 +43,18 @@ static int s_layout(mfl_round_engine_t *self)
     return 0;
 }
 
+bool mfl_engine_has_checkpoint(const mfl_round_engine_t *self)
+{
+    mfl_checkpoint_t ck;
+    memset(&ck, 0, sizeof ck);
+    char path[MFL_COORD_PATH_MAX];
+    char err[256];
+    int have = mfl_checkpoint_latest(self->config.checkpoint_dir, &ck, path, sizeof path, err,
+                                     sizeof err);
+    mfl_checkpoint_clear(&ck);
+    return have != 0;
+}
+
 /* Loads the latest checkpoint: 1 (its path in path[MFL_COORD_PATH_MAX]),
  * 0 if there is none and the run directory holds no earlier run, -1. */
 static int s_resume(mfl_round_engine_t *self, char *path, char *err, size_t errlen)

@@ -118,14 +118,7 @@ int mfl_engine_scaling_start(mfl_round_engine_t *self, char *err, size_t errlen)
         fclose(probe);
         return s_read_state(self, path, err, errlen);
     }
-    mfl_checkpoint_t ck;
-    memset(&ck, 0, sizeof ck);
-    char ck_path[MFL_COORD_PATH_MAX];
-    char cerr[256];
-    int have = mfl_checkpoint_latest(self->config.checkpoint_dir, &ck, ck_path, sizeof ck_path,
-                                     cerr, sizeof cerr);
-    mfl_checkpoint_clear(&ck);
-    if (have != 0) {
+    if (mfl_engine_has_checkpoint(self)) {
         mfl_errf(err, errlen, "%s: a checkpoint is there but no federated standardisation "
                  "record (%s); this run trained with each site's own scaling: set "
                  "data.standardize: site to resume it, or use another output.checkpoint_dir",

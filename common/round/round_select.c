@@ -65,14 +65,7 @@ int mfl_engine_select_start(mfl_round_engine_t *self, char *err, size_t errlen)
     }
     /* No winner on record: selection (again) from the first candidate.
      * A checkpoint here would be a run that trained without it. */
-    mfl_checkpoint_t ck;
-    memset(&ck, 0, sizeof ck);
-    char ck_path[MFL_COORD_PATH_MAX];
-    char cerr[256];
-    int have = mfl_checkpoint_latest(self->config.checkpoint_dir, &ck, ck_path, sizeof ck_path,
-                                     cerr, sizeof cerr);
-    mfl_checkpoint_clear(&ck);
-    if (have != 0) {
+    if (mfl_engine_has_checkpoint(self)) {
         mfl_errf(err, errlen, "%s: a checkpoint is there but no model selection result (%s); "
                  "this run trained without selection: turn selection.enabled off to resume "
                  "it, or use another output.checkpoint_dir", self->config.checkpoint_dir, path);
