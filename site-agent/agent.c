@@ -894,14 +894,18 @@ static int s_secagg_start(mfl_site_agent_t *self, const mfl_round_task_t *task, 
 }
 
 /* The trained update into the attempt, weighted by the sample count the
- * site signed (what the coordinator would weight a plain update by). */
+ * site signed (what the coordinator would weight a plain update by): 1
+ * when the count is not sent (DP with the statistics withheld), as the
+ * coordinator and `metafl simulate` weight such a site; a weight of 0 would
+ * be refused by the quantiser. */
 static int s_secagg_input(mfl_site_agent_t *self, const mfl_site_round_result_t *r, char *err,
                           size_t errlen)
 {
     mfl_update_header_t h;
     if (mfl_update_header_decode(r->header, r->header_len, &h, err, errlen) < 0)
         return -1;
-    return mfl_site_secagg_set_input(self->secagg, r->delta, (double)h.n_samples, err, errlen);
+    double weight = h.not_sent & MFL_STAT_N_SAMPLES ? 1.0 : (double)h.n_samples;
+    return mfl_site_secagg_set_input(self->secagg, r->delta, weight, err, errlen);
 }
 
 /* The site's record of its masked input (secagg_masked: the words' hash),

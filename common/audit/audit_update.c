@@ -40,7 +40,11 @@ int mfl_audit_record_from_update(mfl_audit_record_t *rec, mfl_audit_kind_t kind,
     if (h.has_privacy && h.privacy.applied) {
         rec->has_privacy = true;
         rec->privacy.clip = h.privacy.clip_norm;
-        rec->privacy.sigma = h.privacy.noise_multiplier;
+        /* The σ the round is accounted at: with distributed noise (a
+         * 1/t share added under SecAgg) the sum's σ, not the share
+         * (docs/PRIVACY.md); the signed header keeps both. */
+        rec->privacy.sigma = h.privacy.noise_shares > 0 ? h.privacy.sum_noise_multiplier
+                                                        : h.privacy.noise_multiplier;
         /* q, steps, δ as the site signed them (privacy record fields 41-43);
          * 0 = an older site: one site-level release (q = 1, one step). */
         rec->privacy.q = h.privacy.sample_rate > 0 ? h.privacy.sample_rate : 1.0;

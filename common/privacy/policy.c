@@ -158,3 +158,22 @@ int mfl_privacy_decide(const mfl_privacy_policy_t *p, const mfl_privacy_accounta
     plan->send_stats = p->allow_unnoised_stats;
     return 0;
 }
+
+void mfl_privacy_plan_share(const mfl_privacy_policy_t *policy, bool secagg,
+                            uint32_t secagg_threshold, mfl_privacy_plan_t *plan)
+{
+    plan->noise_shares = 0;
+    /* Only with the site's weight 1 (sample count withheld): every other
+     * weight is ≥ 1, so a sum of k ≥ t terms carries noise variance
+     * Σ w_j² (σS)²/t ≥ (σS)², at least this site's sensitivity S times σ.
+     * A site weighted by its sample count could outweigh the rest. */
+    if (policy->distributed_noise && secagg && secagg_threshold >= 2 && plan->dp &&
+        !plan->record && !plan->send_stats && plan->noise_multiplier > 0.0)
+        plan->noise_shares = secagg_threshold;
+}
+
+double mfl_privacy_plan_applied_sigma(const mfl_privacy_plan_t *plan)
+{
+    return plan->noise_shares >= 2 ? plan->noise_multiplier / sqrt((double)plan->noise_shares)
+                                   : plan->noise_multiplier;
+}

@@ -50,6 +50,8 @@ typedef struct {
     uint64_t min_records;     /* ≥ 1: training rows behind one update */
     uint64_t min_batch;       /* ≥ 1: rows per batch the task may ask for */
     bool allow_unnoised_stats;/* losses, pre-clip norm, sample count may leave with DP on */
+    bool distributed_noise;   /* under SecAgg with threshold t, add a 1/t share of the
+                               * site-level noise variance (docs/PRIVACY.md); not mode record */
 } mfl_privacy_policy_t;
 
 /* What the task asked for (from RoundTask.privacy and its algorithm). */
@@ -75,6 +77,8 @@ typedef struct {
     double delta;
     double epsilon_after;     /* ε spent once this round's update is out */
     bool send_stats;          /* unnoised losses / norms / counts may leave */
+    uint32_t noise_shares;    /* t ≥ 2: distributed noise, the site adds N(0, (σS)²/t)
+                               * and accounts σ; 0: full noise (mfl_privacy_plan_share) */
 } mfl_privacy_plan_t;
 
 /* The policy a site without a privacy section has: mode none, minimums 1,
@@ -99,5 +103,20 @@ int mfl_privacy_policy_check(const mfl_privacy_policy_t *policy, char *err, size
 int mfl_privacy_decide(const mfl_privacy_policy_t *policy, const mfl_privacy_accountant_t *spent,
                        const mfl_privacy_request_t *req, uint64_t n_records,
                        mfl_privacy_plan_t *plan, char *err, size_t errlen);
+
+/* Distributed noise under secure aggregation. When the policy opts in
+ * (distributed_noise), the plan is site-level DP (dp, not record) and the
+ * round is securely summed with threshold `secagg_threshold` = t ≥ 2 (every
+ * sum the coordinator can unmask holds at least t inputs) and the site's
+ * statistics are withheld (send_stats false: its weight in the sum is 1,
+ * every other weight is ≥ 1, so the sum's noise is ≥ σS), sets
+ * plan->noise_shares = t; otherwise 0. The plan's noise_multiplier stays σ,
+ * the value the round is accounted at (epsilon_after is unchanged). */
+void mfl_privacy_plan_share(const mfl_privacy_policy_t *policy, bool secagg,
+                            uint32_t secagg_threshold, mfl_privacy_plan_t *plan);
+
+/* The noise multiplier the site adds to its own Δ: σ/√t with distributed
+ * noise (noise_shares = t), else σ. */
+double mfl_privacy_plan_applied_sigma(const mfl_privacy_plan_t *plan);
 
 #endif

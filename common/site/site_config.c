@@ -100,7 +100,8 @@ static void s_check_keys(mfl_yaml_doc_t *doc)
     mfl_yaml_check_keys(doc, "privacy",
                         (const char *[]){"mode", "epsilon_budget", "delta", "noise_multiplier",
                                          "clip_min", "clip_max", "sample_rate", "min_records",
-                                         "min_batch", "allow_unnoised_stats", NULL});
+                                         "min_batch", "allow_unnoised_stats", "distributed_noise",
+                                         NULL});
     mfl_yaml_check_keys(doc, "limits",
                         (const char *[]){"max_message_bytes", "max_params", "heartbeat_s",
                                          "connect_timeout_s", NULL});
@@ -367,6 +368,12 @@ static void s_read_privacy(mfl_yaml_doc_t *doc, mfl_privacy_policy_t *p)
         p->min_batch = (uint64_t)v;
     /* With DP on, nothing unnoised leaves unless the hospital says so. */
     p->allow_unnoised_stats = mfl_yaml_get_bool(doc, "privacy.allow_unnoised_stats", !dp);
+    /* Opt-in: under SecAgg add a 1/t share of the noise (docs/PRIVACY.md). */
+    p->distributed_noise = mfl_yaml_get_bool(doc, "privacy.distributed_noise", false);
+    if (p->distributed_noise && p->mode == MFL_PRIVACY_MODE_RECORD)
+        mfl_yaml_fail(doc, "privacy.distributed_noise", "applies to site-level noise on Δ "
+                      "(mode site, or a DP task in mode none); mode record adds its noise "
+                      "inside DP-SGD at every step and keeps it whole");
 }
 
 static void s_read(mfl_yaml_doc_t *doc, mfl_site_config_t *c)

@@ -28,7 +28,9 @@ static double s_csprng_normal(void)
 }
 
 /* Applies the decided plan to Δ: clip to norm S, then add N(0, (σS)²) per
- * coordinate from the CSPRNG. Returns the pre-clip norm. */
+ * coordinate from the CSPRNG, or N(0, (σS)²/t) with distributed noise
+ * (plan->noise_shares = t, mfl_privacy_plan_share). Returns the pre-clip
+ * norm. */
 static double s_apply_privacy(mfl_site_worker_t *self, const mfl_privacy_plan_t *plan)
 {
     double pre_clip = mfl_site_l2(self->delta, self->n_state);
@@ -39,7 +41,7 @@ static double s_apply_privacy(mfl_site_worker_t *self, const mfl_privacy_plan_t 
         for (size_t i = 0; i < self->n_state; i++)
             self->delta[i] *= scale;
     }
-    double sd = plan->noise_multiplier * plan->clip_norm;
+    double sd = mfl_privacy_plan_applied_sigma(plan) * plan->clip_norm;
     if (sd > 0) {
         for (size_t i = 0; i < self->n_state; i++)
             self->delta[i] += (float)(sd * s_csprng_normal());
@@ -253,7 +255,11 @@ static int s_build_header(mfl_site_worker_t *self, const mfl_round_task_t *task,
     hdr.has_privacy = true;
     hdr.privacy.applied = plan->dp || plan->clip_only;
     hdr.privacy.clip_norm = hdr.privacy.applied ? plan->clip_norm : 0;
-    hdr.privacy.noise_multiplier = hdr.privacy.applied ? plan->noise_multiplier : 0;
+    /* What was added; with distributed noise the σ/√t share, the t and
+     * the σ the round is accounted at (the sum's) go with it. */
+    hdr.privacy.noise_multiplier = hdr.privacy.applied ? mfl_privacy_plan_applied_sigma(plan) : 0;
+    hdr.privacy.noise_shares = plan->noise_shares;
+    hdr.privacy.sum_noise_multiplier = plan->noise_shares ? plan->noise_multiplier : 0;
     hdr.privacy.pre_clip_norm = not_sent & MFL_STAT_PRE_CLIP_NORM ? 0 : out->pre_clip_norm;
     hdr.privacy.epsilon_spent = plan->epsilon_after;
     snprintf(hdr.privacy.mechanism, sizeof hdr.privacy.mechanism, "%s",
@@ -303,6 +309,7 @@ static int s_round(mfl_site_worker_t *self, const mfl_round_task_t *task, const 
             mfl_errf(err, errlen, "%s", why);
         return MFL_SITE_ROUND_DECLINED;
     }
+    mfl_privacy_plan_share(&self->policy, task->has_secagg, task->secagg.threshold, &plan);
 
     char sub[512];
     if (plan.record && mfl_algo_episodic_head(self->learner_config.algo,

@@ -270,6 +270,11 @@ typedef struct {
         uint64_t steps;
         double delta;
         bool stats_withheld;
+        /* distributed noise under SecAgg: t > 0 = noise_multiplier is the
+         * σ/√t share applied, epsilon_spent is at sum_noise_multiplier (σ);
+         * 0 = full noise (fields 210-211) */
+        uint32_t noise_shares;
+        double sum_noise_multiplier;
     } privacy;
     double delta_norm;
     /* The site's audit log head when it signed (record count, hash);

@@ -565,6 +565,16 @@ int mfl_update_header_from_msg(const Metafl__UpdateHeader *m, mfl_update_header_
         h->privacy.steps = m->privacy->steps;
         h->privacy.delta = m->privacy->delta;
         h->privacy.stats_withheld = m->privacy->stats_withheld;
+        h->privacy.noise_shares = m->privacy->noise_shares;
+        h->privacy.sum_noise_multiplier = m->privacy->sum_noise_multiplier;
+        if (h->privacy.noise_shares > MFL_TASK_SECAGG_MAX_SITES ||
+            (h->privacy.noise_shares > 0 && !(isfinite(h->privacy.sum_noise_multiplier) &&
+                                              h->privacy.sum_noise_multiplier > 0))) {
+            mfl_errf(err, errlen, "privacy.noise_shares %u needs 1..%d shares and a finite "
+                     "sum_noise_multiplier > 0 (got %g)", (unsigned)h->privacy.noise_shares,
+                     MFL_TASK_SECAGG_MAX_SITES, h->privacy.sum_noise_multiplier);
+            return -1;
+        }
     }
     h->delta_norm = m->delta_norm;
     for (size_t i = 0; i < m->n_not_sent; i++) {
@@ -626,6 +636,8 @@ int mfl_update_header_encode(const mfl_update_header_t *h, const uint8_t *hashes
     priv.steps = h->privacy.steps;
     priv.delta = h->privacy.delta;
     priv.stats_withheld = h->privacy.stats_withheld;
+    priv.noise_shares = h->privacy.noise_shares;
+    priv.sum_noise_multiplier = h->privacy.sum_noise_multiplier;
     Metafl__UpdateHeader m = METAFL__UPDATE_HEADER__INIT;
     m.round = h->round;
     m.nonce = s_bin(h->nonce, h->nonce_len);

@@ -5,7 +5,9 @@
  * statistics; the budget refuses the round that would pass it; the ledger
  * read back from the site's signed audit log gives the same ε; and the
  * auditor's recomputation names a record whose ε was tampered with and
- * re-signed by the site's own key. */
+ * re-signed by the site's own key. With privacy.distributed_noise and a
+ * SecAgg task of threshold t the site adds σS/√t and accounts σ (the sum's
+ * noise); without either it adds σS. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -187,8 +189,36 @@ static void test_config_policy_loads_and_bad_values_name_file_line(void **state)
     assert_int_equal(c.privacy.mode, MFL_PRIVACY_MODE_SITE);
     assert_true(c.privacy.epsilon_budget == 4 && c.privacy.noise_multiplier == 1.5 &&
                 c.privacy.clip_max == 1.0 && c.privacy.min_records == 30 &&
-                c.privacy.min_batch == 8 && !c.privacy.allow_unnoised_stats);
+                c.privacy.min_batch == 8 && !c.privacy.allow_unnoised_stats &&
+                !c.privacy.distributed_noise);
     mfl_site_config_clear(&c);
+    path = s_write("dist.yaml", S_SITE "  distributed_noise: true\n");
+    if (mfl_site_config_load(path, &c, err, sizeof err))
+        fail_msg("%s", err);
+    assert_true(c.privacy.distributed_noise);
+    mfl_site_config_clear(&c);
+    /* Mode record keeps its DP-SGD noise whole: the opt-in is refused there,
+     * naming the file, the key and its line (the last of the file). */
+    {
+        char text[2048];
+        snprintf(text, sizeof text, "%s", S_SITE);
+        char *m = strstr(text, "  mode: site\n");
+        assert_non_null(m);
+        memmove(m, m + strlen("  mode: site\n"), strlen(m + strlen("  mode: site\n")) + 1);
+        strncat(text, "  mode: record\n  sample_rate: 0.1\n  distributed_noise: true\n",
+                sizeof text - strlen(text) - 1);
+        int line = 0;
+        for (const char *q = text; *q; q++)
+            line += *q == '\n';
+        char where[40];
+        snprintf(where, sizeof where, "distrec.yaml:%d:", line);
+        path = s_write("distrec.yaml", text);
+        err[0] = '\0';
+        assert_int_equal(mfl_site_config_load(path, &c, err, sizeof err), -1);
+        if (!strstr(err, where) || !strstr(err, "privacy.distributed_noise") ||
+            !strstr(err, "mode record"))
+            fail_msg("distributed_noise with mode record: %s", err);
+    }
     /* Each bad value: refused, naming the file, the line and the key. */
     const struct {
         const char *line, *key;
@@ -207,6 +237,7 @@ static void test_config_policy_loads_and_bad_values_name_file_line(void **state)
         {"  sample_rate: 0\n", "privacy.sample_rate"},
         {"  sample_rate: 1.5\n", "privacy.sample_rate"},
         {"  mode: record\n", "privacy.sample_rate"}, /* record needs a rate */
+        {"  distributed_noise: maybe\n", "privacy.distributed_noise"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char text[2048];
@@ -287,12 +318,12 @@ static void s_set(char *dst, size_t cap, const char *v)
     snprintf(dst, cap, "%s", v);
 }
 
-static float *s_theta(size_t *n)
+static float *s_theta_of(const char *spec, size_t *n)
 {
     mfl_learner_config_t c;
     memset(&c, 0, sizeof c);
     mfl_learner_config_defaults(&c, MFL_ALGO_REPTILE);
-    snprintf(c.model_spec, sizeof c.model_spec, "mlp:4-8-1");
+    snprintf(c.model_spec, sizeof c.model_spec, "%s", spec);
     c.loss = MFL_LOSS_BCE;
     char err[256];
     mfl_learner_t *l = mfl_learner_new(&c, 64, err, sizeof err);
@@ -303,6 +334,11 @@ static float *s_theta(size_t *n)
     mfl_learner_init_state(l, theta, 99);
     mfl_learner_destroy(&l);
     return theta;
+}
+
+static float *s_theta(size_t *n)
+{
+    return s_theta_of("mlp:4-8-1", n);
 }
 
 static void test_site_dp_round_is_clipped_noised_accounted_and_withholds_stats(void **state)
@@ -635,6 +671,136 @@ static void test_ledger_from_the_log_and_a_tampered_epsilon_is_named(void **stat
     mfl_site_worker_destroy(&w);
 }
 
+/* ---- distributed noise under secure aggregation --------------------- */
+
+/* One site-level DP round (σ = 2, S = 1) on a model of ~2.3k parameters;
+ * returns the empirical per-coordinate std of the sent Δ (the clipped Δ,
+ * norm ≤ 1, adds at most 1/n to the variance) and the decoded header. */
+static double s_noise_round(bool opt_in, bool stats, bool secagg, uint32_t t,
+                            Metafl__UpdateHeader **hdr,
+                            double *eps_worker, uint8_t **header, size_t *header_len,
+                            uint8_t sk[64])
+{
+    char err[600];
+    mfl_site_worker_t *w = mfl_site_worker_new_from_data("hospital-a", s_make_data(200, 7),
+                                                         NULL, sk, err, sizeof err);
+    assert_non_null(w);
+    mfl_privacy_policy_t p;
+    s_site_policy(&p);
+    p.distributed_noise = opt_in;
+    p.allow_unnoised_stats = stats;
+    assert_int_equal(mfl_site_worker_set_privacy(w, &p, err, sizeof err), 0);
+    size_t n;
+    float *theta = s_theta_of("mlp:4-384-1", &n);
+    s_task_t task;
+    s_task_init(&task, 1);
+    snprintf(task.task.model_spec, sizeof task.task.model_spec, "mlp:4-384-1");
+    task.task.has_secagg = secagg;
+    task.task.secagg.threshold = t;
+    mfl_site_round_result_t r;
+    if (mfl_site_worker_round(w, &task.task, theta, n, &r, err, sizeof err))
+        fail_msg("%s", err);
+    assert_int_equal(r.n_delta, n);
+    double ss = 0;
+    for (size_t i = 0; i < n; i++)
+        ss += (double)r.delta[i] * r.delta[i];
+    *hdr = metafl__update_header__unpack(NULL, r.header_len, r.header);
+    assert_non_null(*hdr);
+    *eps_worker = mfl_site_worker_epsilon_spent(w);
+    if (header) {
+        *header = malloc(r.header_len);
+        assert_non_null(*header);
+        memcpy(*header, r.header, r.header_len);
+        *header_len = r.header_len;
+    }
+    free(theta);
+    mfl_site_worker_destroy(&w);
+    return sqrt(ss / (double)n);
+}
+
+static void test_distributed_noise_adds_a_share_and_accounts_the_sums_sigma(void **state)
+{
+    (void)state;
+    uint8_t pk[32], sk[64];
+    crypto_sign_keypair(pk, sk);
+    char err[600];
+    /* ε of one release at σ = 2 (q = 1, δ = 1e-5): what every case spends. */
+    mfl_privacy_accountant_t mine;
+    mfl_privacy_accountant_init(&mine, NULL, 0, NULL, 0);
+    assert_int_equal(mfl_privacy_accountant_add(&mine, 1.0, 2.0, 1, err, sizeof err), 0);
+    double eps;
+    assert_int_equal(mfl_privacy_accountant_epsilon(&mine, 1e-5, 0, &eps, NULL, err,
+                                                    sizeof err), 0);
+    const struct {
+        bool opt_in, stats, secagg;
+        uint32_t t;
+        double sd;          /* σS/√t with the share, σS without */
+        uint32_t shares;
+    } c[] = {
+        {true, false, true, 4, 1.0, 4},  /* opted in, SecAgg t = 4: σS/2 */
+        {true, false, false, 0, 2.0, 0}, /* opted in, no SecAgg: full noise */
+        {false, false, true, 4, 2.0, 0}, /* SecAgg, not opted in: full noise */
+        /* opted in, SecAgg, but weighted by its sample count (stats sent):
+         * it could outweigh the others' shares, so full noise */
+        {true, true, true, 4, 2.0, 0},
+    };
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        Metafl__UpdateHeader *h;
+        double eps_w;
+        uint8_t *header = NULL;
+        size_t header_len = 0;
+        double sd = s_noise_round(c[i].opt_in, c[i].stats, c[i].secagg, c[i].t, &h, &eps_w,
+                                  i == 0 ? &header : NULL, &header_len, sk);
+        /* ~2.3k coordinates: the std estimate is within ~2% (1σ) */
+        if (fabs(sd - c[i].sd) > 0.08 * c[i].sd)
+            fail_msg("case %zu: empirical noise std %g, want %g", i, sd, c[i].sd);
+        const Metafl__PrivacyRecord *pr = h->privacy;
+        assert_true(pr->applied);
+        assert_string_equal(pr->mechanism, "gaussian-site");
+        /* what was added (σ/√t or σ), the t, and the σ it is accounted at */
+        assert_true(pr->noise_multiplier == (c[i].shares ? 2.0 / sqrt(c[i].shares) : 2.0));
+        assert_int_equal(pr->noise_shares, c[i].shares);
+        assert_true(pr->sum_noise_multiplier == (c[i].shares ? 2.0 : 0.0));
+        /* the spend is the one for σ = 2 in every case */
+        assert_true(fabs(pr->epsilon_spent - eps) <= 1e-12 * eps);
+        assert_true(fabs(eps_w - eps) <= 1e-12 * eps);
+        metafl__update_header__free_unpacked(h, NULL);
+        if (!header)
+            continue;
+        /* The audit record and the auditor's recomputation use σ = 2, the
+         * sum's noise, not the σ/√t share: the ledger agrees with the worker. */
+        mfl_audit_record_t *rec = calloc(1, sizeof *rec);
+        assert_non_null(rec);
+        uint8_t sig[64];
+        crypto_sign_detached(sig, NULL, header, header_len, sk);
+        assert_int_equal(mfl_audit_record_from_update(rec, MFL_AUDIT_UPDATE_SENT, header,
+                                                      header_len, sig, err, sizeof err), 0);
+        assert_true(rec->has_privacy && rec->privacy.sigma == 2.0);
+        free(rec);
+        char path[400];
+        snprintf(path, sizeof path, "%s/distributed.audit", s_dir);
+        mfl_audit_t *log = mfl_audit_open(path, "hospital-a", sk, err, sizeof err);
+        assert_non_null(log);
+        mfl_audit_record_t start;
+        mfl_audit_record_init(&start, MFL_AUDIT_LEDGER_STARTED, 0, "hospital-a");
+        assert_int_equal(mfl_audit_append(log, &start, NULL, err, sizeof err), 0);
+        s_append(log, header, header_len, sk);
+        mfl_audit_destroy(&log);
+        mfl_privacy_accountant_t spent;
+        mfl_privacy_accountant_init(&spent, NULL, 0, NULL, 0);
+        mfl_privacy_ledger_info_t info;
+        if (mfl_privacy_ledger_read(path, "hospital-a", pk, NULL, NULL, &spent, &info, err,
+                                    sizeof err))
+            fail_msg("%s", err);
+        assert_int_equal(info.n_releases, 1);
+        double eps_l;
+        assert_int_equal(mfl_privacy_accountant_epsilon(&spent, 1e-5, 0, &eps_l, NULL, err,
+                                                        sizeof err), 0);
+        assert_true(fabs(eps_l - eps) <= 1e-12 * eps);
+        free(header);
+    }
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -646,6 +812,7 @@ int main(void)
         cmocka_unit_test(test_site_dp_round_is_clipped_noised_accounted_and_withholds_stats),
         cmocka_unit_test(test_record_mode_runs_dpsgd_and_accounts_every_step),
         cmocka_unit_test(test_ledger_from_the_log_and_a_tampered_epsilon_is_named),
+        cmocka_unit_test(test_distributed_noise_adds_a_share_and_accounts_the_sums_sigma),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }

@@ -209,6 +209,44 @@ static void test_not_sent_statistics_are_explicit(void **state)
     assert_non_null(strstr(err, "not_sent"));
 }
 
+/* Distributed noise (PrivacyRecord 210-211) survives encode/decode; a
+ * share count without the σ it is accounted at, or over the SecAgg site
+ * limit, is refused naming the field. */
+static void test_distributed_noise_fields_survive_or_are_refused(void **state)
+{
+    (void)state;
+    char err[200] = "";
+    mfl_update_header_t h, back;
+    memset(&h, 0, sizeof h);
+    h.round = 2;
+    strcpy(h.site, "site-a");
+    h.has_privacy = h.privacy.applied = true;
+    h.privacy.noise_multiplier = 1.0;
+    h.privacy.noise_shares = 4;
+    h.privacy.sum_noise_multiplier = 2.0;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    assert_int_equal(mfl_update_header_encode(&h, NULL, 0, &buf, &len, err, sizeof err), 0);
+    assert_int_equal(mfl_update_header_decode(buf, len, &back, err, sizeof err), 0);
+    assert_true(back.privacy.noise_shares == 4 && back.privacy.sum_noise_multiplier == 2.0 &&
+                back.privacy.noise_multiplier == 1.0);
+    free(buf);
+    Metafl__UpdateHeader m = METAFL__UPDATE_HEADER__INIT;
+    Metafl__PrivacyRecord pr = METAFL__PRIVACY_RECORD__INIT;
+    m.site = (char *)"site-a";
+    m.privacy = &pr;
+    pr.applied = true;
+    pr.noise_shares = 4; /* no sum_noise_multiplier */
+    assert_int_equal(mfl_update_header_from_msg(&m, &back, err, sizeof err), -1);
+    assert_non_null(strstr(err, "privacy.noise_shares"));
+    pr.sum_noise_multiplier = 2.0;
+    pr.noise_shares = MFL_TASK_SECAGG_MAX_SITES + 1;
+    assert_int_equal(mfl_update_header_from_msg(&m, &back, err, sizeof err), -1);
+    assert_non_null(strstr(err, "privacy.noise_shares"));
+    pr.noise_shares = 3;
+    assert_int_equal(mfl_update_header_from_msg(&m, &back, err, sizeof err), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -218,6 +256,7 @@ int main(void)
         cmocka_unit_test(test_too_long_fields_are_refused_not_cut),
         cmocka_unit_test(test_update_digest_errors_are_kept_not_fatal),
         cmocka_unit_test(test_not_sent_statistics_are_explicit),
+        cmocka_unit_test(test_distributed_noise_fields_survive_or_are_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
