@@ -174,6 +174,27 @@ void mfl_engine_scaling_report(mfl_round_engine_t *self, const char *site,
                  self->moments[0].n_features);
         return;
     }
+    /* What one site's moments can be (a hostile site's are refused, not
+     * pooled, and the pooling then lacks that site): at most the training
+     * rows it declared at Hello (its fit rows are some of them), and for
+     * each feature a variance that is not negative (n·Σx² ≥ (Σx)²). */
+    const mfl_engine_site_t *st = mfl_engine_find_site(self, site);
+    if (st && st->n_train && r->moments_n > st->n_train) {
+        mfl_warn("federated standardisation: site %s sent the moments of %llu rows but "
+                 "declared %llu training rows at Hello; not pooled", site,
+                 (unsigned long long)r->moments_n, (unsigned long long)st->n_train);
+        return;
+    }
+    for (uint32_t j = 0; j < r->n_moments; j++) {
+        double n = (double)r->moments_n, sx = r->moments_sum[j], sxx = r->moments_sum_sq[j];
+        if (!isfinite(sx) || !isfinite(sxx) || sxx < 0 ||
+            n * sxx < sx * sx * (1 - 1e-9) - 1e-9) {
+            mfl_warn("federated standardisation: site %s's moments of feature %u are not a "
+                     "sample's (sum %g, sum of squares %g over %llu rows); not pooled", site,
+                     j, sx, sxx, (unsigned long long)r->moments_n);
+            return;
+        }
+    }
     if (self->n_moments == self->cap_moments) {
         size_t cap = self->cap_moments ? 2 * self->cap_moments : 8;
         struct mfl_engine_moments *m = realloc(self->moments, cap * sizeof *m);
@@ -250,8 +271,15 @@ void mfl_engine_scaling_done(mfl_round_engine_t *self)
         }
         double m = s / total;
         double var = (ss - s * m) / (total - 1); /* the sample variance, as each site's own */
+        if (!isfinite((float)m)) {
+            mfl_engine_fail(self, "federated standardisation: the pooled mean of feature %u is "
+                            "not finite as a float (%g); the sites' moments are in the audit "
+                            "log", j, m);
+            return;
+        }
         self->scaling.mean[j] = (float)m;
-        self->scaling.scale[j] = var > 0 && isfinite(var) ? (float)(sqrt(var) + 1e-9) : 1.0f;
+        self->scaling.scale[j] = var > 0 && isfinite((float)sqrt(var))
+                                     ? (float)(sqrt(var) + 1e-9) : 1.0f;
     }
     self->scaling.n = nf;
     uint8_t digest[32];

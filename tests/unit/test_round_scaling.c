@@ -357,6 +357,10 @@ static int e_eval(void *ctx, const char *site, const mfl_eval_task_t *t, const m
 }
 
 static mfl_dataset_t *e_train[E_SITES], *e_test[E_SITES];
+/* A hostile site: when set, changes site `e_bad_site`'s moments report
+ * before the engine takes it. */
+static void (*e_tamper)(mfl_eval_report_t *rep);
+static int e_bad_site = -1;
 
 static void e_run(mfl_coord_config_t *c, const char *dir, e_sim_t *e)
 {
@@ -397,6 +401,8 @@ static void e_run(mfl_coord_config_t *c, const char *dir, e_sim_t *e)
             assert_int_equal(mfl_site_worker_eval(w, &j.et, j.theta, j.n, &r, err, sizeof err), 0);
             mfl_eval_report_t rep;
             mfl_site_worker_fill_report(w, &j.et, &r, &rep);
+            if (e_tamper && j.site == e_bad_site && j.et.moments)
+                e_tamper(&rep);
             assert_int_equal(mfl_round_engine_eval_report(e->engine, ids[j.site], &rep, now), 0);
         } else {
             mfl_site_round_result_t r;
@@ -501,6 +507,70 @@ static void test_engine_pools_records_sends_and_resumes_the_scaling(void **state
     assert_int_equal(system(cmd), 0);
 }
 
+static void s_claim_more_rows(mfl_eval_report_t *rep)
+{
+    rep->moments_n = 1000; /* it declared 60 training rows at Hello */
+}
+
+static void s_negative_variance(mfl_eval_report_t *rep)
+{
+    rep->moments_sum[1] = 1e6; /* with its sums of squares: n·Σx² < (Σx)² */
+}
+
+/* A hostile site's moments (more rows than it declared, or sums no sample
+ * has) are not pooled: the scaling is the honest sites' alone. */
+static void test_engine_refuses_moments_no_sample_has(void **state)
+{
+    (void)state;
+    void (*tamper[2])(mfl_eval_report_t *) = {s_claim_more_rows, s_negative_variance};
+    static const float shifts[E_SITES] = {0.0f, 40.0f, 200.0f};
+    for (int i = 0; i < E_SITES; i++) {
+        e_train[i] = s_raw(30 + (uint64_t)i, 60, shifts[i]);
+        e_test[i] = s_raw(40 + (uint64_t)i, 20, shifts[i]);
+    }
+    const mfl_dataset_t *honest[2] = {e_train[0], e_train[1]};
+    mfl_dataset_t *pool = mfl_dataset_concat(honest, 2);
+    assert_non_null(pool);
+    float mean[3], sd[3];
+    mfl_dataset_feature_stats(pool, mean, sd);
+    mfl_dataset_destroy(&pool);
+    for (int t = 0; t < 2; t++) {
+        char dir[] = "/tmp/test_round_scaling_bad.XXXXXX";
+        assert_non_null(mkdtemp(dir));
+        static mfl_coord_config_t c;
+        char err[512];
+        static const char yaml[] =
+            "coordinator: {listen: 'tcp://127.0.0.1:7000', key: k, allow_dir: a}\n"
+            "model: {spec: 'linear:3-1', loss: bce, init_seed: 5}\n"
+            "algorithm: {name: reptile, inner_lr: 0.05, inner_steps: 3, meta_batch: 2}\n"
+            "rounds: {count: 1, min_sites: 2, wait_for_sites: 3, seed: 7}\n"
+            "data: {standardize: federated}\n"
+            "eval: {adapt_steps: 2, adapt_lr: 0.05}\n";
+        assert_int_equal(
+            mfl_coord_config_parse(yaml, strlen(yaml), "c.yaml", &c, err, sizeof err), 0);
+        e_tamper = tamper[t];
+        e_bad_site = 2;
+        static e_sim_t e;
+        e_run(&c, dir, &e);
+        e_tamper = NULL;
+        e_bad_site = -1;
+        mfl_task_scaling_t got;
+        assert_true(mfl_round_engine_scaling(e.engine, &got));
+        for (int k = 0; k < 3; k++) {
+            assert_true(fabsf(got.mean[k] - mean[k]) < 1e-3f * (1 + fabsf(mean[k])));
+            assert_true(fabsf(got.scale[k] - sd[k]) < 1e-3f * sd[k]);
+        }
+        e_free(&e);
+        char cmd[160];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+        assert_int_equal(system(cmd), 0);
+    }
+    for (int i = 0; i < E_SITES; i++) {
+        mfl_dataset_destroy(&e_train[i]);
+        mfl_dataset_destroy(&e_test[i]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -508,6 +578,7 @@ int main(void)
         cmocka_unit_test(test_site_scales_as_the_task_says),
         cmocka_unit_test(test_codec_carries_scaling_and_moments_and_refuses_bad_ones),
         cmocka_unit_test(test_engine_pools_records_sends_and_resumes_the_scaling),
+        cmocka_unit_test(test_engine_refuses_moments_no_sample_has),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
