@@ -560,9 +560,11 @@ int mfl_learner_train_sgd(mfl_learner_t *self, float *theta, mfl_sampler_t *samp
     return 0;
 }
 
-int mfl_learner_evaluate(mfl_learner_t *self, const float *theta, const mfl_dataset_t *support,
-                         const mfl_dataset_t *query, int steps, float lr, float *theta_adapted,
-                         mfl_eval_metrics_t *metrics, char *err, size_t errlen)
+/* The checks both evaluations make before adapting: steps >= 0, a finite
+ * rate, support and query shaped for this model. 0, or -1 with err. */
+static int s_eval_args(mfl_learner_t *self, const mfl_dataset_t *support,
+                       const mfl_dataset_t *query, int steps, float lr, char *err,
+                       size_t errlen)
 {
     if (steps < 0)
         return mfl_errf(err, errlen, "evaluate: steps must be >= 0 (got %d)", steps), -1;
@@ -571,8 +573,17 @@ int mfl_learner_evaluate(mfl_learner_t *self, const float *theta, const mfl_data
     if (mfl_meta_check_data(self, support, "support", err, errlen) ||
         mfl_meta_check_data(self, query, "query", err, errlen))
         return -1;
-    mfl_eval_metrics_t m;
     self->kept_n = 0;
+    return 0;
+}
+
+int mfl_learner_evaluate(mfl_learner_t *self, const float *theta, const mfl_dataset_t *support,
+                         const mfl_dataset_t *query, int steps, float lr, float *theta_adapted,
+                         mfl_eval_metrics_t *metrics, char *err, size_t errlen)
+{
+    if (s_eval_args(self, support, query, steps, lr, err, errlen))
+        return -1;
+    mfl_eval_metrics_t m;
     int rc = self->ops->evaluate(self, theta, support, query, steps, lr, theta_adapted, &m,
                                  err, errlen);
     if (rc)
@@ -590,15 +601,9 @@ int mfl_learner_evaluate_in_place(mfl_learner_t *self, float *state,
     if (self->ops->evaluate != mfl_meta_evaluate_gradient)
         return mfl_learner_evaluate(self, state, support, query, steps, lr, NULL, metrics, err,
                                     errlen);
-    if (steps < 0)
-        return mfl_errf(err, errlen, "evaluate: steps must be >= 0 (got %d)", steps), -1;
-    if (!isfinite(lr))
-        return mfl_errf(err, errlen, "evaluate: lr must be finite"), -1;
-    if (mfl_meta_check_data(self, support, "support", err, errlen) ||
-        mfl_meta_check_data(self, query, "query", err, errlen))
+    if (s_eval_args(self, support, query, steps, lr, err, errlen))
         return -1;
     mfl_eval_metrics_t m;
-    self->kept_n = 0;
     if (mfl_meta_evaluate_gradient_in_place(self, state, support, query, steps, lr, &m, err,
                                             errlen))
         return -1;
