@@ -720,6 +720,9 @@ static int s_run_select(const s_opts_t *o, s_heart_t *h, const char *argv0, uint
                 free(sel_theta);
                 goto fail;
             }
+            if (getenv("X_VERBOSE"))
+                printf("  seed %d site %d: %u steps rate %g -> %.3f (oracle %.3f)\n", k, s, st,
+                       (double)lr, site_p[k][s], oracle[k][s]);
         }
         free(sel_theta);
         snprintf(winners[k], sizeof winners[k], "%s", desc);
@@ -819,6 +822,8 @@ static int s_run_select(const s_opts_t *o, s_heart_t *h, const char *argv0, uint
                                 : NULL;
                 /* A pooled scaling needs the rows unscaled; with the site's own the
                  * hospital keeps its training rows' statistics, as before. */
+                if (dw)
+                    s_sel_site_opts(dw);
                 if (dw && s_fed_scaling.n &&
                     s_sel_enable_raw(dw, rsup, h->rtest[held], err, sizeof err) != 0)
                     mfl_site_worker_destroy(&dw);
@@ -999,7 +1004,14 @@ int main(int argc, char **argv)
             split = strtoull(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--score-search") == 0)
             s_sel_score_search = true;
-        else if (strcmp(argv[i], "--extra-fedavg") == 0)
+        else if (strcmp(argv[i], "--adapt-threshold") == 0)
+            s_sel_thr = true;
+        else if (strcmp(argv[i], "--adapt-ensemble") == 0 && i + 1 < argc) {
+            i++;
+            s_sel_ens = strcmp(argv[i], "folds") == 0         ? MFL_SITE_ADAPT_FOLDS
+                        : strcmp(argv[i], "folds_refit") == 0 ? MFL_SITE_ADAPT_FOLDS_REFIT
+                                                              : MFL_SITE_ADAPT_REFIT;
+        } else if (strcmp(argv[i], "--extra-fedavg") == 0)
             s_sel_extra_fedavg = true;
         else if (strcmp(argv[i], "--sel-rounds") == 0 && i + 1 < argc)
             s_sel_rounds_opt = (uint32_t)strtoul(argv[++i], NULL, 10);
@@ -1054,7 +1066,8 @@ int main(int argc, char **argv)
     else if (strcmp(mode, "select") == 0)
         rc = s_run_select(&o, &h, argv[0], (uint64_t)split);
     else if (strcmp(mode, "explore") == 0)
-        rc = s_run_explore(&o, &h, (uint64_t)split);
+        rc = getenv("X_SEEDENS") ? s_run_seedens(&o, &h, (uint64_t)split, atoi(getenv("X_SEEDENS")))
+                                 : s_run_explore(&o, &h, (uint64_t)split);
     else {
         s_usage();
         rc = 2;

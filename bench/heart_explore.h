@@ -320,3 +320,202 @@ static int s_run_explore(const s_opts_t *o, s_heart_t *h, uint64_t split)
 }
 
 #endif
+
+/* X_SEEDENS=K (`bench_heart explore --standardize federated`): a deep
+ * ensemble of the selection's winner. Per seed: the selection as in
+ * `select`; then the winner trained again from K-1 other initial θ (the
+ * same rounds, init seeds seed + 1000·j); each site chooses (steps, rate)
+ * per member by cross-validation on its training rows (the library's
+ * eval.adapt_search), adapts each member on all of its training rows and
+ * averages the members' probabilities on its test rows. Rows: members 1,
+ * first 2, first 3, ..., K; plus the ensemble of the K global models (no
+ * adaptation) and an ORACLE (test rows choose one (steps, rate) per site
+ * for every member). Choices on training rows only. */
+#define XE_MAX 8
+static int xe_scaled(const mfl_dataset_t *raw, const mfl_dataset_t *raw_train, bool pooled,
+                     mfl_dataset_t **out)
+{
+    const mfl_dataset_t *one[1] = {raw};
+    *out = mfl_dataset_concat(one, 1);
+    if (!*out)
+        return -1;
+    (*out)->n_classes = 2;
+    float mean[64], sd[64];
+    if (pooled) {
+        mfl_dataset_standardize(*out, s_fed_scaling.mean, s_fed_scaling.scale);
+    } else {
+        mfl_dataset_feature_stats(raw_train, mean, sd);
+        mfl_dataset_standardize(*out, mean, sd);
+    }
+    return 0;
+}
+
+static int s_run_seedens(const s_opts_t *o, s_heart_t *h, uint64_t split, int K)
+{
+    char err[512];
+    if (split && s_resplit(h, split) != 0)
+        return -1;
+    if (K < 1 || K > XE_MAX)
+        return -1;
+    enum { XR = XE_MAX + 2 };
+    static double res[S_MAX_SEEDS][XR][S_HEART_SITES];
+    for (int k = 0; k < o->n_seeds; k++) {
+        uint64_t seed = 42 + (uint64_t)k;
+        const char *ids[S_HEART_SITES];
+        for (int s = 0; s < S_HEART_SITES; s++)
+            ids[s] = s_heart_site_names[s];
+        static mfl_coord_config_t c;
+        mfl_eval_report_t fin[S_HEART_SITES];
+        char desc[MFL_SELECT_DESC_MAX];
+        size_t w = 0;
+        float *th[XE_MAX] = {0};
+        size_t n = 0;
+        mfl_select_candidate_t trained;
+        s_fleet_t own = {0};
+        if (s_sel_fleet(&own, h, err, sizeof err) != 0)
+            return -1;
+        s_sel_config(&c, S_HEART_FEATURES, seed, 5, true);
+        if (s_sel_run(own.workers, S_HEART_SITES, ids, &c, fin, &w, desc, &th[0], &n, &trained,
+                      err, sizeof err) != 0) {
+            fprintf(stderr, "%s\n", err);
+            return -1;
+        }
+        printf("seed %llu winner %zu %s\n", (unsigned long long)seed, w, desc);
+        static mfl_task_scaling_t scal[XE_MAX];
+        scal[0] = s_fed_scaling; /* each member is scored with its own run's scaling */
+        for (int j = 1; j < K; j++) {
+            s_sel_config(&c, S_HEART_FEATURES, seed, 5, false);
+            c.learner = trained.learner;
+            c.server = trained.server;
+            c.eval_adapt_steps = trained.adapt_steps;
+            c.eval_adapt_lr = trained.adapt_lr;
+            c.federated_scaling = trained.federated_scaling;
+            c.init_seed = seed + 1000u * (uint64_t)j;
+            size_t nj = 0;
+            mfl_select_candidate_t tj;
+            if (s_sel_run(own.workers, S_HEART_SITES, ids, &c, fin, &w, desc, &th[j], &nj, &tj,
+                          err, sizeof err) != 0 || nj != n) {
+                fprintf(stderr, "member %d: %s\n", j, err);
+                return -1;
+            }
+            scal[j] = s_fed_scaling;
+        }
+        mfl_learner_t *L = mfl_learner_new(&trained.learner, 512, err, sizeof err);
+        if (!L)
+            return -1;
+        static const uint32_t g_steps[] = MFL_SITE_ADAPT_STEPS;
+        static const float g_rates[] = MFL_SITE_ADAPT_RATES;
+        enum { NS = sizeof g_steps / sizeof *g_steps, NR = sizeof g_rates / sizeof *g_rates };
+        for (int s = 0; s < S_HEART_SITES; s++) {
+            size_t nq = h->rtest[s]->n;
+            double *sum = calloc(nq, sizeof *sum), *gsum = calloc(nq, sizeof *gsum);
+            static double osum[NS][NR][4096];
+            static bool obad[NS][NR];
+            memset(osum, 0, sizeof osum);
+            memset(obad, 0, sizeof obad);
+            for (int j = 0; j < K; j++) {
+                mfl_dataset_t *tr = NULL, *te = NULL;
+                s_fed_scaling = scal[j];
+                if (xe_scaled(h->rtrain[s], h->rtrain[s], trained.federated_scaling, &tr) ||
+                    xe_scaled(h->rtest[s], h->rtrain[s], trained.federated_scaling, &te))
+                    return -1;
+                double acc = 0;
+                uint32_t st = 0;
+                float lr = 0;
+                if (s_sel_site_adapt(own.workers[s], &trained.learner, th[j], n, seed, &acc, &st,
+                                     &lr, err, sizeof err) != 0) {
+                    fprintf(stderr, "%s\n", err);
+                    return -1;
+                }
+                mfl_eval_metrics_t em;
+                if (mfl_learner_evaluate(L, th[j], tr, te, (int)st, lr, NULL, &em, err,
+                                         sizeof err) != 0)
+                    return -1;
+                size_t qn = 0, nw = 0;
+                const float *p = mfl_learner_query_probs(L, &qn, &nw);
+                for (size_t i = 0; i < nq; i++)
+                    sum[i] += p[2 * i + 1];
+                if (getenv("X_VERBOSE"))
+                    printf("  seed %d site %d member %d: %u x %g lib %.3f mine %.3f\n", k, s, j,
+                           st, (double)lr, acc, em.accuracy);
+                mfl_learner_evaluate(L, th[j], tr, te, 0, lr, NULL, &em, err, sizeof err);
+                p = mfl_learner_query_probs(L, &qn, &nw);
+                for (size_t i = 0; i < nq; i++)
+                    gsum[i] += p[2 * i + 1];
+                for (int a = 0; a < NS; a++)
+                    for (int b = 0; b < NR; b++) {
+                        if ((g_steps[a] == 0 && b) || obad[a][b])
+                            continue;
+                        if (mfl_learner_evaluate(L, th[j], tr, te, (int)g_steps[a], g_rates[b],
+                                                 NULL, &em, err, sizeof err) != 0 ||
+                            !isfinite(em.loss)) {
+                            obad[a][b] = true;
+                            continue;
+                        }
+                        p = mfl_learner_query_probs(L, &qn, &nw);
+                        for (size_t i = 0; i < nq; i++)
+                            osum[a][b][i] += p[2 * i + 1];
+                    }
+                size_t c1 = 0;
+                for (size_t i = 0; i < nq; i++)
+                    c1 += (sum[i] / (j + 1) >= 0.5) == (te->y[i] > 0.5f);
+                res[k][j][s] = (double)c1 / (double)nq;
+                mfl_dataset_destroy(&tr);
+                mfl_dataset_destroy(&te);
+            }
+            const mfl_dataset_t *te = h->rtest[s];
+            size_t c1 = 0;
+            for (size_t i = 0; i < nq; i++)
+                c1 += (gsum[i] / K >= 0.5) == (te->y[i] > 0.5f);
+            res[k][XE_MAX][s] = (double)c1 / (double)nq;
+            double best = -1;
+            for (int a = 0; a < NS; a++)
+                for (int b = 0; b < NR; b++) {
+                    if ((g_steps[a] == 0 && b) || obad[a][b])
+                        continue;
+                    c1 = 0;
+                    for (size_t i = 0; i < nq; i++)
+                        c1 += (osum[a][b][i] / K >= 0.5) == (te->y[i] > 0.5f);
+                    double v = (double)c1 / (double)nq;
+                    best = v > best ? v : best;
+                }
+            res[k][XE_MAX + 1][s] = best;
+            free(sum);
+            free(gsum);
+        }
+        mfl_learner_destroy(&L);
+        for (int j = 0; j < K; j++)
+            free(th[j]);
+        s_fleet_free(&own);
+        fflush(stdout);
+    }
+    for (int r = 0; r < XR; r++) {
+        if (r >= K && r < XE_MAX)
+            continue;
+        char name[96];
+        if (r < XE_MAX)
+            snprintf(name, sizeof name, "ensemble of %d, each CV-adapted", r + 1);
+        else if (r == XE_MAX)
+            snprintf(name, sizeof name, "ensemble of %d global models", K);
+        else
+            snprintf(name, sizeof name, "ORACLE ensemble of %d, one (steps,rate)", K);
+        double m4[S_MAX_SEEDS];
+        for (int k = 0; k < o->n_seeds; k++) {
+            m4[k] = 0;
+            for (int s = 0; s < 4; s++)
+                m4[k] += res[k][r][s] / 4;
+        }
+        double mean, sd;
+        s_mean_std(m4, o->n_seeds, &mean, &sd);
+        printf("%-40s %.4f ± %.4f [", name, mean, sd);
+        for (int s = 0; s < 4; s++) {
+            double v[S_MAX_SEEDS], m, d;
+            for (int k = 0; k < o->n_seeds; k++)
+                v[k] = res[k][r][s];
+            s_mean_std(v, o->n_seeds, &m, &d);
+            printf(" %.3f", m);
+        }
+        printf(" ]\n");
+    }
+    return 0;
+}

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "meta/metrics.h"
 #include "site/site_worker_internal.h"
 
 #define S_FOLD_STREAM 0x63762d666f6c64ull /* "cv-fold" */
@@ -222,4 +223,138 @@ int mfl_site_adapt_search(mfl_site_worker_t *self, const float *theta,
     out->loss = best;
     out->tried = tried;
     return 0;
+}
+
+/* Accumulates the learner's last query probabilities into sum[n][nw]. */
+static int s_add_probs(const mfl_site_worker_t *self, const mfl_dataset_t *query, double *sum,
+                       size_t *nw)
+{
+    size_t n = 0, w = 0;
+    const float *p = mfl_learner_query_probs(self->learner, &n, &w);
+    if (!p || n != query->n || !w || (*nw && w != *nw))
+        return -1;
+    *nw = w;
+    for (size_t i = 0; i < n * w; i++)
+        sum[i] += p[i];
+    return 0;
+}
+
+/* The threshold on P(class 1) with the best accuracy over scored rows
+ * (out-of-fold predictions), from 0.05 to 0.95 by 0.05; ties go to the
+ * one nearest 0.5. */
+static float s_best_threshold(const float *score, const float *label, size_t n)
+{
+    float best_t = 0.5f;
+    double best = -1, best_d = 1;
+    for (int k = 1; k <= 19; k++) {
+        float t = 0.05f * (float)k;
+        double acc = 0;
+        mfl_metrics_binary(score, label, n, t, &acc, NULL, NULL);
+        double d = fabs((double)t - 0.5);
+        if (acc > best + 1e-12 || (fabs(acc - best) <= 1e-12 && d < best_d)) {
+            best = acc;
+            best_t = t;
+            best_d = d;
+        }
+    }
+    return best_t;
+}
+
+int mfl_site_adapt_ensemble(mfl_site_worker_t *self, const float *theta,
+                            const mfl_dataset_t *support, const mfl_dataset_t *query,
+                            uint64_t seed, double fraction, uint32_t steps, float lr,
+                            mfl_site_adapt_ensemble_t ens, mfl_eval_metrics_t *m, char *err,
+                            size_t errlen)
+{
+    size_t folds = mfl_site_adapt_folds(fraction, support->n);
+    if (!folds)
+        return mfl_errf(err, errlen, "site '%s': %zu support cases cannot be cross-validated "
+                        "(at least 2 needed)", self->site, support->n), -1;
+    size_t n_state = mfl_learner_n_state(self->learner), nq = query->n, nw = 0;
+    size_t cap = mfl_learner_n_outputs(self->learner);
+    cap = cap < 2 ? 2 : cap;
+    s_cv_t cv;
+    memset(&cv, 0, sizeof cv);
+    double *sum = calloc(nq * cap + 1, sizeof *sum);
+    float *probs = malloc((nq * cap + 1) * sizeof *probs);
+    float *oof = malloc((support->n + 1) * sizeof *oof), *oofy = malloc((support->n + 1) * sizeof *oofy);
+    float *score = malloc((nq + 1) * sizeof *score);
+    char sub[256] = "";
+    int rc = -1;
+    size_t members = 0, n_oof = 0;
+    if (!sum || !probs || !oof || !oofy || !score ||
+        s_cv_build(&cv, support, folds, seed, self->site, n_state) != 0) {
+        snprintf(sub, sizeof sub, "out of memory");
+        goto out;
+    }
+    for (size_t f = 0; f < folds; f++) {
+        mfl_eval_metrics_t fm;
+        /* fold f's model, adapted on the other folds: its own fold (out of
+         * fold, for the threshold), then the query */
+        if (mfl_learner_evaluate(self->learner, theta, cv.fit[f], cv.out[f], (int)steps, lr,
+                                 cv.theta[f], &fm, sub, sizeof sub) != 0 ||
+            !isfinite(fm.loss))
+            goto out;
+        size_t n = 0, w = 0;
+        const float *p = mfl_learner_query_probs(self->learner, &n, &w);
+        if (p && w == 2)
+            for (size_t i = 0; i < n; i++) {
+                oof[n_oof] = p[2 * i + 1];
+                oofy[n_oof++] = cv.out[f]->y[i];
+            }
+        if (ens == MFL_SITE_ADAPT_REFIT)
+            continue;
+        if (mfl_learner_evaluate(self->learner, cv.theta[f], cv.fit[f], query, 0, lr, NULL, &fm,
+                                 sub, sizeof sub) != 0 ||
+            s_add_probs(self, query, sum, &nw) != 0)
+            goto out;
+        members++;
+    }
+    if (ens != MFL_SITE_ADAPT_FOLDS) {
+        mfl_eval_metrics_t fm;
+        if (mfl_learner_evaluate(self->learner, theta, support, query, (int)steps, lr, NULL, &fm,
+                                 sub, sizeof sub) != 0 ||
+            !isfinite(fm.loss) || s_add_probs(self, query, sum, &nw) != 0)
+            goto out;
+        members++;
+    }
+    if (!members || !nw) {
+        snprintf(sub, sizeof sub, "no class probabilities to average");
+        goto out;
+    }
+    double loss = 0;
+    for (size_t i = 0; i < nq; i++) {
+        for (size_t c = 0; c < nw; c++)
+            probs[i * nw + c] = (float)(sum[i * nw + c] / (double)members);
+        long y = (long)query->y[i];
+        double py = y >= 0 && (size_t)y < nw ? probs[i * nw + (size_t)y] : 0;
+        loss -= log(py < 1e-7 ? 1e-7 : py);
+    }
+    memset(m, 0, sizeof *m);
+    m->n = nq;
+    m->loss = nq ? loss / (double)nq : NAN;
+    m->accuracy = mfl_metrics_accuracy(probs, query->y, nq, nw);
+    m->auroc = m->sensitivity = m->specificity = m->sens_at_spec90 = NAN;
+    m->rmse = m->mae = m->r2 = NAN;
+    if (nw == 2) {
+        for (size_t i = 0; i < nq; i++)
+            score[i] = probs[2 * i + 1];
+        float t = self->opts.adapt_threshold && n_oof ? s_best_threshold(oof, oofy, n_oof) : 0.5f;
+        mfl_metrics_binary(score, query->y, nq, t, &m->accuracy, &m->sensitivity,
+                           &m->specificity);
+        m->auroc = mfl_metrics_auroc(score, query->y, nq);
+        m->sens_at_spec90 = mfl_metrics_sensitivity_at(score, query->y, nq, 0.9);
+    }
+    rc = 0;
+out:
+    if (rc != 0)
+        mfl_errf(err, errlen, "site '%s': adaptation ensemble of %zu folds at %u steps, rate "
+                 "%g: %s", self->site, folds, steps, (double)lr, sub);
+    s_cv_free(&cv);
+    free(sum);
+    free(probs);
+    free(oof);
+    free(oofy);
+    free(score);
+    return rc;
 }
