@@ -822,8 +822,6 @@ static int s_run_select(const s_opts_t *o, s_heart_t *h, const char *argv0, uint
                                 : NULL;
                 /* A pooled scaling needs the rows unscaled; with the site's own the
                  * hospital keeps its training rows' statistics, as before. */
-                if (dw)
-                    s_sel_site_opts(dw);
                 if (dw && s_fed_scaling.n &&
                     s_sel_enable_raw(dw, rsup, h->rtest[held], err, sizeof err) != 0)
                     mfl_site_worker_destroy(&dw);
@@ -1004,14 +1002,7 @@ int main(int argc, char **argv)
             split = strtoull(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--score-search") == 0)
             s_sel_score_search = true;
-        else if (strcmp(argv[i], "--adapt-threshold") == 0)
-            s_sel_thr = true;
-        else if (strcmp(argv[i], "--adapt-ensemble") == 0 && i + 1 < argc) {
-            i++;
-            s_sel_ens = strcmp(argv[i], "folds") == 0         ? MFL_SITE_ADAPT_FOLDS
-                        : strcmp(argv[i], "folds_refit") == 0 ? MFL_SITE_ADAPT_FOLDS_REFIT
-                                                              : MFL_SITE_ADAPT_REFIT;
-        } else if (strcmp(argv[i], "--extra-fedavg") == 0)
+        else if (strcmp(argv[i], "--extra-fedavg") == 0)
             s_sel_extra_fedavg = true;
         else if (strcmp(argv[i], "--sel-rounds") == 0 && i + 1 < argc)
             s_sel_rounds_opt = (uint32_t)strtoul(argv[++i], NULL, 10);

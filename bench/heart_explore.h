@@ -10,7 +10,9 @@
  * validation part or by CV. Rows marked ORACLE let the TEST rows choose
  * the setting: an upper bound of the family for that θ, not a result.
  * X_NOCV=1 skips the cross-validation (faster); X_VERBOSE=1 prints each
- * choice. Mean ± std over seeds of the mean of four, then per site. */
+ * choice. Mean ± std over seeds of the mean of four, then per site.
+ * X_SEEDENS=K instead runs s_run_seedens (end of file): a deep ensemble of
+ * the winner over K initial θ. */
 #ifndef MFL_BENCH_HEART_EXPLORE_H
 #define MFL_BENCH_HEART_EXPLORE_H
 

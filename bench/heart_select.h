@@ -150,15 +150,6 @@ static inline int s_sel_run_job(s_sel_t *e, const s_sel_job_t *job, char *err, s
  * --rule R: selection.rule (default auto). */
 static bool s_sel_score_search;
 static mfl_select_rule_t s_sel_rule = MFL_SELECT_RULE_AUTO;
-/* --adapt-ensemble refit|folds|folds_refit: the sites' eval.adapt_ensemble;
- * --adapt-threshold (exploration): threshold from out-of-fold predictions. */
-static mfl_site_adapt_ensemble_t s_sel_ens = MFL_SITE_ADAPT_REFIT;
-static bool s_sel_thr;
-static inline void s_sel_site_opts(mfl_site_worker_t *w)
-{
-    mfl_site_worker_set_adapt_ensemble(w, s_sel_ens);
-    mfl_site_worker_set_adapt_threshold(w, s_sel_thr);
-}
 /* --extra-fedavg (exploration): two FedAvg candidates after the grid. */
 static bool s_sel_extra_fedavg;
 
@@ -330,7 +321,7 @@ static inline int s_sel_site_adapt(mfl_site_worker_t *w, const mfl_learner_confi
     mfl_site_eval_result_t r;
     if (mfl_site_worker_eval(w, &t, theta, n, &r, err, errlen) != 0)
         return -1;
-    *acc = r.adapted.accuracy; /* 0 steps: θ as received (or its fold ensemble) */
+    *acc = r.adapt_steps_used ? r.adapted.accuracy : r.before.accuracy;
     *steps_out = r.adapt_steps_used;
     *lr_out = r.adapt_lr_used;
     return 0;
@@ -401,7 +392,7 @@ static inline int s_sel_newsite(mfl_site_worker_t *w, const mfl_select_candidate
     if (mfl_site_worker_eval(w, &t, theta, n, &r, err, errlen) != 0)
         return -1;
     uint32_t used = search ? r.adapt_steps_used : t.adapt_steps;
-    *acc = used || search ? r.adapted.accuracy : r.before.accuracy;
+    *acc = used ? r.adapted.accuracy : r.before.accuracy;
     return 0;
 }
 
@@ -410,7 +401,6 @@ static inline int s_sel_newsite(mfl_site_worker_t *w, const mfl_select_candidate
 static inline int s_sel_enable_raw(mfl_site_worker_t *w, const mfl_dataset_t *raw_train,
                                    const mfl_dataset_t *raw_test, char *err, size_t errlen)
 {
-    s_sel_site_opts(w);
     if (!s_fed_federated)
         return 0;
     return mfl_site_worker_enable_federated_scaling(w, raw_train, raw_test, err, errlen);

@@ -411,13 +411,3 @@ uint32_t mfl_site_worker_encodings(const mfl_site_worker_t *self)
 {
     return self->encodings_offered;
 }
-
-void mfl_site_worker_set_adapt_ensemble(mfl_site_worker_t *self, mfl_site_adapt_ensemble_t ens)
-{
-    self->opts.adapt_ensemble = (int)ens;
-}
-
-void mfl_site_worker_set_adapt_threshold(mfl_site_worker_t *self, bool on)
-{
-    self->opts.adapt_threshold = on;
-}

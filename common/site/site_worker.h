@@ -273,23 +273,6 @@ int mfl_site_worker_eval(mfl_site_worker_t *self, const mfl_eval_task_t *task,
  * rate). Either way the held-out (test) rows are not read to choose, and
  * the result is deterministic given (θ, task, site). */
 #define MFL_SITE_ADAPT_STEPS {0u, 10u, 30u, 100u, 300u, 1000u}
-
-/* What the per-site adaptation predicts with, once (steps, rate) is
- * chosen (site config eval.adapt_ensemble, docs/SELECTION.md): the model
- * adapted on all support cases (`refit`), the average of the
- * cross-validation's K fold models' class probabilities (`folds`), or of
- * the K fold models and the refit one (`folds_refit`). Gradient methods
- * with class probabilities only; others always refit. */
-typedef enum {
-    MFL_SITE_ADAPT_REFIT = 0,
-    MFL_SITE_ADAPT_FOLDS = 1,
-    MFL_SITE_ADAPT_FOLDS_REFIT = 2,
-} mfl_site_adapt_ensemble_t;
-
-/* Sets the worker's eval.adapt_ensemble (the site config's; workers built
- * from data start with MFL_SITE_ADAPT_REFIT). */
-void mfl_site_worker_set_adapt_ensemble(mfl_site_worker_t *self, mfl_site_adapt_ensemble_t ens);
-void mfl_site_worker_set_adapt_threshold(mfl_site_worker_t *self, bool on); /* PROTOTYPE */
 #define MFL_SITE_ADAPT_RATES {0.01f, 0.03f, 0.1f, 0.3f, 1.0f}
 
 /* Model selection's validation rows (docs/SELECTION.md): the worker's

@@ -308,29 +308,14 @@ static int s_eval_search(mfl_site_worker_t *self, const mfl_eval_task_t *task,
     mfl_site_adapt_choice_t ch;
     int rc = mfl_site_adapt_search(self, theta, support, task->selection.validation_seed,
                                    task->selection.validation_fraction, &ch, err, errlen);
-    if (rc != 0) {
-        mfl_dataset_destroy(&support);
+    mfl_dataset_destroy(&support);
+    if (rc != 0)
         return -1;
-    }
     mfl_eval_task_t t = *task;
     t.selection.adapt_search = false;
     t.adapt_steps = ch.steps;
     t.adapt_lr = ch.lr;
     rc = s_eval(self, &t, theta, n_theta, out, err, errlen);
-    /* eval.adapt_ensemble: the prediction of the fold models (and the
-     * refit one), averaged; a regression model keeps the refit one. */
-    bool ens = (self->opts.adapt_ensemble != MFL_SITE_ADAPT_REFIT || self->opts.adapt_threshold) &&
-               self->learner_config.loss != MFL_LOSS_MSE;
-    if (rc == 0 && ens) {
-        const mfl_dataset_t *query = self->heldout && self->heldout->n ? self->heldout
-                                                                        : self->train;
-        rc = mfl_site_adapt_ensemble(self, theta, support, query,
-                                     task->selection.validation_seed,
-                                     task->selection.validation_fraction, ch.steps, ch.lr,
-                                     (mfl_site_adapt_ensemble_t)self->opts.adapt_ensemble,
-                                     &out->adapted, err, errlen);
-    }
-    mfl_dataset_destroy(&support);
     if (rc == 0) {
         out->adapt_steps_used = ch.steps;
         out->adapt_lr_used = ch.lr;

@@ -11,8 +11,6 @@
 
 typedef struct {
     int local_only_min_steps; /* 0 = default (100) */
-    int adapt_ensemble;       /* mfl_site_adapt_ensemble_t: per-site adaptation's members */
-    bool adapt_threshold;     /* PROTOTYPE: threshold from out-of-fold predictions */
     size_t eval_support;      /* support rows for eval; 0 = the task's k_shot */
     size_t treatment_arms;    /* > 0: eval scores treatment recommendations */
 } mfl_site_worker_opts_t;
@@ -176,21 +174,6 @@ int mfl_site_adapt_search(mfl_site_worker_t *self, const float *theta,
 int mfl_site_adapt_cv_loss(mfl_site_worker_t *self, const float *theta,
                            const mfl_dataset_t *support, uint64_t seed, double fraction,
                            uint32_t steps, float lr, double *loss, char *err, size_t errlen);
-
-/* The per-site adaptation's prediction with `ens` (site_adapt_search.c):
- * the K fold models of the cross-validation (mfl_site_adapt_search's
- * folds, each adapted from θ on the other folds with (steps, lr)), plus
- * the model adapted on all of `support` for MFL_SITE_ADAPT_FOLDS_REFIT,
- * score `query`; their class probabilities are averaged and `m` gets
- * the metrics of the average (loss: mean negative log-probability of
- * the true class). Classification only (a model without class
- * probabilities: -1 + err). The learner must be prepared for θ. 0, or
- * -1 + err (fewer than 2 support cases, OOM, a member diverged). */
-int mfl_site_adapt_ensemble(mfl_site_worker_t *self, const float *theta,
-                            const mfl_dataset_t *support, const mfl_dataset_t *query,
-                            uint64_t seed, double fraction, uint32_t steps, float lr,
-                            mfl_site_adapt_ensemble_t ens, mfl_eval_metrics_t *m, char *err,
-                            size_t errlen);
 
 /* 0 if all n values are finite, else -1. */
 int mfl_site_check_finite(const float *v, size_t n);
