@@ -1057,7 +1057,8 @@ int main(int argc, char **argv)
     else if (strcmp(mode, "select") == 0)
         rc = s_run_select(&o, &h, argv[0], (uint64_t)split);
     else if (strcmp(mode, "explore") == 0)
-        rc = getenv("X_SEEDENS") ? s_run_seedens(&o, &h, (uint64_t)split, atoi(getenv("X_SEEDENS")))
+        rc = getenv("X_PROX")     ? s_run_prox(&o, &h)
+             : getenv("X_SEEDENS") ? s_run_seedens(&o, &h, (uint64_t)split, atoi(getenv("X_SEEDENS")))
                                  : s_run_explore(&o, &h, (uint64_t)split);
     else {
         s_usage();

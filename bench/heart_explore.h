@@ -521,3 +521,185 @@ static int s_run_seedens(const s_opts_t *o, s_heart_t *h, uint64_t split, int K)
     }
     return 0;
 }
+
+/* X_PROX=1 (`bench_heart explore --standardize federated`): proximal
+ * adaptation of the selection's winner: each step θ ← θ − lr·(g + λ·(θ −
+ * θ_fed)), (steps, rate, λ) chosen per site by 5-fold CV loss on its
+ * training rows (the library's folds are not reused: a seeded stratified
+ * split here), λ = 0 is the library's adaptation. Prints CV choice with
+ * λ = 0 only, with λ from {0, 0.01, 0.1, 1}, and the ORACLE of each. */
+#define XP_NL 4
+static const float xp_lam[XP_NL] = {0.0f, 0.01f, 0.1f, 1.0f};
+
+/* Advances cur by `steps` proximal steps; loss of the adapted θ on q into
+ * *loss, acc into *acc. -1 on divergence. */
+static int xp_run(mfl_learner_t *L, float *cur, float *nx, const float *th0, size_t ns,
+                  const mfl_dataset_t *sup, int steps, float lr, float lam)
+{
+    char err[128];
+    mfl_eval_metrics_t em;
+    for (int i = 0; i < steps; i++) {
+        if (mfl_learner_evaluate(L, cur, sup, sup, 1, lr, nx, &em, err, sizeof err) != 0)
+            return -1;
+        for (size_t j = 0; j < ns; j++)
+            cur[j] = nx[j] - lr * lam * (cur[j] - th0[j]);
+    }
+    for (size_t j = 0; j < ns; j++)
+        if (!isfinite(cur[j]))
+            return -1;
+    return 0;
+}
+
+static int s_run_prox(const s_opts_t *o, s_heart_t *h)
+{
+    char err[512];
+    static const int ps[] = {0, 10, 30, 100, 300, 1000};
+    static const float pr[] = {0.01f, 0.03f, 0.1f, 0.3f, 1.0f};
+    enum { PS = 6, PR = 5, XRW = 4 };
+    static double res[S_MAX_SEEDS][XRW][S_HEART_SITES];
+    for (int k = 0; k < o->n_seeds; k++) {
+        uint64_t seed = 42 + (uint64_t)k;
+        const char *ids[S_HEART_SITES];
+        for (int s = 0; s < S_HEART_SITES; s++)
+            ids[s] = s_heart_site_names[s];
+        static mfl_coord_config_t c;
+        mfl_eval_report_t fin[S_HEART_SITES];
+        char desc[MFL_SELECT_DESC_MAX];
+        size_t w = 0, n = 0;
+        float *th = NULL;
+        mfl_select_candidate_t trained;
+        s_fleet_t own = {0};
+        if (s_sel_fleet(&own, h, err, sizeof err) != 0)
+            return -1;
+        s_sel_config(&c, S_HEART_FEATURES, seed, 5, true);
+        if (s_sel_run(own.workers, S_HEART_SITES, ids, &c, fin, &w, desc, &th, &n, &trained, err,
+                      sizeof err) != 0)
+            return -1;
+        printf("seed %llu winner %zu %s\n", (unsigned long long)seed, w, desc);
+        mfl_learner_t *L = mfl_learner_new(&trained.learner, 512, err, sizeof err);
+        size_t ns = mfl_learner_n_state(L);
+        float *cur = malloc(ns * sizeof *cur), *nx = malloc(ns * sizeof *nx);
+        for (int s = 0; s < S_HEART_SITES; s++) {
+            mfl_dataset_t *tr = NULL, *te = NULL;
+            if (xe_scaled(h->rtrain[s], h->rtrain[s], trained.federated_scaling, &tr) ||
+                xe_scaled(h->rtest[s], h->rtrain[s], trained.federated_scaling, &te))
+                return -1;
+            /* folds */
+            mfl_dataset_t *fa[5], *fb[5];
+            {
+                mfl_rng_t rng;
+                mfl_rng_seed(&rng, seed, 0xcf5);
+                size_t nn = tr->n, *idx = malloc(nn * sizeof *idx), *ord = malloc(nn * sizeof *ord),
+                       q = 0;
+                for (size_t i = 0; i < nn; i++)
+                    idx[i] = i;
+                mfl_rng_shuffle(&rng, idx, nn);
+                for (int cl = 0; cl < 2; cl++)
+                    for (size_t i = 0; i < nn; i++)
+                        if ((tr->y[idx[i]] > 0.5f) == (cl == 1))
+                            ord[q++] = idx[i];
+                for (int f = 0; f < 5; f++) {
+                    size_t *a = malloc(nn * sizeof *a), *b = malloc(nn * sizeof *b), na = 0, nb = 0;
+                    for (size_t i = 0; i < nn; i++)
+                        if ((int)(i % 5) == f)
+                            b[nb++] = ord[i];
+                        else
+                            a[na++] = ord[i];
+                    fa[f] = mfl_dataset_subset(tr, a, na);
+                    fb[f] = mfl_dataset_subset(tr, b, nb);
+                    fa[f]->n_classes = fb[f]->n_classes = 2;
+                    free(a);
+                    free(b);
+                }
+                free(idx);
+                free(ord);
+            }
+            static double cvl[XP_NL][PR][PS], tacc[XP_NL][PR][PS];
+            for (int l = 0; l < XP_NL; l++)
+                for (int r = 0; r < PR; r++) {
+                    for (int si = 0; si < PS; si++)
+                        cvl[l][r][si] = NAN, tacc[l][r][si] = NAN;
+                    /* CV: each fold's trajectory */
+                    for (int f = 0; f < 5; f++) {
+                        memcpy(cur, th, ns * sizeof *cur);
+                        int at = 0;
+                        for (int si = 0; si < PS; si++) {
+                            if (xp_run(L, cur, nx, th, ns, fa[f], ps[si] - at, pr[r], xp_lam[l]))
+                                break;
+                            at = ps[si];
+                            mfl_eval_metrics_t em;
+                            mfl_learner_evaluate(L, cur, fa[f], fb[f], 0, pr[r], NULL, &em, err,
+                                                 sizeof err);
+                            double v = em.loss * (double)fb[f]->n / (double)tr->n;
+                            cvl[l][r][si] = (f == 0 ? 0 : cvl[l][r][si]) + v;
+                        }
+                    }
+                    memcpy(cur, th, ns * sizeof *cur);
+                    int at = 0;
+                    for (int si = 0; si < PS; si++) {
+                        if (xp_run(L, cur, nx, th, ns, tr, ps[si] - at, pr[r], xp_lam[l]))
+                            break;
+                        at = ps[si];
+                        mfl_eval_metrics_t em;
+                        mfl_learner_evaluate(L, cur, tr, te, 0, pr[r], NULL, &em, err, sizeof err);
+                        tacc[l][r][si] = em.accuracy;
+                    }
+                }
+            for (int f = 0; f < 5; f++) {
+                mfl_dataset_destroy(&fa[f]);
+                mfl_dataset_destroy(&fb[f]);
+            }
+            /* rows: 0 CV λ=0, 1 CV any λ, 2 ORACLE λ=0, 3 ORACLE any λ */
+            for (int row = 0; row < XRW; row++) {
+                int nl = (row == 0 || row == 2) ? 1 : XP_NL;
+                bool oracle = row >= 2;
+                double best = oracle ? -1 : INFINITY, acc = NAN;
+                for (int l = 0; l < nl; l++)
+                    for (int r = 0; r < PR; r++)
+                        for (int si = 0; si < PS; si++) {
+                            if ((ps[si] == 0 && (r || l)) || !isfinite(cvl[l][r][si]) ||
+                                !isfinite(tacc[l][r][si]))
+                                continue;
+                            double v = oracle ? tacc[l][r][si] : cvl[l][r][si];
+                            if (oracle ? v > best : v < best) {
+                                best = v;
+                                acc = tacc[l][r][si];
+                                if (getenv("X_VERBOSE") && row == 1)
+                                    printf("   site %d: λ %g rate %g steps %d cv %.4f acc %.3f\n", s,
+                                           (double)xp_lam[l], (double)pr[r], ps[si], v, acc);
+                            }
+                        }
+                res[k][row][s] = acc;
+            }
+            mfl_dataset_destroy(&tr);
+            mfl_dataset_destroy(&te);
+        }
+        free(cur);
+        free(nx);
+        free(th);
+        mfl_learner_destroy(&L);
+        s_fleet_free(&own);
+        fflush(stdout);
+    }
+    static const char *names[XRW] = {"CV loss, λ = 0 (library's rule)", "CV loss, λ chosen too",
+                                     "ORACLE λ = 0", "ORACLE λ any"};
+    for (int r = 0; r < XRW; r++) {
+        double m4[S_MAX_SEEDS], mean, sd;
+        for (int k = 0; k < o->n_seeds; k++) {
+            m4[k] = 0;
+            for (int s = 0; s < 4; s++)
+                m4[k] += res[k][r][s] / 4;
+        }
+        s_mean_std(m4, o->n_seeds, &mean, &sd);
+        printf("%-36s %.4f ± %.4f [", names[r], mean, sd);
+        for (int s = 0; s < 4; s++) {
+            double v[S_MAX_SEEDS], m, d;
+            for (int k = 0; k < o->n_seeds; k++)
+                v[k] = res[k][r][s];
+            s_mean_std(v, o->n_seeds, &m, &d);
+            printf(" %.3f", m);
+        }
+        printf(" ]\n");
+    }
+    return 0;
+}
