@@ -361,6 +361,7 @@ static int s_run_seedens(const s_opts_t *o, s_heart_t *h, uint64_t split, int K)
         return -1;
     enum { XR = XE_MAX + 2 };
     static double res[S_MAX_SEEDS][XR][S_HEART_SITES];
+    static double xe_fa[S_MAX_SEEDS][S_HEART_SITES];
     for (int k = 0; k < o->n_seeds; k++) {
         uint64_t seed = 42 + (uint64_t)k;
         const char *ids[S_HEART_SITES];
@@ -489,6 +490,24 @@ static int s_run_seedens(const s_opts_t *o, s_heart_t *h, uint64_t split, int K)
         for (int j = 0; j < K; j++)
             free(th[j]);
         s_fleet_free(&own);
+        /* FedAvg + 100 fine-tuning steps, as `select` runs it: the paired rows */
+        memset(&own, 0, sizeof own);
+        if (s_sel_fleet(&own, h, err, sizeof err) != 0)
+            return -1;
+        s_fed_spec_t sp;
+        s_variant_spec(&s_variants[0], "linear:13-1", &sp);
+        float *ft = NULL;
+        size_t nft = 0;
+        if (s_engine_train(&sp, own.workers, S_HEART_SITES, seed, &ft, &nft, err, sizeof err))
+            return -1;
+        for (int s = 0; s < S_HEART_SITES; s++) {
+            double before = 0;
+            if (s_score(own.workers[s], &sp, ft, nft, 100, S_FT_LR, 0, 0, &xe_fa[k][s], &before,
+                        err, sizeof err) < 0)
+                return -1;
+        }
+        free(ft);
+        s_fleet_free(&own);
         fflush(stdout);
     }
     for (int r = 0; r < XR; r++) {
@@ -517,7 +536,28 @@ static int s_run_seedens(const s_opts_t *o, s_heart_t *h, uint64_t split, int K)
             s_mean_std(v, o->n_seeds, &m, &d);
             printf(" %.3f", m);
         }
-        printf(" ]\n");
+        printf(" ]");
+        if (r < XE_MAX) { /* paired: ensemble - FedAvg+FT, per seed and site */
+            double d4[S_MAX_SEEDS], dm, dsd;
+            for (int k = 0; k < o->n_seeds; k++) {
+                d4[k] = 0;
+                for (int s = 0; s < 4; s++)
+                    d4[k] += (res[k][r][s] - xe_fa[k][s]) / 4;
+            }
+            s_mean_std(d4, o->n_seeds, &dm, &dsd);
+            printf("  paired - FedAvg+FT %+.4f ± %.4f", dm, dsd);
+        }
+        printf("\n");
+    }
+    {
+        double m4[S_MAX_SEEDS], mean, sd;
+        for (int k = 0; k < o->n_seeds; k++) {
+            m4[k] = 0;
+            for (int s = 0; s < 4; s++)
+                m4[k] += xe_fa[k][s] / 4;
+        }
+        s_mean_std(m4, o->n_seeds, &mean, &sd);
+        printf("%-40s %.4f ± %.4f\n", "FedAvg + 100 fine-tuning steps", mean, sd);
     }
     return 0;
 }
