@@ -573,11 +573,63 @@ static const float xp_lam[XP_NL] = {0.0f, 0.01f, 0.1f, 1.0f};
 
 /* Advances cur by `steps` proximal steps; loss of the adapted θ on q into
  * *loss, acc into *acc. -1 on divergence. */
+/* X_PROX=2: feature-wise adapters instead: a per-feature scale a and
+ * shift b of the inputs (x' = a⊙x + b, 2·13 numbers) adapted by SGD, the
+ * network frozen at θ_fed; cur holds θ with the first layer folded in
+ * (W·diag(a), c + W·b), so scoring it is scoring the adapter. The
+ * gradient of a and b follows from the first layer's: dL/da_j = Σ_i W_ij
+ * dL/dW'_ij, dL/db_j = Σ_i W_ij dL/dc'_i. xp_a/xp_b: the trajectory's. */
+static bool xp_film;
+static float xp_a[64], xp_b[64];
+static size_t xp_in, xp_out;
+
+static void xp_fold(float *cur, const float *th0)
+{
+    /* layer 0: weight [out][in] at 0, bias [out] after it */
+    for (size_t i = 0; i < xp_out; i++) {
+        double c = th0[xp_out * xp_in + i];
+        for (size_t j = 0; j < xp_in; j++) {
+            cur[i * xp_in + j] = th0[i * xp_in + j] * xp_a[j];
+            c += (double)th0[i * xp_in + j] * xp_b[j];
+        }
+        cur[xp_out * xp_in + i] = (float)c;
+    }
+}
+
+static int xp_film_run(mfl_learner_t *L, float *cur, float *nx, const float *th0,
+                       const mfl_dataset_t *sup, int steps, float lr)
+{
+    char err[128];
+    mfl_eval_metrics_t em;
+    for (int t = 0; t < steps; t++) {
+        xp_fold(cur, th0);
+        if (mfl_learner_evaluate(L, cur, sup, sup, 1, lr, nx, &em, err, sizeof err) != 0)
+            return -1;
+        for (size_t j = 0; j < xp_in; j++) {
+            double da = 0, db = 0;
+            for (size_t i = 0; i < xp_out; i++) {
+                double w = th0[i * xp_in + j];
+                da += w * (cur[i * xp_in + j] - nx[i * xp_in + j]) / lr;
+                db += w * (cur[xp_out * xp_in + i] - nx[xp_out * xp_in + i]) / lr;
+            }
+            xp_a[j] -= lr * (float)da;
+            xp_b[j] -= lr * (float)db;
+        }
+    }
+    xp_fold(cur, th0);
+    for (size_t j = 0; j < xp_in; j++)
+        if (!isfinite(xp_a[j]) || !isfinite(xp_b[j]))
+            return -1;
+    return 0;
+}
+
 static int xp_run(mfl_learner_t *L, float *cur, float *nx, const float *th0, size_t ns,
                   const mfl_dataset_t *sup, int steps, float lr, float lam)
 {
     char err[128];
     mfl_eval_metrics_t em;
+    if (xp_film)
+        return xp_film_run(L, cur, nx, th0, sup, steps, lr);
     for (int i = 0; i < steps; i++) {
         if (mfl_learner_evaluate(L, cur, sup, sup, 1, lr, nx, &em, err, sizeof err) != 0)
             return -1;
@@ -618,6 +670,11 @@ static int s_run_prox(const s_opts_t *o, s_heart_t *h)
         printf("seed %llu winner %zu %s\n", (unsigned long long)seed, w, desc);
         mfl_learner_t *L = mfl_learner_new(&trained.learner, 512, err, sizeof err);
         size_t ns = mfl_learner_n_state(L);
+        xp_film = getenv("X_PROX") && atoi(getenv("X_PROX")) == 2;
+        xp_in = mfl_learner_tensor(L, 0)->shape[1];
+        xp_out = mfl_learner_tensor(L, 0)->shape[0];
+        if (xp_in > 64 || mfl_learner_tensor(L, 0)->offset != 0)
+            return -1;
         float *cur = malloc(ns * sizeof *cur), *nx = malloc(ns * sizeof *nx);
         for (int s = 0; s < S_HEART_SITES; s++) {
             mfl_dataset_t *tr = NULL, *te = NULL;
@@ -656,12 +713,18 @@ static int s_run_prox(const s_opts_t *o, s_heart_t *h)
             }
             static double cvl[XP_NL][PR][PS], tacc[XP_NL][PR][PS];
             for (int l = 0; l < XP_NL; l++)
+                for (int r = 0; r < PR; r++)
+                    for (int si = 0; si < PS; si++)
+                        cvl[l][r][si] = tacc[l][r][si] = NAN;
+            for (int l = 0; l < (xp_film ? 1 : XP_NL); l++)
                 for (int r = 0; r < PR; r++) {
                     for (int si = 0; si < PS; si++)
                         cvl[l][r][si] = NAN, tacc[l][r][si] = NAN;
                     /* CV: each fold's trajectory */
                     for (int f = 0; f < 5; f++) {
                         memcpy(cur, th, ns * sizeof *cur);
+                        for (size_t j = 0; j < 64; j++)
+                            xp_a[j] = 1, xp_b[j] = 0;
                         int at = 0;
                         for (int si = 0; si < PS; si++) {
                             if (xp_run(L, cur, nx, th, ns, fa[f], ps[si] - at, pr[r], xp_lam[l]))
@@ -675,6 +738,8 @@ static int s_run_prox(const s_opts_t *o, s_heart_t *h)
                         }
                     }
                     memcpy(cur, th, ns * sizeof *cur);
+                    for (size_t j = 0; j < 64; j++)
+                        xp_a[j] = 1, xp_b[j] = 0;
                     int at = 0;
                     for (int si = 0; si < PS; si++) {
                         if (xp_run(L, cur, nx, th, ns, tr, ps[si] - at, pr[r], xp_lam[l]))
@@ -723,6 +788,8 @@ static int s_run_prox(const s_opts_t *o, s_heart_t *h)
     }
     static const char *names[XRW] = {"CV loss, λ = 0 (library's rule)", "CV loss, λ chosen too",
                                      "ORACLE λ = 0", "ORACLE λ any"};
+    static const char *fnames[XRW] = {"feature-wise adapter, CV loss", "(same)",
+                                      "ORACLE feature-wise adapter", "(same)"};
     for (int r = 0; r < XRW; r++) {
         double m4[S_MAX_SEEDS], mean, sd;
         for (int k = 0; k < o->n_seeds; k++) {
@@ -731,7 +798,7 @@ static int s_run_prox(const s_opts_t *o, s_heart_t *h)
                 m4[k] += res[k][r][s] / 4;
         }
         s_mean_std(m4, o->n_seeds, &mean, &sd);
-        printf("%-36s %.4f ± %.4f [", names[r], mean, sd);
+        printf("%-36s %.4f ± %.4f [", xp_film ? fnames[r] : names[r], mean, sd);
         for (int s = 0; s < 4; s++) {
             double v[S_MAX_SEEDS], m, d;
             for (int k = 0; k < o->n_seeds; k++)
