@@ -326,7 +326,9 @@ static int s_run_explore(const s_opts_t *o, s_heart_t *h, uint64_t split)
 /* X_SEEDENS=K (`bench_heart explore --standardize federated`): a deep
  * ensemble of the selection's winner. Per seed: the selection as in
  * `select`; then the winner trained again from K-1 other initial θ (the
- * same rounds, init seeds seed + 1000·j); each site chooses (steps, rate)
+ * same rounds, init seeds seed + 1000·j; without selection in their run
+ * the pooled scaling comes from all training rows, and each member is
+ * adapted and scored with its own run's scaling); each site chooses (steps, rate)
  * per member by cross-validation on its training rows (the library's
  * eval.adapt_search), adapts each member on all of its training rows and
  * averages the members' probabilities on its test rows. Rows: members 1,
