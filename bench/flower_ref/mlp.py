@@ -27,7 +27,9 @@ def site_data(site, rows=200):
 
 
 def train_epoch(tensors, x, y, batch=32, lr=0.01, seed=0):
-    """One epoch of SGD in shuffled mini-batches; returns (tensors, mean loss)."""
+    """One epoch of SGD in shuffled mini-batches; returns (tensors, mean loss).
+    The rate is folded into the output gradient so every weight gradient
+    comes out already scaled (one pass per update, none extra)."""
     w1, b1, w2, b2 = (t.astype(np.float32, copy=True) for t in tensors)
     order = np.random.default_rng(seed).permutation(len(y))
     losses = []
@@ -35,24 +37,21 @@ def train_epoch(tensors, x, y, batch=32, lr=0.01, seed=0):
         idx = order[s:s + batch]
         xb, yb = x[idx], y[idx]
         m = len(idx)
-        pre = xb @ w1 + b1
-        h = np.maximum(pre, 0.0)
+        h = xb @ w1
+        h += b1
+        np.maximum(h, 0.0, out=h)
         z = h @ w2 + b2
-        z = z - z.max(axis=1, keepdims=True)
+        z -= z.max(axis=1, keepdims=True)
         e = np.exp(z)
         p = e / e.sum(axis=1, keepdims=True)
-        losses.append(float(-np.log(p[np.arange(m), yb] + 1e-12).mean()))
-        dz = p
-        dz[np.arange(m), yb] -= 1.0
-        dz /= m
-        gw2 = h.T @ dz
-        gb2 = dz.sum(axis=0)
+        rows = np.arange(m)
+        losses.append(float(-np.log(p[rows, yb] + 1e-12).mean()))
+        p[rows, yb] -= 1.0
+        dz = p * np.float32(lr / m)     # lr x dLoss/dz
         dh = dz @ w2.T
-        dh[pre <= 0.0] = 0.0
-        gw1 = xb.T @ dh
-        gb1 = dh.sum(axis=0)
-        w1 -= np.float32(lr) * gw1
-        b1 -= np.float32(lr) * gb1
-        w2 -= np.float32(lr) * gw2
-        b2 -= np.float32(lr) * gb2
+        dh *= h > 0.0                   # ReLU's mask (h > 0 exactly where pre > 0)
+        w2 -= h.T @ dz
+        b2 -= dz.sum(axis=0)
+        w1 -= xb.T @ dh
+        b1 -= dh.sum(axis=0)
     return [w1, b1, w2, b2], sum(losses) / len(losses)
