@@ -73,6 +73,25 @@ class Streams:
             return True
 
 
+def await_reply(outbox, procs, rnd, i):
+    """Stream i's reply of round rnd; RuntimeError naming the cause if its
+    stream ends, a client process exits, or WAIT_S passes."""
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        try:
+            reply = outbox.get(timeout=0.5)
+        except queue.Empty:
+            dead = [p.args[-1] for p in procs if p.poll() is not None]
+            if dead:
+                raise RuntimeError(f"round {rnd}: client(s) {', '.join(dead)} exited")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"round {rnd}: no reply on stream {i} in {WAIT_S:.0f} s")
+            continue
+        if reply is None:
+            raise RuntimeError(f"round {rnd}: client stream {i} ended")
+        return reply
+
+
 def fedavg(results):
     """Row-weighted mean of the clients' tensors."""
     total = sum(rows for _, rows, _ in results)
@@ -118,9 +137,7 @@ def main():
                 inbox.put(msg)
             results = []
             for i, (_, outbox) in enumerate(streams.slots):
-                reply = outbox.get(timeout=WAIT_S)
-                if reply is None:
-                    raise RuntimeError(f"round {r}: client stream {i} ended")
+                reply = await_reply(outbox, procs, r, i)
                 results.append(tensors.unpack_reply(reply))
             model = fedavg(results)
             times.append(time.perf_counter() - t0)
@@ -148,6 +165,8 @@ def main():
         print(f"flower_ref: error: {e}", file=sys.stderr)
         rc = 1
     finally:
+        for inbox, _ in streams.slots:  # ends every stream handler's wait
+            inbox.put(tensors.STOP)
         for p in procs:
             if p.poll() is None:
                 p.kill()
@@ -157,4 +176,7 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # no wait on gRPC's worker threads (a dead client's stream)
