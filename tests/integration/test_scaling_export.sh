@@ -51,6 +51,27 @@ assert "3 sites" in md["scaling_source"], md
 print("export carries scaling.state's numbers; digest = audited pooled record")
 PY
 
+# `metafl report` says which scaling the model trained with, and from how
+# many sites' fit rows (text, JSON, Markdown); a selection that chose a
+# setting without it says "own" (the same metrics plus selection lines).
+metafl report run --json report.json --md report.md >report.txt || fail "report failed"
+grep -q "^feature scaling: the consortium's pooled mean and scale (data.standardize: federated) from 3 sites, 542 fit rows; the chosen setting uses it" \
+  report.txt || { cat report.txt; fail "report does not say the model used the pooled scaling"; }
+grep -q "^Feature scaling: the consortium's pooled mean and scale .* from 3 sites, 542 fit rows; the chosen setting uses it" \
+  report.md || fail "report.md does not name the scaling"
+python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))["scaling"]; assert s=={"kind":"federated","sites":3,"rows":542,"chosen":"pooled"}, s' \
+  report.json || fail "report --json scaling wrong"
+{ cat run/metrics.jsonl
+  echo '{"event":"selection_candidate","candidate":1,"rule":"auroc","score":0.8,"sites":3,"setting":"mlp:3-8-1 reptile scaling federated"}'
+  echo '{"event":"selection_candidate","candidate":2,"rule":"auroc","score":0.9,"sites":3,"setting":"mlp:3-8-1 reptile"}'
+  echo '{"event":"selection","winner":2,"rule":"auroc"}'; } >own.jsonl
+metafl report own.jsonl --json own.json >own.txt 2>&1 || true
+grep -A1 "chosen: candidate 2, mlp:3-8-1 reptile$" own.txt |
+  grep -q "^feature scaling: .* from 3 sites, 542 fit rows, offered to selection; the chosen setting uses each hospital's own" ||
+  { cat own.txt; fail "report does not say the chosen setting uses each site's own scaling"; }
+python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))["scaling"]; assert s["chosen"]=="own", s' \
+  own.json || fail "report --json: chosen own"
+
 # A new hospital: its own rows, never in training.
 fed_make_csv data/site-new.csv 31 200 0.8
 for mode in federated fixed site; do
