@@ -21,6 +21,7 @@
 #include "core/log.h"
 #include "round/round_engine_internal.h"
 #include "round/scaling_record.h"
+#include "round/scaling_robust.h"
 
 struct mfl_engine_moments {
     char site[MFL_ENGINE_SITE_MAX];
@@ -50,6 +51,11 @@ static int s_read_state(mfl_round_engine_t *self, const char *path, char *err, s
     mfl_scaling_origin_t o;
     if (mfl_scaling_state_read(path, &self->scaling, &o, err, errlen) < 0)
         return -1;
+    if (o.median != self->config.scaling_pool_median)
+        return mfl_errf(err, errlen, "%s was pooled with data.scaling_pool: %s, the config says "
+                        "%s: set it back to resume this run, or use another "
+                        "output.checkpoint_dir", path, o.median ? "median" : "mean",
+                        self->config.scaling_pool_median ? "median" : "mean"), -1;
     self->scaling_ready = true;
     mfl_info("federated standardisation: the pooled scaling of %u features from %u sites "
              "(%llu fit rows) is on record (%s); not asked again", self->scaling.n, o.sites,
@@ -218,6 +224,18 @@ void mfl_engine_scaling_done(mfl_round_engine_t *self)
         mfl_engine_fail(self, "federated standardisation: %.0f fit rows in all", total);
         return;
     }
+    bool median = self->config.scaling_pool_median;
+    if (median && k < MFL_SCALING_ROBUST_MIN_SITES) {
+        mfl_engine_fail(self, "federated standardisation: data.scaling_pool: median needs the "
+                        "moments of at least %d sites, %zu sent them", MFL_SCALING_ROBUST_MIN_SITES,
+                        k);
+        return;
+    }
+    double *work = median ? malloc(5 * k * sizeof(double)) : NULL;
+    if (median && !work) {
+        mfl_engine_fail(self, "federated standardisation: out of memory");
+        return;
+    }
     for (uint32_t j = 0; j < nf; j++) {
         double s = 0, ss = 0;
         for (size_t i = 0; i < k; i++) {
@@ -226,7 +244,17 @@ void mfl_engine_scaling_done(mfl_round_engine_t *self)
         }
         double m = s / total;
         double var = (ss - s * m) / (total - 1); /* the sample variance, as each site's own */
+        if (median) { /* each site once, a minority cannot drag it (scaling_robust.h) */
+            double *n = work + 2 * k, *sx = work + 3 * k, *sxx = work + 4 * k;
+            for (size_t i = 0; i < k; i++) {
+                n[i] = (double)self->moments[i].n;
+                sx[i] = self->moments[i].sum[j];
+                sxx[i] = self->moments[i].sum_sq[j];
+            }
+            (void)mfl_scaling_robust_feature(n, sx, sxx, k, work, &m, &var);
+        }
         if (!isfinite((float)m)) {
+            free(work);
             mfl_engine_fail(self, "federated standardisation: the pooled mean of feature %u is "
                             "not finite as a float (%g); the sites' moments are in the audit "
                             "log", j, m);
@@ -236,26 +264,30 @@ void mfl_engine_scaling_done(mfl_round_engine_t *self)
         self->scaling.scale[j] = var > 0 && isfinite((float)sqrt(var))
                                      ? (float)(sqrt(var) + 1e-9) : 1.0f;
     }
+    free(work);
     self->scaling.n = nf;
     uint8_t digest[32];
     mfl_scaling_digest(&self->scaling, digest);
     char hex[65], why[200];
     s_hex(digest, 32, hex);
-    snprintf(why, sizeof why, "pooled scaling of %u features from %zu sites, %.0f fit rows "
-             "(BLAKE2b-256 of the means then the scales in delta_hash)", nf, k, total);
+    snprintf(why, sizeof why, "pooled scaling of %u features from %zu sites, %.0f fit rows%s "
+             "(BLAKE2b-256 of the means then the scales in delta_hash)", nf, k, total,
+             median ? ", median pool" : "");
     mfl_info("federated standardisation: %s; digest %.16s", why, hex);
     s_audit(self, NULL, (uint64_t)total, digest, why);
     /* The record a restart reads: exact (hex floats). */
     char path[MFL_COORD_PATH_MAX + 32], err[512];
     s_path(self, path, sizeof path);
-    mfl_scaling_origin_t origin = {.sites = (uint32_t)k, .rows = (uint64_t)total};
+    mfl_scaling_origin_t origin = {.sites = (uint32_t)k, .rows = (uint64_t)total,
+                                   .median = median};
     if (mfl_scaling_state_write(path, &self->scaling, &origin, err, sizeof err) < 0) {
         mfl_engine_fail(self, "federated standardisation: cannot record the scaling: %s", err);
         return;
     }
     if (self->metrics) {
-        fprintf(self->metrics, "{\"event\":\"scaling\",\"sites\":%zu,\"rows\":%.0f,"
-                "\"digest\":\"%s\",\"mean\":[", k, total, hex);
+        fprintf(self->metrics, "{\"event\":\"scaling\",\"sites\":%zu,\"rows\":%.0f,%s"
+                "\"digest\":\"%s\",\"mean\":[", k, total, median ? "\"pool\":\"median\"," : "",
+                hex);
         for (uint32_t j = 0; j < nf; j++)
             fprintf(self->metrics, "%s%.9g", j ? "," : "", (double)self->scaling.mean[j]);
         fprintf(self->metrics, "],\"scale\":[");

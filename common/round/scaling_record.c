@@ -47,6 +47,9 @@ int mfl_scaling_state_parse(const char *data, size_t len, const char *label,
         goto out;
     }
     const char *p = text + used;
+    bool median = strncmp(p, " pool=median", 12) == 0;
+    if (median)
+        p += 12;
     for (int part = 0; part < 2; part++) {
         float *v = part ? sc->scale : sc->mean;
         for (unsigned j = 0; j < n; j++) {
@@ -72,6 +75,7 @@ int mfl_scaling_state_parse(const char *data, size_t len, const char *label,
     if (origin) {
         origin->sites = sites;
         origin->rows = rows;
+        origin->median = median;
     }
     rc = 0;
 out:
@@ -100,8 +104,9 @@ int mfl_scaling_state_write(const char *path, const mfl_task_scaling_t *sc,
     char *text = malloc(cap);
     if (!text)
         return mfl_errf(err, errlen, "%s: out of memory", path), -1;
-    size_t o = (size_t)snprintf(text, cap, "metafl-scaling-v1 n=%u rows=%llu sites=%u\n", sc->n,
-                                (unsigned long long)origin->rows, origin->sites);
+    size_t o = (size_t)snprintf(text, cap, "metafl-scaling-v1 n=%u rows=%llu sites=%u%s\n", sc->n,
+                                (unsigned long long)origin->rows, origin->sites,
+                                origin->median ? " pool=median" : "");
     for (int part = 0; part < 2; part++) {
         const float *v = part ? sc->scale : sc->mean;
         for (uint32_t j = 0; j < sc->n && o < cap; j++)

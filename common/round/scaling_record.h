@@ -14,6 +14,7 @@
 #ifndef MFL_ROUND_SCALING_RECORD_H
 #define MFL_ROUND_SCALING_RECORD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,10 +30,12 @@
 #define MFL_SCALING_MD_DIGEST "scaling_blake2b" /* 64 hex digits */
 #define MFL_SCALING_MD_SOURCE "scaling_source"  /* where it came from, for people */
 
-/* Where a pooled scaling came from (0 when unknown). */
+/* Where a pooled scaling came from (0 when unknown); median: pooled by
+ * data.scaling_pool: median (the header then ends " pool=median"). */
 typedef struct {
     uint32_t sites;
     uint64_t rows;
+    bool median;
 } mfl_scaling_origin_t;
 
 /* BLAKE2b-256 of sc->mean[0..n) then sc->scale[0..n) as float32 bytes. */
@@ -46,7 +49,8 @@ int mfl_scaling_state_parse(const char *data, size_t len, const char *label,
                             size_t errlen);
 
 /* Reads the state file at path into *sc (and *origin if not NULL): the
- * header "metafl-scaling-v1 n=F rows=N sites=K", F means, F scales (hex
+ * header "metafl-scaling-v1 n=F rows=N sites=K[ pool=median]", F means,
+ * F scales (hex
  * floats; finite; scales > 0) and nothing else. Returns 0, or -1 with err
  * naming the file and what is missing or bad (a missing file: the
  * system's reason). */
