@@ -109,6 +109,43 @@ for k in keys:
 print("live (pooled scaling) = offline from the export (fixed) = offline federated:",
       {k: live[k] for k in ("loss_before", "auroc_before", "loss", "auroc")})
 PY
+# `metafl eval --predict --raw`: raw rows scaled with the export's numbers
+# give exactly the outputs of rows scaled beforehand (as a site scales:
+# float32 of (double x - centre) / scale).
+python3 - model.safetensors data/site-new.csv raw.csv scaled.csv <<'PY' || fail "rows not written"
+import json, struct, sys
+raw = open(sys.argv[1], "rb").read()
+md = json.loads(raw[8:8 + struct.unpack("<Q", raw[:8])[0]])["__metadata__"]
+f32 = lambda x: struct.unpack("<f", struct.pack("<f", x))[0]
+c = [f32(float(v)) for v in md["scaling_center"].split(",")]
+s = [f32(float(v)) for v in md["scaling_scale"].split(",")]
+rows = [l.strip().split(",")[:3] for l in open(sys.argv[2]).read().splitlines()[1:]]
+with open(sys.argv[3], "w") as r, open(sys.argv[4], "w") as o:
+    for row in rows:
+        x = [f32(float(v)) for v in row]
+        r.write(",".join(repr(v) for v in x) + "\n")
+        o.write(",".join(repr(f32((v - c[j]) / s[j])) for j, v in enumerate(x)) + "\n")
+PY
+metafl eval --params model.safetensors --predict raw.csv --raw --out p-raw.csv 2>/dev/null ||
+  fail "eval --predict --raw failed"
+metafl eval --params model.safetensors --predict scaled.csv --out p-scaled.csv 2>/dev/null ||
+  fail "eval --predict failed"
+cmp -s p-raw.csv p-scaled.csv || fail "--raw predictions differ from pre-scaled rows'"
+[ "$(wc -l <p-raw.csv)" -eq 201 ] || fail "expected 200 predictions and a header"
+python3 - model.safetensors noscale.safetensors <<'PY'
+import json, struct, sys
+raw = open(sys.argv[1], "rb").read(); n = struct.unpack("<Q", raw[:8])[0]
+h = json.loads(raw[8:8 + n])
+for k in [k for k in h["__metadata__"] if k.startswith("scaling")]:
+    del h["__metadata__"][k]
+b = json.dumps(h).encode(); b += b" " * (-len(b) % 8)
+open(sys.argv[2], "wb").write(struct.pack("<Q", len(b)) + b + raw[8 + n:])
+PY
+if out=$(metafl eval --params noscale.safetensors --predict raw.csv --raw 2>&1); then
+  fail "--raw with an export that carries no scaling succeeded"
+fi
+grep -q "noscale.safetensors: carries no feature scaling" <<<"$out" || fail "no-scaling: $out"
+
 # Its own statistics would not be what the model saw: refused, saying why.
 if metafl-site-agent --config sites/new-site.yaml --evaluate run/checkpoints \
      --coordinator-config coordinator.yaml >/dev/null 2>own.log; then
