@@ -336,8 +336,7 @@ int mfl_cmd_export(int argc, char **argv)
     if (config) {
         lc = cc.learner;
         federated = cc.federated_scaling;
-    }
-    else if (s_model_from_status(s.run_dir, &lc, &federated, err, sizeof err) < 0)
+    } else if (s_model_from_status(s.run_dir, &lc, &federated, err, sizeof err) < 0)
         goto out_err;
     /* The checkpoint. */
     if (s.ckpt_file[0] && want_round) {
@@ -424,7 +423,11 @@ int mfl_cmd_export(int argc, char **argv)
                                           &xs, err, sizeof err) < 0)
             goto out_err;
         if (!xs.kind[0] && site_config && si.std == MFL_SITE_STD_FIXED &&
-            mfl_cli_export_scaling_fixed(si.center, si.scale, si.n_fixed, site_config, &xs, err,
+            si.n_fixed > MFL_TASK_SCALING_MAX)
+            mfl_warn("%s: %zu fixed constants; an export carries at most %d: not copied (they "
+                     "are in the site config)", site_config, si.n_fixed, MFL_TASK_SCALING_MAX);
+        else if (!xs.kind[0] && site_config && si.std == MFL_SITE_STD_FIXED &&
+                 mfl_cli_export_scaling_fixed(si.center, si.scale, si.n_fixed, site_config, &xs, err,
                                          sizeof err) < 0)
             goto out_err;
         if (site_config && strcmp(xs.kind, "federated") == 0 && si.std != MFL_SITE_STD_FEDERATED)

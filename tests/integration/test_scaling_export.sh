@@ -174,6 +174,19 @@ if metafl-site-agent --config sites/new-other.yaml --evaluate run/checkpoints \
   fail "fixed constants other than the pooled scaling were accepted"
 fi
 grep -q "not the run's pooled scaling" other.log || { cat other.log; fail "no reason given"; }
+# A run without pooled scaling, exported with a fixed-scaling site's config:
+# the export carries that site's constants (kind fixed).
+sed '/^data:$/,/^  standardize: federated$/d' coordinator.yaml >nofed.yaml
+! grep -q 'standardize: federated' nofed.yaml || fail "nofed.yaml still federated"
+metafl export --config nofed.yaml --site-config sites/new-other.yaml --out fixed.safetensors \
+  >/dev/null 2>fixed-export.log || { cat fixed-export.log; fail "export with a fixed site failed"; }
+python3 - fixed.safetensors <<'PY' || fail "fixed export's scaling wrong"
+import json, struct, sys
+raw = open(sys.argv[1], "rb").read()
+md = json.loads(raw[8:8 + struct.unpack("<Q", raw[:8])[0]])["__metadata__"]
+assert md["scaling"] == "fixed" and md["scaling_center"] == "0,0,0" and md["scaling_scale"] == "1,1,1", md
+assert md["standardize"].startswith("fixed:"), md
+PY
 cp run/checkpoints/scaling.state scaling.keep
 printf 'metafl-scaling-v1 n=3 rows=1 sites=1\n0x1p+0\n' >run/checkpoints/scaling.state
 if out=$(metafl export --config coordinator.yaml --out bad.safetensors 2>&1); then
