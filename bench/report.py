@@ -26,7 +26,7 @@ OURS = {"heart_flamby", "heart_personal", "heart_newsite", "rounds_floor",
         "dpsgd", "heart_privacy", "heart_privacy_global", "heart_select",
         "heart_select_split7", "wdbc_select", "heart_select_federated",
         "heart_select_federated_split7", "wdbc_select_federated",
-        "large_model_100M", "large_model_10M_zero_copy"}
+        "large_model_100M", "large_model_10M_zero_copy", "flower_ref"}
 
 # Issue 17's side-by-side table (one run, 2 cores, Flower 1.6 over gRPC
 # without TLS, FedAvg, 200 rows per site, one epoch, batch 32; metafl with
@@ -1199,9 +1199,56 @@ def _table_of_dicts(d, rows):
     d.table(keys, [[_cell(r.get(k, "")) for k in keys] for r in rows[:60]])
 
 
-def compression_section(d, res):
+def flower_ref_section(d, res):
+    """Issue 17: the same-run Flower-like reference (bench/flower_ref.sh):
+    what it does and omits, and its rows when bench/results/flower_ref.json
+    is there."""
+    d.p("**A same-run reference (`bench/flower_ref.sh`).** The tables above hold today's "
+        "metafl against Flower figures taken months ago, and the machine has moved since "
+        "(the raw CURVE floor, same code, 1.7–2.9× slower at N ≥ 4), so a ratio against "
+        "those stale figures is not a fair test. The fair test is a reference measured in "
+        "the same run: `bash bench/flower_ref.sh OUT.json` (env FLREF_SIZES, FLREF_N, "
+        "FLREF_R, FLREF_REPS, FLREF_BLAS_THREADS, METAFL_BUILD; `--help`; needs Debian's "
+        "python3-grpcio and python3-numpy under /usr/bin/python3, installed by "
+        "deploy/install-deps.sh for the bench only, and stops at once naming them if "
+        "they are missing). For each point (P ∈ {2,242; 999,987}, N ∈ {4, 8}) and "
+        "repetition it runs the reference, then `bench/rounds_engine.sh`'s training row "
+        "with fp32, then with int8 upload + int8 broadcast (medians over rounds 2..R), and "
+        "prints speed-up = reference ms / metafl ms with each run's 1-minute load.", "")
+    d.p("The reference (`bench/flower_ref/`, written for this bench, no Flower code) is a "
+        "minimal Flower-like FedAvg round in Python: a gRPC server without TLS and N "
+        "client processes, each holding one bidirectional stream as Flower 1.x clients "
+        "do; each round the server frames the model (every tensor as numpy `.npy` bytes, "
+        "as Flower serialises them) and sends it to every client; each client trains one "
+        "epoch over its 200 rows (batch 32; numpy MLP 32-64-2 or 32-28571-2, ReLU, "
+        "softmax cross-entropy, SGD at 0.01, one OpenBLAS thread per process) and returns "
+        "its tensors, row count and loss; the server decodes the replies and takes the "
+        "row-weighted mean (FedAvg). Its round runs from framing the model to the averaged "
+        "model in hand. It omits Flower's own framework work (strategy objects, Parameters "
+        "conversions, the client manager and client proxies, its driver, protobuf "
+        "messages, history and metrics aggregation) and frames the model once per round, "
+        "so it is a **lower bound** on Flower's round time on the same machine, and a "
+        "ratio against it **under-states** metafl's speed-up against Flower. What it cannot "
+        "bound is a Flower client whose training library is faster than numpy for this "
+        "MLP (the numpy epoch at 1M takes 36–54 ms CPU on the shared machine, the same "
+        "order as metafl's C epoch).", "")
+    rows = (res or {}).get("rows") or []
+    if not rows or "_error" in (res or {}):
+        d.p("No same-run reference in this run: the quiet-machine numbers are the lead's "
+            "(`bash bench/flower_ref.sh bench/results/flower_ref.json`).", "")
+        return
+    d.table(["P", "N", "rep", "reference ms", "metafl fp32 ms", "speed-up fp32",
+             "metafl int8 ms", "speed-up int8", "load (ref / fp32 / int8)"],
+            [[f"{r['params']:,}", r["sites"], r["rep"], fmt(r.get("reference_ms"), 1),
+              fmt(r.get("metafl_fp32_ms"), 1), fmt(r.get("speedup_fp32"), 2),
+              fmt(r.get("metafl_int8_ms"), 1), fmt(r.get("speedup_int8"), 2),
+              " / ".join(fmt(x, 1) for x in r.get("loadavg_1m") or [])] for r in rows])
+
+
+def compression_section(d, res, flref=None):
     """Issue 17: fp32 / fp16 / int8 uploads (bench/compression.sh), and the
-    issue's side-by-side Flower table kept as the reference."""
+    issue's side-by-side Flower table kept as the reference, followed by the
+    same-run reference (flower_ref_section)."""
     d.p("### 2(d) Compressed updates and the Flower reference (issue 17)", "")
     d.p("Flower is not installable on this machine (no Debian package; only Debian's and "
         "npm's registries are reachable), so Flower cannot be re-measured here. The table "
@@ -1211,6 +1258,7 @@ def compression_section(d, res):
         "the goal (≥ 3× Flower at every point) is held against:", "")
     d.table(["P", "N", "metafl ms", "Flower ms", "speed-up"],
             [[a, b, c, e, f] for a, b, c, e, f in FLOWER_SIDE_BY_SIDE])
+    flower_ref_section(d, flref)
     if not res or "_error" in res:
         d.p("No compression results in this run (`bash bench/compression.sh "
             "bench/results/compression.json`).", "")
@@ -1648,7 +1696,7 @@ def main():
     rounds_section(d, R("rounds_floor"), R("rounds_engine"), args.img, tmp, plots,
                    R("site_round"))
     scale_sites_section(d, R("scale_sites"), R("rounds_engine"))
-    compression_section(d, R("compression"))
+    compression_section(d, R("compression"), R("flower_ref"))
     large_model_section(d, R("large_model_100M"), R("large_model_10M_zero_copy"))
     dpsgd_section(d, R("dpsgd"))
     heart_privacy_section(d, R("heart_privacy"), R("heart_privacy_global"))
