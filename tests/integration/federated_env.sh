@@ -185,10 +185,10 @@ fed_secagg_rosters() {
 }
 
 # fed_expect_simulate_match RUN_DIR: runs `metafl simulate` on
-# coordinator.yaml into ./sim and fails unless its final θ is the daemons'
-# (RUN_DIR's), bit for bit; leaves the hash in $sim_hash.
+# coordinator.yaml into $TEST_TMP/sim and fails unless its final θ is the
+# daemons' (RUN_DIR's), bit for bit; leaves the hash in $sim_hash.
 fed_expect_simulate_match() {
-  fed_simulate coordinator.yaml
+  fed_simulate "$TEST_TMP/coordinator.yaml"
   local daemon_hash
   daemon_hash=$(fed_final_hash "$1")
   echo "daemons:  $daemon_hash"
@@ -197,13 +197,13 @@ fed_expect_simulate_match() {
     fail "final θ differs: daemons $daemon_hash, simulate $sim_hash"
 }
 
-# fed_simulate CONFIG: runs `metafl simulate` on CONFIG into ./sim (output
-# in simulate.out / simulate.log, shown on failure) and leaves its final θ
-# hash in $sim_hash.
+# fed_simulate CONFIG: runs `metafl simulate` on CONFIG into $TEST_TMP/sim
+# (output in $TEST_TMP/simulate.out and .log, shown on failure) and leaves
+# its final θ hash in $sim_hash.
 fed_simulate() {
-  metafl simulate --config "$1" --run-dir sim >simulate.out 2>simulate.log ||
-    { cat simulate.log; fail "simulate failed"; }
-  sim_hash=$(fed_final_hash sim)
+  metafl simulate --config "$1" --run-dir "$TEST_TMP/sim" >"$TEST_TMP/simulate.out" \
+    2>"$TEST_TMP/simulate.log" || { cat "$TEST_TMP/simulate.log"; fail "simulate failed"; }
+  sim_hash=$(fed_final_hash "$TEST_TMP/sim")
 }
 
 # fed_secagg_section FILE [LINE...]: appends a secure_aggregation section
