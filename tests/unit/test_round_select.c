@@ -22,6 +22,7 @@
 #include "wire/task_codec.h"
 
 #include "engine_sim.h"
+#include "linear_rows.h"
 
 /* ---- the rule ------------------------------------------------------- */
 
@@ -346,21 +347,6 @@ static void e_check_round(void *user, const engine_sim_job_t *j, const mfl_site_
     assert_int_equal(r->metrics.n_samples, j->t.selection.candidate ? 96 : 120);
 }
 
-static mfl_dataset_t *e_rows(uint64_t seed, size_t n)
-{
-    mfl_dataset_t *d = mfl_dataset_new(n, 3);
-    assert_non_null(d);
-    d->n_classes = 2;
-    mfl_rng_t r;
-    mfl_rng_seed(&r, seed, 1);
-    for (size_t i = 0; i < n; i++) {
-        for (int k = 0; k < 3; k++)
-            d->x[3 * i + k] = (float)(mfl_rng_uniform(&r) * 4.0 - 2.0);
-        d->y[i] = d->x[3 * i] + 0.5f * d->x[3 * i + 1] - d->x[3 * i + 2] > 0 ? 1.0f : 0.0f;
-    }
-    return d;
-}
-
 /* Runs `c` to the end with three in-process sites; θ's digest into hash. */
 static void e_run(mfl_coord_config_t *c, const char *dir, e_sim_t *e, uint8_t hash[32])
 {
@@ -368,9 +354,9 @@ static void e_run(mfl_coord_config_t *c, const char *dir, e_sim_t *e, uint8_t ha
     memset(e, 0, sizeof *e);
     engine_sim_init(&e->sim);
     for (int i = 0; i < E_SITES; i++) {
-        e->sim.w[i] = mfl_site_worker_new_from_data(e->sim.ids[i], e_rows(10 + (uint64_t)i, 120),
-                                                    e_rows(20 + (uint64_t)i, 40), NULL, err,
-                                                    sizeof err);
+        e->sim.w[i] = mfl_site_worker_new_from_data(
+            e->sim.ids[i], s_linear_rows(10 + (uint64_t)i, 120),
+            s_linear_rows(20 + (uint64_t)i, 40), NULL, err, sizeof err);
         assert_non_null(e->sim.w[i]);
     }
     e->sim.user = e;
@@ -502,8 +488,9 @@ static void test_adapt_search_picks_on_validation_rows_and_says_which(void **sta
 {
     (void)state;
     char err[512];
-    mfl_site_worker_t *w = mfl_site_worker_new_from_data("site-a", e_rows(10, 120),
-                                                         e_rows(20, 40), NULL, err, sizeof err);
+    mfl_site_worker_t *w = mfl_site_worker_new_from_data("site-a", s_linear_rows(10, 120),
+                                                         s_linear_rows(20, 40), NULL, err,
+                                                         sizeof err);
     assert_non_null(w);
     mfl_learner_config_t lc;
     mfl_learner_config_defaults(&lc, MFL_ALGO_REPTILE);
