@@ -96,15 +96,7 @@ static void s_closed_spy(void *ctx, const mfl_round_summary_t *m)
 
 static void s_config(mfl_coord_config_t *c, const char *sub, bool secure)
 {
-    mfl_coord_config_defaults(c);
-    mfl_learner_config_defaults(&c->learner, MFL_ALGO_REPTILE);
-    snprintf(c->learner.model_spec, sizeof c->learner.model_spec, "mlp:3-4-1");
-    c->learner.loss = MFL_LOSS_BCE;
-    c->rounds = 2;
-    c->min_sites = 3;
-    c->wait_for_sites = N;
-    c->deadline_ms = 10000;
-    c->site_timeout_ms = 0;
+    engine_fake_config(c, 2, 3, N, 10000);
     c->secagg_enabled = secure;
     c->secagg_threshold = 3;
     snprintf(c->checkpoint_dir, sizeof c->checkpoint_dir, "%s/%s/ckpt", s_dir, sub);
