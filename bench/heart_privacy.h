@@ -392,6 +392,17 @@ static int s_priv_json_sites(char *buf, size_t len, int m, const char *key,
     return m + snprintf(buf + m, len - (size_t)m, "]");
 }
 
+/* Both privacy benches' JSON head: the majority rows, then the settings
+ * object opened with what they share (FedAvg, δ, the DP mechanism); the
+ * caller writes its own settings and closes it. */
+static void s_priv_json_head(FILE *f, const s_heart_t *h)
+{
+    s_json_majority(f, h);
+    fprintf(f, "  \"settings\": {\"algo\": \"fedavg\", \"local_epochs\": 1, \"server\": \"sgd 1\", "
+               "\"delta\": 1e-5, \"dp\": \"record-level DP-SGD, q = B/N per site, sigma "
+               "calibrated per site for its rounds\"");
+}
+
 static int s_priv_recipe_json(char *buf, size_t len, const s_priv_recipe_t *r)
 {
     return snprintf(buf, len,
@@ -468,10 +479,8 @@ static int s_run_privacy(const s_opts_t *o, const s_heart_t *h, const char *argv
     FILE *f = s_open_out(o, "privacy", argv0);
     if (!f)
         goto done;
-    s_json_majority(f, h);
-    fprintf(f, "  \"settings\": {\"algo\": \"fedavg\", \"local_epochs\": 1, \"server\": \"sgd 1\", "
-               "\"delta\": 1e-5, \"dp\": \"record-level DP-SGD, q = B/N per site, sigma "
-               "calibrated per site for its rounds\", \"fine_tune_lr\": %g, \"selection\": "
+    s_priv_json_head(f, h);
+    fprintf(f, ", \"fine_tune_lr\": %g, \"selection\": "
                "{\"validation\": \"25%% of each site's training rows, stratified, features "
                "re-standardised with the other 75%%\", \"seeds\": %d, \"models\": [\"%s\", \"%s\"], "
                "\"lr\": [%g, %g], \"batch\": [%d, %d], \"clip\": [%g, %g], \"rounds\": [%d, %d], "

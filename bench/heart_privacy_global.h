@@ -508,10 +508,8 @@ static int s_pt_table(const s_opts_t *o, const s_heart_t *h, const char *argv0)
     FILE *f = s_open_out(o, "privacy-global", argv0);
     if (!f)
         goto done;
-    s_json_majority(f, h);
-    fprintf(f, "  \"settings\": {\"algo\": \"fedavg\", \"local_epochs\": 1, \"server\": \"sgd 1\", "
-               "\"delta\": 1e-5, \"dp\": \"record-level DP-SGD, q = B/N per site, sigma "
-               "calibrated per site for its rounds\", \"fixed_scaling\": {\"center\": [");
+    s_priv_json_head(f, h);
+    fprintf(f, ", \"fixed_scaling\": {\"center\": [");
     for (int j = 0; j < S_HEART_FEATURES; j++)
         fprintf(f, "%s%g", j ? ", " : "", (double)s_pg_center[j]);
     fprintf(f, "], \"scale\": [");
