@@ -34,6 +34,7 @@
 #ifndef MFL_BENCH_HEART_PRIVACY_H
 #define MFL_BENCH_HEART_PRIVACY_H
 
+#include "heart_split.h"
 #include "meta/learner_dp.h"
 #include "privacy/accountant.h"
 #include "privacy/policy.h"
@@ -67,18 +68,62 @@ static const int s_priv_ft[S_PRIV_N_FT] = {10, 30, 100};
 static int s_priv_quick;
 #define S_PRIV_SPLIT_SEED 0x76616cULL /* "val": the fit/validation split */
 
-static s_priv_recipe_t s_priv_grid(int i)
+/* A recipe grid, one list per axis (the server's rate goes with it).
+ * Index i counts the recipes with rounds varying fastest, then clip,
+ * batch, lr and server, model slowest. */
+typedef struct {
+    const char *const *models;
+    int n_models;
+    const char *const *servers;
+    const float *server_lrs;
+    int n_servers;
+    const float *lrs;
+    int n_lrs;
+    const int *batches;
+    int n_batches;
+    const double *clips;
+    int n_clips;
+    const int *rounds;
+    int n_rounds;
+} s_priv_axes_t;
+
+#define S_PRIV_AXIS(a) (a), (int)(sizeof(a) / sizeof((a)[0]))
+/* The grid of the lists named P_models, P_servers, P_server_lrs, P_lrs,
+ * P_batches, P_clips and P_rounds. */
+#define S_PRIV_AXES(P)                                                                     \
+    {S_PRIV_AXIS(P##_models), P##_servers,          S_PRIV_AXIS(P##_server_lrs),         \
+     S_PRIV_AXIS(P##_lrs),    S_PRIV_AXIS(P##_batches), S_PRIV_AXIS(P##_clips),          \
+     S_PRIV_AXIS(P##_rounds)}
+
+/* Recipe i of grid `ax` (1 local epoch per round). */
+static s_priv_recipe_t s_priv_recipe_at(const s_priv_axes_t *ax, int i)
 {
     s_priv_recipe_t r;
-    r.model = s_priv_models[i / 16];
-    r.lr = s_priv_lrs[(i / 8) % 2];
-    r.batch = s_priv_batches[(i / 4) % 2];
-    r.clip = s_priv_clips[(i / 2) % 2];
-    r.rounds = s_priv_rounds[i % 2];
+    memset(&r, 0, sizeof r);
+    r.rounds = ax->rounds[i % ax->n_rounds];
+    i /= ax->n_rounds;
+    r.clip = ax->clips[i % ax->n_clips];
+    i /= ax->n_clips;
+    r.batch = ax->batches[i % ax->n_batches];
+    i /= ax->n_batches;
+    r.lr = ax->lrs[i % ax->n_lrs];
+    i /= ax->n_lrs;
+    r.server = ax->servers[i % ax->n_servers];
+    r.server_lr = ax->server_lrs[i % ax->n_servers];
+    i /= ax->n_servers;
+    r.model = ax->models[i % ax->n_models];
     r.epochs = 1;
-    r.server = "sgd";
-    r.server_lr = 1.0f;
     return r;
+}
+
+/* FedAvg (server sgd 1) only. */
+static const char *const s_priv_servers[] = {"sgd"};
+static const float s_priv_server_lrs[] = {1.0f};
+static const s_priv_axes_t s_priv_axes = S_PRIV_AXES(s_priv);
+
+static s_priv_recipe_t s_priv_grid(int i)
+{
+    return s_priv_recipe_at(&s_priv_axes, i);
 }
 
 static void s_priv_spec(const s_priv_recipe_t *r, s_fed_spec_t *sp)
@@ -188,6 +233,16 @@ out:
     return rc;
 }
 
+/* A quarter of the rows ((n + 2) / 4) to validation, as many of each
+ * class as its share (rounded). */
+static int s_priv_to_val(size_t i, size_t n, size_t np, const void *arg)
+{
+    (void)arg;
+    size_t nv = (n + 2) / 4;
+    size_t vp = (size_t)((double)nv * (double)np / (double)n + 0.5);
+    return i < np ? i < vp : i - np < nv - vp;
+}
+
 /* The fit/validation split of each hospital's training rows (stratified,
  * 75/25, seed S_PRIV_SPLIT_SEED), both re-standardised with the fit rows'
  * mean and unbiased std (+1e-9), as the data module standardises. */
@@ -196,43 +251,11 @@ static int s_priv_split(const s_heart_t *h, mfl_dataset_t *fit[S_HEART_SITES],
 {
     for (int s = 0; s < S_HEART_SITES; s++) {
         const mfl_dataset_t *t = h->train[s];
-        size_t n = t->n, nv = (n + 2) / 4;
-        size_t *idx = malloc(n * sizeof *idx);
-        if (!idx)
-            return -1;
         mfl_rng_t r;
         mfl_rng_seed(&r, S_PRIV_SPLIT_SEED, (uint64_t)s);
-        /* stratified: shuffle each class, take a quarter of each */
-        size_t np = 0;
-        for (size_t i = 0; i < n; i++)
-            if (t->y[i] > 0.5f)
-                idx[np++] = i;
-        size_t nn = np;
-        for (size_t i = 0; i < n; i++)
-            if (!(t->y[i] > 0.5f))
-                idx[nn++] = i;
-        mfl_rng_shuffle(&r, idx, np);
-        mfl_rng_shuffle(&r, idx + np, n - np);
-        size_t vp = (size_t)((double)nv * (double)np / (double)n + 0.5);
-        size_t *vi = malloc(n * sizeof *vi), *fi = malloc(n * sizeof *fi);
-        if (!vi || !fi) {
-            free(idx), free(vi), free(fi);
+        if (s_heart_split_stratified(t, &r, s_priv_to_val, NULL, &fit[s], &val[s]))
             return -1;
-        }
-        size_t a = 0, b = 0;
-        for (size_t i = 0; i < n; i++) {
-            int is_val = i < np ? i < vp : i - np < nv - vp;
-            if (is_val)
-                vi[a++] = idx[i];
-            else
-                fi[b++] = idx[i];
-        }
-        fit[s] = mfl_dataset_subset(t, fi, b);
-        val[s] = mfl_dataset_subset(t, vi, a);
-        free(idx), free(vi), free(fi);
-        if (!fit[s] || !val[s])
-            return -1;
-        fit[s]->n_classes = val[s]->n_classes = t->n_classes;
+        size_t a = val[s]->n, b = fit[s]->n;
         size_t d = t->n_features;
         for (size_t j = 0; j < d; j++) {
             double m = 0, v = 0;
@@ -349,6 +372,37 @@ out:
     return rc;
 }
 
+/* `"epsilon": null` (ε = ∞) or `"epsilon": ε` into buf; what snprintf
+ * returns. */
+static int s_priv_eps_json(char *buf, size_t len, double eps)
+{
+    if (isinf(eps))
+        return snprintf(buf, len, "\"epsilon\": null");
+    return snprintf(buf, len, "\"epsilon\": %g", eps);
+}
+
+/* Appends `, "key": [v per site]` (%.4f) to buf, which holds m chars;
+ * the new length. */
+static int s_priv_json_sites(char *buf, size_t len, int m, const char *key,
+                             const double v[S_HEART_SITES])
+{
+    m += snprintf(buf + m, len - (size_t)m, ", \"%s\": [", key);
+    for (int s = 0; s < S_HEART_SITES; s++)
+        m += snprintf(buf + m, len - (size_t)m, "%s%.4f", s ? ", " : "", v[s]);
+    return m + snprintf(buf + m, len - (size_t)m, "]");
+}
+
+/* Both privacy benches' JSON head: the majority rows, then the settings
+ * object opened with what they share (FedAvg, δ, the DP mechanism); the
+ * caller writes its own settings and closes it. */
+static void s_priv_json_head(FILE *f, const s_heart_t *h)
+{
+    s_json_majority(f, h);
+    fprintf(f, "  \"settings\": {\"algo\": \"fedavg\", \"local_epochs\": 1, \"server\": \"sgd 1\", "
+               "\"delta\": 1e-5, \"dp\": \"record-level DP-SGD, q = B/N per site, sigma "
+               "calibrated per site for its rounds\"");
+}
+
 static int s_priv_recipe_json(char *buf, size_t len, const s_priv_recipe_t *r)
 {
     return snprintf(buf, len,
@@ -425,10 +479,8 @@ static int s_run_privacy(const s_opts_t *o, const s_heart_t *h, const char *argv
     FILE *f = s_open_out(o, "privacy", argv0);
     if (!f)
         goto done;
-    s_json_majority(f, h);
-    fprintf(f, "  \"settings\": {\"algo\": \"fedavg\", \"local_epochs\": 1, \"server\": \"sgd 1\", "
-               "\"delta\": 1e-5, \"dp\": \"record-level DP-SGD, q = B/N per site, sigma "
-               "calibrated per site for its rounds\", \"fine_tune_lr\": %g, \"selection\": "
+    s_priv_json_head(f, h);
+    fprintf(f, ", \"fine_tune_lr\": %g, \"selection\": "
                "{\"validation\": \"25%% of each site's training rows, stratified, features "
                "re-standardised with the other 75%%\", \"seeds\": %d, \"models\": [\"%s\", \"%s\"], "
                "\"lr\": [%g, %g], \"batch\": [%d, %d], \"clip\": [%g, %g], \"rounds\": [%d, %d], "
@@ -444,38 +496,21 @@ static int s_run_privacy(const s_opts_t *o, const s_heart_t *h, const char *argv
             s_priv_recipe_t r = s_priv_grid(j ? ch[e].pers : ch[e].global);
             s_priv_recipe_json(rj, sizeof rj, &r);
             snprintf(name, sizeof name, "eps=%g %s", s_priv_eps[e], j ? "personalised" : "global");
-            int m = 0;
-            if (isinf(s_priv_eps[e]))
-                m = snprintf(extra, sizeof extra, "\"epsilon\": null");
-            else
-                m = snprintf(extra, sizeof extra, "\"epsilon\": %g", s_priv_eps[e]);
+            int m = s_priv_eps_json(extra, sizeof extra, s_priv_eps[e]);
             m += snprintf(extra + m, sizeof extra - (size_t)m,
                           ", \"kind\": \"%s\", \"recipe\": %s, \"fine_tune_steps\": %d, "
-                          "\"validation_acc\": %.4f, \"sigma\": [",
+                          "\"validation_acc\": %.4f",
                           j ? "personalised" : "global", rj, j ? s_priv_ft[ch[e].ft] : 0,
                           j ? ch[e].val_pers : ch[e].val_global);
-            for (int s = 0; s < S_HEART_SITES; s++)
-                m += snprintf(extra + m, sizeof extra - (size_t)m, "%s%.4f", s ? ", " : "",
-                              sig[e][j][s]);
-            m += snprintf(extra + m, sizeof extra - (size_t)m, "], \"q\": [");
-            for (int s = 0; s < S_HEART_SITES; s++)
-                m += snprintf(extra + m, sizeof extra - (size_t)m, "%s%.4f", s ? ", " : "",
-                              qs[e][j][s]);
-            m += snprintf(extra + m, sizeof extra - (size_t)m, "], \"epsilon_spent\": [");
-            for (int s = 0; s < S_HEART_SITES; s++)
-                m += snprintf(extra + m, sizeof extra - (size_t)m, "%s%.4f", s ? ", " : "",
-                              spent[e][j][s]);
-            snprintf(extra + m, sizeof extra - (size_t)m, "]");
+            m = s_priv_json_sites(extra, sizeof extra, m, "sigma", sig[e][j]);
+            m = s_priv_json_sites(extra, sizeof extra, m, "q", qs[e][j]);
+            s_priv_json_sites(extra, sizeof extra, m, "epsilon_spent", spent[e][j]);
             s_json_row(f, name, acc[e][j], o->n_seeds, extra, 0);
         }
     for (int e = 0; e < n_eps; e++) {
         char name[96], extra[1400];
         snprintf(name, sizeof name, "eps=%g leave-one-out k=%d", s_priv_eps[e], S_PRIV_SHOTS);
-        int m;
-        if (isinf(s_priv_eps[e]))
-            m = snprintf(extra, sizeof extra, "\"epsilon\": null");
-        else
-            m = snprintf(extra, sizeof extra, "\"epsilon\": %g", s_priv_eps[e]);
+        int m = s_priv_eps_json(extra, sizeof extra, s_priv_eps[e]);
         m += snprintf(extra + m, sizeof extra - (size_t)m,
                       ", \"kind\": \"loho\", \"draws\": %d, \"recipes\": [", draws);
         for (int s = 0; s < S_HEART_SITES; s++) {

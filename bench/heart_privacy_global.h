@@ -105,44 +105,56 @@ static int s_pg_scale(mfl_dataset_t *const *raw_fit, mfl_dataset_t *const *raw_v
  * each class shuffled with a fixed seed, dealt round-robin). */
 static uint64_t s_pg_rep; /* PG_STABILITY: repeat r re-draws folds and seeds */
 
+static int s_pg_to_val(size_t i, size_t n, size_t np, const void *arg)
+{
+    (void)n;
+    (void)np;
+    return (int)(i % S_PG_FOLDS) == *(const int *)arg;
+}
+
 static int s_pg_fold(const s_heart_t *h, int k, mfl_dataset_t *fit[S_HEART_SITES],
                      mfl_dataset_t *val[S_HEART_SITES])
 {
     for (int s = 0; s < S_HEART_SITES; s++) {
-        const mfl_dataset_t *t = h->rtrain[s];
-        size_t n = t->n, np = 0;
-        size_t *idx = malloc(n * sizeof *idx), *fi = malloc(n * sizeof *fi),
-               *vi = malloc(n * sizeof *vi);
-        if (!idx || !fi || !vi) {
-            free(idx), free(fi), free(vi);
-            return -1;
-        }
-        for (size_t i = 0; i < n; i++)
-            if (t->y[i] > 0.5f)
-                idx[np++] = i;
-        for (size_t i = 0, j = np; i < n; i++)
-            if (!(t->y[i] > 0.5f))
-                idx[j++] = i;
         mfl_rng_t r;
         mfl_rng_seed(&r, S_PRIV_SPLIT_SEED + 7919 * s_pg_rep,
                      0x666f6c64ULL + (uint64_t)s); /* "fold" */
-        mfl_rng_shuffle(&r, idx, np);
-        mfl_rng_shuffle(&r, idx + np, n - np);
-        size_t a = 0, b = 0;
-        for (size_t i = 0; i < n; i++) {
-            if ((int)(i % S_PG_FOLDS) == k)
-                vi[a++] = idx[i];
-            else
-                fi[b++] = idx[i];
-        }
-        fit[s] = mfl_dataset_subset(t, fi, b);
-        val[s] = mfl_dataset_subset(t, vi, a);
-        free(idx), free(fi), free(vi);
-        if (!fit[s] || !val[s])
+        if (s_heart_split_stratified(h->rtrain[s], &r, s_pg_to_val, &k, &fit[s], &val[s]))
             return -1;
-        fit[s]->n_classes = val[s]->n_classes = t->n_classes;
     }
     return 0;
+}
+
+/* The S_PG_FOLDS folds and the final train/test rows, each scaled every
+ * way c in [c0, c1): folds[c][k], final[c]. 0, or -1 out of memory. */
+static int s_pg_make_data(const s_heart_t *h, int c0, int c1,
+                          s_pg_data_t folds[S_PG_N_SCALING][S_PG_FOLDS],
+                          s_pg_data_t final[S_PG_N_SCALING])
+{
+    for (int k = 0; k < S_PG_FOLDS; k++) {
+        mfl_dataset_t *rf[S_HEART_SITES] = {0}, *rv[S_HEART_SITES] = {0};
+        int bad = s_pg_fold(h, k, rf, rv);
+        for (int c = c0; !bad && c < c1; c++)
+            bad = s_pg_scale(rf, rv, c, &folds[c][k]);
+        for (int s = 0; s < S_HEART_SITES; s++)
+            mfl_dataset_destroy(&rf[s]), mfl_dataset_destroy(&rv[s]);
+        if (bad)
+            return -1;
+    }
+    for (int c = c0; c < c1; c++)
+        if (s_pg_scale(h->rtrain, h->rtest, c, &final[c]))
+            return -1;
+    return 0;
+}
+
+static void s_pg_free_data(s_pg_data_t folds[S_PG_N_SCALING][S_PG_FOLDS],
+                           s_pg_data_t final[S_PG_N_SCALING])
+{
+    for (int c = 0; c < S_PG_N_SCALING; c++) {
+        s_pg_data_free(&final[c]);
+        for (int k = 0; k < S_PG_FOLDS; k++)
+            s_pg_data_free(&folds[c][k]);
+    }
 }
 
 /* Trains recipe r at ε on d->fit (all four hospitals) and scores the
@@ -200,24 +212,11 @@ static const char *const s_pg_servers[] = {"sgd", "adam"};
 static const float s_pg_server_lrs[] = {1.0f, 0.05f};
 #define S_PG_GRID (2 * 3 * 3 * 2 * 3 * 2)
 
+static const s_priv_axes_t s_pg_axes = S_PRIV_AXES(s_pg);
+
 static s_priv_recipe_t s_pg_grid(int i)
 {
-    s_priv_recipe_t r;
-    memset(&r, 0, sizeof r);
-    r.rounds = s_pg_rounds[i % 3];
-    i /= 3;
-    r.clip = s_pg_clips[i % 2];
-    i /= 2;
-    r.batch = s_pg_batches[i % 3];
-    i /= 3;
-    r.lr = s_pg_lrs[i % 3];
-    i /= 3;
-    r.server = s_pg_servers[i % 2];
-    r.server_lr = s_pg_server_lrs[i % 2];
-    i /= 2;
-    r.model = s_pg_models[i % 2];
-    r.epochs = 1;
-    return r;
+    return s_priv_recipe_at(&s_pg_axes, i);
 }
 
 static void s_pg_recipe_str(char *buf, size_t len, const s_priv_recipe_t *r)
@@ -268,19 +267,8 @@ static int s_pg_explore(const s_opts_t *o, const s_heart_t *h)
     int oracle = getenv("PG_ORACLE") != NULL;
     /* folds, scaled each way */
     static s_pg_data_t folds[S_PG_N_SCALING][S_PG_FOLDS], final[S_PG_N_SCALING];
-    for (int k = 0; k < S_PG_FOLDS; k++) {
-        mfl_dataset_t *rf[S_HEART_SITES] = {0}, *rv[S_HEART_SITES] = {0};
-        if (s_pg_fold(h, k, rf, rv))
-            return fprintf(stderr, "fold: out of memory\n"), -1;
-        for (int c = 0; c < S_PG_N_SCALING; c++)
-            if (s_pg_scale(rf, rv, c, &folds[c][k]))
-                return -1;
-        for (int s = 0; s < S_HEART_SITES; s++)
-            mfl_dataset_destroy(&rf[s]), mfl_dataset_destroy(&rv[s]);
-    }
-    for (int c = 0; c < S_PG_N_SCALING; c++)
-        if (s_pg_scale(h->rtrain, h->rtest, c, &final[c]))
-            return -1;
+    if (s_pg_make_data(h, 0, S_PG_N_SCALING, folds, final))
+        return fprintf(stderr, "fold: out of memory\n"), -1;
     for (int e = 0; e < n_eps; e++) {
         double eps = eps_list[e];
         for (int ci = 0; ci < n_sc; ci++) {
@@ -359,11 +347,7 @@ static int s_pg_explore(const s_opts_t *o, const s_heart_t *h)
             }
         }
     }
-    for (int c = 0; c < S_PG_N_SCALING; c++) {
-        s_pg_data_free(&final[c]);
-        for (int k = 0; k < S_PG_FOLDS; k++)
-            s_pg_data_free(&folds[c][k]);
-    }
+    s_pg_free_data(folds, final);
     return 0;
 }
 
@@ -382,24 +366,11 @@ static const int s_pt_rounds[] = {15, 30};
 #define S_PT_TOP 6       /* stage 2: the best few of stage 1 ... */
 #define S_PT_EXTRA 2     /* ... get this many more seeds per fold */
 
+static const s_priv_axes_t s_pt_axes = S_PRIV_AXES(s_pt);
+
 static s_priv_recipe_t s_pt_grid(int i)
 {
-    s_priv_recipe_t r;
-    memset(&r, 0, sizeof r);
-    r.rounds = s_pt_rounds[i % 2];
-    i /= 2;
-    r.clip = s_pt_clips[i % 2];
-    i /= 2;
-    r.batch = s_pt_batches[i % 2];
-    i /= 2;
-    r.lr = s_pt_lrs[i % 2];
-    i /= 2;
-    r.server = s_pt_servers[i % 2];
-    r.server_lr = s_pt_server_lrs[i % 2];
-    i /= 2;
-    r.model = s_pt_models[i % 2];
-    r.epochs = 1;
-    return r;
+    return s_priv_recipe_at(&s_pt_axes, i);
 }
 
 static int s_pt_quick; /* --quick (make bench's quick subset) */
@@ -492,23 +463,10 @@ static int s_pt_table(const s_opts_t *o, const s_heart_t *h, const char *argv0)
     int picks[16];
     double cvs[16];
     int rc = -1;
-    for (int k = 0; k < S_PG_FOLDS; k++) {
-        mfl_dataset_t *rf[S_HEART_SITES] = {0}, *rv[S_HEART_SITES] = {0};
-        int bad = s_pg_fold(h, k, rf, rv);
-        for (int c = 0; !bad && c < S_PG_N_SCALING; c++)
-            bad = s_pg_scale(rf, rv, c, &folds[c][k]);
-        for (int s = 0; s < S_HEART_SITES; s++)
-            mfl_dataset_destroy(&rf[s]), mfl_dataset_destroy(&rv[s]);
-        if (bad) {
-            snprintf(err, sizeof err, "out of memory making the folds");
-            goto done;
-        }
+    if (s_pg_make_data(h, 0, S_PG_N_SCALING, folds, final)) {
+        snprintf(err, sizeof err, "out of memory making the folds");
+        goto done;
     }
-    for (int c = 0; c < S_PG_N_SCALING; c++)
-        if (s_pg_scale(h->rtrain, h->rtest, c, &final[c])) {
-            snprintf(err, sizeof err, "out of memory scaling the rows");
-            goto done;
-        }
     for (int i = 0; i < n_rows; i++) {
         const s_pt_row_t *row = &rows[i];
         int runs = 0;
@@ -550,10 +508,8 @@ static int s_pt_table(const s_opts_t *o, const s_heart_t *h, const char *argv0)
     FILE *f = s_open_out(o, "privacy-global", argv0);
     if (!f)
         goto done;
-    s_json_majority(f, h);
-    fprintf(f, "  \"settings\": {\"algo\": \"fedavg\", \"local_epochs\": 1, \"server\": \"sgd 1\", "
-               "\"delta\": 1e-5, \"dp\": \"record-level DP-SGD, q = B/N per site, sigma "
-               "calibrated per site for its rounds\", \"fixed_scaling\": {\"center\": [");
+    s_priv_json_head(f, h);
+    fprintf(f, ", \"fixed_scaling\": {\"center\": [");
     for (int j = 0; j < S_HEART_FEATURES; j++)
         fprintf(f, "%s%g", j ? ", " : "", (double)s_pg_center[j]);
     fprintf(f, "], \"scale\": [");
@@ -589,8 +545,7 @@ static int s_pt_table(const s_opts_t *o, const s_heart_t *h, const char *argv0)
         s_pg_recipe_str(rs, sizeof rs, &r);
         snprintf(name, sizeof name, "eps=%g global %s", rows[i].eps,
                  s_pg_scaling_names[rows[i].scaling]);
-        int m = isinf(rows[i].eps) ? snprintf(extra, sizeof extra, "\"epsilon\": null")
-                                   : snprintf(extra, sizeof extra, "\"epsilon\": %g", rows[i].eps);
+        int m = s_priv_eps_json(extra, sizeof extra, rows[i].eps);
         snprintf(extra + m, sizeof extra - (size_t)m,
                  ", \"scaling\": \"%s\", \"note\": \"%s\", \"recipe\": \"%s\", "
                  "\"validation_acc\": %.4f",
@@ -601,8 +556,7 @@ static int s_pt_table(const s_opts_t *o, const s_heart_t *h, const char *argv0)
         char name[96], extra[300];
         snprintf(name, sizeof name, "eps=%g personalised %s", rows[i].eps,
                  s_pg_scaling_names[rows[i].scaling]);
-        int m = isinf(rows[i].eps) ? snprintf(extra, sizeof extra, "\"epsilon\": null")
-                                   : snprintf(extra, sizeof extra, "\"epsilon\": %g", rows[i].eps);
+        int m = s_priv_eps_json(extra, sizeof extra, rows[i].eps);
         snprintf(extra + m, sizeof extra - (size_t)m,
                  ", \"scaling\": \"%s\", \"fine_tune_steps\": %d, \"fine_tune_lr\": %g",
                  s_pg_scaling_names[rows[i].scaling], S_PG_FT_STEPS, (double)S_FT_LR);
@@ -614,11 +568,7 @@ static int s_pt_table(const s_opts_t *o, const s_heart_t *h, const char *argv0)
 done:
     if (rc)
         fprintf(stderr, "bench_heart privacy-global: %s\n", err);
-    for (int c = 0; c < S_PG_N_SCALING; c++) {
-        s_pg_data_free(&final[c]);
-        for (int k = 0; k < S_PG_FOLDS; k++)
-            s_pg_data_free(&folds[c][k]);
-    }
+    s_pg_free_data(folds, final);
     return rc;
 }
 
@@ -631,24 +581,18 @@ static int s_pt_stability(const s_opts_t *o, const s_heart_t *h, int reps)
     const char *from = getenv("PG_STABILITY_FROM"); /* rep 0 = the table's own pick */
     for (int rep = from ? atoi(from) : 0; rep < reps; rep++) {
         s_pg_rep = (uint64_t)rep;
-        static s_pg_data_t folds[S_PG_FOLDS], final;
-        for (int k = 0; k < S_PG_FOLDS; k++) {
-            mfl_dataset_t *rf[S_HEART_SITES] = {0}, *rv[S_HEART_SITES] = {0};
-            if (s_pg_fold(h, k, rf, rv) || s_pg_scale(rf, rv, S_PG_FIXED, &folds[k]))
-                return fprintf(stderr, "out of memory\n"), -1;
-            for (int s = 0; s < S_HEART_SITES; s++)
-                mfl_dataset_destroy(&rf[s]), mfl_dataset_destroy(&rv[s]);
-        }
-        if (s_pg_scale(h->rtrain, h->rtest, S_PG_FIXED, &final))
-            return -1;
+        static s_pg_data_t folds[S_PG_N_SCALING][S_PG_FOLDS], final[S_PG_N_SCALING];
+        if (s_pg_make_data(h, S_PG_FIXED, S_PG_FIXED + 1, folds, final))
+            return fprintf(stderr, "out of memory\n"), -1;
         int pick = -1, runs = 0;
         double cv = 0, m4[S_MAX_SEEDS], mm, sd;
-        if (s_pt_select(1.0, folds, &pick, &cv, &runs, err, sizeof err))
+        if (s_pt_select(1.0, folds[S_PG_FIXED], &pick, &cv, &runs, err, sizeof err))
             return fprintf(stderr, "%s\n", err), -1;
         s_priv_recipe_t r = s_pt_grid(pick);
         for (int k = 0; k < o->n_seeds; k++) {
             double a[S_HEART_SITES], l[S_HEART_SITES];
-            if (s_pg_run(&r, 1.0, &final, 42 + (uint64_t)k, a, l, NULL, err, sizeof err))
+            if (s_pg_run(&r, 1.0, &final[S_PG_FIXED], 42 + (uint64_t)k, a, l, NULL, err,
+                         sizeof err))
                 return fprintf(stderr, "%s\n", err), -1;
             m4[k] = (a[0] + a[1] + a[2] + a[3]) / S_HEART_SITES;
         }
@@ -661,9 +605,7 @@ static int s_pt_stability(const s_opts_t *o, const s_heart_t *h, int reps)
             printf(" %.3f", m4[k]);
         printf("\n");
         fflush(stdout);
-        s_pg_data_free(&final);
-        for (int k = 0; k < S_PG_FOLDS; k++)
-            s_pg_data_free(&folds[k]);
+        s_pg_free_data(folds, final);
     }
     return 0;
 }

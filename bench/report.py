@@ -1335,28 +1335,34 @@ def generic_section(d, name, res):
                 d.p(f"`{k}`:", "", "```json", text, "```", "")
 
 
-def _select_tables(d, res, res_split, res_wdbc, label):
+def _mean4_table(d, sites, rows):
+    """One line per result row: its name, mean4 ± std, each site's mean ± std."""
+    d.table(["", "mean4"] + sites,
+            [[r["name"], f"{r['mean4']:.4f} ± {r['mean4_std']:.4f}"]
+             + [f"{m:.3f} ± {s_:.3f}" for m, s_ in zip(r["site_mean"], r["site_std"])]
+             for r in rows])
+
+
+def _select_tables(d, res, res_split, res_wdbc, label=None):
+    """The selection tables of the FLamby split, the untuned re-split and
+    WDBC (each "not run" or left out when missing); `label` names the
+    variant in each title (none: the plain selection)."""
+    lab = f", {label}" if label else ""
     for r_, title in ((res, "FLamby split (flamby-split.json)"),
                       (res_split, "a split nobody tuned on (`--split 7`: each hospital's "
                                   "rows re-split 66/34, stratified)")):
         if not r_ or "_error" in r_:
-            d.p(f"{title}, {label}: not run.", "")
+            d.p(f"{title}{lab}: not run.", "")
             continue
-        d.p(f"**{title}, {label}**, `{r_['command']}`; winners per seed: "
+        d.p(f"**{title}{lab}**, `{r_['command']}`; winners per seed: "
             + "; ".join(f"{w['candidate']} ({w['setting']})" for w in r_["winners"]), "")
-        d.table(["", "mean4"] + SITES,
-                [[r["name"], f"{r['mean4']:.4f} ± {r['mean4_std']:.4f}"]
-                 + [f"{m:.3f} ± {s_:.3f}" for m, s_ in zip(r["site_mean"], r["site_std"])]
-                 for r in r_["rows"]])
+        _mean4_table(d, SITES, r_["rows"])
     if res_wdbc and "_error" not in res_wdbc:
-        d.p(f"**WDBC, the demo's four training hospitals, {label}** (60/40 split of `make "
+        d.p(f"**WDBC, the demo's four training hospitals{lab}** (60/40 split of `make "
             f"demo`), `{res_wdbc['command']}` (`metafl simulate`, the same defaults with "
             "model mlp:30-32-1; seeds " + ", ".join(res_wdbc["seeds"]) + "); winners per "
             "seed: " + "; ".join(str(w) for w in res_wdbc["winners"]), "")
-        d.table(["", "mean4"] + res_wdbc["sites"],
-                [[r["name"], f"{r['mean4']:.4f} ± {r['mean4_std']:.4f}"]
-                 + [f"{m:.3f} ± {s_:.3f}" for m, s_ in zip(r["site_mean"], r["site_std"])]
-                 for r in res_wdbc["rows"]])
+        _mean4_table(d, res_wdbc["sites"], res_wdbc["rows"])
 
 
 def select_fed_section(d, res, res_split, res_wdbc, res_site, res_site_split, res_wdbc_site):
@@ -1438,27 +1444,7 @@ def select_section(d, res, res_split, res_wdbc=None, res_fed=None, res_fed_split
         f"+ FT: {st['fedavg_ft']}. Paired rows: the difference per seed and site, then mean "
         "± std over seeds. Accuracy on each hospital's test rows, mean ± std over seeds; "
         "mean4 = mean of the four.", "")
-    for r_, title in ((res, "FLamby split (flamby-split.json)"),
-                      (res_split, "a split nobody tuned on (`--split 7`: each hospital's "
-                                  "rows re-split 66/34, stratified)")):
-        if not r_ or "_error" in r_:
-            d.p(f"{title}: not run.", "")
-            continue
-        d.p(f"**{title}**, `{r_['command']}`; winners per seed: "
-            + "; ".join(f"{w['candidate']} ({w['setting']})" for w in r_["winners"]), "")
-        d.table(["", "mean4"] + SITES,
-                [[r["name"], f"{r['mean4']:.4f} ± {r['mean4_std']:.4f}"]
-                 + [f"{m:.3f} ± {s_:.3f}" for m, s_ in zip(r["site_mean"], r["site_std"])]
-                 for r in r_["rows"]])
-    if res_wdbc and "_error" not in res_wdbc:
-        d.p(f"**WDBC, the demo's four training hospitals** (60/40 split of `make demo`), "
-            f"`{res_wdbc['command']}` (`metafl simulate`, the same defaults with model "
-            "mlp:30-32-1; seeds " + ", ".join(res_wdbc["seeds"]) + "); winners per seed: "
-            + "; ".join(str(w) for w in res_wdbc["winners"]), "")
-        d.table(["", "mean4"] + res_wdbc["sites"],
-                [[r["name"], f"{r['mean4']:.4f} ± {r['mean4_std']:.4f}"]
-                 + [f"{m:.3f} ± {s_:.3f}" for m, s_ in zip(r["site_mean"], r["site_std"])]
-                 for r in res_wdbc["rows"]])
+    _select_tables(d, res, res_split, res_wdbc)
     by = {r["name"]: r for r in res["rows"]}
     site = by["selection + per-site adaptation"]
     orc = next((r for r in res["rows"] if r["name"].startswith("ORACLE") and "LOHO" not in

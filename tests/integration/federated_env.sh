@@ -10,6 +10,12 @@
 #   fed_coordinator [args...]         starts the coordinator (LAST_PID)
 #   fed_rounds_done RUN_DIR           rounds closed so far (metrics lines)
 #   fed_final_hash RUN_DIR            θ BLAKE2b after the last closed round
+#   fed_simulate CONFIG               `metafl simulate` into ./sim ($sim_hash)
+#   fed_secagg_setup ROUNDS [...]     fed_setup + secure aggregation + rosters
+#   fed_run_exit_after_eval SECONDS [site args...]
+#                                     coordinator + every site, to the end
+#   fed_coordinator_finishes PID SECONDS [LOG]   waits for a clean exit
+#   (and the others below, each with its own comment)
 
 FED_SITES=(site-a site-b site-c)
 
@@ -179,16 +185,71 @@ fed_secagg_rosters() {
 }
 
 # fed_expect_simulate_match RUN_DIR: runs `metafl simulate` on
-# coordinator.yaml into ./sim and fails unless its final θ is the daemons'
-# (RUN_DIR's), bit for bit; leaves the hash in $sim_hash.
+# coordinator.yaml into $TEST_TMP/sim and fails unless its final θ is the
+# daemons' (RUN_DIR's), bit for bit; leaves the hash in $sim_hash.
 fed_expect_simulate_match() {
-  metafl simulate --config coordinator.yaml --run-dir sim >simulate.out 2>simulate.log ||
-    { cat simulate.log; fail "simulate failed"; }
+  fed_simulate "$TEST_TMP/coordinator.yaml"
   local daemon_hash
   daemon_hash=$(fed_final_hash "$1")
-  sim_hash=$(fed_final_hash sim)
   echo "daemons:  $daemon_hash"
   echo "simulate: $sim_hash"
   [ -n "$daemon_hash" ] && [ "$daemon_hash" = "$sim_hash" ] ||
     fail "final θ differs: daemons $daemon_hash, simulate $sim_hash"
+}
+
+# fed_simulate CONFIG: runs `metafl simulate` on CONFIG into $TEST_TMP/sim
+# (output in $TEST_TMP/simulate.out and .log, shown on failure) and leaves
+# its final θ hash in $sim_hash.
+fed_simulate() {
+  metafl simulate --config "$1" --run-dir "$TEST_TMP/sim" >"$TEST_TMP/simulate.out" \
+    2>"$TEST_TMP/simulate.log" || { cat "$TEST_TMP/simulate.log"; fail "simulate failed"; }
+  sim_hash=$(fed_final_hash "$TEST_TMP/sim")
+}
+
+# fed_secagg_section FILE [LINE...]: appends a secure_aggregation section
+# (enabled, threshold 3, then each LINE, e.g. "word_bits: 32") to FILE.
+fed_secagg_section() {
+  local file=$1 line; shift
+  printf 'secure_aggregation:\n  enabled: true\n  threshold: 3\n' >>"$file"
+  for line in "$@"; do printf '  %s\n' "$line" >>"$file"; done
+}
+
+# fed_secagg_setup ROUNDS [overrides...]: fed_setup, secure aggregation on
+# in coordinator.yaml (threshold 3) and each site's roster.
+fed_secagg_setup() {
+  fed_setup "$@"
+  fed_secagg_section "$TEST_TMP/coordinator.yaml"
+  fed_secagg_rosters
+}
+
+# fed_coordinator_finishes PID SECONDS [LOG]: waits up to SECONDS for the
+# coordinator PID to exit and fails, with LOG's last 30 lines if given,
+# unless it exited with status 0.
+fed_coordinator_finishes() {
+  local pid=$1 secs=$2 log=${3:-} rc=0
+  wait_for "$secs" bash -c "! kill -0 $pid 2>/dev/null" ||
+    { [ -z "$log" ] || tail -n 30 "$log"; fail "the coordinator did not finish"; }
+  wait "$pid" || rc=$?
+  [ "$rc" -eq 0 ] || { [ -z "$log" ] || tail -n 30 "$log"; fail "the coordinator exited with status $rc"; }
+}
+
+# fed_run_exit_after_eval SECONDS [site args...]: starts the coordinator
+# (its pid in $COORD) and every site with --exit-after-eval and the args,
+# then fed_coordinator_finishes within SECONDS.
+fed_run_exit_after_eval() {
+  local secs=$1 s; shift
+  fed_coordinator
+  COORD=$LAST_PID
+  for s in "${FED_SITES[@]}"; do fed_site "$s" --exit-after-eval "$@"; done
+  fed_coordinator_finishes "$COORD" "$secs" "$TEST_TMP/coordinator.log"
+}
+
+# fed_expect_secagg_rounds N: the coordinator's log shows N rounds summed by
+# secure aggregation of the three sites (threshold 3, every pair) and no
+# rejected message.
+fed_expect_secagg_rounds() {
+  local log=$TEST_TMP/coordinator.log
+  [ "$(grep -c 'secure aggregation of 3 sites (threshold 3, every pair), sum unmasked' "$log")" -eq "$1" ] ||
+    { cat "$log"; fail "not every round was summed by secure aggregation"; }
+  ! grep -q 'rejected message' "$log" || { cat "$log"; fail "a message was rejected"; }
 }

@@ -11,11 +11,7 @@ source "$(dirname "$0")/federated_env.sh"
 
 fed_setup 3 server.aggregator=median rounds.norm_bound=0.05 rounds.norm_action=clip
 RUN=$TEST_TMP/run
-fed_coordinator
-COORD=$LAST_PID
-for s in "${FED_SITES[@]}"; do fed_site "$s" --exit-after-eval; done
-wait_for 50 bash -c "! kill -0 $COORD 2>/dev/null" || fail "coordinator did not finish"
-wait "$COORD" || fail "coordinator exited with status $?"
+fed_run_exit_after_eval 50
 [ "$(fed_rounds_done "$RUN")" -eq 3 ] || fail "expected 3 rounds"
 grep -q '"event":"round","round":3,.*"accepted":3' "$RUN/metrics.jsonl" ||
   fail "round 3 did not have 3 accepted updates"
@@ -26,12 +22,5 @@ n_clip=$(grep '"kind":"update_accepted"' "$RUN/audit.log" | grep -c 'clipped fro
 metafl audit verify "$RUN/audit.log" --keys "$TEST_TMP/keys" >/dev/null ||
   fail "audit log does not verify"
 
-daemon_hash=$(fed_final_hash "$RUN")
-metafl simulate --config "$TEST_TMP/coordinator.yaml" --run-dir "$TEST_TMP/sim" \
-  >"$TEST_TMP/simulate.out" 2>"$TEST_TMP/simulate.log" || fail "simulate failed"
-sim_hash=$(fed_final_hash "$TEST_TMP/sim")
-echo "daemons:  $daemon_hash"
-echo "simulate: $sim_hash"
-[ -n "$daemon_hash" ] && [ "$daemon_hash" = "$sim_hash" ] ||
-  fail "final θ differs: daemons $daemon_hash, simulate $sim_hash"
+fed_expect_simulate_match "$RUN"
 echo "ok: median + clipping through the daemons: 3 rounds, 9 clipped updates on record, θ equals simulate's"

@@ -23,11 +23,7 @@ printf 'upload:\n  encodings: [int8]\n' >>"$TEST_TMP/sites/site-b.yaml"
 printf 'upload:\n  encodings: []\n' >>"$TEST_TMP/sites/site-c.yaml"
 RUN=$TEST_TMP/run
 
-fed_coordinator
-COORD=$LAST_PID
-for s in "${FED_SITES[@]}"; do fed_site "$s" --exit-after-eval; done
-wait_for 50 bash -c "! kill -0 $COORD 2>/dev/null" || fail "coordinator did not finish"
-wait "$COORD" || fail "coordinator exited with status $?"
+fed_run_exit_after_eval 50
 [ "$(fed_rounds_done "$RUN")" -eq 4 ] || fail "expected 4 rounds in $RUN/metrics.jsonl"
 grep -q '"event":"round","round":4,.*"accepted":3' "$RUN/metrics.jsonl" ||
   fail "round 4 did not have 3 accepted updates"
@@ -48,14 +44,7 @@ done
 metafl audit verify "$RUN/audit.log" --keys "$TEST_TMP/keys" >"$TEST_TMP/verify.out" 2>&1 ||
   { cat "$TEST_TMP/verify.out"; fail "audit log does not verify"; }
 
-daemon_hash=$(fed_final_hash "$RUN")
-metafl simulate --config "$TEST_TMP/coordinator.yaml" --run-dir "$TEST_TMP/sim" \
-  >"$TEST_TMP/simulate.out" 2>"$TEST_TMP/simulate.log" || fail "simulate failed"
-sim_hash=$(fed_final_hash "$TEST_TMP/sim")
-echo "daemons:  $daemon_hash"
-echo "simulate: $sim_hash"
-[ -n "$daemon_hash" ] && [ "$daemon_hash" = "$sim_hash" ] ||
-  fail "final θ differs: daemons $daemon_hash, simulate $sim_hash"
+fed_expect_simulate_match "$RUN"
 
 # The same run with float32 updates ends elsewhere.
 sed -i 's/upload_encoding: int8/upload_encoding: fp32/' "$TEST_TMP/coordinator.yaml"

@@ -10,13 +10,8 @@ source "$(dirname "$0")/federated_env.sh"
 fed_setup 4
 RUN=$TEST_TMP/run
 
-fed_coordinator
-COORD=$LAST_PID
-for s in "${FED_SITES[@]}"; do fed_site "$s" --exit-after-eval; done
-
 # The run ends by itself: 4 rounds, a final evaluation, Bye to every site.
-wait_for 50 bash -c "! kill -0 $COORD 2>/dev/null" || fail "coordinator did not finish"
-wait "$COORD" || fail "coordinator exited with status $?"
+fed_run_exit_after_eval 50
 [ "$(fed_rounds_done "$RUN")" -eq 4 ] || fail "expected 4 rounds in $RUN/metrics.jsonl"
 grep -q '"event":"round","round":4,.*"accepted":3' "$RUN/metrics.jsonl" ||
   fail "round 4 did not have 3 accepted updates"
@@ -30,14 +25,7 @@ last=$(grep '"event":"round","round":4,' "$RUN/metrics.jsonl" | sed 's/.*"loss_a
 awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < a) }' ||
   fail "loss did not improve: round 1 before $first, round 4 after $last"
 
-daemon_hash=$(fed_final_hash "$RUN")
-metafl simulate --config "$TEST_TMP/coordinator.yaml" --run-dir "$TEST_TMP/sim" \
-  >"$TEST_TMP/simulate.out" 2>"$TEST_TMP/simulate.log" || fail "simulate failed"
-sim_hash=$(fed_final_hash "$TEST_TMP/sim")
-echo "daemons:  $daemon_hash"
-echo "simulate: $sim_hash"
-[ -n "$daemon_hash" ] && [ "$daemon_hash" = "$sim_hash" ] ||
-  fail "final θ differs: daemons $daemon_hash, simulate $sim_hash"
+fed_expect_simulate_match "$RUN"
 grep -q "$sim_hash" "$TEST_TMP/simulate.out" || fail "simulate did not print the final θ hash"
 
 # Every accepted update and round is in the coordinator's signed audit log.

@@ -30,11 +30,7 @@ selection:
     - {standardize: site}
 EOF
 RUN=$TEST_TMP/run
-fed_coordinator
-COORD=$LAST_PID
-for s in "${FED_SITES[@]}"; do fed_site "$s" --exit-after-eval; done
-wait_for 60 bash -c "! kill -0 $COORD 2>/dev/null" || fail "coordinator did not finish"
-wait "$COORD" || fail "coordinator exited with status $?"
+fed_run_exit_after_eval 60
 M=$RUN/metrics.jsonl
 
 # One contribution per site: 180-181 training rows minus a fifth of each

@@ -10,10 +10,8 @@
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/federated_env.sh"
 
-fed_setup 3 rounds.min_sites=3 rounds.deadline_s=5
+fed_secagg_setup 3 rounds.min_sites=3 rounds.deadline_s=5
 cd "$TEST_TMP"
-printf 'secure_aggregation:\n  enabled: true\n  threshold: 3\n' >>coordinator.yaml
-fed_secagg_rosters
 for s in "${FED_SITES[@]}"; do
   cat >>"sites/$s.yaml" <<EOT
 privacy:
@@ -25,11 +23,7 @@ privacy:
   distributed_noise: true
 EOT
 done
-fed_coordinator
-COORD=$LAST_PID
-for s in "${FED_SITES[@]}"; do fed_site "$s" --exit-after-eval --new-privacy-ledger; done
-wait_for 90 bash -c "! kill -0 $COORD 2>/dev/null" || fail "the coordinator did not finish"
-wait "$COORD" || fail "the coordinator exited with an error"
+fed_run_exit_after_eval 90 --new-privacy-ledger
 [ "$(fed_rounds_done "$TEST_TMP/run")" = 3 ] || fail "not 3 rounds closed"
 [ "$(grep -c 'sum unmasked' coordinator.log)" = 3 ] || fail "not 3 securely summed rounds"
 

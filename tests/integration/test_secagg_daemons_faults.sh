@@ -16,15 +16,12 @@ FAULT_SITE=${SECAGG_FAULT_SITE:-$ROOT/build/tests/secagg_fault_site}
 [ -x "$FAULT_SITE" ] || fail "$FAULT_SITE not built (make unit-tests)"
 
 FED_SITES=(site-a site-b site-c site-d)
-fed_setup 1 rounds.min_sites=3 rounds.wait_for_sites=4 rounds.deadline_s=3
+fed_secagg_setup 1 rounds.min_sites=3 rounds.wait_for_sites=4 rounds.deadline_s=3
 cd "$TEST_TMP"
-printf 'secure_aggregation:\n  enabled: true\n  threshold: 3\n' >>coordinator.yaml
-fed_secagg_rosters
 # the reference: the three honest sites (coordinator.yaml lists a, b, c)
 sed 's/^  wait_for_sites: 4/  wait_for_sites: 3/' coordinator.yaml >sim.yaml
-metafl simulate --config sim.yaml --run-dir sim >simulate.out 2>simulate.log ||
-  { cat simulate.log; fail "simulate failed"; }
-want=$(fed_final_hash sim)
+fed_simulate sim.yaml
+want=$sim_hash
 [ -n "$want" ] || fail "simulate left no θ hash"
 
 # run_case NAME FAULT_D [FAULT_C]: one run; site-d (and site-c) faulty.

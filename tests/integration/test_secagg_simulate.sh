@@ -11,7 +11,7 @@ fed_setup 3 rounds.min_sites=3
 cd "$TEST_TMP"
 cp coordinator.yaml plain.yaml
 cp coordinator.yaml secagg.yaml
-printf 'secure_aggregation:\n  enabled: true\n  threshold: 3\n' >>secagg.yaml
+fed_secagg_section secagg.yaml
 
 metafl simulate --config plain.yaml --run-dir plain-run >plain.out 2>plain.log ||
   { cat plain.log; fail "simulate without secure aggregation failed"; }

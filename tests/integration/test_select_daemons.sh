@@ -27,11 +27,7 @@ selection:
     - {model: "linear:3-1", inner_steps: 3}
 EOF
 RUN=$TEST_TMP/run
-fed_coordinator
-COORD=$LAST_PID
-for s in "${FED_SITES[@]}"; do fed_site "$s" --exit-after-eval; done
-wait_for 60 bash -c "! kill -0 $COORD 2>/dev/null" || fail "coordinator did not finish"
-wait "$COORD" || fail "coordinator exited with status $?"
+fed_run_exit_after_eval 60
 M=$RUN/metrics.jsonl
 
 # Every candidate scored by all three sites on validation rows only.

@@ -116,4 +116,22 @@ static inline int s_grant(void *ctx, const char *site, uint32_t round, const uin
     return 0;
 }
 
+/* The engine tests' base config: the defaults, Reptile on mlp:3-4-1 with
+ * BCE, `rounds` rounds closing with at least `min_sites` updates, the first
+ * waiting for `wait_for` sites, a round deadline of `deadline_ms`, no site
+ * timeout. The caller points the run's files somewhere and sets the rest. */
+static inline void engine_fake_config(mfl_coord_config_t *c, uint32_t rounds, uint32_t min_sites,
+                                      uint32_t wait_for, uint32_t deadline_ms)
+{
+    mfl_coord_config_defaults(c);
+    mfl_learner_config_defaults(&c->learner, MFL_ALGO_REPTILE);
+    snprintf(c->learner.model_spec, sizeof c->learner.model_spec, "mlp:3-4-1");
+    c->learner.loss = MFL_LOSS_BCE;
+    c->rounds = rounds;
+    c->min_sites = min_sites;
+    c->wait_for_sites = wait_for;
+    c->deadline_ms = deadline_ms;
+    c->site_timeout_ms = 0;
+}
+
 #endif

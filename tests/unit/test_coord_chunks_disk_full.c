@@ -153,15 +153,7 @@ static void test_spool_write_failure_refuses_folds_nothing_and_round_recovers(vo
     assert_non_null(fx);
     snprintf(fx->dir, sizeof fx->dir, "/tmp/mfl-spoolfull-XXXXXX");
     assert_non_null(mkdtemp(fx->dir));
-    mfl_coord_config_defaults(&fx->cfg);
-    mfl_learner_config_defaults(&fx->cfg.learner, MFL_ALGO_REPTILE);
-    snprintf(fx->cfg.learner.model_spec, sizeof fx->cfg.learner.model_spec, "mlp:3-4-1");
-    fx->cfg.learner.loss = MFL_LOSS_BCE;
-    fx->cfg.rounds = 1;
-    fx->cfg.min_sites = 2;
-    fx->cfg.wait_for_sites = 3;
-    fx->cfg.deadline_ms = 100000;
-    fx->cfg.site_timeout_ms = 0;
+    engine_fake_config(&fx->cfg, 1, 2, 3, 100000);
     fx->cfg.max_concurrent_uploads = 2;
     fx->cfg.chunked_upload_bytes = 16; /* this model's Δ is 84 bytes */
     fx->cfg.upload_chunk_bytes = 4096;

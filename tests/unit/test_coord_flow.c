@@ -141,15 +141,7 @@ static int setup(void **state)
     snprintf(fx->dir, sizeof fx->dir, "/tmp/test_coord_flow.XXXXXX");
     if (!mkdtemp(fx->dir))
         return -1;
-    mfl_coord_config_defaults(&fx->cfg);
-    mfl_learner_config_defaults(&fx->cfg.learner, MFL_ALGO_REPTILE);
-    snprintf(fx->cfg.learner.model_spec, sizeof fx->cfg.learner.model_spec, "mlp:3-4-1");
-    fx->cfg.learner.loss = MFL_LOSS_BCE;
-    fx->cfg.rounds = 3;
-    fx->cfg.min_sites = 2;
-    fx->cfg.wait_for_sites = N_SITES;
-    fx->cfg.deadline_ms = 1000;
-    fx->cfg.site_timeout_ms = 0;
+    engine_fake_config(&fx->cfg, 3, 2, N_SITES, 1000);
     fx->cfg.max_concurrent_uploads = 2;
     snprintf(fx->cfg.checkpoint_dir, sizeof fx->cfg.checkpoint_dir, "%s/ckpt", fx->dir);
     snprintf(fx->cfg.metrics_file, sizeof fx->cfg.metrics_file, "%s/metrics.jsonl", fx->dir);

@@ -15,6 +15,8 @@
 
 #include "data/idx.h"
 
+#include "fmnist_debian.h"
+
 /* 3 images of 2x2 and 3 labels. */
 static const uint8_t s_images[] = { 0, 0, 8, 3, 0, 0, 0, 3, 0, 0, 0, 2, 0, 0, 0, 2,
                                     0, 255, 51, 102, 1, 2, 3, 4, 255, 255, 255, 255 };
@@ -158,17 +160,7 @@ static void test_files_plain_and_gzipped(void **state)
 static void test_fashion_mnist_from_debian(void **state)
 {
     (void)state;
-    const char *ip = "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz";
-    const char *lp = "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz";
-    struct stat st;
-    if (stat(ip, &st) != 0) {
-        printf("SKIP: %s not found (apt-get install dataset-fashion-mnist)\n", ip);
-        skip();
-    }
-    char err[256] = "";
-    mfl_dataset_t *ds = mfl_idx_load(ip, lp, 0, err, sizeof err);
-    if (!ds)
-        fail_msg("%s", err);
+    mfl_dataset_t *ds = fmnist_debian_load(0);
     assert_int_equal(ds->n, 10000);
     assert_int_equal(ds->height, 28);
     assert_int_equal(ds->width, 28);

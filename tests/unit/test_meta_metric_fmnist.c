@@ -21,6 +21,7 @@
 
 #include "data/idx.h"
 #include "episode_fd.h"
+#include "fmnist_debian.h"
 #include "meta/learner.h"
 
 #define PER_TENSOR 4 /* coordinates checked per parameter tensor */
@@ -28,17 +29,8 @@
 static void test_relation_conv_gradient_on_fmnist_episode(void **state)
 {
     (void)state;
-    const char *ip = "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz";
-    const char *lp = "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz";
-    struct stat st;
-    if (stat(ip, &st) != 0) {
-        printf("SKIP: %s not found (apt-get install dataset-fashion-mnist)\n", ip);
-        skip();
-    }
+    mfl_dataset_t *d = fmnist_debian_load(2000);
     char err[256] = "";
-    mfl_dataset_t *d = mfl_idx_load(ip, lp, 2000, err, sizeof err);
-    if (!d)
-        fail_msg("%s", err);
     size_t cls[] = {1, 3, 4, 6, 9}; /* the benchmark's held-out classes */
     mfl_sampler_t *s = mfl_sampler_new_episodes(d, cls, 5, 5, 5, 5, err, sizeof(err));
     if (!s)

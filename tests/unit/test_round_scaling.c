@@ -24,6 +24,8 @@
 #include "site/site_worker.h"
 #include "wire/task_codec.h"
 
+#include "engine_sim.h"
+
 /* n rows of 3 features in raw units (centre `shift`, spread 10), a label
  * from a linear rule. */
 static mfl_dataset_t *s_raw(uint64_t seed, size_t n, float shift)
@@ -291,41 +293,16 @@ static void test_codec_carries_scaling_and_moments_and_refuses_bad_ones(void **s
 
 /* ---- the engine ------------------------------------------------------ */
 
-#define E_SITES 3
+#define E_SITES ENGINE_SIM_SITES
 typedef struct {
-    int site;
-    bool eval;
-    mfl_round_task_t t;
-    mfl_eval_task_t et;
-    float *theta;
-    size_t n;
-} e_job_t;
-
-typedef struct {
-    mfl_round_engine_t *engine;
-    mfl_site_worker_t *w[E_SITES];
-    const char *ids[E_SITES];
-    e_job_t jobs[16];
-    size_t n_jobs;
+    engine_sim_t sim;
     size_t n_moment_tasks, n_scaled_tasks, n_tasks;
     mfl_task_scaling_t seen; /* the last scaling a task carried */
 } e_sim_t;
 
-static int e_queue(e_sim_t *e, const char *site, const mfl_round_task_t *t,
-                   const mfl_eval_task_t *et)
+static void e_count(void *user, const mfl_round_task_t *t, const mfl_eval_task_t *et)
 {
-    int i = 0;
-    while (i < E_SITES && strcmp(e->ids[i], site) != 0)
-        i++;
-    assert_true(i < E_SITES && e->n_jobs < 16);
-    e_job_t *j = &e->jobs[e->n_jobs++];
-    memset(j, 0, sizeof *j);
-    j->site = i;
-    j->eval = et != NULL;
-    if (t)
-        j->t = *t;
-    if (et)
-        j->et = *et;
+    e_sim_t *e = user;
     const mfl_task_scaling_t *sc = t ? &t->scaling : &et->scaling;
     e->n_tasks++;
     e->n_moment_tasks += et && et->moments;
@@ -333,27 +310,6 @@ static int e_queue(e_sim_t *e, const char *site, const mfl_round_task_t *t,
         e->n_scaled_tasks++;
         e->seen = *sc;
     }
-    j->n = mfl_round_engine_n_state(e->engine);
-    j->theta = malloc(j->n * sizeof(float));
-    assert_non_null(j->theta);
-    memcpy(j->theta, mfl_round_engine_theta(e->engine), j->n * sizeof(float));
-    return 0;
-}
-
-static int e_task(void *ctx, const char *site, const mfl_round_task_t *t, const mfl_tensor_t *x,
-                  size_t n)
-{
-    (void)x;
-    (void)n;
-    return e_queue(ctx, site, t, NULL);
-}
-
-static int e_eval(void *ctx, const char *site, const mfl_eval_task_t *t, const mfl_tensor_t *x,
-                  size_t n)
-{
-    (void)x;
-    (void)n;
-    return e_queue(ctx, site, NULL, t);
 }
 
 static mfl_dataset_t *e_train[E_SITES], *e_test[E_SITES];
@@ -363,76 +319,29 @@ static void (*e_tamper)(mfl_eval_report_t *rep);
 static int e_bad_site = -1;
 static bool e_may_fail; /* the run is expected to fail: stop there */
 
+static void e_maybe_tamper(void *user, const engine_sim_job_t *j, mfl_eval_report_t *rep)
+{
+    (void)user;
+    if (e_tamper && j->site == e_bad_site && j->et.moments)
+        e_tamper(rep);
+}
+
 static void e_run(mfl_coord_config_t *c, const char *dir, e_sim_t *e)
 {
-    char err[512];
     memset(e, 0, sizeof *e);
-    static const char *ids[E_SITES] = {"site-a", "site-b", "site-c"};
-    snprintf(c->run_dir, sizeof c->run_dir, "%s", dir);
-    snprintf(c->checkpoint_dir, sizeof c->checkpoint_dir, "%s/ck", dir);
-    snprintf(c->metrics_file, sizeof c->metrics_file, "%s/metrics.jsonl", dir);
-    c->audit_log[0] = '\0';
-    for (int i = 0; i < E_SITES; i++) {
-        e->ids[i] = ids[i];
-        e->w[i] = s_worker(ids[i], e_train[i], e_test[i], true);
-    }
-    mfl_engine_sink_t sink = {e, e_task, e_eval, NULL, NULL, NULL, NULL};
-    e->engine = mfl_round_engine_new(c, &sink, NULL, NULL, err, sizeof err);
-    if (!e->engine)
-        fail_msg("%s", err);
-    uint64_t now = 1000;
+    engine_sim_init(&e->sim);
     for (int i = 0; i < E_SITES; i++)
-        mfl_round_engine_site_hello(e->engine, ids[i], 60, now);
-    for (int guard = 0; guard < 100000; guard++) {
-        now += 1;
-        for (int i = 0; i < E_SITES; i++)
-            mfl_round_engine_site_seen(e->engine, ids[i], now);
-        mfl_round_engine_tick(e->engine, now);
-        mfl_engine_phase_t ph = mfl_round_engine_phase(e->engine);
-        if (ph == MFL_ENGINE_FAILED && e_may_fail)
-            return;
-        assert_true(ph != MFL_ENGINE_FAILED);
-        if (ph == MFL_ENGINE_DONE)
-            break;
-        if (!e->n_jobs)
-            continue;
-        e_job_t j = e->jobs[0];
-        memmove(e->jobs, e->jobs + 1, (--e->n_jobs) * sizeof *e->jobs);
-        mfl_site_worker_t *w = e->w[j.site];
-        if (j.eval) {
-            mfl_site_eval_result_t r;
-            assert_int_equal(mfl_site_worker_eval(w, &j.et, j.theta, j.n, &r, err, sizeof err), 0);
-            mfl_eval_report_t rep;
-            mfl_site_worker_fill_report(w, &j.et, &r, &rep);
-            if (e_tamper && j.site == e_bad_site && j.et.moments)
-                e_tamper(&rep);
-            assert_int_equal(mfl_round_engine_eval_report(e->engine, ids[j.site], &rep, now), 0);
-        } else {
-            mfl_site_round_result_t r;
-            assert_int_equal(mfl_site_worker_round(w, &j.t, j.theta, j.n, &r, err, sizeof err), 0);
-            mfl_update_header_t h;
-            assert_int_equal(mfl_update_header_decode(r.header, r.header_len, &h, err, sizeof err),
-                             0);
-            size_t nt = mfl_site_worker_n_tensors(w);
-            mfl_tensor_t v[8];
-            assert_true(nt <= 8);
-            for (size_t i = 0; i < nt; i++)
-                v[i] = mfl_tensor_info_view(mfl_site_worker_tensor(w, i), r.delta);
-            assert_int_equal(mfl_round_engine_update(e->engine, ids[j.site], &h, v, nt, NULL, 0,
-                                                     NULL, 0, now), 0);
-        }
-        free(j.theta);
-    }
-    assert_int_equal(mfl_round_engine_phase(e->engine), MFL_ENGINE_DONE);
+        e->sim.w[i] = s_worker(e->sim.ids[i], e_train[i], e_test[i], true);
+    e->sim.user = e;
+    e->sim.on_task = e_count;
+    e->sim.on_report = e_maybe_tamper;
+    e->sim.may_fail = e_may_fail;
+    engine_sim_run(&e->sim, c, dir, 60);
 }
 
 static void e_free(e_sim_t *e)
 {
-    for (size_t i = 0; i < e->n_jobs; i++)
-        free(e->jobs[i].theta);
-    mfl_round_engine_destroy(&e->engine);
-    for (int i = 0; i < E_SITES; i++)
-        mfl_site_worker_destroy(&e->w[i]);
+    engine_sim_free(&e->sim);
 }
 
 static void test_engine_pools_records_sends_and_resumes_the_scaling(void **state)
@@ -470,7 +379,7 @@ static void test_engine_pools_records_sends_and_resumes_the_scaling(void **state
     float mean[3], sd[3];
     mfl_dataset_feature_stats(pool, mean, sd);
     mfl_task_scaling_t got;
-    assert_true(mfl_round_engine_scaling(e.engine, &got));
+    assert_true(mfl_round_engine_scaling(e.sim.engine, &got));
     assert_int_equal(got.n, 3);
     for (int k = 0; k < 3; k++) {
         assert_true(fabsf(got.mean[k] - mean[k]) < 1e-3f * (1 + fabsf(mean[k])));
@@ -479,7 +388,7 @@ static void test_engine_pools_records_sends_and_resumes_the_scaling(void **state
     }
     mfl_dataset_destroy(&pool);
     uint8_t first[32];
-    memcpy(first, mfl_round_engine_theta_hash(e.engine), 32);
+    memcpy(first, mfl_round_engine_theta_hash(e.sim.engine), 32);
     e_free(&e);
     /* On record: a restart reads it and does not ask again. */
     char path[160];
@@ -490,9 +399,9 @@ static void test_engine_pools_records_sends_and_resumes_the_scaling(void **state
     e_run(&c, dir, &e); /* the finished run restarts: nothing to train */
     assert_int_equal(e.n_moment_tasks, 0);
     mfl_task_scaling_t again;
-    assert_true(mfl_round_engine_scaling(e.engine, &again));
+    assert_true(mfl_round_engine_scaling(e.sim.engine, &again));
     assert_memory_equal(&again, &got, sizeof got);
-    assert_memory_equal(mfl_round_engine_theta_hash(e.engine), first, 32);
+    assert_memory_equal(mfl_round_engine_theta_hash(e.sim.engine), first, 32);
     e_free(&e);
     /* A checkpoint without the record (a run of the sites' own scaling)
      * is refused, naming the file. */
@@ -558,7 +467,7 @@ static void test_engine_refuses_moments_no_sample_has(void **state)
         e_tamper = NULL;
         e_bad_site = -1;
         mfl_task_scaling_t got;
-        assert_true(mfl_round_engine_scaling(e.engine, &got));
+        assert_true(mfl_round_engine_scaling(e.sim.engine, &got));
         for (int k = 0; k < 3; k++) {
             assert_true(fabsf(got.mean[k] - mean[k]) < 1e-3f * (1 + fabsf(mean[k])));
             assert_true(fabsf(got.scale[k] - sd[k]) < 1e-3f * sd[k]);
@@ -632,7 +541,7 @@ static void test_engine_median_pool_bounds_a_hostile_site(void **state)
         e_run(&c, dir, &e);
         e_tamper = NULL;
         e_bad_site = -1;
-        assert_true(mfl_round_engine_scaling(e.engine, &got[t]));
+        assert_true(mfl_round_engine_scaling(e.sim.engine, &got[t]));
         e_free(&e);
         char cmd[160];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
@@ -682,7 +591,7 @@ static void test_engine_median_pool_bounds_a_hostile_site(void **state)
     e_may_fail = false;
     e_tamper = NULL;
     e_bad_site = -1;
-    assert_int_equal(mfl_round_engine_phase(e.engine), MFL_ENGINE_FAILED);
+    assert_int_equal(mfl_round_engine_phase(e.sim.engine), MFL_ENGINE_FAILED);
     e_free(&e);
     char cmd[160];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

@@ -26,15 +26,7 @@ static const uint8_t s_tr[32] = {7}; /* a transcript digest */
 
 static void s_config(mfl_coord_config_t *c, const char *sub)
 {
-    mfl_coord_config_defaults(c);
-    mfl_learner_config_defaults(&c->learner, MFL_ALGO_REPTILE);
-    snprintf(c->learner.model_spec, sizeof c->learner.model_spec, "mlp:3-4-1");
-    c->learner.loss = MFL_LOSS_BCE;
-    c->rounds = 2;
-    c->min_sites = 3;
-    c->wait_for_sites = 3;
-    c->deadline_ms = 100000;
-    c->site_timeout_ms = 0;
+    engine_fake_config(c, 2, 3, 3, 100000);
     snprintf(c->checkpoint_dir, sizeof c->checkpoint_dir, "%s/%s/ckpt", s_dir, sub);
     snprintf(c->metrics_file, sizeof c->metrics_file, "%s/%s.jsonl", s_dir, sub);
 }

@@ -96,15 +96,7 @@ static void s_closed_spy(void *ctx, const mfl_round_summary_t *m)
 
 static void s_config(mfl_coord_config_t *c, const char *sub, bool secure)
 {
-    mfl_coord_config_defaults(c);
-    mfl_learner_config_defaults(&c->learner, MFL_ALGO_REPTILE);
-    snprintf(c->learner.model_spec, sizeof c->learner.model_spec, "mlp:3-4-1");
-    c->learner.loss = MFL_LOSS_BCE;
-    c->rounds = 2;
-    c->min_sites = 3;
-    c->wait_for_sites = N;
-    c->deadline_ms = 10000;
-    c->site_timeout_ms = 0;
+    engine_fake_config(c, 2, 3, N, 10000);
     c->secagg_enabled = secure;
     c->secagg_threshold = 3;
     snprintf(c->checkpoint_dir, sizeof c->checkpoint_dir, "%s/%s/ckpt", s_dir, sub);
@@ -365,6 +357,20 @@ static void s_advertise(mfl_round_engine_t *e, net_t *net, sites_t *s)
     free(out);
 }
 
+/* Sites 1-3 of five advertise and are gone (U2 = 2 < t = 3): the engine
+ * is left in the share phase, waiting for its deadline. */
+static void s_three_gone_after_advertising(sites_t *s, mfl_round_engine_t *e, net_t *net,
+                                           size_t P)
+{
+    const int gone[N] = {0, 2, 2, 2, 0};
+    memset(s, 0, sizeof *s);
+    memcpy(s->behaviour, gone, sizeof s->behaviour);
+    s_sites_start(s, net, e, P);
+    s_advertise(e, net, s);
+    s_pump(e, net, s);
+    assert_string_equal(mfl_round_engine_secagg_phase(e), "share");
+}
+
 static size_t s_count(const fake_t *f, int reason)
 {
     size_t n = 0;
@@ -496,14 +502,8 @@ static void test_plain_update_refused_and_too_few_abandon(void **state)
     assert_int_equal(mfl_round_engine_secagg_msg(e, SITES[0], m, NULL, 0, 1), -1);
     assert_int_equal(s_count(&net->sink, MFL_REJECT_SECAGG_PHASE), 2);
     /* three of five gone after advertising: U2 = 2 < t = 3 */
-    const int gone[N] = {0, 2, 2, 2, 0};
     sites_t s;
-    memset(&s, 0, sizeof s);
-    memcpy(s.behaviour, gone, sizeof s.behaviour);
-    s_sites_start(&s, net, e, P);
-    s_advertise(e, net, &s);
-    s_pump(e, net, &s);
-    assert_string_equal(mfl_round_engine_secagg_phase(e), "share");
+    s_three_gone_after_advertising(&s, e, net, P);
     /* the share phase started at 1 ms (the last advert) and lasts
      * max(1 s, rounds.deadline / 4) = 2.5 s */
     mfl_round_engine_tick(e, 2500);
@@ -601,14 +601,8 @@ static void test_configured_phase_deadline(void **state)
     net_t *net = s_net();
     mfl_round_engine_t *e = s_engine(&c, net);
     const size_t P = mfl_round_engine_n_state(e);
-    const int gone[N] = {0, 2, 2, 2, 0};
     sites_t s;
-    memset(&s, 0, sizeof s);
-    memcpy(s.behaviour, gone, sizeof s.behaviour);
-    s_sites_start(&s, net, e, P);
-    s_advertise(e, net, &s);
-    s_pump(e, net, &s);
-    assert_string_equal(mfl_round_engine_secagg_phase(e), "share");
+    s_three_gone_after_advertising(&s, e, net, P);
     mfl_round_engine_tick(e, 700);
     assert_string_equal(mfl_round_engine_secagg_phase(e), "share");
     mfl_round_engine_tick(e, 702);

@@ -21,6 +21,9 @@
 #include "site/site_worker.h"
 #include "wire/task_codec.h"
 
+#include "engine_sim.h"
+#include "linear_rows.h"
+
 /* ---- the rule ------------------------------------------------------- */
 
 static void test_rule_picks_best_mean_in_its_direction(void **state)
@@ -304,89 +307,44 @@ static void test_validation_split_is_stratified_seeded_and_apart_from_test(void 
 
 /* ---- the engine's selection phase, sites in-process -------------------- */
 
-#define E_SITES 3
+#define E_SITES ENGINE_SIM_SITES
 typedef struct {
-    int site;
-    bool eval;
-    mfl_round_task_t t;
-    mfl_eval_task_t et;
-    float *theta;
-    size_t n;
-} e_job_t;
-
-typedef struct {
-    mfl_round_engine_t *engine;
-    mfl_site_worker_t *w[E_SITES];
-    const char *ids[E_SITES];
-    e_job_t jobs[64];
-    size_t n_jobs;
+    engine_sim_t sim;
     size_t n_sel_tasks; /* round / eval tasks that asked for validation rows */
     size_t n_final_evals;
     size_t n_adapt_chosen; /* final reports whose site chose its adaptation */
     size_t n_sel_search;   /* selection evals scored with the site's own choice */
 } e_sim_t;
 
-static int e_queue(e_sim_t *e, const char *site, const mfl_round_task_t *t,
-                   const mfl_eval_task_t *et)
+static void e_count(void *user, const mfl_round_task_t *t, const mfl_eval_task_t *et)
 {
-    int i = 0;
-    while (i < E_SITES && strcmp(e->ids[i], site) != 0)
-        i++;
-    assert_true(i < E_SITES && e->n_jobs < 64);
-    e_job_t *j = &e->jobs[e->n_jobs++];
-    memset(j, 0, sizeof *j);
-    j->site = i;
-    j->eval = et != NULL;
-    if (t)
-        j->t = *t;
-    if (et)
-        j->et = *et;
+    e_sim_t *e = user;
     if ((t && t->selection.candidate) || (et && et->selection.candidate))
         e->n_sel_tasks++;
     if (et && et->selection.candidate && et->selection.adapt_search)
         e->n_sel_search++;
-    j->n = mfl_round_engine_n_state(e->engine);
-    j->theta = malloc(j->n * sizeof(float));
-    assert_non_null(j->theta);
-    memcpy(j->theta, mfl_round_engine_theta(e->engine), j->n * sizeof(float));
-    return 0;
 }
 
-static int e_task(void *ctx, const char *site, const mfl_round_task_t *t, const mfl_tensor_t *x,
-                  size_t n)
+static void e_report(void *user, const mfl_eval_summary_t *s)
 {
-    (void)x;
-    (void)n;
-    return e_queue(ctx, site, t, NULL);
+    ((e_sim_t *)user)->n_final_evals++;
+    ((e_sim_t *)user)->n_adapt_chosen += s->report->adapt_lr_used > 0;
 }
 
-static int e_eval(void *ctx, const char *site, const mfl_eval_task_t *t, const mfl_tensor_t *x,
-                  size_t n)
+static void e_check_report(void *user, const engine_sim_job_t *j, mfl_eval_report_t *rep)
 {
-    (void)x;
-    (void)n;
-    return e_queue(ctx, site, NULL, t);
+    (void)user;
+    if (j->et.selection.candidate)
+        assert_int_equal(rep->n, 24); /* 20% of 120 training rows, not the 40 test rows */
+    else
+        assert_int_equal(rep->n, 40);
 }
 
-static void e_report(void *ctx, const mfl_eval_summary_t *s)
+static void e_check_round(void *user, const engine_sim_job_t *j, const mfl_site_round_result_t *r)
 {
-    ((e_sim_t *)ctx)->n_final_evals++;
-    ((e_sim_t *)ctx)->n_adapt_chosen += s->report->adapt_lr_used > 0;
-}
-
-static mfl_dataset_t *e_rows(uint64_t seed, size_t n)
-{
-    mfl_dataset_t *d = mfl_dataset_new(n, 3);
-    assert_non_null(d);
-    d->n_classes = 2;
-    mfl_rng_t r;
-    mfl_rng_seed(&r, seed, 1);
-    for (size_t i = 0; i < n; i++) {
-        for (int k = 0; k < 3; k++)
-            d->x[3 * i + k] = (float)(mfl_rng_uniform(&r) * 4.0 - 2.0);
-        d->y[i] = d->x[3 * i] + 0.5f * d->x[3 * i + 1] - d->x[3 * i + 2] > 0 ? 1.0f : 0.0f;
-    }
-    return d;
+    (void)user;
+    /* a selection round trains on the 96 fit rows */
+    assert_int_equal(r->metrics.n_samples, j->t.selection.candidate ? 96 : 120);
 }
 
 /* Runs `c` to the end with three in-process sites; θ's digest into hash. */
@@ -394,78 +352,25 @@ static void e_run(mfl_coord_config_t *c, const char *dir, e_sim_t *e, uint8_t ha
 {
     char err[512];
     memset(e, 0, sizeof *e);
-    static const char *ids[E_SITES] = {"site-a", "site-b", "site-c"};
-    snprintf(c->run_dir, sizeof c->run_dir, "%s", dir);
-    snprintf(c->checkpoint_dir, sizeof c->checkpoint_dir, "%s/ck", dir);
-    snprintf(c->metrics_file, sizeof c->metrics_file, "%s/metrics.jsonl", dir);
-    c->audit_log[0] = '\0';
+    engine_sim_init(&e->sim);
     for (int i = 0; i < E_SITES; i++) {
-        e->ids[i] = ids[i];
-        e->w[i] = mfl_site_worker_new_from_data(ids[i], e_rows(10 + (uint64_t)i, 120),
-                                                e_rows(20 + (uint64_t)i, 40), NULL, err,
-                                                sizeof err);
-        assert_non_null(e->w[i]);
+        e->sim.w[i] = mfl_site_worker_new_from_data(
+            e->sim.ids[i], s_linear_rows(10 + (uint64_t)i, 120),
+            s_linear_rows(20 + (uint64_t)i, 40), NULL, err, sizeof err);
+        assert_non_null(e->sim.w[i]);
     }
-    mfl_engine_sink_t sink = {e, e_task, e_eval, NULL, NULL, e_report, NULL};
-    e->engine = mfl_round_engine_new(c, &sink, NULL, NULL, err, sizeof err);
-    if (!e->engine)
-        fail_msg("%s", err);
-    uint64_t now = 1000;
-    for (int i = 0; i < E_SITES; i++)
-        mfl_round_engine_site_hello(e->engine, ids[i], 120, now);
-    for (int guard = 0; guard < 100000; guard++) {
-        now += 1;
-        for (int i = 0; i < E_SITES; i++)
-            mfl_round_engine_site_seen(e->engine, ids[i], now);
-        mfl_round_engine_tick(e->engine, now);
-        mfl_engine_phase_t ph = mfl_round_engine_phase(e->engine);
-        assert_true(ph != MFL_ENGINE_FAILED);
-        if (ph == MFL_ENGINE_DONE)
-            break;
-        if (!e->n_jobs)
-            continue;
-        e_job_t j = e->jobs[0];
-        memmove(e->jobs, e->jobs + 1, (--e->n_jobs) * sizeof *e->jobs);
-        mfl_site_worker_t *w = e->w[j.site];
-        if (j.eval) {
-            mfl_site_eval_result_t r;
-            assert_int_equal(mfl_site_worker_eval(w, &j.et, j.theta, j.n, &r, err, sizeof err), 0);
-            mfl_eval_report_t rep;
-            mfl_site_worker_fill_report(w, &j.et, &r, &rep);
-            if (j.et.selection.candidate)
-                assert_int_equal(rep.n, 24); /* 20% of 120 training rows, not the 40 test rows */
-            else
-                assert_int_equal(rep.n, 40);
-            assert_int_equal(mfl_round_engine_eval_report(e->engine, ids[j.site], &rep, now), 0);
-        } else {
-            mfl_site_round_result_t r;
-            assert_int_equal(mfl_site_worker_round(w, &j.t, j.theta, j.n, &r, err, sizeof err), 0);
-            /* a selection round trains on the 96 fit rows */
-            assert_int_equal(r.metrics.n_samples, j.t.selection.candidate ? 96 : 120);
-            mfl_update_header_t h;
-            assert_int_equal(mfl_update_header_decode(r.header, r.header_len, &h, err, sizeof err),
-                             0);
-            size_t nt = mfl_site_worker_n_tensors(w);
-            mfl_tensor_t v[8];
-            assert_true(nt <= 8);
-            for (size_t i = 0; i < nt; i++)
-                v[i] = mfl_tensor_info_view(mfl_site_worker_tensor(w, i), r.delta);
-            assert_int_equal(mfl_round_engine_update(e->engine, ids[j.site], &h, v, nt, NULL, 0,
-                                                     NULL, 0, now), 0);
-        }
-        free(j.theta);
-    }
-    assert_int_equal(mfl_round_engine_phase(e->engine), MFL_ENGINE_DONE);
-    memcpy(hash, mfl_round_engine_theta_hash(e->engine), 32);
+    e->sim.user = e;
+    e->sim.on_task = e_count;
+    e->sim.on_report = e_check_report;
+    e->sim.on_round = e_check_round;
+    e->sim.on_summary = e_report;
+    engine_sim_run(&e->sim, c, dir, 120);
+    memcpy(hash, mfl_round_engine_theta_hash(e->sim.engine), 32);
 }
 
 static void e_free(e_sim_t *e)
 {
-    for (size_t i = 0; i < e->n_jobs; i++)
-        free(e->jobs[i].theta);
-    mfl_round_engine_destroy(&e->engine);
-    for (int i = 0; i < E_SITES; i++)
-        mfl_site_worker_destroy(&e->w[i]);
+    engine_sim_free(&e->sim);
 }
 
 static void test_engine_selects_trains_the_winner_and_records_it(void **state)
@@ -494,22 +399,22 @@ static void test_engine_selects_trains_the_winner_and_records_it(void **state)
     e_run(&c, dir, &e, h_sel);
     size_t cand = 9, n = 0, win = 0;
     const char *rule = NULL;
-    assert_true(mfl_round_engine_selection(e.engine, &cand, &n, &win, &rule));
+    assert_true(mfl_round_engine_selection(e.sim.engine, &cand, &n, &win, &rule));
     assert_int_equal(cand, 0);
     assert_int_equal(n, 2);
     assert_int_equal(win, 2); /* the deliberately bad candidate 1 lost */
     assert_string_equal(rule, "auroc");
-    assert_true(mfl_round_engine_selection_score(e.engine, 0) <
-                mfl_round_engine_selection_score(e.engine, 1));
+    assert_true(mfl_round_engine_selection_score(e.sim.engine, 0) <
+                mfl_round_engine_selection_score(e.sim.engine, 1));
     /* 2 candidates × (2 rounds + 1 evaluation) × 3 sites asked for validation rows */
     assert_int_equal(e.n_sel_tasks, 18);
     assert_int_equal(e.n_final_evals, 3);
     assert_int_equal(e.n_adapt_chosen, 0);
     assert_int_equal(e.n_sel_search, 0);
-    assert_int_equal(mfl_round_engine_rounds_done(e.engine), 3);
+    assert_int_equal(mfl_round_engine_rounds_done(e.sim.engine), 3);
     /* The winner trained after selection = the same setting trained alone. */
     e_run(&plain, dir2, &p, h_plain);
-    assert_false(mfl_round_engine_selection(p.engine, NULL, NULL, NULL, NULL));
+    assert_false(mfl_round_engine_selection(p.sim.engine, NULL, NULL, NULL, NULL));
     assert_memory_equal(h_sel, h_plain, 32);
     assert_int_equal(p.n_adapt_chosen, 3); /* eval.adapt_search reached every site */
     /* The pick is on record for a restart. */
@@ -561,7 +466,7 @@ static void test_selection_scores_with_the_deployed_adaptation(void **state)
     e_run(&c, dir, &e, h);
     assert_int_equal(e.n_sel_search, 6); /* 2 candidates × 3 sites */
     size_t win = 0;
-    assert_true(mfl_round_engine_selection(e.engine, NULL, NULL, &win, NULL));
+    assert_true(mfl_round_engine_selection(e.sim.engine, NULL, NULL, &win, NULL));
     assert_int_equal(win, 2);
     e_free(&e);
     char bad[sizeof yaml + 16];
@@ -583,8 +488,9 @@ static void test_adapt_search_picks_on_validation_rows_and_says_which(void **sta
 {
     (void)state;
     char err[512];
-    mfl_site_worker_t *w = mfl_site_worker_new_from_data("site-a", e_rows(10, 120),
-                                                         e_rows(20, 40), NULL, err, sizeof err);
+    mfl_site_worker_t *w = mfl_site_worker_new_from_data("site-a", s_linear_rows(10, 120),
+                                                         s_linear_rows(20, 40), NULL, err,
+                                                         sizeof err);
     assert_non_null(w);
     mfl_learner_config_t lc;
     mfl_learner_config_defaults(&lc, MFL_ALGO_REPTILE);

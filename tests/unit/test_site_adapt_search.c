@@ -18,21 +18,7 @@
 #include "site/site_worker_internal.h"
 #include "wire/task.h"
 
-/* n rows of 3 features, label = a fixed linear rule: learnable. */
-static mfl_dataset_t *s_rows(uint64_t seed, size_t n)
-{
-    mfl_dataset_t *d = mfl_dataset_new(n, 3);
-    assert_non_null(d);
-    d->n_classes = 2;
-    mfl_rng_t r;
-    mfl_rng_seed(&r, seed, 1);
-    for (size_t i = 0; i < n; i++) {
-        for (int k = 0; k < 3; k++)
-            d->x[3 * i + k] = (float)(mfl_rng_uniform(&r) * 4.0 - 2.0);
-        d->y[i] = d->x[3 * i] + 0.5f * d->x[3 * i + 1] - d->x[3 * i + 2] > 0 ? 1.0f : 0.0f;
-    }
-    return d;
-}
+#include "linear_rows.h"
 
 static void s_task(mfl_eval_task_t *t, mfl_learner_config_t *lc)
 {
@@ -81,8 +67,9 @@ static void test_choice_has_the_lowest_cross_validated_loss(void **state)
 {
     (void)state;
     char err[512];
-    mfl_site_worker_t *w = mfl_site_worker_new_from_data("site-a", s_rows(10, 120),
-                                                         s_rows(20, 40), NULL, err, sizeof err);
+    mfl_site_worker_t *w = mfl_site_worker_new_from_data("site-a", s_linear_rows(10, 120),
+                                                         s_linear_rows(20, 40), NULL, err,
+                                                         sizeof err);
     assert_non_null(w);
     mfl_eval_task_t t;
     mfl_learner_config_t lc;
@@ -93,7 +80,7 @@ static void test_choice_has_the_lowest_cross_validated_loss(void **state)
                      0);
     mfl_rng_t rng;
     mfl_rng_seed(&rng, 1, 2);
-    mfl_dataset_t *rows = s_rows(10, 120);
+    mfl_dataset_t *rows = s_linear_rows(10, 120);
     mfl_dataset_t *support = mfl_site_support(rows, 0, &rng);
     mfl_dataset_destroy(&rows);
     assert_non_null(support);
@@ -137,10 +124,12 @@ static void test_a_new_hospital_chooses_on_its_k_cases_without_the_test_rows(voi
     (void)state;
     char err[512];
     /* A new hospital: its training rows are its 10 labelled cases. */
-    mfl_site_worker_t *w1 = mfl_site_worker_new_from_data("site-new", s_rows(30, 10),
-                                                          s_rows(31, 50), NULL, err, sizeof err);
-    mfl_site_worker_t *w2 = mfl_site_worker_new_from_data("site-new", s_rows(30, 10),
-                                                          s_rows(99, 50), NULL, err, sizeof err);
+    mfl_site_worker_t *w1 = mfl_site_worker_new_from_data("site-new", s_linear_rows(30, 10),
+                                                          s_linear_rows(31, 50), NULL, err,
+                                                          sizeof err);
+    mfl_site_worker_t *w2 = mfl_site_worker_new_from_data("site-new", s_linear_rows(30, 10),
+                                                          s_linear_rows(99, 50), NULL, err,
+                                                          sizeof err);
     assert_non_null(w1);
     assert_non_null(w2);
     mfl_eval_task_t t;
@@ -172,8 +161,9 @@ static void test_one_case_cannot_be_cross_validated(void **state)
 {
     (void)state;
     char err[512];
-    mfl_site_worker_t *w = mfl_site_worker_new_from_data("site-one", s_rows(40, 1),
-                                                         s_rows(41, 10), NULL, err, sizeof err);
+    mfl_site_worker_t *w = mfl_site_worker_new_from_data("site-one", s_linear_rows(40, 1),
+                                                         s_linear_rows(41, 10), NULL, err,
+                                                         sizeof err);
     assert_non_null(w);
     mfl_eval_task_t t;
     mfl_learner_config_t lc;

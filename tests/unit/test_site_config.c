@@ -13,6 +13,8 @@
 #include "site/site_config.h"
 #include "site/site_worker.h"
 
+#include "tmpdir.h"
+
 static char s_dir[256];
 
 static const char *s_write(const char *name, const char *text)
@@ -49,18 +51,13 @@ static const char *s_write(const char *name, const char *text)
 static int s_setup(void **state)
 {
     (void)state;
-    snprintf(s_dir, sizeof(s_dir), "%s/mfl-site-config-XXXXXX",
-             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    assert_non_null(mkdtemp(s_dir));
-    return 0;
+    return s_tmpdir_make(s_dir, sizeof s_dir, "site-config");
 }
 
 static int s_teardown(void **state)
 {
     (void)state;
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", s_dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return s_tmpdir_remove(s_dir);
 }
 
 static void test_documented_example_loads(void **state)

@@ -18,6 +18,8 @@
 #include "site/site_worker.h"
 #include "site/site_worker_internal.h"
 
+#include "tmpdir.h"
+
 static char s_dir[256];
 
 static const char *s_write(const char *name, const char *text)
@@ -47,18 +49,13 @@ static const char *SCHEMA =
 static int s_setup(void **state)
 {
     (void)state;
-    snprintf(s_dir, sizeof(s_dir), "%s/mfl-site-data-XXXXXX",
-             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    assert_non_null(mkdtemp(s_dir));
-    return 0;
+    return s_tmpdir_make(s_dir, sizeof s_dir, "site-data");
 }
 
 static int s_teardown(void **state)
 {
     (void)state;
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", s_dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return s_tmpdir_remove(s_dir);
 }
 
 static mfl_site_worker_t *s_worker(const char *name, const char *yaml)

@@ -27,6 +27,8 @@
 #include "metafl.pb-c.h" /* the signed header, decoded and tampered with */
 #include "site/site_worker.h"
 
+#include "tmpdir.h"
+
 #define NF 4
 
 static char s_dir[256];
@@ -34,18 +36,13 @@ static char s_dir[256];
 static int s_setup(void **state)
 {
     (void)state;
-    snprintf(s_dir, sizeof s_dir, "%s/mfl-site-privacy-XXXXXX",
-             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    assert_non_null(mkdtemp(s_dir));
-    return 0;
+    return s_tmpdir_make(s_dir, sizeof s_dir, "site-privacy");
 }
 
 static int s_teardown(void **state)
 {
     (void)state;
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", s_dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return s_tmpdir_remove(s_dir);
 }
 
 /* ---- the policy's rules -------------------------------------------- */
