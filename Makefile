@@ -205,6 +205,7 @@ bench: deps
 
 lint: $(PROTO_H)
 	bash tests/lint/check_deps.sh
+	bash tests/lint/check_test_pipes.sh
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 	  --inline-suppr --suppress=missingIncludeSystem -Icommon -I. \
 	  -D_GNU_SOURCE common coordinator site-agent cli

@@ -11,7 +11,7 @@ source "$(dirname "$0")/federated_env.sh"
 fed_setup 60 "rounds.deadline_s=30" "limits.site_timeout_s=60"
 RUN=$TEST_TMP/run
 CFG=$TEST_TMP/coordinator.yaml
-metafl sites --help | grep -q "revoke NAME" || fail "metafl sites --help does not explain revoke"
+metafl sites --help | grep "revoke NAME" >/dev/null || fail "metafl sites --help does not explain revoke"
 out=$(metafl sites revoke 2>&1) && fail "revoke without NAME succeeded"
 grep -q "NAME is required" <<<"$out" || fail "revoke without NAME: $out"
 

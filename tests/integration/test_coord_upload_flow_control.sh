@@ -27,7 +27,7 @@ done
 grants=$(grep -c 'upload granted to site' "$TEST_TMP/coordinator.log")
 [ "$grants" -eq 9 ] || fail "expected 9 grants (3 sites x 3 rounds), saw $grants"
 # Never more than one in flight: each grant line says how many hold a slot.
-if grep 'upload granted to site' "$TEST_TMP/coordinator.log" | grep -vq '(1 in flight'; then
+if grep 'upload granted to site' "$TEST_TMP/coordinator.log" | grep -v '(1 in flight' >/dev/null; then
   grep 'upload granted' "$TEST_TMP/coordinator.log"
   fail "a grant was issued with more than one upload in flight"
 fi

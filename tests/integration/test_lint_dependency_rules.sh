@@ -27,4 +27,15 @@ for want in 'common/round/a.c:1: .*rule 1' 'common/round/b.c:1: .*rule 2' \
   grep -qE "^$want" <<<"$out" || { echo "missing: $want"; echo "$out"; exit 1; }
 done
 if grep -qE 'ok\.c' <<<"$out"; then echo "flagged an allowed include:"; echo "$out"; exit 1; fi
-echo "dependency rules: the tree holds them, and the checker catches all four kinds of break"
+# The test-pipe rule: the tree holds it, and a pipe into a quiet grep is
+# caught (the fixture builds the pattern so this file does not hold it).
+bash tests/lint/check_test_pipes.sh
+mkdir -p "$tmp/tests/integration"
+q='grep -q'; cq='grep -c -q'
+printf '#!/bin/bash\nfoo | %s bar\nfoo | %s bar\n%s bar <<<"$x"\n' "$q" "$cq" "$q" >"$tmp/tests/integration/t.sh"
+if out=$(bash tests/lint/check_test_pipes.sh "$tmp"); then
+  echo "check_test_pipes passed a pipe into a quiet grep"; exit 1
+fi
+[ "$(grep -c '^tests/integration/t.sh:[23]:' <<<"$out")" = 2 ] || { echo "want lines 2 and 3 flagged:"; echo "$out"; exit 1; }
+if grep -q '^tests/integration/t.sh:4:' <<<"$out"; then echo "flagged a here-string:"; echo "$out"; exit 1; fi
+echo "dependency rules: the tree holds them, and the checker catches all four kinds of break; no test script pipes into a quiet grep"

@@ -5,8 +5,8 @@
 # the from-scratch baseline, and config errors that name FILE:LINE:key.
 source "$(dirname "$0")/lib.sh"
 
-metafl train --help | grep -q -- "--config" || fail "train --help"
-metafl eval --help | grep -q -- "--scratch" || fail "eval --help"
+metafl train --help | grep -- "--config" >/dev/null || fail "train --help"
+metafl eval --help | grep -- "--scratch" >/dev/null || fail "eval --help"
 
 cfg=$TEST_TMP/sin.yaml
 cat >"$cfg" <<'YAML'

@@ -76,5 +76,5 @@ grep -q "add --config" err.txt || fail "unhelpful: $(cat err.txt)"
 printf '1,2\n' >short.csv
 if metafl eval --params model.safetensors --predict short.csv 2>err.txt >/dev/null; then fail "a short row was accepted"; fi
 grep -q "short.csv:1: 2 values; the model takes 3 inputs" err.txt || fail "unhelpful: $(cat err.txt)"
-metafl export --help | grep -q -- "--site-config" || fail "export --help"
+metafl export --help | grep -- "--site-config" >/dev/null || fail "export --help"
 echo "ok: export, python reader and eval agree"

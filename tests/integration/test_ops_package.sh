@@ -40,7 +40,7 @@ for p in metafl metafl-coordinator metafl-site-agent; do
   "$R/usr/bin/$p" --help >help.txt 2>&1 || fail "$p --help from the package"
   grep -q "usage" help.txt || fail "$p --help says no usage"
 done
-"$R/usr/bin/metafl" --version | grep -q "^metafl " || fail "--version"
+"$R/usr/bin/metafl" --version | grep "^metafl " >/dev/null || fail "--version"
 
 # --check of the packaged example, pointed into the scratch root.
 mkdir -p "$R/etc/metafl" "$R/var/lib/metafl/data"

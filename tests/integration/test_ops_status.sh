@@ -24,7 +24,7 @@ for s in "${FED_SITES[@]}"; do fed_site "$s"; done
 SITE_C=$LAST_PID
 three() { [ "$(grep -o '"connected":true' "$RUN/status.json" | wc -l)" -eq 3 ]; }
 wait_for 20 three || fail "sites did not connect"
-metafl status --config "$CFG" | grep -q "paused before round 1" || fail "not paused before round 1"
+metafl status --config "$CFG" | grep "paused before round 1" >/dev/null || fail "not paused before round 1"
 # --watch from here (paused: nothing can finish before --resume) to the end.
 metafl status --config "$CFG" --watch 0.5 >watch.log 2>&1 &
 WATCH=$!
@@ -53,7 +53,7 @@ wait_for 10 bash -c "! kill -0 $WATCH 2>/dev/null" || fail "--watch did not stop
 wait "$WATCH" || fail "--watch exited with an error: $(tail -5 watch.log)"
 [ "$(grep -c '^--- ' watch.log)" -ge 2 ] || fail "--watch showed the status only once"
 grep -q "paused before round 1" watch.log || fail "--watch did not show the paused start"
-tail -n 12 watch.log | grep -q "finished, 3 of 3 rounds done" || fail "--watch did not end on the finished run"
+tail -n 12 watch.log | grep "finished, 3 of 3 rounds done" >/dev/null || fail "--watch did not end on the finished run"
 
 metafl status --config "$CFG" >final.txt || fail "status after the run"
 cat final.txt

@@ -45,7 +45,7 @@ for s in "${FED_SITES[@]}"; do
   [ "$(grep -c '"kind":"secagg_masked"' "$log")" -eq 3 ] || fail "$s: expected 3 secagg_masked records"
   # the hash the site recorded for each masked input is the one the coordinator recorded
   for h in $(grep '"kind":"secagg_masked"' "$log" | sed 's/.*"delta_hash":"\([0-9a-f]*\)".*/\1/'); do
-    grep '"kind":"secagg_masked"' "$RUN/audit.log" | grep "\"site\":\"$s\"" | grep -q "$h" ||
+    grep '"kind":"secagg_masked"' "$RUN/audit.log" | grep "\"site\":\"$s\"" | grep "$h" >/dev/null ||
       fail "$s: masked input $h not in the coordinator's log"
   done
 done

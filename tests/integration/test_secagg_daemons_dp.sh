@@ -31,8 +31,8 @@ norms=()
 for s in "${FED_SITES[@]}"; do
   log=run-$s/audit.log
   [ "$(grep -c '"kind":"update_sent"' "$log")" = 3 ] || fail "$s: not 3 updates on its audit log"
-  grep '"kind":"update_sent"' "$log" | grep -q '"sigma":2,' || fail "$s: update_sent not accounted at sigma 2"
-  grep '"kind":"update_sent"' "$log" | grep -v -q '"sigma":2,' && fail "$s: an update accounted at another sigma"
+  grep '"kind":"update_sent"' "$log" | grep '"sigma":2,' >/dev/null || fail "$s: update_sent not accounted at sigma 2"
+  grep '"kind":"update_sent"' "$log" | grep -v '"sigma":2,' >/dev/null && fail "$s: an update accounted at another sigma"
   while read -r n; do norms+=("$n"); done < <(grep '"kind":"update_sent"' "$log" | sed -n 's/.*"norm":\([0-9.e+-]*\),.*/\1/p')
   metafl audit privacy "$log" --keys keys >"audit-$s.txt" || fail "audit privacy ($s): $(cat "audit-$s.txt")"
   grep -Eq "^$s +3 " "audit-$s.txt" || fail "audit privacy: $s not 3 releases: $(cat "audit-$s.txt")"

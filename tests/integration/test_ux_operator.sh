@@ -84,11 +84,11 @@ fed_coordinator
 C_PID=$LAST_PID
 wait_for 20 grep -q "resumed from" coordinator.log || fail "restart did not say it resumed"
 grep -q "ignored 'abort' in .*control" coordinator.log || fail "stale abort not reported"
-running() { metafl status --config "$CFG" | grep -q "coordinator pid $C_PID on .*: waiting for sites\|coordinator pid $C_PID on .*: running round"; }
+running() { metafl status --config "$CFG" | grep "coordinator pid $C_PID on .*: waiting for sites\|coordinator pid $C_PID on .*: running round" >/dev/null; }
 wait_for 20 running || { metafl status --config "$CFG"; fail "restarted coordinator is not running rounds"; }
 out=$(metafl status --config "$CFG" --abort) || fail "--abort: $out"
 grep -q "took 'abort': it stops now" <<<"$out" || fail "--abort not confirmed"
 wait_for 20 metafl status --config "$CFG" --json >/dev/null
-stopped() { metafl status --config "$CFG" | grep -q "coordinator pid $C_PID on .*: aborted by operator after"; }
+stopped() { metafl status --config "$CFG" | grep "coordinator pid $C_PID on .*: aborted by operator after" >/dev/null; }
 wait_for 20 stopped || fail "abort not shown"
 echo "ok"

@@ -7,7 +7,7 @@ d=$TEST_TMP/keys
 mkdir -p "$d"
 metafl keygen site-a --dir "$d" >"$TEST_TMP/out.log" 2>&1 || fail "keygen failed: $(cat "$TEST_TMP/out.log")"
 [ "$(stat -c %a "$d/site-a.key")" = 600 ] || fail "secret key mode is $(stat -c %a "$d/site-a.key")"
-head -n 1 "$d/site-a.pub" | grep -qx 'metafl-public-key v1' || fail "public key format"
+head -n 1 "$d/site-a.pub" | grep -x 'metafl-public-key v1' >/dev/null || fail "public key format"
 grep -qx 'name: site-a' "$d/site-a.pub" || fail "public key name"
 grep -q 'seed' "$d/site-a.pub" && fail "public file leaks the seed"
 
@@ -22,6 +22,6 @@ grep -q 'refusing to overwrite' "$TEST_TMP/again.log" || fail "unclear overwrite
 [ "$(stat -c %a "$d/site-b.key")" = 600 ] || fail "umask widened the secret key"
 
 if metafl keygen ../escape --dir "$d" >"$TEST_TMP/bad.log" 2>&1; then fail "accepted a path as a name"; fi
-metafl keygen --help | grep -q 'usage: metafl keygen' || fail "--help"
-metafl --help | grep -q keygen || fail "keygen missing from metafl --help"
+metafl keygen --help | grep 'usage: metafl keygen' >/dev/null || fail "--help"
+metafl --help | grep keygen >/dev/null || fail "keygen missing from metafl --help"
 echo "ok"
