@@ -84,12 +84,13 @@ static int s_read_state(mfl_round_engine_t *self, const char *path, char *err, s
         for (unsigned j = 0; j < n; j++) {
             char *end = NULL;
             double d = strtod(p, &end);
-            if (end == p || !isfinite(d) || (part && !(d > 0))) {
+            float f = (float)d; /* finite as a double is not enough: 0x1p+200 */
+            if (end == p || !isfinite(f) || (part && !(f > 0))) {
                 mfl_errf(err, errlen, "%s: %s %u is missing or bad", path,
                          part ? "scale" : "mean", j);
                 goto out;
             }
-            v[j] = (float)d;
+            v[j] = f;
             p = end;
         }
     }

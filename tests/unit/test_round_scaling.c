@@ -491,11 +491,29 @@ static void test_engine_pools_records_sends_and_resumes_the_scaling(void **state
     assert_memory_equal(&again, &got, sizeof got);
     assert_memory_equal(mfl_round_engine_theta_hash(e.engine), first, 32);
     e_free(&e);
+    mfl_engine_sink_t sink = {NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    mfl_round_engine_t *r = NULL;
+    /* A record whose numbers are doubles but no floats (a damaged file:
+     * a mean past FLT_MAX, a scale that rounds to 0) is refused, naming
+     * the file and the value; it was read as inf and 0. */
+    static const char *damaged[] = {
+        "metafl-scaling-v1 n=3 rows=10 sites=2\n0x1p+200 0 0\n1 1 1\n",
+        "metafl-scaling-v1 n=3 rows=10 sites=2\n0 0 0\n1 0x1p-200 1\n",
+    };
+    for (int k = 0; k < 2; k++) {
+        f = fopen(path, "w");
+        assert_non_null(f);
+        fputs(damaged[k], f);
+        fclose(f);
+        r = mfl_round_engine_new(&c, &sink, NULL, NULL, err, sizeof err);
+        assert_null(r);
+        assert_non_null(strstr(err, "scaling.state"));
+        assert_non_null(strstr(err, k ? "scale 1 is missing or bad" : "mean 0 is missing or bad"));
+    }
     /* A checkpoint without the record (a run of the sites' own scaling)
      * is refused, naming the file. */
     assert_int_equal(unlink(path), 0);
-    mfl_engine_sink_t sink = {NULL, NULL, NULL, NULL, NULL, NULL, NULL};
-    mfl_round_engine_t *r = mfl_round_engine_new(&c, &sink, NULL, NULL, err, sizeof err);
+    r = mfl_round_engine_new(&c, &sink, NULL, NULL, err, sizeof err);
     assert_null(r);
     assert_non_null(strstr(err, "scaling.state"));
     for (int i = 0; i < E_SITES; i++) {
