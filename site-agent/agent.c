@@ -709,6 +709,14 @@ static int s_round_model(mfl_site_agent_t *self, mfl_msg_t *msg, const mfl_round
     for (size_t i = 0; i < nt; i++)
         views[i] = *mfl_msg_tensor(msg, i);
     uint32_t views_enc = nt ? views[0].encoding : 0;
+    if (self->opts.site_fault == MFL_SITE_FAULT_CORRUPT_HELD && plain->round == 3 &&
+        self->base_valid && self->theta_cap) {
+        uint32_t bits;
+        memcpy(&bits, self->theta, sizeof bits);
+        bits ^= 1u; /* the last bit of the first value: the digest no longer matches */
+        memcpy(self->theta, &bits, sizeof bits);
+        mfl_warn("site %s: TEST FAULT: one bit of the held model flipped", self->cfg->site_id);
+    }
     if (plain->has_broadcast_base) {
         int rc = mfl_site_broadcast_apply(self->theta, self->base_valid ? self->theta_cap : 0,
                                           self->base_hash, self->base_valid, plain, views, nt,
@@ -1488,6 +1496,17 @@ static mfl_agent_status_t s_eval(mfl_site_agent_t *self, mfl_msg_t *msg)
     }
     mfl_eval_report_t report;
     mfl_site_worker_fill_report(self->worker, &plain, &r, &report);
+    if (plain.moments && self->opts.site_fault == MFL_SITE_FAULT_MOMENTS_BEYOND_FLOATS &&
+        report.n_moments) {
+        report.moments_sum[0] = (double)report.moments_n * 1e42;
+        report.moments_sum_sq[0] = (double)report.moments_n * 1e84;
+    } else if (plain.moments && self->opts.site_fault == MFL_SITE_FAULT_MOMENTS_MORE_ROWS) {
+        report.moments_n *= 100;
+        for (uint32_t j = 0; j < report.n_moments; j++) {
+            report.moments_sum[j] *= 100;
+            report.moments_sum_sq[j] *= 100;
+        }
+    }
     /* The moments are recorded before they leave, as an update is: a
      * record that cannot be written means nothing is sent. */
     if (plain.moments && s_audit_moments(self, &plain, &report, err, sizeof err) < 0) {
