@@ -749,6 +749,33 @@ static int s_round_model(mfl_site_agent_t *self, mfl_msg_t *msg, const mfl_round
     return 0;
 }
 
+/* A model_refused record: the task's model did not check (why), so
+ * nothing was trained from it. Best effort: the refusal stands either way
+ * (the log says it when the record cannot be written). */
+static void s_audit_model_refused(mfl_site_agent_t *self, const mfl_round_task_t *task,
+                                  const char *why)
+{
+    if (!self->audit)
+        return;
+    mfl_audit_record_t *rec = calloc(1, sizeof *rec);
+    if (!rec)
+        return;
+    mfl_audit_record_init(rec, MFL_AUDIT_MODEL_REFUSED, task->round, self->cfg->site_id);
+    size_t nl = task->nonce_len < sizeof rec->nonce ? task->nonce_len : sizeof rec->nonce;
+    memcpy(rec->nonce, task->nonce, nl);
+    rec->nonce_len = nl;
+    if (task->model_hash_len == sizeof rec->delta_hash) {
+        rec->has_delta_hash = true;
+        memcpy(rec->delta_hash, task->model_hash, sizeof rec->delta_hash);
+    }
+    snprintf(rec->reason, sizeof rec->reason, "%.*s", (int)(sizeof rec->reason - 1), why);
+    char err[512];
+    if (mfl_audit_append(self->audit, rec, NULL, err, sizeof err))
+        mfl_warn("site %s: round %u: the refused model is not on the audit log %s: %s",
+                 self->cfg->site_id, (unsigned)task->round, self->cfg->audit_log, err);
+    free(rec);
+}
+
 /* The round task in hand (for a SiteFailure after a refused update). */
 static void s_note_task(mfl_site_agent_t *self, uint32_t round, const ProtobufCBinaryData *nonce)
 {
@@ -1143,6 +1170,8 @@ static mfl_agent_status_t s_round(mfl_site_agent_t *self, mfl_msg_t *msg, char *
     if (wrc == 0 && s_round_model(self, msg, &plain, &n, &need_model, err, sizeof err)) {
         mfl_warn("site %s: round %u refused: %s%s", self->cfg->site_id, task->round, err,
                  need_model ? "; asking for the model in full" : "");
+        if (need_model)
+            s_audit_model_refused(self, &plain, err);
         s_send_failure_as(self, task->round, &task->nonce, false, err, need_model);
         return MFL_AGENT_CONTINUE;
     }

@@ -7,7 +7,8 @@
 # 3's int8 difference arrives (build/tests/site_fault_site --fault
 # corrupt-held: what a damaged base or a coordinator's bad difference looks
 # like from the site). It must refuse the difference naming both digests,
-# ask for the model in full (SiteFailure.need_model), train round 3 from
+# record the refusal on its own audit log (model_refused), ask for the
+# model in full (SiteFailure.need_model), train round 3 from
 # the model the task names, and take differences again in round 4; the
 # coordinator must resend in full once, without counting a failure. The
 # run ends with `metafl simulate`'s θ bit for bit (no site trained from a
@@ -31,6 +32,12 @@ grep -q 'TEST FAULT: one bit of the held model flipped' site-c.log ||
   fail "the fault did not fire (site-c held no model at round 3)"
 grep -q 'round 3 refused: broadcast: the held model plus the difference hashes to [0-9a-f]*…, the task names [0-9a-f]*…; asking for the model in full' site-c.log ||
   { grep 'round 3' site-c.log; fail "site-c did not refuse the difference naming both digests"; }
+grep -q '"kind":"model_refused","round":3,.*"reason":"broadcast: the held model plus the difference hashes to' run-site-c/audit.log ||
+  { grep model_refused run-site-c/audit.log; fail "site-c's audit log has no model_refused record of round 3"; }
+[ "$(grep -c '"kind":"model_refused"' run-site-c/audit.log)" -eq 1 ] ||
+  fail "site-c's audit log should hold exactly one model_refused record"
+metafl audit verify run-site-c/audit.log --keys keys >verify-c.out 2>&1 ||
+  { cat verify-c.out; fail "site-c's audit log does not verify"; }
 grep -q 'round 3: site site-c could not apply the broadcast difference .*; sending the model in full' coordinator.log ||
   { grep 'round 3' coordinator.log; fail "the coordinator did not resend round 3 in full"; }
 grep -q 'round 4: model sent as a int8 difference' site-c.log ||
