@@ -1176,6 +1176,13 @@ static mfl_agent_status_t s_round(mfl_site_agent_t *self, mfl_msg_t *msg, char *
         return MFL_AGENT_CONTINUE;
     }
     s_trim_after_theta(n);
+    if (self->opts.site_fault == MFL_SITE_FAULT_HOG_GRANT) { /* TESTS ONLY */
+        mfl_warn("site %s: TEST FAULT: asking to upload round %u, never sending",
+                 self->cfg->site_id, task->round);
+        s_send_upload_ready(self, task->round, task->nonce.data, task->nonce.len,
+                            (uint64_t)n * sizeof(float), "update (never sent)");
+        return MFL_AGENT_CONTINUE;
+    }
     s_record_peer_head(self, task);
     if (self->audit) {
         /* Our head goes into the header we sign: the coordinator keeps it.

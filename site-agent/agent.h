@@ -39,6 +39,7 @@ typedef enum {
     MFL_SITE_FAULT_MOMENTS_MORE_ROWS,     /* moments of 100× the rows it has */
     MFL_SITE_FAULT_CORRUPT_HELD,          /* one bit of the held model flips before round 3's
                                            * task is applied (its digest kept) */
+    MFL_SITE_FAULT_HOG_GRANT,             /* asks to upload at once, never trains or sends */
 } mfl_site_agent_fault_t;
 
 typedef struct {

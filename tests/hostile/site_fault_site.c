@@ -1,12 +1,13 @@
 /* site_fault_site: the real site agent (site-agent/agent.h) that lies about
  * its data or damages the model it holds, for tests/integration/
- * test_scaling_daemons_hostile.sh and test_broadcast_site_resync.sh. It
+ * test_scaling_daemons_hostile.sh, test_federated_broadcast_site_resync.sh
+ * and test_coord_upload_slot_hog.sh. It
  * speaks real CurveZMQ with the site's real key and trains on its real
  * data; only the fault differs. Not installed; built by `make unit-tests`
  * into build/tests/.
  *
  *   site_fault_site --config SITE.yaml --fault FAULT [--exit-after-eval]
- *   FAULT: moments-beyond-floats | moments-more-rows | corrupt-held
+ *   FAULT: moments-beyond-floats | moments-more-rows | corrupt-held | hog-grant
  */
 #include <stdio.h>
 #include <string.h>
@@ -21,6 +22,7 @@ static const struct {
     {"moments-beyond-floats", MFL_SITE_FAULT_MOMENTS_BEYOND_FLOATS},
     {"moments-more-rows", MFL_SITE_FAULT_MOMENTS_MORE_ROWS},
     {"corrupt-held", MFL_SITE_FAULT_CORRUPT_HELD},
+    {"hog-grant", MFL_SITE_FAULT_HOG_GRANT},
 };
 
 int main(int argc, char **argv)
@@ -41,7 +43,7 @@ int main(int argc, char **argv)
             opts.site_fault = s_faults[i].fault;
     if (!config || !opts.site_fault) {
         fprintf(stderr, "usage: site_fault_site --config SITE.yaml --fault "
-                        "moments-beyond-floats|moments-more-rows|corrupt-held "
+                        "moments-beyond-floats|moments-more-rows|corrupt-held|hog-grant "
                         "[--exit-after-eval]\n");
         return 2;
     }
