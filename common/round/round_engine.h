@@ -498,4 +498,16 @@ void mfl_round_engine_on_theta(mfl_round_engine_t *self, mfl_engine_theta_fn *fn
  * out->n 0) otherwise. */
 bool mfl_round_engine_scaling(const mfl_round_engine_t *self, mfl_task_scaling_t *out);
 
+/* The federated standardisation record a restart reads
+ * (checkpoint_dir/scaling.state, at most MFL_SCALING_STATE_MAX bytes):
+ * "metafl-scaling-v1 n=F rows=N sites=K", then F means and F scales (C99
+ * hex floats, exact), 1 ≤ F ≤ MFL_TASK_SCALING_MAX. Parses NUL-terminated
+ * `text`; every mean must be a finite float and every scale a finite
+ * float > 0 (as floats: 0x1p+200 is refused). 0 with *out, *sites and
+ * *rows, or -1 with err naming `name` and the bad value. */
+#define MFL_SCALING_STATE_MAX (64u * 1024u)
+int mfl_round_scaling_state_parse(const char *text, const char *name, mfl_task_scaling_t *out,
+                                  unsigned *sites, unsigned long long *rows, char *err,
+                                  size_t errlen);
+
 #endif

@@ -24,8 +24,6 @@
 #include "core/log.h"
 #include "round/round_engine_internal.h"
 
-#define S_STATE_MAX (64u * 1024u)
-
 struct mfl_engine_moments {
     char site[MFL_ENGINE_SITE_MAX];
     uint64_t n;
@@ -60,48 +58,56 @@ static void s_digest2(const void *a, const void *b, size_t bytes, uint8_t out[32
     crypto_generichash_final(&st, out, 32);
 }
 
-/* The state file: "metafl-scaling-v1 n=F rows=N sites=K" then one line of
- * F means and one of F scales, as C99 hex floats (exact). */
-static int s_read_state(mfl_round_engine_t *self, const char *path, char *err, size_t errlen)
+int mfl_round_scaling_state_parse(const char *text, const char *name, mfl_task_scaling_t *out,
+                                  unsigned *sites, unsigned long long *rows, char *err,
+                                  size_t errlen)
 {
-    char *data = NULL;
-    size_t len = 0;
-    if (mfl_file_read_all(path, S_STATE_MAX, &data, &len, err, errlen) < 0)
-        return -1;
     unsigned n = 0;
-    unsigned long long rows = 0;
-    unsigned sites = 0;
     int used = 0;
-    int rc = -1;
-    if (sscanf(data, "metafl-scaling-v1 n=%u rows=%llu sites=%u%n", &n, &rows, &sites,
-               &used) != 3 || n == 0 || n > MFL_TASK_SCALING_MAX) {
-        mfl_errf(err, errlen, "%s: not a scaling record (metafl-scaling-v1)", path);
-        goto out;
-    }
-    const char *p = data + used;
+    memset(out, 0, sizeof *out);
+    *sites = 0;
+    *rows = 0;
+    if (sscanf(text, "metafl-scaling-v1 n=%u rows=%llu sites=%u%n", &n, rows, sites, &used) !=
+            3 || n == 0 || n > MFL_TASK_SCALING_MAX)
+        return mfl_errf(err, errlen, "%s: not a scaling record (metafl-scaling-v1)", name), -1;
+    const char *p = text + used;
     for (int part = 0; part < 2; part++) {
-        float *v = part ? self->scaling.scale : self->scaling.mean;
+        float *v = part ? out->scale : out->mean;
         for (unsigned j = 0; j < n; j++) {
             char *end = NULL;
             double d = strtod(p, &end);
             float f = (float)d; /* finite as a double is not enough: 0x1p+200 */
-            if (end == p || !isfinite(f) || (part && !(f > 0))) {
-                mfl_errf(err, errlen, "%s: %s %u is missing or bad", path,
-                         part ? "scale" : "mean", j);
-                goto out;
-            }
+            if (end == p || !isfinite(f) || (part && !(f > 0)))
+                return mfl_errf(err, errlen, "%s: %s %u is missing or bad", name,
+                                part ? "scale" : "mean", j), -1;
             v[j] = f;
             p = end;
         }
     }
-    self->scaling.n = n;
+    out->n = n;
+    return 0;
+}
+
+/* The state file (see mfl_round_scaling_state_parse), read whole (at most
+ * MFL_SCALING_STATE_MAX bytes). */
+static int s_read_state(mfl_round_engine_t *self, const char *path, char *err, size_t errlen)
+{
+    char *data = NULL;
+    size_t len = 0;
+    if (mfl_file_read_all(path, MFL_SCALING_STATE_MAX, &data, &len, err, errlen) < 0)
+        return -1;
+    unsigned long long rows = 0;
+    unsigned sites = 0;
+    mfl_task_scaling_t sc;
+    int rc = mfl_round_scaling_state_parse(data, path, &sc, &sites, &rows, err, errlen);
+    free(data);
+    if (rc < 0)
+        return -1;
+    self->scaling = sc;
     self->scaling_ready = true;
     mfl_info("federated standardisation: the pooled scaling of %u features from %u sites "
-             "(%llu fit rows) is on record (%s); not asked again", n, sites, rows, path);
-    rc = 0;
-out:
-    free(data);
-    return rc;
+             "(%llu fit rows) is on record (%s); not asked again", sc.n, sites, rows, path);
+    return 0;
 }
 
 int mfl_engine_scaling_start(mfl_round_engine_t *self, char *err, size_t errlen)
