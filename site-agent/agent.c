@@ -768,7 +768,19 @@ static void s_audit_model_refused(mfl_site_agent_t *self, const mfl_round_task_t
         rec->has_delta_hash = true;
         memcpy(rec->delta_hash, task->model_hash, sizeof rec->delta_hash);
     }
-    snprintf(rec->reason, sizeof rec->reason, "%.*s", (int)(sizeof rec->reason - 1), why);
+    /* the digests' "…" as "..." (a record's reason is printable ASCII) */
+    size_t o = 0;
+    for (const char *c = why; *c && o + 4 < sizeof rec->reason; c++) {
+        const unsigned char *u = (const unsigned char *)c;
+        if (u[0] == 0xe2 && u[1] == 0x80 && u[2] == 0xa6) { /* stops at the NUL */
+            memcpy(rec->reason + o, "...", 3);
+            o += 3;
+            c += 2;
+        } else {
+            rec->reason[o++] = *c;
+        }
+    }
+    rec->reason[o] = '\0';
     char err[512];
     if (mfl_audit_append(self->audit, rec, NULL, err, sizeof err))
         mfl_warn("site %s: round %u: the refused model is not on the audit log %s: %s",
