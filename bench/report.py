@@ -1475,6 +1475,7 @@ def select_section(d, res, res_split, res_wdbc=None, res_fed=None, res_fed_split
     fby = select_fed_section(d, res_fed, res_fed_split, res_wdbc_fed, res, res_split,
                              res_wdbc)
     d.p(FED_TRIED_NOTE, "")
+    d.p(ENS_TRIED_NOTE, "")
     best = max(by["selection, personalised"]["mean4"], site["mean4"])
     measured = (f"{by['selection, personalised']['mean4']:.3f}; with per-site adaptation "
                 f"{site['mean4']:.3f}" + (f" (oracle bound {orc['mean4']:.3f})" if orc
@@ -1487,7 +1488,9 @@ def select_section(d, res, res_split, res_wdbc=None, res_fed=None, res_fed_split
         measured = (f"{fs['mean4']:.3f} ± {fs['mean4_std']:.3f} with federated "
                     f"standardisation + per-site adaptation"
                     + (f" (oracle bound {forc['mean4']:.3f})" if forc else "")
-                    + f"; each site's own scaling {site['mean4']:.3f}")
+                    + f"; each site's own scaling {site['mean4']:.3f}"
+                    + "; a deep ensemble of 8 winners, each adapted per site (exploration, "
+                    "not in the library, §1(d)): 0.833 ± 0.009")
     d.goals.append(("1(d) heart personalised, selection, no hand-tuning", "≥ .83 (5 seeds)",
                     measured, "met" if best >= 0.83 else "NOT MET"))
     if lo:
@@ -1529,16 +1532,60 @@ FED_TRIED_NOTE = (
     "out of reach on the FLamby split: the oracle for the selection's model (test rows "
     "choosing each site's steps and rate) is 0.837, and the CV choice gives 0.824.")
 
+# What the variance and ensemble levers gave (issue 16, ens5; filled in by hand
+# from the runs named in it).
+ENS_TRIED_NOTE = (
+    'Variance and ensembles (issue 16, 2026-12-06, shared 2-core machine; FLamby split, '
+    'federated standardisation, seeds 42–46, every choice on training rows only): **a '
+    'deep ensemble of the winner** (`X_SEEDENS=8 build/bench/bench_heart explore '
+    "--standardize federated`: the selection's winner trained again from K−1 other "
+    'initial θ, init seeds seed + 1000·j, the same 30 rounds, each with the pooled '
+    'scaling of its own run: over all training rows for these, over the fit rows for the '
+    "selection's run; each site chooses steps and rate by cross-validation for each "
+    'member as `eval.adapt_search` does, adapts it on all its training rows, and averages '
+    "the members' probabilities on its test rows) gives for K = 1…8: 0.8238 ± 0.0180, "
+    '0.8291 ± 0.0115, 0.8320 ± 0.0059, 0.8255 ± 0.0073, 0.8280 ± 0.0096, 0.8365 ± 0.0096, '
+    '0.8339 ± 0.0045, 0.8328 ± 0.0087 (K = 8 per site C/H/S/V .798 / .796 / .938 / .800; '
+    'FedAvg + FT 0.8196 ± 0.0058; paired, ensemble − FedAvg + FT per seed and site: '
+    '+0.0042 ± 0.0203 for one model, +0.0084 ± 0.0085 for K = 5, +0.0132 ± 0.0113 for K = '
+    '8); the 8 global models without adaptation 0.8078 ± 0.0144; ORACLE (test rows choose '
+    'one steps and rate per site for all 8 members; not a result) 0.8433 ± 0.0049. On the '
+    'untuned re-split (`--split 7`) K = 1 0.8433 ± 0.0176, K = 5 0.8471 ± 0.0075, K = 8 '
+    '0.8507 ± 0.0089, oracle 0.8648 ± 0.0028, so the gain is not a fit to the FLamby '
+    'split. It is the only lever that crossed .83, and only at K = 3, 6, 7, 8, not at 2, '
+    '4 or 5: it halves the seed-to-seed spread, as expected, but the mean gain (+0.004 to '
+    '+0.013) is within about one standard deviation of the single model, and K must be '
+    'fixed in advance (taking the best K from these rows would be choosing on the test '
+    'rows): with K = 5 it is 0.828, with K = 8 0.833. It is not a library option: it '
+    'needs K federated trainings of the winner and every site holding K θ at its '
+    'evaluation (round engine, checkpoints and EvalTask would change), which this session '
+    'did not build; nor was it run on WDBC (`bench/wdbc_select.sh` runs `metafl '
+    "simulate`, which has no ensemble). **Averaging the cross-validation's fold models** "
+    'instead of refitting (commit 425c098, `bench_heart select --standardize federated '
+    '--adapt-ensemble folds` or `folds_refit`, prototype removed in 99b7afb): 0.8238 ± '
+    '0.0180 both, unchanged (the sites mostly choose 0 to 30 steps, where the fold models '
+    'hardly differ from the refit one), leave-one-hospital-out 0.8093 / 0.8089: not kept. '
+    '**A decision threshold per site from the out-of-fold predictions** (0.05 to 0.95, '
+    '`--adapt-threshold`, same commit): 0.8256 ± 0.0118, but leave-one-hospital-out falls '
+    'to 0.7986 ± 0.0078 (0.8076 at 0.5); with fold averaging 0.8256 and 0.8005: not kept. '
+    '**Proximal adaptation** (`X_PROX=1 build/bench/bench_heart explore --standardize '
+    'federated`: each step also pulls toward the federated θ, θ ← θ − lr·(g + λ·(θ − '
+    'θ_fed)), λ ∈ {0, 0.01, 0.1, 1} chosen with steps and rate by 5-fold CV loss): 0.8186 '
+    '± 0.0184 against 0.8240 ± 0.0136 with λ = 0 in the same harness; its oracle 0.8394 '
+    'against 0.8371: not kept. **Feature-wise adapters** (`X_PROX=2`, same harness: a '
+    'per-feature scale and shift of the inputs, x ↦ a⊙x + b, adapted per site by SGD with '
+    'the network frozen at the federated θ, steps and rate by the same CV): 0.8231 ± '
+    '0.0167 against 0.8240 adapting the whole network; oracle 0.8378 against 0.8371: not '
+    'kept.')
+
 # What the per-site-head exploration gave (bench_heart explore, X_HEAD=1).
 HEAD_NOTE = (
     "Per-site head (`X_HEAD=1 X_NOCV=1 build/bench/bench_heart explore`: only the last "
     "layer adapts, by projected SGD, the body stays the federated one): chosen by loss on "
     "a 20% holdout 0.809 ± 0.019, by accuracy 0.794 ± 0.026; its oracle over the wide "
     "grid is 0.829 ± 0.004, the same ceiling as adapting the whole network (0.829 ± "
-    "0.005), so it was not made a library option. Feature-wise adapters were not tried "
-    "(a per-feature scale and shift of the inputs is a change of the first layer that "
-    "whole-network adaptation can make, but it regularises differently, and that was not "
-    "measured).")
+    "0.005), so it was not made a library option. Feature-wise adapters (a per-feature "
+    "scale and shift of the inputs): measured later, see \"Variance and ensembles\" below.")
 
 
 def run_plots(plots, plot_dir):
