@@ -4,7 +4,9 @@
 # one upload slot, Δ of 80 kB (over the 64 KiB that need no grant); site-d
 # (build/tests/site_fault_site --fault hog-grant) answers each task at once
 # with UploadReady and then stays connected and silent on the update, so it
-# holds the slot before the honest sites have trained. The coordinator must
+# holds the slot before the honest sites have trained (200 local steps of a
+# 16k-parameter model each: far longer than the hog's answer, even under
+# load). The coordinator must
 # take the slot back after limits.site_timeout_s (3 s) while others wait and
 # hand it on: round 1 closes at its deadline with the three honest updates
 # (before, the slot was held to the deadline, every attempt was abandoned
@@ -17,7 +19,7 @@ FAULT_SITE=${SITE_FAULT_SITE:-$ROOT/build/tests/site_fault_site}
 
 FED_SITES=(site-a site-b site-c site-d)
 fed_setup 1 "rounds.max_concurrent_uploads=1" "model.spec=mlp:3-4096-1" \
-  "algorithm.outer_steps=10" "rounds.wait_for_sites=4" "rounds.deadline_s=8" \
+  "algorithm.outer_steps=20" "algorithm.inner_steps=10" "rounds.wait_for_sites=4" "rounds.deadline_s=8" \
   "limits.site_timeout_s=3"
 cd "$TEST_TMP"
 sed 's/^  wait_for_sites: 4/  wait_for_sites: 3/' coordinator.yaml >sim.yaml
