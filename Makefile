@@ -158,7 +158,16 @@ $(BUILD)/tests/chunk_fault_site: $(BUILD)/obj/tests/hostile/chunk_fault_site.o $
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 $(BUILD)/obj/tests/hostile/chunk_fault_site.o: CFLAGS += -Isite-agent
 
-unit-tests: $(UNIT_BINS) $(HOSTILE) $(SECAGG_FAULT) $(CHUNK_FAULT)
+# The real site agent that lies about its data or damages its held model
+# (tests only).
+SITE_FAULT := $(BUILD)/tests/site_fault_site
+$(BUILD)/tests/site_fault_site: $(BUILD)/obj/tests/hostile/site_fault_site.o $(FAULT_RUN) \
+    $(BUILD)/libmetafl-site-agent.a $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+$(BUILD)/obj/tests/hostile/site_fault_site.o: CFLAGS += -Isite-agent
+
+unit-tests: $(UNIT_BINS) $(HOSTILE) $(SECAGG_FAULT) $(CHUNK_FAULT) $(SITE_FAULT)
 bench-bins: $(BENCH_BINS)
 
 deps:

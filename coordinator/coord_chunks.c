@@ -55,7 +55,11 @@ void mfl_coord_chunks_chunk(mfl_round_engine_t *engine, mfl_upload_spool_t *spoo
                                           ev->chunk.nonce_len, ev->chunk.index, &ev->tensors[0],
                                           &failed, &reason, err, sizeof err)
                  : (snprintf(err, sizeof err, "an UpdateChunk carries one tensor"), -1);
-    if (rc == 0 || rc == 2) /* more to come / a failed upload's leftovers: dropped */
+    if (rc == 0) { /* more to come: the upload is moving (its slot's clock restarts) */
+        mfl_round_engine_upload_progress(engine, ev->site, now_ms);
+        return;
+    }
+    if (rc == 2) /* a failed upload's leftovers: dropped */
         return;
     if (rc < 0) {
         if (failed)

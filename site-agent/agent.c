@@ -709,6 +709,14 @@ static int s_round_model(mfl_site_agent_t *self, mfl_msg_t *msg, const mfl_round
     for (size_t i = 0; i < nt; i++)
         views[i] = *mfl_msg_tensor(msg, i);
     uint32_t views_enc = nt ? views[0].encoding : 0;
+    if (self->opts.site_fault == MFL_SITE_FAULT_CORRUPT_HELD && plain->round == 3 &&
+        self->base_valid && self->theta_cap) {
+        uint32_t bits;
+        memcpy(&bits, self->theta, sizeof bits);
+        bits ^= 1u; /* the last bit of the first value: the digest no longer matches */
+        memcpy(self->theta, &bits, sizeof bits);
+        mfl_warn("site %s: TEST FAULT: one bit of the held model flipped", self->cfg->site_id);
+    }
     if (plain->has_broadcast_base) {
         int rc = mfl_site_broadcast_apply(self->theta, self->base_valid ? self->theta_cap : 0,
                                           self->base_hash, self->base_valid, plain, views, nt,
@@ -739,6 +747,45 @@ static int s_round_model(mfl_site_agent_t *self, mfl_msg_t *msg, const mfl_round
     memcpy(self->base_hash, digest, sizeof self->base_hash);
     mfl_debug("site %s: round %u: model sent in full", self->cfg->site_id, plain->round);
     return 0;
+}
+
+/* A model_refused record: the task's model did not check (why), so
+ * nothing was trained from it. Best effort: the refusal stands either way
+ * (the log says it when the record cannot be written). */
+static void s_audit_model_refused(mfl_site_agent_t *self, const mfl_round_task_t *task,
+                                  const char *why)
+{
+    if (!self->audit)
+        return;
+    mfl_audit_record_t *rec = calloc(1, sizeof *rec);
+    if (!rec)
+        return;
+    mfl_audit_record_init(rec, MFL_AUDIT_MODEL_REFUSED, task->round, self->cfg->site_id);
+    size_t nl = task->nonce_len < sizeof rec->nonce ? task->nonce_len : sizeof rec->nonce;
+    memcpy(rec->nonce, task->nonce, nl);
+    rec->nonce_len = nl;
+    if (task->model_hash_len == sizeof rec->delta_hash) {
+        rec->has_delta_hash = true;
+        memcpy(rec->delta_hash, task->model_hash, sizeof rec->delta_hash);
+    }
+    /* the digests' "…" as "..." (a record's reason is printable ASCII) */
+    size_t o = 0;
+    for (const char *c = why; *c && o + 4 < sizeof rec->reason; c++) {
+        const unsigned char *u = (const unsigned char *)c;
+        if (u[0] == 0xe2 && u[1] == 0x80 && u[2] == 0xa6) { /* stops at the NUL */
+            memcpy(rec->reason + o, "...", 3);
+            o += 3;
+            c += 2;
+        } else {
+            rec->reason[o++] = *c;
+        }
+    }
+    rec->reason[o] = '\0';
+    char err[512];
+    if (mfl_audit_append(self->audit, rec, NULL, err, sizeof err))
+        mfl_warn("site %s: round %u: the refused model is not on the audit log %s: %s",
+                 self->cfg->site_id, (unsigned)task->round, self->cfg->audit_log, err);
+    free(rec);
 }
 
 /* The round task in hand (for a SiteFailure after a refused update). */
@@ -1135,10 +1182,19 @@ static mfl_agent_status_t s_round(mfl_site_agent_t *self, mfl_msg_t *msg, char *
     if (wrc == 0 && s_round_model(self, msg, &plain, &n, &need_model, err, sizeof err)) {
         mfl_warn("site %s: round %u refused: %s%s", self->cfg->site_id, task->round, err,
                  need_model ? "; asking for the model in full" : "");
+        if (need_model)
+            s_audit_model_refused(self, &plain, err);
         s_send_failure_as(self, task->round, &task->nonce, false, err, need_model);
         return MFL_AGENT_CONTINUE;
     }
     s_trim_after_theta(n);
+    if (self->opts.site_fault == MFL_SITE_FAULT_HOG_GRANT) { /* TESTS ONLY */
+        mfl_warn("site %s: TEST FAULT: asking to upload round %u, never sending",
+                 self->cfg->site_id, task->round);
+        s_send_upload_ready(self, task->round, task->nonce.data, task->nonce.len,
+                            (uint64_t)n * sizeof(float), "update (never sent)");
+        return MFL_AGENT_CONTINUE;
+    }
     s_record_peer_head(self, task);
     if (self->audit) {
         /* Our head goes into the header we sign: the coordinator keeps it.
@@ -1488,6 +1544,17 @@ static mfl_agent_status_t s_eval(mfl_site_agent_t *self, mfl_msg_t *msg)
     }
     mfl_eval_report_t report;
     mfl_site_worker_fill_report(self->worker, &plain, &r, &report);
+    if (plain.moments && self->opts.site_fault == MFL_SITE_FAULT_MOMENTS_BEYOND_FLOATS &&
+        report.n_moments) {
+        report.moments_sum[0] = (double)report.moments_n * 1e42;
+        report.moments_sum_sq[0] = (double)report.moments_n * 1e84;
+    } else if (plain.moments && self->opts.site_fault == MFL_SITE_FAULT_MOMENTS_MORE_ROWS) {
+        report.moments_n *= 100;
+        for (uint32_t j = 0; j < report.n_moments; j++) {
+            report.moments_sum[j] *= 100;
+            report.moments_sum_sq[j] *= 100;
+        }
+    }
     /* The moments are recorded before they leave, as an update is: a
      * record that cannot be written means nothing is sent. */
     if (plain.moments && s_audit_moments(self, &plain, &report, err, sizeof err) < 0) {

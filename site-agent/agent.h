@@ -31,6 +31,17 @@ typedef enum {
     MFL_SECAGG_FAULT_HOLD_MASKED,      /* hold the masked vector until secagg_hold_file exists */
 } mfl_site_agent_secagg_fault_t;
 
+/* TESTS ONLY (tests/hostile/site_fault_site.c): a site that lies about
+ * its data or holds a damaged model. */
+typedef enum {
+    MFL_SITE_FAULT_NONE = 0,
+    MFL_SITE_FAULT_MOMENTS_BEYOND_FLOATS, /* moments of rows whose mean is 1e42 (no float's) */
+    MFL_SITE_FAULT_MOMENTS_MORE_ROWS,     /* moments of 100× the rows it has */
+    MFL_SITE_FAULT_CORRUPT_HELD,          /* one bit of the held model flips before round 3's
+                                           * task is applied (its digest kept) */
+    MFL_SITE_FAULT_HOG_GRANT,             /* asks to upload at once, never trains or sends */
+} mfl_site_agent_fault_t;
+
 typedef struct {
     bool exit_after_eval; /* stop (status 0) after the first EvalReport is sent */
     uint32_t max_rounds;  /* stop after this many updates sent; 0 = never */
@@ -46,6 +57,7 @@ typedef struct {
     /* TESTS ONLY (tests/hostile/chunk_fault_site.c): misbehave in a chunked
      * upload (wire/chunk_upload.h), to prove the coordinator refuses it. */
     int chunk_fault; /* mfl_chunk_fault_t */
+    mfl_site_agent_fault_t site_fault; /* TESTS ONLY, as above */
 } mfl_site_agent_opts_t;
 
 /* Builds an agent from a loaded config (borrowed; keep it alive while the

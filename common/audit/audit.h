@@ -98,6 +98,13 @@ typedef enum {
      * the pooled scaling (no site; n = rows pooled; delta_hash = BLAKE2b-256
      * of the means then the scales, little-endian floats). */
     MFL_AUDIT_SCALING,
+    /* site: a RoundTask's model did not check and was not trained from
+     * (a compressed broadcast's difference to a model this site does not
+     * hold, or one that does not rebuild the model the task names;
+     * docs/WIRE.md "Compressed broadcast"): round, nonce, delta_hash = the
+     * model hash the task named, reason = why; the site then asked for
+     * the model in full. Appended after the kinds before it. */
+    MFL_AUDIT_MODEL_REFUSED,
     MFL_AUDIT_KIND_COUNT
 } mfl_audit_kind_t;
 

@@ -18,7 +18,7 @@ static const char *const s_kinds[MFL_AUDIT_KIND_COUNT] = {
     "round_opened", "round_closed", "round_abandoned", "run_aborted", "run_finished",
     "site_failed",  "site_revoked", "peer_head",    "secure_sum",
     "task_declined", "ledger_started", "selection", "secagg_phase", "secagg_masked",
-    "scaling",
+    "scaling",      "model_refused",
 };
 
 const char *mfl_audit_kind_name(mfl_audit_kind_t kind)

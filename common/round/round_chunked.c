@@ -86,6 +86,7 @@ int mfl_round_engine_update_begin(mfl_round_engine_t *self, const char *peer,
     }
     *encoding = mfl_engine_site_encoding(self, s);
     *chunk_values = h->chunk_values;
+    mfl_round_engine_upload_progress(self, peer, now_ms);
     return 0; /* the slot stays held until the last chunk or a failure */
 }
 

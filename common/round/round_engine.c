@@ -951,6 +951,7 @@ void mfl_round_engine_tick(mfl_round_engine_t *self, uint64_t now_ms)
             mfl_engine_flow_release(self, s->id);
         }
     }
+    mfl_engine_flow_expire(self, now_ms);
     mfl_engine_audit_tick(self, now_ms);
     switch (self->phase) {
     case MFL_ENGINE_ROUND:

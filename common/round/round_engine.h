@@ -291,7 +291,11 @@ void mfl_round_engine_tick(mfl_round_engine_t *self, uint64_t now_ms);
  * update from a site without a grant is rejected (REJECT_NOT_GRANTED). A
  * slot frees when its site's update arrives (accepted or rejected), the
  * site says hello again, leaves or times out, or the round closes or is
- * abandoned. Without it (`metafl simulate`, unit tests) updates need no
+ * abandoned; and while another site waits, a slot held for site_timeout
+ * without the update (chunked: without a chunk, see
+ * mfl_round_engine_upload_progress) is taken back at a tick and handed
+ * on, so sites that ask and never send cannot starve the others until the
+ * deadline. Without it (`metafl simulate`, unit tests) updates need no
  * grant. Returns 0, or -1 on OOM (flow control then stays off). */
 typedef int(mfl_engine_grant_fn)(void *ctx, const char *site, uint32_t round,
                                  const uint8_t *nonce, size_t nonce_len);
@@ -312,6 +316,12 @@ int mfl_round_engine_flow_control(mfl_round_engine_t *self, mfl_engine_grant_fn 
 int mfl_round_engine_upload_ready(mfl_round_engine_t *self, const char *peer, uint32_t round,
                                   const uint8_t *nonce, size_t nonce_len,
                                   uint64_t update_bytes, uint64_t now_ms);
+
+/* A chunked upload of `site` moved (its UpdateBegin or a chunk was
+ * taken at now_ms): the clock of its held slot restarts. No-op for a site
+ * holding no slot. */
+void mfl_round_engine_upload_progress(mfl_round_engine_t *self, const char *site,
+                                      uint64_t now_ms);
 
 /* Sites holding an upload grant / waiting for one (0 without flow control). */
 size_t mfl_round_engine_uploads_in_flight(const mfl_round_engine_t *self);

@@ -26,6 +26,8 @@ typedef struct {
     char id[MFL_ENGINE_SITE_MAX];
     bool connected;
     uint64_t last_seen_ms;  /* monotonic */
+    bool grant_seen;        /* holds an upload grant since grant_ms (round_flow.c) */
+    uint64_t grant_ms;      /* monotonic: first tick it held it, or its last chunk */
     uint64_t n_train;
     bool selected;        /* in the open round */
     bool reported;        /* accepted update in the open round */
@@ -235,6 +237,10 @@ const char *mfl_engine_reject_name(mfl_reject_t reason);
  * arrived, it left, it restarted): frees it and grants the next waiting
  * site. No-op without flow control. */
 void mfl_engine_flow_release(mfl_round_engine_t *self, const char *site);
+/* Takes back the upload slot of a site that has held it for site_timeout
+ * without its update (or, chunked, a chunk) arriving while another site
+ * waits, and hands it on (round_flow.c). From the tick. */
+void mfl_engine_flow_expire(mfl_round_engine_t *self, uint64_t now_ms);
 /* A round (attempt) opened: every slot and the queue start empty. */
 void mfl_engine_flow_reset(mfl_round_engine_t *self);
 

@@ -59,6 +59,45 @@ void mfl_engine_flow_release(mfl_round_engine_t *self, const char *site)
         s_grant_waiting(self);
 }
 
+void mfl_engine_flow_expire(mfl_round_engine_t *self, uint64_t now_ms)
+{
+    if (!self->gate)
+        return;
+    for (size_t i = 0; i < self->n_sites; i++) {
+        mfl_engine_site_t *s = &self->sites[i];
+        if (self->phase != MFL_ENGINE_ROUND || !mfl_upload_gate_holds(self->gate, s->id)) {
+            s->grant_seen = false;
+            continue;
+        }
+        if (!s->grant_seen) {
+            s->grant_seen = true;
+            s->grant_ms = now_ms;
+            continue;
+        }
+        /* Only while another site waits: a slot nobody needs costs
+         * nothing, and a slow honest upload keeps it then. */
+        if (!self->config.site_timeout_ms || !mfl_upload_gate_waiting(self->gate) ||
+            now_ms <= s->grant_ms + self->config.site_timeout_ms)
+            continue;
+        s->grant_seen = false;
+        if (mfl_upload_gate_release(self->gate, s->id)) {
+            mfl_warn("round %u: site %s held an upload slot for %.1f s without sending its "
+                     "update; the slot goes to the next site (the update would now be "
+                     "refused, REJECT_NOT_GRANTED, until the site asks again)", self->round,
+                     s->id, (double)(now_ms - s->grant_ms) / 1000.0);
+            s_grant_waiting(self);
+        }
+    }
+}
+
+void mfl_round_engine_upload_progress(mfl_round_engine_t *self, const char *site,
+                                      uint64_t now_ms)
+{
+    mfl_engine_site_t *s = mfl_engine_find_site(self, site);
+    if (s && s->grant_seen)
+        s->grant_ms = now_ms;
+}
+
 void mfl_engine_flow_reset(mfl_round_engine_t *self)
 {
     if (self->gate)

@@ -13,6 +13,7 @@
  * it. A restart reads the state file and does not ask again, so a resumed
  * run scales exactly as before; `metafl simulate` and the daemons run this
  * same code, so they pool the same numbers. */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -146,10 +147,16 @@ void mfl_engine_scaling_report(mfl_round_engine_t *self, const char *site,
                  (unsigned long long)r->moments_n, (unsigned long long)st->n_train);
         return;
     }
+    /* And the moments of float data: a row's value is at most FLT_MAX in
+     * magnitude, so |Σx| / n ≤ FLT_MAX and Σx² / n ≤ FLT_MAX². The pooled
+     * mean is a weighted mean of the sites' means, so it is then a finite
+     * float too: one site's sums can no longer fail everyone's run (the
+     * pooled mean's check below), only leave the pooling. */
     for (uint32_t j = 0; j < r->n_moments; j++) {
         double n = (double)r->moments_n, sx = r->moments_sum[j], sxx = r->moments_sum_sq[j];
         if (!isfinite(sx) || !isfinite(sxx) || sxx < 0 ||
-            n * sxx < sx * sx * (1 - 1e-9) - 1e-9) {
+            n * sxx < sx * sx * (1 - 1e-9) - 1e-9 || fabs(sx) / n > FLT_MAX ||
+            sxx / n > (double)FLT_MAX * FLT_MAX) {
             mfl_warn("federated standardisation: site %s's moments of feature %u are not a "
                      "sample's (sum %g, sum of squares %g over %llu rows); not pooled", site,
                      j, sx, sxx, (unsigned long long)r->moments_n);

@@ -366,6 +366,44 @@ static void test_slots_free_on_leave_restart_timeout_and_round_end(void **state)
     mfl_round_engine_destroy(&e);
 }
 
+/* A site that asks and never sends (while staying alive) loses its slot
+ * after site_timeout if another site waits; a chunked upload that moves
+ * keeps it. Before, it held the slot to the deadline: W such sites asking
+ * first starved every honest site of every attempt. */
+static void test_a_slot_held_without_sending_is_handed_on(void **state)
+{
+    fixture_t *fx = *state;
+    fx->cfg.max_concurrent_uploads = 1;
+    fx->cfg.site_timeout_ms = 300;
+    mfl_round_engine_t *e = s_started(fx);
+    assert_int_equal(s_ready(fx, e, "site-a", 10), 0);
+    mfl_round_engine_tick(e, 20); /* site-a's slot clock starts */
+    assert_int_equal(s_ready(fx, e, "site-b", 30), 0);
+    assert_null(s_last(&fx->fake, 'G', "site-b"));
+    for (int i = 0; i < N_SITES; i++) /* all alive: no one is dropped as silent */
+        mfl_round_engine_site_seen(e, s_sites[i], 300);
+    mfl_round_engine_tick(e, 310);
+    assert_null(s_last(&fx->fake, 'G', "site-b")); /* 290 ms: not yet */
+    mfl_round_engine_tick(e, 330);
+    assert_non_null(s_last(&fx->fake, 'G', "site-b"));
+    assert_int_equal(mfl_round_engine_uploads_in_flight(e), 1);
+    /* site-a's update now comes without a grant */
+    assert_int_equal(s_update(fx, e, "site-a", 340), -1);
+    assert_int_equal(s_last(&fx->fake, 'R', "site-a")->reason, MFL_REJECT_NOT_GRANTED);
+    /* site-b's chunks keep coming: its slot stays while site-c waits */
+    mfl_round_engine_tick(e, 340);
+    assert_int_equal(s_ready(fx, e, "site-c", 350), 0);
+    for (int i = 0; i < N_SITES; i++)
+        mfl_round_engine_site_seen(e, s_sites[i], 600);
+    mfl_round_engine_upload_progress(e, "site-b", 600);
+    mfl_round_engine_tick(e, 700);
+    assert_null(s_last(&fx->fake, 'G', "site-c"));
+    assert_int_equal(s_update(fx, e, "site-b", 710), 0);
+    assert_non_null(s_last(&fx->fake, 'G', "site-c"));
+    assert_int_equal(s_update(fx, e, "site-c", 720), 0);
+    mfl_round_engine_destroy(&e);
+}
+
 static void test_unreachable_grantee_hands_its_slot_on(void **state)
 {
     fixture_t *fx = *state;
@@ -565,6 +603,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_slots_free_on_leave_restart_timeout_and_round_end,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_slot_held_without_sending_is_handed_on, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_unreachable_grantee_hands_its_slot_on, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_bad_upload_requests_are_rejected_with_their_reason,

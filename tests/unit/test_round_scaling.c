@@ -403,11 +403,29 @@ static void test_engine_pools_records_sends_and_resumes_the_scaling(void **state
     assert_memory_equal(&again, &got, sizeof got);
     assert_memory_equal(mfl_round_engine_theta_hash(e.sim.engine), first, 32);
     e_free(&e);
+    mfl_engine_sink_t sink = {NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    mfl_round_engine_t *r = NULL;
+    /* A record whose numbers are doubles but no floats (a damaged file:
+     * a mean past FLT_MAX, a scale that rounds to 0) is refused, naming
+     * the file and the value; it was read as inf and 0. */
+    static const char *damaged[] = {
+        "metafl-scaling-v1 n=3 rows=10 sites=2\n0x1p+200 0 0\n1 1 1\n",
+        "metafl-scaling-v1 n=3 rows=10 sites=2\n0 0 0\n1 0x1p-200 1\n",
+    };
+    for (int k = 0; k < 2; k++) {
+        f = fopen(path, "w");
+        assert_non_null(f);
+        fputs(damaged[k], f);
+        fclose(f);
+        r = mfl_round_engine_new(&c, &sink, NULL, NULL, err, sizeof err);
+        assert_null(r);
+        assert_non_null(strstr(err, "scaling.state"));
+        assert_non_null(strstr(err, k ? "scale 1 is missing or bad" : "mean 0 is missing or bad"));
+    }
     /* A checkpoint without the record (a run of the sites' own scaling)
      * is refused, naming the file. */
     assert_int_equal(unlink(path), 0);
-    mfl_engine_sink_t sink = {NULL, NULL, NULL, NULL, NULL, NULL, NULL};
-    mfl_round_engine_t *r = mfl_round_engine_new(&c, &sink, NULL, NULL, err, sizeof err);
+    r = mfl_round_engine_new(&c, &sink, NULL, NULL, err, sizeof err);
     assert_null(r);
     assert_non_null(strstr(err, "scaling.state"));
     for (int i = 0; i < E_SITES; i++) {
@@ -429,12 +447,22 @@ static void s_negative_variance(mfl_eval_report_t *rep)
     rep->moments_sum[1] = 1e6; /* with its sums of squares: n·Σx² < (Σx)² */
 }
 
-/* A hostile site's moments (more rows than it declared, or sums no sample
- * has) are not pooled: the scaling is the honest sites' alone. */
+static void s_beyond_floats(mfl_eval_report_t *rep)
+{
+    /* a sample (n·Σx² ≥ (Σx)²), but of rows whose mean is 1e42, past any
+     * float: pooled, the mean is not a float and the run fails */
+    rep->moments_sum[0] = (double)rep->moments_n * 1e42;
+    rep->moments_sum_sq[0] = (double)rep->moments_n * 1e84;
+}
+
+/* A hostile site's moments (more rows than it declared, sums no sample
+ * has, or sums no sample of floats has) are not pooled: the scaling is
+ * the honest sites' alone, and one site cannot fail the run. */
 static void test_engine_refuses_moments_no_sample_has(void **state)
 {
     (void)state;
-    void (*tamper[2])(mfl_eval_report_t *) = {s_claim_more_rows, s_negative_variance};
+    void (*tamper[3])(mfl_eval_report_t *) = {s_claim_more_rows, s_negative_variance,
+                                              s_beyond_floats};
     static const float shifts[E_SITES] = {0.0f, 40.0f, 200.0f};
     for (int i = 0; i < E_SITES; i++) {
         e_train[i] = s_raw(30 + (uint64_t)i, 60, shifts[i]);
@@ -446,7 +474,7 @@ static void test_engine_refuses_moments_no_sample_has(void **state)
     float mean[3], sd[3];
     mfl_dataset_feature_stats(pool, mean, sd);
     mfl_dataset_destroy(&pool);
-    for (int t = 0; t < 2; t++) {
+    for (int t = 0; t < 3; t++) {
         char dir[] = "/tmp/test_round_scaling_bad.XXXXXX";
         assert_non_null(mkdtemp(dir));
         static mfl_coord_config_t c;
