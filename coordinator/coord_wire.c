@@ -292,6 +292,11 @@ mfl_coord_wire_t *mfl_coord_wire_new(const char *endpoint, const char *key_file,
      * and hashes them run by run): no 4·P contiguous copy per update held
      * (docs/PERFORMANCE.md, "Large models"). */
     opts.limits.pieces = true;
+    /* fp16 / int8 updates stay encoded there too: the engine decodes them
+     * block by block while it norms and folds (no 4·P float copy per
+     * update, nor its page faults: docs/PERFORMANCE.md "Encoded updates
+     * folded where they lie"). */
+    opts.limits.encoded_runs = true;
     self->server = mfl_server_new(endpoint, self->identity, allow_dir, &opts, err, errlen);
     if (!self->server)
         goto out_fail;

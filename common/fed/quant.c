@@ -291,3 +291,27 @@ int mfl_quant_decode(mfl_quant_kind_t kind, const void *in, size_t n, float scal
     }
     return -1;
 }
+
+int mfl_quant_decode_view(const mfl_tensor_t *t, uint64_t at, size_t n, float *out)
+{
+    size_t cb = mfl_quant_bytes((mfl_quant_kind_t)t->encoding, 1);
+    if (t->data || !t->pieces || t->encoding == MFL_QUANT_FP32 || !cb || at > t->count ||
+        n > t->count - at)
+        return -1;
+    uint64_t start = 0;
+    for (size_t k = 0; k < t->n_pieces && n > 0; k++) {
+        uint64_t cnt = t->pieces[k].count;
+        if (at < start + cnt) {
+            uint64_t skip = at - start;
+            size_t m = cnt - skip < n ? (size_t)(cnt - skip) : n;
+            const unsigned char *codes = (const unsigned char *)t->pieces[k].data + skip * cb;
+            if (mfl_quant_decode((mfl_quant_kind_t)t->encoding, codes, m, t->scale, out) < 0)
+                return -1;
+            out += m;
+            at += m;
+            n -= m;
+        }
+        start += cnt;
+    }
+    return n == 0 ? 0 : -1;
+}

@@ -35,6 +35,7 @@
 #include <stdint.h>
 
 #include "core/rng.h"
+#include "core/tensor.h"
 
 typedef enum {
     MFL_QUANT_FP32 = 0, /* no compression: 4 bytes per element, copied */
@@ -75,5 +76,14 @@ int mfl_quant_encode(mfl_quant_kind_t kind, const float *x, size_t n, float *res
 /* Decodes n elements of `in` (mfl_quant_bytes(kind, n) bytes) with `scale`
  * into out. 0, or -1 for an unknown kind or (int8) a non-finite scale. */
 int mfl_quant_decode(mfl_quant_kind_t kind, const void *in, size_t n, float scale, float *out);
+
+/* Decodes values [at, at + n) of a tensor view whose values are runs of
+ * codes (`pieces` with data cast: count codes of mfl_quant_bytes(encoding,
+ * 1) bytes each, `encoding` fp16 or int8, int8's `scale`; what the wire
+ * leaves for the coordinator, wire/message.h encoded_runs) into out, each
+ * value exactly as mfl_quant_decode of the whole tensor gives it. 0, or -1
+ * if the view has contiguous data or is float32, the range is outside it,
+ * or (int8) the scale is not finite. */
+int mfl_quant_decode_view(const mfl_tensor_t *t, uint64_t at, size_t n, float *out);
 
 #endif
