@@ -73,6 +73,25 @@ uint16_t mfl_quant_f32_to_f16(float x, double u);
 int mfl_quant_encode(mfl_quant_kind_t kind, const float *x, size_t n, float *residual,
                      mfl_rng_t *rng, void *out, float *scale);
 
+/* Draws per block of the encoders: a tensor encoded in pieces with
+ * mfl_quant_encode_scaled, cut at multiples of this many elements, gets
+ * the codes of one mfl_quant_encode of the whole (the draws come in the
+ * same blocks, in the same order). */
+#define MFL_QUANT_BLOCK 256
+
+/* int8's scale for a tensor whose largest |value| is maxabs (what
+ * mfl_quant_encode computes: maxabs / 127 in float). */
+float mfl_quant_int8_scale(float maxabs);
+
+/* mfl_quant_encode without error feedback, for a caller that encodes a
+ * tensor in pieces (cut at multiples of MFL_QUANT_BLOCK, in order, one
+ * rng) and so must give int8's scale itself (mfl_quant_int8_scale of the
+ * whole tensor's max |x|; ignored for fp16). The pieces' codes are those
+ * of mfl_quant_encode of the whole tensor. 0, or -1 if an element is not
+ * finite or kind is not fp16 / int8. */
+int mfl_quant_encode_scaled(mfl_quant_kind_t kind, const float *x, size_t n, float scale,
+                            mfl_rng_t *rng, void *out);
+
 /* Decodes n elements of `in` (mfl_quant_bytes(kind, n) bytes) with `scale`
  * into out. 0, or -1 for an unknown kind or (int8) a non-finite scale. */
 int mfl_quant_decode(mfl_quant_kind_t kind, const void *in, size_t n, float scale, float *out);

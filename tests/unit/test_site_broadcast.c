@@ -53,11 +53,11 @@ static void s_setup_fx(fx_t *f)
     const size_t off[2] = {0, N1}, cnt[2] = {N1, N2};
     for (int k = 0; k < 2; k++) {
         uint8_t q[N];
-        float scale, work[N];
+        float scale;
         mfl_rng_t r;
         mfl_rng_seed(&r, 77, MFL_BCAST_STREAM + (uint64_t)k);
         assert_int_equal(mfl_bcast_encode(MFL_QUANT_INT8, f->theta + off[k],
-                                          f->coord_hat + off[k], cnt[k], &r, q, &scale, work),
+                                          f->coord_hat + off[k], cnt[k], &r, q, &scale),
                          0);
         assert_int_equal(mfl_quant_decode(MFL_QUANT_INT8, q, cnt[k], scale, f->decoded + off[k]),
                          0);
