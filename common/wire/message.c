@@ -607,7 +607,8 @@ static int s_codes_finite(zmq_msg_t *frames, size_t n, uint32_t encoding, float 
     return !special;
 }
 
-/* An encoded tensor of an Update left in its frames (limits->encoded_runs):
+/* An encoded tensor of an Update or a RoundTask (a compressed broadcast's
+ * difference) left in its frames (limits->encoded_runs):
  * hashed where it lies, checked finite on its codes, and described as runs
  * of codes. Returns 1 when so left, 0 when it cannot be (a frame splits a
  * code or is misaligned for one: the caller decodes as before), -1 after
@@ -620,7 +621,8 @@ static int s_keep_encoded(mfl_msg_t *self, size_t i, size_t next, const Metafl__
     zmq_msg_t *frames = self->frames + next;
     size_t cb = mfl_quant_bytes((mfl_quant_kind_t)h->encoding, 1);
     if (!limits->pieces || !limits->encoded_runs || !self->pieces || !cb ||
-        self->env->body_case != METAFL__ENVELOPE__BODY_UPDATE)
+        (self->env->body_case != METAFL__ENVELOPE__BODY_UPDATE &&
+         self->env->body_case != METAFL__ENVELOPE__BODY_ROUND_TASK))
         return 0;
     for (uint32_t f = 0; f < h->n_frames; f++)
         if (zmq_msg_size(&frames[f]) % cb != 0 || (uintptr_t)zmq_msg_data(&frames[f]) % cb != 0)
