@@ -720,6 +720,9 @@ static int s_run_select(const s_opts_t *o, s_heart_t *h, const char *argv0, uint
                 free(sel_theta);
                 goto fail;
             }
+            if (getenv("X_VERBOSE"))
+                printf("  seed %d site %d: %u steps rate %g -> %.3f (oracle %.3f)\n", k, s, st,
+                       (double)lr, site_p[k][s], oracle[k][s]);
         }
         free(sel_theta);
         snprintf(winners[k], sizeof winners[k], "%s", desc);
@@ -1054,7 +1057,9 @@ int main(int argc, char **argv)
     else if (strcmp(mode, "select") == 0)
         rc = s_run_select(&o, &h, argv[0], (uint64_t)split);
     else if (strcmp(mode, "explore") == 0)
-        rc = s_run_explore(&o, &h, (uint64_t)split);
+        rc = getenv("X_PROX")     ? s_run_prox(&o, &h)
+             : getenv("X_SEEDENS") ? s_run_seedens(&o, &h, (uint64_t)split, atoi(getenv("X_SEEDENS")))
+                                 : s_run_explore(&o, &h, (uint64_t)split);
     else {
         s_usage();
         rc = 2;

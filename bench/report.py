@@ -26,7 +26,7 @@ OURS = {"heart_flamby", "heart_personal", "heart_newsite", "rounds_floor",
         "dpsgd", "heart_privacy", "heart_privacy_global", "heart_select",
         "heart_select_split7", "wdbc_select", "heart_select_federated",
         "heart_select_federated_split7", "wdbc_select_federated",
-        "large_model_100M", "large_model_10M_zero_copy"}
+        "large_model_100M", "large_model_10M_zero_copy", "flower_ref"}
 
 # Issue 17's side-by-side table (one run, 2 cores, Flower 1.6 over gRPC
 # without TLS, FedAvg, 200 rows per site, one epoch, batch 32; metafl with
@@ -1199,9 +1199,56 @@ def _table_of_dicts(d, rows):
     d.table(keys, [[_cell(r.get(k, "")) for k in keys] for r in rows[:60]])
 
 
-def compression_section(d, res):
+def flower_ref_section(d, res):
+    """Issue 17: the same-run Flower-like reference (bench/flower_ref.sh):
+    what it does and omits, and its rows when bench/results/flower_ref.json
+    is there."""
+    d.p("**A same-run reference (`bench/flower_ref.sh`).** The tables above hold today's "
+        "metafl against Flower figures taken months ago, and the machine has moved since "
+        "(the raw CURVE floor, same code, 1.7–2.9× slower at N ≥ 4), so a ratio against "
+        "those stale figures is not a fair test. The fair test is a reference measured in "
+        "the same run: `bash bench/flower_ref.sh OUT.json` (env FLREF_SIZES, FLREF_N, "
+        "FLREF_R, FLREF_REPS, FLREF_BLAS_THREADS, METAFL_BUILD; `--help`; needs Debian's "
+        "python3-grpcio and python3-numpy under /usr/bin/python3, installed by "
+        "deploy/install-deps.sh for the bench only, and stops at once naming them if "
+        "they are missing). For each point (P ∈ {2,242; 999,987}, N ∈ {4, 8}) and "
+        "repetition it runs the reference, then `bench/rounds_engine.sh`'s training row "
+        "with fp32, then with int8 upload + int8 broadcast (medians over rounds 2..R), and "
+        "prints speed-up = reference ms / metafl ms with each run's 1-minute load.", "")
+    d.p("The reference (`bench/flower_ref/`, written for this bench, no Flower code) is a "
+        "minimal Flower-like FedAvg round in Python: a gRPC server without TLS and N "
+        "client processes, each holding one bidirectional stream as Flower 1.x clients "
+        "do; each round the server frames the model (every tensor as numpy `.npy` bytes, "
+        "as Flower serialises them) and sends it to every client; each client trains one "
+        "epoch over its 200 rows (batch 32; numpy MLP 32-64-2 or 32-28571-2, ReLU, "
+        "softmax cross-entropy, SGD at 0.01, one OpenBLAS thread per process) and returns "
+        "its tensors, row count and loss; the server decodes the replies and takes the "
+        "row-weighted mean (FedAvg). Its round runs from framing the model to the averaged "
+        "model in hand. It omits Flower's own framework work (strategy objects, Parameters "
+        "conversions, the client manager and client proxies, its driver, protobuf "
+        "messages, history and metrics aggregation) and frames the model once per round, "
+        "so it is a **lower bound** on Flower's round time on the same machine, and a "
+        "ratio against it **under-states** metafl's speed-up against Flower. What it cannot "
+        "bound is a Flower client whose training library is faster than numpy for this "
+        "MLP (the numpy epoch at 1M takes 36–54 ms CPU on the shared machine, the same "
+        "order as metafl's C epoch).", "")
+    rows = (res or {}).get("rows") or []
+    if not rows or "_error" in (res or {}):
+        d.p("No same-run reference in this run: the quiet-machine numbers are the lead's "
+            "(`bash bench/flower_ref.sh bench/results/flower_ref.json`).", "")
+        return
+    d.table(["P", "N", "rep", "reference ms", "metafl fp32 ms", "speed-up fp32",
+             "metafl int8 ms", "speed-up int8", "load (ref / fp32 / int8)"],
+            [[f"{r['params']:,}", r["sites"], r["rep"], fmt(r.get("reference_ms"), 1),
+              fmt(r.get("metafl_fp32_ms"), 1), fmt(r.get("speedup_fp32"), 2),
+              fmt(r.get("metafl_int8_ms"), 1), fmt(r.get("speedup_int8"), 2),
+              " / ".join(fmt(x, 1) for x in r.get("loadavg_1m") or [])] for r in rows])
+
+
+def compression_section(d, res, flref=None):
     """Issue 17: fp32 / fp16 / int8 uploads (bench/compression.sh), and the
-    issue's side-by-side Flower table kept as the reference."""
+    issue's side-by-side Flower table kept as the reference, followed by the
+    same-run reference (flower_ref_section)."""
     d.p("### 2(d) Compressed updates and the Flower reference (issue 17)", "")
     d.p("Flower is not installable on this machine (no Debian package; only Debian's and "
         "npm's registries are reachable), so Flower cannot be re-measured here. The table "
@@ -1211,6 +1258,7 @@ def compression_section(d, res):
         "the goal (≥ 3× Flower at every point) is held against:", "")
     d.table(["P", "N", "metafl ms", "Flower ms", "speed-up"],
             [[a, b, c, e, f] for a, b, c, e, f in FLOWER_SIDE_BY_SIDE])
+    flower_ref_section(d, flref)
     if not res or "_error" in res:
         d.p("No compression results in this run (`bash bench/compression.sh "
             "bench/results/compression.json`).", "")
@@ -1475,6 +1523,7 @@ def select_section(d, res, res_split, res_wdbc=None, res_fed=None, res_fed_split
     fby = select_fed_section(d, res_fed, res_fed_split, res_wdbc_fed, res, res_split,
                              res_wdbc)
     d.p(FED_TRIED_NOTE, "")
+    d.p(ENS_TRIED_NOTE, "")
     best = max(by["selection, personalised"]["mean4"], site["mean4"])
     measured = (f"{by['selection, personalised']['mean4']:.3f}; with per-site adaptation "
                 f"{site['mean4']:.3f}" + (f" (oracle bound {orc['mean4']:.3f})" if orc
@@ -1487,7 +1536,9 @@ def select_section(d, res, res_split, res_wdbc=None, res_fed=None, res_fed_split
         measured = (f"{fs['mean4']:.3f} ± {fs['mean4_std']:.3f} with federated "
                     f"standardisation + per-site adaptation"
                     + (f" (oracle bound {forc['mean4']:.3f})" if forc else "")
-                    + f"; each site's own scaling {site['mean4']:.3f}")
+                    + f"; each site's own scaling {site['mean4']:.3f}"
+                    + "; a deep ensemble of 8 winners, each adapted per site (exploration, "
+                    "not in the library, §1(d)): 0.833 ± 0.009")
     d.goals.append(("1(d) heart personalised, selection, no hand-tuning", "≥ .83 (5 seeds)",
                     measured, "met" if best >= 0.83 else "NOT MET"))
     if lo:
@@ -1529,16 +1580,60 @@ FED_TRIED_NOTE = (
     "out of reach on the FLamby split: the oracle for the selection's model (test rows "
     "choosing each site's steps and rate) is 0.837, and the CV choice gives 0.824.")
 
+# What the variance and ensemble levers gave (issue 16, ens5; filled in by hand
+# from the runs named in it).
+ENS_TRIED_NOTE = (
+    'Variance and ensembles (issue 16, 2026-12-06, shared 2-core machine; FLamby split, '
+    'federated standardisation, seeds 42–46, every choice on training rows only): **a '
+    'deep ensemble of the winner** (`X_SEEDENS=8 build/bench/bench_heart explore '
+    "--standardize federated`: the selection's winner trained again from K−1 other "
+    'initial θ, init seeds seed + 1000·j, the same 30 rounds, each with the pooled '
+    'scaling of its own run: over all training rows for these, over the fit rows for the '
+    "selection's run; each site chooses steps and rate by cross-validation for each "
+    'member as `eval.adapt_search` does, adapts it on all its training rows, and averages '
+    "the members' probabilities on its test rows) gives for K = 1…8: 0.8238 ± 0.0180, "
+    '0.8291 ± 0.0115, 0.8320 ± 0.0059, 0.8255 ± 0.0073, 0.8280 ± 0.0096, 0.8365 ± 0.0096, '
+    '0.8339 ± 0.0045, 0.8328 ± 0.0087 (K = 8 per site C/H/S/V .798 / .796 / .938 / .800; '
+    'FedAvg + FT 0.8196 ± 0.0058; paired, ensemble − FedAvg + FT per seed and site: '
+    '+0.0042 ± 0.0203 for one model, +0.0084 ± 0.0085 for K = 5, +0.0132 ± 0.0113 for K = '
+    '8); the 8 global models without adaptation 0.8078 ± 0.0144; ORACLE (test rows choose '
+    'one steps and rate per site for all 8 members; not a result) 0.8433 ± 0.0049. On the '
+    'untuned re-split (`--split 7`) K = 1 0.8433 ± 0.0176, K = 5 0.8471 ± 0.0075, K = 8 '
+    '0.8507 ± 0.0089, oracle 0.8648 ± 0.0028, so the gain is not a fit to the FLamby '
+    'split. It is the only lever that crossed .83, and only at K = 3, 6, 7, 8, not at 2, '
+    '4 or 5: it halves the seed-to-seed spread, as expected, but the mean gain (+0.004 to '
+    '+0.013) is within about one standard deviation of the single model, and K must be '
+    'fixed in advance (taking the best K from these rows would be choosing on the test '
+    'rows): with K = 5 it is 0.828, with K = 8 0.833. It is not a library option: it '
+    'needs K federated trainings of the winner and every site holding K θ at its '
+    'evaluation (round engine, checkpoints and EvalTask would change), which this session '
+    'did not build; nor was it run on WDBC (`bench/wdbc_select.sh` runs `metafl '
+    "simulate`, which has no ensemble). **Averaging the cross-validation's fold models** "
+    'instead of refitting (commit 425c098, `bench_heart select --standardize federated '
+    '--adapt-ensemble folds` or `folds_refit`, prototype removed in 99b7afb): 0.8238 ± '
+    '0.0180 both, unchanged (the sites mostly choose 0 to 30 steps, where the fold models '
+    'hardly differ from the refit one), leave-one-hospital-out 0.8093 / 0.8089: not kept. '
+    '**A decision threshold per site from the out-of-fold predictions** (0.05 to 0.95, '
+    '`--adapt-threshold`, same commit): 0.8256 ± 0.0118, but leave-one-hospital-out falls '
+    'to 0.7986 ± 0.0078 (0.8076 at 0.5); with fold averaging 0.8256 and 0.8005: not kept. '
+    '**Proximal adaptation** (`X_PROX=1 build/bench/bench_heart explore --standardize '
+    'federated`: each step also pulls toward the federated θ, θ ← θ − lr·(g + λ·(θ − '
+    'θ_fed)), λ ∈ {0, 0.01, 0.1, 1} chosen with steps and rate by 5-fold CV loss): 0.8186 '
+    '± 0.0184 against 0.8240 ± 0.0136 with λ = 0 in the same harness; its oracle 0.8394 '
+    'against 0.8371: not kept. **Feature-wise adapters** (`X_PROX=2`, same harness: a '
+    'per-feature scale and shift of the inputs, x ↦ a⊙x + b, adapted per site by SGD with '
+    'the network frozen at the federated θ, steps and rate by the same CV): 0.8231 ± '
+    '0.0167 against 0.8240 adapting the whole network; oracle 0.8378 against 0.8371: not '
+    'kept.')
+
 # What the per-site-head exploration gave (bench_heart explore, X_HEAD=1).
 HEAD_NOTE = (
     "Per-site head (`X_HEAD=1 X_NOCV=1 build/bench/bench_heart explore`: only the last "
     "layer adapts, by projected SGD, the body stays the federated one): chosen by loss on "
     "a 20% holdout 0.809 ± 0.019, by accuracy 0.794 ± 0.026; its oracle over the wide "
     "grid is 0.829 ± 0.004, the same ceiling as adapting the whole network (0.829 ± "
-    "0.005), so it was not made a library option. Feature-wise adapters were not tried "
-    "(a per-feature scale and shift of the inputs is a change of the first layer that "
-    "whole-network adaptation can make, but it regularises differently, and that was not "
-    "measured).")
+    "0.005), so it was not made a library option. Feature-wise adapters (a per-feature "
+    "scale and shift of the inputs): measured later, see \"Variance and ensembles\" below.")
 
 
 def run_plots(plots, plot_dir):
@@ -1601,7 +1696,7 @@ def main():
     rounds_section(d, R("rounds_floor"), R("rounds_engine"), args.img, tmp, plots,
                    R("site_round"))
     scale_sites_section(d, R("scale_sites"), R("rounds_engine"))
-    compression_section(d, R("compression"))
+    compression_section(d, R("compression"), R("flower_ref"))
     large_model_section(d, R("large_model_100M"), R("large_model_10M_zero_copy"))
     dpsgd_section(d, R("dpsgd"))
     heart_privacy_section(d, R("heart_privacy"), R("heart_privacy_global"))

@@ -7,7 +7,9 @@
 #   bash bench/rounds_engine.sh OUT.json
 #   env: METAFL_BUILD (build dir, default build), BENCH_QUICK=1 (subset),
 #        ROUNDS_P (e.g. "10000 1000000"), ROUNDS_N (e.g. "2 4"), ROUNDS_R (rounds),
-#        ROUNDS_TRAIN_N (sites for the training rows; " " = none), ROUNDS_TMPFS=0
+#        ROUNDS_TRAIN_N (sites for the training rows; " " = none),
+#        ROUNDS_TRAIN_SIZES (training models, default "small 1M": the 2,242- and
+#        999,987-parameter MLPs; "small" alone for the small-round A/B), ROUNDS_TMPFS=0
 #        (skip the tmpfs diagnostic), ROUNDS_KEEP_LOGS=DIR (copy the daemons'
 #        logs, audit logs and metrics there), COORD_WRAP (prefix for the coordinator, e.g. strace),
 #        SITE_WRAP (prefix for each agent, the site's name appended to its last word,
@@ -39,6 +41,10 @@
 # CPU adds up across processes however they are scheduled: total / 2 is the
 # fastest this work can run on 2 cores (bench/report.py holds it to the goals).
 # floor_cpu_ms: bench_rounds_floor's CPU per round for the same P and N.
+# Machine probes on every row (docs/PERFORMANCE.md "Small rounds: where the
+# regression came from"): wire_floor_ms, the floor's wall time also for the
+# training rows; sync_ms, the median fdatasync of a 1.2 kB append in the
+# run directory's file system, right after the run.
 # Peak RSS: VmHWM of the coordinator process, polled until it exits.
 # Each no-training run is followed at once by bench_rounds_floor for the
 # same P and N ("floor_ms"), so the ratio compares like with like.
@@ -225,16 +231,44 @@ EOF
     # both see the same machine load (the ratio is what counts).
     # Its CPU per round (cpu_ms, getrusage over the timed rounds) too;
     # training rows get the floor's CPU only (cheap), not its time.
-    local floor=null floor_cpu=null
+    # wire_floor_ms: the same floor's wall time on every row, training rows
+    # too (not a ratio there: a probe of the machine, so rows measured on
+    # different days can be told apart from a change in metafl).
+    local floor=null floor_cpu=null wire_floor=null
     if [ -x "$BUILD/bench/bench_rounds_floor" ]; then
         if "$BUILD/bench/bench_rounds_floor" --params "$p" --sites "$n" --rounds "$R" \
             --out "$WORK/floor.json" >/dev/null 2>&1; then
             local fl_ms fl_cpu
             read -r fl_ms fl_cpu < <(python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["rows"][0]; print(r["median_ms"], r.get("cpu_ms", "null"))' "$WORK/floor.json")
             [ "$training" = 0 ] && floor=${fl_ms:-null}
+            wire_floor=${fl_ms:-null}
             floor_cpu=${fl_cpu:-null}
         fi
     fi
+    # sync_ms: the run directory's file system, probed right after the run:
+    # median over 30 appends of a 1.2 kB line + fdatasync, the shape of one
+    # audit record's sync (a small round waits for two in series: the
+    # site's update_sent record, then the coordinator's close). Like the
+    # floor, it says what the machine gave this row.
+    local sync_ms
+    sync_ms=$(python3 - "$RUN_BASE" <<'EOF'
+import os, statistics, sys, tempfile, time
+fd, path = tempfile.mkstemp(prefix="sync-probe.", dir=sys.argv[1])
+line, t = b"x" * 1199 + b"\n", []
+try:
+    for _ in range(30):
+        os.write(fd, line)
+        t0 = time.perf_counter()
+        os.fdatasync(fd)
+        t.append((time.perf_counter() - t0) * 1000)
+        time.sleep(0.002)
+finally:
+    os.close(fd)
+    os.unlink(path)
+print(f"{statistics.median(t):.3f}")
+EOF
+)
+    [ -n "$sync_ms" ] || sync_ms=null
     # The final evaluation's mean adapted accuracy over the sites (training
     # rows: the accuracy effect of compressed updates, bench/compression.sh).
     local acc
@@ -253,10 +287,10 @@ EOF
 )
     local load
     load=$(cut -d' ' -f1 /proc/loadavg)
-    echo "rounds_engine: $label P=$p N=$n median ${round_ms} ms open to open (collection ${coll_ms} ms) over $2 rounds (floor $floor ms), coordinator peak RSS ${hwm} kB; CPU ms per round: coordinator $cpu_c, sites $cpu_s, total $cpu_t (floor $floor_cpu)"
+    echo "rounds_engine: $label P=$p N=$n median ${round_ms} ms open to open (collection ${coll_ms} ms) over $2 rounds (floor $floor ms), coordinator peak RSS ${hwm} kB; CPU ms per round: coordinator $cpu_c, sites $cpu_s, total $cpu_t (floor $floor_cpu); probes: wire floor $wire_floor ms, fdatasync $sync_ms ms"
     local where=disk
     [ "$RUN_BASE" != "$WORK" ] && where=tmpfs
-    ROWS+=("{\"label\": \"$label\", \"model\": \"$spec\", \"params\": $p, \"sites\": $n, \"training\": $([ "$training" = 1 ] && echo true || echo false), \"run_dir\": \"$where\", \"median_ms\": $round_ms, \"collection_median_ms\": $coll_ms, \"rounds_timed\": $2, \"floor_ms\": $floor, \"coordinator_rss_kb\": $hwm, \"cpu_coord_ms\": $cpu_c, \"cpu_sites_ms\": $cpu_s, \"cpu_total_ms\": $cpu_t, \"floor_cpu_ms\": $floor_cpu, \"encoding\": \"${BENCH_UPLOAD_ENCODING:-fp32}\", \"broadcast\": \"${BENCH_BROADCAST_ENCODING:-fp32}\", \"eval_accuracy\": $acc, \"loadavg_1m\": $load}")
+    ROWS+=("{\"label\": \"$label\", \"model\": \"$spec\", \"params\": $p, \"sites\": $n, \"training\": $([ "$training" = 1 ] && echo true || echo false), \"run_dir\": \"$where\", \"median_ms\": $round_ms, \"collection_median_ms\": $coll_ms, \"rounds_timed\": $2, \"floor_ms\": $floor, \"coordinator_rss_kb\": $hwm, \"cpu_coord_ms\": $cpu_c, \"cpu_sites_ms\": $cpu_s, \"cpu_total_ms\": $cpu_t, \"floor_cpu_ms\": $floor_cpu, \"wire_floor_ms\": $wire_floor, \"sync_ms\": $sync_ms, \"encoding\": \"${BENCH_UPLOAD_ENCODING:-fp32}\", \"broadcast\": \"${BENCH_BROADCAST_ENCODING:-fp32}\", \"eval_accuracy\": $acc, \"loadavg_1m\": $load}")
 }
 
 for p in $PS; do
@@ -277,9 +311,12 @@ if [ -d /dev/shm ] && [ -w /dev/shm ] && [ "${ROUNDS_TMPFS:-1}" = 1 ]; then
     rm -rf "$RUN_BASE"
     RUN_BASE=$WORK
 fi
+TRAIN_SIZES=${ROUNDS_TRAIN_SIZES:-"small 1M"}
 for n in $TRAIN_NS; do
-    one_run "train-small-N$n" "mlp:32-64-2" 2242 "$n" train 0.8 32 1 1
-    one_run "train-1M-N$n" "mlp:32-28571-2" 999987 "$n" train 0.8 32 1 1
+    case " $TRAIN_SIZES " in *" small "*)
+        one_run "train-small-N$n" "mlp:32-64-2" 2242 "$n" train 0.8 32 1 1 ;; esac
+    case " $TRAIN_SIZES " in *" 1M "*)
+        one_run "train-1M-N$n" "mlp:32-28571-2" 999987 "$n" train 0.8 32 1 1 ;; esac
 done
 
 {

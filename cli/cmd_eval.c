@@ -25,7 +25,7 @@ static void s_usage(FILE *out)
             "usage: metafl eval --config FILE.yaml (--params FILE | --scratch)\n"
             "                   [--steps K] [--lr ALPHA] [--report OUT.json] [--threads N]\n"
             "       metafl eval --params FILE --predict ROWS.csv [--config FILE.yaml]\n"
-            "                   [--out PRED.csv]\n\n"
+            "                   [--out PRED.csv] [--raw]\n\n"
             "Evaluates parameters on the experiment's held-out tasks (the same fixed\n"
             "tasks `metafl train` reports): K SGD steps of rate ALPHA on each support\n"
             "set (Meta-SGD uses its learned rates; ProtoNets, Matching and Relation nets\n"
@@ -53,6 +53,10 @@ static void s_usage(FILE *out)
             "                   skipped). --config (the coordinator's or an experiment's)\n"
             "                   is needed for a checkpoint, optional for an export\n"
             "  --out PRED.csv   --predict: write there instead of stdout\n"
+            "  --raw            --predict: ROWS hold raw features; scale them first with\n"
+            "                   the feature scaling the export carries ((x -\n"
+            "                   scaling_center) / scaling_scale, e.g. a federated run's\n"
+            "                   pooled mean and scale); refused if it carries none\n"
             "  --help           this text\n"
             "Exit status: 0 ok, 1 error (named), 2 usage.\n");
 }
@@ -60,7 +64,7 @@ static void s_usage(FILE *out)
 int mfl_cmd_eval(int argc, char **argv)
 {
     const char *config = NULL, *params = NULL, *report = NULL, *predict = NULL, *out = NULL;
-    int scratch = 0, steps = -1, threads = 1;
+    int scratch = 0, steps = -1, threads = 1, raw = 0;
     float lr = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -81,6 +85,8 @@ int mfl_cmd_eval(int argc, char **argv)
             out = argv[++i];
         } else if (strcmp(a, "--report") == 0 && i + 1 < argc) {
             report = argv[++i];
+        } else if (strcmp(a, "--raw") == 0) {
+            raw = 1;
         } else if (strcmp(a, "--scratch") == 0) {
             scratch = 1;
         } else if (strcmp(a, "--steps") == 0 && i + 1 < argc) {
@@ -102,15 +108,15 @@ int mfl_cmd_eval(int argc, char **argv)
             return 2;
         }
     }
-    if (predict || out) {
+    if (predict || out || raw) {
         if (!predict || !params || scratch || report) {
             fprintf(stderr, "metafl eval: --predict needs --params (and takes neither "
-                            "--scratch nor --report); --out goes with --predict\n");
+                            "--scratch nor --report); --out and --raw go with --predict\n");
             s_usage(stderr);
             return 2;
         }
         mfl_blas_set_threads(threads);
-        return mfl_cli_eval_predict(params, config, predict, out);
+        return mfl_cli_eval_predict(params, config, predict, out, raw != 0);
     }
     if (!config || (!params && !scratch) || (params && scratch)) {
         fprintf(stderr, "metafl eval: --config and exactly one of --params, --scratch are "

@@ -2,7 +2,9 @@
  * the federated model as a self-describing safetensors file that any
  * safetensors reader (PyTorch, NumPy, a 40-line script) can load, with the
  * model spec, round, θ's BLAKE2b (the metrics file's theta_blake2b), loss,
- * and, from a site config, the feature names and the standardisation. */
+ * the feature scaling the model was trained with (a federated run's pooled
+ * mean and scale, from its scaling.state; export_scaling.h) and, from a
+ * site config, the feature names and the standardisation. */
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +19,7 @@
 #include "data/csv.h"
 #include "data/heart.h"
 #include "data/wdbc.h"
+#include "export_scaling.h"
 #include "fed/checkpoint.h"
 #include "meta/learner_io.h"
 #include "nn/model.h"
@@ -52,8 +55,13 @@ static void s_usage(FILE *out)
             "  --site-config SITE.yaml\n"
             "                 a site's config: records its feature names (reads its data\n"
             "                 file's header and schema), label column and how inputs are\n"
-            "                 standardised (each site with its own training rows' mean\n"
-            "                 and sd, which never leave the site)\n"
+            "                 standardised; its data.center / data.scale with\n"
+            "                 standardize: fixed\n"
+            "A run trained with federated scaling (data.standardize: federated) carries its\n"
+            "pooled mean and scale from CHECKPOINT_DIR/scaling.state, checked against the\n"
+            "digest in the run's metrics; a missing or damaged file is an error. A new\n"
+            "hospital uses them with data.standardize: fixed and data.scaling_from:\n"
+            "MODEL.safetensors (docs/DATA.md).\n"
             "  --out FILE     where to write (atomically)\n"
             "Exit status: 0 written, 1 error (named), 2 usage.\n");
 }
@@ -106,9 +114,11 @@ static int s_resolve_source(const char *src, const mfl_coord_config_t *cc, s_sou
     return 0;
 }
 
-/* The model a daemon run used, from RUN_DIR/status.json's "model" object. */
-static int s_model_from_status(const char *run_dir, mfl_learner_config_t *lc, char *err,
-                               size_t errlen)
+/* The model a daemon run used, from RUN_DIR/status.json's "model" object;
+ * *federated: 1 / 0 whether it scaled with the pooled statistics, -1 when
+ * status.json does not say (an older coordinator's). */
+static int s_model_from_status(const char *run_dir, mfl_learner_config_t *lc, int *federated,
+                               char *err, size_t errlen)
 {
     char path[S_PATH_MAX + 16], rerr[512];
     snprintf(path, sizeof path, "%s/status.json", run_dir);
@@ -127,6 +137,8 @@ static int s_model_from_status(const char *run_dir, mfl_learner_config_t *lc, ch
     const char *algo = mfl_json_string(mfl_json_get(m, "algo"));
     const char *rel = mfl_json_string(mfl_json_get(m, "relation"));
     const char *loss = mfl_json_string(mfl_json_get(m, "loss"));
+    const char *std = mfl_json_string(mfl_json_get(m, "standardize"));
+    *federated = !std ? -1 : strcmp(std, "federated") == 0;
     mfl_algo_kind_t a;
     if (!spec || !algo || mfl_algo_parse(algo, &a) < 0 || strlen(spec) >= sizeof lc->model_spec) {
         mfl_errf(err, errlen, "%s has no model description (an older coordinator's): pass the "
@@ -169,6 +181,9 @@ typedef struct {
     char label[128];
     char standardize[160];
     char site[65];
+    mfl_site_standardize_t std;
+    size_t n_fixed; /* standardize: fixed: its constants */
+    float center[MFL_TASK_SCALING_MAX], scale[MFL_TASK_SCALING_MAX];
 } s_site_info_t;
 
 /* Feature names as the site's loader produces them (one-hot columns
@@ -188,6 +203,14 @@ static int s_site_info(const char *path, s_site_info_t *si, char *err, size_t er
     mfl_dataset_t *d = NULL;
     mfl_yaml_doc_t *schema_doc = NULL; /* a schema file's document */
     snprintf(si->site, sizeof si->site, "%s", sc.site_id);
+    si->std = sc.standardize;
+    if (sc.standardize == MFL_SITE_STD_FIXED) {
+        si->n_fixed = sc.n_fixed;
+        if (sc.n_fixed <= MFL_TASK_SCALING_MAX) {
+            memcpy(si->center, sc.fixed_center, sc.n_fixed * sizeof(float));
+            memcpy(si->scale, sc.fixed_scale, sc.n_fixed * sizeof(float));
+        }
+    }
     snprintf(si->standardize, sizeof si->standardize, "%s",
              sc.standardize == MFL_SITE_STD_SITE
                  ? "site: (x - mean) / sd with each site's own training-row statistics"
@@ -195,8 +218,8 @@ static int s_site_info(const char *path, s_site_info_t *si, char *err, size_t er
                  ? "fixed: (x - center) / scale with the consortium's constants (data.center, "
                    "data.scale)"
              : sc.standardize == MFL_SITE_STD_FEDERATED
-                 ? "federated: (x - mean) / sd with the consortium's pooled statistics "
-                   "(checkpoint_dir/scaling.state)"
+                 ? "federated: (x - scaling_center) / scaling_scale, the consortium's pooled "
+                   "statistics (copied from the run's scaling.state)"
                  : "none: features as loaded");
     if (sc.data_kind == MFL_SITE_DATA_WDBC) {
         for (size_t i = 0; i < MFL_WDBC_N_FEATURES; i++)
@@ -297,6 +320,8 @@ int mfl_cmd_export(int argc, char **argv)
     mfl_learner_config_t lc;
     s_source_t s;
     static s_site_info_t si;
+    static mfl_cli_export_scaling_t xs;
+    int federated = -1; /* the run's model scaled with the pooled statistics */
     mfl_checkpoint_t ck;
     mfl_learner_t *l = NULL;
     mfl_model_t *m = NULL;
@@ -308,9 +333,10 @@ int mfl_cmd_export(int argc, char **argv)
         goto out_err;
     if (s_resolve_source(src, &cc, &s, err, sizeof err) < 0)
         goto out_err;
-    if (config)
+    if (config) {
         lc = cc.learner;
-    else if (s_model_from_status(s.run_dir, &lc, err, sizeof err) < 0)
+        federated = cc.federated_scaling;
+    } else if (s_model_from_status(s.run_dir, &lc, &federated, err, sizeof err) < 0)
         goto out_err;
     /* The checkpoint. */
     if (s.ckpt_file[0] && want_round) {
@@ -379,6 +405,41 @@ int mfl_cmd_export(int argc, char **argv)
             goto out_err;
         }
     }
+    /* The scaling the model was trained with: the run's pooled one, or a
+     * site's fixed constants. */
+    {
+        char ckdir[S_PATH_MAX], metrics[S_PATH_MAX + 16];
+        snprintf(ckdir, sizeof ckdir, "%s", s.ckpt_dir);
+        if (s.ckpt_file[0]) {
+            const char *slash = strrchr(s.ckpt_file, '/');
+            snprintf(ckdir, sizeof ckdir, "%.*s", slash ? (int)(slash - s.ckpt_file) : 1,
+                     slash ? s.ckpt_file : ".");
+        }
+        if (config)
+            snprintf(metrics, sizeof metrics, "%s", cc.metrics_file);
+        else
+            snprintf(metrics, sizeof metrics, "%s/metrics.jsonl", s.run_dir);
+        if (mfl_cli_export_scaling_pooled(federated, ckdir, metrics[0] ? metrics : NULL, n_in,
+                                          &xs, err, sizeof err) < 0)
+            goto out_err;
+        if (!xs.kind[0] && site_config && si.std == MFL_SITE_STD_FIXED &&
+            si.n_fixed > MFL_TASK_SCALING_MAX)
+            mfl_warn("%s: %zu fixed constants; an export carries at most %d: not copied (they "
+                     "are in the site config)", site_config, si.n_fixed, MFL_TASK_SCALING_MAX);
+        else if (!xs.kind[0] && site_config && si.std == MFL_SITE_STD_FIXED &&
+                 mfl_cli_export_scaling_fixed(si.center, si.scale, si.n_fixed, site_config, &xs, err,
+                                         sizeof err) < 0)
+            goto out_err;
+        if (site_config && strcmp(xs.kind, "federated") == 0 && si.std != MFL_SITE_STD_FEDERATED)
+            mfl_warn("%s says data.standardize: %s, but the run trained with the consortium's "
+                     "pooled scaling: the export describes that one", site_config,
+                     si.std == MFL_SITE_STD_FIXED ? "fixed" : si.std == MFL_SITE_STD_NONE
+                                                                  ? "none" : "site");
+        if (site_config && strcmp(xs.kind, "federated") == 0)
+            snprintf(si.standardize, sizeof si.standardize, "federated: (x - scaling_center) / "
+                     "scaling_scale, the consortium's pooled statistics (copied from the run's "
+                     "scaling.state)");
+    }
     /* θ's hash as the engine computes it (metrics.jsonl theta_blake2b). */
     uint8_t h[32];
     char hex[65], round_s[24], nin_s[24], nout_s[24], nparam_s[24];
@@ -389,7 +450,7 @@ int mfl_cmd_export(int argc, char **argv)
     snprintf(nin_s, sizeof nin_s, "%zu", n_in);
     snprintf(nout_s, sizeof nout_s, "%zu", n_out);
     snprintf(nparam_s, sizeof nparam_s, "%zu", mfl_learner_n_params(l));
-    const char *md[32];
+    const char *md[48];
     size_t k = 0;
     md[k++] = "format";
     md[k++] = "metafl-export-1";
@@ -425,12 +486,28 @@ int mfl_cmd_export(int argc, char **argv)
             md[k++] = si.label;
         }
     }
+    if (xs.kind[0]) {
+        md[k++] = MFL_SCALING_MD_KIND;
+        md[k++] = xs.kind;
+        md[k++] = MFL_SCALING_MD_CENTER;
+        md[k++] = xs.center;
+        md[k++] = MFL_SCALING_MD_SCALE;
+        md[k++] = xs.scale;
+        md[k++] = MFL_SCALING_MD_DIGEST;
+        md[k++] = xs.digest;
+        md[k++] = MFL_SCALING_MD_SOURCE;
+        md[k++] = xs.source;
+    }
     md[k] = NULL;
     if (mfl_learner_save(l, ck.theta, out, md, err, sizeof err) < 0)
         goto out_err;
     printf("exported round %llu of run '%s' (%s, %s, %zu numbers, theta blake2b %.16s...) "
            "from %s to %s\n", (unsigned long long)ck.round, ck.run_id, lc.model_spec,
            mfl_algo_name(lc.algo), ck.n_params, hex, path, out);
+    if (xs.kind[0])
+        printf("with the %s feature scaling of %u inputs (%s)\n",
+               strcmp(xs.kind, "federated") == 0 ? "consortium's pooled" : "fixed", xs.sc.n,
+               xs.source);
     rc = 0;
     goto out_free;
 out_err:

@@ -110,14 +110,15 @@ static void s_print_policy(const mfl_report_t *r, int w)
     }
 }
 
-/* Federated standardisation, when the run pooled the sites' moments. */
+/* The feature scaling the model trained with (own or pooled, and from how
+ * many sites' fit rows), beside the chosen setting. */
 static void s_print_scaling(const mfl_report_t *r)
 {
-    if (!r->scaling_sites)
+    if (!r->n_rounds && !r->winner && !r->scaling_sites)
         return;
-    printf("feature scaling: the consortium's pooled mean and scale (data.standardize: "
-           "federated) from %zu sites, %.0f fit rows%s\n", r->scaling_sites, r->scaling_rows,
-           r->n_candidates ? "; used by the settings that say 'scaling federated'" : "");
+    char line[512];
+    mfl_cli_report_scaling_text(r, line, sizeof line);
+    printf("%s\n", line);
 }
 
 /* Model selection's candidates and the winner, when the run selected. */
@@ -132,6 +133,7 @@ static void s_print_selection(const mfl_report_t *r)
         printf("; chosen: candidate %zu, %s\n", r->winner, r->candidates[r->winner - 1].setting);
     else
         printf("; no winner recorded yet\n");
+    s_print_scaling(r); /* beside the chosen setting */
     for (size_t i = 0; i < r->n_candidates; i++) {
         const mfl_report_candidate_t *c = &r->candidates[i];
         char b[16];
@@ -226,9 +228,14 @@ static int s_write_json(const mfl_report_t *r, const char *path, char *err, size
         }
         fprintf(f, "]}");
     }
+    /* kind "federated" with sites and rows: a scaling was pooled; chosen:
+     * what the model trained with ("pooled" or "own"). */
+    const char *chosen = mfl_cli_report_scaling_pooled(r) ? "pooled" : "own";
     if (r->scaling_sites)
-        fprintf(f, ",\n  \"scaling\": {\"kind\": \"federated\", \"sites\": %zu, \"rows\": %.0f}",
-                r->scaling_sites, r->scaling_rows);
+        fprintf(f, ",\n  \"scaling\": {\"kind\": \"federated\", \"sites\": %zu, \"rows\": %.0f, "
+                "\"chosen\": \"%s\"}", r->scaling_sites, r->scaling_rows, chosen);
+    else if (r->n_rounds || r->winner)
+        fprintf(f, ",\n  \"scaling\": {\"kind\": \"own\", \"chosen\": \"own\"}");
     fprintf(f, ",\n  \"hospitals\": [\n");
     int first = 1;
     for (size_t i = 0; i < r->n_sites; i++) {
@@ -332,7 +339,8 @@ int mfl_cmd_report(int argc, char **argv)
     if (!sites) /* reports arrive in any order: show the sites sorted */
         qsort(r.sites, r.n_sites, sizeof r.sites[0], s_by_id);
     s_print_rounds(&r);
-    s_print_scaling(&r);
+    if (!r.n_candidates && !r.winner)
+        s_print_scaling(&r); /* else beside the chosen setting */
     s_print_selection(&r);
     s_print_table(&r);
     if (json && s_write_json(&r, json, err, sizeof err) < 0)

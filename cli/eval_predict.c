@@ -16,6 +16,7 @@
 #include "nn/safetensors.h"
 #include "round/run_config.h"
 #include "round/run_model.h"
+#include "round/scaling_record.h"
 
 #define S_ROWS_MAX_BYTES (64u * 1024u * 1024u)
 #define S_BATCH 256
@@ -141,8 +142,9 @@ static void s_write_rows(FILE *out, const float *y, size_t batch, size_t n_out,
 }
 
 int mfl_cli_eval_predict(const char *params, const char *config, const char *rows,
-                         const char *out_path)
+                         const char *out_path, bool raw)
 {
+    static mfl_task_scaling_t sc; /* --raw: the export's scaling */
     char err[1024] = "";
     int rc = 1, loss_known = 0;
     mfl_learner_config_t lc;
@@ -174,6 +176,14 @@ int mfl_cli_eval_predict(const char *params, const char *config, const char *row
         mfl_errf(err, sizeof err, "out of memory");
         goto out_err;
     }
+    sc.n = 0;
+    if (raw && mfl_scaling_from_export(params, &sc, NULL, 0, err, sizeof err) < 0)
+        goto out_err;
+    if (raw && sc.n != n_in) {
+        mfl_errf(err, sizeof err, "%s: carries a scaling of %u features, the model takes %zu "
+                 "inputs", params, sc.n, n_in);
+        goto out_err;
+    }
     if (mfl_run_params_load(l, state, params, NULL, err, sizeof err) < 0 ||
         mfl_file_read_all(rows, S_ROWS_MAX_BYTES, &text, &len, err, sizeof err) < 0)
         goto out_err;
@@ -202,6 +212,9 @@ int mfl_cli_eval_predict(const char *params, const char *config, const char *row
         if (mfl_rows_parse_line(p, strlen(p), n_in, x + batch * n_in, rows, lineno, err,
                                 sizeof err) < 0)
             goto out_err;
+        for (size_t j = 0; j < sc.n; j++) /* as a site scales its rows */
+            x[batch * n_in + j] =
+                (float)(((double)x[batch * n_in + j] - sc.mean[j]) / sc.scale[j]);
         if (++batch == S_BATCH) {
             mfl_model_forward(m, state, x, batch, y);
             s_write_rows(out, y, batch, n_out, lc.loss, loss_known);

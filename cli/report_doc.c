@@ -15,6 +15,32 @@
 
 extern char **environ;
 
+int mfl_cli_report_scaling_pooled(const mfl_report_t *r)
+{
+    if (!r->scaling_sites)
+        return 0;
+    if (r->winner && r->winner <= r->n_candidates)
+        return strstr(r->candidates[r->winner - 1].setting, "scaling federated") != NULL;
+    return 1;
+}
+
+void mfl_cli_report_scaling_text(const mfl_report_t *r, char *out, size_t cap)
+{
+    if (mfl_cli_report_scaling_pooled(r))
+        snprintf(out, cap, "feature scaling: the consortium's pooled mean and scale "
+                 "(data.standardize: federated) from %zu sites, %.0f fit rows; the chosen "
+                 "setting uses it", r->scaling_sites, r->scaling_rows);
+    else if (r->scaling_sites)
+        snprintf(out, cap, "feature scaling: the consortium's pooled mean and scale "
+                 "(data.standardize: federated) from %zu sites, %.0f fit rows, offered to "
+                 "selection; the chosen setting uses each hospital's own training rows' "
+                 "statistics instead", r->scaling_sites, r->scaling_rows);
+    else
+        snprintf(out, cap, "feature scaling: each hospital's own (no pooled scaling in this "
+                 "run: each scales as its data.standardize says, by default with its own "
+                 "training rows' statistics)");
+}
+
 /* Runs argv (PATH lookup) with stdout to /dev/null and stdin_text (if not
  * NULL) on its stdin. Returns its exit status, or -1 if it could not start. */
 static int s_run(char *const argv[], const char *stdin_text)
@@ -195,6 +221,16 @@ int mfl_cli_report_doc_write(const mfl_report_t *r, const char *out, bool html, 
                 r->rounds[0].loss_before, r->rounds[0].round,
                 r->rounds[r->n_rounds - 1].loss_after, r->rounds[r->n_rounds - 1].round,
                 html ? "</p>" : "");
+    if (r->winner && r->winner <= r->n_candidates)
+        fprintf(f, "%sModel selection (mean validation %s): chosen candidate %zu of %zu, %s.%s\n\n",
+                html ? "<p>" : "", r->rule, r->winner, r->n_candidates,
+                r->candidates[r->winner - 1].setting, html ? "</p>" : "");
+    if (r->n_rounds || r->winner) {
+        char line[512];
+        mfl_cli_report_scaling_text(r, line, sizeof line);
+        line[0] = 'F';
+        fprintf(f, "%s%s.%s\n\n", html ? "<p>" : "", line, html ? "</p>" : "");
+    }
     const char *cols[] = {"hospital", "role", "k", "held-out", "adapted acc", "adapted AUROC",
                           "adapted sensitivity", "adapted specificity", "local-only acc",
                           "local-only AUROC", "global acc", "global AUROC"};

@@ -7,6 +7,18 @@
 
 #include "round/run_report.h"
 
+/* Which feature scaling the run's model trained with, as far as the
+ * metrics say: 1 the consortium's pooled mean and scale (a "scaling"
+ * event, and model selection's winner, if any, says "scaling federated"),
+ * 0 each hospital's own (nothing pooled, or selection chose a setting
+ * without it). */
+int mfl_cli_report_scaling_pooled(const mfl_report_t *r);
+
+/* One sentence (no trailing period) saying that scaling and, when pooled,
+ * from how many sites' fit rows, into out[cap]: what the text, JSON and
+ * document reports print next to the chosen setting. */
+void mfl_cli_report_scaling_text(const mfl_report_t *r, char *out, size_t cap);
+
 /* Writes `out` (Markdown, or HTML if html) and, when gnuplot is on PATH,
  * STEM-loss.png (mean query loss per round, before and after local
  * training) and STEM-accuracy.png (per site: adapted and local-only

@@ -28,6 +28,13 @@
 # 5-fold cross-validation on its k cases (eval.adapt_search;
 # DEMO_ADAPT_SEARCH=0: the chosen setting's rate and steps everywhere).
 #
+# Feature scaling (DEMO_STANDARDIZE, default federated): before anything
+# else the four training hospitals send the count, sums and sums of squares
+# of their fit rows, the coordinator pools them into one mean and scale per
+# feature, and every task (the new hospital's too) carries it; every site's
+# config says standardize: federated, its consent (docs/DATA.md).
+# DEMO_STANDARDIZE=site: each hospital its own training rows' statistics.
+#
 # Environment: DEMO_QUICK=1 (few rounds, for CI), DEMO_PRIVACY=record (every
 # hospital trains with record-level DP-SGD: configs/demo/privacy-record.yaml,
 # docs/PRIVACY.md), DEMO_ROUNDS, DEMO_K
@@ -45,6 +52,14 @@ HOSPITALS=$ROOT/configs/demo/hospitals.tsv
 if [ "${DEMO_QUICK:-0}" = 1 ]; then ROUNDS=${DEMO_ROUNDS:-4}; else ROUNDS=${DEMO_ROUNDS:-30}; fi
 K=${DEMO_K:-20}
 SELECTION=${DEMO_SELECTION:-1}
+# Feature scaling: federated = one mean and scale per feature pooled from
+# the training hospitals' fit rows (docs/DATA.md; every site opts in);
+# site = each hospital its own training rows' statistics.
+# With DEMO_PRIVACY=record the default is site: the pooled moments are
+# unnoised statistics of the rows, which a DP demo does not send.
+if [ "${DEMO_PRIVACY:-}" = record ]; then STANDARDIZE=${DEMO_STANDARDIZE:-site}; else
+  STANDARDIZE=${DEMO_STANDARDIZE:-federated}; fi
+case "$STANDARDIZE" in federated|site) ;; *) echo "DEMO_STANDARDIZE must be federated or site" >&2; exit 2 ;; esac
 ADAPT_SEARCH=${DEMO_ADAPT_SEARCH:-1}
 if [ "${DEMO_QUICK:-0}" = 1 ]; then SEL_ROUNDS=2; else SEL_ROUNDS=5; fi
 T0=$(date +%s)
@@ -198,6 +213,8 @@ eval:
 selection:
   enabled: $([ "$SELECTION" = 1 ] && echo true || echo false)
   rounds: $SEL_ROUNDS
+data:
+  standardize: $STANDARDIZE
 output:
   checkpoint_dir: run/checkpoints
   audit_log: $2/coordinator.audit
@@ -221,7 +238,7 @@ data:
   path: data/$1.csv
   train_fraction: 0.6
   split_seed: 3
-  standardize: site
+  standardize: $STANDARDIZE
   schema:
     header: true
     on_missing: error

@@ -23,6 +23,7 @@ PACKAGES=(
   nftables                                    # test: sites behind a drop-inbound firewall (netns)
   python3-yaml                                # test: docker-compose.yml checks
   fakeroot                                    # make deb (root-owned files without root)
+  python3-grpcio python3-numpy                # bench only: bench/flower_ref.sh's Flower-like reference (not needed by make test)
 )
 
 missing=()

@@ -270,6 +270,12 @@ void mfl_audit_head(mfl_audit_t *self, uint8_t out[32]);
 void mfl_audit_signed_head(mfl_audit_t *self, uint64_t *seq, uint8_t head[32],
                            uint8_t sig[64]);
 
+/* Ed25519 signatures mfl_audit_signed_head has computed: one per synced
+ * head, however often it is asked (the coordinator asks once per site and
+ * round; the repeats return the signature already made, the same bytes).
+ * For tests and diagnostics. Thread-safe. */
+uint64_t mfl_audit_head_signs(mfl_audit_t *self);
+
 /* 0 if `sig` is `pk`'s signature over "metafl-audit-head-v1" || seq (u64
  * little-endian) || head, else -1. */
 int mfl_audit_head_verify(const uint8_t pk[32], uint64_t seq, const uint8_t head[32],

@@ -29,6 +29,15 @@ struct mfl_audit {
     uint8_t head[32];       /* hash of the last record (zeros if none) */
     uint64_t synced_count;  /* the chain as of the last sync (durable) */
     uint8_t synced_head[32];
+    /* mfl_audit_signed_head's last signature and what it signed: every
+     * RoundTask of a round carries the same synced head, so one Ed25519
+     * signature serves all N (signatures are deterministic: the bytes are
+     * the same as signing again) */
+    bool head_sig_valid;
+    uint64_t head_sig_seq;
+    uint8_t head_sig_head[32];
+    uint8_t head_sig[64];
+    uint64_t head_signs;    /* signatures made (mfl_audit_head_signs) */
     int failed;             /* the file's state is unknown: refuse the rest */
     off_t size;             /* bytes of complete records in the file */
     bool deferred;          /* fsync only in mfl_audit_sync (and destroy) */
@@ -439,10 +448,26 @@ void mfl_audit_signed_head(mfl_audit_t *self, uint64_t *seq, uint8_t head[32], u
     pthread_mutex_lock(&self->lock);
     *seq = self->synced_count;
     memcpy(head, self->synced_head, 32);
-    uint8_t msg[64];
-    size_t n = s_head_message(*seq, head, msg);
-    crypto_sign_detached(sig, NULL, msg, n, self->sk);
+    if (!self->head_sig_valid || self->head_sig_seq != *seq ||
+        memcmp(self->head_sig_head, head, 32) != 0) {
+        uint8_t msg[64];
+        size_t n = s_head_message(*seq, head, msg);
+        crypto_sign_detached(self->head_sig, NULL, msg, n, self->sk);
+        self->head_sig_seq = *seq;
+        memcpy(self->head_sig_head, head, 32);
+        self->head_sig_valid = true;
+        self->head_signs++;
+    }
+    memcpy(sig, self->head_sig, 64);
     pthread_mutex_unlock(&self->lock);
+}
+
+uint64_t mfl_audit_head_signs(mfl_audit_t *self)
+{
+    pthread_mutex_lock(&self->lock);
+    uint64_t n = self->head_signs;
+    pthread_mutex_unlock(&self->lock);
+    return n;
 }
 
 int mfl_audit_head_verify(const uint8_t pk[32], uint64_t seq, const uint8_t head[32],

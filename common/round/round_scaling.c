@@ -14,16 +14,14 @@
  * run scales exactly as before; `metafl simulate` and the daemons run this
  * same code, so they pool the same numbers. */
 #include <math.h>
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/fileio.h"
 #include "core/log.h"
 #include "round/round_engine_internal.h"
-
-#define S_STATE_MAX (64u * 1024u)
+#include "round/scaling_record.h"
+#include "round/scaling_robust.h"
 
 struct mfl_engine_moments {
     char site[MFL_ENGINE_SITE_MAX];
@@ -34,7 +32,7 @@ struct mfl_engine_moments {
 
 static void s_path(const mfl_round_engine_t *self, char *out, size_t outlen)
 {
-    snprintf(out, outlen, "%s/scaling.state", self->config.checkpoint_dir);
+    snprintf(out, outlen, "%s/" MFL_SCALING_STATE_FILE, self->config.checkpoint_dir);
 }
 
 static void s_hex(const uint8_t *b, size_t n, char *out)
@@ -47,59 +45,22 @@ static void s_hex(const uint8_t *b, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
-/* BLAKE2b-256 of n little-endian values of `size` bytes each (x86-64 and
- * every platform the project builds on are little-endian: the values'
- * memory is their little-endian bytes). */
-static void s_digest2(const void *a, const void *b, size_t bytes, uint8_t out[32])
-{
-    crypto_generichash_state st;
-    crypto_generichash_init(&st, NULL, 0, 32);
-    crypto_generichash_update(&st, a, bytes);
-    crypto_generichash_update(&st, b, bytes);
-    crypto_generichash_final(&st, out, 32);
-}
-
-/* The state file: "metafl-scaling-v1 n=F rows=N sites=K" then one line of
- * F means and one of F scales, as C99 hex floats (exact). */
+/* The state file (round/scaling_record.h), read back on a restart. */
 static int s_read_state(mfl_round_engine_t *self, const char *path, char *err, size_t errlen)
 {
-    char *data = NULL;
-    size_t len = 0;
-    if (mfl_file_read_all(path, S_STATE_MAX, &data, &len, err, errlen) < 0)
+    mfl_scaling_origin_t o;
+    if (mfl_scaling_state_read(path, &self->scaling, &o, err, errlen) < 0)
         return -1;
-    unsigned n = 0;
-    unsigned long long rows = 0;
-    unsigned sites = 0;
-    int used = 0;
-    int rc = -1;
-    if (sscanf(data, "metafl-scaling-v1 n=%u rows=%llu sites=%u%n", &n, &rows, &sites,
-               &used) != 3 || n == 0 || n > MFL_TASK_SCALING_MAX) {
-        mfl_errf(err, errlen, "%s: not a scaling record (metafl-scaling-v1)", path);
-        goto out;
-    }
-    const char *p = data + used;
-    for (int part = 0; part < 2; part++) {
-        float *v = part ? self->scaling.scale : self->scaling.mean;
-        for (unsigned j = 0; j < n; j++) {
-            char *end = NULL;
-            double d = strtod(p, &end);
-            if (end == p || !isfinite(d) || (part && !(d > 0))) {
-                mfl_errf(err, errlen, "%s: %s %u is missing or bad", path,
-                         part ? "scale" : "mean", j);
-                goto out;
-            }
-            v[j] = (float)d;
-            p = end;
-        }
-    }
-    self->scaling.n = n;
+    if (o.median != self->config.scaling_pool_median)
+        return mfl_errf(err, errlen, "%s was pooled with data.scaling_pool: %s, the config says "
+                        "%s: set it back to resume this run, or use another "
+                        "output.checkpoint_dir", path, o.median ? "median" : "mean",
+                        self->config.scaling_pool_median ? "median" : "mean"), -1;
     self->scaling_ready = true;
     mfl_info("federated standardisation: the pooled scaling of %u features from %u sites "
-             "(%llu fit rows) is on record (%s); not asked again", n, sites, rows, path);
-    rc = 0;
-out:
-    free(data);
-    return rc;
+             "(%llu fit rows) is on record (%s); not asked again", self->scaling.n, o.sites,
+             (unsigned long long)o.rows, path);
+    return 0;
 }
 
 int mfl_engine_scaling_start(mfl_round_engine_t *self, char *err, size_t errlen)
@@ -263,6 +224,18 @@ void mfl_engine_scaling_done(mfl_round_engine_t *self)
         mfl_engine_fail(self, "federated standardisation: %.0f fit rows in all", total);
         return;
     }
+    bool median = self->config.scaling_pool_median;
+    if (median && k < MFL_SCALING_ROBUST_MIN_SITES) {
+        mfl_engine_fail(self, "federated standardisation: data.scaling_pool: median needs the "
+                        "moments of at least %d sites, %zu sent them", MFL_SCALING_ROBUST_MIN_SITES,
+                        k);
+        return;
+    }
+    double *work = median ? malloc(5 * k * sizeof(double)) : NULL;
+    if (median && !work) {
+        mfl_engine_fail(self, "federated standardisation: out of memory");
+        return;
+    }
     for (uint32_t j = 0; j < nf; j++) {
         double s = 0, ss = 0;
         for (size_t i = 0; i < k; i++) {
@@ -271,7 +244,17 @@ void mfl_engine_scaling_done(mfl_round_engine_t *self)
         }
         double m = s / total;
         double var = (ss - s * m) / (total - 1); /* the sample variance, as each site's own */
+        if (median) { /* each site once, a minority cannot drag it (scaling_robust.h) */
+            double *n = work + 2 * k, *sx = work + 3 * k, *sxx = work + 4 * k;
+            for (size_t i = 0; i < k; i++) {
+                n[i] = (double)self->moments[i].n;
+                sx[i] = self->moments[i].sum[j];
+                sxx[i] = self->moments[i].sum_sq[j];
+            }
+            (void)mfl_scaling_robust_feature(n, sx, sxx, k, work, &m, &var);
+        }
         if (!isfinite((float)m)) {
+            free(work);
             mfl_engine_fail(self, "federated standardisation: the pooled mean of feature %u is "
                             "not finite as a float (%g); the sites' moments are in the audit "
                             "log", j, m);
@@ -281,43 +264,30 @@ void mfl_engine_scaling_done(mfl_round_engine_t *self)
         self->scaling.scale[j] = var > 0 && isfinite((float)sqrt(var))
                                      ? (float)(sqrt(var) + 1e-9) : 1.0f;
     }
+    free(work);
     self->scaling.n = nf;
     uint8_t digest[32];
-    s_digest2(self->scaling.mean, self->scaling.scale, nf * sizeof(float), digest);
+    mfl_scaling_digest(&self->scaling, digest);
     char hex[65], why[200];
     s_hex(digest, 32, hex);
-    snprintf(why, sizeof why, "pooled scaling of %u features from %zu sites, %.0f fit rows "
-             "(BLAKE2b-256 of the means then the scales in delta_hash)", nf, k, total);
+    snprintf(why, sizeof why, "pooled scaling of %u features from %zu sites, %.0f fit rows%s "
+             "(BLAKE2b-256 of the means then the scales in delta_hash)", nf, k, total,
+             median ? ", median pool" : "");
     mfl_info("federated standardisation: %s; digest %.16s", why, hex);
     s_audit(self, NULL, (uint64_t)total, digest, why);
     /* The record a restart reads: exact (hex floats). */
-    size_t cap = 128 + (size_t)nf * 2 * 40;
-    char *text = malloc(cap);
-    if (!text) {
-        mfl_engine_fail(self, "federated standardisation: out of memory");
-        return;
-    }
-    size_t o = (size_t)snprintf(text, cap, "metafl-scaling-v1 n=%u rows=%.0f sites=%zu\n", nf,
-                                total, k);
-    for (int part = 0; part < 2; part++) {
-        const float *v = part ? self->scaling.scale : self->scaling.mean;
-        for (uint32_t j = 0; j < nf && o < cap; j++)
-            o += (size_t)snprintf(text + o, cap - o, "%s%a", j ? " " : "", (double)v[j]);
-        if (o < cap)
-            o += (size_t)snprintf(text + o, cap - o, "\n");
-    }
     char path[MFL_COORD_PATH_MAX + 32], err[512];
     s_path(self, path, sizeof path);
-    int rc = o < cap ? mfl_file_write_atomic(path, text, o, err, sizeof err) : -1;
-    free(text);
-    if (rc < 0) {
-        mfl_engine_fail(self, "federated standardisation: cannot record the scaling: %s",
-                        o < cap ? err : "record too long");
+    mfl_scaling_origin_t origin = {.sites = (uint32_t)k, .rows = (uint64_t)total,
+                                   .median = median};
+    if (mfl_scaling_state_write(path, &self->scaling, &origin, err, sizeof err) < 0) {
+        mfl_engine_fail(self, "federated standardisation: cannot record the scaling: %s", err);
         return;
     }
     if (self->metrics) {
-        fprintf(self->metrics, "{\"event\":\"scaling\",\"sites\":%zu,\"rows\":%.0f,"
-                "\"digest\":\"%s\",\"mean\":[", k, total, hex);
+        fprintf(self->metrics, "{\"event\":\"scaling\",\"sites\":%zu,\"rows\":%.0f,%s"
+                "\"digest\":\"%s\",\"mean\":[", k, total, median ? "\"pool\":\"median\"," : "",
+                hex);
         for (uint32_t j = 0; j < nf; j++)
             fprintf(self->metrics, "%s%.9g", j ? "," : "", (double)self->scaling.mean[j]);
         fprintf(self->metrics, "],\"scale\":[");

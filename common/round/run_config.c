@@ -120,7 +120,7 @@ static void s_check_all_keys(mfl_yaml_doc_t *doc)
                                                   "selection",
                                                   "output", "limits", "sites", "data",
                                                   "secure_aggregation", NULL});
-    mfl_yaml_check_keys(doc, "data", (const char *[]){"schema", "standardize", NULL});
+    mfl_yaml_check_keys(doc, "data", (const char *[]){"schema", "standardize", "scaling_pool", NULL});
     mfl_yaml_check_keys(doc, "secure_aggregation",
                         (const char *[]){"enabled", "threshold", "neighbours", "word_bits",
                                          "update_bound", "phase_deadline_s", NULL});
@@ -600,6 +600,17 @@ static int s_from_doc(mfl_yaml_doc_t *doc, mfl_coord_config_t *c, char *err, siz
     else if (strcmp(stdz, "site") != 0)
         mfl_yaml_fail(doc, "data.standardize", "'%s' is not one of site, federated", stdz);
     s_read_selection(doc, c);
+    const char *pool = mfl_yaml_get_string(doc, "data.scaling_pool", "mean");
+    bool any_federated = c->federated_scaling;
+    for (size_t i = 0; i < c->selection.n_candidates; i++)
+        any_federated = any_federated || c->selection.candidates[i].federated_scaling;
+    if (strcmp(pool, "median") == 0)
+        c->scaling_pool_median = true;
+    else if (strcmp(pool, "mean") != 0)
+        mfl_yaml_fail(doc, "data.scaling_pool", "'%s' is not one of mean, median", pool);
+    if (mfl_yaml_has(doc, "data.scaling_pool") && !any_federated)
+        mfl_yaml_fail(doc, "data.scaling_pool", "pools the sites' moments, which only "
+                      "data.standardize: federated (or a selection candidate with it) asks for");
 
     s_path(doc, c, "output.checkpoint_dir", "checkpoints", c->checkpoint_dir,
            sizeof c->checkpoint_dir);

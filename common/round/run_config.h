@@ -94,6 +94,12 @@ typedef struct {
      * the consortium's mean and scale, pooled from their fit rows' moments
      * before selection and training (docs/DATA.md); false: each its own */
     bool federated_scaling;
+    /* data.scaling_pool: median (opt-in): the pooled scaling is robust to a
+     * minority of sites (per feature the median of the sites' means, and
+     * the median within-site variance plus the median squared distance of
+     * a site's mean to that centre; at least 3 sites); false: the exact
+     * moments of all fit rows together (mean). */
+    bool scaling_pool_median;
     bool eval_adapt_search;               /* eval.adapt_search: each site picks its
                                              adaptation on its validation rows */
 

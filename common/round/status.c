@@ -191,8 +191,12 @@ char *mfl_status_render(const mfl_round_engine_t *e, const mfl_coord_config_t *c
      * alone (specs and algorithm names are plain ASCII). */
     /* The engine's setting: model selection may have put a candidate's there. */
     const mfl_learner_config_t *lc = &e->config.learner;
-    s_put(&b, "\"model\":{\"spec\":\"%s\",\"algo\":\"%s\",\"relation\":\"%s\",\"loss\":\"%s\"},",
-          lc->model_spec, mfl_algo_name(lc->algo), lc->relation_spec, mfl_loss_name(lc->loss));
+    /* "standardize": whether the setting scales with the consortium's pooled
+     * statistics (so `metafl export RUN_DIR` knows to copy scaling.state). */
+    s_put(&b, "\"model\":{\"spec\":\"%s\",\"algo\":\"%s\",\"relation\":\"%s\",\"loss\":\"%s\","
+              "\"standardize\":\"%s\"},",
+          lc->model_spec, mfl_algo_name(lc->algo), lc->relation_spec, mfl_loss_name(lc->loss),
+          e->config.federated_scaling ? "federated" : "site");
     s_clock(&b, e, c, now_ms);
     s_put(&b, "\"last_round\":");
     const mfl_round_summary_t *m = mfl_round_engine_last_summary(e);

@@ -1,5 +1,6 @@
 /* Site YAML → mfl_site_config_t, every field checked before use. */
 #include "site/site_config.h"
+#include "round/scaling_record.h"
 #include "fed/quant.h"
 
 #include "config/csv_schema_yaml.h"
@@ -86,7 +87,8 @@ static void s_check_keys(mfl_yaml_doc_t *doc)
     /* data.schema's inside belongs to the CSV loader, which checks it. */
     mfl_yaml_check_keys(doc, "data",
                         (const char *[]){"source", "path", "test_path", "schema", "split_seed",
-                                         "train_fraction", "standardize", "center", "scale", "labels",
+                                         "train_fraction", "standardize", "center", "scale", "scaling_from",
+                                         "labels",
                                          "max_rows", "classes", "rotations", "series", "split",
                                          NULL});
     mfl_yaml_check_keys(doc, "data.series",
@@ -222,15 +224,45 @@ static void s_read_idx(mfl_yaml_doc_t *doc, mfl_site_config_t *c)
     }
 }
 
+/* data.scaling_from: standardize: fixed's constants from an export's
+ * metadata (a federated run's pooled mean and scale, checked against the
+ * digest it carries: round/scaling_record.h), instead of listing them. */
+static void s_read_scaling_from(mfl_yaml_doc_t *doc, mfl_site_config_t *c)
+{
+    s_path(doc, c, "data.scaling_from", true, c->scaling_from, sizeof c->scaling_from);
+    if (mfl_yaml_has(doc, "data.center") || mfl_yaml_has(doc, "data.scale")) {
+        mfl_yaml_fail(doc, mfl_yaml_has(doc, "data.center") ? "data.center" : "data.scale",
+                      "give the constants either as data.center / data.scale or by "
+                      "data.scaling_from, not both");
+        return;
+    }
+    if (!c->scaling_from[0])
+        return;
+    static mfl_task_scaling_t sc; /* 2 KiB: off the stack */
+    char err[1024];
+    if (mfl_scaling_from_export(c->scaling_from, &sc, NULL, 0, err, sizeof err) < 0) {
+        mfl_yaml_fail(doc, "data.scaling_from", "%s", err);
+        return;
+    }
+    memcpy(c->fixed_center, sc.mean, sc.n * sizeof(float));
+    memcpy(c->fixed_scale, sc.scale, sc.n * sizeof(float));
+    c->n_fixed = sc.n;
+}
+
 /* data.center / data.scale: standardize: fixed's constants (both, same
- * length, finite, scale > 0); refused with any other standardize. */
+ * length, finite, scale > 0), or data.scaling_from; refused with any
+ * other standardize. */
 static void s_read_fixed(mfl_yaml_doc_t *doc, mfl_site_config_t *c)
 {
-    static const char *const keys[] = {"data.center", "data.scale"};
+    static const char *const keys[] = {"data.center", "data.scale", "data.scaling_from"};
     if (c->standardize != MFL_SITE_STD_FIXED) {
-        for (int k = 0; k < 2; k++)
+        for (int k = 0; k < 3; k++)
             if (mfl_yaml_has(doc, keys[k]))
                 mfl_yaml_fail(doc, keys[k], "only 'standardize: fixed' takes this key");
+        return;
+    }
+    if (mfl_yaml_has(doc, "data.scaling_from")) {
+        s_read_scaling_from(doc, c);
         return;
     }
     size_t n[2];

@@ -75,6 +75,9 @@ typedef struct mfl_site_config {
     float fixed_center[MFL_SITE_MAX_FIXED_FEATURES];
     float fixed_scale[MFL_SITE_MAX_FIXED_FEATURES];
     size_t n_fixed;
+    /* data.scaling_from (resolved; "" = not used): an export whose metadata
+     * gave fixed_center / fixed_scale (a federated run's pooled scaling) */
+    char scaling_from[MFL_SITE_PATH_MAX];
     /* idx: the labels file, rows to read (0 = all), and the classes this
      * site keeps (n_keep 0 = all: hospitals may see different classes) */
     char labels_path[MFL_SITE_PATH_MAX];

@@ -2,11 +2,13 @@
 #include "site/site_offline.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "round/run_config.h"
+#include "round/scaling_record.h"
 #include "core/log.h"
 #include "fed/checkpoint.h"
 #include "site/site_worker.h"
@@ -14,6 +16,39 @@
 static double s_num(double v)
 {
     return isfinite(v) ? v : -1.0;
+}
+
+/* A run with federated scaling: the pooled scaling on record beside its
+ * checkpoints goes with the task (as the live EvalTask carries it); a site
+ * with standardize: fixed must have exactly those constants (e.g. from
+ * data.scaling_from) and then scales its rows itself. Returns 0 / -1. */
+static int s_pooled_scaling(const mfl_site_config_t *cfg, const char *checkpoint, bool is_dir,
+                            mfl_task_scaling_t *out, char *err, size_t errlen)
+{
+    char path[2200], rerr[1024];
+    const char *slash = strrchr(checkpoint, '/');
+    if (is_dir)
+        snprintf(path, sizeof path, "%s/" MFL_SCALING_STATE_FILE, checkpoint);
+    else
+        snprintf(path, sizeof path, "%.*s/" MFL_SCALING_STATE_FILE,
+                 slash ? (int)(slash - checkpoint) : 1, slash ? checkpoint : ".");
+    static mfl_task_scaling_t sc; /* 2 KiB: off the stack */
+    if (mfl_scaling_state_read(path, &sc, NULL, rerr, sizeof rerr) < 0)
+        return mfl_errf(err, errlen, "the coordinator's config says the run trained with "
+                        "federated scaling, but its pooled scaling cannot be read: %s", rerr),
+               -1;
+    if (cfg->standardize != MFL_SITE_STD_FIXED) {
+        *out = sc; /* a site that is not federated refuses it, saying why */
+        return 0;
+    }
+    if (cfg->n_fixed != sc.n || memcmp(cfg->fixed_center, sc.mean, sc.n * sizeof(float)) != 0 ||
+        memcmp(cfg->fixed_scale, sc.scale, sc.n * sizeof(float)) != 0)
+        return mfl_errf(err, errlen, "%s: data.standardize: fixed with constants that are not "
+                        "the run's pooled scaling (%s): the model would see differently scaled "
+                        "rows; take them from the export (data.scaling_from) or use "
+                        "standardize: federated", cfg->file, path), -1;
+    out->n = 0;
+    return 0;
 }
 
 int mfl_site_offline_eval(const mfl_site_config_t *cfg, const char *coord_config,
@@ -31,7 +66,8 @@ int mfl_site_offline_eval(const mfl_site_config_t *cfg, const char *coord_config
         goto out_free;
     struct stat st;
     char sub[1024];
-    if (stat(checkpoint, &st) == 0 && S_ISDIR(st.st_mode)) {
+    bool is_dir = stat(checkpoint, &st) == 0 && S_ISDIR(st.st_mode);
+    if (is_dir) {
         int found = mfl_checkpoint_latest(checkpoint, &ck, NULL, 0, sub, sizeof(sub));
         if (found <= 0) {
             mfl_errf(err, errlen, "%s: %s", checkpoint,
@@ -57,6 +93,9 @@ int mfl_site_offline_eval(const mfl_site_config_t *cfg, const char *coord_config
     snprintf(task.model_spec, sizeof task.model_spec, "%s", l->model_spec);
     task.adapt_steps = cc->eval_adapt_steps;
     task.adapt_lr = cc->eval_adapt_lr;
+    if (cc->federated_scaling &&
+        s_pooled_scaling(cfg, checkpoint, is_dir, &task.scaling, err, errlen) < 0)
+        goto out_free;
     mfl_site_eval_result_t r;
     if (mfl_site_worker_eval(w, &task, ck.theta, ck.n_params, &r, err, errlen) != 0)
         goto out_free;

@@ -43,6 +43,20 @@ grep -q '"site": "hospital-e", "kind": "[^"]*", "role": "new"' "$REPORT" ||
 
 # The live path: every hospital, the new one included, was evaluated by a
 # coordinator's EvalTask, not by the offline fallback...
+# Federated feature scaling by default: every hospital opted in (its own
+# config), the four training hospitals' fit rows were pooled, the report
+# says the chosen setting used it, and the new hospital scaled with it.
+for f in "$TEST_TMP"/demo/site-hospital-*.yaml "$TEST_TMP"/demo/coordinator*.yaml; do
+  grep -q '^  standardize: federated$' "$f" || fail "$f does not opt in to federated scaling"
+done
+[ "$(ls "$TEST_TMP"/demo/site-hospital-*.yaml | wc -l)" -eq 5 ] || fail "expected 5 site configs"
+grep -q '"scaling": {"kind": "federated", "sites": 4, "rows": [0-9]*, "chosen": "pooled"}' "$REPORT" ||
+  fail "report.json does not say the model used the pooled scaling of 4 sites"
+grep -A1 '^model selection by mean validation auroc .* chosen: candidate' "$TEST_TMP/demo.log" |
+  grep -Eq "^feature scaling: the consortium's pooled mean and scale .* from 4 sites, [0-9]+ fit rows; the chosen setting uses it" ||
+  fail "the demo's report does not show the scaling next to the chosen setting"
+grep -q "site hospital-e: features scaled with the consortium's pooled mean and scale" \
+  "$TEST_TMP/demo/logs/hospital-e.log" || fail "the new hospital did not scale with the pooled statistics"
 live=$(grep -c '"evaluation": "live"' "$REPORT")
 [ "$live" -eq 5 ] || { grep '"evaluation"' "$REPORT"; fail "$live of 5 hospitals evaluated live"; }
 grep -q '"site": "hospital-e", [^}]*"evaluation": "live"' "$REPORT" ||

@@ -804,6 +804,54 @@ static void test_deferred_sync_can_be_switched_back(void **state)
     assert_int_equal(rep.n_records, 3);
 }
 
+/* The coordinator hands the same synced head to every site of a round:
+ * one Ed25519 signature serves all of them (the same bytes a fresh
+ * signature would have: Ed25519 is deterministic), and a sync that moves
+ * the head makes a new one. */
+static void test_signed_head_is_signed_once_per_synced_head(void **state)
+{
+    (void)state;
+    char path[300], err[512];
+    mfl_audit_t *log = s_open_fresh(path, "head-once.audit"); /* record 1: log_opened */
+    uint64_t seq, seq2;
+    uint8_t head[32], sig[64], head2[32], sig2[64];
+    mfl_audit_signed_head(log, &seq, head, sig);
+    uint64_t signs = mfl_audit_head_signs(log);
+    assert_int_equal(signs, 1);
+    for (int i = 0; i < 8; i++) { /* a round's eight tasks */
+        mfl_audit_signed_head(log, &seq2, head2, sig2);
+        assert_int_equal(seq2, seq);
+        assert_memory_equal(head2, head, 32);
+        assert_memory_equal(sig2, sig, 64);
+    }
+    assert_int_equal(mfl_audit_head_signs(log), signs);
+    /* the bytes a fresh signature over the same head has */
+    uint8_t msg[8 + 20 + 32], fresh[64];
+    memcpy(msg, "metafl-audit-head-v1", 20);
+    for (int b = 0; b < 8; b++)
+        msg[20 + b] = (uint8_t)(seq >> (8 * b));
+    memcpy(msg + 28, head, 32);
+    crypto_sign_detached(fresh, NULL, msg, 60, s_ids[0].sk);
+    assert_memory_equal(fresh, sig, 64);
+    /* a deferred append does not move the signed head; a sync does, and signs it */
+    static mfl_audit_record_t rec;
+    mfl_audit_set_deferred_sync(log, true);
+    mfl_audit_record_init(&rec, MFL_AUDIT_ROUND_OPENED, 1, NULL);
+    assert_int_equal(mfl_audit_append(log, &rec, NULL, err, sizeof err), 0);
+    mfl_audit_signed_head(log, &seq2, head2, sig2);
+    assert_int_equal(seq2, seq);
+    assert_int_equal(mfl_audit_head_signs(log), signs);
+    assert_int_equal(mfl_audit_sync(log, err, sizeof err), 0);
+    mfl_audit_signed_head(log, &seq2, head2, sig2);
+    assert_int_equal(seq2, seq + 1);
+    assert_memory_not_equal(head2, head, 32);
+    assert_int_equal(mfl_audit_head_verify(s_ids[0].pk, seq2, head2, sig2), 0);
+    assert_int_equal(mfl_audit_head_signs(log), signs + 1);
+    mfl_audit_signed_head(log, &seq2, head2, sig2);
+    assert_int_equal(mfl_audit_head_signs(log), signs + 1);
+    mfl_audit_destroy(&log);
+}
+
 /* A lazy append (what a site does for its peer_head records; any kind
  * behaves the same) is in the file at once and in the
  * writer's own head, but the signed head (the durable chain, what the
@@ -930,6 +978,7 @@ int main(void)
         cmocka_unit_test(test_deferred_sync_appends_are_visible_before_sync),
         cmocka_unit_test(test_deferred_sync_can_be_switched_back),
         cmocka_unit_test(test_lazy_append_is_written_at_once_and_synced_by_the_next),
+        cmocka_unit_test(test_signed_head_is_signed_once_per_synced_head),
         cmocka_unit_test(test_peer_heads_name_a_truncated_or_forked_log),
         cmocka_unit_test(test_cross_check_matches_masked_input_hashes),
     };

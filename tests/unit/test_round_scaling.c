@@ -361,6 +361,7 @@ static mfl_dataset_t *e_train[E_SITES], *e_test[E_SITES];
  * before the engine takes it. */
 static void (*e_tamper)(mfl_eval_report_t *rep);
 static int e_bad_site = -1;
+static bool e_may_fail; /* the run is expected to fail: stop there */
 
 static void e_run(mfl_coord_config_t *c, const char *dir, e_sim_t *e)
 {
@@ -388,6 +389,8 @@ static void e_run(mfl_coord_config_t *c, const char *dir, e_sim_t *e)
             mfl_round_engine_site_seen(e->engine, ids[i], now);
         mfl_round_engine_tick(e->engine, now);
         mfl_engine_phase_t ph = mfl_round_engine_phase(e->engine);
+        if (ph == MFL_ENGINE_FAILED && e_may_fail)
+            return;
         assert_true(ph != MFL_ENGINE_FAILED);
         if (ph == MFL_ENGINE_DONE)
             break;
@@ -571,6 +574,140 @@ static void test_engine_refuses_moments_no_sample_has(void **state)
     }
 }
 
+/* In bounds but extreme: the 60 rows it declared at Hello, each feature's
+ * mean 10000 and a small positive variance. */
+static void s_extreme_but_valid(mfl_eval_report_t *rep)
+{
+    rep->moments_n = 60;
+    for (uint32_t j = 0; j < rep->n_moments; j++) {
+        rep->moments_sum[j] = 60 * 1e4;
+        rep->moments_sum_sq[j] = 60 * (1e8 + 100);
+    }
+}
+
+static double s_med3(double a, double b, double c)
+{
+    return a > b ? (b > c ? b : (a > c ? c : a)) : (a > c ? a : (b > c ? c : b));
+}
+
+static void s_pool_config(mfl_coord_config_t *c, const char *pool)
+{
+    char yaml[1024], err[512];
+    snprintf(yaml, sizeof yaml,
+             "coordinator: {listen: 'tcp://127.0.0.1:7000', key: k, allow_dir: a}\n"
+             "model: {spec: 'linear:3-1', loss: bce, init_seed: 5}\n"
+             "algorithm: {name: reptile, inner_lr: 0.05, inner_steps: 3, meta_batch: 2}\n"
+             "rounds: {count: 1, min_sites: 2, wait_for_sites: 3, seed: 7}\n"
+             "data: {standardize: federated%s%s}\n"
+             "eval: {adapt_steps: 2, adapt_lr: 0.05}\n",
+             pool ? ", scaling_pool: " : "", pool ? pool : "");
+    assert_int_equal(mfl_coord_config_parse(yaml, strlen(yaml), "c.yaml", c, err, sizeof err), 0);
+}
+
+/* data.scaling_pool: median (opt-in) bounds what one hostile site among
+ * three can do with moments the exact pool must accept (its declared row
+ * count, a variance a sample can have): the centre stays among the honest
+ * sites' means and the scale near theirs, where the exact pool follows the
+ * hostile site far away. It is exactly the median formula of
+ * scaling_robust.h; fewer than 3 sites' moments fail the run; the config
+ * refuses it without federated scaling and names a bad value. */
+static void test_engine_median_pool_bounds_a_hostile_site(void **state)
+{
+    (void)state;
+    static const float shifts[E_SITES] = {0.0f, 40.0f, 20.0f};
+    for (int i = 0; i < E_SITES; i++) {
+        e_train[i] = s_raw(50 + (uint64_t)i, 60, shifts[i]);
+        e_test[i] = s_raw(60 + (uint64_t)i, 20, shifts[i]);
+    }
+    mfl_task_scaling_t got[2];
+    for (int t = 0; t < 2; t++) { /* 0: the exact pool, 1: median */
+        char dir[] = "/tmp/test_round_scaling_med.XXXXXX";
+        assert_non_null(mkdtemp(dir));
+        static mfl_coord_config_t c;
+        s_pool_config(&c, t ? "median" : NULL);
+        assert_true(c.scaling_pool_median == (t == 1));
+        e_tamper = s_extreme_but_valid;
+        e_bad_site = 2;
+        static e_sim_t e;
+        e_run(&c, dir, &e);
+        e_tamper = NULL;
+        e_bad_site = -1;
+        assert_true(mfl_round_engine_scaling(e.engine, &got[t]));
+        e_free(&e);
+        char cmd[160];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+        assert_int_equal(system(cmd), 0);
+    }
+    for (int k = 0; k < 3; k++) {
+        /* The site's moments, as it computes them (doubles of its floats). */
+        double m[3], v[3], d[3];
+        for (int i = 0; i < 3; i++) {
+            double s = 0, ss = 0, n = (double)e_train[i]->n;
+            for (size_t r = 0; r < e_train[i]->n; r++) {
+                double x = e_train[i]->x[3 * r + (size_t)k];
+                s += x;
+                ss += x * x;
+            }
+            if (i == 2) { /* what the hostile site sent instead */
+                s = 60 * 1e4;
+                ss = 60 * (1e8 + 100);
+            }
+            m[i] = s / n;
+            v[i] = (ss - s * m[i]) / (n - 1);
+        }
+        double centre = s_med3(m[0], m[1], m[2]);
+        for (int i = 0; i < 3; i++)
+            d[i] = (m[i] - centre) * (m[i] - centre);
+        double scale = sqrt(s_med3(v[0], v[1], v[2]) + s_med3(d[0], d[1], d[2])) + 1e-9;
+        /* The exact pool follows the hostile site ... */
+        assert_true(got[0].mean[k] > 3000.0f);
+        assert_true(got[0].scale[k] > 4000.0f);
+        /* ... the median pool stays among the honest sites. */
+        assert_true(fabs(got[1].mean[k] - centre) < 1e-4 * (1 + fabs(centre)));
+        assert_true(fabs(got[1].scale[k] - scale) < 1e-4 * scale);
+        assert_true(got[1].mean[k] >= fmin(m[0], m[1]) - 1e-3 &&
+                    got[1].mean[k] <= fmax(m[0], m[1]) + 1e-3);
+        assert_true(got[1].scale[k] < 60.0f);
+    }
+    /* Two sites' moments (the third's refused: more rows than declared). */
+    char dir[] = "/tmp/test_round_scaling_med2.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    static mfl_coord_config_t c;
+    s_pool_config(&c, "median");
+    e_tamper = s_claim_more_rows;
+    e_bad_site = 2;
+    e_may_fail = true;
+    static e_sim_t e;
+    e_run(&c, dir, &e);
+    e_may_fail = false;
+    e_tamper = NULL;
+    e_bad_site = -1;
+    assert_int_equal(mfl_round_engine_phase(e.engine), MFL_ENGINE_FAILED);
+    e_free(&e);
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+    for (int i = 0; i < E_SITES; i++) {
+        mfl_dataset_destroy(&e_train[i]);
+        mfl_dataset_destroy(&e_test[i]);
+    }
+    /* The config's word on it. */
+    static const char *const bad[] = {
+        "data: {standardize: site, scaling_pool: median}\n",
+        "data: {standardize: federated, scaling_pool: trimmed}\n",
+    };
+    for (int b = 0; b < 2; b++) {
+        char yaml[512], err[512] = "";
+        snprintf(yaml, sizeof yaml,
+                 "coordinator: {listen: 'tcp://127.0.0.1:7000', key: k, allow_dir: a}\n"
+                 "model: {spec: 'linear:3-1', loss: bce}\n%s", bad[b]);
+        assert_int_equal(mfl_coord_config_parse(yaml, strlen(yaml), "c.yaml", &c, err, sizeof err),
+                         -1);
+        assert_non_null(strstr(err, "c.yaml:"));
+        assert_non_null(strstr(err, "data.scaling_pool"));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -579,6 +716,7 @@ int main(void)
         cmocka_unit_test(test_codec_carries_scaling_and_moments_and_refuses_bad_ones),
         cmocka_unit_test(test_engine_pools_records_sends_and_resumes_the_scaling),
         cmocka_unit_test(test_engine_refuses_moments_no_sample_has),
+        cmocka_unit_test(test_engine_median_pool_bounds_a_hostile_site),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
