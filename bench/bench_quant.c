@@ -96,7 +96,7 @@ int main(int argc, char **argv)
             mfl_rng_seed(&q, 7, MFL_BCAST_STREAM);
             float scale = 1;
             double t0 = s_cpu_ms();
-            if (mfl_bcast_encode(kinds[k], theta, hat, n, &q, code, &scale, res) < 0)
+            if (mfl_bcast_encode(kinds[k], theta, hat, n, &q, code, &scale) < 0)
                 return 1;
             double t1 = s_cpu_ms();
             if (mfl_quant_decode(kinds[k], code, n, scale, res) < 0)

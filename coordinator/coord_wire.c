@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/bigmem.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "fed/quant.h"
@@ -149,6 +150,7 @@ void mfl_coord_wire_prepare_theta(mfl_coord_wire_t *self, const mfl_tensor_t *t,
     if (!snap)
         return;
     snap->data = malloc((total ? total : 1) * sizeof(float));
+    mfl_mem_advise_huge(snap->data, total * sizeof(float));
     /* the hashes, then the per-tensor counts the helper reads */
     snap->tensor_hash = malloc((n ? n : 1) * (MFL_HASH_BYTES + sizeof(uint64_t)));
     if (!snap->data || !snap->tensor_hash) {
@@ -292,6 +294,11 @@ mfl_coord_wire_t *mfl_coord_wire_new(const char *endpoint, const char *key_file,
      * and hashes them run by run): no 4·P contiguous copy per update held
      * (docs/PERFORMANCE.md, "Large models"). */
     opts.limits.pieces = true;
+    /* fp16 / int8 updates stay encoded there too: the engine decodes them
+     * block by block while it norms and folds (no 4·P float copy per
+     * update, nor its page faults: docs/PERFORMANCE.md "Encoded updates
+     * folded where they lie"). */
+    opts.limits.encoded_runs = true;
     self->server = mfl_server_new(endpoint, self->identity, allow_dir, &opts, err, errlen);
     if (!self->server)
         goto out_fail;
@@ -593,6 +600,7 @@ static s_snapshot_t *s_snapshot(mfl_coord_wire_t *self, const uint8_t *hash, siz
     if (!snap)
         return NULL;
     snap->data = malloc((total ? total : 1) * sizeof(float));
+    mfl_mem_advise_huge(snap->data, total * sizeof(float));
     snap->tensor_hash = malloc((n ? n : 1) * MFL_HASH_BYTES);
     if (!snap->data || !snap->tensor_hash) {
         free(snap->data);
@@ -672,6 +680,7 @@ static s_snapshot_t *s_snapshot_encoded(mfl_coord_wire_t *self, const ProtobufCB
     if (!snap)
         return NULL;
     snap->data = malloc(((bytes + 3) / 4 ? (bytes + 3) / 4 : 1) * sizeof(float));
+    mfl_mem_advise_huge(snap->data, bytes);
     snap->tensor_hash = malloc((n ? n : 1) * MFL_HASH_BYTES);
     if (!snap->data || !snap->tensor_hash) {
         free(snap->data);

@@ -262,6 +262,10 @@ mfl_site_agent_t *mfl_site_agent_new(const mfl_site_config_t *cfg,
      * from there into self->theta, with no contiguous copy in between
      * (4·P bytes less at the site's peak). */
     co.limits.pieces = true;
+    /* a compressed broadcast's difference stays encoded there too: it is
+     * decoded block by block into the held model (site_broadcast.c), with
+     * no 4·P float copy per round */
+    co.limits.encoded_runs = true;
     co.io_threads = 1; /* one connection: the training threads need the cores */
     self->client = mfl_client_new(cfg->endpoint, self->identity, &self->coord_key, &co, sub,
                                   sizeof(sub));
@@ -452,9 +456,17 @@ static int s_gather_into(mfl_site_agent_t *self, mfl_msg_t *msg, float **buf, si
     }
     size_t off = 0;
     for (size_t i = 0; i < nt; i++) {
+        const mfl_tensor_t *t = mfl_msg_tensor(msg, i);
+        if (!t->data && t->encoding != MFL_QUANT_FP32) { /* codes left in their frames */
+            if (mfl_quant_decode_view(t, 0, (size_t)t->count, *buf + off) < 0)
+                return mfl_errf(err, errlen, "tensor '%s': cannot decode its %s values",
+                                t->name, mfl_quant_name((mfl_quant_kind_t)t->encoding)), -1;
+            off += (size_t)t->count;
+            continue;
+        }
         mfl_tensor_piece_t one;
         size_t nr;
-        const mfl_tensor_piece_t *r = mfl_tensor_pieces(mfl_msg_tensor(msg, i), &one, &nr);
+        const mfl_tensor_piece_t *r = mfl_tensor_pieces(t, &one, &nr);
         for (size_t k = 0; k < nr; k++) {
             memcpy(*buf + off, r[k].data, (size_t)r[k].count * sizeof(float));
             off += (size_t)r[k].count;

@@ -36,9 +36,11 @@ typedef struct {
      * default everywhere) float32. Only the wire and the site's update
      * path set another: on send, encoding ≠ 0 makes `data` point to
      * mfl_quant_bytes(encoding, count) encoded bytes (cast) and blake2b
-     * hash those bytes; on receive, data is always the decoded float32
-     * values, encoding/scale say how they came and blake2b is the hash of
-     * the bytes that came. */
+     * hash those bytes; on receive, data is the decoded float32 values
+     * (or, where the receiver asked for wire/message.h encoded_runs, NULL
+     * with `pieces` runs of codes: fed/quant.h mfl_quant_decode_view),
+     * encoding/scale say how they came and blake2b is the hash of the
+     * bytes that came. */
     uint32_t encoding;
     float scale; /* int8: value = code · scale */
     /* Receive side only, where the receiver asked for it (the coordinator's

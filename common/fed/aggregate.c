@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/bigmem.h"
 #include "core/log.h"
 
 struct mfl_aggregate {
@@ -115,6 +116,7 @@ mfl_aggregate_t *mfl_aggregate_new_bounded(size_t n_params, unsigned frac_bits,
         mfl_aggregate_destroy(&self);
         return NULL;
     }
+    mfl_mem_advise_huge(self->sum, n_params * sizeof *self->sum);
     return self;
 }
 
@@ -154,6 +156,9 @@ static int s_storage(mfl_aggregate_t *self, char *err, size_t errlen)
         mfl_errf(err, errlen, "out of memory for the sums of %zu parameters", self->n);
         return -1;
     }
+    /* fresh pages every round for big models (released between rounds):
+     * one fault per 2 MiB instead of per 4 KiB (core/bigmem.h) */
+    mfl_mem_advise_huge(self->sum, self->n * sizeof *self->sum);
     return 0;
 }
 

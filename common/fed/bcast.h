@@ -19,7 +19,7 @@
  *   mfl_rng_t r;
  *   mfl_rng_seed(&r, round_seed, MFL_BCAST_STREAM + tensor_index);
  *   float scale;
- *   mfl_bcast_encode(MFL_QUANT_INT8, theta, theta_hat, n, &r, bytes, &scale, work);
+ *   mfl_bcast_encode(MFL_QUANT_INT8, theta, theta_hat, n, &r, bytes, &scale);
  *   ... bytes (mfl_quant_bytes(kind, n)) and scale travel; at the site:
  *   mfl_quant_decode(MFL_QUANT_INT8, bytes, n, scale, decoded);
  *   mfl_bcast_apply(held, decoded, n);   // held is now theta_hat
@@ -40,14 +40,15 @@
 
 /* One tensor of the broadcast: encodes d = theta − theta_hat (n floats)
  * as `kind` (fp16 or int8) into out (mfl_quant_bytes(kind, n) bytes) and
- * *scale, then sets theta_hat += decode(out). `work` is n floats of
- * scratch. theta_hat stays finite when theta and theta_hat are (the
- * decoded difference is bounded by |d|'s range; fp16 clamps |d| to 65504,
- * and the rest is sent later). 0, or -1 if a d[i] is not finite or kind is
- * not fp16 / int8 (theta_hat then unchanged). No buffer may overlap
- * another. */
+ * *scale, exactly as mfl_quant_encode of the whole d would, then sets
+ * theta_hat += decode(out). Works in pieces on the stack (no θ-sized
+ * scratch; theta and theta_hat are read twice). theta_hat stays finite
+ * when theta and theta_hat are (the decoded difference is bounded by |d|'s
+ * range; fp16 clamps |d| to 65504, and the rest is sent later). 0, or -1
+ * if a d[i] is not finite or kind is not fp16 / int8 (theta_hat then
+ * unchanged). No buffer may overlap another. */
 int mfl_bcast_encode(mfl_quant_kind_t kind, const float *theta, float *theta_hat, size_t n,
-                     mfl_rng_t *rng, void *out, float *scale, float *work);
+                     mfl_rng_t *rng, void *out, float *scale);
 
 /* held[i] += decoded[i] for i < n: a site's θ̂_{t−1} becomes θ̂_t. */
 void mfl_bcast_apply(float *held, const float *decoded, size_t n);

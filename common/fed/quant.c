@@ -112,7 +112,7 @@ uint16_t mfl_quant_f32_to_f16(float x, double u)
  * exactly as the per-element definitions above (mfl_quant_f32_to_f16, the
  * int8 rule below) do: tests/unit/test_fed_quant.c checks the codes and
  * residuals bit for bit against them. */
-#define S_BLOCK 256
+#define S_BLOCK MFL_QUANT_BLOCK
 
 /* |x| ≤ FLT_MAX, on the bits (vectorises; NaN and ±inf fail). */
 static inline int s_finite(float v)
@@ -198,25 +198,13 @@ static int s_encode_fp16(const float *x, size_t n, float *residual, mfl_rng_t *r
 
 static float s_int8_value(int8_t code, float scale) { return (float)code * scale; }
 
-static int s_encode_int8(const float *x, size_t n, float *residual, mfl_rng_t *rng,
-                         int8_t *out, float *scale)
+/* int8's second pass: the codes of v = x + residual (or x) with scale s. */
+static void s_encode_int8_pass(const float *x, size_t n, float *residual, mfl_rng_t *rng,
+                               int8_t *out, float s)
 {
     float v[S_BLOCK], left[S_BLOCK];
     double u[S_BLOCK];
     int8_t codes[S_BLOCK];
-    uint32_t maxbits = 0; /* of |v|: finite non-negative floats order as their bits */
-    for (size_t i = 0; i < n; i += S_BLOCK) {
-        size_t m = n - i < S_BLOCK ? n - i : S_BLOCK;
-        if (s_block_values(x + i, residual ? residual + i : NULL, m, v))
-            return -1;
-        for (size_t j = 0; j < m; j++) {
-            uint32_t a = s_bits(v[j]) & 0x7fffffffu;
-            maxbits = a > maxbits ? a : maxbits;
-        }
-    }
-    float maxabs = s_float(maxbits);
-    float s = maxabs / 127.0f;
-    *scale = s;
     for (size_t i = 0; i < n; i += S_BLOCK) {
         size_t m = n - i < S_BLOCK ? n - i : S_BLOCK;
         (void)s_block_values(x + i, residual ? residual + i : NULL, m, v);
@@ -241,6 +229,42 @@ static int s_encode_int8(const float *x, size_t n, float *residual, mfl_rng_t *r
         if (residual)
             memcpy(residual + i, left, m * sizeof *left);
     }
+}
+
+static int s_encode_int8(const float *x, size_t n, float *residual, mfl_rng_t *rng,
+                         int8_t *out, float *scale)
+{
+    float v[S_BLOCK];
+    uint32_t maxbits = 0; /* of |v|: finite non-negative floats order as their bits */
+    for (size_t i = 0; i < n; i += S_BLOCK) {
+        size_t m = n - i < S_BLOCK ? n - i : S_BLOCK;
+        if (s_block_values(x + i, residual ? residual + i : NULL, m, v))
+            return -1;
+        for (size_t j = 0; j < m; j++) {
+            uint32_t a = s_bits(v[j]) & 0x7fffffffu;
+            maxbits = a > maxbits ? a : maxbits;
+        }
+    }
+    float maxabs = s_float(maxbits);
+    float s = maxabs / 127.0f;
+    *scale = s;
+    s_encode_int8_pass(x, n, residual, rng, out, s);
+    return 0;
+}
+
+float mfl_quant_int8_scale(float maxabs) { return maxabs / 127.0f; }
+
+int mfl_quant_encode_scaled(mfl_quant_kind_t kind, const float *x, size_t n, float scale,
+                            mfl_rng_t *rng, void *out)
+{
+    if (kind == MFL_QUANT_FP16)
+        return s_encode_fp16(x, n, NULL, rng, out);
+    if (kind != MFL_QUANT_INT8)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (!s_finite(x[i]))
+            return -1;
+    s_encode_int8_pass(x, n, NULL, rng, out, scale);
     return 0;
 }
 
@@ -290,4 +314,28 @@ int mfl_quant_decode(mfl_quant_kind_t kind, const void *in, size_t n, float scal
     }
     }
     return -1;
+}
+
+int mfl_quant_decode_view(const mfl_tensor_t *t, uint64_t at, size_t n, float *out)
+{
+    size_t cb = mfl_quant_bytes((mfl_quant_kind_t)t->encoding, 1);
+    if (t->data || !t->pieces || t->encoding == MFL_QUANT_FP32 || !cb || at > t->count ||
+        n > t->count - at)
+        return -1;
+    uint64_t start = 0;
+    for (size_t k = 0; k < t->n_pieces && n > 0; k++) {
+        uint64_t cnt = t->pieces[k].count;
+        if (at < start + cnt) {
+            uint64_t skip = at - start;
+            size_t m = cnt - skip < n ? (size_t)(cnt - skip) : n;
+            const unsigned char *codes = (const unsigned char *)t->pieces[k].data + skip * cb;
+            if (mfl_quant_decode((mfl_quant_kind_t)t->encoding, codes, m, t->scale, out) < 0)
+                return -1;
+            out += m;
+            at += m;
+            n -= m;
+        }
+        start += cnt;
+    }
+    return n == 0 ? 0 : -1;
 }

@@ -35,6 +35,7 @@
 #include <stdint.h>
 
 #include "core/rng.h"
+#include "core/tensor.h"
 
 typedef enum {
     MFL_QUANT_FP32 = 0, /* no compression: 4 bytes per element, copied */
@@ -72,8 +73,36 @@ uint16_t mfl_quant_f32_to_f16(float x, double u);
 int mfl_quant_encode(mfl_quant_kind_t kind, const float *x, size_t n, float *residual,
                      mfl_rng_t *rng, void *out, float *scale);
 
+/* Draws per block of the encoders: a tensor encoded in pieces with
+ * mfl_quant_encode_scaled, cut at multiples of this many elements, gets
+ * the codes of one mfl_quant_encode of the whole (the draws come in the
+ * same blocks, in the same order). */
+#define MFL_QUANT_BLOCK 256
+
+/* int8's scale for a tensor whose largest |value| is maxabs (what
+ * mfl_quant_encode computes: maxabs / 127 in float). */
+float mfl_quant_int8_scale(float maxabs);
+
+/* mfl_quant_encode without error feedback, for a caller that encodes a
+ * tensor in pieces (cut at multiples of MFL_QUANT_BLOCK, in order, one
+ * rng) and so must give int8's scale itself (mfl_quant_int8_scale of the
+ * whole tensor's max |x|; ignored for fp16). The pieces' codes are those
+ * of mfl_quant_encode of the whole tensor. 0, or -1 if an element is not
+ * finite or kind is not fp16 / int8. */
+int mfl_quant_encode_scaled(mfl_quant_kind_t kind, const float *x, size_t n, float scale,
+                            mfl_rng_t *rng, void *out);
+
 /* Decodes n elements of `in` (mfl_quant_bytes(kind, n) bytes) with `scale`
  * into out. 0, or -1 for an unknown kind or (int8) a non-finite scale. */
 int mfl_quant_decode(mfl_quant_kind_t kind, const void *in, size_t n, float scale, float *out);
+
+/* Decodes values [at, at + n) of a tensor view whose values are runs of
+ * codes (`pieces` with data cast: count codes of mfl_quant_bytes(encoding,
+ * 1) bytes each, `encoding` fp16 or int8, int8's `scale`; what the wire
+ * leaves for the coordinator, wire/message.h encoded_runs) into out, each
+ * value exactly as mfl_quant_decode of the whole tensor gives it. 0, or -1
+ * if the view has contiguous data or is float32, the range is outside it,
+ * or (int8) the scale is not finite. */
+int mfl_quant_decode_view(const mfl_tensor_t *t, uint64_t at, size_t n, float *out);
 
 #endif

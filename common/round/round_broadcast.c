@@ -95,9 +95,6 @@ int mfl_engine_bcast_adopt(mfl_round_engine_t *self, const float *hat, uint32_t 
 static int s_step(mfl_round_engine_t *self)
 {
     mfl_quant_kind_t kind = (mfl_quant_kind_t)self->config.broadcast_encoding;
-    float *work = malloc(self->n_state * sizeof(float));
-    if (!work)
-        return -1;
     memcpy(self->bcast_prev_hash, self->bcast_hash, 32);
     int rc = 0;
     for (size_t i = 0; i < self->n_tensors && rc == 0; i++) {
@@ -106,7 +103,7 @@ static int s_step(mfl_round_engine_t *self)
         mfl_rng_t r;
         mfl_rng_seed(&r, self->round_seed, MFL_BCAST_STREAM + (uint64_t)i);
         rc = mfl_bcast_encode(kind, self->theta + off, self->bcast + off, n, &r, q,
-                              &self->bcast_scale[i], work);
+                              &self->bcast_scale[i]);
         crypto_generichash(self->bcast_q_hash + 32 * i, 32, q, mfl_quant_bytes(kind, n), NULL,
                            0);
         mfl_tensor_t *v = &self->bcast_q_views[i];
@@ -116,7 +113,6 @@ static int s_step(mfl_round_engine_t *self)
         v->scale = self->bcast_scale[i];
         v->blake2b = self->bcast_q_hash + 32 * i;
     }
-    free(work);
     if (rc < 0) {
         /* a difference beyond float range: θ̂ = θ, sent in full to all
          * (the same on every run: it depends on θ and θ̂ only) */

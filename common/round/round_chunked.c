@@ -42,6 +42,88 @@ int mfl_engine_read_scaled(void *engine, size_t offset, float *out, size_t n, ch
     return 0;
 }
 
+/* An update whose tensors arrived encoded and were left in their frames
+ * (wire/message.h encoded_runs): read through this reader, block by block,
+ * like a spooled one, so no float copy of Δ is ever made. */
+typedef struct {
+    const mfl_round_engine_t *engine;
+    const mfl_tensor_t *tensors;
+    size_t cursor; /* the tensor the last read ended in (reads go forward) */
+} s_coded_t;
+
+static int s_read_coded(void *ctx, size_t offset, float *out, size_t n, char *err,
+                        size_t errlen)
+{
+    s_coded_t *c = ctx;
+    const mfl_round_engine_t *self = c->engine;
+    size_t i = c->cursor < self->n_tensors && offset >= self->tensor_offset[c->cursor]
+                   ? c->cursor
+                   : 0;
+    while (n > 0) {
+        while (i < self->n_tensors &&
+               offset >= self->tensor_offset[i] + (size_t)self->views[i].count)
+            i++;
+        if (i == self->n_tensors) {
+            mfl_errf(err, errlen, "values [%zu, +%zu) lie past the update's %zu", offset, n,
+                     self->n_state);
+            return -1;
+        }
+        const mfl_tensor_t *t = &c->tensors[i];
+        size_t in = offset - self->tensor_offset[i];
+        size_t m = (size_t)t->count - in < n ? (size_t)t->count - in : n;
+        int rc = 0;
+        if (t->data) /* decoded by the wire after all (frames that split a code) */
+            memcpy(out, t->data + in, m * sizeof *out);
+        else
+            rc = mfl_quant_decode_view(t, in, m, out);
+        if (rc < 0) {
+            mfl_errf(err, errlen, "tensor '%s': cannot decode values [%zu, +%zu)", t->name, in,
+                     m);
+            return -1;
+        }
+        out += m;
+        offset += m;
+        n -= m;
+        c->cursor = i;
+    }
+    return 0;
+}
+
+bool mfl_engine_coded(const mfl_tensor_t *t, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!t[i].data && t[i].pieces &&
+            (t[i].encoding == MFL_QUANT_FP16 || t[i].encoding == MFL_QUANT_INT8))
+            return true;
+    return false;
+}
+
+int mfl_engine_update_coded(mfl_round_engine_t *self, const char *peer, bool granted,
+                            const mfl_update_header_t *h, const mfl_tensor_t *tensors,
+                            size_t n_tensors, const uint8_t *signed_header,
+                            size_t signed_header_len, const uint8_t *signature,
+                            size_t signature_len, uint64_t now_ms)
+{
+    float *buf = malloc(MFL_ENGINE_READ_BLOCK * sizeof(float));
+    if (!buf) {
+        mfl_engine_reject(self, peer, MFL_REJECT_TOO_LARGE, h ? h->round : 0,
+                          "coordinator out of memory for an encoded update");
+        return -1;
+    }
+    s_coded_t ctx = {self, tensors, 0};
+    self->rd_fn = s_read_coded;
+    self->rd_ctx = &ctx;
+    self->rd_buf = buf;
+    self->rd_scale = 1.0;
+    int rc = mfl_engine_update(self, peer, granted, h, tensors, n_tensors, signed_header,
+                               signed_header_len, signature, signature_len, now_ms);
+    self->rd_fn = NULL;
+    self->rd_ctx = NULL;
+    self->rd_buf = NULL;
+    free(buf);
+    return rc;
+}
+
 const mfl_tensor_t *mfl_round_engine_layout(const mfl_round_engine_t *self, size_t *n_tensors)
 {
     *n_tensors = self->n_tensors;

@@ -891,8 +891,12 @@ int mfl_round_engine_update(mfl_round_engine_t *self, const char *peer,
     bool small = (uint64_t)self->n_state * sizeof(float) <= self->small_upload_bytes;
     bool granted = !self->gate || small || mfl_upload_gate_holds(self->gate, peer);
     uint64_t rejected_before = self->n_rejected_total;
-    int rc = mfl_engine_update(self, peer, granted, h, tensors, n_tensors, signed_header,
-                               signed_header_len, signature, signature_len, now_ms);
+    int rc = mfl_engine_coded(tensors, n_tensors)
+                 ? mfl_engine_update_coded(self, peer, granted, h, tensors, n_tensors,
+                                           signed_header, signed_header_len, signature,
+                                           signature_len, now_ms)
+                 : mfl_engine_update(self, peer, granted, h, tensors, n_tensors, signed_header,
+                                     signed_header_len, signature, signature_len, now_ms);
     if (rc < 0 && self->n_rejected_total != rejected_before)
         mfl_engine_audit_rejected(self, peer, h, signed_header, signed_header_len, signature,
                                   signature_len);

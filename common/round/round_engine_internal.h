@@ -388,6 +388,18 @@ int mfl_engine_read(void *engine, size_t offset, float *out, size_t n, char *err
 int mfl_engine_read_scaled(void *engine, size_t offset, float *out, size_t n, char *err,
                            size_t errlen);
 
+/* round_chunked.c: true when some tensor is left encoded in its frames
+ * (fp16 / int8 codes in `pieces`, data NULL: wire/message.h
+ * encoded_runs); mfl_engine_update for such an update, its values read
+ * through a decoding reader (rd_fn) in MFL_ENGINE_READ_BLOCK blocks: the
+ * same norm, fold, clip and records as the decoded floats in memory. */
+bool mfl_engine_coded(const mfl_tensor_t *tensors, size_t n);
+int mfl_engine_update_coded(mfl_round_engine_t *self, const char *peer, bool granted,
+                            const mfl_update_header_t *h, const mfl_tensor_t *tensors,
+                            size_t n_tensors, const uint8_t *signed_header,
+                            size_t signed_header_len, const uint8_t *signature,
+                            size_t signature_len, uint64_t now_ms);
+
 /* round_engine.c: the update checks and fold shared by whole and chunked
  * updates (tensors are layout views when self->rd_fn is set). */
 int mfl_engine_update(mfl_round_engine_t *self, const char *peer, bool granted,

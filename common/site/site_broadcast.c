@@ -9,6 +9,10 @@
 #include "audit/audit.h"
 #include "core/log.h"
 #include "fed/bcast.h"
+#include "fed/quant.h"
+
+/* Values decoded per block from a difference left encoded (16 KiB). */
+#define S_DECODE_BLOCK 4096
 
 int mfl_site_broadcast_digest(const mfl_tensor_t *t, size_t nt, uint8_t out[32])
 {
@@ -65,14 +69,31 @@ int mfl_site_broadcast_apply(float *held, size_t n_held, const uint8_t held_hash
     if (!h)
         return mfl_errf(err, errlen, "broadcast: out of memory"), -1;
     size_t off = 0;
+    float dec[S_DECODE_BLOCK];
     for (size_t i = 0; i < nt; i++) {
-        mfl_tensor_piece_t one;
-        size_t nr;
-        const mfl_tensor_piece_t *r = mfl_tensor_pieces(&t[i], &one, &nr);
         size_t start = off;
-        for (size_t k = 0; k < nr; k++) {
-            mfl_bcast_apply(held + off, r[k].data, (size_t)r[k].count);
-            off += (size_t)r[k].count;
+        if (!t[i].data && t[i].encoding != MFL_QUANT_FP32) {
+            /* codes left in their frames (wire encoded_runs): decoded a
+             * block at a time, the same values and adds as the whole */
+            for (uint64_t at = 0; at < t[i].count; at += S_DECODE_BLOCK) {
+                size_t m = t[i].count - at < S_DECODE_BLOCK ? (size_t)(t[i].count - at)
+                                                            : S_DECODE_BLOCK;
+                if (mfl_quant_decode_view(&t[i], at, m, dec) < 0) {
+                    free(h);
+                    return mfl_errf(err, errlen, "broadcast: tensor '%s' does not decode",
+                                    t[i].name ? t[i].name : "?"), -2;
+                }
+                mfl_bcast_apply(held + off, dec, m);
+                off += m;
+            }
+        } else {
+            mfl_tensor_piece_t one;
+            size_t nr;
+            const mfl_tensor_piece_t *r = mfl_tensor_pieces(&t[i], &one, &nr);
+            for (size_t k = 0; k < nr; k++) {
+                mfl_bcast_apply(held + off, r[k].data, (size_t)r[k].count);
+                off += (size_t)r[k].count;
+            }
         }
         crypto_generichash(h + 32 * i, 32, (const unsigned char *)(held + start),
                            (unsigned long long)(off - start) * sizeof(float), NULL, 0);

@@ -26,8 +26,9 @@
  * tensor has no hash. */
 int mfl_site_broadcast_digest(const mfl_tensor_t *t, size_t nt, uint8_t out[32]);
 
-/* Applies the difference tensors t[0..nt) (decoded values, learner layout
- * order) of `task` to the held model held[0..n_held) whose hash is
+/* Applies the difference tensors t[0..nt) (decoded values, or codes left
+ * in their frames: data NULL, encoding fp16 / int8, decoded here block by
+ * block (fed/quant.h mfl_quant_decode_view); learner layout order) of `task` to the held model held[0..n_held) whose hash is
  * held_hash (have_held false: none). Checks, before touching held: the
  * task names a base (has_broadcast_base), the site holds it (have_held,
  * hashes equal), the tensors' counts add up to n_held; then adds tensor by

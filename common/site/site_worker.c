@@ -14,6 +14,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "core/bigmem.h"
 #include "core/log.h"
 #include "data/csv_canon.h"
 #include "fed/vec.h"
@@ -367,11 +368,13 @@ int mfl_site_worker_prepare(mfl_site_worker_t *self, const mfl_task_algorithm_t 
             return mfl_learner_destroy(&self->learner), mfl_errf(err, errlen, "out of memory"),
                    -1;
         self->delta = d;
+        mfl_mem_advise_huge(d, ns * sizeof(float)); /* re-faulted every round */
         float *s = realloc(self->scratch, ns * sizeof(float));
         if (!s)
             return mfl_learner_destroy(&self->learner), mfl_errf(err, errlen, "out of memory"),
                    -1;
         self->scratch = s;
+        mfl_mem_advise_huge(s, ns * sizeof(float));
         self->n_state = ns;
         /* another model: the old rounding errors belong to the old one */
         free(self->residual);
@@ -383,6 +386,7 @@ int mfl_site_worker_prepare(mfl_site_worker_t *self, const mfl_task_algorithm_t 
         self->delta = malloc((self->n_state ? self->n_state : 1) * sizeof(float));
         if (!self->delta)
             return mfl_errf(err, errlen, "out of memory"), -1;
+        mfl_mem_advise_huge(self->delta, self->n_state * sizeof(float));
     }
     if (n_theta != self->n_state)
         return mfl_errf(err, errlen, "site '%s': θ has %zu floats but model '%s' with '%s' "

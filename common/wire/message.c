@@ -34,6 +34,7 @@ void mfl_wire_limits_default(mfl_wire_limits_t *limits)
     limits->max_tensors = 256;
     limits->chunk_bytes = MFL_WIRE_CHUNK_BYTES;
     limits->pieces = false;
+    limits->encoded_runs = false;
 }
 
 /* sodium_init picks libsodium's fastest BLAKE2b for this CPU (AVX2 here);
@@ -579,6 +580,79 @@ static int s_check_tensor_headers(mfl_msg_t *self, int *reason, char *err, size_
     return 0;
 }
 
+/* 1 if the codes of an fp16 / int8 tensor in frames [0, n) decode to
+ * finite floats: exactly when mfl_quant_decode's output would be finite. */
+static int s_codes_finite(zmq_msg_t *frames, size_t n, uint32_t encoding, float scale)
+{
+    if (encoding == MFL_QUANT_INT8) {
+        if (!isfinite(scale))
+            return 0;
+        if (isfinite(128.0f * scale)) /* every code in [−128, 127] then is */
+            return 1;
+        for (size_t f = 0; f < n; f++) {
+            const int8_t *c = zmq_msg_data(&frames[f]);
+            for (size_t j = 0; j < zmq_msg_size(&frames[f]); j++)
+                if (!isfinite((float)c[j] * scale))
+                    return 0;
+        }
+        return 1;
+    }
+    uint32_t special = 0; /* fp16: an all-ones exponent is ±Inf or NaN */
+    for (size_t f = 0; f < n; f++) {
+        const uint16_t *h = zmq_msg_data(&frames[f]);
+        size_t m = zmq_msg_size(&frames[f]) / 2;
+        for (size_t j = 0; j < m; j++)
+            special |= (h[j] & 0x7c00u) == 0x7c00u;
+    }
+    return !special;
+}
+
+/* An encoded tensor of an Update or a RoundTask (a compressed broadcast's
+ * difference) left in its frames (limits->encoded_runs):
+ * hashed where it lies, checked finite on its codes, and described as runs
+ * of codes. Returns 1 when so left, 0 when it cannot be (a frame splits a
+ * code or is misaligned for one: the caller decodes as before), -1 after
+ * s_refuse. */
+static int s_keep_encoded(mfl_msg_t *self, size_t i, size_t next, const Metafl__TensorHeader *h,
+                          const mfl_wire_limits_t *limits, int *reason, char *err,
+                          size_t errlen)
+{
+    mfl_tensor_t *t = &self->tensors[i];
+    zmq_msg_t *frames = self->frames + next;
+    size_t cb = mfl_quant_bytes((mfl_quant_kind_t)h->encoding, 1);
+    if (!limits->pieces || !limits->encoded_runs || !self->pieces || !cb ||
+        (self->env->body_case != METAFL__ENVELOPE__BODY_UPDATE &&
+         self->env->body_case != METAFL__ENVELOPE__BODY_ROUND_TASK))
+        return 0;
+    for (uint32_t f = 0; f < h->n_frames; f++)
+        if (zmq_msg_size(&frames[f]) % cb != 0 || (uintptr_t)zmq_msg_data(&frames[f]) % cb != 0)
+            return 0;
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, MFL_HASH_BYTES);
+    for (uint32_t f = 0; f < h->n_frames; f++)
+        crypto_generichash_update(&st, zmq_msg_data(&frames[f]), zmq_msg_size(&frames[f]));
+    uint8_t *hash = self->hashes + i * MFL_HASH_BYTES;
+    crypto_generichash_final(&st, hash, MFL_HASH_BYTES);
+    if (sodium_memcmp(hash, h->blake2b.data, MFL_HASH_BYTES) != 0)
+        return s_refuse(reason, METAFL__REJECT_REASON__REJECT_HASH, err, errlen,
+                        "tensor '%s': BLAKE2b of the data does not match its header", t->name);
+    if (!s_codes_finite(frames, h->n_frames, h->encoding, h->scale))
+        return s_refuse(reason, METAFL__REJECT_REASON__REJECT_NONFINITE, err, errlen,
+                        "tensor '%s': contains NaN or Inf (%s)", t->name,
+                        mfl_quant_name((mfl_quant_kind_t)h->encoding));
+    mfl_tensor_piece_t *runs = self->pieces + (next - 1);
+    for (uint32_t f = 0; f < h->n_frames; f++)
+        runs[f] = (mfl_tensor_piece_t){(const float *)zmq_msg_data(&frames[f]),
+                                       zmq_msg_size(&frames[f]) / cb};
+    t->data = NULL;
+    t->pieces = runs;
+    t->n_pieces = h->n_frames;
+    t->blake2b = hash;
+    t->encoding = h->encoding;
+    t->scale = h->encoding == MFL_QUANT_INT8 ? h->scale : 0;
+    return 1;
+}
+
 /* An encoded tensor (fp16 / int8): gathers its bytes from the frames while
  * hashing them, checks the hash (the bytes as sent, what the site signed),
  * then decodes into a float32 copy owned by the message, which must be
@@ -722,7 +796,10 @@ static int s_read_tensor(mfl_msg_t *self, size_t i, size_t next, const mfl_wire_
     if (h->encoding != MFL_QUANT_FP32) {
         int rc = h->encoding == MFL_WIRE_ENCODING_U64 || h->encoding == MFL_WIRE_ENCODING_U32
                      ? s_read_words(self, i, next, h, limits, reason, err, errlen)
-                     : s_decode_encoded(self, i, h, owned + next, reason, err, errlen);
+                     : s_keep_encoded(self, i, next, h, limits, reason, err, errlen);
+        if (rc == 0 && h->encoding != MFL_WIRE_ENCODING_U64 &&
+            h->encoding != MFL_WIRE_ENCODING_U32)
+            rc = s_decode_encoded(self, i, h, owned + next, reason, err, errlen);
         if (rc < 0)
             return -1;
         if (rc == 1)

@@ -84,6 +84,17 @@ typedef struct {
                                   coordinator folds updates from the runs); so are
                                   uint64 / uint32 words (mfl_msg_word_runs); default
                                   false: every view has contiguous data */
+    bool encoded_runs;         /* receive side, with `pieces`: an fp16 / int8 tensor
+                                  of an Update or a RoundTask (no other message) is
+                                  hashed and checked finite where it lies and left
+                                  encoded in its frames: data NULL, `pieces` runs of
+                                  codes (data cast: count codes of
+                                  mfl_quant_bytes(encoding, 1) bytes each), encoding
+                                  and scale set; read it with mfl_quant_decode_view
+                                  (fed/quant.h). No 4·P float copy per update or
+                                  broadcast (the coordinator decodes while it folds,
+                                  a site while it adds); frames that split a code are
+                                  decoded as before; default false: float32 copies */
 } mfl_wire_limits_t;
 
 /* Fills *limits with the defaults above. */

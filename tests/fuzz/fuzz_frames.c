@@ -12,7 +12,11 @@
  * tensors over several frames then stay in them as runs. Bit 5
  * (structured): a masked input instead (SECAGG_MASKED, one tensor of
  * uint64 words, uint32 with bit 6), so the word reader is reachable, in
- * place (whole aligned words a frame, with pieces) or gathered. */
+ * place (whole aligned words a frame, with pieces) or gathered. Bit 7
+ * (structured, not masked): the message is an Update decoded with
+ * limits.pieces and limits.encoded_runs, as the coordinator does: fp16 /
+ * int8 tensors stay encoded in their frames, and every value
+ * mfl_quant_decode_view gives of them must be finite. */
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -21,6 +25,7 @@
 
 #include <sodium.h>
 
+#include "fed/quant.h"
 #include "wire/message.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -49,11 +54,12 @@ static size_t s_take(rd_t *r, size_t want, const uint8_t **out)
     return n;
 }
 
-static void s_decode(zmq_msg_t *f, size_t n, int pieces)
+static void s_decode(zmq_msg_t *f, size_t n, int pieces, int runs)
 {
     mfl_wire_limits_t lim;
     mfl_wire_limits_default(&lim);
-    lim.pieces = pieces != 0;
+    lim.pieces = pieces != 0 || runs != 0;
+    lim.encoded_runs = runs != 0;
     lim.max_frames = 20;
     lim.max_total_bytes = 1 << 16;
     lim.max_frame_bytes = 1 << 14;
@@ -84,6 +90,18 @@ static void s_decode(zmq_msg_t *f, size_t n, int pieces)
                 (void)wsink;
                 if (total != words || words != t->count)
                     __builtin_trap();
+                continue;
+            }
+            if (!t->data && t->pieces && t->encoding != 0) { /* codes left in place */
+                float v[64];
+                for (uint64_t at = 0; at < t->count; at += 64) {
+                    size_t k = t->count - at < 64 ? (size_t)(t->count - at) : 64;
+                    if (mfl_quant_decode_view(t, at, k, v) < 0)
+                        __builtin_trap(); /* the runs must cover the tensor */
+                    for (size_t j = 0; j < k; j++)
+                        if (!isfinite(v[j]))
+                            __builtin_trap(); /* vouched finite */
+                }
                 continue;
             }
             const mfl_tensor_piece_t *r = mfl_tensor_pieces(t, &one, &nr);
@@ -118,7 +136,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 memcpy(zmq_msg_data(&f[n]), p, len);
             n++;
         }
-        s_decode(f, n, mode & 16);
+        s_decode(f, n, mode & 16, 0);
         return 0;
     }
     const int masked = (mode & 32) != 0;
@@ -175,6 +193,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             crypto_generichash_final(&st, hashes[i], 32);
     }
     Metafl__Heartbeat hb = METAFL__HEARTBEAT__INIT;
+    Metafl__Update upd = METAFL__UPDATE__INIT;
     Metafl__SecAggMasked mk = METAFL__SEC_AGG_MASKED__INIT;
     Metafl__Envelope env = METAFL__ENVELOPE__INIT;
     env.protocol_version = MFL_WIRE_PROTOCOL_VERSION;
@@ -182,6 +201,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         env.kind = METAFL__MESSAGE_KIND__SECAGG_MASKED;
         env.body_case = METAFL__ENVELOPE__BODY_SECAGG_MASKED;
         env.secagg_masked = &mk;
+    } else if (mode & 128) {
+        env.kind = METAFL__MESSAGE_KIND__UPDATE;
+        env.body_case = METAFL__ENVELOPE__BODY_UPDATE;
+        env.update = &upd;
     } else {
         env.kind = METAFL__MESSAGE_KIND__HEARTBEAT;
         env.body_case = METAFL__ENVELOPE__BODY_HEARTBEAT;
@@ -192,6 +215,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t plen = metafl__envelope__get_packed_size(&env);
     zmq_msg_init_size(&f[0], plen);
     metafl__envelope__pack(&env, zmq_msg_data(&f[0]));
-    s_decode(f, n, mode & 16);
+    s_decode(f, n, mode & 16, !masked && (mode & 128));
     return 0;
 }

@@ -30,10 +30,10 @@ static void s_fill(float *v, size_t n, uint64_t seed, float amp)
 static void s_round(mfl_quant_kind_t k, const float *theta, float *coord_hat, float *site_hat,
                     uint64_t seed, uint8_t *bytes, float *scale)
 {
-    float work[N], decoded[N];
+    float decoded[N];
     mfl_rng_t r;
     mfl_rng_seed(&r, seed, MFL_BCAST_STREAM);
-    assert_int_equal(mfl_bcast_encode(k, theta, coord_hat, N, &r, bytes, scale, work), 0);
+    assert_int_equal(mfl_bcast_encode(k, theta, coord_hat, N, &r, bytes, scale), 0);
     assert_int_equal(mfl_quant_decode(k, bytes, N, *scale, decoded), 0);
     mfl_bcast_apply(site_hat, decoded, N);
     assert_memory_equal(coord_hat, site_hat, sizeof(float) * N);
@@ -78,7 +78,7 @@ static void test_site_rebuilds_bit_for_bit_and_follows_theta(void **state)
 static void test_same_seed_same_bytes(void **state)
 {
     (void)state;
-    float theta[N], a[N], b[N], work[N], sa, sb;
+    float theta[N], a[N], b[N], sa, sb;
     uint8_t ba[N], bb[N];
     s_fill(theta, N, 3, 1.0f);
     s_fill(a, N, 4, 1.0f);
@@ -86,21 +86,21 @@ static void test_same_seed_same_bytes(void **state)
     mfl_rng_t r1, r2;
     mfl_rng_seed(&r1, 42, MFL_BCAST_STREAM);
     mfl_rng_seed(&r2, 42, MFL_BCAST_STREAM);
-    assert_int_equal(mfl_bcast_encode(MFL_QUANT_INT8, theta, a, N, &r1, ba, &sa, work), 0);
-    assert_int_equal(mfl_bcast_encode(MFL_QUANT_INT8, theta, b, N, &r2, bb, &sb, work), 0);
+    assert_int_equal(mfl_bcast_encode(MFL_QUANT_INT8, theta, a, N, &r1, ba, &sa), 0);
+    assert_int_equal(mfl_bcast_encode(MFL_QUANT_INT8, theta, b, N, &r2, bb, &sb), 0);
     assert_memory_equal(ba, bb, N);
     assert_memory_equal(&sa, &sb, 4);
     /* another round's seed rounds differently */
     s_fill(b, N, 4, 1.0f);
     mfl_rng_seed(&r2, 43, MFL_BCAST_STREAM);
-    assert_int_equal(mfl_bcast_encode(MFL_QUANT_INT8, theta, b, N, &r2, bb, &sb, work), 0);
+    assert_int_equal(mfl_bcast_encode(MFL_QUANT_INT8, theta, b, N, &r2, bb, &sb), 0);
     assert_true(memcmp(ba, bb, N) != 0);
 }
 
 static void test_bad_input_leaves_theta_hat(void **state)
 {
     (void)state;
-    float theta[N], hat[N], before[N], work[N], s;
+    float theta[N], hat[N], before[N], s;
     uint8_t bytes[4 * N];
     s_fill(theta, N, 5, 1.0f);
     s_fill(hat, N, 6, 1.0f);
@@ -108,11 +108,11 @@ static void test_bad_input_leaves_theta_hat(void **state)
     mfl_rng_t r;
     mfl_rng_seed(&r, 1, MFL_BCAST_STREAM);
     theta[17] = NAN;
-    assert_int_equal(mfl_bcast_encode(MFL_QUANT_FP16, theta, hat, N, &r, bytes, &s, work), -1);
+    assert_int_equal(mfl_bcast_encode(MFL_QUANT_FP16, theta, hat, N, &r, bytes, &s), -1);
     assert_memory_equal(hat, before, sizeof hat);
     theta[17] = 0.5f;
-    assert_int_equal(mfl_bcast_encode(MFL_QUANT_FP32, theta, hat, N, &r, bytes, &s, work), -1);
-    assert_int_equal(mfl_bcast_encode((mfl_quant_kind_t)9, theta, hat, N, &r, bytes, &s, work),
+    assert_int_equal(mfl_bcast_encode(MFL_QUANT_FP32, theta, hat, N, &r, bytes, &s), -1);
+    assert_int_equal(mfl_bcast_encode((mfl_quant_kind_t)9, theta, hat, N, &r, bytes, &s),
                      -1);
     assert_memory_equal(hat, before, sizeof hat);
 }
@@ -122,7 +122,7 @@ static void test_bad_input_leaves_theta_hat(void **state)
 static void test_known_bytes(void **state)
 {
     (void)state;
-    float theta[N], hat[N], work[N], s;
+    float theta[N], hat[N], s;
     uint8_t bytes[2 * N];
     s_fill(theta, N, 11, 1.0f);
     s_fill(hat, N, 12, 1.0f);
@@ -132,7 +132,7 @@ static void test_known_bytes(void **state)
     for (int k = 0; k < 2; k++) {
         mfl_rng_t r;
         mfl_rng_seed(&r, 0x5eed, MFL_BCAST_STREAM + (uint64_t)k);
-        assert_int_equal(mfl_bcast_encode(kinds[k], theta, hat, N, &r, bytes, &s, work), 0);
+        assert_int_equal(mfl_bcast_encode(kinds[k], theta, hat, N, &r, bytes, &s), 0);
         crypto_generichash_update(&h, bytes, mfl_quant_bytes(kinds[k], N));
         crypto_generichash_update(&h, (const unsigned char *)&s, 4);
         crypto_generichash_update(&h, (const unsigned char *)hat, sizeof hat);
@@ -144,6 +144,52 @@ static void test_known_bytes(void **state)
     assert_string_equal(hex, "da63a26f19a7f9748baad4704036a73b43c23ef9b3cf839f5f7e760031283553");
 }
 
+/* A tensor longer than the encoder's stack pieces (and not a multiple of
+ * them): the bytes, scale and θ̂ are those of the definition, one
+ * mfl_quant_encode of the whole d = θ − θ̂, its decode, and one float add
+ * per element; a non-finite d in the last piece leaves θ̂ untouched (the
+ * pieces before it included). */
+static void test_long_tensor_equals_whole_encoding(void **state)
+{
+    (void)state;
+    enum { L = 3 * 4096 + 4096 / 2 + 37 };
+    float *theta = malloc(L * sizeof(float)), *hat = malloc(L * sizeof(float));
+    float *ref = malloc(L * sizeof(float)), *d = malloc(L * sizeof(float));
+    uint8_t *bytes = malloc(2 * L), *want = malloc(2 * L);
+    assert_true(theta && hat && ref && d && bytes && want);
+    const mfl_quant_kind_t kinds[2] = {MFL_QUANT_INT8, MFL_QUANT_FP16};
+    for (int k = 0; k < 2; k++) {
+        s_fill(theta, L, 21, 1.0f);
+        s_fill(hat, L, 22, 1.0f);
+        theta[L - 5] = 40.0f; /* the max |d| sits in the last piece */
+        memcpy(ref, hat, L * sizeof(float));
+        mfl_rng_t r1, r2;
+        mfl_rng_seed(&r1, 3, MFL_BCAST_STREAM);
+        mfl_rng_seed(&r2, 3, MFL_BCAST_STREAM);
+        float s, ws;
+        for (size_t i = 0; i < L; i++)
+            d[i] = theta[i] - ref[i];
+        assert_int_equal(mfl_quant_encode(kinds[k], d, L, NULL, &r1, want, &ws), 0);
+        assert_int_equal(mfl_quant_decode(kinds[k], want, L, ws, d), 0);
+        for (size_t i = 0; i < L; i++)
+            ref[i] += d[i];
+        assert_int_equal(mfl_bcast_encode(kinds[k], theta, hat, L, &r2, bytes, &s), 0);
+        assert_memory_equal(bytes, want, mfl_quant_bytes(kinds[k], L));
+        assert_memory_equal(&s, &ws, sizeof s);
+        assert_memory_equal(hat, ref, L * sizeof(float));
+        /* refused whole: nothing of θ̂ changes */
+        theta[L - 3] = INFINITY;
+        assert_int_equal(mfl_bcast_encode(kinds[k], theta, hat, L, &r2, bytes, &s), -1);
+        assert_memory_equal(hat, ref, L * sizeof(float));
+    }
+    free(theta);
+    free(hat);
+    free(ref);
+    free(d);
+    free(bytes);
+    free(want);
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -153,6 +199,7 @@ int main(void)
         cmocka_unit_test(test_same_seed_same_bytes),
         cmocka_unit_test(test_bad_input_leaves_theta_hat),
         cmocka_unit_test(test_known_bytes),
+        cmocka_unit_test(test_long_tensor_equals_whole_encoding),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -53,11 +53,11 @@ static void s_setup_fx(fx_t *f)
     const size_t off[2] = {0, N1}, cnt[2] = {N1, N2};
     for (int k = 0; k < 2; k++) {
         uint8_t q[N];
-        float scale, work[N];
+        float scale;
         mfl_rng_t r;
         mfl_rng_seed(&r, 77, MFL_BCAST_STREAM + (uint64_t)k);
         assert_int_equal(mfl_bcast_encode(MFL_QUANT_INT8, f->theta + off[k],
-                                          f->coord_hat + off[k], cnt[k], &r, q, &scale, work),
+                                          f->coord_hat + off[k], cnt[k], &r, q, &scale),
                          0);
         assert_int_equal(mfl_quant_decode(MFL_QUANT_INT8, q, cnt[k], scale, f->decoded + off[k]),
                          0);
@@ -77,6 +77,45 @@ static void test_difference_applies_to_the_held_model(void **state)
     s_setup_fx(f);
     char err[200] = "";
     assert_int_equal(mfl_site_broadcast_apply(f->held, N, f->held_hash, true, &f->task, f->t, 2,
+                                              err, sizeof err), 0);
+    assert_memory_equal(f->held, f->coord_hat, sizeof f->held);
+    free(f);
+}
+
+/* The difference as the site's wire leaves it (encoded_runs): int8 codes
+ * in two runs per tensor, decoded here block by block: the same held model
+ * as from the decoded floats, bit for bit. */
+static void test_codes_left_in_their_frames_apply_the_same(void **state)
+{
+    (void)state;
+    fx_t *f = malloc(sizeof *f);
+    s_setup_fx(f);
+    memcpy(f->coord_hat, f->held, sizeof f->held);
+    const size_t off[2] = {0, N1}, cnt[2] = {N1, N2};
+    int8_t codes[N];
+    mfl_tensor_piece_t runs[2][2];
+    mfl_tensor_t t[2];
+    for (int k = 0; k < 2; k++) {
+        float scale;
+        mfl_rng_t r;
+        mfl_rng_seed(&r, 77, MFL_BCAST_STREAM + (uint64_t)k);
+        assert_int_equal(mfl_bcast_encode(MFL_QUANT_INT8, f->theta + off[k],
+                                          f->coord_hat + off[k], cnt[k], &r, codes + off[k],
+                                          &scale),
+                         0);
+        size_t first = cnt[k] / 2 + 1;
+        runs[k][0] = (mfl_tensor_piece_t){(const float *)(const void *)(codes + off[k]), first};
+        runs[k][1] = (mfl_tensor_piece_t){(const float *)(const void *)(codes + off[k] + first),
+                                          cnt[k] - first};
+        t[k] = mfl_tensor_vec(k ? "b" : "w", NULL, cnt[k]);
+        t[k].pieces = runs[k];
+        t[k].n_pieces = 2;
+        t[k].encoding = MFL_QUANT_INT8;
+        t[k].scale = scale;
+    }
+    s_digest(f->coord_hat, f->task.model_hash);
+    char err[200] = "";
+    assert_int_equal(mfl_site_broadcast_apply(f->held, N, f->held_hash, true, &f->task, t, 2,
                                               err, sizeof err), 0);
     assert_memory_equal(f->held, f->coord_hat, sizeof f->held);
     free(f);
@@ -153,6 +192,7 @@ int main(void)
         return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_difference_applies_to_the_held_model),
+        cmocka_unit_test(test_codes_left_in_their_frames_apply_the_same),
         cmocka_unit_test(test_refusals_leave_the_held_model),
         cmocka_unit_test(test_a_sum_that_is_not_the_named_model_is_refused),
         cmocka_unit_test(test_digest_of_a_full_model),

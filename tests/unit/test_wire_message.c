@@ -652,6 +652,154 @@ static void test_encoded_tensor_rejections(void **state)
                      METAFL__REJECT_REASON__REJECT_NONFINITE);
 }
 
+/* Decodes fr (consumed) with `lim`; the message or NULL with *reason. */
+static mfl_msg_t *s_decode(frames_t *fr, const mfl_wire_limits_t *lim, int *reason)
+{
+    char err[256] = "";
+    mfl_msg_t *m = mfl_msg_decode(fr->f, fr->n, lim, reason, err, sizeof err);
+    for (size_t i = 0; i < fr->n; i++)
+        zmq_msg_close(&fr->f[i]);
+    return m;
+}
+
+/* limits.encoded_runs (the coordinator): an fp16 / int8 tensor of an
+ * Update stays encoded in its frames, hashed and checked finite there, and
+ * mfl_quant_decode_view gives exactly mfl_quant_decode's values for any
+ * range; a float32 tensor beside it, and encoded tensors of any other
+ * message, are as before. */
+static void test_encoded_runs_stay_in_update_frames(void **state)
+{
+    (void)state;
+    void *ctx = zmq_ctx_new();
+    void *a = zmq_socket(ctx, ZMQ_PAIR), *b = zmq_socket(ctx, ZMQ_PAIR);
+    assert_int_equal(zmq_bind(a, "inproc://runs-test"), 0);
+    assert_int_equal(zmq_connect(b, "inproc://runs-test"), 0);
+    mfl_wire_limits_t lim;
+    mfl_wire_limits_default(&lim);
+    lim.chunk_bytes = 8000; /* several frames per tensor */
+    enum { N = 9001 };
+    float *x = malloc(N * sizeof(float)), *want16 = malloc(N * sizeof(float));
+    float *want8 = malloc(N * sizeof(float)), *got = malloc(N * sizeof(float));
+    uint16_t *h16 = malloc(N * 2);
+    int8_t *c8 = malloc(N);
+    assert_true(x && want16 && want8 && got && h16 && c8);
+    for (int i = 0; i < N; i++)
+        x[i] = sinf((float)i) * 0.01f;
+    mfl_rng_t r;
+    mfl_rng_seed(&r, 9, MFL_QUANT_STREAM);
+    float s16, s8;
+    assert_int_equal(mfl_quant_encode(MFL_QUANT_FP16, x, N, NULL, &r, h16, &s16), 0);
+    assert_int_equal(mfl_quant_encode(MFL_QUANT_INT8, x, N, NULL, &r, c8, &s8), 0);
+    assert_int_equal(mfl_quant_decode(MFL_QUANT_FP16, h16, N, s16, want16), 0);
+    assert_int_equal(mfl_quant_decode(MFL_QUANT_INT8, c8, N, s8, want8), 0);
+    mfl_tensor_t t[3];
+    t[0] = mfl_tensor_vec("half", (const float *)(const void *)h16, N);
+    t[0].encoding = MFL_QUANT_FP16;
+    t[1] = mfl_tensor_vec("int8", (const float *)(const void *)c8, N);
+    t[1].encoding = MFL_QUANT_INT8;
+    t[1].scale = s8;
+    t[2] = mfl_tensor_vec("plain", x, N);
+    Metafl__Update upd = METAFL__UPDATE__INIT;
+    Metafl__Envelope env = METAFL__ENVELOPE__INIT;
+    env.kind = METAFL__MESSAGE_KIND__UPDATE;
+    env.body_case = METAFL__ENVELOPE__BODY_UPDATE;
+    env.update = &upd;
+    mfl_wire_limits_t rl = lim;
+    rl.pieces = true;
+    rl.encoded_runs = true;
+    char err[256] = "";
+    int reason = 0;
+    frames_t fr;
+    assert_int_equal(mfl_msg_send(a, NULL, 0, &env, t, 3, &lim, NULL, NULL, err, sizeof err), 0);
+    s_recv_all(b, &fr);
+    mfl_msg_t *m = s_decode(&fr, &rl, &reason);
+    assert_non_null(m);
+    const mfl_tensor_t *g0 = mfl_msg_tensor(m, 0), *g1 = mfl_msg_tensor(m, 1);
+    assert_null(g0->data);
+    assert_null(g1->data);
+    assert_int_equal(g0->n_pieces, 3); /* 18002 B in 8000 B frames */
+    assert_int_equal(g1->n_pieces, 2);
+    assert_int_equal(g0->encoding, MFL_QUANT_FP16);
+    assert_int_equal(g1->encoding, MFL_QUANT_INT8);
+    assert_memory_equal(&g1->scale, &s8, 4);
+    uint8_t h[32];
+    crypto_generichash(h, 32, (const unsigned char *)h16, N * 2, NULL, 0);
+    assert_memory_equal(g0->blake2b, h, 32);
+    crypto_generichash(h, 32, (const unsigned char *)c8, N, NULL, 0);
+    assert_memory_equal(g1->blake2b, h, 32);
+    assert_int_equal(mfl_quant_decode_view(g0, 0, N, got), 0);
+    assert_memory_equal(got, want16, N * sizeof(float));
+    assert_int_equal(mfl_quant_decode_view(g1, 0, N, got), 0);
+    assert_memory_equal(got, want8, N * sizeof(float));
+    /* a range across a frame boundary, and one past the end */
+    assert_int_equal(mfl_quant_decode_view(g1, 7990, 1000, got), 0);
+    assert_memory_equal(got, want8 + 7990, 1000 * sizeof(float));
+    assert_int_equal(mfl_quant_decode_view(g0, 3990, 20, got), 0);
+    assert_memory_equal(got, want16 + 3990, 20 * sizeof(float));
+    assert_int_equal(mfl_quant_decode_view(g1, N - 1, 2, got), -1);
+    /* float32 beside them: runs of floats, as limits.pieces says */
+    assert_null(mfl_msg_tensor(m, 2)->data);
+    assert_int_equal(mfl_msg_tensor(m, 2)->encoding, MFL_QUANT_FP32);
+    assert_int_equal(mfl_quant_decode_view(mfl_msg_tensor(m, 2), 0, 1, got), -1);
+    mfl_msg_destroy(&m);
+
+    /* the same tensors in another message (a chunk, a Bye): decoded */
+    Metafl__Bye bye = METAFL__BYE__INIT;
+    bye.reason = (char *)"x";
+    Metafl__Envelope benv = METAFL__ENVELOPE__INIT;
+    benv.kind = METAFL__MESSAGE_KIND__BYE;
+    benv.body_case = METAFL__ENVELOPE__BODY_BYE;
+    benv.bye = &bye;
+    assert_int_equal(mfl_msg_send(a, NULL, 0, &benv, t, 3, &lim, NULL, NULL, err, sizeof err), 0);
+    s_recv_all(b, &fr);
+    m = s_decode(&fr, &rl, &reason);
+    assert_non_null(m);
+    assert_memory_equal(mfl_msg_tensor(m, 1)->data, want8, N * sizeof(float));
+    mfl_msg_destroy(&m);
+
+    /* the checks hold in place: a flipped code, codes decoding to Inf */
+    c8[5000] ^= 1;
+    t[1].blake2b = NULL;
+    uint8_t keep[32];
+    crypto_generichash(keep, 32, (const unsigned char *)c8, N, NULL, 0);
+    c8[5000] ^= 1; /* header hashes the tampered bytes, frames carry these */
+    t[1].blake2b = keep;
+    assert_int_equal(mfl_msg_send(a, NULL, 0, &env, t, 3, &lim, NULL, NULL, err, sizeof err), 0);
+    s_recv_all(b, &fr);
+    assert_null(s_decode(&fr, &rl, &reason));
+    assert_int_equal(reason, METAFL__REJECT_REASON__REJECT_HASH);
+    t[1].blake2b = NULL;
+    t[1].scale = 3e37f; /* 127 · scale overflows */
+    assert_int_equal(mfl_msg_send(a, NULL, 0, &env, t, 3, &lim, NULL, NULL, err, sizeof err), 0);
+    s_recv_all(b, &fr);
+    assert_null(s_decode(&fr, &rl, &reason));
+    assert_int_equal(reason, METAFL__REJECT_REASON__REJECT_NONFINITE);
+    t[1].scale = s8;
+    h16[7000] = 0x7c00; /* +Inf */
+    assert_int_equal(mfl_msg_send(a, NULL, 0, &env, t, 3, &lim, NULL, NULL, err, sizeof err), 0);
+    s_recv_all(b, &fr);
+    assert_null(s_decode(&fr, &rl, &reason));
+    assert_int_equal(reason, METAFL__REJECT_REASON__REJECT_NONFINITE);
+    /* a scale where only code −128 would overflow: no such code, accepted */
+    h16[7000] = 0;
+    t[1].scale = 3.4e38f / 127.5f;
+    assert_int_equal(mfl_msg_send(a, NULL, 0, &env, t, 3, &lim, NULL, NULL, err, sizeof err), 0);
+    s_recv_all(b, &fr);
+    m = s_decode(&fr, &rl, &reason);
+    assert_non_null(m);
+    mfl_msg_destroy(&m);
+
+    free(x);
+    free(want16);
+    free(want8);
+    free(got);
+    free(h16);
+    free(c8);
+    zmq_close(a);
+    zmq_close(b);
+    zmq_ctx_term(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -665,6 +813,7 @@ int main(void)
         cmocka_unit_test(test_snapshot_broadcast_sends_one_copy_to_many),
         cmocka_unit_test(test_encoded_tensors_travel_as_their_bytes),
         cmocka_unit_test(test_encoded_tensor_rejections),
+        cmocka_unit_test(test_encoded_runs_stay_in_update_frames),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
