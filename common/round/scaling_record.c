@@ -28,6 +28,7 @@ int mfl_scaling_state_parse(const char *data, size_t len, const char *label,
                             mfl_task_scaling_t *sc, mfl_scaling_origin_t *origin, char *err,
                             size_t errlen)
 {
+    memset(sc, 0, sizeof *sc); /* entries past n stay 0, whatever the input */
     if (len > MFL_SCALING_STATE_MAX)
         return mfl_errf(err, errlen, "%s: larger than %u bytes", label, MFL_SCALING_STATE_MAX),
                -1;

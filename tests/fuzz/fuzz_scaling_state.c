@@ -42,7 +42,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     mfl_round_task_to_msg(&t, &msg);
     mfl_round_task_t back;
     if (mfl_round_task_from_msg(&msg.msg, &back, err, sizeof err) != 0 ||
-        memcmp(&back.scaling, &sc, sizeof sc) != 0)
+        back.scaling.n != sc.n ||
+        memcmp(back.scaling.mean, sc.mean, sc.n * sizeof sc.mean[0]) != 0 ||
+        memcmp(back.scaling.scale, sc.scale, sc.n * sizeof sc.scale[0]) != 0)
         abort();
     return 0;
 }

@@ -50,12 +50,12 @@ metafl simulate --config coordinator.yaml --run-dir sim >simulate.out 2>simulate
 want=$(fed_final_hash sim)
 ck=$(ls sim/checkpoints/round-*.ckpt | head -n 1)
 [ -n "$ck" ] || fail "simulate wrote no checkpoint"
-head -c 16 "$ck" | grep -q MFLCKPT || fail "not a checkpoint: $ck"
+head -c 16 "$ck" | grep -a MFLCKPT >/dev/null || fail "not a checkpoint: $ck"
 ck_pages=$(( ($(stat -c %s "$ck") + 4095) / 4096 ))
 printf '\noutput:\n  checkpoint_dir: %s\n' "$VOL/ck" >>coordinator.yaml
 mkdir -p "$VOL/ck"
 fill() { dd if=/dev/zero of="$VOL/filler" bs=4k >/dev/null 2>&1 || true; }
-leftovers() { find "$VOL/ck" -name '*.tmp*' -o -name '.*' -type f | grep -q .; }
+leftovers() { find "$VOL/ck" -name '*.tmp*' -o -name '.*' -type f | grep . >/dev/null; }
 
 # 1. full before the start: scaling.state cannot be written
 fill
