@@ -120,3 +120,27 @@ _cleanup() {
   _release_ports
 }
 trap _cleanup EXIT
+
+# mount_small_tmpfs DIR SIZE WHAT: mounts a tmpfs of SIZE (e.g. 256k) on DIR
+# for a full-disk test and unmounts it at exit (after stopping the test's
+# processes). Without the right to mount (not root) it prints SKIPPED with
+# the reason and that WHAT did NOT run, and exits the test with 0.
+mount_small_tmpfs() {
+  local dir=$1 size=$2 what=$3
+  mkdir -p "$dir"
+  if ! mount -t tmpfs -o "size=$size" tmpfs "$dir" 2>"$TEST_TMP/mount.err"; then
+    echo "SKIPPED: cannot mount a tmpfs here ($(cat "$TEST_TMP/mount.err")); $what did NOT run"
+    exit 0
+  fi
+  _SMALL_TMPFS=$dir
+  trap _umount_then_cleanup EXIT
+}
+_umount_then_cleanup() {
+  local rc=$?
+  set +e
+  for pid in "${_PIDS[@]:-}"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  umount "$_SMALL_TMPFS" 2>/dev/null || umount -l "$_SMALL_TMPFS" 2>/dev/null || true
+  (exit $rc)
+  _cleanup
+}

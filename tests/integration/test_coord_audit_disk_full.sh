@@ -12,22 +12,7 @@ source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/federated_env.sh"
 
 VOL=$TEST_TMP/vol
-mkdir -p "$VOL"
-if ! mount -t tmpfs -o size=256k tmpfs "$VOL" 2>"$TEST_TMP/mount.err"; then
-  echo "SKIPPED: cannot mount a tmpfs here ($(cat "$TEST_TMP/mount.err")); the full-disk"
-  echo "         check of the audit log did NOT run (unit test covers the logic)"
-  exit 0
-fi
-_umount_then_cleanup() {
-  local rc=$?
-  set +e
-  for pid in "${_PIDS[@]:-}"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  umount "$VOL" 2>/dev/null || umount -l "$VOL" 2>/dev/null || true
-  (exit $rc)
-  _cleanup
-}
-trap _umount_then_cleanup EXIT
+mount_small_tmpfs "$VOL" 256k "the full-disk check of the audit log (the unit test covers the logic)"
 
 fed_setup 3 rounds.deadline_s=4
 printf 'output:\n  audit_log: %s\n  audit_give_up_s: 120\n' "$VOL/audit.log" \

@@ -20,22 +20,7 @@ source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/federated_env.sh"
 
 VOL=$TEST_TMP/vol
-mkdir -p "$VOL"
-if ! mount -t tmpfs -o size=256k tmpfs "$VOL" 2>"$TEST_TMP/mount.err"; then
-  echo "SKIPPED: cannot mount a tmpfs here ($(cat "$TEST_TMP/mount.err")); the full-disk"
-  echo "         checks of checkpoint v2 and scaling.state did NOT run"
-  exit 0
-fi
-_umount_then_cleanup() {
-  local rc=$?
-  set +e
-  for pid in "${_PIDS[@]:-}"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  umount "$VOL" 2>/dev/null || umount -l "$VOL" 2>/dev/null || true
-  (exit $rc)
-  _cleanup
-}
-trap _umount_then_cleanup EXIT
+mount_small_tmpfs "$VOL" 256k "the full-disk checks of checkpoint v2 and scaling.state"
 
 ROUNDS=4
 fed_setup $ROUNDS "data.standardize=federated" "rounds.broadcast_encoding=int8"
