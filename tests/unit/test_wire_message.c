@@ -516,6 +516,51 @@ static void test_snapshot_broadcast_sends_one_copy_to_many(void **state)
     zmq_ctx_term(ctx);
 }
 
+/* Three tensors of n values x[i] = sin(i) / 100, the first fp16-encoded,
+ * the second int8 (scale s8), the third float32 as is, from the quant
+ * stream seeded 9; want16 / want8 are what a receiver must decode them to. */
+typedef struct {
+    float *x, *want16, *want8;
+    uint16_t *h16;
+    int8_t *c8;
+    float s8;
+    mfl_tensor_t t[3];
+} enc_fixture_t;
+
+static void s_enc_fixture(enc_fixture_t *f, size_t n)
+{
+    f->x = malloc(n * sizeof(float));
+    f->want16 = malloc(n * sizeof(float));
+    f->want8 = malloc(n * sizeof(float));
+    f->h16 = malloc(n * 2);
+    f->c8 = malloc(n);
+    assert_true(f->x && f->want16 && f->want8 && f->h16 && f->c8);
+    for (size_t i = 0; i < n; i++)
+        f->x[i] = sinf((float)i) * 0.01f;
+    mfl_rng_t r;
+    mfl_rng_seed(&r, 9, MFL_QUANT_STREAM);
+    float s16;
+    assert_int_equal(mfl_quant_encode(MFL_QUANT_FP16, f->x, n, NULL, &r, f->h16, &s16), 0);
+    assert_int_equal(mfl_quant_encode(MFL_QUANT_INT8, f->x, n, NULL, &r, f->c8, &f->s8), 0);
+    assert_int_equal(mfl_quant_decode(MFL_QUANT_FP16, f->h16, n, s16, f->want16), 0);
+    assert_int_equal(mfl_quant_decode(MFL_QUANT_INT8, f->c8, n, f->s8, f->want8), 0);
+    f->t[0] = mfl_tensor_vec("half", (const float *)(const void *)f->h16, n);
+    f->t[0].encoding = MFL_QUANT_FP16;
+    f->t[1] = mfl_tensor_vec("int8", (const float *)(const void *)f->c8, n);
+    f->t[1].encoding = MFL_QUANT_INT8;
+    f->t[1].scale = f->s8;
+    f->t[2] = mfl_tensor_vec("plain", f->x, n);
+}
+
+static void s_enc_fixture_free(enc_fixture_t *f)
+{
+    free(f->x);
+    free(f->want16);
+    free(f->want8);
+    free(f->h16);
+    free(f->c8);
+}
+
 /* Encoded updates (fp16, int8): the frames carry the encoded bytes, the
  * header's hash covers them, and the receiver gets float32 values equal
  * to mfl_quant_decode of what was sent, with encoding and scale kept. */
@@ -530,27 +575,12 @@ static void test_encoded_tensors_travel_as_their_bytes(void **state)
     mfl_wire_limits_default(&lim);
     lim.chunk_bytes = 4000; /* several frames per tensor */
     enum { N = 3001 };
-    float *x = malloc(N * sizeof(float)), *want16 = malloc(N * sizeof(float));
-    float *want8 = malloc(N * sizeof(float));
-    uint16_t *h16 = malloc(N * 2);
-    int8_t *c8 = malloc(N);
-    assert_true(x && want16 && want8 && h16 && c8);
-    for (int i = 0; i < N; i++)
-        x[i] = sinf((float)i) * 0.01f;
-    mfl_rng_t r;
-    mfl_rng_seed(&r, 9, MFL_QUANT_STREAM);
-    float s16, s8;
-    assert_int_equal(mfl_quant_encode(MFL_QUANT_FP16, x, N, NULL, &r, h16, &s16), 0);
-    assert_int_equal(mfl_quant_encode(MFL_QUANT_INT8, x, N, NULL, &r, c8, &s8), 0);
-    assert_int_equal(mfl_quant_decode(MFL_QUANT_FP16, h16, N, s16, want16), 0);
-    assert_int_equal(mfl_quant_decode(MFL_QUANT_INT8, c8, N, s8, want8), 0);
-    mfl_tensor_t t[3];
-    t[0] = mfl_tensor_vec("half", (const float *)(const void *)h16, N);
-    t[0].encoding = MFL_QUANT_FP16;
-    t[1] = mfl_tensor_vec("int8", (const float *)(const void *)c8, N);
-    t[1].encoding = MFL_QUANT_INT8;
-    t[1].scale = s8;
-    t[2] = mfl_tensor_vec("plain", x, N);
+    enc_fixture_t f;
+    s_enc_fixture(&f, N);
+    float *x = f.x, *want16 = f.want16, *want8 = f.want8, s8 = f.s8;
+    uint16_t *h16 = f.h16;
+    int8_t *c8 = f.c8;
+    mfl_tensor_t *t = f.t;
     Metafl__Bye bye = METAFL__BYE__INIT;
     bye.reason = (char *)"x";
     Metafl__Envelope env = METAFL__ENVELOPE__INIT;
@@ -585,11 +615,7 @@ static void test_encoded_tensors_travel_as_their_bytes(void **state)
     mfl_msg_destroy(&m);
     for (size_t i = 0; i < fr.n; i++)
         zmq_msg_close(&fr.f[i]);
-    free(x);
-    free(want16);
-    free(want8);
-    free(h16);
-    free(c8);
+    s_enc_fixture_free(&f);
     zmq_close(a);
     zmq_close(b);
     zmq_ctx_term(ctx);
@@ -678,27 +704,14 @@ static void test_encoded_runs_stay_in_update_frames(void **state)
     mfl_wire_limits_default(&lim);
     lim.chunk_bytes = 8000; /* several frames per tensor */
     enum { N = 9001 };
-    float *x = malloc(N * sizeof(float)), *want16 = malloc(N * sizeof(float));
-    float *want8 = malloc(N * sizeof(float)), *got = malloc(N * sizeof(float));
-    uint16_t *h16 = malloc(N * 2);
-    int8_t *c8 = malloc(N);
-    assert_true(x && want16 && want8 && got && h16 && c8);
-    for (int i = 0; i < N; i++)
-        x[i] = sinf((float)i) * 0.01f;
-    mfl_rng_t r;
-    mfl_rng_seed(&r, 9, MFL_QUANT_STREAM);
-    float s16, s8;
-    assert_int_equal(mfl_quant_encode(MFL_QUANT_FP16, x, N, NULL, &r, h16, &s16), 0);
-    assert_int_equal(mfl_quant_encode(MFL_QUANT_INT8, x, N, NULL, &r, c8, &s8), 0);
-    assert_int_equal(mfl_quant_decode(MFL_QUANT_FP16, h16, N, s16, want16), 0);
-    assert_int_equal(mfl_quant_decode(MFL_QUANT_INT8, c8, N, s8, want8), 0);
-    mfl_tensor_t t[3];
-    t[0] = mfl_tensor_vec("half", (const float *)(const void *)h16, N);
-    t[0].encoding = MFL_QUANT_FP16;
-    t[1] = mfl_tensor_vec("int8", (const float *)(const void *)c8, N);
-    t[1].encoding = MFL_QUANT_INT8;
-    t[1].scale = s8;
-    t[2] = mfl_tensor_vec("plain", x, N);
+    enc_fixture_t f;
+    s_enc_fixture(&f, N);
+    float *want16 = f.want16, *want8 = f.want8, s8 = f.s8;
+    float *got = malloc(N * sizeof(float));
+    assert_non_null(got);
+    uint16_t *h16 = f.h16;
+    int8_t *c8 = f.c8;
+    mfl_tensor_t *t = f.t;
     Metafl__Update upd = METAFL__UPDATE__INIT;
     Metafl__Envelope env = METAFL__ENVELOPE__INIT;
     env.kind = METAFL__MESSAGE_KIND__UPDATE;
@@ -789,12 +802,8 @@ static void test_encoded_runs_stay_in_update_frames(void **state)
     assert_non_null(m);
     mfl_msg_destroy(&m);
 
-    free(x);
-    free(want16);
-    free(want8);
     free(got);
-    free(h16);
-    free(c8);
+    s_enc_fixture_free(&f);
     zmq_close(a);
     zmq_close(b);
     zmq_ctx_term(ctx);
